@@ -1,0 +1,33 @@
+# Karma — the two set-up commands are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+GO    ?= go
+BIN   := .cache/bin
+
+.PHONY: demo test bench build vet fmt-check clean
+
+## demo: the main job on the embedded default (one SQLite file under .karma-demo/)
+demo: build
+	@scripts/demo.sh
+
+## build: the karma binary at .cache/bin/karma
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/karma ./cmd/karma
+
+## test: every test, formatting and vet included
+test: fmt-check vet
+	$(GO) test -count=1 ./...
+
+## bench: benchmarks whose figures go into docs/performance.md
+bench:
+	@scripts/bench.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf .cache/bin .karma .karma-demo

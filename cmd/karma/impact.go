@@ -1,0 +1,195 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/usekarma/karma/shared/graph"
+	"github.com/usekarma/karma/shared/model"
+)
+
+func newImpactCmd(g *globals) *cobra.Command {
+	var env, keys, onlyType string
+	var asJSON, upstream bool
+	c := &cobra.Command{
+		Use:   "impact <type>/<nickname>... [--env E]",
+		Short: "What a change to these components affects: the blast radius, its waves and why",
+		Long: `Lists every component downstream of the given ones (or, with --upstream, everything they depend
+on), the waves in which they would be applied, and for each the reason chain: which reference of
+which config links it to the change. --keys limits the first hop to dependents that consume one of
+the changed runtime keys. Components are <type>/<nickname> (with --env, or when only one
+environment defines it) or <env>/<type>/<nickname>.`,
+		Args: argsUsage(cobra.MinimumNArgs(1)),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := g.validateBackend(c); err != nil {
+				return err
+			}
+			s, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			res, err := s.build(c.Context(), env)
+			if err != nil {
+				return err
+			}
+			if err := printDiagnostics(c.ErrOrStderr(), res.Diagnostics.Errors()); err != nil {
+				return err
+			}
+			seeds, err := resolveSeeds(res, env, args)
+			if err != nil {
+				return &usageError{cmd: c.CommandPath(), err: err}
+			}
+			var filter func(*graph.Component) bool
+			if onlyType != "" {
+				filter = func(x *graph.Component) bool { return x.Type == onlyType }
+			}
+			var imp *graph.Impact
+			if upstream {
+				imp = res.Graph.Upstream(seeds, filter)
+			} else {
+				opts := graph.ImpactOptions{Filter: filter}
+				if keys != "" {
+					opts.ChangedKeys = strings.Split(keys, ",")
+				}
+				imp, err = res.Graph.Downstream(seeds, opts)
+				if err != nil {
+					return err
+				}
+			}
+			rep := impactReport(res.Graph, imp)
+			if asJSON {
+				return writeJSON(c.OutOrStdout(), rep)
+			}
+			printImpact(c.OutOrStdout(), rep, upstream)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&env, "env", "", "environment of the named components")
+	c.Flags().StringVar(&keys, "keys", "", "comma-separated runtime keys that changed (first hop only follows consumers of these)")
+	c.Flags().StringVar(&onlyType, "type", "", "show only components of this type (the traversal is unchanged)")
+	c.Flags().BoolVar(&upstream, "upstream", false, "list dependencies instead of dependents")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+// resolveSeeds turns command-line names into graph indexes, reporting every bad name at once.
+func resolveSeeds(res *model.Result, env string, args []string) ([]int32, error) {
+	var seeds []int32
+	var problems []string
+	for _, a := range args {
+		parts := strings.Split(a, "/")
+		var candidates []string
+		switch {
+		case len(parts) == 3:
+			candidates = []string{a}
+		case len(parts) == 2 && env != "":
+			candidates = []string{env + "/" + a}
+		case len(parts) == 2:
+			for _, e := range res.Repo.Environments {
+				if _, ok := res.Graph.Index(e + "/" + a); ok {
+					candidates = append(candidates, e+"/"+a)
+				}
+			}
+			if len(candidates) > 1 {
+				problems = append(problems, fmt.Sprintf("%s is defined in %s: choose one with --env", a, strings.Join(candidates, ", ")))
+				continue
+			}
+		default:
+			problems = append(problems, fmt.Sprintf("%q: want <type>/<nickname> or <env>/<type>/<nickname>", a))
+			continue
+		}
+		if len(candidates) == 0 {
+			problems = append(problems, fmt.Sprintf("%s: no such component", a))
+			continue
+		}
+		i, ok := res.Graph.Index(candidates[0])
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s: no such component", candidates[0]))
+			continue
+		}
+		seeds = append(seeds, i)
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return seeds, nil
+}
+
+type reasonStep struct {
+	From     string         `json:"from"` // the dependent
+	To       string         `json:"to"`   // what it depends on (closer to the seed)
+	Consumes []string       `json:"consumes"`
+	Sources  []graph.Source `json:"sources"`
+}
+
+type affectedDoc struct {
+	ID     string       `json:"id"`
+	Depth  int          `json:"depth"`
+	Wave   int          `json:"wave"`
+	Reason []reasonStep `json:"reason"`
+}
+
+type impactDoc struct {
+	Seeds    []string      `json:"seeds"`
+	Affected []affectedDoc `json:"affected"`
+	Waves    [][]string    `json:"waves"`
+}
+
+func impactReport(g *graph.Graph, imp *graph.Impact) impactDoc {
+	wave := map[int32]int{}
+	d := impactDoc{Seeds: g.IDs(imp.Seeds), Waves: [][]string{}, Affected: []affectedDoc{}}
+	for i, w := range imp.Waves {
+		for _, v := range w {
+			wave[v] = i
+		}
+		if len(w) > 0 {
+			d.Waves = append(d.Waves, g.IDs(w))
+		}
+	}
+	for _, a := range imp.Affected {
+		ad := affectedDoc{ID: g.Components[a.Index].ID, Depth: a.Depth, Wave: wave[a.Index], Reason: []reasonStep{}}
+		for _, step := range imp.Chain(a.Index) {
+			e := g.Edges[step.Edge]
+			ad.Reason = append(ad.Reason, reasonStep{From: g.Components[e.From].ID, To: g.Components[e.To].ID, Consumes: e.Consumes, Sources: e.Sources})
+		}
+		d.Affected = append(d.Affected, ad)
+	}
+	return d
+}
+
+func printImpact(w io.Writer, d impactDoc, upstream bool) {
+	what := "affected"
+	if upstream {
+		what = "dependencies"
+	}
+	fmt.Fprintf(w, "%d %s (seeds included)\n", len(d.Affected), what)
+	for i, wv := range d.Waves {
+		fmt.Fprintf(w, "wave %d: %s\n", i, strings.Join(wv, ", "))
+	}
+	fmt.Fprintln(w, "why:")
+	for _, a := range d.Affected {
+		if len(a.Reason) == 0 {
+			fmt.Fprintf(w, "  %s: changed\n", a.ID)
+			continue
+		}
+		// seed <- dependent [how] <- its dependent [how] ...; upstream chains read the other way.
+		var b strings.Builder
+		first, next := a.Reason[0].To, func(r reasonStep) string { return r.From }
+		arrow := " <- "
+		if upstream {
+			first, next, arrow = a.Reason[0].From, func(r reasonStep) string { return r.To }, " -> "
+		}
+		b.WriteString(first)
+		for _, r := range a.Reason {
+			var how []string
+			for _, s := range r.Sources {
+				how = append(how, s.Rule+" at "+s.Pointer)
+			}
+			fmt.Fprintf(&b, "%s%s [%s]", arrow, next(r), strings.Join(how, ", "))
+		}
+		fmt.Fprintf(w, "  %s\n      %s\n", a.ID, b.String())
+	}
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/usekarma/karma/shared/gitrepo"
+	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/params"
+)
+
+func newParamsCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "params",
+		Short: "Publish resolved configs to Parameter Store and inspect it",
+		Args:  argsUsage(cobra.NoArgs),
+		RunE:  func(c *cobra.Command, _ []string) error { return c.Help() },
+	}
+	c.AddCommand(newParamsPublishCmd(g), newParamsListCmd(g))
+	return c
+}
+
+func newParamsPublishCmd(g *globals) *cobra.Command {
+	var env string
+	var dryRun bool
+	c := &cobra.Command{
+		Use:   "publish [<type> <nickname>] [--env E]",
+		Short: "Publish resolved configs from Git to <prefix>/<type>/<nickname>/config",
+		Long: `Publishes each component's resolved config as compact JSON (Advanced tier above 4 KB), recording
+the commit it came from in the parameter's description. An unchanged config is not written again
+(no new version). Nothing is published when the repository has errors.`,
+		Args: argsUsage(func(c *cobra.Command, args []string) error {
+			if len(args) != 0 && len(args) != 2 {
+				return fmt.Errorf("want no arguments or <type> <nickname>, got %d", len(args))
+			}
+			return nil
+		}),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := g.validateBackend(c); err != nil {
+				return err
+			}
+			if g.paramsBackend == "none" {
+				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--params-backend none: nothing to publish to")}
+			}
+			if g.paramsBackend == "ssm" && env == "" {
+				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--env is required with --params-backend ssm (one account is one environment)")}
+			}
+			s, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			res, err := s.build(c.Context(), env)
+			if err != nil {
+				return err
+			}
+			if err := printDiagnostics(c.ErrOrStderr(), res.Diagnostics.Errors()); err != nil {
+				return fmt.Errorf("nothing published: %w", err)
+			}
+			var selected []*model.Component
+			for _, comp := range res.Repo.Components {
+				if len(args) == 2 && (comp.Type != args[0] || comp.Nickname != args[1]) {
+					continue
+				}
+				selected = append(selected, comp)
+			}
+			if len(selected) == 0 {
+				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("no component %s in %s", strings.Join(args, "/"), envLabel(env))}
+			}
+			commit := gitrepo.HeadCommit(g.repo)
+			var changed, same int
+			for _, comp := range selected {
+				st, err := s.params(comp.Env)
+				if err != nil {
+					return err
+				}
+				name := model.ConfigParam(res.Repo.Settings.Prefix, comp.Type, comp.Nickname)
+				in := params.PutInput{Name: name, Value: string(comp.Resolved), Tier: params.TierFor(string(comp.Resolved)),
+					Description: provenance(commit, comp.File()), User: localUser()}
+				if dryRun {
+					fmt.Fprintf(c.OutOrStdout(), "would publish %s (%s, %d bytes)\n", name, comp.Env, len(comp.Resolved))
+					continue
+				}
+				r, err := st.Put(c.Context(), in)
+				if err != nil {
+					return fmt.Errorf("publishing %s (%s): %w", name, comp.ID(), err)
+				}
+				if r.Changed {
+					changed++
+					fmt.Fprintf(c.OutOrStdout(), "published %-50s %s  version %d\n", name, comp.Env, r.Version)
+				} else {
+					same++
+				}
+			}
+			if !dryRun {
+				fmt.Fprintf(c.OutOrStdout(), "%d published, %d unchanged (commit %s)\n", changed, same, commit)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&env, "env", "", "only this environment")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "show what would be published")
+	return c
+}
+
+func envLabel(env string) string {
+	if env == "" {
+		return "any environment"
+	}
+	return "environment " + env
+}
+
+// provenance is the parameter description: where the value came from (at most 1024 chars).
+func provenance(commit, file string) string {
+	d := "karma: commit=" + commit + " file=" + file
+	if len(d) > 1024 {
+		d = d[:1024]
+	}
+	return d
+}
+
+func newParamsListCmd(g *globals) *cobra.Command {
+	var env string
+	c := &cobra.Command{
+		Use:   "list --env E",
+		Short: "List the parameters under the prefix (SecureString values redacted)",
+		Args:  argsUsage(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := g.validateBackend(c); err != nil {
+				return err
+			}
+			if env == "" {
+				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--env is required")}
+			}
+			s, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			st, err := s.params(env)
+			if err != nil || st == nil {
+				return fmt.Errorf("no parameter store for %s: %v", env, err)
+			}
+			settings, err := model.LoadSettings(g.repo, model.Settings{Prefix: g.prefix})
+			if err != nil {
+				return err
+			}
+			ps, err := st.GetByPath(c.Context(), settings.Prefix)
+			if err != nil {
+				return err
+			}
+			printParams(c.OutOrStdout(), ps)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&env, "env", "", "environment (account) to list")
+	return c
+}
+
+func printParams(w io.Writer, ps []params.Parameter) {
+	for _, p := range ps {
+		v := p.Redacted()
+		if len(v) > 80 {
+			v = v[:77] + "..."
+		}
+		fmt.Fprintf(w, "%-50s v%-3d %s\n", p.Name, p.Version, v)
+	}
+}

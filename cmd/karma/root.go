@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	repo          string
+	stateDir      string
+	prefix        string
+	paramsBackend string
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "karma",
+		Short: "Infrastructure that deploys as a consequence of change",
+		Long: `Karma models infrastructure as a graph of components (iac/<env>/<type>/<nickname>/config.json),
+publishes their resolved config to Parameter Store and deploys what a change affects, in waves.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          argsUsage(cobra.NoArgs),
+		RunE:          func(c *cobra.Command, _ []string) error { return c.Help() },
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.repo, "repo", envOr("KARMA_REPO", "."), "config repository (holds iac/ and account_environments/) [KARMA_REPO]")
+	pf.StringVar(&g.stateDir, "state-dir", envOr("KARMA_HOME", ".karma"), "embedded state directory (one SQLite file) [KARMA_HOME]")
+	pf.StringVar(&g.prefix, "prefix", os.Getenv("KARMA_PREFIX"), "Parameter Store prefix (default from karma.json, else /iac) [KARMA_PREFIX]")
+	pf.StringVar(&g.paramsBackend, "params-backend", envOr("KARMA_PARAMS_BACKEND", "embedded"), "parameter store: embedded | ssm | none [KARMA_PARAMS_BACKEND]")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{cmd: c.CommandPath(), err: err}
+	})
+	root.AddCommand(newGraphCmd(g), newImpactCmd(g), newParamsCmd(g))
+	return root
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// dbPath is the embedded state file.
+func (g *globals) dbPath() string { return filepath.Join(g.stateDir, "karma.db") }
+
+// validateBackend rejects an unknown --params-backend.
+func (g *globals) validateBackend(c *cobra.Command) error {
+	switch g.paramsBackend {
+	case "embedded", "ssm", "none":
+		return nil
+	}
+	return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--params-backend %q: want embedded, ssm or none", g.paramsBackend)}
+}
+
+// exactArgs and friends turn cobra's argument errors into usage errors (exit 2).
+func argsUsage(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if err := check(c, args); err != nil {
+			return &usageError{cmd: c.CommandPath(), err: err}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,126 @@
+// Package embedded holds Karma's single-file local backend: one SQLite file (pure-Go driver
+// modernc.org/sqlite, no cgo) that stands in for the AWS services Karma talks to. Every store
+// in this package (parameters today; queue, graph store and audit log later) shares one *DB
+// and creates its own tables through migrate.
+//
+// Contract of Open:
+//   - The parent directories of path are created (0o755) when missing.
+//   - The file runs in WAL mode with busy_timeout=5000 ms, so readers never block the writer.
+//   - Every transaction begins IMMEDIATE (_txlock=immediate): a writer takes the write lock at
+//     BEGIN instead of upgrading a read lock later, so two concurrent read-then-write
+//     transactions (in this process or another one) wait for each other instead of failing
+//     with SQLITE_BUSY deadlocks. Code in this package must therefore do its read-modify-write
+//     inside one db.SQL.BeginTx.
+//   - Foreign keys are enforced.
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// BusyTimeoutMillis is how long a connection waits for a lock before SQLITE_BUSY.
+const BusyTimeoutMillis = 5000
+
+// DB is one open embedded database file. SQL is safe for concurrent use; stores in this
+// package wrap it and never close it: the owner of the DB calls Close.
+type DB struct {
+	SQL  *sql.DB
+	Path string
+}
+
+// Open opens (creating if needed) the SQLite file at path and checks that it is usable.
+func Open(path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("embedded: open: empty path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return nil, fmt.Errorf("embedded: open %s: create parent directory: %w", abs, err)
+	}
+	sqlDB, err := sql.Open("sqlite", dsn(abs))
+	if err != nil {
+		return nil, fmt.Errorf("embedded: open %s: %w", abs, err)
+	}
+	db := &DB{SQL: sqlDB, Path: abs}
+	if err := db.check(context.Background()); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("embedded: open %s: %w", abs, err)
+	}
+	return db, nil
+}
+
+// dsn builds a file: URI so that paths containing '?', '#' or '%' stay intact. The _pragma
+// values run on every new connection of the pool (busy_timeout first, by the driver's rule).
+func dsn(abs string) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeoutMillis))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	return "file:" + (&url.URL{Path: filepath.ToSlash(abs)}).EscapedPath() + "?" + q.Encode()
+}
+
+// check opens one connection (which applies the pragmas) and verifies WAL took effect.
+func (db *DB) check(ctx context.Context) error {
+	var mode string
+	if err := db.SQL.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal_mode is %q, want wal", mode)
+	}
+	return nil
+}
+
+// Close closes the underlying pool. It is safe to call on a nil *DB and more than once.
+func (db *DB) Close() error {
+	if db == nil || db.SQL == nil {
+		return nil
+	}
+	return db.SQL.Close()
+}
+
+// migrate runs schema statements in one transaction. Statements must be idempotent
+// (CREATE TABLE IF NOT EXISTS, CREATE INDEX IF NOT EXISTS): every store calls migrate from its
+// constructor on every start.
+func (db *DB) migrate(ctx context.Context, stmts ...string) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		for _, s := range stmts {
+			if _, err := tx.ExecContext(ctx, s); err != nil {
+				return fmt.Errorf("%w\n%s", err, strings.TrimSpace(s))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("embedded: migrate: %w", err)
+	}
+	return nil
+}
+
+// inTx runs fn in one transaction (BEGIN IMMEDIATE, see the package comment), committing when
+// fn returns nil and rolling back otherwise. fn's error is returned unwrapped.
+func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,134 @@
+// Package graphtest is the conformance suite every graph.Store implementation passes (embedded
+// SQLite, Neptune over Gremlin).
+package graphtest
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/usekarma/karma/shared/graph"
+)
+
+// Sample builds a small two-environment graph; mutate lets a test change it before Graph().
+func Sample(mutate func(cs []graph.Component) []graph.Component, edges [][2]string) *graph.Graph {
+	cs := []graph.Component{}
+	for _, id := range []string{"dev/app/api", "dev/vpc/core", "prod/app/api", "prod/db/main", "prod/vpc/core"} {
+		parts := strings.SplitN(id, "/", 3)
+		env, typ, nick := parts[0], parts[1], parts[2]
+		cs = append(cs, graph.Component{ID: id, Env: env, Type: typ, Nickname: nick, ConfigPath: "/iac/" + typ + "/" + nick + "/config",
+			RuntimePath: "/iac/" + typ + "/" + nick + "/runtime", Files: []string{"iac/" + id + "/config.json"}, ConfigHash: "h-" + id, RuntimeStatus: graph.RuntimeMissing})
+	}
+	if mutate != nil {
+		cs = mutate(cs)
+	}
+	if edges == nil {
+		edges = [][2]string{{"dev/app/api", "dev/vpc/core"}, {"prod/app/api", "prod/db/main"}, {"prod/app/api", "prod/vpc/core"}, {"prod/db/main", "prod/vpc/core"}}
+	}
+	b := graph.NewBuilder(len(cs))
+	for _, c := range cs {
+		b.AddComponent(c)
+	}
+	for _, e := range edges {
+		f, ok1 := b.Lookup(e[0])
+		t, ok2 := b.Lookup(e[1])
+		if ok1 && ok2 {
+			b.AddEdge(f, t, graph.Source{Kind: "inferred", Pointer: "/x_nickname", Rule: "x_nickname", Keys: []string{graph.AllKeys}})
+		}
+	}
+	return b.Graph()
+}
+
+func docJSON(t *testing.T, g *graph.Graph) string {
+	t.Helper()
+	d := g.Document()
+	d.Waves = nil
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Run checks the graph.Store contract. newStore must return an empty store.
+func Run(t *testing.T, newStore func(t *testing.T) graph.Store) {
+	ctx := context.Background()
+	envs := []string{"dev", "prod"}
+
+	t.Run("write then read returns the same graph", func(t *testing.T) {
+		s := newStore(t)
+		g := Sample(nil, nil)
+		st, err := s.Write(ctx, g, envs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ComponentsWritten != 5 || st.EdgesWritten != 4 {
+			t.Errorf("first write: %+v", st)
+		}
+		got, err := s.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if docJSON(t, got) != docJSON(t, g) {
+			t.Errorf("read differs:\n got %s\nwant %s", docJSON(t, got), docJSON(t, g))
+		}
+	})
+
+	t.Run("a rewrite with no change writes nothing", func(t *testing.T) {
+		s := newStore(t)
+		s.Write(ctx, Sample(nil, nil), envs)
+		st, err := s.Write(ctx, Sample(nil, nil), envs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ComponentsWritten+st.EdgesWritten+st.ComponentsDeleted+st.EdgesDeleted != 0 || st.Unchanged != 9 {
+			t.Errorf("no-change rewrite: %+v", st)
+		}
+	})
+
+	t.Run("delta: one changed, one removed, one edge gone", func(t *testing.T) {
+		s := newStore(t)
+		s.Write(ctx, Sample(nil, nil), envs)
+		g := Sample(func(cs []graph.Component) []graph.Component {
+			cs[4].ConfigHash = "changed" // prod/vpc/core
+			return append(cs[:3], cs[4]) // drop prod/db/main
+		}, nil)
+		st, err := s.Write(ctx, g, envs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ComponentsWritten != 1 || st.ComponentsDeleted != 1 || st.EdgesDeleted != 2 || st.EdgesWritten != 0 {
+			t.Errorf("delta: %+v", st)
+		}
+		got, _ := s.Read(ctx)
+		if docJSON(t, got) != docJSON(t, g) {
+			t.Errorf("after delta:\n got %s\nwant %s", docJSON(t, got), docJSON(t, g))
+		}
+	})
+
+	t.Run("writing one environment leaves the others alone", func(t *testing.T) {
+		s := newStore(t)
+		s.Write(ctx, Sample(nil, nil), envs)
+		devOnly := Sample(func(cs []graph.Component) []graph.Component { return cs[:2] }, nil)
+		st, err := s.Write(ctx, devOnly, []string{"dev"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ComponentsDeleted != 0 || st.EdgesDeleted != 0 {
+			t.Errorf("dev-only write deleted prod: %+v", st)
+		}
+		got, _ := s.Read(ctx)
+		if got.Len() != 5 || len(got.Edges) != 4 {
+			t.Errorf("components %d edges %d, want 5 and 4", got.Len(), len(got.Edges))
+		}
+	})
+
+	t.Run("empty store reads as an empty graph", func(t *testing.T) {
+		s := newStore(t)
+		g, err := s.Read(ctx)
+		if err != nil || g.Len() != 0 {
+			t.Errorf("empty read: %v %v", g, err)
+		}
+	})
+}

@@ -1,0 +1,25 @@
+package graph
+
+import "context"
+
+// WriteStats says what a Store.Write changed.
+type WriteStats struct {
+	ComponentsWritten int `json:"components_written"`
+	ComponentsDeleted int `json:"components_deleted"`
+	EdgesWritten      int `json:"edges_written"`
+	EdgesDeleted      int `json:"edges_deleted"`
+	Unchanged         int `json:"unchanged"`   // components and edges already as given
+	RoundTrips        int `json:"round_trips"` // requests to the backing store
+}
+
+// Store persists graphs. Implementations: embedded (SQLite) and Neptune (Gremlin).
+//
+// Contract (checked by one conformance suite for every implementation):
+//   - Write replaces the stored components and edges of the given environments with g's (only
+//     those environments: others are untouched), writing only what differs — a second Write of
+//     the same graph changes nothing and reports zero written.
+//   - Read returns the graph as last written, equal to what was written (Document form).
+type Store interface {
+	Write(ctx context.Context, g *Graph, envs []string) (WriteStats, error)
+	Read(ctx context.Context) (*Graph, error)
+}

@@ -1,0 +1,108 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/usekarma/karma/shared/graph"
+	"github.com/usekarma/karma/shared/params"
+)
+
+// BuildOptions select what Build reads.
+type BuildOptions struct {
+	LoadOptions
+	// Params returns the parameter store of an environment's account, or nil when it is not to
+	// be read (runtime status is then "unknown").
+	Params func(env string) params.Store
+}
+
+// Result is a built, validated graph.
+type Result struct {
+	Repo        *Repo
+	Graph       *graph.Graph
+	Diagnostics Diagnostics // every problem, errors and warnings, sorted
+	// Orphans are components whose config is in the parameter store but not in Git (ids).
+	Orphans []string
+}
+
+// Build loads the repository, reads each environment's parameter store, and builds and
+// validates the graph. The error is for unusable input; problems are in Result.Diagnostics.
+func Build(ctx context.Context, root string, opts BuildOptions) (*Result, error) {
+	repo, err := Load(root, opts.LoadOptions)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Repo: repo, Diagnostics: append(Diagnostics{}, repo.Diagnostics...)}
+	states := map[string]*ParamState{}
+	if opts.Params != nil {
+		for _, env := range repo.Environments {
+			store := opts.Params(env)
+			if store == nil {
+				continue
+			}
+			st, diags, err := ReadParamState(ctx, store, repo.Settings.Prefix)
+			if err != nil {
+				return nil, fmt.Errorf("environment %s: %w", env, err)
+			}
+			if st.Environment != "" && st.Environment != env {
+				res.Diagnostics = append(res.Diagnostics, Diagnostic{Severity: SevError, Code: CodeEnvironmentBound,
+					File:    EnvironmentParam(repo.Settings.Prefix),
+					Message: fmt.Sprintf("the parameter store read for environment %q is bound to environment %q", env, st.Environment)})
+				continue
+			}
+			res.Diagnostics = append(res.Diagnostics, diags...)
+			states[env] = st
+		}
+	}
+	res.Graph = res.buildGraph(states)
+	res.Diagnostics.Sort()
+	return res, nil
+}
+
+func (res *Result) buildGraph(states map[string]*ParamState) *graph.Graph {
+	repo := res.Repo
+	prefix := repo.Settings.Prefix
+	b := graph.NewBuilder(len(repo.Components))
+	for _, c := range repo.Components {
+		gc := graph.Component{ID: c.ID(), Env: c.Env, Type: c.Type, Nickname: c.Nickname,
+			ConfigPath: ConfigParam(prefix, c.Type, c.Nickname), RuntimePath: RuntimeParam(prefix, c.Type, c.Nickname),
+			Files: c.Files, ConfigHash: c.Hash, Broken: c.Broken, RuntimeStatus: graph.RuntimeUnknown}
+		if st, ok := states[c.Env]; ok {
+			gc.RuntimeStatus = graph.RuntimeMissing
+			if rt, ok := st.Runtimes[c.Ref()]; ok {
+				gc.RuntimeStatus, gc.RuntimeHash, gc.RuntimeKeys = rt.Status, rt.Hash, rt.Keys
+			}
+		}
+		if _, err := b.AddComponent(gc); err != nil {
+			panic(err) // ids are unique by construction (one folder per component)
+		}
+	}
+	for i, c := range repo.Components {
+		for _, r := range c.References {
+			to, ok := b.Lookup(c.Env + "/" + r.Target)
+			if !ok {
+				res.Diagnostics = append(res.Diagnostics, Diagnostic{Severity: SevError, Code: CodeMissingRef, File: c.File(),
+					Pointer: r.Pointer, Component: c.ID(),
+					Message: fmt.Sprintf("%s references %s (%s), which is not defined in %s", r.Rule, r.Target, r.Kind, c.Env)})
+				continue
+			}
+			b.AddEdge(int32(i), to, graph.Source{Kind: r.Kind, Pointer: r.Pointer, Rule: r.Rule, Keys: r.Keys})
+		}
+	}
+	g := b.Graph()
+	for _, cyc := range g.Cycles() {
+		i, _ := g.Index(cyc[0])
+		res.Diagnostics = append(res.Diagnostics, Diagnostic{Severity: SevError, Code: CodeCycle,
+			File: repo.Components[i].File(), Component: cyc[0], Message: "dependency cycle: " + cyc.String()})
+	}
+	for env, st := range states {
+		for ref := range st.Configs {
+			if _, ok := g.Index(env + "/" + ref); !ok {
+				res.Orphans = append(res.Orphans, env+"/"+ref)
+			}
+		}
+	}
+	sort.Strings(res.Orphans)
+	return g
+}

@@ -1,0 +1,64 @@
+package model
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+)
+
+// Reference kinds: how a dependency was found.
+const (
+	RefExplicit      = "explicit"      // karma.depends_on
+	RefInferred      = "inferred"      // a *_nickname key, or src_type + src_nickname
+	RefInterpolation = "interpolation" // "${<type>/<nickname>.runtime.<key>}" in a value
+)
+
+// AllKeys in Reference.Keys means the dependent may read any key of the upstream runtime.
+const AllKeys = "*"
+
+// Reference is one dependency of a component on another in the same environment.
+type Reference struct {
+	Target  string   `json:"target"`         // "<type>/<nickname>"
+	Kind    string   `json:"kind"`           // RefExplicit, RefInferred, RefInterpolation
+	Pointer string   `json:"pointer"`        // JSON pointer in the resolved config (or karma block)
+	Rule    string   `json:"rule,omitempty"` // the key or rule that produced it, e.g. "vpc_nickname"
+	Keys    []string `json:"keys"`           // runtime keys consumed; ["*"] = any; [] = ordering only
+}
+
+// Component is one component in one environment, resolved.
+type Component struct {
+	Env      string
+	Type     string
+	Nickname string
+	// Files are the layers that produced the resolved config, lowest first.
+	Files []string
+	// Resolved is the resolved config as compact JSON with sorted keys (nil when Broken).
+	Resolved json.RawMessage
+	// Hash is the hex SHA-256 of Resolved.
+	Hash       string
+	References []Reference
+	// Broken is set when the component's own files could not be read or resolved; it still
+	// exists (so that references to it are not reported as missing) but cannot be deployed.
+	Broken bool
+}
+
+// ID is "<env>/<type>/<nickname>".
+func (c *Component) ID() string { return c.Env + "/" + c.Type + "/" + c.Nickname }
+
+// Ref is "<type>/<nickname>", as other components name it.
+func (c *Component) Ref() string { return c.Type + "/" + c.Nickname }
+
+// File is the environment file that defines the component.
+func (c *Component) File() string { return c.Files[len(c.Files)-1] }
+
+// Canonical encodes v as compact JSON with sorted object keys (encoding/json sorts map keys) and
+// exact numbers (json.Number); it is what gets hashed and published.
+func Canonical(v any) (json.RawMessage, string) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Values come from decoded JSON, so this cannot happen; fail loudly if it ever does.
+		panic("model: canonical encoding: " + err.Error())
+	}
+	sum := sha256.Sum256(b)
+	return b, hex.EncodeToString(sum[:])
+}

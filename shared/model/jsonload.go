@@ -1,0 +1,96 @@
+package model
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// decodeObject parses data as one JSON object, keeping numbers exact (json.Number) so that hashes
+// and published values never drift through float64. On failure it returns a Diagnostic with the
+// line and column of the problem.
+func decodeObject(file string, data []byte) (map[string]any, *Diagnostic) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, jsonDiag(file, data, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		off := dec.InputOffset()
+		line, col := lineCol(data, off)
+		return nil, &Diagnostic{Severity: SevError, Code: CodeInvalidJSON, File: file, Line: line, Column: col,
+			Message: "unexpected data after the JSON value"}
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, &Diagnostic{Severity: SevError, Code: CodeNotObject, File: file, Line: 1, Column: 1,
+			Message: fmt.Sprintf("expected a JSON object, found %s", jsonKind(v))}
+	}
+	return obj, nil
+}
+
+func jsonDiag(file string, data []byte, err error) *Diagnostic {
+	var off int64 = -1
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	case errors.Is(err, io.EOF):
+		msg = "empty file: expected a JSON object"
+		off = 0
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		msg = "unexpected end of file: unterminated JSON value"
+		off = int64(len(data))
+	}
+	d := &Diagnostic{Severity: SevError, Code: CodeInvalidJSON, File: file, Message: msg}
+	if off >= 0 {
+		d.Line, d.Column = lineCol(data, off)
+	}
+	return d
+}
+
+// lineCol converts a byte offset to a 1-based line and column. encoding/json reports the offset
+// just after the offending byte, so the column names that byte.
+func lineCol(data []byte, off int64) (int, int) {
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	line, col := 1, 0
+	for _, c := range data[:off] {
+		if c == '\n' {
+			line++
+			col = 0
+			continue
+		}
+		col++
+	}
+	if col == 0 {
+		col = 1
+	}
+	return line, col
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}

@@ -1,0 +1,232 @@
+package model
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// parseKarmaBlock reads the reserved `karma` object:
+//
+//	"karma": {
+//	  "extends": "serverless-site/defaults",
+//	  "depends_on": ["vpc/core", {"ref": "s3-bucket/logs", "consumes": ["bucket_arn"]}]
+//	}
+//
+// A string entry of depends_on consumes every runtime key; the object form lists the keys it
+// consumes ([] for ordering only).
+func parseKarmaBlock(cfg map[string]any) (karmaBlock, Diagnostics) {
+	var kb karmaBlock
+	var diags Diagnostics
+	bad := func(ptr, format string, a ...any) {
+		diags = append(diags, Diagnostic{Severity: SevError, Code: CodeKarmaBlock, Pointer: ptr, Message: fmt.Sprintf(format, a...)})
+	}
+	raw, ok := cfg["karma"]
+	if !ok {
+		return kb, nil
+	}
+	m, ok := raw.(map[string]any)
+	if !ok {
+		bad("/karma", "the reserved \"karma\" key must be an object, found %s", jsonKind(raw))
+		return kb, diags
+	}
+	for k, v := range m {
+		switch k {
+		case "extends":
+			s, ok := v.(string)
+			if !ok || !validRef(s) {
+				bad("/karma/extends", "want \"<type>/<nickname>\", found %v", v)
+				continue
+			}
+			kb.extends = s
+		case "depends_on":
+			list, ok := v.([]any)
+			if !ok {
+				bad("/karma/depends_on", "want an array of \"<type>/<nickname>\" or {\"ref\", \"consumes\"} objects, found %s", jsonKind(v))
+				continue
+			}
+			for i, e := range list {
+				ptr := "/karma/depends_on/" + strconv.Itoa(i)
+				ref, keys, err := parseDependsOn(e)
+				if err != "" {
+					bad(ptr, "%s", err)
+					continue
+				}
+				kb.dependsOn = append(kb.dependsOn, Reference{Target: ref, Kind: RefExplicit, Pointer: ptr, Rule: "depends_on", Keys: keys})
+			}
+		default:
+			bad("/karma/"+escapePointer(k), "unknown key %q (known: extends, depends_on)", k)
+		}
+	}
+	return kb, diags
+}
+
+func parseDependsOn(e any) (string, []string, string) {
+	switch x := e.(type) {
+	case string:
+		if !validRef(x) {
+			return "", nil, fmt.Sprintf("%q: want \"<type>/<nickname>\"", x)
+		}
+		return x, []string{AllKeys}, ""
+	case map[string]any:
+		ref, _ := x["ref"].(string)
+		if !validRef(ref) {
+			return "", nil, fmt.Sprintf("\"ref\": want \"<type>/<nickname>\", found %v", x["ref"])
+		}
+		keys := []string{AllKeys}
+		if c, ok := x["consumes"]; ok {
+			list, ok := c.([]any)
+			if !ok {
+				return "", nil, "\"consumes\": want an array of runtime key names"
+			}
+			keys = []string{}
+			for _, k := range list {
+				s, ok := k.(string)
+				if !ok || s == "" {
+					return "", nil, fmt.Sprintf("\"consumes\": %v is not a key name", k)
+				}
+				keys = append(keys, s)
+			}
+		}
+		return ref, keys, ""
+	}
+	return "", nil, fmt.Sprintf("want \"<type>/<nickname>\" or an object, found %s", jsonKind(e))
+}
+
+func validRef(s string) bool {
+	t, n, ok := strings.Cut(s, "/")
+	return ok && typeRe.MatchString(t) && nicknameRe.MatchString(n)
+}
+
+// extractReferences walks a resolved config and returns every inferred and interpolated
+// reference, in a deterministic order (sorted keys, array order).
+//
+//   - a key ending in _nickname with a string value names "<type>/<value>", the type being the
+//     alias table's entry for the key or the key's prefix with '_' -> '-';
+//   - an object holding src_type and src_nickname names "<src_type>/<src_nickname>";
+//   - a string containing "${<type>/<nickname>.runtime.<key>[.<path>]}" consumes <key> of that
+//     component's runtime ("$${" is a literal "${").
+//
+// Nested objects (e.g. per-function configs under functions{}) are walked too.
+func extractReferences(cfg map[string]any, aliases map[string]string) ([]Reference, Diagnostics) {
+	w := refWalker{aliases: aliases}
+	w.walk(cfg, "")
+	return w.refs, w.diags
+}
+
+type refWalker struct {
+	aliases map[string]string
+	refs    []Reference
+	diags   Diagnostics
+}
+
+func (w *refWalker) walk(v any, ptr string) {
+	switch x := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		if st, ok := x["src_type"]; ok {
+			w.srcPair(st, x["src_nickname"], ptr)
+		}
+		for _, k := range keys {
+			p := ptr + "/" + escapePointer(k)
+			if strings.HasSuffix(k, "_nickname") && k != "src_nickname" {
+				w.nicknameKey(k, x[k], p)
+			}
+			w.walk(x[k], p)
+		}
+	case []any:
+		for i, e := range x {
+			w.walk(e, ptr+"/"+strconv.Itoa(i))
+		}
+	case string:
+		w.interpolations(x, ptr)
+	}
+}
+
+func (w *refWalker) nicknameKey(key string, v any, ptr string) {
+	typ, ok := w.aliases[key]
+	if !ok {
+		typ = strings.ReplaceAll(strings.TrimSuffix(key, "_nickname"), "_", "-")
+	}
+	s, ok := v.(string)
+	if !ok || s == "" {
+		if v != nil {
+			w.diags = append(w.diags, Diagnostic{Severity: SevWarning, Code: CodeBadRef, Pointer: ptr,
+				Message: fmt.Sprintf("%s should name a %s nickname, found %s: not treated as a reference", key, typ, jsonKind(v))})
+		}
+		return
+	}
+	if strings.Contains(s, "${") {
+		return // an interpolated nickname; the interpolation itself is the reference
+	}
+	w.refs = append(w.refs, Reference{Target: typ + "/" + s, Kind: RefInferred, Pointer: ptr, Rule: key, Keys: []string{AllKeys}})
+}
+
+func (w *refWalker) srcPair(st, sn any, ptr string) {
+	t, ok1 := st.(string)
+	n, ok2 := sn.(string)
+	if !ok1 || !ok2 || !validRef(t+"/"+n) {
+		w.diags = append(w.diags, Diagnostic{Severity: SevWarning, Code: CodeBadRef, Pointer: ptr + "/src_type",
+			Message: fmt.Sprintf("src_type %v with src_nickname %v does not name a component: not treated as a reference", st, sn)})
+		return
+	}
+	w.refs = append(w.refs, Reference{Target: t + "/" + n, Kind: RefInferred, Pointer: ptr + "/src_nickname", Rule: "src_type+src_nickname", Keys: []string{AllKeys}})
+}
+
+// interpolations finds "${<type>/<nickname>.runtime.<key>...}" in s. Other "${...}" (for
+// example Terraform template syntax) are left alone; one that starts like a Karma reference but
+// is malformed is an error.
+func (w *refWalker) interpolations(s, ptr string) {
+	for i := 0; i < len(s); {
+		j := strings.Index(s[i:], "${")
+		if j < 0 {
+			return
+		}
+		j += i
+		if j > 0 && s[j-1] == '$' { // "$${" escapes
+			i = j + 2
+			continue
+		}
+		end := strings.IndexByte(s[j:], '}')
+		if end < 0 {
+			return
+		}
+		expr := s[j+2 : j+end]
+		i = j + end + 1
+		ref, key, ok := ParseInterpolation(expr)
+		if !ok {
+			if strings.Contains(expr, ".runtime") && strings.Contains(expr, "/") {
+				w.diags = append(w.diags, Diagnostic{Severity: SevError, Code: CodeBadRef, Pointer: ptr,
+					Message: fmt.Sprintf("malformed reference ${%s}: want ${<type>/<nickname>.runtime.<key>}", expr)})
+			}
+			continue
+		}
+		w.refs = append(w.refs, Reference{Target: ref, Kind: RefInterpolation, Pointer: ptr, Rule: "${" + expr + "}", Keys: []string{key}})
+	}
+}
+
+// ParseInterpolation splits "<type>/<nickname>.runtime.<key>[.<path>]" into the component
+// reference and the top-level runtime key it consumes.
+func ParseInterpolation(expr string) (ref, key string, ok bool) {
+	ref, rest, found := strings.Cut(expr, ".runtime.")
+	if !found || !validRef(ref) {
+		return "", "", false
+	}
+	key, _, _ = strings.Cut(rest, ".")
+	if key == "" {
+		return "", "", false
+	}
+	return ref, key, true
+}
+
+func escapePointer(k string) string {
+	if !strings.ContainsAny(k, "~/") {
+		return k
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
+}

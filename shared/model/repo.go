@@ -1,0 +1,227 @@
+// Package model reads a config repository into components: it finds every
+// iac/<env>/<type>/<nickname>/config.json, resolves inheritance, validates against per-type JSON
+// Schemas and extracts the references between components.
+//
+// Layers, lowest first, each applied with JSON Merge Patch (RFC 7386, null deletes):
+//  1. the resolved config of the `extends` parent (karma.extends: "<type>/<nickname>", same env,
+//     the parent may exist only in the base layer — a template);
+//  2. the base layer iac/_base/<type>/<nickname>/config.json, shared by every environment;
+//  3. the environment's own file iac/<env>/<type>/<nickname>/config.json.
+//
+// Only an environment file makes a component exist in that environment. The reserved `karma`
+// object (depends_on, extends) is read from the merged layers and removed from the resolved
+// config; the resolved config is what is published, deployed and hashed.
+//
+// Loading never stops at the first problem: every problem is returned as a Diagnostic naming its
+// file (and line, column or JSON pointer where known).
+package model
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// BaseEnv is the folder under iac/ that holds the base layer.
+const BaseEnv = "_base"
+
+// Layer is one parsed config file.
+type Layer struct {
+	File string // relative to the repository root, slash-separated
+	Data map[string]any
+}
+
+// source is one component found on disk, before resolution.
+type source struct {
+	env, typ, nickname string
+	file               string // relative path of the env (or base) file
+	layer              *Layer // nil when the file failed to parse
+}
+
+// Repo is a loaded repository.
+type Repo struct {
+	Root         string
+	Settings     Settings
+	Accounts     []AccountEnvironment
+	Environments []string // every environment with an iac/<env> folder or an account file, sorted
+	Components   []*Component
+	Diagnostics  Diagnostics
+
+	base    map[string]*source // "<type>/<nickname>" -> base layer
+	schemas schemaCache
+}
+
+// LoadOptions select what to load.
+type LoadOptions struct {
+	// Env limits components to one environment ("" loads all).
+	Env string
+	// Settings override karma.json.
+	Settings Settings
+}
+
+// Load reads the repository at root. The returned error is for unusable input (no such
+// directory, unreadable karma.json); problems in the configs are Diagnostics on the Repo.
+func Load(root string, opts LoadOptions) (*Repo, error) {
+	st, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", root, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("repository %s: not a directory", root)
+	}
+	settings, err := LoadSettings(root, opts.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", root, err)
+	}
+	r := &Repo{Root: root, Settings: settings, base: map[string]*source{}}
+	r.Accounts = loadAccountEnvironments(root, &r.Diagnostics)
+	srcs, envs := r.discover(opts.Env)
+	readAll(root, srcs, &r.Diagnostics)
+	envSet := map[string]bool{}
+	for _, e := range envs {
+		envSet[e] = true
+	}
+	for _, a := range r.Accounts {
+		envSet[a.Environment] = true
+	}
+	for e := range envSet {
+		if opts.Env == "" || e == opts.Env {
+			r.Environments = append(r.Environments, e)
+		}
+	}
+	sort.Strings(r.Environments)
+	if opts.Env != "" && !envSet[opts.Env] {
+		return nil, fmt.Errorf("environment %q: not found in %s (no iac/%s folder and no account environment selects it)", opts.Env, root, opts.Env)
+	}
+	var envSrcs []*source
+	for _, s := range srcs {
+		if s.env == BaseEnv {
+			r.base[s.typ+"/"+s.nickname] = s
+		} else {
+			envSrcs = append(envSrcs, s)
+		}
+	}
+	r.checkDuplicates(envSrcs)
+	r.resolveAll(envSrcs)
+	r.Diagnostics.Sort()
+	return r, nil
+}
+
+// discover lists iac/<env>/<type>/<nickname>/config.json, reporting anything off the layout.
+func (r *Repo) discover(onlyEnv string) ([]*source, []string) {
+	iac := filepath.Join(r.Root, "iac")
+	envEntries, err := os.ReadDir(iac)
+	if err != nil {
+		return nil, nil
+	}
+	var srcs []*source
+	var envs []string
+	warn := func(rel, msg string) {
+		r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevWarning, Code: CodeLayout, File: rel, Message: msg})
+	}
+	for _, ee := range envEntries {
+		env := ee.Name()
+		if !ee.IsDir() {
+			warn("iac/"+env, "ignored: expected iac/<env>/<type>/<nickname>/config.json")
+			continue
+		}
+		if env != BaseEnv {
+			envs = append(envs, env)
+			if onlyEnv != "" && env != onlyEnv {
+				continue
+			}
+		}
+		typeEntries, _ := os.ReadDir(filepath.Join(iac, env))
+		for _, te := range typeEntries {
+			typ := te.Name()
+			relType := "iac/" + env + "/" + typ
+			if !te.IsDir() {
+				warn(relType, "ignored: expected a component type folder")
+				continue
+			}
+			if !typeRe.MatchString(typ) {
+				r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeLayout, File: relType,
+					Message: fmt.Sprintf("component type %q: use lower-case letters, digits, '-' and '_'", typ)})
+				continue
+			}
+			nickEntries, _ := os.ReadDir(filepath.Join(iac, env, typ))
+			for _, ne := range nickEntries {
+				nick := ne.Name()
+				rel := relType + "/" + nick
+				if !ne.IsDir() {
+					warn(rel, "ignored: expected a component folder holding config.json")
+					continue
+				}
+				if !nicknameRe.MatchString(nick) {
+					r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeLayout, File: rel,
+						Message: fmt.Sprintf("nickname %q: use letters, digits, '.', '-' and '_' (Parameter Store rules)", nick)})
+					continue
+				}
+				if _, err := os.Stat(filepath.Join(iac, env, typ, nick, "config.json")); err != nil {
+					warn(rel, "ignored: no config.json in this component folder")
+					continue
+				}
+				srcs = append(srcs, &source{env: env, typ: typ, nickname: nick, file: rel + "/config.json"})
+			}
+		}
+	}
+	return srcs, envs
+}
+
+// readAll reads and parses every source in parallel; parse failures become diagnostics.
+func readAll(root string, srcs []*source, diags *Diagnostics) {
+	workers := runtime.GOMAXPROCS(0) * 4
+	jobs := make(chan *source)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range jobs {
+				data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(s.file)))
+				if err != nil {
+					mu.Lock()
+					*diags = append(*diags, Diagnostic{Severity: SevError, Code: CodeLayout, File: s.file, Message: err.Error()})
+					mu.Unlock()
+					continue
+				}
+				obj, d := decodeObject(s.file, data)
+				if d != nil {
+					mu.Lock()
+					*diags = append(*diags, *d)
+					mu.Unlock()
+					continue
+				}
+				s.layer = &Layer{File: s.file, Data: obj}
+			}
+		}()
+	}
+	for _, s := range srcs {
+		jobs <- s
+	}
+	close(jobs)
+	wg.Wait()
+}
+
+// checkDuplicates reports components whose ids differ only by case: Git on case-insensitive file
+// systems, S3 keys in reviews and people reading paths treat them as one component, while
+// Parameter Store keeps two.
+func (r *Repo) checkDuplicates(srcs []*source) {
+	seen := make(map[string]*source, len(srcs))
+	for _, s := range srcs {
+		key := strings.ToLower(s.env + "/" + s.typ + "/" + s.nickname)
+		if prev, ok := seen[key]; ok {
+			r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeDuplicate, File: s.file,
+				Component: s.env + "/" + s.typ + "/" + s.nickname,
+				Message:   fmt.Sprintf("component defined twice: also in %s (names differ only by case)", prev.file)})
+			s.layer = nil
+			continue
+		}
+		seen[key] = s
+	}
+}

@@ -1,0 +1,236 @@
+package model
+
+import (
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// karmaBlock is the reserved `karma` object of a config.
+type karmaBlock struct {
+	extends   string
+	dependsOn []Reference
+}
+
+// ownLayers merges the base layer and the env file of one component (layers 2 and 3).
+type own struct {
+	src    *source
+	files  []string
+	layers []map[string]any // raw layers, lowest first (base, env file)
+	data   map[string]any   // layers merged, to read the karma block
+	karma  karmaBlock
+	err    bool
+
+	once     sync.Once
+	resolved map[string]any
+	rfiles   []string
+}
+
+func (r *Repo) resolveAll(srcs []*source) {
+	owns := make(map[string]*own, len(srcs)) // "<env>/<type>/<nickname>"
+	for _, s := range srcs {
+		owns[s.env+"/"+s.typ+"/"+s.nickname] = r.ownOf(s)
+	}
+	// Base-only templates can be extended from any environment; they are built lazily per env.
+	templates := map[string]*own{}
+	var tmu sync.Mutex
+	lookup := func(env, ref string) *own {
+		if o, ok := owns[env+"/"+ref]; ok {
+			return o
+		}
+		tmu.Lock()
+		defer tmu.Unlock()
+		if o, ok := templates[env+"/"+ref]; ok {
+			return o
+		}
+		b, ok := r.base[ref]
+		if !ok {
+			return nil
+		}
+		t := &source{env: env, typ: b.typ, nickname: b.nickname, file: b.file, layer: b.layer}
+		o := r.ownOf(t)
+		templates[env+"/"+ref] = o
+		return o
+	}
+	// extends cycles are found before the parallel resolution (which would otherwise wait on
+	// itself); a component on a cycle is broken.
+	for _, s := range srcs {
+		r.checkExtends(owns[s.env+"/"+s.typ+"/"+s.nickname], lookup)
+	}
+	comps := make([]*Component, len(srcs))
+	var wg sync.WaitGroup
+	var dmu sync.Mutex
+	jobs := make(chan int)
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local Diagnostics
+			for i := range jobs {
+				s := srcs[i]
+				comps[i] = r.component(owns[s.env+"/"+s.typ+"/"+s.nickname], lookup, &local)
+			}
+			dmu.Lock()
+			r.Diagnostics = append(r.Diagnostics, local...)
+			dmu.Unlock()
+		}()
+	}
+	for i := range srcs {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	sort.Slice(comps, func(i, j int) bool { return comps[i].ID() < comps[j].ID() })
+	r.Components = comps
+}
+
+// ownOf merges the base layer (if any) with the component's own file.
+func (r *Repo) ownOf(s *source) *own {
+	o := &own{src: s}
+	if s.layer == nil {
+		o.err = true
+		o.files = []string{s.file}
+		return o
+	}
+	data := s.layer.Data
+	if b, ok := r.base[s.typ+"/"+s.nickname]; ok && s.env != BaseEnv && b.file != s.file {
+		if b.layer == nil {
+			o.err = true
+			o.files = []string{b.file, s.file}
+			return o
+		}
+		data = MergePatch(b.layer.Data, data).(map[string]any)
+		o.files = append(o.files, b.file)
+		o.layers = append(o.layers, b.layer.Data)
+	}
+	o.files = append(o.files, s.file)
+	o.layers = append(o.layers, s.layer.Data)
+	o.data = data
+	return o
+}
+
+func (r *Repo) checkExtends(o *own, lookup func(env, ref string) *own) {
+	seen := map[*own]bool{}
+	var path []string
+	for cur := o; cur != nil && !cur.err; {
+		if seen[cur] {
+			r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeExtends, File: o.src.file,
+				Message: "extends cycle: " + strings.Join(append(path, cur.src.typ+"/"+cur.src.nickname), " -> ")})
+			o.err = true
+			return
+		}
+		seen[cur] = true
+		path = append(path, cur.src.typ+"/"+cur.src.nickname)
+		kb, _ := parseKarmaBlock(cur.data)
+		if kb.extends == "" {
+			return
+		}
+		cur = lookup(o.src.env, kb.extends)
+	}
+}
+
+// resolve returns the merged config (karma block still in it) with parents applied.
+func (o *own) resolve(lookup func(env, ref string) *own, diags *Diagnostics) (map[string]any, []string, bool) {
+	// o.err may be set before resolution starts (unreadable file, extends cycle) or inside the
+	// Once; it is only read inside the Once or after it, so concurrent callers never race.
+	o.once.Do(func() {
+		if o.err {
+			return
+		}
+		kb, errs := parseKarmaBlock(o.data)
+		for _, e := range errs {
+			e.File = o.src.file
+			*diags = append(*diags, e)
+		}
+		o.karma = kb
+		var base any = map[string]any{}
+		var baseFiles []string
+		if kb.extends != "" {
+			parent := lookup(o.src.env, kb.extends)
+			if parent == nil {
+				*diags = append(*diags, Diagnostic{Severity: SevError, Code: CodeExtends, File: o.src.file, Pointer: "/karma/extends",
+					Message: fmt.Sprintf("extends %q: no such component in %s or in the base layer", kb.extends, o.src.env)})
+				o.err = true
+				return
+			}
+			pdata, pfiles, ok := parent.resolve(lookup, diags)
+			if !ok {
+				*diags = append(*diags, Diagnostic{Severity: SevError, Code: CodeExtends, File: o.src.file, Pointer: "/karma/extends",
+					Message: fmt.Sprintf("extends %q: the parent cannot be resolved (see its own errors)", kb.extends)})
+				o.err = true
+				return
+			}
+			base, baseFiles = withoutKarmaExtends(pdata), pfiles
+		}
+		// Each layer is applied in turn on top of the parent (or of {}), so that a null in any
+		// layer deletes what any lower layer set, and a null with nothing below is dropped too.
+		for _, l := range o.layers {
+			base = MergePatch(base, l)
+		}
+		o.resolved = base.(map[string]any)
+		o.rfiles = append(append([]string{}, baseFiles...), o.files...)
+	})
+	if o.err {
+		return nil, o.files, false
+	}
+	return o.resolved, o.rfiles, !o.err && o.resolved != nil
+}
+
+// withoutKarmaExtends drops the parent's own extends so it is not inherited as the child's.
+func withoutKarmaExtends(m map[string]any) map[string]any {
+	kb, ok := m["karma"].(map[string]any)
+	if !ok {
+		return m
+	}
+	if _, has := kb["extends"]; !has {
+		return m
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	nk := make(map[string]any, len(kb))
+	for k, v := range kb {
+		if k != "extends" {
+			nk[k] = v
+		}
+	}
+	out["karma"] = nk
+	return out
+}
+
+func (r *Repo) component(o *own, lookup func(env, ref string) *own, diags *Diagnostics) *Component {
+	c := &Component{Env: o.src.env, Type: o.src.typ, Nickname: o.src.nickname}
+	data, files, ok := o.resolve(lookup, diags)
+	c.Files = files
+	if !ok {
+		c.Broken = true
+		return c
+	}
+	kb, _ := parseKarmaBlock(data)
+	cfg := make(map[string]any, len(data))
+	for k, v := range data {
+		if k != "karma" {
+			cfg[k] = v
+		}
+	}
+	c.References = append(c.References, kb.dependsOn...)
+	refs, errs := extractReferences(cfg, r.Settings.Aliases)
+	c.References = append(c.References, refs...)
+	for _, e := range errs {
+		e.File = c.File()
+		e.Component = c.ID()
+		*diags = append(*diags, e)
+	}
+	if errs := r.validateSchema(c.Type, cfg); len(errs) > 0 {
+		for _, e := range errs {
+			e.File = c.File()
+			e.Component = c.ID()
+			*diags = append(*diags, e)
+		}
+	}
+	c.Resolved, c.Hash = Canonical(cfg)
+	return c
+}

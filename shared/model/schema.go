@@ -1,0 +1,113 @@
+package model
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+// SchemaFile is the optional JSON Schema (draft 2020-12 unless $schema says otherwise) a
+// component type ships beside its module: <modules_dir>/<type>/config.schema.json.
+const SchemaFile = "config.schema.json"
+
+type schemaEntry struct {
+	once   sync.Once
+	schema *jsonschema.Schema
+	err    error
+	file   string
+}
+
+type schemaCache struct {
+	mu sync.Mutex
+	m  map[string]*schemaEntry
+}
+
+// modulesDir is the folder that holds one folder per component type.
+func (r *Repo) modulesDir() string {
+	if filepath.IsAbs(r.Settings.ModulesDir) {
+		return r.Settings.ModulesDir
+	}
+	return filepath.Join(r.Root, r.Settings.ModulesDir)
+}
+
+func (r *Repo) schemaFor(typ string) *schemaEntry {
+	r.schemas.mu.Lock()
+	if r.schemas.m == nil {
+		r.schemas.m = map[string]*schemaEntry{}
+	}
+	e, ok := r.schemas.m[typ]
+	if !ok {
+		e = &schemaEntry{}
+		r.schemas.m[typ] = e
+	}
+	r.schemas.mu.Unlock()
+	e.once.Do(func() {
+		path := filepath.Join(r.modulesDir(), typ, SchemaFile)
+		e.file = path
+		data, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if err != nil {
+			e.err = err
+			return
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+		if err != nil {
+			e.err = fmt.Errorf("invalid JSON: %w", err)
+			return
+		}
+		c := jsonschema.NewCompiler()
+		c.DefaultDraft(jsonschema.Draft2020)
+		url := "file:///" + filepath.ToSlash(path)
+		if err := c.AddResource(url, doc); err != nil {
+			e.err = err
+			return
+		}
+		e.schema, e.err = c.Compile(url)
+	})
+	return e
+}
+
+// validateSchema checks a resolved config against its type's schema, one diagnostic per failing
+// location (JSON pointer).
+func (r *Repo) validateSchema(typ string, cfg map[string]any) Diagnostics {
+	e := r.schemaFor(typ)
+	if e.err != nil {
+		return Diagnostics{{Severity: SevError, Code: CodeSchema,
+			Message: fmt.Sprintf("schema %s cannot be used: %v", e.file, e.err)}}
+	}
+	if e.schema == nil {
+		return nil
+	}
+	err := e.schema.Validate(any(cfg))
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		if err != nil {
+			return Diagnostics{{Severity: SevError, Code: CodeSchema, Message: err.Error()}}
+		}
+		return nil
+	}
+	var out Diagnostics
+	var leaves func(u *jsonschema.OutputUnit)
+	leaves = func(u *jsonschema.OutputUnit) {
+		if len(u.Errors) == 0 && u.Error != nil {
+			ptr := u.InstanceLocation
+			if ptr == "" {
+				ptr = "/"
+			}
+			out = append(out, Diagnostic{Severity: SevError, Code: CodeSchema, Pointer: ptr,
+				Message: u.Error.String() + " (schema " + filepath.Base(filepath.Dir(e.file)) + "/" + SchemaFile + ")"})
+		}
+		for i := range u.Errors {
+			leaves(&u.Errors[i])
+		}
+	}
+	leaves(ve.BasicOutput())
+	return out
+}

@@ -1,0 +1,127 @@
+package model
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// SettingsFile is the optional file at the root of a config repository that tunes how it is read.
+const SettingsFile = "karma.json"
+
+// DefaultPrefix is the Parameter Store prefix used when none is configured.
+const DefaultPrefix = "/iac"
+
+// DefaultAliases maps reference keys whose type is not their prefix to the type they name. Keys
+// not listed here name the type spelled by their prefix with '_' turned into '-'
+// (s3_bucket_nickname -> s3-bucket).
+var DefaultAliases = map[string]string{
+	"cluster_nickname": "ecs-cluster",
+}
+
+// Settings says how a repository is read. Zero values take the defaults in Defaults.
+type Settings struct {
+	// Prefix is the Parameter Store prefix, e.g. "/iac".
+	Prefix string `json:"prefix,omitempty"`
+	// Aliases maps a reference key (e.g. "cluster_nickname") to the component type it names.
+	// Entries here are added to DefaultAliases and win over them.
+	Aliases map[string]string `json:"aliases,omitempty"`
+	// ModulesDir holds one folder per component type (Terraform module, optional
+	// config.schema.json). Relative paths are relative to the repository. Default "components".
+	ModulesDir string `json:"modules_dir,omitempty"`
+}
+
+var (
+	typeRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	nicknameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	prefixRe   = regexp.MustCompile(`^(/[A-Za-z0-9_.-]+)+$`)
+)
+
+// Defaults fills empty fields and merges the alias table.
+func (s Settings) Defaults() Settings {
+	if s.Prefix == "" {
+		s.Prefix = DefaultPrefix
+	}
+	if s.ModulesDir == "" {
+		s.ModulesDir = "components"
+	}
+	merged := make(map[string]string, len(DefaultAliases)+len(s.Aliases))
+	for k, v := range DefaultAliases {
+		merged[k] = v
+	}
+	for k, v := range s.Aliases {
+		merged[k] = v
+	}
+	s.Aliases = merged
+	return s
+}
+
+// Validate reports every problem at once.
+func (s Settings) Validate() error {
+	var errs []error
+	if s.Prefix != "" && !prefixRe.MatchString(s.Prefix) {
+		errs = append(errs, fmt.Errorf("prefix %q: want a parameter path such as /iac (no trailing slash)", s.Prefix))
+	}
+	for k, v := range s.Aliases {
+		if !strings.HasSuffix(k, "_nickname") {
+			errs = append(errs, fmt.Errorf("aliases: key %q must end in _nickname", k))
+		}
+		if !typeRe.MatchString(v) {
+			errs = append(errs, fmt.Errorf("aliases: %q maps to %q, which is not a component type name", k, v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LoadSettings reads <root>/karma.json when present; overrides (e.g. --prefix) win over the file.
+func LoadSettings(root string, override Settings) (Settings, error) {
+	var s Settings
+	data, err := os.ReadFile(filepath.Join(root, SettingsFile))
+	switch {
+	case err == nil:
+		if _, d := decodeObject(SettingsFile, data); d != nil {
+			return s, errors.New(d.String())
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&s); err != nil {
+			return s, fmt.Errorf("%s: %w", SettingsFile, err)
+		}
+	case !os.IsNotExist(err):
+		return s, err
+	}
+	if override.Prefix != "" {
+		s.Prefix = override.Prefix
+	}
+	if override.ModulesDir != "" {
+		s.ModulesDir = override.ModulesDir
+	}
+	for k, v := range override.Aliases {
+		if s.Aliases == nil {
+			s.Aliases = map[string]string{}
+		}
+		s.Aliases[k] = v
+	}
+	if err := s.Validate(); err != nil {
+		return s, fmt.Errorf("%s: %w", SettingsFile, err)
+	}
+	return s.Defaults(), nil
+}
+
+// ConfigParam is the parameter name a component's resolved config is published to.
+func ConfigParam(prefix, typ, nickname string) string {
+	return prefix + "/" + typ + "/" + nickname + "/config"
+}
+
+// RuntimeParam is the parameter name a component's Terraform outputs are published to.
+func RuntimeParam(prefix, typ, nickname string) string {
+	return prefix + "/" + typ + "/" + nickname + "/runtime"
+}
+
+// EnvironmentParam binds an account to an environment.
+func EnvironmentParam(prefix string) string { return prefix + "/environment" }

@@ -1,0 +1,93 @@
+// Package params is Karma's view of a parameter store (AWS SSM Parameter Store, or the embedded
+// SQLite stand-in). Components publish their resolved config to <prefix>/<type>/<nickname>/config
+// and Terraform's outputs land at <prefix>/<type>/<nickname>/runtime; <prefix>/environment binds an
+// account to an environment.
+//
+// Contract shared by every implementation (one conformance suite, paramstest, checks it):
+//   - Put with a value equal to the current one is a no-op that returns the current version
+//     (Changed=false): republishing an unchanged config creates no new version and no event.
+//   - Versions start at 1 and grow by one per change, per name.
+//   - GetByPath is recursive, returns every parameter below the path (pagination is the
+//     implementation's business), sorted by name.
+//   - Get of an unknown name returns an error matching ErrNotFound (errors.Is).
+//   - SecureString values are returned as stored; callers must not copy them into graphs, logs
+//     or audit records (see Redacted).
+package params
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned (wrapped) when a parameter does not exist.
+var ErrNotFound = errors.New("params: parameter not found")
+
+// Parameter types, as SSM names them.
+const (
+	TypeString       = "String"
+	TypeStringList   = "StringList"
+	TypeSecureString = "SecureString"
+)
+
+// Tiers, as SSM names them. Values above StandardTierLimit bytes need TierAdvanced.
+const (
+	TierStandard      = "Standard"
+	TierAdvanced      = "Advanced"
+	StandardTierLimit = 4096
+)
+
+// Parameter is one stored parameter at its current version.
+type Parameter struct {
+	Name             string    `json:"name"`
+	Value            string    `json:"value"`
+	Type             string    `json:"type"`
+	Version          int64     `json:"version"`
+	LastModified     time.Time `json:"last_modified"`
+	LastModifiedUser string    `json:"last_modified_user,omitempty"`
+	Description      string    `json:"description,omitempty"`
+}
+
+// Redacted returns the value safe to log or record: SecureString values are replaced.
+func (p Parameter) Redacted() string {
+	if p.Type == TypeSecureString {
+		return "***redacted***"
+	}
+	return p.Value
+}
+
+// PutInput is one write.
+type PutInput struct {
+	Name  string
+	Value string
+	// Type defaults to TypeString.
+	Type string
+	// Tier defaults to TierStandard, or TierAdvanced when len(Value) > StandardTierLimit.
+	Tier string
+	// Description carries provenance, e.g. "karma: commit=<sha> file=<path>" (at most 1024 chars).
+	Description string
+	// User is recorded as LastModifiedUser by the embedded store (SSM records the caller's ARN).
+	User string
+}
+
+// PutResult says what a Put did.
+type PutResult struct {
+	Version int64
+	Changed bool
+}
+
+// Store is the parameter store as Karma uses it.
+type Store interface {
+	Get(ctx context.Context, name string) (Parameter, error)
+	GetByPath(ctx context.Context, path string) ([]Parameter, error)
+	Put(ctx context.Context, in PutInput) (PutResult, error)
+	Delete(ctx context.Context, name string) error
+}
+
+// TierFor returns the tier a value of this size needs.
+func TierFor(value string) string {
+	if len(value) > StandardTierLimit {
+		return TierAdvanced
+	}
+	return TierStandard
+}
