@@ -18,8 +18,11 @@ func main() {
 }
 
 // run executes one command line and returns the exit code.
-func run(ctx context.Context, args []string) int {
-	cmd := newRootCmd()
+func run(ctx context.Context, args []string) int { return runWith(ctx, &globals{}, args) }
+
+// runWith is run with preset globals (tests set their hooks there).
+func runWith(ctx context.Context, g *globals, args []string) int {
+	cmd := newRootCmdWith(g)
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(ctx)
 	if err == nil {

@@ -13,6 +13,12 @@ import (
 // karma runs the CLI in-process and returns its exit code, stdout and stderr.
 func karma(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return karmaWith(t, &globals{}, args...)
+}
+
+// karmaWith runs the CLI with preset globals (test hooks).
+func karmaWith(t *testing.T, g *globals, args ...string) (int, string, string) {
+	t.Helper()
 	oldOut, oldErr := os.Stdout, os.Stderr
 	ro, wo, _ := os.Pipe()
 	re, we, _ := os.Pipe()
@@ -20,7 +26,7 @@ func karma(t *testing.T, args ...string) (int, string, string) {
 	outC, errC := make(chan string), make(chan string)
 	go func() { var b bytes.Buffer; b.ReadFrom(ro); outC <- b.String() }()
 	go func() { var b bytes.Buffer; b.ReadFrom(re); errC <- b.String() }()
-	code := run(context.Background(), args)
+	code := runWith(context.Background(), g, args)
 	wo.Close()
 	we.Close()
 	os.Stdout, os.Stderr = oldOut, oldErr

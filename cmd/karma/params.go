@@ -18,7 +18,7 @@ func newParamsCmd(g *globals) *cobra.Command {
 		Args:  argsUsage(cobra.NoArgs),
 		RunE:  func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
-	c.AddCommand(newParamsPublishCmd(g), newParamsListCmd(g))
+	c.AddCommand(newParamsPublishCmd(g), newParamsListCmd(g), newParamsPutCmd(g), newParamsGetCmd(g))
 	return c
 }
 
@@ -167,4 +167,35 @@ func printParams(w io.Writer, ps []params.Parameter) {
 		}
 		fmt.Fprintf(w, "%-50s v%-3d %s\n", p.Name, p.Version, v)
 	}
+}
+
+func newParamsGetCmd(g *globals) *cobra.Command {
+	var env string
+	c := &cobra.Command{
+		Use:   "get <name> --env E",
+		Short: "Print a parameter's value (SecureString redacted)",
+		Args:  argsUsage(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, args []string) error {
+			if env == "" {
+				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--env is required")}
+			}
+			s, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			st, err := s.params(env)
+			if err != nil || st == nil {
+				return fmt.Errorf("no parameter store for %s: %v", env, err)
+			}
+			p, err := st.Get(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.OutOrStdout(), p.Redacted())
+			return nil
+		},
+	}
+	c.Flags().StringVar(&env, "env", "", "environment (account)")
+	return c
 }

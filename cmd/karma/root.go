@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"github.com/usekarma/karma/shared/queue"
+	"github.com/usekarma/karma/shared/terraform"
 )
 
 // globals are the flags every command shares.
@@ -14,10 +16,16 @@ type globals struct {
 	stateDir      string
 	prefix        string
 	paramsBackend string
+
+	// Test hooks (never set by flags): a Terraform runner to use instead of the binary, and a
+	// wrapper around the transport (e.g. one that delivers every message twice).
+	testRunner    terraform.Runner
+	testTransport func(queue.Queue) queue.Queue
 }
 
-func newRootCmd() *cobra.Command {
-	g := &globals{}
+func newRootCmd() *cobra.Command { return newRootCmdWith(&globals{}) }
+
+func newRootCmdWith(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "karma",
 		Short: "Infrastructure that deploys as a consequence of change",
@@ -36,7 +44,8 @@ publishes their resolved config to Parameter Store and deploys what a change aff
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{cmd: c.CommandPath(), err: err}
 	})
-	root.AddCommand(newGraphCmd(g), newImpactCmd(g), newParamsCmd(g))
+	root.AddCommand(newGraphCmd(g), newImpactCmd(g), newParamsCmd(g), newProposeChangeCmd(g), newPlanCmd(g), newApplyCmd(g),
+		newIngestCmd(g), newLineageCmd(g), newAuditCmd(g), newDLQCmd(g))
 	return root
 }
 

@@ -77,9 +77,14 @@ func (s *session) close() {
 
 // build loads, reads parameters and validates. With SSM only the selected env's account is read.
 func (s *session) build(ctx context.Context, env string) (*model.Result, error) {
+	return s.buildWith(ctx, env, nil)
+}
+
+// buildWith is build with config file overrides (a proposed change).
+func (s *session) buildWith(ctx context.Context, env string, overrides map[string][]byte) (*model.Result, error) {
 	var openErr error
 	opts := model.BuildOptions{
-		LoadOptions: model.LoadOptions{Env: env, Settings: model.Settings{Prefix: s.g.prefix}},
+		LoadOptions: model.LoadOptions{Env: env, Settings: model.Settings{Prefix: s.g.prefix}, Overrides: overrides},
 		Params: func(e string) params.Store {
 			if s.g.paramsBackend == "ssm" && e != env {
 				return nil

@@ -61,6 +61,9 @@ type LoadOptions struct {
 	Env string
 	// Settings override karma.json.
 	Settings Settings
+	// Overrides replace the content of existing config files (repository-relative, slash
+	// separated paths), e.g. a proposed change to iac/<env>/<type>/<nickname>/config.json.
+	Overrides map[string][]byte
 }
 
 // Load reads the repository at root. The returned error is for unusable input (no such
@@ -80,7 +83,7 @@ func Load(root string, opts LoadOptions) (*Repo, error) {
 	r := &Repo{Root: root, Settings: settings, base: map[string]*source{}}
 	r.Accounts = loadAccountEnvironments(root, &r.Diagnostics)
 	srcs, envs := r.discover(opts.Env)
-	readAll(root, srcs, &r.Diagnostics)
+	readAll(root, srcs, opts.Overrides, &r.Diagnostics)
 	envSet := map[string]bool{}
 	for _, e := range envs {
 		envSet[e] = true
@@ -173,7 +176,7 @@ func (r *Repo) discover(onlyEnv string) ([]*source, []string) {
 }
 
 // readAll reads and parses every source in parallel; parse failures become diagnostics.
-func readAll(root string, srcs []*source, diags *Diagnostics) {
+func readAll(root string, srcs []*source, overrides map[string][]byte, diags *Diagnostics) {
 	workers := runtime.GOMAXPROCS(0) * 4
 	jobs := make(chan *source)
 	var mu sync.Mutex
@@ -183,7 +186,11 @@ func readAll(root string, srcs []*source, diags *Diagnostics) {
 		go func() {
 			defer wg.Done()
 			for s := range jobs {
-				data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(s.file)))
+				data, over := overrides[s.file]
+				var err error
+				if !over {
+					data, err = os.ReadFile(filepath.Join(root, filepath.FromSlash(s.file)))
+				}
 				if err != nil {
 					mu.Lock()
 					*diags = append(*diags, Diagnostic{Severity: SevError, Code: CodeLayout, File: s.file, Message: err.Error()})

@@ -1,0 +1,362 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/graph"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/workers/ingest"
+)
+
+func newProposeChangeCmd(g *globals) *cobra.Command {
+	var env, input string
+	c := &cobra.Command{
+		Use:   "propose-change <type> <nickname> --input updated.json [--env E]",
+		Short: "Validate a config change, show its impact and waves, and queue it (nothing is deployed)",
+		Long: `Validates the proposed environment file (JSON, schema, references, cycles) against the rest of the
+repository, prints the components it may redeploy in waves, and queues a change set. Run
+'karma plan' to see the plans, 'karma apply <change-id>' to deploy it.`,
+		Args: argsUsage(cobra.ExactArgs(2)),
+		RunE: func(c *cobra.Command, args []string) error {
+			if input == "" {
+				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--input is required")}
+			}
+			data, err := readInput(input)
+			if err != nil {
+				return err
+			}
+			s, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			if env == "" {
+				envs, err := (&repoGraphs{s: s}).Environments(c.Context())
+				if err != nil {
+					return err
+				}
+				if len(envs) != 1 {
+					return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--env is required: the repository has %s", strings.Join(envs, ", "))}
+				}
+				env = envs[0]
+			}
+			ref := args[0] + "/" + args[1]
+			file := "iac/" + env + "/" + ref + "/config.json"
+			if _, err := os.Stat(g.repo + "/" + file); err != nil {
+				return fmt.Errorf("%s: no such component in %s (%s): %w", ref, env, file, err)
+			}
+			root, err := ingest.FromRequest(ingest.Request{Env: env, Configs: map[string][]byte{ref: data}, Actor: message.Actor{Kind: "cli", Name: localUser()}})
+			if err != nil {
+				return fmt.Errorf("%s: %w", input, err)
+			}
+			res, err := s.buildWith(c.Context(), env, map[string][]byte{file: data})
+			if err != nil {
+				return err
+			}
+			if err := printDiagnostics(c.ErrOrStderr(), res.Diagnostics.Errors()); err != nil {
+				return fmt.Errorf("%s rejected, nothing queued: %w", input, err)
+			}
+			seed, _ := res.Graph.Index(env + "/" + ref)
+			imp, err := res.Graph.Downstream([]int32{seed}, graph.ImpactOptions{})
+			if err != nil {
+				return err
+			}
+			st, err := s.stack(c.Context(), stackOptions{})
+			if err != nil {
+				return err
+			}
+			if err := st.publish(c.Context(), root); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.OutOrStdout(), "change %s queued (%s in %s, by %s)\n", root.ID, ref, env, root.Actor.Name)
+			printImpact(c.OutOrStdout(), impactReport(res.Graph, imp), false)
+			fmt.Fprintf(c.OutOrStdout(), "\ndependents are redeployed only if an output they consume changes.\nnext: karma plan, then karma apply %s\n", root.ID)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&env, "env", "", "environment")
+	c.Flags().StringVar(&input, "input", "", "the new environment file (JSON object), or - for stdin")
+	return c
+}
+
+func readInput(path string) ([]byte, error) {
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = io.ReadAll(os.Stdin)
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--input %s: %w", path, err)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+		return nil, fmt.Errorf("--input %s: not a JSON object: %v", path, err)
+	}
+	return data, nil
+}
+
+func newPlanCmd(g *globals) *cobra.Command {
+	var parallel int
+	var timeout time.Duration
+	c := &cobra.Command{
+		Use:   "plan",
+		Short: "Run queued changes up to their plans (nothing is applied)",
+		Args:  argsUsage(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			s, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			st, err := s.stack(c.Context(), stackOptions{})
+			if err != nil {
+				return err
+			}
+			pv := newProgress(c.OutOrStdout())
+			if err := st.workers(c.Context(), stackOptions{parallelism: parallel, observe: pv.observe}); err != nil {
+				return err
+			}
+			finished, err := finishedChangeSets(c.Context(), st)
+			if err != nil {
+				return err
+			}
+			if err := st.runUntilIdle(c.Context(), timeout); err != nil {
+				return err
+			}
+			return summarise(c.Context(), c.OutOrStdout(), st, nil, finished, false)
+		},
+	}
+	c.Flags().IntVar(&parallel, "parallelism", 4, "plans and applies run at once")
+	c.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this long")
+	return c
+}
+
+func newApplyCmd(g *globals) *cobra.Command {
+	var auto bool
+	var parallel int
+	var timeout time.Duration
+	c := &cobra.Command{
+		Use:   "apply [change-id...] [--auto-approve]",
+		Short: "Approve queued changes and run them to completion, wave by wave",
+		Long: `Approves the given change sets (default: every one not yet approved), then runs the pipeline until
+nothing is left: plan and apply each deployment, publish its runtime, and deploy the dependents
+whose consumed outputs changed. Exit 1 if any deployment failed or a change was rejected.
+Without --auto-approve, asks for confirmation on a terminal and refuses otherwise.`,
+		RunE: func(c *cobra.Command, args []string) error {
+			s, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			st, err := s.stack(c.Context(), stackOptions{})
+			if err != nil {
+				return err
+			}
+			finished, err := finishedChangeSets(c.Context(), st)
+			if err != nil {
+				return err
+			}
+			pv := newProgress(c.OutOrStdout())
+			if err := st.workers(c.Context(), stackOptions{parallelism: parallel, observe: pv.observe}); err != nil {
+				return err
+			}
+			// Resolve and plan first, so that what is approved has been shown.
+			if err := st.runUntilIdle(c.Context(), timeout); err != nil {
+				return err
+			}
+			ids, err := pendingApproval(c.Context(), st, args)
+			if err != nil {
+				return &usageError{cmd: c.CommandPath(), err: err}
+			}
+			if len(ids) > 0 && !auto {
+				if err := confirm(c, ids); err != nil {
+					return err
+				}
+			}
+			if err := st.approve(c.Context(), ids, localUser()); err != nil {
+				return err
+			}
+			if err := st.runUntilIdle(c.Context(), timeout); err != nil {
+				return err
+			}
+			return summarise(c.Context(), c.OutOrStdout(), st, args, finished, true)
+		},
+	}
+	c.Flags().BoolVar(&auto, "auto-approve", false, "apply without asking")
+	c.Flags().IntVar(&parallel, "parallelism", 4, "plans and applies run at once")
+	c.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this long")
+	return c
+}
+
+func pendingApproval(ctx context.Context, st *stack, args []string) ([]string, error) {
+	all, err := st.changeSets.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]*changeset.ChangeSet{}
+	var ids []string
+	for _, cs := range all {
+		byID[cs.ID] = cs
+		if len(args) == 0 && !cs.Approved && cs.Rejected == "" && !cs.Done() {
+			ids = append(ids, cs.ID)
+		}
+	}
+	if len(args) > 0 {
+		for _, a := range args {
+			cs, ok := byID[a]
+			if !ok {
+				return nil, fmt.Errorf("no change set %s (karma propose-change queues one)", a)
+			}
+			if !cs.Approved {
+				ids = append(ids, a)
+			}
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+func confirm(c *cobra.Command, ids []string) error {
+	if fi, err := os.Stdin.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("not a terminal: pass --auto-approve to apply %s", strings.Join(ids, ", "))}
+	}
+	fmt.Fprintf(c.OutOrStdout(), "Apply %s? Only 'yes' will be accepted: ", strings.Join(ids, ", "))
+	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+	if strings.TrimSpace(line) != "yes" {
+		return fmt.Errorf("apply cancelled")
+	}
+	return nil
+}
+
+// finishedChangeSets are those done before this run (not shown again).
+func finishedChangeSets(ctx context.Context, st *stack) (map[string]bool, error) {
+	all, err := st.changeSets.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	done := map[string]bool{}
+	for _, cs := range all {
+		if cs.Done() || cs.Rejected != "" {
+			done[cs.ID] = true
+		}
+	}
+	return done, nil
+}
+
+// summarise prints the state of each change set this run touched (or those named); with strict,
+// failures and rejections make the exit code 1.
+func summarise(ctx context.Context, w io.Writer, st *stack, only []string, skip map[string]bool, strict bool) error {
+	all, err := st.changeSets.List(ctx)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, id := range only {
+		want[id] = true
+	}
+	var problems []string
+	for i := len(all) - 1; i >= 0; i-- {
+		cs := all[i]
+		if (len(want) > 0 && !want[cs.ID]) || (len(want) == 0 && skip[cs.ID]) {
+			continue
+		}
+		counts := map[string]int{}
+		for _, n := range cs.Nodes {
+			counts[n.State]++
+		}
+		state := "done"
+		switch {
+		case cs.Rejected != "":
+			state = "rejected: " + cs.Rejected
+			problems = append(problems, cs.ID+" rejected")
+		case !cs.Done():
+			state = "waiting for approval (karma apply " + cs.ID + ")"
+		}
+		fmt.Fprintf(w, "change %s [%s] %s: %d applied, %d skipped, %d failed, %d blocked — %s\n", cs.ID, cs.Env, cs.Source,
+			counts[changeset.Applied], counts[changeset.Skipped], counts[changeset.Failed], counts[changeset.Blocked], state)
+		if f := cs.FailedComponents(); len(f) > 0 {
+			problems = append(problems, fmt.Sprintf("%s: %s failed", cs.ID, strings.Join(f, ", ")))
+		}
+	}
+	if strict && len(problems) > 0 {
+		return &silentError{fmt.Errorf("%s", strings.Join(problems, "; "))}
+	}
+	return nil
+}
+
+// progress prints one line per state change as the pipeline runs.
+type progress struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func newProgress(w io.Writer) *progress { return &progress{w: w} }
+
+func (p *progress) observe(stage string, in message.Envelope, out []message.Envelope, action pipeline.Action, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if action == pipeline.DeadLetter {
+		fmt.Fprintf(p.w, "  ! %s: message %s dead-lettered: %v\n", stage, in.ID, err)
+	}
+	for _, m := range out {
+		p.line(m)
+	}
+}
+
+func (p *progress) line(m message.Envelope) {
+	switch m.Type {
+	case message.TypeChangeResolved:
+		var r message.ChangeResolved
+		if message.Decode(m, &r) == nil {
+			if r.Rejected != "" {
+				fmt.Fprintf(p.w, "change %s [%s] rejected:\n%s\n", r.ChangeSetID, m.Env, r.Rejected)
+				return
+			}
+			fmt.Fprintf(p.w, "change %s [%s]: %d component(s) may be affected in %d wave(s); roots: %s\n", r.ChangeSetID, m.Env,
+				len(r.Affected), len(r.Waves), strings.Join(r.Roots, ", "))
+		}
+	case message.TypeDeploymentPlanned:
+		var d message.DeploymentPlanned
+		if message.Decode(m, &d) == nil {
+			fmt.Fprintf(p.w, "  wave %d  %-32s planned   +%d ~%d -%d\n", d.Wave, d.Component, d.Plan.Add, d.Plan.Change, d.Plan.Destroy)
+		}
+	case message.TypeDeploymentApplied:
+		var d message.DeploymentApplied
+		if message.Decode(m, &d) == nil {
+			keys := "no output changed"
+			if len(d.ChangedKeys) > 0 {
+				keys = "changed: " + strings.Join(d.ChangedKeys, ", ")
+			}
+			fmt.Fprintf(p.w, "  wave %d  %-32s applied   %s (%s)\n", d.Wave, d.Component, d.DeploymentID, keys)
+		}
+	case message.TypeDeploymentSkipped:
+		var d message.DeploymentSkipped
+		if message.Decode(m, &d) == nil {
+			fmt.Fprintf(p.w, "          %-32s skipped   %s\n", d.Component, d.Reason)
+		}
+	case message.TypeDeploymentFailed:
+		var d message.DeploymentFailed
+		if message.Decode(m, &d) == nil {
+			fmt.Fprintf(p.w, "  wave %d  %-32s FAILED    %s: %s\n", d.Wave, d.Component, d.Stage, firstLine(d.Error))
+		}
+	}
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/gitrepo"
+	"github.com/usekarma/karma/shared/lineage"
+	"github.com/usekarma/karma/shared/message"
+)
+
+func newLineageCmd(g *globals) *cobra.Command {
+	var env, forward string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "lineage <deployment-id | type/nickname> | --forward <commit | parameter@version | request-id>",
+		Short: "Why a component is deployed like this: the causal chain back to its root; or all a root caused",
+		Args: argsUsage(func(c *cobra.Command, args []string) error {
+			if (forward == "") == (len(args) == 0) || len(args) > 1 {
+				return fmt.Errorf("give one deployment id or component, or --forward <root>")
+			}
+			return nil
+		}),
+		RunE: func(c *cobra.Command, args []string) error {
+			s, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			st, err := s.stack(c.Context(), stackOptions{})
+			if err != nil {
+				return err
+			}
+			if forward != "" {
+				tree, err := forwardTree(c.Context(), st, g.repo, forward)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(c.OutOrStdout(), tree)
+				}
+				printForward(c.OutOrStdout(), tree)
+				return nil
+			}
+			d, err := findDeployment(c.Context(), st.lineage, args[0], env)
+			if err != nil {
+				return err
+			}
+			chain, err := backward(c.Context(), st.lineage, d, 0)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(c.OutOrStdout(), chain)
+			}
+			printBackward(c.OutOrStdout(), chain, 0)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&env, "env", "", "environment of <type>/<nickname>")
+	c.Flags().StringVar(&forward, "forward", "", "a commit sha (or any git revision), <parameter>@<version> or a change request id")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func findDeployment(ctx context.Context, l lineage.Store, arg, env string) (lineage.Deployment, error) {
+	if strings.HasPrefix(arg, "dep-") {
+		return l.Deployment(ctx, arg)
+	}
+	id := arg
+	if strings.Count(arg, "/") == 1 {
+		if env == "" {
+			return lineage.Deployment{}, fmt.Errorf("%s: give --env or <env>/<type>/<nickname>", arg)
+		}
+		id = env + "/" + arg
+	}
+	ds, err := l.Deployments(ctx, id)
+	if err != nil {
+		return lineage.Deployment{}, err
+	}
+	for _, d := range ds {
+		if d.Status == lineage.StatusApplied || d.Status == lineage.StatusFailed {
+			return d, nil
+		}
+	}
+	return lineage.Deployment{}, fmt.Errorf("%s: %w (never deployed by Karma)", id, lineage.ErrNotFound)
+}
+
+// step is one deployment with what caused it.
+type step struct {
+	Deployment lineage.Deployment `json:"deployment"`
+	Causes     []causeStep        `json:"causes"`
+}
+
+type causeStep struct {
+	Cause    message.Cause   `json:"cause"`
+	Upstream *step           `json:"upstream,omitempty"` // for a deployment cause
+	Change   *lineage.Change `json:"change,omitempty"`   // for a root cause
+}
+
+func backward(ctx context.Context, l lineage.Store, d lineage.Deployment, depth int) (*step, error) {
+	s := &step{Deployment: d}
+	for _, c := range d.CausedBy {
+		cs := causeStep{Cause: c}
+		if c.Kind == message.CauseDeployment && depth < 100 {
+			up, err := l.Deployment(ctx, c.ID)
+			if err != nil {
+				return nil, err
+			}
+			if cs.Upstream, err = backward(ctx, l, up, depth+1); err != nil {
+				return nil, err
+			}
+		} else if ch, err := l.Change(ctx, d.ChangeSetID); err == nil {
+			cs.Change = &ch
+		}
+		s.Causes = append(s.Causes, cs)
+	}
+	return s, nil
+}
+
+func printBackward(w io.Writer, s *step, depth int) {
+	ind := strings.Repeat("  ", depth)
+	d := s.Deployment
+	fmt.Fprintf(w, "%s%s  %s  %s  wave %d  %s\n", ind, d.Component, d.ID, d.Status, d.Wave, d.At.Format("2006-01-02 15:04:05Z07:00"))
+	for _, c := range s.Causes {
+		switch c.Cause.Kind {
+		case message.CauseDeployment:
+			fmt.Fprintf(w, "%s  <- because %s changed %s\n", ind, c.Upstream.Deployment.Component, strings.Join(c.Cause.Keys, ", "))
+			printBackward(w, c.Upstream, depth+2)
+		default:
+			who := ""
+			if c.Change != nil {
+				who = " by " + c.Change.Actor.Name + " (" + c.Change.Actor.Kind + "), change " + c.Change.ID
+			}
+			fmt.Fprintf(w, "%s  <- root: %s %s%s\n", ind, c.Cause.Kind, c.Cause.ID, who)
+		}
+	}
+}
+
+// node of the forward tree.
+type forwardNode struct {
+	Deployment lineage.Deployment `json:"deployment"`
+	Keys       []string           `json:"keys,omitempty"` // the upstream keys that reached it
+	Caused     []*forwardNode     `json:"caused"`
+}
+
+type forwardRoot struct {
+	Kind    string           `json:"kind"`
+	ID      string           `json:"id"`
+	Changes []lineage.Change `json:"changes"`
+	Caused  []*forwardNode   `json:"caused"`
+	Skipped []changeset.Node `json:"skipped"`
+}
+
+var hexRe = regexp.MustCompile(`^[0-9a-f]{4,40}$`)
+
+func forwardTree(ctx context.Context, st *stack, repo, root string) (*forwardRoot, error) {
+	kind, id := message.CauseRequest, root
+	switch {
+	case strings.Contains(root, "@"):
+		kind = message.CauseParameter
+	case hexRe.MatchString(root) || root == "HEAD" || strings.HasPrefix(root, "HEAD~"):
+		if info, err := gitrepo.ReadCommit(repo, root); err == nil {
+			kind, id = message.CauseCommit, info.SHA
+		} else if len(root) == 40 {
+			kind = message.CauseCommit
+		}
+	}
+	changes, err := st.lineage.ChangesByRoot(ctx, kind, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(changes) == 0 {
+		return nil, fmt.Errorf("%s %s: %w: it caused no change Karma recorded", kind, id, lineage.ErrNotFound)
+	}
+	fr := &forwardRoot{Kind: kind, ID: id, Changes: changes, Caused: []*forwardNode{}, Skipped: []changeset.Node{}}
+	ds, err := st.lineage.CausedBy(ctx, kind, id)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, d := range ds {
+		n, err := forwardFrom(ctx, st.lineage, d, nil, seen)
+		if err != nil {
+			return nil, err
+		}
+		fr.Caused = append(fr.Caused, n)
+	}
+	for _, ch := range changes {
+		if cs, err := st.changeSets.Get(ctx, ch.ID); err == nil {
+			for _, w := range cs.Waves {
+				for _, cid := range w {
+					if n := cs.Nodes[cid]; n.State == changeset.Skipped || n.State == changeset.Blocked {
+						fr.Skipped = append(fr.Skipped, *n)
+					}
+				}
+			}
+		}
+	}
+	return fr, nil
+}
+
+func forwardFrom(ctx context.Context, l lineage.Store, d lineage.Deployment, keys []string, seen map[string]bool) (*forwardNode, error) {
+	n := &forwardNode{Deployment: d, Keys: keys, Caused: []*forwardNode{}}
+	if seen[d.ID] {
+		return n, nil
+	}
+	seen[d.ID] = true
+	next, err := l.CausedBy(ctx, message.CauseDeployment, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range next {
+		var ks []string
+		for _, cause := range c.CausedBy {
+			if cause.ID == d.ID {
+				ks = cause.Keys
+			}
+		}
+		child, err := forwardFrom(ctx, l, c, ks, seen)
+		if err != nil {
+			return nil, err
+		}
+		n.Caused = append(n.Caused, child)
+	}
+	return n, nil
+}
+
+func printForward(w io.Writer, fr *forwardRoot) {
+	for _, ch := range fr.Changes {
+		fmt.Fprintf(w, "%s %s by %s (%s) -> change %s [%s]\n", fr.Kind, fr.ID, ch.Actor.Name, ch.Actor.Kind, ch.ID, ch.Env)
+	}
+	var walk func(n *forwardNode, depth int)
+	walk = func(n *forwardNode, depth int) {
+		via := ""
+		if len(n.Keys) > 0 {
+			via = "  (via " + strings.Join(n.Keys, ", ") + ")"
+		}
+		changed := "no output changed"
+		if len(n.Deployment.ChangedKeys) > 0 {
+			changed = "changed " + strings.Join(n.Deployment.ChangedKeys, ", ")
+		}
+		fmt.Fprintf(w, "%s└─ %s  %s  %s, %s%s\n", strings.Repeat("   ", depth), n.Deployment.Component, n.Deployment.ID, n.Deployment.Status, changed, via)
+		for _, c := range n.Caused {
+			walk(c, depth+1)
+		}
+	}
+	for _, n := range fr.Caused {
+		walk(n, 0)
+	}
+	for _, n := range fr.Skipped {
+		fmt.Fprintf(w, "   not redeployed: %s (%s)\n", n.Component, n.Reason)
+	}
+}

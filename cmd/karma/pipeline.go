@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/usekarma/karma/shared/audit"
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/embedded"
+	"github.com/usekarma/karma/shared/lineage"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/queue"
+	"github.com/usekarma/karma/shared/terraform"
+	"github.com/usekarma/karma/workers/apply"
+	auditw "github.com/usekarma/karma/workers/audit"
+	"github.com/usekarma/karma/workers/graphwrite"
+	"github.com/usekarma/karma/workers/plan"
+	"github.com/usekarma/karma/workers/resolve"
+)
+
+// stack is the pipeline on the embedded default: every store in the one state file.
+type stack struct {
+	s          *session
+	queue      *embedded.Queue
+	transport  queue.Queue // what the runtime sends and receives through (queue, or a test wrapper)
+	changeSets *embedded.ChangeSets
+	lineage    *embedded.Lineage
+	audit      *embedded.AuditLog
+	seen       *embedded.Seen
+	settings   model.Settings
+	runner     *pipeline.Runner
+}
+
+// stackOptions tune the runtime.
+type stackOptions struct {
+	terraform   terraform.Runner // nil = the real terraform (FindTerraform)
+	parallelism int
+	observe     func(stage string, in message.Envelope, out []message.Envelope, action pipeline.Action, err error)
+	log         *slog.Logger
+}
+
+func (s *session) stack(ctx context.Context, opts stackOptions) (*stack, error) {
+	db, err := s.embeddedDB()
+	if err != nil {
+		return nil, err
+	}
+	st := &stack{s: s}
+	if st.settings, err = model.LoadSettings(s.g.repo, model.Settings{Prefix: s.g.prefix}); err != nil {
+		return nil, err
+	}
+	if st.queue, err = embedded.NewQueue(ctx, db, embedded.QueueOptions{}); err != nil {
+		return nil, err
+	}
+	st.transport = st.queue
+	if s.g.testTransport != nil {
+		st.transport = s.g.testTransport(st.queue)
+	}
+	if st.changeSets, err = embedded.NewChangeSets(ctx, db); err != nil {
+		return nil, err
+	}
+	if st.lineage, err = embedded.NewLineage(ctx, db); err != nil {
+		return nil, err
+	}
+	if st.audit, err = embedded.NewAuditLog(ctx, db); err != nil {
+		return nil, err
+	}
+	if st.seen, err = embedded.NewSeen(ctx, db); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// workers wires every stage; terraform is looked up only here, so read-only commands run without it.
+func (st *stack) workers(ctx context.Context, opts stackOptions) error {
+	tf := opts.terraform
+	if tf == nil {
+		tf = st.s.g.testRunner
+	}
+	if tf == nil {
+		path, err := terraform.FindTerraform()
+		if err != nil {
+			return err
+		}
+		tf = terraform.NewTFExec(path)
+	}
+	gs, err := st.s.graphStore()
+	if err != nil {
+		return err
+	}
+	paramsFor := func(env string) (params.Store, error) { return st.s.params(env) }
+	modules := st.settings.ModulesDir
+	if !filepath.IsAbs(modules) {
+		modules = filepath.Join(st.s.g.repo, modules)
+	}
+	ws := plan.Workspaces{WorkDir: filepath.Join(st.s.g.stateDir, "work"), ModulesDir: modules, Prefix: st.settings.Prefix}
+	graphs := &repoGraphs{s: st.s}
+	log := opts.log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	par := max(opts.parallelism, 1)
+	const visibility = 10 * time.Minute
+	stage := func(name string, h pipeline.Handler, workers int) pipeline.Stage {
+		return pipeline.Stage{Name: name, Workers: workers, Handler: pipeline.Chain(h,
+			pipeline.Logging(log, name), pipeline.Correlation(), pipeline.Idempotency(st.seen, name, visibility), pipeline.RetryTransient(2*time.Second))}
+	}
+	st.runner = &pipeline.Runner{Queue: st.transport, Log: log, Observe: opts.observe, Visibility: visibility, Stages: []pipeline.Stage{
+		stage(pipeline.StageResolve, (&resolve.Worker{Graphs: graphs, ChangeSets: st.changeSets, Configs: &paramConfigs{s: st.s, prefix: st.settings.Prefix}}).Handle, 1),
+		stage(pipeline.StageGraphWrite, (&graphwrite.Worker{Graphs: graphs, Store: gs, Lineage: st.lineage}).Handle, 1),
+		stage(pipeline.StagePlan, (&plan.Worker{ChangeSets: st.changeSets, Params: paramsFor, Runner: tf, Workspaces: ws}).Handle, par),
+		stage(pipeline.StageApply, (&apply.Worker{ChangeSets: st.changeSets, Params: paramsFor, Runner: tf, Workspaces: ws}).Handle, par),
+		stage(pipeline.StageAudit, (&auditw.Worker{Log: st.audit}).Handle, 1),
+	}}
+	return nil
+}
+
+// runUntilIdle runs every stage until no queue holds a message and nothing is being handled.
+func (st *stack) runUntilIdle(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { st.runner.Run(runCtx); close(done) }()
+	defer func() { stop(); <-done }()
+	quiet := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pipeline still busy after %s: %w", timeout, ctx.Err())
+		case <-time.After(30 * time.Millisecond):
+		}
+		busy := st.runner.InFlight() > 0
+		for _, name := range stageNames {
+			n, err := st.queue.Depth(ctx, name)
+			if err != nil {
+				return err
+			}
+			busy = busy || n > 0
+		}
+		if busy {
+			quiet = 0
+			continue
+		}
+		if quiet++; quiet >= 3 {
+			return nil
+		}
+	}
+}
+
+var stageNames = []string{pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
+
+// publish enqueues root messages.
+func (st *stack) publish(ctx context.Context, msgs ...message.Envelope) error {
+	return pipeline.Publish(ctx, st.transport, msgs...)
+}
+
+// approve marks change sets approved and releases the plans held for review.
+func (st *stack) approve(ctx context.Context, ids []string, by string) error {
+	for _, id := range ids {
+		type heldPlan struct {
+			plan  *message.DeploymentPlanned
+			cause string
+		}
+		var held []heldPlan
+		cs, err := st.changeSets.Update(ctx, id, func(cs *changeset.ChangeSet) error {
+			held = nil
+			cs.Approved, cs.ApprovedBy = true, by
+			for _, n := range cs.Nodes {
+				if n.State == changeset.Planned && n.Plan != nil {
+					held = append(held, heldPlan{n.Plan, n.PlanMessageID})
+					n.State = changeset.Scheduled
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, h := range held {
+			p := h.plan
+			// The approval continues the change: its actor stays the change's author; who approved
+			// is in the payload.
+			root, err := message.New(message.TypeDeploymentApproved, cs.Env, cs.Actor,
+				"deployment.approved:"+p.DeploymentID, message.DeploymentApproved{DeploymentPlanned: *p, ApprovedBy: by})
+			if err != nil {
+				return err
+			}
+			root.CorrelationID, root.CausationID = cs.CorrelationID, h.cause
+			if err := st.publish(ctx, root); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// repoGraphs builds graphs from the config repository. One command works on one state of the
+// repository, so each environment's graph is built once per process and reused (a change
+// request's overrides are built fresh each time). Runtime state is not part of it: stages read
+// runtimes from the parameter store when they need them.
+type repoGraphs struct {
+	s     *session
+	mu    sync.Mutex
+	cache map[string]*model.Result
+}
+
+func (r *repoGraphs) Build(ctx context.Context, env string, overrides map[string][]byte) (*model.Result, error) {
+	if len(overrides) > 0 {
+		return r.s.buildWith(ctx, env, overrides)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if res, ok := r.cache[env]; ok {
+		return res, nil
+	}
+	res, err := r.s.buildWith(ctx, env, nil)
+	if err != nil {
+		return nil, err
+	}
+	if r.cache == nil {
+		r.cache = map[string]*model.Result{}
+	}
+	r.cache[env] = res
+	return res, nil
+}
+
+func (r *repoGraphs) Environments(ctx context.Context) ([]string, error) {
+	repo, err := model.Load(r.s.g.repo, model.LoadOptions{Settings: model.Settings{Prefix: r.s.g.prefix}})
+	if err != nil {
+		return nil, err
+	}
+	return repo.Environments, nil
+}
+
+// paramConfigs reads a component's /config parameter.
+type paramConfigs struct {
+	s      *session
+	prefix string
+}
+
+func (p *paramConfigs) Config(ctx context.Context, env, component string) ([]byte, error) {
+	st, err := p.s.params(env)
+	if err != nil {
+		return nil, err
+	}
+	_, typ, nick := splitID(component)
+	v, err := st.Get(ctx, model.ConfigParam(p.prefix, typ, nick))
+	if err != nil {
+		return nil, err
+	}
+	return []byte(v.Value), nil
+}
+
+func splitID(id string) (string, string, string) {
+	var parts [3]string
+	i := 0
+	for j, start := 0, 0; j <= len(id); j++ {
+		if j == len(id) || (id[j] == '/' && i < 2) {
+			parts[i] = id[start:j]
+			i++
+			start = j + 1
+			if i == 3 {
+				break
+			}
+		}
+	}
+	return parts[0], parts[1], parts[2]
+}
+
+// Ensure the imports used only by other files of this package stay honest.
+var (
+	_ audit.Log     = (*embedded.AuditLog)(nil)
+	_ lineage.Store = (*embedded.Lineage)(nil)
+	_               = errors.New
+	_               = os.Stdout
+)

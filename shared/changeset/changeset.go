@@ -1,0 +1,287 @@
+// Package changeset is the state of one change set: every component a root change may redeploy,
+// and how far each has got. It decides, component by component, what to deploy next:
+//
+//   - The potential set is everything downstream of the roots (computed once, by resolve).
+//   - A component is ready when every upstream inside the set is settled (applied, skipped,
+//     failed or blocked). Waves are therefore respected without a global barrier: a component
+//     starts as soon as its own upstreams are done.
+//   - When ready, a component is blocked if an upstream failed or was blocked; deployed
+//     (scheduled) if it is a root or an upstream's apply changed a runtime key it consumes;
+//     otherwise skipped: "no consumed key changed". Skips and blocks settle it at once, which
+//     may make its dependents ready in turn.
+//
+// Each component is deployed at most once per change set. Decisions are recorded in the change
+// set together with an Announced flag (a transactional outbox): the stage that made them
+// publishes them and then marks them announced, so a crash in between re-announces instead of
+// losing them, and a redelivered event never decides twice.
+package changeset
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/usekarma/karma/shared/message"
+)
+
+// Node states.
+const (
+	Pending   = "pending"
+	Scheduled = "scheduled" // deployment.scheduled emitted; plan/apply under way
+	Planned   = "planned"   // plan saved, waiting for approval
+	Applied   = "applied"
+	Failed    = "failed"
+	Skipped   = "skipped"
+	Blocked   = "blocked"
+)
+
+// Skip reasons.
+const (
+	ReasonNoConsumedKey  = "no-consumed-key-changed"
+	ReasonUpstreamFailed = "upstream-failed"
+	ReasonDestroyHeld    = "destroy-held"
+)
+
+// Upstream is an edge inside the set: this node depends on Component and consumes Consumes.
+type Upstream struct {
+	Component string   `json:"component"`
+	Consumes  []string `json:"consumes"`
+}
+
+// Node is one component of the set.
+type Node struct {
+	Component    string          `json:"component"`
+	Wave         int             `json:"wave"`
+	Upstreams    []Upstream      `json:"upstreams,omitempty"`
+	Dependents   []string        `json:"dependents,omitempty"`
+	Root         bool            `json:"root,omitempty"`
+	Destroy      bool            `json:"destroy,omitempty"`
+	Config       json.RawMessage `json:"config,omitempty"` // resolved config to deploy
+	ConfigHash   string          `json:"config_hash,omitempty"`
+	State        string          `json:"state"`
+	DeploymentID string          `json:"deployment_id"`
+	Causes       []message.Cause `json:"causes,omitempty"`
+	ChangedKeys  []string        `json:"changed_keys,omitempty"`
+	Reason       string          `json:"reason,omitempty"`
+	Detail       string          `json:"detail,omitempty"`
+	Announced    bool            `json:"announced,omitempty"`
+	// Plan is kept while waiting for approval, with the id of the message that carried it (the
+	// approval's cause).
+	Plan          *message.DeploymentPlanned `json:"plan,omitempty"`
+	PlanMessageID string                     `json:"plan_message_id,omitempty"`
+	// Outcome is recorded by the apply stage before it announces deployment.applied, so that a
+	// redelivery re-announces instead of applying twice.
+	Outcome *Outcome `json:"outcome,omitempty"`
+}
+
+// Outcome of a successful apply.
+type Outcome struct {
+	RuntimeVersion int64    `json:"runtime_version"`
+	ChangedKeys    []string `json:"changed_keys"`
+	RuntimeHash    string   `json:"runtime_hash"`
+}
+
+// Settled reports whether the node will change no more.
+func (n *Node) Settled() bool {
+	switch n.State {
+	case Applied, Failed, Skipped, Blocked:
+		return true
+	}
+	return false
+}
+
+// ChangeSet is one root change in one environment.
+type ChangeSet struct {
+	ID            string           `json:"id"`
+	Env           string           `json:"env"`
+	CorrelationID string           `json:"correlation_id"`
+	Source        string           `json:"source"`
+	RootCauses    []message.Cause  `json:"root_causes"`
+	Actor         message.Actor    `json:"actor"`
+	AutoApprove   bool             `json:"auto_approve"`
+	Approved      bool             `json:"approved"`
+	ApprovedBy    string           `json:"approved_by,omitempty"`
+	CreatedAt     time.Time        `json:"created_at"`
+	Waves         [][]string       `json:"waves"`
+	Nodes         map[string]*Node `json:"nodes"`
+	Rejected      string           `json:"rejected,omitempty"`
+}
+
+// DeploymentID is deterministic: the same change set and component always give the same id, so
+// re-deriving a decision after a crash names the same deployment.
+func DeploymentID(changeSetID, component string) string {
+	sum := sha256.Sum256([]byte(changeSetID + "|" + component))
+	return "dep-" + hex.EncodeToString(sum[:8])
+}
+
+// Done reports whether every node is settled.
+func (cs *ChangeSet) Done() bool {
+	for _, n := range cs.Nodes {
+		if !n.Settled() {
+			return false
+		}
+	}
+	return true
+}
+
+// Failed lists the failed components, sorted.
+func (cs *ChangeSet) FailedComponents() []string {
+	var out []string
+	for id, n := range cs.Nodes {
+		if n.State == Failed {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Start decides for every node that is ready at the outset (the roots with no upstream in the set).
+func (cs *ChangeSet) Start() {
+	for _, id := range cs.order() {
+		cs.evaluate(id)
+	}
+}
+
+// MarkApplied records a successful apply and the runtime keys it changed, then decides whatever
+// became ready. Applying an already settled node changes nothing.
+func (cs *ChangeSet) MarkApplied(component string, changedKeys []string) error {
+	n, ok := cs.Nodes[component]
+	if !ok {
+		return errors.New("changeset: " + component + " is not in change set " + cs.ID)
+	}
+	if n.Settled() {
+		return nil
+	}
+	n.State, n.ChangedKeys, n.Plan = Applied, changedKeys, nil
+	// Record every trigger before deciding anything: deciding one dependent may cascade (a skip
+	// settles it) into another dependent of this node, which must see its own trigger by then.
+	for _, d := range n.Dependents {
+		dn := cs.Nodes[d]
+		for _, up := range dn.Upstreams {
+			if up.Component == component && consumesAny(up.Consumes, changedKeys) {
+				dn.Causes = append(dn.Causes, message.Cause{Kind: message.CauseDeployment, ID: n.DeploymentID, Keys: intersect(up.Consumes, changedKeys)})
+			}
+		}
+	}
+	for _, d := range n.Dependents {
+		cs.evaluate(d)
+	}
+	return nil
+}
+
+// MarkFailed records a failed plan or apply; everything below it is blocked.
+func (cs *ChangeSet) MarkFailed(component, detail string) error {
+	n, ok := cs.Nodes[component]
+	if !ok {
+		return errors.New("changeset: " + component + " is not in change set " + cs.ID)
+	}
+	if n.Settled() {
+		return nil
+	}
+	n.State, n.Detail, n.Plan = Failed, detail, nil
+	for _, d := range n.Dependents {
+		cs.evaluate(d)
+	}
+	return nil
+}
+
+// evaluate decides a pending node whose upstreams are all settled.
+func (cs *ChangeSet) evaluate(id string) {
+	n := cs.Nodes[id]
+	if n.State != Pending {
+		return
+	}
+	var failedUp string
+	for _, up := range n.Upstreams {
+		un := cs.Nodes[up.Component]
+		if !un.Settled() {
+			return
+		}
+		if un.State == Failed || un.State == Blocked {
+			failedUp = up.Component
+		}
+	}
+	n.Announced = false
+	switch {
+	case failedUp != "":
+		n.State, n.Reason, n.Detail = Blocked, ReasonUpstreamFailed, failedUp+" did not deploy"
+	case n.Destroy:
+		n.State, n.Reason, n.Detail = Skipped, ReasonDestroyHeld, "config.json removed: destroy is held until a policy allows it"
+	case n.Root || len(n.Causes) > 0:
+		n.State = Scheduled
+		return
+	default:
+		n.State, n.Reason, n.Detail = Skipped, ReasonNoConsumedKey, "no runtime key it consumes changed upstream"
+	}
+	for _, d := range n.Dependents {
+		cs.evaluate(d)
+	}
+}
+
+// Unannounced returns the nodes whose decision has not been published yet, in wave order.
+func (cs *ChangeSet) Unannounced() []*Node {
+	var out []*Node
+	for _, id := range cs.order() {
+		n := cs.Nodes[id]
+		if !n.Announced && (n.State == Scheduled || n.State == Skipped || n.State == Blocked) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (cs *ChangeSet) order() []string {
+	var out []string
+	for _, w := range cs.Waves {
+		out = append(out, w...)
+	}
+	return out
+}
+
+func consumesAny(consumes, changed []string) bool {
+	for _, c := range consumes {
+		if c == "*" && len(changed) > 0 {
+			return true
+		}
+		for _, k := range changed {
+			if k == c {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func intersect(consumes, changed []string) []string {
+	for _, c := range consumes {
+		if c == "*" {
+			return changed
+		}
+	}
+	var out []string
+	for _, k := range changed {
+		for _, c := range consumes {
+			if k == c {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+// ErrNotFound is returned (wrapped) for an unknown change set.
+var ErrNotFound = errors.New("changeset: not found")
+
+// Store keeps change sets. Update runs fn on the current state inside one transaction (or a
+// conditional write) and stores the result unless fn fails.
+type Store interface {
+	Create(ctx context.Context, cs *ChangeSet) (created bool, err error)
+	Get(ctx context.Context, id string) (*ChangeSet, error)
+	Update(ctx context.Context, id string, fn func(*ChangeSet) error) (*ChangeSet, error)
+	List(ctx context.Context) ([]*ChangeSet, error)
+}

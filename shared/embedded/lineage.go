@@ -1,0 +1,178 @@
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/usekarma/karma/shared/lineage"
+)
+
+// Lineage keeps the causal record in four tables: changes and their root causes, deployments
+// and their causes (indexed both ways, so "what caused this" and "what did this cause" are one
+// indexed lookup each).
+type Lineage struct{ db *DB }
+
+var _ lineage.Store = (*Lineage)(nil)
+
+// NewLineage creates the tables when missing.
+func NewLineage(ctx context.Context, db *DB) (*Lineage, error) {
+	err := db.migrate(ctx,
+		`CREATE TABLE IF NOT EXISTS lineage_changes (id TEXT PRIMARY KEY, at INTEGER NOT NULL, doc TEXT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS lineage_change_roots (change_id TEXT NOT NULL, kind TEXT NOT NULL, root_id TEXT NOT NULL,
+			PRIMARY KEY (change_id, kind, root_id))`,
+		`CREATE INDEX IF NOT EXISTS lineage_change_roots_root ON lineage_change_roots(kind, root_id)`,
+		`CREATE TABLE IF NOT EXISTS lineage_deployments (id TEXT PRIMARY KEY, component TEXT NOT NULL, at INTEGER NOT NULL, doc TEXT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS lineage_deployments_component ON lineage_deployments(component, at)`,
+		`CREATE TABLE IF NOT EXISTS lineage_causes (deployment_id TEXT NOT NULL, kind TEXT NOT NULL, cause_id TEXT NOT NULL,
+			PRIMARY KEY (deployment_id, kind, cause_id))`,
+		`CREATE INDEX IF NOT EXISTS lineage_causes_cause ON lineage_causes(kind, cause_id)`,
+	)
+	if err != nil {
+		return nil, err
+	}
+	return &Lineage{db: db}, nil
+}
+
+// RecordChange upserts a change set and its roots.
+func (l *Lineage) RecordChange(ctx context.Context, c lineage.Change) error {
+	b, _ := json.Marshal(c)
+	return l.db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO lineage_changes (id, at, doc) VALUES (?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`, c.ID, c.At.UnixNano(), string(b)); err != nil {
+			return err
+		}
+		for _, r := range c.RootCauses {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO lineage_change_roots (change_id, kind, root_id) VALUES (?, ?, ?)
+				ON CONFLICT DO NOTHING`, c.ID, r.Kind, r.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// RecordDeployment upserts a deployment and its causes; an existing outcome is kept.
+func (l *Lineage) RecordDeployment(ctx context.Context, d lineage.Deployment) error {
+	return l.db.inTx(ctx, func(tx *sql.Tx) error {
+		if old, err := getDeployment(ctx, tx, d.ID); err == nil && old.Status != lineage.StatusScheduled {
+			d.Status, d.Detail, d.ChangedKeys = old.Status, old.Detail, old.ChangedKeys
+		}
+		b, _ := json.Marshal(d)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO lineage_deployments (id, component, at, doc) VALUES (?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`, d.ID, d.Component, d.At.UnixNano(), string(b)); err != nil {
+			return err
+		}
+		for _, c := range d.CausedBy {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO lineage_causes (deployment_id, kind, cause_id) VALUES (?, ?, ?)
+				ON CONFLICT DO NOTHING`, d.ID, c.Kind, c.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// SetOutcome records how a deployment ended.
+func (l *Lineage) SetOutcome(ctx context.Context, id, status, detail string, keys []string, at time.Time) error {
+	return l.db.inTx(ctx, func(tx *sql.Tx) error {
+		d, err := getDeployment(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		d.Status, d.Detail, d.ChangedKeys = status, detail, keys
+		b, _ := json.Marshal(d)
+		_, err = tx.ExecContext(ctx, `UPDATE lineage_deployments SET doc = ? WHERE id = ?`, string(b), id)
+		return err
+	})
+}
+
+func getDeployment(ctx context.Context, q queryer, id string) (lineage.Deployment, error) {
+	var d lineage.Deployment
+	var doc string
+	err := q.QueryRowContext(ctx, `SELECT doc FROM lineage_deployments WHERE id = ?`, id).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, fmt.Errorf("deployment %s: %w", id, lineage.ErrNotFound)
+	}
+	if err != nil {
+		return d, err
+	}
+	return d, json.Unmarshal([]byte(doc), &d)
+}
+
+// Change returns a change set.
+func (l *Lineage) Change(ctx context.Context, id string) (lineage.Change, error) {
+	var c lineage.Change
+	var doc string
+	err := l.db.SQL.QueryRowContext(ctx, `SELECT doc FROM lineage_changes WHERE id = ?`, id).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("change %s: %w", id, lineage.ErrNotFound)
+	}
+	if err != nil {
+		return c, err
+	}
+	return c, json.Unmarshal([]byte(doc), &c)
+}
+
+// Deployment returns one deployment.
+func (l *Lineage) Deployment(ctx context.Context, id string) (lineage.Deployment, error) {
+	return getDeployment(ctx, l.db.SQL, id)
+}
+
+// Deployments lists a component's deployments, newest first.
+func (l *Lineage) Deployments(ctx context.Context, component string) ([]lineage.Deployment, error) {
+	return l.deployments(ctx, `SELECT doc FROM lineage_deployments WHERE component = ? ORDER BY at DESC, id`, component)
+}
+
+// CausedBy lists deployments caused by (kind, id), oldest first.
+func (l *Lineage) CausedBy(ctx context.Context, kind, id string) ([]lineage.Deployment, error) {
+	return l.deployments(ctx, `SELECT d.doc FROM lineage_causes c JOIN lineage_deployments d ON d.id = c.deployment_id
+		WHERE c.kind = ? AND c.cause_id = ? ORDER BY d.at, d.id`, kind, id)
+}
+
+func (l *Lineage) deployments(ctx context.Context, q string, args ...any) ([]lineage.Deployment, error) {
+	rows, err := l.db.SQL.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []lineage.Deployment
+	for rows.Next() {
+		var doc string
+		var d lineage.Deployment
+		if err := rows.Scan(&doc); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(doc), &d); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// ChangesByRoot lists change sets whose root is (kind, id), oldest first.
+func (l *Lineage) ChangesByRoot(ctx context.Context, kind, id string) ([]lineage.Change, error) {
+	rows, err := l.db.SQL.QueryContext(ctx, `SELECT c.doc FROM lineage_change_roots r JOIN lineage_changes c ON c.id = r.change_id
+		WHERE r.kind = ? AND r.root_id = ? ORDER BY c.at, c.id`, kind, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []lineage.Change
+	for rows.Next() {
+		var doc string
+		var c lineage.Change
+		if err := rows.Scan(&doc); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(doc), &c); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

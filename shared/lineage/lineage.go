@@ -1,0 +1,71 @@
+// Package lineage is the causal record auditors ask "why is this deployed like this, and who
+// caused it?": change sets with their root cause (a commit, a parameter version, a change
+// request), deployments with what caused each (the root, or the upstream deployments whose
+// changed runtime keys reached it), and outcomes. In graph terms: change -triggered-> deployment
+// -deploys-> component, deployment -caused_by-> deployment | commit | parameter | request.
+// Implementations: embedded (SQLite tables) and Neptune (vertices and edges).
+package lineage
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/usekarma/karma/shared/message"
+)
+
+// Deployment statuses.
+const (
+	StatusScheduled = "scheduled"
+	StatusApplied   = "applied"
+	StatusFailed    = "failed"
+	StatusSkipped   = "skipped"
+	StatusBlocked   = "blocked"
+)
+
+// Change is a change set with its root cause.
+type Change struct {
+	ID            string          `json:"id"` // change set id
+	Env           string          `json:"env"`
+	CorrelationID string          `json:"correlation_id"`
+	Source        string          `json:"source"`
+	RootCauses    []message.Cause `json:"root_causes"`
+	Actor         message.Actor   `json:"actor"`
+	At            time.Time       `json:"at"`
+	Affected      []string        `json:"affected"`
+	Rejected      string          `json:"rejected,omitempty"`
+}
+
+// Deployment is one component deployed (or skipped) in a change set.
+type Deployment struct {
+	ID          string          `json:"id"`
+	ChangeSetID string          `json:"change_set_id"`
+	Env         string          `json:"env"`
+	Component   string          `json:"component"`
+	Wave        int             `json:"wave"`
+	CausedBy    []message.Cause `json:"caused_by"`
+	Status      string          `json:"status"`
+	Detail      string          `json:"detail,omitempty"`
+	ChangedKeys []string        `json:"changed_keys,omitempty"`
+	At          time.Time       `json:"at"`
+	Actor       message.Actor   `json:"actor"`
+}
+
+// ErrNotFound is returned (wrapped) for unknown ids.
+var ErrNotFound = errors.New("lineage: not found")
+
+// Store records and answers lineage. Writes are idempotent upserts.
+type Store interface {
+	RecordChange(ctx context.Context, c Change) error
+	RecordDeployment(ctx context.Context, d Deployment) error
+	SetOutcome(ctx context.Context, deploymentID, status, detail string, changedKeys []string, at time.Time) error
+
+	Change(ctx context.Context, id string) (Change, error)
+	Deployment(ctx context.Context, id string) (Deployment, error)
+	// Deployments of a component, newest first.
+	Deployments(ctx context.Context, component string) ([]Deployment, error)
+	// CausedBy lists deployments one of whose causes is (kind, id).
+	CausedBy(ctx context.Context, kind, id string) ([]Deployment, error)
+	// ChangesByRoot lists change sets whose root cause is (kind, id).
+	ChangesByRoot(ctx context.Context, kind, id string) ([]Change, error)
+}

@@ -1,0 +1,198 @@
+package message
+
+// Wire names of the message types, and the newest version of each (what producers write).
+const (
+	TypeChangeDetected      = "change.detected"
+	TypeChangeResolved      = "change.resolved"
+	TypeDeploymentScheduled = "deployment.scheduled"
+	TypeDeploymentSkipped   = "deployment.skipped"
+	TypeDeploymentRecorded  = "deployment.recorded"
+	TypeDeploymentPlanned   = "deployment.planned"
+	TypeDeploymentApproved  = "deployment.approved"
+	TypeDeploymentApplied   = "deployment.applied"
+	TypeDeploymentFailed    = "deployment.failed"
+)
+
+// Latest is the version producers write for each type.
+var Latest = map[string]int{
+	TypeChangeDetected:      2,
+	TypeChangeResolved:      1,
+	TypeDeploymentScheduled: 1,
+	TypeDeploymentSkipped:   1,
+	TypeDeploymentRecorded:  1,
+	TypeDeploymentPlanned:   1,
+	TypeDeploymentApproved:  1,
+	TypeDeploymentApplied:   1,
+	TypeDeploymentFailed:    1,
+}
+
+// Sources of a change.
+const (
+	SourceGit       = "git"       // a config change found in a Git commit (push or local commit)
+	SourceParameter = "parameter" // a /config parameter written outside Karma
+	SourceRuntime   = "runtime"   // a /runtime parameter changed (by a deployment or anyone)
+	SourceRequest   = "request"   // a change request (CLI propose-change, POST /request-change)
+)
+
+// Cause kinds: what a deployment was caused by.
+const (
+	CauseCommit     = "commit"     // id = commit sha
+	CauseParameter  = "parameter"  // id = "<name>@<version>"
+	CauseRequest    = "request"    // id = change request id
+	CauseDeployment = "deployment" // id = upstream deployment id
+)
+
+// ComponentRef names a component in the message's env.
+type ComponentRef struct {
+	Type     string `json:"type"`
+	Nickname string `json:"nickname"`
+}
+
+// ID is "<env>/<type>/<nickname>".
+func (c ComponentRef) ID(env string) string { return env + "/" + c.Type + "/" + c.Nickname }
+
+// Cause is one reason a deployment happens.
+type Cause struct {
+	Kind string `json:"kind"` // Cause*
+	ID   string `json:"id"`
+	// Keys are the changed runtime keys that reached the dependent (kind deployment).
+	Keys []string `json:"keys,omitzero"` // [] = none changed; absent = not applicable
+}
+
+// ChangeDetected (change.detected v2) is the root of a change set: what changed and where it came
+// from. v1 had a single component and no ChangeSetID; it is upcast on decode.
+type ChangeDetected struct {
+	ChangeSetID string `json:"change_set_id"` // unique per root change: the id of this message
+	Source      string `json:"source"`        // Source*
+	// Components changed directly (source request, parameter, runtime).
+	Components []ComponentRef `json:"components"`
+	// Files are the repository paths a commit changed (source git); resolve maps them to every
+	// component whose layers include them (base layer and extends templates included). An
+	// envelope with no env concerns every environment the files touch.
+	Files []string `json:"files,omitempty"`
+	// Commit is set for SourceGit.
+	Commit *Commit `json:"commit,omitempty"`
+	// Parameter is set for SourceParameter and SourceRuntime.
+	Parameter *ParameterVersion `json:"parameter,omitempty"`
+	// ChangedKeys are the runtime keys that changed (SourceRuntime); nil = unknown, all keys.
+	ChangedKeys []string `json:"changed_keys,omitzero"`
+	// Request is set for SourceRequest: the proposed config (resolved env file) per component.
+	Request *ChangeRequest `json:"request,omitempty"`
+	// Removed lists components whose config.json was deleted: destroys, held unless policy allows.
+	Removed []ComponentRef `json:"removed,omitempty"`
+	// AutoApprove: plans may be applied without review.
+	AutoApprove bool `json:"auto_approve"`
+}
+
+// ChangeDetectedV1 is the first version: one component, no change set id or removals.
+type ChangeDetectedV1 struct {
+	Source      string            `json:"source"`
+	Component   ComponentRef      `json:"component"`
+	Commit      *Commit           `json:"commit,omitempty"`
+	Parameter   *ParameterVersion `json:"parameter,omitempty"`
+	ChangedKeys []string          `json:"changed_keys,omitempty"`
+	AutoApprove bool              `json:"auto_approve"`
+}
+
+// Commit identifies a Git commit.
+type Commit struct {
+	SHA     string `json:"sha"`
+	Author  string `json:"author"`
+	Message string `json:"message,omitempty"`
+	Branch  string `json:"branch,omitempty"`
+	Repo    string `json:"repo,omitempty"`
+}
+
+// ParameterVersion identifies one version of one parameter.
+type ParameterVersion struct {
+	Name    string `json:"name"`
+	Version int64  `json:"version"`
+	// ModifiedBy is the LastModifiedUser Parameter Store reports, when known.
+	ModifiedBy string `json:"modified_by,omitempty"`
+}
+
+// ChangeRequest is a proposed config change.
+type ChangeRequest struct {
+	ID      string            `json:"id"`
+	Configs map[string]string `json:"configs"` // "<type>/<nickname>" -> new env-file JSON
+}
+
+// ChangeResolved (change.resolved v1): the impact of a change set — everything that may be
+// redeployed, in waves — computed once at the start.
+type ChangeResolved struct {
+	ChangeSetID string     `json:"change_set_id"`
+	Source      string     `json:"source"`      // as in change.detected
+	RootCauses  []Cause    `json:"root_causes"` // the commit, parameter version or request
+	Roots       []string   `json:"roots"`       // component ids deployed because they changed
+	Affected    []string   `json:"affected"`
+	Waves       [][]string `json:"waves"`
+	// Rejected says why nothing is deployed (invalid repository, cycle with its path).
+	Rejected string `json:"rejected,omitempty"`
+}
+
+// DeploymentScheduled (deployment.scheduled v1): resolve decided to deploy a component.
+type DeploymentScheduled struct {
+	ChangeSetID  string  `json:"change_set_id"`
+	DeploymentID string  `json:"deployment_id"`
+	Component    string  `json:"component"` // id
+	Wave         int     `json:"wave"`
+	CausedBy     []Cause `json:"caused_by"`
+	ConfigHash   string  `json:"config_hash"`
+	Destroy      bool    `json:"destroy,omitempty"`
+}
+
+// DeploymentSkipped (deployment.skipped v1): a component in the impact was not redeployed, and why.
+type DeploymentSkipped struct {
+	ChangeSetID string `json:"change_set_id"`
+	Component   string `json:"component"`
+	Reason      string `json:"reason"` // "no-consumed-key-changed", "upstream-failed", "destroy-held"
+	Detail      string `json:"detail"`
+}
+
+// DeploymentRecorded (deployment.recorded v1): lineage written; plan may start.
+type DeploymentRecorded struct {
+	DeploymentScheduled
+}
+
+// PlanSummary counts resource changes of a plan.
+type PlanSummary struct {
+	Add     int `json:"add"`
+	Change  int `json:"change"`
+	Destroy int `json:"destroy"`
+	NoOp    int `json:"no_op"`
+}
+
+// DeploymentPlanned (deployment.planned v1): a saved plan, ready for review.
+type DeploymentPlanned struct {
+	DeploymentScheduled
+	Plan     PlanSummary `json:"plan"`
+	PlanFile string      `json:"plan_file"`
+	PlanHash string      `json:"plan_hash"` // sha256 of the saved plan: apply applies exactly this
+}
+
+// DeploymentApproved (deployment.approved v1): a reviewed plan may be applied.
+type DeploymentApproved struct {
+	DeploymentPlanned
+	ApprovedBy string `json:"approved_by"`
+}
+
+// DeploymentApplied (deployment.applied v1): applied; runtime published.
+type DeploymentApplied struct {
+	ChangeSetID    string   `json:"change_set_id"`
+	DeploymentID   string   `json:"deployment_id"`
+	Component      string   `json:"component"`
+	Wave           int      `json:"wave"`
+	RuntimeVersion int64    `json:"runtime_version"`
+	ChangedKeys    []string `json:"changed_keys"` // runtime keys whose value changed
+	RuntimeHash    string   `json:"runtime_hash"`
+}
+
+// DeploymentFailed (deployment.failed v1): plan or apply failed; propagation below stops.
+type DeploymentFailed struct {
+	ChangeSetID  string `json:"change_set_id"`
+	DeploymentID string `json:"deployment_id"`
+	Component    string `json:"component"`
+	Wave         int    `json:"wave"`
+	Stage        string `json:"stage"` // "plan" or "apply"
+	Error        string `json:"error"`
+}

@@ -1,0 +1,165 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/usekarma/karma/shared/message"
+)
+
+// RetryTransient retries transient errors in-process with exponential backoff (cenkalti/backoff) for at
+// most maxElapsed; other errors return at once for Classify to sort.
+func RetryTransient(maxElapsed time.Duration) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+			b := backoff.NewExponentialBackOff()
+			b.InitialInterval = 20 * time.Millisecond
+			b.MaxElapsedTime = maxElapsed
+			var out []message.Envelope
+			err := backoff.Retry(func() error {
+				var err error
+				out, err = next(ctx, in)
+				if err != nil && !IsTransient(err) {
+					return backoff.Permanent(err)
+				}
+				return err
+			}, backoff.WithContext(b, ctx))
+			return out, err
+		}
+	}
+}
+
+// Logging logs every handled message and its outcome with log/slog, with the correlation id.
+func Logging(log *slog.Logger, stage string) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+			start := time.Now()
+			out, err := next(ctx, in)
+			attrs := []any{"stage", stage, "type", in.Type, "id", in.ID, "correlation_id", in.CorrelationID,
+				"env", in.Env, "outputs", len(out), "duration", time.Since(start)}
+			if err != nil {
+				log.Warn("handler error", append(attrs, "error", err, "action", Classify(err).String())...)
+			} else {
+				log.Debug("handled", attrs...)
+			}
+			return out, err
+		}
+	}
+}
+
+// Correlation makes every output a consequence of its input: same correlation id, causation id
+// = input id, and the input's actor and env unless the handler set them.
+func Correlation() Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+			out, err := next(ctx, in)
+			for i := range out {
+				out[i].CorrelationID = in.CorrelationID
+				if out[i].CausationID == "" {
+					out[i].CausationID = in.ID
+				}
+				if out[i].Actor.Kind == "" {
+					out[i].Actor = in.Actor
+				}
+				if out[i].Env == "" {
+					out[i].Env = in.Env
+				}
+			}
+			return out, err
+		}
+	}
+}
+
+// Seen records which idempotency keys a stage has completed, and which are being worked on.
+type Seen interface {
+	// Done reports whether key was marked.
+	Done(ctx context.Context, key string) (bool, error)
+	// Claim takes key for lease unless a live claim holds it (false). A claim whose lease ran
+	// out — its holder died — can be taken again.
+	Claim(ctx context.Context, key string, lease time.Duration) (bool, error)
+	// Release drops a claim without marking (the handler failed; a retry may claim again).
+	Release(ctx context.Context, key string) error
+	// Mark records key as done (and drops its claim).
+	Mark(ctx context.Context, key string) error
+}
+
+// InProgress is returned when another worker holds the message's idempotency key: the runtime
+// puts the message back for a moment; by then the other worker has finished (Duplicate) or died
+// (its claim expires with the message's visibility timeout).
+type InProgress struct{ Key string }
+
+func (e *InProgress) Error() string {
+	return "pipeline: " + e.Key + " is being handled by another worker"
+}
+func (e *InProgress) RetryAfter() time.Duration { return 200 * time.Millisecond }
+
+// Idempotency does the work of each idempotency key once per stage, even when duplicates of a
+// message arrive at the same time on several workers or processes:
+//   - a key already marked done is a Duplicate;
+//   - otherwise the key is claimed for lease (the message's visibility timeout); a duplicate
+//     arriving meanwhile is put back briefly (InProgress) and then finds the key done;
+//   - the key is marked done only after the runtime has published the handler's outputs
+//     (AfterPublish), so a crash between handling and publishing re-runs the handler instead of
+//     losing its outputs; outputs carry deterministic keys, so the repeat is deduplicated
+//     downstream.
+func Idempotency(seen Seen, stage string, lease time.Duration) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+			key := stage + "|" + in.IdempotencyKey
+			if in.IdempotencyKey == "" {
+				key = stage + "|id:" + in.ID
+			}
+			done, err := seen.Done(ctx, key)
+			if err != nil {
+				return nil, Transient(fmt.Errorf("idempotency lookup: %w", err))
+			}
+			if done {
+				return nil, fmt.Errorf("%s already handled %s: %w", stage, key, ErrDuplicate)
+			}
+			claimed, err := seen.Claim(ctx, key, lease)
+			if err != nil {
+				return nil, Transient(fmt.Errorf("idempotency claim: %w", err))
+			}
+			if !claimed {
+				return nil, &InProgress{Key: key}
+			}
+			out, err := next(ctx, in)
+			if err != nil {
+				_ = seen.Release(context.WithoutCancel(ctx), key)
+				return out, err
+			}
+			AfterPublish(ctx, func(ctx context.Context) error { return seen.Mark(ctx, key) })
+			return out, err
+		}
+	}
+}
+
+type hooksKey struct{}
+
+type hooks struct{ fns []func(context.Context) error }
+
+// AfterPublish registers fn to run once the runtime has published the current message's outputs
+// (and before it acknowledges the message). Outside a runtime it does nothing.
+func AfterPublish(ctx context.Context, fn func(context.Context) error) {
+	if h, ok := ctx.Value(hooksKey{}).(*hooks); ok {
+		h.fns = append(h.fns, fn)
+	}
+}
+
+// withHooks returns a context collecting AfterPublish hooks.
+func withHooks(ctx context.Context) (context.Context, *hooks) {
+	h := &hooks{}
+	return context.WithValue(ctx, hooksKey{}, h), h
+}
+
+func (h *hooks) run(ctx context.Context) error {
+	for _, fn := range h.fns {
+		if err := fn(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}

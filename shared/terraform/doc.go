@@ -1,0 +1,34 @@
+// Package terraform runs one component's Terraform: it builds a root module around the
+// component's module, plans it into a saved plan file, and applies exactly that plan.
+//
+// # Contract
+//
+// A component "<env>/<type>/<nickname>" is deployed from a [Workspace]: a working directory
+// (Root, one per component, e.g. .karma/work/<env>/<type>/<nickname>), the absolute path of
+// the component's module (<modules_dir>/<type>), and the component's resolved config with
+// every "${<type>/<nickname>.runtime.<key>}" already substituted (model.Interpolate).
+//
+//   - [Prepare] writes Root/main.tf (a local backend whose state is Root/terraform.tfstate, one
+//     `module "component"` call passing component_name, nickname, iac_prefix and config, and one
+//     output "runtime" holding the module's outputs) and Root/config.json. Files are rewritten
+//     only when their content changes, so `terraform init` runs only when needed. Terraform
+//     state therefore lives per env/type/nickname in Root and nowhere else.
+//   - [Runner.Plan] prepares, initialises when needed (never upgrades, never migrates or
+//     prompts), runs `terraform plan -out`, counts the saved plan's resource changes into a
+//     message.PlanSummary (a replacement counts as one add and one destroy) and returns the plan
+//     file with its sha256.
+//   - [Runner.Apply] applies exactly the reviewed plan: the plan file must still hash to
+//     PlanResult.PlanHash (else [ErrPlanChanged]). It returns the module's outputs as
+//     top-level keys ([Outputs]), which the caller publishes as the component's runtime.
+//   - Plan and Apply on one Root never overlap: each holds an exclusive lock on
+//     Root/.karma.lock (flock) while terraform runs, in this process or any other.
+//   - Failures are [*Error] values carrying the step, the component and the tail of
+//     terraform's output. [Error.Permanent] tells a retrying caller whether trying again can
+//     help: false only for context cancellation or deadline, true for terraform failures
+//     (invalid config, failed apply, a changed plan). Outcomes are decided from exit codes and
+//     JSON, never from terraform's human-readable text.
+//
+// [TFExec] is the real runner (hashicorp/terraform-exec driving the terraform binary found
+// by [FindTerraform]). [Noop] runs no terraform at all: it fakes plans and derives outputs
+// from the config, for benchmarks and fast tests only.
+package terraform

@@ -1,0 +1,147 @@
+package terraform
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/usekarma/karma/shared/message"
+)
+
+// Workspace is everything needed to plan or apply one component.
+type Workspace struct {
+	// Root is the working directory of this component, e.g. .karma/work/<env>/<type>/<nickname>.
+	// It holds the generated root module, .terraform, the state and saved plans. Created when
+	// missing.
+	Root string
+	// ModuleDir is the path of the component's module, <modules_dir>/<type>.
+	ModuleDir string
+	// Env, Type and Nickname name the component; Prefix is the Parameter Store prefix (the
+	// module's iac_prefix; when empty the module's default applies).
+	Env, Type, Nickname, Prefix string
+	// Config is the resolved and interpolated config: a JSON object.
+	Config json.RawMessage
+}
+
+// ID is "<env>/<type>/<nickname>".
+func (ws Workspace) ID() string { return ws.Env + "/" + ws.Type + "/" + ws.Nickname }
+
+// PlanResult is a saved plan, ready for review.
+type PlanResult struct {
+	Summary message.PlanSummary
+	// PlanFile is the absolute path of the saved plan.
+	PlanFile string
+	// PlanHash is the sha256 (hex) of the plan file: Apply applies only a file with this hash.
+	PlanHash string
+	// HasChanges is terraform's verdict (plan -detailed-exitcode): resources or outputs change.
+	// A plan may have changes with an all-zero Summary when only outputs change.
+	HasChanges bool
+}
+
+// Outputs are the module's outputs, one top-level key each, as JSON.
+type Outputs map[string]json.RawMessage
+
+// Runner plans and applies components.
+type Runner interface {
+	Plan(ctx context.Context, ws Workspace) (PlanResult, error)
+	Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outputs, error)
+}
+
+// ErrPlanChanged is the cause of an Apply whose plan file no longer hashes to the reviewed
+// PlanHash (or is gone): nothing is applied.
+var ErrPlanChanged = errors.New("plan changed since review")
+
+// ErrTerraformNotFound is returned by FindTerraform.
+var ErrTerraformNotFound = errors.New("terraform not found on PATH: install terraform >= 1.5 (https://developer.hashicorp.com/terraform/install) or set KARMA_TERRAFORM")
+
+// Steps reported in Error.Op.
+const (
+	OpPrepare = "prepare" // writing the root module
+	OpLock    = "lock"    // waiting for Root/.karma.lock
+	OpInit    = "init"
+	OpPlan    = "plan"
+	OpShow    = "show" // reading the saved plan as JSON
+	OpVerify  = "verify"
+	OpApply   = "apply"
+	OpOutput  = "output"
+)
+
+// Error is a failed step of Plan or Apply.
+type Error struct {
+	Op        string // Op* constant
+	Component string // "<env>/<type>/<nickname>"
+	Err       error
+	// Log is the tail (about 2 KB) of what terraform printed during the failed Plan or Apply.
+	Log string
+}
+
+func (e *Error) Error() string {
+	msg := e.Err.Error()
+	if e.Log != "" {
+		// terraform-exec repeats the whole stderr after the exit status; the log has it.
+		msg, _, _ = strings.Cut(msg, "\n")
+	}
+	if !e.Permanent() && !strings.Contains(msg, "context") {
+		// terraform-exec reports an interrupted command by its exit status only.
+		msg = "interrupted (context cancelled or timed out): " + msg
+	}
+	if e.Log != "" {
+		msg += "\n" + e.Log
+	}
+	return fmt.Sprintf("terraform %s %s: %s", e.Op, e.Component, msg)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Permanent reports whether retrying cannot help: true for terraform failures (invalid config,
+// failed apply, a changed plan, a missing binary), false when the context was cancelled or
+// its deadline passed (the step was interrupted and may be tried again).
+func (e *Error) Permanent() bool {
+	return !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
+}
+
+// tail keeps the last bytes written to it.
+type tail struct {
+	mu      sync.Mutex
+	buf     []byte
+	max     int
+	trimmed bool
+}
+
+const logTail = 2048
+
+func newTail() *tail { return &tail{max: logTail} }
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 4*t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+		t.trimmed = true
+	}
+	return len(p), nil
+}
+
+// String is the last ~max bytes, starting at a line boundary when cut.
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.buf
+	cut := t.trimmed
+	if len(b) > t.max {
+		b = b[len(b)-t.max:]
+		cut = true
+	}
+	s := string(b)
+	if cut {
+		if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
+			s = s[i+1:]
+		}
+		s = "[…]\n" + s
+	}
+	return strings.TrimSpace(s)
+}

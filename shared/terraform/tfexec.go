@@ -1,0 +1,283 @@
+package terraform
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/terraform-exec/tfexec"
+)
+
+// FindTerraform returns the terraform binary to use: $KARMA_TERRAFORM when set (a path, or a
+// name looked up on PATH), else "terraform" on PATH. It fails with ErrTerraformNotFound.
+func FindTerraform() (string, error) {
+	if p := os.Getenv("KARMA_TERRAFORM"); p != "" {
+		found, err := exec.LookPath(p)
+		if err != nil {
+			return "", fmt.Errorf("KARMA_TERRAFORM=%s: %v: %w", p, err, ErrTerraformNotFound)
+		}
+		return filepath.Abs(found)
+	}
+	found, err := exec.LookPath("terraform")
+	if err != nil {
+		return "", ErrTerraformNotFound
+	}
+	return filepath.Abs(found)
+}
+
+// TFExec is the Runner that drives the terraform binary through hashicorp/terraform-exec.
+// It is safe for concurrent use; calls for one Root are serialised by the Root's lock.
+type TFExec struct {
+	execPath string
+	// GracePeriod is how long terraform may take to stop after an interrupt (sent when the
+	// context is cancelled) before it is killed; 0 means terraform-exec's default (60 s).
+	GracePeriod time.Duration
+
+	mu  sync.Mutex
+	tfs map[string]*tfexec.Terraform // by Root; each remembers the binary's version
+}
+
+// NewTFExec returns a runner using the terraform binary at execPath (see FindTerraform).
+func NewTFExec(execPath string) *TFExec {
+	return &TFExec{execPath: execPath, tfs: map[string]*tfexec.Terraform{}}
+}
+
+var _ Runner = (*TFExec)(nil)
+
+// session is one Plan or Apply on a locked Root.
+type session struct {
+	ws  Workspace
+	tf  *tfexec.Terraform
+	log *tail
+}
+
+func (s *session) fail(op string, err error) error {
+	return &Error{Op: op, Component: s.ws.ID(), Err: err, Log: s.log.String()}
+}
+
+// begin normalizes the workspace, locks its Root and sets up terraform with a fresh log.
+func (r *TFExec) begin(ctx context.Context, ws Workspace) (*session, func(), error) {
+	nws, err := normalize(ws)
+	if err != nil {
+		return nil, nil, &Error{Op: OpPrepare, Component: ws.ID(), Err: err}
+	}
+	s := &session{ws: nws, log: newTail()}
+	if err := os.MkdirAll(nws.Root, 0o755); err != nil {
+		return nil, nil, s.fail(OpPrepare, err)
+	}
+	unlock, err := lockRoot(ctx, nws.Root)
+	if err != nil {
+		return nil, nil, s.fail(OpLock, err)
+	}
+	tf, fresh, err := r.terraform(nws.Root)
+	if err != nil {
+		unlock()
+		return nil, nil, s.fail(OpPrepare, err)
+	}
+	if fresh {
+		// Learn the binary's version now (terraform-exec checks it before some commands), so
+		// that `terraform version -json` does not end up in the log.
+		tf.SetStdout(io.Discard)
+		tf.SetStderr(s.log)
+		if _, _, err := tf.Version(ctx, false); err != nil {
+			unlock()
+			r.forget(nws.Root)
+			return nil, nil, s.fail(OpPrepare, err)
+		}
+	}
+	tf.SetStdout(s.log)
+	tf.SetStderr(s.log)
+	s.tf = tf
+	return s, unlock, nil
+}
+
+// terraform returns the Root's terraform-exec handle (fresh: just made) with the environment
+// set. Called with the Root locked.
+func (r *TFExec) terraform(root string) (tf *tfexec.Terraform, fresh bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.tfs == nil {
+		r.tfs = map[string]*tfexec.Terraform{}
+	}
+	tf, ok := r.tfs[root]
+	if !ok {
+		if tf, err = tfexec.NewTerraform(root, r.execPath); err != nil {
+			return nil, false, err
+		}
+		if r.GracePeriod > 0 {
+			if err := tf.SetWaitDelay(r.GracePeriod); err != nil {
+				return nil, false, err
+			}
+		}
+		r.tfs[root] = tf
+		fresh = true
+	}
+	// The environment is read on every call; terraform-exec itself forces TF_IN_AUTOMATION=1,
+	// -input=false and no TF_LOG. TF_CLI_ARGS*, TF_VAR_* and TF_WORKSPACE are dropped (they
+	// would change what is planned), and so is TF_DATA_DIR (.terraform must stay in Root).
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	env = tfexec.CleanEnv(env)
+	delete(env, "TF_DATA_DIR")
+	env["CHECKPOINT_DISABLE"] = "1"
+	if err := tf.SetEnv(env); err != nil {
+		return nil, false, err
+	}
+	return tf, fresh, nil
+}
+
+func (r *TFExec) forget(root string) {
+	r.mu.Lock()
+	delete(r.tfs, root)
+	r.mu.Unlock()
+}
+
+// Plan prepares Root, runs init when needed and `terraform plan -out`, and summarises the
+// saved plan. The plan file is Root/plans/<first 16 hex of its sha256>.tfplan.
+func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
+	s, unlock, err := r.begin(ctx, ws)
+	if err != nil {
+		return PlanResult{}, err
+	}
+	defer unlock()
+	if _, err := Prepare(s.ws); err != nil {
+		return PlanResult{}, s.fail(OpPrepare, err)
+	}
+	if err := s.init(ctx); err != nil {
+		return PlanResult{}, err
+	}
+
+	dir := filepath.Join(s.ws.Root, planDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return PlanResult{}, s.fail(OpPlan, err)
+	}
+	tmp := filepath.Join(dir, fmt.Sprintf(".new-%d.tfplan", time.Now().UnixNano()))
+	defer os.Remove(tmp) // no-op once renamed
+	changes, err := s.tf.Plan(ctx, tfexec.Out(tmp))
+	if err != nil {
+		return PlanResult{}, s.fail(OpPlan, err)
+	}
+	s.tf.SetStdout(io.Discard) // the JSON is not log material
+	plan, err := s.tf.ShowPlanFile(ctx, tmp)
+	s.tf.SetStdout(s.log)
+	if err != nil {
+		return PlanResult{}, s.fail(OpShow, err)
+	}
+	data, err := os.ReadFile(tmp)
+	if err != nil {
+		return PlanResult{}, s.fail(OpPlan, err)
+	}
+	hash := sha256hex(data)
+	file := filepath.Join(dir, hash[:16]+".tfplan")
+	if err := os.Rename(tmp, file); err != nil {
+		return PlanResult{}, s.fail(OpPlan, err)
+	}
+	return PlanResult{Summary: Summarize(plan), PlanFile: file, PlanHash: hash, HasChanges: changes}, nil
+}
+
+// init runs `terraform init` when .terraform is missing or was initialised for another main.tf
+// or module: never -upgrade, always -reconfigure (the local backend path is Root's own state,
+// so there is nothing to migrate and no prompt), -input=false.
+func (s *session) init(ctx context.Context) error {
+	key, err := initKey(s.ws)
+	if err != nil {
+		return s.fail(OpInit, err)
+	}
+	if !needsInit(s.ws.Root, key) {
+		return nil
+	}
+	if err := s.tf.Init(ctx, tfexec.Upgrade(false), tfexec.Reconfigure(true), tfexec.Backend(true), tfexec.Get(true)); err != nil {
+		return s.fail(OpInit, err)
+	}
+	if err := os.WriteFile(filepath.Join(s.ws.Root, ".terraform", initMarker), []byte(key+"\n"), 0o644); err != nil {
+		return s.fail(OpInit, err)
+	}
+	return nil
+}
+
+// Apply applies exactly the reviewed plan: the bytes read from plan.PlanFile must hash to
+// plan.PlanHash, and those bytes are what terraform applies. Afterwards it reads the outputs
+// and removes the spent plan file.
+func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outputs, error) {
+	s, unlock, err := r.begin(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	data, err := os.ReadFile(plan.PlanFile)
+	if err != nil {
+		return nil, s.fail(OpVerify, fmt.Errorf("%w: %v", ErrPlanChanged, err))
+	}
+	if got := sha256hex(data); got != plan.PlanHash {
+		return nil, s.fail(OpVerify, fmt.Errorf("%w: %s has sha256 %s, the reviewed plan %s", ErrPlanChanged, plan.PlanFile, got, plan.PlanHash))
+	}
+	// Apply a private copy of the verified bytes, so the file cannot change between the check
+	// and terraform reading it.
+	applying := filepath.Join(s.ws.Root, planDir, ".applying.tfplan")
+	if err := os.MkdirAll(filepath.Dir(applying), 0o755); err != nil {
+		return nil, s.fail(OpApply, err)
+	}
+	if err := os.WriteFile(applying, data, 0o600); err != nil {
+		return nil, s.fail(OpApply, err)
+	}
+	defer os.Remove(applying)
+	if err := s.tf.Apply(ctx, tfexec.DirOrPlan(applying)); err != nil {
+		return nil, s.fail(OpApply, err)
+	}
+	_ = os.Remove(plan.PlanFile)
+	out, err := s.outputs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// outputs reads `terraform output -json` and flattens output "runtime" (the module object).
+func (s *session) outputs(ctx context.Context) (Outputs, error) {
+	s.tf.SetStdout(io.Discard)
+	metas, err := s.tf.Output(ctx)
+	s.tf.SetStdout(s.log)
+	if err != nil {
+		return nil, s.fail(OpOutput, err)
+	}
+	rt, ok := metas["runtime"]
+	if !ok {
+		return nil, s.fail(OpOutput, fmt.Errorf("the root module has no output \"runtime\" (outputs: %d)", len(metas)))
+	}
+	out := Outputs{}
+	if v := bytes.TrimSpace(rt.Value); len(v) > 0 && !bytes.Equal(v, []byte("null")) {
+		if err := json.Unmarshal(v, &out); err != nil {
+			return nil, s.fail(OpOutput, fmt.Errorf("output \"runtime\" is not an object: %w", err))
+		}
+	}
+	for k, v := range out {
+		out[k] = compactJSON(v)
+	}
+	return out, nil
+}
+
+func compactJSON(v json.RawMessage) json.RawMessage {
+	var b bytes.Buffer
+	if err := json.Compact(&b, v); err != nil {
+		return v
+	}
+	return b.Bytes()
+}
+
+func sha256hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

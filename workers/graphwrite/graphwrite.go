@@ -1,0 +1,115 @@
+// Package graphwrite is the stage that writes to the graph store: the graph delta of the
+// environment a change touches, and the lineage — change -> deployment -> component, and each
+// deployment caused_by the upstream deployment, commit, parameter version or request.
+//
+// Input:  change.resolved, deployment.scheduled, deployment.skipped, deployment.applied,
+//
+//	deployment.failed.
+//
+// Output: deployment.recorded (for each scheduled deployment, once its lineage is written).
+//
+// Idempotency: every write is an upsert keyed by change set or deployment id.
+package graphwrite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/usekarma/karma/shared/graph"
+	"github.com/usekarma/karma/shared/lineage"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/pipeline"
+)
+
+// Graphs builds an environment's graph.
+type Graphs interface {
+	Build(ctx context.Context, env string, overrides map[string][]byte) (*model.Result, error)
+}
+
+// Worker is the graph-write stage.
+type Worker struct {
+	Graphs  Graphs
+	Store   graph.Store
+	Lineage lineage.Store
+}
+
+// Handle dispatches on the message type.
+func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+	switch in.Type {
+	case message.TypeChangeResolved:
+		return nil, w.resolved(ctx, in)
+	case message.TypeDeploymentScheduled:
+		return w.scheduled(ctx, in)
+	case message.TypeDeploymentSkipped:
+		var p message.DeploymentSkipped
+		if err := message.Decode(in, &p); err != nil {
+			return nil, err
+		}
+		status := lineage.StatusSkipped
+		if p.Reason == "upstream-failed" {
+			status = lineage.StatusBlocked
+		}
+		d := lineage.Deployment{ID: skipID(p), ChangeSetID: p.ChangeSetID, Env: in.Env, Component: p.Component,
+			Status: status, Detail: p.Reason + ": " + p.Detail, At: in.OccurredAt, Actor: in.Actor, CausedBy: []message.Cause{}}
+		return nil, transient(w.Lineage.RecordDeployment(ctx, d))
+	case message.TypeDeploymentApplied:
+		var p message.DeploymentApplied
+		if err := message.Decode(in, &p); err != nil {
+			return nil, err
+		}
+		return nil, transient(w.Lineage.SetOutcome(ctx, p.DeploymentID, lineage.StatusApplied, fmt.Sprintf("runtime version %d", p.RuntimeVersion), p.ChangedKeys, in.OccurredAt))
+	case message.TypeDeploymentFailed:
+		var p message.DeploymentFailed
+		if err := message.Decode(in, &p); err != nil {
+			return nil, err
+		}
+		return nil, transient(w.Lineage.SetOutcome(ctx, p.DeploymentID, lineage.StatusFailed, p.Stage+": "+p.Error, nil, in.OccurredAt))
+	}
+	return nil, pipeline.Permanent(fmt.Errorf("graph-write: unexpected message type %s", in.Type))
+}
+
+// skipID names a skipped component's lineage record like the deployment it would have been.
+func skipID(p message.DeploymentSkipped) string { return "skip-" + p.ChangeSetID + "/" + p.Component }
+
+func (w *Worker) resolved(ctx context.Context, in message.Envelope) error {
+	var p message.ChangeResolved
+	if err := message.Decode(in, &p); err != nil {
+		return err
+	}
+	if p.Rejected == "" && w.Graphs != nil && w.Store != nil {
+		res, err := w.Graphs.Build(ctx, in.Env, nil)
+		if err != nil {
+			return pipeline.Transient(err)
+		}
+		if len(res.Diagnostics.Errors()) == 0 {
+			if _, err := w.Store.Write(ctx, res.Graph, []string{in.Env}); err != nil {
+				return pipeline.Transient(fmt.Errorf("graph-write: graph delta: %w", err))
+			}
+		}
+	}
+	c := lineage.Change{ID: p.ChangeSetID, Env: in.Env, CorrelationID: in.CorrelationID, Source: p.Source, RootCauses: p.RootCauses,
+		Actor: in.Actor, At: in.OccurredAt, Affected: p.Affected, Rejected: p.Rejected}
+	return transient(w.Lineage.RecordChange(ctx, c))
+}
+
+func (w *Worker) scheduled(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+	var p message.DeploymentScheduled
+	if err := message.Decode(in, &p); err != nil {
+		return nil, err
+	}
+	d := lineage.Deployment{ID: p.DeploymentID, ChangeSetID: p.ChangeSetID, Env: in.Env, Component: p.Component, Wave: p.Wave,
+		CausedBy: p.CausedBy, Status: lineage.StatusScheduled, At: in.OccurredAt, Actor: in.Actor}
+	if err := w.Lineage.RecordDeployment(ctx, d); err != nil {
+		return nil, pipeline.Transient(err)
+	}
+	out := in.MustDerive(message.TypeDeploymentRecorded, "deployment.recorded:"+p.DeploymentID, message.DeploymentRecorded{DeploymentScheduled: p})
+	return []message.Envelope{out}, nil
+}
+
+func transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return pipeline.Transient(err)
+}

@@ -1,0 +1,249 @@
+// Package resolve is the stage that turns a detected change into decisions: it loads the graph,
+// computes the affected set and its waves, creates the change set, and — as deployments finish —
+// decides which dependents to deploy next (see shared/changeset for the rules).
+//
+// Input:  change.detected, deployment.applied, deployment.failed.
+// Output: change.resolved (the impact, or a rejection such as a cycle with its path),
+//
+//	deployment.scheduled, deployment.skipped.
+//
+// Idempotency: change sets are created once (by id); decisions go through the change set's
+// outbox, so a redelivered message re-announces unpublished decisions and never decides twice.
+package resolve
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/graph"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/pipeline"
+)
+
+// Graphs builds the validated graph of one environment from the config repository (with file
+// overrides for change requests) and its parameter store.
+type Graphs interface {
+	Build(ctx context.Context, env string, overrides map[string][]byte) (*model.Result, error)
+	// Environments lists every environment of the repository.
+	Environments(ctx context.Context) ([]string, error)
+}
+
+// ConfigReader reads a component's /config parameter (a change made in Parameter Store).
+type ConfigReader interface {
+	Config(ctx context.Context, env, component string) ([]byte, error)
+}
+
+// Worker is the resolve stage.
+type Worker struct {
+	Graphs     Graphs
+	ChangeSets changeset.Store
+	Configs    ConfigReader
+	Now        func() time.Time
+}
+
+// Handle dispatches on the message type.
+func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+	switch in.Type {
+	case message.TypeChangeDetected:
+		return w.detected(ctx, in)
+	case message.TypeDeploymentApplied:
+		var p message.DeploymentApplied
+		if err := message.Decode(in, &p); err != nil {
+			return nil, err
+		}
+		return w.settle(ctx, in, p.ChangeSetID, func(cs *changeset.ChangeSet) error { return cs.MarkApplied(p.Component, p.ChangedKeys) })
+	case message.TypeDeploymentFailed:
+		var p message.DeploymentFailed
+		if err := message.Decode(in, &p); err != nil {
+			return nil, err
+		}
+		return w.settle(ctx, in, p.ChangeSetID, func(cs *changeset.ChangeSet) error { return cs.MarkFailed(p.Component, p.Stage+": "+p.Error) })
+	}
+	return nil, pipeline.Permanent(fmt.Errorf("resolve: unexpected message type %s", in.Type))
+}
+
+func (w *Worker) detected(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+	var p message.ChangeDetected
+	if err := message.Decode(in, &p); err != nil {
+		return nil, err
+	}
+	envs, err := w.envsOf(ctx, in.Env, p)
+	if err != nil {
+		return nil, err
+	}
+	var out []message.Envelope
+	for _, env := range envs {
+		msgs, err := w.resolveEnv(ctx, in, p, env)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, msgs...)
+	}
+	return out, nil
+}
+
+// envsOf: the message's env, or, for a commit touching several, every env its files concern.
+func (w *Worker) envsOf(ctx context.Context, env string, p message.ChangeDetected) ([]string, error) {
+	if env != "" {
+		return []string{env}, nil
+	}
+	all, err := w.Graphs.Environments(ctx)
+	if err != nil {
+		return nil, pipeline.Transient(err)
+	}
+	set := map[string]bool{}
+	for _, f := range p.Files {
+		parts := strings.Split(f, "/")
+		switch {
+		case len(parts) > 1 && parts[0] == "iac" && parts[1] == model.BaseEnv:
+			for _, e := range all {
+				set[e] = true
+			}
+		case len(parts) > 1 && parts[0] == "iac":
+			set[parts[1]] = true
+		default: // account_environments/ or a module: every environment may be concerned
+			for _, e := range all {
+				set[e] = true
+			}
+		}
+	}
+	var out []string
+	for _, e := range all {
+		if set[e] {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.ChangeDetected, env string) ([]message.Envelope, error) {
+	csID := p.ChangeSetID
+	if in.Env == "" {
+		csID += "/" + env
+	}
+	if existing, err := w.ChangeSets.Get(ctx, csID); err == nil {
+		return w.announce(ctx, in, existing, true) // redelivery: publish what is not yet published
+	}
+	overrides := map[string][]byte{}
+	if p.Request != nil {
+		for ref, cfg := range p.Request.Configs {
+			overrides["iac/"+env+"/"+ref+"/config.json"] = []byte(cfg)
+		}
+	}
+	res, err := w.Graphs.Build(ctx, env, overrides)
+	if err != nil {
+		return nil, pipeline.Permanent(fmt.Errorf("resolve: loading %s: %w", env, err))
+	}
+	cs := &changeset.ChangeSet{ID: csID, Env: env, CorrelationID: in.CorrelationID, Source: p.Source, Actor: in.Actor,
+		AutoApprove: p.AutoApprove, Approved: p.AutoApprove, CreatedAt: w.now(), Nodes: map[string]*changeset.Node{}, Waves: [][]string{}}
+	cs.RootCauses = rootCauses(p)
+	if cs.Approved {
+		cs.ApprovedBy = "auto-approve"
+	}
+	if errs := res.Diagnostics.Errors(); len(errs) > 0 {
+		cs.Rejected = rejection(errs)
+	} else if err := w.plan(ctx, cs, res, p, env); err != nil {
+		return nil, err
+	}
+	if _, err := w.ChangeSets.Create(ctx, cs); err != nil {
+		return nil, err
+	}
+	return w.announce(ctx, in, cs, true)
+}
+
+func rejection(errs model.Diagnostics) string {
+	var b strings.Builder
+	for i, d := range errs {
+		if i == 10 {
+			fmt.Fprintf(&b, "\n… and %d more", len(errs)-10)
+			break
+		}
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(d.String())
+	}
+	return b.String()
+}
+
+func rootCauses(p message.ChangeDetected) []message.Cause {
+	switch {
+	case p.Commit != nil:
+		return []message.Cause{{Kind: message.CauseCommit, ID: p.Commit.SHA}}
+	case p.Parameter != nil:
+		return []message.Cause{{Kind: message.CauseParameter, ID: fmt.Sprintf("%s@%d", p.Parameter.Name, p.Parameter.Version), Keys: p.ChangedKeys}}
+	case p.Request != nil:
+		return []message.Cause{{Kind: message.CauseRequest, ID: p.Request.ID}}
+	}
+	return []message.Cause{{Kind: message.CauseRequest, ID: p.ChangeSetID}}
+}
+
+// plan fills the change set: roots, the potential set downstream, waves, edges inside the set.
+func (w *Worker) plan(ctx context.Context, cs *changeset.ChangeSet, res *model.Result, p message.ChangeDetected, env string) error {
+	g := res.Graph
+	roots, destroys, err := w.roots(ctx, res, p, env)
+	if err != nil {
+		return err
+	}
+	imp, err := g.Downstream(roots, graph.ImpactOptions{})
+	if err != nil {
+		cs.Rejected = err.Error()
+		return nil
+	}
+	byID := map[string]*model.Component{}
+	for _, c := range res.Repo.Components {
+		byID[c.ID()] = c
+	}
+	rootSet := map[int32]bool{}
+	for _, r := range roots {
+		rootSet[r] = true
+	}
+	for wi, wave := range imp.Waves {
+		cs.Waves = append(cs.Waves, g.IDs(wave))
+		for _, v := range wave {
+			c := g.Components[v]
+			n := &changeset.Node{Component: c.ID, Wave: wi, Root: rootSet[v], State: changeset.Pending,
+				DeploymentID: changeset.DeploymentID(cs.ID, c.ID), ConfigHash: c.ConfigHash}
+			if mc := byID[c.ID]; mc != nil {
+				n.Config = mc.Resolved
+			}
+			cs.Nodes[c.ID] = n
+		}
+	}
+	for id, n := range cs.Nodes {
+		v, _ := g.Index(id)
+		for _, ei := range g.Dependencies(v) {
+			e := g.Edges[ei]
+			up := g.Components[e.To].ID
+			if _, in := cs.Nodes[up]; in {
+				n.Upstreams = append(n.Upstreams, changeset.Upstream{Component: up, Consumes: e.Consumes})
+				cs.Nodes[up].Dependents = append(cs.Nodes[up].Dependents, id)
+			}
+		}
+		if n.Root {
+			n.Causes = cs.RootCauses
+		}
+	}
+	if p.Source == message.SourceParameter {
+		for _, r := range roots {
+			id := g.Components[r].ID
+			cfg, err := w.Configs.Config(ctx, env, id)
+			if err != nil {
+				return pipeline.Transient(err)
+			}
+			cs.Nodes[id].Config = cfg
+			_, cs.Nodes[id].ConfigHash = model.Canonical(jsonRaw(cfg))
+		}
+	}
+	for _, id := range destroys {
+		cs.Nodes[id] = &changeset.Node{Component: id, Root: true, Destroy: true, State: changeset.Pending,
+			DeploymentID: changeset.DeploymentID(cs.ID, id), Causes: cs.RootCauses}
+		cs.Waves = append(cs.Waves, []string{id})
+	}
+	cs.Start()
+	return nil
+}

@@ -1,0 +1,172 @@
+package resolve
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/graph"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/pipeline"
+)
+
+// roots are the components deployed because they changed: those whose layers a commit touched,
+// those a request or a /config parameter names, or — for a runtime change — the dependents that
+// consume a changed key. destroys are components whose config.json a commit removed.
+func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeDetected, env string) ([]int32, []string, error) {
+	g := res.Graph
+	var roots []int32
+	add := func(id string) error {
+		i, ok := g.Index(id)
+		if !ok {
+			return pipeline.Permanent(fmt.Errorf("resolve: %s is not defined in the repository", id))
+		}
+		roots = append(roots, i)
+		return nil
+	}
+	switch p.Source {
+	case message.SourceGit:
+		files := map[string]bool{}
+		moduleTypes := map[string]bool{}
+		wholeEnv := false
+		modules := strings.TrimSuffix(res.Repo.Settings.ModulesDir, "/") + "/"
+		for _, f := range p.Files {
+			files[f] = true
+			if rest, ok := strings.CutPrefix(f, modules); ok {
+				t, _, _ := strings.Cut(rest, "/")
+				moduleTypes[t] = true // a module changed: every instance of its type
+			}
+		}
+		for _, a := range res.Repo.Accounts {
+			if files[a.File] && a.Environment == env {
+				wholeEnv = true // the account's settings changed: every component of the env
+			}
+		}
+		for _, c := range res.Repo.Components {
+			if wholeEnv || moduleTypes[c.Type] {
+				add(c.ID())
+				continue
+			}
+			for _, f := range c.Files {
+				if files[f] {
+					add(c.ID())
+					break
+				}
+			}
+		}
+		var destroys []string
+		for _, r := range p.Removed {
+			id := r.ID(env)
+			if _, still := g.Index(id); !still {
+				destroys = append(destroys, id)
+			}
+		}
+		sort.Strings(destroys)
+		return roots, destroys, nil
+	case message.SourceRuntime:
+		for _, c := range p.Components {
+			up, ok := g.Index(c.ID(env))
+			if !ok {
+				return nil, nil, pipeline.Permanent(fmt.Errorf("resolve: runtime of unknown component %s", c.ID(env)))
+			}
+			keys := p.ChangedKeys
+			if keys == nil {
+				keys = []string{graph.AllKeys}
+			}
+			for _, ei := range g.Dependents(up) {
+				e := g.Edges[ei]
+				if e.ConsumesAny(keys) {
+					roots = append(roots, e.From)
+				}
+			}
+		}
+		return roots, nil, nil
+	default:
+		for _, c := range p.Components {
+			if err := add(c.ID(env)); err != nil {
+				return nil, nil, err
+			}
+		}
+		return roots, nil, nil
+	}
+}
+
+// settle applies a deployment outcome to its change set and announces what became ready.
+func (w *Worker) settle(ctx context.Context, in message.Envelope, csID string, fn func(*changeset.ChangeSet) error) ([]message.Envelope, error) {
+	cs, err := w.ChangeSets.Update(ctx, csID, fn)
+	if err != nil {
+		return nil, err
+	}
+	return w.announce(ctx, in, cs, false)
+}
+
+// announce turns the change set's unpublished decisions into messages and marks them published
+// once the runtime has sent them.
+func (w *Worker) announce(ctx context.Context, in message.Envelope, cs *changeset.ChangeSet, withResolved bool) ([]message.Envelope, error) {
+	var out []message.Envelope
+	if withResolved {
+		var roots, affected []string
+		for _, wave := range cs.Waves {
+			for _, id := range wave {
+				affected = append(affected, id)
+				if cs.Nodes[id].Root {
+					roots = append(roots, id)
+				}
+			}
+		}
+		r := message.ChangeResolved{ChangeSetID: cs.ID, Source: cs.Source, RootCauses: cs.RootCauses, Roots: nonNil(roots), Affected: nonNil(affected), Waves: cs.Waves, Rejected: cs.Rejected}
+		out = append(out, env(in.MustDerive(message.TypeChangeResolved, "resolved:"+cs.ID, r), cs.Env))
+	}
+	var announced []string
+	for _, n := range cs.Unannounced() {
+		announced = append(announced, n.Component)
+		switch n.State {
+		case changeset.Scheduled:
+			p := message.DeploymentScheduled{ChangeSetID: cs.ID, DeploymentID: n.DeploymentID, Component: n.Component, Wave: n.Wave,
+				CausedBy: n.Causes, ConfigHash: n.ConfigHash, Destroy: n.Destroy}
+			out = append(out, env(in.MustDerive(message.TypeDeploymentScheduled, "deployment.scheduled:"+n.DeploymentID, p), cs.Env))
+		default:
+			p := message.DeploymentSkipped{ChangeSetID: cs.ID, Component: n.Component, Reason: n.Reason, Detail: n.Detail}
+			out = append(out, env(in.MustDerive(message.TypeDeploymentSkipped, "deployment.skipped:"+cs.ID+"/"+n.Component, p), cs.Env))
+		}
+	}
+	if len(announced) > 0 {
+		pipeline.AfterPublish(ctx, func(ctx context.Context) error {
+			_, err := w.ChangeSets.Update(ctx, cs.ID, func(cs *changeset.ChangeSet) error {
+				for _, id := range announced {
+					cs.Nodes[id].Announced = true
+				}
+				return nil
+			})
+			return err
+		})
+	}
+	return out, nil
+}
+
+func env(e message.Envelope, name string) message.Envelope {
+	e.Env = name
+	return e
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func jsonRaw(b []byte) any {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return string(b)
+	}
+	return v
+}
