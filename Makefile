@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := .cache/bin
 
-.PHONY: demo test bench build vet fmt-check clean
+.PHONY: demo test bench build vet fmt-check clean peers peers-stop
 
 ## demo: the main job on the embedded default (one SQLite file under .karma-demo/)
 demo: build
@@ -14,9 +14,16 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/karma ./cmd/karma
 
-## test: every test, formatting and vet included
+## test: every test, formatting and vet included; starts the local AWS stand-ins (scripts/peers.sh)
 test: fmt-check vet
-	$(GO) test -count=1 ./...
+	@scripts/test.sh
+
+## peers: start Gremlin Server, DynamoDB Local and moto and print their endpoints (stop: make peers-stop)
+peers:
+	@scripts/peers.sh start
+
+peers-stop:
+	@scripts/peers.sh stop
 
 ## bench: benchmarks whose figures go into docs/performance.md
 bench:

@@ -78,11 +78,14 @@ type Node struct {
 	Outcome *Outcome `json:"outcome,omitempty"`
 }
 
-// Outcome of a successful apply.
+// Outcome of a successful apply. It is recorded before the runtime is published (RuntimeVersion
+// 0 until then), so that a retry publishes the same document and reports the same changed keys.
 type Outcome struct {
-	RuntimeVersion int64    `json:"runtime_version"`
-	ChangedKeys    []string `json:"changed_keys"`
-	RuntimeHash    string   `json:"runtime_hash"`
+	RuntimeVersion int64           `json:"runtime_version"`
+	ChangedKeys    []string        `json:"changed_keys"`
+	RuntimeHash    string          `json:"runtime_hash"`
+	Runtime        json.RawMessage `json:"runtime,omitempty"`
+	Config         json.RawMessage `json:"config,omitempty"`
 }
 
 // Settled reports whether the node will change no more.

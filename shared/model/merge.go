@@ -2,13 +2,17 @@ package model
 
 // MergePatch applies patch to target by the rules of JSON Merge Patch (RFC 7386): objects merge
 // key by key, null deletes a key, anything else (arrays included) replaces. Neither input is
-// modified; the result shares no maps with patch (it may share leaves with target).
+// modified, and callers must not modify the result either: it may share maps and leaves with
+// both inputs (layers are read-only once parsed).
 func MergePatch(target, patch any) any {
 	p, ok := patch.(map[string]any)
 	if !ok {
 		return cloneValue(patch)
 	}
 	t, ok := target.(map[string]any)
+	if ok && len(t) == 0 && !hasNull(p) {
+		return p // the common single-layer case: nothing to merge or delete, share the layer
+	}
 	out := make(map[string]any, len(p)+len(t))
 	if ok {
 		for k, v := range t {
@@ -23,6 +27,22 @@ func MergePatch(target, patch any) any {
 		out[k] = MergePatch(out[k], v)
 	}
 	return out
+}
+
+// hasNull reports whether an object holds a null member at any depth (arrays excluded: nulls in
+// arrays are values).
+func hasNull(m map[string]any) bool {
+	for _, v := range m {
+		switch x := v.(type) {
+		case nil:
+			return true
+		case map[string]any:
+			if hasNull(x) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // cloneValue deep-copies a replacing value (arrays and scalars). Nulls inside arrays are values,

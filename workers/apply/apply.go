@@ -51,8 +51,14 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 			if n == nil {
 				return pipeline.Permanent(fmt.Errorf("apply: %s is not in change set %s", p.Component, p.ChangeSetID))
 			}
-			if !cs.Approved && n.State == changeset.Scheduled {
+			switch {
+			case n.Settled() && n.Outcome == nil:
+				held = true // decided already (failed, skipped, ...): nothing to apply
+			case cs.Approved:
+			case n.State == changeset.Scheduled:
 				n.State, n.Plan, n.PlanMessageID, held = changeset.Planned, &p, in.ID, true
+			default:
+				held = true // already waiting for approval: a redelivered plan stays held
 			}
 			return nil
 		})
@@ -80,12 +86,16 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 	if node == nil {
 		return nil, pipeline.Permanent(fmt.Errorf("apply: %s is not in change set %s", p.Component, p.ChangeSetID))
 	}
-	if node.Outcome != nil { // already applied: announce again, run nothing
-		return []message.Envelope{w.announce(in, p, *node.Outcome)}, nil
-	}
 	store, err := w.Params(in.Env)
 	if err != nil {
 		return nil, pipeline.Transient(err)
+	}
+	if node.Outcome != nil { // already applied: finish publishing if needed, announce again, run nothing
+		o, err := w.finish(ctx, store, in, p, *node.Outcome)
+		if err != nil {
+			return nil, pipeline.Transient(err)
+		}
+		return []message.Envelope{w.announce(in, p, o)}, nil
 	}
 	fail := func(err error) ([]message.Envelope, error) {
 		f := message.DeploymentFailed{ChangeSetID: p.ChangeSetID, DeploymentID: p.DeploymentID, Component: p.Component, Wave: p.Wave, Stage: "apply", Error: err.Error()}
@@ -115,7 +125,10 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 		}
 		return fail(err)
 	}
-	outcome, err := w.publish(ctx, store, in, p, ws, node, outputs)
+	// Record the outcome (changed keys against the runtime as it was) before publishing, so a
+	// retry after a crash in between publishes the same runtime and keeps the same changed keys
+	// instead of comparing against what it already wrote.
+	outcome, err := w.outcome(ctx, store, ws, node, outputs)
 	if err != nil {
 		return nil, pipeline.Transient(err)
 	}
@@ -125,13 +138,50 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 	}); err != nil {
 		return nil, err
 	}
+	if outcome, err = w.finish(ctx, store, in, p, outcome); err != nil {
+		return nil, pipeline.Transient(err)
+	}
 	return []message.Envelope{w.announce(in, p, outcome)}, nil
 }
 
-// publish writes the runtime (and the deployed config) and computes which runtime keys changed.
-func (w *Worker) publish(ctx context.Context, store params.Store, in message.Envelope, p message.DeploymentPlanned, ws terraform.Workspace, node *changeset.Node, outputs terraform.Outputs) (changeset.Outcome, error) {
-	prefix := w.Workspaces.Prefix
-	name := model.RuntimeParam(prefix, ws.Type, ws.Nickname)
+// finish publishes a recorded outcome's runtime (and config) — a no-op when already published —
+// and records the runtime version.
+func (w *Worker) finish(ctx context.Context, store params.Store, in message.Envelope, p message.DeploymentPlanned, o changeset.Outcome) (changeset.Outcome, error) {
+	if o.RuntimeVersion > 0 {
+		return o, nil
+	}
+	_, typ, nick := splitComponent(p.Component)
+	desc := "karma: deployment=" + p.DeploymentID + " change=" + p.ChangeSetID
+	user := "karma:" + in.Actor.Name
+	r, err := store.Put(ctx, params.PutInput{Name: model.RuntimeParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Runtime), Description: desc, User: user})
+	if err != nil {
+		return o, err
+	}
+	if len(o.Config) > 0 {
+		if _, err := store.Put(ctx, params.PutInput{Name: model.ConfigParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Config), Description: desc, User: user}); err != nil {
+			return o, err
+		}
+	}
+	o.RuntimeVersion = r.Version
+	_, err = w.ChangeSets.Update(ctx, p.ChangeSetID, func(cs *changeset.ChangeSet) error {
+		cs.Nodes[p.Component].Outcome = &o
+		return nil
+	})
+	return o, err
+}
+
+func splitComponent(id string) (string, string, string) {
+	parts := strings.SplitN(id, "/", 3)
+	for len(parts) < 3 {
+		parts = append(parts, "")
+	}
+	return parts[0], parts[1], parts[2]
+}
+
+// outcome computes the runtime document and which of its keys changed against the runtime
+// published now.
+func (w *Worker) outcome(ctx context.Context, store params.Store, ws terraform.Workspace, node *changeset.Node, outputs terraform.Outputs) (changeset.Outcome, error) {
+	name := model.RuntimeParam(w.Workspaces.Prefix, ws.Type, ws.Nickname)
 	prev := map[string]json.RawMessage{}
 	if old, err := store.Get(ctx, name); err == nil {
 		_ = json.Unmarshal([]byte(old.Value), &prev)
@@ -139,7 +189,7 @@ func (w *Worker) publish(ctx context.Context, store params.Store, in message.Env
 		return changeset.Outcome{}, err
 	}
 	runtime := map[string]json.RawMessage(outputs)
-	var changed []string
+	changed := []string{}
 	for k, v := range runtime {
 		if old, ok := prev[k]; !ok || !jsonEqual(old, v) {
 			changed = append(changed, k)
@@ -152,21 +202,7 @@ func (w *Worker) publish(ctx context.Context, store params.Store, in message.Env
 	}
 	sort.Strings(changed)
 	body, hash := model.Canonical(runtime)
-	desc := "karma: deployment=" + p.DeploymentID + " change=" + p.ChangeSetID
-	r, err := store.Put(ctx, params.PutInput{Name: name, Value: string(body), Description: desc, User: "karma:" + in.Actor.Name})
-	if err != nil {
-		return changeset.Outcome{}, err
-	}
-	if len(node.Config) > 0 {
-		cfgName := model.ConfigParam(prefix, ws.Type, ws.Nickname)
-		if _, err := store.Put(ctx, params.PutInput{Name: cfgName, Value: string(node.Config), Description: desc, User: "karma:" + in.Actor.Name}); err != nil {
-			return changeset.Outcome{}, err
-		}
-	}
-	if changed == nil {
-		changed = []string{}
-	}
-	return changeset.Outcome{RuntimeVersion: r.Version, ChangedKeys: changed, RuntimeHash: hash}, nil
+	return changeset.Outcome{ChangedKeys: changed, RuntimeHash: hash, Runtime: body, Config: node.Config}, nil
 }
 
 func (w *Worker) announce(in message.Envelope, p message.DeploymentPlanned, o changeset.Outcome) message.Envelope {

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -26,6 +27,16 @@ func invalid(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
 }
 
+// The names a change may carry, as the message schemas (and Parameter Store) allow them.
+var (
+	typeRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	nicknameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	envRe      = regexp.MustCompile(`^[^/\s]+$`)
+	shaRe      = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
+)
+
+func validRef(t, n string) bool { return typeRe.MatchString(t) && nicknameRe.MatchString(n) }
+
 // Request is a proposed config change.
 type Request struct {
 	ID          string            // change request id ("" = the message id)
@@ -37,8 +48,8 @@ type Request struct {
 
 // FromRequest validates a change request and makes its change.detected.
 func FromRequest(r Request) (message.Envelope, error) {
-	if r.Env == "" {
-		return message.Envelope{}, invalid("change request: no environment")
+	if !envRe.MatchString(r.Env) {
+		return message.Envelope{}, invalid("change request: environment %q: want a name without '/' or spaces", r.Env)
 	}
 	if len(r.Configs) == 0 {
 		return message.Envelope{}, invalid("change request: no component")
@@ -47,7 +58,7 @@ func FromRequest(r Request) (message.Envelope, error) {
 	var comps []message.ComponentRef
 	for ref, cfg := range r.Configs {
 		t, n, ok := strings.Cut(ref, "/")
-		if !ok || t == "" || n == "" || strings.Contains(n, "/") {
+		if !ok || !validRef(t, n) {
 			return message.Envelope{}, invalid("change request: %q is not <type>/<nickname>", ref)
 		}
 		var obj map[string]any
@@ -87,8 +98,11 @@ type Commit struct {
 // FromCommit makes the change.detected of a commit, or nil when it touches nothing deployable
 // (files outside iac/, account_environments/ and the modules folder).
 func FromCommit(c Commit, modulesDir string) ([]message.Envelope, error) {
-	if c.SHA == "" {
-		return nil, invalid("commit: no sha")
+	if !shaRe.MatchString(c.SHA) {
+		return nil, invalid("commit: sha %q: want the full 40 (or 64) hex digits", c.SHA)
+	}
+	if strings.TrimSpace(c.Author) == "" {
+		return nil, invalid("commit %s: no author", c.SHA)
 	}
 	var files []string
 	var removed []message.ComponentRef
@@ -96,7 +110,7 @@ func FromCommit(c Commit, modulesDir string) ([]message.Envelope, error) {
 		p := strings.TrimPrefix(f.Path, "./")
 		parts := strings.Split(p, "/")
 		switch {
-		case len(parts) == 5 && parts[0] == "iac" && parts[4] == "config.json" && f.Removed && parts[1] != "_base":
+		case len(parts) == 5 && parts[0] == "iac" && parts[4] == "config.json" && f.Removed && parts[1] != "_base" && validRef(parts[2], parts[3]):
 			removed = append(removed, message.ComponentRef{Type: parts[2], Nickname: parts[3]})
 			files = append(files, p)
 		case parts[0] == "iac" && strings.HasSuffix(p, ".json"),
@@ -147,6 +161,12 @@ func FromParameter(pc ParameterChange) ([]message.Envelope, error) {
 	if !ok || len(parts) != 3 || (parts[2] != "config" && parts[2] != "runtime") {
 		return nil, nil
 	}
+	if !validRef(parts[0], parts[1]) {
+		return nil, invalid("parameter %s: %q is not a component type/nickname", pc.Name, parts[0]+"/"+parts[1])
+	}
+	if pc.Env != "" && !envRe.MatchString(pc.Env) {
+		return nil, invalid("parameter %s: environment %q", pc.Name, pc.Env)
+	}
 	if pc.Operation != "" && pc.Operation != "Create" && pc.Operation != "Update" {
 		return nil, nil
 	}
@@ -186,6 +206,11 @@ func ChangedKeys(prev, cur []byte) ([]string, error) {
 		return nil, fmt.Errorf("runtime is not a JSON object: %w", err)
 	}
 	var keys []string
+	for k := range b {
+		if k == "" {
+			return nil, errors.New("runtime has an empty key")
+		}
+	}
 	for k, v := range b {
 		if old, ok := a[k]; !ok || !sameJSON(old, v) {
 			keys = append(keys, k)

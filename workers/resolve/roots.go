@@ -62,6 +62,9 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 		var destroys []string
 		for _, r := range p.Removed {
 			id := r.ID(env)
+			if !files["iac/"+id+"/config.json"] {
+				continue // removed in another environment
+			}
 			if _, still := g.Index(id); !still {
 				destroys = append(destroys, id)
 			}

@@ -7,6 +7,8 @@ locals {
 resource "terraform_data" "functions" {
   input = {
     role_arn = "arn:aws:iam::000000000000:role/${var.nickname}-lambda"
+    # Network placement: an in-place change when the VPC's subnets change; no output depends on it.
+    subnet_ids = try(var.config.subnet_ids, [])
     function_arns = {
       for name, full in local.names :
       name => "arn:aws:lambda:${local.region}:000000000000:function:${full}"

@@ -1,0 +1,96 @@
+// Command lambda is Karma's AWS Lambda function: one binary ("bootstrap", for the provided.al2023
+// runtime, arm64 or amd64) that runs the stage KARMA_STAGE names as the handler of an SQS event
+// source mapping (shared/lambda: partial batch responses, poison messages to the queue's DLQ),
+// publishing the stage's outputs to an EventBridge bus (shared/eventbridge) whose rules route
+// them to the next stages' queues and the audit queue. Which stages can run, and with which
+// backends, is wired in stages.go; a stage whose backend is not wired yet fails at startup with
+// an error naming it (a Lambda init error).
+//
+// Environment:
+//
+//	KARMA_STAGE         resolve | graph-write | plan | apply | audit
+//	KARMA_EVENT_BUS     the EventBridge bus outputs go to (name or ARN)
+//	KARMA_QUEUE_PREFIX  the queues' name prefix, e.g. "karma-prod-" (dead letters are named by
+//	                    the queue name without it, as `karma dlq list` shows them)
+//	KARMA_PARAM_PREFIX, KARMA_MODULES_DIR, KARMA_WORK_DIR, KARMA_TERRAFORM: see stages.go
+//	KARMA_LOG_LEVEL     debug | info | warn | error (default info); logs are JSON on stderr
+//	AWS_REGION and credentials come from Lambda; AWS_ENDPOINT_URL(_<SERVICE>) override endpoints.
+//
+// Build (see the Makefile's lambda target):
+//
+//	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -o bootstrap ./cmd/lambda
+//	zip karma-lambda-arm64.zip bootstrap
+//
+// Event source mapping: FunctionResponseTypes = ["ReportBatchItemFailures"], the queue's
+// visibility timeout at least the function's timeout. On a FIFO queue a failed record stops its
+// batch (the rest is reported failed, unprocessed).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+
+	awslambda "github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	awseb "github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/usekarma/karma/shared/eventbridge"
+	karmalambda "github.com/usekarma/karma/shared/lambda"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/sqs"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level(os.Getenv("KARMA_LOG_LEVEL"))}))
+	slog.SetDefault(log)
+	ctx := context.Background()
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		log.Error("karma lambda: cannot start: AWS config", "error", err)
+		os.Exit(1)
+	}
+	h, err := setup(ctx, cfg, os.Getenv, stageBuilders(newBackends(cfg, os.Getenv, log)))
+	if err != nil {
+		log.Error("karma lambda: cannot start", "stage", os.Getenv("KARMA_STAGE"), "error", err)
+		os.Exit(1)
+	}
+	log.Info("karma lambda: ready", "stage", os.Getenv("KARMA_STAGE"), "bus", os.Getenv("KARMA_EVENT_BUS"))
+	awslambda.Start(h)
+}
+
+// setup builds the SQS handler of the stage KARMA_STAGE names.
+func setup(ctx context.Context, cfg aws.Config, getenv func(string) string,
+	builders map[string]func(context.Context) (pipeline.Stage, error)) (karmalambda.Handler, error) {
+	name := getenv("KARMA_STAGE")
+	build, ok := builders[name]
+	if !ok {
+		return nil, fmt.Errorf("KARMA_STAGE=%q: want one of %s", name, strings.Join(slices.Sorted(maps.Keys(builders)), ", "))
+	}
+	bus := getenv("KARMA_EVENT_BUS")
+	if bus == "" {
+		return nil, errors.New("KARMA_EVENT_BUS is not set: the stage's outputs go to an EventBridge bus")
+	}
+	st, err := build(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pub := eventbridge.NewPublisher(awseb.NewFromConfig(cfg), bus, eventbridge.PublisherOptions{})
+	dead := sqs.New(awssqs.NewFromConfig(cfg), sqs.Options{Prefix: getenv("KARMA_QUEUE_PREFIX")})
+	return karmalambda.SQSHandler(st, pub, dead, eventbridge.Unwrap), nil
+}
+
+func level(s string) slog.Level {
+	var l slog.Level
+	if l.UnmarshalText([]byte(s)) != nil {
+		return slog.LevelInfo
+	}
+	return l
+}

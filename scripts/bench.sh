@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Benchmarks behind docs/performance.md (`make bench`):
+#   1. go benchmarks of shared/model (Build 10k / 100k) and shared/graph (impact, waves);
+#   2. wall time and peak resident memory of a real 100,000-component build: model.Build alone
+#      (scripts/genrepo -build) and the CLI (karma graph build --params-backend none --no-write).
+# Environment: BENCH_N (components for step 2, default 100000), BENCH_SHORT=1 (go test -short:
+# skips BenchmarkBuild100k), BENCH_KEEP=1 (keep the temporary folder).
+# Timings are measurements, never assertions: this script fails only if something does not run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${BENCH_N:-100000}
+short=()
+if [[ ${BENCH_SHORT:-} == 1 ]]; then short=(-short); fi
+
+echo "== machine"
+echo "nproc:   $(nproc)"
+echo "cpu:     $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || echo unknown)"
+echo "memory:  $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+echo "go:      $(go version)"
+echo "kernel:  $(uname -sr)"
+
+echo
+echo "== go benchmarks (go test -run '^\$' -bench . -benchmem -count 1)"
+go test -run '^$' -bench . -benchmem -count 1 -timeout 60m "${short[@]}" ./shared/model/ ./shared/graph/
+
+if ! command -v /usr/bin/time >/dev/null; then
+  echo "installing GNU time for peak resident memory"
+  if [[ $(id -u) == 0 ]]; then apt-get install -y time >/dev/null; else sudo apt-get install -y time >/dev/null; fi
+fi
+
+tmp=$(mktemp -d)
+if [[ ${BENCH_KEEP:-} == 1 ]]; then
+  echo "keeping $tmp"
+else
+  trap 'rm -rf "$tmp"' EXIT
+fi
+
+# measure LABEL CMD...: runs CMD under /usr/bin/time -v, prints its last stdout line, wall time and peak RSS.
+measure() {
+  local label=$1
+  shift
+  if ! /usr/bin/time -v "$@" >"$tmp/out" 2>"$tmp/time"; then
+    echo "$label: FAILED"
+    cat "$tmp/out" "$tmp/time" >&2
+    return 1
+  fi
+  local wall rss
+  wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$tmp/time")
+  rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tmp/time")
+  grep -v '^\s*$' "$tmp/out" | tail -n 1 | sed 's/^/  /'
+  awk -v l="$label:" -v w="$wall" -v r="$rss" \
+    'BEGIN { printf "%-30s wall %s   Maximum resident set size %s kB (%.0f MiB)\n", l, w, r, r / 1024 }'
+}
+
+echo
+echo "== real build of $N components"
+go build -o "$tmp/genrepo" ./scripts/genrepo
+"$tmp/genrepo" -dir "$tmp/repo" -n "$N"
+measure "model.Build (genrepo -build)" "$tmp/genrepo" -dir "$tmp/repo" -build
+
+if go build -o "$tmp/karma" ./cmd/karma 2>"$tmp/build.err"; then
+  measure "karma graph build" "$tmp/karma" graph build --repo "$tmp/repo" --state-dir "$tmp/state" \
+    --params-backend none --no-write
+else
+  echo "cmd/karma does not compile yet; only model.Build was measured:"
+  cat "$tmp/build.err"
+fi

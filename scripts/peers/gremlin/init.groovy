@@ -1,0 +1,3 @@
+// Binds the traversal source `g` that clients (gremlin-go) address.
+def globals = [:]
+globals << [g : traversal().withEmbedded(graph)]

@@ -1,0 +1,230 @@
+// Package eventbridge publishes Karma's messages to an Amazon EventBridge bus (aws-sdk-go-v2),
+// whose rules route them to the stages' SQS queues and to the audit queue, and unwraps what
+// EventBridge delivers into those queues.
+//
+// Contract:
+//   - Publisher.Publish sends each message as one event: Source "karma", DetailType the message
+//     type (e.g. "deployment.applied"), Detail the encoded envelope, Time the envelope's
+//     OccurredAt. PutEvents takes at most 10 entries and 256 KiB per request (entry sizes as AWS
+//     counts them: Source, DetailType, Detail, Resources, 14 bytes for Time); a single message
+//     over 256 KiB is an error. Failed entries (FailedEntryCount, per-entry ErrorCode) are retried
+//     alone with exponential backoff for at most MaxElapsed; an entry failing with a code that
+//     cannot succeed on retry (InvalidArgument, MalformedDetail, access denied...) fails at once.
+//     An error after some events were accepted means those are published: the caller retries the
+//     whole message and consumers deduplicate (idempotency keys), as with any at-least-once send.
+//   - Rules derives the routing from pipeline.Routes: one rule per destination stage matching
+//     {"source":["karma"],"detail-type":[the types routed to it]}, and one rule for the audit
+//     queue matching every event from "karma". EnsureRules creates the bus, the rules and their
+//     SQS targets.
+//   - EventBridge puts its whole event ({"version","id","detail-type","source","account","time",
+//     "region","resources","detail"}) into the SQS message body; Unwrap returns the Karma
+//     envelope from such a body or from a raw envelope (queues fed by QueuePublisher).
+//   - FIFO: an EventBridge SQS target takes a fixed MessageGroupId only (SqsParameters); it cannot
+//     be taken from the event. A FIFO stage queue behind EventBridge is therefore one ordered
+//     group per stage (Rules sets "karma-<stage>"), which serialises the stage. The layout
+//     intended for AWS is standard queues for every stage, plan and apply included, with
+//     Terraform's per-workspace state lock (one workspace per env/type/nickname) serialising
+//     work on one component and the Idempotency middleware deduplicating. moto delivers to a FIFO
+//     target only when the queue has content-based deduplication (it passes no deduplication id).
+package eventbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	awseb "github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/pipeline"
+)
+
+var _ pipeline.Publisher = (*Publisher)(nil)
+
+// Source is the source of every event Karma publishes.
+const Source = "karma"
+
+// PutEvents limits.
+const (
+	MaxEntries      = 10
+	MaxRequestBytes = 256 * 1024
+	timeEntryBytes  = 14
+)
+
+// PublisherOptions tune a Publisher; the zero value means the defaults.
+type PublisherOptions struct {
+	// MaxElapsed bounds the retries of failed entries (0 = 10 s).
+	MaxElapsed time.Duration
+	// InitialInterval is the first backoff (0 = 100 ms).
+	InitialInterval time.Duration
+}
+
+// Publisher is pipeline.Publisher on an EventBridge bus.
+type Publisher struct {
+	client *awseb.Client
+	bus    string
+	opts   PublisherOptions
+}
+
+// NewPublisher publishes to bus ("default" or a custom bus name or ARN) with client.
+func NewPublisher(client *awseb.Client, bus string, opts PublisherOptions) *Publisher {
+	if opts.MaxElapsed <= 0 {
+		opts.MaxElapsed = 10 * time.Second
+	}
+	if opts.InitialInterval <= 0 {
+		opts.InitialInterval = 100 * time.Millisecond
+	}
+	return &Publisher{client: client, bus: bus, opts: opts}
+}
+
+// NewClient loads the default AWS configuration (optFns adjust it) and returns an EventBridge
+// client. A non-empty endpoint overrides the endpoint; when it is empty the SDK applies
+// AWS_ENDPOINT_URL_EVENTBRIDGE, AWS_ENDPOINT_URL and the shared config's endpoint_url itself.
+func NewClient(ctx context.Context, endpoint string, optFns ...func(*config.LoadOptions) error) (*awseb.Client, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, optFns...)
+	if err != nil {
+		return nil, fmt.Errorf("eventbridge: load AWS config: %w", err)
+	}
+	return awseb.NewFromConfig(cfg, func(o *awseb.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	}), nil
+}
+
+// entrySize is an entry's size as PutEvents counts it.
+func entrySize(e types.PutEventsRequestEntry) int {
+	n := len(aws.ToString(e.Source)) + len(aws.ToString(e.DetailType)) + len(aws.ToString(e.Detail))
+	for _, r := range e.Resources {
+		n += len(r)
+	}
+	if e.Time != nil {
+		n += timeEntryBytes
+	}
+	return n
+}
+
+// Publish sends msgs as events, in requests of at most 10 entries and 256 KiB.
+func (p *Publisher) Publish(ctx context.Context, msgs ...message.Envelope) error {
+	entries := make([]types.PutEventsRequestEntry, 0, len(msgs))
+	for _, m := range msgs {
+		body, err := message.Encode(m)
+		if err != nil {
+			return fmt.Errorf("eventbridge: encode %s %s: %w", m.Type, m.ID, err)
+		}
+		e := types.PutEventsRequestEntry{
+			EventBusName: aws.String(p.bus),
+			Source:       aws.String(Source),
+			DetailType:   aws.String(m.Type),
+			Detail:       aws.String(string(body)),
+		}
+		if !m.OccurredAt.IsZero() {
+			e.Time = aws.Time(m.OccurredAt)
+		}
+		if size := entrySize(e); size > MaxRequestBytes {
+			return pipeline.Permanent(fmt.Errorf("eventbridge: message %s (%s) is %d bytes, over EventBridge's %d", m.ID, m.Type, size, MaxRequestBytes))
+		}
+		entries = append(entries, e)
+	}
+	for len(entries) > 0 {
+		n, size := 0, 0
+		for n < len(entries) && n < MaxEntries && size+entrySize(entries[n]) <= MaxRequestBytes {
+			size += entrySize(entries[n])
+			n++
+		}
+		if err := p.put(ctx, entries[:n]); err != nil {
+			return err
+		}
+		entries = entries[n:]
+	}
+	return nil
+}
+
+// permanentCodes are per-entry error codes that no retry can fix.
+var permanentCodes = map[string]bool{
+	"InvalidArgument":                     true,
+	"MalformedDetail":                     true,
+	"ValidationException":                 true,
+	"AccessDeniedException":               true,
+	"NotAuthorizedForSourceException":     true,
+	"NotAuthorizedForDetailTypeException": true,
+	"ResourceNotFoundException":           true,
+}
+
+// put sends one request's entries, retrying the ones that failed.
+func (p *Publisher) put(ctx context.Context, entries []types.PutEventsRequestEntry) error {
+	pending := entries
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = p.opts.InitialInterval
+	b.MaxElapsedTime = p.opts.MaxElapsed
+	err := backoff.Retry(func() error {
+		out, err := p.client.PutEvents(ctx, &awseb.PutEventsInput{Entries: pending})
+		if err != nil {
+			err = fmt.Errorf("eventbridge put events on %s: %w", p.bus, err)
+			if isTransient(err) {
+				return pipeline.Transient(err)
+			}
+			return backoff.Permanent(err)
+		}
+		if out.FailedEntryCount == 0 {
+			return nil
+		}
+		if len(out.Entries) != len(pending) {
+			return backoff.Permanent(fmt.Errorf("eventbridge put events on %s: %d failed, and %d results for %d entries",
+				p.bus, out.FailedEntryCount, len(out.Entries), len(pending)))
+		}
+		var retry []types.PutEventsRequestEntry
+		var problems []string
+		permanent := false
+		for i, r := range out.Entries {
+			code := aws.ToString(r.ErrorCode)
+			if code == "" {
+				continue
+			}
+			problems = append(problems, fmt.Sprintf("%s: %s: %s", aws.ToString(pending[i].DetailType), code, aws.ToString(r.ErrorMessage)))
+			permanent = permanent || permanentCodes[code]
+			retry = append(retry, pending[i])
+		}
+		err = fmt.Errorf("eventbridge put events on %s: %d of %d entries failed: %s", p.bus, len(retry), len(pending), strings.Join(problems, "; "))
+		if permanent {
+			return backoff.Permanent(err)
+		}
+		pending = retry
+		return pipeline.Transient(err)
+	}, backoff.WithContext(b, ctx))
+	return err
+}
+
+// isTransient reports throttling, server faults and connection errors (after the SDK's own
+// retries); not a cancelled context.
+func isTransient(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		if _, ok := retry.DefaultThrottleErrorCodes[ae.ErrorCode()]; ok {
+			return true
+		}
+		if ae.ErrorFault() == smithy.FaultServer || slices.Contains([]string{"InternalException", "InternalFailure"}, ae.ErrorCode()) {
+			return true
+		}
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && (re.HTTPStatusCode() >= 500 || re.HTTPStatusCode() == 429) {
+		return true
+	}
+	var se *smithyhttp.RequestSendError
+	return errors.As(err, &se) || errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,133 @@
+// Package lambda runs a pipeline stage as an AWS Lambda function fed by SQS (an event source
+// mapping with ReportBatchItemFailures). The stage is the same pure handler the in-process
+// Runner runs (pipeline.Handle does the parsing, handling, publishing and after-publish hooks);
+// this package only turns its results into SQS's partial batch response.
+//
+// Per record:
+//   - unwrap (eventbridge.Unwrap: EventBridge delivers its whole event into the body); an unwrap
+//     error is a poison message;
+//   - Ack and Duplicate: the record succeeded (Lambda deletes it);
+//   - Retry: the record is reported in BatchItemFailures; SQS makes it visible again after the
+//     queue's visibility timeout and moves it to the DLQ after maxReceiveCount receives;
+//   - DeadLetter: the original body goes to the queue's DLQ at once with the reason
+//     (DeadLetterer); the record then succeeded, so a poison message never fails or delays its
+//     batch-mates. Should the DLQ send fail, the record is reported failed (retried, and
+//     dead-lettered by SQS's redrive policy in the end).
+//
+// FIFO queues (a record carrying MessageGroupId, or a source ARN ending in ".fifo"): processing
+// stops at the first failed record, which is reported together with every later record of the
+// batch, unprocessed (AWS's rule for FIFO partial batch responses: order within a group holds).
+// Records left when the function's context is done are reported failed too.
+//
+// The queue's visibility timeout must be at least the function's timeout (AWS recommends six
+// times), and the mapping needs FunctionResponseTypes = ["ReportBatchItemFailures"]: without it,
+// any reported failure retries the whole batch.
+package lambda
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/queue"
+)
+
+// DeadLetterer sends a poison message to the dead-letter queue of the queue it came from
+// (sourceARN, the record's eventSourceARN); groupID is its MessageGroupId on FIFO queues.
+// letter.Queue is empty: the queue is the one sourceARN names. *sqs.Queue implements it.
+type DeadLetterer interface {
+	DeadLetter(ctx context.Context, sourceARN string, letter queue.DeadLetter, groupID string) error
+}
+
+// Handler is the function signature lambda.Start accepts for SQS event sources.
+type Handler = func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error)
+
+// SQSHandler returns the Lambda handler of stage: it handles every record of an SQS batch with
+// pipeline.Handle, publishing through pub and dead-lettering through dead, and reports the
+// records to retry. unwrap turns a record body into a Karma envelope (nil: the body is one).
+// It returns an error only for a batch it cannot look at (never, today): per-record failures
+// are BatchItemFailures.
+func SQSHandler(stage pipeline.Stage, pub pipeline.Publisher, dead DeadLetterer, unwrap func([]byte) ([]byte, error)) Handler {
+	if unwrap == nil {
+		unwrap = func(b []byte) ([]byte, error) { return b, nil }
+	}
+	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		log := slog.Default().With("stage", stage.Name)
+		fifo := false
+		for _, r := range ev.Records {
+			fifo = fifo || isFIFO(r)
+		}
+		resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+		for i, rec := range ev.Records {
+			ok := ctx.Err() == nil && handleRecord(ctx, log, stage, pub, dead, unwrap, rec)
+			if ok {
+				continue
+			}
+			if fifo {
+				for _, r := range ev.Records[i:] {
+					resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+				}
+				if len(ev.Records[i+1:]) > 0 {
+					log.Warn("FIFO batch stopped at a failed record; the rest is left for redelivery in order",
+						"message_id", rec.MessageId, "left", len(ev.Records[i+1:]))
+				}
+				break
+			}
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+		}
+		return resp, nil
+	}
+}
+
+func isFIFO(r events.SQSMessage) bool {
+	_, grouped := r.Attributes["MessageGroupId"]
+	return grouped || strings.HasSuffix(r.EventSourceARN, ".fifo")
+}
+
+// handleRecord handles one record; false means report it as failed.
+func handleRecord(ctx context.Context, log *slog.Logger, stage pipeline.Stage, pub pipeline.Publisher, dead DeadLetterer,
+	unwrap func([]byte) ([]byte, error), rec events.SQSMessage) bool {
+	log = log.With("message_id", rec.MessageId)
+	var res pipeline.Result
+	body, err := unwrap([]byte(rec.Body))
+	if err != nil {
+		res = pipeline.Result{Action: pipeline.DeadLetter, Err: err}
+	} else {
+		res = pipeline.Handle(ctx, stage, pub, body)
+	}
+	switch res.Action {
+	case pipeline.Ack, pipeline.Duplicate:
+		return true
+	case pipeline.DeadLetter:
+		reason := "dead-lettered"
+		if res.Err != nil {
+			reason = res.Err.Error()
+		}
+		count, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
+		// Queue is left to the DeadLetterer: the queue's name is in sourceARN (sqs.Queue strips its prefix).
+		letter := queue.DeadLetter{MessageID: rec.MessageId, Body: []byte(rec.Body),
+			Reason: reason, ReceiveCount: count, DeadAt: time.Now().UTC()}
+		if dead == nil {
+			log.Error("poison message and no dead-letter queue: left for retry", "reason", reason)
+			return false
+		}
+		if derr := dead.DeadLetter(context.WithoutCancel(ctx), rec.EventSourceARN, letter, rec.Attributes["MessageGroupId"]); derr != nil {
+			log.Error("poison message: sending it to the dead-letter queue failed; left for retry", "reason", reason, "error", derr)
+			return false
+		}
+		log.Error("dead-lettered", "type", res.In.Type, "id", res.In.ID, "reason", reason)
+		return true
+	default: // Retry
+		var ra interface{ RetryAfter() time.Duration }
+		if !errors.As(res.Err, &ra) {
+			log.Warn("will retry", "type", res.In.Type, "id", res.In.ID, "receive_count", rec.Attributes["ApproximateReceiveCount"], "error", res.Err)
+		}
+		return false
+	}
+}

@@ -1,0 +1,310 @@
+package lambda_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/usekarma/karma/shared/eventbridge"
+	"github.com/usekarma/karma/shared/lambda"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/queue"
+)
+
+const (
+	standardARN = "arn:aws:sqs:us-east-1:123456789012:karma-dev-plan"
+	fifoARN     = "arn:aws:sqs:us-east-1:123456789012:karma-dev-apply.fifo"
+)
+
+// The stage's behaviour is chosen by each message's idempotency key.
+func stage(calls *[]string, mu *sync.Mutex) pipeline.Stage {
+	return pipeline.Stage{Name: "plan", Handler: func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+		mu.Lock()
+		*calls = append(*calls, in.IdempotencyKey)
+		mu.Unlock()
+		switch in.IdempotencyKey {
+		case "transient":
+			return nil, pipeline.Transient(errors.New("graph store timed out"))
+		case "poison":
+			return nil, pipeline.Permanent(errors.New("payload does not match its type"))
+		case "dup":
+			return nil, fmt.Errorf("plan did this: %w", pipeline.ErrDuplicate)
+		case "busy":
+			return nil, &pipeline.InProgress{Key: "k"}
+		case "pubfail":
+			return []message.Envelope{in.MustDerive(message.TypeDeploymentPlanned, "unpublishable", struct{}{})}, nil
+		}
+		return []message.Envelope{in.MustDerive(message.TypeDeploymentPlanned, "out-"+in.IdempotencyKey, struct{}{})}, nil
+	}}
+}
+
+type publisher struct {
+	mu   sync.Mutex
+	keys []string
+}
+
+func (p *publisher) Publish(_ context.Context, msgs ...message.Envelope) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range msgs {
+		if m.IdempotencyKey == "unpublishable" {
+			return pipeline.Transient(errors.New("bus throttled"))
+		}
+		p.keys = append(p.keys, m.IdempotencyKey)
+	}
+	return nil
+}
+
+type deadLetterer struct {
+	mu      sync.Mutex
+	fail    bool
+	letters []string // "<source arn>|<message id>|<group>|<reason>"
+	bodies  []string
+}
+
+func (d *deadLetterer) DeadLetter(_ context.Context, sourceARN string, l queue.DeadLetter, group string) error {
+	if d.fail {
+		return errors.New("dlq unreachable")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.letters = append(d.letters, fmt.Sprintf("%s|%s|%s|%s", sourceARN, l.MessageID, group, l.Reason))
+	d.bodies = append(d.bodies, string(l.Body))
+	return nil
+}
+
+// body is an encoded envelope with idempotency key key; wrapped puts it in an EventBridge event.
+func body(t *testing.T, key string, wrapped bool) string {
+	t.Helper()
+	e, err := message.New(message.TypeDeploymentRecorded, "dev", message.Actor{Kind: "cli", Name: "t"}, key, struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := message.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !wrapped {
+		return string(b)
+	}
+	ev, _ := json.Marshal(map[string]any{"version": "0", "id": "ev-" + key, "detail-type": e.Type, "source": "karma",
+		"account": "123456789012", "time": "2026-03-14T09:33:48Z", "region": "us-east-1", "resources": []string{},
+		"detail": json.RawMessage(b)})
+	return string(ev)
+}
+
+// rec is a record with message id id; group != "" marks it FIFO.
+func rec(id, body, arn, group string) events.SQSMessage {
+	attrs := map[string]string{"ApproximateReceiveCount": "1", "SentTimestamp": "1520621625029"}
+	if group != "" {
+		attrs["MessageGroupId"] = group
+	}
+	return events.SQSMessage{MessageId: id, ReceiptHandle: "rh-" + id, Body: body, EventSourceARN: arn,
+		EventSource: "aws:sqs", AWSRegion: "us-east-1", Attributes: attrs}
+}
+
+func failures(r events.SQSEventResponse) []string {
+	out := []string{}
+	for _, f := range r.BatchItemFailures {
+		out = append(out, f.ItemIdentifier)
+	}
+	return out
+}
+
+func TestSQSHandler(t *testing.T) {
+	type want struct {
+		failures []string // message ids, in order
+		dead     []string // "<message id>|<group>|<reason contains>"
+		calls    []string // idempotency keys the handler saw, in order
+		pub      []string // published idempotency keys
+	}
+	tests := []struct {
+		name     string
+		records  func(t *testing.T) []events.SQSMessage
+		dlqFails bool
+		cancel   bool
+		want     want
+	}{
+		{
+			name: "standard queue: mixed batch",
+			records: func(t *testing.T) []events.SQSMessage {
+				return []events.SQSMessage{
+					rec("m1", body(t, "ok1", true), standardARN, ""),
+					rec("m2", body(t, "transient", true), standardARN, ""),
+					rec("m3", body(t, "poison", true), standardARN, ""),
+					rec("m4", body(t, "dup", false), standardARN, ""),
+					rec("m5", "Message Body", standardARN, ""), // not JSON: poison before the handler
+					rec("m6", body(t, "ok2", false), standardARN, ""),
+					rec("m7", body(t, "pubfail", true), standardARN, ""),
+					rec("m8", body(t, "busy", true), standardARN, ""),
+				}
+			},
+			want: want{
+				failures: []string{"m2", "m7", "m8"},
+				dead:     []string{"m3||payload does not match its type", "m5||not a JSON object"},
+				calls:    []string{"ok1", "transient", "poison", "dup", "ok2", "pubfail", "busy"},
+				pub:      []string{"out-ok1", "out-ok2"},
+			},
+		},
+		{
+			name: "poison does not fail its batch-mates",
+			records: func(t *testing.T) []events.SQSMessage {
+				return []events.SQSMessage{
+					rec("a", body(t, "poison", true), standardARN, ""),
+					rec("b", body(t, "ok", true), standardARN, ""),
+				}
+			},
+			want: want{failures: []string{}, dead: []string{"a||payload does not match"}, calls: []string{"poison", "ok"}, pub: []string{"out-ok"}},
+		},
+		{
+			name: "DLQ send fails: the poison record is retried",
+			records: func(t *testing.T) []events.SQSMessage {
+				return []events.SQSMessage{
+					rec("a", body(t, "poison", true), standardARN, ""),
+					rec("b", body(t, "ok", true), standardARN, ""),
+				}
+			},
+			dlqFails: true,
+			want:     want{failures: []string{"a"}, calls: []string{"poison", "ok"}, pub: []string{"out-ok"}},
+		},
+		{
+			name: "FIFO: stop at the first failure, report it and the rest",
+			records: func(t *testing.T) []events.SQSMessage {
+				return []events.SQSMessage{
+					rec("f1", body(t, "ok1", true), fifoARN, "dev/vpc/core"),
+					rec("f2", body(t, "transient", true), fifoARN, "dev/vpc/core"),
+					rec("f3", body(t, "ok2", true), fifoARN, "dev/app/web"),
+					rec("f4", body(t, "poison", true), fifoARN, "dev/vpc/core"),
+				}
+			},
+			want: want{failures: []string{"f2", "f3", "f4"}, calls: []string{"ok1", "transient"}, pub: []string{"out-ok1"}},
+		},
+		{
+			name: "FIFO by ARN alone; a dead-lettered record is a success and processing goes on",
+			records: func(t *testing.T) []events.SQSMessage {
+				return []events.SQSMessage{
+					rec("f1", body(t, "poison", true), fifoARN, ""),
+					rec("f2", body(t, "ok", true), fifoARN, ""),
+					rec("f3", body(t, "pubfail", true), fifoARN, ""),
+					rec("f4", body(t, "ok2", true), fifoARN, ""),
+				}
+			},
+			want: want{failures: []string{"f3", "f4"}, dead: []string{"f1||payload does not match"},
+				calls: []string{"poison", "ok", "pubfail"}, pub: []string{"out-ok"}},
+		},
+		{
+			name: "FIFO poison keeps its group",
+			records: func(t *testing.T) []events.SQSMessage {
+				return []events.SQSMessage{rec("f1", body(t, "poison", false), fifoARN, "dev/vpc/core")}
+			},
+			want: want{failures: []string{}, dead: []string{"f1|dev/vpc/core|payload does not match"}, calls: []string{"poison"}},
+		},
+		{
+			name: "context done: nothing handled, everything reported",
+			records: func(t *testing.T) []events.SQSMessage {
+				return []events.SQSMessage{rec("a", body(t, "ok", true), standardARN, ""), rec("b", body(t, "ok2", true), standardARN, "")}
+			},
+			cancel: true,
+			want:   want{failures: []string{"a", "b"}},
+		},
+		{
+			name:    "empty batch",
+			records: func(*testing.T) []events.SQSMessage { return nil },
+			want:    want{failures: []string{}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var calls []string
+			pub := &publisher{}
+			dead := &deadLetterer{fail: tc.dlqFails}
+			h := lambda.SQSHandler(stage(&calls, &mu), pub, dead, eventbridge.Unwrap)
+			ctx := t.Context()
+			if tc.cancel {
+				c, cancel := context.WithCancel(ctx)
+				cancel()
+				ctx = c
+			}
+			resp, err := h(ctx, events.SQSEvent{Records: tc.records(t)})
+			if err != nil {
+				t.Fatalf("handler error: %v", err)
+			}
+			if got := failures(resp); !slices.Equal(got, tc.want.failures) {
+				t.Errorf("BatchItemFailures = %v, want %v", got, tc.want.failures)
+			}
+			if !slices.Equal(calls, tc.want.calls) {
+				t.Errorf("handler calls = %v, want %v", calls, tc.want.calls)
+			}
+			if !slices.Equal(pub.keys, tc.want.pub) {
+				t.Errorf("published = %v, want %v", pub.keys, tc.want.pub)
+			}
+			if len(dead.letters) != len(tc.want.dead) {
+				t.Fatalf("dead letters = %v, want %v", dead.letters, tc.want.dead)
+			}
+			for i, l := range dead.letters {
+				parts := strings.SplitN(l, "|", 4)
+				w := strings.SplitN(tc.want.dead[i], "|", 3)
+				if parts[1] != w[0] || parts[2] != w[1] || !strings.Contains(parts[3], w[2]) || !strings.HasPrefix(parts[0], "arn:aws:sqs:") {
+					t.Errorf("dead letter %d = %s, want %s", i, l, tc.want.dead[i])
+				}
+			}
+		})
+	}
+}
+
+// A dead letter carries the record's original body (EventBridge event and all), so a redrive
+// delivers exactly what the queue had.
+func TestDeadLetterKeepsOriginalBody(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string
+	dead := &deadLetterer{}
+	orig := body(t, "poison", true)
+	h := lambda.SQSHandler(stage(&calls, &mu), &publisher{}, dead, eventbridge.Unwrap)
+	if _, err := h(t.Context(), events.SQSEvent{Records: []events.SQSMessage{rec("m", orig, standardARN, "")}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(dead.bodies) != 1 || dead.bodies[0] != orig {
+		t.Errorf("dead letter body = %v, want the original", dead.bodies)
+	}
+}
+
+// The vendor samples (../shared/samples/aws, read in place) decode into events.SQSEvent; their bodies are not
+// Karma messages, so each is dead-lettered with its source queue's ARN, and the batch succeeds.
+func TestVendorSamples(t *testing.T) {
+	for _, file := range []string{"../../../shared/samples/aws/sqs-event.json", "../../../shared/samples/aws/sqsDlqTriggerEvent.json"} {
+		t.Run(file, func(t *testing.T) {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ev events.SQSEvent
+			if err := json.Unmarshal(b, &ev); err != nil {
+				t.Fatal(err)
+			}
+			if len(ev.Records) != 1 || ev.Records[0].EventSourceARN == "" || ev.Records[0].Attributes["ApproximateReceiveCount"] != "2" {
+				t.Fatalf("decoded %+v", ev)
+			}
+			var mu sync.Mutex
+			var calls []string
+			dead := &deadLetterer{}
+			resp, err := lambda.SQSHandler(stage(&calls, &mu), &publisher{}, dead, eventbridge.Unwrap)(t.Context(), ev)
+			if err != nil || len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("response %+v, %v", resp, err)
+			}
+			r := ev.Records[0]
+			if len(dead.letters) != 1 || !strings.HasPrefix(dead.letters[0], r.EventSourceARN+"|"+r.MessageId+"||") || len(calls) != 0 {
+				t.Errorf("dead letters %v, calls %v", dead.letters, calls)
+			}
+		})
+	}
+}

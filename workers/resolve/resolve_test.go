@@ -1,0 +1,726 @@
+package resolve_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/embedded"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/workers/resolve"
+)
+
+const (
+	sha1 = "512423cb3a4857a38f472862b51e4ab1a1730f06"
+	sha2 = "d5e0ba2d9b813fa5d15023d7aa615534cda694ac"
+)
+
+var (
+	gitActor = message.Actor{Kind: "git", Name: "Ada Lovelace <ada@example.com>"}
+	iamActor = message.Actor{Kind: "iam", Name: "arn:aws:iam::123456789012:user/ada"}
+)
+
+// stageEnv is a resolve worker on an embedded state file.
+type stageEnv struct {
+	q  *embedded.Queue
+	cs *embedded.ChangeSets
+	w  *resolve.Worker
+}
+
+// configs is a ConfigReader over a map "<env>/<type>/<nickname>" -> /config value.
+type configs map[string]string
+
+func (c configs) Config(_ context.Context, env, component string) ([]byte, error) {
+	v, ok := c[component]
+	if !ok {
+		return nil, fmt.Errorf("no config parameter for %s", component)
+	}
+	return []byte(v), nil
+}
+
+func newStage(t *testing.T, repo string, cfg configs) *stageEnv {
+	t.Helper()
+	db := newDB(t)
+	ctx := context.Background()
+	q, err := embedded.NewQueue(ctx, db, embedded.QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := embedded.NewChangeSets(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &resolve.Worker{Graphs: repoGraphs{root: repo}, ChangeSets: cs, Configs: cfg, Now: func() time.Time { return fixedTime }}
+	return &stageEnv{q: q, cs: cs, w: w}
+}
+
+// commitDetected is a change.detected of a commit touching files (env "", as ingest makes it).
+func commitDetected(t *testing.T, n int, sha string, files []string, removed ...message.ComponentRef) message.Envelope {
+	t.Helper()
+	p := message.ChangeDetected{ChangeSetID: fixedID(n), Source: message.SourceGit, Components: []message.ComponentRef{}, Files: files, Removed: removed,
+		Commit: &message.Commit{SHA: sha, Author: gitActor.Name, Message: "change", Branch: "main"}}
+	e := fixedRoot(t, n, message.TypeChangeDetected, "", gitActor, "git:"+sha, p)
+	validate(t, e)
+	return e
+}
+
+// runtimeDetected is a change.detected of a /runtime parameter written outside Karma.
+func runtimeDetected(t *testing.T, n int, env string, ref message.ComponentRef, keys []string) message.Envelope {
+	t.Helper()
+	name := "/iac/" + ref.Type + "/" + ref.Nickname + "/runtime"
+	p := message.ChangeDetected{ChangeSetID: fixedID(n), Source: message.SourceRuntime, Components: []message.ComponentRef{ref},
+		Parameter: &message.ParameterVersion{Name: name, Version: 8}, ChangedKeys: keys}
+	e := fixedRoot(t, n, message.TypeChangeDetected, env, iamActor, "runtime:"+name+"@8", p)
+	validate(t, e)
+	return e
+}
+
+// outcome is a deployment.applied or deployment.failed of component in change set csID, caused
+// by cause, with a fixed id n.
+func applied(t *testing.T, cause message.Envelope, n int, env, csID, component string, keys []string) message.Envelope {
+	t.Helper()
+	dep := changeset.DeploymentID(csID, component)
+	p := message.DeploymentApplied{ChangeSetID: csID, DeploymentID: dep, Component: component, RuntimeVersion: 3, ChangedKeys: keys,
+		RuntimeHash: strings.Repeat("ab", 32)}
+	e := fixedDerive(t, cause, n, message.TypeDeploymentApplied, "deployment.applied:"+dep, p)
+	e.Env = env
+	validate(t, e)
+	return e
+}
+
+func failed(t *testing.T, cause message.Envelope, n int, env, csID, component string) message.Envelope {
+	t.Helper()
+	dep := changeset.DeploymentID(csID, component)
+	p := message.DeploymentFailed{ChangeSetID: csID, DeploymentID: dep, Component: component, Wave: 1, Stage: "apply", Error: "terraform apply: quota exceeded"}
+	e := fixedDerive(t, cause, n, message.TypeDeploymentFailed, "deployment.failed:"+dep, p)
+	e.Env = env
+	validate(t, e)
+	return e
+}
+
+// handle runs the worker through the runtime harness and requires an ack.
+func (s *stageEnv) handle(t *testing.T, in message.Envelope) []message.Envelope {
+	t.Helper()
+	out, action, err := process(t, s.q, s.w.Handle, in)
+	if action != pipeline.Ack || err != nil {
+		t.Fatalf("%s: action %v, err %v", in.Type, action, err)
+	}
+	validateAll(t, out)
+	for _, o := range out {
+		if o.CorrelationID != in.CorrelationID || o.CausationID != in.ID {
+			t.Errorf("%s: correlation %s causation %s, want %s and %s", o.Type, o.CorrelationID, o.CausationID, in.CorrelationID, in.ID)
+		}
+	}
+	return out
+}
+
+// components lists the component of each scheduled / skipped message.
+func components(t *testing.T, msgs []message.Envelope, typ string) []string {
+	t.Helper()
+	var out []string
+	for _, m := range byType(msgs, typ) {
+		switch typ {
+		case message.TypeDeploymentScheduled:
+			out = append(out, payloadOf[message.DeploymentScheduled](t, m).Component)
+		case message.TypeDeploymentSkipped:
+			out = append(out, payloadOf[message.DeploymentSkipped](t, m).Component)
+		}
+	}
+	return out
+}
+
+func names(ids ...string) map[string]string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(ids); i += 2 {
+		m[ids[i]] = ids[i+1]
+	}
+	return m
+}
+
+func TestCommitOnExamples(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		files         []string
+		wantEnvs      []string // one change.resolved each, in this order
+		wantScheduled []string
+		wantRoots     map[string][]string // env -> roots
+	}{
+		{
+			name:          "prod vpc env file",
+			files:         []string{"iac/prod/vpc/core/config.json"},
+			wantEnvs:      []string{"prod"},
+			wantScheduled: []string{"prod/vpc/core"},
+			wantRoots:     map[string][]string{"prod": {"prod/vpc/core"}},
+		},
+		{
+			name:          "base layer of vpc",
+			files:         []string{"iac/_base/vpc/core/config.json"},
+			wantEnvs:      []string{"dev", "prod"},
+			wantScheduled: []string{"dev/vpc/core", "prod/vpc/core"},
+			wantRoots:     map[string][]string{"dev": {"dev/vpc/core"}, "prod": {"prod/vpc/core"}},
+		},
+		{
+			name:          "extends template",
+			files:         []string{"iac/_base/serverless-site/site-defaults/config.json"},
+			wantEnvs:      []string{"dev", "prod"},
+			wantScheduled: []string{"prod/serverless-site/www"},
+			wantRoots:     map[string][]string{"dev": {}, "prod": {"prod/serverless-site/www"}},
+		},
+		{
+			name:          "module of ecs-cluster",
+			files:         []string{"components/ecs-cluster/main.tf"},
+			wantEnvs:      []string{"dev", "prod"},
+			wantScheduled: []string{"dev/ecs-cluster/core", "prod/ecs-cluster/core"},
+			wantRoots:     map[string][]string{"dev": {"dev/ecs-cluster/core"}, "prod": {"prod/ecs-cluster/core"}},
+		},
+		{
+			name:          "dev account settings",
+			files:         []string{"account_environments/dev.json"},
+			wantEnvs:      []string{"dev", "prod"},
+			wantScheduled: []string{"dev/s3-bucket/assets", "dev/vpc/core"},
+			wantRoots:     map[string][]string{"dev": {"dev/s3-bucket/assets", "dev/vpc/core", "dev/ecs-cluster/core", "dev/ecs-service/api"}, "prod": {}},
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStage(t, examplesDir, nil)
+			in := commitDetected(t, 1+i, sha1, tt.files)
+			out := s.handle(t, in)
+			resolved := byType(out, message.TypeChangeResolved)
+			if len(resolved) != len(tt.wantEnvs) {
+				t.Fatalf("%d change.resolved, want %d", len(resolved), len(tt.wantEnvs))
+			}
+			for j, r := range resolved {
+				p := payloadOf[message.ChangeResolved](t, r)
+				env := tt.wantEnvs[j]
+				if r.Env != env || p.ChangeSetID != in.ID+"/"+env || r.IdempotencyKey != "resolved:"+p.ChangeSetID {
+					t.Errorf("resolved %d: env %q change set %q key %q", j, r.Env, p.ChangeSetID, r.IdempotencyKey)
+				}
+				if !slices.Equal(p.Roots, tt.wantRoots[env]) && !(len(p.Roots) == 0 && len(tt.wantRoots[env]) == 0) {
+					t.Errorf("%s roots %v, want %v", env, p.Roots, tt.wantRoots[env])
+				}
+				if p.Rejected != "" {
+					t.Errorf("%s rejected: %s", env, p.Rejected)
+				}
+				if len(p.RootCauses) != 1 || p.RootCauses[0].Kind != message.CauseCommit || p.RootCauses[0].ID != sha1 || p.RootCauses[0].Keys != nil {
+					t.Errorf("root causes %v", p.RootCauses)
+				}
+				stored, err := s.cs.Get(context.Background(), p.ChangeSetID)
+				if err != nil {
+					t.Fatalf("change set %s not stored: %v", p.ChangeSetID, err)
+				}
+				if stored.Env != env || stored.CorrelationID != in.ID || stored.Approved {
+					t.Errorf("stored change set: env %q correlation %q approved %v", stored.Env, stored.CorrelationID, stored.Approved)
+				}
+			}
+			if got := components(t, out, message.TypeDeploymentScheduled); !slices.Equal(got, tt.wantScheduled) {
+				t.Errorf("scheduled %v, want %v", got, tt.wantScheduled)
+			}
+			for _, m := range byType(out, message.TypeDeploymentScheduled) {
+				p := payloadOf[message.DeploymentScheduled](t, m)
+				if m.Env != strings.Split(p.Component, "/")[0] || p.DeploymentID != changeset.DeploymentID(p.ChangeSetID, p.Component) ||
+					m.IdempotencyKey != "deployment.scheduled:"+p.DeploymentID {
+					t.Errorf("scheduled %s: env %q deployment %q key %q", p.Component, m.Env, p.DeploymentID, m.IdempotencyKey)
+				}
+			}
+			if len(byType(out, message.TypeDeploymentSkipped)) != 0 {
+				t.Errorf("nothing is skipped before any apply")
+			}
+			checkGolden(t, "commit_"+goldenName(tt.name), out, names(in.ID, "root"))
+		})
+	}
+}
+
+func TestCommitRemovingAComponentIsAHeldDestroy(t *testing.T) {
+	t.Parallel()
+	repo := writeRepo(t, map[string]string{
+		"karma.json":                    `{"prefix": "/iac", "modules_dir": "components"}`,
+		"iac/prod/vpc/core/config.json": `{"cidr": "10.0.0.0/16"}`,
+	})
+	s := newStage(t, repo, nil)
+	in := commitDetected(t, 1, sha2, []string{"iac/prod/route53-zone/main/config.json"}, message.ComponentRef{Type: "route53-zone", Nickname: "main"})
+	out := s.handle(t, in)
+	skipped := byType(out, message.TypeDeploymentSkipped)
+	if len(skipped) != 1 || len(byType(out, message.TypeDeploymentScheduled)) != 0 {
+		t.Fatalf("want one skipped destroy and nothing scheduled, got %d messages", len(out))
+	}
+	if p := payloadOf[message.DeploymentSkipped](t, skipped[0]); p.Component != "prod/route53-zone/main" || p.Reason != changeset.ReasonDestroyHeld {
+		t.Errorf("skipped %+v", p)
+	}
+	checkGolden(t, "commit_removed_component", out, names(in.ID, "root"))
+}
+
+func TestRuntimeChangeSchedulesOnlyConsumers(t *testing.T) {
+	t.Parallel()
+	vpc := message.ComponentRef{Type: "vpc", Nickname: "core"}
+	tests := []struct {
+		name          string
+		keys          []string
+		wantRoots     []string
+		wantScheduled []string
+		wantAffected  []string
+	}{
+		{"vpc_id", []string{"vpc_id"}, []string{"prod/ecs-cluster/core"}, []string{"prod/ecs-cluster/core"},
+			[]string{"prod/ecs-cluster/core", "prod/ecs-service/api"}},
+		{"private_subnet_ids", []string{"private_subnet_ids"}, []string{"prod/ecs-service/api", "prod/lambda/handlers"},
+			[]string{"prod/ecs-service/api", "prod/lambda/handlers"}, // no upstream inside the set: both at once
+			[]string{"prod/lambda/handlers", "prod/ecs-service/api", "prod/serverless-api/public", "prod/serverless-site/www"}},
+		{"flow_log_group consumed by no one", []string{"flow_log_group"}, nil, nil, nil},
+		{"nothing changed", []string{}, nil, nil, nil},
+		{"unknown keys reach every dependent", nil, []string{"prod/ecs-cluster/core", "prod/ecs-service/api", "prod/lambda/handlers"},
+			[]string{"prod/ecs-cluster/core", "prod/lambda/handlers"},
+			[]string{"prod/ecs-cluster/core", "prod/lambda/handlers", "prod/ecs-service/api", "prod/serverless-api/public", "prod/serverless-site/www"}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStage(t, examplesDir, nil)
+			in := runtimeDetected(t, 10+i, "prod", vpc, tt.keys)
+			out := s.handle(t, in)
+			resolved := byType(out, message.TypeChangeResolved)
+			if len(resolved) != 1 {
+				t.Fatalf("%d change.resolved, want 1", len(resolved))
+			}
+			p := payloadOf[message.ChangeResolved](t, resolved[0])
+			if p.ChangeSetID != in.ID {
+				t.Errorf("change set %q, want the root id (the root had an env)", p.ChangeSetID)
+			}
+			if !sameSet(p.Roots, tt.wantRoots) {
+				t.Errorf("roots %v, want %v", p.Roots, tt.wantRoots)
+			}
+			if !slices.Equal(flatten(p.Waves), p.Affected) || !sameSet(p.Affected, tt.wantAffected) {
+				t.Errorf("affected %v (waves %v), want %v", p.Affected, p.Waves, tt.wantAffected)
+			}
+			if got := components(t, out, message.TypeDeploymentScheduled); !slices.Equal(got, tt.wantScheduled) {
+				t.Errorf("scheduled %v, want %v", got, tt.wantScheduled)
+			}
+			for _, c := range p.RootCauses {
+				if c.Kind != message.CauseParameter || c.ID != "/iac/vpc/core/runtime@8" || !slices.Equal(c.Keys, tt.keys) {
+					t.Errorf("root cause %+v", c)
+				}
+			}
+			checkGolden(t, "runtime_"+goldenName(tt.name), out, names(in.ID, "root"))
+		})
+	}
+}
+
+func TestCycleIsRejected(t *testing.T) {
+	t.Parallel()
+	repo := writeRepo(t, map[string]string{
+		"karma.json":                      `{"prefix": "/iac", "modules_dir": "components"}`,
+		"iac/prod/app/a/config.json":      `{"karma": {"depends_on": ["app/b"]}}`,
+		"iac/prod/app/b/config.json":      `{"karma": {"depends_on": ["app/c"]}}`,
+		"iac/prod/app/c/config.json":      `{"karma": {"depends_on": ["app/a"]}}`,
+		"iac/prod/vpc/core/config.json":   `{"cidr": "10.0.0.0/16"}`,
+		"iac/prod/app/other/config.json":  `{"vpc_nickname": "core"}`,
+		"iac/_base/vpc/core/config.json":  `{"az_count": 2}`,
+		"account_environments/prod.json":  `{"name": "prod", "environment": "prod"}`,
+		"components/vpc/main.tf":          `# module`,
+		"components/app/main.tf":          `# module`,
+		"iac/prod/app/other/README.md":    `not config`,
+		"iac/prod/app/a/notes/extra.json": `{}`,
+	})
+	tests := []struct {
+		name  string
+		files []string
+	}{
+		{"commit on the cycle", []string{"iac/prod/app/a/config.json"}},
+		{"commit elsewhere in the same env", []string{"iac/prod/vpc/core/config.json"}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStage(t, repo, nil)
+			in := commitDetected(t, 20+i, sha1, tt.files)
+			out := s.handle(t, in)
+			if len(out) != 1 || out[0].Type != message.TypeChangeResolved {
+				t.Fatalf("got %d messages (%v), want only change.resolved", len(out), types(out))
+			}
+			p := payloadOf[message.ChangeResolved](t, out[0])
+			if !strings.Contains(p.Rejected, "dependency cycle: prod/app/a -> prod/app/b -> prod/app/c -> prod/app/a") {
+				t.Errorf("rejected %q does not name the cycle path", p.Rejected)
+			}
+			if len(p.Roots) != 0 || len(p.Affected) != 0 || len(p.Waves) != 0 {
+				t.Errorf("a rejected change set deploys nothing: roots %v affected %v waves %v", p.Roots, p.Affected, p.Waves)
+			}
+			cs, err := s.cs.Get(context.Background(), p.ChangeSetID)
+			if err != nil || cs.Rejected != p.Rejected || len(cs.Nodes) != 0 {
+				t.Errorf("stored change set %+v, %v", cs, err)
+			}
+			checkGolden(t, "cycle_"+goldenName(tt.name), out, names(in.ID, "root"))
+		})
+	}
+}
+
+func TestRequestUsesTheProposedConfig(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, examplesDir, nil)
+	proposed := `{"cidr":"10.99.0.0/16","az_count":3}`
+	p := message.ChangeDetected{ChangeSetID: fixedID(30), Source: message.SourceRequest, Components: []message.ComponentRef{{Type: "vpc", Nickname: "core"}},
+		Request: &message.ChangeRequest{ID: "cr-42", Configs: map[string]string{"vpc/core": proposed}}, AutoApprove: true}
+	in := fixedRoot(t, 30, message.TypeChangeDetected, "prod", message.Actor{Kind: "cli", Name: "ada"}, "request:cr-42", p)
+	out := s.handle(t, in)
+	sched := byType(out, message.TypeDeploymentScheduled)
+	if len(sched) != 1 {
+		t.Fatalf("scheduled %d, want 1", len(sched))
+	}
+	// The repository's own config gives another hash.
+	res, err := repoGraphs{root: examplesDir}.Build(context.Background(), "prod", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var repoHash string
+	for _, c := range res.Repo.Components {
+		if c.ID() == "prod/vpc/core" {
+			repoHash = c.Hash
+		}
+	}
+	sp := payloadOf[message.DeploymentScheduled](t, sched[0])
+	if sp.ConfigHash == repoHash || sp.ConfigHash == "" {
+		t.Errorf("config hash %s is the repository's: the proposed config was not used", sp.ConfigHash)
+	}
+	cs, err := s.cs.Get(context.Background(), in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cs.AutoApprove || !cs.Approved || cs.ApprovedBy != "auto-approve" {
+		t.Errorf("auto-approved change set: %+v", cs)
+	}
+	if !strings.Contains(string(cs.Nodes["prod/vpc/core"].Config), `"10.99.0.0/16"`) {
+		t.Errorf("node config %s lacks the proposal", cs.Nodes["prod/vpc/core"].Config)
+	}
+	checkGolden(t, "request_proposed_config", out, names(in.ID, "root"))
+}
+
+func TestParameterChangeDeploysTheStoredConfig(t *testing.T) {
+	t.Parallel()
+	stored := `{"cidr":"10.77.0.0/16","az_count":2}`
+	s := newStage(t, examplesDir, configs{"prod/vpc/core": stored})
+	p := message.ChangeDetected{ChangeSetID: fixedID(31), Source: message.SourceParameter, Components: []message.ComponentRef{{Type: "vpc", Nickname: "core"}},
+		Parameter: &message.ParameterVersion{Name: "/iac/vpc/core/config", Version: 12}}
+	in := fixedRoot(t, 31, message.TypeChangeDetected, "prod", iamActor, "parameter:/iac/vpc/core/config@12", p)
+	out := s.handle(t, in)
+	cs, err := s.cs.Get(context.Background(), in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := cs.Nodes["prod/vpc/core"]
+	if string(n.Config) != stored {
+		t.Errorf("node config %s, want the parameter's %s", n.Config, stored)
+	}
+	if _, h := model.Canonical(map[string]any{"cidr": "10.77.0.0/16", "az_count": 2}); n.ConfigHash != h {
+		t.Errorf("config hash %s, want the canonical hash of the parameter %s", n.ConfigHash, h)
+	}
+	checkGolden(t, "parameter_config", out, names(in.ID, "root"))
+
+	// Unreadable parameter: retried.
+	s2 := newStage(t, examplesDir, configs{})
+	_, action, err := process(t, s2.q, s2.w.Handle, in)
+	if action != pipeline.Retry || !pipeline.IsTransient(err) {
+		t.Errorf("unreadable /config: action %v, err %v; want a transient retry", action, err)
+	}
+}
+
+func TestChangeDetectedV1IsUpcast(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, examplesDir, configs{"prod/vpc/core": `{"cidr":"10.0.0.0/16"}`})
+	v1 := message.ChangeDetectedV1{Source: message.SourceParameter, Component: message.ComponentRef{Type: "vpc", Nickname: "core"},
+		Parameter: &message.ParameterVersion{Name: "/iac/vpc/core/config", Version: 3}}
+	in := fixedRoot(t, 32, message.TypeChangeDetected, "prod", iamActor, "parameter:/iac/vpc/core/config@3", v1)
+	in.Version = 1
+	validate(t, in)
+	out := s.handle(t, in)
+	if got := components(t, out, message.TypeDeploymentScheduled); !slices.Equal(got, []string{"prod/vpc/core"}) {
+		t.Errorf("scheduled %v", got)
+	}
+	if _, err := s.cs.Get(context.Background(), in.CorrelationID); err != nil {
+		t.Errorf("change set id of an upcast v1 must be its correlation id: %v", err)
+	}
+}
+
+func TestDeploymentOutcomesDecideDependents(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		keys          []string
+		wantScheduled []string
+		wantSkipped   []string
+	}{
+		{"vpc_id changed", []string{"vpc_id"}, []string{"prod/ecs-cluster/core"},
+			[]string{"prod/lambda/handlers", "prod/serverless-api/public", "prod/serverless-site/www"}},
+		// ecs-service/api reads private_subnet_ids itself: once ecs-cluster/core is skipped, it is scheduled.
+		{"private_subnet_ids changed", []string{"private_subnet_ids"}, []string{"prod/lambda/handlers", "prod/ecs-service/api"},
+			[]string{"prod/ecs-cluster/core"}},
+		{"only flow_log_group changed", []string{"flow_log_group"}, nil,
+			[]string{"prod/ecs-cluster/core", "prod/lambda/handlers", "prod/ecs-service/api", "prod/serverless-api/public", "prod/serverless-site/www"}},
+		{"nothing changed", []string{}, nil,
+			[]string{"prod/ecs-cluster/core", "prod/lambda/handlers", "prod/ecs-service/api", "prod/serverless-api/public", "prod/serverless-site/www"}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStage(t, examplesDir, nil)
+			root := commitDetected(t, 40+i, sha1, []string{"iac/prod/vpc/core/config.json"})
+			s.handle(t, root)
+			csID := root.ID + "/prod"
+			in := applied(t, root, 100, "prod", csID, "prod/vpc/core", tt.keys)
+			out := s.handle(t, in)
+			if len(byType(out, message.TypeChangeResolved)) != 0 {
+				t.Error("change.resolved is announced once, at the start")
+			}
+			if got := components(t, out, message.TypeDeploymentScheduled); !slices.Equal(got, tt.wantScheduled) {
+				t.Errorf("scheduled %v, want %v", got, tt.wantScheduled)
+			}
+			if got := components(t, out, message.TypeDeploymentSkipped); !slices.Equal(got, tt.wantSkipped) {
+				t.Errorf("skipped %v, want %v", got, tt.wantSkipped)
+			}
+			vpcDep := changeset.DeploymentID(csID, "prod/vpc/core")
+			for _, m := range byType(out, message.TypeDeploymentScheduled) {
+				p := payloadOf[message.DeploymentScheduled](t, m)
+				if len(p.CausedBy) != 1 || p.CausedBy[0].Kind != message.CauseDeployment || p.CausedBy[0].ID != vpcDep || len(p.CausedBy[0].Keys) == 0 {
+					t.Errorf("%s caused by %+v, want the vpc deployment and the keys it consumes", p.Component, p.CausedBy)
+				}
+			}
+			for _, m := range byType(out, message.TypeDeploymentSkipped) {
+				if p := payloadOf[message.DeploymentSkipped](t, m); p.Reason != changeset.ReasonNoConsumedKey {
+					t.Errorf("%s skipped for %q", p.Component, p.Reason)
+				}
+			}
+			checkGolden(t, "applied_"+goldenName(tt.name), out, names(root.ID, "root", in.ID, "applied"))
+		})
+	}
+}
+
+func TestFailureBlocksDependents(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, examplesDir, nil)
+	root := commitDetected(t, 50, sha1, []string{"iac/prod/vpc/core/config.json"})
+	s.handle(t, root)
+	csID := root.ID + "/prod"
+	a := applied(t, root, 101, "prod", csID, "prod/vpc/core", []string{"vpc_id"})
+	s.handle(t, a)
+	f := failed(t, root, 102, "prod", csID, "prod/ecs-cluster/core")
+	out := s.handle(t, f)
+	if len(out) != 1 || out[0].Type != message.TypeDeploymentSkipped {
+		t.Fatalf("got %v, want one deployment.skipped", types(out))
+	}
+	p := payloadOf[message.DeploymentSkipped](t, out[0])
+	if p.Component != "prod/ecs-service/api" || p.Reason != changeset.ReasonUpstreamFailed || !strings.Contains(p.Detail, "prod/ecs-cluster/core") {
+		t.Errorf("skipped %+v, want ecs-service/api blocked by ecs-cluster/core", p)
+	}
+	cs, err := s.cs.Get(context.Background(), csID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cs.Done() || cs.Nodes["prod/ecs-service/api"].State != changeset.Blocked || cs.Nodes["prod/ecs-cluster/core"].State != changeset.Failed {
+		t.Errorf("change set not settled as expected: done %v", cs.Done())
+	}
+	if got := cs.FailedComponents(); !slices.Equal(got, []string{"prod/ecs-cluster/core"}) {
+		t.Errorf("failed components %v", got)
+	}
+	checkGolden(t, "failed_blocks_dependents", out, names(root.ID, "root", f.ID, "failed"))
+
+	// A failure of a root with no dependents in the set decides nothing more.
+	root2 := commitDetected(t, 51, sha2, []string{"iac/prod/route53-zone/main/config.json"})
+	s.handle(t, root2)
+	// route53-zone/main's dependents (serverless-api, serverless-site) are in the set: both blocked.
+	out = s.handle(t, failed(t, root2, 103, "prod", root2.ID+"/prod", "prod/route53-zone/main"))
+	if got := components(t, out, message.TypeDeploymentSkipped); !slices.Equal(got, []string{"prod/serverless-api/public", "prod/serverless-site/www"}) {
+		t.Errorf("blocked %v", got)
+	}
+}
+
+func TestRedeliveredChangeDetected(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("after its decisions were announced", func(t *testing.T) {
+		t.Parallel()
+		s := newStage(t, examplesDir, nil)
+		in := commitDetected(t, 60, sha1, []string{"iac/_base/vpc/core/config.json"})
+		first := s.handle(t, in)
+		again := s.handle(t, in)
+		if got := types(again); !slices.Equal(got, []string{message.TypeChangeResolved, message.TypeChangeResolved}) {
+			t.Errorf("redelivery produced %v, want only the change.resolved of each env (decisions already announced)", got)
+		}
+		for i, r := range byType(again, message.TypeChangeResolved) {
+			if r.IdempotencyKey != byType(first, message.TypeChangeResolved)[i].IdempotencyKey ||
+				string(r.Payload) != string(byType(first, message.TypeChangeResolved)[i].Payload) {
+				t.Errorf("re-announced change.resolved differs from the first")
+			}
+		}
+		if all, err := s.cs.List(ctx); err != nil || len(all) != 2 {
+			t.Errorf("%d change sets, want 2 (one per env, not one per delivery): %v", len(all), err)
+		}
+	})
+
+	t.Run("before its decisions were marked announced", func(t *testing.T) {
+		t.Parallel()
+		s := newStage(t, examplesDir, nil)
+		in := commitDetected(t, 61, sha1, []string{"iac/prod/vpc/core/config.json"})
+		// Outside the runtime nothing is marked announced: as if the process died after handling.
+		first, err := s.w.Handle(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		validateAll(t, first)
+		again, err := s.w.Handle(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(types(first), types(again)) || len(first) != 2 {
+			t.Fatalf("first %v, again %v: the unannounced decision must be announced again", types(first), types(again))
+		}
+		for i := range first {
+			if first[i].IdempotencyKey != again[i].IdempotencyKey || string(first[i].Payload) != string(again[i].Payload) {
+				t.Errorf("%s re-announced differently:\n%s\n%s", first[i].Type, first[i].Payload, again[i].Payload)
+			}
+		}
+		// Now through the runtime: announced and marked, then only change.resolved again.
+		s.handle(t, in)
+		if got := types(s.handle(t, in)); !slices.Equal(got, []string{message.TypeChangeResolved}) {
+			t.Errorf("after announcing: %v", got)
+		}
+		if all, _ := s.cs.List(ctx); len(all) != 1 {
+			t.Errorf("%d change sets, want 1", len(all))
+		}
+	})
+
+	t.Run("redelivered outcome decides nothing twice", func(t *testing.T) {
+		t.Parallel()
+		s := newStage(t, examplesDir, nil)
+		root := commitDetected(t, 62, sha1, []string{"iac/prod/vpc/core/config.json"})
+		s.handle(t, root)
+		a := applied(t, root, 104, "prod", root.ID+"/prod", "prod/vpc/core", []string{"vpc_id"})
+		first, err := s.w.Handle(ctx, a) // not marked announced
+		if err != nil {
+			t.Fatal(err)
+		}
+		again := s.handle(t, a) // redelivery through the runtime: same decisions, now marked
+		if !slices.Equal(types(first), types(again)) {
+			t.Fatalf("first %v, again %v", types(first), types(again))
+		}
+		for i := range first {
+			if first[i].IdempotencyKey != again[i].IdempotencyKey || string(first[i].Payload) != string(again[i].Payload) {
+				t.Errorf("decision changed on redelivery:\n%s\n%s", first[i].Payload, again[i].Payload)
+			}
+		}
+		if third := s.handle(t, a); len(third) != 0 {
+			t.Errorf("third delivery produced %v, want nothing", types(third))
+		}
+		// An outcome arriving after its node settled changes nothing.
+		if out := s.handle(t, failed(t, root, 105, "prod", root.ID+"/prod", "prod/vpc/core")); len(out) != 0 {
+			t.Errorf("a late failure of an applied node produced %v", types(out))
+		}
+	})
+}
+
+func TestResolveErrors(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, examplesDir, nil)
+	root := commitDetected(t, 70, sha1, []string{"iac/prod/vpc/core/config.json"})
+	unknown := message.ChangeDetected{ChangeSetID: fixedID(71), Source: message.SourceRequest, Components: []message.ComponentRef{{Type: "vpc", Nickname: "nowhere"}},
+		Request: &message.ChangeRequest{ID: "cr-x", Configs: map[string]string{"vpc/nowhere": `{}`}}}
+	badPayload := root
+	badPayload.Payload = []byte(`{"change_set_id":"` + root.ID + `","source":"git","components":[],"commit":{"sha":"` + sha1 + `","author":"a"},"auto_approve":false,"surprise":1}`)
+	recorded := fixedDerive(t, root, 72, message.TypeDeploymentRecorded, "deployment.recorded:dep-0000000000000001", message.DeploymentRecorded{})
+	tests := []struct {
+		name string
+		in   message.Envelope
+		want pipeline.Action
+	}{
+		{"request for an undefined component", fixedRoot(t, 71, message.TypeChangeDetected, "prod", message.Actor{Kind: "cli", Name: "ada"}, "request:cr-x", unknown), pipeline.DeadLetter},
+		{"payload with an unknown field", badPayload, pipeline.DeadLetter},
+		{"a type resolve does not consume", recorded, pipeline.DeadLetter},
+		// Not acknowledged; retried until dead-lettered (Classify sorts unknown errors as retry).
+		{"outcome of an unknown change set", applied(t, root, 106, "prod", fixedID(999)+"/prod", "prod/vpc/core", []string{"vpc_id"}), pipeline.Retry},
+		{"outcome of a component outside the change set", func() message.Envelope {
+			s.handle(t, root)
+			return applied(t, root, 107, "prod", root.ID+"/prod", "prod/s3-bucket/assets", nil)
+		}(), pipeline.Retry},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, action, err := process(t, s.q, s.w.Handle, tt.in)
+			if action != tt.want || err == nil {
+				t.Errorf("action %v (%v), want %v", action, err, tt.want)
+			}
+			if len(out) != 0 {
+				t.Errorf("outputs %v with an error", types(out))
+			}
+		})
+	}
+	if _, err := s.w.Handle(context.Background(), recorded); !errors.As(err, new(*pipeline.PermanentError)) {
+		t.Errorf("unexpected type: %v, want a permanent error", err)
+	}
+}
+
+func types(msgs []message.Envelope) []string {
+	var out []string
+	for _, m := range msgs {
+		out = append(out, m.Type)
+	}
+	return out
+}
+
+func flatten(waves [][]string) []string {
+	out := []string{}
+	for _, w := range waves {
+		out = append(out, w...)
+	}
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
+}
+
+func goldenName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// A commit removing prod's config.json and editing a dev file concerns both envs; the removal
+// is prod's only. message.ChangeDetected.Removed carries no env (a git change.detected has
+// none), so resolve must tell by the removed file's path (in Files) which env it belongs to.
+func TestRemovalConcernsOnlyItsEnv(t *testing.T) {
+	t.Parallel()
+	repo := writeRepo(t, map[string]string{
+		"karma.json":                    `{"prefix": "/iac", "modules_dir": "components"}`,
+		"iac/prod/vpc/core/config.json": `{"cidr": "10.0.0.0/16"}`,
+		"iac/dev/vpc/core/config.json":  `{"cidr": "10.1.0.0/16"}`,
+	})
+	s := newStage(t, repo, nil)
+	in := commitDetected(t, 80, sha2, []string{"iac/dev/vpc/core/config.json", "iac/prod/route53-zone/main/config.json"},
+		message.ComponentRef{Type: "route53-zone", Nickname: "main"})
+	out := s.handle(t, in)
+	for _, m := range byType(out, message.TypeDeploymentSkipped) {
+		if p := payloadOf[message.DeploymentSkipped](t, m); p.Component != "prod/route53-zone/main" {
+			t.Errorf("%s %s: %s was never removed (nor defined) in %s", p.Reason, p.Component, p.Component, m.Env)
+		}
+	}
+	cs, err := s.cs.Get(context.Background(), in.ID+"/dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cs.Nodes["dev/route53-zone/main"]; ok {
+		t.Error("the dev change set holds a destroy of dev/route53-zone/main")
+	}
+}
