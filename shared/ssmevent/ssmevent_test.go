@@ -296,4 +296,3 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
-
