@@ -54,6 +54,10 @@ func (s *session) stack(ctx context.Context, opts stackOptions) (*stack, error) 
 	if err != nil {
 		return nil, err
 	}
+	// The runtime's stages, workers and commits use the file from many goroutines at once. Keep
+	// their connections open between uses (database/sql keeps 2 idle by default): opening one
+	// costs three files, a fresh page cache and the DSN's pragmas.
+	db.SQL.SetMaxIdleConns(32)
 	st := &stack{s: s}
 	if st.settings, err = model.LoadSettings(s.g.repo, model.Settings{Prefix: s.g.prefix}); err != nil {
 		return nil, err
@@ -97,7 +101,21 @@ func (st *stack) workers(ctx context.Context, opts stackOptions) error {
 	if err != nil {
 		return err
 	}
-	paramsFor := func(env string) (params.Store, error) { return st.s.params(env) }
+	db, err := st.s.embeddedDB()
+	if err != nil {
+		return err
+	}
+	// The stages' writes queue up in Go for the file, with the queue's (see
+	// embedded.DB.SerializeChangeSets), instead of sleeping in SQLite's busy handler.
+	gs = db.SerializeGraph(gs)
+	changeSets, lin := db.SerializeChangeSets(st.changeSets), db.SerializeLineage(st.lineage)
+	paramsFor := func(env string) (params.Store, error) {
+		p, err := st.s.params(env)
+		if ep, ok := p.(*embedded.ParamStore); ok && err == nil {
+			return db.SerializeParams(ep), nil
+		}
+		return p, err
+	}
 	modules := st.settings.ModulesDir
 	if !filepath.IsAbs(modules) {
 		modules = filepath.Join(st.s.g.repo, modules)
@@ -110,16 +128,24 @@ func (st *stack) workers(ctx context.Context, opts stackOptions) error {
 	}
 	par := max(opts.parallelism, 1)
 	const visibility = 10 * time.Minute
+	// Idempotency is the runtime's (Stage.Seen, same rules as the Idempotency middleware): on the
+	// embedded queue a batch's claims take one transaction and each key is marked in the
+	// transaction that publishes the outputs and acknowledges the message.
 	stage := func(name string, h pipeline.Handler, workers int) pipeline.Stage {
-		return pipeline.Stage{Name: name, Workers: workers, Handler: pipeline.Chain(h,
-			pipeline.Logging(log, name), pipeline.Correlation(), pipeline.Idempotency(st.seen, name, visibility), pipeline.RetryTransient(2*time.Second))}
+		return pipeline.Stage{Name: name, Workers: workers, Seen: st.seen, Lease: visibility, Handler: pipeline.Chain(h,
+			pipeline.Logging(log, name), pipeline.Correlation(), pipeline.RetryTransient(2*time.Second))}
 	}
+	// The audit stage needs no claims: the log itself skips a message id it already holds, in the
+	// transaction that appends; a batch is appended at once.
+	auditor := &auditw.Worker{Log: st.audit}
+	audit := stage(pipeline.StageAudit, auditor.Handle, 1)
+	audit.Seen, audit.Batch = nil, auditor.HandleBatch
 	st.runner = &pipeline.Runner{Queue: st.transport, Log: log, Observe: opts.observe, Visibility: visibility, Stages: []pipeline.Stage{
-		stage(pipeline.StageResolve, (&resolve.Worker{Graphs: graphs, ChangeSets: st.changeSets, Configs: &paramConfigs{s: st.s, prefix: st.settings.Prefix}}).Handle, 1),
-		stage(pipeline.StageGraphWrite, (&graphwrite.Worker{Graphs: graphs, Store: gs, Lineage: st.lineage}).Handle, 1),
-		stage(pipeline.StagePlan, (&plan.Worker{ChangeSets: st.changeSets, Params: paramsFor, Runner: tf, Workspaces: ws}).Handle, par),
-		stage(pipeline.StageApply, (&apply.Worker{ChangeSets: st.changeSets, Params: paramsFor, Runner: tf, Workspaces: ws}).Handle, par),
-		stage(pipeline.StageAudit, (&auditw.Worker{Log: st.audit}).Handle, 1),
+		stage(pipeline.StageResolve, (&resolve.Worker{Graphs: graphs, ChangeSets: changeSets, Configs: &paramConfigs{s: st.s, prefix: st.settings.Prefix}}).Handle, 1),
+		stage(pipeline.StageGraphWrite, (&graphwrite.Worker{Graphs: graphs, Store: gs, Lineage: lin}).Handle, 1),
+		stage(pipeline.StagePlan, (&plan.Worker{ChangeSets: changeSets, Params: paramsFor, Runner: tf, Workspaces: ws}).Handle, par),
+		stage(pipeline.StageApply, (&apply.Worker{ChangeSets: changeSets, Params: paramsFor, Runner: tf, Workspaces: ws}).Handle, par),
+		audit,
 	}}
 	return nil
 }

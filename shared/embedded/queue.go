@@ -153,36 +153,40 @@ func (q *Queue) Send(ctx context.Context, name string, msgs ...queue.Message) er
 	if len(msgs) == 0 {
 		return nil
 	}
-	now := time.Now().UnixNano()
 	err := q.db.lockedTx(ctx, func(tx *sql.Tx) error {
-		keep := msgs
-		if slices.ContainsFunc(msgs, func(m queue.Message) bool { return m.DedupID != "" }) {
-			var err error
-			if keep, err = q.dedup(ctx, tx, name, msgs, now); err != nil {
-				return err
-			}
-		}
-		for chunk := range slices.Chunk(keep, insertChunk) {
-			var b strings.Builder
-			b.WriteString(`INSERT INTO messages (id, queue, body, group_id, dedup_id, sent_at, visible_at) VALUES `)
-			args := make([]any, 0, 7*len(chunk))
-			for i, m := range chunk {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				b.WriteString("(?,?,?,?,?,?,?)")
-				args = append(args, newUUID(), name, m.Body, m.GroupID, m.DedupID, now, now)
-			}
-			if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-				return err
-			}
-		}
-		return nil
+		return q.sendTx(ctx, tx, name, msgs, time.Now().UnixNano())
 	})
 	if err != nil {
 		return fmt.Errorf("embedded queue %s: send: %w", name, err)
 	}
-	q.wake.signal()
+	q.wake.signal(name)
+	return nil
+}
+
+// sendTx enqueues msgs (validated) on queue name inside tx, sent at now.
+func (q *Queue) sendTx(ctx context.Context, tx *sql.Tx, name string, msgs []queue.Message, now int64) error {
+	keep := msgs
+	if slices.ContainsFunc(msgs, func(m queue.Message) bool { return m.DedupID != "" }) {
+		var err error
+		if keep, err = q.dedup(ctx, tx, name, msgs, now); err != nil {
+			return err
+		}
+	}
+	for chunk := range slices.Chunk(keep, insertChunk) {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO messages (id, queue, body, group_id, dedup_id, sent_at, visible_at) VALUES `)
+		args := make([]any, 0, 7*len(chunk))
+		for i, m := range chunk {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?,?,?,?,?,?,?)")
+			args = append(args, newUUID(), name, m.Body, m.GroupID, m.DedupID, now, now)
+		}
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -224,27 +228,53 @@ func (q *Queue) Receive(ctx context.Context, name string, max int, visibility, w
 	case visibility < 0 || visibility > MaxVisibility:
 		return nil, fmt.Errorf("embedded queue %s: receive: visibility %v not in 0..%v", name, visibility, MaxVisibility)
 	}
+	var out []queue.Delivery
+	err := q.await(ctx, name, wait, func() (got bool, err error) {
+		out, err = q.receiveOnce(ctx, name, max, visibility)
+		return len(out) > 0, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// await runs try until it gets something, for up to wait: at once (taking the write lock) after
+// a Send or release to queue name woke it, and first unless this process drained the queue since
+// its last send; otherwise, every PollInterval, only once the cheap read-only check finds a
+// visible message (sent by another process, or whose visibility expired).
+func (q *Queue) await(ctx context.Context, name string, wait time.Duration, try func() (bool, error)) error {
 	deadline := time.Now().Add(wait)
-	for first := true; ; first = false {
-		woken := q.wake.channel() // taken before looking, so a Send from now on is not missed
-		if first || q.anyVisible(ctx, name) {
-			out, err := q.receiveOnce(ctx, name, max, visibility)
-			if err != nil || len(out) > 0 {
-				return out, err
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for look := q.wake.maybe(name); ; {
+		woken := q.wake.channel(name) // taken before looking, so a Send from now on is not missed
+		if look || q.anyVisible(ctx, name) {
+			if got, err := try(); err != nil || got {
+				return err
 			}
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			return nil, nil
+			return nil
 		}
-		t := time.NewTimer(min(left, q.poll))
+		if t == nil {
+			t = time.NewTimer(min(left, q.poll))
+		} else {
+			t.Reset(min(left, q.poll))
+		}
 		select {
 		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("embedded queue %s: receive: %w", name, ctx.Err())
+			return fmt.Errorf("embedded queue %s: receive: %w", name, ctx.Err())
 		case <-woken:
-			t.Stop()
+			look = true
+			t.Stop() // (Go 1.23 timers: a stopped timer delivers nothing stale after Reset)
 		case <-t.C:
+			look = false
 		}
 	}
 }
@@ -252,6 +282,7 @@ func (q *Queue) Receive(ctx context.Context, name string, max int, visibility, w
 // anyVisible is the cheap read-only check a waiting Receive makes before taking the write lock.
 // Errors count as "maybe": receiveOnce reports them.
 func (q *Queue) anyVisible(ctx context.Context, name string) bool {
+	DebugCounters.AnyVisible.Add(1)
 	var ok bool
 	err := q.db.SQL.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM messages
 		WHERE queue = ? AND visible_at <= ?)`, name, time.Now().UnixNano()).Scan(&ok)
@@ -262,8 +293,20 @@ func (q *Queue) anyVisible(ctx context.Context, name string) bool {
 // that have receives left, dead-letter the others and plan again for the slots they freed.
 func (q *Queue) receiveOnce(ctx context.Context, name string, max int, visibility time.Duration) ([]queue.Delivery, error) {
 	var out []queue.Delivery
-	err := q.db.lockedTx(ctx, func(tx *sql.Tx) error {
-		out = out[:0]
+	err := q.db.lockedTx(ctx, func(tx *sql.Tx) (err error) {
+		out, err = q.receiveTx(ctx, tx, name, max, visibility)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded queue %s: receive: %w", name, err)
+	}
+	return out, nil
+}
+
+// receiveTx is receiveOnce's work inside tx.
+func (q *Queue) receiveTx(ctx context.Context, tx *sql.Tx, name string, max int, visibility time.Duration) ([]queue.Delivery, error) {
+	var out []queue.Delivery
+	err := func() error {
 		now := time.Now().UnixNano()
 		taken := map[int64]bool{} // planned by an earlier round
 		for len(out) < max {
@@ -322,11 +365,11 @@ func (q *Queue) receiveOnce(ctx context.Context, name string, max int, visibilit
 			}
 		}
 		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("embedded queue %s: receive: %w", name, err)
+	}()
+	if err == nil {
+		q.wake.received(name, len(out), max)
 	}
-	return out, nil
+	return out, err
 }
 
 // seqList is "?,?,..." for seqs and the matching arguments.
@@ -481,7 +524,7 @@ func (q *Queue) ChangeVisibility(ctx context.Context, name, receipt string, visi
 			time.Now().UnixNano()+int64(visibility), seq, name, receipt))
 	})
 	if err == nil && visibility == 0 {
-		q.wake.signal()
+		q.wake.signal(name)
 	}
 	return err
 }
@@ -550,7 +593,7 @@ func (q *Queue) Redrive(ctx context.Context, name string) (int, error) {
 		return 0, fmt.Errorf("embedded queue %s: redrive: %w", name, err)
 	}
 	if n > 0 {
-		q.wake.signal()
+		q.wake.signal(name)
 	}
 	return int(n), nil
 }
@@ -574,24 +617,59 @@ func newUUID() string {
 	return string(s[:])
 }
 
-// waker lets waiting Receives of one process sleep until a write may have made a message
-// visible: channel returns a channel that signal closes.
+// waker lets waiting Receives of one process sleep until a write may have made a message of
+// their queue visible: channel returns a channel that signal closes. Each queue has its own, so
+// a Send wakes only the receivers of the queues it wrote to.
+//
+// It also keeps a hint per queue: drained, when this process's last receive from the queue got
+// fewer messages than it asked for and nothing was sent to it (by this process) since. A
+// drained queue may still hold messages another process sent, or whose visibility expired:
+// receivers that trust the hint poll for those.
 type waker struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu      sync.Mutex
+	chs     map[string]chan struct{}
+	drained map[string]bool
 }
 
-func (w *waker) channel() <-chan struct{} {
+// maybe reports whether queue name may have visible messages, as far as this process knows.
+func (w *waker) maybe(name string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.ch
+	return !w.drained[name]
 }
 
-func (w *waker) signal() {
+// received records that a receive from name got got of the max messages it asked for; it runs
+// holding the file's write lock, like every write, so it orders with the signals of sends.
+func (w *waker) received(name string, got, max int) {
+	if got >= max {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	close(w.ch)
-	w.ch = make(chan struct{})
+	w.drained[name] = true
+}
+
+func (w *waker) channel(name string) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch := w.chs[name]
+	if ch == nil {
+		ch = make(chan struct{})
+		w.chs[name] = ch
+	}
+	return ch
+}
+
+func (w *waker) signal(names ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, name := range names {
+		delete(w.drained, name)
+		if ch := w.chs[name]; ch != nil {
+			close(ch)
+			delete(w.chs, name) // the next channel(name) makes a fresh one
+		}
+	}
 }
 
 // Per-file process-wide state, keyed by the file's absolute path so that every *DB on one file
@@ -608,7 +686,7 @@ func wakerFor(db *DB) *waker {
 	defer perFileMu.Unlock()
 	w := wakers[db.Path]
 	if w == nil {
-		w = &waker{ch: make(chan struct{})}
+		w = &waker{chs: map[string]chan struct{}{}, drained: map[string]bool{}}
 		wakers[db.Path] = w
 	}
 	return w
@@ -624,12 +702,15 @@ func (db *DB) locked(ctx context.Context, fn func() error) error {
 		writeLock[db.Path] = lock
 	}
 	perFileMu.Unlock()
+	t0 := time.Now()
 	select {
 	case lock <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { <-lock }()
+	debugWait(time.Since(t0), &DebugWait)
+	t1 := time.Now()
+	defer func() { debugWait(time.Since(t1), &DebugHold); <-lock }()
 	return fn()
 }
 

@@ -20,15 +20,48 @@ type Stage struct {
 	// Workers is how many messages of this stage are handled at once (default 1): the plan and
 	// apply stages use it as their parallelism limit.
 	Workers int
+	// Seen, when set, makes the runtime itself idempotent for this stage, by the rules of the
+	// Idempotency middleware (key SeenKey; use one or the other, not both): a key already done
+	// is a Duplicate, a key claimed by another worker is put back (InProgress), and the key is
+	// marked done once the outputs are published. On an Outbox whose Records(Seen) holds, the
+	// claims of a whole batch take one round trip and the mark is committed in the transaction
+	// that publishes the outputs and acknowledges the message.
+	Seen Seen
+	// Lease is how long a claim of Seen holds (default: the runner's visibility timeout; for
+	// Handle, 30 s, SQS's default visibility timeout).
+	Lease time.Duration
+	// Batch, when set, handles the messages of one receive at once (stages with Workers <= 1, on
+	// an Outbox); Handler still handles single messages and whatever Batch returns an error for.
+	Batch BatchHandler
+}
+
+// lease is how long st's claims hold.
+func (st Stage) lease(def time.Duration) time.Duration {
+	if st.Lease > 0 {
+		return st.Lease
+	}
+	return def
+}
+
+// handler is st's Handler, behind the Idempotency middleware when the stage has Seen.
+func (st Stage) handler(lease time.Duration) Handler {
+	if st.Seen == nil {
+		return st.Handler
+	}
+	return Idempotency(st.Seen, st.Name, st.lease(lease))(st.Handler)
 }
 
 // Runner is the in-process runtime: it polls each stage's queue, runs the handler, publishes the
-// outputs and acknowledges. Lambda and the SQS service runtime reuse Process.
+// outputs and acknowledges. Lambda and the SQS service runtime reuse Process. On a queue that is
+// an Outbox (the embedded queue) and with no other Publisher, Run works in batches instead: see
+// Outbox.
 type Runner struct {
 	Queue      queue.Queue
 	Stages     []Stage
 	Visibility time.Duration // default 30 s
-	Log        *slog.Logger
+	// Publisher sends outputs on (default: QueuePublisher on Queue).
+	Publisher Publisher
+	Log       *slog.Logger
 	// Observe, when set, is called after each message is handled (for progress views).
 	Observe func(stage string, in message.Envelope, out []message.Envelope, action Action, err error)
 
@@ -47,6 +80,20 @@ func (r *Runner) log() *slog.Logger {
 		return slog.Default()
 	}
 	return r.Log
+}
+
+// Publisher sends a stage's outputs on: to the queues Routes names (QueuePublisher, embedded and
+// SQS), or to an event bus whose rules route them (EventBridge).
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...message.Envelope) error
+}
+
+// QueuePublisher publishes to every queue a message's type routes to, and to the audit queue.
+type QueuePublisher struct{ Queue queue.Queue }
+
+// Publish sends msgs, batched per queue (10 per send, the SQS limit).
+func (p QueuePublisher) Publish(ctx context.Context, msgs ...message.Envelope) error {
+	return Publish(ctx, p.Queue, msgs...)
 }
 
 // Publish sends messages to every queue their type routes to (and the audit queue), batched per
@@ -79,26 +126,50 @@ func Publish(ctx context.Context, q queue.Queue, msgs ...message.Envelope) error
 	return nil
 }
 
-// Process handles one delivery of stage: parse, handle, publish, after-publish hooks, then
-// delete; or, on error, what Classify says. It returns the action taken.
-func (r *Runner) Process(ctx context.Context, st Stage, d queue.Delivery) Action {
-	in, err := message.Parse(d.Body)
+// Result is what handling one message came to.
+type Result struct {
+	In     message.Envelope   // zero when the body did not parse
+	Out    []message.Envelope // published when Action is Ack
+	Action Action
+	Err    error
+}
+
+// Handle runs one message body through a stage, independent of any transport: parse, handle,
+// publish the outputs, run the after-publish hooks. The caller acknowledges as Result.Action
+// says (delete, dead-letter with Err as the reason, leave for retry). Used by Runner (embedded
+// queue, SQS long polling) and by the Lambda adapter (SQS event batches).
+func Handle(ctx context.Context, st Stage, pub Publisher, body []byte) Result {
+	return handle(ctx, st.handler(30*time.Second), pub, body)
+}
+
+func handle(ctx context.Context, handler Handler, pub Publisher, body []byte) Result {
+	in, err := message.Parse(body)
 	if err != nil {
-		r.settle(ctx, st, d, message.Envelope{}, nil, DeadLetter, err)
-		return DeadLetter
+		return Result{Action: DeadLetter, Err: err}
 	}
 	hctx, h := withHooks(ctx)
-	out, err := st.Handler(hctx, in)
+	out, err := handler(hctx, in)
 	action := Classify(err)
 	if action == Ack {
-		if perr := Publish(ctx, r.Queue, out...); perr != nil {
+		if perr := pub.Publish(ctx, out...); perr != nil {
 			action, err = Retry, perr
 		} else if herr := h.run(ctx); herr != nil {
 			action, err = Retry, herr
 		}
 	}
-	r.settle(ctx, st, d, in, out, action, err)
-	return action
+	return Result{In: in, Out: out, Action: action, Err: err}
+}
+
+// Process handles one delivery of stage and acknowledges it on the runner's queue as Handle's
+// result says. It returns the action taken.
+func (r *Runner) Process(ctx context.Context, st Stage, d queue.Delivery) Action {
+	pub := r.Publisher
+	if pub == nil {
+		pub = QueuePublisher{Queue: r.Queue}
+	}
+	res := handle(ctx, st.handler(r.visibility()), pub, d.Body)
+	r.settle(ctx, st, d, res.In, res.Out, res.Action, res.Err)
+	return res.Action
 }
 
 func (r *Runner) settle(ctx context.Context, st Stage, d queue.Delivery, in message.Envelope, out []message.Envelope, action Action, err error) {
@@ -107,13 +178,31 @@ func (r *Runner) settle(ctx context.Context, st Stage, d queue.Delivery, in mess
 	case Ack, Duplicate:
 		qerr = r.Queue.Delete(ctx, st.Name, d.ReceiptHandle)
 	case DeadLetter:
-		r.log().Error("dead-lettered", "stage", st.Name, "message_id", d.MessageID, "reason", err)
 		qerr = r.Queue.Kill(ctx, st.Name, d.ReceiptHandle, err.Error())
 	case Retry:
-		var ra interface{ RetryAfter() time.Duration }
-		if errors.As(err, &ra) {
-			qerr = r.Queue.ChangeVisibility(ctx, st.Name, d.ReceiptHandle, ra.RetryAfter())
-		} else {
+		if ra, ok := retryAfter(err); ok {
+			qerr = r.Queue.ChangeVisibility(ctx, st.Name, d.ReceiptHandle, ra)
+		}
+	}
+	r.settled(st, d, in, out, action, err, qerr)
+}
+
+// retryAfter is the delay an error asks for before its message comes back (InProgress does).
+func retryAfter(err error) (time.Duration, bool) {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		return ra.RetryAfter(), true
+	}
+	return 0, false
+}
+
+// settled logs how a delivery ended and reports it to Observe; qerr is its acknowledgement's error.
+func (r *Runner) settled(st Stage, d queue.Delivery, in message.Envelope, out []message.Envelope, action Action, err, qerr error) {
+	switch action {
+	case DeadLetter:
+		r.log().Error("dead-lettered", "stage", st.Name, "message_id", d.MessageID, "reason", err)
+	case Retry:
+		if _, ok := retryAfter(err); !ok {
 			r.log().Warn("will retry", "stage", st.Name, "message_id", d.MessageID, "receive_count", d.ReceiveCount, "error", err)
 		}
 	}
@@ -128,6 +217,17 @@ func (r *Runner) settle(ctx context.Context, st Stage, d queue.Delivery, in mess
 // Run polls every stage until ctx is cancelled, then waits for handlers in flight (drain).
 func (r *Runner) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	if ob, ok := r.Queue.(Outbox); ok && r.Publisher == nil {
+		for _, st := range r.Stages {
+			wg.Add(1)
+			go func(st Stage) {
+				defer wg.Done()
+				r.pollOutbox(ctx, st, ob)
+			}(st)
+		}
+		wg.Wait()
+		return
+	}
 	for _, st := range r.Stages {
 		n := max(st.Workers, 1)
 		for i := 0; i < n; i++ {

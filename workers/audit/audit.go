@@ -29,6 +29,33 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 	return nil, nil
 }
 
+// HandleBatch appends the records of several messages in one Append (one transaction on the
+// embedded log): the stage's pipeline.BatchHandler. A message whose record cannot be built, and
+// every message when the append fails, get an error; the runtime then hands them to Handle one
+// by one.
+func (w *Worker) HandleBatch(ctx context.Context, ins []message.Envelope) ([][]message.Envelope, []error) {
+	errs := make([]error, len(ins))
+	recs := make([]audit.Record, 0, len(ins))
+	for i, in := range ins {
+		rec, err := Record(in)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) > 0 {
+		if _, err := w.Log.Append(ctx, recs...); err != nil {
+			for i := range errs {
+				if errs[i] == nil {
+					errs[i] = pipeline.Transient(err)
+				}
+			}
+		}
+	}
+	return make([][]message.Envelope, len(ins)), errs
+}
+
 // Record builds the audit record of a message: chained per component when the message concerns
 // one, else per change ("change/<correlation id>").
 func Record(in message.Envelope) (audit.Record, error) {

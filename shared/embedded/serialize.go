@@ -1,0 +1,106 @@
+package embedded
+
+import (
+	"context"
+	"time"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/graph"
+	"github.com/usekarma/karma/shared/lineage"
+	"github.com/usekarma/karma/shared/params"
+)
+
+// Serialized writes. The queue, the audit log and the runner's settlements queue up for the
+// file's write lock in Go (see writeLock). A store that writes without it finds the file locked
+// whenever one of them commits, and then waits in SQLite's busy handler, which sleeps 1, 2, 5,
+// 10, 15, 20, 25 ... ms between attempts: under a busy pipeline those sleeps, not the work, set
+// the pace (and the waiting writer can starve while the Go queue keeps the lock busy). The
+// wrappers below make the other stores' writes take the same lock, so every writer of the
+// process waits its turn in Go and starts the moment the file is free. Reads are not wrapped:
+// in WAL mode they never wait for a writer.
+//
+// A wrapped write holds the lock for its whole call (for ChangeSets.Update, including fn), and
+// the lock is not reentrant: fn must not write through the queue, the audit log or another
+// wrapped store.
+
+// SerializeChangeSets returns s with Create and Update taking the write lock of db's file.
+func (db *DB) SerializeChangeSets(s changeset.Store) changeset.Store {
+	return lockedChangeSets{Store: s, db: db}
+}
+
+// SerializeLineage returns l with its writes taking the write lock of db's file.
+func (db *DB) SerializeLineage(l lineage.Store) lineage.Store { return lockedLineage{Store: l, db: db} }
+
+// SerializeParams returns p with Put and Delete taking the write lock of db's file.
+func (db *DB) SerializeParams(p params.Store) params.Store { return lockedParams{Store: p, db: db} }
+
+// SerializeGraph returns g with Write taking the write lock of db's file.
+func (db *DB) SerializeGraph(g graph.Store) graph.Store { return lockedGraph{Store: g, db: db} }
+
+type lockedChangeSets struct {
+	changeset.Store
+	db *DB
+}
+
+func (s lockedChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (created bool, err error) {
+	err = s.db.locked(ctx, func() error {
+		created, err = s.Store.Create(ctx, cs)
+		return err
+	})
+	return created, err
+}
+
+func (s lockedChangeSets) Update(ctx context.Context, id string, fn func(*changeset.ChangeSet) error) (out *changeset.ChangeSet, err error) {
+	err = s.db.locked(ctx, func() error {
+		out, err = s.Store.Update(ctx, id, fn)
+		return err
+	})
+	return out, err
+}
+
+type lockedLineage struct {
+	lineage.Store
+	db *DB
+}
+
+func (l lockedLineage) RecordChange(ctx context.Context, c lineage.Change) error {
+	return l.db.locked(ctx, func() error { return l.Store.RecordChange(ctx, c) })
+}
+
+func (l lockedLineage) RecordDeployment(ctx context.Context, d lineage.Deployment) error {
+	return l.db.locked(ctx, func() error { return l.Store.RecordDeployment(ctx, d) })
+}
+
+func (l lockedLineage) SetOutcome(ctx context.Context, id, status, detail string, keys []string, at time.Time) error {
+	return l.db.locked(ctx, func() error { return l.Store.SetOutcome(ctx, id, status, detail, keys, at) })
+}
+
+type lockedParams struct {
+	params.Store
+	db *DB
+}
+
+func (p lockedParams) Put(ctx context.Context, in params.PutInput) (res params.PutResult, err error) {
+	err = p.db.locked(ctx, func() error {
+		res, err = p.Store.Put(ctx, in)
+		return err
+	})
+	return res, err
+}
+
+func (p lockedParams) Delete(ctx context.Context, name string) error {
+	return p.db.locked(ctx, func() error { return p.Store.Delete(ctx, name) })
+}
+
+type lockedGraph struct {
+	graph.Store
+	db *DB
+}
+
+func (g lockedGraph) Write(ctx context.Context, gr *graph.Graph, envs []string) (st graph.WriteStats, err error) {
+	err = g.db.locked(ctx, func() error {
+		st, err = g.Store.Write(ctx, gr, envs)
+		return err
+	})
+	return st, err
+}

@@ -1,0 +1,379 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/queue"
+)
+
+// The Runner on an Outbox. Each stage has Workers workers (default 1) and one receiver that
+// starts idle ones. A worker handles a batch — up to MaxBatch messages for a stage with one
+// worker (one after the other, or all at once with the stage's BatchHandler), one message for a
+// stage with several — and then, in one Exchange, publishes its outputs, marks its keys done,
+// acknowledges it, and receives and claims the next batch, which it handles in turn. When the
+// queue has nothing for it, the worker goes idle; the receiver waits for messages (Receive, woken
+// by sends) and hands them to idle workers, never receiving more than those can start on.
+// Exchanges that arrive together (other workers, other stages) may share a transaction.
+//
+// The delivery contract holds per message: its outputs are published in the transaction that
+// acknowledges it, or before (when handlers registered AfterPublish hooks, or Seen's marks live
+// in another store: then the outputs are sent first, hooks and marks run, and the acknowledgement
+// follows), never after.
+
+// MaxBatch is the most messages the Runner receives at once (SQS's limit).
+const MaxBatch = 10
+
+// receiveWait is how long the receiver's Receive waits for a message: the embedded queue wakes it
+// at once on a send, and Run's cancellation interrupts it.
+const receiveWait = time.Second
+
+// item is one delivery on its way through the batched runner.
+type item struct {
+	d       queue.Delivery
+	in      message.Envelope
+	key     string // idempotency key (stages with Seen)
+	claimed bool   // key claimed for this delivery
+	release bool   // the handler failed: give the claim back
+	decided bool   // action known before handling (malformed, duplicate, in progress)
+	out     []message.Envelope
+	sends   []Outgoing
+	hooks   *hooks
+	action  Action
+	err     error
+	qerr    error // the acknowledgement's error
+}
+
+func (it *item) decide(a Action, err error) { it.decided, it.action, it.err = true, a, err }
+
+func (r *Runner) pollOutbox(ctx context.Context, st Stage, ob Outbox) {
+	workers := max(st.Workers, 1)
+	batch := MaxBatch
+	if workers > 1 {
+		batch = 1 // a slow message never waits behind another in its worker
+	}
+	idle := make(chan struct{}, workers) // a token per idle worker
+	for range workers {
+		idle <- struct{}{}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for ctx.Err() == nil {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+		for more := true; more && n < workers && n*batch < MaxBatch; {
+			select {
+			case <-idle:
+				n++
+			default:
+				more = false
+			}
+		}
+		recv, parsed := r.receiving(st, ob, min(n*batch, MaxBatch))
+		recv.Wait = receiveWait
+		ex, err := ob.Exchange(ctx, nil, recv)
+		ds := ex.Deliveries
+		if err == nil && len(ds) > 0 {
+			r.inFlight.Add(int64(len(ds)))
+		}
+		// Workers without a message go back to idle.
+		for range n - (len(ds)+batch-1)/batch {
+			idle <- struct{}{}
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log().Warn("receive failed", "stage", st.Name, "error", err)
+				time.Sleep(100 * time.Millisecond)
+			}
+			continue
+		}
+		// Handlers finish their messages even when shutdown starts (drain); the queue's
+		// visibility timeout covers a process that dies instead.
+		hctx := context.WithoutCancel(ctx)
+		items := r.received(hctx, st, recv, *parsed, ex)
+		for len(items) > 0 {
+			first := items[:min(batch, len(items))]
+			items = items[len(first):]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.work(ctx, hctx, st, ob, batch, first)
+				idle <- struct{}{}
+			}()
+		}
+	}
+}
+
+// receiving is what to ask an Exchange to receive for st, up to max messages; parsed will hold
+// the items Keys parsed (when the Outbox claims the keys itself).
+func (r *Runner) receiving(st Stage, ob Outbox, max int) (*Receiving, *[]*item) {
+	recv := &Receiving{Queue: st.Name, Max: max, Visibility: r.visibility()}
+	parsed := new([]*item)
+	if st.Seen != nil && ob.Records(st.Seen) {
+		recv.Lease = st.lease(r.visibility())
+		recv.Keys = func(ds []queue.Delivery) []string {
+			*parsed = r.parse(st, ds)
+			keys := make([]string, len(*parsed))
+			for i, it := range *parsed {
+				keys[i] = it.key
+			}
+			return keys
+		}
+	}
+	return recv, parsed
+}
+
+// received turns what an Exchange received into items, claimed.
+func (r *Runner) received(ctx context.Context, st Stage, recv *Receiving, parsed []*item, ex Exchanged) []*item {
+	if len(ex.Deliveries) == 0 {
+		return nil
+	}
+	if recv.Keys == nil {
+		return r.claim(ctx, st, ex.Deliveries)
+	}
+	if len(parsed) != len(ex.Deliveries) || len(ex.Claims) != len(ex.Deliveries) { // cannot happen
+		return r.claim(ctx, st, ex.Deliveries)
+	}
+	for i, it := range parsed {
+		if it.key != "" {
+			r.applyClaim(st, it, ex.Claims[i])
+		}
+	}
+	return parsed
+}
+
+// work handles items, then every batch it receives with their settlement, until the queue has
+// nothing more for it or the runner stops.
+func (r *Runner) work(ctx, hctx context.Context, st Stage, ob Outbox, batch int, items []*item) {
+	for len(items) > 0 {
+		var recv *Receiving
+		var parsed *[]*item
+		if ctx.Err() == nil {
+			recv, parsed = r.receiving(st, ob, batch)
+		}
+		r.handle(hctx, st, items)
+		next := r.settleItems(hctx, st, ob, items, recv)
+		if next != nil {
+			r.inFlight.Add(int64(len(next.Deliveries)))
+		}
+		for _, it := range items {
+			r.settled(st, it.d, it.in, it.out, it.action, it.err, it.qerr)
+		}
+		r.inFlight.Add(-int64(len(items)))
+		items = nil
+		if next != nil && recv != nil {
+			items = r.received(hctx, st, recv, *parsed, *next)
+		}
+	}
+}
+
+// parse turns deliveries into items; a malformed message is decided (dead letter).
+func (r *Runner) parse(st Stage, ds []queue.Delivery) []*item {
+	items := make([]*item, len(ds))
+	for i, d := range ds {
+		it := &item{d: d}
+		items[i] = it
+		in, err := message.Parse(d.Body)
+		if err != nil {
+			it.decide(DeadLetter, err)
+			continue
+		}
+		it.in = in
+		if st.Seen != nil {
+			it.key = SeenKey(st.Name, in)
+		}
+	}
+	return items
+}
+
+// applyClaim decides an item by what claiming its key found.
+func (r *Runner) applyClaim(st Stage, it *item, c ClaimState) {
+	switch c {
+	case ClaimDone:
+		it.decide(Duplicate, fmt.Errorf("%s already handled %s: %w", st.Name, it.key, ErrDuplicate))
+	case ClaimHeld:
+		it.decide(Retry, &InProgress{Key: it.key})
+	default:
+		it.claimed = true
+	}
+}
+
+// claim parses the deliveries and, for a stage with Seen, claims their keys in one round trip.
+func (r *Runner) claim(ctx context.Context, st Stage, ds []queue.Delivery) []*item {
+	items := r.parse(st, ds)
+	var keyed []*item
+	var keys []string
+	for _, it := range items {
+		if it.key != "" {
+			keyed = append(keyed, it)
+			keys = append(keys, it.key)
+		}
+	}
+	if len(keys) == 0 {
+		return items
+	}
+	states, err := claimAll(ctx, st.Seen, keys, st.lease(r.visibility()))
+	for i, it := range keyed {
+		if err != nil {
+			it.decide(Retry, Transient(fmt.Errorf("idempotency claim: %w", err)))
+			continue
+		}
+		r.applyClaim(st, it, states[i])
+	}
+	return items
+}
+
+// handle runs the stage on the items not yet decided and encodes the outputs of the handled ones.
+func (r *Runner) handle(ctx context.Context, st Stage, items []*item) {
+	var todo []*item
+	for _, it := range items {
+		if !it.decided {
+			todo = append(todo, it)
+		}
+	}
+	if st.Batch != nil && len(todo) > 1 {
+		ins := make([]message.Envelope, len(todo))
+		for i, it := range todo {
+			ins[i] = it.in
+		}
+		outs, errs := st.Batch(ctx, ins)
+		var again []*item
+		for i, it := range todo {
+			if len(outs) == len(todo) && len(errs) == len(todo) && errs[i] == nil {
+				it.out, it.action = outs[i], Ack
+			} else {
+				again = append(again, it)
+			}
+		}
+		todo = again
+	}
+	for _, it := range todo {
+		hctx, h := withHooks(ctx)
+		it.out, it.err = st.Handler(hctx, it.in)
+		it.action, it.hooks = Classify(it.err), h
+		it.release = it.err != nil && it.claimed
+	}
+	for _, it := range items {
+		if it.action == Ack {
+			var err error
+			if it.sends, err = outgoing(it.out); err != nil {
+				it.action, it.err = Retry, err // the claim stays until its lease, as after a failed publish
+			}
+		}
+	}
+}
+
+// settleItems publishes, marks and acknowledges items, and receives with recv: in one Exchange
+// when it can, else in two (outputs; then hooks and marks; then acknowledgements). It returns
+// what the last Exchange received (nil if it failed).
+func (r *Runner) settleItems(ctx context.Context, st Stage, ob Outbox, items []*item, recv *Receiving) *Exchanged {
+	records := st.Seen == nil || ob.Records(st.Seen)
+	twoPhase := !records
+	for _, it := range items {
+		if it.action == Ack && it.hooks != nil && len(it.hooks.fns) > 0 {
+			twoPhase = true
+		}
+	}
+	if twoPhase {
+		var pubs []Settlement
+		var published []*item
+		for _, it := range items {
+			if it.action == Ack && len(it.sends) > 0 {
+				pubs = append(pubs, Settlement{Sends: it.sends})
+				published = append(published, it)
+			}
+		}
+		if len(pubs) > 0 {
+			if _, err := r.exchange(ctx, ob, pubs, nil); err != nil {
+				for _, it := range published {
+					it.action, it.err = Retry, Transient(fmt.Errorf("pipeline: publish: %w", err))
+				}
+			}
+		}
+		for _, it := range items {
+			if it.action != Ack {
+				continue
+			}
+			if it.hooks != nil {
+				if err := it.hooks.run(ctx); err != nil {
+					it.action, it.err = Retry, err
+					continue
+				}
+			}
+			if it.claimed && !records {
+				if err := st.Seen.Mark(ctx, it.key); err != nil {
+					it.action, it.err = Retry, err
+				}
+			}
+		}
+	}
+	batch := make([]Settlement, len(items))
+	for i, it := range items {
+		s := Settlement{Queue: st.Name, Receipt: it.d.ReceiptHandle, Action: it.action, RetryAfter: -1}
+		switch it.action {
+		case Ack:
+			if !twoPhase {
+				s.Sends = it.sends
+			}
+			if it.claimed && records {
+				s.Marks = []string{it.key}
+			}
+		case DeadLetter:
+			s.Reason = it.err.Error()
+		case Retry:
+			if ra, ok := retryAfter(it.err); ok {
+				s.RetryAfter = ra
+			}
+		}
+		// A handler that failed gives its claim back, so that a retry may claim again.
+		if it.release {
+			if records {
+				s.Releases = []string{it.key}
+			} else {
+				_ = st.Seen.Release(ctx, it.key)
+			}
+		}
+		batch[i] = s
+	}
+	ex, err := r.exchange(ctx, ob, batch, recv)
+	for i, it := range items {
+		switch {
+		case err != nil:
+			// Nothing was committed: every message comes back after its visibility timeout.
+			it.qerr = err
+			if it.action == Ack && !twoPhase {
+				it.action, it.err = Retry, Transient(fmt.Errorf("pipeline: publish: %w", err))
+			}
+		case i < len(ex.Acks):
+			it.qerr = ex.Acks[i]
+		}
+	}
+	if err != nil {
+		return nil
+	}
+	return &ex
+}
+
+// exchange runs ob.Exchange, trying again briefly when the transaction fails (e.g. the file is
+// locked by another process for longer than its busy timeout).
+func (r *Runner) exchange(ctx context.Context, ob Outbox, batch []Settlement, recv *Receiving) (Exchanged, error) {
+	var err error
+	for attempt, wait := 0, 50*time.Millisecond; attempt < 3; attempt, wait = attempt+1, wait*4 {
+		if attempt > 0 {
+			r.log().Warn("settling failed, trying again", "error", err)
+			time.Sleep(wait)
+		}
+		var ex Exchanged
+		if ex, err = ob.Exchange(ctx, batch, recv); err == nil {
+			return ex, nil
+		}
+	}
+	return Exchanged{}, err
+}
