@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/terraform"
 	"github.com/usekarma/karma/workers/ingest"
 )
@@ -24,33 +26,8 @@ import (
 // every message also to audit.
 func BenchmarkPipeline(b *testing.B) {
 	ctx := context.Background()
-	repo, err := filepath.Abs(filepath.Join("..", "..", "examples"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	g := &globals{repo: repo, stateDir: b.TempDir(), paramsBackend: "embedded", testRunner: &terraform.Noop{}}
-	s, err := g.open(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.close()
-	st, err := s.stack(ctx, stackOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := st.workers(ctx, stackOptions{parallelism: 4}); err != nil {
-		b.Fatal(err)
-	}
-	events := make([]message.Envelope, b.N)
-	for i := range events {
-		cfg := fmt.Sprintf(`{"karma":{"extends":"serverless-site/site-defaults"},"site_name":"www.example.com","route53_zone_nickname":"main","api_origin":"${serverless-api/public.runtime.api_domain}","revision":%d}`, i)
-		e, err := ingest.FromRequest(ingest.Request{Env: "prod", Configs: map[string][]byte{"serverless-site/www": []byte(cfg)},
-			Actor: message.Actor{Kind: "cli", Name: "bench"}, AutoApprove: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		events[i] = e
-	}
+	s, st := benchStack(b)
+	events := benchEvents(b, b.N)
 	// The interpolated upstream runtime must exist: publish it once.
 	ps, err := s.params("prod")
 	if err != nil {
@@ -59,20 +36,7 @@ func BenchmarkPipeline(b *testing.B) {
 	if _, err := ps.Put(ctx, params.PutInput{Name: "/iac/serverless-api/public/runtime", Value: `{"api_domain":"api.example.com"}`}); err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	cpu0 := processCPU()
-	start := time.Now()
-	for i := 0; i < len(events); i += 100 {
-		if err := st.publish(ctx, events[i:min(i+100, len(events))]...); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := st.runUntilIdle(ctx, 30*time.Minute); err != nil {
-		b.Fatal(err)
-	}
-	elapsed := time.Since(start)
-	cpu := processCPU() - cpu0
-	b.StopTimer()
+	elapsed, cpu := benchRun(b, st, events)
 	all, _ := st.changeSets.List(ctx)
 	applied := 0
 	for _, cs := range all {
@@ -85,6 +49,135 @@ func BenchmarkPipeline(b *testing.B) {
 	if applied != b.N {
 		b.Fatalf("%d of %d deployments applied", applied, b.N)
 	}
+	benchReport(b, elapsed, cpu)
+}
+
+// BenchmarkRuntimeOverhead is BenchmarkPipeline's message flow with the stages' work taken out:
+// resolve, graph-write, plan and apply derive the same messages without touching a store, so
+// what is left is the runtime (queue, claims, marks, acknowledgements, middleware) and the audit
+// stage. Each event: 6 messages, 13 deliveries, 6 audit records.
+func BenchmarkRuntimeOverhead(b *testing.B) {
+	ctx := context.Background()
+	_, st := benchStack(b)
+	events := benchEvents(b, b.N)
+	pass := map[string]pipeline.Handler{
+		pipeline.StageResolve: func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+			if in.Type != message.TypeChangeDetected {
+				return nil, nil // deployment.applied: nothing is left to schedule
+			}
+			var p message.ChangeDetected
+			if err := message.Decode(in, &p); err != nil {
+				return nil, err
+			}
+			id, dep := p.ChangeSetID, "dep-"+in.ID
+			component := "prod/serverless-site/www"
+			return []message.Envelope{
+				in.MustDerive(message.TypeChangeResolved, "resolved:"+id, message.ChangeResolved{ChangeSetID: id, Source: p.Source,
+					RootCauses: []message.Cause{}, Roots: []string{component}, Affected: []string{component}, Waves: [][]string{{component}}}),
+				in.MustDerive(message.TypeDeploymentScheduled, "deployment.scheduled:"+dep, message.DeploymentScheduled{ChangeSetID: id,
+					DeploymentID: dep, Component: component, CausedBy: []message.Cause{}, ConfigHash: "h"}),
+			}, nil
+		},
+		pipeline.StageGraphWrite: func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+			if in.Type != message.TypeDeploymentScheduled {
+				return nil, nil
+			}
+			var p message.DeploymentScheduled
+			if err := message.Decode(in, &p); err != nil {
+				return nil, err
+			}
+			return []message.Envelope{in.MustDerive(message.TypeDeploymentRecorded, "deployment.recorded:"+p.DeploymentID, message.DeploymentRecorded{DeploymentScheduled: p})}, nil
+		},
+		pipeline.StagePlan: func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+			var p message.DeploymentRecorded
+			if err := message.Decode(in, &p); err != nil {
+				return nil, err
+			}
+			return []message.Envelope{in.MustDerive(message.TypeDeploymentPlanned, "deployment.planned:"+p.DeploymentID, message.DeploymentPlanned{DeploymentScheduled: p.DeploymentScheduled})}, nil
+		},
+		pipeline.StageApply: func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+			var p message.DeploymentPlanned
+			if err := message.Decode(in, &p); err != nil {
+				return nil, err
+			}
+			return []message.Envelope{in.MustDerive(message.TypeDeploymentApplied, "deployment.applied:"+p.DeploymentID, message.DeploymentApplied{ChangeSetID: p.ChangeSetID,
+				DeploymentID: p.DeploymentID, Component: p.Component, ChangedKeys: []string{}})}, nil
+		},
+	}
+	for i := range st.runner.Stages {
+		if h, ok := pass[st.runner.Stages[i].Name]; ok {
+			st.runner.Stages[i].Handler = pipeline.Chain(h, pipeline.Correlation())
+		}
+	}
+	elapsed, cpu := benchRun(b, st, events)
+	recs, err := st.audit.Query(ctx, audit.Query{})
+	if err != nil || len(recs) != 6*b.N {
+		b.Fatalf("%d audit records, want %d (%v)", len(recs), 6*b.N, err)
+	}
+	benchReport(b, elapsed, cpu)
+}
+
+// benchStack is the embedded stack on a fresh state directory for the examples repository, with
+// the no-op Terraform runner and 4 plan and apply workers.
+func benchStack(b *testing.B) (*session, *stack) {
+	ctx := context.Background()
+	repo, err := filepath.Abs(filepath.Join("..", "..", "examples"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := &globals{repo: repo, stateDir: b.TempDir(), paramsBackend: "embedded", testRunner: &terraform.Noop{}}
+	s, err := g.open(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.close)
+	st, err := s.stack(ctx, stackOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.workers(ctx, stackOptions{parallelism: 4}); err != nil {
+		b.Fatal(err)
+	}
+	return s, st
+}
+
+// benchEvents are n change requests for prod/serverless-site/www, each with another config.
+func benchEvents(b *testing.B, n int) []message.Envelope {
+	events := make([]message.Envelope, n)
+	for i := range events {
+		cfg := fmt.Sprintf(`{"karma":{"extends":"serverless-site/site-defaults"},"site_name":"www.example.com","route53_zone_nickname":"main","api_origin":"${serverless-api/public.runtime.api_domain}","revision":%d}`, i)
+		e, err := ingest.FromRequest(ingest.Request{Env: "prod", Configs: map[string][]byte{"serverless-site/www": []byte(cfg)},
+			Actor: message.Actor{Kind: "cli", Name: "bench"}, AutoApprove: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		events[i] = e
+	}
+	return events
+}
+
+// benchRun publishes events (100 per call) and runs the pipeline until idle; it returns the wall
+// and CPU time that took.
+func benchRun(b *testing.B, st *stack, events []message.Envelope) (elapsed, cpu time.Duration) {
+	ctx := context.Background()
+	b.ResetTimer()
+	cpu0 := processCPU()
+	start := time.Now()
+	for i := 0; i < len(events); i += 100 {
+		if err := st.publish(ctx, events[i:min(i+100, len(events))]...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := st.runUntilIdle(ctx, 30*time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	elapsed = time.Since(start)
+	cpu = processCPU() - cpu0
+	b.StopTimer()
+	return elapsed, cpu
+}
+
+func benchReport(b *testing.B, elapsed, cpu time.Duration) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(elapsed.Microseconds())/1000/float64(b.N), "ms/deployment")
 	if cpu > 0 {

@@ -135,11 +135,10 @@ func (st *stack) workers(ctx context.Context, opts stackOptions) error {
 		return pipeline.Stage{Name: name, Workers: workers, Seen: st.seen, Lease: visibility, Handler: pipeline.Chain(h,
 			pipeline.Logging(log, name), pipeline.Correlation(), pipeline.RetryTransient(2*time.Second))}
 	}
-	// The audit stage needs no claims: the log itself skips a message id it already holds, in the
-	// transaction that appends; a batch is appended at once.
+	// The audit stage appends a whole batch at once (one transaction).
 	auditor := &auditw.Worker{Log: st.audit}
 	audit := stage(pipeline.StageAudit, auditor.Handle, 1)
-	audit.Seen, audit.Batch = nil, auditor.HandleBatch
+	audit.Batch = auditor.HandleBatch
 	st.runner = &pipeline.Runner{Queue: st.transport, Log: log, Observe: opts.observe, Visibility: visibility, Stages: []pipeline.Stage{
 		stage(pipeline.StageResolve, (&resolve.Worker{Graphs: graphs, ChangeSets: changeSets, Configs: &paramConfigs{s: st.s, prefix: st.settings.Prefix}}).Handle, 1),
 		stage(pipeline.StageGraphWrite, (&graphwrite.Worker{Graphs: graphs, Store: gs, Lineage: lin}).Handle, 1),
@@ -151,6 +150,9 @@ func (st *stack) workers(ctx context.Context, opts stackOptions) error {
 }
 
 // runUntilIdle runs every stage until no queue holds a message and nothing is being handled.
+// Idle is seen three times in a row (30 ms), so that a message between two states (acknowledged
+// on one queue, not yet visible on the next, on a transport that publishes apart from the
+// acknowledgement) is not missed; the queues are counted only while nothing is in flight.
 func (st *stack) runUntilIdle(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -158,29 +160,33 @@ func (st *stack) runUntilIdle(ctx context.Context, timeout time.Duration) error 
 	done := make(chan struct{})
 	go func() { st.runner.Run(runCtx); close(done) }()
 	defer func() { stop(); <-done }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	quiet := 0
-	for {
+	for quiet < 3 {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("pipeline still busy after %s: %w", timeout, ctx.Err())
-		case <-time.After(30 * time.Millisecond):
+		case <-tick.C:
 		}
 		busy := st.runner.InFlight() > 0
 		for _, name := range stageNames {
+			if busy {
+				break
+			}
 			n, err := st.queue.Depth(ctx, name)
 			if err != nil {
 				return err
 			}
-			busy = busy || n > 0
+			busy = n > 0
 		}
 		if busy {
 			quiet = 0
-			continue
-		}
-		if quiet++; quiet >= 3 {
-			return nil
+		} else {
+			quiet++
 		}
 	}
+	return nil
 }
 
 var stageNames = []string{pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}

@@ -69,7 +69,7 @@ func TestSetupErrors(t *testing.T) {
 	}
 }
 
-// Today's wiring (newBackends): every SQS stage either starts or names what it lacks.
+// The wiring (newBackends): every SQS stage either starts or names the setting it lacks.
 func TestTodaysWiring(t *testing.T) {
 	b := newBackends(awsConfig("http://127.0.0.1:1"), env(map[string]string{"KARMA_MODULES_DIR": t.TempDir()}), nil)
 	for name, build := range stageBuilders(b) {
@@ -77,7 +77,7 @@ func TestTodaysWiring(t *testing.T) {
 		switch {
 		case err == nil && st.Name != name:
 			t.Errorf("stage %s built as %q", name, st.Name)
-		case err != nil && name != pipeline.StageIngest && !strings.Contains(err.Error(), "not wired into this binary yet"):
+		case err != nil && name != pipeline.StageIngest && !strings.Contains(err.Error(), "is not set"):
 			t.Errorf("stage %s: %v; want it built or an error naming the missing backend", name, err)
 		case err != nil:
 			t.Logf("stage %s: %v", name, err)

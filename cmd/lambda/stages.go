@@ -6,16 +6,20 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/dynamo"
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/lineage"
 	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/neptune"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/params/ssm"
 	"github.com/usekarma/karma/shared/pipeline"
@@ -49,7 +53,14 @@ type backends struct {
 	Log         *slog.Logger
 }
 
-// newBackends wires the backends that exist today: SSM Parameter Store and Terraform.
+// newBackends wires every backend from the environment (docs/configuration.md):
+//   - SSM Parameter Store and Terraform (KARMA_TERRAFORM or PATH);
+//   - DynamoDB tables KARMA_AUDIT_TABLE, KARMA_CHANGE_SET_TABLE, KARMA_IDEMPOTENCY_TABLE
+//     (AWS_ENDPOINT_URL_DYNAMODB honoured by the SDK);
+//   - Neptune at KARMA_NEPTUNE_ENDPOINT (KARMA_NEPTUNE_IAM=true signs the handshake);
+//   - the config repository checked out at KARMA_REPO (bundled with the function or on EFS).
+//
+// Connections are opened when a stage is built, so a stage only needs what it uses.
 func newBackends(cfg aws.Config, getenv func(string) string, log *slog.Logger) *backends {
 	b := &backends{
 		ParamPrefix: getenv("KARMA_PARAM_PREFIX"),
@@ -73,7 +84,97 @@ func newBackends(cfg aws.Config, getenv func(string) string, log *slog.Logger) *
 		}
 		return terraform.NewTFExec(path), nil
 	}
+	table := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	ddb := awsdynamodb.NewFromConfig(cfg)
+	b.AuditLog = func(context.Context) (audit.Log, error) {
+		return dynamo.NewAuditLog(ddb, table("KARMA_AUDIT_TABLE", "karma-audit"), dynamo.AuditOptions{}), nil
+	}
+	b.ChangeSets = func(context.Context) (changeset.Store, error) {
+		return dynamo.NewChangeSets(ddb, table("KARMA_CHANGE_SET_TABLE", "karma-change-sets"), dynamo.ChangeSetOptions{}), nil
+	}
+	b.Seen = func(context.Context) (pipeline.Seen, error) {
+		return dynamo.NewSeen(ddb, table("KARMA_IDEMPOTENCY_TABLE", "karma-idempotency"), dynamo.SeenOptions{}), nil
+	}
+	var nep *neptune.Client
+	openNeptune := func(ctx context.Context) (*neptune.Client, error) {
+		if nep != nil {
+			return nep, nil
+		}
+		endpoint := getenv("KARMA_NEPTUNE_ENDPOINT")
+		if endpoint == "" {
+			return nil, fmt.Errorf("KARMA_NEPTUNE_ENDPOINT is not set (the Neptune cluster's wss://…:8182/gremlin)")
+		}
+		c, err := neptune.Open(ctx, neptune.Options{Endpoint: endpoint, IAM: getenv("KARMA_NEPTUNE_IAM") == "true", Region: cfg.Region, Credentials: cfg.Credentials})
+		if err != nil {
+			return nil, err
+		}
+		nep = c
+		return c, nil
+	}
+	b.GraphStore = func(ctx context.Context) (graph.Store, error) {
+		c, err := openNeptune(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return neptune.NewGraphStore(c, neptune.StoreOptions{}), nil
+	}
+	b.Lineage = func(ctx context.Context) (lineage.Store, error) {
+		c, err := openNeptune(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return neptune.NewLineageStore(c, neptune.StoreOptions{}), nil
+	}
+	b.Graphs = func(context.Context) (resolve.Graphs, error) {
+		repo := getenv("KARMA_REPO")
+		if repo == "" {
+			return nil, fmt.Errorf("KARMA_REPO is not set (a checkout of the config repository)")
+		}
+		return &repoGraphs{root: repo, prefix: b.ParamPrefix}, nil
+	}
 	return b
+}
+
+// repoGraphs builds an environment's graph from the config repository checkout, once per
+// function instance (an instance serves one deployed revision of the configuration).
+type repoGraphs struct {
+	root, prefix string
+	mu           sync.Mutex
+	cache        map[string]*model.Result
+}
+
+func (r *repoGraphs) Build(ctx context.Context, env string, overrides map[string][]byte) (*model.Result, error) {
+	opts := model.BuildOptions{LoadOptions: model.LoadOptions{Env: env, Settings: model.Settings{Prefix: r.prefix}, Overrides: overrides}}
+	if len(overrides) > 0 {
+		return model.Build(ctx, r.root, opts)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if res, ok := r.cache[env]; ok {
+		return res, nil
+	}
+	res, err := model.Build(ctx, r.root, opts)
+	if err != nil {
+		return nil, err
+	}
+	if r.cache == nil {
+		r.cache = map[string]*model.Result{}
+	}
+	r.cache[env] = res
+	return res, nil
+}
+
+func (r *repoGraphs) Environments(ctx context.Context) ([]string, error) {
+	repo, err := model.Load(r.root, model.LoadOptions{Settings: model.Settings{Prefix: r.prefix}})
+	if err != nil {
+		return nil, err
+	}
+	return repo.Environments, nil
 }
 
 // stageBuilders returns the constructor of every stage KARMA_STAGE may name.

@@ -26,8 +26,11 @@ package embedded
 //   - Crash safety: state lives only in the file. A process that dies holding deliveries loses
 //     nothing: they come back when their visibility expires, to any process using the file.
 //   - Receive's wait polls the file every PollInterval (other processes' sends, expired
-//     visibility) and wakes at once on a Send, ChangeVisibility(0) or Redrive made through
-//     any Queue of this process on the same file.
+//     visibility) and wakes at once on a Send, ChangeVisibility(0), Redrive or Exchange send
+//     to its queue made through any Queue of this process on the same file. A Receive takes
+//     the write lock at once when a message may be there, else only once the read-only check
+//     finds one: after this process's last receive from the queue came back short, until
+//     something is sent to it.
 
 import (
 	"context"
@@ -172,9 +175,11 @@ func (q *Queue) sendTx(ctx context.Context, tx *sql.Tx, name string, msgs []queu
 			return err
 		}
 	}
+	// OR FAIL: a failing row fails the transaction anyway, so SQLite need not keep a statement
+	// journal to undo the statement's earlier rows (the journal costs more than the insert).
 	for chunk := range slices.Chunk(keep, insertChunk) {
 		var b strings.Builder
-		b.WriteString(`INSERT INTO messages (id, queue, body, group_id, dedup_id, sent_at, visible_at) VALUES `)
+		b.WriteString(`INSERT OR FAIL INTO messages (id, queue, body, group_id, dedup_id, sent_at, visible_at) VALUES `)
 		args := make([]any, 0, 7*len(chunk))
 		for i, m := range chunk {
 			if i > 0 {
@@ -282,7 +287,6 @@ func (q *Queue) await(ctx context.Context, name string, wait time.Duration, try 
 // anyVisible is the cheap read-only check a waiting Receive makes before taking the write lock.
 // Errors count as "maybe": receiveOnce reports them.
 func (q *Queue) anyVisible(ctx context.Context, name string) bool {
-	DebugCounters.AnyVisible.Add(1)
 	var ok bool
 	err := q.db.SQL.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM messages
 		WHERE queue = ? AND visible_at <= ?)`, name, time.Now().UnixNano()).Scan(&ok)
@@ -305,63 +309,47 @@ func (q *Queue) receiveOnce(ctx context.Context, name string, max int, visibilit
 
 // receiveTx is receiveOnce's work inside tx.
 func (q *Queue) receiveTx(ctx context.Context, tx *sql.Tx, name string, max int, visibility time.Duration) ([]queue.Delivery, error) {
+	// One statement per message, by seq: SQLite runs a statement on a list of rows (IN (...),
+	// RETURNING) through temporary tables and a statement journal, which cost more here than
+	// the few extra statements.
 	var out []queue.Delivery
 	err := func() error {
 		now := time.Now().UnixNano()
 		taken := map[int64]bool{} // planned by an earlier round
 		for len(out) < max {
-			seqs, err := plan(ctx, tx, name, now, max-len(out), taken)
-			if err != nil || len(seqs) == 0 {
+			picked, err := plan(ctx, tx, name, now, max-len(out), taken)
+			if err != nil || len(picked) == 0 {
 				return err
 			}
-			for _, s := range seqs {
-				taken[s] = true
-			}
-			in, args := seqList(seqs)
-			rows, err := tx.QueryContext(ctx, `UPDATE messages
-				SET receive_count = receive_count + 1, visible_at = ?,
-					receipt = seq || '.' || lower(hex(randomblob(16)))
-				WHERE seq IN (`+in+`) AND receive_count < ?
-				RETURNING seq, id, body, sent_at, receive_count, receipt`,
-				append(append([]any{now + int64(visibility)}, args...), q.maxReceives)...)
-			if err != nil {
-				return err
-			}
-			got := make(map[int64]queue.Delivery, len(seqs))
-			for rows.Next() {
-				var d queue.Delivery
-				var seq, sentAt int64
-				if err := rows.Scan(&seq, &d.MessageID, &d.Body, &sentAt, &d.ReceiveCount, &d.ReceiptHandle); err != nil {
-					rows.Close()
+			var spent []planned // they had their MaxReceives receives
+			for _, m := range picked {
+				taken[m.seq] = true
+				if m.receives >= q.maxReceives {
+					spent = append(spent, m)
+					continue
+				}
+				receipt := newReceipt(m.seq)
+				if _, err := tx.ExecContext(ctx, `UPDATE messages SET receive_count = ?, visible_at = ?, receipt = ?
+					WHERE seq = ?`, m.receives+1, now+int64(visibility), receipt, m.seq); err != nil {
 					return err
 				}
-				d.SentAt = time.Unix(0, sentAt).UTC()
-				got[seq] = d
-			}
-			if err := rows.Close(); err != nil {
-				return err
-			}
-			var spent []int64        // planned but not updated: they had their MaxReceives receives
-			for _, s := range seqs { // RETURNING's order is unspecified: keep the plan's
-				if d, ok := got[s]; ok {
-					out = append(out, d)
-				} else {
-					spent = append(spent, s)
-				}
+				out = append(out, queue.Delivery{MessageID: m.id, Body: m.body, ReceiptHandle: receipt,
+					ReceiveCount: m.receives + 1, SentAt: time.Unix(0, m.sentAt).UTC()})
 			}
 			if len(spent) == 0 {
 				return nil // plan gave all there is
 			}
-			in, args = seqList(spent)
 			reason := fmt.Sprintf("max receives (%d) exceeded", q.maxReceives)
-			if _, err := tx.ExecContext(ctx, `INSERT INTO dead_letters
-				(id, queue, body, group_id, sent_at, reason, receive_count, dead_at)
-				SELECT id, queue, body, group_id, sent_at, ?, receive_count, ? FROM messages
-				WHERE seq IN (`+in+`) ORDER BY seq`, append([]any{reason, now}, args...)...); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE seq IN (`+in+`)`, args...); err != nil {
-				return err
+			for _, m := range spent {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO dead_letters
+					(id, queue, body, group_id, sent_at, reason, receive_count, dead_at)
+					SELECT id, queue, body, group_id, sent_at, ?, receive_count, ? FROM messages
+					WHERE seq = ?`, reason, now, m.seq); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE seq = ?`, m.seq); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -372,27 +360,34 @@ func (q *Queue) receiveTx(ctx context.Context, tx *sql.Tx, name string, max int,
 	return out, err
 }
 
-// seqList is "?,?,..." for seqs and the matching arguments.
-func seqList(seqs []int64) (string, []any) {
-	args := make([]any, len(seqs))
-	for i, s := range seqs {
-		args[i] = s
-	}
-	return strings.Repeat(",?", len(seqs))[1:], args
+// newReceipt is a fresh receipt handle for message seq: "<seq>.<32 random hex digits>".
+func newReceipt(seq int64) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return strconv.FormatInt(seq, 10) + "." + hex.EncodeToString(b[:])
 }
 
-// pick is one planned delivery: a message (seq) or n messages of an idle group.
+// pick is one planned delivery: a message or n messages of an idle group.
 type pick struct {
-	seq   int64
+	planned
 	group string
 	n     int
+}
+
+// planned is a message a receive is to deliver.
+type planned struct {
+	seq      int64
+	id       string
+	body     []byte
+	sentAt   int64
+	receives int
 }
 
 // plan picks up to n deliverable messages not in taken, in delivery order: visible messages by
 // (visible_at, seq), skipping groups with a message in flight; a group's messages are taken in
 // seq order at the place its first visible message appears.
-func plan(ctx context.Context, tx *sql.Tx, name string, now int64, n int, taken map[int64]bool) ([]int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT seq, group_id FROM messages
+func plan(ctx context.Context, tx *sql.Tx, name string, now int64, n int, taken map[int64]bool) ([]planned, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT seq, group_id, id, body, sent_at, receive_count FROM messages
 		WHERE queue = ?1 AND visible_at <= ?2 AND (group_id = '' OR group_id NOT IN (
 			SELECT group_id FROM messages WHERE queue = ?1 AND visible_at > ?2 AND group_id != ''))
 		ORDER BY visible_at, seq`, name, now)
@@ -404,7 +399,7 @@ func plan(ctx context.Context, tx *sql.Tx, name string, now int64, n int, taken 
 	slots := 0
 	for slots < n && rows.Next() {
 		var p pick
-		if err := rows.Scan(&p.seq, &p.group); err != nil {
+		if err := rows.Scan(&p.seq, &p.group, &p.id, &p.body, &p.sentAt, &p.receives); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -431,27 +426,27 @@ func plan(ctx context.Context, tx *sql.Tx, name string, now int64, n int, taken 
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	seqs := make([]int64, 0, slots)
+	out := make([]planned, 0, slots)
 	for _, p := range picks {
 		if p.group == "" {
-			seqs = append(seqs, p.seq)
+			out = append(out, p.planned)
 			continue
 		}
 		// No message of this group is in flight, so all of them are visible: take the first
 		// p.n by seq, whichever of them the scan met.
-		grows, err := tx.QueryContext(ctx, `SELECT seq FROM messages
+		grows, err := tx.QueryContext(ctx, `SELECT seq, id, body, sent_at, receive_count FROM messages
 			WHERE queue = ? AND group_id = ? AND group_id != '' ORDER BY seq`, name, p.group)
 		if err != nil {
 			return nil, err
 		}
 		for got := 0; got < p.n && grows.Next(); {
-			var seq int64
-			if err := grows.Scan(&seq); err != nil {
+			var m planned
+			if err := grows.Scan(&m.seq, &m.id, &m.body, &m.sentAt, &m.receives); err != nil {
 				grows.Close()
 				return nil, err
 			}
-			if !taken[seq] {
-				seqs = append(seqs, seq)
+			if !taken[m.seq] {
+				out = append(out, m)
 				got++
 			}
 		}
@@ -462,7 +457,7 @@ func plan(ctx context.Context, tx *sql.Tx, name string, now int64, n int, taken 
 			return nil, err
 		}
 	}
-	return seqs, nil
+	return out, nil
 }
 
 // parseReceipt returns the message seq a receipt handle "<seq>.<random>" names.
@@ -702,15 +697,12 @@ func (db *DB) locked(ctx context.Context, fn func() error) error {
 		writeLock[db.Path] = lock
 	}
 	perFileMu.Unlock()
-	t0 := time.Now()
 	select {
 	case lock <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	debugWait(time.Since(t0), &DebugWait)
-	t1 := time.Now()
-	defer func() { debugWait(time.Since(t1), &DebugHold); <-lock }()
+	defer func() { <-lock }()
 	return fn()
 }
 

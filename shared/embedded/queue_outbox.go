@@ -7,8 +7,9 @@ package embedded
 //   - Exchange commits in one transaction every settlement of its batch: sends (queued in the
 //     order given, as Send would, DedupIDs included), marks (handled keys, claims dropped),
 //     releases, and each delivery's acknowledgement (delete, dead-letter, change visibility);
-//     then, with a Receiving, it receives as Receive would (without waiting) and claims the
-//     keys of what it received. An acknowledgement whose receipt is stale or invalid fails
+//     then, with a Receiving, it receives as Receive would and claims the keys of what it
+//     received. Without Wait it skips the receive when this process drained the queue since
+//     its last send to it (see Receive); with Wait it then waits as Receive does. An acknowledgement whose receipt is stale or invalid fails
 //     alone (its error in Acks, the rest committed), as Delete, Kill or ChangeVisibility would
 //     have failed after the sends; a failing statement fails the whole exchange and commits
 //     nothing.
@@ -24,6 +25,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -37,8 +39,8 @@ var (
 	_ pipeline.BatchSeen = (*Seen)(nil)
 )
 
-// Records reports whether Settle can mark and release seen's keys: seen is the embedded Seen
-// of the same file.
+// Records reports whether Exchange can mark, release and claim seen's keys: seen is the
+// embedded Seen of the same file.
 func (q *Queue) Records(seen pipeline.Seen) bool {
 	s, ok := seen.(*Seen)
 	return ok && s != nil && s.db != nil && s.db.Path == q.db.Path
@@ -145,6 +147,9 @@ func (g *groupCommit) exchange(ctx context.Context, q *Queue, batch []pipeline.S
 		g.mu.Lock()
 	} else {
 		g.leading = true
+		g.mu.Unlock()
+		runtime.Gosched() // let exchanges that are about to arrive join this group
+		g.mu.Lock()
 	}
 	group := g.pending
 	g.pending = nil
@@ -195,9 +200,10 @@ type ack struct {
 	seq int64
 }
 
-// settleTx runs the requests' statements in tx: all sends in one INSERT, all marks in one, all
-// dropped claims in one DELETE, deletes in one statement per queue; dead letters and visibility
-// changes (rare) one by one; then each request's receive and claims.
+// settleTx runs the requests' statements in tx: all sends in one INSERT, all marks in another;
+// everything else row by row (SQLite runs a statement on a list of rows, IN (...) or RETURNING,
+// through temporary tables, which cost more than the few extra statements); then each request's
+// receive and claims.
 func settleTx(ctx context.Context, tx *sql.Tx, group []*settleReq) error {
 	now := time.Now().UnixNano()
 	var rows []any // 7 values per message
@@ -275,7 +281,7 @@ func settleTx(ctx context.Context, tx *sql.Tx, group []*settleReq) error {
 	}
 	for len(rows) > 0 {
 		n := min(len(rows)/7, insertChunk)
-		stmt := `INSERT INTO messages (id, queue, body, group_id, dedup_id, sent_at, visible_at) VALUES ` +
+		stmt := `INSERT OR FAIL INTO messages (id, queue, body, group_id, dedup_id, sent_at, visible_at) VALUES ` +
 			strings.Repeat(",(?,?,?,?,?,?,?)", n)[1:]
 		if _, err := tx.ExecContext(ctx, stmt, rows[:7*n]...); err != nil {
 			return err
@@ -288,9 +294,8 @@ func settleTx(ctx context.Context, tx *sql.Tx, group []*settleReq) error {
 			return err
 		}
 	}
-	if len(drops) > 0 {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM claims WHERE key IN (`+strings.Repeat(",?", len(drops))[1:]+`)`,
-			strArgs(drops)...); err != nil {
+	for _, k := range drops {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM claims WHERE key = ?`, k); err != nil {
 			return err
 		}
 	}
@@ -307,7 +312,6 @@ func settleTx(ctx context.Context, tx *sql.Tx, group []*settleReq) error {
 		if err != nil {
 			return err
 		}
-		DebugCounters.Settles.Add(1); DebugCounters.SettleItems.Add(int64(len(ds))); if len(ds) == 0 { DebugCounters.SettleGroups.Add(1) }
 		r.out.Deliveries = ds
 		r.out.Claims = make([]pipeline.ClaimState, len(ds))
 		if r.recv.Keys == nil || len(ds) == 0 {
@@ -336,38 +340,13 @@ func settleTx(ctx context.Context, tx *sql.Tx, group []*settleReq) error {
 // deleteTx deletes the acknowledged messages of queue name whose receipt is current, and records
 // a stale receipt error for the others.
 func deleteTx(ctx context.Context, tx *sql.Tx, name string, acks []ack) error {
-	args := make([]any, 0, 1+2*len(acks))
-	args = append(args, name)
 	for _, a := range acks {
-		args = append(args, a.seq)
-	}
-	for _, a := range acks {
-		args = append(args, a.r.batch[a.i].Receipt)
-	}
-	marks := strings.Repeat(",?", len(acks))[1:]
-	// A receipt is "<seq>.<random>": matching the seq list and the receipt list matches pairs.
-	rows, err := tx.QueryContext(ctx, `DELETE FROM messages WHERE queue = ? AND seq IN (`+marks+`)
-		AND receipt IN (`+marks+`) RETURNING seq`, args...)
-	if err != nil {
-		return err
-	}
-	gone := make(map[int64]bool, len(acks))
-	for rows.Next() {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
-			rows.Close()
+		ok, err := affected(tx.ExecContext(ctx, `DELETE FROM messages WHERE seq = ? AND queue = ? AND receipt = ?`,
+			a.seq, name, a.r.batch[a.i].Receipt))
+		if err != nil {
 			return err
 		}
-		gone[seq] = true
-	}
-	if err := rows.Close(); err != nil {
-		return err
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, a := range acks {
-		if !gone[a.seq] {
+		if !ok {
 			a.r.out.Acks[a.i] = fmt.Errorf("embedded queue %s: delete: %w", name, queue.ErrStaleReceipt)
 		}
 	}
@@ -423,22 +402,22 @@ func claimTx(ctx context.Context, tx *sql.Tx, keys []string, lease time.Duration
 	}
 	done := map[string]bool{}
 	taken := map[string]bool{}
-	marks := strings.Repeat(",?", len(uniq))[1:]
-	if err := collectKeys(ctx, tx, done, `SELECT key FROM handled WHERE key IN (`+marks+`)`, strArgs(uniq)...); err != nil {
-		return nil, err
-	}
-	var args []any
 	for _, k := range uniq {
-		if !done[k] {
-			args = append(args, k, now.Add(lease).UnixNano())
-		}
-	}
-	if len(args) > 0 {
-		if err := collectKeys(ctx, tx, taken, `INSERT INTO claims (key, expires) VALUES `+strings.Repeat(",(?,?)", len(args)/2)[1:]+`
-			ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE claims.expires < ?
-			RETURNING key`, append(args, now.UnixNano())...); err != nil {
+		var d bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM handled WHERE key = ?)`, k).Scan(&d); err != nil {
 			return nil, err
 		}
+		if d {
+			done[k] = true
+			continue
+		}
+		ok, err := affected(tx.ExecContext(ctx, `INSERT INTO claims (key, expires) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE claims.expires < ?`,
+			k, now.Add(lease).UnixNano(), now.UnixNano()))
+		if err != nil {
+			return nil, err
+		}
+		taken[k] = ok
 	}
 	for i, k := range keys {
 		switch {
@@ -452,24 +431,4 @@ func claimTx(ctx context.Context, tx *sql.Tx, keys []string, lease time.Duration
 		}
 	}
 	return out, nil
-}
-
-// collectKeys adds the first column of every row of query to set.
-func collectKeys(ctx context.Context, tx *sql.Tx, set map[string]bool, query string, args ...any) error {
-	rows, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			rows.Close()
-			return err
-		}
-		set[k] = true
-	}
-	if err := rows.Close(); err != nil {
-		return err
-	}
-	return rows.Err()
 }

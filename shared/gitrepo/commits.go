@@ -3,6 +3,7 @@ package gitrepo
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -82,4 +83,53 @@ func Root(dir string) (string, error) {
 		return "", err
 	}
 	return wt.Filesystem.Root(), nil
+}
+
+// DiffRange lists the files that differ between two commits of the repository containing dir
+// (before may be all zeros or "" for a new branch: everything in after counts as changed). It is
+// what a push whose payload truncated its commits or file lists is turned into.
+func DiffRange(dir, before, after string) ([]Change, error) {
+	r, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (%v)", dir, ErrNotRepository, err)
+	}
+	tree := func(rev string) (*object.Tree, error) {
+		if rev == "" || strings.Trim(rev, "0") == "" {
+			return nil, nil
+		}
+		h, err := r.ResolveRevision(plumbing.Revision(rev))
+		if err != nil {
+			return nil, fmt.Errorf("%s: revision %q: %w", dir, rev, err)
+		}
+		c, err := r.CommitObject(*h)
+		if err != nil {
+			return nil, fmt.Errorf("%s: commit %s: %w", dir, rev, err)
+		}
+		return c.Tree()
+	}
+	from, err := tree(before)
+	if err != nil {
+		return nil, err
+	}
+	to, err := tree(after)
+	if err != nil {
+		return nil, err
+	}
+	changes, err := object.DiffTree(from, to)
+	if err != nil {
+		return nil, err
+	}
+	var out []Change
+	for _, ch := range changes {
+		switch {
+		case ch.To.Name == "":
+			out = append(out, Change{Path: ch.From.Name, Removed: true})
+		case ch.From.Name != "" && ch.From.Name != ch.To.Name:
+			out = append(out, Change{Path: ch.From.Name, Removed: true}, Change{Path: ch.To.Name})
+		default:
+			out = append(out, Change{Path: ch.To.Name})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
 }

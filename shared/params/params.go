@@ -91,3 +91,10 @@ func TierFor(value string) string {
 	}
 	return TierStandard
 }
+
+// Historian is implemented by stores that keep every version (both do). History returns a
+// parameter's versions, oldest first, each with LastModifiedUser and Description as the store
+// recorded them — the only honest answer to "who changed it" for a change made outside Karma.
+type Historian interface {
+	History(ctx context.Context, name string) ([]Parameter, error)
+}

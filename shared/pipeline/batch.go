@@ -10,10 +10,11 @@ import (
 )
 
 // Batching. A transport that can settle several deliveries in one transaction implements Outbox
-// (the embedded queue does); the Runner then receives up to 10 messages at a time, claims their
-// idempotency keys in one round trip (BatchSeen), handles them, and ends each delivery with one
-// Settlement: its outputs sent, its key marked done and the delivery acknowledged, all committed
-// together. Other transports (SQS) are driven one message at a time through Process.
+// (the embedded queue does); the Runner then receives up to MaxBatch messages at a time with
+// their idempotency keys claimed in the same transaction, handles them, and ends each delivery
+// with a Settlement — its outputs sent, its key marked done, the delivery acknowledged — that
+// one Exchange commits together with the receipt (and claims) of the next batch. Other
+// transports (SQS) are driven one message at a time through Process. See outbox.go.
 
 // Outgoing is one message to send to one queue.
 type Outgoing struct {

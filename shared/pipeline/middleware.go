@@ -94,7 +94,7 @@ type InProgress struct{ Key string }
 func (e *InProgress) Error() string {
 	return "pipeline: " + e.Key + " is being handled by another worker"
 }
-func (e *InProgress) RetryAfter() time.Duration { return 200 * time.Millisecond }
+func (e *InProgress) RetryAfter() time.Duration { return time.Second }
 
 // Idempotency does the work of each idempotency key once per stage, even when duplicates of a
 // message arrive at the same time on several workers or processes:

@@ -403,8 +403,8 @@ func TestIdempotencyConcurrentDeliveriesRunOnce(t *testing.T) {
 			if ip.Key != "plan|request:cr-concurrent" {
 				t.Errorf("InProgress key = %q", ip.Key)
 			}
-			if ip.RetryAfter() != 200*time.Millisecond {
-				t.Errorf("RetryAfter = %v, want 200ms", ip.RetryAfter())
+			if ip.RetryAfter() != time.Second {
+				t.Errorf("RetryAfter = %v, want 1s", ip.RetryAfter())
 			}
 			if pipeline.Classify(err) != pipeline.Retry {
 				t.Errorf("Classify(InProgress) = %v, want retry", pipeline.Classify(err))

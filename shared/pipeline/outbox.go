@@ -20,9 +20,10 @@ import (
 // Exchanges that arrive together (other workers, other stages) may share a transaction.
 //
 // The delivery contract holds per message: its outputs are published in the transaction that
-// acknowledges it, or before (when handlers registered AfterPublish hooks, or Seen's marks live
+// acknowledges it, or before (when its handler registered AfterPublish hooks, or Seen's marks live
 // in another store: then the outputs are sent first, hooks and marks run, and the acknowledgement
-// follows), never after.
+// follows), never after. Within a batch, messages are handled one after the other as Process
+// would handle them: a message's hooks run before the next message is handled.
 
 // MaxBatch is the most messages the Runner receives at once (SQS's limit).
 const MaxBatch = 10
@@ -33,18 +34,19 @@ const receiveWait = time.Second
 
 // item is one delivery on its way through the batched runner.
 type item struct {
-	d       queue.Delivery
-	in      message.Envelope
-	key     string // idempotency key (stages with Seen)
-	claimed bool   // key claimed for this delivery
-	release bool   // the handler failed: give the claim back
-	decided bool   // action known before handling (malformed, duplicate, in progress)
-	out     []message.Envelope
-	sends   []Outgoing
-	hooks   *hooks
-	action  Action
-	err     error
-	qerr    error // the acknowledgement's error
+	d         queue.Delivery
+	in        message.Envelope
+	key       string // idempotency key (stages with Seen)
+	claimed   bool   // key claimed for this delivery
+	release   bool   // the handler failed: give the claim back
+	decided   bool   // action known before handling (malformed, duplicate, in progress)
+	out       []message.Envelope
+	sends     []Outgoing
+	handled   bool // the stage ran on it
+	published bool // sends committed ahead of the acknowledgement (AfterPublish hooks)
+	action    Action
+	err       error
+	qerr      error // the acknowledgement's error
 }
 
 func (it *item) decide(a Action, err error) { it.decided, it.action, it.err = true, a, err }
@@ -158,7 +160,7 @@ func (r *Runner) work(ctx, hctx context.Context, st Stage, ob Outbox, batch int,
 		if ctx.Err() == nil {
 			recv, parsed = r.receiving(st, ob, batch)
 		}
-		r.handle(hctx, st, items)
+		r.handle(hctx, st, ob, items)
 		next := r.settleItems(hctx, st, ob, items, recv)
 		if next != nil {
 			r.inFlight.Add(int64(len(next.Deliveries)))
@@ -230,8 +232,11 @@ func (r *Runner) claim(ctx context.Context, st Stage, ds []queue.Delivery) []*it
 	return items
 }
 
-// handle runs the stage on the items not yet decided and encodes the outputs of the handled ones.
-func (r *Runner) handle(ctx context.Context, st Stage, items []*item) {
+// handle runs the stage on the items not yet decided, in order, and encodes their outputs. A
+// message that registered AfterPublish hooks has its outputs (and every earlier one's) published
+// and its hooks run before the next message is handled, as Process would: a hook may record
+// what the next message's handler must see (resolve marks the decisions it announced).
+func (r *Runner) handle(ctx context.Context, st Stage, ob Outbox, items []*item) {
 	var todo []*item
 	for _, it := range items {
 		if !it.decided {
@@ -247,7 +252,8 @@ func (r *Runner) handle(ctx context.Context, st Stage, items []*item) {
 		var again []*item
 		for i, it := range todo {
 			if len(outs) == len(todo) && len(errs) == len(todo) && errs[i] == nil {
-				it.out, it.action = outs[i], Ack
+				it.out, it.action, it.handled = outs[i], Ack, true
+				r.encode(it)
 			} else {
 				again = append(again, it)
 			}
@@ -257,57 +263,65 @@ func (r *Runner) handle(ctx context.Context, st Stage, items []*item) {
 	for _, it := range todo {
 		hctx, h := withHooks(ctx)
 		it.out, it.err = st.Handler(hctx, it.in)
-		it.action, it.hooks = Classify(it.err), h
+		it.action, it.handled = Classify(it.err), true
 		it.release = it.err != nil && it.claimed
-	}
-	for _, it := range items {
-		if it.action == Ack {
-			var err error
-			if it.sends, err = outgoing(it.out); err != nil {
-				it.action, it.err = Retry, err // the claim stays until its lease, as after a failed publish
+		r.encode(it)
+		if it.action == Ack && len(h.fns) > 0 {
+			if r.publish(ctx, ob, items) {
+				if err := h.run(ctx); err != nil {
+					it.action, it.err = Retry, err
+				}
 			}
 		}
 	}
 }
 
-// settleItems publishes, marks and acknowledges items, and receives with recv: in one Exchange
-// when it can, else in two (outputs; then hooks and marks; then acknowledgements). It returns
-// what the last Exchange received (nil if it failed).
-func (r *Runner) settleItems(ctx context.Context, st Stage, ob Outbox, items []*item, recv *Receiving) *Exchanged {
-	records := st.Seen == nil || ob.Records(st.Seen)
-	twoPhase := !records
+// encode turns an acknowledged item's outputs into sends.
+func (r *Runner) encode(it *item) {
+	if it.action != Ack {
+		return
+	}
+	var err error
+	if it.sends, err = outgoing(it.out); err != nil {
+		it.action, it.err = Retry, err // the claim stays until its lease, as after a failed publish
+	}
+}
+
+// publish sends the outputs of the items handled so far that are not published yet, in one
+// Exchange; it reports whether they all are published now (if not, those items are to retry).
+func (r *Runner) publish(ctx context.Context, ob Outbox, items []*item) bool {
+	var pubs []Settlement
+	var pending []*item
 	for _, it := range items {
-		if it.action == Ack && it.hooks != nil && len(it.hooks.fns) > 0 {
-			twoPhase = true
+		if it.handled && it.action == Ack && !it.published {
+			pubs = append(pubs, Settlement{Sends: it.sends})
+			pending = append(pending, it)
 		}
 	}
-	if twoPhase {
-		var pubs []Settlement
-		var published []*item
-		for _, it := range items {
-			if it.action == Ack && len(it.sends) > 0 {
-				pubs = append(pubs, Settlement{Sends: it.sends})
-				published = append(published, it)
-			}
+	if len(pubs) == 0 {
+		return true
+	}
+	if _, err := r.exchange(ctx, ob, pubs, nil); err != nil {
+		for _, it := range pending {
+			it.action, it.err = Retry, Transient(fmt.Errorf("pipeline: publish: %w", err))
 		}
-		if len(pubs) > 0 {
-			if _, err := r.exchange(ctx, ob, pubs, nil); err != nil {
-				for _, it := range published {
-					it.action, it.err = Retry, Transient(fmt.Errorf("pipeline: publish: %w", err))
-				}
-			}
-		}
+		return false
+	}
+	for _, it := range pending {
+		it.published = true
+	}
+	return true
+}
+
+// settleItems marks and acknowledges items, publishes what is not published yet and receives
+// with recv, in one Exchange; when Seen's marks live in another store, the outputs are published
+// and the keys marked first. It returns what the Exchange received (nil if it failed).
+func (r *Runner) settleItems(ctx context.Context, st Stage, ob Outbox, items []*item, recv *Receiving) *Exchanged {
+	records := st.Seen == nil || ob.Records(st.Seen)
+	if !records {
+		r.publish(ctx, ob, items)
 		for _, it := range items {
-			if it.action != Ack {
-				continue
-			}
-			if it.hooks != nil {
-				if err := it.hooks.run(ctx); err != nil {
-					it.action, it.err = Retry, err
-					continue
-				}
-			}
-			if it.claimed && !records {
+			if it.action == Ack && it.claimed {
 				if err := st.Seen.Mark(ctx, it.key); err != nil {
 					it.action, it.err = Retry, err
 				}
@@ -319,7 +333,7 @@ func (r *Runner) settleItems(ctx context.Context, st Stage, ob Outbox, items []*
 		s := Settlement{Queue: st.Name, Receipt: it.d.ReceiptHandle, Action: it.action, RetryAfter: -1}
 		switch it.action {
 		case Ack:
-			if !twoPhase {
+			if !it.published {
 				s.Sends = it.sends
 			}
 			if it.claimed && records {
@@ -348,7 +362,7 @@ func (r *Runner) settleItems(ctx context.Context, st Stage, ob Outbox, items []*
 		case err != nil:
 			// Nothing was committed: every message comes back after its visibility timeout.
 			it.qerr = err
-			if it.action == Ack && !twoPhase {
+			if it.action == Ack && !it.published {
 				it.action, it.err = Retry, Transient(fmt.Errorf("pipeline: publish: %w", err))
 			}
 		case i < len(ex.Acks):

@@ -47,6 +47,7 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 		}
 		held := false
 		_, err := w.ChangeSets.Update(ctx, p.ChangeSetID, func(cs *changeset.ChangeSet) error {
+			held = false // the store may run this again after a lost race
 			n := cs.Nodes[p.Component]
 			if n == nil {
 				return pipeline.Permanent(fmt.Errorf("apply: %s is not in change set %s", p.Component, p.ChangeSetID))

@@ -1,0 +1,300 @@
+// Package changesettest is the conformance suite every changeset.Store passes: the embedded
+// SQLite store and the DynamoDB store (against DynamoDB Local or a real table).
+//
+// Contract of Run:
+//   - newStore is called once per subtest (the subtests run in parallel) and may return the same
+//     store every time: every subtest uses change set ids carrying its own random prefix, and
+//     List is checked only on those ids, so a long-lived table never collides with a rerun.
+//     Nothing is cleaned up.
+//   - Create is idempotent on the id: a second Create of the same id returns false and leaves
+//     the first document as it was.
+//   - Get and Update of an unknown id fail with an error matching changeset.ErrNotFound;
+//     Update then does not call fn.
+//   - Update is an atomic read-modify-write: concurrent Updates of one change set all land
+//     (none is lost), whether the store serialises them (a transaction) or retries them (a
+//     conditional write; fn may then run more than once, always on fresh state). When fn
+//     fails, its error is returned (errors.Is) and nothing is stored.
+//   - List returns change sets newest first (by CreatedAt).
+//   - A change set of a thousand components round-trips (the DynamoDB item limit is 400 KB).
+//   - Times are whole milliseconds in UTC, so a backend storing them as JSON round-trips them.
+package changesettest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/message"
+)
+
+// Run runs the suite as parallel subtests of t.
+func Run(t *testing.T, newStore func(t *testing.T) changeset.Store) {
+	t.Helper()
+	root := fmt.Sprintf("cst-%08x", rand.Uint32())
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s changeset.Store, p string)
+	}{
+		{"CreateGet", testCreateGet},
+		{"CreateIdempotent", testCreateIdempotent},
+		{"GetNotFound", testGetNotFound},
+		{"UpdateNotFound", testUpdateNotFound},
+		{"Update", testUpdate},
+		{"UpdateFnError", testUpdateFnError},
+		{"UpdateConcurrent", testUpdateConcurrent},
+		{"ListNewestFirst", testList},
+		{"ThousandComponents", testThousand},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t, newStore(t), root+"-"+strings.ToLower(tc.name))
+		})
+	}
+}
+
+// t0 is the base creation time (whole milliseconds, UTC).
+var t0 = time.Date(2025, 3, 14, 15, 9, 26, 535_000_000, time.UTC)
+
+// Sample builds a change set of n components in waves of 10: each component after the first
+// wave consumes two keys of two components of the previous wave and carries a resolved config
+// of a few hundred bytes, as resolve produces them. Shared with backend tests (sizes).
+func Sample(id string, n int) *changeset.ChangeSet {
+	cs := &changeset.ChangeSet{
+		ID: id, Env: "dev", CorrelationID: "corr-" + id, Source: message.SourceGit,
+		RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: "0123456789abcdef0123456789abcdef01234567", Keys: []string{"vpc_cidr"}}},
+		Actor:      message.Actor{Kind: "git", Name: "Ada Lovelace <ada@example.com>"},
+		CreatedAt:  t0, Nodes: map[string]*changeset.Node{},
+	}
+	comp := func(i int) string { return fmt.Sprintf("dev/service/component-%04d", i) }
+	for i := range n {
+		wave := i / 10
+		if wave >= len(cs.Waves) {
+			cs.Waves = append(cs.Waves, nil)
+		}
+		cs.Waves[wave] = append(cs.Waves[wave], comp(i))
+		cfg, _ := json.Marshal(map[string]any{
+			"type": "service", "nickname": fmt.Sprintf("component-%04d", i), "version": "1.4.2",
+			"inputs": map[string]any{"instance_type": "t3.medium", "min_size": 2, "max_size": 6,
+				"subnet_ids": "${dev/network/main.private_subnet_ids}", "tags": map[string]string{"team": "platform", "cost-center": "cc-1234"}},
+		})
+		node := &changeset.Node{Component: comp(i), Wave: wave, Root: wave == 0, Config: cfg,
+			ConfigHash: fmt.Sprintf("%064x", i), State: changeset.Pending, DeploymentID: changeset.DeploymentID(id, comp(i))}
+		if wave > 0 {
+			for _, up := range []int{(wave-1)*10 + i%10, (wave-1)*10 + (i+3)%10} {
+				node.Upstreams = append(node.Upstreams, changeset.Upstream{Component: comp(up), Consumes: []string{"private_subnet_ids", "security_group_id"}})
+				cs.Nodes[comp(up)].Dependents = append(cs.Nodes[comp(up)].Dependents, comp(i))
+			}
+		}
+		cs.Nodes[comp(i)] = node
+	}
+	return cs
+}
+
+func create(t *testing.T, s changeset.Store, cs *changeset.ChangeSet) {
+	t.Helper()
+	created, err := s.Create(t.Context(), cs)
+	if err != nil || !created {
+		t.Fatalf("Create(%s) = %v, %v; want true, nil", cs.ID, created, err)
+	}
+}
+
+func get(t *testing.T, s changeset.Store, id string) *changeset.ChangeSet {
+	t.Helper()
+	cs, err := s.Get(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", id, err)
+	}
+	return cs
+}
+
+// same compares two change sets as JSON (times compared as instants).
+func same(t *testing.T, what string, got, want *changeset.ChangeSet) {
+	t.Helper()
+	if !got.CreatedAt.Equal(want.CreatedAt) {
+		t.Errorf("%s: CreatedAt %v, want %v", what, got.CreatedAt, want.CreatedAt)
+	}
+	g, w := *got, *want
+	g.CreatedAt, w.CreatedAt = time.Time{}, time.Time{}
+	gb, _ := json.Marshal(g)
+	wb, _ := json.Marshal(w)
+	if string(gb) != string(wb) {
+		t.Errorf("%s differs:\n got %.2000s\nwant %.2000s", what, gb, wb)
+	}
+}
+
+func testCreateGet(t *testing.T, s changeset.Store, p string) {
+	cs := Sample(p+"-a", 12)
+	cs.Approved, cs.ApprovedBy, cs.AutoApprove = true, "bob", true
+	cs.Nodes[cs.Waves[1][0]].Causes = []message.Cause{{Kind: message.CauseDeployment, ID: "dep-1", Keys: []string{}}}
+	create(t, s, cs)
+	same(t, "Get after Create", get(t, s, cs.ID), cs)
+}
+
+func testCreateIdempotent(t *testing.T, s changeset.Store, p string) {
+	first := Sample(p+"-a", 3)
+	create(t, s, first)
+	second := Sample(p+"-a", 5)
+	second.Source = "other"
+	created, err := s.Create(t.Context(), second)
+	if err != nil || created {
+		t.Fatalf("second Create = %v, %v; want false, nil", created, err)
+	}
+	same(t, "Get after a second Create", get(t, s, first.ID), first)
+}
+
+func testGetNotFound(t *testing.T, s changeset.Store, p string) {
+	cs, err := s.Get(t.Context(), p+"-missing")
+	if !errors.Is(err, changeset.ErrNotFound) {
+		t.Fatalf("Get(missing) = %v, %v; want an error matching changeset.ErrNotFound", cs, err)
+	}
+}
+
+func testUpdateNotFound(t *testing.T, s changeset.Store, p string) {
+	called := false
+	_, err := s.Update(t.Context(), p+"-missing", func(*changeset.ChangeSet) error { called = true; return nil })
+	if !errors.Is(err, changeset.ErrNotFound) {
+		t.Errorf("Update(missing) = %v; want an error matching changeset.ErrNotFound", err)
+	}
+	if called {
+		t.Errorf("Update(missing) called fn")
+	}
+}
+
+func testUpdate(t *testing.T, s changeset.Store, p string) {
+	cs := Sample(p+"-a", 3)
+	create(t, s, cs)
+	root := cs.Waves[0][0]
+	got, err := s.Update(t.Context(), cs.ID, func(cs *changeset.ChangeSet) error {
+		cs.Approved, cs.ApprovedBy = true, "carol"
+		return cs.MarkApplied(root, []string{"private_subnet_ids"})
+	})
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if got == nil || !got.Approved || got.Nodes[root].State != changeset.Applied {
+		t.Fatalf("Update returned %+v; want the updated change set", got)
+	}
+	same(t, "Get after Update", get(t, s, cs.ID), got)
+	// A second update sees the first.
+	got2, err := s.Update(t.Context(), cs.ID, func(cs *changeset.ChangeSet) error {
+		if cs.ApprovedBy != "carol" {
+			return fmt.Errorf("fn saw ApprovedBy %q, want carol", cs.ApprovedBy)
+		}
+		cs.Rejected = "no"
+		return nil
+	})
+	if err != nil || got2.Rejected != "no" {
+		t.Fatalf("second Update = %+v, %v", got2, err)
+	}
+}
+
+func testUpdateFnError(t *testing.T, s changeset.Store, p string) {
+	cs := Sample(p+"-a", 3)
+	create(t, s, cs)
+	boom := errors.New("boom")
+	got, err := s.Update(t.Context(), cs.ID, func(cs *changeset.ChangeSet) error {
+		cs.Approved = true
+		return fmt.Errorf("refused: %w", boom)
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update with failing fn = %v, %v; want fn's error", got, err)
+	}
+	same(t, "Get after a failed Update", get(t, s, cs.ID), cs)
+}
+
+// testUpdateConcurrent: workers update one change set at the same time, each appending its
+// own cause to one node and setting its own node's state; every update must land.
+func testUpdateConcurrent(t *testing.T, s changeset.Store, p string) {
+	const workers = 16
+	cs := Sample(p+"-a", workers+1)
+	create(t, s, cs)
+	target := cs.Waves[0][0]
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := fmt.Sprintf("dev/service/component-%04d", i+1)
+			_, err := s.Update(t.Context(), cs.ID, func(cs *changeset.ChangeSet) error {
+				n := cs.Nodes[target]
+				n.Causes = append(n.Causes, message.Cause{Kind: message.CauseDeployment, ID: fmt.Sprintf("dep-%02d", i)})
+				cs.Nodes[mine].Detail = fmt.Sprintf("touched by %d", i)
+				return nil
+			})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent Update: %v", err)
+		}
+	}
+	got := get(t, s, cs.ID)
+	var ids []string
+	for _, c := range got.Nodes[target].Causes {
+		ids = append(ids, c.ID)
+	}
+	slices.Sort(ids)
+	var want []string
+	for i := range workers {
+		want = append(want, fmt.Sprintf("dep-%02d", i))
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("causes after %d concurrent updates = %v, want %v (an update was lost or applied twice)", workers, ids, want)
+	}
+	for i := range workers {
+		mine := fmt.Sprintf("dev/service/component-%04d", i+1)
+		if d := got.Nodes[mine].Detail; d != fmt.Sprintf("touched by %d", i) {
+			t.Errorf("%s detail = %q, want %q", mine, d, fmt.Sprintf("touched by %d", i))
+		}
+	}
+}
+
+func testList(t *testing.T, s changeset.Store, p string) {
+	offsets := map[string]time.Duration{"b": time.Hour, "a": 0, "c": 2 * time.Hour, "d": 90 * time.Minute}
+	for _, name := range []string{"b", "a", "c", "d"} { // created out of time order
+		cs := Sample(p+"-"+name, 2)
+		cs.CreatedAt = t0.Add(offsets[name])
+		create(t, s, cs)
+	}
+	all, err := s.List(t.Context())
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	var got []string
+	for _, cs := range all {
+		if strings.HasPrefix(cs.ID, p+"-") {
+			got = append(got, strings.TrimPrefix(cs.ID, p+"-"))
+			if len(cs.Nodes) != 2 {
+				t.Errorf("List: %s has %d nodes, want 2", cs.ID, len(cs.Nodes))
+			}
+		}
+	}
+	if want := []string{"c", "d", "b", "a"}; !slices.Equal(got, want) {
+		t.Errorf("List (ours) = %v, want newest first %v", got, want)
+	}
+}
+
+func testThousand(t *testing.T, s changeset.Store, p string) {
+	cs := Sample(p+"-big", 1000)
+	create(t, s, cs)
+	root := cs.Waves[0][0]
+	got, err := s.Update(t.Context(), cs.ID, func(cs *changeset.ChangeSet) error {
+		return cs.MarkApplied(root, []string{"private_subnet_ids"})
+	})
+	if err != nil {
+		t.Fatalf("Update of a 1,000-component change set: %v", err)
+	}
+	same(t, "Get of a 1,000-component change set", get(t, s, cs.ID), got)
+}

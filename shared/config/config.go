@@ -1,0 +1,133 @@
+// Package config is Karma's one documented configuration: which backend serves each store
+// (embedded or AWS), and where. Values come from an optional JSON file (KARMA_CONFIG) and are
+// overridden by environment variables; defaults are in one place (Defaults). Endpoints of AWS
+// services follow the SDK's own conventions (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_SSM, ...,
+// AWS_REGION, credentials chain); only Neptune, which the SDK does not address, has its own.
+// docs/configuration.md lists every variable.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Backends.
+const (
+	Embedded = "embedded"
+	AWS      = "aws"
+)
+
+// Config selects and locates every store.
+type Config struct {
+	// Repo is the config repository (a local checkout). KARMA_REPO.
+	Repo string `json:"repo"`
+	// StateDir holds the embedded state file (karma.db) and Terraform workspaces. KARMA_HOME.
+	StateDir string `json:"state_dir"`
+	// Prefix is the Parameter Store prefix (default from the repository's karma.json). KARMA_PREFIX.
+	Prefix string `json:"prefix"`
+	// Env is this account's environment (AWS mode: one account is one environment). KARMA_ENV.
+	Env string `json:"env"`
+
+	// Per-store backends: embedded or aws. KARMA_BACKEND sets them all at once.
+	Params string `json:"params"` // ssm in AWS. KARMA_PARAMS_BACKEND (also "none" for the CLI)
+	Queue  string `json:"queue"`  // SQS + EventBridge in AWS. KARMA_QUEUE_BACKEND
+	Graph  string `json:"graph"`  // Neptune in AWS (graph and lineage). KARMA_GRAPH_BACKEND
+	Audit  string `json:"audit"`  // DynamoDB in AWS. KARMA_AUDIT_BACKEND
+	State  string `json:"state"`  // DynamoDB in AWS (change sets, idempotency). KARMA_STATE_BACKEND
+
+	// AWS locations.
+	QueuePrefix      string `json:"queue_prefix"`      // SQS queue names: <prefix><stage>. KARMA_QUEUE_PREFIX
+	EventBus         string `json:"event_bus"`         // EventBridge bus ("" = publish straight to queues). KARMA_EVENT_BUS
+	NeptuneEndpoint  string `json:"neptune_endpoint"`  // wss://host:8182/gremlin. KARMA_NEPTUNE_ENDPOINT
+	NeptuneIAM       bool   `json:"neptune_iam"`       // sign the handshake with SigV4. KARMA_NEPTUNE_IAM
+	AuditTable       string `json:"audit_table"`       // KARMA_AUDIT_TABLE
+	ChangeSetTable   string `json:"change_set_table"`  // KARMA_CHANGE_SET_TABLE
+	IdempotencyTable string `json:"idempotency_table"` // KARMA_IDEMPOTENCY_TABLE
+}
+
+// Defaults returns the embedded default: everything in one SQLite file under .karma/.
+func Defaults() Config {
+	return Config{Repo: ".", StateDir: ".karma", Params: Embedded, Queue: Embedded, Graph: Embedded, Audit: Embedded, State: Embedded,
+		QueuePrefix: "karma-", AuditTable: "karma-audit", ChangeSetTable: "karma-change-sets", IdempotencyTable: "karma-idempotency"}
+}
+
+// Load reads KARMA_CONFIG (if set) over the defaults, then the environment over both.
+func Load(getenv func(string) string) (Config, error) {
+	c := Defaults()
+	if path := getenv("KARMA_CONFIG"); path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("KARMA_CONFIG: %w", err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			return c, fmt.Errorf("KARMA_CONFIG %s: %w", path, err)
+		}
+	}
+	if all := getenv("KARMA_BACKEND"); all != "" {
+		c.Params, c.Queue, c.Graph, c.Audit, c.State = all, all, all, all, all
+	}
+	str := func(dst *string, key string) {
+		if v := getenv(key); v != "" {
+			*dst = v
+		}
+	}
+	str(&c.Repo, "KARMA_REPO")
+	str(&c.StateDir, "KARMA_HOME")
+	str(&c.Prefix, "KARMA_PREFIX")
+	str(&c.Env, "KARMA_ENV")
+	str(&c.Params, "KARMA_PARAMS_BACKEND")
+	str(&c.Queue, "KARMA_QUEUE_BACKEND")
+	str(&c.Graph, "KARMA_GRAPH_BACKEND")
+	str(&c.Audit, "KARMA_AUDIT_BACKEND")
+	str(&c.State, "KARMA_STATE_BACKEND")
+	str(&c.QueuePrefix, "KARMA_QUEUE_PREFIX")
+	str(&c.EventBus, "KARMA_EVENT_BUS")
+	str(&c.NeptuneEndpoint, "KARMA_NEPTUNE_ENDPOINT")
+	str(&c.AuditTable, "KARMA_AUDIT_TABLE")
+	str(&c.ChangeSetTable, "KARMA_CHANGE_SET_TABLE")
+	str(&c.IdempotencyTable, "KARMA_IDEMPOTENCY_TABLE")
+	if v := getenv("KARMA_NEPTUNE_IAM"); v != "" {
+		c.NeptuneIAM = v == "true" || v == "1"
+	}
+	// "ssm" is accepted as a synonym of aws for the parameter store (the CLI's historic flag).
+	if c.Params == "ssm" {
+		c.Params = AWS
+	}
+	return c, c.Validate()
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(name, v string, allowed ...string) {
+		for _, a := range allowed {
+			if v == a {
+				return
+			}
+		}
+		errs = append(errs, fmt.Errorf("%s %q: want %s", name, v, strings.Join(allowed, " or ")))
+	}
+	check("params backend", c.Params, Embedded, AWS, "none")
+	check("queue backend", c.Queue, Embedded, AWS)
+	check("graph backend", c.Graph, Embedded, AWS)
+	check("audit backend", c.Audit, Embedded, AWS)
+	check("state backend", c.State, Embedded, AWS)
+	if c.Graph == AWS && c.NeptuneEndpoint == "" {
+		errs = append(errs, errors.New("graph backend aws needs KARMA_NEPTUNE_ENDPOINT"))
+	}
+	if c.Queue == AWS && c.QueuePrefix == "" {
+		errs = append(errs, errors.New("queue backend aws needs KARMA_QUEUE_PREFIX"))
+	}
+	return errors.Join(errs...)
+}
+
+// Embedded reports whether any store uses the embedded state file.
+func (c Config) UsesEmbedded() bool {
+	return c.Params == Embedded || c.Queue == Embedded || c.Graph == Embedded || c.Audit == Embedded || c.State == Embedded
+}

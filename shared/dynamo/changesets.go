@@ -1,0 +1,279 @@
+package dynamo
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/usekarma/karma/shared/changeset"
+)
+
+// Change set table attributes.
+const (
+	attrID        = "id"         // the change set id: the table's partition key
+	attrKind      = "kind"       // always "changeset": the by-created index's partition key
+	attrCreated   = "created"    // "<created_at, tsLayout>#<id>": the by-created index's sort key
+	attrDoc       = "doc"        // the change set as gzip-compressed JSON (binary)
+	attrDocBytes  = "doc_bytes"  // the JSON's size before compression (N), for operators
+	attrUpdatedAt = "updated_at" // when the item was last written (tsLayout), for operators
+	kindChangeSet = "changeset"
+)
+
+// IndexCreated is the change set table's index listing change sets by creation time.
+const IndexCreated = "by-created"
+
+// ChangeSetOptions tune ChangeSets; zero values take the defaults.
+type ChangeSetOptions struct {
+	// MaxAttempts bounds Update's optimistic retries when concurrent updates of the same change
+	// set keep winning (default 50); then Update fails with a transient *ConflictError.
+	MaxAttempts int
+}
+
+// ChangeSets is changeset.Store on one DynamoDB table, one item per change set:
+//
+//	id          S   partition key: the change set id
+//	version     N   1 on Create, +1 on every Update: the optimistic lock
+//	doc         B   the change set as JSON, gzip-compressed
+//	doc_bytes   N   the JSON's size before compression
+//	kind        S   "changeset"            } the KEYS_ONLY index by-created (List)
+//	created     S   "<created_at>#<id>"    }
+//	updated_at  S   time of the last write
+//
+// Update is a read-modify-write made atomic by a condition: GetItem (consistent), fn, then
+// PutItem on condition that version is still the one read; when another Update won meanwhile,
+// it starts again from a fresh read, with a jittered backoff, at most MaxAttempts times. fn may
+// therefore run more than once, each time on a freshly read change set: it must not depend on
+// state it changed in an earlier run (reset captured variables at its start).
+//
+// Size: a DynamoDB item holds at most 400 KB. The document is compressed (JSON of change sets
+// compresses about tenfold), so a change set of a thousand components with their resolved
+// configs fits with room to spare; a write that would not fit fails with a permanent
+// *TooLargeError naming the sizes, before anything is written.
+//
+// List is a Query of by-created (newest first) and BatchGetItem of the documents, 100 a
+// request; it reads every change set, as the embedded store does.
+type ChangeSets struct {
+	client API
+	table  string
+	opts   ChangeSetOptions
+}
+
+var _ changeset.Store = (*ChangeSets)(nil)
+
+// NewChangeSets returns the change set store on table.
+func NewChangeSets(client API, table string, opts ChangeSetOptions) *ChangeSets {
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 50
+	}
+	return &ChangeSets{client: client, table: table, opts: opts}
+}
+
+// Create stores cs unless a change set with its id exists (then created is false).
+func (s *ChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (bool, error) {
+	if cs == nil || cs.ID == "" {
+		return false, &ValidationError{Op: "change set create", Msg: "empty change set id"}
+	}
+	if len(cs.ID) > maxPartitionKey {
+		return false, &ValidationError{Op: "change set create", Msg: fmt.Sprintf("id longer than %d bytes", maxPartitionKey)}
+	}
+	item, err := s.item(cs, cs.ID, createdKey(cs), 1)
+	if err != nil {
+		return false, err
+	}
+	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                aws.String(s.table),
+		Item:                     item,
+		ConditionExpression:      aws.String("attribute_not_exists(#id)"),
+		ExpressionAttributeNames: map[string]string{"#id": attrID},
+	})
+	if isConditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrap("change set create", s.table, cs.ID, err)
+	}
+	return true, nil
+}
+
+// Get returns a change set; an unknown id gives an error matching changeset.ErrNotFound.
+func (s *ChangeSets) Get(ctx context.Context, id string) (*changeset.ChangeSet, error) {
+	cs, _, _, err := s.get(ctx, id)
+	return cs, err
+}
+
+func (s *ChangeSets) get(ctx context.Context, id string) (cs *changeset.ChangeSet, version int64, created string, err error) {
+	if id == "" {
+		return nil, 0, "", fmt.Errorf("dynamo: change set %q: %w", id, changeset.ErrNotFound)
+	}
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            map[string]types.AttributeValue{attrID: str(id)},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, 0, "", wrap("change set get", s.table, id, err)
+	}
+	if out.Item == nil {
+		return nil, 0, "", fmt.Errorf("dynamo: change set %s: %w", id, changeset.ErrNotFound)
+	}
+	cs, err = decodeChangeSet(out.Item)
+	if err == nil {
+		version, err = getNum(out.Item, attrVersion)
+	}
+	if err == nil {
+		created, err = getStr(out.Item, attrCreated)
+	}
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("dynamo: change set %s (table %s): unreadable item: %w", id, s.table, err)
+	}
+	return cs, version, created, nil
+}
+
+// Update applies fn to the stored change set and stores the result unless fn fails; see
+// ChangeSets for how it is made atomic.
+func (s *ChangeSets) Update(ctx context.Context, id string, fn func(*changeset.ChangeSet) error) (*changeset.ChangeSet, error) {
+	for attempt := 1; ; attempt++ {
+		cs, version, created, err := s.get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(cs); err != nil {
+			return nil, err
+		}
+		item, err := s.item(cs, id, created, version+1)
+		if err != nil {
+			return nil, err
+		}
+		_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName:                 aws.String(s.table),
+			Item:                      item,
+			ConditionExpression:       aws.String("#v = :v"),
+			ExpressionAttributeNames:  map[string]string{"#v": attrVersion},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(version)},
+		})
+		switch {
+		case err == nil:
+			return cs, nil
+		case !isConditionFailed(err):
+			return nil, wrap("change set update", s.table, id, err)
+		case attempt >= s.opts.MaxAttempts:
+			return nil, &ConflictError{Op: "change set update", Table: s.table, Key: id, Attempts: attempt}
+		}
+		sleep(ctx, attempt)
+		if err := ctx.Err(); err != nil {
+			return nil, wrap("change set update", s.table, id, err)
+		}
+	}
+}
+
+// List returns every change set, newest first (ties by id).
+func (s *ChangeSets) List(ctx context.Context) ([]*changeset.ChangeSet, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(IndexCreated),
+		KeyConditionExpression:    aws.String("#k = :k"),
+		ExpressionAttributeNames:  map[string]string{"#k": attrKind},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":k": str(kindChangeSet)},
+		ScanIndexForward:          aws.Bool(false),
+	}
+	var keys []map[string]types.AttributeValue
+	for {
+		out, err := s.client.Query(ctx, in)
+		if err != nil {
+			return nil, wrap("change set list", s.table, "", err)
+		}
+		for _, it := range out.Items {
+			keys = append(keys, map[string]types.AttributeValue{attrID: it[attrID]})
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	items, err := batchGet(ctx, s.client, s.table, keys)
+	if err != nil {
+		return nil, wrap("change set list", s.table, "", err)
+	}
+	out := make([]*changeset.ChangeSet, 0, len(items))
+	for _, it := range items {
+		cs, err := decodeChangeSet(it)
+		if err != nil {
+			id, _ := getStr(it, attrID)
+			return nil, fmt.Errorf("dynamo: change set %s (table %s): unreadable item: %w", id, s.table, err)
+		}
+		out = append(out, cs)
+	}
+	slices.SortFunc(out, func(a, b *changeset.ChangeSet) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// item is the stored form of cs under id.
+func (s *ChangeSets) item(cs *changeset.ChangeSet, id, created string, version int64) (map[string]types.AttributeValue, error) {
+	raw, err := json.Marshal(cs)
+	if err != nil {
+		return nil, &ValidationError{Op: "change set " + id, Msg: err.Error()}
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, _ = zw.Write(raw)
+	_ = zw.Close()
+	item := map[string]types.AttributeValue{
+		attrID:        str(id),
+		attrKind:      str(kindChangeSet),
+		attrCreated:   str(created),
+		attrVersion:   num(version),
+		attrDoc:       &types.AttributeValueMemberB{Value: buf.Bytes()},
+		attrDocBytes:  num(int64(len(raw))),
+		attrUpdatedAt: str(now().UTC().Format(tsLayout)),
+	}
+	if size := itemSize(item); size > MaxItemSize {
+		return nil, &TooLargeError{Table: s.table, Key: id, Size: size, Limit: MaxItemSize,
+			What: fmt.Sprintf("change set of %d components: %d bytes of JSON, %d gzip-compressed", len(cs.Nodes), len(raw), buf.Len())}
+	}
+	return item, nil
+}
+
+func createdKey(cs *changeset.ChangeSet) string {
+	t := cs.CreatedAt.UTC()
+	if t.Before(minTime) || t.After(maxTime) {
+		t = minTime
+	}
+	return t.Format(tsLayout) + "#" + cs.ID
+}
+
+func decodeChangeSet(it map[string]types.AttributeValue) (*changeset.ChangeSet, error) {
+	var raw []byte
+	switch d := it[attrDoc].(type) {
+	case *types.AttributeValueMemberB:
+		zr, err := gzip.NewReader(bytes.NewReader(d.Value))
+		if err != nil {
+			return nil, fmt.Errorf("attribute %s: %w", attrDoc, err)
+		}
+		if raw, err = io.ReadAll(zr); err != nil {
+			return nil, fmt.Errorf("attribute %s: %w", attrDoc, err)
+		}
+	case *types.AttributeValueMemberS: // plain JSON, as an operator may have written it
+		raw = []byte(d.Value)
+	default:
+		return nil, fmt.Errorf("attribute %s: missing or neither binary nor string", attrDoc)
+	}
+	var cs changeset.ChangeSet
+	if err := json.Unmarshal(raw, &cs); err != nil {
+		return nil, fmt.Errorf("attribute %s: %w", attrDoc, err)
+	}
+	return &cs, nil
+}

@@ -1,0 +1,138 @@
+package dynamo_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/changeset/changesettest"
+	"github.com/usekarma/karma/shared/dynamo"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/pipeline/seentest"
+)
+
+func TestChangeSetsConformance(t *testing.T) {
+	client, _ := newClient(t)
+	s := dynamo.NewChangeSets(client, newTables(t, client).ChangeSets, dynamo.ChangeSetOptions{})
+	changesettest.Run(t, func(t *testing.T) changeset.Store { return s })
+}
+
+func TestSeenConformance(t *testing.T) {
+	client, _ := newClient(t)
+	s := dynamo.NewSeen(client, newTables(t, client).Seen, dynamo.SeenOptions{})
+	seentest.Run(t, func(t *testing.T) pipeline.Seen { return s })
+}
+
+// The sizes behind the documented limit: what a 1,000-component change set takes.
+func TestChangeSetSizes(t *testing.T) {
+	client, _ := newClient(t)
+	table := newTables(t, client).ChangeSets
+	s := dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{})
+	for _, n := range []int{100, 1000, 3000} {
+		cs := changesettest.Sample(fmt.Sprintf("size-%d", n), n)
+		raw, _ := json.Marshal(cs)
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		_, _ = zw.Write(raw)
+		_ = zw.Close()
+		created, err := s.Create(t.Context(), cs)
+		t.Logf("%d components: %d bytes of JSON, %d gzipped: Create = %v, %v", n, len(raw), gz.Len(), created, err)
+		if n <= 1000 && (err != nil || !created) {
+			t.Errorf("a change set of %d components must fit: %v", n, err)
+		}
+	}
+}
+
+func TestChangeSetTooLarge(t *testing.T) {
+	client, c := newClient(t)
+	s := dynamo.NewChangeSets(client, newTables(t, client).ChangeSets, dynamo.ChangeSetOptions{})
+	cs := changesettest.Sample("huge", 60)
+	// Incompressible configs: 16 KB of random hex per component (gzip halves hex, no more).
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for _, n := range cs.Nodes {
+		blob := make([]byte, 8192)
+		for i := range blob {
+			blob[i] = byte(rnd.Uint32())
+		}
+		n.Config = json.RawMessage(`{"blob":"` + hex.EncodeToString(blob) + `"}`)
+	}
+	c.reset()
+	_, err := s.Create(t.Context(), cs)
+	var tooLarge *dynamo.TooLargeError
+	if !errors.As(err, &tooLarge) || pipeline.Classify(err) != pipeline.DeadLetter {
+		t.Fatalf("Create(oversized) = %v; want a permanent *dynamo.TooLargeError", err)
+	}
+	if ops := c.reset(); len(ops) != 0 {
+		t.Errorf("an oversized Create sent requests: %v", ops)
+	}
+	t.Log(err)
+	// Growing past the limit in Update fails the same way and leaves the stored one.
+	small := changesettest.Sample("grows", 2)
+	if _, err := s.Create(t.Context(), small); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Update(t.Context(), "grows", func(x *changeset.ChangeSet) error { x.Nodes = cs.Nodes; return nil })
+	if !errors.As(err, &tooLarge) {
+		t.Fatalf("Update(oversized) = %v; want *dynamo.TooLargeError", err)
+	}
+	if got, err := s.Get(t.Context(), "grows"); err != nil || len(got.Nodes) != 2 {
+		t.Fatalf("after a refused Update: %v nodes, %v", len(got.Nodes), err)
+	}
+}
+
+// Update gives up after MaxAttempts lost races with a transient *ConflictError.
+func TestChangeSetUpdateConflict(t *testing.T) {
+	client, _ := newClient(t)
+	s := dynamo.NewChangeSets(client, newTables(t, client).ChangeSets, dynamo.ChangeSetOptions{MaxAttempts: 3})
+	if _, err := s.Create(t.Context(), changesettest.Sample("c", 2)); err != nil {
+		t.Fatal(err)
+	}
+	runs := 0
+	_, err := s.Update(t.Context(), "c", func(cs *changeset.ChangeSet) error {
+		runs++
+		// Another writer wins every race.
+		_, err := s.Update(t.Context(), "c", func(cs *changeset.ChangeSet) error { cs.Rejected += "x"; return nil })
+		return err
+	})
+	var conflict *dynamo.ConflictError
+	if !errors.As(err, &conflict) || !pipeline.IsTransient(err) || runs != 3 {
+		t.Fatalf("Update always losing = %v after %d runs of fn; want a transient *dynamo.ConflictError after 3", err, runs)
+	}
+	got, _ := s.Get(t.Context(), "c")
+	if got.Rejected != "xxx" {
+		t.Errorf("Rejected = %q, want the other writer's three updates", got.Rejected)
+	}
+}
+
+// An operator may store a document as plain JSON (a string); it is read.
+func TestChangeSetPlainJSONDocument(t *testing.T) {
+	client, _ := newClient(t)
+	table := newTables(t, client).ChangeSets
+	s := dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{})
+	cs := changesettest.Sample("plain", 3)
+	if _, err := s.Create(t.Context(), cs); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(cs)
+	_, err := client.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{TableName: aws.String(table),
+		Key:                       map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: "plain"}},
+		UpdateExpression:          aws.String("SET doc = :d"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":d": &types.AttributeValueMemberS{Value: string(raw)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Update(t.Context(), "plain", func(cs *changeset.ChangeSet) error { cs.Approved = true; return nil })
+	if err != nil || !got.Approved || len(got.Nodes) != 3 {
+		t.Fatalf("Update of a plain JSON document = %+v, %v", got, err)
+	}
+}

@@ -1,0 +1,142 @@
+package dynamo
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/usekarma/karma/shared/pipeline"
+)
+
+// Seen table attributes and key prefixes.
+const (
+	attrExpires  = "expires"   // N: a claim's lease end, unix nanoseconds
+	attrTTL      = "ttl"       // N: unix seconds after which DynamoDB's TTL deletes the item
+	attrMarkedAt = "marked_at" // S: when a key was marked done (tsLayout)
+	claimPrefix  = "CLAIM#"
+	donePrefix   = "DONE#"
+	// claimGrace is how long after its lease ends a claim item is left for TTL to delete.
+	// Expiry itself is decided by expires, never by TTL, which deletes lazily (within days).
+	claimGrace = 24 * time.Hour
+)
+
+// SeenOptions tune Seen.
+type SeenOptions struct {
+	// DoneTTL, when positive, lets DynamoDB's TTL delete done markers that long after Mark. A
+	// message redelivered after that is handled again, so keep it well beyond the queues'
+	// retention (SQS keeps messages at most 14 days). Zero keeps them forever, as the
+	// embedded store does.
+	DoneTTL time.Duration
+}
+
+// Seen is pipeline.Seen on one DynamoDB table, two kinds of item per idempotency key:
+//
+//	pk CLAIM#<key>   expires (N, unix ns), ttl (N, unix s)   a claim; TTL removes it a day after it ran out
+//	pk DONE#<key>    marked_at, ttl if DoneTTL is set         the key is done
+//
+// Claim is a PutItem on condition attribute_not_exists(pk) OR expires < now: exactly one of
+// concurrent claimants wins, and a claim whose holder died is taken over once its lease has
+// run out (by the claimant's clock: keep worker clocks synchronised, as EC2 and Lambda do).
+// Mark is one TransactWriteItems putting the done marker and deleting the claim. Done is a
+// consistent GetItem. Claims and done markers are separate items so that TTL, which deletes
+// whole items, can never remove a done marker with a claim.
+type Seen struct {
+	client API
+	table  string
+	opts   SeenOptions
+}
+
+var _ pipeline.Seen = (*Seen)(nil)
+
+// NewSeen returns the idempotency store on table.
+func NewSeen(client API, table string, opts SeenOptions) *Seen {
+	return &Seen{client: client, table: table, opts: opts}
+}
+
+func (s *Seen) key(op, prefix, key string) (map[string]types.AttributeValue, error) {
+	if len(prefix)+len(key) > maxPartitionKey {
+		return nil, &ValidationError{Op: "seen " + op, Msg: fmt.Sprintf("key longer than %d bytes", maxPartitionKey-len(prefix))}
+	}
+	return map[string]types.AttributeValue{attrPK: str(prefix + key)}, nil
+}
+
+// Done reports whether key was marked.
+func (s *Seen) Done(ctx context.Context, key string) (bool, error) {
+	k, err := s.key("done", donePrefix, key)
+	if err != nil {
+		return false, err
+	}
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: k,
+		ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String("#pk"),
+		ExpressionAttributeNames: map[string]string{"#pk": attrPK}})
+	if err != nil {
+		return false, wrap("seen done", s.table, key, err)
+	}
+	return out.Item != nil, nil
+}
+
+// Claim takes key for lease unless a live claim holds it.
+func (s *Seen) Claim(ctx context.Context, key string, lease time.Duration) (bool, error) {
+	k, err := s.key("claim", claimPrefix, key)
+	if err != nil {
+		return false, err
+	}
+	t := now()
+	expires := t.Add(lease)
+	k[attrExpires] = num(expires.UnixNano())
+	k[attrTTL] = num(expires.Add(claimGrace).Unix())
+	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 aws.String(s.table),
+		Item:                      k,
+		ConditionExpression:       aws.String("attribute_not_exists(#pk) OR #e < :now"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#e": attrExpires},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(t.UnixNano())},
+	})
+	if isConditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrap("seen claim", s.table, key, err)
+	}
+	return true, nil
+}
+
+// Release drops a claim without marking.
+func (s *Seen) Release(ctx context.Context, key string) error {
+	k, err := s.key("release", claimPrefix, key)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: k})
+	return wrap("seen release", s.table, key, err)
+}
+
+// Mark records key as done and drops its claim, in one transaction.
+func (s *Seen) Mark(ctx context.Context, key string) error {
+	done, err := s.key("mark", donePrefix, key)
+	if err != nil {
+		return err
+	}
+	claim, _ := s.key("mark", claimPrefix, key)
+	t := now()
+	done[attrMarkedAt] = str(t.UTC().Format(tsLayout))
+	if s.opts.DoneTTL > 0 {
+		done[attrTTL] = num(t.Add(s.opts.DoneTTL).Unix())
+	}
+	in := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{TableName: aws.String(s.table), Item: done}},
+		{Delete: &types.Delete{TableName: aws.String(s.table), Key: claim}},
+	}}
+	// A claim written at the same moment cancels the transaction (TransactionConflict): retry.
+	for attempt := 1; ; attempt++ {
+		_, err = s.client.TransactWriteItems(ctx, in)
+		if err == nil || attempt == 5 || !IsTransient(err) || ctx.Err() != nil {
+			return wrap("seen mark", s.table, key, err)
+		}
+		sleep(ctx, attempt+2)
+	}
+}

@@ -1,0 +1,63 @@
+package embedded_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/changeset/changesettest"
+	"github.com/usekarma/karma/shared/embedded"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/pipeline/seentest"
+)
+
+func TestChangeSetsConformance(t *testing.T) {
+	changesettest.Run(t, func(t *testing.T) changeset.Store {
+		s, err := embedded.NewChangeSets(t.Context(), queueTestDB(t, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// All subtests on one file, as the suite allows.
+func TestChangeSetsConformanceSharedFile(t *testing.T) {
+	db := queueTestDB(t, "")
+	var once sync.Once
+	var s *embedded.ChangeSets
+	changesettest.Run(t, func(t *testing.T) changeset.Store {
+		once.Do(func() {
+			var err error
+			if s, err = embedded.NewChangeSets(t.Context(), db); err != nil {
+				t.Fatal(err)
+			}
+		})
+		return s
+	})
+}
+
+func TestSeenConformance(t *testing.T) {
+	seentest.Run(t, func(t *testing.T) pipeline.Seen {
+		s, err := embedded.NewSeen(t.Context(), queueTestDB(t, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestSeenConformanceSharedFile(t *testing.T) {
+	db := queueTestDB(t, "")
+	var once sync.Once
+	var s *embedded.Seen
+	seentest.Run(t, func(t *testing.T) pipeline.Seen {
+		once.Do(func() {
+			var err error
+			if s, err = embedded.NewSeen(t.Context(), db); err != nil {
+				t.Fatal(err)
+			}
+		})
+		return s
+	})
+}

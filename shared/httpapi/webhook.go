@@ -1,0 +1,235 @@
+// Package httpapi is Karma's HTTP layer: handlers that turn requests into messages and replies,
+// served by `karma serve` and, through API Gateway (HTTP API) events, by Lambda. Handlers know
+// the pipeline only as a Publisher: they verify, decode, deduplicate, and publish the root
+// change; everything downstream is the workers' business.
+//
+// POST /webhooks/git — Git push webhooks (GitHub, GitLab, Gitea, Forgejo):
+//
+//	202 {"status":"queued","change_id":…}      a push to a deploy branch changing configs
+//	200 {"status":"ignored","reason":…}        a tag, another branch, a deleted ref, a push
+//	                                            changing nothing Karma deploys (recorded in the
+//	                                            audit log)
+//	200 {"status":"pong"}                      ping
+//	200 {"status":"duplicate"}                 a delivery already accepted (same delivery id)
+//	400 / 401 / 413 / 415 {"error":…}          as shared/webhook decides; nothing enters the
+//	                                            pipeline; a 401 is audited as a security entry
+//	503 {"error":…}                            the pipeline could not be reached: the sender
+//	                                            retries the delivery
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/usekarma/karma/shared/audit"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/webhook"
+	"github.com/usekarma/karma/workers/ingest"
+)
+
+// RangeDiffer lists the files changed between two commits (for pushes whose payload truncated
+// commits or file lists): the repository itself, read with pure-Go git.
+type RangeDiffer interface {
+	DiffRange(ctx context.Context, repo webhook.RepoInfo, before, after string) ([]ingest.FileChange, error)
+}
+
+// Webhooks handles POST /webhooks/git.
+type Webhooks struct {
+	Secrets    webhook.Secrets
+	Branches   map[string]bool // branches that deploy (e.g. {"main": true})
+	Deliveries pipeline.Seen   // delivery ids already accepted
+	Publisher  pipeline.Publisher
+	Differ     RangeDiffer
+	Audit      audit.Log // security entries and ignored pushes
+	ModulesDir string
+	// AutoApprove: changes from pushes are applied without a review step (CI-driven teams).
+	AutoApprove bool
+	MaxBody     int64
+	Log         *slog.Logger
+	Now         func() time.Time
+}
+
+type reply struct {
+	Status   string `json:"status,omitempty"`
+	ChangeID string `json:"change_id,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+func write(w http.ResponseWriter, status int, r reply) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(r)
+}
+
+func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		write(w, http.StatusMethodNotAllowed, reply{Error: "POST only"})
+		return
+	}
+	ctx := r.Context()
+	limit := h.MaxBody
+	if limit <= 0 {
+		limit = webhook.DefaultMaxBody
+	}
+	body, err := webhook.ReadBody(r, limit)
+	if err != nil {
+		h.fail(ctx, w, r, err)
+		return
+	}
+	ev, err := webhook.Parse(r, body, h.Secrets)
+	if err != nil {
+		h.fail(ctx, w, r, err)
+		return
+	}
+	switch ev := ev.(type) {
+	case webhook.Ping:
+		write(w, http.StatusOK, reply{Status: "pong"})
+	case webhook.Ignored:
+		h.record(ctx, "trigger.ignored", ev.Provider, map[string]any{"kind": ev.Kind, "reason": ev.Reason})
+		write(w, http.StatusOK, reply{Status: "ignored", Reason: ev.Reason})
+	case webhook.Push:
+		h.push(ctx, w, ev)
+	default:
+		write(w, http.StatusBadRequest, reply{Error: fmt.Sprintf("unsupported event %T", ev)})
+	}
+}
+
+func (h *Webhooks) push(ctx context.Context, w http.ResponseWriter, p webhook.Push) {
+	ignore := func(reason string) {
+		h.record(ctx, "trigger.ignored", p.Provider, map[string]any{"ref": p.Ref, "after": p.After, "repo": p.Repo.FullName, "reason": reason})
+		write(w, http.StatusOK, reply{Status: "ignored", Reason: reason})
+	}
+	switch {
+	case p.Tag != "":
+		ignore("tag " + p.Tag + ": only branches deploy")
+		return
+	case p.Deleted:
+		ignore("branch " + p.Branch + " deleted: nothing to deploy")
+		return
+	case !h.Branches[p.Branch]:
+		ignore("branch " + p.Branch + " is not a deploy branch")
+		return
+	}
+	key := "webhook|" + webhook.DeliveryKey(p)
+	if webhook.DeliveryKey(p) != "" {
+		done, err := h.Deliveries.Done(ctx, key)
+		if err != nil {
+			write(w, http.StatusServiceUnavailable, reply{Error: "delivery store: " + err.Error()})
+			return
+		}
+		if done {
+			write(w, http.StatusOK, reply{Status: "duplicate"})
+			return
+		}
+	}
+	files, err := h.files(ctx, p)
+	if err != nil {
+		write(w, http.StatusServiceUnavailable, reply{Error: err.Error()})
+		return
+	}
+	author := p.Pusher
+	msg := ""
+	if n := len(p.Commits); n > 0 {
+		author, msg = p.Commits[n-1].Author, p.Commits[n-1].Message
+	}
+	msgs, err := ingest.FromCommit(ingest.Commit{SHA: p.After, Author: author, Message: msg, Branch: p.Branch,
+		Repo: p.Repo.FullName, Files: files, AutoApprove: h.AutoApprove}, h.ModulesDir)
+	if err != nil {
+		write(w, http.StatusBadRequest, reply{Error: err.Error()})
+		return
+	}
+	if len(msgs) == 0 {
+		ignore("the push changes nothing Karma deploys")
+		return
+	}
+	if err := h.Publisher.Publish(ctx, msgs...); err != nil {
+		write(w, http.StatusServiceUnavailable, reply{Error: "pipeline: " + err.Error()})
+		return
+	}
+	if webhook.DeliveryKey(p) != "" {
+		_ = h.Deliveries.Mark(ctx, key) // a lost mark only lets a redelivery through to ingest's own dedup
+	}
+	write(w, http.StatusAccepted, reply{Status: "queued", ChangeID: msgs[0].ID})
+}
+
+// files are the push's net changes, or, when the payload may be incomplete, the diff of
+// before..after in the repository itself.
+func (h *Webhooks) files(ctx context.Context, p webhook.Push) ([]ingest.FileChange, error) {
+	if p.Truncated {
+		if h.Differ == nil {
+			return nil, errors.New("the push payload is truncated and no repository is configured to diff it")
+		}
+		fs, err := h.Differ.DiffRange(ctx, p.Repo, p.Before, p.After)
+		if err != nil {
+			return nil, fmt.Errorf("diffing %s..%s: %w", short(p.Before), short(p.After), err)
+		}
+		return fs, nil
+	}
+	var out []ingest.FileChange
+	for _, f := range webhook.ChangedFiles(p) {
+		out = append(out, ingest.FileChange{Path: f.Path, Removed: f.Removed})
+	}
+	return out, nil
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+// fail replies with the status a webhook error carries; a 401 is audited as a security entry.
+func (h *Webhooks) fail(ctx context.Context, w http.ResponseWriter, r *http.Request, err error) {
+	var we *webhook.Error
+	status := http.StatusBadRequest
+	if errors.As(err, &we) {
+		status = we.Status
+	}
+	if status == http.StatusUnauthorized {
+		h.record(ctx, "security.webhook_rejected", "webhook", map[string]any{
+			"reason": err.Error(), "remote_addr": r.RemoteAddr, "user_agent": r.UserAgent(),
+			"event": firstNonEmpty(r.Header.Get("X-GitHub-Event"), r.Header.Get("X-Gitlab-Event"), r.Header.Get("X-Gitea-Event"), r.Header.Get("X-Forgejo-Event")),
+		})
+	}
+	write(w, status, reply{Error: err.Error()})
+}
+
+// record writes an audit entry outside any change (chain "security" or "triggers").
+func (h *Webhooks) record(ctx context.Context, typ, actor string, detail map[string]any) {
+	if h.Audit == nil {
+		return
+	}
+	now := time.Now().UTC()
+	if h.Now != nil {
+		now = h.Now().UTC()
+	}
+	id, _ := uuid.NewV7()
+	body, _ := json.Marshal(map[string]any{"type": typ, "occurred_at": now, "detail": detail})
+	chain := "triggers"
+	if typ == "security.webhook_rejected" {
+		chain = "security"
+	}
+	rec := audit.Record{MessageID: id.String(), Type: typ, Version: 1, Chain: chain, CorrelationID: id.String(),
+		ActorKind: "webhook", Actor: actor, OccurredAt: now, Body: body}
+	if _, err := h.Audit.Append(ctx, rec); err != nil && h.Log != nil {
+		h.Log.Warn("audit entry not written", "type", typ, "error", err)
+	}
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

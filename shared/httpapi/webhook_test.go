@@ -1,0 +1,218 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/usekarma/karma/shared/audit"
+	"github.com/usekarma/karma/shared/embedded"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/webhook"
+	"github.com/usekarma/karma/workers/ingest"
+)
+
+const secret = "s3cret"
+
+type capture struct {
+	mu   sync.Mutex
+	msgs []message.Envelope
+	fail error
+}
+
+func (c *capture) Publish(_ context.Context, msgs ...message.Envelope) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fail != nil {
+		return c.fail
+	}
+	c.msgs = append(c.msgs, msgs...)
+	return nil
+}
+
+type fakeDiffer struct{ files []ingest.FileChange }
+
+func (f fakeDiffer) DiffRange(context.Context, webhook.RepoInfo, string, string) ([]ingest.FileChange, error) {
+	return f.files, nil
+}
+
+func newHandler(t *testing.T) (*Webhooks, *capture, *embedded.AuditLog) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	seen, err := embedded.NewSeen(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := embedded.NewAuditLog(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &capture{}
+	h := &Webhooks{Secrets: webhook.StaticSecrets{"github:*": secret, "gitlab:*": secret}, Branches: map[string]bool{"main": true},
+		Deliveries: seen, Publisher: c, Audit: log, ModulesDir: "components",
+		Differ: fakeDiffer{files: []ingest.FileChange{{Path: "iac/prod/vpc/core/config.json"}}}}
+	return h, c, log
+}
+
+func githubPush(ref, before, after string, files ...string) []byte {
+	commit := map[string]any{"id": after, "message": "change", "timestamp": "2026-11-22T08:00:00Z",
+		"author": map[string]any{"name": "Ada", "email": "ada@example.com", "username": "ada"},
+		"added":  []string{}, "removed": []string{}, "modified": files}
+	p := map[string]any{"ref": ref, "before": before, "after": after, "created": false, "deleted": false, "forced": false,
+		"commits": []any{commit}, "head_commit": commit, "pusher": map[string]any{"name": "ada", "email": "ada@example.com"},
+		"repository": map[string]any{"full_name": "acme/config", "name": "config", "clone_url": "https://example.com/acme/config.git",
+			"owner": map[string]any{"login": "acme", "name": "acme"}}}
+	b, _ := json.Marshal(p)
+	return b
+}
+
+func sign(body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+func post(h http.Handler, body []byte, headers map[string]string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, "/webhooks/git", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+var (
+	sha1 = strings.Repeat("a", 40)
+	sha2 = strings.Repeat("b", 40)
+)
+
+func TestWebhookReplies(t *testing.T) {
+	t.Parallel()
+	push := githubPush("refs/heads/main", sha1, sha2, "iac/prod/vpc/core/config.json")
+	cases := []struct {
+		name    string
+		body    []byte
+		headers map[string]string
+		status  int
+		want    string
+		queued  int
+	}{
+		{"push to main", push, map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "d1", "X-Hub-Signature-256": sign(push)}, 202, `"queued"`, 1},
+		{"bad signature", push, map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "d2", "X-Hub-Signature-256": "sha256=00"}, 401, "error", 0},
+		{"no signature", push, map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "d3"}, 401, "error", 0},
+		{"other branch", githubPush("refs/heads/dev", sha1, sha2, "iac/prod/vpc/core/config.json"), nil, 200, "not a deploy branch", 0},
+		{"tag", githubPush("refs/tags/v1", sha1, sha2), nil, 200, "only branches deploy", 0},
+		{"nothing deployable", githubPush("refs/heads/main", sha1, sha2, "README.md"), nil, 200, "changes nothing", 0},
+		{"truncated body", push[:len(push)/2], map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "d4", "X-Hub-Signature-256": sign(push[:len(push)/2])}, 400, "error", 0},
+		{"unknown event", []byte(`{"zen":"x"}`), map[string]string{"X-GitHub-Event": "issues", "X-GitHub-Delivery": "d5", "X-Hub-Signature-256": sign([]byte(`{"zen":"x"}`))}, 200, "ignored", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			h, cap, _ := newHandler(t)
+			headers := c.headers
+			if headers == nil {
+				headers = map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "dx", "X-Hub-Signature-256": sign(c.body)}
+			}
+			w := post(h, c.body, headers)
+			if w.Code != c.status || !strings.Contains(w.Body.String(), c.want) {
+				t.Errorf("status %d body %s, want %d containing %s", w.Code, w.Body, c.status, c.want)
+			}
+			if len(cap.msgs) != c.queued {
+				t.Errorf("queued %d messages, want %d", len(cap.msgs), c.queued)
+			}
+		})
+	}
+}
+
+func TestWebhookReplayAndSecurityAudit(t *testing.T) {
+	t.Parallel()
+	h, cap, log := newHandler(t)
+	push := githubPush("refs/heads/main", sha1, sha2, "iac/prod/vpc/core/config.json")
+	headers := map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "same", "X-Hub-Signature-256": sign(push)}
+	if w := post(h, push, headers); w.Code != 202 {
+		t.Fatalf("first delivery: %d %s", w.Code, w.Body)
+	}
+	if w := post(h, push, headers); w.Code != 200 || !strings.Contains(w.Body.String(), "duplicate") {
+		t.Errorf("replay: %d %s", w.Code, w.Body)
+	}
+	if len(cap.msgs) != 1 {
+		t.Errorf("a replayed delivery entered the pipeline: %d messages", len(cap.msgs))
+	}
+	var p message.ChangeDetected
+	if err := message.Decode(cap.msgs[0], &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Commit.SHA != sha2 || p.Commit.Author != "Ada <ada@example.com>" || p.Commit.Branch != "main" || strings.Join(p.Files, ",") != "iac/prod/vpc/core/config.json" {
+		t.Errorf("change.detected = %+v %+v", p, p.Commit)
+	}
+	headers["X-Hub-Signature-256"] = "sha256=" + strings.Repeat("0", 64)
+	headers["X-GitHub-Delivery"] = "forged"
+	if w := post(h, push, headers); w.Code != 401 {
+		t.Fatalf("forged: %d", w.Code)
+	}
+	recs, err := log.Query(context.Background(), audit.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var security int
+	for _, r := range recs {
+		if r.Chain == "security" && r.Type == "security.webhook_rejected" {
+			security++
+		}
+	}
+	if security != 1 {
+		t.Errorf("security entries = %d, want 1 (%+v)", security, recs)
+	}
+}
+
+func TestWebhookTruncatedPushIsDiffed(t *testing.T) {
+	t.Parallel()
+	h, cap, _ := newHandler(t)
+	// GitLab: total_commits_count larger than the commits sent -> truncated.
+	body := []byte(fmt.Sprintf(`{"object_kind":"push","event_name":"push","before":%q,"after":%q,"ref":"refs/heads/main",
+		"user_username":"ada","project":{"path_with_namespace":"acme/config","git_http_url":"https://example.com/acme/config.git"},
+		"commits":[{"id":%q,"message":"m","timestamp":"2026-11-22T08:00:00Z","author":{"name":"Ada","email":"ada@example.com"},
+		"added":[],"modified":["README.md"],"removed":[]}],"total_commits_count":30,"repository":{"name":"config"}}`, sha1, sha2, sha2))
+	w := post(h, body, map[string]string{"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": secret, "Idempotency-Key": "k1"})
+	if w.Code != 202 {
+		t.Fatalf("status %d %s", w.Code, w.Body)
+	}
+	var p message.ChangeDetected
+	message.Decode(cap.msgs[0], &p)
+	if strings.Join(p.Files, ",") != "iac/prod/vpc/core/config.json" {
+		t.Errorf("files = %v: the repository diff must replace the truncated payload", p.Files)
+	}
+}
+
+func TestWebhookPipelineDownIs503(t *testing.T) {
+	t.Parallel()
+	h, cap, _ := newHandler(t)
+	cap.fail = fmt.Errorf("queue unreachable")
+	push := githubPush("refs/heads/main", sha1, sha2, "iac/prod/vpc/core/config.json")
+	headers := map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "d9", "X-Hub-Signature-256": sign(push)}
+	if w := post(h, push, headers); w.Code != 503 {
+		t.Fatalf("status %d", w.Code)
+	}
+	cap.fail = nil
+	if w := post(h, push, headers); w.Code != 202 {
+		t.Errorf("the sender's retry must be accepted once the pipeline is back: %d %s", w.Code, w.Body)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package neptune
+
+const raceDetector = false
