@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := .cache/bin
 
-.PHONY: demo test bench build vet fmt-check clean peers peers-stop
+.PHONY: demo test bench build vet fmt-check clean peers peers-stop lambda
 
 ## demo: the main job on the embedded default (one SQLite file under .karma-demo/)
 demo: build
@@ -24,6 +24,13 @@ peers:
 
 peers-stop:
 	@scripts/peers.sh stop
+
+## lambda: the one Lambda binary (bootstrap, provided.al2023) zipped for arm64 and amd64 in dist/
+lambda:
+	@for a in arm64 amd64; do \
+	  mkdir -p dist/$$a && GOOS=linux GOARCH=$$a CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -tags lambda.norpc -o dist/$$a/bootstrap ./cmd/lambda && \
+	  (cd dist/$$a && rm -f ../karma-lambda-$$a.zip && zip -q -j ../karma-lambda-$$a.zip bootstrap) && echo "dist/karma-lambda-$$a.zip"; \
+	done
 
 ## bench: benchmarks whose figures go into docs/performance.md
 bench:

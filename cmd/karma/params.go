@@ -78,7 +78,7 @@ the commit it came from in the parameter's description. An unchanged config is n
 				}
 				name := model.ConfigParam(res.Repo.Settings.Prefix, comp.Type, comp.Nickname)
 				in := params.PutInput{Name: name, Value: string(comp.Resolved), Tier: params.TierFor(string(comp.Resolved)),
-					Description: provenance(commit, comp.File()), User: localUser()}
+					Description: params.Provenance("commit="+commit+" file="+comp.File(), string(comp.Resolved)), User: localUser()}
 				if dryRun {
 					fmt.Fprintf(c.OutOrStdout(), "would publish %s (%s, %d bytes)\n", name, comp.Env, len(comp.Resolved))
 					continue
@@ -110,15 +110,6 @@ func envLabel(env string) string {
 		return "any environment"
 	}
 	return "environment " + env
-}
-
-// provenance is the parameter description: where the value came from (at most 1024 chars).
-func provenance(commit, file string) string {
-	d := "karma: commit=" + commit + " file=" + file
-	if len(d) > 1024 {
-		d = d[:1024]
-	}
-	return d
 }
 
 func newParamsListCmd(g *globals) *cobra.Command {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"github.com/usekarma/karma/shared/config"
 	"github.com/usekarma/karma/shared/queue"
 	"github.com/usekarma/karma/shared/terraform"
 )
@@ -36,16 +37,34 @@ publishes their resolved config to Parameter Store and deploys what a change aff
 		Args:          argsUsage(cobra.NoArgs),
 		RunE:          func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
+	// Defaults come from the one configuration (docs/configuration.md): KARMA_CONFIG file, then
+	// environment variables; flags override both.
+	cfg, cfgErr := config.Load(os.Getenv)
+	paramsDefault := cfg.Params
+	if paramsDefault == config.AWS {
+		paramsDefault = "ssm"
+	}
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		if cfgErr != nil {
+			return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("configuration: %w", cfgErr)}
+		}
+		if cfg.Queue != config.Embedded || cfg.Graph != config.Embedded || cfg.Audit != config.Embedded || cfg.State != config.Embedded {
+			return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("configuration: the CLI runs the pipeline on the embedded stores; " +
+				"queue, graph, audit and state backends \"aws\" are served by the Lambda functions (cmd/lambda, terraform/)")}
+		}
+		return nil
+	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.repo, "repo", envOr("KARMA_REPO", "."), "config repository (holds iac/ and account_environments/) [KARMA_REPO]")
-	pf.StringVar(&g.stateDir, "state-dir", envOr("KARMA_HOME", ".karma"), "embedded state directory (one SQLite file) [KARMA_HOME]")
-	pf.StringVar(&g.prefix, "prefix", os.Getenv("KARMA_PREFIX"), "Parameter Store prefix (default from karma.json, else /iac) [KARMA_PREFIX]")
-	pf.StringVar(&g.paramsBackend, "params-backend", envOr("KARMA_PARAMS_BACKEND", "embedded"), "parameter store: embedded | ssm | none [KARMA_PARAMS_BACKEND]")
+	pf.StringVar(&g.repo, "repo", cfg.Repo, "config repository (holds iac/ and account_environments/) [KARMA_REPO]")
+	pf.StringVar(&g.stateDir, "state-dir", cfg.StateDir, "embedded state directory (one SQLite file) [KARMA_HOME]")
+	pf.StringVar(&g.prefix, "prefix", cfg.Prefix, "Parameter Store prefix (default from karma.json, else /iac) [KARMA_PREFIX]")
+	pf.StringVar(&g.paramsBackend, "params-backend", paramsDefault, "parameter store: embedded | ssm | none [KARMA_PARAMS_BACKEND]")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{cmd: c.CommandPath(), err: err}
 	})
 	root.AddCommand(newGraphCmd(g), newImpactCmd(g), newParamsCmd(g), newProposeChangeCmd(g), newPlanCmd(g), newApplyCmd(g),
 		newIngestCmd(g), newLineageCmd(g), newAuditCmd(g), newDLQCmd(g))
+	root.AddCommand(newServeCmd(g))
 	return root
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/graph"
@@ -16,6 +17,7 @@ type session struct {
 	g      *globals
 	db     *embedded.DB
 	ssm    params.Store
+	mu     sync.Mutex // guards db and stores: stages open them concurrently
 	stores map[string]params.Store
 }
 
@@ -33,6 +35,12 @@ func (g *globals) open(ctx context.Context) (*session, error) {
 
 // embeddedDB opens the state file on first use.
 func (s *session) embeddedDB() (*embedded.DB, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.embeddedDBLocked()
+}
+
+func (s *session) embeddedDBLocked() (*embedded.DB, error) {
 	if s.db != nil {
 		return s.db, nil
 	}
@@ -54,10 +62,12 @@ func (s *session) params(env string) (params.Store, error) {
 	case "ssm":
 		return s.ssm, nil
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if st, ok := s.stores[env]; ok {
 		return st, nil
 	}
-	db, err := s.embeddedDB()
+	db, err := s.embeddedDBLocked()
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,8 @@
 //
 // Environment:
 //
-//	KARMA_STAGE         resolve | graph-write | plan | apply | audit
+//	KARMA_STAGE         resolve | graph-write | plan | apply | audit, or webhook: Git webhooks
+//	                    behind API Gateway (HTTP API) instead of SQS, see webhook.go
 //	KARMA_EVENT_BUS     the EventBridge bus outputs go to (name or ARN)
 //	KARMA_QUEUE_PREFIX  the queues' name prefix, e.g. "karma-prod-" (dead letters are named by
 //	                    the queue name without it, as `karma dlq list` shows them)
@@ -57,7 +58,7 @@ func main() {
 		log.Error("karma lambda: cannot start: AWS config", "error", err)
 		os.Exit(1)
 	}
-	h, err := setup(ctx, cfg, os.Getenv, stageBuilders(newBackends(cfg, os.Getenv, log)))
+	h, err := lambdaHandler(ctx, cfg, os.Getenv, log) // SQS batches, or API Gateway events for KARMA_STAGE=webhook
 	if err != nil {
 		log.Error("karma lambda: cannot start", "stage", os.Getenv("KARMA_STAGE"), "error", err)
 		os.Exit(1)

@@ -58,7 +58,7 @@ func TestSetupErrors(t *testing.T) {
 			"stage audit cannot start: backend not wired into this binary yet: the audit log (DynamoDB)"},
 		{"graph-write names every missing backend", map[string]string{"KARMA_STAGE": "graph-write", "KARMA_EVENT_BUS": "b"},
 			"the config repository (a checkout of the change's commit), the graph store (Neptune), the lineage store (Neptune), idempotency records (DynamoDB)"},
-		{"ingest", map[string]string{"KARMA_STAGE": "ingest", "KARMA_EVENT_BUS": "b"}, "not fed by SQS"},
+		{"ingest", map[string]string{"KARMA_STAGE": "ingest", "KARMA_EVENT_BUS": "b"}, "not a pipeline handler"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, err := setup(t.Context(), awsConfig(""), env(tc.vars), builders)

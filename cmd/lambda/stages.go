@@ -240,8 +240,8 @@ func stageBuilders(b *backends) map[string]func(context.Context) (pipeline.Stage
 			return b.stage(pipeline.StageApply, (&apply.Worker{ChangeSets: p.changeSets, Params: p.params, Runner: p.runner, Workspaces: p.ws}).Handle, seen), nil
 		},
 		pipeline.StageIngest: func(context.Context) (pipeline.Stage, error) {
-			return pipeline.Stage{}, fmt.Errorf("stage ingest is not fed by SQS: it runs behind API Gateway (Git webhooks) " +
-				"and EventBridge (Parameter Store changes), which this binary does not serve yet")
+			return pipeline.Stage{}, fmt.Errorf("stage ingest is not a pipeline handler: it is served by KARMA_STAGE=ingest " +
+				"(Parameter Store events from SQS), reconcile (scheduled) and webhook (API Gateway)")
 		},
 	}
 }

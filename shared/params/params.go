@@ -16,7 +16,10 @@ package params
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -97,4 +100,35 @@ func TierFor(value string) string {
 // recorded them — the only honest answer to "who changed it" for a change made outside Karma.
 type Historian interface {
 	History(ctx context.Context, name string) ([]Parameter, error)
+}
+
+// Provenance is the description Karma writes with a value it publishes: "karma: <what>
+// sha256=<first 16 hex digits of the value's SHA-256>". The hash ties the description to the
+// value: Parameter Store keeps a description when someone else later overwrites the value
+// without one, and the hash then no longer matches (IsKarmaWrite is false).
+func Provenance(what, value string) string {
+	d := "karma: " + what + " sha256=" + valueHash(value)
+	if len(d) > 1024 {
+		d = d[:1024]
+	}
+	return d
+}
+
+// IsKarmaWrite reports whether a parameter version was written by Karma: its description is
+// Karma's provenance for exactly this value. Such writes are consequences of a deployment already
+// under way, not new changes.
+func IsKarmaWrite(description, value string) bool {
+	if !strings.HasPrefix(description, "karma: ") {
+		return false
+	}
+	i := strings.LastIndex(description, " sha256=")
+	if i < 0 {
+		return false
+	}
+	return description[i+len(" sha256="):] == valueHash(value)
+}
+
+func valueHash(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(sum[:8])
 }

@@ -152,14 +152,15 @@ func (w *Worker) finish(ctx context.Context, store params.Store, in message.Enve
 		return o, nil
 	}
 	_, typ, nick := splitComponent(p.Component)
-	desc := "karma: deployment=" + p.DeploymentID + " change=" + p.ChangeSetID
+	what := "deployment=" + p.DeploymentID + " change=" + p.ChangeSetID
 	user := "karma:" + in.Actor.Name
-	r, err := store.Put(ctx, params.PutInput{Name: model.RuntimeParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Runtime), Description: desc, User: user})
+	r, err := store.Put(ctx, params.PutInput{Name: model.RuntimeParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Runtime),
+		Description: params.Provenance(what, string(o.Runtime)), User: user})
 	if err != nil {
 		return o, err
 	}
 	if len(o.Config) > 0 {
-		if _, err := store.Put(ctx, params.PutInput{Name: model.ConfigParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Config), Description: desc, User: user}); err != nil {
+		if _, err := store.Put(ctx, params.PutInput{Name: model.ConfigParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Config), Description: params.Provenance(what, string(o.Config)), User: user}); err != nil {
 			return o, err
 		}
 	}

@@ -292,7 +292,8 @@ func TestApplyPublishesRuntimeAndConfig(t *testing.T) {
 				t.Errorf("runtime hash %s, want %s", p.RuntimeHash, hash)
 			}
 			if tt.previous == "" {
-				if rt.Description != "karma: deployment="+dep+" change="+s.csID || rt.LastModifiedUser != "karma:"+gitActor.Name {
+				if !strings.HasPrefix(rt.Description, "karma: deployment="+dep+" change="+s.csID+" sha256=") || !params.IsKarmaWrite(rt.Description, rt.Value) ||
+					rt.LastModifiedUser != "karma:"+gitActor.Name {
 					t.Errorf("provenance %q by %q", rt.Description, rt.LastModifiedUser)
 				}
 			}

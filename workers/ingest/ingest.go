@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/params"
 )
 
 // ErrInvalid marks bad input: the caller answers 400 / exit 2 and nothing enters the pipeline.
@@ -170,7 +171,7 @@ func FromParameter(pc ParameterChange) ([]message.Envelope, error) {
 	if pc.Operation != "" && pc.Operation != "Create" && pc.Operation != "Update" {
 		return nil, nil
 	}
-	if strings.HasPrefix(pc.Description, "karma: ") {
+	if params.IsKarmaWrite(pc.Description, string(pc.Value)) {
 		return nil, nil
 	}
 	p := message.ChangeDetected{Source: message.SourceParameter, Components: []message.ComponentRef{{Type: parts[0], Nickname: parts[1]}},

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/workers/ingest"
 )
 
@@ -48,6 +49,11 @@ func TestFromRequest(t *testing.T) {
 		{"request id defaults to the message id", ingest.Request{Env: "dev", Actor: ada, Configs: map[string][]byte{
 			"s3-bucket/assets": []byte(`{"versioning": true}`),
 		}}, ""},
+	}
+	// Karma's description kept by Parameter Store while someone else overwrote the value: a change.
+	if msgs, err := ingest.FromParameter(ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/config", Version: 6,
+		Description: params.Provenance("commit="+sha1+" file=x", `{"a":1}`), Value: []byte(`{"a":2}`)}); err != nil || len(msgs) != 1 {
+		t.Errorf("a stale Karma description over someone else's value must count as a change: %v %v", msgs, err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -325,11 +331,11 @@ func TestFromParameterIgnored(t *testing.T) {
 		{"delete", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/config", Version: 4, Operation: "Delete"}},
 		{"label", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/config", Version: 4, Operation: "LabelParameterVersion"}},
 		{"runtime karma wrote", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/runtime", Version: 5, Operation: "Update",
-			Description: "karma: deployment=dep-9380611eaf9e90af change=019cebab-87be-76cd-9c22-2d20c23174d0", Value: value}},
+			Description: params.Provenance("deployment=dep-9380611eaf9e90af change=019cebab-87be-76cd-9c22-2d20c23174d0", string(value)), Value: value}},
 		{"config karma wrote", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/config", Version: 5,
-			Description: "karma: commit=" + sha1 + " file=iac/prod/vpc/core/config.json"}},
+			Description: params.Provenance("commit="+sha1+" file=iac/prod/vpc/core/config.json", "")}},
 		{"karma provenance even with an invalid runtime", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/runtime", Version: 5,
-			Description: "karma: deployment=dep-1", Value: []byte("not json")}},
+			Description: params.Provenance("deployment=dep-1", "not json"), Value: []byte("not json")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -62,7 +62,7 @@ func TestParameterEvents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pe, st, pub, _ := newEvents(t)
-	put(t, st, "/iac/route53-zone/main/runtime", `{"zone_id":"Z1","name_servers":["a"]}`, "karma:ci", "karma: deployment=dep-1 change=c")
+	put(t, st, "/iac/route53-zone/main/runtime", `{"zone_id":"Z1","name_servers":["a"]}`, "karma:ci", params.Provenance("deployment=dep-1 change=c", `{"zone_id":"Z1","name_servers":["a"]}`))
 	// Karma wrote it: its consequence is already under way.
 	if msgs, err := pe.Handle(ctx, paramEvent("/iac/route53-zone/main/runtime", "Update")); err != nil || len(msgs) != 0 {
 		t.Fatalf("karma's own write: %v %v", msgs, err)
@@ -117,7 +117,7 @@ func TestReconcileCatchesMissedEvents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pe, st, _, done := newEvents(t)
-	put(t, st, "/iac/vpc/core/config", `{"cidr":"10.0.0.0/16"}`, "karma:ci", "karma: commit=abc file=x")
+	put(t, st, "/iac/vpc/core/config", `{"cidr":"10.0.0.0/16"}`, "karma:ci", params.Provenance("commit=abc file=x", `{"cidr":"10.0.0.0/16"}`))
 	put(t, st, "/iac/vpc/core/config", `{"cidr":"10.1.0.0/16"}`, "arn:aws:iam::1:user/eve", "")
 	put(t, st, "/iac/unrelated", `x`, "eve", "")
 	msgs, err := pe.Reconcile(ctx)

@@ -1,0 +1,689 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/spf13/cobra"
+
+	"github.com/usekarma/karma/shared/embedded"
+	"github.com/usekarma/karma/shared/gitrepo"
+	"github.com/usekarma/karma/shared/httpapi"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/webhook"
+	"github.com/usekarma/karma/workers/graphwrite"
+	"github.com/usekarma/karma/workers/ingest"
+	"github.com/usekarma/karma/workers/resolve"
+)
+
+const serveLong = `Runs Karma as a long-lived service on the embedded default (one SQLite file under --state-dir).
+One process serves:
+
+  POST /webhooks/git  Git push webhooks from GitHub, GitLab, Gitea and Forgejo, verified with the
+                      configured secret (shared/httpapi):
+                        202 a push to a deploy branch (--branch) changing configs: change queued
+                        200 ping; ignored (tag, other branch, nothing Karma deploys; audited);
+                            "duplicate" (a redelivery of a delivery already accepted)
+                        401 bad or missing signature: nothing queued, audited (chain "security")
+                        400/413/415 malformed, too large, wrong content type
+                        503 not queued, retry later (see "The checkout" below)
+  GET  /healthz       200 {"status":"ok","in_flight":N,"queued":N}
+
+and, in the same process, every pipeline stage (resolve, graph-write, plan and apply with
+--parallelism workers each, audit), plus, every --reconcile interval and once at start, a
+comparison of each environment's parameter store with what was ingested: a /config or /runtime
+parameter written outside Karma whose change was never ingested is ingested then.
+
+The checkout. What is deployed is the local checkout of --repo (its working tree at HEAD).
+Updating it is NOT Karma's job: the operator or CI keeps it current (a CI step running git pull
+before the webhook fires, a timer, a post-receive hook). A push is accepted only once its commit
+is in the checkout (HEAD, or an ancestor of HEAD). When it is not, or when a push whose payload
+was truncated must be diffed (before..after) and those commits are missing locally, the webhook
+replies 503 with the reason, nothing is queued, and the sender's redelivery (automatic or manual,
+depending on the provider) is accepted once the checkout has caught up. The graph of a change is
+built from the checkout when the change is resolved: if the checkout has moved past the push by
+then, the newer tree is deployed (the later push's change then finds nothing left to do).
+
+Secrets are required: there is no unauthenticated mode. Keys are "<provider>:<owner/repo>" or
+"<provider>:*" (providers github, gitlab, gitea, forgejo). Give them with --secret (repeatable;
+visible to ps), --secrets-file (a JSON object such as {"github:acme/config": "...",
+"gitlab:*": "..."}) or KARMA_WEBHOOK_SECRETS (the same JSON); they are merged, --secret winning.
+Without any, serve refuses to start (exit 2).
+
+Approval. With --auto-approve (CI-style) changes are applied once planned. Without it they stop
+at their plans: review them with 'karma plan' and approve with 'karma apply CHANGE-ID' against the
+same --state-dir.
+
+Shutdown. On SIGINT or SIGTERM serve stops accepting webhooks (requests under way get
+--shutdown-timeout), lets the stages finish the messages they are handling (a Terraform apply
+under way completes), and exits 0. Messages not started stay queued for the next start.
+Logs are text (log/slog) on stderr.`
+
+type serveOptions struct {
+	addr, addrFile  string
+	branches        []string
+	secrets         []string
+	secretsFile     string
+	reconcile       time.Duration
+	auto            bool
+	parallelism     int
+	shutdownTimeout time.Duration
+	logLevel        string
+}
+
+func newServeCmd(g *globals) *cobra.Command {
+	var o serveOptions
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run as a service: Git push webhooks in, the pipeline running, missed parameter changes reconciled",
+		Long:  serveLong,
+		Args:  argsUsage(cobra.NoArgs),
+		RunE:  func(c *cobra.Command, _ []string) error { return serve(c, g, o) },
+	}
+	f := c.Flags()
+	f.StringVar(&o.addr, "addr", envOr("KARMA_ADDR", "127.0.0.1:8080"), "listen address; port 0 picks a free port (see --addr-file) [KARMA_ADDR]")
+	f.StringVar(&o.addrFile, "addr-file", "", "write the bound address (host:port) to this file once listening")
+	f.StringSliceVar(&o.branches, "branch", []string{"main"}, "branch whose pushes deploy (repeatable or comma-separated)")
+	f.StringArrayVar(&o.secrets, "secret", nil, "webhook secret as provider:owner/repo=SECRET or provider:*=SECRET (repeatable)")
+	f.StringVar(&o.secretsFile, "secrets-file", os.Getenv("KARMA_WEBHOOK_SECRETS_FILE"), `webhook secrets: a JSON object {"github:owner/repo": "...", "gitlab:*": "..."} [KARMA_WEBHOOK_SECRETS_FILE]`)
+	f.DurationVar(&o.reconcile, "reconcile", time.Minute, "how often to ingest parameter changes whose events were missed (0 disables)")
+	f.BoolVar(&o.auto, "auto-approve", false, "changes (pushes, reconciled parameters) are applied without review")
+	f.IntVar(&o.parallelism, "parallelism", 4, "components planned and applied at once")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long webhook requests under way get on shutdown")
+	f.StringVar(&o.logLevel, "log-level", envOr("KARMA_LOG_LEVEL", "info"), "debug | info | warn | error [KARMA_LOG_LEVEL]")
+	return c
+}
+
+func serve(c *cobra.Command, g *globals, o serveOptions) error {
+	ctx := c.Context()
+	usage := func(format string, a ...any) error {
+		return &usageError{cmd: c.CommandPath(), err: fmt.Errorf(format, a...)}
+	}
+	if err := g.validateBackend(c); err != nil {
+		return err
+	}
+	secrets, err := serveSecrets(o, os.Getenv)
+	if err != nil {
+		return usage("%v", err)
+	}
+	branches := map[string]bool{}
+	for _, b := range o.branches {
+		if b = strings.TrimSpace(b); b != "" {
+			branches[strings.TrimPrefix(b, "refs/heads/")] = true
+		}
+	}
+	switch {
+	case len(branches) == 0:
+		return usage("--branch: name at least one branch whose pushes deploy")
+	case o.parallelism < 1:
+		return usage("--parallelism %d: want 1 or more", o.parallelism)
+	case o.reconcile < 0:
+		return usage("--reconcile %s: want a positive interval, or 0 to disable", o.reconcile)
+	case o.shutdownTimeout <= 0:
+		return usage("--shutdown-timeout %s: want a positive duration", o.shutdownTimeout)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return usage("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	log := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	if o.secretsFile != "" {
+		if fi, err := os.Stat(o.secretsFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			log.Warn("the secrets file is readable by others than its owner", "file", o.secretsFile, "mode", fi.Mode().Perm())
+		}
+	}
+
+	co, err := openServedCheckout(g.repo)
+	if err != nil {
+		return err
+	}
+	if co.sub != "" {
+		log.Warn("the config repository is a subfolder of its git repository: file lists of push payloads name paths from the git root "+
+			"and are not mapped; only pushes diffed locally (truncated payloads) are", "subfolder", co.sub)
+	}
+	s, err := g.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	st, err := s.stack(ctx, stackOptions{})
+	if err != nil {
+		return err
+	}
+	if err := st.workers(ctx, stackOptions{parallelism: o.parallelism, log: log}); err != nil {
+		return err
+	}
+	if err := st.followCheckout(log); err != nil {
+		return err
+	}
+
+	wh := &httpapi.Webhooks{
+		Secrets:     secrets,
+		Branches:    branches,
+		Deliveries:  st.seen,
+		Publisher:   servedCheckoutGuard{co: co, next: pipeline.QueuePublisher{Queue: st.transport}},
+		Differ:      co,
+		Audit:       st.audit,
+		ModulesDir:  co.modulesDir(st.settings.ModulesDir),
+		AutoApprove: o.auto,
+		Log:         log,
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/webhooks/git", wh)
+	mux.HandleFunc("GET /healthz", st.healthz)
+	srv := &http.Server{Handler: serveAccessLog(log, mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", o.addr, err)
+	}
+	if o.addrFile != "" {
+		if err := serveWriteFile(o.addrFile, []byte(ln.Addr().String()+"\n")); err != nil {
+			ln.Close()
+			return fmt.Errorf("--addr-file: %w", err)
+		}
+	}
+
+	// The stages and the reconciler outlive the command's context by the drain: they are stopped
+	// explicitly, after the HTTP server.
+	runCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRunner()
+	runnerDone := make(chan struct{})
+	go func() { defer close(runnerDone); st.runner.Run(runCtx) }()
+	recCtx, stopReconcile := context.WithCancel(runCtx)
+	defer stopReconcile()
+	reconcileDone := make(chan struct{})
+	rec := &serveReconciler{st: st, log: log, auto: o.auto, stores: map[string]params.Store{}}
+	go func() { defer close(reconcileDone); rec.run(recCtx, o.reconcile) }()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("karma serve: listening", "addr", ln.Addr().String(), "repo", co.repo, "branches", slices.Sorted(maps.Keys(branches)),
+		"auto_approve", o.auto, "parallelism", o.parallelism, "reconcile", o.reconcile, "state", g.dbPath())
+
+	var failed error
+	select {
+	case <-ctx.Done():
+		log.Info("karma serve: shutting down: no new webhooks; the pipeline finishes what it is handling", "in_flight", st.runner.InFlight())
+	case err := <-serveErr:
+		failed = fmt.Errorf("http server: %w", err)
+		log.Error("karma serve: the HTTP server stopped", "error", err)
+	}
+	shCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
+	if err := srv.Shutdown(shCtx); err != nil {
+		log.Warn("karma serve: webhook requests still under way after --shutdown-timeout: closing them", "error", err)
+		srv.Close()
+	}
+	cancel()
+	stopReconcile()
+	<-reconcileDone
+	stopRunner()
+	<-runnerDone
+	log.Info("karma serve: stopped")
+	return failed
+}
+
+// serveSecrets merges the webhook secrets of --secrets-file, KARMA_WEBHOOK_SECRETS and --secret
+// (in that order, later ones winning) and refuses an empty result.
+func serveSecrets(o serveOptions, getenv func(string) string) (webhook.StaticSecrets, error) {
+	out := webhook.StaticSecrets{}
+	add := func(src string, m map[string]string) error {
+		for k, v := range m {
+			if err := serveCheckSecretKey(k); err != nil {
+				return fmt.Errorf("%s: %w", src, err)
+			}
+			if v == "" {
+				return fmt.Errorf("%s: %s: empty secret", src, k)
+			}
+			out[k] = v
+		}
+		return nil
+	}
+	if o.secretsFile != "" {
+		data, err := os.ReadFile(o.secretsFile)
+		if err != nil {
+			return nil, fmt.Errorf("--secrets-file: %w", err)
+		}
+		m, err := serveDecodeSecrets(data)
+		if err != nil {
+			return nil, fmt.Errorf("--secrets-file %s: %w", o.secretsFile, err)
+		}
+		if err := add("--secrets-file "+o.secretsFile, m); err != nil {
+			return nil, err
+		}
+	}
+	if v := getenv("KARMA_WEBHOOK_SECRETS"); strings.TrimSpace(v) != "" {
+		m, err := serveDecodeSecrets([]byte(v))
+		if err != nil {
+			return nil, fmt.Errorf("KARMA_WEBHOOK_SECRETS: %w", err)
+		}
+		if err := add("KARMA_WEBHOOK_SECRETS", m); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range o.secrets {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, fmt.Errorf("--secret %q: want provider:owner/repo=SECRET", serveRedact(s))
+		}
+		if err := add("--secret", map[string]string{k: v}); err != nil {
+			return nil, err
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no webhook secret: give --secret provider:owner/repo=SECRET, --secrets-file FILE or KARMA_WEBHOOK_SECRETS " +
+			"(Karma has no unauthenticated mode)")
+	}
+	return out, nil
+}
+
+// serveDecodeSecrets reads a JSON object of strings.
+func serveDecodeSecrets(data []byte) (map[string]string, error) {
+	var m map[string]string
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf(`want a JSON object {"provider:owner/repo": "secret", ...}: %v`, err)
+	}
+	return m, nil
+}
+
+func serveCheckSecretKey(k string) error {
+	provider, repo, _ := strings.Cut(k, ":")
+	switch provider {
+	case webhook.GitHub, webhook.GitLab, webhook.Gitea, webhook.Forgejo:
+	default:
+		return fmt.Errorf("%q: want <provider>:<owner/repo> or <provider>:*, provider one of github, gitlab, gitea, forgejo", k)
+	}
+	if repo != "*" && (!strings.Contains(repo, "/") || strings.HasPrefix(repo, "/") || strings.HasSuffix(repo, "/")) {
+		return fmt.Errorf("%q: the repository must be owner/name (or * for every repository of %s)", k, provider)
+	}
+	return nil
+}
+
+// serveRedact keeps a secret out of error messages.
+func serveRedact(s string) string {
+	if k, _, ok := strings.Cut(s, "="); ok {
+		return k + "=…"
+	}
+	if len(s) > 4 {
+		return s[:4] + "…"
+	}
+	return "…"
+}
+
+func serveWriteFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// servedCheckout is the local git checkout of the config repository that serve deploys.
+type servedCheckout struct {
+	repo string // the config repository (--repo), absolute
+	root string // the top folder of its git repository
+	sub  string // repo relative to root, slash-separated; "" when they are the same folder
+}
+
+func openServedCheckout(repo string) (*servedCheckout, error) {
+	root, err := gitrepo.Root(repo)
+	if err != nil {
+		return nil, fmt.Errorf("--repo %s: serve deploys pushed commits of a local git checkout: %w", repo, err)
+	}
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			p = a
+		}
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			p = r
+		}
+		return p
+	}
+	co := &servedCheckout{repo: abs(repo), root: abs(root)}
+	rel, err := filepath.Rel(co.root, co.repo)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil, fmt.Errorf("--repo %s is not inside its git repository %s", repo, root)
+	}
+	if rel != "." {
+		co.sub = filepath.ToSlash(rel)
+	}
+	return co, nil
+}
+
+// modulesDir is the modules folder as a path inside the config repository (how push payloads
+// name its files), "" when it lies outside.
+func (co *servedCheckout) modulesDir(dir string) string {
+	if !filepath.IsAbs(dir) {
+		return filepath.ToSlash(filepath.Clean(dir))
+	}
+	rel, err := filepath.Rel(co.repo, dir)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return ""
+	}
+	return filepath.ToSlash(rel)
+}
+
+// DiffRange implements httpapi.RangeDiffer on the checkout, with paths relative to the config
+// repository (files outside it are left out).
+func (co *servedCheckout) DiffRange(_ context.Context, _ webhook.RepoInfo, before, after string) ([]ingest.FileChange, error) {
+	changes, err := gitrepo.DiffRange(co.root, before, after)
+	if err != nil {
+		return nil, fmt.Errorf("%w; the local checkout must hold the pushed commits: update it, the sender's redelivery is accepted then", err)
+	}
+	var out []ingest.FileChange
+	for _, ch := range changes {
+		p := ch.Path
+		if co.sub != "" {
+			var ok bool
+			if p, ok = strings.CutPrefix(p, co.sub+"/"); !ok {
+				continue // outside the config repository
+			}
+		}
+		out = append(out, ingest.FileChange{Path: p, Removed: ch.Removed})
+	}
+	return out, nil
+}
+
+// contains reports (as an error) whether the working tree is not at sha or after it: a push is
+// deployed from the checkout, so the checkout must already hold it.
+func (co *servedCheckout) contains(sha string) error {
+	r, err := gogit.PlainOpen(co.root)
+	if err != nil {
+		return fmt.Errorf("%s: %w", co.root, err)
+	}
+	ref, err := r.Head()
+	if err != nil {
+		return fmt.Errorf("%s: HEAD: %w", co.root, err)
+	}
+	head := ref.Hash().String()
+	if head == sha {
+		return nil
+	}
+	hint := "update the checkout (git pull); the sender's redelivery is accepted then"
+	h, err := r.ResolveRevision(plumbing.Revision(sha))
+	if err != nil || h.String() != sha {
+		return fmt.Errorf("commit %s is not in the local checkout %s (HEAD %s): %s", serveShortSHA(sha), co.root, serveShortSHA(head), hint)
+	}
+	pushed, err := r.CommitObject(*h)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", serveShortSHA(sha), err)
+	}
+	headCommit, err := r.CommitObject(ref.Hash())
+	if err != nil {
+		return fmt.Errorf("HEAD %s: %w", serveShortSHA(head), err)
+	}
+	if ok, err := pushed.IsAncestor(headCommit); err != nil || !ok {
+		return fmt.Errorf("commit %s is in the repository %s but the checkout is not at it or after it (HEAD %s): %s", serveShortSHA(sha), co.root, serveShortSHA(head), hint)
+	}
+	return nil
+}
+
+func serveShortSHA(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+// servedCheckoutGuard publishes a commit's change only when the checkout holds the commit, since the
+// stages build the graph from the checkout: a change is never resolved against an older tree
+// than the one pushed. The webhook replies 503 to the error, and the sender retries.
+type servedCheckoutGuard struct {
+	co   *servedCheckout
+	next pipeline.Publisher
+}
+
+func (g servedCheckoutGuard) Publish(ctx context.Context, msgs ...message.Envelope) error {
+	for _, m := range msgs {
+		if m.Type != message.TypeChangeDetected {
+			continue
+		}
+		var p message.ChangeDetected
+		if err := message.Decode(m, &p); err != nil {
+			return err
+		}
+		if p.Source == message.SourceGit && p.Commit != nil {
+			if err := g.co.contains(p.Commit.SHA); err != nil {
+				return err
+			}
+		}
+	}
+	return g.next.Publish(ctx, msgs...)
+}
+
+// servedCheckoutGraphs is repoGraphs for a long-running process: its cache holds while HEAD stays,
+// and is rebuilt when the checkout moves (repoGraphs keeps its graphs for the life of the
+// process, which is right for one command and wrong for a server).
+type servedCheckoutGraphs struct {
+	s    *session
+	mu   sync.Mutex
+	head string
+	cur  *repoGraphs
+}
+
+func (c *servedCheckoutGraphs) current() *repoGraphs {
+	head := gitrepo.HeadCommit(c.s.g.repo)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil || head != c.head {
+		c.cur, c.head = &repoGraphs{s: c.s}, head
+	}
+	return c.cur
+}
+
+func (c *servedCheckoutGraphs) Build(ctx context.Context, env string, overrides map[string][]byte) (*model.Result, error) {
+	return c.current().Build(ctx, env, overrides)
+}
+
+func (c *servedCheckoutGraphs) Environments(ctx context.Context) ([]string, error) {
+	return c.current().Environments(ctx)
+}
+
+// followCheckout gives the resolve and graph-write stages (as workers wires them) graphs that
+// follow the checkout. The middleware is the one workers puts around every stage.
+func (st *stack) followCheckout(log *slog.Logger) error {
+	db, err := st.s.embeddedDB()
+	if err != nil {
+		return err
+	}
+	gs, err := st.s.graphStore()
+	if err != nil {
+		return err
+	}
+	graphs := &servedCheckoutGraphs{s: st.s}
+	chain := func(name string, h pipeline.Handler) pipeline.Handler {
+		return pipeline.Chain(h, pipeline.Logging(log, name), pipeline.Correlation(), pipeline.RetryTransient(2*time.Second))
+	}
+	replaced := 0
+	for i := range st.runner.Stages {
+		stage := &st.runner.Stages[i]
+		switch stage.Name {
+		case pipeline.StageResolve:
+			w := &resolve.Worker{Graphs: graphs, ChangeSets: db.SerializeChangeSets(st.changeSets), Configs: &paramConfigs{s: st.s, prefix: st.settings.Prefix}}
+			stage.Handler = chain(stage.Name, w.Handle)
+			replaced++
+		case pipeline.StageGraphWrite:
+			w := &graphwrite.Worker{Graphs: graphs, Store: db.SerializeGraph(gs), Lineage: db.SerializeLineage(st.lineage)}
+			stage.Handler = chain(stage.Name, w.Handle)
+			replaced++
+		}
+	}
+	if replaced != 2 {
+		return errors.New("serve: the pipeline lacks its resolve or graph-write stage")
+	}
+	return nil
+}
+
+// healthz reports liveness and how busy the pipeline is.
+func (st *stack) healthz(w http.ResponseWriter, r *http.Request) {
+	queued := 0
+	for _, name := range stageNames {
+		n, err := st.queue.Depth(r.Context(), name)
+		if err != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]string{"status": "unhealthy", "error": err.Error()})
+			return
+		}
+		queued += n
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "in_flight": st.runner.InFlight(), "queued": queued})
+}
+
+// serveAccessLog logs every request (health checks at debug level, refusals at warn).
+func serveAccessLog(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &serveStatusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		level := slog.LevelInfo
+		switch {
+		case r.URL.Path == "/healthz":
+			level = slog.LevelDebug
+		case rec.status >= 400:
+			level = slog.LevelWarn
+		}
+		log.Log(r.Context(), level, "http", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+			"duration", time.Since(start).Round(time.Millisecond), "remote", r.RemoteAddr,
+			"delivery", serveFirstNonEmpty(r.Header.Get("X-GitHub-Delivery"), r.Header.Get("X-Gitea-Delivery"), r.Header.Get("X-Forgejo-Delivery"),
+				r.Header.Get("Idempotency-Key"), r.Header.Get("X-Gitlab-Event-UUID")))
+	})
+}
+
+type serveStatusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *serveStatusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func serveFirstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// serveReconciler runs ingest.ParameterEvents.Reconcile for every environment of the repository.
+type serveReconciler struct {
+	st     *stack
+	log    *slog.Logger
+	auto   bool
+	stores map[string]params.Store // embedded stores by environment (used by one goroutine)
+	warned bool
+}
+
+func (r *serveReconciler) run(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		r.once(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+type serveReconcileTarget struct {
+	env   string
+	store params.Store
+}
+
+func (r *serveReconciler) once(ctx context.Context) {
+	targets, err := r.targets(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("reconcile: cannot list the parameter stores", "error", err)
+		}
+		return
+	}
+	st := r.st
+	for _, t := range targets {
+		pe := &ingest.ParameterEvents{Env: t.env, Prefix: st.settings.Prefix, Store: t.store, Publisher: pipeline.QueuePublisher{Queue: st.transport},
+			Ingested: func(ctx context.Context, key string) (bool, error) {
+				return st.seen.Done(ctx, pipeline.StageResolve+"|"+key)
+			},
+			AutoApprove: r.auto}
+		msgs, err := pe.Reconcile(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("reconcile failed", "env", t.env, "error", err)
+		}
+		for _, m := range msgs {
+			var p message.ChangeDetected
+			_ = message.Decode(m, &p)
+			attrs := []any{"env", t.env, "change", m.ID, "source", p.Source}
+			if p.Parameter != nil {
+				attrs = append(attrs, "parameter", p.Parameter.Name, "version", p.Parameter.Version, "by", p.Parameter.ModifiedBy)
+			}
+			r.log.Info("reconcile: ingested a parameter change no event brought", attrs...)
+		}
+	}
+}
+
+// targets are the parameter stores to compare: each environment's embedded store; with SSM the
+// one account of the credentials, whose environment <prefix>/environment names.
+func (r *serveReconciler) targets(ctx context.Context) ([]serveReconcileTarget, error) {
+	s := r.st.s
+	switch s.g.paramsBackend {
+	case "none":
+		return nil, nil
+	case "ssm":
+		v, err := s.ssm.Get(ctx, model.EnvironmentParam(r.st.settings.Prefix))
+		if err != nil {
+			if !r.warned {
+				r.log.Warn("reconcile: this account names no environment: skipped", "parameter", model.EnvironmentParam(r.st.settings.Prefix), "error", err)
+				r.warned = true
+			}
+			return nil, nil
+		}
+		return []serveReconcileTarget{{env: strings.TrimSpace(v.Value), store: s.ssm}}, nil
+	}
+	envs, err := (&repoGraphs{s: s}).Environments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	db, err := s.embeddedDB()
+	if err != nil {
+		return nil, err
+	}
+	var out []serveReconcileTarget
+	for _, env := range envs {
+		store, ok := r.stores[env]
+		if !ok {
+			ps, err := embedded.NewParamStore(db, env)
+			if err != nil {
+				return nil, err
+			}
+			store, r.stores[env] = ps, ps
+		}
+		out = append(out, serveReconcileTarget{env: env, store: store})
+	}
+	return out, nil
+}

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gremlingo "github.com/apache/tinkerpop/gremlin-go/v3/driver"
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	awseb "github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/usekarma/karma/shared/audit"
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/dynamo"
+	"github.com/usekarma/karma/shared/eventbridge"
+	"github.com/usekarma/karma/shared/graph"
+	"github.com/usekarma/karma/shared/lambda"
+	"github.com/usekarma/karma/shared/lineage"
+	"github.com/usekarma/karma/shared/neptune"
+	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/sqs"
+	"github.com/usekarma/karma/shared/terraform"
+	"github.com/usekarma/karma/workers/ingest"
+)
+
+// TestAWSEndToEnd runs the production topology on the real local servers: a parameter is put
+// into SSM (moto) by someone outside Karma and its Parameter Store Change event is put on the
+// EventBridge bus (moto does not emit it by itself); a rule routes it to the ingest queue (SQS);
+// each stage runs as the Lambda handler does (SQS batches -> lambda.SQSHandler), publishing to
+// the bus; Terraform really runs; the runtime is published to SSM; the next wave follows; audit
+// records land in DynamoDB Local and the lineage in Gremlin Server. Everything is asserted by
+// querying those servers directly with the SDK and the Gremlin driver.
+func TestAWSEndToEnd(t *testing.T) {
+	motoEP, ddbEP, gremlinEP := os.Getenv("KARMA_TEST_MOTO_ENDPOINT"), os.Getenv("KARMA_TEST_DYNAMODB"), os.Getenv("KARMA_TEST_GREMLIN")
+	if motoEP == "" || ddbEP == "" || gremlinEP == "" {
+		t.Skip("needs KARMA_TEST_MOTO_ENDPOINT, KARMA_TEST_DYNAMODB and KARMA_TEST_GREMLIN (make test starts the servers)")
+	}
+	tfPath, err := terraform.FindTerraform()
+	if err != nil {
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	prefix := fmt.Sprintf("e2e%06x", rand.Uint32()&0xffffff)
+	opts := []func(*config.LoadOptions) error{config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
+		config.WithSharedConfigFiles([]string{}), config.WithSharedCredentialsFiles([]string{})}
+	examples, _ := filepath.Abs(filepath.Join("..", "..", "examples"))
+
+	// Backends as the Lambda builds them, with the servers' endpoints and test-unique names.
+	b := newBackends(awsConfig(motoEP), env(map[string]string{"KARMA_MODULES_DIR": filepath.Join(examples, "components"),
+		"KARMA_REPO": examples, "KARMA_WORK_DIR": t.TempDir()}), slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	b.Terraform = func(context.Context) (terraform.Runner, error) { return terraform.NewTFExec(tfPath), nil }
+	ddb, err := dynamo.NewClient(ctx, ddbEP, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := dynamo.DefaultTableNames(prefix)
+	if err := dynamo.CreateTables(ctx, ddb, tables); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dynamo.DeleteTables(context.Background(), ddb, tables) })
+	seen := dynamo.NewSeen(ddb, tables.Seen, dynamo.SeenOptions{})
+	b.AuditLog = func(context.Context) (audit.Log, error) {
+		return dynamo.NewAuditLog(ddb, tables.Audit, dynamo.AuditOptions{}), nil
+	}
+	b.ChangeSets = func(context.Context) (changeset.Store, error) {
+		return dynamo.NewChangeSets(ddb, tables.ChangeSets, dynamo.ChangeSetOptions{}), nil
+	}
+	b.Seen = func(context.Context) (pipeline.Seen, error) { return seen, nil }
+	nep, err := neptune.Open(ctx, neptune.Options{Endpoint: gremlinEP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nep.Close() })
+	b.GraphStore = func(context.Context) (graph.Store, error) {
+		return neptune.NewGraphStore(nep, neptune.StoreOptions{Namespace: prefix}), nil
+	}
+	b.Lineage = func(context.Context) (lineage.Store, error) {
+		return neptune.NewLineageStore(nep, neptune.StoreOptions{Namespace: prefix}), nil
+	}
+
+	// Queues, bus and rules: the stages' rules from pipeline.Routes, plus Parameter Store events -> ingest.
+	q, err := sqs.NewFromConfig(ctx, motoEP, sqs.Options{Prefix: prefix + "-"}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stages := []string{pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
+	if err := q.EnsureQueues(ctx, append([]string{"ingest"}, stages...), 5); err != nil {
+		t.Fatal(err)
+	}
+	arn := func(name string) string {
+		url, err := q.Client().GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: aws.String(q.QueueName(name))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := q.Client().GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{QueueUrl: url.QueueUrl,
+			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Attributes["QueueArn"]
+	}
+	eb, err := eventbridge.NewClient(ctx, motoEP, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := prefix + "-bus"
+	rules := eventbridge.Rules(bus, arn)
+	rules = append(rules, eventbridge.Rule{Name: prefix + "-ssm-to-ingest", Bus: bus, Stage: "ingest",
+		Pattern: `{"source":["aws.ssm"],"detail-type":["Parameter Store Change"]}`, Target: eventbridge.Target{ID: "ingest", ARN: arn("ingest")}})
+	if err := eventbridge.EnsureRules(ctx, eb, rules); err != nil {
+		t.Fatal(err)
+	}
+	pub := eventbridge.NewPublisher(eb, bus, eventbridge.PublisherOptions{})
+
+	// The account's state: the upstream runtimes the redeployed components interpolate.
+	ssmc := awsssm.NewFromConfig(awsConfig(motoEP))
+	store, _ := b.Params(ctx)
+	for name, v := range map[string]string{
+		"/iac/route53-zone/main/runtime":     `{"zone_id":"Z1","zone_name":"example.com.","name_servers":["ns1"]}`,
+		"/iac/lambda/handlers/runtime":       `{"function_arns":{},"function_versions":{},"role_arn":"arn:aws:iam::0:role/x"}`,
+		"/iac/serverless-api/public/runtime": `{"api_domain":"old.example.com","api_endpoint":"https://old","api_id":"old"}`,
+	} {
+		if _, err := store.Put(ctx, params.PutInput{Name: prefixed(prefix, name), Value: v, Description: params.Provenance("seeded", v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.ParamPrefix = "/" + prefix + "/iac"
+
+	// Build every stage as the Lambda does, and run each as SQS -> Lambda handler.
+	builders := stageBuilders(b)
+	var wg sync.WaitGroup
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer func() { stopRun(); wg.Wait() }()
+	for _, name := range stages {
+		st, err := builders[name](ctx)
+		if err != nil {
+			t.Fatalf("stage %s: %v", name, err)
+		}
+		h := lambda.SQSHandler(st, pub, q, eventbridge.Unwrap)
+		wg.Add(1)
+		go func(name string) { defer wg.Done(); serveQueue(runCtx, t, q, name, arn(name), h) }(name)
+	}
+	pe := &ingest.ParameterEvents{Env: "prod", Prefix: b.ParamPrefix, Store: store, Publisher: pub, AutoApprove: true,
+		Ingested: func(ctx context.Context, key string) (bool, error) { return seen.Done(ctx, "resolve|"+key) }}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		serveQueue(runCtx, t, q, "ingest", arn("ingest"), parameterEventsHandler(pe)) // what KARMA_STAGE=ingest serves
+	}()
+
+	// Dave changes the zone's runtime outside Karma; the (real-shaped) event goes on the bus.
+	zone := prefixed(prefix, "/iac/route53-zone/main/runtime")
+	if _, err := ssmc.PutParameter(ctx, &awsssm.PutParameterInput{Name: aws.String(zone), Overwrite: aws.Bool(true), Type: "String",
+		Value: aws.String(`{"zone_id":"Z2DELEGATED","zone_name":"example.com.","name_servers":["ns1"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	detail, _ := json.Marshal(map[string]string{"operation": "Update", "name": zone, "type": "String", "description": ""})
+	if _, err := eb.PutEvents(ctx, &awseb.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{EventBusName: aws.String(bus),
+		Source: aws.String("aws.ssm"), DetailType: aws.String("Parameter Store Change"), Detail: aws.String(string(detail))}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Wait until serverless-site/www (second wave) has published its runtime.
+	www := prefixed(prefix, "/iac/serverless-site/www/runtime")
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		if _, err := ssmc.GetParameter(ctx, &awsssm.GetParameterInput{Name: aws.String(www)}); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serverless-site/www was never deployed (see the stage logs above)")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	// Let the last audit messages land.
+	waitFor(t, 30*time.Second, func() bool { return auditCount(t, ctx, ddb, tables.Audit, "prod/serverless-site/www") >= 4 })
+
+	// SSM: the first wave's runtime too.
+	if _, err := ssmc.GetParameter(ctx, &awsssm.GetParameterInput{Name: aws.String(prefixed(prefix, "/iac/serverless-api/public/runtime"))}); err != nil {
+		t.Fatal(err)
+	}
+	// DynamoDB, queried directly: each deployment's four messages, by component.
+	for _, c := range []string{"prod/serverless-api/public", "prod/serverless-site/www"} {
+		if n := auditCount(t, ctx, ddb, tables.Audit, c); n != 4 {
+			t.Errorf("audit records for %s in DynamoDB = %d, want 4 (scheduled, recorded, planned, applied)", c, n)
+		}
+	}
+	// Gremlin, queried directly: www's deployment was caused by public's, caused by the parameter version.
+	conn, err := gremlingo.NewDriverRemoteConnection(gremlinEP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	g := gremlingo.Traversal_().WithRemote(conn)
+	res, err := g.V().HasLabel("deployment").Has("ns", prefix).Has("component", "prod/serverless-site/www").
+		Out("caused_by").Has("component", "prod/serverless-api/public").Out("caused_by").Id().ToList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || !strings.Contains(fmt.Sprint(res[0].GetInterface()), zone+"@") {
+		var ids []any
+		for _, r := range res {
+			ids = append(ids, r.GetInterface())
+		}
+		t.Errorf("lineage www <- public <- root: %v, want the parameter version of %s", ids, zone)
+	}
+	// No dead letters anywhere.
+	for _, s := range append([]string{"ingest"}, stages...) {
+		if dead, err := q.ListDead(ctx, s); err != nil || len(dead) != 0 {
+			t.Errorf("dead letters in %s: %v %v", s, dead, err)
+		}
+	}
+}
+
+func prefixed(prefix, name string) string { return "/" + prefix + name }
+
+// serveQueue is the Lambda event source mapping: receive a batch, invoke, delete what succeeded.
+func serveQueue(ctx context.Context, t *testing.T, q *sqs.Queue, name, arn string, h lambda.Handler) {
+	for ctx.Err() == nil {
+		ds, err := q.Receive(ctx, name, 10, 60*time.Second, time.Second)
+		if err != nil || len(ds) == 0 {
+			continue
+		}
+		ev := events.SQSEvent{}
+		for _, d := range ds {
+			ev.Records = append(ev.Records, events.SQSMessage{MessageId: d.MessageID, ReceiptHandle: d.ReceiptHandle, Body: string(d.Body), EventSourceARN: arn})
+		}
+		resp, err := h(ctx, ev)
+		failed := map[string]bool{}
+		for _, f := range resp.BatchItemFailures {
+			failed[f.ItemIdentifier] = true
+		}
+		for _, d := range ds {
+			if err != nil || failed[d.MessageID] {
+				_ = q.ChangeVisibility(ctx, name, d.ReceiptHandle, time.Second)
+				continue
+			}
+			_ = q.Delete(ctx, name, d.ReceiptHandle)
+		}
+	}
+}
+
+func auditCount(t *testing.T, ctx context.Context, ddb *awsdynamodb.Client, table, component string) int {
+	t.Helper()
+	out, err := ddb.Query(ctx, &awsdynamodb.QueryInput{TableName: aws.String(table), IndexName: aws.String("by-component"),
+		KeyConditionExpression:    aws.String("component = :c"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":c": &ddbtypes.AttributeValueMemberS{Value: component}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(out.Count)
+}
+
+func waitFor(t *testing.T, d time.Duration, ok func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(end) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}

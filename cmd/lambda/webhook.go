@@ -1,0 +1,250 @@
+package main
+
+// Webhook mode (KARMA_STAGE=webhook): the function is the target of an API Gateway HTTP API
+// (payload format 2.0; route POST /webhooks/git) or of a Lambda function URL. Each event is
+// turned into an *http.Request (webhook.LambdaRequest: headers canonicalised, base64 bodies
+// decoded, the signature checked over the bytes as sent) and served by the same handler as
+// `karma serve` (shared/httpapi.Webhooks): a verified push to a deploy branch is published as
+// change.detected to the EventBridge bus, whose rules route it to the resolve queue; replies
+// are those of httpapi (202 queued, 200 ping/ignored/duplicate, 401 audited, 503 retry).
+//
+// Environment (besides KARMA_STAGE=webhook):
+//
+//	KARMA_WEBHOOK_SECRETS      required: a JSON object {"github:owner/repo": "...", "gitlab:*": "..."}
+//	                           (providers github, gitlab, gitea, forgejo). There is no
+//	                           unauthenticated mode. In production it is not written in the
+//	                           function's configuration by hand: it is resolved from Secrets Manager
+//	                           (or an SSM SecureString) into the function's environment when the
+//	                           function is deployed (e.g. a CloudFormation dynamic reference
+//	                           {{resolve:secretsmanager:karma/webhook-secrets}}, or Terraform's
+//	                           aws_secretsmanager_secret_version data source), encrypted at rest with
+//	                           the function's KMS key; rotating a secret is a redeploy.
+//	KARMA_BRANCHES             deploy branches, comma-separated (default main)
+//	KARMA_EVENT_BUS            the EventBridge bus changes are published to (as for every stage)
+//	KARMA_IDEMPOTENCY_TABLE    DynamoDB: delivery ids already accepted (default karma-idempotency)
+//	KARMA_AUDIT_TABLE          DynamoDB: the audit log, for rejected and ignored deliveries
+//	                           (default karma-audit)
+//	KARMA_WEBHOOK_MODULES_DIR  the modules folder inside the config repository (default
+//	                           components): a push changing a module redeploys its components
+//	KARMA_AUTO_APPROVE         true: pushed changes are applied without review
+//
+// Known limitation: the function has no checkout of the config repository. A push whose payload
+// is truncated (GitHub's commit cap or a commit sent without file lists; GitLab's and Gitea's
+// newest-20 commits) can only be turned into files by diffing before..after in the repository,
+// so it is refused with 503 and a reason saying so; nothing is queued. Such a push is ingested
+// from a checkout instead (`karma ingest commit <after>`, or `karma serve`, which diffs).
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awseb "github.com/aws/aws-sdk-go-v2/service/eventbridge"
+
+	"github.com/usekarma/karma/shared/audit"
+	"github.com/usekarma/karma/shared/eventbridge"
+	"github.com/usekarma/karma/shared/httpapi"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/webhook"
+	"github.com/usekarma/karma/workers/ingest"
+)
+
+// stageWebhook is the KARMA_STAGE of webhook mode.
+const stageWebhook = "webhook"
+
+// apiGatewayHandler handles one API Gateway HTTP API (2.0) or function URL event.
+type apiGatewayHandler = func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
+
+// lambdaHandler is the function's handler: API Gateway events in webhook mode, else the SQS
+// handler of the stage KARMA_STAGE names.
+func lambdaHandler(ctx context.Context, cfg aws.Config, getenv func(string) string, log *slog.Logger) (any, error) {
+	b := newBackends(cfg, getenv, log)
+	switch getenv("KARMA_STAGE") {
+	case stageWebhook:
+		return setupWebhook(ctx, cfg, getenv, b)
+	case stageIngest, stageReconcile:
+		return setupParameterEvents(ctx, cfg, getenv, b)
+	}
+	return setup(ctx, cfg, getenv, stageBuilders(b))
+}
+
+// webhookDeps are what the webhook handler talks to: AWS in the function, embedded stores in tests.
+type webhookDeps struct {
+	Publisher  pipeline.Publisher
+	Deliveries pipeline.Seen
+	Audit      audit.Log
+	Log        *slog.Logger
+}
+
+// setupWebhook wires webhook mode on AWS: the EventBridge bus, the DynamoDB idempotency table
+// (delivery ids) and audit log.
+func setupWebhook(ctx context.Context, cfg aws.Config, getenv func(string) string, b *backends) (apiGatewayHandler, error) {
+	bus := getenv("KARMA_EVENT_BUS")
+	if bus == "" {
+		return nil, errors.New("KARMA_EVENT_BUS is not set: accepted pushes are published to an EventBridge bus")
+	}
+	if err := b.need(stageWebhook, "Seen", "AuditLog"); err != nil {
+		return nil, err
+	}
+	d := webhookDeps{Publisher: eventbridge.NewPublisher(awseb.NewFromConfig(cfg), bus, eventbridge.PublisherOptions{}), Log: b.Log}
+	err := b.open(ctx, stageWebhook,
+		func(ctx context.Context) (err error) { d.Deliveries, err = b.Seen(ctx); return },
+		func(ctx context.Context) (err error) { d.Audit, err = b.AuditLog(ctx); return })
+	if err != nil {
+		return nil, err
+	}
+	return webhookHandler(getenv, d)
+}
+
+// webhookHandler reads webhook mode's settings and returns the event handler.
+func webhookHandler(getenv func(string) string, d webhookDeps) (apiGatewayHandler, error) {
+	secrets, err := webhookSecrets(getenv("KARMA_WEBHOOK_SECRETS"))
+	if err != nil {
+		return nil, err
+	}
+	branches := map[string]bool{}
+	for _, b := range strings.Split(getenv("KARMA_BRANCHES"), ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			branches[strings.TrimPrefix(b, "refs/heads/")] = true
+		}
+	}
+	if len(branches) == 0 {
+		branches["main"] = true
+	}
+	modules := getenv("KARMA_WEBHOOK_MODULES_DIR")
+	if modules == "" {
+		modules = "components"
+	}
+	log := d.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	wh := &httpapi.Webhooks{Secrets: secrets, Branches: branches, Deliveries: d.Deliveries, Publisher: d.Publisher, Differ: noCheckout{},
+		Audit: d.Audit, ModulesDir: strings.Trim(modules, "/"), AutoApprove: getenv("KARMA_AUTO_APPROVE") == "true" || getenv("KARMA_AUTO_APPROVE") == "1", Log: log}
+	return serveAPIGateway(wh, log), nil
+}
+
+// webhookSecrets reads KARMA_WEBHOOK_SECRETS and refuses an empty or malformed one.
+func webhookSecrets(v string) (webhook.StaticSecrets, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, errors.New(`KARMA_WEBHOOK_SECRETS is not set: a JSON object {"github:owner/repo": "secret", "gitlab:*": "secret"} ` +
+			"(from Secrets Manager or SSM at deploy time); there is no unauthenticated mode")
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		return nil, fmt.Errorf(`KARMA_WEBHOOK_SECRETS: want a JSON object {"provider:owner/repo": "secret", ...}: %v`, err)
+	}
+	out := webhook.StaticSecrets{}
+	for k, s := range m {
+		provider, repo, _ := strings.Cut(k, ":")
+		switch provider {
+		case webhook.GitHub, webhook.GitLab, webhook.Gitea, webhook.Forgejo:
+		default:
+			return nil, fmt.Errorf("KARMA_WEBHOOK_SECRETS: %q: want <provider>:<owner/repo> or <provider>:*, provider one of github, gitlab, gitea, forgejo", k)
+		}
+		if repo != "*" && (!strings.Contains(repo, "/") || strings.HasPrefix(repo, "/") || strings.HasSuffix(repo, "/")) {
+			return nil, fmt.Errorf("KARMA_WEBHOOK_SECRETS: %q: the repository must be owner/name (or *)", k)
+		}
+		if s == "" {
+			return nil, fmt.Errorf("KARMA_WEBHOOK_SECRETS: %s: empty secret", k)
+		}
+		out[k] = s
+	}
+	if len(out) == 0 {
+		return nil, errors.New("KARMA_WEBHOOK_SECRETS holds no secret: there is no unauthenticated mode")
+	}
+	return out, nil
+}
+
+// noCheckout is the Differ of a function without the repository: a truncated push is refused
+// (503) saying why.
+type noCheckout struct{}
+
+func (noCheckout) DiffRange(context.Context, webhook.RepoInfo, string, string) ([]ingest.FileChange, error) {
+	return nil, errors.New("the push payload is truncated, and this Lambda function has no checkout of the repository to diff it " +
+		"(a known limitation of the webhook function): nothing was queued; ingest the push from a checkout (karma ingest commit, or karma serve)")
+}
+
+// serveAPIGateway serves each event with h. It always returns a response (an error returned
+// to Lambda would be a bare 500 from API Gateway).
+func serveAPIGateway(h http.Handler, log *slog.Logger) apiGatewayHandler {
+	return func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		raw, err := json.Marshal(ev)
+		if err != nil {
+			return jsonResponse(http.StatusInternalServerError, "event: "+err.Error()), nil
+		}
+		r, _, err := webhook.LambdaRequest(ctx, raw)
+		if err != nil {
+			status := http.StatusBadRequest
+			var we *webhook.Error
+			if errors.As(err, &we) {
+				status = we.Status
+			}
+			return jsonResponse(status, err.Error()), nil
+		}
+		// Behind a named API Gateway stage the path starts with the stage's name.
+		if !strings.HasSuffix(r.URL.Path, "/webhooks/git") {
+			return jsonResponse(http.StatusNotFound, "not found: POST /webhooks/git"), nil
+		}
+		r.RemoteAddr = ev.RequestContext.HTTP.SourceIP
+		w := &responseRecorder{header: http.Header{}}
+		h.ServeHTTP(w, r)
+		if w.status == 0 {
+			w.status = http.StatusOK
+		}
+		level := slog.LevelInfo
+		if w.status >= 400 {
+			level = slog.LevelWarn
+		}
+		log.Log(ctx, level, "webhook", "status", w.status, "request_id", ev.RequestContext.RequestID, "source_ip", ev.RequestContext.HTTP.SourceIP,
+			"event", firstOf(r.Header.Get("X-GitHub-Event"), r.Header.Get("X-Gitlab-Event"), r.Header.Get("X-Gitea-Event"), r.Header.Get("X-Forgejo-Event")),
+			"delivery", firstOf(r.Header.Get("X-GitHub-Delivery"), r.Header.Get("X-Gitea-Delivery"), r.Header.Get("X-Forgejo-Delivery"), r.Header.Get("Idempotency-Key"), r.Header.Get("X-Gitlab-Event-UUID")),
+			"reply", strings.TrimSpace(w.body.String()))
+		resp := events.APIGatewayV2HTTPResponse{StatusCode: w.status, Headers: map[string]string{}, Body: w.body.String()}
+		for k, v := range w.header {
+			resp.Headers[k] = strings.Join(v, ", ")
+		}
+		return resp, nil
+	}
+}
+
+func jsonResponse(status int, msg string) events.APIGatewayV2HTTPResponse {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: map[string]string{"Content-Type": "application/json"}, Body: string(b) + "\n"}
+}
+
+// responseRecorder is the http.ResponseWriter of one event.
+type responseRecorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *responseRecorder) Header() http.Header { return w.header }
+func (w *responseRecorder) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+func (w *responseRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.body.Write(b)
+}
+
+func firstOf(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
