@@ -19,7 +19,9 @@ func TestLoad(t *testing.T) {
 		want func(Config) bool
 		err  string
 	}{
-		{"defaults", nil, func(c Config) bool { return c.Repo == "." && c.StateDir == ".karma" && c.Queue == Embedded && !c.NeptuneIAM }, ""},
+		{"defaults", nil, func(c Config) bool {
+			return c.Repo == "." && c.StateDir == ".karma" && c.Queue == Embedded && !c.NeptuneIAM
+		}, ""},
 		{"file then env", map[string]string{"KARMA_CONFIG": file, "KARMA_AUDIT_TABLE": "t2"}, func(c Config) bool {
 			return c.Repo == "/srv/config" && c.Audit == AWS && c.AuditTable == "t2"
 		}, ""},
