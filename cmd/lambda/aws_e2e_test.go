@@ -48,7 +48,13 @@ import (
 // the bus; Terraform really runs; the runtime is published to SSM; the next wave follows; audit
 // records land in DynamoDB Local and the lineage in Gremlin Server. Everything is asserted by
 // querying those servers directly with the SDK and the Gremlin driver.
-func TestAWSEndToEnd(t *testing.T) {
+func TestAWSEndToEnd(t *testing.T) { awsEndToEnd(t, false) }
+
+// TestAWSEndToEndEveryMessageTwice is the same run with every SQS batch handed to its function
+// twice before it is deleted (SQS delivers at least once): same final state, one deployment each.
+func TestAWSEndToEndEveryMessageTwice(t *testing.T) { awsEndToEnd(t, true) }
+
+func awsEndToEnd(t *testing.T, twice bool) {
 	motoEP, ddbEP, gremlinEP := os.Getenv("KARMA_TEST_MOTO_ENDPOINT"), os.Getenv("KARMA_TEST_DYNAMODB"), os.Getenv("KARMA_TEST_GREMLIN")
 	if motoEP == "" || ddbEP == "" || gremlinEP == "" {
 		t.Skip("needs KARMA_TEST_MOTO_ENDPOINT, KARMA_TEST_DYNAMODB and KARMA_TEST_GREMLIN (make test starts the servers)")
@@ -158,14 +164,14 @@ func TestAWSEndToEnd(t *testing.T) {
 		}
 		h := lambda.SQSHandler(st, pub, q, eventbridge.Unwrap)
 		wg.Add(1)
-		go func(name string) { defer wg.Done(); serveQueue(runCtx, t, q, name, arn(name), h) }(name)
+		go func(name string) { defer wg.Done(); serveQueue(runCtx, t, q, name, arn(name), h, twice) }(name)
 	}
 	pe := &ingest.ParameterEvents{Env: "prod", Prefix: b.ParamPrefix, Store: store, Publisher: pub, AutoApprove: true,
 		Ingested: func(ctx context.Context, key string) (bool, error) { return seen.Done(ctx, "resolve|"+key) }}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		serveQueue(runCtx, t, q, "ingest", arn("ingest"), parameterEventsHandler(pe)) // what KARMA_STAGE=ingest serves
+		serveQueue(runCtx, t, q, "ingest", arn("ingest"), parameterEventsHandler(pe), twice) // what KARMA_STAGE=ingest serves
 	}()
 
 	// Dave changes the zone's runtime outside Karma; the (real-shaped) event goes on the bus.
@@ -235,7 +241,7 @@ func TestAWSEndToEnd(t *testing.T) {
 func prefixed(prefix, name string) string { return "/" + prefix + name }
 
 // serveQueue is the Lambda event source mapping: receive a batch, invoke, delete what succeeded.
-func serveQueue(ctx context.Context, t *testing.T, q *sqs.Queue, name, arn string, h lambda.Handler) {
+func serveQueue(ctx context.Context, t *testing.T, q *sqs.Queue, name, arn string, h lambda.Handler, twice bool) {
 	for ctx.Err() == nil {
 		ds, err := q.Receive(ctx, name, 10, 60*time.Second, time.Second)
 		if err != nil || len(ds) == 0 {
@@ -246,6 +252,9 @@ func serveQueue(ctx context.Context, t *testing.T, q *sqs.Queue, name, arn strin
 			ev.Records = append(ev.Records, events.SQSMessage{MessageId: d.MessageID, ReceiptHandle: d.ReceiptHandle, Body: string(d.Body), EventSourceARN: arn})
 		}
 		resp, err := h(ctx, ev)
+		if twice && err == nil && len(resp.BatchItemFailures) == 0 {
+			resp, err = h(ctx, ev) // the same batch delivered again
+		}
 		failed := map[string]bool{}
 		for _, f := range resp.BatchItemFailures {
 			failed[f.ItemIdentifier] = true
