@@ -17,7 +17,7 @@ func newGraphCmd(g *globals) *cobra.Command {
 		Args:  argsUsage(cobra.NoArgs),
 		RunE:  func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
-	c.AddCommand(newGraphBuildCmd(g), newGraphExportCmd(g))
+	c.AddCommand(newGraphBuildCmd(g), newGraphExportCmd(g), newGraphQueryCmd(g))
 	return c
 }
 

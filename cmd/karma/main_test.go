@@ -60,6 +60,7 @@ func TestExitCodes(t *testing.T) {
 		{"impact unknown", append([]string{"impact", "vpc/nope", "--env", "prod"}, ex...), 2, "prod/vpc/nope: no such component"},
 		{"missing repo", []string{"graph", "build", "--repo", "/nonexistent/repo", "--state-dir", t.TempDir()}, 1, "repository /nonexistent/repo"},
 		{"unknown env", append([]string{"graph", "build", "--env", "qa"}, ex...), 1, `environment "qa": not found`},
+		{"query refuses writes", []string{"graph", "query", "--endpoint", "ws://127.0.0.1:1/gremlin", "--gremlin", "g.V().drop()"}, 2, "refusing a query that may write"},
 		{"publish wrong arity", append([]string{"params", "publish", "vpc"}, ex...), 2, "want no arguments or <type> <nickname>"},
 	}
 	for _, c := range cases {
