@@ -1,19 +1,16 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/usekarma/karma/shared/message/messagetest"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/message"
@@ -23,94 +20,11 @@ import (
 
 // The contract lives at the repository root: schemas/<type>.v<N>.schema.json, each referring to
 // schemas/envelope.schema.json relatively (see shared/message/golden_test.go).
-const (
-	schemaDir  = "../../schemas"
-	schemaBase = "https://usekarma.dev/schemas/"
-)
+// validate checks a produced message against its schema and the codec (messagetest).
+func validate(t testing.TB, e message.Envelope) { messagetest.Validate(t, e) }
 
-type noLoader struct{}
+func validateAll(t testing.TB, msgs []message.Envelope) { messagetest.ValidateAll(t, msgs) }
 
-func (noLoader) Load(url string) (any, error) {
-	return nil, fmt.Errorf("schema %s is not among schemas/*.schema.json", url)
-}
-
-// compiledSchemas loads every schema under its $id, once per test binary.
-var compiledSchemas = sync.OnceValues(func() (map[string]*jsonschema.Schema, error) {
-	files, err := filepath.Glob(filepath.Join(schemaDir, "*.schema.json"))
-	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("no schemas in %s: %v", schemaDir, err)
-	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	c.AssertFormat()
-	c.UseLoader(noLoader{})
-	for _, f := range files {
-		doc, err := readJSONFile(f)
-		if err != nil {
-			return nil, err
-		}
-		if err := c.AddResource(schemaBase+filepath.Base(f), doc); err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-	}
-	out := map[string]*jsonschema.Schema{}
-	for _, f := range files {
-		name := filepath.Base(f)
-		sch, err := c.Compile(schemaBase + name)
-		if err != nil {
-			return nil, fmt.Errorf("compile %s: %w", name, err)
-		}
-		out[name] = sch
-	}
-	return out, nil
-})
-
-func readJSONFile(path string) (any, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return jsonschema.UnmarshalJSON(bytes.NewReader(b))
-}
-
-// validate checks that e, as it goes on the wire, validates against the schema of its type and
-// version and parses back.
-func validate(t testing.TB, e message.Envelope) {
-	t.Helper()
-	schemas, err := compiledSchemas()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := message.Encode(e)
-	if err != nil {
-		t.Fatalf("encode %s: %v", e.Type, err)
-	}
-	name := fmt.Sprintf("%s.v%d.schema.json", e.Type, e.Version)
-	sch := schemas[name]
-	if sch == nil {
-		t.Errorf("%s v%d: no schema schemas/%s", e.Type, e.Version, name)
-		return
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sch.Validate(doc); err != nil {
-		t.Errorf("%s v%d does not validate against schemas/%s:\n%v\n%s", e.Type, e.Version, name, err, b)
-	}
-	if _, err := message.Parse(b); err != nil {
-		t.Errorf("%s v%d: Parse: %v", e.Type, e.Version, err)
-	}
-}
-
-func validateAll(t testing.TB, msgs []message.Envelope) {
-	t.Helper()
-	for _, m := range msgs {
-		validate(t, m)
-	}
-}
-
-// newDB opens a fresh embedded state file.
 func newDB(t testing.TB) *embedded.DB {
 	t.Helper()
 	db, err := embedded.Open(filepath.Join(t.TempDir(), "karma.db"))

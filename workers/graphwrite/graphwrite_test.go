@@ -43,7 +43,7 @@ func newStage(t *testing.T) *stageEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &stageEnv{q: q, lineage: l, graph: g, w: &graphwrite.Worker{Graphs: repoGraphs{root: examplesDir}, Store: g, Lineage: l}}
+	return &stageEnv{q: q, lineage: l, graph: g, w: &graphwrite.Worker{Graphs: repoGraphs{Root: examplesDir}, Store: g, Lineage: l}}
 }
 
 func (s *stageEnv) handle(t *testing.T, in message.Envelope) []message.Envelope {

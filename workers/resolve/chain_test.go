@@ -126,7 +126,7 @@ func newChain(t *testing.T) *chain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	graphs := repoGraphs{root: examplesDir, params: func(env string) params.Store {
+	graphs := repoGraphs{Root: examplesDir, Params: func(env string) params.Store {
 		st, err := c.params(env)
 		if err != nil {
 			t.Error(err)

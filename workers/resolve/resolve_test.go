@@ -57,7 +57,7 @@ func newStage(t *testing.T, repo string, cfg configs) *stageEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &resolve.Worker{Graphs: repoGraphs{root: repo}, ChangeSets: cs, Configs: cfg, Now: func() time.Time { return fixedTime }}
+	w := &resolve.Worker{Graphs: repoGraphs{Root: repo}, ChangeSets: cs, Configs: cfg, Now: func() time.Time { return fixedTime }}
 	return &stageEnv{q: q, cs: cs, w: w}
 }
 
@@ -374,7 +374,7 @@ func TestRequestUsesTheProposedConfig(t *testing.T) {
 		t.Fatalf("scheduled %d, want 1", len(sched))
 	}
 	// The repository's own config gives another hash.
-	res, err := repoGraphs{root: examplesDir}.Build(context.Background(), "prod", nil)
+	res, err := repoGraphs{Root: examplesDir}.Build(context.Background(), "prod", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

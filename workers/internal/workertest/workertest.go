@@ -1,0 +1,232 @@
+// Package workertest holds the test helpers every workers/* package uses: schema validation of
+// produced messages, golden files with -update, deterministic envelopes, a one-message runtime
+// harness and the examples repository as a graph source. Only tests import it.
+package workertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"github.com/usekarma/karma/shared/message/messagetest"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usekarma/karma/shared/embedded"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/queue"
+)
+
+var Update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+const (
+	ExamplesDir = "../../examples"
+)
+
+// Validate checks that e validates against its schema, parses back and decodes (messagetest).
+func Validate(t testing.TB, e message.Envelope) { messagetest.Validate(t, e) }
+
+// ValidateAll validates every message.
+func ValidateAll(t testing.TB, msgs []message.Envelope) { messagetest.ValidateAll(t, msgs) }
+
+// FixedID is a deterministic UUIDv7 for test inputs, so that change set and deployment ids
+// derived from them are the same on every run.
+func FixedID(n int) string { return fmt.Sprintf("019cebab-87be-7000-8000-%012x", n) }
+
+var FixedTime = time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
+
+// FixedRoot builds a root message with a deterministic id (= its correlation id).
+func FixedRoot(t testing.TB, n int, typ, env string, actor message.Actor, idem string, payload any) message.Envelope {
+	t.Helper()
+	e, err := message.New(typ, env, actor, idem, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ID, e.CorrelationID, e.OccurredAt = FixedID(n), FixedID(n), FixedTime.Add(time.Duration(n)*time.Second)
+	return e
+}
+
+// FixedDerive builds a consequence of cause with a deterministic id.
+func FixedDerive(t testing.TB, cause message.Envelope, n int, typ, idem string, payload any) message.Envelope {
+	t.Helper()
+	e, err := cause.Derive(typ, idem, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ID, e.OccurredAt = FixedID(n), FixedTime.Add(time.Duration(n)*time.Second)
+	return e
+}
+
+// Normalize renders msgs as indented JSON with the volatile fields replaced: id ->
+// "<id>", occurred_at -> "<occurred_at>", causation_id -> "<causation:NAME>" when it is a
+// key of names (else "<causation_id>"); then every occurrence of a names key (e.g. a root id
+// that is also a change set id) is replaced by its value.
+func Normalize(t testing.TB, msgs []message.Envelope, names map[string]string) []byte {
+	t.Helper()
+	docs := []any{}
+	for _, m := range msgs {
+		b, err := message.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		doc["id"] = "<id>"
+		doc["occurred_at"] = "<occurred_at>"
+		if c, ok := doc["causation_id"].(string); ok {
+			if name, ok := names[c]; ok {
+				doc["causation_id"] = "<causation:" + name + ">"
+			} else {
+				doc["causation_id"] = "<causation_id>"
+			}
+		}
+		docs = append(docs, doc)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(docs); err != nil {
+		t.Fatal(err)
+	}
+	s := strings.TrimSuffix(buf.String(), "\n")
+	keys := make([]string, 0, len(names))
+	for k := range names {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return len(keys[i]) > len(keys[j]) })
+	for _, k := range keys {
+		s = strings.ReplaceAll(s, k, "<"+names[k]+">")
+	}
+	return []byte(s + "\n")
+}
+
+// CheckGolden validates msgs against their schemas and compares their normalized form with
+// testdata/<name>.golden.json (rewritten with -update).
+func CheckGolden(t testing.TB, name string, msgs []message.Envelope, names map[string]string) {
+	t.Helper()
+	ValidateAll(t, msgs)
+	got := Normalize(t, msgs, names)
+	path := filepath.Join("testdata", name+".golden.json")
+	if *Update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+// PayloadOf decodes e's payload into the newest Go type of its message type.
+func PayloadOf[T any](t testing.TB, e message.Envelope) T {
+	t.Helper()
+	var p T
+	if err := message.Decode(e, &p); err != nil {
+		t.Fatalf("decode %s: %v", e.Type, err)
+	}
+	return p
+}
+
+// ByType keeps the messages of one type.
+func ByType(msgs []message.Envelope, typ string) []message.Envelope {
+	var out []message.Envelope
+	for _, m := range msgs {
+		if m.Type == typ {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+var QuietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func NewDB(t testing.TB) *embedded.DB {
+	t.Helper()
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "karma.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// Process runs h on in the way the runtime does (Runner.Process on an embedded queue: outputs
+// published, then the AfterPublish hooks) and returns what it produced.
+func Process(t testing.TB, q queue.Queue, h pipeline.Handler, in message.Envelope) ([]message.Envelope, pipeline.Action, error) {
+	t.Helper()
+	const stage = "harness"
+	ctx := context.Background()
+	b, err := message.Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Send(ctx, stage, queue.Message{Body: b}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := q.Receive(ctx, stage, 1, time.Minute, time.Second)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("receive: %d deliveries, %v", len(ds), err)
+	}
+	var out []message.Envelope
+	var herr error
+	r := &pipeline.Runner{Queue: q, Log: QuietLog, Observe: func(_ string, _ message.Envelope, o []message.Envelope, _ pipeline.Action, e error) {
+		out, herr = o, e
+	}}
+	action := r.Process(ctx, pipeline.Stage{Name: stage, Handler: h}, ds[0])
+	return out, action, herr
+}
+
+// RepoGraphs builds graphs from a config repository (as cmd/karma's RepoGraphs does).
+type RepoGraphs struct {
+	Root   string
+	Params func(env string) params.Store // nil: runtime status unknown
+}
+
+func (g RepoGraphs) Build(ctx context.Context, env string, overrides map[string][]byte) (*model.Result, error) {
+	return model.Build(ctx, g.Root, model.BuildOptions{LoadOptions: model.LoadOptions{Env: env, Overrides: overrides}, Params: g.Params})
+}
+
+func (g RepoGraphs) Environments(ctx context.Context) ([]string, error) {
+	repo, err := model.Load(g.Root, model.LoadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return repo.Environments, nil
+}
+
+// WriteRepo creates a config repository from relative path -> content.
+func WriteRepo(t testing.TB, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for rel, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
