@@ -2,19 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/embedded"
-	"github.com/usekarma/karma/shared/lineage"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
@@ -294,25 +291,9 @@ func (p *paramConfigs) Config(ctx context.Context, env, component string) ([]byt
 }
 
 func splitID(id string) (string, string, string) {
-	var parts [3]string
-	i := 0
-	for j, start := 0, 0; j <= len(id); j++ {
-		if j == len(id) || (id[j] == '/' && i < 2) {
-			parts[i] = id[start:j]
-			i++
-			start = j + 1
-			if i == 3 {
-				break
-			}
-		}
+	parts := strings.SplitN(id, "/", 3)
+	for len(parts) < 3 {
+		parts = append(parts, "")
 	}
 	return parts[0], parts[1], parts[2]
 }
-
-// Ensure the imports used only by other files of this package stay honest.
-var (
-	_ audit.Log     = (*embedded.AuditLog)(nil)
-	_ lineage.Store = (*embedded.Lineage)(nil)
-	_               = errors.New
-	_               = os.Stdout
-)
