@@ -1,0 +1,74 @@
+# Git push webhooks (docs/triggers.md): an HTTP API, POST /webhooks/git -> the webhook function,
+# payload format 2.0 (what shared/webhook.LambdaRequest decodes). Created with enable_webhook
+# only: cmd/lambda has no webhook stage yet (functions.tf).
+
+resource "aws_apigatewayv2_api" "webhooks" {
+  count = var.enable_webhook ? 1 : 0
+
+  name          = "${local.prefix}-webhooks"
+  protocol_type = "HTTP"
+  description   = "Karma: Git push webhooks"
+}
+
+resource "aws_apigatewayv2_integration" "webhook" {
+  count = var.enable_webhook ? 1 : 0
+
+  api_id                 = aws_apigatewayv2_api.webhooks[0].id
+  integration_type       = "AWS_PROXY"
+  integration_method     = "POST"
+  integration_uri        = aws_lambda_function.stage["webhook"].invoke_arn
+  payload_format_version = "2.0"
+  timeout_milliseconds   = 30000
+}
+
+resource "aws_apigatewayv2_route" "webhook" {
+  count = var.enable_webhook ? 1 : 0
+
+  api_id    = aws_apigatewayv2_api.webhooks[0].id
+  route_key = "POST /webhooks/git"
+  target    = "integrations/${aws_apigatewayv2_integration.webhook[0].id}"
+}
+
+resource "aws_cloudwatch_log_group" "webhooks_access" {
+  count = var.enable_webhook ? 1 : 0
+
+  name              = "/aws/apigateway/${local.prefix}-webhooks"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_apigatewayv2_stage" "default" {
+  count = var.enable_webhook ? 1 : 0
+
+  api_id      = aws_apigatewayv2_api.webhooks[0].id
+  name        = "$default"
+  auto_deploy = true
+
+  default_route_settings {
+    throttling_burst_limit = 50
+    throttling_rate_limit  = 20
+  }
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.webhooks_access[0].arn
+    format = jsonencode({
+      requestId = "$context.requestId"
+      ip        = "$context.identity.sourceIp"
+      time      = "$context.requestTime"
+      route     = "$context.routeKey"
+      status    = "$context.status"
+      length    = "$context.responseLength"
+      latency   = "$context.integrationLatency"
+      error     = "$context.integrationErrorMessage"
+    })
+  }
+}
+
+resource "aws_lambda_permission" "webhook" {
+  count = var.enable_webhook ? 1 : 0
+
+  statement_id  = "AllowHttpApiWebhooks"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.stage["webhook"].function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.webhooks[0].execution_arn}/*/POST/webhooks/git"
+}

@@ -1,0 +1,152 @@
+# One Lambda function per stage, all from the same zip (make lambda: the bootstrap binary of
+# cmd/lambda for provided.al2023), the stage chosen by KARMA_STAGE. What each one needs is the
+# table local.needs in main.tf; the environment below is exactly what cmd/lambda reads:
+#
+#   every function   KARMA_STAGE, KARMA_EVENT_BUS, KARMA_QUEUE_PREFIX, KARMA_PARAM_PREFIX,
+#                    KARMA_LOG_LEVEL
+#   audit            KARMA_AUDIT_TABLE
+#   resolve          KARMA_REPO, KARMA_CHANGE_SET_TABLE, KARMA_IDEMPOTENCY_TABLE
+#   graph-write      KARMA_REPO, KARMA_IDEMPOTENCY_TABLE, KARMA_NEPTUNE_ENDPOINT, KARMA_NEPTUNE_IAM
+#   plan, apply      KARMA_MODULES_DIR, KARMA_WORK_DIR, KARMA_TERRAFORM, KARMA_CHANGE_SET_TABLE,
+#                    KARMA_IDEMPOTENCY_TABLE (+ var.terraform_env, for terraform itself)
+#
+# Besides the SQS stages, cmd/lambda serves three entry points, each a function here:
+#   - ingest (KARMA_STAGE=ingest): Parameter Store Change events from the ingest queue
+#     (workers/ingest.ParameterEvents); needs KARMA_ENV, this account's environment;
+#   - reconcile (KARMA_STAGE=reconcile): invoked by the schedule in events.tf, ingests the
+#     parameter versions whose events EventBridge dropped;
+#   - webhook (KARMA_STAGE=webhook): POST /webhooks/git behind the HTTP API (api.tf), with
+#     KARMA_WEBHOOK_SECRETS (from var.webhook_secret_arn) and KARMA_BRANCHES. It has no checkout
+#     of the config repository, so a push whose payload is truncated gets 503 (docs/triggers.md).
+#
+# Terraform inside plan and apply: a Lambda layer (var.terraform_layer_arn) with the terraform
+# binary at bin/terraform, i.e. /opt/bin/terraform, named by KARMA_TERRAFORM. The modules and
+# the workspaces are on EFS (storage.tf); `terraform init` in a workspace downloads the
+# component's providers, so those functions need a route to the registry (or a mirror set up
+# through var.terraform_env).
+
+resource "aws_cloudwatch_log_group" "function" {
+  for_each = local.functions
+
+  name              = "/aws/lambda/${local.prefix}-${each.key}"
+  retention_in_days = var.log_retention_days
+}
+
+data "aws_secretsmanager_secret_version" "webhook" {
+  count     = var.enable_webhook ? 1 : 0
+  secret_id = var.webhook_secret_arn
+}
+
+locals {
+  function_env = { for name, f in local.functions : name => merge(
+    {
+      KARMA_STAGE        = name
+      KARMA_EVENT_BUS    = aws_cloudwatch_event_bus.karma.name
+      KARMA_QUEUE_PREFIX = local.queue_prefix
+      KARMA_PARAM_PREFIX = var.param_prefix
+      KARMA_LOG_LEVEL    = var.log_level
+    },
+    var.config_revision == "" ? {} : { KARMA_CONFIG_REVISION = var.config_revision },
+    f.audit ? { KARMA_AUDIT_TABLE = aws_dynamodb_table.audit.name } : {},
+    f.change_sets ? { KARMA_CHANGE_SET_TABLE = aws_dynamodb_table.change_sets.name } : {},
+    f.seen ? { KARMA_IDEMPOTENCY_TABLE = aws_dynamodb_table.seen.name } : {},
+    contains(["ingest", "reconcile"], name) ? { KARMA_ENV = var.environment, KARMA_AUTO_APPROVE = tostring(var.auto_approve) } : {},
+    name == "webhook" ? { KARMA_AUTO_APPROVE = tostring(var.auto_approve) } : {},
+    f.repo ? { KARMA_REPO = local.repo_dir } : {},
+    f.neptune ? {
+      KARMA_NEPTUNE_ENDPOINT = coalesce(local.neptune_url, "unset")
+      KARMA_NEPTUNE_IAM      = tostring(local.neptune_iam)
+    } : {},
+    f.terraform ? merge(var.terraform_env, {
+      KARMA_MODULES_DIR = local.modules_dir
+      KARMA_WORK_DIR    = local.work_dir
+      KARMA_TERRAFORM   = var.terraform_path
+    }) : {},
+    name == "webhook" ? {
+      KARMA_BRANCHES        = join(",", var.deploy_branches)
+      KARMA_WEBHOOK_SECRETS = sensitive(one(data.aws_secretsmanager_secret_version.webhook[*].secret_string))
+    } : {},
+  ) }
+}
+
+resource "aws_lambda_function" "stage" {
+  for_each = local.functions
+
+  function_name    = "${local.prefix}-${each.key}"
+  description      = "Karma stage ${each.key} (cmd/lambda, KARMA_STAGE=${each.key})"
+  role             = aws_iam_role.function[each.key].arn
+  filename         = local.lambda_zip
+  source_code_hash = filebase64sha256(local.lambda_zip)
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = [var.architecture]
+  timeout          = each.value.timeout
+  memory_size      = each.value.memory
+  layers           = each.value.terraform && var.terraform_layer_arn != null ? [var.terraform_layer_arn] : []
+
+  ephemeral_storage {
+    size = each.value.terraform ? var.terraform_ephemeral_storage : 512
+  }
+
+  environment {
+    variables = local.function_env[each.key]
+  }
+
+  dynamic "vpc_config" {
+    for_each = each.value.in_vpc ? [1] : []
+    content {
+      subnet_ids         = var.subnet_ids
+      security_group_ids = var.lambda_security_group_ids
+    }
+  }
+
+  dynamic "file_system_config" {
+    for_each = each.value.repo || each.value.terraform ? [1] : []
+    content {
+      arn              = local.efs_access_point_arn
+      local_mount_path = var.efs_mount_path
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = !each.value.neptune || local.neptune_url != null
+      error_message = "graph-write needs Neptune: set neptune_endpoint (an existing cluster) or create_neptune = true."
+    }
+    precondition {
+      condition     = !each.value.neptune || !local.neptune_iam || var.create_neptune || var.neptune_cluster_resource_id != null
+      error_message = "An existing Neptune cluster with IAM auth needs neptune_cluster_resource_id (for the neptune-db policy)."
+    }
+    precondition {
+      condition     = each.key != "webhook" || var.webhook_secret_arn != null
+      error_message = "enable_webhook needs webhook_secret_arn."
+    }
+  }
+
+  # The log group first (else Lambda creates one without retention); the EFS mount targets
+  # before a function mounts the file system; the role's policy before the function runs.
+  depends_on = [
+    aws_cloudwatch_log_group.function,
+    aws_efs_mount_target.karma,
+    aws_iam_role_policy.function,
+  ]
+}
+
+check "terraform_layer" {
+  assert {
+    condition     = var.terraform_layer_arn != null
+    error_message = "terraform_layer_arn is not set: plan and apply will find no terraform binary at ${var.terraform_path} and fail at startup."
+  }
+}
+
+# Each stage function reads its own queue; failed records are reported one by one
+# (shared/lambda.SQSHandler returns partial batch responses).
+resource "aws_lambda_event_source_mapping" "stage" {
+  for_each = { for name, f in local.functions : name => f if f.queue }
+
+  event_source_arn        = aws_sqs_queue.stage[each.key].arn
+  function_name           = aws_lambda_function.stage[each.key].arn
+  batch_size              = each.value.batch_size
+  function_response_types = ["ReportBatchItemFailures"]
+  enabled                 = true
+}

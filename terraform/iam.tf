@@ -1,0 +1,210 @@
+# One role per function, with only what its stage does (local.needs in main.tf):
+#   logs        its own log group
+#   VPC         network interfaces (functions in the VPC; EC2 allows no narrower resource)
+#   EFS         mount through the access point; write only for plan and apply (workspaces)
+#   SQS         receive/delete/visibility on its own queue (the event source mapping), and send
+#               to its own DLQ: shared/lambda dead-letters a poison record itself, finding the
+#               DLQ through the queue's RedrivePolicy (GetQueueUrl, GetQueueAttributes)
+#   EventBridge events:PutEvents on the karma bus (every stage but audit publishes)
+#   DynamoDB    exactly the calls shared/dynamo makes on each table (transactions need the
+#               per-item actions); Query on the indexes
+#   SSM         read (GetParameter*, GetParameterHistory) under <param_prefix>; apply also writes
+#               the components' /runtime and /config (PutParameter)
+#   Neptune     neptune-db data actions on the cluster, when it uses IAM authentication
+# plan and apply additionally get var.plan_policy_arns / var.apply_policy_arns: what terraform
+# needs to manage the components' own resources, which this module cannot know.
+
+data "aws_iam_policy_document" "assume_lambda" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  for_each = local.functions
+
+  name               = "${local.prefix}-${each.key}"
+  description        = "Karma stage ${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.assume_lambda.json
+}
+
+data "aws_iam_policy_document" "function" {
+  for_each = local.functions
+
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function[each.key].arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = each.value.in_vpc ? [1] : []
+    content {
+      sid = "VpcNetworkInterfaces"
+      actions = [
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+      ]
+      resources = ["*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.repo || each.value.terraform ? [1] : []
+    content {
+      sid       = "EfsThroughAccessPoint"
+      actions   = concat(["elasticfilesystem:ClientMount"], each.value.terraform ? ["elasticfilesystem:ClientWrite"] : [])
+      resources = [local.efs_file_system_arn]
+      condition {
+        test     = "StringEquals"
+        variable = "elasticfilesystem:AccessPointArn"
+        values   = [local.efs_access_point_arn]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.queue ? [1] : []
+    content {
+      sid = "OwnQueue"
+      actions = [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+      ]
+      resources = [aws_sqs_queue.stage[each.key].arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.queue ? [1] : []
+    content {
+      sid       = "OwnDeadLetterQueue"
+      actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
+      resources = [aws_sqs_queue.dlq[each.key].arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.publish ? [1] : []
+    content {
+      sid       = "PublishToBus"
+      actions   = ["events:PutEvents"]
+      resources = [aws_cloudwatch_event_bus.karma.arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.audit ? [1] : []
+    content {
+      sid       = "AuditTable"
+      actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem"]
+      resources = [aws_dynamodb_table.audit.arn, "${aws_dynamodb_table.audit.arn}/index/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.change_sets ? [1] : []
+    content {
+      sid       = "ChangeSetTable"
+      actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem"]
+      resources = [aws_dynamodb_table.change_sets.arn, "${aws_dynamodb_table.change_sets.arn}/index/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.seen ? [1] : []
+    content {
+      sid       = "IdempotencyTable"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+      resources = [aws_dynamodb_table.seen.arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.params != "" ? [1] : []
+    content {
+      sid = "ReadParameters"
+      actions = [
+        "ssm:GetParameter",
+        "ssm:GetParameters",
+        "ssm:GetParametersByPath",
+        "ssm:GetParameterHistory",
+      ]
+      resources = [local.param_arn, "${local.param_arn}/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.params == "write" ? [1] : []
+    content {
+      sid       = "WriteParameters"
+      actions   = ["ssm:PutParameter"]
+      resources = ["${local.param_arn}/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.params != "" && length(var.ssm_kms_key_arns) > 0 ? [1] : []
+    content {
+      sid       = "SecureStringKeys"
+      actions   = concat(["kms:Decrypt"], each.value.params == "write" ? ["kms:Encrypt", "kms:GenerateDataKey"] : [])
+      resources = var.ssm_kms_key_arns
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["ssm.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.neptune && local.neptune_iam ? [1] : []
+    content {
+      sid = "NeptuneData"
+      actions = [
+        "neptune-db:connect",
+        "neptune-db:ReadDataViaQuery",
+        "neptune-db:WriteDataViaQuery",
+        "neptune-db:DeleteDataViaQuery",
+        "neptune-db:GetQueryStatus",
+        "neptune-db:CancelQuery",
+      ]
+      resources = ["arn:${local.partition}:neptune-db:${local.region}:${local.account}:${coalesce(local.neptune_resource_id, "unset")}/*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "function" {
+  for_each = local.functions
+
+  name   = "karma-${each.key}"
+  role   = aws_iam_role.function[each.key].id
+  policy = data.aws_iam_policy_document.function[each.key].json
+}
+
+# What terraform itself needs in plan and apply: the components' resources.
+resource "aws_iam_role_policy_attachment" "terraform" {
+  for_each = merge(
+    { for arn in var.plan_policy_arns : "plan ${arn}" => { role = "plan", arn = arn } },
+    { for arn in var.apply_policy_arns : "apply ${arn}" => { role = "apply", arn = arn } },
+  )
+
+  role       = aws_iam_role.function[each.value.role].name
+  policy_arn = each.value.arn
+}

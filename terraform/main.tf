@@ -1,0 +1,130 @@
+# Karma on AWS: the pipeline of docs/pipeline.md as SQS queues fed by EventBridge rules, one
+# Lambda function per stage (one binary, cmd/lambda, the stage chosen by KARMA_STAGE), the
+# DynamoDB tables of shared/dynamo/tables.go, Neptune for the graph and lineage, EFS for the
+# config repository checkout and the Terraform workspaces. See README.md in this folder.
+
+terraform {
+  required_version = ">= 1.5"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 5.0"
+    }
+  }
+}
+
+provider "aws" {
+  region = var.region # null: AWS_REGION / the shared config, as usual
+
+  default_tags {
+    tags = merge({ "karma:environment" = var.environment, "karma:managed-by" = "terraform" }, var.tags)
+  }
+}
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  account   = data.aws_caller_identity.current.account_id
+  partition = data.aws_partition.current.partition
+  region    = data.aws_region.current.name
+
+  # Every name starts with <name_prefix>-<environment>, e.g. "karma-prod". One account is one
+  # environment, so this only keeps names readable next to other stacks in the account.
+  prefix = "${var.name_prefix}-${var.environment}"
+
+  # SQS: the queue of stage S is <queue_prefix>S (shared/sqs: Options.Prefix + name), its DLQ
+  # <queue_prefix>S-dlq (sqs.DeadLetterQueueName). KARMA_QUEUE_PREFIX is this value.
+  queue_prefix = "${local.prefix}-"
+
+  # The Lambda zip built by `make lambda`: dist/karma-lambda-<arm64|amd64>.zip.
+  zip_arch   = var.architecture == "arm64" ? "arm64" : "amd64"
+  lambda_zip = coalesce(var.lambda_zip, "${path.module}/../dist/karma-lambda-${local.zip_arch}.zip")
+
+  # Paths inside the functions (EFS is mounted at var.efs_mount_path, see storage.tf).
+  repo_dir    = "${var.efs_mount_path}/${var.repo_path}" # KARMA_REPO
+  modules_dir = "${local.repo_dir}/${var.modules_dir}"   # KARMA_MODULES_DIR
+  work_dir    = "${var.efs_mount_path}/${var.work_path}" # KARMA_WORK_DIR
+  param_arn   = "arn:${local.partition}:ssm:${local.region}:${local.account}:parameter${var.param_prefix}"
+
+  # The stages with a queue (shared/pipeline/handler.go: StageResolve ... StageAudit, and
+  # StageIngest, which the Parameter Store rule feeds), with each queue's visibility timeout:
+  # at least the function's timeout (below); 6x for the short stages, as AWS recommends for
+  # event source mappings, and 960 s for the 900 s Terraform stages.
+  queue_visibility = {
+    resolve       = 720
+    "graph-write" = 720
+    plan          = 960
+    apply         = 960
+    audit         = 360
+    ingest        = 360
+  }
+
+  # Each function's timeout (s), memory (MB) and event source mapping batch size (1 for plan
+  # and apply: one Terraform run per invocation; the webhook has no queue).
+  sizes = {
+    resolve       = { timeout = 120, memory = 1024, batch_size = 10 }
+    "graph-write" = { timeout = 120, memory = 1024, batch_size = 10 }
+    plan          = { timeout = 900, memory = var.terraform_memory, batch_size = 1 }
+    apply         = { timeout = 900, memory = var.terraform_memory, batch_size = 1 }
+    audit         = { timeout = 60, memory = 512, batch_size = 10 }
+    ingest        = { timeout = 60, memory = 512, batch_size = 10 }
+    reconcile     = { timeout = 300, memory = 512, batch_size = 0 }
+    webhook       = { timeout = 29, memory = 512, batch_size = 0 } # API Gateway waits 30 s at most
+  }
+
+  # The routing of the "karma" bus, written out from pipeline.Routes exactly as
+  # eventbridge.Rules() derives it: for every stage a message type is routed to, one rule
+  # matching source "karma" and exactly those detail-types (sorted), and one rule sending every
+  # "karma" event to the audit queue. No type is routed to ingest, so it has no rule here.
+  #
+  #   change.detected                              -> resolve
+  #   change.resolved, deployment.scheduled,
+  #   deployment.skipped                           -> graph-write
+  #   deployment.recorded                          -> plan
+  #   deployment.planned, deployment.approved      -> apply
+  #   deployment.applied, deployment.failed        -> resolve, graph-write
+  #   everything                                   -> audit
+  routed_types = {
+    apply         = ["deployment.approved", "deployment.planned"]
+    "graph-write" = ["change.resolved", "deployment.applied", "deployment.failed", "deployment.scheduled", "deployment.skipped"]
+    plan          = ["deployment.recorded"]
+    resolve       = ["change.detected", "deployment.applied", "deployment.failed"]
+  }
+  bus_rules = merge(
+    { for stage, types in local.routed_types : stage => jsonencode({ source = ["karma"], "detail-type" = types }) },
+    { audit = jsonencode({ source = ["karma"] }) },
+  )
+
+  # What each function needs, from cmd/lambda (stages.go, ingest.go, webhook.go). The
+  # environment (functions.tf) and
+  # the IAM policy (iam.tf) of each function are derived from this table only.
+  #   repo:        the config repository checkout on EFS (KARMA_REPO)          -> VPC + EFS
+  #   terraform:   terraform binary, modules, workspaces (KARMA_MODULES_DIR...) -> VPC + EFS (rw)
+  #   neptune:     graph and lineage stores (KARMA_NEPTUNE_ENDPOINT)           -> VPC
+  #   change_sets, seen, audit: the DynamoDB tables
+  #   params:      "" | "read" | "write" on <param_prefix>
+  #   publish:     events:PutEvents on the bus (audit publishes nothing)
+  #   queue:       fed by its stage queue (event source mapping)
+  needs = {
+    resolve       = { repo = true, terraform = false, neptune = false, change_sets = true, seen = true, audit = false, params = "read", publish = true, queue = true }
+    "graph-write" = { repo = true, terraform = false, neptune = true, change_sets = false, seen = true, audit = false, params = "", publish = true, queue = true }
+    plan          = { repo = false, terraform = true, neptune = false, change_sets = true, seen = true, audit = false, params = "read", publish = true, queue = true }
+    apply         = { repo = false, terraform = true, neptune = false, change_sets = true, seen = true, audit = false, params = "write", publish = true, queue = true }
+    audit         = { repo = false, terraform = false, neptune = false, change_sets = false, seen = false, audit = true, params = "", publish = false, queue = true }
+    ingest        = { repo = false, terraform = false, neptune = false, change_sets = false, seen = true, audit = false, params = "read", publish = true, queue = true }
+    reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = true, audit = false, params = "read", publish = true, queue = false }
+    webhook       = { repo = false, terraform = false, neptune = false, change_sets = false, seen = true, audit = true, params = "", publish = true, queue = false }
+  }
+
+  enabled_functions = concat(
+    ["resolve", "graph-write", "plan", "apply", "audit"],
+    var.enable_ingest_function ? ["ingest", "reconcile"] : [],
+    var.enable_webhook ? ["webhook"] : [],
+  )
+  functions = { for name in local.enabled_functions : name => merge(local.needs[name], local.sizes[name], {
+    in_vpc = local.needs[name].repo || local.needs[name].terraform || local.needs[name].neptune
+  }) }
+}

@@ -1,0 +1,112 @@
+# One standard queue per stage, <prefix><stage>, each with its dead-letter queue
+# <prefix><stage>-dlq, exactly as shared/sqs EnsureQueues creates them in tests:
+#   DLQ:   message_retention_seconds = 1209600 (14 days, SQS's maximum)
+#   queue: redrive_policy = {deadLetterTargetArn, maxReceiveCount = 5 (queue.DefaultMaxReceives)},
+#          visibility timeout >= the function's timeout (local.queue_visibility)
+# The Lambda runtime (shared/lambda) sends poison messages to the DLQ itself at once, with the
+# reason as message attributes; SQS moves the rest after 5 receives. `karma dlq list | redrive`
+# reads the DLQ named by the queue's RedrivePolicy.
+
+resource "aws_sqs_queue" "dlq" {
+  for_each = local.queue_visibility
+
+  name                      = "${local.queue_prefix}${each.key}-dlq"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = true
+}
+
+resource "aws_sqs_queue" "stage" {
+  for_each = local.queue_visibility
+
+  name                       = "${local.queue_prefix}${each.key}"
+  visibility_timeout_seconds = each.value
+  message_retention_seconds  = 345600 # 4 days; the DLQ keeps 14 (SQS keeps the first enqueue time when it moves a message)
+  receive_wait_time_seconds  = 20
+  sqs_managed_sse_enabled    = true
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dlq[each.key].arn
+    maxReceiveCount     = 5
+  })
+}
+
+# Only its own queue may use a DLQ (declared apart: the queue refers to the DLQ already).
+resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
+  for_each = local.queue_visibility
+
+  queue_url = aws_sqs_queue.dlq[each.key].id
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.stage[each.key].arn]
+  })
+}
+
+# Who may send to each stage queue: the EventBridge rules that target it (events.tf), checked
+# with aws:SourceArn. Every stage but ingest is fed by its rule on the karma bus; ingest by the
+# Parameter Store rule on the default bus.
+locals {
+  queue_sources = merge(
+    { for stage, rule in aws_cloudwatch_event_rule.stage : stage => rule.arn },
+    { ingest = aws_cloudwatch_event_rule.parameter_store.arn },
+  )
+}
+
+data "aws_iam_policy_document" "queue" {
+  for_each = local.queue_sources
+
+  statement {
+    sid       = "EventBridgeRule"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.stage[each.key].arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [each.value]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "stage" {
+  for_each = local.queue_sources
+
+  queue_url = aws_sqs_queue.stage[each.key].id
+  policy    = data.aws_iam_policy_document.queue[each.key].json
+}
+
+# Events EventBridge could not deliver to a stage queue (after its 24 h of retries, or at once
+# when a queue policy refuses them) land here instead of being dropped.
+resource "aws_sqs_queue" "events_dlq" {
+  name                      = "${local.queue_prefix}eventbridge-dlq"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = true
+}
+
+data "aws_iam_policy_document" "events_dlq" {
+  statement {
+    sid       = "EventBridgeDeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.events_dlq.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = values(local.queue_sources)
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "events_dlq" {
+  queue_url = aws_sqs_queue.events_dlq.id
+  policy    = data.aws_iam_policy_document.events_dlq.json
+}

@@ -1,0 +1,278 @@
+# --- naming and placement -------------------------------------------------------------------
+
+variable "name_prefix" {
+  description = "First part of every name: resources are <name_prefix>-<environment>-..., e.g. karma-prod-plan."
+  type        = string
+  default     = "karma"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]*$", var.name_prefix))
+    error_message = "name_prefix: lower-case letters, digits and '-', starting with a letter."
+  }
+}
+
+variable "environment" {
+  description = "The environment this account is (one account = one environment), e.g. prod."
+  type        = string
+
+  validation {
+    # SQS names are at most 80 characters: <name_prefix>-<environment>-graph-write-dlq.
+    condition     = can(regex("^[a-z][a-z0-9-]*$", var.environment)) && length(var.environment) <= 32
+    error_message = "environment: lower-case letters, digits and '-', starting with a letter, at most 32 characters."
+  }
+}
+
+variable "region" {
+  description = "AWS region; null takes it from the environment (AWS_REGION, the shared config)."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags added to every resource (the provider's default_tags)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "param_prefix" {
+  description = "Parameter Store prefix of Karma's parameters (KARMA_PARAM_PREFIX; karma.json's \"prefix\"), e.g. /iac."
+  type        = string
+  default     = "/iac"
+
+  validation {
+    condition     = can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", var.param_prefix))
+    error_message = "param_prefix: a Parameter Store path starting with '/' and not ending with one, e.g. /iac or /karma/prod."
+  }
+}
+
+# --- the Lambda functions -------------------------------------------------------------------
+
+variable "lambda_zip" {
+  description = "The zip holding the bootstrap binary (make lambda). null: ../dist/karma-lambda-<arm64|amd64>.zip next to this folder."
+  type        = string
+  default     = null
+}
+
+variable "architecture" {
+  description = "Lambda architecture of the zip: arm64 (dist/karma-lambda-arm64.zip) or x86_64 (dist/karma-lambda-amd64.zip)."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture: arm64 or x86_64."
+  }
+}
+
+variable "log_level" {
+  description = "KARMA_LOG_LEVEL of every function: debug, info, warn or error."
+  type        = string
+  default     = "info"
+
+  validation {
+    condition     = contains(["debug", "info", "warn", "error"], var.log_level)
+    error_message = "log_level: debug, info, warn or error."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' CloudWatch log groups."
+  type        = number
+  default     = 30
+}
+
+variable "config_revision" {
+  description = <<-EOT
+    Optional: the config repository revision last synced to EFS (e.g. the commit id), set by the
+    CI job that syncs it. It is only put in the functions' environment as KARMA_CONFIG_REVISION,
+    which the code does not read: changing it makes Lambda start new execution environments,
+    dropping the graphs a warm resolve/graph-write instance cached from the previous checkout.
+  EOT
+  type        = string
+  default     = ""
+}
+
+# --- network (functions that reach EFS or Neptune run in the VPC) ----------------------------
+
+variable "subnet_ids" {
+  description = "Private subnets of an existing VPC for the functions, the EFS mount targets and a created Neptune cluster. They need a route to the AWS APIs (NAT or VPC endpoints for SQS, EventBridge, DynamoDB, SSM, STS) and, for plan/apply, to wherever Terraform gets its providers."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.subnet_ids) > 0
+    error_message = "subnet_ids: at least one subnet."
+  }
+}
+
+variable "lambda_security_group_ids" {
+  description = "Security groups of the functions' network interfaces. Existing Neptune/EFS must accept them (8182, 2049); the ones this module creates do."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.lambda_security_group_ids) > 0
+    error_message = "lambda_security_group_ids: at least one security group."
+  }
+}
+
+# --- Neptune --------------------------------------------------------------------------------
+
+variable "create_neptune" {
+  description = "Create a Neptune cluster (IAM auth enabled, one instance) instead of using an existing one."
+  type        = bool
+  default     = false
+}
+
+variable "neptune_endpoint" {
+  description = "Existing cluster: its cluster endpoint host name (KARMA_NEPTUNE_ENDPOINT becomes wss://<host>:<port>/gremlin). Ignored when create_neptune."
+  type        = string
+  default     = null
+}
+
+variable "neptune_port" {
+  description = "Existing cluster: its port."
+  type        = number
+  default     = 8182
+}
+
+variable "neptune_iam_auth" {
+  description = "Existing cluster: whether it uses IAM database authentication (KARMA_NEPTUNE_IAM). Always true for a created cluster."
+  type        = bool
+  default     = true
+}
+
+variable "neptune_cluster_resource_id" {
+  description = "Existing cluster with IAM auth: its cluster resource id (cluster-XXXX, not the identifier), for the neptune-db:* policy."
+  type        = string
+  default     = null
+}
+
+variable "neptune_instance_class" {
+  description = "Created cluster: instance class of its one instance."
+  type        = string
+  default     = "db.t4g.medium"
+}
+
+# --- EFS: the config repository checkout and the Terraform workspaces ------------------------
+
+variable "efs_access_point_arn" {
+  description = "An existing EFS access point to mount (its file system needs mount targets in subnet_ids' AZs). null: create a file system, mount targets and an access point (storage.tf)."
+  type        = string
+  default     = null
+}
+
+variable "efs_mount_path" {
+  description = "Where the functions mount EFS (Lambda requires a path under /mnt/)."
+  type        = string
+  default     = "/mnt/config"
+
+  validation {
+    condition     = can(regex("^/mnt/[A-Za-z0-9_.-]+$", var.efs_mount_path))
+    error_message = "efs_mount_path: /mnt/<name>."
+  }
+}
+
+variable "repo_path" {
+  description = "The config repository checkout under the mount (KARMA_REPO = <efs_mount_path>/<repo_path>); a CI job keeps it in sync."
+  type        = string
+  default     = "repo"
+}
+
+variable "modules_dir" {
+  description = "The Terraform modules inside the checkout, one folder per component type (karma.json's \"modules_dir\")."
+  type        = string
+  default     = "components"
+}
+
+variable "work_path" {
+  description = "The component workspaces under the mount (KARMA_WORK_DIR): saved plans and each component's local Terraform state."
+  type        = string
+  default     = "work"
+}
+
+# --- Terraform inside plan and apply ---------------------------------------------------------
+
+variable "terraform_layer_arn" {
+  description = "A Lambda layer (of var.architecture) holding the terraform binary at bin/terraform, i.e. /opt/bin/terraform in the function. Without it plan and apply fail at startup."
+  type        = string
+  default     = null
+}
+
+variable "terraform_path" {
+  description = "KARMA_TERRAFORM of plan and apply."
+  type        = string
+  default     = "/opt/bin/terraform"
+}
+
+variable "terraform_env" {
+  description = "Extra environment of plan and apply, inherited by terraform (e.g. TF_PLUGIN_CACHE_DIR = \"/mnt/config/plugin-cache\", a directory that must exist). HOME: Lambda sets none and terraform looks for its CLI config there."
+  type        = map(string)
+  default     = { HOME = "/tmp" }
+}
+
+variable "terraform_memory" {
+  description = "Memory (MB) of plan and apply: terraform and its providers run inside them."
+  type        = number
+  default     = 3008
+}
+
+variable "terraform_ephemeral_storage" {
+  description = "/tmp size (MB) of plan and apply (terraform downloads providers through it)."
+  type        = number
+  default     = 4096
+}
+
+variable "plan_policy_arns" {
+  description = "Policies attached to the plan function's role so terraform can refresh and plan the components' resources (e.g. ReadOnlyAccess)."
+  type        = list(string)
+  default     = []
+}
+
+variable "apply_policy_arns" {
+  description = "Policies attached to the apply function's role so terraform can create, change and destroy the components' resources."
+  type        = list(string)
+  default     = []
+}
+
+variable "ssm_kms_key_arns" {
+  description = "Customer managed KMS keys of SecureString parameters under param_prefix (the aws/ssm key needs nothing here)."
+  type        = list(string)
+  default     = []
+}
+
+# --- entry points cmd/lambda does not serve yet (see functions.tf and README.md) --------------
+
+variable "enable_ingest_function" {
+  description = "Create the ingest function (Parameter Store events from the ingest queue) and the scheduled reconcile function."
+  type        = bool
+  default     = true
+}
+
+variable "enable_webhook" {
+  description = "Create the webhook function (KARMA_STAGE=webhook) and the HTTP API in front of it (POST /webhooks/git). Needs webhook_secret_arn."
+  type        = bool
+  default     = true
+}
+
+variable "webhook_secret_arn" {
+  description = "Secrets Manager secret holding the webhook secrets as JSON ({\"github:owner/repo\": \"...\", \"gitlab:*\": \"...\"}, as KARMA_WEBHOOK_SECRETS). Read at deploy time into the function's environment. Required with enable_webhook."
+  type        = string
+  default     = null
+}
+
+variable "deploy_branches" {
+  description = "Branches whose pushes deploy (karma serve --branch), given to the webhook function as KARMA_BRANCHES (comma-separated)."
+  type        = list(string)
+  default     = ["main"]
+}
+
+variable "auto_approve" {
+  description = "Changes started by pushes and parameter events are applied without a review step (KARMA_AUTO_APPROVE)."
+  type        = bool
+  default     = true
+}
+
+variable "reconcile_schedule" {
+  description = "How often the reconcile function compares Parameter Store with what was ingested (EventBridge schedule expression)."
+  type        = string
+  default     = "rate(5 minutes)"
+}
