@@ -32,15 +32,11 @@ func newAuditCmd(g *globals) *cobra.Command {
 				}
 				q.Since = t
 			}
-			s, err := g.open(c.Context())
+			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			st, err := s.stack(c.Context(), stackOptions{})
-			if err != nil {
-				return err
-			}
 			recs, err := st.audit.Query(c.Context(), q)
 			if err != nil {
 				return err
@@ -68,15 +64,11 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Short: "Recompute every chain's hashes; exit 1 if any record was altered, removed or reordered",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			s, err := g.open(c.Context())
+			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			st, err := s.stack(c.Context(), stackOptions{})
-			if err != nil {
-				return err
-			}
 			chains, err := st.audit.Chains(c.Context())
 			if err != nil {
 				return err

@@ -117,15 +117,11 @@ func newPlanCmd(g *globals) *cobra.Command {
 		Short: "Run queued changes up to their plans (nothing is applied)",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			s, err := g.open(c.Context())
+			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			st, err := s.stack(c.Context(), stackOptions{})
-			if err != nil {
-				return err
-			}
 			pv := newProgress(c.OutOrStdout())
 			if err := st.workers(c.Context(), stackOptions{parallelism: parallel, observe: pv.observe}); err != nil {
 				return err
@@ -157,15 +153,11 @@ nothing is left: plan and apply each deployment, publish its runtime, and deploy
 whose consumed outputs changed. Exit 1 if any deployment failed or a change was rejected.
 Without --auto-approve, asks for confirmation on a terminal and refuses otherwise.`,
 		RunE: func(c *cobra.Command, args []string) error {
-			s, err := g.open(c.Context())
+			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			st, err := s.stack(c.Context(), stackOptions{})
-			if err != nil {
-				return err
-			}
 			finished, err := finishedChangeSets(c.Context(), st)
 			if err != nil {
 				return err

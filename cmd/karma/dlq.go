@@ -19,15 +19,11 @@ func newDLQCmd(g *globals) *cobra.Command {
 		Short: "List dead letters with their reasons",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			s, err := g.open(c.Context())
+			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			st, err := s.stack(c.Context(), stackOptions{})
-			if err != nil {
-				return err
-			}
 			n := 0
 			for _, q := range queuesOf(queue) {
 				ds, err := st.queue.ListDead(c.Context(), q)
@@ -48,15 +44,11 @@ func newDLQCmd(g *globals) *cobra.Command {
 		Short: "Move dead letters back to their queues (after fixing what made them fail)",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			s, err := g.open(c.Context())
+			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			st, err := s.stack(c.Context(), stackOptions{})
-			if err != nil {
-				return err
-			}
 			total := 0
 			for _, q := range queuesOf(queue) {
 				n, err := st.queue.Redrive(c.Context(), q)

@@ -33,15 +33,11 @@ func newIngestCommitCmd(g *globals) *cobra.Command {
 			if len(revs) == 0 {
 				revs = []string{"HEAD"}
 			}
-			s, err := g.open(c.Context())
+			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			st, err := s.stack(c.Context(), stackOptions{})
-			if err != nil {
-				return err
-			}
 			gitRoot, err := gitrepo.Root(g.repo)
 			if err != nil {
 				return err
@@ -109,15 +105,11 @@ redeploys the dependents that consume a changed key, anything else is recorded a
 				}
 				value = strings.TrimSpace(string(data))
 			}
-			s, err := g.open(c.Context())
+			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			st, err := s.stack(c.Context(), stackOptions{})
-			if err != nil {
-				return err
-			}
 			store, err := s.params(env)
 			if err != nil || store == nil {
 				return fmt.Errorf("no parameter store for %s: %v", env, err)

@@ -27,15 +27,11 @@ func newLineageCmd(g *globals) *cobra.Command {
 			return nil
 		}),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, err := g.open(c.Context())
+			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			st, err := s.stack(c.Context(), stackOptions{})
-			if err != nil {
-				return err
-			}
 			if forward != "" {
 				tree, err := forwardTree(c.Context(), st, g.repo, forward)
 				if err != nil {

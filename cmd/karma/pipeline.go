@@ -46,6 +46,20 @@ type stackOptions struct {
 	log         *slog.Logger
 }
 
+// openStack opens a session and its embedded stack; the caller closes the session.
+func (g *globals) openStack(ctx context.Context) (*session, *stack, error) {
+	s, err := g.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := s.stack(ctx, stackOptions{})
+	if err != nil {
+		s.close()
+		return nil, nil, err
+	}
+	return s, st, nil
+}
+
 func (s *session) stack(ctx context.Context, opts stackOptions) (*stack, error) {
 	db, err := s.embeddedDB()
 	if err != nil {
