@@ -77,12 +77,22 @@ start() {
 }
 
 stop() {
+  local pids=()
   for name in gremlin dynamodb moto; do
     if [ -f "$RUN/$name.pid" ]; then
-      kill "$(cat "$RUN/$name.pid")" 2>/dev/null || true
+      pids+=("$(cat "$RUN/$name.pid")")
       rm -f "$RUN/$name.pid"
     fi
   done
+  [ ${#pids[@]} -gt 0 ] || return 0
+  kill "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 1 50); do # up to 5 s for a clean exit, then SIGKILL
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive -eq 0 ] && return 0
+    sleep 0.1
+  done
+  kill -9 "${pids[@]}" 2>/dev/null || true
 }
 
 env_exports() {
