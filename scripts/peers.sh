@@ -55,7 +55,8 @@ wait_port() { # name port seconds
 start_one() { # name port command...
   local name=$1 port=$2; shift 2
   if [ -f "$RUN/$name.pid" ] && kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then return 0; fi
-  "$@" >"$RUN/$name.log" 2>&1 &
+  # Each server leads its own process group (setsid), so stop reaches any child it spawns.
+  setsid "$@" >"$RUN/$name.log" 2>&1 &
   echo $! >"$RUN/$name.pid"
 }
 
@@ -85,14 +86,14 @@ stop() {
     fi
   done
   [ ${#pids[@]} -gt 0 ] || return 0
-  kill "${pids[@]}" 2>/dev/null || true
+  for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
   for _ in $(seq 1 50); do # up to 5 s for a clean exit, then SIGKILL
     alive=0
     for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
     [ $alive -eq 0 ] && return 0
     sleep 0.1
   done
-  kill -9 "${pids[@]}" 2>/dev/null || true
+  for p in "${pids[@]}"; do kill -9 -- "-$p" 2>/dev/null || kill -9 "$p" 2>/dev/null || true; done
 }
 
 env_exports() {
