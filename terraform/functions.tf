@@ -2,22 +2,25 @@
 # cmd/lambda for provided.al2023), the stage chosen by KARMA_STAGE. What each one needs is the
 # table local.needs in main.tf; the environment below is exactly what cmd/lambda reads:
 #
-#   every function   KARMA_STAGE, KARMA_EVENT_BUS, KARMA_QUEUE_PREFIX, KARMA_PARAM_PREFIX,
-#                    KARMA_LOG_LEVEL
+#   every function   KARMA_STAGE, KARMA_EVENT_BUS, KARMA_PARAM_PREFIX, KARMA_LOG_LEVEL
+#   SQS stages       KARMA_QUEUE_PREFIX (to find a queue's DLQ)
 #   audit            KARMA_AUDIT_TABLE
 #   resolve          KARMA_REPO, KARMA_CHANGE_SET_TABLE, KARMA_IDEMPOTENCY_TABLE
 #   graph-write      KARMA_REPO, KARMA_IDEMPOTENCY_TABLE, KARMA_NEPTUNE_ENDPOINT, KARMA_NEPTUNE_IAM
 #   plan, apply      KARMA_MODULES_DIR, KARMA_WORK_DIR, KARMA_TERRAFORM, KARMA_CHANGE_SET_TABLE,
 #                    KARMA_IDEMPOTENCY_TABLE (+ var.terraform_env, for terraform itself)
+#   ingest,          KARMA_ENV (this account's environment), KARMA_AUTO_APPROVE,
+#   reconcile        KARMA_IDEMPOTENCY_TABLE
+#   webhook          KARMA_WEBHOOK_SECRETS, KARMA_BRANCHES, KARMA_WEBHOOK_MODULES_DIR,
+#                    KARMA_AUTO_APPROVE, KARMA_IDEMPOTENCY_TABLE, KARMA_AUDIT_TABLE
 #
-# Besides the SQS stages, cmd/lambda serves three entry points, each a function here:
-#   - ingest (KARMA_STAGE=ingest): Parameter Store Change events from the ingest queue
-#     (workers/ingest.ParameterEvents); needs KARMA_ENV, this account's environment;
+# The SQS pipeline stages (resolve, graph-write, plan, apply, audit) and ingest are fed by event
+# source mappings; besides them cmd/lambda serves two entry points:
 #   - reconcile (KARMA_STAGE=reconcile): invoked by the schedule in events.tf, ingests the
-#     parameter versions whose events EventBridge dropped;
-#   - webhook (KARMA_STAGE=webhook): POST /webhooks/git behind the HTTP API (api.tf), with
-#     KARMA_WEBHOOK_SECRETS (from var.webhook_secret_arn) and KARMA_BRANCHES. It has no checkout
-#     of the config repository, so a push whose payload is truncated gets 503 (docs/triggers.md).
+#     parameter versions whose events EventBridge dropped (ingest.ParameterEvents.Reconcile);
+#   - webhook (KARMA_STAGE=webhook): POST /webhooks/git behind the HTTP API (api.tf). It has no
+#     checkout of the config repository (cmd/lambda/webhook.go), so it runs outside the VPC, and
+#     a push whose payload is truncated gets 503 (ingest it from a checkout instead).
 #
 # Terraform inside plan and apply: a Lambda layer (var.terraform_layer_arn) with the terraform
 # binary at bin/terraform, i.e. /opt/bin/terraform, named by KARMA_TERRAFORM. The modules and
@@ -32,8 +35,11 @@ resource "aws_cloudwatch_log_group" "function" {
   retention_in_days = var.log_retention_days
 }
 
+# The webhook secrets, read at deploy time (a missing webhook_secret_arn fails the function's
+# precondition below). The value ends up in the function's configuration and in the Terraform
+# state: keep the state encrypted and access to both restricted.
 data "aws_secretsmanager_secret_version" "webhook" {
-  count     = var.enable_webhook ? 1 : 0
+  count     = var.enable_webhook && var.webhook_secret_arn != null ? 1 : 0
   secret_id = var.webhook_secret_arn
 }
 
@@ -42,16 +48,15 @@ locals {
     {
       KARMA_STAGE        = name
       KARMA_EVENT_BUS    = aws_cloudwatch_event_bus.karma.name
-      KARMA_QUEUE_PREFIX = local.queue_prefix
       KARMA_PARAM_PREFIX = var.param_prefix
       KARMA_LOG_LEVEL    = var.log_level
     },
     var.config_revision == "" ? {} : { KARMA_CONFIG_REVISION = var.config_revision },
+    f.dlq ? { KARMA_QUEUE_PREFIX = local.queue_prefix } : {},
     f.audit ? { KARMA_AUDIT_TABLE = aws_dynamodb_table.audit.name } : {},
     f.change_sets ? { KARMA_CHANGE_SET_TABLE = aws_dynamodb_table.change_sets.name } : {},
-    f.seen ? { KARMA_IDEMPOTENCY_TABLE = aws_dynamodb_table.seen.name } : {},
+    f.seen != "" ? { KARMA_IDEMPOTENCY_TABLE = aws_dynamodb_table.seen.name } : {},
     contains(["ingest", "reconcile"], name) ? { KARMA_ENV = var.environment, KARMA_AUTO_APPROVE = tostring(var.auto_approve) } : {},
-    name == "webhook" ? { KARMA_AUTO_APPROVE = tostring(var.auto_approve) } : {},
     f.repo ? { KARMA_REPO = local.repo_dir } : {},
     f.neptune ? {
       KARMA_NEPTUNE_ENDPOINT = coalesce(local.neptune_url, "unset")
@@ -63,8 +68,10 @@ locals {
       KARMA_TERRAFORM   = var.terraform_path
     }) : {},
     name == "webhook" ? {
-      KARMA_BRANCHES        = join(",", var.deploy_branches)
-      KARMA_WEBHOOK_SECRETS = sensitive(one(data.aws_secretsmanager_secret_version.webhook[*].secret_string))
+      KARMA_AUTO_APPROVE        = tostring(var.auto_approve)
+      KARMA_BRANCHES            = join(",", var.deploy_branches)
+      KARMA_WEBHOOK_MODULES_DIR = var.modules_dir # relative to the repository: which pushed paths are modules
+      KARMA_WEBHOOK_SECRETS     = sensitive(one(data.aws_secretsmanager_secret_version.webhook[*].secret_string))
     } : {},
   ) }
 }
@@ -114,7 +121,7 @@ resource "aws_lambda_function" "stage" {
       error_message = "graph-write needs Neptune: set neptune_endpoint (an existing cluster) or create_neptune = true."
     }
     precondition {
-      condition     = !each.value.neptune || !local.neptune_iam || var.create_neptune || var.neptune_cluster_resource_id != null
+      condition     = !each.value.neptune || local.neptune_url == null || !local.neptune_iam || var.create_neptune || var.neptune_cluster_resource_id != null
       error_message = "An existing Neptune cluster with IAM auth needs neptune_cluster_resource_id (for the neptune-db policy)."
     }
     precondition {

@@ -2,12 +2,14 @@
 #   logs        its own log group
 #   VPC         network interfaces (functions in the VPC; EC2 allows no narrower resource)
 #   EFS         mount through the access point; write only for plan and apply (workspaces)
-#   SQS         receive/delete/visibility on its own queue (the event source mapping), and send
-#               to its own DLQ: shared/lambda dead-letters a poison record itself, finding the
-#               DLQ through the queue's RedrivePolicy (GetQueueUrl, GetQueueAttributes)
+#   SQS         receive/delete/visibility on its own queue (the event source mapping), and, for
+#               the pipeline stages, send to its own DLQ: shared/lambda dead-letters a poison
+#               record itself, finding the DLQ through the queue's RedrivePolicy
+#               (GetQueueUrl, GetQueueAttributes)
 #   EventBridge events:PutEvents on the karma bus (every stage but audit publishes)
 #   DynamoDB    exactly the calls shared/dynamo makes on each table (transactions need the
-#               per-item actions); Query on the indexes
+#               per-item actions); Query on the indexes; ingest and reconcile only read the
+#               idempotency table
 #   SSM         read (GetParameter*, GetParameterHistory) under <param_prefix>; apply also writes
 #               the components' /runtime and /config (PutParameter)
 #   Neptune     neptune-db data actions on the cluster, when it uses IAM authentication
@@ -92,7 +94,7 @@ data "aws_iam_policy_document" "function" {
   }
 
   dynamic "statement" {
-    for_each = each.value.queue ? [1] : []
+    for_each = each.value.dlq ? [1] : []
     content {
       sid       = "OwnDeadLetterQueue"
       actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
@@ -128,10 +130,10 @@ data "aws_iam_policy_document" "function" {
   }
 
   dynamic "statement" {
-    for_each = each.value.seen ? [1] : []
+    for_each = each.value.seen != "" ? [1] : []
     content {
       sid       = "IdempotencyTable"
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+      actions   = each.value.seen == "rw" ? ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"] : ["dynamodb:GetItem"]
       resources = [aws_dynamodb_table.seen.arn]
     }
   }

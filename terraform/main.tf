@@ -98,25 +98,29 @@ locals {
     { audit = jsonencode({ source = ["karma"] }) },
   )
 
-  # What each function needs, from cmd/lambda (stages.go, ingest.go, webhook.go). The
-  # environment (functions.tf) and
-  # the IAM policy (iam.tf) of each function are derived from this table only.
+  # What each function needs, from cmd/lambda: stages.go (stageBuilders: the SQS pipeline
+  # stages), ingest.go (ingest, reconcile) and webhook.go (webhook). The environment
+  # (functions.tf) and the IAM policy (iam.tf) of each function are derived from this table only.
   #   repo:        the config repository checkout on EFS (KARMA_REPO)          -> VPC + EFS
   #   terraform:   terraform binary, modules, workspaces (KARMA_MODULES_DIR...) -> VPC + EFS (rw)
   #   neptune:     graph and lineage stores (KARMA_NEPTUNE_ENDPOINT)           -> VPC
-  #   change_sets, seen, audit: the DynamoDB tables
+  #   change_sets, audit: the DynamoDB tables (read and write)
+  #   seen:        the idempotency table: "rw" (claims, done markers; webhook delivery ids) or
+  #                "read" (ingest and reconcile only ask whether a change was ingested)
   #   params:      "" | "read" | "write" on <param_prefix>
   #   publish:     events:PutEvents on the bus (audit publishes nothing)
   #   queue:       fed by its stage queue (event source mapping)
+  #   dlq:         dead-letters poison records itself (shared/lambda.SQSHandler; the ingest
+  #                handler drops malformed events instead)
   needs = {
-    resolve       = { repo = true, terraform = false, neptune = false, change_sets = true, seen = true, audit = false, params = "read", publish = true, queue = true }
-    "graph-write" = { repo = true, terraform = false, neptune = true, change_sets = false, seen = true, audit = false, params = "", publish = true, queue = true }
-    plan          = { repo = false, terraform = true, neptune = false, change_sets = true, seen = true, audit = false, params = "read", publish = true, queue = true }
-    apply         = { repo = false, terraform = true, neptune = false, change_sets = true, seen = true, audit = false, params = "write", publish = true, queue = true }
-    audit         = { repo = false, terraform = false, neptune = false, change_sets = false, seen = false, audit = true, params = "", publish = false, queue = true }
-    ingest        = { repo = false, terraform = false, neptune = false, change_sets = false, seen = true, audit = false, params = "read", publish = true, queue = true }
-    reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = true, audit = false, params = "read", publish = true, queue = false }
-    webhook       = { repo = false, terraform = false, neptune = false, change_sets = false, seen = true, audit = true, params = "", publish = true, queue = false }
+    resolve       = { repo = true, terraform = false, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", publish = true, queue = true, dlq = true }
+    "graph-write" = { repo = true, terraform = false, neptune = true, change_sets = false, seen = "rw", audit = false, params = "", publish = true, queue = true, dlq = true }
+    plan          = { repo = false, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", publish = true, queue = true, dlq = true }
+    apply         = { repo = false, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "write", publish = true, queue = true, dlq = true }
+    audit         = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "", audit = true, params = "", publish = false, queue = true, dlq = true }
+    ingest        = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", publish = true, queue = true, dlq = false }
+    reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", publish = true, queue = false, dlq = false }
+    webhook       = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "rw", audit = true, params = "", publish = true, queue = false, dlq = false }
   }
 
   enabled_functions = concat(

@@ -239,7 +239,7 @@ variable "ssm_kms_key_arns" {
   default     = []
 }
 
-# --- entry points cmd/lambda does not serve yet (see functions.tf and README.md) --------------
+# --- triggers: Parameter Store events, the reconcile schedule, Git webhooks ------------------
 
 variable "enable_ingest_function" {
   description = "Create the ingest function (Parameter Store events from the ingest queue) and the scheduled reconcile function."
@@ -266,7 +266,7 @@ variable "deploy_branches" {
 }
 
 variable "auto_approve" {
-  description = "Changes started by pushes and parameter events are applied without a review step (KARMA_AUTO_APPROVE)."
+  description = "Changes started by pushes and parameter events are applied without a review step (KARMA_AUTO_APPROVE). With false, planned deployments are held by the apply stage until a deployment.approved event arrives; nothing in this repository publishes one in AWS (the CLI runs the pipeline on its embedded stores only)."
   type        = bool
   default     = true
 }

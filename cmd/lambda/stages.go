@@ -66,7 +66,7 @@ func newBackends(cfg aws.Config, getenv func(string) string, log *slog.Logger) *
 		ParamPrefix: getenv("KARMA_PARAM_PREFIX"),
 		ModulesDir:  getenv("KARMA_MODULES_DIR"),
 		WorkDir:     getenv("KARMA_WORK_DIR"),
-		Visibility:  10 * time.Minute,
+		Visibility:  16 * time.Minute, // ≥ the longest function timeout (15 min, plan and apply), as the queues' visibility (terraform/)
 		Log:         log,
 	}
 	if b.ParamPrefix == "" {
