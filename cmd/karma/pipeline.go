@@ -12,6 +12,7 @@ import (
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/embedded"
+	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
@@ -247,13 +248,15 @@ func (st *stack) approve(ctx context.Context, ids []string, by string) error {
 	return nil
 }
 
-// repoGraphs builds graphs from the config repository. One command works on one state of the
-// repository, so each environment's graph is built once per process and reused (a change
-// request's overrides are built fresh each time). Runtime state is not part of it: stages read
-// runtimes from the parameter store when they need them.
+// repoGraphs builds graphs from the config repository. Each environment's graph is built once
+// per checked-out commit and reused: a one-shot command sees one commit, a long-running `karma
+// serve` rebuilds when the checkout's HEAD moves (a change request's overrides are built fresh
+// each time). Runtime state is not part of it: stages read runtimes from the parameter store
+// when they need them.
 type repoGraphs struct {
 	s     *session
 	mu    sync.Mutex
+	head  string // the commit the cache was built from
 	cache map[string]*model.Result
 }
 
@@ -261,8 +264,12 @@ func (r *repoGraphs) Build(ctx context.Context, env string, overrides map[string
 	if len(overrides) > 0 {
 		return r.s.buildWith(ctx, env, overrides)
 	}
+	head := gitrepo.HeadCommit(r.s.g.repo)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if head != r.head {
+		r.head, r.cache = head, nil
+	}
 	if res, ok := r.cache[env]; ok {
 		return res, nil
 	}

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	gogit "github.com/go-git/go-git/v5"
@@ -28,9 +27,7 @@ import (
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/webhook"
-	"github.com/usekarma/karma/workers/graphwrite"
 	"github.com/usekarma/karma/workers/ingest"
-	"github.com/usekarma/karma/workers/resolve"
 )
 
 const serveLong = `Runs Karma as a long-lived service on the embedded default (one SQLite file under --state-dir).
@@ -168,9 +165,6 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 		return err
 	}
 	if err := st.workers(ctx, stackOptions{parallelism: o.parallelism, log: log}); err != nil {
-		return err
-	}
-	if err := st.followCheckout(log); err != nil {
 		return err
 	}
 
@@ -465,69 +459,6 @@ func (g servedCheckoutGuard) Publish(ctx context.Context, msgs ...message.Envelo
 		}
 	}
 	return g.next.Publish(ctx, msgs...)
-}
-
-// servedCheckoutGraphs is repoGraphs for a long-running process: its cache holds while HEAD stays,
-// and is rebuilt when the checkout moves (repoGraphs keeps its graphs for the life of the
-// process, which is right for one command and wrong for a server).
-type servedCheckoutGraphs struct {
-	s    *session
-	mu   sync.Mutex
-	head string
-	cur  *repoGraphs
-}
-
-func (c *servedCheckoutGraphs) current() *repoGraphs {
-	head := gitrepo.HeadCommit(c.s.g.repo)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cur == nil || head != c.head {
-		c.cur, c.head = &repoGraphs{s: c.s}, head
-	}
-	return c.cur
-}
-
-func (c *servedCheckoutGraphs) Build(ctx context.Context, env string, overrides map[string][]byte) (*model.Result, error) {
-	return c.current().Build(ctx, env, overrides)
-}
-
-func (c *servedCheckoutGraphs) Environments(ctx context.Context) ([]string, error) {
-	return c.current().Environments(ctx)
-}
-
-// followCheckout gives the resolve and graph-write stages (as workers wires them) graphs that
-// follow the checkout. The middleware is the one workers puts around every stage.
-func (st *stack) followCheckout(log *slog.Logger) error {
-	db, err := st.s.embeddedDB()
-	if err != nil {
-		return err
-	}
-	gs, err := st.s.graphStore()
-	if err != nil {
-		return err
-	}
-	graphs := &servedCheckoutGraphs{s: st.s}
-	chain := func(name string, h pipeline.Handler) pipeline.Handler {
-		return pipeline.Chain(h, pipeline.Logging(log, name), pipeline.Correlation(), pipeline.RetryTransient(2*time.Second))
-	}
-	replaced := 0
-	for i := range st.runner.Stages {
-		stage := &st.runner.Stages[i]
-		switch stage.Name {
-		case pipeline.StageResolve:
-			w := &resolve.Worker{Graphs: graphs, ChangeSets: db.SerializeChangeSets(st.changeSets), Configs: &paramConfigs{s: st.s, prefix: st.settings.Prefix}}
-			stage.Handler = chain(stage.Name, w.Handle)
-			replaced++
-		case pipeline.StageGraphWrite:
-			w := &graphwrite.Worker{Graphs: graphs, Store: db.SerializeGraph(gs), Lineage: db.SerializeLineage(st.lineage)}
-			stage.Handler = chain(stage.Name, w.Handle)
-			replaced++
-		}
-	}
-	if replaced != 2 {
-		return errors.New("serve: the pipeline lacks its resolve or graph-write stage")
-	}
-	return nil
 }
 
 // healthz reports liveness and how busy the pipeline is.
