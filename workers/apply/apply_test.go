@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	wt "github.com/usekarma/karma/workers/internal/workertest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -69,7 +70,7 @@ type setup struct {
 // vpc/core's vpc_id), both scheduled.
 func newStage(t *testing.T, o setup) *stageEnv {
 	t.Helper()
-	db := newDB(t)
+	db := wt.NewDB(t)
 	ctx := context.Background()
 	q, err := embedded.NewQueue(ctx, db, embedded.QueueOptions{})
 	if err != nil {
@@ -86,12 +87,12 @@ func newStage(t *testing.T, o setup) *stageEnv {
 	if o.runner == nil {
 		o.runner = &terraform.Noop{}
 	}
-	p := message.ChangeDetected{ChangeSetID: fixedID(1), Source: message.SourceGit, Components: []message.ComponentRef{},
+	p := message.ChangeDetected{ChangeSetID: wt.FixedID(1), Source: message.SourceGit, Components: []message.ComponentRef{},
 		Files: []string{"iac/prod/vpc/core/config.json"}, Commit: &message.Commit{SHA: sha1, Author: gitActor.Name}, AutoApprove: o.auto}
-	root := fixedRoot(t, 1, message.TypeChangeDetected, "", gitActor, "git:"+sha1, p)
+	root := wt.FixedRoot(t, 1, message.TypeChangeDetected, "", gitActor, "git:"+sha1, p)
 	csID := root.ID + "/prod"
 	set := &changeset.ChangeSet{ID: csID, Env: "prod", CorrelationID: root.ID, Source: message.SourceGit, Actor: gitActor,
-		RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha1}}, CreatedAt: fixedTime, AutoApprove: o.auto, Approved: o.approved || o.auto,
+		RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha1}}, CreatedAt: wt.FixedTime, AutoApprove: o.auto, Approved: o.approved || o.auto,
 		Waves: [][]string{{"prod/vpc/core"}, {"prod/ecs-cluster/core"}}, Nodes: map[string]*changeset.Node{
 			"prod/vpc/core": {Component: "prod/vpc/core", Wave: 0, Root: true, State: changeset.Scheduled, Config: json.RawMessage(vpcConfig),
 				DeploymentID: changeset.DeploymentID(csID, "prod/vpc/core"), Dependents: []string{"prod/ecs-cluster/core"}},
@@ -106,7 +107,7 @@ func newStage(t *testing.T, o setup) *stageEnv {
 		t.Fatal(err)
 	}
 	counting := &countingRunner{Runner: o.runner}
-	ws := plan.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), ModulesDir: filepath.Join(examplesDir, "components"), Prefix: "/iac"}
+	ws := plan.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), ModulesDir: filepath.Join(wt.ExamplesDir, "components"), Prefix: "/iac"}
 	s := &stageEnv{db: db, q: q, cs: cs, params: ps, runner: counting, root: root, csID: csID, ws: ws}
 	s.w = s.worker(counting)
 	return s
@@ -138,9 +139,9 @@ func (s *stageEnv) planned(t *testing.T, n int, component string, wave int, conf
 	p := message.DeploymentPlanned{DeploymentScheduled: message.DeploymentScheduled{ChangeSetID: s.csID, DeploymentID: dep, Component: component,
 		Wave: wave, CausedBy: []message.Cause{{Kind: message.CauseCommit, ID: sha1}}, ConfigHash: strings.Repeat("c8", 32)},
 		Plan: res.Summary, PlanFile: res.PlanFile, PlanHash: res.PlanHash}
-	e := fixedDerive(t, s.root, n, message.TypeDeploymentPlanned, "deployment.planned:"+dep, p)
+	e := wt.FixedDerive(t, s.root, n, message.TypeDeploymentPlanned, "deployment.planned:"+dep, p)
 	e.Env = "prod"
-	validate(t, e)
+	wt.Validate(t, e)
 	return e
 }
 
@@ -163,20 +164,20 @@ func (s *stageEnv) approve(t *testing.T, n int, component, by string) message.En
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := fixedRoot(t, n, message.TypeDeploymentApproved, cs.Env, cs.Actor, "deployment.approved:"+held.DeploymentID,
+	e := wt.FixedRoot(t, n, message.TypeDeploymentApproved, cs.Env, cs.Actor, "deployment.approved:"+held.DeploymentID,
 		message.DeploymentApproved{DeploymentPlanned: *held, ApprovedBy: by})
 	e.CorrelationID, e.CausationID = cs.CorrelationID, cause
-	validate(t, e)
+	wt.Validate(t, e)
 	return e
 }
 
 func (s *stageEnv) handle(t *testing.T, in message.Envelope) []message.Envelope {
 	t.Helper()
-	out, action, err := process(t, s.q, s.w.Handle, in)
+	out, action, err := wt.Process(t, s.q, s.w.Handle, in)
 	if action != pipeline.Ack || err != nil {
 		t.Fatalf("%s: action %v, err %v", in.Type, action, err)
 	}
-	validateAll(t, out)
+	wt.ValidateAll(t, out)
 	for _, o := range out {
 		if o.CausationID != in.ID || o.CorrelationID != in.CorrelationID || o.Env != "prod" {
 			t.Errorf("%s: causation %s correlation %s env %s", o.Type, o.CausationID, o.CorrelationID, o.Env)
@@ -264,7 +265,7 @@ func TestApplyPublishesRuntimeAndConfig(t *testing.T) {
 			if len(out) != 1 || out[0].Type != message.TypeDeploymentApplied {
 				t.Fatalf("got %d messages, want one deployment.applied", len(out))
 			}
-			p := payloadOf[message.DeploymentApplied](t, out[0])
+			p := wt.PayloadOf[message.DeploymentApplied](t, out[0])
 			dep := changeset.DeploymentID(s.csID, "prod/vpc/core")
 			if out[0].IdempotencyKey != "deployment.applied:"+dep || p.DeploymentID != dep || p.ChangeSetID != s.csID || p.Component != "prod/vpc/core" {
 				t.Errorf("applied %+v key %s", p, out[0].IdempotencyKey)
@@ -308,7 +309,7 @@ func TestApplyPublishesRuntimeAndConfig(t *testing.T) {
 			if s.runner.applies.Load() != 1 || s.runner.plans.Load() != 0 {
 				t.Errorf("runner: %d applies, %d plans; want 1, 0", s.runner.applies.Load(), s.runner.plans.Load())
 			}
-			checkGolden(t, "applied_"+goldenName(tt.name), out, map[string]string{s.root.ID: "root", in.ID: "planned"})
+			wt.CheckGolden(t, "applied_"+goldenName(tt.name), out, map[string]string{s.root.ID: "root", in.ID: "planned"})
 		})
 	}
 }
@@ -339,7 +340,7 @@ func TestApplyInterpolatesUpstreamRuntime(t *testing.T) {
 	if len(out) != 1 || out[0].Type != message.TypeDeploymentFailed {
 		t.Fatalf("got %v, want deployment.failed", out)
 	}
-	if p := payloadOf[message.DeploymentFailed](t, out[0]); p.Stage != "apply" || !strings.Contains(p.Error, "vpc/core has no runtime yet") {
+	if p := wt.PayloadOf[message.DeploymentFailed](t, out[0]); p.Stage != "apply" || !strings.Contains(p.Error, "vpc/core has no runtime yet") {
 		t.Errorf("failed %+v", p)
 	}
 }
@@ -352,7 +353,7 @@ func TestApplyHeldUntilApproved(t *testing.T) {
 		t.Fatalf("an unapproved plan produced %d messages, want none (held)", len(out))
 	}
 	n := s.node(t, "prod/vpc/core")
-	if n.State != changeset.Planned || n.Plan == nil || n.PlanMessageID != in.ID || n.Plan.PlanHash != payloadOf[message.DeploymentPlanned](t, in).PlanHash {
+	if n.State != changeset.Planned || n.Plan == nil || n.PlanMessageID != in.ID || n.Plan.PlanHash != wt.PayloadOf[message.DeploymentPlanned](t, in).PlanHash {
 		t.Errorf("node %+v: want planned, holding the plan and its message id", n)
 	}
 	if s.runner.applies.Load() != 0 {
@@ -376,7 +377,7 @@ func TestApplyHeldUntilApproved(t *testing.T) {
 	if _, ok := s.param(t, "/iac/vpc/core/runtime"); !ok {
 		t.Error("no runtime after the approved apply")
 	}
-	checkGolden(t, "approved", out, map[string]string{s.root.ID: "root", approved.ID: "approved"})
+	wt.CheckGolden(t, "approved", out, map[string]string{s.root.ID: "root", approved.ID: "approved"})
 
 	// The approval redelivered: announced again, not applied again.
 	again := s.handle(t, approved)
@@ -503,11 +504,11 @@ func TestApplyCancelledMidApply(t *testing.T) {
 			// Redelivered to a healthy worker: applied exactly once.
 			working := &countingRunner{Runner: &terraform.Noop{}}
 			h = pipeline.Chain(s.worker(working).Handle, mw...)
-			out, action, err := process(t, s.q, h, in)
+			out, action, err := wt.Process(t, s.q, h, in)
 			if action != pipeline.Ack || err != nil {
 				t.Fatalf("redelivery: action %v, err %v (the cancelled attempt kept its claim?)", action, err)
 			}
-			validateAll(t, out)
+			wt.ValidateAll(t, out)
 			if len(out) != 1 || out[0].Type != message.TypeDeploymentApplied {
 				t.Fatalf("redelivery produced %d messages", len(out))
 			}
@@ -521,7 +522,7 @@ func TestApplyCancelledMidApply(t *testing.T) {
 				t.Error("no outcome recorded after the redelivery")
 			}
 			// And once more (the runtime marked the key): a duplicate.
-			if _, action, _ := process(t, s.q, h, in); action != pipeline.Duplicate || working.applies.Load() != 1 {
+			if _, action, _ := wt.Process(t, s.q, h, in); action != pipeline.Duplicate || working.applies.Load() != 1 {
 				t.Errorf("third delivery: %v, %d applies", action, working.applies.Load())
 			}
 		})
@@ -564,7 +565,7 @@ func TestApplyStalePlan(t *testing.T) {
 				t.Errorf("plans %d, want %d", s.runner.plans.Load(), tt.wantPlans)
 			}
 			if tt.want == message.TypeDeploymentFailed {
-				p := payloadOf[message.DeploymentFailed](t, out[0])
+				p := wt.PayloadOf[message.DeploymentFailed](t, out[0])
 				if p.Stage != "apply" || !strings.Contains(p.Error, terraform.ErrPlanChanged.Error()) {
 					t.Errorf("failed %+v", p)
 				}
@@ -580,11 +581,11 @@ func TestApplyErrors(t *testing.T) {
 	t.Parallel()
 	s := newStage(t, setup{approved: true})
 	notInSet := s.planned(t, 70, "prod/s3-bucket/assets", 0, `{}`)
-	recorded := fixedDerive(t, s.root, 71, message.TypeDeploymentRecorded, "deployment.recorded:dep-1", message.DeploymentRecorded{})
+	recorded := wt.FixedDerive(t, s.root, 71, message.TypeDeploymentRecorded, "deployment.recorded:dep-1", message.DeploymentRecorded{})
 	bad := s.planned(t, 72, "prod/vpc/core", 0, vpcConfig)
 	bad.Payload = []byte(`{"plan_hash": 1}`)
 	unknownSet := s.planned(t, 73, "prod/vpc/core", 0, vpcConfig)
-	unknownSet.Payload = []byte(strings.ReplaceAll(string(unknownSet.Payload), s.csID, fixedID(999)+"/prod"))
+	unknownSet.Payload = []byte(strings.ReplaceAll(string(unknownSet.Payload), s.csID, wt.FixedID(999)+"/prod"))
 	tests := []struct {
 		name string
 		in   message.Envelope
@@ -597,7 +598,7 @@ func TestApplyErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, action, err := process(t, s.q, s.w.Handle, tt.in)
+			out, action, err := wt.Process(t, s.q, s.w.Handle, tt.in)
 			if action != tt.want || err == nil || len(out) != 0 {
 				t.Errorf("action %v (%v), %d outputs; want %v", action, err, len(out), tt.want)
 			}
@@ -644,21 +645,21 @@ func TestApplyRetryAfterRuntimePublishedKeepsChangedKeys(t *testing.T) {
 
 	w := s.worker(s.runner)
 	w.ChangeSets = &failOutcome{Store: s.cs}
-	if _, action, err := process(t, s.q, w.Handle, approved); action != pipeline.Retry {
+	if _, action, err := wt.Process(t, s.q, w.Handle, approved); action != pipeline.Retry {
 		t.Fatalf("first attempt: action %v (%v), want retry", action, err)
 	}
 	if _, ok := s.param(t, "/iac/vpc/core/runtime"); !ok {
 		t.Fatal("the first attempt should have published the runtime before failing")
 	}
 	before := s.runner.applies.Load()
-	out, action, err := process(t, s.q, w.Handle, approved)
+	out, action, err := wt.Process(t, s.q, w.Handle, approved)
 	if s.runner.applies.Load() != before {
 		t.Error("the retry ran terraform again although the outcome was recorded")
 	}
 	if action != pipeline.Ack || len(out) != 1 {
 		t.Fatalf("retry: action %v (%v), %d messages", action, err, len(out))
 	}
-	p := payloadOf[message.DeploymentApplied](t, out[0])
+	p := wt.PayloadOf[message.DeploymentApplied](t, out[0])
 	if want := []string{"cfg_az_count", "cfg_cidr", "cfg_tags", "id"}; !slices.Equal(p.ChangedKeys, want) {
 		t.Errorf("changed keys %v after a retry, want %v (what this deployment changed)", p.ChangedKeys, want)
 	}

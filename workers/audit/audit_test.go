@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	wt "github.com/usekarma/karma/workers/internal/workertest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,15 +27,15 @@ var gitActor = message.Actor{Kind: "git", Name: "Ada Lovelace <ada@example.com>"
 // sends to the audit queue for it, in order.
 func story(t *testing.T) []message.Envelope {
 	t.Helper()
-	p := message.ChangeDetected{ChangeSetID: fixedID(1), Source: message.SourceGit, Components: []message.ComponentRef{},
+	p := message.ChangeDetected{ChangeSetID: wt.FixedID(1), Source: message.SourceGit, Components: []message.ComponentRef{},
 		Files: []string{"iac/prod/vpc/core/config.json"}, Commit: &message.Commit{SHA: sha1, Author: gitActor.Name}}
-	root := fixedRoot(t, 1, message.TypeChangeDetected, "", gitActor, "git:"+sha1, p)
+	root := wt.FixedRoot(t, 1, message.TypeChangeDetected, "", gitActor, "git:"+sha1, p)
 	csID := root.ID + "/prod"
 	vpc := changeset.DeploymentID(csID, "prod/vpc/core")
 	sched := message.DeploymentScheduled{ChangeSetID: csID, DeploymentID: vpc, Component: "prod/vpc/core",
 		CausedBy: []message.Cause{{Kind: message.CauseCommit, ID: sha1}}, ConfigHash: strings.Repeat("c8", 32)}
 	derive := func(n int, typ, idem string, payload any) message.Envelope {
-		e := fixedDerive(t, root, n, typ, idem, payload)
+		e := wt.FixedDerive(t, root, n, typ, idem, payload)
 		e.Env = "prod"
 		return e
 	}
@@ -55,13 +56,13 @@ func story(t *testing.T) []message.Envelope {
 	for i := 1; i < len(msgs); i++ {
 		msgs[i].CausationID = msgs[i-1].ID
 	}
-	validateAll(t, msgs)
+	wt.ValidateAll(t, msgs)
 	return msgs
 }
 
 func newLog(t *testing.T) *embedded.AuditLog {
 	t.Helper()
-	l, err := embedded.NewAuditLog(context.Background(), newDB(t))
+	l, err := embedded.NewAuditLog(context.Background(), wt.NewDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func TestRecord(t *testing.T) {
 	v1 := msgs[0]
 	v1.Version, v1.Env = 1, "prod"
 	v1.Payload = []byte(`{"source":"parameter","component":{"type":"vpc","nickname":"core"},"parameter":{"name":"/iac/vpc/core/config","version":2},"auto_approve":false}`)
-	validate(t, v1)
+	wt.Validate(t, v1)
 	tests := []struct {
 		name      string
 		in        message.Envelope
@@ -123,7 +124,7 @@ func TestHandleAppendsOnceAndChains(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	log := newLog(t)
-	db := newDB(t)
+	db := wt.NewDB(t)
 	q, err := embedded.NewQueue(ctx, db, embedded.QueueOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +133,7 @@ func TestHandleAppendsOnceAndChains(t *testing.T) {
 	msgs := story(t)
 	for round := range 2 { // the second round is every message redelivered
 		for _, m := range msgs {
-			out, action, err := process(t, q, w.Handle, m)
+			out, action, err := wt.Process(t, q, w.Handle, m)
 			if action != pipeline.Ack || err != nil || len(out) != 0 {
 				t.Fatalf("round %d %s: action %v, err %v, %d outputs", round, m.Type, action, err, len(out))
 			}
@@ -216,7 +217,7 @@ func checkRecords(t *testing.T, name string, recs []audit.Record) {
 		t.Fatal(err)
 	}
 	path := filepath.Join("testdata", name+".golden.json")
-	if *update {
+	if *wt.Update {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	wt "github.com/usekarma/karma/workers/internal/workertest"
 	"slices"
 	"strings"
 	"testing"
@@ -29,7 +30,7 @@ type stageEnv struct {
 
 func newStage(t *testing.T) *stageEnv {
 	t.Helper()
-	db := newDB(t)
+	db := wt.NewDB(t)
 	ctx := context.Background()
 	q, err := embedded.NewQueue(ctx, db, embedded.QueueOptions{})
 	if err != nil {
@@ -43,17 +44,17 @@ func newStage(t *testing.T) *stageEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &stageEnv{q: q, lineage: l, graph: g, w: &graphwrite.Worker{Graphs: repoGraphs{Root: examplesDir}, Store: g, Lineage: l}}
+	return &stageEnv{q: q, lineage: l, graph: g, w: &graphwrite.Worker{Graphs: wt.RepoGraphs{Root: wt.ExamplesDir}, Store: g, Lineage: l}}
 }
 
 func (s *stageEnv) handle(t *testing.T, in message.Envelope) []message.Envelope {
 	t.Helper()
-	validate(t, in)
-	out, action, err := process(t, s.q, s.w.Handle, in)
+	wt.Validate(t, in)
+	out, action, err := wt.Process(t, s.q, s.w.Handle, in)
 	if action != pipeline.Ack || err != nil {
 		t.Fatalf("%s: action %v, err %v", in.Type, action, err)
 	}
-	validateAll(t, out)
+	wt.ValidateAll(t, out)
 	return out
 }
 
@@ -68,9 +69,9 @@ type story struct {
 
 func newStory(t *testing.T, n int) story {
 	t.Helper()
-	p := message.ChangeDetected{ChangeSetID: fixedID(n), Source: message.SourceGit, Components: []message.ComponentRef{},
+	p := message.ChangeDetected{ChangeSetID: wt.FixedID(n), Source: message.SourceGit, Components: []message.ComponentRef{},
 		Files: []string{"iac/prod/vpc/core/config.json"}, Commit: &message.Commit{SHA: sha1, Author: gitActor.Name}}
-	root := fixedRoot(t, n, message.TypeChangeDetected, "", gitActor, "git:"+sha1, p)
+	root := wt.FixedRoot(t, n, message.TypeChangeDetected, "", gitActor, "git:"+sha1, p)
 	csID := root.ID + "/prod"
 	return story{root: root, csID: csID, vpc: changeset.DeploymentID(csID, "prod/vpc/core"), ecs: changeset.DeploymentID(csID, "prod/ecs-cluster/core"),
 		waves: [][]string{{"prod/vpc/core"}, {"prod/ecs-cluster/core", "prod/lambda/handlers"}, {"prod/ecs-service/api"}}}
@@ -78,7 +79,7 @@ func newStory(t *testing.T, n int) story {
 
 func (s story) derive(t *testing.T, n int, typ, idem string, payload any) message.Envelope {
 	t.Helper()
-	e := fixedDerive(t, s.root, n, typ, idem, payload)
+	e := wt.FixedDerive(t, s.root, n, typ, idem, payload)
 	e.Env = "prod"
 	return e
 }
@@ -201,8 +202,8 @@ func TestScheduledIsRecordedThenAnnounced(t *testing.T) {
 			if len(out) != 1 || out[0].Type != message.TypeDeploymentRecorded {
 				t.Fatalf("got %d messages, want one deployment.recorded", len(out))
 			}
-			rec := payloadOf[message.DeploymentRecorded](t, out[0])
-			if sched := payloadOf[message.DeploymentScheduled](t, tt.in); !equalJSON(t, rec.DeploymentScheduled, sched) {
+			rec := wt.PayloadOf[message.DeploymentRecorded](t, out[0])
+			if sched := wt.PayloadOf[message.DeploymentScheduled](t, tt.in); !equalJSON(t, rec.DeploymentScheduled, sched) {
 				t.Errorf("recorded payload %+v, want exactly the scheduled one %+v", rec, sched)
 			}
 			if out[0].IdempotencyKey != "deployment.recorded:"+tt.dep || out[0].CausationID != tt.in.ID || out[0].CorrelationID != st.root.ID || out[0].Env != "prod" {
@@ -220,7 +221,7 @@ func TestScheduledIsRecordedThenAnnounced(t *testing.T) {
 			if err != nil || len(by) != 1 || by[0].ID != tt.dep {
 				t.Errorf("CausedBy(%s, %s) = %+v, %v", tt.cause.Kind, tt.cause.ID, by, err)
 			}
-			checkGolden(t, "recorded_"+tt.name, out, map[string]string{st.root.ID: "root", tt.in.ID: "scheduled"})
+			wt.CheckGolden(t, "recorded_"+tt.name, out, map[string]string{st.root.ID: "root", tt.in.ID: "scheduled"})
 		})
 	}
 }
@@ -293,7 +294,7 @@ func TestGraphWriteErrors(t *testing.T) {
 	s := newStage(t)
 	st := newStory(t, 5)
 	recorded := st.derive(t, 20, message.TypeDeploymentRecorded, "deployment.recorded:"+st.vpc,
-		message.DeploymentRecorded{DeploymentScheduled: payloadOf[message.DeploymentScheduled](t, st.scheduled(t, 21, "prod/vpc/core", st.vpc, 0, message.Cause{Kind: message.CauseCommit, ID: sha1}))})
+		message.DeploymentRecorded{DeploymentScheduled: wt.PayloadOf[message.DeploymentScheduled](t, st.scheduled(t, 21, "prod/vpc/core", st.vpc, 0, message.Cause{Kind: message.CauseCommit, ID: sha1}))})
 	bad := st.applied(t, 22, "prod/vpc/core", st.vpc, nil)
 	bad.Payload = []byte(`{"deployment_id": 7}`)
 	tests := []struct {
@@ -308,7 +309,7 @@ func TestGraphWriteErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, action, err := process(t, s.q, s.w.Handle, tt.in)
+			out, action, err := wt.Process(t, s.q, s.w.Handle, tt.in)
 			if action != tt.want || err == nil || len(out) != 0 {
 				t.Errorf("action %v (%v), %d outputs; want %v", action, err, len(out), tt.want)
 			}

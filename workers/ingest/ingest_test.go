@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	wt "github.com/usekarma/karma/workers/internal/workertest"
 	"slices"
 	"testing"
 
@@ -27,7 +28,7 @@ func checkRoot(t *testing.T, e message.Envelope) message.ChangeDetected {
 	if e.CorrelationID != e.ID || e.CausationID != "" {
 		t.Errorf("correlation %q, causation %q: a root correlates to itself (%s) and has no cause", e.CorrelationID, e.CausationID, e.ID)
 	}
-	p := payloadOf[message.ChangeDetected](t, e)
+	p := wt.PayloadOf[message.ChangeDetected](t, e)
 	if p.ChangeSetID != e.ID {
 		t.Errorf("change_set_id %q, want the message id %q", p.ChangeSetID, e.ID)
 	}
@@ -85,7 +86,7 @@ func TestFromRequest(t *testing.T) {
 			}) || len(p.Components) != len(tt.req.Configs) {
 				t.Errorf("components %v: want one per config, sorted", p.Components)
 			}
-			checkGolden(t, "request_"+goldenName(tt.name), []message.Envelope{e}, map[string]string{e.ID: "root-id"})
+			wt.CheckGolden(t, "request_"+goldenName(tt.name), []message.Envelope{e}, map[string]string{e.ID: "root-id"})
 		})
 	}
 }
@@ -205,7 +206,7 @@ func TestFromCommit(t *testing.T) {
 			if p.Commit == nil || p.Commit.SHA != tt.commit.SHA || bytes.ContainsRune([]byte(p.Commit.Message), '\n') {
 				t.Errorf("commit %+v: want the sha and the message's first line", p.Commit)
 			}
-			checkGolden(t, "commit_"+goldenName(tt.name), msgs, map[string]string{e.ID: "root-id"})
+			wt.CheckGolden(t, "commit_"+goldenName(tt.name), msgs, map[string]string{e.ID: "root-id"})
 		})
 	}
 }
@@ -303,7 +304,7 @@ func TestFromParameter(t *testing.T) {
 			if got := string(raw["changed_keys"]); got != tt.wantKeysRaw {
 				t.Errorf("changed_keys on the wire = %s, want %s", orAbsent(got), orAbsent(tt.wantKeysRaw))
 			}
-			checkGolden(t, "parameter_"+goldenName(tt.name), msgs, map[string]string{e.ID: "root-id"})
+			wt.CheckGolden(t, "parameter_"+goldenName(tt.name), msgs, map[string]string{e.ID: "root-id"})
 		})
 	}
 }
@@ -464,7 +465,7 @@ func TestAcceptedInputsGiveSchemaValidMessages(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			validateAll(t, msgs)
+			wt.ValidateAll(t, msgs)
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	wt "github.com/usekarma/karma/workers/internal/workertest"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -41,7 +42,7 @@ type stageEnv struct {
 // vpc/core's vpc_id), both scheduled.
 func newStage(t *testing.T, runner terraform.Runner) *stageEnv {
 	t.Helper()
-	db := newDB(t)
+	db := wt.NewDB(t)
 	ctx := context.Background()
 	q, err := embedded.NewQueue(ctx, db, embedded.QueueOptions{})
 	if err != nil {
@@ -59,12 +60,12 @@ func newStage(t *testing.T, runner terraform.Runner) *stageEnv {
 	if runner == nil {
 		runner = noop
 	}
-	p := message.ChangeDetected{ChangeSetID: fixedID(1), Source: message.SourceGit, Components: []message.ComponentRef{},
+	p := message.ChangeDetected{ChangeSetID: wt.FixedID(1), Source: message.SourceGit, Components: []message.ComponentRef{},
 		Files: []string{"iac/prod/vpc/core/config.json"}, Commit: &message.Commit{SHA: sha1, Author: gitActor.Name}}
-	root := fixedRoot(t, 1, message.TypeChangeDetected, "", gitActor, "git:"+sha1, p)
+	root := wt.FixedRoot(t, 1, message.TypeChangeDetected, "", gitActor, "git:"+sha1, p)
 	csID := root.ID + "/prod"
 	set := &changeset.ChangeSet{ID: csID, Env: "prod", CorrelationID: root.ID, Source: message.SourceGit, Actor: gitActor,
-		RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha1}}, CreatedAt: fixedTime,
+		RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha1}}, CreatedAt: wt.FixedTime,
 		Waves: [][]string{{"prod/vpc/core"}, {"prod/ecs-cluster/core"}}, Nodes: map[string]*changeset.Node{
 			"prod/vpc/core": {Component: "prod/vpc/core", Wave: 0, Root: true, State: changeset.Scheduled, Config: json.RawMessage(vpcConfig),
 				DeploymentID: changeset.DeploymentID(csID, "prod/vpc/core"), Dependents: []string{"prod/ecs-cluster/core"}},
@@ -80,7 +81,7 @@ func newStage(t *testing.T, runner terraform.Runner) *stageEnv {
 			t.Errorf("params of env %q", env)
 		}
 		return ps, nil
-	}, Runner: runner, Workspaces: plan.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), ModulesDir: filepath.Join(examplesDir, "components"), Prefix: "/iac"}}
+	}, Runner: runner, Workspaces: plan.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), ModulesDir: filepath.Join(wt.ExamplesDir, "components"), Prefix: "/iac"}}
 	return &stageEnv{q: q, cs: cs, params: ps, noop: noop, w: w, root: root, csID: csID}
 }
 
@@ -90,9 +91,9 @@ func (s *stageEnv) recorded(t *testing.T, n int, component string, wave int) mes
 	dep := changeset.DeploymentID(s.csID, component)
 	sched := message.DeploymentScheduled{ChangeSetID: s.csID, DeploymentID: dep, Component: component, Wave: wave,
 		CausedBy: []message.Cause{{Kind: message.CauseCommit, ID: sha1}}, ConfigHash: strings.Repeat("c8", 32)}
-	e := fixedDerive(t, s.root, n, message.TypeDeploymentRecorded, "deployment.recorded:"+dep, message.DeploymentRecorded{DeploymentScheduled: sched})
+	e := wt.FixedDerive(t, s.root, n, message.TypeDeploymentRecorded, "deployment.recorded:"+dep, message.DeploymentRecorded{DeploymentScheduled: sched})
 	e.Env = "prod"
-	validate(t, e)
+	wt.Validate(t, e)
 	return e
 }
 
@@ -106,11 +107,11 @@ func (s *stageEnv) putRuntime(t *testing.T, ref, value string) {
 
 func (s *stageEnv) handle(t *testing.T, in message.Envelope) []message.Envelope {
 	t.Helper()
-	out, action, err := process(t, s.q, s.w.Handle, in)
+	out, action, err := wt.Process(t, s.q, s.w.Handle, in)
 	if action != pipeline.Ack || err != nil {
 		t.Fatalf("%s: action %v, err %v", in.Type, action, err)
 	}
-	validateAll(t, out)
+	wt.ValidateAll(t, out)
 	for _, o := range out {
 		if o.CausationID != in.ID || o.CorrelationID != in.CorrelationID || o.Env != "prod" {
 			t.Errorf("%s: causation %s correlation %s env %s", o.Type, o.CausationID, o.CorrelationID, o.Env)
@@ -173,8 +174,8 @@ func TestPlan(t *testing.T) {
 			}
 			switch tt.want {
 			case message.TypeDeploymentPlanned:
-				p := payloadOf[message.DeploymentPlanned](t, out[0])
-				rec := payloadOf[message.DeploymentRecorded](t, in)
+				p := wt.PayloadOf[message.DeploymentPlanned](t, out[0])
+				rec := wt.PayloadOf[message.DeploymentRecorded](t, in)
 				if b1, b2 := mustJSON(t, p.DeploymentScheduled), mustJSON(t, rec.DeploymentScheduled); b1 != b2 {
 					t.Errorf("planned carries %s, want the recorded deployment %s", b1, b2)
 				}
@@ -183,12 +184,12 @@ func TestPlan(t *testing.T) {
 					t.Errorf("plan %+v %s %s, want {add 1} %s %s (the plan of %s)", p.Plan, p.PlanFile, p.PlanHash, want.PlanFile, want.PlanHash, tt.wantCfg)
 				}
 			case message.TypeDeploymentFailed:
-				p := payloadOf[message.DeploymentFailed](t, out[0])
+				p := wt.PayloadOf[message.DeploymentFailed](t, out[0])
 				if p.Stage != "plan" || p.Component != tt.component || p.DeploymentID != dep || p.Wave != tt.wave || !strings.Contains(p.Error, tt.wantError) {
 					t.Errorf("failed %+v, want stage plan and an error containing %q", p, tt.wantError)
 				}
 			}
-			checkGolden(t, goldenName(tt.name), out, map[string]string{s.root.ID: "root", in.ID: "recorded"})
+			wt.CheckGolden(t, goldenName(tt.name), out, map[string]string{s.root.ID: "root", in.ID: "recorded"})
 		})
 	}
 }
@@ -202,7 +203,7 @@ func TestPlanOfTheAppliedConfigIsNoOp(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := s.handle(t, s.recorded(t, 20, "prod/vpc/core", 0))
-	if p := payloadOf[message.DeploymentPlanned](t, out[0]); p.Plan != (message.PlanSummary{NoOp: 1}) {
+	if p := wt.PayloadOf[message.DeploymentPlanned](t, out[0]); p.Plan != (message.PlanSummary{NoOp: 1}) {
 		t.Errorf("plan %+v, want {no_op 1}", p.Plan)
 	}
 }
@@ -239,16 +240,16 @@ func TestPlanRunnerErrors(t *testing.T) {
 			t.Parallel()
 			r := &failingRunner{err: tt.err}
 			s := newStage(t, r)
-			out, action, err := process(t, s.q, s.w.Handle, s.recorded(t, 30, "prod/vpc/core", 0))
+			out, action, err := wt.Process(t, s.q, s.w.Handle, s.recorded(t, 30, "prod/vpc/core", 0))
 			if action != tt.wantAction {
 				t.Errorf("action %v (%v), want %v", action, err, tt.wantAction)
 			}
 			if tt.wantFailed {
-				validateAll(t, out)
+				wt.ValidateAll(t, out)
 				if len(out) != 1 || out[0].Type != message.TypeDeploymentFailed {
 					t.Fatalf("outputs %d, want one deployment.failed", len(out))
 				}
-				if p := payloadOf[message.DeploymentFailed](t, out[0]); !strings.Contains(p.Error, "Invalid value for variable") {
+				if p := wt.PayloadOf[message.DeploymentFailed](t, out[0]); !strings.Contains(p.Error, "Invalid value for variable") {
 					t.Errorf("error %q", p.Error)
 				}
 			} else {
@@ -265,8 +266,8 @@ func TestPlanErrors(t *testing.T) {
 	s := newStage(t, nil)
 	notInSet := s.recorded(t, 40, "prod/s3-bucket/assets", 0)
 	unknownSet := s.recorded(t, 41, "prod/vpc/core", 0)
-	unknownSet.Payload = []byte(strings.ReplaceAll(string(unknownSet.Payload), s.csID, fixedID(999)+"/prod"))
-	planned := fixedDerive(t, s.root, 42, message.TypeDeploymentPlanned, "deployment.planned:dep-1", message.DeploymentPlanned{})
+	unknownSet.Payload = []byte(strings.ReplaceAll(string(unknownSet.Payload), s.csID, wt.FixedID(999)+"/prod"))
+	planned := wt.FixedDerive(t, s.root, 42, message.TypeDeploymentPlanned, "deployment.planned:dep-1", message.DeploymentPlanned{})
 	bad := s.recorded(t, 43, "prod/vpc/core", 0)
 	bad.Payload = []byte(`{"deployment_id":"x","extra":true}`)
 	tests := []struct {
@@ -281,7 +282,7 @@ func TestPlanErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, action, err := process(t, s.q, s.w.Handle, tt.in)
+			out, action, err := wt.Process(t, s.q, s.w.Handle, tt.in)
 			if action != tt.want || err == nil || len(out) != 0 {
 				t.Errorf("action %v (%v), %d outputs; want %v", action, err, len(out), tt.want)
 			}

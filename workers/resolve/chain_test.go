@@ -3,6 +3,7 @@ package resolve_test
 import (
 	"context"
 	"fmt"
+	wt "github.com/usekarma/karma/workers/internal/workertest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -103,7 +104,7 @@ func (p paramConfigs) Config(ctx context.Context, env, component string) ([]byte
 func newChain(t *testing.T) *chain {
 	t.Helper()
 	ctx := context.Background()
-	db := newDB(t)
+	db := wt.NewDB(t)
 	c := &chain{db: db, stores: map[string]*embedded.ParamStore{}, tf: &countingTF{applies: map[string]int{}}}
 	var err error
 	if c.q, err = embedded.NewQueue(ctx, db, embedded.QueueOptions{}); err != nil {
@@ -126,7 +127,7 @@ func newChain(t *testing.T) *chain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	graphs := repoGraphs{Root: examplesDir, Params: func(env string) params.Store {
+	graphs := wt.RepoGraphs{Root: wt.ExamplesDir, Params: func(env string) params.Store {
 		st, err := c.params(env)
 		if err != nil {
 			t.Error(err)
@@ -134,13 +135,13 @@ func newChain(t *testing.T) *chain {
 		}
 		return st
 	}}
-	ws := plan.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), ModulesDir: filepath.Join(examplesDir, "components"), Prefix: "/iac"}
+	ws := plan.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), ModulesDir: filepath.Join(wt.ExamplesDir, "components"), Prefix: "/iac"}
 	const visibility = 10 * time.Minute
 	stage := func(name string, h pipeline.Handler, workers int) pipeline.Stage {
 		return pipeline.Stage{Name: name, Workers: workers, Handler: pipeline.Chain(h,
-			pipeline.Logging(quietLog, name), pipeline.Correlation(), pipeline.Idempotency(seen, name, visibility), pipeline.RetryTransient(2*time.Second))}
+			pipeline.Logging(wt.QuietLog, name), pipeline.Correlation(), pipeline.Idempotency(seen, name, visibility), pipeline.RetryTransient(2*time.Second))}
 	}
-	c.runner = &pipeline.Runner{Queue: c.q, Log: quietLog, Visibility: visibility, Observe: c.observe, Stages: []pipeline.Stage{
+	c.runner = &pipeline.Runner{Queue: c.q, Log: wt.QuietLog, Visibility: visibility, Observe: c.observe, Stages: []pipeline.Stage{
 		stage(pipeline.StageResolve, (&resolve.Worker{Graphs: graphs, ChangeSets: c.changeSets, Configs: paramConfigs{c}}).Handle, 1),
 		stage(pipeline.StageGraphWrite, (&graphwrite.Worker{Graphs: graphs, Store: gs, Lineage: c.lineage}).Handle, 1),
 		stage(pipeline.StagePlan, (&plan.Worker{ChangeSets: c.changeSets, Params: c.params, Runner: c.tf, Workspaces: ws}).Handle, 2),
@@ -217,7 +218,7 @@ func (c *chain) approve(t *testing.T, id, by string) {
 			t.Fatal(err)
 		}
 		e.CorrelationID, e.CausationID = cs.CorrelationID, n.PlanMessageID
-		validate(t, e)
+		wt.Validate(t, e)
 		if err := pipeline.Publish(ctx, c.q, e); err != nil {
 			t.Fatal(err)
 		}
@@ -239,7 +240,7 @@ func TestWholeChain(t *testing.T) {
 			if err != nil || len(roots) != 1 {
 				t.Fatalf("ingest: %d messages, %v", len(roots), err)
 			}
-			validateAll(t, roots)
+			wt.ValidateAll(t, roots)
 			if err := pipeline.Publish(ctx, c.q, roots...); err != nil {
 				t.Fatal(err)
 			}
@@ -310,7 +311,7 @@ func TestWholeChain(t *testing.T) {
 					t.Errorf("%s %s: %v (%v)", o.stage, o.in.Type, o.action, o.err)
 				}
 				if o.action == pipeline.Ack {
-					validateAll(t, o.out)
+					wt.ValidateAll(t, o.out)
 					for _, m := range o.out {
 						published[m.ID] = true
 						if m.CorrelationID != root.ID {

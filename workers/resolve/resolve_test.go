@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	wt "github.com/usekarma/karma/workers/internal/workertest"
 	"slices"
 	"strings"
 	"testing"
@@ -47,7 +48,7 @@ func (c configs) Config(_ context.Context, env, component string) ([]byte, error
 
 func newStage(t *testing.T, repo string, cfg configs) *stageEnv {
 	t.Helper()
-	db := newDB(t)
+	db := wt.NewDB(t)
 	ctx := context.Background()
 	q, err := embedded.NewQueue(ctx, db, embedded.QueueOptions{})
 	if err != nil {
@@ -57,17 +58,17 @@ func newStage(t *testing.T, repo string, cfg configs) *stageEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &resolve.Worker{Graphs: repoGraphs{Root: repo}, ChangeSets: cs, Configs: cfg, Now: func() time.Time { return fixedTime }}
+	w := &resolve.Worker{Graphs: wt.RepoGraphs{Root: repo}, ChangeSets: cs, Configs: cfg, Now: func() time.Time { return wt.FixedTime }}
 	return &stageEnv{q: q, cs: cs, w: w}
 }
 
 // commitDetected is a change.detected of a commit touching files (env "", as ingest makes it).
 func commitDetected(t *testing.T, n int, sha string, files []string, removed ...message.ComponentRef) message.Envelope {
 	t.Helper()
-	p := message.ChangeDetected{ChangeSetID: fixedID(n), Source: message.SourceGit, Components: []message.ComponentRef{}, Files: files, Removed: removed,
+	p := message.ChangeDetected{ChangeSetID: wt.FixedID(n), Source: message.SourceGit, Components: []message.ComponentRef{}, Files: files, Removed: removed,
 		Commit: &message.Commit{SHA: sha, Author: gitActor.Name, Message: "change", Branch: "main"}}
-	e := fixedRoot(t, n, message.TypeChangeDetected, "", gitActor, "git:"+sha, p)
-	validate(t, e)
+	e := wt.FixedRoot(t, n, message.TypeChangeDetected, "", gitActor, "git:"+sha, p)
+	wt.Validate(t, e)
 	return e
 }
 
@@ -75,10 +76,10 @@ func commitDetected(t *testing.T, n int, sha string, files []string, removed ...
 func runtimeDetected(t *testing.T, n int, env string, ref message.ComponentRef, keys []string) message.Envelope {
 	t.Helper()
 	name := "/iac/" + ref.Type + "/" + ref.Nickname + "/runtime"
-	p := message.ChangeDetected{ChangeSetID: fixedID(n), Source: message.SourceRuntime, Components: []message.ComponentRef{ref},
+	p := message.ChangeDetected{ChangeSetID: wt.FixedID(n), Source: message.SourceRuntime, Components: []message.ComponentRef{ref},
 		Parameter: &message.ParameterVersion{Name: name, Version: 8}, ChangedKeys: keys}
-	e := fixedRoot(t, n, message.TypeChangeDetected, env, iamActor, "runtime:"+name+"@8", p)
-	validate(t, e)
+	e := wt.FixedRoot(t, n, message.TypeChangeDetected, env, iamActor, "runtime:"+name+"@8", p)
+	wt.Validate(t, e)
 	return e
 }
 
@@ -89,9 +90,9 @@ func applied(t *testing.T, cause message.Envelope, n int, env, csID, component s
 	dep := changeset.DeploymentID(csID, component)
 	p := message.DeploymentApplied{ChangeSetID: csID, DeploymentID: dep, Component: component, RuntimeVersion: 3, ChangedKeys: keys,
 		RuntimeHash: strings.Repeat("ab", 32)}
-	e := fixedDerive(t, cause, n, message.TypeDeploymentApplied, "deployment.applied:"+dep, p)
+	e := wt.FixedDerive(t, cause, n, message.TypeDeploymentApplied, "deployment.applied:"+dep, p)
 	e.Env = env
-	validate(t, e)
+	wt.Validate(t, e)
 	return e
 }
 
@@ -99,20 +100,20 @@ func failed(t *testing.T, cause message.Envelope, n int, env, csID, component st
 	t.Helper()
 	dep := changeset.DeploymentID(csID, component)
 	p := message.DeploymentFailed{ChangeSetID: csID, DeploymentID: dep, Component: component, Wave: 1, Stage: "apply", Error: "terraform apply: quota exceeded"}
-	e := fixedDerive(t, cause, n, message.TypeDeploymentFailed, "deployment.failed:"+dep, p)
+	e := wt.FixedDerive(t, cause, n, message.TypeDeploymentFailed, "deployment.failed:"+dep, p)
 	e.Env = env
-	validate(t, e)
+	wt.Validate(t, e)
 	return e
 }
 
 // handle runs the worker through the runtime harness and requires an ack.
 func (s *stageEnv) handle(t *testing.T, in message.Envelope) []message.Envelope {
 	t.Helper()
-	out, action, err := process(t, s.q, s.w.Handle, in)
+	out, action, err := wt.Process(t, s.q, s.w.Handle, in)
 	if action != pipeline.Ack || err != nil {
 		t.Fatalf("%s: action %v, err %v", in.Type, action, err)
 	}
-	validateAll(t, out)
+	wt.ValidateAll(t, out)
 	for _, o := range out {
 		if o.CorrelationID != in.CorrelationID || o.CausationID != in.ID {
 			t.Errorf("%s: correlation %s causation %s, want %s and %s", o.Type, o.CorrelationID, o.CausationID, in.CorrelationID, in.ID)
@@ -125,12 +126,12 @@ func (s *stageEnv) handle(t *testing.T, in message.Envelope) []message.Envelope 
 func components(t *testing.T, msgs []message.Envelope, typ string) []string {
 	t.Helper()
 	var out []string
-	for _, m := range byType(msgs, typ) {
+	for _, m := range wt.ByType(msgs, typ) {
 		switch typ {
 		case message.TypeDeploymentScheduled:
-			out = append(out, payloadOf[message.DeploymentScheduled](t, m).Component)
+			out = append(out, wt.PayloadOf[message.DeploymentScheduled](t, m).Component)
 		case message.TypeDeploymentSkipped:
-			out = append(out, payloadOf[message.DeploymentSkipped](t, m).Component)
+			out = append(out, wt.PayloadOf[message.DeploymentSkipped](t, m).Component)
 		}
 	}
 	return out
@@ -192,15 +193,15 @@ func TestCommitOnExamples(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := newStage(t, examplesDir, nil)
+			s := newStage(t, wt.ExamplesDir, nil)
 			in := commitDetected(t, 1+i, sha1, tt.files)
 			out := s.handle(t, in)
-			resolved := byType(out, message.TypeChangeResolved)
+			resolved := wt.ByType(out, message.TypeChangeResolved)
 			if len(resolved) != len(tt.wantEnvs) {
 				t.Fatalf("%d change.resolved, want %d", len(resolved), len(tt.wantEnvs))
 			}
 			for j, r := range resolved {
-				p := payloadOf[message.ChangeResolved](t, r)
+				p := wt.PayloadOf[message.ChangeResolved](t, r)
 				env := tt.wantEnvs[j]
 				if r.Env != env || p.ChangeSetID != in.ID+"/"+env || r.IdempotencyKey != "resolved:"+p.ChangeSetID {
 					t.Errorf("resolved %d: env %q change set %q key %q", j, r.Env, p.ChangeSetID, r.IdempotencyKey)
@@ -225,38 +226,38 @@ func TestCommitOnExamples(t *testing.T) {
 			if got := components(t, out, message.TypeDeploymentScheduled); !slices.Equal(got, tt.wantScheduled) {
 				t.Errorf("scheduled %v, want %v", got, tt.wantScheduled)
 			}
-			for _, m := range byType(out, message.TypeDeploymentScheduled) {
-				p := payloadOf[message.DeploymentScheduled](t, m)
+			for _, m := range wt.ByType(out, message.TypeDeploymentScheduled) {
+				p := wt.PayloadOf[message.DeploymentScheduled](t, m)
 				if m.Env != strings.Split(p.Component, "/")[0] || p.DeploymentID != changeset.DeploymentID(p.ChangeSetID, p.Component) ||
 					m.IdempotencyKey != "deployment.scheduled:"+p.DeploymentID {
 					t.Errorf("scheduled %s: env %q deployment %q key %q", p.Component, m.Env, p.DeploymentID, m.IdempotencyKey)
 				}
 			}
-			if len(byType(out, message.TypeDeploymentSkipped)) != 0 {
+			if len(wt.ByType(out, message.TypeDeploymentSkipped)) != 0 {
 				t.Errorf("nothing is skipped before any apply")
 			}
-			checkGolden(t, "commit_"+goldenName(tt.name), out, names(in.ID, "root"))
+			wt.CheckGolden(t, "commit_"+goldenName(tt.name), out, names(in.ID, "root"))
 		})
 	}
 }
 
 func TestCommitRemovingAComponentIsAHeldDestroy(t *testing.T) {
 	t.Parallel()
-	repo := writeRepo(t, map[string]string{
+	repo := wt.WriteRepo(t, map[string]string{
 		"karma.json":                    `{"prefix": "/iac", "modules_dir": "components"}`,
 		"iac/prod/vpc/core/config.json": `{"cidr": "10.0.0.0/16"}`,
 	})
 	s := newStage(t, repo, nil)
 	in := commitDetected(t, 1, sha2, []string{"iac/prod/route53-zone/main/config.json"}, message.ComponentRef{Type: "route53-zone", Nickname: "main"})
 	out := s.handle(t, in)
-	skipped := byType(out, message.TypeDeploymentSkipped)
-	if len(skipped) != 1 || len(byType(out, message.TypeDeploymentScheduled)) != 0 {
+	skipped := wt.ByType(out, message.TypeDeploymentSkipped)
+	if len(skipped) != 1 || len(wt.ByType(out, message.TypeDeploymentScheduled)) != 0 {
 		t.Fatalf("want one skipped destroy and nothing scheduled, got %d messages", len(out))
 	}
-	if p := payloadOf[message.DeploymentSkipped](t, skipped[0]); p.Component != "prod/route53-zone/main" || p.Reason != changeset.ReasonDestroyHeld {
+	if p := wt.PayloadOf[message.DeploymentSkipped](t, skipped[0]); p.Component != "prod/route53-zone/main" || p.Reason != changeset.ReasonDestroyHeld {
 		t.Errorf("skipped %+v", p)
 	}
-	checkGolden(t, "commit_removed_component", out, names(in.ID, "root"))
+	wt.CheckGolden(t, "commit_removed_component", out, names(in.ID, "root"))
 }
 
 func TestRuntimeChangeSchedulesOnlyConsumers(t *testing.T) {
@@ -283,14 +284,14 @@ func TestRuntimeChangeSchedulesOnlyConsumers(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := newStage(t, examplesDir, nil)
+			s := newStage(t, wt.ExamplesDir, nil)
 			in := runtimeDetected(t, 10+i, "prod", vpc, tt.keys)
 			out := s.handle(t, in)
-			resolved := byType(out, message.TypeChangeResolved)
+			resolved := wt.ByType(out, message.TypeChangeResolved)
 			if len(resolved) != 1 {
 				t.Fatalf("%d change.resolved, want 1", len(resolved))
 			}
-			p := payloadOf[message.ChangeResolved](t, resolved[0])
+			p := wt.PayloadOf[message.ChangeResolved](t, resolved[0])
 			if p.ChangeSetID != in.ID {
 				t.Errorf("change set %q, want the root id (the root had an env)", p.ChangeSetID)
 			}
@@ -308,14 +309,14 @@ func TestRuntimeChangeSchedulesOnlyConsumers(t *testing.T) {
 					t.Errorf("root cause %+v", c)
 				}
 			}
-			checkGolden(t, "runtime_"+goldenName(tt.name), out, names(in.ID, "root"))
+			wt.CheckGolden(t, "runtime_"+goldenName(tt.name), out, names(in.ID, "root"))
 		})
 	}
 }
 
 func TestCycleIsRejected(t *testing.T) {
 	t.Parallel()
-	repo := writeRepo(t, map[string]string{
+	repo := wt.WriteRepo(t, map[string]string{
 		"karma.json":                      `{"prefix": "/iac", "modules_dir": "components"}`,
 		"iac/prod/app/a/config.json":      `{"karma": {"depends_on": ["app/b"]}}`,
 		"iac/prod/app/b/config.json":      `{"karma": {"depends_on": ["app/c"]}}`,
@@ -345,7 +346,7 @@ func TestCycleIsRejected(t *testing.T) {
 			if len(out) != 1 || out[0].Type != message.TypeChangeResolved {
 				t.Fatalf("got %d messages (%v), want only change.resolved", len(out), types(out))
 			}
-			p := payloadOf[message.ChangeResolved](t, out[0])
+			p := wt.PayloadOf[message.ChangeResolved](t, out[0])
 			if !strings.Contains(p.Rejected, "dependency cycle: prod/app/a -> prod/app/b -> prod/app/c -> prod/app/a") {
 				t.Errorf("rejected %q does not name the cycle path", p.Rejected)
 			}
@@ -356,25 +357,25 @@ func TestCycleIsRejected(t *testing.T) {
 			if err != nil || cs.Rejected != p.Rejected || len(cs.Nodes) != 0 {
 				t.Errorf("stored change set %+v, %v", cs, err)
 			}
-			checkGolden(t, "cycle_"+goldenName(tt.name), out, names(in.ID, "root"))
+			wt.CheckGolden(t, "cycle_"+goldenName(tt.name), out, names(in.ID, "root"))
 		})
 	}
 }
 
 func TestRequestUsesTheProposedConfig(t *testing.T) {
 	t.Parallel()
-	s := newStage(t, examplesDir, nil)
+	s := newStage(t, wt.ExamplesDir, nil)
 	proposed := `{"cidr":"10.99.0.0/16","az_count":3}`
-	p := message.ChangeDetected{ChangeSetID: fixedID(30), Source: message.SourceRequest, Components: []message.ComponentRef{{Type: "vpc", Nickname: "core"}},
+	p := message.ChangeDetected{ChangeSetID: wt.FixedID(30), Source: message.SourceRequest, Components: []message.ComponentRef{{Type: "vpc", Nickname: "core"}},
 		Request: &message.ChangeRequest{ID: "cr-42", Configs: map[string]string{"vpc/core": proposed}}, AutoApprove: true}
-	in := fixedRoot(t, 30, message.TypeChangeDetected, "prod", message.Actor{Kind: "cli", Name: "ada"}, "request:cr-42", p)
+	in := wt.FixedRoot(t, 30, message.TypeChangeDetected, "prod", message.Actor{Kind: "cli", Name: "ada"}, "request:cr-42", p)
 	out := s.handle(t, in)
-	sched := byType(out, message.TypeDeploymentScheduled)
+	sched := wt.ByType(out, message.TypeDeploymentScheduled)
 	if len(sched) != 1 {
 		t.Fatalf("scheduled %d, want 1", len(sched))
 	}
 	// The repository's own config gives another hash.
-	res, err := repoGraphs{Root: examplesDir}.Build(context.Background(), "prod", nil)
+	res, err := wt.RepoGraphs{Root: wt.ExamplesDir}.Build(context.Background(), "prod", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +385,7 @@ func TestRequestUsesTheProposedConfig(t *testing.T) {
 			repoHash = c.Hash
 		}
 	}
-	sp := payloadOf[message.DeploymentScheduled](t, sched[0])
+	sp := wt.PayloadOf[message.DeploymentScheduled](t, sched[0])
 	if sp.ConfigHash == repoHash || sp.ConfigHash == "" {
 		t.Errorf("config hash %s is the repository's: the proposed config was not used", sp.ConfigHash)
 	}
@@ -398,16 +399,16 @@ func TestRequestUsesTheProposedConfig(t *testing.T) {
 	if !strings.Contains(string(cs.Nodes["prod/vpc/core"].Config), `"10.99.0.0/16"`) {
 		t.Errorf("node config %s lacks the proposal", cs.Nodes["prod/vpc/core"].Config)
 	}
-	checkGolden(t, "request_proposed_config", out, names(in.ID, "root"))
+	wt.CheckGolden(t, "request_proposed_config", out, names(in.ID, "root"))
 }
 
 func TestParameterChangeDeploysTheStoredConfig(t *testing.T) {
 	t.Parallel()
 	stored := `{"cidr":"10.77.0.0/16","az_count":2}`
-	s := newStage(t, examplesDir, configs{"prod/vpc/core": stored})
-	p := message.ChangeDetected{ChangeSetID: fixedID(31), Source: message.SourceParameter, Components: []message.ComponentRef{{Type: "vpc", Nickname: "core"}},
+	s := newStage(t, wt.ExamplesDir, configs{"prod/vpc/core": stored})
+	p := message.ChangeDetected{ChangeSetID: wt.FixedID(31), Source: message.SourceParameter, Components: []message.ComponentRef{{Type: "vpc", Nickname: "core"}},
 		Parameter: &message.ParameterVersion{Name: "/iac/vpc/core/config", Version: 12}}
-	in := fixedRoot(t, 31, message.TypeChangeDetected, "prod", iamActor, "parameter:/iac/vpc/core/config@12", p)
+	in := wt.FixedRoot(t, 31, message.TypeChangeDetected, "prod", iamActor, "parameter:/iac/vpc/core/config@12", p)
 	out := s.handle(t, in)
 	cs, err := s.cs.Get(context.Background(), in.ID)
 	if err != nil {
@@ -420,11 +421,11 @@ func TestParameterChangeDeploysTheStoredConfig(t *testing.T) {
 	if _, h := model.Canonical(map[string]any{"cidr": "10.77.0.0/16", "az_count": 2}); n.ConfigHash != h {
 		t.Errorf("config hash %s, want the canonical hash of the parameter %s", n.ConfigHash, h)
 	}
-	checkGolden(t, "parameter_config", out, names(in.ID, "root"))
+	wt.CheckGolden(t, "parameter_config", out, names(in.ID, "root"))
 
 	// Unreadable parameter: retried.
-	s2 := newStage(t, examplesDir, configs{})
-	_, action, err := process(t, s2.q, s2.w.Handle, in)
+	s2 := newStage(t, wt.ExamplesDir, configs{})
+	_, action, err := wt.Process(t, s2.q, s2.w.Handle, in)
 	if action != pipeline.Retry || !pipeline.IsTransient(err) {
 		t.Errorf("unreadable /config: action %v, err %v; want a transient retry", action, err)
 	}
@@ -432,12 +433,12 @@ func TestParameterChangeDeploysTheStoredConfig(t *testing.T) {
 
 func TestChangeDetectedV1IsUpcast(t *testing.T) {
 	t.Parallel()
-	s := newStage(t, examplesDir, configs{"prod/vpc/core": `{"cidr":"10.0.0.0/16"}`})
+	s := newStage(t, wt.ExamplesDir, configs{"prod/vpc/core": `{"cidr":"10.0.0.0/16"}`})
 	v1 := message.ChangeDetectedV1{Source: message.SourceParameter, Component: message.ComponentRef{Type: "vpc", Nickname: "core"},
 		Parameter: &message.ParameterVersion{Name: "/iac/vpc/core/config", Version: 3}}
-	in := fixedRoot(t, 32, message.TypeChangeDetected, "prod", iamActor, "parameter:/iac/vpc/core/config@3", v1)
+	in := wt.FixedRoot(t, 32, message.TypeChangeDetected, "prod", iamActor, "parameter:/iac/vpc/core/config@3", v1)
 	in.Version = 1
-	validate(t, in)
+	wt.Validate(t, in)
 	out := s.handle(t, in)
 	if got := components(t, out, message.TypeDeploymentScheduled); !slices.Equal(got, []string{"prod/vpc/core"}) {
 		t.Errorf("scheduled %v", got)
@@ -468,13 +469,13 @@ func TestDeploymentOutcomesDecideDependents(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := newStage(t, examplesDir, nil)
+			s := newStage(t, wt.ExamplesDir, nil)
 			root := commitDetected(t, 40+i, sha1, []string{"iac/prod/vpc/core/config.json"})
 			s.handle(t, root)
 			csID := root.ID + "/prod"
 			in := applied(t, root, 100, "prod", csID, "prod/vpc/core", tt.keys)
 			out := s.handle(t, in)
-			if len(byType(out, message.TypeChangeResolved)) != 0 {
+			if len(wt.ByType(out, message.TypeChangeResolved)) != 0 {
 				t.Error("change.resolved is announced once, at the start")
 			}
 			if got := components(t, out, message.TypeDeploymentScheduled); !slices.Equal(got, tt.wantScheduled) {
@@ -484,25 +485,25 @@ func TestDeploymentOutcomesDecideDependents(t *testing.T) {
 				t.Errorf("skipped %v, want %v", got, tt.wantSkipped)
 			}
 			vpcDep := changeset.DeploymentID(csID, "prod/vpc/core")
-			for _, m := range byType(out, message.TypeDeploymentScheduled) {
-				p := payloadOf[message.DeploymentScheduled](t, m)
+			for _, m := range wt.ByType(out, message.TypeDeploymentScheduled) {
+				p := wt.PayloadOf[message.DeploymentScheduled](t, m)
 				if len(p.CausedBy) != 1 || p.CausedBy[0].Kind != message.CauseDeployment || p.CausedBy[0].ID != vpcDep || len(p.CausedBy[0].Keys) == 0 {
 					t.Errorf("%s caused by %+v, want the vpc deployment and the keys it consumes", p.Component, p.CausedBy)
 				}
 			}
-			for _, m := range byType(out, message.TypeDeploymentSkipped) {
-				if p := payloadOf[message.DeploymentSkipped](t, m); p.Reason != changeset.ReasonNoConsumedKey {
+			for _, m := range wt.ByType(out, message.TypeDeploymentSkipped) {
+				if p := wt.PayloadOf[message.DeploymentSkipped](t, m); p.Reason != changeset.ReasonNoConsumedKey {
 					t.Errorf("%s skipped for %q", p.Component, p.Reason)
 				}
 			}
-			checkGolden(t, "applied_"+goldenName(tt.name), out, names(root.ID, "root", in.ID, "applied"))
+			wt.CheckGolden(t, "applied_"+goldenName(tt.name), out, names(root.ID, "root", in.ID, "applied"))
 		})
 	}
 }
 
 func TestFailureBlocksDependents(t *testing.T) {
 	t.Parallel()
-	s := newStage(t, examplesDir, nil)
+	s := newStage(t, wt.ExamplesDir, nil)
 	root := commitDetected(t, 50, sha1, []string{"iac/prod/vpc/core/config.json"})
 	s.handle(t, root)
 	csID := root.ID + "/prod"
@@ -513,7 +514,7 @@ func TestFailureBlocksDependents(t *testing.T) {
 	if len(out) != 1 || out[0].Type != message.TypeDeploymentSkipped {
 		t.Fatalf("got %v, want one deployment.skipped", types(out))
 	}
-	p := payloadOf[message.DeploymentSkipped](t, out[0])
+	p := wt.PayloadOf[message.DeploymentSkipped](t, out[0])
 	if p.Component != "prod/ecs-service/api" || p.Reason != changeset.ReasonUpstreamFailed || !strings.Contains(p.Detail, "prod/ecs-cluster/core") {
 		t.Errorf("skipped %+v, want ecs-service/api blocked by ecs-cluster/core", p)
 	}
@@ -527,7 +528,7 @@ func TestFailureBlocksDependents(t *testing.T) {
 	if got := cs.FailedComponents(); !slices.Equal(got, []string{"prod/ecs-cluster/core"}) {
 		t.Errorf("failed components %v", got)
 	}
-	checkGolden(t, "failed_blocks_dependents", out, names(root.ID, "root", f.ID, "failed"))
+	wt.CheckGolden(t, "failed_blocks_dependents", out, names(root.ID, "root", f.ID, "failed"))
 
 	// A failure of a root with no dependents in the set decides nothing more.
 	root2 := commitDetected(t, 51, sha2, []string{"iac/prod/route53-zone/main/config.json"})
@@ -545,16 +546,16 @@ func TestRedeliveredChangeDetected(t *testing.T) {
 
 	t.Run("after its decisions were announced", func(t *testing.T) {
 		t.Parallel()
-		s := newStage(t, examplesDir, nil)
+		s := newStage(t, wt.ExamplesDir, nil)
 		in := commitDetected(t, 60, sha1, []string{"iac/_base/vpc/core/config.json"})
 		first := s.handle(t, in)
 		again := s.handle(t, in)
 		if got := types(again); !slices.Equal(got, []string{message.TypeChangeResolved, message.TypeChangeResolved}) {
 			t.Errorf("redelivery produced %v, want only the change.resolved of each env (decisions already announced)", got)
 		}
-		for i, r := range byType(again, message.TypeChangeResolved) {
-			if r.IdempotencyKey != byType(first, message.TypeChangeResolved)[i].IdempotencyKey ||
-				string(r.Payload) != string(byType(first, message.TypeChangeResolved)[i].Payload) {
+		for i, r := range wt.ByType(again, message.TypeChangeResolved) {
+			if r.IdempotencyKey != wt.ByType(first, message.TypeChangeResolved)[i].IdempotencyKey ||
+				string(r.Payload) != string(wt.ByType(first, message.TypeChangeResolved)[i].Payload) {
 				t.Errorf("re-announced change.resolved differs from the first")
 			}
 		}
@@ -565,14 +566,14 @@ func TestRedeliveredChangeDetected(t *testing.T) {
 
 	t.Run("before its decisions were marked announced", func(t *testing.T) {
 		t.Parallel()
-		s := newStage(t, examplesDir, nil)
+		s := newStage(t, wt.ExamplesDir, nil)
 		in := commitDetected(t, 61, sha1, []string{"iac/prod/vpc/core/config.json"})
 		// Outside the runtime nothing is marked announced: as if the process died after handling.
 		first, err := s.w.Handle(ctx, in)
 		if err != nil {
 			t.Fatal(err)
 		}
-		validateAll(t, first)
+		wt.ValidateAll(t, first)
 		again, err := s.w.Handle(ctx, in)
 		if err != nil {
 			t.Fatal(err)
@@ -597,7 +598,7 @@ func TestRedeliveredChangeDetected(t *testing.T) {
 
 	t.Run("redelivered outcome decides nothing twice", func(t *testing.T) {
 		t.Parallel()
-		s := newStage(t, examplesDir, nil)
+		s := newStage(t, wt.ExamplesDir, nil)
 		root := commitDetected(t, 62, sha1, []string{"iac/prod/vpc/core/config.json"})
 		s.handle(t, root)
 		a := applied(t, root, 104, "prod", root.ID+"/prod", "prod/vpc/core", []string{"vpc_id"})
@@ -626,23 +627,23 @@ func TestRedeliveredChangeDetected(t *testing.T) {
 
 func TestResolveErrors(t *testing.T) {
 	t.Parallel()
-	s := newStage(t, examplesDir, nil)
+	s := newStage(t, wt.ExamplesDir, nil)
 	root := commitDetected(t, 70, sha1, []string{"iac/prod/vpc/core/config.json"})
-	unknown := message.ChangeDetected{ChangeSetID: fixedID(71), Source: message.SourceRequest, Components: []message.ComponentRef{{Type: "vpc", Nickname: "nowhere"}},
+	unknown := message.ChangeDetected{ChangeSetID: wt.FixedID(71), Source: message.SourceRequest, Components: []message.ComponentRef{{Type: "vpc", Nickname: "nowhere"}},
 		Request: &message.ChangeRequest{ID: "cr-x", Configs: map[string]string{"vpc/nowhere": `{}`}}}
 	badPayload := root
 	badPayload.Payload = []byte(`{"change_set_id":"` + root.ID + `","source":"git","components":[],"commit":{"sha":"` + sha1 + `","author":"a"},"auto_approve":false,"surprise":1}`)
-	recorded := fixedDerive(t, root, 72, message.TypeDeploymentRecorded, "deployment.recorded:dep-0000000000000001", message.DeploymentRecorded{})
+	recorded := wt.FixedDerive(t, root, 72, message.TypeDeploymentRecorded, "deployment.recorded:dep-0000000000000001", message.DeploymentRecorded{})
 	tests := []struct {
 		name string
 		in   message.Envelope
 		want pipeline.Action
 	}{
-		{"request for an undefined component", fixedRoot(t, 71, message.TypeChangeDetected, "prod", message.Actor{Kind: "cli", Name: "ada"}, "request:cr-x", unknown), pipeline.DeadLetter},
+		{"request for an undefined component", wt.FixedRoot(t, 71, message.TypeChangeDetected, "prod", message.Actor{Kind: "cli", Name: "ada"}, "request:cr-x", unknown), pipeline.DeadLetter},
 		{"payload with an unknown field", badPayload, pipeline.DeadLetter},
 		{"a type resolve does not consume", recorded, pipeline.DeadLetter},
 		// Not acknowledged; retried until dead-lettered (Classify sorts unknown errors as retry).
-		{"outcome of an unknown change set", applied(t, root, 106, "prod", fixedID(999)+"/prod", "prod/vpc/core", []string{"vpc_id"}), pipeline.Retry},
+		{"outcome of an unknown change set", applied(t, root, 106, "prod", wt.FixedID(999)+"/prod", "prod/vpc/core", []string{"vpc_id"}), pipeline.Retry},
 		{"outcome of a component outside the change set", func() message.Envelope {
 			s.handle(t, root)
 			return applied(t, root, 107, "prod", root.ID+"/prod", "prod/s3-bucket/assets", nil)
@@ -650,7 +651,7 @@ func TestResolveErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, action, err := process(t, s.q, s.w.Handle, tt.in)
+			out, action, err := wt.Process(t, s.q, s.w.Handle, tt.in)
 			if action != tt.want || err == nil {
 				t.Errorf("action %v (%v), want %v", action, err, tt.want)
 			}
@@ -702,7 +703,7 @@ func goldenName(s string) string {
 // none), so resolve must tell by the removed file's path (in Files) which env it belongs to.
 func TestRemovalConcernsOnlyItsEnv(t *testing.T) {
 	t.Parallel()
-	repo := writeRepo(t, map[string]string{
+	repo := wt.WriteRepo(t, map[string]string{
 		"karma.json":                    `{"prefix": "/iac", "modules_dir": "components"}`,
 		"iac/prod/vpc/core/config.json": `{"cidr": "10.0.0.0/16"}`,
 		"iac/dev/vpc/core/config.json":  `{"cidr": "10.1.0.0/16"}`,
@@ -711,8 +712,8 @@ func TestRemovalConcernsOnlyItsEnv(t *testing.T) {
 	in := commitDetected(t, 80, sha2, []string{"iac/dev/vpc/core/config.json", "iac/prod/route53-zone/main/config.json"},
 		message.ComponentRef{Type: "route53-zone", Nickname: "main"})
 	out := s.handle(t, in)
-	for _, m := range byType(out, message.TypeDeploymentSkipped) {
-		if p := payloadOf[message.DeploymentSkipped](t, m); p.Component != "prod/route53-zone/main" {
+	for _, m := range wt.ByType(out, message.TypeDeploymentSkipped) {
+		if p := wt.PayloadOf[message.DeploymentSkipped](t, m); p.Component != "prod/route53-zone/main" {
 			t.Errorf("%s %s: %s was never removed (nor defined) in %s", p.Reason, p.Component, p.Component, m.Env)
 		}
 	}
