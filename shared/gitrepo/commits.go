@@ -1,16 +1,16 @@
 package gitrepo
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
 
-	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
-// Change is one file a commit changed, relative to the repository root.
+// Change is one file a commit changed, relative to the config repository's folder.
 type Change struct {
 	Path    string
 	Removed bool
@@ -20,25 +20,32 @@ type Change struct {
 // a root commit).
 type CommitInfo struct {
 	SHA     string
+	Parent  string // first parent, "" for a root commit
 	Author  string // "Name <email>"
 	Message string
 	Files   []Change
 }
 
-// ReadCommit reads rev (a sha, branch, tag or "HEAD") of the repository containing dir.
-func ReadCommit(dir, rev string) (CommitInfo, error) {
-	r, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+// Resolve turns a revision (sha, branch, tag, "HEAD", "HEAD~1") into a full commit sha. It
+// reads what the repository holds; a cache is not fetched for it.
+func (r *Repo) Resolve(rev string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h, err := r.git.ResolveRevision(plumbing.Revision(rev))
 	if err != nil {
-		return CommitInfo{}, fmt.Errorf("%s: %w (%v)", dir, ErrNotRepository, err)
+		return "", fmt.Errorf("repository %s: revision %q: %w", r.label, rev, err)
 	}
-	h, err := r.ResolveRevision(plumbing.Revision(rev))
+	return h.String(), nil
+}
+
+// CommitInfo reads commit sha and the files it changed against its first parent.
+func (r *Repo) CommitInfo(ctx context.Context, sha string) (CommitInfo, error) {
+	c, err := r.commit(ctx, sha)
 	if err != nil {
-		return CommitInfo{}, fmt.Errorf("%s: revision %q: %w", dir, rev, err)
+		return CommitInfo{}, err
 	}
-	c, err := r.CommitObject(*h)
-	if err != nil {
-		return CommitInfo{}, fmt.Errorf("%s: commit %s: %w", dir, h, err)
-	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	info := CommitInfo{SHA: c.Hash.String(), Author: fmt.Sprintf("%s <%s>", c.Author.Name, c.Author.Email), Message: c.Message}
 	tree, err := c.Tree()
 	if err != nil {
@@ -48,88 +55,90 @@ func ReadCommit(dir, rev string) (CommitInfo, error) {
 	if c.NumParents() > 0 {
 		p, err := c.Parent(0)
 		if err != nil {
-			return info, err
+			return info, fmt.Errorf("repository %s: parent of %s: %w", r.label, short(sha), err)
 		}
+		info.Parent = p.Hash.String()
 		if parentTree, err = p.Tree(); err != nil {
 			return info, err
 		}
 	}
-	changes, err := object.DiffTree(parentTree, tree)
-	if err != nil {
-		return info, err
-	}
-	for _, ch := range changes {
-		if ch.To.Name == "" {
-			info.Files = append(info.Files, Change{Path: ch.From.Name, Removed: true})
-			continue
-		}
-		info.Files = append(info.Files, Change{Path: ch.To.Name})
-		if ch.From.Name != "" && ch.From.Name != ch.To.Name {
-			info.Files = append(info.Files, Change{Path: ch.From.Name, Removed: true})
-		}
-	}
-	sort.Slice(info.Files, func(i, j int) bool { return info.Files[i].Path < info.Files[j].Path })
-	return info, nil
+	info.Files, err = r.diffTrees(parentTree, tree)
+	return info, err
 }
 
-// Root returns the top folder of the repository containing dir.
-func Root(dir string) (string, error) {
-	r, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", dir, ErrNotRepository)
-	}
-	wt, err := r.Worktree()
-	if err != nil {
-		return "", err
-	}
-	return wt.Filesystem.Root(), nil
-}
-
-// DiffRange lists the files that differ between two commits of the repository containing dir
-// (before may be all zeros or "" for a new branch: everything in after counts as changed). It is
-// what a push whose payload truncated its commits or file lists is turned into.
-func DiffRange(dir, before, after string) ([]Change, error) {
-	r, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w (%v)", dir, ErrNotRepository, err)
-	}
-	tree := func(rev string) (*object.Tree, error) {
-		if rev == "" || strings.Trim(rev, "0") == "" {
-			return nil, nil
-		}
-		h, err := r.ResolveRevision(plumbing.Revision(rev))
+// Diff lists the files that differ between two commits (before may be "" or all zeros for a new
+// branch: everything in after counts as changed). It is what a push whose payload truncated its
+// commits or file lists is turned into. Both commits are fetched when missing.
+func (r *Repo) Diff(ctx context.Context, before, after string) ([]Change, error) {
+	var from *object.Tree
+	if before != "" && strings.Trim(before, "0") != "" {
+		c, err := r.commit(ctx, before)
 		if err != nil {
-			return nil, fmt.Errorf("%s: revision %q: %w", dir, rev, err)
+			return nil, err
 		}
-		c, err := r.CommitObject(*h)
+		r.mu.Lock()
+		from, err = c.Tree()
+		r.mu.Unlock()
 		if err != nil {
-			return nil, fmt.Errorf("%s: commit %s: %w", dir, rev, err)
+			return nil, err
 		}
-		return c.Tree()
 	}
-	from, err := tree(before)
+	c, err := r.commit(ctx, after)
 	if err != nil {
 		return nil, err
 	}
-	to, err := tree(after)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	to, err := c.Tree()
 	if err != nil {
 		return nil, err
 	}
+	return r.diffTrees(from, to)
+}
+
+// diffTrees lists changed paths relative to r.sub (paths outside it are left out). Called with
+// r.mu held.
+func (r *Repo) diffTrees(from, to *object.Tree) ([]Change, error) {
 	changes, err := object.DiffTree(from, to)
 	if err != nil {
 		return nil, err
 	}
 	var out []Change
+	add := func(p string, removed bool) {
+		if r.sub != "" {
+			var ok bool
+			if p, ok = strings.CutPrefix(p, r.sub+"/"); !ok {
+				return
+			}
+		}
+		out = append(out, Change{Path: p, Removed: removed})
+	}
 	for _, ch := range changes {
 		switch {
 		case ch.To.Name == "":
-			out = append(out, Change{Path: ch.From.Name, Removed: true})
+			add(ch.From.Name, true)
 		case ch.From.Name != "" && ch.From.Name != ch.To.Name:
-			out = append(out, Change{Path: ch.From.Name, Removed: true}, Change{Path: ch.To.Name})
+			add(ch.From.Name, true)
+			add(ch.To.Name, false)
 		default:
-			out = append(out, Change{Path: ch.To.Name})
+			add(ch.To.Name, false)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
+}
+
+// IsAncestor reports whether commit a is an ancestor of (or the same as) commit b.
+func (r *Repo) IsAncestor(ctx context.Context, a, b string) (bool, error) {
+	ca, err := r.commit(ctx, a)
+	if err != nil {
+		return false, err
+	}
+	cb, err := r.commit(ctx, b)
+	if err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return ca.IsAncestor(cb)
 }
