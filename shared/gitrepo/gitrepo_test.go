@@ -19,10 +19,10 @@ var ctx = context.Background()
 
 func configFiles(az string) map[string]string {
 	return map[string]string{
-		"karma.json":                       `{"prefix": "/iac"}`,
-		"iac/prod/vpc/core/config.json":    `{"az_count": ` + az + `}`,
-		"iac/prod/subnet/app/config.json":  `{"vpc_nickname": "core"}`,
-		"components/vpc/main.tf":           `variable "config" {}`,
+		"karma.json":                        `{"prefix": "/iac"}`,
+		"iac/prod/vpc/core/config.json":     `{"az_count": ` + az + `}`,
+		"iac/prod/subnet/app/config.json":   `{"vpc_nickname": "core"}`,
+		"components/vpc/main.tf":            `variable "config" {}`,
 		"components/vpc/config.schema.json": `{"type": "object"}`,
 	}
 }

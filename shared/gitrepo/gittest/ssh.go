@@ -81,7 +81,9 @@ func NewSSHServer(t testing.TB) *SSHServer {
 }
 
 // RepoURL is the ssh:// URL of the bare repository at the absolute path bare.
-func (s *SSHServer) RepoURL(bare string) string { return "ssh://git@" + s.Addr + filepath.ToSlash(bare) }
+func (s *SSHServer) RepoURL(bare string) string {
+	return "ssh://git@" + s.Addr + filepath.ToSlash(bare)
+}
 
 func (s *SSHServer) serve(cfg *ssh.ServerConfig) {
 	defer s.wg.Done()
