@@ -21,12 +21,15 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/plumbing/transport/server"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 func init() {
@@ -68,16 +71,24 @@ type Repo struct {
 // OpenLocal opens the git repository containing dir (a checkout). When dir is a folder inside
 // the repository, trees are read from that folder.
 func OpenLocal(dir string) (*Repo, error) {
-	r, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+	found, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w (%v)", dir, ErrNotRepository, err)
 	}
-	repo := &Repo{git: r, label: dir}
-	wt, err := r.Worktree()
+	wt, err := found.Worktree()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w (a bare repository has no checkout: configure it as a remote instead)", dir, err)
 	}
 	root := realPath(wt.Filesystem.Root())
+	r := found
+	if st, err := os.Stat(filepath.Join(root, ".git")); err == nil && st.IsDir() {
+		// Reopen with pack files kept open: reading a tree opens them once, not once an object.
+		r, err = git.Open(storage(filepath.Join(root, ".git")), osfs.New(root))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w (%v)", dir, ErrNotRepository, err)
+		}
+	}
+	repo := &Repo{git: r, label: dir}
 	rel, err := filepath.Rel(root, realPath(dir))
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return nil, fmt.Errorf("%s is not inside its git repository %s", dir, root)
@@ -96,13 +107,15 @@ func OpenCache(dir string, remote Remote, sub string) (*Repo, error) {
 	if err := remote.Validate(); err != nil {
 		return nil, err
 	}
-	r, err := git.PlainOpen(dir)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
+	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err != nil {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("repository cache %s: %w", dir, err)
 		}
-		r, err = git.PlainInit(dir, true)
+		if _, err := git.PlainInit(dir, true); err != nil {
+			return nil, fmt.Errorf("repository cache %s: %w", dir, err)
+		}
 	}
+	r, err := git.Open(storage(dir), nil)
 	if err != nil {
 		return nil, fmt.Errorf("repository cache %s: %w", dir, err)
 	}
@@ -131,6 +144,22 @@ func setOrigin(r *git.Repository, url string) error {
 	}
 	cfg.Remotes["origin"] = want
 	return r.SetConfig(cfg)
+}
+
+// storage is the object storage of a git directory, keeping up to 64 pack files open between
+// reads (go-git otherwise opens the pack again for every object).
+func storage(gitDir string) *filesystem.Storage {
+	return filesystem.NewStorageWithOptions(osfs.New(gitDir), cache.NewObjectLRUDefault(), filesystem.Options{MaxOpenDescriptors: 64})
+}
+
+// Close releases the pack files the Repo keeps open.
+func (r *Repo) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.git.Storer.(*filesystem.Storage); ok {
+		return s.Close()
+	}
+	return nil
 }
 
 // String names the repository (without credentials).

@@ -3,7 +3,6 @@ package gitrepo
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"path"
@@ -255,7 +254,7 @@ func (t *TreeFS) Open(name string) (fs.File, error) {
 }
 
 func (t *TreeFS) info(e *object.TreeEntry, name string) (fs.FileInfo, error) {
-	fi := fileInfo{name: path.Base(name), when: t.when}
+	fi := fileInfo{name: path.Base(name), when: t.when, size: -1, t: t, hash: e.Hash}
 	switch e.Mode {
 	case filemode.Dir:
 		fi.mode = fs.ModeDir | 0o755
@@ -268,27 +267,36 @@ func (t *TreeFS) info(e *object.TreeEntry, name string) (fs.FileInfo, error) {
 	default:
 		fi.mode = 0o644
 	}
-	if fi.mode.IsRegular() {
-		t.mu.Lock()
-		size, err := t.s.EncodedObjectSize(e.Hash)
-		t.mu.Unlock()
-		if err != nil {
-			return nil, &fs.PathError{Op: "stat", Path: name, Err: fmt.Errorf("%s: %w", t.label, err)}
-		}
-		fi.size = size
+	if !fi.mode.IsRegular() {
+		fi.size = 0
 	}
 	return fi, nil
 }
 
+// fileInfo describes an entry; a file's size is read only when asked for (most callers only
+// want the type).
 type fileInfo struct {
 	name string
-	size int64
+	size int64 // -1: not read yet
 	mode fs.FileMode
 	when time.Time
+	t    *TreeFS
+	hash plumbing.Hash
 }
 
-func (f fileInfo) Name() string       { return f.name }
-func (f fileInfo) Size() int64        { return f.size }
+func (f fileInfo) Name() string { return f.name }
+func (f fileInfo) Size() int64 {
+	if f.size >= 0 {
+		return f.size
+	}
+	f.t.mu.Lock()
+	defer f.t.mu.Unlock()
+	size, err := f.t.s.EncodedObjectSize(f.hash)
+	if err != nil {
+		return 0
+	}
+	return size
+}
 func (f fileInfo) Mode() fs.FileMode  { return f.mode }
 func (f fileInfo) ModTime() time.Time { return f.when }
 func (f fileInfo) IsDir() bool        { return f.mode.IsDir() }

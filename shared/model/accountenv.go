@@ -2,7 +2,7 @@ package model
 
 import (
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -41,9 +41,9 @@ func (a AccountEnvironment) Bool(key string) (bool, error) {
 // boolFields are the account environment flags Karma reads; each is checked at load time.
 var boolFields = []string{"iac_strict", "lambda_strict", "allow_drift"}
 
-func loadAccountEnvironments(root string, diags *Diagnostics) []AccountEnvironment {
-	dir := filepath.Join(root, "account_environments")
-	entries, err := os.ReadDir(dir)
+func loadAccountEnvironments(fsys fs.FS, diags *Diagnostics) []AccountEnvironment {
+	const dir = "account_environments"
+	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil
 	}
@@ -51,11 +51,11 @@ func loadAccountEnvironments(root string, diags *Diagnostics) []AccountEnvironme
 	for _, e := range entries {
 		name := e.Name()
 		ext := strings.ToLower(filepath.Ext(name))
-		if e.IsDir() || (ext != ".json" && ext != ".yaml" && ext != ".yml") {
+		if e.IsDir() || (e.Type()&fs.ModeSymlink == 0 && ext != ".json" && ext != ".yaml" && ext != ".yml") {
 			continue
 		}
-		rel := filepath.ToSlash(filepath.Join("account_environments", name))
-		data, err := os.ReadFile(filepath.Join(dir, name))
+		rel := dir + "/" + name
+		data, err := readRegular(fsys, rel)
 		if err != nil {
 			*diags = append(*diags, Diagnostic{Severity: SevError, Code: CodeAccountEnv, File: rel, Message: err.Error()})
 			continue

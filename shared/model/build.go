@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"sort"
 
 	"github.com/usekarma/karma/shared/graph"
@@ -26,13 +27,27 @@ type Result struct {
 	Orphans []string
 }
 
-// Build loads the repository, reads each environment's parameter store, and builds and
-// validates the graph. The error is for unusable input; problems are in Result.Diagnostics.
+// Build loads the repository in directory root, reads each environment's parameter store, and
+// builds and validates the graph. The error is for unusable input; problems are in
+// Result.Diagnostics.
 func Build(ctx context.Context, root string, opts BuildOptions) (*Result, error) {
 	repo, err := Load(root, opts.LoadOptions)
 	if err != nil {
 		return nil, err
 	}
+	return build(ctx, repo, opts)
+}
+
+// BuildFS is Build over a file system: a directory or a commit's tree (see LoadFS).
+func BuildFS(ctx context.Context, fsys fs.FS, name string, opts BuildOptions) (*Result, error) {
+	repo, err := LoadFS(fsys, name, opts.LoadOptions)
+	if err != nil {
+		return nil, err
+	}
+	return build(ctx, repo, opts)
+}
+
+func build(ctx context.Context, repo *Repo, opts BuildOptions) (*Result, error) {
 	res := &Result{Repo: repo, Diagnostics: append(Diagnostics{}, repo.Diagnostics...)}
 	states := map[string]*ParamState{}
 	if opts.Params != nil {

@@ -18,8 +18,8 @@ package model
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -44,6 +44,7 @@ type source struct {
 
 // Repo is a loaded repository.
 type Repo struct {
+	// Root names what was read: a directory, or a repository at a commit ("repo@sha").
 	Root         string
 	Settings     Settings
 	Accounts     []AccountEnvironment
@@ -51,6 +52,7 @@ type Repo struct {
 	Components   []*Component
 	Diagnostics  Diagnostics
 
+	fsys    fs.FS              // what was read: a directory or a commit's tree
 	base    map[string]*source // "<type>/<nickname>" -> base layer
 	schemas schemaCache
 }
@@ -66,8 +68,7 @@ type LoadOptions struct {
 	Overrides map[string][]byte
 }
 
-// Load reads the repository at root. The returned error is for unusable input (no such
-// directory, unreadable karma.json); problems in the configs are Diagnostics on the Repo.
+// Load reads the repository in directory root (see LoadFS). Symbolic links in it are refused.
 func Load(root string, opts LoadOptions) (*Repo, error) {
 	st, err := os.Stat(root)
 	if err != nil {
@@ -76,14 +77,23 @@ func Load(root string, opts LoadOptions) (*Repo, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("repository %s: not a directory", root)
 	}
-	settings, err := LoadSettings(root, opts.Settings)
+	return LoadFS(os.DirFS(root), root, opts)
+}
+
+// LoadFS reads the repository in fsys — a directory (os.DirFS) or a commit's tree
+// (gitrepo.Repo.Tree) — named name in messages. Nothing outside fsys is read, except the
+// modules folder when the settings give it as an absolute path; symbolic links (which could
+// lead outside) are refused with an error naming them. The returned error is for unusable input
+// (unreadable karma.json); problems in the configs are Diagnostics on the Repo.
+func LoadFS(fsys fs.FS, name string, opts LoadOptions) (*Repo, error) {
+	settings, err := LoadSettingsFS(fsys, opts.Settings)
 	if err != nil {
-		return nil, fmt.Errorf("repository %s: %w", root, err)
+		return nil, fmt.Errorf("repository %s: %w", name, err)
 	}
-	r := &Repo{Root: root, Settings: settings, base: map[string]*source{}}
-	r.Accounts = loadAccountEnvironments(root, &r.Diagnostics)
+	r := &Repo{Root: name, Settings: settings, fsys: fsys, base: map[string]*source{}}
+	r.Accounts = loadAccountEnvironments(fsys, &r.Diagnostics)
 	srcs, envs := r.discover(opts.Env)
-	readAll(root, srcs, opts.Overrides, &r.Diagnostics)
+	readAll(fsys, srcs, opts.Overrides, &r.Diagnostics)
 	envSet := map[string]bool{}
 	for _, e := range envs {
 		envSet[e] = true
@@ -98,7 +108,7 @@ func Load(root string, opts LoadOptions) (*Repo, error) {
 	}
 	sort.Strings(r.Environments)
 	if opts.Env != "" && !envSet[opts.Env] {
-		return nil, fmt.Errorf("environment %q: not found in %s (no iac/%s folder and no account environment selects it)", opts.Env, root, opts.Env)
+		return nil, fmt.Errorf("environment %q: not found in %s (no iac/%s folder and no account environment selects it)", opts.Env, name, opts.Env)
 	}
 	var envSrcs []*source
 	for _, s := range srcs {
@@ -115,10 +125,14 @@ func Load(root string, opts LoadOptions) (*Repo, error) {
 }
 
 // discover lists iac/<env>/<type>/<nickname>/config.json, reporting anything off the layout.
+// Folders are read with ReadDir, whose entries say what they are without following anything:
+// a symbolic link is an error wherever it stands.
 func (r *Repo) discover(onlyEnv string) ([]*source, []string) {
-	iac := filepath.Join(r.Root, "iac")
-	envEntries, err := os.ReadDir(iac)
+	envEntries, err := fs.ReadDir(r.fsys, "iac")
 	if err != nil {
+		if fi, lerr := fs.Lstat(r.fsys, "iac"); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			r.refuseLink("iac")
+		}
 		return nil, nil
 	}
 	var srcs []*source
@@ -128,8 +142,13 @@ func (r *Repo) discover(onlyEnv string) ([]*source, []string) {
 	}
 	for _, ee := range envEntries {
 		env := ee.Name()
-		if !ee.IsDir() {
-			warn("iac/"+env, "ignored: expected iac/<env>/<type>/<nickname>/config.json")
+		relEnv := "iac/" + env
+		switch {
+		case isLink(ee):
+			r.refuseLink(relEnv)
+			continue
+		case !ee.IsDir():
+			warn(relEnv, "ignored: expected iac/<env>/<type>/<nickname>/config.json")
 			continue
 		}
 		if env != BaseEnv {
@@ -138,45 +157,76 @@ func (r *Repo) discover(onlyEnv string) ([]*source, []string) {
 				continue
 			}
 		}
-		typeEntries, _ := os.ReadDir(filepath.Join(iac, env))
+		typeEntries, _ := fs.ReadDir(r.fsys, relEnv)
 		for _, te := range typeEntries {
 			typ := te.Name()
-			relType := "iac/" + env + "/" + typ
-			if !te.IsDir() {
+			relType := relEnv + "/" + typ
+			switch {
+			case isLink(te):
+				r.refuseLink(relType)
+				continue
+			case !te.IsDir():
 				warn(relType, "ignored: expected a component type folder")
 				continue
-			}
-			if !typeRe.MatchString(typ) {
+			case !typeRe.MatchString(typ):
 				r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeLayout, File: relType,
 					Message: fmt.Sprintf("component type %q: use lower-case letters, digits, '-' and '_'", typ)})
 				continue
 			}
-			nickEntries, _ := os.ReadDir(filepath.Join(iac, env, typ))
+			nickEntries, _ := fs.ReadDir(r.fsys, relType)
 			for _, ne := range nickEntries {
-				nick := ne.Name()
-				rel := relType + "/" + nick
-				if !ne.IsDir() {
-					warn(rel, "ignored: expected a component folder holding config.json")
-					continue
+				if s := r.componentSource(env, typ, relType, ne, warn); s != nil {
+					srcs = append(srcs, s)
 				}
-				if !nicknameRe.MatchString(nick) {
-					r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeLayout, File: rel,
-						Message: fmt.Sprintf("nickname %q: use letters, digits, '.', '-' and '_' (Parameter Store rules)", nick)})
-					continue
-				}
-				if _, err := os.Stat(filepath.Join(iac, env, typ, nick, "config.json")); err != nil {
-					warn(rel, "ignored: no config.json in this component folder")
-					continue
-				}
-				srcs = append(srcs, &source{env: env, typ: typ, nickname: nick, file: rel + "/config.json"})
 			}
 		}
 	}
 	return srcs, envs
 }
 
+// componentSource checks one entry of a type folder: a folder holding a regular config.json.
+func (r *Repo) componentSource(env, typ, relType string, ne fs.DirEntry, warn func(rel, msg string)) *source {
+	nick := ne.Name()
+	rel := relType + "/" + nick
+	switch {
+	case isLink(ne):
+		r.refuseLink(rel)
+		return nil
+	case !ne.IsDir():
+		warn(rel, "ignored: expected a component folder holding config.json")
+		return nil
+	case !nicknameRe.MatchString(nick):
+		r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeLayout, File: rel,
+			Message: fmt.Sprintf("nickname %q: use letters, digits, '.', '-' and '_' (Parameter Store rules)", nick)})
+		return nil
+	}
+	file := rel + "/config.json"
+	fi, err := fs.Lstat(r.fsys, file)
+	switch {
+	case err != nil:
+		warn(rel, "ignored: no config.json in this component folder")
+		return nil
+	case fi.Mode()&fs.ModeSymlink != 0:
+		r.refuseLink(file)
+		return nil
+	case !fi.Mode().IsRegular():
+		r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeLayout, File: file, Message: "not a regular file"})
+		return nil
+	}
+	return &source{env: env, typ: typ, nickname: nick, file: file}
+}
+
+func isLink(e fs.DirEntry) bool { return e.Type()&fs.ModeSymlink != 0 }
+
+// refuseLink reports a symbolic link: Karma never follows one, since its target could lie
+// outside the repository (a secrets file published to Parameter Store, say).
+func (r *Repo) refuseLink(rel string) {
+	r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeLayout, File: rel,
+		Message: "a symbolic link: refused (Karma does not follow links, whose target could lie outside the repository)"})
+}
+
 // readAll reads and parses every source in parallel; parse failures become diagnostics.
-func readAll(root string, srcs []*source, overrides map[string][]byte, diags *Diagnostics) {
+func readAll(fsys fs.FS, srcs []*source, overrides map[string][]byte, diags *Diagnostics) {
 	workers := runtime.GOMAXPROCS(0) * 4
 	jobs := make(chan *source)
 	var mu sync.Mutex
@@ -189,7 +239,7 @@ func readAll(root string, srcs []*source, overrides map[string][]byte, diags *Di
 				data, over := overrides[s.file]
 				var err error
 				if !over {
-					data, err = os.ReadFile(filepath.Join(root, filepath.FromSlash(s.file)))
+					data, err = fs.ReadFile(fsys, s.file)
 				}
 				if err != nil {
 					mu.Lock()

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -27,12 +30,15 @@ type schemaCache struct {
 	m  map[string]*schemaEntry
 }
 
-// modulesDir is the folder that holds one folder per component type.
-func (r *Repo) modulesDir() string {
+// modules is the folder that holds one folder per component type, and its name for messages:
+// inside the repository (or commit) unless an override gave an absolute path.
+func (r *Repo) modules() (fs.FS, string, error) {
 	if filepath.IsAbs(r.Settings.ModulesDir) {
-		return r.Settings.ModulesDir
+		return os.DirFS(r.Settings.ModulesDir), r.Settings.ModulesDir, nil
 	}
-	return filepath.Join(r.Root, r.Settings.ModulesDir)
+	dir := path.Clean(filepath.ToSlash(r.Settings.ModulesDir))
+	sub, err := fs.Sub(r.fsys, dir)
+	return sub, dir, err
 }
 
 func (r *Repo) schemaFor(typ string) *schemaEntry {
@@ -47,10 +53,14 @@ func (r *Repo) schemaFor(typ string) *schemaEntry {
 	}
 	r.schemas.mu.Unlock()
 	e.once.Do(func() {
-		path := filepath.Join(r.modulesDir(), typ, SchemaFile)
-		e.file = path
-		data, err := os.ReadFile(path)
-		if errors.Is(err, os.ErrNotExist) {
+		modules, dir, err := r.modules()
+		if err != nil {
+			e.err = err
+			return
+		}
+		e.file = path.Join(dir, typ, SchemaFile)
+		data, err := readRegular(modules, typ+"/"+SchemaFile)
+		if errors.Is(err, fs.ErrNotExist) {
 			return
 		}
 		if err != nil {
@@ -64,7 +74,7 @@ func (r *Repo) schemaFor(typ string) *schemaEntry {
 		}
 		c := jsonschema.NewCompiler()
 		c.DefaultDraft(jsonschema.Draft2020)
-		url := "file:///" + filepath.ToSlash(path)
+		url := "file:///" + strings.TrimPrefix(filepath.ToSlash(e.file), "/")
 		if err := c.AddResource(url, doc); err != nil {
 			e.err = err
 			return
@@ -102,7 +112,7 @@ func (r *Repo) validateSchema(typ string, cfg map[string]any) Diagnostics {
 				ptr = "/"
 			}
 			out = append(out, Diagnostic{Severity: SevError, Code: CodeSchema, Pointer: ptr,
-				Message: u.Error.String() + " (schema " + filepath.Base(filepath.Dir(e.file)) + "/" + SchemaFile + ")"})
+				Message: u.Error.String() + " (schema " + path.Base(path.Dir(e.file)) + "/" + SchemaFile + ")"})
 		}
 		for i := range u.Errors {
 			leaves(&u.Errors[i])

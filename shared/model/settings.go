@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"regexp"
 	"strings"
 )
@@ -80,8 +81,14 @@ func (s Settings) Validate() error {
 
 // LoadSettings reads <root>/karma.json when present; overrides (e.g. --prefix) win over the file.
 func LoadSettings(root string, override Settings) (Settings, error) {
+	return LoadSettingsFS(os.DirFS(root), override)
+}
+
+// LoadSettingsFS reads karma.json at the top of fsys when present (a symbolic link is refused);
+// overrides win over the file.
+func LoadSettingsFS(fsys fs.FS, override Settings) (Settings, error) {
 	var s Settings
-	data, err := os.ReadFile(filepath.Join(root, SettingsFile))
+	data, err := readRegular(fsys, SettingsFile)
 	switch {
 	case err == nil:
 		if _, d := decodeObject(SettingsFile, data); d != nil {
@@ -92,7 +99,10 @@ func LoadSettings(root string, override Settings) (Settings, error) {
 		if err := dec.Decode(&s); err != nil {
 			return s, fmt.Errorf("%s: %w", SettingsFile, err)
 		}
-	case !os.IsNotExist(err):
+		if s.ModulesDir != "" && !fs.ValidPath(path.Clean(s.ModulesDir)) {
+			return s, fmt.Errorf("%s: modules_dir %q: want a folder inside the repository (relative, no '..'): what is deployed must come from the commit", SettingsFile, s.ModulesDir)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
 		return s, err
 	}
 	if override.Prefix != "" {
@@ -125,3 +135,19 @@ func RuntimeParam(prefix, typ, nickname string) string {
 
 // EnvironmentParam binds an account to an environment.
 func EnvironmentParam(prefix string) string { return prefix + "/environment" }
+
+// readRegular reads a regular file of fsys; a symbolic link is refused (its target could lie
+// outside the repository).
+func readRegular(fsys fs.FS, name string) ([]byte, error) {
+	fi, err := fs.Lstat(fsys, name)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%s: a symbolic link: refused (Karma does not follow links, whose target could lie outside the repository)", name)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", name)
+	}
+	return fs.ReadFile(fsys, name)
+}
