@@ -14,20 +14,25 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/usekarma/karma/shared/changeset"
-	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
-	"github.com/usekarma/karma/workers/ingest"
 )
 
 func newProposeChangeCmd(g *globals) *cobra.Command {
-	var env, input string
+	var env, input, as string
+	var auto bool
 	c := &cobra.Command{
 		Use:   "propose-change <type> <nickname> --input updated.json [--env E]",
-		Short: "Validate a config change, show its impact and waves, and queue it (nothing is deployed)",
+		Short: "Validate a config change, commit it to the config repository, show its impact and queue it",
 		Long: `Validates the proposed environment file (JSON, schema, references, cycles) against the rest of the
-repository, prints the components it may redeploy in waves, and queues a change set. Run
-'karma plan' to see the plans, 'karma apply <change-id>' to deploy it.`,
+repository at HEAD, commits it on the checked-out branch (author: --as; message: the change id),
+prints the components it may redeploy in waves, and queues the change: what is deployed is that
+commit, and the lineage names it. Git stays the source of intent: 'karma params publish' later
+publishes the same config.
+
+Refused, with nothing committed or queued: a folder that is not a git checkout, a detached HEAD,
+a component file with uncommitted changes (they would be lost), a proposal equal to what is
+committed. Run 'karma plan' to see the plans, 'karma apply <change-id>' to deploy it.`,
 		Args: argsUsage(cobra.ExactArgs(2)),
 		RunE: func(c *cobra.Command, args []string) error {
 			if input == "" {
@@ -42,52 +47,18 @@ repository, prints the components it may redeploy in waves, and queues a change 
 				return err
 			}
 			defer s.close()
-			if env == "" {
-				envs, err := (&repoGraphs{s: s}).Environments(c.Context())
-				if err != nil {
-					return err
-				}
-				if len(envs) != 1 {
-					return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--env is required: the repository has %s", strings.Join(envs, ", "))}
-				}
-				env = envs[0]
-			}
-			ref := args[0] + "/" + args[1]
-			file := "iac/" + env + "/" + ref + "/config.json"
-			if _, err := os.Stat(g.repo + "/" + file); err != nil {
-				return fmt.Errorf("%s: no such component in %s (%s): %w", ref, env, file, err)
-			}
-			root, err := ingest.FromRequest(ingest.Request{Env: env, Configs: map[string][]byte{ref: data}, Actor: message.Actor{Kind: "cli", Name: localUser()}})
-			if err != nil {
-				return fmt.Errorf("%s: %w", input, err)
-			}
-			res, err := s.buildWith(c.Context(), env, map[string][]byte{file: data})
+			p, err := proposeChange(c, s, proposeArgs{env: env, typ: args[0], nick: args[1], input: input, data: data, as: as, auto: auto})
 			if err != nil {
 				return err
 			}
-			if err := printDiagnostics(c.ErrOrStderr(), res.Diagnostics.Errors()); err != nil {
-				return fmt.Errorf("%s rejected, nothing queued: %w", input, err)
-			}
-			seed, _ := res.Graph.Index(env + "/" + ref)
-			imp, err := res.Graph.Downstream([]int32{seed}, graph.ImpactOptions{})
-			if err != nil {
-				return err
-			}
-			st, err := s.stack(c.Context(), stackOptions{})
-			if err != nil {
-				return err
-			}
-			if err := st.publish(c.Context(), root); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.OutOrStdout(), "change %s queued (%s in %s, by %s)\n", root.ID, ref, env, root.Actor.Name)
-			printImpact(c.OutOrStdout(), impactReport(res.Graph, imp), false)
-			fmt.Fprintf(c.OutOrStdout(), "\ndependents are redeployed only if an output they consume changes.\nnext: karma plan, then karma apply %s\n", root.ID)
+			fmt.Fprintf(c.OutOrStdout(), "\ndependents are redeployed only if an output they consume changes.\nnext: karma plan, then karma apply %s\n", p.changeID)
 			return nil
 		},
 	}
 	c.Flags().StringVar(&env, "env", "", "environment")
 	c.Flags().StringVar(&input, "input", "", "the new environment file (JSON object), or - for stdin")
+	c.Flags().StringVar(&as, "as", localUser(), "the requester: the commit's author [KARMA_ACTOR]")
+	c.Flags().BoolVar(&auto, "auto-approve", false, "the change may be applied without review")
 	return c
 }
 
@@ -275,6 +246,11 @@ func summarise(ctx context.Context, w io.Writer, st *stack, only []string, skip 
 		case cs.Rejected != "":
 			state = "rejected: " + cs.Rejected
 			problems = append(problems, cs.ID+" rejected")
+		case cs.SupersededBy != "":
+			state = "superseded by " + cs.SupersededBy
+		case len(cs.QueuedBehind) > 0:
+			state = fmt.Sprintf("queued behind %s, which deploy some of the same components: finish or approve them first, or replace what is left of them: karma supersede %s --by %s",
+				strings.Join(cs.QueuedBehind, ", "), cs.QueuedBehind[0], cs.ID)
 		case !cs.Done():
 			state = "waiting for approval (karma apply " + cs.ID + ")"
 		}
@@ -318,8 +294,11 @@ func (p *progress) line(m message.Envelope) {
 				fmt.Fprintf(p.w, "change %s [%s] rejected:\n%s\n", r.ChangeSetID, m.Env, r.Rejected)
 				return
 			}
-			fmt.Fprintf(p.w, "change %s [%s]: %d component(s) may be affected in %d wave(s); roots: %s\n", r.ChangeSetID, m.Env,
-				len(r.Affected), len(r.Waves), strings.Join(r.Roots, ", "))
+			fmt.Fprintf(p.w, "change %s [%s] at commit %.12s: %d component(s) may be affected in %d wave(s); roots: %s\n", r.ChangeSetID, m.Env,
+				r.Commit, len(r.Affected), len(r.Waves), strings.Join(r.Roots, ", "))
+			if len(r.QueuedBehind) > 0 {
+				fmt.Fprintf(p.w, "  queued behind %s (same components, earlier)\n", strings.Join(r.QueuedBehind, ", "))
+			}
 		}
 	case message.TypeDeploymentPlanned:
 		var d message.DeploymentPlanned

@@ -3,11 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/workers/ingest"
@@ -38,32 +36,25 @@ func newIngestCommitCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.close()
-			gitRoot, err := gitrepo.Root(g.repo)
-			if err != nil {
-				return err
-			}
-			repoAbs, _ := filepath.Abs(g.repo)
-			sub, err := filepath.Rel(gitRoot, repoAbs)
+			src, err := s.source()
 			if err != nil {
 				return err
 			}
 			for _, rev := range revs {
-				info, err := gitrepo.ReadCommit(g.repo, rev)
+				sha, err := src.Repo.Resolve(rev)
+				if err != nil {
+					return err
+				}
+				info, err := src.Repo.CommitInfo(c.Context(), sha)
 				if err != nil {
 					return err
 				}
 				var files []ingest.FileChange
 				for _, f := range info.Files {
-					p := f.Path
-					if sub != "." {
-						var ok bool
-						if p, ok = strings.CutPrefix(p, filepath.ToSlash(sub)+"/"); !ok {
-							continue // outside the config repository
-						}
-					}
-					files = append(files, ingest.FileChange{Path: p, Removed: f.Removed})
+					files = append(files, ingest.FileChange{Path: f.Path, Removed: f.Removed})
 				}
-				msgs, err := ingest.FromCommit(ingest.Commit{SHA: info.SHA, Author: info.Author, Message: info.Message, Files: files, AutoApprove: auto}, st.settings.ModulesDir)
+				msgs, err := ingest.FromCommit(ingest.Commit{SHA: info.SHA, Author: info.Author, Message: info.Message, Branch: src.Repo.Branch(),
+					Files: files, AutoApprove: auto}, st.settings.ModulesDir)
 				if err != nil {
 					return err
 				}

@@ -7,12 +7,10 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/embedded"
-	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
@@ -128,12 +126,11 @@ func (st *stack) workers(ctx context.Context, opts stackOptions) error {
 		}
 		return p, err
 	}
-	modules := st.settings.ModulesDir
-	if !filepath.IsAbs(modules) {
-		modules = filepath.Join(st.s.g.repo, modules)
+	source, err := st.s.source()
+	if err != nil {
+		return err
 	}
-	ws := plan.Workspaces{WorkDir: filepath.Join(st.s.g.stateDir, "work"), ModulesDir: modules, Prefix: st.settings.Prefix}
-	graphs := &repoGraphs{s: st.s}
+	ws := terraform.Workspaces{WorkDir: filepath.Join(st.s.g.stateDir, "work"), Modules: source, Prefix: st.settings.Prefix}
 	log := opts.log
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -151,9 +148,9 @@ func (st *stack) workers(ctx context.Context, opts stackOptions) error {
 	auditor := &auditw.Worker{Log: st.audit}
 	audit := stage(pipeline.StageAudit, auditor.Handle, 1)
 	audit.Batch = auditor.HandleBatch
-	st.runner = &pipeline.Runner{Queue: st.transport, Log: log, Observe: opts.observe, Visibility: visibility, Stages: []pipeline.Stage{
-		stage(pipeline.StageResolve, (&resolve.Worker{Graphs: graphs, ChangeSets: changeSets, Configs: &paramConfigs{s: st.s, prefix: st.settings.Prefix}}).Handle, 1),
-		stage(pipeline.StageGraphWrite, (&graphwrite.Worker{Graphs: graphs, Store: gs, Lineage: lin}).Handle, 1),
+	st.runner = &pipeline.Runner{Queue: st.transport, Log: log, Observe: opts.observe, Visibility: visibility, RetryBase: st.s.g.testRetryBase, Stages: []pipeline.Stage{
+		stage(pipeline.StageResolve, (&resolve.Worker{Graphs: source, Commits: source, ChangeSets: changeSets, Configs: &paramConfigs{s: st.s, prefix: st.settings.Prefix}}).Handle, 1),
+		stage(pipeline.StageGraphWrite, (&graphwrite.Worker{Graphs: source, Store: gs, Lineage: lin}).Handle, 1),
 		stage(pipeline.StagePlan, (&plan.Worker{ChangeSets: changeSets, Params: paramsFor, Runner: tf, Workspaces: ws}).Handle, par),
 		stage(pipeline.StageApply, (&apply.Worker{ChangeSets: changeSets, Params: paramsFor, Runner: tf, Workspaces: ws}).Handle, par),
 		audit,
@@ -246,50 +243,6 @@ func (st *stack) approve(ctx context.Context, ids []string, by string) error {
 		}
 	}
 	return nil
-}
-
-// repoGraphs builds graphs from the config repository. Each environment's graph is built once
-// per checked-out commit and reused: a one-shot command sees one commit, a long-running `karma
-// serve` rebuilds when the checkout's HEAD moves (a change request's overrides are built fresh
-// each time). Runtime state is not part of it: stages read runtimes from the parameter store
-// when they need them.
-type repoGraphs struct {
-	s     *session
-	mu    sync.Mutex
-	head  string // the commit the cache was built from
-	cache map[string]*model.Result
-}
-
-func (r *repoGraphs) Build(ctx context.Context, env string, overrides map[string][]byte) (*model.Result, error) {
-	if len(overrides) > 0 {
-		return r.s.buildWith(ctx, env, overrides)
-	}
-	head := gitrepo.HeadCommit(r.s.g.repo)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if head != r.head {
-		r.head, r.cache = head, nil
-	}
-	if res, ok := r.cache[env]; ok {
-		return res, nil
-	}
-	res, err := r.s.buildWith(ctx, env, nil)
-	if err != nil {
-		return nil, err
-	}
-	if r.cache == nil {
-		r.cache = map[string]*model.Result{}
-	}
-	r.cache[env] = res
-	return res, nil
-}
-
-func (r *repoGraphs) Environments(ctx context.Context) ([]string, error) {
-	repo, err := model.Load(r.s.g.repo, model.LoadOptions{Settings: model.Settings{Prefix: r.s.g.prefix}})
-	if err != nil {
-		return nil, err
-	}
-	return repo.Environments, nil
 }
 
 // paramConfigs reads a component's /config parameter.

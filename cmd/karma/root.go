@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/usekarma/karma/shared/config"
@@ -17,11 +18,13 @@ type globals struct {
 	stateDir      string
 	prefix        string
 	paramsBackend string
+	cfg           config.Config // the one configuration (KARMA_CONFIG, environment)
 
 	// Test hooks (never set by flags): a Terraform runner to use instead of the binary, and a
 	// wrapper around the transport (e.g. one that delivers every message twice).
 	testRunner    terraform.Runner
 	testTransport func(queue.Queue) queue.Queue
+	testRetryBase time.Duration // the first retry delay (default 1 s)
 }
 
 func newRootCmd() *cobra.Command { return newRootCmdWith(&globals{}) }
@@ -40,6 +43,7 @@ publishes their resolved config to Parameter Store and deploys what a change aff
 	// Defaults come from the one configuration (docs/configuration.md): KARMA_CONFIG file, then
 	// environment variables; flags override both.
 	cfg, cfgErr := config.Load(os.Getenv)
+	g.cfg = cfg
 	paramsDefault := cfg.Params
 	if paramsDefault == config.AWS {
 		paramsDefault = "ssm"
@@ -63,7 +67,7 @@ publishes their resolved config to Parameter Store and deploys what a change aff
 		return &usageError{cmd: c.CommandPath(), err: err}
 	})
 	root.AddCommand(newGraphCmd(g), newImpactCmd(g), newParamsCmd(g), newProposeChangeCmd(g), newPlanCmd(g), newApplyCmd(g),
-		newIngestCmd(g), newLineageCmd(g), newAuditCmd(g), newDLQCmd(g))
+		newIngestCmd(g), newLineageCmd(g), newAuditCmd(g), newDLQCmd(g), newSupersedeCmd(g))
 	root.AddCommand(newServeCmd(g))
 	return root
 }

@@ -10,17 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	gogit "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/spf13/cobra"
 
 	"github.com/usekarma/karma/shared/embedded"
-	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/httpapi"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
@@ -48,15 +44,16 @@ and, in the same process, every pipeline stage (resolve, graph-write, plan and a
 comparison of each environment's parameter store with what was ingested: a /config or /runtime
 parameter written outside Karma whose change was never ingested is ingested then.
 
-The checkout. What is deployed is the local checkout of --repo (its working tree at HEAD).
-Updating it is NOT Karma's job: the operator or CI keeps it current (a CI step running git pull
-before the webhook fires, a timer, a post-receive hook). A push is accepted only once its commit
-is in the checkout (HEAD, or an ancestor of HEAD). When it is not, or when a push whose payload
-was truncated must be diffed (before..after) and those commits are missing locally, the webhook
-replies 503 with the reason, nothing is queued, and the sender's redelivery (automatic or manual,
-depending on the provider) is accepted once the checkout has caught up. The graph of a change is
-built from the checkout when the change is resolved: if the checkout has moved past the push by
-then, the newer tree is deployed (the later push's change then finds nothing left to do).
+The repository. What a push deploys is exactly the pushed commit: serve keeps a cache clone of
+the config repository under --state-dir/git and fetches each pushed commit into it (only the
+objects it lacks) when the change is resolved; configs and Terraform modules are read from that
+commit's tree, never from a working tree, so nobody needs to git pull. The remote is
+KARMA_GIT_URL (https with KARMA_GIT_TOKEN_FILE, ssh with KARMA_GIT_SSH_KEY_FILE and
+KARMA_GIT_KNOWN_HOSTS, file:// or a path; docs/configuration.md), by default the git repository
+--repo is in. A push whose payload was truncated is diffed before..after in the cache. A commit
+that cannot be fetched (unknown, removed by a force-push, refused credentials, unreachable
+remote) is retried with backoff and then dead-lettered with the reason ('karma dlq list');
+nothing is deployed from another tree.
 
 Secrets are required: there is no unauthenticated mode. Keys are "<provider>:<owner/repo>" or
 "<provider>:*" (providers github, gitlab, gitea, forgejo). Give them with --secret (repeatable;
@@ -147,19 +144,15 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 		}
 	}
 
-	co, err := openServedCheckout(g.repo)
-	if err != nil {
-		return err
-	}
-	if co.sub != "" {
-		log.Warn("the config repository is a subfolder of its git repository: file lists of push payloads name paths from the git root "+
-			"and are not mapped; only pushes diffed locally (truncated payloads) are", "subfolder", co.sub)
-	}
 	s, err := g.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	src, err := serveSource(s)
+	if err != nil {
+		return err
+	}
 	st, err := s.stack(ctx, stackOptions{})
 	if err != nil {
 		return err
@@ -172,10 +165,10 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 		Secrets:     secrets,
 		Branches:    branches,
 		Deliveries:  st.seen,
-		Publisher:   servedCheckoutGuard{co: co, next: pipeline.QueuePublisher{Queue: st.transport}},
-		Differ:      co,
+		Publisher:   pipeline.QueuePublisher{Queue: st.transport},
 		Audit:       st.audit,
-		ModulesDir:  co.modulesDir(st.settings.ModulesDir),
+		ModulesDir:  st.settings.ModulesDir,
+		Subfolder:   src.Repo.Sub(),
 		AutoApprove: o.auto,
 		Log:         log,
 	}
@@ -208,7 +201,7 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	go func() { defer close(reconcileDone); rec.run(recCtx, o.reconcile) }()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("karma serve: listening", "addr", ln.Addr().String(), "repo", co.repo, "branches", slices.Sorted(maps.Keys(branches)),
+	log.Info("karma serve: listening", "addr", ln.Addr().String(), "repo", src.Repo.String(), "branches", slices.Sorted(maps.Keys(branches)),
 		"auto_approve", o.auto, "parallelism", o.parallelism, "reconcile", o.reconcile, "state", g.dbPath())
 
 	var failed error
@@ -326,139 +319,6 @@ func serveWriteFile(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-// servedCheckout is the local git checkout of the config repository that serve deploys.
-type servedCheckout struct {
-	repo string // the config repository (--repo), absolute
-	root string // the top folder of its git repository
-	sub  string // repo relative to root, slash-separated; "" when they are the same folder
-}
-
-func openServedCheckout(repo string) (*servedCheckout, error) {
-	root, err := gitrepo.Root(repo)
-	if err != nil {
-		return nil, fmt.Errorf("--repo %s: serve deploys pushed commits of a local git checkout: %w", repo, err)
-	}
-	abs := func(p string) string {
-		if a, err := filepath.Abs(p); err == nil {
-			p = a
-		}
-		if r, err := filepath.EvalSymlinks(p); err == nil {
-			p = r
-		}
-		return p
-	}
-	co := &servedCheckout{repo: abs(repo), root: abs(root)}
-	rel, err := filepath.Rel(co.root, co.repo)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return nil, fmt.Errorf("--repo %s is not inside its git repository %s", repo, root)
-	}
-	if rel != "." {
-		co.sub = filepath.ToSlash(rel)
-	}
-	return co, nil
-}
-
-// modulesDir is the modules folder as a path inside the config repository (how push payloads
-// name its files), "" when it lies outside.
-func (co *servedCheckout) modulesDir(dir string) string {
-	if !filepath.IsAbs(dir) {
-		return filepath.ToSlash(filepath.Clean(dir))
-	}
-	rel, err := filepath.Rel(co.repo, dir)
-	if err != nil || strings.HasPrefix(rel, "..") {
-		return ""
-	}
-	return filepath.ToSlash(rel)
-}
-
-// DiffRange implements httpapi.RangeDiffer on the checkout, with paths relative to the config
-// repository (files outside it are left out).
-func (co *servedCheckout) DiffRange(_ context.Context, _ webhook.RepoInfo, before, after string) ([]ingest.FileChange, error) {
-	changes, err := gitrepo.DiffRange(co.root, before, after)
-	if err != nil {
-		return nil, fmt.Errorf("%w; the local checkout must hold the pushed commits: update it, the sender's redelivery is accepted then", err)
-	}
-	var out []ingest.FileChange
-	for _, ch := range changes {
-		p := ch.Path
-		if co.sub != "" {
-			var ok bool
-			if p, ok = strings.CutPrefix(p, co.sub+"/"); !ok {
-				continue // outside the config repository
-			}
-		}
-		out = append(out, ingest.FileChange{Path: p, Removed: ch.Removed})
-	}
-	return out, nil
-}
-
-// contains reports (as an error) whether the working tree is not at sha or after it: a push is
-// deployed from the checkout, so the checkout must already hold it.
-func (co *servedCheckout) contains(sha string) error {
-	r, err := gogit.PlainOpen(co.root)
-	if err != nil {
-		return fmt.Errorf("%s: %w", co.root, err)
-	}
-	ref, err := r.Head()
-	if err != nil {
-		return fmt.Errorf("%s: HEAD: %w", co.root, err)
-	}
-	head := ref.Hash().String()
-	if head == sha {
-		return nil
-	}
-	hint := "update the checkout (git pull); the sender's redelivery is accepted then"
-	h, err := r.ResolveRevision(plumbing.Revision(sha))
-	if err != nil || h.String() != sha {
-		return fmt.Errorf("commit %s is not in the local checkout %s (HEAD %s): %s", serveShortSHA(sha), co.root, serveShortSHA(head), hint)
-	}
-	pushed, err := r.CommitObject(*h)
-	if err != nil {
-		return fmt.Errorf("commit %s: %w", serveShortSHA(sha), err)
-	}
-	headCommit, err := r.CommitObject(ref.Hash())
-	if err != nil {
-		return fmt.Errorf("HEAD %s: %w", serveShortSHA(head), err)
-	}
-	if ok, err := pushed.IsAncestor(headCommit); err != nil || !ok {
-		return fmt.Errorf("commit %s is in the repository %s but the checkout is not at it or after it (HEAD %s): %s", serveShortSHA(sha), co.root, serveShortSHA(head), hint)
-	}
-	return nil
-}
-
-func serveShortSHA(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
-}
-
-// servedCheckoutGuard publishes a commit's change only when the checkout holds the commit, since the
-// stages build the graph from the checkout: a change is never resolved against an older tree
-// than the one pushed. The webhook replies 503 to the error, and the sender retries.
-type servedCheckoutGuard struct {
-	co   *servedCheckout
-	next pipeline.Publisher
-}
-
-func (g servedCheckoutGuard) Publish(ctx context.Context, msgs ...message.Envelope) error {
-	for _, m := range msgs {
-		if m.Type != message.TypeChangeDetected {
-			continue
-		}
-		var p message.ChangeDetected
-		if err := message.Decode(m, &p); err != nil {
-			return err
-		}
-		if p.Source == message.SourceGit && p.Commit != nil {
-			if err := g.co.contains(p.Commit.SHA); err != nil {
-				return err
-			}
-		}
-	}
-	return g.next.Publish(ctx, msgs...)
 }
 
 // healthz reports liveness and how busy the pipeline is.
@@ -596,7 +456,15 @@ func (r *serveReconciler) targets(ctx context.Context) ([]serveReconcileTarget, 
 		}
 		return []serveReconcileTarget{{env: strings.TrimSpace(v.Value), store: s.ssm}}, nil
 	}
-	envs, err := (&repoGraphs{s: s}).Environments(ctx)
+	src, err := s.source()
+	if err != nil {
+		return nil, err
+	}
+	head, err := src.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	envs, err := src.Environments(ctx, head)
 	if err != nil {
 		return nil, err
 	}

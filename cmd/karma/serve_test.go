@@ -226,6 +226,13 @@ func ghPush(ref, before, after, pusher string, commits ...map[string]any) []byte
 
 const zeroSHA = "0000000000000000000000000000000000000000"
 
+func serveShortSHA(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
 func auditRecords(t *testing.T, a *embedded.AuditLog, q audit.Query, keep func(audit.Record) bool) []audit.Record {
 	t.Helper()
 	recs, err := a.Query(context.Background(), q)
@@ -274,7 +281,7 @@ func TestServeRefusesToStart(t *testing.T) {
 		{"empty secret in file", append([]string{"--secrets-file", empty}, ex...), 2, "github:acme/config: empty secret"},
 		{"no branch", append([]string{"--secret", "github:*=x", "--branch", ""}, ex...), 2, "--branch: name at least one branch"},
 		{"parallelism", append([]string{"--secret", "github:*=x", "--parallelism", "0"}, ex...), 2, "--parallelism 0"},
-		{"not a git checkout", []string{"--secret", "github:*=x", "--repo", notGit, "--state-dir", t.TempDir()}, 1, "serve deploys pushed commits of a local git checkout"},
+		{"not a git checkout", []string{"--secret", "github:*=x", "--repo", notGit, "--state-dir", t.TempDir()}, 1, "karma serve fetches the config repository from KARMA_GIT_URL, or from the git repository --repo is in"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, _, stderr := karmaWith(t, &globals{testRunner: stubTerraform{}}, append([]string{"serve", "--addr", "127.0.0.1:0"}, c.args...)...)
@@ -288,19 +295,15 @@ func TestServeRefusesToStart(t *testing.T) {
 	}
 }
 
-// Everything serve refuses, on a stub terraform: nothing is queued, the refusal is audited or
-// says why, and SIGTERM drains and exits 0.
+// Everything serve refuses, on a stub terraform: nothing is deployed, the refusal is audited,
+// dead-lettered or says why, and SIGTERM drains and exits 0.
 func TestServeRefusals(t *testing.T) {
 	repo, state := demoRepo(t)
 	initial := git(t, repo, "rev-parse", "HEAD")
-	// A commit on another branch: in the repository, but not in the checkout's history.
-	git(t, repo, "checkout", "-q", "-b", "elsewhere")
-	editJSON(t, filepath.Join(repo, "iac", "prod", "vpc", "core", "config.json"), func(d map[string]any) { d["az_count"] = 5 })
-	elsewhere := commitAs(t, repo, "Eve", "not on main")
-	git(t, repo, "checkout", "-q", "main")
 	secrets := filepath.Join(t.TempDir(), "secrets.json")
 	os.WriteFile(secrets, []byte(`{"github:acme/config": "`+serveSecret+`"}`), 0o600)
-	sv := startServe(t, &globals{testRunner: stubTerraform{}}, "--repo", repo, "--state-dir", state, "--secrets-file", secrets, "--reconcile", "0")
+	sv := startServe(t, &globals{testRunner: stubTerraform{}, testRetryBase: 10 * time.Millisecond},
+		"--repo", repo, "--state-dir", state, "--secrets-file", secrets, "--reconcile", "0")
 
 	if h := sv.health(t); h.Status != "ok" || h.Queued != 0 {
 		t.Fatalf("healthz: %+v", h)
@@ -322,33 +325,48 @@ func TestServeRefusals(t *testing.T) {
 	if code, body := sv.post(t, other, ghHeaders("push", uuid.NewString(), serveSecret, other)); code != 200 || !strings.Contains(body, "not a deploy branch") {
 		t.Errorf("other branch: %d %s", code, body)
 	}
-	// A commit the checkout does not have: 503 and the reason, so that the sender retries.
+	// Commits the repository does not have (an unknown sha, or one a force-push removed), one
+	// with its file list and one truncated: queued, fetched, retried with backoff, then
+	// dead-lettered with a reason naming the repository and the commit. Nothing is deployed
+	// from another tree.
 	ghost := strings.Repeat("ab", 20)
 	missing := ghPush("refs/heads/main", initial, ghost, "ada", map[string]any{"id": ghost, "message": "m", "timestamp": "2026-01-01T00:00:00Z",
 		"author": map[string]any{"name": "Ada", "email": "ada@example.com"}, "added": []string{}, "removed": []string{}, "modified": []string{"iac/prod/vpc/core/config.json"}})
-	if code, body := sv.post(t, missing, ghHeaders("push", uuid.NewString(), serveSecret, missing)); code != 503 || !strings.Contains(body, "is not in the local checkout") {
-		t.Errorf("commit missing locally: %d %s", code, body)
+	if code, body := sv.post(t, missing, ghHeaders("push", uuid.NewString(), serveSecret, missing)); code != 202 {
+		t.Errorf("unknown commit: %d %s", code, body)
 	}
-	// A commit in the repository but not checked out: deploying the checkout would not deploy it.
-	notOut := ghPush("refs/heads/main", initial, elsewhere, "eve", ghCommitOf(t, repo, initial, elsewhere))
-	if code, body := sv.post(t, notOut, ghHeaders("push", uuid.NewString(), serveSecret, notOut)); code != 503 || !strings.Contains(body, "not at it or after it") {
-		t.Errorf("commit not checked out: %d %s", code, body)
-	}
-	// A truncated push (a commit without file lists) is diffed in the checkout: missing -> 503.
-	truncated := ghPush("refs/heads/main", initial, ghost, "ada", map[string]any{"id": ghost, "message": "m", "timestamp": "2026-01-01T00:00:00Z",
+	ghost2 := strings.Repeat("cd", 20)
+	truncated := ghPush("refs/heads/main", initial, ghost2, "ada", map[string]any{"id": ghost2, "message": "m", "timestamp": "2026-01-01T00:00:00Z",
 		"author": map[string]any{"name": "Ada", "email": "ada@example.com"}})
-	delivery := uuid.NewString()
-	if code, body := sv.post(t, truncated, ghHeaders("push", delivery, serveSecret, truncated)); code != 503 || !strings.Contains(body, "the local checkout must hold the pushed commits") {
-		t.Errorf("truncated push of a missing commit: %d %s", code, body)
+	if code, body := sv.post(t, truncated, ghHeaders("push", uuid.NewString(), serveSecret, truncated)); code != 202 {
+		t.Errorf("truncated push of an unknown commit: %d %s", code, body)
 	}
-	if h := sv.health(t); h.Queued != 0 || h.InFlight != 0 {
-		t.Errorf("something entered the pipeline: %+v", h)
+	_, a, q := stores(t, state)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		dead, err := q.ListDead(context.Background(), "resolve")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dead) == 2 {
+			for _, d := range dead {
+				if !strings.Contains(d.Reason, "not found after fetching every branch") || !strings.Contains(d.Reason, repo) ||
+					!(strings.Contains(d.Reason, ghost) || strings.Contains(d.Reason, ghost2)) {
+					t.Errorf("dead letter reason %q does not name the repository and the commit", d.Reason)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dead letters on resolve after 60 s, want the 2 unknown commits", len(dead))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if code := sv.stop(t); code != 0 {
 		t.Errorf("serve exit %d after SIGTERM, want 0", code)
 	}
 	logs := sv.log(t)
-	for _, want := range []string{"karma serve: listening", "karma serve: shutting down", "karma serve: stopped", "status=503"} {
+	for _, want := range []string{"karma serve: listening", "karma serve: shutting down", "karma serve: stopped", "status=401", "dead-lettered"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q", want)
 		}
@@ -356,17 +374,17 @@ func TestServeRefusals(t *testing.T) {
 	if strings.Contains(logs, serveSecret) {
 		t.Error("the secret is in the log")
 	}
-	_, a, _ := stores(t, state)
 	if n := len(auditRecords(t, a, audit.Query{}, func(r audit.Record) bool { return r.Chain == "security" && r.Type == "security.webhook_rejected" })); n != 2 {
 		t.Errorf("security audit entries = %d, want 2", n)
 	}
-	if n := len(auditRecords(t, a, audit.Query{}, func(r audit.Record) bool { return r.Type == message.TypeChangeDetected })); n != 0 {
-		t.Errorf("%d changes entered the pipeline", n)
+	if n := len(auditRecords(t, a, audit.Query{}, func(r audit.Record) bool { return r.Type == message.TypeDeploymentScheduled })); n != 0 {
+		t.Errorf("%d deployments were scheduled", n)
 	}
 }
 
-// The config repository as a subfolder of the git repository: diffs are mapped to it.
-func TestServeDiffInSubfolder(t *testing.T) {
+// The config repository as a subfolder of the git repository: serve's cache reads the subfolder
+// of each commit, and diffs are mapped to it.
+func TestServeSourceInSubfolder(t *testing.T) {
 	root := t.TempDir()
 	repo := filepath.Join(root, "infra")
 	if out, err := exec.Command("cp", "-r", filepath.Join("..", "..", "examples"), repo).CombinedOutput(); err != nil {
@@ -379,21 +397,30 @@ func TestServeDiffInSubfolder(t *testing.T) {
 	editJSON(t, filepath.Join(repo, "iac", "prod", "vpc", "core", "config.json"), func(d map[string]any) { d["az_count"] = 4 })
 	os.WriteFile(filepath.Join(root, "README.md"), []byte("app v2\n"), 0o644)
 	second := commitAs(t, root, "Bob", "more AZs")
-	co, err := openServedCheckout(repo)
+	s, err := (&globals{repo: repo, stateDir: t.TempDir(), paramsBackend: "none"}).open(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if co.sub != "infra" {
-		t.Fatalf("sub = %q", co.sub)
+	defer s.close()
+	src, err := serveSource(s)
+	if err != nil {
+		t.Fatal(err)
 	}
-	files, err := co.DiffRange(context.Background(), webhook.RepoInfo{}, first, second)
+	if src.Repo.Sub() != "infra" || src.Repo.Local() {
+		t.Fatalf("source %s: sub %q, local %v; want a cache of the subfolder", src.Repo, src.Repo.Sub(), src.Repo.Local())
+	}
+	files, err := src.Diff(context.Background(), first, second)
 	if err != nil || len(files) != 1 || files[0].Path != "iac/prod/vpc/core/config.json" {
 		t.Errorf("diff = %+v, %v", files, err)
 	}
-	if err := co.contains(first); err != nil {
-		t.Errorf("an ancestor of HEAD: %v", err)
+	res, err := src.Build(context.Background(), "prod", first, nil)
+	if err != nil {
+		t.Fatalf("build at the first commit: %v", err)
 	}
-	if _, err := co.DiffRange(context.Background(), webhook.RepoInfo{}, first, strings.Repeat("cd", 20)); err == nil {
+	if errs := res.Diagnostics.Errors(); len(errs) > 0 {
+		t.Fatalf("build at the first commit: %v", errs)
+	}
+	if _, err := src.Diff(context.Background(), first, strings.Repeat("cd", 20)); err == nil {
 		t.Error("diff to a missing commit succeeded")
 	}
 }

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 
+	"github.com/usekarma/karma/shared/configrepo"
 	"github.com/usekarma/karma/shared/embedded"
+	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
@@ -19,6 +22,37 @@ type session struct {
 	ssm    params.Store
 	mu     sync.Mutex // guards db and stores: stages open them concurrently
 	stores map[string]params.Store
+	src    *configrepo.Source
+}
+
+// source is the config repository read at commits: the local clone --repo is in (karma serve
+// sets a cache clone of a remote instead, see serveSource). The pipeline deploys commits, never
+// the working tree.
+func (s *session) source() (*configrepo.Source, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.src != nil {
+		return s.src, nil
+	}
+	repo, err := gitrepo.OpenLocal(s.g.repo)
+	if err != nil {
+		return nil, fmt.Errorf("--repo %s: the pipeline deploys Git commits, and this folder is not in a git repository "+
+			"(git init, then commit the configs): %w", s.g.repo, err)
+	}
+	s.src = s.newSource(repo)
+	return s.src, nil
+}
+
+func (s *session) newSource(repo *gitrepo.Repo) *configrepo.Source {
+	return &configrepo.Source{Repo: repo, Settings: model.Settings{Prefix: s.g.prefix},
+		ModulesRoot: filepath.Join(s.g.stateDir, "modules"),
+		Params: func(e string) params.Store {
+			st, err := s.params(e)
+			if err != nil {
+				return nil
+			}
+			return st
+		}}
 }
 
 func (g *globals) open(ctx context.Context) (*session, error) {
@@ -82,6 +116,9 @@ func (s *session) params(env string) (params.Store, error) {
 func (s *session) close() {
 	if s.db != nil {
 		s.db.Close()
+	}
+	if s.src != nil {
+		s.src.Repo.Close()
 	}
 }
 

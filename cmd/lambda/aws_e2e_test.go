@@ -30,6 +30,7 @@ import (
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/dynamo"
 	"github.com/usekarma/karma/shared/eventbridge"
+	"github.com/usekarma/karma/shared/gitrepo/gittest"
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/lambda"
 	"github.com/usekarma/karma/shared/lineage"
@@ -72,8 +73,9 @@ func awsEndToEnd(t *testing.T, twice bool) {
 	examples, _ := filepath.Abs(filepath.Join("..", "..", "examples"))
 
 	// Backends as the Lambda builds them, with the servers' endpoints and test-unique names.
-	b := newBackends(awsConfig(motoEP), env(map[string]string{"KARMA_MODULES_DIR": filepath.Join(examples, "components"),
-		"KARMA_REPO": examples, "KARMA_WORK_DIR": t.TempDir()}), slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	origin := gittest.OriginFrom(t, "config.git", examples) // the config repository the functions fetch
+	b := newBackends(awsConfig(motoEP), env(map[string]string{"KARMA_GIT_URL": origin.Bare, "KARMA_CACHE_DIR": t.TempDir(),
+		"KARMA_WORK_DIR": t.TempDir()}), slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	b.Terraform = func(context.Context) (terraform.Runner, error) { return terraform.NewTFExec(tfPath), nil }
 	ddb, err := dynamo.NewClient(ctx, ddbEP, opts...)
 	if err != nil {

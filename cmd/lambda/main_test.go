@@ -25,11 +25,9 @@ import (
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/lineage"
 	"github.com/usekarma/karma/shared/message"
-	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/sqs"
 	"github.com/usekarma/karma/shared/terraform"
-	"github.com/usekarma/karma/workers/resolve"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -57,7 +55,7 @@ func TestSetupErrors(t *testing.T) {
 		{"audit without its log", map[string]string{"KARMA_STAGE": "audit", "KARMA_EVENT_BUS": "b"},
 			"stage audit cannot start: backend not wired into this binary yet: the audit log (DynamoDB)"},
 		{"graph-write names every missing backend", map[string]string{"KARMA_STAGE": "graph-write", "KARMA_EVENT_BUS": "b"},
-			"the config repository (a checkout of the change's commit), the graph store (Neptune), the lineage store (Neptune), idempotency records (DynamoDB)"},
+			"the config repository (KARMA_GIT_URL), the graph store (Neptune), the lineage store (Neptune), idempotency records (DynamoDB)"},
 		{"ingest", map[string]string{"KARMA_STAGE": "ingest", "KARMA_EVENT_BUS": "b"}, "not a pipeline handler"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,13 +92,12 @@ func TestEveryStageBuildsOnceItsBackendsExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	b := newBackends(awsConfig("http://127.0.0.1:1"), env(map[string]string{"KARMA_MODULES_DIR": t.TempDir()}), nil)
+	b := newBackends(awsConfig("http://127.0.0.1:1"), env(map[string]string{"KARMA_GIT_URL": t.TempDir(), "KARMA_CACHE_DIR": t.TempDir()}), nil)
 	b.AuditLog = func(ctx context.Context) (audit.Log, error) { return embedded.NewAuditLog(ctx, db) }
 	b.ChangeSets = func(ctx context.Context) (changeset.Store, error) { return embedded.NewChangeSets(ctx, db) }
 	b.Seen = func(ctx context.Context) (pipeline.Seen, error) { return embedded.NewSeen(ctx, db) }
 	b.GraphStore = func(ctx context.Context) (graph.Store, error) { return embedded.NewGraphStore(ctx, db) }
 	b.Lineage = func(ctx context.Context) (lineage.Store, error) { return embedded.NewLineage(ctx, db) }
-	b.Graphs = func(context.Context) (resolve.Graphs, error) { return noGraphs{}, nil }
 	b.Terraform = func(context.Context) (terraform.Runner, error) { return terraform.NewTFExec("/bin/false"), nil }
 	for name, build := range stageBuilders(b) {
 		st, err := build(ctx)
@@ -116,15 +113,6 @@ func TestEveryStageBuildsOnceItsBackendsExist(t *testing.T) {
 	if _, err := stageBuilders(b)[pipeline.StagePlan](ctx); err == nil || !strings.Contains(err.Error(), "stage plan: table missing") {
 		t.Errorf("plan with a failing Seen: %v", err)
 	}
-}
-
-type noGraphs struct{}
-
-func (noGraphs) Build(context.Context, string, map[string][]byte) (*model.Result, error) {
-	return nil, errors.New("no repository")
-}
-func (noGraphs) Environments(context.Context) ([]string, error) {
-	return nil, errors.New("no repository")
 }
 
 // The whole function on moto: records of the plan queue are handled, outputs reach the audit

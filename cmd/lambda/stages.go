@@ -15,7 +15,10 @@ import (
 
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/config"
+	"github.com/usekarma/karma/shared/configrepo"
 	"github.com/usekarma/karma/shared/dynamo"
+	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/lineage"
 	"github.com/usekarma/karma/shared/model"
@@ -40,15 +43,17 @@ type backends struct {
 	Seen       func(context.Context) (pipeline.Seen, error)   // DynamoDB (shared/dynamo): idempotency records
 	GraphStore func(context.Context) (graph.Store, error)     // Neptune (shared/neptune)
 	Lineage    func(context.Context) (lineage.Store, error)   // Neptune (shared/neptune)
-	// Graphs builds an environment's graph from the config repository (a checkout of the commit).
-	Graphs    func(context.Context) (resolve.Graphs, error)
+	// Repo is the config repository read at commits: a cache clone of KARMA_GIT_URL under
+	// /tmp, fetched on demand (graphs, diffs, each commit's Terraform modules).
+	Repo      func(context.Context) (*configrepo.Source, error)
 	Params    func(context.Context) (params.Store, error)     // SSM Parameter Store
 	Terraform func(context.Context) (terraform.Runner, error) // the terraform binary (KARMA_TERRAFORM or PATH)
 
 	// Settings of the stages.
 	ParamPrefix string // Parameter Store prefix of Karma's parameters (KARMA_PARAM_PREFIX)
-	ModulesDir  string // Terraform modules, one folder per component type (KARMA_MODULES_DIR)
+	ModulesDir  string // Terraform modules outside the config repository, if any (KARMA_MODULES_DIR)
 	WorkDir     string // component workspaces (KARMA_WORK_DIR, default /tmp/karma/work)
+	CacheDir    string // the repository cache and modules (KARMA_CACHE_DIR, default /tmp/karma)
 	Visibility  time.Duration
 	Log         *slog.Logger
 }
@@ -58,7 +63,8 @@ type backends struct {
 //   - DynamoDB tables KARMA_AUDIT_TABLE, KARMA_CHANGE_SET_TABLE, KARMA_IDEMPOTENCY_TABLE
 //     (AWS_ENDPOINT_URL_DYNAMODB honoured by the SDK);
 //   - Neptune at KARMA_NEPTUNE_ENDPOINT (KARMA_NEPTUNE_IAM=true signs the handshake);
-//   - the config repository checked out at KARMA_REPO (bundled with the function or on EFS).
+//   - the config repository: a cache clone of KARMA_GIT_URL (KARMA_GIT_* in docs/configuration.md)
+//     under /tmp, fetching the commit a change names on demand (no EFS).
 //
 // Connections are opened when a stage is built, so a stage only needs what it uses.
 func newBackends(cfg aws.Config, getenv func(string) string, log *slog.Logger) *backends {
@@ -74,6 +80,10 @@ func newBackends(cfg aws.Config, getenv func(string) string, log *slog.Logger) *
 	}
 	if b.WorkDir == "" {
 		b.WorkDir = "/tmp/karma/work" // Lambda's only writable place
+	}
+	b.CacheDir = getenv("KARMA_CACHE_DIR")
+	if b.CacheDir == "" {
+		b.CacheDir = "/tmp/karma"
 	}
 	store := ssm.New(awsssm.NewFromConfig(cfg))
 	b.Params = func(context.Context) (params.Store, error) { return store, nil }
@@ -130,51 +140,32 @@ func newBackends(cfg aws.Config, getenv func(string) string, log *slog.Logger) *
 		}
 		return neptune.NewLineageStore(c, neptune.StoreOptions{}), nil
 	}
-	b.Graphs = func(context.Context) (resolve.Graphs, error) {
-		repo := getenv("KARMA_REPO")
-		if repo == "" {
-			return nil, fmt.Errorf("KARMA_REPO is not set (a checkout of the config repository)")
+	var source *configrepo.Source
+	var sourceMu sync.Mutex
+	b.Repo = func(context.Context) (*configrepo.Source, error) {
+		sourceMu.Lock()
+		defer sourceMu.Unlock()
+		if source != nil {
+			return source, nil
 		}
-		return &repoGraphs{root: repo, prefix: b.ParamPrefix}, nil
+		gc, err := config.Load(getenv)
+		if err != nil {
+			return nil, err
+		}
+		if gc.Git.URL == "" {
+			return nil, fmt.Errorf("KARMA_GIT_URL is not set (the config repository, fetched into %s on demand)", b.CacheDir)
+		}
+		remote := gitrepo.Remote{URL: gc.Git.URL, TokenFile: gc.Git.TokenFile, TokenUser: gc.Git.TokenUser, SSHKeyFile: gc.Git.SSHKeyFile,
+			KnownHostsFile: gc.Git.KnownHostsFile, Branch: gc.Git.Branch}
+		repo, err := gitrepo.OpenCache(filepath.Join(b.CacheDir, "git"), remote, gc.Git.Subdir)
+		if err != nil {
+			return nil, err
+		}
+		source = &configrepo.Source{Repo: repo, Settings: model.Settings{Prefix: b.ParamPrefix, ModulesDir: b.ModulesDir},
+			ModulesRoot: filepath.Join(b.CacheDir, "modules")}
+		return source, nil
 	}
 	return b
-}
-
-// repoGraphs builds an environment's graph from the config repository checkout, once per
-// function instance (an instance serves one deployed revision of the configuration).
-type repoGraphs struct {
-	root, prefix string
-	mu           sync.Mutex
-	cache        map[string]*model.Result
-}
-
-func (r *repoGraphs) Build(ctx context.Context, env string, overrides map[string][]byte) (*model.Result, error) {
-	opts := model.BuildOptions{LoadOptions: model.LoadOptions{Env: env, Settings: model.Settings{Prefix: r.prefix}, Overrides: overrides}}
-	if len(overrides) > 0 {
-		return model.Build(ctx, r.root, opts)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if res, ok := r.cache[env]; ok {
-		return res, nil
-	}
-	res, err := model.Build(ctx, r.root, opts)
-	if err != nil {
-		return nil, err
-	}
-	if r.cache == nil {
-		r.cache = map[string]*model.Result{}
-	}
-	r.cache[env] = res
-	return res, nil
-}
-
-func (r *repoGraphs) Environments(ctx context.Context) ([]string, error) {
-	repo, err := model.Load(r.root, model.LoadOptions{Settings: model.Settings{Prefix: r.prefix}})
-	if err != nil {
-		return nil, err
-	}
-	return repo.Environments, nil
 }
 
 // stageBuilders returns the constructor of every stage KARMA_STAGE may name.
@@ -192,14 +183,18 @@ func stageBuilders(b *backends) map[string]func(context.Context) (pipeline.Stage
 			return b.stage(pipeline.StageAudit, (&auditw.Worker{Log: log}).Handle, nil), nil
 		},
 		pipeline.StageResolve: func(ctx context.Context) (pipeline.Stage, error) {
-			if err := b.need(pipeline.StageResolve, "Graphs", "ChangeSets", "Seen", "Params"); err != nil {
+			if err := b.need(pipeline.StageResolve, "Repo", "ChangeSets", "Seen", "Params"); err != nil {
 				return pipeline.Stage{}, err
 			}
 			var w resolve.Worker
 			var seen pipeline.Seen
 			var store params.Store
 			err := b.open(ctx, pipeline.StageResolve,
-				func(ctx context.Context) (err error) { w.Graphs, err = b.Graphs(ctx); return },
+				func(ctx context.Context) (err error) {
+					w.Graphs, err = b.Repo(ctx)
+					w.Commits = w.Graphs.(resolve.Commits)
+					return
+				},
 				func(ctx context.Context) (err error) { w.ChangeSets, err = b.ChangeSets(ctx); return },
 				func(ctx context.Context) (err error) { seen, err = b.Seen(ctx); return },
 				func(ctx context.Context) (err error) { store, err = b.Params(ctx); return })
@@ -210,13 +205,13 @@ func stageBuilders(b *backends) map[string]func(context.Context) (pipeline.Stage
 			return b.stage(pipeline.StageResolve, w.Handle, seen), nil
 		},
 		pipeline.StageGraphWrite: func(ctx context.Context) (pipeline.Stage, error) {
-			if err := b.need(pipeline.StageGraphWrite, "Graphs", "GraphStore", "Lineage", "Seen"); err != nil {
+			if err := b.need(pipeline.StageGraphWrite, "Repo", "GraphStore", "Lineage", "Seen"); err != nil {
 				return pipeline.Stage{}, err
 			}
 			var w graphwrite.Worker
 			var seen pipeline.Seen
 			err := b.open(ctx, pipeline.StageGraphWrite,
-				func(ctx context.Context) (err error) { w.Graphs, err = b.Graphs(ctx); return },
+				func(ctx context.Context) (err error) { w.Graphs, err = b.Repo(ctx); return },
 				func(ctx context.Context) (err error) { w.Store, err = b.GraphStore(ctx); return },
 				func(ctx context.Context) (err error) { w.Lineage, err = b.Lineage(ctx); return },
 				func(ctx context.Context) (err error) { seen, err = b.Seen(ctx); return })
@@ -250,7 +245,7 @@ func stageBuilders(b *backends) map[string]func(context.Context) (pipeline.Stage
 func (b *backends) need(stage string, names ...string) error {
 	wired := map[string]bool{
 		"AuditLog": b.AuditLog != nil, "ChangeSets": b.ChangeSets != nil, "Seen": b.Seen != nil,
-		"GraphStore": b.GraphStore != nil, "Lineage": b.Lineage != nil, "Graphs": b.Graphs != nil,
+		"GraphStore": b.GraphStore != nil, "Lineage": b.Lineage != nil, "Repo": b.Repo != nil,
 		"Params": b.Params != nil, "Terraform": b.Terraform != nil,
 	}
 	what := map[string]string{
@@ -259,7 +254,7 @@ func (b *backends) need(stage string, names ...string) error {
 		"Seen":       "idempotency records (DynamoDB)",
 		"GraphStore": "the graph store (Neptune)",
 		"Lineage":    "the lineage store (Neptune)",
-		"Graphs":     "the config repository (a checkout of the change's commit)",
+		"Repo":       "the config repository (KARMA_GIT_URL)",
 		"Params":     "SSM Parameter Store",
 		"Terraform":  "the terraform binary",
 	}
@@ -289,21 +284,20 @@ type terraformDeps struct {
 	changeSets changeset.Store
 	params     func(env string) (params.Store, error)
 	runner     terraform.Runner
-	ws         plan.Workspaces
+	ws         terraform.Workspaces
 }
 
 // terraformStage opens what plan and apply need.
 func (b *backends) terraformStage(ctx context.Context, stage string) (terraformDeps, pipeline.Seen, error) {
 	var d terraformDeps
-	if err := b.need(stage, "ChangeSets", "Seen", "Params", "Terraform"); err != nil {
+	if err := b.need(stage, "ChangeSets", "Seen", "Params", "Terraform", "Repo"); err != nil {
 		return d, nil, err
-	}
-	if b.ModulesDir == "" {
-		return d, nil, fmt.Errorf("stage %s: KARMA_MODULES_DIR (the Terraform modules, one folder per component type) is not set", stage)
 	}
 	var seen pipeline.Seen
 	var store params.Store
+	var src *configrepo.Source
 	err := b.open(ctx, stage,
+		func(ctx context.Context) (err error) { src, err = b.Repo(ctx); return },
 		func(ctx context.Context) (err error) { d.changeSets, err = b.ChangeSets(ctx); return },
 		func(ctx context.Context) (err error) { seen, err = b.Seen(ctx); return },
 		func(ctx context.Context) (err error) { store, err = b.Params(ctx); return },
@@ -313,7 +307,7 @@ func (b *backends) terraformStage(ctx context.Context, stage string) (terraformD
 	}
 	// One account per environment: every env's parameters are in this account's store.
 	d.params = func(string) (params.Store, error) { return store, nil }
-	d.ws = plan.Workspaces{WorkDir: b.WorkDir, ModulesDir: filepath.Clean(b.ModulesDir), Prefix: b.ParamPrefix}
+	d.ws = terraform.Workspaces{WorkDir: b.WorkDir, Modules: src, Prefix: b.ParamPrefix}
 	return d, seen, nil
 }
 

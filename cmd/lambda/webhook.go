@@ -27,12 +27,11 @@ package main
 //	KARMA_WEBHOOK_MODULES_DIR  the modules folder inside the config repository (default
 //	                           components): a push changing a module redeploys its components
 //	KARMA_AUTO_APPROVE         true: pushed changes are applied without review
+//	KARMA_GIT_SUBDIR           the config repository's folder inside the git repository, if any
 //
-// Known limitation: the function has no checkout of the config repository. A push whose payload
-// is truncated (GitHub's commit cap or a commit sent without file lists; GitLab's and Gitea's
-// newest-20 commits) can only be turned into files by diffing before..after in the repository,
-// so it is refused with 503 and a reason saying so; nothing is queued. Such a push is ingested
-// from a checkout instead (`karma ingest commit <after>`, or `karma serve`, which diffs).
+// A push whose payload is truncated (GitHub's commit cap or a commit sent without file lists;
+// GitLab's and Gitea's newest-20 commits) is queued as truncated: the resolve function diffs
+// before..after in its cache of the repository (KARMA_GIT_URL).
 
 import (
 	"bytes"
@@ -53,7 +52,6 @@ import (
 	"github.com/usekarma/karma/shared/httpapi"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/webhook"
-	"github.com/usekarma/karma/workers/ingest"
 )
 
 // stageWebhook is the KARMA_STAGE of webhook mode.
@@ -126,8 +124,8 @@ func webhookHandler(getenv func(string) string, d webhookDeps) (apiGatewayHandle
 	if log == nil {
 		log = slog.Default()
 	}
-	wh := &httpapi.Webhooks{Secrets: secrets, Branches: branches, Deliveries: d.Deliveries, Publisher: d.Publisher, Differ: noCheckout{},
-		Audit: d.Audit, ModulesDir: strings.Trim(modules, "/"), AutoApprove: getenv("KARMA_AUTO_APPROVE") == "true" || getenv("KARMA_AUTO_APPROVE") == "1", Log: log}
+	wh := &httpapi.Webhooks{Secrets: secrets, Branches: branches, Deliveries: d.Deliveries, Publisher: d.Publisher,
+		Subfolder: getenv("KARMA_GIT_SUBDIR"), Audit: d.Audit, ModulesDir: strings.Trim(modules, "/"), AutoApprove: getenv("KARMA_AUTO_APPROVE") == "true" || getenv("KARMA_AUTO_APPROVE") == "1", Log: log}
 	return serveAPIGateway(wh, log), nil
 }
 
@@ -161,15 +159,6 @@ func webhookSecrets(v string) (webhook.StaticSecrets, error) {
 		return nil, errors.New("KARMA_WEBHOOK_SECRETS holds no secret: there is no unauthenticated mode")
 	}
 	return out, nil
-}
-
-// noCheckout is the Differ of a function without the repository: a truncated push is refused
-// (503) saying why.
-type noCheckout struct{}
-
-func (noCheckout) DiffRange(context.Context, webhook.RepoInfo, string, string) ([]ingest.FileChange, error) {
-	return nil, errors.New("the push payload is truncated, and this Lambda function has no checkout of the repository to diff it " +
-		"(a known limitation of the webhook function): nothing was queued; ingest the push from a checkout (karma ingest commit, or karma serve)")
 }
 
 // serveAPIGateway serves each event with h. It always returns a response (an error returned

@@ -111,11 +111,11 @@ func TestWebhookMode(t *testing.T) {
 		{"base64 body, module change on another deploy branch", hookEvent("push", "d2", release, hookSign(release), true), 202, `"status":"queued"`, 2},
 		{"bad signature", hookEvent("push", "d3", push, "sha256="+strings.Repeat("0", 64), false), 401, "does not match the body", 2},
 		{"signature over a re-encoding", hookEvent("push", "d4", push, hookSign([]byte(base64.StdEncoding.EncodeToString(push))), true), 401, "does not match", 2},
-		{"truncated push: no checkout to diff", hookEvent("push", "d5", truncated, hookSign(truncated), false), 503, "no checkout of the repository", 2},
-		{"ping", hookEvent("ping", "d6", ping, hookSign(ping), false), 200, "pong", 2},
-		{"tag", hookEvent("push", "d7", pushBody("refs/tags/v1", before, after, true), hookSign(pushBody("refs/tags/v1", before, after, true)), false), 200, "only branches deploy", 2},
-		{"not payload 2.0", notV2, 400, "want 2.0", 2},
-		{"other path", elsewhere, 404, "not found", 2},
+		{"truncated push: queued for resolve to diff", hookEvent("push", "d5", truncated, hookSign(truncated), false), 202, `"status":"queued"`, 3},
+		{"ping", hookEvent("ping", "d6", ping, hookSign(ping), false), 200, "pong", 3},
+		{"tag", hookEvent("push", "d7", pushBody("refs/tags/v1", before, after, true), hookSign(pushBody("refs/tags/v1", before, after, true)), false), 200, "only branches deploy", 3},
+		{"not payload 2.0", notV2, 400, "want 2.0", 3},
+		{"other path", elsewhere, 404, "not found", 3},
 	} {
 		resp, err := h(ctx, c.ev)
 		if err != nil {

@@ -44,6 +44,7 @@ const (
 	ReasonNoConsumedKey  = "no-consumed-key-changed"
 	ReasonUpstreamFailed = "upstream-failed"
 	ReasonDestroyHeld    = "destroy-held"
+	ReasonSuperseded     = "superseded" // a later change set deploys it instead, by explicit choice
 )
 
 // Upstream is an edge inside the set: this node depends on Component and consumes Consumes.
@@ -112,6 +113,15 @@ type ChangeSet struct {
 	Waves         [][]string       `json:"waves"`
 	Nodes         map[string]*Node `json:"nodes"`
 	Rejected      string           `json:"rejected,omitempty"`
+	// Commit is the commit whose tree every node's config and Terraform module come from.
+	Commit string `json:"commit,omitempty"`
+	// QueuedBehind lists earlier change sets of the environment that deploy some of the same
+	// components and are not done: nothing here is decided until they are (see Ordering).
+	QueuedBehind []string `json:"queued_behind,omitempty"`
+	// Started: the first decisions were made (Start ran).
+	Started bool `json:"started,omitempty"`
+	// SupersededBy names the change set that explicitly replaced what was left of this one.
+	SupersededBy string `json:"superseded_by,omitempty"`
 }
 
 // DeploymentID is deterministic: the same change set and component always give the same id, so
@@ -143,8 +153,13 @@ func (cs *ChangeSet) FailedComponents() []string {
 	return out
 }
 
-// Start decides for every node that is ready at the outset (the roots with no upstream in the set).
+// Start decides for every node that is ready at the outset (the roots with no upstream in the
+// set), unless the change set is queued behind another. It runs once.
 func (cs *ChangeSet) Start() {
+	if cs.Started || len(cs.QueuedBehind) > 0 {
+		return
+	}
+	cs.Started = true
 	for _, id := range cs.order() {
 		cs.evaluate(id)
 	}

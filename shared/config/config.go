@@ -47,6 +47,36 @@ type Config struct {
 	AuditTable       string `json:"audit_table"`       // KARMA_AUDIT_TABLE
 	ChangeSetTable   string `json:"change_set_table"`  // KARMA_CHANGE_SET_TABLE
 	IdempotencyTable string `json:"idempotency_table"` // KARMA_IDEMPOTENCY_TABLE
+
+	// Git says where the config repository is fetched from and how Karma may write to it.
+	Git Git `json:"git"`
+}
+
+// Git is the config repository's remote. The CLI reads and commits to the local clone --repo is
+// in and needs none of it; karma serve keeps a cache clone under the state directory and the
+// Lambda functions one under /tmp, fetched on each push. Credentials are read from files, never
+// from the URL, and are never logged.
+type Git struct {
+	// URL: https://…, ssh://…, git@host:path, file://… or a path. KARMA_GIT_URL. karma serve
+	// defaults to the git repository --repo is in.
+	URL string `json:"url"`
+	// TokenFile holds an HTTPS access token. KARMA_GIT_TOKEN_FILE.
+	TokenFile string `json:"token_file"`
+	// TokenUser is the basic-auth user sent with the token (default x-access-token; GitLab:
+	// oauth2). KARMA_GIT_TOKEN_USER.
+	TokenUser string `json:"token_user"`
+	// SSHKeyFile is a deploy key for ssh URLs. KARMA_GIT_SSH_KEY_FILE.
+	SSHKeyFile string `json:"ssh_key_file"`
+	// KnownHostsFile pins the SSH host keys (default ~/.ssh/known_hosts). KARMA_GIT_KNOWN_HOSTS.
+	KnownHostsFile string `json:"known_hosts_file"`
+	// Branch is the deploy branch (default main). KARMA_GIT_BRANCH.
+	Branch string `json:"branch"`
+	// Subdir is the config repository's folder inside the git repository. KARMA_GIT_SUBDIR.
+	Subdir string `json:"subdir"`
+	// Write is how a proposed change reaches the repository: branch (push to the deploy
+	// branch), change-branch (push to karma/change/<id>) or none (proposals are refused).
+	// KARMA_GIT_WRITE; default none.
+	Write string `json:"write"`
 }
 
 // Defaults returns the embedded default: everything in one SQLite file under .karma/.
@@ -92,6 +122,14 @@ func Load(getenv func(string) string) (Config, error) {
 	str(&c.AuditTable, "KARMA_AUDIT_TABLE")
 	str(&c.ChangeSetTable, "KARMA_CHANGE_SET_TABLE")
 	str(&c.IdempotencyTable, "KARMA_IDEMPOTENCY_TABLE")
+	str(&c.Git.URL, "KARMA_GIT_URL")
+	str(&c.Git.TokenFile, "KARMA_GIT_TOKEN_FILE")
+	str(&c.Git.TokenUser, "KARMA_GIT_TOKEN_USER")
+	str(&c.Git.SSHKeyFile, "KARMA_GIT_SSH_KEY_FILE")
+	str(&c.Git.KnownHostsFile, "KARMA_GIT_KNOWN_HOSTS")
+	str(&c.Git.Branch, "KARMA_GIT_BRANCH")
+	str(&c.Git.Subdir, "KARMA_GIT_SUBDIR")
+	str(&c.Git.Write, "KARMA_GIT_WRITE")
 	if v := getenv("KARMA_NEPTUNE_IAM"); v != "" {
 		c.NeptuneIAM = v == "true" || v == "1"
 	}
@@ -118,6 +156,9 @@ func (c Config) Validate() error {
 	check("graph backend", c.Graph, Embedded, AWS)
 	check("audit backend", c.Audit, Embedded, AWS)
 	check("state backend", c.State, Embedded, AWS)
+	if c.Git.Write != "" {
+		check("git write", c.Git.Write, "branch", "change-branch", "none")
+	}
 	if c.Graph == AWS && c.NeptuneEndpoint == "" {
 		errs = append(errs, errors.New("graph backend aws needs KARMA_NEPTUNE_ENDPOINT"))
 	}

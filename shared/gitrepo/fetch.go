@@ -102,3 +102,18 @@ func (r *Repo) Head(ctx context.Context) (string, error) {
 	}
 	return ref.Hash().String(), nil
 }
+
+// Branch is the deploy branch: the configured branch of a cache, the checked-out branch of a
+// local clone ("" when HEAD is detached).
+func (r *Repo) Branch() string {
+	if r.remote != nil {
+		return r.remote.BranchOrDefault()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h, err := r.git.Head()
+	if err != nil || !h.Name().IsBranch() {
+		return ""
+	}
+	return h.Name().Short()
+}

@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,17 +118,29 @@ func OpenCache(dir string, remote Remote, sub string) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repository cache %s: %w", dir, err)
 	}
-	url := remote.URL
-	if !strings.Contains(url, "://") && (strings.HasPrefix(url, "/") || strings.HasPrefix(url, ".")) {
-		if abs, err := filepath.Abs(url); err == nil {
-			url = "file://" + abs
-		}
-	}
+	url := localGitDir(remote.URL)
 	if err := setOrigin(r, url); err != nil {
 		return nil, fmt.Errorf("repository cache %s: %w", dir, err)
 	}
 	rm := remote
 	return &Repo{git: r, remote: &rm, sub: strings.Trim(sub, "/"), label: remote.String(), dir: dir}, nil
+}
+
+// localGitDir turns a local path or file:// URL into a file:// URL of the git directory itself
+// (path/.git for a repository with a work tree): go-git serves local fetches from a git
+// directory. Other URLs are returned as they are.
+func localGitDir(url string) string {
+	path, isFile := strings.CutPrefix(url, "file://")
+	if !isFile && (strings.Contains(url, "://") || !(strings.HasPrefix(url, "/") || strings.HasPrefix(url, "."))) {
+		return url
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	if st, err := os.Stat(filepath.Join(path, ".git")); err == nil && st.IsDir() {
+		path = filepath.Join(path, ".git")
+	}
+	return "file://" + path
 }
 
 func setOrigin(r *git.Repository, url string) error {
@@ -176,25 +187,23 @@ func (r *Repo) Local() bool { return r.remote == nil }
 
 // Tree returns the config repository's tree at commit sha (fetching it first when the Repo is
 // a cache and lacks it).
-func (r *Repo) Tree(ctx context.Context, sha string) (fs.FS, error) {
+func (r *Repo) Tree(ctx context.Context, sha string) (*TreeFS, error) {
 	c, err := r.commit(ctx, sha)
 	if err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	tree, err := c.Tree()
-	r.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("repository %s: commit %s: %w", r, short(sha), err)
 	}
-	t := newTreeFS(&r.mu, r.git.Storer, tree, c.Committer.When, r.label+"@"+short(sha))
-	if r.sub == "" {
-		return t, nil
+	if r.sub != "" {
+		if tree, err = tree.Tree(r.sub); err != nil {
+			return nil, fmt.Errorf("repository %s: commit %s has no folder %s: %w", r, short(sha), r.sub, err)
+		}
 	}
-	if _, err := t.Stat(r.sub); err != nil {
-		return nil, fmt.Errorf("repository %s: commit %s has no folder %s: %w", r, short(sha), r.sub, err)
-	}
-	return fs.Sub(t, r.sub)
+	return newTreeFS(&r.mu, r.git.Storer, tree, c.Committer.When, r.label+"@"+short(sha)), nil
 }
 
 // commit returns the commit object of sha, fetching it when missing.

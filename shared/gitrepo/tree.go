@@ -358,3 +358,20 @@ func (d *openDir) ReadDir(n int) ([]fs.DirEntry, error) {
 	d.off += n
 	return rest[:n], nil
 }
+
+// Hash is the git object id of the tree or blob at name ("." = the commit's tree); it changes
+// exactly when the content under name does.
+func (t *TreeFS) Hash(name string) (string, error) {
+	if name == "." {
+		tr, err := t.tree(".")
+		if err != nil {
+			return "", err
+		}
+		return tr.Hash.String(), nil
+	}
+	e, err := t.lstat("hash", name)
+	if err != nil {
+		return "", err
+	}
+	return e.Hash.String(), nil
+}

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,21 +34,17 @@ import (
 	"github.com/usekarma/karma/workers/ingest"
 )
 
-// RangeDiffer lists the files changed between two commits (for pushes whose payload truncated
-// commits or file lists): the repository itself, read with pure-Go git.
-type RangeDiffer interface {
-	DiffRange(ctx context.Context, repo webhook.RepoInfo, before, after string) ([]ingest.FileChange, error)
-}
-
 // Webhooks handles POST /webhooks/git.
 type Webhooks struct {
 	Secrets    webhook.Secrets
 	Branches   map[string]bool // branches that deploy (e.g. {"main": true})
 	Deliveries pipeline.Seen   // delivery ids already accepted
 	Publisher  pipeline.Publisher
-	Differ     RangeDiffer
 	Audit      audit.Log // security entries and ignored pushes
 	ModulesDir string
+	// Subfolder is the config repository's folder inside the git repository ("" = its top):
+	// push payloads name files from the top, and files outside it are left out.
+	Subfolder string
 	// AutoApprove: changes from pushes are applied without a review step (CI-driven teams).
 	AutoApprove bool
 	MaxBody     int64
@@ -130,18 +127,14 @@ func (h *Webhooks) push(ctx context.Context, w http.ResponseWriter, p webhook.Pu
 			return
 		}
 	}
-	files, err := h.files(ctx, p)
-	if err != nil {
-		write(w, http.StatusServiceUnavailable, reply{Error: err.Error()})
-		return
-	}
+	files := h.files(p)
 	author := p.Pusher
 	msg := ""
 	if n := len(p.Commits); n > 0 {
 		author, msg = p.Commits[n-1].Author, p.Commits[n-1].Message
 	}
 	msgs, err := ingest.FromCommit(ingest.Commit{SHA: p.After, Author: author, Message: msg, Branch: p.Branch,
-		Repo: p.Repo.FullName, Files: files, AutoApprove: h.AutoApprove}, h.ModulesDir)
+		Repo: p.Repo.FullName, Files: files, Truncated: p.Truncated, Before: p.Before, AutoApprove: h.AutoApprove}, h.ModulesDir)
 	if err != nil {
 		write(w, http.StatusBadRequest, reply{Error: err.Error()})
 		return
@@ -160,24 +153,22 @@ func (h *Webhooks) push(ctx context.Context, w http.ResponseWriter, p webhook.Pu
 	write(w, http.StatusAccepted, reply{Status: "queued", ChangeID: msgs[0].ID})
 }
 
-// files are the push's net changes, or, when the payload may be incomplete, the diff of
-// before..after in the repository itself.
-func (h *Webhooks) files(ctx context.Context, p webhook.Push) ([]ingest.FileChange, error) {
-	if p.Truncated {
-		if h.Differ == nil {
-			return nil, errors.New("the push payload is truncated and no repository is configured to diff it")
-		}
-		fs, err := h.Differ.DiffRange(ctx, p.Repo, p.Before, p.After)
-		if err != nil {
-			return nil, fmt.Errorf("diffing %s..%s: %w", short(p.Before), short(p.After), err)
-		}
-		return fs, nil
-	}
+// files are the push's net changes, relative to the config repository. A truncated push's list
+// may be incomplete: resolve diffs before..after in the repository itself (it fetches them, and
+// retries while the remote cannot be reached).
+func (h *Webhooks) files(p webhook.Push) []ingest.FileChange {
 	var out []ingest.FileChange
 	for _, f := range webhook.ChangedFiles(p) {
-		out = append(out, ingest.FileChange{Path: f.Path, Removed: f.Removed})
+		path := f.Path
+		if h.Subfolder != "" {
+			var ok bool
+			if path, ok = strings.CutPrefix(path, strings.Trim(h.Subfolder, "/")+"/"); !ok {
+				continue
+			}
+		}
+		out = append(out, ingest.FileChange{Path: path, Removed: f.Removed})
 	}
-	return out, nil
+	return out
 }
 
 func short(sha string) string {

@@ -19,7 +19,6 @@ import (
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/webhook"
-	"github.com/usekarma/karma/workers/ingest"
 )
 
 const secret = "s3cret"
@@ -40,12 +39,6 @@ func (c *capture) Publish(_ context.Context, msgs ...message.Envelope) error {
 	return nil
 }
 
-type fakeDiffer struct{ files []ingest.FileChange }
-
-func (f fakeDiffer) DiffRange(context.Context, webhook.RepoInfo, string, string) ([]ingest.FileChange, error) {
-	return f.files, nil
-}
-
 func newHandler(t *testing.T) (*Webhooks, *capture, *embedded.AuditLog) {
 	t.Helper()
 	ctx := context.Background()
@@ -64,8 +57,7 @@ func newHandler(t *testing.T) (*Webhooks, *capture, *embedded.AuditLog) {
 	}
 	c := &capture{}
 	h := &Webhooks{Secrets: webhook.StaticSecrets{"github:*": secret, "gitlab:*": secret}, Branches: map[string]bool{"main": true},
-		Deliveries: seen, Publisher: c, Audit: log, ModulesDir: "components",
-		Differ: fakeDiffer{files: []ingest.FileChange{{Path: "iac/prod/vpc/core/config.json"}}}}
+		Deliveries: seen, Publisher: c, Audit: log, ModulesDir: "components"}
 	return h, c, log
 }
 
@@ -183,7 +175,9 @@ func TestWebhookReplayAndSecurityAudit(t *testing.T) {
 	}
 }
 
-func TestWebhookTruncatedPushIsDiffed(t *testing.T) {
+// A truncated push is queued as such: resolve lists its files by diffing before..after in the
+// repository (workers/resolve, cmd/karma's serve test with a real git server).
+func TestWebhookTruncatedPushIsQueuedForADiff(t *testing.T) {
 	t.Parallel()
 	h, cap, _ := newHandler(t)
 	// GitLab: total_commits_count larger than the commits sent -> truncated.
@@ -197,8 +191,24 @@ func TestWebhookTruncatedPushIsDiffed(t *testing.T) {
 	}
 	var p message.ChangeDetected
 	message.Decode(cap.msgs[0], &p)
+	if !p.Truncated || p.Commit == nil || p.Commit.Before != sha1 || p.Commit.SHA != sha2 {
+		t.Errorf("change %+v: want a truncated change with before %s and sha %s", p, sha1, sha2)
+	}
+}
+
+func TestWebhookSubfolderFilesAreMapped(t *testing.T) {
+	t.Parallel()
+	h, cap, _ := newHandler(t)
+	h.Subfolder = "config"
+	push := githubPush("refs/heads/main", sha1, sha2, "config/iac/prod/vpc/core/config.json", "iac/prod/vpc/other/config.json")
+	w := post(h, push, map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "sub1", "X-Hub-Signature-256": sign(push)})
+	if w.Code != 202 {
+		t.Fatalf("status %d %s", w.Code, w.Body)
+	}
+	var p message.ChangeDetected
+	message.Decode(cap.msgs[0], &p)
 	if strings.Join(p.Files, ",") != "iac/prod/vpc/core/config.json" {
-		t.Errorf("files = %v: the repository diff must replace the truncated payload", p.Files)
+		t.Errorf("files = %v, want only the file inside the subfolder, relative to it", p.Files)
 	}
 }
 

@@ -34,6 +34,10 @@ type Change struct {
 	At            time.Time       `json:"at"`
 	Affected      []string        `json:"affected"`
 	Rejected      string          `json:"rejected,omitempty"`
+	// Commit is the commit whose tree every deployment of the change set used.
+	Commit string `json:"commit,omitempty"`
+	// QueuedBehind lists the earlier change sets it waited for (shared components).
+	QueuedBehind []string `json:"queued_behind,omitempty"`
 }
 
 // Deployment is one component deployed (or skipped) in a change set.

@@ -58,8 +58,8 @@ func Parse(b []byte) (Envelope, error) {
 
 // Supported lists every version consumers decode, per type.
 var Supported = map[string][]int{
-	TypeChangeDetected:      {1, 2},
-	TypeChangeResolved:      {1},
+	TypeChangeDetected:      {1, 2, 3},
+	TypeChangeResolved:      {1, 2},
 	TypeDeploymentScheduled: {1},
 	TypeDeploymentSkipped:   {1},
 	TypeDeploymentRecorded:  {1},
@@ -67,6 +67,7 @@ var Supported = map[string][]int{
 	TypeDeploymentApproved:  {1},
 	TypeDeploymentApplied:   {1},
 	TypeDeploymentFailed:    {1},
+	TypeChangeSuperseded:    {1},
 }
 
 func supported(typ string, v int) bool {
@@ -83,14 +84,15 @@ func supported(typ string, v int) bool {
 // writing a newer version than we know is caught, not half-read.
 func Decode(e Envelope, out any) error {
 	payload := e.Payload
-	if e.Type == TypeChangeDetected && e.Version == 1 {
-		up, err := upcastChangeDetectedV1(e)
-		if err != nil {
+	if e.Version != Latest[e.Type] {
+		up, ok := upcasters[upcaster{e.Type, e.Version}]
+		if !ok {
+			return malformed("unsupported version %d of %s", e.Version, e.Type)
+		}
+		var err error
+		if payload, err = up(e); err != nil {
 			return err
 		}
-		payload = up
-	} else if e.Version != Latest[e.Type] {
-		return malformed("unsupported version %d of %s", e.Version, e.Type)
 	}
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
@@ -100,16 +102,64 @@ func Decode(e Envelope, out any) error {
 	return nil
 }
 
-func upcastChangeDetectedV1(e Envelope) (json.RawMessage, error) {
-	var v1 ChangeDetectedV1
+type upcaster struct {
+	typ     string
+	version int
+}
+
+// upcasters turn an older version's payload into the newest version's.
+var upcasters = map[upcaster]func(Envelope) (json.RawMessage, error){
+	{TypeChangeDetected, 1}: upcastChangeDetectedV1,
+	{TypeChangeDetected, 2}: upcastChangeDetectedV2,
+	{TypeChangeResolved, 1}: upcastChangeResolvedV1,
+}
+
+func decodeStrict(e Envelope, out any) error {
 	dec := json.NewDecoder(bytes.NewReader(e.Payload))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v1); err != nil {
-		return nil, malformed("change.detected v1 payload: %v", err)
+	if err := dec.Decode(out); err != nil {
+		return malformed("%s v%d payload: %v", e.Type, e.Version, err)
 	}
-	v2 := ChangeDetected{ChangeSetID: e.CorrelationID, Source: v1.Source, Components: []ComponentRef{v1.Component},
-		Commit: v1.Commit, Parameter: v1.Parameter, ChangedKeys: v1.ChangedKeys, AutoApprove: v1.AutoApprove}
-	return json.Marshal(v2)
+	return nil
+}
+
+func upcastChangeDetectedV1(e Envelope) (json.RawMessage, error) {
+	var v1 ChangeDetectedV1
+	if err := decodeStrict(e, &v1); err != nil {
+		return nil, err
+	}
+	v3 := ChangeDetected{ChangeSetID: e.CorrelationID, Source: v1.Source, Components: []ComponentRef{v1.Component},
+		Commit: commitV2(v1.Commit), Parameter: v1.Parameter, ChangedKeys: v1.ChangedKeys, AutoApprove: v1.AutoApprove}
+	return json.Marshal(v3)
+}
+
+func upcastChangeDetectedV2(e Envelope) (json.RawMessage, error) {
+	var v2 ChangeDetectedV2
+	if err := decodeStrict(e, &v2); err != nil {
+		return nil, err
+	}
+	v3 := ChangeDetected{ChangeSetID: v2.ChangeSetID, Source: v2.Source, Components: v2.Components, Files: v2.Files,
+		Commit: commitV2(v2.Commit), Parameter: v2.Parameter, ChangedKeys: v2.ChangedKeys, Removed: v2.Removed, AutoApprove: v2.AutoApprove}
+	if v2.Request != nil {
+		v3.Request = &ChangeRequest{ID: v2.Request.ID, Configs: v2.Request.Configs}
+	}
+	return json.Marshal(v3)
+}
+
+func commitV2(c *CommitV2) *Commit {
+	if c == nil {
+		return nil
+	}
+	return &Commit{SHA: c.SHA, Author: c.Author, Message: c.Message, Branch: c.Branch, Repo: c.Repo}
+}
+
+func upcastChangeResolvedV1(e Envelope) (json.RawMessage, error) {
+	var v1 ChangeResolvedV1
+	if err := decodeStrict(e, &v1); err != nil {
+		return nil, err
+	}
+	return json.Marshal(ChangeResolved{ChangeSetID: v1.ChangeSetID, Source: v1.Source, RootCauses: v1.RootCauses, Roots: v1.Roots,
+		Affected: v1.Affected, Waves: v1.Waves, Rejected: v1.Rejected})
 }
 
 // Encode returns the wire form of an envelope.

@@ -86,7 +86,7 @@ func malformedCases(t testing.TB) []malformedCase {
 		{"missing payload", mutated(t, func(m map[string]any) { delete(m, "payload") }), "no payload"},
 		{"null payload", mutated(t, func(m map[string]any) { m["payload"] = nil }), "no payload"},
 		{"unknown type", mutated(t, func(m map[string]any) { m["type"] = "change.exploded" }), `unknown message type "change.exploded"`},
-		{"unknown version", mutated(t, func(m map[string]any) { m["version"] = 3 }), "unsupported version 3 of change.detected"},
+		{"unknown version", mutated(t, func(m map[string]any) { m["version"] = 4 }), "unsupported version 4 of change.detected"},
 		{"missing version", mutated(t, func(m map[string]any) { delete(m, "version") }), "unsupported version 0 of change.detected"},
 		{"version not a number", mutated(t, func(m map[string]any) { m["version"] = "2" }), "not valid JSON"},
 		{"payload with an unknown field", mutated(t, func(m map[string]any) { payload(m)["colour"] = "blue" }), `unknown field "colour"`},

@@ -45,12 +45,15 @@ var newest = map[string]func() any{
 	message.TypeDeploymentApproved:  func() any { return new(message.DeploymentApproved) },
 	message.TypeDeploymentApplied:   func() any { return new(message.DeploymentApplied) },
 	message.TypeDeploymentFailed:    func() any { return new(message.DeploymentFailed) },
+	message.TypeChangeSuperseded:    func() any { return new(message.ChangeSuperseded) },
 }
 
 // goTypes is the Go type of every supported type and version (old versions included).
 func goTypes() map[string]reflect.Type {
 	m := map[string]reflect.Type{
 		schemaFile(message.TypeChangeDetected, 1): reflect.TypeFor[message.ChangeDetectedV1](),
+		schemaFile(message.TypeChangeDetected, 2): reflect.TypeFor[message.ChangeDetectedV2](),
+		schemaFile(message.TypeChangeResolved, 1): reflect.TypeFor[message.ChangeResolvedV1](),
 	}
 	for typ, mk := range newest {
 		m[schemaFile(typ, message.Latest[typ])] = reflect.TypeOf(mk()).Elem()
@@ -222,8 +225,19 @@ func TestGoldens(t *testing.T) {
 					t.Errorf("upcast components = %v, want %v", cd.Components, want)
 				}
 				if cd.Source != v1.Source || !reflect.DeepEqual(cd.Parameter, v1.Parameter) ||
-					!reflect.DeepEqual(cd.Commit, v1.Commit) || cd.AutoApprove != v1.AutoApprove {
+					!sameCommit(cd.Commit, v1.Commit) || cd.AutoApprove != v1.AutoApprove {
 					t.Errorf("upcast lost a v1 field: %+v from %+v", cd, v1)
+				}
+			}
+			if tv.typ == message.TypeChangeDetected && tv.v == 2 {
+				var v2 message.ChangeDetectedV2
+				if err := json.Unmarshal(e.Payload, &v2); err != nil {
+					t.Fatal(err)
+				}
+				cd := out.(*message.ChangeDetected)
+				if cd.ChangeSetID != v2.ChangeSetID || cd.Source != v2.Source || !reflect.DeepEqual(cd.Files, v2.Files) ||
+					!sameCommit(cd.Commit, v2.Commit) || cd.AutoApprove != v2.AutoApprove || cd.Truncated {
+					t.Errorf("upcast lost a v2 field: %+v from %+v", cd, v2)
 				}
 			}
 		})
@@ -291,6 +305,13 @@ func TestGoldenStory(t *testing.T) {
 	}
 }
 
+func sameCommit(c *message.Commit, old *message.CommitV2) bool {
+	if c == nil || old == nil {
+		return c == nil && old == nil
+	}
+	return c.SHA == old.SHA && c.Author == old.Author && c.Message == old.Message && c.Branch == old.Branch && c.Repo == old.Repo && c.Before == ""
+}
+
 func checkEnvelopeIDs(t *testing.T, e message.Envelope) {
 	t.Helper()
 	id, err := uuid.Parse(e.ID)
@@ -315,8 +336,8 @@ func idempotencyKey(t *testing.T, e message.Envelope, payload any) string {
 	switch p := payload.(type) {
 	case *message.ChangeDetected:
 		switch {
-		case p.Commit != nil && p.Source == message.SourceGit:
-			return p.Source + ":" + p.Commit.SHA
+		case p.Commit != nil && (p.Source == message.SourceGit || p.Source == message.SourceRequest):
+			return "git:" + p.Commit.SHA // a request's commit is one change, however it arrives
 		case p.Parameter != nil:
 			return p.Source + ":" + p.Parameter.Name + "@" + strconv.FormatInt(p.Parameter.Version, 10)
 		case p.Request != nil:
@@ -325,6 +346,8 @@ func idempotencyKey(t *testing.T, e message.Envelope, payload any) string {
 		t.Fatalf("change.detected without commit, parameter or request")
 	case *message.ChangeResolved:
 		return "resolved:" + p.ChangeSetID
+	case *message.ChangeSuperseded:
+		return e.Type + ":" + p.ChangeSetID
 	case *message.DeploymentSkipped:
 		return e.Type + ":" + p.ChangeSetID + "/" + p.Component
 	}
@@ -405,7 +428,8 @@ func fullPayloads() map[string]any {
 		message.TypeChangeDetected: message.ChangeDetected{
 			ChangeSetID: root, Source: message.SourceGit,
 			Components:  []message.ComponentRef{{Type: "vpc", Nickname: "core"}, {Type: "ecs-service", Nickname: "api"}},
-			Commit:      &message.Commit{SHA: sha, Author: "Ada Lovelace <ada@example.com>", Message: "m", Branch: "main", Repo: "acme/infrastructure"},
+			Truncated:   true,
+			Commit:      &message.Commit{SHA: sha, Author: "Ada Lovelace <ada@example.com>", Message: "m", Branch: "main", Repo: "acme/infrastructure", Before: sha},
 			Parameter:   &message.ParameterVersion{Name: "/iac/vpc/core/runtime", Version: 8, ModifiedBy: "karma"},
 			ChangedKeys: []string{"private_subnet_ids"},
 			Files:       []string{"iac/_base/vpc/core/config.json", "iac/prod/vpc/core/config.json"},
@@ -416,10 +440,12 @@ func fullPayloads() map[string]any {
 		},
 		message.TypeChangeResolved: message.ChangeResolved{
 			ChangeSetID: cs, Source: message.SourceGit, RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha, Keys: []string{"every field set"}}},
-			Roots:    []string{"prod/vpc/core"},
-			Affected: []string{"prod/vpc/core", "prod/ecs-service/api"},
-			Waves:    [][]string{{"prod/vpc/core"}, {"prod/ecs-service/api"}},
-			Rejected: "cycle: prod/vpc/core -> prod/ecs-service/api -> prod/vpc/core",
+			Roots:        []string{"prod/vpc/core"},
+			Affected:     []string{"prod/vpc/core", "prod/ecs-service/api"},
+			Waves:        [][]string{{"prod/vpc/core"}, {"prod/ecs-service/api"}},
+			Commit:       sha,
+			QueuedBehind: []string{"019ceba9-1111-7aaa-8bbb-0123456789ab/prod"},
+			Rejected:     "cycle: prod/vpc/core -> prod/ecs-service/api -> prod/vpc/core",
 		},
 		message.TypeDeploymentScheduled: sched,
 		message.TypeDeploymentSkipped: message.DeploymentSkipped{
@@ -435,6 +461,7 @@ func fullPayloads() map[string]any {
 		message.TypeDeploymentFailed: message.DeploymentFailed{
 			ChangeSetID: cs, DeploymentID: dep, Component: "prod/vpc/core", Wave: 1, Stage: "apply", Error: "boom",
 		},
+		message.TypeChangeSuperseded: message.ChangeSuperseded{ChangeSetID: cs, SupersededBy: root + "/dev", Commit: sha},
 	}
 }
 
@@ -462,6 +489,7 @@ func minimalPayloads() map[string]any {
 			RuntimeVersion: 1, RuntimeHash: hash},
 		message.TypeDeploymentFailed: message.DeploymentFailed{ChangeSetID: cs, DeploymentID: "d1", Component: "dev/vpc/core",
 			Stage: "plan", Error: "exit status 1"},
+		message.TypeChangeSuperseded: message.ChangeSuperseded{ChangeSetID: cs, SupersededBy: cs},
 	}
 }
 

@@ -11,12 +11,13 @@ const (
 	TypeDeploymentApproved  = "deployment.approved"
 	TypeDeploymentApplied   = "deployment.applied"
 	TypeDeploymentFailed    = "deployment.failed"
+	TypeChangeSuperseded    = "change.superseded"
 )
 
 // Latest is the version producers write for each type.
 var Latest = map[string]int{
-	TypeChangeDetected:      2,
-	TypeChangeResolved:      1,
+	TypeChangeDetected:      3,
+	TypeChangeResolved:      2,
 	TypeDeploymentScheduled: 1,
 	TypeDeploymentSkipped:   1,
 	TypeDeploymentRecorded:  1,
@@ -24,6 +25,7 @@ var Latest = map[string]int{
 	TypeDeploymentApproved:  1,
 	TypeDeploymentApplied:   1,
 	TypeDeploymentFailed:    1,
+	TypeChangeSuperseded:    1,
 }
 
 // Sources of a change.
@@ -59,8 +61,9 @@ type Cause struct {
 	Keys []string `json:"keys,omitzero"` // [] = none changed; absent = not applicable
 }
 
-// ChangeDetected (change.detected v2) is the root of a change set: what changed and where it came
-// from. v1 had a single component and no ChangeSetID; it is upcast on decode.
+// ChangeDetected (change.detected v3) is the root of a change set: what changed and where it came
+// from. v1 had a single component and no ChangeSetID; v2 had no truncated pushes and carried a
+// change request's configs instead of its commit; both are upcast on decode.
 type ChangeDetected struct {
 	ChangeSetID string `json:"change_set_id"` // unique per root change: the id of this message
 	Source      string `json:"source"`        // Source*
@@ -70,7 +73,11 @@ type ChangeDetected struct {
 	// component whose layers include them (base layer and extends templates included). An
 	// envelope with no env concerns every environment the files touch.
 	Files []string `json:"files,omitempty"`
-	// Commit is set for SourceGit.
+	// Truncated: the push's payload did not list every file (a cap on commits or file lists);
+	// resolve lists them by diffing Commit.Before..Commit.SHA in the repository.
+	Truncated bool `json:"truncated,omitempty"`
+	// Commit is the commit whose tree is deployed: set for SourceGit, and for SourceRequest
+	// (the commit the request became). Other sources deploy the deploy branch's head.
 	Commit *Commit `json:"commit,omitempty"`
 	// Parameter is set for SourceParameter and SourceRuntime.
 	Parameter *ParameterVersion `json:"parameter,omitempty"`
@@ -88,14 +95,41 @@ type ChangeDetected struct {
 type ChangeDetectedV1 struct {
 	Source      string            `json:"source"`
 	Component   ComponentRef      `json:"component"`
-	Commit      *Commit           `json:"commit,omitempty"`
+	Commit      *CommitV2         `json:"commit,omitempty"`
 	Parameter   *ParameterVersion `json:"parameter,omitempty"`
 	ChangedKeys []string          `json:"changed_keys,omitempty"`
 	AutoApprove bool              `json:"auto_approve"`
 }
 
+// ChangeDetectedV2 is the second version: no truncated pushes, a request's configs instead of
+// its commit.
+type ChangeDetectedV2 struct {
+	ChangeSetID string            `json:"change_set_id"`
+	Source      string            `json:"source"`
+	Components  []ComponentRef    `json:"components"`
+	Files       []string          `json:"files,omitempty"`
+	Commit      *CommitV2         `json:"commit,omitempty"`
+	Parameter   *ParameterVersion `json:"parameter,omitempty"`
+	ChangedKeys []string          `json:"changed_keys,omitzero"`
+	Request     *ChangeRequestV2  `json:"request,omitempty"`
+	Removed     []ComponentRef    `json:"removed,omitempty"`
+	AutoApprove bool              `json:"auto_approve"`
+}
+
 // Commit identifies a Git commit.
 type Commit struct {
+	SHA     string `json:"sha"`
+	Author  string `json:"author"`
+	Message string `json:"message,omitempty"`
+	Branch  string `json:"branch,omitempty"`
+	Repo    string `json:"repo,omitempty"`
+	// Before is the branch's commit before the push ("" or zeros: a new branch); set with
+	// Truncated.
+	Before string `json:"before,omitempty"`
+}
+
+// CommitV2 is Commit as change.detected v1 and v2 carry it.
+type CommitV2 struct {
 	SHA     string `json:"sha"`
 	Author  string `json:"author"`
 	Message string `json:"message,omitempty"`
@@ -111,14 +145,22 @@ type ParameterVersion struct {
 	ModifiedBy string `json:"modified_by,omitempty"`
 }
 
-// ChangeRequest is a proposed config change.
+// ChangeRequest is a proposed config change. Since v3 the proposed files are in the request's
+// commit (change.detected's Commit); Configs is set only by requests upcast from v2, which
+// resolve builds as overrides of the deploy branch's head.
 type ChangeRequest struct {
 	ID      string            `json:"id"`
-	Configs map[string]string `json:"configs"` // "<type>/<nickname>" -> new env-file JSON
+	Configs map[string]string `json:"configs,omitempty"` // "<type>/<nickname>" -> new env-file JSON
 }
 
-// ChangeResolved (change.resolved v1): the impact of a change set — everything that may be
-// redeployed, in waves — computed once at the start.
+// ChangeRequestV2 is ChangeRequest as change.detected v2 carries it.
+type ChangeRequestV2 struct {
+	ID      string            `json:"id"`
+	Configs map[string]string `json:"configs"`
+}
+
+// ChangeResolved (change.resolved v2): the impact of a change set — everything that may be
+// redeployed, in waves — computed once at the start. v1 had no Commit or QueuedBehind.
 type ChangeResolved struct {
 	ChangeSetID string     `json:"change_set_id"`
 	Source      string     `json:"source"`      // as in change.detected
@@ -126,8 +168,25 @@ type ChangeResolved struct {
 	Roots       []string   `json:"roots"`       // component ids deployed because they changed
 	Affected    []string   `json:"affected"`
 	Waves       [][]string `json:"waves"`
+	// Commit is the commit whose tree every deployment of the change set uses (config and
+	// Terraform modules), "" when it was rejected before one was known.
+	Commit string `json:"commit"`
+	// QueuedBehind lists earlier change sets of the environment that deploy some of the same
+	// components: this one starts when they are done (or superseded).
+	QueuedBehind []string `json:"queued_behind,omitempty"`
 	// Rejected says why nothing is deployed (invalid repository, cycle with its path).
 	Rejected string `json:"rejected,omitempty"`
+}
+
+// ChangeResolvedV1 is the first version of change.resolved.
+type ChangeResolvedV1 struct {
+	ChangeSetID string     `json:"change_set_id"`
+	Source      string     `json:"source"`
+	RootCauses  []Cause    `json:"root_causes"`
+	Roots       []string   `json:"roots"`
+	Affected    []string   `json:"affected"`
+	Waves       [][]string `json:"waves"`
+	Rejected    string     `json:"rejected,omitempty"`
 }
 
 // DeploymentScheduled (deployment.scheduled v1): resolve decided to deploy a component.
@@ -195,4 +254,16 @@ type DeploymentFailed struct {
 	Wave         int    `json:"wave"`
 	Stage        string `json:"stage"` // "plan" or "apply"
 	Error        string `json:"error"`
+}
+
+// ChangeSuperseded (change.superseded v1): someone explicitly replaced what is left of a change
+// set — its pending deployments and the plans waiting for approval — by a later change set of
+// the same environment that deploys the same components. Resolve skips them with reason
+// "superseded" (recorded in the lineage) and starts the change sets queued behind it. A
+// deployment being planned or applied is never superseded: the message is then refused.
+type ChangeSuperseded struct {
+	ChangeSetID  string `json:"change_set_id"` // the change set superseded
+	SupersededBy string `json:"superseded_by"` // the later change set that deploys instead
+	// Commit is the later change set's commit, for the record.
+	Commit string `json:"commit,omitempty"`
 }

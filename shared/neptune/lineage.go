@@ -86,7 +86,9 @@ func (l *LineageStore) RecordChange(ctx context.Context, c lineage.Change) error
 			Property(single, "at", unixNano(c.At)).
 			Property(single, "at_text", c.At.Format(time.RFC3339Nano)).
 			Property(single, "affected", jsonString(c.Affected)).
-			Property(single, "rejected", c.Rejected)
+			Property(single, "rejected", c.Rejected).
+			Property(single, "commit", c.Commit).
+			Property(single, "queued_behind", jsonString(c.QueuedBehind))
 		for _, r := range c.RootCauses {
 			t = l.upsertRoot(t, r.Kind, r.ID)
 			t = l.upsertE(t, c.ID, LabelRootedIn, rootKey(r.Kind, r.ID))
@@ -219,8 +221,9 @@ func (l *LineageStore) changes(ctx context.Context, op string, build func(g *Sou
 	for _, r := range res {
 		m := stringKeys(r)
 		c := lineage.Change{ID: l.n.strip(m["id"]), Env: str(m["env"]), CorrelationID: str(m["correlation_id"]),
-			Source: str(m["source"]), Rejected: str(m["rejected"])}
+			Source: str(m["source"]), Rejected: str(m["rejected"]), Commit: str(m["commit"])}
 		err := firstErr(
+			unmarshalProp(m, "queued_behind", &c.QueuedBehind),
 			unmarshalProp(m, "root_causes", &c.RootCauses),
 			unmarshalProp(m, "actor", &c.Actor),
 			unmarshalProp(m, "affected", &c.Affected),

@@ -53,6 +53,7 @@ var Routes = map[string][]string{
 	message.TypeDeploymentApproved:  {StageApply},
 	message.TypeDeploymentApplied:   {StageResolve, StageGraphWrite},
 	message.TypeDeploymentFailed:    {StageResolve, StageGraphWrite},
+	message.TypeChangeSuperseded:    {StageResolve},
 }
 
 // Destinations returns the queues a message goes to.

@@ -330,6 +330,7 @@ func (r *Runner) settleItems(ctx context.Context, st Stage, ob Outbox, items []*
 	}
 	batch := make([]Settlement, len(items))
 	for i, it := range items {
+		it.action = r.lastChance(it.action, it.d.ReceiveCount, it.err)
 		s := Settlement{Queue: st.Name, Receipt: it.d.ReceiptHandle, Action: it.action, RetryAfter: -1}
 		switch it.action {
 		case Ack:
@@ -341,9 +342,14 @@ func (r *Runner) settleItems(ctx context.Context, st Stage, ob Outbox, items []*
 			}
 		case DeadLetter:
 			s.Reason = it.err.Error()
+			if it.d.ReceiveCount > 1 {
+				s.Reason = fmt.Sprintf("%s (after %d receives)", s.Reason, it.d.ReceiveCount)
+			}
 		case Retry:
 			if ra, ok := retryAfter(it.err); ok {
 				s.RetryAfter = ra
+			} else {
+				s.RetryAfter = r.backoff(it.d.ReceiveCount)
 			}
 		}
 		// A handler that failed gives its claim back, so that a retry may claim again.

@@ -64,8 +64,44 @@ type Runner struct {
 	Log       *slog.Logger
 	// Observe, when set, is called after each message is handled (for progress views).
 	Observe func(stage string, in message.Envelope, out []message.Envelope, action Action, err error)
+	// RetryBase is the first delay before a failed message comes back (default 1 s); it doubles
+	// with each receive, up to the visibility timeout. After MaxReceives the queue dead-letters
+	// it with the last error as reason.
+	RetryBase time.Duration
+	// MaxReceives is the queue's receive limit (default queue.DefaultMaxReceives): a message
+	// that fails on its last receive is dead-lettered by the runner itself, with its error as
+	// the reason, rather than moved by the queue with a generic one.
+	MaxReceives int
 
 	inFlight atomic.Int64
+}
+
+// lastChance turns a retry on the last allowed receive into a dead letter with the reason.
+func (r *Runner) lastChance(action Action, receiveCount int, err error) Action {
+	max := r.MaxReceives
+	if max <= 0 {
+		max = queue.DefaultMaxReceives
+	}
+	if action == Retry && receiveCount >= max {
+		if _, asked := retryAfter(err); !asked { // an InProgress claim is not a failure
+			return DeadLetter
+		}
+	}
+	return action
+}
+
+// backoff is how long a message received n times stays hidden after its handler failed, unless
+// the error asks for a delay itself (RetryAfter).
+func (r *Runner) backoff(receiveCount int) time.Duration {
+	base := r.RetryBase
+	if base <= 0 {
+		base = time.Second
+	}
+	d := base
+	for i := 1; i < receiveCount && d < r.visibility(); i++ {
+		d *= 2
+	}
+	return min(d, r.visibility())
 }
 
 func (r *Runner) visibility() time.Duration {
@@ -168,6 +204,7 @@ func (r *Runner) Process(ctx context.Context, st Stage, d queue.Delivery) Action
 		pub = QueuePublisher{Queue: r.Queue}
 	}
 	res := handle(ctx, st.handler(r.visibility()), pub, d.Body)
+	res.Action = r.lastChance(res.Action, d.ReceiveCount, res.Err)
 	r.settle(ctx, st, d, res.In, res.Out, res.Action, res.Err)
 	return res.Action
 }
@@ -178,11 +215,17 @@ func (r *Runner) settle(ctx context.Context, st Stage, d queue.Delivery, in mess
 	case Ack, Duplicate:
 		qerr = r.Queue.Delete(ctx, st.Name, d.ReceiptHandle)
 	case DeadLetter:
-		qerr = r.Queue.Kill(ctx, st.Name, d.ReceiptHandle, err.Error())
-	case Retry:
-		if ra, ok := retryAfter(err); ok {
-			qerr = r.Queue.ChangeVisibility(ctx, st.Name, d.ReceiptHandle, ra)
+		reason := err.Error()
+		if d.ReceiveCount > 1 {
+			reason = fmt.Sprintf("%s (after %d receives)", reason, d.ReceiveCount)
 		}
+		qerr = r.Queue.Kill(ctx, st.Name, d.ReceiptHandle, reason)
+	case Retry:
+		delay, ok := retryAfter(err)
+		if !ok {
+			delay = r.backoff(d.ReceiveCount)
+		}
+		qerr = r.Queue.ChangeVisibility(ctx, st.Name, d.ReceiptHandle, delay)
 	}
 	r.settled(st, d, in, out, action, err, qerr)
 }

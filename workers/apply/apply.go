@@ -26,7 +26,6 @@ import (
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/terraform"
-	"github.com/usekarma/karma/workers/plan"
 )
 
 // Worker is the apply stage.
@@ -34,7 +33,7 @@ type Worker struct {
 	ChangeSets changeset.Store
 	Params     func(env string) (params.Store, error)
 	Runner     terraform.Runner
-	Workspaces plan.Workspaces
+	Workspaces terraform.Workspaces
 }
 
 // Handle applies, or holds for approval.
@@ -103,13 +102,16 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 		return []message.Envelope{in.MustDerive(message.TypeDeploymentFailed, "deployment.failed:"+p.DeploymentID, f)}, nil
 	}
 	cfg, err := model.Interpolate(node.Config, func(ref string) (map[string]any, error) {
-		return plan.ReadRuntime(ctx, store, w.Workspaces.Prefix, ref)
+		return model.ReadRuntime(ctx, store, w.Workspaces.Prefix, ref)
 	})
 	if err != nil {
 		return fail(err)
 	}
-	ws, err := w.Workspaces.For(p.Component, cfg)
+	ws, err := w.Workspaces.For(ctx, p.Component, cs.Commit, cfg)
 	if err != nil {
+		if pipeline.IsTransient(err) {
+			return nil, err // the repository could not be reached: retried, then dead-lettered
+		}
 		return fail(err)
 	}
 	outputs, err := w.Runner.Apply(ctx, ws, terraform.PlanResult{Summary: p.Plan, PlanFile: p.PlanFile, PlanHash: p.PlanHash})

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	wt "github.com/usekarma/karma/workers/internal/workertest"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	wt "github.com/usekarma/karma/workers/internal/workertest"
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/embedded"
@@ -21,7 +22,6 @@ import (
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/terraform"
 	"github.com/usekarma/karma/workers/apply"
-	"github.com/usekarma/karma/workers/plan"
 )
 
 const sha1 = "512423cb3a4857a38f472862b51e4ab1a1730f06"
@@ -58,7 +58,7 @@ type stageEnv struct {
 	w      *apply.Worker
 	root   message.Envelope
 	csID   string
-	ws     plan.Workspaces
+	ws     terraform.Workspaces
 }
 
 type setup struct {
@@ -107,7 +107,7 @@ func newStage(t *testing.T, o setup) *stageEnv {
 		t.Fatal(err)
 	}
 	counting := &countingRunner{Runner: o.runner}
-	ws := plan.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), ModulesDir: filepath.Join(wt.ExamplesDir, "components"), Prefix: "/iac"}
+	ws := terraform.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), Modules: terraform.StaticModules(filepath.Join(wt.ExamplesDir, "components")), Prefix: "/iac"}
 	s := &stageEnv{db: db, q: q, cs: cs, params: ps, runner: counting, root: root, csID: csID, ws: ws}
 	s.w = s.worker(counting)
 	return s
@@ -127,7 +127,7 @@ func (s *stageEnv) worker(runner terraform.Runner) *apply.Worker {
 // plan of config), with a fixed id n.
 func (s *stageEnv) planned(t *testing.T, n int, component string, wave int, config string) message.Envelope {
 	t.Helper()
-	ws, err := s.ws.For(component, json.RawMessage(config))
+	ws, err := s.ws.For(context.Background(), component, "", json.RawMessage(config))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func (s *stageEnv) node(t *testing.T, component string) *changeset.Node {
 // noopOutputs is what terraform.Noop's apply of config outputs, as the canonical runtime document.
 func noopOutputs(t *testing.T, s *stageEnv, component, config string) (string, map[string]json.RawMessage) {
 	t.Helper()
-	ws, _ := s.ws.For(component, json.RawMessage(config))
+	ws, _ := s.ws.For(context.Background(), component, "", json.RawMessage(config))
 	n := &terraform.Noop{}
 	res, err := n.Plan(context.Background(), ws)
 	if err != nil {

@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	wt "github.com/usekarma/karma/workers/internal/workertest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	wt "github.com/usekarma/karma/workers/internal/workertest"
 
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/changeset"

@@ -22,9 +22,9 @@ import (
 	"github.com/usekarma/karma/shared/pipeline"
 )
 
-// Graphs builds an environment's graph.
+// Graphs builds an environment's graph at a commit of the config repository.
 type Graphs interface {
-	Build(ctx context.Context, env string, overrides map[string][]byte) (*model.Result, error)
+	Build(ctx context.Context, env, commit string, overrides map[string][]byte) (*model.Result, error)
 }
 
 // Worker is the graph-write stage.
@@ -77,8 +77,8 @@ func (w *Worker) resolved(ctx context.Context, in message.Envelope) error {
 	if err := message.Decode(in, &p); err != nil {
 		return err
 	}
-	if p.Rejected == "" && w.Graphs != nil && w.Store != nil {
-		res, err := w.Graphs.Build(ctx, in.Env, nil)
+	if p.Rejected == "" && p.Commit != "" && w.Graphs != nil && w.Store != nil {
+		res, err := w.Graphs.Build(ctx, in.Env, p.Commit, nil)
 		if err != nil {
 			return pipeline.Transient(err)
 		}
@@ -89,7 +89,7 @@ func (w *Worker) resolved(ctx context.Context, in message.Envelope) error {
 		}
 	}
 	c := lineage.Change{ID: p.ChangeSetID, Env: in.Env, CorrelationID: in.CorrelationID, Source: p.Source, RootCauses: p.RootCauses,
-		Actor: in.Actor, At: in.OccurredAt, Affected: p.Affected, Rejected: p.Rejected}
+		Actor: in.Actor, At: in.OccurredAt, Affected: p.Affected, Rejected: p.Rejected, Commit: p.Commit, QueuedBehind: p.QueuedBehind}
 	return transient(w.Lineage.RecordChange(ctx, c))
 }
 

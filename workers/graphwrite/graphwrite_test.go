@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	wt "github.com/usekarma/karma/workers/internal/workertest"
 	"slices"
 	"strings"
 	"testing"
+
+	wt "github.com/usekarma/karma/workers/internal/workertest"
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/embedded"
@@ -85,7 +86,7 @@ func (s story) derive(t *testing.T, n int, typ, idem string, payload any) messag
 }
 
 func (s story) resolved(t *testing.T, n int, rejected string) message.Envelope {
-	p := message.ChangeResolved{ChangeSetID: s.csID, Source: message.SourceGit, RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha1}},
+	p := message.ChangeResolved{ChangeSetID: s.csID, Source: message.SourceGit, Commit: sha1, RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha1}},
 		Roots: []string{"prod/vpc/core"}, Affected: slices.Concat(s.waves...), Waves: s.waves, Rejected: rejected}
 	if rejected != "" {
 		p.Roots, p.Affected, p.Waves = []string{}, []string{}, [][]string{}

@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
 )
 
@@ -45,6 +46,10 @@ type Request struct {
 	Configs     map[string][]byte // "<type>/<nickname>" -> the new environment file (a JSON object)
 	Actor       message.Actor
 	AutoApprove bool
+	// Commit is the commit the request became (its tree holds Configs): what is deployed. Its
+	// idempotency key is the commit's ("git:<sha>"), so the push of that commit arriving later
+	// is recognised as the same change.
+	Commit *message.Commit
 }
 
 // FromRequest validates a change request and makes its change.detected.
@@ -75,9 +80,18 @@ func FromRequest(r Request) (message.Envelope, error) {
 	}
 	sortRefs(comps)
 	p := message.ChangeDetected{Source: message.SourceRequest, Components: comps, Request: cr, AutoApprove: r.AutoApprove}
+	if r.Commit != nil {
+		if !shaRe.MatchString(r.Commit.SHA) || r.ID == "" {
+			return message.Envelope{}, invalid("change request: a request's commit needs its full sha and the request id it names")
+		}
+		p.Commit, cr.Configs = r.Commit, nil // the commit holds the configs
+	}
 	return root(r.Env, r.Actor, func(id string) string {
 		if cr.ID == "" {
 			cr.ID = id
+		}
+		if p.Commit != nil {
+			return "git:" + p.Commit.SHA
 		}
 		return "request:" + cr.ID
 	}, &p)
@@ -93,11 +107,16 @@ type FileChange struct {
 type Commit struct {
 	SHA, Author, Message, Branch, Repo string
 	Files                              []FileChange
-	AutoApprove                        bool
+	// Truncated: Files may be incomplete (a push payload's caps); resolve diffs Before..SHA in
+	// the repository instead.
+	Truncated   bool
+	Before      string
+	AutoApprove bool
 }
 
 // FromCommit makes the change.detected of a commit, or nil when it touches nothing deployable
-// (files outside iac/, account_environments/ and the modules folder).
+// (files outside iac/, account_environments/ and the modules folder). A truncated push is always
+// queued: its files are known only once resolve has diffed it.
 func FromCommit(c Commit, modulesDir string) ([]message.Envelope, error) {
 	if !shaRe.MatchString(c.SHA) {
 		return nil, invalid("commit: sha %q: want the full 40 (or 64) hex digits", c.SHA)
@@ -105,28 +124,30 @@ func FromCommit(c Commit, modulesDir string) ([]message.Envelope, error) {
 	if strings.TrimSpace(c.Author) == "" {
 		return nil, invalid("commit %s: no author", c.SHA)
 	}
-	var files []string
-	var removed []message.ComponentRef
-	for _, f := range c.Files {
-		p := strings.TrimPrefix(f.Path, "./")
-		parts := strings.Split(p, "/")
-		switch {
-		case len(parts) == 5 && parts[0] == "iac" && parts[4] == "config.json" && f.Removed && parts[1] != "_base" && validRef(parts[2], parts[3]):
-			removed = append(removed, message.ComponentRef{Type: parts[2], Nickname: parts[3]})
-			files = append(files, p)
-		case parts[0] == "iac" && strings.HasSuffix(p, ".json"),
-			parts[0] == "account_environments",
-			modulesDir != "" && strings.HasPrefix(p, strings.TrimSuffix(modulesDir, "/")+"/"):
-			files = append(files, p)
-		}
+	if c.Truncated && c.Before != "" && !shaRe.MatchString(c.Before) {
+		return nil, invalid("commit %s: before %q: want the full 40 (or 64) hex digits", c.SHA, c.Before)
 	}
-	if len(files) == 0 {
+	changed := make([]model.ChangedFile, len(c.Files))
+	for i, f := range c.Files {
+		changed[i] = model.ChangedFile{Path: f.Path, Removed: f.Removed}
+	}
+	files, refs := model.DeployableChanges(changed, modulesDir)
+	if len(files) == 0 && !c.Truncated {
 		return nil, nil
 	}
-	sort.Strings(files)
-	sortRefs(removed)
+	var removed []message.ComponentRef
+	for _, r := range refs {
+		removed = append(removed, message.ComponentRef{Type: r.Type, Nickname: r.Nickname})
+	}
 	p := message.ChangeDetected{Source: message.SourceGit, Components: []message.ComponentRef{}, Files: files, Removed: removed,
-		Commit: &message.Commit{SHA: c.SHA, Author: c.Author, Message: firstLine(c.Message), Branch: c.Branch, Repo: c.Repo}, AutoApprove: c.AutoApprove}
+		Truncated: c.Truncated,
+		Commit:    &message.Commit{SHA: c.SHA, Author: c.Author, Message: firstLine(c.Message), Branch: c.Branch, Repo: c.Repo}, AutoApprove: c.AutoApprove}
+	if c.Truncated {
+		p.Commit.Before = c.Before
+		if strings.Trim(c.Before, "0") == "" {
+			p.Commit.Before = ""
+		}
+	}
 	e, err := root("", message.Actor{Kind: "git", Name: c.Author}, func(string) string { return "git:" + c.SHA }, &p)
 	if err != nil {
 		return nil, err

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	wt "github.com/usekarma/karma/workers/internal/workertest"
 	"slices"
 	"testing"
+
+	wt "github.com/usekarma/karma/workers/internal/workertest"
 
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/params"

@@ -10,11 +10,7 @@ package plan
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"path/filepath"
-	"strings"
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
@@ -24,36 +20,12 @@ import (
 	"github.com/usekarma/karma/shared/terraform"
 )
 
-// Workspaces says where component workspaces and modules are.
-type Workspaces struct {
-	WorkDir    string // e.g. .karma/work; a component's workspace is WorkDir/<env>/<type>/<nickname>
-	ModulesDir string // holds one module folder per component type
-	Prefix     string // Parameter Store prefix
-}
-
-// For builds the workspace of a component id with its config.
-func (ws Workspaces) For(component string, config json.RawMessage) (terraform.Workspace, error) {
-	parts := strings.SplitN(component, "/", 3)
-	if len(parts) != 3 {
-		return terraform.Workspace{}, fmt.Errorf("bad component id %q", component)
-	}
-	root, err := filepath.Abs(filepath.Join(ws.WorkDir, parts[0], parts[1], parts[2]))
-	if err != nil {
-		return terraform.Workspace{}, err
-	}
-	mod, err := filepath.Abs(filepath.Join(ws.ModulesDir, parts[1]))
-	if err != nil {
-		return terraform.Workspace{}, err
-	}
-	return terraform.Workspace{Root: root, ModuleDir: mod, Env: parts[0], Type: parts[1], Nickname: parts[2], Prefix: ws.Prefix, Config: config}, nil
-}
-
 // Worker is the plan stage.
 type Worker struct {
 	ChangeSets changeset.Store
 	Params     func(env string) (params.Store, error)
 	Runner     terraform.Runner
-	Workspaces Workspaces
+	Workspaces terraform.Workspaces
 }
 
 // Handle plans one deployment.
@@ -82,46 +54,25 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 		return nil, pipeline.Transient(err)
 	}
 	cfg, err := model.Interpolate(node.Config, func(ref string) (map[string]any, error) {
-		return ReadRuntime(ctx, store, w.Workspaces.Prefix, ref)
+		return model.ReadRuntime(ctx, store, w.Workspaces.Prefix, ref)
 	})
 	if err != nil {
 		return fail(fmt.Errorf("resolving references: %w", err))
 	}
-	ws, err := w.Workspaces.For(p.Component, cfg)
+	ws, err := w.Workspaces.For(ctx, p.Component, cs.Commit, cfg)
 	if err != nil {
+		if pipeline.IsTransient(err) {
+			return nil, err // the repository could not be reached: retried, then dead-lettered
+		}
 		return fail(err)
 	}
 	res, err := w.Runner.Plan(ctx, ws)
 	if err != nil {
-		if isPermanent(err) {
+		if pipeline.Classify(err) == pipeline.DeadLetter {
 			return fail(err)
 		}
 		return nil, pipeline.Transient(err)
 	}
 	out := message.DeploymentPlanned{DeploymentScheduled: p.DeploymentScheduled, Plan: res.Summary, PlanFile: res.PlanFile, PlanHash: res.PlanHash}
 	return []message.Envelope{in.MustDerive(message.TypeDeploymentPlanned, "deployment.planned:"+p.DeploymentID, out)}, nil
-}
-
-// ReadRuntime reads "<type>/<nickname>"'s runtime document from the parameter store.
-func ReadRuntime(ctx context.Context, store params.Store, prefix, ref string) (map[string]any, error) {
-	t, n, _ := strings.Cut(ref, "/")
-	p, err := store.Get(ctx, model.RuntimeParam(prefix, t, n))
-	if errors.Is(err, params.ErrNotFound) {
-		return nil, fmt.Errorf("%s has no runtime yet (%s): deploy it first", ref, model.RuntimeParam(prefix, t, n))
-	}
-	if err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(strings.NewReader(p.Value))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%s: runtime is not a JSON object: %w", ref, err)
-	}
-	return m, nil
-}
-
-func isPermanent(err error) bool {
-	var p interface{ Permanent() bool }
-	return errors.As(err, &p) && p.Permanent()
 }

@@ -4,15 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	wt "github.com/usekarma/karma/workers/internal/workertest"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	wt "github.com/usekarma/karma/workers/internal/workertest"
+
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/terraform"
@@ -81,7 +83,7 @@ func newStage(t *testing.T, runner terraform.Runner) *stageEnv {
 			t.Errorf("params of env %q", env)
 		}
 		return ps, nil
-	}, Runner: runner, Workspaces: plan.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), ModulesDir: filepath.Join(wt.ExamplesDir, "components"), Prefix: "/iac"}}
+	}, Runner: runner, Workspaces: terraform.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), Modules: terraform.StaticModules(filepath.Join(wt.ExamplesDir, "components")), Prefix: "/iac"}}
 	return &stageEnv{q: q, cs: cs, params: ps, noop: noop, w: w, root: root, csID: csID}
 }
 
@@ -123,7 +125,7 @@ func (s *stageEnv) handle(t *testing.T, in message.Envelope) []message.Envelope 
 // noopPlan is what terraform.Noop plans for component with config.
 func noopPlan(t *testing.T, s *stageEnv, component, config string) terraform.PlanResult {
 	t.Helper()
-	ws, err := s.w.Workspaces.For(component, json.RawMessage(config))
+	ws, err := s.w.Workspaces.For(context.Background(), component, "", json.RawMessage(config))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +200,7 @@ func TestPlanOfTheAppliedConfigIsNoOp(t *testing.T) {
 	t.Parallel()
 	s := newStage(t, nil)
 	res := noopPlan(t, s, "prod/vpc/core", vpcConfig)
-	ws, _ := s.w.Workspaces.For("prod/vpc/core", json.RawMessage(vpcConfig))
+	ws, _ := s.w.Workspaces.For(context.Background(), "prod/vpc/core", "", json.RawMessage(vpcConfig))
 	if _, err := s.noop.Apply(context.Background(), ws, res); err != nil {
 		t.Fatal(err)
 	}
@@ -290,33 +292,15 @@ func TestPlanErrors(t *testing.T) {
 	}
 }
 
-func TestWorkspacesFor(t *testing.T) {
-	t.Parallel()
-	ws := plan.Workspaces{WorkDir: "/w", ModulesDir: "/m", Prefix: "/iac"}
-	got, err := ws.For("prod/ecs-service/api", json.RawMessage(`{}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Root != filepath.FromSlash("/w/prod/ecs-service/api") || got.ModuleDir != filepath.FromSlash("/m/ecs-service") ||
-		got.Env != "prod" || got.Type != "ecs-service" || got.Nickname != "api" || got.Prefix != "/iac" || got.ID() != "prod/ecs-service/api" {
-		t.Errorf("workspace %+v", got)
-	}
-	for _, bad := range []string{"prod/vpc", "vpc", ""} {
-		if _, err := ws.For(bad, nil); err == nil {
-			t.Errorf("For(%q) accepted", bad)
-		}
-	}
-}
-
 func TestReadRuntime(t *testing.T) {
 	t.Parallel()
 	s := newStage(t, nil)
 	ctx := context.Background()
-	if _, err := plan.ReadRuntime(ctx, s.params, "/iac", "vpc/core"); err == nil || !strings.Contains(err.Error(), "/iac/vpc/core/runtime") {
+	if _, err := model.ReadRuntime(ctx, s.params, "/iac", "vpc/core"); err == nil || !strings.Contains(err.Error(), "/iac/vpc/core/runtime") {
 		t.Errorf("missing runtime: %v, want an error naming the parameter", err)
 	}
 	s.putRuntime(t, "vpc/core", `{"az_count": 3, "big": 12345678901234567890}`)
-	m, err := plan.ReadRuntime(ctx, s.params, "/iac", "vpc/core")
+	m, err := model.ReadRuntime(ctx, s.params, "/iac", "vpc/core")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,12 +3,13 @@ package resolve_test
 import (
 	"context"
 	"fmt"
-	wt "github.com/usekarma/karma/workers/internal/workertest"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	wt "github.com/usekarma/karma/workers/internal/workertest"
 
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/changeset"
@@ -135,14 +136,14 @@ func newChain(t *testing.T) *chain {
 		}
 		return st
 	}}
-	ws := plan.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), ModulesDir: filepath.Join(wt.ExamplesDir, "components"), Prefix: "/iac"}
+	ws := terraform.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), Modules: terraform.StaticModules(filepath.Join(wt.ExamplesDir, "components")), Prefix: "/iac"}
 	const visibility = 10 * time.Minute
 	stage := func(name string, h pipeline.Handler, workers int) pipeline.Stage {
 		return pipeline.Stage{Name: name, Workers: workers, Handler: pipeline.Chain(h,
 			pipeline.Logging(wt.QuietLog, name), pipeline.Correlation(), pipeline.Idempotency(seen, name, visibility), pipeline.RetryTransient(2*time.Second))}
 	}
 	c.runner = &pipeline.Runner{Queue: c.q, Log: wt.QuietLog, Visibility: visibility, Observe: c.observe, Stages: []pipeline.Stage{
-		stage(pipeline.StageResolve, (&resolve.Worker{Graphs: graphs, ChangeSets: c.changeSets, Configs: paramConfigs{c}}).Handle, 1),
+		stage(pipeline.StageResolve, (&resolve.Worker{Graphs: graphs, Commits: graphs, ChangeSets: c.changeSets, Configs: paramConfigs{c}}).Handle, 1),
 		stage(pipeline.StageGraphWrite, (&graphwrite.Worker{Graphs: graphs, Store: gs, Lineage: c.lineage}).Handle, 1),
 		stage(pipeline.StagePlan, (&plan.Worker{ChangeSets: c.changeSets, Params: c.params, Runner: c.tf, Workspaces: ws}).Handle, 2),
 		stage(pipeline.StageApply, (&apply.Worker{ChangeSets: c.changeSets, Params: c.params, Runner: c.tf, Workspaces: ws}).Handle, 2),

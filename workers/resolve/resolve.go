@@ -2,10 +2,16 @@
 // computes the affected set and its waves, creates the change set, and — as deployments finish —
 // decides which dependents to deploy next (see shared/changeset for the rules).
 //
-// Input:  change.detected, deployment.applied, deployment.failed.
+// Input:  change.detected, deployment.applied, deployment.failed, change.superseded.
 // Output: change.resolved (the impact, or a rejection such as a cycle with its path),
 //
 //	deployment.scheduled, deployment.skipped.
+//
+// Every change set is built from one commit of the config repository — the pushed commit, the
+// commit a change request became, or (for a parameter written outside Karma) the deploy
+// branch's head when the change arrives — and records it: plan and apply take every config and
+// Terraform module from that commit's tree, never from a working tree. Change sets of one
+// environment that share a component run in order (see shared/changeset's Ordering).
 //
 // Idempotency: change sets are created once (by id); decisions go through the change set's
 // outbox, so a redelivered message re-announces unpublished decisions and never decides twice.
@@ -24,12 +30,20 @@ import (
 	"github.com/usekarma/karma/shared/pipeline"
 )
 
-// Graphs builds the validated graph of one environment from the config repository (with file
-// overrides for change requests) and its parameter store.
+// Graphs builds the validated graph of one environment at a commit of the config repository
+// (with file overrides for a change request upcast from change.detected v2).
 type Graphs interface {
-	Build(ctx context.Context, env string, overrides map[string][]byte) (*model.Result, error)
-	// Environments lists every environment of the repository.
-	Environments(ctx context.Context) ([]string, error)
+	Build(ctx context.Context, env, commit string, overrides map[string][]byte) (*model.Result, error)
+	// Environments lists every environment of the repository at a commit.
+	Environments(ctx context.Context, commit string) ([]string, error)
+}
+
+// Commits is what resolve asks of the config repository's history.
+type Commits interface {
+	// Head is the deploy branch's head: the commit a change that names none is built from.
+	Head(ctx context.Context) (string, error)
+	// Diff lists the files that differ between two commits (a truncated push).
+	Diff(ctx context.Context, before, after string) ([]model.ChangedFile, error)
 }
 
 // ConfigReader reads a component's /config parameter (a change made in Parameter Store).
@@ -40,6 +54,7 @@ type ConfigReader interface {
 // Worker is the resolve stage.
 type Worker struct {
 	Graphs     Graphs
+	Commits    Commits
 	ChangeSets changeset.Store
 	Configs    ConfigReader
 	Now        func() time.Time
@@ -62,6 +77,8 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 			return nil, err
 		}
 		return w.settle(ctx, in, p.ChangeSetID, func(cs *changeset.ChangeSet) error { return cs.MarkFailed(p.Component, p.Stage+": "+p.Error) })
+	case message.TypeChangeSuperseded:
+		return w.superseded(ctx, in)
 	}
 	return nil, pipeline.Permanent(fmt.Errorf("resolve: unexpected message type %s", in.Type))
 }
@@ -71,13 +88,17 @@ func (w *Worker) detected(ctx context.Context, in message.Envelope) ([]message.E
 	if err := message.Decode(in, &p); err != nil {
 		return nil, err
 	}
-	envs, err := w.envsOf(ctx, in.Env, p)
+	commit, err := w.commitOf(ctx, &p)
+	if err != nil {
+		return nil, err
+	}
+	envs, err := w.envsOf(ctx, in.Env, commit, p)
 	if err != nil {
 		return nil, err
 	}
 	var out []message.Envelope
 	for _, env := range envs {
-		msgs, err := w.resolveEnv(ctx, in, p, env)
+		msgs, err := w.resolveEnv(ctx, in, p, env, commit)
 		if err != nil {
 			return nil, err
 		}
@@ -86,12 +107,43 @@ func (w *Worker) detected(ctx context.Context, in message.Envelope) ([]message.E
 	return out, nil
 }
 
+// commitOf is the commit the change is built from, and completes a truncated push's files by
+// diffing it in the repository. Failures to reach the repository are retried (with backoff)
+// and then dead-lettered with their reason, naming the repository and the commit: nothing is
+// ever built from another tree instead.
+func (w *Worker) commitOf(ctx context.Context, p *message.ChangeDetected) (string, error) {
+	if p.Commit == nil {
+		head, err := w.Commits.Head(ctx)
+		if err != nil {
+			return "", fmt.Errorf("resolve: the deploy branch's head: %w", err)
+		}
+		return head, nil
+	}
+	if p.Truncated {
+		changed, err := w.Commits.Diff(ctx, p.Commit.Before, p.Commit.SHA)
+		if err != nil {
+			return "", fmt.Errorf("resolve: listing the files of truncated push %s..%s: %w", p.Commit.Before, p.Commit.SHA, err)
+		}
+		// Every path goes to roots (which matches them against the commit's own settings);
+		// removed config files are destroys.
+		_, removed := model.DeployableChanges(changed, "")
+		p.Files, p.Removed = nil, nil
+		for _, f := range changed {
+			p.Files = append(p.Files, f.Path)
+		}
+		for _, r := range removed {
+			p.Removed = append(p.Removed, message.ComponentRef{Type: r.Type, Nickname: r.Nickname})
+		}
+	}
+	return p.Commit.SHA, nil
+}
+
 // envsOf: the message's env, or, for a commit touching several, every env its files concern.
-func (w *Worker) envsOf(ctx context.Context, env string, p message.ChangeDetected) ([]string, error) {
+func (w *Worker) envsOf(ctx context.Context, env, commit string, p message.ChangeDetected) ([]string, error) {
 	if env != "" {
 		return []string{env}, nil
 	}
-	all, err := w.Graphs.Environments(ctx)
+	all, err := w.Graphs.Environments(ctx, commit)
 	if err != nil {
 		return nil, pipeline.Transient(err)
 	}
@@ -120,7 +172,7 @@ func (w *Worker) envsOf(ctx context.Context, env string, p message.ChangeDetecte
 	return out, nil
 }
 
-func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.ChangeDetected, env string) ([]message.Envelope, error) {
+func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.ChangeDetected, env, commit string) ([]message.Envelope, error) {
 	csID := p.ChangeSetID
 	if in.Env == "" {
 		csID += "/" + env
@@ -134,11 +186,11 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 			overrides["iac/"+env+"/"+ref+"/config.json"] = []byte(cfg)
 		}
 	}
-	res, err := w.Graphs.Build(ctx, env, overrides)
+	res, err := w.Graphs.Build(ctx, env, commit, overrides)
 	if err != nil {
-		return nil, pipeline.Permanent(fmt.Errorf("resolve: loading %s: %w", env, err))
+		return nil, pipeline.Permanent(fmt.Errorf("resolve: loading %s at commit %s: %w", env, commit, err))
 	}
-	cs := &changeset.ChangeSet{ID: csID, Env: env, CorrelationID: in.CorrelationID, Source: p.Source, Actor: in.Actor,
+	cs := &changeset.ChangeSet{ID: csID, Env: env, CorrelationID: in.CorrelationID, Source: p.Source, Actor: in.Actor, Commit: commit,
 		AutoApprove: p.AutoApprove, Approved: p.AutoApprove, CreatedAt: w.now(), Nodes: map[string]*changeset.Node{}, Waves: [][]string{}}
 	cs.RootCauses = rootCauses(p)
 	if cs.Approved {
@@ -149,8 +201,17 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 	} else if err := w.plan(ctx, cs, res, p, env); err != nil {
 		return nil, err
 	}
+	if err := w.queue(ctx, cs); err != nil {
+		return nil, err
+	}
 	if _, err := w.ChangeSets.Create(ctx, cs); err != nil {
 		return nil, err
+	}
+	if len(cs.QueuedBehind) > 0 {
+		// An earlier change set may have finished between the look and the create: look again.
+		if cs, err = w.recheck(ctx, cs.ID); err != nil {
+			return nil, err
+		}
 	}
 	return w.announce(ctx, in, cs, true)
 }
@@ -244,6 +305,5 @@ func (w *Worker) plan(ctx context.Context, cs *changeset.ChangeSet, res *model.R
 			DeploymentID: changeset.DeploymentID(cs.ID, id), Causes: cs.RootCauses}
 		cs.Waves = append(cs.Waves, []string{id})
 	}
-	cs.Start()
 	return nil
 }

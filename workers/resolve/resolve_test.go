@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	wt "github.com/usekarma/karma/workers/internal/workertest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	wt "github.com/usekarma/karma/workers/internal/workertest"
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/embedded"
@@ -58,7 +59,7 @@ func newStage(t *testing.T, repo string, cfg configs) *stageEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &resolve.Worker{Graphs: wt.RepoGraphs{Root: repo}, ChangeSets: cs, Configs: cfg, Now: func() time.Time { return wt.FixedTime }}
+	w := &resolve.Worker{Graphs: wt.RepoGraphs{Root: repo}, Commits: wt.RepoGraphs{Root: repo}, ChangeSets: cs, Configs: cfg, Now: func() time.Time { return wt.FixedTime }}
 	return &stageEnv{q: q, cs: cs, w: w}
 }
 
@@ -375,7 +376,7 @@ func TestRequestUsesTheProposedConfig(t *testing.T) {
 		t.Fatalf("scheduled %d, want 1", len(sched))
 	}
 	// The repository's own config gives another hash.
-	res, err := wt.RepoGraphs{Root: wt.ExamplesDir}.Build(context.Background(), "prod", nil)
+	res, err := wt.RepoGraphs{Root: wt.ExamplesDir}.Build(context.Background(), "prod", wt.HeadSHA, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

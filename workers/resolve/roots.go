@@ -99,13 +99,19 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 	}
 }
 
-// settle applies a deployment outcome to its change set and announces what became ready.
+// settle applies a deployment outcome to its change set and announces what became ready; a
+// change set that is done releases the change sets queued behind it.
 func (w *Worker) settle(ctx context.Context, in message.Envelope, csID string, fn func(*changeset.ChangeSet) error) ([]message.Envelope, error) {
 	cs, err := w.ChangeSets.Update(ctx, csID, fn)
 	if err != nil {
 		return nil, err
 	}
-	return w.announce(ctx, in, cs, false)
+	out, err := w.announce(ctx, in, cs, false)
+	if err != nil || !cs.Done() {
+		return out, err
+	}
+	released, err := w.release(ctx, in, cs)
+	return append(out, released...), err
 }
 
 // announce turns the change set's unpublished decisions into messages and marks them published
@@ -122,7 +128,8 @@ func (w *Worker) announce(ctx context.Context, in message.Envelope, cs *changese
 				}
 			}
 		}
-		r := message.ChangeResolved{ChangeSetID: cs.ID, Source: cs.Source, RootCauses: cs.RootCauses, Roots: nonNil(roots), Affected: nonNil(affected), Waves: cs.Waves, Rejected: cs.Rejected}
+		r := message.ChangeResolved{ChangeSetID: cs.ID, Source: cs.Source, RootCauses: cs.RootCauses, Roots: nonNil(roots), Affected: nonNil(affected),
+			Waves: cs.Waves, Commit: cs.Commit, QueuedBehind: cs.QueuedBehind, Rejected: cs.Rejected}
 		out = append(out, env(in.MustDerive(message.TypeChangeResolved, "resolved:"+cs.ID, r), cs.Env))
 	}
 	var announced []string

@@ -81,3 +81,34 @@ func (o *Origin) Commit(t testing.TB, message string, files map[string]string) s
 
 // Head is the sha of the clone's HEAD.
 func (o *Origin) Head(t testing.TB) string { return Git(t, o.Work, "rev-parse", "HEAD") }
+
+// OriginFrom is NewOrigin whose first commit holds a copy of the folder src (e.g. examples/).
+func OriginFrom(t testing.TB, name, src string) *Origin {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == ".terraform" || d.Name() == ".git" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		files[filepath.ToSlash(rel)] = string(data)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewOrigin(t, name, files)
+}

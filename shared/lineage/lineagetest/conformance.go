@@ -70,7 +70,8 @@ func Run(t *testing.T, newStore func(t *testing.T) lineage.Store) {
 		s, u := newStore(t), unique(t)
 		c := lineage.Change{ID: "cs-" + u, Env: "dev", CorrelationID: "corr-" + u, Source: message.SourceGit,
 			RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: "sha-" + u}, {Kind: message.CauseRequest, ID: "cr-" + u, Keys: []string{}}},
-			Actor:      actor, At: at(1), Affected: []string{"dev/vpc/core", "dev/app/api"}}
+			Actor:      actor, At: at(1), Affected: []string{"dev/vpc/core", "dev/app/api"},
+			Commit: "9f3c2a71e4b05d8c6a1f7e2b3d4c5a6978e1f0ab", QueuedBehind: []string{"cs-earlier-" + u}}
 		must(t, s.RecordChange(ctx, c))
 		got, err := s.Change(ctx, c.ID)
 		must(t, err)

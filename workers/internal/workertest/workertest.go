@@ -7,9 +7,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
-	"github.com/usekarma/karma/shared/message/messagetest"
 	"io"
 	"log/slog"
 	"os"
@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/usekarma/karma/shared/message/messagetest"
 
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/message"
@@ -197,17 +199,30 @@ func Process(t testing.TB, q queue.Queue, h pipeline.Handler, in message.Envelop
 	return out, action, herr
 }
 
-// RepoGraphs builds graphs from a config repository (as cmd/karma's RepoGraphs does).
+// HeadSHA is the commit RepoGraphs reports as the deploy branch's head.
+const HeadSHA = "0123456789abcdef0123456789abcdef01234567"
+
+// RepoGraphs builds graphs from a config repository folder, whatever the commit asked for: a
+// fake of configrepo.Source for the workers' unit tests (commit handling is tested with real
+// git repositories in shared/configrepo and cmd/karma).
 type RepoGraphs struct {
 	Root   string
 	Params func(env string) params.Store // nil: runtime status unknown
 }
 
-func (g RepoGraphs) Build(ctx context.Context, env string, overrides map[string][]byte) (*model.Result, error) {
+func (g RepoGraphs) Build(ctx context.Context, env, _ string, overrides map[string][]byte) (*model.Result, error) {
 	return model.Build(ctx, g.Root, model.BuildOptions{LoadOptions: model.LoadOptions{Env: env, Overrides: overrides}, Params: g.Params})
 }
 
-func (g RepoGraphs) Environments(ctx context.Context) ([]string, error) {
+// Head is HeadSHA.
+func (g RepoGraphs) Head(context.Context) (string, error) { return HeadSHA, nil }
+
+// Diff is not available on a folder.
+func (g RepoGraphs) Diff(context.Context, string, string) ([]model.ChangedFile, error) {
+	return nil, errors.New("workertest: a folder has no history to diff")
+}
+
+func (g RepoGraphs) Environments(ctx context.Context, _ string) ([]string, error) {
 	repo, err := model.Load(g.Root, model.LoadOptions{})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/embedded"
+	"github.com/usekarma/karma/shared/lineage"
+	"github.com/usekarma/karma/shared/message"
+)
+
+// changeSets opens the change sets of a state directory.
+func changeSets(t *testing.T, state string) []*changeset.ChangeSet {
+	t.Helper()
+	db, err := embedded.Open(filepath.Join(state, "karma.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cs, err := embedded.NewChangeSets(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := cs.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
+func changeSetOf(t *testing.T, state, commit, env string) *changeset.ChangeSet {
+	t.Helper()
+	for _, cs := range changeSets(t, state) {
+		if cs.Commit == commit && cs.Env == env {
+			return cs
+		}
+	}
+	t.Fatalf("no change set of commit %.12s in %s", commit, env)
+	return nil
+}
+
+// deployedAZs is the az_count of the config a change set's apply of prod/vpc/core deployed.
+func deployedAZs(t *testing.T, cs *changeset.ChangeSet) float64 {
+	t.Helper()
+	n := cs.Nodes["prod/vpc/core"]
+	if n == nil || n.Outcome == nil {
+		t.Fatalf("change set %s (commit %.12s) did not apply prod/vpc/core: %+v", cs.ID, cs.Commit, n)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(n.Outcome.Config, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	az, _ := cfg["az_count"].(float64)
+	return az
+}
+
+func karmaOK(t *testing.T, g *globals, args ...string) string {
+	t.Helper()
+	code, out, errOut := karmaWith(t, g, args...)
+	if code != 0 {
+		t.Fatalf("karma %s: exit %d\n%s\n%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// The issue's case: commit A (az_count 4), then commit B (az_count 5), both ingested before
+// anything is applied. A's deployment applies A's tree and B's applies B's, in commit order (B
+// waits behind A), and the lineage credits each commit with its own change. An edit that is not
+// committed is never deployed.
+func TestEachCommitDeploysItsOwnTreeInOrder(t *testing.T) {
+	needTerraform(t)
+	repo, state := demoRepo(t)
+	g := &globals{paramsBackend: "embedded"}
+	base := []string{"--repo", repo, "--state-dir", state}
+	karmaOK(t, g, append([]string{"ingest", "commit", "--auto-approve"}, base...)...)
+	karmaOK(t, g, append([]string{"apply", "--auto-approve"}, base...)...)
+
+	vpc := filepath.Join(repo, "iac", "prod", "vpc", "core", "config.json")
+	editJSON(t, vpc, func(d map[string]any) { d["az_count"] = 4 })
+	a := commitAs(t, repo, "Ann", "four AZs")
+	editJSON(t, vpc, func(d map[string]any) { d["az_count"] = 5 })
+	b := commitAs(t, repo, "Ben", "five AZs")
+	editJSON(t, vpc, func(d map[string]any) { d["az_count"] = 99 }) // never committed
+	karmaOK(t, g, append([]string{"ingest", "commit", "--auto-approve", a, b}, base...)...)
+	out := karmaOK(t, g, append([]string{"apply", "--auto-approve"}, base...)...)
+
+	csA, csB := changeSetOf(t, state, a, "prod"), changeSetOf(t, state, b, "prod")
+	if got := deployedAZs(t, csA); got != 4 {
+		t.Errorf("commit A's deployment applied az_count %v, want 4 (A's tree)", got)
+	}
+	if got := deployedAZs(t, csB); got != 5 {
+		t.Errorf("commit B's deployment applied az_count %v, want 5 (B's tree)", got)
+	}
+	if !strings.Contains(out, "queued behind "+csA.ID) {
+		t.Errorf("the apply output does not say B waited behind A:\n%s", out)
+	}
+	l, _, _ := stores(t, state)
+	ctx := context.Background()
+	chB, err := l.Change(ctx, csB.ID)
+	if err != nil || chB.Commit != b || len(chB.QueuedBehind) != 1 || chB.QueuedBehind[0] != csA.ID {
+		t.Errorf("lineage of B's change: %+v, %v; want commit %s queued behind %s", chB, err, b, csA.ID)
+	}
+	for sha, az := range map[string]float64{a: 4, b: 5} {
+		ds, err := l.CausedBy(ctx, message.CauseCommit, sha)
+		if err != nil || len(ds) != 1 || ds[0].Component != "prod/vpc/core" || ds[0].Status != lineage.StatusApplied {
+			t.Errorf("commit %.12s caused %+v, %v; want prod/vpc/core applied", sha, ds, err)
+			continue
+		}
+		cs := changeSetOf(t, state, sha, "prod")
+		if ds[0].ChangeSetID != cs.ID || deployedAZs(t, cs) != az {
+			t.Errorf("commit %.12s is credited with change set %s", sha, ds[0].ChangeSetID)
+		}
+	}
+	// B was applied after A: the runtime of vpc/core is B's.
+	runtimeA, runtimeB := csA.Nodes["prod/vpc/core"].Outcome.RuntimeVersion, csB.Nodes["prod/vpc/core"].Outcome.RuntimeVersion
+	if runtimeB <= runtimeA {
+		t.Errorf("runtime versions: A %d, B %d; B must come after A", runtimeA, runtimeB)
+	}
+}
+
+// propose-change commits the proposal (author: the requester, message: the change id) and
+// deploys that commit: Git and Parameter Store agree afterwards.
+func TestProposeChangeBecomesTheDeployedCommit(t *testing.T) {
+	needTerraform(t)
+	repo, state := demoRepo(t)
+	g := &globals{paramsBackend: "embedded"}
+	base := []string{"--repo", repo, "--state-dir", state}
+	karmaOK(t, g, append([]string{"ingest", "commit", "--auto-approve"}, base...)...)
+	karmaOK(t, g, append([]string{"apply", "--auto-approve"}, base...)...)
+	before := git(t, repo, "rev-parse", "HEAD")
+
+	proposal := filepath.Join(t.TempDir(), "vpc.json")
+	var cfg map[string]any
+	data, _ := os.ReadFile(filepath.Join(repo, "iac", "prod", "vpc", "core", "config.json"))
+	json.Unmarshal(data, &cfg)
+	cfg["az_count"] = 6
+	data, _ = json.MarshalIndent(cfg, "", "  ")
+	os.WriteFile(proposal, data, 0o644)
+	out := karmaOK(t, g, append([]string{"propose-change", "vpc", "core", "--env", "prod", "--input", proposal, "--as", "Grace Hopper <grace@example.com>"}, base...)...)
+
+	head := git(t, repo, "rev-parse", "HEAD")
+	if head == before || git(t, repo, "rev-parse", "HEAD~1") != before {
+		t.Fatalf("propose-change did not commit on top of HEAD: %s", out)
+	}
+	if got := git(t, repo, "log", "-1", "--format=%an <%ae>"); got != "Grace Hopper <grace@example.com>" {
+		t.Errorf("commit author %q, want the requester", got)
+	}
+	subject := git(t, repo, "log", "-1", "--format=%s")
+	if !strings.HasPrefix(subject, "karma change ") || !strings.Contains(out, "commit "+head[:12]) {
+		t.Errorf("commit subject %q / output %q: want the change id and the commit named", subject, out)
+	}
+	if st := git(t, repo, "status", "--porcelain"); st != "" {
+		t.Errorf("the working tree is not clean after propose-change: %q", st)
+	}
+	karmaOK(t, g, append([]string{"apply", "--auto-approve"}, base...)...)
+	cs := changeSetOf(t, state, head, "prod")
+	if cs.Source != message.SourceRequest || deployedAZs(t, cs) != 6 {
+		t.Errorf("change set of the proposal's commit: source %s, az %v", cs.Source, deployedAZs(t, cs))
+	}
+	// Git is the source of intent: publishing the repository now changes nothing.
+	pub := karmaOK(t, g, append([]string{"params", "publish", "--env", "prod"}, base...)...)
+	if strings.Contains(pub, "prod/vpc/core") && !strings.Contains(pub, "unchanged") {
+		t.Errorf("params publish after the proposal changed vpc/core again:\n%s", pub)
+	}
+	// The push of that commit arriving later is the same change, not a second one.
+	code, _, _ := karmaWith(t, g, append([]string{"ingest", "commit", head}, base...)...)
+	if code != 0 {
+		t.Errorf("ingest of the proposal's commit: exit %d", code)
+	}
+	karmaOK(t, g, append([]string{"apply", "--auto-approve"}, base...)...)
+	n := 0
+	for _, c := range changeSets(t, state) {
+		if c.Commit == head {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d change sets for the proposal's commit, want 1", n)
+	}
+}
+
+// What propose-change refuses, with nothing committed or queued.
+func TestProposeChangeRefusals(t *testing.T) {
+	repo, state := demoRepo(t)
+	g := &globals{paramsBackend: "embedded", testRunner: stubTerraform{}}
+	base := []string{"--repo", repo, "--state-dir", state}
+	vpc := filepath.Join(repo, "iac", "prod", "vpc", "core", "config.json")
+	committed, _ := os.ReadFile(vpc)
+	proposal := filepath.Join(t.TempDir(), "vpc.json")
+	os.WriteFile(proposal, []byte(`{"cidr_block": "10.9.0.0/16", "az_count": 3}`), 0o644)
+	same := filepath.Join(t.TempDir(), "same.json")
+	os.WriteFile(same, committed, 0o644)
+	head := git(t, repo, "rev-parse", "HEAD")
+	for _, c := range []struct {
+		name  string
+		setup func()
+		input string
+		want  string
+	}{
+		{"a file with uncommitted changes", func() { os.WriteFile(vpc, []byte(`{"az_count": 7}`), 0o644) }, proposal, "uncommitted changes"},
+		{"a detached HEAD", func() { git(t, repo, "checkout", "-q", "--detach") }, proposal, "HEAD is detached"},
+		{"the committed config again", func() {}, same, "nothing to change, nothing queued"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.setup()
+			defer func() {
+				git(t, repo, "checkout", "-q", "main")
+				os.WriteFile(vpc, committed, 0o644)
+			}()
+			code, _, errOut := karmaWith(t, g, append([]string{"propose-change", "vpc", "core", "--env", "prod", "--input", c.input}, base...)...)
+			if code == 0 || !strings.Contains(errOut, c.want) {
+				t.Errorf("exit %d, stderr %q; want a failure saying %q", code, errOut, c.want)
+			}
+			if got := git(t, repo, "rev-parse", "HEAD"); got != head {
+				t.Errorf("HEAD moved to %s", got)
+			}
+			if n := len(changeSets(t, state)); n != 0 {
+				t.Errorf("%d change sets queued", n)
+			}
+		})
+	}
+	notGit := t.TempDir()
+	code, _, errOut := karmaWith(t, g, "propose-change", "vpc", "core", "--env", "prod", "--input", proposal, "--repo", notGit, "--state-dir", t.TempDir())
+	if code == 0 || !strings.Contains(errOut, "not in a git repository") {
+		t.Errorf("outside a git repository: exit %d, %s", code, errOut)
+	}
+}
+
+// A later change set waits behind an earlier one awaiting approval; superseding is explicit and
+// recorded in the lineage with the change set that replaced it.
+func TestSupersedeIsExplicitAndRecorded(t *testing.T) {
+	needTerraform(t)
+	repo, state := demoRepo(t)
+	g := &globals{paramsBackend: "embedded"}
+	base := []string{"--repo", repo, "--state-dir", state}
+	karmaOK(t, g, append([]string{"ingest", "commit", "--auto-approve"}, base...)...)
+	karmaOK(t, g, append([]string{"apply", "--auto-approve"}, base...)...)
+
+	vpc := filepath.Join(repo, "iac", "prod", "vpc", "core", "config.json")
+	editJSON(t, vpc, func(d map[string]any) { d["az_count"] = 4 })
+	a := commitAs(t, repo, "Ann", "four AZs")
+	editJSON(t, vpc, func(d map[string]any) { d["az_count"] = 5 })
+	b := commitAs(t, repo, "Ben", "five AZs")
+	karmaOK(t, g, append([]string{"ingest", "commit", a}, base...)...) // needs review
+	karmaOK(t, g, append([]string{"ingest", "commit", "--auto-approve", b}, base...)...)
+	out := karmaOK(t, g, append([]string{"plan"}, base...)...)
+	csA, csB := changeSetOf(t, state, a, "prod"), changeSetOf(t, state, b, "prod")
+	if csA.Nodes["prod/vpc/core"].State != changeset.Planned || len(csB.QueuedBehind) != 1 || csB.Started {
+		t.Fatalf("A %s, B queued behind %v (started %v); want A planned, B waiting\n%s", csA.Nodes["prod/vpc/core"].State, csB.QueuedBehind, csB.Started, out)
+	}
+	// Nothing is replaced silently: without supersede, B keeps waiting.
+	karmaOK(t, g, append([]string{"apply", "--auto-approve", csB.ID}, base...)...)
+	if cs := changeSetOf(t, state, b, "prod"); cs.Started {
+		t.Fatal("B started while A waits for approval")
+	}
+	code, _, errOut := karmaWith(t, g, append([]string{"supersede", csB.ID, "--by", csA.ID}, base...)...)
+	if code == 0 || !strings.Contains(errOut, "not later than") {
+		t.Errorf("superseding the later by the earlier: exit %d %s", code, errOut)
+	}
+	karmaOK(t, g, append([]string{"supersede", csA.ID, "--by", csB.ID, "--as", "grace"}, base...)...)
+	karmaOK(t, g, append([]string{"apply", "--auto-approve", csB.ID}, base...)...)
+
+	csA, csB = changeSetOf(t, state, a, "prod"), changeSetOf(t, state, b, "prod")
+	na := csA.Nodes["prod/vpc/core"]
+	if na.State != changeset.Skipped || na.Reason != changeset.ReasonSuperseded || !strings.Contains(na.Detail, csB.ID) || !strings.Contains(na.Detail, b) || !strings.Contains(na.Detail, "grace") {
+		t.Errorf("A's vpc/core: %s %s %q; want skipped, superseded by B naming its commit and who", na.State, na.Reason, na.Detail)
+	}
+	if got := deployedAZs(t, csB); got != 5 {
+		t.Errorf("B deployed az_count %v, want 5", got)
+	}
+	l, _, _ := stores(t, state)
+	ds, err := l.Deployments(context.Background(), "prod/vpc/core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, d := range ds {
+		if d.ChangeSetID == csA.ID && d.Status == lineage.StatusSkipped && strings.Contains(d.Detail, "superseded by change set "+csB.ID) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the lineage of prod/vpc/core does not record A superseded by B: %+v", ds)
+	}
+}

@@ -1,0 +1,106 @@
+package changeset
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+)
+
+// Ordering between change sets. Two change sets of one environment that may deploy the same
+// component deploy it in the order they were created (commit order, for pushes): the later one
+// is queued behind the earlier until that one is done — every node settled — and only then
+// decides anything. A later change set may take over what is left of an earlier one only
+// explicitly (Supersede): the earlier one's undecided and unapproved nodes are skipped with
+// reason "superseded" and the name of the change set that replaced them, so the lineage says
+// so; nothing is ever replaced silently.
+
+// Overlaps reports whether two change sets share a component.
+func (cs *ChangeSet) Overlaps(other *ChangeSet) bool {
+	small, big := cs, other
+	if len(small.Nodes) > len(big.Nodes) {
+		small, big = big, small
+	}
+	for id := range small.Nodes {
+		if _, ok := big.Nodes[id]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// QueueBehind sets QueuedBehind to the change sets among earlier that are not done and share
+// a component with cs, sorted.
+func (cs *ChangeSet) QueueBehind(earlier []*ChangeSet) {
+	cs.QueuedBehind = nil
+	for _, e := range earlier {
+		if e.ID != cs.ID && e.Env == cs.Env && !e.Done() && cs.Overlaps(e) {
+			cs.QueuedBehind = append(cs.QueuedBehind, e.ID)
+		}
+	}
+	sort.Strings(cs.QueuedBehind)
+}
+
+// Release removes done from QueuedBehind and starts the change set when nothing is left ahead
+// of it. It reports whether the change set started.
+func (cs *ChangeSet) Release(done ...string) bool {
+	cs.QueuedBehind = slices.DeleteFunc(cs.QueuedBehind, func(id string) bool { return slices.Contains(done, id) })
+	if len(cs.QueuedBehind) > 0 || cs.Started {
+		return false
+	}
+	cs.Start()
+	return true
+}
+
+// ErrInFlight refuses to supersede a change set while one of its deployments is being planned
+// or applied: what it does cannot be taken back, so it must finish first.
+var ErrInFlight = errors.New("changeset: a deployment is in flight")
+
+// ErrCannotSupersede refuses a supersession: only a later change set of the same environment that
+// deploys some of the same components may supersede one that is not done.
+var ErrCannotSupersede = errors.New("changeset: cannot supersede")
+
+// CanBeSupersededBy reports why by may not supersede cs, or nil. A deployment in flight is
+// refused by Supersede itself (ErrInFlight).
+func (cs *ChangeSet) CanBeSupersededBy(by *ChangeSet) error {
+	switch {
+	case cs.ID == by.ID:
+		return fmt.Errorf("%w: change set %s cannot supersede itself", ErrCannotSupersede, cs.ID)
+	case cs.Env != by.Env:
+		return fmt.Errorf("%w: change set %s is in %s, %s in %s", ErrCannotSupersede, cs.ID, cs.Env, by.ID, by.Env)
+	case !by.CreatedAt.After(cs.CreatedAt):
+		return fmt.Errorf("%w: change set %s is not later than %s", ErrCannotSupersede, by.ID, cs.ID)
+	case !cs.Overlaps(by):
+		return fmt.Errorf("%w: change set %s deploys none of the components of %s", ErrCannotSupersede, by.ID, cs.ID)
+	case cs.Done():
+		return fmt.Errorf("%w: change set %s is already done: nothing left to supersede", ErrCannotSupersede, cs.ID)
+	}
+	return nil
+}
+
+// Supersede skips every node of cs that is not settled — pending, or planned and waiting for
+// approval — with reason "superseded" and a detail naming by, and marks cs superseded. It
+// refuses while a node is scheduled (being planned or applied).
+func (cs *ChangeSet) Supersede(by, detail string) error {
+	var inFlight []string
+	for id, n := range cs.Nodes {
+		if n.State == Scheduled {
+			inFlight = append(inFlight, id)
+		}
+	}
+	if len(inFlight) > 0 {
+		sort.Strings(inFlight)
+		return fmt.Errorf("change set %s: %w (%v being planned or applied): wait for it to finish, then supersede", cs.ID, ErrInFlight, inFlight)
+	}
+	cs.SupersededBy = by
+	cs.QueuedBehind = nil
+	cs.Started = true
+	for _, id := range cs.order() {
+		n := cs.Nodes[id]
+		if n.Settled() {
+			continue
+		}
+		n.State, n.Reason, n.Detail, n.Plan, n.Announced = Skipped, ReasonSuperseded, detail, nil, false
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package configrepo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/usekarma/karma/shared/gitrepo"
+)
+
+// completeMarker is written last into a materialized modules folder: a folder without it was
+// left half-written (a crash) and is written again.
+const completeMarker = ".karma-complete"
+
+// ModulesDir returns a folder on disk holding the modules folder of commit, exactly as the
+// commit has it: ModulesRoot/<git tree id of the modules folder>. The folder is written once
+// per content (a temporary folder renamed into place), so commits that do not change the
+// modules share it and Terraform is not initialised again. A modules folder given as an
+// absolute path (outside the repository, not versioned with it) is returned as it is.
+func (s *Source) ModulesDir(ctx context.Context, commit string) (string, error) {
+	settings, err := s.SettingsAt(ctx, commit)
+	if err != nil {
+		return "", err
+	}
+	if filepath.IsAbs(settings.ModulesDir) {
+		return settings.ModulesDir, nil
+	}
+	tree, err := s.Repo.Tree(ctx, commit)
+	if err != nil {
+		return "", err
+	}
+	dir := path.Clean(filepath.ToSlash(settings.ModulesDir))
+	id, err := tree.Hash(dir)
+	if err != nil {
+		return "", fmt.Errorf("%s: modules folder %s: %w", tree, dir, err)
+	}
+	dest := filepath.Join(s.ModulesRoot, id)
+	if _, err := os.Stat(filepath.Join(dest, completeMarker)); err == nil {
+		return dest, nil
+	}
+	sub, err := fs.Sub(tree, dir)
+	if err != nil {
+		return "", err
+	}
+	if err := materialize(sub, dest); err != nil {
+		return "", fmt.Errorf("%s: modules folder %s: %w", tree, dir, err)
+	}
+	return dest, nil
+}
+
+// materialize writes every file of fsys under dest (via a temporary folder renamed into place).
+// Symbolic links are refused: a module's files must be the commit's own.
+func materialize(fsys fs.FS, dest string) error {
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dest), ".tmp-"+filepath.Base(dest)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(tmp, filepath.FromSlash(p))
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			return fmt.Errorf("%s: %w", p, gitrepo.ErrSymlink)
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case !d.Type().IsRegular():
+			return fmt.Errorf("%s: not a regular file", p)
+		}
+		data, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if info, err := d.Info(); err == nil && info.Mode()&0o111 != 0 {
+			mode = 0o755
+		}
+		return os.WriteFile(target, data, mode)
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, completeMarker), nil, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		if _, serr := os.Stat(filepath.Join(dest, completeMarker)); serr == nil {
+			return nil // written meanwhile by another worker
+		}
+		// A half-written folder from a crash: replace it.
+		if rerr := os.RemoveAll(dest); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return os.Rename(tmp, dest)
+	}
+	return nil
+}

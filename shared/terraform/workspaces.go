@@ -1,0 +1,55 @@
+package terraform
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// Modules gives the folder that holds one Terraform module per component type, as it is in a
+// commit of the config repository: plan and apply deploy the modules of the commit a change set
+// was built from, never those of a working tree.
+type Modules interface {
+	ModulesDir(ctx context.Context, commit string) (string, error)
+}
+
+// StaticModules is one modules folder whatever the commit: tests, and a modules folder that
+// lies outside the config repository (not versioned with it).
+type StaticModules string
+
+// ModulesDir returns the folder.
+func (m StaticModules) ModulesDir(context.Context, string) (string, error) { return string(m), nil }
+
+// Workspaces says where component workspaces live and where each commit's modules are.
+type Workspaces struct {
+	WorkDir string  // e.g. .karma/work; a component's workspace is WorkDir/<env>/<type>/<nickname>
+	Modules Modules // the modules folder of a commit
+	Prefix  string  // Parameter Store prefix
+}
+
+// For builds the workspace of a component id with its config and the module of its type at
+// commit.
+func (ws Workspaces) For(ctx context.Context, component, commit string, config json.RawMessage) (Workspace, error) {
+	parts := strings.SplitN(component, "/", 3)
+	if len(parts) != 3 {
+		return Workspace{}, fmt.Errorf("bad component id %q", component)
+	}
+	root, err := filepath.Abs(filepath.Join(ws.WorkDir, parts[0], parts[1], parts[2]))
+	if err != nil {
+		return Workspace{}, err
+	}
+	if ws.Modules == nil {
+		return Workspace{}, fmt.Errorf("workspace %s: no modules configured", component)
+	}
+	modules, err := ws.Modules.ModulesDir(ctx, commit)
+	if err != nil {
+		return Workspace{}, err
+	}
+	mod, err := filepath.Abs(filepath.Join(modules, parts[1]))
+	if err != nil {
+		return Workspace{}, err
+	}
+	return Workspace{Root: root, ModuleDir: mod, Env: parts[0], Type: parts[1], Nickname: parts[2], Prefix: ws.Prefix, Config: config}, nil
+}

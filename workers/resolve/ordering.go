@@ -1,0 +1,147 @@
+package resolve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/pipeline"
+)
+
+// Ordering between change sets (shared/changeset): a new change set waits behind every earlier,
+// unfinished change set of its environment that shares a component with it, and starts when the
+// last of them is done — or explicitly superseded (change.superseded). The change set that
+// finishes releases the ones queued behind it, in the handler of the event that finished it.
+
+// queue fills cs.QueuedBehind and starts cs when nothing is ahead of it.
+func (w *Worker) queue(ctx context.Context, cs *changeset.ChangeSet) error {
+	if cs.Rejected == "" {
+		earlier, err := w.active(ctx, cs.Env, cs.ID)
+		if err != nil {
+			return err
+		}
+		cs.QueueBehind(earlier)
+	}
+	cs.Start()
+	return nil
+}
+
+// active lists the change sets of env that are not done, except id.
+func (w *Worker) active(ctx context.Context, env, except string) ([]*changeset.ChangeSet, error) {
+	all, err := w.ChangeSets.List(ctx)
+	if err != nil {
+		return nil, pipeline.Transient(err)
+	}
+	var out []*changeset.ChangeSet
+	for _, cs := range all {
+		if cs.Env == env && cs.ID != except && !cs.Done() {
+			out = append(out, cs)
+		}
+	}
+	return out, nil
+}
+
+// recheck releases a just-created change set from earlier ones that finished meanwhile.
+func (w *Worker) recheck(ctx context.Context, id string) (*changeset.ChangeSet, error) {
+	return w.ChangeSets.Update(ctx, id, func(cs *changeset.ChangeSet) error {
+		var done []string
+		for _, ahead := range cs.QueuedBehind {
+			other, err := w.ChangeSets.Get(ctx, ahead)
+			if errors.Is(err, changeset.ErrNotFound) || (err == nil && other.Done()) {
+				done = append(done, ahead)
+			} else if err != nil {
+				return err
+			}
+		}
+		cs.Release(done...)
+		return nil
+	})
+}
+
+// release starts the change sets queued behind finished (which is done), and returns their
+// first decisions. The messages continue each released change set's own story: its
+// correlation, caused by in (the event that finished the one ahead).
+func (w *Worker) release(ctx context.Context, in message.Envelope, finished *changeset.ChangeSet) ([]message.Envelope, error) {
+	waiting, err := w.active(ctx, finished.Env, finished.ID)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(waiting, func(i, j int) bool { return waiting[i].CreatedAt.Before(waiting[j].CreatedAt) })
+	var out []message.Envelope
+	for _, cs := range waiting {
+		if !contains(cs.QueuedBehind, finished.ID) {
+			continue
+		}
+		updated, err := w.ChangeSets.Update(ctx, cs.ID, func(cs *changeset.ChangeSet) error {
+			cs.Release(finished.ID)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		msgs, err := w.announce(ctx, continuing(in, updated), updated, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, msgs...)
+	}
+	return out, nil
+}
+
+// continuing is in as the cause of messages of another change set: derived messages take the
+// correlation of that change set's root.
+func continuing(in message.Envelope, cs *changeset.ChangeSet) message.Envelope {
+	in.CorrelationID = cs.CorrelationID
+	return in
+}
+
+// superseded skips what is left of a change set in favour of a later one, then releases what
+// was queued behind it.
+func (w *Worker) superseded(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+	var p message.ChangeSuperseded
+	if err := message.Decode(in, &p); err != nil {
+		return nil, err
+	}
+	by, err := w.ChangeSets.Get(ctx, p.SupersededBy)
+	if err != nil {
+		return nil, pipeline.Permanent(fmt.Errorf("resolve: superseding %s: the later change set %s: %w", p.ChangeSetID, p.SupersededBy, err))
+	}
+	detail := fmt.Sprintf("superseded by change set %s", by.ID)
+	if by.Commit != "" {
+		detail += " (commit " + by.Commit + ")"
+	}
+	detail += ", at the request of " + in.Actor.Name
+	cs, err := w.ChangeSets.Update(ctx, p.ChangeSetID, func(cs *changeset.ChangeSet) error {
+		if cs.SupersededBy == by.ID {
+			return nil // a redelivery: announce what is left to announce
+		}
+		if err := cs.CanBeSupersededBy(by); err != nil {
+			return err
+		}
+		return cs.Supersede(by.ID, detail)
+	})
+	if err != nil {
+		if errors.Is(err, changeset.ErrNotFound) || errors.Is(err, changeset.ErrCannotSupersede) || errors.Is(err, changeset.ErrInFlight) {
+			return nil, pipeline.Permanent(fmt.Errorf("resolve: superseding %s by %s: %w", p.ChangeSetID, p.SupersededBy, err))
+		}
+		return nil, err
+	}
+	out, err := w.announce(ctx, in, cs, false)
+	if err != nil {
+		return nil, err
+	}
+	released, err := w.release(ctx, in, cs)
+	return append(out, released...), err
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
