@@ -34,24 +34,30 @@ type checkpointPart struct {
 
 func checkpointCorrelation(digest string) string { return "checkpoint/" + digest }
 
-// SaveCheckpoint records cp in the log (CheckpointChain), attributed to actor (kind, name).
-func SaveCheckpoint(ctx context.Context, l Log, cp Checkpoint, actorKind, actor string) error {
+// SaveCheckpoint records cp in the log (CheckpointChain), attributed to actor (kind, name), and
+// returns the checkpoint as the log keeps it: cp, or, when a checkpoint with the same digest
+// was saved before, that one (with its earlier TakenAt).
+func SaveCheckpoint(ctx context.Context, l Log, cp Checkpoint, actorKind, actor string) (Checkpoint, error) {
 	parts := splitHeads(cp.Heads)
 	recs := make([]Record, len(parts))
 	for i, heads := range parts {
 		body, err := json.Marshal(checkpointPart{Digest: cp.Digest, TakenAt: cp.TakenAt,
 			Chains: cp.Chains, Records: cp.Records, Part: i + 1, Parts: len(parts), Heads: heads})
 		if err != nil {
-			return fmt.Errorf("audit: save checkpoint: %w", err)
+			return cp, fmt.Errorf("audit: save checkpoint: %w", err)
 		}
 		recs[i] = Record{MessageID: fmt.Sprintf("checkpoint/%s/%d", cp.Digest, i+1), Type: CheckpointType, Version: 1,
 			Chain: CheckpointChain, CorrelationID: checkpointCorrelation(cp.Digest), ActorKind: actorKind, Actor: actor,
 			OccurredAt: cp.TakenAt, Body: body}
 	}
-	if _, err := l.Append(ctx, recs...); err != nil {
-		return fmt.Errorf("audit: save checkpoint %s: %w", Short(cp.Digest), err)
+	n, err := l.Append(ctx, recs...)
+	if err != nil {
+		return cp, fmt.Errorf("audit: save checkpoint %s: %w", Short(cp.Digest), err)
 	}
-	return nil
+	if n == len(recs) {
+		return cp, nil
+	}
+	return LoadCheckpoint(ctx, l, cp.Digest)
 }
 
 // splitHeads cuts heads into parts of at most maxPartBytes (at least one part, maybe empty).

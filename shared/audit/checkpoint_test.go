@@ -84,15 +84,15 @@ func TestTakeCheckpointIsStable(t *testing.T) {
 	if cp1.Chains != 2 || cp1.Records != 3 {
 		t.Errorf("checkpoint = %d chains, %d records; want 2, 3", cp1.Chains, cp1.Records)
 	}
-	if err := audit.SaveCheckpoint(ctx, l, cp1, "cli", "auditor"); err != nil {
+	if _, err := audit.SaveCheckpoint(ctx, l, cp1, "cli", "auditor"); err != nil {
 		t.Fatal(err)
 	}
 	cp2, err := audit.TakeCheckpoint(ctx, l, at.Add(time.Hour))
 	if err != nil || cp2.Digest != cp1.Digest {
 		t.Fatalf("second checkpoint: %v, digest %s; want %s", err, cp2.Digest, cp1.Digest)
 	}
-	if err := audit.SaveCheckpoint(ctx, l, cp2, "cli", "auditor"); err != nil {
-		t.Fatal(err)
+	if kept, err := audit.SaveCheckpoint(ctx, l, cp2, "cli", "auditor"); err != nil || !kept.TakenAt.Equal(cp1.TakenAt) {
+		t.Fatalf("SaveCheckpoint of the same digest = taken %v, %v; want the first one's time %v", kept.TakenAt, err, cp1.TakenAt)
 	}
 	if recs, _ := l.Query(ctx, audit.Query{Correlation: "checkpoint/" + cp1.Digest}); len(recs) != 1 || recs[0].Chain != audit.CheckpointChain {
 		t.Errorf("one checkpoint saved twice: %d record(s), want 1 in %s", len(recs), audit.CheckpointChain)
@@ -116,7 +116,7 @@ func TestCheckpointInParts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := audit.SaveCheckpoint(ctx, l, cp, "cli", "auditor"); err != nil {
+	if _, err := audit.SaveCheckpoint(ctx, l, cp, "cli", "auditor"); err != nil {
 		t.Fatal(err)
 	}
 	parts, _ := l.Query(ctx, audit.Query{Correlation: "checkpoint/" + cp.Digest})
@@ -151,7 +151,7 @@ func TestLoadCheckpointAltered(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := audit.SaveCheckpoint(ctx, l, cp, "cli", "auditor"); err != nil {
+			if _, err := audit.SaveCheckpoint(ctx, l, cp, "cli", "auditor"); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := db.SQL.Exec(tc.sql); err != nil {

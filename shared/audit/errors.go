@@ -16,11 +16,14 @@ type TamperError struct {
 	What  string `json:"what"`
 }
 
-func (e *TamperError) Error() string {
+func (e *TamperError) Error() string { return ErrTampered.Error() + ": " + e.Link() }
+
+// Link names the broken link: "chain <chain>: seq <n>: <what>".
+func (e *TamperError) Link() string {
 	if e.Seq == 0 {
-		return fmt.Sprintf("%v: chain %s: %s", ErrTampered, e.Chain, e.What)
+		return fmt.Sprintf("chain %s: %s", e.Chain, e.What)
 	}
-	return fmt.Sprintf("%v: chain %s: seq %d: %s", ErrTampered, e.Chain, e.Seq, e.What)
+	return fmt.Sprintf("chain %s: seq %d: %s", e.Chain, e.Seq, e.What)
 }
 
 // Unwrap makes errors.Is(err, ErrTampered) true.

@@ -135,7 +135,7 @@ func WriteCheckpoint(ctx context.Context, l Log, w Witness, actorKind, actor str
 	if err != nil {
 		return Checkpoint{}, Witnessed{}, err
 	}
-	if err := SaveCheckpoint(ctx, l, cp, actorKind, actor); err != nil {
+	if cp, err = SaveCheckpoint(ctx, l, cp, actorKind, actor); err != nil {
 		return cp, Witnessed{}, err
 	}
 	history, err := w.History(ctx)

@@ -86,8 +86,10 @@ func testCheckpoint(t *testing.T, f fixture) {
 	cp1 := f.checkpoint(t)
 	// Other subtests may append meanwhile, so the digest of the whole log is not stable here
 	// (shared/audit's own tests check that it is); saving the same checkpoint again is a no-op.
-	if err := audit.SaveCheckpoint(ctx, f.log, cp1, "test", "auditor"); err != nil {
-		t.Fatalf("SaveCheckpoint again: %v", err)
+	again := cp1
+	again.TakenAt = cp1.TakenAt.Add(time.Hour)
+	if kept, err := audit.SaveCheckpoint(ctx, f.log, again, "test", "auditor"); err != nil || !kept.TakenAt.Equal(cp1.TakenAt) {
+		t.Fatalf("SaveCheckpoint again = taken %v, %v; want the first one (taken %v)", kept.TakenAt, err, cp1.TakenAt)
 	}
 	if parts := f.query(t, audit.Query{Correlation: "checkpoint/" + cp1.Digest}); len(parts) != 1 || parts[0].Chain != audit.CheckpointChain {
 		t.Errorf("checkpoint %s saved twice: %d records, want 1 in %s", cp1.Digest, len(parts), audit.CheckpointChain)
@@ -129,10 +131,11 @@ func (f fixture) checkpoint(t *testing.T) audit.Checkpoint {
 	if err != nil {
 		t.Fatalf("TakeCheckpoint: %v", err)
 	}
-	if err := audit.SaveCheckpoint(t.Context(), f.log, cp, "test", "auditor"); err != nil {
+	kept, err := audit.SaveCheckpoint(t.Context(), f.log, cp, "test", "auditor")
+	if err != nil {
 		t.Fatalf("SaveCheckpoint: %v", err)
 	}
-	return cp
+	return kept
 }
 
 // expectBroken runs VerifyLog over the fixture's chains (against cp when set) and checks it
