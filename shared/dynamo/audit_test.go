@@ -503,3 +503,24 @@ func TestAuditChainRemovedFromDirectory(t *testing.T) {
 	}
 	t.Log(rep.Err())
 }
+
+// A checkpoint reads the chain directory (one Query per 1 MB page) and the heads (one
+// BatchGetItem per 100 chains); nothing else, whatever the number of records.
+func TestAuditHeadsRequests(t *testing.T) {
+	l, _, _, c := newAuditLog(t)
+	var recs []audit.Record
+	for i := range 250 {
+		recs = append(recs, rec(fmt.Sprintf("m%03d", i), fmt.Sprintf("dev/app/c%03d", i%125), base.Add(time.Duration(i)*time.Second)))
+	}
+	if _, err := l.Append(t.Context(), recs...); err != nil {
+		t.Fatal(err)
+	}
+	c.reset()
+	cp, err := audit.TakeCheckpoint(t.Context(), l, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ops := c.reset(); cp.Chains != 125 || cp.Records != 250 || ops["Query"] != 1 || ops["BatchGetItem"] != 2 || len(ops) != 2 {
+		t.Errorf("checkpoint of %d chains, %d records took %v; want 125, 250 with 1 Query and 2 BatchGetItem", cp.Chains, cp.Records, ops)
+	}
+}

@@ -170,29 +170,26 @@ func (l *AuditLog) Append(ctx context.Context, recs ...audit.Record) (int, error
 	return added, nil
 }
 
-// appendHead is the head to append to chain after: its stored head, refused when it does not
-// match the chain's records (see the contract).
+// appendHead is the head to append to chain after: its stored head. A chain without one must
+// have no records either (see the contract).
 func appendHead(ctx context.Context, tx *sql.Tx, chain string) (audit.Head, error) {
 	h := audit.Head{Chain: chain}
 	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_heads WHERE chain = ?`, chain).Scan(&h.Seq, &h.Hash)
-	stored := err == nil
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if !errors.Is(err, sql.ErrNoRows) {
 		return h, err
 	}
 	var last int64
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM audit WHERE chain = ?`, chain).Scan(&last); err != nil {
 		return h, err
 	}
-	switch {
-	case !stored && last > 0:
+	if last > 0 {
 		return h, &audit.TamperError{Chain: chain, Seq: last, What: "the chain's head is missing; not appending until it is restored"}
-	case h.Seq < last:
-		return h, &audit.TamperError{Chain: chain, Seq: h.Seq + 1, What: fmt.Sprintf("beyond the chain's head (seq %d); not appending until it is restored", h.Seq)}
 	}
 	return h, nil
 }
 
-// insertRecord chains r after h (setting its Seq, PrevHash and Hash) and inserts it.
+// insertRecord chains r after h (setting its Seq, PrevHash and Hash) and inserts it. A record
+// already stored at that seq means the head was rolled back behind the chain's records.
 func insertRecord(ctx context.Context, tx *sql.Tx, r *audit.Record, h audit.Head) error {
 	r.OccurredAt = r.OccurredAt.UTC()
 	body := []byte(r.Body)
@@ -205,5 +202,12 @@ func insertRecord(ctx context.Context, tx *sql.Tx, r *audit.Record, h audit.Head
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.MessageID, r.Chain, r.Seq, r.Type, r.Version, r.Env,
 		r.Component, r.DeploymentID, r.CorrelationID, r.CausationID, r.ActorKind, r.Actor,
 		r.OccurredAt.UnixNano(), body, r.PrevHash, r.Hash)
+	if err != nil {
+		// A failed statement leaves the transaction usable: ask why it failed.
+		var taken bool
+		if tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit WHERE chain = ? AND seq = ?)`, r.Chain, r.Seq).Scan(&taken) == nil && taken {
+			return &audit.TamperError{Chain: r.Chain, Seq: r.Seq, What: fmt.Sprintf("beyond the chain's head (seq %d); not appending until it is restored", h.Seq)}
+		}
+	}
 	return err
 }

@@ -287,3 +287,28 @@ func TestAuditLogAppendToAlteredChain(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkAuditAppend: the audit stage's batches (10 records over 5 chains, one Append) and
+// single records, on one file.
+func BenchmarkAuditAppend(b *testing.B) {
+	for _, size := range []int{1, 10} {
+		b.Run(fmt.Sprintf("batch of %d", size), func(b *testing.B) {
+			l, err := embedded.NewAuditLog(b.Context(), queueTestDB(b, ""))
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			b.ResetTimer()
+			for i := range b.N {
+				recs := make([]audit.Record, size)
+				for j := range recs {
+					recs[j] = auditRecord(fmt.Sprintf("m%d-%d", i, j), fmt.Sprintf("chain-%d", j%5), now)
+				}
+				if _, err := l.Append(b.Context(), recs...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
