@@ -8,22 +8,36 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/usekarma/karma/shared/audit"
+	auditw "github.com/usekarma/karma/workers/audit"
 )
 
 func newAuditCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "audit",
-		Short: "Query and verify the audit log",
+		Short: "Query and verify the audit log; checkpoint its chain heads",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE:  func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
+	c.AddCommand(newAuditLogCmd(g), newAuditHeadCmd(g), newAuditVerifyCmd(g))
+	return c
+}
+
+func newAuditLogCmd(g *globals) *cobra.Command {
 	var q audit.Query
 	var since string
 	var asJSON bool
-	logCmd := &cobra.Command{
+	c := &cobra.Command{
 		Use:   "log [--component ID] [--since T] [--actor A] [--correlation ID] [--json]",
-		Short: "Every message of every stage, oldest first",
-		Args:  argsUsage(cobra.NoArgs),
+		Short: "Every message of every stage, oldest first: who caused it, who approved it, and why",
+		Long: `Every message of every stage, oldest first. Each line reads
+
+  <time UTC>  <type>  <chain>#<seq>  by <author>; approved by <approver>; cause: <why>
+
+author: who caused the root change, as recorded at its source (git author, IAM principal, CLI
+user); approver: who approved a held plan (deployment.approved), distinct from the author;
+cause: the commit, parameter@version, change request or upstream deployment behind the entry
+(from its payload), why it was skipped or failed, else the message it answered.`,
+		Args: argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if since != "" {
 				t, err := parseSince(since)
@@ -42,51 +56,20 @@ func newAuditCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				if recs == nil {
-					recs = []audit.Record{}
-				}
-				return writeJSON(c.OutOrStdout(), recs)
+				return writeJSON(c.OutOrStdout(), explainAll(recs))
 			}
 			printAudit(c.OutOrStdout(), recs)
 			return nil
 		},
 	}
-	f := logCmd.Flags()
+	f := c.Flags()
 	f.StringVar(&q.Component, "component", "", "component id <env>/<type>/<nickname>")
 	f.StringVar(&q.Actor, "actor", "", "who caused it (as recorded: git author, IAM principal, CLI user)")
 	f.StringVar(&q.Correlation, "correlation", "", "root cause id (change id)")
 	f.StringVar(&q.DeploymentID, "deployment", "", "deployment id")
 	f.StringVar(&since, "since", "", "RFC 3339 time or a duration ago (e.g. 1h)")
 	f.IntVar(&q.Limit, "limit", 0, "at most this many records")
-	f.BoolVar(&asJSON, "json", false, "print JSON")
-	verify := &cobra.Command{
-		Use:   "verify",
-		Short: "Recompute every chain's hashes; exit 1 if any record was altered, removed or reordered",
-		Args:  argsUsage(cobra.NoArgs),
-		RunE: func(c *cobra.Command, _ []string) error {
-			s, st, err := g.openStack(c.Context())
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			chains, err := st.audit.Chains(c.Context())
-			if err != nil {
-				return err
-			}
-			var bad []string
-			for _, ch := range chains {
-				if err := st.audit.Verify(c.Context(), ch); err != nil {
-					bad = append(bad, err.Error())
-				}
-			}
-			if len(bad) > 0 {
-				return fmt.Errorf("%s", strings.Join(bad, "\n"))
-			}
-			fmt.Fprintf(c.OutOrStdout(), "%d chain(s) verified\n", len(chains))
-			return nil
-		},
-	}
-	c.AddCommand(logCmd, verify)
+	f.BoolVar(&asJSON, "json", false, "print JSON: each record with its explanation")
 	return c
 }
 
@@ -101,20 +84,43 @@ func parseSince(s string) (time.Time, error) {
 	return t, nil
 }
 
-func printAudit(w io.Writer, recs []audit.Record) {
-	for _, r := range recs {
-		subject := r.Component
-		if subject == "" {
-			subject = r.Chain
-		}
-		fmt.Fprintf(w, "%s  %-22s %-36s %-16s %s#%d\n", r.OccurredAt.Format("15:04:05.000"), r.Type, subject, truncate(r.Actor, 16), r.Chain, r.Seq)
-	}
-	fmt.Fprintf(w, "%d record(s)\n", len(recs))
+// explainedRecord is a record as `audit log --json` prints it.
+type explainedRecord struct {
+	audit.Record
+	Explanation auditw.Explanation `json:"explanation"`
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+func explainAll(recs []audit.Record) []explainedRecord {
+	out := make([]explainedRecord, len(recs))
+	for i, r := range recs {
+		out[i] = explainedRecord{Record: r, Explanation: auditw.Explain(r)}
 	}
-	return s[:n-1] + "…"
+	return out
+}
+
+func printAudit(w io.Writer, recs []audit.Record) {
+	byID := make(map[string]audit.Record, len(recs))
+	for _, r := range recs {
+		byID[r.MessageID] = r
+	}
+	for _, r := range recs {
+		e := auditw.Explain(r)
+		parts := []string{"by " + e.Author}
+		if e.Approver != "" {
+			parts = append(parts, "approved by "+e.Approver)
+		}
+		cause := e.Cause
+		if cause == "" && r.CausationID != "" {
+			cause = "after message " + r.CausationID
+			if prev, ok := byID[r.CausationID]; ok {
+				cause = fmt.Sprintf("after %s %s#%d", prev.Type, prev.Chain, prev.Seq)
+			}
+		}
+		if cause != "" {
+			parts = append(parts, "cause: "+cause)
+		}
+		fmt.Fprintf(w, "%s  %-24s %-32s %s\n", r.OccurredAt.UTC().Format("2006-01-02T15:04:05.000Z"), r.Type,
+			fmt.Sprintf("%s#%d", r.Chain, r.Seq), strings.Join(parts, "; "))
+	}
+	fmt.Fprintf(w, "%d record(s)\n", len(recs))
 }

@@ -2,8 +2,19 @@
 // on message id), chained by hash per chain so that tampering is detectable. A record's chain is
 // its component id ("<env>/<type>/<nickname>") when it concerns one component, else
 // "change/<correlation id>". Within a chain records are numbered from 1; each record's Hash is
-// SHA-256 over its PrevHash and its canonical content (see Record.ComputeHash), so editing,
-// removing or reordering any record breaks Verify from that point on.
+// SHA-256 over its PrevHash and its canonical content (see Record.ComputeHash), and each chain
+// has a stored head (its last seq and hash), written with its records.
+//
+// What the chain alone proves, and what it needs a checkpoint for:
+//   - Editing, inserting, reordering or removing a record breaks a link (ChainCheck): Verify
+//     names the chain and the first seq that does not check out. Removing the newest records
+//     is caught by the stored head.
+//   - Removing the newest records and rolling the head back, removing a whole chain, or
+//     rewriting a chain consistently from scratch leaves a log that checks out on its own. A
+//     Checkpoint (the heads of every chain, hashed into one Digest, kept in the log and its
+//     digest written to a Witness outside it) catches those: VerifyLog with Against checks that
+//     every chain of the checkpoint still exists, at least that long, with the same hash there.
+//
 // Implementations: embedded (SQLite) and DynamoDB; one conformance suite (audittest).
 package audit
 
@@ -49,6 +60,13 @@ func (r Record) ComputeHash(prev string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// Head is where a chain ends: the seq and hash of its last record.
+type Head struct {
+	Chain string `json:"chain"`
+	Seq   int64  `json:"seq"`
+	Hash  string `json:"hash"`
+}
+
 // Query selects records; every set field must match. Results are ordered by OccurredAt, then
 // chain and Seq.
 type Query struct {
@@ -60,17 +78,25 @@ type Query struct {
 	Limit        int       // 0 = no limit
 }
 
-// ErrTampered is returned (wrapped) by Verify when a chain does not hash.
-var ErrTampered = errors.New("audit: chain does not verify")
+// ErrNotFound is returned (wrapped) by RecordAt when no record is stored at that seq, and by
+// LoadCheckpoint when the log holds no checkpoint with that digest.
+var ErrNotFound = errors.New("audit: not found")
 
 // Log is the audit log.
 type Log interface {
 	// Append adds records not yet present (by MessageID), assigning Seq, PrevHash and Hash
-	// within each record's chain. Returns how many were new.
+	// within each record's chain and moving the chain's head. Returns how many were new.
 	Append(ctx context.Context, recs ...Record) (int, error)
 	Query(ctx context.Context, q Query) ([]Record, error)
-	// Verify recomputes a chain's hashes; an error matching ErrTampered names the first bad Seq.
+	// Verify checks a chain's stored records and head (ChainCheck); a *TamperError names the
+	// first broken link. A chain with no records and no head verifies.
 	Verify(ctx context.Context, chain string) error
-	// Chains lists every chain name.
+	// Chains lists every chain name, sorted.
 	Chains(ctx context.Context) ([]string, error)
+	// Heads lists the stored head of every chain Chains lists, sorted by chain; a chain whose
+	// head is missing is listed with Seq 0 and no Hash.
+	Heads(ctx context.Context) ([]Head, error)
+	// RecordAt returns the record stored at seq of chain, as stored (not checked); an error
+	// matching ErrNotFound when there is none.
+	RecordAt(ctx context.Context, chain string, seq int64) (Record, error)
 }

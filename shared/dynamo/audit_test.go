@@ -27,29 +27,11 @@ func newAuditLog(t testing.TB) (*dynamo.AuditLog, *dynamodb.Client, string, *cou
 	return dynamo.NewAuditLog(client, names.Audit, dynamo.AuditOptions{}), client, names.Audit, c
 }
 
-// tamperBody edits a stored record's body behind the log's back.
-func tamperBody(t *testing.T, client *dynamodb.Client, table, chain string, seq int64) {
-	t.Helper()
-	_, err := client.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{
-		TableName: aws.String(table),
-		Key: map[string]types.AttributeValue{
-			"pk": &types.AttributeValueMemberS{Value: "CHAIN#" + chain},
-			"sk": &types.AttributeValueMemberS{Value: fmt.Sprintf("SEQ#%020d", seq)},
-		},
-		UpdateExpression:          aws.String("SET body = :b"),
-		ConditionExpression:       aws.String("attribute_exists(pk)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":b": &types.AttributeValueMemberS{Value: `{"forged":true}`}},
-	})
-	if err != nil {
-		t.Fatalf("tamper with %s seq %d: %v", chain, seq, err)
-	}
-}
-
 // One log, one table, every subtest: queries and chains must not see each other's records.
 func TestAuditLogConformance(t *testing.T) {
 	l, client, table, _ := newAuditLog(t)
 	audittest.RunWithTamper(t, func(t *testing.T) audit.Log { return l },
-		func(t *testing.T, _ audit.Log, chain string, seq int64) { tamperBody(t, client, table, chain, seq) })
+		func(*testing.T, audit.Log) audittest.Tamperer { return tamperer{client, table} })
 }
 
 // A fresh AuditLog per subtest on one table: what several processes see (no shared hints).
@@ -57,7 +39,74 @@ func TestAuditLogConformanceSeparateInstances(t *testing.T) {
 	client, _ := newClient(t)
 	table := newTables(t, client).Audit
 	audittest.RunWithTamper(t, func(t *testing.T) audit.Log { return dynamo.NewAuditLog(client, table, dynamo.AuditOptions{}) },
-		func(t *testing.T, _ audit.Log, chain string, seq int64) { tamperBody(t, client, table, chain, seq) })
+		func(*testing.T, audit.Log) audittest.Tamperer { return tamperer{client, table} })
+}
+
+// tamperer alters the audit table with raw DynamoDB calls, behind the log's back.
+type tamperer struct {
+	client *dynamodb.Client
+	table  string
+}
+
+func key(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: sk}}
+}
+
+func seqSK(seq int64) string { return fmt.Sprintf("SEQ#%020d", seq) }
+
+func (tp tamperer) Put(t *testing.T, r audit.Record) {
+	t.Helper()
+	if _, err := tp.client.PutItem(t.Context(), &dynamodb.PutItemInput{TableName: &tp.table, Item: dynamo.RecordItem(r)}); err != nil {
+		t.Fatalf("tamper: put %s seq %d: %v", r.Chain, r.Seq, err)
+	}
+}
+
+func (tp tamperer) Delete(t *testing.T, chain string, seq int64) {
+	t.Helper()
+	tp.delete(t, key("CHAIN#"+chain, seqSK(seq)))
+}
+
+func (tp tamperer) delete(t *testing.T, k map[string]types.AttributeValue) {
+	t.Helper()
+	if _, err := tp.client.DeleteItem(t.Context(), &dynamodb.DeleteItemInput{TableName: &tp.table, Key: k}); err != nil {
+		t.Fatalf("tamper: delete %v: %v", k, err)
+	}
+}
+
+func (tp tamperer) SetHead(t *testing.T, h audit.Head) {
+	t.Helper()
+	k := key("CHAIN#"+h.Chain, "HEAD")
+	if h.Seq == 0 {
+		tp.delete(t, k)
+		return
+	}
+	k["seq"] = &types.AttributeValueMemberN{Value: fmt.Sprint(h.Seq)}
+	k["hash"] = &types.AttributeValueMemberS{Value: h.Hash}
+	if _, err := tp.client.PutItem(t.Context(), &dynamodb.PutItemInput{TableName: &tp.table, Item: k}); err != nil {
+		t.Fatalf("tamper: set head of %s: %v", h.Chain, err)
+	}
+}
+
+// DropChain deletes the chain's records and head, their message id markers and the chain's
+// directory entry.
+func (tp tamperer) DropChain(t *testing.T, chain string) {
+	t.Helper()
+	pages := dynamodb.NewQueryPaginator(tp.client, &dynamodb.QueryInput{TableName: &tp.table,
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: "CHAIN#" + chain}}})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(t.Context())
+		if err != nil {
+			t.Fatalf("tamper: read %s: %v", chain, err)
+		}
+		for _, it := range page.Items {
+			tp.delete(t, map[string]types.AttributeValue{"pk": it["pk"], "sk": it["sk"]})
+			if id, ok := it["message_id"].(*types.AttributeValueMemberS); ok {
+				tp.delete(t, key("MSG#"+id.Value, "MSG"))
+			}
+		}
+	}
+	tp.delete(t, key("CHAINS", chain))
 }
 
 func rec(id, chain string, at time.Time) audit.Record {
@@ -236,43 +285,38 @@ func TestAuditAppendBatches(t *testing.T) {
 
 // The ways a chain can be altered behind the log's back, each found by Verify at its seq.
 func TestAuditTamperKinds(t *testing.T) {
-	key := func(chain string, sk string) map[string]types.AttributeValue {
-		return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "CHAIN#" + chain},
-			"sk": &types.AttributeValueMemberS{Value: sk}}
-	}
-	seqSK := func(seq int) string { return fmt.Sprintf("SEQ#%020d", seq) }
 	for name, tc := range map[string]struct {
 		alter   func(t *testing.T, client *dynamodb.Client, table, chain string) error
 		wantSeq string
 	}{
 		"deleted middle record": {func(t *testing.T, client *dynamodb.Client, table, chain string) error {
-			_, err := client.DeleteItem(t.Context(), &dynamodb.DeleteItemInput{TableName: &table, Key: key(chain, seqSK(2))})
+			_, err := client.DeleteItem(t.Context(), &dynamodb.DeleteItemInput{TableName: &table, Key: key("CHAIN#"+chain, seqSK(2))})
 			return err
 		}, "seq 2"},
 		"deleted last record (truncation)": {func(t *testing.T, client *dynamodb.Client, table, chain string) error {
-			_, err := client.DeleteItem(t.Context(), &dynamodb.DeleteItemInput{TableName: &table, Key: key(chain, seqSK(4))})
+			_, err := client.DeleteItem(t.Context(), &dynamodb.DeleteItemInput{TableName: &table, Key: key("CHAIN#"+chain, seqSK(4))})
 			return err
 		}, "seq 4"},
 		"edited actor": {func(t *testing.T, client *dynamodb.Client, table, chain string) error {
-			_, err := client.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{TableName: &table, Key: key(chain, seqSK(3)),
+			_, err := client.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{TableName: &table, Key: key("CHAIN#"+chain, seqSK(3)),
 				UpdateExpression:          aws.String("SET actor = :a"),
 				ExpressionAttributeValues: map[string]types.AttributeValue{":a": &types.AttributeValueMemberS{Value: "mallory"}}})
 			return err
 		}, "seq 3"},
 		"edited time": {func(t *testing.T, client *dynamodb.Client, table, chain string) error {
-			_, err := client.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{TableName: &table, Key: key(chain, seqSK(1)),
+			_, err := client.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{TableName: &table, Key: key("CHAIN#"+chain, seqSK(1)),
 				UpdateExpression: aws.String("SET occurred_at = :a"),
 				ExpressionAttributeValues: map[string]types.AttributeValue{
 					":a": &types.AttributeValueMemberS{Value: "2026-11-22T09:30:00.000000001Z"}}})
 			return err
 		}, "seq 1"},
 		"removed attribute": {func(t *testing.T, client *dynamodb.Client, table, chain string) error {
-			_, err := client.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{TableName: &table, Key: key(chain, seqSK(2)),
+			_, err := client.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{TableName: &table, Key: key("CHAIN#"+chain, seqSK(2)),
 				UpdateExpression: aws.String("REMOVE deployment_id")})
 			return err
 		}, "seq 2"},
 		"rehashed record": {func(t *testing.T, client *dynamodb.Client, table, chain string) error {
-			_, err := client.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{TableName: &table, Key: key(chain, seqSK(2)),
+			_, err := client.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{TableName: &table, Key: key("CHAIN#"+chain, seqSK(2)),
 				UpdateExpression:         aws.String("SET body = :b, #h = :h"),
 				ExpressionAttributeNames: map[string]string{"#h": "hash"},
 				ExpressionAttributeValues: map[string]types.AttributeValue{
@@ -280,7 +324,7 @@ func TestAuditTamperKinds(t *testing.T) {
 			return err
 		}, "seq 2"},
 		"deleted head": {func(t *testing.T, client *dynamodb.Client, table, chain string) error {
-			_, err := client.DeleteItem(t.Context(), &dynamodb.DeleteItemInput{TableName: &table, Key: key(chain, "HEAD")})
+			_, err := client.DeleteItem(t.Context(), &dynamodb.DeleteItemInput{TableName: &table, Key: key("CHAIN#"+chain, "HEAD")})
 			return err
 		}, "seq 4"},
 	} {
@@ -433,5 +477,50 @@ func TestAuditAppendValidates(t *testing.T) {
 	}
 	if err := l.Verify(t.Context(), "c"); err != nil {
 		t.Errorf("Verify: %v", err)
+	}
+}
+
+// The chain directory is what Verify of the whole log walks: a chain taken out of it escapes
+// `karma audit verify` without a checkpoint, and is named against one, whole (seq 0).
+func TestAuditChainRemovedFromDirectory(t *testing.T) {
+	l, client, table, _ := newAuditLog(t)
+	ctx := t.Context()
+	if _, err := l.Append(ctx, rec("m1", "dev/app/api", base), rec("m2", "dev/app/api", base), rec("m3", "dev/app/db", base)); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := audit.TakeCheckpoint(ctx, l, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tamperer{client, table}.delete(t, key("CHAINS", "dev/app/api"))
+	if rep, err := audit.VerifyLog(ctx, l, audit.VerifyOptions{}); err != nil || rep.Err() != nil || rep.Chains != 1 {
+		t.Fatalf("VerifyLog without a checkpoint = %d chains, %v, %v; want 1 chain, no break", rep.Chains, rep.Err(), err)
+	}
+	rep, err := audit.VerifyLog(ctx, l, audit.VerifyOptions{Against: &cp})
+	if err != nil || len(rep.Broken) != 1 || rep.Broken[0].Chain != "dev/app/api" || rep.Broken[0].Seq != 0 ||
+		!strings.Contains(rep.Broken[0].What, "missing from the log's list of chains") {
+		t.Fatalf("VerifyLog against a checkpoint = %+v, %v", rep.Broken, err)
+	}
+	t.Log(rep.Err())
+}
+
+// A checkpoint reads the chain directory (one Query per 1 MB page) and the heads (one
+// BatchGetItem per 100 chains); nothing else, whatever the number of records.
+func TestAuditHeadsRequests(t *testing.T) {
+	l, _, _, c := newAuditLog(t)
+	var recs []audit.Record
+	for i := range 250 {
+		recs = append(recs, rec(fmt.Sprintf("m%03d", i), fmt.Sprintf("dev/app/c%03d", i%125), base.Add(time.Duration(i)*time.Second)))
+	}
+	if _, err := l.Append(t.Context(), recs...); err != nil {
+		t.Fatal(err)
+	}
+	c.reset()
+	cp, err := audit.TakeCheckpoint(t.Context(), l, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ops := c.reset(); cp.Chains != 125 || cp.Records != 250 || ops["Query"] != 1 || ops["BatchGetItem"] != 2 || len(ops) != 2 {
+		t.Errorf("checkpoint of %d chains, %d records took %v; want 125, 250 with 1 Query and 2 BatchGetItem", cp.Chains, cp.Records, ops)
 	}
 }

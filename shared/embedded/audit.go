@@ -2,19 +2,26 @@ package embedded
 
 // AuditLog: audit.Log on the embedded SQLite file.
 //
+// Tables: audit (one row per record, UNIQUE (chain, seq)) and audit_heads (one row per chain:
+// the seq and hash of its last record), written in the same transaction.
+//
 // Contract beyond audit.Log (checked by audittest plus audit_test.go):
 //   - Append validates every record before writing any: MessageID and Chain non-empty,
 //     OccurredAt set (and within the years 1678..2262, the range of unix nanoseconds), Body
 //     empty or valid JSON. OccurredAt is stored, returned and hashed in UTC, so a record read
 //     back hashes exactly as it did when appended.
 //   - Append is one transaction: records whose MessageID is present (in the log or earlier in
-//     the same call) are skipped; the others get Seq, PrevHash and Hash in argument order.
+//     the same call) are skipped; the others get Seq, PrevHash and Hash in argument order,
+//     after the chain's stored head. A chain whose head is missing while it has records, or
+//     names an earlier seq than its last record, was altered: Append refuses it with a
+//     *audit.TamperError (as the DynamoDB log's conditional head write does) instead of
+//     writing over the evidence.
 //   - Query's time range is half-open: Since <= OccurredAt < Until. Results are ordered by
 //     OccurredAt, chain, Seq; Limit <= 0 means no limit.
-//   - Verify walks the chain in Seq order and fails (matching audit.ErrTampered) at the first
-//     record whose Seq is not the previous plus one, whose PrevHash is not the previous
-//     record's Hash, or whose Hash is not ComputeHash(PrevHash) of its stored fields; the error
-//     reads "... chain <chain>: seq <n>: <what>". A chain with no records verifies.
+//   - Verify runs audit.ChainCheck over the chain's rows in seq order and its audit_heads row.
+//   - Chains and Heads list every chain that has a head or a record.
+//   - A file written before audit_heads existed gets its heads from its records, once, when
+//     the table is created.
 
 import (
 	"context"
@@ -23,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/usekarma/karma/shared/audit"
@@ -34,7 +40,7 @@ var _ audit.Log = (*AuditLog)(nil)
 // AuditLog is audit.Log on an embedded DB. Safe for concurrent use.
 type AuditLog struct{ db *DB }
 
-// NewAuditLog creates the audit table and its indexes if needed.
+// NewAuditLog creates the audit tables and indexes if needed.
 func NewAuditLog(ctx context.Context, db *DB) (*AuditLog, error) {
 	if db == nil || db.SQL == nil {
 		return nil, errors.New("embedded audit: NewAuditLog needs a DB")
@@ -67,7 +73,29 @@ func NewAuditLog(ctx context.Context, db *DB) (*AuditLog, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := db.inTx(ctx, createHeads); err != nil {
+		return nil, fmt.Errorf("embedded audit: create audit_heads: %w", err)
+	}
 	return &AuditLog{db: db}, nil
+}
+
+// createHeads creates audit_heads and, only when it creates it, fills it from the records: a
+// head deleted later must stay missing (Verify reports it), not be rebuilt on the next start.
+func createHeads(tx *sql.Tx) error {
+	var exists bool
+	err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_heads')`).Scan(&exists)
+	if err != nil || exists {
+		return err
+	}
+	if _, err := tx.Exec(`CREATE TABLE audit_heads (
+			chain TEXT PRIMARY KEY,
+			seq   INTEGER NOT NULL,
+			hash  TEXT NOT NULL) WITHOUT ROWID`); err != nil {
+		return err
+	}
+	_, err = tx.Exec(`INSERT INTO audit_heads (chain, seq, hash)
+		SELECT chain, seq, hash FROM audit a WHERE seq = (SELECT MAX(seq) FROM audit WHERE chain = a.chain)`)
+	return err
 }
 
 const auditColumns = `message_id, chain, seq, type, version, env, component, deployment_id,
@@ -106,11 +134,7 @@ func (l *AuditLog) Append(ctx context.Context, recs ...audit.Record) (int, error
 	added := 0
 	err := l.db.lockedTx(ctx, func(tx *sql.Tx) error {
 		added = 0
-		type tip struct {
-			seq  int64
-			hash string
-		}
-		tips := map[string]tip{}
+		heads := map[string]audit.Head{}
 		for _, r := range recs {
 			var dup bool
 			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit WHERE message_id = ?)`,
@@ -119,29 +143,24 @@ func (l *AuditLog) Append(ctx context.Context, recs ...audit.Record) (int, error
 			} else if dup {
 				continue
 			}
-			last, ok := tips[r.Chain]
+			h, ok := heads[r.Chain]
 			if !ok {
-				err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit WHERE chain = ?
-					ORDER BY seq DESC LIMIT 1`, r.Chain).Scan(&last.seq, &last.hash)
-				if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				var err error
+				if h, err = appendHead(ctx, tx, r.Chain); err != nil {
 					return err
 				}
 			}
-			r.OccurredAt = r.OccurredAt.UTC()
-			body := []byte(r.Body)
-			if len(body) == 0 {
-				r.Body, body = nil, []byte{} // hashed as null, stored as an empty blob
-			}
-			r.Seq, r.PrevHash = last.seq+1, last.hash
-			r.Hash = r.ComputeHash(r.PrevHash)
-			if _, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.MessageID, r.Chain, r.Seq, r.Type, r.Version, r.Env,
-				r.Component, r.DeploymentID, r.CorrelationID, r.CausationID, r.ActorKind, r.Actor,
-				r.OccurredAt.UnixNano(), body, r.PrevHash, r.Hash); err != nil {
+			if err := insertRecord(ctx, tx, &r, h); err != nil {
 				return err
 			}
-			tips[r.Chain] = tip{r.Seq, r.Hash}
+			heads[r.Chain] = audit.Head{Chain: r.Chain, Seq: r.Seq, Hash: r.Hash}
 			added++
+		}
+		for _, h := range heads {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO audit_heads (chain, seq, hash) VALUES (?, ?, ?)
+				ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, h.Chain, h.Seq, h.Hash); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -151,128 +170,44 @@ func (l *AuditLog) Append(ctx context.Context, recs ...audit.Record) (int, error
 	return added, nil
 }
 
-// Query returns the records matching every set field of q, by OccurredAt, chain, Seq.
-func (l *AuditLog) Query(ctx context.Context, q audit.Query) ([]audit.Record, error) {
-	var where []string
-	var args []any
-	for _, f := range []struct{ col, val string }{
-		{"component", q.Component}, {"deployment_id", q.DeploymentID},
-		{"correlation_id", q.Correlation}, {"actor", q.Actor},
-	} {
-		if f.val != "" {
-			where = append(where, f.col+" = ?")
-			args = append(args, f.val)
-		}
+// appendHead is the head to append to chain after: its stored head. A chain without one must
+// have no records either (see the contract).
+func appendHead(ctx context.Context, tx *sql.Tx, chain string) (audit.Head, error) {
+	h := audit.Head{Chain: chain}
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_heads WHERE chain = ?`, chain).Scan(&h.Seq, &h.Hash)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return h, err
 	}
-	if !q.Since.IsZero() {
-		where = append(where, "occurred_at >= ?")
-		args = append(args, clampNanos(q.Since))
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM audit WHERE chain = ?`, chain).Scan(&last); err != nil {
+		return h, err
 	}
-	if !q.Until.IsZero() {
-		where = append(where, "occurred_at < ?")
-		args = append(args, clampNanos(q.Until))
+	if last > 0 {
+		return h, &audit.TamperError{Chain: chain, Seq: last, What: "the chain's head is missing; not appending until it is restored"}
 	}
-	query := `SELECT ` + auditColumns + ` FROM audit`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY occurred_at, chain, seq`
-	if q.Limit > 0 {
-		query += ` LIMIT ?`
-		args = append(args, q.Limit)
-	}
-	out := []audit.Record{}
-	err := l.scan(ctx, query, args, func(r audit.Record) error {
-		out = append(out, r)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("embedded audit: query: %w", err)
-	}
-	return out, nil
+	return h, nil
 }
 
-// clampNanos is t in unix nanoseconds, saturated at the int64 range.
-func clampNanos(t time.Time) int64 {
-	switch {
-	case t.Before(minTime):
-		return math.MinInt64
-	case t.After(maxTime):
-		return math.MaxInt64
+// insertRecord chains r after h (setting its Seq, PrevHash and Hash) and inserts it. A record
+// already stored at that seq means the head was rolled back behind the chain's records.
+func insertRecord(ctx context.Context, tx *sql.Tx, r *audit.Record, h audit.Head) error {
+	r.OccurredAt = r.OccurredAt.UTC()
+	body := []byte(r.Body)
+	if len(body) == 0 {
+		r.Body, body = nil, []byte{} // hashed as null, stored as an empty blob
 	}
-	return t.UnixNano()
-}
-
-// Verify recomputes chain's hashes in Seq order.
-func (l *AuditLog) Verify(ctx context.Context, chain string) error {
-	var prev audit.Record // Seq 0, Hash "": what the first record must follow
-	err := l.scan(ctx, `SELECT `+auditColumns+` FROM audit WHERE chain = ? ORDER BY seq`, []any{chain},
-		func(r audit.Record) error {
-			var bad string
-			switch {
-			case r.Seq != prev.Seq+1:
-				r.Seq, bad = prev.Seq+1, "missing"
-			case r.PrevHash != prev.Hash:
-				bad = "prev_hash is not the previous record's hash"
-			case r.Hash != r.ComputeHash(prev.Hash):
-				bad = "hash does not match the record's content"
-			}
-			if bad != "" {
-				return fmt.Errorf("%w: chain %s: seq %d: %s", audit.ErrTampered, chain, r.Seq, bad)
-			}
-			prev = r
-			return nil
-		})
+	r.Seq, r.PrevHash = h.Seq+1, h.Hash
+	r.Hash = r.ComputeHash(r.PrevHash)
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.MessageID, r.Chain, r.Seq, r.Type, r.Version, r.Env,
+		r.Component, r.DeploymentID, r.CorrelationID, r.CausationID, r.ActorKind, r.Actor,
+		r.OccurredAt.UnixNano(), body, r.PrevHash, r.Hash)
 	if err != nil {
-		return fmt.Errorf("embedded audit: verify: %w", err)
-	}
-	return nil
-}
-
-// Chains lists every chain name, sorted.
-func (l *AuditLog) Chains(ctx context.Context) ([]string, error) {
-	rows, err := l.db.SQL.QueryContext(ctx, `SELECT DISTINCT chain FROM audit ORDER BY chain`)
-	if err != nil {
-		return nil, fmt.Errorf("embedded audit: chains: %w", err)
-	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("embedded audit: chains: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("embedded audit: chains: %w", err)
-	}
-	return out, nil
-}
-
-// scan runs a SELECT of auditColumns and calls fn per record; fn's error stops it.
-func (l *AuditLog) scan(ctx context.Context, query string, args []any, fn func(audit.Record) error) error {
-	rows, err := l.db.SQL.QueryContext(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var r audit.Record
-		var nanos int64
-		var body []byte
-		if err := rows.Scan(&r.MessageID, &r.Chain, &r.Seq, &r.Type, &r.Version, &r.Env, &r.Component,
-			&r.DeploymentID, &r.CorrelationID, &r.CausationID, &r.ActorKind, &r.Actor, &nanos, &body,
-			&r.PrevHash, &r.Hash); err != nil {
-			return err
-		}
-		r.OccurredAt = time.Unix(0, nanos).UTC()
-		if len(body) > 0 {
-			r.Body = body
-		}
-		if err := fn(r); err != nil {
-			return err
+		// A failed statement leaves the transaction usable: ask why it failed.
+		var taken bool
+		if tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit WHERE chain = ? AND seq = ?)`, r.Chain, r.Seq).Scan(&taken) == nil && taken {
+			return &audit.TamperError{Chain: r.Chain, Seq: r.Seq, What: fmt.Sprintf("beyond the chain's head (seq %d); not appending until it is restored", h.Seq)}
 		}
 	}
-	return rows.Err()
+	return err
 }

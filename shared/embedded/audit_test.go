@@ -34,11 +34,10 @@ func TestAuditLogConformance(t *testing.T) {
 		dbs[l] = db
 		mu.Unlock()
 		return l
-	}, func(t *testing.T, l audit.Log, chain string, seq int64) {
+	}, func(t *testing.T, l audit.Log) audittest.Tamperer {
 		mu.Lock()
-		db := dbs[l]
-		mu.Unlock()
-		tamperAudit(t, db, chain, seq)
+		defer mu.Unlock()
+		return sqlTamperer{dbs[l]}
 	})
 }
 
@@ -47,19 +46,46 @@ func TestAuditLogConformanceSharedFile(t *testing.T) {
 	db := queueTestDB(t, "")
 	l := newTestAuditLog(t, db)
 	audittest.RunWithTamper(t, func(t *testing.T) audit.Log { return l },
-		func(t *testing.T, _ audit.Log, chain string, seq int64) { tamperAudit(t, db, chain, seq) })
+		func(*testing.T, audit.Log) audittest.Tamperer { return sqlTamperer{db} })
 }
 
-// tamperAudit edits a stored body behind the log's back.
-func tamperAudit(t *testing.T, db *embedded.DB, chain string, seq int64) {
+// sqlTamperer alters the audit tables with raw SQL, behind the log's back.
+type sqlTamperer struct{ db *embedded.DB }
+
+func (s sqlTamperer) exec(t *testing.T, query string, args ...any) {
 	t.Helper()
-	res, err := db.SQL.Exec(`UPDATE audit SET body = '{"forged":true}' WHERE chain = ? AND seq = ?`, chain, seq)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := s.db.SQL.Exec(query, args...); err != nil {
+		t.Fatalf("tamper: %v\n%s", err, query)
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		t.Fatalf("tamper: %d rows updated", n)
+}
+
+func (s sqlTamperer) Put(t *testing.T, r audit.Record) {
+	t.Helper()
+	s.exec(t, `INSERT OR REPLACE INTO audit (message_id, chain, seq, type, version, env, component, deployment_id,
+		correlation_id, causation_id, actor_kind, actor, occurred_at, body, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.MessageID, r.Chain, r.Seq, r.Type, r.Version, r.Env,
+		r.Component, r.DeploymentID, r.CorrelationID, r.CausationID, r.ActorKind, r.Actor, r.OccurredAt.UnixNano(),
+		[]byte(r.Body), r.PrevHash, r.Hash)
+}
+
+func (s sqlTamperer) Delete(t *testing.T, chain string, seq int64) {
+	t.Helper()
+	s.exec(t, `DELETE FROM audit WHERE chain = ? AND seq = ?`, chain, seq)
+}
+
+func (s sqlTamperer) SetHead(t *testing.T, h audit.Head) {
+	t.Helper()
+	if h.Seq == 0 {
+		s.exec(t, `DELETE FROM audit_heads WHERE chain = ?`, h.Chain)
+		return
 	}
+	s.exec(t, `INSERT OR REPLACE INTO audit_heads (chain, seq, hash) VALUES (?, ?, ?)`, h.Chain, h.Seq, h.Hash)
+}
+
+func (s sqlTamperer) DropChain(t *testing.T, chain string) {
+	t.Helper()
+	s.exec(t, `DELETE FROM audit WHERE chain = ?`, chain)
+	s.exec(t, `DELETE FROM audit_heads WHERE chain = ?`, chain)
 }
 
 func auditRecord(id, chain string, at time.Time) audit.Record {
@@ -185,5 +211,104 @@ func TestAuditLogConcurrentAppend(t *testing.T) {
 	}
 	if err := l1.Verify(ctx, "c"); err != nil {
 		t.Errorf("Verify: %v", err)
+	}
+}
+
+// A file written before audit_heads existed gets its heads from its records when the table is
+// created; a head deleted afterwards is not rebuilt by the next start.
+func TestAuditLogHeadsMigration(t *testing.T) {
+	ctx := t.Context()
+	db := queueTestDB(t, "")
+	l := newTestAuditLog(t, db)
+	now := time.Now()
+	if _, err := l.Append(ctx, auditRecord("a1", "a", now), auditRecord("a2", "a", now), auditRecord("b1", "b", now)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SQL.Exec(`DROP TABLE audit_heads`); err != nil { // as an older version left the file
+		t.Fatal(err)
+	}
+	l = newTestAuditLog(t, db)
+	heads, err := l.Heads(ctx)
+	if err != nil || len(heads) != 2 || heads[0].Chain != "a" || heads[0].Seq != 2 || heads[1].Seq != 1 {
+		t.Fatalf("Heads after migrating = %v, %v", heads, err)
+	}
+	for _, c := range []string{"a", "b"} {
+		if err := l.Verify(ctx, c); err != nil {
+			t.Errorf("Verify(%s) after migrating: %v", c, err)
+		}
+	}
+	if _, err := db.SQL.Exec(`DELETE FROM audit_heads WHERE chain = 'a'`); err != nil {
+		t.Fatal(err)
+	}
+	l = newTestAuditLog(t, db)
+	if te := audit.Broken(l.Verify(ctx, "a")); te == nil || te.Seq != 2 {
+		t.Errorf("Verify after deleting a head and reopening = %v, want the missing head reported at seq 2", te)
+	}
+}
+
+// Append will not write over the evidence: a chain whose head is missing, or behind its
+// records, is refused (nothing of the call is written); a chain missing its newest record
+// (head intact) is appended to after the head, so the gap stays visible.
+func TestAuditLogAppendToAlteredChain(t *testing.T) {
+	ctx := t.Context()
+	now := time.Now()
+	for name, tc := range map[string]struct {
+		sql     string
+		refused bool
+		wantSeq int64 // where Verify reports the chain broken afterwards
+	}{
+		"head deleted":         {`DELETE FROM audit_heads WHERE chain = 'c'`, true, 3},
+		"head rolled back":     {`UPDATE audit_heads SET seq = 2 WHERE chain = 'c'`, true, 3},
+		"newest record gone":   {`DELETE FROM audit WHERE chain = 'c' AND seq = 3`, false, 3},
+		"middle record gone":   {`DELETE FROM audit WHERE chain = 'c' AND seq = 2`, false, 2},
+		"newest record edited": {`UPDATE audit SET actor = 'mallory' WHERE chain = 'c' AND seq = 3`, false, 3},
+	} {
+		t.Run(name, func(t *testing.T) {
+			db := queueTestDB(t, "")
+			l := newTestAuditLog(t, db)
+			if _, err := l.Append(ctx, auditRecord("m1", "c", now), auditRecord("m2", "c", now), auditRecord("m3", "c", now)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.SQL.Exec(tc.sql); err != nil {
+				t.Fatal(err)
+			}
+			n, err := l.Append(ctx, auditRecord("other", "d", now), auditRecord("m4", "c", now))
+			if te := audit.Broken(err); tc.refused != (te != nil) || (tc.refused && n != 0) {
+				t.Fatalf("Append = %d, %v; refused with an *audit.TamperError: want %v", n, err, tc.refused)
+			}
+			if tc.refused {
+				if recs, _ := l.Query(ctx, audit.Query{}); len(recs) > 3 {
+					t.Errorf("a refused Append wrote %d records", len(recs)-3)
+				}
+			}
+			if te := audit.Broken(l.Verify(ctx, "c")); te == nil || te.Seq != tc.wantSeq {
+				t.Errorf("Verify = %v, want broken at seq %d", te, tc.wantSeq)
+			}
+		})
+	}
+}
+
+// BenchmarkAuditAppend: the audit stage's batches (10 records over 5 chains, one Append) and
+// single records, on one file.
+func BenchmarkAuditAppend(b *testing.B) {
+	for _, size := range []int{1, 10} {
+		b.Run(fmt.Sprintf("batch of %d", size), func(b *testing.B) {
+			l, err := embedded.NewAuditLog(b.Context(), queueTestDB(b, ""))
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			b.ResetTimer()
+			for i := range b.N {
+				recs := make([]audit.Record, size)
+				for j := range recs {
+					recs[j] = auditRecord(fmt.Sprintf("m%d-%d", i, j), fmt.Sprintf("chain-%d", j%5), now)
+				}
+				if _, err := l.Append(b.Context(), recs...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "records/s")
+		})
 	}
 }

@@ -6,18 +6,23 @@
 //     backend every time: every subtest writes records whose message ids, chains, components,
 //     deployment ids, correlation ids and actors carry its own random prefix, and queries only
 //     by those, so reruns against a long-lived table never collide. Nothing is cleaned up.
+//     Checkpoints (audit.SaveCheckpoint) all go to audit.CheckpointChain, under message ids
+//     unique to their digest.
 //   - Query's time range is half-open (Since <= OccurredAt < Until). Record times are whole
 //     milliseconds in UTC, so a backend storing milliseconds round-trips them.
-//   - Verify's error names the chain and "seq <n>" of the first bad record.
-//   - Tampering cannot be done through audit.Log: RunWithTamper takes a function that alters
-//     the stored body of record seq of chain in the given log behind its back (for the
-//     embedded log, an SQL UPDATE); Verify must then fail with audit.ErrTampered at that seq.
+//   - Verify's error is an *audit.TamperError naming the chain and the seq of the first broken
+//     link.
+//   - Tampering cannot be done through audit.Log: RunWithTamper takes a Tamperer that alters
+//     the storage behind the log's back (raw SQL on the file, raw DynamoDB calls), with which
+//     the suite edits, removes, inserts and reorders records (the newest included), deletes and
+//     rolls back heads, drops chains, truncates and rewrites them. Each is found by Verify, or,
+//     where the log is consistent again afterwards, by audit.VerifyLog against a checkpoint
+//     taken before, at the seq the suite expects.
 package audittest
 
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -29,20 +34,25 @@ import (
 	"github.com/usekarma/karma/shared/audit"
 )
 
-// Tamper alters the stored record seq of chain in l so that its content no longer hashes.
-type Tamper func(t *testing.T, l audit.Log, chain string, seq int64)
-
-// Run runs the suite without the tamper-detection subtest.
+// Run runs the suite without the tamper-detection subtests.
 func Run(t *testing.T, newLog func(t *testing.T) audit.Log) {
 	t.Helper()
 	RunWithTamper(t, newLog, nil)
 }
 
-// RunWithTamper runs the suite as parallel subtests of t; tamper may be nil (the tamper
-// subtest is then skipped).
-func RunWithTamper(t *testing.T, newLog func(t *testing.T) audit.Log, tamper Tamper) {
+// RunWithTamper runs the suite as parallel subtests of t; tamperer gives the Tamperer of a log
+// newLog returned, and may be nil (the tamper subtests are then skipped).
+func RunWithTamper(t *testing.T, newLog func(t *testing.T) audit.Log, tamperer func(t *testing.T, l audit.Log) Tamperer) {
 	t.Helper()
 	root := fmt.Sprintf("kat-%08x", rand.Uint32())
+	withTamperer := func(run func(t *testing.T, f fixture, tp Tamperer)) func(t *testing.T, f fixture) {
+		return func(t *testing.T, f fixture) {
+			if tamperer == nil {
+				t.Skip("no Tamperer given")
+			}
+			run(t, f, tamperer(t, f.log))
+		}
+	}
 	tests := []struct {
 		name string
 		run  func(t *testing.T, f fixture)
@@ -51,15 +61,14 @@ func RunWithTamper(t *testing.T, newLog func(t *testing.T) audit.Log, tamper Tam
 		{"IdempotentAppend", testIdempotent},
 		{"Chaining", testChaining},
 		{"Verify", testVerify},
+		{"VerifyWhileAppending", testVerifyWhileAppending},
 		{"TimeRange", testTimeRange},
 		{"LimitAndOrder", testLimitOrder},
 		{"Chains", testChains},
-		{"Tamper", func(t *testing.T, f fixture) {
-			if tamper == nil {
-				t.Skip("no Tamper function given")
-			}
-			testTamper(t, f, tamper)
-		}},
+		{"HeadsAndRecordAt", testHeadsRecordAt},
+		{"Checkpoint", testCheckpoint},
+		{"TamperFoundByVerify", withTamperer(testTamperVerify)},
+		{"TamperFoundByCheckpoint", withTamperer(testTamperCheckpoint)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -291,26 +300,32 @@ func testChains(t *testing.T, f fixture) {
 	}
 }
 
-func testTamper(t *testing.T, f fixture, tamper Tamper) {
-	var recs []audit.Record
-	for i := range 5 {
-		recs = append(recs, f.rec(fmt.Sprintf("r%d", i+1), "victim", time.Duration(i)*time.Second))
-	}
-	recs = append(recs, f.rec("other", "bystander", 0))
-	f.appendN(t, 6, recs...)
-	victim := f.p + "/victim"
-	if err := f.log.Verify(t.Context(), victim); err != nil {
-		t.Fatalf("Verify before tampering: %v", err)
-	}
-	tamper(t, f.log, victim, 3)
-	err := f.log.Verify(t.Context(), victim)
-	if !errors.Is(err, audit.ErrTampered) {
-		t.Fatalf("Verify after tampering with seq 3: %v, want an error matching audit.ErrTampered", err)
-	}
-	if msg := err.Error(); !strings.Contains(msg, victim) || !strings.Contains(msg, "seq 3") {
-		t.Errorf("Verify error %q does not name chain %s and seq 3", msg, victim)
-	}
-	if err := f.log.Verify(t.Context(), f.p+"/bystander"); err != nil {
-		t.Errorf("Verify of an untouched chain: %v", err)
+// testVerifyWhileAppending: a chain growing while it is verified never looks tampered (a
+// Verify must not hold records read before an append against a head read after it).
+func testVerifyWhileAppending(t *testing.T, f fixture) {
+	const n = 40
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			if _, err := f.log.Append(t.Context(), f.rec(fmt.Sprintf("g%02d", i), "growing", time.Duration(i)*time.Millisecond)); err != nil {
+				t.Errorf("Append: %v", err)
+				return
+			}
+		}
+	}()
+	for verified := 0; ; verified++ {
+		select {
+		case <-done:
+			if err := f.log.Verify(t.Context(), f.p+"/growing"); err != nil {
+				t.Errorf("Verify after the appends: %v", err)
+			}
+			t.Logf("%d Verify calls while appending", verified)
+			return
+		default:
+		}
+		if err := f.log.Verify(t.Context(), f.p+"/growing"); err != nil {
+			t.Fatalf("Verify while appending: %v", err)
+		}
 	}
 }

@@ -1,0 +1,132 @@
+package audit_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/usekarma/karma/shared/audit"
+	"github.com/usekarma/karma/shared/embedded"
+	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/params/ssm"
+)
+
+// witnessStores are the parameter stores a ParamWitness runs on: the embedded one, and SSM on
+// moto when KARMA_TEST_MOTO_ENDPOINT is set.
+func witnessStores(t *testing.T) map[string]params.Store {
+	t.Helper()
+	_, db := newLog(t)
+	emb, err := embedded.NewParamStore(db, "audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stores := map[string]params.Store{"embedded": emb}
+	if ep := os.Getenv("KARMA_TEST_MOTO_ENDPOINT"); ep != "" {
+		s, err := ssm.NewFromConfig(t.Context(), ep, config.WithRegion("us-east-1"),
+			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
+			config.WithSharedConfigFiles([]string{}), config.WithSharedCredentialsFiles([]string{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores["ssm"] = s
+	} else {
+		t.Log("KARMA_TEST_MOTO_ENDPOINT is not set: the witness runs on the embedded parameter store only")
+	}
+	return stores
+}
+
+// WriteCheckpoint records the checkpoint in the log and its digest in the witness, once per
+// digest; the witness's history then leads back to the checkpoint, which the log verifies
+// against until a record it saw is removed.
+func TestParamWitness(t *testing.T) {
+	for name, store := range witnessStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			l, db := newLog(t)
+			w := &audit.ParamWitness{Store: store, Name: fmt.Sprintf("/karma-test/audit-%08x/checkpoint", rand.Uint32()), User: "auditor"}
+			if h, err := w.History(ctx); err != nil || len(h) != 0 {
+				t.Fatalf("History of a new witness = %v, %v; want empty", h, err)
+			}
+			if _, err := audit.Pick(nil, 0); !errors.Is(err, audit.ErrNotFound) {
+				t.Errorf("Pick(empty) = %v, want audit.ErrNotFound", err)
+			}
+			appendAll(t, l, record("a1", "a"), record("a2", "a"), record("b1", "b"))
+			cp1, w1, err := audit.WriteCheckpoint(ctx, l, w, "cli", "auditor", at)
+			if err != nil || w1.Version != 1 || w1.Digest != cp1.Digest || w1.Records != 3 {
+				t.Fatalf("WriteCheckpoint = %+v, %+v, %v", cp1, w1, err)
+			}
+			if _, again, err := audit.WriteCheckpoint(ctx, l, w, "cli", "auditor", at.Add(time.Minute)); err != nil || again.Version != 1 {
+				t.Errorf("WriteCheckpoint with nothing appended = version %d, %v; want version 1 again", again.Version, err)
+			}
+			appendAll(t, l, record("a3", "a"))
+			cp2, w2, err := audit.WriteCheckpoint(ctx, l, w, "cli", "auditor", at.Add(time.Hour))
+			if err != nil || w2.Version != 2 || cp2.Digest == cp1.Digest {
+				t.Fatalf("WriteCheckpoint after an append = %+v, %v", w2, err)
+			}
+			history, err := w.History(ctx)
+			if err != nil || len(history) != 2 || history[0].Digest != cp1.Digest || history[1].Digest != cp2.Digest ||
+				!history[1].TakenAt.Equal(cp2.TakenAt) || history[1].Chains != 2 || history[1].Records != 4 {
+				t.Fatalf("History = %+v, %v", history, err)
+			}
+			for _, version := range []int64{0, 1} {
+				entry, err := audit.Pick(history, version)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cp, err := audit.LoadCheckpoint(ctx, l, entry.Digest)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep, err := audit.VerifyLog(ctx, l, audit.VerifyOptions{Against: &cp}); err != nil || rep.Err() != nil {
+					t.Errorf("VerifyLog against witness version %d: %v, %v", version, err, rep.Err())
+				}
+			}
+			if _, err := audit.Pick(history, 7); !errors.Is(err, audit.ErrNotFound) || !strings.Contains(err.Error(), "versions 1 to 2") {
+				t.Errorf("Pick(version 7) = %v", err)
+			}
+			// The newest record removed and the head rolled back: consistent on its own.
+			if _, err := db.SQL.Exec(`DELETE FROM audit WHERE chain = 'a' AND seq = 3`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.SQL.Exec(`UPDATE audit_heads SET seq = 2, hash = (SELECT hash FROM audit WHERE chain = 'a' AND seq = 2) WHERE chain = 'a'`); err != nil {
+				t.Fatal(err)
+			}
+			if rep, _ := audit.VerifyLog(ctx, l, audit.VerifyOptions{}); rep.Err() != nil {
+				t.Fatalf("without the witness: %v (the test wants a consistent rollback)", rep.Err())
+			}
+			cp, err := audit.LoadCheckpoint(ctx, l, history[1].Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := audit.VerifyLog(ctx, l, audit.VerifyOptions{Against: &cp})
+			if err != nil || len(rep.Broken) != 1 || rep.Broken[0].Chain != "a" || rep.Broken[0].Seq != 3 {
+				t.Errorf("VerifyLog against the witness after a rollback = %+v, %v; want chain a broken at seq 3", rep.Broken, err)
+			}
+			t.Log(rep.Err())
+		})
+	}
+}
+
+// A witness version that is not a checkpoint entry is named, not skipped.
+func TestParamWitnessRejectsForeignValues(t *testing.T) {
+	for name, store := range witnessStores(t) {
+		t.Run(name, func(t *testing.T) {
+			w := &audit.ParamWitness{Store: store, Name: fmt.Sprintf("/karma-test/audit-%08x/checkpoint", rand.Uint32())}
+			for _, v := range []string{`{"digest":"` + strings.Repeat("a", 64) + `","chains":1,"records":1,"taken_at":"2026-11-22T14:03:12Z"}`, `not json`} {
+				if _, err := store.Put(t.Context(), params.PutInput{Name: w.Name, Value: v}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := w.History(t.Context()); err == nil || !strings.Contains(err.Error(), w.Name+" version 2: not a checkpoint entry") {
+				t.Errorf("History = %v, want an error naming version 2", err)
+			}
+		})
+	}
+}

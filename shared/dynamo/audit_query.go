@@ -1,0 +1,278 @@
+package dynamo
+
+// Querying the audit log: one index per auditor question (see AuditLog).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/usekarma/karma/shared/audit"
+)
+
+// Query returns the records matching every set field of q, by OccurredAt, chain, Seq.
+func (l *AuditLog) Query(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	lo, hi, ok := timeBounds(q.Since, q.Until)
+	if !ok {
+		return []audit.Record{}, nil
+	}
+	fields := []struct{ index, attr, value string }{
+		{IndexDeployment, attrDeployment, q.DeploymentID},
+		{IndexCorrelation, attrCorrelation, q.Correlation},
+		{IndexComponent, attrComponent, q.Component},
+		{IndexActor, attrActor, q.Actor},
+	}
+	key := slices.IndexFunc(fields, func(f struct{ index, attr, value string }) bool { return f.value != "" })
+	if key >= 0 {
+		var filters []attrValue
+		for i, f := range fields {
+			if i != key && f.value != "" {
+				filters = append(filters, attrValue{f.attr, f.value})
+			}
+		}
+		f := fields[key]
+		recs, err := l.collect(ctx, l.indexQuery(f.index, f.attr, f.value, lo, hi, filters), q.Limit, len(filters) > 0)
+		if err != nil {
+			return nil, err
+		}
+		return finish(recs, q.Limit), nil
+	}
+	return l.queryDays(ctx, lo, hi, q.Limit)
+}
+
+type attrValue struct{ attr, value string }
+
+// queryDays answers a query by time alone from the by-day index, day by day.
+func (l *AuditLog) queryDays(ctx context.Context, lo, hi string, limit int) ([]audit.Record, error) {
+	days, err := l.daysBetween(ctx, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	out := []audit.Record{}
+	for _, day := range days {
+		want := 0
+		if limit > 0 {
+			want = limit - len(out)
+		}
+		var (
+			mu   sync.Mutex
+			wg   sync.WaitGroup
+			recs []audit.Record
+			errs []error
+		)
+		for s := range DayShards {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := l.collect(ctx, l.indexQuery(IndexDay, attrDayShard, day+"#"+strconv.Itoa(s), lo, hi, nil), want, false)
+				mu.Lock()
+				defer mu.Unlock()
+				recs = append(recs, r...)
+				errs = append(errs, err)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+		out = append(out, finish(recs, want)...)
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// daysBetween lists the UTC days to query for [lo, hi] (formatted bounds, "" = open): both
+// days of a closed range within one or two UTC days, else the day directory's entries in the
+// range (one Query).
+func (l *AuditLog) daysBetween(ctx context.Context, lo, hi string) ([]string, error) {
+	if lo != "" && hi != "" {
+		from, _ := time.Parse(time.DateOnly, lo[:10])
+		to, _ := time.Parse(time.DateOnly, hi[:10])
+		if to.Sub(from) <= 24*time.Hour {
+			var days []string
+			for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
+				days = append(days, d.Format(time.DateOnly))
+			}
+			return days, nil
+		}
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(l.table),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(daysPK)},
+	}
+	cond := "#pk = :pk"
+	switch {
+	case lo != "" && hi != "":
+		cond += " AND #sk BETWEEN :lo AND :hi"
+	case lo != "":
+		cond += " AND #sk >= :lo"
+	case hi != "":
+		cond += " AND #sk <= :hi"
+	}
+	if lo != "" || hi != "" {
+		in.ExpressionAttributeNames["#sk"] = attrSK
+	}
+	if lo != "" {
+		in.ExpressionAttributeValues[":lo"] = str(lo[:10])
+	}
+	if hi != "" {
+		in.ExpressionAttributeValues[":hi"] = str(hi[:10])
+	}
+	in.KeyConditionExpression = aws.String(cond)
+	var days []string
+	err := l.pages(ctx, in, func(items []map[string]types.AttributeValue) (bool, error) {
+		for _, it := range items {
+			d, err := getStr(it, attrSK)
+			if err != nil {
+				return false, err
+			}
+			days = append(days, d)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, wrap("audit query: list days", l.table, "", err)
+	}
+	return days, nil
+}
+
+// indexQuery is a Query of index for attr = value, occurred_at within [lo, hi], matching filters.
+func (l *AuditLog) indexQuery(index, attr, value, lo, hi string, filters []attrValue) *dynamodb.QueryInput {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(l.table),
+		IndexName:                 aws.String(index),
+		ExpressionAttributeNames:  map[string]string{"#k": attr},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":k": str(value)},
+	}
+	cond := "#k = :k"
+	if lo != "" || hi != "" {
+		in.ExpressionAttributeNames["#t"] = attrOccurredAt
+	}
+	switch {
+	case lo != "" && hi != "":
+		cond += " AND #t BETWEEN :lo AND :hi"
+	case lo != "":
+		cond += " AND #t >= :lo"
+	case hi != "":
+		cond += " AND #t <= :hi"
+	}
+	if lo != "" {
+		in.ExpressionAttributeValues[":lo"] = str(lo)
+	}
+	if hi != "" {
+		in.ExpressionAttributeValues[":hi"] = str(hi)
+	}
+	in.KeyConditionExpression = aws.String(cond)
+	var fs []string
+	for i, f := range filters {
+		n, v := "#f"+strconv.Itoa(i), ":f"+strconv.Itoa(i)
+		in.ExpressionAttributeNames[n] = f.attr
+		in.ExpressionAttributeValues[v] = str(f.value)
+		fs = append(fs, n+" = "+v)
+	}
+	if len(fs) > 0 {
+		in.FilterExpression = aws.String(strings.Join(fs, " AND "))
+	}
+	return in
+}
+
+// collect runs in page by page. With limit > 0 it stops once it holds limit records and every
+// record tied on time with the limit-th (results come in occurred_at order; ties are ordered
+// by chain and seq afterwards).
+func (l *AuditLog) collect(ctx context.Context, in *dynamodb.QueryInput, limit int, filtered bool) ([]audit.Record, error) {
+	if limit > 0 && !filtered {
+		in.Limit = aws.Int32(int32(min(limit+1, 1000)))
+	}
+	var out []audit.Record
+	err := l.pages(ctx, in, func(items []map[string]types.AttributeValue) (bool, error) {
+		for _, it := range items {
+			r, err := recordFromItem(it)
+			if err != nil {
+				pk, _ := getStr(it, attrPK)
+				sk, _ := getStr(it, attrSK)
+				return false, fmt.Errorf("unreadable record %s %s: %w", pk, sk, err)
+			}
+			out = append(out, r)
+		}
+		return limit <= 0 || len(out) < limit || !out[len(out)-1].OccurredAt.After(out[limit-1].OccurredAt), nil
+	})
+	if err != nil {
+		return nil, wrap("audit query", l.table, "index "+aws.ToString(in.IndexName), err)
+	}
+	return out, nil
+}
+
+// pages runs a Query until the last page or until fn returns false.
+func (l *AuditLog) pages(ctx context.Context, in *dynamodb.QueryInput, fn func([]map[string]types.AttributeValue) (bool, error)) error {
+	for {
+		out, err := l.client.Query(ctx, in)
+		if err != nil {
+			return err
+		}
+		more, err := fn(out.Items)
+		if err != nil {
+			return err
+		}
+		if !more || len(out.LastEvaluatedKey) == 0 {
+			return nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// finish orders recs by OccurredAt, chain, Seq and applies limit.
+func finish(recs []audit.Record, limit int) []audit.Record {
+	slices.SortStableFunc(recs, func(a, b audit.Record) int {
+		if c := a.OccurredAt.Compare(b.OccurredAt); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Chain, b.Chain); c != 0 {
+			return c
+		}
+		return int(a.Seq - b.Seq)
+	})
+	if limit > 0 && len(recs) > limit {
+		recs = recs[:limit]
+	}
+	if recs == nil {
+		recs = []audit.Record{}
+	}
+	return recs
+}
+
+// timeBounds turns the half-open [since, until) into inclusive occurred_at bounds ("" = open);
+// ok is false when nothing can match.
+func timeBounds(since, until time.Time) (lo, hi string, ok bool) {
+	if !since.IsZero() {
+		switch s := since.UTC(); {
+		case s.After(maxTime):
+			return "", "", false
+		case s.After(minTime):
+			lo = s.Format(tsLayout)
+		}
+	}
+	if !until.IsZero() {
+		switch u := until.UTC(); {
+		case !u.After(minTime):
+			return "", "", false
+		case !u.After(maxTime):
+			hi = u.Add(-time.Nanosecond).Format(tsLayout)
+		}
+	}
+	if lo != "" && hi != "" && lo > hi {
+		return "", "", false
+	}
+	return lo, hi, true
+}

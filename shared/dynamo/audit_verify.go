@@ -1,0 +1,185 @@
+package dynamo
+
+// Checking the audit log: Verify, Chains, Heads, RecordAt and the chain heads they read.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/usekarma/karma/shared/audit"
+)
+
+// Verify checks chain's records in seq order (one consistent Query per page), then its head
+// (audit.ChainCheck). Records and head are read one after the other, so an append landing in
+// between moves the head past the records read: then the records after them are read too,
+// for as long as that finds more, before the head is held against them.
+func (l *AuditLog) Verify(ctx context.Context, chain string) error {
+	check := audit.NewChainCheck(chain)
+	prev := int64(-1)
+	for from := int64(1); ; {
+		if err := l.checkRecords(ctx, check, chain, from); err != nil {
+			return err
+		}
+		last := check.Last().Seq
+		h, err := l.head(ctx, chain, true)
+		var e *Error
+		switch {
+		case errors.As(err, &e):
+			return err
+		case err != nil:
+			return &audit.TamperError{Chain: chain, Seq: last, What: err.Error()}
+		case !h.exists:
+			return check.End(nil)
+		case h.seq <= last || last == prev: // the head is not ahead, or the last read found nothing new
+			return check.End(&audit.Head{Chain: chain, Seq: h.seq, Hash: h.hash})
+		}
+		prev, from = last, last+1
+	}
+}
+
+// checkRecords feeds check chain's records from seq from on.
+func (l *AuditLog) checkRecords(ctx context.Context, check *audit.ChainCheck, chain string, from int64) error {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(l.table),
+		KeyConditionExpression:    aws.String("#pk = :pk AND #sk BETWEEN :from AND :to"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#sk": attrSK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(chainPrefix + chain), ":from": str(seqKey(from)), ":to": str(seqPrefix + "~")},
+		ConsistentRead:            aws.Bool(true),
+	}
+	var bad error
+	err := l.pages(ctx, in, func(items []map[string]types.AttributeValue) (bool, error) {
+		for _, it := range items {
+			sk, _ := getStr(it, attrSK)
+			slot, err := strconv.ParseInt(strings.TrimPrefix(sk, seqPrefix), 10, 64)
+			if err != nil {
+				bad = &audit.TamperError{Chain: chain, Seq: check.Last().Seq + 1, What: fmt.Sprintf("unexpected item %q in the chain", sk)}
+				return false, nil
+			}
+			r, err := recordFromItem(it)
+			if err != nil {
+				bad = &audit.TamperError{Chain: chain, Seq: slot, What: fmt.Sprintf("unreadable: %v", err)}
+				return false, nil
+			}
+			if bad = check.Next(slot, r); bad != nil {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return wrap("audit verify", l.table, "chain "+chain, err)
+	}
+	return bad
+}
+
+// Heads lists the head of every chain in the chain directory, sorted by chain: the directory's
+// Query, then one consistent BatchGetItem per 100 heads. A missing head is listed with Seq 0.
+func (l *AuditLog) Heads(ctx context.Context) ([]audit.Head, error) {
+	chains, err := l.Chains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]map[string]types.AttributeValue, len(chains))
+	for i, c := range chains {
+		keys[i] = map[string]types.AttributeValue{attrPK: str(chainPrefix + c), attrSK: str(headSK)}
+	}
+	items, err := batchGet(ctx, l.client, l.table, keys)
+	if err != nil {
+		return nil, wrap("audit heads", l.table, "", err)
+	}
+	found := map[string]head{}
+	for _, it := range items {
+		pk, _ := getStr(it, attrPK)
+		h, err := headFromItem(it)
+		if err != nil {
+			return nil, fmt.Errorf("dynamo: audit heads: %s: unreadable HEAD item: %w", pk, err)
+		}
+		found[strings.TrimPrefix(pk, chainPrefix)] = h
+	}
+	out := make([]audit.Head, len(chains))
+	for i, c := range chains {
+		h := found[c]
+		out[i] = audit.Head{Chain: c, Seq: h.seq, Hash: h.hash}
+	}
+	return out, nil
+}
+
+// RecordAt reads the record stored at seq of chain (one consistent GetItem).
+func (l *AuditLog) RecordAt(ctx context.Context, chain string, seq int64) (audit.Record, error) {
+	key := fmt.Sprintf("chain %s seq %d", chain, seq)
+	out, err := l.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(l.table),
+		Key:            map[string]types.AttributeValue{attrPK: str(chainPrefix + chain), attrSK: str(seqKey(seq))},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return audit.Record{}, wrap("audit read record", l.table, key, err)
+	}
+	if out.Item == nil {
+		return audit.Record{}, fmt.Errorf("dynamo: audit: %s: %w", key, audit.ErrNotFound)
+	}
+	r, err := recordFromItem(out.Item)
+	if err != nil {
+		return audit.Record{}, fmt.Errorf("dynamo: audit: %s: unreadable record: %w", key, err)
+	}
+	return r, nil
+}
+
+// Chains lists every chain name, sorted: one Query of the chain directory per page.
+func (l *AuditLog) Chains(ctx context.Context) ([]string, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(l.table),
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(chainsPK)},
+	}
+	out := []string{}
+	err := l.pages(ctx, in, func(items []map[string]types.AttributeValue) (bool, error) {
+		for _, it := range items {
+			c, err := getStr(it, attrSK)
+			if err != nil {
+				return false, err
+			}
+			out = append(out, c)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, wrap("audit chains", l.table, "", err)
+	}
+	slices.Sort(out) // DynamoDB orders by UTF-8 bytes, as Go does; sorting again costs nothing
+	return out, nil
+}
+
+// head reads chain's head: from this process's hint unless fresh is set, else a consistent read.
+func (l *AuditLog) head(ctx context.Context, chain string, fresh bool) (head, error) {
+	if !fresh {
+		if h, ok := l.hint(chain); ok {
+			return h, nil
+		}
+	}
+	out, err := l.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(l.table),
+		Key:            map[string]types.AttributeValue{attrPK: str(chainPrefix + chain), attrSK: str(headSK)},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return head{}, wrap("audit: read chain head", l.table, "chain "+chain, err)
+	}
+	if out.Item == nil {
+		return head{}, nil
+	}
+	h, err := headFromItem(out.Item)
+	if err != nil {
+		return head{}, fmt.Errorf("dynamo: audit: chain %s: unreadable HEAD item: %w", chain, err)
+	}
+	return h, nil
+}
