@@ -45,7 +45,14 @@ type Component struct {
 	// (a sub_runtimes rule: a lambda's functions), sorted.
 	SubRuntimes []string
 
-	lookups []attrLookup // values attribute rules match, linked once every component is known
+	// pending is what the reference rules need once every component is known (link.go); nil
+	// for most components, and after linking.
+	pending *pendingRules
+}
+
+// pendingRules are a component's inputs to linkRules.
+type pendingRules struct {
+	lookups []attrLookup // values it reads that attribute rules match
 	attrs   []attrValue  // its own values of the attributes rules match on
 }
 

@@ -22,7 +22,7 @@ func (r *Repo) linkRules() {
 	for _, c := range r.Components {
 		l.resolveLookups(c)
 		l.sameNickname(c)
-		c.lookups, c.attrs = nil, nil
+		c.pending = nil
 	}
 	r.subOwners = l.subOwners
 	r.Diagnostics = append(r.Diagnostics, l.diags...)
@@ -44,7 +44,7 @@ type linker struct {
 }
 
 func (l *linker) index(c *Component) {
-	for _, v := range c.attrs {
+	for _, v := range c.pendingAttrs() {
 		k := attrKey{env: c.Env, rule: v.rule.id, value: v.value}
 		l.attrs[k] = append(l.attrs[k], c)
 	}
@@ -81,7 +81,7 @@ func (l *linker) conflict(c *Component, ptr, msg string) {
 // resolveLookups turns each attribute lookup of c into a reference to the one component of the
 // rule's type whose attribute matches.
 func (l *linker) resolveLookups(c *Component) {
-	for _, lk := range c.lookups {
+	for _, lk := range c.pendingLookups() {
 		a := lk.rule
 		found := l.attrs[attrKey{env: c.Env, rule: a.id, value: lk.value}]
 		switch len(found) {
@@ -113,6 +113,20 @@ func (l *linker) sameNickname(c *Component) {
 			c.References = append(c.References, Reference{Target: r.To + "/" + c.Nickname, Kind: RefSameNickname, Pointer: "", Rule: r.Name, Keys: consumedKeys(r.Consumes)})
 		}
 	}
+}
+
+func (c *Component) pendingAttrs() []attrValue {
+	if c.pending == nil {
+		return nil
+	}
+	return c.pending.attrs
+}
+
+func (c *Component) pendingLookups() []attrLookup {
+	if c.pending == nil {
+		return nil
+	}
+	return c.pending.lookups
 }
 
 // SubRuntimeOwner returns the component that writes the per-sub-object runtime

@@ -221,7 +221,9 @@ func (r *Repo) component(o *own, lookup func(env, ref string) *own, diags *Diagn
 	c.References = append(c.References, kb.dependsOn...)
 	refs, lookups, errs := extractReferences(cfg, r.rules)
 	c.References = append(c.References, refs...)
-	c.lookups, c.attrs = lookups, r.rules.indexValues(c.Type, cfg)
+	if attrs := r.rules.indexValues(c.Type, cfg); len(lookups)+len(attrs) > 0 {
+		c.pending = &pendingRules{lookups: lookups, attrs: attrs}
+	}
 	subs, subErrs := r.rules.subRuntimes(c.Type, cfg)
 	c.SubRuntimes = subs
 	for _, e := range append(errs, subErrs...) {
