@@ -203,9 +203,10 @@ func consumesAny(consumes, changed []string) bool {
 // ConsumesAnyFrom reports whether e consumes one of the changed keys of the runtime parameter
 // path written by its dependency: a source reading one sub-object's runtime (Source.Runtime)
 // counts only when that is the parameter that changed; the others read any of its runtimes.
+// An empty path means any of the dependency's runtimes changed: every source counts.
 func (e *Edge) ConsumesAnyFrom(path string, changed []string) bool {
 	for _, s := range e.Sources {
-		if s.Runtime != "" && s.Runtime != path {
+		if path != "" && s.Runtime != "" && s.Runtime != path {
 			continue
 		}
 		if consumesAny(s.Keys, changed) {
