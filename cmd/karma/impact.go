@@ -20,7 +20,9 @@ func newImpactCmd(g *globals) *cobra.Command {
 on), the waves in which they would be applied, and for each the reason chain: which reference of
 which config links it to the change. --keys limits the first hop to dependents that consume one of
 the changed runtime keys. Components are <type>/<nickname> (with --env, or when only one
-environment defines it) or <env>/<type>/<nickname>.`,
+environment defines it) or <env>/<type>/<nickname>. A runtime a component writes per sub-object
+(lambda/<function>, see docs/config-format.md) names that component, and the first hop follows
+only the dependents reading that runtime.`,
 		Args: argsUsage(cobra.MinimumNArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := g.validateBackend(c); err != nil {
@@ -38,7 +40,7 @@ environment defines it) or <env>/<type>/<nickname>.`,
 			if err := printDiagnostics(c.ErrOrStderr(), res.Diagnostics.Errors()); err != nil {
 				return err
 			}
-			seeds, err := resolveSeeds(res, env, args)
+			seeds, runtime, err := resolveSeeds(res, env, args)
 			if err != nil {
 				return &usageError{cmd: c.CommandPath(), err: err}
 			}
@@ -50,7 +52,7 @@ environment defines it) or <env>/<type>/<nickname>.`,
 			if upstream {
 				imp = res.Graph.Upstream(seeds, filter)
 			} else {
-				opts := graph.ImpactOptions{Filter: filter}
+				opts := graph.ImpactOptions{Filter: filter, ChangedRuntime: runtime}
 				if keys != "" {
 					opts.ChangedKeys = strings.Split(keys, ",")
 				}
@@ -75,26 +77,29 @@ environment defines it) or <env>/<type>/<nickname>.`,
 	return c
 }
 
-// resolveSeeds turns command-line names into graph indexes, reporting every bad name at once.
-func resolveSeeds(res *model.Result, env string, args []string) ([]int32, error) {
-	var seeds []int32
+// resolveSeeds turns command-line names into graph indexes, reporting every bad name at once. A
+// name may also be a runtime a component writes per sub-object (lambda/<function>): its seed is
+// that component, and runtime is the parameter that changed. Such a name must be the only one.
+func resolveSeeds(res *model.Result, env string, args []string) (seeds []int32, runtime string, err error) {
 	var problems []string
 	for _, a := range args {
 		parts := strings.Split(a, "/")
-		var candidates []string
+		var candidates []seedCandidate
 		switch {
 		case len(parts) == 3:
-			candidates = []string{a}
+			candidates = findSeed(res, parts[0], parts[1]+"/"+parts[2])
 		case len(parts) == 2 && env != "":
-			candidates = []string{env + "/" + a}
+			candidates = findSeed(res, env, a)
 		case len(parts) == 2:
 			for _, e := range res.Repo.Environments {
-				if _, ok := res.Graph.Index(e + "/" + a); ok {
-					candidates = append(candidates, e+"/"+a)
-				}
+				candidates = append(candidates, findSeed(res, e, a)...)
 			}
 			if len(candidates) > 1 {
-				problems = append(problems, fmt.Sprintf("%s is defined in %s: choose one with --env", a, strings.Join(candidates, ", ")))
+				var ids []string
+				for _, c := range candidates {
+					ids = append(ids, c.name)
+				}
+				problems = append(problems, fmt.Sprintf("%s is defined in %s: choose one with --env", a, strings.Join(ids, ", ")))
 				continue
 			}
 		default:
@@ -102,20 +107,46 @@ func resolveSeeds(res *model.Result, env string, args []string) ([]int32, error)
 			continue
 		}
 		if len(candidates) == 0 {
+			if len(parts) == 2 && env != "" {
+				a = env + "/" + a
+			}
 			problems = append(problems, fmt.Sprintf("%s: no such component", a))
 			continue
 		}
-		i, ok := res.Graph.Index(candidates[0])
-		if !ok {
-			problems = append(problems, fmt.Sprintf("%s: no such component", candidates[0]))
-			continue
+		if candidates[0].runtime != "" {
+			if len(args) > 1 {
+				problems = append(problems, fmt.Sprintf("%s is a runtime %s writes (%s): name it alone", a, res.Graph.Components[candidates[0].index].ID, candidates[0].runtime))
+				continue
+			}
+			runtime = candidates[0].runtime
 		}
-		seeds = append(seeds, i)
+		seeds = append(seeds, candidates[0].index)
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("%s", strings.Join(problems, "; "))
+		return nil, "", fmt.Errorf("%s", strings.Join(problems, "; "))
 	}
-	return seeds, nil
+	return seeds, runtime, nil
+}
+
+// seedCandidate is a component a name may mean; runtime is set when the name is one of the
+// runtimes it writes per sub-object.
+type seedCandidate struct {
+	name    string // <env>/<type>/<nickname> as given
+	index   int32
+	runtime string
+}
+
+// findSeed looks "<type>/<nickname>" up in env: a component, else a per-sub-object runtime.
+func findSeed(res *model.Result, env, ref string) []seedCandidate {
+	if i, ok := res.Graph.Index(env + "/" + ref); ok {
+		return []seedCandidate{{name: env + "/" + ref, index: i}}
+	}
+	t, n, _ := strings.Cut(ref, "/")
+	path := model.RuntimeParam(res.Repo.Settings.Prefix, t, n)
+	if i, ok := res.Graph.SubRuntimeWriter(env, path); ok {
+		return []seedCandidate{{name: env + "/" + ref, index: i, runtime: path}}
+	}
+	return nil
 }
 
 type reasonStep struct {

@@ -45,6 +45,9 @@ type Component struct {
 	RuntimeStatus string   `json:"runtime_status"`
 	RuntimeKeys   []string `json:"runtime_keys,omitempty"` // keys present in the runtime document
 	Broken        bool     `json:"broken,omitempty"`       // its config could not be resolved
+	// SubRuntimePaths are the runtime parameters it writes per sub-object besides RuntimePath
+	// (a lambda's /iac/lambda/<function>/runtime); its runtime status, hash and keys cover them.
+	SubRuntimePaths []string `json:"sub_runtime_paths,omitempty"`
 }
 
 // Source says where an edge came from.
@@ -53,6 +56,9 @@ type Source struct {
 	Pointer string   `json:"pointer"` // JSON pointer in the dependent's resolved config
 	Rule    string   `json:"rule,omitempty"`
 	Keys    []string `json:"keys"`
+	// Runtime is the one runtime parameter the dependent reads when it is one of the
+	// dependency's SubRuntimePaths; "" means any runtime the dependency writes.
+	Runtime string `json:"runtime,omitempty"`
 }
 
 // Edge is one depends_on edge; several references between the same pair merge into one edge with
@@ -70,8 +76,9 @@ type Graph struct {
 	Components []Component
 	Edges      []Edge
 	byID       map[string]int32
-	out        [][]int32 // edge indexes by From (dependencies)
-	in         [][]int32 // edge indexes by To (dependents)
+	bySubPath  map[string]int32 // "<env>\x00<sub-runtime path>" -> the component writing it
+	out        [][]int32        // edge indexes by From (dependencies)
+	in         [][]int32        // edge indexes by To (dependents)
 }
 
 // Len is the number of components.
@@ -80,6 +87,13 @@ func (g *Graph) Len() int { return len(g.Components) }
 // Index returns the index of a component id.
 func (g *Graph) Index(id string) (int32, bool) {
 	i, ok := g.byID[id]
+	return i, ok
+}
+
+// SubRuntimeWriter returns the component of env that writes the runtime parameter path as one
+// of its SubRuntimePaths.
+func (g *Graph) SubRuntimeWriter(env, path string) (int32, bool) {
+	i, ok := g.bySubPath[env+"\x00"+path]
 	return i, ok
 }
 
@@ -133,6 +147,12 @@ func (b *Builder) Graph() *Graph {
 		}
 		return a.To < c.To
 	})
+	g.bySubPath = map[string]int32{}
+	for i, c := range g.Components {
+		for _, p := range c.SubRuntimePaths {
+			g.bySubPath[c.Env+"\x00"+p] = int32(i)
+		}
+	}
 	g.out = make([][]int32, len(g.Components))
 	g.in = make([][]int32, len(g.Components))
 	for i := range g.Edges {
@@ -164,8 +184,10 @@ func unionKeys(ss []Source) []string {
 }
 
 // ConsumesAny reports whether edge e consumes at least one of the changed runtime keys.
-func (e *Edge) ConsumesAny(changed []string) bool {
-	for _, c := range e.Consumes {
+func (e *Edge) ConsumesAny(changed []string) bool { return consumesAny(e.Consumes, changed) }
+
+func consumesAny(consumes, changed []string) bool {
+	for _, c := range consumes {
 		if c == AllKeys {
 			return true
 		}
@@ -173,6 +195,22 @@ func (e *Edge) ConsumesAny(changed []string) bool {
 			if k == c || k == AllKeys {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// ConsumesAnyFrom reports whether e consumes one of the changed keys of the runtime parameter
+// path written by its dependency: a source reading one sub-object's runtime (Source.Runtime)
+// counts only when that is the parameter that changed; the others read any of its runtimes.
+// An empty path means any of the dependency's runtimes changed: every source counts.
+func (e *Edge) ConsumesAnyFrom(path string, changed []string) bool {
+	for _, s := range e.Sources {
+		if path != "" && s.Runtime != "" && s.Runtime != path {
+			continue
+		}
+		if consumesAny(s.Keys, changed) {
+			return true
 		}
 	}
 	return false

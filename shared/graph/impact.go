@@ -14,6 +14,10 @@ type ImpactOptions struct {
 	// whose edge consumes one of them are affected in the first hop (deeper hops are affected if
 	// their upstream is redeployed, since its new outputs are not known yet).
 	ChangedKeys []string
+	// ChangedRuntime, when set, is the one runtime parameter of the seeds that changed, one of
+	// their SubRuntimePaths (a lambda's function): the first hop then counts only the sources
+	// that read it or any runtime of the seed (Edge.ConsumesAnyFrom).
+	ChangedRuntime string
 	// Filter, when non-nil, keeps only matching components in the result; the traversal itself
 	// still passes through filtered-out components, so filtering never changes what is reached
 	// and costs nothing extra.
@@ -33,7 +37,15 @@ type Impact struct {
 // with the reason each one is affected. Breadth-first, so each component's reason chain is a
 // shortest one; linear in the affected set and the edges into it.
 func (g *Graph) Downstream(seeds []int32, opts ImpactOptions) (*Impact, error) {
-	res := g.traverse(seeds, g.in, func(e *Edge) int32 { return e.From }, opts.ChangedKeys)
+	first := func(e *Edge) bool { return true }
+	if opts.ChangedKeys != nil || opts.ChangedRuntime != "" {
+		changed := opts.ChangedKeys
+		if changed == nil {
+			changed = []string{AllKeys}
+		}
+		first = func(e *Edge) bool { return e.ConsumesAnyFrom(opts.ChangedRuntime, changed) }
+	}
+	res := g.traverse(seeds, g.in, func(e *Edge) int32 { return e.From }, first)
 	waves, err := g.WavesOf(indexes(res.Affected))
 	if err != nil {
 		return nil, err
@@ -45,14 +57,16 @@ func (g *Graph) Downstream(seeds []int32, opts ImpactOptions) (*Impact, error) {
 
 // Upstream returns everything the seeds depend on, transitively.
 func (g *Graph) Upstream(seeds []int32, filter func(*Component) bool) *Impact {
-	res := g.traverse(seeds, g.out, func(e *Edge) int32 { return e.To }, nil)
+	res := g.traverse(seeds, g.out, func(e *Edge) int32 { return e.To }, func(*Edge) bool { return true })
 	waves, _ := g.WavesOf(indexes(res.Affected)) // a cycle upstream still lists the components
 	res.Waves = waves
 	res.filter(g, filter)
 	return res
 }
 
-func (g *Graph) traverse(seeds []int32, adj [][]int32, other func(*Edge) int32, changed []string) *Impact {
+// traverse is a breadth-first search from the seeds along adj; firstHop says which edges out of
+// the seeds are followed (deeper edges always are).
+func (g *Graph) traverse(seeds []int32, adj [][]int32, other func(*Edge) int32, firstHop func(*Edge) bool) *Impact {
 	res := &Impact{Seeds: seeds, pos: make(map[int32]int, len(seeds)*4)}
 	for _, s := range seeds {
 		if _, dup := res.pos[s]; dup {
@@ -65,7 +79,7 @@ func (g *Graph) traverse(seeds []int32, adj [][]int32, other func(*Edge) int32, 
 		a := res.Affected[head]
 		for _, ei := range adj[a.Index] {
 			e := &g.Edges[ei]
-			if a.Depth == 0 && changed != nil && !e.ConsumesAny(changed) {
+			if a.Depth == 0 && !firstHop(e) {
 				continue
 			}
 			w := other(e)

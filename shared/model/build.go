@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strings"
 
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/params"
@@ -83,11 +84,12 @@ func (res *Result) buildGraph(states map[string]*ParamState) *graph.Graph {
 		gc := graph.Component{ID: c.ID(), Env: c.Env, Type: c.Type, Nickname: c.Nickname,
 			ConfigPath: ConfigParam(prefix, c.Type, c.Nickname), RuntimePath: RuntimeParam(prefix, c.Type, c.Nickname),
 			Files: c.Files, ConfigHash: c.Hash, Broken: c.Broken, RuntimeStatus: graph.RuntimeUnknown}
+		for _, name := range c.SubRuntimes {
+			gc.SubRuntimePaths = append(gc.SubRuntimePaths, RuntimeParam(prefix, c.Type, name))
+		}
 		if st, ok := states[c.Env]; ok {
-			gc.RuntimeStatus = graph.RuntimeMissing
-			if rt, ok := st.Runtimes[c.Ref()]; ok {
-				gc.RuntimeStatus, gc.RuntimeHash, gc.RuntimeKeys = rt.Status, rt.Hash, rt.Keys
-			}
+			rt := st.runtimeOf(c)
+			gc.RuntimeStatus, gc.RuntimeHash, gc.RuntimeKeys = rt.Status, rt.Hash, rt.Keys
 		}
 		if _, err := b.AddComponent(gc); err != nil {
 			panic(err) // ids are unique by construction (one folder per component)
@@ -95,14 +97,23 @@ func (res *Result) buildGraph(states map[string]*ParamState) *graph.Graph {
 	}
 	for i, c := range repo.Components {
 		for _, r := range c.References {
+			src := graph.Source{Kind: r.Kind, Pointer: r.Pointer, Rule: r.Rule, Keys: r.Keys}
 			to, ok := b.Lookup(c.Env + "/" + r.Target)
+			if !ok {
+				// not a component: perhaps a runtime another component writes per sub-object
+				if owner, sub := repo.SubRuntimeOwner(c.Env, r.Target); sub {
+					to, ok = b.Lookup(owner.ID())
+					t, n, _ := strings.Cut(r.Target, "/")
+					src.Runtime = RuntimeParam(prefix, t, n)
+				}
+			}
 			if !ok {
 				res.Diagnostics = append(res.Diagnostics, Diagnostic{Severity: SevError, Code: CodeMissingRef, File: c.File(),
 					Pointer: r.Pointer, Component: c.ID(),
 					Message: fmt.Sprintf("%s references %s (%s), which is not defined in %s", r.Rule, r.Target, r.Kind, c.Env)})
 				continue
 			}
-			b.AddEdge(int32(i), to, graph.Source{Kind: r.Kind, Pointer: r.Pointer, Rule: r.Rule, Keys: r.Keys})
+			b.AddEdge(int32(i), to, src)
 		}
 	}
 	g := b.Graph()

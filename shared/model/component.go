@@ -11,6 +11,7 @@ const (
 	RefExplicit      = "explicit"      // karma.depends_on
 	RefInferred      = "inferred"      // a *_nickname key, or src_type + src_nickname
 	RefInterpolation = "interpolation" // "${<type>/<nickname>.runtime.<key>}" in a value
+	// and, from the rules of karma.json: RefAttribute, RefRuntimePath, RefSameNickname (rulecompile.go)
 )
 
 // AllKeys in Reference.Keys means the dependent may read any key of the upstream runtime.
@@ -19,9 +20,9 @@ const AllKeys = "*"
 // Reference is one dependency of a component on another in the same environment.
 type Reference struct {
 	Target  string   `json:"target"`         // "<type>/<nickname>"
-	Kind    string   `json:"kind"`           // RefExplicit, RefInferred, RefInterpolation
+	Kind    string   `json:"kind"`           // RefExplicit, RefInferred, RefInterpolation, RefAttribute, ...
 	Pointer string   `json:"pointer"`        // JSON pointer in the resolved config (or karma block)
-	Rule    string   `json:"rule,omitempty"` // the key or rule that produced it, e.g. "vpc_nickname"
+	Rule    string   `json:"rule,omitempty"` // the key or rule that produced it, e.g. "vpc_nickname", "route53-zone-by-name"
 	Keys    []string `json:"keys"`           // runtime keys consumed; ["*"] = any; [] = ordering only
 }
 
@@ -40,6 +41,19 @@ type Component struct {
 	// Broken is set when the component's own files could not be read or resolved; it still
 	// exists (so that references to it are not reported as missing) but cannot be deployed.
 	Broken bool
+	// SubRuntimes name the runtimes it writes per sub-object, <prefix>/<type>/<name>/runtime
+	// (a sub_runtimes rule: a lambda's functions), sorted.
+	SubRuntimes []string
+
+	// pending is what the reference rules need once every component is known (link.go); nil
+	// for most components, and after linking.
+	pending *pendingRules
+}
+
+// pendingRules are a component's inputs to linkRules.
+type pendingRules struct {
+	lookups []attrLookup // values it reads that attribute rules match
+	attrs   []attrValue  // its own values of the attributes rules match on
 }
 
 // ID is "<env>/<type>/<nickname>".

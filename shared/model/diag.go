@@ -31,6 +31,8 @@ const (
 	CodeRuntime          = "runtime"
 	CodeParamPath        = "parameter-path"
 	CodeEnvironmentBound = "environment-binding"
+	CodeAmbiguousRef     = "ambiguous-reference" // an attributes rule matches several components
+	CodeRuntimeConflict  = "runtime-conflict"    // two components write one runtime parameter
 )
 
 // Diagnostic is one problem found while loading or validating, naming where it is.

@@ -100,24 +100,28 @@ func validRef(s string) bool {
 }
 
 // extractReferences walks a resolved config and returns every inferred and interpolated
-// reference, in a deterministic order (sorted keys, array order).
+// reference, in a deterministic order (sorted keys, array order), and the values that attribute
+// rules will match once every component is known.
 //
 //   - a key ending in _nickname with a string value names "<type>/<value>", the type being the
 //     alias table's entry for the key or the key's prefix with '_' -> '-';
 //   - an object holding src_type and src_nickname names "<src_type>/<src_nickname>";
 //   - a string containing "${<type>/<nickname>.runtime.<key>[.<path>]}" consumes <key> of that
-//     component's runtime ("$${" is a literal "${").
+//     component's runtime ("$${" is a literal "${");
+//   - the rules of karma.json (rules.go): a key an attributes rule reads, when its condition
+//     holds; a "<prefix>/<type>/<nickname>/runtime" value under a key a runtime_paths rule names.
 //
 // Nested objects (e.g. per-function configs under functions{}) are walked too.
-func extractReferences(cfg map[string]any, aliases map[string]string) ([]Reference, Diagnostics) {
-	w := refWalker{aliases: aliases}
+func extractReferences(cfg map[string]any, rules *compiledRules) ([]Reference, []attrLookup, Diagnostics) {
+	w := refWalker{rules: rules}
 	w.walk(cfg, "")
-	return w.refs, w.diags
+	return w.refs, w.lookups, w.diags
 }
 
 type refWalker struct {
-	aliases map[string]string
+	rules   *compiledRules
 	refs    []Reference
+	lookups []attrLookup
 	diags   Diagnostics
 }
 
@@ -137,6 +141,7 @@ func (w *refWalker) walk(v any, ptr string) {
 			if strings.HasSuffix(k, "_nickname") && k != "src_nickname" {
 				w.nicknameKey(k, x[k], p)
 			}
+			w.ruleKeys(x, k, p)
 			w.walk(x[k], p)
 		}
 	case []any:
@@ -149,7 +154,7 @@ func (w *refWalker) walk(v any, ptr string) {
 }
 
 func (w *refWalker) nicknameKey(key string, v any, ptr string) {
-	typ, ok := w.aliases[key]
+	typ, ok := w.rules.aliases[key]
 	if !ok {
 		typ = strings.ReplaceAll(strings.TrimSuffix(key, "_nickname"), "_", "-")
 	}

@@ -9,7 +9,7 @@ import (
 
 func TestExtractReferences(t *testing.T) {
 	t.Parallel()
-	aliases := Settings{}.Defaults().Aliases
+	rules := compileRules(Settings{}.Defaults())
 	cases := []struct {
 		name  string
 		cfg   string
@@ -45,7 +45,7 @@ func TestExtractReferences(t *testing.T) {
 			if d != nil {
 				t.Fatal(d)
 			}
-			got, diags := extractReferences(obj, aliases)
+			got, _, diags := extractReferences(obj, rules)
 			if !reflect.DeepEqual(got, c.want) {
 				gb, _ := json.Marshal(got)
 				wb, _ := json.Marshal(c.want)

@@ -55,6 +55,9 @@ type Repo struct {
 	fsys    fs.FS              // what was read: a directory or a commit's tree
 	base    map[string]*source // "<type>/<nickname>" -> base layer
 	schemas schemaCache
+	rules   *compiledRules
+	// subOwners: "<env>/<type>/<name>" of a per-sub-object runtime -> the component writing it.
+	subOwners map[string]*Component
 }
 
 // LoadOptions select what to load.

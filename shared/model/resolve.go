@@ -29,6 +29,7 @@ type own struct {
 }
 
 func (r *Repo) resolveAll(srcs []*source) {
+	r.rules = compileRules(r.Settings)
 	owns := make(map[string]*own, len(srcs)) // "<env>/<type>/<nickname>"
 	for _, s := range srcs {
 		owns[s.env+"/"+s.typ+"/"+s.nickname] = r.ownOf(s)
@@ -84,6 +85,7 @@ func (r *Repo) resolveAll(srcs []*source) {
 	wg.Wait()
 	sort.Slice(comps, func(i, j int) bool { return comps[i].ID() < comps[j].ID() })
 	r.Components = comps
+	r.linkRules()
 }
 
 // ownOf merges the base layer (if any) with the component's own file.
@@ -217,9 +219,14 @@ func (r *Repo) component(o *own, lookup func(env, ref string) *own, diags *Diagn
 		}
 	}
 	c.References = append(c.References, kb.dependsOn...)
-	refs, errs := extractReferences(cfg, r.Settings.Aliases)
+	refs, lookups, errs := extractReferences(cfg, r.rules)
 	c.References = append(c.References, refs...)
-	for _, e := range errs {
+	if attrs := r.rules.indexValues(c.Type, cfg); len(lookups)+len(attrs) > 0 {
+		c.pending = &pendingRules{lookups: lookups, attrs: attrs}
+	}
+	subs, subErrs := r.rules.subRuntimes(c.Type, cfg)
+	c.SubRuntimes = subs
+	for _, e := range append(errs, subErrs...) {
 		e.File = c.File()
 		e.Component = c.ID()
 		*diags = append(*diags, e)

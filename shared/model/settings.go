@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -35,6 +36,9 @@ type Settings struct {
 	// ModulesDir holds one folder per component type (Terraform module, optional
 	// config.schema.json). Relative paths are relative to the repository. Default "components".
 	ModulesDir string `json:"modules_dir,omitempty"`
+	// References are the reference rules (rules.go). Defaults merges them with
+	// DefaultReferenceRules: a rule here replaces the default of the same name.
+	References *ReferenceRules `json:"references,omitempty"`
 }
 
 var (
@@ -43,7 +47,7 @@ var (
 	prefixRe   = regexp.MustCompile(`^(/[A-Za-z0-9_.-]+)+$`)
 )
 
-// Defaults fills empty fields and merges the alias table.
+// Defaults fills empty fields and merges the alias table and the reference rules.
 func (s Settings) Defaults() Settings {
 	if s.Prefix == "" {
 		s.Prefix = DefaultPrefix
@@ -59,24 +63,31 @@ func (s Settings) Defaults() Settings {
 		merged[k] = v
 	}
 	s.Aliases = merged
+	s.References = s.References.withDefaults()
 	return s
 }
 
-// Validate reports every problem at once.
+// Validate reports every problem at once, each a *SettingsError naming its JSON pointer in
+// karma.json.
 func (s Settings) Validate() error {
-	var errs []error
+	var v ruleValidator
 	if s.Prefix != "" && !prefixRe.MatchString(s.Prefix) {
-		errs = append(errs, fmt.Errorf("prefix %q: want a parameter path such as /iac (no trailing slash)", s.Prefix))
+		v.bad("/prefix", "%q: want a parameter path such as /iac (no trailing slash)", s.Prefix)
 	}
-	for k, v := range s.Aliases {
+	keys := make([]string, 0, len(s.Aliases))
+	for k := range s.Aliases {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
 		if !strings.HasSuffix(k, "_nickname") {
-			errs = append(errs, fmt.Errorf("aliases: key %q must end in _nickname", k))
+			v.bad("/aliases/"+escapePointer(k), "key %q must end in _nickname", k)
 		}
-		if !typeRe.MatchString(v) {
-			errs = append(errs, fmt.Errorf("aliases: %q maps to %q, which is not a component type name", k, v))
+		if t := s.Aliases[k]; !typeRe.MatchString(t) {
+			v.bad("/aliases/"+escapePointer(k), "%q maps to %q, which is not a component type name", k, t)
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(v.errs, s.References.validate()...)...)
 }
 
 // LoadSettings reads <root>/karma.json when present; overrides (e.g. --prefix) win over the file.

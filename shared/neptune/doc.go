@@ -24,8 +24,8 @@
 //	vertex  label "component", id = component id "<env>/<type>/<nickname>"
 //	        properties (single cardinality): env, type, nickname, config_path, runtime_path,
 //	        config_hash, runtime_hash, runtime_status, broken (bool), files (JSON array),
-//	        runtime_keys (JSON array), hash (first 128 bits of the SHA-256 of the component's
-//	        JSON form, hex), ns
+//	        runtime_keys (JSON array), sub_runtime_paths (JSON array), hash (first 128 bits of
+//	        the SHA-256 of the component's JSON form, hex), ns
 //	edge    label "depends_on", dependent -> dependency, id "<from>|depends_on|<to>"
 //	        properties: consumes (JSON array), sources (JSON array of graph.Source), env (of
 //	        the dependent), hash (of the graph.EdgeDoc JSON, as for components), ns

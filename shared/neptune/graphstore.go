@@ -81,7 +81,7 @@ func NewGraphStore(c *Client, o StoreOptions) *GraphStore {
 
 // Component vertex property keys, in write order.
 var componentKeys = []string{"env", "type", "nickname", "config_path", "runtime_path", "config_hash", "runtime_hash",
-	"runtime_status", "broken", "files", "runtime_keys", "hash"}
+	"runtime_status", "broken", "files", "runtime_keys", "sub_runtime_paths", "hash"}
 
 func jsonString(v any) string {
 	b, err := json.Marshal(v)
@@ -110,7 +110,8 @@ func (s *GraphStore) componentMap(c graph.Component, hash string) map[any]any {
 		"m":   map[any]any{tID: s.n.id(c.ID), tLabel: LabelComponent},
 		"env": c.Env, "type": c.Type, "nickname": c.Nickname, "config_path": c.ConfigPath, "runtime_path": c.RuntimePath,
 		"config_hash": c.ConfigHash, "runtime_hash": c.RuntimeHash, "runtime_status": c.RuntimeStatus, "broken": c.Broken,
-		"files": jsonString(c.Files), "runtime_keys": jsonString(c.RuntimeKeys), "hash": hash,
+		"files": jsonString(c.Files), "runtime_keys": jsonString(c.RuntimeKeys),
+		"sub_runtime_paths": jsonString(c.SubRuntimePaths), "hash": hash,
 	}
 }
 
@@ -484,6 +485,9 @@ func (s *GraphStore) component(m map[string]any) (graph.Component, error) {
 		return c, fmt.Errorf("neptune: read graph: component %s: %w", c.ID, err)
 	}
 	if err := unmarshalProp(m, "runtime_keys", &c.RuntimeKeys); err != nil {
+		return c, fmt.Errorf("neptune: read graph: component %s: %w", c.ID, err)
+	}
+	if err := unmarshalProp(m, "sub_runtime_paths", &c.SubRuntimePaths); err != nil {
 		return c, fmt.Errorf("neptune: read graph: component %s: %w", c.ID, err)
 	}
 	return c, nil

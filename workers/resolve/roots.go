@@ -73,9 +73,14 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 		return roots, destroys, nil
 	case message.SourceRuntime:
 		for _, c := range p.Components {
+			// a component's own runtime, or one it writes per sub-object (a lambda's function)
+			path := model.RuntimeParam(res.Repo.Settings.Prefix, c.Type, c.Nickname)
 			up, ok := g.Index(c.ID(env))
 			if !ok {
-				return nil, nil, pipeline.Permanent(fmt.Errorf("resolve: runtime of unknown component %s", c.ID(env)))
+				up, ok = g.SubRuntimeWriter(env, path)
+			}
+			if !ok {
+				return nil, nil, pipeline.Permanent(fmt.Errorf("resolve: runtime %s of unknown component %s", path, c.ID(env)))
 			}
 			keys := p.ChangedKeys
 			if keys == nil {
@@ -83,7 +88,7 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 			}
 			for _, ei := range g.Dependents(up) {
 				e := g.Edges[ei]
-				if e.ConsumesAny(keys) {
+				if e.ConsumesAnyFrom(path, keys) {
 					roots = append(roots, e.From)
 				}
 			}

@@ -124,6 +124,36 @@ func Run(t *testing.T, newStore func(t *testing.T) graph.Store) {
 		}
 	})
 
+	t.Run("per-sub-object runtimes and the sources reading one round-trip", func(t *testing.T) {
+		s := newStore(t)
+		g := Sample(func(cs []graph.Component) []graph.Component {
+			cs[3].SubRuntimePaths = []string{"/iac/db/main-replica/runtime"} // prod/db/main
+			return cs
+		}, [][2]string{})
+		b := graph.NewBuilder(g.Len())
+		for _, c := range g.Components {
+			b.AddComponent(c)
+		}
+		api, _ := b.Lookup("prod/app/api")
+		db, _ := b.Lookup("prod/db/main")
+		b.AddEdge(api, db, graph.Source{Kind: "runtime-path", Pointer: "/replica_runtime_path", Rule: "runtime-path",
+			Keys: []string{graph.AllKeys}, Runtime: "/iac/db/main-replica/runtime"})
+		g = b.Graph()
+		if _, err := s.Write(ctx, g, envs); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if docJSON(t, got) != docJSON(t, g) {
+			t.Errorf("read differs:\n got %s\nwant %s", docJSON(t, got), docJSON(t, g))
+		}
+		if i, ok := got.SubRuntimeWriter("prod", "/iac/db/main-replica/runtime"); !ok || got.Components[i].ID != "prod/db/main" {
+			t.Errorf("the graph read back does not know who writes /iac/db/main-replica/runtime (%v)", ok)
+		}
+	})
+
 	t.Run("empty store reads as an empty graph", func(t *testing.T) {
 		s := newStore(t)
 		g, err := s.Read(ctx)
