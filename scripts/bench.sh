@@ -22,7 +22,7 @@ echo "kernel:  $(uname -sr)"
 
 echo
 echo "== go benchmarks (go test -run '^\$' -bench . -benchmem -count 1)"
-go test -run '^$' -bench . -benchmem -count 1 -timeout 60m "${short[@]}" ./shared/model/ ./shared/graph/
+go test -run '^$' -bench . -benchmem -count 1 -timeout 60m "${short[@]}" ./shared/model/ ./shared/graph/ ./shared/gitrepo/
 
 if ! command -v /usr/bin/time >/dev/null; then
   echo "installing GNU time for peak resident memory"

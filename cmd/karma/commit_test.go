@@ -7,9 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/embedded"
+	"github.com/usekarma/karma/shared/gitrepo/gittest"
 	"github.com/usekarma/karma/shared/lineage"
 	"github.com/usekarma/karma/shared/message"
 )
@@ -286,5 +289,56 @@ func TestSupersedeIsExplicitAndRecorded(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("the lineage of prod/vpc/core does not record A superseded by B: %+v", ds)
+	}
+}
+
+// karma serve fetches what a push names from the remote itself — smart HTTP with a token here —
+// and deploys each pushed commit's own tree, in commit order, with no checkout to update.
+func TestServeDeploysPushedCommitsFromAnHTTPRemote(t *testing.T) {
+	needTerraform(t)
+	examplesDir, _ := filepath.Abs(filepath.Join("..", "..", "examples"))
+	o := gittest.OriginFrom(t, "config.git", examplesDir)
+	root := filepath.Dir(o.Bare)
+	srv := gittest.NewHTTPServer(t, root, "s3cret-token")
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte("s3cret-token\n"), 0o600)
+	t.Setenv("KARMA_GIT_URL", srv.RepoURL(root, o.Bare))
+	t.Setenv("KARMA_GIT_TOKEN_FILE", tokenFile)
+	state := t.TempDir()
+	sv := startServe(t, &globals{}, "--repo", o.Work, "--state-dir", state, "--secret", "github:acme/config="+serveSecret,
+		"--auto-approve", "--reconcile", "0")
+	deadline := time.Now().Add(3 * time.Minute)
+	l, _, _ := stores(t, state)
+	push := func(before, sha string) {
+		t.Helper()
+		body := ghPush("refs/heads/main", before, sha, "ada", ghCommitOf(t, o.Work, before, sha))
+		if code, resp := sv.post(t, body, ghHeaders("push", uuid.NewString(), serveSecret, body)); code != 202 {
+			t.Fatalf("push of %.12s: %d %s", sha, code, resp)
+		}
+	}
+	initial := o.Head(t)
+	push(zeroSHA, initial)
+	sv.waitIdle(t, deadline, func() bool { return appliedCount(t, l, "prod/vpc/core") == 1 })
+
+	vpc := filepath.Join(o.Work, "iac", "prod", "vpc", "core", "config.json")
+	editJSON(t, vpc, func(d map[string]any) { d["az_count"] = 4 })
+	a := o.Commit(t, "four AZs", nil)
+	editJSON(t, vpc, func(d map[string]any) { d["az_count"] = 5 })
+	b := o.Commit(t, "five AZs", nil)
+	push(initial, a)
+	push(a, b)
+	sv.waitIdle(t, deadline, func() bool { return appliedCount(t, l, "prod/vpc/core") == 3 })
+	csA, csB := changeSetOf(t, state, a, "prod"), changeSetOf(t, state, b, "prod")
+	if deployedAZs(t, csA) != 4 || deployedAZs(t, csB) != 5 {
+		t.Errorf("A deployed %v, B %v; want each its own tree (4, 5)", deployedAZs(t, csA), deployedAZs(t, csB))
+	}
+	if csB.Nodes["prod/vpc/core"].Outcome.RuntimeVersion <= csA.Nodes["prod/vpc/core"].Outcome.RuntimeVersion {
+		t.Error("B was applied before A")
+	}
+	if srv.Requests.Load() == 0 {
+		t.Error("serve never fetched from the remote")
+	}
+	if logs := sv.log(t); strings.Contains(logs, "s3cret-token") {
+		t.Error("the token is in serve's log")
 	}
 }

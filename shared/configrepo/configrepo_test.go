@@ -1,0 +1,210 @@
+package configrepo_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usekarma/karma/shared/configrepo"
+	"github.com/usekarma/karma/shared/gitrepo"
+	"github.com/usekarma/karma/shared/gitrepo/gittest"
+)
+
+var ctx = context.Background()
+
+func files(az string) map[string]string {
+	return map[string]string{
+		"iac/prod/vpc/core/config.json":       `{"az_count": ` + az + `}`,
+		"iac/prod/subnet/app/config.json":     `{"vpc_nickname": "core"}`,
+		"components/vpc/main.tf":              "variable \"config\" {}\n",
+		"components/subnet/main.tf":           "variable \"config\" {}\n",
+		"components/subnet/scripts/run.sh":    "#!/bin/sh\necho hi\n",
+		"components/vpc/config.schema.json":   `{"type": "object", "properties": {"az_count": {"type": "integer"}}}`,
+		"account_environments/prod.json":      `{"environment": "prod"}`,
+		"docs/README.md":                      "not deployed\n",
+		"iac/prod/vpc/core/notes/extra.json":  `{}`,
+		"components/subnet/variables.tf.json": `{}`,
+	}
+}
+
+func newSource(t *testing.T, url string) *configrepo.Source {
+	t.Helper()
+	repo, err := gitrepo.OpenCache(filepath.Join(t.TempDir(), "cache"), gitrepo.Remote{URL: url}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { repo.Close() })
+	return &configrepo.Source{Repo: repo, ModulesRoot: filepath.Join(t.TempDir(), "modules")}
+}
+
+func TestBuildIsOfTheCommitAsked(t *testing.T) {
+	o := gittest.NewOrigin(t, "config.git", files("3"))
+	a := o.Head(t)
+	b := o.Commit(t, "four", map[string]string{"iac/prod/vpc/core/config.json": `{"az_count": 4}`})
+	src := newSource(t, o.Bare)
+	for sha, want := range map[string]string{a: `{"az_count":3}`, b: `{"az_count":4}`} {
+		res, err := src.Build(ctx, "prod", sha, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range res.Repo.Components {
+			if c.ID() == "prod/vpc/core" && string(c.Resolved) != want {
+				t.Errorf("at %.8s: vpc/core resolved %s, want %s", sha, c.Resolved, want)
+			}
+		}
+	}
+	// A schema of the commit applies: az_count must be an integer there.
+	c := o.Commit(t, "bad", map[string]string{"iac/prod/vpc/core/config.json": `{"az_count": "many"}`})
+	res, err := src.Build(ctx, "prod", c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Diagnostics.Errors()) == 0 {
+		t.Error("the commit's schema was not applied")
+	}
+	head, err := src.Head(ctx)
+	if err != nil || head != c {
+		t.Errorf("Head = %s, %v; want %s", head, err, c)
+	}
+}
+
+func TestModulesDirIsTheCommitsModules(t *testing.T) {
+	o := gittest.NewOrigin(t, "config.git", files("3"))
+	os.Chmod(filepath.Join(o.Work, "components", "subnet", "scripts", "run.sh"), 0o755)
+	a := o.Commit(t, "executable script", nil)
+	src := newSource(t, o.Bare)
+	dirA, err := src.ModulesDir(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dirA, "vpc", "main.tf")); string(got) != "variable \"config\" {}\n" {
+		t.Errorf("vpc/main.tf = %q", got)
+	}
+	if fi, err := os.Stat(filepath.Join(dirA, "subnet", "scripts", "run.sh")); err != nil || fi.Mode().Perm()&0o111 == 0 {
+		t.Errorf("nested executable module file: %v, %v; want it present and executable", fi, err)
+	}
+	// A commit that does not touch the modules shares the folder; one that does gets its own.
+	b := o.Commit(t, "config only", map[string]string{"iac/prod/vpc/core/config.json": `{"az_count": 4}`})
+	dirB, err := src.ModulesDir(ctx, b)
+	if err != nil || dirB != dirA {
+		t.Errorf("modules of B = %s, %v; want A's %s (same content)", dirB, err, dirA)
+	}
+	c := o.Commit(t, "module", map[string]string{"components/vpc/main.tf": "variable \"config\" {}\noutput \"x\" { value = 1 }\n"})
+	dirC, err := src.ModulesDir(ctx, c)
+	if err != nil || dirC == dirA {
+		t.Fatalf("modules of C = %s, %v; want a new folder", dirC, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dirA, "vpc", "main.tf")); strings.Contains(string(got), "output") {
+		t.Error("A's modules were changed by C")
+	}
+	// A half-written folder (a crash) is written again.
+	os.Remove(filepath.Join(dirA, ".karma-complete"))
+	os.Remove(filepath.Join(dirA, "vpc", "main.tf"))
+	if again, err := src.ModulesDir(ctx, a); err != nil || again != dirA {
+		t.Fatalf("rewrite = %s, %v", again, err)
+	}
+	if _, err := os.Stat(filepath.Join(dirA, "vpc", "main.tf")); err != nil {
+		t.Errorf("the half-written folder was not completed: %v", err)
+	}
+}
+
+func TestModulesWithASymlinkAreRefused(t *testing.T) {
+	o := gittest.NewOrigin(t, "config.git", files("3"))
+	if err := os.Symlink("/etc/passwd", filepath.Join(o.Work, "components", "vpc", "passwd.tf")); err != nil {
+		t.Fatal(err)
+	}
+	sha := o.Commit(t, "link", nil)
+	src := newSource(t, o.Bare)
+	if _, err := src.ModulesDir(ctx, sha); !errors.Is(err, gitrepo.ErrSymlink) || !strings.Contains(err.Error(), "passwd.tf") {
+		t.Errorf("ModulesDir = %v, want ErrSymlink naming the file", err)
+	}
+}
+
+func proposal(t *testing.T, src *configrepo.Source, az string) configrepo.Proposal {
+	t.Helper()
+	head, err := src.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return configrepo.Proposal{ID: "chg-" + az, Base: head, Files: map[string][]byte{"iac/prod/vpc/core/config.json": []byte(`{"az_count": ` + az + `}`)},
+		Requester: gitrepo.Signature{Name: "Grace", Email: "grace@example.com"}, Summary: "vpc/core in prod"}
+}
+
+func TestWriterModes(t *testing.T) {
+	o := gittest.NewOrigin(t, "config.git", files("3"))
+	src := newSource(t, o.Bare)
+	karma := gitrepo.Signature{Name: "Karma", Email: "karma@example.com"}
+	now := func() time.Time { return time.Unix(1_800_000_000, 0) }
+
+	t.Run("none refuses", func(t *testing.T) {
+		w := &configrepo.Writer{Repo: src.Repo, Mode: configrepo.WriteNone}
+		if _, err := w.Commit(ctx, proposal(t, src, "9")); !errors.Is(err, configrepo.ErrReadOnly) {
+			t.Errorf("Commit = %v, want ErrReadOnly", err)
+		}
+	})
+	t.Run("branch pushes to the deploy branch", func(t *testing.T) {
+		w := &configrepo.Writer{Repo: src.Repo, Mode: configrepo.WriteBranch, Committer: karma, Now: now}
+		p := proposal(t, src, "4")
+		sha, err := w.Commit(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gittest.Git(t, o.Work, "pull", "-q", "origin", "main")
+		if got := o.Head(t); got != sha {
+			t.Fatalf("main = %s, want %s", got, sha)
+		}
+		msg := gittest.Git(t, o.Work, "log", "-1", "--format=%an|%cn|%B")
+		if !strings.HasPrefix(msg, "Grace|Karma|karma change chg-4: vpc/core in prod") || !strings.Contains(msg, "Karma-Change: chg-4") {
+			t.Errorf("commit = %q", msg)
+		}
+	})
+	t.Run("branch moved: made again on the new head", func(t *testing.T) {
+		p := proposal(t, src, "5")
+		other := o.Commit(t, "someone else", map[string]string{"docs/README.md": "changed\n"})
+		w := &configrepo.Writer{Repo: src.Repo, Mode: configrepo.WriteBranch, Committer: karma, Now: now}
+		sha, err := w.Commit(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gittest.Git(t, o.Work, "pull", "-q", "origin", "main")
+		if got := gittest.Git(t, o.Work, "rev-parse", "HEAD~1"); got != other || o.Head(t) != sha {
+			t.Errorf("history: HEAD %s parent %s; want the proposal on top of %s", o.Head(t), got, other)
+		}
+		if got := gittest.Git(t, o.Work, "show", "HEAD:docs/README.md"); got != "changed" {
+			t.Errorf("the other commit's change was lost: %q", got)
+		}
+	})
+	t.Run("the same file changed meanwhile: conflict", func(t *testing.T) {
+		p := proposal(t, src, "6")
+		o.Commit(t, "someone else edits vpc", map[string]string{"iac/prod/vpc/core/config.json": `{"az_count": 7}`})
+		w := &configrepo.Writer{Repo: src.Repo, Mode: configrepo.WriteBranch, Committer: karma, Now: now}
+		if _, err := w.Commit(ctx, p); !errors.Is(err, configrepo.ErrConflict) || !strings.Contains(err.Error(), "iac/prod/vpc/core/config.json") {
+			t.Errorf("Commit = %v, want ErrConflict naming the file", err)
+		}
+		gittest.Git(t, o.Work, "pull", "-q", "origin", "main")
+		if got := gittest.Git(t, o.Work, "show", "HEAD:iac/prod/vpc/core/config.json"); got != `{"az_count": 7}` {
+			t.Errorf("someone's commit was overwritten: %s", got)
+		}
+	})
+	t.Run("change-branch pushes karma/change/<id>", func(t *testing.T) {
+		w := &configrepo.Writer{Repo: src.Repo, Mode: configrepo.WriteChangeBranch, Committer: karma, Now: now}
+		p := proposal(t, src, "8")
+		sha, err := w.Commit(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := gittest.Git(t, o.Bare, "rev-parse", "refs/heads/karma/change/chg-8"); got != sha {
+			t.Errorf("karma/change/chg-8 = %s, want %s", got, sha)
+		}
+	})
+	t.Run("unknown mode", func(t *testing.T) {
+		w := &configrepo.Writer{Repo: src.Repo, Mode: "force"}
+		if _, err := w.Commit(ctx, proposal(t, src, "1")); err == nil || !strings.Contains(err.Error(), `write mode "force"`) {
+			t.Errorf("Commit = %v", err)
+		}
+	})
+}
