@@ -31,6 +31,7 @@ const (
 	CodeRuntime          = "runtime"
 	CodeParamPath        = "parameter-path"
 	CodeEnvironmentBound = "environment-binding"
+	CodeTooLarge         = "too-large"
 )
 
 // Diagnostic is one problem found while loading or validating, naming where it is.

@@ -90,16 +90,12 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 	if err != nil {
 		return nil, pipeline.Transient(err)
 	}
-	if node.Outcome != nil { // already applied: finish publishing if needed, announce again, run nothing
-		o, err := w.finish(ctx, store, in, p, *node.Outcome)
-		if err != nil {
-			return nil, pipeline.Transient(err)
-		}
-		return []message.Envelope{w.announce(in, p, o)}, nil
-	}
 	fail := func(err error) ([]message.Envelope, error) {
 		f := message.DeploymentFailed{ChangeSetID: p.ChangeSetID, DeploymentID: p.DeploymentID, Component: p.Component, Wave: p.Wave, Stage: "apply", Error: err.Error()}
 		return []message.Envelope{in.MustDerive(message.TypeDeploymentFailed, "deployment.failed:"+p.DeploymentID, f)}, nil
+	}
+	if node.Outcome != nil { // already applied: finish publishing if needed, announce again, run nothing
+		return w.finishAndAnnounce(ctx, store, in, p, *node.Outcome, fail)
 	}
 	cfg, err := model.Interpolate(node.Config, func(ref string) (map[string]any, error) {
 		return model.ReadRuntime(ctx, store, w.Workspaces.Prefix, ref)
@@ -141,10 +137,22 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 	}); err != nil {
 		return nil, err
 	}
-	if outcome, err = w.finish(ctx, store, in, p, outcome); err != nil {
+	return w.finishAndAnnounce(ctx, store, in, p, outcome, fail)
+}
+
+// finishAndAnnounce publishes a recorded outcome and announces it. Parameter Store refusing the
+// runtime or config for good (too large, an invalid name: a permanent error) fails the
+// deployment with the reason, the same way on every redelivery; anything else is retried.
+func (w *Worker) finishAndAnnounce(ctx context.Context, store params.Store, in message.Envelope, p message.DeploymentPlanned,
+	o changeset.Outcome, fail func(error) ([]message.Envelope, error)) ([]message.Envelope, error) {
+	o, err := w.finish(ctx, store, in, p, o)
+	if err != nil && isPermanent(err) {
+		return fail(fmt.Errorf("terraform applied %s, but Parameter Store refuses what it must publish: %w", p.Component, err))
+	}
+	if err != nil {
 		return nil, pipeline.Transient(err)
 	}
-	return []message.Envelope{w.announce(in, p, outcome)}, nil
+	return []message.Envelope{w.announce(in, p, o)}, nil
 }
 
 // finish publishes a recorded outcome's runtime (and config) — a no-op when already published —
@@ -231,7 +239,5 @@ func decode(b json.RawMessage) any {
 	return v
 }
 
-func isPermanent(err error) bool {
-	var p interface{ Permanent() bool }
-	return errors.As(err, &p) && p.Permanent()
-}
+// isPermanent asks the pipeline's one classifier whether retrying err can help.
+func isPermanent(err error) bool { return pipeline.Classify(err) == pipeline.DeadLetter }
