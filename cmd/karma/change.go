@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 )
 
@@ -72,6 +73,9 @@ func readInput(path string) ([]byte, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("--input %s: %w", path, err)
+	}
+	if off := params.FirstInvalidUTF8(data); off >= 0 {
+		return nil, fmt.Errorf("--input %s: invalid UTF-8 at byte offset %d: save the file as UTF-8", path, off)
 	}
 	var obj map[string]any
 	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {

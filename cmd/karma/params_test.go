@@ -61,3 +61,26 @@ func TestParamsPublishRefusesOversizedConfig(t *testing.T) {
 		t.Errorf("parameters written:\n%s", list)
 	}
 }
+
+// A file given on the command line that is not UTF-8 is refused, naming the file and the byte
+// offset, and nothing is queued or written.
+func TestInputNotUTF8(t *testing.T) {
+	repo := writeFiles(t, map[string]string{"iac/dev/app/a/config.json": `{"size":1}`})
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte("{\"name\": \"caf\xe9\"}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--repo", repo, "--state-dir", t.TempDir()}
+	for _, cmd := range [][]string{
+		{"propose-change", "app", "a", "--env", "dev", "--input", bad},
+		{"params", "put", "/iac/app/a/config", "@" + bad, "--env", "dev"},
+	} {
+		code, out, stderr := karma(t, append(cmd, args...)...)
+		if code != 1 || !strings.Contains(stderr, bad) || !strings.Contains(stderr, "invalid UTF-8 at byte offset 13") {
+			t.Errorf("%s: exit %d\nstdout %s\nstderr %s\nwant exit 1 naming the file and the offset", cmd[0], code, out, stderr)
+		}
+	}
+	if _, list, _ := karma(t, append([]string{"params", "list", "--env", "dev"}, args...)...); strings.TrimSpace(list) != "" {
+		t.Errorf("parameters written:\n%s", list)
+	}
+}

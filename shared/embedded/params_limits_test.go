@@ -33,3 +33,15 @@ func TestOversizedValueIsPermanent(t *testing.T) {
 		t.Errorf("after refused writes: Get = %v, want not found (nothing written)", err)
 	}
 }
+
+// Parameter values are UTF-8 text (SSM's API is JSON): invalid UTF-8 is refused, naming the
+// offset, instead of being stored and read back as U+FFFD.
+func TestInvalidUTF8ValueRefused(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, openTemp(t), account)
+	_, err := s.Put(t.Context(), params.PutInput{Name: "/iac/app/api/config", Value: "{\"name\":\"caf\xe9\"}"})
+	var ie *params.InvalidError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "invalid UTF-8 at byte offset 12") {
+		t.Fatalf("Put: %v, want a *params.InvalidError naming the offset", err)
+	}
+}

@@ -3,6 +3,7 @@ package params
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Parameter Store's documented limits (PutParameter in the SSM API reference), in one place:
@@ -49,6 +50,15 @@ func CheckSize(name string, size int, tier string) error {
 		return invalid(name, "value is %d bytes, Standard tier allows %d", size, StandardTierLimit)
 	}
 	return nil
+}
+
+// CheckValue reports a value Parameter Store cannot hold as given: not UTF-8 text (its API is
+// JSON, which would turn invalid bytes into U+FFFD), or too large for tier (see CheckSize).
+func CheckValue(name, value, tier string) error {
+	if off := FirstInvalidUTF8([]byte(value)); off >= 0 {
+		return invalid(name, "invalid UTF-8 at byte offset %d (values are UTF-8 text)", off)
+	}
+	return CheckSize(name, len(value), tier)
 }
 
 // CheckName accepts "/seg/seg/..." with 1..15 non-empty segments of a-zA-Z0-9_.- whose first
@@ -102,11 +112,29 @@ func CheckPut(in PutInput) (string, error) {
 	if in.Value == "" {
 		return "", invalid(in.Name, "empty value")
 	}
-	if err := CheckSize(in.Name, len(in.Value), in.Tier); err != nil {
+	if err := CheckValue(in.Name, in.Value, in.Tier); err != nil {
 		return "", err
 	}
 	if len(in.Description) > MaxDescription {
 		return "", invalid(in.Name, "description longer than %d characters", MaxDescription)
 	}
 	return typ, nil
+}
+
+// FirstInvalidUTF8 returns the offset of the first byte of b that is not valid UTF-8, or -1 when
+// b is valid. Text entering Karma (configs, parameter values, change requests) is UTF-8; an
+// invalid byte is reported where it is, never replaced by U+FFFD.
+func FirstInvalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	off := 0
+	for off < len(b) {
+		r, size := utf8.DecodeRune(b[off:])
+		if r == utf8.RuneError && size <= 1 {
+			return off
+		}
+		off += size
+	}
+	return -1 // unreachable: b is not valid
 }

@@ -67,6 +67,9 @@ func FromRequest(r Request) (message.Envelope, error) {
 		if !ok || !validRef(t, n) {
 			return message.Envelope{}, invalid("change request: %q is not <type>/<nickname>", ref)
 		}
+		if off := params.FirstInvalidUTF8(cfg); off >= 0 {
+			return message.Envelope{}, invalid("change request: config for %s: invalid UTF-8 at byte offset %d", ref, off)
+		}
 		var obj map[string]any
 		if err := json.Unmarshal(cfg, &obj); err != nil || obj == nil {
 			return message.Envelope{}, invalid("change request: config for %s is not a JSON object: %v", ref, err)

@@ -97,16 +97,19 @@ func TestPutSendsDescriptionAndTier(t *testing.T) {
 	}
 }
 
-// A value above Parameter Store's limit is refused before any call, with the same permanent
-// error as the embedded store: the pipeline fails the deployment instead of retrying.
+// A value above Parameter Store's limit, or not UTF-8 (the SDK's JSON would store U+FFFD), is
+// refused before any call, with the same permanent error as the embedded store: the pipeline
+// fails the deployment instead of retrying.
 func TestPutTooLargeIsPermanent(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	name := fmt.Sprintf("/karma-ssm-test/%d/huge/runtime", time.Now().UnixNano())
-	_, err := s.Put(t.Context(), params.PutInput{Name: name, Value: strings.Repeat("h", params.MaxValueBytes+1)})
-	var ie *params.InvalidError
-	if !errors.As(err, &ie) || ie.Name != name || pipeline.Classify(err) != pipeline.DeadLetter {
-		t.Fatalf("Put of %d bytes: %v; want a permanent *params.InvalidError naming %s", params.MaxValueBytes+1, err, name)
+	for _, value := range []string{strings.Repeat("h", params.MaxValueBytes+1), "caf\xe9"} {
+		_, err := s.Put(t.Context(), params.PutInput{Name: name, Value: value})
+		var ie *params.InvalidError
+		if !errors.As(err, &ie) || ie.Name != name || pipeline.Classify(err) != pipeline.DeadLetter {
+			t.Fatalf("Put of %.20q (%d bytes): %v; want a permanent *params.InvalidError naming %s", value, len(value), err, name)
+		}
 	}
 	if _, err := s.Get(t.Context(), name); !errors.Is(err, params.ErrNotFound) {
 		t.Errorf("Get after the refused Put: %v, want not found", err)
