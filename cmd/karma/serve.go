@@ -165,6 +165,7 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 		Secrets:     secrets,
 		Branches:    branches,
 		Deliveries:  st.seen,
+		Changes:     st.seen,
 		Publisher:   pipeline.QueuePublisher{Queue: st.transport},
 		Audit:       st.audit,
 		ModulesDir:  st.settings.ModulesDir,

@@ -108,6 +108,7 @@ func TestWebhookMode(t *testing.T) {
 	}{
 		{"push", hookEvent("push", "d1", push, hookSign(push), false), 202, `"status":"queued"`, 1},
 		{"redelivery", hookEvent("push", "d1", push, hookSign(push), false), 200, `"status":"duplicate"`, 1},
+		{"redelivery under a new delivery id", hookEvent("push", "d1-again", push, hookSign(push), false), 200, `"status":"duplicate"`, 1},
 		{"base64 body, module change on another deploy branch", hookEvent("push", "d2", release, hookSign(release), true), 202, `"status":"queued"`, 2},
 		{"bad signature", hookEvent("push", "d3", push, "sha256="+strings.Repeat("0", 64), false), 401, "does not match the body", 2},
 		{"signature over a re-encoding", hookEvent("push", "d4", push, hookSign([]byte(base64.StdEncoding.EncodeToString(push))), true), 401, "does not match", 2},
@@ -126,6 +127,9 @@ func TestWebhookMode(t *testing.T) {
 		}
 		if len(pub.msgs) != c.queued {
 			t.Errorf("%s: %d messages published, want %d", c.name, len(pub.msgs), c.queued)
+		}
+		if strings.HasPrefix(c.name, "redelivery") && !strings.Contains(resp.Body, `"change_id":"`+pub.msgs[0].ID+`"`) {
+			t.Errorf("%s: %s, want the change the commit already has (%s)", c.name, resp.Body, pub.msgs[0].ID)
 		}
 	}
 
