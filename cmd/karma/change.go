@@ -101,6 +101,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 			if err := st.workers(c.Context(), stackOptions{parallelism: parallel, observe: pv.observe}); err != nil {
 				return err
 			}
+			st.notices = pv
 			finished, err := finishedChangeSets(c.Context(), st)
 			if err != nil {
 				return err
@@ -141,6 +142,7 @@ Without --auto-approve, asks for confirmation on a terminal and refuses otherwis
 			if err := st.workers(c.Context(), stackOptions{parallelism: parallel, observe: pv.observe}); err != nil {
 				return err
 			}
+			st.notices = pv
 			// Resolve and plan first, so that what is approved has been shown.
 			if err := st.runUntilIdle(c.Context(), timeout); err != nil {
 				return err
@@ -287,6 +289,13 @@ func (p *progress) observe(stage string, in message.Envelope, out []message.Enve
 	for _, m := range out {
 		p.line(m)
 	}
+}
+
+// Write prints notices between progress lines (io.Writer).
+func (p *progress) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.w.Write(b)
 }
 
 func (p *progress) line(m message.Envelope) {

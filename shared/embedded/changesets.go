@@ -131,15 +131,19 @@ func NewSeen(ctx context.Context, db *DB) (*Seen, error) {
 		`CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value TEXT NOT NULL)`); err != nil {
 		return nil, err
 	}
+	// The process holding a claim (leases.go).
+	if err := db.addColumn(ctx, "claims", "holder", "TEXT NOT NULL DEFAULT ''"); err != nil {
+		return nil, err
+	}
 	return &Seen{db: db}, nil
 }
 
 // Claim takes key unless a live claim holds it.
 func (s *Seen) Claim(ctx context.Context, key string, lease time.Duration) (bool, error) {
 	now := time.Now()
-	res, err := s.db.SQL.ExecContext(ctx, `INSERT INTO claims (key, expires) VALUES (?, ?)
-		ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE claims.expires < ?`,
-		key, now.Add(lease).UnixNano(), now.UnixNano())
+	res, err := s.db.SQL.ExecContext(ctx, `INSERT INTO claims (key, expires, holder) VALUES (?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, holder = excluded.holder WHERE claims.expires < ?`,
+		key, now.Add(lease).UnixNano(), thisHolder(), now.UnixNano())
 	if err != nil {
 		return false, err
 	}
