@@ -97,19 +97,18 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 	if node.Outcome != nil { // already applied: finish publishing if needed, announce again, run nothing
 		return w.finishAndAnnounce(ctx, store, in, p, *node.Outcome, fail)
 	}
-	cfg, err := model.Interpolate(node.Config, func(ref string) (map[string]any, error) {
-		return model.ReadRuntime(ctx, store, w.Workspaces.Prefix, ref)
-	})
+	cfg, err := model.InterpolateFromStore(ctx, store, w.Workspaces.Prefix, node.Config)
 	if err != nil {
 		return fail(err)
 	}
-	ws, err := w.Workspaces.For(ctx, p.Component, cs.Commit, cfg)
+	ws, err := w.Workspaces.For(ctx, p.Component, cs.Commit, cfg.Config)
 	if err != nil {
 		if pipeline.IsTransient(err) {
 			return nil, err // the repository could not be reached: retried, then dead-lettered
 		}
 		return fail(err)
 	}
+	ws.Sensitive = cfg.Sensitive // a re-plan (stale plan) passes them as sensitive variables again
 	outputs, err := w.Runner.Apply(ctx, ws, terraform.PlanResult{Summary: p.Plan, PlanFile: p.PlanFile, PlanHash: p.PlanHash})
 	if err != nil && ctx.Err() == nil && isPermanent(err) && cs.AutoApprove {
 		// A stale plan after an interrupted attempt: plan again and apply what is left.
