@@ -89,10 +89,11 @@ func TestWebhookMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, after, later := strings.Repeat("a", 40), strings.Repeat("b", 40), strings.Repeat("c", 40)
+	before, after, later, latest := strings.Repeat("a", 40), strings.Repeat("b", 40), strings.Repeat("c", 40), strings.Repeat("d", 40)
 	push := pushBody("refs/heads/main", before, after, true, "iac/prod/vpc/core/config.json")
 	release := pushBody("refs/heads/release", after, later, true, "components/vpc/main.tf", "README.md")
-	truncated := pushBody("refs/heads/main", after, later, false)
+	// Its own commit: the commit of another push (to another deploy branch) is that push's change.
+	truncated := pushBody("refs/heads/main", after, latest, false)
 	ping := []byte(`{"zen":"Design for failure.","hook_id":7,"repository":{"full_name":"acme/config"}}`)
 	notV2 := hookEvent("push", "d9", push, hookSign(push), false)
 	notV2.Version = "1.0"
