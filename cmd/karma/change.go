@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 )
 
@@ -73,6 +74,9 @@ func readInput(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--input %s: %w", path, err)
 	}
+	if off := params.FirstInvalidUTF8(data); off >= 0 {
+		return nil, fmt.Errorf("--input %s: invalid UTF-8 at byte offset %d: save the file as UTF-8", path, off)
+	}
 	var obj map[string]any
 	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
 		return nil, fmt.Errorf("--input %s: not a JSON object: %v", path, err)
@@ -97,6 +101,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 			if err := st.workers(c.Context(), stackOptions{parallelism: parallel, observe: pv.observe}); err != nil {
 				return err
 			}
+			st.notices = pv
 			finished, err := finishedChangeSets(c.Context(), st)
 			if err != nil {
 				return err
@@ -137,6 +142,7 @@ Without --auto-approve, asks for confirmation on a terminal and refuses otherwis
 			if err := st.workers(c.Context(), stackOptions{parallelism: parallel, observe: pv.observe}); err != nil {
 				return err
 			}
+			st.notices = pv
 			// Resolve and plan first, so that what is approved has been shown.
 			if err := st.runUntilIdle(c.Context(), timeout); err != nil {
 				return err
@@ -283,6 +289,13 @@ func (p *progress) observe(stage string, in message.Envelope, out []message.Enve
 	for _, m := range out {
 		p.line(m)
 	}
+}
+
+// Write prints notices between progress lines (io.Writer).
+func (p *progress) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.w.Write(b)
 }
 
 func (p *progress) line(m message.Envelope) {

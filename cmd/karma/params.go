@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -30,7 +31,8 @@ func newParamsPublishCmd(g *globals) *cobra.Command {
 		Short: "Publish resolved configs from Git to <prefix>/<type>/<nickname>/config",
 		Long: `Publishes each component's resolved config as compact JSON (Advanced tier above 4 KB), recording
 the commit it came from in the parameter's description. An unchanged config is not written again
-(no new version). Nothing is published when the repository has errors.`,
+(no new version). Nothing is published when the repository has errors, or when any parameter
+breaks a Parameter Store rule (name, size): every one is checked before the first is written.`,
 		Args: argsUsage(func(c *cobra.Command, args []string) error {
 			if len(args) != 0 && len(args) != 2 {
 				return fmt.Errorf("want no arguments or <type> <nickname>, got %d", len(args))
@@ -70,39 +72,73 @@ the commit it came from in the parameter's description. An unchanged config is n
 				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("no component %s in %s", strings.Join(args, "/"), envLabel(env))}
 			}
 			commit := gitrepo.HeadCommit(g.repo)
-			var changed, same int
-			for _, comp := range selected {
-				st, err := s.params(comp.Env)
-				if err != nil {
-					return err
-				}
-				name := model.ConfigParam(res.Repo.Settings.Prefix, comp.Type, comp.Nickname)
-				in := params.PutInput{Name: name, Value: string(comp.Resolved), Tier: params.TierFor(string(comp.Resolved)),
-					Description: params.Provenance("commit="+commit+" file="+comp.File(), string(comp.Resolved)), User: localUser()}
-				if dryRun {
-					fmt.Fprintf(c.OutOrStdout(), "would publish %s (%s, %d bytes)\n", name, comp.Env, len(comp.Resolved))
-					continue
-				}
-				r, err := st.Put(c.Context(), in)
-				if err != nil {
-					return fmt.Errorf("publishing %s (%s): %w", name, comp.ID(), err)
-				}
-				if r.Changed {
-					changed++
-					fmt.Fprintf(c.OutOrStdout(), "published %-50s %s  version %d\n", name, comp.Env, r.Version)
-				} else {
-					same++
-				}
+			writes, err := publishWrites(s, res.Repo.Settings.Prefix, commit, selected)
+			if err != nil {
+				return err
 			}
-			if !dryRun {
-				fmt.Fprintf(c.OutOrStdout(), "%d published, %d unchanged (commit %s)\n", changed, same, commit)
-			}
-			return nil
+			return publish(c, writes, commit, dryRun)
 		},
 	}
 	c.Flags().StringVar(&env, "env", "", "only this environment")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "show what would be published")
 	return c
+}
+
+// paramWrite is one parameter publish will write, to the store of its component's environment.
+type paramWrite struct {
+	comp  *model.Component
+	store params.Store
+	in    params.PutInput
+}
+
+// publishWrites prepares the writes of the selected components and checks every one against
+// Parameter Store's rules (params.CheckPut), reporting all the refused ones at once.
+func publishWrites(s *session, prefix, commit string, selected []*model.Component) ([]paramWrite, error) {
+	var writes []paramWrite
+	var errs []error
+	for _, comp := range selected {
+		st, err := s.params(comp.Env)
+		if err != nil {
+			return nil, err
+		}
+		value := string(comp.Resolved)
+		in := params.PutInput{Name: model.ConfigParam(prefix, comp.Type, comp.Nickname), Value: value, Tier: params.TierFor(value),
+			Description: params.Provenance("commit="+commit+" file="+comp.File(), value), User: localUser()}
+		if _, err := params.CheckPut(in); err != nil {
+			errs = append(errs, fmt.Errorf("%s (%s): %w", comp.ID(), comp.File(), err))
+			continue
+		}
+		writes = append(writes, paramWrite{comp: comp, store: st, in: in})
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("nothing published: %w", errors.Join(errs...))
+	}
+	return writes, nil
+}
+
+// publish writes (or, with dryRun, lists) checked parameters.
+func publish(c *cobra.Command, writes []paramWrite, commit string, dryRun bool) error {
+	var changed, same int
+	for _, w := range writes {
+		if dryRun {
+			fmt.Fprintf(c.OutOrStdout(), "would publish %s (%s, %d bytes)\n", w.in.Name, w.comp.Env, len(w.in.Value))
+			continue
+		}
+		r, err := w.store.Put(c.Context(), w.in)
+		if err != nil {
+			return fmt.Errorf("publishing %s (%s): %w", w.in.Name, w.comp.ID(), err)
+		}
+		if r.Changed {
+			changed++
+			fmt.Fprintf(c.OutOrStdout(), "published %-50s %s  version %d\n", w.in.Name, w.comp.Env, r.Version)
+		} else {
+			same++
+		}
+	}
+	if !dryRun {
+		fmt.Fprintf(c.OutOrStdout(), "%d published, %d unchanged (commit %s)\n", changed, same, commit)
+	}
+	return nil
 }
 
 func envLabel(env string) string {

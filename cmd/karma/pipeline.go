@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -35,6 +34,7 @@ type stack struct {
 	seen       *embedded.Seen
 	settings   model.Settings
 	runner     *pipeline.Runner
+	notices    io.Writer // where runUntilIdle says what it released and waits for (nil: nowhere)
 }
 
 // stackOptions tune the runtime.
@@ -157,48 +157,6 @@ func (st *stack) workers(ctx context.Context, opts stackOptions) error {
 	}}
 	return nil
 }
-
-// runUntilIdle runs every stage until no queue holds a message and nothing is being handled.
-// Idle is seen three times in a row (30 ms), so that a message between two states (acknowledged
-// on one queue, not yet visible on the next, on a transport that publishes apart from the
-// acknowledgement) is not missed; the queues are counted only while nothing is in flight.
-func (st *stack) runUntilIdle(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { st.runner.Run(runCtx); close(done) }()
-	defer func() { stop(); <-done }()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	quiet := 0
-	for quiet < 3 {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("pipeline still busy after %s: %w", timeout, ctx.Err())
-		case <-tick.C:
-		}
-		busy := st.runner.InFlight() > 0
-		for _, name := range stageNames {
-			if busy {
-				break
-			}
-			n, err := st.queue.Depth(ctx, name)
-			if err != nil {
-				return err
-			}
-			busy = n > 0
-		}
-		if busy {
-			quiet = 0
-		} else {
-			quiet++
-		}
-	}
-	return nil
-}
-
-var stageNames = []string{pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
 
 // publish enqueues root messages.
 func (st *stack) publish(ctx context.Context, msgs ...message.Envelope) error {

@@ -160,11 +160,16 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	if err := st.workers(ctx, stackOptions{parallelism: o.parallelism, log: log}); err != nil {
 		return err
 	}
+	// What a process that died (kill -9) held on the state file is handled now, not in 10 minutes.
+	if err := st.leaseWatch(c.ErrOrStderr()).release(ctx); err != nil {
+		return err
+	}
 
 	wh := &httpapi.Webhooks{
 		Secrets:     secrets,
 		Branches:    branches,
 		Deliveries:  st.seen,
+		Changes:     st.seen,
 		Publisher:   pipeline.QueuePublisher{Queue: st.transport},
 		Audit:       st.audit,
 		ModulesDir:  st.settings.ModulesDir,

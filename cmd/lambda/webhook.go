@@ -21,7 +21,8 @@ package main
 //	                           the function's KMS key; rotating a secret is a redeploy.
 //	KARMA_BRANCHES             deploy branches, comma-separated (default main)
 //	KARMA_EVENT_BUS            the EventBridge bus changes are published to (as for every stage)
-//	KARMA_IDEMPOTENCY_TABLE    DynamoDB: delivery ids already accepted (default karma-idempotency)
+//	KARMA_IDEMPOTENCY_TABLE    DynamoDB: delivery ids already accepted and the change each commit
+//	                           started (default karma-idempotency)
 //	KARMA_AUDIT_TABLE          DynamoDB: the audit log, for rejected and ignored deliveries
 //	                           (default karma-audit)
 //	KARMA_WEBHOOK_MODULES_DIR  the modules folder inside the config repository (default
@@ -124,7 +125,11 @@ func webhookHandler(getenv func(string) string, d webhookDeps) (apiGatewayHandle
 	if log == nil {
 		log = slog.Default()
 	}
-	wh := &httpapi.Webhooks{Secrets: secrets, Branches: branches, Deliveries: d.Deliveries, Publisher: d.Publisher,
+	changes, ok := d.Deliveries.(pipeline.Records)
+	if !ok {
+		return nil, fmt.Errorf("webhook mode: the idempotency store (%T) cannot record which change each commit started", d.Deliveries)
+	}
+	wh := &httpapi.Webhooks{Secrets: secrets, Branches: branches, Deliveries: d.Deliveries, Changes: changes, Publisher: d.Publisher,
 		Subfolder: getenv("KARMA_GIT_SUBDIR"), Audit: d.Audit, ModulesDir: strings.Trim(modules, "/"), AutoApprove: getenv("KARMA_AUTO_APPROVE") == "true" || getenv("KARMA_AUTO_APPROVE") == "1", Log: log}
 	return serveAPIGateway(wh, log), nil
 }

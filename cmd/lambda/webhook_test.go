@@ -89,10 +89,11 @@ func TestWebhookMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, after, later := strings.Repeat("a", 40), strings.Repeat("b", 40), strings.Repeat("c", 40)
+	before, after, later, latest := strings.Repeat("a", 40), strings.Repeat("b", 40), strings.Repeat("c", 40), strings.Repeat("d", 40)
 	push := pushBody("refs/heads/main", before, after, true, "iac/prod/vpc/core/config.json")
 	release := pushBody("refs/heads/release", after, later, true, "components/vpc/main.tf", "README.md")
-	truncated := pushBody("refs/heads/main", after, later, false)
+	// Its own commit: the commit of another push (to another deploy branch) is that push's change.
+	truncated := pushBody("refs/heads/main", after, latest, false)
 	ping := []byte(`{"zen":"Design for failure.","hook_id":7,"repository":{"full_name":"acme/config"}}`)
 	notV2 := hookEvent("push", "d9", push, hookSign(push), false)
 	notV2.Version = "1.0"
@@ -108,6 +109,7 @@ func TestWebhookMode(t *testing.T) {
 	}{
 		{"push", hookEvent("push", "d1", push, hookSign(push), false), 202, `"status":"queued"`, 1},
 		{"redelivery", hookEvent("push", "d1", push, hookSign(push), false), 200, `"status":"duplicate"`, 1},
+		{"redelivery under a new delivery id", hookEvent("push", "d1-again", push, hookSign(push), false), 200, `"status":"duplicate"`, 1},
 		{"base64 body, module change on another deploy branch", hookEvent("push", "d2", release, hookSign(release), true), 202, `"status":"queued"`, 2},
 		{"bad signature", hookEvent("push", "d3", push, "sha256="+strings.Repeat("0", 64), false), 401, "does not match the body", 2},
 		{"signature over a re-encoding", hookEvent("push", "d4", push, hookSign([]byte(base64.StdEncoding.EncodeToString(push))), true), 401, "does not match", 2},
@@ -126,6 +128,9 @@ func TestWebhookMode(t *testing.T) {
 		}
 		if len(pub.msgs) != c.queued {
 			t.Errorf("%s: %d messages published, want %d", c.name, len(pub.msgs), c.queued)
+		}
+		if strings.HasPrefix(c.name, "redelivery") && !strings.Contains(resp.Body, `"change_id":"`+pub.msgs[0].ID+`"`) {
+			t.Errorf("%s: %s, want the change the commit already has (%s)", c.name, resp.Body, pub.msgs[0].ID)
 		}
 	}
 

@@ -136,3 +136,9 @@ func TestChangeSetPlainJSONDocument(t *testing.T) {
 		t.Fatalf("Update of a plain JSON document = %+v, %v", got, err)
 	}
 }
+
+func TestRecordsConformance(t *testing.T) {
+	client, _ := newClient(t)
+	s := dynamo.NewSeen(client, newTables(t, client).Seen, dynamo.SeenOptions{})
+	seentest.RunRecords(t, func(t *testing.T) pipeline.Records { return s })
+}

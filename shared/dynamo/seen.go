@@ -17,8 +17,10 @@ const (
 	attrExpires  = "expires"   // N: a claim's lease end, unix nanoseconds
 	attrTTL      = "ttl"       // N: unix seconds after which DynamoDB's TTL deletes the item
 	attrMarkedAt = "marked_at" // S: when a key was marked done (tsLayout)
+	attrRecord   = "value"     // S: a record's value
 	claimPrefix  = "CLAIM#"
 	donePrefix   = "DONE#"
+	recordPrefix = "RECORD#"
 	// claimGrace is how long after its lease ends a claim item is left for TTL to delete.
 	// Expiry itself is decided by expires, never by TTL, which deletes lazily (within days).
 	claimGrace = 24 * time.Hour
@@ -37,6 +39,7 @@ type SeenOptions struct {
 //
 //	pk CLAIM#<key>   expires (N, unix ns), ttl (N, unix s)   a claim; TTL removes it a day after it ran out
 //	pk DONE#<key>    marked_at, ttl if DoneTTL is set         the key is done
+//	pk RECORD#<key>  value (S)                                 a record (pipeline.Records): first wins
 //
 // Claim is a PutItem on condition attribute_not_exists(pk) OR expires < now: exactly one of
 // concurrent claimants wins, and a claim whose holder died is taken over once its lease has
@@ -50,7 +53,10 @@ type Seen struct {
 	opts   SeenOptions
 }
 
-var _ pipeline.Seen = (*Seen)(nil)
+var (
+	_ pipeline.Seen    = (*Seen)(nil)
+	_ pipeline.Records = (*Seen)(nil)
+)
 
 // NewSeen returns the idempotency store on table.
 func NewSeen(client API, table string, opts SeenOptions) *Seen {
@@ -139,4 +145,44 @@ func (s *Seen) Mark(ctx context.Context, key string) error {
 		}
 		sleep(ctx, attempt+2)
 	}
+}
+
+// RecordFirst stores value under key unless one is stored (a PutItem on condition
+// attribute_not_exists), and returns the stored value, read consistently when another call won.
+func (s *Seen) RecordFirst(ctx context.Context, key, value string) (string, error) {
+	k, err := s.key("record", recordPrefix, key)
+	if err != nil {
+		return "", err
+	}
+	item := map[string]types.AttributeValue{attrPK: k[attrPK], attrRecord: str(value)}
+	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item,
+		ConditionExpression: aws.String("attribute_not_exists(#pk)"), ExpressionAttributeNames: map[string]string{"#pk": attrPK}})
+	switch {
+	case err == nil:
+		return value, nil
+	case !isConditionFailed(err):
+		return "", wrap("seen record", s.table, key, err)
+	}
+	stored, err := s.Recorded(ctx, key)
+	if err == nil && stored == "" {
+		err = fmt.Errorf("dynamo: seen record %q: the condition failed but no record is there", key)
+	}
+	return stored, err
+}
+
+// Recorded returns the value stored under key (a consistent read), "" when none.
+func (s *Seen) Recorded(ctx context.Context, key string) (string, error) {
+	k, err := s.key("recorded", recordPrefix, key)
+	if err != nil {
+		return "", err
+	}
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: k, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return "", wrap("seen recorded", s.table, key, err)
+	}
+	v, _ := out.Item[attrRecord].(*types.AttributeValueMemberS)
+	if v == nil {
+		return "", nil
+	}
+	return v.Value, nil
 }

@@ -61,3 +61,14 @@ func TestSeenConformanceSharedFile(t *testing.T) {
 		return s
 	})
 }
+
+func TestRecordsConformance(t *testing.T) {
+	db := queueTestDB(t, "")
+	seentest.RunRecords(t, func(t *testing.T) pipeline.Records {
+		s, err := embedded.NewSeen(t.Context(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}

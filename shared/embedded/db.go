@@ -124,3 +124,23 @@ func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	return tx.Commit()
 }
+
+// addColumn adds column (with its declaration, e.g. "TEXT NOT NULL DEFAULT ”") to table unless
+// the table has it: the migration of a file created by an older version.
+func (db *DB) addColumn(ctx context.Context, table, column, decl string) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, column).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN `+column+` `+decl)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("embedded: migrate: add %s.%s: %w", table, column, err)
+	}
+	return nil
+}

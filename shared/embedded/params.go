@@ -5,7 +5,8 @@ package embedded
 //
 // Contract beyond params.Store (checked by paramstest plus params_test.go):
 //   - Names, values, types, tiers and descriptions are checked against SSM's documented limits
-//     before anything is read or written; a *ValidationError names the parameter.
+//     (params.CheckPut) before anything is read or written; a *params.InvalidError names the
+//     parameter, and is permanent for the pipeline: a value SSM would refuse is refused here too.
 //   - "Identical" means same value and same type: a Put differing only in Description, Tier or
 //     User is a no-op, as with the SSM store (which cannot see those cheaply).
 //   - Every version is kept in params_history (History); Delete removes the parameter and its
@@ -43,13 +44,6 @@ func (e *NotFoundError) Error() string {
 // Unwrap makes errors.Is(err, params.ErrNotFound) true.
 func (e *NotFoundError) Unwrap() error { return params.ErrNotFound }
 
-// ValidationError says SSM would refuse this name, path or write.
-type ValidationError struct{ Name, Reason string }
-
-func (e *ValidationError) Error() string {
-	return fmt.Sprintf("embedded params: invalid parameter %q: %s", e.Name, e.Reason)
-}
-
 const columns = "name, value, type, version, modified_at, modified_by, description"
 
 // NewParamStore creates the parameter tables if needed and returns the store for account.
@@ -73,7 +67,7 @@ func NewParamStore(db *DB, account string) (*ParamStore, error) {
 
 // Get returns the current version of name.
 func (s *ParamStore) Get(ctx context.Context, name string) (params.Parameter, error) {
-	if err := validateName(name); err != nil {
+	if err := params.CheckName(name); err != nil {
 		return params.Parameter{}, err
 	}
 	p, err := scanParam(s.db.SQL.QueryRowContext(ctx,
@@ -92,7 +86,7 @@ func (s *ParamStore) GetByPath(ctx context.Context, path string) ([]params.Param
 	prefix := "/"
 	if path != "/" {
 		trimmed := strings.TrimSuffix(path, "/")
-		if err := validateName(trimmed); err != nil {
+		if err := params.CheckName(trimmed); err != nil {
 			return nil, err
 		}
 		prefix = trimmed + "/"
@@ -106,7 +100,7 @@ func (s *ParamStore) GetByPath(ctx context.Context, path string) ([]params.Param
 
 // History returns every kept version of name, oldest first.
 func (s *ParamStore) History(ctx context.Context, name string) ([]params.Parameter, error) {
-	if err := validateName(name); err != nil {
+	if err := params.CheckName(name); err != nil {
 		return nil, err
 	}
 	out, err := collect(s.db.SQL.QueryContext(ctx, `SELECT `+columns+` FROM params_history
@@ -122,7 +116,7 @@ func (s *ParamStore) History(ctx context.Context, name string) ([]params.Paramet
 
 // Put writes in.Value as a new version unless value and type equal the current ones.
 func (s *ParamStore) Put(ctx context.Context, in params.PutInput) (res params.PutResult, err error) {
-	typ, err := validatePut(in)
+	typ, err := params.CheckPut(in)
 	if err != nil {
 		return res, err
 	}
@@ -165,7 +159,7 @@ func (s *ParamStore) Put(ctx context.Context, in params.PutInput) (res params.Pu
 
 // Delete removes name and its history; an unknown name is a NotFoundError.
 func (s *ParamStore) Delete(ctx context.Context, name string) error {
-	if err := validateName(name); err != nil {
+	if err := params.CheckName(name); err != nil {
 		return err
 	}
 	return s.wrap("delete", name, s.db.inTx(ctx, func(tx *sql.Tx) error {
@@ -185,7 +179,7 @@ func (s *ParamStore) Delete(ctx context.Context, name string) error {
 
 // wrap adds context to driver errors and passes this package's typed errors through.
 func (s *ParamStore) wrap(op, name string, err error) error {
-	if err == nil || errors.As(err, new(*NotFoundError)) || errors.As(err, new(*ValidationError)) {
+	if err == nil || errors.As(err, new(*NotFoundError)) || errors.As(err, new(*params.InvalidError)) {
 		return err
 	}
 	return fmt.Errorf("embedded params: %s %q in account %s: %w", op, name, s.account, err)
@@ -215,72 +209,8 @@ func collect(rows *sql.Rows, err error) ([]params.Parameter, error) {
 	return out, rows.Err()
 }
 
-// SSM's documented limits (PutParameter in the SSM API reference). Of the 2048 characters SSM
-// reports for a name, 1037 are reserved; the 1011 left include the ARN prefix
-// "arn:aws:ssm:<region>:<account>:parameter", so AWS itself allows ~45 fewer than maxNameLen.
-const maxNameLen, maxDepth, maxValue, maxDescription = 1011, 15, 8192, 1024
-
 func invalid(name, format string, a ...any) error {
-	return &ValidationError{Name: name, Reason: fmt.Sprintf(format, a...)}
-}
-
-// validateName accepts "/seg/seg/..." with 1..15 non-empty segments of a-zA-Z0-9_.- whose
-// first segment does not start with "aws" or "ssm" (case-insensitive), as SSM does.
-func validateName(name string) error {
-	switch {
-	case !strings.HasPrefix(name, "/"):
-		return invalid(name, "name must start with '/'")
-	case len(name) > maxNameLen:
-		return invalid(name, "name is %d characters long, at most %d allowed", len(name), maxNameLen)
-	}
-	for i, r := range name {
-		if !(r == '/' || r == '_' || r == '.' || r == '-' ||
-			(r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')) {
-			return invalid(name, "character %q at offset %d not allowed (only a-zA-Z0-9_.-/)", r, i)
-		}
-	}
-	segs := strings.Split(name[1:], "/")
-	if len(segs) > maxDepth {
-		return invalid(name, "%d levels deep, at most %d allowed", len(segs), maxDepth)
-	}
-	for _, seg := range segs {
-		if seg == "" {
-			return invalid(name, "empty path segment")
-		}
-	}
-	if first := strings.ToLower(segs[0]); strings.HasPrefix(first, "aws") || strings.HasPrefix(first, "ssm") {
-		return invalid(name, `names can't start with "aws" or "ssm"`)
-	}
-	return nil
-}
-
-// validatePut checks everything but the tier transition and returns the effective type.
-func validatePut(in params.PutInput) (string, error) {
-	if err := validateName(in.Name); err != nil {
-		return "", err
-	}
-	typ := in.Type
-	switch typ {
-	case "":
-		typ = params.TypeString
-	case params.TypeString, params.TypeStringList, params.TypeSecureString:
-	default:
-		return "", invalid(in.Name, "type %q not one of String, StringList, SecureString", in.Type)
-	}
-	if in.Tier != "" && in.Tier != params.TierStandard && in.Tier != params.TierAdvanced {
-		return "", invalid(in.Name, "tier %q not one of Standard, Advanced", in.Tier)
-	}
-	switch n := len(in.Value); {
-	case n == 0:
-		return "", invalid(in.Name, "empty value")
-	case n > maxValue:
-		return "", invalid(in.Name, "value is %d bytes, at most %d allowed", n, maxValue)
-	case n > params.StandardTierLimit && in.Tier == params.TierStandard:
-		return "", invalid(in.Name, "value is %d bytes, Standard tier allows %d", n, params.StandardTierLimit)
-	case len(in.Description) > maxDescription:
-		return "", invalid(in.Name, "description longer than %d characters", maxDescription)
-	}
-	return typ, nil
+	return &params.InvalidError{Name: name, Reason: fmt.Sprintf(format, a...)}
 }
 
 // resolveTier applies the default and SSM's rule that Advanced never goes back to Standard.

@@ -196,9 +196,9 @@ func TestTierAndTypeRules(t *testing.T) {
 		{Name: name, Value: "smaller", Tier: params.TierStandard},
 		{Name: name, Value: "small", Type: params.TypeSecureString},
 	} {
-		var ve *ValidationError
+		var ve *params.InvalidError
 		if _, err := s.Put(t.Context(), in); !errors.As(err, &ve) || !strings.Contains(err.Error(), name) {
-			t.Errorf("Put(%+v): %v, want a ValidationError naming the parameter", in, err)
+			t.Errorf("Put(%+v): %v, want a *params.InvalidError naming the parameter", in, err)
 		}
 	}
 }
@@ -221,7 +221,7 @@ func TestValidation(t *testing.T) {
 		{"unicode", params.PutInput{Name: "/iac/é", Value: "v"}, "not allowed"},
 		{"reserved aws", params.PutInput{Name: "/aws/x", Value: "v"}, `"aws" or "ssm"`},
 		{"reserved ssm", params.PutInput{Name: "/SSMthing/x", Value: "v"}, `"aws" or "ssm"`},
-		{"too long", params.PutInput{Name: "/" + strings.Repeat("a", maxNameLen), Value: "v"}, "characters long"},
+		{"too long", params.PutInput{Name: "/" + strings.Repeat("a", params.MaxNameLength), Value: "v"}, "characters long"},
 		{"too deep", params.PutInput{Name: strings.Repeat("/a", 16), Value: "v"}, "levels deep"},
 		{"empty value", params.PutInput{Name: ok, Value: ""}, "empty value"},
 		{"over 8 KB", params.PutInput{Name: ok, Value: strings.Repeat("v", 8193)}, "at most 8192"},
@@ -235,16 +235,16 @@ func TestValidation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := s.Put(t.Context(), tc.in)
-			var ve *ValidationError
+			var ve *params.InvalidError
 			if !errors.As(err, &ve) || !strings.Contains(err.Error(), tc.want) ||
 				!strings.Contains(err.Error(), fmt.Sprintf("%q", tc.in.Name)) {
-				t.Fatalf("Put: %v; want a ValidationError naming %q and containing %q", err, tc.in.Name, tc.want)
+				t.Fatalf("Put: %v; want a *params.InvalidError naming %q and containing %q", err, tc.in.Name, tc.want)
 			}
 		})
 	}
 	for _, in := range []params.PutInput{
 		{Name: strings.Repeat("/a", 15), Value: "v"},
-		{Name: "/" + strings.Repeat("a", maxNameLen-1), Value: strings.Repeat("v", 8192)},
+		{Name: "/" + strings.Repeat("a", params.MaxNameLength-1), Value: strings.Repeat("v", 8192)},
 		{Name: "/Iac_1/a-b.c/config", Value: "v", Tier: params.TierStandard, Description: strings.Repeat("d", 1024)},
 	} {
 		if _, err := s.Put(t.Context(), in); err != nil {
@@ -252,6 +252,6 @@ func TestValidation(t *testing.T) {
 		}
 	}
 	if _, err := s.GetByPath(t.Context(), "iac"); err == nil {
-		t.Errorf("GetByPath(\"iac\") succeeded, want a ValidationError")
+		t.Errorf("GetByPath(\"iac\") succeeded, want a *params.InvalidError")
 	}
 }

@@ -24,7 +24,9 @@ package embedded
 //   - Redrive moves a queue's dead letters back, oldest first, keeping message id and group,
 //     with the receive count reset to 0; they queue up behind the messages already there.
 //   - Crash safety: state lives only in the file. A process that dies holding deliveries loses
-//     nothing: they come back when their visibility expires, to any process using the file.
+//     nothing: they come back when their visibility expires, to any process using the file, or
+//     at once when another process on the host sees that the holder is gone
+//     (ReleaseAbandoned, leases.go).
 //   - Receive's wait polls the file every PollInterval (other processes' sends, expired
 //     visibility) and wakes at once on a Send, ChangeVisibility(0), Redrive or Exchange send
 //     to its queue made through any Queue of this process on the same file. A Receive takes
@@ -131,6 +133,10 @@ func NewQueue(ctx context.Context, db *DB, opts QueueOptions) (*Queue, error) {
 			PRIMARY KEY (queue, dedup_id)) WITHOUT ROWID`,
 	)
 	if err != nil {
+		return nil, err
+	}
+	// The process holding a message in flight (leases.go).
+	if err := db.addColumn(ctx, "messages", "holder", "TEXT NOT NULL DEFAULT ''"); err != nil {
 		return nil, err
 	}
 	return &Queue{db: db, maxReceives: opts.MaxReceives, poll: opts.PollInterval, wake: wakerFor(db)}, nil
@@ -329,8 +335,8 @@ func (q *Queue) receiveTx(ctx context.Context, tx *sql.Tx, name string, max int,
 					continue
 				}
 				receipt := newReceipt(m.seq)
-				if _, err := tx.ExecContext(ctx, `UPDATE messages SET receive_count = ?, visible_at = ?, receipt = ?
-					WHERE seq = ?`, m.receives+1, now+int64(visibility), receipt, m.seq); err != nil {
+				if _, err := tx.ExecContext(ctx, `UPDATE messages SET receive_count = ?, visible_at = ?, receipt = ?, holder = ?
+					WHERE seq = ?`, m.receives+1, now+int64(visibility), receipt, thisHolder(), m.seq); err != nil {
 					return err
 				}
 				out = append(out, queue.Delivery{MessageID: m.id, Body: m.body, ReceiptHandle: receipt,

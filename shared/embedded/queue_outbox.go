@@ -411,9 +411,9 @@ func claimTx(ctx context.Context, tx *sql.Tx, keys []string, lease time.Duration
 			done[k] = true
 			continue
 		}
-		ok, err := affected(tx.ExecContext(ctx, `INSERT INTO claims (key, expires) VALUES (?, ?)
-			ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE claims.expires < ?`,
-			k, now.Add(lease).UnixNano(), now.UnixNano()))
+		ok, err := affected(tx.ExecContext(ctx, `INSERT INTO claims (key, expires, holder) VALUES (?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, holder = excluded.holder WHERE claims.expires < ?`,
+			k, now.Add(lease).UnixNano(), thisHolder(), now.UnixNano()))
 		if err != nil {
 			return nil, err
 		}

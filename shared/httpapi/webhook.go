@@ -10,7 +10,9 @@
 //	                                            changing nothing Karma deploys (recorded in the
 //	                                            audit log)
 //	200 {"status":"pong"}                      ping
-//	200 {"status":"duplicate"}                 a delivery already accepted (same delivery id)
+//	200 {"status":"duplicate","change_id":…}   a commit already accepted: the same delivery again,
+//	                                            or a redelivery under a new delivery id; change_id
+//	                                            is the change the commit already has
 //	400 / 401 / 413 / 415 {"error":…}          as shared/webhook decides; nothing enters the
 //	                                            pipeline; a 401 is audited as a security entry
 //	503 {"error":…}                            the pipeline could not be reached: the sender
@@ -29,6 +31,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/usekarma/karma/shared/audit"
+	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/webhook"
 	"github.com/usekarma/karma/workers/ingest"
@@ -37,8 +40,9 @@ import (
 // Webhooks handles POST /webhooks/git.
 type Webhooks struct {
 	Secrets    webhook.Secrets
-	Branches   map[string]bool // branches that deploy (e.g. {"main": true})
-	Deliveries pipeline.Seen   // delivery ids already accepted
+	Branches   map[string]bool  // branches that deploy (e.g. {"main": true})
+	Deliveries pipeline.Seen    // delivery ids already accepted
+	Changes    pipeline.Records // the change each commit started ("change|git:<sha>")
 	Publisher  pipeline.Publisher
 	Audit      audit.Log // security entries and ignored pushes
 	ModulesDir string
@@ -123,7 +127,9 @@ func (h *Webhooks) push(ctx context.Context, w http.ResponseWriter, p webhook.Pu
 			return
 		}
 		if done {
-			write(w, http.StatusOK, reply{Status: "duplicate"})
+			// "" only for a delivery accepted before changes were recorded.
+			change, _ := h.Changes.Recorded(ctx, "change|"+ingest.CommitKey(p.After))
+			write(w, http.StatusOK, reply{Status: "duplicate", ChangeID: change})
 			return
 		}
 	}
@@ -143,14 +149,48 @@ func (h *Webhooks) push(ctx context.Context, w http.ResponseWriter, p webhook.Pu
 		ignore("the push changes nothing Karma deploys")
 		return
 	}
-	if err := h.Publisher.Publish(ctx, msgs...); err != nil {
+	h.queue(ctx, w, p, msgs[0])
+}
+
+// queue publishes a commit's change.detected as the commit's change: the first change recorded
+// for the commit. Once it is published, every later delivery of the commit (a redelivery under a
+// new delivery id) answers with it and publishes nothing; a delivery after a failed publish
+// publishes that same change.
+func (h *Webhooks) queue(ctx context.Context, w http.ResponseWriter, p webhook.Push, root message.Envelope) {
+	change, err := h.Changes.RecordFirst(ctx, "change|"+ingest.CommitKey(p.After), root.ID)
+	if err != nil {
+		write(w, http.StatusServiceUnavailable, reply{Error: "change store: " + err.Error()})
+		return
+	}
+	published := "webhook|published|" + ingest.CommitKey(p.After)
+	if done, err := h.Deliveries.Done(ctx, published); err != nil {
+		write(w, http.StatusServiceUnavailable, reply{Error: "delivery store: " + err.Error()})
+		return
+	} else if done {
+		h.markDelivery(ctx, p)
+		write(w, http.StatusOK, reply{Status: "duplicate", ChangeID: change})
+		return
+	}
+	if root, err = ingest.AsChange(root, change); err != nil {
+		write(w, http.StatusInternalServerError, reply{Error: err.Error()})
+		return
+	}
+	if err := h.Publisher.Publish(ctx, root); err != nil {
 		write(w, http.StatusServiceUnavailable, reply{Error: "pipeline: " + err.Error()})
 		return
 	}
-	if webhook.DeliveryKey(p) != "" {
-		_ = h.Deliveries.Mark(ctx, key) // a lost mark only lets a redelivery through to ingest's own dedup
+	// A lost mark only lets a redelivery publish the same change again, which resolve runs once.
+	_ = h.Deliveries.Mark(ctx, published)
+	h.markDelivery(ctx, p)
+	write(w, http.StatusAccepted, reply{Status: "queued", ChangeID: change})
+}
+
+// markDelivery records the push's delivery id as accepted (a lost mark only lets a replay of the
+// same delivery through to the commit's own checks).
+func (h *Webhooks) markDelivery(ctx context.Context, p webhook.Push) {
+	if k := webhook.DeliveryKey(p); k != "" {
+		_ = h.Deliveries.Mark(ctx, "webhook|"+k)
 	}
-	write(w, http.StatusAccepted, reply{Status: "queued", ChangeID: msgs[0].ID})
 }
 
 // files are the push's net changes, relative to the config repository. A truncated push's list

@@ -57,7 +57,7 @@ func newHandler(t *testing.T) (*Webhooks, *capture, *embedded.AuditLog) {
 	}
 	c := &capture{}
 	h := &Webhooks{Secrets: webhook.StaticSecrets{"github:*": secret, "gitlab:*": secret}, Branches: map[string]bool{"main": true},
-		Deliveries: seen, Publisher: c, Audit: log, ModulesDir: "components"}
+		Deliveries: seen, Changes: seen, Publisher: c, Audit: log, ModulesDir: "components"}
 	return h, c, log
 }
 

@@ -68,6 +68,10 @@ func loadAccountEnvironments(fsys fs.FS, diags *Diagnostics) []AccountEnvironmen
 				continue
 			}
 			fields = obj
+		} else if d := checkUTF8(rel, data); d != nil {
+			d.Code = CodeAccountEnv // a YAML file: not invalid-json
+			*diags = append(*diags, *d)
+			continue
 		} else if err := yaml.Unmarshal(data, &fields); err != nil || fields == nil {
 			msg := "expected a YAML mapping"
 			if err != nil {

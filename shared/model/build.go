@@ -50,6 +50,7 @@ func BuildFS(ctx context.Context, fsys fs.FS, name string, opts BuildOptions) (*
 
 func build(ctx context.Context, repo *Repo, opts BuildOptions) (*Result, error) {
 	res := &Result{Repo: repo, Diagnostics: append(Diagnostics{}, repo.Diagnostics...)}
+	res.Diagnostics = append(res.Diagnostics, checkSizes(repo)...)
 	states := map[string]*ParamState{}
 	if opts.Params != nil {
 		for _, env := range repo.Environments {

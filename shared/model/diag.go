@@ -33,6 +33,7 @@ const (
 	CodeEnvironmentBound = "environment-binding"
 	CodeAmbiguousRef     = "ambiguous-reference" // an attributes rule matches several components
 	CodeRuntimeConflict  = "runtime-conflict"    // two components write one runtime parameter
+	CodeTooLarge         = "too-large"
 )
 
 // Diagnostic is one problem found while loading or validating, naming where it is.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,40 +32,66 @@ import (
 // or unescape, resolved is returned as is; otherwise the result is re-encoded compactly with
 // sorted object keys.
 func Interpolate(resolved json.RawMessage, runtime func(ref string) (map[string]any, error)) (json.RawMessage, error) {
+	out, err := InterpolateRuntimes(resolved, func(ref string) (Runtime, error) {
+		m, err := runtime(ref)
+		return Runtime{Values: m}, err
+	})
+	return out.Config, err
+}
+
+// Runtime is an upstream component's runtime document as interpolation reads it.
+type Runtime struct {
+	Values map[string]any
+	// Sensitive: the runtime is a SecureString parameter; every value taken from it is a secret.
+	Sensitive bool
+}
+
+// Interpolated is a config with its references substituted.
+type Interpolated struct {
+	Config json.RawMessage
+	// Sensitive are the JSON pointers (RFC 6901, sorted) of the values that hold a value taken
+	// from a sensitive runtime, whole or inside a longer string: they must never be written to a
+	// file, a log or a message (Terraform gets them as sensitive variables).
+	Sensitive []string
+}
+
+// InterpolateRuntimes is Interpolate reading Runtimes, and says where sensitive values went.
+func InterpolateRuntimes(resolved json.RawMessage, runtime func(ref string) (Runtime, error)) (Interpolated, error) {
 	if !bytes.Contains(resolved, []byte("${")) {
-		return resolved, nil
+		return Interpolated{Config: resolved}, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(resolved))
 	dec.UseNumber()
 	var root any
 	if err := dec.Decode(&root); err != nil {
-		return nil, fmt.Errorf("interpolate: decoding config: %w", err)
+		return Interpolated{}, fmt.Errorf("interpolate: decoding config: %w", err)
 	}
-	ip := interpolator{runtime: runtime, cache: map[string]runtimeEntry{}}
+	ip := interpolator{runtime: runtime, cache: map[string]runtimeEntry{}, sensitive: map[string]bool{}}
 	out := ip.value(root, "")
 	if len(ip.errs) > 0 {
-		return nil, errors.Join(ip.errs...)
+		return Interpolated{}, errors.Join(ip.errs...)
 	}
 	if !ip.changed {
-		return resolved, nil
+		return Interpolated{Config: resolved}, nil
 	}
 	b, err := marshalNoEscape(out)
 	if err != nil {
-		return nil, fmt.Errorf("interpolate: encoding config: %w", err)
+		return Interpolated{}, fmt.Errorf("interpolate: encoding config: %w", err)
 	}
-	return b, nil
+	return Interpolated{Config: b, Sensitive: slices.Sorted(maps.Keys(ip.sensitive))}, nil
 }
 
 type runtimeEntry struct {
-	m   map[string]any
+	rt  Runtime
 	err error
 }
 
 type interpolator struct {
-	runtime func(ref string) (map[string]any, error)
-	cache   map[string]runtimeEntry
-	errs    []error
-	changed bool
+	runtime   func(ref string) (Runtime, error)
+	cache     map[string]runtimeEntry
+	errs      []error
+	changed   bool
+	sensitive map[string]bool // JSON pointers of values taken from sensitive runtimes
 }
 
 func (ip *interpolator) value(v any, ptr string) any {
@@ -99,11 +127,12 @@ func (ip *interpolator) str(s, ptr string) any {
 		expr := s[2 : len(s)-1]
 		if _, _, ok := ParseInterpolation(expr); ok {
 			ip.changed = true
-			v, err := ip.lookup(expr)
+			v, secret, err := ip.lookup(expr)
 			if err != nil {
 				ip.fail(expr, ptr, err)
 				return s
 			}
+			ip.markSensitive(ptr, secret)
 			return v
 		}
 	}
@@ -133,12 +162,13 @@ func (ip *interpolator) str(s, ptr string) any {
 			continue
 		}
 		ip.changed = true
-		v, err := ip.lookup(expr)
+		v, secret, err := ip.lookup(expr)
 		if err != nil {
 			ip.fail(expr, ptr, err)
 			b.WriteString(whole)
 			continue
 		}
+		ip.markSensitive(ptr, secret)
 		if str, ok := v.(string); ok {
 			b.WriteString(str)
 			continue
@@ -153,6 +183,13 @@ func (ip *interpolator) str(s, ptr string) any {
 	return b.String()
 }
 
+// markSensitive records that the value at ptr holds a value from a sensitive runtime.
+func (ip *interpolator) markSensitive(ptr string, secret bool) {
+	if secret {
+		ip.sensitive[ptr] = true
+	}
+}
+
 func (ip *interpolator) fail(expr, ptr string, err error) {
 	p := ptr
 	if p == "" {
@@ -161,24 +198,25 @@ func (ip *interpolator) fail(expr, ptr string, err error) {
 	ip.errs = append(ip.errs, fmt.Errorf("${%s} at %s: %w", expr, p, err))
 }
 
-// lookup resolves "<type>/<nickname>.runtime.<key>[.<path>]" (already validated).
-func (ip *interpolator) lookup(expr string) (any, error) {
+// lookup resolves "<type>/<nickname>.runtime.<key>[.<path>]" (already validated), and says
+// whether the value comes from a sensitive runtime.
+func (ip *interpolator) lookup(expr string) (any, bool, error) {
 	ref, rest, _ := strings.Cut(expr, ".runtime.")
 	e, ok := ip.cache[ref]
 	if !ok {
-		e.m, e.err = ip.runtime(ref)
+		e.rt, e.err = ip.runtime(ref)
 		ip.cache[ref] = e
 	}
 	if e.err != nil {
-		return nil, fmt.Errorf("reading the runtime of %s: %w", ref, e.err)
+		return nil, false, fmt.Errorf("reading the runtime of %s: %w", ref, e.err)
 	}
-	if e.m == nil {
-		return nil, fmt.Errorf("%s has no runtime (not deployed yet?)", ref)
+	if e.rt.Values == nil {
+		return nil, false, fmt.Errorf("%s has no runtime (not deployed yet?)", ref)
 	}
 	segs := strings.Split(rest, ".")
-	v, ok := e.m[segs[0]]
+	v, ok := e.rt.Values[segs[0]]
 	if !ok {
-		return nil, fmt.Errorf("the runtime of %s has no key %q (keys: %s)", ref, segs[0], strings.Join(sortedKeys(e.m), ", "))
+		return nil, false, fmt.Errorf("the runtime of %s has no key %q (keys: %s)", ref, segs[0], strings.Join(sortedKeys(e.rt.Values), ", "))
 	}
 	for i, seg := range segs[1:] {
 		at := segs[0]
@@ -189,20 +227,20 @@ func (ip *interpolator) lookup(expr string) (any, error) {
 		case map[string]any:
 			nv, ok := x[seg]
 			if !ok {
-				return nil, fmt.Errorf("%s.runtime.%s has no key %q", ref, at, seg)
+				return nil, false, fmt.Errorf("%s.runtime.%s has no key %q", ref, at, seg)
 			}
 			v = nv
 		case []any:
 			n, err := strconv.Atoi(seg)
 			if err != nil || n < 0 || n >= len(x) {
-				return nil, fmt.Errorf("%s.runtime.%s is an array of %d: %q is not an index into it", ref, at, len(x), seg)
+				return nil, false, fmt.Errorf("%s.runtime.%s is an array of %d: %q is not an index into it", ref, at, len(x), seg)
 			}
 			v = x[n]
 		default:
-			return nil, fmt.Errorf("%s.runtime.%s is %s, not an object or array: cannot select %q", ref, at, jsonKind(v), seg)
+			return nil, false, fmt.Errorf("%s.runtime.%s is %s, not an object or array: cannot select %q", ref, at, jsonKind(v), seg)
 		}
 	}
-	return v, nil
+	return v, e.rt.Sensitive, nil
 }
 
 // marshalNoEscape is json.Marshal without HTML escaping ("<" stays "<") and without the

@@ -6,12 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/usekarma/karma/shared/params"
 )
 
 // decodeObject parses data as one JSON object, keeping numbers exact (json.Number) so that hashes
 // and published values never drift through float64. On failure it returns a Diagnostic with the
-// line and column of the problem.
+// line and column of the problem. JSON is UTF-8 (RFC 8259): invalid UTF-8 is refused, where
+// encoding/json would silently turn it into U+FFFD.
 func decodeObject(file string, data []byte) (map[string]any, *Diagnostic) {
+	if d := checkUTF8(file, data); d != nil {
+		return nil, d
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
@@ -30,6 +36,18 @@ func decodeObject(file string, data []byte) (map[string]any, *Diagnostic) {
 			Message: fmt.Sprintf("expected a JSON object, found %s", jsonKind(v))}
 	}
 	return obj, nil
+}
+
+// checkUTF8 returns nil when data is valid UTF-8, else a Diagnostic naming the file, the byte
+// offset (0-based), line and column of the first invalid byte.
+func checkUTF8(file string, data []byte) *Diagnostic {
+	off := params.FirstInvalidUTF8(data)
+	if off < 0 {
+		return nil
+	}
+	line, col := lineCol(data, int64(off)+1)
+	return &Diagnostic{Severity: SevError, Code: CodeInvalidJSON, File: file, Line: line, Column: col,
+		Message: fmt.Sprintf("invalid UTF-8 at byte offset %d (byte 0x%02x): save the file as UTF-8", off, data[off])}
 }
 
 func jsonDiag(file string, data []byte, err error) *Diagnostic {

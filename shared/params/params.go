@@ -35,9 +35,8 @@ const (
 
 // Tiers, as SSM names them. Values above StandardTierLimit bytes need TierAdvanced.
 const (
-	TierStandard      = "Standard"
-	TierAdvanced      = "Advanced"
-	StandardTierLimit = 4096
+	TierStandard = "Standard"
+	TierAdvanced = "Advanced"
 )
 
 // Parameter is one stored parameter at its current version.

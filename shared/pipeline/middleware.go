@@ -86,6 +86,17 @@ type Seen interface {
 	Mark(ctx context.Context, key string) error
 }
 
+// Records remembers the first value recorded under a key: which change a Git commit started, so
+// that every delivery of the commit (a redelivery under a new delivery id, a retry after a
+// failure) is answered with, and published as, that one change. The Seen stores implement it.
+type Records interface {
+	// RecordFirst stores value under key unless a value is stored there, and returns the stored
+	// value (value itself when this call stored it). Of concurrent calls exactly one wins.
+	RecordFirst(ctx context.Context, key, value string) (string, error)
+	// Recorded returns the value stored under key, "" when none.
+	Recorded(ctx context.Context, key string) (string, error)
+}
+
 // InProgress is returned when another worker holds the message's idempotency key: the runtime
 // puts the message back for a moment; by then the other worker has finished (Duplicate) or died
 // (its claim expires with the message's visibility timeout).

@@ -6,13 +6,18 @@
 // A component "<env>/<type>/<nickname>" is deployed from a [Workspace]: a working directory
 // (Root, one per component, e.g. .karma/work/<env>/<type>/<nickname>), the absolute path of
 // the component's module (<modules_dir>/<type>), and the component's resolved config with
-// every "${<type>/<nickname>.runtime.<key>}" already substituted (model.Interpolate).
+// every "${<type>/<nickname>.runtime.<key>}" already substituted (model.InterpolateRuntimes).
 //
 //   - [Prepare] writes Root/main.tf (a local backend whose state is Root/terraform.tfstate, one
 //     `module "component"` call passing component_name, nickname, iac_prefix and config, and one
 //     output "runtime" holding the module's outputs) and Root/config.json. Files are rewritten
 //     only when their content changes, so `terraform init` runs only when needed. Terraform
 //     state therefore lives per env/type/nickname in Root and nowhere else.
+//   - Values named in Workspace.Sensitive (taken from SecureString parameters) are never written
+//     to those files: they are sensitive input variables, passed in a 0600 -var-file that exists
+//     only while `terraform plan` runs, and scrubbed from the log an [*Error] keeps
+//     (sensitive.go). Saved plans, which Terraform fills with variable values, are 0600 in a
+//     0700 directory.
 //   - [Runner.Plan] prepares, initialises when needed (never upgrades, never migrates or
 //     prompts), runs `terraform plan -out`, counts the saved plan's resource changes into a
 //     message.PlanSummary (a replacement counts as one add and one destroy) and returns the plan

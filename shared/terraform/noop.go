@@ -20,7 +20,8 @@ import (
 //   - Apply checks that ws.Config still gives plan.PlanHash (else ErrPlanChanged), records the
 //     config as applied (in memory, per component) and returns outputs derived from the config:
 //     "id" (the config's sha256, a JSON string) and, for each top-level config key k, "cfg_<k>"
-//     with the key's value.
+//     with the key's value, or "(sensitive value)" when ws.Sensitive names it or a value in it
+//     (a real module decides what it outputs; this one never echoes a secret).
 //
 // Both honour ctx (a cancelled context gives an *Error with Permanent() false). The zero value
 // is ready to use and safe for concurrent use.
@@ -100,6 +101,13 @@ func (n *Noop) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Output
 	out := make(Outputs, len(cfg)+1)
 	for k, v := range cfg {
 		out["cfg_"+k] = v
+	}
+	for _, ptr := range ws.Sensitive {
+		if segs, err := pointerSegments(ptr); err == nil {
+			if _, ok := cfg[segs[0]]; ok {
+				out["cfg_"+segs[0]] = json.RawMessage(`"(sensitive value)"`)
+			}
+		}
 	}
 	id, _ := json.Marshal(cfgHash)
 	out["id"] = id

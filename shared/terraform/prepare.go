@@ -26,8 +26,9 @@ const (
 )
 
 // Prepare writes the root module into ws.Root (created when missing): main.tf calling the
-// component's module, and config.json, the config it passes. A file is rewritten only when its
-// content differs; mainChanged reports whether main.tf was (re)written.
+// component's module, and config.json, the config it passes, its sensitive values left out (see
+// sensitive.go: they are the -var-file's business). A file is rewritten only when its content
+// differs; mainChanged reports whether main.tf was (re)written.
 //
 // The module source is ModuleDir relative to Root ("../../..."), so Terraform reads the module
 // in place: an absolute path would be installed as a package under .terraform/modules, and a
@@ -40,18 +41,18 @@ func Prepare(ws Workspace) (mainChanged bool, err error) {
 	if st, err := os.Stat(ws.ModuleDir); err != nil || !st.IsDir() {
 		return false, fmt.Errorf("module directory %s not found (want <modules_dir>/%s)", ws.ModuleDir, ws.Type)
 	}
-	cfg, err := configJSON(ws.Config)
+	mc, err := splitConfig(ws)
 	if err != nil {
 		return false, err
 	}
 	if err := os.MkdirAll(ws.Root, 0o755); err != nil {
 		return false, err
 	}
-	mainChanged, err = writeIfChanged(filepath.Join(ws.Root, mainFile), []byte(renderMain(ws)))
+	mainChanged, err = writeIfChanged(filepath.Join(ws.Root, mainFile), []byte(renderMain(ws, mc)))
 	if err != nil {
 		return false, err
 	}
-	if _, err := writeIfChanged(filepath.Join(ws.Root, configFile), cfg); err != nil {
+	if _, err := writeIfChanged(filepath.Join(ws.Root, configFile), mc.file); err != nil {
 		return false, err
 	}
 	return mainChanged, nil
@@ -94,8 +95,8 @@ func configJSON(cfg json.RawMessage) ([]byte, error) {
 	return append(append([]byte{}, trimmed...), '\n'), nil
 }
 
-// renderMain is the generated main.tf of a normalized workspace.
-func renderMain(ws Workspace) string {
+// renderMain is the generated main.tf of a normalized workspace whose config is mc.
+func renderMain(ws Workspace, mc moduleConfig) string {
 	source := filepath.ToSlash(ws.ModuleDir)
 	if rel, err := filepath.Rel(ws.Root, ws.ModuleDir); err == nil && rel != "." {
 		rel = filepath.ToSlash(rel)
@@ -110,6 +111,14 @@ func renderMain(ws Workspace) string {
 	b.WriteString("  backend \"local\" {\n")
 	fmt.Fprintf(&b, "    path = %s\n", hclString(filepath.ToSlash(filepath.Join(ws.Root, stateFile))))
 	b.WriteString("  }\n}\n\n")
+	if len(mc.values) > 0 {
+		b.WriteString("locals {\n")
+		fmt.Fprintf(&b, "  %s = jsondecode(file(\"${path.module}/%s\"))\n", configLocal, configFile)
+		b.WriteString("}\n\n")
+		for i := range mc.values {
+			fmt.Fprintf(&b, "variable \"%s%d\" {\n  type      = string\n  sensitive = true\n}\n\n", sensitiveVar, i)
+		}
+	}
 	b.WriteString("module \"component\" {\n")
 	fmt.Fprintf(&b, "  source = %s\n\n", hclString(source))
 	fmt.Fprintf(&b, "  component_name = %s\n", hclString(ws.Type))
@@ -117,7 +126,7 @@ func renderMain(ws Workspace) string {
 	if ws.Prefix != "" {
 		fmt.Fprintf(&b, "  iac_prefix     = %s\n", hclString(ws.Prefix))
 	}
-	b.WriteString("  config         = jsondecode(file(\"${path.module}/" + configFile + "\"))\n")
+	b.WriteString("  config         = " + mc.expr + "\n")
 	b.WriteString("}\n\n")
 	b.WriteString("# Every output of the module, as one object: Karma flattens it into runtime keys. Sensitive,\n")
 	b.WriteString("# so that modules with sensitive outputs plan too; `terraform output -json` still has the values.\n")

@@ -12,6 +12,16 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
 
+// mainOf is the main.tf Prepare writes for ws.
+func mainOf(t *testing.T, ws Workspace) string {
+	t.Helper()
+	mc, err := splitConfig(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return renderMain(ws, mc)
+}
+
 func TestRenderMainGolden(t *testing.T) {
 	t.Parallel()
 	ws := Workspace{
@@ -19,19 +29,24 @@ func TestRenderMainGolden(t *testing.T) {
 		ModuleDir: "/repo/components/vpc",
 		Env:       "dev", Type: "vpc", Nickname: "core", Prefix: "/iac",
 	}
-	got := renderMain(ws)
-	golden := filepath.Join("testdata", "main.tf.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+	sensitive := ws
+	sensitive.Config = json.RawMessage(`{"db":{"host":"h","password":"p4ssw0rd"},"urls":["a","b${x}",{"u":"c"}],"a/b":{"~k":"s"}}`)
+	sensitive.Sensitive = []string{"/db/password", "/urls/1", "/urls/2/u", "/a~1b/~0k"}
+	for golden, ws := range map[string]Workspace{"main.tf.golden": ws, "main-sensitive.tf.golden": sensitive} {
+		got := mainOf(t, ws)
+		golden = filepath.Join("testdata", golden)
+		if *update {
+			if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Fatalf("main.tf differs from %s (run with -update to accept):\n%s", golden, got)
+		if got != string(want) {
+			t.Fatalf("main.tf differs from %s (run with -update to accept):\n%s", golden, got)
+		}
 	}
 }
 
@@ -46,7 +61,7 @@ func TestRenderMainSourceAndEscaping(t *testing.T) {
 		{"/a/r${x}", "/a/m", []string{`path = "/a/r$${x}/terraform.tfstate"`, `source = "../m"`}},
 	}
 	for _, c := range cases {
-		got := renderMain(Workspace{Root: c.root, ModuleDir: c.module, Env: "e", Type: "t", Nickname: "n"})
+		got := mainOf(t, Workspace{Root: c.root, ModuleDir: c.module, Env: "e", Type: "t", Nickname: "n"})
 		for _, w := range c.want {
 			if !strings.Contains(got, w) {
 				t.Errorf("root %s module %s: main.tf lacks %s:\n%s", c.root, c.module, w, got)
@@ -89,8 +104,8 @@ func TestPrepare(t *testing.T) {
 		t.Fatalf("first Prepare: changed=%v err=%v, want true, nil", changed, err)
 	}
 	main, _ := os.ReadFile(filepath.Join(root, "main.tf"))
-	if string(main) != renderMain(ws) {
-		t.Fatalf("main.tf written:\n%s\nwant:\n%s", main, renderMain(ws))
+	if string(main) != mainOf(t, ws) {
+		t.Fatalf("main.tf written:\n%s\nwant:\n%s", main, mainOf(t, ws))
 	}
 	cfg, _ := os.ReadFile(filepath.Join(root, "config.json"))
 	if string(cfg) != `{"cidr": "10.0.0.0/16", "n": 1.50}`+"\n" {

@@ -24,6 +24,10 @@ type Workspace struct {
 	Env, Type, Nickname, Prefix string
 	// Config is the resolved and interpolated config: a JSON object.
 	Config json.RawMessage
+	// Sensitive are the JSON pointers of Config's values that came from SecureString parameters:
+	// they are passed to Terraform as sensitive variables and never written to a file here
+	// (sensitive.go).
+	Sensitive []string
 }
 
 // ID is "<env>/<type>/<nickname>".

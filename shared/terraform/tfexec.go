@@ -56,14 +56,28 @@ var _ Runner = (*TFExec)(nil)
 
 // session is one Plan or Apply on a locked Root.
 type session struct {
-	ws  Workspace
-	tf  *tfexec.Terraform
-	log *tail
+	ws     Workspace
+	tf     *tfexec.Terraform
+	log    *tail
+	redact redactor // the workspace's sensitive values, scrubbed from what an Error keeps
 }
 
 func (s *session) fail(op string, err error) error {
-	return &Error{Op: op, Component: s.ws.ID(), Err: err, Log: s.log.String()}
+	if msg := s.redact.apply(err.Error()); msg != err.Error() {
+		err = &redactedError{err: err, msg: msg}
+	}
+	return &Error{Op: op, Component: s.ws.ID(), Err: err, Log: s.redact.apply(s.log.String())}
 }
+
+// redactedError is an error whose message had sensitive values scrubbed; errors.Is and As still
+// see the original.
+type redactedError struct {
+	err error
+	msg string
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // begin normalizes the workspace, locks its Root and sets up terraform with a fresh log.
 func (r *TFExec) begin(ctx context.Context, ws Workspace) (*session, func(), error) {
@@ -71,7 +85,7 @@ func (r *TFExec) begin(ctx context.Context, ws Workspace) (*session, func(), err
 	if err != nil {
 		return nil, nil, &Error{Op: OpPrepare, Component: ws.ID(), Err: err}
 	}
-	s := &session{ws: nws, log: newTail()}
+	s := &session{ws: nws, log: newTail(), redact: newRedactor(nws)}
 	if err := os.MkdirAll(nws.Root, 0o755); err != nil {
 		return nil, nil, s.fail(OpPrepare, err)
 	}
@@ -160,14 +174,26 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 		return PlanResult{}, err
 	}
 
+	// Saved plans hold the values of the variables, sensitive ones included: owner only.
 	dir := filepath.Join(s.ws.Root, planDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return PlanResult{}, s.fail(OpPlan, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return PlanResult{}, s.fail(OpPlan, err)
 	}
 	tmp := filepath.Join(dir, fmt.Sprintf(".new-%d.tfplan", time.Now().UnixNano()))
 	defer os.Remove(tmp) // no-op once renamed
-	changes, err := s.tf.Plan(ctx, tfexec.Out(tmp))
+	opts, cleanup, err := s.varFile()
 	if err != nil {
+		return PlanResult{}, s.fail(OpPlan, err)
+	}
+	changes, err := s.tf.Plan(ctx, append(opts, tfexec.Out(tmp))...)
+	cleanup()
+	if err != nil {
+		return PlanResult{}, s.fail(OpPlan, err)
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
 		return PlanResult{}, s.fail(OpPlan, err)
 	}
 	s.tf.SetStdout(io.Discard) // the JSON is not log material
@@ -186,6 +212,20 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 		return PlanResult{}, s.fail(OpPlan, err)
 	}
 	return PlanResult{Summary: Summarize(plan), PlanFile: file, PlanHash: hash, HasChanges: changes}, nil
+}
+
+// varFile writes the workspace's sensitive variables (if any) to a 0600 -var-file and returns
+// the plan option naming it and how to remove it once the plan ran.
+func (s *session) varFile() ([]tfexec.PlanOption, func(), error) {
+	mc, err := splitConfig(s.ws)
+	if err != nil || len(mc.values) == 0 {
+		return nil, func() {}, err
+	}
+	path, remove, err := writeVarFile(s.ws.Root, mc.values)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []tfexec.PlanOption{tfexec.VarFile(path)}, remove, nil
 }
 
 // init runs `terraform init` when .terraform is missing or was initialised for another main.tf

@@ -90,30 +90,25 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 	if err != nil {
 		return nil, pipeline.Transient(err)
 	}
-	if node.Outcome != nil { // already applied: finish publishing if needed, announce again, run nothing
-		o, err := w.finish(ctx, store, in, p, *node.Outcome)
-		if err != nil {
-			return nil, pipeline.Transient(err)
-		}
-		return []message.Envelope{w.announce(in, p, o)}, nil
-	}
 	fail := func(err error) ([]message.Envelope, error) {
 		f := message.DeploymentFailed{ChangeSetID: p.ChangeSetID, DeploymentID: p.DeploymentID, Component: p.Component, Wave: p.Wave, Stage: "apply", Error: err.Error()}
 		return []message.Envelope{in.MustDerive(message.TypeDeploymentFailed, "deployment.failed:"+p.DeploymentID, f)}, nil
 	}
-	cfg, err := model.Interpolate(node.Config, func(ref string) (map[string]any, error) {
-		return model.ReadRuntime(ctx, store, w.Workspaces.Prefix, ref)
-	})
+	if node.Outcome != nil { // already applied: finish publishing if needed, announce again, run nothing
+		return w.finishAndAnnounce(ctx, store, in, p, *node.Outcome, fail)
+	}
+	cfg, err := model.InterpolateFromStore(ctx, store, w.Workspaces.Prefix, node.Config)
 	if err != nil {
 		return fail(err)
 	}
-	ws, err := w.Workspaces.For(ctx, p.Component, cs.Commit, cfg)
+	ws, err := w.Workspaces.For(ctx, p.Component, cs.Commit, cfg.Config)
 	if err != nil {
 		if pipeline.IsTransient(err) {
 			return nil, err // the repository could not be reached: retried, then dead-lettered
 		}
 		return fail(err)
 	}
+	ws.Sensitive = cfg.Sensitive // a re-plan (stale plan) passes them as sensitive variables again
 	outputs, err := w.Runner.Apply(ctx, ws, terraform.PlanResult{Summary: p.Plan, PlanFile: p.PlanFile, PlanHash: p.PlanHash})
 	if err != nil && ctx.Err() == nil && isPermanent(err) && cs.AutoApprove {
 		// A stale plan after an interrupted attempt: plan again and apply what is left.
@@ -141,10 +136,22 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 	}); err != nil {
 		return nil, err
 	}
-	if outcome, err = w.finish(ctx, store, in, p, outcome); err != nil {
+	return w.finishAndAnnounce(ctx, store, in, p, outcome, fail)
+}
+
+// finishAndAnnounce publishes a recorded outcome and announces it. Parameter Store refusing the
+// runtime or config for good (too large, an invalid name: a permanent error) fails the
+// deployment with the reason, the same way on every redelivery; anything else is retried.
+func (w *Worker) finishAndAnnounce(ctx context.Context, store params.Store, in message.Envelope, p message.DeploymentPlanned,
+	o changeset.Outcome, fail func(error) ([]message.Envelope, error)) ([]message.Envelope, error) {
+	o, err := w.finish(ctx, store, in, p, o)
+	if err != nil && isPermanent(err) {
+		return fail(fmt.Errorf("terraform applied %s, but Parameter Store refuses what it must publish: %w", p.Component, err))
+	}
+	if err != nil {
 		return nil, pipeline.Transient(err)
 	}
-	return []message.Envelope{w.announce(in, p, outcome)}, nil
+	return []message.Envelope{w.announce(in, p, o)}, nil
 }
 
 // finish publishes a recorded outcome's runtime (and config) — a no-op when already published —
@@ -231,7 +238,5 @@ func decode(b json.RawMessage) any {
 	return v
 }
 
-func isPermanent(err error) bool {
-	var p interface{ Permanent() bool }
-	return errors.As(err, &p) && p.Permanent()
-}
+// isPermanent asks the pipeline's one classifier whether retrying err can help.
+func isPermanent(err error) bool { return pipeline.Classify(err) == pipeline.DeadLetter }

@@ -67,6 +67,9 @@ func FromRequest(r Request) (message.Envelope, error) {
 		if !ok || !validRef(t, n) {
 			return message.Envelope{}, invalid("change request: %q is not <type>/<nickname>", ref)
 		}
+		if off := params.FirstInvalidUTF8(cfg); off >= 0 {
+			return message.Envelope{}, invalid("change request: config for %s: invalid UTF-8 at byte offset %d", ref, off)
+		}
 		var obj map[string]any
 		if err := json.Unmarshal(cfg, &obj); err != nil || obj == nil {
 			return message.Envelope{}, invalid("change request: config for %s is not a JSON object: %v", ref, err)
@@ -148,11 +151,33 @@ func FromCommit(c Commit, modulesDir string) ([]message.Envelope, error) {
 			p.Commit.Before = ""
 		}
 	}
-	e, err := root("", message.Actor{Kind: "git", Name: c.Author}, func(string) string { return "git:" + c.SHA }, &p)
+	e, err := root("", message.Actor{Kind: "git", Name: c.Author}, func(string) string { return CommitKey(c.SHA) }, &p)
 	if err != nil {
 		return nil, err
 	}
 	return []message.Envelope{e}, nil
+}
+
+// CommitKey is the idempotency key of a commit's change: every delivery of the commit is one
+// change.
+func CommitKey(sha string) string { return "git:" + sha }
+
+// AsChange returns root (a change.detected made here) as the change changeID: its id,
+// correlation id and change set id become changeID. A commit delivered again (a webhook
+// redelivery) is published as the change it already has, so that whichever copy the pipeline
+// runs is the change its senders were told about.
+func AsChange(root message.Envelope, changeID string) (message.Envelope, error) {
+	var p message.ChangeDetected
+	if err := message.Decode(root, &p); err != nil {
+		return root, err
+	}
+	p.ChangeSetID = changeID
+	payload, err := json.Marshal(p)
+	if err != nil {
+		return root, err
+	}
+	root.ID, root.CorrelationID, root.Payload = changeID, changeID, payload
+	return root, nil
 }
 
 // ParameterChange is a parameter written by anyone (a Parameter Store Change event, or the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	wt "github.com/usekarma/karma/workers/internal/workertest"
@@ -109,6 +110,7 @@ func TestFromRequestInvalid(t *testing.T) {
 		{"config an array", ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/core": []byte(`[1]`)}}},
 		{"config null", ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/core": []byte(`null`)}}},
 		{"config a string", ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/core": []byte(`"x"`)}}},
+		{"config not UTF-8", ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/core": []byte("{\"name\":\"caf\xe9\"}")}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +119,10 @@ func TestFromRequestInvalid(t *testing.T) {
 				t.Errorf("err = %v, want ErrInvalid", err)
 			}
 		})
+	}
+	_, err := ingest.FromRequest(ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/core": []byte("{\"name\":\"caf\xe9\"}")}})
+	if err == nil || !strings.Contains(err.Error(), "vpc/core") || !strings.Contains(err.Error(), "invalid UTF-8 at byte offset 12") {
+		t.Errorf("invalid UTF-8: %v, want the component and the byte offset named", err)
 	}
 }
 

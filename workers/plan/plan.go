@@ -53,19 +53,18 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 	if err != nil {
 		return nil, pipeline.Transient(err)
 	}
-	cfg, err := model.Interpolate(node.Config, func(ref string) (map[string]any, error) {
-		return model.ReadRuntime(ctx, store, w.Workspaces.Prefix, ref)
-	})
+	cfg, err := model.InterpolateFromStore(ctx, store, w.Workspaces.Prefix, node.Config)
 	if err != nil {
 		return fail(fmt.Errorf("resolving references: %w", err))
 	}
-	ws, err := w.Workspaces.For(ctx, p.Component, cs.Commit, cfg)
+	ws, err := w.Workspaces.For(ctx, p.Component, cs.Commit, cfg.Config)
 	if err != nil {
 		if pipeline.IsTransient(err) {
 			return nil, err // the repository could not be reached: retried, then dead-lettered
 		}
 		return fail(err)
 	}
+	ws.Sensitive = cfg.Sensitive // SecureString values: sensitive variables, in no file
 	res, err := w.Runner.Plan(ctx, ws)
 	if err != nil {
 		if pipeline.Classify(err) == pipeline.DeadLetter {

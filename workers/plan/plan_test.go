@@ -300,12 +300,12 @@ func TestReadRuntime(t *testing.T) {
 		t.Errorf("missing runtime: %v, want an error naming the parameter", err)
 	}
 	s.putRuntime(t, "vpc/core", `{"az_count": 3, "big": 12345678901234567890}`)
-	m, err := model.ReadRuntime(ctx, s.params, "/iac", "vpc/core")
+	rt, err := model.ReadRuntime(ctx, s.params, "/iac", "vpc/core")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m["big"] != json.Number("12345678901234567890") {
-		t.Errorf("numbers must stay exact: %#v", m["big"])
+	if rt.Values["big"] != json.Number("12345678901234567890") || rt.Sensitive {
+		t.Errorf("numbers must stay exact, a String is not sensitive: %#v", rt)
 	}
 }
 

@@ -11,6 +11,9 @@
 //   - Put reads the current value first and returns Changed=false without writing when value
 //     and type are equal (SSM itself would create a new version). Read and write are two calls:
 //     two concurrent Puts of the same new value may both write; the versions stay consistent.
+//   - A value that is not UTF-8, or above params.MaxValueBytes (StandardTierLimit with Tier
+//     Standard), is refused before any call with a *params.InvalidError (params.CheckValue),
+//     permanent for the pipeline, as the embedded store refuses it.
 //   - Put's Tier defaults to params.TierFor(value). SSM refuses to downgrade an Advanced
 //     parameter, so when a defaulted Standard write is refused as a client error, Put retries
 //     once as Advanced (an explicit Tier is never changed).
@@ -119,6 +122,12 @@ func (s *Store) GetByPath(ctx context.Context, path string) ([]params.Parameter,
 
 // Put writes in as a new version unless value and type equal the current ones.
 func (s *Store) Put(ctx context.Context, in params.PutInput) (params.PutResult, error) {
+	// Checked here, not left to SSM: its refusal of a large value would be a client error like
+	// any other (moto does not enforce the limit at all), and invalid UTF-8 would reach it as
+	// U+FFFD through the SDK's JSON.
+	if err := params.CheckValue(in.Name, in.Value, in.Tier); err != nil {
+		return params.PutResult{}, err
+	}
 	typ := in.Type
 	if typ == "" {
 		typ = params.TypeString

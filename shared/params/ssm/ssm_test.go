@@ -17,6 +17,7 @@ import (
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/params/paramstest"
 	"github.com/usekarma/karma/shared/params/ssm"
+	"github.com/usekarma/karma/shared/pipeline"
 )
 
 // endpointEnv names a moto (or LocalStack) server to run the suite against, e.g.
@@ -93,5 +94,24 @@ func TestPutSendsDescriptionAndTier(t *testing.T) {
 			t.Errorf("%s: Description %q Tier %q; want %q %q",
 				tc.name, aws.ToString(got.Description), got.Tier, in.Description, tc.tier)
 		}
+	}
+}
+
+// A value above Parameter Store's limit, or not UTF-8 (the SDK's JSON would store U+FFFD), is
+// refused before any call, with the same permanent error as the embedded store: the pipeline
+// fails the deployment instead of retrying.
+func TestPutTooLargeIsPermanent(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	name := fmt.Sprintf("/karma-ssm-test/%d/huge/runtime", time.Now().UnixNano())
+	for _, value := range []string{strings.Repeat("h", params.MaxValueBytes+1), "caf\xe9"} {
+		_, err := s.Put(t.Context(), params.PutInput{Name: name, Value: value})
+		var ie *params.InvalidError
+		if !errors.As(err, &ie) || ie.Name != name || pipeline.Classify(err) != pipeline.DeadLetter {
+			t.Fatalf("Put of %.20q (%d bytes): %v; want a permanent *params.InvalidError naming %s", value, len(value), err, name)
+		}
+	}
+	if _, err := s.Get(t.Context(), name); !errors.Is(err, params.ErrNotFound) {
+		t.Errorf("Get after the refused Put: %v, want not found", err)
 	}
 }
