@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/httpapi"
 	"github.com/usekarma/karma/shared/message"
@@ -76,6 +77,8 @@ type serveOptions struct {
 	secrets         []string
 	secretsFile     string
 	reconcile       time.Duration
+	witnessEvery    time.Duration
+	witness         witnessFlags
 	auto            bool
 	parallelism     int
 	shutdownTimeout time.Duration
@@ -98,6 +101,8 @@ func newServeCmd(g *globals) *cobra.Command {
 	f.StringArrayVar(&o.secrets, "secret", nil, "webhook secret as provider:owner/repo=SECRET or provider:*=SECRET (repeatable)")
 	f.StringVar(&o.secretsFile, "secrets-file", os.Getenv("KARMA_WEBHOOK_SECRETS_FILE"), `webhook secrets: a JSON object {"github:owner/repo": "...", "gitlab:*": "..."} [KARMA_WEBHOOK_SECRETS_FILE]`)
 	f.DurationVar(&o.reconcile, "reconcile", time.Minute, "how often to ingest parameter changes whose events were missed (0 disables)")
+	f.DurationVar(&o.witnessEvery, "witness-every", time.Hour, "how often to checkpoint the audit log's chain heads and write the digest to the witness parameter (0 disables)")
+	o.witness.add(c)
 	f.BoolVar(&o.auto, "auto-approve", false, "changes (pushes, reconciled parameters) are applied without review")
 	f.IntVar(&o.parallelism, "parallelism", 4, "components planned and applied at once")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long webhook requests under way get on shutdown")
@@ -130,6 +135,8 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 		return usage("--parallelism %d: want 1 or more", o.parallelism)
 	case o.reconcile < 0:
 		return usage("--reconcile %s: want a positive interval, or 0 to disable", o.reconcile)
+	case o.witnessEvery < 0:
+		return usage("--witness-every %s: want a positive interval, or 0 to disable", o.witnessEvery)
 	case o.shutdownTimeout <= 0:
 		return usage("--shutdown-timeout %s: want a positive duration", o.shutdownTimeout)
 	}
@@ -204,10 +211,16 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	reconcileDone := make(chan struct{})
 	rec := &serveReconciler{st: st, log: log, auto: o.auto, stores: map[string]params.Store{}}
 	go func() { defer close(reconcileDone); rec.run(recCtx, o.reconcile) }()
+	witnessDone := make(chan struct{})
+	w, err := o.witness.open(c, s)
+	if err != nil && o.witnessEvery > 0 {
+		return err
+	}
+	go func() { defer close(witnessDone); serveWitness(recCtx, log, st, w, o.witnessEvery) }()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("karma serve: listening", "addr", ln.Addr().String(), "repo", src.Repo.String(), "branches", slices.Sorted(maps.Keys(branches)),
-		"auto_approve", o.auto, "parallelism", o.parallelism, "reconcile", o.reconcile, "state", g.dbPath())
+		"auto_approve", o.auto, "parallelism", o.parallelism, "reconcile", o.reconcile, "witness_every", o.witnessEvery, "state", g.dbPath())
 
 	var failed error
 	select {
@@ -225,6 +238,7 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	cancel()
 	stopReconcile()
 	<-reconcileDone
+	<-witnessDone
 	stopRunner()
 	<-runnerDone
 	log.Info("karma serve: stopped")
@@ -380,6 +394,30 @@ func serveFirstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// serveWitness checkpoints the audit log every interval (and once at start) and writes the
+// digest to the witness parameter, outside the log: docs/audit.md says what that proves.
+func serveWitness(ctx context.Context, log *slog.Logger, st *stack, w audit.Witness, every time.Duration) {
+	if every <= 0 || w == nil {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		cp, written, err := audit.WriteCheckpoint(ctx, st.audit, w, "karma", "karma serve", time.Now().UTC())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("audit witness: checkpoint not written", "error", err)
+		case err == nil:
+			log.Info("audit witness: checkpoint written", "digest", cp.Digest, "chains", len(cp.Heads), "witness_version", written.Version)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // serveReconciler runs ingest.ParameterEvents.Reconcile for every environment of the repository.

@@ -303,7 +303,7 @@ func TestServeRefusals(t *testing.T) {
 	secrets := filepath.Join(t.TempDir(), "secrets.json")
 	os.WriteFile(secrets, []byte(`{"github:acme/config": "`+serveSecret+`"}`), 0o600)
 	sv := startServe(t, &globals{testRunner: stubTerraform{}, testRetryBase: 10 * time.Millisecond},
-		"--repo", repo, "--state-dir", state, "--secrets-file", secrets, "--reconcile", "0")
+		"--repo", repo, "--state-dir", state, "--secrets-file", secrets, "--reconcile", "0", "--witness-every", "100ms")
 
 	if h := sv.health(t); h.Status != "ok" || h.Queued != 0 {
 		t.Fatalf("healthz: %+v", h)
@@ -366,13 +366,18 @@ func TestServeRefusals(t *testing.T) {
 		t.Errorf("serve exit %d after SIGTERM, want 0", code)
 	}
 	logs := sv.log(t)
-	for _, want := range []string{"karma serve: listening", "karma serve: shutting down", "karma serve: stopped", "status=401", "dead-lettered"} {
+	for _, want := range []string{"karma serve: listening", "karma serve: shutting down", "karma serve: stopped", "status=401", "dead-lettered",
+		"audit witness: checkpoint written"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q", want)
 		}
 	}
 	if strings.Contains(logs, serveSecret) {
 		t.Error("the secret is in the log")
+	}
+	// The periodic witness: the log verifies against the digest serve wrote outside it.
+	if code, out, errOut := karmaWith(t, &globals{}, "audit", "verify", "--against", "witness", "--repo", repo, "--state-dir", state); code != 0 {
+		t.Errorf("audit verify --against witness: exit %d\n%s%s", code, out, errOut)
 	}
 	if n := len(auditRecords(t, a, audit.Query{}, func(r audit.Record) bool { return r.Chain == "security" && r.Type == "security.webhook_rejected" })); n != 2 {
 		t.Errorf("security audit entries = %d, want 2", n)
