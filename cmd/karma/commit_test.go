@@ -342,3 +342,48 @@ func TestServeDeploysPushedCommitsFromAnHTTPRemote(t *testing.T) {
 		t.Error("the token is in serve's log")
 	}
 }
+
+// Webhooks are not delivered in order: a commit that arrives after a later commit containing it
+// was resolved is built from that later commit (deploying the older tree would undo it), and the
+// lineage names both: the pushed commit as cause, the later one as the tree.
+func TestAnOlderCommitArrivingLateDoesNotUndoALaterOne(t *testing.T) {
+	needTerraform(t)
+	repo, state := demoRepo(t)
+	g := &globals{paramsBackend: "embedded"}
+	base := []string{"--repo", repo, "--state-dir", state}
+	karmaOK(t, g, append([]string{"ingest", "commit", "--auto-approve"}, base...)...)
+	karmaOK(t, g, append([]string{"apply", "--auto-approve"}, base...)...)
+
+	vpc := filepath.Join(repo, "iac", "prod", "vpc", "core", "config.json")
+	editJSON(t, vpc, func(d map[string]any) { d["az_count"] = 4 })
+	a := commitAs(t, repo, "Ann", "four AZs")
+	editJSON(t, vpc, func(d map[string]any) { d["az_count"] = 5 })
+	b := commitAs(t, repo, "Ben", "five AZs")
+	karmaOK(t, g, append([]string{"ingest", "commit", "--auto-approve", b}, base...)...)
+	karmaOK(t, g, append([]string{"apply", "--auto-approve"}, base...)...)
+	karmaOK(t, g, append([]string{"ingest", "commit", "--auto-approve", a}, base...)...) // late
+	karmaOK(t, g, append([]string{"apply", "--auto-approve"}, base...)...)
+
+	var late *changeset.ChangeSet
+	for _, cs := range changeSets(t, state) {
+		if cs.Env == "prod" && len(cs.RootCauses) == 1 && cs.RootCauses[0].ID == a {
+			late = cs
+		}
+	}
+	if late == nil {
+		t.Fatal("no change set caused by the late commit")
+	}
+	if late.Commit != b {
+		t.Errorf("the late commit's change set is built from %.12s, want the later commit %.12s", late.Commit, b)
+	}
+	if n := late.Nodes["prod/vpc/core"]; n != nil && n.Outcome != nil {
+		if az := deployedAZs(t, late); az != 5 {
+			t.Errorf("the late commit deployed az_count %v: it undid the later commit", az)
+		}
+	}
+	l, _, _ := stores(t, state)
+	ch, err := l.Change(context.Background(), late.ID)
+	if err != nil || ch.Commit != b || ch.RootCauses[0].ID != a {
+		t.Errorf("lineage %+v, %v: want caused by %.12s, built from %.12s", ch, err, a, b)
+	}
+}

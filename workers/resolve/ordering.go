@@ -16,6 +16,47 @@ import (
 // last of them is done — or explicitly superseded (change.superseded). The change set that
 // finishes releases the ones queued behind it, in the handler of the event that finished it.
 
+// newestTrees is how many of the environment's latest change sets newest looks at.
+const newestTrees = 50
+
+// newest returns the commit a pushed commit's change set is built from: the commit itself, or,
+// when a push arrived after a later commit that contains it was already resolved (webhooks are
+// not delivered in order), that later commit — deploying the older tree would undo the later
+// one. The change set then names the later commit as its tree and the pushed commit as its
+// cause, so the lineage says both.
+func (w *Worker) newest(ctx context.Context, env, commit string) (string, error) {
+	all, err := w.ChangeSets.List(ctx)
+	if err != nil {
+		return "", pipeline.Transient(err)
+	}
+	best, seen := commit, 0
+	for _, cs := range all { // newest first
+		if cs.Env != env || cs.Commit == "" || cs.Commit == best {
+			continue
+		}
+		if seen++; seen > newestTrees {
+			break
+		}
+		// The usual case first, found after a short walk: an earlier change set's commit is an
+		// ancestor of this one.
+		older, err := w.Commits.IsAncestor(ctx, cs.Commit, best)
+		if err != nil {
+			return "", fmt.Errorf("resolve: is %s an ancestor of %s: %w", cs.Commit, best, err)
+		}
+		if older {
+			continue
+		}
+		later, err := w.Commits.IsAncestor(ctx, best, cs.Commit)
+		if err != nil {
+			return "", fmt.Errorf("resolve: is %s an ancestor of %s: %w", best, cs.Commit, err)
+		}
+		if later {
+			best = cs.Commit
+		}
+	}
+	return best, nil
+}
+
 // queue fills cs.QueuedBehind and starts cs when nothing is ahead of it.
 func (w *Worker) queue(ctx context.Context, cs *changeset.ChangeSet) error {
 	if cs.Rejected == "" {

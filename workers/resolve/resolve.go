@@ -44,6 +44,8 @@ type Commits interface {
 	Head(ctx context.Context) (string, error)
 	// Diff lists the files that differ between two commits (a truncated push).
 	Diff(ctx context.Context, before, after string) ([]model.ChangedFile, error)
+	// IsAncestor reports whether commit a is an ancestor of commit b.
+	IsAncestor(ctx context.Context, a, b string) (bool, error)
 }
 
 // ConfigReader reads a component's /config parameter (a change made in Parameter Store).
@@ -179,6 +181,12 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 	}
 	if existing, err := w.ChangeSets.Get(ctx, csID); err == nil {
 		return w.announce(ctx, in, existing, true) // redelivery: publish what is not yet published
+	}
+	if p.Source == message.SourceGit {
+		var err error
+		if commit, err = w.newest(ctx, env, commit); err != nil {
+			return nil, err
+		}
 	}
 	overrides := map[string][]byte{}
 	if p.Request != nil {

@@ -217,6 +217,9 @@ func (g RepoGraphs) Build(ctx context.Context, env, _ string, overrides map[stri
 // Head is HeadSHA.
 func (g RepoGraphs) Head(context.Context) (string, error) { return HeadSHA, nil }
 
+// IsAncestor: a folder has one version, so no commit is an ancestor of another.
+func (g RepoGraphs) IsAncestor(context.Context, string, string) (bool, error) { return false, nil }
+
 // Diff is not available on a folder.
 func (g RepoGraphs) Diff(context.Context, string, string) ([]model.ChangedFile, error) {
 	return nil, errors.New("workertest: a folder has no history to diff")
