@@ -105,7 +105,9 @@ func (s *Source) Diff(ctx context.Context, before, after string) ([]model.Change
 }
 
 // IsAncestor reports whether commit a is an ancestor of commit b.
-func (s *Source) IsAncestor(ctx context.Context, a, b string) (bool, error) { return s.Repo.IsAncestor(ctx, a, b) }
+func (s *Source) IsAncestor(ctx context.Context, a, b string) (bool, error) {
+	return s.Repo.IsAncestor(ctx, a, b)
+}
 
 // SettingsAt reads the repository's settings at commit (karma.json with the overrides).
 func (s *Source) SettingsAt(ctx context.Context, commit string) (model.Settings, error) {
