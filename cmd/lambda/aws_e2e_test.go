@@ -26,15 +26,10 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"github.com/usekarma/karma/shared/audit"
-	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/dynamo"
 	"github.com/usekarma/karma/shared/eventbridge"
 	"github.com/usekarma/karma/shared/gitrepo/gittest"
-	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/lambda"
-	"github.com/usekarma/karma/shared/lineage"
-	"github.com/usekarma/karma/shared/neptune"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/sqs"
@@ -72,11 +67,9 @@ func awsEndToEnd(t *testing.T, twice bool) {
 		config.WithSharedConfigFiles([]string{}), config.WithSharedCredentialsFiles([]string{})}
 	examples, _ := filepath.Abs(filepath.Join("..", "..", "examples"))
 
-	// Backends as the Lambda builds them, with the servers' endpoints and test-unique names.
+	// The functions' composition root, configured as terraform/ configures them, with the
+	// servers' endpoints and test-unique names.
 	origin := gittest.OriginFrom(t, "config.git", examples) // the config repository the functions fetch
-	b := newBackends(awsConfig(motoEP), env(map[string]string{"KARMA_GIT_URL": origin.Bare, "KARMA_CACHE_DIR": t.TempDir(),
-		"KARMA_WORK_DIR": t.TempDir()}), slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	b.Terraform = func(context.Context) (terraform.Runner, error) { return terraform.NewTFExec(tfPath), nil }
 	ddb, err := dynamo.NewClient(ctx, ddbEP, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -87,24 +80,22 @@ func awsEndToEnd(t *testing.T, twice bool) {
 	}
 	t.Cleanup(func() { _ = dynamo.DeleteTables(context.Background(), ddb, tables) })
 	seen := dynamo.NewSeen(ddb, tables.Seen, dynamo.SeenOptions{})
-	b.AuditLog = func(context.Context) (audit.Log, error) {
-		return dynamo.NewAuditLog(ddb, tables.Audit, dynamo.AuditOptions{}), nil
-	}
-	b.ChangeSets = func(context.Context) (changeset.Store, error) {
-		return dynamo.NewChangeSets(ddb, tables.ChangeSets, dynamo.ChangeSetOptions{}), nil
-	}
-	b.Seen = func(context.Context) (pipeline.Seen, error) { return seen, nil }
-	nep, err := neptune.Open(ctx, neptune.Options{Endpoint: gremlinEP})
+	t.Setenv("AWS_ENDPOINT_URL", motoEP)
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", ddbEP)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	vars := map[string]string{"KARMA_GIT_URL": origin.Bare, "KARMA_CACHE_DIR": t.TempDir(), "KARMA_WORK_DIR": t.TempDir(),
+		"KARMA_TERRAFORM": tfPath, "KARMA_EVENT_BUS": prefix + "-bus", "KARMA_QUEUE_PREFIX": prefix + "-", "KARMA_PREFIX": "/" + prefix + "/iac",
+		"KARMA_AUDIT_TABLE": tables.Audit, "KARMA_CHANGE_SET_TABLE": tables.ChangeSets, "KARMA_IDEMPOTENCY_TABLE": tables.Seen,
+		"KARMA_NEPTUNE_ENDPOINT": gremlinEP, "KARMA_NEPTUNE_NAMESPACE": prefix, "KARMA_ENV": "prod"}
+	a, err := newApp(env(vars), nil, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { nep.Close() })
-	b.GraphStore = func(context.Context) (graph.Store, error) {
-		return neptune.NewGraphStore(nep, neptune.StoreOptions{Namespace: prefix}), nil
-	}
-	b.Lineage = func(context.Context) (lineage.Store, error) {
-		return neptune.NewLineageStore(nep, neptune.StoreOptions{Namespace: prefix}), nil
-	}
+	t.Cleanup(func() { a.Close() })
 
 	// Queues, bus and rules: the stages' rules from pipeline.Routes, plus Parameter Store events -> ingest.
 	q, err := sqs.NewFromConfig(ctx, motoEP, sqs.Options{Prefix: prefix + "-"}, opts...)
@@ -142,7 +133,10 @@ func awsEndToEnd(t *testing.T, twice bool) {
 
 	// The account's state: the upstream runtimes the redeployed components interpolate.
 	ssmc := awsssm.NewFromConfig(awsConfig(motoEP))
-	store, _ := b.Params(ctx)
+	store, err := a.Params(ctx, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, v := range map[string]string{
 		"/iac/route53-zone/main/runtime":     `{"zone_id":"Z1","zone_name":"example.com.","name_servers":["ns1"]}`,
 		"/iac/lambda/handlers/runtime":       `{"function_arns":{},"function_versions":{},"role_arn":"arn:aws:iam::0:role/x"}`,
@@ -152,15 +146,12 @@ func awsEndToEnd(t *testing.T, twice bool) {
 			t.Fatal(err)
 		}
 	}
-	b.ParamPrefix = "/" + prefix + "/iac"
-
 	// Build every stage as the Lambda does, and run each as SQS -> Lambda handler.
-	builders := stageBuilders(b)
 	var wg sync.WaitGroup
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer func() { stopRun(); wg.Wait() }()
 	for _, name := range stages {
-		st, err := builders[name](ctx)
+		st, err := a.Stage(ctx, name)
 		if err != nil {
 			t.Fatalf("stage %s: %v", name, err)
 		}
@@ -168,7 +159,7 @@ func awsEndToEnd(t *testing.T, twice bool) {
 		wg.Add(1)
 		go func(name string) { defer wg.Done(); serveQueue(runCtx, t, q, name, arn(name), h, twice) }(name)
 	}
-	pe := &ingest.ParameterEvents{Env: "prod", Prefix: b.ParamPrefix, Store: store, Publisher: pub, AutoApprove: true,
+	pe := &ingest.ParameterEvents{Env: "prod", Prefix: vars["KARMA_PREFIX"], Store: store, Publisher: pub, AutoApprove: true,
 		Ingested: func(ctx context.Context, key string) (bool, error) { return seen.Done(ctx, "resolve|"+key) }}
 	wg.Add(1)
 	go func() {

@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awseb "github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
-	"github.com/usekarma/karma/shared/eventbridge"
+	"github.com/usekarma/karma/shared/app"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/workers/ingest"
 )
@@ -25,35 +22,38 @@ const (
 
 // setupParameterEvents builds the ingest (SQS batches of Parameter Store Change events) or
 // reconcile (scheduled) handler. KARMA_ENV names this account's environment.
-func setupParameterEvents(ctx context.Context, cfg aws.Config, getenv func(string) string, b *backends) (any, error) {
+func setupParameterEvents(ctx context.Context, a *app.App, getenv func(string) string) (any, error) {
 	stage := getenv("KARMA_STAGE")
-	bus := getenv("KARMA_EVENT_BUS")
-	if bus == "" {
+	if a.Config.EventBus == "" {
 		return nil, errors.New("KARMA_EVENT_BUS is not set: changes are published to an EventBridge bus")
 	}
-	env := getenv("KARMA_ENV")
+	env := a.Config.Env
 	if env == "" {
 		return nil, fmt.Errorf("stage %s: KARMA_ENV (this account's environment) is not set", stage)
 	}
-	if err := b.need(stage, "Seen", "Params"); err != nil {
-		return nil, err
+	seen, err := a.Seen(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", stage, err)
 	}
-	seen, err := b.Seen(ctx)
+	store, err := a.Params(ctx, env)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", stage, err)
+	}
+	pub, err := a.Publisher(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", stage, err)
+	}
+	prefix, err := a.Prefix()
 	if err != nil {
 		return nil, err
 	}
-	store, err := b.Params(ctx)
-	if err != nil {
-		return nil, err
-	}
-	pe := &ingest.ParameterEvents{Env: env, Prefix: b.ParamPrefix, Store: store,
-		Publisher:   eventbridge.NewPublisher(awseb.NewFromConfig(cfg), bus, eventbridge.PublisherOptions{}),
+	pe := &ingest.ParameterEvents{Env: env, Prefix: prefix, Store: store, Publisher: pub,
 		Ingested:    func(ctx context.Context, key string) (bool, error) { return seen.Done(ctx, "resolve|"+key) },
 		AutoApprove: getenv("KARMA_AUTO_APPROVE") == "true"}
 	if stage == stageReconcile {
 		return func(ctx context.Context, _ events.EventBridgeEvent) error {
 			msgs, err := pe.Reconcile(ctx)
-			b.logger().Info("reconcile", "changes", len(msgs), "error", err)
+			a.Log().Info("reconcile", "changes", len(msgs), "error", err)
 			return err
 		}, nil
 	}
@@ -73,11 +73,4 @@ func parameterEventsHandler(pe *ingest.ParameterEvents) func(context.Context, ev
 		}
 		return resp, nil
 	}
-}
-
-func (b *backends) logger() *slog.Logger {
-	if b.Log == nil {
-		return slog.Default()
-	}
-	return b.Log
 }

@@ -2,9 +2,10 @@
 // runtime, arm64 or amd64) that runs the stage KARMA_STAGE names as the handler of an SQS event
 // source mapping (shared/lambda: partial batch responses, poison messages to the queue's DLQ),
 // publishing the stage's outputs to an EventBridge bus (shared/eventbridge) whose rules route
-// them to the next stages' queues and the audit queue. Which stages can run, and with which
-// backends, is wired in stages.go; a stage whose backend is not wired yet fails at startup with
-// an error naming it (a Lambda init error).
+// them to the next stages' queues and the audit queue. Every store and stage comes from the one
+// composition root (shared/app) built from the configuration (shared/config, docs/configuration.md),
+// with every backend on AWS unless the environment says otherwise; a stage whose backend cannot
+// be opened fails at startup naming it (a Lambda init error).
 //
 // Environment:
 //
@@ -13,7 +14,8 @@
 //	KARMA_EVENT_BUS     the EventBridge bus outputs go to (name or ARN)
 //	KARMA_QUEUE_PREFIX  the queues' name prefix, e.g. "karma-prod-" (dead letters are named by
 //	                    the queue name without it, as `karma dlq list` shows them)
-//	KARMA_PARAM_PREFIX, KARMA_MODULES_DIR, KARMA_WORK_DIR, KARMA_TERRAFORM: see stages.go
+//	KARMA_GIT_URL (+ KARMA_GIT_*), KARMA_PREFIX, KARMA_MODULES_DIR, KARMA_WORK_DIR,
+//	KARMA_CACHE_DIR, KARMA_TERRAFORM, the table names, KARMA_NEPTUNE_ENDPOINT: see stages.go
 //	KARMA_LOG_LEVEL     debug | info | warn | error (default info); logs are JSON on stderr
 //	AWS_REGION and credentials come from Lambda; AWS_ENDPOINT_URL(_<SERVICE>) override endpoints.
 //
@@ -32,21 +34,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"slices"
 	"strings"
 
 	awslambda "github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	awseb "github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/usekarma/karma/shared/app"
 	"github.com/usekarma/karma/shared/eventbridge"
 	karmalambda "github.com/usekarma/karma/shared/lambda"
 	"github.com/usekarma/karma/shared/pipeline"
-	"github.com/usekarma/karma/shared/sqs"
 )
 
 func main() {
@@ -58,7 +56,12 @@ func main() {
 		log.Error("karma lambda: cannot start: AWS config", "error", err)
 		os.Exit(1)
 	}
-	h, err := lambdaHandler(ctx, cfg, os.Getenv, log) // SQS batches, or API Gateway events for KARMA_STAGE=webhook
+	a, err := newApp(os.Getenv, &cfg, log)
+	if err != nil {
+		log.Error("karma lambda: cannot start: configuration", "error", err)
+		os.Exit(1)
+	}
+	h, err := lambdaHandler(ctx, a, os.Getenv) // SQS batches, or API Gateway events for KARMA_STAGE=webhook
 	if err != nil {
 		log.Error("karma lambda: cannot start", "stage", os.Getenv("KARMA_STAGE"), "error", err)
 		os.Exit(1)
@@ -68,23 +71,36 @@ func main() {
 }
 
 // setup builds the SQS handler of the stage KARMA_STAGE names.
-func setup(ctx context.Context, cfg aws.Config, getenv func(string) string,
-	builders map[string]func(context.Context) (pipeline.Stage, error)) (karmalambda.Handler, error) {
+func setup(ctx context.Context, a *app.App, getenv func(string) string) (karmalambda.Handler, error) {
 	name := getenv("KARMA_STAGE")
-	build, ok := builders[name]
-	if !ok {
-		return nil, fmt.Errorf("KARMA_STAGE=%q: want one of %s", name, strings.Join(slices.Sorted(maps.Keys(builders)), ", "))
+	if !slices.Contains(app.StageNames, name) {
+		return nil, fmt.Errorf("KARMA_STAGE=%q: want one of %s", name, strings.Join(append(slices.Clone(app.StageNames), stageIngest, stageReconcile, stageWebhook), ", "))
 	}
-	bus := getenv("KARMA_EVENT_BUS")
-	if bus == "" {
+	if a.Config.EventBus == "" {
 		return nil, errors.New("KARMA_EVENT_BUS is not set: the stage's outputs go to an EventBridge bus")
 	}
-	st, err := build(ctx)
+	st, err := a.Stage(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	pub := eventbridge.NewPublisher(awseb.NewFromConfig(cfg), bus, eventbridge.PublisherOptions{})
-	dead := sqs.New(awssqs.NewFromConfig(cfg), sqs.Options{Prefix: getenv("KARMA_QUEUE_PREFIX")})
+	return sqsHandler(ctx, a, st)
+}
+
+// sqsHandler serves stage st as the handler of an SQS event source: outputs to the App's
+// publisher (the event bus), poison messages to the queue's dead-letter queue.
+func sqsHandler(ctx context.Context, a *app.App, st pipeline.Stage) (karmalambda.Handler, error) {
+	pub, err := a.Publisher(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q, err := a.Queue(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dead, ok := q.(karmalambda.DeadLetterer)
+	if !ok {
+		return nil, fmt.Errorf("stage %s: the queue backend (%T) cannot take dead letters", st.Name, q)
+	}
 	return karmalambda.SQSHandler(st, pub, dead, eventbridge.Unwrap), nil
 }
 

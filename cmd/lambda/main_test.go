@@ -18,16 +18,12 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/usekarma/karma/shared/audit"
-	"github.com/usekarma/karma/shared/changeset"
-	"github.com/usekarma/karma/shared/embedded"
+	"github.com/usekarma/karma/shared/app"
 	"github.com/usekarma/karma/shared/eventbridge"
-	"github.com/usekarma/karma/shared/graph"
-	"github.com/usekarma/karma/shared/lineage"
+	"github.com/usekarma/karma/shared/gitrepo/gittest"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/sqs"
-	"github.com/usekarma/karma/shared/terraform"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -42,76 +38,57 @@ func awsConfig(endpoint string) aws.Config {
 	return cfg
 }
 
+// lambdaApp is newApp for tests: awsCfg as the AWS configuration.
+func lambdaApp(t *testing.T, vars map[string]string, awsCfg aws.Config) *app.App {
+	t.Helper()
+	a, err := newApp(env(vars), &awsCfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
 func TestSetupErrors(t *testing.T) {
-	builders := stageBuilders(&backends{}) // nothing wired
 	for _, tc := range []struct {
 		name string
 		vars map[string]string
 		want string
 	}{
-		{"no stage", map[string]string{"KARMA_EVENT_BUS": "b"}, `KARMA_STAGE="": want one of apply, audit, graph-write, ingest, plan, resolve`},
+		{"no stage", map[string]string{"KARMA_EVENT_BUS": "b"}, `KARMA_STAGE="": want one of resolve, graph-write, plan, apply, audit, ingest, reconcile, webhook`},
 		{"unknown stage", map[string]string{"KARMA_STAGE": "deploy", "KARMA_EVENT_BUS": "b"}, `KARMA_STAGE="deploy"`},
 		{"no bus", map[string]string{"KARMA_STAGE": "audit"}, "KARMA_EVENT_BUS is not set"},
-		{"audit without its log", map[string]string{"KARMA_STAGE": "audit", "KARMA_EVENT_BUS": "b"},
-			"stage audit cannot start: backend not wired into this binary yet: the audit log (DynamoDB)"},
-		{"graph-write names every missing backend", map[string]string{"KARMA_STAGE": "graph-write", "KARMA_EVENT_BUS": "b"},
-			"the config repository (KARMA_GIT_URL), the graph store (Neptune), the lineage store (Neptune), idempotency records (DynamoDB)"},
-		{"ingest", map[string]string{"KARMA_STAGE": "ingest", "KARMA_EVENT_BUS": "b"}, "not a pipeline handler"},
+		{"graph-write without Neptune", map[string]string{"KARMA_STAGE": "graph-write", "KARMA_EVENT_BUS": "b", "KARMA_GIT_URL": "https://example.com/acme/config.git"},
+			"stage graph-write: graph store: neptune: KARMA_NEPTUNE_ENDPOINT is not set"},
+		{"resolve without a repository", map[string]string{"KARMA_STAGE": "resolve", "KARMA_EVENT_BUS": "b"}, "stage resolve: KARMA_GIT_URL is not set"},
+		{"ingest without its environment", map[string]string{"KARMA_STAGE": "ingest", "KARMA_EVENT_BUS": "b"}, "KARMA_ENV (this account's environment) is not set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h, err := setup(t.Context(), awsConfig(""), env(tc.vars), builders)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || h != nil {
+			vars := map[string]string{"KARMA_CACHE_DIR": t.TempDir()}
+			for k, v := range tc.vars {
+				vars[k] = v
+			}
+			_, err := lambdaHandler(t.Context(), lambdaApp(t, vars, awsConfig("http://127.0.0.1:1")), env(vars))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("setup = %v, want an error containing %q", err, tc.want)
 			}
 		})
 	}
 }
 
-// The wiring (newBackends): every SQS stage either starts or names the setting it lacks.
-func TestTodaysWiring(t *testing.T) {
-	b := newBackends(awsConfig("http://127.0.0.1:1"), env(map[string]string{"KARMA_MODULES_DIR": t.TempDir()}), nil)
-	for name, build := range stageBuilders(b) {
-		st, err := build(t.Context())
-		switch {
-		case err == nil && st.Name != name:
-			t.Errorf("stage %s built as %q", name, st.Name)
-		case err != nil && name != pipeline.StageIngest && !strings.Contains(err.Error(), "is not set"):
-			t.Errorf("stage %s: %v; want it built or an error naming the missing backend", name, err)
-		case err != nil:
-			t.Logf("stage %s: %v", name, err)
-		}
-	}
-}
-
-// Once the backends exist, every SQS stage builds: here with the embedded (SQLite) stores, which
-// implement the same interfaces as the DynamoDB and Neptune adapters.
-func TestEveryStageBuildsOnceItsBackendsExist(t *testing.T) {
-	ctx := t.Context()
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	b := newBackends(awsConfig("http://127.0.0.1:1"), env(map[string]string{"KARMA_GIT_URL": t.TempDir(), "KARMA_CACHE_DIR": t.TempDir()}), nil)
-	b.AuditLog = func(ctx context.Context) (audit.Log, error) { return embedded.NewAuditLog(ctx, db) }
-	b.ChangeSets = func(ctx context.Context) (changeset.Store, error) { return embedded.NewChangeSets(ctx, db) }
-	b.Seen = func(ctx context.Context) (pipeline.Seen, error) { return embedded.NewSeen(ctx, db) }
-	b.GraphStore = func(ctx context.Context) (graph.Store, error) { return embedded.NewGraphStore(ctx, db) }
-	b.Lineage = func(ctx context.Context) (lineage.Store, error) { return embedded.NewLineage(ctx, db) }
-	b.Terraform = func(context.Context) (terraform.Runner, error) { return terraform.NewTFExec("/bin/false"), nil }
-	for name, build := range stageBuilders(b) {
-		st, err := build(ctx)
-		if name == pipeline.StageIngest {
-			continue
-		}
+// Every SQS stage builds from the one composition root: here with every store embedded (a
+// configuration may mix backends), the config repository a real git repository.
+func TestEveryStageBuilds(t *testing.T) {
+	examples, _ := filepath.Abs(filepath.Join("..", "..", "examples"))
+	origin := gittest.OriginFrom(t, "config.git", examples)
+	vars := map[string]string{"KARMA_BACKEND": "embedded", "KARMA_HOME": t.TempDir(), "KARMA_GIT_URL": origin.Bare,
+		"KARMA_CACHE_DIR": t.TempDir(), "KARMA_TERRAFORM": "/bin/false", "KARMA_EVENT_BUS": "karma"}
+	a := lambdaApp(t, vars, awsConfig("http://127.0.0.1:1"))
+	for _, name := range app.StageNames {
+		st, err := a.Stage(t.Context(), name)
 		if err != nil || st.Name != name || st.Handler == nil {
 			t.Errorf("stage %s: %+v, %v", name, st, err)
 		}
-	}
-	// A backend that fails to open fails its stage, naming both.
-	b.Seen = func(context.Context) (pipeline.Seen, error) { return nil, errors.New("table missing") }
-	if _, err := stageBuilders(b)[pipeline.StagePlan](ctx); err == nil || !strings.Contains(err.Error(), "stage plan: table missing") {
-		t.Errorf("plan with a failing Seen: %v", err)
 	}
 }
 
@@ -168,16 +145,14 @@ func TestHandlerOnMoto(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	planStage := func(context.Context) (pipeline.Stage, error) {
-		return pipeline.Stage{Name: pipeline.StagePlan, Handler: func(_ context.Context, in message.Envelope) ([]message.Envelope, error) {
-			if in.IdempotencyKey == "poison" {
-				return nil, pipeline.Permanent(errors.New("no such component"))
-			}
-			return []message.Envelope{in.MustDerive(message.TypeDeploymentPlanned, "planned-"+in.IdempotencyKey, struct{}{})}, nil
-		}}, nil
-	}
-	h, err := setup(ctx, cfg, env(map[string]string{"KARMA_STAGE": "plan", "KARMA_EVENT_BUS": bus, "KARMA_QUEUE_PREFIX": prefix}),
-		map[string]func(context.Context) (pipeline.Stage, error){pipeline.StagePlan: planStage})
+	planStage := pipeline.Stage{Name: pipeline.StagePlan, Handler: func(_ context.Context, in message.Envelope) ([]message.Envelope, error) {
+		if in.IdempotencyKey == "poison" {
+			return nil, pipeline.Permanent(errors.New("no such component"))
+		}
+		return []message.Envelope{in.MustDerive(message.TypeDeploymentPlanned, "planned-"+in.IdempotencyKey, struct{}{})}, nil
+	}}
+	a := lambdaApp(t, map[string]string{"KARMA_EVENT_BUS": bus, "KARMA_QUEUE_PREFIX": prefix}, cfg)
+	h, err := sqsHandler(ctx, a, planStage)
 	if err != nil {
 		t.Fatalf("setup: %v", err)
 	}

@@ -45,11 +45,9 @@ import (
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awseb "github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
+	"github.com/usekarma/karma/shared/app"
 	"github.com/usekarma/karma/shared/audit"
-	"github.com/usekarma/karma/shared/eventbridge"
 	"github.com/usekarma/karma/shared/httpapi"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/webhook"
@@ -63,15 +61,14 @@ type apiGatewayHandler = func(context.Context, events.APIGatewayV2HTTPRequest) (
 
 // lambdaHandler is the function's handler: API Gateway events in webhook mode, else the SQS
 // handler of the stage KARMA_STAGE names.
-func lambdaHandler(ctx context.Context, cfg aws.Config, getenv func(string) string, log *slog.Logger) (any, error) {
-	b := newBackends(cfg, getenv, log)
+func lambdaHandler(ctx context.Context, a *app.App, getenv func(string) string) (any, error) {
 	switch getenv("KARMA_STAGE") {
 	case stageWebhook:
-		return setupWebhook(ctx, cfg, getenv, b)
+		return setupWebhook(ctx, a, getenv)
 	case stageIngest, stageReconcile:
-		return setupParameterEvents(ctx, cfg, getenv, b)
+		return setupParameterEvents(ctx, a, getenv)
 	}
-	return setup(ctx, cfg, getenv, stageBuilders(b))
+	return setup(ctx, a, getenv)
 }
 
 // webhookDeps are what the webhook handler talks to: AWS in the function, embedded stores in tests.
@@ -82,22 +79,22 @@ type webhookDeps struct {
 	Log        *slog.Logger
 }
 
-// setupWebhook wires webhook mode on AWS: the EventBridge bus, the DynamoDB idempotency table
-// (delivery ids) and audit log.
-func setupWebhook(ctx context.Context, cfg aws.Config, getenv func(string) string, b *backends) (apiGatewayHandler, error) {
-	bus := getenv("KARMA_EVENT_BUS")
-	if bus == "" {
+// setupWebhook wires webhook mode: the event bus, the idempotency table (delivery ids and each
+// commit's change) and the audit log.
+func setupWebhook(ctx context.Context, a *app.App, getenv func(string) string) (apiGatewayHandler, error) {
+	if a.Config.EventBus == "" {
 		return nil, errors.New("KARMA_EVENT_BUS is not set: accepted pushes are published to an EventBridge bus")
 	}
-	if err := b.need(stageWebhook, "Seen", "AuditLog"); err != nil {
-		return nil, err
+	d := webhookDeps{Log: a.Log()}
+	var err error
+	if d.Publisher, err = a.Publisher(ctx); err != nil {
+		return nil, fmt.Errorf("webhook mode: %w", err)
 	}
-	d := webhookDeps{Publisher: eventbridge.NewPublisher(awseb.NewFromConfig(cfg), bus, eventbridge.PublisherOptions{}), Log: b.Log}
-	err := b.open(ctx, stageWebhook,
-		func(ctx context.Context) (err error) { d.Deliveries, err = b.Seen(ctx); return },
-		func(ctx context.Context) (err error) { d.Audit, err = b.AuditLog(ctx); return })
-	if err != nil {
-		return nil, err
+	if d.Deliveries, err = a.Seen(ctx); err != nil {
+		return nil, fmt.Errorf("webhook mode: %w", err)
+	}
+	if d.Audit, err = a.Audit(ctx); err != nil {
+		return nil, fmt.Errorf("webhook mode: %w", err)
 	}
 	return webhookHandler(getenv, d)
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -40,13 +41,25 @@ type Config struct {
 	State  string `json:"state"`  // DynamoDB in AWS (change sets, idempotency). KARMA_STATE_BACKEND
 
 	// AWS locations.
-	QueuePrefix      string `json:"queue_prefix"`      // SQS queue names: <prefix><stage>. KARMA_QUEUE_PREFIX
-	EventBus         string `json:"event_bus"`         // EventBridge bus ("" = publish straight to queues). KARMA_EVENT_BUS
-	NeptuneEndpoint  string `json:"neptune_endpoint"`  // wss://host:8182/gremlin. KARMA_NEPTUNE_ENDPOINT
-	NeptuneIAM       bool   `json:"neptune_iam"`       // sign the handshake with SigV4. KARMA_NEPTUNE_IAM
+	QueuePrefix     string `json:"queue_prefix"`     // SQS queue names: <prefix><stage>. KARMA_QUEUE_PREFIX
+	EventBus        string `json:"event_bus"`        // EventBridge bus ("" = publish straight to queues). KARMA_EVENT_BUS
+	NeptuneEndpoint string `json:"neptune_endpoint"` // wss://host:8182/gremlin. KARMA_NEPTUNE_ENDPOINT
+	NeptuneIAM      bool   `json:"neptune_iam"`      // sign the handshake with SigV4. KARMA_NEPTUNE_IAM
+	// NeptuneNamespace separates graphs sharing one cluster ("" = production). KARMA_NEPTUNE_NAMESPACE
+	NeptuneNamespace string `json:"neptune_namespace"`
 	AuditTable       string `json:"audit_table"`       // KARMA_AUDIT_TABLE
 	ChangeSetTable   string `json:"change_set_table"`  // KARMA_CHANGE_SET_TABLE
 	IdempotencyTable string `json:"idempotency_table"` // KARMA_IDEMPOTENCY_TABLE
+
+	// WorkDir holds the Terraform workspaces, one per component. KARMA_WORK_DIR; default
+	// <state_dir>/work (Lambda: /tmp/karma/work).
+	WorkDir string `json:"work_dir"`
+	// CacheDir holds the config repository's cache clone (git/) and each commit's modules
+	// (modules/). KARMA_CACHE_DIR; default <state_dir> (Lambda: /tmp/karma).
+	CacheDir string `json:"cache_dir"`
+	// ModulesDir points at Terraform modules outside the config repository (not versioned with
+	// it); default: each commit's own modules folder. KARMA_MODULES_DIR.
+	ModulesDir string `json:"modules_dir"`
 
 	// Git says where the config repository is fetched from and how Karma may write to it.
 	Git Git `json:"git"`
@@ -109,6 +122,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	str(&c.Repo, "KARMA_REPO")
 	str(&c.StateDir, "KARMA_HOME")
+	str(&c.Prefix, "KARMA_PARAM_PREFIX") // the Lambda functions' historic name
 	str(&c.Prefix, "KARMA_PREFIX")
 	str(&c.Env, "KARMA_ENV")
 	str(&c.Params, "KARMA_PARAMS_BACKEND")
@@ -119,9 +133,13 @@ func Load(getenv func(string) string) (Config, error) {
 	str(&c.QueuePrefix, "KARMA_QUEUE_PREFIX")
 	str(&c.EventBus, "KARMA_EVENT_BUS")
 	str(&c.NeptuneEndpoint, "KARMA_NEPTUNE_ENDPOINT")
+	str(&c.NeptuneNamespace, "KARMA_NEPTUNE_NAMESPACE")
 	str(&c.AuditTable, "KARMA_AUDIT_TABLE")
 	str(&c.ChangeSetTable, "KARMA_CHANGE_SET_TABLE")
 	str(&c.IdempotencyTable, "KARMA_IDEMPOTENCY_TABLE")
+	str(&c.WorkDir, "KARMA_WORK_DIR")
+	str(&c.CacheDir, "KARMA_CACHE_DIR")
+	str(&c.ModulesDir, "KARMA_MODULES_DIR")
 	str(&c.Git.URL, "KARMA_GIT_URL")
 	str(&c.Git.TokenFile, "KARMA_GIT_TOKEN_FILE")
 	str(&c.Git.TokenUser, "KARMA_GIT_TOKEN_USER")
@@ -159,16 +177,28 @@ func (c Config) Validate() error {
 	if c.Git.Write != "" {
 		check("git write", c.Git.Write, "branch", "change-branch", "none")
 	}
-	if c.Graph == AWS && c.NeptuneEndpoint == "" {
-		errs = append(errs, errors.New("graph backend aws needs KARMA_NEPTUNE_ENDPOINT"))
-	}
-	if c.Queue == AWS && c.QueuePrefix == "" {
-		errs = append(errs, errors.New("queue backend aws needs KARMA_QUEUE_PREFIX"))
-	}
+	// Where an AWS store is (the Neptune endpoint, the queue prefix) is checked when the store is
+	// opened (shared/app): a Lambda function has only the settings of the stores it uses.
 	return errors.Join(errs...)
 }
 
 // Embedded reports whether any store uses the embedded state file.
 func (c Config) UsesEmbedded() bool {
 	return c.Params == Embedded || c.Queue == Embedded || c.Graph == Embedded || c.Audit == Embedded || c.State == Embedded
+}
+
+// Work is the workspace folder (WorkDir, default <state_dir>/work).
+func (c Config) Work() string {
+	if c.WorkDir != "" {
+		return c.WorkDir
+	}
+	return filepath.Join(c.StateDir, "work")
+}
+
+// Cache is the cache folder (CacheDir, default the state directory).
+func (c Config) Cache() string {
+	if c.CacheDir != "" {
+		return c.CacheDir
+	}
+	return c.StateDir
 }

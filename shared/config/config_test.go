@@ -28,8 +28,8 @@ func TestLoad(t *testing.T) {
 		{"one switch for all", map[string]string{"KARMA_BACKEND": "aws", "KARMA_NEPTUNE_ENDPOINT": "wss://n:8182/gremlin", "KARMA_NEPTUNE_IAM": "true"},
 			func(c Config) bool { return c.Params == AWS && c.Graph == AWS && c.State == AWS && c.NeptuneIAM }, ""},
 		{"ssm synonym", map[string]string{"KARMA_PARAMS_BACKEND": "ssm"}, func(c Config) bool { return c.Params == AWS }, ""},
-		{"every problem at once", map[string]string{"KARMA_QUEUE_BACKEND": "kafka", "KARMA_GRAPH_BACKEND": "aws"}, nil,
-			`queue backend "kafka": want embedded or aws` + "\n" + "graph backend aws needs KARMA_NEPTUNE_ENDPOINT"},
+		{"every problem at once", map[string]string{"KARMA_QUEUE_BACKEND": "kafka", "KARMA_AUDIT_BACKEND": "dynamo", "KARMA_GIT_WRITE": "force"}, nil,
+			`queue backend "kafka": want embedded or aws` + "\n" + `audit backend "dynamo": want embedded or aws` + "\n" + `git write "force": want branch or change-branch or none`},
 		{"unknown file key", map[string]string{"KARMA_CONFIG": writeTemp(t, `{"colour":"blue"}`)}, nil, `unknown field "colour"`},
 	}
 	for _, c := range cases {

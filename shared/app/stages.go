@@ -1,0 +1,238 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/usekarma/karma/shared/config"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/terraform"
+	"github.com/usekarma/karma/workers/apply"
+	auditw "github.com/usekarma/karma/workers/audit"
+	"github.com/usekarma/karma/workers/graphwrite"
+	"github.com/usekarma/karma/workers/plan"
+	"github.com/usekarma/karma/workers/resolve"
+)
+
+// StageNames are the pipeline stages Stage builds, in pipeline order.
+var StageNames = []string{pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
+
+// Prefix is the Parameter Store prefix: the configuration's, else the local clone's karma.json
+// (RepoLocal), else the default /iac.
+func (a *App) Prefix() (string, error) {
+	if a.Config.Prefix != "" {
+		return a.Config.Prefix, nil
+	}
+	if a.opts.Repo == RepoLocal {
+		st, err := model.LoadSettings(a.Config.Repo, model.Settings{})
+		if err != nil {
+			return "", err
+		}
+		return st.Prefix, nil
+	}
+	return model.DefaultPrefix, nil
+}
+
+// Stage builds the named pipeline stage with the middleware every stage runs with — logs,
+// correlation, in-process retries of transient errors — and idempotency records (Stage.Seen).
+func (a *App) Stage(ctx context.Context, name string) (pipeline.Stage, error) {
+	build, ok := map[string]func(context.Context) (pipeline.Handler, error){
+		pipeline.StageResolve:    a.resolveHandler,
+		pipeline.StageGraphWrite: a.graphWriteHandler,
+		pipeline.StagePlan:       a.planHandler,
+		pipeline.StageApply:      a.applyHandler,
+		pipeline.StageAudit:      nil,
+	}[name]
+	if !ok {
+		return pipeline.Stage{}, fmt.Errorf("stage %q: want one of %s", name, strings.Join(StageNames, ", "))
+	}
+	if name == pipeline.StageAudit {
+		return a.auditStage(ctx)
+	}
+	h, err := build(ctx)
+	if err != nil {
+		return pipeline.Stage{}, fmt.Errorf("stage %s: %w", name, err)
+	}
+	seen, err := a.Seen(ctx)
+	if err != nil {
+		return pipeline.Stage{}, fmt.Errorf("stage %s: %w", name, err)
+	}
+	workers := 1
+	if name == pipeline.StagePlan || name == pipeline.StageApply {
+		workers = max(a.opts.Parallelism, 1)
+	}
+	return pipeline.Stage{Name: name, Workers: workers, Seen: seen, Lease: a.opts.Visibility, Handler: a.chain(name, h)}, nil
+}
+
+func (a *App) chain(name string, h pipeline.Handler) pipeline.Handler {
+	return pipeline.Chain(h, pipeline.Logging(a.opts.Log, name), pipeline.Correlation(), pipeline.RetryTransient(2*time.Second))
+}
+
+// Stages builds every stage.
+func (a *App) Stages(ctx context.Context) ([]pipeline.Stage, error) {
+	var out []pipeline.Stage
+	for _, name := range StageNames {
+		st, err := a.Stage(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Runner is the in-process runtime over every stage: the embedded queue (batches through its
+// outbox), or SQS pollers publishing to the event bus.
+func (a *App) Runner(ctx context.Context, observe func(string, message.Envelope, []message.Envelope, pipeline.Action, error)) (*pipeline.Runner, error) {
+	stages, err := a.Stages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q, err := a.Queue(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := &pipeline.Runner{Queue: q, Stages: stages, Log: a.opts.Log, Observe: observe, Visibility: a.opts.Visibility, RetryBase: a.opts.RetryBase}
+	if a.Config.Queue == config.AWS && a.Config.EventBus != "" {
+		if r.Publisher, err = a.Publisher(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func (a *App) resolveHandler(ctx context.Context) (pipeline.Handler, error) {
+	src, err := a.Source(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := a.ChangeSets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	prefix, err := a.Prefix()
+	if err != nil {
+		return nil, err
+	}
+	w := &resolve.Worker{Graphs: src, Commits: src, ChangeSets: cs, Configs: paramConfigs{params: a.ParamsFor(ctx), prefix: prefix}}
+	return w.Handle, nil
+}
+
+func (a *App) graphWriteHandler(ctx context.Context) (pipeline.Handler, error) {
+	src, err := a.Source(ctx)
+	if err != nil {
+		return nil, err
+	}
+	gs, err := a.GraphStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lin, err := a.Lineage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return (&graphwrite.Worker{Graphs: src, Store: gs, Lineage: lin}).Handle, nil
+}
+
+// terraformDeps are what plan and apply share.
+func (a *App) terraformDeps(ctx context.Context) (terraform.Runner, terraform.Workspaces, error) {
+	src, err := a.Source(ctx)
+	if err != nil {
+		return nil, terraform.Workspaces{}, err
+	}
+	prefix, err := a.Prefix()
+	if err != nil {
+		return nil, terraform.Workspaces{}, err
+	}
+	tf, err := a.Terraform()
+	if err != nil {
+		return nil, terraform.Workspaces{}, err
+	}
+	return tf, terraform.Workspaces{WorkDir: a.Config.Work(), Modules: src, Prefix: prefix}, nil
+}
+
+func (a *App) planHandler(ctx context.Context) (pipeline.Handler, error) {
+	tf, ws, err := a.terraformDeps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := a.ChangeSets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return (&plan.Worker{ChangeSets: cs, Params: a.ParamsFor(ctx), Runner: tf, Workspaces: ws}).Handle, nil
+}
+
+func (a *App) applyHandler(ctx context.Context) (pipeline.Handler, error) {
+	tf, ws, err := a.terraformDeps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := a.ChangeSets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return (&apply.Worker{ChangeSets: cs, Params: a.ParamsFor(ctx), Runner: tf, Workspaces: ws}).Handle, nil
+}
+
+// auditStage appends a whole batch at once (one transaction on the embedded log). On DynamoDB
+// it keeps no idempotency records: the audit log ignores a message id it already has.
+func (a *App) auditStage(ctx context.Context) (pipeline.Stage, error) {
+	log, err := a.Audit(ctx)
+	if err != nil {
+		return pipeline.Stage{}, fmt.Errorf("stage audit: %w", err)
+	}
+	w := &auditw.Worker{Log: log}
+	st := pipeline.Stage{Name: pipeline.StageAudit, Workers: 1, Lease: a.opts.Visibility, Handler: a.chain(pipeline.StageAudit, w.Handle), Batch: w.HandleBatch}
+	if a.Config.State != config.AWS {
+		if st.Seen, err = a.Seen(ctx); err != nil {
+			return pipeline.Stage{}, fmt.Errorf("stage audit: %w", err)
+		}
+	}
+	return st, nil
+}
+
+// Terraform is the runner plan and apply use: Options.Terraform, else the binary.
+func (a *App) Terraform() (terraform.Runner, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.opts.Terraform != nil {
+		return a.opts.Terraform, nil
+	}
+	if a.tf == nil {
+		path, err := terraform.FindTerraform()
+		if err != nil {
+			return nil, err
+		}
+		a.tf = terraform.NewTFExec(path)
+	}
+	return a.tf, nil
+}
+
+// paramConfigs reads a component's /config parameter (resolve.ConfigReader).
+type paramConfigs struct {
+	params func(env string) (params.Store, error)
+	prefix string
+}
+
+func (p paramConfigs) Config(ctx context.Context, env, component string) ([]byte, error) {
+	parts := strings.SplitN(component, "/", 3)
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("bad component id %q", component)
+	}
+	st, err := p.params(env)
+	if err != nil {
+		return nil, err
+	}
+	v, err := st.Get(ctx, model.ConfigParam(p.prefix, parts[1], parts[2]))
+	if err != nil {
+		return nil, err
+	}
+	return []byte(v.Value), nil
+}
+
