@@ -235,4 +235,3 @@ func (p paramConfigs) Config(ctx context.Context, env, component string) ([]byte
 	}
 	return []byte(v.Value), nil
 }
-
