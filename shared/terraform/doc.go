@@ -23,12 +23,17 @@
 //     message.PlanSummary (a replacement counts as one add and one destroy) and returns the plan
 //     file with its sha256.
 //   - [Runner.Apply] applies exactly the reviewed plan: the plan file must still hash to
-//     PlanResult.PlanHash (else [ErrPlanChanged]). It returns the module's outputs as
-//     top-level keys ([Outputs]), which the caller publishes as the component's runtime.
+//     PlanResult.PlanHash, and must have been made from the current state — the serial and
+//     lineage the plan records, compared as terraform compares them (stale.go) — else
+//     [ErrPlanChanged] and terraform does not run: the caller plans again. It returns the
+//     module's outputs as top-level keys ([Outputs]), which the caller publishes as the
+//     component's runtime.
 //   - Plan and Apply on one Root never overlap: each holds an exclusive lock on
 //     Root/.karma.lock (flock) while terraform runs, in this process or any other.
-//   - Failures are [*Error] values carrying the step, the component and the tail of
-//     terraform's output. [Error.Permanent] tells a retrying caller whether trying again can
+//   - Failures are [*Error] values carrying the step, the component, terraform's own
+//     diagnostics (plan and apply run with -json: summary, detail, resource and file of each
+//     error, sensitive values scrubbed; diagnostics.go) and the tail of its output as text.
+//     [Error.Permanent] tells a retrying caller whether trying again can
 //     help: false only for context cancellation or deadline, true for terraform failures
 //     (invalid config, failed apply, a changed plan). Outcomes are decided from exit codes and
 //     JSON, never from terraform's human-readable text.

@@ -80,11 +80,14 @@ type Error struct {
 	Err       error
 	// Log is the tail (about 2 KB) of what terraform printed during the failed Plan or Apply.
 	Log string
+	// Diagnostics are the errors terraform itself reported (plan and apply), sensitive values
+	// redacted. When present, Error shows them instead of the log.
+	Diagnostics []Diagnostic
 }
 
 func (e *Error) Error() string {
 	msg := e.Err.Error()
-	if e.Log != "" {
+	if e.Log != "" || len(e.Diagnostics) > 0 {
 		// terraform-exec repeats the whole stderr after the exit status; the log has it.
 		msg, _, _ = strings.Cut(msg, "\n")
 	}
@@ -92,7 +95,10 @@ func (e *Error) Error() string {
 		// terraform-exec reports an interrupted command by its exit status only.
 		msg = "interrupted (context cancelled or timed out): " + msg
 	}
-	if e.Log != "" {
+	switch {
+	case len(e.Diagnostics) > 0:
+		msg += "\n" + formatDiagnostics(e.Diagnostics)
+	case e.Log != "":
 		msg += "\n" + e.Log
 	}
 	return fmt.Sprintf("terraform %s %s: %s", e.Op, e.Component, msg)

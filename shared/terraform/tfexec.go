@@ -59,6 +59,7 @@ type session struct {
 	ws     Workspace
 	tf     *tfexec.Terraform
 	log    *tail
+	ui     *uiLog   // terraform's -json output (plan, apply): its diagnostics, its text to log
 	redact redactor // the workspace's sensitive values, scrubbed from what an Error keeps
 }
 
@@ -66,7 +67,8 @@ func (s *session) fail(op string, err error) error {
 	if msg := s.redact.apply(err.Error()); msg != err.Error() {
 		err = &redactedError{err: err, msg: msg}
 	}
-	return &Error{Op: op, Component: s.ws.ID(), Err: err, Log: s.redact.apply(s.log.String())}
+	return &Error{Op: op, Component: s.ws.ID(), Err: err, Log: s.redact.apply(s.log.String()),
+		Diagnostics: s.redact.diagnostics(s.ui.diagnostics())}
 }
 
 // redactedError is an error whose message had sensitive values scrubbed; errors.Is and As still
@@ -85,7 +87,8 @@ func (r *TFExec) begin(ctx context.Context, ws Workspace) (*session, func(), err
 	if err != nil {
 		return nil, nil, &Error{Op: OpPrepare, Component: ws.ID(), Err: err}
 	}
-	s := &session{ws: nws, log: newTail(), redact: newRedactor(nws)}
+	log := newTail()
+	s := &session{ws: nws, log: log, ui: newUILog(log), redact: newRedactor(nws)}
 	if err := os.MkdirAll(nws.Root, 0o755); err != nil {
 		return nil, nil, s.fail(OpPrepare, err)
 	}
@@ -188,7 +191,7 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 	if err != nil {
 		return PlanResult{}, s.fail(OpPlan, err)
 	}
-	changes, err := s.tf.Plan(ctx, append(opts, tfexec.Out(tmp))...)
+	changes, err := s.tf.PlanJSON(ctx, s.ui, append(opts, tfexec.Out(tmp))...)
 	cleanup()
 	if err != nil {
 		return PlanResult{}, s.fail(OpPlan, err)
@@ -264,6 +267,9 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 	if got := sha256hex(data); got != plan.PlanHash {
 		return nil, s.fail(OpVerify, fmt.Errorf("%w: %s has sha256 %s, the reviewed plan %s", ErrPlanChanged, plan.PlanFile, got, plan.PlanHash))
 	}
+	if err := planStale(data, s.ws.Root); err != nil {
+		return nil, s.fail(OpVerify, err)
+	}
 	// Apply a private copy of the verified bytes, so the file cannot change between the check
 	// and terraform reading it.
 	applying := filepath.Join(s.ws.Root, planDir, ".applying.tfplan")
@@ -274,7 +280,7 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 		return nil, s.fail(OpApply, err)
 	}
 	defer os.Remove(applying)
-	if err := s.tf.Apply(ctx, tfexec.DirOrPlan(applying)); err != nil {
+	if err := s.tf.ApplyJSON(ctx, s.ui, tfexec.DirOrPlan(applying)); err != nil {
 		return nil, s.fail(OpApply, err)
 	}
 	_ = os.Remove(plan.PlanFile)

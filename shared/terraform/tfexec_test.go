@@ -197,6 +197,11 @@ func TestTFExecPlanFailure(t *testing.T) {
 	if !strings.Contains(te.Log, "cidr") || len(te.Log) > logTail+10 {
 		t.Fatalf("log does not carry terraform's diagnostics: %q", te.Log)
 	}
+	// Terraform reports the error once per subnet: it is kept once.
+	if len(te.Diagnostics) != 1 || te.Diagnostics[0].Summary != "Error in function call" ||
+		!strings.Contains(te.Diagnostics[0].Detail, "invalid CIDR address: not-a-cidr") || te.Diagnostics[0].Where == "" {
+		t.Fatalf("diagnostics = %+v", te.Diagnostics)
+	}
 	t.Logf("error as reported:\n%v", err)
 
 	// A missing binary is a permanent failure too.

@@ -1,0 +1,175 @@
+package terraform
+
+// Terraform's own diagnostics. Plan and Apply run terraform with -json (its machine-readable
+// UI): every line it prints is a JSON message, and those of type "diagnostic" carry its errors
+// with their summary, detail and place. uiLog keeps the errors as Diagnostic values and writes
+// every message's human-readable text to the session's log tail, so an Error says what terraform
+// said without Karma reading terraform's human text.
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	tfjson "github.com/hashicorp/terraform-json"
+)
+
+// Diagnostic is one error terraform reported.
+type Diagnostic struct {
+	Summary string `json:"summary"`
+	Detail  string `json:"detail,omitempty"`
+	// Address is the resource terraform names, e.g. module.component.terraform_data.vpc.
+	Address string `json:"address,omitempty"`
+	// Where is "<dir>/<file>:<line>" of the configuration terraform points at.
+	Where string `json:"where,omitempty"`
+}
+
+// String is the diagnostic as terraform would head it, then its detail on the next lines,
+// indented by two spaces.
+func (d Diagnostic) String() string {
+	var b strings.Builder
+	b.WriteString("Error: " + d.Summary)
+	var at []string
+	for _, s := range []string{d.Address, d.Where} {
+		if s != "" {
+			at = append(at, s)
+		}
+	}
+	if len(at) > 0 {
+		b.WriteString(" (" + strings.Join(at, ", ") + ")")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(d.Detail), "\n") {
+		if line != "" {
+			b.WriteString("\n  " + line)
+		}
+	}
+	return b.String()
+}
+
+// Limits of what an Error keeps: it travels in deployment.failed.
+const (
+	maxDiagnostics = 10
+	maxDetail      = 1500
+)
+
+// uiLog is the io.Writer terraform's -json output goes to.
+type uiLog struct {
+	mu      sync.Mutex
+	text    io.Writer // the log tail: each message's text
+	partial []byte
+	errs    []Diagnostic
+	dropped int
+}
+
+func newUILog(text io.Writer) *uiLog { return &uiLog{text: text} }
+
+func (u *uiLog) Write(p []byte) (int, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.partial = append(u.partial, p...)
+	for {
+		i := bytes.IndexByte(u.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		u.line(u.partial[:i])
+		u.partial = u.partial[i+1:]
+	}
+}
+
+// line handles one line: a JSON message, or text passed on as it is.
+func (u *uiLog) line(b []byte) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return
+	}
+	if b[0] != '{' {
+		fmt.Fprintf(u.text, "%s\n", b)
+		return
+	}
+	msg, err := tfjson.UnmarshalLogMessage(b)
+	if err != nil {
+		fmt.Fprintf(u.text, "%s\n", b)
+		return
+	}
+	d, ok := msg.(tfjson.DiagnosticLogMessage)
+	if !ok {
+		fmt.Fprintf(u.text, "%s\n", msg.Message())
+		return
+	}
+	fmt.Fprintf(u.text, "%s\n", msg.Message())
+	if d.Detail != "" {
+		fmt.Fprintf(u.text, "  %s\n", strings.ReplaceAll(strings.TrimSpace(d.Detail), "\n", "\n  "))
+	}
+	if d.Severity == tfjson.DiagnosticSeverityError {
+		u.add(d.Diagnostic)
+	}
+}
+
+func (u *uiLog) add(d tfjson.Diagnostic) {
+	out := Diagnostic{Summary: d.Summary, Detail: truncate(d.Detail, maxDetail), Address: d.Address}
+	if d.Range != nil && d.Range.Filename != "" {
+		out.Where = fmt.Sprintf("%s:%d", shortPath(d.Range.Filename), d.Range.Start.Line)
+	}
+	for _, seen := range u.errs {
+		if seen == out {
+			return // terraform repeats an error per instance (count, for_each): once is enough
+		}
+	}
+	if len(u.errs) == maxDiagnostics {
+		u.dropped++
+		return
+	}
+	u.errs = append(u.errs, out)
+}
+
+// diagnostics returns the errors seen so far (a last one counting those left out).
+func (u *uiLog) diagnostics() []Diagnostic {
+	if u == nil {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := append([]Diagnostic(nil), u.errs...)
+	if u.dropped > 0 {
+		out = append(out, Diagnostic{Summary: fmt.Sprintf("… and %d more error(s) (see the log)", u.dropped)})
+	}
+	return out
+}
+
+// shortPath keeps a configuration file's last directory and name: the module it belongs to.
+func shortPath(p string) string {
+	return filepath.Join(filepath.Base(filepath.Dir(p)), filepath.Base(p))
+}
+
+// truncate cuts s to at most n bytes, at a character boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// diagnostics scrubs the workspace's sensitive values from terraform's diagnostics.
+func (r redactor) diagnostics(ds []Diagnostic) []Diagnostic {
+	for i, d := range ds {
+		ds[i] = Diagnostic{Summary: r.apply(d.Summary), Detail: r.apply(d.Detail), Address: r.apply(d.Address), Where: r.apply(d.Where)}
+	}
+	return ds
+}
+
+// formatDiagnostics lists diagnostics one after the other.
+func formatDiagnostics(ds []Diagnostic) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = d.String()
+	}
+	return strings.Join(parts, "\n")
+}

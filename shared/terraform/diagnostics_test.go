@@ -1,0 +1,230 @@
+package terraform
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A failing apply carries terraform's own diagnostic (summary, detail, where), not just
+// "exit status 1".
+func TestTFExecApplyFailureDiagnostics(t *testing.T) {
+	t.Parallel()
+	r := NewTFExec(findTerraformOrSkip(t))
+	ctx := context.Background()
+	module, err := filepath.Abs(filepath.Join("testdata", "modules", "fails"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failFile := filepath.Join(t.TempDir(), "fail")
+	if err := os.WriteFile(failFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := json.Marshal(map[string]any{"value": "a", "fail_file": failFile, "message": "quota exceeded for subnets in eu-west-1"})
+	ws := Workspace{Root: t.TempDir(), ModuleDir: module, Env: "prod", Type: "fails", Nickname: "core", Config: cfg}
+	plan, err := r.Plan(ctx, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Apply(ctx, ws, plan)
+	var te *Error
+	if !errors.As(err, &te) || te.Op != OpApply || !te.Permanent() {
+		t.Fatalf("failing apply: %v", err)
+	}
+	if len(te.Diagnostics) != 1 {
+		t.Fatalf("diagnostics = %+v, want terraform's one error", te.Diagnostics)
+	}
+	d := te.Diagnostics[0]
+	if d.Summary != "local-exec provisioner error" || !strings.Contains(d.Detail, "quota exceeded for subnets in eu-west-1") ||
+		d.Address != "module.component.terraform_data.quota" || d.Where != "fails/main.tf:15" {
+		t.Errorf("diagnostic = %+v", d)
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "terraform apply prod/fails/core: exit status 1\nError: local-exec provisioner error (module.component.terraform_data.quota, fails/main.tf:15)\n  ") ||
+		!strings.Contains(msg, "quota exceeded for subnets in eu-west-1") || strings.Contains(msg, `"@level"`) {
+		t.Errorf("error as reported:\n%s", msg)
+	}
+	if strings.Contains(te.Log, `"@message"`) || !strings.Contains(te.Log, "Error: local-exec provisioner error") {
+		t.Errorf("the log keeps terraform's text, not its JSON:\n%s", te.Log)
+	}
+
+	// Once the cause is gone, planning again (the resource is tainted) and applying succeed.
+	if err := os.Remove(failFile); err != nil {
+		t.Fatal(err)
+	}
+	if plan, err = r.Plan(ctx, ws); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Apply(ctx, ws, plan); err != nil {
+		t.Fatalf("apply after the failure: %v", err)
+	}
+}
+
+// A saved plan made before the state changed is refused before terraform runs (ErrPlanChanged,
+// step verify), and nothing is applied.
+func TestTFExecStalePlan(t *testing.T) {
+	t.Parallel()
+	r := NewTFExec(findTerraformOrSkip(t))
+	ctx := context.Background()
+	ws := Workspace{Root: t.TempDir(), ModuleDir: examplesDir(t, "vpc"), Env: "dev", Type: "vpc", Nickname: "core",
+		Config: json.RawMessage(`{"cidr": "10.0.0.0/16"}`)}
+	first, err := r.Plan(ctx, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := ws
+	other.Config = json.RawMessage(`{"cidr": "10.9.0.0/16"}`)
+	plan2, err := r.Plan(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := r.Apply(ctx, other, plan2) // the state changes after `first` was planned
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Apply(ctx, ws, first)
+	var te *Error
+	if !errors.Is(err, ErrPlanChanged) || !errors.As(err, &te) || te.Op != OpVerify || !te.Permanent() ||
+		!strings.Contains(err.Error(), "the state changed after the plan was made") {
+		t.Fatalf("apply of a stale plan: %v", err)
+	}
+	got, err := r.Apply(ctx, other, mustPlan(t, r, other))
+	if err != nil || fmtOutputs(got) != fmtOutputs(want) {
+		t.Fatalf("the stale plan changed something: %s, want %s (%v)", fmtOutputs(got), fmtOutputs(want), err)
+	}
+
+	// A plan made from the current state applies, first plan of a fresh Root included.
+	if _, err := r.Apply(ctx, ws, mustPlan(t, r, ws)); err != nil {
+		t.Fatalf("apply of a fresh plan: %v", err)
+	}
+}
+
+func mustPlan(t *testing.T, r Runner, ws Workspace) PlanResult {
+	t.Helper()
+	p, err := r.Plan(context.Background(), ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPlanStaleReadsTheRecordedState(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	if err := planStale([]byte("not a zip"), root); err != nil {
+		t.Errorf("unreadable plan: %v, want nil (terraform decides)", err)
+	}
+	write := func(meta string) {
+		if err := os.WriteFile(filepath.Join(root, stateFile), []byte(meta), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan := zipWith(t, "tfstate", `{"version": 4, "serial": 3, "lineage": "abc", "resources": []}`)
+	write(`{"version": 4, "serial": 3, "lineage": "abc"}`)
+	if err := planStale(plan, root); err != nil {
+		t.Errorf("same serial and lineage: %v", err)
+	}
+	write(`{"version": 4, "serial": 4, "lineage": "abc"}`)
+	if err := planStale(plan, root); !errors.Is(err, ErrPlanChanged) || !strings.Contains(err.Error(), "state serial 3, now 4") {
+		t.Errorf("newer serial: %v", err)
+	}
+	write(`{"version": 4, "serial": 3, "lineage": "xyz"}`)
+	if err := planStale(plan, root); !errors.Is(err, ErrPlanChanged) || !strings.Contains(err.Error(), "another state") {
+		t.Errorf("other lineage: %v", err)
+	}
+	first := zipWith(t, "tfstate", `{"version": 4, "serial": 0, "lineage": ""}`)
+	os.Remove(filepath.Join(root, stateFile))
+	if err := planStale(first, root); err != nil {
+		t.Errorf("first plan, no state yet: %v", err)
+	}
+	write(`{"version": 4, "serial": 1, "lineage": "new"}`)
+	if err := planStale(first, root); !errors.Is(err, ErrPlanChanged) {
+		t.Errorf("first plan, state created since: %v", err)
+	}
+}
+
+func TestUILogKeepsErrorsAndText(t *testing.T) {
+	t.Parallel()
+	text := newTail()
+	u := newUILog(text)
+	lines := []string{
+		`{"@level":"info","@message":"Terraform 1.11.4","type":"version","terraform":"1.11.4","ui":"1.2"}`,
+		`{"@level":"warn","@message":"Warning: deprecated","type":"diagnostic","diagnostic":{"severity":"warning","summary":"deprecated","detail":"x"}}`,
+		`not json at all`,
+		`{"@level":"error","@message":"Error: Invalid value","type":"diagnostic","diagnostic":{"severity":"error","summary":"Invalid value","detail":"line one\nline two","address":"module.component.terraform_data.x","range":{"filename":"../../modules/abc/vpc/main.tf","start":{"line":7,"column":1,"byte":0},"end":{"line":7,"column":2,"byte":1}}}}`,
+		`{"@level":"info","@message":"module.component.terraform_data.x: Creating...","type":"apply_start","hook":{}}`,
+	}
+	all := strings.Join(lines, "\n") + "\n"
+	for i := 0; i < len(all); i += 7 { // lines arrive in pieces
+		u.Write([]byte(all[i:min(i+7, len(all))]))
+	}
+	ds := u.diagnostics()
+	want := Diagnostic{Summary: "Invalid value", Detail: "line one\nline two", Address: "module.component.terraform_data.x", Where: "vpc/main.tf:7"}
+	if len(ds) != 1 || ds[0] != want {
+		t.Fatalf("diagnostics = %+v, want only the error %+v", ds, want)
+	}
+	if got := ds[0].String(); got != "Error: Invalid value (module.component.terraform_data.x, vpc/main.tf:7)\n  line one\n  line two" {
+		t.Errorf("String() = %q", got)
+	}
+	log := text.String()
+	for _, w := range []string{"Terraform 1.11.4", "Warning: deprecated", "not json at all", "Error: Invalid value\n  line one\n  line two", "Creating..."} {
+		if !strings.Contains(log, w) {
+			t.Errorf("log lacks %q:\n%s", w, log)
+		}
+	}
+	u.Write([]byte(lines[3] + "\n")) // terraform repeats an error per instance: kept once
+	if ds := u.diagnostics(); len(ds) != 1 {
+		t.Errorf("a repeated error is kept %d times", len(ds))
+	}
+	for i := 0; i < maxDiagnostics+2; i++ {
+		u.Write([]byte(strings.Replace(lines[3], "Invalid value", fmt.Sprintf("Invalid value %d", i), 2) + "\n"))
+	}
+	if ds := u.diagnostics(); len(ds) != maxDiagnostics+1 || !strings.Contains(ds[maxDiagnostics].Summary, "and 3 more") {
+		t.Errorf("%d diagnostics, last %+v; want %d and a count of the rest", len(ds), ds[len(ds)-1], maxDiagnostics)
+	}
+}
+
+// Terraform's diagnostics are scrubbed of sensitive values like the rest of an error.
+func TestSensitiveValuesRedactedFromDiagnostics(t *testing.T) {
+	t.Parallel()
+	ws := secretWorkspace(t)
+	s := &session{ws: ws, log: newTail(), redact: newRedactor(ws)}
+	s.ui = newUILog(s.log)
+	d, _ := json.Marshal(map[string]any{"@level": "error", "@message": "Error: refused", "type": "diagnostic",
+		"diagnostic": map[string]any{"severity": "error", "summary": "refused " + secret, "detail": "password " + secret + " refused by db.internal"}})
+	s.ui.Write(append(d, '\n'))
+	err := s.fail(OpApply, errors.New("exit status 1"))
+	var te *Error
+	if !errors.As(err, &te) || len(te.Diagnostics) != 1 {
+		t.Fatalf("error %v: want one diagnostic", err)
+	}
+	if strings.Contains(err.Error(), secret) || strings.Contains(te.Log, secret) || strings.Contains(te.Diagnostics[0].Detail, secret) {
+		t.Errorf("the secret leaks:\n%s", err)
+	}
+	if te.Diagnostics[0].Detail != "password (sensitive value) refused by db.internal" {
+		t.Errorf("detail lost what is not secret: %q", te.Diagnostics[0].Detail)
+	}
+}
+
+// zipWith is a zip archive holding one file.
+func zipWith(t *testing.T, name, content string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	w, err := zw.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte(content))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
