@@ -190,7 +190,7 @@ func (st *stack) approve(ctx context.Context, ids []string, by string) error {
 			// The approval continues the change: its actor stays the change's author; who approved
 			// is in the payload.
 			root, err := message.New(message.TypeDeploymentApproved, cs.Env, cs.Actor,
-				"deployment.approved:"+p.DeploymentID, message.DeploymentApproved{DeploymentPlanned: *p, ApprovedBy: by})
+				apply.ApprovalKey(*p), message.DeploymentApproved{DeploymentPlanned: *p, ApprovedBy: by})
 			if err != nil {
 				return err
 			}

@@ -7,9 +7,12 @@
 // approval), deployment.approved. Output: deployment.applied or deployment.failed.
 //
 // Idempotency: the outcome is recorded in the change set node before it is announced; a
-// redelivered message re-announces it without running Terraform again. If a previous attempt
-// died mid-apply, the saved plan is stale: an auto-approved change set re-plans and applies what
-// is left; a manually approved one fails the deployment asking for a new review.
+// redelivered message re-announces it without running Terraform again.
+//
+// A stale plan (the workspace's state changed after planning, e.g. a previous attempt died
+// mid-apply) is planned again: an auto-approved change set applies the new plan; in a reviewed
+// one the new plan waits for a new review (stale.go). Terraform's failures fail the deployment
+// with terraform's diagnostics; interrupted runs are retried (pipeline.Classify decides).
 package apply
 
 import (
@@ -54,11 +57,13 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 			switch {
 			case n.Settled() && n.Outcome == nil:
 				held = true // decided already (failed, skipped, ...): nothing to apply
+			case n.State == changeset.Planned:
+				held = true // waiting for review: a redelivered plan, or one planned again, stays held
 			case cs.Approved:
 			case n.State == changeset.Scheduled:
 				n.State, n.Plan, n.PlanMessageID, held = changeset.Planned, &p, in.ID, true
 			default:
-				held = true // already waiting for approval: a redelivered plan stays held
+				held = true // applied already, in a change set not approved (any more)
 			}
 			return nil
 		})
@@ -97,6 +102,11 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 	if node.Outcome != nil { // already applied: finish publishing if needed, announce again, run nothing
 		return w.finishAndAnnounce(ctx, store, in, p, *node.Outcome, fail)
 	}
+	if in.Type == message.TypeDeploymentApproved {
+		if held, ok := replaced(in, node, p); ok {
+			return []message.Envelope{held}, nil
+		}
+	}
 	cfg, err := model.InterpolateFromStore(ctx, store, w.Workspaces.Prefix, node.Config)
 	if err != nil {
 		return fail(err)
@@ -109,34 +119,53 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 		return fail(err)
 	}
 	ws.Sensitive = cfg.Sensitive // a re-plan (stale plan) passes them as sensitive variables again
+	a := &attempt{in: in, p: p, node: node, ws: ws, store: store, fail: fail, autoApprove: cs.AutoApprove}
 	outputs, err := w.Runner.Apply(ctx, ws, terraform.PlanResult{Summary: p.Plan, PlanFile: p.PlanFile, PlanHash: p.PlanHash})
-	if err != nil && ctx.Err() == nil && isPermanent(err) && cs.AutoApprove {
-		// A stale plan after an interrupted attempt: plan again and apply what is left.
-		var res terraform.PlanResult
-		if res, err = w.Runner.Plan(ctx, ws); err == nil {
-			outputs, err = w.Runner.Apply(ctx, ws, res)
-		}
+	if errors.Is(err, terraform.ErrPlanChanged) && ctx.Err() == nil {
+		return w.stalePlan(ctx, a)
 	}
 	if err != nil {
-		if ctx.Err() != nil || !isPermanent(err) {
-			return nil, pipeline.Transient(err)
-		}
+		return terraformFailed(ctx, err, fail)
+	}
+	return w.record(ctx, a, outputs)
+}
+
+// attempt is one run of terraform apply for a deployment, and what its outcome needs.
+type attempt struct {
+	in          message.Envelope
+	p           message.DeploymentPlanned
+	node        *changeset.Node
+	ws          terraform.Workspace
+	store       params.Store
+	fail        func(error) ([]message.Envelope, error) // announces deployment.failed
+	autoApprove bool
+}
+
+// terraformFailed sorts a terraform error with the one classifier: a failure of terraform itself
+// (permanent) fails the deployment with terraform's diagnostics; an interrupted run is retried.
+func terraformFailed(ctx context.Context, err error, fail func(error) ([]message.Envelope, error)) ([]message.Envelope, error) {
+	if ctx.Err() == nil && pipeline.Classify(err) == pipeline.DeadLetter {
 		return fail(err)
 	}
+	return nil, pipeline.Transient(err)
+}
+
+// record records and publishes a successful apply's outcome, and announces it.
+func (w *Worker) record(ctx context.Context, a *attempt, outputs terraform.Outputs) ([]message.Envelope, error) {
 	// Record the outcome (changed keys against the runtime as it was) before publishing, so a
 	// retry after a crash in between publishes the same runtime and keeps the same changed keys
 	// instead of comparing against what it already wrote.
-	outcome, err := w.outcome(ctx, store, ws, node, outputs)
+	outcome, err := w.outcome(ctx, a.store, a.ws, a.node, outputs)
 	if err != nil {
 		return nil, pipeline.Transient(err)
 	}
-	if _, err := w.ChangeSets.Update(ctx, p.ChangeSetID, func(cs *changeset.ChangeSet) error {
-		cs.Nodes[p.Component].Outcome = &outcome
+	if _, err := w.ChangeSets.Update(ctx, a.p.ChangeSetID, func(cs *changeset.ChangeSet) error {
+		cs.Nodes[a.p.Component].Outcome = &outcome
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	return w.finishAndAnnounce(ctx, store, in, p, outcome, fail)
+	return w.finishAndAnnounce(ctx, a.store, a.in, a.p, outcome, a.fail)
 }
 
 // finishAndAnnounce publishes a recorded outcome and announces it. Parameter Store refusing the
@@ -145,7 +174,7 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 func (w *Worker) finishAndAnnounce(ctx context.Context, store params.Store, in message.Envelope, p message.DeploymentPlanned,
 	o changeset.Outcome, fail func(error) ([]message.Envelope, error)) ([]message.Envelope, error) {
 	o, err := w.finish(ctx, store, in, p, o)
-	if err != nil && isPermanent(err) {
+	if err != nil && pipeline.Classify(err) == pipeline.DeadLetter {
 		return fail(fmt.Errorf("terraform applied %s, but Parameter Store refuses what it must publish: %w", p.Component, err))
 	}
 	if err != nil {
@@ -238,5 +267,3 @@ func decode(b json.RawMessage) any {
 	return v
 }
 
-// isPermanent asks the pipeline's one classifier whether retrying err can help.
-func isPermanent(err error) bool { return pipeline.Classify(err) == pipeline.DeadLetter }

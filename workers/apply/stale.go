@@ -1,0 +1,78 @@
+package apply
+
+import (
+	"context"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/terraform"
+)
+
+// A stale plan: terraform can no longer apply the reviewed plan as reviewed
+// (terraform.ErrPlanChanged) — the workspace's state changed after it was made (an apply
+// interrupted half-way, a run outside Karma) or the plan file is gone. The deployment is planned
+// again. An auto-approved change set applies the new plan at once. In a reviewed one nobody has
+// seen the new plan: the node goes back to Planned holding it, the change set's approval is
+// withdrawn (`karma plan` and `karma apply` show it waiting; `karma apply` approves it again),
+// and the new plan is announced in a deployment.planned keyed by its hash — a new fact, which
+// the approval of the old plan does not cover.
+
+func (w *Worker) stalePlan(ctx context.Context, a *attempt) ([]message.Envelope, error) {
+	// A concurrent delivery of the deployment may have applied the plan (which removes its file).
+	cs, err := w.ChangeSets.Get(ctx, a.p.ChangeSetID)
+	if err != nil {
+		return nil, pipeline.Transient(err)
+	}
+	if o := cs.Nodes[a.p.Component].Outcome; o != nil {
+		return w.finishAndAnnounce(ctx, a.store, a.in, a.p, *o, a.fail)
+	}
+	res, err := w.Runner.Plan(ctx, a.ws)
+	if err != nil {
+		return terraformFailed(ctx, err, a.fail)
+	}
+	if a.autoApprove {
+		outputs, err := w.Runner.Apply(ctx, a.ws, res)
+		if err != nil {
+			return terraformFailed(ctx, err, a.fail)
+		}
+		return w.record(ctx, a, outputs)
+	}
+	return w.holdForReview(ctx, a, res)
+}
+
+// holdForReview puts the deployment back to Planned with the new plan and announces it.
+func (w *Worker) holdForReview(ctx context.Context, a *attempt, res terraform.PlanResult) ([]message.Envelope, error) {
+	np := a.p
+	np.Plan, np.PlanFile, np.PlanHash = res.Summary, res.PlanFile, res.PlanHash
+	out := a.in.MustDerive(message.TypeDeploymentPlanned, ReplannedKey(np), np)
+	var applied *changeset.Outcome
+	_, err := w.ChangeSets.Update(ctx, a.p.ChangeSetID, func(cs *changeset.ChangeSet) error {
+		n := cs.Nodes[a.p.Component]
+		if applied = n.Outcome; applied != nil {
+			return nil
+		}
+		cs.Approved, cs.ApprovedBy = false, ""
+		n.State, n.Plan, n.PlanMessageID = changeset.Planned, &np, out.ID
+		return nil
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case applied != nil:
+		return w.finishAndAnnounce(ctx, a.store, a.in, a.p, *applied, a.fail)
+	}
+	return []message.Envelope{out}, nil
+}
+
+// replaced handles an approval of a plan that was replaced since by a new one waiting for
+// review (the approval was delivered again after the plan went stale): it approves nothing, and
+// the held plan is announced again — the same message, by id and key.
+func replaced(in message.Envelope, node *changeset.Node, approved message.DeploymentPlanned) (message.Envelope, bool) {
+	if node.Outcome != nil || node.State != changeset.Planned || node.Plan == nil || node.Plan.PlanHash == approved.PlanHash {
+		return message.Envelope{}, false
+	}
+	out := in.MustDerive(message.TypeDeploymentPlanned, ReplannedKey(*node.Plan), *node.Plan)
+	out.ID = node.PlanMessageID
+	return out, true
+}

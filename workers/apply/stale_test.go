@@ -1,0 +1,179 @@
+package apply_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	wt "github.com/usekarma/karma/workers/internal/workertest"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/terraform"
+	"github.com/usekarma/karma/workers/apply"
+)
+
+// stalePlanRunner is Noop whose first Apply fails as terraform.TFExec does when the saved plan
+// was made from another state than the current one; before failing it runs meanwhile (if set).
+// Like terraform's (which record when they were made), its plans made after that failure differ
+// from the first: their hash is another.
+type stalePlanRunner struct {
+	terraform.Noop
+	failed    atomic.Bool
+	meanwhile func()
+}
+
+func (r *stalePlanRunner) Plan(ctx context.Context, ws terraform.Workspace) (terraform.PlanResult, error) {
+	res, err := r.Noop.Plan(ctx, ws)
+	res.PlanHash = replanHash(res.PlanHash)
+	return res, err
+}
+
+func (r *stalePlanRunner) Apply(ctx context.Context, ws terraform.Workspace, p terraform.PlanResult) (terraform.Outputs, error) {
+	if !r.failed.Swap(true) {
+		if r.meanwhile != nil {
+			r.meanwhile()
+		}
+		return nil, &terraform.Error{Op: terraform.OpVerify, Component: ws.ID(), Err: terraform.ErrPlanChanged}
+	}
+	noop, err := r.Noop.Plan(ctx, ws)
+	if err != nil || p.PlanHash != replanHash(noop.PlanHash) {
+		return nil, &terraform.Error{Op: terraform.OpVerify, Component: ws.ID(), Err: terraform.ErrPlanChanged}
+	}
+	return r.Noop.Apply(ctx, ws, noop)
+}
+
+func replanHash(h string) string {
+	sum := sha256.Sum256([]byte("planned again " + h))
+	return hex.EncodeToString(sum[:])
+}
+
+// Auto-approved: the stale plan is planned again and the new plan applied at once.
+func TestApplyStalePlanAutoApprovedReplansAndApplies(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, setup{auto: true, runner: &stalePlanRunner{}})
+	out := s.handle(t, s.planned(t, 60, "prod/vpc/core", 0, vpcConfig))
+	if len(out) != 1 || out[0].Type != message.TypeDeploymentApplied {
+		t.Fatalf("got %d messages, want one deployment.applied", len(out))
+	}
+	if s.runner.plans.Load() != 1 || s.runner.applies.Load() != 2 {
+		t.Errorf("%d plans, %d applies; want 1 and 2 (the stale one, the new one)", s.runner.plans.Load(), s.runner.applies.Load())
+	}
+}
+
+// Reviewed: the stale plan is planned again and the new plan waits for a new review; the
+// approval of the old plan approves nothing; approving the new one applies it.
+func TestApplyStalePlanReviewedWaitsForANewReview(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, setup{runner: &stalePlanRunner{}})
+	planned := s.planned(t, 61, "prod/vpc/core", 0, vpcConfig)
+	s.handle(t, planned) // held
+	approved := s.approve(t, 62, "prod/vpc/core", "bob")
+	out := s.handle(t, approved)
+	if len(out) != 1 || out[0].Type != message.TypeDeploymentPlanned {
+		t.Fatalf("got %d messages, want one deployment.planned (the new plan)", len(out))
+	}
+	np := wt.PayloadOf[message.DeploymentPlanned](t, out[0])
+	if out[0].IdempotencyKey != apply.ReplannedKey(np) || np.DeploymentID != changeset.DeploymentID(s.csID, "prod/vpc/core") {
+		t.Errorf("new plan %+v key %s", np, out[0].IdempotencyKey)
+	}
+	if s.runner.plans.Load() != 1 || s.runner.applies.Load() != 1 {
+		t.Errorf("%d plans, %d applies; want 1 and 1 (nothing applied but the stale attempt)", s.runner.plans.Load(), s.runner.applies.Load())
+	}
+	cs, _ := s.cs.Get(context.Background(), s.csID)
+	n := cs.Nodes["prod/vpc/core"]
+	if cs.Approved || cs.ApprovedBy != "" || n.State != changeset.Planned || n.Plan == nil || n.Plan.PlanHash != np.PlanHash || n.PlanMessageID != out[0].ID {
+		t.Errorf("change set approved=%v by %q, node %s holding %+v (message %s): want the approval withdrawn and the new plan held",
+			cs.Approved, cs.ApprovedBy, n.State, n.Plan, n.PlanMessageID)
+	}
+	if _, ok := s.param(t, "/iac/vpc/core/runtime"); ok {
+		t.Error("runtime published without a review of the new plan")
+	}
+	wt.CheckGolden(t, "replanned_for_review", out, map[string]string{s.root.ID: "root", approved.ID: "approved"})
+
+	// The new plan reaches the apply stage (its route): it stays held.
+	if again := s.handle(t, out[0]); len(again) != 0 {
+		t.Errorf("the new plan, delivered to apply: %d messages, want none (held)", len(again))
+	}
+	// The old approval delivered again approves nothing: the held plan is announced again, the
+	// same message.
+	again := s.handle(t, approved)
+	if len(again) != 1 || again[0].ID != out[0].ID || again[0].IdempotencyKey != out[0].IdempotencyKey || string(again[0].Payload) != string(out[0].Payload) {
+		t.Errorf("the old approval again: %+v, want the held plan announced again", again)
+	}
+	if s.runner.applies.Load() != 1 || s.runner.plans.Load() != 1 {
+		t.Errorf("the old approval ran terraform: %d plans, %d applies", s.runner.plans.Load(), s.runner.applies.Load())
+	}
+
+	// Reviewed and approved: applied.
+	reapproved := s.approve(t, 63, "prod/vpc/core", "carol")
+	if reapproved.IdempotencyKey == approved.IdempotencyKey {
+		t.Fatalf("both approvals are keyed %s: the second would be taken for a duplicate", approved.IdempotencyKey)
+	}
+	done := s.handle(t, reapproved)
+	if len(done) != 1 || done[0].Type != message.TypeDeploymentApplied {
+		t.Fatalf("the approved new plan: %d messages, want one deployment.applied", len(done))
+	}
+	if _, ok := s.param(t, "/iac/vpc/core/runtime"); !ok {
+		t.Error("no runtime after the new plan was applied")
+	}
+}
+
+// A stale plan whose deployment another delivery applied meanwhile (its plan file is spent):
+// that outcome is announced; nothing is planned again.
+func TestApplyStalePlanAppliedMeanwhile(t *testing.T) {
+	t.Parallel()
+	runner := &stalePlanRunner{}
+	s := newStage(t, setup{approved: true, runner: runner})
+	runner.meanwhile = func() {
+		_, err := s.cs.Update(context.Background(), s.csID, func(cs *changeset.ChangeSet) error {
+			cs.Nodes["prod/vpc/core"].Outcome = &changeset.Outcome{RuntimeVersion: 0, ChangedKeys: []string{"id"}, RuntimeHash: strings.Repeat("ab", 32),
+				Runtime: []byte(`{"id":"x"}`)}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	out := s.handle(t, s.planned(t, 64, "prod/vpc/core", 0, vpcConfig))
+	if len(out) != 1 || out[0].Type != message.TypeDeploymentApplied {
+		t.Fatalf("got %d messages, want the recorded outcome announced", len(out))
+	}
+	if p := wt.PayloadOf[message.DeploymentApplied](t, out[0]); strings.Join(p.ChangedKeys, ",") != "id" || p.RuntimeVersion != 1 {
+		t.Errorf("announced %+v, want the recorded outcome, published", p)
+	}
+	if s.runner.plans.Load() != 0 {
+		t.Errorf("planned %d times, want 0", s.runner.plans.Load())
+	}
+}
+
+// failingRunner fails every Apply as terraform does, with its diagnostics.
+type failingRunner struct{ terraform.Noop }
+
+func (*failingRunner) Apply(_ context.Context, ws terraform.Workspace, _ terraform.PlanResult) (terraform.Outputs, error) {
+	return nil, &terraform.Error{Op: terraform.OpApply, Component: ws.ID(), Err: errExit1{}, Log: "module.component.terraform_data.vpc: Creating...",
+		Diagnostics: []terraform.Diagnostic{{Summary: "local-exec provisioner error", Detail: "Error running command: exit status 3. Output: quota exceeded",
+			Address: "module.component.terraform_data.vpc", Where: "vpc/main.tf:16"}}}
+}
+
+type errExit1 struct{}
+
+func (errExit1) Error() string { return "exit status 1\nstderr" }
+
+// A failed terraform apply fails the deployment with terraform's diagnostics.
+func TestApplyFailureCarriesTerraformDiagnostics(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, setup{approved: true, runner: &failingRunner{}})
+	in := s.planned(t, 65, "prod/vpc/core", 0, vpcConfig)
+	out := s.handle(t, in)
+	if len(out) != 1 || out[0].Type != message.TypeDeploymentFailed {
+		t.Fatalf("got %d messages, want one deployment.failed", len(out))
+	}
+	if s.runner.plans.Load() != 0 {
+		t.Errorf("a failed apply was planned again %d times", s.runner.plans.Load())
+	}
+	wt.CheckGolden(t, "failed_terraform_error", out, map[string]string{s.root.ID: "root", in.ID: "planned"})
+}
