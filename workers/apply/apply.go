@@ -266,4 +266,3 @@ func decode(b json.RawMessage) any {
 	}
 	return v
 }
-
