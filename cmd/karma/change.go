@@ -9,14 +9,11 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/usekarma/karma/shared/changeset"
-	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/params"
-	"github.com/usekarma/karma/shared/pipeline"
 )
 
 func newProposeChangeCmd(g *globals) *cobra.Command {
@@ -243,27 +240,13 @@ func summarise(ctx context.Context, w io.Writer, st *stack, only []string, skip 
 		if (len(want) > 0 && !want[cs.ID]) || (len(want) == 0 && skip[cs.ID]) {
 			continue
 		}
-		counts := map[string]int{}
-		for _, n := range cs.Nodes {
-			counts[n.State]++
-		}
-		state := "done"
-		switch {
-		case cs.Rejected != "":
-			state = "rejected: " + cs.Rejected
+		if cs.Rejected != "" {
 			problems = append(problems, cs.ID+" rejected")
-		case cs.SupersededBy != "":
-			state = "superseded by " + cs.SupersededBy
-		case len(cs.QueuedBehind) > 0:
-			state = fmt.Sprintf("queued behind %s, which deploy some of the same components: finish or approve them first, or replace what is left of them: karma supersede %s --by %s",
-				strings.Join(cs.QueuedBehind, ", "), cs.QueuedBehind[0], cs.ID)
-		case !cs.Done():
-			state = "waiting for approval (karma apply " + cs.ID + ")"
 		}
-		fmt.Fprintf(w, "change %s [%s] %s: %d applied, %d skipped, %d failed, %d blocked — %s\n", cs.ID, cs.Env, cs.Source,
-			counts[changeset.Applied], counts[changeset.Skipped], counts[changeset.Failed], counts[changeset.Blocked], state)
+		fmt.Fprintf(w, "change %s [%s] %s: %s\n", cs.ID, cs.Env, cs.Source, changeState(cs))
 		if f := cs.FailedComponents(); len(f) > 0 {
 			problems = append(problems, fmt.Sprintf("%s: %s failed", cs.ID, strings.Join(f, ", ")))
+			printFailures(w, cs, f)
 		}
 	}
 	if strict && len(problems) > 0 {
@@ -272,75 +255,35 @@ func summarise(ctx context.Context, w io.Writer, st *stack, only []string, skip 
 	return nil
 }
 
-// progress prints one line per state change as the pipeline runs.
-type progress struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func newProgress(w io.Writer) *progress { return &progress{w: w} }
-
-func (p *progress) observe(stage string, in message.Envelope, out []message.Envelope, action pipeline.Action, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if action == pipeline.DeadLetter {
-		fmt.Fprintf(p.w, "  ! %s: message %s dead-lettered: %v\n", stage, in.ID, err)
+// changeState is where a change set stands, for people: its outcomes so far, then its state.
+func changeState(cs *changeset.ChangeSet) string {
+	counts := map[string]int{}
+	for _, n := range cs.Nodes {
+		counts[n.State]++
 	}
-	for _, m := range out {
-		p.line(m)
+	state := "done"
+	switch {
+	case cs.Rejected != "":
+		state = "rejected: " + cs.Rejected
+	case cs.SupersededBy != "":
+		state = "superseded by " + cs.SupersededBy
+	case len(cs.QueuedBehind) > 0:
+		state = fmt.Sprintf("queued behind %s, which deploy some of the same components: finish or approve them first, or replace what is left of them: karma supersede %s --by %s",
+			strings.Join(cs.QueuedBehind, ", "), cs.QueuedBehind[0], cs.ID)
+	case !cs.Done():
+		state = "waiting for approval (karma apply " + cs.ID + ")"
 	}
+	return fmt.Sprintf("%d applied, %d skipped, %d failed, %d blocked — %s",
+		counts[changeset.Applied], counts[changeset.Skipped], counts[changeset.Failed], counts[changeset.Blocked], state)
 }
 
-// Write prints notices between progress lines (io.Writer).
-func (p *progress) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.w.Write(b)
-}
-
-func (p *progress) line(m message.Envelope) {
-	switch m.Type {
-	case message.TypeChangeResolved:
-		var r message.ChangeResolved
-		if message.Decode(m, &r) == nil {
-			if r.Rejected != "" {
-				fmt.Fprintf(p.w, "change %s [%s] rejected:\n%s\n", r.ChangeSetID, m.Env, r.Rejected)
-				return
-			}
-			fmt.Fprintf(p.w, "change %s [%s] at commit %.12s: %d component(s) may be affected in %d wave(s); roots: %s\n", r.ChangeSetID, m.Env,
-				r.Commit, len(r.Affected), len(r.Waves), strings.Join(r.Roots, ", "))
-			if len(r.QueuedBehind) > 0 {
-				fmt.Fprintf(p.w, "  queued behind %s (same components, earlier)\n", strings.Join(r.QueuedBehind, ", "))
-			}
-		}
-	case message.TypeDeploymentPlanned:
-		var d message.DeploymentPlanned
-		if message.Decode(m, &d) == nil {
-			fmt.Fprintf(p.w, "  wave %d  %-32s planned   +%d ~%d -%d\n", d.Wave, d.Component, d.Plan.Add, d.Plan.Change, d.Plan.Destroy)
-		}
-	case message.TypeDeploymentApplied:
-		var d message.DeploymentApplied
-		if message.Decode(m, &d) == nil {
-			keys := "no output changed"
-			if len(d.ChangedKeys) > 0 {
-				keys = "changed: " + strings.Join(d.ChangedKeys, ", ")
-			}
-			fmt.Fprintf(p.w, "  wave %d  %-32s applied   %s (%s)\n", d.Wave, d.Component, d.DeploymentID, keys)
-		}
-	case message.TypeDeploymentSkipped:
-		var d message.DeploymentSkipped
-		if message.Decode(m, &d) == nil {
-			fmt.Fprintf(p.w, "          %-32s skipped   %s\n", d.Component, d.Reason)
-		}
-	case message.TypeDeploymentFailed:
-		var d message.DeploymentFailed
-		if message.Decode(m, &d) == nil {
-			fmt.Fprintf(p.w, "  wave %d  %-32s FAILED    %s: %s\n", d.Wave, d.Component, d.Stage, firstLine(d.Error))
-		}
+// printFailures says what failed in a change set, in terraform's words, and how to run it again.
+func printFailures(w io.Writer, cs *changeset.ChangeSet, failed []string) {
+	for _, id := range failed {
+		n := cs.Nodes[id]
+		head, rest, _ := strings.Cut(n.Detail, "\n")
+		fmt.Fprintf(w, "  %s failed (%s): %s\n", id, n.DeploymentID, head)
+		printDetail(w, "    ", rest, "karma lineage "+n.DeploymentID)
+		fmt.Fprintf(w, "    to run it again (same commit %.12s, then its dependents): karma retry %s\n", cs.Commit, n.DeploymentID)
 	}
-}
-
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(s, "\n")
-	return l
 }

@@ -49,6 +49,14 @@ func newIngestCommitCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				known, err := st.ingestedAs(c.Context(), info.SHA)
+				if err != nil {
+					return err
+				}
+				if known != nil {
+					printIngested(c.OutOrStdout(), info.SHA, known)
+					continue
+				}
 				var files []ingest.FileChange
 				for _, f := range info.Files {
 					files = append(files, ingest.FileChange{Path: f.Path, Removed: f.Removed})
@@ -64,6 +72,11 @@ func newIngestCommitCmd(g *globals) *cobra.Command {
 				}
 				if err := st.publish(c.Context(), msgs...); err != nil {
 					return err
+				}
+				// Recorded once queued, so that a failed publish never claims the commit. (Two ingests
+				// of the commit at once both queue it: resolve runs it once, by its idempotency key.)
+				if _, err := st.seen.RecordFirst(c.Context(), commitChangeKey(info.SHA), msgs[0].ID); err != nil {
+					return fmt.Errorf("commit %.12s: change %s queued, but not recorded as the commit's change: %w", info.SHA, msgs[0].ID, err)
 				}
 				fmt.Fprintf(c.OutOrStdout(), "commit %.12s by %s: %d file(s) -> change %s queued\n", info.SHA, info.Author, len(files), msgs[0].ID)
 			}

@@ -43,7 +43,11 @@ func newLineageCmd(g *globals) *cobra.Command {
 				printForward(c.OutOrStdout(), tree)
 				return nil
 			}
-			d, err := findDeployment(c.Context(), st.lineage, args[0], env)
+			target, err := lineageTarget(c, s, args[0], env)
+			if err != nil {
+				return err
+			}
+			d, err := findDeployment(c.Context(), st.lineage, target)
 			if err != nil {
 				return err
 			}
@@ -58,22 +62,36 @@ func newLineageCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&env, "env", "", "environment of <type>/<nickname>")
+	c.Flags().StringVar(&env, "env", "", "environment of <type>/<nickname> (needed when several environments define it)")
 	c.Flags().StringVar(&forward, "forward", "", "a commit sha (or any git revision), <parameter>@<version> or a change request id")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }
 
-func findDeployment(ctx context.Context, l lineage.Store, arg, env string) (lineage.Deployment, error) {
-	if strings.HasPrefix(arg, "dep-") {
-		return l.Deployment(ctx, arg)
+// lineageTarget is a deployment id, or the component <env>/<type>/<nickname> that arg names:
+// <type>/<nickname> is in --env, else in the one environment of the repository defining it,
+// found as `karma impact` finds it (resolveSeeds).
+func lineageTarget(c *cobra.Command, s *session, arg, env string) (string, error) {
+	switch {
+	case strings.HasPrefix(arg, "dep-") || strings.Count(arg, "/") != 1:
+		return arg, nil
+	case env != "":
+		return env + "/" + arg, nil
 	}
-	id := arg
-	if strings.Count(arg, "/") == 1 {
-		if env == "" {
-			return lineage.Deployment{}, fmt.Errorf("%s: give --env or <env>/<type>/<nickname>", arg)
-		}
-		id = env + "/" + arg
+	res, err := s.build(c.Context(), "")
+	if err != nil {
+		return "", fmt.Errorf("%s: give --env or <env>/<type>/<nickname> (the repository cannot tell: %w)", arg, err)
+	}
+	seeds, _, err := resolveSeeds(res, "", []string{arg})
+	if err != nil {
+		return "", &usageError{cmd: c.CommandPath(), err: err}
+	}
+	return res.Graph.Components[seeds[0]].ID, nil
+}
+
+func findDeployment(ctx context.Context, l lineage.Store, id string) (lineage.Deployment, error) {
+	if strings.HasPrefix(id, "dep-") {
+		return l.Deployment(ctx, id)
 	}
 	ds, err := l.Deployments(ctx, id)
 	if err != nil {
@@ -103,7 +121,7 @@ func backward(ctx context.Context, l lineage.Store, d lineage.Deployment, depth 
 	s := &step{Deployment: d}
 	for _, c := range d.CausedBy {
 		cs := causeStep{Cause: c}
-		if c.Kind == message.CauseDeployment && depth < 100 {
+		if (c.Kind == message.CauseDeployment || c.Kind == message.CauseRetry) && depth < 100 {
 			up, err := l.Deployment(ctx, c.ID)
 			if err != nil {
 				return nil, err
@@ -123,10 +141,18 @@ func printBackward(w io.Writer, s *step, depth int) {
 	ind := strings.Repeat("  ", depth)
 	d := s.Deployment
 	fmt.Fprintf(w, "%s%s  %s  %s  wave %d  %s\n", ind, d.Component, d.ID, d.Status, d.Wave, d.At.Format("2006-01-02 15:04:05Z07:00"))
+	if d.Status == lineage.StatusFailed {
+		for _, l := range strings.Split(d.Detail, "\n") {
+			fmt.Fprintf(w, "%s    %s\n", ind, l)
+		}
+	}
 	for _, c := range s.Causes {
 		switch c.Cause.Kind {
 		case message.CauseDeployment:
 			fmt.Fprintf(w, "%s  <- because %s changed %s\n", ind, c.Upstream.Deployment.Component, strings.Join(c.Cause.Keys, ", "))
+			printBackward(w, c.Upstream, depth+2)
+		case message.CauseRetry:
+			fmt.Fprintf(w, "%s  <- retry of %s, run again by %s (%s)\n", ind, c.Cause.ID, d.Actor.Name, d.Actor.Kind)
 			printBackward(w, c.Upstream, depth+2)
 		default:
 			who := ""
@@ -141,7 +167,8 @@ func printBackward(w io.Writer, s *step, depth int) {
 // node of the forward tree.
 type forwardNode struct {
 	Deployment lineage.Deployment `json:"deployment"`
-	Keys       []string           `json:"keys,omitempty"` // the upstream keys that reached it
+	Keys       []string           `json:"keys,omitempty"`     // the upstream keys that reached it
+	RetryOf    string             `json:"retry_of,omitempty"` // the failed deployment it ran again
 	Caused     []*forwardNode     `json:"caused"`
 }
 
@@ -211,17 +238,27 @@ func forwardFrom(ctx context.Context, l lineage.Store, d lineage.Deployment, key
 	if err != nil {
 		return nil, err
 	}
+	retries, err := l.CausedBy(ctx, message.CauseRetry, d.ID) // the failed deployment run again
+	if err != nil {
+		return nil, err
+	}
+	next = append(next, retries...)
 	for _, c := range next {
 		var ks []string
+		retry := ""
 		for _, cause := range c.CausedBy {
 			if cause.ID == d.ID {
 				ks = cause.Keys
+				if cause.Kind == message.CauseRetry {
+					retry = d.ID
+				}
 			}
 		}
 		child, err := forwardFrom(ctx, l, c, ks, seen)
 		if err != nil {
 			return nil, err
 		}
+		child.RetryOf = retry
 		n.Caused = append(n.Caused, child)
 	}
 	return n, nil
@@ -236,6 +273,9 @@ func printForward(w io.Writer, fr *forwardRoot) {
 		via := ""
 		if len(n.Keys) > 0 {
 			via = "  (via " + strings.Join(n.Keys, ", ") + ")"
+		}
+		if n.RetryOf != "" {
+			via = "  (retry of " + n.RetryOf + ", by " + n.Deployment.Actor.Name + ")"
 		}
 		changed := "no output changed"
 		if len(n.Deployment.ChangedKeys) > 0 {

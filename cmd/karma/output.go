@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/usekarma/karma/shared/model"
 )
@@ -23,4 +24,9 @@ func printDiagnostics(w io.Writer, ds model.Diagnostics) error {
 		return &silentError{fmt.Errorf("%d error(s)", n)}
 	}
 	return nil
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
 }

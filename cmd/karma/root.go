@@ -67,7 +67,7 @@ publishes their resolved config to Parameter Store and deploys what a change aff
 		return &usageError{cmd: c.CommandPath(), err: err}
 	})
 	root.AddCommand(newGraphCmd(g), newImpactCmd(g), newParamsCmd(g), newProposeChangeCmd(g), newPlanCmd(g), newApplyCmd(g),
-		newIngestCmd(g), newLineageCmd(g), newAuditCmd(g), newDLQCmd(g), newSupersedeCmd(g))
+		newIngestCmd(g), newLineageCmd(g), newAuditCmd(g), newDLQCmd(g), newSupersedeCmd(g), newRetryCmd(g))
 	root.AddCommand(newServeCmd(g))
 	return root
 }

@@ -415,6 +415,7 @@ func fullPayloads() map[string]any {
 		CausedBy: []message.Cause{
 			{Kind: message.CauseCommit, ID: sha, Keys: []string{"unused"}},
 			{Kind: message.CauseDeployment, ID: "dep-54373ce93bae19f9", Keys: []string{"private_subnet_ids"}},
+			{Kind: message.CauseRetry, ID: "dep-0a1b2c3d4e5f6071", Keys: []string{}},
 		},
 		ConfigHash: hash, Destroy: true,
 	}

@@ -42,6 +42,7 @@ const (
 	CauseParameter  = "parameter"  // id = "<name>@<version>"
 	CauseRequest    = "request"    // id = change request id
 	CauseDeployment = "deployment" // id = upstream deployment id
+	CauseRetry      = "retry"      // id = the failed deployment this one runs again (karma retry)
 )
 
 // ComponentRef names a component in the message's env.
