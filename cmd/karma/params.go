@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -116,14 +117,13 @@ func publishWrites(s *session, prefix, commit string, selected []*model.Componen
 	return writes, nil
 }
 
-// publish writes (or, with dryRun, lists) checked parameters.
+// publish writes (or, with dryRun, lists what it would write of) checked parameters.
 func publish(c *cobra.Command, writes []paramWrite, commit string, dryRun bool) error {
+	if dryRun {
+		return dryPublish(c, writes, commit)
+	}
 	var changed, same int
 	for _, w := range writes {
-		if dryRun {
-			fmt.Fprintf(c.OutOrStdout(), "would publish %s (%s, %d bytes)\n", w.in.Name, w.comp.Env, len(w.in.Value))
-			continue
-		}
 		r, err := w.store.Put(c.Context(), w.in)
 		if err != nil {
 			return fmt.Errorf("publishing %s (%s): %w", w.in.Name, w.comp.ID(), err)
@@ -135,10 +135,45 @@ func publish(c *cobra.Command, writes []paramWrite, commit string, dryRun bool) 
 			same++
 		}
 	}
-	if !dryRun {
-		fmt.Fprintf(c.OutOrStdout(), "%d published, %d unchanged (commit %s)\n", changed, same, commit)
-	}
+	fmt.Fprintf(c.OutOrStdout(), "%d published, %d unchanged (commit %s)\n", changed, same, commit)
 	return nil
+}
+
+// dryPublish lists exactly the parameters publish would write, writing none.
+func dryPublish(c *cobra.Command, writes []paramWrite, commit string) error {
+	var changed, same int
+	for _, w := range writes {
+		version, write, err := wouldWrite(c.Context(), w.store, w.in)
+		if err != nil {
+			return fmt.Errorf("reading %s (%s): %w", w.in.Name, w.comp.ID(), err)
+		}
+		if !write {
+			same++
+			continue
+		}
+		changed++
+		fmt.Fprintf(c.OutOrStdout(), "would publish %-50s %s  version %d (%d bytes)\n", w.in.Name, w.comp.Env, version+1, len(w.in.Value))
+	}
+	fmt.Fprintf(c.OutOrStdout(), "%d would be published, %d unchanged (commit %s; dry run: nothing written)\n", changed, same, commit)
+	return nil
+}
+
+// wouldWrite reports whether Put(in) would write a new version, as every store decides (the
+// params.Store contract): unless a current value exists with the same value and type. version is
+// the current version (0: none).
+func wouldWrite(ctx context.Context, st params.Store, in params.PutInput) (version int64, write bool, err error) {
+	cur, err := st.Get(ctx, in.Name)
+	if errors.Is(err, params.ErrNotFound) {
+		return 0, true, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	typ := in.Type
+	if typ == "" {
+		typ = params.TypeString
+	}
+	return cur.Version, cur.Value != in.Value || cur.Type != typ, nil
 }
 
 func envLabel(env string) string {
