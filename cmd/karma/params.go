@@ -33,7 +33,9 @@ func newParamsPublishCmd(g *globals) *cobra.Command {
 		Long: `Publishes each component's resolved config as compact JSON (Advanced tier above 4 KB), recording
 the commit it came from in the parameter's description. An unchanged config is not written again
 (no new version). Nothing is published when the repository has errors, or when any parameter
-breaks a Parameter Store rule (name, size): every one is checked before the first is written.`,
+breaks a Parameter Store rule (name, size): every one is checked before the first is written.
+--dry-run lists exactly the parameters the run would write (value or type differing from the
+current one) with the version each would get, and writes none.`,
 		Args: argsUsage(func(c *cobra.Command, args []string) error {
 			if len(args) != 0 && len(args) != 2 {
 				return fmt.Errorf("want no arguments or <type> <nickname>, got %d", len(args))
