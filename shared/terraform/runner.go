@@ -55,7 +55,8 @@ type Runner interface {
 }
 
 // ErrPlanChanged is the cause of an Apply whose plan file no longer hashes to the reviewed
-// PlanHash (or is gone): nothing is applied.
+// PlanHash (or is gone), or was made from another state than the current one (stale.go):
+// nothing is applied; planning again gives a plan that can be.
 var ErrPlanChanged = errors.New("plan changed since review")
 
 // ErrTerraformNotFound is returned by FindTerraform.
