@@ -11,6 +11,7 @@ import (
 
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/lineage"
+	"github.com/usekarma/karma/shared/terraform"
 )
 
 // quotaModule is added to the route53-zone module of the demo repository: its creation (again
@@ -226,4 +227,37 @@ func latestDeployment(t *testing.T, l lineage.Store, component string) lineage.D
 		t.Fatalf("deployments of %s: %v (%v)", component, ds, err)
 	}
 	return ds[0]
+}
+
+// A commit ingested again — before or after it ran, or the commit a proposed change became — is
+// answered with its change; nothing is queued. (No terraform: terraform.Noop.)
+func TestIngestAgainSaysWhichChange(t *testing.T) {
+	repo := writeFiles(t, map[string]string{"iac/prod/app/a/config.json": `{"size": 1}`, "iac/prod/app/b/config.json": `{"size": 2}`,
+		"components/app/main.tf": "# terraform.Noop reads no module\n"})
+	git(t, repo, "init", "-q", "-b", "main")
+	git(t, repo, "add", "-A")
+	commitAs(t, repo, "Ada", "two apps")
+	g := &globals{paramsBackend: "embedded", repo: repo, stateDir: t.TempDir(), testRunner: &terraform.Noop{}}
+	head := git(t, repo, "rev-parse", "HEAD")
+	first := runIn(t, g, 0, "ingest", "commit", "--auto-approve")
+	change := regexp.MustCompile(`-> change (\S+) queued`).FindStringSubmatch(first)[1]
+	mustContain(t, "before it ran", runIn(t, g, 0, "ingest", "commit", head),
+		"commit "+head[:12]+" was already ingested as change "+change+" (state: queued, not resolved yet: karma plan or karma apply runs it); nothing queued")
+	runIn(t, g, 0, "apply", "--auto-approve")
+	mustContain(t, "after it ran", runIn(t, g, 0, "ingest", "commit"),
+		"was already ingested as change "+change+" (state: ", "prod: 2 applied, 0 skipped, 0 failed, 0 blocked — done", "nothing queued",
+		"nothing of it failed, so 'karma retry "+change+"' has nothing to run again")
+
+	proposal := filepath.Join(t.TempDir(), "vpc.json")
+	if err := os.WriteFile(proposal, []byte(`{"size": 10}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	proposed := runIn(t, g, 0, "propose-change", "app", "a", "--env", "prod", "--input", proposal, "--auto-approve")
+	request := regexp.MustCompile(`change (\S+) queued`).FindStringSubmatch(proposed)[1]
+	mustContain(t, "the proposal's commit", runIn(t, g, 0, "ingest", "commit"), "was already ingested as change "+request+" ", "nothing queued")
+	runIn(t, g, 0, "apply", "--auto-approve")
+	mustContain(t, "the proposal's commit, resolved", runIn(t, g, 0, "ingest", "commit"), "was already ingested as change "+request+" (state: prod: ")
+	if n := countChangeSets(t, g.stateDir); n != 2 {
+		t.Errorf("%d change sets, want 2 (the first commit, the proposal)", n)
+	}
 }

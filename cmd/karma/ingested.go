@@ -25,8 +25,8 @@ type ingestedChange struct {
 	sets []*changeset.ChangeSet // its change sets, once resolved
 }
 
-// ingestedAs finds the change commit sha started: a change set built for it (a push or a proposed
-// change), or the change recorded for it and not resolved yet. Nil when none.
+// ingestedAs finds the change commit sha started: its change sets (a push or a proposed change),
+// or the change recorded for it and not resolved yet. Nil when none.
 func (st *stack) ingestedAs(ctx context.Context, sha string) (*ingestedChange, error) {
 	all, err := st.changeSets.List(ctx)
 	if err != nil {
@@ -34,7 +34,7 @@ func (st *stack) ingestedAs(ctx context.Context, sha string) (*ingestedChange, e
 	}
 	var found *ingestedChange
 	for _, cs := range all {
-		if cs.Commit != sha || (cs.Source != message.SourceGit && cs.Source != message.SourceRequest) {
+		if !startedBy(cs, sha) {
 			continue
 		}
 		if found == nil {
@@ -52,6 +52,20 @@ func (st *stack) ingestedAs(ctx context.Context, sha string) (*ingestedChange, e
 		return nil, err
 	}
 	return &ingestedChange{id: id}, nil
+}
+
+// startedBy reports whether commit sha started cs: its root cause (a push; its tree may be a
+// later commit that contains it), or the commit a proposed change became.
+func startedBy(cs *changeset.ChangeSet, sha string) bool {
+	if cs.Source == message.SourceRequest {
+		return cs.Commit == sha
+	}
+	for _, c := range cs.RootCauses {
+		if c.Kind == message.CauseCommit && c.ID == sha {
+			return true
+		}
+	}
+	return false
 }
 
 // printIngested says that the commit was ingested already, where its change stands and how to
