@@ -39,7 +39,7 @@ func (s *ChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (bool,
 	res, err := s.db.SQL.ExecContext(ctx, `INSERT INTO change_sets (id, created_at, doc) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 		cs.ID, cs.CreatedAt.UnixNano(), string(b))
 	if err != nil {
-		return false, pipeline.Transient(fmt.Errorf("embedded: create change set %s: %w", cs.ID, err))
+		return false, transient(fmt.Errorf("embedded: create change set %s: %w", cs.ID, err))
 	}
 	n, _ := res.RowsAffected()
 	return n == 1, nil
@@ -61,7 +61,7 @@ func getChangeSet(ctx context.Context, q queryer, id string) (*changeset.ChangeS
 		return nil, fmt.Errorf("change set %s: %w", id, changeset.ErrNotFound)
 	}
 	if err != nil {
-		return nil, pipeline.Transient(fmt.Errorf("embedded: read change set %s: %w", id, err))
+		return nil, transient(fmt.Errorf("embedded: read change set %s: %w", id, err))
 	}
 	var cs changeset.ChangeSet
 	if err := json.Unmarshal([]byte(doc), &cs); err != nil {
@@ -86,7 +86,7 @@ func (s *ChangeSets) Update(ctx context.Context, id string, fn func(*changeset.C
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE change_sets SET doc = ? WHERE id = ?`, string(b), id); err != nil {
-			return pipeline.Transient(err)
+			return transient(err)
 		}
 		out = cs
 		return nil

@@ -46,8 +46,8 @@
 //     receive count 0; FIFO letters keep their group) and deletes it from the DLQ. It returns how
 //     many moved, also when it fails half-way.
 //   - Errors: an invalid or expired receipt matches queue.ErrStaleReceipt; throttling, 5xx and
-//     connection errors are pipeline.Transient (after the SDK's own retries); the rest are
-//     returned wrapped with the operation and queue name.
+//     connection errors are marked transient (Transient() true, which pipeline.IsTransient finds;
+//     after the SDK's own retries); the rest are returned wrapped with the operation and queue name.
 package sqs
 
 import (
@@ -69,7 +69,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/cenkalti/backoff/v4"
 
-	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/queue"
 )
 
@@ -428,7 +427,7 @@ func (q *Queue) sendBatch(ctx context.Context, name string, qi *queueInfo, batch
 		out, err := q.client.SendMessageBatch(ctx, &awssqs.SendMessageBatchInput{QueueUrl: aws.String(qi.url), Entries: pending})
 		if err != nil {
 			err = wrap("send", name, err)
-			if pipeline.IsTransient(err) {
+			if isMarkedTransient(err) {
 				return err
 			}
 			return backoff.Permanent(err)
@@ -456,7 +455,7 @@ func (q *Queue) sendBatch(ctx context.Context, name string, qi *queueInfo, batch
 			return backoff.Permanent(err)
 		}
 		pending = retry
-		return pipeline.Transient(err)
+		return transient(err)
 	}, backoff.WithContext(b, ctx))
 }
 
