@@ -9,21 +9,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
-
-	"github.com/usekarma/karma/shared/pipeline"
 )
 
 // MaxItemSize is DynamoDB's limit on one item: 400 KB, attribute names and values together.
 const MaxItemSize = 400 * 1024
 
-// Error is a failed DynamoDB call: the operation, the table and the key it concerned. Errors
-// worth retrying (throttling, 5xx, connection errors, transaction conflicts) are additionally
-// wrapped with pipeline.Transient, so pipeline.IsTransient reports them.
+// Error is a failed DynamoDB call: the operation, the table and the key it concerned. Transient
+// reports whether a retry may succeed (throttling, 5xx, connection errors, transaction
+// conflicts); pipeline.IsTransient finds it with errors.As.
 type Error struct {
 	Op    string // e.g. "audit append", "change set update"
 	Table string
 	Key   string // the item or chain concerned, if one
 	Err   error
+
+	transient bool
 }
 
 func (e *Error) Error() string {
@@ -38,6 +38,9 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Transient marks the error for pipeline.IsTransient: true when a retry may succeed.
+func (e *Error) Transient() bool { return e.transient }
 
 // TooLargeError says an item would exceed MaxItemSize. It is permanent: retrying cannot help.
 type TooLargeError struct {
@@ -89,11 +92,7 @@ func wrap(op, table, key string, err error) error {
 	if err == nil {
 		return nil
 	}
-	e := &Error{Op: op, Table: table, Key: key, Err: err}
-	if IsTransient(err) {
-		return pipeline.Transient(e)
-	}
-	return e
+	return &Error{Op: op, Table: table, Key: key, Err: err, transient: IsTransient(err)}
 }
 
 // retryables is the SDK's own view of what is worth retrying: connection errors, HTTP 500,

@@ -144,3 +144,12 @@ func (db *DB) addColumn(ctx context.Context, table, column, decl string) error {
 	}
 	return nil
 }
+
+// affected is whether a statement changed any row.
+func affected(res sql.Result, err error) (bool, error) {
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}

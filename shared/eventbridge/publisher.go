@@ -30,20 +30,14 @@ package eventbridge
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awseb "github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/usekarma/karma/shared/message"
@@ -133,7 +127,7 @@ func (p *Publisher) Publish(ctx context.Context, msgs ...message.Envelope) error
 			e.Time = aws.Time(m.OccurredAt)
 		}
 		if size := entrySize(e); size > MaxRequestBytes {
-			return pipeline.Permanent(fmt.Errorf("eventbridge: message %s (%s) is %d bytes, over EventBridge's %d", m.ID, m.Type, size, MaxRequestBytes))
+			return permanent(fmt.Errorf("eventbridge: message %s (%s) is %d bytes, over EventBridge's %d", m.ID, m.Type, size, MaxRequestBytes))
 		}
 		entries = append(entries, e)
 	}
@@ -173,7 +167,7 @@ func (p *Publisher) put(ctx context.Context, entries []types.PutEventsRequestEnt
 		if err != nil {
 			err = fmt.Errorf("eventbridge put events on %s: %w", p.bus, err)
 			if isTransient(err) {
-				return pipeline.Transient(err)
+				return transient(err)
 			}
 			return backoff.Permanent(err)
 		}
@@ -201,30 +195,7 @@ func (p *Publisher) put(ctx context.Context, entries []types.PutEventsRequestEnt
 			return backoff.Permanent(err)
 		}
 		pending = retry
-		return pipeline.Transient(err)
+		return transient(err)
 	}, backoff.WithContext(b, ctx))
 	return err
-}
-
-// isTransient reports throttling, server faults and connection errors (after the SDK's own
-// retries); not a cancelled context.
-func isTransient(err error) bool {
-	if errors.Is(err, context.Canceled) {
-		return false
-	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		if _, ok := retry.DefaultThrottleErrorCodes[ae.ErrorCode()]; ok {
-			return true
-		}
-		if ae.ErrorFault() == smithy.FaultServer || slices.Contains([]string{"InternalException", "InternalFailure"}, ae.ErrorCode()) {
-			return true
-		}
-	}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) && (re.HTTPStatusCode() >= 500 || re.HTTPStatusCode() == 429) {
-		return true
-	}
-	var se *smithyhttp.RequestSendError
-	return errors.As(err, &se) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/usekarma/karma/shared/pipeline"
 )
 
 // Event is the envelope EventBridge delivers to its targets (field names as AWS writes them).
@@ -56,22 +54,22 @@ func isEvent(body []byte) bool {
 func Unwrap(body []byte) ([]byte, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, pipeline.Permanent(errors.New("eventbridge: unwrap: the message body is not a JSON object"))
+		return nil, permanent(errors.New("eventbridge: unwrap: the message body is not a JSON object"))
 	}
 	if !isEvent(trimmed) {
 		return body, nil
 	}
 	e, err := ParseEvent(trimmed)
 	if err != nil {
-		return nil, pipeline.Permanent(fmt.Errorf("eventbridge: unwrap: %w", err))
+		return nil, permanent(fmt.Errorf("eventbridge: unwrap: %w", err))
 	}
 	if e.Source != Source {
-		return nil, pipeline.Permanent(fmt.Errorf("eventbridge: unwrap: event %s is from source %q (%s), not %q: a rule routes foreign events to this queue",
+		return nil, permanent(fmt.Errorf("eventbridge: unwrap: event %s is from source %q (%s), not %q: a rule routes foreign events to this queue",
 			e.ID, e.Source, e.DetailType, Source))
 	}
 	detail := bytes.TrimSpace(e.Detail)
 	if len(detail) == 0 || detail[0] != '{' {
-		return nil, pipeline.Permanent(fmt.Errorf("eventbridge: unwrap: event %s: detail is not a JSON object", e.ID))
+		return nil, permanent(fmt.Errorf("eventbridge: unwrap: event %s: detail is not a JSON object", e.ID))
 	}
 	return detail, nil
 }

@@ -3,12 +3,14 @@ package eventbridge_test
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/usekarma/karma/shared/besidetest"
 	"github.com/usekarma/karma/shared/eventbridge"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
@@ -23,9 +25,16 @@ func read(t *testing.T, path string) []byte {
 	return b
 }
 
+// vendorSample reads a vendor sample kept beside the checkout (../shared/samples/aws), in place;
+// without it the test is skipped.
+func vendorSample(t *testing.T, name string) []byte {
+	t.Helper()
+	return read(t, filepath.Join(besidetest.Dir(t, "samples", "aws"), name))
+}
+
 // The vendor's generic event (../shared/samples/aws, read in place) decodes field by field.
 func TestParseEventVendorSample(t *testing.T) {
-	e, err := eventbridge.ParseEvent(read(t, "../../../shared/samples/aws/eventBridgeEvent.json"))
+	e, err := eventbridge.ParseEvent(vendorSample(t, "eventBridgeEvent.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,13 +89,17 @@ func TestUnwrap(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, body, wantErr string
+		sample              string // the body is this vendor sample (read in the subtest)
 	}{
-		{"vendor event of another source", string(read(t, "../../../shared/samples/aws/eventBridgeEvent.json")), `"aws.ec2"`},
-		{"not JSON (sqs-event.json's body)", "Message Body", "not a JSON object"},
-		{"empty", "", "not a JSON object"},
-		{"detail not an object", `{"version":"0","id":"x","detail-type":"deployment.applied","source":"karma","detail":"{}"}`, "detail is not a JSON object"},
+		{name: "vendor event of another source", sample: "eventBridgeEvent.json", wantErr: `"aws.ec2"`},
+		{name: "not JSON (sqs-event.json's body)", body: "Message Body", wantErr: "not a JSON object"},
+		{name: "empty", body: "", wantErr: "not a JSON object"},
+		{name: "detail not an object", body: `{"version":"0","id":"x","detail-type":"deployment.applied","source":"karma","detail":"{}"}`, wantErr: "detail is not a JSON object"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.sample != "" {
+				tc.body = string(vendorSample(t, tc.sample))
+			}
 			_, err := eventbridge.Unwrap([]byte(tc.body))
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("Unwrap = %v, want an error containing %s", err, tc.wantErr)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/usekarma/karma/shared/besidetest"
 	"github.com/usekarma/karma/shared/eventbridge"
 	"github.com/usekarma/karma/shared/lambda"
 	"github.com/usekarma/karma/shared/message"
@@ -278,12 +280,12 @@ func TestDeadLetterKeepsOriginalBody(t *testing.T) {
 	}
 }
 
-// The vendor samples (../shared/samples/aws, read in place) decode into events.SQSEvent; their bodies are not
+// The vendor samples (../shared/samples/aws, read in place; skipped without them) decode into events.SQSEvent; their bodies are not
 // Karma messages, so each is dead-lettered with its source queue's ARN, and the batch succeeds.
 func TestVendorSamples(t *testing.T) {
-	for _, file := range []string{"../../../shared/samples/aws/sqs-event.json", "../../../shared/samples/aws/sqsDlqTriggerEvent.json"} {
+	for _, file := range []string{"sqs-event.json", "sqsDlqTriggerEvent.json"} {
 		t.Run(file, func(t *testing.T) {
-			b, err := os.ReadFile(file)
+			b, err := os.ReadFile(filepath.Join(besidetest.Dir(t, "samples", "aws"), file))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,7 +2,6 @@ package model_test
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -11,19 +10,6 @@ import (
 	"github.com/usekarma/karma/shared/model"
 )
 
-// corpusOrSkip is the users' corpus beside the checkout, or a skip saying it is absent.
-func corpusOrSkip(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "corpus", "usekarma"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("the users' corpus is not beside the checkout (%s): skipped; testdata/rules covers the same rules", dir)
-	}
-	return dir
-}
-
 // TestCorpusProdEdges: with the default rules, the prod graph of aws-config shows the
 // dependencies its modules really have (docs/config-format.md, "Reference rules"):
 //   - serverless-site and serverless-api look their zone up by route53_zone_name when
@@ -31,10 +17,11 @@ func corpusOrSkip(t *testing.T) string {
 //   - each serverless-api reads the arn of the functions of the lambda of its nickname and its
 //     OpenAPI document from the s3-bucket of its nickname.
 //
-// Dev turns custom domains off and has no zone: no edge and nothing to report.
+// Dev turns custom domains off and has no zone: no edge and nothing to report. Without the
+// corpus beside the checkout it is skipped; testdata/rules covers the same rules.
 func TestCorpusProdEdges(t *testing.T) {
 	t.Parallel()
-	root := corpusOrSkip(t)
+	root := corpusDir(t)
 	res, err := model.Build(context.Background(), filepath.Join(root, "aws-config"), model.BuildOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -7,23 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/usekarma/karma/shared/besidetest"
 	"github.com/usekarma/karma/shared/model"
 )
 
-// corpusDir is the real users' data kept beside the checkout (../shared/corpus/usekarma).
+// corpusDir is the real users' data kept beside the checkout (../shared/corpus/usekarma), read
+// in place; without it the test is skipped, saying so.
 func corpusDir(t *testing.T) string {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "corpus", "usekarma"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("KARMA_SKIP_CORPUS") != "" {
-			t.Skip("corpus not present and KARMA_SKIP_CORPUS set")
-		}
-		t.Fatalf("the users' corpus must be beside the checkout at %s: %v", dir, err)
-	}
-	return dir
+	return besidetest.Dir(t, "corpus", "usekarma")
 }
 
 // TestCorpusLoads: every repository in the corpus loads; the one invalid file fails with its

@@ -3,14 +3,17 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"github.com/usekarma/karma/shared/message/messagetest"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/usekarma/karma/shared/message/messagetest"
 
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/message"
@@ -188,4 +191,19 @@ func (r *recorder) next(t testing.TB, timeout time.Duration) observed {
 		t.Fatalf("nothing handled within %v", timeout)
 		return observed{}
 	}
+}
+
+// failingSend is a transport whose Send fails while fail is set.
+type failingSend struct {
+	queue.Queue
+	fail  atomic.Bool
+	sends atomic.Int32
+}
+
+func (f *failingSend) Send(ctx context.Context, name string, msgs ...queue.Message) error {
+	if f.fail.Load() {
+		return errors.New("send refused")
+	}
+	f.sends.Add(1)
+	return f.Queue.Send(ctx, name, msgs...)
 }

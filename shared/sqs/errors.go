@@ -13,14 +13,30 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/queue"
 )
 
+// transientError marks an error worth retrying later: Transient() is what pipeline.IsTransient
+// looks for with errors.As, so this package marks its errors without importing the runtime.
+type transientError struct{ err error }
+
+func (e *transientError) Error() string   { return e.err.Error() }
+func (e *transientError) Unwrap() error   { return e.err }
+func (e *transientError) Transient() bool { return true }
+
+// transient marks err as worth retrying later.
+func transient(err error) error { return &transientError{err: err} }
+
+// isMarkedTransient reports whether wrap (or sendBatch) marked err transient.
+func isMarkedTransient(err error) bool {
+	var t *transientError
+	return errors.As(err, &t)
+}
+
 // wrap names the operation and queue of an SDK error and sorts it:
 //   - an invalid or expired receipt handle matches queue.ErrStaleReceipt;
-//   - throttling, server faults (5xx) and connection errors are pipeline.Transient (the SDK's
-//     own retryer has already tried them a few times);
+//   - throttling, server faults (5xx) and connection errors are marked transient (Transient()
+//     true, for pipeline.IsTransient; the SDK's own retryer has already tried them a few times);
 //   - cancellation and everything else are returned wrapped as they are.
 func wrap(op, name string, err error) error {
 	if err == nil {
@@ -30,7 +46,7 @@ func wrap(op, name string, err error) error {
 	case isReceiptError(err):
 		return fmt.Errorf("sqs %s %s: %w: %w", op, name, queue.ErrStaleReceipt, err)
 	case IsTransient(err):
-		return pipeline.Transient(fmt.Errorf("sqs %s %s: %w", op, name, err))
+		return transient(fmt.Errorf("sqs %s %s: %w", op, name, err))
 	}
 	return fmt.Errorf("sqs %s %s: %w", op, name, err)
 }

@@ -9,15 +9,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/usekarma/karma/shared/besidetest"
 )
 
-// samplesDir holds the vendor-written samples kept beside the checkout (../shared/samples); they
-// are read in place, never copied into the project.
-var samplesDir = filepath.Join("..", "..", "..", "shared", "samples")
-
+// sample reads a vendor-written sample kept beside the checkout (../shared/samples/aws/<name>):
+// read in place, never copied into the project. Without ../shared/samples the test is skipped.
 func sample(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(samplesDir, "aws", name))
+	b, err := os.ReadFile(filepath.Join(besidetest.Dir(t, "samples", "aws"), name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func sample(t testing.TB, name string) []byte {
 
 func sampleNames(t testing.TB) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(samplesDir, "aws", "*.json"))
+	m, err := filepath.Glob(filepath.Join(besidetest.Dir(t, "samples", "aws"), "*.json"))
 	if err != nil || len(m) == 0 {
 		t.Fatalf("no samples: %v", err)
 	}

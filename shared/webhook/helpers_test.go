@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/usekarma/karma/shared/besidetest"
 )
 
 const (
@@ -22,13 +24,11 @@ var testSecrets = StaticSecrets{
 	"forgejo:*":                     testSecret,
 }
 
-// samplesDir holds the vendor-written samples kept beside the checkout (../shared/samples); they
-// are read in place, never copied into the project.
-var samplesDir = filepath.Join("..", "..", "..", "shared", "samples")
-
+// sample reads a vendor-written sample kept beside the checkout (../shared/samples/<dir>/<name>):
+// read in place, never copied into the project. Without ../shared/samples the test is skipped.
 func sample(t testing.TB, dir, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(samplesDir, dir, name))
+	b, err := os.ReadFile(filepath.Join(besidetest.Dir(t, "samples", dir), name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func sample(t testing.TB, dir, name string) []byte {
 
 func sampleNames(t testing.TB, dir string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(samplesDir, dir, "*.json"))
+	m, err := filepath.Glob(filepath.Join(besidetest.Dir(t, "samples", dir), "*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

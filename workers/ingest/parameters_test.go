@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/usekarma/karma/shared/besidetest"
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/params"
@@ -96,7 +97,7 @@ func TestParameterEvents(t *testing.T) {
 func TestParameterSamplesAreHandled(t *testing.T) {
 	t.Parallel()
 	pe, _, _, _ := newEvents(t)
-	dir := filepath.Join("..", "..", "..", "shared", "samples", "aws")
+	dir := besidetest.Dir(t, "samples", "aws") // the vendor samples beside the checkout; skipped without them
 	for _, f := range []string{"awsdocs__parameter-store-change__create-parameter.json", "awsdocs__parameter-store-change__update-parameter.json",
 		"awsdocs__parameter-store-change__delete-parameter.json", "eventBridgeEvent.json"} {
 		b, err := os.ReadFile(filepath.Join(dir, f))

@@ -3,75 +3,10 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/usekarma/karma/shared/message"
 )
-
-// RetryTransient retries transient errors in-process with exponential backoff (cenkalti/backoff) for at
-// most maxElapsed; other errors return at once for Classify to sort.
-func RetryTransient(maxElapsed time.Duration) Middleware {
-	return func(next Handler) Handler {
-		return func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
-			b := backoff.NewExponentialBackOff()
-			b.InitialInterval = 20 * time.Millisecond
-			b.MaxElapsedTime = maxElapsed
-			var out []message.Envelope
-			err := backoff.Retry(func() error {
-				var err error
-				out, err = next(ctx, in)
-				if err != nil && !IsTransient(err) {
-					return backoff.Permanent(err)
-				}
-				return err
-			}, backoff.WithContext(b, ctx))
-			return out, err
-		}
-	}
-}
-
-// Logging logs every handled message and its outcome with log/slog, with the correlation id.
-func Logging(log *slog.Logger, stage string) Middleware {
-	return func(next Handler) Handler {
-		return func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
-			start := time.Now()
-			out, err := next(ctx, in)
-			attrs := []any{"stage", stage, "type", in.Type, "id", in.ID, "correlation_id", in.CorrelationID,
-				"env", in.Env, "outputs", len(out), "duration", time.Since(start)}
-			if err != nil {
-				log.Warn("handler error", append(attrs, "error", err, "action", Classify(err).String())...)
-			} else {
-				log.Debug("handled", attrs...)
-			}
-			return out, err
-		}
-	}
-}
-
-// Correlation makes every output a consequence of its input: same correlation id, causation id
-// = input id, and the input's actor and env unless the handler set them.
-func Correlation() Middleware {
-	return func(next Handler) Handler {
-		return func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
-			out, err := next(ctx, in)
-			for i := range out {
-				out[i].CorrelationID = in.CorrelationID
-				if out[i].CausationID == "" {
-					out[i].CausationID = in.ID
-				}
-				if out[i].Actor.Kind == "" {
-					out[i].Actor = in.Actor
-				}
-				if out[i].Env == "" {
-					out[i].Env = in.Env
-				}
-			}
-			return out, err
-		}
-	}
-}
 
 // Seen records which idempotency keys a stage has completed, and which are being worked on.
 type Seen interface {
@@ -146,31 +81,4 @@ func Idempotency(seen Seen, stage string, lease time.Duration) Middleware {
 			return out, err
 		}
 	}
-}
-
-type hooksKey struct{}
-
-type hooks struct{ fns []func(context.Context) error }
-
-// AfterPublish registers fn to run once the runtime has published the current message's outputs
-// (and before it acknowledges the message). Outside a runtime it does nothing.
-func AfterPublish(ctx context.Context, fn func(context.Context) error) {
-	if h, ok := ctx.Value(hooksKey{}).(*hooks); ok {
-		h.fns = append(h.fns, fn)
-	}
-}
-
-// withHooks returns a context collecting AfterPublish hooks.
-func withHooks(ctx context.Context) (context.Context, *hooks) {
-	h := &hooks{}
-	return context.WithValue(ctx, hooksKey{}, h), h
-}
-
-func (h *hooks) run(ctx context.Context) error {
-	for _, fn := range h.fns {
-		if err := fn(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
 }

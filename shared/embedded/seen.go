@@ -1,0 +1,157 @@
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/usekarma/karma/shared/pipeline"
+)
+
+// Seen is the embedded idempotency record (pipeline.Seen).
+type Seen struct{ db *DB }
+
+var (
+	_ pipeline.Seen      = (*Seen)(nil)
+	_ pipeline.Records   = (*Seen)(nil)
+	_ pipeline.BatchSeen = (*Seen)(nil)
+)
+
+// NewSeen creates the tables when missing.
+func NewSeen(ctx context.Context, db *DB) (*Seen, error) {
+	if err := db.migrate(ctx, `CREATE TABLE IF NOT EXISTS handled (key TEXT PRIMARY KEY)`,
+		`CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires INTEGER NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value TEXT NOT NULL)`); err != nil {
+		return nil, err
+	}
+	// The process holding a claim (leases.go).
+	if err := db.addColumn(ctx, "claims", "holder", "TEXT NOT NULL DEFAULT ''"); err != nil {
+		return nil, err
+	}
+	return &Seen{db: db}, nil
+}
+
+// Claim takes key unless a live claim holds it.
+func (s *Seen) Claim(ctx context.Context, key string, lease time.Duration) (bool, error) {
+	now := time.Now()
+	res, err := s.db.SQL.ExecContext(ctx, `INSERT INTO claims (key, expires, holder) VALUES (?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, holder = excluded.holder WHERE claims.expires < ?`,
+		key, now.Add(lease).UnixNano(), thisHolder(), now.UnixNano())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// Release drops a claim.
+func (s *Seen) Release(ctx context.Context, key string) error {
+	_, err := s.db.SQL.ExecContext(ctx, `DELETE FROM claims WHERE key = ?`, key)
+	return err
+}
+
+// Done reports whether key was marked.
+func (s *Seen) Done(ctx context.Context, key string) (bool, error) {
+	var one int
+	err := s.db.SQL.QueryRowContext(ctx, `SELECT 1 FROM handled WHERE key = ?`, key).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Mark records key as done and drops its claim, in one transaction.
+func (s *Seen) Mark(ctx context.Context, key string) error {
+	return s.db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO handled (key) VALUES (?) ON CONFLICT DO NOTHING`, key); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM claims WHERE key = ?`, key)
+		return err
+	})
+}
+
+// RecordFirst stores value under key unless one is stored, and returns the stored value.
+func (s *Seen) RecordFirst(ctx context.Context, key, value string) (string, error) {
+	var stored string
+	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO records (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING`, key, value); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT value FROM records WHERE key = ?`, key).Scan(&stored)
+	})
+	return stored, err
+}
+
+// Recorded returns the value stored under key, "" when none.
+func (s *Seen) Recorded(ctx context.Context, key string) (string, error) {
+	var v string
+	err := s.db.SQL.QueryRowContext(ctx, `SELECT value FROM records WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
+}
+
+// ClaimAll looks up and claims keys in one transaction: each key is ClaimDone if marked,
+// ClaimTaken if claimed now (no live claim held it), else ClaimHeld; a key given twice is
+// taken at most once.
+func (s *Seen) ClaimAll(ctx context.Context, keys []string, lease time.Duration) ([]pipeline.ClaimState, error) {
+	if len(keys) == 0 {
+		return []pipeline.ClaimState{}, nil
+	}
+	var out []pipeline.ClaimState
+	err := s.db.lockedTx(ctx, func(tx *sql.Tx) (err error) {
+		out, err = claimTx(ctx, tx, keys, lease, time.Now())
+		return err
+	})
+	return out, err
+}
+
+// claimTx is ClaimAll's work inside tx.
+func claimTx(ctx context.Context, tx *sql.Tx, keys []string, lease time.Duration, now time.Time) ([]pipeline.ClaimState, error) {
+	out := make([]pipeline.ClaimState, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	var uniq []string
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			uniq = append(uniq, k)
+		}
+	}
+	done := map[string]bool{}
+	taken := map[string]bool{}
+	for _, k := range uniq {
+		var d bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM handled WHERE key = ?)`, k).Scan(&d); err != nil {
+			return nil, err
+		}
+		if d {
+			done[k] = true
+			continue
+		}
+		ok, err := affected(tx.ExecContext(ctx, `INSERT INTO claims (key, expires, holder) VALUES (?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, holder = excluded.holder WHERE claims.expires < ?`,
+			k, now.Add(lease).UnixNano(), thisHolder(), now.UnixNano()))
+		if err != nil {
+			return nil, err
+		}
+		taken[k] = ok
+	}
+	for i, k := range keys {
+		switch {
+		case done[k]:
+			out[i] = pipeline.ClaimDone
+		case taken[k]:
+			out[i] = pipeline.ClaimTaken
+			delete(taken, k) // a second copy of the key in keys is held by the first
+		default:
+			out[i] = pipeline.ClaimHeld
+		}
+	}
+	return out, nil
+}

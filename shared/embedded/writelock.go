@@ -1,0 +1,40 @@
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+)
+
+// Per-file process-wide state, keyed by the file's absolute path so that every *DB on one file
+// shares it: the queue's waker (queue_wake.go), its group commit (queue_groupcommit.go), and a
+// write lock that queues this process's writers in Go instead of in SQLite's busy handler (which
+// sleeps 1, 2, 5, 10... ms between retries). perFileMu guards the maps.
+var (
+	perFileMu sync.Mutex
+	writeLock = map[string]chan struct{}{}
+)
+
+// locked runs fn holding the process-wide write lock of db's file (see writeLock). Only the
+// stores of this package that write often use it; others simply rely on busy_timeout.
+func (db *DB) locked(ctx context.Context, fn func() error) error {
+	perFileMu.Lock()
+	lock := writeLock[db.Path]
+	if lock == nil {
+		lock = make(chan struct{}, 1)
+		writeLock[db.Path] = lock
+	}
+	perFileMu.Unlock()
+	select {
+	case lock <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-lock }()
+	return fn()
+}
+
+// lockedTx is inTx holding the process-wide write lock of db's file.
+func (db *DB) lockedTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return db.locked(ctx, func() error { return db.inTx(ctx, fn) })
+}

@@ -1,0 +1,97 @@
+package sqs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/usekarma/karma/shared/queue"
+)
+
+// EnsureQueues creates each named queue (Prefix+name) with its dead-letter queue, and points
+// the queue's RedrivePolicy at it with maxReceives (0 = queue.DefaultMaxReceives). Existing
+// queues are kept (their RedrivePolicy is set). The Terraform equivalent, per queue:
+//
+//	DLQ:   name = Prefix+name+"-dlq" (".fifo" last), message_retention_seconds = 1209600,
+//	       fifo_queue and content_based_deduplication = true for FIFO queues
+//	queue: name = Prefix+name, redrive_policy = {deadLetterTargetArn = DLQ arn,
+//	       maxReceiveCount = maxReceives}, visibility_timeout_seconds >= the Lambda function's
+//	       timeout, fifo_queue and content_based_deduplication = true for FIFO queues
+//
+// plus, for queues fed by EventBridge, a queue policy allowing events.amazonaws.com to
+// sqs:SendMessage with aws:SourceArn = the rule's ARN.
+func (q *Queue) EnsureQueues(ctx context.Context, names []string, maxReceives int) error {
+	for _, name := range names {
+		if _, err := q.ensure(ctx, name, maxReceives); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (q *Queue) ensure(ctx context.Context, name string, maxReceives int) (*queueInfo, error) {
+	if maxReceives <= 0 {
+		maxReceives = queue.DefaultMaxReceives
+	}
+	full := q.QueueName(name)
+	dlqName := DeadLetterQueueName(full)
+	if len(dlqName) > maxNameLength {
+		return nil, fmt.Errorf("sqs: queue name %q is too long for SQS with its DLQ %q (%d characters at most)", full, dlqName, maxNameLength)
+	}
+	fifo := isFIFO(full)
+	attrs := func(extra map[string]string) map[string]string {
+		if fifo {
+			extra[string(types.QueueAttributeNameFifoQueue)] = "true"
+			extra[string(types.QueueAttributeNameContentBasedDeduplication)] = "true"
+		}
+		return extra
+	}
+	dlqURL, err := q.create(ctx, dlqName, attrs(map[string]string{string(types.QueueAttributeNameMessageRetentionPeriod): dlqRetention}))
+	if err != nil {
+		return nil, err
+	}
+	out, err := q.client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(dlqURL), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn}})
+	if err != nil {
+		return nil, wrap("get queue arn", dlqName, err)
+	}
+	policy, _ := json.Marshal(map[string]any{
+		"deadLetterTargetArn": out.Attributes[string(types.QueueAttributeNameQueueArn)],
+		"maxReceiveCount":     maxReceives,
+	})
+	redrive := map[string]string{string(types.QueueAttributeNameRedrivePolicy): string(policy)}
+	url, err := q.create(ctx, full, attrs(redrive))
+	if err != nil {
+		return nil, err
+	}
+	// A queue that existed with other attributes was only looked up: set its redrive policy.
+	if _, err := q.client.SetQueueAttributes(ctx, &awssqs.SetQueueAttributesInput{QueueUrl: aws.String(url), Attributes: redrive}); err != nil {
+		return nil, wrap("set redrive policy", full, err)
+	}
+	q.mu.Lock()
+	delete(q.queues, full) // its DLQ may have changed
+	q.mu.Unlock()
+	return q.remember(full, url), nil
+}
+
+// create creates a queue, or finds it when it exists with other attributes.
+func (q *Queue) create(ctx context.Context, full string, attrs map[string]string) (string, error) {
+	out, err := q.client.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String(full), Attributes: attrs})
+	if err == nil {
+		return aws.ToString(out.QueueUrl), nil
+	}
+	var exists *types.QueueNameExists
+	if !errors.As(err, &exists) {
+		return "", wrap("create queue", full, err)
+	}
+	got, err := q.client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: aws.String(full)})
+	if err != nil {
+		return "", wrap("get queue url", full, err)
+	}
+	return aws.ToString(got.QueueUrl), nil
+}
