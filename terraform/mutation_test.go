@@ -1,0 +1,104 @@
+package terraform
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// recorder collects what a check reports instead of failing the test; fatal errors still fail it.
+type recorder struct {
+	*testing.T
+	msgs []string
+}
+
+func (r *recorder) Errorf(format string, args ...any) {
+	r.msgs = append(r.msgs, fmt.Sprintf(format, args...))
+}
+
+// mutated copies this folder's .tf files to a temporary folder with old replaced by new in
+// file (exactly once: a mutation that does not apply is a broken test).
+func mutated(t *testing.T, file, old, new string) string {
+	t.Helper()
+	dir := t.TempDir()
+	paths, err := filepath.Glob(filepath.Join(moduleDir(), "*.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		if filepath.Base(p) == file {
+			if n := strings.Count(s, old); n != 1 {
+				t.Fatalf("%s: %q occurs %d times, want once", file, old, n)
+			}
+			s = strings.Replace(s, old, new, 1)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(p)), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// mutation is a plausible mistake in terraform/ and what the check must say about it.
+type mutation struct {
+	name, file, old, new string
+	want                 string // a substring of one reported problem
+}
+
+// TestChecksBite: each check fails on a copy of this folder with one plausible mistake, and
+// says what is wrong (the unchanged folder passes: the tests above).
+func TestChecksBite(t *testing.T) {
+	routing := []mutation{
+		{"a type routed to resolve is missing", "main.tf",
+			`resolve       = ["change.detected", "change.superseded",`, `resolve       = ["change.detected",`,
+			"rule karma-to-resolve (aws_cloudwatch_event_rule.stage[\"resolve\"]): detail-types differ from pipeline.Routes for stage resolve: missing change.superseded"},
+		{"a type routed to a stage that does not consume it", "main.tf",
+			`plan          = ["deployment.recorded"]`, `plan          = ["deployment.recorded", "change.detected"]`,
+			"not routed there by pipeline.Routes: change.detected"},
+		{"audit filtered by type", "main.tf",
+			`{ audit = jsonencode({ source = ["karma"] }) }`, `{ audit = jsonencode({ source = ["karma"], "detail-type" = ["change.detected"] }) }`,
+			"rule karma-to-audit (aws_cloudwatch_event_rule.stage[\"audit\"]): detail-type [change.detected], want every type"},
+		{"a rule delivering to the wrong queue", "events.tf",
+			`arn            = aws_sqs_queue.stage[each.key].arn`, `arn            = aws_sqs_queue.dlq[each.key].arn`,
+			`rule karma-to-plan: delivers to queue "karma-test-plan-dlq", want "karma-test-plan"`},
+		{"a rule on the default bus", "events.tf",
+			"  event_bus_name = aws_cloudwatch_event_bus.karma.name\n  event_pattern  = each.value", "  event_pattern = each.value",
+			"no rule karma-to-graph-write on the karma bus"},
+		{"a queue without its DLQ", "queues.tf",
+			`deadLetterTargetArn = aws_sqs_queue.dlq[each.key].arn`, `deadLetterTargetArn = aws_sqs_queue.events_dlq.arn`,
+			"queue karma-test-apply: dead-letter queue karma-test-eventbridge-dlq, want karma-test-apply-dlq"},
+		{"a queue consumed by the wrong function", "functions.tf",
+			`function_name           = aws_lambda_function.stage[each.key].arn`, `function_name           = aws_lambda_function.stage["audit"].arn`,
+			`queue karma-test-plan is consumed by aws_lambda_function.stage["audit"], whose KARMA_STAGE is "audit": want "plan"`},
+		{"no function for a stage", "main.tf",
+			`["resolve", "graph-write", "plan", "apply", "audit"]`, `["resolve", "graph-write", "apply", "audit"]`,
+			"queue karma-test-plan: consumed by 0 functions"},
+		{"Parameter Store events to the wrong queue", "events.tf",
+			`arn       = aws_sqs_queue.stage["ingest"].arn`, `arn       = aws_sqs_queue.stage["resolve"].arn`,
+			"no rule on the default bus delivers aws.ssm events to the karma-test-ingest queue"},
+	}
+	for _, m := range routing {
+		t.Run(m.name, func(t *testing.T) {
+			r := &recorder{T: t}
+			checkRouting(r, load(r, mutated(t, m.file, m.old, m.new)))
+			expectReported(t, r, m.want)
+		})
+	}
+}
+
+func expectReported(t *testing.T, r *recorder, want string) {
+	t.Helper()
+	for _, msg := range r.msgs {
+		if strings.Contains(msg, want) {
+			return
+		}
+	}
+	t.Errorf("the check did not report %q; it reported:\n  %s", want, strings.Join(r.msgs, "\n  "))
+}
