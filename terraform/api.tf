@@ -1,6 +1,6 @@
 # Git push webhooks (docs/triggers.md): an HTTP API, POST /webhooks/git -> the webhook function,
 # payload format 2.0 (what shared/webhook.LambdaRequest decodes). Created with enable_webhook
-# only: cmd/lambda has no webhook stage yet (functions.tf).
+# only (cmd/lambda/webhook.go, KARMA_STAGE=webhook).
 
 resource "aws_apigatewayv2_api" "webhooks" {
   count = var.enable_webhook ? 1 : 0

@@ -1,32 +1,40 @@
 # One Lambda function per stage, all from the same zip (make lambda: the bootstrap binary of
 # cmd/lambda for provided.al2023), the stage chosen by KARMA_STAGE. What each one needs is the
-# table local.needs in main.tf; the environment below is exactly what cmd/lambda reads:
+# table local.needs in main.tf; the environment below is what the binary (cmd/lambda, building
+# everything through shared/app from shared/config) reads, every store on AWS by default:
 #
-#   every function   KARMA_STAGE, KARMA_EVENT_BUS, KARMA_PARAM_PREFIX, KARMA_LOG_LEVEL
+#   every function   KARMA_STAGE, KARMA_EVENT_BUS, KARMA_PREFIX, KARMA_LOG_LEVEL
 #   SQS stages       KARMA_QUEUE_PREFIX (to find a queue's DLQ)
+#   the repository   KARMA_GIT_URL, KARMA_GIT_BRANCH; if set KARMA_GIT_SUBDIR, KARMA_GIT_TOKEN_USER
+#   (resolve, graph- and KARMA_GIT_TOKEN_SECRET (the token's secret, which cmd/lambda does not
+#   write, plan,     read yet: README.md). Each keeps a cache clone under /tmp/karma
+#   apply)           (KARMA_CACHE_DIR's default) and fetches the commits a change names.
 #   audit            KARMA_AUDIT_TABLE
-#   resolve          KARMA_REPO, KARMA_CHANGE_SET_TABLE, KARMA_IDEMPOTENCY_TABLE
-#   graph-write      KARMA_REPO, KARMA_IDEMPOTENCY_TABLE, KARMA_NEPTUNE_ENDPOINT, KARMA_NEPTUNE_IAM
-#   plan, apply      KARMA_MODULES_DIR, KARMA_WORK_DIR, KARMA_TERRAFORM, KARMA_CHANGE_SET_TABLE,
+#   resolve          KARMA_CHANGE_SET_TABLE, KARMA_IDEMPOTENCY_TABLE
+#   graph-write      KARMA_IDEMPOTENCY_TABLE, KARMA_NEPTUNE_ENDPOINT, KARMA_NEPTUNE_IAM
+#   plan, apply      KARMA_WORK_DIR, KARMA_TERRAFORM, KARMA_CHANGE_SET_TABLE,
 #                    KARMA_IDEMPOTENCY_TABLE (+ var.terraform_env, for terraform itself)
 #   ingest,          KARMA_ENV (this account's environment), KARMA_AUTO_APPROVE,
 #   reconcile        KARMA_IDEMPOTENCY_TABLE
 #   webhook          KARMA_WEBHOOK_SECRETS, KARMA_BRANCHES, KARMA_WEBHOOK_MODULES_DIR,
-#                    KARMA_AUTO_APPROVE, KARMA_IDEMPOTENCY_TABLE, KARMA_AUDIT_TABLE
+#                    KARMA_AUTO_APPROVE, KARMA_IDEMPOTENCY_TABLE, KARMA_AUDIT_TABLE,
+#                    KARMA_GIT_SUBDIR if set
+# terraform/env_test.go (go test ./terraform) checks this against the code path of each stage.
 #
 # The SQS pipeline stages (resolve, graph-write, plan, apply, audit) and ingest are fed by event
 # source mappings; besides them cmd/lambda serves two entry points:
 #   - reconcile (KARMA_STAGE=reconcile): invoked by the schedule in events.tf, ingests the
 #     parameter versions whose events EventBridge dropped (ingest.ParameterEvents.Reconcile);
-#   - webhook (KARMA_STAGE=webhook): POST /webhooks/git behind the HTTP API (api.tf). It has no
-#     checkout of the config repository (cmd/lambda/webhook.go), so it runs outside the VPC, and
-#     a push whose payload is truncated gets 503 (ingest it from a checkout instead).
+#   - webhook (KARMA_STAGE=webhook): POST /webhooks/git behind the HTTP API (api.tf). It reads
+#     no repository (cmd/lambda/webhook.go): a push whose payload is truncated is queued as
+#     truncated, and resolve diffs before..after in its cache of the repository.
 #
 # Terraform inside plan and apply: a Lambda layer (var.terraform_layer_arn) with the terraform
-# binary at bin/terraform, i.e. /opt/bin/terraform, named by KARMA_TERRAFORM. The modules and
-# the workspaces are on EFS (storage.tf); `terraform init` in a workspace downloads the
-# component's providers, so those functions need a route to the registry (or a mirror set up
-# through var.terraform_env).
+# binary at bin/terraform, i.e. /opt/bin/terraform, named by KARMA_TERRAFORM. The modules come
+# from the commit being deployed (the repository cache); the workspaces, with each component's
+# saved plan and Terraform state, are on EFS (storage.tf). `terraform init` in a workspace
+# downloads the component's providers, so those functions need a route to the registry (or a
+# mirror set up through var.terraform_env).
 
 resource "aws_cloudwatch_log_group" "function" {
   for_each = local.functions
@@ -46,33 +54,36 @@ data "aws_secretsmanager_secret_version" "webhook" {
 locals {
   function_env = { for name, f in local.functions : name => merge(
     {
-      KARMA_STAGE        = name
-      KARMA_EVENT_BUS    = aws_cloudwatch_event_bus.karma.name
-      KARMA_PARAM_PREFIX = var.param_prefix
-      KARMA_LOG_LEVEL    = var.log_level
+      KARMA_STAGE     = name
+      KARMA_EVENT_BUS = aws_cloudwatch_event_bus.karma.name
+      KARMA_PREFIX    = var.param_prefix
+      KARMA_LOG_LEVEL = var.log_level
     },
-    var.config_revision == "" ? {} : { KARMA_CONFIG_REVISION = var.config_revision },
     f.dlq ? { KARMA_QUEUE_PREFIX = local.queue_prefix } : {},
     f.audit ? { KARMA_AUDIT_TABLE = aws_dynamodb_table.audit.name } : {},
     f.change_sets ? { KARMA_CHANGE_SET_TABLE = aws_dynamodb_table.change_sets.name } : {},
     f.seen != "" ? { KARMA_IDEMPOTENCY_TABLE = aws_dynamodb_table.seen.name } : {},
     contains(["ingest", "reconcile"], name) ? { KARMA_ENV = var.environment, KARMA_AUTO_APPROVE = tostring(var.auto_approve) } : {},
-    f.repo ? { KARMA_REPO = local.repo_dir } : {},
+    f.repo ? merge(
+      { KARMA_GIT_URL = var.git_url, KARMA_GIT_BRANCH = var.git_branch },
+      var.git_subdir == "" ? {} : { KARMA_GIT_SUBDIR = var.git_subdir },
+      var.git_token_user == null ? {} : { KARMA_GIT_TOKEN_USER = var.git_token_user },
+      var.git_token_secret_arn == null ? {} : { KARMA_GIT_TOKEN_SECRET = var.git_token_secret_arn },
+    ) : {},
     f.neptune ? {
       KARMA_NEPTUNE_ENDPOINT = coalesce(local.neptune_url, "unset")
       KARMA_NEPTUNE_IAM      = tostring(local.neptune_iam)
     } : {},
     f.terraform ? merge(var.terraform_env, {
-      KARMA_MODULES_DIR = local.modules_dir
-      KARMA_WORK_DIR    = local.work_dir
-      KARMA_TERRAFORM   = var.terraform_path
+      KARMA_WORK_DIR  = local.work_dir
+      KARMA_TERRAFORM = var.terraform_path
     }) : {},
-    name == "webhook" ? {
+    name == "webhook" ? merge({
       KARMA_AUTO_APPROVE        = tostring(var.auto_approve)
       KARMA_BRANCHES            = join(",", var.deploy_branches)
       KARMA_WEBHOOK_MODULES_DIR = var.modules_dir # relative to the repository: which pushed paths are modules
       KARMA_WEBHOOK_SECRETS     = sensitive(one(data.aws_secretsmanager_secret_version.webhook[*].secret_string))
-    } : {},
+    }, var.git_subdir == "" ? {} : { KARMA_GIT_SUBDIR = var.git_subdir }) : {},
   ) }
 }
 
@@ -107,8 +118,9 @@ resource "aws_lambda_function" "stage" {
     }
   }
 
+  # The workspaces (plan writes the saved plan apply applies, and the components' state).
   dynamic "file_system_config" {
-    for_each = each.value.repo || each.value.terraform ? [1] : []
+    for_each = each.value.terraform ? [1] : []
     content {
       arn              = local.efs_access_point_arn
       local_mount_path = var.efs_mount_path

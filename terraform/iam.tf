@@ -1,7 +1,9 @@
 # One role per function, with only what its stage does (local.needs in main.tf):
 #   logs        its own log group
 #   VPC         network interfaces (functions in the VPC; EC2 allows no narrower resource)
-#   EFS         mount through the access point; write only for plan and apply (workspaces)
+#   EFS         plan and apply: mount through the access point, read and write (workspaces)
+#   Git token   the functions that read the config repository: GetSecretValue on the token's
+#               secret (git_token_secret_arn), if any
 #   SQS         receive/delete/visibility on its own queue (the event source mapping), and, for
 #               the pipeline stages, send to its own DLQ: shared/lambda dead-letters a poison
 #               record itself, finding the DLQ through the queue's RedrivePolicy
@@ -65,16 +67,25 @@ data "aws_iam_policy_document" "function" {
   }
 
   dynamic "statement" {
-    for_each = each.value.repo || each.value.terraform ? [1] : []
+    for_each = each.value.terraform ? [1] : []
     content {
       sid       = "EfsThroughAccessPoint"
-      actions   = concat(["elasticfilesystem:ClientMount"], each.value.terraform ? ["elasticfilesystem:ClientWrite"] : [])
+      actions   = ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
       resources = [local.efs_file_system_arn]
       condition {
         test     = "StringEquals"
         variable = "elasticfilesystem:AccessPointArn"
         values   = [local.efs_access_point_arn]
       }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.repo && var.git_token_secret_arn != null ? [1] : []
+    content {
+      sid       = "GitToken"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [var.git_token_secret_arn]
     }
   }
 

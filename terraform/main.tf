@@ -1,7 +1,8 @@
 # Karma on AWS: the pipeline of docs/pipeline.md as SQS queues fed by EventBridge rules, one
 # Lambda function per stage (one binary, cmd/lambda, the stage chosen by KARMA_STAGE), the
 # DynamoDB tables of shared/dynamo/tables.go, Neptune for the graph and lineage, EFS for the
-# config repository checkout and the Terraform workspaces. See README.md in this folder.
+# Terraform workspaces. The functions fetch the config repository themselves (KARMA_GIT_URL).
+# See README.md in this folder.
 
 terraform {
   required_version = ">= 1.5"
@@ -43,11 +44,9 @@ locals {
   zip_arch   = var.architecture == "arm64" ? "arm64" : "amd64"
   lambda_zip = coalesce(var.lambda_zip, "${path.module}/../dist/karma-lambda-${local.zip_arch}.zip")
 
-  # Paths inside the functions (EFS is mounted at var.efs_mount_path, see storage.tf).
-  repo_dir    = "${var.efs_mount_path}/${var.repo_path}" # KARMA_REPO
-  modules_dir = "${local.repo_dir}/${var.modules_dir}"   # KARMA_MODULES_DIR
-  work_dir    = "${var.efs_mount_path}/${var.work_path}" # KARMA_WORK_DIR
-  param_arn   = "arn:${local.partition}:ssm:${local.region}:${local.account}:parameter${var.param_prefix}"
+  # The workspaces of plan and apply (EFS is mounted at var.efs_mount_path, see storage.tf).
+  work_dir  = "${var.efs_mount_path}/${var.work_path}" # KARMA_WORK_DIR
+  param_arn = "arn:${local.partition}:ssm:${local.region}:${local.account}:parameter${var.param_prefix}"
 
   # The stages with a queue (shared/pipeline/handler.go: StageResolve ... StageAudit, and
   # StageIngest, which the Parameter Store rule feeds), with each queue's visibility timeout:
@@ -101,11 +100,13 @@ locals {
     { audit = jsonencode({ source = ["karma"] }) },
   )
 
-  # What each function needs, from cmd/lambda: stages.go (stageBuilders: the SQS pipeline
-  # stages), ingest.go (ingest, reconcile) and webhook.go (webhook). The environment
-  # (functions.tf) and the IAM policy (iam.tf) of each function are derived from this table only.
-  #   repo:        the config repository checkout on EFS (KARMA_REPO)          -> VPC + EFS
-  #   terraform:   terraform binary, modules, workspaces (KARMA_MODULES_DIR...) -> VPC + EFS (rw)
+  # What each function needs: the stores its stage opens (shared/app/stages.go for the SQS
+  # pipeline stages; cmd/lambda/ingest.go for ingest and reconcile, webhook.go for webhook).
+  # The environment (functions.tf) and the IAM policy (iam.tf) of each function are derived
+  # from this table only.
+  #   repo:        reads the config repository at commits: a cache clone under /tmp of
+  #                KARMA_GIT_URL, fetched on demand (KARMA_GIT_*; the token's secret)
+  #   terraform:   terraform binary, workspaces on EFS (KARMA_WORK_DIR)         -> VPC + EFS (rw)
   #   neptune:     graph and lineage stores (KARMA_NEPTUNE_ENDPOINT)           -> VPC
   #   change_sets, audit: the DynamoDB tables (read and write)
   #   seen:        the idempotency table: "rw" (claims, done markers; webhook delivery ids) or
@@ -118,8 +119,8 @@ locals {
   needs = {
     resolve       = { repo = true, terraform = false, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", publish = true, queue = true, dlq = true }
     "graph-write" = { repo = true, terraform = false, neptune = true, change_sets = false, seen = "rw", audit = false, params = "", publish = true, queue = true, dlq = true }
-    plan          = { repo = false, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", publish = true, queue = true, dlq = true }
-    apply         = { repo = false, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "write", publish = true, queue = true, dlq = true }
+    plan          = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", publish = true, queue = true, dlq = true }
+    apply         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "write", publish = true, queue = true, dlq = true }
     audit         = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "", audit = true, params = "", publish = false, queue = true, dlq = true }
     ingest        = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", publish = true, queue = true, dlq = false }
     reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", publish = true, queue = false, dlq = false }
@@ -132,6 +133,6 @@ locals {
     var.enable_webhook ? ["webhook"] : [],
   )
   functions = { for name in local.enabled_functions : name => merge(local.needs[name], local.sizes[name], {
-    in_vpc = local.needs[name].repo || local.needs[name].terraform || local.needs[name].neptune
+    in_vpc = local.needs[name].terraform || local.needs[name].neptune
   }) }
 }

@@ -18,6 +18,8 @@ func (r *recorder) Errorf(format string, args ...any) {
 	r.msgs = append(r.msgs, fmt.Sprintf(format, args...))
 }
 
+func (r *recorder) Logf(string, ...any) {}
+
 // mutated copies this folder's .tf files to a temporary folder with old replaced by new in
 // file (exactly once: a mutation that does not apply is a broken test).
 func mutated(t *testing.T, file, old, new string) string {
@@ -80,14 +82,57 @@ func TestChecksBite(t *testing.T) {
 		{"no function for a stage", "main.tf",
 			`["resolve", "graph-write", "plan", "apply", "audit"]`, `["resolve", "graph-write", "apply", "audit"]`,
 			"queue karma-test-plan: consumed by 0 functions"},
+		{"Parameter Store events under another prefix", "events.tf",
+			`name = [{ prefix = "${var.param_prefix}/" }]`, `name = [{ prefix = var.param_prefix }]`,
+			`want detail.name prefix "/iac/"`},
 		{"Parameter Store events to the wrong queue", "events.tf",
 			`arn       = aws_sqs_queue.stage["ingest"].arn`, `arn       = aws_sqs_queue.stage["resolve"].arn`,
 			"no rule on the default bus delivers aws.ssm events to the karma-test-ingest queue"},
+	}
+	env := []mutation{
+		{"a stage without the repository", "functions.tf",
+			`{ KARMA_GIT_URL = var.git_url, KARMA_GIT_BRANCH = var.git_branch }`, `{ KARMA_GIT_BRANCH = var.git_branch }`,
+			`function aws_lambda_function.stage["resolve"] (KARMA_STAGE=resolve) lacks KARMA_GIT_URL, which its code path reads (config.Config.Git.URL at shared/app/`},
+		{"plan not marked as reading the repository", "main.tf",
+			`plan          = { repo = true,`, `plan          = { repo = false,`,
+			`function aws_lambda_function.stage["plan"] (KARMA_STAGE=plan) lacks KARMA_GIT_URL`},
+		{"the EFS checkout back", "functions.tf",
+			"    f.repo ? merge(", "    f.repo ? { KARMA_REPO = \"/mnt/config/repo\" } : {},\n    f.repo ? merge(",
+			`function aws_lambda_function.stage["graph-write"] sets KARMA_REPO, which terraform/ leaves alone: a local clone: the functions fetch KARMA_GIT_URL instead`},
+		{"the wrong table", "functions.tf",
+			`KARMA_CHANGE_SET_TABLE = aws_dynamodb_table.change_sets.name`, `KARMA_CHANGE_SET_TABLE = aws_dynamodb_table.seen.name`,
+			`function aws_lambda_function.stage["apply"]: KARMA_CHANGE_SET_TABLE names table karma-test-seen (aws_dynamodb_table.seen), want karma-test-change-sets`},
+		{"no queue prefix", "functions.tf",
+			`f.dlq ? { KARMA_QUEUE_PREFIX = local.queue_prefix } : {},`, `{},`,
+			`function aws_lambda_function.stage["audit"] (KARMA_STAGE=audit) lacks KARMA_QUEUE_PREFIX, which its code path reads (config.Config.QueuePrefix at shared/app/`},
+		{"a stage name cmd/lambda does not serve", "functions.tf",
+			`KARMA_STAGE     = name`, `KARMA_STAGE     = replace(name, "-", "_")`,
+			`function aws_lambda_function.stage["graph-write"]: KARMA_STAGE="graph_write", want "graph-write"`},
+		{"a variable the code reads, set nowhere", "functions.tf",
+			`var.git_token_user == null ? {} : { KARMA_GIT_TOKEN_USER = var.git_token_user },`, ``,
+			`function aws_lambda_function.stage["plan"] (KARMA_STAGE=plan) lacks KARMA_GIT_TOKEN_USER, which its code path reads (config.Config.Git`},
+		{"a variable the code reads, set for another function", "functions.tf",
+			`f.neptune ? {`, `name == "resolve" ? {`,
+			`function aws_lambda_function.stage["graph-write"] (KARMA_STAGE=graph-write) lacks KARMA_NEPTUNE_ENDPOINT, which its code path reads (config.Config.NeptuneEndpoint at shared/app/stores.go`},
+		{"a stage left without its store", "main.tf",
+			`"graph-write" = { repo = true, terraform = false, neptune = true,`, `"graph-write" = { repo = true, terraform = false, neptune = false,`,
+			`function aws_lambda_function.stage["graph-write"] (KARMA_STAGE=graph-write) lacks KARMA_NEPTUNE_ENDPOINT`},
+	}
+	code, err := readLambdaCode(filepath.Join(moduleDir(), ".."))
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, m := range routing {
 		t.Run(m.name, func(t *testing.T) {
 			r := &recorder{T: t}
 			checkRouting(r, load(r, mutated(t, m.file, m.old, m.new)))
+			expectReported(t, r, m.want)
+		})
+	}
+	for _, m := range env {
+		t.Run(m.name, func(t *testing.T) {
+			r := &recorder{T: t}
+			checkEnvironment(r, load(r, mutated(t, m.file, m.old, m.new)), code)
 			expectReported(t, r, m.want)
 		})
 	}

@@ -48,6 +48,6 @@ output "neptune_endpoint" {
 }
 
 output "efs_access_point_arn" {
-  description = "The access point the CI job mounts to sync the config repository checkout into /<repo_path> below its root."
+  description = "The EFS access point of plan's and apply's workspaces (saved plans and the components' Terraform state)."
   value       = local.efs_access_point_arn
 }

@@ -29,6 +29,10 @@ func testVars() map[string]cty.Value {
 		"neptune_endpoint":            s("graph.cluster-x.eu-west-1.neptune.amazonaws.com"),
 		"neptune_cluster_resource_id": s("cluster-TEST"),
 		"webhook_secret_arn":          s("arn:aws:secretsmanager:eu-west-1:123456789012:secret:karma/webhooks-AbCdEf"),
+		"git_url":                     s("https://git.example.com/acme/infra.git"),
+		"git_subdir":                  s("karma"),
+		"git_token_user":              s("oauth2"),
+		"git_token_secret_arn":        s("arn:aws:secretsmanager:eu-west-1:123456789012:secret:karma/git-token-AbCdEf"),
 	}
 }
 
@@ -36,6 +40,7 @@ func testVars() map[string]cty.Value {
 type tb interface {
 	Helper()
 	Errorf(format string, args ...any)
+	Logf(format string, args ...any)
 	Fatal(args ...any)
 	Fatalf(format string, args ...any)
 	FailNow()
@@ -373,13 +378,23 @@ func checkRouting(t tb, d *deployment) {
 		}
 	}
 
-	// Parameter Store events feed ingest.
+	// Parameter Store events under the prefix the functions use feed ingest (ssmevent.Classify
+	// takes names starting with <prefix>/).
 	stages = append(stages, pipeline.StageIngest)
+	paramPrefix := d.functions[pipeline.StageIngest].envString(t, "KARMA_PREFIX")
 	fed := false
 	for _, r := range ssmRules {
 		for _, tg := range r.targets {
-			if tg.queue == prefix+pipeline.StageIngest {
-				fed = true
+			if tg.queue != prefix+pipeline.StageIngest {
+				continue
+			}
+			fed = true
+			var p struct {
+				Detail struct{ Name []struct{ Prefix string } } `json:"detail"`
+			}
+			b, _ := json.Marshal(r.pattern)
+			if json.Unmarshal(b, &p) != nil || len(p.Detail.Name) != 1 || p.Detail.Name[0].Prefix != paramPrefix+"/" {
+				t.Errorf("rule %s (%s): pattern %s, want detail.name prefix %q (the ingest function's KARMA_PREFIX + /)", r.name, r.inst.addr, b, paramPrefix+"/")
 			}
 		}
 	}

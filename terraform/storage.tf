@@ -11,17 +11,16 @@ locals {
   subnet_per_az = { for az, ids in { for s in data.aws_subnet.selected : s.availability_zone => s.id... } : az => sort(ids)[0] }
 }
 
-# --- EFS ------------------------------------------------------------------------------------
-# The code reads the config repository from a local path (KARMA_REPO; model.Build, and the
-# webhook's pure-Go git diff), the Terraform modules from KARMA_MODULES_DIR, and keeps every
-# component's workspace in KARMA_WORK_DIR: its saved plan (written by plan, applied by apply:
-# two functions, so it must be shared storage) and its Terraform state (shared/terraform writes
-# a local backend, Root/terraform.tfstate). So the functions mount one EFS access point:
+# --- EFS: the workspaces of plan and apply ---------------------------------------------------
+# plan and apply keep every component's workspace in KARMA_WORK_DIR: its saved plan (written
+# by plan, applied by apply: two functions, so it must be shared storage) and its Terraform
+# state (shared/terraform writes a local backend, Root/terraform.tfstate). So these two mount
+# one EFS access point:
 #
-#   <efs_mount_path>/<repo_path>   the checkout; a CI job syncs it on every push (README.md)
 #   <efs_mount_path>/<work_path>   the workspaces and the components' Terraform state
 #
-# There is no S3 alternative: nothing in the code reads the repository or state from S3.
+# There is no S3 alternative: nothing in the code keeps state or plans in S3. The config
+# repository is not on EFS: every function that reads it fetches it into /tmp (KARMA_GIT_URL).
 
 locals {
   create_efs = var.efs_access_point_arn == null
@@ -75,8 +74,7 @@ resource "aws_efs_mount_target" "karma" {
   security_groups = [aws_security_group.efs[0].id]
 }
 
-# The functions and the CI job that syncs the checkout use this access point: as uid/gid 1000,
-# below /karma.
+# plan and apply use this access point: as uid/gid 1000, below /karma.
 resource "aws_efs_access_point" "karma" {
   count = local.create_efs ? 1 : 0
 
@@ -100,7 +98,7 @@ resource "aws_efs_access_point" "karma" {
 }
 
 # No anonymous NFS, TLS only: a client needs an identity policy granting it
-# elasticfilesystem:ClientMount (read) or also ClientWrite (iam.tf: only plan and apply write).
+# elasticfilesystem:ClientMount (read) or also ClientWrite (iam.tf: plan and apply, both).
 data "aws_iam_policy_document" "efs" {
   count = local.create_efs ? 1 : 0
 

@@ -35,7 +35,7 @@ variable "tags" {
 }
 
 variable "param_prefix" {
-  description = "Parameter Store prefix of Karma's parameters (KARMA_PARAM_PREFIX; karma.json's \"prefix\"), e.g. /iac."
+  description = "Parameter Store prefix of Karma's parameters (KARMA_PREFIX; karma.json's \"prefix\"), e.g. /iac."
   type        = string
   default     = "/iac"
 
@@ -81,21 +81,52 @@ variable "log_retention_days" {
   default     = 30
 }
 
-variable "config_revision" {
-  description = <<-EOT
-    Optional: the config repository revision last synced to EFS (e.g. the commit id), set by the
-    CI job that syncs it. It is only put in the functions' environment as KARMA_CONFIG_REVISION,
-    which the code does not read: changing it makes Lambda start new execution environments,
-    dropping the graphs a warm resolve/graph-write instance cached from the previous checkout.
-  EOT
+# --- the config repository: each function that reads it fetches it itself ------------------
+
+variable "git_url" {
+  description = "Where the config repository is fetched from (KARMA_GIT_URL): https://…, ssh://…, git@host:path. resolve, graph-write, plan and apply keep a cache clone under /tmp and fetch the commits a change names. No credentials in the URL: a token goes in git_token_secret_arn."
+  type        = string
+
+  validation {
+    condition     = length(trimspace(var.git_url)) > 0 && !can(regex("^https?://[^/]*@", var.git_url))
+    error_message = "git_url: a non-empty URL without credentials (use git_token_secret_arn for an HTTPS token)."
+  }
+}
+
+variable "git_branch" {
+  description = "The deploy branch (KARMA_GIT_BRANCH): what a parameter change written outside Karma is built from. Pushes to deploy_branches are deployed by the webhook."
+  type        = string
+  default     = "main"
+}
+
+variable "git_subdir" {
+  description = "The config repository's folder inside the git repository, if not its root (KARMA_GIT_SUBDIR)."
   type        = string
   default     = ""
+}
+
+variable "git_token_secret_arn" {
+  description = "Secrets Manager secret holding an HTTPS access token for git_url (its SecretString is the token). The functions that read the repository get its ARN as KARMA_GIT_TOKEN_SECRET and secretsmanager:GetSecretValue on it. null: fetch without credentials."
+  type        = string
+  default     = null
+}
+
+variable "git_token_user" {
+  description = "The basic-auth user sent with the token (KARMA_GIT_TOKEN_USER; null: x-access-token, right for GitHub; GitLab wants oauth2)."
+  type        = string
+  default     = null
+}
+
+variable "modules_dir" {
+  description = "The Terraform modules folder inside the config repository, one folder per component type (karma.json's \"modules_dir\"): a push changing a module redeploys its components (the webhook's KARMA_WEBHOOK_MODULES_DIR). plan and apply take the modules from the commit they deploy."
+  type        = string
+  default     = "components"
 }
 
 # --- network (functions that reach EFS or Neptune run in the VPC) ----------------------------
 
 variable "subnet_ids" {
-  description = "Private subnets of an existing VPC for the functions, the EFS mount targets and a created Neptune cluster. They need a route to the AWS APIs (NAT or VPC endpoints for SQS, EventBridge, DynamoDB, SSM, STS) and, for plan/apply, to wherever Terraform gets its providers."
+  description = "Private subnets of an existing VPC for the functions that use EFS or Neptune (graph-write, plan, apply), the EFS mount targets and a created Neptune cluster. They need a route to the AWS APIs (NAT or VPC endpoints for SQS, EventBridge, DynamoDB, SSM, STS, Secrets Manager), to the Git host of git_url and, for plan/apply, to wherever Terraform gets its providers."
   type        = list(string)
 
   validation {
@@ -152,7 +183,7 @@ variable "neptune_instance_class" {
   default     = "db.t4g.medium"
 }
 
-# --- EFS: the config repository checkout and the Terraform workspaces ------------------------
+# --- EFS: the Terraform workspaces of plan and apply ----------------------------------------
 
 variable "efs_access_point_arn" {
   description = "An existing EFS access point to mount (its file system needs mount targets in subnet_ids' AZs). null: create a file system, mount targets and an access point (storage.tf)."
@@ -161,7 +192,7 @@ variable "efs_access_point_arn" {
 }
 
 variable "efs_mount_path" {
-  description = "Where the functions mount EFS (Lambda requires a path under /mnt/)."
+  description = "Where plan and apply mount EFS (Lambda requires a path under /mnt/)."
   type        = string
   default     = "/mnt/config"
 
@@ -169,18 +200,6 @@ variable "efs_mount_path" {
     condition     = can(regex("^/mnt/[A-Za-z0-9_.-]+$", var.efs_mount_path))
     error_message = "efs_mount_path: /mnt/<name>."
   }
-}
-
-variable "repo_path" {
-  description = "The config repository checkout under the mount (KARMA_REPO = <efs_mount_path>/<repo_path>); a CI job keeps it in sync."
-  type        = string
-  default     = "repo"
-}
-
-variable "modules_dir" {
-  description = "The Terraform modules inside the checkout, one folder per component type (karma.json's \"modules_dir\")."
-  type        = string
-  default     = "components"
 }
 
 variable "work_path" {
