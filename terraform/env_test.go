@@ -56,16 +56,14 @@ var notSetByTerraform = map[string]string{
 	"KARMA_NEPTUNE_NAMESPACE": "separates test graphs sharing a cluster; production uses none",
 	"KARMA_CACHE_DIR":         "its default, /tmp/karma, is Lambda's writable place (the repository cache and each commit's modules)",
 	"KARMA_MODULES_DIR":       "the modules come from each commit's own modules folder in the repository cache",
-	"KARMA_GIT_TOKEN_FILE":    "the token comes from the Secrets Manager secret in KARMA_GIT_TOKEN_SECRET, which cmd/lambda is to write to a file under /tmp",
+	"KARMA_GIT_TOKEN_FILE":    "the token comes from the Secrets Manager secret in KARMA_GIT_TOKEN_SECRET, which shared/app writes to a 0600 file under /tmp when the repository is first opened",
 	"KARMA_GIT_SSH_KEY_FILE":  "terraform/ offers an HTTPS token from Secrets Manager, not SSH deploy keys",
 	"KARMA_GIT_KNOWN_HOSTS":   "SSH only (see KARMA_GIT_SSH_KEY_FILE)",
 	"KARMA_GIT_WRITE":         "none (the default): proposals are not made through the functions",
 }
 
 // pendingInLambda: variables terraform/ sets that cmd/lambda does not read yet, and who reads them.
-var pendingInLambda = map[string]string{
-	"KARMA_GIT_TOKEN_SECRET": "the Secrets Manager secret holding the config repository's HTTPS token: cmd/lambda is to read it into a file under /tmp at start (issue 9, cmd/lambda part)",
-}
+var pendingInLambda = map[string]string{}
 
 // TestFunctionEnvironmentIsWhatLambdaReads: each function's KARMA_STAGE is one cmd/lambda
 // serves; each has every variable the code path of its stage reads (lambdacode_test.go), but

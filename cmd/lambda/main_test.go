@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -183,5 +184,38 @@ func TestHandlerOnMoto(t *testing.T) {
 	}
 	if out, err := message.Parse(body); err != nil || out.IdempotencyKey != "planned-ok" {
 		t.Errorf("audit got %+v, %v", out, err)
+	}
+}
+
+// The repository's token comes from Secrets Manager (moto here) into a file only the function
+// reads; the configuration then names that file.
+func TestGitTokenFromSecretsManager(t *testing.T) {
+	ep := os.Getenv("KARMA_TEST_MOTO_ENDPOINT")
+	if ep == "" {
+		t.Skip("KARMA_TEST_MOTO_ENDPOINT is not set: start moto (`scripts/peers.sh start`)")
+	}
+	cfg := awsConfig(ep)
+	name := fmt.Sprintf("karma-git-token-%06x", rand.Uint32()&0xffffff)
+	out, err := secretsmanager.NewFromConfig(cfg).CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("ghp_s3cret\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	a := lambdaApp(t, map[string]string{"KARMA_GIT_URL": "https://example.com/acme/config.git", "KARMA_GIT_TOKEN_SECRET": aws.ToString(out.ARN), "KARMA_CACHE_DIR": cache}, cfg)
+	if _, err := a.Source(t.Context()); err != nil { // opening the repository fetches nothing yet
+		t.Fatal(err)
+	}
+	token := filepath.Join(cache, "git-token")
+	fi, err := os.Stat(token)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file %s: %v, %v; want 0600 under the cache folder", token, fi, err)
+	}
+	if got, _ := os.ReadFile(token); strings.TrimSpace(string(got)) != "ghp_s3cret" {
+		t.Errorf("token file holds %q", got)
+	}
+	b := lambdaApp(t, map[string]string{"KARMA_GIT_URL": "https://example.com/acme/config.git", "KARMA_CACHE_DIR": t.TempDir(),
+		"KARMA_GIT_TOKEN_SECRET": "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing"}, cfg)
+	if _, err := b.Source(t.Context()); err == nil || !strings.Contains(err.Error(), "KARMA_GIT_TOKEN_SECRET arn:aws:secretsmanager") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("a missing secret: %v", err)
 	}
 }

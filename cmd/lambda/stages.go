@@ -14,7 +14,9 @@ import (
 // (docs/configuration.md) with every backend on AWS unless KARMA_BACKEND or a per-store variable
 // says otherwise, the config repository as a cache clone of KARMA_GIT_URL under /tmp (fetched on
 // demand, no EFS), workspaces under /tmp/karma/work, and the queues' visibility (16 minutes, at
-// least the longest function timeout, as terraform/ sets it) as the idempotency lease.
+// least the longest function timeout, as terraform/ sets it) as the idempotency lease. An HTTPS
+// token for the repository comes from the Secrets Manager secret KARMA_GIT_TOKEN_SECRET names
+// (shared/app fetches it when the repository is first opened).
 func newApp(getenv func(string) string, cfg *aws.Config, log *slog.Logger) (*app.App, error) {
 	c, err := config.Load(func(k string) string {
 		if k == "KARMA_BACKEND" && getenv(k) == "" {

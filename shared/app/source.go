@@ -24,7 +24,7 @@ func (a *App) Source(ctx context.Context) (*configrepo.Source, error) {
 		return a.src, nil
 	}
 	a.mu.Unlock()
-	repo, err := a.openRepo()
+	repo, err := a.openRepo(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +48,7 @@ func (a *App) Source(ctx context.Context) (*configrepo.Source, error) {
 	return src, nil
 }
 
-func (a *App) openRepo() (*gitrepo.Repo, error) {
+func (a *App) openRepo(ctx context.Context) (*gitrepo.Repo, error) {
 	gc := a.Config.Git
 	if a.opts.Repo == RepoLocal {
 		repo, err := gitrepo.OpenLocal(a.Config.Repo)
@@ -57,6 +57,15 @@ func (a *App) openRepo() (*gitrepo.Repo, error) {
 				"(git init, then commit the configs): %w", a.Config.Repo, err)
 		}
 		return repo, nil
+	}
+	if gc.TokenFile == "" && gc.TokenSecret != "" {
+		cfg, err := a.awsConfig(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if gc.TokenFile, err = gitTokenFile(ctx, cfg, gc.TokenSecret, a.Config.Cache()); err != nil {
+			return nil, err
+		}
 	}
 	remote := gitrepo.Remote{URL: gc.URL, TokenFile: gc.TokenFile, TokenUser: gc.TokenUser, SSHKeyFile: gc.SSHKeyFile,
 		KnownHostsFile: gc.KnownHostsFile, Branch: gc.Branch}

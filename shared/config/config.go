@@ -75,6 +75,10 @@ type Git struct {
 	URL string `json:"url"`
 	// TokenFile holds an HTTPS access token. KARMA_GIT_TOKEN_FILE.
 	TokenFile string `json:"token_file"`
+	// TokenSecret is a Secrets Manager secret (ARN or name) holding the HTTPS token: fetched when
+	// the repository is first opened and written to a 0600 file under the cache folder (the
+	// Lambda functions). KARMA_GIT_TOKEN_SECRET.
+	TokenSecret string `json:"token_secret"`
 	// TokenUser is the basic-auth user sent with the token (default x-access-token; GitLab:
 	// oauth2). KARMA_GIT_TOKEN_USER.
 	TokenUser string `json:"token_user"`
@@ -142,6 +146,7 @@ func Load(getenv func(string) string) (Config, error) {
 	str(&c.ModulesDir, "KARMA_MODULES_DIR")
 	str(&c.Git.URL, "KARMA_GIT_URL")
 	str(&c.Git.TokenFile, "KARMA_GIT_TOKEN_FILE")
+	str(&c.Git.TokenSecret, "KARMA_GIT_TOKEN_SECRET")
 	str(&c.Git.TokenUser, "KARMA_GIT_TOKEN_USER")
 	str(&c.Git.SSHKeyFile, "KARMA_GIT_SSH_KEY_FILE")
 	str(&c.Git.KnownHostsFile, "KARMA_GIT_KNOWN_HOSTS")
