@@ -124,7 +124,9 @@ func newApplyCmd(g *globals) *cobra.Command {
 		Long: `Approves the given change sets (default: every one not yet approved), then runs the pipeline until
 nothing is left: plan and apply each deployment, publish its runtime, and deploy the dependents
 whose consumed outputs changed. Exit 1 if any deployment failed or a change was rejected.
-Without --auto-approve, asks for confirmation on a terminal and refuses otherwise.`,
+Without --auto-approve, asks for confirmation on a terminal and refuses otherwise. On AWS backends
+(KARMA_BACKEND=aws) the approval is published to the event bus and the functions apply it; the
+command reports each change set's state as DynamoDB holds it.`,
 		RunE: func(c *cobra.Command, args []string) error {
 			s, st, err := g.openStack(c.Context())
 			if err != nil {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/usekarma/karma/shared/queue"
 )
 
 func newDLQCmd(g *globals) *cobra.Command {
@@ -26,7 +28,7 @@ func newDLQCmd(g *globals) *cobra.Command {
 			defer s.close()
 			n := 0
 			for _, q := range queuesOf(queue) {
-				ds, err := st.queue.ListDead(c.Context(), q)
+				ds, err := st.deadLetters().ListDead(c.Context(), q)
 				if err != nil {
 					return err
 				}
@@ -51,7 +53,7 @@ func newDLQCmd(g *globals) *cobra.Command {
 			defer s.close()
 			total := 0
 			for _, q := range queuesOf(queue) {
-				n, err := st.queue.Redrive(c.Context(), q)
+				n, err := st.deadLetters().Redrive(c.Context(), q)
 				if err != nil {
 					return err
 				}
@@ -73,4 +75,18 @@ func queuesOf(q string) []string {
 		return []string{q}
 	}
 	return stageNames
+}
+
+// deadLetterQueue is what the dlq commands need of a queue: the embedded queue and SQS have it.
+type deadLetterQueue interface {
+	ListDead(ctx context.Context, name string) ([]queue.DeadLetter, error)
+	Redrive(ctx context.Context, name string) (int, error)
+}
+
+// deadLetters is the queue's dead letters, on whatever backend the queue is.
+func (st *stack) deadLetters() deadLetterQueue {
+	if dq, ok := st.transport.(deadLetterQueue); ok {
+		return dq
+	}
+	return st.eq // under a test transport
 }

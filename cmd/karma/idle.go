@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -14,7 +15,13 @@ import (
 // acknowledgement) is not missed; the queues are counted only while nothing is in flight. What
 // dead processes held is released first, and every second while busy; what the pipeline waits
 // for is said on st.notices (see leaseWatch).
+//
+// On AWS (the queue is SQS) the stages run in the Lambda functions, not here: runUntilIdle
+// returns at once, and the commands report the change sets' state as the stores hold it.
 func (st *stack) runUntilIdle(ctx context.Context, timeout time.Duration) error {
+	if st.eq == nil {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	watch := st.leaseWatch(st.notices)
@@ -66,8 +73,11 @@ func (st *stack) busy(ctx context.Context) (bool, error) {
 	if st.runner.InFlight() > 0 {
 		return true, nil
 	}
+	if st.eq == nil {
+		return false, errNotEmbedded
+	}
 	for _, name := range stageNames {
-		n, err := st.queue.Depth(ctx, name)
+		n, err := st.eq.Depth(ctx, name)
 		if err != nil || n > 0 {
 			return n > 0, err
 		}
@@ -76,3 +86,8 @@ func (st *stack) busy(ctx context.Context) (bool, error) {
 }
 
 var stageNames = []string{pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
+
+// errNotEmbedded: the pipeline's stages run elsewhere (AWS: the Lambda functions) and this
+// process cannot wait for them to finish.
+var errNotEmbedded = errors.New("the queue is on AWS: the stages run in the Lambda functions (or karma serve), not in this command; " +
+	"follow the change with 'karma audit log --correlation <change-id>'")

@@ -75,7 +75,7 @@ func newIngestCommitCmd(g *globals) *cobra.Command {
 				}
 				// Recorded once queued, so that a failed publish never claims the commit. (Two ingests
 				// of the commit at once both queue it: resolve runs it once, by its idempotency key.)
-				if _, err := st.seen.RecordFirst(c.Context(), commitChangeKey(info.SHA), msgs[0].ID); err != nil {
+				if _, err := st.records.RecordFirst(c.Context(), commitChangeKey(info.SHA), msgs[0].ID); err != nil {
 					return fmt.Errorf("commit %.12s: change %s queued, but not recorded as the commit's change: %w", info.SHA, msgs[0].ID, err)
 				}
 				fmt.Fprintf(c.OutOrStdout(), "commit %.12s by %s: %d file(s) -> change %s queued\n", info.SHA, info.Author, len(files), msgs[0].ID)

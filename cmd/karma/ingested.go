@@ -47,7 +47,7 @@ func (st *stack) ingestedAs(ctx context.Context, sha string) (*ingestedChange, e
 	if found != nil {
 		return found, nil
 	}
-	id, err := st.seen.Recorded(ctx, commitChangeKey(sha))
+	id, err := st.records.Recorded(ctx, commitChangeKey(sha))
 	if err != nil || id == "" {
 		return nil, err
 	}

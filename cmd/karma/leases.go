@@ -22,12 +22,21 @@ type leaseWatch struct {
 	told  map[string]bool // leases already reported
 }
 
+// leaseWatch watches the embedded queue's and idempotency store's leases; on AWS backends (SQS,
+// DynamoDB) holders are not recorded and it does nothing.
 func (st *stack) leaseWatch(w io.Writer) *leaseWatch {
-	return &leaseWatch{queue: st.queue, seen: st.seen, w: w, told: map[string]bool{}}
+	seen, _ := st.seen.(*embedded.Seen)
+	if st.eq == nil || seen == nil {
+		return nil
+	}
+	return &leaseWatch{queue: st.eq, seen: seen, w: w, told: map[string]bool{}}
 }
 
 // release releases the leases of processes known to be gone, and says which.
 func (lw *leaseWatch) release(ctx context.Context) error {
+	if lw == nil {
+		return nil
+	}
 	msgs, err := lw.queue.ReleaseAbandoned(ctx)
 	if err != nil {
 		return err
@@ -48,6 +57,9 @@ func (lw *leaseWatch) release(ctx context.Context) error {
 // report says, once each, what the pipeline waits for: the leases of other processes, and, when
 // this process handles nothing (idle), its own (messages put back after an error).
 func (lw *leaseWatch) report(ctx context.Context, idle bool) error {
+	if lw == nil {
+		return nil
+	}
 	msgs, err := lw.queue.Leases(ctx)
 	if err != nil {
 		return err

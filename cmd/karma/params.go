@@ -49,7 +49,7 @@ current one) with the version each would get, and writes none.`,
 			if g.paramsBackend == "none" {
 				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--params-backend none: nothing to publish to")}
 			}
-			if g.paramsBackend == "ssm" && env == "" {
+			if (g.paramsBackend == "ssm" || g.paramsBackend == "aws") && env == "" {
 				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--env is required with --params-backend ssm (one account is one environment)")}
 			}
 			s, err := g.open(c.Context())

@@ -91,7 +91,7 @@ func proposeChange(c *cobra.Command, s *session, a proposeArgs) (proposed, error
 	if err := st.publish(ctx, root); err != nil {
 		return proposed{}, fmt.Errorf("committed %.12s but queueing its change failed (run 'karma ingest commit %s' to queue it): %w", sha, sha, err)
 	}
-	if _, err := st.seen.RecordFirst(ctx, commitChangeKey(sha), root.ID); err != nil {
+	if _, err := st.records.RecordFirst(ctx, commitChangeKey(sha), root.ID); err != nil {
 		return proposed{}, fmt.Errorf("committed %.12s, change %s queued, but not recorded as the commit's change: %w", sha, root.ID, err)
 	}
 	fmt.Fprintf(c.OutOrStdout(), "change %s queued (%s in %s, by %s): commit %.12s on %s\n", root.ID, ref, a.env, a.as, sha, src.Repo.Branch())

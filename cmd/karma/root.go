@@ -52,10 +52,6 @@ publishes their resolved config to Parameter Store and deploys what a change aff
 		if cfgErr != nil {
 			return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("configuration: %w", cfgErr)}
 		}
-		if cfg.Queue != config.Embedded || cfg.Graph != config.Embedded || cfg.Audit != config.Embedded || cfg.State != config.Embedded {
-			return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("configuration: the CLI runs the pipeline on the embedded stores; " +
-				"queue, graph, audit and state backends \"aws\" are served by the Lambda functions (cmd/lambda, terraform/)")}
-		}
 		return nil
 	}
 	pf := root.PersistentFlags()
@@ -85,10 +81,10 @@ func (g *globals) dbPath() string { return filepath.Join(g.stateDir, "karma.db")
 // validateBackend rejects an unknown --params-backend.
 func (g *globals) validateBackend(c *cobra.Command) error {
 	switch g.paramsBackend {
-	case "embedded", "ssm", "none":
+	case "embedded", "ssm", "aws", "none":
 		return nil
 	}
-	return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--params-backend %q: want embedded, ssm or none", g.paramsBackend)}
+	return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--params-backend %q: want embedded, ssm (aws) or none", g.paramsBackend)}
 }
 
 // exactArgs and friends turn cobra's argument errors into usage errors (exit 2).

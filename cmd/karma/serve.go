@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/usekarma/karma/shared/audit"
+	"github.com/usekarma/karma/shared/config"
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/httpapi"
 	"github.com/usekarma/karma/shared/message"
@@ -151,20 +152,16 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 		}
 	}
 
-	s, err := g.open(ctx)
+	s, src, err := serveSource(ctx, g)
 	if err != nil {
-		return err
+		return fmt.Errorf("karma serve: %w", err)
 	}
 	defer s.close()
-	src, err := serveSource(s)
-	if err != nil {
-		return err
-	}
 	st, err := s.stack(ctx, stackOptions{})
 	if err != nil {
 		return err
 	}
-	if err := st.workers(ctx, stackOptions{parallelism: o.parallelism, log: log}); err != nil {
+	if err := st.workers(ctx, stackOptions{parallelism: o.parallelism, log: log, serve: true}); err != nil {
 		return err
 	}
 	// What a process that died (kill -9) held on the state file is handled now, not in 10 minutes.
@@ -176,8 +173,8 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 		Secrets:     secrets,
 		Branches:    branches,
 		Deliveries:  st.seen,
-		Changes:     st.seen,
-		Publisher:   pipeline.QueuePublisher{Queue: st.transport},
+		Changes:     st.records,
+		Publisher:   s.app,
 		Audit:       st.audit,
 		ModulesDir:  st.settings.ModulesDir,
 		Subfolder:   src.Repo.Sub(),
@@ -344,7 +341,10 @@ func serveWriteFile(path string, data []byte) error {
 func (st *stack) healthz(w http.ResponseWriter, r *http.Request) {
 	queued := 0
 	for _, name := range stageNames {
-		n, err := st.queue.Depth(r.Context(), name)
+		if st.eq == nil {
+			break // SQS: queue depths are CloudWatch's (the API's /metrics reports them)
+		}
+		n, err := st.eq.Depth(r.Context(), name)
 		if err != nil {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -485,11 +485,15 @@ func (r *serveReconciler) once(ctx context.Context) {
 // one account of the credentials, whose environment <prefix>/environment names.
 func (r *serveReconciler) targets(ctx context.Context) ([]serveReconcileTarget, error) {
 	s := r.st.s
-	switch s.g.paramsBackend {
+	switch s.app.Config.Params {
 	case "none":
 		return nil, nil
-	case "ssm":
-		v, err := s.ssm.Get(ctx, model.EnvironmentParam(r.st.settings.Prefix))
+	case config.AWS:
+		store, err := s.params("")
+		if err != nil {
+			return nil, err
+		}
+		v, err := store.Get(ctx, model.EnvironmentParam(r.st.settings.Prefix))
 		if err != nil {
 			if !r.warned {
 				r.log.Warn("reconcile: this account names no environment: skipped", "parameter", model.EnvironmentParam(r.st.settings.Prefix), "error", err)
@@ -497,7 +501,7 @@ func (r *serveReconciler) targets(ctx context.Context) ([]serveReconcileTarget, 
 			}
 			return nil, nil
 		}
-		return []serveReconcileTarget{{env: strings.TrimSpace(v.Value), store: s.ssm}}, nil
+		return []serveReconcileTarget{{env: strings.TrimSpace(v.Value), store: store}}, nil
 	}
 	src, err := s.source()
 	if err != nil {

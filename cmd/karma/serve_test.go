@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/usekarma/karma/shared/audit"
+	"github.com/usekarma/karma/shared/config"
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/lineage"
@@ -281,7 +282,7 @@ func TestServeRefusesToStart(t *testing.T) {
 		{"empty secret in file", append([]string{"--secrets-file", empty}, ex...), 2, "github:acme/config: empty secret"},
 		{"no branch", append([]string{"--secret", "github:*=x", "--branch", ""}, ex...), 2, "--branch: name at least one branch"},
 		{"parallelism", append([]string{"--secret", "github:*=x", "--parallelism", "0"}, ex...), 2, "--parallelism 0"},
-		{"not a git checkout", []string{"--secret", "github:*=x", "--repo", notGit, "--state-dir", t.TempDir()}, 1, "karma serve fetches the config repository from KARMA_GIT_URL, or from the git repository --repo is in"},
+		{"not a git checkout", []string{"--secret", "github:*=x", "--repo", notGit, "--state-dir", t.TempDir()}, 1, "karma serve: the config repository is fetched from KARMA_GIT_URL, or from the git repository " + notGit + " is in"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, _, stderr := karmaWith(t, &globals{testRunner: stubTerraform{}}, append([]string{"serve", "--addr", "127.0.0.1:0"}, c.args...)...)
@@ -402,15 +403,11 @@ func TestServeSourceInSubfolder(t *testing.T) {
 	editJSON(t, filepath.Join(repo, "iac", "prod", "vpc", "core", "config.json"), func(d map[string]any) { d["az_count"] = 4 })
 	os.WriteFile(filepath.Join(root, "README.md"), []byte("app v2\n"), 0o644)
 	second := commitAs(t, root, "Bob", "more AZs")
-	s, err := (&globals{repo: repo, stateDir: t.TempDir(), paramsBackend: "none"}).open(context.Background())
+	s, src, err := serveSource(context.Background(), &globals{cfg: config.Defaults(), repo: repo, stateDir: t.TempDir(), paramsBackend: "none"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.close()
-	src, err := serveSource(s)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if src.Repo.Sub() != "infra" || src.Repo.Local() {
 		t.Fatalf("source %s: sub %q, local %v; want a cache of the subfolder", src.Repo, src.Repo.Sub(), src.Repo.Local())
 	}

@@ -3,142 +3,84 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
-	"sync"
 
+	"github.com/usekarma/karma/shared/app"
+	"github.com/usekarma/karma/shared/config"
 	"github.com/usekarma/karma/shared/configrepo"
 	"github.com/usekarma/karma/shared/embedded"
-	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
-	"github.com/usekarma/karma/shared/params/ssm"
 )
 
-// session holds what one command opened; close it when done.
+// session is what one command opened: the composition root (shared/app) over the configuration
+// with the command line's overrides. Close it when done.
 type session struct {
-	g      *globals
-	db     *embedded.DB
-	ssm    params.Store
-	mu     sync.Mutex // guards db and stores: stages open them concurrently
-	stores map[string]params.Store
-	src    *configrepo.Source
+	g   *globals
+	app *app.App
 }
 
-// source is the config repository read at commits: the local clone --repo is in (karma serve
-// sets a cache clone of a remote instead, see serveSource). The pipeline deploys commits, never
-// the working tree.
-func (s *session) source() (*configrepo.Source, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.src != nil {
-		return s.src, nil
+// config is the one configuration with the global flags applied.
+func (g *globals) config() config.Config {
+	c := g.cfg
+	c.Repo, c.StateDir, c.Prefix = g.repo, g.stateDir, g.prefix
+	switch g.paramsBackend {
+	case "ssm", config.AWS:
+		c.Params = config.AWS
+	default:
+		c.Params = g.paramsBackend
 	}
-	repo, err := gitrepo.OpenLocal(s.g.repo)
-	if err != nil {
-		return nil, fmt.Errorf("--repo %s: the pipeline deploys Git commits, and this folder is not in a git repository "+
-			"(git init, then commit the configs): %w", s.g.repo, err)
-	}
-	s.src = s.newSource(repo)
-	return s.src, nil
+	return c
 }
 
-func (s *session) newSource(repo *gitrepo.Repo) *configrepo.Source {
-	return &configrepo.Source{Repo: repo, Settings: model.Settings{Prefix: s.g.prefix},
-		ModulesRoot: filepath.Join(s.g.stateDir, "modules"),
-		Params: func(e string) params.Store {
-			st, err := s.params(e)
-			if err != nil {
-				return nil
-			}
-			return st
-		}}
-}
-
+// open opens a session reading the config repository from the local clone --repo is in.
 func (g *globals) open(ctx context.Context) (*session, error) {
-	s := &session{g: g, stores: map[string]params.Store{}}
-	if g.paramsBackend == "ssm" {
-		st, err := ssm.NewFromConfig(ctx, "")
-		if err != nil {
-			return nil, fmt.Errorf("ssm: %w", err)
-		}
-		s.ssm = st
-	}
-	return s, nil
+	return g.openWith(ctx, app.RepoLocal)
 }
+
+// openWith opens a session reading the config repository as repoMode says (karma serve: a
+// cache clone of KARMA_GIT_URL, or of the local clone).
+func (g *globals) openWith(_ context.Context, repoMode string) (*session, error) {
+	a := app.New(g.config(), app.Options{Repo: repoMode, Terraform: g.testRunner, Transport: g.testTransport, RetryBase: g.testRetryBase})
+	return &session{g: g, app: a}, nil
+}
+
+func (s *session) close() { s.app.Close() }
 
 // embeddedDB opens the state file on first use.
-func (s *session) embeddedDB() (*embedded.DB, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.embeddedDBLocked()
-}
-
-func (s *session) embeddedDBLocked() (*embedded.DB, error) {
-	if s.db != nil {
-		return s.db, nil
-	}
-	db, err := embedded.Open(s.g.dbPath())
-	if err != nil {
-		return nil, fmt.Errorf("opening embedded state %s: %w", s.g.dbPath(), err)
-	}
-	s.db = db
-	return db, nil
-}
+func (s *session) embeddedDB() (*embedded.DB, error) { return s.app.DB() }
 
 // params returns the parameter store of env's account (nil for backend "none"). The embedded
 // store keeps one namespace per environment, standing in for one AWS account each; with SSM,
 // the caller's credentials choose the account and <prefix>/environment says which env it is.
 func (s *session) params(env string) (params.Store, error) {
-	switch s.g.paramsBackend {
-	case "none":
-		return nil, nil
-	case "ssm":
-		return s.ssm, nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if st, ok := s.stores[env]; ok {
-		return st, nil
-	}
-	db, err := s.embeddedDBLocked()
-	if err != nil {
-		return nil, err
-	}
-	st, err := embedded.NewParamStore(db, env)
-	if err != nil {
-		return nil, err
-	}
-	s.stores[env] = st
-	return st, nil
+	return s.app.Params(context.Background(), env)
 }
 
-func (s *session) close() {
-	if s.db != nil {
-		s.db.Close()
-	}
-	if s.src != nil {
-		s.src.Repo.Close()
-	}
-}
+// source is the config repository read at commits.
+func (s *session) source() (*configrepo.Source, error) { return s.app.Source(context.Background()) }
+
+// graphStore is where the live graph is written: the embedded file, or Neptune.
+func (s *session) graphStore() (graph.Store, error) { return s.app.GraphStore(context.Background()) }
 
 // build loads, reads parameters and validates. With SSM only the selected env's account is read.
 func (s *session) build(ctx context.Context, env string) (*model.Result, error) {
 	return s.buildWith(ctx, env, nil)
 }
 
-// buildWith is build with config file overrides (a proposed change).
+// buildWith is build with config file overrides (a proposed change), from the working tree of
+// --repo: what `graph build`, `impact` and `params publish` look at.
 func (s *session) buildWith(ctx context.Context, env string, overrides map[string][]byte) (*model.Result, error) {
 	var openErr error
 	opts := model.BuildOptions{
 		LoadOptions: model.LoadOptions{Env: env, Settings: model.Settings{Prefix: s.g.prefix}, Overrides: overrides},
 		Params: func(e string) params.Store {
-			if s.g.paramsBackend == "ssm" && e != env {
+			if s.app.Config.Params == config.AWS && e != env {
 				return nil
 			}
 			st, err := s.params(e)
 			if err != nil && openErr == nil {
-				openErr = err
+				openErr = fmt.Errorf("parameter store of %s: %w", e, err)
 			}
 			return st
 		},
@@ -148,13 +90,4 @@ func (s *session) buildWith(ctx context.Context, env string, overrides map[strin
 		return nil, openErr
 	}
 	return res, err
-}
-
-// graphStore is the embedded graph store (Neptune arrives behind the same interface).
-func (s *session) graphStore() (graph.Store, error) {
-	db, err := s.embeddedDB()
-	if err != nil {
-		return nil, err
-	}
-	return embedded.NewGraphStore(context.Background(), db)
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -38,9 +39,33 @@ func (a *App) Prefix() (string, error) {
 	return model.DefaultPrefix, nil
 }
 
+// RunOptions tune the stages of one run (a command, a service).
+type RunOptions struct {
+	// Parallelism is how many plans and applies run at once (default: Options.Parallelism, 1).
+	Parallelism int
+	// Log receives the stages' logs (default: Options.Log).
+	Log *slog.Logger
+	// Observe is called after each message is handled (progress views).
+	Observe func(stage string, in message.Envelope, out []message.Envelope, action pipeline.Action, err error)
+}
+
+func (a *App) runOptions(ro RunOptions) RunOptions {
+	if ro.Parallelism <= 0 {
+		ro.Parallelism = max(a.opts.Parallelism, 1)
+	}
+	if ro.Log == nil {
+		ro.Log = a.opts.Log
+	}
+	return ro
+}
+
 // Stage builds the named pipeline stage with the middleware every stage runs with — logs,
 // correlation, in-process retries of transient errors — and idempotency records (Stage.Seen).
 func (a *App) Stage(ctx context.Context, name string) (pipeline.Stage, error) {
+	return a.stage(ctx, name, a.runOptions(RunOptions{}))
+}
+
+func (a *App) stage(ctx context.Context, name string, ro RunOptions) (pipeline.Stage, error) {
 	build, ok := map[string]func(context.Context) (pipeline.Handler, error){
 		pipeline.StageResolve:    a.resolveHandler,
 		pipeline.StageGraphWrite: a.graphWriteHandler,
@@ -52,7 +77,7 @@ func (a *App) Stage(ctx context.Context, name string) (pipeline.Stage, error) {
 		return pipeline.Stage{}, fmt.Errorf("stage %q: want one of %s", name, strings.Join(StageNames, ", "))
 	}
 	if name == pipeline.StageAudit {
-		return a.auditStage(ctx)
+		return a.auditStage(ctx, ro)
 	}
 	h, err := build(ctx)
 	if err != nil {
@@ -64,20 +89,24 @@ func (a *App) Stage(ctx context.Context, name string) (pipeline.Stage, error) {
 	}
 	workers := 1
 	if name == pipeline.StagePlan || name == pipeline.StageApply {
-		workers = max(a.opts.Parallelism, 1)
+		workers = ro.Parallelism
 	}
-	return pipeline.Stage{Name: name, Workers: workers, Seen: seen, Lease: a.opts.Visibility, Handler: a.chain(name, h)}, nil
+	return pipeline.Stage{Name: name, Workers: workers, Seen: seen, Lease: a.opts.Visibility, Handler: chain(ro.Log, name, h)}, nil
 }
 
-func (a *App) chain(name string, h pipeline.Handler) pipeline.Handler {
-	return pipeline.Chain(h, pipeline.Logging(a.opts.Log, name), pipeline.Correlation(), pipeline.RetryTransient(2*time.Second))
+func chain(log *slog.Logger, name string, h pipeline.Handler) pipeline.Handler {
+	return pipeline.Chain(h, pipeline.Logging(log, name), pipeline.Correlation(), pipeline.RetryTransient(2*time.Second))
 }
 
 // Stages builds every stage.
 func (a *App) Stages(ctx context.Context) ([]pipeline.Stage, error) {
+	return a.stages(ctx, a.runOptions(RunOptions{}))
+}
+
+func (a *App) stages(ctx context.Context, ro RunOptions) ([]pipeline.Stage, error) {
 	var out []pipeline.Stage
 	for _, name := range StageNames {
-		st, err := a.Stage(ctx, name)
+		st, err := a.stage(ctx, name, ro)
 		if err != nil {
 			return nil, err
 		}
@@ -88,8 +117,9 @@ func (a *App) Stages(ctx context.Context) ([]pipeline.Stage, error) {
 
 // Runner is the in-process runtime over every stage: the embedded queue (batches through its
 // outbox), or SQS pollers publishing to the event bus.
-func (a *App) Runner(ctx context.Context, observe func(string, message.Envelope, []message.Envelope, pipeline.Action, error)) (*pipeline.Runner, error) {
-	stages, err := a.Stages(ctx)
+func (a *App) Runner(ctx context.Context, ro RunOptions) (*pipeline.Runner, error) {
+	ro = a.runOptions(ro)
+	stages, err := a.stages(ctx, ro)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +127,7 @@ func (a *App) Runner(ctx context.Context, observe func(string, message.Envelope,
 	if err != nil {
 		return nil, err
 	}
-	r := &pipeline.Runner{Queue: q, Stages: stages, Log: a.opts.Log, Observe: observe, Visibility: a.opts.Visibility, RetryBase: a.opts.RetryBase}
+	r := &pipeline.Runner{Queue: q, Stages: stages, Log: ro.Log, Observe: ro.Observe, Visibility: a.opts.Visibility, RetryBase: a.opts.RetryBase}
 	if a.Config.Queue == config.AWS && a.Config.EventBus != "" {
 		if r.Publisher, err = a.Publisher(ctx); err != nil {
 			return nil, err
@@ -182,13 +212,13 @@ func (a *App) applyHandler(ctx context.Context) (pipeline.Handler, error) {
 
 // auditStage appends a whole batch at once (one transaction on the embedded log). On DynamoDB
 // it keeps no idempotency records: the audit log ignores a message id it already has.
-func (a *App) auditStage(ctx context.Context) (pipeline.Stage, error) {
+func (a *App) auditStage(ctx context.Context, ro RunOptions) (pipeline.Stage, error) {
 	log, err := a.Audit(ctx)
 	if err != nil {
 		return pipeline.Stage{}, fmt.Errorf("stage audit: %w", err)
 	}
 	w := &auditw.Worker{Log: log}
-	st := pipeline.Stage{Name: pipeline.StageAudit, Workers: 1, Lease: a.opts.Visibility, Handler: a.chain(pipeline.StageAudit, w.Handle), Batch: w.HandleBatch}
+	st := pipeline.Stage{Name: pipeline.StageAudit, Workers: 1, Lease: a.opts.Visibility, Handler: chain(ro.Log, pipeline.StageAudit, w.Handle), Batch: w.HandleBatch}
 	if a.Config.State != config.AWS {
 		if st.Seen, err = a.Seen(ctx); err != nil {
 			return pipeline.Stage{}, fmt.Errorf("stage audit: %w", err)

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
@@ -90,6 +91,15 @@ func (p lockedParams) Put(ctx context.Context, in params.PutInput) (res params.P
 
 func (p lockedParams) Delete(ctx context.Context, name string) error {
 	return p.db.locked(ctx, func() error { return p.Store.Delete(ctx, name) })
+}
+
+// History reads every kept version (params.Historian), as the wrapped store does.
+func (p lockedParams) History(ctx context.Context, name string) ([]params.Parameter, error) {
+	h, ok := p.Store.(params.Historian)
+	if !ok {
+		return nil, fmt.Errorf("parameter store %T keeps no history", p.Store)
+	}
+	return h.History(ctx, name)
 }
 
 type lockedGraph struct {
