@@ -53,6 +53,10 @@ type Client struct {
 	closed  bool
 	authMu  sync.Mutex
 	authErr error // last failure to sign a handshake
+	// inflight counts requests still running in the driver, including those whose caller gave
+	// up (context cancelled, timeout): Close waits for them, since the driver panics when a
+	// request writes to a connection closed under it.
+	inflight sync.WaitGroup
 }
 
 // Open validates the options and connects. A failure to connect is transient: the caller may
@@ -104,6 +108,12 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 
 // Close closes the connections; the Client is unusable afterwards.
 func (c *Client) Close() error {
+	waited := make(chan struct{})
+	go func() { c.inflight.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(c.opts.RequestTimeout):
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
@@ -234,7 +244,9 @@ func (c *Client) await(ctx context.Context, op string, drc *gremlingo.DriverRemo
 		err error
 	}
 	done := make(chan outcome, 1)
+	c.inflight.Add(1)
 	go func() {
+		defer c.inflight.Done()
 		rs, err := do()
 		done <- outcome{rs, err}
 	}()
