@@ -85,7 +85,7 @@ locals {
   #   deployment.recorded                          -> plan
   #   deployment.planned, deployment.approved      -> apply
   #   deployment.applied, deployment.failed        -> resolve, graph-write
-  #   change.superseded                            -> resolve
+  #   change.superseded, change.rejected           -> resolve
   #   everything                                   -> audit
   #
   # routing_test.go (go test ./terraform) fails when this and pipeline.Routes disagree.
@@ -93,7 +93,7 @@ locals {
     apply         = ["deployment.approved", "deployment.planned"]
     "graph-write" = ["change.resolved", "deployment.applied", "deployment.failed", "deployment.scheduled", "deployment.skipped"]
     plan          = ["deployment.recorded"]
-    resolve       = ["change.detected", "change.superseded", "deployment.applied", "deployment.failed"]
+    resolve       = ["change.detected", "change.superseded", "change.rejected", "deployment.applied", "deployment.failed"]
   }
   bus_rules = merge(
     { for stage, types in local.routed_types : stage => jsonencode({ source = ["karma"], "detail-type" = types }) },

@@ -179,7 +179,7 @@ func pendingApproval(ctx context.Context, st *stack, args []string) ([]string, e
 	var ids []string
 	for _, cs := range all {
 		byID[cs.ID] = cs
-		if len(args) == 0 && !cs.Approved && cs.Rejected == "" && !cs.Done() {
+		if len(args) == 0 && !cs.Approved && cs.CanBeApproved() == nil {
 			ids = append(ids, cs.ID)
 		}
 	}

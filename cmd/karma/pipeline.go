@@ -16,7 +16,6 @@ import (
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/queue"
-	"github.com/usekarma/karma/workers/apply"
 )
 
 // stack is the pipeline's stores as the commands use them, on whatever backend the configuration
@@ -111,41 +110,16 @@ func (st *stack) publish(ctx context.Context, msgs ...message.Envelope) error {
 	return st.s.app.Publish(ctx, msgs...)
 }
 
-// approve marks change sets approved and releases the plans held for review.
+// approve approves change sets (changeset.Approve, the one implementation the API shares) and
+// publishes the deployment.approved messages releasing their held plans.
 func (st *stack) approve(ctx context.Context, ids []string, by string) error {
 	for _, id := range ids {
-		type heldPlan struct {
-			plan  *message.DeploymentPlanned
-			cause string
-		}
-		var held []heldPlan
-		cs, err := st.changeSets.Update(ctx, id, func(cs *changeset.ChangeSet) error {
-			held = nil
-			cs.Approved, cs.ApprovedBy = true, by
-			for _, n := range cs.Nodes {
-				if n.State == changeset.Planned && n.Plan != nil {
-					held = append(held, heldPlan{n.Plan, n.PlanMessageID})
-					n.State = changeset.Scheduled
-				}
-			}
-			return nil
-		})
+		a, err := changeset.Approve(ctx, st.changeSets, id, by)
 		if err != nil {
 			return err
 		}
-		for _, h := range held {
-			p := h.plan
-			// The approval continues the change: its actor stays the change's author; who approved
-			// is in the payload.
-			root, err := message.New(message.TypeDeploymentApproved, cs.Env, cs.Actor,
-				apply.ApprovalKey(*p), message.DeploymentApproved{DeploymentPlanned: *p, ApprovedBy: by})
-			if err != nil {
-				return err
-			}
-			root.CorrelationID, root.CausationID = cs.CorrelationID, h.cause
-			if err := st.publish(ctx, root); err != nil {
-				return err
-			}
+		if err := st.publish(ctx, a.Messages...); err != nil {
+			return err
 		}
 	}
 	return nil

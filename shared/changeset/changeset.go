@@ -45,6 +45,7 @@ const (
 	ReasonUpstreamFailed = "upstream-failed"
 	ReasonDestroyHeld    = "destroy-held"
 	ReasonSuperseded     = "superseded" // a later change set deploys it instead, by explicit choice
+	ReasonRejected       = "rejected"   // a person rejected the change set (RejectedBy, RejectReason)
 )
 
 // Upstream is an edge inside the set: this node depends on Component and consumes Consumes.
@@ -122,6 +123,10 @@ type ChangeSet struct {
 	Started bool `json:"started,omitempty"`
 	// SupersededBy names the change set that explicitly replaced what was left of this one.
 	SupersededBy string `json:"superseded_by,omitempty"`
+	// RejectedBy and RejectReason record a person's decision not to deploy the change set
+	// (change.rejected); Rejected, by contrast, is resolve's: the change is invalid.
+	RejectedBy   string `json:"rejected_by,omitempty"`
+	RejectReason string `json:"reject_reason,omitempty"`
 }
 
 // DeploymentID is deterministic: the same change set and component always give the same id, so

@@ -63,11 +63,12 @@ var Supported = map[string][]int{
 	TypeDeploymentScheduled: {1},
 	TypeDeploymentSkipped:   {1},
 	TypeDeploymentRecorded:  {1},
-	TypeDeploymentPlanned:   {1},
-	TypeDeploymentApproved:  {1},
+	TypeDeploymentPlanned:   {1, 2},
+	TypeDeploymentApproved:  {1, 2},
 	TypeDeploymentApplied:   {1},
 	TypeDeploymentFailed:    {1},
 	TypeChangeSuperseded:    {1},
+	TypeChangeRejected:      {1},
 }
 
 func supported(typ string, v int) bool {
@@ -109,9 +110,11 @@ type upcaster struct {
 
 // upcasters turn an older version's payload into the newest version's.
 var upcasters = map[upcaster]func(Envelope) (json.RawMessage, error){
-	{TypeChangeDetected, 1}: upcastChangeDetectedV1,
-	{TypeChangeDetected, 2}: upcastChangeDetectedV2,
-	{TypeChangeResolved, 1}: upcastChangeResolvedV1,
+	{TypeChangeDetected, 1}:     upcastChangeDetectedV1,
+	{TypeChangeDetected, 2}:     upcastChangeDetectedV2,
+	{TypeChangeResolved, 1}:     upcastChangeResolvedV1,
+	{TypeDeploymentPlanned, 1}:  upcastDeploymentPlannedV1,
+	{TypeDeploymentApproved, 1}: upcastDeploymentApprovedV1,
 }
 
 func decodeStrict(e Envelope, out any) error {
@@ -160,6 +163,29 @@ func upcastChangeResolvedV1(e Envelope) (json.RawMessage, error) {
 	}
 	return json.Marshal(ChangeResolved{ChangeSetID: v1.ChangeSetID, Source: v1.Source, RootCauses: v1.RootCauses, Roots: v1.Roots,
 		Affected: v1.Affected, Waves: v1.Waves, Rejected: v1.Rejected})
+}
+
+// plannedFromV1 is a v1 plan as v2: it listed no resources, so the (empty) list is marked
+// truncated; the counts are complete.
+func plannedFromV1(v1 DeploymentPlannedV1) DeploymentPlanned {
+	return DeploymentPlanned{DeploymentScheduled: v1.DeploymentScheduled, Plan: v1.Plan, PlanFile: v1.PlanFile, PlanHash: v1.PlanHash,
+		Resources: []ResourceChange{}, ResourcesTruncated: true}
+}
+
+func upcastDeploymentPlannedV1(e Envelope) (json.RawMessage, error) {
+	var v1 DeploymentPlannedV1
+	if err := decodeStrict(e, &v1); err != nil {
+		return nil, err
+	}
+	return json.Marshal(plannedFromV1(v1))
+}
+
+func upcastDeploymentApprovedV1(e Envelope) (json.RawMessage, error) {
+	var v1 DeploymentApprovedV1
+	if err := decodeStrict(e, &v1); err != nil {
+		return nil, err
+	}
+	return json.Marshal(DeploymentApproved{DeploymentPlanned: plannedFromV1(v1.DeploymentPlannedV1), ApprovedBy: v1.ApprovedBy})
 }
 
 // Encode returns the wire form of an envelope.

@@ -107,6 +107,15 @@ func malformedCases(t testing.TB) []malformedCase {
 			m["payload"] = map[string]any{"change_set_id": "c", "deployment_id": "d", "component": "prod/vpc/core",
 				"plan": map[string]any{"add": 1, "remove": 2}}
 		}), `deployment.planned v1 payload: json: unknown field "remove"`},
+		{"v1 plan carrying v2 resources", mutated(t, func(m map[string]any) {
+			m["type"], m["version"] = "deployment.planned", 1
+			m["payload"] = map[string]any{"change_set_id": "c", "deployment_id": "d", "component": "prod/vpc/core", "resources": []any{}}
+		}), `deployment.planned v1 payload: json: unknown field "resources"`},
+		{"resource change with an unknown field", mutated(t, func(m map[string]any) {
+			m["type"], m["version"] = "deployment.planned", 2
+			m["payload"] = map[string]any{"change_set_id": "c", "deployment_id": "d", "component": "prod/vpc/core",
+				"resources": []any{map[string]any{"address": "a.b", "actions": []any{"create"}, "sensitive": true}}}
+		}), `deployment.planned v2 payload: json: unknown field "sensitive"`},
 	}
 }
 

@@ -37,7 +37,7 @@ type Envelope struct {
 
 // Actor is who (or what) caused a change.
 type Actor struct {
-	Kind string `json:"kind"` // "git", "iam", "cli", "karma" (a deployment's own consequence)
+	Kind string `json:"kind"` // "git", "iam", "cli", "api" (a bearer token of the HTTP API), "karma" (a deployment's own consequence)
 	Name string `json:"name"` // e.g. "Ada <ada@example.com>", an ARN, a login
 }
 

@@ -46,14 +46,17 @@ var newest = map[string]func() any{
 	message.TypeDeploymentApplied:   func() any { return new(message.DeploymentApplied) },
 	message.TypeDeploymentFailed:    func() any { return new(message.DeploymentFailed) },
 	message.TypeChangeSuperseded:    func() any { return new(message.ChangeSuperseded) },
+	message.TypeChangeRejected:      func() any { return new(message.ChangeRejected) },
 }
 
 // goTypes is the Go type of every supported type and version (old versions included).
 func goTypes() map[string]reflect.Type {
 	m := map[string]reflect.Type{
-		schemaFile(message.TypeChangeDetected, 1): reflect.TypeFor[message.ChangeDetectedV1](),
-		schemaFile(message.TypeChangeDetected, 2): reflect.TypeFor[message.ChangeDetectedV2](),
-		schemaFile(message.TypeChangeResolved, 1): reflect.TypeFor[message.ChangeResolvedV1](),
+		schemaFile(message.TypeChangeDetected, 1):     reflect.TypeFor[message.ChangeDetectedV1](),
+		schemaFile(message.TypeChangeDetected, 2):     reflect.TypeFor[message.ChangeDetectedV2](),
+		schemaFile(message.TypeChangeResolved, 1):     reflect.TypeFor[message.ChangeResolvedV1](),
+		schemaFile(message.TypeDeploymentPlanned, 1):  reflect.TypeFor[message.DeploymentPlannedV1](),
+		schemaFile(message.TypeDeploymentApproved, 1): reflect.TypeFor[message.DeploymentApprovedV1](),
 	}
 	for typ, mk := range newest {
 		m[schemaFile(typ, message.Latest[typ])] = reflect.TypeOf(mk()).Elem()
@@ -229,6 +232,9 @@ func TestGoldens(t *testing.T) {
 					t.Errorf("upcast lost a v1 field: %+v from %+v", cd, v1)
 				}
 			}
+			if (tv.typ == message.TypeDeploymentPlanned || tv.typ == message.TypeDeploymentApproved) && tv.v == 1 {
+				checkPlanUpcast(t, e, out)
+			}
 			if tv.typ == message.TypeChangeDetected && tv.v == 2 {
 				var v2 message.ChangeDetectedV2
 				if err := json.Unmarshal(e.Payload, &v2); err != nil {
@@ -305,6 +311,31 @@ func TestGoldenStory(t *testing.T) {
 	}
 }
 
+// checkPlanUpcast: a v1 plan (or approval) keeps every field, lists no resources and says so.
+func checkPlanUpcast(t *testing.T, e message.Envelope, out any) {
+	t.Helper()
+	var v1 message.DeploymentPlannedV1
+	if err := json.Unmarshal(e.Payload, &v1); err != nil {
+		t.Fatal(err)
+	}
+	var p message.DeploymentPlanned
+	switch o := out.(type) {
+	case *message.DeploymentPlanned:
+		p = *o
+	case *message.DeploymentApproved:
+		p = o.DeploymentPlanned
+		if o.ApprovedBy == "" {
+			t.Errorf("upcast lost approved_by")
+		}
+	}
+	if !reflect.DeepEqual(p.DeploymentScheduled, v1.DeploymentScheduled) || p.Plan != v1.Plan || p.PlanFile != v1.PlanFile || p.PlanHash != v1.PlanHash {
+		t.Errorf("upcast lost a v1 field: %+v from %+v", p, v1)
+	}
+	if len(p.Resources) != 0 || !p.ResourcesTruncated {
+		t.Errorf("upcast v1 plan: resources %v, truncated %v; want none, truncated", p.Resources, p.ResourcesTruncated)
+	}
+}
+
 func sameCommit(c *message.Commit, old *message.CommitV2) bool {
 	if c == nil || old == nil {
 		return c == nil && old == nil
@@ -348,8 +379,14 @@ func idempotencyKey(t *testing.T, e message.Envelope, payload any) string {
 		return "resolved:" + p.ChangeSetID
 	case *message.ChangeSuperseded:
 		return e.Type + ":" + p.ChangeSetID
+	case *message.ChangeRejected:
+		return e.Type + ":" + p.ChangeSetID
 	case *message.DeploymentSkipped:
 		return e.Type + ":" + p.ChangeSetID + "/" + p.Component
+	case *message.DeploymentApproved:
+		if e.Version >= 2 { // an approval approves one plan
+			return message.ApprovalKey(p.DeploymentPlanned)
+		}
 	}
 	v := reflect.ValueOf(payload).Elem()
 	if f := v.FieldByName("DeploymentID"); f.IsValid() {
@@ -424,6 +461,11 @@ func fullPayloads() map[string]any {
 		Plan:                message.PlanSummary{Add: 1, Change: 2, Destroy: 3, NoOp: 4},
 		PlanFile:            "s3://acme-karma-plans/prod/ecs-service/api/" + dep + ".tfplan",
 		PlanHash:            hash,
+		// Every field set at once (values and values_omitted never are, in a real plan).
+		Resources: []message.ResourceChange{{Address: "aws_subnet.private[0]", Actions: []string{"delete", "create"},
+			Before: map[string]any{"cidr_block": "10.0.0.0/20"}, After: map[string]any{"cidr_block": "10.0.0.0/20", "tags": map[string]any{"Tier": "private"}},
+			ValuesOmitted: true}},
+		ResourcesTruncated: true,
 	}
 	return map[string]any{
 		message.TypeChangeDetected: message.ChangeDetected{
@@ -463,6 +505,7 @@ func fullPayloads() map[string]any {
 			ChangeSetID: cs, DeploymentID: dep, Component: "prod/vpc/core", Wave: 1, Stage: "apply", Error: "boom",
 		},
 		message.TypeChangeSuperseded: message.ChangeSuperseded{ChangeSetID: cs, SupersededBy: root + "/dev", Commit: sha},
+		message.TypeChangeRejected:   message.ChangeRejected{ChangeSetID: cs, Reason: "wrong account"},
 	}
 }
 
@@ -491,6 +534,7 @@ func minimalPayloads() map[string]any {
 		message.TypeDeploymentFailed: message.DeploymentFailed{ChangeSetID: cs, DeploymentID: "d1", Component: "dev/vpc/core",
 			Stage: "plan", Error: "exit status 1"},
 		message.TypeChangeSuperseded: message.ChangeSuperseded{ChangeSetID: cs, SupersededBy: cs},
+		message.TypeChangeRejected:   message.ChangeRejected{ChangeSetID: cs, Reason: "no"},
 	}
 }
 

@@ -12,6 +12,7 @@ const (
 	TypeDeploymentApplied   = "deployment.applied"
 	TypeDeploymentFailed    = "deployment.failed"
 	TypeChangeSuperseded    = "change.superseded"
+	TypeChangeRejected      = "change.rejected"
 )
 
 // Latest is the version producers write for each type.
@@ -21,11 +22,12 @@ var Latest = map[string]int{
 	TypeDeploymentScheduled: 1,
 	TypeDeploymentSkipped:   1,
 	TypeDeploymentRecorded:  1,
-	TypeDeploymentPlanned:   1,
-	TypeDeploymentApproved:  1,
+	TypeDeploymentPlanned:   2,
+	TypeDeploymentApproved:  2,
 	TypeDeploymentApplied:   1,
 	TypeDeploymentFailed:    1,
 	TypeChangeSuperseded:    1,
+	TypeChangeRejected:      1,
 }
 
 // Sources of a change.
@@ -205,7 +207,7 @@ type DeploymentScheduled struct {
 type DeploymentSkipped struct {
 	ChangeSetID string `json:"change_set_id"`
 	Component   string `json:"component"`
-	Reason      string `json:"reason"` // "no-consumed-key-changed", "upstream-failed", "destroy-held"
+	Reason      string `json:"reason"` // changeset.Reason*: "no-consumed-key-changed", "upstream-failed", "destroy-held", "superseded", "rejected"
 	Detail      string `json:"detail"`
 }
 
@@ -222,17 +224,63 @@ type PlanSummary struct {
 	NoOp    int `json:"no_op"`
 }
 
-// DeploymentPlanned (deployment.planned v1): a saved plan, ready for review.
+// DeploymentPlanned (deployment.planned v2): a saved plan, ready for review, with its
+// per-resource changes. v1 had no Resources; it is upcast with an empty list marked truncated.
 type DeploymentPlanned struct {
 	DeploymentScheduled
 	Plan     PlanSummary `json:"plan"`
 	PlanFile string      `json:"plan_file"`
 	PlanHash string      `json:"plan_hash"` // sha256 of the saved plan: apply applies exactly this
+	// Resources are the managed resources the plan changes (no-ops and data sources left out),
+	// in Terraform's order, at most MaxPlanResources of them.
+	Resources []ResourceChange `json:"resources"`
+	// ResourcesTruncated: Resources does not list every change (more than MaxPlanResources, or a
+	// v1 plan, which carried none). Plan's counts are always complete.
+	ResourcesTruncated bool `json:"resources_truncated,omitempty"`
 }
 
-// DeploymentApproved (deployment.approved v1): a reviewed plan may be applied.
+// MaxPlanResources bounds DeploymentPlanned.Resources; MaxPlanValueBytes bounds the JSON of one
+// resource's Before or After, and MaxPlanValuesBytes all of them in one plan: a message stays far
+// below the queues' 256 KB.
+const (
+	MaxPlanResources   = 200
+	MaxPlanValueBytes  = 2 << 10
+	MaxPlanValuesBytes = 16 << 10
+)
+
+// ResourceChange is one resource a plan changes, as `terraform show -json` reports it, with
+// values Terraform marks sensitive replaced by "(sensitive value)" and values known only after
+// apply by "(known after apply)".
+type ResourceChange struct {
+	Address string `json:"address"` // e.g. module.vpc.aws_subnet.private[0]
+	// Actions are Terraform's: ["create"], ["update"], ["delete"], ["delete","create"] or
+	// ["create","delete"] (a replacement), ["forget"].
+	Actions []string `json:"actions"`
+	// Before and After are the resource's values (absent when null, e.g. Before of a create).
+	Before any `json:"before,omitempty"`
+	After  any `json:"after,omitempty"`
+	// ValuesOmitted: Before and After were left out to keep the message small.
+	ValuesOmitted bool `json:"values_omitted,omitempty"`
+}
+
+// DeploymentPlannedV1 is the first version of deployment.planned: no resources.
+type DeploymentPlannedV1 struct {
+	DeploymentScheduled
+	Plan     PlanSummary `json:"plan"`
+	PlanFile string      `json:"plan_file"`
+	PlanHash string      `json:"plan_hash"`
+}
+
+// DeploymentApproved (deployment.approved v2): a reviewed plan may be applied. It carries the
+// plan as approved (deployment.planned v2); v1 carried a v1 plan.
 type DeploymentApproved struct {
 	DeploymentPlanned
+	ApprovedBy string `json:"approved_by"`
+}
+
+// DeploymentApprovedV1 is the first version of deployment.approved.
+type DeploymentApprovedV1 struct {
+	DeploymentPlannedV1
 	ApprovedBy string `json:"approved_by"`
 }
 
@@ -267,4 +315,14 @@ type ChangeSuperseded struct {
 	SupersededBy string `json:"superseded_by"` // the later change set that deploys instead
 	// Commit is the later change set's commit, for the record.
 	Commit string `json:"commit,omitempty"`
+}
+
+// ChangeRejected (change.rejected v1): a person decided that a change set waiting for approval
+// is not deployed. Resolve skips everything of it not yet settled — pending deployments and the
+// plans waiting for approval — with reason "rejected" (the detail names who and why), and starts
+// the change sets queued behind it. An approved change set is never rejected: the message is
+// then refused.
+type ChangeRejected struct {
+	ChangeSetID string `json:"change_set_id"`
+	Reason      string `json:"reason"` // why, in the words of who rejected it
 }

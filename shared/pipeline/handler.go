@@ -54,6 +54,7 @@ var Routes = map[string][]string{
 	message.TypeDeploymentApplied:   {StageResolve, StageGraphWrite},
 	message.TypeDeploymentFailed:    {StageResolve, StageGraphWrite},
 	message.TypeChangeSuperseded:    {StageResolve},
+	message.TypeChangeRejected:      {StageResolve},
 }
 
 // Destinations returns the queues a message goes to.

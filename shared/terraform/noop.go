@@ -13,9 +13,9 @@ import (
 // Noop is a Runner that runs no terraform and touches no files. It exists for benchmarks and
 // fast tests of the pipeline only; nothing is deployed.
 //
-//   - Plan returns a summary of 1 add, or {no_op: 1} when the component's config (compared
-//     canonically: key order and whitespace do not matter) is the one last applied by this
-//     Noop; the "plan file" is "noop:<env>/<type>/<nickname>@<config hash>" and the plan hash
+//   - Plan returns a summary of 1 add — one resource "terraform_data.noop" created, its "input"
+//     the config's hash — or {no_op: 1} when the component's config (compared canonically: key
+//     order and whitespace do not matter) is the one last applied by this Noop; the "plan file" is "noop:<env>/<type>/<nickname>@<config hash>" and the plan hash
 //     is derived from the component and the config, so it is deterministic.
 //   - Apply checks that ws.Config still gives plan.PlanHash (else ErrPlanChanged), records the
 //     config as applied (in memory, per component) and returns outputs derived from the config:
@@ -75,6 +75,8 @@ func (n *Noop) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 		res.Summary = message.PlanSummary{NoOp: 1}
 	} else {
 		res.Summary = message.PlanSummary{Add: 1}
+		res.Resources = []message.ResourceChange{{Address: "terraform_data.noop", Actions: []string{"create"},
+			After: map[string]any{"id": UnknownValue, "input": cfgHash}}}
 		res.HasChanges = true
 	}
 	return res, nil

@@ -40,6 +40,10 @@ type PlanResult struct {
 	PlanFile string
 	// PlanHash is the sha256 (hex) of the plan file: Apply applies only a file with this hash.
 	PlanHash string
+	// Resources are the resource changes for review (ResourceChanges); ResourcesTruncated says
+	// they are not all listed.
+	Resources          []message.ResourceChange
+	ResourcesTruncated bool
 	// HasChanges is terraform's verdict (plan -detailed-exitcode): resources or outputs change.
 	// A plan may have changes with an all-zero Summary when only outputs change.
 	HasChanges bool

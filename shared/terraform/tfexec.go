@@ -214,7 +214,8 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 	if err := os.Rename(tmp, file); err != nil {
 		return PlanResult{}, s.fail(OpPlan, err)
 	}
-	return PlanResult{Summary: Summarize(plan), PlanFile: file, PlanHash: hash, HasChanges: changes}, nil
+	resources, truncated := ResourceChanges(plan)
+	return PlanResult{Summary: Summarize(plan), Resources: resources, ResourcesTruncated: truncated, PlanFile: file, PlanHash: hash, HasChanges: changes}, nil
 }
 
 // varFile writes the workspace's sensitive variables (if any) to a 0600 -var-file and returns

@@ -64,6 +64,9 @@ func TestTFExecLifecycle(t *testing.T) {
 	if plan.Summary != (message.PlanSummary{Add: 1}) || !plan.HasChanges {
 		t.Fatalf("first plan = %+v, want 1 add", plan)
 	}
+	if len(plan.Resources) != 1 || plan.Resources[0].Actions[0] != "create" || plan.Resources[0].After == nil || plan.ResourcesTruncated {
+		t.Fatalf("first plan's resources = %+v, want the one created, with its values", plan.Resources)
+	}
 	if filepath.Dir(plan.PlanFile) != filepath.Join(vpc.Root, "plans") || len(plan.PlanHash) != 64 {
 		t.Fatalf("plan file %s, hash %s", plan.PlanFile, plan.PlanHash)
 	}

@@ -45,6 +45,7 @@ func (w *Worker) stalePlan(ctx context.Context, a *attempt) ([]message.Envelope,
 func (w *Worker) holdForReview(ctx context.Context, a *attempt, res terraform.PlanResult) ([]message.Envelope, error) {
 	np := a.p
 	np.Plan, np.PlanFile, np.PlanHash = res.Summary, res.PlanFile, res.PlanHash
+	np.Resources, np.ResourcesTruncated = res.Resources, res.ResourcesTruncated
 	out := a.in.MustDerive(message.TypeDeploymentPlanned, ReplannedKey(np), np)
 	var applied *changeset.Outcome
 	_, err := w.ChangeSets.Update(ctx, a.p.ChangeSetID, func(cs *changeset.ChangeSet) error {

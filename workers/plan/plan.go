@@ -1,8 +1,8 @@
 // Package plan is the stage that runs `terraform plan` for a recorded deployment: it takes the
 // resolved config from the change set, substitutes the upstream runtime values it interpolates,
 // prepares the component's workspace (state kept per env/type/nickname) and saves a plan whose
-// summary and hash travel in deployment.planned. A Terraform failure is an outcome
-// (deployment.failed), not an error; only transient failures are retried.
+// summary, per-resource changes and hash travel in deployment.planned. A Terraform failure is an
+// outcome (deployment.failed), not an error; only transient failures are retried.
 //
 // Input: deployment.recorded. Output: deployment.planned or deployment.failed.
 // Parallelism: the runtime runs several plan workers at once (the stage's Workers limit).
@@ -72,6 +72,7 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 		}
 		return nil, pipeline.Transient(err)
 	}
-	out := message.DeploymentPlanned{DeploymentScheduled: p.DeploymentScheduled, Plan: res.Summary, PlanFile: res.PlanFile, PlanHash: res.PlanHash}
+	out := message.DeploymentPlanned{DeploymentScheduled: p.DeploymentScheduled, Plan: res.Summary, PlanFile: res.PlanFile, PlanHash: res.PlanHash,
+		Resources: res.Resources, ResourcesTruncated: res.ResourcesTruncated}
 	return []message.Envelope{in.MustDerive(message.TypeDeploymentPlanned, "deployment.planned:"+p.DeploymentID, out)}, nil
 }

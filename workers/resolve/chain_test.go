@@ -36,6 +36,7 @@ type chain struct {
 	lineage    *embedded.Lineage
 	audit      *embedded.AuditLog
 	runner     *pipeline.Runner
+	resolver   *resolve.Worker
 	tf         *countingTF
 
 	mu       sync.Mutex
@@ -137,13 +138,14 @@ func newChain(t *testing.T) *chain {
 		return st
 	}}
 	ws := terraform.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), Modules: terraform.StaticModules(filepath.Join(wt.ExamplesDir, "components")), Prefix: "/iac"}
+	c.resolver = &resolve.Worker{Graphs: graphs, Commits: graphs, ChangeSets: c.changeSets, Configs: paramConfigs{c}}
 	const visibility = 10 * time.Minute
 	stage := func(name string, h pipeline.Handler, workers int) pipeline.Stage {
 		return pipeline.Stage{Name: name, Workers: workers, Handler: pipeline.Chain(h,
 			pipeline.Logging(wt.QuietLog, name), pipeline.Correlation(), pipeline.Idempotency(seen, name, visibility), pipeline.RetryTransient(2*time.Second))}
 	}
 	c.runner = &pipeline.Runner{Queue: c.q, Log: wt.QuietLog, Visibility: visibility, Observe: c.observe, Stages: []pipeline.Stage{
-		stage(pipeline.StageResolve, (&resolve.Worker{Graphs: graphs, Commits: graphs, ChangeSets: c.changeSets, Configs: paramConfigs{c}}).Handle, 1),
+		stage(pipeline.StageResolve, c.resolver.Handle, 1),
 		stage(pipeline.StageGraphWrite, (&graphwrite.Worker{Graphs: graphs, Store: gs, Lineage: c.lineage}).Handle, 1),
 		stage(pipeline.StagePlan, (&plan.Worker{ChangeSets: c.changeSets, Params: c.params, Runner: c.tf, Workspaces: ws}).Handle, 2),
 		stage(pipeline.StageApply, (&apply.Worker{ChangeSets: c.changeSets, Params: c.params, Runner: c.tf, Workspaces: ws}).Handle, 2),
@@ -192,37 +194,18 @@ func (c *chain) runUntilIdle(t *testing.T) {
 	}
 }
 
-// approve is cmd/karma's stack.approve: mark approved, release the held plans.
+// approve approves a change set as `karma apply` and the API do (changeset.Approve) and
+// publishes what it releases.
 func (c *chain) approve(t *testing.T, id, by string) {
 	t.Helper()
 	ctx := context.Background()
-	var held []*changeset.Node
-	cs, err := c.changeSets.Update(ctx, id, func(cs *changeset.ChangeSet) error {
-		held = nil
-		cs.Approved, cs.ApprovedBy = true, by
-		for _, n := range cs.Nodes {
-			if n.State == changeset.Planned && n.Plan != nil {
-				cp := *n
-				held = append(held, &cp)
-				n.State = changeset.Scheduled
-			}
-		}
-		return nil
-	})
+	a, err := changeset.Approve(ctx, c.changeSets, id, by)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range held {
-		e, err := message.New(message.TypeDeploymentApproved, cs.Env, cs.Actor, "deployment.approved:"+n.Plan.DeploymentID,
-			message.DeploymentApproved{DeploymentPlanned: *n.Plan, ApprovedBy: by})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.CorrelationID, e.CausationID = cs.CorrelationID, n.PlanMessageID
-		wt.Validate(t, e)
-		if err := pipeline.Publish(ctx, c.q, e); err != nil {
-			t.Fatal(err)
-		}
+	wt.ValidateAll(t, a.Messages)
+	if err := pipeline.Publish(ctx, c.q, a.Messages...); err != nil {
+		t.Fatal(err)
 	}
 }
 

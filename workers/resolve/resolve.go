@@ -2,7 +2,8 @@
 // computes the affected set and its waves, creates the change set, and — as deployments finish —
 // decides which dependents to deploy next (see shared/changeset for the rules).
 //
-// Input:  change.detected, deployment.applied, deployment.failed, change.superseded.
+// Input:  change.detected, deployment.applied, deployment.failed, change.superseded,
+// change.rejected.
 // Output: change.resolved (the impact, or a rejection such as a cycle with its path),
 //
 //	deployment.scheduled, deployment.skipped.
@@ -81,6 +82,8 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 		return w.settle(ctx, in, p.ChangeSetID, func(cs *changeset.ChangeSet) error { return cs.MarkFailed(p.Component, p.Stage+": "+p.Error) })
 	case message.TypeChangeSuperseded:
 		return w.superseded(ctx, in)
+	case message.TypeChangeRejected:
+		return w.rejected(ctx, in)
 	}
 	return nil, pipeline.Permanent(fmt.Errorf("resolve: unexpected message type %s", in.Type))
 }

@@ -1,0 +1,89 @@
+package changeset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/usekarma/karma/shared/message"
+)
+
+// Approval. A change set that is not auto-approved stops at its plans: the apply stage holds
+// each planned deployment (state Planned, with its plan) until the change set is approved.
+// Approving marks it approved — later waves are then applied as soon as they are planned — and
+// releases the plans already held, one deployment.approved each. The messages continue the
+// change's story: its actor stays the change's author, correlation its root, cause the
+// deployment.planned approved; who approved is in the payload. Approve is the one
+// implementation, used by `karma apply` and by the API (POST /changes/{id}/approve).
+
+// ErrCannotApprove refuses an approval: the change set is rejected, invalid, superseded or done.
+var ErrCannotApprove = errors.New("changeset: cannot approve")
+
+// Approval is what Approve did.
+type Approval struct {
+	ChangeSet *ChangeSet
+	// Messages are the deployment.approved to publish, one per plan held for review.
+	Messages []message.Envelope
+	// Already: the change set was approved before (ChangeSet.ApprovedBy says by whom); Messages
+	// then re-announce the plans approved earlier whose apply is not recorded yet, which the
+	// apply stage does once (their idempotency keys are the same), so that approving again after
+	// a failed publish loses nothing.
+	Already bool
+}
+
+// CanBeApproved reports why cs may not be approved, or nil.
+func (cs *ChangeSet) CanBeApproved() error {
+	switch {
+	case cs.Rejected != "":
+		return fmt.Errorf("%w: change set %s is invalid, nothing of it is deployed: %s", ErrCannotApprove, cs.ID, cs.Rejected)
+	case cs.RejectedBy != "":
+		return fmt.Errorf("%w: change set %s was rejected by %s: %s", ErrCannotApprove, cs.ID, cs.RejectedBy, cs.RejectReason)
+	case cs.SupersededBy != "":
+		return fmt.Errorf("%w: change set %s was superseded by %s", ErrCannotApprove, cs.ID, cs.SupersededBy)
+	case cs.Done() && !cs.Approved:
+		return fmt.Errorf("%w: change set %s is done: nothing of it waits for approval", ErrCannotApprove, cs.ID)
+	}
+	return nil
+}
+
+// Approve approves change set id in store on behalf of by and returns the messages releasing its
+// held plans. Errors: ErrNotFound, ErrCannotApprove (wrapped), or the store's.
+func Approve(ctx context.Context, store Store, id, by string) (Approval, error) {
+	var a Approval
+	var held []string // component ids
+	cs, err := store.Update(ctx, id, func(cs *ChangeSet) error {
+		held, a.Already = nil, cs.Approved // Update may run fn again after a lost race
+		if err := cs.CanBeApproved(); err != nil {
+			return err
+		}
+		if !cs.Approved {
+			cs.Approved, cs.ApprovedBy = true, by
+		}
+		for _, id := range cs.order() {
+			n := cs.Nodes[id]
+			switch {
+			case n.State == Planned && n.Plan != nil:
+				n.State = Scheduled // released: the apply stage applies it on deployment.approved
+				held = append(held, id)
+			case n.State == Scheduled && n.Plan != nil && n.Outcome == nil:
+				held = append(held, id) // released earlier, not applied yet: announced again
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Approval{}, err
+	}
+	a.ChangeSet = cs
+	for _, id := range held {
+		n := cs.Nodes[id]
+		m, err := message.New(message.TypeDeploymentApproved, cs.Env, cs.Actor, message.ApprovalKey(*n.Plan),
+			message.DeploymentApproved{DeploymentPlanned: *n.Plan, ApprovedBy: cs.ApprovedBy})
+		if err != nil {
+			return Approval{}, err
+		}
+		m.CorrelationID, m.CausationID = cs.CorrelationID, n.PlanMessageID
+		a.Messages = append(a.Messages, m)
+	}
+	return a, nil
+}

@@ -1,0 +1,71 @@
+package changeset
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Rejection. A person may decide that a change set waiting for approval is not deployed. The
+// decision is recorded first (Reject, by the API, in one Update: from then on the change set
+// cannot be approved), then carried out by resolve on change.rejected (SkipRejected): every
+// node not settled — pending, being planned (an unapproved change set applies nothing), or
+// planned and waiting for approval — is skipped with reason "rejected", naming who and why, and
+// the change set is done, which releases the change sets queued behind it.
+
+// ErrCannotReject refuses a rejection: the change set is approved (its plans may be applying),
+// done, invalid, superseded, or already rejected by someone else.
+var ErrCannotReject = errors.New("changeset: cannot reject")
+
+// CanBeRejected reports why by may not reject cs, or nil. The same person rejecting again is
+// allowed (a retry).
+func (cs *ChangeSet) CanBeRejected(by string) error {
+	switch {
+	case cs.RejectedBy != "" && cs.RejectedBy != by:
+		return fmt.Errorf("%w: change set %s was already rejected by %s: %s", ErrCannotReject, cs.ID, cs.RejectedBy, cs.RejectReason)
+	case cs.RejectedBy != "":
+		return nil
+	case cs.Approved:
+		return fmt.Errorf("%w: change set %s is approved (by %s): its plans may be applying; replace what is left of it with a later change (karma supersede)",
+			ErrCannotReject, cs.ID, cs.ApprovedBy)
+	case cs.Rejected != "":
+		return fmt.Errorf("%w: change set %s is invalid, nothing of it is deployed: %s", ErrCannotReject, cs.ID, cs.Rejected)
+	case cs.SupersededBy != "":
+		return fmt.Errorf("%w: change set %s was superseded by %s", ErrCannotReject, cs.ID, cs.SupersededBy)
+	case cs.Done():
+		return fmt.Errorf("%w: change set %s is done: nothing of it is left to reject", ErrCannotReject, cs.ID)
+	}
+	return nil
+}
+
+// Reject records by's decision not to deploy cs, or says why it may not (ErrCannotReject).
+func (cs *ChangeSet) Reject(by, reason string) error {
+	if err := cs.CanBeRejected(by); err != nil {
+		return err
+	}
+	if cs.RejectedBy == "" {
+		cs.RejectedBy, cs.RejectReason = by, reason
+	}
+	return nil
+}
+
+// SkipRejected carries out a recorded rejection: every node not settled is skipped with reason
+// "rejected" and a detail naming who and why. It refuses an approved change set.
+func (cs *ChangeSet) SkipRejected() error {
+	if cs.RejectedBy == "" {
+		return fmt.Errorf("%w: change set %s has no recorded rejection", ErrCannotReject, cs.ID)
+	}
+	if cs.Approved {
+		return fmt.Errorf("%w: change set %s is approved (by %s)", ErrCannotReject, cs.ID, cs.ApprovedBy)
+	}
+	detail := "rejected by " + cs.RejectedBy + ": " + cs.RejectReason
+	cs.QueuedBehind = nil
+	cs.Started = true
+	for _, id := range cs.order() {
+		n := cs.Nodes[id]
+		if n.Settled() {
+			continue
+		}
+		n.State, n.Reason, n.Detail, n.Plan, n.Announced = Skipped, ReasonRejected, detail, nil, false
+	}
+	return nil
+}
