@@ -61,7 +61,7 @@ only the dependents reading that runtime.`,
 					return err
 				}
 			}
-			rep := impactReport(res.Graph, imp)
+			rep := res.Graph.Report(imp)
 			if asJSON {
 				return writeJSON(c.OutOrStdout(), rep)
 			}
@@ -149,49 +149,7 @@ func findSeed(res *model.Result, env, ref string) []seedCandidate {
 	return nil
 }
 
-type reasonStep struct {
-	From     string         `json:"from"` // the dependent
-	To       string         `json:"to"`   // what it depends on (closer to the seed)
-	Consumes []string       `json:"consumes"`
-	Sources  []graph.Source `json:"sources"`
-}
-
-type affectedDoc struct {
-	ID     string       `json:"id"`
-	Depth  int          `json:"depth"`
-	Wave   int          `json:"wave"`
-	Reason []reasonStep `json:"reason"`
-}
-
-type impactDoc struct {
-	Seeds    []string      `json:"seeds"`
-	Affected []affectedDoc `json:"affected"`
-	Waves    [][]string    `json:"waves"`
-}
-
-func impactReport(g *graph.Graph, imp *graph.Impact) impactDoc {
-	wave := map[int32]int{}
-	d := impactDoc{Seeds: g.IDs(imp.Seeds), Waves: [][]string{}, Affected: []affectedDoc{}}
-	for i, w := range imp.Waves {
-		for _, v := range w {
-			wave[v] = i
-		}
-		if len(w) > 0 {
-			d.Waves = append(d.Waves, g.IDs(w))
-		}
-	}
-	for _, a := range imp.Affected {
-		ad := affectedDoc{ID: g.Components[a.Index].ID, Depth: a.Depth, Wave: wave[a.Index], Reason: []reasonStep{}}
-		for _, step := range imp.Chain(a.Index) {
-			e := g.Edges[step.Edge]
-			ad.Reason = append(ad.Reason, reasonStep{From: g.Components[e.From].ID, To: g.Components[e.To].ID, Consumes: e.Consumes, Sources: e.Sources})
-		}
-		d.Affected = append(d.Affected, ad)
-	}
-	return d
-}
-
-func printImpact(w io.Writer, d impactDoc, upstream bool) {
+func printImpact(w io.Writer, d graph.ImpactReport, upstream bool) {
 	what := "affected"
 	if upstream {
 		what = "dependencies"
@@ -208,10 +166,10 @@ func printImpact(w io.Writer, d impactDoc, upstream bool) {
 		}
 		// seed <- dependent [how] <- its dependent [how] ...; upstream chains read the other way.
 		var b strings.Builder
-		first, next := a.Reason[0].To, func(r reasonStep) string { return r.From }
+		first, next := a.Reason[0].To, func(r graph.ReasonStep) string { return r.From }
 		arrow := " <- "
 		if upstream {
-			first, next, arrow = a.Reason[0].From, func(r reasonStep) string { return r.To }, " -> "
+			first, next, arrow = a.Reason[0].From, func(r graph.ReasonStep) string { return r.To }, " -> "
 		}
 		b.WriteString(first)
 		for _, r := range a.Reason {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/usekarma/karma/shared/graph"
 )
 
 // TestImpactOfAFunctionRuntime: lambda/<function> names the runtime a lambda component writes
@@ -29,7 +31,7 @@ func TestImpactOfAFunctionRuntime(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("%v: exit %d: %s", c.args, code, stderr)
 		}
-		var d impactDoc
+		var d graph.ImpactReport
 		if err := json.Unmarshal([]byte(out), &d); err != nil {
 			t.Fatal(err)
 		}

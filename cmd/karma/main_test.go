@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/usekarma/karma/shared/graph"
 )
 
 // karma runs the CLI in-process and returns its exit code, stdout and stderr.
@@ -131,7 +133,7 @@ func TestImpactJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	var d impactDoc
+	var d graph.ImpactReport
 	if err := json.Unmarshal([]byte(out), &d); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/mail"
 	"os"
 	"path"
 	"path/filepath"
@@ -24,6 +25,19 @@ import (
 // Signature is a commit's author or committer.
 type Signature struct {
 	Name, Email string
+}
+
+// SignatureOf turns who — "Name <email>", an email, or a user name or ARN — into a signature;
+// a name without an address gets <name, spaces as dots>@karma.invalid.
+func SignatureOf(who string) Signature {
+	if a, err := mail.ParseAddress(who); err == nil {
+		name := a.Name
+		if name == "" {
+			name = a.Address
+		}
+		return Signature{Name: name, Email: a.Address}
+	}
+	return Signature{Name: who, Email: strings.ReplaceAll(who, " ", ".") + "@karma.invalid"}
 }
 
 // ErrBranchMoved is returned by Push when the branch no longer points at the commit's parent
