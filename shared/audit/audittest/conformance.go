@@ -64,6 +64,7 @@ func RunWithTamper(t *testing.T, newLog func(t *testing.T) audit.Log, tamperer f
 		{"VerifyWhileAppending", testVerifyWhileAppending},
 		{"TimeRange", testTimeRange},
 		{"LimitAndOrder", testLimitOrder},
+		{"Pages", testPages},
 		{"Chains", testChains},
 		{"HeadsAndRecordAt", testHeadsRecordAt},
 		{"Checkpoint", testCheckpoint},
