@@ -62,9 +62,14 @@ func (c Cursor) after(r Record) bool {
 	return r.Seq > c.Seq
 }
 
+// Querier is the part of Log that Page reads with.
+type Querier interface {
+	Query(ctx context.Context, q Query) ([]Record, error)
+}
+
 // Page returns at most limit records of q (q.Limit is ignored) that come after from (nil: from
 // the first), and the cursor of the next page (nil when there is none).
-func Page(ctx context.Context, log Log, q Query, from *Cursor, limit int) ([]Record, *Cursor, error) {
+func Page(ctx context.Context, log Querier, q Query, from *Cursor, limit int) ([]Record, *Cursor, error) {
 	if limit <= 0 {
 		return nil, nil, fmt.Errorf("audit: page limit %d: want at least 1", limit)
 	}

@@ -46,9 +46,14 @@ func (cs *ChangeSet) CanBeApproved() error {
 	return nil
 }
 
+// Updater is the part of Store that Approve uses.
+type Updater interface {
+	Update(ctx context.Context, id string, fn func(*ChangeSet) error) (*ChangeSet, error)
+}
+
 // Approve approves change set id in store on behalf of by and returns the messages releasing its
 // held plans. Errors: ErrNotFound, ErrCannotApprove (wrapped), or the store's.
-func Approve(ctx context.Context, store Store, id, by string) (Approval, error) {
+func Approve(ctx context.Context, store Updater, id, by string) (Approval, error) {
 	var a Approval
 	var held []string // component ids
 	cs, err := store.Update(ctx, id, func(cs *ChangeSet) error {

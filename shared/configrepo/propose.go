@@ -52,6 +52,14 @@ type Writer struct {
 	Now       func() time.Time
 }
 
+// BranchOf is the branch the commit of proposal id lands on.
+func (w *Writer) BranchOf(id string) string {
+	if w.Mode == WriteChangeBranch {
+		return "karma/change/" + id
+	}
+	return w.Repo.Branch()
+}
+
 // Message is the commit message of a proposal.
 func (p Proposal) Message() string {
 	return fmt.Sprintf("karma change %s: %s\n\nRequested by %s <%s> through Karma.\n\nKarma-Change: %s\n",

@@ -1,0 +1,74 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/usekarma/karma/shared/audit"
+)
+
+// Audit entries of the API itself. Every write the API accepts is recorded with its caller, in
+// the chain of the change it concerns ("change/<correlation id>"), beside the pipeline messages
+// the write caused (which carry the caller too, but an approval's deployment.approved keeps the
+// change's author as actor): api.change_requested, api.change_approved, api.change_rejected.
+// Requests refused for want of credentials or scope go to the chain "security"
+// (security.api_unauthenticated, security.api_forbidden), as refused webhooks do.
+
+// Entry types.
+const (
+	EntryRequested       = "api.change_requested"
+	EntryApproved        = "api.change_approved"
+	EntryRejected        = "api.change_rejected"
+	EntryUnauthenticated = "security.api_unauthenticated"
+	EntryForbidden       = "security.api_forbidden"
+)
+
+// entry is an API audit entry's body.
+type entry struct {
+	ID         string         `json:"id"`
+	Type       string         `json:"type"`
+	OccurredAt string         `json:"occurred_at"`
+	Method     string         `json:"method"`
+	Path       string         `json:"path"`
+	Caller     Caller         `json:"caller"`
+	Detail     map[string]any `json:"detail,omitempty"`
+}
+
+// record appends an entry about change (its correlation id) with the caller as actor.
+func (s *server) record(ctx context.Context, r *http.Request, typ string, c Caller, env, correlation string, detail map[string]any) error {
+	chain := "change/" + correlation
+	if correlation == "" {
+		chain = "security"
+	}
+	id := uuid.Must(uuid.NewV7()).String()
+	now := s.cfg.Now().UTC().Truncate(1e6)
+	body, err := json.Marshal(entry{ID: id, Type: typ, OccurredAt: now.Format("2006-01-02T15:04:05.000Z07:00"), Method: r.Method, Path: r.URL.Path, Caller: c, Detail: detail})
+	if err != nil {
+		return err
+	}
+	kind, name := c.Kind, c.Name
+	if kind == "" {
+		kind, name = "anonymous", r.RemoteAddr
+	}
+	if correlation == "" {
+		correlation = id
+	}
+	rec := audit.Record{MessageID: id, Type: typ, Version: 1, Env: env, Chain: chain, CorrelationID: correlation,
+		ActorKind: kind, Actor: name, OccurredAt: now, Body: body}
+	if _, err := s.cfg.Audit.Append(ctx, rec); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	return nil
+}
+
+// security records a refused request; a failure to record it is logged, not answered.
+func (s *server) security(r *http.Request, typ string, c Caller, reason string) {
+	err := s.record(r.Context(), r, typ, c, "", "", map[string]any{"reason": reason, "remote_addr": r.RemoteAddr, "user_agent": r.UserAgent()})
+	if err != nil {
+		s.cfg.Log.Warn("api: security entry not written", "type", typ, "error", err)
+	}
+}

@@ -1,0 +1,223 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/usekarma/karma/shared/audit"
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/message"
+)
+
+// GET /changes?env=&state=&limit=&cursor= — change sets, newest first, a page at a time (the
+// cursor is the id of the last change set of the previous page); GET /changes/{id} — one change
+// set: its deployments with their state and why, and its plans with their per-resource changes
+// (held plans from the change set, the others from the audit log's deployment.planned). Change
+// set ids of Git changes end in /<env>: escape the slash in the path (%2F).
+
+// Change states, derived from the change set.
+const (
+	StateInvalid    = "invalid"           // resolve refused it (invalid repository, cycle): nothing deployed
+	StateRejected   = "rejected"          // a person rejected it
+	StateSuperseded = "superseded"        // a later change set deploys what was left
+	StateQueued     = "queued"            // waiting behind earlier change sets of the same components
+	StateAwaiting   = "awaiting-approval" // plans stop for review until approved (or rejected)
+	StateInProgress = "in-progress"       // approved, deploying
+	StateDone       = "done"              // every deployment settled, none failed
+	StateFailed     = "failed"            // settled, some failed
+)
+
+var changeStates = []string{StateInvalid, StateRejected, StateSuperseded, StateQueued, StateAwaiting, StateInProgress, StateDone, StateFailed}
+
+// stateOf says where a change set is.
+func stateOf(cs *changeset.ChangeSet) string {
+	switch {
+	case cs.Rejected != "":
+		return StateInvalid
+	case cs.RejectedBy != "":
+		return StateRejected
+	case cs.SupersededBy != "":
+		return StateSuperseded
+	case cs.Done() && len(cs.FailedComponents()) > 0:
+		return StateFailed
+	case cs.Done():
+		return StateDone
+	case len(cs.QueuedBehind) > 0:
+		return StateQueued
+	case !cs.Approved:
+		return StateAwaiting
+	}
+	return StateInProgress
+}
+
+type changeSummary struct {
+	ID           string          `json:"id"`
+	Env          string          `json:"env"`
+	State        string          `json:"state"`
+	Source       string          `json:"source"`
+	Actor        message.Actor   `json:"actor"`
+	CreatedAt    time.Time       `json:"created_at"`
+	Commit       string          `json:"commit,omitempty"`
+	RootCauses   []message.Cause `json:"root_causes"`
+	Roots        []string        `json:"roots"`
+	AutoApprove  bool            `json:"auto_approve"`
+	Approved     bool            `json:"approved"`
+	ApprovedBy   string          `json:"approved_by,omitempty"`
+	RejectedBy   string          `json:"rejected_by,omitempty"`
+	RejectReason string          `json:"reject_reason,omitempty"`
+	Invalid      string          `json:"invalid,omitempty"` // why resolve refused it
+	SupersededBy string          `json:"superseded_by,omitempty"`
+	QueuedBehind []string        `json:"queued_behind,omitempty"`
+	Counts       map[string]int  `json:"counts"` // deployments per state
+}
+
+func summarize(cs *changeset.ChangeSet) changeSummary {
+	v := changeSummary{ID: cs.ID, Env: cs.Env, State: stateOf(cs), Source: cs.Source, Actor: cs.Actor, CreatedAt: cs.CreatedAt, Commit: cs.Commit,
+		RootCauses: cs.RootCauses, Roots: []string{}, AutoApprove: cs.AutoApprove, Approved: cs.Approved, ApprovedBy: cs.ApprovedBy,
+		RejectedBy: cs.RejectedBy, RejectReason: cs.RejectReason, Invalid: cs.Rejected, SupersededBy: cs.SupersededBy,
+		QueuedBehind: cs.QueuedBehind, Counts: map[string]int{}}
+	for _, wave := range cs.Waves {
+		for _, id := range wave {
+			if n := cs.Nodes[id]; n != nil {
+				v.Counts[n.State]++
+				if n.Root {
+					v.Roots = append(v.Roots, id)
+				}
+			}
+		}
+	}
+	return v
+}
+
+type changeList struct {
+	Changes    []changeSummary `json:"changes"`
+	NextCursor string          `json:"next_cursor,omitempty"`
+}
+
+func (s *server) listChanges(w http.ResponseWriter, r *http.Request, _ Caller) error {
+	q := &query{r: r}
+	env, state, cursor := q.str("env"), q.str("state"), q.str("cursor")
+	limit := q.int("limit", 50, 1, 500)
+	if state != "" && !slices.Contains(changeStates, state) {
+		q.fail("state", "want one of "+strings.Join(changeStates, ", "))
+	}
+	if err := q.err(); err != nil {
+		return err
+	}
+	all, err := s.cfg.ChangeSets.List(r.Context())
+	if err != nil {
+		return err
+	}
+	out := changeList{Changes: []changeSummary{}}
+	started := cursor == ""
+	for _, cs := range all {
+		if !started {
+			started = cs.ID == cursor
+			continue
+		}
+		if (env != "" && cs.Env != env) || (state != "" && stateOf(cs) != state) {
+			continue
+		}
+		if len(out.Changes) == limit {
+			out.NextCursor = out.Changes[limit-1].ID
+			break
+		}
+		out.Changes = append(out.Changes, summarize(cs))
+	}
+	if !started {
+		p := badRequest("cursor %q is no change set: start again without a cursor", cursor)
+		p.Errors = []FieldError{{Pointer: "/query/cursor", Detail: "unknown cursor"}}
+		return p
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+type changeDetail struct {
+	changeSummary
+	Waves       [][]string       `json:"waves"`
+	Deployments []deploymentView `json:"deployments"`
+	Plans       []planView       `json:"plans"`
+}
+
+type deploymentView struct {
+	Component    string          `json:"component"`
+	DeploymentID string          `json:"deployment_id"`
+	Wave         int             `json:"wave"`
+	State        string          `json:"state"`
+	Root         bool            `json:"root,omitempty"`
+	Destroy      bool            `json:"destroy,omitempty"`
+	Reason       string          `json:"reason,omitempty"`
+	Detail       string          `json:"detail,omitempty"`
+	Causes       []message.Cause `json:"causes,omitempty"`
+	ChangedKeys  []string        `json:"changed_keys,omitempty"`
+}
+
+// planView is a deployment's saved plan: Held while it waits for approval.
+type planView struct {
+	message.DeploymentPlanned
+	Held bool `json:"held"`
+}
+
+func (s *server) getChange(w http.ResponseWriter, r *http.Request, _ Caller) error {
+	cs, err := s.changeSet(r)
+	if err != nil {
+		return err
+	}
+	v := changeDetail{changeSummary: summarize(cs), Waves: cs.Waves, Deployments: []deploymentView{}}
+	for _, wave := range cs.Waves {
+		for _, id := range wave {
+			n := cs.Nodes[id]
+			v.Deployments = append(v.Deployments, deploymentView{Component: id, DeploymentID: n.DeploymentID, Wave: n.Wave, State: n.State, Root: n.Root,
+				Destroy: n.Destroy, Reason: n.Reason, Detail: n.Detail, Causes: n.Causes, ChangedKeys: n.ChangedKeys})
+		}
+	}
+	if v.Plans, err = s.plans(r, cs); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+// changeSet is the change set the path names; 404 when there is none.
+func (s *server) changeSet(r *http.Request) (*changeset.ChangeSet, error) {
+	id := r.PathValue("id")
+	cs, err := s.cfg.ChangeSets.Get(r.Context(), id)
+	if errors.Is(err, changeset.ErrNotFound) {
+		return nil, notFound("no change set %q: GET /changes lists them (a change set id ending in /<env> has its slash escaped as %%2F in the path)", id)
+	}
+	return cs, err
+}
+
+// plans of cs, in wave order: those held for review from the change set, the others as the
+// audit log recorded their deployment.planned.
+func (s *server) plans(r *http.Request, cs *changeset.ChangeSet) ([]planView, error) {
+	recorded := map[string]message.DeploymentPlanned{}
+	recs, err := s.cfg.Audit.Query(r.Context(), audit.Query{Correlation: cs.CorrelationID})
+	if err != nil {
+		return nil, err
+	}
+	for _, rec := range recs {
+		if rec.Type != message.TypeDeploymentPlanned {
+			continue
+		}
+		var p message.DeploymentPlanned
+		if e, err := message.Parse(rec.Body); err == nil && message.Decode(e, &p) == nil && p.ChangeSetID == cs.ID {
+			recorded[p.DeploymentID] = p
+		}
+	}
+	out := []planView{}
+	for _, wave := range cs.Waves {
+		for _, id := range wave {
+			n := cs.Nodes[id]
+			switch p, ok := recorded[n.DeploymentID]; {
+			case n.Plan != nil:
+				out = append(out, planView{DeploymentPlanned: *n.Plan, Held: n.State == changeset.Planned})
+			case ok:
+				out = append(out, planView{DeploymentPlanned: p})
+			}
+		}
+	}
+	return out, nil
+}

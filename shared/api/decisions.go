@@ -1,0 +1,98 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/message"
+)
+
+// POST /changes/{id}/approve — the caller approves the change set: the plans held for review
+// are released (deployment.approved, changeset.Approve: the implementation `karma apply`
+// uses) and later waves apply as they are planned. Approving an approved change set again is
+// not an error: it answers the same and re-releases what the first approval could not (a
+// failed publish), which the apply stage does once.
+//
+// POST /changes/{id}/reject {"reason": "..."} — the caller rejects a change set waiting for
+// approval: the decision is recorded at once (it can no longer be approved), and
+// change.rejected asks resolve to skip what is left of it, naming who and why; the change sets
+// queued behind it then start. 409 when it is approved, done, invalid, superseded or rejected
+// by someone else; the same caller rejecting again re-announces the rejection.
+
+type decisionReply struct {
+	Change changeSummary `json:"change"`
+	// Released is how many held plans this approval released (0 when none was planned yet:
+	// they apply as they are planned).
+	Released int `json:"released"`
+}
+
+func (s *server) approve(w http.ResponseWriter, r *http.Request, c Caller) error {
+	if _, err := s.changeSet(r); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	a, err := changeset.Approve(ctx, s.cfg.ChangeSets, r.PathValue("id"), c.Name)
+	switch {
+	case errors.Is(err, changeset.ErrCannotApprove):
+		return conflict("%v", err)
+	case err != nil:
+		return err
+	}
+	cs := a.ChangeSet
+	if err := s.cfg.Publisher.Publish(ctx, a.Messages...); err != nil {
+		return unavailable("change set %s is approved, but releasing its %d held plan(s) failed (%v): approve again to release them", cs.ID, len(a.Messages), err)
+	}
+	detail := map[string]any{"change_set_id": cs.ID, "released": len(a.Messages), "approved_by": cs.ApprovedBy, "already_approved": a.Already}
+	if err := s.record(ctx, r, EntryApproved, c, cs.Env, cs.CorrelationID, detail); err != nil {
+		return unavailable("change set %s is approved, but %v: approve again (it is idempotent) to record it", cs.ID, err)
+	}
+	return writeJSON(w, http.StatusOK, decisionReply{Change: summarize(cs), Released: len(a.Messages)})
+}
+
+type rejectRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (s *server) reject(w http.ResponseWriter, r *http.Request, c Caller) error {
+	var in rejectRequest
+	if err := decodeBody(r, s.cfg.MaxBody, &in); err != nil {
+		return err
+	}
+	if strings.TrimSpace(in.Reason) == "" {
+		return invalid("a rejection says why", FieldError{Pointer: "/reason", Detail: "required: why the change is not deployed, for the record"})
+	}
+	if _, err := s.changeSet(r); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	cs, err := s.cfg.ChangeSets.Update(ctx, r.PathValue("id"), func(cs *changeset.ChangeSet) error { return cs.Reject(c.Name, in.Reason) })
+	switch {
+	case errors.Is(err, changeset.ErrCannotReject):
+		return conflict("%v", err)
+	case err != nil:
+		return err
+	}
+	m, err := message.New(message.TypeChangeRejected, cs.Env, c.Actor(), message.TypeChangeRejected+":"+cs.ID,
+		message.ChangeRejected{ChangeSetID: cs.ID, Reason: cs.RejectReason})
+	if err != nil {
+		return err
+	}
+	m.CorrelationID, m.CausationID = cs.CorrelationID, cs.CorrelationID // part of the change's story
+	if err := s.cfg.Publisher.Publish(ctx, m); err != nil {
+		return unavailable("change set %s is rejected (it can no longer be approved), but asking the pipeline to skip what is left failed (%v): reject again", cs.ID, err)
+	}
+	detail := map[string]any{"change_set_id": cs.ID, "reason": cs.RejectReason}
+	if err := s.record(ctx, r, EntryRejected, c, cs.Env, cs.CorrelationID, detail); err != nil {
+		return unavailable("change set %s is rejected, but %v: reject again to record it", cs.ID, err)
+	}
+	return writeJSON(w, http.StatusOK, decisionReply{Change: summarize(cs)})
+}
+
+// unavailable is a 503 whose detail says what happened and how to finish it.
+func unavailable(detail string, a ...any) *Problem {
+	p := problem(http.StatusServiceUnavailable, TypeUnavailable, detail, a...)
+	p.RetryAfter = 1
+	return p
+}

@@ -1,0 +1,150 @@
+package api
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"slices"
+	"testing"
+
+	"github.com/usekarma/karma/shared/graph"
+)
+
+func TestGraph(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+
+	var all graph.Document
+	r := h.call("GET", "/graph", "reader", nil).want(http.StatusOK)
+	r.decode(&all)
+	if all.Format != graph.FormatV1 || len(all.Components) != 12 || len(all.Waves) == 0 {
+		t.Fatalf("GET /graph: %d components, format %s", len(all.Components), all.Format)
+	}
+	etag := r.Header.Get("ETag")
+	if etag == "" {
+		t.Fatal("no ETag")
+	}
+	h.call("GET", "/graph", "reader", nil, "If-None-Match", etag).want(http.StatusNotModified)
+	h.call("GET", "/graph", "reader", nil, "If-None-Match", `"other"`).want(http.StatusOK)
+
+	var prod graph.Document
+	r = h.call("GET", "/graph?env=prod", "reader", nil).want(http.StatusOK)
+	r.decode(&prod)
+	for _, c := range prod.Components {
+		if c.Env != "prod" {
+			t.Errorf("env=prod lists %s", c.ID)
+		}
+	}
+	if r.Header.Get("ETag") == etag {
+		t.Error("two documents, one ETag")
+	}
+
+	// type: the components of the type and the edges between them only.
+	var vpcs graph.Document
+	h.call("GET", "/graph?type=vpc", "reader", nil).want(http.StatusOK).decode(&vpcs)
+	if len(vpcs.Components) != 2 || len(vpcs.Edges) != 0 {
+		t.Errorf("type=vpc: %d components, %d edges", len(vpcs.Components), len(vpcs.Edges))
+	}
+
+	// gzip when accepted: the same bytes.
+	r = h.call("GET", "/graph?env=prod", "reader", nil, "Accept-Encoding", "gzip")
+	if r.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatal("gzip accepted, not sent")
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(r.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := io.ReadAll(zr)
+	if !bytes.Equal(plain, h.call("GET", "/graph?env=prod", "reader", nil).body) {
+		t.Error("the gzipped document differs")
+	}
+
+	p := h.call("GET", "/graph?env=staging", "reader", nil).want(http.StatusNotFound).problem()
+	if !slices.Equal(p.pointers(), []string{"/query/env"}) {
+		t.Errorf("unknown environment: %+v", p)
+	}
+}
+
+func TestComponent(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := t.Context()
+	// A runtime as the apply stage publishes it; a secret-named key in it is redacted.
+	if _, err := h.params("prod").Put(ctx, paramsPut("/iac/vpc/core/runtime", `{"vpc_id":"vpc-123","private_subnet_ids":["s-1"],"db_password":"hunter2"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var v componentView
+	h.call("GET", "/components/prod/vpc/core?deployments=5", "reader", nil).want(http.StatusOK).decode(&v)
+	if v.ID != "prod/vpc/core" || v.Config == nil || v.Runtime == nil || len(v.Dependents) == 0 || len(v.Dependencies) != 0 {
+		t.Fatalf("prod/vpc/core: %+v", v)
+	}
+	rt := v.Runtime.Value.(map[string]any)
+	if rt["vpc_id"] != "vpc-123" || rt["db_password"] != Redacted {
+		t.Errorf("runtime value %v", rt)
+	}
+	cfg := v.Config.(map[string]any)
+	if cfg["cidr"] != "10.20.0.0/16" {
+		t.Errorf("config %v: want prod's cidr", cfg)
+	}
+	found := false
+	for _, d := range v.Dependents {
+		if d.Component == "prod/ecs-cluster/core" && slices.Contains(d.Consumes, "vpc_id") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("dependents %+v: want prod/ecs-cluster/core consuming vpc_id", v.Dependents)
+	}
+	// No runtime published: null.
+	h.call("GET", "/components/prod/route53-zone/main", "reader", nil).want(http.StatusOK).decode(&v)
+	if v.Runtime != nil {
+		t.Errorf("route53-zone/main runtime %+v, want null", v.Runtime)
+	}
+
+	h.call("GET", "/components/prod/vpc/nope", "reader", nil).want(http.StatusNotFound).problem()
+	h.call("GET", "/components/nope/vpc/core", "reader", nil).want(http.StatusNotFound).problem()
+	p := h.call("GET", "/components/prod/vpc/core?deployments=1000", "reader", nil).want(http.StatusBadRequest).problem()
+	if !slices.Equal(p.pointers(), []string{"/query/deployments"}) {
+		t.Errorf("deployments=1000: %+v", p)
+	}
+}
+
+func TestImpact(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	var all, keyed graph.ImpactReport
+	h.call("GET", "/impact?component=prod/vpc/core", "reader", nil).want(http.StatusOK).decode(&all)
+	if len(all.Seeds) != 1 || all.Seeds[0] != "prod/vpc/core" || len(all.Affected) < 3 || all.Affected[0].ID != "prod/vpc/core" {
+		t.Fatalf("impact of prod/vpc/core: %+v", all)
+	}
+	for _, a := range all.Affected[1:] {
+		if len(a.Reason) == 0 || a.Reason[0].To != "prod/vpc/core" {
+			t.Errorf("%s: reason chain %+v does not start at the seed", a.ID, a.Reason)
+		}
+	}
+	// A key nobody consumes reaches nobody.
+	h.call("GET", "/impact?component=prod/vpc/core&keys=flow_log_group", "reader", nil).want(http.StatusOK).decode(&keyed)
+	if len(keyed.Affected) != 1 {
+		t.Errorf("keys=flow_log_group: %d affected, want the seed only", len(keyed.Affected))
+	}
+
+	cases := []struct {
+		query    string
+		status   int
+		pointers []string
+	}{
+		{"", http.StatusBadRequest, []string{"/query/component"}},
+		{"?component=vpc/core", http.StatusBadRequest, []string{"/query/component"}},
+		{"?component=prod/vpc/core&keys=a,,b", http.StatusBadRequest, []string{"/query/keys"}},
+		{"?component=prod/vpc/nope", http.StatusNotFound, []string{"/query/component"}},
+		{"?component=staging/vpc/core", http.StatusNotFound, []string{"/query/component"}},
+	}
+	for _, c := range cases {
+		p := h.call("GET", "/impact"+c.query, "reader", nil).want(c.status).problem()
+		if !slices.Equal(p.pointers(), c.pointers) {
+			t.Errorf("GET /impact%s: pointers %v, want %v", c.query, p.pointers(), c.pointers)
+		}
+	}
+}

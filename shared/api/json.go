@@ -1,0 +1,136 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/usekarma/karma/shared/params"
+)
+
+// writeJSON sends v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// decodeBody reads a JSON object body into v strictly: the content type must be JSON, the body
+// at most max bytes, UTF-8, one JSON object, with no field v does not know.
+func decodeBody(r *http.Request, max int64, v any) error {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return problem(http.StatusUnsupportedMediaType, TypeMediaType, "Content-Type %q: send the body as application/json", r.Header.Get("Content-Type"))
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, max))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return problem(http.StatusRequestEntityTooLarge, TypeTooLarge, "the body is larger than %d bytes", max)
+	}
+	if err != nil {
+		return badRequest("reading the body: %v", err)
+	}
+	if off := params.FirstInvalidUTF8(data); off >= 0 {
+		return badRequest("the body is not UTF-8: invalid byte at offset %d", off)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return bodyError(err)
+	}
+	if dec.More() {
+		return badRequest("the body holds more than one JSON value: send one object")
+	}
+	return nil
+}
+
+// bodyError explains a decoding error, with a pointer when it concerns one field.
+func bodyError(err error) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return badRequest("the body is not JSON: %v (at byte offset %d)", syntax, syntax.Offset)
+	case errors.As(err, &typ):
+		ptr := "/" + strings.ReplaceAll(typ.Field, ".", "/")
+		return invalid("the body does not match the request's schema (GET /openapi.json)",
+			FieldError{Pointer: ptr, Detail: "want " + jsonKind(typ.Type.Kind().String()) + ", got " + typ.Value})
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return invalid("the body has a field the request does not take", FieldError{Pointer: "/" + name, Detail: "unknown field: remove it"})
+	case errors.Is(err, io.EOF):
+		return badRequest("the body is empty: send a JSON object")
+	}
+	return badRequest("the body is not a JSON object: %v", err)
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "map", "struct":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	}
+	return "a number"
+}
+
+// query reads the query parameters of a route, collecting every problem.
+type query struct {
+	r    *http.Request
+	errs []FieldError
+}
+
+func (q *query) fail(name, detail string) { q.errs = append(q.errs, FieldError{Pointer: "/query/" + name, Detail: detail}) }
+
+func (q *query) str(name string) string { return q.r.URL.Query().Get(name) }
+
+// int reads an integer in [min, max], def when absent.
+func (q *query) int(name string, def, min, max int) int {
+	v := q.str(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		q.fail(name, "want an integer from "+strconv.Itoa(min)+" to "+strconv.Itoa(max)+", got "+strconv.Quote(v))
+		return def
+	}
+	return n
+}
+
+// time reads an RFC 3339 time, zero when absent.
+func (q *query) time(name string) time.Time {
+	v := q.str(name)
+	if v == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		q.fail(name, "want an RFC 3339 time such as 2026-03-14T09:30:00Z, got "+strconv.Quote(v))
+	}
+	return t
+}
+
+// err is the 400 of the collected problems, or nil.
+func (q *query) err() error {
+	if len(q.errs) == 0 {
+		return nil
+	}
+	p := badRequest("invalid query parameters: see errors")
+	p.Errors = q.errs
+	return p
+}

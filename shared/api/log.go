@@ -1,0 +1,68 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/usekarma/karma/shared/audit"
+)
+
+// GET /log?component=&deployment=&correlation=&actor=&since=&until=&limit=&cursor= — the audit
+// log, the questions `karma audit log` asks: every set filter must match; since/until are RFC
+// 3339 times (since inclusive, until exclusive). Records come in the log's order (occurred_at,
+// chain, seq), a page at a time (limit, default 100, at most 1000); next_cursor (and a Link
+// header, rel="next") continues after the last record. Each record carries the message (or
+// API entry) as received, in body.
+
+type logPage struct {
+	Records    []logRecord `json:"records"`
+	NextCursor string      `json:"next_cursor,omitempty"`
+}
+
+// logRecord is an audit.Record with its body as JSON.
+type logRecord struct {
+	audit.Record
+	Body json.RawMessage `json:"body"`
+}
+
+func (s *server) getLog(w http.ResponseWriter, r *http.Request, _ Caller) error {
+	q := &query{r: r}
+	aq := audit.Query{Component: q.str("component"), DeploymentID: q.str("deployment"), Correlation: q.str("correlation"), Actor: q.str("actor"),
+		Since: q.time("since"), Until: q.time("until")}
+	limit := q.int("limit", 100, 1, 1000)
+	var from *audit.Cursor
+	if c := q.str("cursor"); c != "" {
+		cur, err := audit.ParseCursor(c)
+		if err != nil {
+			q.fail("cursor", "not a cursor of GET /log: pass next_cursor as it was given")
+		}
+		from = &cur
+	}
+	if !aq.Until.IsZero() && !aq.Since.Before(aq.Until) && !aq.Since.IsZero() {
+		q.fail("until", "until must be after since")
+	}
+	if err := q.err(); err != nil {
+		return err
+	}
+	recs, next, err := audit.Page(r.Context(), s.cfg.Audit, aq, from, limit)
+	if err != nil {
+		return err
+	}
+	page := logPage{Records: make([]logRecord, len(recs))}
+	for i, rec := range recs {
+		page.Records[i] = logRecord{Record: rec, Body: rec.Body}
+		if !json.Valid(rec.Body) {
+			b, _ := json.Marshal(string(rec.Body))
+			page.Records[i].Body = b
+		}
+	}
+	if next != nil {
+		page.NextCursor = next.String()
+		u := *r.URL
+		v := u.Query()
+		v.Set("cursor", page.NextCursor)
+		u.RawQuery = v.Encode()
+		w.Header().Set("Link", "<"+u.RequestURI()+`>; rel="next"`)
+	}
+	return writeJSON(w, http.StatusOK, page)
+}

@@ -1,0 +1,206 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/configrepo"
+	"github.com/usekarma/karma/shared/gitrepo"
+	"github.com/usekarma/karma/shared/graph"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/workers/ingest"
+)
+
+// POST /request-change — a proposed config becomes a commit and a queued change, as
+// `karma propose-change` does: the proposal (the component's new environment file) is validated
+// with the rest of the repository at the deploy branch's head (configrepo.CheckProposal: JSON,
+// schema, references, cycles); 422 lists every error with its JSON pointer in the request
+// (/proposed_change/...). A component with a change still pending (not done, not rejected, the
+// component a root of it) is a conflict (409): approve, reject or wait for that one first. The
+// proposal is then committed (author: requested_by; committer: the caller) where the server may
+// write (configrepo.Writer: the deploy branch or a change branch), and the change of that commit
+// queued (change.detected, actor: the caller). 201, Location: /changes/{id}, with the impact.
+// auto_approve (plans applied without review) needs the approve scope.
+
+type changeRequest struct {
+	Component      string          `json:"component"`       // <env>/<type>/<nickname>
+	ProposedChange json.RawMessage `json:"proposed_change"` // the component's new environment file
+	RequestedBy    string          `json:"requested_by"`    // on whose behalf: "Name <email>" or a login
+	AutoApprove    bool            `json:"auto_approve,omitempty"`
+}
+
+type changeCreated struct {
+	ChangeID  string             `json:"change_id"`
+	Component string             `json:"component"`
+	Commit    string             `json:"commit"`
+	Branch    string             `json:"branch"`
+	Base      string             `json:"base"` // the commit the proposal was validated against
+	Impact    graph.ImpactReport `json:"impact"`
+}
+
+// pendingRequest is a request accepted whose change set resolve has not created yet.
+type pendingRequest struct{ changeID string }
+
+func (s *server) requestChange(w http.ResponseWriter, r *http.Request, c Caller) error {
+	var in changeRequest
+	if err := decodeBody(r, s.cfg.MaxBody, &in); err != nil {
+		return err
+	}
+	env, typ, nick, err := checkRequest(in, c)
+	if err != nil {
+		return err
+	}
+	if s.cfg.Proposals == nil {
+		return problem(http.StatusConflict, TypeReadOnly, "this server may not write the config repository (KARMA_GIT_WRITE=none): commit the change to Git yourself; the push deploys it")
+	}
+	ctx := r.Context()
+	head, err := s.cfg.Proposals.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("the deploy branch's head: %w", err)
+	}
+	chk, err := s.cfg.Proposals.CheckProposal(ctx, head, env, typ, nick, in.ProposedChange)
+	if err := proposalProblem(err, in.Component, head); err != nil {
+		return err
+	}
+	id := chk.ID()
+	s.mu.Lock() // one request per component at a time in this process; see pending
+	defer s.mu.Unlock()
+	if err := s.pending(ctx, env, id); err != nil {
+		return err
+	}
+	reqID := uuid.Must(uuid.NewV7()).String()
+	requester := gitrepo.SignatureOf(in.RequestedBy)
+	sha, err := s.cfg.Writer.Commit(ctx, configrepo.Proposal{ID: reqID, Base: head, Files: map[string][]byte{chk.File: fileOf(in.ProposedChange)},
+		Requester: requester, Summary: typ + "/" + nick + " in " + env})
+	if err != nil {
+		return commitProblem(err)
+	}
+	branch := s.cfg.Writer.BranchOf(reqID)
+	root, err := ingest.FromRequest(ingest.Request{ID: reqID, Env: env, Configs: map[string][]byte{typ + "/" + nick: in.ProposedChange}, Actor: c.Actor(),
+		AutoApprove: in.AutoApprove, Commit: &message.Commit{SHA: sha, Author: requester.Name + " <" + requester.Email + ">", Message: "karma change " + reqID, Branch: branch}})
+	if err != nil {
+		return fmt.Errorf("commit %.12s made, but its change: %w", sha, err)
+	}
+	if err := s.cfg.Publisher.Publish(ctx, root); err != nil {
+		return unavailable("committed %.12s on %s, but queueing its change failed (%v): the push of the commit deploys it, or run 'karma ingest commit %s'", sha, branch, err, sha)
+	}
+	s.requests[id] = pendingRequest{changeID: root.ID}
+	detail := map[string]any{"change_set_id": root.ID, "component": id, "commit": sha, "branch": branch, "requested_by": in.RequestedBy, "auto_approve": in.AutoApprove}
+	if err := s.record(ctx, r, EntryRequested, c, env, root.ID, detail); err != nil {
+		s.cfg.Log.Warn("api: change queued, its audit entry not written (the change.detected is audited with the caller)", "change", root.ID, "error", err)
+	}
+	w.Header().Set("Location", "/changes/"+url.PathEscape(root.ID))
+	return writeJSON(w, http.StatusCreated, changeCreated{ChangeID: root.ID, Component: id, Commit: sha, Branch: branch, Base: head, Impact: chk.Impact})
+}
+
+// checkRequest validates the request's own fields, every problem at once.
+func checkRequest(in changeRequest, c Caller) (env, typ, nick string, err error) {
+	var errs []FieldError
+	parts := strings.Split(in.Component, "/")
+	switch {
+	case in.Component == "":
+		errs = append(errs, FieldError{Pointer: "/component", Detail: "required: the component to change, <env>/<type>/<nickname>"})
+	case len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "":
+		errs = append(errs, FieldError{Pointer: "/component", Detail: "want <env>/<type>/<nickname>, e.g. prod/vpc/core"})
+	default:
+		env, typ, nick = parts[0], parts[1], parts[2]
+	}
+	var obj map[string]any
+	if len(in.ProposedChange) == 0 || json.Unmarshal(in.ProposedChange, &obj) != nil || obj == nil {
+		errs = append(errs, FieldError{Pointer: "/proposed_change", Detail: "required: the component's new environment file, a JSON object"})
+	}
+	if strings.TrimSpace(in.RequestedBy) == "" {
+		errs = append(errs, FieldError{Pointer: "/requested_by", Detail: `required: on whose behalf, "Name <email>" or a login (the commit's author)`})
+	}
+	if in.AutoApprove && !c.Has(ScopeApprove) {
+		errs = append(errs, FieldError{Pointer: "/auto_approve", Detail: c.Name + " lacks the approve scope: leave auto_approve out, and have the plans approved"})
+	}
+	if len(errs) > 0 {
+		return "", "", "", invalid("the change request is invalid: nothing was committed or queued", errs...)
+	}
+	return env, typ, nick, nil
+}
+
+// proposalProblem explains why a proposal was refused, pointing into the request.
+func proposalProblem(err error, component, head string) error {
+	var bad *configrepo.InvalidProposalError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, configrepo.ErrNoSuchComponent):
+		return invalid(fmt.Sprintf("%s is not defined at the deploy branch's head %.12s: nothing was committed or queued", component, head),
+			FieldError{Pointer: "/component", Detail: "no such component: GET /graph lists them; a new component is added by a commit"})
+	case errors.Is(err, configrepo.ErrUnchanged):
+		return invalid("the proposal changes nothing: nothing was committed or queued",
+			FieldError{Pointer: "/proposed_change", Detail: fmt.Sprintf("equals what %s holds at %.12s", component, head)})
+	case errors.As(err, &bad):
+		var errs []FieldError
+		for _, d := range bad.Diagnostics {
+			ptr := "/proposed_change"
+			if d.File == bad.File {
+				ptr += d.Pointer
+			}
+			errs = append(errs, FieldError{Pointer: strings.TrimSuffix(ptr, "/"), Detail: d.String()})
+		}
+		return invalid(fmt.Sprintf("the repository has %d error(s) with the proposal in place: nothing was committed or queued", len(errs)), errs...)
+	}
+	return err
+}
+
+// commitProblem explains a refused commit.
+func commitProblem(err error) error {
+	switch {
+	case errors.Is(err, configrepo.ErrReadOnly):
+		return problem(http.StatusConflict, TypeReadOnly, "%v", err)
+	case errors.Is(err, configrepo.ErrConflict):
+		return problem(http.StatusConflict, TypeRepositoryChanged, "%v", err)
+	}
+	return fmt.Errorf("committing the proposal: %w", err)
+}
+
+// pending refuses a request for a component that a change not yet settled deploys as a root:
+// a change set of the environment not done and not rejected, or a request this server accepted
+// whose change set is not resolved yet.
+func (s *server) pending(ctx context.Context, env, id string) error {
+	all, err := s.cfg.ChangeSets.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, cs := range all {
+		if n := cs.Nodes[id]; n != nil && n.Root && cs.Env == env && !cs.Done() && cs.Rejected == "" && cs.RejectedBy == "" {
+			return problem(http.StatusConflict, TypePendingChange, "%s has a pending change, %s (%s): approve it (POST /changes/%s/approve), reject it or wait for it to finish, then request again",
+				id, cs.ID, stateOf(cs), url.PathEscape(cs.ID))
+		}
+	}
+	if req, ok := s.requests[id]; ok {
+		cs, err := s.cfg.ChangeSets.Get(ctx, req.changeID)
+		switch {
+		case errors.Is(err, changeset.ErrNotFound):
+			return problem(http.StatusConflict, TypePendingChange, "%s has a pending change, %s, accepted and not resolved yet: wait a moment, then GET /changes/%s",
+				id, req.changeID, url.PathEscape(req.changeID))
+		case err != nil:
+			return err
+		case cs != nil:
+			delete(s.requests, id) // resolved: the change sets above speak for it now
+		}
+	}
+	return nil
+}
+
+// fileOf is the proposal as the file committed: indented JSON, as people write them.
+func fileOf(proposal json.RawMessage) []byte {
+	var b bytes.Buffer
+	if json.Indent(&b, proposal, "", "  ") != nil {
+		return append(append([]byte{}, proposal...), '\n')
+	}
+	return append(b.Bytes(), '\n')
+}
