@@ -94,7 +94,9 @@ type query struct {
 	errs []FieldError
 }
 
-func (q *query) fail(name, detail string) { q.errs = append(q.errs, FieldError{Pointer: "/query/" + name, Detail: detail}) }
+func (q *query) fail(name, detail string) {
+	q.errs = append(q.errs, FieldError{Pointer: "/query/" + name, Detail: detail})
+}
 
 func (q *query) str(name string) string { return q.r.URL.Query().Get(name) }
 

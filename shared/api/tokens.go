@@ -125,7 +125,9 @@ func checkTokens(raw []tokenJSON, where []string) (*Tokens, error) {
 	var errs []error
 	names, hashes := map[string]string{}, map[string]string{}
 	for i, tj := range raw {
-		bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("%s: "+format, append([]any{where[i]}, a...)...)) }
+		bad := func(format string, a ...any) {
+			errs = append(errs, fmt.Errorf("%s: "+format, append([]any{where[i]}, a...)...))
+		}
 		e := tokenEntry{name: tj.Name}
 		if !tokenNameRe.MatchString(tj.Name) {
 			bad("name %q: want letters, digits and ._@:+- (it is recorded as the actor)", tj.Name)

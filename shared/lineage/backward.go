@@ -26,7 +26,9 @@ type CauseStep struct {
 const MaxDepth = 100
 
 // Backward follows d's causes back to their roots.
-func Backward(ctx context.Context, l Reader, d Deployment) (*Step, error) { return backward(ctx, l, d, 0) }
+func Backward(ctx context.Context, l Reader, d Deployment) (*Step, error) {
+	return backward(ctx, l, d, 0)
+}
 
 // Reader is the part of Store that Backward reads.
 type Reader interface {
