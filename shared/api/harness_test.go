@@ -119,14 +119,21 @@ func newHarness(t *testing.T) *harness {
 	must(err)
 	h.metrics = NewMetrics(h.q, stageNames)
 	h.pipeline()
-	auth, err := ParseTokens([]byte(tokensText()))
-	must(err)
-	h.handler, err = New(Config{Graphs: &HeadGraphs{Repo: h.src}, ChangeSets: h.changeSets, Lineage: h.lineage, Audit: h.audit,
-		Publisher: pipeline.QueuePublisher{Queue: h.q}, Auth: auth, Metrics: h.metrics,
-		Params:    func(env string) (ParamReader, error) { return h.params(env), nil },
-		Proposals: h.src, Writer: &configrepo.Writer{Repo: repo, Mode: configrepo.WriteBranch}})
+	h.handler, err = New(h.config())
 	must(err)
 	return h
+}
+
+// config is the harness's API configuration: service mode, tokens, a writable repository.
+func (h *harness) config() Config {
+	auth, err := ParseTokens([]byte(tokensText()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return Config{Graphs: &HeadGraphs{Repo: h.src}, ChangeSets: h.changeSets, Lineage: h.lineage, Audit: h.audit,
+		Publisher: pipeline.QueuePublisher{Queue: h.q}, Auth: auth, Metrics: h.metrics,
+		Params:    func(env string) (ParamReader, error) { return h.params(env), nil },
+		Proposals: h.src, Writer: &configrepo.Writer{Repo: h.src.Repo, Mode: configrepo.WriteBranch}}
 }
 
 // tokensText is the harness's tokens file (the admin's hash without the sha256: prefix).

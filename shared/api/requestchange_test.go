@@ -1,0 +1,129 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/usekarma/karma/shared/configrepo"
+	"github.com/usekarma/karma/shared/gitrepo/gittest"
+	"github.com/usekarma/karma/shared/pipeline"
+)
+
+// Every bad change request is refused whole, saying which input and why, with nothing
+// committed or queued.
+func TestRequestChangeRefusals(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	head := gittest.Git(t, h.origin.Bare, "rev-parse", "main")
+	valid := request("prod/vpc/core", vpcChange(30))
+	with := func(k string, v any) map[string]any {
+		m := map[string]any{}
+		for key, val := range valid {
+			m[key] = val
+		}
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		return m
+	}
+	bad := vpcChange(30)
+	bad["az_count"], bad["cidr"] = 9, "10.20.0.0/8"
+	dangling := vpcChange(30)
+	dangling["karma"] = map[string]any{"depends_on": []any{"s3-bucket/nope"}}
+	cases := []struct {
+		name     string
+		body     any
+		token    string
+		header   []string
+		status   int
+		typ      string
+		pointers []string
+	}{
+		{"not JSON", `{"component": `, "writer", nil, http.StatusBadRequest, TypeBadRequest, nil},
+		{"two values", `{} {}`, "writer", nil, http.StatusBadRequest, TypeBadRequest, nil},
+		{"not UTF-8", "{\"component\": \"\xff\"}", "writer", nil, http.StatusBadRequest, TypeBadRequest, nil},
+		{"empty", ``, "writer", nil, http.StatusBadRequest, TypeBadRequest, nil},
+		{"not JSON content", valid, "writer", []string{"Content-Type", "text/plain"}, http.StatusUnsupportedMediaType, TypeMediaType, nil},
+		{"too large", `{"component": "` + strings.Repeat("x", DefaultMaxBody) + `"}`, "writer", nil, http.StatusRequestEntityTooLarge, TypeTooLarge, nil},
+		{"unknown field", with("colour", "blue"), "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/colour"}},
+		{"wrong type", with("component", 5), "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/component"}},
+		{"nothing", map[string]any{}, "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/component", "/proposed_change", "/requested_by"}},
+		{"component not env/type/nick", with("component", "vpc/core"), "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/component"}},
+		{"proposal not an object", with("proposed_change", []any{1}), "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/proposed_change"}},
+		{"auto-approve without the scope", with("auto_approve", true), "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/auto_approve"}},
+		{"unknown component", with("component", "prod/vpc/nope"), "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/component"}},
+		{"unknown environment", with("component", "staging/vpc/core"), "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/component"}},
+		{"unchanged", with("proposed_change", vpcChange(90)), "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/proposed_change"}},
+		{"schema errors", with("proposed_change", bad), "writer", nil, http.StatusUnprocessableEntity, TypeValidation,
+			[]string{"/proposed_change/az_count", "/proposed_change/cidr"}},
+		{"dangling reference", with("proposed_change", dangling), "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/proposed_change/karma/depends_on/0"}},
+	}
+	for _, c := range cases {
+		r := h.call("POST", "/request-change", c.token, c.body, c.header...).want(c.status)
+		p := r.problem()
+		ptrs := p.pointers()
+		slices.Sort(ptrs)
+		if p.Type != ProblemBase+c.typ || !slices.Equal(ptrs, c.pointers) {
+			t.Errorf("%s: %s %v, want %s %v: %s", c.name, p.Type, ptrs, c.typ, c.pointers, p.Detail)
+		}
+	}
+	if now := gittest.Git(t, h.origin.Bare, "rev-parse", "main"); now != head {
+		t.Errorf("a refused request committed %s", now)
+	}
+	if n, _ := h.q.Depth(t.Context(), pipeline.StageResolve); n != 0 {
+		t.Errorf("a refused request queued %d change(s)", n)
+	}
+
+	// With the approve scope, a request may ask for auto-approval.
+	var created changeCreated
+	h.call("POST", "/request-change", "admin", with("auto_approve", true)).want(http.StatusCreated).decode(&created)
+	h.runUntilIdle()
+	var detail changeDetail
+	h.call("GET", "/changes/"+created.ChangeID, "reader", nil).want(http.StatusOK).decode(&detail)
+	if !detail.AutoApprove || detail.State != StateDone {
+		t.Errorf("auto-approved request: %+v", detail.changeSummary)
+	}
+}
+
+// refusingWriter is a proposal writer that refuses as the repository would.
+type refusingWriter struct{ err error }
+
+func (w refusingWriter) Commit(context.Context, configrepo.Proposal) (string, error) {
+	return "", w.err
+}
+func (refusingWriter) BranchOf(string) string { return "main" }
+
+func TestRequestChangeWhereTheRepositoryCannotBeWritten(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	for name, c := range map[string]struct {
+		cfg func(*Config)
+		typ string
+	}{
+		"no proposals": {func(c *Config) { c.Proposals, c.Writer = nil, nil }, TypeReadOnly},
+		"write mode none": {func(c *Config) {
+			c.Writer = &configrepo.Writer{Repo: h.src.Repo, Mode: configrepo.WriteNone}
+		}, TypeReadOnly},
+		"changed meanwhile": {func(c *Config) {
+			c.Writer = refusingWriter{fmt.Errorf("%w: iac/prod/vpc/core/config.json changed", configrepo.ErrConflict)}
+		}, TypeRepositoryChanged},
+	} {
+		cfg := h.config()
+		c.cfg(&cfg)
+		handler, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.handler = handler
+		p := h.call("POST", "/request-change", "writer", request("prod/vpc/core", vpcChange(30))).want(http.StatusConflict).problem()
+		if p.Type != ProblemBase+c.typ {
+			t.Errorf("%s: %s: %s", name, p.Type, p.Detail)
+		}
+	}
+}
