@@ -43,7 +43,7 @@ type Config struct {
 	Webhooks http.Handler
 	// Metrics serves /metrics; nil answers 404.
 	Metrics *Metrics
-	// Ready are the readiness checks of /readyz besides the stores' (name -> check).
+	// Ready are the Readiness checks of /readyz besides the stores' (name -> check).
 	Ready map[string]func(*http.Request) error
 	// MaxBody bounds request bodies (default 1 MiB).
 	MaxBody int64

@@ -53,7 +53,8 @@ func stateOf(cs *changeset.ChangeSet) string {
 	return StateInProgress
 }
 
-type changeSummary struct {
+// ChangeSummary is a change set as GET /changes lists it.
+type ChangeSummary struct {
 	ID           string          `json:"id"`
 	Env          string          `json:"env"`
 	State        string          `json:"state"`
@@ -74,8 +75,8 @@ type changeSummary struct {
 	Counts       map[string]int  `json:"counts"` // deployments per state
 }
 
-func summarize(cs *changeset.ChangeSet) changeSummary {
-	v := changeSummary{ID: cs.ID, Env: cs.Env, State: stateOf(cs), Source: cs.Source, Actor: cs.Actor, CreatedAt: cs.CreatedAt, Commit: cs.Commit,
+func summarize(cs *changeset.ChangeSet) ChangeSummary {
+	v := ChangeSummary{ID: cs.ID, Env: cs.Env, State: stateOf(cs), Source: cs.Source, Actor: cs.Actor, CreatedAt: cs.CreatedAt, Commit: cs.Commit,
 		RootCauses: cs.RootCauses, Roots: []string{}, AutoApprove: cs.AutoApprove, Approved: cs.Approved, ApprovedBy: cs.ApprovedBy,
 		RejectedBy: cs.RejectedBy, RejectReason: cs.RejectReason, Invalid: cs.Rejected, SupersededBy: cs.SupersededBy,
 		QueuedBehind: cs.QueuedBehind, Counts: map[string]int{}}
@@ -92,8 +93,9 @@ func summarize(cs *changeset.ChangeSet) changeSummary {
 	return v
 }
 
-type changeList struct {
-	Changes    []changeSummary `json:"changes"`
+// ChangeList is a page of GET /changes.
+type ChangeList struct {
+	Changes    []ChangeSummary `json:"changes"`
 	NextCursor string          `json:"next_cursor,omitempty"`
 }
 
@@ -111,7 +113,7 @@ func (s *server) listChanges(w http.ResponseWriter, r *http.Request, _ Caller) e
 	if err != nil {
 		return err
 	}
-	out := changeList{Changes: []changeSummary{}}
+	out := ChangeList{Changes: []ChangeSummary{}}
 	started := cursor == ""
 	for _, cs := range all {
 		if !started {
@@ -135,14 +137,16 @@ func (s *server) listChanges(w http.ResponseWriter, r *http.Request, _ Caller) e
 	return writeJSON(w, http.StatusOK, out)
 }
 
-type changeDetail struct {
-	changeSummary
-	Waves       [][]string       `json:"waves"`
-	Deployments []deploymentView `json:"deployments"`
-	Plans       []planView       `json:"plans"`
+// ChangeDetail is the answer of GET /changes/{id}.
+type ChangeDetail struct {
+	ChangeSummary
+	Waves       [][]string         `json:"waves"`
+	Deployments []ChangeDeployment `json:"deployments"`
+	Plans       []Plan             `json:"plans"`
 }
 
-type deploymentView struct {
+// ChangeDeployment is one component of a change set: its deployment, state and why.
+type ChangeDeployment struct {
 	Component    string          `json:"component"`
 	DeploymentID string          `json:"deployment_id"`
 	Wave         int             `json:"wave"`
@@ -155,8 +159,8 @@ type deploymentView struct {
 	ChangedKeys  []string        `json:"changed_keys,omitempty"`
 }
 
-// planView is a deployment's saved plan: Held while it waits for approval.
-type planView struct {
+// Plan is a deployment's saved plan: Held while it waits for approval.
+type Plan struct {
 	message.DeploymentPlanned
 	Held bool `json:"held"`
 }
@@ -166,11 +170,11 @@ func (s *server) getChange(w http.ResponseWriter, r *http.Request, _ Caller) err
 	if err != nil {
 		return err
 	}
-	v := changeDetail{changeSummary: summarize(cs), Waves: cs.Waves, Deployments: []deploymentView{}}
+	v := ChangeDetail{ChangeSummary: summarize(cs), Waves: cs.Waves, Deployments: []ChangeDeployment{}}
 	for _, wave := range cs.Waves {
 		for _, id := range wave {
 			n := cs.Nodes[id]
-			v.Deployments = append(v.Deployments, deploymentView{Component: id, DeploymentID: n.DeploymentID, Wave: n.Wave, State: n.State, Root: n.Root,
+			v.Deployments = append(v.Deployments, ChangeDeployment{Component: id, DeploymentID: n.DeploymentID, Wave: n.Wave, State: n.State, Root: n.Root,
 				Destroy: n.Destroy, Reason: n.Reason, Detail: n.Detail, Causes: n.Causes, ChangedKeys: n.ChangedKeys})
 		}
 	}
@@ -192,7 +196,7 @@ func (s *server) changeSet(r *http.Request) (*changeset.ChangeSet, error) {
 
 // plans of cs, in wave order: those held for review from the change set, the others as the
 // audit log recorded their deployment.planned.
-func (s *server) plans(r *http.Request, cs *changeset.ChangeSet) ([]planView, error) {
+func (s *server) plans(r *http.Request, cs *changeset.ChangeSet) ([]Plan, error) {
 	recorded := map[string]message.DeploymentPlanned{}
 	recs, err := s.cfg.Audit.Query(r.Context(), audit.Query{Correlation: cs.CorrelationID})
 	if err != nil {
@@ -207,15 +211,15 @@ func (s *server) plans(r *http.Request, cs *changeset.ChangeSet) ([]planView, er
 			recorded[p.DeploymentID] = p
 		}
 	}
-	out := []planView{}
+	out := []Plan{}
 	for _, wave := range cs.Waves {
 		for _, id := range wave {
 			n := cs.Nodes[id]
 			switch p, ok := recorded[n.DeploymentID]; {
 			case n.Plan != nil:
-				out = append(out, planView{DeploymentPlanned: *n.Plan, Held: n.State == changeset.Planned})
+				out = append(out, Plan{DeploymentPlanned: *n.Plan, Held: n.State == changeset.Planned})
 			case ok:
-				out = append(out, planView{DeploymentPlanned: p})
+				out = append(out, Plan{DeploymentPlanned: p})
 			}
 		}
 	}

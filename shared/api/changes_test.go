@@ -31,7 +31,7 @@ func TestRequestApproveDeploy(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	r := h.call("POST", "/request-change", "writer", request("prod/vpc/core", vpcChange(30))).want(http.StatusCreated)
-	var created changeCreated
+	var created ChangeCreated
 	r.decode(&created)
 	if r.Header.Get("Location") != "/changes/"+url.PathEscape(created.ChangeID) || created.Branch != "main" || len(created.Commit) != 40 {
 		t.Fatalf("created %+v, Location %s", created, r.Header.Get("Location"))
@@ -55,10 +55,10 @@ func TestRequestApproveDeploy(t *testing.T) {
 	}
 
 	h.runUntilIdle()
-	var detail changeDetail
+	var detail ChangeDetail
 	h.call("GET", "/changes/"+url.PathEscape(created.ChangeID), "reader", nil).want(http.StatusOK).decode(&detail)
 	if detail.State != StateAwaiting || detail.Commit != created.Commit || detail.Actor != (message.Actor{Kind: "api", Name: "writer"}) {
-		t.Fatalf("the change after resolve and plan: %+v", detail.changeSummary)
+		t.Fatalf("the change after resolve and plan: %+v", detail.ChangeSummary)
 	}
 	if len(detail.Plans) != 1 || !detail.Plans[0].Held || detail.Plans[0].Component != "prod/vpc/core" || len(detail.Plans[0].Resources) != 1 ||
 		detail.Plans[0].Resources[0].Address != "terraform_data.noop" {
@@ -67,13 +67,13 @@ func TestRequestApproveDeploy(t *testing.T) {
 	// Still pending (awaiting approval): a conflict.
 	h.call("POST", "/request-change", "writer", request("prod/vpc/core", vpcChange(60))).want(http.StatusConflict)
 
-	var list changeList
+	var list ChangeList
 	h.call("GET", "/changes?env=prod&state=awaiting-approval", "reader", nil).want(http.StatusOK).decode(&list)
 	if len(list.Changes) != 1 || list.Changes[0].ID != created.ChangeID {
 		t.Errorf("awaiting approval: %+v", list.Changes)
 	}
 
-	var dec decisionReply
+	var dec Decision
 	h.call("POST", "/changes/"+url.PathEscape(created.ChangeID)+"/approve", "approver", nil).want(http.StatusOK).decode(&dec)
 	if !dec.Change.Approved || dec.Change.ApprovedBy != "approver" || dec.Released != 1 {
 		t.Errorf("approval %+v", dec)
@@ -81,7 +81,7 @@ func TestRequestApproveDeploy(t *testing.T) {
 	h.runUntilIdle()
 	h.call("GET", "/changes/"+url.PathEscape(created.ChangeID), "reader", nil).want(http.StatusOK).decode(&detail)
 	if detail.State != StateDone || detail.Counts[changeset.Applied] != 1 {
-		t.Fatalf("after approval: %+v", detail.changeSummary)
+		t.Fatalf("after approval: %+v", detail.ChangeSummary)
 	}
 	if len(detail.Plans) != 1 || detail.Plans[0].Held || len(detail.Plans[0].Resources) != 1 {
 		t.Errorf("the applied plan, from the audit log: %+v", detail.Plans)
@@ -94,7 +94,7 @@ func TestRequestApproveDeploy(t *testing.T) {
 
 	// The deployment, its lineage back to the request's commit.
 	depID := detail.Deployments[0].DeploymentID
-	var d deploymentDetail
+	var d DeploymentDetail
 	h.call("GET", "/deployments/"+depID, "reader", nil).want(http.StatusOK).decode(&d)
 	if d.Status != lineage.StatusApplied || d.Change == nil || d.Change.Commit != created.Commit {
 		t.Errorf("deployment %+v", d)
@@ -106,7 +106,7 @@ func TestRequestApproveDeploy(t *testing.T) {
 	}
 	h.call("GET", "/deployments/dep-0000000000000000", "reader", nil).want(http.StatusNotFound).problem()
 	h.call("GET", "/deployments/dep-0000000000000000/lineage", "reader", nil).want(http.StatusNotFound).problem()
-	var comp componentView
+	var comp ComponentView
 	h.call("GET", "/components/prod/vpc/core", "reader", nil).want(http.StatusOK).decode(&comp)
 	if len(comp.Deployments) != 1 || comp.Deployments[0].ID != depID || comp.Runtime == nil {
 		t.Errorf("the component's deployments %+v, runtime %+v", comp.Deployments, comp.Runtime)
@@ -138,7 +138,7 @@ func logAll(t *testing.T, h *harness, query string, limit int) []audit.Record {
 			u += "&cursor=" + cursor
 		}
 		r := h.call("GET", u, "reader", nil).want(http.StatusOK)
-		var page logPage
+		var page LogPage
 		r.decode(&page)
 		for _, rec := range page.Records {
 			out = append(out, rec.Record)
@@ -162,7 +162,7 @@ func TestRejectReleasesWhatWaited(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	ctx := t.Context()
-	var first changeCreated
+	var first ChangeCreated
 	h.call("POST", "/request-change", "writer", request("prod/vpc/core", vpcChange(30))).want(http.StatusCreated).decode(&first)
 	h.runUntilIdle()
 	// A push (not the API) changes the component again: queued behind the first.
@@ -190,7 +190,7 @@ func TestRejectReleasesWhatWaited(t *testing.T) {
 			t.Errorf("reject with %v: pointers %v, want %v", c.body, p.pointers(), c.ptrs)
 		}
 	}
-	var dec decisionReply
+	var dec Decision
 	h.call("POST", "/changes/"+id+"/reject", "approver", map[string]any{"reason": "wrong account"}).want(http.StatusOK).decode(&dec)
 	if dec.Change.State != StateRejected || dec.Change.RejectedBy != "approver" {
 		t.Errorf("rejection %+v", dec.Change)
@@ -202,7 +202,7 @@ func TestRejectReleasesWhatWaited(t *testing.T) {
 	h.call("POST", "/changes/"+id+"/reject", "admin", map[string]any{"reason": "me too"}).want(http.StatusConflict).problem()
 	h.runUntilIdle()
 
-	var detail changeDetail
+	var detail ChangeDetail
 	h.call("GET", "/changes/"+id, "reader", nil).want(http.StatusOK).decode(&detail)
 	for _, d := range detail.Deployments {
 		if d.State != changeset.Skipped || d.Reason != changeset.ReasonRejected || d.Detail != "rejected by approver: wrong account" {

@@ -17,24 +17,26 @@ import (
 // depends on and what depends on it with the runtime keys each edge consumes, its diagnostics,
 // and its latest deployments (newest first, N of them, default 10).
 
-type componentView struct {
+// ComponentView is the answer of GET /components/{env}/{type}/{nickname}.
+type ComponentView struct {
 	graph.Component
 	Config       any                  `json:"config"`  // null when its files cannot be resolved
-	Runtime      *runtimeView         `json:"runtime"` // null: not published (or no parameter store)
-	Dependencies []link               `json:"dependencies"`
-	Dependents   []link               `json:"dependents"`
+	Runtime      *Runtime             `json:"runtime"` // null: not published (or no parameter store)
+	Dependencies []Link               `json:"dependencies"`
+	Dependents   []Link               `json:"dependents"`
 	Deployments  []lineage.Deployment `json:"deployments"`
 	Diagnostics  model.Diagnostics    `json:"diagnostics"`
 }
 
-// link is one edge seen from the component: the other end and the keys the dependent consumes.
-type link struct {
+// Link is one edge seen from the component: the other end and the keys the dependent consumes.
+type Link struct {
 	Component string         `json:"component"`
 	Consumes  []string       `json:"consumes"`
 	Sources   []graph.Source `json:"sources"`
 }
 
-type runtimeView struct {
+// Runtime is a component's runtime parameter as published (its value redacted where secret).
+type Runtime struct {
 	Parameter        string    `json:"parameter"`
 	Type             string    `json:"type"`
 	Version          int64     `json:"version"`
@@ -60,14 +62,14 @@ func (s *server) getComponent(w http.ResponseWriter, r *http.Request, _ Caller) 
 		return notFound("no component %s: GET /graph?env=%s lists the environment's components", id, env)
 	}
 	g := res.Graph
-	v := componentView{Component: g.Components[i], Dependencies: []link{}, Dependents: []link{}, Diagnostics: model.Diagnostics{}}
+	v := ComponentView{Component: g.Components[i], Dependencies: []Link{}, Dependents: []Link{}, Diagnostics: model.Diagnostics{}}
 	for _, ei := range g.Dependencies(i) {
 		e := g.Edges[ei]
-		v.Dependencies = append(v.Dependencies, link{Component: g.Components[e.To].ID, Consumes: e.Consumes, Sources: e.Sources})
+		v.Dependencies = append(v.Dependencies, Link{Component: g.Components[e.To].ID, Consumes: e.Consumes, Sources: e.Sources})
 	}
 	for _, ei := range g.Dependents(i) {
 		e := g.Edges[ei]
-		v.Dependents = append(v.Dependents, link{Component: g.Components[e.From].ID, Consumes: e.Consumes, Sources: e.Sources})
+		v.Dependents = append(v.Dependents, Link{Component: g.Components[e.From].ID, Consumes: e.Consumes, Sources: e.Sources})
 	}
 	for _, d := range res.Diagnostics {
 		if d.Component == id {
@@ -97,7 +99,7 @@ func resolvedConfig(res *model.Result, id string) any {
 }
 
 // runtime reads the component's runtime parameter; nil when none is published.
-func (s *server) runtime(r *http.Request, env, name string) (*runtimeView, error) {
+func (s *server) runtime(r *http.Request, env, name string) (*Runtime, error) {
 	if s.cfg.Params == nil {
 		return nil, nil
 	}
@@ -112,7 +114,7 @@ func (s *server) runtime(r *http.Request, env, name string) (*runtimeView, error
 	if err != nil {
 		return nil, err
 	}
-	v := &runtimeView{Parameter: p.Name, Type: p.Type, Version: p.Version, LastModified: p.LastModified, LastModifiedUser: p.LastModifiedUser, Value: Redacted}
+	v := &Runtime{Parameter: p.Name, Type: p.Type, Version: p.Version, LastModified: p.LastModified, LastModifiedUser: p.LastModifiedUser, Value: Redacted}
 	if p.Type != params.TypeSecureString {
 		var doc any
 		if json.Unmarshal([]byte(p.Value), &doc) == nil {

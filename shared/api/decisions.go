@@ -21,8 +21,9 @@ import (
 // queued behind it then start. 409 when it is approved, done, invalid, superseded or rejected
 // by someone else; the same caller rejecting again re-announces the rejection.
 
-type decisionReply struct {
-	Change changeSummary `json:"change"`
+// Decision is the answer of POST /changes/{id}/approve and /reject.
+type Decision struct {
+	Change ChangeSummary `json:"change"`
 	// Released is how many held plans this approval released (0 when none was planned yet:
 	// they apply as they are planned).
 	Released int `json:"released"`
@@ -48,15 +49,16 @@ func (s *server) approve(w http.ResponseWriter, r *http.Request, c Caller) error
 	if err := s.record(ctx, r, EntryApproved, c, cs.Env, cs.CorrelationID, detail); err != nil {
 		return unavailable("change set %s is approved, but %v: approve again (it is idempotent) to record it", cs.ID, err)
 	}
-	return writeJSON(w, http.StatusOK, decisionReply{Change: summarize(cs), Released: len(a.Messages)})
+	return writeJSON(w, http.StatusOK, Decision{Change: summarize(cs), Released: len(a.Messages)})
 }
 
-type rejectRequest struct {
+// RejectRequest is the body of POST /changes/{id}/reject.
+type RejectRequest struct {
 	Reason string `json:"reason"`
 }
 
 func (s *server) reject(w http.ResponseWriter, r *http.Request, c Caller) error {
-	var in rejectRequest
+	var in RejectRequest
 	if err := decodeBody(r, s.cfg.MaxBody, &in); err != nil {
 		return err
 	}
@@ -87,7 +89,7 @@ func (s *server) reject(w http.ResponseWriter, r *http.Request, c Caller) error 
 	if err := s.record(ctx, r, EntryRejected, c, cs.Env, cs.CorrelationID, detail); err != nil {
 		return unavailable("change set %s is rejected, but %v: reject again to record it", cs.ID, err)
 	}
-	return writeJSON(w, http.StatusOK, decisionReply{Change: summarize(cs)})
+	return writeJSON(w, http.StatusOK, Decision{Change: summarize(cs)})
 }
 
 // unavailable is a 503 whose detail says what happened and how to finish it.

@@ -13,7 +13,8 @@ import (
 // root (lineage.Backward: upstream deployments and the keys that reached it, then the commit,
 // parameter version or request behind it all), as `karma lineage --json`.
 
-type deploymentDetail struct {
+// DeploymentDetail is the answer of GET /deployments/{id}.
+type DeploymentDetail struct {
 	lineage.Deployment
 	Change *lineage.Change `json:"change"` // null when the change is not recorded (yet)
 }
@@ -23,7 +24,7 @@ func (s *server) getDeployment(w http.ResponseWriter, r *http.Request, _ Caller)
 	if err != nil {
 		return err
 	}
-	v := deploymentDetail{Deployment: d}
+	v := DeploymentDetail{Deployment: d}
 	if ch, err := s.cfg.Lineage.Change(r.Context(), d.ChangeSetID); err == nil {
 		v.Change = &ch
 	} else if !errors.Is(err, lineage.ErrNotFound) {

@@ -75,7 +75,7 @@ func TestComponent(t *testing.T) {
 	if _, err := h.params("prod").Put(ctx, paramsPut("/iac/vpc/core/runtime", `{"vpc_id":"vpc-123","private_subnet_ids":["s-1"],"db_password":"hunter2"}`)); err != nil {
 		t.Fatal(err)
 	}
-	var v componentView
+	var v ComponentView
 	h.call("GET", "/components/prod/vpc/core?deployments=5", "reader", nil).want(http.StatusOK).decode(&v)
 	if v.ID != "prod/vpc/core" || v.Config == nil || v.Runtime == nil || len(v.Dependents) == 0 || len(v.Dependencies) != 0 {
 		t.Fatalf("prod/vpc/core: %+v", v)

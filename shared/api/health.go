@@ -12,7 +12,7 @@ import (
 )
 
 // GET /healthz — the process serves (liveness): always 200 while it runs.
-// GET /readyz — it can answer (readiness): the change set store and the audit log answer, the
+// GET /readyz — it can answer (Readiness): the change set store and the audit log answer, the
 // current graph builds, and every Config.Ready check passes, each within 5 s; else 503 listing
 // what failed.
 
@@ -20,7 +20,8 @@ func (s *server) healthz(w http.ResponseWriter, _ *http.Request, _ Caller) error
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-type readiness struct {
+// Readiness is the answer of GET /readyz.
+type Readiness struct {
 	Status string            `json:"status"`
 	Checks map[string]string `json:"checks"`
 }
@@ -49,7 +50,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request, _ Caller) error 
 	for name, check := range s.cfg.Ready {
 		checks[name] = check
 	}
-	out := readiness{Status: "ready", Checks: map[string]string{}}
+	out := Readiness{Status: "ready", Checks: map[string]string{}}
 	var failed []FieldError
 	for name, check := range checks {
 		if err := check(r); err != nil {

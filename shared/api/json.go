@@ -9,22 +9,36 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/usekarma/karma/shared/params"
 )
 
-// writeJSON sends v as JSON.
+// writeJSON sends v as JSON. The encoder writes the encoding in one piece, once it is complete,
+// so a value that cannot be encoded is still an error the caller can answer.
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	b := buffers.Get().(*bytes.Buffer)
+	defer func() {
+		if b.Cap() <= maxPooled {
+			b.Reset()
+			buffers.Put(b)
+		}
+	}()
+	if err := json.NewEncoder(b).Encode(v); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, err = w.Write(append(b, '\n'))
+	_, err := w.Write(b.Bytes())
 	return err
 }
+
+// buffers are reused between responses (an impact report of a foundation is a few MB); those
+// that grew beyond maxPooled are left to the collector.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooled = 8 << 20
 
 // decodeBody reads a JSON object body into v strictly: the content type must be JSON, the body
 // at most max bytes, UTF-8, one JSON object, with no field v does not know.

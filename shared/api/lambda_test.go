@@ -104,7 +104,7 @@ func TestLambdaIAMCallerRequestsAChange(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /live/request-change: %d %s", resp.StatusCode, resp.Body)
 	}
-	var created changeCreated
+	var created ChangeCreated
 	if err := json.Unmarshal([]byte(resp.Body), &created); err != nil {
 		t.Fatal(err)
 	}

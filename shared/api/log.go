@@ -14,13 +14,14 @@ import (
 // header, rel="next") continues after the last record. Each record carries the message (or
 // API entry) as received, in body.
 
-type logPage struct {
-	Records    []logRecord `json:"records"`
+// LogPage is a page of GET /log.
+type LogPage struct {
+	Records    []LogRecord `json:"records"`
 	NextCursor string      `json:"next_cursor,omitempty"`
 }
 
-// logRecord is an audit.Record with its body as JSON.
-type logRecord struct {
+// LogRecord is an audit.Record with its body as JSON.
+type LogRecord struct {
 	audit.Record
 	Body json.RawMessage `json:"body"`
 }
@@ -48,9 +49,9 @@ func (s *server) getLog(w http.ResponseWriter, r *http.Request, _ Caller) error 
 	if err != nil {
 		return err
 	}
-	page := logPage{Records: make([]logRecord, len(recs))}
+	page := LogPage{Records: make([]LogRecord, len(recs))}
 	for i, rec := range recs {
-		page.Records[i] = logRecord{Record: rec, Body: rec.Body}
+		page.Records[i] = LogRecord{Record: rec, Body: rec.Body}
 		if !json.Valid(rec.Body) {
 			b, _ := json.Marshal(string(rec.Body))
 			page.Records[i].Body = b

@@ -37,7 +37,7 @@ func TestNoRouteAndWrongMethod(t *testing.T) {
 func TestLogFiltersAndRefusals(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	var created changeCreated
+	var created ChangeCreated
 	h.call("POST", "/request-change", "writer", request("prod/vpc/core", vpcChange(30))).want(http.StatusCreated).decode(&created)
 	h.runUntilIdle()
 	all := logAll(t, h, "correlation="+created.ChangeID, 100)
@@ -80,11 +80,11 @@ func TestChangesList(t *testing.T) {
 	var ids []string
 	for _, comp := range []string{"prod/vpc/core", "prod/s3-bucket/assets", "dev/vpc/core"} {
 		env := strings.SplitN(comp, "/", 2)[0]
-		var v componentView
+		var v ComponentView
 		h.call("GET", "/components/"+comp, "reader", nil).want(http.StatusOK).decode(&v)
 		cfg := v.Config.(map[string]any)
 		cfg["tags"] = map[string]any{"Environment": env, "Changed": "yes"}
-		var created changeCreated
+		var created ChangeCreated
 		h.call("POST", "/request-change", "writer", request(comp, cfg)).want(http.StatusCreated).decode(&created)
 		ids = append([]string{created.ChangeID}, ids...) // newest first
 	}
@@ -92,7 +92,7 @@ func TestChangesList(t *testing.T) {
 	var got []string
 	cursor := ""
 	for {
-		var page changeList
+		var page ChangeList
 		h.call("GET", "/changes?limit=2&cursor="+cursor, "reader", nil).want(http.StatusOK).decode(&page)
 		for _, c := range page.Changes {
 			got = append(got, c.ID)
@@ -104,14 +104,14 @@ func TestChangesList(t *testing.T) {
 	if !slices.Equal(got, ids) {
 		t.Errorf("pages gave %v, want %v", got, ids)
 	}
-	var prod changeList
+	var prod ChangeList
 	h.call("GET", "/changes?env=prod", "reader", nil).want(http.StatusOK).decode(&prod)
 	if len(prod.Changes) != 2 || prod.Changes[0].Env != "prod" || prod.Changes[1].Env != "prod" {
 		t.Errorf("env=prod: %+v", prod.Changes)
 	}
 	byState := 0
 	for _, st := range changeStates {
-		var l changeList
+		var l ChangeList
 		h.call("GET", "/changes?state="+st, "reader", nil).want(http.StatusOK).decode(&l)
 		for _, c := range l.Changes {
 			if c.State != st {
@@ -134,10 +134,10 @@ func TestChangesList(t *testing.T) {
 func TestHealthAndMetrics(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	var rd readiness
+	var rd Readiness
 	h.call("GET", "/readyz", "", nil).want(http.StatusOK).decode(&rd)
 	if rd.Checks["graph"] != "ok" || rd.Checks["change_sets"] != "ok" || rd.Checks["audit_log"] != "ok" {
-		t.Errorf("readiness %+v", rd)
+		t.Errorf("Readiness %+v", rd)
 	}
 	cfg := h.config()
 	cfg.Ready = map[string]func(*http.Request) error{"queue": func(*http.Request) error { return errors.New("queue unreachable") }}
@@ -148,7 +148,7 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Errorf("a failing check: %+v", p)
 	}
 
-	var created changeCreated
+	var created ChangeCreated
 	h.call("POST", "/request-change", "writer", request("prod/vpc/core", vpcChange(30))).want(http.StatusCreated).decode(&created)
 	before := h.call("GET", "/metrics", "reader", nil).want(http.StatusOK)
 	if !strings.Contains(string(before.body), `karma_queue_depth{queue="resolve"} 1`) {

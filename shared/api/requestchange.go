@@ -31,14 +31,16 @@ import (
 // queued (change.detected, actor: the caller). 201, Location: /changes/{id}, with the impact.
 // auto_approve (plans applied without review) needs the approve scope.
 
-type changeRequest struct {
+// ChangeRequest is the body of POST /request-change.
+type ChangeRequest struct {
 	Component      string          `json:"component"`       // <env>/<type>/<nickname>
 	ProposedChange json.RawMessage `json:"proposed_change"` // the component's new environment file
 	RequestedBy    string          `json:"requested_by"`    // on whose behalf: "Name <email>" or a login
 	AutoApprove    bool            `json:"auto_approve,omitempty"`
 }
 
-type changeCreated struct {
+// ChangeCreated is the answer of POST /request-change (201).
+type ChangeCreated struct {
 	ChangeID  string             `json:"change_id"`
 	Component string             `json:"component"`
 	Commit    string             `json:"commit"`
@@ -51,7 +53,7 @@ type changeCreated struct {
 type pendingRequest struct{ changeID string }
 
 func (s *server) requestChange(w http.ResponseWriter, r *http.Request, c Caller) error {
-	var in changeRequest
+	var in ChangeRequest
 	if err := decodeBody(r, s.cfg.MaxBody, &in); err != nil {
 		return err
 	}
@@ -99,11 +101,11 @@ func (s *server) requestChange(w http.ResponseWriter, r *http.Request, c Caller)
 		s.cfg.Log.Warn("api: change queued, its audit entry not written (the change.detected is audited with the caller)", "change", root.ID, "error", err)
 	}
 	w.Header().Set("Location", "/changes/"+url.PathEscape(root.ID))
-	return writeJSON(w, http.StatusCreated, changeCreated{ChangeID: root.ID, Component: id, Commit: sha, Branch: branch, Base: head, Impact: chk.Impact})
+	return writeJSON(w, http.StatusCreated, ChangeCreated{ChangeID: root.ID, Component: id, Commit: sha, Branch: branch, Base: head, Impact: chk.Impact})
 }
 
 // checkRequest validates the request's own fields, every problem at once.
-func checkRequest(in changeRequest, c Caller) (env, typ, nick string, err error) {
+func checkRequest(in ChangeRequest, c Caller) (env, typ, nick string, err error) {
 	var errs []FieldError
 	parts := strings.Split(in.Component, "/")
 	switch {

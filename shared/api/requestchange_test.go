@@ -81,13 +81,13 @@ func TestRequestChangeRefusals(t *testing.T) {
 	}
 
 	// With the approve scope, a request may ask for auto-approval.
-	var created changeCreated
+	var created ChangeCreated
 	h.call("POST", "/request-change", "admin", with("auto_approve", true)).want(http.StatusCreated).decode(&created)
 	h.runUntilIdle()
-	var detail changeDetail
+	var detail ChangeDetail
 	h.call("GET", "/changes/"+created.ChangeID, "reader", nil).want(http.StatusOK).decode(&detail)
 	if !detail.AutoApprove || detail.State != StateDone {
-		t.Errorf("auto-approved request: %+v", detail.changeSummary)
+		t.Errorf("auto-approved request: %+v", detail.ChangeSummary)
 	}
 }
 

@@ -1,0 +1,95 @@
+package api
+
+import (
+	"context"
+	"errors"
+
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/usekarma/karma/shared/model"
+)
+
+// countingGraphs builds a new *model.Result per call, or fails while fail is set.
+type countingGraphs struct {
+	mu     sync.Mutex
+	builds int
+	fail   error
+	gate   chan struct{} // when set, a build waits for it
+}
+
+func (c *countingGraphs) Current(context.Context, string) (*model.Result, error) {
+	if c.gate != nil {
+		<-c.gate
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fail != nil {
+		return nil, c.fail
+	}
+	c.builds++
+	return &model.Result{}, nil
+}
+
+func TestSnapshotServesFromMemoryAndRebuildsWhenOld(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2026, 3, 14, 9, 30, 0, 0, time.UTC)
+	src := &countingGraphs{}
+	s := &Snapshot{Source: src, MaxAge: time.Minute, Now: func() time.Time { return now }}
+	first, err := s.Current(ctx, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := s.Current(ctx, "prod"); again != first || src.builds != 1 {
+		t.Fatalf("a second request built again (%d builds)", src.builds)
+	}
+	if other, _ := s.Current(ctx, "dev"); other == first || src.builds != 2 {
+		t.Fatal("environments share a graph")
+	}
+	now = now.Add(time.Minute)
+	if later, _ := s.Current(ctx, "prod"); later == first || src.builds != 3 {
+		t.Fatal("an old graph was not rebuilt")
+	}
+	s.Invalidate()
+	if fresh, _ := s.Current(ctx, "prod"); src.builds != 4 || fresh == nil {
+		t.Fatal("Invalidate did not rebuild")
+	}
+	// A failed rebuild is said; the next request tries again.
+	s.Invalidate()
+	src.fail = errors.New("fetch failed")
+	if _, err := s.Current(ctx, "prod"); err == nil {
+		t.Fatal("a failed build was not reported")
+	}
+	src.fail = nil
+	if _, err := s.Current(ctx, "prod"); err != nil || src.builds != 5 {
+		t.Fatalf("after a failure: %v, %d builds", err, src.builds)
+	}
+}
+
+// Requests arriving during the first build wait for it rather than building too.
+func TestSnapshotBuildsOnceForConcurrentRequests(t *testing.T) {
+	t.Parallel()
+	src := &countingGraphs{gate: make(chan struct{})}
+	s := &Snapshot{Source: src}
+	var wg sync.WaitGroup
+	results := make([]*model.Result, 8)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], _ = s.Current(context.Background(), "prod")
+		}()
+	}
+	close(src.gate)
+	wg.Wait()
+	for i, r := range results {
+		if r == nil || r != results[0] {
+			t.Fatalf("request %d got %p, request 0 %p", i, r, results[0])
+		}
+	}
+	if src.builds != 1 {
+		t.Errorf("%d builds for %d concurrent requests", src.builds, len(results))
+	}
+}
