@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks behind docs/performance.md (`make bench`):
-#   1. go benchmarks of shared/model (Build 10k / 100k) and shared/graph (impact, waves);
+#   1. go benchmarks of shared/model (Build 10k / 100k), shared/graph (impact, waves) and shared/api
+#      (GET /graph and GET /impact on 10k components);
 #   2. wall time and peak resident memory of a real 100,000-component build: model.Build alone
 #      (scripts/genrepo -build) and the CLI (karma graph build --params-backend none --no-write).
 # Environment: BENCH_N (components for step 2, default 100000), BENCH_SHORT=1 (go test -short:
@@ -22,7 +23,7 @@ echo "kernel:  $(uname -sr)"
 
 echo
 echo "== go benchmarks (go test -run '^\$' -bench . -benchmem -count 1)"
-go test -run '^$' -bench . -benchmem -count 1 -timeout 60m "${short[@]}" ./shared/model/ ./shared/graph/ ./shared/gitrepo/
+go test -run '^$' -bench . -benchmem -count 1 -timeout 60m "${short[@]}" ./shared/model/ ./shared/graph/ ./shared/gitrepo/ ./shared/api/
 
 if ! command -v /usr/bin/time >/dev/null; then
   echo "installing GNU time for peak resident memory"

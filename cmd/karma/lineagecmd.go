@@ -51,7 +51,7 @@ func newLineageCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			chain, err := backward(c.Context(), st.lineage, d, 0)
+			chain, err := lineage.Backward(c.Context(), st.lineage, d)
 			if err != nil {
 				return err
 			}
@@ -105,39 +105,8 @@ func findDeployment(ctx context.Context, l lineage.Store, id string) (lineage.De
 	return lineage.Deployment{}, fmt.Errorf("%s: %w (never deployed by Karma)", id, lineage.ErrNotFound)
 }
 
-// step is one deployment with what caused it.
-type step struct {
-	Deployment lineage.Deployment `json:"deployment"`
-	Causes     []causeStep        `json:"causes"`
-}
 
-type causeStep struct {
-	Cause    message.Cause   `json:"cause"`
-	Upstream *step           `json:"upstream,omitempty"` // for a deployment cause
-	Change   *lineage.Change `json:"change,omitempty"`   // for a root cause
-}
-
-func backward(ctx context.Context, l lineage.Store, d lineage.Deployment, depth int) (*step, error) {
-	s := &step{Deployment: d}
-	for _, c := range d.CausedBy {
-		cs := causeStep{Cause: c}
-		if (c.Kind == message.CauseDeployment || c.Kind == message.CauseRetry) && depth < 100 {
-			up, err := l.Deployment(ctx, c.ID)
-			if err != nil {
-				return nil, err
-			}
-			if cs.Upstream, err = backward(ctx, l, up, depth+1); err != nil {
-				return nil, err
-			}
-		} else if ch, err := l.Change(ctx, d.ChangeSetID); err == nil {
-			cs.Change = &ch
-		}
-		s.Causes = append(s.Causes, cs)
-	}
-	return s, nil
-}
-
-func printBackward(w io.Writer, s *step, depth int) {
+func printBackward(w io.Writer, s *lineage.Step, depth int) {
 	ind := strings.Repeat("  ", depth)
 	d := s.Deployment
 	fmt.Fprintf(w, "%s%s  %s  %s  wave %d  %s\n", ind, d.Component, d.ID, d.Status, d.Wave, d.At.Format("2006-01-02 15:04:05Z07:00"))

@@ -14,8 +14,8 @@ type Step struct {
 	Causes     []CauseStep `json:"causes"`
 }
 
-// CauseStep is one cause of a deployment: Upstream for a deployment cause, Change for a root
-// cause.
+// CauseStep is one cause of a deployment: Upstream for a deployment cause (or the failed
+// deployment a retry runs again), Change for a root cause.
 type CauseStep struct {
 	Cause    message.Cause `json:"cause"`
 	Upstream *Step         `json:"upstream,omitempty"`
@@ -40,7 +40,7 @@ func backward(ctx context.Context, l Reader, d Deployment, depth int) (*Step, er
 	s := &Step{Deployment: d, Causes: []CauseStep{}}
 	for _, c := range d.CausedBy {
 		cs := CauseStep{Cause: c}
-		if c.Kind == message.CauseDeployment && depth < MaxDepth {
+		if (c.Kind == message.CauseDeployment || c.Kind == message.CauseRetry) && depth < MaxDepth {
 			up, err := l.Deployment(ctx, c.ID)
 			if err != nil {
 				return nil, err
