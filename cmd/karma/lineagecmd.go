@@ -105,7 +105,6 @@ func findDeployment(ctx context.Context, l lineage.Store, id string) (lineage.De
 	return lineage.Deployment{}, fmt.Errorf("%s: %w (never deployed by Karma)", id, lineage.ErrNotFound)
 }
 
-
 func printBackward(w io.Writer, s *lineage.Step, depth int) {
 	ind := strings.Repeat("  ", depth)
 	d := s.Deployment
