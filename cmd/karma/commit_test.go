@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/gitrepo/gittest"
@@ -117,6 +118,17 @@ func TestEachCommitDeploysItsOwnTreeInOrder(t *testing.T) {
 		cs := changeSetOf(t, state, sha, "prod")
 		if ds[0].ChangeSetID != cs.ID || deployedAZs(t, cs) != az {
 			t.Errorf("commit %.12s is credited with change set %s", sha, ds[0].ChangeSetID)
+		}
+	}
+	// B's decisions, made when A finished, are B's story: its correlation and author.
+	_, a2, _ := stores(t, state)
+	recs, err := a2.Query(ctx, audit.Query{DeploymentID: csB.Nodes["prod/vpc/core"].DeploymentID})
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("audit of B's deployment: %d, %v", len(recs), err)
+	}
+	for _, r := range recs {
+		if r.CorrelationID != csB.CorrelationID || r.Actor != "Ben <ben@example.com>" {
+			t.Errorf("%s of B's deployment: correlation %s, actor %s; want B's %s by Ben", r.Type, r.CorrelationID, r.Actor, csB.CorrelationID)
 		}
 	}
 	// B was applied after A: the runtime of vpc/core is B's.

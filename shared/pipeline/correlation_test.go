@@ -48,6 +48,16 @@ func TestCorrelation(t *testing.T) {
 		validate(t, tt.got)
 	}
 
+	// A handler continuing another story keeps that story's correlation.
+	h = pipeline.Correlation()(func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+		o := scheduled(t, in, "prod/vpc/core")
+		o.CorrelationID = "0198a3b4-0000-7000-8000-0000000000c0"
+		return []message.Envelope{o}, nil
+	})
+	if out, _ = h(context.Background(), in); len(out) != 1 || out[0].CorrelationID != "0198a3b4-0000-7000-8000-0000000000c0" {
+		t.Errorf("a correlation set by the handler was replaced: %+v", out)
+	}
+
 	// Outputs returned with an error are corrected too (they are not published, but logged).
 	h = pipeline.Correlation()(func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
 		return []message.Envelope{scheduled(t, in, "prod/vpc/core")}, errors.New("x")

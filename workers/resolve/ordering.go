@@ -133,9 +133,9 @@ func (w *Worker) release(ctx context.Context, in message.Envelope, finished *cha
 }
 
 // continuing is in as the cause of messages of another change set: derived messages take the
-// correlation of that change set's root.
+// correlation and actor of that change set's root.
 func continuing(in message.Envelope, cs *changeset.ChangeSet) message.Envelope {
-	in.CorrelationID = cs.CorrelationID
+	in.CorrelationID, in.Actor = cs.CorrelationID, cs.Actor
 	return in
 }
 
