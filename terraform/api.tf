@@ -72,3 +72,60 @@ resource "aws_lambda_permission" "webhook" {
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.webhooks[0].execution_arn}/*/POST/webhooks/git"
 }
+
+# Karma's HTTP API (docs/api.md, shared/api): every route to the api function (KARMA_STAGE=api),
+# payload 2.0, IAM authorization on every route: callers sign with SigV4 and need
+# execute-api:Invoke on the routes they call (read routes GET, write and approve routes POST);
+# the function takes the caller's ARN from the request context as the actor. Created with
+# enable_api.
+
+resource "aws_apigatewayv2_api" "karma" {
+  count = var.enable_api ? 1 : 0
+
+  name          = "${local.prefix}-api"
+  protocol_type = "HTTP"
+  description   = "Karma: the HTTP API (IAM)"
+}
+
+resource "aws_apigatewayv2_integration" "api" {
+  count = var.enable_api ? 1 : 0
+
+  api_id                 = aws_apigatewayv2_api.karma[0].id
+  integration_type       = "AWS_PROXY"
+  integration_method     = "POST"
+  integration_uri        = aws_lambda_function.stage["api"].invoke_arn
+  payload_format_version = "2.0"
+  timeout_milliseconds   = 29000
+}
+
+resource "aws_apigatewayv2_route" "api" {
+  count = var.enable_api ? 1 : 0
+
+  api_id             = aws_apigatewayv2_api.karma[0].id
+  route_key          = "ANY /{proxy+}"
+  authorization_type = "AWS_IAM"
+  target             = "integrations/${aws_apigatewayv2_integration.api[0].id}"
+}
+
+resource "aws_apigatewayv2_stage" "api" {
+  count = var.enable_api ? 1 : 0
+
+  api_id      = aws_apigatewayv2_api.karma[0].id
+  name        = "$default"
+  auto_deploy = true
+
+  default_route_settings {
+    throttling_burst_limit = 100
+    throttling_rate_limit  = 50
+  }
+}
+
+resource "aws_lambda_permission" "api" {
+  count = var.enable_api ? 1 : 0
+
+  statement_id  = "AllowHttpApi"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.stage["api"].function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.karma[0].execution_arn}/*/*"
+}

@@ -27,6 +27,7 @@ var floor = map[string][]string{
 	"ingest":      {"KARMA_ENV", "KARMA_IDEMPOTENCY_TABLE", "KARMA_PREFIX"},
 	"reconcile":   {"KARMA_ENV", "KARMA_IDEMPOTENCY_TABLE", "KARMA_PREFIX"},
 	"webhook":     {"KARMA_WEBHOOK_SECRETS", "KARMA_IDEMPOTENCY_TABLE", "KARMA_AUDIT_TABLE"},
+	"api":         {"KARMA_GIT_URL", "KARMA_CHANGE_SET_TABLE", "KARMA_AUDIT_TABLE", "KARMA_NEPTUNE_ENDPOINT"},
 }
 
 // entryFloor: every function its stage and the bus it publishes to; an SQS pipeline stage the
@@ -34,7 +35,7 @@ var floor = map[string][]string{
 func entryFloor(stage string) []string {
 	base := []string{"KARMA_STAGE", "KARMA_EVENT_BUS"}
 	switch stage {
-	case "webhook", "ingest", "reconcile":
+	case "webhook", "ingest", "reconcile", "api":
 		return base
 	}
 	return append(base, "KARMA_QUEUE_PREFIX")

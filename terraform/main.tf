@@ -72,6 +72,7 @@ locals {
     ingest        = { timeout = 60, memory = 512, batch_size = 10 }
     reconcile     = { timeout = 300, memory = 512, batch_size = 0 }
     webhook       = { timeout = 29, memory = 512, batch_size = 0 } # API Gateway waits 30 s at most
+    api           = { timeout = 29, memory = 1024, batch_size = 0 }
   }
 
   # The routing of the "karma" bus, written out from pipeline.Routes exactly as
@@ -125,12 +126,14 @@ locals {
     ingest        = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", publish = true, queue = true, dlq = false }
     reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", publish = true, queue = false, dlq = false }
     webhook       = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "rw", audit = true, params = "", publish = true, queue = false, dlq = false }
+    api           = { repo = true, terraform = false, neptune = true, change_sets = true, seen = "", audit = true, params = "read", publish = true, queue = false, dlq = false }
   }
 
   enabled_functions = concat(
     ["resolve", "graph-write", "plan", "apply", "audit"],
     var.enable_ingest_function ? ["ingest", "reconcile"] : [],
     var.enable_webhook ? ["webhook"] : [],
+    var.enable_api ? ["api"] : [],
   )
   functions = { for name in local.enabled_functions : name => merge(local.needs[name], local.sizes[name], {
     in_vpc = local.needs[name].terraform || local.needs[name].neptune

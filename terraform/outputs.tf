@@ -51,3 +51,8 @@ output "efs_access_point_arn" {
   description = "The EFS access point of plan's and apply's workspaces (saved plans and the components' Terraform state)."
   value       = local.efs_access_point_arn
 }
+
+output "api_url" {
+  description = "Karma's HTTP API (IAM authorization: sign requests with SigV4); null unless enable_api."
+  value       = var.enable_api ? aws_apigatewayv2_api.karma[0].api_endpoint : null
+}

@@ -266,6 +266,12 @@ variable "enable_ingest_function" {
   default     = true
 }
 
+variable "enable_api" {
+  description = "Create the API function (KARMA_STAGE=api: Karma's HTTP API, docs/api.md) and an HTTP API in front of it whose routes require IAM authorization (SigV4); the caller's ARN is the actor of every write."
+  type        = bool
+  default     = true
+}
+
 variable "enable_webhook" {
   description = "Create the webhook function (KARMA_STAGE=webhook) and the HTTP API in front of it (POST /webhooks/git). Needs webhook_secret_arn."
   type        = bool

@@ -16,6 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/usekarma/karma/shared/api"
+	"github.com/usekarma/karma/shared/app"
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/config"
 	"github.com/usekarma/karma/shared/embedded"
@@ -40,6 +42,12 @@ One process serves:
                         400/413/415 malformed, too large, wrong content type
                         503 not queued, retry later (see "The checkout" below)
   GET  /healthz       200 {"status":"ok","in_flight":N,"queued":N}
+  and Karma's HTTP API (docs/api.md): GET /graph, /components/…, /impact, POST /request-change,
+  /changes, approve/reject, /log, /deployments/…, /readyz, /metrics, /openapi.json. Callers
+  authenticate with bearer tokens (--tokens-file: one token per line with its scopes, SHA-256 at
+  rest); --insecure-local serves without authentication, only on a loopback address. One of the
+  two is required. The graphs the API answers from are kept in memory: rebuilt after each
+  change's graph-write and at least every 10 s.
 
 and, in the same process, every pipeline stage (resolve, graph-write, plan and apply with
 --parallelism workers each, audit), plus, every --reconcile interval and once at start, a
@@ -82,6 +90,8 @@ type serveOptions struct {
 	witness         witnessFlags
 	auto            bool
 	parallelism     int
+	tokensFile      string
+	insecureLocal   bool
 	shutdownTimeout time.Duration
 	logLevel        string
 }
@@ -98,6 +108,8 @@ func newServeCmd(g *globals) *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&o.addr, "addr", envOr("KARMA_ADDR", "127.0.0.1:8080"), "listen address; port 0 picks a free port (see --addr-file) [KARMA_ADDR]")
 	f.StringVar(&o.addrFile, "addr-file", "", "write the bound address (host:port) to this file once listening")
+	f.StringVar(&o.tokensFile, "tokens-file", os.Getenv("KARMA_API_TOKENS_FILE"), "the API's bearer tokens and their scopes (docs/api.md) [KARMA_API_TOKENS_FILE]")
+	f.BoolVar(&o.insecureLocal, "insecure-local", false, "serve the API without authentication: only on a loopback --addr")
 	f.StringSliceVar(&o.branches, "branch", []string{"main"}, "branch whose pushes deploy (repeatable or comma-separated)")
 	f.StringArrayVar(&o.secrets, "secret", nil, "webhook secret as provider:owner/repo=SECRET or provider:*=SECRET (repeatable)")
 	f.StringVar(&o.secretsFile, "secrets-file", os.Getenv("KARMA_WEBHOOK_SECRETS_FILE"), `webhook secrets: a JSON object {"github:owner/repo": "...", "gitlab:*": "..."} [KARMA_WEBHOOK_SECRETS_FILE]`)
@@ -141,6 +153,10 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	case o.shutdownTimeout <= 0:
 		return usage("--shutdown-timeout %s: want a positive duration", o.shutdownTimeout)
 	}
+	auth, err := serveAuth(o)
+	if err != nil {
+		return usage("%v", err)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return usage("--log-level %q: want debug, info, warn or error", o.logLevel)
@@ -161,9 +177,7 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := st.workers(ctx, stackOptions{parallelism: o.parallelism, log: log, serve: true}); err != nil {
-		return err
-	}
+
 	// What a process that died (kill -9) held on the state file is handled now, not in 10 minutes.
 	if err := st.leaseWatch(c.ErrOrStderr()).release(ctx); err != nil {
 		return err
@@ -181,9 +195,22 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 		AutoApprove: o.auto,
 		Log:         log,
 	}
+	apiHandler, snapshot, err := s.app.API(ctx, app.APIOptions{Auth: auth, Webhooks: wh, Log: log})
+	if err != nil {
+		return err
+	}
+	// The API's graphs follow the pipeline: a change's graph-write makes them stale.
+	invalidate := func(stage string, _ message.Envelope, _ []message.Envelope, action pipeline.Action, _ error) {
+		if stage == pipeline.StageGraphWrite && action == pipeline.Ack {
+			snapshot.Invalidate()
+		}
+	}
+	if err := st.workers(ctx, stackOptions{parallelism: o.parallelism, log: log, serve: true, observe: invalidate}); err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/webhooks/git", wh)
-	mux.HandleFunc("GET /healthz", st.healthz)
+	mux.HandleFunc("GET /healthz", st.healthz) // the API's, with the pipeline's in-flight and queued counts
+	mux.Handle("/", apiHandler)
 	srv := &http.Server{Handler: serveAccessLog(log, mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	ln, err := net.Listen("tcp", o.addr)
@@ -532,4 +559,25 @@ func (r *serveReconciler) targets(ctx context.Context) ([]serveReconcileTarget, 
 		out = append(out, serveReconcileTarget{env: env, store: store})
 	}
 	return out, nil
+}
+
+// serveAuth is how the API's callers authenticate: a tokens file, or --insecure-local on a
+// loopback address. There is no other unauthenticated mode.
+func serveAuth(o serveOptions) (api.Authenticator, error) {
+	switch {
+	case o.tokensFile != "" && o.insecureLocal:
+		return nil, errors.New("--tokens-file and --insecure-local: choose one")
+	case o.tokensFile != "":
+		t, err := api.LoadTokens(o.tokensFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tokens-file: %w", err)
+		}
+		return t, nil
+	case o.insecureLocal:
+		if err := api.CheckInsecureLocal(o.addr); err != nil {
+			return nil, fmt.Errorf("--insecure-local: %w", err)
+		}
+		return api.InsecureLocal{User: localUser()}, nil
+	}
+	return nil, errors.New("the API needs --tokens-file FILE (bearer tokens with scopes) or --insecure-local (no authentication, loopback only): there is no other unauthenticated mode")
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,6 +56,9 @@ func startServe(t *testing.T, g *globals, args ...string) *served {
 	os.Stderr = logf // restored once serve has returned (the channel orders both)
 	ctx, cancel := context.WithCancel(context.Background())
 	sv.cancel = cancel
+	if !slices.Contains(args, "--tokens-file") {
+		args = append(args, "--insecure-local")
+	}
 	go func() {
 		sv.done <- runWith(ctx, g, append([]string{"serve", "--addr", "127.0.0.1:0", "--addr-file", addrFile}, args...))
 	}()
@@ -282,10 +286,20 @@ func TestServeRefusesToStart(t *testing.T) {
 		{"empty secret in file", append([]string{"--secrets-file", empty}, ex...), 2, "github:acme/config: empty secret"},
 		{"no branch", append([]string{"--secret", "github:*=x", "--branch", ""}, ex...), 2, "--branch: name at least one branch"},
 		{"parallelism", append([]string{"--secret", "github:*=x", "--parallelism", "0"}, ex...), 2, "--parallelism 0"},
+		{"no API authentication", []string{"--secret", "github:*=x", "--no-insecure"}, 2, "the API needs --tokens-file FILE (bearer tokens with scopes) or --insecure-local"},
+		{"insecure off loopback", []string{"--secret", "github:*=x", "--addr", "0.0.0.0:0"}, 2, "--insecure-local"},
+		{"tokens and insecure", []string{"--secret", "github:*=x", "--tokens-file", "/nonexistent"}, 2, "choose one"},
+		{"unreadable tokens file", []string{"--secret", "github:*=x", "--tokens-file", "/nonexistent", "--no-insecure"}, 2, "--tokens-file"},
 		{"not a git checkout", []string{"--secret", "github:*=x", "--repo", notGit, "--state-dir", t.TempDir()}, 1, "karma serve: the config repository is fetched from KARMA_GIT_URL, or from the git repository " + notGit + " is in"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			code, _, stderr := karmaWith(t, &globals{testRunner: stubTerraform{}}, append([]string{"serve", "--addr", "127.0.0.1:0"}, c.args...)...)
+			args := append([]string{"serve", "--addr", "127.0.0.1:0"}, c.args...)
+			if i := slices.Index(args, "--no-insecure"); i >= 0 {
+				args = slices.Delete(args, i, i+1)
+			} else {
+				args = append(args, "--insecure-local")
+			}
+			code, _, stderr := karmaWith(t, &globals{testRunner: stubTerraform{}}, args...)
 			if code != c.code || !strings.Contains(stderr, c.want) {
 				t.Errorf("exit %d, stderr %q; want exit %d containing %q", code, stderr, c.code, c.want)
 			}

@@ -65,6 +65,8 @@ func lambdaHandler(ctx context.Context, a *app.App, getenv func(string) string) 
 	switch getenv("KARMA_STAGE") {
 	case stageWebhook:
 		return setupWebhook(ctx, a, getenv)
+	case stageAPI:
+		return setupAPI(ctx, a)
 	case stageIngest, stageReconcile:
 		return setupParameterEvents(ctx, a, getenv)
 	}

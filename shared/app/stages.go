@@ -91,11 +91,13 @@ func (a *App) stage(ctx context.Context, name string, ro RunOptions) (pipeline.S
 	if name == pipeline.StagePlan || name == pipeline.StageApply {
 		workers = ro.Parallelism
 	}
-	return pipeline.Stage{Name: name, Workers: workers, Seen: seen, Lease: a.opts.Visibility, Handler: chain(ro.Log, name, h)}, nil
+	return pipeline.Stage{Name: name, Workers: workers, Seen: seen, Lease: a.opts.Visibility, Handler: a.chain(ctx, ro.Log, name, h)}, nil
 }
 
-func chain(log *slog.Logger, name string, h pipeline.Handler) pipeline.Handler {
-	return pipeline.Chain(h, pipeline.Logging(log, name), pipeline.Correlation(), pipeline.RetryTransient(2*time.Second))
+// chain is the middleware every stage runs with: the stage's metrics, logs, correlation,
+// in-process retries of transient errors.
+func (a *App) chain(ctx context.Context, log *slog.Logger, name string, h pipeline.Handler) pipeline.Handler {
+	return pipeline.Chain(h, a.Metrics(ctx).Middleware(name), pipeline.Logging(log, name), pipeline.Correlation(), pipeline.RetryTransient(2*time.Second))
 }
 
 // Stages builds every stage.
@@ -218,7 +220,7 @@ func (a *App) auditStage(ctx context.Context, ro RunOptions) (pipeline.Stage, er
 		return pipeline.Stage{}, fmt.Errorf("stage audit: %w", err)
 	}
 	w := &auditw.Worker{Log: log}
-	st := pipeline.Stage{Name: pipeline.StageAudit, Workers: 1, Lease: a.opts.Visibility, Handler: chain(ro.Log, pipeline.StageAudit, w.Handle), Batch: w.HandleBatch}
+	st := pipeline.Stage{Name: pipeline.StageAudit, Workers: 1, Lease: a.opts.Visibility, Handler: a.chain(ctx, ro.Log, pipeline.StageAudit, w.Handle), Batch: w.HandleBatch}
 	if a.Config.State != config.AWS {
 		if st.Seen, err = a.Seen(ctx); err != nil {
 			return pipeline.Stage{}, fmt.Errorf("stage audit: %w", err)
