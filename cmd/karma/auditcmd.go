@@ -46,6 +46,12 @@ cause: the commit, parameter@version, change request or upstream deployment behi
 				}
 				q.Since = t
 			}
+			if cl, err := g.remote(c); err != nil || cl != nil {
+				if err != nil {
+					return err
+				}
+				return remoteLog(c.Context(), c.OutOrStdout(), cl, q, asJSON)
+			}
 			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err

@@ -40,6 +40,12 @@ committed. Run 'karma plan' to see the plans, 'karma apply <change-id>' to deplo
 			if err != nil {
 				return err
 			}
+			if cl, err := g.remote(c); err != nil || cl != nil {
+				if err != nil {
+					return err
+				}
+				return remoteProposeChange(c.Context(), c, cl, env, args[0], args[1], data, as, auto)
+			}
 			s, err := g.open(c.Context())
 			if err != nil {
 				return err
@@ -128,6 +134,12 @@ Without --auto-approve, asks for confirmation on a terminal and refuses otherwis
 (KARMA_BACKEND=aws) the approval is published to the event bus and the functions apply it; the
 command reports each change set's state as DynamoDB holds it.`,
 		RunE: func(c *cobra.Command, args []string) error {
+			if cl, err := g.remote(c); err != nil || cl != nil {
+				if err != nil {
+					return err
+				}
+				return remoteApprove(c.Context(), c, cl, args)
+			}
 			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err

@@ -25,6 +25,15 @@ environment defines it) or <env>/<type>/<nickname>. A runtime a component writes
 only the dependents reading that runtime.`,
 		Args: argsUsage(cobra.MinimumNArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
+			if cl, err := g.remote(c); err != nil || cl != nil {
+				if err != nil {
+					return err
+				}
+				if upstream || onlyType != "" {
+					return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--server: --upstream and --type work on the local repository only")}
+				}
+				return remoteImpact(c.Context(), c, cl, env, args, keys, asJSON)
+			}
 			if err := g.validateBackend(c); err != nil {
 				return err
 			}

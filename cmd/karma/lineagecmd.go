@@ -27,6 +27,15 @@ func newLineageCmd(g *globals) *cobra.Command {
 			return nil
 		}),
 		RunE: func(c *cobra.Command, args []string) error {
+			if cl, err := g.remote(c); err != nil || cl != nil {
+				if err != nil {
+					return err
+				}
+				if forward != "" {
+					return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--server: --forward works on the stores only")}
+				}
+				return remoteLineage(c.Context(), c.OutOrStdout(), cl, args[0], asJSON)
+			}
 			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err

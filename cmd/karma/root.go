@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +20,7 @@ type globals struct {
 	prefix        string
 	paramsBackend string
 	cfg           config.Config // the one configuration (KARMA_CONFIG, environment)
+	server        string        // --server: a running Karma's API instead of the stores
 
 	// Test hooks (never set by flags): a Terraform runner to use instead of the binary, and a
 	// wrapper around the transport (e.g. one that delivers every message twice).
@@ -52,18 +54,22 @@ publishes their resolved config to Parameter Store and deploys what a change aff
 		if cfgErr != nil {
 			return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("configuration: %w", cfgErr)}
 		}
+		if g.server != "" && !remoteCommands[strings.TrimPrefix(c.CommandPath(), "karma ")] {
+			return g.localOnly(c)
+		}
 		return nil
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.repo, "repo", cfg.Repo, "config repository (holds iac/ and account_environments/) [KARMA_REPO]")
 	pf.StringVar(&g.stateDir, "state-dir", cfg.StateDir, "embedded state directory (one SQLite file) [KARMA_HOME]")
 	pf.StringVar(&g.prefix, "prefix", cfg.Prefix, "Parameter Store prefix (default from karma.json, else /iac) [KARMA_PREFIX]")
+	pf.StringVar(&g.server, "server", os.Getenv("KARMA_SERVER"), "a running Karma's API (http(s)://host:port) instead of the stores; token in KARMA_TOKEN [KARMA_SERVER]")
 	pf.StringVar(&g.paramsBackend, "params-backend", paramsDefault, "parameter store: embedded | ssm | none [KARMA_PARAMS_BACKEND]")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{cmd: c.CommandPath(), err: err}
 	})
 	root.AddCommand(newGraphCmd(g), newImpactCmd(g), newParamsCmd(g), newProposeChangeCmd(g), newPlanCmd(g), newApplyCmd(g),
-		newIngestCmd(g), newLineageCmd(g), newAuditCmd(g), newDLQCmd(g), newSupersedeCmd(g), newRetryCmd(g))
+		newIngestCmd(g), newLineageCmd(g), newAuditCmd(g), newDLQCmd(g), newSupersedeCmd(g), newRetryCmd(g), newChangesCmd(g), newRejectCmd(g))
 	root.AddCommand(newServeCmd(g))
 	return root
 }
@@ -96,3 +102,7 @@ func argsUsage(check cobra.PositionalArgs) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+// remoteCommands work through a running Karma's API with --server.
+var remoteCommands = map[string]bool{"impact": true, "propose-change": true, "apply": true, "reject": true, "changes": true,
+	"audit log": true, "lineage": true}

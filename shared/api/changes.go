@@ -75,6 +75,9 @@ type ChangeSummary struct {
 	Counts       map[string]int  `json:"counts"` // deployments per state
 }
 
+// Summarize is a change set as GET /changes shows it (the CLI's `karma changes` too).
+func Summarize(cs *changeset.ChangeSet) ChangeSummary { return summarize(cs) }
+
 func summarize(cs *changeset.ChangeSet) ChangeSummary {
 	v := ChangeSummary{ID: cs.ID, Env: cs.Env, State: stateOf(cs), Source: cs.Source, Actor: cs.Actor, CreatedAt: cs.CreatedAt, Commit: cs.Commit,
 		RootCauses: cs.RootCauses, Roots: []string{}, AutoApprove: cs.AutoApprove, Approved: cs.Approved, ApprovedBy: cs.ApprovedBy,

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/usekarma/karma/shared/changeset"
-	"github.com/usekarma/karma/shared/message"
 )
 
 // POST /changes/{id}/approve — the caller approves the change set: the plans held for review
@@ -69,19 +68,13 @@ func (s *server) reject(w http.ResponseWriter, r *http.Request, c Caller) error 
 		return err
 	}
 	ctx := r.Context()
-	cs, err := s.cfg.ChangeSets.Update(ctx, r.PathValue("id"), func(cs *changeset.ChangeSet) error { return cs.Reject(c.Name, in.Reason) })
+	cs, m, err := changeset.RejectChange(ctx, s.cfg.ChangeSets, r.PathValue("id"), c.Actor(), in.Reason)
 	switch {
 	case errors.Is(err, changeset.ErrCannotReject):
 		return conflict("%v", err)
 	case err != nil:
 		return err
 	}
-	m, err := message.New(message.TypeChangeRejected, cs.Env, c.Actor(), message.TypeChangeRejected+":"+cs.ID,
-		message.ChangeRejected{ChangeSetID: cs.ID, Reason: cs.RejectReason})
-	if err != nil {
-		return err
-	}
-	m.CorrelationID, m.CausationID = cs.CorrelationID, cs.CorrelationID // part of the change's story
 	if err := s.cfg.Publisher.Publish(ctx, m); err != nil {
 		return unavailable("change set %s is rejected (it can no longer be approved), but asking the pipeline to skip what is left failed (%v): reject again", cs.ID, err)
 	}

@@ -1,8 +1,11 @@
 package changeset
 
 import (
+	"context"
 	"errors"
 	"fmt"
+
+	"github.com/usekarma/karma/shared/message"
 )
 
 // Rejection. A person may decide that a change set waiting for approval is not deployed. The
@@ -68,4 +71,21 @@ func (cs *ChangeSet) SkipRejected() error {
 		n.State, n.Reason, n.Detail, n.Plan, n.Announced = Skipped, ReasonRejected, detail, nil, false
 	}
 	return nil
+}
+
+// RejectChange records by's rejection of change set id in store and returns the change set and
+// the change.rejected message to publish (part of the change's story: its correlation, caused by
+// its root), after which resolve skips what is left. One implementation for the CLI and the API.
+func RejectChange(ctx context.Context, store Updater, id string, by message.Actor, reason string) (*ChangeSet, message.Envelope, error) {
+	cs, err := store.Update(ctx, id, func(cs *ChangeSet) error { return cs.Reject(by.Name, reason) })
+	if err != nil {
+		return nil, message.Envelope{}, err
+	}
+	m, err := message.New(message.TypeChangeRejected, cs.Env, by, message.TypeChangeRejected+":"+cs.ID,
+		message.ChangeRejected{ChangeSetID: cs.ID, Reason: cs.RejectReason})
+	if err != nil {
+		return nil, message.Envelope{}, err
+	}
+	m.CorrelationID, m.CausationID = cs.CorrelationID, cs.CorrelationID
+	return cs, m, nil
 }

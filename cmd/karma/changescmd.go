@@ -1,0 +1,122 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/usekarma/karma/shared/api"
+	"github.com/usekarma/karma/shared/api/client"
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/message"
+)
+
+func newChangesCmd(g *globals) *cobra.Command {
+	var env, state string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "changes [--env E] [--state S] [--json]",
+		Short: "The change sets, newest first: their state, source, author, commit and deployments",
+		Long: `Lists change sets newest first, in the states of the API's GET /changes: invalid, rejected,
+superseded, queued, awaiting-approval, in-progress, done, failed. Works on the stores, or through a
+running Karma with --server.`,
+		Args: argsUsage(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			var list []api.ChangeSummary
+			if cl, err := g.remote(c); err != nil {
+				return err
+			} else if cl != nil {
+				page, err := cl.Changes(c.Context(), client.ChangesQuery{Env: env, State: state, Limit: 500})
+				if err != nil {
+					return err
+				}
+				list = page.Changes
+			} else {
+				s, st, err := g.openStack(c.Context())
+				if err != nil {
+					return err
+				}
+				defer s.close()
+				all, err := st.changeSets.List(c.Context())
+				if err != nil {
+					return err
+				}
+				for _, cs := range all {
+					v := api.Summarize(cs)
+					if (env == "" || v.Env == env) && (state == "" || v.State == state) {
+						list = append(list, v)
+					}
+				}
+			}
+			if asJSON {
+				return writeJSON(c.OutOrStdout(), list)
+			}
+			printChanges(c.OutOrStdout(), list)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&env, "env", "", "only this environment")
+	c.Flags().StringVar(&state, "state", "", "only this state")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func printChanges(w io.Writer, list []api.ChangeSummary) {
+	for _, v := range list {
+		counts := []string{}
+		for _, s := range []string{changeset.Applied, changeset.Planned, changeset.Skipped, changeset.Failed, changeset.Blocked} {
+			if n := v.Counts[s]; n > 0 {
+				counts = append(counts, fmt.Sprintf("%d %s", n, s))
+			}
+		}
+		fmt.Fprintf(w, "%s  [%s] %-17s %-9s by %s, commit %.12s; %s\n", v.ID, v.Env, v.State, v.Source, v.Actor.Name, v.Commit, strings.Join(counts, ", "))
+	}
+	fmt.Fprintf(w, "%d change(s)\n", len(list))
+}
+
+func newRejectCmd(g *globals) *cobra.Command {
+	var reason, as string
+	c := &cobra.Command{
+		Use:   "reject <change-id> --reason R",
+		Short: "Decide that a change waiting for approval is not deployed (recorded, with why)",
+		Long: `Rejects a change set that is not approved: from then on it cannot be approved, and the pipeline
+skips what is left of it (reason "rejected", naming who and why, in the lineage and the audit
+log) and starts the change sets queued behind it. Works on the stores, or through a running Karma
+with --server.`,
+		Args: argsUsage(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, args []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--reason is required: why the change is not deployed, for the record")}
+			}
+			if cl, err := g.remote(c); err != nil {
+				return err
+			} else if cl != nil {
+				d, err := cl.Reject(c.Context(), args[0], reason)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.OutOrStdout(), "change %s rejected: %s\n", args[0], d.Change.State)
+				return nil
+			}
+			s, st, err := g.openStack(c.Context())
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			cs, m, err := changeset.RejectChange(c.Context(), st.changeSets, args[0], message.Actor{Kind: "cli", Name: as}, reason)
+			if err != nil {
+				return err
+			}
+			if err := st.publish(c.Context(), m); err != nil {
+				return fmt.Errorf("change set %s is rejected (it can no longer be approved), but asking the pipeline to skip what is left failed: %w: reject again", cs.ID, err)
+			}
+			fmt.Fprintf(c.OutOrStdout(), "change %s rejected by %s: %s (the pipeline skips what is left on its next run: karma plan)\n", cs.ID, as, reason)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&reason, "reason", "", "why the change is not deployed")
+	c.Flags().StringVar(&as, "as", localUser(), "who rejects (recorded) [KARMA_ACTOR]")
+	return c
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/usekarma/karma/shared/api"
+	"github.com/usekarma/karma/shared/api/client"
+	"github.com/usekarma/karma/shared/audit"
+)
+
+// The CLI against a running Karma (--server URL or KARMA_SERVER; the bearer token in KARMA_TOKEN)
+// instead of the stores, for people without direct access to them: impact, propose-change,
+// changes, apply (approve), reject, audit log and lineage go through the HTTP API (docs/api.md).
+// Commands that need the stores themselves (graph build, params, ingest, plan, dlq, serve, …)
+// refuse --server with exit 2.
+
+// remote is the API client when --server is given, nil otherwise.
+func (g *globals) remote(c *cobra.Command) (*client.Client, error) {
+	if g.server == "" {
+		return nil, nil
+	}
+	cl, err := client.New(g.server, client.Options{Token: os.Getenv("KARMA_TOKEN")})
+	if err != nil {
+		return nil, &usageError{cmd: c.CommandPath(), err: err}
+	}
+	return cl, nil
+}
+
+// localOnly refuses --server for a command that needs the stores.
+func (g *globals) localOnly(c *cobra.Command) error {
+	if g.server != "" {
+		return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--server: %s works on the stores themselves, not through the API (run it where the stores are)", c.CommandPath())}
+	}
+	return nil
+}
+
+func remoteImpact(ctx context.Context, c *cobra.Command, cl *client.Client, env string, args []string, keys string, asJSON bool) error {
+	if len(args) != 1 {
+		return &usageError{cmd: c.CommandPath(), err: errors.New("--server: one component at a time")}
+	}
+	id := args[0]
+	if strings.Count(id, "/") == 1 {
+		if env == "" {
+			return &usageError{cmd: c.CommandPath(), err: errors.New("--server: give <env>/<type>/<nickname> or --env")}
+		}
+		id = env + "/" + id
+	}
+	var ks []string
+	if keys != "" {
+		ks = strings.Split(keys, ",")
+	}
+	rep, err := cl.Impact(ctx, id, ks)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(c.OutOrStdout(), rep)
+	}
+	printImpact(c.OutOrStdout(), *rep, false)
+	return nil
+}
+
+func remoteProposeChange(ctx context.Context, c *cobra.Command, cl *client.Client, env, typ, nick string, data []byte, as string, auto bool) error {
+	if env == "" {
+		return &usageError{cmd: c.CommandPath(), err: errors.New("--server: --env is required")}
+	}
+	created, err := cl.RequestChange(ctx, api.ChangeRequest{Component: env + "/" + typ + "/" + nick, ProposedChange: json.RawMessage(data),
+		RequestedBy: as, AutoApprove: auto})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.OutOrStdout(), "change %s queued (%s, by %s): commit %.12s on %s\n", created.ChangeID, created.Component, as, created.Commit, created.Branch)
+	printImpact(c.OutOrStdout(), created.Impact, false)
+	return nil
+}
+
+func remoteApprove(ctx context.Context, c *cobra.Command, cl *client.Client, ids []string) error {
+	if len(ids) == 0 {
+		return &usageError{cmd: c.CommandPath(), err: errors.New("--server: name the change ids to approve (karma changes lists them)")}
+	}
+	for _, id := range ids {
+		d, err := cl.Approve(ctx, id)
+		if err != nil {
+			return fmt.Errorf("change %s: %w", id, err)
+		}
+		fmt.Fprintf(c.OutOrStdout(), "change %s approved: %s\n", id, d.Change.State)
+	}
+	return nil
+}
+
+func remoteLog(ctx context.Context, w io.Writer, cl *client.Client, q audit.Query, asJSON bool) error {
+	page, err := cl.Log(ctx, client.LogQuery{Component: q.Component, Deployment: q.DeploymentID, Correlation: q.Correlation, Actor: q.Actor,
+		Since: q.Since, Until: q.Until, Limit: q.Limit})
+	if err != nil {
+		return err
+	}
+	recs := make([]audit.Record, len(page.Records))
+	for i, r := range page.Records {
+		recs[i] = r.Record
+		recs[i].Body = r.Body
+	}
+	if asJSON {
+		return writeJSON(w, explainAll(recs))
+	}
+	printAudit(w, recs)
+	if page.NextCursor != "" {
+		fmt.Fprintln(w, "(more: narrow the query or raise --limit)")
+	}
+	return nil
+}
+
+func remoteLineage(ctx context.Context, w io.Writer, cl *client.Client, id string, asJSON bool) error {
+	if !strings.HasPrefix(id, "dep-") {
+		return fmt.Errorf("--server: give a deployment id (dep-…): the API answers lineage by deployment")
+	}
+	step, err := cl.Lineage(ctx, id)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(w, step)
+	}
+	printBackward(w, step, 0)
+	return nil
+}
