@@ -63,6 +63,9 @@ measure "model.Build (genrepo -build)" "$tmp/genrepo" -dir "$tmp/repo" -build
 if go build -o "$tmp/karma" ./cmd/karma 2>"$tmp/build.err"; then
   measure "karma graph build" "$tmp/karma" graph build --repo "$tmp/repo" --state-dir "$tmp/state" \
     --params-backend none --no-write
+  echo
+  echo "== the HTTP API of karma serve, loaded from a second process (10,000 components)"
+  go run ./scripts/apiload -karma "$tmp/karma" -n 10000 -requests 5000 -c 4
 else
   echo "cmd/karma does not compile yet; only model.Build was measured:"
   cat "$tmp/build.err"
