@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/usekarma/karma/shared/api"
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/params"
 )
 
 func newProposeChangeCmd(g *globals) *cobra.Command {
 	var env, input, as string
-	var auto bool
+	var auto, asJSON bool
 	c := &cobra.Command{
 		Use:   "propose-change <type> <nickname> --input updated.json [--env E]",
 		Short: "Validate a config change, commit it to the config repository, show its impact and queue it",
@@ -44,15 +45,15 @@ committed. Run 'karma plan' to see the plans, 'karma apply <change-id>' to deplo
 				if err != nil {
 					return err
 				}
-				return remoteProposeChange(c.Context(), c, cl, env, args[0], args[1], data, as, auto)
+				return remoteProposeChange(c.Context(), c, cl, env, args[0], args[1], data, as, auto, asJSON)
 			}
 			s, err := g.open(c.Context())
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			p, err := proposeChange(c, s, proposeArgs{env: env, typ: args[0], nick: args[1], input: input, data: data, as: as, auto: auto})
-			if err != nil {
+			p, err := proposeChange(c, s, proposeArgs{env: env, typ: args[0], nick: args[1], input: input, data: data, as: as, auto: auto, asJSON: asJSON})
+			if err != nil || asJSON {
 				return err
 			}
 			fmt.Fprintf(c.OutOrStdout(), "\ndependents are redeployed only if an output they consume changes.\nnext: karma plan, then karma apply %s\n", p.changeID)
@@ -63,6 +64,7 @@ committed. Run 'karma plan' to see the plans, 'karma apply <change-id>' to deplo
 	c.Flags().StringVar(&input, "input", "", "the new environment file (JSON object), or - for stdin")
 	c.Flags().StringVar(&as, "as", localUser(), "the requester: the commit's author [KARMA_ACTOR]")
 	c.Flags().BoolVar(&auto, "auto-approve", false, "the change may be applied without review")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the queued change as JSON (as POST /request-change answers)")
 	return c
 }
 
@@ -89,6 +91,7 @@ func readInput(path string) ([]byte, error) {
 
 func newPlanCmd(g *globals) *cobra.Command {
 	var parallel int
+	var asJSON bool
 	var timeout time.Duration
 	c := &cobra.Command{
 		Use:   "plan",
@@ -100,7 +103,8 @@ func newPlanCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.close()
-			pv := newProgress(c.OutOrStdout())
+			pv := newView(c.OutOrStdout(), asJSON)
+			defer pv.Close()
 			if err := st.workers(c.Context(), stackOptions{parallelism: parallel, observe: pv.observe}); err != nil {
 				return err
 			}
@@ -112,16 +116,17 @@ func newPlanCmd(g *globals) *cobra.Command {
 			if err := st.runUntilIdle(c.Context(), timeout); err != nil {
 				return err
 			}
-			return summarise(c.Context(), c.OutOrStdout(), st, nil, finished, false)
+			return summarise(c.Context(), c.OutOrStdout(), st, nil, finished, false, asJSON)
 		},
 	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print the change sets as JSON (as GET /changes), no progress")
 	c.Flags().IntVar(&parallel, "parallelism", 4, "plans and applies run at once")
 	c.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this long")
 	return c
 }
 
 func newApplyCmd(g *globals) *cobra.Command {
-	var auto bool
+	var auto, asJSON bool
 	var parallel int
 	var timeout time.Duration
 	c := &cobra.Command{
@@ -149,7 +154,8 @@ command reports each change set's state as DynamoDB holds it.`,
 			if err != nil {
 				return err
 			}
-			pv := newProgress(c.OutOrStdout())
+			pv := newView(c.OutOrStdout(), asJSON)
+			defer pv.Close()
 			if err := st.workers(c.Context(), stackOptions{parallelism: parallel, observe: pv.observe}); err != nil {
 				return err
 			}
@@ -163,9 +169,15 @@ command reports each change set's state as DynamoDB holds it.`,
 				return &usageError{cmd: c.CommandPath(), err: err}
 			}
 			if len(ids) > 0 && !auto {
-				if err := confirm(c, ids); err != nil {
+				pv.pause()
+				prompt := c.OutOrStdout()
+				if asJSON {
+					prompt = c.ErrOrStderr() // standard output is the JSON
+				}
+				if err := confirm(c, prompt, ids); err != nil {
 					return err
 				}
+				pv.resume()
 			}
 			if err := st.approve(c.Context(), ids, localUser()); err != nil {
 				return err
@@ -173,10 +185,11 @@ command reports each change set's state as DynamoDB holds it.`,
 			if err := st.runUntilIdle(c.Context(), timeout); err != nil {
 				return err
 			}
-			return summarise(c.Context(), c.OutOrStdout(), st, args, finished, true)
+			return summarise(c.Context(), c.OutOrStdout(), st, args, finished, true, asJSON)
 		},
 	}
 	c.Flags().BoolVar(&auto, "auto-approve", false, "apply without asking")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the change sets as JSON (as GET /changes), no progress")
 	c.Flags().IntVar(&parallel, "parallelism", 4, "plans and applies run at once")
 	c.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this long")
 	return c
@@ -210,11 +223,11 @@ func pendingApproval(ctx context.Context, st *stack, args []string) ([]string, e
 	return ids, nil
 }
 
-func confirm(c *cobra.Command, ids []string) error {
+func confirm(c *cobra.Command, prompt io.Writer, ids []string) error {
 	if fi, err := os.Stdin.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
 		return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("not a terminal: pass --auto-approve to apply %s", strings.Join(ids, ", "))}
 	}
-	fmt.Fprintf(c.OutOrStdout(), "Apply %s? Only 'yes' will be accepted: ", strings.Join(ids, ", "))
+	fmt.Fprintf(prompt, "Apply %s? Only 'yes' will be accepted: ", strings.Join(ids, ", "))
 	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 	if strings.TrimSpace(line) != "yes" {
 		return fmt.Errorf("apply cancelled")
@@ -239,7 +252,7 @@ func finishedChangeSets(ctx context.Context, st *stack) (map[string]bool, error)
 
 // summarise prints the state of each change set this run touched (or those named); with strict,
 // failures and rejections make the exit code 1.
-func summarise(ctx context.Context, w io.Writer, st *stack, only []string, skip map[string]bool, strict bool) error {
+func summarise(ctx context.Context, w io.Writer, st *stack, only []string, skip map[string]bool, strict, asJSON bool) error {
 	all, err := st.changeSets.List(ctx)
 	if err != nil {
 		return err
@@ -249,6 +262,7 @@ func summarise(ctx context.Context, w io.Writer, st *stack, only []string, skip 
 		want[id] = true
 	}
 	var problems []string
+	summaries := []api.ChangeSummary{}
 	for i := len(all) - 1; i >= 0; i-- {
 		cs := all[i]
 		if (len(want) > 0 && !want[cs.ID]) || (len(want) == 0 && skip[cs.ID]) {
@@ -257,10 +271,22 @@ func summarise(ctx context.Context, w io.Writer, st *stack, only []string, skip 
 		if cs.Rejected != "" {
 			problems = append(problems, cs.ID+" rejected")
 		}
-		fmt.Fprintf(w, "change %s [%s] %s: %s\n", cs.ID, cs.Env, cs.Source, changeState(cs))
-		if f := cs.FailedComponents(); len(f) > 0 {
+		f := cs.FailedComponents()
+		if len(f) > 0 {
 			problems = append(problems, fmt.Sprintf("%s: %s failed", cs.ID, strings.Join(f, ", ")))
+		}
+		if asJSON {
+			summaries = append(summaries, api.Summarize(cs))
+			continue
+		}
+		fmt.Fprintf(w, "change %s [%s] %s: %s\n", cs.ID, cs.Env, cs.Source, changeState(cs))
+		if len(f) > 0 {
 			printFailures(w, cs, f)
+		}
+	}
+	if asJSON {
+		if err := writeJSON(w, summaries); err != nil {
+			return err
 		}
 	}
 	if strict && len(problems) > 0 {

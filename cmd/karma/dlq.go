@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/usekarma/karma/shared/queue"
@@ -16,6 +18,7 @@ func newDLQCmd(g *globals) *cobra.Command {
 		RunE:  func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
 	var queue string
+	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list [--queue STAGE]",
 		Short: "List dead letters with their reasons",
@@ -26,18 +29,23 @@ func newDLQCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.close()
-			n := 0
+			all := []deadLetter{}
 			for _, q := range queuesOf(queue) {
 				ds, err := st.deadLetters().ListDead(c.Context(), q)
 				if err != nil {
 					return err
 				}
 				for _, d := range ds {
-					n++
-					fmt.Fprintf(c.OutOrStdout(), "%s  %-12s %s (received %d times)\n    %.200s\n", d.DeadAt.Format("2006-01-02 15:04:05"), q, d.Reason, d.ReceiveCount, d.Body)
+					all = append(all, deadLetterOf(q, d))
+					if !asJSON {
+						fmt.Fprintf(c.OutOrStdout(), "%s  %-12s %s (received %d times)\n    %.200s\n", d.DeadAt.Format("2006-01-02 15:04:05"), q, d.Reason, d.ReceiveCount, d.Body)
+					}
 				}
 			}
-			fmt.Fprintf(c.OutOrStdout(), "%d dead letter(s)\n", n)
+			if asJSON {
+				return writeJSON(c.OutOrStdout(), all)
+			}
+			fmt.Fprintf(c.OutOrStdout(), "%d dead letter(s)\n", len(all))
 			return nil
 		},
 	}
@@ -59,12 +67,16 @@ func newDLQCmd(g *globals) *cobra.Command {
 				}
 				total += n
 			}
+			if asJSON {
+				return writeJSON(c.OutOrStdout(), map[string]int{"redriven": total})
+			}
 			fmt.Fprintf(c.OutOrStdout(), "%d message(s) redriven; run karma plan or karma apply to process them\n", total)
 			return nil
 		},
 	}
 	for _, cmd := range []*cobra.Command{list, redrive} {
 		cmd.Flags().StringVar(&queue, "queue", "", "one stage's queue (default: all)")
+		cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	}
 	c.AddCommand(list, redrive)
 	return c
@@ -89,4 +101,26 @@ func (st *stack) deadLetters() deadLetterQueue {
 		return dq
 	}
 	return st.eq // under a test transport
+}
+
+// deadLetter is one dead letter as `karma dlq list --json` prints it; the body is the message
+// itself when it is JSON, its text otherwise.
+type deadLetter struct {
+	Queue        string          `json:"queue"`
+	MessageID    string          `json:"message_id"`
+	Reason       string          `json:"reason"`
+	ReceiveCount int             `json:"receive_count"`
+	DeadAt       time.Time       `json:"dead_at"`
+	Body         json.RawMessage `json:"body,omitempty"`
+	BodyText     string          `json:"body_text,omitempty"`
+}
+
+func deadLetterOf(q string, d queue.DeadLetter) deadLetter {
+	out := deadLetter{Queue: q, MessageID: d.MessageID, Reason: d.Reason, ReceiveCount: d.ReceiveCount, DeadAt: d.DeadAt.UTC()}
+	if json.Valid(d.Body) {
+		out.Body = d.Body
+	} else {
+		out.BodyText = string(d.Body)
+	}
+	return out
 }

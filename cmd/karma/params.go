@@ -26,7 +26,7 @@ func newParamsCmd(g *globals) *cobra.Command {
 
 func newParamsPublishCmd(g *globals) *cobra.Command {
 	var env string
-	var dryRun bool
+	var dryRun, asJSON bool
 	c := &cobra.Command{
 		Use:   "publish [<type> <nickname>] [--env E]",
 		Short: "Publish resolved configs from Git to <prefix>/<type>/<nickname>/config",
@@ -79,11 +79,12 @@ current one) with the version each would get, and writes none.`,
 			if err != nil {
 				return err
 			}
-			return publish(c, writes, commit, dryRun)
+			return publish(c, writes, commit, dryRun, asJSON)
 		},
 	}
 	c.Flags().StringVar(&env, "env", "", "only this environment")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "show what would be published")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return c
 }
 
@@ -119,44 +120,63 @@ func publishWrites(s *session, prefix, commit string, selected []*model.Componen
 	return writes, nil
 }
 
-// publish writes (or, with dryRun, lists what it would write of) checked parameters.
-func publish(c *cobra.Command, writes []paramWrite, commit string, dryRun bool) error {
-	if dryRun {
-		return dryPublish(c, writes, commit)
-	}
-	var changed, same int
-	for _, w := range writes {
-		r, err := w.store.Put(c.Context(), w.in)
-		if err != nil {
-			return fmt.Errorf("publishing %s (%s): %w", w.in.Name, w.comp.ID(), err)
-		}
-		if r.Changed {
-			changed++
-			fmt.Fprintf(c.OutOrStdout(), "published %-50s %s  version %d\n", w.in.Name, w.comp.Env, r.Version)
-		} else {
-			same++
-		}
-	}
-	fmt.Fprintf(c.OutOrStdout(), "%d published, %d unchanged (commit %s)\n", changed, same, commit)
-	return nil
+// published is what `karma params publish --json` prints.
+type published struct {
+	Commit    string           `json:"commit"`
+	DryRun    bool             `json:"dry_run"`
+	Written   []publishedParam `json:"written"` // with --dry-run: would be written
+	Unchanged int              `json:"unchanged"`
 }
 
-// dryPublish lists exactly the parameters publish would write, writing none.
-func dryPublish(c *cobra.Command, writes []paramWrite, commit string) error {
-	var changed, same int
+type publishedParam struct {
+	Name      string `json:"name"`
+	Env       string `json:"env"`
+	Component string `json:"component"`
+	Version   int64  `json:"version"` // the new version (with --dry-run: the one it would get)
+	Bytes     int    `json:"bytes"`
+}
+
+// publish writes (or, with dryRun, lists what it would write of) checked parameters.
+func publish(c *cobra.Command, writes []paramWrite, commit string, dryRun, asJSON bool) error {
+	out := published{Commit: commit, DryRun: dryRun, Written: []publishedParam{}}
 	for _, w := range writes {
-		version, write, err := wouldWrite(c.Context(), w.store, w.in)
-		if err != nil {
-			return fmt.Errorf("reading %s (%s): %w", w.in.Name, w.comp.ID(), err)
+		p := publishedParam{Name: w.in.Name, Env: w.comp.Env, Component: w.comp.ID(), Bytes: len(w.in.Value)}
+		if dryRun {
+			version, write, err := wouldWrite(c.Context(), w.store, w.in)
+			if err != nil {
+				return fmt.Errorf("reading %s (%s): %w", w.in.Name, w.comp.ID(), err)
+			}
+			if !write {
+				out.Unchanged++
+				continue
+			}
+			p.Version = version + 1
+		} else {
+			r, err := w.store.Put(c.Context(), w.in)
+			if err != nil {
+				return fmt.Errorf("publishing %s (%s): %w", w.in.Name, w.comp.ID(), err)
+			}
+			if !r.Changed {
+				out.Unchanged++
+				continue
+			}
+			p.Version = r.Version
 		}
-		if !write {
-			same++
-			continue
+		out.Written = append(out.Written, p)
+		if !asJSON && dryRun {
+			fmt.Fprintf(c.OutOrStdout(), "would publish %-50s %s  version %d (%d bytes)\n", p.Name, p.Env, p.Version, p.Bytes)
+		} else if !asJSON {
+			fmt.Fprintf(c.OutOrStdout(), "published %-50s %s  version %d\n", p.Name, p.Env, p.Version)
 		}
-		changed++
-		fmt.Fprintf(c.OutOrStdout(), "would publish %-50s %s  version %d (%d bytes)\n", w.in.Name, w.comp.Env, version+1, len(w.in.Value))
 	}
-	fmt.Fprintf(c.OutOrStdout(), "%d would be published, %d unchanged (commit %s; dry run: nothing written)\n", changed, same, commit)
+	switch {
+	case asJSON:
+		return writeJSON(c.OutOrStdout(), out)
+	case dryRun:
+		fmt.Fprintf(c.OutOrStdout(), "%d would be published, %d unchanged (commit %s; dry run: nothing written)\n", len(out.Written), out.Unchanged, commit)
+	default:
+		fmt.Fprintf(c.OutOrStdout(), "%d published, %d unchanged (commit %s)\n", len(out.Written), out.Unchanged, commit)
+	}
 	return nil
 }
 
@@ -187,6 +207,7 @@ func envLabel(env string) string {
 
 func newParamsListCmd(g *globals) *cobra.Command {
 	var env string
+	var asJSON bool
 	c := &cobra.Command{
 		Use:   "list --env E",
 		Short: "List the parameters under the prefix (SecureString values redacted)",
@@ -215,11 +236,15 @@ func newParamsListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSON(c.OutOrStdout(), redactedAll(ps))
+			}
 			printParams(c.OutOrStdout(), ps)
 			return nil
 		},
 	}
 	c.Flags().StringVar(&env, "env", "", "environment (account) to list")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the parameters as JSON (SecureString values redacted)")
 	return c
 }
 
@@ -233,8 +258,19 @@ func printParams(w io.Writer, ps []params.Parameter) {
 	}
 }
 
+// redactedAll returns the parameters with SecureString values redacted.
+func redactedAll(ps []params.Parameter) []params.Parameter {
+	out := make([]params.Parameter, len(ps))
+	for i, p := range ps {
+		p.Value = p.Redacted()
+		out[i] = p
+	}
+	return out
+}
+
 func newParamsGetCmd(g *globals) *cobra.Command {
 	var env string
+	var asJSON bool
 	c := &cobra.Command{
 		Use:   "get <name> --env E",
 		Short: "Print a parameter's value (SecureString redacted)",
@@ -256,10 +292,14 @@ func newParamsGetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSON(c.OutOrStdout(), redactedAll([]params.Parameter{p})[0])
+			}
 			fmt.Fprintln(c.OutOrStdout(), p.Redacted())
 			return nil
 		},
 	}
 	c.Flags().StringVar(&env, "env", "", "environment (account)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the parameter with its version, type and provenance as JSON (SecureString redacted)")
 	return c
 }

@@ -18,6 +18,32 @@ type progress struct {
 
 func newProgress(w io.Writer) *progress { return &progress{w: w} }
 
+// Close, pause and resume: nothing to do for plain lines.
+func (p *progress) Close()  {}
+func (p *progress) pause()  {}
+func (p *progress) resume() {}
+
+// view is how plan and apply show the pipeline as it runs.
+type view interface {
+	io.Writer // notices
+	observe(stage string, in message.Envelope, out []message.Envelope, action pipeline.Action, err error)
+	Close()
+	pause()  // before a prompt
+	resume() // after it
+}
+
+// newView is the live table on a terminal, plain lines otherwise, nothing with --json (the
+// summary is the output).
+func newView(w io.Writer, asJSON bool) view {
+	switch {
+	case asJSON:
+		return newProgress(io.Discard)
+	case isTerminal(w):
+		return newLive(w)
+	}
+	return newProgress(w)
+}
+
 func (p *progress) observe(stage string, in message.Envelope, out []message.Envelope, action pipeline.Action, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/usekarma/karma/shared/api"
 	"github.com/usekarma/karma/shared/configrepo"
 	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/message"
@@ -17,7 +18,7 @@ import (
 type proposeArgs struct {
 	env, typ, nick, input, as string
 	data                      []byte
-	auto                      bool
+	auto, asJSON              bool
 }
 
 type proposed struct {
@@ -80,6 +81,10 @@ func proposeChange(c *cobra.Command, s *session, a proposeArgs) (proposed, error
 	}
 	if _, err := st.records.RecordFirst(ctx, commitChangeKey(sha), root.ID); err != nil {
 		return proposed{}, fmt.Errorf("committed %.12s, change %s queued, but not recorded as the commit's change: %w", sha, root.ID, err)
+	}
+	if a.asJSON { // as POST /request-change answers
+		return proposed{changeID: root.ID, commit: sha}, writeJSON(c.OutOrStdout(), api.ChangeCreated{ChangeID: root.ID,
+			Component: a.env + "/" + ref, Commit: sha, Branch: src.Repo.Branch(), Base: head, Impact: chk.Impact})
 	}
 	fmt.Fprintf(c.OutOrStdout(), "change %s queued (%s in %s, by %s): commit %.12s on %s\n", root.ID, ref, a.env, a.as, sha, src.Repo.Branch())
 	printImpact(c.OutOrStdout(), chk.Impact, false)

@@ -68,7 +68,7 @@ func remoteImpact(ctx context.Context, c *cobra.Command, cl *client.Client, env 
 	return nil
 }
 
-func remoteProposeChange(ctx context.Context, c *cobra.Command, cl *client.Client, env, typ, nick string, data []byte, as string, auto bool) error {
+func remoteProposeChange(ctx context.Context, c *cobra.Command, cl *client.Client, env, typ, nick string, data []byte, as string, auto, asJSON bool) error {
 	if env == "" {
 		return &usageError{cmd: c.CommandPath(), err: errors.New("--server: --env is required")}
 	}
@@ -76,6 +76,9 @@ func remoteProposeChange(ctx context.Context, c *cobra.Command, cl *client.Clien
 		RequestedBy: as, AutoApprove: auto})
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		return writeJSON(c.OutOrStdout(), created)
 	}
 	fmt.Fprintf(c.OutOrStdout(), "change %s queued (%s, by %s): commit %.12s on %s\n", created.ChangeID, created.Component, as, created.Commit, created.Branch)
 	printImpact(c.OutOrStdout(), created.Impact, false)
