@@ -87,12 +87,13 @@ locals {
   #   deployment.planned, deployment.approved      -> apply
   #   deployment.applied, deployment.failed        -> resolve, graph-write
   #   change.superseded, change.rejected           -> resolve
+  #   drift.detected                               -> graph-write
   #   everything                                   -> audit
   #
   # routing_test.go (go test ./terraform) fails when this and pipeline.Routes disagree.
   routed_types = {
     apply         = ["deployment.approved", "deployment.planned"]
-    "graph-write" = ["change.resolved", "deployment.applied", "deployment.failed", "deployment.scheduled", "deployment.skipped"]
+    "graph-write" = ["change.resolved", "deployment.applied", "deployment.failed", "deployment.scheduled", "deployment.skipped", "drift.detected"]
     plan          = ["deployment.recorded"]
     resolve       = ["change.detected", "change.superseded", "change.rejected", "deployment.applied", "deployment.failed"]
   }
