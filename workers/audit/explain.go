@@ -44,8 +44,8 @@ type explained struct {
 	DriftID string   `json:"drift_id"`
 	Kind    string   `json:"kind"`
 	Drift   []string `json:"drift"`
-	Stage  string `json:"stage"` // deployment.failed
-	Error  string `json:"error"`
+	Stage   string   `json:"stage"` // deployment.failed
+	Error   string   `json:"error"`
 	// audit.checkpoint
 	Digest string `json:"digest"`
 	Part   int    `json:"part"`
