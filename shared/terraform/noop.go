@@ -23,6 +23,7 @@ import (
 //     "id" (the config's sha256, a JSON string) and, for each top-level config key k, "cfg_<k>"
 //     with the key's value, or "(sensitive value)" when ws.Sensitive names it or a value in it
 //     (a real module decides what it outputs; this one never echoes a secret).
+//
 //   - Refresh (Refresher) finds no drift: see its comment.
 //
 // All three honour ctx (a cancelled context gives an *Error with Permanent() false). The zero value
