@@ -130,7 +130,7 @@ func (c *Checker) checkEnv(ctx context.Context, head, env, only string, sets []*
 		return er, &NotFoundError{What: "component", Name: only, Commit: head}
 	}
 	cmp := CompareParameters(in)
-	er.Compared, er.Busy, er.Findings = cmp.Compared, append(er.Busy, cmp.Busy...), cmp.Findings
+	er.Compared, er.Busy, er.Findings = cmp.Compared, append(er.Busy, cmp.Busy...), append(er.Findings, cmp.Findings...)
 	if er.Refresh {
 		c.refresh(ctx, &er, in, store)
 	}
