@@ -92,12 +92,27 @@ func (r *Recorder) recordEnv(ctx context.Context, er *EnvReport) error {
 	return nil
 }
 
+// MarkRecorded marks the findings of rep that an earlier run published (Recorded, Action,
+// ChangeSetID), publishing nothing: what a read-only view of the drift shows.
+func MarkRecorded(ctx context.Context, records Records, rep *Report) error {
+	for i := range rep.Envs {
+		if _, err := sortOut(ctx, records, rep.Envs[i].Findings); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // sortOut marks the findings recorded before and returns the new ones.
 func (r *Recorder) sortOut(ctx context.Context, fs []Finding) ([]*Finding, error) {
+	return sortOut(ctx, r.Records, fs)
+}
+
+func sortOut(ctx context.Context, records Records, fs []Finding) ([]*Finding, error) {
 	var fresh []*Finding
 	for i := range fs {
 		f := &fs[i]
-		v, err := r.Records.Recorded(ctx, RecordKey(f.DriftID))
+		v, err := records.Recorded(ctx, RecordKey(f.DriftID))
 		if err != nil {
 			return nil, fmt.Errorf("drift: was %s recorded: %w", f.DriftID, err)
 		}

@@ -136,3 +136,21 @@ func TestRecorderDoesNotClaimWhatItCouldNotPublish(t *testing.T) {
 		t.Errorf("drifts recorded though never published: %v", recs.m)
 	}
 }
+
+func TestMarkRecordedPublishesNothing(t *testing.T) {
+	t.Parallel()
+	recs, pub := &records{m: map[string]string{}}, &publisher{}
+	first := &Report{Envs: []EnvReport{{Env: "prod", Findings: findings()[:1]}}}
+	if err := (&Recorder{Records: recs, Publisher: pub}).Record(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	sent := len(pub.sent)
+	rep := &Report{Envs: []EnvReport{{Env: "prod", Findings: findings()}}}
+	if err := MarkRecorded(context.Background(), recs, rep); err != nil {
+		t.Fatal(err)
+	}
+	fs := rep.Envs[0].Findings
+	if fs[0].Recorded == nil || fs[0].ChangeSetID == "" || fs[1].Recorded != nil || fs[2].Recorded != nil || len(pub.sent) != sent || len(recs.m) != 1 {
+		t.Errorf("marked %+v; published %d more", fs, len(pub.sent)-sent)
+	}
+}
