@@ -115,7 +115,8 @@ locals {
   #   neptune:     graph and lineage stores (KARMA_NEPTUNE_ENDPOINT)           -> VPC
   #   change_sets, audit: the DynamoDB tables (read and write)
   #   seen:        the idempotency table: "rw" (claims, done markers; webhook delivery ids) or
-  #                "read" (ingest and reconcile only ask whether a change was ingested)
+  #                "read" (ingest and reconcile only ask whether a change was ingested; api
+  #                whether a drift was recorded, for GET /drift)
   #   params:      "" | "read" | "write" on <param_prefix>
   #   describe:    ssm:DescribeParameters (the drift check reads Karma's provenance, the
   #                parameters' descriptions, with paged calls; it takes no resource restriction)
@@ -133,7 +134,7 @@ locals {
     reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", describe = false, publish = true, queue = false, dlq = false }
     drift         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = true, publish = true, queue = false, dlq = false }
     webhook       = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "rw", audit = true, params = "", describe = false, publish = true, queue = false, dlq = false }
-    api           = { repo = true, terraform = false, neptune = true, change_sets = true, seen = "", audit = true, params = "read", describe = false, publish = true, queue = false, dlq = false }
+    api           = { repo = true, terraform = false, neptune = true, change_sets = true, seen = "read", audit = true, params = "read", describe = true, publish = true, queue = false, dlq = false }
   }
 
   enabled_functions = concat(

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -267,6 +268,19 @@ func TestServeChecksDriftOnItsSchedule(t *testing.T) {
 	caused, err := l.ChangesByRoot(ctx, message.CauseDrift, ds[0].ID)
 	if err != nil || len(caused) != 1 || caused[0].ID != ds[0].ChangeSetID {
 		t.Errorf("the correction of %s: %+v %v", ds[0].ID, caused, err)
+	}
+	// The API serves the same check as a read: corrected, nothing drifts any more.
+	resp, err := http.Get(sv.url + "/drift?component=dev/app/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep drift.Report
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /drift: %d %v", resp.StatusCode, err)
+	}
+	if len(rep.Envs) != 1 || rep.Envs[0].Compared != 1 || len(rep.Envs[0].Findings) != 0 {
+		t.Errorf("GET /drift after the correction: %+v", rep.Envs)
 	}
 	if code := sv.stop(t); code != 0 {
 		t.Errorf("serve exited %d", code)

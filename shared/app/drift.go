@@ -38,9 +38,26 @@ func (a *App) DriftChecker(ctx context.Context) (*drift.Checker, error) {
 	return c, nil
 }
 
-// DriftRecorder publishes what a drift check found (drift.detected, corrective change sets) to
-// the pipeline, remembering each drift in the idempotency store's records.
-func (a *App) DriftRecorder(ctx context.Context, actor message.Actor, autoApprove bool) (*drift.Recorder, error) {
+// DriftReader is the drift check as a read (GET /drift): the parameter comparisons only — a
+// read runs no terraform — with the drifts earlier runs recorded marked as such.
+func (a *App) DriftReader(ctx context.Context) (drift.ReadOnly, error) {
+	src, err := a.Source(ctx)
+	if err != nil {
+		return drift.ReadOnly{}, fmt.Errorf("drift: %w", err)
+	}
+	cs, err := a.ChangeSets(ctx)
+	if err != nil {
+		return drift.ReadOnly{}, fmt.Errorf("drift: %w", err)
+	}
+	recs, err := a.records(ctx)
+	if err != nil {
+		return drift.ReadOnly{}, err
+	}
+	return drift.ReadOnly{Checker: &drift.Checker{Source: src, ChangeSets: cs, Params: a.ParamsFor(ctx), SkipRefresh: true}, Records: recs}, nil
+}
+
+// records are the idempotency store's records, where each drift's publication is remembered.
+func (a *App) records(ctx context.Context) (pipeline.Records, error) {
 	seen, err := a.Seen(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("drift: %w", err)
@@ -48,6 +65,16 @@ func (a *App) DriftRecorder(ctx context.Context, actor message.Actor, autoApprov
 	recs, ok := seen.(pipeline.Records)
 	if !ok {
 		return nil, fmt.Errorf("drift: the idempotency store (%T) keeps no records of what was published", seen)
+	}
+	return recs, nil
+}
+
+// DriftRecorder publishes what a drift check found (drift.detected, corrective change sets) to
+// the pipeline, remembering each drift in the idempotency store's records.
+func (a *App) DriftRecorder(ctx context.Context, actor message.Actor, autoApprove bool) (*drift.Recorder, error) {
+	recs, err := a.records(ctx)
+	if err != nil {
+		return nil, err
 	}
 	return &drift.Recorder{Records: recs, Publisher: a, Actor: actor, AutoApprove: autoApprove}, nil
 }

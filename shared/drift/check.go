@@ -35,6 +35,9 @@ type Checker struct {
 	Refresher   terraform.Refresher
 	Workspaces  Workspaces
 	Parallelism int // terraform runs at once (default 1)
+	// SkipRefresh: compare the parameters only, never run terraform (GET /drift: a read);
+	// environments that set drift_refresh say so (RefreshSkipped).
+	SkipRefresh bool
 }
 
 // Options select what to compare.
@@ -131,7 +134,10 @@ func (c *Checker) checkEnv(ctx context.Context, head, env, only string, sets []*
 	}
 	cmp := CompareParameters(in)
 	er.Compared, er.Busy, er.Findings = cmp.Compared, append(er.Busy, cmp.Busy...), append(er.Findings, cmp.Findings...)
-	if er.Refresh {
+	switch {
+	case er.Refresh && c.SkipRefresh:
+		er.RefreshSkipped = true
+	case er.Refresh:
 		c.refresh(ctx, &er, in, store)
 	}
 	sortFindings(er.Findings)

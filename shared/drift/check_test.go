@@ -162,3 +162,19 @@ func TestCheckReportsARepositoryWithErrors(t *testing.T) {
 		t.Errorf("dev: %+v", e)
 	}
 }
+
+// A read (SkipRefresh) runs no terraform, and says so where the environment opts in.
+func TestCheckSkipsRefreshesWhenAsked(t *testing.T) {
+	t.Parallel()
+	c, _ := checker(t, repoFiles)
+	r := &refresher{seen: map[string]terraform.Workspace{}}
+	c.Refresher, c.SkipRefresh = r, true
+	c.Workspaces = terraform.Workspaces{WorkDir: t.TempDir(), Modules: terraform.StaticModules(t.TempDir()), Prefix: "/iac"}
+	rep, err := c.Check(context.Background(), Options{Env: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := rep.Envs[0]; !e.Refresh || !e.RefreshSkipped || len(e.Errors) != 0 || len(r.seen) != 0 {
+		t.Errorf("prod: %+v, refreshed %v", e, r.seen)
+	}
+}
