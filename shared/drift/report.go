@@ -19,8 +19,8 @@ type EnvReport struct {
 	Refresh    bool `json:"drift_refresh"`
 	// RefreshSkipped: drift_refresh is set, but this check ran no terraform (a read).
 	RefreshSkipped bool `json:"refresh_skipped,omitempty"`
-	Compared   int  `json:"compared"`  // components whose parameters were compared
-	Refreshed  int  `json:"refreshed"` // workspaces refreshed (drift_refresh)
+	Compared       int  `json:"compared"`  // components whose parameters were compared
+	Refreshed      int  `json:"refreshed"` // workspaces refreshed (drift_refresh)
 	// Busy are the components not compared: a change set is deploying them.
 	Busy     []Busy    `json:"busy"`
 	Findings []Finding `json:"findings"`
