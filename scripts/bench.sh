@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks behind docs/performance.md (`make bench`):
-#   1. go benchmarks of shared/model (Build 10k / 100k), shared/graph (impact, waves) and shared/api
-#      (GET /graph and GET /impact on 10k components);
+#   1. go benchmarks of shared/model (Build 10k / 100k), shared/graph (impact, waves),
+#      shared/gitrepo (fetch), shared/api (GET /graph and GET /impact on 10k components) and
+#      shared/drift (the drift check of 10,000 components);
 #   2. wall time and peak resident memory of a real 100,000-component build: model.Build alone
 #      (scripts/genrepo -build) and the CLI (karma graph build --params-backend none --no-write).
 # Environment: BENCH_N (components for step 2, default 100000), BENCH_SHORT=1 (go test -short:
@@ -23,7 +24,7 @@ echo "kernel:  $(uname -sr)"
 
 echo
 echo "== go benchmarks (go test -run '^\$' -bench . -benchmem -count 1)"
-go test -run '^$' -bench . -benchmem -count 1 -timeout 60m "${short[@]}" ./shared/model/ ./shared/graph/ ./shared/gitrepo/ ./shared/api/
+go test -run '^$' -bench . -benchmem -count 1 -timeout 60m "${short[@]}" ./shared/model/ ./shared/graph/ ./shared/gitrepo/ ./shared/api/ ./shared/drift/
 
 if ! command -v /usr/bin/time >/dev/null; then
   echo "installing GNU time for peak resident memory"

@@ -80,3 +80,31 @@ resource "aws_lambda_permission" "reconcile" {
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.reconcile[0].arn
 }
+
+# The drift check (docs/drift.md): the drift function (KARMA_STAGE=drift) compares this
+# environment's parameters — and, where its account_environments file sets drift_refresh, the
+# real infrastructure through refresh-only plans — with the deploy branch's head on a schedule,
+# and publishes what it finds to the karma bus (drift.detected; corrective change sets when the
+# environment does not allow drift).
+resource "aws_cloudwatch_event_rule" "drift" {
+  count               = var.enable_drift_function ? 1 : 0
+  name                = "${local.prefix}-drift"
+  description         = "Karma: the drift check of ${var.environment}"
+  schedule_expression = var.drift_schedule
+}
+
+resource "aws_cloudwatch_event_target" "drift" {
+  count     = var.enable_drift_function ? 1 : 0
+  rule      = aws_cloudwatch_event_rule.drift[0].name
+  target_id = "drift"
+  arn       = aws_lambda_function.stage["drift"].arn
+}
+
+resource "aws_lambda_permission" "drift" {
+  count         = var.enable_drift_function ? 1 : 0
+  statement_id  = "AllowEventBridgeDriftSchedule"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.stage["drift"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.drift[0].arn
+}

@@ -16,6 +16,10 @@
 #                    KARMA_IDEMPOTENCY_TABLE (+ var.terraform_env, for terraform itself)
 #   ingest,          KARMA_ENV (this account's environment), KARMA_AUTO_APPROVE,
 #   reconcile        KARMA_IDEMPOTENCY_TABLE
+#   drift            the repository, KARMA_ENV, KARMA_AUTO_APPROVE, KARMA_CHANGE_SET_TABLE,
+#                    KARMA_IDEMPOTENCY_TABLE, and plan's KARMA_WORK_DIR and KARMA_TERRAFORM (the
+#                    refresh-only plans of environments that set drift_refresh run in the
+#                    workspaces on EFS)
 #   webhook          KARMA_WEBHOOK_SECRETS, KARMA_BRANCHES, KARMA_WEBHOOK_MODULES_DIR,
 #                    KARMA_AUTO_APPROVE, KARMA_IDEMPOTENCY_TABLE, KARMA_AUDIT_TABLE,
 #                    KARMA_GIT_SUBDIR if set
@@ -25,6 +29,8 @@
 # source mappings; besides them cmd/lambda serves two entry points:
 #   - reconcile (KARMA_STAGE=reconcile): invoked by the schedule in events.tf, ingests the
 #     parameter versions whose events EventBridge dropped (ingest.ParameterEvents.Reconcile);
+#   - drift (KARMA_STAGE=drift): invoked by its schedule in events.tf, the drift check of this
+#     account's environment (docs/drift.md), publishing drift.detected and corrective changes;
 #   - webhook (KARMA_STAGE=webhook): POST /webhooks/git behind the HTTP API (api.tf). It reads
 #     no repository (cmd/lambda/webhook.go): a push whose payload is truncated is queued as
 #     truncated, and resolve diffs before..after in its cache of the repository.
@@ -63,7 +69,7 @@ locals {
     f.audit ? { KARMA_AUDIT_TABLE = aws_dynamodb_table.audit.name } : {},
     f.change_sets ? { KARMA_CHANGE_SET_TABLE = aws_dynamodb_table.change_sets.name } : {},
     f.seen != "" ? { KARMA_IDEMPOTENCY_TABLE = aws_dynamodb_table.seen.name } : {},
-    contains(["ingest", "reconcile"], name) ? { KARMA_ENV = var.environment, KARMA_AUTO_APPROVE = tostring(var.auto_approve) } : {},
+    contains(["ingest", "reconcile", "drift"], name) ? { KARMA_ENV = var.environment, KARMA_AUTO_APPROVE = tostring(var.auto_approve) } : {},
     f.repo ? merge(
       { KARMA_GIT_URL = var.git_url, KARMA_GIT_BRANCH = var.git_branch },
       var.git_subdir == "" ? {} : { KARMA_GIT_SUBDIR = var.git_subdir },

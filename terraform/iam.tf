@@ -13,10 +13,12 @@
 #               per-item actions); Query on the indexes; ingest and reconcile only read the
 #               idempotency table
 #   SSM         read (GetParameter*, GetParameterHistory) under <param_prefix>; apply also writes
-#               the components' /runtime and /config (PutParameter)
+#               the components' /runtime and /config (PutParameter); drift also describes
+#               (DescribeParameters, which takes no resource restriction: "*")
 #   Neptune     neptune-db data actions on the cluster, when it uses IAM authentication
 # plan and apply additionally get var.plan_policy_arns / var.apply_policy_arns: what terraform
-# needs to manage the components' own resources, which this module cannot know.
+# needs to manage the components' own resources, which this module cannot know; drift gets
+# var.plan_policy_arns too (a refresh-only plan reads what a plan reads).
 
 data "aws_iam_policy_document" "assume_lambda" {
   statement {
@@ -164,6 +166,15 @@ data "aws_iam_policy_document" "function" {
   }
 
   dynamic "statement" {
+    for_each = each.value.describe ? [1] : []
+    content {
+      sid       = "DescribeParameters"
+      actions   = ["ssm:DescribeParameters"]
+      resources = ["*"]
+    }
+  }
+
+  dynamic "statement" {
     for_each = each.value.params == "write" ? [1] : []
     content {
       sid       = "WriteParameters"
@@ -215,6 +226,7 @@ resource "aws_iam_role_policy" "function" {
 resource "aws_iam_role_policy_attachment" "terraform" {
   for_each = merge(
     { for arn in var.plan_policy_arns : "plan ${arn}" => { role = "plan", arn = arn } },
+    { for arn in(var.enable_drift_function ? var.plan_policy_arns : []) : "drift ${arn}" => { role = "drift", arn = arn } },
     { for arn in var.apply_policy_arns : "apply ${arn}" => { role = "apply", arn = arn } },
   )
 

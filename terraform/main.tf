@@ -62,7 +62,8 @@ locals {
   }
 
   # Each function's timeout (s), memory (MB) and event source mapping batch size (1 for plan
-  # and apply: one Terraform run per invocation; the webhook has no queue).
+  # and apply: one Terraform run per invocation; the webhook has no queue). drift runs the
+  # refresh-only plans of the environments that set drift_refresh: Terraform's limits.
   sizes = {
     resolve       = { timeout = 120, memory = 1024, batch_size = 10 }
     "graph-write" = { timeout = 120, memory = 1024, batch_size = 10 }
@@ -71,6 +72,7 @@ locals {
     audit         = { timeout = 60, memory = 512, batch_size = 10 }
     ingest        = { timeout = 60, memory = 512, batch_size = 10 }
     reconcile     = { timeout = 300, memory = 512, batch_size = 0 }
+    drift         = { timeout = 900, memory = var.terraform_memory, batch_size = 0 }
     webhook       = { timeout = 29, memory = 512, batch_size = 0 } # API Gateway waits 30 s at most
     api           = { timeout = 29, memory = 1024, batch_size = 0 }
   }
@@ -87,12 +89,13 @@ locals {
   #   deployment.planned, deployment.approved      -> apply
   #   deployment.applied, deployment.failed        -> resolve, graph-write
   #   change.superseded, change.rejected           -> resolve
+  #   drift.detected                               -> graph-write
   #   everything                                   -> audit
   #
   # routing_test.go (go test ./terraform) fails when this and pipeline.Routes disagree.
   routed_types = {
     apply         = ["deployment.approved", "deployment.planned"]
-    "graph-write" = ["change.resolved", "deployment.applied", "deployment.failed", "deployment.scheduled", "deployment.skipped"]
+    "graph-write" = ["change.resolved", "deployment.applied", "deployment.failed", "deployment.scheduled", "deployment.skipped", "drift.detected"]
     plan          = ["deployment.recorded"]
     resolve       = ["change.detected", "change.superseded", "change.rejected", "deployment.applied", "deployment.failed"]
   }
@@ -102,7 +105,8 @@ locals {
   )
 
   # What each function needs: the stores its stage opens (shared/app/stages.go for the SQS
-  # pipeline stages; cmd/lambda/ingest.go for ingest and reconcile, webhook.go for webhook).
+  # pipeline stages; cmd/lambda/ingest.go for ingest and reconcile, webhook.go for webhook,
+  # drift.go and shared/app/drift.go for the scheduled drift check).
   # The environment (functions.tf) and the IAM policy (iam.tf) of each function are derived
   # from this table only.
   #   repo:        reads the config repository at commits: a cache clone under /tmp of
@@ -111,27 +115,32 @@ locals {
   #   neptune:     graph and lineage stores (KARMA_NEPTUNE_ENDPOINT)           -> VPC
   #   change_sets, audit: the DynamoDB tables (read and write)
   #   seen:        the idempotency table: "rw" (claims, done markers; webhook delivery ids) or
-  #                "read" (ingest and reconcile only ask whether a change was ingested)
+  #                "read" (ingest and reconcile only ask whether a change was ingested; api
+  #                whether a drift was recorded, for GET /drift)
   #   params:      "" | "read" | "write" on <param_prefix>
+  #   describe:    ssm:DescribeParameters (the drift check reads Karma's provenance, the
+  #                parameters' descriptions, with paged calls; it takes no resource restriction)
   #   publish:     events:PutEvents on the bus (audit publishes nothing)
   #   queue:       fed by its stage queue (event source mapping)
   #   dlq:         dead-letters poison records itself (shared/lambda.SQSHandler; the ingest
   #                handler drops malformed events instead)
   needs = {
-    resolve       = { repo = true, terraform = false, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", publish = true, queue = true, dlq = true }
-    "graph-write" = { repo = true, terraform = false, neptune = true, change_sets = false, seen = "rw", audit = false, params = "", publish = true, queue = true, dlq = true }
-    plan          = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", publish = true, queue = true, dlq = true }
-    apply         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "write", publish = true, queue = true, dlq = true }
-    audit         = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "", audit = true, params = "", publish = false, queue = true, dlq = true }
-    ingest        = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", publish = true, queue = true, dlq = false }
-    reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", publish = true, queue = false, dlq = false }
-    webhook       = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "rw", audit = true, params = "", publish = true, queue = false, dlq = false }
-    api           = { repo = true, terraform = false, neptune = true, change_sets = true, seen = "", audit = true, params = "read", publish = true, queue = false, dlq = false }
+    resolve       = { repo = true, terraform = false, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true }
+    "graph-write" = { repo = true, terraform = false, neptune = true, change_sets = false, seen = "rw", audit = false, params = "", describe = false, publish = true, queue = true, dlq = true }
+    plan          = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true }
+    apply         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "write", describe = false, publish = true, queue = true, dlq = true }
+    audit         = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "", audit = true, params = "", describe = false, publish = false, queue = true, dlq = true }
+    ingest        = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = false }
+    reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", describe = false, publish = true, queue = false, dlq = false }
+    drift         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = true, publish = true, queue = false, dlq = false }
+    webhook       = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "rw", audit = true, params = "", describe = false, publish = true, queue = false, dlq = false }
+    api           = { repo = true, terraform = false, neptune = true, change_sets = true, seen = "read", audit = true, params = "read", describe = true, publish = true, queue = false, dlq = false }
   }
 
   enabled_functions = concat(
     ["resolve", "graph-write", "plan", "apply", "audit"],
     var.enable_ingest_function ? ["ingest", "reconcile"] : [],
+    var.enable_drift_function ? ["drift"] : [],
     var.enable_webhook ? ["webhook"] : [],
     var.enable_api ? ["api"] : [],
   )

@@ -296,6 +296,18 @@ variable "auto_approve" {
   default     = true
 }
 
+variable "enable_drift_function" {
+  description = "Create the drift function (KARMA_STAGE=drift) and its schedule: the drift check of this environment (docs/drift.md). It runs in the VPC with the workspaces' EFS and the terraform layer, for the refresh-only plans of environments that set drift_refresh."
+  type        = bool
+  default     = true
+}
+
+variable "drift_schedule" {
+  description = "How often the drift function runs (EventBridge schedule expression)."
+  type        = string
+  default     = "rate(1 hour)"
+}
+
 variable "reconcile_schedule" {
   description = "How often the reconcile function compares Parameter Store with what was ingested (EventBridge schedule expression)."
   type        = string

@@ -18,8 +18,8 @@ func newLineageCmd(g *globals) *cobra.Command {
 	var env, forward string
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "lineage <deployment-id | type/nickname> | --forward <commit | parameter@version | request-id>",
-		Short: "Why a component is deployed like this: the causal chain back to its root; or all a root caused",
+		Use:   "lineage <deployment-id | type/nickname> | --forward <commit | parameter@version | request-id | drift-id>",
+		Short: "Why a component is deployed like this: the causal chain back to its root, and its drift; or all a root caused",
 		Args: argsUsage(func(c *cobra.Command, args []string) error {
 			if (forward == "") == (len(args) == 0) || len(args) > 1 {
 				return fmt.Errorf("give one deployment id or component, or --forward <root>")
@@ -56,23 +56,22 @@ func newLineageCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := findDeployment(c.Context(), st.lineage, target)
-			if err != nil {
-				return err
-			}
-			chain, err := lineage.Backward(c.Context(), st.lineage, d)
+			chain, err := backwardWithDrift(c.Context(), st.lineage, target)
 			if err != nil {
 				return err
 			}
 			if asJSON {
 				return writeJSON(c.OutOrStdout(), chain)
 			}
-			printBackward(c.OutOrStdout(), chain, 0)
+			if chain.Step != nil {
+				printBackward(c.OutOrStdout(), chain.Step, 0)
+			}
+			printDrifts(c.OutOrStdout(), chain.Drifts)
 			return nil
 		},
 	}
 	c.Flags().StringVar(&env, "env", "", "environment of <type>/<nickname> (needed when several environments define it)")
-	c.Flags().StringVar(&forward, "forward", "", "a commit sha (or any git revision), <parameter>@<version> or a change request id")
+	c.Flags().StringVar(&forward, "forward", "", "a commit sha (or any git revision), <parameter>@<version>, a change request id or a drift id")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }
@@ -157,11 +156,16 @@ type forwardRoot struct {
 	Skipped []changeset.Node `json:"skipped"`
 }
 
-var hexRe = regexp.MustCompile(`^[0-9a-f]{4,40}$`)
+var (
+	hexRe     = regexp.MustCompile(`^[0-9a-f]{4,40}$`)
+	driftIDRe = regexp.MustCompile(`^drift-[0-9a-f]{16}$`)
+)
 
 func forwardTree(ctx context.Context, st *stack, repo, root string) (*forwardRoot, error) {
 	kind, id := message.CauseRequest, root
 	switch {
+	case driftIDRe.MatchString(root):
+		kind = message.CauseDrift
 	case strings.Contains(root, "@"):
 		kind = message.CauseParameter
 	case hexRe.MatchString(root) || root == "HEAD" || strings.HasPrefix(root, "HEAD~"):

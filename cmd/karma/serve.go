@@ -54,6 +54,13 @@ and, in the same process, every pipeline stage (resolve, graph-write, plan and a
 comparison of each environment's parameter store with what was ingested: a /config or /runtime
 parameter written outside Karma whose change was never ingested is ingested then.
 
+Drift. With --drift-every (off by default) the drift check of 'karma drift' runs at that
+interval (first after one interval), acting as "drift check (karma serve)": each drift is
+recorded once, and in environments whose allow_drift is false a corrective change set is queued
+— applied without review only with --auto-approve. Off by default because, turned on with
+allow_drift false, Karma undoes changes made outside it by itself; 1h is a sensible interval
+(more often only where drift_refresh is off: a refresh runs terraform per component).
+
 The repository. What a push deploys is exactly the pushed commit: serve keeps a cache clone of
 the config repository under --state-dir/git and fetches each pushed commit into it (only the
 objects it lacks) when the change is resolved; configs and Terraform modules are read from that
@@ -86,6 +93,7 @@ type serveOptions struct {
 	secrets         []string
 	secretsFile     string
 	reconcile       time.Duration
+	driftEvery      time.Duration
 	witnessEvery    time.Duration
 	witness         witnessFlags
 	auto            bool
@@ -114,6 +122,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	f.StringArrayVar(&o.secrets, "secret", nil, "webhook secret as provider:owner/repo=SECRET or provider:*=SECRET (repeatable)")
 	f.StringVar(&o.secretsFile, "secrets-file", os.Getenv("KARMA_WEBHOOK_SECRETS_FILE"), `webhook secrets: a JSON object {"github:owner/repo": "...", "gitlab:*": "..."} [KARMA_WEBHOOK_SECRETS_FILE]`)
 	f.DurationVar(&o.reconcile, "reconcile", time.Minute, "how often to ingest parameter changes whose events were missed (0 disables)")
+	f.DurationVar(&o.driftEvery, "drift-every", 0, "how often to run the drift check (karma drift) and record what it finds (0 disables; e.g. 1h)")
 	f.DurationVar(&o.witnessEvery, "witness-every", time.Hour, "how often to checkpoint the audit log's chain heads and write the digest to the witness parameter (0 disables)")
 	o.witness.add(c)
 	f.BoolVar(&o.auto, "auto-approve", false, "changes (pushes, reconciled parameters) are applied without review")
@@ -148,6 +157,8 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 		return usage("--parallelism %d: want 1 or more", o.parallelism)
 	case o.reconcile < 0:
 		return usage("--reconcile %s: want a positive interval, or 0 to disable", o.reconcile)
+	case o.driftEvery < 0:
+		return usage("--drift-every %s: want a positive interval, or 0 to disable", o.driftEvery)
 	case o.witnessEvery < 0:
 		return usage("--witness-every %s: want a positive interval, or 0 to disable", o.witnessEvery)
 	case o.shutdownTimeout <= 0:
@@ -241,10 +252,12 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 		return err
 	}
 	go func() { defer close(witnessDone); serveWitness(recCtx, log, st, w, o.witnessEvery) }()
+	driftDone := make(chan struct{})
+	go func() { defer close(driftDone); serveDrift(recCtx, log, st, o.driftEvery, o.auto) }()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("karma serve: listening", "addr", ln.Addr().String(), "repo", src.Repo.String(), "branches", slices.Sorted(maps.Keys(branches)),
-		"auto_approve", o.auto, "parallelism", o.parallelism, "reconcile", o.reconcile, "witness_every", o.witnessEvery, "state", g.dbPath())
+		"auto_approve", o.auto, "parallelism", o.parallelism, "reconcile", o.reconcile, "drift_every", o.driftEvery, "witness_every", o.witnessEvery, "state", g.dbPath())
 
 	var failed error
 	select {
@@ -263,6 +276,7 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	stopReconcile()
 	<-reconcileDone
 	<-witnessDone
+	<-driftDone
 	stopRunner()
 	<-runnerDone
 	log.Info("karma serve: stopped")

@@ -56,13 +56,15 @@ func TestSetupErrors(t *testing.T) {
 		vars map[string]string
 		want string
 	}{
-		{"no stage", map[string]string{"KARMA_EVENT_BUS": "b"}, `KARMA_STAGE="": want one of resolve, graph-write, plan, apply, audit, ingest, reconcile, webhook`},
+		{"no stage", map[string]string{"KARMA_EVENT_BUS": "b"}, `KARMA_STAGE="": want one of resolve, graph-write, plan, apply, audit, ingest, reconcile, drift, webhook, api`},
 		{"unknown stage", map[string]string{"KARMA_STAGE": "deploy", "KARMA_EVENT_BUS": "b"}, `KARMA_STAGE="deploy"`},
 		{"no bus", map[string]string{"KARMA_STAGE": "audit"}, "KARMA_EVENT_BUS is not set"},
 		{"graph-write without Neptune", map[string]string{"KARMA_STAGE": "graph-write", "KARMA_EVENT_BUS": "b", "KARMA_GIT_URL": "https://example.com/acme/config.git"},
 			"stage graph-write: graph store: neptune: KARMA_NEPTUNE_ENDPOINT is not set"},
 		{"resolve without a repository", map[string]string{"KARMA_STAGE": "resolve", "KARMA_EVENT_BUS": "b"}, "stage resolve: KARMA_GIT_URL is not set"},
 		{"ingest without its environment", map[string]string{"KARMA_STAGE": "ingest", "KARMA_EVENT_BUS": "b"}, "KARMA_ENV (this account's environment) is not set"},
+		{"drift without its environment", map[string]string{"KARMA_STAGE": "drift", "KARMA_EVENT_BUS": "b"}, "stage drift: KARMA_ENV (this account's environment) is not set"},
+		{"drift without a bus", map[string]string{"KARMA_STAGE": "drift", "KARMA_ENV": "prod"}, "KARMA_EVENT_BUS is not set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vars := map[string]string{"KARMA_CACHE_DIR": t.TempDir()}

@@ -39,6 +39,8 @@ type Config struct {
 	// requests (409 read-only-repository), as KARMA_GIT_WRITE=none does.
 	Proposals Proposals
 	Writer    ProposalWriter
+	// Drift serves GET /drift (drift.ReadOnly); nil answers 404.
+	Drift DriftCheck
 	// Webhooks serves POST /webhooks/git (shared/httpapi.Webhooks); nil answers 404.
 	Webhooks http.Handler
 	// Metrics serves /metrics; nil answers 404.
@@ -134,6 +136,7 @@ func (s *server) table() []route {
 		{method: "GET", pattern: "/log", scope: ScopeRead, handle: s.getLog},
 		{method: "GET", pattern: "/deployments/{id}", scope: ScopeRead, handle: s.getDeployment},
 		{method: "GET", pattern: "/deployments/{id}/lineage", scope: ScopeRead, handle: s.getLineage},
+		{method: "GET", pattern: "/drift", scope: ScopeRead, handle: s.getDrift},
 		{method: "POST", pattern: "/webhooks/git", raw: s.webhooks()},
 		{method: "GET", pattern: "/openapi.json", handle: serveOpenAPI},
 		{method: "GET", pattern: "/healthz", handle: s.healthz},

@@ -6,6 +6,7 @@ import (
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/configrepo"
+	"github.com/usekarma/karma/shared/drift"
 	"github.com/usekarma/karma/shared/lineage"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
@@ -53,6 +54,12 @@ type Publisher interface {
 	Publish(ctx context.Context, msgs ...message.Envelope) error
 }
 
+// DriftCheck runs the drift check as a read (drift.ReadOnly): it compares and marks what was
+// recorded before, publishing nothing.
+type DriftCheck interface {
+	Check(ctx context.Context, o drift.Options) (*drift.Report, error)
+}
+
 // Proposals validates proposed changes at the deploy branch's head (configrepo.Source).
 type Proposals interface {
 	Head(ctx context.Context) (string, error)
@@ -72,4 +79,5 @@ var (
 	_ ParamReader    = params.Store(nil)
 	_ Proposals      = (*configrepo.Source)(nil)
 	_ ProposalWriter = (*configrepo.Writer)(nil)
+	_ DriftCheck     = drift.ReadOnly{}
 )

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/usekarma/karma/shared/configrepo"
+	"github.com/usekarma/karma/shared/drift"
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/gitrepo/gittest"
@@ -133,7 +134,18 @@ func (h *harness) config() Config {
 	return Config{Graphs: &HeadGraphs{Repo: h.src}, ChangeSets: h.changeSets, Lineage: h.lineage, Audit: h.audit,
 		Publisher: pipeline.QueuePublisher{Queue: h.q}, Auth: auth, Metrics: h.metrics,
 		Params:    func(env string) (ParamReader, error) { return h.params(env), nil },
-		Proposals: h.src, Writer: &configrepo.Writer{Repo: h.src.Repo, Mode: configrepo.WriteBranch}}
+		Proposals: h.src, Writer: &configrepo.Writer{Repo: h.src.Repo, Mode: configrepo.WriteBranch},
+		Drift: h.drift()}
+}
+
+// drift is the drift check over the harness's repository and stores, as a read.
+func (h *harness) drift() drift.ReadOnly {
+	seen, err := embedded.NewSeen(context.Background(), h.db)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	c := &drift.Checker{Source: h.src, ChangeSets: h.changeSets, Params: func(env string) (params.Store, error) { return h.params(env), nil }}
+	return drift.ReadOnly{Checker: c, Records: seen}
 }
 
 // tokensText is the harness's tokens file (the admin's hash without the sha256: prefix).

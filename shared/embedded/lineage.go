@@ -13,7 +13,7 @@ import (
 
 // Lineage keeps the causal record in four tables: changes and their root causes, deployments
 // and their causes (indexed both ways, so "what caused this" and "what did this cause" are one
-// indexed lookup each).
+// indexed lookup each); and the drift events in a fifth (lineage_drift.go).
 type Lineage struct{ db *DB }
 
 var _ lineage.Store = (*Lineage)(nil)
@@ -32,6 +32,9 @@ func NewLineage(ctx context.Context, db *DB) (*Lineage, error) {
 		`CREATE INDEX IF NOT EXISTS lineage_causes_cause ON lineage_causes(kind, cause_id)`,
 	)
 	if err != nil {
+		return nil, err
+	}
+	if err := driftTables(ctx, db); err != nil {
 		return nil, err
 	}
 	return &Lineage{db: db}, nil

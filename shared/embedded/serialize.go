@@ -76,6 +76,10 @@ func (l lockedLineage) SetOutcome(ctx context.Context, id, status, detail string
 	return l.db.locked(ctx, func() error { return l.Store.SetOutcome(ctx, id, status, detail, keys, at) })
 }
 
+func (l lockedLineage) RecordDrift(ctx context.Context, d lineage.Drift) error {
+	return l.db.locked(ctx, func() error { return l.Store.RecordDrift(ctx, d) })
+}
+
 type lockedParams struct {
 	params.Store
 	db *DB

@@ -1,7 +1,8 @@
 // Package lineage is the causal record auditors ask "why is this deployed like this, and who
 // caused it?": change sets with their root cause (a commit, a parameter version, a change
-// request), deployments with what caused each (the root, or the upstream deployments whose
-// changed runtime keys reached it), and outcomes. In graph terms: change -triggered-> deployment
+// request, a drift event), deployments with what caused each (the root, or the upstream
+// deployments whose changed runtime keys reached it), outcomes, and the drift events the drift
+// check found (drift -drifted-> component). In graph terms: change -triggered-> deployment
 // -deploys-> component, deployment -caused_by-> deployment | commit | parameter | request.
 // Implementations: embedded (SQLite tables) and Neptune (vertices and edges).
 package lineage
@@ -55,6 +56,25 @@ type Deployment struct {
 	Actor       message.Actor   `json:"actor"`
 }
 
+// Drift is one drift event (drift.detected): what Parameter Store or the infrastructure held,
+// for one component, that did not match Karma's intent, and what was done about it.
+type Drift struct {
+	ID        string `json:"id"` // drift-<16 hex>
+	Env       string `json:"env"`
+	Component string `json:"component"`
+	Kind      string `json:"kind"`   // message.Drift*: config, runtime, infrastructure
+	Reason    string `json:"reason"` // differs, missing, orphan, refreshed
+	Detail    string `json:"detail"`
+	Commit    string `json:"commit"` // the deploy branch's head it was compared with
+	// Parameter is the version found, "<name>@<version>" (config, runtime).
+	Parameter string `json:"parameter,omitempty"`
+	Action    string `json:"action"` // report or correct
+	// ChangeSetID is the corrective change set (action correct): its root cause is this drift.
+	ChangeSetID string        `json:"change_set_id,omitempty"`
+	At          time.Time     `json:"at"`
+	Actor       message.Actor `json:"actor"`
+}
+
 // ErrNotFound is returned (wrapped) for unknown ids.
 var ErrNotFound = errors.New("lineage: not found")
 
@@ -72,4 +92,11 @@ type Store interface {
 	CausedBy(ctx context.Context, kind, id string) ([]Deployment, error)
 	// ChangesByRoot lists change sets whose root cause is (kind, id).
 	ChangesByRoot(ctx context.Context, kind, id string) ([]Change, error)
+
+	// RecordDrift upserts a drift event by id.
+	RecordDrift(ctx context.Context, d Drift) error
+	// Drift returns one drift event.
+	Drift(ctx context.Context, id string) (Drift, error)
+	// Drifts lists a component's drift events, newest first.
+	Drifts(ctx context.Context, component string) ([]Drift, error)
 }

@@ -69,6 +69,7 @@ var Supported = map[string][]int{
 	TypeDeploymentFailed:    {1},
 	TypeChangeSuperseded:    {1},
 	TypeChangeRejected:      {1},
+	TypeDriftDetected:       {1},
 }
 
 func supported(typ string, v int) bool {

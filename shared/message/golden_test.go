@@ -47,6 +47,7 @@ var newest = map[string]func() any{
 	message.TypeDeploymentFailed:    func() any { return new(message.DeploymentFailed) },
 	message.TypeChangeSuperseded:    func() any { return new(message.ChangeSuperseded) },
 	message.TypeChangeRejected:      func() any { return new(message.ChangeRejected) },
+	message.TypeDriftDetected:       func() any { return new(message.DriftDetected) },
 }
 
 // goTypes is the Go type of every supported type and version (old versions included).
@@ -367,6 +368,8 @@ func idempotencyKey(t *testing.T, e message.Envelope, payload any) string {
 	switch p := payload.(type) {
 	case *message.ChangeDetected:
 		switch {
+		case p.Source == message.SourceDrift:
+			return "drift:" + message.DriftSetKey(p.Drift)
 		case p.Commit != nil && (p.Source == message.SourceGit || p.Source == message.SourceRequest):
 			return "git:" + p.Commit.SHA // a request's commit is one change, however it arrives
 		case p.Parameter != nil:
@@ -381,6 +384,8 @@ func idempotencyKey(t *testing.T, e message.Envelope, payload any) string {
 		return e.Type + ":" + p.ChangeSetID
 	case *message.ChangeRejected:
 		return e.Type + ":" + p.ChangeSetID
+	case *message.DriftDetected:
+		return e.Type + ":" + p.DriftID
 	case *message.DeploymentSkipped:
 		return e.Type + ":" + p.ChangeSetID + "/" + p.Component
 	case *message.DeploymentApproved:
@@ -453,6 +458,7 @@ func fullPayloads() map[string]any {
 			{Kind: message.CauseCommit, ID: sha, Keys: []string{"unused"}},
 			{Kind: message.CauseDeployment, ID: "dep-54373ce93bae19f9", Keys: []string{"private_subnet_ids"}},
 			{Kind: message.CauseRetry, ID: "dep-0a1b2c3d4e5f6071", Keys: []string{}},
+			{Kind: message.CauseDrift, ID: "drift-4f1c9e20b7a35d68", Keys: []string{}},
 		},
 		ConfigHash: hash, Destroy: true,
 	}
@@ -479,10 +485,12 @@ func fullPayloads() map[string]any {
 			Request: &message.ChangeRequest{ID: "cr-0042", Configs: map[string]string{
 				"vpc/core": `{"cidr_block":"10.0.0.0/16"}`}},
 			Removed:     []message.ComponentRef{{Type: "s3-bucket", Nickname: "old-assets"}},
+			Drift:       []string{"drift-4f1c9e20b7a35d68"},
 			AutoApprove: true,
 		},
 		message.TypeChangeResolved: message.ChangeResolved{
-			ChangeSetID: cs, Source: message.SourceGit, RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha, Keys: []string{"every field set"}}},
+			ChangeSetID: cs, Source: message.SourceGit, RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha, Keys: []string{"every field set"}},
+				{Kind: message.CauseDrift, ID: "drift-4f1c9e20b7a35d68", Keys: []string{}}},
 			Roots:        []string{"prod/vpc/core"},
 			Affected:     []string{"prod/vpc/core", "prod/ecs-service/api"},
 			Waves:        [][]string{{"prod/vpc/core"}, {"prod/ecs-service/api"}},
@@ -506,6 +514,16 @@ func fullPayloads() map[string]any {
 		},
 		message.TypeChangeSuperseded: message.ChangeSuperseded{ChangeSetID: cs, SupersededBy: root + "/dev", Commit: sha},
 		message.TypeChangeRejected:   message.ChangeRejected{ChangeSetID: cs, Reason: "wrong account"},
+		message.TypeDriftDetected: message.DriftDetected{
+			DriftID: "drift-4f1c9e20b7a35d68", Component: "prod/vpc/core", Kind: message.DriftInfrastructure, Reason: message.DriftRefreshed,
+			Detail: "a refresh-only plan changed 1 resource", Commit: sha,
+			Parameter: &message.ParameterVersion{Name: "/iac/vpc/core/config", Version: 4, ModifiedBy: "arn:aws:iam::123456789012:user/ops"},
+			Expected:  hash, Found: hash[:16],
+			Resources: []message.DriftResource{{Address: "module.component.aws_vpc.this", Actions: []string{"update"}}},
+			Outputs:   []string{"vpc_id"},
+			State:     &message.StateVersion{Serial: 7, Lineage: "5b0f2a4c-1d2e-4f3a-8b9c-0d1e2f3a4b5c"},
+			Action:    message.DriftCorrect, ChangeSetID: root,
+		},
 	}
 }
 
@@ -535,6 +553,9 @@ func minimalPayloads() map[string]any {
 			Stage: "plan", Error: "exit status 1"},
 		message.TypeChangeSuperseded: message.ChangeSuperseded{ChangeSetID: cs, SupersededBy: cs},
 		message.TypeChangeRejected:   message.ChangeRejected{ChangeSetID: cs, Reason: "no"},
+		message.TypeDriftDetected: message.DriftDetected{DriftID: "drift-0000000000000001", Component: "dev/vpc/core",
+			Kind: message.DriftConfig, Reason: message.DriftMissing, Detail: "/iac/vpc/core/config is missing",
+			Commit: "9f3c2a71e4b05d8c6a1f7e2b3d4c5a6978e1f0ab", Action: message.DriftReport},
 	}
 }
 

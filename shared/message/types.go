@@ -1,5 +1,12 @@
 package message
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strings"
+)
+
 // Wire names of the message types, and the newest version of each (what producers write).
 const (
 	TypeChangeDetected      = "change.detected"
@@ -13,6 +20,7 @@ const (
 	TypeDeploymentFailed    = "deployment.failed"
 	TypeChangeSuperseded    = "change.superseded"
 	TypeChangeRejected      = "change.rejected"
+	TypeDriftDetected       = "drift.detected"
 )
 
 // Latest is the version producers write for each type.
@@ -28,6 +36,7 @@ var Latest = map[string]int{
 	TypeDeploymentFailed:    1,
 	TypeChangeSuperseded:    1,
 	TypeChangeRejected:      1,
+	TypeDriftDetected:       1,
 }
 
 // Sources of a change.
@@ -36,6 +45,7 @@ const (
 	SourceParameter = "parameter" // a /config parameter written outside Karma
 	SourceRuntime   = "runtime"   // a /runtime parameter changed (by a deployment or anyone)
 	SourceRequest   = "request"   // a change request (CLI propose-change, POST /request-change)
+	SourceDrift     = "drift"     // a corrective change set: Git's intent deployed again after drift
 )
 
 // Cause kinds: what a deployment was caused by.
@@ -45,6 +55,7 @@ const (
 	CauseRequest    = "request"    // id = change request id
 	CauseDeployment = "deployment" // id = upstream deployment id
 	CauseRetry      = "retry"      // id = the failed deployment this one runs again (karma retry)
+	CauseDrift      = "drift"      // id = the drift event a corrective change set puts right
 )
 
 // ComponentRef names a component in the message's env.
@@ -90,6 +101,9 @@ type ChangeDetected struct {
 	Request *ChangeRequest `json:"request,omitempty"`
 	// Removed lists components whose config.json was deleted: destroys, held unless policy allows.
 	Removed []ComponentRef `json:"removed,omitempty"`
+	// Drift lists the drift events (drift.detected's drift_id) a corrective change set puts
+	// right (SourceDrift): its root causes. Added to v3 with the source; see docs/messages.md.
+	Drift []string `json:"drift,omitempty"`
 	// AutoApprove: plans may be applied without review.
 	AutoApprove bool `json:"auto_approve"`
 }
@@ -325,4 +339,79 @@ type ChangeSuperseded struct {
 type ChangeRejected struct {
 	ChangeSetID string `json:"change_set_id"`
 	Reason      string `json:"reason"` // why, in the words of who rejected it
+}
+
+// Kinds of drift (drift.detected's kind).
+const (
+	DriftConfig         = "config"         // Git's resolved config vs <prefix>/<type>/<nickname>/config
+	DriftRuntime        = "runtime"        // .../runtime vs what Karma's last deployment published
+	DriftInfrastructure = "infrastructure" // the real infrastructure vs the Terraform state
+)
+
+// Reasons of a drift (drift.detected's reason).
+const (
+	DriftDiffers   = "differs"   // the parameter's value is not Karma's (config: not Git's, canonically)
+	DriftMissing   = "missing"   // the parameter is absent (config; runtime of a deployed component)
+	DriftOrphan    = "orphan"    // a /config of a component Git no longer defines
+	DriftRefreshed = "refreshed" // a refresh-only plan found resources or outputs changed
+)
+
+// What a drift run did about a drift (drift.detected's action).
+const (
+	DriftReport  = "report"  // allow_drift: only reported
+	DriftCorrect = "correct" // a corrective change set (source drift) was queued
+)
+
+// DriftDetected (drift.detected v1): what Parameter Store or the real infrastructure holds no
+// longer matches Karma's intent for one component. One message per component and kind; the same
+// drift seen again has the same DriftID and idempotency key, and is one event.
+type DriftDetected struct {
+	// DriftID is "drift-<16 hex>", a function of the component, kind, reason, what was found
+	// and expected, and the component's last deployment (so a drift that comes back after it was
+	// corrected is a new one).
+	DriftID   string `json:"drift_id"`
+	Component string `json:"component"` // id
+	Kind      string `json:"kind"`      // Drift*: config, runtime, infrastructure
+	Reason    string `json:"reason"`    // differs, missing, orphan, refreshed
+	Detail    string `json:"detail"`    // for people
+	// Commit is the deploy branch's head the check compared with (Git's intent).
+	Commit string `json:"commit"`
+	// Parameter is the version found (config, runtime); absent when it is missing.
+	Parameter *ParameterVersion `json:"parameter,omitempty"`
+	// Expected and Found are hashes of Karma's intent and of what was found: the hex SHA-256 of
+	// the canonical config (config), the provenance hash of Karma's last published value and of
+	// the value found (runtime: params.Provenance's 16 hex digits).
+	Expected string `json:"expected,omitempty"`
+	Found    string `json:"found,omitempty"`
+	// Resources are what a refresh-only plan changed (infrastructure).
+	Resources []DriftResource `json:"resources,omitempty"`
+	// Outputs are the module outputs (runtime keys) the refresh changed (infrastructure).
+	Outputs []string `json:"outputs,omitempty"`
+	// State is the Terraform state the refresh read (infrastructure).
+	State *StateVersion `json:"state,omitempty"`
+	// Action is DriftReport or DriftCorrect.
+	Action string `json:"action"`
+	// ChangeSetID is the corrective change set (action correct).
+	ChangeSetID string `json:"change_set_id,omitempty"`
+}
+
+// DriftResource is one resource a refresh-only plan found changed outside Terraform.
+type DriftResource struct {
+	Address string   `json:"address"` // e.g. module.component.aws_s3_bucket.this
+	Actions []string `json:"actions"` // terraform's: update, delete, ...
+}
+
+// StateVersion identifies a Terraform state as terraform does: lineage and serial.
+type StateVersion struct {
+	Serial  int64  `json:"serial"`
+	Lineage string `json:"lineage"`
+}
+
+// DriftSetKey names a set of drift events for the idempotency key of the corrective change set
+// that puts them right ("drift:<key>"): the first 16 hex digits of the SHA-256 of the sorted
+// drift ids, comma-separated. The same drifts always give the same key.
+func DriftSetKey(driftIDs []string) string {
+	ids := slices.Sorted(slices.Values(driftIDs))
+	sum := sha256.Sum256([]byte(strings.Join(ids, ",")))
+	return hex.EncodeToString(sum[:8])
 }

@@ -38,8 +38,41 @@ func (a AccountEnvironment) Bool(key string) (bool, error) {
 	return false, fmt.Errorf("%s: field %q: want a boolean or \"true\"/\"false\", found %v", a.File, key, a.Fields[key])
 }
 
+// Account environment flags Karma reads.
+const (
+	// FlagAllowDrift: drift found in the environment is only reported; when false (the
+	// default) a corrective change set is queued (docs/drift.md).
+	FlagAllowDrift = "allow_drift"
+	// FlagDriftRefresh: the drift check also runs a refresh-only Terraform plan of every
+	// component, which calls the cloud (opt-in; default false).
+	FlagDriftRefresh = "drift_refresh"
+)
+
 // boolFields are the account environment flags Karma reads; each is checked at load time.
-var boolFields = []string{"iac_strict", "lambda_strict", "allow_drift"}
+var boolFields = []string{"iac_strict", "lambda_strict", FlagAllowDrift, FlagDriftRefresh}
+
+// Account returns the account environment file that selects env (the first by file name when
+// several do), and whether there is one.
+func (r *Repo) Account(env string) (AccountEnvironment, bool) {
+	for _, a := range r.Accounts {
+		if a.Environment == env {
+			return a, true
+		}
+	}
+	return AccountEnvironment{}, false
+}
+
+// Flag reads a boolean flag of env's account environment: false when no file selects env or
+// the field is absent. The load already reported an invalid value as an error, so an invalid
+// value reads as false here.
+func (r *Repo) Flag(env, key string) bool {
+	a, ok := r.Account(env)
+	if !ok {
+		return false
+	}
+	v, _ := a.Bool(key)
+	return v
+}
 
 func loadAccountEnvironments(fsys fs.FS, diags *Diagnostics) []AccountEnvironment {
 	const dir = "account_environments"

@@ -159,6 +159,34 @@ func TestAccountEnvironments(t *testing.T) {
 	}
 }
 
+func TestDriftFlags(t *testing.T) {
+	t.Parallel()
+	res := build(t, map[string]string{
+		"account_environments/prod.json":   `{"environment":"prod","allow_drift":true,"drift_refresh":"true"}`,
+		"account_environments/dev.yaml":    "environment: dev\n",
+		"account_environments/qa.json":     `{"environment":"qa","drift_refresh":"sometimes"}`,
+		"iac/prod/vpc/core/config.json":    `{}`,
+		"iac/staging/vpc/core/config.json": `{}`,
+	})
+	for _, c := range []struct {
+		env, flag string
+		want      bool
+	}{
+		{"prod", model.FlagAllowDrift, true}, {"prod", model.FlagDriftRefresh, true},
+		{"dev", model.FlagAllowDrift, false}, {"dev", model.FlagDriftRefresh, false},
+		{"staging", model.FlagAllowDrift, false}, // no account file: the defaults
+		{"qa", model.FlagDriftRefresh, false},    // invalid: reported at load, false here
+	} {
+		if got := res.Repo.Flag(c.env, c.flag); got != c.want {
+			t.Errorf("%s %s = %v, want %v", c.env, c.flag, got, c.want)
+		}
+	}
+	errs := res.Diagnostics.Errors()
+	if len(errs) != 1 || errs[0].File != "account_environments/qa.json" || !strings.Contains(errs[0].Message, "drift_refresh") {
+		t.Errorf("want one error for qa.json drift_refresh, got %v", errs)
+	}
+}
+
 func TestLoadRejectsUnusableInput(t *testing.T) {
 	t.Parallel()
 	if _, err := model.Build(context.Background(), filepath.Join(t.TempDir(), "nope"), model.BuildOptions{}); err == nil {

@@ -56,11 +56,14 @@
 //	                    (JSON, as recorded), status, detail, changed_keys (JSON), at, at_text,
 //	                    actor (JSON), outcome_at (Unix ns, set by SetOutcome)
 //	vertex "root"       id = "<kind>:<id>" (commit, parameter, request); kind, ref
+//	vertex "drift"      id = drift id; env, component, kind, reason, detail, commit,
+//	                    parameter, action, change_set_id, actor (JSON), at, at_text
 //	vertex "component"  the graph's vertex, created bare (no hash) when lineage names a
 //	                    component the graph store has not written
 //	edges  change -triggered-> deployment, deployment -deploys-> component,
 //	       deployment -caused_by-> deployment | root (property keys, JSON),
-//	       change -rooted_in-> root; id "<from>|<label>|<to>"
+//	       change -rooted_in-> root, drift -drifted-> component; id "<from>|<label>|<to>"
+//	       (a corrective change set's root is the root vertex "drift:<drift id>")
 //
 // Writes are idempotent upserts (mergeV/mergeE with deterministic ids), one request each. A
 // change or deployment named before it is recorded (a deployment's change set, an upstream

@@ -117,15 +117,27 @@ func Provenance(what, value string) string {
 // Karma's provenance for exactly this value. Such writes are consequences of a deployment already
 // under way, not new changes.
 func IsKarmaWrite(description, value string) bool {
+	h, ok := ProvenanceHash(description)
+	return ok && h == valueHash(value)
+}
+
+// ProvenanceHash returns the value hash a Karma provenance description records (the hash of the
+// value Karma wrote, ValueHash's form), and whether description is Karma's provenance at all.
+// Parameter Store keeps a description when a later write gives none, so it may be the hash of a
+// value that was since overwritten.
+func ProvenanceHash(description string) (string, bool) {
 	if !strings.HasPrefix(description, "karma: ") {
-		return false
+		return "", false
 	}
 	i := strings.LastIndex(description, " sha256=")
 	if i < 0 {
-		return false
+		return "", false
 	}
-	return description[i+len(" sha256="):] == valueHash(value)
+	return description[i+len(" sha256="):], true
 }
+
+// ValueHash is the hash Provenance records for a value: the first 16 hex digits of its SHA-256.
+func ValueHash(value string) string { return valueHash(value) }
 
 func valueHash(v string) string {
 	sum := sha256.Sum256([]byte(v))

@@ -55,6 +55,7 @@ var Routes = map[string][]string{
 	message.TypeDeploymentFailed:    {StageResolve, StageGraphWrite},
 	message.TypeChangeSuperseded:    {StageResolve},
 	message.TypeChangeRejected:      {StageResolve},
+	message.TypeDriftDetected:       {StageGraphWrite},
 }
 
 // Destinations returns the queues a message goes to.

@@ -28,7 +28,11 @@
 //     [ErrPlanChanged] and terraform does not run: the caller plans again. It returns the
 //     module's outputs as top-level keys ([Outputs]), which the caller publishes as the
 //     component's runtime.
-//   - Plan and Apply on one Root never overlap: each holds an exclusive lock on
+//   - [TFExec.Refresh] (a [Refresher]; the drift check) runs `terraform plan -refresh-only` in a
+//     workspace that has a state, prepared as Plan prepares it, and reports the resources
+//     terraform found changed outside it (resource_drift) and the module outputs the refreshed
+//     values change, by name; the plan is never applied and is removed (refresh.go).
+//   - Plan, Apply and Refresh on one Root never overlap: each holds an exclusive lock on
 //     Root/.karma.lock (flock) while terraform runs, in this process or any other.
 //   - Failures are [*Error] values carrying the step, the component, terraform's own
 //     diagnostics (plan and apply run with -json: summary, detail, resource and file of each

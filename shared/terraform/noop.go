@@ -17,20 +17,38 @@ import (
 //     the config's hash — or {no_op: 1} when the component's config (compared canonically: key
 //     order and whitespace do not matter) is the one last applied by this Noop; the "plan file" is "noop:<env>/<type>/<nickname>@<config hash>" and the plan hash
 //     is derived from the component and the config, so it is deterministic.
+//
 //   - Apply checks that ws.Config still gives plan.PlanHash (else ErrPlanChanged), records the
 //     config as applied (in memory, per component) and returns outputs derived from the config:
 //     "id" (the config's sha256, a JSON string) and, for each top-level config key k, "cfg_<k>"
 //     with the key's value, or "(sensitive value)" when ws.Sensitive names it or a value in it
 //     (a real module decides what it outputs; this one never echoes a secret).
 //
-// Both honour ctx (a cancelled context gives an *Error with Permanent() false). The zero value
+//   - Refresh (Refresher) finds no drift: see its comment.
+//
+// All three honour ctx (a cancelled context gives an *Error with Permanent() false). The zero value
 // is ready to use and safe for concurrent use.
 type Noop struct {
 	mu      sync.Mutex
 	applied map[string]string // component id -> config hash
 }
 
-var _ Runner = (*Noop)(nil)
+var (
+	_ Runner    = (*Noop)(nil)
+	_ Refresher = (*Noop)(nil)
+)
+
+// Refresh reports a component this Noop applied as deployed and unchanged (there is no real
+// infrastructure to drift), and any other as not deployed.
+func (n *Noop) Refresh(ctx context.Context, ws Workspace) (RefreshResult, error) {
+	if err := ctx.Err(); err != nil {
+		return RefreshResult{}, &Error{Op: OpRefresh, Component: ws.ID(), Err: err}
+	}
+	n.mu.Lock()
+	_, applied := n.applied[ws.ID()]
+	n.mu.Unlock()
+	return RefreshResult{Deployed: applied}, nil
+}
 
 func (n *Noop) planOf(ws Workspace) (cfg map[string]json.RawMessage, cfgHash, planHash string, err error) {
 	raw, err := configJSON(ws.Config)

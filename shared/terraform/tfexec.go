@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-exec/tfexec"
+	tfjson "github.com/hashicorp/terraform-json"
 )
 
 // FindTerraform returns the terraform binary to use: $KARMA_TERRAFORM when set (a path, or a
@@ -52,7 +53,10 @@ func NewTFExec(execPath string) *TFExec {
 	return &TFExec{execPath: execPath, tfs: map[string]*tfexec.Terraform{}}
 }
 
-var _ Runner = (*TFExec)(nil)
+var (
+	_ Runner    = (*TFExec)(nil)
+	_ Refresher = (*TFExec)(nil)
+)
 
 // session is one Plan or Apply on a locked Root.
 type session struct {
@@ -199,9 +203,7 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 	if err := os.Chmod(tmp, 0o600); err != nil {
 		return PlanResult{}, s.fail(OpPlan, err)
 	}
-	s.tf.SetStdout(io.Discard) // the JSON is not log material
-	plan, err := s.tf.ShowPlanFile(ctx, tmp)
-	s.tf.SetStdout(s.log)
+	plan, err := s.showQuietly(ctx, tmp)
 	if err != nil {
 		return PlanResult{}, s.fail(OpShow, err)
 	}
@@ -216,6 +218,14 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 	}
 	resources, truncated := ResourceChanges(plan)
 	return PlanResult{Summary: Summarize(plan), Resources: resources, ResourcesTruncated: truncated, PlanFile: file, PlanHash: hash, HasChanges: changes}, nil
+}
+
+// showQuietly reads a saved plan as JSON (`terraform show -json`), keeping the JSON out of the
+// log: it is no log material, and holds variable values.
+func (s *session) showQuietly(ctx context.Context, file string) (*tfjson.Plan, error) {
+	s.tf.SetStdout(io.Discard)
+	defer s.tf.SetStdout(s.log)
+	return s.tf.ShowPlanFile(ctx, file)
 }
 
 // varFile writes the workspace's sensitive variables (if any) to a 0600 -var-file and returns

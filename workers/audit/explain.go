@@ -38,10 +38,14 @@ type explained struct {
 	Request    *struct {
 		ID string `json:"id"`
 	} `json:"request"`
-	Reason string `json:"reason"` // deployment.skipped
+	Reason string `json:"reason"` // deployment.skipped, drift.detected
 	Detail string `json:"detail"`
-	Stage  string `json:"stage"` // deployment.failed
-	Error  string `json:"error"`
+	// drift.detected; change.detected of a corrective change set (drift ids)
+	DriftID string   `json:"drift_id"`
+	Kind    string   `json:"kind"`
+	Drift   []string `json:"drift"`
+	Stage   string   `json:"stage"` // deployment.failed
+	Error   string   `json:"error"`
 	// audit.checkpoint
 	Digest string `json:"digest"`
 	Part   int    `json:"part"`
@@ -100,6 +104,10 @@ func (p explained) cause(typ string) string {
 		return fmt.Sprintf("checkpoint %s, part %d of %d", audit.Short(p.Digest), p.Part, p.Parts)
 	case p.Rejected != "":
 		return "rejected: " + p.Rejected
+	case p.DriftID != "":
+		return fmt.Sprintf("%s drift (%s): %s", p.Kind, p.Reason, firstLine(p.Detail, 100))
+	case len(p.Drift) > 0:
+		return "correcting drift " + strings.Join(p.Drift, ", ")
 	case len(p.CausedBy) > 0:
 		return causes(p.CausedBy)
 	case len(p.RootCauses) > 0:

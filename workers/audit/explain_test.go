@@ -33,6 +33,12 @@ func TestExplain(t *testing.T) {
 	withMessage.Payload = []byte(`{"change_set_id":"x","source":"git","components":[],"commit":{"sha":"` + sha1 + `","author":"Ada","message":"Widen the VPC\n\nbecause"},"auto_approve":false}`)
 	request := msgs[0]
 	request.Payload = []byte(`{"change_set_id":"x","source":"request","components":[],"request":{"id":"req-7","configs":{}},"auto_approve":false}`)
+	corrective := msgs[0]
+	corrective.Payload = []byte(`{"change_set_id":"x","source":"drift","components":[{"type":"vpc","nickname":"core"}],"drift":["drift-4f1c9e20b7a35d68"],"auto_approve":false}`)
+	drift := msgs[0]
+	drift.Type, drift.Payload = message.TypeDriftDetected, []byte(`{"drift_id":"drift-4f1c9e20b7a35d68","component":"prod/vpc/core","kind":"runtime",`+
+		`"reason":"differs","detail":"/iac/vpc/core/runtime version 5 is not what Karma published","commit":"`+sha1+`",`+
+		`"parameter":{"name":"/iac/vpc/core/runtime","version":5},"action":"report"}`)
 	newer := msgs[5]
 	newer.Type, newer.Payload = "deployment.verified", []byte(`{"verdict":"ok"}`)
 	git := "Ada Lovelace <ada@example.com> (git)"
@@ -52,6 +58,8 @@ func TestExplain(t *testing.T) {
 		{"deployment.applied says nothing of its cause", msgs[5], auditw.Explanation{Author: git}},
 		{"deployment.skipped", msgs[6], auditw.Explanation{Author: git, Cause: "no-consumed-key-changed: no runtime key it consumes changed upstream"}},
 		{"deployment.failed", failed, auditw.Explanation{Author: git, Cause: "apply failed: terraform apply: exit 1"}},
+		{"drift.detected", drift, auditw.Explanation{Author: git, Cause: "runtime drift (differs): /iac/vpc/core/runtime version 5 is not what Karma published"}},
+		{"change.detected correcting drift", corrective, auditw.Explanation{Author: git, Cause: "correcting drift drift-4f1c9e20b7a35d68"}},
 		{"a type newer than this build", newer, auditw.Explanation{Author: git}},
 	} {
 		r, err := auditw.Record(tc.in)

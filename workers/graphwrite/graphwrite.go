@@ -1,14 +1,15 @@
 // Package graphwrite is the stage that writes to the graph store: the graph delta of the
-// environment a change touches, and the lineage — change -> deployment -> component, and each
-// deployment caused_by the upstream deployment, commit, parameter version or request.
+// environment a change touches, and the lineage — change -> deployment -> component, each
+// deployment caused_by the upstream deployment, commit, parameter version, request or drift
+// event, and the drift events themselves (drift -> component).
 //
 // Input:  change.resolved, deployment.scheduled, deployment.skipped, deployment.applied,
 //
-//	deployment.failed.
+//	deployment.failed, drift.detected.
 //
 // Output: deployment.recorded (for each scheduled deployment, once its lineage is written).
 //
-// Idempotency: every write is an upsert keyed by change set or deployment id.
+// Idempotency: every write is an upsert keyed by change set, deployment or drift id.
 package graphwrite
 
 import (
@@ -65,6 +66,8 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 			return nil, err
 		}
 		return nil, transient(w.Lineage.SetOutcome(ctx, p.DeploymentID, lineage.StatusFailed, p.Stage+": "+p.Error, nil, in.OccurredAt))
+	case message.TypeDriftDetected:
+		return nil, w.drift(ctx, in)
 	}
 	return nil, pipeline.Permanent(fmt.Errorf("graph-write: unexpected message type %s", in.Type))
 }
@@ -105,6 +108,20 @@ func (w *Worker) scheduled(ctx context.Context, in message.Envelope) ([]message.
 	}
 	out := in.MustDerive(message.TypeDeploymentRecorded, "deployment.recorded:"+p.DeploymentID, message.DeploymentRecorded{DeploymentScheduled: p})
 	return []message.Envelope{out}, nil
+}
+
+// drift records a drift event in the lineage.
+func (w *Worker) drift(ctx context.Context, in message.Envelope) error {
+	var p message.DriftDetected
+	if err := message.Decode(in, &p); err != nil {
+		return err
+	}
+	d := lineage.Drift{ID: p.DriftID, Env: in.Env, Component: p.Component, Kind: p.Kind, Reason: p.Reason, Detail: p.Detail,
+		Commit: p.Commit, Action: p.Action, ChangeSetID: p.ChangeSetID, At: in.OccurredAt, Actor: in.Actor}
+	if p.Parameter != nil {
+		d.Parameter = fmt.Sprintf("%s@%d", p.Parameter.Name, p.Parameter.Version)
+	}
+	return transient(w.Lineage.RecordDrift(ctx, d))
 }
 
 func transient(err error) error {

@@ -290,6 +290,31 @@ func TestOutcomesAndSkips(t *testing.T) {
 	}
 }
 
+func TestDriftIsRecordedInTheLineage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStage(t)
+	karma := message.Actor{Kind: "karma", Name: "drift check"}
+	p := message.DriftDetected{DriftID: "drift-4f1c9e20b7a35d68", Component: "prod/vpc/core", Kind: message.DriftConfig, Reason: message.DriftDiffers,
+		Detail: "az_count differs", Commit: sha1, Parameter: &message.ParameterVersion{Name: "/iac/vpc/core/config", Version: 4},
+		Expected: strings.Repeat("a", 64), Found: strings.Repeat("b", 64), Action: message.DriftCorrect, ChangeSetID: wt.FixedID(31)}
+	in := wt.FixedRoot(t, 30, message.TypeDriftDetected, "prod", karma, "drift.detected:"+p.DriftID, p)
+	if out := s.handle(t, in); len(out) != 0 {
+		t.Errorf("drift.detected produced %d messages, want none", len(out))
+	}
+	s.handle(t, in) // redelivered: the same record
+	ds, err := s.lineage.Drifts(ctx, "prod/vpc/core")
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("drifts of prod/vpc/core: %+v, %v; want one", ds, err)
+	}
+	d := ds[0]
+	if d.ID != p.DriftID || d.Env != "prod" || d.Kind != p.Kind || d.Reason != p.Reason || d.Detail != p.Detail || d.Commit != sha1 ||
+		d.Parameter != "/iac/vpc/core/config@4" || d.Action != message.DriftCorrect || d.ChangeSetID != p.ChangeSetID ||
+		d.Actor != karma || !d.At.Equal(in.OccurredAt) {
+		t.Errorf("recorded %+v from %+v", d, p)
+	}
+}
+
 func TestGraphWriteErrors(t *testing.T) {
 	t.Parallel()
 	s := newStage(t)

@@ -9,8 +9,9 @@
 //	deployment.scheduled, deployment.skipped.
 //
 // Every change set is built from one commit of the config repository — the pushed commit, the
-// commit a change request became, or (for a parameter written outside Karma) the deploy
-// branch's head when the change arrives — and records it: plan and apply take every config and
+// commit a change request became, or (for a parameter written outside Karma, and for a
+// corrective change set after drift) the deploy branch's head when the change arrives — and
+// records it: plan and apply take every config and
 // Terraform module from that commit's tree, never from a working tree. Change sets of one
 // environment that share a component run in order (see shared/changeset's Ordering).
 //
@@ -244,6 +245,12 @@ func rejection(errs model.Diagnostics) string {
 
 func rootCauses(p message.ChangeDetected) []message.Cause {
 	switch {
+	case p.Source == message.SourceDrift && len(p.Drift) > 0:
+		out := make([]message.Cause, len(p.Drift))
+		for i, id := range p.Drift {
+			out[i] = message.Cause{Kind: message.CauseDrift, ID: id}
+		}
+		return out
 	case p.Commit != nil:
 		return []message.Cause{{Kind: message.CauseCommit, ID: p.Commit.SHA}}
 	case p.Parameter != nil:

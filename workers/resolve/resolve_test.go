@@ -432,6 +432,52 @@ func TestParameterChangeDeploysTheStoredConfig(t *testing.T) {
 	}
 }
 
+// A corrective change set (source drift) deploys Git's resolved config at the deploy branch's
+// head — never the drifted /config (the ConfigReader is empty) — for the drifted components, its
+// root causes are the drift events, and an orphan the commit does not define is a held destroy.
+func TestDriftCorrectionDeploysGitsIntent(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, wt.ExamplesDir, configs{})
+	karma := message.Actor{Kind: "karma", Name: "drift check"}
+	drifts := []string{"drift-4f1c9e20b7a35d68", "drift-0a1b2c3d4e5f6071"}
+	p := message.ChangeDetected{ChangeSetID: wt.FixedID(41), Source: message.SourceDrift, Components: []message.ComponentRef{{Type: "vpc", Nickname: "core"}},
+		Removed: []message.ComponentRef{{Type: "s3-bucket", Nickname: "gone"}}, Drift: drifts}
+	in := wt.FixedRoot(t, 41, message.TypeChangeDetected, "prod", karma, "drift:"+message.DriftSetKey(drifts), p)
+	wt.Validate(t, in)
+	out := s.handle(t, in)
+	cs, err := s.cs.Get(context.Background(), in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.Commit != wt.HeadSHA || cs.Source != message.SourceDrift {
+		t.Errorf("change set commit %s source %s; want the head %s, source drift", cs.Commit, cs.Source, wt.HeadSHA)
+	}
+	want := []message.Cause{{Kind: message.CauseDrift, ID: drifts[0]}, {Kind: message.CauseDrift, ID: drifts[1]}}
+	if !slices.EqualFunc(cs.RootCauses, want, func(a, b message.Cause) bool { return a.Kind == b.Kind && a.ID == b.ID }) {
+		t.Errorf("root causes %+v, want the drift events %+v", cs.RootCauses, want)
+	}
+	vpc := cs.Nodes["prod/vpc/core"]
+	res, err := (wt.RepoGraphs{Root: wt.ExamplesDir}).Build(context.Background(), "prod", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gi, _ := res.Graph.Index("prod/vpc/core")
+	if vpc == nil || !vpc.Root || vpc.ConfigHash != res.Graph.Components[gi].ConfigHash {
+		t.Errorf("prod/vpc/core node %+v: want a root deploying the config of the commit", vpc)
+	}
+	if got := components(t, out, message.TypeDeploymentScheduled); !slices.Equal(got, []string{"prod/vpc/core"}) {
+		t.Errorf("scheduled %v, want prod/vpc/core", got)
+	}
+	skipped := wt.ByType(out, message.TypeDeploymentSkipped)
+	if len(skipped) != 1 || wt.PayloadOf[message.DeploymentSkipped](t, skipped[0]).Reason != changeset.ReasonDestroyHeld {
+		t.Errorf("the orphan: %d skipped, want one held destroy", len(skipped))
+	}
+	sched := wt.PayloadOf[message.DeploymentScheduled](t, wt.ByType(out, message.TypeDeploymentScheduled)[0])
+	if len(sched.CausedBy) != 2 || sched.CausedBy[0].Kind != message.CauseDrift {
+		t.Errorf("deployment caused by %+v, want the drift events", sched.CausedBy)
+	}
+}
+
 func TestChangeDetectedV1IsUpcast(t *testing.T) {
 	t.Parallel()
 	s := newStage(t, wt.ExamplesDir, configs{"prod/vpc/core": `{"cidr":"10.0.0.0/16"}`})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -17,7 +18,8 @@ import (
 
 // roots are the components deployed because they changed: those whose layers a commit touched,
 // those a request or a /config parameter names, or — for a runtime change — the dependents that
-// consume a changed key. destroys are components whose config.json a commit removed.
+// consume a changed key; for a corrective change set (drift), the drifted components. destroys
+// are components whose config.json a commit removed (drift: orphans the commit does not define).
 func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeDetected, env string) ([]int32, []string, error) {
 	g := res.Graph
 	var roots []int32
@@ -94,6 +96,9 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 			}
 		}
 		return roots, nil, nil
+	case message.SourceDrift:
+		roots, destroys := driftRoots(g, p, env)
+		return roots, destroys, nil
 	default:
 		for _, c := range p.Components {
 			if err := add(c.ID(env)); err != nil {
@@ -102,6 +107,30 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 		}
 		return roots, nil, nil
 	}
+}
+
+// driftRoots are what a corrective change set deploys: Git's intent at the commit it is built
+// from. A drifted component, or an orphan listed in removed, that the commit defines is
+// deployed; one it does not define is a destroy (held, as every destroy is). The commit may be
+// later than the one the drift check compared with, so either may have changed since.
+func driftRoots(g *graph.Graph, p message.ChangeDetected, env string) ([]int32, []string) {
+	var roots []int32
+	var destroys []string
+	seen := map[string]bool{}
+	for _, c := range slices.Concat(p.Components, p.Removed) {
+		id := c.ID(env)
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if i, ok := g.Index(id); ok {
+			roots = append(roots, i)
+		} else {
+			destroys = append(destroys, id)
+		}
+	}
+	sort.Strings(destroys)
+	return roots, destroys
 }
 
 // settle applies a deployment outcome to its change set and announces what became ready; a

@@ -266,4 +266,30 @@ func Run(t *testing.T, newStore func(t *testing.T) lineage.Store) {
 		must(t, err)
 		same(t, "upstream recorded late", gotUp, upd)
 	})
+
+	t.Run("drift events of a component, newest first, upserted by id", func(t *testing.T) {
+		s, u := newStore(t), unique(t)
+		comp := "prod/vpc/core-" + u
+		karma := message.Actor{Kind: "karma", Name: "drift check"}
+		older := lineage.Drift{ID: "drift-" + u + "-1", Env: "prod", Component: comp, Kind: message.DriftRuntime, Reason: message.DriftDiffers,
+			Detail: "not Karma's", Commit: "9f3c2a71e4b05d8c6a1f7e2b3d4c5a6978e1f0ab", Parameter: "/iac/vpc/core/runtime@3",
+			Action: message.DriftReport, At: at(1), Actor: karma}
+		newer := lineage.Drift{ID: "drift-" + u + "-2", Env: "prod", Component: comp, Kind: message.DriftConfig, Reason: message.DriftMissing,
+			Detail: "/iac/vpc/core/config is missing", Commit: older.Commit, Action: message.DriftCorrect, ChangeSetID: "cs-" + u, At: at(2), Actor: karma}
+		must(t, s.RecordDrift(ctx, older))
+		must(t, s.RecordDrift(ctx, newer))
+		must(t, s.RecordDrift(ctx, older)) // a redelivery: the same event
+		got, err := s.Drifts(ctx, comp)
+		must(t, err)
+		same(t, "drifts", got, []lineage.Drift{newer, older})
+		one, err := s.Drift(ctx, newer.ID)
+		must(t, err)
+		same(t, "drift", one, newer)
+		if _, err := s.Drift(ctx, "drift-"+u+"-none"); !errors.Is(err, lineage.ErrNotFound) {
+			t.Errorf("Drift of an unknown id: %v, want ErrNotFound", err)
+		}
+		if ds, err := s.Drifts(ctx, "prod/vpc/other-"+u); err != nil || len(ds) != 0 {
+			t.Errorf("drifts of another component: %v %v", ds, err)
+		}
+	})
 }

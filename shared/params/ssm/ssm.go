@@ -8,6 +8,9 @@
 //     caller's ARN as LastModifiedUser (PutInput.User is not sent).
 //   - GetByPath pages through GetParametersByPath (Recursive, 10 per page, SSM's maximum) and
 //     sorts by name.
+//   - DescribeByPath pages through DescribeParameters (a recursive Path filter, 50 per page):
+//     the descriptions and modifiers GetByPath leaves out, without values (params.Describer;
+//     params.GetByPathDescribed joins the two, for the drift check's provenance).
 //   - Put reads the current value first and returns Changed=false without writing when value
 //     and type are equal (SSM itself would create a new version). Read and write are two calls:
 //     two concurrent Puts of the same new value may both write; the versions stay consistent.

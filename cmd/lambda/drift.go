@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/usekarma/karma/shared/app"
+	"github.com/usekarma/karma/shared/drift"
+	"github.com/usekarma/karma/shared/message"
+)
+
+// stageDrift is invoked on a schedule (terraform/events.tf): the drift check of this account's
+// environment, KARMA_ENV (docs/drift.md).
+const stageDrift = "drift"
+
+// driftActor is who the scheduled drift check acts as.
+var driftActor = message.Actor{Kind: "karma", Name: "drift check (lambda)"}
+
+// setupDrift builds the scheduled drift handler: compare KARMA_ENV's parameters (and, where the
+// account file sets drift_refresh, its workspaces) with the deploy branch's head, and publish
+// what is new to the bus — corrective change sets approved up front only with
+// KARMA_AUTO_APPROVE=true.
+func setupDrift(ctx context.Context, a *app.App, getenv func(string) string) (func(context.Context, events.EventBridgeEvent) error, error) {
+	if a.Config.EventBus == "" {
+		return nil, errors.New("KARMA_EVENT_BUS is not set: drift events are published to an EventBridge bus")
+	}
+	env := a.Config.Env
+	if env == "" {
+		return nil, fmt.Errorf("stage %s: KARMA_ENV (this account's environment) is not set", stageDrift)
+	}
+	checker, err := a.DriftChecker(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", stageDrift, err)
+	}
+	rec, err := a.DriftRecorder(ctx, driftActor, getenv("KARMA_AUTO_APPROVE") == "true")
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", stageDrift, err)
+	}
+	return func(ctx context.Context, _ events.EventBridgeEvent) error {
+		rep, err := checker.Check(ctx, drift.Options{Env: env})
+		if err != nil {
+			return err
+		}
+		err = rec.Record(ctx, rep)
+		for _, e := range rep.Envs {
+			a.Log().Info("drift check", "env", e.Env, "commit", rep.Commit, "compared", e.Compared, "drifts", len(e.Findings),
+				"corrective_change", e.Corrective, "errors", e.Errors, "error", err)
+		}
+		return err
+	}, nil
+}

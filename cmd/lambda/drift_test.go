@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/usekarma/karma/shared/app"
+	"github.com/usekarma/karma/shared/gitrepo/gittest"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/queue"
+)
+
+// The scheduled drift function with its parameter store on SSM (moto), the other stores
+// embedded: Karma's provenance is read with paged calls only (GetParametersByPath joined with
+// DescribeParameters), so a /runtime someone overwrote — SSM keeps Karma's description, whose
+// hash no longer matches — is runtime drift; an orphan /config is config drift; a second run
+// publishes nothing new.
+func TestDriftFunctionOnMoto(t *testing.T) {
+	ep := os.Getenv("KARMA_TEST_MOTO_ENDPOINT")
+	if ep == "" {
+		t.Skip("KARMA_TEST_MOTO_ENDPOINT is not set: start moto (`scripts/peers.sh start`) and set it to http://127.0.0.1:15000")
+	}
+	ctx := t.Context()
+	examples, _ := filepath.Abs(filepath.Join("..", "..", "examples"))
+	origin := gittest.OriginFrom(t, "config.git", examples)
+	prefix := fmt.Sprintf("/karma-drift-%06x", rand.Uint32()&0xffffff)
+	vars := map[string]string{"KARMA_STAGE": "drift", "KARMA_BACKEND": "embedded", "KARMA_PARAMS_BACKEND": "aws", "KARMA_HOME": t.TempDir(),
+		"KARMA_GIT_URL": origin.Bare, "KARMA_CACHE_DIR": t.TempDir(), "KARMA_TERRAFORM": "/bin/false", "KARMA_EVENT_BUS": "karma",
+		"KARMA_ENV": "prod", "KARMA_PREFIX": prefix}
+	a := lambdaApp(t, vars, awsConfig(ep))
+	store, err := a.Params(ctx, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := model.Build(ctx, examples, model.BuildOptions{LoadOptions: model.LoadOptions{Env: "prod", Settings: model.Settings{Prefix: prefix}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(name, value, description string) {
+		t.Helper()
+		if _, err := store.Put(ctx, params.PutInput{Name: name, Value: value, Description: description}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range res.Repo.Components { // every config published (karma params publish), vpc/core's by a deployment
+		what := "commit=c file=" + c.File()
+		if c.Ref() == "vpc/core" {
+			what = "deployment=dep-core change=c"
+		}
+		put(model.ConfigParam(prefix, c.Type, c.Nickname), string(c.Resolved), params.Provenance(what, string(c.Resolved)))
+	}
+	runtime := model.RuntimeParam(prefix, "vpc", "core")
+	put(runtime, `{"vpc_id":"vpc-1"}`, params.Provenance("deployment=dep-core change=c", `{"vpc_id":"vpc-1"}`))
+	put(runtime, `{"vpc_id":"vpc-someone"}`, "") // overwritten outside Karma: SSM keeps the description
+	put(model.ConfigParam(prefix, "s3-bucket", "old"), `{"name":"old"}`, "")
+
+	h, err := lambdaHandler(ctx, a, env(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler := h.(func(context.Context, events.EventBridgeEvent) error)
+	if err := handler(ctx, events.EventBridgeEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	got := published(t, a, ctx)
+	want := []string{"change.detected prod drift", "drift.detected prod/s3-bucket/old config orphan", "drift.detected prod/vpc/core runtime differs"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("published:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if err := handler(ctx, events.EventBridgeEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	if again := published(t, a, ctx); len(again) != 0 {
+		t.Errorf("the second run published %v: the same drift is one event", again)
+	}
+}
+
+// published drains the embedded audit queue (every message goes there) and describes each
+// message, sorted: its type, then its env and source (change.detected) or its component, kind
+// and reason (drift.detected).
+func published(t *testing.T, a *app.App, ctx context.Context) []string {
+	t.Helper()
+	q, err := a.EmbeddedQueue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []queue.Delivery
+	for {
+		batch, err := q.Receive(ctx, pipeline.StageAudit, 10, time.Minute, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(batch) == 0 {
+			break
+		}
+		ds = append(ds, batch...)
+	}
+	var out []string
+	for _, d := range ds {
+		e, err := message.Parse(d.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch e.Type {
+		case message.TypeChangeDetected:
+			var p message.ChangeDetected
+			if err := message.Decode(e, &p); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%s %s %s", e.Type, e.Env, p.Source))
+		case message.TypeDriftDetected:
+			var p message.DriftDetected
+			if err := message.Decode(e, &p); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%s %s %s %s", e.Type, p.Component, p.Kind, p.Reason))
+		default:
+			out = append(out, e.Type)
+		}
+		if err := q.Delete(ctx, pipeline.StageAudit, d.ReceiptHandle); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

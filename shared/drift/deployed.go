@@ -1,0 +1,49 @@
+package drift
+
+import (
+	"encoding/json"
+
+	"github.com/usekarma/karma/shared/changeset"
+)
+
+// Deployment is a component's last applied deployment, as its change set recorded it.
+type Deployment struct {
+	ID          string          // deployment id
+	ChangeSetID string          // its change set
+	Commit      string          // the commit its config and modules came from
+	Config      json.RawMessage // the resolved config it deployed (before interpolation)
+	RuntimeHash string          // hex SHA-256 of the runtime it published
+	Runtime     json.RawMessage // the runtime it published
+}
+
+// State is what the change sets say about the components of an environment: the last applied
+// deployment of each, and which ones a change set is deploying now.
+type State struct {
+	Last map[string]Deployment // component id -> last applied deployment
+	// Busy: component id -> the unfinished change set that has not settled it yet.
+	Busy map[string]string
+}
+
+// StateOf reads env's components out of change sets listed newest first (changeset.Store.List).
+func StateOf(sets []*changeset.ChangeSet, env string) State {
+	st := State{Last: map[string]Deployment{}, Busy: map[string]string{}}
+	for _, cs := range sets {
+		if cs.Env != env {
+			continue
+		}
+		done := cs.Done()
+		for id, n := range cs.Nodes {
+			if !done && !n.Settled() {
+				if _, ok := st.Busy[id]; !ok {
+					st.Busy[id] = cs.ID
+				}
+			}
+			if _, ok := st.Last[id]; ok || n.State != changeset.Applied || n.Outcome == nil || n.Destroy {
+				continue
+			}
+			st.Last[id] = Deployment{ID: n.DeploymentID, ChangeSetID: cs.ID, Commit: cs.Commit, Config: n.Config,
+				RuntimeHash: n.Outcome.RuntimeHash, Runtime: n.Outcome.Runtime}
+		}
+	}
+	return st
+}

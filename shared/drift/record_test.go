@@ -1,0 +1,156 @@
+package drift
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/message/messagetest"
+)
+
+type records struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (r *records) RecordFirst(_ context.Context, key, value string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, ok := r.m[key]; ok {
+		return v, nil
+	}
+	r.m[key] = value
+	return value, nil
+}
+
+func (r *records) Recorded(_ context.Context, key string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.m[key], nil
+}
+
+type publisher struct {
+	sent []message.Envelope
+	err  error
+}
+
+func (p *publisher) Publish(_ context.Context, msgs ...message.Envelope) error {
+	if p.err != nil {
+		return p.err
+	}
+	p.sent = append(p.sent, msgs...)
+	return nil
+}
+
+func findings() []Finding {
+	mk := func(id, comp, kind, reason string) Finding {
+		return Finding{Env: "prod", DriftDetected: message.DriftDetected{DriftID: id, Component: comp, Kind: kind, Reason: reason,
+			Detail: kind + " " + reason, Commit: head}}
+	}
+	return []Finding{
+		mk("drift-0000000000000001", "prod/vpc/core", message.DriftConfig, message.DriftDiffers),
+		mk("drift-0000000000000002", "prod/vpc/core", message.DriftRuntime, message.DriftDiffers),
+		mk("drift-0000000000000003", "prod/vpc/old", message.DriftConfig, message.DriftOrphan),
+	}
+}
+
+func TestRecorderCorrectsOnceWhenDriftIsNotAllowed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	recs, pub := &records{m: map[string]string{}}, &publisher{}
+	r := &Recorder{Records: recs, Publisher: pub, Actor: message.Actor{Kind: "cli", Name: "grace"}}
+	rep := &Report{Commit: head, Envs: []EnvReport{{Env: "prod", Findings: findings()}}}
+	if err := r.Record(ctx, rep); err != nil {
+		t.Fatal(err)
+	}
+	messagetest.ValidateAll(t, pub.sent)
+	if len(pub.sent) != 4 {
+		t.Fatalf("published %d messages, want 3 drift.detected and 1 change.detected", len(pub.sent))
+	}
+	corr := pub.sent[3]
+	var cd message.ChangeDetected
+	if err := message.Decode(corr, &cd); err != nil {
+		t.Fatal(err)
+	}
+	if corr.Type != message.TypeChangeDetected || cd.Source != message.SourceDrift || cd.ChangeSetID != corr.ID || corr.Env != "prod" ||
+		len(cd.Components) != 1 || cd.Components[0] != (message.ComponentRef{Type: "vpc", Nickname: "core"}) ||
+		len(cd.Removed) != 1 || cd.Removed[0].Nickname != "old" || len(cd.Drift) != 3 || cd.AutoApprove {
+		t.Errorf("corrective change %+v (%s)", cd, corr.Type)
+	}
+	if rep.Envs[0].Corrective != corr.ID {
+		t.Errorf("report's corrective change %q, want %s", rep.Envs[0].Corrective, corr.ID)
+	}
+	for i, m := range pub.sent[:3] {
+		var d message.DriftDetected
+		if err := message.Decode(m, &d); err != nil {
+			t.Fatal(err)
+		}
+		if d.Action != message.DriftCorrect || d.ChangeSetID != corr.ID || m.IdempotencyKey != "drift.detected:"+d.DriftID || m.CorrelationID != m.ID {
+			t.Errorf("drift event %d: %+v key %s", i, d, m.IdempotencyKey)
+		}
+	}
+
+	// The same drifts seen again: one event each, already recorded; nothing published.
+	again := &Report{Commit: head, Envs: []EnvReport{{Env: "prod", Findings: findings()}}}
+	if err := r.Record(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.sent) != 4 || again.Envs[0].Corrective != "" {
+		t.Errorf("a second run published %d more messages, corrective %q", len(pub.sent)-4, again.Envs[0].Corrective)
+	}
+	for _, f := range again.Envs[0].Findings {
+		if f.Recorded == nil || f.Recorded.ChangeSetID != corr.ID || f.Action != message.DriftCorrect || f.ChangeSetID != corr.ID {
+			t.Errorf("%s seen again: %+v", f.DriftID, f)
+		}
+	}
+}
+
+func TestRecorderOnlyReportsWhenDriftIsAllowed(t *testing.T) {
+	t.Parallel()
+	recs, pub := &records{m: map[string]string{}}, &publisher{}
+	r := &Recorder{Records: recs, Publisher: pub, Actor: message.Actor{Kind: "karma", Name: "drift check"}}
+	rep := &Report{Commit: head, Envs: []EnvReport{{Env: "prod", AllowDrift: true, Findings: findings()[:1]}}}
+	if err := r.Record(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	messagetest.ValidateAll(t, pub.sent)
+	if len(pub.sent) != 1 || pub.sent[0].Type != message.TypeDriftDetected {
+		t.Fatalf("published %+v, want one drift.detected", pub.sent)
+	}
+	if f := rep.Envs[0].Findings[0]; f.Action != message.DriftReport || f.ChangeSetID != "" || rep.Envs[0].Corrective != "" {
+		t.Errorf("finding %+v, corrective %q", f, rep.Envs[0].Corrective)
+	}
+}
+
+func TestRecorderDoesNotClaimWhatItCouldNotPublish(t *testing.T) {
+	t.Parallel()
+	recs, pub := &records{m: map[string]string{}}, &publisher{err: errors.New("queue unavailable")}
+	r := &Recorder{Records: recs, Publisher: pub}
+	rep := &Report{Commit: head, Envs: []EnvReport{{Env: "prod", Findings: findings()}}}
+	if err := r.Record(context.Background(), rep); err == nil {
+		t.Fatal("a failed publish was not reported")
+	}
+	if len(recs.m) != 0 {
+		t.Errorf("drifts recorded though never published: %v", recs.m)
+	}
+}
+
+func TestMarkRecordedPublishesNothing(t *testing.T) {
+	t.Parallel()
+	recs, pub := &records{m: map[string]string{}}, &publisher{}
+	first := &Report{Envs: []EnvReport{{Env: "prod", Findings: findings()[:1]}}}
+	if err := (&Recorder{Records: recs, Publisher: pub}).Record(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	sent := len(pub.sent)
+	rep := &Report{Envs: []EnvReport{{Env: "prod", Findings: findings()}}}
+	if err := MarkRecorded(context.Background(), recs, rep); err != nil {
+		t.Fatal(err)
+	}
+	fs := rep.Envs[0].Findings
+	if fs[0].Recorded == nil || fs[0].ChangeSetID == "" || fs[1].Recorded != nil || fs[2].Recorded != nil || len(pub.sent) != sent || len(recs.m) != 1 {
+		t.Errorf("marked %+v; published %d more", fs, len(pub.sent)-sent)
+	}
+}

@@ -1,0 +1,50 @@
+package drift
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/usekarma/karma/shared/changeset"
+)
+
+func TestStateOfChangeSets(t *testing.T) {
+	t.Parallel()
+	applied := func(dep string) *changeset.Node {
+		return &changeset.Node{DeploymentID: dep, State: changeset.Applied, Config: json.RawMessage(`{"v":"` + dep + `"}`),
+			Outcome: &changeset.Outcome{RuntimeHash: "h-" + dep, Runtime: json.RawMessage(`{}`)}}
+	}
+	sets := []*changeset.ChangeSet{ // newest first, as changeset.Store.List gives them
+		{ID: "cs-3", Env: "prod", Commit: "c3", CreatedAt: time.Unix(3, 0), Nodes: map[string]*changeset.Node{
+			"prod/vpc/core": {DeploymentID: "dep-3a", State: changeset.Planned}, // waiting for approval
+			"prod/app/api":  applied("dep-3b"),
+		}},
+		{ID: "cs-2", Env: "prod", Commit: "c2", Nodes: map[string]*changeset.Node{
+			"prod/vpc/core": applied("dep-2a"),
+			"prod/old/gone": {DeploymentID: "dep-2c", State: changeset.Skipped, Destroy: true},
+		}},
+		{ID: "cs-1", Env: "prod", Commit: "c1", Nodes: map[string]*changeset.Node{
+			"prod/vpc/core": applied("dep-1a"),
+			"prod/db/main":  applied("dep-1b"),
+		}},
+		{ID: "cs-dev", Env: "dev", Commit: "c0", Nodes: map[string]*changeset.Node{"dev/vpc/core": {State: changeset.Pending}}},
+	}
+	st := StateOf(sets, "prod")
+	want := map[string]Deployment{
+		"prod/vpc/core": {ID: "dep-2a", ChangeSetID: "cs-2", Commit: "c2"},
+		"prod/app/api":  {ID: "dep-3b", ChangeSetID: "cs-3", Commit: "c3"},
+		"prod/db/main":  {ID: "dep-1b", ChangeSetID: "cs-1", Commit: "c1"},
+	}
+	if len(st.Last) != len(want) {
+		t.Errorf("last deployments %+v, want %d", st.Last, len(want))
+	}
+	for id, w := range want {
+		got := st.Last[id]
+		if got.ID != w.ID || got.ChangeSetID != w.ChangeSetID || got.Commit != w.Commit || got.RuntimeHash != "h-"+w.ID || string(got.Config) != `{"v":"`+w.ID+`"}` {
+			t.Errorf("%s: last %+v, want %+v", id, got, w)
+		}
+	}
+	if len(st.Busy) != 1 || st.Busy["prod/vpc/core"] != "cs-3" {
+		t.Errorf("busy %v, want prod/vpc/core (cs-3 waits for its approval); dev's change set is another environment", st.Busy)
+	}
+}
