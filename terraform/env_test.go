@@ -26,6 +26,7 @@ var floor = map[string][]string{
 	"audit":       {"KARMA_AUDIT_TABLE"},
 	"ingest":      {"KARMA_ENV", "KARMA_IDEMPOTENCY_TABLE", "KARMA_PREFIX"},
 	"reconcile":   {"KARMA_ENV", "KARMA_IDEMPOTENCY_TABLE", "KARMA_PREFIX"},
+	"promote":     {"KARMA_CHANGE_SET_TABLE"},
 	"webhook":     {"KARMA_WEBHOOK_SECRETS", "KARMA_IDEMPOTENCY_TABLE", "KARMA_AUDIT_TABLE"},
 	"api":         {"KARMA_GIT_URL", "KARMA_CHANGE_SET_TABLE", "KARMA_AUDIT_TABLE", "KARMA_NEPTUNE_ENDPOINT"},
 }
@@ -35,7 +36,7 @@ var floor = map[string][]string{
 func entryFloor(stage string) []string {
 	base := []string{"KARMA_STAGE", "KARMA_EVENT_BUS"}
 	switch stage {
-	case "webhook", "ingest", "reconcile", "api":
+	case "webhook", "ingest", "reconcile", "api", "promote":
 		return base
 	}
 	return append(base, "KARMA_QUEUE_PREFIX")

@@ -16,15 +16,18 @@
 #                    KARMA_IDEMPOTENCY_TABLE (+ var.terraform_env, for terraform itself)
 #   ingest,          KARMA_ENV (this account's environment), KARMA_AUTO_APPROVE,
 #   reconcile        KARMA_IDEMPOTENCY_TABLE
+#   promote          KARMA_CHANGE_SET_TABLE
 #   webhook          KARMA_WEBHOOK_SECRETS, KARMA_BRANCHES, KARMA_WEBHOOK_MODULES_DIR,
 #                    KARMA_AUTO_APPROVE, KARMA_IDEMPOTENCY_TABLE, KARMA_AUDIT_TABLE,
 #                    KARMA_GIT_SUBDIR if set
 # terraform/env_test.go (go test ./terraform) checks this against the code path of each stage.
 #
 # The SQS pipeline stages (resolve, graph-write, plan, apply, audit) and ingest are fed by event
-# source mappings; besides them cmd/lambda serves two entry points:
+# source mappings; besides them cmd/lambda serves three entry points:
 #   - reconcile (KARMA_STAGE=reconcile): invoked by the schedule in events.tf, ingests the
 #     parameter versions whose events EventBridge dropped (ingest.ParameterEvents.Reconcile);
+#   - promote (KARMA_STAGE=promote): invoked by the schedule in events.tf, starts the next
+#     environment of every change whose soak is over (promotion.Start);
 #   - webhook (KARMA_STAGE=webhook): POST /webhooks/git behind the HTTP API (api.tf). It reads
 #     no repository (cmd/lambda/webhook.go): a push whose payload is truncated is queued as
 #     truncated, and resolve diffs before..after in its cache of the repository.

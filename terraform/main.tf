@@ -71,6 +71,7 @@ locals {
     audit         = { timeout = 60, memory = 512, batch_size = 10 }
     ingest        = { timeout = 60, memory = 512, batch_size = 10 }
     reconcile     = { timeout = 300, memory = 512, batch_size = 0 }
+    promote       = { timeout = 120, memory = 512, batch_size = 0 }
     webhook       = { timeout = 29, memory = 512, batch_size = 0 } # API Gateway waits 30 s at most
     api           = { timeout = 29, memory = 1024, batch_size = 0 }
   }
@@ -102,7 +103,8 @@ locals {
   )
 
   # What each function needs: the stores its stage opens (shared/app/stages.go for the SQS
-  # pipeline stages; cmd/lambda/ingest.go for ingest and reconcile, webhook.go for webhook).
+  # pipeline stages; cmd/lambda/ingest.go for ingest and reconcile, promote.go for promote,
+  # webhook.go for webhook).
   # The environment (functions.tf) and the IAM policy (iam.tf) of each function are derived
   # from this table only.
   #   repo:        reads the config repository at commits: a cache clone under /tmp of
@@ -125,12 +127,13 @@ locals {
     audit         = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "", audit = true, params = "", publish = false, queue = true, dlq = true }
     ingest        = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", publish = true, queue = true, dlq = false }
     reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", publish = true, queue = false, dlq = false }
+    promote       = { repo = false, terraform = false, neptune = false, change_sets = true, seen = "", audit = false, params = "", publish = true, queue = false, dlq = false }
     webhook       = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "rw", audit = true, params = "", publish = true, queue = false, dlq = false }
     api           = { repo = true, terraform = false, neptune = true, change_sets = true, seen = "", audit = true, params = "read", publish = true, queue = false, dlq = false }
   }
 
   enabled_functions = concat(
-    ["resolve", "graph-write", "plan", "apply", "audit"],
+    ["resolve", "graph-write", "plan", "apply", "audit", "promote"],
     var.enable_ingest_function ? ["ingest", "reconcile"] : [],
     var.enable_webhook ? ["webhook"] : [],
     var.enable_api ? ["api"] : [],

@@ -109,6 +109,9 @@ func newPlanCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := st.startPromotions(c.Context(), c.OutOrStdout()); err != nil {
+				return err
+			}
 			if err := st.runUntilIdle(c.Context(), timeout); err != nil {
 				return err
 			}
@@ -154,6 +157,9 @@ command reports each change set's state as DynamoDB holds it.`,
 				return err
 			}
 			st.notices = pv
+			if err := st.startPromotions(c.Context(), c.OutOrStdout()); err != nil {
+				return err
+			}
 			// Resolve and plan first, so that what is approved has been shown.
 			if err := st.runUntilIdle(c.Context(), timeout); err != nil {
 				return err
@@ -258,6 +264,9 @@ func summarise(ctx context.Context, w io.Writer, st *stack, only []string, skip 
 			problems = append(problems, cs.ID+" rejected")
 		}
 		fmt.Fprintf(w, "change %s [%s] %s: %s\n", cs.ID, cs.Env, cs.Source, changeState(cs))
+		if note := promotionNote(cs, time.Now()); note != "" {
+			fmt.Fprintf(w, "  promotion: %s\n", note)
+		}
 		if f := cs.FailedComponents(); len(f) > 0 {
 			problems = append(problems, fmt.Sprintf("%s: %s failed", cs.ID, strings.Join(f, ", ")))
 			printFailures(w, cs, f)

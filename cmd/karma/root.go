@@ -69,7 +69,8 @@ publishes their resolved config to Parameter Store and deploys what a change aff
 		return &usageError{cmd: c.CommandPath(), err: err}
 	})
 	root.AddCommand(newGraphCmd(g), newImpactCmd(g), newParamsCmd(g), newProposeChangeCmd(g), newPlanCmd(g), newApplyCmd(g),
-		newIngestCmd(g), newLineageCmd(g), newAuditCmd(g), newDLQCmd(g), newSupersedeCmd(g), newRetryCmd(g), newChangesCmd(g), newRejectCmd(g))
+		newIngestCmd(g), newLineageCmd(g), newAuditCmd(g), newDLQCmd(g), newSupersedeCmd(g), newRetryCmd(g), newChangesCmd(g), newRejectCmd(g),
+		newRollbackCmd(g), newPromoteCmd(g))
 	root.AddCommand(newServeCmd(g))
 	return root
 }

@@ -69,6 +69,8 @@ func lambdaHandler(ctx context.Context, a *app.App, getenv func(string) string) 
 		return setupAPI(ctx, a)
 	case stageIngest, stageReconcile:
 		return setupParameterEvents(ctx, a, getenv)
+	case stagePromote:
+		return setupPromote(ctx, a)
 	}
 	return setup(ctx, a, getenv)
 }
