@@ -56,17 +56,17 @@ type Upstream struct {
 
 // Node is one component of the set.
 type Node struct {
-	Component    string          `json:"component"`
-	Wave         int             `json:"wave"`
-	Upstreams    []Upstream      `json:"upstreams,omitempty"`
-	Dependents   []string        `json:"dependents,omitempty"`
-	Root         bool            `json:"root,omitempty"`
-	Destroy      bool            `json:"destroy,omitempty"`
-	Config       json.RawMessage `json:"config,omitempty"` // resolved config to deploy
-	ConfigHash   string          `json:"config_hash,omitempty"`
+	Component  string          `json:"component"`
+	Wave       int             `json:"wave"`
+	Upstreams  []Upstream      `json:"upstreams,omitempty"`
+	Dependents []string        `json:"dependents,omitempty"`
+	Root       bool            `json:"root,omitempty"`
+	Destroy    bool            `json:"destroy,omitempty"`
+	Config     json.RawMessage `json:"config,omitempty"` // resolved config to deploy
+	ConfigHash string          `json:"config_hash,omitempty"`
 	// Commit is the commit whose Terraform module the node deploys when it is not the change
 	// set's: the root of a rollback deploys the module of the commit it returns to.
-	Commit string `json:"commit,omitempty"`
+	Commit       string          `json:"commit,omitempty"`
 	State        string          `json:"state"`
 	DeploymentID string          `json:"deployment_id"`
 	Causes       []message.Cause `json:"causes,omitempty"`

@@ -34,7 +34,7 @@ func TestSuccessMakesThePromotionDueAfterTheSoak(t *testing.T) {
 	if due := t0.Add(10 * time.Minute); !cs.Promotion.DueAt.Equal(due) || !cs.Promotion.Soaked {
 		t.Fatalf("due %v soaked %v, want %v", cs.Promotion.DueAt, cs.Promotion.Soaked, due)
 	}
-	if cs.PromotionDue(t0.Add(10*time.Minute - time.Millisecond)) || !cs.PromotionDue(t0.Add(10*time.Minute)) {
+	if cs.PromotionDue(t0.Add(10*time.Minute-time.Millisecond)) || !cs.PromotionDue(t0.Add(10*time.Minute)) {
 		t.Error("due exactly when the soak ends")
 	}
 	if cs.NextChangeSetID() != "root/qa" {

@@ -102,7 +102,7 @@ func TestCheckReportsEveryReason(t *testing.T) {
 		"iac/prod/vpc/core/config.json": `{}`,
 	})
 	head := build(t, map[string]string{
-		"iac/prod/app/web/config.json":       `{"size": 2}`,
+		"iac/prod/app/web/config.json":      `{"size": 2}`,
 		"components/app/config.schema.json": `{"type": "object", "properties": {"size": {"minimum": 2}}, "additionalProperties": false}`,
 	})
 	n := &changeset.Node{Component: "prod/app/web", State: changeset.Applied, DeploymentID: "dep-1", Config: json.RawMessage(`{"db_nickname":"main","size":1}`)}

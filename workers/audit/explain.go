@@ -40,10 +40,10 @@ type explained struct {
 	} `json:"request"`
 	Rollback  *message.Rollback  `json:"rollback"`  // change.detected v4
 	Promotion *message.Promotion `json:"promotion"` // change.detected v4
-	Reason string `json:"reason"` // deployment.skipped
-	Detail string `json:"detail"`
-	Stage  string `json:"stage"` // deployment.failed
-	Error  string `json:"error"`
+	Reason    string             `json:"reason"`    // deployment.skipped
+	Detail    string             `json:"detail"`
+	Stage     string             `json:"stage"` // deployment.failed
+	Error     string             `json:"error"`
 	// audit.checkpoint
 	Digest string `json:"digest"`
 	Part   int    `json:"part"`

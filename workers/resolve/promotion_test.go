@@ -80,7 +80,10 @@ func TestPromotionWaitsForSuccessAndSoak(t *testing.T) {
 		t.Fatalf("dev succeeded %v, due %v (want %v)", dev.Succeeded(), dev.Promotion.DueAt, due)
 	}
 	var published []message.Envelope
-	publish := func(_ context.Context, msgs ...message.Envelope) error { published = append(published, msgs...); return nil }
+	publish := func(_ context.Context, msgs ...message.Envelope) error {
+		published = append(published, msgs...)
+		return nil
+	}
 	if started, err := promotion.Start(ctx, s.cs, publish, due.Add(-time.Millisecond)); err != nil || len(started) != 0 {
 		t.Fatalf("started %v before the soak ended (%v)", started, err)
 	}
