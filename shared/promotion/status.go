@@ -117,14 +117,26 @@ func step(cs *changeset.ChangeSet, now time.Time) Step {
 		s.State, s.Detail = StateApproval, "plans of "+strings.Join(cs.PlannedAwaitingApproval(), ", ")+" wait for an approval"
 	case !cs.Done() || (p != nil && p.DueAt.IsZero()):
 		s.State = StateDeploying
-	case p == nil || !p.PromotedAt.IsZero():
+	case p == nil:
 		s.State = StateApplied
+	case !p.PromotedAt.IsZero():
+		s.State, s.Detail = StateApplied, "promoted to "+p.Next+skipped(p)
 	case cs.PromotionDue(now):
 		s.State, s.Detail = StateDue, "the next environment starts at the next check (karma plan, apply, promote, or serve's timer)"
 	default:
 		s.State, s.Until, s.Detail = StateSoaking, p.DueAt, fmt.Sprintf("soak of %s", p.Soak)
 	}
 	return s
+}
+
+func skipped(p *changeset.Promotion) string {
+	switch {
+	case p.SoakSkipped != nil:
+		return fmt.Sprintf(" (soak of %s ended early by %s: %s)", p.Soak, p.SoakSkipped.By, p.SoakSkipped.Reason)
+	case p.Soaked:
+		return fmt.Sprintf(" after a soak of %s", p.Soak)
+	}
+	return ""
 }
 
 // notStarted are the steps after cs that have no change set yet.
