@@ -129,7 +129,7 @@ func TestRollbackRefusals(t *testing.T) {
 	runIn(t, g, 0, "plan")
 	csP := changeSetOf(t, state, pending, "prod")
 	refused("a change set not done", 1, dep(firstCS, "prod/vpc/core"), "change sets of prod that are not done deploy some of the same components: "+csP.ID,
-		"finish them first (karma apply <change>)")
+		"finish them first (approve or reject them)")
 	runIn(t, g, 0, "apply", "--auto-approve", csP.ID)
 
 	// Today's schema refuses three AZs; the zone is removed, and the API no longer reads it.

@@ -13,6 +13,7 @@ import (
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/rollback"
+	"github.com/usekarma/karma/workers/ingest"
 )
 
 const rollbackLong = `Deploys again exactly what an applied deployment deployed — the config it applied, with the
@@ -75,11 +76,12 @@ func (st *stack) queueRollback(ctx context.Context, w io.Writer, s *session, id 
 	if err != nil {
 		return "", err
 	}
-	p, err := planRollback(ctx, src, all, id)
+	p, err := rollback.Prepare(ctx, src, all, id)
 	if err != nil {
 		return "", err
 	}
-	m, err := p.message(by)
+	m, err := ingest.FromRollback(ingest.RollbackRequest{Env: p.Target.ChangeSet.Env, Component: p.Target.Node.Component,
+		Target: *p.Message(), Actor: by})
 	if err != nil {
 		return "", err
 	}
@@ -87,11 +89,11 @@ func (st *stack) queueRollback(ctx context.Context, w io.Writer, s *session, id 
 		return "", err
 	}
 	from := "nothing Karma applied"
-	if p.replaces != "" {
-		from = p.replaces
+	if p.Replaces != "" {
+		from = p.Replaces
 	}
 	fmt.Fprintf(w, "rolling %s back from %s to %s (the config of commit %.12s, change %s) as change %s,\n  built at the head commit %.12s: %d component(s) may be affected\n",
-		p.target.Node.Component, from, id, p.target.Commit(), p.target.ChangeSet.ID, m.ID, p.head, len(p.affected))
+		p.Target.Node.Component, from, id, p.Target.Commit(), p.Target.ChangeSet.ID, m.ID, p.Head, len(p.Affected))
 	return m.ID, nil
 }
 

@@ -52,6 +52,8 @@ func (cs *ChangeSet) Stopped() string {
 	switch {
 	case cs.Rejected != "":
 		return "rejected: " + firstLine(cs.Rejected)
+	case cs.RejectedBy != "":
+		return "rejected by " + cs.RejectedBy + ": " + firstLine(cs.RejectReason)
 	case cs.SupersededBy != "":
 		return "superseded by " + cs.SupersededBy
 	case !cs.Done():

@@ -53,19 +53,39 @@ type Started struct {
 	Skipped                *message.GateSkip
 }
 
+// Store is the part of changeset.Store that Start uses.
+type Store interface {
+	Get(ctx context.Context, id string) (*changeset.ChangeSet, error)
+	Update(ctx context.Context, id string, fn func(*changeset.ChangeSet) error) (*changeset.ChangeSet, error)
+	List(ctx context.Context) ([]*changeset.ChangeSet, error)
+}
+
 // Publisher sends root messages into the pipeline.
 type Publisher func(ctx context.Context, msgs ...message.Envelope) error
 
 // Start publishes the next environment's change of every change set whose promotion is due at
 // now, then records each promoted. It reports what it started; an error stops it (what it
 // published before stays recorded or is published again next time, harmlessly).
-func Start(ctx context.Context, store changeset.Store, publish Publisher, now time.Time) ([]Started, error) {
+func Start(ctx context.Context, store Store, publish Publisher, now time.Time) ([]Started, error) {
 	all, err := store.List(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return start(ctx, store, publish, all, now)
+}
+
+// StartChangeSet is Start for change set id alone (POST /changes/{id}/promote).
+func StartChangeSet(ctx context.Context, store Store, publish Publisher, id string, now time.Time) ([]Started, error) {
+	cs, err := store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return start(ctx, store, publish, []*changeset.ChangeSet{cs}, now)
+}
+
+func start(ctx context.Context, store Store, publish Publisher, sets []*changeset.ChangeSet, now time.Time) ([]Started, error) {
 	var started []Started
-	for _, cs := range all {
+	for _, cs := range sets {
 		if !cs.PromotionDue(now) {
 			continue
 		}
