@@ -49,7 +49,7 @@ func TestRollbackToTheFirstDeploymentAfterTwoCommits(t *testing.T) {
 	out := runIn(t, g, 1, "rollback", target.DeploymentID, "--as", "grace")
 	mustContain(t, "rollback output", out,
 		"rolling prod/vpc/core back from "+replaced.DeploymentID+" to "+target.DeploymentID+" (the config of commit "+first[:12],
-		"plans of change ", "prod/vpc/core", "to add", "(module of commit "+first[:12]+")",
+		"plans of change ", "prod/vpc/core", "to add", "(module of commit "+first[:12]+")", "update     module.component.terraform_data.vpc",
 		"prod/ecs-service/api             then, if a runtime key it consumes changes")
 	if !strings.Contains(out, "apply cancelled") && !strings.Contains(out, "not a terminal: pass --auto-approve") {
 		t.Errorf("the rollback did not ask for an approval:\n%s", out)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -166,6 +167,12 @@ func printPlans(w io.Writer, cs *changeset.ChangeSet) {
 			pl := n.Plan.Plan
 			fmt.Fprintf(w, "  %-32s %s  %d to add, %d to change, %d to destroy  (module of commit %.12s)\n",
 				id, n.DeploymentID, pl.Add, pl.Change, pl.Destroy, cs.ModuleCommit(id))
+			for _, rc := range n.Plan.Resources {
+				fmt.Fprintf(w, "      %-10s %s\n", strings.Join(rc.Actions, ","), rc.Address)
+			}
+			if n.Plan.ResourcesTruncated {
+				fmt.Fprintf(w, "      … and more (terraform show of the saved plan lists them all)\n")
+			}
 		case n.State == changeset.Pending:
 			fmt.Fprintf(w, "  %-32s then, if a runtime key it consumes changes (planned and applied in its wave)\n", id)
 		}
