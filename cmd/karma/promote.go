@@ -25,7 +25,9 @@ and then says where the change stands, as 'karma promote status <change-id>' doe
 rejection or a supersession stops the promotion: promote says where and why, and exits 1 ('karma
 retry' runs a failure again; the promotion goes on once that environment succeeds).
 
-The change id is the root id 'karma ingest commit' printed, or any of its change sets' ids.`
+The change id is the root id 'karma ingest commit' printed, or any of its change sets' ids. With
+--server the server moves it (POST /changes/{id}/promote): an approval gate is approved without
+asking, as 'karma apply --server' does.`
 
 func newPromoteCmd(g *globals) *cobra.Command {
 	var o reviewOptions
@@ -36,6 +38,12 @@ func newPromoteCmd(g *globals) *cobra.Command {
 		Long:  promoteLong,
 		Args:  argsUsage(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
+			if cl, err := g.remote(c); err != nil || cl != nil {
+				if err != nil {
+					return err
+				}
+				return remotePromote(c.Context(), c, cl, args[0], reason)
+			}
 			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err
@@ -60,6 +68,12 @@ func newPromoteStatusCmd(g *globals) *cobra.Command {
 		Short: "Where a change stands in its promotion: each environment, the gate it is at, where and why it stopped",
 		Args:  argsUsage(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
+			if cl, err := g.remote(c); err != nil || cl != nil {
+				if err != nil {
+					return err
+				}
+				return remotePromotionStatus(c.Context(), c, cl, args[0], asJSON)
+			}
 			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err

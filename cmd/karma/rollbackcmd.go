@@ -23,7 +23,9 @@ runtime key it changes, in waves, each with its own config at the deploy branch'
 lineage says "rolled back from <the deployment it replaces> to <the deployment>".
 
 The rollback is a change of its own: it runs to its plans, which are shown, and waits for your
-approval as 'karma apply' does (a terminal asks; --auto-approve approves without asking).
+approval as 'karma apply' does (a terminal asks; --auto-approve approves without asking). With
+--server the server checks and queues it; its plans are read with 'karma changes <id>' and
+approved with 'karma apply <id>'.
 
 Refused, with nothing queued (exit 2 for an unknown deployment, else 1), naming why:
   - the deployment never applied (it failed, was skipped or is still pending), destroyed the
@@ -45,6 +47,12 @@ func newRollbackCmd(g *globals) *cobra.Command {
 		Long:  rollbackLong,
 		Args:  argsUsage(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
+			if cl, err := g.remote(c); err != nil || cl != nil {
+				if err != nil {
+					return err
+				}
+				return remoteRollback(c.Context(), c, cl, args[0])
+			}
 			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err

@@ -106,4 +106,4 @@ func argsUsage(check cobra.PositionalArgs) cobra.PositionalArgs {
 
 // remoteCommands work through a running Karma's API with --server.
 var remoteCommands = map[string]bool{"impact": true, "propose-change": true, "apply": true, "reject": true, "changes": true,
-	"audit log": true, "lineage": true}
+	"audit log": true, "lineage": true, "rollback": true, "promote": true, "promote status": true}
