@@ -27,6 +27,7 @@ var floor = map[string][]string{
 	"ingest":      {"KARMA_ENV", "KARMA_IDEMPOTENCY_TABLE", "KARMA_PREFIX"},
 	"reconcile":   {"KARMA_ENV", "KARMA_IDEMPOTENCY_TABLE", "KARMA_PREFIX"},
 	"drift":       {"KARMA_ENV", "KARMA_GIT_URL", "KARMA_CHANGE_SET_TABLE", "KARMA_IDEMPOTENCY_TABLE", "KARMA_PREFIX", "KARMA_TERRAFORM", "KARMA_WORK_DIR"},
+	"promote":     {"KARMA_CHANGE_SET_TABLE"},
 	"webhook":     {"KARMA_WEBHOOK_SECRETS", "KARMA_IDEMPOTENCY_TABLE", "KARMA_AUDIT_TABLE"},
 	"api":         {"KARMA_GIT_URL", "KARMA_CHANGE_SET_TABLE", "KARMA_AUDIT_TABLE", "KARMA_NEPTUNE_ENDPOINT"},
 }
@@ -36,7 +37,7 @@ var floor = map[string][]string{
 func entryFloor(stage string) []string {
 	base := []string{"KARMA_STAGE", "KARMA_EVENT_BUS"}
 	switch stage {
-	case "webhook", "ingest", "reconcile", "drift", "api":
+	case "webhook", "ingest", "reconcile", "drift", "api", "promote":
 		return base
 	}
 	return append(base, "KARMA_QUEUE_PREFIX")

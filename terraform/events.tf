@@ -55,6 +55,29 @@ resource "aws_cloudwatch_event_target" "parameter_store" {
   }
 }
 
+# The promotions (docs/pipeline.md, "Promotions"): a change set records when the soak of its
+# change ends; the promote function (KARMA_STAGE=promote) runs on a schedule and starts the
+# next environment of every change whose soak is over. The schedule bounds how late it starts.
+resource "aws_cloudwatch_event_rule" "promote" {
+  name                = "${local.prefix}-promote"
+  description         = "Karma: start the promotions whose soak is over"
+  schedule_expression = var.promote_schedule
+}
+
+resource "aws_cloudwatch_event_target" "promote" {
+  rule      = aws_cloudwatch_event_rule.promote.name
+  target_id = "promote"
+  arn       = aws_lambda_function.stage["promote"].arn
+}
+
+resource "aws_lambda_permission" "promote" {
+  statement_id  = "AllowEventBridgeSchedule"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.stage["promote"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.promote.arn
+}
+
 # The periodic reconcile (docs/triggers.md, "Missed events"): EventBridge delivers Parameter
 # Store events best-effort, so the reconcile function (KARMA_STAGE=reconcile) runs on a
 # schedule and ingests the /config and /runtime versions that were not ingested yet.

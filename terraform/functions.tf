@@ -20,17 +20,20 @@
 #                    KARMA_IDEMPOTENCY_TABLE, and plan's KARMA_WORK_DIR and KARMA_TERRAFORM (the
 #                    refresh-only plans of environments that set drift_refresh run in the
 #                    workspaces on EFS)
+#   promote          KARMA_CHANGE_SET_TABLE
 #   webhook          KARMA_WEBHOOK_SECRETS, KARMA_BRANCHES, KARMA_WEBHOOK_MODULES_DIR,
 #                    KARMA_AUTO_APPROVE, KARMA_IDEMPOTENCY_TABLE, KARMA_AUDIT_TABLE,
 #                    KARMA_GIT_SUBDIR if set
 # terraform/env_test.go (go test ./terraform) checks this against the code path of each stage.
 #
 # The SQS pipeline stages (resolve, graph-write, plan, apply, audit) and ingest are fed by event
-# source mappings; besides them cmd/lambda serves two entry points:
+# source mappings; besides them cmd/lambda serves three entry points:
 #   - reconcile (KARMA_STAGE=reconcile): invoked by the schedule in events.tf, ingests the
 #     parameter versions whose events EventBridge dropped (ingest.ParameterEvents.Reconcile);
 #   - drift (KARMA_STAGE=drift): invoked by its schedule in events.tf, the drift check of this
 #     account's environment (docs/drift.md), publishing drift.detected and corrective changes;
+#   - promote (KARMA_STAGE=promote): invoked by the schedule in events.tf, starts the next
+#     environment of every change whose soak is over (promotion.Start);
 #   - webhook (KARMA_STAGE=webhook): POST /webhooks/git behind the HTTP API (api.tf). It reads
 #     no repository (cmd/lambda/webhook.go): a push whose payload is truncated is queued as
 #     truncated, and resolve diffs before..after in its cache of the repository.

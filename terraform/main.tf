@@ -73,6 +73,7 @@ locals {
     ingest        = { timeout = 60, memory = 512, batch_size = 10 }
     reconcile     = { timeout = 300, memory = 512, batch_size = 0 }
     drift         = { timeout = 900, memory = var.terraform_memory, batch_size = 0 }
+    promote       = { timeout = 120, memory = 512, batch_size = 0 }
     webhook       = { timeout = 29, memory = 512, batch_size = 0 } # API Gateway waits 30 s at most
     api           = { timeout = 29, memory = 1024, batch_size = 0 }
   }
@@ -106,7 +107,7 @@ locals {
 
   # What each function needs: the stores its stage opens (shared/app/stages.go for the SQS
   # pipeline stages; cmd/lambda/ingest.go for ingest and reconcile, webhook.go for webhook,
-  # drift.go and shared/app/drift.go for the scheduled drift check).
+  # drift.go and shared/app/drift.go for the scheduled drift check, promote.go for promote).
   # The environment (functions.tf) and the IAM policy (iam.tf) of each function are derived
   # from this table only.
   #   repo:        reads the config repository at commits: a cache clone under /tmp of
@@ -133,12 +134,13 @@ locals {
     ingest        = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = false }
     reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", describe = false, publish = true, queue = false, dlq = false }
     drift         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = true, publish = true, queue = false, dlq = false }
+    promote       = { repo = false, terraform = false, neptune = false, change_sets = true, seen = "", audit = false, params = "", describe = false, publish = true, queue = false, dlq = false }
     webhook       = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "rw", audit = true, params = "", describe = false, publish = true, queue = false, dlq = false }
     api           = { repo = true, terraform = false, neptune = true, change_sets = true, seen = "read", audit = true, params = "read", describe = true, publish = true, queue = false, dlq = false }
   }
 
   enabled_functions = concat(
-    ["resolve", "graph-write", "plan", "apply", "audit"],
+    ["resolve", "graph-write", "plan", "apply", "audit", "promote"],
     var.enable_ingest_function ? ["ingest", "reconcile"] : [],
     var.enable_drift_function ? ["drift"] : [],
     var.enable_webhook ? ["webhook"] : [],

@@ -308,6 +308,12 @@ variable "drift_schedule" {
   default     = "rate(1 hour)"
 }
 
+variable "promote_schedule" {
+  description = "How often the promote function starts the promotions whose soak is over (EventBridge schedule expression): a promotion starts at most this late."
+  type        = string
+  default     = "rate(1 minute)"
+}
+
 variable "reconcile_schedule" {
   description = "How often the reconcile function compares Parameter Store with what was ingested (EventBridge schedule expression)."
   type        = string

@@ -113,6 +113,9 @@ func newPlanCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := st.startPromotions(c.Context(), c.OutOrStdout()); err != nil {
+				return err
+			}
 			if err := st.runUntilIdle(c.Context(), timeout); err != nil {
 				return err
 			}
@@ -160,6 +163,9 @@ command reports each change set's state as DynamoDB holds it.`,
 				return err
 			}
 			st.notices = pv
+			if err := st.startPromotions(c.Context(), c.OutOrStdout()); err != nil {
+				return err
+			}
 			// Resolve and plan first, so that what is approved has been shown.
 			if err := st.runUntilIdle(c.Context(), timeout); err != nil {
 				return err
@@ -280,6 +286,9 @@ func summarise(ctx context.Context, w io.Writer, st *stack, only []string, skip 
 			continue
 		}
 		fmt.Fprintf(w, "change %s [%s] %s: %s\n", cs.ID, cs.Env, cs.Source, changeState(cs))
+		if note := promotionNote(cs, time.Now()); note != "" {
+			fmt.Fprintf(w, "  promotion: %s\n", note)
+		}
 		if len(f) > 0 {
 			printFailures(w, cs, f)
 		}

@@ -130,6 +130,20 @@ func printBackward(w io.Writer, s *lineage.Step, depth int) {
 		case message.CauseRetry:
 			fmt.Fprintf(w, "%s  <- retry of %s, run again by %s (%s)\n", ind, c.Cause.ID, d.Actor.Name, d.Actor.Kind)
 			printBackward(w, c.Upstream, depth+2)
+		case message.CauseRollback:
+			from := "nothing Karma applied"
+			if c.Replaces != nil {
+				from = c.Replaces.ID + " (change " + c.Replaces.ChangeSetID + ")"
+			}
+			fmt.Fprintf(w, "%s  <- rolled back from %s to %s by %s (%s), change %s: its config and module deployed again\n",
+				ind, from, c.Cause.ID, d.Actor.Name, d.Actor.Kind, d.ChangeSetID)
+			printBackward(w, c.Upstream, depth+2)
+		case message.CausePromotion:
+			from := c.Cause.ID
+			if c.Change != nil {
+				from += " [" + c.Change.Env + "], which applied successfully"
+			}
+			fmt.Fprintf(w, "%s  <- promoted from change set %s\n", ind, from)
 		default:
 			who := ""
 			if c.Change != nil {

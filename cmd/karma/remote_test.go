@@ -88,6 +88,16 @@ func TestCLIThroughServer(t *testing.T) {
 	if out := karmaOK(t, g, "changes", "--state", "rejected"); !strings.Contains(out, second) {
 		t.Errorf("the rejected change is not listed as rejected:\n%s", out)
 	}
+	// Rollback and promotions through the server: its checks, its answers.
+	if code, _, errOut := karmaWith(t, g, "rollback", ds[0].ID); code != 1 || !strings.Contains(errOut, "it is the deployment the component runs now") {
+		t.Errorf("rollback --server to what runs now: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := karmaWith(t, g, "rollback", "dep-0000000000000000"); code != 2 || !strings.Contains(errOut, "no deployment") {
+		t.Errorf("rollback --server of an unknown deployment: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := karmaWith(t, g, "promote", "status", id); code != 2 || !strings.Contains(errOut, "not a promoted change") {
+		t.Errorf("promote status --server of a change of one environment: exit %d %s", code, errOut)
+	}
 	if code, _, errOut := karmaWith(t, g, "params", "publish", "--env", "prod"); code != 2 || !strings.Contains(errOut, "works on the stores themselves") {
 		t.Errorf("params publish --server: exit %d %s", code, errOut)
 	}

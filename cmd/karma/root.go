@@ -70,7 +70,7 @@ publishes their resolved config to Parameter Store and deploys what a change aff
 	})
 	root.AddCommand(newGraphCmd(g), newImpactCmd(g), newParamsCmd(g), newProposeChangeCmd(g), newPlanCmd(g), newApplyCmd(g),
 		newIngestCmd(g), newLineageCmd(g), newAuditCmd(g), newDLQCmd(g), newSupersedeCmd(g), newRetryCmd(g), newChangesCmd(g), newRejectCmd(g),
-		newDriftCmd(g))
+		newDriftCmd(g), newRollbackCmd(g), newPromoteCmd(g))
 	root.AddCommand(newServeCmd(g))
 	return root
 }
@@ -106,4 +106,4 @@ func argsUsage(check cobra.PositionalArgs) cobra.PositionalArgs {
 
 // remoteCommands work through a running Karma's API with --server.
 var remoteCommands = map[string]bool{"impact": true, "propose-change": true, "apply": true, "reject": true, "changes": true,
-	"audit log": true, "lineage": true}
+	"audit log": true, "lineage": true, "rollback": true, "promote": true, "promote status": true}

@@ -52,7 +52,9 @@ One process serves:
 and, in the same process, every pipeline stage (resolve, graph-write, plan and apply with
 --parallelism workers each, audit), plus, every --reconcile interval and once at start, a
 comparison of each environment's parameter store with what was ingested: a /config or /runtime
-parameter written outside Karma whose change was never ingested is ingested then.
+parameter written outside Karma whose change was never ingested is ingested then; and, every
+--promote-every interval and once at start, the promotions whose soak is over start their next
+environment (karma.json "promotion"; the end of a soak is stored, so a restart loses nothing).
 
 Drift. With --drift-every (off by default) the drift check of 'karma drift' runs at that
 interval (first after one interval), acting as "drift check (karma serve)": each drift is
@@ -94,6 +96,7 @@ type serveOptions struct {
 	secretsFile     string
 	reconcile       time.Duration
 	driftEvery      time.Duration
+	promoteEvery    time.Duration
 	witnessEvery    time.Duration
 	witness         witnessFlags
 	auto            bool
@@ -123,6 +126,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.secretsFile, "secrets-file", os.Getenv("KARMA_WEBHOOK_SECRETS_FILE"), `webhook secrets: a JSON object {"github:owner/repo": "...", "gitlab:*": "..."} [KARMA_WEBHOOK_SECRETS_FILE]`)
 	f.DurationVar(&o.reconcile, "reconcile", time.Minute, "how often to ingest parameter changes whose events were missed (0 disables)")
 	f.DurationVar(&o.driftEvery, "drift-every", 0, "how often to run the drift check (karma drift) and record what it finds (0 disables; e.g. 1h)")
+	f.DurationVar(&o.promoteEvery, "promote-every", 10*time.Second, "how often to start the promotions whose soak is over (0 disables)")
 	f.DurationVar(&o.witnessEvery, "witness-every", time.Hour, "how often to checkpoint the audit log's chain heads and write the digest to the witness parameter (0 disables)")
 	o.witness.add(c)
 	f.BoolVar(&o.auto, "auto-approve", false, "changes (pushes, reconciled parameters) are applied without review")
@@ -159,6 +163,8 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 		return usage("--reconcile %s: want a positive interval, or 0 to disable", o.reconcile)
 	case o.driftEvery < 0:
 		return usage("--drift-every %s: want a positive interval, or 0 to disable", o.driftEvery)
+	case o.promoteEvery < 0:
+		return usage("--promote-every %s: want a positive interval, or 0 to disable", o.promoteEvery)
 	case o.witnessEvery < 0:
 		return usage("--witness-every %s: want a positive interval, or 0 to disable", o.witnessEvery)
 	case o.shutdownTimeout <= 0:
@@ -246,6 +252,8 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	reconcileDone := make(chan struct{})
 	rec := &serveReconciler{st: st, log: log, auto: o.auto, stores: map[string]params.Store{}}
 	go func() { defer close(reconcileDone); rec.run(recCtx, o.reconcile) }()
+	promoteDone := make(chan struct{})
+	go func() { defer close(promoteDone); servePromotions(recCtx, log, st, o.promoteEvery) }()
 	witnessDone := make(chan struct{})
 	w, err := o.witness.open(c, s)
 	if err != nil && o.witnessEvery > 0 {
@@ -257,7 +265,7 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("karma serve: listening", "addr", ln.Addr().String(), "repo", src.Repo.String(), "branches", slices.Sorted(maps.Keys(branches)),
-		"auto_approve", o.auto, "parallelism", o.parallelism, "reconcile", o.reconcile, "drift_every", o.driftEvery, "witness_every", o.witnessEvery, "state", g.dbPath())
+		"auto_approve", o.auto, "parallelism", o.parallelism, "reconcile", o.reconcile, "drift_every", o.driftEvery, "promote_every", o.promoteEvery, "witness_every", o.witnessEvery, "state", g.dbPath())
 
 	var failed error
 	select {
@@ -275,6 +283,7 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	cancel()
 	stopReconcile()
 	<-reconcileDone
+	<-promoteDone
 	<-witnessDone
 	<-driftDone
 	stopRunner()

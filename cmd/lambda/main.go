@@ -12,8 +12,9 @@
 //	KARMA_STAGE         resolve | graph-write | plan | apply | audit, or webhook: Git webhooks
 //	                    behind API Gateway (HTTP API) instead of SQS, see webhook.go; or api:
 //	                    Karma's HTTP API (shared/api) behind API Gateway with IAM auth, see api.go;
-//	                    ingest and reconcile (ingest.go); drift: the scheduled drift check
-//	                    (drift.go)
+//	                    ingest and reconcile: Parameter Store events (ingest.go); drift: the
+//	                    scheduled drift check (drift.go); promote: on a schedule, starts the
+//	                    promotions whose soak is over (promote.go)
 //	KARMA_EVENT_BUS     the EventBridge bus outputs go to (name or ARN)
 //	KARMA_QUEUE_PREFIX  the queues' name prefix, e.g. "karma-prod-" (dead letters are named by
 //	                    the queue name without it, as `karma dlq list` shows them)
@@ -77,7 +78,7 @@ func main() {
 func setup(ctx context.Context, a *app.App, getenv func(string) string) (karmalambda.Handler, error) {
 	name := getenv("KARMA_STAGE")
 	if !slices.Contains(app.StageNames, name) {
-		return nil, fmt.Errorf("KARMA_STAGE=%q: want one of %s", name, strings.Join(append(slices.Clone(app.StageNames), stageIngest, stageReconcile, stageDrift, stageWebhook, stageAPI), ", "))
+		return nil, fmt.Errorf("KARMA_STAGE=%q: want one of %s", name, strings.Join(append(slices.Clone(app.StageNames), stageIngest, stageReconcile, stageDrift, stagePromote, stageWebhook, stageAPI), ", "))
 	}
 	if a.Config.EventBus == "" {
 		return nil, errors.New("KARMA_EVENT_BUS is not set: the stage's outputs go to an EventBridge bus")

@@ -56,7 +56,8 @@ func TestSetupErrors(t *testing.T) {
 		vars map[string]string
 		want string
 	}{
-		{"no stage", map[string]string{"KARMA_EVENT_BUS": "b"}, `KARMA_STAGE="": want one of resolve, graph-write, plan, apply, audit, ingest, reconcile, drift, webhook, api`},
+		{"no stage", map[string]string{"KARMA_EVENT_BUS": "b"}, `KARMA_STAGE="": want one of resolve, graph-write, plan, apply, audit, ingest, reconcile, drift, promote, webhook, api`},
+		{"promote without a bus", map[string]string{"KARMA_STAGE": "promote"}, "KARMA_EVENT_BUS is not set: a promotion's change is published"},
 		{"unknown stage", map[string]string{"KARMA_STAGE": "deploy", "KARMA_EVENT_BUS": "b"}, `KARMA_STAGE="deploy"`},
 		{"no bus", map[string]string{"KARMA_STAGE": "audit"}, "KARMA_EVENT_BUS is not set"},
 		{"graph-write without Neptune", map[string]string{"KARMA_STAGE": "graph-write", "KARMA_EVENT_BUS": "b", "KARMA_GIT_URL": "https://example.com/acme/config.git"},

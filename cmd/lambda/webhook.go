@@ -71,6 +71,8 @@ func lambdaHandler(ctx context.Context, a *app.App, getenv func(string) string) 
 		return setupParameterEvents(ctx, a, getenv)
 	case stageDrift:
 		return setupDrift(ctx, a, getenv)
+	case stagePromote:
+		return setupPromote(ctx, a)
 	}
 	return setup(ctx, a, getenv)
 }

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/usekarma/karma/shared/rollback"
 )
 
 // Config is what the handler is built from. Fields marked required must be set (Validate).
@@ -41,6 +43,9 @@ type Config struct {
 	Writer    ProposalWriter
 	// Drift serves GET /drift (drift.ReadOnly); nil answers 404.
 	Drift DriftCheck
+	// Rollbacks reads the config repository at commits to check rollbacks (configrepo.Source);
+	// nil refuses POST /deployments/{id}/rollback (409).
+	Rollbacks rollback.Repository
 	// Webhooks serves POST /webhooks/git (shared/httpapi.Webhooks); nil answers 404.
 	Webhooks http.Handler
 	// Metrics serves /metrics; nil answers 404.
@@ -137,6 +142,9 @@ func (s *server) table() []route {
 		{method: "GET", pattern: "/deployments/{id}", scope: ScopeRead, handle: s.getDeployment},
 		{method: "GET", pattern: "/deployments/{id}/lineage", scope: ScopeRead, handle: s.getLineage},
 		{method: "GET", pattern: "/drift", scope: ScopeRead, handle: s.getDrift},
+		{method: "POST", pattern: "/deployments/{id}/rollback", scope: ScopeWrite, handle: s.rollback},
+		{method: "GET", pattern: "/changes/{id}/promotion", scope: ScopeRead, handle: s.getPromotion},
+		{method: "POST", pattern: "/changes/{id}/promote", scope: ScopeApprove, handle: s.promote},
 		{method: "POST", pattern: "/webhooks/git", raw: s.webhooks()},
 		{method: "GET", pattern: "/openapi.json", handle: serveOpenAPI},
 		{method: "GET", pattern: "/healthz", handle: s.healthz},

@@ -14,7 +14,8 @@ import (
 // Audit entries of the API itself. Every write the API accepts is recorded with its caller, in
 // the chain of the change it concerns ("change/<correlation id>"), beside the pipeline messages
 // the write caused (which carry the caller too, but an approval's deployment.approved keeps the
-// change's author as actor): api.change_requested, api.change_approved, api.change_rejected.
+// change's author as actor): api.change_requested, api.change_approved, api.change_rejected,
+// api.rollback_requested, api.change_promoted.
 // Requests refused for want of credentials or scope go to the chain "security"
 // (security.api_unauthenticated, security.api_forbidden), as refused webhooks do.
 
@@ -23,6 +24,8 @@ const (
 	EntryRequested       = "api.change_requested"
 	EntryApproved        = "api.change_approved"
 	EntryRejected        = "api.change_rejected"
+	EntryRollback        = "api.rollback_requested"
+	EntryPromoted        = "api.change_promoted"
 	EntryUnauthenticated = "security.api_unauthenticated"
 	EntryForbidden       = "security.api_forbidden"
 )

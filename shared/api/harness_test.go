@@ -134,7 +134,7 @@ func (h *harness) config() Config {
 	return Config{Graphs: &HeadGraphs{Repo: h.src}, ChangeSets: h.changeSets, Lineage: h.lineage, Audit: h.audit,
 		Publisher: pipeline.QueuePublisher{Queue: h.q}, Auth: auth, Metrics: h.metrics,
 		Params:    func(env string) (ParamReader, error) { return h.params(env), nil },
-		Proposals: h.src, Writer: &configrepo.Writer{Repo: h.src.Repo, Mode: configrepo.WriteBranch},
+		Proposals: h.src, Writer: &configrepo.Writer{Repo: h.src.Repo, Mode: configrepo.WriteBranch}, Rollbacks: h.src,
 		Drift: h.drift()}
 }
 

@@ -27,9 +27,9 @@ type APIOptions struct {
 // API builds the HTTP API (shared/api) over the App's stores: graphs kept in memory over the
 // deploy branch's head (Snapshot; Invalidate it when a push arrives), change sets, lineage,
 // audit log, parameter stores, the publisher, proposals turned into commits as Git.Write says
-// (none: POST /request-change answers 409 read-only-repository), the drift check as a read
-// (GET /drift: parameters only, no terraform; DriftReader), and the metrics of the stages built
-// by this App.
+// (none: POST /request-change answers 409 read-only-repository), the repository to check
+// rollbacks against, the drift check as a read (GET /drift: parameters only, no terraform;
+// DriftReader), and the metrics of the stages built by this App.
 func (a *App) API(ctx context.Context, o APIOptions) (http.Handler, *api.Snapshot, error) {
 	src, err := a.Source(ctx)
 	if err != nil {
@@ -63,6 +63,8 @@ func (a *App) API(ctx context.Context, o APIOptions) (http.Handler, *api.Snapsho
 	if w := a.writer(src); w != nil {
 		cfg.Proposals, cfg.Writer = src, w
 	}
+	cfg.Rollbacks = src // a rollback is checked at the head and at the target's commit
+
 	h, err := api.New(cfg)
 	return h, snap, err
 }

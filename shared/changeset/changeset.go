@@ -56,14 +56,17 @@ type Upstream struct {
 
 // Node is one component of the set.
 type Node struct {
-	Component    string          `json:"component"`
-	Wave         int             `json:"wave"`
-	Upstreams    []Upstream      `json:"upstreams,omitempty"`
-	Dependents   []string        `json:"dependents,omitempty"`
-	Root         bool            `json:"root,omitempty"`
-	Destroy      bool            `json:"destroy,omitempty"`
-	Config       json.RawMessage `json:"config,omitempty"` // resolved config to deploy
-	ConfigHash   string          `json:"config_hash,omitempty"`
+	Component  string          `json:"component"`
+	Wave       int             `json:"wave"`
+	Upstreams  []Upstream      `json:"upstreams,omitempty"`
+	Dependents []string        `json:"dependents,omitempty"`
+	Root       bool            `json:"root,omitempty"`
+	Destroy    bool            `json:"destroy,omitempty"`
+	Config     json.RawMessage `json:"config,omitempty"` // resolved config to deploy
+	ConfigHash string          `json:"config_hash,omitempty"`
+	// Commit is the commit whose Terraform module the node deploys when it is not the change
+	// set's: the root of a rollback deploys the module of the commit it returns to.
+	Commit       string          `json:"commit,omitempty"`
 	State        string          `json:"state"`
 	DeploymentID string          `json:"deployment_id"`
 	Causes       []message.Cause `json:"causes,omitempty"`
@@ -127,6 +130,23 @@ type ChangeSet struct {
 	// (change.rejected); Rejected, by contrast, is resolve's: the change is invalid.
 	RejectedBy   string `json:"rejected_by,omitempty"`
 	RejectReason string `json:"reject_reason,omitempty"`
+	// Rollback is set on a rollback's change set: the deployment whose config its root deploys
+	// again.
+	Rollback *message.Rollback `json:"rollback,omitempty"`
+	// PromotedFrom is the change set of the previous environment whose success promoted the
+	// change into this one (promotion.go).
+	PromotedFrom string `json:"promoted_from,omitempty"`
+	// Promotion is where the change goes after this change set, and when (promotion.go).
+	Promotion *Promotion `json:"promotion,omitempty"`
+}
+
+// ModuleCommit is the commit whose Terraform module component deploys: its node's own commit
+// (a rollback's root), else the change set's.
+func (cs *ChangeSet) ModuleCommit(component string) string {
+	if n := cs.Nodes[component]; n != nil && n.Commit != "" {
+		return n.Commit
+	}
+	return cs.Commit
 }
 
 // DeploymentID is deterministic: the same change set and component always give the same id, so

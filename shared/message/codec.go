@@ -58,7 +58,7 @@ func Parse(b []byte) (Envelope, error) {
 
 // Supported lists every version consumers decode, per type.
 var Supported = map[string][]int{
-	TypeChangeDetected:      {1, 2, 3},
+	TypeChangeDetected:      {1, 2, 3, 4},
 	TypeChangeResolved:      {1, 2},
 	TypeDeploymentScheduled: {1},
 	TypeDeploymentSkipped:   {1},
@@ -113,6 +113,7 @@ type upcaster struct {
 var upcasters = map[upcaster]func(Envelope) (json.RawMessage, error){
 	{TypeChangeDetected, 1}:     upcastChangeDetectedV1,
 	{TypeChangeDetected, 2}:     upcastChangeDetectedV2,
+	{TypeChangeDetected, 3}:     upcastChangeDetectedV3,
 	{TypeChangeResolved, 1}:     upcastChangeResolvedV1,
 	{TypeDeploymentPlanned, 1}:  upcastDeploymentPlannedV1,
 	{TypeDeploymentApproved, 1}: upcastDeploymentApprovedV1,
@@ -132,9 +133,9 @@ func upcastChangeDetectedV1(e Envelope) (json.RawMessage, error) {
 	if err := decodeStrict(e, &v1); err != nil {
 		return nil, err
 	}
-	v3 := ChangeDetected{ChangeSetID: e.CorrelationID, Source: v1.Source, Components: []ComponentRef{v1.Component},
+	v4 := ChangeDetected{ChangeSetID: e.CorrelationID, Source: v1.Source, Components: []ComponentRef{v1.Component},
 		Commit: commitV2(v1.Commit), Parameter: v1.Parameter, ChangedKeys: v1.ChangedKeys, AutoApprove: v1.AutoApprove}
-	return json.Marshal(v3)
+	return json.Marshal(v4)
 }
 
 func upcastChangeDetectedV2(e Envelope) (json.RawMessage, error) {
@@ -142,12 +143,23 @@ func upcastChangeDetectedV2(e Envelope) (json.RawMessage, error) {
 	if err := decodeStrict(e, &v2); err != nil {
 		return nil, err
 	}
-	v3 := ChangeDetected{ChangeSetID: v2.ChangeSetID, Source: v2.Source, Components: v2.Components, Files: v2.Files,
+	v4 := ChangeDetected{ChangeSetID: v2.ChangeSetID, Source: v2.Source, Components: v2.Components, Files: v2.Files,
 		Commit: commitV2(v2.Commit), Parameter: v2.Parameter, ChangedKeys: v2.ChangedKeys, Removed: v2.Removed, AutoApprove: v2.AutoApprove}
 	if v2.Request != nil {
-		v3.Request = &ChangeRequest{ID: v2.Request.ID, Configs: v2.Request.Configs}
+		v4.Request = &ChangeRequest{ID: v2.Request.ID, Configs: v2.Request.Configs}
 	}
-	return json.Marshal(v3)
+	return json.Marshal(v4)
+}
+
+// upcastChangeDetectedV3 copies every field: v4 only added rollback and promotion.
+func upcastChangeDetectedV3(e Envelope) (json.RawMessage, error) {
+	var v3 ChangeDetectedV3
+	if err := decodeStrict(e, &v3); err != nil {
+		return nil, err
+	}
+	return json.Marshal(ChangeDetected{ChangeSetID: v3.ChangeSetID, Source: v3.Source, Components: v3.Components, Files: v3.Files,
+		Truncated: v3.Truncated, Commit: v3.Commit, Parameter: v3.Parameter, ChangedKeys: v3.ChangedKeys, Request: v3.Request,
+		Removed: v3.Removed, AutoApprove: v3.AutoApprove})
 }
 
 func commitV2(c *CommitV2) *Commit {

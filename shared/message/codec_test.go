@@ -86,7 +86,7 @@ func malformedCases(t testing.TB) []malformedCase {
 		{"missing payload", mutated(t, func(m map[string]any) { delete(m, "payload") }), "no payload"},
 		{"null payload", mutated(t, func(m map[string]any) { m["payload"] = nil }), "no payload"},
 		{"unknown type", mutated(t, func(m map[string]any) { m["type"] = "change.exploded" }), `unknown message type "change.exploded"`},
-		{"unknown version", mutated(t, func(m map[string]any) { m["version"] = 4 }), "unsupported version 4 of change.detected"},
+		{"unknown version", mutated(t, func(m map[string]any) { m["version"] = 5 }), "unsupported version 5 of change.detected"},
 		{"missing version", mutated(t, func(m map[string]any) { delete(m, "version") }), "unsupported version 0 of change.detected"},
 		{"version not a number", mutated(t, func(m map[string]any) { m["version"] = "2" }), "not valid JSON"},
 		{"payload with an unknown field", mutated(t, func(m map[string]any) { payload(m)["colour"] = "blue" }), `unknown field "colour"`},
@@ -101,6 +101,11 @@ func malformedCases(t testing.TB) []malformedCase {
 			m["version"] = 1
 			m["payload"] = map[string]any{"source": "git", "component": "prod/vpc/core"}
 		}), "change.detected v1 payload: json: cannot unmarshal string"},
+		{"a v4 rollback sent as v3", mutated(t, func(m map[string]any) {
+			m["version"] = 3
+			payload(m)["source"] = "rollback"
+			payload(m)["rollback"] = map[string]any{"deployment_id": "dep-0123456789abcdef"}
+		}), `change.detected v3 payload: json: unknown field "rollback"`},
 		{"v2 payload sent as v1", mutated(t, func(m map[string]any) { m["version"] = 1 }), `change.detected v1 payload: json: unknown field`},
 		{"deployment payload with a nested unknown field", mutated(t, func(m map[string]any) {
 			m["type"], m["version"] = "deployment.planned", 1

@@ -55,6 +55,7 @@ func goTypes() map[string]reflect.Type {
 	m := map[string]reflect.Type{
 		schemaFile(message.TypeChangeDetected, 1):     reflect.TypeFor[message.ChangeDetectedV1](),
 		schemaFile(message.TypeChangeDetected, 2):     reflect.TypeFor[message.ChangeDetectedV2](),
+		schemaFile(message.TypeChangeDetected, 3):     reflect.TypeFor[message.ChangeDetectedV3](),
 		schemaFile(message.TypeChangeResolved, 1):     reflect.TypeFor[message.ChangeResolvedV1](),
 		schemaFile(message.TypeDeploymentPlanned, 1):  reflect.TypeFor[message.DeploymentPlannedV1](),
 		schemaFile(message.TypeDeploymentApproved, 1): reflect.TypeFor[message.DeploymentApprovedV1](),
@@ -236,6 +237,17 @@ func TestGoldens(t *testing.T) {
 			if (tv.typ == message.TypeDeploymentPlanned || tv.typ == message.TypeDeploymentApproved) && tv.v == 1 {
 				checkPlanUpcast(t, e, out)
 			}
+			if tv.typ == message.TypeChangeDetected && tv.v == 3 {
+				var v3 message.ChangeDetectedV3
+				if err := json.Unmarshal(e.Payload, &v3); err != nil {
+					t.Fatal(err)
+				}
+				cd := out.(*message.ChangeDetected)
+				if cd.ChangeSetID != v3.ChangeSetID || cd.Source != v3.Source || !reflect.DeepEqual(cd.Files, v3.Files) || cd.Truncated != v3.Truncated ||
+					!reflect.DeepEqual(cd.Commit, v3.Commit) || cd.AutoApprove != v3.AutoApprove || cd.Rollback != nil || cd.Promotion != nil {
+					t.Errorf("upcast changed a v3 field: %+v from %+v", cd, v3)
+				}
+			}
 			if tv.typ == message.TypeChangeDetected && tv.v == 2 {
 				var v2 message.ChangeDetectedV2
 				if err := json.Unmarshal(e.Payload, &v2); err != nil {
@@ -370,6 +382,10 @@ func idempotencyKey(t *testing.T, e message.Envelope, payload any) string {
 		switch {
 		case p.Source == message.SourceDrift:
 			return "drift:" + message.DriftSetKey(p.Drift)
+		case p.Promotion != nil:
+			return "promotion:" + p.Promotion.From // one promotion per change set promoted from
+		case p.Rollback != nil:
+			return "rollback:" + p.ChangeSetID
 		case p.Commit != nil && (p.Source == message.SourceGit || p.Source == message.SourceRequest):
 			return "git:" + p.Commit.SHA // a request's commit is one change, however it arrives
 		case p.Parameter != nil:
@@ -458,6 +474,8 @@ func fullPayloads() map[string]any {
 			{Kind: message.CauseCommit, ID: sha, Keys: []string{"unused"}},
 			{Kind: message.CauseDeployment, ID: "dep-54373ce93bae19f9", Keys: []string{"private_subnet_ids"}},
 			{Kind: message.CauseRetry, ID: "dep-0a1b2c3d4e5f6071", Keys: []string{}},
+			{Kind: message.CauseRollback, ID: "dep-1a2b3c4d5e6f7081", Keys: []string{}},
+			{Kind: message.CausePromotion, ID: root + "/dev", Keys: []string{}},
 			{Kind: message.CauseDrift, ID: "drift-4f1c9e20b7a35d68", Keys: []string{}},
 		},
 		ConfigHash: hash, Destroy: true,
@@ -487,9 +505,14 @@ func fullPayloads() map[string]any {
 			Removed:     []message.ComponentRef{{Type: "s3-bucket", Nickname: "old-assets"}},
 			Drift:       []string{"drift-4f1c9e20b7a35d68"},
 			AutoApprove: true,
+			Rollback: &message.Rollback{DeploymentID: dep, ChangeSetID: root + "/dev", Commit: sha, ConfigHash: hash,
+				Replaces: "dep-54373ce93bae19f9"},
+			Promotion: &message.Promotion{From: root + "/dev", FromEnv: "dev", Soak: "10m",
+				SoakSkipped: &message.GateSkip{By: "grace.hopper", Reason: "verified in dev"}},
 		},
 		message.TypeChangeResolved: message.ChangeResolved{
 			ChangeSetID: cs, Source: message.SourceGit, RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha, Keys: []string{"every field set"}},
+				{Kind: message.CauseRollback, ID: dep, Keys: []string{}}, {Kind: message.CausePromotion, ID: root + "/dev", Keys: []string{}},
 				{Kind: message.CauseDrift, ID: "drift-4f1c9e20b7a35d68", Keys: []string{}}},
 			Roots:        []string{"prod/vpc/core"},
 			Affected:     []string{"prod/vpc/core", "prod/ecs-service/api"},

@@ -25,7 +25,7 @@ const (
 
 // Latest is the version producers write for each type.
 var Latest = map[string]int{
-	TypeChangeDetected:      3,
+	TypeChangeDetected:      4,
 	TypeChangeResolved:      2,
 	TypeDeploymentScheduled: 1,
 	TypeDeploymentSkipped:   1,
@@ -45,7 +45,8 @@ const (
 	SourceParameter = "parameter" // a /config parameter written outside Karma
 	SourceRuntime   = "runtime"   // a /runtime parameter changed (by a deployment or anyone)
 	SourceRequest   = "request"   // a change request (CLI propose-change, POST /request-change)
-	SourceDrift     = "drift"     // a corrective change set: Git's intent deployed again after drift
+	SourceRollback  = "rollback"  // a deployment's config deployed again (karma rollback), since v4
+	SourceDrift     = "drift"     // a corrective change set: Git's intent deployed again after drift, since v4
 )
 
 // Cause kinds: what a deployment was caused by.
@@ -55,6 +56,8 @@ const (
 	CauseRequest    = "request"    // id = change request id
 	CauseDeployment = "deployment" // id = upstream deployment id
 	CauseRetry      = "retry"      // id = the failed deployment this one runs again (karma retry)
+	CauseRollback   = "rollback"   // id = the deployment whose config this one deploys again (karma rollback)
+	CausePromotion  = "promotion"  // id = the change set of the previous environment whose success promoted the change
 	CauseDrift      = "drift"      // id = the drift event a corrective change set puts right
 )
 
@@ -73,107 +76,6 @@ type Cause struct {
 	ID   string `json:"id"`
 	// Keys are the changed runtime keys that reached the dependent (kind deployment).
 	Keys []string `json:"keys,omitzero"` // [] = none changed; absent = not applicable
-}
-
-// ChangeDetected (change.detected v3) is the root of a change set: what changed and where it came
-// from. v1 had a single component and no ChangeSetID; v2 had no truncated pushes and carried a
-// change request's configs instead of its commit; both are upcast on decode.
-type ChangeDetected struct {
-	ChangeSetID string `json:"change_set_id"` // unique per root change: the id of this message
-	Source      string `json:"source"`        // Source*
-	// Components changed directly (source request, parameter, runtime).
-	Components []ComponentRef `json:"components"`
-	// Files are the repository paths a commit changed (source git); resolve maps them to every
-	// component whose layers include them (base layer and extends templates included). An
-	// envelope with no env concerns every environment the files touch.
-	Files []string `json:"files,omitempty"`
-	// Truncated: the push's payload did not list every file (a cap on commits or file lists);
-	// resolve lists them by diffing Commit.Before..Commit.SHA in the repository.
-	Truncated bool `json:"truncated,omitempty"`
-	// Commit is the commit whose tree is deployed: set for SourceGit, and for SourceRequest
-	// (the commit the request became). Other sources deploy the deploy branch's head.
-	Commit *Commit `json:"commit,omitempty"`
-	// Parameter is set for SourceParameter and SourceRuntime.
-	Parameter *ParameterVersion `json:"parameter,omitempty"`
-	// ChangedKeys are the runtime keys that changed (SourceRuntime); nil = unknown, all keys.
-	ChangedKeys []string `json:"changed_keys,omitzero"`
-	// Request is set for SourceRequest: the proposed config (resolved env file) per component.
-	Request *ChangeRequest `json:"request,omitempty"`
-	// Removed lists components whose config.json was deleted: destroys, held unless policy allows.
-	Removed []ComponentRef `json:"removed,omitempty"`
-	// Drift lists the drift events (drift.detected's drift_id) a corrective change set puts
-	// right (SourceDrift): its root causes. Added to v3 with the source; see docs/messages.md.
-	Drift []string `json:"drift,omitempty"`
-	// AutoApprove: plans may be applied without review.
-	AutoApprove bool `json:"auto_approve"`
-}
-
-// ChangeDetectedV1 is the first version: one component, no change set id or removals.
-type ChangeDetectedV1 struct {
-	Source      string            `json:"source"`
-	Component   ComponentRef      `json:"component"`
-	Commit      *CommitV2         `json:"commit,omitempty"`
-	Parameter   *ParameterVersion `json:"parameter,omitempty"`
-	ChangedKeys []string          `json:"changed_keys,omitempty"`
-	AutoApprove bool              `json:"auto_approve"`
-}
-
-// ChangeDetectedV2 is the second version: no truncated pushes, a request's configs instead of
-// its commit.
-type ChangeDetectedV2 struct {
-	ChangeSetID string            `json:"change_set_id"`
-	Source      string            `json:"source"`
-	Components  []ComponentRef    `json:"components"`
-	Files       []string          `json:"files,omitempty"`
-	Commit      *CommitV2         `json:"commit,omitempty"`
-	Parameter   *ParameterVersion `json:"parameter,omitempty"`
-	ChangedKeys []string          `json:"changed_keys,omitzero"`
-	Request     *ChangeRequestV2  `json:"request,omitempty"`
-	Removed     []ComponentRef    `json:"removed,omitempty"`
-	AutoApprove bool              `json:"auto_approve"`
-}
-
-// Commit identifies a Git commit.
-type Commit struct {
-	SHA     string `json:"sha"`
-	Author  string `json:"author"`
-	Message string `json:"message,omitempty"`
-	Branch  string `json:"branch,omitempty"`
-	Repo    string `json:"repo,omitempty"`
-	// Before is the branch's commit before the push ("" or zeros: a new branch); set with
-	// Truncated.
-	Before string `json:"before,omitempty"`
-}
-
-// CommitV2 is Commit as change.detected v1 and v2 carry it.
-type CommitV2 struct {
-	SHA     string `json:"sha"`
-	Author  string `json:"author"`
-	Message string `json:"message,omitempty"`
-	Branch  string `json:"branch,omitempty"`
-	Repo    string `json:"repo,omitempty"`
-}
-
-// ParameterVersion identifies one version of one parameter.
-type ParameterVersion struct {
-	Name    string `json:"name"`
-	Version int64  `json:"version"`
-	// ModifiedBy is the LastModifiedUser Parameter Store reports, when known.
-	ModifiedBy string `json:"modified_by,omitempty"`
-}
-
-// ChangeRequest is a proposed config change. Since v3 the proposed files are in the request's
-// commit (change.detected's Commit); Configs is set only by requests upcast from v2, which
-// resolve builds as overrides of the deploy branch's head.
-type ChangeRequest struct {
-	ID      string            `json:"id"`
-	Configs map[string]string `json:"configs,omitempty"` // "<type>/<nickname>" -> new env-file JSON
-}
-
-// ChangeRequestV2 is ChangeRequest as change.detected v2 carries it.
-type ChangeRequestV2 struct {
-	ID      string            `json:"id"`
-	Configs map[string]string `json:"configs"`
 }
 
 // ChangeResolved (change.resolved v2): the impact of a change set — everything that may be

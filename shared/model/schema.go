@@ -121,3 +121,15 @@ func (r *Repo) validateSchema(typ string, cfg map[string]any) Diagnostics {
 	leaves(ve.BasicOutput())
 	return out
 }
+
+// ValidateConfig checks a resolved config (compact JSON, as Component.Resolved holds it) against
+// its type's schema in this repository: for instance another commit's config against today's
+// schema (a rollback). No schema: no problem.
+func (r *Repo) ValidateConfig(typ string, resolved []byte) Diagnostics {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(resolved))
+	cfg, ok := doc.(map[string]any)
+	if err != nil || !ok {
+		return Diagnostics{{Severity: SevError, Code: CodeSchema, Message: fmt.Sprintf("the config is not a JSON object: %v", err)}}
+	}
+	return r.validateSchema(typ, cfg)
+}

@@ -39,6 +39,9 @@ type Settings struct {
 	// References are the reference rules (rules.go). Defaults merges them with
 	// DefaultReferenceRules: a rule here replaces the default of the same name.
 	References *ReferenceRules `json:"references,omitempty"`
+	// Promotion is the order changes flow through environments, with each one's soak and
+	// approval gates (promotion.go). Empty: every environment a commit concerns deploys at once.
+	Promotion PromotionOrder `json:"promotion,omitempty"`
 }
 
 var (
@@ -87,6 +90,7 @@ func (s Settings) Validate() error {
 			v.bad("/aliases/"+escapePointer(k), "%q maps to %q, which is not a component type name", k, t)
 		}
 	}
+	v.errs = append(v.errs, s.Promotion.validate()...)
 	return errors.Join(append(v.errs, s.References.validate()...)...)
 }
 

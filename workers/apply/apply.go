@@ -111,7 +111,7 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 	if err != nil {
 		return fail(err)
 	}
-	ws, err := w.Workspaces.For(ctx, p.Component, cs.Commit, cfg.Config)
+	ws, err := w.Workspaces.For(ctx, p.Component, cs.ModuleCommit(p.Component), cfg.Config)
 	if err != nil {
 		if pipeline.IsTransient(err) {
 			return nil, err // the repository could not be reached: retried, then dead-lettered

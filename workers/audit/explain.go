@@ -38,8 +38,10 @@ type explained struct {
 	Request    *struct {
 		ID string `json:"id"`
 	} `json:"request"`
-	Reason string `json:"reason"` // deployment.skipped, drift.detected
-	Detail string `json:"detail"`
+	Rollback  *message.Rollback  `json:"rollback"`  // change.detected v4
+	Promotion *message.Promotion `json:"promotion"` // change.detected v4
+	Reason    string             `json:"reason"`    // deployment.skipped, drift.detected
+	Detail    string             `json:"detail"`
 	// drift.detected; change.detected of a corrective change set (drift ids)
 	DriftID string   `json:"drift_id"`
 	Kind    string   `json:"kind"`
@@ -112,6 +114,10 @@ func (p explained) cause(typ string) string {
 		return causes(p.CausedBy)
 	case len(p.RootCauses) > 0:
 		return causes(p.RootCauses)
+	case p.Rollback != nil:
+		return rollbackTo(p.Rollback.DeploymentID, p.Rollback.Commit)
+	case p.Promotion != nil && p.Commit != nil:
+		return promotedFrom(*p.Promotion) + ", " + commit(p.Commit.SHA, p.Commit.Message)
 	case p.Commit != nil:
 		return commit(p.Commit.SHA, p.Commit.Message)
 	case p.Parameter != nil:
@@ -143,11 +149,34 @@ func causes(cs []message.Cause) string {
 			if len(c.Keys) > 0 {
 				out[i] += " (keys " + strings.Join(c.Keys, ", ") + ")"
 			}
+		case message.CauseRollback:
+			out[i] = rollbackTo(c.ID, "")
+		case message.CausePromotion:
+			out[i] = "promoted from " + c.ID
 		default:
 			out[i] = strings.TrimSpace(c.Kind + " " + c.ID)
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+func rollbackTo(dep, sha string) string {
+	if sha == "" {
+		return "rollback to " + dep
+	}
+	return "rollback to " + dep + " (" + commit(sha, "") + ")"
+}
+
+// promotedFrom: "promoted from <change set> (dev, soak of 30m skipped by grace: why)".
+func promotedFrom(p message.Promotion) string {
+	s := "promoted from " + p.From + " (" + p.FromEnv
+	switch {
+	case p.SoakSkipped != nil:
+		s += fmt.Sprintf(", soak skipped by %s: %s", p.SoakSkipped.By, firstLine(p.SoakSkipped.Reason, 60))
+	case p.Soak != "":
+		s += ", after a soak of " + p.Soak
+	}
+	return s + ")"
 }
 
 func commit(sha, msg string) string {

@@ -39,6 +39,15 @@ func TestExplain(t *testing.T) {
 	drift.Type, drift.Payload = message.TypeDriftDetected, []byte(`{"drift_id":"drift-4f1c9e20b7a35d68","component":"prod/vpc/core","kind":"runtime",`+
 		`"reason":"differs","detail":"/iac/vpc/core/runtime version 5 is not what Karma published","commit":"`+sha1+`",`+
 		`"parameter":{"name":"/iac/vpc/core/runtime","version":5},"action":"report"}`)
+	rolledBack := msgs[0]
+	rolledBack.Payload = []byte(`{"change_set_id":"x","source":"rollback","components":[{"type":"vpc","nickname":"core"}],"auto_approve":false,` +
+		`"rollback":{"deployment_id":"dep-0123456789abcdef","change_set_id":"y","commit":"` + sha1 + `","config_hash":"h"}}`)
+	promoted := withMessage
+	promoted.Payload = []byte(`{"change_set_id":"x","source":"git","components":[],"commit":{"sha":"` + sha1 + `","author":"Ada"},"auto_approve":false,` +
+		`"promotion":{"from":"x/dev","from_env":"dev","soak":"30m","soak_skipped":{"by":"grace","reason":"verified by hand\nin dev"}}}`)
+	rollbackCause := wt.FixedDerive(t, msgs[1], 11, message.TypeDeploymentScheduled, "deployment.scheduled:z",
+		message.DeploymentScheduled{DeploymentID: "dep-3", Component: "prod/vpc/core",
+			CausedBy: []message.Cause{{Kind: message.CauseRollback, ID: "dep-0123456789abcdef"}}})
 	newer := msgs[5]
 	newer.Type, newer.Payload = "deployment.verified", []byte(`{"verdict":"ok"}`)
 	git := "Ada Lovelace <ada@example.com> (git)"
@@ -51,6 +60,10 @@ func TestExplain(t *testing.T) {
 		{"change.detected with the commit's subject", withMessage, auditw.Explanation{Author: git, Cause: `commit 512423cb3a48 "Widen the VPC"`}},
 		{"change.detected from a parameter", param, auditw.Explanation{Author: git, Cause: "parameter /iac/vpc/core/runtime@3"}},
 		{"change.detected from a request", request, auditw.Explanation{Author: git, Cause: "request req-7"}},
+		{"change.detected of a rollback", rolledBack, auditw.Explanation{Author: git, Cause: "rollback to dep-0123456789abcdef (commit 512423cb3a48)"}},
+		{"change.detected of a promotion", promoted, auditw.Explanation{Author: git,
+			Cause: "promoted from x/dev (dev, soak skipped by grace: verified by hand), commit 512423cb3a48"}},
+		{"deployment.scheduled by a rollback", rollbackCause, auditw.Explanation{Author: git, Cause: "rollback to dep-0123456789abcdef"}},
 		{"change.resolved", msgs[1], auditw.Explanation{Author: git, Cause: "commit 512423cb3a48"}},
 		{"deployment.scheduled", msgs[2], auditw.Explanation{Author: git, Cause: "commit 512423cb3a48"}},
 		{"deployment.scheduled by an upstream deployment", dependent, auditw.Explanation{Author: git, Cause: "deployment dep-1 (keys vpc_id, subnets)"}},

@@ -57,7 +57,7 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 	if err != nil {
 		return fail(fmt.Errorf("resolving references: %w", err))
 	}
-	ws, err := w.Workspaces.For(ctx, p.Component, cs.Commit, cfg.Config)
+	ws, err := w.Workspaces.For(ctx, p.Component, cs.ModuleCommit(p.Component), cfg.Config)
 	if err != nil {
 		if pipeline.IsTransient(err) {
 			return nil, err // the repository could not be reached: retried, then dead-lettered

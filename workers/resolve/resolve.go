@@ -38,6 +38,8 @@ type Graphs interface {
 	Build(ctx context.Context, env, commit string, overrides map[string][]byte) (*model.Result, error)
 	// Environments lists every environment of the repository at a commit.
 	Environments(ctx context.Context, commit string) ([]string, error)
+	// SettingsAt reads the repository's settings (karma.json) at a commit.
+	SettingsAt(ctx context.Context, commit string) (model.Settings, error)
 }
 
 // Commits is what resolve asks of the config repository's history.
@@ -102,9 +104,16 @@ func (w *Worker) detected(ctx context.Context, in message.Envelope) ([]message.E
 	if err != nil {
 		return nil, err
 	}
+	promo, err := w.promotionOf(ctx, commit, p)
+	if err != nil {
+		return nil, err
+	}
+	if in.Env == "" {
+		envs = promo.startNow(envs)
+	}
 	var out []message.Envelope
 	for _, env := range envs {
-		msgs, err := w.resolveEnv(ctx, in, p, env, commit)
+		msgs, err := w.resolveEnv(ctx, in, p, env, commit, promo)
 		if err != nil {
 			return nil, err
 		}
@@ -149,39 +158,13 @@ func (w *Worker) envsOf(ctx context.Context, env, commit string, p message.Chang
 	if env != "" {
 		return []string{env}, nil
 	}
-	all, err := w.Graphs.Environments(ctx, commit)
-	if err != nil {
-		return nil, pipeline.Transient(err)
-	}
-	set := map[string]bool{}
-	for _, f := range p.Files {
-		parts := strings.Split(f, "/")
-		switch {
-		case len(parts) > 1 && parts[0] == "iac" && parts[1] == model.BaseEnv:
-			for _, e := range all {
-				set[e] = true
-			}
-		case len(parts) > 1 && parts[0] == "iac":
-			set[parts[1]] = true
-		default: // account_environments/ or a module: every environment may be concerned
-			for _, e := range all {
-				set[e] = true
-			}
-		}
-	}
-	var out []string
-	for _, e := range all {
-		if set[e] {
-			out = append(out, e)
-		}
-	}
-	return out, nil
+	return w.concerned(ctx, commit, p.Files)
 }
 
-func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.ChangeDetected, env, commit string) ([]message.Envelope, error) {
+func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.ChangeDetected, env, commit string, promo *promotionPlan) ([]message.Envelope, error) {
 	csID := p.ChangeSetID
-	if in.Env == "" {
-		csID += "/" + env
+	if in.Env == "" || p.Promotion != nil {
+		csID += "/" + env // one change set per environment of the change
 	}
 	if existing, err := w.ChangeSets.Get(ctx, csID); err == nil {
 		return w.announce(ctx, in, existing, true) // redelivery: publish what is not yet published
@@ -208,14 +191,14 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 	if cs.Approved {
 		cs.ApprovedBy = "auto-approve"
 	}
-	if errs := res.Diagnostics.Errors(); len(errs) > 0 {
-		cs.Rejected = rejection(errs)
-	} else if err := w.plan(ctx, cs, res, p, env); err != nil {
+	promo.apply(cs, env, p)
+	if err := w.build(ctx, cs, res, p, env); err != nil {
 		return nil, err
 	}
 	if err := w.queue(ctx, cs); err != nil {
 		return nil, err
 	}
+	cs.SettlePromotion(w.now()) // nothing to deploy here: promoted at once
 	if _, err := w.ChangeSets.Create(ctx, cs); err != nil {
 		return nil, err
 	}
@@ -225,7 +208,33 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 			return nil, err
 		}
 	}
-	return w.announce(ctx, in, cs, true)
+	out, err := w.announce(ctx, in, cs, true)
+	if err != nil {
+		return nil, err
+	}
+	promoted, err := w.promote(ctx, in, cs)
+	return append(out, promoted...), err
+}
+
+// build fills the change set from the graph, or rejects it: an invalid repository, a rollback
+// that can no longer be applied (rollback.go).
+func (w *Worker) build(ctx context.Context, cs *changeset.ChangeSet, res *model.Result, p message.ChangeDetected, env string) error {
+	if errs := res.Diagnostics.Errors(); len(errs) > 0 {
+		cs.Rejected = rejection(errs)
+		return nil
+	}
+	if p.Rollback == nil {
+		return w.plan(ctx, cs, res, p, env)
+	}
+	target, err := w.rollbackTarget(ctx, cs, res, p, env)
+	if err != nil || cs.Rejected != "" {
+		return err
+	}
+	if err := w.plan(ctx, cs, res, p, env); err != nil || cs.Rejected != "" {
+		return err
+	}
+	rollbackRoot(cs, target)
+	return nil
 }
 
 func rejection(errs model.Diagnostics) string {
@@ -245,6 +254,8 @@ func rejection(errs model.Diagnostics) string {
 
 func rootCauses(p message.ChangeDetected) []message.Cause {
 	switch {
+	case p.Rollback != nil:
+		return []message.Cause{{Kind: message.CauseRollback, ID: p.Rollback.DeploymentID}}
 	case p.Source == message.SourceDrift && len(p.Drift) > 0:
 		out := make([]message.Cause, len(p.Drift))
 		for i, id := range p.Drift {

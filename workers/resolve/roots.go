@@ -136,7 +136,13 @@ func driftRoots(g *graph.Graph, p message.ChangeDetected, env string) ([]int32, 
 // settle applies a deployment outcome to its change set and announces what became ready; a
 // change set that is done releases the change sets queued behind it.
 func (w *Worker) settle(ctx context.Context, in message.Envelope, csID string, fn func(*changeset.ChangeSet) error) ([]message.Envelope, error) {
-	cs, err := w.ChangeSets.Update(ctx, csID, fn)
+	cs, err := w.ChangeSets.Update(ctx, csID, func(cs *changeset.ChangeSet) error {
+		if err := fn(cs); err != nil {
+			return err
+		}
+		cs.SettlePromotion(w.now()) // succeeded: the next environment is due after the soak
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -144,8 +150,12 @@ func (w *Worker) settle(ctx context.Context, in message.Envelope, csID string, f
 	if err != nil || !cs.Done() {
 		return out, err
 	}
+	promoted, err := w.promote(ctx, in, cs)
+	if err != nil {
+		return nil, err
+	}
 	released, err := w.release(ctx, in, cs)
-	return append(out, released...), err
+	return append(append(out, promoted...), released...), err
 }
 
 // announce turns the change set's unpublished decisions into messages and marks them published

@@ -20,6 +20,7 @@ import (
 	"github.com/usekarma/karma/shared/api"
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/lineage"
+	"github.com/usekarma/karma/shared/promotion"
 )
 
 // Client is a Karma server's API.
@@ -154,6 +155,28 @@ func (c *Client) Deployment(ctx context.Context, id string) (*api.DeploymentDeta
 func (c *Client) Lineage(ctx context.Context, id string) (*lineage.Step, error) {
 	var s lineage.Step
 	return &s, c.get(ctx, "/deployments/"+esc(id)+"/lineage", nil, &s)
+}
+
+// Rollback is POST /deployments/{id}/rollback: roll back to deployment id.
+func (c *Client) Rollback(ctx context.Context, id string) (*api.RollbackCreated, error) {
+	var out api.RollbackCreated
+	return &out, c.do(ctx, http.MethodPost, "/deployments/"+esc(id)+"/rollback", nil, nil, &out)
+}
+
+// Promotion is GET /changes/{id}/promotion.
+func (c *Client) Promotion(ctx context.Context, id string) (*promotion.Report, error) {
+	var r promotion.Report
+	return &r, c.get(ctx, "/changes/"+esc(id)+"/promotion", nil, &r)
+}
+
+// Promote is POST /changes/{id}/promote; reason ends a soak ("" otherwise).
+func (c *Client) Promote(ctx context.Context, id, reason string) (*api.PromoteReply, error) {
+	var out api.PromoteReply
+	var body any
+	if reason != "" {
+		body = api.PromoteRequest{Reason: reason}
+	}
+	return &out, c.do(ctx, http.MethodPost, "/changes/"+esc(id)+"/promote", nil, body, &out)
 }
 
 func (c *Client) get(ctx context.Context, path string, q url.Values, out any) error {

@@ -113,7 +113,7 @@ func newServer(t *testing.T) *server {
 	auth, err := api.ParseTokens([]byte("cli sha256:" + api.HashToken(token) + " read,write,approve\n"))
 	must(err)
 	h, err := api.New(api.Config{Graphs: &api.HeadGraphs{Repo: src}, ChangeSets: changeSets, Lineage: lin, Audit: auditLog,
-		Publisher: pipeline.QueuePublisher{Queue: s.q}, Auth: auth, Proposals: src, Writer: &configrepo.Writer{Repo: repo, Mode: configrepo.WriteBranch},
+		Publisher: pipeline.QueuePublisher{Queue: s.q}, Auth: auth, Proposals: src, Writer: &configrepo.Writer{Repo: repo, Mode: configrepo.WriteBranch}, Rollbacks: src,
 		Params: func(env string) (api.ParamReader, error) { return paramsFor(env) }})
 	must(err)
 	ts := httptest.NewServer(http.StripPrefix("/karma", h)) // behind a path prefix, as a proxy may put it
@@ -204,6 +204,16 @@ func TestClientAgainstARealServer(t *testing.T) {
 	}
 	if step, err := c.Lineage(ctx, dep); err != nil || len(step.Causes) != 1 || step.Causes[0].Change == nil {
 		t.Fatalf("Lineage: %+v, %v", step, err)
+	}
+	// Rolling back to what runs now is refused; the change has no promotion (one environment).
+	if _, err := c.Rollback(ctx, dep); !client.IsStatus(err, http.StatusConflict) || !strings.Contains(err.Error(), "runs now") {
+		t.Fatalf("Rollback to what runs now: %v", err)
+	}
+	if _, err := c.Promotion(ctx, created.ChangeID); !client.IsStatus(err, http.StatusNotFound) {
+		t.Fatalf("Promotion of a change of one environment: %v", err)
+	}
+	if _, err := c.Promote(ctx, created.ChangeID, "why"); !client.IsStatus(err, http.StatusNotFound) {
+		t.Fatalf("Promote of a change of one environment: %v", err)
 	}
 	// The log, page by page.
 	var n int

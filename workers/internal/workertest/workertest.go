@@ -225,6 +225,11 @@ func (g RepoGraphs) Diff(context.Context, string, string) ([]model.ChangedFile, 
 	return nil, errors.New("workertest: a folder has no history to diff")
 }
 
+// SettingsAt reads the folder's karma.json, whatever the commit asked for.
+func (g RepoGraphs) SettingsAt(context.Context, string) (model.Settings, error) {
+	return model.LoadSettings(g.Root, model.Settings{})
+}
+
 func (g RepoGraphs) Environments(ctx context.Context, _ string) ([]string, error) {
 	repo, err := model.Load(g.Root, model.LoadOptions{})
 	if err != nil {

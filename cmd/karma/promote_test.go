@@ -1,0 +1,166 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usekarma/karma/shared/changeset"
+)
+
+// promoteCommit commits, on the deployed demo repository, the promotion order and a change of
+// the vpc base layer (dev and prod both get it), and ingests it auto-approved; it returns the
+// change id.
+func promoteCommit(t *testing.T, g *globals, order string, edit func()) string {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(g.repo, "karma.json"), []byte(`{"prefix": "/iac", "modules_dir": "components", "promotion": `+order+`}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	editJSON(t, filepath.Join(g.repo, "iac", "_base", "vpc", "core", "config.json"), func(d map[string]any) { d["enable_ssm_endpoints"] = true })
+	if edit != nil {
+		edit()
+	}
+	commitAs(t, g.repo, "Ada", "vpc: SSM endpoints, dev first")
+	out := runIn(t, g, 0, "ingest", "commit", "--auto-approve")
+	m := regexp.MustCompile(`-> change (\S+) queued`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no change id in %s", out)
+	}
+	return m[1]
+}
+
+func deployedDemo(t *testing.T) *globals {
+	t.Helper()
+	repo, state := demoRepo(t)
+	g := &globals{paramsBackend: "embedded", repo: repo, stateDir: state}
+	runIn(t, g, 0, "ingest", "commit", "--auto-approve")
+	runIn(t, g, 0, "apply", "--auto-approve")
+	return g
+}
+
+func changeSetByID(t *testing.T, state, id string) *changeset.ChangeSet {
+	t.Helper()
+	for _, cs := range changeSets(t, state) {
+		if cs.ID == id {
+			return cs
+		}
+	}
+	return nil
+}
+
+func ssmEndpoints(t *testing.T, cs *changeset.ChangeSet, comp string) bool {
+	t.Helper()
+	n := cs.Nodes[comp]
+	if n == nil || n.Outcome == nil {
+		t.Fatalf("%s did not apply %s", cs.ID, comp)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(n.Outcome.Config, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg["enable_ssm_endpoints"] == true
+}
+
+// dev → prod with a soak of 300 ms in dev and an approval gate in prod: the commit deploys in
+// dev; prod starts only once the soak is over (at the next karma plan) and waits for its
+// approval although the commit was auto-approved; karma promote approves it; the lineage says
+// "promoted from" dev's change set.
+func TestPromotionDevToProdWithSoakAndApproval(t *testing.T) {
+	needTerraform(t)
+	g := deployedDemo(t)
+	change := promoteCommit(t, g, `[{"env": "dev", "soak": "300ms"}, {"env": "prod", "approval": true}]`, nil)
+	devID, prodID := change+"/dev", change+"/prod"
+	out := runIn(t, g, 0, "apply", "--auto-approve")
+	mustContain(t, "apply in dev", out, "change "+devID+" [dev]", "promotion: soaking until ")
+	if cs := changeSetByID(t, g.stateDir, prodID); cs != nil {
+		t.Fatalf("prod started with dev: %s", changeState(cs))
+	}
+	mustContain(t, "status while soaking", runIn(t, g, 0, "promote", "status", change),
+		"> dev      soaking ", "soak of 300ms, until ", "  prod     waiting ", "karma promote "+change+" --reason")
+
+	dev := changeSetByID(t, g.stateDir, devID)
+	if !ssmEndpoints(t, dev, "dev/vpc/core") || dev.Promotion.DueAt.IsZero() {
+		t.Fatalf("dev: %s, due %v", changeState(dev), dev.Promotion.DueAt)
+	}
+	time.Sleep(time.Until(dev.Promotion.DueAt)) // the soak, as configured
+	out = runIn(t, g, 0, "plan")
+	mustContain(t, "plan after the soak", out, "promotion: "+devID+" succeeded (its soak is over) -> change set "+prodID+" starts in prod",
+		"change "+prodID+" [prod] git:", "waiting for approval")
+	prod := changeSetByID(t, g.stateDir, prodID)
+	if prod == nil || prod.PromotedFrom != devID || prod.AutoApprove || prod.Approved || prod.CreatedAt.Before(dev.Promotion.DueAt) {
+		t.Fatalf("prod: %+v; want promoted from dev after the soak (%v), waiting for an approval", prod, dev.Promotion.DueAt)
+	}
+	mustContain(t, "status at prod's gate", runIn(t, g, 0, "promote", "status", change),
+		"  dev      applied ", "> prod     approval ", "wait for an approval", "next: karma promote "+change)
+
+	mustContain(t, "a reason where there is no soak", runIn(t, g, 2, "promote", change, "--reason", "x"),
+		"--reason ends a soak, and change "+change+" is not soaking: in prod it is approval")
+	out = runIn(t, g, 0, "promote", change, "--auto-approve", "--as", "grace")
+	mustContain(t, "promote through the approval", out, "plans of change "+prodID, "prod/vpc/core", "the promotion is complete")
+	prod = changeSetByID(t, g.stateDir, prodID)
+	if !ssmEndpoints(t, prod, "prod/vpc/core") || prod.ApprovedBy != "grace" {
+		t.Errorf("prod: %s, approved by %q", changeState(prod), prod.ApprovedBy)
+	}
+	mustContain(t, "lineage", runIn(t, g, 0, "lineage", "vpc/core", "--env", "prod"),
+		"<- promoted from change set "+devID+" [dev], which applied successfully", "<- root: commit ")
+	mustContain(t, "audit", runIn(t, g, 0, "audit", "log", "--correlation", change),
+		"promoted from "+devID+" (dev, after a soak of 300ms)")
+}
+
+// A soak is ended early only with a reason, recorded with who gave it.
+func TestPromoteEndsASoakWithAReason(t *testing.T) {
+	needTerraform(t)
+	g := deployedDemo(t)
+	change := promoteCommit(t, g, `[{"env": "dev", "soak": "1h"}, {"env": "prod"}]`, nil)
+	runIn(t, g, 0, "apply", "--auto-approve")
+	mustContain(t, "promote without a reason", runIn(t, g, 2, "promote", change), "soaks in dev until", "--reason says why")
+	out := runIn(t, g, 0, "promote", change, "--reason", "verified in dev by hand", "--as", "grace")
+	mustContain(t, "promote with a reason", out, "soak ended early by grace: verified in dev by hand", "the promotion is complete")
+	if !ssmEndpoints(t, changeSetByID(t, g.stateDir, change+"/prod"), "prod/vpc/core") {
+		t.Error("prod did not deploy the change")
+	}
+	mustContain(t, "audit", runIn(t, g, 0, "audit", "log", "--correlation", change), "soak skipped by grace: verified in dev by hand")
+}
+
+// A failure in dev stops the promotion there: prod never starts, status and promote say where
+// and why; once the failure is run again successfully, the promotion goes on.
+func TestAFailureInDevStopsThePromotion(t *testing.T) {
+	needTerraform(t)
+	g := deployedDemo(t)
+	flag := filepath.Join(t.TempDir(), "quota-exceeded")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	change := promoteCommit(t, g, `[{"env": "dev"}, {"env": "prod"}]`, func() {
+		module := filepath.Join(g.repo, "components", "vpc", "main.tf")
+		src, _ := os.ReadFile(module)
+		failing := strings.ReplaceAll(quotaModule, "[local.zone_id, try(var.config.comment, \"\")]", "[try(var.config.quota_flag, \"\")]")
+		os.WriteFile(module, append(src, failing...), 0o644)
+		editJSON(t, filepath.Join(g.repo, "components", "vpc", "config.schema.json"), func(d map[string]any) {
+			d["properties"].(map[string]any)["quota_flag"] = map[string]any{"type": "string"}
+		})
+		editJSON(t, filepath.Join(g.repo, "iac", "dev", "vpc", "core", "config.json"), func(d map[string]any) { d["quota_flag"] = flag })
+	})
+	devID := change + "/dev"
+	runIn(t, g, 1, "apply", "--auto-approve")
+	failed := changeSetByID(t, g.stateDir, devID).Nodes["dev/vpc/core"]
+	if failed.State != changeset.Failed {
+		t.Fatalf("dev/vpc/core %s, want failed", failed.State)
+	}
+	where := "in dev: dev/vpc/core failed (" + failed.DeploymentID + "): apply: terraform apply dev/vpc/core: exit status 1"
+	mustContain(t, "status", runIn(t, g, 0, "promote", "status", change), "> dev      stopped ", "  prod     not reached ",
+		"the promotion stopped "+where)
+	mustContain(t, "promote", runIn(t, g, 1, "promote", change), "the promotion stopped "+where)
+	runIn(t, g, 0, "plan")
+	if changeSetByID(t, g.stateDir, change+"/prod") != nil {
+		t.Fatal("prod started after a failure in dev")
+	}
+	os.Remove(flag)
+	runIn(t, g, 0, "retry", failed.DeploymentID)
+	runIn(t, g, 0, "apply", "--auto-approve")
+	mustContain(t, "status after the retry", runIn(t, g, 0, "promote", "status", change), "the promotion is complete")
+}

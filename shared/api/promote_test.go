@@ -1,0 +1,113 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/gitrepo/gittest"
+	"github.com/usekarma/karma/shared/lineage"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/promotion"
+)
+
+// A change through dev (an hour's soak) and prod (an approval gate), moved gate by gate through
+// the API: dev's approval, the soak ended with a reason, prod's approval; then nothing is left.
+func TestPromoteThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	gittest.Git(t, h.origin.Work, "pull", "-q", "origin", "main")
+	sha := h.origin.Commit(t, "vpc: SSM endpoints, dev first", map[string]string{
+		"karma.json":                     `{"prefix": "/iac", "modules_dir": "components", "promotion": [{"env": "dev", "soak": "1h"}, {"env": "prod", "approval": true}]}`,
+		"iac/_base/vpc/core/config.json": `{"cidr": "10.0.0.0/16", "az_count": 2, "enable_ssm_endpoints": true}`,
+	})
+	change := strings.TrimSuffix(h.push(sha, "karma.json", "iac/_base/vpc/core/config.json"), "/prod")
+	h.runUntilIdle()
+	id := url.PathEscape(change)
+	status := func(want ...string) promotion.Report {
+		t.Helper()
+		var r promotion.Report
+		h.call("GET", "/changes/"+id+"/promotion", "reader", nil).want(http.StatusOK).decode(&r)
+		var got []string
+		for _, s := range r.Steps {
+			got = append(got, s.Env+":"+s.State)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("promotion %v, want %v (%+v)", got, want, r)
+		}
+		return r
+	}
+	promote := func(body any, moved string) {
+		t.Helper()
+		var reply PromoteReply
+		h.call("POST", "/changes/"+id+"/promote", "approver", body).want(http.StatusOK).decode(&reply)
+		if reply.Moved != moved {
+			t.Fatalf("moved %q, want %q", reply.Moved, moved)
+		}
+		h.runUntilIdle()
+	}
+	status("dev:approval", "prod:waiting")
+	p := h.call("POST", "/changes/"+id+"/promote", "approver", map[string]any{"reason": "x"}).want(http.StatusUnprocessableEntity).problem()
+	if !slices.Equal(p.pointers(), []string{"/reason"}) {
+		t.Errorf("a reason where nothing soaks: %+v", p)
+	}
+	promote(nil, "approval")
+	soaking := status("dev:soaking", "prod:waiting")
+	if soaking.Steps[0].Until.IsZero() {
+		t.Error("the soak's end is not said")
+	}
+	p = h.call("POST", "/changes/"+id+"/promote", "approver", map[string]any{}).want(http.StatusUnprocessableEntity).problem()
+	if !slices.Equal(p.pointers(), []string{"/reason"}) || !strings.Contains(p.Detail, "soaks in dev until") {
+		t.Errorf("ending a soak without a reason: %+v", p)
+	}
+	promote(map[string]any{"reason": "verified in dev by hand"}, "soak")
+	status("dev:applied", "prod:approval")
+	prod, err := h.changeSets.Get(t.Context(), change+"/prod")
+	if err != nil || prod.PromotedFrom != change+"/dev" || prod.AutoApprove {
+		t.Fatalf("prod: %+v, %v", prod, err)
+	}
+	promote(nil, "approval")
+	final := status("dev:applied", "prod:applied")
+	if !final.Complete() {
+		t.Errorf("not complete: %+v", final)
+	}
+	p = h.call("POST", "/changes/"+id+"/promote", "approver", nil).want(http.StatusConflict).problem()
+	if !strings.Contains(p.Detail, "complete") {
+		t.Errorf("promoting a complete change: %s", p.Detail)
+	}
+
+	// prod's deployment says where it was promoted from; the soak's early end is recorded.
+	prod, _ = h.changeSets.Get(t.Context(), change+"/prod")
+	n := prod.Nodes["prod/vpc/core"]
+	var step lineage.Step
+	h.call("GET", "/deployments/"+n.DeploymentID+"/lineage", "reader", nil).want(http.StatusOK).decode(&step)
+	kinds := map[string]string{}
+	for _, c := range step.Causes {
+		kinds[c.Cause.Kind] = c.Cause.ID
+		if c.Cause.Kind == message.CausePromotion && (c.Change == nil || c.Change.Env != "dev") {
+			t.Errorf("the promotion cause does not lead to dev's change set: %+v", c)
+		}
+	}
+	if kinds[message.CauseCommit] != sha || kinds[message.CausePromotion] != change+"/dev" || n.State != changeset.Applied {
+		t.Errorf("prod/vpc/core %s, caused by %v", n.State, kinds)
+	}
+	dev, _ := h.changeSets.Get(t.Context(), change+"/dev")
+	if s := dev.Promotion.SoakSkipped; s == nil || s.By != "approver" || s.Reason != "verified in dev by hand" {
+		t.Errorf("the soak's early end: %+v", s)
+	}
+	promoted := 0
+	for _, rec := range logAll(t, h, "correlation="+url.QueryEscape(change), 50) {
+		if rec.Type == EntryPromoted && rec.Actor == "approver" {
+			promoted++
+		}
+	}
+	if promoted != 3 {
+		t.Errorf("%d promotions audited, want 3 (two approvals, one soak)", promoted)
+	}
+
+	h.call("GET", "/changes/nope/promotion", "reader", nil).want(http.StatusNotFound).problem()
+	h.call("POST", "/changes/nope/promote", "approver", nil).want(http.StatusNotFound).problem()
+}

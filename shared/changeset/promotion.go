@@ -1,0 +1,157 @@
+package changeset
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/usekarma/karma/shared/message"
+)
+
+// Promotions. A commit that concerns several environments of the promotion order (karma.json's
+// "promotion") runs in one of them at a time: in the first at once, in each next one only once
+// the previous change set succeeded (every component applied, or skipped because nothing it
+// consumes changed) and its soak has elapsed. The change set records where the change goes next
+// (Promotion) and, once it succeeded, from when (DueAt). Whoever finds a promotion due publishes
+// the next environment's change.detected — resolve at once when there is no soak; else karma
+// plan/apply/promote, karma serve's timer or the scheduled function (shared/promotion) — and
+// records it promoted. A failure, a rejection or a supersession stops the promotion where it
+// is; `karma retry` of a failure lets it go on once the change set succeeds after all.
+
+// Promotion is where a change goes after this change set.
+type Promotion struct {
+	Next string   `json:"next"`           // the next environment of the order
+	Then []string `json:"then,omitempty"` // the environments after Next, in order
+	// Soak is how long the change runs here, after applying, before Next starts.
+	Soak time.Duration `json:"soak,omitempty"`
+	// Files, Removed, Commit and AutoApprove are the change as the next environment receives it.
+	Files       []string               `json:"files,omitempty"`
+	Removed     []message.ComponentRef `json:"removed,omitempty"`
+	Commit      *message.Commit        `json:"commit,omitempty"`
+	AutoApprove bool                   `json:"auto_approve,omitempty"`
+	// DueAt is set once the change set succeeded: Next may start from then.
+	DueAt time.Time `json:"due_at,omitzero"`
+	// Soaked: something was applied here, so the change soaked (Soak) before DueAt.
+	Soaked bool `json:"soaked,omitempty"`
+	// SoakSkipped records who ended the soak early, and why.
+	SoakSkipped *message.GateSkip `json:"soak_skipped,omitempty"`
+	// PromotedAt is when the next environment's change was published.
+	PromotedAt time.Time `json:"promoted_at,omitzero"`
+}
+
+// Succeeded reports whether the change set is done and deployed everything it had to: no
+// component failed or was blocked, none was skipped for another reason than "nothing it consumes
+// changed" (or a held destroy), and it was neither rejected nor superseded.
+func (cs *ChangeSet) Succeeded() bool { return cs.Done() && cs.Stopped() == "" }
+
+// Stopped says why a change set that is done did not succeed, naming the components and their
+// deployments; "" when it succeeded or is not done.
+func (cs *ChangeSet) Stopped() string {
+	switch {
+	case cs.Rejected != "":
+		return "rejected: " + firstLine(cs.Rejected)
+	case cs.RejectedBy != "":
+		return "rejected by " + cs.RejectedBy + ": " + firstLine(cs.RejectReason)
+	case cs.SupersededBy != "":
+		return "superseded by " + cs.SupersededBy
+	case !cs.Done():
+		return ""
+	}
+	var why []string
+	for _, id := range cs.order() {
+		n := cs.Nodes[id]
+		switch {
+		case n.State == Failed:
+			why = append(why, fmt.Sprintf("%s failed (%s): %s", id, n.DeploymentID, firstLine(n.Detail)))
+		case n.State == Skipped && n.Reason != ReasonNoConsumedKey && n.Reason != ReasonDestroyHeld:
+			why = append(why, fmt.Sprintf("%s not deployed (%s): %s", id, n.Reason, firstLine(n.Detail)))
+		}
+	}
+	return strings.Join(why, "; ")
+}
+
+// SettlePromotion makes the promotion due once the change set succeeded: after the soak, or at
+// once when nothing was applied here (there is nothing to soak). It runs whenever the change set
+// changes and decides once.
+func (cs *ChangeSet) SettlePromotion(now time.Time) {
+	p := cs.Promotion
+	if p == nil || !p.DueAt.IsZero() || !cs.Succeeded() {
+		return
+	}
+	p.Soaked = cs.appliedAny() && p.Soak > 0
+	p.DueAt = now.UTC().Truncate(time.Millisecond)
+	if p.Soaked {
+		p.DueAt = p.DueAt.Add(p.Soak)
+	}
+}
+
+// PromotionDue reports whether the next environment's change is to be published now: the
+// change set succeeded, its soak elapsed (or was skipped), and it was not published yet.
+func (cs *ChangeSet) PromotionDue(now time.Time) bool {
+	p := cs.Promotion
+	if p == nil || p.DueAt.IsZero() || !p.PromotedAt.IsZero() {
+		return false
+	}
+	return p.SoakSkipped != nil || !now.Before(p.DueAt)
+}
+
+// NextChangeSetID is the change set the promotion creates in the next environment.
+func (cs *ChangeSet) NextChangeSetID() string {
+	if cs.Promotion == nil {
+		return ""
+	}
+	return cs.CorrelationID + "/" + cs.Promotion.Next
+}
+
+// ErrNoSoak refuses to skip a soak the change is not in.
+var ErrNoSoak = errors.New("changeset: not soaking")
+
+// SkipSoak ends a running soak early, recording who and why; the promotion is then due.
+func (cs *ChangeSet) SkipSoak(by, reason string, now time.Time) error {
+	p := cs.Promotion
+	switch {
+	case p == nil:
+		return fmt.Errorf("%w: change set %s promotes nowhere", ErrNoSoak, cs.ID)
+	case p.DueAt.IsZero():
+		return fmt.Errorf("%w: change set %s has not succeeded (yet)", ErrNoSoak, cs.ID)
+	case !p.PromotedAt.IsZero() || p.SoakSkipped != nil || !now.Before(p.DueAt):
+		return fmt.Errorf("%w: change set %s's soak is over", ErrNoSoak, cs.ID)
+	}
+	p.SoakSkipped = &message.GateSkip{By: by, Reason: reason}
+	return nil
+}
+
+// MarkPromoted records the next environment's change as published.
+func (cs *ChangeSet) MarkPromoted(now time.Time) {
+	if cs.Promotion != nil && cs.Promotion.PromotedAt.IsZero() {
+		cs.Promotion.PromotedAt = now.UTC().Truncate(time.Millisecond)
+	}
+}
+
+func (cs *ChangeSet) appliedAny() bool {
+	for _, n := range cs.Nodes {
+		if n.State == Applied {
+			return true
+		}
+	}
+	return false
+}
+
+// PlannedAwaitingApproval lists the components whose plans wait for the change set's approval.
+func (cs *ChangeSet) PlannedAwaitingApproval() []string {
+	var out []string
+	for id, n := range cs.Nodes {
+		if n.State == Planned && !cs.Approved {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

@@ -1,0 +1,170 @@
+package promotion
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/message/messagetest"
+)
+
+var t0 = time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
+
+const (
+	root = "019cebab-87be-7000-8000-000000000001"
+	sha  = "512423cb3a4857a38f472862b51e4ab1a1730f06"
+)
+
+// changeSet is the change's change set in env with one node in state.
+func changeSet(env, state string) *changeset.ChangeSet {
+	id := root + "/" + env
+	n := &changeset.Node{Component: env + "/vpc/core", State: state, DeploymentID: changeset.DeploymentID(id, env+"/vpc/core")}
+	return &changeset.ChangeSet{ID: id, Env: env, CorrelationID: root, Source: message.SourceGit, Commit: sha, Started: true,
+		Actor: message.Actor{Kind: "git", Name: "Ada <ada@example.com>"}, Nodes: map[string]*changeset.Node{n.Component: n},
+		Waves: [][]string{{n.Component}}}
+}
+
+// dev → qa → prod; dev applied at t0 with a soak of 10m.
+func devApplied() *changeset.ChangeSet {
+	dev := changeSet("dev", changeset.Applied)
+	dev.Promotion = &changeset.Promotion{Next: "qa", Then: []string{"prod"}, Soak: 10 * time.Minute, Files: []string{"components/vpc/main.tf"},
+		Commit: &message.Commit{SHA: sha, Author: "Ada <ada@example.com>"}, AutoApprove: true}
+	dev.SettlePromotion(t0)
+	return dev
+}
+
+func states(r Report) []string {
+	var out []string
+	for _, s := range r.Steps {
+		out = append(out, s.Env+":"+s.State)
+	}
+	return out
+}
+
+func TestStatusFollowsTheChange(t *testing.T) {
+	t.Parallel()
+	dev := devApplied()
+	qaPlanned := changeSet("qa", changeset.Planned)
+	qaPlanned.PromotedFrom = dev.ID
+	qaPlanned.Promotion = &changeset.Promotion{Next: "prod"}
+	qaFailed := changeSet("qa", changeset.Failed)
+	qaFailed.Nodes["qa/vpc/core"].Detail = "apply: boom\ndetail"
+	qaFailed.Promotion = &changeset.Promotion{Next: "prod"}
+	promoted := devApplied()
+	promoted.MarkPromoted(t0.Add(10 * time.Minute))
+	prodDone := changeSet("prod", changeset.Applied)
+	qaDone := changeSet("qa", changeset.Applied)
+	qaDone.Promotion = &changeset.Promotion{Next: "prod"}
+	qaDone.SettlePromotion(t0)
+	qaDone.MarkPromoted(t0)
+
+	for _, c := range []struct {
+		name    string
+		all     []*changeset.ChangeSet
+		now     time.Time
+		want    []string
+		at      int
+		stopped string
+	}{
+		{"soaking in dev", []*changeset.ChangeSet{dev}, t0.Add(time.Minute), []string{"dev:soaking", "qa:waiting", "prod:waiting"}, 0, ""},
+		{"the soak is over", []*changeset.ChangeSet{dev}, t0.Add(10 * time.Minute), []string{"dev:due", "qa:waiting", "prod:waiting"}, 0, ""},
+		{"promoted, not resolved yet", []*changeset.ChangeSet{promoted}, t0.Add(11 * time.Minute), []string{"dev:applied", "qa:starting", "prod:waiting"}, 1, ""},
+		{"waiting for qa's approval", []*changeset.ChangeSet{qaPlanned, promoted}, t0.Add(time.Hour), []string{"dev:applied", "qa:approval", "prod:waiting"}, 1, ""},
+		{"stopped in qa", []*changeset.ChangeSet{qaFailed, promoted}, t0.Add(time.Hour), []string{"dev:applied", "qa:stopped", "prod:not reached"}, 1,
+			"in qa: qa/vpc/core failed (" + qaFailed.Nodes["qa/vpc/core"].DeploymentID + "): apply: boom"},
+		{"complete", []*changeset.ChangeSet{prodDone, qaDone, promoted}, t0.Add(time.Hour), []string{"dev:applied", "qa:applied", "prod:applied"}, 2, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := Status(c.all, root, c.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := states(r); len(got) != len(c.want) || r.At != c.at || r.Stopped != c.stopped {
+				t.Fatalf("steps %v at %d stopped %q; want %v at %d stopped %q", got, r.At, r.Stopped, c.want, c.at, c.stopped)
+			}
+			for i := range c.want {
+				if states(r)[i] != c.want[i] {
+					t.Errorf("steps %v, want %v", states(r), c.want)
+				}
+			}
+			if r.Complete() != (c.name == "complete") {
+				t.Errorf("complete %v", r.Complete())
+			}
+		})
+	}
+	r, _ := Status([]*changeset.ChangeSet{dev}, dev.ID, t0) // a change set's id names its change
+	if s := r.Current(); s.State != StateSoaking || !s.Until.Equal(t0.Add(10*time.Minute)) || r.Change != root {
+		t.Errorf("current %+v of %s", s, r.Change)
+	}
+	if _, err := Status([]*changeset.ChangeSet{dev}, "nope", t0); !errors.Is(err, ErrUnknown) {
+		t.Errorf("unknown: %v", err)
+	}
+	if _, err := Status([]*changeset.ChangeSet{prodDone}, root, t0); !errors.Is(err, ErrNotPromoted) {
+		t.Errorf("not promoted: %v", err)
+	}
+}
+
+func TestNextContinuesTheChange(t *testing.T) {
+	t.Parallel()
+	dev := devApplied()
+	if err := dev.SkipSoak("grace", "verified by hand", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Next(dev, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	messagetest.Validate(t, m)
+	var p message.ChangeDetected
+	if err := message.Decode(m, &p); err != nil {
+		t.Fatal(err)
+	}
+	if m.Env != "qa" || m.CorrelationID != root || m.CausationID != root || m.IdempotencyKey != "promotion:"+dev.ID || m.Actor != dev.Actor {
+		t.Errorf("envelope %+v", m)
+	}
+	if p.ChangeSetID != root || p.Commit.SHA != sha || !p.AutoApprove || p.Promotion.From != dev.ID || p.Promotion.FromEnv != "dev" ||
+		p.Promotion.Soak != "10m0s" || p.Promotion.SoakSkipped.Reason != "verified by hand" {
+		t.Errorf("payload %+v, promotion %+v", p, p.Promotion)
+	}
+}
+
+// memStore is a changeset.Store in memory.
+type memStore map[string]*changeset.ChangeSet
+
+func (m memStore) Create(_ context.Context, cs *changeset.ChangeSet) (bool, error) {
+	m[cs.ID] = cs
+	return true, nil
+}
+func (m memStore) Get(_ context.Context, id string) (*changeset.ChangeSet, error) { return m[id], nil }
+func (m memStore) Update(_ context.Context, id string, fn func(*changeset.ChangeSet) error) (*changeset.ChangeSet, error) {
+	return m[id], fn(m[id])
+}
+func (m memStore) List(context.Context) ([]*changeset.ChangeSet, error) {
+	var out []*changeset.ChangeSet
+	for _, cs := range m {
+		out = append(out, cs)
+	}
+	return out, nil
+}
+
+var _ changeset.Store = memStore{}
+
+// A publish that fails records nothing: the promotion is started again next time.
+func TestStartRecordsOnlyWhatItPublished(t *testing.T) {
+	t.Parallel()
+	dev := devApplied()
+	store := memStore{dev.ID: dev}
+	broken := func(context.Context, ...message.Envelope) error { return errors.New("bus down") }
+	if _, err := Start(context.Background(), store, broken, t0.Add(time.Hour)); err == nil || !dev.Promotion.PromotedAt.IsZero() {
+		t.Fatalf("%v, promoted at %v", err, dev.Promotion.PromotedAt)
+	}
+	var sent []message.Envelope
+	ok := func(_ context.Context, msgs ...message.Envelope) error { sent = append(sent, msgs...); return nil }
+	started, err := Start(context.Background(), store, ok, t0.Add(time.Hour))
+	if err != nil || len(started) != 1 || started[0].ChangeSetID != root+"/qa" || len(sent) != 1 || dev.Promotion.PromotedAt.IsZero() {
+		t.Fatalf("started %+v, sent %d, %v", started, len(sent), err)
+	}
+}

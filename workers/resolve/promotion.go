@@ -1,0 +1,130 @@
+package resolve
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/promotion"
+)
+
+// Promotions (shared/changeset's promotion.go): a commit concerning several environments of the
+// promotion order of its karma.json starts in the first of them only; the change set there
+// records where the change goes next. When it succeeded and its soak elapsed, the next
+// environment's change.detected (with "promotion") comes back here and is resolved like the
+// commit, in that environment only, as change set "<change>/<env>". An environment whose gate
+// asks for an approval never auto-approves a commit's change set.
+
+// promotionPlan is how a commit's change flows through the promotion order.
+type promotionPlan struct {
+	order model.PromotionOrder
+	path  []string // the environments of the order the commit concerns, in order
+}
+
+// promotionOf reads the promotion order at commit and the path of p's change through it (nil
+// when p is not a commit's change, or the order is not configured).
+func (w *Worker) promotionOf(ctx context.Context, commit string, p message.ChangeDetected) (*promotionPlan, error) {
+	if p.Source != message.SourceGit {
+		return nil, nil
+	}
+	settings, err := w.Graphs.SettingsAt(ctx, commit)
+	if err != nil {
+		return nil, pipeline.Permanent(fmt.Errorf("resolve: the settings of commit %s: %w", commit, err))
+	}
+	if len(settings.Promotion) == 0 {
+		return nil, nil
+	}
+	concerned, err := w.concerned(ctx, commit, p.Files)
+	if err != nil {
+		return nil, err
+	}
+	return &promotionPlan{order: settings.Promotion, path: settings.Promotion.Path(concerned)}, nil
+}
+
+// startNow keeps, of the environments a commit concerns, those outside the promotion order and
+// the first of its path: the others wait for their promotion.
+func (pp *promotionPlan) startNow(envs []string) []string {
+	if pp == nil || len(pp.path) < 2 {
+		return envs
+	}
+	return slices.DeleteFunc(slices.Clone(envs), func(e string) bool { return slices.Contains(pp.path[1:], e) })
+}
+
+// apply records in cs (of env) where the change came from and goes next, and the approval its
+// environment's gate asks for.
+func (pp *promotionPlan) apply(cs *changeset.ChangeSet, env string, p message.ChangeDetected) {
+	if p.Promotion != nil {
+		cs.PromotedFrom = p.Promotion.From
+		cs.RootCauses = append(cs.RootCauses, message.Cause{Kind: message.CausePromotion, ID: p.Promotion.From})
+	}
+	if pp == nil {
+		return
+	}
+	if step, ok := pp.order.Step(env); ok && step.Approval && cs.AutoApprove {
+		cs.AutoApprove, cs.Approved, cs.ApprovedBy = false, false, ""
+	}
+	i := slices.Index(pp.path, env)
+	if i < 0 || i == len(pp.path)-1 {
+		return
+	}
+	step, _ := pp.order.Step(env)
+	cs.Promotion = &changeset.Promotion{Next: pp.path[i+1], Then: pp.path[i+2:], Soak: step.SoakDuration(),
+		Files: p.Files, Removed: p.Removed, Commit: p.Commit, AutoApprove: p.AutoApprove}
+}
+
+// promote announces the next environment's change once cs's promotion is due (no soak), and
+// records it promoted once published.
+func (w *Worker) promote(ctx context.Context, in message.Envelope, cs *changeset.ChangeSet) ([]message.Envelope, error) {
+	if !cs.PromotionDue(w.now()) {
+		return nil, nil
+	}
+	m, err := promotion.Next(cs, &in)
+	if err != nil {
+		return nil, err
+	}
+	pipeline.AfterPublish(ctx, func(ctx context.Context) error {
+		_, err := w.ChangeSets.Update(ctx, cs.ID, func(cs *changeset.ChangeSet) error {
+			cs.MarkPromoted(w.now())
+			return nil
+		})
+		return err
+	})
+	return []message.Envelope{m}, nil
+}
+
+// concerned lists every environment of the repository at commit that files concern: their own
+// iac/<env>, or every environment for the base layer, account settings and modules.
+func (w *Worker) concerned(ctx context.Context, commit string, files []string) ([]string, error) {
+	all, err := w.Graphs.Environments(ctx, commit)
+	if err != nil {
+		return nil, pipeline.Transient(err)
+	}
+	set := map[string]bool{}
+	for _, f := range files {
+		parts := strings.Split(f, "/")
+		switch {
+		case len(parts) > 1 && parts[0] == "iac" && parts[1] == model.BaseEnv:
+			for _, e := range all {
+				set[e] = true
+			}
+		case len(parts) > 1 && parts[0] == "iac":
+			set[parts[1]] = true
+		default: // account_environments/ or a module: every environment may be concerned
+			for _, e := range all {
+				set[e] = true
+			}
+		}
+	}
+	var out []string
+	for _, e := range all {
+		if set[e] {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}

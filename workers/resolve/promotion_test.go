@@ -1,0 +1,198 @@
+package resolve_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	wt "github.com/usekarma/karma/workers/internal/workertest"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/promotion"
+)
+
+// promotedExamples is the examples repository with a promotion order in its karma.json.
+func promotedExamples(t *testing.T, order string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(wt.ExamplesDir)); err != nil {
+		t.Fatal(err)
+	}
+	settings := `{"prefix": "/iac", "modules_dir": "components", "promotion": ` + order + `}`
+	if err := os.WriteFile(filepath.Join(dir, "karma.json"), []byte(settings), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// autoCommit is commitDetected, auto-approved.
+func autoCommit(t *testing.T, n int, files []string) message.Envelope {
+	t.Helper()
+	e := commitDetected(t, n, sha1, files)
+	p := wt.PayloadOf[message.ChangeDetected](t, e)
+	p.AutoApprove = true
+	e = wt.FixedRoot(t, n, message.TypeChangeDetected, "", gitActor, "git:"+sha1, p)
+	wt.Validate(t, e)
+	return e
+}
+
+// A commit on the vpc base layer concerns dev and prod; with the order dev (soak 10m) → prod
+// (approval), it starts in dev only. Once dev succeeded, the promotion is due after the soak;
+// promotion.Start publishes prod's change, which resolve builds as "<change>/prod", promoted
+// from dev's change set and waiting for an approval although the commit was auto-approved.
+func TestPromotionWaitsForSuccessAndSoak(t *testing.T) {
+	t.Parallel()
+	repo := promotedExamples(t, `[{"env": "dev", "soak": "10m"}, {"env": "prod", "approval": true}]`)
+	s := newStage(t, repo, nil)
+	ctx := context.Background()
+	root := autoCommit(t, 60, []string{"iac/_base/vpc/core/config.json"})
+	out := s.handle(t, root)
+	resolved := wt.ByType(out, message.TypeChangeResolved)
+	if len(resolved) != 1 || resolved[0].Env != "dev" {
+		t.Fatalf("resolved %v, want dev only", types(out))
+	}
+	wt.CheckGolden(t, "promotion_commit_starts_in_the_first_environment", out, names(root.ID, "root"))
+	devID, prodID := root.ID+"/dev", root.ID+"/prod"
+	if _, err := s.cs.Get(ctx, prodID); err == nil {
+		t.Fatal("prod's change set exists before dev succeeded")
+	}
+	dev, err := s.cs.Get(ctx, devID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := dev.Promotion; p == nil || p.Next != "prod" || p.Soak != 10*time.Minute || !p.AutoApprove || p.Commit.SHA != sha1 ||
+		!slices.Equal(p.Files, []string{"iac/_base/vpc/core/config.json"}) || !p.DueAt.IsZero() {
+		t.Fatalf("dev's promotion %+v", dev.Promotion)
+	}
+
+	// dev/vpc/core applies, changing nothing its dependents consume: dev is done.
+	out = s.handle(t, applied(t, root, 61, "dev", devID, "dev/vpc/core", []string{}))
+	if len(wt.ByType(out, message.TypeChangeDetected)) != 0 {
+		t.Fatal("promoted before the soak")
+	}
+	dev, _ = s.cs.Get(ctx, devID)
+	due := wt.FixedTime.Add(10 * time.Minute)
+	if !dev.Succeeded() || !dev.Promotion.DueAt.Equal(due) || !dev.Promotion.Soaked {
+		t.Fatalf("dev succeeded %v, due %v (want %v)", dev.Succeeded(), dev.Promotion.DueAt, due)
+	}
+	var published []message.Envelope
+	publish := func(_ context.Context, msgs ...message.Envelope) error {
+		published = append(published, msgs...)
+		return nil
+	}
+	if started, err := promotion.Start(ctx, s.cs, publish, due.Add(-time.Millisecond)); err != nil || len(started) != 0 {
+		t.Fatalf("started %v before the soak ended (%v)", started, err)
+	}
+	started, err := promotion.Start(ctx, s.cs, publish, due)
+	if err != nil || len(started) != 1 || started[0].ChangeSetID != prodID || len(published) != 1 {
+		t.Fatalf("started %+v, published %d, %v", started, len(published), err)
+	}
+	next := published[0]
+	wt.Validate(t, next)
+	if next.Env != "prod" || next.CorrelationID != root.ID || next.IdempotencyKey != "promotion:"+devID {
+		t.Errorf("promotion message: env %s correlation %s key %s", next.Env, next.CorrelationID, next.IdempotencyKey)
+	}
+	if p := wt.PayloadOf[message.ChangeDetected](t, next); p.Promotion == nil || p.Promotion.From != devID || p.Promotion.Soak != "10m0s" {
+		t.Errorf("promotion payload %+v", p.Promotion)
+	}
+	// Published again (a crash before it was recorded promoted): nothing more is started.
+	if again, _ := promotion.Start(ctx, s.cs, publish, due.Add(time.Hour)); len(again) != 0 {
+		t.Errorf("started twice: %+v", again)
+	}
+
+	out = s.handle(t, next)
+	wt.CheckGolden(t, "promotion_next_environment", out, names(root.ID, "root", next.ID, "promotion"))
+	prod, err := s.cs.Get(ctx, prodID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prod.PromotedFrom != devID || prod.AutoApprove || prod.Approved || prod.Promotion != nil {
+		t.Errorf("prod: promoted from %q, auto-approve %v, approved %v, promotion %+v", prod.PromotedFrom, prod.AutoApprove, prod.Approved, prod.Promotion)
+	}
+	wantCauses := []message.Cause{{Kind: message.CauseCommit, ID: sha1}, {Kind: message.CausePromotion, ID: devID}}
+	if n := prod.Nodes["prod/vpc/core"]; n == nil || n.State != changeset.Scheduled || !slices.EqualFunc(n.Causes, wantCauses, sameCause) {
+		t.Errorf("prod/vpc/core: %+v", n)
+	}
+	report, err := promotion.Status(changeSets(t, s), root.ID, due)
+	if err != nil || len(report.Steps) != 2 || report.At != 1 || report.Current().State != promotion.StateDeploying || report.Steps[0].State != promotion.StateApplied {
+		t.Errorf("status %+v, %v", report, err)
+	}
+}
+
+// Without a soak the change set that succeeds promotes the change itself; a failure stops the
+// promotion where it is, and says so.
+func TestPromotionWithoutSoakAndStoppedByAFailure(t *testing.T) {
+	t.Parallel()
+	order := `[{"env": "dev"}, {"env": "prod"}]`
+	t.Run("success", func(t *testing.T) {
+		t.Parallel()
+		s := newStage(t, promotedExamples(t, order), nil)
+		root := autoCommit(t, 70, []string{"iac/_base/vpc/core/config.json"})
+		s.handle(t, root)
+		out := s.handle(t, applied(t, root, 71, "dev", root.ID+"/dev", "dev/vpc/core", []string{}))
+		promoted := wt.ByType(out, message.TypeChangeDetected)
+		if len(promoted) != 1 || promoted[0].Env != "prod" {
+			t.Fatalf("got %v, want prod's change.detected", types(out))
+		}
+		if p := wt.PayloadOf[message.ChangeDetected](t, promoted[0]); p.Promotion.Soak != "" || !p.AutoApprove {
+			t.Errorf("promotion without a soak: %+v (auto-approve %v)", p.Promotion, p.AutoApprove)
+		}
+		dev, _ := s.cs.Get(context.Background(), root.ID+"/dev")
+		if dev.Promotion.PromotedAt.IsZero() {
+			t.Error("not recorded promoted once published")
+		}
+		prodOut := s.handle(t, promoted[0])
+		if r := wt.ByType(prodOut, message.TypeChangeResolved); len(r) != 1 || wt.PayloadOf[message.ChangeResolved](t, r[0]).ChangeSetID != root.ID+"/prod" {
+			t.Errorf("prod resolved %v", types(prodOut))
+		}
+	})
+	t.Run("failure", func(t *testing.T) {
+		t.Parallel()
+		s := newStage(t, promotedExamples(t, order), nil)
+		root := autoCommit(t, 80, []string{"iac/_base/vpc/core/config.json"})
+		s.handle(t, root)
+		out := s.handle(t, failed(t, root, 81, "dev", root.ID+"/dev", "dev/vpc/core"))
+		if len(wt.ByType(out, message.TypeChangeDetected)) != 0 {
+			t.Fatal("a failed change set promoted the change")
+		}
+		report, err := promotion.Status(changeSets(t, s), root.ID, wt.FixedTime.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dep := changeset.DeploymentID(root.ID+"/dev", "dev/vpc/core")
+		want := "in dev: dev/vpc/core failed (" + dep + "): apply: terraform apply: quota exceeded"
+		if report.Stopped != want || report.Steps[1].State != promotion.StateNotReached {
+			t.Errorf("stopped %q (want %q), steps %+v", report.Stopped, want, report.Steps)
+		}
+	})
+}
+
+// A commit touching one environment of the order deploys there without a promotion.
+func TestOneEnvironmentOfTheOrderIsNoPromotion(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, promotedExamples(t, `[{"env": "dev"}, {"env": "prod", "approval": true}]`), nil)
+	root := autoCommit(t, 90, []string{"iac/prod/vpc/core/config.json"})
+	s.handle(t, root)
+	cs, err := s.cs.Get(context.Background(), root.ID+"/prod")
+	if err != nil || cs.Promotion != nil || cs.PromotedFrom != "" || cs.AutoApprove {
+		t.Fatalf("prod change set %+v, %v: want no promotion, and prod's approval gate", cs, err)
+	}
+	if _, err := promotion.Status(changeSets(t, s), root.ID, wt.FixedTime); err == nil {
+		t.Error("a change concerning one environment has no promotion status")
+	}
+}
+
+func changeSets(t *testing.T, s *stageEnv) []*changeset.ChangeSet {
+	t.Helper()
+	all, err := s.cs.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
+func sameCause(a, b message.Cause) bool { return a.Kind == b.Kind && a.ID == b.ID }
