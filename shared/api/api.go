@@ -41,6 +41,9 @@ type Config struct {
 	Writer    ProposalWriter
 	// Webhooks serves POST /webhooks/git (shared/httpapi.Webhooks); nil answers 404.
 	Webhooks http.Handler
+	// Events streams the pipeline's progress on GET /events (the process running the pipeline
+	// feeds it); nil answers 404.
+	Events *Events
 	// Metrics serves /metrics; nil answers 404.
 	Metrics *Metrics
 	// Ready are the Readiness checks of /readyz besides the stores' (name -> check).
@@ -126,6 +129,7 @@ func (s *server) table() []route {
 		{method: "GET", pattern: "/graph", scope: ScopeRead, handle: s.getGraph},
 		{method: "GET", pattern: "/components/{env}/{type}/{nickname}", scope: ScopeRead, handle: s.getComponent},
 		{method: "GET", pattern: "/impact", scope: ScopeRead, handle: s.getImpact},
+		{method: "POST", pattern: "/impact", scope: ScopeRead, handle: s.postImpact},
 		{method: "POST", pattern: "/request-change", scope: ScopeWrite, handle: s.requestChange},
 		{method: "GET", pattern: "/changes", scope: ScopeRead, handle: s.listChanges},
 		{method: "GET", pattern: "/changes/{id}", scope: ScopeRead, handle: s.getChange},
@@ -134,6 +138,8 @@ func (s *server) table() []route {
 		{method: "GET", pattern: "/log", scope: ScopeRead, handle: s.getLog},
 		{method: "GET", pattern: "/deployments/{id}", scope: ScopeRead, handle: s.getDeployment},
 		{method: "GET", pattern: "/deployments/{id}/lineage", scope: ScopeRead, handle: s.getLineage},
+		{method: "GET", pattern: "/events", scope: ScopeRead, handle: s.getEvents},
+		{method: "GET", pattern: "/me", scope: ScopeRead, handle: s.getMe},
 		{method: "POST", pattern: "/webhooks/git", raw: s.webhooks()},
 		{method: "GET", pattern: "/openapi.json", handle: serveOpenAPI},
 		{method: "GET", pattern: "/healthz", handle: s.healthz},
@@ -206,3 +212,6 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (flushing a stream of events).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
