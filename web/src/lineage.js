@@ -1,0 +1,41 @@
+// A deployment's lineage as a timeline back to its root cause: the deployment, the upstream
+// deployments whose changed keys reached it, and the commit, parameter version or request
+// behind them, with who asked; each step linked to its audit records.
+import { get } from './api.js';
+import { h, link, when, short, enc } from './dom.js';
+
+export async function lineageView(id) {
+  const step = await get('/deployments/' + enc(id) + '/lineage');
+  const items = [];
+  const walk = (s, via) => {
+    const d = s.deployment;
+    items.push(h('li', { class: 'step deployment' },
+      h('p', {}, h('strong', {}, d.component), ' ', h('span', { class: 'state ' + d.status }, d.status), ' · wave ', d.wave, ' · ', when(d.at)),
+      via ? h('p', { class: 'muted' }, 'its changed keys ', (via.keys || []).join(', ') || 'none', ' reached the step above') : null,
+      d.detail ? h('p', {}, d.detail) : null,
+      d.changed_keys && d.changed_keys.length ? h('p', {}, 'changed ', d.changed_keys.join(', ')) : null,
+      h('p', {}, h('code', {}, d.id), ' · ', link('/log?deployment=' + enc(d.id), 'audit records'), ' · ', link('/changes/' + enc(d.change_set_id), 'change'))));
+    for (const c of s.causes) {
+      if (c.upstream) walk(c.upstream, c.cause);
+      else items.push(root(c, d));
+    }
+  };
+  walk(step, null);
+  return [h('h2', {}, 'Lineage of ', h('code', {}, short(id, 20))),
+    h('p', { class: 'muted' }, 'From this deployment back to what caused it.'),
+    h('ol', { class: 'timeline', id: 'lineage' }, items)];
+}
+
+function root(c, d) {
+  const ch = c.change;
+  const what = {
+    commit: () => ['commit ', h('code', {}, short(c.cause.id))],
+    parameter: () => ['parameter version ', h('code', {}, c.cause.id)],
+    request: () => ['change request ', h('code', {}, c.cause.id)],
+    retry: () => ['a retry of ', link('/deployments/' + c.cause.id, c.cause.id)],
+  }[c.cause.kind] || (() => [c.cause.kind + ' ', h('code', {}, c.cause.id)]);
+  return h('li', { class: 'step root' },
+    h('p', {}, h('strong', {}, 'Root cause: '), what()),
+    ch ? h('p', {}, ch.source, ' by ', ch.actor.name, ' (', ch.actor.kind, ') · ', when(ch.at), ch.commit ? [' · tree of ', h('code', {}, short(ch.commit))] : '') : null,
+    ch ? h('p', {}, link('/log?correlation=' + enc(ch.correlation_id), 'audit records of the change')) : h('p', {}, link('/log?deployment=' + enc(d.id), 'audit records')));
+}
