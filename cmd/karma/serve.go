@@ -219,7 +219,7 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", st.healthz) // the API's, with the pipeline's in-flight and queued counts
-	mux.Handle("GET /{$}", web.Handler()) // the web page (docs/web.md): public files, calling the API
+	mux.Handle("GET /{$}", web.Handler())      // the web page (docs/web.md): public files, calling the API
 	mux.Handle("GET /ui/", web.Handler())
 	mux.Handle("/", apiHandler)
 	srv := &http.Server{Handler: serveAccessLog(log, mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,

@@ -5,7 +5,8 @@
 // with the token it is given (none with --insecure-local). docs/web.md describes the page.
 //
 // The page's files are public (they hold no data); every answer carries a Content-Security-
-// Policy allowing only this origin's scripts, styles and connections.
+// Policy allowing only this origin's scripts, styles and connections (and inline styles:
+// Cytoscape.js sets its canvases' with style attributes).
 package web
 
 import (
@@ -24,7 +25,7 @@ import (
 var dist embed.FS
 
 // CSP is the Content-Security-Policy of the page's files.
-const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 
 type file struct {
 	body []byte

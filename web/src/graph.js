@@ -8,11 +8,14 @@ import cytoscape from 'cytoscape';
 
 const BIG = 1500; // above this many components, the cheaper drawing options
 
+// On a big graph, only highlighted components are labelled (text is what costs most to style
+// and draw there).
+const labels = (big) => ({ label: 'data(label)', 'font-size': 9, 'text-valign': 'bottom', 'text-margin-y': 3, color: '#1d2733', 'min-zoomed-font-size': 7,
+  ...(big ? {} : { 'text-max-width': 120, 'text-wrap': 'ellipsis' }) });
+
 const style = (big) => [
-  { selector: 'node', style: {
-      'background-color': '#8a9bb0', width: 18, height: 18,
-      label: 'data(label)', 'font-size': 9, 'text-valign': 'bottom', 'text-margin-y': 3, color: '#1d2733',
-      'min-zoomed-font-size': 7, 'text-max-width': 120, 'text-wrap': 'ellipsis' } },
+  { selector: 'node', style: { 'background-color': '#8a9bb0', width: 18, height: 18, ...(big ? {} : labels(big)) } },
+  ...(big ? [{ selector: 'node.sel, node.up, node.down, node.br-root, node.br-redeploy, node.br-may, node.br-skip', style: labels(big) }] : []),
   { selector: 'node[status = "present"]', style: { 'background-color': '#3f8f5f' } },
   { selector: 'node[?broken]', style: { 'background-color': '#b3261e', shape: 'diamond' } },
   { selector: 'edge', style: big
@@ -58,10 +61,12 @@ export class GraphView {
     });
     const big = doc.components.length > BIG;
     if (this.cy) this.cy.destroy();
+    const t0 = performance.now();
     const cy = (this.cy = cytoscape({
       container: this.container, elements: els, style: style(big), wheelSensitivity: 0.3, minZoom: 0.02, maxZoom: 4,
       hideEdgesOnViewport: big, textureOnViewport: big, pixelRatio: big ? 1 : 'auto', boxSelectionEnabled: false,
     }));
+    const t1 = performance.now();
     this.marked = {};
     const layered = cy.edges().filter((e) => wave.has(e.source().id()) && wave.get(e.target().id()) === wave.get(e.source().id()) + 1);
     const roots = cy.nodes().filter((n) => wave.get(n.id()) === 0);
@@ -69,7 +74,9 @@ export class GraphView {
       name: 'breadthfirst', directed: true, roots: roots.length ? roots : undefined, animate: false,
       spacingFactor: big ? 0.6 : 1.1, avoidOverlap: !big, nodeDimensionsIncludeLabels: !big,
     }).run();
+    const t2 = performance.now();
     cy.fit(undefined, 20);
+    window.karmaPerf && Object.assign(window.karmaPerf, { init: t1 - t0, layout: t2 - t1 });
     cy.on('tap', 'node', (ev) => this.onSelect(ev.target.id(), ev.originalEvent ? ev.originalEvent.timeStamp : performance.now()));
     return this.painted();
   }

@@ -6,6 +6,7 @@ import { h, link, when, short, enc } from './dom.js';
 
 export async function lineageView(id) {
   const step = await get('/deployments/' + enc(id) + '/lineage');
+  const requesters = await requestersOf(step);
   const items = [];
   const walk = (s, via) => {
     const d = s.deployment;
@@ -17,7 +18,7 @@ export async function lineageView(id) {
       h('p', {}, h('code', {}, d.id), ' · ', link('/log?deployment=' + enc(d.id), 'audit records'), ' · ', link('/changes/' + enc(d.change_set_id), 'change'))));
     for (const c of s.causes) {
       if (c.upstream) walk(c.upstream, c.cause);
-      else items.push(root(c, d));
+      else items.push(root(c, d, requesters));
     }
   };
   walk(step, null);
@@ -26,7 +27,23 @@ export async function lineageView(id) {
     h('ol', { class: 'timeline', id: 'lineage' }, items)];
 }
 
-function root(c, d) {
+// requestersOf finds, in the audit log, who asked for each root change: the author of the
+// commit that change.detected names (a change request's requested_by).
+async function requestersOf(step) {
+  const corrs = new Set();
+  const walk = (s) => s.causes.forEach((c) => (c.upstream ? walk(c.upstream) : c.change && corrs.add(c.change.correlation_id)));
+  walk(step);
+  const out = {};
+  for (const corr of corrs) {
+    const page = await get('/log?limit=20&correlation=' + enc(corr));
+    const detected = page.records.find((r) => r.type === 'change.detected');
+    const commit = detected && detected.body && detected.body.payload && detected.body.payload.commit;
+    if (commit) out[corr] = commit;
+  }
+  return out;
+}
+
+function root(c, d, requesters) {
   const ch = c.change;
   const what = {
     commit: () => ['commit ', h('code', {}, short(c.cause.id))],
@@ -37,5 +54,7 @@ function root(c, d) {
   return h('li', { class: 'step root' },
     h('p', {}, h('strong', {}, 'Root cause: '), what()),
     ch ? h('p', {}, ch.source, ' by ', ch.actor.name, ' (', ch.actor.kind, ') · ', when(ch.at), ch.commit ? [' · tree of ', h('code', {}, short(ch.commit))] : '') : null,
+    ch && requesters[ch.correlation_id] ? h('p', { class: 'requester' }, 'requested by ', requesters[ch.correlation_id].author,
+      requesters[ch.correlation_id].message ? [' — ', h('q', {}, requesters[ch.correlation_id].message.split('\n')[0])] : '') : null,
     ch ? h('p', {}, link('/log?correlation=' + enc(ch.correlation_id), 'audit records of the change')) : h('p', {}, link('/log?deployment=' + enc(d.id), 'audit records')));
 }
