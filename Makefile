@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := .cache/bin
 
-.PHONY: demo test bench build vet fmt-check clean peers peers-stop lambda
+.PHONY: demo test bench build vet fmt-check clean peers peers-stop lambda web
 
 ## demo: the main job on the embedded default (one SQLite file under .karma-demo/)
 demo: build
@@ -45,3 +45,7 @@ fmt-check:
 
 clean:
 	rm -rf .cache/bin .karma .karma-demo
+
+## web: rebuild the web page's bundle (shared/web/dist, embedded in the binary) from web/ with the lockfile's libraries
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build

@@ -57,6 +57,14 @@ terraform_check() (
 )
 terraform_check
 
+# The web page's browser tests (cmd/karma/web_test.go) drive Debian's Chromium: installed here when
+# missing and running as root (as CI does, on a fresh machine); otherwise those tests say so and skip.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian's chromium for the web page's browser tests"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ||
+    echo "chromium: not installed: the browser tests will be skipped"
+fi
+
 started=0
 if [ -z "${KARMA_TEST_GREMLIN:-}${KARMA_TEST_DYNAMODB:-}${KARMA_TEST_MOTO_ENDPOINT:-}" ]; then
   exports=$(scripts/peers.sh start)

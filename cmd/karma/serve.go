@@ -26,6 +26,7 @@ import (
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/web"
 	"github.com/usekarma/karma/shared/webhook"
 	"github.com/usekarma/karma/workers/ingest"
 )
@@ -42,8 +43,11 @@ One process serves:
                         400/413/415 malformed, too large, wrong content type
                         503 not queued, retry later (see "The checkout" below)
   GET  /healthz       200 {"status":"ok","in_flight":N,"queued":N}
-  and Karma's HTTP API (docs/api.md): GET /graph, /components/…, /impact, POST /request-change,
-  /changes, approve/reject, /log, /deployments/…, /readyz, /metrics, /openapi.json. Callers
+  GET  /              the web page (docs/web.md): the graph, components, proposals with their
+                      blast radius, change review and approval, live progress, lineage, audit log
+  and Karma's HTTP API (docs/api.md): GET /graph, /components/…, /impact, POST /impact,
+  POST /request-change, /changes, approve/reject, /log, /deployments/…, /events (the pipeline's
+  progress as server-sent events), /me, /readyz, /metrics, /openapi.json. Callers
   authenticate with bearer tokens (--tokens-file: one token per line with its scopes, SHA-256 at
   rest); --insecure-local serves without authentication, only on a loopback address. One of the
   two is required. The graphs the API answers from are kept in memory: rebuilt after each
@@ -212,14 +216,19 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 		AutoApprove: o.auto,
 		Log:         log,
 	}
-	apiHandler, snapshot, err := s.app.API(ctx, app.APIOptions{Auth: auth, Webhooks: wh, Log: log})
+	events := &api.Events{}
+	apiHandler, snapshot, err := s.app.API(ctx, app.APIOptions{Auth: auth, Webhooks: wh, Log: log, Events: events})
 	if err != nil {
 		return err
 	}
-	// The API's graphs follow the pipeline: a change's graph-write makes them stale.
-	invalidate := func(stage string, _ message.Envelope, _ []message.Envelope, action pipeline.Action, _ error) {
-		if stage == pipeline.StageGraphWrite && action == pipeline.Ack {
+	// The API's graphs follow the pipeline: a change's graph-write makes them stale. Every
+	// message reaches the audit stage once: once recorded, it is streamed on GET /events.
+	invalidate := func(stage string, in message.Envelope, _ []message.Envelope, action pipeline.Action, _ error) {
+		switch {
+		case stage == pipeline.StageGraphWrite && action == pipeline.Ack:
 			snapshot.Invalidate()
+		case stage == pipeline.StageAudit && action == pipeline.Ack:
+			events.Observe(in)
 		}
 	}
 	if err := st.workers(ctx, stackOptions{parallelism: o.parallelism, log: log, serve: true, observe: invalidate}); err != nil {
@@ -227,6 +236,8 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", st.healthz) // the API's, with the pipeline's in-flight and queued counts
+	mux.Handle("GET /{$}", web.Handler())      // the web page (docs/web.md): public files, calling the API
+	mux.Handle("GET /ui/", web.Handler())
 	mux.Handle("/", apiHandler)
 	srv := &http.Server{Handler: serveAccessLog(log, mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -436,6 +447,9 @@ func (w *serveStatusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (GET /events flushes each event).
+func (w *serveStatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func serveFirstNonEmpty(ss ...string) string {
 	for _, s := range ss {

@@ -48,6 +48,9 @@ type Config struct {
 	Rollbacks rollback.Repository
 	// Webhooks serves POST /webhooks/git (shared/httpapi.Webhooks); nil answers 404.
 	Webhooks http.Handler
+	// Events streams the pipeline's progress on GET /events (the process running the pipeline
+	// feeds it); nil answers 404.
+	Events *Events
 	// Metrics serves /metrics; nil answers 404.
 	Metrics *Metrics
 	// Ready are the Readiness checks of /readyz besides the stores' (name -> check).
@@ -133,6 +136,7 @@ func (s *server) table() []route {
 		{method: "GET", pattern: "/graph", scope: ScopeRead, handle: s.getGraph},
 		{method: "GET", pattern: "/components/{env}/{type}/{nickname}", scope: ScopeRead, handle: s.getComponent},
 		{method: "GET", pattern: "/impact", scope: ScopeRead, handle: s.getImpact},
+		{method: "POST", pattern: "/impact", scope: ScopeRead, handle: s.postImpact},
 		{method: "POST", pattern: "/request-change", scope: ScopeWrite, handle: s.requestChange},
 		{method: "GET", pattern: "/changes", scope: ScopeRead, handle: s.listChanges},
 		{method: "GET", pattern: "/changes/{id}", scope: ScopeRead, handle: s.getChange},
@@ -145,6 +149,8 @@ func (s *server) table() []route {
 		{method: "POST", pattern: "/deployments/{id}/rollback", scope: ScopeWrite, handle: s.rollback},
 		{method: "GET", pattern: "/changes/{id}/promotion", scope: ScopeRead, handle: s.getPromotion},
 		{method: "POST", pattern: "/changes/{id}/promote", scope: ScopeApprove, handle: s.promote},
+		{method: "GET", pattern: "/events", scope: ScopeRead, handle: s.getEvents},
+		{method: "GET", pattern: "/me", scope: ScopeRead, handle: s.getMe},
 		{method: "POST", pattern: "/webhooks/git", raw: s.webhooks()},
 		{method: "GET", pattern: "/openapi.json", handle: serveOpenAPI},
 		{method: "GET", pattern: "/healthz", handle: s.healthz},
@@ -217,3 +223,6 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (flushing a stream of events).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

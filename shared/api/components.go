@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/usekarma/karma/shared/graph"
@@ -26,6 +27,17 @@ type ComponentView struct {
 	Dependents   []Link               `json:"dependents"`
 	Deployments  []lineage.Deployment `json:"deployments"`
 	Diagnostics  model.Diagnostics    `json:"diagnostics"`
+	// Source is its environment file, the one a proposal replaces (null when it has none).
+	Source *SourceFile `json:"source"`
+}
+
+// SourceFile is a component's environment file as committed at the graph's commit, with the
+// values of secret-named keys redacted (Redacted says whether any was: a proposal made from it
+// must put the secrets back).
+type SourceFile struct {
+	Path     string `json:"path"`
+	Content  any    `json:"content"`
+	Redacted bool   `json:"redacted"`
 }
 
 // Link is one edge seen from the component: the other end and the keys the dependent consumes.
@@ -77,6 +89,7 @@ func (s *server) getComponent(w http.ResponseWriter, r *http.Request, _ Caller) 
 		}
 	}
 	v.Config = resolvedConfig(res, id)
+	v.Source = sourceFile(res, env, typ, nick)
 	if v.Runtime, err = s.runtime(r, env, v.RuntimePath); err != nil {
 		return err
 	}
@@ -96,6 +109,17 @@ func resolvedConfig(res *model.Result, id string) any {
 		}
 	}
 	return nil
+}
+
+func sourceFile(res *model.Result, env, typ, nick string) *SourceFile {
+	name := "iac/" + env + "/" + typ + "/" + nick + "/config.json"
+	raw, err := res.Repo.ReadFile(name)
+	var doc any
+	if err != nil || json.Unmarshal(raw, &doc) != nil {
+		return nil
+	}
+	red := redactSecrets(doc)
+	return &SourceFile{Path: name, Content: red, Redacted: !reflect.DeepEqual(red, doc)}
 }
 
 // runtime reads the component's runtime parameter; nil when none is published.

@@ -64,6 +64,7 @@ type DriftCheck interface {
 type Proposals interface {
 	Head(ctx context.Context) (string, error)
 	CheckProposal(ctx context.Context, base, env, typ, nick string, data []byte) (*configrepo.Checked, error)
+	Predict(ctx context.Context, c *configrepo.Checked) (*configrepo.Prediction, error)
 }
 
 // ProposalWriter turns a proposal into a commit (configrepo.Writer).

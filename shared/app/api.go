@@ -22,6 +22,9 @@ type APIOptions struct {
 	Auth     api.Authenticator
 	Webhooks http.Handler // nil: no POST /webhooks/git
 	Log      *slog.Logger
+	// Events streams the progress of the pipeline this process runs (GET /events); nil where
+	// none runs here (the API function).
+	Events *api.Events
 }
 
 // API builds the HTTP API (shared/api) over the App's stores: graphs kept in memory over the
@@ -35,7 +38,7 @@ func (a *App) API(ctx context.Context, o APIOptions) (http.Handler, *api.Snapsho
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg := api.Config{Auth: o.Auth, Webhooks: o.Webhooks, Log: o.Log, Metrics: a.Metrics(ctx)}
+	cfg := api.Config{Auth: o.Auth, Webhooks: o.Webhooks, Log: o.Log, Metrics: a.Metrics(ctx), Events: o.Events}
 	snap := &api.Snapshot{Source: &api.HeadGraphs{Repo: src}}
 	cfg.Graphs = snap
 	if cfg.ChangeSets, err = a.ChangeSets(ctx); err != nil {

@@ -285,3 +285,13 @@ func (r *Repo) checkDuplicates(srcs []*source) {
 		seen[key] = s
 	}
 }
+
+// ReadFile reads a file of the repository as it was read (a directory or a commit's tree),
+// without the overrides of LoadOptions: an environment file as committed, for the editor of a
+// proposal.
+func (r *Repo) ReadFile(name string) ([]byte, error) {
+	if r.fsys == nil {
+		return nil, fs.ErrNotExist
+	}
+	return fs.ReadFile(r.fsys, name)
+}

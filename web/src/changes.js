@@ -1,0 +1,96 @@
+// Change review: the change sets; one change set's waves, each deployment's state and why, each
+// plan as a per-resource diff; approve or reject it (the approve scope); its progress live from
+// GET /events.
+import { get, post, Problem } from './api.js';
+import { h, link, replace, when, short, pretty, enc } from './dom.js';
+
+export async function changesView() {
+  const list = await get('/changes?limit=50');
+  if (!list.changes.length) return [h('h2', {}, 'Changes'), h('p', {}, 'No change yet.')];
+  return [h('h2', {}, 'Changes'), h('table', { class: 'grid' },
+    h('thead', {}, h('tr', {}, ['change', 'env', 'state', 'roots', 'by', 'created'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, list.changes.map((c) => h('tr', {},
+      h('td', {}, link('/changes/' + enc(c.id), short(c.id, 13))), h('td', {}, c.env),
+      h('td', {}, h('span', { class: 'state ' + c.state }, c.state)), h('td', {}, c.roots.join(', ')),
+      h('td', {}, c.actor.name), h('td', {}, when(c.created_at))))))];
+}
+
+export async function changeView(app, id) {
+  const root = h('div', { class: 'change' });
+  const live = h('ol', { class: 'live', id: 'live-events', 'aria-live': 'polite', 'aria-label': 'Live progress' });
+  let pending = 0;
+  const refresh = async () => {
+    const c = await get('/changes/' + enc(id));
+    replace(root, detail(app, c, refresh));
+    app.graph.states(c.deployments);
+    return c;
+  };
+  await refresh();
+  app.watch((ev) => {
+    if (ev.change_id !== id && ev.correlation_id !== id) return;
+    live.prepend(h('li', {}, when(ev.at), ' ', h('strong', {}, ev.type), ev.component ? ' ' + ev.component : '', ev.reason ? ' (' + ev.reason + ')' : '',
+      ' ', link('/log?correlation=' + enc(ev.correlation_id), 'audit')));
+    clearTimeout(pending);
+    pending = setTimeout(refresh, 150);
+  });
+  return [root, h('h3', {}, 'Live'), h('p', { class: 'muted', id: 'live-state' }, app.eventsState), live];
+}
+
+function detail(app, c, refresh) {
+  const canApprove = app.me && app.me.scopes.includes('approve');
+  const reason = h('input', { id: 'reject-reason', type: 'text', placeholder: 'why' });
+  const msg = h('p', { id: 'decision-result', 'aria-live': 'polite' });
+  const decide = (what) => async () => {
+    try {
+      await post('/changes/' + enc(c.id) + '/' + what, what === 'reject' ? { reason: reason.value } : undefined);
+      msg.textContent = what === 'approve' ? 'Approved.' : 'Rejected.';
+      await refresh();
+    } catch (e) {
+      if (!(e instanceof Problem)) throw e;
+      msg.textContent = e.message;
+    }
+  };
+  const open = c.state === 'awaiting-approval' || c.state === 'in-progress' || c.state === 'queued';
+  const decisions = canApprove
+    ? h('div', { class: 'row decisions' },
+      h('button', { type: 'button', id: 'approve', onclick: decide('approve'), disabled: c.state !== 'awaiting-approval' }, 'Approve'),
+      h('label', { for: 'reject-reason' }, 'Reason'), reason,
+      h('button', { type: 'button', id: 'reject', class: 'danger', onclick: decide('reject'), disabled: !open }, 'Reject'))
+    : h('p', { class: 'muted' }, 'Approving or rejecting needs the approve scope; you hold ', app.me ? app.me.scopes.join(', ') : 'none', '.');
+  return [
+    h('h2', {}, 'Change ', h('code', {}, short(c.id, 13))),
+    h('p', {}, h('span', { class: 'state ' + c.state, id: 'change-state' }, c.state), ' · ', c.env, ' · ', c.source, ' by ', c.actor.name, ' · ', when(c.created_at),
+      c.commit ? [' · commit ', h('code', {}, short(c.commit))] : '', c.approved_by ? ' · approved by ' + c.approved_by : '',
+      c.rejected_by ? ' · rejected by ' + c.rejected_by + ': ' + c.reject_reason : '', c.invalid ? ' · invalid: ' + c.invalid : ''),
+    decisions, msg,
+    h('h3', {}, 'Waves'),
+    h('ol', { class: 'waves', start: 0, id: 'change-waves' }, c.waves.map((ids, w) => h('li', {}, h('strong', {}, 'Wave ' + w),
+      h('ul', {}, c.deployments.filter((d) => d.wave === w).map((d) => h('li', { 'data-id': d.component, 'data-state': d.state },
+        link('/c/' + d.component, d.component), ' ', h('span', { class: 'state ' + d.state }, d.state),
+        d.reason ? ' — ' + d.reason : '', d.detail ? ': ' + d.detail : '',
+        d.changed_keys && d.changed_keys.length ? ' · changed ' + d.changed_keys.join(', ') : '',
+        ' ', link('/deployments/' + d.deployment_id, 'lineage'))))))),
+    h('h3', {}, 'Plans'),
+    c.plans.length ? c.plans.map(plan) : h('p', { class: 'muted' }, 'No plan yet.'),
+  ];
+}
+
+// plan shows one saved plan: its summary and each resource's change, attribute by attribute.
+function plan(p) {
+  const s = p.plan || {};
+  return h('details', { class: 'plan', open: true },
+    h('summary', {}, p.component, p.held ? ' — held for review' : '', ': +', s.add || 0, ' ~', s.change || 0, ' -', s.destroy || 0),
+    (p.resources || []).map((r) => h('div', { class: 'resource' },
+      h('p', {}, h('code', {}, r.address), ' ', h('span', { class: 'actions' }, (r.actions || []).join(', ')), r.values_omitted ? ' (values omitted: too large)' : ''),
+      diffTable(r.before, r.after))),
+    p.resources && p.resources.length ? null : h('p', { class: 'muted' }, 'No resource changes listed.'));
+}
+
+function diffTable(before, after) {
+  const keys = [...new Set([...Object.keys(before || {}), ...Object.keys(after || {})])].sort();
+  if (!keys.length) return null;
+  const cell = (v) => (v === undefined ? h('span', { class: 'muted' }, '—') : h('code', {}, typeof v === 'string' ? v : pretty(v)));
+  return h('table', { class: 'grid diff' },
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'attribute'), h('th', { scope: 'col' }, 'before'), h('th', { scope: 'col' }, 'after'))),
+    h('tbody', {}, keys.map((k) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', { class: 'before' }, cell((before || {})[k])), h('td', { class: 'after' }, cell((after || {})[k]))))));
+}

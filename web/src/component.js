@@ -1,0 +1,54 @@
+// The component panel: resolved config (secrets redacted by the API), runtime, what it consumes
+// from whom (keys), its dependents, its deployments; and the proposal editor.
+import { get } from './api.js';
+import { h, link, pretty, when, short, enc } from './dom.js';
+import { proposeView } from './propose.js';
+
+const path = (id) => '/components/' + id.split('/').map(enc).join('/');
+
+export async function componentView(app, id, tab) {
+  const v = await get(path(id) + '?deployments=20');
+  const tabs = [['config', 'Config'], ['runtime', 'Runtime'], ['consumes', 'Consumes (' + v.dependencies.length + ')'],
+    ['dependents', 'Dependents (' + v.dependents.length + ')'], ['history', 'History (' + v.deployments.length + ')'], ['propose', 'Propose a change']];
+  tab = tab || 'config';
+  const nav = h('nav', { class: 'tabs', 'aria-label': 'Component sections' },
+    tabs.map(([t, label]) => link('/c/' + id + '/' + t, label, { 'aria-current': t === tab ? 'page' : null, id: 'tab-' + t })));
+  const body = h('div', { class: 'tab-body', role: 'region', 'aria-labelledby': 'tab-' + tab });
+  const render = {
+    config: () => [h('p', { class: 'muted' }, 'Resolved from ', (v.files || []).join(' + '), ' — secret-named values redacted, ${…} references as written.'),
+      h('pre', { class: 'json', tabindex: 0, 'aria-label': 'Resolved config' }, pretty(v.config))],
+    runtime: () => v.runtime
+      ? [h('p', { class: 'muted' }, v.runtime.parameter, ' v', v.runtime.version, ', ', when(v.runtime.last_modified), v.runtime.last_modified_user ? ' by ' + v.runtime.last_modified_user : ''),
+        h('pre', { class: 'json', tabindex: 0, 'aria-label': 'Runtime' }, pretty(v.runtime.value))]
+      : [h('p', {}, 'No runtime published (', v.runtime_status, ').')],
+    consumes: () => links(v.dependencies, 'It consumes nothing from other components.', 'from'),
+    dependents: () => links(v.dependents, 'Nothing depends on it.', 'by'),
+    history: () => history(v.deployments),
+    propose: () => proposeView(app, v),
+  }[tab] || (() => 'No such section.');
+  body.append(...[].concat(render()));
+  const diag = (v.diagnostics || []).length
+    ? h('ul', { class: 'diagnostics', 'aria-label': 'Diagnostics' }, v.diagnostics.map((d) => h('li', { class: d.severity }, d.severity, ': ', d.message)))
+    : null;
+  return [h('h2', {}, id), h('p', { class: 'muted' }, 'runtime ', v.runtime_status, v.broken ? ' · broken' : ''), diag, nav, body];
+}
+
+function links(list, none, dir) {
+  if (!list.length) return h('p', {}, none);
+  return h('table', { class: 'grid' },
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'component'), h('th', { scope: 'col' }, dir === 'from' ? 'keys it consumes' : 'keys they consume'), h('th', { scope: 'col' }, 'where'))),
+    h('tbody', {}, list.map((l) => h('tr', {},
+      h('td', {}, link('/c/' + l.component, l.component)),
+      h('td', {}, (l.consumes || []).join(', ')),
+      h('td', { class: 'muted' }, (l.sources || []).map((s) => s.kind + ' ' + s.pointer).join('; '))))));
+}
+
+function history(deps) {
+  if (!deps.length) return h('p', {}, 'Never deployed.');
+  return h('table', { class: 'grid' },
+    h('thead', {}, h('tr', {}, ['deployment', 'status', 'wave', 'when', 'changed keys'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, deps.map((d) => h('tr', {},
+      h('td', {}, link('/deployments/' + d.id, short(d.id, 20))),
+      h('td', {}, h('span', { class: 'state ' + d.status }, d.status)),
+      h('td', {}, d.wave), h('td', {}, when(d.at)), h('td', {}, (d.changed_keys || []).join(', '))))));
+}

@@ -1,0 +1,60 @@
+// A deployment's lineage as a timeline back to its root cause: the deployment, the upstream
+// deployments whose changed keys reached it, and the commit, parameter version or request
+// behind them, with who asked; each step linked to its audit records.
+import { get } from './api.js';
+import { h, link, when, short, enc } from './dom.js';
+
+export async function lineageView(id) {
+  const step = await get('/deployments/' + enc(id) + '/lineage');
+  const requesters = await requestersOf(step);
+  const items = [];
+  const walk = (s, via) => {
+    const d = s.deployment;
+    items.push(h('li', { class: 'step deployment' },
+      h('p', {}, h('strong', {}, d.component), ' ', h('span', { class: 'state ' + d.status }, d.status), ' · wave ', d.wave, ' · ', when(d.at)),
+      via ? h('p', { class: 'muted' }, 'its changed keys ', (via.keys || []).join(', ') || 'none', ' reached the step above') : null,
+      d.detail ? h('p', {}, d.detail) : null,
+      d.changed_keys && d.changed_keys.length ? h('p', {}, 'changed ', d.changed_keys.join(', ')) : null,
+      h('p', {}, h('code', {}, d.id), ' · ', link('/log?deployment=' + enc(d.id), 'audit records'), ' · ', link('/changes/' + enc(d.change_set_id), 'change'))));
+    for (const c of s.causes) {
+      if (c.upstream) walk(c.upstream, c.cause);
+      else items.push(root(c, d, requesters));
+    }
+  };
+  walk(step, null);
+  return [h('h2', {}, 'Lineage of ', h('code', {}, short(id, 20))),
+    h('p', { class: 'muted' }, 'From this deployment back to what caused it.'),
+    h('ol', { class: 'timeline', id: 'lineage' }, items)];
+}
+
+// requestersOf finds, in the audit log, who asked for each root change: the author of the
+// commit that change.detected names (a change request's requested_by).
+async function requestersOf(step) {
+  const corrs = new Set();
+  const walk = (s) => s.causes.forEach((c) => (c.upstream ? walk(c.upstream) : c.change && corrs.add(c.change.correlation_id)));
+  walk(step);
+  const out = {};
+  for (const corr of corrs) {
+    const page = await get('/log?limit=20&correlation=' + enc(corr));
+    const detected = page.records.find((r) => r.type === 'change.detected');
+    const commit = detected && detected.body && detected.body.payload && detected.body.payload.commit;
+    if (commit) out[corr] = commit;
+  }
+  return out;
+}
+
+function root(c, d, requesters) {
+  const ch = c.change;
+  const what = {
+    commit: () => ['commit ', h('code', {}, short(c.cause.id))],
+    parameter: () => ['parameter version ', h('code', {}, c.cause.id)],
+    request: () => ['change request ', h('code', {}, c.cause.id)],
+    retry: () => ['a retry of ', link('/deployments/' + c.cause.id, c.cause.id)],
+  }[c.cause.kind] || (() => [c.cause.kind + ' ', h('code', {}, c.cause.id)]);
+  return h('li', { class: 'step root' },
+    h('p', {}, h('strong', {}, 'Root cause: '), what()),
+    ch ? h('p', {}, ch.source, ' by ', ch.actor.name, ' (', ch.actor.kind, ') · ', when(ch.at), ch.commit ? [' · tree of ', h('code', {}, short(ch.commit))] : '') : null,
+    ch && requesters[ch.correlation_id] ? h('p', { class: 'requester' }, 'requested by ', requesters[ch.correlation_id].author,
+      requesters[ch.correlation_id].message ? [' — ', h('q', {}, requesters[ch.correlation_id].message.split('\n')[0])] : '') : null,
+    ch ? h('p', {}, link('/log?correlation=' + enc(ch.correlation_id), 'audit records of the change')) : h('p', {}, link('/log?deployment=' + enc(d.id), 'audit records')));
+}
