@@ -2,6 +2,9 @@ package api
 
 import (
 	"regexp"
+	"sort"
+	"strconv"
+	"strings"
 )
 
 // Secrets are kept out of what the API shows. A component's config is shown as resolved, with
@@ -38,3 +41,33 @@ func redactSecrets(v any) any {
 	}
 	return v
 }
+
+// redactedPointers lists the JSON pointers (under prefix) of every string equal to Redacted in
+// v: a proposal built from a redacted environment file that still holds the placeholder would
+// commit it as the secret's value, so such a proposal is refused.
+func redactedPointers(v any, prefix string) []string {
+	var out []string
+	switch x := v.(type) {
+	case string:
+		if x == Redacted {
+			out = append(out, prefix)
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			out = append(out, redactedPointers(x[k], prefix+"/"+pointerToken.Replace(k))...)
+		}
+	case []any:
+		for i, val := range x {
+			out = append(out, redactedPointers(val, prefix+"/"+strconv.Itoa(i))...)
+		}
+	}
+	return out
+}
+
+// pointerToken escapes a key as a JSON pointer reference token (RFC 6901).
+var pointerToken = strings.NewReplacer("~", "~0", "/", "~1")

@@ -120,6 +120,9 @@ func checkRequest(in ChangeRequest, c Caller) (env, typ, nick string, err error)
 	if len(in.ProposedChange) == 0 || json.Unmarshal(in.ProposedChange, &obj) != nil || obj == nil {
 		errs = append(errs, FieldError{Pointer: "/proposed_change", Detail: "required: the component's new environment file, a JSON object"})
 	}
+	for _, ptr := range redactedPointers(obj, "/proposed_change") {
+		errs = append(errs, FieldError{Pointer: ptr, Detail: fmt.Sprintf("%q is the placeholder GET /components shows for a secret, not its value: put the secret (or a reference to it) back before proposing", Redacted)})
+	}
 	if strings.TrimSpace(in.RequestedBy) == "" {
 		errs = append(errs, FieldError{Pointer: "/requested_by", Detail: `required: on whose behalf, "Name <email>" or a login (the commit's author)`})
 	}

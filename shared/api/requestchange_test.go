@@ -34,6 +34,8 @@ func TestRequestChangeRefusals(t *testing.T) {
 	}
 	bad := vpcChange(30)
 	bad["az_count"], bad["cidr"] = 9, "10.20.0.0/8"
+	placeholder := vpcChange(30)
+	placeholder["flow_logs"] = map[string]any{"api/token": Redacted}
 	dangling := vpcChange(30)
 	dangling["karma"] = map[string]any{"depends_on": []any{"s3-bucket/nope"}}
 	cases := []struct {
@@ -62,6 +64,8 @@ func TestRequestChangeRefusals(t *testing.T) {
 		{"unchanged", with("proposed_change", vpcChange(90)), "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/proposed_change"}},
 		{"schema errors", with("proposed_change", bad), "writer", nil, http.StatusUnprocessableEntity, TypeValidation,
 			[]string{"/proposed_change/az_count", "/proposed_change/cidr"}},
+		{"a redacted secret's placeholder", with("proposed_change", placeholder), "writer", nil, http.StatusUnprocessableEntity, TypeValidation,
+			[]string{"/proposed_change/flow_logs/api~1token"}},
 		{"dangling reference", with("proposed_change", dangling), "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/proposed_change/karma/depends_on/0"}},
 	}
 	for _, c := range cases {
