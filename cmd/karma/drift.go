@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/usekarma/karma/shared/api/client"
 	"github.com/usekarma/karma/shared/config"
 	"github.com/usekarma/karma/shared/drift"
 	"github.com/usekarma/karma/shared/message"
@@ -57,6 +58,12 @@ func newDriftCmd(g *globals) *cobra.Command {
 }
 
 func runDrift(c *cobra.Command, g *globals, f driftFlags) error {
+	if cl, err := g.remote(c); err != nil || cl != nil {
+		if err != nil {
+			return err
+		}
+		return remoteDrift(c, cl, f)
+	}
 	if err := g.validateBackend(c); err != nil {
 		return err
 	}
@@ -76,6 +83,11 @@ func runDrift(c *cobra.Command, g *globals, f driftFlags) error {
 	if err != nil {
 		return err
 	}
+	return reportDrift(c, rep, f)
+}
+
+// reportDrift prints the report; exit 1 when something drifted or could not be compared.
+func reportDrift(c *cobra.Command, rep *drift.Report, f driftFlags) error {
 	if f.asJSON {
 		if err := writeJSON(c.OutOrStdout(), rep); err != nil {
 			return err
@@ -102,6 +114,11 @@ func driftOptions(g *globals, f driftFlags) (drift.Options, error) {
 	if (g.paramsBackend == "ssm" || g.paramsBackend == config.AWS) && f.env == "" {
 		return o, fmt.Errorf("--env is required with --params-backend ssm (one account is one environment)")
 	}
+	return componentOption(o, f)
+}
+
+// componentOption reads --component into o.
+func componentOption(o drift.Options, f driftFlags) (drift.Options, error) {
 	if f.component == "" {
 		return o, nil
 	}
@@ -142,4 +159,23 @@ func checkDrift(ctx context.Context, s *session, opts drift.Options, f driftFlag
 		return nil, err
 	}
 	return rep, rec.Record(ctx, rep)
+}
+
+// remoteDrift is `karma drift --server`: GET /drift, a read. The API compares the parameters
+// only and records nothing, so --auto-approve (which is about corrections) is refused and the
+// report is shown as a dry run's.
+func remoteDrift(c *cobra.Command, cl *client.Client, f driftFlags) error {
+	if f.auto {
+		return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--server: the API's drift check is a read (nothing recorded or queued): --auto-approve does not apply; the schedules and karma drift on the stores queue corrections")}
+	}
+	o, err := componentOption(drift.Options{Env: f.env}, f)
+	if err != nil {
+		return &usageError{cmd: c.CommandPath(), err: err}
+	}
+	rep, err := cl.Drift(c.Context(), o.Env, o.Component)
+	if err != nil {
+		return err
+	}
+	f.dry = true
+	return reportDrift(c, rep, f)
 }

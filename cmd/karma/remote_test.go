@@ -98,6 +98,24 @@ func TestCLIThroughServer(t *testing.T) {
 	if code, _, errOut := karmaWith(t, g, "promote", "status", id); code != 2 || !strings.Contains(errOut, "not a promoted change") {
 		t.Errorf("promote status --server of a change of one environment: exit %d %s", code, errOut)
 	}
+	// Drift through the server: GET /drift, a read (parameters only, nothing recorded).
+	code, out, errOut := karmaWith(t, g, "drift", "--env", "prod", "--component", "vpc/core", "--json")
+	var rep struct {
+		Commit string `json:"commit"`
+		Envs   []struct {
+			Env      string `json:"env"`
+			Compared int    `json:"compared"`
+		} `json:"environments"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code == 2 || rep.Commit == "" || len(rep.Envs) != 1 || rep.Envs[0].Env != "prod" || rep.Envs[0].Compared != 1 {
+		t.Errorf("drift --server --json: exit %d, %+v (%v)\n%s%s", code, rep, err, out, errOut)
+	}
+	if code, _, errOut := karmaWith(t, g, "drift", "--auto-approve"); code != 2 || !strings.Contains(errOut, "is a read") {
+		t.Errorf("drift --server --auto-approve: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := karmaWith(t, g, "drift", "--component", "prod/vpc/nope"); code == 0 || !strings.Contains(errOut, "nope") {
+		t.Errorf("drift --server of an unknown component: exit %d %s", code, errOut)
+	}
 	if code, _, errOut := karmaWith(t, g, "params", "publish", "--env", "prod"); code != 2 || !strings.Contains(errOut, "works on the stores themselves") {
 		t.Errorf("params publish --server: exit %d %s", code, errOut)
 	}

@@ -106,4 +106,5 @@ func argsUsage(check cobra.PositionalArgs) cobra.PositionalArgs {
 
 // remoteCommands work through a running Karma's API with --server.
 var remoteCommands = map[string]bool{"impact": true, "propose-change": true, "apply": true, "reject": true, "changes": true,
-	"audit log": true, "lineage": true, "rollback": true, "promote": true, "promote status": true}
+	"audit log": true, "lineage": true, "rollback": true, "promote": true, "promote status": true,
+	"drift": true}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/usekarma/karma/shared/api"
+	"github.com/usekarma/karma/shared/drift"
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/lineage"
 	"github.com/usekarma/karma/shared/promotion"
@@ -177,6 +178,20 @@ func (c *Client) Promote(ctx context.Context, id, reason string) (*api.PromoteRe
 		body = api.PromoteRequest{Reason: reason}
 	}
 	return &out, c.do(ctx, http.MethodPost, "/changes/"+esc(id)+"/promote", nil, body, &out)
+}
+
+// Drift is GET /drift: the drift check as a read (parameters only; nothing recorded or queued).
+// env and component ("<env>/<type>/<nickname>") narrow it; "" for all.
+func (c *Client) Drift(ctx context.Context, env, component string) (*drift.Report, error) {
+	q := url.Values{}
+	if env != "" {
+		q.Set("env", env)
+	}
+	if component != "" {
+		q.Set("component", component)
+	}
+	var r drift.Report
+	return &r, c.get(ctx, "/drift", q, &r)
 }
 
 func (c *Client) get(ctx context.Context, path string, q url.Values, out any) error {
