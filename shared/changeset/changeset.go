@@ -6,8 +6,9 @@
 //     failed or blocked). Waves are therefore respected without a global barrier: a component
 //     starts as soon as its own upstreams are done.
 //   - When ready, a component is blocked if an upstream failed or was blocked; deployed
-//     (scheduled) if it is a root or an upstream's apply changed a runtime key it consumes;
-//     otherwise skipped: "no consumed key changed". Skips and blocks settle it at once, which
+//     (scheduled) if it is a root, an upstream's apply changed a runtime key it consumes, or an
+//     upstream whose edge says "redeploy on any apply" was applied (the cause then says so:
+//     trigger on-any-apply, keys []); otherwise skipped: "no consumed key changed". Skips and blocks settle it at once, which
 //     may make its dependents ready in turn.
 //
 // Each component is deployed at most once per change set. Decisions are recorded in the change
@@ -52,6 +53,8 @@ const (
 type Upstream struct {
 	Component string   `json:"component"`
 	Consumes  []string `json:"consumes"`
+	// OnAnyApply: the node is redeployed after every apply of Component, whatever changed.
+	OnAnyApply bool `json:"on_any_apply,omitempty"`
 }
 
 // Node is one component of the set.
@@ -206,8 +209,14 @@ func (cs *ChangeSet) MarkApplied(component string, changedKeys []string) error {
 	for _, d := range n.Dependents {
 		dn := cs.Nodes[d]
 		for _, up := range dn.Upstreams {
-			if up.Component == component && consumesAny(up.Consumes, changedKeys) {
+			if up.Component != component {
+				continue
+			}
+			switch {
+			case consumesAny(up.Consumes, changedKeys):
 				dn.Causes = append(dn.Causes, message.Cause{Kind: message.CauseDeployment, ID: n.DeploymentID, Keys: intersect(up.Consumes, changedKeys)})
+			case up.OnAnyApply:
+				dn.Causes = append(dn.Causes, message.Cause{Kind: message.CauseDeployment, ID: n.DeploymentID, Keys: []string{}, Trigger: message.TriggerOnAnyApply})
 			}
 		}
 	}

@@ -471,12 +471,13 @@ func fullPayloads() map[string]any {
 	sched := message.DeploymentScheduled{
 		ChangeSetID: cs, DeploymentID: dep, Component: "prod/ecs-service/api", Wave: 2,
 		CausedBy: []message.Cause{
-			{Kind: message.CauseCommit, ID: sha, Keys: []string{"unused"}},
-			{Kind: message.CauseDeployment, ID: "dep-54373ce93bae19f9", Keys: []string{"private_subnet_ids"}},
-			{Kind: message.CauseRetry, ID: "dep-0a1b2c3d4e5f6071", Keys: []string{}},
-			{Kind: message.CauseRollback, ID: "dep-1a2b3c4d5e6f7081", Keys: []string{}},
-			{Kind: message.CausePromotion, ID: root + "/dev", Keys: []string{}},
-			{Kind: message.CauseDrift, ID: "drift-4f1c9e20b7a35d68", Keys: []string{}},
+			// Every field set at once (trigger is only ever set on a deployment cause).
+			{Kind: message.CauseCommit, ID: sha, Keys: []string{"unused"}, Trigger: message.TriggerOnAnyApply},
+			{Kind: message.CauseDeployment, ID: "dep-54373ce93bae19f9", Keys: []string{"private_subnet_ids"}, Trigger: message.TriggerOnAnyApply},
+			{Kind: message.CauseRetry, ID: "dep-0a1b2c3d4e5f6071", Keys: []string{}, Trigger: message.TriggerOnAnyApply},
+			{Kind: message.CauseRollback, ID: "dep-1a2b3c4d5e6f7081", Keys: []string{}, Trigger: message.TriggerOnAnyApply},
+			{Kind: message.CausePromotion, ID: root + "/dev", Keys: []string{}, Trigger: message.TriggerOnAnyApply},
+			{Kind: message.CauseDrift, ID: "drift-4f1c9e20b7a35d68", Keys: []string{}, Trigger: message.TriggerOnAnyApply},
 		},
 		ConfigHash: hash, Destroy: true,
 	}
@@ -511,9 +512,9 @@ func fullPayloads() map[string]any {
 				SoakSkipped: &message.GateSkip{By: "grace.hopper", Reason: "verified in dev"}},
 		},
 		message.TypeChangeResolved: message.ChangeResolved{
-			ChangeSetID: cs, Source: message.SourceGit, RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha, Keys: []string{"every field set"}},
-				{Kind: message.CauseRollback, ID: dep, Keys: []string{}}, {Kind: message.CausePromotion, ID: root + "/dev", Keys: []string{}},
-				{Kind: message.CauseDrift, ID: "drift-4f1c9e20b7a35d68", Keys: []string{}}},
+			ChangeSetID: cs, Source: message.SourceGit, RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha, Keys: []string{"every field set"}, Trigger: message.TriggerOnAnyApply},
+				{Kind: message.CauseRollback, ID: dep, Keys: []string{}, Trigger: message.TriggerOnAnyApply}, {Kind: message.CausePromotion, ID: root + "/dev", Keys: []string{}, Trigger: message.TriggerOnAnyApply},
+				{Kind: message.CauseDrift, ID: "drift-4f1c9e20b7a35d68", Keys: []string{}, Trigger: message.TriggerOnAnyApply}},
 			Roots:        []string{"prod/vpc/core"},
 			Affected:     []string{"prod/vpc/core", "prod/ecs-service/api"},
 			Waves:        [][]string{{"prod/vpc/core"}, {"prod/ecs-service/api"}},

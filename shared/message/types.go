@@ -76,7 +76,14 @@ type Cause struct {
 	ID   string `json:"id"`
 	// Keys are the changed runtime keys that reached the dependent (kind deployment).
 	Keys []string `json:"keys,omitzero"` // [] = none changed; absent = not applicable
+	// Trigger is TriggerOnAnyApply on a kind deployment cause when the dependent's reference
+	// redeploys it after every apply of the upstream and no key it consumes changed (Keys is
+	// then []); "" when a consumed key changed. Added to version 1: optional.
+	Trigger string `json:"trigger,omitempty"`
 }
+
+// TriggerOnAnyApply: the reference says "redeploy": "on-any-apply" (karma.depends_on).
+const TriggerOnAnyApply = "on-any-apply"
 
 // ChangeResolved (change.resolved v2): the impact of a change set — everything that may be
 // redeployed, in waves — computed once at the start. v1 had no Commit or QueuedBehind.

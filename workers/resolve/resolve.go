@@ -310,7 +310,7 @@ func (w *Worker) plan(ctx context.Context, cs *changeset.ChangeSet, res *model.R
 			e := g.Edges[ei]
 			up := g.Components[e.To].ID
 			if _, in := cs.Nodes[up]; in {
-				n.Upstreams = append(n.Upstreams, changeset.Upstream{Component: up, Consumes: e.Consumes})
+				n.Upstreams = append(n.Upstreams, changeset.Upstream{Component: up, Consumes: e.Consumes, OnAnyApply: e.OnAnyApply()})
 				cs.Nodes[up].Dependents = append(cs.Nodes[up].Dependents, id)
 			}
 		}
