@@ -46,7 +46,9 @@ func (g *Graph) Downstream(seeds []int32, opts ImpactOptions) (*Impact, error) {
 		}
 		// A runtime changed outside Karma (ChangedRuntime) is no apply: on-any-apply edges do not count.
 		applied := opts.ChangedRuntime == ""
-		first = func(e *Edge) bool { return e.ConsumesAnyFrom(opts.ChangedRuntime, changed) || (applied && e.OnAnyApply()) }
+		first = func(e *Edge) bool {
+			return e.ConsumesAnyFrom(opts.ChangedRuntime, changed) || (applied && e.OnAnyApply())
+		}
 	}
 	res := g.traverse(seeds, g.in, func(e *Edge) int32 { return e.From }, first)
 	waves, err := g.WavesOf(indexes(res.Affected))
