@@ -26,6 +26,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/usekarma/karma/shared/governance"
 	"github.com/usekarma/karma/shared/message"
 )
 
@@ -47,6 +48,7 @@ const (
 	ReasonDestroyHeld    = "destroy-held"
 	ReasonSuperseded     = "superseded" // a later change set deploys it instead, by explicit choice
 	ReasonRejected       = "rejected"   // a person rejected the change set (RejectedBy, RejectReason)
+	ReasonExpired        = "expired"    // not approved before its environment's approval expiry (ExpiredAt)
 )
 
 // Upstream is an edge inside the set: this node depends on Component and consumes Consumes.
@@ -141,6 +143,14 @@ type ChangeSet struct {
 	PromotedFrom string `json:"promoted_from,omitempty"`
 	// Promotion is where the change goes after this change set, and when (promotion.go).
 	Promotion *Promotion `json:"promotion,omitempty"`
+	// Governance (govern.go): the rules of the environment at Commit, the commit's author, the
+	// approvals so far, when approval expires, and why a request for auto-approve was refused.
+	Rules              *governance.Rules `json:"rules,omitempty"` // nil: one approval by anyone
+	Author             string            `json:"author,omitempty"`
+	Approvals          []Approver        `json:"approvals,omitempty"`
+	ExpiresAt          time.Time         `json:"expires_at,omitzero"`
+	ExpiredAt          time.Time         `json:"expired_at,omitzero"`
+	AutoApproveRefused string            `json:"auto_approve_refused,omitempty"`
 }
 
 // ModuleCommit is the commit whose Terraform module component deploys: its node's own commit

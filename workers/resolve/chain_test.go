@@ -105,6 +105,12 @@ func (p paramConfigs) Config(ctx context.Context, env, component string) ([]byte
 
 func newChain(t *testing.T) *chain {
 	t.Helper()
+	return newChainAt(t, wt.ExamplesDir)
+}
+
+// newChainAt is newChain over the config repository in root.
+func newChainAt(t *testing.T, root string) *chain {
+	t.Helper()
 	ctx := context.Background()
 	db := wt.NewDB(t)
 	c := &chain{db: db, stores: map[string]*embedded.ParamStore{}, tf: &countingTF{applies: map[string]int{}}}
@@ -129,7 +135,7 @@ func newChain(t *testing.T) *chain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	graphs := wt.RepoGraphs{Root: wt.ExamplesDir, Params: func(env string) params.Store {
+	graphs := wt.RepoGraphs{Root: root, Params: func(env string) params.Store {
 		st, err := c.params(env)
 		if err != nil {
 			t.Error(err)
@@ -137,7 +143,7 @@ func newChain(t *testing.T) *chain {
 		}
 		return st
 	}}
-	ws := terraform.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), Modules: terraform.StaticModules(filepath.Join(wt.ExamplesDir, "components")), Prefix: "/iac"}
+	ws := terraform.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), Modules: terraform.StaticModules(filepath.Join(root, "components")), Prefix: "/iac"}
 	c.resolver = &resolve.Worker{Graphs: graphs, Commits: graphs, ChangeSets: c.changeSets, Configs: paramConfigs{c}}
 	const visibility = 10 * time.Minute
 	stage := func(name string, h pipeline.Handler, workers int) pipeline.Stage {

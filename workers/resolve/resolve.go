@@ -3,7 +3,7 @@
 // decides which dependents to deploy next (see shared/changeset for the rules).
 //
 // Input:  change.detected, deployment.applied, deployment.failed, change.superseded,
-// change.rejected.
+// change.rejected, change.expired.
 // Output: change.resolved (the impact, or a rejection such as a cycle with its path),
 //
 //	deployment.scheduled, deployment.skipped.
@@ -87,6 +87,8 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 		return w.superseded(ctx, in)
 	case message.TypeChangeRejected:
 		return w.rejected(ctx, in)
+	case message.TypeChangeExpired:
+		return w.expired(ctx, in)
 	}
 	return nil, pipeline.Permanent(fmt.Errorf("resolve: unexpected message type %s", in.Type))
 }
@@ -191,6 +193,7 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 	if cs.Approved {
 		cs.ApprovedBy = "auto-approve"
 	}
+	cs.Govern(res.Repo.Settings.For(env), commitAuthor(p)) // the rules of the commit's karma.json
 	promo.apply(cs, env, p)
 	if err := w.build(ctx, cs, res, p, env); err != nil {
 		return nil, err
@@ -250,6 +253,15 @@ func rejection(errs model.Diagnostics) string {
 		b.WriteString(d.String())
 	}
 	return b.String()
+}
+
+// commitAuthor is the author of the change's commit ("" for a parameter or runtime change,
+// whose tree is the deploy branch's head: its author did not make this change).
+func commitAuthor(p message.ChangeDetected) string {
+	if p.Commit == nil {
+		return ""
+	}
+	return p.Commit.Author
 }
 
 func rootCauses(p message.ChangeDetected) []message.Cause {

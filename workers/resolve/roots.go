@@ -173,7 +173,7 @@ func (w *Worker) announce(ctx context.Context, in message.Envelope, cs *changese
 			}
 		}
 		r := message.ChangeResolved{ChangeSetID: cs.ID, Source: cs.Source, RootCauses: cs.RootCauses, Roots: nonNil(roots), Affected: nonNil(affected),
-			Waves: cs.Waves, Commit: cs.Commit, QueuedBehind: cs.QueuedBehind, Rejected: cs.Rejected}
+			Waves: cs.Waves, Commit: cs.Commit, QueuedBehind: cs.QueuedBehind, Rejected: cs.Rejected, Approval: approvalRules(cs)}
 		out = append(out, env(in.MustDerive(message.TypeChangeResolved, "resolved:"+cs.ID, r), cs.Env))
 	}
 	var announced []string
@@ -201,6 +201,23 @@ func (w *Worker) announce(ctx context.Context, in message.Envelope, cs *changese
 		})
 	}
 	return out, nil
+}
+
+// approvalRules are the change set's approval rules for change.resolved, when its environment
+// has any.
+func approvalRules(cs *changeset.ChangeSet) *message.ApprovalRules {
+	if cs.Rules == nil || !cs.Rules.Configured {
+		return nil
+	}
+	r := &message.ApprovalRules{Protected: cs.Rules.Protected, Author: cs.Author, AutoApproveRefused: cs.AutoApproveRefused}
+	if !cs.Approved || cs.AutoApproveRefused != "" {
+		r.Required = cs.Required()
+	}
+	if !cs.ExpiresAt.IsZero() {
+		at := cs.ExpiresAt
+		r.ExpiresAt = &at
+	}
+	return r
 }
 
 func env(e message.Envelope, name string) message.Envelope {
