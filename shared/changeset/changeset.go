@@ -49,6 +49,7 @@ const (
 	ReasonSuperseded     = "superseded" // a later change set deploys it instead, by explicit choice
 	ReasonRejected       = "rejected"   // a person rejected the change set (RejectedBy, RejectReason)
 	ReasonExpired        = "expired"    // not approved before its environment's approval expiry (ExpiredAt)
+	ReasonPolicyDenied   = "policy-denied" // a policy of the change's commit denies it (the detail gives the reasons)
 )
 
 // Upstream is an edge inside the set: this node depends on Component and consumes Consumes.

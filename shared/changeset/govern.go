@@ -54,6 +54,12 @@ func (cs *ChangeSet) Govern(r governance.Rules, author string) {
 	}
 }
 
+// WithdrawApproval forgets the approval and the approvals given so far: what they approved is no
+// longer what would be applied (a plan made again after it went stale).
+func (cs *ChangeSet) WithdrawApproval() {
+	cs.Approved, cs.ApprovedBy, cs.Approvals = false, "", nil
+}
+
 // Required is how many distinct people must approve cs.
 func (cs *ChangeSet) Required() int {
 	if cs.Rules == nil {

@@ -30,6 +30,7 @@ import (
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/policy"
 )
 
 // Graphs builds the validated graph of one environment at a commit of the config repository
@@ -63,7 +64,9 @@ type Worker struct {
 	Commits    Commits
 	ChangeSets changeset.Store
 	Configs    ConfigReader
-	Now        func() time.Time
+	// Policies are asked about every component before it is scheduled (police.go); nil: none.
+	Policies policy.Evaluator
+	Now      func() time.Time
 }
 
 // Handle dispatches on the message type.

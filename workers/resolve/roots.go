@@ -147,8 +147,16 @@ func (w *Worker) settle(ctx context.Context, in message.Envelope, csID string, f
 		return nil, err
 	}
 	out, err := w.announce(ctx, in, cs, false)
-	if err != nil || !cs.Done() {
-		return out, err
+	if err != nil {
+		return nil, err
+	}
+	if w.Policies != nil { // a policy's denial may have settled what was left
+		if cs, err = w.ChangeSets.Get(ctx, csID); err != nil {
+			return nil, err
+		}
+	}
+	if !cs.Done() {
+		return out, nil
 	}
 	promoted, err := w.promote(ctx, in, cs)
 	if err != nil {
@@ -161,6 +169,10 @@ func (w *Worker) settle(ctx context.Context, in message.Envelope, csID string, f
 // announce turns the change set's unpublished decisions into messages and marks them published
 // once the runtime has sent them.
 func (w *Worker) announce(ctx context.Context, in message.Envelope, cs *changeset.ChangeSet, withResolved bool) ([]message.Envelope, error) {
+	cs, err := w.police(ctx, cs)
+	if err != nil {
+		return nil, err
+	}
 	var out []message.Envelope
 	if withResolved {
 		var roots, affected []string
