@@ -46,9 +46,9 @@ const (
 	ReasonNoConsumedKey  = "no-consumed-key-changed"
 	ReasonUpstreamFailed = "upstream-failed"
 	ReasonDestroyHeld    = "destroy-held"
-	ReasonSuperseded     = "superseded" // a later change set deploys it instead, by explicit choice
-	ReasonRejected       = "rejected"   // a person rejected the change set (RejectedBy, RejectReason)
-	ReasonExpired        = "expired"    // not approved before its environment's approval expiry (ExpiredAt)
+	ReasonSuperseded     = "superseded"    // a later change set deploys it instead, by explicit choice
+	ReasonRejected       = "rejected"      // a person rejected the change set (RejectedBy, RejectReason)
+	ReasonExpired        = "expired"       // not approved before its environment's approval expiry (ExpiredAt)
 	ReasonPolicyDenied   = "policy-denied" // a policy of the change's commit denies it (the detail gives the reasons)
 )
 

@@ -211,4 +211,3 @@ func (e *Engine) Compiles() int {
 	defer e.mu.Unlock()
 	return len(e.sets)
 }
-

@@ -11,8 +11,8 @@ import (
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/policy"
-	wt "github.com/usekarma/karma/workers/internal/workertest"
 	"github.com/usekarma/karma/workers/ingest"
+	wt "github.com/usekarma/karma/workers/internal/workertest"
 )
 
 // policyFunc is a policy.Evaluator in a function; it records what it was asked.
