@@ -15,8 +15,8 @@ import (
 
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/changeset"
-	"github.com/usekarma/karma/shared/governance"
 	"github.com/usekarma/karma/shared/dynamo"
+	"github.com/usekarma/karma/shared/governance"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/neptune"
 	"github.com/usekarma/karma/shared/params/ssm"
