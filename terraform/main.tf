@@ -89,7 +89,8 @@ locals {
   #   deployment.recorded                          -> plan
   #   deployment.planned, deployment.approved      -> apply
   #   deployment.applied, deployment.failed        -> resolve, graph-write
-  #   change.superseded, change.rejected           -> resolve
+  #   change.superseded, change.rejected,
+  #   change.expired                               -> resolve
   #   drift.detected                               -> graph-write
   #   everything                                   -> audit
   #
@@ -98,7 +99,7 @@ locals {
     apply         = ["deployment.approved", "deployment.planned"]
     "graph-write" = ["change.resolved", "deployment.applied", "deployment.failed", "deployment.scheduled", "deployment.skipped", "drift.detected"]
     plan          = ["deployment.recorded"]
-    resolve       = ["change.detected", "change.superseded", "change.rejected", "deployment.applied", "deployment.failed"]
+    resolve       = ["change.detected", "change.superseded", "change.rejected", "change.expired", "deployment.applied", "deployment.failed"]
   }
   bus_rules = merge(
     { for stage, types in local.routed_types : stage => jsonencode({ source = ["karma"], "detail-type" = types }) },

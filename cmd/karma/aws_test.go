@@ -16,6 +16,7 @@ import (
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/dynamo"
+	"github.com/usekarma/karma/shared/governance"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/neptune"
 	"github.com/usekarma/karma/shared/params/ssm"
@@ -114,7 +115,8 @@ func TestCLIOnAWSBackends(t *testing.T) {
 		t.Errorf("audit log: %s", out)
 	}
 	karmaOK(t, g, append([]string{"audit", "verify"}, base...)...)
-	// apply <change-id> approves a change held in DynamoDB and publishes the approval.
+	// apply <change-id> approves a change held in DynamoDB and publishes the approval: prod is
+	// protected (two approvals; its author may not approve), the decisions audited in DynamoDB.
 	css := dynamo.NewChangeSets(ddb, tables.ChangeSets, dynamo.ChangeSetOptions{})
 	root, _ := message.New(message.TypeChangeDetected, "prod", message.Actor{Kind: "git", Name: "Ada"}, "git:x", message.ChangeDetected{})
 	plan := &message.DeploymentPlanned{DeploymentScheduled: message.DeploymentScheduled{ChangeSetID: root.ID, DeploymentID: "dep-1", Component: "prod/vpc/core",
@@ -122,10 +124,30 @@ func TestCLIOnAWSBackends(t *testing.T) {
 	cs := &changeset.ChangeSet{ID: root.ID, Env: "prod", CorrelationID: root.ID, Source: message.SourceGit, Actor: root.Actor, Started: true,
 		CreatedAt: time.Now().UTC().Truncate(time.Millisecond), Waves: [][]string{{"prod/vpc/core"}},
 		Nodes: map[string]*changeset.Node{"prod/vpc/core": {Component: "prod/vpc/core", State: changeset.Planned, DeploymentID: "dep-1", Root: true, Plan: plan, PlanMessageID: root.ID}}}
+	cs.Govern(governance.Rules{Configured: true, Environment: governance.Environment{Protected: true, Approvals: 2}}, "Ada")
 	if _, err := css.Create(ctx, cs); err != nil {
 		t.Fatal(err)
 	}
-	karmaOK(t, g, append([]string{"apply", root.ID, "--auto-approve"}, base...)...)
+	if code, _, errOut := karmaWith(t, g, append([]string{"apply", root.ID, "--auto-approve", "--as", "ada"}, base...)...); code != 1 ||
+		!strings.Contains(errOut, "ada may not approve change set "+root.ID+": Ada requested it") {
+		t.Errorf("the requester approving on AWS: exit %d %s", code, errOut)
+	}
+	karmaOK(t, g, append([]string{"apply", root.ID, "--auto-approve", "--as", "grace"}, base...)...)
+	if got, err := css.Get(ctx, root.ID); err != nil || got.Approved || len(got.Approvals) != 1 {
+		t.Errorf("one approval of two on AWS: %+v, %v", got, err)
+	}
+	karmaOK(t, g, append([]string{"apply", root.ID, "--auto-approve", "--as", "linus"}, base...)...)
+	decisions, err := log.Query(ctx, audit.Query{Correlation: root.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, r := range decisions {
+		kinds = append(kinds, r.Type+":"+r.Actor)
+	}
+	if strings.Join(kinds, ",") != EntryCLIApprovalRefused+":ada,"+EntryCLIApproved+":grace,"+EntryCLIApproved+":linus" {
+		t.Errorf("decisions audited in DynamoDB: %v", kinds)
+	}
 	got, err := css.Get(ctx, root.ID)
 	if err != nil || !got.Approved {
 		t.Errorf("change set after apply: %+v, %v; want approved", got, err)

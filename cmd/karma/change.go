@@ -113,6 +113,9 @@ func newPlanCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if _, err := st.sweep(c.Context(), c.OutOrStdout()); err != nil {
+				return err
+			}
 			if err := st.startPromotions(c.Context(), c.OutOrStdout()); err != nil {
 				return err
 			}
@@ -130,6 +133,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 
 func newApplyCmd(g *globals) *cobra.Command {
 	var auto, asJSON bool
+	var as string
 	var parallel int
 	var timeout time.Duration
 	c := &cobra.Command{
@@ -140,7 +144,12 @@ nothing is left: plan and apply each deployment, publish its runtime, and deploy
 whose consumed outputs changed. Exit 1 if any deployment failed or a change was rejected.
 Without --auto-approve, asks for confirmation on a terminal and refuses otherwise. On AWS backends
 (KARMA_BACKEND=aws) the approval is published to the event bus and the functions apply it; the
-command reports each change set's state as DynamoDB holds it.`,
+command reports each change set's state as DynamoDB holds it.
+
+The approval is --as's. Where karma.json says an environment needs several approvals, it counts
+as one (the change set waits for the others); in a protected environment the change's requester
+and its commit's author may not approve: refused with the reason, audited, exit 1. Change sets
+past their approval expiry are expired first (karma expire).`,
 		RunE: func(c *cobra.Command, args []string) error {
 			if cl, err := g.remote(c); err != nil || cl != nil {
 				if err != nil {
@@ -163,6 +172,9 @@ command reports each change set's state as DynamoDB holds it.`,
 				return err
 			}
 			st.notices = pv
+			if _, err := st.sweep(c.Context(), c.OutOrStdout()); err != nil {
+				return err
+			}
 			if err := st.startPromotions(c.Context(), c.OutOrStdout()); err != nil {
 				return err
 			}
@@ -185,7 +197,7 @@ command reports each change set's state as DynamoDB holds it.`,
 				}
 				pv.resume()
 			}
-			if err := st.approve(c.Context(), ids, localUser()); err != nil {
+			if err := st.approve(c.Context(), c.OutOrStdout(), ids, as); err != nil {
 				return err
 			}
 			if err := st.runUntilIdle(c.Context(), timeout); err != nil {
@@ -196,6 +208,7 @@ command reports each change set's state as DynamoDB holds it.`,
 	}
 	c.Flags().BoolVar(&auto, "auto-approve", false, "apply without asking")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the change sets as JSON (as GET /changes), no progress")
+	c.Flags().StringVar(&as, "as", localUser(), "who approves (recorded; separation of duties applies) [KARMA_ACTOR]")
 	c.Flags().IntVar(&parallel, "parallelism", 4, "plans and applies run at once")
 	c.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this long")
 	return c
@@ -210,7 +223,7 @@ func pendingApproval(ctx context.Context, st *stack, args []string) ([]string, e
 	var ids []string
 	for _, cs := range all {
 		byID[cs.ID] = cs
-		if len(args) == 0 && !cs.Approved && cs.CanBeApproved() == nil {
+		if len(args) == 0 && !cs.Approved && cs.CanBeApproved() == nil && !cs.PastExpiry(time.Now()) {
 			ids = append(ids, cs.ID)
 		}
 	}
@@ -316,11 +329,24 @@ func changeState(cs *changeset.ChangeSet) string {
 		state = "rejected: " + cs.Rejected
 	case cs.SupersededBy != "":
 		state = "superseded by " + cs.SupersededBy
+	case cs.RejectedBy != "":
+		state = "rejected by " + cs.RejectedBy + ": " + cs.RejectReason
+	case !cs.ExpiredAt.IsZero():
+		state = fmt.Sprintf("expired at %s without its approvals (%d of %d)", cs.ExpiresAt.Format(time.RFC3339), len(cs.Approvals), cs.Required())
 	case len(cs.QueuedBehind) > 0:
 		state = fmt.Sprintf("queued behind %s, which deploy some of the same components: finish or approve them first, or replace what is left of them: karma supersede %s --by %s",
 			strings.Join(cs.QueuedBehind, ", "), cs.QueuedBehind[0], cs.ID)
 	case !cs.Done():
 		state = "waiting for approval (karma apply " + cs.ID + ")"
+		if cs.Required() > 1 || len(cs.Approvals) > 0 {
+			state = fmt.Sprintf("waiting for approval: %d of %d (karma apply %s, by someone else)", len(cs.Approvals), cs.Required(), cs.ID)
+		}
+		if !cs.ExpiresAt.IsZero() {
+			state += ", expires " + cs.ExpiresAt.Format(time.RFC3339)
+		}
+	}
+	if cs.AutoApproveRefused != "" && !cs.Done() {
+		state += "; " + cs.AutoApproveRefused
 	}
 	return fmt.Sprintf("%d applied, %d skipped, %d failed, %d blocked — %s",
 		counts[changeset.Applied], counts[changeset.Skipped], counts[changeset.Failed], counts[changeset.Blocked], state)

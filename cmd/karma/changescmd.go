@@ -112,6 +112,9 @@ with --server.`,
 			if err := st.publish(c.Context(), m); err != nil {
 				return fmt.Errorf("change set %s is rejected (it can no longer be approved), but asking the pipeline to skip what is left failed: %w: reject again", cs.ID, err)
 			}
+			if err := st.record(c.Context(), EntryCLIRejected, as, cs, map[string]any{"reason": cs.RejectReason}); err != nil {
+				return err
+			}
 			fmt.Fprintf(c.OutOrStdout(), "change %s rejected by %s: %s (the pipeline skips what is left on its next run: karma plan)\n", cs.ID, as, reason)
 			return nil
 		},

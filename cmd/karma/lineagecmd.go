@@ -125,7 +125,11 @@ func printBackward(w io.Writer, s *lineage.Step, depth int) {
 	for _, c := range s.Causes {
 		switch c.Cause.Kind {
 		case message.CauseDeployment:
-			fmt.Fprintf(w, "%s  <- because %s changed %s\n", ind, c.Upstream.Deployment.Component, strings.Join(c.Cause.Keys, ", "))
+			if c.Cause.Trigger == message.TriggerOnAnyApply {
+				fmt.Fprintf(w, "%s  <- because %s was applied (its reference redeploys on any apply; no key it consumes changed)\n", ind, c.Upstream.Deployment.Component)
+			} else {
+				fmt.Fprintf(w, "%s  <- because %s changed %s\n", ind, c.Upstream.Deployment.Component, strings.Join(c.Cause.Keys, ", "))
+			}
 			printBackward(w, c.Upstream, depth+2)
 		case message.CauseRetry:
 			fmt.Fprintf(w, "%s  <- retry of %s, run again by %s (%s)\n", ind, c.Cause.ID, d.Actor.Name, d.Actor.Kind)

@@ -110,15 +110,12 @@ func (st *stack) publish(ctx context.Context, msgs ...message.Envelope) error {
 	return st.s.app.Publish(ctx, msgs...)
 }
 
-// approve approves change sets (changeset.Approve, the one implementation the API shares) and
-// publishes the deployment.approved messages releasing their held plans.
-func (st *stack) approve(ctx context.Context, ids []string, by string) error {
+// approve approves change sets as by (changeset.Approve, the one implementation the API
+// shares), publishes the deployment.approved messages releasing their held plans, and audits
+// each decision (decide.go).
+func (st *stack) approve(ctx context.Context, w io.Writer, ids []string, by string) error {
 	for _, id := range ids {
-		a, err := changeset.Approve(ctx, st.changeSets, id, by)
-		if err != nil {
-			return err
-		}
-		if err := st.publish(ctx, a.Messages...); err != nil {
+		if err := st.approveOne(ctx, w, id, by); err != nil {
 			return err
 		}
 	}

@@ -94,6 +94,10 @@ func remoteApprove(ctx context.Context, c *cobra.Command, cl *client.Client, ids
 		if err != nil {
 			return fmt.Errorf("change %s: %w", id, err)
 		}
+		if d.Pending > 0 {
+			fmt.Fprintf(c.OutOrStdout(), "change %s: approval recorded (%d of %d); it waits for %d more from someone else\n", id, len(d.Change.Approvals), d.Change.ApprovalsRequired, d.Pending)
+			continue
+		}
 		fmt.Fprintf(c.OutOrStdout(), "change %s approved: %s\n", id, d.Change.State)
 	}
 	return nil

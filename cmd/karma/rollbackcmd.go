@@ -142,7 +142,7 @@ func (st *stack) reviewAndApply(c *cobra.Command, id string, o reviewOptions) er
 				return err
 			}
 		}
-		if err := st.approve(ctx, []string{id}, o.by); err != nil {
+		if err := st.approve(ctx, w, []string{id}, o.by); err != nil {
 			return err
 		}
 		if err := st.runUntilIdle(ctx, o.timeout); err != nil {

@@ -70,7 +70,7 @@ publishes their resolved config to Parameter Store and deploys what a change aff
 	})
 	root.AddCommand(newGraphCmd(g), newImpactCmd(g), newParamsCmd(g), newProposeChangeCmd(g), newPlanCmd(g), newApplyCmd(g),
 		newIngestCmd(g), newLineageCmd(g), newAuditCmd(g), newDLQCmd(g), newSupersedeCmd(g), newRetryCmd(g), newChangesCmd(g), newRejectCmd(g),
-		newDriftCmd(g), newRollbackCmd(g), newPromoteCmd(g))
+		newDriftCmd(g), newRollbackCmd(g), newPromoteCmd(g), newExpireCmd(g))
 	root.AddCommand(newServeCmd(g))
 	return root
 }

@@ -273,6 +273,8 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	go func() { defer close(witnessDone); serveWitness(recCtx, log, st, w, o.witnessEvery) }()
 	driftDone := make(chan struct{})
 	go func() { defer close(driftDone); serveDrift(recCtx, log, st, o.driftEvery, o.auto) }()
+	expiryDone := make(chan struct{})
+	go func() { defer close(expiryDone); serveExpiry(recCtx, log, st, serveExpiryEvery) }()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("karma serve: listening", "addr", ln.Addr().String(), "repo", src.Repo.String(), "branches", slices.Sorted(maps.Keys(branches)),
@@ -297,6 +299,7 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	<-promoteDone
 	<-witnessDone
 	<-driftDone
+	<-expiryDone
 	stopRunner()
 	<-runnerDone
 	log.Info("karma serve: stopped")
@@ -458,6 +461,29 @@ func serveFirstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// serveExpiryEvery is how often karma serve expires the change sets past their approval expiry.
+const serveExpiryEvery = time.Minute
+
+// serveExpiry expires, every interval (and once at start), the change sets not approved within
+// their environment's approval expiry (changeset.Sweep, as karma expire does).
+func serveExpiry(ctx context.Context, log *slog.Logger, st *stack, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		var b strings.Builder
+		if n, err := st.sweep(ctx, &b); err != nil && ctx.Err() == nil {
+			log.Warn("expiry: change sets not swept", "error", err)
+		} else if n > 0 {
+			log.Info("expiry: change sets expired", "count", n, "detail", strings.TrimSpace(b.String()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // serveWitness checkpoints the audit log every interval (and once at start) and writes the

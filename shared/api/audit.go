@@ -14,8 +14,9 @@ import (
 // Audit entries of the API itself. Every write the API accepts is recorded with its caller, in
 // the chain of the change it concerns ("change/<correlation id>"), beside the pipeline messages
 // the write caused (which carry the caller too, but an approval's deployment.approved keeps the
-// change's author as actor): api.change_requested, api.change_approved, api.change_rejected,
-// api.rollback_requested, api.change_promoted.
+// change's author as actor): api.change_requested, api.change_approved (also an approval that
+// counts toward several needed), api.change_rejected, api.approval_refused (separation of
+// duties), api.rollback_requested, api.change_promoted.
 // Requests refused for want of credentials or scope go to the chain "security"
 // (security.api_unauthenticated, security.api_forbidden), as refused webhooks do.
 
@@ -26,6 +27,7 @@ const (
 	EntryRejected        = "api.change_rejected"
 	EntryRollback        = "api.rollback_requested"
 	EntryPromoted        = "api.change_promoted"
+	EntryApprovalRefused = "api.approval_refused" // separation of duties refused the caller
 	EntryUnauthenticated = "security.api_unauthenticated"
 	EntryForbidden       = "security.api_forbidden"
 )

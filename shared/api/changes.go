@@ -22,6 +22,7 @@ import (
 const (
 	StateInvalid    = "invalid"           // resolve refused it (invalid repository, cycle): nothing deployed
 	StateRejected   = "rejected"          // a person rejected it
+	StateExpired    = "expired"           // not approved within its environment's approval expiry
 	StateSuperseded = "superseded"        // a later change set deploys what was left
 	StateQueued     = "queued"            // waiting behind earlier change sets of the same components
 	StateAwaiting   = "awaiting-approval" // plans stop for review until approved (or rejected)
@@ -30,7 +31,7 @@ const (
 	StateFailed     = "failed"            // settled, some failed
 )
 
-var changeStates = []string{StateInvalid, StateRejected, StateSuperseded, StateQueued, StateAwaiting, StateInProgress, StateDone, StateFailed}
+var changeStates = []string{StateInvalid, StateRejected, StateExpired, StateSuperseded, StateQueued, StateAwaiting, StateInProgress, StateDone, StateFailed}
 
 // stateOf says where a change set is.
 func stateOf(cs *changeset.ChangeSet) string {
@@ -39,6 +40,8 @@ func stateOf(cs *changeset.ChangeSet) string {
 		return StateInvalid
 	case cs.RejectedBy != "":
 		return StateRejected
+	case !cs.ExpiredAt.IsZero():
+		return StateExpired
 	case cs.SupersededBy != "":
 		return StateSuperseded
 	case cs.Done() && len(cs.FailedComponents()) > 0:
@@ -73,6 +76,14 @@ type ChangeSummary struct {
 	SupersededBy string          `json:"superseded_by,omitempty"`
 	QueuedBehind []string        `json:"queued_behind,omitempty"`
 	Counts       map[string]int  `json:"counts"` // deployments per state
+	// Governance: the rules of the change's environment at its commit, and its approvals so far.
+	Protected          bool                 `json:"protected,omitempty"`
+	ApprovalsRequired  int                  `json:"approvals_required"`
+	Approvals          []changeset.Approver `json:"approvals,omitempty"`
+	Author             string               `json:"author,omitempty"` // the commit's author
+	ExpiresAt          *time.Time           `json:"expires_at,omitempty"`
+	ExpiredAt          *time.Time           `json:"expired_at,omitempty"`
+	AutoApproveRefused string               `json:"auto_approve_refused,omitempty"`
 }
 
 // Summarize is a change set as GET /changes shows it (the CLI's `karma changes` too).
@@ -82,7 +93,10 @@ func summarize(cs *changeset.ChangeSet) ChangeSummary {
 	v := ChangeSummary{ID: cs.ID, Env: cs.Env, State: stateOf(cs), Source: cs.Source, Actor: cs.Actor, CreatedAt: cs.CreatedAt, Commit: cs.Commit,
 		RootCauses: cs.RootCauses, Roots: []string{}, AutoApprove: cs.AutoApprove, Approved: cs.Approved, ApprovedBy: cs.ApprovedBy,
 		RejectedBy: cs.RejectedBy, RejectReason: cs.RejectReason, Invalid: cs.Rejected, SupersededBy: cs.SupersededBy,
-		QueuedBehind: cs.QueuedBehind, Counts: map[string]int{}}
+		QueuedBehind: cs.QueuedBehind, Counts: map[string]int{},
+		ApprovalsRequired: cs.Required(), Approvals: cs.Approvals, Author: cs.Author, AutoApproveRefused: cs.AutoApproveRefused,
+		ExpiresAt: timeOrNil(cs.ExpiresAt), ExpiredAt: timeOrNil(cs.ExpiredAt)}
+	v.Protected = cs.Rules != nil && cs.Rules.Protected
 	for _, wave := range cs.Waves {
 		for _, id := range wave {
 			if n := cs.Nodes[id]; n != nil {
@@ -94,6 +108,13 @@ func summarize(cs *changeset.ChangeSet) ChangeSummary {
 		}
 	}
 	return v
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // ChangeList is a page of GET /changes.

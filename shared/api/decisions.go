@@ -8,11 +8,15 @@ import (
 	"github.com/usekarma/karma/shared/changeset"
 )
 
-// POST /changes/{id}/approve — the caller approves the change set: the plans held for review
-// are released (deployment.approved, changeset.Approve: the implementation `karma apply`
-// uses) and later waves apply as they are planned. Approving an approved change set again is
-// not an error: it answers the same and re-releases what the first approval could not (a
-// failed publish), which the apply stage does once.
+// POST /changes/{id}/approve — the caller approves the change set (changeset.Approve: the
+// implementation `karma apply` uses). When its environment needs several approvals, the
+// caller's is recorded and the answer says how many are pending; with the last one needed, the
+// plans held for review are released (deployment.approved) and later waves apply as they are
+// planned. Approving an approved change set again is not an error: it answers the same and
+// re-releases what the first approval could not (a failed publish), which the apply stage does
+// once. In a protected environment the change's requester and its commit's author are refused
+// (403 separation-of-duties, naming who and why), audited as api.approval_refused; an expired
+// change set is 409.
 //
 // POST /changes/{id}/reject {"reason": "..."} — the caller rejects a change set waiting for
 // approval: the decision is recorded at once (it can no longer be approved), and
@@ -24,8 +28,10 @@ import (
 type Decision struct {
 	Change ChangeSummary `json:"change"`
 	// Released is how many held plans this approval released (0 when none was planned yet:
-	// they apply as they are planned).
+	// they apply as they are planned, or when more approvals are needed).
 	Released int `json:"released"`
+	// Pending is how many more distinct approvals the change set needs (0: approved).
+	Pending int `json:"pending"`
 }
 
 func (s *server) approve(w http.ResponseWriter, r *http.Request, c Caller) error {
@@ -33,8 +39,11 @@ func (s *server) approve(w http.ResponseWriter, r *http.Request, c Caller) error
 		return err
 	}
 	ctx := r.Context()
-	a, err := changeset.Approve(ctx, s.cfg.ChangeSets, r.PathValue("id"), c.Name)
+	a, err := changeset.ApproveAt(ctx, s.cfg.ChangeSets, r.PathValue("id"), c.Name, s.cfg.Now().UTC())
+	var ineligible *changeset.IneligibleError
 	switch {
+	case errors.As(err, &ineligible):
+		return s.refuseApprover(r, c, ineligible)
 	case errors.Is(err, changeset.ErrCannotApprove):
 		return conflict("%v", err)
 	case err != nil:
@@ -44,11 +53,26 @@ func (s *server) approve(w http.ResponseWriter, r *http.Request, c Caller) error
 	if err := s.cfg.Publisher.Publish(ctx, a.Messages...); err != nil {
 		return unavailable("change set %s is approved, but releasing its %d held plan(s) failed (%v): approve again to release them", cs.ID, len(a.Messages), err)
 	}
-	detail := map[string]any{"change_set_id": cs.ID, "released": len(a.Messages), "approved_by": cs.ApprovedBy, "already_approved": a.Already}
+	detail := map[string]any{"change_set_id": cs.ID, "released": len(a.Messages), "approved_by": cs.ApprovedBy, "already_approved": a.Already,
+		"approvals": len(cs.Approvals), "approvals_required": cs.Required(), "counted": a.Counted}
 	if err := s.record(ctx, r, EntryApproved, c, cs.Env, cs.CorrelationID, detail); err != nil {
-		return unavailable("change set %s is approved, but %v: approve again (it is idempotent) to record it", cs.ID, err)
+		return unavailable("change set %s: the approval is recorded, but %v: approve again (it is idempotent) to record it", cs.ID, err)
 	}
-	return writeJSON(w, http.StatusOK, Decision{Change: summarize(cs), Released: len(a.Messages)})
+	return writeJSON(w, http.StatusOK, Decision{Change: summarize(cs), Released: len(a.Messages), Pending: a.Pending})
+}
+
+// refuseApprover answers 403 to an approver whom separation of duties excludes, and audits it
+// in the change's chain.
+func (s *server) refuseApprover(r *http.Request, c Caller, e *changeset.IneligibleError) error {
+	cs, err := s.changeSet(r)
+	if err != nil {
+		return err
+	}
+	detail := map[string]any{"change_set_id": cs.ID, "reason": e.Error(), "role": e.Role, "name": e.Name}
+	if err := s.record(r.Context(), r, EntryApprovalRefused, c, cs.Env, cs.CorrelationID, detail); err != nil {
+		return unavailable("approval refused (%v), but %v", e, err)
+	}
+	return problem(http.StatusForbidden, TypeSeparation, "%v", e)
 }
 
 // RejectRequest is the body of POST /changes/{id}/reject.

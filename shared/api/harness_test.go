@@ -59,6 +59,8 @@ var tokens = map[string]string{
 	"writer":   "karma_writer-0000000000000000000000000000000000000",
 	"approver": "karma_approver-00000000000000000000000000000000000",
 	"admin":    "karma_admin-000000000000000000000000000000000000000",
+	"second":   "karma_second-00000000000000000000000000000000000000",
+	"third":    "karma_third-000000000000000000000000000000000000000",
 }
 
 const tokensFile = `# name  hash  scopes
@@ -66,6 +68,8 @@ reader    sha256:%s  read
 writer    sha256:%s  read,write
 approver  sha256:%s  read,approve
 admin     %s         read,write,approve
+second    sha256:%s  read,approve
+third     sha256:%s  read,approve
 `
 
 func exampleFiles(t testing.TB) map[string]string {
@@ -92,8 +96,18 @@ func exampleFiles(t testing.TB) map[string]string {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness over the example repository as edit leaves it.
+func newHarnessWith(t *testing.T, edit func(files map[string]string)) *harness {
+	t.Helper()
 	ctx := context.Background()
-	h := &harness{t: t, origin: gittest.NewOrigin(t, "config.git", exampleFiles(t)), stores: map[string]*embedded.ParamStore{}}
+	files := exampleFiles(t)
+	if edit != nil {
+		edit(files)
+	}
+	h := &harness{t: t, origin: gittest.NewOrigin(t, "config.git", files), stores: map[string]*embedded.ParamStore{}}
 	repo, err := gitrepo.OpenCache(filepath.Join(t.TempDir(), "cache"), gitrepo.Remote{URL: h.origin.Bare}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +165,7 @@ func (h *harness) drift() drift.ReadOnly {
 // tokensText is the harness's tokens file (the admin's hash without the sha256: prefix).
 func tokensText() string {
 	s := tokensFile
-	for _, name := range []string{"reader", "writer", "approver", "admin"} {
+	for _, name := range []string{"reader", "writer", "approver", "admin", "second", "third"} {
 		s = strings.Replace(s, "%s", HashToken(tokens[name]), 1)
 	}
 	return s

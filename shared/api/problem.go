@@ -23,6 +23,7 @@ const (
 	TypeBadRequest        = "bad-request"            // 400: a query parameter or a body that cannot be read
 	TypeUnauthorized      = "unauthorized"           // 401: no or unknown credentials
 	TypeForbidden         = "forbidden"              // 403: the caller lacks a scope
+	TypeSeparation        = "separation-of-duties"   // 403: the approver requested the change or wrote its commit
 	TypeNotFound          = "not-found"              // 404: no such route or resource
 	TypeMethod            = "method-not-allowed"     // 405
 	TypeConflict          = "conflict"               // 409: the resource's state refuses the request

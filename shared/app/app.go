@@ -35,6 +35,7 @@ import (
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/neptune"
 	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/policy"
 	"github.com/usekarma/karma/shared/queue"
 	"github.com/usekarma/karma/shared/terraform"
 )
@@ -83,6 +84,7 @@ type App struct {
 	nep     *neptune.Client
 	params  map[string]params.Store
 	src     *configrepo.Source
+	pol     *policy.Engine
 	tf      terraform.Runner
 	opened  map[string]any // stores by name, opened once
 	closers []func() error

@@ -11,6 +11,7 @@ import (
 	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/policy"
 )
 
 // Source is the config repository read at commits: the local clone the configuration's Repo is
@@ -86,4 +87,19 @@ func (a *App) openRepo(ctx context.Context) (*gitrepo.Repo, error) {
 	}
 	sum := sha256.Sum256([]byte(remote.URL + "\x00" + sub))
 	return gitrepo.OpenCache(filepath.Join(a.Config.Cache(), "git", hex.EncodeToString(sum[:8])), remote, sub)
+}
+
+// Policies is the one policy engine of the App: the Rego policies of each commit of the
+// configuration repository, compiled once per commit, for resolve and apply (shared/policy).
+func (a *App) Policies(ctx context.Context) (*policy.Engine, error) {
+	src, err := a.Source(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pol == nil {
+		a.pol = &policy.Engine{Source: src}
+	}
+	return a.pol, nil
 }

@@ -151,7 +151,11 @@ func (a *App) resolveHandler(ctx context.Context) (pipeline.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &resolve.Worker{Graphs: src, Commits: src, ChangeSets: cs, Configs: paramConfigs{params: a.ParamsFor(ctx), prefix: prefix}}
+	pol, err := a.Policies(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w := &resolve.Worker{Graphs: src, Commits: src, ChangeSets: cs, Configs: paramConfigs{params: a.ParamsFor(ctx), prefix: prefix}, Policies: pol}
 	return w.Handle, nil
 }
 
@@ -209,7 +213,11 @@ func (a *App) applyHandler(ctx context.Context) (pipeline.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return (&apply.Worker{ChangeSets: cs, Params: a.ParamsFor(ctx), Runner: tf, Workspaces: ws}).Handle, nil
+	pol, err := a.Policies(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return (&apply.Worker{ChangeSets: cs, Params: a.ParamsFor(ctx), Runner: tf, Workspaces: ws, Policies: pol}).Handle, nil
 }
 
 // auditStage appends a whole batch at once (one transaction on the embedded log). On DynamoDB

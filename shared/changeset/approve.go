@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/usekarma/karma/shared/message"
 )
@@ -15,6 +16,10 @@ import (
 // change's story: its actor stays the change's author, correlation its root, cause the
 // deployment.planned approved; who approved is in the payload. Approve is the one
 // implementation, used by `karma apply` and by the API (POST /changes/{id}/approve).
+//
+// An environment may need several approvals (govern.go): each eligible approver's approval is
+// recorded (Approvals) and the change set is approved — its plans released — with the last one
+// needed. An approval by someone who already approved (as any of their names) counts once.
 
 // ErrCannotApprove refuses an approval: the change set is rejected, invalid, superseded or done.
 var ErrCannotApprove = errors.New("changeset: cannot approve")
@@ -29,6 +34,10 @@ type Approval struct {
 	// apply stage does once (their idempotency keys are the same), so that approving again after
 	// a failed publish loses nothing.
 	Already bool
+	// Counted: this call recorded by's approval (false for someone who had approved already).
+	Counted bool
+	// Pending is how many more distinct approvals the change set needs (0 once approved).
+	Pending int
 }
 
 // CanBeApproved reports why cs may not be approved, or nil.
@@ -40,6 +49,8 @@ func (cs *ChangeSet) CanBeApproved() error {
 		return fmt.Errorf("%w: change set %s was rejected by %s: %s", ErrCannotApprove, cs.ID, cs.RejectedBy, cs.RejectReason)
 	case cs.SupersededBy != "":
 		return fmt.Errorf("%w: change set %s was superseded by %s", ErrCannotApprove, cs.ID, cs.SupersededBy)
+	case !cs.ExpiredAt.IsZero():
+		return fmt.Errorf("%w: change set %s expired at %s without its approvals: commit or request the change again", ErrCannotApprove, cs.ID, cs.ExpiresAt.Format(time.RFC3339))
 	case cs.Done() && !cs.Approved:
 		return fmt.Errorf("%w: change set %s is done: nothing of it waits for approval", ErrCannotApprove, cs.ID)
 	}
@@ -51,18 +62,28 @@ type Updater interface {
 	Update(ctx context.Context, id string, fn func(*ChangeSet) error) (*ChangeSet, error)
 }
 
-// Approve approves change set id in store on behalf of by and returns the messages releasing its
-// held plans. Errors: ErrNotFound, ErrCannotApprove (wrapped), or the store's.
+// Approve records by's approval of change set id in store, now, and — when it is the last
+// approval needed — approves it and returns the messages releasing its held plans. Errors:
+// ErrNotFound, ErrCannotApprove (wrapped), *IneligibleError (ErrIneligible), or the store's.
 func Approve(ctx context.Context, store Updater, id, by string) (Approval, error) {
+	return ApproveAt(ctx, store, id, by, time.Now().UTC())
+}
+
+// ApproveAt is Approve at a given time.
+func ApproveAt(ctx context.Context, store Updater, id, by string, now time.Time) (Approval, error) {
 	var a Approval
 	var held []string // component ids
 	cs, err := store.Update(ctx, id, func(cs *ChangeSet) error {
-		held, a.Already = nil, cs.Approved // Update may run fn again after a lost race
-		if err := cs.CanBeApproved(); err != nil {
+		held, a.Already, a.Counted = nil, cs.Approved, false // Update may run fn again after a lost race
+		if err := cs.CanBeApprovedBy(by, now); err != nil {
 			return err
 		}
 		if !cs.Approved {
-			cs.Approved, cs.ApprovedBy = true, by
+			a.Counted = cs.addApproval(by, now)
+			if len(cs.Approvals) < cs.Required() {
+				return nil // recorded; more approvals needed
+			}
+			cs.Approved, cs.ApprovedBy = true, cs.approvers()
 		}
 		for _, id := range cs.order() {
 			n := cs.Nodes[id]
@@ -80,6 +101,9 @@ func Approve(ctx context.Context, store Updater, id, by string) (Approval, error
 		return Approval{}, err
 	}
 	a.ChangeSet = cs
+	if !cs.Approved {
+		a.Pending = cs.Required() - len(cs.Approvals)
+	}
 	for _, id := range held {
 		n := cs.Nodes[id]
 		m, err := message.New(message.TypeDeploymentApproved, cs.Env, cs.Actor, message.ApprovalKey(*n.Plan),
@@ -91,4 +115,17 @@ func Approve(ctx context.Context, store Updater, id, by string) (Approval, error
 		a.Messages = append(a.Messages, m)
 	}
 	return a, nil
+}
+
+// addApproval records by's approval unless the same person approved already; it reports
+// whether it did.
+func (cs *ChangeSet) addApproval(by string, now time.Time) bool {
+	person := cs.identities().Person(by)
+	for _, a := range cs.Approvals {
+		if a.Person == person {
+			return false
+		}
+	}
+	cs.Approvals = append(cs.Approvals, Approver{By: by, Person: person, At: now})
+	return true
 }

@@ -6,8 +6,9 @@
 //     failed or blocked). Waves are therefore respected without a global barrier: a component
 //     starts as soon as its own upstreams are done.
 //   - When ready, a component is blocked if an upstream failed or was blocked; deployed
-//     (scheduled) if it is a root or an upstream's apply changed a runtime key it consumes;
-//     otherwise skipped: "no consumed key changed". Skips and blocks settle it at once, which
+//     (scheduled) if it is a root, an upstream's apply changed a runtime key it consumes, or an
+//     upstream whose edge says "redeploy on any apply" was applied (the cause then says so:
+//     trigger on-any-apply, keys []); otherwise skipped: "no consumed key changed". Skips and blocks settle it at once, which
 //     may make its dependents ready in turn.
 //
 // Each component is deployed at most once per change set. Decisions are recorded in the change
@@ -25,6 +26,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/usekarma/karma/shared/governance"
 	"github.com/usekarma/karma/shared/message"
 )
 
@@ -44,14 +46,18 @@ const (
 	ReasonNoConsumedKey  = "no-consumed-key-changed"
 	ReasonUpstreamFailed = "upstream-failed"
 	ReasonDestroyHeld    = "destroy-held"
-	ReasonSuperseded     = "superseded" // a later change set deploys it instead, by explicit choice
-	ReasonRejected       = "rejected"   // a person rejected the change set (RejectedBy, RejectReason)
+	ReasonSuperseded     = "superseded"    // a later change set deploys it instead, by explicit choice
+	ReasonRejected       = "rejected"      // a person rejected the change set (RejectedBy, RejectReason)
+	ReasonExpired        = "expired"       // not approved before its environment's approval expiry (ExpiredAt)
+	ReasonPolicyDenied   = "policy-denied" // a policy of the change's commit denies it (the detail gives the reasons)
 )
 
 // Upstream is an edge inside the set: this node depends on Component and consumes Consumes.
 type Upstream struct {
 	Component string   `json:"component"`
 	Consumes  []string `json:"consumes"`
+	// OnAnyApply: the node is redeployed after every apply of Component, whatever changed.
+	OnAnyApply bool `json:"on_any_apply,omitempty"`
 }
 
 // Node is one component of the set.
@@ -138,6 +144,14 @@ type ChangeSet struct {
 	PromotedFrom string `json:"promoted_from,omitempty"`
 	// Promotion is where the change goes after this change set, and when (promotion.go).
 	Promotion *Promotion `json:"promotion,omitempty"`
+	// Governance (govern.go): the rules of the environment at Commit, the commit's author, the
+	// approvals so far, when approval expires, and why a request for auto-approve was refused.
+	Rules              *governance.Rules `json:"rules,omitempty"` // nil: one approval by anyone
+	Author             string            `json:"author,omitempty"`
+	Approvals          []Approver        `json:"approvals,omitempty"`
+	ExpiresAt          time.Time         `json:"expires_at,omitzero"`
+	ExpiredAt          time.Time         `json:"expired_at,omitzero"`
+	AutoApproveRefused string            `json:"auto_approve_refused,omitempty"`
 }
 
 // ModuleCommit is the commit whose Terraform module component deploys: its node's own commit
@@ -206,8 +220,14 @@ func (cs *ChangeSet) MarkApplied(component string, changedKeys []string) error {
 	for _, d := range n.Dependents {
 		dn := cs.Nodes[d]
 		for _, up := range dn.Upstreams {
-			if up.Component == component && consumesAny(up.Consumes, changedKeys) {
+			if up.Component != component {
+				continue
+			}
+			switch {
+			case consumesAny(up.Consumes, changedKeys):
 				dn.Causes = append(dn.Causes, message.Cause{Kind: message.CauseDeployment, ID: n.DeploymentID, Keys: intersect(up.Consumes, changedKeys)})
+			case up.OnAnyApply:
+				dn.Causes = append(dn.Causes, message.Cause{Kind: message.CauseDeployment, ID: n.DeploymentID, Keys: []string{}, Trigger: message.TriggerOnAnyApply})
 			}
 		}
 	}

@@ -16,10 +16,10 @@ func diamond(rootKeys ...string) *ChangeSet {
 		}
 	}
 	add("vpc", 0)
-	add("cluster", 1, Upstream{"vpc", []string{"vpc_id"}})
-	add("lambda", 1, Upstream{"vpc", []string{"subnets"}})
-	add("service", 2, Upstream{"cluster", []string{"*"}})
-	add("api", 2, Upstream{"lambda", []string{"*"}})
+	add("cluster", 1, Upstream{Component: "vpc", Consumes: []string{"vpc_id"}})
+	add("lambda", 1, Upstream{Component: "vpc", Consumes: []string{"subnets"}})
+	add("service", 2, Upstream{Component: "cluster", Consumes: []string{"*"}})
+	add("api", 2, Upstream{Component: "lambda", Consumes: []string{"*"}})
 	cs.Nodes["vpc"].Root = true
 	return cs
 }
@@ -136,13 +136,43 @@ func TestTriggerSeenThroughCascade(t *testing.T) {
 	for _, order := range [][]string{{"cluster", "service"}, {"service", "cluster"}} {
 		cs := &ChangeSet{ID: "cs", Waves: [][]string{{"vpc"}, {"cluster"}, {"service"}}, Nodes: map[string]*Node{
 			"vpc":     {Component: "vpc", Root: true, State: Pending, Dependents: order},
-			"cluster": {Component: "cluster", State: Pending, Upstreams: []Upstream{{"vpc", []string{"vpc_id"}}}, Dependents: []string{"service"}},
-			"service": {Component: "service", State: Pending, Upstreams: []Upstream{{"cluster", []string{"*"}}, {"vpc", []string{"subnets"}}}},
+			"cluster": {Component: "cluster", State: Pending, Upstreams: []Upstream{{Component: "vpc", Consumes: []string{"vpc_id"}}}, Dependents: []string{"service"}},
+			"service": {Component: "service", State: Pending, Upstreams: []Upstream{{Component: "cluster", Consumes: []string{"*"}}, {Component: "vpc", Consumes: []string{"subnets"}}}},
 		}}
 		cs.Start()
 		cs.MarkApplied("vpc", []string{"subnets"})
 		if cs.Nodes["service"].State != Scheduled || cs.Nodes["cluster"].State != Skipped {
 			t.Errorf("order %v: %v", order, states(cs))
 		}
+	}
+}
+
+// TestOnAnyApplyEdgeRedeploysWithoutAConsumedKey: lambda's edge to vpc says "redeploy on any
+// apply": vpc's apply changing no key lambda consumes still schedules lambda, with a cause that
+// says why; cluster (an ordinary edge) is skipped.
+func TestOnAnyApplyEdgeRedeploysWithoutAConsumedKey(t *testing.T) {
+	t.Parallel()
+	for name, changed := range map[string][]string{"a key nobody consumes": {"flow_logs"}, "no key at all": {}} {
+		cs := diamond()
+		cs.Nodes["lambda"].Upstreams[0].OnAnyApply = true
+		cs.Start()
+		if err := cs.MarkApplied("vpc", changed); err != nil {
+			t.Fatal(err)
+		}
+		if got := states(cs); got["lambda"] != Scheduled || got["cluster"] != Skipped {
+			t.Fatalf("%s: %v", name, got)
+		}
+		c := cs.Nodes["lambda"].Causes
+		if len(c) != 1 || c[0].ID != cs.Nodes["vpc"].DeploymentID || c[0].Trigger != "on-any-apply" || c[0].Keys == nil || len(c[0].Keys) != 0 {
+			t.Errorf("%s: lambda causes = %+v", name, c)
+		}
+	}
+	// A consumed key changed: the ordinary cause, with the keys, and no trigger.
+	cs := diamond()
+	cs.Nodes["lambda"].Upstreams[0].OnAnyApply = true
+	cs.Start()
+	cs.MarkApplied("vpc", []string{"subnets"})
+	if c := cs.Nodes["lambda"].Causes; len(c) != 1 || c[0].Trigger != "" || !reflect.DeepEqual(c[0].Keys, []string{"subnets"}) {
+		t.Errorf("consumed key changed: lambda causes = %+v", c)
 	}
 }

@@ -28,6 +28,9 @@ type EdgeDoc struct {
 	To       string   `json:"to"`
 	Relation string   `json:"relation"`
 	Consumes []string `json:"consumes"`
+	// Redeploy is "on-any-apply" when From is redeployed after every apply of To, whatever
+	// changed (absent: only when a consumed key changed).
+	Redeploy string   `json:"redeploy,omitempty"`
 	Sources  []Source `json:"sources"`
 }
 
@@ -50,7 +53,7 @@ func (g *Graph) Document() Document {
 // EdgeDoc returns edge i with component ids.
 func (g *Graph) EdgeDoc(i int32) EdgeDoc {
 	e := &g.Edges[i]
-	return EdgeDoc{From: g.Components[e.From].ID, To: g.Components[e.To].ID, Relation: "depends_on", Consumes: e.Consumes, Sources: e.Sources}
+	return EdgeDoc{From: g.Components[e.From].ID, To: g.Components[e.To].ID, Relation: "depends_on", Consumes: e.Consumes, Redeploy: e.Redeploy, Sources: e.Sources}
 }
 
 // FromDocument rebuilds a graph from its JSON form (as stored or served).
@@ -111,7 +114,11 @@ func (g *Graph) WriteDOT(w io.Writer) error {
 		b.WriteString("  }\n")
 	}
 	for _, e := range g.Edges {
-		fmt.Fprintf(&b, "  n%d -> n%d [label=%q];\n", e.From, e.To, strings.Join(e.Consumes, ","))
+		if e.OnAnyApply() { // drawn bold, labelled: redeployed after every apply, whatever changed
+			fmt.Fprintf(&b, "  n%d -> n%d [label=%q, style=bold];\n", e.From, e.To, edgeLabel(&e))
+			continue
+		}
+		fmt.Fprintf(&b, "  n%d -> n%d [label=%q];\n", e.From, e.To, edgeLabel(&e))
 	}
 	b.WriteString("}\n")
 	_, err := io.WriteString(w, b.String())
@@ -137,10 +144,23 @@ func (g *Graph) WriteMermaid(w io.Writer) error {
 		b.WriteString("  end\n")
 	}
 	for _, e := range g.Edges {
-		fmt.Fprintf(&b, "  n%d -->|\"%s\"| n%d\n", e.From, mermaidText(strings.Join(e.Consumes, ",")), e.To)
+		arrow := "-->"
+		if e.OnAnyApply() {
+			arrow = "==>" // thick: redeployed after every apply, whatever changed
+		}
+		fmt.Fprintf(&b, "  n%d %s|\"%s\"| n%d\n", e.From, arrow, mermaidText(edgeLabel(&e)), e.To)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// edgeLabel is the consumed keys, and "on any apply" for an edge that redeploys whatever changed.
+func edgeLabel(e *Edge) string {
+	l := strings.Join(e.Consumes, ",")
+	if e.OnAnyApply() {
+		l += " (on any apply)"
+	}
+	return l
 }
 
 func mermaidID(s string) string {

@@ -31,6 +31,10 @@ const (
 // Reference kinds, as in model.
 const AllKeys = "*"
 
+// RedeployOnAnyApply on a source (and its edge) redeploys the dependent after every apply of the
+// dependency, not only when a runtime key it consumes changed (karma.depends_on "redeploy").
+const RedeployOnAnyApply = "on-any-apply"
+
 // Component is a vertex.
 type Component struct {
 	ID            string   `json:"id"` // "<env>/<type>/<nickname>"
@@ -59,6 +63,9 @@ type Source struct {
 	// Runtime is the one runtime parameter the dependent reads when it is one of the
 	// dependency's SubRuntimePaths; "" means any runtime the dependency writes.
 	Runtime string `json:"runtime,omitempty"`
+	// Redeploy is RedeployOnAnyApply when the reference asks for the dependent to be redeployed
+	// after every apply of the dependency; "" = only when a consumed key changed.
+	Redeploy string `json:"redeploy,omitempty"`
 }
 
 // Edge is one depends_on edge; several references between the same pair merge into one edge with
@@ -68,7 +75,12 @@ type Edge struct {
 	To       int32    `json:"-"`
 	Sources  []Source `json:"sources"`
 	Consumes []string `json:"consumes"` // union of the sources' keys; ["*"] = any key
+	// Redeploy is RedeployOnAnyApply when any source says so, else "".
+	Redeploy string `json:"redeploy,omitempty"`
 }
+
+// OnAnyApply reports whether the dependent is redeployed after every apply of the dependency.
+func (e *Edge) OnAnyApply() bool { return e.Redeploy == RedeployOnAnyApply }
 
 // Graph is the component graph. Build it with a Builder; it is read-only afterwards and safe for
 // concurrent readers.
@@ -158,6 +170,7 @@ func (b *Builder) Graph() *Graph {
 	for i := range g.Edges {
 		e := &g.Edges[i]
 		e.Consumes = unionKeys(e.Sources)
+		e.Redeploy = redeployOf(e.Sources)
 		g.out[e.From] = append(g.out[e.From], int32(i))
 		g.in[e.To] = append(g.in[e.To], int32(i))
 	}
@@ -181,6 +194,15 @@ func unionKeys(ss []Source) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func redeployOf(ss []Source) string {
+	for _, s := range ss {
+		if s.Redeploy == RedeployOnAnyApply {
+			return RedeployOnAnyApply
+		}
+	}
+	return ""
 }
 
 // ConsumesAny reports whether edge e consumes at least one of the changed runtime keys.

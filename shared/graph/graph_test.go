@@ -17,7 +17,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// newGraph builds a graph from "a->b" edge specs (a depends on b); ids are env/type/nick.
+// newGraph builds a graph from "a->b[:keys][!]" edge specs (a depends on b, consuming keys; "!":
+// redeployed on any apply of b); ids are env/type/nick.
 func newGraph(t *testing.T, ids []string, edges ...string) *graph.Graph {
 	t.Helper()
 	b := graph.NewBuilder(len(ids))
@@ -28,6 +29,7 @@ func newGraph(t *testing.T, ids []string, edges ...string) *graph.Graph {
 		}
 	}
 	for _, e := range edges {
+		e, anyApply := strings.CutSuffix(e, "!")
 		spec, keys, _ := strings.Cut(e, ":")
 		from, to, _ := strings.Cut(spec, "->")
 		f, ok1 := b.Lookup(from)
@@ -39,7 +41,11 @@ func newGraph(t *testing.T, ids []string, edges ...string) *graph.Graph {
 		if keys != "" {
 			k = strings.Split(keys, ",")
 		}
-		b.AddEdge(f, tt, graph.Source{Kind: "explicit", Pointer: "/karma/depends_on/0", Rule: "depends_on", Keys: k})
+		src := graph.Source{Kind: "explicit", Pointer: "/karma/depends_on/0", Rule: "depends_on", Keys: k}
+		if anyApply {
+			src.Redeploy = graph.RedeployOnAnyApply
+		}
+		b.AddEdge(f, tt, src)
 	}
 	return b.Graph()
 }
@@ -53,7 +59,7 @@ func layered(t *testing.T) *graph.Graph {
 		"d/lb/front->d/dns/zone",
 		"d/app/api->d/db/main:endpoint",
 		"d/app/api->d/lb/front:arn",
-		"d/cdn/site->d/dns/zone:zone_id")
+		"d/cdn/site->d/dns/zone:zone_id!")
 }
 
 func TestWaves(t *testing.T) {
@@ -103,6 +109,18 @@ func TestDownstreamWithReasonsAndKeys(t *testing.T) {
 	imp, _ = g.Downstream([]int32{vpc}, graph.ImpactOptions{ChangedKeys: []string{"flow_logs"}})
 	if len(imp.Affected) != 1 {
 		t.Errorf("a key nobody consumes must affect nobody: %v", g.IDs(indexes(imp.Affected)))
+	}
+	// cdn/site's edge to dns/zone redeploys on any apply: an apply of the zone changing a key
+	// nobody else names still reaches it; a change of the zone's runtime outside Karma does not
+	// (lb/front reads every key of the zone: affected either way).
+	zone, _ := g.Index("d/dns/zone")
+	imp, _ = g.Downstream([]int32{zone}, graph.ImpactOptions{ChangedKeys: []string{"name_servers"}})
+	if got := strings.Join(g.IDs(indexes(imp.Affected)), ","); got != "d/dns/zone,d/lb/front,d/cdn/site,d/app/api" {
+		t.Errorf("an apply of the zone changing name_servers affects %s", got)
+	}
+	imp, _ = g.Downstream([]int32{zone}, graph.ImpactOptions{ChangedKeys: []string{"name_servers"}, ChangedRuntime: "/iac/dns/zone/runtime"})
+	if got := strings.Join(g.IDs(indexes(imp.Affected)), ","); got != "d/dns/zone,d/lb/front,d/app/api" {
+		t.Errorf("a runtime changed outside Karma is no apply: %v", got)
 	}
 	// A filter keeps the traversal: app/api is reached through db (filtered out).
 	imp, _ = g.Downstream([]int32{vpc}, graph.ImpactOptions{Filter: func(c *graph.Component) bool { return c.Type == "app" }})

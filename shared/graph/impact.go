@@ -10,9 +10,10 @@ type Affected struct {
 
 // ImpactOptions narrow a downstream query.
 type ImpactOptions struct {
-	// ChangedKeys, when non-nil, are the runtime keys that changed on the seeds: only dependents
-	// whose edge consumes one of them are affected in the first hop (deeper hops are affected if
-	// their upstream is redeployed, since its new outputs are not known yet).
+	// ChangedKeys, when non-nil, are the runtime keys that changed on the seeds (by their apply):
+	// only dependents whose edge consumes one of them, or redeploys on any apply, are affected in
+	// the first hop (deeper hops are affected if their upstream is redeployed, since its new
+	// outputs are not known yet).
 	ChangedKeys []string
 	// ChangedRuntime, when set, is the one runtime parameter of the seeds that changed, one of
 	// their SubRuntimePaths (a lambda's function): the first hop then counts only the sources
@@ -43,7 +44,11 @@ func (g *Graph) Downstream(seeds []int32, opts ImpactOptions) (*Impact, error) {
 		if changed == nil {
 			changed = []string{AllKeys}
 		}
-		first = func(e *Edge) bool { return e.ConsumesAnyFrom(opts.ChangedRuntime, changed) }
+		// A runtime changed outside Karma (ChangedRuntime) is no apply: on-any-apply edges do not count.
+		applied := opts.ChangedRuntime == ""
+		first = func(e *Edge) bool {
+			return e.ConsumesAnyFrom(opts.ChangedRuntime, changed) || (applied && e.OnAnyApply())
+		}
 	}
 	res := g.traverse(seeds, g.in, func(e *Edge) int32 { return e.From }, first)
 	waves, err := g.WavesOf(indexes(res.Affected))

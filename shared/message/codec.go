@@ -70,6 +70,7 @@ var Supported = map[string][]int{
 	TypeChangeSuperseded:    {1},
 	TypeChangeRejected:      {1},
 	TypeDriftDetected:       {1},
+	TypeChangeExpired:       {1},
 }
 
 func supported(typ string, v int) bool {

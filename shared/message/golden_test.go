@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -48,6 +49,7 @@ var newest = map[string]func() any{
 	message.TypeChangeSuperseded:    func() any { return new(message.ChangeSuperseded) },
 	message.TypeChangeRejected:      func() any { return new(message.ChangeRejected) },
 	message.TypeDriftDetected:       func() any { return new(message.DriftDetected) },
+	message.TypeChangeExpired:       func() any { return new(message.ChangeExpired) },
 }
 
 // goTypes is the Go type of every supported type and version (old versions included).
@@ -402,6 +404,8 @@ func idempotencyKey(t *testing.T, e message.Envelope, payload any) string {
 		return e.Type + ":" + p.ChangeSetID
 	case *message.DriftDetected:
 		return e.Type + ":" + p.DriftID
+	case *message.ChangeExpired:
+		return e.Type + ":" + p.ChangeSetID
 	case *message.DeploymentSkipped:
 		return e.Type + ":" + p.ChangeSetID + "/" + p.Component
 	case *message.DeploymentApproved:
@@ -468,15 +472,17 @@ func fullPayloads() map[string]any {
 		sha  = "9f3c2a71e4b05d8c6a1f7e2b3d4c5a6978e1f0ab"
 		hash = "3b5d5c3712955042212316173ccf37be800e4a5d1e5ea5e1e5bd1a2c5f2c8d1e"
 	)
+	expires := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	sched := message.DeploymentScheduled{
 		ChangeSetID: cs, DeploymentID: dep, Component: "prod/ecs-service/api", Wave: 2,
 		CausedBy: []message.Cause{
-			{Kind: message.CauseCommit, ID: sha, Keys: []string{"unused"}},
-			{Kind: message.CauseDeployment, ID: "dep-54373ce93bae19f9", Keys: []string{"private_subnet_ids"}},
-			{Kind: message.CauseRetry, ID: "dep-0a1b2c3d4e5f6071", Keys: []string{}},
-			{Kind: message.CauseRollback, ID: "dep-1a2b3c4d5e6f7081", Keys: []string{}},
-			{Kind: message.CausePromotion, ID: root + "/dev", Keys: []string{}},
-			{Kind: message.CauseDrift, ID: "drift-4f1c9e20b7a35d68", Keys: []string{}},
+			// Every field set at once (trigger is only ever set on a deployment cause).
+			{Kind: message.CauseCommit, ID: sha, Keys: []string{"unused"}, Trigger: message.TriggerOnAnyApply},
+			{Kind: message.CauseDeployment, ID: "dep-54373ce93bae19f9", Keys: []string{"private_subnet_ids"}, Trigger: message.TriggerOnAnyApply},
+			{Kind: message.CauseRetry, ID: "dep-0a1b2c3d4e5f6071", Keys: []string{}, Trigger: message.TriggerOnAnyApply},
+			{Kind: message.CauseRollback, ID: "dep-1a2b3c4d5e6f7081", Keys: []string{}, Trigger: message.TriggerOnAnyApply},
+			{Kind: message.CausePromotion, ID: root + "/dev", Keys: []string{}, Trigger: message.TriggerOnAnyApply},
+			{Kind: message.CauseDrift, ID: "drift-4f1c9e20b7a35d68", Keys: []string{}, Trigger: message.TriggerOnAnyApply},
 		},
 		ConfigHash: hash, Destroy: true,
 	}
@@ -511,15 +517,17 @@ func fullPayloads() map[string]any {
 				SoakSkipped: &message.GateSkip{By: "grace.hopper", Reason: "verified in dev"}},
 		},
 		message.TypeChangeResolved: message.ChangeResolved{
-			ChangeSetID: cs, Source: message.SourceGit, RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha, Keys: []string{"every field set"}},
-				{Kind: message.CauseRollback, ID: dep, Keys: []string{}}, {Kind: message.CausePromotion, ID: root + "/dev", Keys: []string{}},
-				{Kind: message.CauseDrift, ID: "drift-4f1c9e20b7a35d68", Keys: []string{}}},
+			ChangeSetID: cs, Source: message.SourceGit, RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha, Keys: []string{"every field set"}, Trigger: message.TriggerOnAnyApply},
+				{Kind: message.CauseRollback, ID: dep, Keys: []string{}, Trigger: message.TriggerOnAnyApply}, {Kind: message.CausePromotion, ID: root + "/dev", Keys: []string{}, Trigger: message.TriggerOnAnyApply},
+				{Kind: message.CauseDrift, ID: "drift-4f1c9e20b7a35d68", Keys: []string{}, Trigger: message.TriggerOnAnyApply}},
 			Roots:        []string{"prod/vpc/core"},
 			Affected:     []string{"prod/vpc/core", "prod/ecs-service/api"},
 			Waves:        [][]string{{"prod/vpc/core"}, {"prod/ecs-service/api"}},
 			Commit:       sha,
 			QueuedBehind: []string{"019ceba9-1111-7aaa-8bbb-0123456789ab/prod"},
 			Rejected:     "cycle: prod/vpc/core -> prod/ecs-service/api -> prod/vpc/core",
+			Approval: &message.ApprovalRules{Protected: true, Required: 2, ExpiresAt: &expires, Author: "Ada Lovelace <ada@example.com>",
+				AutoApproveRefused: "auto-approve was asked for and refused: environment prod is protected; the change waits for 2 approvals"},
 		},
 		message.TypeDeploymentScheduled: sched,
 		message.TypeDeploymentSkipped: message.DeploymentSkipped{
@@ -547,6 +555,7 @@ func fullPayloads() map[string]any {
 			State:     &message.StateVersion{Serial: 7, Lineage: "5b0f2a4c-1d2e-4f3a-8b9c-0d1e2f3a4b5c"},
 			Action:    message.DriftCorrect, ChangeSetID: root,
 		},
+		message.TypeChangeExpired: message.ChangeExpired{ChangeSetID: cs, ExpiresAt: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)},
 	}
 }
 
@@ -579,6 +588,7 @@ func minimalPayloads() map[string]any {
 		message.TypeDriftDetected: message.DriftDetected{DriftID: "drift-0000000000000001", Component: "dev/vpc/core",
 			Kind: message.DriftConfig, Reason: message.DriftMissing, Detail: "/iac/vpc/core/config is missing",
 			Commit: "9f3c2a71e4b05d8c6a1f7e2b3d4c5a6978e1f0ab", Action: message.DriftReport},
+		message.TypeChangeExpired: message.ChangeExpired{ChangeSetID: cs, ExpiresAt: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)},
 	}
 }
 
@@ -744,6 +754,12 @@ func compareStruct(t *testing.T, doc map[string]any, at string, node map[string]
 func compareValue(t *testing.T, doc map[string]any, at string, node map[string]any, typ reflect.Type) {
 	t.Helper()
 	node = resolve(t, doc, node)
+	if typ == reflect.TypeFor[time.Time]() { // RFC 3339 text
+		if !slices.Contains(schemaTypes(node), "string") || node["format"] != "date-time" {
+			t.Errorf("%s: Go time.Time encodes as an RFC 3339 string, schema is %v", at, node)
+		}
+		return
+	}
 	switch typ.Kind() {
 	case reflect.Pointer:
 		compareValue(t, doc, at, node, typ.Elem())

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Wire names of the message types, and the newest version of each (what producers write).
@@ -21,6 +22,7 @@ const (
 	TypeChangeSuperseded    = "change.superseded"
 	TypeChangeRejected      = "change.rejected"
 	TypeDriftDetected       = "drift.detected"
+	TypeChangeExpired       = "change.expired"
 )
 
 // Latest is the version producers write for each type.
@@ -37,6 +39,7 @@ var Latest = map[string]int{
 	TypeChangeSuperseded:    1,
 	TypeChangeRejected:      1,
 	TypeDriftDetected:       1,
+	TypeChangeExpired:       1,
 }
 
 // Sources of a change.
@@ -76,7 +79,14 @@ type Cause struct {
 	ID   string `json:"id"`
 	// Keys are the changed runtime keys that reached the dependent (kind deployment).
 	Keys []string `json:"keys,omitzero"` // [] = none changed; absent = not applicable
+	// Trigger is TriggerOnAnyApply on a kind deployment cause when the dependent's reference
+	// redeploys it after every apply of the upstream and no key it consumes changed (Keys is
+	// then []); "" when a consumed key changed. Added to version 1: optional.
+	Trigger string `json:"trigger,omitempty"`
 }
+
+// TriggerOnAnyApply: the reference says "redeploy": "on-any-apply" (karma.depends_on).
+const TriggerOnAnyApply = "on-any-apply"
 
 // ChangeResolved (change.resolved v2): the impact of a change set — everything that may be
 // redeployed, in waves — computed once at the start. v1 had no Commit or QueuedBehind.
@@ -95,6 +105,24 @@ type ChangeResolved struct {
 	QueuedBehind []string `json:"queued_behind,omitempty"`
 	// Rejected says why nothing is deployed (invalid repository, cycle with its path).
 	Rejected string `json:"rejected,omitempty"`
+	// Approval is what the change set needs before it is applied, by the rules of its
+	// environment at Commit (karma.json "environments"); absent when the environment has none.
+	// Added to version 2: optional.
+	Approval *ApprovalRules `json:"approval,omitempty"`
+}
+
+// ApprovalRules are the approval rules a change set was created under.
+type ApprovalRules struct {
+	Protected bool `json:"protected,omitempty"`
+	// Required is how many distinct people must approve (0 when the change set is approved at
+	// once: auto-approve where the environment allows it or always approves).
+	Required int `json:"required"`
+	// ExpiresAt: not approved by then, the change set expires (change.expired).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Author is the change's commit's author, who may not approve it in a protected environment.
+	Author string `json:"author,omitempty"`
+	// AutoApproveRefused says why a request for auto-approve was downgraded to review.
+	AutoApproveRefused string `json:"auto_approve_refused,omitempty"`
 }
 
 // ChangeResolvedV1 is the first version of change.resolved.
@@ -316,4 +344,12 @@ func DriftSetKey(driftIDs []string) string {
 	ids := slices.Sorted(slices.Values(driftIDs))
 	sum := sha256.Sum256([]byte(strings.Join(ids, ",")))
 	return hex.EncodeToString(sum[:8])
+}
+
+// ChangeExpired (change.expired v1): a change set was not approved before its environment's
+// approval expiry. Resolve skips everything of it not yet settled with reason "expired" and
+// starts the change sets queued behind it. A change set approved in time is left alone.
+type ChangeExpired struct {
+	ChangeSetID string    `json:"change_set_id"`
+	ExpiresAt   time.Time `json:"expires_at"` // when it expired
 }

@@ -98,7 +98,7 @@ func (res *Result) buildGraph(states map[string]*ParamState) *graph.Graph {
 	}
 	for i, c := range repo.Components {
 		for _, r := range c.References {
-			src := graph.Source{Kind: r.Kind, Pointer: r.Pointer, Rule: r.Rule, Keys: r.Keys}
+			src := graph.Source{Kind: r.Kind, Pointer: r.Pointer, Rule: r.Rule, Keys: r.Keys, Redeploy: r.Redeploy}
 			to, ok := b.Lookup(c.Env + "/" + r.Target)
 			if !ok {
 				// not a component: perhaps a runtime another component writes per sub-object

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+
+	"github.com/usekarma/karma/shared/graph"
 )
 
 // Reference kinds: how a dependency was found.
@@ -24,7 +26,16 @@ type Reference struct {
 	Pointer string   `json:"pointer"`        // JSON pointer in the resolved config (or karma block)
 	Rule    string   `json:"rule,omitempty"` // the key or rule that produced it, e.g. "vpc_nickname", "route53-zone-by-name"
 	Keys    []string `json:"keys"`           // runtime keys consumed; ["*"] = any; [] = ordering only
+	// Redeploy is RedeployOnAnyApply when the dependent is redeployed after every apply of the
+	// target, not only when a consumed key changed ("" = RedeployOnConsumedChange).
+	Redeploy string `json:"redeploy,omitempty"`
 }
+
+// When a dependent is redeployed after its dependency was applied (karma.depends_on "redeploy").
+const (
+	RedeployOnConsumedChange = "on-consumed-change" // the default: a consumed runtime key changed
+	RedeployOnAnyApply       = graph.RedeployOnAnyApply
+)
 
 // Component is one component in one environment, resolved.
 type Component struct {

@@ -15,7 +15,10 @@ import (
 //	}
 //
 // A string entry of depends_on consumes every runtime key; the object form lists the keys it
-// consumes ([] for ordering only).
+// consumes ([] for ordering only) and may say when the dependent is redeployed: "redeploy":
+// "on-consumed-change" (the default: when an apply of the dependency changed a key it consumes)
+// or "on-any-apply" (after every apply of the dependency, whatever changed — for modules that
+// need to run although no output they read changed).
 func parseKarmaBlock(cfg map[string]any) (karmaBlock, Diagnostics) {
 	var kb karmaBlock
 	var diags Diagnostics
@@ -48,12 +51,12 @@ func parseKarmaBlock(cfg map[string]any) (karmaBlock, Diagnostics) {
 			}
 			for i, e := range list {
 				ptr := "/karma/depends_on/" + strconv.Itoa(i)
-				ref, keys, err := parseDependsOn(e)
+				d, err := parseDependsOn(e)
 				if err != "" {
 					bad(ptr, "%s", err)
 					continue
 				}
-				kb.dependsOn = append(kb.dependsOn, Reference{Target: ref, Kind: RefExplicit, Pointer: ptr, Rule: "depends_on", Keys: keys})
+				kb.dependsOn = append(kb.dependsOn, Reference{Target: d.ref, Kind: RefExplicit, Pointer: ptr, Rule: "depends_on", Keys: d.keys, Redeploy: d.redeploy})
 			}
 		default:
 			bad("/karma/"+escapePointer(k), "unknown key %q (known: extends, depends_on)", k)
@@ -62,36 +65,60 @@ func parseKarmaBlock(cfg map[string]any) (karmaBlock, Diagnostics) {
 	return kb, diags
 }
 
-func parseDependsOn(e any) (string, []string, string) {
+// dependsOn is one parsed entry of karma.depends_on.
+type dependsOn struct {
+	ref      string
+	keys     []string
+	redeploy string // "" (RedeployOnConsumedChange) or RedeployOnAnyApply
+}
+
+// dependsOnKeys are the keys of the object form of a depends_on entry.
+var dependsOnKeys = map[string]bool{"ref": true, "consumes": true, "redeploy": true}
+
+func parseDependsOn(e any) (dependsOn, string) {
 	switch x := e.(type) {
 	case string:
 		if !validRef(x) {
-			return "", nil, fmt.Sprintf("%q: want \"<type>/<nickname>\"", x)
+			return dependsOn{}, fmt.Sprintf("%q: want \"<type>/<nickname>\"", x)
 		}
-		return x, []string{AllKeys}, ""
+		return dependsOn{ref: x, keys: []string{AllKeys}}, ""
 	case map[string]any:
+		for _, k := range sortedKeys(x) {
+			if !dependsOnKeys[k] {
+				return dependsOn{}, fmt.Sprintf("unknown key %q (known: ref, consumes, redeploy)", k)
+			}
+		}
 		ref, _ := x["ref"].(string)
 		if !validRef(ref) {
-			return "", nil, fmt.Sprintf("\"ref\": want \"<type>/<nickname>\", found %v", x["ref"])
+			return dependsOn{}, fmt.Sprintf("\"ref\": want \"<type>/<nickname>\", found %v", x["ref"])
 		}
-		keys := []string{AllKeys}
+		d := dependsOn{ref: ref, keys: []string{AllKeys}}
 		if c, ok := x["consumes"]; ok {
 			list, ok := c.([]any)
 			if !ok {
-				return "", nil, "\"consumes\": want an array of runtime key names"
+				return dependsOn{}, "\"consumes\": want an array of runtime key names"
 			}
-			keys = []string{}
+			d.keys = []string{}
 			for _, k := range list {
 				s, ok := k.(string)
 				if !ok || s == "" {
-					return "", nil, fmt.Sprintf("\"consumes\": %v is not a key name", k)
+					return dependsOn{}, fmt.Sprintf("\"consumes\": %v is not a key name", k)
 				}
-				keys = append(keys, s)
+				d.keys = append(d.keys, s)
 			}
 		}
-		return ref, keys, ""
+		if r, ok := x["redeploy"]; ok {
+			switch r {
+			case RedeployOnConsumedChange:
+			case RedeployOnAnyApply:
+				d.redeploy = RedeployOnAnyApply
+			default:
+				return dependsOn{}, fmt.Sprintf("\"redeploy\": want %q or %q, found %v", RedeployOnConsumedChange, RedeployOnAnyApply, r)
+			}
+		}
+		return d, ""
 	}
-	return "", nil, fmt.Sprintf("want \"<type>/<nickname>\" or an object, found %s", jsonKind(e))
+	return dependsOn{}, fmt.Sprintf("want \"<type>/<nickname>\" or an object, found %s", jsonKind(e))
 }
 
 func validRef(s string) bool {

@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -65,12 +66,12 @@ func TestExtractReferences(t *testing.T) {
 
 func TestParseKarmaBlock(t *testing.T) {
 	t.Parallel()
-	obj, _ := decodeObject("c.json", []byte(`{"karma":{"extends":"site/defaults","depends_on":["vpc/core",{"ref":"s3-bucket/logs","consumes":["arn"]},{"ref":"dns/zone","consumes":[]}]}}`))
+	obj, _ := decodeObject("c.json", []byte(`{"karma":{"extends":"site/defaults","depends_on":["vpc/core",{"ref":"s3-bucket/logs","consumes":["arn"]},{"ref":"dns/zone","consumes":[],"redeploy":"on-any-apply"},{"ref":"dns/other","redeploy":"on-consumed-change"}]}}`))
 	kb, diags := parseKarmaBlock(obj)
 	if len(diags) != 0 {
 		t.Fatal(diags)
 	}
-	if kb.extends != "site/defaults" || len(kb.dependsOn) != 3 {
+	if kb.extends != "site/defaults" || len(kb.dependsOn) != 4 {
 		t.Fatalf("got %+v", kb)
 	}
 	if got := kb.dependsOn[1].Keys; !reflect.DeepEqual(got, []string{"arn"}) {
@@ -79,9 +80,20 @@ func TestParseKarmaBlock(t *testing.T) {
 	if got := kb.dependsOn[2].Keys; len(got) != 0 || got == nil {
 		t.Errorf("ordering-only keys = %#v, want empty non-nil", got)
 	}
-	bad, _ := decodeObject("c.json", []byte(`{"karma":{"extend":"x","depends_on":["nope", 3, {"ref":"a/b","consumes":"k"}]}}`))
+	for i, want := range []string{"", "", RedeployOnAnyApply, ""} {
+		if got := kb.dependsOn[i].Redeploy; got != want {
+			t.Errorf("depends_on %d: redeploy %q, want %q", i, got, want)
+		}
+	}
+	bad, _ := decodeObject("c.json", []byte(`{"karma":{"extend":"x","depends_on":["nope", 3, {"ref":"a/b","consumes":"k"},
+		{"ref":"a/b","redeploy":"always"}, {"ref":"a/b","consume":["k"]}]}}`))
 	_, diags = parseKarmaBlock(bad)
-	if len(diags) != 4 {
-		t.Fatalf("want 4 problems reported at once, got %d: %v", len(diags), diags)
+	if len(diags) != 6 {
+		t.Fatalf("want 6 problems reported at once, got %d: %v", len(diags), diags)
+	}
+	for _, want := range []string{`"redeploy": want "on-consumed-change" or "on-any-apply", found always`, `unknown key "consume" (known: ref, consumes, redeploy)`} {
+		if !strings.Contains(fmt.Sprint(diags), want) {
+			t.Errorf("diagnostics lack %q:\n%s", want, diags)
+		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/usekarma/karma/shared/governance"
 )
 
 // SettingsFile is the optional file at the root of a config repository that tunes how it is read.
@@ -42,6 +44,12 @@ type Settings struct {
 	// Promotion is the order changes flow through environments, with each one's soak and
 	// approval gates (promotion.go). Empty: every environment a commit concerns deploys at once.
 	Promotion PromotionOrder `json:"promotion,omitempty"`
+	// Environments and Identities are the governance rules: protected environments, approvals,
+	// their expiry, auto-approve, and who is who (shared/governance). Policies are in Policies.
+	governance.Settings
+	// PoliciesDir holds the Rego policies evaluated on every change (shared/policy); default
+	// "policies". Read from the change set's commit, like everything deployed.
+	PoliciesDir string `json:"policies_dir,omitempty"`
 }
 
 var (
@@ -57,6 +65,9 @@ func (s Settings) Defaults() Settings {
 	}
 	if s.ModulesDir == "" {
 		s.ModulesDir = "components"
+	}
+	if s.PoliciesDir == "" {
+		s.PoliciesDir = "policies"
 	}
 	merged := make(map[string]string, len(DefaultAliases)+len(s.Aliases))
 	for k, v := range DefaultAliases {
@@ -91,6 +102,9 @@ func (s Settings) Validate() error {
 		}
 	}
 	v.errs = append(v.errs, s.Promotion.validate()...)
+	for _, p := range s.Settings.Problems() {
+		v.bad(p.Pointer, "%s", p.Message)
+	}
 	return errors.Join(append(v.errs, s.References.validate()...)...)
 }
 
@@ -116,6 +130,9 @@ func LoadSettingsFS(fsys fs.FS, override Settings) (Settings, error) {
 		}
 		if s.ModulesDir != "" && !fs.ValidPath(path.Clean(s.ModulesDir)) {
 			return s, fmt.Errorf("%s: modules_dir %q: want a folder inside the repository (relative, no '..'): what is deployed must come from the commit", SettingsFile, s.ModulesDir)
+		}
+		if s.PoliciesDir != "" && !fs.ValidPath(path.Clean(s.PoliciesDir)) {
+			return s, fmt.Errorf("%s: policies_dir %q: want a folder inside the repository (relative, no '..'): policies must come from the commit", SettingsFile, s.PoliciesDir)
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return s, err

@@ -56,6 +56,7 @@ var Routes = map[string][]string{
 	message.TypeChangeSuperseded:    {StageResolve},
 	message.TypeChangeRejected:      {StageResolve},
 	message.TypeDriftDetected:       {StageGraphWrite},
+	message.TypeChangeExpired:       {StageResolve},
 }
 
 // Destinations returns the queues a message goes to.

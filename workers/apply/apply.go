@@ -28,6 +28,7 @@ import (
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/policy"
 	"github.com/usekarma/karma/shared/terraform"
 )
 
@@ -37,6 +38,9 @@ type Worker struct {
 	Params     func(env string) (params.Store, error)
 	Runner     terraform.Runner
 	Workspaces terraform.Workspaces
+	// Policies are asked about every plan before it is applied (police.go); nil: none (Karma's
+	// own rule still holds: a destroying plan needs people's approval).
+	Policies policy.Evaluator
 }
 
 // Handle applies, or holds for approval.
@@ -106,6 +110,9 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 		if held, ok := replaced(in, node, p); ok {
 			return []message.Envelope{held}, nil
 		}
+	}
+	if out, stop, err := w.police(ctx, &attempt{in: in, p: p, node: node, store: store, fail: fail}, cs, store); stop {
+		return out, err
 	}
 	cfg, err := model.InterpolateFromStore(ctx, store, w.Workspaces.Prefix, node.Config)
 	if err != nil {

@@ -53,7 +53,7 @@ func (w *Worker) holdForReview(ctx context.Context, a *attempt, res terraform.Pl
 		if applied = n.Outcome; applied != nil {
 			return nil
 		}
-		cs.Approved, cs.ApprovedBy = false, ""
+		cs.WithdrawApproval() // nobody has seen the new plan: every approval is needed again
 		n.State, n.Plan, n.PlanMessageID = changeset.Planned, &np, out.ID
 		return nil
 	})

@@ -146,7 +146,10 @@ func causes(cs []message.Cause) string {
 			out[i] = c.Kind + " " + c.ID
 		case message.CauseDeployment:
 			out[i] = "deployment " + c.ID
-			if len(c.Keys) > 0 {
+			switch {
+			case c.Trigger == message.TriggerOnAnyApply:
+				out[i] += " (redeploy on any apply: no consumed key changed)"
+			case len(c.Keys) > 0:
 				out[i] += " (keys " + strings.Join(c.Keys, ", ") + ")"
 			}
 		case message.CauseRollback:

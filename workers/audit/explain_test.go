@@ -27,6 +27,9 @@ func TestExplain(t *testing.T) {
 	dependent := wt.FixedDerive(t, msgs[5], 10, message.TypeDeploymentScheduled, "deployment.scheduled:y",
 		message.DeploymentScheduled{DeploymentID: "dep-2", Component: "prod/ecs-cluster/core",
 			CausedBy: []message.Cause{{Kind: message.CauseDeployment, ID: "dep-1", Keys: []string{"vpc_id", "subnets"}}}})
+	edge := wt.FixedDerive(t, msgs[5], 11, message.TypeDeploymentScheduled, "deployment.scheduled:z",
+		message.DeploymentScheduled{DeploymentID: "dep-3", Component: "prod/lambda/api",
+			CausedBy: []message.Cause{{Kind: message.CauseDeployment, ID: "dep-1", Keys: []string{}, Trigger: message.TriggerOnAnyApply}}})
 	param := msgs[0]
 	param.Payload = []byte(`{"change_set_id":"x","source":"runtime","components":[],"parameter":{"name":"/iac/vpc/core/runtime","version":3},"auto_approve":false}`)
 	withMessage := msgs[0]
@@ -67,6 +70,7 @@ func TestExplain(t *testing.T) {
 		{"change.resolved", msgs[1], auditw.Explanation{Author: git, Cause: "commit 512423cb3a48"}},
 		{"deployment.scheduled", msgs[2], auditw.Explanation{Author: git, Cause: "commit 512423cb3a48"}},
 		{"deployment.scheduled by an upstream deployment", dependent, auditw.Explanation{Author: git, Cause: "deployment dep-1 (keys vpc_id, subnets)"}},
+		{"deployment.scheduled by an edge redeploying on any apply", edge, auditw.Explanation{Author: git, Cause: "deployment dep-1 (redeploy on any apply: no consumed key changed)"}},
 		{"deployment.approved: approver distinct from author", approved, auditw.Explanation{Author: git, Approver: "grace.hopper", Cause: "commit 512423cb3a48"}},
 		{"deployment.applied says nothing of its cause", msgs[5], auditw.Explanation{Author: git}},
 		{"deployment.skipped", msgs[6], auditw.Explanation{Author: git, Cause: "no-consumed-key-changed: no runtime key it consumes changed upstream"}},

@@ -19,6 +19,7 @@ import (
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/policy"
 	"github.com/usekarma/karma/shared/terraform"
 	"github.com/usekarma/karma/workers/apply"
 	auditw "github.com/usekarma/karma/workers/audit"
@@ -105,6 +106,18 @@ func (p paramConfigs) Config(ctx context.Context, env, component string) ([]byte
 
 func newChain(t *testing.T) *chain {
 	t.Helper()
+	return newChainAt(t, wt.ExamplesDir)
+}
+
+// newChainAt is newChain over the config repository in root.
+func newChainAt(t *testing.T, root string) *chain {
+	t.Helper()
+	return newChainWith(t, root, nil)
+}
+
+// newChainWith is newChainAt with policies (nil: none) in resolve and apply.
+func newChainWith(t *testing.T, root string, pol policy.Evaluator) *chain {
+	t.Helper()
 	ctx := context.Background()
 	db := wt.NewDB(t)
 	c := &chain{db: db, stores: map[string]*embedded.ParamStore{}, tf: &countingTF{applies: map[string]int{}}}
@@ -129,7 +142,7 @@ func newChain(t *testing.T) *chain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	graphs := wt.RepoGraphs{Root: wt.ExamplesDir, Params: func(env string) params.Store {
+	graphs := wt.RepoGraphs{Root: root, Params: func(env string) params.Store {
 		st, err := c.params(env)
 		if err != nil {
 			t.Error(err)
@@ -137,8 +150,8 @@ func newChain(t *testing.T) *chain {
 		}
 		return st
 	}}
-	ws := terraform.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), Modules: terraform.StaticModules(filepath.Join(wt.ExamplesDir, "components")), Prefix: "/iac"}
-	c.resolver = &resolve.Worker{Graphs: graphs, Commits: graphs, ChangeSets: c.changeSets, Configs: paramConfigs{c}}
+	ws := terraform.Workspaces{WorkDir: filepath.Join(t.TempDir(), "work"), Modules: terraform.StaticModules(filepath.Join(root, "components")), Prefix: "/iac"}
+	c.resolver = &resolve.Worker{Graphs: graphs, Commits: graphs, ChangeSets: c.changeSets, Configs: paramConfigs{c}, Policies: pol}
 	const visibility = 10 * time.Minute
 	stage := func(name string, h pipeline.Handler, workers int) pipeline.Stage {
 		return pipeline.Stage{Name: name, Workers: workers, Handler: pipeline.Chain(h,
@@ -148,7 +161,7 @@ func newChain(t *testing.T) *chain {
 		stage(pipeline.StageResolve, c.resolver.Handle, 1),
 		stage(pipeline.StageGraphWrite, (&graphwrite.Worker{Graphs: graphs, Store: gs, Lineage: c.lineage}).Handle, 1),
 		stage(pipeline.StagePlan, (&plan.Worker{ChangeSets: c.changeSets, Params: c.params, Runner: c.tf, Workspaces: ws}).Handle, 2),
-		stage(pipeline.StageApply, (&apply.Worker{ChangeSets: c.changeSets, Params: c.params, Runner: c.tf, Workspaces: ws}).Handle, 2),
+		stage(pipeline.StageApply, (&apply.Worker{ChangeSets: c.changeSets, Params: c.params, Runner: c.tf, Workspaces: ws, Policies: pol}).Handle, 2),
 		stage(pipeline.StageAudit, (&auditw.Worker{Log: c.audit}).Handle, 1),
 	}}
 	return c

@@ -3,7 +3,7 @@
 // decides which dependents to deploy next (see shared/changeset for the rules).
 //
 // Input:  change.detected, deployment.applied, deployment.failed, change.superseded,
-// change.rejected.
+// change.rejected, change.expired.
 // Output: change.resolved (the impact, or a rejection such as a cycle with its path),
 //
 //	deployment.scheduled, deployment.skipped.
@@ -30,6 +30,7 @@ import (
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/policy"
 )
 
 // Graphs builds the validated graph of one environment at a commit of the config repository
@@ -63,7 +64,9 @@ type Worker struct {
 	Commits    Commits
 	ChangeSets changeset.Store
 	Configs    ConfigReader
-	Now        func() time.Time
+	// Policies are asked about every component before it is scheduled (police.go); nil: none.
+	Policies policy.Evaluator
+	Now      func() time.Time
 }
 
 // Handle dispatches on the message type.
@@ -87,6 +90,8 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 		return w.superseded(ctx, in)
 	case message.TypeChangeRejected:
 		return w.rejected(ctx, in)
+	case message.TypeChangeExpired:
+		return w.expired(ctx, in)
 	}
 	return nil, pipeline.Permanent(fmt.Errorf("resolve: unexpected message type %s", in.Type))
 }
@@ -191,6 +196,7 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 	if cs.Approved {
 		cs.ApprovedBy = "auto-approve"
 	}
+	cs.Govern(res.Repo.Settings.For(env), commitAuthor(p)) // the rules of the commit's karma.json
 	promo.apply(cs, env, p)
 	if err := w.build(ctx, cs, res, p, env); err != nil {
 		return nil, err
@@ -252,6 +258,15 @@ func rejection(errs model.Diagnostics) string {
 	return b.String()
 }
 
+// commitAuthor is the author of the change's commit ("" for a parameter or runtime change,
+// whose tree is the deploy branch's head: its author did not make this change).
+func commitAuthor(p message.ChangeDetected) string {
+	if p.Commit == nil {
+		return ""
+	}
+	return p.Commit.Author
+}
+
 func rootCauses(p message.ChangeDetected) []message.Cause {
 	switch {
 	case p.Rollback != nil:
@@ -310,7 +325,7 @@ func (w *Worker) plan(ctx context.Context, cs *changeset.ChangeSet, res *model.R
 			e := g.Edges[ei]
 			up := g.Components[e.To].ID
 			if _, in := cs.Nodes[up]; in {
-				n.Upstreams = append(n.Upstreams, changeset.Upstream{Component: up, Consumes: e.Consumes})
+				n.Upstreams = append(n.Upstreams, changeset.Upstream{Component: up, Consumes: e.Consumes, OnAnyApply: e.OnAnyApply()})
 				cs.Nodes[up].Dependents = append(cs.Nodes[up].Dependents, id)
 			}
 		}

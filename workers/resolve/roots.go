@@ -147,8 +147,16 @@ func (w *Worker) settle(ctx context.Context, in message.Envelope, csID string, f
 		return nil, err
 	}
 	out, err := w.announce(ctx, in, cs, false)
-	if err != nil || !cs.Done() {
-		return out, err
+	if err != nil {
+		return nil, err
+	}
+	if w.Policies != nil { // a policy's denial may have settled what was left
+		if cs, err = w.ChangeSets.Get(ctx, csID); err != nil {
+			return nil, err
+		}
+	}
+	if !cs.Done() {
+		return out, nil
 	}
 	promoted, err := w.promote(ctx, in, cs)
 	if err != nil {
@@ -161,6 +169,10 @@ func (w *Worker) settle(ctx context.Context, in message.Envelope, csID string, f
 // announce turns the change set's unpublished decisions into messages and marks them published
 // once the runtime has sent them.
 func (w *Worker) announce(ctx context.Context, in message.Envelope, cs *changeset.ChangeSet, withResolved bool) ([]message.Envelope, error) {
+	cs, err := w.police(ctx, cs)
+	if err != nil {
+		return nil, err
+	}
 	var out []message.Envelope
 	if withResolved {
 		var roots, affected []string
@@ -173,7 +185,7 @@ func (w *Worker) announce(ctx context.Context, in message.Envelope, cs *changese
 			}
 		}
 		r := message.ChangeResolved{ChangeSetID: cs.ID, Source: cs.Source, RootCauses: cs.RootCauses, Roots: nonNil(roots), Affected: nonNil(affected),
-			Waves: cs.Waves, Commit: cs.Commit, QueuedBehind: cs.QueuedBehind, Rejected: cs.Rejected}
+			Waves: cs.Waves, Commit: cs.Commit, QueuedBehind: cs.QueuedBehind, Rejected: cs.Rejected, Approval: approvalRules(cs)}
 		out = append(out, env(in.MustDerive(message.TypeChangeResolved, "resolved:"+cs.ID, r), cs.Env))
 	}
 	var announced []string
@@ -201,6 +213,23 @@ func (w *Worker) announce(ctx context.Context, in message.Envelope, cs *changese
 		})
 	}
 	return out, nil
+}
+
+// approvalRules are the change set's approval rules for change.resolved, when its environment
+// has any.
+func approvalRules(cs *changeset.ChangeSet) *message.ApprovalRules {
+	if cs.Rules == nil || !cs.Rules.Configured {
+		return nil
+	}
+	r := &message.ApprovalRules{Protected: cs.Rules.Protected, Author: cs.Author, AutoApproveRefused: cs.AutoApproveRefused}
+	if !cs.Approved || cs.AutoApproveRefused != "" {
+		r.Required = cs.Required()
+	}
+	if !cs.ExpiresAt.IsZero() {
+		at := cs.ExpiresAt
+		r.ExpiresAt = &at
+	}
+	return r
 }
 
 func env(e message.Envelope, name string) message.Envelope {

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/governance"
 	"github.com/usekarma/karma/shared/message"
 )
 
@@ -51,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) changeset.Store) {
 		{"UpdateConcurrent", testUpdateConcurrent},
 		{"ListNewestFirst", testList},
 		{"ThousandComponents", testThousand},
+		{"ApprovalsAtOnce", testApprovalsAtOnce},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -297,4 +299,42 @@ func testThousand(t *testing.T, s changeset.Store, p string) {
 		t.Fatalf("Update of a 1,000-component change set: %v", err)
 	}
 	same(t, "Get of a 1,000-component change set", get(t, s, cs.ID), got)
+}
+
+// testApprovalsAtOnce: the governance rules and approvals round-trip, and approvers approving at
+// the same moment are all counted — exactly once each — with the change set approved once the
+// number needed is reached (changeset.Approve over the store's Update).
+func testApprovalsAtOnce(t *testing.T, s changeset.Store, p string) {
+	const approvers = 4
+	cs := Sample(p+"-a", 3)
+	cs.Env, cs.Actor = "prod", message.Actor{Kind: "git", Name: "Ada <ada@example.com>"}
+	cs.Govern(governance.Rules{Configured: true, Environment: governance.Environment{Protected: true, Approvals: approvers,
+		ApprovalExpiry: governance.Duration(72 * time.Hour)}, Identities: governance.Identities{"ada": {"ada-cli", "ada@example.com"}}}, "Ada <ada@example.com>")
+	create(t, s, cs)
+	same(t, "Get of a governed change set", get(t, s, cs.ID), cs)
+	var wg sync.WaitGroup
+	errs := make(chan error, approvers+1)
+	for i := range approvers + 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			by := fmt.Sprintf("approver-%d", i%approvers) // approver-0 approves twice
+			_, err := changeset.ApproveAt(t.Context(), s, cs.ID, by, t0.Add(time.Hour))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent approval: %v", err)
+		}
+	}
+	got := get(t, s, cs.ID)
+	if !got.Approved || len(got.Approvals) != approvers {
+		t.Errorf("after %d approvers at once: approved %v, approvals %+v", approvers, got.Approved, got.Approvals)
+	}
+	if _, err := changeset.ApproveAt(t.Context(), s, cs.ID, "ada-cli", t0.Add(time.Hour)); !errors.Is(err, changeset.ErrIneligible) {
+		t.Errorf("the author approving: %v", err)
+	}
 }

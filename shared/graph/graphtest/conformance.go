@@ -124,7 +124,7 @@ func Run(t *testing.T, newStore func(t *testing.T) graph.Store) {
 		}
 	})
 
-	t.Run("per-sub-object runtimes and the sources reading one round-trip", func(t *testing.T) {
+	t.Run("per-sub-object runtimes, the sources reading one and edges redeploying on any apply round-trip", func(t *testing.T) {
 		s := newStore(t)
 		g := Sample(func(cs []graph.Component) []graph.Component {
 			cs[3].SubRuntimePaths = []string{"/iac/db/main-replica/runtime"} // prod/db/main
@@ -138,6 +138,9 @@ func Run(t *testing.T, newStore func(t *testing.T) graph.Store) {
 		db, _ := b.Lookup("prod/db/main")
 		b.AddEdge(api, db, graph.Source{Kind: "runtime-path", Pointer: "/replica_runtime_path", Rule: "runtime-path",
 			Keys: []string{graph.AllKeys}, Runtime: "/iac/db/main-replica/runtime"})
+		vpc, _ := b.Lookup("prod/vpc/core")
+		b.AddEdge(db, vpc, graph.Source{Kind: "explicit", Pointer: "/karma/depends_on/0", Rule: "depends_on",
+			Keys: []string{}, Redeploy: graph.RedeployOnAnyApply})
 		g = b.Graph()
 		if _, err := s.Write(ctx, g, envs); err != nil {
 			t.Fatal(err)
@@ -148,6 +151,9 @@ func Run(t *testing.T, newStore func(t *testing.T) graph.Store) {
 		}
 		if docJSON(t, got) != docJSON(t, g) {
 			t.Errorf("read differs:\n got %s\nwant %s", docJSON(t, got), docJSON(t, g))
+		}
+		if e := got.Edges[len(got.Edges)-1]; !e.OnAnyApply() || e.Sources[0].Redeploy != graph.RedeployOnAnyApply {
+			t.Errorf("an edge redeploying on any apply read back as %+v", e)
 		}
 		if i, ok := got.SubRuntimeWriter("prod", "/iac/db/main-replica/runtime"); !ok || got.Components[i].ID != "prod/db/main" {
 			t.Errorf("the graph read back does not know who writes /iac/db/main-replica/runtime (%v)", ok)

@@ -119,7 +119,7 @@ func Run(t *testing.T, newStore func(t *testing.T) lineage.Store) {
 			CausedBy: []message.Cause{{Kind: message.CauseDeployment, ID: vpc.ID, Keys: []string{"vpc_id", "subnet_ids"}}},
 			Status:   lineage.StatusScheduled, At: at(2), Actor: message.Actor{Kind: "karma", Name: "karma"}}
 		web := lineage.Deployment{ID: "dep-" + u + "-web", ChangeSetID: c.ID, Env: "prod", Component: "prod/app/web", Wave: 1,
-			CausedBy: []message.Cause{{Kind: message.CauseDeployment, ID: vpc.ID, Keys: []string{}}, {Kind: message.CauseRequest, ID: "cr-" + u}},
+			CausedBy: []message.Cause{{Kind: message.CauseDeployment, ID: vpc.ID, Keys: []string{}, Trigger: message.TriggerOnAnyApply}, {Kind: message.CauseRequest, ID: "cr-" + u}},
 			Status:   lineage.StatusSkipped, Detail: "no changed key reaches it", At: at(3), Actor: actor}
 		for _, d := range []lineage.Deployment{web, api, vpc} {
 			must(t, s.RecordDeployment(ctx, d))

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/usekarma/karma/shared/audit"
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/message"
+)
+
+// The CLI's decisions on change sets — approvals (karma apply), rejections (karma reject,
+// changescmd.go) and expiry (karma expire, and every plan and apply) — go through the
+// implementations the API uses (changeset.Approve, changeset.RejectChange, changeset.Sweep), on whatever
+// backend the configuration names. Like the API's api.* entries, each decision by a person is
+// audited with them in the change's chain: cli.change_approved (also an approval that counts
+// toward several needed), cli.approval_refused (separation of duties), cli.change_rejected.
+
+// CLI audit entry types.
+const (
+	EntryCLIApproved        = "cli.change_approved"
+	EntryCLIApprovalRefused = "cli.approval_refused"
+	EntryCLIRejected        = "cli.change_rejected"
+)
+
+// cliEntry is the body of a CLI audit entry.
+type cliEntry struct {
+	ID         string         `json:"id"`
+	Type       string         `json:"type"`
+	OccurredAt string         `json:"occurred_at"`
+	Actor      message.Actor  `json:"actor"`
+	Detail     map[string]any `json:"detail"`
+}
+
+// record appends a CLI decision about cs by who to the audit log, in the change's chain.
+func (st *stack) record(ctx context.Context, typ, who string, cs *changeset.ChangeSet, detail map[string]any) error {
+	id := uuid.Must(uuid.NewV7()).String()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	actor := message.Actor{Kind: "cli", Name: who}
+	detail["change_set_id"] = cs.ID
+	body, err := json.Marshal(cliEntry{ID: id, Type: typ, OccurredAt: now.Format("2006-01-02T15:04:05.000Z07:00"), Actor: actor, Detail: detail})
+	if err != nil {
+		return err
+	}
+	rec := audit.Record{MessageID: id, Type: typ, Version: 1, Env: cs.Env, Chain: "change/" + cs.CorrelationID, CorrelationID: cs.CorrelationID,
+		ActorKind: actor.Kind, Actor: who, OccurredAt: now, Body: body}
+	if _, err := st.audit.Append(ctx, rec); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	return nil
+}
+
+// approveOne approves change set id as by, publishes what it releases, audits the decision and
+// says where the change set stands. A refused approver is audited, then returned as the error.
+func (st *stack) approveOne(ctx context.Context, w io.Writer, id, by string) error {
+	a, err := changeset.Approve(ctx, st.changeSets, id, by)
+	var ineligible *changeset.IneligibleError
+	if errors.As(err, &ineligible) {
+		cs, gerr := st.changeSets.Get(ctx, id)
+		if gerr != nil {
+			return errors.Join(err, gerr)
+		}
+		if aerr := st.record(ctx, EntryCLIApprovalRefused, by, cs, map[string]any{"reason": err.Error(), "role": ineligible.Role, "name": ineligible.Name}); aerr != nil {
+			return errors.Join(err, aerr)
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if err := st.publish(ctx, a.Messages...); err != nil {
+		return err
+	}
+	cs := a.ChangeSet
+	detail := map[string]any{"released": len(a.Messages), "approved_by": cs.ApprovedBy, "already_approved": a.Already,
+		"approvals": len(cs.Approvals), "approvals_required": cs.Required(), "counted": a.Counted}
+	if err := st.record(ctx, EntryCLIApproved, by, cs, detail); err != nil {
+		return err
+	}
+	if a.Pending > 0 {
+		fmt.Fprintf(w, "change %s: approval by %s recorded (%d of %d); it waits for %d more from someone else\n", cs.ID, by, len(cs.Approvals), cs.Required(), a.Pending)
+	}
+	return nil
+}
+
+func newExpireCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "expire",
+		Short: "Expire the change sets not approved within their environment's approval expiry",
+		Long: `Publishes change.expired for every change set past its environment's approval_expiry (karma.json)
+that is not approved: resolve skips what is left of it (reason "expired") and starts the change
+sets queued behind it. karma plan, karma apply and karma serve do this by themselves; on AWS
+without karma serve, run it on a schedule. An expired change set is never approved, swept or not.`,
+		Args: argsUsage(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			s, st, err := g.openStack(c.Context())
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			n, err := st.sweep(c.Context(), c.OutOrStdout())
+			if err == nil && n == 0 {
+				fmt.Fprintln(c.OutOrStdout(), "no change set to expire")
+			}
+			return err
+		},
+	}
+}
+
+// sweep publishes change.expired for the change sets past their approval expiry, and says which.
+func (st *stack) sweep(ctx context.Context, w io.Writer) (int, error) {
+	msgs, err := changeset.Sweep(ctx, st.changeSets, time.Now)
+	if err != nil {
+		return 0, err
+	}
+	if err := st.publish(ctx, msgs...); err != nil {
+		return 0, err
+	}
+	for _, m := range msgs {
+		var p message.ChangeExpired
+		if err := message.Decode(m, &p); err != nil {
+			return 0, err
+		}
+		fmt.Fprintf(w, "change %s expired at %s without its approvals: what is left of it is skipped\n", p.ChangeSetID, p.ExpiresAt.Format(time.RFC3339))
+	}
+	return len(msgs), nil
+}

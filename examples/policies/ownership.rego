@@ -1,0 +1,23 @@
+# Who may change which component: prod's public web site belongs to the web team. A change that
+# touches it (as a root: its own files changed, or a change request names it) must be authored
+# by one of them; a redeploy caused by an upstream is no change of the site and passes, and so
+# does a change made in Parameter Store (it has no author: Parameter Store's own access rules
+# apply).
+package karma
+
+web_owners := {"ada@example.com"}
+
+deny contains msg if {
+	input.stage == "resolve"
+	input.component.root
+	input.component.type == "serverless-site"
+	input.change.env == "prod"
+	input.change.source in {"git", "request"}
+	not web_owners[email(input.change.author)]
+	msg := sprintf("%s belongs to the web team (%s): %s may not change it", [input.component.id, concat(", ", sort(web_owners)), input.change.author])
+}
+
+# email is the address of "Name <address>", or the string itself, lower-cased.
+email(author) := lower(trim_suffix(split(author, "<")[1], ">")) if contains(author, "<")
+
+email(author) := lower(author) if not contains(author, "<")

@@ -1,0 +1,140 @@
+package changeset
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usekarma/karma/shared/governance"
+	"github.com/usekarma/karma/shared/message"
+)
+
+var g0 = time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+
+// prodRules: protected, two approvals, 72h to get them; ada's names mapped.
+func prodRules() governance.Rules {
+	return governance.Rules{Configured: true, Environment: governance.Environment{Protected: true, Approvals: 2, ApprovalExpiry: governance.Duration(72 * time.Hour)},
+		Identities: governance.Identities{"ada": {"Ada Lovelace <ada@example.com>", "arn:aws:iam::210987654321:user/ada"}}}
+}
+
+func TestGovernDowngradesAutoApproveWhereProtected(t *testing.T) {
+	t.Parallel()
+	cs := diamond()
+	cs.Env, cs.CreatedAt, cs.AutoApprove, cs.Approved, cs.ApprovedBy = "prod", g0, true, true, "auto-approve"
+	cs.Govern(prodRules(), "Ada Lovelace <ada@example.com>")
+	if cs.AutoApprove || cs.Approved || cs.ApprovedBy != "" || !strings.Contains(cs.AutoApproveRefused, "environment prod is protected") {
+		t.Errorf("auto-approve in a protected environment: auto %v approved %v by %q, refused %q", cs.AutoApprove, cs.Approved, cs.ApprovedBy, cs.AutoApproveRefused)
+	}
+	if !cs.ExpiresAt.Equal(g0.Add(72*time.Hour)) || cs.Author != "Ada Lovelace <ada@example.com>" || cs.Required() != 2 {
+		t.Errorf("expires %v, author %q, required %d", cs.ExpiresAt, cs.Author, cs.Required())
+	}
+
+	sandbox := diamond()
+	sandbox.Env, sandbox.CreatedAt = "sandbox", g0
+	sandbox.Govern(governance.Rules{Configured: true, Environment: governance.Environment{AutoApprove: governance.AutoApproveAlways, ApprovalExpiry: governance.Duration(time.Hour)}}, "")
+	if !sandbox.Approved || !sandbox.AutoApprove || !sandbox.ExpiresAt.IsZero() || !strings.Contains(sandbox.ApprovedBy, "approves every change") {
+		t.Errorf("an environment that always auto-approves: %+v", sandbox)
+	}
+	plain := diamond()
+	plain.AutoApprove, plain.Approved = true, true
+	plain.Govern(governance.Rules{}, "")
+	if !plain.Approved || plain.AutoApproveRefused != "" {
+		t.Error("an environment without rules must keep auto-approve as asked")
+	}
+}
+
+// governed: a change set of prod requested by the API caller "ci" from Ada's commit, vpc's plan held.
+func governed(t *testing.T, st *memStore) *ChangeSet {
+	t.Helper()
+	cs, err := st.Update(context.Background(), held(t, st).ID, func(cs *ChangeSet) error {
+		cs.Actor, cs.CreatedAt = message.Actor{Kind: "api", Name: "ci"}, g0
+		cs.Govern(prodRules(), "Ada Lovelace <ada@example.com>")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func TestSeparationOfDutiesAndDistinctApprovers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := &memStore{}
+	cs := governed(t, st)
+	now := g0.Add(time.Hour)
+	for who, role := range map[string]string{"ci": RoleRequester, "CI": RoleRequester, "ada@example.com": RoleAuthor, "arn:aws:iam::210987654321:user/ada": RoleAuthor} {
+		_, err := ApproveAt(ctx, st, cs.ID, who, now)
+		var ie *IneligibleError
+		if !errors.As(err, &ie) || !errors.Is(err, ErrIneligible) || ie.Role != role || ie.Approver != who {
+			t.Errorf("%s approving: %v, want ineligible as %s", who, err, role)
+		}
+	}
+	a, err := ApproveAt(ctx, st, cs.ID, "grace", now)
+	if err != nil || !a.Counted || a.Pending != 1 || len(a.Messages) != 0 || a.ChangeSet.Approved {
+		t.Fatalf("first approval: %+v, %v", a, err)
+	}
+	a, err = ApproveAt(ctx, st, cs.ID, "Grace", now) // the same person again: counted once
+	if err != nil || a.Counted || a.Pending != 1 || a.ChangeSet.Approved {
+		t.Fatalf("the same approver again: %+v, %v", a, err)
+	}
+	a, err = ApproveAt(ctx, st, cs.ID, "linus", now.Add(time.Minute))
+	if err != nil || !a.Counted || a.Pending != 0 || !a.ChangeSet.Approved || a.ChangeSet.ApprovedBy != "grace, linus" || len(a.Messages) != 1 {
+		t.Fatalf("second approval: %+v, %v", a, err)
+	}
+	var p message.DeploymentApproved
+	if err := message.Decode(a.Messages[0], &p); err != nil || p.ApprovedBy != "grace, linus" {
+		t.Errorf("deployment.approved approved_by %q, %v", p.ApprovedBy, err)
+	}
+	if got := a.ChangeSet.Approvals; len(got) != 2 || got[0].Person != "name:grace" || !got[1].At.Equal(now.Add(time.Minute)) {
+		t.Errorf("approvals = %+v", got)
+	}
+}
+
+func TestUnprotectedEnvironmentsLetAnyoneApprove(t *testing.T) {
+	t.Parallel()
+	st := &memStore{}
+	cs := held(t, st)
+	st.Update(context.Background(), cs.ID, func(cs *ChangeSet) error { cs.Govern(governance.Rules{}, cs.Actor.Name); return nil })
+	if a, err := ApproveAt(context.Background(), st, cs.ID, cs.Actor.Name, g0); err != nil || !a.ChangeSet.Approved {
+		t.Errorf("the author approving in an unprotected environment: %+v, %v", a, err)
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := &memStore{}
+	cs := governed(t, st)
+	ApproveAt(ctx, st, cs.ID, "grace", g0.Add(time.Hour))
+	late := g0.Add(72 * time.Hour)
+	if _, err := ApproveAt(ctx, st, cs.ID, "linus", late); !errors.Is(err, ErrCannotApprove) || !strings.Contains(err.Error(), "expired at 2026-12-03T10:00:00Z") {
+		t.Errorf("approving past the expiry: %v", err)
+	}
+	got, _ := st.Get(ctx, cs.ID)
+	if !got.Expirable(late) || got.Expirable(late.Add(-time.Second)) {
+		t.Errorf("expirable at %v: %v", late, got.Expirable(late))
+	}
+	if err := got.Expire(late.Add(-time.Second)); !errors.Is(err, ErrCannotExpire) {
+		t.Errorf("expiring early: %v", err)
+	}
+	if err := got.Expire(late); err != nil {
+		t.Fatal(err)
+	}
+	for id, n := range got.Nodes {
+		if n.State != Skipped || n.Reason != ReasonExpired || !strings.Contains(n.Detail, "not approved within 72h0m0s (1 approval of 2 needed)") {
+			t.Errorf("%s: %+v", id, n)
+		}
+	}
+	if !got.Done() || got.Expirable(late) || got.CanBeApproved() == nil || len(got.Unannounced()) != len(got.Nodes) {
+		t.Errorf("expired change set: done %v, approvable %v", got.Done(), got.CanBeApproved())
+	}
+
+	approved := governed(t, &memStore{})
+	approved.Approved, approved.ApprovedBy = true, "grace, linus"
+	if err := approved.Expire(late); !errors.Is(err, ErrCannotExpire) || !strings.Contains(err.Error(), "approved (by grace, linus) before it expired") || approved.Expirable(late) {
+		t.Errorf("a change set approved in time expired: %v", err)
+	}
+}

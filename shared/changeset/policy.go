@@ -1,0 +1,49 @@
+package changeset
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Policy decisions (shared/policy) applied to a change set. Resolve asks the policies about each
+// component it is about to schedule, and the apply stage about each plan it is about to apply:
+//
+//   - a denial at resolve skips the component (reason "policy-denied", the detail giving the
+//     policies' reasons) and decides its dependents as for any skip; at apply it fails the
+//     deployment (the apply stage announces deployment.failed with the reasons);
+//   - a requirement of approval withdraws an approval that came from auto-approve alone: the
+//     change set then waits for people (its environment's number of them), and says why in
+//     AutoApproveRefused. An approval by people already satisfies it.
+
+// DenyByPolicy skips a scheduled component that no announcement has made public yet, with the
+// policies' reasons, and decides its dependents.
+func (cs *ChangeSet) DenyByPolicy(component, reasons string) error {
+	n, ok := cs.Nodes[component]
+	if !ok {
+		return fmt.Errorf("changeset: %s is not in change set %s", component, cs.ID)
+	}
+	if n.State != Scheduled || n.Announced {
+		return fmt.Errorf("changeset: %s of change set %s is %s: only an unannounced scheduled deployment is denied by resolve", component, cs.ID, n.State)
+	}
+	n.State, n.Reason, n.Detail, n.Plan = Skipped, ReasonPolicyDenied, reasons, nil
+	for _, d := range n.Dependents {
+		cs.evaluate(d)
+	}
+	return nil
+}
+
+// RequireApproval withdraws an approval that auto-approve alone gave, for reason; it reports
+// whether it did (false: people approved already, or nobody had).
+func (cs *ChangeSet) RequireApproval(reason string) bool {
+	if !cs.Approved || len(cs.Approvals) > 0 {
+		return false
+	}
+	cs.Approved, cs.ApprovedBy, cs.AutoApprove = false, "", false
+	if !strings.Contains(cs.AutoApproveRefused, reason) {
+		cs.AutoApproveRefused = strings.TrimPrefix(cs.AutoApproveRefused+"; "+reason, "; ")
+	}
+	return true
+}
+
+// AutoApprovedOnly reports whether cs is approved by auto-approve alone (no person approved it).
+func (cs *ChangeSet) AutoApprovedOnly() bool { return cs.Approved && len(cs.Approvals) == 0 }

@@ -1,0 +1,37 @@
+package policy
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/message"
+)
+
+// InputOf is the part of a policy's input that the change set knows — the change, the component
+// and its config — shared by resolve and the apply stage, which add the stage, the diff and the
+// plan.
+func InputOf(cs *changeset.ChangeSet, n *changeset.Node) Input {
+	parts := strings.SplitN(n.Component, "/", 3)
+	for len(parts) < 3 {
+		parts = append(parts, "")
+	}
+	in := Input{
+		Change: Change{ID: cs.ID, Env: cs.Env, Source: cs.Source, Commit: cs.Commit, Actor: Actor{Kind: cs.Actor.Kind, Name: cs.Actor.Name},
+			Author: cs.Author, AutoApprove: cs.AutoApprove, Protected: cs.Rules != nil && cs.Rules.Protected, Approved: cs.Approved, ApprovedBy: cs.ApprovedBy},
+		Component: Component{ID: n.Component, Env: parts[0], Type: parts[1], Nickname: parts[2], Root: n.Root, Destroy: n.Destroy},
+		Config:    map[string]any{},
+		Diff:      []KeyChange{},
+	}
+	_ = json.Unmarshal(n.Config, &in.Config)
+	return in
+}
+
+// PlanOf is a planned deployment's plan as a policy sees it.
+func PlanOf(p message.DeploymentPlanned) *Plan {
+	out := &Plan{Add: p.Plan.Add, Change: p.Plan.Change, Destroy: p.Plan.Destroy, Resources: []Resource{}}
+	for _, r := range p.Resources {
+		out.Resources = append(out.Resources, Resource{Address: r.Address, Actions: r.Actions})
+	}
+	return out
+}

@@ -1,0 +1,141 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// examplePolicies reads examples/policies, as a commit's tree would hold them.
+func examplePolicies(t *testing.T) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	paths, err := filepath.Glob(filepath.Join("..", "..", "examples", "policies", "*.rego"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("example policies: %v %v", paths, err)
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["policies/"+filepath.Base(p)] = b
+	}
+	return files
+}
+
+func prodChange(author string) Change {
+	return Change{ID: "c1/prod", Env: "prod", Source: "git", Commit: "9f3c2a71", Author: author, Actor: Actor{Kind: "git", Name: author}}
+}
+
+// TestExamplePolicies evaluates examples/policies through the library, case by case.
+func TestExamplePolicies(t *testing.T) {
+	t.Parallel()
+	set, err := Compile(context.Background(), examplePolicies(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := Component{ID: "prod/serverless-site/www", Env: "prod", Type: "serverless-site", Nickname: "www", Root: true}
+	vpc := Component{ID: "prod/vpc/core", Env: "prod", Type: "vpc", Nickname: "core", Root: true}
+	for _, tc := range []struct {
+		name        string
+		in          Input
+		deny, needs []string
+	}{
+		{"the web team changes its site", Input{Stage: StageResolve, Change: prodChange("Ada Lovelace <Ada@Example.com>"), Component: site}, nil, nil},
+		{"someone else changes the site", Input{Stage: StageResolve, Change: prodChange("Bob <bob@example.com>"), Component: site},
+			[]string{"prod/serverless-site/www belongs to the web team (ada@example.com): Bob <bob@example.com> may not change it"}, nil},
+		{"the site redeployed for an upstream", Input{Stage: StageResolve, Change: prodChange("Bob <bob@example.com>"), Component: Component{ID: site.ID, Env: "prod", Type: site.Type}}, nil, nil},
+		{"the site in dev", Input{Stage: StageResolve, Change: Change{Env: "dev", Source: "git", Author: "Bob <bob@example.com>"}, Component: site}, nil, nil},
+		{"a VPC's range changes", Input{Stage: StageResolve, Change: prodChange("Bob <bob@example.com>"), Component: vpc,
+			Diff: Diff(map[string]any{"cidr": "10.20.0.0/16", "az_count": 3.0}, map[string]any{"cidr": "10.30.0.0/16", "az_count": 3.0})},
+			nil, []string{"prod/vpc/core: cidr change (was 10.20.0.0/16) is reviewed by people"}},
+		{"a VPC's first deployment", Input{Stage: StageResolve, Change: prodChange("Bob <bob@example.com>"), Component: vpc,
+			Diff: Diff(nil, map[string]any{"cidr": "10.30.0.0/16"})}, nil, nil},
+		{"other keys", Input{Stage: StageResolve, Change: prodChange("Bob <bob@example.com>"), Component: vpc,
+			Diff: Diff(map[string]any{"az_count": 3.0}, map[string]any{"az_count": 4.0})}, nil, nil},
+		{"a component removed", Input{Stage: StageResolve, Change: prodChange("Ada <ada@example.com>"), Component: Component{ID: "prod/s3-bucket/old", Destroy: true, Root: true}},
+			nil, []string{"prod/s3-bucket/old is removed from the repository: destroying it needs an approval"}},
+		{"a plan that deletes", Input{Stage: StageApply, Change: prodChange("Ada <ada@example.com>"), Component: vpc,
+			Plan: &Plan{Add: 1, Destroy: 1, Resources: []Resource{{Address: "terraform_data.vpc", Actions: []string{"delete", "create"}}}}},
+			nil, []string{"prod/vpc/core: the plan deletes terraform_data.vpc"}},
+		{"a plan that updates", Input{Stage: StageApply, Change: prodChange("Ada <ada@example.com>"), Component: vpc,
+			Plan: &Plan{Change: 1, Resources: []Resource{{Address: "terraform_data.vpc", Actions: []string{"update"}}}}}, nil, nil},
+	} {
+		d, err := set.Evaluate(context.Background(), tc.in)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !reflect.DeepEqual(d.Deny, tc.deny) || !reflect.DeepEqual(d.RequireApproval, tc.needs) {
+			t.Errorf("%s: deny %q, require approval %q; want %q, %q", tc.name, d.Deny, d.RequireApproval, tc.deny, tc.needs)
+		}
+	}
+}
+
+func TestDiff(t *testing.T) {
+	t.Parallel()
+	got := Diff(map[string]any{"a": 1.0, "b": map[string]any{"x": 1.0}, "gone": true}, map[string]any{"a": 1.0, "b": map[string]any{"x": 2.0}, "new": "y"})
+	want := []KeyChange{{Key: "b", Op: "change", Before: map[string]any{"x": 1.0}, After: map[string]any{"x": 2.0}}, {Key: "gone", Op: "remove", Before: true}, {Key: "new", Op: "add", After: "y"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Diff = %+v", got)
+	}
+	if d := Diff(map[string]any{"a": 1.0}, map[string]any{"a": 1.0}); d == nil || len(d) != 0 {
+		t.Errorf("no change: %#v, want empty", d)
+	}
+}
+
+type countingSource struct {
+	files map[string]map[string][]byte
+	reads atomic.Int32
+	fail  error
+}
+
+func (s *countingSource) Policies(_ context.Context, commit string) (map[string][]byte, error) {
+	s.reads.Add(1)
+	return s.files[commit], s.fail
+}
+
+// The engine compiles each commit's policies once, evaluates each commit with its own, and
+// reports invalid policies as permanent, naming the commit.
+func TestEngineCompilesOncePerCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := &countingSource{files: map[string]map[string][]byte{
+		"aaaa": {"p.rego": []byte("package karma\n\ndeny contains \"no\" if input.component.type == \"vpc\"\n")},
+		"bbbb": nil,
+		"bad":  {"p.rego": []byte("package karma\n\ndeny contains if {\n")},
+		"odd":  {"p.rego": []byte("package karma\n\ndeny := 3\n")},
+	}}
+	e := &Engine{Source: src}
+	in := Input{Component: Component{Type: "vpc"}}
+	for range 3 {
+		if d, err := e.Evaluate(ctx, "aaaa", in); err != nil || !d.Denied() || d.DenyReason() != "denied by policy: no" {
+			t.Fatalf("aaaa: %+v, %v", d, err)
+		}
+	}
+	if d, err := e.Evaluate(ctx, "bbbb", in); err != nil || d.Denied() || d.NeedsApproval() {
+		t.Errorf("a commit without policies: %+v, %v", d, err)
+	}
+	if n := src.reads.Load(); n != 2 {
+		t.Errorf("policies read %d times for 2 commits", n)
+	}
+	for _, c := range []string{"bad", "odd"} {
+		_, err := e.Evaluate(ctx, c, in)
+		var ie *InvalidError
+		if !errors.As(err, &ie) || !errors.Is(err, ErrInvalid) || !ie.Permanent() || !strings.Contains(err.Error(), "the policies of commit "+c) {
+			t.Errorf("%s: %v", c, err)
+		}
+	}
+	failing := &Engine{Source: &countingSource{fail: errors.New("network")}}
+	if _, err := failing.Evaluate(ctx, "cccc", in); err == nil || errors.Is(err, ErrInvalid) {
+		t.Errorf("a read failure: %v", err)
+	}
+	if failing.Compiles() != 0 {
+		t.Error("a failed read was kept: it would never be retried")
+	}
+}

@@ -1,0 +1,94 @@
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/policy"
+)
+
+// Policies before applying. Every plan about to be applied is put to the policies of the change
+// set's commit (shared/policy, stage "apply", with the plan's summary and resources):
+//
+//   - a denial fails the deployment (deployment.failed, stage apply, the error giving the
+//     policies' reasons — in the lineage and the audit log); invalid policies deny (fail closed);
+//   - a requirement of approval — a policy's, or Karma's own: a plan that destroys resources
+//     always needs one — holds the plan for review when the change set is approved by
+//     auto-approve alone: the approval is withdrawn (AutoApproveRefused says why) and the plan
+//     waits, as a reviewed change set's plans do, for its environment's number of people.
+
+// police decides whether the plan p of node may be applied now; stop means it may not, and out
+// (with err) is what to answer instead.
+func (w *Worker) police(ctx context.Context, a *attempt, cs *changeset.ChangeSet, store params.Store) (out []message.Envelope, stop bool, err error) {
+	d, err := w.decide(ctx, cs, a.node, a.p, store)
+	if err != nil {
+		return nil, true, err
+	}
+	if d.Denied() {
+		out, err = a.fail(errors.New(d.DenyReason()))
+		return out, true, err
+	}
+	reason := ""
+	if d.NeedsApproval() {
+		reason = d.ApprovalReason()
+	}
+	if a.p.Plan.Destroy > 0 {
+		reason = joinReasons(reason, fmt.Sprintf("the plan of %s destroys %d resource(s): destroys always need an approval", a.p.Component, a.p.Plan.Destroy))
+	}
+	if reason == "" || !cs.AutoApprovedOnly() {
+		return nil, false, nil
+	}
+	p, planID := a.p, a.in.ID
+	_, err = w.ChangeSets.Update(ctx, p.ChangeSetID, func(cs *changeset.ChangeSet) error {
+		n := cs.Nodes[p.Component]
+		if n.Outcome != nil || n.Settled() {
+			return nil
+		}
+		cs.RequireApproval(reason)
+		n.State, n.Plan, n.PlanMessageID = changeset.Planned, &p, planID
+		return nil
+	})
+	return nil, true, err
+}
+
+// decide asks the policies about plan p; no policies allow everything.
+func (w *Worker) decide(ctx context.Context, cs *changeset.ChangeSet, n *changeset.Node, p message.DeploymentPlanned, store params.Store) (policy.Decision, error) {
+	if w.Policies == nil || cs.Commit == "" {
+		return policy.Decision{}, nil
+	}
+	in := policy.InputOf(cs, n)
+	in.Stage, in.Plan = policy.StageApply, policy.PlanOf(p)
+	var before map[string]any
+	_, typ, nick := splitComponent(p.Component)
+	deployed, err := store.Get(ctx, model.ConfigParam(w.Workspaces.Prefix, typ, nick))
+	switch {
+	case errors.Is(err, params.ErrNotFound):
+	case err != nil:
+		return policy.Decision{}, pipeline.Transient(err)
+	default:
+		_ = json.Unmarshal([]byte(deployed.Value), &before)
+	}
+	in.Diff = policy.Diff(before, in.Config)
+	d, err := w.Policies.Evaluate(ctx, cs.Commit, in)
+	switch {
+	case errors.Is(err, policy.ErrInvalid):
+		return policy.Decision{Deny: []string{err.Error()}}, nil
+	case err != nil:
+		return policy.Decision{}, pipeline.Transient(err)
+	}
+	return d, nil
+}
+
+func joinReasons(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
