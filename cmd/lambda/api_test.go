@@ -73,7 +73,7 @@ func BenchmarkAPIColdStart(b *testing.B) {
 	}
 	for b.Loop() {
 		vars["KARMA_CACHE_DIR"] = b.TempDir()
-		a, err := newApp(env(vars), nil, slog.New(slog.DiscardHandler))
+		a, err := newApp(env(vars), nil, slog.New(slog.DiscardHandler), nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -91,7 +91,7 @@ func awsEndToEnd(t *testing.T, twice bool) {
 		"KARMA_TERRAFORM": tfPath, "KARMA_EVENT_BUS": prefix + "-bus", "KARMA_QUEUE_PREFIX": prefix + "-", "KARMA_PREFIX": "/" + prefix + "/iac",
 		"KARMA_AUDIT_TABLE": tables.Audit, "KARMA_CHANGE_SET_TABLE": tables.ChangeSets, "KARMA_IDEMPOTENCY_TABLE": tables.Seen,
 		"KARMA_NEPTUNE_ENDPOINT": gremlinEP, "KARMA_NEPTUNE_NAMESPACE": prefix, "KARMA_ENV": "prod"}
-	a, err := newApp(env(vars), nil, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	a, err := newApp(env(vars), nil, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

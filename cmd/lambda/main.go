@@ -60,7 +60,7 @@ func main() {
 		log.Error("karma lambda: cannot start: AWS config", "error", err)
 		os.Exit(1)
 	}
-	a, err := newApp(os.Getenv, &cfg, log)
+	a, err := newApp(os.Getenv, &cfg, log, nil)
 	if err != nil {
 		log.Error("karma lambda: cannot start: configuration", "error", err)
 		os.Exit(1)

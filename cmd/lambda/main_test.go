@@ -42,7 +42,7 @@ func awsConfig(endpoint string) aws.Config {
 // lambdaApp is newApp for tests: awsCfg as the AWS configuration.
 func lambdaApp(t *testing.T, vars map[string]string, awsCfg aws.Config) *app.App {
 	t.Helper()
-	a, err := newApp(env(vars), &awsCfg, nil)
+	a, err := newApp(env(vars), &awsCfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

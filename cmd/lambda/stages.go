@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/usekarma/karma/shared/app"
+	"github.com/usekarma/karma/shared/awscount"
 	"github.com/usekarma/karma/shared/config"
 )
 
@@ -16,8 +17,9 @@ import (
 // demand, no EFS), workspaces under /tmp/karma/work, and the queues' visibility (16 minutes, at
 // least the longest function timeout, as terraform/ sets it) as the idempotency lease. An HTTPS
 // token for the repository comes from the Secrets Manager secret KARMA_GIT_TOKEN_SECRET names
-// (shared/app fetches it when the repository is first opened).
-func newApp(getenv func(string) string, cfg *aws.Config, log *slog.Logger) (*app.App, error) {
+// (shared/app fetches it when the repository is first opened). count, when not nil, counts the
+// requests the function makes to AWS (shared/awscount; the tests measure with it).
+func newApp(getenv func(string) string, cfg *aws.Config, log *slog.Logger, count *awscount.Counter) (*app.App, error) {
 	c, err := config.Load(func(k string) string {
 		if k == "KARMA_BACKEND" && getenv(k) == "" {
 			return config.AWS
@@ -36,5 +38,5 @@ func newApp(getenv func(string) string, cfg *aws.Config, log *slog.Logger) (*app
 	if c.StateDir == config.Defaults().StateDir {
 		c.StateDir = "/tmp/karma/state" // only used by a store configured embedded (tests)
 	}
-	return app.New(c, app.Options{Repo: app.RepoCache, RemoteOnly: true, Log: log, AWS: cfg, Visibility: 16 * time.Minute}), nil
+	return app.New(c, app.Options{Repo: app.RepoCache, RemoteOnly: true, Log: log, AWS: cfg, Visibility: 16 * time.Minute, Count: count}), nil
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/usekarma/karma/shared/awscount"
 	"github.com/usekarma/karma/shared/config"
 	"github.com/usekarma/karma/shared/configrepo"
 	"github.com/usekarma/karma/shared/embedded"
@@ -71,6 +72,10 @@ type Options struct {
 	RetryBase time.Duration
 	// AWS is the AWS configuration (default: loaded from the environment when first needed).
 	AWS *aws.Config
+	// Count, when set, counts every request made to AWS by service and operation: the AWS
+	// clients' attempts (its middleware is added to the AWS configuration) and the Gremlin
+	// requests sent to Neptune (shared/awscount).
+	Count *awscount.Counter
 }
 
 // App holds what has been opened; Close releases it.
@@ -101,7 +106,12 @@ func New(cfg config.Config, opts Options) *App {
 	if opts.Visibility <= 0 {
 		opts.Visibility = 10 * time.Minute
 	}
-	return &App{Config: cfg, opts: opts, aws: opts.AWS, params: map[string]params.Store{}, opened: map[string]any{}}
+	a := &App{Config: cfg, opts: opts, params: map[string]params.Store{}, opened: map[string]any{}}
+	if opts.AWS != nil {
+		c := a.instrument(*opts.AWS)
+		a.aws = &c
+	}
+	return a
 }
 
 // Log is the App's logger.
@@ -153,8 +163,17 @@ func (a *App) awsConfig(ctx context.Context) (aws.Config, error) {
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
 	}
+	cfg = a.instrument(cfg)
 	a.aws = &cfg
 	return cfg, nil
+}
+
+// instrument makes the clients of cfg count their requests into Options.Count, if set.
+func (a *App) instrument(cfg aws.Config) aws.Config {
+	if a.opts.Count == nil {
+		return cfg
+	}
+	return a.opts.Count.Instrument(cfg)
 }
 
 // DB opens the embedded state file (<state dir>/karma.db) once.

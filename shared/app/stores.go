@@ -8,6 +8,7 @@ import (
 	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/usekarma/karma/shared/audit"
+	"github.com/usekarma/karma/shared/awscount"
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/config"
 	"github.com/usekarma/karma/shared/dynamo"
@@ -182,6 +183,9 @@ func (a *App) neptune(ctx context.Context) (*neptune.Client, error) {
 			return nil, fmt.Errorf("KARMA_NEPTUNE_ENDPOINT is not set (the Neptune cluster's wss://…:8182/gremlin)")
 		}
 		o := neptune.Options{Endpoint: a.Config.NeptuneEndpoint, IAM: a.Config.NeptuneIAM}
+		if a.opts.Count != nil {
+			o.Observe = a.opts.Count.Observe(awscount.Neptune)
+		}
 		if a.Config.NeptuneIAM {
 			cfg, err := a.awsConfig(ctx)
 			if err != nil {

@@ -36,6 +36,9 @@ type Options struct {
 	DialTimeout time.Duration
 	// MaxConnections is the most concurrent websockets the client opens (default 4).
 	MaxConnections int
+	// Observe, when set, is called with the operation of every request sent (Run's op; "query"
+	// for Submit), before it is sent: shared/awscount counts them.
+	Observe func(op string)
 }
 
 // writeBufferSize is the largest request gremlin-go sends (it refuses bigger ones); batches stay
@@ -219,6 +222,7 @@ func (c *Client) Run(ctx context.Context, op string, build func(g *Source) *Trav
 		return nil, err
 	}
 	t := build(gremlingo.Traversal_().WithRemote(drc))
+	c.observe(op)
 	return c.await(ctx, op, drc, func() ([]*gremlingo.Result, error) { return t.ToList() })
 }
 
@@ -229,6 +233,7 @@ func (c *Client) Submit(ctx context.Context, script string) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.observe("query")
 	return c.await(ctx, "query", drc, func() ([]*gremlingo.Result, error) {
 		rs, err := drc.Submit(script)
 		if err != nil {
@@ -236,6 +241,12 @@ func (c *Client) Submit(ctx context.Context, script string) ([]any, error) {
 		}
 		return rs.All()
 	})
+}
+
+func (c *Client) observe(op string) {
+	if c.opts.Observe != nil {
+		c.opts.Observe(op)
+	}
 }
 
 func (c *Client) await(ctx context.Context, op string, drc *gremlingo.DriverRemoteConnection, do func() ([]*gremlingo.Result, error)) ([]any, error) {

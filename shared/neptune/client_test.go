@@ -154,3 +154,33 @@ func TestServerErrorStatus(t *testing.T) {
 		t.Errorf("after a server error: %v %v", res, err)
 	}
 }
+
+// Observe sees every request sent, by its operation, failed ones included (shared/awscount
+// counts Neptune requests with it).
+func TestObserveSeesEveryRequest(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	c, err := Open(context.Background(), Options{Endpoint: testEndpoint(t), Observe: func(op string) {
+		mu.Lock()
+		seen[op]++
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 2 {
+		if _, err := c.Run(t.Context(), "count", func(g *Source) *Traversal { return g.Inject(1).Count() }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _ = c.Run(t.Context(), "fail", func(g *Source) *Traversal { return g.Inject(1).Fail("observed") })
+	if _, err := c.Submit(t.Context(), "g.inject(1)"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["count"] != 2 || seen["fail"] != 1 || seen["query"] != 1 || len(seen) != 3 {
+		t.Errorf("observed %v, want count 2, fail 1, query 1", seen)
+	}
+}
