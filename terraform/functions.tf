@@ -5,6 +5,7 @@
 #
 #   every function   KARMA_STAGE, KARMA_EVENT_BUS, KARMA_PREFIX, KARMA_LOG_LEVEL
 #   SQS stages       KARMA_QUEUE_PREFIX (to find a queue's DLQ)
+#   api              KARMA_QUEUE_PREFIX too (the queues' depths for /metrics)
 #   the repository   KARMA_GIT_URL, KARMA_GIT_BRANCH; if set KARMA_GIT_SUBDIR, KARMA_GIT_TOKEN_USER
 #   (resolve, graph- and KARMA_GIT_TOKEN_SECRET (the token's secret, which cmd/lambda does not
 #   write, plan,     read yet: README.md). Each keeps a cache clone under /tmp/karma
@@ -68,7 +69,7 @@ locals {
       KARMA_PREFIX    = var.param_prefix
       KARMA_LOG_LEVEL = var.log_level
     },
-    f.dlq ? { KARMA_QUEUE_PREFIX = local.queue_prefix } : {},
+    f.dlq || f.depths ? { KARMA_QUEUE_PREFIX = local.queue_prefix } : {},
     f.audit ? { KARMA_AUDIT_TABLE = aws_dynamodb_table.audit.name } : {},
     f.change_sets ? { KARMA_CHANGE_SET_TABLE = aws_dynamodb_table.change_sets.name } : {},
     f.seen != "" ? { KARMA_IDEMPOTENCY_TABLE = aws_dynamodb_table.seen.name } : {},

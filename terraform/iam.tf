@@ -7,7 +7,8 @@
 #   SQS         receive/delete/visibility on its own queue (the event source mapping), and, for
 #               the pipeline stages, send to its own DLQ: shared/lambda dead-letters a poison
 #               record itself, finding the DLQ through the queue's RedrivePolicy
-#               (GetQueueUrl, GetQueueAttributes)
+#               (GetQueueUrl, GetQueueAttributes); api reads every stage queue's and DLQ's
+#               counts for /metrics (GetQueueUrl, GetQueueAttributes)
 #   EventBridge events:PutEvents on the karma bus (every stage but audit publishes)
 #   DynamoDB    exactly the calls shared/dynamo makes on each table (transactions need the
 #               per-item actions); Query on the indexes; ingest and reconcile only read the
@@ -112,6 +113,15 @@ data "aws_iam_policy_document" "function" {
       sid       = "OwnDeadLetterQueue"
       actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
       resources = [aws_sqs_queue.dlq[each.key].arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.depths ? [1] : []
+    content {
+      sid       = "QueueDepths"
+      actions   = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+      resources = concat([for q in aws_sqs_queue.stage : q.arn], [for q in aws_sqs_queue.dlq : q.arn])
     }
   }
 

@@ -126,18 +126,20 @@ locals {
   #   queue:       fed by its stage queue (event source mapping)
   #   dlq:         dead-letters poison records itself (shared/lambda.SQSHandler; the ingest
   #                handler drops malformed events instead)
+  #   depths:      reads every stage queue's and dead-letter queue's counts for /metrics
+  #                (GetQueueAttributes through the queue's RedrivePolicy; shared/sqs Counts)
   needs = {
-    resolve       = { repo = true, terraform = false, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true }
-    "graph-write" = { repo = true, terraform = false, neptune = true, change_sets = false, seen = "rw", audit = false, params = "", describe = false, publish = true, queue = true, dlq = true }
-    plan          = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true }
-    apply         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "write", describe = false, publish = true, queue = true, dlq = true }
-    audit         = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "", audit = true, params = "", describe = false, publish = false, queue = true, dlq = true }
-    ingest        = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = false }
-    reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", describe = false, publish = true, queue = false, dlq = false }
-    drift         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = true, publish = true, queue = false, dlq = false }
-    promote       = { repo = false, terraform = false, neptune = false, change_sets = true, seen = "", audit = false, params = "", describe = false, publish = true, queue = false, dlq = false }
-    webhook       = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "rw", audit = true, params = "", describe = false, publish = true, queue = false, dlq = false }
-    api           = { repo = true, terraform = false, neptune = true, change_sets = true, seen = "read", audit = true, params = "read", describe = true, publish = true, queue = false, dlq = false }
+    resolve       = { repo = true, terraform = false, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true, depths = false }
+    "graph-write" = { repo = true, terraform = false, neptune = true, change_sets = false, seen = "rw", audit = false, params = "", describe = false, publish = true, queue = true, dlq = true, depths = false }
+    plan          = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true, depths = false }
+    apply         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "write", describe = false, publish = true, queue = true, dlq = true, depths = false }
+    audit         = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "", audit = true, params = "", describe = false, publish = false, queue = true, dlq = true, depths = false }
+    ingest        = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = false, depths = false }
+    reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", describe = false, publish = true, queue = false, dlq = false, depths = false }
+    drift         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = true, publish = true, queue = false, dlq = false, depths = false }
+    promote       = { repo = false, terraform = false, neptune = false, change_sets = true, seen = "", audit = false, params = "", describe = false, publish = true, queue = false, dlq = false, depths = false }
+    webhook       = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "rw", audit = true, params = "", describe = false, publish = true, queue = false, dlq = false, depths = false }
+    api           = { repo = true, terraform = false, neptune = true, change_sets = true, seen = "read", audit = true, params = "read", describe = true, publish = true, queue = false, dlq = false, depths = true }
   }
 
   enabled_functions = concat(

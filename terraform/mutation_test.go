@@ -103,7 +103,7 @@ func TestChecksBite(t *testing.T) {
 			`KARMA_CHANGE_SET_TABLE = aws_dynamodb_table.change_sets.name`, `KARMA_CHANGE_SET_TABLE = aws_dynamodb_table.seen.name`,
 			`function aws_lambda_function.stage["apply"]: KARMA_CHANGE_SET_TABLE names table karma-test-seen (aws_dynamodb_table.seen), want karma-test-change-sets`},
 		{"no queue prefix", "functions.tf",
-			`f.dlq ? { KARMA_QUEUE_PREFIX = local.queue_prefix } : {},`, `{},`,
+			`f.dlq || f.depths ? { KARMA_QUEUE_PREFIX = local.queue_prefix } : {},`, `{},`,
 			`function aws_lambda_function.stage["audit"] (KARMA_STAGE=audit) lacks KARMA_QUEUE_PREFIX, which its code path reads (config.Config.QueuePrefix at shared/app/`},
 		{"a stage name cmd/lambda does not serve", "functions.tf",
 			`KARMA_STAGE     = name`, `KARMA_STAGE     = replace(name, "-", "_")`,

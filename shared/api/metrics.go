@@ -17,7 +17,10 @@ import (
 
 // Metrics are served at /metrics in Prometheus' text format (the Prometheus Go client):
 //
-//	karma_queue_depth{queue}                      messages waiting in a stage's queue (read at scrape)
+//	karma_queue_depth{queue}                      messages a stage's queue holds: waiting or in flight
+//	                                              (read at scrape)
+//	karma_queue_in_flight{queue}                  of which received and not yet deleted (queues that
+//	                                              count by state: SQS)
 //	karma_dead_letters{queue}                     messages in a stage's dead-letter queue (read at scrape)
 //	karma_stage_duration_seconds{stage,action}    how long a stage's handler took, by what the runtime did
 //	                                              with the message (ack, retry, dead-letter, duplicate)
@@ -32,6 +35,13 @@ import (
 type QueueStats interface {
 	Depth(ctx context.Context, queue string) (int, error)
 	ListDead(ctx context.Context, queue string) ([]queue.DeadLetter, error)
+}
+
+// QueueCounter is a queue that counts its messages by state and its dead letters itself (SQS:
+// GetQueueAttributes, two requests per queue): when the QueueStats is one, a scrape reads
+// Counts instead of Depth and ListDead (which on SQS would receive the whole dead-letter queue).
+type QueueCounter interface {
+	Counts(ctx context.Context, queue string) (queue.Counts, error)
 }
 
 // Metrics is the registry /metrics serves.
@@ -97,7 +107,13 @@ func (s *server) metrics() http.Handler {
 			writeProblem(w, notFound("this server keeps no metrics"))
 		})
 	}
-	return promhttp.HandlerFor(s.cfg.Metrics.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	return s.cfg.Metrics.Handler()
+}
+
+// Handler serves the metrics in Prometheus' text format, without authentication (the API's
+// GET /metrics wraps it in its own).
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
 // queueCollector reads the queues at each scrape.
@@ -107,15 +123,37 @@ type queueCollector struct {
 }
 
 var (
-	depthDesc = prometheus.NewDesc("karma_queue_depth", "Messages waiting in a stage's queue.", []string{"queue"}, nil)
-	deadDesc  = prometheus.NewDesc("karma_dead_letters", "Messages in a stage's dead-letter queue.", []string{"queue"}, nil)
+	depthDesc    = prometheus.NewDesc("karma_queue_depth", "Messages a stage's queue holds, waiting or in flight.", []string{"queue"}, nil)
+	inFlightDesc = prometheus.NewDesc("karma_queue_in_flight", "Messages of a stage's queue received and not yet deleted.", []string{"queue"}, nil)
+	deadDesc     = prometheus.NewDesc("karma_dead_letters", "Messages in a stage's dead-letter queue.", []string{"queue"}, nil)
 )
 
-func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- depthDesc; ch <- deadDesc }
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- depthDesc
+	ch <- deadDesc
+	if _, ok := c.q.(QueueCounter); ok {
+		ch <- inFlightDesc
+	}
+}
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if qc, ok := c.q.(QueueCounter); ok {
+		for _, name := range c.names {
+			n, err := qc.Counts(ctx, name)
+			if err != nil {
+				for _, d := range []*prometheus.Desc{depthDesc, inFlightDesc, deadDesc} {
+					ch <- prometheus.NewInvalidMetric(d, err)
+				}
+				continue
+			}
+			ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(n.Held()), name)
+			ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(n.InFlight), name)
+			ch <- prometheus.MustNewConstMetric(deadDesc, prometheus.GaugeValue, float64(n.Dead), name)
+		}
+		return
+	}
 	for _, name := range c.names {
 		if n, err := c.q.Depth(ctx, name); err != nil {
 			ch <- prometheus.NewInvalidMetric(depthDesc, err)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 
 	"github.com/usekarma/karma/shared/api"
-	"github.com/usekarma/karma/shared/config"
 	"github.com/usekarma/karma/shared/configrepo"
 	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/params"
@@ -83,14 +82,10 @@ func (a *App) writer(src *configrepo.Source) *configrepo.Writer {
 }
 
 // Metrics is the registry of /metrics, made once: queue depths and dead letters (when the queue
-// can say them) and the stages' durations and outcomes (the middleware of every stage this App
-// builds).
+// can say them: the embedded queue, or SQS's own counts, read at each scrape) and the stages'
+// durations and outcomes (the middleware of every stage this App builds).
 func (a *App) Metrics(ctx context.Context) *api.Metrics {
 	m, _ := once(a, "metrics", func() (*api.Metrics, error) {
-		if a.Config.Queue == config.AWS {
-			// SQS queue depths are CloudWatch's; the function has no queue of its own.
-			return api.NewMetrics(nil, StageNames), nil
-		}
 		var stats api.QueueStats
 		if q, err := a.Queue(ctx); err == nil {
 			if qs, ok := unwrapStats(q); ok {

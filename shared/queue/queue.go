@@ -63,3 +63,15 @@ type DeadLetters interface {
 	// Redrive moves every dead letter of queue back to it (receive count reset); returns how many.
 	Redrive(ctx context.Context, queue string) (int, error)
 }
+
+// Counts are how many messages a queue holds, by state, and its dead-letter queue (approximate
+// on SQS, which counts them itself).
+type Counts struct {
+	Waiting  int // visible: ready to be received
+	InFlight int // received and not yet deleted (hidden for their visibility timeout)
+	Delayed  int // sent with a delay not yet over
+	Dead     int // in the dead-letter queue
+}
+
+// Held is every message the queue holds, dead letters aside: what Depth reports.
+func (c Counts) Held() int { return c.Waiting + c.InFlight + c.Delayed }

@@ -45,6 +45,10 @@
 //   - Redrive receives the DLQ, sends each letter of the queue back (a new message: new id,
 //     receive count 0; FIFO letters keep their group) and deletes it from the DLQ. It returns how
 //     many moved, also when it fails half-way.
+//   - Depth and Counts read SQS's own approximate counts (GetQueueAttributes of the queue and of
+//     the DLQ its RedrivePolicy names): Depth is every message the queue holds (waiting, in
+//     flight, delayed), as the embedded queue's; Counts adds them by state and the DLQ's messages.
+//     /metrics reports them on AWS (shared/api).
 //   - Errors: an invalid or expired receipt matches queue.ErrStaleReceipt; throttling, 5xx and
 //     connection errors are marked transient (Transient() true, which pipeline.IsTransient finds;
 //     after the SDK's own retries); the rest are returned wrapped with the operation and queue name.
