@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,7 +26,9 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go/middleware"
 
+	"github.com/usekarma/karma/shared/awscount"
 	"github.com/usekarma/karma/shared/dynamo"
 	"github.com/usekarma/karma/shared/eventbridge"
 	"github.com/usekarma/karma/shared/gitrepo/gittest"
@@ -44,6 +47,12 @@ import (
 // the bus; Terraform really runs; the runtime is published to SSM; the next wave follows; audit
 // records land in DynamoDB Local and the lineage in Gremlin Server. Everything is asserted by
 // querying those servers directly with the SDK and the Gremlin driver.
+//
+// Every request made to AWS on the way is counted (shared/awscount) and logged per deployment,
+// priced at list prices (docs/performance.md, "AWS: requests and cost"): the functions' own
+// (their AWS configuration and Gremlin client count), the event source mappings' (receive,
+// delete) and the rules' deliveries to the queues, and one Lambda invocation per batch handed
+// to a function.
 func TestAWSEndToEnd(t *testing.T) { awsEndToEnd(t, false) }
 
 // TestAWSEndToEndEveryMessageTwice is the same run with every SQS batch handed to its function
@@ -79,7 +88,6 @@ func awsEndToEnd(t *testing.T, twice bool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = dynamo.DeleteTables(context.Background(), ddb, tables) })
-	seen := dynamo.NewSeen(ddb, tables.Seen, dynamo.SeenOptions{})
 	t.Setenv("AWS_ENDPOINT_URL", motoEP)
 	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", ddbEP)
 	t.Setenv("AWS_REGION", "us-east-1")
@@ -91,7 +99,10 @@ func awsEndToEnd(t *testing.T, twice bool) {
 		"KARMA_TERRAFORM": tfPath, "KARMA_EVENT_BUS": prefix + "-bus", "KARMA_QUEUE_PREFIX": prefix + "-", "KARMA_PREFIX": "/" + prefix + "/iac",
 		"KARMA_AUDIT_TABLE": tables.Audit, "KARMA_CHANGE_SET_TABLE": tables.ChangeSets, "KARMA_IDEMPOTENCY_TABLE": tables.Seen,
 		"KARMA_NEPTUNE_ENDPOINT": gremlinEP, "KARMA_NEPTUNE_NAMESPACE": prefix, "KARMA_ENV": "prod"}
-	a, err := newApp(env(vars), nil, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
+	count := awscount.New(awscount.Options{Capacity: true}) // the functions' requests
+	esm := awscount.New(awscount.Options{})                 // the event source mappings' and the rules'
+	logs := &logBytes{}                                     // what the functions log at info, as in Lambda
+	a, err := newApp(env(vars), nil, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})), count)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +140,31 @@ func awsEndToEnd(t *testing.T, twice bool) {
 	if err := eventbridge.EnsureRules(ctx, eb, rules); err != nil {
 		t.Fatal(err)
 	}
-	pub := eventbridge.NewPublisher(eb, bus, eventbridge.PublisherOptions{})
+	pub, err := a.Publisher(ctx) // the functions' publisher (counted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := a.Queue(ctx) // the functions' dead-letter sends (counted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seenByIngest, err := a.Seen(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Lambda's event source mappings, played by serveQueue, receive and delete through their own
+	// client, counted apart.
+	mapped, err := sqs.NewFromConfig(ctx, motoEP, sqs.Options{Prefix: prefix + "-"},
+		append(opts, config.WithAPIOptions([]func(*middleware.Stack) error{esm.Middleware}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := &tally{n: map[string]int{}}
+	for _, name := range append([]string{"ingest"}, stages...) {
+		if _, err := mapped.Depth(ctx, name); err != nil { // looks its URL up: a mapping knows its queue
+			t.Fatal(err)
+		}
+	}
 
 	// The account's state: the upstream runtimes the redeployed components interpolate.
 	ssmc := awsssm.NewFromConfig(awsConfig(motoEP))
@@ -155,19 +190,23 @@ func awsEndToEnd(t *testing.T, twice bool) {
 		if err != nil {
 			t.Fatalf("stage %s: %v", name, err)
 		}
-		h := lambda.SQSHandler(st, pub, q, eventbridge.Unwrap)
+		h := lambda.SQSHandler(st, pub, dead.(lambda.DeadLetterer), eventbridge.Unwrap)
+		src := mapping{q: mapped, name: name, arn: arn(name), batch: batchSizes[name], count: esm, received: received}
 		wg.Add(1)
-		go func(name string) { defer wg.Done(); serveQueue(runCtx, t, q, name, arn(name), h, twice) }(name)
+		go func() { defer wg.Done(); serveQueue(runCtx, t, src, h, twice) }()
 	}
 	pe := &ingest.ParameterEvents{Env: "prod", Prefix: vars["KARMA_PREFIX"], Store: store, Publisher: pub, AutoApprove: true,
-		Ingested: func(ctx context.Context, key string) (bool, error) { return seen.Done(ctx, "resolve|"+key) }}
+		Ingested: func(ctx context.Context, key string) (bool, error) { return seenByIngest.Done(ctx, "resolve|"+key) }}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		serveQueue(runCtx, t, q, "ingest", arn("ingest"), parameterEventsHandler(pe), twice) // what KARMA_STAGE=ingest serves
+		src := mapping{q: mapped, name: "ingest", arn: arn("ingest"), batch: batchSizes["ingest"], count: esm, received: received}
+		serveQueue(runCtx, t, src, parameterEventsHandler(pe), twice) // what KARMA_STAGE=ingest serves
 	}()
 
 	// Dave changes the zone's runtime outside Karma; the (real-shaped) event goes on the bus.
+	// From here on, every request counts (the setup above does not).
+	counted, mappedBefore, logsBefore, start := count.Snapshot(), esm.Snapshot(), logs.n.Load(), time.Now()
 	zone := prefixed(prefix, "/iac/route53-zone/main/runtime")
 	if _, err := ssmc.PutParameter(ctx, &awsssm.PutParameterInput{Name: aws.String(zone), Overwrite: aws.Bool(true), Type: "String",
 		Value: aws.String(`{"zone_id":"Z2DELEGATED","zone_name":"example.com.","name_servers":["ns1"]}`)}); err != nil {
@@ -193,6 +232,13 @@ func awsEndToEnd(t *testing.T, twice bool) {
 	}
 	// Let the last audit messages land.
 	waitFor(t, 30*time.Second, func() bool { return auditCount(t, ctx, ddb, tables.Audit, "prod/serverless-site/www") >= 4 })
+	// ... and every message Karma published reach audit (every message goes there): then the run is over.
+	waitFor(t, 30*time.Second, func() bool {
+		return float64(received.get("audit")) >= count.Snapshot()[awscount.Key{Service: awscount.EventBridge, Operation: awscount.PutEventsEntries}]
+	})
+	run := count.Snapshot().Sub(counted).Plus(esm.Snapshot().Sub(mappedBefore))
+	run[awscount.Key{Service: awscount.Logs, Operation: awscount.LogBytes}] = float64(logs.n.Load() - logsBefore)
+	reportRequests(t, run, time.Since(start), twice)
 
 	// SSM: the first wave's runtime too.
 	if _, err := ssmc.GetParameter(ctx, &awsssm.GetParameterInput{Name: aws.String(prefixed(prefix, "/iac/serverless-api/public/runtime"))}); err != nil {
@@ -229,24 +275,66 @@ func awsEndToEnd(t *testing.T, twice bool) {
 			t.Errorf("dead letters in %s: %v %v", s, dead, err)
 		}
 	}
+	// ... and /metrics, read from SQS's counts, says so: every stage queue drained, no dead letters.
+	rec := httptest.NewRecorder()
+	a.Metrics(ctx).Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, s := range stages {
+		for _, want := range []string{`karma_queue_depth{queue="` + s + `"} 0`, `karma_queue_in_flight{queue="` + s + `"} 0`, `karma_dead_letters{queue="` + s + `"} 0`} {
+			if !strings.Contains(rec.Body.String(), want+"\n") {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	}
 }
 
 func prefixed(prefix, name string) string { return "/" + prefix + name }
 
+// batchSizes are the event source mappings' batch sizes, as terraform/ sets them (main.tf,
+// local.sizes): one Terraform run per invocation of plan and apply.
+var batchSizes = map[string]int{"ingest": 10, pipeline.StageResolve: 10, pipeline.StageGraphWrite: 10,
+	pipeline.StagePlan: 1, pipeline.StageApply: 1, pipeline.StageAudit: 10}
+
+// mapping is a Lambda event source mapping: the queue of function name, read through q, with
+// its requests, the function's invocations and how long they ran counted into count, and the
+// messages it received (the first time) into received.
+type mapping struct {
+	q        *sqs.Queue
+	name     string
+	arn      string
+	batch    int
+	count    *awscount.Counter
+	received *tally
+}
+
 // serveQueue is the Lambda event source mapping: receive a batch, invoke, delete what succeeded.
-func serveQueue(ctx context.Context, t *testing.T, q *sqs.Queue, name, arn string, h lambda.Handler, twice bool) {
+// Each message received for the first time was sent to the queue by an EventBridge rule, which
+// is counted as that rule's SendMessage (moto's rules send without a client to count).
+func serveQueue(ctx context.Context, t *testing.T, src mapping, h lambda.Handler, twice bool) {
+	q, name, arn := src.q, src.name, src.arn
 	for ctx.Err() == nil {
-		ds, err := q.Receive(ctx, name, 10, 60*time.Second, time.Second)
+		ds, err := q.Receive(ctx, name, src.batch, 60*time.Second, time.Second)
 		if err != nil || len(ds) == 0 {
 			continue
 		}
 		ev := events.SQSEvent{}
 		for _, d := range ds {
 			ev.Records = append(ev.Records, events.SQSMessage{MessageId: d.MessageID, ReceiptHandle: d.ReceiptHandle, Body: string(d.Body), EventSourceARN: arn})
+			if d.ReceiveCount <= 1 {
+				src.count.Add(awscount.SQS, awscount.DeliveredByRule, 1)
+				src.received.add(name, 1)
+			}
 		}
-		resp, err := h(ctx, ev)
+		invoke := func() (events.SQSEventResponse, error) {
+			start := time.Now()
+			defer func() {
+				src.count.Add(awscount.Lambda, awscount.Invoke(name), 1)
+				src.count.Add(awscount.Lambda, awscount.Seconds(name), time.Since(start).Seconds())
+			}()
+			return h(ctx, ev)
+		}
+		resp, err := invoke()
 		if twice && err == nil && len(resp.BatchItemFailures) == 0 {
-			resp, err = h(ctx, ev) // the same batch delivered again
+			resp, err = invoke() // the same batch delivered again
 		}
 		failed := map[string]bool{}
 		for _, f := range resp.BatchItemFailures {

@@ -10,11 +10,16 @@
 //     SDK's service id ("SQS", "DynamoDB", "EventBridge", "SSM", ...) and operation name; it also
 //     counts what the bill is really per: the events of a PutEvents (EventBridge bills each
 //     event), the empty receives of SQS apart from the others, and, with Options.Capacity, the
-//     read and write request units DynamoDB reports it consumed;
+//     read and write request units DynamoDB reports it consumed (and how many of them its
+//     global secondary indexes did);
 //   - Neptune: the Gremlin client (shared/neptune) reports each request it submits (Observe);
 //   - Lambda, which nothing here can intercept (it invokes the functions): whoever plays its part
-//     adds the invocations (Add), e.g. the tests' event source mapping, one per SQS batch handed
-//     to a stage's handler.
+//     adds the invocations (Invoke) and how long they ran (Seconds), e.g. the tests' event
+//     source mapping, one invocation per SQS batch handed to a stage's handler; likewise the
+//     SendMessage requests EventBridge's rules make to deliver to the queues
+//     (DeliveredByRule) and the bytes the functions log (LogBytes).
+//
+// cost.go prices counts at list prices (Bill).
 //
 // Counts are plain numbers by Key; Sub, Per and Table turn two snapshots into what a run cost.
 package awscount
@@ -35,6 +40,8 @@ const (
 	DynamoDB    = "DynamoDB"
 	EventBridge = "EventBridge"
 	SSM         = "SSM"
+	// Logs is CloudWatch Logs: what the functions log (LogBytes).
+	Logs = "CloudWatch Logs"
 )
 
 // Operations that are not an API's own operation name.
@@ -46,7 +53,29 @@ const (
 	// ReadUnits and WriteUnits are DynamoDB's consumed capacity (Options.Capacity).
 	ReadUnits  = "read request units"
 	WriteUnits = "write request units"
+	// IndexReadUnits and IndexWriteUnits are the part of ReadUnits and WriteUnits that DynamoDB
+	// says its global secondary indexes consumed (already in the totals).
+	IndexReadUnits  = "read request units (of which indexes)"
+	IndexWriteUnits = "write request units (of which indexes)"
+	// DeliveredByRule counts the SendMessage requests an EventBridge rule makes to deliver an
+	// event to its SQS target: SQS bills them to the queue's owner like any other request.
+	DeliveredByRule = "SendMessage (EventBridge rule target)"
+	// LogBytes are the bytes the functions write to their logs (CloudWatch Logs ingests them).
+	LogBytes = "bytes ingested"
 )
+
+// Invoke is the Lambda operation counting the invocations of function (Add it once per
+// invocation: whoever invokes, e.g. an event source mapping, counts).
+func Invoke(function string) string { return "Invoke " + function }
+
+// Seconds is the Lambda "operation" summing how long function's invocations ran, in seconds:
+// a duration, not requests (Lambda bills it as GB-seconds with the function's memory).
+func Seconds(function string) string { return secondsPrefix + function }
+
+const secondsPrefix = "seconds "
+
+// SecondsOf is the function a Seconds operation is of, and whether op is one.
+func SecondsOf(op string) (string, bool) { return strings.CutPrefix(op, secondsPrefix) }
 
 // Key is a service and one of its operations.
 type Key struct {
@@ -69,7 +98,8 @@ type Counter struct {
 // Options say what the SDK middleware counts besides requests.
 type Options struct {
 	// Capacity asks DynamoDB for the capacity each request consumed (ReturnConsumedCapacity
-	// TOTAL on every input that has it) and counts it as ReadUnits and WriteUnits. It changes
+	// INDEXES on every input that has it) and counts it as ReadUnits and WriteUnits (and the
+	// indexes' share as IndexReadUnits and IndexWriteUnits). It changes
 	// the requests sent, slightly: meant for measurements, not for production.
 	Capacity bool
 }
@@ -148,13 +178,14 @@ func (c Counts) Services() []string {
 	return slices.Sorted(maps.Keys(seen))
 }
 
-// IsRequest reports whether k counts requests (rather than units or events).
+// IsRequest reports whether k counts requests (rather than units, events, bytes or seconds).
 func IsRequest(k Key) bool {
 	switch k.Operation {
-	case ReadUnits, WriteUnits, PutEventsEntries:
+	case ReadUnits, WriteUnits, IndexReadUnits, IndexWriteUnits, PutEventsEntries, LogBytes:
 		return false
 	}
-	return true
+	_, isSeconds := SecondsOf(k.Operation)
+	return !isSeconds
 }
 
 // Keys are c's keys, sorted by service and operation.
@@ -173,12 +204,16 @@ func (c Counts) Table() string {
 	var b strings.Builder
 	b.WriteString("| service | operation | count |\n|---|---|---:|\n")
 	for _, s := range c.Services() {
+		requests := false
 		for _, k := range c.Keys() {
 			if k.Service == s {
 				fmt.Fprintf(&b, "| %s | %s | %s |\n", s, k.Operation, Format(c[k]))
+				requests = requests || IsRequest(k)
 			}
 		}
-		fmt.Fprintf(&b, "| %s | **requests** | **%s** |\n", s, Format(c.Service(s)))
+		if requests {
+			fmt.Fprintf(&b, "| %s | **requests** | **%s** |\n", s, Format(c.Service(s)))
+		}
 	}
 	return b.String()
 }

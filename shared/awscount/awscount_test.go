@@ -132,8 +132,12 @@ func TestCapacityOnDynamoDBLocal(t *testing.T) {
 	db := awsdynamodb.NewFromConfig(c.Instrument(cfg), func(o *awsdynamodb.Options) { o.BaseEndpoint = aws.String(ep) })
 	table := fmt.Sprintf("awscount-%d", time.Now().UnixNano())
 	if _, err := db.CreateTable(ctx, &awsdynamodb.CreateTableInput{TableName: aws.String(table), BillingMode: ddbtypes.BillingModePayPerRequest,
-		AttributeDefinitions: []ddbtypes.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS}},
-		KeySchema:            []ddbtypes.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash}}}); err != nil {
+		AttributeDefinitions: []ddbtypes.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String("g"), AttributeType: ddbtypes.ScalarAttributeTypeS}},
+		KeySchema: []ddbtypes.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash}},
+		GlobalSecondaryIndexes: []ddbtypes.GlobalSecondaryIndex{{IndexName: aws.String("by-g"),
+			KeySchema:  []ddbtypes.KeySchemaElement{{AttributeName: aws.String("g"), KeyType: ddbtypes.KeyTypeHash}},
+			Projection: &ddbtypes.Projection{ProjectionType: ddbtypes.ProjectionTypeAll}}}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -145,16 +149,24 @@ func TestCapacityOnDynamoDBLocal(t *testing.T) {
 	if _, err := db.PutItem(ctx, &awsdynamodb.PutItemInput{TableName: aws.String(table), Item: item}); err != nil {
 		t.Fatal(err)
 	}
+	indexed := map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: "b"}, "g": &ddbtypes.AttributeValueMemberS{Value: "x"},
+		"v": &ddbtypes.AttributeValueMemberS{Value: strings.Repeat("x", 1500)}} // copied into the index: 2 more
+	if _, err := db.PutItem(ctx, &awsdynamodb.PutItemInput{TableName: aws.String(table), Item: indexed}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := db.GetItem(ctx, &awsdynamodb.GetItemInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true),
 		Key: map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: "a"}}}); err != nil {
 		t.Fatal(err)
 	}
 	got := c.Snapshot().Sub(before)
-	if got[Key{DynamoDB, "PutItem"}] != 1 || got[Key{DynamoDB, "GetItem"}] != 1 {
-		t.Fatalf("requests = %v, want one PutItem and one GetItem", got)
+	if got[Key{DynamoDB, "PutItem"}] != 2 || got[Key{DynamoDB, "GetItem"}] != 1 {
+		t.Fatalf("requests = %v, want two PutItem and one GetItem", got)
 	}
-	if w, r := got[Key{DynamoDB, WriteUnits}], got[Key{DynamoDB, ReadUnits}]; w != 2 || r != 1 {
-		t.Errorf("capacity: %v write units (want 2 for a 1.5 KB item), %v read units (want 1 for a strongly consistent read under 4 KB)", w, r)
+	if w, r := got[Key{DynamoDB, WriteUnits}], got[Key{DynamoDB, ReadUnits}]; w != 6 || r != 1 {
+		t.Errorf("capacity: %v write units (want 2 + 2 for two 1.5 KB items, 2 for the index's copy of one), %v read units (want 1 for a strongly consistent read under 4 KB)", w, r)
+	}
+	if w := got[Key{DynamoDB, IndexWriteUnits}]; w != 2 {
+		t.Errorf("capacity of the index: %v write units, want 2", w)
 	}
 }
 

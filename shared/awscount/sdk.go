@@ -57,17 +57,22 @@ func (c *Counter) attempt(service, op string, result any, err error) {
 	}
 	c.Add(service, op, 1)
 	if c.opts.Capacity && service == DynamoDB && err == nil {
-		read, write := consumed(op, result)
-		if read > 0 {
-			c.Add(service, ReadUnits, read)
+		units, indexes := consumed(result)
+		total, ofIndexes := WriteUnits, IndexWriteUnits
+		if reads[op] {
+			total, ofIndexes = ReadUnits, IndexReadUnits
 		}
-		if write > 0 {
-			c.Add(service, WriteUnits, write)
+		if units > 0 {
+			c.Add(service, total, units)
+		}
+		if indexes > 0 {
+			c.Add(service, ofIndexes, indexes)
 		}
 	}
 }
 
-// askCapacity sets ReturnConsumedCapacity = TOTAL on a DynamoDB input that has the field.
+// askCapacity sets ReturnConsumedCapacity = INDEXES (the total, and the share of the table and
+// of each index) on a DynamoDB input that has the field.
 func askCapacity(params any) {
 	v := reflect.ValueOf(params)
 	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
@@ -75,7 +80,7 @@ func askCapacity(params any) {
 	}
 	f := v.Elem().FieldByName("ReturnConsumedCapacity")
 	if f.IsValid() && f.CanSet() && f.Type() == reflect.TypeFor[ddbtypes.ReturnConsumedCapacity]() && f.String() == "" {
-		f.SetString(string(ddbtypes.ReturnConsumedCapacityTotal))
+		f.SetString(string(ddbtypes.ReturnConsumedCapacityIndexes))
 	}
 }
 
@@ -83,29 +88,32 @@ func askCapacity(params any) {
 // that reports capacity writes.
 var reads = map[string]bool{"GetItem": true, "BatchGetItem": true, "Query": true, "Scan": true, "TransactGetItems": true, "ExecuteStatement": true}
 
-// consumed is the capacity a DynamoDB output reports (ConsumedCapacity, one or a list), as read
-// or write units by the operation.
-func consumed(op string, result any) (read, write float64) {
+// consumed is the capacity a DynamoDB output reports (ConsumedCapacity, one or a list): the
+// units in all, and those of global secondary indexes among them.
+func consumed(result any) (units, indexes float64) {
 	v := reflect.ValueOf(result)
 	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
 		return 0, 0
 	}
-	var units float64
+	var ccs []ddbtypes.ConsumedCapacity
 	switch f := v.Elem().FieldByName("ConsumedCapacity"); {
 	case !f.IsValid():
 	case f.Type() == reflect.TypeFor[*ddbtypes.ConsumedCapacity]():
-		if cc, _ := f.Interface().(*ddbtypes.ConsumedCapacity); cc != nil && cc.CapacityUnits != nil {
-			units = *cc.CapacityUnits
+		if cc, _ := f.Interface().(*ddbtypes.ConsumedCapacity); cc != nil {
+			ccs = append(ccs, *cc)
 		}
 	case f.Type() == reflect.TypeFor[[]ddbtypes.ConsumedCapacity]():
-		for _, cc := range f.Interface().([]ddbtypes.ConsumedCapacity) {
-			if cc.CapacityUnits != nil {
-				units += *cc.CapacityUnits
+		ccs = f.Interface().([]ddbtypes.ConsumedCapacity)
+	}
+	for _, cc := range ccs {
+		if cc.CapacityUnits != nil {
+			units += *cc.CapacityUnits
+		}
+		for _, gsi := range cc.GlobalSecondaryIndexes {
+			if gsi.CapacityUnits != nil {
+				indexes += *gsi.CapacityUnits
 			}
 		}
 	}
-	if reads[op] {
-		return units, 0
-	}
-	return 0, units
+	return units, indexes
 }
