@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
+	"maps"
 	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/usekarma/karma/shared/awscount"
 	"github.com/usekarma/karma/shared/pipeline"
@@ -97,4 +102,41 @@ func (w *logBytes) Write(p []byte) (int, error) {
 		_, _ = os.Stderr.Write(p)
 	}
 	return len(p), nil
+}
+
+// reportScheduled invokes the scheduled functions that run in an idle month (promote,
+// reconcile) as their schedules do, each twice on its own App (a cold and a warm invocation),
+// and logs what the warm one asked of AWS and how long it took: the idle month of
+// docs/performance.md prices them.
+func reportScheduled(t *testing.T, ctx context.Context, vars map[string]string) {
+	t.Helper()
+	for _, fn := range []string{stagePromote, stageReconcile} {
+		v := maps.Clone(vars)
+		v["KARMA_STAGE"] = fn
+		count := awscount.New(awscount.Options{Capacity: true})
+		a, err := newApp(env(v), nil, slog.New(slog.DiscardHandler), count)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := lambdaHandler(ctx, a, env(v))
+		if err != nil {
+			t.Fatalf("%s: %v", fn, err)
+		}
+		handler := h.(func(context.Context, events.EventBridgeEvent) error)
+		if err := handler(ctx, events.EventBridgeEvent{}); err != nil {
+			t.Fatalf("%s, cold: %v", fn, err)
+		}
+		before, start := count.Snapshot(), time.Now()
+		if err := handler(ctx, events.EventBridgeEvent{}); err != nil {
+			t.Fatalf("%s, warm: %v", fn, err)
+		}
+		took := time.Since(start)
+		warm := count.Snapshot().Sub(before)
+		a.Close()
+		t.Logf("one warm invocation of %s, idle, took %s:\n%s", fn, took.Round(time.Millisecond), warm.Table())
+		// Each asks its store what is due: the change sets (promote), Parameter Store (reconcile).
+		if s := map[string]string{stagePromote: awscount.DynamoDB, stageReconcile: awscount.SSM}[fn]; warm.Service(s) == 0 {
+			t.Errorf("%s made no %s request", fn, s)
+		}
+	}
 }

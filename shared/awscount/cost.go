@@ -171,6 +171,8 @@ type Idle struct {
 	// Scheduled are the scheduled functions' invocations in the month, by function, and
 	// ScheduledSeconds how long one runs.
 	Scheduled, ScheduledSeconds map[string]float64
+	// ScheduledRequests are what one invocation of a scheduled function asks of AWS.
+	ScheduledRequests map[string]Counts
 	// NeptuneInstances run all month.
 	NeptuneInstances float64
 	// Secrets in Secrets Manager (the Git token, the webhook secrets).
@@ -194,6 +196,13 @@ func IdleMonth(i Idle, memory map[string]float64, p Prices) Bill {
 		s := i.Scheduled[fn] * i.ScheduledSeconds[fn]
 		b.add(Lambda, fmt.Sprintf("%s: %s × %s s at %s MB", fn, commas(i.Scheduled[fn]), Format(i.ScheduledSeconds[fn]), Format(memory[fn])), s*memory[fn]/1024, p.LambdaGBSeconds)
 	}
+	var reads, interactions float64
+	for fn, c := range i.ScheduledRequests {
+		reads += i.Scheduled[fn] * c[Key{DynamoDB, ReadUnits}]
+		interactions += i.Scheduled[fn] * c.Service(SSM)
+	}
+	b.add(DynamoDB, "reads of the scheduled invocations", reads, p.DynamoDBReads)
+	b.add(SSM, "API interactions of the scheduled invocations", interactions, p.SSMInteractions)
 	b.add(Logs, "log data of the scheduled invocations", invocations*(i.PlatformLogBytes+i.FunctionLogBytes)/1e9, p.LogsIngestion)
 	b.add("Secrets Manager", "secrets", i.Secrets, p.SecretsManager)
 	return b
