@@ -122,17 +122,17 @@ func TestFormatting(t *testing.T) {
 // measuredPerDeployment are the counts per deployment of the end-to-end run quoted in
 // docs/performance.md (cmd/lambda TestAWSEndToEnd, logged by the test; input, not a result).
 var measuredPerDeployment = Counts{
-	{DynamoDB, "BatchGetItem"}: 2, {DynamoDB, "GetItem"}: 13.5, {DynamoDB, "PutItem"}: 12, {DynamoDB, "Query"}: 1, {DynamoDB, "TransactWriteItems"}: 11,
-	{DynamoDB, ReadUnits}: 14.25, {DynamoDB, IndexReadUnits}: 0.25, {DynamoDB, WriteUnits}: 148, {DynamoDB, IndexWriteUnits}: 89.5,
+	{DynamoDB, "BatchGetItem"}: 2, {DynamoDB, "GetItem"}: 14.5, {DynamoDB, "PutItem"}: 12, {DynamoDB, "Query"}: 1, {DynamoDB, "TransactWriteItems"}: 11,
+	{DynamoDB, ReadUnits}: 15.25, {DynamoDB, IndexReadUnits}: 0.25, {DynamoDB, WriteUnits}: 148, {DynamoDB, IndexWriteUnits}: 89.5,
 	{EventBridge, "PutEvents"}: 4.5, {EventBridge, PutEventsEntries}: 5,
 	{Lambda, Invoke("apply")}: 1, {Lambda, Invoke("audit")}: 5, {Lambda, Invoke("graph-write")}: 2, {Lambda, Invoke("ingest")}: 0.5,
 	{Lambda, Invoke("plan")}: 1, {Lambda, Invoke("resolve")}: 1.5,
-	{Lambda, Seconds("apply")}: 0.97, {Lambda, Seconds("audit")}: 0.09, {Lambda, Seconds("graph-write")}: 0.18, {Lambda, Seconds("ingest")}: 0.03,
-	{Lambda, Seconds("plan")}: 1.25, {Lambda, Seconds("resolve")}: 0.17,
+	{Lambda, Seconds("apply")}: 0.34, {Lambda, Seconds("audit")}: 0.06, {Lambda, Seconds("graph-write")}: 0.13, {Lambda, Seconds("ingest")}: 0.02,
+	{Lambda, Seconds("plan")}: 0.56, {Lambda, Seconds("resolve")}: 0.32,
 	{Neptune, "read graph state"}: 0.5, {Neptune, "record change"}: 0.5, {Neptune, "record deployment"}: 1, {Neptune, "set outcome"}: 1,
 	{Neptune, "write components"}: 0.5, {Neptune, "write edges"}: 0.5,
 	{SQS, "DeleteMessage"}: 11.5, {SQS, "ReceiveMessage"}: 11, {SQS, DeliveredByRule}: 11.5,
-	{SSM, "GetParameter"}: 5, {SSM, "GetParameterHistory"}: 0.5, {SSM, "GetParametersByPath"}: 0.5, {SSM, "PutParameter"}: 2,
+	{SSM, "GetParameter"}: 7, {SSM, "GetParameterHistory"}: 0.5, {SSM, "GetParametersByPath"}: 0.5, {SSM, "PutParameter"}: 2,
 	{Logs, LogBytes}: 0,
 }
 
