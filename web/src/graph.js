@@ -1,32 +1,62 @@
 // The graph, drawn by Cytoscape.js and laid out by dependency: each wave (graph.Waves: a
-// component's wave is one more than its deepest dependency's) is a row. The rows and the order
-// within them are Cytoscape's breadthfirst layout, run over the edges that join consecutive
-// waves only: from the wave-0 components, every component is then exactly its wave deep, and
-// the layout orders each row by where its upstreams are. (Its `maximal` option would do the
-// same from every edge, but costs more at thousands of components.) Every edge is drawn.
+// component's wave is one more than its deepest dependency's) is a row.
+//
+// Two Cytoscape instances are stacked in the graph's box. The lower one holds every component
+// and is drawn once: nothing on it changes when something is selected, so Cytoscape keeps
+// reusing its cached drawing (redrawing the whole graph on a CPU-rendered canvas is what made
+// selecting slow). The upper one, transparent and letting the pointer through, holds copies of
+// only what is highlighted — the selected component and its neighbours with their edges, a
+// proposal's blast radius, a change's live states — and follows the lower one's pan and zoom.
+//
+// Up to BIG components, every dependency is a Cytoscape edge (curved, with its arrow), and the
+// rows and the order within them are Cytoscape's breadthfirst layout, run over the edges that
+// join consecutive waves only: from the wave-0 components every component is then exactly its
+// wave deep, and the layout orders each row by where its upstreams are. Above BIG, that layout
+// costs about a second and each of thousands of Cytoscape edges costs its creation, styling and
+// drawing, so: Cytoscape's preset layout places each component in its wave's row, in the order
+// graph.Waves lists them (by id, so by type), and the dependencies are drawn as one path of
+// straight lines on a canvas layer under the components (cytoscape-layers), redrawn with the
+// pan and zoom; only highlighted components are labelled.
 import cytoscape from 'cytoscape';
+import layers from 'cytoscape-layers';
 
-const BIG = 1500; // above this many components, the cheaper drawing options
+cytoscape.use(layers);
 
-// On a big graph, only highlighted components are labelled (text is what costs most to style
-// and draw there).
-const labels = (big) => ({ label: 'data(label)', 'font-size': 9, 'text-valign': 'bottom', 'text-margin-y': 3, color: '#1d2733', 'min-zoomed-font-size': 7,
-  ...(big ? {} : { 'text-max-width': 120, 'text-wrap': 'ellipsis' }) });
+const BIG = 1500; // above this many components: the preset rows, the dependencies on a canvas layer
 
-const style = (big) => [
-  { selector: 'node', style: { 'background-color': '#8a9bb0', width: 18, height: 18, ...(big ? {} : labels(big)) } },
-  ...(big ? [{ selector: 'node.sel, node.up, node.down, node.br-root, node.br-redeploy, node.br-may, node.br-skip', style: labels(big) }] : []),
+const labels = (wrap) => ({ label: 'data(label)', 'font-size': 9, 'text-valign': 'bottom', 'text-margin-y': 3, color: '#1d2733', 'min-zoomed-font-size': 7,
+  ...(wrap ? { 'text-max-width': 120, 'text-wrap': 'ellipsis' } : {}) });
+
+const nodeColours = [
   { selector: 'node[status = "present"]', style: { 'background-color': '#3f8f5f' } },
   { selector: 'node[?broken]', style: { 'background-color': '#b3261e', shape: 'diamond' } },
-  { selector: 'edge', style: big
-      ? { 'curve-style': 'haystack', width: 0.5, 'line-color': '#c5ccd6', opacity: 0.6 }
-      : { 'curve-style': 'bezier', width: 1, 'line-color': '#b3bcc8', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#b3bcc8', 'arrow-scale': 0.7 } },
+];
+
+// The lower instance: every component (and, up to BIG, every dependency). On a big graph, no
+// labels: text is what costs most to style and draw there.
+const baseStyle = (big) => [
+  { selector: 'node', style: { 'background-color': '#8a9bb0', width: 18, height: 18, ...(big ? {} : labels(true)) } },
+  ...nodeColours,
+  { selector: 'edge', style: { 'curve-style': 'bezier', width: 1, 'line-color': '#b3bcc8', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#b3bcc8', 'arrow-scale': 0.7 } },
+  { selector: 'node.lit', style: { label: '' } }, // its copy above is labelled
+  { selector: '.hidden', style: { display: 'none' } },
+];
+
+// The dependencies of a big graph on the canvas layer (model units, scaled with the zoom).
+const LINE_WIDTH = 0.5;
+const LINE_COLOUR = '#cdd3db';
+
+// The upper instance: the highlighted components, labelled, and their edges.
+const topStyle = (big) => [
+  { selector: 'node', style: { 'background-color': '#8a9bb0', width: 18, height: 18, ...labels(!big) } },
+  ...nodeColours,
+  { selector: 'edge', style: { 'curve-style': 'bezier', width: 1, 'line-color': '#b3bcc8', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#b3bcc8', 'arrow-scale': 0.7 } },
   // A selected component: what it consumes from (up) and what depends on it (down).
   { selector: 'node.sel', style: { 'background-color': '#1f5fbf', width: 28, height: 28, 'border-width': 3, 'border-color': '#0b2e66', 'z-index': 20 } },
   { selector: 'node.up', style: { 'background-color': '#7a4fc2', 'z-index': 10 } },
   { selector: 'node.down', style: { 'background-color': '#d9822b', 'z-index': 10 } },
-  { selector: 'edge.up, edge.down', style: { 'curve-style': 'bezier', width: 2, 'line-color': '#47566b', 'target-arrow-shape': 'triangle',
-      'target-arrow-color': '#47566b', opacity: 1, label: 'data(keys)', 'font-size': 8, 'text-rotation': 'autorotate', 'z-index': 10 } },
+  { selector: 'edge.up, edge.down', style: { width: 2, 'line-color': '#47566b', 'target-arrow-color': '#47566b', label: 'data(keys)', 'font-size': 8,
+      'text-rotation': 'autorotate', 'z-index': 10 } },
   // A proposal's blast radius.
   { selector: 'node.br-root', style: { 'background-color': '#b3261e', width: 30, height: 30, 'z-index': 30 } },
   { selector: 'node.br-redeploy', style: { 'background-color': '#e0561b', width: 24, height: 24, 'z-index': 25 } },
@@ -40,76 +70,219 @@ const style = (big) => [
   { selector: '.hidden', style: { display: 'none' } },
 ];
 
+// The preset rows of a big graph, in model units (the view is then fitted to them).
+const ROW_WIDTH = 1000;
+const ROW_GAP = 80;
+
 export class GraphView {
   constructor(container, onSelect) {
     this.container = container;
     this.onSelect = onSelect;
-    this.marked = {}; // class -> collection currently holding it
+    this.marks = {}; // class -> the ids (components and edges) holding it
   }
 
   // load draws a karma.graph.v1 document and resolves once it is on screen.
   load(doc) {
-    const wave = new Map();
-    (doc.waves || []).forEach((ids, w) => ids.forEach((id) => wave.set(id, w)));
-    const els = [];
-    for (const c of doc.components) {
-      els.push({ group: 'nodes', data: { id: c.id, label: c.type + '/' + c.nickname, env: c.env, type: c.type, status: c.runtime_status, broken: !!c.broken } });
-    }
-    doc.edges.forEach((e, i) => {
-      // An edge points from the dependency to its dependent: the direction a change travels.
-      els.push({ group: 'edges', data: { id: 'e' + i, source: e.to, target: e.from, keys: (e.consumes || []).join(', ') } });
-    });
-    const big = doc.components.length > BIG;
-    if (this.cy) this.cy.destroy();
     const t0 = performance.now();
-    const cy = (this.cy = cytoscape({
-      container: this.container, elements: els, style: style(big), wheelSensitivity: 0.3, minZoom: 0.02, maxZoom: 4,
-      hideEdgesOnViewport: big, textureOnViewport: big, pixelRatio: big ? 1 : 'auto', boxSelectionEnabled: false,
+    const big = (this.big = doc.components.length > BIG);
+    const waves = doc.waves || [];
+    const at = new Map(); // id -> preset position (big graphs)
+    const wave = new Map();
+    waves.forEach((ids, w) => ids.forEach((id, i) => {
+      wave.set(id, w);
+      if (big) at.set(id, { x: ((i + 0.5) / ids.length) * ROW_WIDTH, y: w * ROW_GAP });
     }));
+    const els = [];
+    let unplaced = 0;
+    for (const c of doc.components) {
+      const el = { group: 'nodes', data: { id: c.id, label: c.type + '/' + c.nickname, env: c.env, type: c.type, status: c.runtime_status, broken: !!c.broken } };
+      if (big) {
+        if (!at.has(c.id)) at.set(c.id, { x: (unplaced++ % 100) * (ROW_WIDTH / 100), y: waves.length * ROW_GAP }); // in no wave: a last row
+        el.position = at.get(c.id);
+      }
+      els.push(el);
+    }
+    // Every dependency, pointing from the dependency to its dependent (the direction a change
+    // travels), with each component's incoming and outgoing ones.
+    this.edges = new Map();
+    this.incoming = new Map();
+    this.outgoing = new Map();
+    const push = (m, k, v) => (m.get(k) || m.set(k, []).get(k)).push(v);
+    doc.edges.forEach((e, i) => {
+      const edge = { id: 'e' + i, source: e.to, target: e.from, keys: (e.consumes || []).join(', ') };
+      this.edges.set(edge.id, edge);
+      push(this.outgoing, edge.source, edge);
+      push(this.incoming, edge.target, edge);
+      if (!big) els.push({ group: 'edges', data: edge });
+    });
+    // The big graph's lines: each edge's two ends, and whether the filter hides it.
+    this.lines = null;
+    if (big) {
+      const xy = new Float64Array(doc.edges.length * 4);
+      let k = 0;
+      for (const e of this.edges.values()) {
+        const a = at.get(e.source);
+        const b = at.get(e.target);
+        if (!a || !b) continue; // an edge to an unknown component: not drawn
+        xy.set([a.x, a.y, b.x, b.y], k);
+        k += 4;
+      }
+      this.lines = { xy: xy.subarray(0, k), ends: [...this.edges.values()].filter((e) => at.has(e.source) && at.has(e.target)), hidden: null };
+    }
+    if (this.cy) this.cy.destroy();
+    if (this.top) this.top.destroy();
+    this.container.replaceChildren();
+    const layer = (cls) => this.container.appendChild(Object.assign(document.createElement('div'), { className: cls }));
+    const baseBox = layer('graph-layer');
+    const topBox = layer('graph-layer graph-top');
     const t1 = performance.now();
-    this.marked = {};
-    const layered = cy.edges().filter((e) => wave.has(e.source().id()) && wave.get(e.target().id()) === wave.get(e.source().id()) + 1);
-    const roots = cy.nodes().filter((n) => wave.get(n.id()) === 0);
-    cy.nodes().union(layered).layout({
-      name: 'breadthfirst', directed: true, roots: roots.length ? roots : undefined, animate: false,
-      spacingFactor: big ? 0.6 : 1.1, avoidOverlap: !big, nodeDimensionsIncludeLabels: !big,
-    }).run();
+    const cy = (this.cy = cytoscape({
+      container: baseBox, elements: els, style: baseStyle(big), layout: { name: 'preset', positions: {}, fit: false }, // placed already
+      wheelSensitivity: 0.3, minZoom: 0.02, maxZoom: 4, boxSelectionEnabled: false, autounselectify: true, autoungrabify: big,
+      textureOnViewport: big, pixelRatio: big ? 1 : 'auto',
+    }));
+    if (big) this.drawLines(cy);
+    this.top = cytoscape({
+      container: topBox, style: topStyle(big), layout: { name: 'preset', fit: false }, minZoom: 0.02, maxZoom: 4,
+      userZoomingEnabled: false, userPanningEnabled: false, boxSelectionEnabled: false, autoungrabify: true, autounselectify: true,
+      pixelRatio: big ? 1 : 'auto',
+    });
     const t2 = performance.now();
-    cy.fit(undefined, 20);
-    window.karmaPerf && Object.assign(window.karmaPerf, { init: t1 - t0, layout: t2 - t1 });
+    if (!big) {
+      const layered = cy.edges().filter((e) => wave.has(e.source().id()) && wave.get(e.target().id()) === wave.get(e.source().id()) + 1);
+      const roots = cy.nodes().filter((n) => wave.get(n.id()) === 0);
+      cy.nodes().union(layered).layout({
+        name: 'breadthfirst', directed: true, roots: roots.length ? roots : undefined, animate: false, fit: false,
+        spacingFactor: 1.1, avoidOverlap: true, nodeDimensionsIncludeLabels: true,
+      }).run();
+      cy.fit(undefined, 20);
+    } else {
+      // The rows' extent, known without measuring every element.
+      const h = Math.max(waves.length - (unplaced ? 0 : 1), 0) * ROW_GAP;
+      cy.fit({ x1: -20, y1: -20, x2: ROW_WIDTH + 20, y2: h + 20 }, 20);
+    }
+    const t3 = performance.now();
+    this.marks = {};
+    this.follow();
+    cy.on('viewport', () => this.follow());
+    cy.on('position', 'node', (ev) => { // a component dragged (small graphs): its highlight follows
+      const copy = this.top.getElementById(ev.target.id());
+      if (copy.length) copy.position(ev.target.position());
+    });
     cy.on('tap', 'node', (ev) => this.onSelect(ev.target.id(), ev.originalEvent ? ev.originalEvent.timeStamp : performance.now()));
-    return this.painted();
+    window.karmaPerf && Object.assign(window.karmaPerf, { elements: t1 - t0, init: t2 - t1, layout: t3 - t2 });
+    return this.painted(cy);
   }
 
-  // painted resolves after the next frame Cytoscape draws.
-  painted() {
+  // drawLines draws a big graph's dependencies as one path on a canvas layer under the
+  // components, redrawn (once a frame at most) when the view pans or zooms or the filter changes.
+  drawLines(cy) {
+    const layer = cy.layers().nodeLayer.insertBefore('canvas', { pixelRatio: 1 });
+    const draw = layer.update;
+    let queued = false;
+    layer.update = () => {
+      if (queued) return;
+      queued = true;
+      requestAnimationFrame(() => {
+        queued = false;
+        if (!cy.destroyed()) draw();
+      });
+    };
+    layer.callback((ctx) => {
+      const { xy, hidden } = this.lines;
+      ctx.beginPath();
+      for (let i = 0; i < xy.length; i += 4) {
+        if (hidden && hidden[i / 4]) continue;
+        ctx.moveTo(xy[i], xy[i + 1]);
+        ctx.lineTo(xy[i + 2], xy[i + 3]);
+      }
+      ctx.lineWidth = LINE_WIDTH;
+      ctx.strokeStyle = LINE_COLOUR;
+      ctx.stroke();
+    });
+    this.lines.layer = layer;
+  }
+
+  // follow gives the upper instance the lower one's pan and zoom.
+  follow() {
+    this.top.viewport({ zoom: this.cy.zoom(), pan: this.cy.pan() });
+  }
+
+  // painted resolves after the next frame the instance draws.
+  painted(cy) {
     return new Promise((resolve) => {
-      this.cy.one('render', () => requestAnimationFrame(() => resolve(performance.now())));
-      this.cy.forceRender ? this.cy.forceRender() : null;
+      cy.one('render', () => requestAnimationFrame(() => resolve(performance.now())));
+      cy.forceRender();
     });
   }
 
   has(id) {
-    return this.cy && this.cy.getElementById(id).length > 0;
+    return !!this.cy && this.cy.getElementById(id).length > 0;
   }
 
-  // mark gives cls to exactly the elements eles (removing it from those that had it).
-  mark(cls, eles) {
-    const prev = this.marked[cls];
-    if (prev) prev.removeClass(cls);
-    this.marked[cls] = eles;
-    if (eles) eles.addClass(cls);
+  // classes are the highlight classes a component or edge holds.
+  classes(id) {
+    return Object.keys(this.marks).filter((cls) => this.marks[cls].includes(id));
   }
 
-  // select highlights a component, what it depends on and what depends on it, and centres it.
+  // selected is the selected component's id, if any.
+  selected() {
+    return this.marks.sel?.[0];
+  }
+
+  // mark gives cls to exactly the components and edges ids (removing it from the rest), and
+  // updates the upper instance.
+  mark(classes) {
+    Object.assign(this.marks, classes);
+    this.redraw();
+  }
+
+  // redraw makes the upper instance hold a copy of every marked element (and of the two ends of
+  // each marked edge) with its classes, hidden where the filter hides its component.
+  redraw() {
+    const cy = this.cy;
+    const top = this.top;
+    const want = new Map(); // id -> classes
+    for (const [cls, ids] of Object.entries(this.marks)) {
+      for (const id of ids || []) {
+        if (!want.has(id)) want.set(id, []);
+        want.get(id).push(cls);
+      }
+    }
+    for (const id of [...want.keys()]) {
+      const e = this.edges.get(id);
+      if (e) [e.source, e.target].forEach((n) => want.has(n) || want.set(n, []));
+      else if (!cy.getElementById(id).length) want.delete(id);
+    }
+    if (!this.big) { // small graphs: the labels of the copies replace the ones below
+      cy.batch(() => {
+        cy.nodes('.lit').removeClass('lit');
+        cy.collection([...want.keys()].map((id) => cy.getElementById(id))).nodes().addClass('lit');
+      });
+    }
+    top.batch(() => {
+      top.elements().filter((el) => !want.has(el.id())).remove();
+      const add = [];
+      for (const [id, classes] of want) {
+        const e = this.edges.get(id);
+        const n = e ? null : cy.getElementById(id);
+        const cls = n && n.hasClass('hidden') ? [...classes, 'hidden'] : classes;
+        const copy = top.getElementById(id);
+        if (copy.length) copy.classes(cls);
+        else if (e) add.push({ group: 'edges', data: { ...e }, classes: cls });
+        else add.push({ group: 'nodes', data: { ...n.data() }, classes: cls, position: { ...n.position() } });
+      }
+      top.add(add.sort((a, b) => (a.group === b.group ? 0 : a.group === 'nodes' ? -1 : 1)));
+    });
+  }
+
+  // select highlights a component, what it depends on and what depends on it, and brings it
+  // into view.
   select(id) {
     const cy = this.cy;
     const n = cy.getElementById(id);
-    cy.batch(() => {
-      this.mark('sel', n);
-      this.mark('up', n.incomers());
-      this.mark('down', n.outgoers());
-    });
+    const ends = (edges, end) => (n.length ? (edges.get(id) || []).flatMap((e) => [e.id, e[end]]) : []);
+    this.mark({ sel: n.length ? [id] : [], up: ends(this.incoming, 'source'), down: ends(this.outgoing, 'target') });
     if (n.length) {
       // Brought into view: zoomed in enough to read it on a large graph, else only centred
       // when it is off screen.
@@ -118,37 +291,29 @@ export class GraphView {
       if (cy.zoom() < 0.5) cy.zoom({ level: 0.8, position: p });
       if (cy.zoom() < 0.5 || p.x < e.x1 || p.x > e.x2 || p.y < e.y1 || p.y > e.y2) cy.center(n);
     }
-    return this.painted();
+    return this.painted(this.top);
   }
 
   // blast shows a proposal's predicted impact: root, first hop, further down, skipped.
   blast(p) {
-    const cy = this.cy;
-    const ids = (list) => cy.collection(list.map((id) => cy.getElementById(id)).filter((x) => x.length));
-    const first = new Set();
+    const first = [];
     const may = [];
     for (const a of p ? p.redeploy.affected : []) {
-      if (a.depth === 1) first.add(a.id);
+      if (a.depth === 1) first.push(a.id);
       else if (a.depth > 1) may.push(a.id);
     }
-    cy.batch(() => {
-      this.mark('br-root', p ? ids([p.component]) : null);
-      this.mark('br-redeploy', ids([...first]));
-      this.mark('br-may', ids(may));
-      this.mark('br-skip', ids(p ? p.skipped.map((s) => s.id) : []));
-    });
-    return this.painted();
+    this.mark({ 'br-root': p ? [p.component] : [], 'br-redeploy': first, 'br-may': may, 'br-skip': p ? p.skipped.map((s) => s.id) : [] });
+    return this.painted(this.top);
   }
 
   // states colours the components of a change by where their deployment is.
   states(deployments) {
-    const cy = this.cy;
     const by = { 'st-applied': [], 'st-busy': [], 'st-skipped': [], 'st-failed': [] };
     for (const d of deployments || []) {
       const cls = { applied: 'st-applied', skipped: 'st-skipped', blocked: 'st-skipped', failed: 'st-failed' }[d.state] || (d.state === 'pending' ? null : 'st-busy');
-      if (cls) by[cls].push(cy.getElementById(d.component));
+      if (cls) by[cls].push(d.component);
     }
-    cy.batch(() => Object.entries(by).forEach(([cls, list]) => this.mark(cls, cy.collection(list))));
+    this.mark(by);
   }
 
   // filter hides the components not matching env and type ("" = any) and fits what is left.
@@ -160,10 +325,19 @@ export class GraphView {
         show ? n.removeClass('hidden') : n.addClass('hidden');
       });
     });
+    if (this.lines) {
+      const shown = (id) => !cy.getElementById(id).hasClass('hidden');
+      this.lines.hidden = env || type ? this.lines.ends.map((e) => !(shown(e.source) && shown(e.target))) : null;
+      this.lines.layer.update();
+    }
+    this.redraw();
     cy.fit(cy.nodes(':visible'), 20);
   }
 
   resize() {
-    this.cy && this.cy.resize();
+    if (!this.cy) return;
+    this.cy.resize();
+    this.top.resize();
+    this.follow();
   }
 }

@@ -27,8 +27,8 @@ const app = {
 
 const $ = (sel) => document.querySelector(sel);
 
-// What the browser test reads of the graph: the classes of a component's node.
-window.karmaGraph = { classes: (id) => (app.graph && app.graph.has(id) ? app.graph.cy.getElementById(id).classes() : []) };
+// What the browser test reads of the graph: the highlight classes of a component's node.
+window.karmaGraph = { classes: (id) => (app.graph && app.graph.has(id) ? app.graph.classes(id) : []) };
 
 async function boot() {
   try {
@@ -143,7 +143,7 @@ async function route() {
     let view;
     if (parts[0] === 'c' && parts.length >= 4) {
       const id = parts.slice(1, 4).join('/');
-      if (app.graph.has(id) && !app.graph.marked.sel?.same(app.graph.cy.getElementById(id))) app.graph.select(id);
+      if (app.graph.has(id) && app.graph.selected() !== id) app.graph.select(id);
       view = await componentView(app, id, parts[4]);
     } else if (parts[0] === 'changes' && parts[1]) view = await changeView(app, parts.slice(1).join('/'));
     else if (parts[0] === 'changes') view = await changesView();
