@@ -31,6 +31,8 @@ const $ = (sel) => document.querySelector(sel);
 window.karmaGraph = { classes: (id) => (app.graph && app.graph.has(id) ? app.graph.classes(id) : []) };
 
 async function boot() {
+  const graph = get('/graph'); // asked for at once, beside /me: it is most of the wait
+  graph.catch(() => {}); // a refusal is /me's to report
   try {
     app.me = await get('/me');
   } catch (e) {
@@ -39,7 +41,7 @@ async function boot() {
   }
   $('#who').textContent = app.me.name + ' (' + app.me.scopes.join(', ') + ')';
   app.graph = new GraphView($('#graph'), (id, t0) => select(id, t0));
-  const doc = (app.doc = await get('/graph'));
+  const doc = (app.doc = await graph);
   perf.graphFetched = performance.now();
   fillFilters(doc);
   perf.firstRender = await app.graph.load(doc);
