@@ -37,8 +37,10 @@ const nodeColours = [
 const baseStyle = (big) => [
   { selector: 'node', style: { 'background-color': '#8a9bb0', width: 18, height: 18, ...(big ? {} : labels(true)) } },
   ...nodeColours,
-  { selector: 'edge', style: { 'curve-style': 'bezier', width: 1, 'line-color': '#b3bcc8', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#b3bcc8', 'arrow-scale': 0.7 } },
-  { selector: 'node.lit', style: { label: '' } }, // its copy above is labelled
+  ...(big ? [] : [
+    { selector: 'edge', style: { 'curve-style': 'bezier', width: 1, 'line-color': '#b3bcc8', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#b3bcc8', 'arrow-scale': 0.7 } },
+    { selector: 'node.lit', style: { label: '' } }, // its copy above is labelled
+  ]),
   { selector: '.hidden', style: { display: 'none' } },
 ];
 
