@@ -49,8 +49,13 @@ func TestWebPagePerformance(t *testing.T) {
 	}
 	var doc struct {
 		Components []struct {
-			ID string `json:"id"`
+			ID   string `json:"id"`
+			Type string `json:"type"`
 		} `json:"components"`
+		Edges []struct {
+			From string `json:"from"`
+			To   string `json:"to"`
+		} `json:"edges"`
 	}
 	err = json.NewDecoder(resp.Body).Decode(&doc)
 	resp.Body.Close()
@@ -61,6 +66,18 @@ func TestWebPagePerformance(t *testing.T) {
 	var targets []string // spread over the waves: the graph lists components wave by wave
 	for _, i := range []int{0, n / 4, n / 2, 3 * n / 4, n - 1} {
 		targets = append(targets, doc.Components[i].ID)
+	}
+	// The type filter: the dependencies drawn are then those between components of that type.
+	filterType := doc.Components[0].Type
+	typeOf := map[string]string{}
+	for _, c := range doc.Components {
+		typeOf[c.ID] = c.Type
+	}
+	sameType := 0
+	for _, e := range doc.Edges {
+		if typeOf[e.From] == filterType && typeOf[e.To] == filterType {
+			sameType++
+		}
 	}
 
 	type perf struct {
@@ -99,6 +116,16 @@ func TestWebPagePerformance(t *testing.T) {
 		}
 		if round == 0 {
 			p.screenshot("perf-5000")
+			// Every dependency is drawn; the type filter leaves those between its components.
+			p.waitJS("every dependency drawn", `karmaGraph.lines() === `+fmt.Sprint(len(doc.Edges)), 20*time.Second)
+			setType := func(typ string) {
+				eval[bool](p, `(() => { const s = document.querySelector('#type'); s.value = `+jsString(typ)+`; s.dispatchEvent(new Event('change')); return true })()`)
+			}
+			setType(filterType)
+			p.waitJS("the dependencies between "+filterType+" components drawn", `karmaGraph.lines() === `+fmt.Sprint(sameType), 20*time.Second)
+			p.screenshot("perf-5000-filtered")
+			setType("")
+			p.waitJS("every dependency drawn again", `karmaGraph.lines() === `+fmt.Sprint(len(doc.Edges)), 20*time.Second)
 		}
 		p.noProblems()
 	}

@@ -192,17 +192,25 @@ export class GraphView {
     };
     layer.callback((ctx) => {
       const { xy, hidden } = this.lines;
+      let drawn = 0;
       ctx.beginPath();
       for (let i = 0; i < xy.length; i += 4) {
         if (hidden && hidden[i / 4]) continue;
         ctx.moveTo(xy[i], xy[i + 1]);
         ctx.lineTo(xy[i + 2], xy[i + 3]);
+        drawn++;
       }
+      this.lines.drawn = drawn;
       ctx.lineWidth = LINE_WIDTH;
       ctx.strokeStyle = LINE_COLOUR;
       ctx.stroke();
     });
     this.lines.layer = layer;
+  }
+
+  // drawnLines is how many dependencies the canvas layer drew last (null below BIG).
+  drawnLines() {
+    return this.lines ? this.lines.drawn ?? 0 : null;
   }
 
   // follow gives the upper instance the lower one's pan and zoom.

@@ -27,8 +27,12 @@ const app = {
 
 const $ = (sel) => document.querySelector(sel);
 
-// What the browser test reads of the graph: the highlight classes of a component's node.
-window.karmaGraph = { classes: (id) => (app.graph && app.graph.has(id) ? app.graph.classes(id) : []) };
+// What the browser tests read of the graph: the highlight classes of a component's node; how
+// many dependencies a big graph's canvas layer drew last.
+window.karmaGraph = {
+  classes: (id) => (app.graph && app.graph.has(id) ? app.graph.classes(id) : []),
+  lines: () => (app.graph ? app.graph.drawnLines() : null),
+};
 
 async function boot() {
   const graph = get('/graph'); // asked for at once, beside /me: it is most of the wait
