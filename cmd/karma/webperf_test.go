@@ -110,10 +110,13 @@ func TestWebPagePerformance(t *testing.T) {
 		p.waitJS("the selections measured", `karmaPerf.selects.length === `+fmt.Sprint(len(targets)), 20*time.Second)
 		got := eval[perf](p, `JSON.parse(JSON.stringify(karmaPerf))`)
 		loads = append(loads, got)
-		t.Logf("load %d: graph fetched and parsed at %.0f ms, elements %.0f ms, init %.0f ms, layout %.0f ms, first render (painted) at %.0f ms", round, got.GraphFetched, got.Elements, got.Init, got.Layout, got.FirstRender)
+		var these []string
 		for _, s := range got.Selects {
 			selects = append(selects, s.MS)
+			these = append(these, fmt.Sprintf("%.0f", s.MS))
 		}
+		t.Logf("load %d: graph fetched and parsed at %.0f ms, elements %.0f ms, init %.0f ms, layout %.0f ms, first render (painted) at %.0f ms; selections in order: %s ms",
+			round, got.GraphFetched, got.Elements, got.Init, got.Layout, got.FirstRender, strings.Join(these, ", "))
 		if round == 0 {
 			p.screenshot("perf-5000")
 			// Every dependency is drawn; the type filter leaves those between its components.
