@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/usekarma/karma/shared/audit"
+	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
@@ -36,7 +36,7 @@ func BenchmarkPipeline(b *testing.B) {
 	if _, err := ps.Put(ctx, params.PutInput{Name: "/iac/serverless-api/public/runtime", Value: `{"api_domain":"api.example.com"}`}); err != nil {
 		b.Fatal(err)
 	}
-	elapsed, cpu := benchRun(b, st, events)
+	elapsed, cpu, sql := benchRun(b, st, events)
 	all, _ := st.changeSets.List(ctx)
 	applied := 0
 	for _, cs := range all {
@@ -49,7 +49,7 @@ func BenchmarkPipeline(b *testing.B) {
 	if applied != b.N {
 		b.Fatalf("%d of %d deployments applied", applied, b.N)
 	}
-	benchReport(b, elapsed, cpu)
+	benchReport(b, elapsed, cpu, sql)
 }
 
 // BenchmarkRuntimeOverhead is BenchmarkPipeline's message flow with the stages' work taken out:
@@ -109,23 +109,20 @@ func BenchmarkRuntimeOverhead(b *testing.B) {
 			st.runner.Stages[i].Handler = pipeline.Chain(h, pipeline.Correlation())
 		}
 	}
-	elapsed, cpu := benchRun(b, st, events)
+	elapsed, cpu, sql := benchRun(b, st, events)
 	recs, err := st.audit.Query(ctx, audit.Query{})
 	if err != nil || len(recs) != 6*b.N {
 		b.Fatalf("%d audit records, want %d (%v)", len(recs), 6*b.N, err)
 	}
-	benchReport(b, elapsed, cpu)
+	benchReport(b, elapsed, cpu, sql)
 }
 
 // benchStack is the embedded stack on a fresh state directory for the examples repository, with
 // the no-op Terraform runner and 4 plan and apply workers.
 func benchStack(b *testing.B) (*session, *stack) {
 	ctx := context.Background()
-	repo, err := filepath.Abs(filepath.Join("..", "..", "examples"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	g := &globals{repo: repo, stateDir: b.TempDir(), paramsBackend: "embedded", testRunner: &terraform.Noop{}}
+	repo, state := demoRepo(b) // resolve builds every change set from a commit
+	g := &globals{repo: repo, stateDir: state, paramsBackend: "embedded", testRunner: &terraform.Noop{}}
 	s, err := g.open(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -157,11 +154,11 @@ func benchEvents(b *testing.B, n int) []message.Envelope {
 }
 
 // benchRun publishes events (100 per call) and runs the pipeline until idle; it returns the wall
-// and CPU time that took.
-func benchRun(b *testing.B, st *stack, events []message.Envelope) (elapsed, cpu time.Duration) {
+// and CPU time that took and the SQL it ran.
+func benchRun(b *testing.B, st *stack, events []message.Envelope) (elapsed, cpu time.Duration, sql embedded.Stats) {
 	ctx := context.Background()
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0, sql0 := processCPU(), embedded.Counters()
 	start := time.Now()
 	for i := 0; i < len(events); i += 100 {
 		if err := st.publish(ctx, events[i:min(i+100, len(events))]...); err != nil {
@@ -172,12 +169,12 @@ func benchRun(b *testing.B, st *stack, events []message.Envelope) (elapsed, cpu 
 		b.Fatal(err)
 	}
 	elapsed = time.Since(start)
-	cpu = processCPU() - cpu0
+	cpu, sql = processCPU()-cpu0, embedded.Counters().Sub(sql0)
 	b.StopTimer()
-	return elapsed, cpu
+	return elapsed, cpu, sql
 }
 
-func benchReport(b *testing.B, elapsed, cpu time.Duration) {
+func benchReport(b *testing.B, elapsed, cpu time.Duration, sql embedded.Stats) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(elapsed.Microseconds())/1000/float64(b.N), "ms/deployment")
 	if cpu > 0 {
@@ -185,6 +182,13 @@ func benchReport(b *testing.B, elapsed, cpu time.Duration) {
 		// it hardly depends on what else the machine is running.
 		b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/event")
 	}
+	// What reached SQLite per event, over every store of the process (embedded.Counters).
+	n := float64(b.N)
+	b.ReportMetric(float64(sql.Statements())/n, "stmts/event")
+	b.ReportMetric(float64(sql.Execs)/n, "writes/event")
+	b.ReportMetric(float64(sql.Queries)/n, "queries/event")
+	b.ReportMetric(float64(sql.WriteTxs)/n, "tx/event")
+	b.ReportMetric(float64(sql.Prepares)/n, "prepares/event")
 }
 
 // processCPU is the CPU time (user + system) this process used so far, from /proc/self/stat

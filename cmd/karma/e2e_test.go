@@ -18,7 +18,7 @@ import (
 )
 
 // demoRepo copies examples/ into a fresh git repository with one commit by Ada.
-func demoRepo(t *testing.T) (repo, state string) {
+func demoRepo(t testing.TB) (repo, state string) {
 	t.Helper()
 	dir := t.TempDir()
 	repo, state = filepath.Join(dir, "repo"), filepath.Join(dir, "state")
@@ -31,7 +31,7 @@ func demoRepo(t *testing.T) (repo, state string) {
 	return repo, state
 }
 
-func git(t *testing.T, repo string, args ...string) string {
+func git(t testing.TB, repo string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
 	out, err := cmd.CombinedOutput()
@@ -41,7 +41,7 @@ func git(t *testing.T, repo string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-func commitAs(t *testing.T, repo, who, msg string) string {
+func commitAs(t testing.TB, repo, who, msg string) string {
 	t.Helper()
 	git(t, repo, "-c", "user.name="+who, "-c", "user.email="+strings.ToLower(who)+"@example.com", "commit", "-qam", msg)
 	return git(t, repo, "rev-parse", "HEAD")

@@ -23,8 +23,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 // BusyTimeoutMillis is how long a connection waits for a lock before SQLITE_BUSY.
@@ -49,7 +47,7 @@ func Open(path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
 		return nil, fmt.Errorf("embedded: open %s: create parent directory: %w", abs, err)
 	}
-	sqlDB, err := sql.Open("sqlite", dsn(abs))
+	sqlDB, err := sql.Open(driverName, dsn(abs))
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", abs, err)
 	}

@@ -1,0 +1,244 @@
+package embedded
+
+// Statement and transaction counters: every DB of this package opens its file through a thin
+// wrapper of the SQLite driver (driverName) that counts what reaches SQLite, so that benchmarks
+// can report statements and write transactions per event (Counters). The wrapper adds an atomic
+// increment per call and changes nothing else: each method forwards to the driver's.
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"strings"
+	"sync/atomic"
+
+	"modernc.org/sqlite"
+)
+
+// driverName is the counting wrapper of modernc.org/sqlite's driver.
+const driverName = "karma-sqlite"
+
+func init() { sql.Register(driverName, countingDriver{&sqlite.Driver{}}) }
+
+// Stats are counts since the process started, over every embedded DB of the process.
+type Stats struct {
+	// Execs are statements run for their effect (INSERT, UPDATE, DELETE, DDL, PRAGMA writes).
+	Execs int64
+	// Queries are statements run for rows (SELECT, and INSERT ... RETURNING).
+	Queries int64
+	// Prepares are statements prepared explicitly (database/sql Prepare, once per connection).
+	Prepares int64
+	// WriteTxs are write transactions: every BEGIN (IMMEDIATE, see db.go) plus every Exec
+	// outside a transaction, which SQLite runs as a transaction of its own.
+	WriteTxs int64
+}
+
+// Statements is Execs + Queries.
+func (s Stats) Statements() int64 { return s.Execs + s.Queries }
+
+// Sub is s - o, the counts between two snapshots.
+func (s Stats) Sub(o Stats) Stats {
+	return Stats{Execs: s.Execs - o.Execs, Queries: s.Queries - o.Queries, Prepares: s.Prepares - o.Prepares, WriteTxs: s.WriteTxs - o.WriteTxs}
+}
+
+var counts struct{ execs, queries, prepares, writeTxs atomic.Int64 }
+
+// Counters returns the counts so far; take two snapshots and Sub them.
+func Counters() Stats {
+	return Stats{Execs: counts.execs.Load(), Queries: counts.queries.Load(), Prepares: counts.prepares.Load(), WriteTxs: counts.writeTxs.Load()}
+}
+
+type countingDriver struct{ d *sqlite.Driver }
+
+func (d countingDriver) Open(name string) (driver.Conn, error) {
+	c, err := d.d.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{c: c}, nil
+}
+
+// The interfaces modernc.org/sqlite's connection implements, which database/sql looks for.
+type sqliteConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.ExecerContext
+	driver.QueryerContext
+	driver.Pinger
+	driver.SessionResetter
+	driver.Validator
+}
+
+type countingConn struct {
+	c    driver.Conn
+	inTx bool // database/sql uses a connection from one goroutine at a time
+}
+
+var (
+	_ sqliteConn              = (*countingConn)(nil)
+	_ driver.StmtExecContext  = (*countingStmt)(nil)
+	_ driver.StmtQueryContext = (*countingStmt)(nil)
+)
+
+var errUnsupportedByDriverConn = errors.New("embedded: the SQLite connection lacks a method the wrapper forwards")
+
+func (c *countingConn) conn() (sqliteConn, error) {
+	s, ok := c.c.(sqliteConn)
+	if !ok {
+		return nil, errUnsupportedByDriverConn
+	}
+	return s, nil
+}
+
+func (c *countingConn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+func (c *countingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	s, err := c.conn()
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	counts.prepares.Add(1)
+	return &countingStmt{s: st, c: c, write: isWrite(query)}, nil
+}
+
+func (c *countingConn) Close() error { return c.c.Close() }
+
+func (c *countingConn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	s, err := c.conn()
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	counts.writeTxs.Add(1)
+	c.inTx = true
+	return &countingTx{tx: tx, c: c}, nil
+}
+
+func (c *countingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	s, err := c.conn()
+	if err != nil {
+		return nil, err
+	}
+	c.count(false, true)
+	return s.ExecContext(ctx, query, args)
+}
+
+func (c *countingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	s, err := c.conn()
+	if err != nil {
+		return nil, err
+	}
+	c.count(true, isWrite(query))
+	return s.QueryContext(ctx, query, args)
+}
+
+// count counts one statement; write: it changes the file, so outside a transaction it is one.
+func (c *countingConn) count(query, write bool) {
+	if query {
+		counts.queries.Add(1)
+	} else {
+		counts.execs.Add(1)
+	}
+	if write && !c.inTx {
+		counts.writeTxs.Add(1)
+	}
+}
+
+func (c *countingConn) Ping(ctx context.Context) error {
+	s, err := c.conn()
+	if err != nil {
+		return err
+	}
+	return s.Ping(ctx)
+}
+
+func (c *countingConn) ResetSession(ctx context.Context) error {
+	s, err := c.conn()
+	if err != nil {
+		return err
+	}
+	return s.ResetSession(ctx)
+}
+
+func (c *countingConn) IsValid() bool {
+	s, err := c.conn()
+	return err == nil && s.IsValid()
+}
+
+// isWrite is whether a statement's text starts with a keyword that changes the file.
+func isWrite(query string) bool {
+	q := strings.TrimSpace(query)
+	for _, kw := range []string{"INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER"} {
+		if len(q) >= len(kw) && strings.EqualFold(q[:len(kw)], kw) {
+			return true
+		}
+	}
+	return false
+}
+
+type countingTx struct {
+	tx driver.Tx
+	c  *countingConn
+}
+
+func (t *countingTx) Commit() error {
+	t.c.inTx = false
+	return t.tx.Commit()
+}
+
+func (t *countingTx) Rollback() error {
+	t.c.inTx = false
+	return t.tx.Rollback()
+}
+
+type countingStmt struct {
+	s     driver.Stmt
+	c     *countingConn
+	write bool
+}
+
+func (s *countingStmt) Close() error  { return s.s.Close() }
+func (s *countingStmt) NumInput() int { return s.s.NumInput() }
+
+func (s *countingStmt) Exec(args []driver.Value) (driver.Result, error) {
+	s.c.count(false, true)
+	return s.s.Exec(args) //nolint:staticcheck // the driver's deprecated form, for completeness
+}
+
+func (s *countingStmt) Query(args []driver.Value) (driver.Rows, error) {
+	s.c.count(true, s.write)
+	return s.s.Query(args) //nolint:staticcheck // as Exec
+}
+
+func (s *countingStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	e, ok := s.s.(driver.StmtExecContext)
+	if !ok {
+		return nil, errUnsupportedByDriverConn
+	}
+	s.c.count(false, true)
+	return e.ExecContext(ctx, args)
+}
+
+func (s *countingStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	q, ok := s.s.(driver.StmtQueryContext)
+	if !ok {
+		return nil, errUnsupportedByDriverConn
+	}
+	s.c.count(true, s.write)
+	return q.QueryContext(ctx, args)
+}
