@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,14 +21,26 @@ import (
 
 // BenchmarkPipeline measures change events from ingest to audit on the embedded queue, with
 // Terraform replaced by the no-op runner behind the same interface. Each event is a change
-// request for a leaf component (prod/serverless-site/www): change.detected -> resolve ->
-// change.resolved + deployment.scheduled -> graph-write -> deployment.recorded -> plan ->
-// deployment.planned -> apply (runtime published) -> deployment.applied -> resolve, graph-write;
-// every message also to audit.
-func BenchmarkPipeline(b *testing.B) {
+// request for one of benchSites leaf components (prod/serverless-site/www-NN, in rotation):
+// change.detected -> resolve -> change.resolved + deployment.scheduled -> graph-write ->
+// deployment.recorded -> plan -> deployment.planned -> apply (runtime published) ->
+// deployment.applied -> resolve, graph-write; every message also to audit. Change sets of one
+// site queue behind each other (change-set ordering), those of different sites do not.
+func BenchmarkPipeline(b *testing.B) { benchPipeline(b, benchSites) }
+
+// BenchmarkPipelineOneComponent is BenchmarkPipeline with every event for the same component:
+// each change set waits for the one before it (change-set ordering), so this measures one
+// event's latency through every stage plus the ordering's bookkeeping, which grows with the
+// queue (each change set records every earlier one it waits for).
+func BenchmarkPipelineOneComponent(b *testing.B) { benchPipeline(b, 1) }
+
+// benchSites is how many leaf components BenchmarkPipeline's events rotate over.
+const benchSites = 50
+
+func benchPipeline(b *testing.B, sites int) {
 	ctx := context.Background()
-	s, st := benchStack(b)
-	events := benchEvents(b, b.N)
+	s, st := benchStack(b, sites)
+	events := benchEvents(b, b.N, sites)
 	// The interpolated upstream runtime must exist: publish it once.
 	ps, err := s.params("prod")
 	if err != nil {
@@ -58,8 +71,8 @@ func BenchmarkPipeline(b *testing.B) {
 // stage. Each event: 6 messages, 13 deliveries, 6 audit records.
 func BenchmarkRuntimeOverhead(b *testing.B) {
 	ctx := context.Background()
-	_, st := benchStack(b)
-	events := benchEvents(b, b.N)
+	_, st := benchStack(b, 1)
+	events := benchEvents(b, b.N, 1)
 	pass := map[string]pipeline.Handler{
 		pipeline.StageResolve: func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
 			if in.Type != message.TypeChangeDetected {
@@ -118,10 +131,26 @@ func BenchmarkRuntimeOverhead(b *testing.B) {
 }
 
 // benchStack is the embedded stack on a fresh state directory for the examples repository, with
-// the no-op Terraform runner and 4 plan and apply workers.
-func benchStack(b *testing.B) (*session, *stack) {
+// the no-op Terraform runner and 4 plan and apply workers. The repository gets sites copies of
+// prod/serverless-site/www (benchSite), committed.
+func benchStack(b *testing.B, sites int) (*session, *stack) {
 	ctx := context.Background()
 	repo, state := demoRepo(b) // resolve builds every change set from a commit
+	www, err := os.ReadFile(filepath.Join(repo, "iac", "prod", "serverless-site", "www", "config.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range sites {
+		dir := filepath.Join(repo, "iac", "prod", benchSite(i))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), www, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	git(b, repo, "add", "-A")
+	commitAs(b, repo, "Ada", "bench sites")
 	g := &globals{repo: repo, stateDir: state, paramsBackend: "embedded", testRunner: &terraform.Noop{}}
 	s, err := g.open(ctx)
 	if err != nil {
@@ -138,12 +167,15 @@ func benchStack(b *testing.B) (*session, *stack) {
 	return s, st
 }
 
-// benchEvents are n change requests for prod/serverless-site/www, each with another config.
-func benchEvents(b *testing.B, n int) []message.Envelope {
+// benchSite is the i-th copy of serverless-site/www.
+func benchSite(i int) string { return fmt.Sprintf("serverless-site/www-%02d", i) }
+
+// benchEvents are n change requests for the sites in rotation, each with another config.
+func benchEvents(b *testing.B, n, sites int) []message.Envelope {
 	events := make([]message.Envelope, n)
 	for i := range events {
 		cfg := fmt.Sprintf(`{"karma":{"extends":"serverless-site/site-defaults"},"site_name":"www.example.com","route53_zone_nickname":"main","api_origin":"${serverless-api/public.runtime.api_domain}","revision":%d}`, i)
-		e, err := ingest.FromRequest(ingest.Request{Env: "prod", Configs: map[string][]byte{"serverless-site/www": []byte(cfg)},
+		e, err := ingest.FromRequest(ingest.Request{Env: "prod", Configs: map[string][]byte{benchSite(i % sites): []byte(cfg)},
 			Actor: message.Actor{Kind: "cli", Name: "bench"}, AutoApprove: true})
 		if err != nil {
 			b.Fatal(err)

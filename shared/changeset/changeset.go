@@ -348,3 +348,43 @@ type Store interface {
 	Update(ctx context.Context, id string, fn func(*ChangeSet) error) (*ChangeSet, error)
 	List(ctx context.Context) ([]*ChangeSet, error)
 }
+
+// UnfinishedLister is a Store that lists an environment's unfinished change sets touching given
+// components without reading every change set (the embedded store keeps an index of them). The
+// resolve stage asks this for every change set it creates and every one that finishes, so on a
+// store without it the cost of each grows with the whole history.
+type UnfinishedLister interface {
+	// Unfinished returns env's change sets that are not Done and have a node for one of
+	// components (every one of env when components is nil), newest first.
+	Unfinished(ctx context.Context, env string, components []string) ([]*ChangeSet, error)
+}
+
+// Unfinished returns env's change sets that are not Done and have a node for one of components
+// (every one of env when components is nil), newest first: through the store's index when it
+// has one (UnfinishedLister), else by listing every change set.
+func Unfinished(ctx context.Context, s Store, env string, components []string) ([]*ChangeSet, error) {
+	if u, ok := s.(UnfinishedLister); ok {
+		return u.Unfinished(ctx, env, components)
+	}
+	all, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*ChangeSet
+	for _, cs := range all {
+		if cs.Env == env && !cs.Done() && (components == nil || cs.touches(components)) {
+			out = append(out, cs)
+		}
+	}
+	return out, nil
+}
+
+// touches reports whether cs has a node for one of components.
+func (cs *ChangeSet) touches(components []string) bool {
+	for _, c := range components {
+		if _, ok := cs.Nodes[c]; ok {
+			return true
+		}
+	}
+	return false
+}

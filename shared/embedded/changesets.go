@@ -10,13 +10,20 @@ import (
 	"github.com/usekarma/karma/shared/changeset"
 )
 
-// ChangeSets keeps change sets as JSON documents; Update is one IMMEDIATE transaction, so
-// concurrent updates of one change set serialise.
+// ChangeSets keeps change sets as JSON documents; Create and Update are each one IMMEDIATE
+// transaction, so concurrent updates of one change set serialise. Next to the documents the store
+// keeps an index of the unfinished change sets by environment and component
+// (changesets_index.go), so that Unfinished reads only the change sets still in progress that
+// touch the components asked about.
 type ChangeSets struct{ db *DB }
 
-var _ changeset.Store = (*ChangeSets)(nil)
+var (
+	_ changeset.Store            = (*ChangeSets)(nil)
+	_ changeset.UnfinishedLister = (*ChangeSets)(nil)
+)
 
-// NewChangeSets creates the table when missing.
+// NewChangeSets creates the tables when missing, and indexes change sets written by a version
+// that kept no index.
 func NewChangeSets(ctx context.Context, db *DB) (*ChangeSets, error) {
 	err := db.migrate(ctx, `CREATE TABLE IF NOT EXISTS change_sets (
 		id         TEXT PRIMARY KEY,
@@ -25,7 +32,11 @@ func NewChangeSets(ctx context.Context, db *DB) (*ChangeSets, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ChangeSets{db: db}, nil
+	s := &ChangeSets{db: db}
+	if err := s.migrateIndex(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Create stores cs unless a change set with its id exists (then created is false).
@@ -34,13 +45,23 @@ func (s *ChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (bool,
 	if err != nil {
 		return false, err
 	}
-	res, err := s.db.SQL.ExecContext(ctx, `INSERT INTO change_sets (id, created_at, doc) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		cs.ID, cs.CreatedAt.UnixNano(), string(b))
+	var created bool
+	err = s.db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO change_sets (id, created_at, doc, env, done, indexed) VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (id) DO NOTHING`,
+			cs.ID, cs.CreatedAt.UnixNano(), string(b), cs.Env, cs.Done())
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		if created = n == 1; !created {
+			return nil
+		}
+		return reindex(ctx, tx, nil, cs)
+	})
 	if err != nil {
 		return false, transient(fmt.Errorf("embedded: create change set %s: %w", cs.ID, err))
 	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	return created, nil
 }
 
 // Get returns a change set.
@@ -76,6 +97,7 @@ func (s *ChangeSets) Update(ctx context.Context, id string, fn func(*changeset.C
 		if err != nil {
 			return err
 		}
+		before := indexEntry(cs)
 		if err := fn(cs); err != nil {
 			return err
 		}
@@ -83,7 +105,10 @@ func (s *ChangeSets) Update(ctx context.Context, id string, fn func(*changeset.C
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE change_sets SET doc = ? WHERE id = ?`, string(b), id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE change_sets SET doc = ?, env = ?, done = ?, indexed = 1 WHERE id = ?`, string(b), cs.Env, cs.Done(), id); err != nil {
+			return transient(err)
+		}
+		if err := reindex(ctx, tx, &before, cs); err != nil {
 			return transient(err)
 		}
 		out = cs
@@ -94,7 +119,11 @@ func (s *ChangeSets) Update(ctx context.Context, id string, fn func(*changeset.C
 
 // List returns every change set, newest first.
 func (s *ChangeSets) List(ctx context.Context) ([]*changeset.ChangeSet, error) {
-	rows, err := s.db.SQL.QueryContext(ctx, `SELECT doc FROM change_sets ORDER BY created_at DESC, id`)
+	return s.list(ctx, `SELECT doc FROM change_sets ORDER BY created_at DESC, id`)
+}
+
+func (s *ChangeSets) list(ctx context.Context, query string, args ...any) ([]*changeset.ChangeSet, error) {
+	rows, err := s.db.SQL.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

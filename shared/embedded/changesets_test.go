@@ -1,8 +1,11 @@
 package embedded_test
 
 import (
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/changeset/changesettest"
@@ -33,4 +36,107 @@ func TestChangeSetsConformanceSharedFile(t *testing.T) {
 		})
 		return s
 	})
+}
+
+func TestChangeSetsUnfinished(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "karma.db")
+	db := queueTestDB(t, path)
+	s, err := embedded.NewChangeSets(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	node := func(state string, components ...string) map[string]*changeset.Node {
+		nodes := map[string]*changeset.Node{"prod/a/b": {Component: "prod/a/b", State: state}}
+		for _, c := range components {
+			nodes[c] = &changeset.Node{Component: c, State: changeset.Applied}
+		}
+		return nodes
+	}
+	for i, c := range []struct {
+		id, env, state string
+		more           []string
+	}{{"cs-1", "prod", changeset.Pending, []string{"prod/x/y"}}, {"cs-2", "prod", changeset.Applied, nil},
+		{"cs-3", "dev", changeset.Pending, nil}, {"cs-4", "prod", changeset.Scheduled, []string{"prod/x/z"}}} {
+		cs := &changeset.ChangeSet{ID: c.id, Env: c.env, CreatedAt: t0.Add(time.Duration(i) * time.Minute), Nodes: node(c.state, c.more...)}
+		if _, err := s.Create(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(env string, components ...string) string {
+		t.Helper()
+		list, err := s.Unfinished(ctx, env, components)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, cs := range list {
+			out = append(out, cs.ID)
+		}
+		return strings.Join(out, " ")
+	}
+	if got := ids("prod"); got != "cs-4 cs-1" {
+		t.Fatalf("unfinished in prod: %q, want newest first %q", got, "cs-4 cs-1")
+	}
+	for _, c := range []struct {
+		components []string
+		want       string
+	}{
+		{[]string{"prod/a/b"}, "cs-4 cs-1"},
+		{[]string{"prod/x/y"}, "cs-1"},
+		{[]string{"prod/x/z", "prod/x/y"}, "cs-4 cs-1"},
+		{[]string{"prod/nothing"}, ""},
+	} {
+		if got := ids("prod", c.components...); got != c.want {
+			t.Fatalf("unfinished in prod touching %v: %q, want %q", c.components, got, c.want)
+		}
+	}
+	if list, err := s.Unfinished(ctx, "prod", []string{}); err != nil || len(list) != 0 {
+		t.Fatalf("touching no component: %v, %v", list, err)
+	}
+	if got := ids("dev", "prod/x/y"); got != "" {
+		t.Fatalf("unfinished in dev touching prod/x/y: %q", got)
+	}
+	// Finishing one takes it out; a change set that starts again (a node back to pending) is back.
+	if _, err := s.Update(ctx, "cs-4", func(cs *changeset.ChangeSet) error { cs.Nodes["prod/a/b"].State = changeset.Applied; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, "cs-2", func(cs *changeset.ChangeSet) error { cs.Nodes["prod/a/b"].State = changeset.Pending; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids("prod"); got != "cs-2 cs-1" {
+		t.Fatalf("unfinished in prod after updates: %q, want %q", got, "cs-2 cs-1")
+	}
+	if got := ids("prod", "prod/a/b"); got != "cs-2 cs-1" {
+		t.Fatalf("unfinished in prod touching prod/a/b after updates: %q, want %q", got, "cs-2 cs-1")
+	}
+	if got := ids("prod", "prod/x/z"); got != "" {
+		t.Fatalf("finished cs-4 still indexed: %q", got)
+	}
+	if got := ids("dev"); got != "cs-3" {
+		t.Fatalf("unfinished in dev: %q", got)
+	}
+	// Rows written by a version without the index are indexed when the store opens.
+	if _, err := db.SQL.ExecContext(ctx, `UPDATE change_sets SET env = '', done = 1, indexed = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SQL.ExecContext(ctx, `DELETE FROM change_set_nodes`); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = embedded.NewChangeSets(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids("prod"); got != "cs-2 cs-1" {
+		t.Fatalf("unfinished in prod after re-indexing: %q, want %q", got, "cs-2 cs-1")
+	}
+	if got := ids("prod", "prod/x/y"); got != "cs-1" {
+		t.Fatalf("unfinished in prod touching prod/x/y after re-indexing: %q, want cs-1", got)
+	}
+	// The serialized wrapper the stages use reads through the index too.
+	wrapped := db.SerializeChangeSets(s)
+	list, err := changeset.Unfinished(ctx, wrapped, "dev", []string{"prod/a/b"})
+	if err != nil || len(list) != 1 || list[0].ID != "cs-3" {
+		t.Fatalf("through the wrapper: %v, %v", list, err)
+	}
 }

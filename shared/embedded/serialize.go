@@ -59,6 +59,11 @@ func (s lockedChangeSets) Update(ctx context.Context, id string, fn func(*change
 	return out, err
 }
 
+// Unfinished reads through the wrapped store's index when it has one (changeset.UnfinishedLister).
+func (s lockedChangeSets) Unfinished(ctx context.Context, env string, components []string) ([]*changeset.ChangeSet, error) {
+	return changeset.Unfinished(ctx, s.Store, env, components)
+}
+
 type lockedLineage struct {
 	lineage.Store
 	db *DB

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/usekarma/karma/shared/changeset"
@@ -60,7 +62,7 @@ func (w *Worker) newest(ctx context.Context, env, commit string) (string, error)
 // queue fills cs.QueuedBehind and starts cs when nothing is ahead of it.
 func (w *Worker) queue(ctx context.Context, cs *changeset.ChangeSet) error {
 	if cs.Rejected == "" {
-		earlier, err := w.active(ctx, cs.Env, cs.ID)
+		earlier, err := w.active(ctx, cs, cs.ID)
 		if err != nil {
 			return err
 		}
@@ -70,15 +72,20 @@ func (w *Worker) queue(ctx context.Context, cs *changeset.ChangeSet) error {
 	return nil
 }
 
-// active lists the change sets of env that are not done, except id.
-func (w *Worker) active(ctx context.Context, env, except string) ([]*changeset.ChangeSet, error) {
-	all, err := w.ChangeSets.List(ctx)
+// active lists the change sets of of's environment that are not done and share a component with
+// of, except id (through the store's index of unfinished change sets when it has one:
+// changeset.Unfinished). Only those can be queued behind of, or be ahead of it.
+func (w *Worker) active(ctx context.Context, of *changeset.ChangeSet, except string) ([]*changeset.ChangeSet, error) {
+	if len(of.Nodes) == 0 {
+		return nil, nil // shares nothing with anything
+	}
+	unfinished, err := changeset.Unfinished(ctx, w.ChangeSets, of.Env, slices.Sorted(maps.Keys(of.Nodes)))
 	if err != nil {
 		return nil, pipeline.Transient(err)
 	}
 	var out []*changeset.ChangeSet
-	for _, cs := range all {
-		if cs.Env == env && cs.ID != except && !cs.Done() {
+	for _, cs := range unfinished {
+		if cs.ID != except {
 			out = append(out, cs)
 		}
 	}
@@ -106,7 +113,7 @@ func (w *Worker) recheck(ctx context.Context, id string) (*changeset.ChangeSet, 
 // first decisions. The messages continue each released change set's own story: its
 // correlation, caused by in (the event that finished the one ahead).
 func (w *Worker) release(ctx context.Context, in message.Envelope, finished *changeset.ChangeSet) ([]message.Envelope, error) {
-	waiting, err := w.active(ctx, finished.Env, finished.ID)
+	waiting, err := w.active(ctx, finished, finished.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,140 @@
+package embedded
+
+// The index of unfinished change sets. Each change_sets row keeps its environment and whether
+// the change set is done, and change_set_nodes holds (environment, component, change set) for
+// every node of every unfinished change set; a change set's rows go when it is done. Create and
+// Update keep both in the transaction that writes the document, so the index never disagrees
+// with the documents. Unfinished answers from it: the change sets of an environment still in
+// progress that touch given components, the question the resolve stage asks for every change
+// set it creates and every one that finishes (changeset.UnfinishedLister).
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/usekarma/karma/shared/changeset"
+)
+
+func (s *ChangeSets) migrateIndex(ctx context.Context) error {
+	for _, c := range [][2]string{
+		{"env", "TEXT NOT NULL DEFAULT ''"},
+		{"done", "INTEGER NOT NULL DEFAULT 0"},
+		{"indexed", "INTEGER NOT NULL DEFAULT 0"}, // env, done and the node rows are set
+	} {
+		if err := s.db.addColumn(ctx, "change_sets", c[0], c[1]); err != nil {
+			return err
+		}
+	}
+	err := s.db.migrate(ctx,
+		`CREATE INDEX IF NOT EXISTS change_sets_unfinished ON change_sets(env, created_at) WHERE done = 0`,
+		`CREATE TABLE IF NOT EXISTS change_set_nodes (
+			env       TEXT NOT NULL,
+			component TEXT NOT NULL,
+			cs_id     TEXT NOT NULL,
+			PRIMARY KEY (env, component, cs_id)) WITHOUT ROWID`,
+		`CREATE INDEX IF NOT EXISTS change_set_nodes_cs ON change_set_nodes(cs_id)`)
+	if err != nil {
+		return err
+	}
+	if err := s.indexOld(ctx); err != nil {
+		return fmt.Errorf("embedded: migrate: index change sets: %w", err)
+	}
+	return nil
+}
+
+// indexOld indexes the rows written by a version without the index.
+func (s *ChangeSets) indexOld(ctx context.Context) error {
+	return s.db.lockedTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, doc FROM change_sets WHERE indexed = 0`)
+		if err != nil {
+			return err
+		}
+		var todo []*changeset.ChangeSet
+		for rows.Next() {
+			var id, doc string
+			if err := rows.Scan(&id, &doc); err != nil {
+				rows.Close()
+				return err
+			}
+			var cs changeset.ChangeSet
+			if err := json.Unmarshal([]byte(doc), &cs); err != nil {
+				rows.Close()
+				return fmt.Errorf("change set %s: %w", id, err)
+			}
+			cs.ID = id
+			todo = append(todo, &cs)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		for _, cs := range todo {
+			if _, err := tx.ExecContext(ctx, `UPDATE change_sets SET env = ?, done = ?, indexed = 1 WHERE id = ?`, cs.Env, cs.Done(), cs.ID); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM change_set_nodes WHERE cs_id = ?`, cs.ID); err != nil {
+				return err
+			}
+			if err := reindex(ctx, tx, nil, cs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// entry is what the index holds of a change set.
+type entry struct {
+	env        string
+	done       bool
+	components []string // sorted
+}
+
+func indexEntry(cs *changeset.ChangeSet) entry {
+	return entry{env: cs.Env, done: cs.Done(), components: slices.Sorted(maps.Keys(cs.Nodes))}
+}
+
+// reindex brings change_set_nodes from before (nil: no rows) to cs's state, writing only when
+// that changed: a change set's nodes and environment are fixed once it is created, so an update
+// writes here only when the change set finishes (or, by a rollback of its state, starts again).
+func reindex(ctx context.Context, tx *sql.Tx, before *entry, cs *changeset.ChangeSet) error {
+	after := indexEntry(cs)
+	had := before != nil && !before.done
+	want := !after.done
+	if had && want && before.env == after.env && slices.Equal(before.components, after.components) {
+		return nil
+	}
+	if had {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM change_set_nodes WHERE cs_id = ?`, cs.ID); err != nil {
+			return err
+		}
+	}
+	if !want || len(after.components) == 0 {
+		return nil
+	}
+	list, err := json.Marshal(after.components)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO change_set_nodes (env, component, cs_id) SELECT ?, value, ? FROM json_each(?)`,
+		after.env, cs.ID, string(list))
+	return err
+}
+
+// Unfinished returns env's change sets that are not done and have a node for one of components
+// (every unfinished one of env when components is nil), newest first, from the index.
+func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []string) ([]*changeset.ChangeSet, error) {
+	if components == nil {
+		return s.list(ctx, `SELECT doc FROM change_sets WHERE env = ? AND done = 0 ORDER BY created_at DESC, id`, env)
+	}
+	list, err := json.Marshal(components)
+	if err != nil {
+		return nil, err
+	}
+	return s.list(ctx, `SELECT doc FROM change_sets WHERE done = 0 AND id IN (
+			SELECT cs_id FROM change_set_nodes WHERE env = ? AND component IN (SELECT value FROM json_each(?)))
+		ORDER BY created_at DESC, id`, env, string(list))
+}
