@@ -67,19 +67,8 @@ func (r *Repo) schemaFor(typ string) *schemaEntry {
 			e.err = err
 			return
 		}
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-		if err != nil {
-			e.err = fmt.Errorf("invalid JSON: %w", err)
-			return
-		}
-		c := jsonschema.NewCompiler()
-		c.DefaultDraft(jsonschema.Draft2020)
 		url := "file:///" + strings.TrimPrefix(filepath.ToSlash(e.file), "/")
-		if err := c.AddResource(url, doc); err != nil {
-			e.err = err
-			return
-		}
-		e.schema, e.err = c.Compile(url)
+		e.schema, e.err = compileSchema(url, data)
 	})
 	return e
 }

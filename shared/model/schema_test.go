@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -29,5 +30,52 @@ func TestValidateConfigAgainstTodaysSchema(t *testing.T) {
 	}
 	if d := repo.ValidateConfig("vpc", []byte(`[1]`)); len(d) != 1 || !strings.Contains(d[0].Message, "not a JSON object") {
 		t.Errorf("not an object: %v", d)
+	}
+}
+
+// Two builds of the same schema bytes share one compiled schema; other bytes are compiled anew.
+func TestSchemaCompiledOncePerContent(t *testing.T) {
+	t.Parallel()
+	schema := `{"$comment": "TestSchemaCompiledOncePerContent", "type": "object", "properties": {"az_count": {"type": "integer", "minimum": %d}}}`
+	load := func(minimum int) *Repo {
+		t.Helper()
+		fsys := fstest.MapFS{
+			"iac/prod/vpc/core/config.json":     {Data: []byte(`{"az_count": 4}`)},
+			"components/vpc/config.schema.json": {Data: []byte(fmt.Sprintf(schema, minimum))},
+		}
+		repo, err := LoadFS(fsys, "commit", LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return repo
+	}
+	a, b, c := load(4), load(4), load(5)
+	sa, sb, sc := a.schemaFor("vpc"), b.schemaFor("vpc"), c.schemaFor("vpc")
+	if sa.err != nil || sb.err != nil || sc.err != nil || sa.schema == nil {
+		t.Fatalf("schemas: %v %v %v", sa.err, sb.err, sc.err)
+	}
+	if sa.schema != sb.schema {
+		t.Error("the same schema bytes were compiled twice")
+	}
+	if sa.schema == sc.schema {
+		t.Error("a changed schema was not compiled again")
+	}
+	// Each repository still validates against its own schema.
+	if d := b.ValidateConfig("vpc", []byte(`{"az_count":4}`)); len(d) != 0 {
+		t.Errorf("minimum 4: %v", d)
+	}
+	if d := c.ValidateConfig("vpc", []byte(`{"az_count":4}`)); len(d) != 1 {
+		t.Errorf("minimum 5: %v", d)
+	}
+	// Invalid JSON fails the same way every time.
+	bad := fstest.MapFS{"iac/prod/vpc/core/config.json": {Data: []byte(`{}`)}, "components/vpc/config.schema.json": {Data: []byte(`{`)}}
+	for range 2 {
+		repo, err := LoadFS(bad, "commit", LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := repo.schemaFor("vpc"); e.err == nil || !strings.Contains(e.err.Error(), "invalid JSON") {
+			t.Errorf("invalid schema: %v", e.err)
+		}
 	}
 }
