@@ -2,8 +2,9 @@ package embedded
 
 // Statement and transaction counters: every DB of this package opens its file through a thin
 // wrapper of the SQLite driver (driverName) that counts what reaches SQLite, so that benchmarks
-// can report statements and write transactions per event (Counters). The wrapper adds an atomic
-// increment per call and changes nothing else: each method forwards to the driver's.
+// can report statements and write transactions per event (Counters), and that runs each
+// statement through the connection's prepared statement (stmtcache.go). Otherwise each method
+// forwards to the driver's.
 
 import (
 	"context"
@@ -72,8 +73,9 @@ type sqliteConn interface {
 }
 
 type countingConn struct {
-	c    driver.Conn
-	inTx bool // database/sql uses a connection from one goroutine at a time
+	c     driver.Conn
+	inTx  bool                   // database/sql uses a connection from one goroutine at a time
+	stmts map[string]*cachedStmt // prepared once per connection (stmtcache.go)
 }
 
 var (
@@ -109,7 +111,10 @@ func (c *countingConn) PrepareContext(ctx context.Context, query string) (driver
 	return &countingStmt{s: st, c: c, write: isWrite(query)}, nil
 }
 
-func (c *countingConn) Close() error { return c.c.Close() }
+func (c *countingConn) Close() error {
+	c.closeStatements()
+	return c.c.Close()
+}
 
 func (c *countingConn) Begin() (driver.Tx, error) {
 	return c.BeginTx(context.Background(), driver.TxOptions{})
@@ -135,6 +140,9 @@ func (c *countingConn) ExecContext(ctx context.Context, query string, args []dri
 		return nil, err
 	}
 	c.count(false, true)
+	if res, ok, err := c.execPrepared(ctx, query, args); ok || err != nil {
+		return res, err
+	}
 	return s.ExecContext(ctx, query, args)
 }
 
@@ -144,6 +152,9 @@ func (c *countingConn) QueryContext(ctx context.Context, query string, args []dr
 		return nil, err
 	}
 	c.count(true, isWrite(query))
+	if rows, ok, err := c.queryPrepared(ctx, query, args); ok || err != nil {
+		return rows, err
+	}
 	return s.QueryContext(ctx, query, args)
 }
 
