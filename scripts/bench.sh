@@ -4,7 +4,11 @@
 #      shared/gitrepo (fetch), shared/api (GET /graph and GET /impact on 10k components) and
 #      shared/drift (the drift check of 10,000 components);
 #   2. wall time and peak resident memory of a real 100,000-component build: model.Build alone
-#      (scripts/genrepo -build) and the CLI (karma graph build --params-backend none --no-write).
+#      (scripts/genrepo -build) and the CLI (karma graph build --params-backend none --no-write);
+#   3. the embedded pipeline (cmd/karma): change events from ingest to audit with the no-op
+#      Terraform runner (BenchmarkPipeline, BenchmarkRuntimeOverhead: events/s, CPU, SQL
+#      statements and write transactions per event) and the 20,000-dependent fan-out
+#      (BenchmarkFanOut20k).
 # Environment: BENCH_N (components for step 2, default 100000), BENCH_SHORT=1 (go test -short:
 # skips BenchmarkBuild100k), BENCH_KEEP=1 (keep the temporary folder).
 # Timings are measurements, never assertions: this script fails only if something does not run.
@@ -25,6 +29,11 @@ echo "kernel:  $(uname -sr)"
 echo
 echo "== go benchmarks (go test -run '^\$' -bench . -benchmem -count 1)"
 go test -run '^$' -bench . -benchmem -count 1 -timeout 60m "${short[@]}" ./shared/model/ ./shared/graph/ ./shared/gitrepo/ ./shared/api/ ./shared/drift/
+
+echo
+echo "== the embedded pipeline (no-op Terraform)"
+go test -run '^$' -bench 'Pipeline$|RuntimeOverhead' -benchtime 500x -count 1 -timeout 60m ./cmd/karma/
+go test -run '^$' -bench 'FanOut20k' -benchtime 1x -count 2 -timeout 60m ./cmd/karma/
 
 if ! command -v /usr/bin/time >/dev/null; then
   echo "installing GNU time for peak resident memory"

@@ -151,6 +151,7 @@ func benchStack(b *testing.B, sites int) (*session, *stack) {
 	}
 	git(b, repo, "add", "-A")
 	commitAs(b, repo, "Ada", "bench sites")
+	git(b, repo, "repack", "-adq") // as a clone leaves it: resolve reads the commit from a pack
 	g := &globals{repo: repo, stateDir: state, paramsBackend: "embedded", testRunner: &terraform.Noop{}}
 	s, err := g.open(ctx)
 	if err != nil {
