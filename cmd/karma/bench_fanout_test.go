@@ -23,8 +23,9 @@ const (
 )
 
 // BenchmarkFanOut20k: a component (prod/vpc/hub) with 20,000 dependents, 10,000 of which consume
-// the runtime key its change changes (cfg_cidr, the no-op runner's output for the config's cidr)
-// and 10,000 a key that stays (cfg_az_count). One change request for the hub; measured, per
+// the runtime key its change changes (cfg_az_count, the no-op runner's output for the config's
+// az_count; not cidr, whose change the example's policies send to review) and 10,000 a key that
+// stays (cfg_cidr). One change request for the hub; measured, per
 // iteration: from the hub's apply (its node's outcome recorded) until every dependent is decided
 // — scheduled or skipped, recorded in the change set (decide-s), and from the request's publish
 // until then (total-s: resolve's build of the 20,001-component graph, the hub's plan and apply).
@@ -59,9 +60,9 @@ func fanOutStack(b *testing.B) (*session, *stack, message.Envelope) {
 	}
 	write("vpc/hub", `{"cidr": "10.30.0.0/16", "az_count": 3}`)
 	for i := range fanOutDependents {
-		key := "cfg_cidr"
+		key := "cfg_az_count"
 		if i >= fanOutConsumers {
-			key = "cfg_az_count"
+			key = "cfg_cidr"
 		}
 		write(fmt.Sprintf("ecs-service/fan-%05d", i), fmt.Sprintf(`{"karma": {"depends_on": [{"ref": "vpc/hub", "consumes": [%q]}]}, "desired_count": 1}`, key))
 	}
@@ -90,7 +91,7 @@ func fanOutStack(b *testing.B) (*session, *stack, message.Envelope) {
 	if _, err := ps.Put(ctx, params.PutInput{Name: "/iac/vpc/hub/runtime", Value: `{"id":"old","cfg_cidr":"10.30.0.0/16","cfg_az_count":3}`}); err != nil {
 		b.Fatal(err)
 	}
-	event, err := ingest.FromRequest(ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/hub": []byte(`{"cidr": "10.31.0.0/16", "az_count": 3}`)},
+	event, err := ingest.FromRequest(ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/hub": []byte(`{"cidr": "10.30.0.0/16", "az_count": 4}`)},
 		Actor: message.Actor{Kind: "cli", Name: "bench"}, AutoApprove: true})
 	if err != nil {
 		b.Fatal(err)
