@@ -124,8 +124,8 @@ locals {
   #                "read" (reconcile only asks whether a version was ingested; api
   #                whether a drift was recorded, for GET /drift)
   #   params:      "" | "read" | "write" on <param_prefix>
-  #   describe:    ssm:DescribeParameters (the drift check reads Karma's provenance, the
-  #                parameters' descriptions, with paged calls; it takes no resource restriction)
+  #   describe:    ssm:DescribeParameters (the drift check and reconcile read Karma's provenance,
+  #                the parameters' descriptions, with paged calls; it takes no resource restriction)
   #   publish:     events:PutEvents on the bus (audit publishes nothing)
   #   queue:       fed by its stage queue (event source mapping)
   #   dlq:         dead-letters poison records itself (shared/lambda.SQSHandler)
@@ -138,7 +138,7 @@ locals {
     apply         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "write", describe = false, publish = true, queue = true, dlq = true, depths = false }
     audit         = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "", audit = true, params = "", describe = false, publish = false, queue = true, dlq = true, depths = false }
     ingest        = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true, depths = false }
-    reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", describe = false, publish = true, queue = false, dlq = false, depths = false }
+    reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", describe = true, publish = true, queue = false, dlq = false, depths = false }
     drift         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = true, publish = true, queue = false, dlq = false, depths = false }
     promote       = { repo = false, terraform = false, neptune = false, change_sets = true, seen = "", audit = false, params = "", describe = false, publish = true, queue = false, dlq = false, depths = false }
     webhook       = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "rw", audit = true, params = "", describe = false, publish = true, queue = false, dlq = false, depths = false }
