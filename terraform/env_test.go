@@ -37,7 +37,7 @@ var floor = map[string][]string{
 func entryFloor(stage string) []string {
 	base := []string{"KARMA_STAGE", "KARMA_EVENT_BUS"}
 	switch stage {
-	case "webhook", "ingest", "reconcile", "drift", "api", "promote":
+	case "webhook", "reconcile", "drift", "api", "promote":
 		return base
 	}
 	return append(base, "KARMA_QUEUE_PREFIX")

@@ -15,8 +15,8 @@
 #   graph-write      KARMA_IDEMPOTENCY_TABLE, KARMA_NEPTUNE_ENDPOINT, KARMA_NEPTUNE_IAM
 #   plan, apply      KARMA_WORK_DIR, KARMA_TERRAFORM, KARMA_CHANGE_SET_TABLE,
 #                    KARMA_IDEMPOTENCY_TABLE (+ var.terraform_env, for terraform itself)
-#   ingest,          KARMA_ENV (this account's environment), KARMA_AUTO_APPROVE,
-#   reconcile        KARMA_IDEMPOTENCY_TABLE
+#   ingest,          KARMA_ENV (this account's environment: its Parameter Store events),
+#   reconcile        KARMA_AUTO_APPROVE, KARMA_IDEMPOTENCY_TABLE
 #   drift            the repository, KARMA_ENV, KARMA_AUTO_APPROVE, KARMA_CHANGE_SET_TABLE,
 #                    KARMA_IDEMPOTENCY_TABLE, and plan's KARMA_WORK_DIR and KARMA_TERRAFORM (the
 #                    refresh-only plans of environments that set drift_refresh run in the
@@ -27,10 +27,13 @@
 #                    KARMA_GIT_SUBDIR if set
 # terraform/env_test.go (go test ./terraform) checks this against the code path of each stage.
 #
-# The SQS pipeline stages (resolve, graph-write, plan, apply, audit) and ingest are fed by event
-# source mappings; besides them cmd/lambda serves three entry points:
-#   - reconcile (KARMA_STAGE=reconcile): invoked by the schedule in events.tf, ingests the
-#     parameter versions whose events EventBridge dropped (ingest.ParameterEvents.Reconcile);
+# The SQS pipeline stages (ingest, resolve, graph-write, plan, apply, audit) are fed by event
+# source mappings (ingest's queue takes git.pushed and parameter.changed from the karma bus and
+# the Parameter Store Change events of the default bus, which its Lambda adapter turns into
+# parameter.changed: shared/lambda/parameterevents.go); besides them cmd/lambda serves these
+# entry points:
+#   - reconcile (KARMA_STAGE=reconcile): invoked by the schedule in events.tf, publishes the
+#     parameter.changed of the versions whose events EventBridge dropped (trigger.Reconciler);
 #   - drift (KARMA_STAGE=drift): invoked by its schedule in events.tf, the drift check of this
 #     account's environment (docs/drift.md), publishing drift.detected and corrective changes;
 #   - promote (KARMA_STAGE=promote): invoked by the schedule in events.tf, starts the next

@@ -48,8 +48,8 @@ locals {
   work_dir  = "${var.efs_mount_path}/${var.work_path}" # KARMA_WORK_DIR
   param_arn = "arn:${local.partition}:ssm:${local.region}:${local.account}:parameter${var.param_prefix}"
 
-  # The stages with a queue (shared/pipeline/handler.go: StageResolve ... StageAudit, and
-  # StageIngest, which the Parameter Store rule feeds), with each queue's visibility timeout:
+  # The stages with a queue (shared/pipeline/handler.go: StageIngest ... StageAudit; the
+  # Parameter Store rule feeds ingest too), with each queue's visibility timeout:
   # at least the function's timeout (below); 6x for the short stages, as AWS recommends for
   # event source mappings, and 960 s for the 900 s Terraform stages.
   queue_visibility = {
@@ -81,8 +81,9 @@ locals {
   # The routing of the "karma" bus, written out from pipeline.Routes exactly as
   # eventbridge.Rules() derives it: for every stage a message type is routed to, one rule
   # matching source "karma" and exactly those detail-types (sorted), and one rule sending every
-  # "karma" event to the audit queue. No type is routed to ingest, so it has no rule here.
+  # "karma" event to the audit queue.
   #
+  #   git.pushed, parameter.changed                -> ingest
   #   change.detected                              -> resolve
   #   change.resolved, deployment.scheduled,
   #   deployment.skipped                           -> graph-write
@@ -94,10 +95,12 @@ locals {
   #   drift.detected                               -> graph-write
   #   everything                                   -> audit
   #
+  # The ingest queue is also fed by the Parameter Store rule on the default bus (events.tf).
   # routing_test.go (go test ./terraform) fails when this and pipeline.Routes disagree.
   routed_types = {
     apply         = ["deployment.approved", "deployment.planned"]
     "graph-write" = ["change.resolved", "deployment.applied", "deployment.failed", "deployment.scheduled", "deployment.skipped", "drift.detected"]
+    ingest        = ["git.pushed", "parameter.changed"]
     plan          = ["deployment.recorded"]
     resolve       = ["change.detected", "change.superseded", "change.rejected", "change.expired", "deployment.applied", "deployment.failed"]
   }
@@ -107,7 +110,8 @@ locals {
   )
 
   # What each function needs: the stores its stage opens (shared/app/stages.go for the SQS
-  # pipeline stages; cmd/lambda/ingest.go for ingest and reconcile, webhook.go for webhook,
+  # pipeline stages, ingest included; cmd/lambda/ingest.go for reconcile (and ingest's
+  # Parameter Store events), webhook.go for webhook,
   # drift.go and shared/app/drift.go for the scheduled drift check, promote.go for promote).
   # The environment (functions.tf) and the IAM policy (iam.tf) of each function are derived
   # from this table only.
@@ -117,15 +121,14 @@ locals {
   #   neptune:     graph and lineage stores (KARMA_NEPTUNE_ENDPOINT)           -> VPC
   #   change_sets, audit: the DynamoDB tables (read and write)
   #   seen:        the idempotency table: "rw" (claims, done markers; webhook delivery ids) or
-  #                "read" (ingest and reconcile only ask whether a change was ingested; api
+  #                "read" (reconcile only asks whether a version was ingested; api
   #                whether a drift was recorded, for GET /drift)
   #   params:      "" | "read" | "write" on <param_prefix>
-  #   describe:    ssm:DescribeParameters (the drift check reads Karma's provenance, the
-  #                parameters' descriptions, with paged calls; it takes no resource restriction)
+  #   describe:    ssm:DescribeParameters (the drift check and reconcile read Karma's provenance,
+  #                the parameters' descriptions, with paged calls; it takes no resource restriction)
   #   publish:     events:PutEvents on the bus (audit publishes nothing)
   #   queue:       fed by its stage queue (event source mapping)
-  #   dlq:         dead-letters poison records itself (shared/lambda.SQSHandler; the ingest
-  #                handler drops malformed events instead)
+  #   dlq:         dead-letters poison records itself (shared/lambda.SQSHandler)
   #   depths:      reads every stage queue's and dead-letter queue's counts for /metrics
   #                (GetQueueAttributes through the queue's RedrivePolicy; shared/sqs Counts)
   needs = {
@@ -134,8 +137,8 @@ locals {
     plan          = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true, depths = false }
     apply         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "write", describe = false, publish = true, queue = true, dlq = true, depths = false }
     audit         = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "", audit = true, params = "", describe = false, publish = false, queue = true, dlq = true, depths = false }
-    ingest        = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = false, depths = false }
-    reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", describe = false, publish = true, queue = false, dlq = false, depths = false }
+    ingest        = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true, depths = false }
+    reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", describe = true, publish = true, queue = false, dlq = false, depths = false }
     drift         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = true, publish = true, queue = false, dlq = false, depths = false }
     promote       = { repo = false, terraform = false, neptune = false, change_sets = true, seen = "", audit = false, params = "", describe = false, publish = true, queue = false, dlq = false, depths = false }
     webhook       = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "rw", audit = true, params = "", describe = false, publish = true, queue = false, dlq = false, depths = false }
@@ -143,8 +146,8 @@ locals {
   }
 
   enabled_functions = concat(
-    ["resolve", "graph-write", "plan", "apply", "audit", "promote"],
-    var.enable_ingest_function ? ["ingest", "reconcile"] : [],
+    ["ingest", "resolve", "graph-write", "plan", "apply", "audit", "promote"],
+    var.enable_ingest_function ? ["reconcile"] : [],
     var.enable_drift_function ? ["drift"] : [],
     var.enable_webhook ? ["webhook"] : [],
     var.enable_api ? ["api"] : [],

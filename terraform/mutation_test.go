@@ -80,7 +80,7 @@ func TestChecksBite(t *testing.T) {
 			`function_name           = aws_lambda_function.stage[each.key].arn`, `function_name           = aws_lambda_function.stage["audit"].arn`,
 			`queue karma-test-plan is consumed by aws_lambda_function.stage["audit"], whose KARMA_STAGE is "audit": want "plan"`},
 		{"no function for a stage", "main.tf",
-			`["resolve", "graph-write", "plan", "apply", "audit", "promote"]`, `["resolve", "graph-write", "apply", "audit", "promote"]`,
+			`["ingest", "resolve", "graph-write", "plan", "apply", "audit", "promote"]`, `["ingest", "resolve", "graph-write", "apply", "audit", "promote"]`,
 			"queue karma-test-plan: consumed by 0 functions"},
 		{"Parameter Store events under another prefix", "events.tf",
 			`name = [{ prefix = "${var.param_prefix}/" }]`, `name = [{ prefix = var.param_prefix }]`,

@@ -42,13 +42,13 @@ resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
 }
 
 # Who may send to each stage queue: the EventBridge rules that target it (events.tf), checked
-# with aws:SourceArn. Every stage but ingest is fed by its rule on the karma bus; ingest by the
+# with aws:SourceArn. Every stage is fed by its rule on the karma bus; ingest also by the
 # Parameter Store rule on the default bus.
 locals {
-  queue_sources = merge(
-    { for stage, rule in aws_cloudwatch_event_rule.stage : stage => rule.arn },
-    { ingest = aws_cloudwatch_event_rule.parameter_store.arn },
-  )
+  queue_sources = { for stage, rule in aws_cloudwatch_event_rule.stage : stage => concat(
+    [rule.arn],
+    stage == "ingest" ? [aws_cloudwatch_event_rule.parameter_store.arn] : [],
+  ) }
 }
 
 data "aws_iam_policy_document" "queue" {
@@ -67,7 +67,7 @@ data "aws_iam_policy_document" "queue" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values   = [each.value]
+      values   = each.value
     }
   }
 }

@@ -261,7 +261,7 @@ variable "ssm_kms_key_arns" {
 # --- triggers: Parameter Store events, the reconcile schedule, Git webhooks ------------------
 
 variable "enable_ingest_function" {
-  description = "Create the ingest function (Parameter Store events from the ingest queue) and the scheduled reconcile function."
+  description = "Create the scheduled reconcile function, which publishes the parameter.changed of the Parameter Store changes whose events EventBridge dropped (the ingest function is a pipeline stage: always created)."
   type        = bool
   default     = true
 }

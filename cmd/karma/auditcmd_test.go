@@ -102,8 +102,8 @@ func TestAuditVerifyFindsRemovals(t *testing.T) {
 		t.Fatalf("audit head: exit %d %s", code, errOut)
 	}
 	digest := strings.SplitN(out, "\n", 2)[0]
-	// 56 messages, and the two approvals (cli.change_approved)
-	if _, err := audit.ParseDigest(digest); err != nil || !strings.Contains(out, "13 chain(s), 58 record(s)") {
+	// 57 messages (the push's git.pushed among them), and the two approvals (cli.change_approved)
+	if _, err := audit.ParseDigest(digest); err != nil || !strings.Contains(out, "13 chain(s), 59 record(s)") {
 		t.Fatalf("audit head printed %q", out)
 	}
 	if code, out, errOut = run("audit", "head", "--witness"); code != 0 || !strings.Contains(out, digest) ||
@@ -111,7 +111,7 @@ func TestAuditVerifyFindsRemovals(t *testing.T) {
 		t.Fatalf("audit head --witness: exit %d\n%s%s", code, out, errOut)
 	}
 	for _, against := range [][]string{nil, {"--against", digest}, {"--against", "witness"}, {"--against", "witness", "--witness-version", "1"}} {
-		if code, out, errOut := run(append([]string{"audit", "verify"}, against...)...); code != 0 || !strings.Contains(out, "14 chain(s) verified, 59 record(s)") {
+		if code, out, errOut := run(append([]string{"audit", "verify"}, against...)...); code != 0 || !strings.Contains(out, "14 chain(s) verified, 60 record(s)") {
 			t.Errorf("audit verify %v before tampering: exit %d\n%s%s", against, code, out, errOut)
 		}
 	}

@@ -88,19 +88,23 @@ func TestCLIOnAWSBackends(t *testing.T) {
 	if _, err := store.Get(ctx, "/"+prefix+"/iac/vpc/core/config"); err != nil {
 		t.Errorf("SSM: %v", err)
 	}
-	// ingest queues the change on SQS; a failure of it dead-letters there.
+	// ingest commit queues the commit's git.pushed on SQS (for the ingest function); a failure of
+	// it dead-letters there.
 	out := karmaOK(t, g, append([]string{"ingest", "commit"}, base...)...)
-	ds, err := q.Receive(ctx, pipeline.StageResolve, 1, time.Minute, 2*time.Second)
+	ds, err := q.Receive(ctx, pipeline.StageIngest, 1, time.Minute, 2*time.Second)
 	if err != nil || len(ds) != 1 {
-		t.Fatalf("the resolve queue holds %d messages, %v (ingest said %s)", len(ds), err, out)
+		t.Fatalf("the ingest queue holds %d messages, %v (ingest said %s)", len(ds), err, out)
 	}
-	if err := q.Kill(ctx, pipeline.StageResolve, ds[0].ReceiptHandle, "resolve: repository unreachable (test)"); err != nil {
+	if m, err := message.Parse(ds[0].Body); err != nil || m.Type != message.TypeGitPushed || !strings.Contains(out, "change "+m.CorrelationID+" queued") {
+		t.Errorf("queued %v (%v); want the git.pushed of the change ingest named: %s", m.Type, err, out)
+	}
+	if err := q.Kill(ctx, pipeline.StageIngest, ds[0].ReceiptHandle, "ingest: repository unreachable (test)"); err != nil {
 		t.Fatal(err)
 	}
 	if out := karmaOK(t, g, append([]string{"dlq", "list"}, base...)...); !strings.Contains(out, "repository unreachable (test)") {
 		t.Errorf("dlq list: %s", out)
 	}
-	if out := karmaOK(t, g, append([]string{"dlq", "redrive", "--queue", "resolve"}, base...)...); !strings.HasPrefix(out, "1 message(s) redriven") {
+	if out := karmaOK(t, g, append([]string{"dlq", "redrive", "--queue", "ingest"}, base...)...); !strings.HasPrefix(out, "1 message(s) redriven") {
 		t.Errorf("dlq redrive: %s", out)
 	}
 	// audit log and verify read DynamoDB.

@@ -12,7 +12,7 @@ import (
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/terraform"
-	"github.com/usekarma/karma/workers/ingest"
+	"github.com/usekarma/karma/shared/trigger"
 )
 
 // fanOut is BenchmarkFanOut20k's shape: dependents of one hub, the first consumers of them
@@ -91,7 +91,7 @@ func fanOutStack(b *testing.B) (*session, *stack, message.Envelope) {
 	if _, err := ps.Put(ctx, params.PutInput{Name: "/iac/vpc/hub/runtime", Value: `{"id":"old","cfg_cidr":"10.30.0.0/16","cfg_az_count":3}`}); err != nil {
 		b.Fatal(err)
 	}
-	event, err := ingest.FromRequest(ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/hub": []byte(`{"cidr": "10.30.0.0/16", "az_count": 4}`)},
+	event, err := trigger.FromRequest(trigger.Request{Env: "prod", Configs: map[string][]byte{"vpc/hub": []byte(`{"cidr": "10.30.0.0/16", "az_count": 4}`)},
 		Actor: message.Actor{Kind: "cli", Name: "bench"}, AutoApprove: true})
 	if err != nil {
 		b.Fatal(err)

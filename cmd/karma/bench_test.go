@@ -16,7 +16,7 @@ import (
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/terraform"
-	"github.com/usekarma/karma/workers/ingest"
+	"github.com/usekarma/karma/shared/trigger"
 )
 
 // BenchmarkPipeline measures change events from ingest to audit on the embedded queue, with
@@ -181,7 +181,7 @@ func benchEvents(b *testing.B, n, sites int) []message.Envelope {
 	events := make([]message.Envelope, n)
 	for i := range events {
 		cfg := fmt.Sprintf(`{"karma":{"extends":"serverless-site/site-defaults"},"site_name":"www.example.com","route53_zone_nickname":"main","api_origin":"${serverless-api/public.runtime.api_domain}","revision":%d}`, i)
-		e, err := ingest.FromRequest(ingest.Request{Env: "prod", Configs: map[string][]byte{benchSite(i % sites): []byte(cfg)},
+		e, err := trigger.FromRequest(trigger.Request{Env: "prod", Configs: map[string][]byte{benchSite(i % sites): []byte(cfg)},
 			Actor: message.Actor{Kind: "cli", Name: "bench"}, AutoApprove: true})
 		if err != nil {
 			b.Fatal(err)

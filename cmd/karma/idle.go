@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/app"
 )
 
 // runUntilIdle runs every stage until no queue holds a message and nothing is being handled.
@@ -85,7 +85,8 @@ func (st *stack) busy(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
-var stageNames = []string{pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
+// stageNames are the queues of the pipeline's stages, ingest first (shared/app).
+var stageNames = app.StageNames
 
 // errNotEmbedded: the pipeline's stages run elsewhere (AWS: the Lambda functions) and this
 // process cannot wait for them to finish.

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/params"
-	"github.com/usekarma/karma/workers/ingest"
+	"github.com/usekarma/karma/shared/trigger"
 )
 
 func newIngestCmd(g *globals) *cobra.Command {
@@ -57,28 +57,29 @@ func newIngestCommitCmd(g *globals) *cobra.Command {
 					printIngested(c.OutOrStdout(), info.SHA, known)
 					continue
 				}
-				var files []ingest.FileChange
+				var files []trigger.FileChange
 				for _, f := range info.Files {
-					files = append(files, ingest.FileChange{Path: f.Path, Removed: f.Removed})
+					files = append(files, trigger.FileChange{Path: f.Path, Removed: f.Removed})
 				}
-				msgs, err := ingest.FromCommit(ingest.Commit{SHA: info.SHA, Author: info.Author, Message: info.Message, Branch: src.Repo.Branch(),
-					Files: files, AutoApprove: auto}, st.settings.ModulesDir)
-				if err != nil {
-					return err
-				}
-				if len(msgs) == 0 {
+				pushed, err := trigger.GitPushed(trigger.Push{SHA: info.SHA, Author: info.Author, Message: info.Message, Branch: src.Repo.Branch(),
+					Files: files, AutoApprove: auto}, st.settings.ModulesDir, "")
+				if errors.Is(err, trigger.ErrNothingDeployable) {
 					fmt.Fprintf(c.OutOrStdout(), "commit %.12s changes nothing Karma deploys\n", info.SHA)
 					continue
 				}
-				if err := st.publish(c.Context(), msgs...); err != nil {
+				if err != nil {
+					return err
+				}
+				if err := st.publish(c.Context(), pushed); err != nil {
 					return err
 				}
 				// Recorded once queued, so that a failed publish never claims the commit. (Two ingests
-				// of the commit at once both queue it: resolve runs it once, by its idempotency key.)
-				if _, err := st.records.RecordFirst(c.Context(), commitChangeKey(info.SHA), msgs[0].ID); err != nil {
-					return fmt.Errorf("commit %.12s: change %s queued, but not recorded as the commit's change: %w", info.SHA, msgs[0].ID, err)
+				// of the commit at once both queue it: ingest and resolve run it once, by its keys.)
+				change := pushed.CorrelationID
+				if _, err := st.records.RecordFirst(c.Context(), trigger.RecordKey(info.SHA), change); err != nil {
+					return fmt.Errorf("commit %.12s: change %s queued, but not recorded as the commit's change: %w", info.SHA, change, err)
 				}
-				fmt.Fprintf(c.OutOrStdout(), "commit %.12s by %s: %d file(s) -> change %s queued\n", info.SHA, info.Author, len(files), msgs[0].ID)
+				fmt.Fprintf(c.OutOrStdout(), "commit %.12s by %s: %d file(s) -> change %s queued\n", info.SHA, info.Author, len(files), change)
 			}
 			return nil
 		},
@@ -93,9 +94,10 @@ func newParamsPutCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "put <name> <value | @file> --env E",
 		Short: "Write a parameter as someone outside Karma would, and emit its change event",
-		Long: `Writes a parameter to the (embedded) parameter store and turns the write into a change the way a
-Parameter Store Change event does in AWS: a /config write deploys that component, a /runtime write
-redeploys the dependents that consume a changed key, anything else is recorded and ignored.`,
+		Long: `Writes a parameter to the (embedded) parameter store and queues its parameter.changed trigger, as a
+Parameter Store Change event does in AWS; the ingest stage then decides: a /config write deploys
+that component, a /runtime write redeploys the dependents that consume a changed key, anything else
+is recorded and ignored.`,
 		Args: argsUsage(cobra.ExactArgs(2)),
 		RunE: func(c *cobra.Command, args []string) error {
 			if env == "" {
@@ -118,12 +120,6 @@ redeploys the dependents that consume a changed key, anything else is recorded a
 			if err != nil || store == nil {
 				return fmt.Errorf("no parameter store for %s: %v", env, err)
 			}
-			var prev []byte
-			if old, err := store.Get(c.Context(), args[0]); err == nil {
-				prev = []byte(old.Value)
-			} else if !errors.Is(err, params.ErrNotFound) {
-				return err
-			}
 			r, err := store.Put(c.Context(), params.PutInput{Name: args[0], Value: value, User: actor})
 			if err != nil {
 				return err
@@ -132,25 +128,18 @@ redeploys the dependents that consume a changed key, anything else is recorded a
 				fmt.Fprintf(c.OutOrStdout(), "%s unchanged (version %d): no event\n", args[0], r.Version)
 				return nil
 			}
-			msgs, err := ingest.FromParameter(ingest.ParameterChange{Env: env, Prefix: st.settings.Prefix, Name: args[0], Version: r.Version,
-				Operation: "Update", ModifiedBy: actor, Value: []byte(value), Previous: prev, AutoApprove: auto})
+			// What a Parameter Store Change event does in AWS: the trigger, which the ingest stage
+			// turns into a change (a component's /config or /runtime written outside Karma) or not.
+			changed, err := trigger.ParameterChanged(trigger.ParameterChange{Env: env, Name: args[0], Operation: "Update", Version: r.Version,
+				Actor: message.Actor{Kind: "cli", Name: actor}, AutoApprove: auto})
 			if err != nil {
 				return err
 			}
-			if len(msgs) == 0 {
-				fmt.Fprintf(c.OutOrStdout(), "%s version %d written; not a component config or runtime: recorded, nothing to deploy\n", args[0], r.Version)
-				return nil
-			}
-			if err := st.publish(c.Context(), msgs...); err != nil {
+			if err := st.publish(c.Context(), changed); err != nil {
 				return err
 			}
-			var p message.ChangeDetected
-			_ = message.Decode(msgs[0], &p)
-			fmt.Fprintf(c.OutOrStdout(), "%s version %d written by %s -> change %s queued (%s", args[0], r.Version, actor, msgs[0].ID, p.Source)
-			if p.Source == message.SourceRuntime {
-				fmt.Fprintf(c.OutOrStdout(), ", changed keys: %s", strings.Join(p.ChangedKeys, ", "))
-			}
-			fmt.Fprintln(c.OutOrStdout(), ")")
+			fmt.Fprintf(c.OutOrStdout(), "%s version %d written by %s -> %s queued (change %s when it concerns a component's config or runtime)\n",
+				args[0], r.Version, actor, message.TypeParameterChanged, changed.CorrelationID)
 			return nil
 		},
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
-	"github.com/usekarma/karma/workers/ingest"
+	"github.com/usekarma/karma/shared/trigger"
 )
 
 // A commit is one change: every delivery of it — `karma ingest commit` again, a push webhook, the
@@ -17,7 +17,7 @@ import (
 
 // commitChangeKey is where the change a commit started is recorded (pipeline.Records on the Seen
 // store: the webhook of `karma serve`, shared/httpapi, records it under the same key).
-func commitChangeKey(sha string) string { return "change|" + ingest.CommitKey(sha) }
+func commitChangeKey(sha string) string { return trigger.RecordKey(sha) }
 
 // ingestedChange is the change a commit already started.
 type ingestedChange struct {

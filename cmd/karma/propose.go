@@ -12,7 +12,7 @@ import (
 	"github.com/usekarma/karma/shared/configrepo"
 	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/message"
-	"github.com/usekarma/karma/workers/ingest"
+	"github.com/usekarma/karma/shared/trigger"
 )
 
 type proposeArgs struct {
@@ -67,7 +67,7 @@ func proposeChange(c *cobra.Command, s *session, a proposeArgs) (proposed, error
 		return proposed{}, fmt.Errorf("%s: not committed, nothing queued: %w", a.input, err)
 	}
 	actor := message.Actor{Kind: "cli", Name: a.as}
-	root, err := ingest.FromRequest(ingest.Request{ID: id, Env: a.env, Configs: map[string][]byte{ref: a.data}, Actor: actor, AutoApprove: a.auto,
+	root, err := trigger.FromRequest(trigger.Request{ID: id, Env: a.env, Configs: map[string][]byte{ref: a.data}, Actor: actor, AutoApprove: a.auto,
 		Commit: &message.Commit{SHA: sha, Author: requester.Name + " <" + requester.Email + ">", Message: "karma change " + id, Branch: src.Repo.Branch()}})
 	if err != nil {
 		return proposed{}, fmt.Errorf("%s: %w", a.input, err)

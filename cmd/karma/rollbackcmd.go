@@ -14,7 +14,7 @@ import (
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/rollback"
-	"github.com/usekarma/karma/workers/ingest"
+	"github.com/usekarma/karma/shared/trigger"
 )
 
 const rollbackLong = `Deploys again exactly what an applied deployment deployed — the config it applied, with the
@@ -89,7 +89,7 @@ func (st *stack) queueRollback(ctx context.Context, w io.Writer, s *session, id 
 	if err != nil {
 		return "", err
 	}
-	m, err := ingest.FromRollback(ingest.RollbackRequest{Env: p.Target.ChangeSet.Env, Component: p.Target.Node.Component,
+	m, err := trigger.FromRollback(trigger.RollbackRequest{Env: p.Target.ChangeSet.Env, Component: p.Target.Node.Component,
 		Target: *p.Message(), Actor: by})
 	if err != nil {
 		return "", err

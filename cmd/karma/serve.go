@@ -26,9 +26,9 @@ import (
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/trigger"
 	"github.com/usekarma/karma/shared/web"
 	"github.com/usekarma/karma/shared/webhook"
-	"github.com/usekarma/karma/workers/ingest"
 )
 
 const serveLong = `Runs Karma as a long-lived service on the embedded default (one SQLite file under --state-dir).
@@ -510,7 +510,7 @@ func serveWitness(ctx context.Context, log *slog.Logger, st *stack, w audit.Witn
 	}
 }
 
-// serveReconciler runs ingest.ParameterEvents.Reconcile for every environment of the repository.
+// serveReconciler runs trigger.Reconciler for every environment of the repository.
 type serveReconciler struct {
 	st     *stack
 	log    *slog.Logger
@@ -550,23 +550,16 @@ func (r *serveReconciler) once(ctx context.Context) {
 	}
 	st := r.st
 	for _, t := range targets {
-		pe := &ingest.ParameterEvents{Env: t.env, Prefix: st.settings.Prefix, Store: t.store, Publisher: pipeline.QueuePublisher{Queue: st.transport},
-			Ingested: func(ctx context.Context, key string) (bool, error) {
-				return st.seen.Done(ctx, pipeline.StageResolve+"|"+key)
-			},
-			AutoApprove: r.auto}
-		msgs, err := pe.Reconcile(ctx)
+		rc := trigger.Reconciler{Env: t.env, Prefix: st.settings.Prefix, Store: t.store, Seen: st.seen,
+			Publisher: pipeline.QueuePublisher{Queue: st.transport}, AutoApprove: r.auto}
+		msgs, err := rc.Run(ctx)
 		if err != nil && ctx.Err() == nil {
 			r.log.Warn("reconcile failed", "env", t.env, "error", err)
 		}
 		for _, m := range msgs {
-			var p message.ChangeDetected
+			var p message.ParameterChanged
 			_ = message.Decode(m, &p)
-			attrs := []any{"env", t.env, "change", m.ID, "source", p.Source}
-			if p.Parameter != nil {
-				attrs = append(attrs, "parameter", p.Parameter.Name, "version", p.Parameter.Version, "by", p.Parameter.ModifiedBy)
-			}
-			r.log.Info("reconcile: ingested a parameter change no event brought", attrs...)
+			r.log.Info("reconcile: a parameter version no event brought, queued for ingest", "env", t.env, "parameter", p.Name, "version", p.Version, "change", m.CorrelationID)
 		}
 	}
 }

@@ -37,7 +37,6 @@ import (
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/sqs"
 	"github.com/usekarma/karma/shared/terraform"
-	"github.com/usekarma/karma/workers/ingest"
 )
 
 // TestAWSEndToEnd runs the production topology on the real local servers: a parameter is put
@@ -98,7 +97,7 @@ func awsEndToEnd(t *testing.T, twice bool) {
 	vars := map[string]string{"KARMA_GIT_URL": origin.Bare, "KARMA_CACHE_DIR": t.TempDir(), "KARMA_WORK_DIR": t.TempDir(),
 		"KARMA_TERRAFORM": tfPath, "KARMA_EVENT_BUS": prefix + "-bus", "KARMA_QUEUE_PREFIX": prefix + "-", "KARMA_PREFIX": "/" + prefix + "/iac",
 		"KARMA_AUDIT_TABLE": tables.Audit, "KARMA_CHANGE_SET_TABLE": tables.ChangeSets, "KARMA_IDEMPOTENCY_TABLE": tables.Seen,
-		"KARMA_NEPTUNE_ENDPOINT": gremlinEP, "KARMA_NEPTUNE_NAMESPACE": prefix, "KARMA_ENV": "prod"}
+		"KARMA_NEPTUNE_ENDPOINT": gremlinEP, "KARMA_NEPTUNE_NAMESPACE": prefix, "KARMA_ENV": "prod", "KARMA_AUTO_APPROVE": "true"}
 	count := awscount.New(awscount.Options{Capacity: true}) // the functions' requests
 	esm := awscount.New(awscount.Options{})                 // the event source mappings' and the rules'
 	logs := &logBytes{}                                     // what the functions log at info, as in Lambda
@@ -113,8 +112,8 @@ func awsEndToEnd(t *testing.T, twice bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stages := []string{pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
-	if err := q.EnsureQueues(ctx, append([]string{"ingest"}, stages...), 5); err != nil {
+	stages := []string{pipeline.StageIngest, pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
+	if err := q.EnsureQueues(ctx, stages, 5); err != nil {
 		t.Fatal(err)
 	}
 	arn := func(name string) string {
@@ -148,10 +147,6 @@ func awsEndToEnd(t *testing.T, twice bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seenByIngest, err := a.Seen(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Lambda's event source mappings, played by serveQueue, receive and delete through their own
 	// client, counted apart.
 	mapped, err := sqs.NewFromConfig(ctx, motoEP, sqs.Options{Prefix: prefix + "-"},
@@ -160,7 +155,7 @@ func awsEndToEnd(t *testing.T, twice bool) {
 		t.Fatal(err)
 	}
 	received := &tally{n: map[string]int{}}
-	for _, name := range append([]string{"ingest"}, stages...) {
+	for _, name := range stages {
 		if _, err := mapped.Depth(ctx, name); err != nil { // looks its URL up: a mapping knows its queue
 			t.Fatal(err)
 		}
@@ -186,23 +181,23 @@ func awsEndToEnd(t *testing.T, twice bool) {
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer func() { stopRun(); wg.Wait() }()
 	for _, name := range stages {
-		st, err := a.Stage(ctx, name)
-		if err != nil {
-			t.Fatalf("stage %s: %v", name, err)
+		var h lambda.Handler
+		if name == pipeline.StageIngest {
+			// What KARMA_STAGE=ingest serves: Parameter Store events and triggers from the bus.
+			if h, err = setupIngest(ctx, a, env(vars)); err != nil {
+				t.Fatalf("stage %s: %v", name, err)
+			}
+		} else {
+			st, err := a.Stage(ctx, name)
+			if err != nil {
+				t.Fatalf("stage %s: %v", name, err)
+			}
+			h = lambda.SQSHandler(st, pub, dead.(lambda.DeadLetterer), eventbridge.Unwrap)
 		}
-		h := lambda.SQSHandler(st, pub, dead.(lambda.DeadLetterer), eventbridge.Unwrap)
 		src := mapping{q: mapped, name: name, arn: arn(name), batch: batchSizes[name], count: esm, received: received}
 		wg.Add(1)
 		go func() { defer wg.Done(); serveQueue(runCtx, t, src, h, twice) }()
 	}
-	pe := &ingest.ParameterEvents{Env: "prod", Prefix: vars["KARMA_PREFIX"], Store: store, Publisher: pub, AutoApprove: true,
-		Ingested: func(ctx context.Context, key string) (bool, error) { return seenByIngest.Done(ctx, "resolve|"+key) }}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		src := mapping{q: mapped, name: "ingest", arn: arn("ingest"), batch: batchSizes["ingest"], count: esm, received: received}
-		serveQueue(runCtx, t, src, parameterEventsHandler(pe), twice) // what KARMA_STAGE=ingest serves
-	}()
 
 	// Dave changes the zone's runtime outside Karma; the (real-shaped) event goes on the bus.
 	// From here on, every request counts (the setup above does not).
@@ -270,7 +265,7 @@ func awsEndToEnd(t *testing.T, twice bool) {
 		t.Errorf("lineage www <- public <- root: %v, want the parameter version of %s", ids, zone)
 	}
 	// No dead letters anywhere.
-	for _, s := range append([]string{"ingest"}, stages...) {
+	for _, s := range stages {
 		if dead, err := q.ListDead(ctx, s); err != nil || len(dead) != 0 {
 			t.Errorf("dead letters in %s: %v %v", s, dead, err)
 		}
@@ -294,7 +289,7 @@ func prefixed(prefix, name string) string { return "/" + prefix + name }
 
 // batchSizes are the event source mappings' batch sizes, as terraform/ sets them (main.tf,
 // local.sizes): one Terraform run per invocation of plan and apply.
-var batchSizes = map[string]int{"ingest": 10, pipeline.StageResolve: 10, pipeline.StageGraphWrite: 10,
+var batchSizes = map[string]int{pipeline.StageIngest: 10, pipeline.StageResolve: 10, pipeline.StageGraphWrite: 10,
 	pipeline.StagePlan: 1, pipeline.StageApply: 1, pipeline.StageAudit: 10}
 
 // mapping is a Lambda event source mapping: the queue of function name, read through q, with

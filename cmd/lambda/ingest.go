@@ -8,69 +8,78 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/usekarma/karma/shared/app"
+	karmalambda "github.com/usekarma/karma/shared/lambda"
 	"github.com/usekarma/karma/shared/pipeline"
-	"github.com/usekarma/karma/workers/ingest"
+	"github.com/usekarma/karma/shared/trigger"
 )
 
-// Stages served by ingest.ParameterEvents rather than a pipeline handler.
 const (
-	// stageIngest consumes the ingest queue, fed by the rule on "Parameter Store Change" events.
+	// stageIngest is the ingest stage (workers/ingest), whose queue is fed by Karma's bus
+	// (git.pushed, parameter.changed) and by the default bus's Parameter Store Change events,
+	// which karmalambda.ParameterEvents turns into parameter.changed.
 	stageIngest = pipeline.StageIngest
-	// stageReconcile is invoked on a schedule: it ingests parameter versions events missed.
+	// stageReconcile is invoked on a schedule: it publishes the parameter.changed of the
+	// parameter versions events missed (trigger.Reconciler).
 	stageReconcile = "reconcile"
 )
 
-// setupParameterEvents builds the ingest (SQS batches of Parameter Store Change events) or
-// reconcile (scheduled) handler. KARMA_ENV names this account's environment.
-func setupParameterEvents(ctx context.Context, a *app.App, getenv func(string) string) (any, error) {
-	stage := getenv("KARMA_STAGE")
-	if a.Config.EventBus == "" {
-		return nil, errors.New("KARMA_EVENT_BUS is not set: changes are published to an EventBridge bus")
-	}
-	env := a.Config.Env
-	if env == "" {
-		return nil, fmt.Errorf("stage %s: KARMA_ENV (this account's environment) is not set", stage)
-	}
-	seen, err := a.Seen(ctx)
+// setupIngest builds the ingest stage's SQS handler. KARMA_ENV names this account's
+// environment: the environment of the Parameter Store events; KARMA_AUTO_APPROVE=true makes
+// their changes auto-approved.
+func setupIngest(ctx context.Context, a *app.App, getenv func(string) string) (karmalambda.Handler, error) {
+	env, err := accountEnv(a, stageIngest)
 	if err != nil {
-		return nil, fmt.Errorf("stage %s: %w", stage, err)
-	}
-	store, err := a.Params(ctx, env)
-	if err != nil {
-		return nil, fmt.Errorf("stage %s: %w", stage, err)
-	}
-	pub, err := a.Publisher(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("stage %s: %w", stage, err)
+		return nil, err
 	}
 	prefix, err := a.Prefix()
 	if err != nil {
 		return nil, err
 	}
-	pe := &ingest.ParameterEvents{Env: env, Prefix: prefix, Store: store, Publisher: pub,
-		Ingested:    func(ctx context.Context, key string) (bool, error) { return seen.Done(ctx, "resolve|"+key) },
-		AutoApprove: getenv("KARMA_AUTO_APPROVE") == "true"}
-	if stage == stageReconcile {
-		return func(ctx context.Context, _ events.EventBridgeEvent) error {
-			msgs, err := pe.Reconcile(ctx)
-			a.Log().Info("reconcile", "changes", len(msgs), "error", err)
-			return err
-		}, nil
+	st, err := a.Stage(ctx, stageIngest)
+	if err != nil {
+		return nil, err
 	}
-	return parameterEventsHandler(pe), nil
+	unwrap := karmalambda.ParameterEvents(env, prefix, getenv("KARMA_AUTO_APPROVE") == "true")
+	return sqsHandlerUnwrapping(ctx, a, st, unwrap)
 }
 
-// parameterEventsHandler handles an SQS batch of EventBridge events; a malformed event is
-// dropped (logged) rather than retried, a transient failure is reported for retry.
-func parameterEventsHandler(pe *ingest.ParameterEvents) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
-	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-		var resp events.SQSEventResponse
-		for _, r := range ev.Records {
-			_, err := pe.Handle(ctx, []byte(r.Body))
-			if err != nil && pipeline.Classify(err) == pipeline.Retry {
-				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
-			}
-		}
-		return resp, nil
+// setupReconcile builds the scheduled reconcile handler.
+func setupReconcile(ctx context.Context, a *app.App, getenv func(string) string) (func(context.Context, events.EventBridgeEvent) error, error) {
+	env, err := accountEnv(a, stageReconcile)
+	if err != nil {
+		return nil, err
 	}
+	seen, err := a.Seen(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", stageReconcile, err)
+	}
+	store, err := a.Params(ctx, env)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", stageReconcile, err)
+	}
+	pub, err := a.Publisher(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", stageReconcile, err)
+	}
+	prefix, err := a.Prefix()
+	if err != nil {
+		return nil, err
+	}
+	rc := trigger.Reconciler{Env: env, Prefix: prefix, Store: store, Seen: seen, Publisher: pub, AutoApprove: getenv("KARMA_AUTO_APPROVE") == "true"}
+	return func(ctx context.Context, _ events.EventBridgeEvent) error {
+		msgs, err := rc.Run(ctx)
+		a.Log().Info("reconcile", "triggers", len(msgs), "error", err)
+		return err
+	}, nil
+}
+
+// accountEnv is this account's environment (KARMA_ENV); the bus must be set too.
+func accountEnv(a *app.App, stage string) (string, error) {
+	if a.Config.EventBus == "" {
+		return "", errors.New("KARMA_EVENT_BUS is not set: triggers are published to an EventBridge bus")
+	}
+	if a.Config.Env == "" {
+		return "", fmt.Errorf("stage %s: KARMA_ENV (this account's environment) is not set", stage)
+	}
+	return a.Config.Env, nil
 }

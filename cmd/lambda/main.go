@@ -9,10 +9,11 @@
 //
 // Environment:
 //
-//	KARMA_STAGE         resolve | graph-write | plan | apply | audit, or webhook: Git webhooks
+//	KARMA_STAGE         ingest | resolve | graph-write | plan | apply | audit, or webhook: Git webhooks
 //	                    behind API Gateway (HTTP API) instead of SQS, see webhook.go; or api:
 //	                    Karma's HTTP API (shared/api) behind API Gateway with IAM auth, see api.go;
-//	                    ingest and reconcile: Parameter Store events (ingest.go); drift: the
+//	                    reconcile: parameter versions events missed (ingest.go; ingest also
+//	                    takes Parameter Store events, ingest.go); drift: the
 //	                    scheduled drift check (drift.go); promote: on a schedule, starts the
 //	                    promotions whose soak is over (promote.go)
 //	KARMA_EVENT_BUS     the EventBridge bus outputs go to (name or ARN)
@@ -78,7 +79,10 @@ func main() {
 func setup(ctx context.Context, a *app.App, getenv func(string) string) (karmalambda.Handler, error) {
 	name := getenv("KARMA_STAGE")
 	if !slices.Contains(app.StageNames, name) {
-		return nil, fmt.Errorf("KARMA_STAGE=%q: want one of %s", name, strings.Join(append(slices.Clone(app.StageNames), stageIngest, stageReconcile, stageDrift, stagePromote, stageWebhook, stageAPI), ", "))
+		return nil, fmt.Errorf("KARMA_STAGE=%q: want one of %s", name, strings.Join(append(slices.Clone(app.StageNames), stageReconcile, stageDrift, stagePromote, stageWebhook, stageAPI), ", "))
+	}
+	if name == stageIngest {
+		return setupIngest(ctx, a, getenv)
 	}
 	if a.Config.EventBus == "" {
 		return nil, errors.New("KARMA_EVENT_BUS is not set: the stage's outputs go to an EventBridge bus")
@@ -93,6 +97,11 @@ func setup(ctx context.Context, a *app.App, getenv func(string) string) (karmala
 // sqsHandler serves stage st as the handler of an SQS event source: outputs to the App's
 // publisher (the event bus), poison messages to the queue's dead-letter queue.
 func sqsHandler(ctx context.Context, a *app.App, st pipeline.Stage) (karmalambda.Handler, error) {
+	return sqsHandlerUnwrapping(ctx, a, st, eventbridge.Unwrap)
+}
+
+// sqsHandlerUnwrapping is sqsHandler with the records' bodies unwrapped by unwrap.
+func sqsHandlerUnwrapping(ctx context.Context, a *app.App, st pipeline.Stage, unwrap func([]byte) ([]byte, error)) (karmalambda.Handler, error) {
 	pub, err := a.Publisher(ctx)
 	if err != nil {
 		return nil, err
@@ -105,7 +114,7 @@ func sqsHandler(ctx context.Context, a *app.App, st pipeline.Stage) (karmalambda
 	if !ok {
 		return nil, fmt.Errorf("stage %s: the queue backend (%T) cannot take dead letters", st.Name, q)
 	}
-	return karmalambda.SQSHandler(st, pub, dead, eventbridge.Unwrap), nil
+	return karmalambda.SQSHandler(st, pub, dead, unwrap), nil
 }
 
 func level(s string) slog.Level {

@@ -56,7 +56,7 @@ func TestSetupErrors(t *testing.T) {
 		vars map[string]string
 		want string
 	}{
-		{"no stage", map[string]string{"KARMA_EVENT_BUS": "b"}, `KARMA_STAGE="": want one of resolve, graph-write, plan, apply, audit, ingest, reconcile, drift, promote, webhook, api`},
+		{"no stage", map[string]string{"KARMA_EVENT_BUS": "b"}, `KARMA_STAGE="": want one of ingest, resolve, graph-write, plan, apply, audit, reconcile, drift, promote, webhook, api`},
 		{"promote without a bus", map[string]string{"KARMA_STAGE": "promote"}, "KARMA_EVENT_BUS is not set: a promotion's change is published"},
 		{"unknown stage", map[string]string{"KARMA_STAGE": "deploy", "KARMA_EVENT_BUS": "b"}, `KARMA_STAGE="deploy"`},
 		{"no bus", map[string]string{"KARMA_STAGE": "audit"}, "KARMA_EVENT_BUS is not set"},

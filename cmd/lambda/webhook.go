@@ -5,7 +5,7 @@ package main
 // turned into an *http.Request (webhook.LambdaRequest: headers canonicalised, base64 bodies
 // decoded, the signature checked over the bytes as sent) and served by the same handler as
 // `karma serve` (shared/httpapi.Webhooks): a verified push to a deploy branch is published as
-// change.detected to the EventBridge bus, whose rules route it to the resolve queue; replies
+// git.pushed to the EventBridge bus, whose rules route it to the ingest queue; replies
 // are those of httpapi (202 queued, 200 ping/ignored/duplicate, 401 audited, 503 retry).
 //
 // Environment (besides KARMA_STAGE=webhook):
@@ -67,8 +67,8 @@ func lambdaHandler(ctx context.Context, a *app.App, getenv func(string) string) 
 		return setupWebhook(ctx, a, getenv)
 	case stageAPI:
 		return setupAPI(ctx, a)
-	case stageIngest, stageReconcile:
-		return setupParameterEvents(ctx, a, getenv)
+	case stageReconcile:
+		return setupReconcile(ctx, a, getenv)
 	case stageDrift:
 		return setupDrift(ctx, a, getenv)
 	case stagePromote:

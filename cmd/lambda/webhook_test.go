@@ -129,16 +129,16 @@ func TestWebhookMode(t *testing.T) {
 		if len(pub.msgs) != c.queued {
 			t.Errorf("%s: %d messages published, want %d", c.name, len(pub.msgs), c.queued)
 		}
-		if strings.HasPrefix(c.name, "redelivery") && !strings.Contains(resp.Body, `"change_id":"`+pub.msgs[0].ID+`"`) {
-			t.Errorf("%s: %s, want the change the commit already has (%s)", c.name, resp.Body, pub.msgs[0].ID)
+		if strings.HasPrefix(c.name, "redelivery") && !strings.Contains(resp.Body, `"change_id":"`+pub.msgs[0].CorrelationID+`"`) {
+			t.Errorf("%s: %s, want the change the commit already has (%s)", c.name, resp.Body, pub.msgs[0].CorrelationID)
 		}
 	}
 
-	var p message.ChangeDetected
+	var p message.GitPushed
 	if err := message.Decode(pub.msgs[0], &p); err != nil {
 		t.Fatal(err)
 	}
-	if pub.msgs[0].Type != message.TypeChangeDetected || pub.msgs[0].IdempotencyKey != "git:"+after || p.Commit.SHA != after ||
+	if pub.msgs[0].Type != message.TypeGitPushed || pub.msgs[0].IdempotencyKey != "git.pushed:"+after || p.Commit.SHA != after ||
 		p.Commit.Author != "Bob <bob@example.com>" || !p.AutoApprove || strings.Join(p.Files, ",") != "iac/prod/vpc/core/config.json" {
 		t.Errorf("published %+v %+v", pub.msgs[0], p)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/terraform"
+	"github.com/usekarma/karma/shared/trigger"
 	"github.com/usekarma/karma/workers/apply"
 	auditw "github.com/usekarma/karma/workers/audit"
 	"github.com/usekarma/karma/workers/graphwrite"
@@ -185,7 +186,7 @@ func (h *harness) params(env string) *embedded.ParamStore {
 	return st
 }
 
-var stageNames = []string{pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
+var stageNames = []string{pipeline.StageIngest, pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
 
 // pipeline wires every stage as cmd/karma does, with terraform.Noop and the metrics middleware.
 func (h *harness) pipeline() {
@@ -206,12 +207,20 @@ func (h *harness) pipeline() {
 			Handler: pipeline.Chain(handler, h.metrics.Middleware(name), pipeline.Correlation())}
 	}
 	h.runner = &pipeline.Runner{Queue: h.q, Visibility: time.Minute, Stages: []pipeline.Stage{
+		stage(pipeline.StageIngest, (&ingest.Worker{Parameters: history{h}, Prefix: "/iac"}).Handle),
 		stage(pipeline.StageResolve, (&resolve.Worker{Graphs: h.src, Commits: h.src, ChangeSets: h.changeSets, Configs: configs{h}}).Handle),
 		stage(pipeline.StageGraphWrite, (&graphwrite.Worker{Graphs: h.src, Store: gs, Lineage: h.lineage}).Handle),
 		stage(pipeline.StagePlan, (&plan.Worker{ChangeSets: h.changeSets, Params: paramsFor, Runner: tf, Workspaces: ws}).Handle),
 		stage(pipeline.StageApply, (&apply.Worker{ChangeSets: h.changeSets, Params: paramsFor, Runner: tf, Workspaces: ws}).Handle),
 		stage(pipeline.StageAudit, (&auditw.Worker{Log: h.audit}).Handle),
 	}}
+}
+
+// history reads a parameter's versions (ingest.ParameterReader).
+type history struct{ h *harness }
+
+func (r history) History(ctx context.Context, env, name string) ([]params.Parameter, error) {
+	return r.h.params(env).History(ctx, name)
 }
 
 // configs reads a /config parameter (changes made in Parameter Store; unused by these tests).
@@ -345,20 +354,20 @@ func paramsPut(name, value string) params.PutInput {
 	return params.PutInput{Name: name, Value: value, User: "test"}
 }
 
-// push queues the change of a commit pushed to the deploy branch (as the webhook does) and
-// returns its change set id.
+// push queues the git.pushed of a commit pushed to the deploy branch (as the webhook does) and
+// returns the change set id its change will have in prod.
 func (h *harness) push(sha string, files ...string) string {
 	h.t.Helper()
-	var changes []ingest.FileChange
+	var changes []trigger.FileChange
 	for _, f := range files {
-		changes = append(changes, ingest.FileChange{Path: f})
+		changes = append(changes, trigger.FileChange{Path: f})
 	}
-	roots, err := ingest.FromCommit(ingest.Commit{SHA: sha, Author: "Grace <grace@example.com>", Message: "push", Branch: "main", Files: changes}, "components")
-	if err != nil || len(roots) != 1 {
-		h.t.Fatalf("ingest: %d messages, %v", len(roots), err)
+	pushed, err := trigger.GitPushed(trigger.Push{SHA: sha, Author: "Grace <grace@example.com>", Message: "push", Branch: "main", Files: changes}, "components", "")
+	if err != nil {
+		h.t.Fatalf("trigger: %v", err)
 	}
-	if err := pipeline.Publish(context.Background(), h.q, roots...); err != nil {
+	if err := pipeline.Publish(context.Background(), h.q, pushed); err != nil {
 		h.t.Fatal(err)
 	}
-	return roots[0].ID + "/prod"
+	return pushed.CorrelationID + "/prod"
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/message"
-	"github.com/usekarma/karma/workers/ingest"
+	"github.com/usekarma/karma/shared/trigger"
 )
 
 // POST /request-change — a proposed config becomes a commit and a queued change, as
@@ -87,7 +87,7 @@ func (s *server) requestChange(w http.ResponseWriter, r *http.Request, c Caller)
 		return commitProblem(err)
 	}
 	branch := s.cfg.Writer.BranchOf(reqID)
-	root, err := ingest.FromRequest(ingest.Request{ID: reqID, Env: env, Configs: map[string][]byte{typ + "/" + nick: in.ProposedChange}, Actor: c.Actor(),
+	root, err := trigger.FromRequest(trigger.Request{ID: reqID, Env: env, Configs: map[string][]byte{typ + "/" + nick: in.ProposedChange}, Actor: c.Actor(),
 		AutoApprove: in.AutoApprove, Commit: &message.Commit{SHA: sha, Author: requester.Name + " <" + requester.Email + ">", Message: "karma change " + reqID, Branch: branch}})
 	if err != nil {
 		return fmt.Errorf("commit %.12s made, but its change: %w", sha, err)

@@ -7,7 +7,7 @@ import (
 	"net/url"
 
 	"github.com/usekarma/karma/shared/rollback"
-	"github.com/usekarma/karma/workers/ingest"
+	"github.com/usekarma/karma/shared/trigger"
 )
 
 // POST /deployments/{id}/rollback — deploy again exactly what an applied deployment deployed
@@ -51,7 +51,7 @@ func (s *server) rollback(w http.ResponseWriter, r *http.Request, c Caller) erro
 	if err := s.pending(ctx, env, comp); err != nil {
 		return err
 	}
-	root, err := ingest.FromRollback(ingest.RollbackRequest{Env: env, Component: comp, Target: *p.Message(), Actor: c.Actor()})
+	root, err := trigger.FromRollback(trigger.RollbackRequest{Env: env, Component: comp, Target: *p.Message(), Actor: c.Actor()})
 	if err != nil {
 		return err
 	}

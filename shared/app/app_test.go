@@ -62,7 +62,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	if err != nil || !src.Repo.Local() {
 		t.Errorf("source %v, %v: want the local clone", src, err)
 	}
-	if _, err := a.Stage(ctx, "deploy"); err == nil || !strings.Contains(err.Error(), "want one of resolve") {
+	if _, err := a.Stage(ctx, "deploy"); err == nil || !strings.Contains(err.Error(), "want one of ingest, resolve") {
 		t.Errorf("unknown stage: %v", err)
 	}
 }

@@ -16,12 +16,13 @@ import (
 	"github.com/usekarma/karma/workers/apply"
 	auditw "github.com/usekarma/karma/workers/audit"
 	"github.com/usekarma/karma/workers/graphwrite"
+	"github.com/usekarma/karma/workers/ingest"
 	"github.com/usekarma/karma/workers/plan"
 	"github.com/usekarma/karma/workers/resolve"
 )
 
 // StageNames are the pipeline stages Stage builds, in pipeline order.
-var StageNames = []string{pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
+var StageNames = []string{pipeline.StageIngest, pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
 
 // Prefix is the Parameter Store prefix: the configuration's, else the local clone's karma.json
 // (RepoLocal), else the default /iac.
@@ -67,6 +68,7 @@ func (a *App) Stage(ctx context.Context, name string) (pipeline.Stage, error) {
 
 func (a *App) stage(ctx context.Context, name string, ro RunOptions) (pipeline.Stage, error) {
 	build, ok := map[string]func(context.Context) (pipeline.Handler, error){
+		pipeline.StageIngest:     a.ingestHandler,
 		pipeline.StageResolve:    a.resolveHandler,
 		pipeline.StageGraphWrite: a.graphWriteHandler,
 		pipeline.StagePlan:       a.planHandler,
@@ -136,6 +138,14 @@ func (a *App) Runner(ctx context.Context, ro RunOptions) (*pipeline.Runner, erro
 		}
 	}
 	return r, nil
+}
+
+func (a *App) ingestHandler(ctx context.Context) (pipeline.Handler, error) {
+	prefix, err := a.Prefix()
+	if err != nil {
+		return nil, err
+	}
+	return (&ingest.Worker{Parameters: paramHistory{params: a.ParamsFor(ctx)}, Prefix: prefix}).Handle, nil
 }
 
 func (a *App) resolveHandler(ctx context.Context) (pipeline.Handler, error) {
@@ -252,6 +262,23 @@ func (a *App) Terraform() (terraform.Runner, error) {
 		a.tf = terraform.NewTFExec(path)
 	}
 	return a.tf, nil
+}
+
+// paramHistory reads a parameter's versions from its environment's store (ingest.ParameterReader).
+type paramHistory struct {
+	params func(env string) (params.Store, error)
+}
+
+func (p paramHistory) History(ctx context.Context, env, name string) ([]params.Parameter, error) {
+	st, err := p.params(env)
+	if err != nil {
+		return nil, err
+	}
+	h, ok := st.(params.Historian)
+	if !ok {
+		return nil, fmt.Errorf("the parameter store of %s (%T) keeps no history", env, st)
+	}
+	return h.History(ctx, name)
 }
 
 // paramConfigs reads a component's /config parameter (resolve.ConfigReader).

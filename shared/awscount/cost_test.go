@@ -63,7 +63,8 @@ func TestUsageArithmetic(t *testing.T) {
 // documentedIdle is the idle month docs/performance.md prices: terraform/'s defaults (six
 // queues with an event source mapping; promote every minute, reconcile every 5 minutes, drift
 // every hour; one Neptune instance), what one idle invocation of promote and reconcile asked of
-// AWS in the end-to-end test (reconcile: per parameter under the prefix, 5 there) and the stated
+// AWS in the end-to-end test (reconcile: one paged listing with the descriptions, and a GetItem
+// per parameter Karma did not write, 1 there) and the stated
 // assumptions (five pollers per mapping, the scheduled functions' durations, drift's requests
 // left out, two secrets, 300 bytes of Lambda's own log lines).
 var documentedIdle = Idle{Hours: 730, Mappings: 6, Pollers: 5, PollSeconds: 20,
@@ -71,7 +72,7 @@ var documentedIdle = Idle{Hours: 730, Mappings: 6, Pollers: 5, PollSeconds: 20,
 	ScheduledSeconds: map[string]float64{"promote": 0.2, "reconcile": 0.5, "drift": 20},
 	ScheduledRequests: map[string]Counts{
 		"promote":   {{DynamoDB, "BatchGetItem"}: 1, {DynamoDB, "Query"}: 1, {DynamoDB, ReadUnits}: 1.5},
-		"reconcile": {{DynamoDB, "GetItem"}: 6, {DynamoDB, ReadUnits}: 6, {SSM, "GetParameterHistory"}: 5, {SSM, "GetParametersByPath"}: 1},
+		"reconcile": {{DynamoDB, "GetItem"}: 1, {DynamoDB, ReadUnits}: 1, {SSM, "DescribeParameters"}: 1, {SSM, "GetParametersByPath"}: 1},
 	},
 	NeptuneInstances: 1, Secrets: 2, PlatformLogBytes: 300}
 
@@ -83,7 +84,7 @@ func TestIdleMonth(t *testing.T) {
 		t.Errorf("largest item %+v, want Neptune's 730 instance-hours", l)
 	}
 	polls := 6 * 5 * 730 * 3600 / 20.0
-	reads := 43800*1.5 + 8760*6.0
+	reads := 43800*1.5 + 8760*1.0
 	for _, l := range b {
 		if l.Service == SQS && (!near(l.Quantity, polls) || !near(l.USD, polls*0.40/1e6)) {
 			t.Errorf("SQS: %+v, want %v empty receives", l, polls)

@@ -70,7 +70,7 @@ func TestEndToEndRouting(t *testing.T) {
 	t.Parallel()
 	eb, q, prefix := moto(t)
 	ctx := t.Context()
-	stages := []string{pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
+	stages := []string{pipeline.StageIngest, pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
 	if err := q.EnsureQueues(ctx, stages, 5); err != nil {
 		t.Fatal(err)
 	}

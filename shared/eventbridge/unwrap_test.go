@@ -168,12 +168,13 @@ func TestRules(t *testing.T) {
 			t.Errorf("rule %s detail-types %v, want %v", r.Name, p["detail-type"], want)
 		}
 	}
-	for _, st := range []string{pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit} {
+	stages := []string{pipeline.StageIngest, pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
+	for _, st := range stages {
 		if !seen["karma-to-"+st] {
 			t.Errorf("no rule for stage %s", st)
 		}
 	}
-	if len(rules) != 5 {
-		t.Errorf("%d rules, want 5", len(rules))
+	if len(rules) != len(stages) {
+		t.Errorf("%d rules, want %d", len(rules), len(stages))
 	}
 }

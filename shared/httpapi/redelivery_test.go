@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/message/messagetest"
 )
 
 // changeID is the change_id of a reply.
@@ -19,18 +20,16 @@ func changeID(t *testing.T, body []byte) string {
 	return r.ChangeID
 }
 
-// published checks that every message published carries change as its id and change set id.
+// published checks that every message published is a git.pushed naming change as the change
+// it starts (its correlation id: the id the ingest stage gives its change.detected).
 func published(t *testing.T, c *capture, change string) {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, m := range c.msgs {
-		var p message.ChangeDetected
-		if err := message.Decode(m, &p); err != nil {
-			t.Fatal(err)
-		}
-		if m.ID != change || m.CorrelationID != change || p.ChangeSetID != change {
-			t.Errorf("published change.detected id %s correlation %s change set %s; want all %s", m.ID, m.CorrelationID, p.ChangeSetID, change)
+		messagetest.Validate(t, m)
+		if m.Type != message.TypeGitPushed || m.CorrelationID != change || m.ID == change {
+			t.Errorf("published %s id %s correlation %s; want a git.pushed of change %s", m.Type, m.ID, m.CorrelationID, change)
 		}
 	}
 }

@@ -1,7 +1,8 @@
 // Package httpapi is Karma's HTTP layer: handlers that turn requests into messages and replies,
 // served by `karma serve` and, through API Gateway (HTTP API) events, by Lambda. Handlers know
-// the pipeline only as a Publisher: they verify, decode, deduplicate, and publish the root
-// change; everything downstream is the workers' business.
+// the pipeline only as a Publisher: they verify, decode, deduplicate, and publish the trigger
+// (shared/trigger: a push is a git.pushed, which the ingest stage makes the change); everything
+// downstream is the workers' business.
 //
 // POST /webhooks/git — Git push webhooks (GitHub, GitLab, Gitea, Forgejo):
 //
@@ -33,8 +34,8 @@ import (
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/trigger"
 	"github.com/usekarma/karma/shared/webhook"
-	"github.com/usekarma/karma/workers/ingest"
 )
 
 // Webhooks handles POST /webhooks/git.
@@ -128,61 +129,46 @@ func (h *Webhooks) push(ctx context.Context, w http.ResponseWriter, p webhook.Pu
 		}
 		if done {
 			// "" only for a delivery accepted before changes were recorded.
-			change, _ := h.Changes.Recorded(ctx, "change|"+ingest.CommitKey(p.After))
+			change, _ := h.Changes.Recorded(ctx, trigger.RecordKey(p.After))
 			write(w, http.StatusOK, reply{Status: "duplicate", ChangeID: change})
 			return
 		}
 	}
-	files := h.files(p)
 	author := p.Pusher
 	msg := ""
 	if n := len(p.Commits); n > 0 {
 		author, msg = p.Commits[n-1].Author, p.Commits[n-1].Message
 	}
-	msgs, err := ingest.FromCommit(ingest.Commit{SHA: p.After, Author: author, Message: msg, Branch: p.Branch,
-		Repo: p.Repo.FullName, Files: files, Truncated: p.Truncated, Before: p.Before, AutoApprove: h.AutoApprove}, h.ModulesDir)
-	if err != nil {
+	pushed, err := trigger.GitPushed(trigger.Push{SHA: p.After, Author: author, Message: msg, Branch: p.Branch, Repo: p.Repo.FullName,
+		Files: h.files(p), Truncated: p.Truncated, Before: p.Before, AutoApprove: h.AutoApprove, Provider: p.Provider, Delivery: p.DeliveryID,
+		OccurredAt: h.now()}, h.ModulesDir, "")
+	switch {
+	case errors.Is(err, trigger.ErrNothingDeployable):
+		ignore(err.Error())
+		return
+	case err != nil:
 		write(w, http.StatusBadRequest, reply{Error: err.Error()})
 		return
 	}
-	if len(msgs) == 0 {
-		ignore("the push changes nothing Karma deploys")
-		return
-	}
-	h.queue(ctx, w, p, msgs[0])
+	h.queue(ctx, w, p, pushed)
 }
 
-// queue publishes a commit's change.detected as the commit's change: the first change recorded
-// for the commit. Once it is published, every later delivery of the commit (a redelivery under a
-// new delivery id) answers with it and publishes nothing; a delivery after a failed publish
-// publishes that same change.
-func (h *Webhooks) queue(ctx context.Context, w http.ResponseWriter, p webhook.Push, root message.Envelope) {
-	change, err := h.Changes.RecordFirst(ctx, "change|"+ingest.CommitKey(p.After), root.ID)
+// queue publishes a commit's git.pushed as the commit's change (trigger.Commits): the first
+// change recorded for the commit. Once it is published, every later delivery of the commit (a
+// redelivery under a new delivery id) answers with it and publishes nothing; a delivery after a
+// failed publish publishes that same change.
+func (h *Webhooks) queue(ctx context.Context, w http.ResponseWriter, p webhook.Push, pushed message.Envelope) {
+	q, err := trigger.Commits{Records: h.Changes, Marks: h.Deliveries, Publisher: h.Publisher}.Queue(ctx, pushed)
 	if err != nil {
-		write(w, http.StatusServiceUnavailable, reply{Error: "change store: " + err.Error()})
+		write(w, http.StatusServiceUnavailable, reply{Error: err.Error()})
 		return
 	}
-	published := "webhook|published|" + ingest.CommitKey(p.After)
-	if done, err := h.Deliveries.Done(ctx, published); err != nil {
-		write(w, http.StatusServiceUnavailable, reply{Error: "delivery store: " + err.Error()})
-		return
-	} else if done {
-		h.markDelivery(ctx, p)
-		write(w, http.StatusOK, reply{Status: "duplicate", ChangeID: change})
-		return
-	}
-	if root, err = ingest.AsChange(root, change); err != nil {
-		write(w, http.StatusInternalServerError, reply{Error: err.Error()})
-		return
-	}
-	if err := h.Publisher.Publish(ctx, root); err != nil {
-		write(w, http.StatusServiceUnavailable, reply{Error: "pipeline: " + err.Error()})
-		return
-	}
-	// A lost mark only lets a redelivery publish the same change again, which resolve runs once.
-	_ = h.Deliveries.Mark(ctx, published)
 	h.markDelivery(ctx, p)
-	write(w, http.StatusAccepted, reply{Status: "queued", ChangeID: change})
+	if q.Duplicate {
+		write(w, http.StatusOK, reply{Status: "duplicate", ChangeID: q.ChangeID})
+		return
+	}
+	write(w, http.StatusAccepted, reply{Status: "queued", ChangeID: q.ChangeID})
 }
 
 // markDelivery records the push's delivery id as accepted (a lost mark only lets a replay of the
@@ -196,8 +182,8 @@ func (h *Webhooks) markDelivery(ctx context.Context, p webhook.Push) {
 // files are the push's net changes, relative to the config repository. A truncated push's list
 // may be incomplete: resolve diffs before..after in the repository itself (it fetches them, and
 // retries while the remote cannot be reached).
-func (h *Webhooks) files(p webhook.Push) []ingest.FileChange {
-	var out []ingest.FileChange
+func (h *Webhooks) files(p webhook.Push) []trigger.FileChange {
+	var out []trigger.FileChange
 	for _, f := range webhook.ChangedFiles(p) {
 		path := f.Path
 		if h.Subfolder != "" {
@@ -206,7 +192,7 @@ func (h *Webhooks) files(p webhook.Push) []ingest.FileChange {
 				continue
 			}
 		}
-		out = append(out, ingest.FileChange{Path: path, Removed: f.Removed})
+		out = append(out, trigger.FileChange{Path: path, Removed: f.Removed})
 	}
 	return out
 }
@@ -239,10 +225,7 @@ func (h *Webhooks) record(ctx context.Context, typ, actor string, detail map[str
 	if h.Audit == nil {
 		return
 	}
-	now := time.Now().UTC()
-	if h.Now != nil {
-		now = h.Now().UTC()
-	}
+	now := h.now()
 	id, _ := uuid.NewV7()
 	body, _ := json.Marshal(map[string]any{"type": typ, "occurred_at": now, "detail": detail})
 	chain := "triggers"
@@ -254,6 +237,13 @@ func (h *Webhooks) record(ctx context.Context, typ, actor string, detail map[str
 	if _, err := h.Audit.Append(ctx, rec); err != nil && h.Log != nil {
 		h.Log.Warn("audit entry not written", "type", typ, "error", err)
 	}
+}
+
+func (h *Webhooks) now() time.Time {
+	if h.Now != nil {
+		return h.Now().UTC()
+	}
+	return time.Now().UTC()
 }
 
 func firstNonEmpty(ss ...string) string {

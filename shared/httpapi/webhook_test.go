@@ -148,12 +148,13 @@ func TestWebhookReplayAndSecurityAudit(t *testing.T) {
 	if len(cap.msgs) != 1 {
 		t.Errorf("a replayed delivery entered the pipeline: %d messages", len(cap.msgs))
 	}
-	var p message.ChangeDetected
+	var p message.GitPushed
 	if err := message.Decode(cap.msgs[0], &p); err != nil {
 		t.Fatal(err)
 	}
-	if p.Commit.SHA != sha2 || p.Commit.Author != "Ada <ada@example.com>" || p.Commit.Branch != "main" || strings.Join(p.Files, ",") != "iac/prod/vpc/core/config.json" {
-		t.Errorf("change.detected = %+v %+v", p, p.Commit)
+	if p.Commit.SHA != sha2 || p.Commit.Author != "Ada <ada@example.com>" || p.Commit.Branch != "main" || strings.Join(p.Files, ",") != "iac/prod/vpc/core/config.json" ||
+		p.Provider != "github" || p.Delivery != "same" {
+		t.Errorf("git.pushed = %+v %+v", p, p.Commit)
 	}
 	headers["X-Hub-Signature-256"] = "sha256=" + strings.Repeat("0", 64)
 	headers["X-GitHub-Delivery"] = "forged"
@@ -189,10 +190,12 @@ func TestWebhookTruncatedPushIsQueuedForADiff(t *testing.T) {
 	if w.Code != 202 {
 		t.Fatalf("status %d %s", w.Code, w.Body)
 	}
-	var p message.ChangeDetected
-	message.Decode(cap.msgs[0], &p)
-	if !p.Truncated || p.Commit == nil || p.Commit.Before != sha1 || p.Commit.SHA != sha2 {
-		t.Errorf("change %+v: want a truncated change with before %s and sha %s", p, sha1, sha2)
+	var p message.GitPushed
+	if err := message.Decode(cap.msgs[0], &p); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Truncated || p.Commit.Before != sha1 || p.Commit.SHA != sha2 {
+		t.Errorf("git.pushed %+v: want a truncated push with before %s and sha %s", p, sha1, sha2)
 	}
 }
 
@@ -205,8 +208,10 @@ func TestWebhookSubfolderFilesAreMapped(t *testing.T) {
 	if w.Code != 202 {
 		t.Fatalf("status %d %s", w.Code, w.Body)
 	}
-	var p message.ChangeDetected
-	message.Decode(cap.msgs[0], &p)
+	var p message.GitPushed
+	if err := message.Decode(cap.msgs[0], &p); err != nil {
+		t.Fatal(err)
+	}
 	if strings.Join(p.Files, ",") != "iac/prod/vpc/core/config.json" {
 		t.Errorf("files = %v, want only the file inside the subfolder, relative to it", p.Files)
 	}

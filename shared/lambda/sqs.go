@@ -4,8 +4,10 @@
 // this package only turns its results into SQS's partial batch response.
 //
 // Per record:
-//   - unwrap (eventbridge.Unwrap: EventBridge delivers its whole event into the body); an unwrap
-//     error is a poison message;
+//   - unwrap (eventbridge.Unwrap: EventBridge delivers its whole event into the body; the ingest
+//     function's ParameterEvents also turns Parameter Store events into triggers); an unwrap
+//     error is a poison message, an unwrap to nothing (an event that does not concern the
+//     stage) is acknowledged;
 //   - Ack and Duplicate: the record succeeded (Lambda deletes it);
 //   - Retry: the record is reported in BatchItemFailures; SQS makes it visible again after the
 //     queue's visibility timeout and moves it to the DLQ after maxReceiveCount receives;
@@ -50,7 +52,8 @@ type Handler = func(ctx context.Context, ev events.SQSEvent) (events.SQSEventRes
 
 // SQSHandler returns the Lambda handler of stage: it handles every record of an SQS batch with
 // pipeline.Handle, publishing through pub and dead-lettering through dead, and reports the
-// records to retry. unwrap turns a record body into a Karma envelope (nil: the body is one).
+// records to retry. unwrap turns a record body into a Karma envelope, or into nothing (nil, nil:
+// acknowledged as is); a nil unwrap: the body is an envelope.
 // It returns an error only for a batch it cannot look at (never, today): per-record failures
 // are BatchItemFailures.
 func SQSHandler(stage pipeline.Stage, pub pipeline.Publisher, dead DeadLetterer, unwrap func([]byte) ([]byte, error)) Handler {
@@ -96,6 +99,10 @@ func handleRecord(ctx context.Context, log *slog.Logger, stage pipeline.Stage, p
 	log = log.With("message_id", rec.MessageId)
 	var res pipeline.Result
 	body, err := unwrap([]byte(rec.Body))
+	if err == nil && body == nil {
+		log.Info("nothing for the stage in the record: acknowledged")
+		return true
+	}
 	if err != nil {
 		res = pipeline.Result{Action: pipeline.DeadLetter, Err: err}
 	} else {

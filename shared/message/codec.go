@@ -71,6 +71,8 @@ var Supported = map[string][]int{
 	TypeChangeRejected:      {1},
 	TypeDriftDetected:       {1},
 	TypeChangeExpired:       {1},
+	TypeGitPushed:           {1},
+	TypeParameterChanged:    {1},
 }
 
 func supported(typ string, v int) bool {

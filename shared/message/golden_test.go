@@ -50,6 +50,8 @@ var newest = map[string]func() any{
 	message.TypeChangeRejected:      func() any { return new(message.ChangeRejected) },
 	message.TypeDriftDetected:       func() any { return new(message.DriftDetected) },
 	message.TypeChangeExpired:       func() any { return new(message.ChangeExpired) },
+	message.TypeGitPushed:           func() any { return new(message.GitPushed) },
+	message.TypeParameterChanged:    func() any { return new(message.ParameterChanged) },
 }
 
 // goTypes is the Go type of every supported type and version (old versions included).
@@ -290,8 +292,10 @@ func TestGoldensMatchOnlyTheirSchema(t *testing.T) {
 	}
 }
 
-// TestGoldenStory checks the goldens tell one consistent story: roots correlate to themselves;
-// a golden caused by another golden shares its correlation and happened after it.
+// TestGoldenStory checks the goldens tell one consistent story: roots correlate to themselves,
+// but a trigger, which correlates to the change it starts (a golden change.detected root that
+// happened after it); a golden caused by another golden shares its correlation and happened
+// after it.
 func TestGoldenStory(t *testing.T) {
 	byID := map[string]message.Envelope{}
 	for _, tv := range supported() {
@@ -309,6 +313,16 @@ func TestGoldenStory(t *testing.T) {
 		byID[e.ID] = e
 	}
 	for _, e := range byID {
+		if e.Type == message.TypeGitPushed || e.Type == message.TypeParameterChanged {
+			change, ok := byID[e.CorrelationID]
+			switch {
+			case e.CausationID != "" || e.CorrelationID == e.ID:
+				t.Errorf("%s: a trigger has no cause and correlates to the change it starts, not to itself", e.Type)
+			case !ok || change.Type != message.TypeChangeDetected || change.CausationID != "" || !change.OccurredAt.After(e.OccurredAt):
+				t.Errorf("%s: correlation %s is not a golden change.detected root made after it", e.Type, e.CorrelationID)
+			}
+			continue
+		}
 		if e.CausationID == "" {
 			if e.CorrelationID != e.ID {
 				t.Errorf("%s v%d is a root but correlation_id %s != id %s", e.Type, e.Version, e.CorrelationID, e.ID)
@@ -406,6 +420,13 @@ func idempotencyKey(t *testing.T, e message.Envelope, payload any) string {
 		return e.Type + ":" + p.DriftID
 	case *message.ChangeExpired:
 		return e.Type + ":" + p.ChangeSetID
+	case *message.GitPushed:
+		return "git.pushed:" + p.Commit.SHA
+	case *message.ParameterChanged:
+		if p.Version > 0 {
+			return "parameter.changed:" + p.Name + "@" + strconv.FormatInt(p.Version, 10)
+		}
+		return "parameter.changed:" + p.Name + "@event:" + p.EventID
 	case *message.DeploymentSkipped:
 		return e.Type + ":" + p.ChangeSetID + "/" + p.Component
 	case *message.DeploymentApproved:
@@ -556,6 +577,14 @@ func fullPayloads() map[string]any {
 			Action:    message.DriftCorrect, ChangeSetID: root,
 		},
 		message.TypeChangeExpired: message.ChangeExpired{ChangeSetID: cs, ExpiresAt: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)},
+		message.TypeGitPushed: message.GitPushed{
+			Commit:  message.Commit{SHA: sha, Author: "Ada Lovelace <ada@example.com>", Message: "m", Branch: "main", Repo: "acme/infrastructure", Before: sha},
+			Files:   []string{"components/vpc/main.tf", "iac/prod/s3-bucket/old-assets/config.json"},
+			Removed: []message.ComponentRef{{Type: "s3-bucket", Nickname: "old-assets"}}, Truncated: true, AutoApprove: true,
+			Provider: "github", Delivery: "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+		},
+		message.TypeParameterChanged: message.ParameterChanged{Name: "/iac/vpc/core/runtime", Operation: "Update", Version: 8,
+			EventID: "6a7e8feb-b491-4cf7-a9f1-bf3703467718", AutoApprove: true},
 	}
 }
 
@@ -589,6 +618,9 @@ func minimalPayloads() map[string]any {
 			Kind: message.DriftConfig, Reason: message.DriftMissing, Detail: "/iac/vpc/core/config is missing",
 			Commit: "9f3c2a71e4b05d8c6a1f7e2b3d4c5a6978e1f0ab", Action: message.DriftReport},
 		message.TypeChangeExpired: message.ChangeExpired{ChangeSetID: cs, ExpiresAt: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)},
+		message.TypeGitPushed: message.GitPushed{Commit: message.Commit{SHA: "9f3c2a71e4b05d8c6a1f7e2b3d4c5a6978e1f0ab", Author: "ada"},
+			Truncated: true},
+		message.TypeParameterChanged: message.ParameterChanged{Name: "MyExampleParameter", Operation: "Create", EventID: "e-1"},
 	}
 }
 

@@ -23,6 +23,9 @@ const (
 	TypeChangeRejected      = "change.rejected"
 	TypeDriftDetected       = "drift.detected"
 	TypeChangeExpired       = "change.expired"
+	// Triggers: the ingest stage's input (triggers.go).
+	TypeGitPushed        = "git.pushed"
+	TypeParameterChanged = "parameter.changed"
 )
 
 // Latest is the version producers write for each type.
@@ -40,6 +43,8 @@ var Latest = map[string]int{
 	TypeChangeRejected:      1,
 	TypeDriftDetected:       1,
 	TypeChangeExpired:       1,
+	TypeGitPushed:           1,
+	TypeParameterChanged:    1,
 }
 
 // Sources of a change.

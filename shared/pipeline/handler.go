@@ -44,6 +44,8 @@ const (
 
 // Routes says which stages consume each message type. Every message also goes to StageAudit.
 var Routes = map[string][]string{
+	message.TypeGitPushed:           {StageIngest},
+	message.TypeParameterChanged:    {StageIngest},
 	message.TypeChangeDetected:      {StageResolve},
 	message.TypeChangeResolved:      {StageGraphWrite},
 	message.TypeDeploymentScheduled: {StageGraphWrite},

@@ -1,8 +1,9 @@
 // Package ssmevent decodes the Amazon EventBridge events that AWS Systems Manager Parameter
 // Store emits when a parameter is created, updated, deleted or labelled ("Parameter Store
 // Change", source aws.ssm), and classifies parameter names against Karma's layout. It decodes
-// only: reading the parameter and making change.detected is the caller's job
-// (workers/ingest.FromParameter).
+// only: the ingest function's Lambda adapter (shared/lambda.ParameterEvents) makes the event a
+// parameter.changed trigger, and the ingest stage (workers/ingest) reads the parameter and makes
+// change.detected.
 //
 // # Inputs
 //
@@ -46,7 +47,7 @@
 // "MyExampleParameter"), and is kept as given: no slash is added or removed, because Parameter
 // Store treats "a" and "/a" as different parameters. Classify matches names against
 // "<prefix>/<type>/<nickname>/config|runtime" and "<prefix>/environment" by plain string
-// prefix, exactly as workers/ingest.FromParameter does.
+// prefix, exactly as the ingest stage (workers/ingest) does.
 package ssmevent
 
 import (
@@ -292,7 +293,7 @@ type Target struct {
 
 // Classify places a parameter name in Karma's layout under prefix (e.g. "/karma/dev"; a
 // trailing '/' is ignored). The name must start with prefix + "/" exactly, as
-// workers/ingest.FromParameter requires: no leading slash is added to or removed from either.
+// the ingest stage (workers/ingest) requires: no leading slash is added to or removed from either.
 func Classify(name, prefix string) Target {
 	rest, ok := strings.CutPrefix(name, strings.TrimSuffix(prefix, "/")+"/")
 	if !ok {

@@ -1,6 +1,7 @@
 // Package webhook authenticates and decodes Git push webhooks from GitHub (github.com, GHES,
 // GitHub AE), GitLab, Gitea and Forgejo. It parses and verifies only: it knows nothing of the
-// pipeline, and turning a Push into change.detected is the caller's job (workers/ingest).
+// pipeline: turning a Push into a git.pushed trigger is the caller's (shared/trigger, called by
+// shared/httpapi), and the ingest stage (workers/ingest) makes it a change.detected.
 //
 // # Use
 //
@@ -64,8 +65,8 @@
 // DeliveryKey(ev) is "<provider>:<delivery id>", the id being X-GitHub-Delivery,
 // X-Gitea-Delivery, X-Forgejo-Delivery, or for GitLab the Idempotency-Key header (stable across
 // retries) falling back to X-Gitlab-Event-UUID. A redelivery carries the same id, so the same
-// key. It is "" when the sender gave no id; the push's own identity (the "git:<sha>" keys of
-// workers/ingest) still makes the deployment idempotent.
+// key. It is "" when the sender gave no id; the push's own identity (the "git.pushed:<sha>" and
+// "git:<sha>" keys of its trigger and its change) still makes the deployment idempotent.
 //
 // # Pushes
 //

@@ -3,7 +3,7 @@ package webhook
 import "sort"
 
 // FileChange is the net change of one path over a whole push. Neither Added nor Removed means
-// modified. It maps field for field onto workers/ingest.FileChange{Path, Removed}.
+// modified. It maps field for field onto trigger.FileChange{Path, Removed}.
 type FileChange struct {
 	Path string
 	// Added: the path did not exist before the push and exists after it.

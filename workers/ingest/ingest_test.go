@@ -2,16 +2,21 @@ package ingest_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	wt "github.com/usekarma/karma/workers/internal/workertest"
 
+	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/trigger"
 	"github.com/usekarma/karma/workers/ingest"
 )
 
@@ -20,126 +25,43 @@ const (
 	sha2 = "d5e0ba2d9b813fa5d15023d7aa615534cda694ac"
 )
 
-// checkRoot checks what every change.detected ingest makes has in common: a root whose id is
-// its correlation id and its change set id.
-func checkRoot(t *testing.T, e message.Envelope) message.ChangeDetected {
+// checkChange checks what every change.detected ingest makes has in common: the change its
+// trigger names — its id, correlation id and change set id are the trigger's correlation id —
+// caused by the trigger.
+func checkChange(t *testing.T, in message.Envelope, out []message.Envelope) message.ChangeDetected {
 	t.Helper()
+	if len(out) != 1 {
+		t.Fatalf("got %d messages, want 1", len(out))
+	}
+	e := out[0]
 	if e.Type != message.TypeChangeDetected || e.Version != message.Latest[message.TypeChangeDetected] {
 		t.Errorf("type %s v%d, want change.detected v%d", e.Type, e.Version, message.Latest[message.TypeChangeDetected])
 	}
-	if e.CorrelationID != e.ID || e.CausationID != "" {
-		t.Errorf("correlation %q, causation %q: a root correlates to itself (%s) and has no cause", e.CorrelationID, e.CausationID, e.ID)
+	if e.ID != in.CorrelationID || e.CorrelationID != in.CorrelationID || e.CausationID != in.ID {
+		t.Errorf("id %s correlation %s causation %s: want the trigger's change %s, caused by the trigger %s", e.ID, e.CorrelationID, e.CausationID, in.CorrelationID, in.ID)
 	}
 	p := wt.PayloadOf[message.ChangeDetected](t, e)
 	if p.ChangeSetID != e.ID {
 		t.Errorf("change_set_id %q, want the message id %q", p.ChangeSetID, e.ID)
 	}
+	wt.ValidateAll(t, out)
 	return p
 }
 
-func TestFromRequest(t *testing.T) {
-	t.Parallel()
-	ada := message.Actor{Kind: "cli", Name: "ada"}
-	tests := []struct {
-		name   string
-		req    ingest.Request
-		wantID string // request id; "" = the message id
-	}{
-		{"two components", ingest.Request{ID: "cr-7", Env: "prod", Actor: ada, AutoApprove: true, Configs: map[string][]byte{
-			"vpc/core":         []byte("{\n  \"cidr\": \"10.1.0.0/16\",\n  \"az_count\": 3\n}"),
-			"ecs-cluster/core": []byte(`{"service_discovery_vpc_id": "${vpc/core.runtime.vpc_id}"}`),
-		}}, "cr-7"},
-		{"request id defaults to the message id", ingest.Request{Env: "dev", Actor: ada, Configs: map[string][]byte{
-			"s3-bucket/assets": []byte(`{"versioning": true}`),
-		}}, ""},
-	}
-	// Karma's description kept by Parameter Store while someone else overwrote the value: a change.
-	if msgs, err := ingest.FromParameter(ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/config", Version: 6,
-		Description: params.Provenance("commit="+sha1+" file=x", `{"a":1}`), Value: []byte(`{"a":2}`)}); err != nil || len(msgs) != 1 {
-		t.Errorf("a stale Karma description over someone else's value must count as a change: %v %v", msgs, err)
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			e, err := ingest.FromRequest(tt.req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := checkRoot(t, e)
-			wantID := tt.wantID
-			if wantID == "" {
-				wantID = e.ID
-			}
-			if p.Request == nil || p.Request.ID != wantID || e.IdempotencyKey != "request:"+wantID {
-				t.Errorf("request %+v, key %q; want id %q", p.Request, e.IdempotencyKey, wantID)
-			}
-			if e.Env != tt.req.Env || e.Actor != tt.req.Actor || p.AutoApprove != tt.req.AutoApprove {
-				t.Errorf("env %q actor %+v auto %v", e.Env, e.Actor, p.AutoApprove)
-			}
-			for ref, cfg := range tt.req.Configs {
-				var c bytes.Buffer
-				_ = json.Compact(&c, cfg)
-				if p.Request.Configs[ref] != c.String() {
-					t.Errorf("config of %s = %q, want it compacted: %q", ref, p.Request.Configs[ref], c.String())
-				}
-			}
-			if !slices.IsSortedFunc(p.Components, func(a, b message.ComponentRef) int {
-				return bytes.Compare([]byte(a.Type+"/"+a.Nickname), []byte(b.Type+"/"+b.Nickname))
-			}) || len(p.Components) != len(tt.req.Configs) {
-				t.Errorf("components %v: want one per config, sorted", p.Components)
-			}
-			wt.CheckGolden(t, "request_"+goldenName(tt.name), []message.Envelope{e}, map[string]string{e.ID: "root-id"})
-		})
-	}
-}
-
-func TestFromRequestInvalid(t *testing.T) {
-	t.Parallel()
-	ok := []byte(`{"a":1}`)
-	tests := []struct {
-		name string
-		req  ingest.Request
-	}{
-		{"no environment", ingest.Request{Configs: map[string][]byte{"vpc/core": ok}}},
-		{"no component", ingest.Request{Env: "prod"}},
-		{"ref without slash", ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc": ok}}},
-		{"ref with two slashes", ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/core/x": ok}}},
-		{"ref without type", ingest.Request{Env: "prod", Configs: map[string][]byte{"/core": ok}}},
-		{"ref without nickname", ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/": ok}}},
-		{"config not JSON", ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/core": []byte(`{"cidr":`)}}},
-		{"config an array", ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/core": []byte(`[1]`)}}},
-		{"config null", ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/core": []byte(`null`)}}},
-		{"config a string", ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/core": []byte(`"x"`)}}},
-		{"config not UTF-8", ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/core": []byte("{\"name\":\"caf\xe9\"}")}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if _, err := ingest.FromRequest(tt.req); !errors.Is(err, ingest.ErrInvalid) {
-				t.Errorf("err = %v, want ErrInvalid", err)
-			}
-		})
-	}
-	_, err := ingest.FromRequest(ingest.Request{Env: "prod", Configs: map[string][]byte{"vpc/core": []byte("{\"name\":\"caf\xe9\"}")}})
-	if err == nil || !strings.Contains(err.Error(), "vpc/core") || !strings.Contains(err.Error(), "invalid UTF-8 at byte offset 12") {
-		t.Errorf("invalid UTF-8: %v, want the component and the byte offset named", err)
-	}
-}
-
-func TestFromCommit(t *testing.T) {
+func TestPush(t *testing.T) {
 	t.Parallel()
 	author := "Ada Lovelace <ada@example.com>"
 	tests := []struct {
 		name       string
-		commit     ingest.Commit
+		push       trigger.Push
 		modulesDir string
-		wantFiles  []string // nil: no message
+		wantFiles  []string
 		wantRemove []message.ComponentRef
 	}{
 		{
 			name: "base layer, module, account, removed config; the rest ignored",
-			commit: ingest.Commit{SHA: sha1, Author: author, Message: "Raise the prod VPC size\n\nAnd drop the old zone.", Branch: "main",
-				Repo: "https://github.com/usekarma/karma-examples-config", AutoApprove: true, Files: []ingest.FileChange{
+			push: trigger.Push{SHA: sha1, Author: author, Message: "Raise the prod VPC size\n\nAnd drop the old zone.", Branch: "main",
+				Repo: "https://github.com/usekarma/karma-examples-config", AutoApprove: true, Files: []trigger.FileChange{
 					{Path: "iac/_base/vpc/core/config.json"},
 					{Path: "components/vpc/main.tf"},
 					{Path: "iac/prod/route53-zone/main/config.json", Removed: true},
@@ -147,8 +69,6 @@ func TestFromCommit(t *testing.T) {
 					{Path: "./iac/dev/ecs-service/api/config.json"},
 					{Path: "account_environments/prod.json"},
 					{Path: "README.md"},
-					{Path: "docs/guide.md"},
-					{Path: ".github/workflows/ci.yml"},
 					{Path: "iac/prod/vpc/core/NOTES.txt"}, // not JSON
 					{Path: "components-old/vpc/main.tf"},  // not the modules folder
 				}},
@@ -159,150 +79,208 @@ func TestFromCommit(t *testing.T) {
 		},
 		{
 			name:       "one env file",
-			commit:     ingest.Commit{SHA: sha2, Author: author, Message: "prod vpc", Files: []ingest.FileChange{{Path: "iac/prod/vpc/core/config.json"}}},
+			push:       trigger.Push{SHA: sha2, Author: author, Message: "prod vpc", Files: []trigger.FileChange{{Path: "iac/prod/vpc/core/config.json"}}},
 			modulesDir: "components",
 			wantFiles:  []string{"iac/prod/vpc/core/config.json"},
 		},
-		{
-			name:       "only files outside iac",
-			commit:     ingest.Commit{SHA: sha1, Author: author, Files: []ingest.FileChange{{Path: "README.md"}, {Path: "scripts/demo.sh"}, {Path: "iac/README.md"}}},
-			modulesDir: "components",
-		},
-		{
-			name:   "module files without a modules folder",
-			commit: ingest.Commit{SHA: sha1, Author: author, Files: []ingest.FileChange{{Path: "components/vpc/main.tf"}}},
-		},
-		{
-			name:   "no files",
-			commit: ingest.Commit{SHA: sha1, Author: author},
-		},
 	}
+	w := &ingest.Worker{Prefix: "/iac"} // a push reads no parameter
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			msgs, err := ingest.FromCommit(tt.commit, tt.modulesDir)
+			in, err := trigger.GitPushed(tt.push, tt.modulesDir, "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tt.wantFiles == nil {
-				if msgs != nil {
-					t.Fatalf("got %d messages, want none", len(msgs))
-				}
-				return
+			out, err := w.Handle(context.Background(), in)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if len(msgs) != 1 {
-				t.Fatalf("got %d messages, want 1", len(msgs))
-			}
-			e := msgs[0]
-			p := checkRoot(t, e)
+			p := checkChange(t, in, out)
+			e := out[0]
 			if e.Env != "" {
 				t.Errorf("env %q: a commit concerns every env its files touch", e.Env)
 			}
-			if e.IdempotencyKey != "git:"+tt.commit.SHA || e.Actor != (message.Actor{Kind: "git", Name: tt.commit.Author}) {
+			if e.IdempotencyKey != "git:"+tt.push.SHA || e.Actor != (message.Actor{Kind: "git", Name: tt.push.Author}) {
 				t.Errorf("key %q actor %+v", e.IdempotencyKey, e.Actor)
 			}
-			if !slices.Equal(p.Files, tt.wantFiles) {
-				t.Errorf("files\n got %q\nwant %q", p.Files, tt.wantFiles)
+			if !slices.Equal(p.Files, tt.wantFiles) || !slices.Equal(p.Removed, tt.wantRemove) {
+				t.Errorf("files %q removed %v\nwant %q %v", p.Files, p.Removed, tt.wantFiles, tt.wantRemove)
 			}
-			if !slices.Equal(p.Removed, tt.wantRemove) {
-				t.Errorf("removed %v, want %v", p.Removed, tt.wantRemove)
+			if p.Components == nil || len(p.Components) != 0 || p.AutoApprove != tt.push.AutoApprove {
+				t.Errorf("components %v auto %v, want [] for git", p.Components, p.AutoApprove)
 			}
-			if p.Components == nil || len(p.Components) != 0 {
-				t.Errorf("components %v, want [] for git", p.Components)
-			}
-			if p.Commit == nil || p.Commit.SHA != tt.commit.SHA || bytes.ContainsRune([]byte(p.Commit.Message), '\n') {
+			if p.Commit == nil || p.Commit.SHA != tt.push.SHA || bytes.ContainsRune([]byte(p.Commit.Message), '\n') {
 				t.Errorf("commit %+v: want the sha and the message's first line", p.Commit)
 			}
-			wt.CheckGolden(t, "commit_"+goldenName(tt.name), msgs, map[string]string{e.ID: "root-id"})
+			wt.CheckGolden(t, "commit_"+goldenName(tt.name), out, map[string]string{e.ID: "root-id", in.ID: "trigger"})
 		})
 	}
 }
 
-func TestFromCommitInvalid(t *testing.T) {
+// A trigger delivered twice — or handled again after a crash — is the same change: same id,
+// same idempotency key, so resolve does it once.
+func TestPushTwiceIsOneChange(t *testing.T) {
 	t.Parallel()
-	_, err := ingest.FromCommit(ingest.Commit{Files: []ingest.FileChange{{Path: "iac/prod/vpc/core/config.json"}}}, "components")
-	if !errors.Is(err, ingest.ErrInvalid) {
-		t.Errorf("no sha: err = %v, want ErrInvalid", err)
+	in, err := trigger.GitPushed(trigger.Push{SHA: sha1, Author: "ada", Files: []trigger.FileChange{{Path: "iac/prod/vpc/core/config.json"}}}, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &ingest.Worker{}
+	a, err1 := w.Handle(context.Background(), in)
+	b, err2 := w.Handle(context.Background(), in)
+	if err1 != nil || err2 != nil || len(a) != 1 || len(b) != 1 || a[0].ID != b[0].ID || a[0].IdempotencyKey != b[0].IdempotencyKey {
+		t.Errorf("twice: %v %v / %v %v", a, err1, b, err2)
 	}
 }
 
-func TestFromParameter(t *testing.T) {
+func TestPushPermanent(t *testing.T) {
+	t.Parallel()
+	good := func() message.GitPushed {
+		return message.GitPushed{Commit: message.Commit{SHA: sha1, Author: "ada"}, Files: []string{"iac/prod/vpc/core/config.json"}}
+	}
+	tests := map[string]func(*message.GitPushed, *message.Envelope){
+		"abbreviated sha":       func(p *message.GitPushed, _ *message.Envelope) { p.Commit.SHA = "512423c" },
+		"no author":             func(p *message.GitPushed, _ *message.Envelope) { p.Commit.Author = " " },
+		"before not a sha":      func(p *message.GitPushed, _ *message.Envelope) { p.Commit.Before = "HEAD" },
+		"nothing listed":        func(p *message.GitPushed, _ *message.Envelope) { p.Files = nil },
+		"file outside the repo": func(p *message.GitPushed, _ *message.Envelope) { p.Files = []string{"../etc/passwd"} },
+		"absolute file":         func(p *message.GitPushed, _ *message.Envelope) { p.Files = []string{"/iac/x.json"} },
+		"removed not a ref":     func(p *message.GitPushed, _ *message.Envelope) { p.Removed = []message.ComponentRef{{Type: "VPC"}} },
+		"correlates to itself":  func(_ *message.GitPushed, e *message.Envelope) { e.CorrelationID = e.ID },
+		"correlation no uuid":   func(_ *message.GitPushed, e *message.Envelope) { e.CorrelationID = "change-1" },
+	}
+	for name, edit := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			p := good()
+			e, err := message.New(message.TypeGitPushed, "", message.Actor{Kind: "git", Name: "ada"}, "git.pushed:x", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.CorrelationID = trigger.NewChangeID()
+			edit(&p, &e)
+			if e.Payload, err = json.Marshal(p); err != nil {
+				t.Fatal(err)
+			}
+			out, err := (&ingest.Worker{}).Handle(context.Background(), e)
+			if pipeline.Classify(err) != pipeline.DeadLetter || out != nil {
+				t.Errorf("%v %v: want a permanent error", out, err)
+			}
+		})
+	}
+	other, _ := message.New(message.TypeChangeDetected, "prod", message.Actor{Kind: "cli", Name: "ada"}, "k", message.ChangeDetected{})
+	if _, err := (&ingest.Worker{}).Handle(context.Background(), other); pipeline.Classify(err) != pipeline.DeadLetter || !strings.Contains(err.Error(), "not a trigger") {
+		t.Errorf("a change.detected: %v, want it refused as no trigger", err)
+	}
+}
+
+// stores is a ParameterReader over embedded stores, one per environment.
+type stores map[string]*embedded.ParamStore
+
+func (s stores) History(ctx context.Context, env, name string) ([]params.Parameter, error) {
+	st, ok := s[env]
+	if !ok {
+		return nil, errors.New("no store for " + env)
+	}
+	return st.History(ctx, name)
+}
+
+func newStores(t *testing.T, envs ...string) stores {
+	t.Helper()
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s := stores{}
+	for _, env := range envs {
+		if s[env], err = embedded.NewParamStore(db, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func put(t *testing.T, st params.Store, in params.PutInput) int64 {
+	t.Helper()
+	r, err := st.Put(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Version
+}
+
+func changed(t *testing.T, env, name, op string, version int64) message.Envelope {
+	t.Helper()
+	e, err := trigger.ParameterChanged(trigger.ParameterChange{Env: env, Name: name, Operation: op, Version: version, EventID: "ev-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestParameter(t *testing.T) {
 	t.Parallel()
 	arn := "arn:aws:iam::123456789012:user/ada"
-	prev := []byte(`{"vpc_id":"vpc-1","private_subnet_ids":["subnet-a","subnet-b"],"flow_log_group":"/vpc/core","retired":1,"count":2}`)
+	prev := `{"vpc_id":"vpc-1","private_subnet_ids":["subnet-a","subnet-b"],"flow_log_group":"/vpc/core","retired":1,"count":2}`
 	tests := []struct {
 		name        string
-		pc          ingest.ParameterChange
+		env, param  string
+		before      []string // earlier versions' values
+		value, user string
+		op          string
+		byEvent     bool // the trigger names no version: the current one counts
 		wantSource  string
-		wantKeys    []string // for runtime; nil = no changed_keys
-		wantKeysRaw string   // how changed_keys appears on the wire ("" = absent)
+		wantKeysRaw string // how changed_keys appears on the wire ("" = absent)
 	}{
-		{
-			name:       "config written outside karma",
-			pc:         ingest.ParameterChange{Env: "prod", Prefix: "/iac", Name: "/iac/vpc/core/config", Version: 12, Operation: "Update", ModifiedBy: arn},
-			wantSource: message.SourceParameter,
-		},
-		{
-			name: "runtime with changed keys",
-			pc: ingest.ParameterChange{Env: "prod", Prefix: "/iac", Name: "/iac/vpc/core/runtime", Version: 8, Operation: "Update", ModifiedBy: arn,
-				Previous: prev, Value: []byte(`{"count":2.0,"flow_log_group":"/vpc/core","private_subnet_ids":["subnet-a", "subnet-b"],"vpc_id":"vpc-2","added":true}`)},
-			wantSource:  message.SourceRuntime,
-			wantKeys:    []string{"added", "retired", "vpc_id"},
-			wantKeysRaw: `["added","retired","vpc_id"]`,
-		},
-		{
-			name: "runtime where nothing changed",
-			pc: ingest.ParameterChange{Env: "prod", Prefix: "/iac/", Name: "/iac/vpc/core/runtime", Version: 9, Operation: "Update", ModifiedBy: arn,
-				Previous: prev, Value: []byte(" {\"retired\": 1, \"count\": 2, \"vpc_id\": \"vpc-1\", \"flow_log_group\": \"/vpc/core\", \"private_subnet_ids\": [\"subnet-a\",\"subnet-b\"]}")},
-			wantSource:  message.SourceRuntime,
-			wantKeys:    []string{},
-			wantKeysRaw: `[]`,
-		},
-		{
-			name:        "runtime created",
-			pc:          ingest.ParameterChange{Env: "dev", Prefix: "/iac", Name: "/iac/s3-bucket/assets/runtime", Version: 1, Operation: "Create", Value: []byte(`{"bucket_name":"b","bucket_arn":"arn:aws:s3:::b"}`)},
-			wantSource:  message.SourceRuntime,
-			wantKeys:    []string{"bucket_arn", "bucket_name"},
-			wantKeysRaw: `["bucket_arn","bucket_name"]`,
-		},
-		{
-			name:        "runtime that was a bare string",
-			pc:          ingest.ParameterChange{Env: "dev", Prefix: "/iac", Name: "/iac/vpc/core/runtime", Version: 3, Previous: []byte(`vpc-0abc`), Value: []byte(`{"vpc_id":"vpc-0abc"}`)},
-			wantSource:  message.SourceRuntime,
-			wantKeys:    []string{"vpc_id"},
-			wantKeysRaw: `["vpc_id"]`,
-		},
+		{name: "config written outside karma", env: "prod", param: "/iac/vpc/core/config", before: []string{`{"cidr":"10.0.0.0/16"}`},
+			value: `{"cidr":"10.1.0.0/16"}`, user: arn, op: "Update", wantSource: message.SourceParameter},
+		{name: "runtime with changed keys", env: "prod", param: "/iac/vpc/core/runtime", before: []string{prev}, user: arn, op: "Update",
+			value:      `{"count":2.0,"flow_log_group":"/vpc/core","private_subnet_ids":["subnet-a", "subnet-b"],"vpc_id":"vpc-2","added":true}`,
+			wantSource: message.SourceRuntime, wantKeysRaw: `["added","retired","vpc_id"]`},
+		{name: "runtime where nothing changed", env: "prod", param: "/iac/vpc/core/runtime", before: []string{prev}, user: arn, op: "Update", byEvent: true,
+			value:      " {\"retired\": 1, \"count\": 2, \"vpc_id\": \"vpc-1\", \"flow_log_group\": \"/vpc/core\", \"private_subnet_ids\": [\"subnet-a\",\"subnet-b\"]}",
+			wantSource: message.SourceRuntime, wantKeysRaw: `[]`},
+		{name: "runtime created", env: "dev", param: "/iac/s3-bucket/assets/runtime", op: "Create", value: `{"bucket_name":"b","bucket_arn":"arn:aws:s3:::b"}`,
+			wantSource: message.SourceRuntime, wantKeysRaw: `["bucket_arn","bucket_name"]`},
+		{name: "runtime that was a bare string", env: "dev", param: "/iac/vpc/core/runtime", before: []string{"x", `vpc-0abc`}, op: "Update",
+			value: `{"vpc_id":"vpc-0abc"}`, wantSource: message.SourceRuntime, wantKeysRaw: `["vpc_id"]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			msgs, err := ingest.FromParameter(tt.pc)
+			s := newStores(t, tt.env)
+			for _, v := range tt.before {
+				put(t, s[tt.env], params.PutInput{Name: tt.param, Value: v, User: "someone"})
+			}
+			version := put(t, s[tt.env], params.PutInput{Name: tt.param, Value: tt.value, User: tt.user})
+			want := version
+			if tt.byEvent {
+				version = 0
+			}
+			in := changed(t, tt.env, tt.param, tt.op, version)
+			out, err := (&ingest.Worker{Parameters: s, Prefix: "/iac"}).Handle(context.Background(), in)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(msgs) != 1 {
-				t.Fatalf("got %d messages, want 1", len(msgs))
+			p := checkChange(t, in, out)
+			e := out[0]
+			if p.Source != tt.wantSource || e.Env != tt.env {
+				t.Errorf("source %q env %q, want %q %q", p.Source, e.Env, tt.wantSource, tt.env)
 			}
-			e := msgs[0]
-			p := checkRoot(t, e)
-			if p.Source != tt.wantSource || e.Env != tt.pc.Env {
-				t.Errorf("source %q env %q, want %q %q", p.Source, e.Env, tt.wantSource, tt.pc.Env)
+			if k := tt.wantSource + ":" + tt.param + "@" + itoa(want); e.IdempotencyKey != k {
+				t.Errorf("key %q, want %q", e.IdempotencyKey, k)
 			}
-			if want := tt.wantSource + ":" + tt.pc.Name + "@" + itoa(tt.pc.Version); e.IdempotencyKey != want {
-				t.Errorf("key %q, want %q", e.IdempotencyKey, want)
-			}
-			if p.Parameter == nil || p.Parameter.Name != tt.pc.Name || p.Parameter.Version != tt.pc.Version || p.Parameter.ModifiedBy != tt.pc.ModifiedBy {
+			if p.Parameter == nil || p.Parameter.Name != tt.param || p.Parameter.Version != want || p.Parameter.ModifiedBy != tt.user {
 				t.Errorf("parameter %+v", p.Parameter)
 			}
-			wantActor := message.Actor{Kind: "iam", Name: tt.pc.ModifiedBy}
+			wantActor := message.Actor{Kind: "iam", Name: tt.user}
 			if wantActor.Name == "" {
-				wantActor.Name = "unknown (Parameter Store does not say)"
+				wantActor.Name = trigger.UnknownModifier
 			}
 			if e.Actor != wantActor {
 				t.Errorf("actor %+v, want %+v", e.Actor, wantActor)
-			}
-			if !slices.Equal(p.ChangedKeys, tt.wantKeys) || (p.ChangedKeys == nil) != (tt.wantKeys == nil) {
-				t.Errorf("changed keys %#v, want %#v", p.ChangedKeys, tt.wantKeys)
 			}
 			var raw map[string]json.RawMessage
 			if err := json.Unmarshal(e.Payload, &raw); err != nil {
@@ -311,7 +289,7 @@ func TestFromParameter(t *testing.T) {
 			if got := string(raw["changed_keys"]); got != tt.wantKeysRaw {
 				t.Errorf("changed_keys on the wire = %s, want %s", orAbsent(got), orAbsent(tt.wantKeysRaw))
 			}
-			wt.CheckGolden(t, "parameter_"+goldenName(tt.name), msgs, map[string]string{e.ID: "root-id"})
+			wt.CheckGolden(t, "parameter_"+goldenName(tt.name), out, map[string]string{e.ID: "root-id", in.ID: "trigger"})
 		})
 	}
 }
@@ -323,64 +301,84 @@ func orAbsent(s string) string {
 	return s
 }
 
-func TestFromParameterIgnored(t *testing.T) {
+// A version of an earlier event (named by the trigger) is decided against the one before it,
+// not against what was written since.
+func TestParameterVersionNamed(t *testing.T) {
 	t.Parallel()
-	value := []byte(`{"vpc_id":"vpc-2"}`)
-	tests := []struct {
-		name string
-		pc   ingest.ParameterChange
-	}{
-		{"environment binding", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/environment", Version: 1}},
-		{"component path without kind", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core", Version: 1}},
-		{"other leaf", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/outputs", Version: 1}},
-		{"too deep", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/x/config", Version: 1}},
-		{"outside the prefix", ingest.ParameterChange{Prefix: "/iac", Name: "/other/vpc/core/config", Version: 1}},
-		{"prefix as a name prefix only", ingest.ParameterChange{Prefix: "/iac", Name: "/iacx/vpc/core/config", Version: 1}},
-		{"delete", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/config", Version: 4, Operation: "Delete"}},
-		{"label", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/config", Version: 4, Operation: "LabelParameterVersion"}},
-		{"runtime karma wrote", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/runtime", Version: 5, Operation: "Update",
-			Description: params.Provenance("deployment=dep-9380611eaf9e90af change=019cebab-87be-76cd-9c22-2d20c23174d0", string(value)), Value: value}},
-		{"config karma wrote", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/config", Version: 5,
-			Description: params.Provenance("commit="+sha1+" file=iac/prod/vpc/core/config.json", "")}},
-		{"karma provenance even with an invalid runtime", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/runtime", Version: 5,
-			Description: params.Provenance("deployment=dep-1", "not json"), Value: []byte("not json")}},
+	s := newStores(t, "prod")
+	put(t, s["prod"], params.PutInput{Name: "/iac/vpc/core/runtime", Value: `{"a":1,"b":1}`})
+	v2 := put(t, s["prod"], params.PutInput{Name: "/iac/vpc/core/runtime", Value: `{"a":2,"b":1}`, User: "ada"})
+	put(t, s["prod"], params.PutInput{Name: "/iac/vpc/core/runtime", Value: `{"a":2,"b":3}`, User: "bob"})
+	in := changed(t, "prod", "/iac/vpc/core/runtime", "Update", v2)
+	out, err := (&ingest.Worker{Parameters: s, Prefix: "/iac"}).Handle(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			msgs, err := ingest.FromParameter(tt.pc)
-			if err != nil || msgs != nil {
-				t.Errorf("got %d messages, %v; want nothing", len(msgs), err)
-			}
-		})
+	p := checkChange(t, in, out)
+	if strings.Join(p.ChangedKeys, ",") != "a" || p.Parameter.Version != v2 || p.Parameter.ModifiedBy != "ada" {
+		t.Errorf("version 2: %+v keys %v", p.Parameter, p.ChangedKeys)
 	}
-	// Someone else's description does not hide the change.
-	msgs, err := ingest.FromParameter(ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/config", Version: 5, Description: "hotfix by ada (karma: later)"})
-	if err != nil || len(msgs) != 1 {
-		t.Errorf("a non-karma description: %d messages, %v; want 1", len(msgs), err)
+	// A version the history does not hold yet is a read that does not see the write yet: retried.
+	if _, err := (&ingest.Worker{Parameters: s, Prefix: "/iac"}).Handle(context.Background(), changed(t, "prod", "/iac/vpc/core/runtime", "Update", 9)); pipeline.Classify(err) != pipeline.Retry {
+		t.Errorf("a version not there yet: %v, want a retry", err)
 	}
 }
 
-func TestFromParameterInvalid(t *testing.T) {
+func TestParameterIgnored(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		pc   ingest.ParameterChange
-	}{
-		{"no name", ingest.ParameterChange{Prefix: "/iac", Version: 1}},
-		{"version 0", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/config"}},
-		{"negative version", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/config", Version: -1}},
-		{"runtime not JSON", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/runtime", Version: 2, Value: []byte("vpc-123")}},
-		{"runtime an array", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/runtime", Version: 2, Value: []byte(`["a"]`)}},
-		{"runtime empty", ingest.ParameterChange{Prefix: "/iac", Name: "/iac/vpc/core/runtime", Version: 2}},
+	s := newStores(t, "prod")
+	value := `{"vpc_id":"vpc-2"}`
+	karma := put(t, s["prod"], params.PutInput{Name: "/iac/vpc/core/runtime", Value: value,
+		Description: params.Provenance("deployment=dep-9380611eaf9e90af change=019cebab-87be-76cd-9c22-2d20c23174d0", value)})
+	cfg := put(t, s["prod"], params.PutInput{Name: "/iac/vpc/core/config", Value: `{}`, Description: params.Provenance("commit="+sha1+" file=x", `{}`)})
+	for name, in := range map[string]message.Envelope{
+		"environment binding":          changed(t, "prod", "/iac/environment", "Update", 1),
+		"component path without kind":  changed(t, "prod", "/iac/vpc/core", "Update", 1),
+		"other leaf":                   changed(t, "prod", "/iac/vpc/core/outputs", "Update", 1),
+		"too deep":                     changed(t, "prod", "/iac/vpc/core/x/config", "Update", 1),
+		"outside the prefix":           changed(t, "prod", "/other/vpc/core/config", "Update", 1),
+		"prefix as a name prefix only": changed(t, "prod", "/iacx/vpc/core/config", "Update", 1),
+		"delete":                       changed(t, "prod", "/iac/vpc/core/config", "Delete", 0),
+		"label":                        changed(t, "prod", "/iac/vpc/core/config", "LabelParameterVersion", 1),
+		"runtime karma wrote":          changed(t, "prod", "/iac/vpc/core/runtime", "Update", karma),
+		"config karma wrote":           changed(t, "prod", "/iac/vpc/core/config", "Update", cfg),
+		"deleted since":                changed(t, "prod", "/iac/zone/main/config", "Create", 1),
+	} {
+		out, err := (&ingest.Worker{Parameters: s, Prefix: "/iac"}).Handle(context.Background(), in)
+		if err != nil || out != nil {
+			t.Errorf("%s: %v %v; want nothing", name, out, err)
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if _, err := ingest.FromParameter(tt.pc); !errors.Is(err, ingest.ErrInvalid) {
-				t.Errorf("err = %v, want ErrInvalid", err)
-			}
-		})
+	// Karma's description kept while someone else overwrote the value: a change.
+	put(t, s["prod"], params.PutInput{Name: "/iac/vpc/core/config", Value: `{"a":2}`, Description: params.Provenance("commit="+sha1+" file=x", `{}`)})
+	if out, err := (&ingest.Worker{Parameters: s, Prefix: "/iac"}).Handle(context.Background(), changed(t, "prod", "/iac/vpc/core/config", "Update", 0)); err != nil || len(out) != 1 {
+		t.Errorf("a stale Karma description over someone else's value must count as a change: %v %v", out, err)
+	}
+}
+
+func TestParameterPermanent(t *testing.T) {
+	t.Parallel()
+	s := newStores(t, "prod")
+	put(t, s["prod"], params.PutInput{Name: "/iac/vpc/core/runtime", Value: "vpc-123"})
+	put(t, s["prod"], params.PutInput{Name: "/iac/VPC/core/config", Value: "{}"})
+	w := &ingest.Worker{Parameters: s, Prefix: "/iac"}
+	for name, in := range map[string]message.Envelope{
+		"runtime not JSON": changed(t, "prod", "/iac/vpc/core/runtime", "Update", 1),
+		"upper-case type":  changed(t, "prod", "/iac/VPC/core/config", "Update", 1),
+		"no environment given": func() message.Envelope {
+			e := changed(t, "prod", "/iac/vpc/core/runtime", "Update", 1)
+			e.Env = ""
+			return e
+		}(),
+	} {
+		if out, err := w.Handle(context.Background(), in); pipeline.Classify(err) != pipeline.DeadLetter || out != nil {
+			t.Errorf("%s: %v %v, want a permanent error", name, out, err)
+		}
+	}
+	// The store cannot be read: retried.
+	broken := &ingest.Worker{Parameters: stores{}, Prefix: "/iac"}
+	if _, err := broken.Handle(context.Background(), changed(t, "prod", "/iac/vpc/core/runtime", "Update", 1)); pipeline.Classify(err) != pipeline.Retry {
+		t.Errorf("an unreadable store: %v, want a retry", err)
 	}
 }
 
@@ -403,6 +401,7 @@ func TestChangedKeys(t *testing.T) {
 		{"empty to empty", `{}`, `{}`, []string{}, false},
 		{"current not JSON", `{}`, `nope`, nil, true},
 		{"current an array", `{}`, `[1]`, nil, true},
+		{"an empty key", `{}`, `{"":1}`, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -432,47 +431,4 @@ func goldenName(s string) string {
 		}
 	}
 	return string(b)
-}
-
-// Inputs ingest accepts must give messages that fit the published contract (schemas/): the
-// consumers only Parse and Decode, so nothing downstream would notice.
-func TestAcceptedInputsGiveSchemaValidMessages(t *testing.T) {
-	t.Parallel()
-	ada := message.Actor{Kind: "cli", Name: "ada"}
-	one := func(e message.Envelope, err error) ([]message.Envelope, error) { return []message.Envelope{e}, err }
-	tests := []struct {
-		name string
-		run  func() ([]message.Envelope, error)
-	}{
-		{"commit with an abbreviated sha", func() ([]message.Envelope, error) {
-			return ingest.FromCommit(ingest.Commit{SHA: "512423c", Author: "ada", Files: []ingest.FileChange{{Path: "iac/prod/vpc/core/config.json"}}}, "")
-		}},
-		{"commit without author", func() ([]message.Envelope, error) {
-			return ingest.FromCommit(ingest.Commit{SHA: sha1, Files: []ingest.FileChange{{Path: "iac/prod/vpc/core/config.json"}}}, "")
-		}},
-		{"request for an upper-case type", func() ([]message.Envelope, error) {
-			return one(ingest.FromRequest(ingest.Request{Env: "prod", Actor: ada, Configs: map[string][]byte{"VPC/core": []byte(`{}`)}}))
-		}},
-		{"request for an env with a slash", func() ([]message.Envelope, error) {
-			return one(ingest.FromRequest(ingest.Request{Env: "prod/eu", Actor: ada, Configs: map[string][]byte{"vpc/core": []byte(`{}`)}}))
-		}},
-		{"parameter of an upper-case type", func() ([]message.Envelope, error) {
-			return ingest.FromParameter(ingest.ParameterChange{Env: "prod", Prefix: "/iac", Name: "/iac/VPC/core/config", Version: 1})
-		}},
-		{"runtime with an empty key", func() ([]message.Envelope, error) {
-			return ingest.FromParameter(ingest.ParameterChange{Env: "prod", Prefix: "/iac", Name: "/iac/vpc/core/runtime", Version: 1, Value: []byte(`{"":1}`)})
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			msgs, err := tt.run()
-			if errors.Is(err, ingest.ErrInvalid) {
-				return // rejected: fine
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			wt.ValidateAll(t, msgs)
-		})
-	}
 }

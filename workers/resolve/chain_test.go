@@ -21,6 +21,7 @@ import (
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/policy"
 	"github.com/usekarma/karma/shared/terraform"
+	"github.com/usekarma/karma/shared/trigger"
 	"github.com/usekarma/karma/workers/apply"
 	auditw "github.com/usekarma/karma/workers/audit"
 	"github.com/usekarma/karma/workers/graphwrite"
@@ -104,6 +105,27 @@ func (p paramConfigs) Config(ctx context.Context, env, component string) ([]byte
 	return []byte(v.Value), nil
 }
 
+// pushedCommit is the git.pushed of push (modules under components/), as the webhook publishes
+// it: published, the ingest stage makes it the change roots[0].CorrelationID.
+func pushedCommit(push trigger.Push) ([]message.Envelope, error) {
+	e, err := trigger.GitPushed(push, "components", "")
+	if err != nil {
+		return nil, err
+	}
+	return []message.Envelope{e}, nil
+}
+
+// history reads a parameter's versions from the chain's stores (ingest.ParameterReader).
+type history struct{ c *chain }
+
+func (h history) History(ctx context.Context, env, name string) ([]params.Parameter, error) {
+	st, err := h.c.params(env)
+	if err != nil {
+		return nil, err
+	}
+	return st.(params.Historian).History(ctx, name)
+}
+
 func newChain(t *testing.T) *chain {
 	t.Helper()
 	return newChainAt(t, wt.ExamplesDir)
@@ -158,6 +180,7 @@ func newChainWith(t *testing.T, root string, pol policy.Evaluator) *chain {
 			pipeline.Logging(wt.QuietLog, name), pipeline.Correlation(), pipeline.Idempotency(seen, name, visibility), pipeline.RetryTransient(2*time.Second))}
 	}
 	c.runner = &pipeline.Runner{Queue: c.q, Log: wt.QuietLog, Visibility: visibility, Observe: c.observe, Stages: []pipeline.Stage{
+		stage(pipeline.StageIngest, (&ingest.Worker{Parameters: history{c}, Prefix: "/iac"}).Handle, 1),
 		stage(pipeline.StageResolve, c.resolver.Handle, 1),
 		stage(pipeline.StageGraphWrite, (&graphwrite.Worker{Graphs: graphs, Store: gs, Lineage: c.lineage}).Handle, 1),
 		stage(pipeline.StagePlan, (&plan.Worker{ChangeSets: c.changeSets, Params: c.params, Runner: c.tf, Workspaces: ws}).Handle, 2),
@@ -173,7 +196,7 @@ func (c *chain) observe(stage string, in message.Envelope, out []message.Envelop
 	c.observed = append(c.observed, observation{stage, in, out, action, err})
 }
 
-var stageNames = []string{pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
+var stageNames = []string{pipeline.StageIngest, pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
 
 // runUntilIdle runs every stage until no queue holds a message and nothing is in flight.
 func (c *chain) runUntilIdle(t *testing.T) {
@@ -232,18 +255,18 @@ func TestWholeChain(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			c := newChain(t)
-			roots, err := ingest.FromCommit(ingest.Commit{SHA: sha1, Author: gitActor.Name, Message: "vpc: enable SSM endpoints",
-				Branch: "main", AutoApprove: auto, Files: []ingest.FileChange{{Path: "iac/_base/vpc/core/config.json"}, {Path: "README.md"}}}, "components")
-			if err != nil || len(roots) != 1 {
-				t.Fatalf("ingest: %d messages, %v", len(roots), err)
+			pushed, err := trigger.GitPushed(trigger.Push{SHA: sha1, Author: gitActor.Name, Message: "vpc: enable SSM endpoints",
+				Branch: "main", AutoApprove: auto, Files: []trigger.FileChange{{Path: "iac/_base/vpc/core/config.json"}, {Path: "README.md"}}}, "components", "")
+			if err != nil {
+				t.Fatalf("trigger: %v", err)
 			}
-			wt.ValidateAll(t, roots)
-			if err := pipeline.Publish(ctx, c.q, roots...); err != nil {
+			wt.Validate(t, pushed)
+			if err := pipeline.Publish(ctx, c.q, pushed); err != nil {
 				t.Fatal(err)
 			}
 			c.runUntilIdle(t)
-			root := roots[0]
-			devID, prodID := root.ID+"/dev", root.ID+"/prod"
+			change := pushed.CorrelationID // the ingest stage's change.detected
+			devID, prodID := change+"/dev", change+"/prod"
 			if !auto {
 				for _, id := range []string{devID, prodID} {
 					cs, err := c.changeSets.Get(ctx, id)
@@ -302,7 +325,7 @@ func TestWholeChain(t *testing.T) {
 			c.mu.Lock()
 			observed := append([]observation(nil), c.observed...)
 			c.mu.Unlock()
-			published := map[string]bool{root.ID: true}
+			published := map[string]bool{pushed.ID: true}
 			for _, o := range observed {
 				if o.action != pipeline.Ack && o.action != pipeline.Duplicate {
 					t.Errorf("%s %s: %v (%v)", o.stage, o.in.Type, o.action, o.err)
@@ -311,8 +334,8 @@ func TestWholeChain(t *testing.T) {
 					wt.ValidateAll(t, o.out)
 					for _, m := range o.out {
 						published[m.ID] = true
-						if m.CorrelationID != root.ID {
-							t.Errorf("%s has correlation %s, want the root's", m.Type, m.CorrelationID)
+						if m.CorrelationID != change {
+							t.Errorf("%s has correlation %s, want the change's", m.Type, m.CorrelationID)
 						}
 					}
 				}
@@ -340,7 +363,7 @@ func TestWholeChain(t *testing.T) {
 			}
 
 			// Audit: every message once, every chain verifies.
-			recs, err := c.audit.Query(ctx, audit.Query{Correlation: root.ID})
+			recs, err := c.audit.Query(ctx, audit.Query{Correlation: change})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,7 +15,7 @@ import (
 	"github.com/usekarma/karma/shared/lineage"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
-	"github.com/usekarma/karma/workers/ingest"
+	"github.com/usekarma/karma/shared/trigger"
 )
 
 // protectedExamples is the examples repository with prod protected: two approvals within an hour.
@@ -40,8 +40,8 @@ func TestProtectedEnvironmentDowngradesAutoApproveAndExpires(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	c := newChainAt(t, protectedExamples(t))
-	roots, err := ingest.FromCommit(ingest.Commit{SHA: sha1, Author: gitActor.Name, Message: "vpc", Branch: "main", AutoApprove: true,
-		Files: []ingest.FileChange{{Path: "iac/prod/vpc/core/config.json"}}}, "components")
+	roots, err := pushedCommit(trigger.Push{SHA: sha1, Author: gitActor.Name, Message: "vpc", Branch: "main", AutoApprove: true,
+		Files: []trigger.FileChange{{Path: "iac/prod/vpc/core/config.json"}}})
 	if err != nil || len(roots) != 1 {
 		t.Fatalf("ingest: %d messages, %v", len(roots), err)
 	}
@@ -49,7 +49,7 @@ func TestProtectedEnvironmentDowngradesAutoApproveAndExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.runUntilIdle(t)
-	id := roots[0].ID + "/prod"
+	id := roots[0].CorrelationID + "/prod"
 	cs, err := c.changeSets.Get(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func TestProtectedEnvironmentDowngradesAutoApproveAndExpires(t *testing.T) {
 	if n := cs.Nodes["prod/vpc/core"]; n.State != changeset.Planned || len(c.tf.applies) != 0 {
 		t.Fatalf("vpc/core %s, applies %v: want its plan held for review", n.State, c.tf.applies)
 	}
-	resolved := wt.PayloadOf[message.ChangeResolved](t, auditedOfType(t, c, message.TypeChangeResolved, roots[0].ID))
+	resolved := wt.PayloadOf[message.ChangeResolved](t, auditedOfType(t, c, message.TypeChangeResolved, roots[0].CorrelationID))
 	if a := resolved.Approval; a == nil || !a.Protected || a.Required != 2 || a.ExpiresAt == nil || !a.ExpiresAt.Equal(cs.CreatedAt.Add(time.Hour)) || a.AutoApproveRefused == "" {
 		t.Errorf("change.resolved approval = %+v", resolved.Approval)
 	}
@@ -94,7 +94,7 @@ func TestProtectedEnvironmentDowngradesAutoApproveAndExpires(t *testing.T) {
 	if !recorded {
 		t.Errorf("the lineage of prod/vpc/core does not record the expiry: %+v", ds)
 	}
-	if e := auditedOfType(t, c, message.TypeChangeExpired, roots[0].ID); e.Actor != changeset.ExpiryActor {
+	if e := auditedOfType(t, c, message.TypeChangeExpired, roots[0].CorrelationID); e.Actor != changeset.ExpiryActor {
 		t.Errorf("change.expired actor %+v", e.Actor)
 	}
 	if again, _ := changeset.Sweep(ctx, c.changeSets, func() time.Time { return time.Now().Add(2 * time.Hour) }); len(again) != 0 {

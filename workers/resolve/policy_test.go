@@ -11,7 +11,7 @@ import (
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/policy"
-	"github.com/usekarma/karma/workers/ingest"
+	"github.com/usekarma/karma/shared/trigger"
 	wt "github.com/usekarma/karma/workers/internal/workertest"
 )
 
@@ -45,8 +45,8 @@ func TestPoliciesBeforeApplying(t *testing.T) {
 		return policy.Decision{RequireApproval: []string{"dev's VPC is reviewed"}}, nil
 	})
 	c := newChainWith(t, wt.ExamplesDir, pol)
-	roots, err := ingest.FromCommit(ingest.Commit{SHA: sha1, Author: gitActor.Name, Message: "vpc", Branch: "main", AutoApprove: true,
-		Files: []ingest.FileChange{{Path: "iac/prod/vpc/core/config.json"}, {Path: "iac/dev/vpc/core/config.json"}}}, "components")
+	roots, err := pushedCommit(trigger.Push{SHA: sha1, Author: gitActor.Name, Message: "vpc", Branch: "main", AutoApprove: true,
+		Files: []trigger.FileChange{{Path: "iac/prod/vpc/core/config.json"}, {Path: "iac/dev/vpc/core/config.json"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestPoliciesBeforeApplying(t *testing.T) {
 	if !sawDiff || !sawPlan {
 		t.Errorf("policy input: diff seen %v, plan seen %v", sawDiff, sawPlan)
 	}
-	prod, err := c.changeSets.Get(ctx, roots[0].ID+"/prod")
+	prod, err := c.changeSets.Get(ctx, roots[0].CorrelationID+"/prod")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestPoliciesBeforeApplying(t *testing.T) {
 		t.Errorf("lineage of prod/vpc/core: %+v", ds)
 	}
 
-	devID := roots[0].ID + "/dev"
+	devID := roots[0].CorrelationID + "/dev"
 	dev, _ := c.changeSets.Get(ctx, devID)
 	if dev.Approved || !strings.Contains(dev.AutoApproveRefused, "policy requires an approval: dev's VPC is reviewed") || dev.Nodes["dev/vpc/core"].State != changeset.Planned {
 		t.Fatalf("dev: approved %v, %q, vpc %s", dev.Approved, dev.AutoApproveRefused, dev.Nodes["dev/vpc/core"].State)
@@ -105,8 +105,8 @@ func TestPoliciesBeforePlanning(t *testing.T) {
 		return policy.Decision{}, nil
 	})
 	c := newChainWith(t, wt.ExamplesDir, pol)
-	roots, err := ingest.FromCommit(ingest.Commit{SHA: sha1, Author: gitActor.Name, Message: "vpc", Branch: "main",
-		Files: []ingest.FileChange{{Path: "iac/prod/vpc/core/config.json"}, {Path: "iac/dev/vpc/core/config.json"}}}, "components")
+	roots, err := pushedCommit(trigger.Push{SHA: sha1, Author: gitActor.Name, Message: "vpc", Branch: "main",
+		Files: []trigger.FileChange{{Path: "iac/prod/vpc/core/config.json"}, {Path: "iac/dev/vpc/core/config.json"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestPoliciesBeforePlanning(t *testing.T) {
 	}
 	c.runUntilIdle(t)
 	for env, want := range map[string]string{"prod": "denied by policy: a; b", "dev": "denied by policy: policy: the policies of commit 512423cb3a48 are invalid: rego_parse_error"} {
-		cs, err := c.changeSets.Get(ctx, roots[0].ID+"/"+env)
+		cs, err := c.changeSets.Get(ctx, roots[0].CorrelationID+"/"+env)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +123,7 @@ func TestPoliciesBeforePlanning(t *testing.T) {
 		if n.State != changeset.Skipped || n.Reason != changeset.ReasonPolicyDenied || n.Detail != want || !cs.Done() {
 			t.Errorf("%s/vpc/core: %s %s %q (done %v)", env, n.State, n.Reason, n.Detail, cs.Done())
 		}
-		skipped := auditedOfType(t, c, message.TypeDeploymentSkipped, roots[0].ID)
+		skipped := auditedOfType(t, c, message.TypeDeploymentSkipped, roots[0].CorrelationID)
 		wt.Validate(t, skipped)
 	}
 	if len(c.tf.applies) != 0 {

@@ -13,7 +13,7 @@ import (
 	"github.com/usekarma/karma/shared/lineage"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
-	"github.com/usekarma/karma/workers/ingest"
+	"github.com/usekarma/karma/shared/trigger"
 )
 
 // Two unapproved changes of prod/vpc/core: B waits behind A. Rejecting A skips what is left of
@@ -23,20 +23,20 @@ func TestRejectedChangeIsSkippedAndReleasesWhatWaited(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	c := newChain(t)
-	change := func(sha string) message.Envelope {
-		roots, err := ingest.FromCommit(ingest.Commit{SHA: sha, Author: gitActor.Name, Message: "vpc", Branch: "main",
-			Files: []ingest.FileChange{{Path: "iac/prod/vpc/core/config.json"}}}, "components")
-		if err != nil || len(roots) != 1 {
-			t.Fatalf("ingest: %d messages, %v", len(roots), err)
+	change := func(sha string) string {
+		pushed, err := trigger.GitPushed(trigger.Push{SHA: sha, Author: gitActor.Name, Message: "vpc", Branch: "main",
+			Files: []trigger.FileChange{{Path: "iac/prod/vpc/core/config.json"}}}, "components", "")
+		if err != nil {
+			t.Fatalf("trigger: %v", err)
 		}
-		if err := pipeline.Publish(ctx, c.q, roots...); err != nil {
+		if err := pipeline.Publish(ctx, c.q, pushed); err != nil {
 			t.Fatal(err)
 		}
 		c.runUntilIdle(t)
-		return roots[0]
+		return pushed.CorrelationID // the change the ingest stage made of it
 	}
 	a, b := change(sha1), change(sha2)
-	idA, idB := a.ID+"/prod", b.ID+"/prod"
+	idA, idB := a+"/prod", b+"/prod"
 	csB, err := c.changeSets.Get(ctx, idB)
 	if err != nil || len(csB.QueuedBehind) != 1 || csB.QueuedBehind[0] != idA {
 		t.Fatalf("B queued behind %v (%v), want A", csB.QueuedBehind, err)
@@ -51,7 +51,7 @@ func TestRejectedChangeIsSkippedAndReleasesWhatWaited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.CorrelationID, m.CausationID = a.ID, a.ID
+	m.CorrelationID, m.CausationID = a, a
 	wt.Validate(t, m)
 	if err := pipeline.Publish(ctx, c.q, m); err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func TestRejectedChangeIsSkippedAndReleasesWhatWaited(t *testing.T) {
 	if !recorded {
 		t.Errorf("the lineage of prod/vpc/core does not record A rejected: %+v", ds)
 	}
-	recs, _ := c.audit.Query(ctx, audit.Query{Correlation: a.ID, Actor: "linus"})
+	recs, _ := c.audit.Query(ctx, audit.Query{Correlation: a, Actor: "linus"})
 	types := map[string]int{}
 	for _, r := range recs {
 		types[r.Type]++

@@ -1,12 +1,17 @@
 // Package messagetest checks messages produced in tests against the wire contract: the JSON
-// Schema of their type and version under schemas/, and the codec. Only tests import it.
+// Schema of their type and version under schemas/, and the codec; and compares them with golden
+// files (testdata/<name>.golden.json, -update rewrites them). Only tests import it.
 package messagetest
 
 import (
 	"bytes"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -114,5 +119,79 @@ func ValidateAll(t testing.TB, msgs []message.Envelope) {
 	t.Helper()
 	for _, m := range msgs {
 		Validate(t, m)
+	}
+}
+
+// Update is -update: CheckGolden rewrites the golden files instead of comparing.
+var Update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// Normalize renders msgs as indented JSON with the volatile fields replaced: id ->
+// "<id>", occurred_at -> "<occurred_at>", causation_id -> "<causation:NAME>" when it is a
+// key of names (else "<causation_id>"); then every occurrence of a names key (e.g. a root id
+// that is also a change set id) is replaced by its value.
+func Normalize(t testing.TB, msgs []message.Envelope, names map[string]string) []byte {
+	t.Helper()
+	docs := []any{}
+	for _, m := range msgs {
+		b, err := message.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		doc["id"] = "<id>"
+		doc["occurred_at"] = "<occurred_at>"
+		if c, ok := doc["causation_id"].(string); ok {
+			if name, ok := names[c]; ok {
+				doc["causation_id"] = "<causation:" + name + ">"
+			} else {
+				doc["causation_id"] = "<causation_id>"
+			}
+		}
+		docs = append(docs, doc)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(docs); err != nil {
+		t.Fatal(err)
+	}
+	s := strings.TrimSuffix(buf.String(), "\n")
+	keys := make([]string, 0, len(names))
+	for k := range names {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return len(keys[i]) > len(keys[j]) })
+	for _, k := range keys {
+		s = strings.ReplaceAll(s, k, "<"+names[k]+">")
+	}
+	return []byte(s + "\n")
+}
+
+// CheckGolden validates msgs against their schemas and compares their normalized form with
+// testdata/<name>.golden.json (rewritten with -update).
+func CheckGolden(t testing.TB, name string, msgs []message.Envelope, names map[string]string) {
+	t.Helper()
+	ValidateAll(t, msgs)
+	got := Normalize(t, msgs, names)
+	path := filepath.Join("testdata", name+".golden.json")
+	if *Update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }

@@ -1,7 +1,6 @@
-package ingest
+package trigger
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/usekarma/karma/shared/message"
@@ -19,13 +18,8 @@ type RollbackRequest struct {
 	AutoApprove bool
 }
 
-var (
-	depRe  = regexp.MustCompile(`^dep-[0-9a-f]{16}$`)
-	hashRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
-)
-
 // FromRollback validates a rollback request and makes its change.detected (source rollback),
-// keyed by its own change set id: each request is one change.
+// keyed by its own change set id: each request is one change. A root, published as is.
 func FromRollback(r RollbackRequest) (message.Envelope, error) {
 	parts := strings.SplitN(r.Component, "/", 3)
 	switch {

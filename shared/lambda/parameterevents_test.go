@@ -1,0 +1,153 @@
+package lambda_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/usekarma/karma/shared/besidetest"
+	"github.com/usekarma/karma/shared/lambda"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/message/messagetest"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/trigger"
+)
+
+func ssmEvent(id, name, op, detailType string) string {
+	return `{"version":"0","id":"` + id + `","detail-type":"` + detailType + `","source":"aws.ssm","account":"123456789012",
+		"time":"2026-11-22T08:00:00Z","region":"us-east-1","resources":[],"detail":{"operation":"` + op + `","name":"` + name + `","type":"String"}}`
+}
+
+func quoted(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+func sns(s string) string {
+	return `{"Type":"Notification","MessageId":"m-1","TopicArn":"arn:aws:sns:us-east-1:1:t","Message":` + quoted(s) + `}`
+}
+
+// A Parameter Store Change event, however it is wrapped, becomes the parameter.changed of the
+// account's environment, keyed by the event: every delivery of it is one trigger.
+func TestParameterEventsTurnsAnEventIntoATrigger(t *testing.T) {
+	t.Parallel()
+	unwrap := lambda.ParameterEvents("prod", "/iac", true)
+	ev := ssmEvent("ev-1", "/iac/vpc/core/runtime", "Update", "Parameter Store Change")
+	for name, body := range map[string]string{"as sent": ev, "quoted again": quoted(ev), "inside SNS": sns(ev)} {
+		b, err := unwrap([]byte(body))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		e, err := message.Parse(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		messagetest.Validate(t, e)
+		var p message.ParameterChanged
+		if err := message.Decode(e, &p); err != nil {
+			t.Fatal(err)
+		}
+		if e.Type != message.TypeParameterChanged || e.Env != "prod" || e.IdempotencyKey != "parameter.changed:/iac/vpc/core/runtime@event:ev-1" ||
+			p.Name != "/iac/vpc/core/runtime" || p.Operation != "Update" || p.EventID != "ev-1" || p.Version != 0 || !p.AutoApprove ||
+			!e.OccurredAt.Equal(time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)) || e.Actor.Name != trigger.UnknownModifier {
+			t.Errorf("%s: %+v %+v", name, e, p)
+		}
+	}
+	// A name without its leading slash is compared with the prefix's layout with one.
+	b, err := unwrap([]byte(ssmEvent("ev-2", "iac/vpc/core/config", "Create", "Parameter Store Change")))
+	if err != nil || !strings.Contains(string(b), `"name":"/iac/vpc/core/config"`) {
+		t.Errorf("no leading slash: %s %v", b, err)
+	}
+}
+
+func TestParameterEventsPassesKarmasMessagesAndIgnoresTheRest(t *testing.T) {
+	t.Parallel()
+	unwrap := lambda.ParameterEvents("prod", "/iac", false)
+	pushed, err := trigger.GitPushed(trigger.Push{SHA: strings.Repeat("a", 40), Author: "ada", Files: []trigger.FileChange{{Path: "iac/prod/vpc/core/config.json"}}}, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := message.Encode(pushed)
+	fromBus := `{"version":"0","id":"e-9","detail-type":"git.pushed","source":"karma","account":"1","time":"2026-11-22T08:00:00Z",
+		"region":"us-east-1","resources":[],"detail":` + string(raw) + `}`
+	for name, body := range map[string]string{"from Karma's bus": fromBus, "a bare envelope": string(raw)} {
+		b, err := unwrap([]byte(body))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if e, err := message.Parse(b); err != nil || e.ID != pushed.ID {
+			t.Errorf("%s: %v %v, want the git.pushed as published", name, e, err)
+		}
+	}
+	for name, body := range map[string]string{
+		"a policy action":         ssmEvent("ev-3", "/iac/vpc/core/config", "Expiration", "Parameter Store Policy Action"),
+		"another source's change": strings.Replace(ssmEvent("ev-4", "/iac/vpc/core/config", "Update", "Parameter Store Change"), "aws.ssm", "custom.app", 1),
+	} {
+		if b, err := unwrap([]byte(body)); b != nil || err != nil {
+			t.Errorf("%s: %s %v, want nothing for the stage", name, b, err)
+		}
+	}
+	for name, body := range map[string]string{
+		"not JSON":              `not json`,
+		"a change without name": ssmEvent("ev-5", "", "Update", "Parameter Store Change"),
+		"an array":              `[1]`,
+	} {
+		if _, err := unwrap([]byte(body)); pipeline.Classify(err) != pipeline.DeadLetter {
+			t.Errorf("%s: %v, want a permanent error", name, err)
+		}
+	}
+}
+
+// The vendor's samples (beside the checkout; skipped without them): each Parameter Store Change
+// becomes a trigger of its operation; an EC2 event is nothing for the stage.
+func TestParameterEventsVendorSamples(t *testing.T) {
+	t.Parallel()
+	dir := besidetest.Dir(t, "samples", "aws")
+	unwrap := lambda.ParameterEvents("prod", "/iac", false)
+	for f, op := range map[string]string{"awsdocs__parameter-store-change__create-parameter.json": "Create",
+		"awsdocs__parameter-store-change__update-parameter.json": "Update", "awsdocs__parameter-store-change__delete-parameter.json": "Delete",
+		"eventBridgeEvent.json": ""} {
+		body, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := unwrap(body)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if op == "" {
+			if b != nil {
+				t.Errorf("%s: %s, want nothing", f, b)
+			}
+			continue
+		}
+		e, err := message.Parse(b)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		messagetest.Validate(t, e)
+		var p message.ParameterChanged
+		if err := message.Decode(e, &p); err != nil || p.Operation != op || p.EventID == "" {
+			t.Errorf("%s: %+v %v", f, p, err)
+		}
+	}
+}
+
+// In the SQS handler, an event that is nothing for the stage is acknowledged: not handled, not
+// dead-lettered, not retried.
+func TestSQSHandlerAcknowledgesWhatIsNothingForTheStage(t *testing.T) {
+	t.Parallel()
+	var calls []string
+	var mu sync.Mutex
+	pub, dead := &publisher{}, &deadLetterer{}
+	h := lambda.SQSHandler(stage(&calls, &mu), pub, dead, lambda.ParameterEvents("prod", "/iac", false))
+	resp, err := h(context.Background(), events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m1", EventSourceARN: standardARN,
+		Body: ssmEvent("ev-1", "/iac/vpc/core/config", "Expiration", "Parameter Store Policy Action")}}})
+	if err != nil || len(resp.BatchItemFailures) != 0 || len(calls) != 0 || len(dead.letters) != 0 || len(pub.keys) != 0 {
+		t.Errorf("resp %+v err %v calls %v dead %v published %v", resp, err, calls, dead.letters, pub.keys)
+	}
+}

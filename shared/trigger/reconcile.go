@@ -1,0 +1,88 @@
+package trigger
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/pipeline"
+)
+
+// Reconciler catches the parameter versions no event brought (Parameter Store Change events are
+// delivered best-effort): every <prefix>/<type>/<nickname>/{config,runtime} parameter whose
+// current version Karma did not write and that was not ingested yet gets its parameter.changed,
+// naming the version. Run by the reconcile job: `karma serve --reconcile-every`, the reconcile
+// function on AWS.
+type Reconciler struct {
+	Env    string       // the environment whose parameter store it compares
+	Prefix string       // e.g. /iac
+	Store  params.Store // that environment's parameter store
+	// Seen is the pipeline's idempotency store: a version is ingested once resolve did its
+	// change ("resolve|parameter:<name>@<v>", "resolve|runtime:…") or ingest its trigger
+	// ("ingest|parameter.changed:<name>@<v>").
+	Seen        pipeline.Seen
+	Publisher   pipeline.Publisher
+	AutoApprove bool
+}
+
+// Run publishes the triggers of what was missed and returns them.
+func (r Reconciler) Run(ctx context.Context) ([]message.Envelope, error) {
+	ps, err := params.GetByPathDescribed(ctx, r.Store, r.Prefix)
+	if err != nil {
+		return nil, pipeline.Transient(fmt.Errorf("reconcile %s: listing %s: %w", r.Env, r.Prefix, err))
+	}
+	var out []message.Envelope
+	for _, p := range ps {
+		source := reconciledSource(p.Name, r.Prefix)
+		if source == "" || params.IsKarmaWrite(p.Description, p.Value) {
+			continue // not a component's; or Karma wrote it (its consequence is already under way)
+		}
+		pc := message.ParameterChanged{Name: p.Name, Version: p.Version}
+		done, err := r.ingested(ctx, fmt.Sprintf("%s|%s:%s@%d", pipeline.StageResolve, source, p.Name, p.Version),
+			pipeline.StageIngest+"|"+message.ParameterChangedKey(pc))
+		if err != nil {
+			return out, pipeline.Transient(fmt.Errorf("reconcile %s: %w", r.Env, err))
+		}
+		if done {
+			continue
+		}
+		e, err := ParameterChanged(ParameterChange{Env: r.Env, Name: p.Name, Operation: "Update", Version: p.Version,
+			Actor: message.Actor{Kind: "karma", Name: "reconcile"}, AutoApprove: r.AutoApprove})
+		if err != nil {
+			return out, fmt.Errorf("reconcile %s: %w", r.Env, err)
+		}
+		if err := r.Publisher.Publish(ctx, e); err != nil {
+			return out, pipeline.Transient(fmt.Errorf("reconcile %s: publishing %s: %w", r.Env, e.IdempotencyKey, err))
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (r Reconciler) ingested(ctx context.Context, keys ...string) (bool, error) {
+	for _, k := range keys {
+		if done, err := r.Seen.Done(ctx, k); err != nil || done {
+			return done, err
+		}
+	}
+	return false, nil
+}
+
+// reconciledSource is the change source of a parameter of Karma's layout — parameter for a
+// /config, runtime for a /runtime — or "" for any other parameter.
+func reconciledSource(name, prefix string) string {
+	rest, ok := strings.CutPrefix(name, strings.TrimSuffix(prefix, "/")+"/")
+	parts := strings.Split(rest, "/")
+	if !ok || len(parts) != 3 || !validRef(parts[0], parts[1]) {
+		return ""
+	}
+	switch parts[2] {
+	case "config":
+		return message.SourceParameter
+	case "runtime":
+		return message.SourceRuntime
+	}
+	return ""
+}

@@ -1,0 +1,188 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/trigger"
+)
+
+// fromParameter makes the change of a parameter.changed: it reads the parameter's history —
+// events say neither the value, the version nor who wrote it — and decides on the version
+// written (the trigger's, else the current one) against the one before it. Duplicate and
+// out-of-order events resolve to the same current version, whose key makes them one change.
+func (w *Worker) fromParameter(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+	var p message.ParameterChanged
+	if err := message.Decode(in, &p); err != nil {
+		return nil, err
+	}
+	switch {
+	case !envRe.MatchString(in.Env):
+		return nil, pipeline.Permanent(fmt.Errorf("ingest: parameter.changed %s of %s: env %q: want the environment whose parameter store holds it", in.ID, p.Name, in.Env))
+	case p.Name == "":
+		return nil, pipeline.Permanent(fmt.Errorf("ingest: parameter.changed %s: no parameter name", in.ID))
+	case p.Operation != "Create" && p.Operation != "Update":
+		return nil, nil // deletes and labels deploy nothing; the trigger stays in the audit log
+	}
+	if _, kind := componentOf(p.Name, w.Prefix); kind == "" {
+		return nil, nil // not a component's config or runtime
+	}
+	versions, err := w.Parameters.History(ctx, in.Env, p.Name)
+	if errors.Is(err, params.ErrNotFound) {
+		return nil, nil // deleted since
+	}
+	if err != nil {
+		return nil, pipeline.Transient(fmt.Errorf("ingest: reading the history of %s in %s: %w", p.Name, in.Env, err))
+	}
+	cur, prev, err := version(versions, p.Version)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: parameter.changed %s of %s: %w", in.ID, p.Name, err)
+	}
+	pc := parameterVersion{Prefix: w.Prefix, Name: p.Name, Version: cur.Version, ModifiedBy: cur.LastModifiedUser,
+		Description: cur.Description, Value: []byte(cur.Value), AutoApprove: p.AutoApprove}
+	if cur.Type != params.TypeSecureString && prev != nil {
+		pc.Previous = []byte(prev.Value) // never compare or copy secret values: every key counts as changed
+	}
+	cd, actor, key, err := decide(pc)
+	if err != nil || cd == nil {
+		return nil, err
+	}
+	e, err := change(in, actor, in.Env, key, *cd)
+	if err != nil {
+		return nil, err
+	}
+	return []message.Envelope{e}, nil
+}
+
+// version picks the version written (want > 0) or the current one, and the one before it
+// (nil: none). A wanted version the history does not hold yet is transient (a read that does
+// not see the write yet); one it no longer holds (Parameter Store keeps the last 100) is not.
+func version(versions []params.Parameter, want int64) (cur, prev *params.Parameter, err error) {
+	if len(versions) == 0 {
+		return nil, nil, pipeline.Transient(errors.New("no version in its history yet"))
+	}
+	i := len(versions) - 1
+	if want > 0 {
+		for i >= 0 && versions[i].Version != want {
+			i--
+		}
+		switch {
+		case i < 0 && want > versions[len(versions)-1].Version:
+			return nil, nil, pipeline.Transient(fmt.Errorf("version %d is not in its history yet (newest: %d)", want, versions[len(versions)-1].Version))
+		case i < 0:
+			return nil, nil, pipeline.Permanent(fmt.Errorf("version %d is no longer in its history (oldest kept: %d)", want, versions[0].Version))
+		}
+	}
+	if i > 0 {
+		prev = &versions[i-1]
+	}
+	return &versions[i], prev, nil
+}
+
+// parameterVersion is one version of a parameter, as the decision needs it.
+type parameterVersion struct {
+	Prefix      string
+	Name        string
+	Version     int64
+	ModifiedBy  string // LastModifiedUser, when known
+	Description string // the version's description (Karma's provenance, when Karma wrote it)
+	// Value and Previous are the version's and the previous version's values (nil Previous:
+	// everything is new).
+	Value, Previous []byte
+	AutoApprove     bool
+}
+
+// componentOf places a parameter name in Karma's layout: the component and "config" or
+// "runtime", or kind "" for any other parameter.
+func componentOf(name, prefix string) (ref message.ComponentRef, kind string) {
+	rest, ok := strings.CutPrefix(name, strings.TrimSuffix(prefix, "/")+"/")
+	parts := strings.Split(rest, "/")
+	if !ok || len(parts) != 3 || (parts[2] != "config" && parts[2] != "runtime") {
+		return ref, ""
+	}
+	return message.ComponentRef{Type: parts[0], Nickname: parts[1]}, parts[2]
+}
+
+// decide makes the change of a parameter version — its payload, actor and idempotency key — or
+// nil when Karma deploys nothing for it: a parameter outside <prefix>/<type>/<nickname>/
+// {config,runtime}, or a value Karma itself wrote (its consequence is already under way).
+func decide(pc parameterVersion) (*message.ChangeDetected, message.Actor, string, error) {
+	ref, kind := componentOf(pc.Name, pc.Prefix)
+	switch {
+	case kind == "":
+		return nil, message.Actor{}, "", nil
+	case pc.Version <= 0:
+		return nil, message.Actor{}, "", pipeline.Permanent(fmt.Errorf("ingest: parameter %s: version %d: want 1 or more", pc.Name, pc.Version))
+	case !validRef(ref.Type, ref.Nickname):
+		return nil, message.Actor{}, "", pipeline.Permanent(fmt.Errorf("ingest: parameter %s: %q is not a component type/nickname", pc.Name, ref.Type+"/"+ref.Nickname))
+	case params.IsKarmaWrite(pc.Description, string(pc.Value)):
+		return nil, message.Actor{}, "", nil
+	}
+	p := message.ChangeDetected{Source: message.SourceParameter, Components: []message.ComponentRef{ref},
+		Parameter: &message.ParameterVersion{Name: pc.Name, Version: pc.Version, ModifiedBy: pc.ModifiedBy}, AutoApprove: pc.AutoApprove}
+	if kind == "runtime" {
+		p.Source = message.SourceRuntime
+		keys, err := ChangedKeys(pc.Previous, pc.Value)
+		if err != nil {
+			return nil, message.Actor{}, "", pipeline.Permanent(fmt.Errorf("ingest: parameter %s version %d: %w", pc.Name, pc.Version, err))
+		}
+		p.ChangedKeys = keys
+	}
+	actor := message.Actor{Kind: "iam", Name: pc.ModifiedBy}
+	if actor.Name == "" {
+		actor.Name = trigger.UnknownModifier
+	}
+	return &p, actor, fmt.Sprintf("%s:%s@%d", p.Source, pc.Name, pc.Version), nil
+}
+
+// ChangedKeys lists the top-level keys whose value differs between two runtime documents.
+func ChangedKeys(prev, cur []byte) ([]string, error) {
+	var a, b map[string]json.RawMessage
+	if len(prev) > 0 {
+		if err := json.Unmarshal(prev, &a); err != nil {
+			a = nil // a previous bare-string runtime: everything is new
+		}
+	}
+	if err := json.Unmarshal(cur, &b); err != nil {
+		return nil, fmt.Errorf("runtime is not a JSON object: %w", err)
+	}
+	var keys []string
+	for k := range b {
+		if k == "" {
+			return nil, errors.New("runtime has an empty key")
+		}
+	}
+	for k, v := range b {
+		if old, ok := a[k]; !ok || !sameJSON(old, v) {
+			keys = append(keys, k)
+		}
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	if keys == nil {
+		keys = []string{}
+	}
+	return keys, nil
+}
+
+func sameJSON(a, b json.RawMessage) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return bytes.Equal(a, b)
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return bytes.Equal(xa, ya)
+}
