@@ -31,7 +31,10 @@ func StateOf(sets []*changeset.ChangeSet, env string) State {
 		if cs.Env != env {
 			continue
 		}
-		done := cs.Done()
+		// A change set a person rejected, that resolve found invalid, or that expired unapproved
+		// deploys nothing more (resolve skips what is left of it when it gets there): what it
+		// holds is not being deployed.
+		done := cs.Done() || cs.RejectedBy != "" || cs.Rejected != "" || !cs.ExpiredAt.IsZero()
 		for id, n := range cs.Nodes {
 			if !done && !n.Settled() {
 				if _, ok := st.Busy[id]; !ok {

@@ -19,6 +19,15 @@ func TestStateOfChangeSets(t *testing.T) {
 			"prod/vpc/core": {DeploymentID: "dep-3a", State: changeset.Planned}, // waiting for approval
 			"prod/app/api":  applied("dep-3b"),
 		}},
+		{ID: "cs-rejected", Env: "prod", Commit: "c4", RejectedBy: "grace", RejectReason: "not this week", Nodes: map[string]*changeset.Node{
+			"prod/db/main": {DeploymentID: "dep-4a", State: changeset.Planned}, // rejected, not yet skipped by resolve
+		}},
+		{ID: "cs-invalid", Env: "prod", Commit: "c5", Rejected: "schema error", Nodes: map[string]*changeset.Node{
+			"prod/app/api": {State: changeset.Pending},
+		}},
+		{ID: "cs-expired", Env: "prod", Commit: "c6", ExpiredAt: time.Unix(5, 0), Nodes: map[string]*changeset.Node{
+			"prod/app/api": {State: changeset.Planned},
+		}},
 		{ID: "cs-2", Env: "prod", Commit: "c2", Nodes: map[string]*changeset.Node{
 			"prod/vpc/core": applied("dep-2a"),
 			"prod/old/gone": {DeploymentID: "dep-2c", State: changeset.Skipped, Destroy: true},
@@ -45,6 +54,6 @@ func TestStateOfChangeSets(t *testing.T) {
 		}
 	}
 	if len(st.Busy) != 1 || st.Busy["prod/vpc/core"] != "cs-3" {
-		t.Errorf("busy %v, want prod/vpc/core (cs-3 waits for its approval); dev's change set is another environment", st.Busy)
+		t.Errorf("busy %v, want prod/vpc/core (cs-3 waits for its approval); rejected, invalid and expired change sets deploy nothing more; dev's change set is another environment", st.Busy)
 	}
 }
