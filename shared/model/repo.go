@@ -238,6 +238,7 @@ func readAll(fsys fs.FS, srcs []*source, overrides map[string][]byte, diags *Dia
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			p := newParser()
 			for s := range jobs {
 				data, over := overrides[s.file]
 				var err error
@@ -250,7 +251,7 @@ func readAll(fsys fs.FS, srcs []*source, overrides map[string][]byte, diags *Dia
 					mu.Unlock()
 					continue
 				}
-				obj, d := decodeObject(s.file, data)
+				obj, d := p.decode(s.file, data)
 				if d != nil {
 					mu.Lock()
 					*diags = append(*diags, *d)

@@ -1,0 +1,293 @@
+package model
+
+import (
+	"encoding/json"
+)
+
+// parser decodes a config file into the values encoding/json gives with UseNumber
+// (map[string]any, []any, string, json.Number, bool, nil), in one pass over the bytes and with
+// far fewer allocations: maps and slices are made at their final size, object keys are interned
+// (the same few dozen keys recur in every file), and there is no reflection. It accepts exactly
+// the documents encoding/json accepts as a JSON object; on anything else it gives up, and
+// decodeObject asks encoding/json, whose diagnostics (line, column, message) are the ones
+// reported. A parser is not safe for concurrent use: each worker has its own.
+type parser struct {
+	data  []byte
+	pos   int
+	depth int
+	keys  map[string]string // interned object keys
+	stack []any             // values of the arrays and objects being parsed
+	names []string          // keys of the objects being parsed
+}
+
+// maxInternedKeys bounds the interned keys of one parser (files with unique keys do not grow
+// it without limit).
+const maxInternedKeys = 1 << 14
+
+// maxParseDepth is where the fast path hands over to encoding/json (whose own limit is 10,000).
+const maxParseDepth = 1000
+
+func newParser() *parser { return &parser{keys: make(map[string]string, 256)} }
+
+// object parses data as one JSON object and nothing else (whitespace aside); ok is false when
+// data is anything else or is not valid JSON.
+func (p *parser) object(data []byte) (obj map[string]any, ok bool) {
+	p.data, p.pos, p.depth = data, 0, 0
+	p.stack, p.names = p.stack[:0], p.names[:0]
+	p.space()
+	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
+		return nil, false
+	}
+	v, ok := p.value()
+	if !ok {
+		return nil, false
+	}
+	p.space()
+	if p.pos != len(p.data) {
+		return nil, false
+	}
+	p.data = nil
+	return v.(map[string]any), true
+}
+
+func (p *parser) space() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) value() (any, bool) {
+	if p.pos >= len(p.data) {
+		return nil, false
+	}
+	switch c := p.data[p.pos]; {
+	case c == '{':
+		return p.objectValue()
+	case c == '[':
+		return p.array()
+	case c == '"':
+		return p.str(false)
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
+	case c == 't':
+		return true, p.literal("true")
+	case c == 'f':
+		return false, p.literal("false")
+	case c == 'n':
+		return nil, p.literal("null")
+	}
+	return nil, false
+}
+
+func (p *parser) literal(word string) bool {
+	if len(p.data)-p.pos < len(word) || string(p.data[p.pos:p.pos+len(word)]) != word {
+		return false
+	}
+	p.pos += len(word)
+	return true
+}
+
+func (p *parser) objectValue() (any, bool) {
+	if p.depth++; p.depth > maxParseDepth {
+		return nil, false
+	}
+	p.pos++ // '{'
+	base := len(p.stack)
+	p.space()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		p.depth--
+		return map[string]any{}, true
+	}
+	for {
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return nil, false
+		}
+		k, ok := p.str(true)
+		if !ok {
+			return nil, false
+		}
+		p.space()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return nil, false
+		}
+		p.pos++
+		p.space()
+		v, ok := p.value()
+		if !ok {
+			return nil, false
+		}
+		p.names = append(p.names, k.(string))
+		p.stack = append(p.stack, v)
+		p.space()
+		if p.pos >= len(p.data) {
+			return nil, false
+		}
+		c := p.data[p.pos]
+		p.pos++
+		if c == '}' {
+			break
+		}
+		if c != ',' {
+			return nil, false
+		}
+		p.space()
+	}
+	m := make(map[string]any, len(p.stack)-base)
+	for i := base; i < len(p.stack); i++ {
+		m[p.names[i]] = p.stack[i] // a repeated key: the last one wins, as with encoding/json
+	}
+	clear(p.stack[base:]) // no stale references from the scratch space
+	p.stack, p.names = p.stack[:base], p.names[:base]
+	p.depth--
+	return m, true
+}
+
+// The names and values of an object share one index, so names holds a placeholder for the
+// elements of arrays being parsed under it: both stacks grow together.
+func (p *parser) array() (any, bool) {
+	if p.depth++; p.depth > maxParseDepth {
+		return nil, false
+	}
+	p.pos++ // '['
+	base := len(p.stack)
+	p.space()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		p.depth--
+		return []any{}, true
+	}
+	for {
+		v, ok := p.value()
+		if !ok {
+			return nil, false
+		}
+		p.stack = append(p.stack, v)
+		p.names = append(p.names, "")
+		p.space()
+		if p.pos >= len(p.data) {
+			return nil, false
+		}
+		c := p.data[p.pos]
+		p.pos++
+		if c == ']' {
+			break
+		}
+		if c != ',' {
+			return nil, false
+		}
+		p.space()
+	}
+	a := make([]any, len(p.stack)-base)
+	copy(a, p.stack[base:])
+	clear(p.stack[base:])
+	p.stack, p.names = p.stack[:base], p.names[:base]
+	p.depth--
+	return a, true
+}
+
+// str parses a string; an object key is interned. Strings with escapes are unquoted by
+// encoding/json itself (they are rare in configs), so that every escape means what it means there.
+func (p *parser) str(key bool) (any, bool) {
+	start := p.pos
+	p.pos++ // '"'
+	escaped := false
+	for p.pos < len(p.data) {
+		c := p.data[p.pos]
+		switch {
+		case c == '"':
+			raw := p.data[start+1 : p.pos]
+			p.pos++
+			if escaped {
+				var s string
+				if err := json.Unmarshal(p.data[start:p.pos], &s); err != nil {
+					return nil, false
+				}
+				return s, true
+			}
+			if key {
+				return p.intern(raw), true
+			}
+			return string(raw), true
+		case c == '\\':
+			escaped = true
+			p.pos += 2 // the escaped character; a \u's digits are checked by encoding/json
+		case c < 0x20:
+			return nil, false
+		default:
+			p.pos++ // UTF-8 was checked for the whole file before parsing
+		}
+	}
+	return nil, false
+}
+
+func (p *parser) intern(b []byte) string {
+	if s, ok := p.keys[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(p.keys) < maxInternedKeys {
+		p.keys[s] = s
+	}
+	return s
+}
+
+// number parses a JSON number (RFC 8259 grammar, as encoding/json checks it) into a json.Number
+// holding its text.
+func (p *parser) number() (any, bool) {
+	start := p.pos
+	d := p.data
+	if d[p.pos] == '-' {
+		p.pos++
+	}
+	switch {
+	case p.pos < len(d) && d[p.pos] == '0':
+		p.pos++
+	case p.pos < len(d) && d[p.pos] >= '1' && d[p.pos] <= '9':
+		p.digits()
+	default:
+		return nil, false
+	}
+	if p.pos < len(d) && d[p.pos] == '.' {
+		p.pos++
+		if !p.digits() {
+			return nil, false
+		}
+	}
+	if p.pos < len(d) && (d[p.pos] == 'e' || d[p.pos] == 'E') {
+		p.pos++
+		if p.pos < len(d) && (d[p.pos] == '+' || d[p.pos] == '-') {
+			p.pos++
+		}
+		if !p.digits() {
+			return nil, false
+		}
+	}
+	return json.Number(d[start:p.pos]), true
+}
+
+// digits consumes one or more decimal digits.
+func (p *parser) digits() bool {
+	start := p.pos
+	for p.pos < len(p.data) && p.data[p.pos] >= '0' && p.data[p.pos] <= '9' {
+		p.pos++
+	}
+	return p.pos > start
+}
+
+// decode is decodeObject with the fast path: the parser first, encoding/json (and its
+// diagnostic) when the parser does not accept the file.
+func (p *parser) decode(file string, data []byte) (map[string]any, *Diagnostic) {
+	if d := checkUTF8(file, data); d != nil {
+		return nil, d
+	}
+	if obj, ok := p.object(data); ok {
+		return obj, nil
+	}
+	return decodeObject(file, data)
+}
