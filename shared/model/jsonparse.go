@@ -237,47 +237,58 @@ func (p *parser) intern(b []byte) string {
 	return s
 }
 
-// number parses a JSON number (RFC 8259 grammar, as encoding/json checks it) into a json.Number
-// holding its text.
+// number parses a JSON number into a json.Number holding its text.
 func (p *parser) number() (any, bool) {
-	start := p.pos
-	d := p.data
-	if d[p.pos] == '-' {
-		p.pos++
-	}
-	switch {
-	case p.pos < len(d) && d[p.pos] == '0':
-		p.pos++
-	case p.pos < len(d) && d[p.pos] >= '1' && d[p.pos] <= '9':
-		p.digits()
-	default:
+	n := numberLen(p.data[p.pos:])
+	if n == 0 {
 		return nil, false
 	}
-	if p.pos < len(d) && d[p.pos] == '.' {
-		p.pos++
-		if !p.digits() {
-			return nil, false
-		}
-	}
-	if p.pos < len(d) && (d[p.pos] == 'e' || d[p.pos] == 'E') {
-		p.pos++
-		if p.pos < len(d) && (d[p.pos] == '+' || d[p.pos] == '-') {
-			p.pos++
-		}
-		if !p.digits() {
-			return nil, false
-		}
-	}
-	return json.Number(d[start:p.pos]), true
+	p.pos += n
+	return json.Number(p.data[p.pos-n : p.pos]), true
 }
 
-// digits consumes one or more decimal digits.
-func (p *parser) digits() bool {
-	start := p.pos
-	for p.pos < len(p.data) && p.data[p.pos] >= '0' && p.data[p.pos] <= '9' {
-		p.pos++
+// numberLen is the length of the JSON number (RFC 8259 grammar, as encoding/json checks it) at
+// the start of s, 0 when there is none.
+func numberLen[T []byte | string](s T) int {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
 	}
-	return p.pos > start
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		i = digitsEnd(s, i)
+	default:
+		return 0
+	}
+	if i < len(s) && s[i] == '.' {
+		if j := digitsEnd(s, i+1); j > i+1 {
+			i = j
+		} else {
+			return 0
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		j := digitsEnd(s, i)
+		if j == i {
+			return 0
+		}
+		i = j
+	}
+	return i
+}
+
+// digitsEnd is the index after the decimal digits of s starting at i.
+func digitsEnd[T []byte | string](s T, i int) int {
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // decode is decodeObject with the fast path: the parser first, encoding/json (and its
