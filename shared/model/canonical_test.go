@@ -65,3 +65,27 @@ func FuzzCanonicalMatchesJSONMarshal(f *testing.F) {
 		}
 	})
 }
+
+// The walk that extracts a component's references also writes its canonical JSON: it must be
+// Canonical's, less the karma block, for any config.
+func TestWalkEncodesCanonically(t *testing.T) {
+	docs := append([]string{
+		`{"karma":{"depends_on":["vpc/a"]},"vpc_nickname":"a","x":{"karma":1,"y":[1,{"z":"${vpc/a.runtime.id}"}]}}`,
+		`{"a~b/c":{"src_type":"vpc","src_nickname":"b"},"karma":null,"n":-1.5e3,"s":"<&>\u2028"}`,
+	}, parseCases...)
+	rules := compileRules(Settings{}.Defaults())
+	var w refWalker
+	for _, doc := range docs {
+		v, d := decodeObject("f.json", []byte(doc))
+		if d != nil {
+			continue
+		}
+		w.reset()
+		w.rules, w.encode = rules, true
+		w.walk(v, true)
+		want, _ := Canonical(withoutKarma(v))
+		if w.odd || !bytes.Equal(w.out, want) {
+			t.Errorf("%s:\n walk %s (odd %v)\nwant %s", doc, w.out, w.odd, want)
+		}
+	}
+}

@@ -80,7 +80,11 @@ func (c *Component) File() string { return c.Files[len(c.Files)-1] }
 // byte for byte what json.Marshal gives (canonical.go writes decoded configs without
 // reflection); it is what gets hashed and published.
 func Canonical(v any) (json.RawMessage, string) {
-	b := canonicalJSON(v)
+	return hashed(canonicalJSON(v))
+}
+
+// hashed is canonical JSON with its hash.
+func hashed(b []byte) (json.RawMessage, string) {
 	sum := sha256.Sum256(b)
 	return b, hex.EncodeToString(sum[:])
 }

@@ -171,7 +171,7 @@ func (r *Repo) discover(onlyEnv string) ([]*source, []string) {
 			case !te.IsDir():
 				warn(relType, "ignored: expected a component type folder")
 				continue
-			case !typeRe.MatchString(typ):
+			case !validType(typ):
 				r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeLayout, File: relType,
 					Message: fmt.Sprintf("component type %q: use lower-case letters, digits, '-' and '_'", typ)})
 				continue
@@ -198,7 +198,7 @@ func (r *Repo) componentSource(env, typ, relType string, ne fs.DirEntry, warn fu
 	case !ne.IsDir():
 		warn(rel, "ignored: expected a component folder holding config.json")
 		return nil
-	case !nicknameRe.MatchString(nick):
+	case !validNickname(nick):
 		r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeLayout, File: rel,
 			Message: fmt.Sprintf("nickname %q: use letters, digits, '.', '-' and '_' (Parameter Store rules)", nick)})
 		return nil

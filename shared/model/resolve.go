@@ -20,7 +20,8 @@ type own struct {
 	files  []string
 	layers []map[string]any // raw layers, lowest first (base, env file)
 	data   map[string]any   // layers merged, to read the karma block
-	karma  karmaBlock
+	karma  karmaBlock       // of data, parsed once
+	kdiags Diagnostics      // its problems, reported when the component is resolved
 	err    bool
 
 	once     sync.Once
@@ -69,9 +70,10 @@ func (r *Repo) resolveAll(srcs []*source) {
 		go func() {
 			defer wg.Done()
 			var local Diagnostics
+			var w refWalker
 			for i := range jobs {
 				s := srcs[i]
-				comps[i] = r.component(owns[s.env+"/"+s.typ+"/"+s.nickname], lookup, &local)
+				comps[i] = r.component(owns[s.env+"/"+s.typ+"/"+s.nickname], lookup, &w, &local)
 			}
 			dmu.Lock()
 			r.Diagnostics = append(r.Diagnostics, local...)
@@ -110,6 +112,7 @@ func (r *Repo) ownOf(s *source) *own {
 	o.files = append(o.files, s.file)
 	o.layers = append(o.layers, s.layer.Data)
 	o.data = data
+	o.karma, o.kdiags = parseKarmaBlock(data)
 	return o
 }
 
@@ -125,11 +128,10 @@ func (r *Repo) checkExtends(o *own, lookup func(env, ref string) *own) {
 		}
 		seen[cur] = true
 		path = append(path, cur.src.typ+"/"+cur.src.nickname)
-		kb, _ := parseKarmaBlock(cur.data)
-		if kb.extends == "" {
+		if cur.karma.extends == "" {
 			return
 		}
-		cur = lookup(o.src.env, kb.extends)
+		cur = lookup(o.src.env, cur.karma.extends)
 	}
 }
 
@@ -141,12 +143,11 @@ func (o *own) resolve(lookup func(env, ref string) *own, diags *Diagnostics) (ma
 		if o.err {
 			return
 		}
-		kb, errs := parseKarmaBlock(o.data)
-		for _, e := range errs {
+		kb := o.karma
+		for _, e := range o.kdiags {
 			e.File = o.src.file
 			*diags = append(*diags, e)
 		}
-		o.karma = kb
 		var base any = map[string]any{}
 		var baseFiles []string
 		if kb.extends != "" {
@@ -203,7 +204,7 @@ func withoutKarmaExtends(m map[string]any) map[string]any {
 	return out
 }
 
-func (r *Repo) component(o *own, lookup func(env, ref string) *own, diags *Diagnostics) *Component {
+func (r *Repo) component(o *own, lookup func(env, ref string) *own, w *refWalker, diags *Diagnostics) *Component {
 	c := &Component{Env: o.src.env, Type: o.src.typ, Nickname: o.src.nickname}
 	data, files, ok := o.resolve(lookup, diags)
 	c.Files = files
@@ -211,33 +212,54 @@ func (r *Repo) component(o *own, lookup func(env, ref string) *own, diags *Diagn
 		c.Broken = true
 		return c
 	}
-	kb, _ := parseKarmaBlock(data)
-	cfg := make(map[string]any, len(data))
-	for k, v := range data {
-		if k != "karma" {
-			cfg[k] = v
-		}
+	// Without a parent the merged layers' karma block is the one already parsed (they differ
+	// only by null members, which it ignores); a parent's depends_on is inherited, so parse again.
+	kb := o.karma
+	if kb.extends != "" {
+		kb, _ = parseKarmaBlock(data)
 	}
-	c.References = append(c.References, kb.dependsOn...)
-	refs, lookups, errs := extractReferences(cfg, r.rules)
-	c.References = append(c.References, refs...)
-	if attrs := r.rules.indexValues(c.Type, cfg); len(lookups)+len(attrs) > 0 {
-		c.pending = &pendingRules{lookups: lookups, attrs: attrs}
+	// One walk of the resolved config (data less its karma block): references and canonical JSON.
+	w.reset()
+	w.rules, w.encode = r.rules, true
+	w.walk(data, true)
+	c.References = make([]Reference, 0, len(kb.dependsOn)+len(w.refs))
+	c.References = append(append(c.References, kb.dependsOn...), w.refs...)
+	if attrs := r.rules.indexValues(c.Type, data); len(w.lookups)+len(attrs) > 0 {
+		c.pending = &pendingRules{lookups: w.lookups, attrs: attrs}
 	}
-	subs, subErrs := r.rules.subRuntimes(c.Type, cfg)
+	subs, subErrs := r.rules.subRuntimes(c.Type, data)
 	c.SubRuntimes = subs
-	for _, e := range append(errs, subErrs...) {
+	for _, e := range append(w.diags, subErrs...) {
 		e.File = c.File()
 		e.Component = c.ID()
 		*diags = append(*diags, e)
 	}
-	if errs := r.validateSchema(c.Type, cfg); len(errs) > 0 {
+	if errs := r.validateSchema(c.Type, data); len(errs) > 0 {
 		for _, e := range errs {
 			e.File = c.File()
 			e.Component = c.ID()
 			*diags = append(*diags, e)
 		}
 	}
-	c.Resolved, c.Hash = Canonical(cfg)
+	if w.odd {
+		c.Resolved, c.Hash = Canonical(withoutKarma(data))
+	} else {
+		c.Resolved, c.Hash = hashed(append(make([]byte, 0, len(w.out)), w.out...))
+	}
 	return c
+}
+
+// withoutKarma is a component's merged layers less the reserved karma block: its resolved
+// config.
+func withoutKarma(data map[string]any) map[string]any {
+	if _, ok := data["karma"]; !ok {
+		return data
+	}
+	cfg := make(map[string]any, len(data))
+	for k, v := range data {
+		if k != "karma" {
+			cfg[k] = v
+		}
+	}
+	return cfg
 }
