@@ -39,7 +39,8 @@ type Layer struct {
 type source struct {
 	env, typ, nickname string
 	file               string // relative path of the env (or base) file
-	layer              *Layer // nil when the file failed to parse
+	layer              *Layer // nil when the file failed to parse (or was released, see own)
+	duplicate          bool   // its id differs from another's only by case: not resolved
 }
 
 // Repo is a loaded repository.
@@ -96,7 +97,6 @@ func LoadFS(fsys fs.FS, name string, opts LoadOptions) (*Repo, error) {
 	r := &Repo{Root: name, Settings: settings, fsys: fsys, base: map[string]*source{}}
 	r.Accounts = loadAccountEnvironments(fsys, &r.Diagnostics)
 	srcs, envs := r.discover(opts.Env)
-	readAll(fsys, srcs, opts.Overrides, &r.Diagnostics)
 	envSet := map[string]bool{}
 	for _, e := range envs {
 		envSet[e] = true
@@ -113,16 +113,21 @@ func LoadFS(fsys fs.FS, name string, opts LoadOptions) (*Repo, error) {
 	if opts.Env != "" && !envSet[opts.Env] {
 		return nil, fmt.Errorf("environment %q: not found in %s (no iac/%s folder and no account environment selects it)", opts.Env, name, opts.Env)
 	}
-	var envSrcs []*source
+	var baseSrcs, envSrcs []*source
 	for _, s := range srcs {
 		if s.env == BaseEnv {
 			r.base[s.typ+"/"+s.nickname] = s
+			baseSrcs = append(baseSrcs, s)
 		} else {
 			envSrcs = append(envSrcs, s)
 		}
 	}
+	rd := &reader{fsys: fsys, overrides: opts.Overrides}
+	// Base layers are read first and kept: any environment's components may merge them. The
+	// environments' files are read as they are resolved (resolveAll).
+	readAll(rd, baseSrcs, &r.Diagnostics)
 	r.checkDuplicates(envSrcs)
-	r.resolveAll(envSrcs)
+	r.resolveAll(envSrcs, rd)
 	r.Diagnostics.Sort()
 	return r, nil
 }
@@ -228,44 +233,71 @@ func (r *Repo) refuseLink(rel string) {
 		Message: "a symbolic link: refused (Karma does not follow links, whose target could lie outside the repository)"})
 }
 
+// reader reads the config files of a repository: from its file system, or from the overrides.
+type reader struct {
+	fsys      fs.FS
+	overrides map[string][]byte
+}
+
+// read reads and parses s's file into s.layer; a failure is returned as a diagnostic (s.layer
+// stays nil).
+func (rd *reader) read(p *parser, s *source) *Diagnostic {
+	data, over := rd.overrides[s.file]
+	if !over {
+		var err error
+		if data, err = fs.ReadFile(rd.fsys, s.file); err != nil {
+			return &Diagnostic{Severity: SevError, Code: CodeLayout, File: s.file, Message: err.Error()}
+		}
+	}
+	obj, d := p.decode(s.file, data)
+	if d != nil {
+		return d
+	}
+	s.layer = &Layer{File: s.file, Data: obj}
+	return nil
+}
+
 // readAll reads and parses every source in parallel; parse failures become diagnostics.
-func readAll(fsys fs.FS, srcs []*source, overrides map[string][]byte, diags *Diagnostics) {
-	workers := runtime.GOMAXPROCS(0) * 4
-	jobs := make(chan *source)
+func readAll(rd *reader, srcs []*source, diags *Diagnostics) {
 	var mu sync.Mutex
+	parallel(len(srcs), 4*runtime.GOMAXPROCS(0), func(w *worker, i int) {
+		if d := rd.read(w.parser, srcs[i]); d != nil {
+			w.diags = append(w.diags, *d)
+		}
+	}, func(w *worker) {
+		mu.Lock()
+		*diags = append(*diags, w.diags...)
+		mu.Unlock()
+	})
+}
+
+// worker is the scratch space of one goroutine of parallel: reused from item to item.
+type worker struct {
+	parser *parser
+	walker refWalker
+	diags  Diagnostics
+}
+
+// parallel calls fn for 0 <= i < n on the given number of goroutines, each with its own worker,
+// then done with each worker (one at a time is up to done).
+func parallel(n, workers int, fn func(w *worker, i int), done func(w *worker)) {
+	next := make(chan int)
 	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
+	for range min(workers, max(n, 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := newParser()
-			for s := range jobs {
-				data, over := overrides[s.file]
-				var err error
-				if !over {
-					data, err = fs.ReadFile(fsys, s.file)
-				}
-				if err != nil {
-					mu.Lock()
-					*diags = append(*diags, Diagnostic{Severity: SevError, Code: CodeLayout, File: s.file, Message: err.Error()})
-					mu.Unlock()
-					continue
-				}
-				obj, d := p.decode(s.file, data)
-				if d != nil {
-					mu.Lock()
-					*diags = append(*diags, *d)
-					mu.Unlock()
-					continue
-				}
-				s.layer = &Layer{File: s.file, Data: obj}
+			w := &worker{parser: newParser()}
+			for i := range next {
+				fn(w, i)
 			}
+			done(w)
 		}()
 	}
-	for _, s := range srcs {
-		jobs <- s
+	for i := range n {
+		next <- i
 	}
-	close(jobs)
+	close(next)
 	wg.Wait()
 }
 
@@ -280,7 +312,7 @@ func (r *Repo) checkDuplicates(srcs []*source) {
 			r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeDuplicate, File: s.file,
 				Component: s.env + "/" + s.typ + "/" + s.nickname,
 				Message:   fmt.Sprintf("component defined twice: also in %s (names differ only by case)", prev.file)})
-			s.layer = nil
+			s.duplicate = true // still read, so that its own problems are reported too
 			continue
 		}
 		seen[key] = s

@@ -23,28 +23,67 @@ type own struct {
 	karma  karmaBlock       // of data, parsed once
 	kdiags Diagnostics      // its problems, reported when the component is resolved
 	err    bool
+	// released: resolved, and its parsed layers dropped (resolveAll)
+	released bool
 
 	once     sync.Once
 	resolved map[string]any
 	rfiles   []string
 }
 
-func (r *Repo) resolveAll(srcs []*source) {
+// resolveAll reads, parses and resolves the components of srcs (environment files; base layers
+// are read already), in two passes so that no more than a few parsed configs are alive at once:
+//
+//  1. in parallel, each file is read and parsed, merged with its base layer, and — when it
+//     extends nothing, as nearly every component — resolved, walked for its references and
+//     encoded there and then; its parsed layers are released at once (only the canonical JSON,
+//     the references and the karma block are kept);
+//  2. the components that extend a parent are resolved once every karma block is known (extends
+//     cycles are found first). A parent released in pass 1 is read and parsed again, once per
+//     environment: rare (templates in the base layer, which are kept, are the usual parents),
+//     and cheaper than keeping every config parsed in case it is extended.
+func (r *Repo) resolveAll(srcs []*source, rd *reader) {
 	r.rules = compileRules(r.Settings)
-	owns := make(map[string]*own, len(srcs)) // "<env>/<type>/<nickname>"
-	for _, s := range srcs {
-		owns[s.env+"/"+s.typ+"/"+s.nickname] = r.ownOf(s)
+	owns := make([]*own, len(srcs))
+	comps := make([]*Component, len(srcs))
+	var dmu sync.Mutex
+	report := func(w *worker) {
+		dmu.Lock()
+		r.Diagnostics = append(r.Diagnostics, w.diags...)
+		dmu.Unlock()
 	}
-	// Base-only templates can be extended from any environment; they are built lazily per env.
-	templates := map[string]*own{}
-	var tmu sync.Mutex
-	lookup := func(env, ref string) *own {
-		if o, ok := owns[env+"/"+ref]; ok {
+	parallel(len(srcs), 2*runtime.GOMAXPROCS(0), func(w *worker, i int) {
+		s := srcs[i]
+		if d := rd.read(w.parser, s); d != nil {
+			w.diags = append(w.diags, *d)
+		}
+		if s.duplicate {
+			s.layer = nil
+		}
+		o := r.ownOf(s)
+		owns[i] = o
+		if o.err || o.karma.extends == "" {
+			comps[i] = r.component(o, nil, &w.walker, &w.diags)
+			o.release()
+		}
+	}, report)
+
+	byID := make(map[string]*own, len(srcs)) // "<env>/<type>/<nickname>"
+	for _, o := range owns {
+		byID[o.src.env+"/"+o.src.typ+"/"+o.src.nickname] = o
+	}
+	// Base-only templates can be extended from any environment; they are built lazily per env,
+	// as are released parents, read again.
+	built := map[string]*own{}
+	var bmu sync.Mutex
+	// find is the parent named ref in env, as pass 1 left it (enough for its karma block).
+	find := func(env, ref string) *own {
+		if o, ok := byID[env+"/"+ref]; ok {
 			return o
 		}
-		tmu.Lock()
-		defer tmu.Unlock()
-		if o, ok := templates[env+"/"+ref]; ok {
+		bmu.Lock()
+		defer bmu.Unlock()
+		if o, ok := built[env+"/"+ref]; ok {
 			return o
 		}
 		b, ok := r.base[ref]
@@ -53,41 +92,63 @@ func (r *Repo) resolveAll(srcs []*source) {
 		}
 		t := &source{env: env, typ: b.typ, nickname: b.nickname, file: b.file, layer: b.layer}
 		o := r.ownOf(t)
-		templates[env+"/"+ref] = o
+		built[env+"/"+ref] = o
 		return o
+	}
+	// lookup is find with released parents read again (their problems were reported already).
+	lookup := func(env, ref string) *own {
+		o := find(env, ref)
+		if o == nil || !o.released {
+			return o
+		}
+		bmu.Lock()
+		defer bmu.Unlock()
+		key := "\x00" + env + "/" + ref
+		if again, ok := built[key]; ok {
+			return again
+		}
+		t := &source{env: o.src.env, typ: o.src.typ, nickname: o.src.nickname, file: o.src.file}
+		if d := rd.read(newParser(), t); d != nil {
+			r.Diagnostics = append(r.Diagnostics, *d) // the file changed since pass 1
+		}
+		again := r.ownOf(t)
+		again.kdiags = nil
+		built[key] = again
+		return again
 	}
 	// extends cycles are found before the parallel resolution (which would otherwise wait on
 	// itself); a component on a cycle is broken.
-	for _, s := range srcs {
-		r.checkExtends(owns[s.env+"/"+s.typ+"/"+s.nickname], lookup)
+	for i, o := range owns {
+		if comps[i] == nil {
+			r.checkExtends(o, find)
+		}
 	}
-	comps := make([]*Component, len(srcs))
-	var wg sync.WaitGroup
-	var dmu sync.Mutex
-	jobs := make(chan int)
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var local Diagnostics
-			var w refWalker
-			for i := range jobs {
-				s := srcs[i]
-				comps[i] = r.component(owns[s.env+"/"+s.typ+"/"+s.nickname], lookup, &w, &local)
-			}
-			dmu.Lock()
-			r.Diagnostics = append(r.Diagnostics, local...)
-			dmu.Unlock()
-		}()
+	parallel(len(srcs), runtime.GOMAXPROCS(0), func(w *worker, i int) {
+		if comps[i] == nil {
+			comps[i] = r.component(owns[i], lookup, &w.walker, &w.diags)
+		}
+	}, report)
+	ids := make([]string, len(comps))
+	order := make([]int, len(comps))
+	for i, c := range comps {
+		ids[i], order[i] = c.ID(), i
 	}
-	for i := range srcs {
-		jobs <- i
+	sort.Slice(order, func(a, b int) bool { return ids[order[a]] < ids[order[b]] })
+	r.Components = make([]*Component, len(comps))
+	for i, j := range order {
+		r.Components[i] = comps[j]
 	}
-	close(jobs)
-	wg.Wait()
-	sort.Slice(comps, func(i, j int) bool { return comps[i].ID() < comps[j].ID() })
-	r.Components = comps
 	r.linkRules()
+}
+
+// release drops a resolved component's parsed layers: what is left (files, karma block) is what
+// checkExtends needs of a parent; lookup reads a released parent again.
+func (o *own) release() {
+	if o.err {
+		return
+	}
+	o.layers, o.data, o.resolved, o.src.layer = nil, nil, nil, nil
+	o.released = true
 }
 
 // ownOf merges the base layer (if any) with the component's own file.
