@@ -7,12 +7,14 @@ import (
 // parser decodes a config file into the values encoding/json gives with UseNumber
 // (map[string]any, []any, string, json.Number, bool, nil), in one pass over the bytes and with
 // far fewer allocations: maps and slices are made at their final size, object keys are interned
-// (the same few dozen keys recur in every file), and there is no reflection. It accepts exactly
+// (the same few dozen keys recur in every file), string values and numbers share one copy of the
+// file (so a parsed file is freed as a whole), and there is no reflection. It accepts exactly
 // the documents encoding/json accepts as a JSON object; on anything else it gives up, and
 // decodeObject asks encoding/json, whose diagnostics (line, column, message) are the ones
 // reported. A parser is not safe for concurrent use: each worker has its own.
 type parser struct {
 	data  []byte
+	src   string // data as one string: values without escapes are slices of it
 	pos   int
 	depth int
 	keys  map[string]string // interned object keys
@@ -32,8 +34,9 @@ func newParser() *parser { return &parser{keys: make(map[string]string, 256)} }
 // object parses data as one JSON object and nothing else (whitespace aside); ok is false when
 // data is anything else or is not valid JSON.
 func (p *parser) object(data []byte) (obj map[string]any, ok bool) {
-	p.data, p.pos, p.depth = data, 0, 0
+	p.data, p.src, p.pos, p.depth = data, "", 0, 0
 	p.stack, p.names = p.stack[:0], p.names[:0]
+	defer func() { p.data, p.src = nil, "" }()
 	p.space()
 	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
 		return nil, false
@@ -46,7 +49,6 @@ func (p *parser) object(data []byte) (obj map[string]any, ok bool) {
 	if p.pos != len(p.data) {
 		return nil, false
 	}
-	p.data = nil
 	return v.(map[string]any), true
 }
 
@@ -213,7 +215,7 @@ func (p *parser) str(key bool) (any, bool) {
 			if key {
 				return p.intern(raw), true
 			}
-			return string(raw), true
+			return p.slice(start+1, p.pos-1), true
 		case c == '\\':
 			escaped = true
 			p.pos += 2 // the escaped character; a \u's digits are checked by encoding/json
@@ -244,7 +246,15 @@ func (p *parser) number() (any, bool) {
 		return nil, false
 	}
 	p.pos += n
-	return json.Number(p.data[p.pos-n : p.pos]), true
+	return json.Number(p.slice(p.pos-n, p.pos)), true
+}
+
+// slice is data[from:to] as a string: a slice of one copy of data, made on first use.
+func (p *parser) slice(from, to int) string {
+	if p.src == "" {
+		p.src = string(p.data)
+	}
+	return p.src[from:to]
 }
 
 // numberLen is the length of the JSON number (RFC 8259 grammar, as encoding/json checks it) at

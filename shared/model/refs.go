@@ -43,7 +43,7 @@ func parseKarmaBlock(cfg map[string]any) (karmaBlock, Diagnostics) {
 				bad("/karma/extends", "want \"<type>/<nickname>\", found %v", v)
 				continue
 			}
-			kb.extends = s
+			kb.extends = strings.Clone(s) // kept after the parsed file is released
 		case "depends_on":
 			list, ok := v.([]any)
 			if !ok {
@@ -82,7 +82,7 @@ func parseDependsOn(e any) (dependsOn, string) {
 		if !validRef(x) {
 			return dependsOn{}, fmt.Sprintf("%q: want \"<type>/<nickname>\"", x)
 		}
-		return dependsOn{ref: x, keys: []string{AllKeys}}, ""
+		return dependsOn{ref: strings.Clone(x), keys: anyKey()}, "" // clones: see parser.slice
 	case map[string]any:
 		for _, k := range sortedKeys(x) {
 			if !dependsOnKeys[k] {
@@ -93,7 +93,7 @@ func parseDependsOn(e any) (dependsOn, string) {
 		if !validRef(ref) {
 			return dependsOn{}, fmt.Sprintf("\"ref\": want \"<type>/<nickname>\", found %v", x["ref"])
 		}
-		d := dependsOn{ref: ref, keys: []string{AllKeys}}
+		d := dependsOn{ref: strings.Clone(ref), keys: anyKey()}
 		if c, ok := x["consumes"]; ok {
 			list, ok := c.([]any)
 			if !ok {
@@ -105,7 +105,7 @@ func parseDependsOn(e any) (dependsOn, string) {
 				if !ok || s == "" {
 					return dependsOn{}, fmt.Sprintf("\"consumes\": %v is not a key name", k)
 				}
-				d.keys = append(d.keys, s)
+				d.keys = append(d.keys, strings.Clone(s))
 			}
 		}
 		if r, ok := x["redeploy"]; ok {
@@ -334,7 +334,8 @@ func (w *refWalker) interpolations(s string) {
 			}
 			continue
 		}
-		w.refs = append(w.refs, Reference{Target: ref, Kind: RefInterpolation, Pointer: w.at(), Rule: "${" + expr + "}", Keys: []string{key}})
+		// clones: a parsed string is a slice of its whole file, which references outlive
+		w.refs = append(w.refs, Reference{Target: strings.Clone(ref), Kind: RefInterpolation, Pointer: w.at(), Rule: "${" + expr + "}", Keys: []string{strings.Clone(key)}})
 	}
 }
 

@@ -48,5 +48,5 @@ func (w *refWalker) runtimePathKey(r RuntimePathRule, k string, v any, ptr strin
 		}
 		return
 	}
-	w.refs = append(w.refs, Reference{Target: ref, Kind: RefRuntimePath, Pointer: ptr, Rule: r.Name, Keys: consumedKeys(r.Consumes)})
+	w.refs = append(w.refs, Reference{Target: strings.Clone(ref), Kind: RefRuntimePath, Pointer: ptr, Rule: r.Name, Keys: consumedKeys(r.Consumes)})
 }
