@@ -2,6 +2,9 @@ package model
 
 import (
 	"encoding/json"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // parser decodes a config file into the values encoding/json gives with UseNumber
@@ -18,6 +21,9 @@ type parser struct {
 	pos   int
 	depth int
 	keys  map[string]string // interned object keys
+	// recent keys, by a cheap hash of their length and ends: most lookups stop here, before
+	// hashing the key for the map
+	recent [512]string
 	stack []any             // values of the arrays and objects being parsed
 	names []string          // keys of the objects being parsed
 }
@@ -193,8 +199,7 @@ func (p *parser) array() (any, bool) {
 	return a, true
 }
 
-// str parses a string; an object key is interned. Strings with escapes are unquoted by
-// encoding/json itself (they are rare in configs), so that every escape means what it means there.
+// str parses a string; an object key is interned.
 func (p *parser) str(key bool) (any, bool) {
 	start := p.pos
 	p.pos++ // '"'
@@ -206,13 +211,9 @@ func (p *parser) str(key bool) (any, bool) {
 			raw := p.data[start+1 : p.pos]
 			p.pos++
 			if escaped {
-				var s string
-				if err := json.Unmarshal(p.data[start:p.pos], &s); err != nil {
-					return nil, false
-				}
-				return s, true
+				return unescape(raw)
 			}
-			if key {
+			if key && len(raw) > 0 {
 				return p.intern(raw), true
 			}
 			return p.slice(start+1, p.pos-1), true
@@ -229,13 +230,18 @@ func (p *parser) str(key bool) (any, bool) {
 }
 
 func (p *parser) intern(b []byte) string {
-	if s, ok := p.keys[string(b)]; ok {
-		return s
+	slot := &p.recent[(len(b)*31+int(b[0])*7+int(b[len(b)-1]))%len(p.recent)]
+	if *slot == string(b) {
+		return *slot
 	}
-	s := string(b)
-	if len(p.keys) < maxInternedKeys {
-		p.keys[s] = s
+	s, ok := p.keys[string(b)]
+	if !ok {
+		s = string(b)
+		if len(p.keys) < maxInternedKeys {
+			p.keys[s] = s
+		}
 	}
+	*slot = s
 	return s
 }
 
@@ -299,6 +305,84 @@ func digitsEnd[T []byte | string](s T, i int) int {
 		i++
 	}
 	return i
+}
+
+// unescape is the string whose JSON text (quotes excluded) is raw, as encoding/json decodes it:
+// the two-character escapes, \uXXXX with UTF-16 surrogate pairs, and U+FFFD for a lone
+// surrogate. ok is false for an escape JSON does not have.
+func unescape(raw []byte) (any, bool) {
+	b := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '\\' {
+			b = append(b, c)
+			continue
+		}
+		i++
+		if i >= len(raw) {
+			return nil, false
+		}
+		switch raw[i] {
+		case '"', '\\', '/':
+			b = append(b, raw[i])
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			r := hex4(raw[i+1:])
+			if r < 0 {
+				return nil, false
+			}
+			i += 4
+			if utf16.IsSurrogate(r) {
+				// a valid pair is consumed whole; otherwise U+FFFD, and what follows is read
+				// on its own
+				if len(raw) > i+2 && raw[i+1] == '\\' && raw[i+2] == 'u' {
+					if r2 := hex4(raw[i+3:]); r2 >= 0 {
+						if dec := utf16.DecodeRune(r, r2); dec != unicode.ReplacementChar {
+							b = utf8.AppendRune(b, dec)
+							i += 6
+							continue
+						}
+					}
+				}
+				r = unicode.ReplacementChar
+			}
+			b = utf8.AppendRune(b, r)
+		default:
+			return nil, false
+		}
+	}
+	return string(b), true
+}
+
+// hex4 is the value of the 4 hexadecimal digits at the start of b, or -1.
+func hex4(b []byte) rune {
+	if len(b) < 4 {
+		return -1
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r*16 + rune(c)
+	}
+	return r
 }
 
 // decode is decodeObject with the fast path: the parser first, encoding/json (and its
