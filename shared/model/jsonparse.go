@@ -24,8 +24,8 @@ type parser struct {
 	// recent keys, by a cheap hash of their length and ends: most lookups stop here, before
 	// hashing the key for the map
 	recent [512]string
-	stack []any             // values of the arrays and objects being parsed
-	names []string          // keys of the objects being parsed
+	stack  []any    // values of the arrays and objects being parsed
+	names  []string // keys of the objects being parsed
 }
 
 // maxInternedKeys bounds the interned keys of one parser (files with unique keys do not grow
