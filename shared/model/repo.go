@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // BaseEnv is the folder under iac/ that holds the base layer.
@@ -279,25 +280,22 @@ type worker struct {
 }
 
 // parallel calls fn for 0 <= i < n on the given number of goroutines, each with its own worker,
-// then done with each worker (one at a time is up to done).
+// then done with each worker (one at a time is up to done). Goroutines take the next index from
+// a counter: no channel, no hand-off between goroutines per item.
 func parallel(n, workers int, fn func(w *worker, i int), done func(w *worker)) {
-	next := make(chan int)
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(workers, max(n, 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			w := &worker{parser: newParser()}
-			for i := range next {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
 				fn(w, i)
 			}
 			done(w)
 		}()
 	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
 	wg.Wait()
 }
 

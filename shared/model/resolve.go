@@ -118,15 +118,16 @@ func (r *Repo) resolveAll(srcs []*source, rd *reader) {
 	}
 	// extends cycles are found before the parallel resolution (which would otherwise wait on
 	// itself); a component on a cycle is broken.
+	var extending []int
 	for i, o := range owns {
 		if comps[i] == nil {
 			r.checkExtends(o, find)
+			extending = append(extending, i)
 		}
 	}
-	parallel(len(srcs), runtime.GOMAXPROCS(0), func(w *worker, i int) {
-		if comps[i] == nil {
-			comps[i] = r.component(owns[i], lookup, &w.walker, &w.diags)
-		}
+	parallel(len(extending), runtime.GOMAXPROCS(0), func(w *worker, j int) {
+		i := extending[j]
+		comps[i] = r.component(owns[i], lookup, &w.walker, &w.diags)
 	}, report)
 	ids := make([]string, len(comps))
 	order := make([]int, len(comps))
