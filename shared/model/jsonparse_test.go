@@ -79,3 +79,61 @@ func FuzzParserMatchesEncodingJSON(f *testing.F) {
 		checkParse(t, p, doc)
 	})
 }
+
+// a config as the generated repositories have them (modeltest)
+const benchConfig = `{
+  "allowed_cidrs": [
+    "10.121.0.0/16"
+  ],
+  "capacity": {
+    "instance_type": "c6g.large",
+    "scaling": {
+      "max": 16
+    }
+  },
+  "description": "lambda for data",
+  "environment": {
+    "DEP_0_ENDPOINT": "${s3-bucket/web-002219.runtime.endpoint}",
+    "DEP_1_URL": "${vpc/core-000880.runtime.url}"
+  },
+  "karma": {
+    "depends_on": [
+      {
+        "consumes": [
+          "arn"
+        ],
+        "ref": "kms-key/media-000352"
+      }
+    ],
+    "extends": "lambda/defaults"
+  },
+  "name": "prod-api-002523",
+  "tags": {
+    "CostCenter": "cc-3423",
+    "Environment": "prod"
+  },
+  "user_data": "#!/bin/sh\necho ${HOSTNAME}"
+}`
+
+// BenchmarkDecodeConfig compares the parser with encoding/json (UseNumber, as decodeObject) on
+// one config.
+func BenchmarkDecodeConfig(b *testing.B) {
+	data := []byte(benchConfig)
+	b.Run("parser", func(b *testing.B) {
+		p := newParser()
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, d := p.decode("f.json", data); d != nil {
+				b.Fatal(d)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, d := decodeObject("f.json", data); d != nil {
+				b.Fatal(d)
+			}
+		}
+	})
+}
