@@ -75,7 +75,8 @@ func (r *Repo) resolveAll(srcs []*source, rd *reader) {
 	// Base-only templates can be extended from any environment; they are built lazily per env,
 	// as are released parents, read again.
 	built := map[string]*own{}
-	var bmu sync.Mutex
+	var rereadDiags Diagnostics
+	var bmu sync.Mutex // guards built and rereadDiags
 	// find is the parent named ref in env, as pass 1 left it (enough for its karma block).
 	find := func(env, ref string) *own {
 		if o, ok := byID[env+"/"+ref]; ok {
@@ -109,7 +110,7 @@ func (r *Repo) resolveAll(srcs []*source, rd *reader) {
 		}
 		t := &source{env: o.src.env, typ: o.src.typ, nickname: o.src.nickname, file: o.src.file}
 		if d := rd.read(newParser(), t); d != nil {
-			r.Diagnostics = append(r.Diagnostics, *d) // the file changed since pass 1
+			rereadDiags = append(rereadDiags, *d) // the file changed since pass 1
 		}
 		again := r.ownOf(t)
 		again.kdiags = nil
@@ -129,6 +130,7 @@ func (r *Repo) resolveAll(srcs []*source, rd *reader) {
 		i := extending[j]
 		comps[i] = r.component(owns[i], lookup, &w.walker, &w.diags)
 	}, report)
+	r.Diagnostics = append(r.Diagnostics, rereadDiags...)
 	ids := make([]string, len(comps))
 	order := make([]int, len(comps))
 	for i, c := range comps {
