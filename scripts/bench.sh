@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks behind docs/performance.md (`make bench`):
-#   1. go benchmarks of shared/model (Build 10k / 100k), shared/graph (impact, waves),
+#   1. go benchmarks of shared/model (Build 10k / 100k, and BuildVsFloor10k: the build's CPU time
+#      against a program that only walks, reads and decodes the same files), shared/graph (impact, waves),
 #      shared/gitrepo (fetch), shared/api (GET /graph and GET /impact on 10k components) and
 #      shared/drift (the drift check of 10,000 components);
-#   2. wall time and peak resident memory of a real 100,000-component build: model.Build alone
+#   2. wall time, CPU time and peak resident memory of a real 100,000-component build: model.Build alone
 #      (scripts/genrepo -build) and the CLI (karma graph build --params-backend none --no-write);
 #   3. the embedded pipeline (cmd/karma): change events from ingest to audit with the no-op
 #      Terraform runner (BenchmarkPipeline, BenchmarkRuntimeOverhead: events/s, CPU, SQL
@@ -47,7 +48,8 @@ else
   trap 'rm -rf "$tmp"' EXIT
 fi
 
-# measure LABEL CMD...: runs CMD under /usr/bin/time -v, prints its last stdout line, wall time and peak RSS.
+# measure LABEL CMD...: runs CMD under /usr/bin/time -v, prints its last stdout line, wall time,
+# CPU time (user + system) and peak RSS.
 measure() {
   local label=$1
   shift
@@ -56,12 +58,15 @@ measure() {
     cat "$tmp/out" "$tmp/time" >&2
     return 1
   fi
-  local wall rss
+  local wall rss user sys
   wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$tmp/time")
   rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tmp/time")
+  user=$(sed -n 's/.*User time (seconds): //p' "$tmp/time")
+  sys=$(sed -n 's/.*System time (seconds): //p' "$tmp/time")
   grep -v '^\s*$' "$tmp/out" | tail -n 1 | sed 's/^/  /'
-  awk -v l="$label:" -v w="$wall" -v r="$rss" \
-    'BEGIN { printf "%-30s wall %s   Maximum resident set size %s kB (%.0f MiB)\n", l, w, r, r / 1024 }'
+  awk -v l="$label:" -v w="$wall" -v r="$rss" -v u="$user" -v s="$sys" \
+    'BEGIN { printf "%-30s wall %s   CPU %.2f s (user %s, sys %s)   Maximum resident set size %s kB (%.0f MiB)\n", l, w, u + s, u, s, r, r / 1024 }'
+  echo "  load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 echo

@@ -15,7 +15,9 @@
 package graph
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -137,6 +139,15 @@ func (b *Builder) AddComponent(c Component) (int32, error) {
 	return i, nil
 }
 
+// ReserveEdges makes room for n more edges (references, before repeated pairs merge), so that
+// adding them does not grow the builder step by step.
+func (b *Builder) ReserveEdges(n int) {
+	b.g.Edges = slices.Grow(b.g.Edges, n)
+	if len(b.pairs) == 0 {
+		b.pairs = make(map[[2]int32]int32, n)
+	}
+}
+
 // AddEdge records that from depends on to, for the given reason. Repeated pairs merge.
 func (b *Builder) AddEdge(from, to int32, s Source) {
 	k := [2]int32{from, to}
@@ -152,25 +163,35 @@ func (b *Builder) AddEdge(from, to int32, s Source) {
 // deterministic when components were added in a deterministic order (model adds them by id).
 func (b *Builder) Graph() *Graph {
 	g := b.g
-	sort.Slice(g.Edges, func(i, j int) bool {
-		a, c := g.Edges[i], g.Edges[j]
+	byPair := func(a, c Edge) int {
 		if a.From != c.From {
-			return a.From < c.From
+			return cmp.Compare(a.From, c.From)
 		}
-		return a.To < c.To
-	})
+		return cmp.Compare(a.To, c.To)
+	}
+	if !slices.IsSortedFunc(g.Edges, byPair) {
+		slices.SortFunc(g.Edges, byPair)
+	}
 	g.bySubPath = map[string]int32{}
 	for i, c := range g.Components {
 		for _, p := range c.SubRuntimePaths {
 			g.bySubPath[c.Env+"\x00"+p] = int32(i)
 		}
 	}
-	g.out = make([][]int32, len(g.Components))
-	g.in = make([][]int32, len(g.Components))
+	// adjacency: every list carved from one array (counted first), not grown one by one
+	outDeg := make([]int32, len(g.Components)+1)
+	inDeg := make([]int32, len(g.Components)+1)
 	for i := range g.Edges {
 		e := &g.Edges[i]
 		e.Consumes = unionKeys(e.Sources)
 		e.Redeploy = redeployOf(e.Sources)
+		outDeg[e.From]++
+		inDeg[e.To]++
+	}
+	g.out = carve(outDeg, len(g.Edges))
+	g.in = carve(inDeg, len(g.Edges))
+	for i := range g.Edges {
+		e := &g.Edges[i]
 		g.out[e.From] = append(g.out[e.From], int32(i))
 		g.in[e.To] = append(g.in[e.To], int32(i))
 	}
@@ -178,12 +199,38 @@ func (b *Builder) Graph() *Graph {
 	return g
 }
 
+// carve returns one empty list per vertex, list v with room for deg[v] elements, all in one
+// array of total elements (each list's capacity is exact: appending beyond it copies).
+func carve(deg []int32, total int) [][]int32 {
+	all := make([]int32, total)
+	lists := make([][]int32, len(deg)-1)
+	at := 0
+	for v := range lists {
+		n := int(deg[v])
+		lists[v] = all[at : at : at+n]
+		at += n
+	}
+	return lists
+}
+
+// anyKey is the consumes set of an edge reading any key: shared (length and capacity 1).
+var anyKey = []string{AllKeys}
+
 func unionKeys(ss []Source) []string {
+	if len(ss) == 1 { // the common case: the one source's keys, sorted and unique
+		ks := ss[0].Keys
+		if slices.Contains(ks, AllKeys) {
+			return anyKey[:1:1]
+		}
+		out := append(make([]string, 0, len(ks)), ks...)
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
 	set := map[string]bool{}
 	for _, s := range ss {
 		for _, k := range s.Keys {
 			if k == AllKeys {
-				return []string{AllKeys}
+				return anyKey[:1:1]
 			}
 			set[k] = true
 		}

@@ -77,10 +77,21 @@ func build(ctx context.Context, repo *Repo, opts BuildOptions) (*Result, error) 
 	return res, nil
 }
 
+// compKey identifies a component without concatenating its id.
+type compKey struct{ env, typ, nickname string }
+
 func (res *Result) buildGraph(states map[string]*ParamState) *graph.Graph {
 	repo := res.Repo
 	prefix := repo.Settings.Prefix
 	b := graph.NewBuilder(len(repo.Components))
+	// components by (env, type, nickname): a reference is looked up without building its id
+	index := make(map[compKey]int32, len(repo.Components))
+	refs := 0
+	for i, c := range repo.Components {
+		index[compKey{c.Env, c.Type, c.Nickname}] = int32(i)
+		refs += len(c.References)
+	}
+	b.ReserveEdges(refs)
 	for _, c := range repo.Components {
 		gc := graph.Component{ID: c.ID(), Env: c.Env, Type: c.Type, Nickname: c.Nickname,
 			ConfigPath: ConfigParam(prefix, c.Type, c.Nickname), RuntimePath: RuntimeParam(prefix, c.Type, c.Nickname),
@@ -99,12 +110,12 @@ func (res *Result) buildGraph(states map[string]*ParamState) *graph.Graph {
 	for i, c := range repo.Components {
 		for _, r := range c.References {
 			src := graph.Source{Kind: r.Kind, Pointer: r.Pointer, Rule: r.Rule, Keys: r.Keys, Redeploy: r.Redeploy}
-			to, ok := b.Lookup(c.Env + "/" + r.Target)
+			t, n, _ := strings.Cut(r.Target, "/")
+			to, ok := index[compKey{c.Env, t, n}]
 			if !ok {
 				// not a component: perhaps a runtime another component writes per sub-object
 				if owner, sub := repo.SubRuntimeOwner(c.Env, r.Target); sub {
 					to, ok = b.Lookup(owner.ID())
-					t, n, _ := strings.Cut(r.Target, "/")
 					src.Runtime = RuntimeParam(prefix, t, n)
 				}
 			}

@@ -23,7 +23,7 @@ func DeployableChanges(changed []ChangedFile, modulesDir string) (files []string
 		parts := strings.Split(p, "/")
 		switch {
 		case len(parts) == 5 && parts[0] == "iac" && parts[4] == "config.json" && f.Removed && parts[1] != BaseEnv &&
-			typeRe.MatchString(parts[2]) && nicknameRe.MatchString(parts[3]):
+			validType(parts[2]) && validNickname(parts[3]):
 			removed = append(removed, ComponentRef{Type: parts[2], Nickname: parts[3]})
 			files = append(files, p)
 		case parts[0] == "iac" && strings.HasSuffix(p, ".json"),

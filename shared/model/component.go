@@ -76,14 +76,15 @@ func (c *Component) Ref() string { return c.Type + "/" + c.Nickname }
 // File is the environment file that defines the component.
 func (c *Component) File() string { return c.Files[len(c.Files)-1] }
 
-// Canonical encodes v as compact JSON with sorted object keys (encoding/json sorts map keys) and
-// exact numbers (json.Number); it is what gets hashed and published.
+// Canonical encodes v as compact JSON with sorted object keys and exact numbers (json.Number),
+// byte for byte what json.Marshal gives (canonical.go writes decoded configs without
+// reflection); it is what gets hashed and published.
 func Canonical(v any) (json.RawMessage, string) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// Values come from decoded JSON, so this cannot happen; fail loudly if it ever does.
-		panic("model: canonical encoding: " + err.Error())
-	}
+	return hashed(canonicalJSON(v))
+}
+
+// hashed is canonical JSON with its hash.
+func hashed(b []byte) (json.RawMessage, string) {
 	sum := sha256.Sum256(b)
 	return b, hex.EncodeToString(sum[:])
 }

@@ -1,8 +1,9 @@
 package model
 
 import (
+	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -42,7 +43,7 @@ func parseKarmaBlock(cfg map[string]any) (karmaBlock, Diagnostics) {
 				bad("/karma/extends", "want \"<type>/<nickname>\", found %v", v)
 				continue
 			}
-			kb.extends = s
+			kb.extends = strings.Clone(s) // kept after the parsed file is released
 		case "depends_on":
 			list, ok := v.([]any)
 			if !ok {
@@ -81,7 +82,7 @@ func parseDependsOn(e any) (dependsOn, string) {
 		if !validRef(x) {
 			return dependsOn{}, fmt.Sprintf("%q: want \"<type>/<nickname>\"", x)
 		}
-		return dependsOn{ref: x, keys: []string{AllKeys}}, ""
+		return dependsOn{ref: strings.Clone(x), keys: anyKey()}, "" // clones: see parser.slice
 	case map[string]any:
 		for _, k := range sortedKeys(x) {
 			if !dependsOnKeys[k] {
@@ -92,7 +93,7 @@ func parseDependsOn(e any) (dependsOn, string) {
 		if !validRef(ref) {
 			return dependsOn{}, fmt.Sprintf("\"ref\": want \"<type>/<nickname>\", found %v", x["ref"])
 		}
-		d := dependsOn{ref: ref, keys: []string{AllKeys}}
+		d := dependsOn{ref: strings.Clone(ref), keys: anyKey()}
 		if c, ok := x["consumes"]; ok {
 			list, ok := c.([]any)
 			if !ok {
@@ -104,7 +105,7 @@ func parseDependsOn(e any) (dependsOn, string) {
 				if !ok || s == "" {
 					return dependsOn{}, fmt.Sprintf("\"consumes\": %v is not a key name", k)
 				}
-				d.keys = append(d.keys, s)
+				d.keys = append(d.keys, strings.Clone(s))
 			}
 		}
 		if r, ok := x["redeploy"]; ok {
@@ -121,9 +122,15 @@ func parseDependsOn(e any) (dependsOn, string) {
 	return dependsOn{}, fmt.Sprintf("want \"<type>/<nickname>\" or an object, found %s", jsonKind(e))
 }
 
+// anyKey is Keys of a reference that may read any runtime key: one shared slice, whose length
+// and capacity are 1 (an append copies it); nothing modifies a reference's keys in place.
+func anyKey() []string { return anyKeys[:1:1] }
+
+var anyKeys = []string{AllKeys}
+
 func validRef(s string) bool {
 	t, n, ok := strings.Cut(s, "/")
-	return ok && typeRe.MatchString(t) && nicknameRe.MatchString(n)
+	return ok && validType(t) && validNickname(n)
 }
 
 // extractReferences walks a resolved config and returns every inferred and interpolated
@@ -141,43 +148,131 @@ func validRef(s string) bool {
 // Nested objects (e.g. per-function configs under functions{}) are walked too.
 func extractReferences(cfg map[string]any, rules *compiledRules) ([]Reference, []attrLookup, Diagnostics) {
 	w := refWalker{rules: rules}
-	w.walk(cfg, "")
+	w.walk(cfg, false)
 	return w.refs, w.lookups, w.diags
 }
 
+// refWalker walks a config once, in canonical order, for its references and, when encode is
+// set, its canonical JSON (what Canonical writes): one pass instead of one for the references
+// and one for the encoding, with the keys of each object sorted once. JSON pointers are built in
+// one buffer and made strings only for what is found. A walker is reused from component to
+// component (reset), by one goroutine at a time.
 type refWalker struct {
 	rules   *compiledRules
 	refs    []Reference
 	lookups []attrLookup
 	diags   Diagnostics
+
+	encode bool
+	out    []byte   // the canonical JSON written so far
+	odd    bool     // a value Canonical leaves to json.Marshal was met: out is not to be used
+	ptr    []byte   // JSON pointer of the value being walked
+	keys   []string // sorted keys of the objects being walked, a stack
 }
 
-func (w *refWalker) walk(v any, ptr string) {
+func (w *refWalker) reset() {
+	clear(w.refs)
+	w.refs, w.lookups, w.diags = w.refs[:0], nil, nil
+	w.out, w.odd, w.ptr = w.out[:0], false, w.ptr[:0]
+}
+
+// at is the JSON pointer of the value being walked.
+func (w *refWalker) at() string { return string(w.ptr) }
+
+// walk walks v; skipKarma leaves out the reserved "karma" key of a component's merged layers (v
+// is then the top level, and what is encoded is the resolved config).
+func (w *refWalker) walk(v any, skipKarma bool) {
 	switch x := v.(type) {
 	case map[string]any:
-		keys := make([]string, 0, len(x))
+		if x == nil {
+			w.write("null")
+			return
+		}
+		base := len(w.keys)
 		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		if st, ok := x["src_type"]; ok {
-			w.srcPair(st, x["src_nickname"], ptr)
-		}
-		for _, k := range keys {
-			p := ptr + "/" + escapePointer(k)
-			if strings.HasSuffix(k, "_nickname") && k != "src_nickname" {
-				w.nicknameKey(k, x[k], p)
+			if !skipKarma || k != "karma" {
+				w.keys = append(w.keys, k)
 			}
-			w.ruleKeys(x, k, p)
-			w.walk(x[k], p)
 		}
+		keys := w.keys[base:]
+		slices.Sort(keys)
+		if st, ok := x["src_type"]; ok {
+			w.srcPair(st, x["src_nickname"])
+		}
+		w.write("{")
+		n := len(w.ptr)
+		for i, k := range keys {
+			if w.encode {
+				if i > 0 {
+					w.out = append(w.out, ',')
+				}
+				w.out = append(appendJSONString(w.out, k), ':')
+			}
+			w.ptr = appendPointerToken(append(w.ptr[:n], '/'), k)
+			if strings.HasSuffix(k, "_nickname") && k != "src_nickname" {
+				w.nicknameKey(k, x[k], w.at())
+			}
+			w.ruleKeys(x, k)
+			w.walk(x[k], false)
+		}
+		w.ptr = w.ptr[:n]
+		w.write("}")
+		clear(w.keys[base:])
+		w.keys = w.keys[:base]
 	case []any:
-		for i, e := range x {
-			w.walk(e, ptr+"/"+strconv.Itoa(i))
+		if x == nil {
+			w.write("null")
+			return
 		}
+		w.write("[")
+		n := len(w.ptr)
+		for i, e := range x {
+			if w.encode && i > 0 {
+				w.out = append(w.out, ',')
+			}
+			w.ptr = strconv.AppendInt(append(w.ptr[:n], '/'), int64(i), 10)
+			w.walk(e, false)
+		}
+		w.ptr = w.ptr[:n]
+		w.write("]")
 	case string:
-		w.interpolations(x, ptr)
+		w.interpolations(x)
+		if w.encode {
+			w.out = appendJSONString(w.out, x)
+		}
+	case json.Number:
+		if w.encode && !validNumber(string(x)) {
+			w.odd = true
+		}
+		w.write(string(x))
+	case bool:
+		w.write(strconv.FormatBool(x))
+	case nil:
+		w.write("null")
+	default:
+		w.odd = true
 	}
+}
+
+func (w *refWalker) write(s string) {
+	if w.encode {
+		w.out = append(w.out, s...)
+	}
+}
+
+// appendPointerToken appends k escaped as a JSON pointer token ("~" -> "~0", "/" -> "~1").
+func appendPointerToken(dst []byte, k string) []byte {
+	for i := 0; i < len(k); i++ {
+		switch k[i] {
+		case '~':
+			dst = append(dst, '~', '0')
+		case '/':
+			dst = append(dst, '~', '1')
+		default:
+			dst = append(dst, k[i])
+		}
+	}
+	return dst
 }
 
 func (w *refWalker) nicknameKey(key string, v any, ptr string) {
@@ -196,10 +291,11 @@ func (w *refWalker) nicknameKey(key string, v any, ptr string) {
 	if strings.Contains(s, "${") {
 		return // an interpolated nickname; the interpolation itself is the reference
 	}
-	w.refs = append(w.refs, Reference{Target: typ + "/" + s, Kind: RefInferred, Pointer: ptr, Rule: key, Keys: []string{AllKeys}})
+	w.refs = append(w.refs, Reference{Target: typ + "/" + s, Kind: RefInferred, Pointer: ptr, Rule: key, Keys: anyKey()})
 }
 
-func (w *refWalker) srcPair(st, sn any, ptr string) {
+func (w *refWalker) srcPair(st, sn any) {
+	ptr := w.at()
 	t, ok1 := st.(string)
 	n, ok2 := sn.(string)
 	if !ok1 || !ok2 || !validRef(t+"/"+n) {
@@ -207,13 +303,13 @@ func (w *refWalker) srcPair(st, sn any, ptr string) {
 			Message: fmt.Sprintf("src_type %v with src_nickname %v does not name a component: not treated as a reference", st, sn)})
 		return
 	}
-	w.refs = append(w.refs, Reference{Target: t + "/" + n, Kind: RefInferred, Pointer: ptr + "/src_nickname", Rule: "src_type+src_nickname", Keys: []string{AllKeys}})
+	w.refs = append(w.refs, Reference{Target: t + "/" + n, Kind: RefInferred, Pointer: ptr + "/src_nickname", Rule: "src_type+src_nickname", Keys: anyKey()})
 }
 
 // interpolations finds "${<type>/<nickname>.runtime.<key>...}" in s. Other "${...}" (for
 // example Terraform template syntax) are left alone; one that starts like a Karma reference but
 // is malformed is an error.
-func (w *refWalker) interpolations(s, ptr string) {
+func (w *refWalker) interpolations(s string) {
 	for i := 0; i < len(s); {
 		j := strings.Index(s[i:], "${")
 		if j < 0 {
@@ -233,12 +329,13 @@ func (w *refWalker) interpolations(s, ptr string) {
 		ref, key, ok := ParseInterpolation(expr)
 		if !ok {
 			if strings.Contains(expr, ".runtime") && strings.Contains(expr, "/") {
-				w.diags = append(w.diags, Diagnostic{Severity: SevError, Code: CodeBadRef, Pointer: ptr,
+				w.diags = append(w.diags, Diagnostic{Severity: SevError, Code: CodeBadRef, Pointer: w.at(),
 					Message: fmt.Sprintf("malformed reference ${%s}: want ${<type>/<nickname>.runtime.<key>}", expr)})
 			}
 			continue
 		}
-		w.refs = append(w.refs, Reference{Target: ref, Kind: RefInterpolation, Pointer: ptr, Rule: "${" + expr + "}", Keys: []string{key}})
+		// clones: a parsed string is a slice of its whole file, which references outlive
+		w.refs = append(w.refs, Reference{Target: strings.Clone(ref), Kind: RefInterpolation, Pointer: w.at(), Rule: "${" + expr + "}", Keys: []string{strings.Clone(key)}})
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // BaseEnv is the folder under iac/ that holds the base layer.
@@ -39,7 +40,8 @@ type Layer struct {
 type source struct {
 	env, typ, nickname string
 	file               string // relative path of the env (or base) file
-	layer              *Layer // nil when the file failed to parse
+	layer              *Layer // nil when the file failed to parse (or was released, see own)
+	duplicate          bool   // its id differs from another's only by case: not resolved
 }
 
 // Repo is a loaded repository.
@@ -96,7 +98,6 @@ func LoadFS(fsys fs.FS, name string, opts LoadOptions) (*Repo, error) {
 	r := &Repo{Root: name, Settings: settings, fsys: fsys, base: map[string]*source{}}
 	r.Accounts = loadAccountEnvironments(fsys, &r.Diagnostics)
 	srcs, envs := r.discover(opts.Env)
-	readAll(fsys, srcs, opts.Overrides, &r.Diagnostics)
 	envSet := map[string]bool{}
 	for _, e := range envs {
 		envSet[e] = true
@@ -113,16 +114,21 @@ func LoadFS(fsys fs.FS, name string, opts LoadOptions) (*Repo, error) {
 	if opts.Env != "" && !envSet[opts.Env] {
 		return nil, fmt.Errorf("environment %q: not found in %s (no iac/%s folder and no account environment selects it)", opts.Env, name, opts.Env)
 	}
-	var envSrcs []*source
+	var baseSrcs, envSrcs []*source
 	for _, s := range srcs {
 		if s.env == BaseEnv {
 			r.base[s.typ+"/"+s.nickname] = s
+			baseSrcs = append(baseSrcs, s)
 		} else {
 			envSrcs = append(envSrcs, s)
 		}
 	}
+	rd := &reader{fsys: fsys, overrides: opts.Overrides}
+	// Base layers are read first and kept: any environment's components may merge them. The
+	// environments' files are read as they are resolved (resolveAll).
+	readAll(rd, baseSrcs, &r.Diagnostics)
 	r.checkDuplicates(envSrcs)
-	r.resolveAll(envSrcs)
+	r.resolveAll(envSrcs, rd)
 	r.Diagnostics.Sort()
 	return r, nil
 }
@@ -171,7 +177,7 @@ func (r *Repo) discover(onlyEnv string) ([]*source, []string) {
 			case !te.IsDir():
 				warn(relType, "ignored: expected a component type folder")
 				continue
-			case !typeRe.MatchString(typ):
+			case !validType(typ):
 				r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeLayout, File: relType,
 					Message: fmt.Sprintf("component type %q: use lower-case letters, digits, '-' and '_'", typ)})
 				continue
@@ -198,7 +204,7 @@ func (r *Repo) componentSource(env, typ, relType string, ne fs.DirEntry, warn fu
 	case !ne.IsDir():
 		warn(rel, "ignored: expected a component folder holding config.json")
 		return nil
-	case !nicknameRe.MatchString(nick):
+	case !validNickname(nick):
 		r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeLayout, File: rel,
 			Message: fmt.Sprintf("nickname %q: use letters, digits, '.', '-' and '_' (Parameter Store rules)", nick)})
 		return nil
@@ -228,43 +234,68 @@ func (r *Repo) refuseLink(rel string) {
 		Message: "a symbolic link: refused (Karma does not follow links, whose target could lie outside the repository)"})
 }
 
+// reader reads the config files of a repository: from its file system, or from the overrides.
+type reader struct {
+	fsys      fs.FS
+	overrides map[string][]byte
+}
+
+// read reads and parses s's file into s.layer; a failure is returned as a diagnostic (s.layer
+// stays nil).
+func (rd *reader) read(p *parser, s *source) *Diagnostic {
+	data, over := rd.overrides[s.file]
+	if !over {
+		var err error
+		if data, err = fs.ReadFile(rd.fsys, s.file); err != nil {
+			return &Diagnostic{Severity: SevError, Code: CodeLayout, File: s.file, Message: err.Error()}
+		}
+	}
+	obj, d := p.decode(s.file, data)
+	if d != nil {
+		return d
+	}
+	s.layer = &Layer{File: s.file, Data: obj}
+	return nil
+}
+
 // readAll reads and parses every source in parallel; parse failures become diagnostics.
-func readAll(fsys fs.FS, srcs []*source, overrides map[string][]byte, diags *Diagnostics) {
-	workers := runtime.GOMAXPROCS(0) * 4
-	jobs := make(chan *source)
+func readAll(rd *reader, srcs []*source, diags *Diagnostics) {
 	var mu sync.Mutex
+	parallel(len(srcs), 4*runtime.GOMAXPROCS(0), func(w *worker, i int) {
+		if d := rd.read(w.parser, srcs[i]); d != nil {
+			w.diags = append(w.diags, *d)
+		}
+	}, func(w *worker) {
+		mu.Lock()
+		*diags = append(*diags, w.diags...)
+		mu.Unlock()
+	})
+}
+
+// worker is the scratch space of one goroutine of parallel: reused from item to item.
+type worker struct {
+	parser *parser
+	walker refWalker
+	diags  Diagnostics
+}
+
+// parallel calls fn for 0 <= i < n on the given number of goroutines, each with its own worker,
+// then done with each worker (one at a time is up to done). Goroutines take the next index from
+// a counter: no channel, no hand-off between goroutines per item.
+func parallel(n, workers int, fn func(w *worker, i int), done func(w *worker)) {
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
+	for range min(workers, max(n, 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for s := range jobs {
-				data, over := overrides[s.file]
-				var err error
-				if !over {
-					data, err = fs.ReadFile(fsys, s.file)
-				}
-				if err != nil {
-					mu.Lock()
-					*diags = append(*diags, Diagnostic{Severity: SevError, Code: CodeLayout, File: s.file, Message: err.Error()})
-					mu.Unlock()
-					continue
-				}
-				obj, d := decodeObject(s.file, data)
-				if d != nil {
-					mu.Lock()
-					*diags = append(*diags, *d)
-					mu.Unlock()
-					continue
-				}
-				s.layer = &Layer{File: s.file, Data: obj}
+			w := &worker{parser: newParser()}
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(w, i)
 			}
+			done(w)
 		}()
 	}
-	for _, s := range srcs {
-		jobs <- s
-	}
-	close(jobs)
 	wg.Wait()
 }
 
@@ -279,7 +310,7 @@ func (r *Repo) checkDuplicates(srcs []*source) {
 			r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeDuplicate, File: s.file,
 				Component: s.env + "/" + s.typ + "/" + s.nickname,
 				Message:   fmt.Sprintf("component defined twice: also in %s (names differ only by case)", prev.file)})
-			s.layer = nil
+			s.duplicate = true // still read, so that its own problems are reported too
 			continue
 		}
 		seen[key] = s

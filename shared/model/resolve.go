@@ -20,30 +20,71 @@ type own struct {
 	files  []string
 	layers []map[string]any // raw layers, lowest first (base, env file)
 	data   map[string]any   // layers merged, to read the karma block
-	karma  karmaBlock
+	karma  karmaBlock       // of data, parsed once
+	kdiags Diagnostics      // its problems, reported when the component is resolved
 	err    bool
+	// released: resolved, and its parsed layers dropped (resolveAll)
+	released bool
 
 	once     sync.Once
 	resolved map[string]any
 	rfiles   []string
 }
 
-func (r *Repo) resolveAll(srcs []*source) {
+// resolveAll reads, parses and resolves the components of srcs (environment files; base layers
+// are read already), in two passes so that no more than a few parsed configs are alive at once:
+//
+//  1. in parallel, each file is read and parsed, merged with its base layer, and — when it
+//     extends nothing, as nearly every component — resolved, walked for its references and
+//     encoded there and then; its parsed layers are released at once (only the canonical JSON,
+//     the references and the karma block are kept);
+//  2. the components that extend a parent are resolved once every karma block is known (extends
+//     cycles are found first). A parent released in pass 1 is read and parsed again, once per
+//     environment: rare (templates in the base layer, which are kept, are the usual parents),
+//     and cheaper than keeping every config parsed in case it is extended.
+func (r *Repo) resolveAll(srcs []*source, rd *reader) {
 	r.rules = compileRules(r.Settings)
-	owns := make(map[string]*own, len(srcs)) // "<env>/<type>/<nickname>"
-	for _, s := range srcs {
-		owns[s.env+"/"+s.typ+"/"+s.nickname] = r.ownOf(s)
+	owns := make([]*own, len(srcs))
+	comps := make([]*Component, len(srcs))
+	var dmu sync.Mutex
+	report := func(w *worker) {
+		dmu.Lock()
+		r.Diagnostics = append(r.Diagnostics, w.diags...)
+		dmu.Unlock()
 	}
-	// Base-only templates can be extended from any environment; they are built lazily per env.
-	templates := map[string]*own{}
-	var tmu sync.Mutex
-	lookup := func(env, ref string) *own {
-		if o, ok := owns[env+"/"+ref]; ok {
+	parallel(len(srcs), 2*runtime.GOMAXPROCS(0), func(w *worker, i int) {
+		s := srcs[i]
+		if d := rd.read(w.parser, s); d != nil {
+			w.diags = append(w.diags, *d)
+		}
+		if s.duplicate {
+			s.layer = nil
+		}
+		o := r.ownOf(s)
+		owns[i] = o
+		if o.err || o.karma.extends == "" {
+			comps[i] = r.component(o, nil, &w.walker, &w.diags)
+			o.release()
+		}
+	}, report)
+
+	byID := make(map[string]*own, len(srcs)) // "<env>/<type>/<nickname>"
+	for _, o := range owns {
+		byID[o.src.env+"/"+o.src.typ+"/"+o.src.nickname] = o
+	}
+	// Base-only templates can be extended from any environment; they are built lazily per env,
+	// as are released parents, read again.
+	built := map[string]*own{}
+	var rereadDiags Diagnostics
+	var bmu sync.Mutex // guards built and rereadDiags
+	// find is the parent named ref in env, as pass 1 left it (enough for its karma block).
+	find := func(env, ref string) *own {
+		if o, ok := byID[env+"/"+ref]; ok {
 			return o
 		}
-		tmu.Lock()
-		defer tmu.Unlock()
-		if o, ok := templates[env+"/"+ref]; ok {
+		bmu.Lock()
+		defer bmu.Unlock()
+		if o, ok := built[env+"/"+ref]; ok {
 			return o
 		}
 		b, ok := r.base[ref]
@@ -52,40 +93,65 @@ func (r *Repo) resolveAll(srcs []*source) {
 		}
 		t := &source{env: env, typ: b.typ, nickname: b.nickname, file: b.file, layer: b.layer}
 		o := r.ownOf(t)
-		templates[env+"/"+ref] = o
+		built[env+"/"+ref] = o
 		return o
+	}
+	// lookup is find with released parents read again (their problems were reported already).
+	lookup := func(env, ref string) *own {
+		o := find(env, ref)
+		if o == nil || !o.released {
+			return o
+		}
+		bmu.Lock()
+		defer bmu.Unlock()
+		key := "\x00" + env + "/" + ref
+		if again, ok := built[key]; ok {
+			return again
+		}
+		t := &source{env: o.src.env, typ: o.src.typ, nickname: o.src.nickname, file: o.src.file}
+		if d := rd.read(newParser(), t); d != nil {
+			rereadDiags = append(rereadDiags, *d) // the file changed since pass 1
+		}
+		again := r.ownOf(t)
+		again.kdiags = nil
+		built[key] = again
+		return again
 	}
 	// extends cycles are found before the parallel resolution (which would otherwise wait on
 	// itself); a component on a cycle is broken.
-	for _, s := range srcs {
-		r.checkExtends(owns[s.env+"/"+s.typ+"/"+s.nickname], lookup)
+	var extending []int
+	for i, o := range owns {
+		if comps[i] == nil {
+			r.checkExtends(o, find)
+			extending = append(extending, i)
+		}
 	}
-	comps := make([]*Component, len(srcs))
-	var wg sync.WaitGroup
-	var dmu sync.Mutex
-	jobs := make(chan int)
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var local Diagnostics
-			for i := range jobs {
-				s := srcs[i]
-				comps[i] = r.component(owns[s.env+"/"+s.typ+"/"+s.nickname], lookup, &local)
-			}
-			dmu.Lock()
-			r.Diagnostics = append(r.Diagnostics, local...)
-			dmu.Unlock()
-		}()
+	parallel(len(extending), runtime.GOMAXPROCS(0), func(w *worker, j int) {
+		i := extending[j]
+		comps[i] = r.component(owns[i], lookup, &w.walker, &w.diags)
+	}, report)
+	r.Diagnostics = append(r.Diagnostics, rereadDiags...)
+	ids := make([]string, len(comps))
+	order := make([]int, len(comps))
+	for i, c := range comps {
+		ids[i], order[i] = c.ID(), i
 	}
-	for i := range srcs {
-		jobs <- i
+	sort.Slice(order, func(a, b int) bool { return ids[order[a]] < ids[order[b]] })
+	r.Components = make([]*Component, len(comps))
+	for i, j := range order {
+		r.Components[i] = comps[j]
 	}
-	close(jobs)
-	wg.Wait()
-	sort.Slice(comps, func(i, j int) bool { return comps[i].ID() < comps[j].ID() })
-	r.Components = comps
 	r.linkRules()
+}
+
+// release drops a resolved component's parsed layers: what is left (files, karma block) is what
+// checkExtends needs of a parent; lookup reads a released parent again.
+func (o *own) release() {
+	if o.err {
+		return
+	}
+	o.layers, o.data, o.resolved, o.src.layer = nil, nil, nil, nil
+	o.released = true
 }
 
 // ownOf merges the base layer (if any) with the component's own file.
@@ -110,6 +176,7 @@ func (r *Repo) ownOf(s *source) *own {
 	o.files = append(o.files, s.file)
 	o.layers = append(o.layers, s.layer.Data)
 	o.data = data
+	o.karma, o.kdiags = parseKarmaBlock(data)
 	return o
 }
 
@@ -125,11 +192,10 @@ func (r *Repo) checkExtends(o *own, lookup func(env, ref string) *own) {
 		}
 		seen[cur] = true
 		path = append(path, cur.src.typ+"/"+cur.src.nickname)
-		kb, _ := parseKarmaBlock(cur.data)
-		if kb.extends == "" {
+		if cur.karma.extends == "" {
 			return
 		}
-		cur = lookup(o.src.env, kb.extends)
+		cur = lookup(o.src.env, cur.karma.extends)
 	}
 }
 
@@ -141,12 +207,11 @@ func (o *own) resolve(lookup func(env, ref string) *own, diags *Diagnostics) (ma
 		if o.err {
 			return
 		}
-		kb, errs := parseKarmaBlock(o.data)
-		for _, e := range errs {
+		kb := o.karma
+		for _, e := range o.kdiags {
 			e.File = o.src.file
 			*diags = append(*diags, e)
 		}
-		o.karma = kb
 		var base any = map[string]any{}
 		var baseFiles []string
 		if kb.extends != "" {
@@ -203,7 +268,7 @@ func withoutKarmaExtends(m map[string]any) map[string]any {
 	return out
 }
 
-func (r *Repo) component(o *own, lookup func(env, ref string) *own, diags *Diagnostics) *Component {
+func (r *Repo) component(o *own, lookup func(env, ref string) *own, w *refWalker, diags *Diagnostics) *Component {
 	c := &Component{Env: o.src.env, Type: o.src.typ, Nickname: o.src.nickname}
 	data, files, ok := o.resolve(lookup, diags)
 	c.Files = files
@@ -211,33 +276,54 @@ func (r *Repo) component(o *own, lookup func(env, ref string) *own, diags *Diagn
 		c.Broken = true
 		return c
 	}
-	kb, _ := parseKarmaBlock(data)
-	cfg := make(map[string]any, len(data))
-	for k, v := range data {
-		if k != "karma" {
-			cfg[k] = v
-		}
+	// Without a parent the merged layers' karma block is the one already parsed (they differ
+	// only by null members, which it ignores); a parent's depends_on is inherited, so parse again.
+	kb := o.karma
+	if kb.extends != "" {
+		kb, _ = parseKarmaBlock(data)
 	}
-	c.References = append(c.References, kb.dependsOn...)
-	refs, lookups, errs := extractReferences(cfg, r.rules)
-	c.References = append(c.References, refs...)
-	if attrs := r.rules.indexValues(c.Type, cfg); len(lookups)+len(attrs) > 0 {
-		c.pending = &pendingRules{lookups: lookups, attrs: attrs}
+	// One walk of the resolved config (data less its karma block): references and canonical JSON.
+	w.reset()
+	w.rules, w.encode = r.rules, true
+	w.walk(data, true)
+	c.References = make([]Reference, 0, len(kb.dependsOn)+len(w.refs))
+	c.References = append(append(c.References, kb.dependsOn...), w.refs...)
+	if attrs := r.rules.indexValues(c.Type, data); len(w.lookups)+len(attrs) > 0 {
+		c.pending = &pendingRules{lookups: w.lookups, attrs: attrs}
 	}
-	subs, subErrs := r.rules.subRuntimes(c.Type, cfg)
+	subs, subErrs := r.rules.subRuntimes(c.Type, data)
 	c.SubRuntimes = subs
-	for _, e := range append(errs, subErrs...) {
+	for _, e := range append(w.diags, subErrs...) {
 		e.File = c.File()
 		e.Component = c.ID()
 		*diags = append(*diags, e)
 	}
-	if errs := r.validateSchema(c.Type, cfg); len(errs) > 0 {
+	if errs := r.validateSchema(c.Type, data); len(errs) > 0 {
 		for _, e := range errs {
 			e.File = c.File()
 			e.Component = c.ID()
 			*diags = append(*diags, e)
 		}
 	}
-	c.Resolved, c.Hash = Canonical(cfg)
+	if w.odd {
+		c.Resolved, c.Hash = Canonical(withoutKarma(data))
+	} else {
+		c.Resolved, c.Hash = hashed(append(make([]byte, 0, len(w.out)), w.out...))
+	}
 	return c
+}
+
+// withoutKarma is a component's merged layers less the reserved karma block: its resolved
+// config.
+func withoutKarma(data map[string]any) map[string]any {
+	if _, ok := data["karma"]; !ok {
+		return data
+	}
+	cfg := make(map[string]any, len(data))
+	for k, v := range data {
+		if k != "karma" {
+			cfg[k] = v
+		}
+	}
+	return cfg
 }

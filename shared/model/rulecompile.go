@@ -112,11 +112,12 @@ func (a *attrRule) conditionHolds(obj map[string]any) bool {
 	return canonicalScalar(v) == a.equal
 }
 
-// indexValues returns the attribute values of a component of type typ that rules match on.
+// indexValues returns the attribute values of a component of type typ that rules match on (cfg:
+// its resolved config, or its merged layers, whose karma block is no attribute).
 func (c *compiledRules) indexValues(typ string, cfg map[string]any) []attrValue {
 	var out []attrValue
 	for _, a := range c.attrByType[typ] {
-		if s, ok := cfg[a.Attribute].(string); ok {
+		if s, ok := cfg[a.Attribute].(string); ok && a.Attribute != "karma" {
 			if v := a.normalize(s); v != "" {
 				out = append(out, attrValue{rule: a, value: v})
 			}
@@ -133,7 +134,7 @@ func (c *compiledRules) subRuntimes(typ string, cfg map[string]any) ([]string, D
 		return nil, nil
 	}
 	raw, ok := cfg[rule.EachKeyOf]
-	if !ok {
+	if !ok || rule.EachKeyOf == "karma" {
 		return nil, nil
 	}
 	ptr := "/" + escapePointer(rule.EachKeyOf)
@@ -145,7 +146,7 @@ func (c *compiledRules) subRuntimes(typ string, cfg map[string]any) ([]string, D
 	var names []string
 	var diags Diagnostics
 	for k := range obj {
-		if !nicknameRe.MatchString(k) {
+		if !validNickname(k) {
 			diags = append(diags, Diagnostic{Severity: SevWarning, Code: CodeBadRef, Pointer: ptr + "/" + escapePointer(k),
 				Message: fmt.Sprintf("%q cannot name a runtime parameter (%s/%s/%s/runtime): letters, digits, '.', '-' and '_' only (rule %s)", k, c.prefix, typ, k, rule.Name)})
 			continue

@@ -5,15 +5,15 @@ import (
 	"strings"
 )
 
-// ruleKeys applies the rules of karma.json to key k of obj (at pointer ptr): an attributes rule
+// ruleKeys applies the rules of karma.json to key k of obj (at the walker's pointer): an attributes rule
 // reading k records a lookup, a runtime_paths rule whose suffix k has records a reference.
-func (w *refWalker) ruleKeys(obj map[string]any, k, ptr string) {
+func (w *refWalker) ruleKeys(obj map[string]any, k string) {
 	for _, a := range w.rules.attrByKey[k] {
-		w.attributeKey(a, obj, k, ptr)
+		w.attributeKey(a, obj, k, w.at())
 	}
 	for _, r := range w.rules.paths {
 		if strings.HasSuffix(k, r.KeySuffix) {
-			w.runtimePathKey(r, k, obj[k], ptr)
+			w.runtimePathKey(r, k, obj[k], w.at())
 		}
 	}
 }
@@ -48,5 +48,5 @@ func (w *refWalker) runtimePathKey(r RuntimePathRule, k string, v any, ptr strin
 		}
 		return
 	}
-	w.refs = append(w.refs, Reference{Target: ref, Kind: RefRuntimePath, Pointer: ptr, Rule: r.Name, Keys: consumedKeys(r.Consumes)})
+	w.refs = append(w.refs, Reference{Target: strings.Clone(ref), Kind: RefRuntimePath, Pointer: ptr, Rule: r.Name, Keys: consumedKeys(r.Consumes)})
 }

@@ -229,7 +229,7 @@ func (v *ruleValidator) bad(ptr, format string, a ...any) {
 }
 
 func (v *ruleValidator) typeName(ptr, t string) {
-	if !typeRe.MatchString(t) {
+	if !validType(t) {
 		v.bad(ptr, "%q is not a component type name (lower-case letters, digits, '-' and '_')", t)
 	}
 }

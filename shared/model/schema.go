@@ -73,7 +73,8 @@ func (r *Repo) schemaFor(typ string) *schemaEntry {
 	return e
 }
 
-// validateSchema checks a resolved config against its type's schema, one diagnostic per failing
+// validateSchema checks a resolved config (or a component's merged layers: the karma block is
+// left out) against its type's schema, one diagnostic per failing
 // location (JSON pointer).
 func (r *Repo) validateSchema(typ string, cfg map[string]any) Diagnostics {
 	e := r.schemaFor(typ)
@@ -84,7 +85,7 @@ func (r *Repo) validateSchema(typ string, cfg map[string]any) Diagnostics {
 	if e.schema == nil {
 		return nil
 	}
-	err := e.schema.Validate(any(cfg))
+	err := e.schema.Validate(any(withoutKarma(cfg)))
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
 		if err != nil {

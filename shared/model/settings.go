@@ -53,9 +53,7 @@ type Settings struct {
 }
 
 var (
-	typeRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-	nicknameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-	prefixRe   = regexp.MustCompile(`^(/[A-Za-z0-9_.-]+)+$`)
+	prefixRe = regexp.MustCompile(`^(/[A-Za-z0-9_.-]+)+$`)
 )
 
 // Defaults fills empty fields and merges the alias table and the reference rules.
@@ -97,7 +95,7 @@ func (s Settings) Validate() error {
 		if !strings.HasSuffix(k, "_nickname") {
 			v.bad("/aliases/"+escapePointer(k), "key %q must end in _nickname", k)
 		}
-		if t := s.Aliases[k]; !typeRe.MatchString(t) {
+		if t := s.Aliases[k]; !validType(t) {
 			v.bad("/aliases/"+escapePointer(k), "%q maps to %q, which is not a component type name", k, t)
 		}
 	}
