@@ -16,7 +16,7 @@ import (
 const (
 	// stageIngest is the ingest stage (workers/ingest), whose queue is fed by Karma's bus
 	// (git.pushed, parameter.changed) and by the default bus's Parameter Store Change events,
-	// which karmalambda.ParameterEvents turns into parameter.changed.
+	// which karmalambda.PublishParameterEvents turns into parameter.changed published to the bus.
 	stageIngest = pipeline.StageIngest
 	// stageReconcile is invoked on a schedule: it publishes the parameter.changed of the
 	// parameter versions events missed (trigger.Reconciler).
@@ -39,8 +39,18 @@ func setupIngest(ctx context.Context, a *app.App, getenv func(string) string) (k
 	if err != nil {
 		return nil, err
 	}
-	unwrap := karmalambda.ParameterEvents(env, prefix, getenv("KARMA_AUTO_APPROVE") == "true")
-	return sqsHandlerUnwrapping(ctx, a, st, unwrap)
+	auto := getenv("KARMA_AUTO_APPROVE") == "true"
+	next, err := sqsHandlerUnwrapping(ctx, a, st, karmalambda.ParameterEvents(env, prefix, auto))
+	if err != nil {
+		return nil, err
+	}
+	pub, err := a.Publisher(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", stageIngest, err)
+	}
+	// A Parameter Store event's trigger is published (audited, routed back here), not handled
+	// in place: the cause its change names is in the audit log.
+	return karmalambda.PublishParameterEvents(env, prefix, auto, pub, next), nil
 }
 
 // setupReconcile builds the scheduled reconcile handler.

@@ -1,11 +1,16 @@
 package lambda
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/usekarma/karma/shared/eventbridge"
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/ssmevent"
 	"github.com/usekarma/karma/shared/trigger"
 )
@@ -16,38 +21,92 @@ import (
 //
 //   - a Parameter Store Change — the EventBridge event as the SQS body, possibly quoted again or
 //     inside an SNS notification (ssmevent.Decode unwraps SQS -> SNS -> EventBridge) — becomes
-//     its parameter.changed trigger (trigger.ParameterChanged): the parameter, the operation,
-//     the event's id (which keys it: every delivery of the event is one trigger) and time, in
-//     environment env (the account's, KARMA_ENV), auto-approved when auto. A name without a
-//     leading '/' gets one when prefix has one (as the ingest function always did), so that it
-//     is compared with Karma's layout. The ingest stage then decides, as for any trigger;
+//     its parameter.changed trigger (ParameterTrigger);
 //   - an event of Karma's bus, or a bare envelope: eventbridge.Unwrap;
 //   - any other well-formed event (a parameter policy action, another source a broad rule
 //     routes here): nil, nil — nothing for the stage, the record is acknowledged;
 //   - a body that is no event and no envelope: a permanent error (dead-lettered).
+//
+// The ingest function does not handle a Parameter Store event's trigger in place:
+// PublishParameterEvents publishes it first, so that the trigger its change names as its cause
+// is on the bus and in the audit log like every other trigger.
 func ParameterEvents(env, prefix string, auto bool) func([]byte) ([]byte, error) {
 	return func(body []byte) ([]byte, error) {
-		ev, err := ssmevent.Decode(body)
+		e, isEvent, err := ParameterTrigger(env, prefix, auto, body)
 		switch {
-		case err != nil, ev.Source == eventbridge.Source:
+		case !isEvent:
 			return eventbridge.Unwrap(body)
-		case ev.Ignored != nil:
-			return nil, nil
+		case err != nil || e == nil:
+			return nil, err
 		}
-		name := ev.Name
-		if !strings.HasPrefix(name, "/") && strings.HasPrefix(prefix, "/") {
-			name = "/" + name
-		}
-		e, err := trigger.ParameterChanged(trigger.ParameterChange{Env: env, Name: name, Operation: ev.Operation, EventID: ev.ID,
-			AutoApprove: auto, OccurredAt: ev.Time})
+		b, err := message.Encode(*e)
 		if err != nil {
-			return nil, permanent(fmt.Errorf("parameter store event %s: %w", ev.ID, err))
-		}
-		b, err := message.Encode(e)
-		if err != nil {
-			return nil, permanent(fmt.Errorf("parameter store event %s: %w", ev.ID, err))
+			return nil, permanent(fmt.Errorf("parameter store event: %w", err))
 		}
 		return b, nil
+	}
+}
+
+// ParameterTrigger reads body as an event of the default bus. isEvent is false when it is not
+// one, or is an event of Karma's own bus (an envelope for eventbridge.Unwrap). For a Parameter
+// Store Change it returns the parameter.changed trigger (trigger.ParameterChanged): the
+// parameter, the operation, the event's id (which keys it: every delivery of the event is one
+// trigger) and time, in environment env (the account's, KARMA_ENV), auto-approved when auto. A
+// name without a leading '/' gets one when prefix has one (as the ingest function always did),
+// so that it is compared with Karma's layout. Any other well-formed event gives nil, true, nil;
+// an event that makes no valid trigger, a permanent error.
+func ParameterTrigger(env, prefix string, auto bool, body []byte) (_ *message.Envelope, isEvent bool, _ error) {
+	ev, err := ssmevent.Decode(body)
+	switch {
+	case err != nil, ev.Source == eventbridge.Source:
+		return nil, false, nil
+	case ev.Ignored != nil:
+		return nil, true, nil
+	}
+	name := ev.Name
+	if !strings.HasPrefix(name, "/") && strings.HasPrefix(prefix, "/") {
+		name = "/" + name
+	}
+	e, err := trigger.ParameterChanged(trigger.ParameterChange{Env: env, Name: name, Operation: ev.Operation, EventID: ev.ID,
+		AutoApprove: auto, OccurredAt: ev.Time})
+	if err != nil {
+		return nil, true, permanent(fmt.Errorf("parameter store event %s: %w", ev.ID, err))
+	}
+	return &e, true, nil
+}
+
+// PublishParameterEvents is the ingest function's handler around next (the ingest stage's
+// SQSHandler with ParameterEvents as its unwrap): a record holding a Parameter Store Change
+// becomes its parameter.changed trigger, published to Karma's bus through pub — which routes it
+// back to this queue, where next handles it as any trigger, and to the audit stage — and the
+// record is acknowledged once published (reported failed, so retried, when publishing fails).
+// Every other record (Karma's envelopes, events that are nothing for the stage, bodies that are
+// no event or make no valid trigger) goes to next, which handles, acknowledges or dead-letters
+// it. One more hop than handling the event in place, so that the trigger a change.detected
+// names as its cause is recorded like every other: the lineage never points at a message the
+// audit log does not hold. The ingest queue is a standard queue: records are independent.
+func PublishParameterEvents(env, prefix string, auto bool, pub pipeline.Publisher, next Handler) Handler {
+	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		var rest []events.SQSMessage
+		var failed []events.SQSBatchItemFailure
+		for _, r := range ev.Records {
+			e, isEvent, err := ParameterTrigger(env, prefix, auto, []byte(r.Body))
+			if !isEvent || err != nil || e == nil {
+				rest = append(rest, r)
+				continue
+			}
+			if err := pub.Publish(ctx, *e); err != nil {
+				slog.WarnContext(ctx, "ingest: publishing a parameter store event's trigger", "message_id", r.MessageId,
+					"idempotency_key", e.IdempotencyKey, "error", err)
+				failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+			}
+		}
+		if len(rest) == 0 {
+			return events.SQSEventResponse{BatchItemFailures: failed}, nil
+		}
+		resp, err := next(ctx, events.SQSEvent{Records: rest})
+		resp.BatchItemFailures = append(failed, resp.BatchItemFailures...)
+		return resp, err
 	}
 }
 

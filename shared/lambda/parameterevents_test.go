@@ -3,8 +3,10 @@ package lambda_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -149,5 +151,50 @@ func TestSQSHandlerAcknowledgesWhatIsNothingForTheStage(t *testing.T) {
 		Body: ssmEvent("ev-1", "/iac/vpc/core/config", "Expiration", "Parameter Store Policy Action")}}})
 	if err != nil || len(resp.BatchItemFailures) != 0 || len(calls) != 0 || len(dead.letters) != 0 || len(pub.keys) != 0 {
 		t.Errorf("resp %+v err %v calls %v dead %v published %v", resp, err, calls, dead.letters, pub.keys)
+	}
+}
+
+// failingPublisher refuses every message: the bus is throttled.
+type failingPublisher struct{}
+
+func (failingPublisher) Publish(context.Context, ...message.Envelope) error {
+	return pipeline.Transient(errors.New("bus throttled"))
+}
+
+// The ingest function publishes a Parameter Store event's trigger (so that it is audited, and
+// handled when the bus brings it back) rather than handling it in place; everything else goes
+// to the stage's handler. A trigger that cannot be published is retried, never dropped.
+func TestPublishParameterEventsPublishesTheTrigger(t *testing.T) {
+	t.Parallel()
+	var calls []string
+	var mu sync.Mutex
+	pub, dead := &publisher{}, &deadLetterer{}
+	next := lambda.SQSHandler(stage(&calls, &mu), pub, dead, lambda.ParameterEvents("prod", "/iac", false))
+	envelope := body(t, "ok1", true)
+	batch := events.SQSEvent{Records: []events.SQSMessage{
+		{MessageId: "event", EventSourceARN: standardARN, Body: sns(ssmEvent("ev-7", "/iac/vpc/core/config", "Update", "Parameter Store Change"))},
+		{MessageId: "envelope", EventSourceARN: standardARN, Body: envelope},
+		{MessageId: "policy", EventSourceARN: standardARN, Body: ssmEvent("ev-8", "/iac/vpc/core/config", "Expiration", "Parameter Store Policy Action")},
+		{MessageId: "garbage", EventSourceARN: standardARN, Body: `not json`},
+	}}
+	resp, err := lambda.PublishParameterEvents("prod", "/iac", false, pub, next)(context.Background(), batch)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("resp %+v err %v", resp, err)
+	}
+	if !slices.Contains(pub.keys, "parameter.changed:/iac/vpc/core/config@event:ev-7") {
+		t.Errorf("the event's trigger was not published: %v", pub.keys)
+	}
+	if len(calls) != 1 {
+		t.Errorf("the stage handled %v, want only the envelope (the event's trigger comes back through the bus)", calls)
+	}
+	if len(dead.letters) != 1 {
+		t.Errorf("dead letters %v, want the body that is no event", dead.letters)
+	}
+
+	// The bus refuses: the event's record is reported failed (SQS retries it); the rest is handled.
+	calls = nil
+	resp, err = lambda.PublishParameterEvents("prod", "/iac", false, failingPublisher{}, next)(context.Background(), events.SQSEvent{Records: batch.Records[:2]})
+	if err != nil || len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "event" || len(calls) != 1 {
+		t.Errorf("resp %+v err %v calls %v", resp, err, calls)
 	}
 }
