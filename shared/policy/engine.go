@@ -55,7 +55,10 @@ func Compile(ctx context.Context, files map[string][]byte) (*Set, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	opts := []func(*rego.Rego){rego.Query(Query), rego.SetRegoVersion(ast.RegoV1)}
+	// Strict built-in errors: a built-in that fails (a bad sprintf, a type error at run time)
+	// fails the evaluation — which denies, fail closed — instead of leaving a deny rule
+	// undefined, which would let the change through.
+	opts := []func(*rego.Rego){rego.Query(Query), rego.SetRegoVersion(ast.RegoV1), rego.StrictBuiltinErrors(true)}
 	for _, n := range names {
 		opts = append(opts, rego.Module(n, string(files[n])))
 	}
@@ -145,6 +148,11 @@ func (e *Engine) Evaluate(ctx context.Context, commit string, in Input) (Decisio
 	}
 	d, err := s.Evaluate(ctx, in)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Cancelled or past its deadline (a shutdown, the Lambda's time): nothing was
+			// decided, so nothing is recorded as a denial; the caller retries.
+			return Decision{}, fmt.Errorf("policy: evaluating the policies of commit %.12s: %w", commit, ctx.Err())
+		}
 		return Decision{}, &InvalidError{Commit: commit, Err: err}
 	}
 	return d, nil
@@ -160,7 +168,10 @@ func (e *Engine) compiled(ctx context.Context, commit string) (*Set, error) {
 			return
 		}
 		en.set, en.err = Compile(ctx, files)
-		if en.err != nil {
+		switch {
+		case en.err != nil && ctx.Err() != nil: // cancelled while compiling: not the policies' fault
+			en.err = fmt.Errorf("policy: compiling the policies of commit %.12s: %w", commit, ctx.Err())
+		case en.err != nil:
 			en.err = &InvalidError{Commit: commit, Err: en.err}
 		}
 	})

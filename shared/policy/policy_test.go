@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // examplePolicies reads examples/policies, as a commit's tree would hold them.
@@ -137,5 +138,34 @@ func TestEngineCompilesOncePerCommit(t *testing.T) {
 	}
 	if failing.Compiles() != 0 {
 		t.Error("a failed read was kept: it would never be retried")
+	}
+}
+
+// A failing built-in denies (fail closed) instead of leaving the deny rule undefined; an
+// evaluation cut short by its context decides nothing — no denial is recorded, the caller
+// retries — and is not kept as the commit's verdict.
+func TestEngineFailsClosedAndCancellationDecidesNothing(t *testing.T) {
+	t.Parallel()
+	src := &countingSource{files: map[string]map[string][]byte{
+		"strict": {"p.rego": []byte("package karma\n\ndeny contains msg if {\n\tmsg := sprintf(\"%s\", input.component.type)\n}\n")},
+		// slow for an environment called "slow": long enough for a deadline to cut it short.
+		"fine": {"p.rego": []byte("package karma\n\ndeny contains \"no\" if input.component.type == \"vpc\"\n\n" +
+			"deny contains \"slow\" if {\n\tinput.change.env == \"slow\"\n\tcount([x | some x in numbers.range(1, 50000000)]) > 0\n}\n")},
+	}}
+	e := &Engine{Source: src}
+	in := Input{Component: Component{Type: "vpc"}}
+	if _, err := e.Evaluate(context.Background(), "strict", in); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a failing built-in (sprintf's second argument not an array): %v, want the policies invalid (deny)", err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	slow := in
+	slow.Change.Env = "slow"
+	_, err := e.Evaluate(short, "fine", slow)
+	if err == nil || errors.Is(err, ErrInvalid) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a cancelled evaluation: %v, want a context error, not invalid policies", err)
+	}
+	if d, err := e.Evaluate(context.Background(), "fine", in); err != nil || !d.Denied() {
+		t.Errorf("the same commit after a cancelled evaluation: %+v, %v", d, err)
 	}
 }
