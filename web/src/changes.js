@@ -19,8 +19,22 @@ export async function changeView(app, id) {
   const root = h('div', { class: 'change' });
   const live = h('ol', { class: 'live', id: 'live-events', 'aria-live': 'polite', 'aria-label': 'Live progress' });
   let pending = 0;
+  // A change just requested is resolved into its change set asynchronously: until then GET
+  // /changes/{id} answers 404. Say so and look again (its first events refresh it too), for a
+  // minute; after that the 404 is the answer.
+  const started = Date.now();
   const refresh = async () => {
-    const c = await get('/changes/' + enc(id));
+    let c;
+    try {
+      c = await get('/changes/' + enc(id));
+    } catch (e) {
+      if (!(e instanceof Problem) || e.status !== 404 || Date.now() - started > 60000) throw e;
+      replace(root, [h('h2', {}, 'Change ', h('code', {}, short(id, 13))),
+        h('p', { class: 'muted', id: 'change-state' }, 'queued: Karma has not resolved this change yet')]);
+      clearTimeout(pending);
+      pending = setTimeout(() => refresh().catch((err) => replace(root, h('p', { class: 'error', role: 'alert' }, err.message))), 500);
+      return null;
+    }
     replace(root, detail(app, c, refresh));
     app.graph.states(c.deployments);
     return c;
