@@ -34,6 +34,7 @@ import (
 	"github.com/usekarma/karma/shared/config"
 	"github.com/usekarma/karma/shared/configrepo"
 	"github.com/usekarma/karma/shared/embedded"
+	"github.com/usekarma/karma/shared/governance"
 	"github.com/usekarma/karma/shared/neptune"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/policy"
@@ -93,6 +94,10 @@ type App struct {
 	tf      terraform.Runner
 	opened  map[string]any // stores by name, opened once
 	closers []func() error
+
+	floorOnce sync.Once
+	floor     *governance.Settings
+	floorErr  error
 }
 
 // New returns an App for cfg; nothing is opened yet.

@@ -200,3 +200,27 @@ func TestMixedBackends(t *testing.T) {
 		t.Errorf("queue %T", q)
 	}
 }
+
+// The operator's floor (KARMA_GOVERNANCE) is read once; a file that is not valid stops the
+// stages from being built, naming the file and the problem; none configured: no floor.
+func TestGovernanceFloor(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "floor.json"), filepath.Join(dir, "bad-floor.json")
+	if err := os.WriteFile(good, []byte(`{"environments": {"prod": {"protected": true, "approvals": 2}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(`{"environments": {"prod": {"approvals": 0.5}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := app.New(config.Config{}, app.Options{}).GovernanceFloor(); f != nil || err != nil {
+		t.Errorf("no floor configured: %+v, %v", f, err)
+	}
+	f, err := app.New(config.Config{Governance: good}, app.Options{}).GovernanceFloor()
+	if err != nil || f == nil || !f.For("prod").Protected || f.For("prod").Required() != 2 {
+		t.Errorf("the floor: %+v, %v", f, err)
+	}
+	if _, err := app.New(config.Config{Governance: bad}, app.Options{}).GovernanceFloor(); err == nil || !strings.Contains(err.Error(), "bad-floor.json") {
+		t.Errorf("an invalid floor: %v", err)
+	}
+}

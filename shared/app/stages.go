@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/usekarma/karma/shared/config"
+	"github.com/usekarma/karma/shared/governance"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
@@ -165,7 +166,12 @@ func (a *App) resolveHandler(ctx context.Context) (pipeline.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &resolve.Worker{Graphs: src, Commits: src, ChangeSets: cs, Configs: paramConfigs{params: a.ParamsFor(ctx), prefix: prefix}, Policies: pol}
+	floor, err := a.GovernanceFloor()
+	if err != nil {
+		return nil, err
+	}
+	w := &resolve.Worker{Graphs: src, Commits: src, ChangeSets: cs, Configs: paramConfigs{params: a.ParamsFor(ctx), prefix: prefix}, Policies: pol,
+		Floor: floor}
 	return w.Handle, nil
 }
 
@@ -301,4 +307,20 @@ func (p paramConfigs) Config(ctx context.Context, env, component string) ([]byte
 		return nil, err
 	}
 	return []byte(v.Value), nil
+}
+
+// GovernanceFloor is the operator's floor of governance rules (KARMA_GOVERNANCE), read once; nil
+// when none is configured.
+func (a *App) GovernanceFloor() (*governance.Settings, error) {
+	a.floorOnce.Do(func() {
+		if a.Config.Governance == "" {
+			return
+		}
+		s, err := governance.LoadFloor(a.Config.Governance)
+		a.floor, a.floorErr = &s, err
+	})
+	if a.floorErr != nil {
+		return nil, a.floorErr
+	}
+	return a.floor, nil
 }

@@ -63,6 +63,11 @@ type Config struct {
 
 	// Git says where the config repository is fetched from and how Karma may write to it.
 	Git Git `json:"git"`
+
+	// Governance is a JSON file outside the config repository naming the operator's floor of
+	// rules (karma.json's "environments" and "identities" shape): a commit's karma.json may
+	// tighten them, never loosen them (shared/governance floor.go). KARMA_GOVERNANCE.
+	Governance string `json:"governance"`
 }
 
 // Git is the config repository's remote. The CLI reads and commits to the local clone --repo is
@@ -153,6 +158,7 @@ func Load(getenv func(string) string) (Config, error) {
 	str(&c.Git.Branch, "KARMA_GIT_BRANCH")
 	str(&c.Git.Subdir, "KARMA_GIT_SUBDIR")
 	str(&c.Git.Write, "KARMA_GIT_WRITE")
+	str(&c.Governance, "KARMA_GOVERNANCE")
 	if v := getenv("KARMA_NEPTUNE_IAM"); v != "" {
 		c.NeptuneIAM = v == "true" || v == "1"
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/governance"
 	"github.com/usekarma/karma/shared/lineage"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
@@ -120,4 +121,44 @@ func auditedOfType(t *testing.T, c *chain, typ, root string) message.Envelope {
 	}
 	t.Fatalf("no %s in the audit log of %s (%d records)", typ, root, len(recs))
 	return message.Envelope{}
+}
+
+// The operator's floor (KARMA_GOVERNANCE) holds whatever the commit's karma.json says: a commit
+// that unprotects prod (auto_approve: always, no approvals) still waits for two approvals, and
+// its requester and author may not give them.
+func TestGovernanceFloorHoldsAgainstTheCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "repo")
+	if err := os.CopyFS(root, os.DirFS(wt.ExamplesDir)); err != nil {
+		t.Fatal(err)
+	}
+	loosened := `{"prefix": "/iac", "modules_dir": "components", "environments": {"prod": {"auto_approve": "always"}}}`
+	if err := os.WriteFile(filepath.Join(root, "karma.json"), []byte(loosened), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newChainAt(t, root)
+	c.resolver.Floor = &governance.Settings{Environments: map[string]governance.Environment{"prod": {Protected: true, Approvals: 2}}}
+	roots, err := pushedCommit(trigger.Push{SHA: sha1, Author: gitActor.Name, Message: "prod: approve everything", Branch: "main", AutoApprove: true,
+		Files: []trigger.FileChange{{Path: "karma.json"}, {Path: "iac/prod/vpc/core/config.json"}}})
+	if err != nil || len(roots) != 1 {
+		t.Fatalf("ingest: %d messages, %v", len(roots), err)
+	}
+	if err := pipeline.Publish(ctx, c.q, roots...); err != nil {
+		t.Fatal(err)
+	}
+	c.runUntilIdle(t)
+	cs, err := c.changeSets.Get(ctx, roots[0].CorrelationID+"/prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.Approved || !cs.Rules.Protected || cs.Required() != 2 || !strings.Contains(cs.AutoApproveRefused, "environment prod is protected") {
+		t.Errorf("prod under the floor: approved %v (by %q), rules %+v, refused %q", cs.Approved, cs.ApprovedBy, cs.Rules, cs.AutoApproveRefused)
+	}
+	if len(c.tf.applies) != 0 {
+		t.Errorf("applied without approval: %v", c.tf.applies)
+	}
+	if err := cs.CanBeApprovedBy(gitActor.Name, time.Now()); err == nil {
+		t.Error("the commit's author may approve their own change in prod")
+	}
 }

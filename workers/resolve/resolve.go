@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/governance"
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
@@ -66,7 +67,10 @@ type Worker struct {
 	Configs    ConfigReader
 	// Policies are asked about every component before it is scheduled (police.go); nil: none.
 	Policies policy.Evaluator
-	Now      func() time.Time
+	// Floor is the operator's floor of governance rules (KARMA_GOVERNANCE): a change set keeps
+	// the stricter of its and the commit's karma.json's; nil: the commit's alone.
+	Floor *governance.Settings
+	Now   func() time.Time
 }
 
 // Handle dispatches on the message type.
@@ -196,7 +200,11 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 	if cs.Approved {
 		cs.ApprovedBy = "auto-approve"
 	}
-	cs.Govern(res.Repo.Settings.For(env), commitAuthor(p)) // the rules of the commit's karma.json
+	rules := res.Repo.Settings.For(env) // the rules of the commit's karma.json
+	if w.Floor != nil {
+		rules = governance.Stricter(w.Floor.For(env), rules) // which it may tighten, not loosen
+	}
+	cs.Govern(rules, commitAuthor(p))
 	promo.apply(cs, env, p)
 	if err := w.build(ctx, cs, res, p, env); err != nil {
 		return nil, err

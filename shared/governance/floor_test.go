@@ -1,0 +1,73 @@
+package governance
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A commit can tighten the floor's rules, never loosen them.
+func TestStricterKeepsTheFloor(t *testing.T) {
+	t.Parallel()
+	floor := Settings{Environments: map[string]Environment{
+		"prod": {Protected: true, Approvals: 2, ApprovalExpiry: Duration(72 * time.Hour)},
+		"dev":  {AutoApprove: AutoApproveAlways},
+	}, Identities: Identities{"ada": {"Ada <ada@example.com>"}}}
+	cases := []struct {
+		name   string
+		commit Settings
+		env    string
+		want   Environment
+	}{
+		{"a commit that unprotects prod", Settings{Environments: map[string]Environment{"prod": {AutoApprove: AutoApproveAlways}}}, "prod",
+			Environment{Protected: true, Approvals: 2, ApprovalExpiry: Duration(72 * time.Hour)}},
+		{"a commit that drops prod from karma.json", Settings{}, "prod",
+			Environment{Protected: true, Approvals: 2, ApprovalExpiry: Duration(72 * time.Hour)}},
+		{"a commit that asks for more", Settings{Environments: map[string]Environment{"prod": {Protected: true, Approvals: 3, ApprovalExpiry: Duration(time.Hour)}}}, "prod",
+			Environment{Protected: true, Approvals: 3, ApprovalExpiry: Duration(time.Hour)}},
+		{"a commit that stops dev's auto-approval", Settings{Environments: map[string]Environment{"dev": {AutoApprove: AutoApproveNever}}}, "dev",
+			Environment{AutoApprove: AutoApproveNever}},
+		{"an environment the floor does not list", Settings{Environments: map[string]Environment{"qa": {AutoApprove: AutoApproveAlways}}}, "qa",
+			Environment{AutoApprove: AutoApproveAlways}},
+	}
+	for _, c := range cases {
+		got := Stricter(floor.For(c.env), c.commit.For(c.env))
+		if got.Environment != c.want || got.AutoApprovePolicy() != c.want.AutoApprovePolicy() || len(got.Environment.problems("")) > 0 {
+			t.Errorf("%s: %+v, want %+v", c.name, got.Environment, c.want)
+		}
+		if !got.Identities.Same("ada", "Ada Lovelace <ada@example.com>") {
+			t.Errorf("%s: the floor's identities were lost", c.name)
+		}
+	}
+}
+
+func TestLoadFloor(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	s, err := LoadFloor(write("ok.json", `{"environments": {"prod": {"protected": true, "approvals": 2}}}`))
+	if err != nil || !s.For("prod").Protected || s.For("prod").Approvals != 2 {
+		t.Fatalf("%+v %v", s, err)
+	}
+	for name, body := range map[string]string{
+		"typo.json":    `{"environments": {"prod": {"protect": true}}}`,
+		"invalid.json": `{"environments": {"prod": {"approvals": 11}}}`,
+		"notjson.json": `{"environments": `,
+		"contra.json":  `{"environments": {"prod": {"protected": true, "auto_approve": "always"}}}`,
+	} {
+		if _, err := LoadFloor(write(name, body)); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v, want an error naming the file", name, err)
+		}
+	}
+	if _, err := LoadFloor(filepath.Join(dir, "missing.json")); err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Errorf("a missing file: %v", err)
+	}
+}
