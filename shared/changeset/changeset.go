@@ -146,12 +146,16 @@ type ChangeSet struct {
 	Promotion *Promotion `json:"promotion,omitempty"`
 	// Governance (govern.go): the rules of the environment at Commit, the commit's author, the
 	// approvals so far, when approval expires, and why a request for auto-approve was refused.
-	Rules              *governance.Rules `json:"rules,omitempty"` // nil: one approval by anyone
-	Author             string            `json:"author,omitempty"`
-	Approvals          []Approver        `json:"approvals,omitempty"`
-	ExpiresAt          time.Time         `json:"expires_at,omitzero"`
-	ExpiredAt          time.Time         `json:"expired_at,omitzero"`
-	AutoApproveRefused string            `json:"auto_approve_refused,omitempty"`
+	Rules  *governance.Rules `json:"rules,omitempty"` // nil: one approval by anyone
+	Author string            `json:"author,omitempty"`
+	// Pusher and PushAuthors: who pushed the commit and the authors of every commit of its push
+	// (a push webhook's); none of them may approve in a protected environment.
+	Pusher             string     `json:"pusher,omitempty"`
+	PushAuthors        []string   `json:"push_authors,omitempty"`
+	Approvals          []Approver `json:"approvals,omitempty"`
+	ExpiresAt          time.Time  `json:"expires_at,omitzero"`
+	ExpiredAt          time.Time  `json:"expired_at,omitzero"`
+	AutoApproveRefused string     `json:"auto_approve_refused,omitempty"`
 }
 
 // ModuleCommit is the commit whose Terraform module component deploys: its node's own commit

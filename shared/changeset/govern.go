@@ -82,14 +82,19 @@ var ErrIneligible = errors.New("changeset: approver not eligible")
 type IneligibleError struct {
 	ChangeSet string
 	Approver  string
-	Role      string // "requester" or "author"
+	Role      string // "requester", "author", "pusher" or "push-author"
 	Name      string // the requester's or author's name
 }
 
 func (e *IneligibleError) Error() string {
 	what := "requested it"
-	if e.Role == RoleAuthor {
+	switch e.Role {
+	case RoleAuthor:
 		what = "wrote its commit"
+	case RolePushAuthor:
+		what = "wrote a commit of its push"
+	case RolePusher:
+		what = "pushed it"
 	}
 	return fmt.Sprintf("%s may not approve change set %s: %s %s, and an approval must come from someone else (separation of duties)",
 		e.Approver, e.ChangeSet, e.Name, what)
@@ -100,8 +105,10 @@ func (e *IneligibleError) Unwrap() error { return ErrIneligible }
 
 // Roles an ineligible approver holds.
 const (
-	RoleRequester = "requester"
-	RoleAuthor    = "author"
+	RoleRequester  = "requester"
+	RoleAuthor     = "author"
+	RolePusher     = "pusher"
+	RolePushAuthor = "push-author"
 )
 
 // CanBeApprovedBy reports why by may not approve cs at now, or nil: the change set cannot be
@@ -124,6 +131,13 @@ func (cs *ChangeSet) CanBeApprovedBy(by string, now time.Time) error {
 		return &IneligibleError{ChangeSet: cs.ID, Approver: by, Role: RoleRequester, Name: cs.Actor.Name}
 	case ids.Same(by, cs.Author):
 		return &IneligibleError{ChangeSet: cs.ID, Approver: by, Role: RoleAuthor, Name: cs.Author}
+	case cs.Pusher != "" && ids.Same(by, cs.Pusher):
+		return &IneligibleError{ChangeSet: cs.ID, Approver: by, Role: RolePusher, Name: cs.Pusher}
+	}
+	for _, a := range cs.PushAuthors {
+		if ids.Same(by, a) {
+			return &IneligibleError{ChangeSet: cs.ID, Approver: by, Role: RolePushAuthor, Name: a}
+		}
 	}
 	return nil
 }

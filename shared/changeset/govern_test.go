@@ -138,3 +138,32 @@ func TestExpiry(t *testing.T) {
 		t.Errorf("a change set approved in time expired: %v", err)
 	}
 }
+
+// A pushed change: neither its pusher nor the author of any commit of its push may approve it,
+// even when the head commit is someone else's (Bob's trivial commit on top of Alice's).
+func TestPusherAndEveryAuthorOfThePushAreIneligible(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := &memStore{}
+	cs, err := st.Update(ctx, held(t, st).ID, func(cs *ChangeSet) error {
+		cs.Actor, cs.CreatedAt = message.Actor{Kind: "git", Name: "Bob <bob@example.com>"}, g0
+		cs.Govern(prodRules(), "Bob <bob@example.com>")
+		cs.Pusher, cs.PushAuthors = "octo-carol", []string{"Alice <alice@example.com>", "Bob <bob@example.com>"}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := g0.Add(time.Hour)
+	for who, role := range map[string]string{"alice@example.com": RolePushAuthor, "Alice Liddell <ALICE@example.com>": RolePushAuthor,
+		"octo-carol": RolePusher, "bob@example.com": RoleRequester} {
+		_, err := ApproveAt(ctx, st, cs.ID, who, now)
+		var ie *IneligibleError
+		if !errors.As(err, &ie) || ie.Role != role {
+			t.Errorf("%s approving: %v, want ineligible as %s", who, err, role)
+		}
+	}
+	if _, err := ApproveAt(ctx, st, cs.ID, "grace", now); err != nil {
+		t.Errorf("grace, who has nothing to do with the push: %v", err)
+	}
+}

@@ -139,7 +139,12 @@ func (h *Webhooks) push(ctx context.Context, w http.ResponseWriter, p webhook.Pu
 	if n := len(p.Commits); n > 0 {
 		author, msg = p.Commits[n-1].Author, p.Commits[n-1].Message
 	}
+	authors := make([]string, 0, len(p.Commits))
+	for _, c := range p.Commits {
+		authors = append(authors, c.Author)
+	}
 	pushed, err := trigger.GitPushed(trigger.Push{SHA: p.After, Author: author, Message: msg, Branch: p.Branch, Repo: p.Repo.FullName,
+		Pusher: p.Pusher, Authors: authors,
 		Files: h.files(p), Truncated: p.Truncated, Before: p.Before, AutoApprove: h.AutoApprove, Provider: p.Provider, Delivery: p.DeliveryID,
 		OccurredAt: h.now()}, h.ModulesDir, "")
 	switch {

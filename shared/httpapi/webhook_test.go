@@ -156,6 +156,10 @@ func TestWebhookReplayAndSecurityAudit(t *testing.T) {
 		p.Provider != "github" || p.Delivery != "same" {
 		t.Errorf("git.pushed = %+v %+v", p, p.Commit)
 	}
+	// Who pushed, and every author of the push: kept for separation of duties.
+	if p.Commit.Pusher != "ada" || strings.Join(p.Commit.Authors, ",") != "Ada <ada@example.com>" {
+		t.Errorf("git.pushed pusher %q, authors %v", p.Commit.Pusher, p.Commit.Authors)
+	}
 	headers["X-Hub-Signature-256"] = "sha256=" + strings.Repeat("0", 64)
 	headers["X-GitHub-Delivery"] = "forged"
 	if w := post(h, push, headers); w.Code != 401 {

@@ -161,8 +161,15 @@ func upcastChangeDetectedV3(e Envelope) (json.RawMessage, error) {
 		return nil, err
 	}
 	return json.Marshal(ChangeDetected{ChangeSetID: v3.ChangeSetID, Source: v3.Source, Components: v3.Components, Files: v3.Files,
-		Truncated: v3.Truncated, Commit: v3.Commit, Parameter: v3.Parameter, ChangedKeys: v3.ChangedKeys, Request: v3.Request,
+		Truncated: v3.Truncated, Commit: commitV3(v3.Commit), Parameter: v3.Parameter, ChangedKeys: v3.ChangedKeys, Request: v3.Request,
 		Removed: v3.Removed, AutoApprove: v3.AutoApprove})
+}
+
+func commitV3(c *CommitV3) *Commit {
+	if c == nil {
+		return nil
+	}
+	return &Commit{SHA: c.SHA, Author: c.Author, Message: c.Message, Branch: c.Branch, Repo: c.Repo, Before: c.Before}
 }
 
 func commitV2(c *CommitV2) *Commit {

@@ -49,7 +49,7 @@ type ChangeDetectedV3 struct {
 	Components  []ComponentRef    `json:"components"`
 	Files       []string          `json:"files,omitempty"`
 	Truncated   bool              `json:"truncated,omitempty"`
-	Commit      *Commit           `json:"commit,omitempty"`
+	Commit      *CommitV3         `json:"commit,omitempty"`
 	Parameter   *ParameterVersion `json:"parameter,omitempty"`
 	ChangedKeys []string          `json:"changed_keys,omitzero"`
 	Request     *ChangeRequest    `json:"request,omitempty"`
@@ -121,6 +121,22 @@ type Commit struct {
 	// Before is the branch's commit before the push ("" or zeros: a new branch); set with
 	// Truncated.
 	Before string `json:"before,omitempty"`
+	// Pusher is who pushed it (the push webhook's pusher) and Authors the authors of every
+	// commit of the push, as the webhook listed them: for separation of duties, none of them
+	// may approve the change in a protected environment. Both empty for a commit the CLI
+	// handed over.
+	Pusher  string   `json:"pusher,omitempty"`
+	Authors []string `json:"authors,omitempty"`
+}
+
+// CommitV3 is Commit as change.detected v3 carries it: no pusher, no authors of the push.
+type CommitV3 struct {
+	SHA     string `json:"sha"`
+	Author  string `json:"author"`
+	Message string `json:"message,omitempty"`
+	Branch  string `json:"branch,omitempty"`
+	Repo    string `json:"repo,omitempty"`
+	Before  string `json:"before,omitempty"`
 }
 
 // CommitV2 is Commit as change.detected v1 and v2 carry it.

@@ -248,7 +248,7 @@ func TestGoldens(t *testing.T) {
 				}
 				cd := out.(*message.ChangeDetected)
 				if cd.ChangeSetID != v3.ChangeSetID || cd.Source != v3.Source || !reflect.DeepEqual(cd.Files, v3.Files) || cd.Truncated != v3.Truncated ||
-					!reflect.DeepEqual(cd.Commit, v3.Commit) || cd.AutoApprove != v3.AutoApprove || cd.Rollback != nil || cd.Promotion != nil {
+					!sameCommitV3(cd.Commit, v3.Commit) || cd.AutoApprove != v3.AutoApprove || cd.Rollback != nil || cd.Promotion != nil {
 					t.Errorf("upcast changed a v3 field: %+v from %+v", cd, v3)
 				}
 			}
@@ -363,6 +363,14 @@ func checkPlanUpcast(t *testing.T, e message.Envelope, out any) {
 	if len(p.Resources) != 0 || !p.ResourcesTruncated {
 		t.Errorf("upcast v1 plan: resources %v, truncated %v; want none, truncated", p.Resources, p.ResourcesTruncated)
 	}
+}
+
+func sameCommitV3(c *message.Commit, old *message.CommitV3) bool {
+	if c == nil || old == nil {
+		return c == nil && old == nil
+	}
+	return c.SHA == old.SHA && c.Author == old.Author && c.Message == old.Message && c.Branch == old.Branch && c.Repo == old.Repo &&
+		c.Before == old.Before && c.Pusher == "" && c.Authors == nil
 }
 
 func sameCommit(c *message.Commit, old *message.CommitV2) bool {
@@ -521,9 +529,10 @@ func fullPayloads() map[string]any {
 	return map[string]any{
 		message.TypeChangeDetected: message.ChangeDetected{
 			ChangeSetID: root, Source: message.SourceGit,
-			Components:  []message.ComponentRef{{Type: "vpc", Nickname: "core"}, {Type: "ecs-service", Nickname: "api"}},
-			Truncated:   true,
-			Commit:      &message.Commit{SHA: sha, Author: "Ada Lovelace <ada@example.com>", Message: "m", Branch: "main", Repo: "acme/infrastructure", Before: sha},
+			Components: []message.ComponentRef{{Type: "vpc", Nickname: "core"}, {Type: "ecs-service", Nickname: "api"}},
+			Truncated:  true,
+			Commit: &message.Commit{SHA: sha, Author: "Ada Lovelace <ada@example.com>", Message: "m", Branch: "main", Repo: "acme/infrastructure", Before: sha,
+				Pusher: "Grace Hopper <grace@example.com>", Authors: []string{"Ada Lovelace <ada@example.com>", "Bob <bob@example.com>"}},
 			Parameter:   &message.ParameterVersion{Name: "/iac/vpc/core/runtime", Version: 8, ModifiedBy: "karma"},
 			ChangedKeys: []string{"private_subnet_ids"},
 			Files:       []string{"iac/_base/vpc/core/config.json", "iac/prod/vpc/core/config.json"},
@@ -578,7 +587,8 @@ func fullPayloads() map[string]any {
 		},
 		message.TypeChangeExpired: message.ChangeExpired{ChangeSetID: cs, ExpiresAt: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)},
 		message.TypeGitPushed: message.GitPushed{
-			Commit:  message.Commit{SHA: sha, Author: "Ada Lovelace <ada@example.com>", Message: "m", Branch: "main", Repo: "acme/infrastructure", Before: sha},
+			Commit: message.Commit{SHA: sha, Author: "Ada Lovelace <ada@example.com>", Message: "m", Branch: "main", Repo: "acme/infrastructure", Before: sha,
+				Pusher: "Grace Hopper <grace@example.com>", Authors: []string{"Ada Lovelace <ada@example.com>", "Bob <bob@example.com>"}},
 			Files:   []string{"components/vpc/main.tf", "iac/prod/s3-bucket/old-assets/config.json"},
 			Removed: []message.ComponentRef{{Type: "s3-bucket", Nickname: "old-assets"}}, Truncated: true, AutoApprove: true,
 			Provider: "github", Delivery: "72d3162e-cc78-11e3-81ab-4c9367dc0958",

@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +32,11 @@ type Push struct {
 	Provider, Delivery string
 	// OccurredAt is when it was received (zero: now).
 	OccurredAt time.Time
+	// Pusher is who pushed (the webhook's pusher; "" for the CLI) and Authors the authors of
+	// every commit of the push as the webhook listed them: none of them may approve the change
+	// in a protected environment (separation of duties).
+	Pusher  string
+	Authors []string
 }
 
 // ErrNothingDeployable is GitPushed's answer to a push that changes no file Karma deploys from
@@ -69,6 +75,13 @@ func GitPushed(p Push, modulesDir, changeID string) (message.Envelope, error) {
 	for _, r := range refs {
 		gp.Removed = append(gp.Removed, message.ComponentRef{Type: r.Type, Nickname: r.Nickname})
 	}
+	gp.Commit.Pusher = strings.TrimSpace(p.Pusher)
+	for _, a := range p.Authors {
+		if a = strings.TrimSpace(a); a != "" && !slices.Contains(gp.Commit.Authors, a) {
+			gp.Commit.Authors = append(gp.Commit.Authors, a)
+		}
+	}
+	slices.Sort(gp.Commit.Authors)
 	if p.Truncated && strings.Trim(p.Before, "0") != "" {
 		gp.Commit.Before = p.Before // all zeros: a new branch, nothing to diff from
 	}

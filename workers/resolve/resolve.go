@@ -205,6 +205,9 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 		rules = governance.Stricter(w.Floor.For(env), rules) // which it may tighten, not loosen
 	}
 	cs.Govern(rules, commitAuthor(p))
+	if p.Commit != nil { // who pushed it, and every author of its push: none may approve it
+		cs.Pusher, cs.PushAuthors = p.Commit.Pusher, p.Commit.Authors
+	}
 	promo.apply(cs, env, p)
 	if err := w.build(ctx, cs, res, p, env); err != nil {
 		return nil, err
