@@ -99,7 +99,13 @@ func (a *App) Policies(ctx context.Context) (*policy.Engine, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.pol == nil {
-		a.pol = &policy.Engine{Source: src}
+		e := &policy.Engine{Source: src}
+		if dir := a.Config.Policies; dir != "" { // the operator's, beside every commit's
+			if e.Floor, err = policy.LoadDir(ctx, dir); err != nil {
+				return nil, err
+			}
+		}
+		a.pol = e
 	}
 	return a.pol, nil
 }

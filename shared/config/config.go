@@ -68,6 +68,9 @@ type Config struct {
 	// rules (karma.json's "environments" and "identities" shape): a commit's karma.json may
 	// tighten them, never loosen them (shared/governance floor.go). KARMA_GOVERNANCE.
 	Governance string `json:"governance"`
+	// Policies is a folder of Rego policies outside the config repository (the operator's),
+	// evaluated beside every commit's and joined with them (shared/policy floor.go). KARMA_POLICIES.
+	Policies string `json:"policies"`
 }
 
 // Git is the config repository's remote. The CLI reads and commits to the local clone --repo is
@@ -159,6 +162,7 @@ func Load(getenv func(string) string) (Config, error) {
 	str(&c.Git.Subdir, "KARMA_GIT_SUBDIR")
 	str(&c.Git.Write, "KARMA_GIT_WRITE")
 	str(&c.Governance, "KARMA_GOVERNANCE")
+	str(&c.Policies, "KARMA_POLICIES")
 	if v := getenv("KARMA_NEPTUNE_IAM"); v != "" {
 		c.NeptuneIAM = v == "true" || v == "1"
 	}

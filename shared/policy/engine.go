@@ -124,6 +124,9 @@ func reasons(doc map[string]any, name string) ([]string, error) {
 // (Cached sets, oldest dropped past MaxSets). Safe for concurrent use.
 type Engine struct {
 	Source Source
+	// Floor is the operator's policies (KARMA_POLICIES, LoadDir), evaluated beside every
+	// commit's and joined with them (floor.go); nil: the commit's alone.
+	Floor *Set
 	// MaxSets bounds the compiled sets kept (default 32).
 	MaxSets int
 
@@ -155,7 +158,17 @@ func (e *Engine) Evaluate(ctx context.Context, commit string, in Input) (Decisio
 		}
 		return Decision{}, &InvalidError{Commit: commit, Err: err}
 	}
-	return d, nil
+	if e.Floor == nil {
+		return d, nil
+	}
+	fd, err := e.Floor.Evaluate(ctx, in)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return Decision{}, fmt.Errorf("policy: evaluating the operator's policies: %w", ctx.Err())
+	case err != nil:
+		return Decision{}, floorError(err)
+	}
+	return join(d, fd), nil
 }
 
 // compiled returns the compiled policies of commit, compiling them once.

@@ -169,3 +169,54 @@ func TestEngineFailsClosedAndCancellationDecidesNothing(t *testing.T) {
 		t.Errorf("the same commit after a cancelled evaluation: %+v, %v", d, err)
 	}
 }
+
+// The operator's policies (KARMA_POLICIES) judge every change beside the commit's: a commit
+// without policies — one that deleted them — is still denied by the operator's; both sets'
+// reasons are joined. A folder that does not compile, or holds no policy, is refused at load.
+func TestOperatorPoliciesBesideTheCommits(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("floor.rego", "package karma\n\ndeny contains \"prod's vpc is the network team's\" if {\n\tinput.change.env == \"prod\"\n\tinput.component.type == \"vpc\"\n}\n\n"+
+		"require_approval contains \"every prod change is reviewed\" if input.change.env == \"prod\"\n")
+	floor, err := LoadDir(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &countingSource{files: map[string]map[string][]byte{
+		"nopolicies": nil,
+		"own":        {"p.rego": []byte("package karma\n\nrequire_approval contains \"the commit's own rule\" if input.component.type == \"vpc\"\n")},
+	}}
+	e := &Engine{Source: src, Floor: floor}
+	vpc := Input{Change: Change{Env: "prod"}, Component: Component{Type: "vpc"}}
+	d, err := e.Evaluate(ctx, "nopolicies", vpc)
+	if err != nil || !d.Denied() || d.DenyReason() != "denied by policy: prod's vpc is the network team's" {
+		t.Errorf("a commit without policies: %+v, %v", d, err)
+	}
+	d, err = e.Evaluate(ctx, "own", Input{Change: Change{Env: "prod"}, Component: Component{Type: "vpc"}})
+	if err != nil || !reflect.DeepEqual(d.RequireApproval, []string{"every prod change is reviewed", "the commit's own rule"}) {
+		t.Errorf("both sets' approvals joined: %+v, %v", d, err)
+	}
+	if d, err := e.Evaluate(ctx, "own", Input{Change: Change{Env: "dev"}, Component: Component{Type: "app"}}); err != nil || d.Denied() || d.NeedsApproval() {
+		t.Errorf("dev: %+v, %v", d, err)
+	}
+
+	bad := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bad, "broken.rego"), []byte("package karma\n\ndeny contains if {\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadDir(ctx, bad); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("a folder that does not compile: %v", err)
+	}
+	if _, err := LoadDir(ctx, t.TempDir()); err == nil || !strings.Contains(err.Error(), "no *.rego") {
+		t.Errorf("an empty folder: %v", err)
+	}
+	if _, err := LoadDir(ctx, filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing folder was accepted")
+	}
+}
