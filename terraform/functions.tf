@@ -11,10 +11,12 @@
 #   write, plan,     read yet: README.md). Each keeps a cache clone under /tmp/karma
 #   apply)           (KARMA_CACHE_DIR's default) and fetches the commits a change names.
 #   audit            KARMA_AUDIT_TABLE
-#   resolve          KARMA_CHANGE_SET_TABLE, KARMA_IDEMPOTENCY_TABLE
+#   resolve          KARMA_CHANGE_SET_TABLE, KARMA_IDEMPOTENCY_TABLE, KARMA_GOVERNANCE and
+#                    KARMA_POLICIES (the operator's floor and policies; "" = none)
 #   graph-write      KARMA_IDEMPOTENCY_TABLE, KARMA_NEPTUNE_ENDPOINT, KARMA_NEPTUNE_IAM
 #   plan, apply      KARMA_WORK_DIR, KARMA_TERRAFORM, KARMA_CHANGE_SET_TABLE,
-#                    KARMA_IDEMPOTENCY_TABLE (+ var.terraform_env, for terraform itself)
+#                    KARMA_IDEMPOTENCY_TABLE (+ var.terraform_env, for terraform itself);
+#                    apply also KARMA_POLICIES
 #   ingest,          KARMA_ENV (this account's environment: its Parameter Store events),
 #   reconcile        KARMA_AUTO_APPROVE, KARMA_IDEMPOTENCY_TABLE
 #   drift            the repository, KARMA_ENV, KARMA_AUTO_APPROVE, KARMA_CHANGE_SET_TABLE,
@@ -91,6 +93,10 @@ locals {
       KARMA_WORK_DIR  = local.work_dir
       KARMA_TERRAFORM = var.terraform_path
     }) : {},
+    # The operator's governance floor and policies (outside the config repository): files in
+    # the functions' filesystem, typically a layer (var.governance_layer_arn) under /opt.
+    contains(["resolve"], name) ? { KARMA_GOVERNANCE = var.governance_file } : {},
+    contains(["resolve", "apply"], name) ? { KARMA_POLICIES = var.policies_dir } : {},
     name == "webhook" ? merge({
       KARMA_AUTO_APPROVE        = tostring(var.auto_approve)
       KARMA_BRANCHES            = join(",", var.deploy_branches)
@@ -113,7 +119,10 @@ resource "aws_lambda_function" "stage" {
   architectures    = [var.architecture]
   timeout          = each.value.timeout
   memory_size      = each.value.memory
-  layers           = each.value.terraform && var.terraform_layer_arn != null ? [var.terraform_layer_arn] : []
+  layers = concat(
+    each.value.terraform && var.terraform_layer_arn != null ? [var.terraform_layer_arn] : [],
+    contains(["resolve", "apply"], each.key) && var.governance_layer_arn != null ? [var.governance_layer_arn] : [],
+  )
 
   ephemeral_storage {
     size = each.value.terraform ? var.terraform_ephemeral_storage : 512

@@ -117,6 +117,24 @@ variable "git_token_user" {
   default     = null
 }
 
+variable "governance_file" {
+  description = "The operator's floor of governance rules (KARMA_GOVERNANCE): a JSON file in karma.json's environments/identities shape, at a path inside the resolve function (e.g. /opt/karma/governance.json from var.governance_layer_arn). A commit's karma.json may tighten these rules, never loosen them. \"\" = none: each commit's karma.json alone governs it."
+  type        = string
+  default     = ""
+}
+
+variable "policies_dir" {
+  description = "The operator's Rego policies (KARMA_POLICIES): a folder inside the resolve and apply functions (e.g. /opt/karma/policies from var.governance_layer_arn), evaluated beside every commit's own policies. \"\" = none."
+  type        = string
+  default     = ""
+}
+
+variable "governance_layer_arn" {
+  description = "A Lambda layer holding governance_file and policies_dir (under /opt), attached to the resolve and apply functions; null = none."
+  type        = string
+  default     = null
+}
+
 variable "modules_dir" {
   description = "The Terraform modules folder inside the config repository, one folder per component type (karma.json's \"modules_dir\"): a push changing a module redeploys its components (the webhook's KARMA_WEBHOOK_MODULES_DIR). plan and apply take the modules from the commit they deploy."
   type        = string
