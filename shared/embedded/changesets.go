@@ -123,22 +123,13 @@ func (s *ChangeSets) List(ctx context.Context) ([]*changeset.ChangeSet, error) {
 }
 
 func (s *ChangeSets) list(ctx context.Context, query string, args ...any) ([]*changeset.ChangeSet, error) {
-	rows, err := s.db.SQL.QueryContext(ctx, query, args...)
-	if err != nil {
+	sets, err := queryDocs[changeset.ChangeSet](ctx, s.db.SQL, query, args...)
+	if err != nil || len(sets) == 0 {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*changeset.ChangeSet
-	for rows.Next() {
-		var doc string
-		if err := rows.Scan(&doc); err != nil {
-			return nil, err
-		}
-		var cs changeset.ChangeSet
-		if err := json.Unmarshal([]byte(doc), &cs); err != nil {
-			return nil, err
-		}
-		out = append(out, &cs)
+	out := make([]*changeset.ChangeSet, len(sets))
+	for i := range sets {
+		out[i] = &sets[i]
 	}
-	return out, rows.Err()
+	return out, nil
 }

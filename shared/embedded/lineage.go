@@ -137,24 +137,7 @@ func (l *Lineage) CausedBy(ctx context.Context, kind, id string) ([]lineage.Depl
 }
 
 func (l *Lineage) deployments(ctx context.Context, q string, args ...any) ([]lineage.Deployment, error) {
-	rows, err := l.db.SQL.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []lineage.Deployment
-	for rows.Next() {
-		var doc string
-		var d lineage.Deployment
-		if err := rows.Scan(&doc); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal([]byte(doc), &d); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryDocs[lineage.Deployment](ctx, l.db.SQL, q, args...)
 }
 
 // ChangesByRoot lists change sets whose root is (kind, id), oldest first.

@@ -46,22 +46,5 @@ func (l *Lineage) Drift(ctx context.Context, id string) (lineage.Drift, error) {
 
 // Drifts lists a component's drift events, newest first.
 func (l *Lineage) Drifts(ctx context.Context, component string) ([]lineage.Drift, error) {
-	rows, err := l.db.SQL.QueryContext(ctx, `SELECT doc FROM lineage_drifts WHERE component = ? ORDER BY at DESC, id`, component)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []lineage.Drift
-	for rows.Next() {
-		var doc string
-		var d lineage.Drift
-		if err := rows.Scan(&doc); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal([]byte(doc), &d); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryDocs[lineage.Drift](ctx, l.db.SQL, `SELECT doc FROM lineage_drifts WHERE component = ? ORDER BY at DESC, id`, component)
 }
