@@ -35,25 +35,15 @@ func (s *server) postImpact(w http.ResponseWriter, r *http.Request, c Caller) er
 	if err := decodeBody(r, s.cfg.MaxBody, &in); err != nil {
 		return err
 	}
-	env, typ, nick, err := checkRequest(ChangeRequest{Component: in.Component, ProposedChange: in.ProposedChange, RequestedBy: "-"}, c)
-	if err != nil {
-		return err
-	}
-	if s.cfg.Proposals == nil {
-		return problem(http.StatusConflict, TypeReadOnly, "this server takes no proposals (KARMA_GIT_WRITE=none): GET /impact tells what a change to the component may redeploy")
-	}
 	ctx := r.Context()
-	head, err := s.cfg.Proposals.Head(ctx)
+	chk, err := s.checkProposal(ctx, ChangeRequest{Component: in.Component, ProposedChange: in.ProposedChange, RequestedBy: "-"}, c,
+		"this server takes no proposals (KARMA_GIT_WRITE=none): GET /impact tells what a change to the component may redeploy")
 	if err != nil {
-		return fmt.Errorf("the deploy branch's head: %w", err)
-	}
-	chk, err := s.cfg.Proposals.CheckProposal(ctx, head, env, typ, nick, in.ProposedChange)
-	if err := proposalProblem(err, in.Component, head); err != nil {
 		return err
 	}
-	p, err := s.cfg.Proposals.Predict(ctx, chk)
+	p, err := s.cfg.Proposals.Predict(ctx, chk.Checked)
 	if err != nil {
 		return fmt.Errorf("predicting the impact of the proposal: %w", err)
 	}
-	return writeJSON(w, http.StatusOK, ProposalImpact{Component: chk.ID(), Base: head, File: chk.File, Prediction: *p})
+	return writeJSON(w, http.StatusOK, ProposalImpact{Component: chk.ID(), Base: chk.head, File: chk.File, Prediction: *p})
 }

@@ -57,22 +57,13 @@ func (s *server) requestChange(w http.ResponseWriter, r *http.Request, c Caller)
 	if err := decodeBody(r, s.cfg.MaxBody, &in); err != nil {
 		return err
 	}
-	env, typ, nick, err := checkRequest(in, c)
-	if err != nil {
-		return err
-	}
-	if s.cfg.Proposals == nil {
-		return problem(http.StatusConflict, TypeReadOnly, "this server may not write the config repository (KARMA_GIT_WRITE=none): commit the change to Git yourself; the push deploys it")
-	}
 	ctx := r.Context()
-	head, err := s.cfg.Proposals.Head(ctx)
+	chk, err := s.checkProposal(ctx, in, c,
+		"this server may not write the config repository (KARMA_GIT_WRITE=none): commit the change to Git yourself; the push deploys it")
 	if err != nil {
-		return fmt.Errorf("the deploy branch's head: %w", err)
-	}
-	chk, err := s.cfg.Proposals.CheckProposal(ctx, head, env, typ, nick, in.ProposedChange)
-	if err := proposalProblem(err, in.Component, head); err != nil {
 		return err
 	}
+	env, typ, nick, head := chk.env, chk.typ, chk.nick, chk.head
 	id := chk.ID()
 	s.mu.Lock() // one request per component at a time in this process; see pending
 	defer s.mu.Unlock()
@@ -102,6 +93,33 @@ func (s *server) requestChange(w http.ResponseWriter, r *http.Request, c Caller)
 	}
 	w.Header().Set("Location", "/changes/"+url.PathEscape(root.ID))
 	return writeJSON(w, http.StatusCreated, ChangeCreated{ChangeID: root.ID, Component: id, Commit: sha, Branch: branch, Base: head, Impact: chk.Impact})
+}
+
+// checkedProposal is a proposal that passed checkProposal: where it goes, and the commit it was
+// validated against.
+type checkedProposal struct {
+	env, typ, nick, head string
+	*configrepo.Checked
+}
+
+// checkProposal is what POST /request-change and POST /impact both do first: the request's own
+// fields (checkRequest), then the proposal validated with the rest of the repository at the
+// deploy branch's head (422 with every error's pointer). readOnly is the 409's detail on a
+// server that takes no proposals.
+func (s *server) checkProposal(ctx context.Context, in ChangeRequest, c Caller, readOnly string) (checkedProposal, error) {
+	var p checkedProposal
+	var err error
+	if p.env, p.typ, p.nick, err = checkRequest(in, c); err != nil {
+		return p, err
+	}
+	if s.cfg.Proposals == nil {
+		return p, problem(http.StatusConflict, TypeReadOnly, readOnly)
+	}
+	if p.head, err = s.cfg.Proposals.Head(ctx); err != nil {
+		return p, fmt.Errorf("the deploy branch's head: %w", err)
+	}
+	p.Checked, err = s.cfg.Proposals.CheckProposal(ctx, p.head, p.env, p.typ, p.nick, in.ProposedChange)
+	return p, proposalProblem(err, in.Component, p.head)
 }
 
 // checkRequest validates the request's own fields, every problem at once.
