@@ -226,6 +226,7 @@ func benchReport(b *testing.B, elapsed, cpu time.Duration, sql embedded.Stats) {
 	b.ReportMetric(float64(sql.Execs)/n, "writes/event")
 	b.ReportMetric(float64(sql.Queries)/n, "queries/event")
 	b.ReportMetric(float64(sql.WriteTxs)/n, "tx/event")
+	b.ReportMetric(float64(sql.Savepoints)/n, "savepoints/event")
 	b.ReportMetric(float64(sql.Prepares)/n, "prepares/event")
 }
 

@@ -68,12 +68,12 @@ func (a *App) Stage(ctx context.Context, name string) (pipeline.Stage, error) {
 }
 
 func (a *App) stage(ctx context.Context, name string, ro RunOptions) (pipeline.Stage, error) {
-	build, ok := map[string]func(context.Context) (pipeline.Handler, error){
-		pipeline.StageIngest:     a.ingestHandler,
-		pipeline.StageResolve:    a.resolveHandler,
-		pipeline.StageGraphWrite: a.graphWriteHandler,
-		pipeline.StagePlan:       a.planHandler,
-		pipeline.StageApply:      a.applyHandler,
+	build, ok := map[string]func(context.Context) (pipeline.Stage, error){
+		pipeline.StageIngest:     a.ingestStage,
+		pipeline.StageResolve:    a.resolveStage,
+		pipeline.StageGraphWrite: a.graphWriteStage,
+		pipeline.StagePlan:       a.planStage,
+		pipeline.StageApply:      a.applyStage,
 		pipeline.StageAudit:      nil,
 	}[name]
 	if !ok {
@@ -82,7 +82,7 @@ func (a *App) stage(ctx context.Context, name string, ro RunOptions) (pipeline.S
 	if name == pipeline.StageAudit {
 		return a.auditStage(ctx, ro)
 	}
-	h, err := build(ctx)
+	st, err := build(ctx) // its Handler (and Prepare)
 	if err != nil {
 		return pipeline.Stage{}, fmt.Errorf("stage %s: %w", name, err)
 	}
@@ -94,7 +94,31 @@ func (a *App) stage(ctx context.Context, name string, ro RunOptions) (pipeline.S
 	if name == pipeline.StagePlan || name == pipeline.StageApply {
 		workers = ro.Parallelism
 	}
-	return pipeline.Stage{Name: name, Workers: workers, Seen: seen, Lease: a.opts.Visibility, Handler: a.chain(ctx, ro.Log, name, h)}, nil
+	st.Name, st.Workers, st.Seen, st.Lease, st.Handler = name, workers, seen, a.opts.Visibility, a.chain(ctx, ro.Log, name, st.Handler)
+	if st.Joined = a.joins(name); !st.Joined {
+		st.Prepare = nil // (only a joined stage's handler runs holding the file's write lock)
+	}
+	return st, nil
+}
+
+// joins reports whether stage name is handled in the transaction that settles its messages
+// (pipeline.Stage.Joined): when the queue and every store the stage writes or reads are the
+// embedded ones, on the one state file. Plan and apply never are: they run Terraform, and the
+// transaction would hold the file's write lock for as long as Terraform runs.
+func (a *App) joins(name string) bool {
+	c := a.Config
+	if c.Queue == config.AWS || c.Params == config.AWS {
+		return false
+	}
+	switch name {
+	case pipeline.StageResolve:
+		return c.State != config.AWS
+	case pipeline.StageGraphWrite:
+		return c.Graph != config.AWS
+	case pipeline.StageAudit:
+		return c.Audit != config.AWS && c.State != config.AWS
+	}
+	return false
 }
 
 // chain is the middleware every stage runs with: the stage's metrics, logs, correlation,
@@ -141,54 +165,55 @@ func (a *App) Runner(ctx context.Context, ro RunOptions) (*pipeline.Runner, erro
 	return r, nil
 }
 
-func (a *App) ingestHandler(ctx context.Context) (pipeline.Handler, error) {
+func (a *App) ingestStage(ctx context.Context) (pipeline.Stage, error) {
 	prefix, err := a.Prefix()
 	if err != nil {
-		return nil, err
+		return pipeline.Stage{}, err
 	}
-	return (&ingest.Worker{Parameters: paramHistory{params: a.ParamsFor(ctx)}, Prefix: prefix}).Handle, nil
+	return pipeline.Stage{Handler: (&ingest.Worker{Parameters: paramHistory{params: a.ParamsFor(ctx)}, Prefix: prefix}).Handle}, nil
 }
 
-func (a *App) resolveHandler(ctx context.Context) (pipeline.Handler, error) {
+func (a *App) resolveStage(ctx context.Context) (pipeline.Stage, error) {
 	src, err := a.Source(ctx)
 	if err != nil {
-		return nil, err
+		return pipeline.Stage{}, err
 	}
 	cs, err := a.ChangeSets(ctx)
 	if err != nil {
-		return nil, err
+		return pipeline.Stage{}, err
 	}
 	prefix, err := a.Prefix()
 	if err != nil {
-		return nil, err
+		return pipeline.Stage{}, err
 	}
 	pol, err := a.Policies(ctx)
 	if err != nil {
-		return nil, err
+		return pipeline.Stage{}, err
 	}
 	floor, err := a.GovernanceFloor()
 	if err != nil {
-		return nil, err
+		return pipeline.Stage{}, err
 	}
 	w := &resolve.Worker{Graphs: src, Commits: src, ChangeSets: cs, Configs: paramConfigs{params: a.ParamsFor(ctx), prefix: prefix}, Policies: pol,
 		Floor: floor}
-	return w.Handle, nil
+	return pipeline.Stage{Handler: w.Handle, Prepare: w.Prepare}, nil
 }
 
-func (a *App) graphWriteHandler(ctx context.Context) (pipeline.Handler, error) {
+func (a *App) graphWriteStage(ctx context.Context) (pipeline.Stage, error) {
 	src, err := a.Source(ctx)
 	if err != nil {
-		return nil, err
+		return pipeline.Stage{}, err
 	}
 	gs, err := a.GraphStore(ctx)
 	if err != nil {
-		return nil, err
+		return pipeline.Stage{}, err
 	}
 	lin, err := a.Lineage(ctx)
 	if err != nil {
-		return nil, err
+		return pipeline.Stage{}, err
 	}
-	return (&graphwrite.Worker{Graphs: src, Store: gs, Lineage: lin}).Handle, nil
+	w := &graphwrite.Worker{Graphs: src, Store: gs, Lineage: lin}
+	return pipeline.Stage{Handler: w.Handle, Prepare: w.Prepare}, nil
 }
 
 // terraformDeps are what plan and apply share.
@@ -208,32 +233,32 @@ func (a *App) terraformDeps(ctx context.Context) (terraform.Runner, terraform.Wo
 	return tf, terraform.Workspaces{WorkDir: a.Config.Work(), Modules: src, Prefix: prefix}, nil
 }
 
-func (a *App) planHandler(ctx context.Context) (pipeline.Handler, error) {
+func (a *App) planStage(ctx context.Context) (pipeline.Stage, error) {
 	tf, ws, err := a.terraformDeps(ctx)
 	if err != nil {
-		return nil, err
+		return pipeline.Stage{}, err
 	}
 	cs, err := a.ChangeSets(ctx)
 	if err != nil {
-		return nil, err
+		return pipeline.Stage{}, err
 	}
-	return (&plan.Worker{ChangeSets: cs, Params: a.ParamsFor(ctx), Runner: tf, Workspaces: ws}).Handle, nil
+	return pipeline.Stage{Handler: (&plan.Worker{ChangeSets: cs, Params: a.ParamsFor(ctx), Runner: tf, Workspaces: ws}).Handle}, nil
 }
 
-func (a *App) applyHandler(ctx context.Context) (pipeline.Handler, error) {
+func (a *App) applyStage(ctx context.Context) (pipeline.Stage, error) {
 	tf, ws, err := a.terraformDeps(ctx)
 	if err != nil {
-		return nil, err
+		return pipeline.Stage{}, err
 	}
 	cs, err := a.ChangeSets(ctx)
 	if err != nil {
-		return nil, err
+		return pipeline.Stage{}, err
 	}
 	pol, err := a.Policies(ctx)
 	if err != nil {
-		return nil, err
+		return pipeline.Stage{}, err
 	}
-	return (&apply.Worker{ChangeSets: cs, Params: a.ParamsFor(ctx), Runner: tf, Workspaces: ws, Policies: pol}).Handle, nil
+	return pipeline.Stage{Handler: (&apply.Worker{ChangeSets: cs, Params: a.ParamsFor(ctx), Runner: tf, Workspaces: ws, Policies: pol}).Handle}, nil
 }
 
 // auditStage appends a whole batch at once (one transaction on the embedded log). On DynamoDB
@@ -244,7 +269,8 @@ func (a *App) auditStage(ctx context.Context, ro RunOptions) (pipeline.Stage, er
 		return pipeline.Stage{}, fmt.Errorf("stage audit: %w", err)
 	}
 	w := &auditw.Worker{Log: log}
-	st := pipeline.Stage{Name: pipeline.StageAudit, Workers: 1, Lease: a.opts.Visibility, Handler: a.chain(ctx, ro.Log, pipeline.StageAudit, w.Handle), Batch: w.HandleBatch}
+	st := pipeline.Stage{Name: pipeline.StageAudit, Workers: 1, Lease: a.opts.Visibility, Handler: a.chain(ctx, ro.Log, pipeline.StageAudit, w.Handle), Batch: w.HandleBatch,
+		Joined: a.joins(pipeline.StageAudit)}
 	if a.Config.State != config.AWS {
 		if st.Seen, err = a.Seen(ctx); err != nil {
 			return pipeline.Stage{}, fmt.Errorf("stage audit: %w", err)

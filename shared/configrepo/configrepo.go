@@ -88,6 +88,9 @@ func (s *Source) Environments(ctx context.Context, commit string) ([]string, err
 	return repo.Environments, nil
 }
 
+// Fetch makes sure commit sha is in the repository (gitrepo.Repo.Fetch).
+func (s *Source) Fetch(ctx context.Context, sha string) error { return s.Repo.Fetch(ctx, sha) }
+
 // Head is the deploy branch's head (a local clone: its HEAD).
 func (s *Source) Head(ctx context.Context) (string, error) { return s.Repo.Head(ctx) }
 

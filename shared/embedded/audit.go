@@ -134,29 +134,31 @@ func (l *AuditLog) Append(ctx context.Context, recs ...audit.Record) (int, error
 	added := 0
 	err := l.db.lockedTx(ctx, func(tx *sql.Tx) error {
 		added = 0
-		heads := map[string]audit.Head{}
+		heads := map[string]audit.Head{} // read or appended to in this call
+		moved := map[string]bool{}       // appended to: head to write
 		for _, r := range recs {
-			var dup bool
-			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit WHERE message_id = ?)`,
-				r.MessageID).Scan(&dup); err != nil {
-				return err
-			} else if dup {
-				continue
-			}
 			h, ok := heads[r.Chain]
 			if !ok {
 				var err error
 				if h, err = appendHead(ctx, tx, r.Chain); err != nil {
+					if dup, derr := present(ctx, tx, r.MessageID); derr == nil && dup {
+						continue // a record already there is skipped, whatever its chain's state
+					}
 					return err
 				}
 			}
-			if err := insertRecord(ctx, tx, &r, h); err != nil {
+			if inserted, err := insertRecord(ctx, tx, &r, h); err != nil {
 				return err
+			} else if !inserted {
+				heads[r.Chain] = h
+				continue // present already: skipped
 			}
 			heads[r.Chain] = audit.Head{Chain: r.Chain, Seq: r.Seq, Hash: r.Hash}
+			moved[r.Chain] = true
 			added++
 		}
-		for _, h := range heads {
+		for chain := range moved {
+			h := heads[chain]
 			if _, err := tx.ExecContext(ctx, `INSERT INTO audit_heads (chain, seq, hash) VALUES (?, ?, ?)
 				ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, h.Chain, h.Seq, h.Hash); err != nil {
 				return err
@@ -188,9 +190,10 @@ func appendHead(ctx context.Context, tx *sql.Tx, chain string) (audit.Head, erro
 	return h, nil
 }
 
-// insertRecord chains r after h (setting its Seq, PrevHash and Hash) and inserts it. A record
-// already stored at that seq means the head was rolled back behind the chain's records.
-func insertRecord(ctx context.Context, tx *sql.Tx, r *audit.Record, h audit.Head) error {
+// insertRecord chains r after h (setting its Seq, PrevHash and Hash) and inserts it, unless a
+// record with its MessageID is stored (inserted is false). A record already stored at that seq
+// means the head was rolled back behind the chain's records.
+func insertRecord(ctx context.Context, tx *sql.Tx, r *audit.Record, h audit.Head) (inserted bool, err error) {
 	r.OccurredAt = r.OccurredAt.UTC()
 	body := []byte(r.Body)
 	if len(body) == 0 {
@@ -198,16 +201,23 @@ func insertRecord(ctx context.Context, tx *sql.Tx, r *audit.Record, h audit.Head
 	}
 	r.Seq, r.PrevHash = h.Seq+1, h.Hash
 	r.Hash = r.ComputeHash(r.PrevHash)
-	_, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.MessageID, r.Chain, r.Seq, r.Type, r.Version, r.Env,
+	inserted, err = affected(tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING`, r.MessageID, r.Chain, r.Seq, r.Type, r.Version, r.Env,
 		r.Component, r.DeploymentID, r.CorrelationID, r.CausationID, r.ActorKind, r.Actor,
-		r.OccurredAt.UnixNano(), body, r.PrevHash, r.Hash)
+		r.OccurredAt.UnixNano(), body, r.PrevHash, r.Hash))
 	if err != nil {
 		// A failed statement leaves the transaction usable: ask why it failed.
 		var taken bool
 		if tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit WHERE chain = ? AND seq = ?)`, r.Chain, r.Seq).Scan(&taken) == nil && taken {
-			return &audit.TamperError{Chain: r.Chain, Seq: r.Seq, What: fmt.Sprintf("beyond the chain's head (seq %d); not appending until it is restored", h.Seq)}
+			return false, &audit.TamperError{Chain: r.Chain, Seq: r.Seq, What: fmt.Sprintf("beyond the chain's head (seq %d); not appending until it is restored", h.Seq)}
 		}
 	}
-	return err
+	return inserted, err
+}
+
+// present reports whether a record with messageID is stored.
+func present(ctx context.Context, tx *sql.Tx, messageID string) (bool, error) {
+	var dup bool
+	err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit WHERE message_id = ?)`, messageID).Scan(&dup)
+	return dup, err
 }

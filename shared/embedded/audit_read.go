@@ -45,7 +45,7 @@ func (l *AuditLog) Query(ctx context.Context, q audit.Query) ([]audit.Record, er
 		args = append(args, q.Limit)
 	}
 	out := []audit.Record{}
-	err := scanAudit(ctx, l.db.SQL, query, args, func(r audit.Record) error {
+	err := scanAudit(ctx, l.db.conn(ctx), query, args, func(r audit.Record) error {
 		out = append(out, r)
 		return nil
 	})
@@ -100,7 +100,7 @@ const headsQuery = `SELECT c.chain, h.seq, h.hash FROM
 
 // Heads lists the stored head of every chain, sorted by chain (Seq 0 where the head is missing).
 func (l *AuditLog) Heads(ctx context.Context) ([]audit.Head, error) {
-	rows, err := l.db.SQL.QueryContext(ctx, headsQuery)
+	rows, err := l.db.conn(ctx).QueryContext(ctx, headsQuery)
 	if err != nil {
 		return nil, fmt.Errorf("embedded audit: heads: %w", err)
 	}
@@ -138,7 +138,7 @@ func (l *AuditLog) Chains(ctx context.Context) ([]string, error) {
 // RecordAt returns the record stored at seq of chain.
 func (l *AuditLog) RecordAt(ctx context.Context, chain string, seq int64) (audit.Record, error) {
 	var out *audit.Record
-	err := scanAudit(ctx, l.db.SQL, `SELECT `+auditColumns+` FROM audit WHERE chain = ? AND seq = ?`, []any{chain, seq},
+	err := scanAudit(ctx, l.db.conn(ctx), `SELECT `+auditColumns+` FROM audit WHERE chain = ? AND seq = ?`, []any{chain, seq},
 		func(r audit.Record) error { out = &r; return nil })
 	switch {
 	case err != nil:
@@ -150,10 +150,6 @@ func (l *AuditLog) RecordAt(ctx context.Context, chain string, seq int64) (audit
 }
 
 // querier is a *sql.DB or a *sql.Tx.
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
 // scanAudit runs a SELECT of auditColumns and calls fn per record; fn's error stops it.
 func scanAudit(ctx context.Context, db querier, query string, args []any, fn func(audit.Record) error) error {
 	rows, err := db.QueryContext(ctx, query, args...)

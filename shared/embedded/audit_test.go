@@ -288,6 +288,32 @@ func TestAuditLogAppendToAlteredChain(t *testing.T) {
 	}
 }
 
+// A record already in the log is skipped by its message id whatever chain it names now, and
+// leaves no head behind for that chain; records after it in the same call are appended.
+func TestAuditLogSkipsPresentRecordsWithoutHeads(t *testing.T) {
+	ctx := t.Context()
+	now := time.Now()
+	db := queueTestDB(t, "")
+	l := newTestAuditLog(t, db)
+	if n, err := l.Append(ctx, auditRecord("m1", "c", now)); n != 1 || err != nil {
+		t.Fatalf("Append = %d, %v", n, err)
+	}
+	n, err := l.Append(ctx, auditRecord("m1", "d", now), auditRecord("m1", "c", now), auditRecord("m2", "c", now))
+	if n != 1 || err != nil {
+		t.Fatalf("Append with present records = %d, %v; want 1 new", n, err)
+	}
+	heads, err := l.Heads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(heads) != 1 || heads[0].Chain != "c" || heads[0].Seq != 2 {
+		t.Errorf("heads = %+v, want only c at seq 2", heads)
+	}
+	if err := l.Verify(ctx, "c"); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+}
+
 // BenchmarkAuditAppend: the audit stage's batches (10 records over 5 chains, one Append) and
 // single records, on one file.
 func BenchmarkAuditAppend(b *testing.B) {

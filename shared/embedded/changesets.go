@@ -66,7 +66,7 @@ func (s *ChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (bool,
 
 // Get returns a change set.
 func (s *ChangeSets) Get(ctx context.Context, id string) (*changeset.ChangeSet, error) {
-	return getChangeSet(ctx, s.db.SQL, id)
+	return getChangeSet(ctx, s.db.conn(ctx), id)
 }
 
 type queryer interface {
@@ -123,7 +123,7 @@ func (s *ChangeSets) List(ctx context.Context) ([]*changeset.ChangeSet, error) {
 }
 
 func (s *ChangeSets) list(ctx context.Context, query string, args ...any) ([]*changeset.ChangeSet, error) {
-	sets, err := queryDocs[changeset.ChangeSet](ctx, s.db.SQL, query, args...)
+	sets, err := queryDocs[changeset.ChangeSet](ctx, s.db.conn(ctx), query, args...)
 	if err != nil || len(sets) == 0 {
 		return nil, err
 	}

@@ -12,6 +12,7 @@
 //     with SQLITE_BUSY deadlocks. Code in this package must therefore do its read-modify-write
 //     inside one db.SQL.BeginTx.
 //   - Foreign keys are enforced.
+//   - Temporary files (savepoint journals, sorts) are kept in memory (temp_store=MEMORY).
 package embedded
 
 import (
@@ -23,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // BusyTimeoutMillis is how long a connection waits for a lock before SQLITE_BUSY.
@@ -33,6 +35,9 @@ const BusyTimeoutMillis = 5000
 type DB struct {
 	SQL  *sql.DB
 	Path string
+
+	paramsOnce sync.Once // CreateParamTables
+	paramsErr  error
 }
 
 // Open opens (creating if needed) the SQLite file at path and checks that it is usable.
@@ -67,6 +72,9 @@ func dsn(abs string) string {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	// Savepoints (join.go) journal the pages they change in temporary files: keep those in
+	// memory, not on disk.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_txlock", "immediate")
 	return "file:" + (&url.URL{Path: filepath.ToSlash(abs)}).EscapedPath() + "?" + q.Encode()
 }
@@ -110,8 +118,12 @@ func (db *DB) migrate(ctx context.Context, stmts ...string) error {
 }
 
 // inTx runs fn in one transaction (BEGIN IMMEDIATE, see the package comment), committing when
-// fn returns nil and rolling back otherwise. fn's error is returned unwrapped.
+// fn returns nil and rolling back otherwise. fn's error is returned unwrapped. When ctx carries
+// an open transaction of db's file (join.go), fn runs in a savepoint of it instead.
 func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if j := db.joinedTx(ctx); j != nil {
+		return j.stepErr(ctx, fn)
+	}
 	tx, err := db.SQL.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -2,13 +2,12 @@ package embedded
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 )
 
 // queryDocs runs a query whose one column is a JSON document (the doc column of the change-set
 // and lineage tables) and decodes each row into a T, in the query's order.
-func queryDocs[T any](ctx context.Context, db *sql.DB, query string, args ...any) ([]T, error) {
+func queryDocs[T any](ctx context.Context, db querier, query string, args ...any) ([]T, error) {
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err

@@ -174,7 +174,7 @@ func upsertSQL(table string) string {
 // Read returns the stored graph.
 func (s *GraphStore) Read(ctx context.Context) (*graph.Graph, error) {
 	d := graph.Document{Format: graph.FormatV1}
-	rows, err := s.db.SQL.QueryContext(ctx, "SELECT doc FROM graph_components ORDER BY id")
+	rows, err := s.db.conn(ctx).QueryContext(ctx, "SELECT doc FROM graph_components ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("embedded: graph read: %w", err)
 	}
@@ -192,7 +192,7 @@ func (s *GraphStore) Read(ctx context.Context) (*graph.Graph, error) {
 		d.Components = append(d.Components, c)
 	}
 	rows.Close()
-	rows, err = s.db.SQL.QueryContext(ctx, "SELECT doc FROM graph_edges ORDER BY from_id, to_id")
+	rows, err = s.db.conn(ctx).QueryContext(ctx, "SELECT doc FROM graph_edges ORDER BY from_id, to_id")
 	if err != nil {
 		return nil, fmt.Errorf("embedded: graph read: %w", err)
 	}

@@ -110,7 +110,7 @@ func getDeployment(ctx context.Context, q queryer, id string) (lineage.Deploymen
 func (l *Lineage) Change(ctx context.Context, id string) (lineage.Change, error) {
 	var c lineage.Change
 	var doc string
-	err := l.db.SQL.QueryRowContext(ctx, `SELECT doc FROM lineage_changes WHERE id = ?`, id).Scan(&doc)
+	err := l.db.conn(ctx).QueryRowContext(ctx, `SELECT doc FROM lineage_changes WHERE id = ?`, id).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("change %s: %w", id, lineage.ErrNotFound)
 	}
@@ -122,7 +122,7 @@ func (l *Lineage) Change(ctx context.Context, id string) (lineage.Change, error)
 
 // Deployment returns one deployment.
 func (l *Lineage) Deployment(ctx context.Context, id string) (lineage.Deployment, error) {
-	return getDeployment(ctx, l.db.SQL, id)
+	return getDeployment(ctx, l.db.conn(ctx), id)
 }
 
 // Deployments lists a component's deployments, newest first.
@@ -137,12 +137,12 @@ func (l *Lineage) CausedBy(ctx context.Context, kind, id string) ([]lineage.Depl
 }
 
 func (l *Lineage) deployments(ctx context.Context, q string, args ...any) ([]lineage.Deployment, error) {
-	return queryDocs[lineage.Deployment](ctx, l.db.SQL, q, args...)
+	return queryDocs[lineage.Deployment](ctx, l.db.conn(ctx), q, args...)
 }
 
 // ChangesByRoot lists change sets whose root is (kind, id), oldest first.
 func (l *Lineage) ChangesByRoot(ctx context.Context, kind, id string) ([]lineage.Change, error) {
-	rows, err := l.db.SQL.QueryContext(ctx, `SELECT c.doc FROM lineage_change_roots r JOIN lineage_changes c ON c.id = r.change_id
+	rows, err := l.db.conn(ctx).QueryContext(ctx, `SELECT c.doc FROM lineage_change_roots r JOIN lineage_changes c ON c.id = r.change_id
 		WHERE r.kind = ? AND r.root_id = ? ORDER BY c.at, c.id`, kind, id)
 	if err != nil {
 		return nil, err

@@ -24,7 +24,7 @@ func (l *Lineage) RecordDrift(ctx context.Context, d lineage.Drift) error {
 	if err != nil {
 		return err
 	}
-	_, err = l.db.SQL.ExecContext(ctx, `INSERT INTO lineage_drifts (id, component, at, doc) VALUES (?, ?, ?, ?)
+	_, err = l.db.conn(ctx).ExecContext(ctx, `INSERT INTO lineage_drifts (id, component, at, doc) VALUES (?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET component = excluded.component, at = excluded.at, doc = excluded.doc`,
 		d.ID, d.Component, d.At.UnixNano(), string(b))
 	return err
@@ -34,7 +34,7 @@ func (l *Lineage) RecordDrift(ctx context.Context, d lineage.Drift) error {
 func (l *Lineage) Drift(ctx context.Context, id string) (lineage.Drift, error) {
 	var d lineage.Drift
 	var doc string
-	err := l.db.SQL.QueryRowContext(ctx, `SELECT doc FROM lineage_drifts WHERE id = ?`, id).Scan(&doc)
+	err := l.db.conn(ctx).QueryRowContext(ctx, `SELECT doc FROM lineage_drifts WHERE id = ?`, id).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, fmt.Errorf("drift %s: %w", id, lineage.ErrNotFound)
 	}
@@ -46,5 +46,5 @@ func (l *Lineage) Drift(ctx context.Context, id string) (lineage.Drift, error) {
 
 // Drifts lists a component's drift events, newest first.
 func (l *Lineage) Drifts(ctx context.Context, component string) ([]lineage.Drift, error) {
-	return queryDocs[lineage.Drift](ctx, l.db.SQL, `SELECT doc FROM lineage_drifts WHERE component = ? ORDER BY at DESC, id`, component)
+	return queryDocs[lineage.Drift](ctx, l.db.conn(ctx), `SELECT doc FROM lineage_drifts WHERE component = ? ORDER BY at DESC, id`, component)
 }

@@ -51,6 +51,21 @@ func NewParamStore(db *DB, account string) (*ParamStore, error) {
 	if db == nil || db.SQL == nil || account == "" {
 		return nil, errors.New("embedded params: NewParamStore needs a DB and a non-empty account")
 	}
+	if err := CreateParamTables(db); err != nil {
+		return nil, err
+	}
+	return &ParamStore{db: db, account: account}, nil
+}
+
+// CreateParamTables creates the parameter tables if needed, once per DB: the stores of other
+// accounts, opened later (e.g. by a stage's handler, inside a transaction of the file; join.go),
+// then write nothing.
+func CreateParamTables(db *DB) error {
+	db.paramsOnce.Do(func() { db.paramsErr = createParamTables(db) })
+	return db.paramsErr
+}
+
+func createParamTables(db *DB) error {
 	const cols = `account TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
 	type TEXT NOT NULL, tier TEXT NOT NULL, version INTEGER NOT NULL,
 	modified_at INTEGER NOT NULL, -- unix nanoseconds
@@ -59,10 +74,7 @@ func NewParamStore(db *DB, account string) (*ParamStore, error) {
 		`CREATE TABLE IF NOT EXISTS params (`+cols+`, PRIMARY KEY (account, name)) WITHOUT ROWID`,
 		`CREATE TABLE IF NOT EXISTS params_history (`+cols+`,
 			PRIMARY KEY (account, name, version)) WITHOUT ROWID`)
-	if err != nil {
-		return nil, err
-	}
-	return &ParamStore{db: db, account: account}, nil
+	return err
 }
 
 // Get returns the current version of name.
@@ -70,7 +82,7 @@ func (s *ParamStore) Get(ctx context.Context, name string) (params.Parameter, er
 	if err := params.CheckName(name); err != nil {
 		return params.Parameter{}, err
 	}
-	p, err := scanParam(s.db.SQL.QueryRowContext(ctx,
+	p, err := scanParam(s.db.conn(ctx).QueryRowContext(ctx,
 		`SELECT `+columns+` FROM params WHERE account = ? AND name = ?`, s.account, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return params.Parameter{}, &NotFoundError{Account: s.account, Name: name}
@@ -93,7 +105,7 @@ func (s *ParamStore) GetByPath(ctx context.Context, path string) ([]params.Param
 	}
 	// "<p>/" <= name < "<p>0" ('0' follows '/'): the key range, and no LIKE wildcards ('_').
 	upper := prefix[:len(prefix)-1] + "0"
-	out, err := collect(s.db.SQL.QueryContext(ctx, `SELECT `+columns+` FROM params
+	out, err := collect(s.db.conn(ctx).QueryContext(ctx, `SELECT `+columns+` FROM params
 		WHERE account = ? AND name >= ? AND name < ? ORDER BY name`, s.account, prefix, upper))
 	return out, s.wrap("get by path", path, err)
 }
@@ -103,7 +115,7 @@ func (s *ParamStore) History(ctx context.Context, name string) ([]params.Paramet
 	if err := params.CheckName(name); err != nil {
 		return nil, err
 	}
-	out, err := collect(s.db.SQL.QueryContext(ctx, `SELECT `+columns+` FROM params_history
+	out, err := collect(s.db.conn(ctx).QueryContext(ctx, `SELECT `+columns+` FROM params_history
 		WHERE account = ? AND name = ? ORDER BY version`, s.account, name))
 	if err == nil && len(out) == 0 {
 		err = &NotFoundError{Account: s.account, Name: name}

@@ -22,15 +22,18 @@ type groupCommit struct {
 }
 
 type settleReq struct {
-	q     *Queue
-	batch []pipeline.Settlement
-	recv  *pipeline.Receiving
-	force bool // receive even if this process drained the queue
-	out   pipeline.Exchanged
-	err   error
-	woke  []string      // queues to wake once committed
-	done  chan struct{} // closed when committed or failed
-	lead  chan struct{} // closed when this request is to commit the next group
+	q   *Queue
+	ctx context.Context // the caller's: a joined handler runs with it
+	// batch is what to settle; with handle, what handle returned in the transaction.
+	batch  []pipeline.Settlement
+	handle pipeline.JoinedHandler
+	recv   *pipeline.Receiving
+	force  bool // receive even if this process drained the queue
+	out    pipeline.Exchanged
+	err    error
+	woke   []string      // queues to wake once committed
+	done   chan struct{} // closed when committed or failed
+	lead   chan struct{} // closed when this request is to commit the next group
 }
 
 var groups = map[string]*groupCommit{}
@@ -48,8 +51,9 @@ func groupFor(db *DB) *groupCommit {
 
 // exchange queues the request; the first request to arrive while no transaction runs commits
 // everything queued, then hands the lead to the next request that arrived meanwhile.
-func (g *groupCommit) exchange(ctx context.Context, q *Queue, batch []pipeline.Settlement, recv *pipeline.Receiving, force bool) (pipeline.Exchanged, error) {
-	r := &settleReq{q: q, batch: batch, recv: recv, force: force, done: make(chan struct{}), lead: make(chan struct{})}
+func (g *groupCommit) exchange(ctx context.Context, r *settleReq) (pipeline.Exchanged, error) {
+	r.done, r.lead = make(chan struct{}), make(chan struct{})
+	q := r.q
 	g.mu.Lock()
 	g.pending = append(g.pending, r)
 	if g.leading {

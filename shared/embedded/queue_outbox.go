@@ -42,19 +42,40 @@ func (q *Queue) Records(seen pipeline.Seen) bool {
 // Exchange commits batch and, with recv, receives and claims, in one transaction (see the
 // contract at the top of this file).
 func (q *Queue) Exchange(ctx context.Context, batch []pipeline.Settlement, recv *pipeline.Receiving) (pipeline.Exchanged, error) {
+	if err := checkSettlements(batch); err != nil {
+		return pipeline.Exchanged{}, err
+	}
+	return q.exchange(ctx, batch, nil, recv)
+}
+
+// ExchangeJoined runs handle in the exchange's transaction, then commits the settlements it
+// returns and, with recv, receives and claims, in the same transaction (see the contract).
+func (q *Queue) ExchangeJoined(ctx context.Context, handle pipeline.JoinedHandler, recv *pipeline.Receiving) (pipeline.Exchanged, error) {
+	if handle == nil {
+		return pipeline.Exchanged{}, errors.New("embedded queue: exchange: nil handler")
+	}
+	return q.exchange(ctx, nil, handle, recv)
+}
+
+// checkSettlements refuses settlements that name no queue or send an empty body.
+func checkSettlements(batch []pipeline.Settlement) error {
 	for i, s := range batch {
 		for _, o := range s.Sends {
 			if o.Queue == "" {
-				return pipeline.Exchanged{}, fmt.Errorf("embedded queue: exchange: settlement %d sends to an empty queue name", i)
+				return fmt.Errorf("embedded queue: exchange: settlement %d sends to an empty queue name", i)
 			}
 			if len(o.Message.Body) == 0 {
-				return pipeline.Exchanged{}, fmt.Errorf("embedded queue %s: exchange: settlement %d sends an empty body", o.Queue, i)
+				return fmt.Errorf("embedded queue %s: exchange: settlement %d sends an empty body", o.Queue, i)
 			}
 		}
 		if s.Receipt != "" && s.Queue == "" {
-			return pipeline.Exchanged{}, fmt.Errorf("embedded queue: exchange: settlement %d has a receipt but no queue", i)
+			return fmt.Errorf("embedded queue: exchange: settlement %d has a receipt but no queue", i)
 		}
 	}
+	return nil
+}
+
+func (q *Queue) exchange(ctx context.Context, batch []pipeline.Settlement, handle pipeline.JoinedHandler, recv *pipeline.Receiving) (pipeline.Exchanged, error) {
 	if recv != nil {
 		switch {
 		case recv.Queue == "":
@@ -70,9 +91,10 @@ func (q *Queue) Exchange(ctx context.Context, batch []pipeline.Settlement, recv 
 	}
 	g := groupFor(q.db)
 	var ex pipeline.Exchanged
-	if len(batch) > 0 || (recv != nil && q.wake.maybe(recv.Queue)) {
+	settles := len(batch) > 0 || handle != nil
+	if settles || (recv != nil && q.wake.maybe(recv.Queue)) {
 		var err error
-		if ex, err = g.exchange(ctx, q, batch, recv, false); err != nil {
+		if ex, err = g.exchange(ctx, &settleReq{q: q, ctx: ctx, batch: batch, handle: handle, recv: recv}); err != nil {
 			return ex, err
 		}
 	}
@@ -82,11 +104,11 @@ func (q *Queue) Exchange(ctx context.Context, batch []pipeline.Settlement, recv 
 	acks := ex.Acks
 	err := q.await(ctx, recv.Queue, recv.Wait, func() (bool, error) {
 		var err error
-		ex, err = g.exchange(ctx, q, nil, recv, true)
+		ex, err = g.exchange(ctx, &settleReq{q: q, ctx: ctx, recv: recv, force: true})
 		return len(ex.Deliveries) > 0, err
 	})
 	ex.Acks = acks
-	if err != nil && len(batch) == 0 {
+	if err != nil && !settles {
 		return ex, err
 	}
 	return ex, nil // the settlements are committed: what failed is only the wait for more

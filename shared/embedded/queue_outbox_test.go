@@ -357,3 +357,42 @@ func TestRecordsOnlyItsOwnFile(t *testing.T) {
 		t.Error("Records(nil) = true")
 	}
 }
+
+// Ten acknowledgements in one exchange are one statement; each is still checked on its own: a
+// delivery acknowledged twice is deleted once (the second finds its receipt stale), a receipt of
+// another queue deletes nothing there.
+func TestExchangeAcknowledgesManyAtOnce(t *testing.T) {
+	ctx := t.Context()
+	db := queueTestDB(t, "")
+	q := newTestQueue(t, db)
+	for i := range 10 {
+		sendBodies(t, q, "in", fmt.Sprintf("m%d", i))
+	}
+	sendBodies(t, q, "other", "o")
+	ds := mustReceive(t, q, "in")
+	other := mustReceive(t, q, "other")
+	if len(ds) != 10 || len(other) != 1 {
+		t.Fatalf("received %d and %d", len(ds), len(other))
+	}
+	var batch []pipeline.Settlement
+	for _, d := range ds {
+		batch = append(batch, pipeline.Settlement{Queue: "in", Receipt: d.ReceiptHandle, Action: pipeline.Ack})
+	}
+	batch = append(batch, pipeline.Settlement{Queue: "in", Receipt: ds[3].ReceiptHandle, Action: pipeline.Ack},
+		pipeline.Settlement{Queue: "in", Receipt: other[0].ReceiptHandle, Action: pipeline.Ack})
+	ex, err := q.Exchange(ctx, batch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, got := range ex.Acks {
+		if want := i >= 10; want != errors.Is(got, queue.ErrStaleReceipt) {
+			t.Errorf("Acks[%d] = %v", i, got)
+		}
+	}
+	if n, _ := q.Depth(ctx, "in"); n != 0 {
+		t.Errorf("in holds %d", n)
+	}
+	if n, _ := q.Depth(ctx, "other"); n != 1 {
+		t.Errorf("other holds %d, want its message (acknowledged on the wrong queue)", n)
+	}
+}

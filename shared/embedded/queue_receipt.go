@@ -48,7 +48,7 @@ func (q *Queue) byReceipt(ctx context.Context, name, op, receipt string, fn func
 // Delete acknowledges a delivery.
 func (q *Queue) Delete(ctx context.Context, name, receipt string) error {
 	return q.byReceipt(ctx, name, "delete", receipt, func(seq int64) (bool, error) {
-		return affected(q.db.SQL.ExecContext(ctx, `DELETE FROM messages
+		return affected(q.db.conn(ctx).ExecContext(ctx, `DELETE FROM messages
 			WHERE seq = ? AND queue = ? AND receipt = ?`, seq, name, receipt))
 	})
 }
@@ -59,7 +59,7 @@ func (q *Queue) ChangeVisibility(ctx context.Context, name, receipt string, visi
 		return fmt.Errorf("embedded queue %s: change visibility: %v not in 0..%v", name, visibility, MaxVisibility)
 	}
 	err := q.byReceipt(ctx, name, "change visibility", receipt, func(seq int64) (bool, error) {
-		return affected(q.db.SQL.ExecContext(ctx, `UPDATE messages SET visible_at = ?
+		return affected(q.db.conn(ctx).ExecContext(ctx, `UPDATE messages SET visible_at = ?
 			WHERE seq = ? AND queue = ? AND receipt = ?`,
 			time.Now().UnixNano()+int64(visibility), seq, name, receipt))
 	})

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/usekarma/karma/shared/queue"
@@ -103,9 +104,6 @@ func (q *Queue) receiveOnce(ctx context.Context, name string, max int, visibilit
 
 // receiveTx is receiveOnce's work inside tx.
 func (q *Queue) receiveTx(ctx context.Context, tx *sql.Tx, name string, max int, visibility time.Duration) ([]queue.Delivery, error) {
-	// One statement per message, by seq: SQLite runs a statement on a list of rows (IN (...),
-	// RETURNING) through temporary tables and a statement journal, which cost more here than
-	// the few extra statements.
 	var out []queue.Delivery
 	err := func() error {
 		now := time.Now().UnixNano()
@@ -116,19 +114,26 @@ func (q *Queue) receiveTx(ctx context.Context, tx *sql.Tx, name string, max int,
 				return err
 			}
 			var spent []planned // they had their MaxReceives receives
+			var seqs []any
+			nonce := newNonce() // one per statement: a receipt is "<seq>.<nonce>"
 			for _, m := range picked {
 				taken[m.seq] = true
 				if m.receives >= q.maxReceives {
 					spent = append(spent, m)
 					continue
 				}
-				receipt := newReceipt(m.seq)
-				if _, err := tx.ExecContext(ctx, `UPDATE messages SET receive_count = ?, visible_at = ?, receipt = ?, holder = ?
-					WHERE seq = ?`, m.receives+1, now+int64(visibility), receipt, thisHolder(), m.seq); err != nil {
+				seqs = append(seqs, m.seq)
+				out = append(out, queue.Delivery{MessageID: m.id, Body: m.body, ReceiptHandle: strconv.FormatInt(m.seq, 10) + "." + nonce,
+					ReceiveCount: m.receives + 1, SentAt: time.Unix(0, m.sentAt).UTC()})
+			}
+			if len(seqs) > 0 {
+				// One statement for the round: each row's receive count goes up by one (plan
+				// read it in this transaction) and its receipt is its own seq and the nonce.
+				if _, err := tx.ExecContext(ctx, `UPDATE messages SET receive_count = receive_count + 1, visible_at = ?,
+					receipt = seq || '.' || ?, holder = ? WHERE seq IN (`+strings.Repeat(",?", len(seqs))[1:]+`)`,
+					append([]any{now + int64(visibility), nonce, thisHolder()}, seqs...)...); err != nil {
 					return err
 				}
-				out = append(out, queue.Delivery{MessageID: m.id, Body: m.body, ReceiptHandle: receipt,
-					ReceiveCount: m.receives + 1, SentAt: time.Unix(0, m.sentAt).UTC()})
 			}
 			if len(spent) == 0 {
 				return nil // plan gave all there is
@@ -154,11 +159,11 @@ func (q *Queue) receiveTx(ctx context.Context, tx *sql.Tx, name string, max int,
 	return out, err
 }
 
-// newReceipt is a fresh receipt handle for message seq: "<seq>.<32 random hex digits>".
-func newReceipt(seq int64) string {
+// newNonce is the random part of the receipts of one receive: 32 hex digits.
+func newNonce() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	return strconv.FormatInt(seq, 10) + "." + hex.EncodeToString(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // pick is one planned delivery: a message or n messages of an idle group.

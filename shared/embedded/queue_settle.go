@@ -18,11 +18,25 @@ type ack struct {
 	seq int64
 }
 
-// settleTx runs the requests' statements in tx: all sends in one INSERT, all marks in another;
-// everything else row by row (SQLite runs a statement on a list of rows, IN (...) or RETURNING,
-// through temporary tables, which cost more than the few extra statements); then each request's
-// receive and claims.
+// settleTx runs the requests' statements in tx: all sends in one INSERT, all marks in another,
+// the dropped claims in one DELETE and the acknowledged messages in one DELETE per queue;
+// dead letters and visibility changes row by row (they are rare); then each request's receive
+// and claims.
 func settleTx(ctx context.Context, tx *sql.Tx, group []*settleReq) error {
+	for _, r := range group {
+		if r.handle == nil {
+			continue
+		}
+		jctx, j := withJoined(context.WithoutCancel(r.ctx), r.q.db.Path, tx)
+		batch, err := r.handle(jctx, func(fn func() bool) error { return j.step(jctx, fn) })
+		if err != nil {
+			return err
+		}
+		if err := checkSettlements(batch); err != nil {
+			return err
+		}
+		r.batch = batch
+	}
 	now := time.Now().UnixNano()
 	var rows []any // 7 values per message
 	var marks, drops []string
@@ -112,10 +126,13 @@ func settleTx(ctx context.Context, tx *sql.Tx, group []*settleReq) error {
 			return err
 		}
 	}
-	for _, k := range drops {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM claims WHERE key = ?`, k); err != nil {
+	for len(drops) > 0 {
+		n := min(len(drops), insertChunk)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM claims WHERE key IN (`+strings.Repeat(",?", n)[1:]+`)`,
+			strArgs(drops[:n])...); err != nil {
 			return err
 		}
+		drops = drops[n:]
 	}
 	for _, name := range deleteOrder {
 		if err := deleteTx(ctx, tx, name, deletes[name]); err != nil {
@@ -155,17 +172,52 @@ func settleTx(ctx context.Context, tx *sql.Tx, group []*settleReq) error {
 	return nil
 }
 
-// deleteTx deletes the acknowledged messages of queue name whose receipt is current, and records
-// a stale receipt error for the others.
+// deleteTx deletes the acknowledged messages of queue name whose receipt is current, in one
+// statement per insertChunk acknowledgements, and records a stale receipt error for the others.
+// A receipt names its message's seq ("<seq>.<random>", set by the receive that made it), so a
+// row matches the lists only by its own seq and receipt together.
 func deleteTx(ctx context.Context, tx *sql.Tx, name string, acks []ack) error {
-	for _, a := range acks {
-		ok, err := affected(tx.ExecContext(ctx, `DELETE FROM messages WHERE seq = ? AND queue = ? AND receipt = ?`,
-			a.seq, name, a.r.batch[a.i].Receipt))
+	for len(acks) > 0 {
+		chunk := acks[:min(len(acks), insertChunk)]
+		acks = acks[len(chunk):]
+		args := make([]any, 0, 1+2*len(chunk))
+		for _, a := range chunk {
+			args = append(args, a.seq)
+		}
+		args = append(args, name)
+		for _, a := range chunk {
+			args = append(args, a.r.batch[a.i].Receipt)
+		}
+		list := strings.Repeat(",?", len(chunk))[1:]
+		// (+queue: the rows are found by seq; on the queue's index SQLite would scan the queue.)
+		rows, err := tx.QueryContext(ctx, `DELETE FROM messages WHERE seq IN (`+list+`) AND +queue = ? AND receipt IN (`+list+`)
+			RETURNING seq, receipt`, args...)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			a.r.out.Acks[a.i] = fmt.Errorf("embedded queue %s: delete: %w", name, queue.ErrStaleReceipt)
+		gone := make(map[int64]bool, len(chunk))
+		receiptOf := make(map[int64]string, len(chunk))
+		for rows.Next() {
+			var seq int64
+			var receipt string
+			if err := rows.Scan(&seq, &receipt); err != nil {
+				rows.Close()
+				return err
+			}
+			gone[seq], receiptOf[seq] = true, receipt
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, a := range chunk {
+			if !gone[a.seq] || a.r.batch[a.i].Receipt != receiptOf[a.seq] {
+				a.r.out.Acks[a.i] = fmt.Errorf("embedded queue %s: delete: %w", name, queue.ErrStaleReceipt)
+				continue
+			}
+			delete(gone, a.seq) // a second acknowledgement of the same delivery finds it gone
 		}
 	}
 	return nil

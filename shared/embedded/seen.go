@@ -35,7 +35,7 @@ func NewSeen(ctx context.Context, db *DB) (*Seen, error) {
 // Claim takes key unless a live claim holds it.
 func (s *Seen) Claim(ctx context.Context, key string, lease time.Duration) (bool, error) {
 	now := time.Now()
-	res, err := s.db.SQL.ExecContext(ctx, `INSERT INTO claims (key, expires, holder) VALUES (?, ?, ?)
+	res, err := s.db.conn(ctx).ExecContext(ctx, `INSERT INTO claims (key, expires, holder) VALUES (?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, holder = excluded.holder WHERE claims.expires < ?`,
 		key, now.Add(lease).UnixNano(), thisHolder(), now.UnixNano())
 	if err != nil {
@@ -47,14 +47,14 @@ func (s *Seen) Claim(ctx context.Context, key string, lease time.Duration) (bool
 
 // Release drops a claim.
 func (s *Seen) Release(ctx context.Context, key string) error {
-	_, err := s.db.SQL.ExecContext(ctx, `DELETE FROM claims WHERE key = ?`, key)
+	_, err := s.db.conn(ctx).ExecContext(ctx, `DELETE FROM claims WHERE key = ?`, key)
 	return err
 }
 
 // Done reports whether key was marked.
 func (s *Seen) Done(ctx context.Context, key string) (bool, error) {
 	var one int
-	err := s.db.SQL.QueryRowContext(ctx, `SELECT 1 FROM handled WHERE key = ?`, key).Scan(&one)
+	err := s.db.conn(ctx).QueryRowContext(ctx, `SELECT 1 FROM handled WHERE key = ?`, key).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -87,7 +87,7 @@ func (s *Seen) RecordFirst(ctx context.Context, key, value string) (string, erro
 // Recorded returns the value stored under key, "" when none.
 func (s *Seen) Recorded(ctx context.Context, key string) (string, error) {
 	var v string
-	err := s.db.SQL.QueryRowContext(ctx, `SELECT value FROM records WHERE key = ?`, key).Scan(&v)
+	err := s.db.conn(ctx).QueryRowContext(ctx, `SELECT value FROM records WHERE key = ?`, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -126,21 +126,23 @@ func claimTx(ctx context.Context, tx *sql.Tx, keys []string, lease time.Duration
 	done := map[string]bool{}
 	taken := map[string]bool{}
 	for _, k := range uniq {
-		var d bool
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM handled WHERE key = ?)`, k).Scan(&d); err != nil {
-			return nil, err
-		}
-		if d {
-			done[k] = true
-			continue
-		}
-		ok, err := affected(tx.ExecContext(ctx, `INSERT INTO claims (key, expires, holder) VALUES (?, ?, ?)
-			ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, holder = excluded.holder WHERE claims.expires < ?`,
+		// One statement in the common case: the claim is taken unless the key is marked or a
+		// live claim holds it; only a key not taken is looked up again, to tell which.
+		ok, err := affected(tx.ExecContext(ctx, `INSERT INTO claims (key, expires, holder)
+			SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM handled WHERE key = ?1)
+			ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, holder = excluded.holder WHERE claims.expires < ?4`,
 			k, now.Add(lease).UnixNano(), thisHolder(), now.UnixNano()))
 		if err != nil {
 			return nil, err
 		}
-		taken[k] = ok
+		if taken[k] = ok; ok {
+			continue
+		}
+		var d bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM handled WHERE key = ?)`, k).Scan(&d); err != nil {
+			return nil, err
+		}
+		done[k] = d
 	}
 	for i, k := range keys {
 		switch {

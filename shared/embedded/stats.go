@@ -33,6 +33,9 @@ type Stats struct {
 	// WriteTxs are write transactions: every BEGIN (IMMEDIATE, see db.go) plus every Exec
 	// outside a transaction, which SQLite runs as a transaction of its own.
 	WriteTxs int64
+	// Savepoints are transactions nested in another (SAVEPOINT ... RELEASE, join.go): counted
+	// here, not as statements, as BEGIN and COMMIT are not.
+	Savepoints int64
 }
 
 // Statements is Execs + Queries.
@@ -40,14 +43,16 @@ func (s Stats) Statements() int64 { return s.Execs + s.Queries }
 
 // Sub is s - o, the counts between two snapshots.
 func (s Stats) Sub(o Stats) Stats {
-	return Stats{Execs: s.Execs - o.Execs, Queries: s.Queries - o.Queries, Prepares: s.Prepares - o.Prepares, WriteTxs: s.WriteTxs - o.WriteTxs}
+	return Stats{Execs: s.Execs - o.Execs, Queries: s.Queries - o.Queries, Prepares: s.Prepares - o.Prepares, WriteTxs: s.WriteTxs - o.WriteTxs,
+		Savepoints: s.Savepoints - o.Savepoints}
 }
 
-var counts struct{ execs, queries, prepares, writeTxs atomic.Int64 }
+var counts struct{ execs, queries, prepares, writeTxs, savepoints atomic.Int64 }
 
 // Counters returns the counts so far; take two snapshots and Sub them.
 func Counters() Stats {
-	return Stats{Execs: counts.execs.Load(), Queries: counts.queries.Load(), Prepares: counts.prepares.Load(), WriteTxs: counts.writeTxs.Load()}
+	return Stats{Execs: counts.execs.Load(), Queries: counts.queries.Load(), Prepares: counts.prepares.Load(), WriteTxs: counts.writeTxs.Load(),
+		Savepoints: counts.savepoints.Load()}
 }
 
 type countingDriver struct{ d *sqlite.Driver }
@@ -139,7 +144,13 @@ func (c *countingConn) ExecContext(ctx context.Context, query string, args []dri
 	if err != nil {
 		return nil, err
 	}
-	c.count(false, true)
+	if isSavepoint(query) {
+		if strings.HasPrefix(query, "SAVEPOINT") {
+			counts.savepoints.Add(1)
+		}
+	} else {
+		c.count(false, true)
+	}
 	if res, ok, err := c.execPrepared(ctx, query, args); ok || err != nil {
 		return res, err
 	}
@@ -189,6 +200,11 @@ func (c *countingConn) ResetSession(ctx context.Context) error {
 func (c *countingConn) IsValid() bool {
 	s, err := c.conn()
 	return err == nil && s.IsValid()
+}
+
+// isSavepoint is whether a statement is one of join.go's SAVEPOINT, RELEASE and ROLLBACK TO.
+func isSavepoint(query string) bool {
+	return strings.HasPrefix(query, "SAVEPOINT ") || strings.HasPrefix(query, "RELEASE ") || strings.HasPrefix(query, "ROLLBACK TO ")
 }
 
 // isWrite is whether a statement's text starts with a keyword that changes the file.

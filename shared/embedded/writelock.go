@@ -3,8 +3,15 @@ package embedded
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"sync"
+	"time"
 )
+
+// MaxLockWait is how long a writer waits for the file's write lock in this process before it
+// gives up with an error: far longer than any transaction takes, so that only a write that
+// waits for itself (join.go) ends this way, as an error instead of a hang.
+var MaxLockWait = 30 * time.Second
 
 // Per-file process-wide state, keyed by the file's absolute path so that every *DB on one file
 // shares it: the queue's waker (queue_wake.go), its group commit (queue_groupcommit.go), and a
@@ -16,8 +23,12 @@ var (
 )
 
 // locked runs fn holding the process-wide write lock of db's file (see writeLock). Only the
-// stores of this package that write often use it; others simply rely on busy_timeout.
+// stores of this package that write often use it; others simply rely on busy_timeout. When ctx
+// carries an open transaction of the file (join.go), its exchange holds the lock: fn runs at once.
 func (db *DB) locked(ctx context.Context, fn func() error) error {
+	if db.joinedTx(ctx) != nil {
+		return fn()
+	}
 	perFileMu.Lock()
 	lock := writeLock[db.Path]
 	if lock == nil {
@@ -27,8 +38,17 @@ func (db *DB) locked(ctx context.Context, fn func() error) error {
 	perFileMu.Unlock()
 	select {
 	case lock <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	default:
+		t := time.NewTimer(MaxLockWait)
+		defer t.Stop()
+		select {
+		case lock <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return fmt.Errorf("embedded: waited %s for the write lock of %s: a write inside a stage's transaction made without "+
+				"the stage's context (embedded/join.go), or a transaction that does not end", MaxLockWait, db.Path)
+		}
 	}
 	defer func() { <-lock }()
 	return fn()

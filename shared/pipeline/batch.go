@@ -81,6 +81,24 @@ type Outbox interface {
 	Records(seen Seen) bool
 }
 
+// Joinable is an optional interface of an Outbox: a stage's own writes, to stores kept with the
+// queue, can take part in the transaction that settles its messages (a Stage with Joined).
+type Joinable interface {
+	Outbox
+	// ExchangeJoined runs handle inside a transaction, then commits in that transaction the
+	// settlements handle returned and, with recv, receives and claims as Exchange would. The
+	// ctx handle gets carries the transaction: the stores kept with the queue, called with it,
+	// write in it. Everything takes effect together, or nothing does (err). handle may run
+	// more than once (the transaction tried again), each time from scratch.
+	ExchangeJoined(ctx context.Context, handle JoinedHandler, recv *Receiving) (Exchanged, error)
+}
+
+// JoinedHandler does a batch's work inside an exchange's transaction and returns its
+// settlements. step runs one message's part in a savepoint of the transaction: the writes fn
+// makes stay when fn returns true and are undone when it returns false. An error (from step, or
+// returned) fails the whole exchange.
+type JoinedHandler func(ctx context.Context, step func(fn func() bool) error) ([]Settlement, error)
+
 // ClaimState is what claiming one idempotency key found.
 type ClaimState int
 

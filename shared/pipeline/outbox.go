@@ -160,8 +160,13 @@ func (r *Runner) work(ctx, hctx context.Context, st Stage, ob Outbox, batch int,
 		if ctx.Err() == nil {
 			recv, parsed = r.receiving(st, ob, batch)
 		}
-		r.handle(hctx, st, ob, items)
-		next := r.settleItems(hctx, st, ob, items, recv)
+		var next *Exchanged
+		if jo, ok := r.joins(st, ob); ok {
+			next = r.handleJoined(hctx, st, jo, items, recv)
+		} else {
+			r.handle(hctx, st, ob, items)
+			next = r.settleItems(hctx, st, ob, items, recv)
+		}
 		if next != nil {
 			r.inFlight.Add(int64(len(next.Deliveries)))
 		}
@@ -328,6 +333,13 @@ func (r *Runner) settleItems(ctx context.Context, st Stage, ob Outbox, items []*
 			}
 		}
 	}
+	ex, err := r.exchange(ctx, ob, r.settlements(ctx, st, items, records), recv)
+	return r.settledBy(items, ex, err)
+}
+
+// settlements are the Settlements that end items: records says whether the Outbox marks and
+// releases the stage's keys itself (else they were marked already, and releases happen here).
+func (r *Runner) settlements(ctx context.Context, st Stage, items []*item, records bool) []Settlement {
 	batch := make([]Settlement, len(items))
 	for i, it := range items {
 		it.action = r.lastChance(it.action, it.d.ReceiveCount, it.err)
@@ -362,7 +374,12 @@ func (r *Runner) settleItems(ctx context.Context, st Stage, ob Outbox, items []*
 		}
 		batch[i] = s
 	}
-	ex, err := r.exchange(ctx, ob, batch, recv)
+	return batch
+}
+
+// settledBy records on items what the Exchange that settled them came to, and returns what it
+// received (nil if it failed).
+func (r *Runner) settledBy(items []*item, ex Exchanged, err error) *Exchanged {
 	for i, it := range items {
 		switch {
 		case err != nil:

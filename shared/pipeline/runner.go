@@ -33,6 +33,17 @@ type Stage struct {
 	// Batch, when set, handles the messages of one receive at once (stages with Workers <= 1, on
 	// an Outbox); Handler still handles single messages and whatever Batch returns an error for.
 	Batch BatchHandler
+	// Joined, when set, handles the stage inside the transaction that settles its messages, on
+	// a Joinable Outbox and with one worker: the stage's stores must be kept with the queue (the
+	// embedded stores on the queue's file), and its handler quick, since the transaction holds
+	// the file's write lock while it runs. See joined.go.
+	Joined bool
+	// Prepare, for a Joined stage, runs on each message before its transaction, outside it: it
+	// does what reaches beyond the state file (fetching a commit from the Git remote, building a
+	// graph into a cache) so that the handler, inside the transaction, does not hold the file's
+	// write lock while waiting for the network. Its error is the message's error, as if the
+	// handler had returned it.
+	Prepare func(ctx context.Context, in message.Envelope) error
 }
 
 // lease is how long st's claims hold.

@@ -130,3 +130,24 @@ func transient(err error) error {
 	}
 	return pipeline.Transient(err)
 }
+
+// Prepare builds, before Handle and outside the state file's transaction
+// (pipeline.Stage.Prepare), the graph of a resolved change's commit into the Graphs cache: the
+// build reads the commit from Git (fetching it if need be), which Handle, inside the
+// transaction, then finds done. Nothing is written.
+func (w *Worker) Prepare(ctx context.Context, in message.Envelope) error {
+	if in.Type != message.TypeChangeResolved || w.Graphs == nil || w.Store == nil {
+		return nil
+	}
+	var p message.ChangeResolved
+	if err := message.Decode(in, &p); err != nil {
+		return err
+	}
+	if p.Rejected != "" || p.Commit == "" {
+		return nil
+	}
+	if _, err := w.Graphs.Build(ctx, in.Env, p.Commit, nil); err != nil {
+		return pipeline.Transient(err)
+	}
+	return nil
+}

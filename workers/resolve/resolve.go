@@ -71,6 +71,8 @@ type Worker struct {
 	// the stricter of its and the commit's karma.json's; nil: the commit's alone.
 	Floor *governance.Settings
 	Now   func() time.Time
+
+	heads preparedHeads // read by Prepare (prepare.go)
 }
 
 // Handle dispatches on the message type.
@@ -105,7 +107,7 @@ func (w *Worker) detected(ctx context.Context, in message.Envelope) ([]message.E
 	if err := message.Decode(in, &p); err != nil {
 		return nil, err
 	}
-	commit, err := w.commitOf(ctx, &p)
+	commit, err := w.commitOf(ctx, in.ID, &p)
 	if err != nil {
 		return nil, err
 	}
@@ -131,12 +133,16 @@ func (w *Worker) detected(ctx context.Context, in message.Envelope) ([]message.E
 	return out, nil
 }
 
-// commitOf is the commit the change is built from, and completes a truncated push's files by
+// commitOf is the commit the change is built from (for a change that names none, the head
+// Prepare read for message id, else the deploy branch's head now), and completes a truncated push's files by
 // diffing it in the repository. Failures to reach the repository are retried (with backoff)
 // and then dead-lettered with their reason, naming the repository and the commit: nothing is
 // ever built from another tree instead.
-func (w *Worker) commitOf(ctx context.Context, p *message.ChangeDetected) (string, error) {
+func (w *Worker) commitOf(ctx context.Context, id string, p *message.ChangeDetected) (string, error) {
 	if p.Commit == nil {
+		if head, ok := w.heads.of(id); ok {
+			return head, nil // read by Prepare
+		}
 		head, err := w.Commits.Head(ctx)
 		if err != nil {
 			return "", fmt.Errorf("resolve: the deploy branch's head: %w", err)

@@ -1,0 +1,150 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/usekarma/karma/shared/message"
+)
+
+// Joined stages. A stage whose stores are kept with the queue (Stage.Joined, on a Joinable
+// Outbox) is handled inside the transaction that settles its batch: its writes, its outputs, the
+// marks of its idempotency keys, the acknowledgement of its messages and the receipt of its next
+// batch commit together, in one write transaction per batch, or not at all. Each message is
+// handled in a savepoint: the writes of a message that is to be retried are undone with it, so
+// nothing a failed attempt wrote is left behind; an acknowledged, duplicate or dead-lettered
+// message keeps its writes, as it would unjoined (a permanent failure's records stay). A
+// message's AfterPublish hooks run right after its handler, in the same transaction, which
+// commits them with the outputs they follow. The transaction holds the file's write lock while
+// the handler runs: what a handler needs from beyond the file (a Git fetch) its Stage.Prepare
+// fetches first, outside it.
+
+// joins reports whether st is handled in its settling transaction on ob: the stage asks for
+// it, ob can, one worker handles it (the transaction is one at a time), and its idempotency keys
+// (if any) are marked in the same store.
+func (r *Runner) joins(st Stage, ob Outbox) (Joinable, bool) {
+	jo, ok := ob.(Joinable)
+	if !ok || !st.Joined || st.Workers > 1 || (st.Seen != nil && !ob.Records(st.Seen)) {
+		return nil, false
+	}
+	return jo, true
+}
+
+// handleJoined handles items and settles them, with recv, in one ExchangeJoined; it returns
+// what the exchange received (nil if it failed).
+func (r *Runner) handleJoined(ctx context.Context, st Stage, jo Joinable, items []*item, recv *Receiving) *Exchanged {
+	r.prepare(ctx, st, items)
+	handle := func(ctx context.Context, step func(func() bool) error) ([]Settlement, error) {
+		for _, it := range items {
+			it.reset() // a transaction tried again handles its batch from scratch
+		}
+		if err := r.runJoined(ctx, st, step, items); err != nil {
+			return nil, err
+		}
+		return r.settlements(ctx, st, items, true), nil
+	}
+	var ex Exchanged
+	var err error
+	for attempt, wait := 0, 50*time.Millisecond; attempt < 3; attempt, wait = attempt+1, wait*4 {
+		if attempt > 0 {
+			r.log().Warn("settling failed, trying again", "stage", st.Name, "error", err)
+			time.Sleep(wait)
+		}
+		if ex, err = jo.ExchangeJoined(ctx, handle, recv); err == nil {
+			break
+		}
+	}
+	return r.settledBy(items, ex, err)
+}
+
+// prepare runs the stage's Prepare on the items not yet decided; an item it fails is decided
+// with its error, as a handler's (its claim released).
+func (r *Runner) prepare(ctx context.Context, st Stage, items []*item) {
+	if st.Prepare == nil {
+		return
+	}
+	for _, it := range items {
+		if it.decided {
+			continue
+		}
+		if err := st.Prepare(ctx, it.in); err != nil {
+			it.decide(Classify(err), err)
+			it.release = it.claimed
+		}
+	}
+}
+
+// runJoined runs the stage on the items not yet decided, each in a step: with the stage's
+// BatchHandler first (all in one step, kept only if every message succeeded), then one by one.
+func (r *Runner) runJoined(ctx context.Context, st Stage, step func(func() bool) error, items []*item) error {
+	var todo []*item
+	for _, it := range items {
+		if !it.decided {
+			todo = append(todo, it)
+		}
+	}
+	if st.Batch != nil && len(todo) > 1 {
+		ins := make([]message.Envelope, len(todo))
+		for i, it := range todo {
+			ins[i] = it.in
+		}
+		whole := false
+		err := step(func() bool {
+			outs, errs := st.Batch(ctx, ins)
+			if len(outs) != len(todo) || len(errs) != len(todo) {
+				return false
+			}
+			for _, e := range errs {
+				if e != nil {
+					return false
+				}
+			}
+			for i, it := range todo {
+				it.out, it.action, it.handled = outs[i], Ack, true
+				if r.encode(it); it.action != Ack {
+					return false
+				}
+			}
+			whole = true
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("pipeline: %s: savepoint: %w", st.Name, err)
+		}
+		if whole {
+			return nil
+		}
+		for _, it := range todo { // undone: one by one instead
+			it.reset()
+		}
+	}
+	for _, it := range todo {
+		err := step(func() bool {
+			hctx, h := withHooks(ctx)
+			it.out, it.err = st.Handler(hctx, it.in)
+			it.action, it.handled = Classify(it.err), true
+			it.release = it.err != nil && it.claimed
+			r.encode(it)
+			if it.action == Ack && len(h.fns) > 0 {
+				if err := h.run(ctx); err != nil {
+					it.action, it.err = Retry, err
+				}
+			}
+			return it.action != Retry
+		})
+		if err != nil {
+			return fmt.Errorf("pipeline: %s: savepoint: %w", st.Name, err)
+		}
+	}
+	return nil
+}
+
+// reset forgets what handling it found (not what was decided before: malformed, duplicate, held).
+func (it *item) reset() {
+	if it.decided {
+		return
+	}
+	it.out, it.sends, it.handled, it.published, it.release = nil, nil, false, false, false
+	it.action, it.err, it.qerr = Ack, nil, nil
+}
