@@ -268,3 +268,52 @@ func TestJoinedWriteWithoutTheContextFailsInsteadOfHanging(t *testing.T) {
 		return true
 	})
 }
+
+// A joined stage takes no claims: two copies of one message in a batch run the handler once (the
+// second is put back, then found done), a key marked earlier is a duplicate, and no claim row is
+// ever written.
+func TestJoinedStageRunsEachKeyOnceWithoutClaims(t *testing.T) {
+	db := queueTestDB(t, "")
+	q, seen := newTestQueue(t, db), newTestSeen(t, db)
+	var calls atomic.Int32
+	st := pipeline.Stage{Name: pipeline.StageResolve, Seen: seen, Joined: true, Handler: func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+		calls.Add(1)
+		return skipped(in), nil
+	}}
+	if err := seen.Mark(context.Background(), "resolve|request:cr-old"); err != nil {
+		t.Fatal(err)
+	}
+	in := request(t, "cr-twice")
+	sendEnvelope(t, q, st.Name, in)
+	sendEnvelope(t, q, st.Name, in)
+	sendEnvelope(t, q, st.Name, request(t, "cr-old"))
+	o := newObserver()
+	r := &pipeline.Runner{Queue: q, Stages: []pipeline.Stage{st}, Log: quiet, Observe: o.observe, Visibility: time.Minute}
+	acks, dups := 0, 0
+	run(t, r, o, func(ob observation) bool {
+		switch ob.action {
+		case pipeline.Ack:
+			acks++
+		case pipeline.Duplicate:
+			dups++
+		case pipeline.Retry:
+			var ip *pipeline.InProgress
+			if !errors.As(ob.err, &ip) {
+				t.Errorf("retry with %v", ob.err)
+			}
+		default:
+			t.Errorf("action %v (%v)", ob.action, ob.err)
+		}
+		return acks+dups == 3
+	})
+	if acks != 1 || dups != 2 || calls.Load() != 1 {
+		t.Errorf("acks %d, duplicates %d, handler calls %d; want 1, 2, 1", acks, dups, calls.Load())
+	}
+	var claims int
+	if err := db.SQL.QueryRow(`SELECT count(*) FROM claims`).Scan(&claims); err != nil || claims != 0 {
+		t.Errorf("%d claim rows (%v), want none", claims, err)
+	}
+	if done, _ := seen.Done(context.Background(), "resolve|request:cr-twice"); !done {
+		t.Error("key not marked")
+	}
+}

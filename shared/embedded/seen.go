@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/usekarma/karma/shared/pipeline"
@@ -16,6 +17,7 @@ var (
 	_ pipeline.Seen      = (*Seen)(nil)
 	_ pipeline.Records   = (*Seen)(nil)
 	_ pipeline.BatchSeen = (*Seen)(nil)
+	_ pipeline.DoneAller = (*Seen)(nil)
 )
 
 // NewSeen creates the tables when missing.
@@ -92,6 +94,35 @@ func (s *Seen) Recorded(ctx context.Context, key string) (string, error) {
 		return "", nil
 	}
 	return v, err
+}
+
+// DoneAll returns the keys of keys that were marked, in one statement per insertChunk keys.
+func (s *Seen) DoneAll(ctx context.Context, keys []string) (map[string]bool, error) {
+	done := map[string]bool{}
+	for len(keys) > 0 {
+		n := min(len(keys), insertChunk)
+		rows, err := s.db.conn(ctx).QueryContext(ctx, `SELECT key FROM handled WHERE key IN (`+strings.Repeat(",?", n)[1:]+`)`,
+			strArgs(keys[:n])...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			done[k] = true
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		keys = keys[n:]
+	}
+	return done, nil
 }
 
 // ClaimAll looks up and claims keys in one transaction: each key is ClaimDone if marked,

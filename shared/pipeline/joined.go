@@ -39,6 +39,9 @@ func (r *Runner) handleJoined(ctx context.Context, st Stage, jo Joinable, items 
 		for _, it := range items {
 			it.reset() // a transaction tried again handles its batch from scratch
 		}
+		if err := r.own(ctx, st, items); err != nil {
+			return nil, err
+		}
 		if err := r.runJoined(ctx, st, step, items); err != nil {
 			return nil, err
 		}
@@ -56,6 +59,69 @@ func (r *Runner) handleJoined(ctx context.Context, st Stage, jo Joinable, items 
 		}
 	}
 	return r.settledBy(items, ex, err)
+}
+
+// own decides, inside the stage's transaction, which items' idempotency keys the transaction
+// owns: a key marked done is a Duplicate; a key twice in the batch is put back the second time
+// (InProgress, as a claim held elsewhere would be); the others are the transaction's, marked with
+// its settlements. A joined stage takes no claims: no other worker, in this process or another,
+// can handle a key while the transaction holds the file's write lock, and what it marks commits
+// with what it handled.
+func (r *Runner) own(ctx context.Context, st Stage, items []*item) error {
+	if st.Seen == nil {
+		return nil
+	}
+	var keys []string
+	seen := map[string]bool{}
+	for _, it := range items {
+		if it.decided || it.key == "" {
+			continue
+		}
+		if seen[it.key] {
+			it.decide(Retry, &InProgress{Key: it.key})
+			continue
+		}
+		seen[it.key] = true
+		keys = append(keys, it.key)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	done, err := doneAll(ctx, st.Seen, keys)
+	if err != nil {
+		return fmt.Errorf("pipeline: %s: idempotency lookup: %w", st.Name, err)
+	}
+	for _, it := range items {
+		switch {
+		case it.decided || it.key == "":
+		case done[it.key]:
+			it.decide(Duplicate, fmt.Errorf("%s already handled %s: %w", st.Name, it.key, ErrDuplicate))
+		default:
+			it.claimed = true
+		}
+	}
+	return nil
+}
+
+// DoneAller is an optional interface of a Seen: Done for many keys in one round trip.
+type DoneAller interface {
+	// DoneAll returns the keys of keys that were marked done.
+	DoneAll(ctx context.Context, keys []string) (map[string]bool, error)
+}
+
+func doneAll(ctx context.Context, seen Seen, keys []string) (map[string]bool, error) {
+	if d, ok := seen.(DoneAller); ok {
+		return d.DoneAll(ctx, keys)
+	}
+	done := map[string]bool{}
+	for _, k := range keys {
+		ok, err := seen.Done(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		done[k] = ok
+	}
+	return done, nil
 }
 
 // prepare runs the stage's Prepare on the items not yet decided; an item it fails is decided

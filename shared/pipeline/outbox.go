@@ -118,6 +118,9 @@ func (r *Runner) pollOutbox(ctx context.Context, st Stage, ob Outbox) {
 func (r *Runner) receiving(st Stage, ob Outbox, max int) (*Receiving, *[]*item) {
 	recv := &Receiving{Queue: st.Name, Max: max, Visibility: r.visibility()}
 	parsed := new([]*item)
+	if _, joined := r.joins(st, ob); joined {
+		return recv, parsed // no claims: its transaction owns the keys (joined.go)
+	}
 	if st.Seen != nil && ob.Records(st.Seen) {
 		recv.Lease = st.lease(r.visibility())
 		recv.Keys = func(ds []queue.Delivery) []string {
@@ -132,10 +135,15 @@ func (r *Runner) receiving(st Stage, ob Outbox, max int) (*Receiving, *[]*item) 
 	return recv, parsed
 }
 
-// received turns what an Exchange received into items, claimed.
+// received turns what an Exchange received into items, claimed (but for a joined stage).
 func (r *Runner) received(ctx context.Context, st Stage, recv *Receiving, parsed []*item, ex Exchanged) []*item {
 	if len(ex.Deliveries) == 0 {
 		return nil
+	}
+	if ob, ok := r.Queue.(Outbox); ok {
+		if _, joined := r.joins(st, ob); joined {
+			return r.parse(st, ex.Deliveries) // keys checked in the stage's transaction (joined.go)
+		}
 	}
 	if recv.Keys == nil {
 		return r.claim(ctx, st, ex.Deliveries)
