@@ -134,11 +134,30 @@ func (r *Runner) prepare(ctx context.Context, st Stage, items []*item) {
 		if it.decided {
 			continue
 		}
-		if err := st.Prepare(ctx, it.in); err != nil {
+		v, err := st.Prepare(ctx, it.in)
+		if err != nil {
 			it.decide(Classify(err), err)
 			it.release = it.claimed
+			continue
 		}
+		it.prepared = v
 	}
+}
+
+type preparedKey struct{}
+
+// Prepared is what the stage's Prepare returned for the message being handled (nil when none).
+func Prepared(ctx context.Context) any { return ctx.Value(preparedKey{}) }
+
+// WithPrepared returns ctx carrying v as what Prepare returned (for runtimes other than the
+// Runner, and tests).
+func WithPrepared(ctx context.Context, v any) context.Context { return withPrepared(ctx, v) }
+
+func withPrepared(ctx context.Context, v any) context.Context {
+	if v == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, preparedKey{}, v)
 }
 
 // runJoined runs the stage on the items not yet decided, each in a step: with the stage's
@@ -187,7 +206,7 @@ func (r *Runner) runJoined(ctx context.Context, st Stage, step func(func() bool)
 	}
 	for _, it := range todo {
 		err := step(func() bool {
-			hctx, h := withHooks(ctx)
+			hctx, h := withHooks(withPrepared(ctx, it.prepared))
 			it.out, it.err = st.Handler(hctx, it.in)
 			it.action, it.handled = Classify(it.err), true
 			it.release = it.err != nil && it.claimed

@@ -44,6 +44,7 @@ type item struct {
 	sends     []Outgoing
 	handled   bool // the stage ran on it
 	published bool // sends committed ahead of the acknowledgement (AfterPublish hooks)
+	prepared  any  // what Stage.Prepare returned (joined stages)
 	action    Action
 	err       error
 	qerr      error // the acknowledgement's error

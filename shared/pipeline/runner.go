@@ -40,10 +40,11 @@ type Stage struct {
 	Joined bool
 	// Prepare, for a Joined stage, runs on each message before its transaction, outside it: it
 	// does what reaches beyond the state file (fetching a commit from the Git remote, building a
-	// graph into a cache) so that the handler, inside the transaction, does not hold the file's
-	// write lock while waiting for the network. Its error is the message's error, as if the
-	// handler had returned it.
-	Prepare func(ctx context.Context, in message.Envelope) error
+	// graph) so that the handler, inside the transaction, does not hold the file's write lock
+	// while waiting for the network or computing what needs no state. What it returns the
+	// handler finds with Prepared. Its error is the message's error, as if the handler had
+	// returned it.
+	Prepare func(ctx context.Context, in message.Envelope) (any, error)
 }
 
 // lease is how long st's claims hold.

@@ -81,9 +81,12 @@ func (w *Worker) resolved(ctx context.Context, in message.Envelope) error {
 		return err
 	}
 	if p.Rejected == "" && p.Commit != "" && w.Graphs != nil && w.Store != nil {
-		res, err := w.Graphs.Build(ctx, in.Env, p.Commit, nil)
-		if err != nil {
-			return pipeline.Transient(err)
+		res, ok := pipeline.Prepared(ctx).(*model.Result) // built by Prepare for this message
+		if !ok {
+			var err error
+			if res, err = w.Graphs.Build(ctx, in.Env, p.Commit, nil); err != nil {
+				return pipeline.Transient(err)
+			}
 		}
 		if len(res.Diagnostics.Errors()) == 0 {
 			if _, err := w.Store.Write(ctx, res.Graph, []string{in.Env}); err != nil {
@@ -132,22 +135,23 @@ func transient(err error) error {
 }
 
 // Prepare builds, before Handle and outside the state file's transaction
-// (pipeline.Stage.Prepare), the graph of a resolved change's commit into the Graphs cache: the
-// build reads the commit from Git (fetching it if need be), which Handle, inside the
-// transaction, then finds done. Nothing is written.
-func (w *Worker) Prepare(ctx context.Context, in message.Envelope) error {
+// (pipeline.Stage.Prepare), the graph of a resolved change's commit: the build reads the commit
+// from Git (fetching it if need be), and Handle, inside the transaction, writes what Prepare
+// built. Nothing is written here.
+func (w *Worker) Prepare(ctx context.Context, in message.Envelope) (any, error) {
 	if in.Type != message.TypeChangeResolved || w.Graphs == nil || w.Store == nil {
-		return nil
+		return nil, nil
 	}
 	var p message.ChangeResolved
 	if err := message.Decode(in, &p); err != nil {
-		return err
+		return nil, err
 	}
 	if p.Rejected != "" || p.Commit == "" {
-		return nil
+		return nil, nil
 	}
-	if _, err := w.Graphs.Build(ctx, in.Env, p.Commit, nil); err != nil {
-		return pipeline.Transient(err)
+	res, err := w.Graphs.Build(ctx, in.Env, p.Commit, nil)
+	if err != nil {
+		return nil, pipeline.Transient(err)
 	}
-	return nil
+	return res, nil
 }

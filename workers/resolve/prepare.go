@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/pipeline"
 )
 
 // Fetcher is an optional interface of Commits: it makes sure a commit is in the local
@@ -16,75 +17,78 @@ type Fetcher interface {
 	Fetch(ctx context.Context, sha string) error
 }
 
+// prepared is what Prepare found for one change.detected, which Handle uses instead of reading
+// or building it again.
+type prepared struct {
+	head string // the deploy branch's head, for a change that names no commit
+	// env's graph at commit with the request's overrides, when Prepare could tell which
+	// environment and commit Handle will build (nil otherwise, or when the build failed: Handle
+	// builds again and reports it).
+	env, commit string
+	res         *model.Result
+}
+
 // Prepare does, before Handle and outside the state file's transaction (pipeline.Stage.Prepare),
-// what handling in will need from the Git remote: it fetches the change's commit (and, for a
-// truncated push, the commit before it); for a change that names no commit it reads the deploy
-// branch's head, which Handle then builds from — remembered per message, so that a handling
-// tried again builds from the same head. Nothing else is read or written.
-func (w *Worker) Prepare(ctx context.Context, in message.Envelope) error {
+// the work of a change.detected that needs no state: it fetches the change's commit (and, for a
+// truncated push, the commit before it) or, for a change that names no commit, reads the deploy
+// branch's head, which Handle then builds from (so that a handling tried again builds from the
+// same head); for a change of one environment that Handle will build at that commit (a change
+// request, a Parameter Store change), it builds the environment's graph with the request's
+// configs. Nothing is written.
+func (w *Worker) Prepare(ctx context.Context, in message.Envelope) (any, error) {
 	if in.Type != message.TypeChangeDetected {
-		return nil
+		return nil, nil
 	}
 	var p message.ChangeDetected
 	if err := message.Decode(in, &p); err != nil {
-		return err
+		return nil, err
 	}
+	pr := &prepared{}
 	if p.Commit == nil {
 		head, err := w.Commits.Head(ctx)
 		if err != nil {
-			return fmt.Errorf("resolve: the deploy branch's head: %w", err)
+			return nil, fmt.Errorf("resolve: the deploy branch's head: %w", err)
 		}
-		w.heads.remember(in.ID, head)
-		return nil
+		pr.head = head
+		pr.commit = head
+	} else if f, ok := w.Commits.(Fetcher); ok {
+		shas := []string{p.Commit.SHA}
+		if p.Truncated && fullSHA.MatchString(p.Commit.Before) && strings.Trim(p.Commit.Before, "0") != "" {
+			shas = append(shas, p.Commit.Before)
+		}
+		for _, sha := range shas {
+			if err := f.Fetch(ctx, sha); err != nil {
+				return nil, fmt.Errorf("resolve: fetching commit %s: %w", sha, err)
+			}
+		}
+		pr.commit = p.Commit.SHA
 	}
-	f, ok := w.Commits.(Fetcher)
-	if !ok {
-		return nil
-	}
-	shas := []string{p.Commit.SHA}
-	if p.Truncated && fullSHA.MatchString(p.Commit.Before) && strings.Trim(p.Commit.Before, "0") != "" {
-		shas = append(shas, p.Commit.Before)
-	}
-	for _, sha := range shas {
-		if err := f.Fetch(ctx, sha); err != nil {
-			return fmt.Errorf("resolve: fetching commit %s: %w", sha, err)
+	// A push is built at the newest commit of its environment, which only the change sets tell;
+	// a promotion's environments come from its plan: Handle builds those itself.
+	if in.Env != "" && p.Source != message.SourceGit && p.Promotion == nil && pr.commit != "" {
+		if res, err := w.Graphs.Build(ctx, in.Env, pr.commit, overridesFor(p, in.Env)); err == nil {
+			pr.env, pr.res = in.Env, res
 		}
 	}
-	return nil
+	return pr, nil
+}
+
+// preparedFor is what Prepare found for the message being handled, nil when nothing.
+func preparedFor(ctx context.Context) *prepared {
+	pr, _ := pipeline.Prepared(ctx).(*prepared)
+	return pr
+}
+
+// overridesFor are the files a change request replaces in env's tree (none for other changes).
+func overridesFor(p message.ChangeDetected, env string) map[string][]byte {
+	overrides := map[string][]byte{}
+	if p.Request != nil {
+		for ref, cfg := range p.Request.Configs {
+			overrides["iac/"+env+"/"+ref+"/config.json"] = []byte(cfg)
+		}
+	}
+	return overrides
 }
 
 // fullSHA is a full commit id (a push's before may be the all-zero id of a new branch).
 var fullSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
-
-// preparedHeads are the deploy branch heads Prepare read, by message id (the latest
-// maxPreparedHeads).
-type preparedHeads struct {
-	mu    sync.Mutex
-	m     map[string]string
-	order []string
-}
-
-const maxPreparedHeads = 1024
-
-func (h *preparedHeads) remember(id, sha string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.m == nil {
-		h.m = map[string]string{}
-	}
-	if _, ok := h.m[id]; !ok {
-		h.order = append(h.order, id)
-	}
-	h.m[id] = sha
-	if len(h.order) > maxPreparedHeads {
-		delete(h.m, h.order[0])
-		h.order = h.order[1:]
-	}
-}
-
-func (h *preparedHeads) of(id string) (string, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	sha, ok := h.m[id]
-	return sha, ok
-}

@@ -71,8 +71,6 @@ type Worker struct {
 	// the stricter of its and the commit's karma.json's; nil: the commit's alone.
 	Floor *governance.Settings
 	Now   func() time.Time
-
-	heads preparedHeads // read by Prepare (prepare.go)
 }
 
 // Handle dispatches on the message type.
@@ -107,7 +105,7 @@ func (w *Worker) detected(ctx context.Context, in message.Envelope) ([]message.E
 	if err := message.Decode(in, &p); err != nil {
 		return nil, err
 	}
-	commit, err := w.commitOf(ctx, in.ID, &p)
+	commit, err := w.commitOf(ctx, &p)
 	if err != nil {
 		return nil, err
 	}
@@ -134,14 +132,14 @@ func (w *Worker) detected(ctx context.Context, in message.Envelope) ([]message.E
 }
 
 // commitOf is the commit the change is built from (for a change that names none, the head
-// Prepare read for message id, else the deploy branch's head now), and completes a truncated push's files by
+// Prepare read, else the deploy branch's head now), and completes a truncated push's files by
 // diffing it in the repository. Failures to reach the repository are retried (with backoff)
 // and then dead-lettered with their reason, naming the repository and the commit: nothing is
 // ever built from another tree instead.
-func (w *Worker) commitOf(ctx context.Context, id string, p *message.ChangeDetected) (string, error) {
+func (w *Worker) commitOf(ctx context.Context, p *message.ChangeDetected) (string, error) {
 	if p.Commit == nil {
-		if head, ok := w.heads.of(id); ok {
-			return head, nil // read by Prepare
+		if pr := preparedFor(ctx); pr != nil && pr.head != "" {
+			return pr.head, nil
 		}
 		head, err := w.Commits.Head(ctx)
 		if err != nil {
@@ -190,15 +188,14 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 			return nil, err
 		}
 	}
-	overrides := map[string][]byte{}
-	if p.Request != nil {
-		for ref, cfg := range p.Request.Configs {
-			overrides["iac/"+env+"/"+ref+"/config.json"] = []byte(cfg)
+	var res *model.Result
+	if pr := preparedFor(ctx); pr != nil && pr.res != nil && pr.env == env && pr.commit == commit {
+		res = pr.res // built by Prepare, outside the transaction, from the same inputs
+	} else {
+		var err error
+		if res, err = w.Graphs.Build(ctx, env, commit, overridesFor(p, env)); err != nil {
+			return nil, pipeline.Permanent(fmt.Errorf("resolve: loading %s at commit %s: %w", env, commit, err))
 		}
-	}
-	res, err := w.Graphs.Build(ctx, env, commit, overrides)
-	if err != nil {
-		return nil, pipeline.Permanent(fmt.Errorf("resolve: loading %s at commit %s: %w", env, commit, err))
 	}
 	cs := &changeset.ChangeSet{ID: csID, Env: env, CorrelationID: in.CorrelationID, Source: p.Source, Actor: in.Actor, Commit: commit,
 		AutoApprove: p.AutoApprove, Approved: p.AutoApprove, CreatedAt: w.now(), Nodes: map[string]*changeset.Node{}, Waves: [][]string{}}
@@ -227,6 +224,7 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 	}
 	if len(cs.QueuedBehind) > 0 {
 		// An earlier change set may have finished between the look and the create: look again.
+		var err error
 		if cs, err = w.recheck(ctx, cs.ID); err != nil {
 			return nil, err
 		}
