@@ -8,13 +8,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/usekarma/karma/shared/graph"
 )
 
 // GraphStore keeps the component graph in the embedded file: one row per component and per edge,
-// each with the hash of its JSON form, so that a write touches only what changed.
-type GraphStore struct{ db *DB }
+// each with the hash of its JSON form, so that a write touches only what changed. Per
+// environment, graph_meta keeps a digest of all of them; a store that is given again the graph
+// it last wrote (the same *graph.Graph, as a cached build is) and finds the digest it wrote
+// still there writes nothing and hashes nothing (graphstore_same.go).
+type GraphStore struct {
+	db   *DB
+	mu   sync.Mutex
+	last map[string]lastWrite // by environment
+}
 
 var _ graph.Store = (*GraphStore)(nil)
 
@@ -35,11 +43,14 @@ func NewGraphStore(ctx context.Context, db *DB) (*GraphStore, error) {
 			doc     TEXT NOT NULL,
 			PRIMARY KEY (from_id, to_id))`,
 		`CREATE INDEX IF NOT EXISTS graph_edges_env ON graph_edges(env)`,
+		`CREATE TABLE IF NOT EXISTS graph_meta (
+			env    TEXT PRIMARY KEY,
+			digest TEXT NOT NULL) WITHOUT ROWID`,
 	)
 	if err != nil {
 		return nil, err
 	}
-	return &GraphStore{db: db}, nil
+	return &GraphStore{db: db, last: map[string]lastWrite{}}, nil
 }
 
 type row struct {
@@ -59,6 +70,9 @@ func hashed(key, env string, v any) row {
 // Write replaces the given environments' components and edges with g's, writing only rows whose
 // content changed, in one transaction.
 func (s *GraphStore) Write(ctx context.Context, g *graph.Graph, envs []string) (graph.WriteStats, error) {
+	if st, same, err := s.same(ctx, g, envs); err != nil || same {
+		return st, err
+	}
 	var st graph.WriteStats
 	inScope := map[string]bool{}
 	for _, e := range envs {
@@ -77,6 +91,7 @@ func (s *GraphStore) Write(ctx context.Context, g *graph.Graph, envs []string) (
 			edges = append(edges, hashed(e.From+"\x00"+e.To, env, e))
 		}
 	}
+	digests := digestsOf(envs, comps, edges)
 	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
 		st = graph.WriteStats{RoundTrips: 1}
 		w, d, u, err := syncRows(ctx, tx, "graph_components", "id", envs, comps)
@@ -89,11 +104,12 @@ func (s *GraphStore) Write(ctx context.Context, g *graph.Graph, envs []string) (
 			return err
 		}
 		st.EdgesWritten, st.EdgesDeleted, st.Unchanged = w, d, st.Unchanged+u
-		return nil
+		return writeDigests(ctx, tx, digests)
 	})
 	if err != nil {
 		return graph.WriteStats{}, fmt.Errorf("embedded: graph write: %w", err)
 	}
+	s.wrote(g, digests)
 	return st, nil
 }
 
