@@ -383,6 +383,38 @@ func Unfinished(ctx context.Context, s Store, env string, components []string) (
 	return out, nil
 }
 
+// FinishedLister is a Store that tells which of given change sets are done without reading
+// their documents (the embedded store keeps whether each is done beside it).
+type FinishedLister interface {
+	// Finished returns those of ids that are Done or unknown to the store, in the order of ids.
+	Finished(ctx context.Context, ids []string) ([]string, error)
+}
+
+// Finished returns those of ids that are Done or unknown to the store (ErrNotFound), in the
+// order of ids: from the store when it can tell without reading the documents
+// (FinishedLister), else by reading each.
+func Finished(ctx context.Context, s Store, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if f, ok := s.(FinishedLister); ok {
+		return f.Finished(ctx, ids)
+	}
+	var out []string
+	for _, id := range ids {
+		cs, err := s.Get(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			out = append(out, id)
+		case err != nil:
+			return nil, err
+		case cs.Done():
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
 // touches reports whether cs has a node for one of components.
 func (cs *ChangeSet) touches(components []string) bool {
 	for _, c := range components {

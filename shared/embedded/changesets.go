@@ -10,16 +10,18 @@ import (
 	"github.com/usekarma/karma/shared/changeset"
 )
 
-// ChangeSets keeps change sets as JSON documents; Create and Update are each one IMMEDIATE
-// transaction, so concurrent updates of one change set serialise. Next to the documents the store
-// keeps an index of the unfinished change sets by environment and component
-// (changesets_index.go), so that Unfinished reads only the change sets still in progress that
-// touch the components asked about.
+// ChangeSets keeps change sets as JSON documents. Create is one IMMEDIATE transaction; Update
+// is a compare-and-swap on the document (see Update), so concurrent updates of one change set
+// never lose one another. Next to the documents the store keeps an index of the unfinished
+// change sets by environment and component (changesets_index.go), so that Unfinished reads only
+// the change sets still in progress that touch the components asked about, and Finished reads
+// only whether given change sets are done.
 type ChangeSets struct{ db *DB }
 
 var (
 	_ changeset.Store            = (*ChangeSets)(nil)
 	_ changeset.UnfinishedLister = (*ChangeSets)(nil)
+	_ changeset.FinishedLister   = (*ChangeSets)(nil)
 )
 
 // NewChangeSets creates the tables when missing, and indexes change sets written by a version
@@ -74,14 +76,27 @@ type queryer interface {
 }
 
 func getChangeSet(ctx context.Context, q queryer, id string) (*changeset.ChangeSet, error) {
+	doc, err := readDoc(ctx, q, id)
+	if err != nil {
+		return nil, err
+	}
+	return decodeChangeSet(id, doc)
+}
+
+// readDoc reads change set id's document.
+func readDoc(ctx context.Context, q queryer, id string) (string, error) {
 	var doc string
 	err := q.QueryRowContext(ctx, `SELECT doc FROM change_sets WHERE id = ?`, id).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("change set %s: %w", id, changeset.ErrNotFound)
+		return "", fmt.Errorf("change set %s: %w", id, changeset.ErrNotFound)
 	}
 	if err != nil {
-		return nil, transient(fmt.Errorf("embedded: read change set %s: %w", id, err))
+		return "", transient(fmt.Errorf("embedded: read change set %s: %w", id, err))
 	}
+	return doc, nil
+}
+
+func decodeChangeSet(id, doc string) (*changeset.ChangeSet, error) {
 	var cs changeset.ChangeSet
 	if err := json.Unmarshal([]byte(doc), &cs); err != nil {
 		return nil, fmt.Errorf("embedded: change set %s: %w", id, err)
@@ -89,32 +104,96 @@ func getChangeSet(ctx context.Context, q queryer, id string) (*changeset.ChangeS
 	return &cs, nil
 }
 
-// Update applies fn to the stored change set in one transaction.
+// Update applies fn to the stored change set and stores the result.
+//
+// It reads the committed document without taking the write lock, runs fn on it and encodes the
+// result. When that is byte for byte the document read, fn changed nothing: nothing is written
+// and no write transaction is begun (as if the update had run, and written the same bytes, the
+// moment the document was read). Otherwise one transaction writes the document on condition
+// that it is still the one read, and keeps the index (reindex). If another writer changed it in
+// between, fn runs again inside that transaction, on the document as it is now, which nobody
+// else can change before the commit. So fn may run twice, always on fresh state, as the
+// changeset.Store contract allows; it runs outside the transaction and the write lock except on
+// that second run.
 func (s *ChangeSets) Update(ctx context.Context, id string, fn func(*changeset.ChangeSet) error) (*changeset.ChangeSet, error) {
-	var out *changeset.ChangeSet
-	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
-		cs, err := getChangeSet(ctx, tx, id)
-		if err != nil {
+	return s.update(ctx, id, fn, s.db.inTx)
+}
+
+// update is Update writing through inTx (the serialized wrapper's takes the file's write lock
+// around the transaction: serialize.go).
+func (s *ChangeSets) update(ctx context.Context, id string, fn func(*changeset.ChangeSet) error, inTx func(context.Context, func(*sql.Tx) error) error) (*changeset.ChangeSet, error) {
+	doc, err := readDoc(ctx, s.db.SQL, id)
+	if err != nil {
+		return nil, err
+	}
+	u, err := change(id, doc, fn)
+	if err != nil || !u.changed {
+		return u.cs, err
+	}
+	err = inTx(ctx, func(tx *sql.Tx) error {
+		swapped, err := u.write(ctx, tx)
+		if err != nil || swapped {
 			return err
 		}
-		before := indexEntry(cs)
-		if err := fn(cs); err != nil {
+		// Written by someone else since it was read: again, on the document as it is now.
+		if doc, err = readDoc(ctx, tx, id); err != nil {
 			return err
 		}
-		b, err := json.Marshal(cs)
-		if err != nil {
+		if u, err = change(id, doc, fn); err != nil || !u.changed {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE change_sets SET doc = ?, env = ?, done = ?, indexed = 1 WHERE id = ?`, string(b), cs.Env, cs.Done(), id); err != nil {
-			return transient(err)
+		if swapped, err = u.write(ctx, tx); err == nil && !swapped {
+			err = transient(fmt.Errorf("embedded: change set %s changed inside a write transaction", id))
 		}
-		if err := reindex(ctx, tx, &before, cs); err != nil {
-			return transient(err)
-		}
-		out = cs
-		return nil
+		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return u.cs, nil
+}
+
+// rewrite is fn's result on one document.
+type rewrite struct {
+	cs      *changeset.ChangeSet
+	before  entry  // what the index held of the document read
+	doc     string // the document read
+	after   []byte // cs encoded
+	changed bool   // after differs from doc
+}
+
+// change decodes doc (change set id), runs fn on it and encodes the result.
+func change(id, doc string, fn func(*changeset.ChangeSet) error) (rewrite, error) {
+	cs, err := decodeChangeSet(id, doc)
+	if err != nil {
+		return rewrite{}, err
+	}
+	u := rewrite{cs: cs, before: indexEntry(cs), doc: doc}
+	if err := fn(cs); err != nil {
+		return rewrite{}, err
+	}
+	if u.after, err = json.Marshal(cs); err != nil {
+		return rewrite{}, fmt.Errorf("embedded: change set %s: %w", id, err)
+	}
+	u.changed = string(u.after) != doc
+	return u, nil
+}
+
+// write stores u's result if the stored document is still the one u was computed from, and
+// keeps the index; swapped reports whether it was.
+func (u *rewrite) write(ctx context.Context, tx *sql.Tx) (swapped bool, err error) {
+	res, err := tx.ExecContext(ctx, `UPDATE change_sets SET doc = ?, env = ?, done = ?, indexed = 1 WHERE id = ? AND doc = ?`,
+		string(u.after), u.cs.Env, u.cs.Done(), u.cs.ID, u.doc)
+	if err != nil {
+		return false, transient(fmt.Errorf("embedded: update change set %s: %w", u.cs.ID, err))
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return false, err
+	}
+	if err := reindex(ctx, tx, &u.before, u.cs); err != nil {
+		return false, transient(fmt.Errorf("embedded: index change set %s: %w", u.cs.ID, err))
+	}
+	return true, nil
 }
 
 // List returns every change set, newest first.

@@ -6,7 +6,9 @@ package embedded
 // Update keep both in the transaction that writes the document, so the index never disagrees
 // with the documents. Unfinished answers from it: the change sets of an environment still in
 // progress that touch given components, the question the resolve stage asks for every change
-// set it creates and every one that finishes (changeset.UnfinishedLister).
+// set it creates and every one that finishes (changeset.UnfinishedLister). Finished answers
+// from the done column alone: which of given change sets are done (changeset.FinishedLister),
+// the question resolve asks again after creating a change set queued behind others.
 
 import (
 	"context"
@@ -137,4 +139,39 @@ func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []st
 	return s.list(ctx, `SELECT doc FROM change_sets WHERE done = 0 AND id IN (
 			SELECT cs_id FROM change_set_nodes WHERE env = ? AND component IN (SELECT value FROM json_each(?)))
 		ORDER BY created_at DESC, id`, env, string(list))
+}
+
+// Finished returns those of ids that are done or not stored, in the order of ids, reading only
+// the done column of their rows.
+func (s *ChangeSets) Finished(ctx context.Context, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT id FROM change_sets WHERE done = 0 AND id IN (SELECT value FROM json_each(?))`, string(list))
+	if err != nil {
+		return nil, transient(fmt.Errorf("embedded: read whether change sets are done: %w", err))
+	}
+	defer rows.Close()
+	unfinished := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, transient(fmt.Errorf("embedded: read whether change sets are done: %w", err))
+		}
+		unfinished[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, transient(fmt.Errorf("embedded: read whether change sets are done: %w", err))
+	}
+	var out []string
+	for _, id := range ids {
+		if !unfinished[id] {
+			out = append(out, id)
+		}
+	}
+	return out, nil
 }

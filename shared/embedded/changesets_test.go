@@ -2,6 +2,7 @@ package embedded_test
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -138,5 +139,121 @@ func TestChangeSetsUnfinished(t *testing.T) {
 	list, err := changeset.Unfinished(ctx, wrapped, "dev", []string{"prod/a/b"})
 	if err != nil || len(list) != 1 || list[0].ID != "cs-3" {
 		t.Fatalf("through the wrapper: %v, %v", list, err)
+	}
+}
+
+// An update that changes nothing writes nothing: no statement that writes, no write
+// transaction; one that changes the document writes it in one transaction. Both through the
+// store and through the serialized wrapper the stages use. (Not parallel: the counters are the
+// process's.)
+func TestChangeSetsUpdateUnchangedWritesNothing(t *testing.T) {
+	ctx := t.Context()
+	db := queueTestDB(t, "")
+	s, err := embedded.NewChangeSets(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, store := range map[string]changeset.Store{"store": s, "serialized": db.SerializeChangeSets(s)} {
+		cs := changesettest.Sample("unchanged-"+name, 3)
+		cs.QueuedBehind = []string{"earlier"}
+		if _, err := store.Create(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+		before := embedded.Counters()
+		got, err := store.Update(ctx, cs.ID, func(cs *changeset.ChangeSet) error {
+			cs.Release() // nothing finished
+			return nil
+		})
+		if err != nil || len(got.QueuedBehind) != 1 {
+			t.Fatalf("%s: Update changing nothing = %+v, %v", name, got, err)
+		}
+		if d := embedded.Counters().Sub(before); d.Execs != 0 || d.WriteTxs != 0 || d.Queries != 1 {
+			t.Errorf("%s: Update changing nothing ran %+v; want the one read, nothing written", name, d)
+		}
+		before = embedded.Counters()
+		if _, err := store.Update(ctx, cs.ID, func(cs *changeset.ChangeSet) error {
+			cs.Release("earlier")
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if d := embedded.Counters().Sub(before); d.WriteTxs != 1 || d.Execs == 0 {
+			t.Errorf("%s: Update releasing it ran %+v; want one write transaction", name, d)
+		}
+		if got, err := store.Get(ctx, cs.ID); err != nil || !got.Started || len(got.QueuedBehind) != 0 {
+			t.Errorf("%s: after releasing: %+v, %v", name, got, err)
+		}
+	}
+}
+
+// A writer that changes the document between Update's read and its write does not lose its
+// change: Update runs fn again on the document as it is then, and stores both.
+func TestChangeSetsUpdateRunsAgainAfterALostRace(t *testing.T) {
+	ctx := t.Context()
+	db := queueTestDB(t, "")
+	s, err := embedded.NewChangeSets(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, store := range map[string]changeset.Store{"store": s, "serialized": db.SerializeChangeSets(s)} {
+		cs := changesettest.Sample("race-"+name, 3)
+		if _, err := store.Create(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+		var seen []string
+		got, err := store.Update(ctx, cs.ID, func(cs *changeset.ChangeSet) error {
+			seen = append(seen, cs.ApprovedBy)
+			if len(seen) == 1 { // another writer, after this read and before this write
+				if _, err := store.Update(ctx, cs.ID, func(cs *changeset.ChangeSet) error {
+					cs.Approved, cs.ApprovedBy = true, "other"
+					return nil
+				}); err != nil {
+					return err
+				}
+			}
+			cs.Rejected = "mine"
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: Update: %v", name, err)
+		}
+		if want := []string{"", "other"}; !slices.Equal(seen, want) {
+			t.Errorf("%s: fn saw ApprovedBy %q; want %q (run again on the other writer's document)", name, seen, want)
+		}
+		stored, err := store.Get(ctx, cs.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for what, c := range map[string]*changeset.ChangeSet{"returned": got, "stored": stored} {
+			if c.ApprovedBy != "other" || !c.Approved || c.Rejected != "mine" {
+				t.Errorf("%s: %s change set: approved %v by %q, rejected %q; want both writes", name, what, c.Approved, c.ApprovedBy, c.Rejected)
+			}
+		}
+	}
+}
+
+func TestChangeSetsFinishedReadsNoDocument(t *testing.T) {
+	ctx := t.Context()
+	db := queueTestDB(t, "")
+	s, err := embedded.NewChangeSets(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running, done := changesettest.Sample("running", 2), changesettest.Sample("done", 2)
+	for _, n := range done.Nodes {
+		n.State = changeset.Applied
+	}
+	for _, cs := range []*changeset.ChangeSet{running, done} {
+		if _, err := s.Create(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := embedded.Counters()
+	got, err := changeset.Finished(ctx, db.SerializeChangeSets(s), []string{"done", "running", "missing"})
+	if err != nil || !slices.Equal(got, []string{"done", "missing"}) {
+		t.Fatalf("Finished = %v, %v; want [done missing]", got, err)
+	}
+	if d := embedded.Counters().Sub(before); d.Statements() != 1 {
+		t.Errorf("Finished ran %d statements; want one query", d.Statements())
 	}
 }

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -20,11 +21,15 @@ import (
 // process waits its turn in Go and starts the moment the file is free. Reads are not wrapped:
 // in WAL mode they never wait for a writer.
 //
-// A wrapped write holds the lock for its whole call (for ChangeSets.Update, including fn), and
-// the lock is not reentrant: fn must not write through the queue, the audit log or another
-// wrapped store.
+// A wrapped write holds the lock for its whole call, and the lock is not reentrant. The change
+// sets of this package's ChangeSets are the exception: Update takes it only for its conditional
+// write (ChangeSets.Update), so fn runs without it — except when it runs a second time, after
+// another writer changed the document in between, inside the locked transaction. Either way fn
+// must not write through the queue, the audit log or another wrapped store.
 
-// SerializeChangeSets returns s with Create and Update taking the write lock of db's file.
+// SerializeChangeSets returns s with Create and Update taking the write lock of db's file (for
+// this package's ChangeSets, Update only around its write, and not at all when fn changes
+// nothing).
 func (db *DB) SerializeChangeSets(s changeset.Store) changeset.Store {
 	return lockedChangeSets{Store: s, db: db}
 }
@@ -52,6 +57,11 @@ func (s lockedChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (
 }
 
 func (s lockedChangeSets) Update(ctx context.Context, id string, fn func(*changeset.ChangeSet) error) (out *changeset.ChangeSet, err error) {
+	if e, ok := s.Store.(*ChangeSets); ok {
+		return e.update(ctx, id, fn, func(ctx context.Context, write func(*sql.Tx) error) error {
+			return s.db.locked(ctx, func() error { return e.db.inTx(ctx, write) })
+		})
+	}
 	err = s.db.locked(ctx, func() error {
 		out, err = s.Store.Update(ctx, id, fn)
 		return err
@@ -62,6 +72,11 @@ func (s lockedChangeSets) Update(ctx context.Context, id string, fn func(*change
 // Unfinished reads through the wrapped store's index when it has one (changeset.UnfinishedLister).
 func (s lockedChangeSets) Unfinished(ctx context.Context, env string, components []string) ([]*changeset.ChangeSet, error) {
 	return changeset.Unfinished(ctx, s.Store, env, components)
+}
+
+// Finished reads through the wrapped store's index when it has one (changeset.FinishedLister).
+func (s lockedChangeSets) Finished(ctx context.Context, ids []string) ([]string, error) {
+	return changeset.Finished(ctx, s.Store, ids)
 }
 
 type lockedLineage struct {

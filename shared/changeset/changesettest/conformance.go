@@ -14,6 +14,10 @@
 //     (none is lost), whether the store serialises them (a transaction) or retries them (a
 //     conditional write; fn may then run more than once, always on fresh state). When fn
 //     fails, its error is returned (errors.Is) and nothing is stored.
+//   - An Update whose fn changes nothing returns the change set as stored (a store may then
+//     write nothing).
+//   - changeset.Finished answers which of given change sets are done or unknown, whether the
+//     store answers it itself (changeset.FinishedLister) or by reading each.
 //   - List returns change sets newest first (by CreatedAt).
 //   - A change set of a thousand components round-trips (the DynamoDB item limit is 400 KB).
 //   - Times are whole milliseconds in UTC, so a backend storing them as JSON round-trips them.
@@ -50,6 +54,8 @@ func Run(t *testing.T, newStore func(t *testing.T) changeset.Store) {
 		{"Update", testUpdate},
 		{"UpdateFnError", testUpdateFnError},
 		{"UpdateConcurrent", testUpdateConcurrent},
+		{"UpdateUnchanged", testUpdateUnchanged},
+		{"Finished", testFinished},
 		{"ListNewestFirst", testList},
 		{"ThousandComponents", testThousand},
 		{"ApprovalsAtOnce", testApprovalsAtOnce},
@@ -260,6 +266,60 @@ func testUpdateConcurrent(t *testing.T, s changeset.Store, p string) {
 		if d := got.Nodes[mine].Detail; d != fmt.Sprintf("touched by %d", i) {
 			t.Errorf("%s detail = %q, want %q", mine, d, fmt.Sprintf("touched by %d", i))
 		}
+	}
+}
+
+func testUpdateUnchanged(t *testing.T, s changeset.Store, p string) {
+	cs := Sample(p+"-a", 3)
+	cs.QueuedBehind = []string{p + "-earlier"}
+	create(t, s, cs)
+	calls := 0
+	got, err := s.Update(t.Context(), cs.ID, func(c *changeset.ChangeSet) error {
+		calls++
+		c.Release() // nothing finished: nothing changes
+		return nil
+	})
+	if err != nil || calls != 1 {
+		t.Fatalf("Update changing nothing = %v (fn called %d times); want nil, once", err, calls)
+	}
+	same(t, "Update changing nothing", got, cs)
+	same(t, "Get after an Update changing nothing", get(t, s, cs.ID), cs)
+	// The next update starts from the same document.
+	got, err = s.Update(t.Context(), cs.ID, func(c *changeset.ChangeSet) error {
+		c.Release(p + "-earlier")
+		return nil
+	})
+	if err != nil || !got.Started || len(got.QueuedBehind) != 0 {
+		t.Fatalf("Update releasing it = %+v, %v; want it started", got, err)
+	}
+	same(t, "Get after releasing", get(t, s, cs.ID), got)
+}
+
+func testFinished(t *testing.T, s changeset.Store, p string) {
+	running := Sample(p+"-running", 2)
+	create(t, s, running)
+	settled := Sample(p+"-settled", 2)
+	for _, n := range settled.Nodes {
+		n.State = changeset.Skipped
+	}
+	create(t, s, settled)
+	finishing := Sample(p+"-finishing", 2)
+	create(t, s, finishing)
+	if _, err := s.Update(t.Context(), finishing.ID, func(cs *changeset.ChangeSet) error {
+		for _, n := range cs.Nodes {
+			n.State = changeset.Applied
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	ids := []string{running.ID, p + "-missing", settled.ID, finishing.ID}
+	got, err := changeset.Finished(t.Context(), s, ids)
+	if want := ids[1:]; err != nil || !slices.Equal(got, want) {
+		t.Errorf("Finished(%v) = %v, %v; want %v", ids, got, err, want)
+	}
+	if got, err := changeset.Finished(t.Context(), s, ids[:1]); err != nil || len(got) != 0 {
+		t.Errorf("Finished of a running change set = %v, %v; want none", got, err)
 	}
 }
 
