@@ -46,13 +46,15 @@ type Worker struct {
 // Handle applies, or holds for approval.
 func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
 	var p message.DeploymentPlanned
+	var cs *changeset.ChangeSet // as the update below left it; nil: read it
 	switch in.Type {
 	case message.TypeDeploymentPlanned:
 		if err := message.Decode(in, &p); err != nil {
 			return nil, err
 		}
 		held := false
-		_, err := w.ChangeSets.Update(ctx, p.ChangeSetID, func(cs *changeset.ChangeSet) error {
+		var err error
+		cs, err = w.ChangeSets.Update(ctx, p.ChangeSetID, func(cs *changeset.ChangeSet) error {
 			held = false // the store may run this again after a lost race
 			n := cs.Nodes[p.Component]
 			if n == nil {
@@ -83,13 +85,16 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 	default:
 		return nil, pipeline.Permanent(fmt.Errorf("apply: unexpected message type %s", in.Type))
 	}
-	return w.apply(ctx, in, p)
+	return w.apply(ctx, in, p, cs)
 }
 
-func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.DeploymentPlanned) ([]message.Envelope, error) {
-	cs, err := w.ChangeSets.Get(ctx, p.ChangeSetID)
-	if err != nil {
-		return nil, pipeline.Transient(err)
+// apply applies plan p of change set cs (read here when nil).
+func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.DeploymentPlanned, cs *changeset.ChangeSet) ([]message.Envelope, error) {
+	if cs == nil {
+		var err error
+		if cs, err = w.ChangeSets.Get(ctx, p.ChangeSetID); err != nil {
+			return nil, pipeline.Transient(err)
+		}
 	}
 	node := cs.Nodes[p.Component]
 	if node == nil {

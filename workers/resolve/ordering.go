@@ -92,17 +92,14 @@ func (w *Worker) active(ctx context.Context, of *changeset.ChangeSet, except str
 	return out, nil
 }
 
-// recheck releases a just-created change set from earlier ones that finished meanwhile.
+// recheck releases a just-created change set from earlier ones that finished meanwhile. Which
+// have finished is read without their documents when the store can tell (changeset.Finished);
+// when none has, the update changes nothing, which the store may not even write.
 func (w *Worker) recheck(ctx context.Context, id string) (*changeset.ChangeSet, error) {
 	return w.ChangeSets.Update(ctx, id, func(cs *changeset.ChangeSet) error {
-		var done []string
-		for _, ahead := range cs.QueuedBehind {
-			other, err := w.ChangeSets.Get(ctx, ahead)
-			if errors.Is(err, changeset.ErrNotFound) || (err == nil && other.Done()) {
-				done = append(done, ahead)
-			} else if err != nil {
-				return err
-			}
+		done, err := changeset.Finished(ctx, w.ChangeSets, cs.QueuedBehind)
+		if err != nil {
+			return err
 		}
 		cs.Release(done...)
 		return nil

@@ -146,14 +146,10 @@ func (w *Worker) settle(ctx context.Context, in message.Envelope, csID string, f
 	if err != nil {
 		return nil, err
 	}
-	out, err := w.announce(ctx, in, cs, false)
+	// The change set as announcing left it: a policy's denial may have settled what was left.
+	out, cs, err := w.announcePoliced(ctx, in, cs, false)
 	if err != nil {
 		return nil, err
-	}
-	if w.Policies != nil { // a policy's denial may have settled what was left
-		if cs, err = w.ChangeSets.Get(ctx, csID); err != nil {
-			return nil, err
-		}
 	}
 	if !cs.Done() {
 		return out, nil
@@ -169,9 +165,16 @@ func (w *Worker) settle(ctx context.Context, in message.Envelope, csID string, f
 // announce turns the change set's unpublished decisions into messages and marks them published
 // once the runtime has sent them.
 func (w *Worker) announce(ctx context.Context, in message.Envelope, cs *changeset.ChangeSet, withResolved bool) ([]message.Envelope, error) {
+	out, _, err := w.announcePoliced(ctx, in, cs, withResolved)
+	return out, err
+}
+
+// announcePoliced is announce, also returning the change set as the policies left it (as stored
+// after their decisions: police).
+func (w *Worker) announcePoliced(ctx context.Context, in message.Envelope, cs *changeset.ChangeSet, withResolved bool) ([]message.Envelope, *changeset.ChangeSet, error) {
 	cs, err := w.police(ctx, cs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []message.Envelope
 	if withResolved {
@@ -212,7 +215,7 @@ func (w *Worker) announce(ctx context.Context, in message.Envelope, cs *changese
 			return err
 		})
 	}
-	return out, nil
+	return out, cs, nil
 }
 
 // approvalRules are the change set's approval rules for change.resolved, when its environment
