@@ -16,7 +16,10 @@ import (
 // change sets by environment and component (changesets_index.go), so that Unfinished reads only
 // the change sets still in progress that touch the components asked about, and Finished reads
 // only whether given change sets are done.
-type ChangeSets struct{ db *DB }
+type ChangeSets struct {
+	db   *DB
+	docs *recentDocs // the documents last read or written here (changesets_docs.go)
+}
 
 var (
 	_ changeset.Store            = (*ChangeSets)(nil)
@@ -34,7 +37,7 @@ func NewChangeSets(ctx context.Context, db *DB) (*ChangeSets, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &ChangeSets{db: db}
+	s := &ChangeSets{db: db, docs: newRecentDocs(docsBudget)}
 	if err := s.migrateIndex(ctx); err != nil {
 		return nil, err
 	}
@@ -63,24 +66,24 @@ func (s *ChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (bool,
 	if err != nil {
 		return false, transient(fmt.Errorf("embedded: create change set %s: %w", cs.ID, err))
 	}
+	if created {
+		s.docs.put(cs.ID, string(b))
+	}
 	return created, nil
 }
 
 // Get returns a change set.
 func (s *ChangeSets) Get(ctx context.Context, id string) (*changeset.ChangeSet, error) {
-	return getChangeSet(ctx, s.db.conn(ctx), id)
+	doc, err := readDoc(ctx, s.db.conn(ctx), id)
+	if err != nil {
+		return nil, err
+	}
+	s.docs.put(id, doc)
+	return decodeChangeSet(id, doc)
 }
 
 type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-func getChangeSet(ctx context.Context, q queryer, id string) (*changeset.ChangeSet, error) {
-	doc, err := readDoc(ctx, q, id)
-	if err != nil {
-		return nil, err
-	}
-	return decodeChangeSet(id, doc)
 }
 
 // readDoc reads change set id's document.
@@ -106,15 +109,17 @@ func decodeChangeSet(id, doc string) (*changeset.ChangeSet, error) {
 
 // Update applies fn to the stored change set and stores the result.
 //
-// It reads the committed document without taking the write lock, runs fn on it and encodes the
-// result. When that is byte for byte the document read, fn changed nothing: nothing is written
-// and no write transaction is begun (as if the update had run, and written the same bytes, the
+// It starts from the document this store last read or wrote for id (changesets_docs.go), or
+// reads the committed one, without taking the write lock; runs fn on it and encodes the result.
+// When that is byte for byte the committed document, fn changed nothing: nothing is written and
+// no write transaction is begun (as if the update had run, and written the same bytes, the
 // moment the document was read). Otherwise one transaction writes the document on condition
-// that it is still the one read, and keeps the index (reindex). If another writer changed it in
-// between, fn runs again inside that transaction, on the document as it is now, which nobody
-// else can change before the commit. So fn may run twice, always on fresh state, as the
-// changeset.Store contract allows; it runs outside the transaction and the write lock except on
-// that second run.
+// that the stored one is still the one fn started from, and keeps the index (reindex). If it is
+// not (another writer came in between, or the remembered document was stale), fn runs again
+// inside that transaction, on the document as it is now, which nobody else can change before
+// the commit. So fn may run twice, always deciding on fresh state, as the changeset.Store
+// contract allows; it runs outside the transaction and the write lock except on that second
+// run. A refusal by fn, or "nothing to change", is only ever decided on the committed document.
 func (s *ChangeSets) Update(ctx context.Context, id string, fn func(*changeset.ChangeSet) error) (*changeset.ChangeSet, error) {
 	return s.update(ctx, id, fn, s.db.inTx)
 }
@@ -122,11 +127,7 @@ func (s *ChangeSets) Update(ctx context.Context, id string, fn func(*changeset.C
 // update is Update writing through inTx (the serialized wrapper's takes the file's write lock
 // around the transaction: serialize.go).
 func (s *ChangeSets) update(ctx context.Context, id string, fn func(*changeset.ChangeSet) error, inTx func(context.Context, func(*sql.Tx) error) error) (*changeset.ChangeSet, error) {
-	doc, err := readDoc(ctx, s.db.SQL, id)
-	if err != nil {
-		return nil, err
-	}
-	u, err := change(id, doc, fn)
+	u, err := s.first(ctx, id, fn)
 	if err != nil || !u.changed {
 		return u.cs, err
 	}
@@ -135,8 +136,9 @@ func (s *ChangeSets) update(ctx context.Context, id string, fn func(*changeset.C
 		if err != nil || swapped {
 			return err
 		}
-		// Written by someone else since it was read: again, on the document as it is now.
-		if doc, err = readDoc(ctx, tx, id); err != nil {
+		// Not the stored document any more: again, on the document as it is now.
+		doc, err := readDoc(ctx, tx, id)
+		if err != nil {
 			return err
 		}
 		if u, err = change(id, doc, fn); err != nil || !u.changed {
@@ -150,7 +152,35 @@ func (s *ChangeSets) update(ctx context.Context, id string, fn func(*changeset.C
 	if err != nil {
 		return nil, err
 	}
+	if u.changed {
+		s.docs.put(id, u.after)
+	} else {
+		s.docs.put(id, u.doc)
+	}
 	return u.cs, nil
+}
+
+// first is fn's first run: on the remembered document when that changes it (the conditional
+// write then finds out whether it was current); else on the committed document — read now,
+// unless it is the remembered one, on which fn already ran.
+func (s *ChangeSets) first(ctx context.Context, id string, fn func(*changeset.ChangeSet) error) (rewrite, error) {
+	known, ok := s.docs.get(id)
+	var u rewrite
+	var err error
+	if ok {
+		if u, err = change(id, known, fn); err == nil && u.changed {
+			return u, nil
+		}
+	}
+	doc, rerr := readDoc(ctx, s.db.conn(ctx), id)
+	if rerr != nil {
+		return rewrite{}, rerr
+	}
+	s.docs.put(id, doc)
+	if ok && doc == known {
+		return u, err
+	}
+	return change(id, doc, fn)
 }
 
 // rewrite is fn's result on one document.
@@ -158,7 +188,7 @@ type rewrite struct {
 	cs      *changeset.ChangeSet
 	before  entry  // what the index held of the document read
 	doc     string // the document read
-	after   []byte // cs encoded
+	after   string // cs encoded
 	changed bool   // after differs from doc
 }
 
@@ -172,10 +202,12 @@ func change(id, doc string, fn func(*changeset.ChangeSet) error) (rewrite, error
 	if err := fn(cs); err != nil {
 		return rewrite{}, err
 	}
-	if u.after, err = json.Marshal(cs); err != nil {
+	b, err := json.Marshal(cs)
+	if err != nil {
 		return rewrite{}, fmt.Errorf("embedded: change set %s: %w", id, err)
 	}
-	u.changed = string(u.after) != doc
+	u.after = string(b)
+	u.changed = u.after != doc
 	return u, nil
 }
 
@@ -183,7 +215,7 @@ func change(id, doc string, fn func(*changeset.ChangeSet) error) (rewrite, error
 // keeps the index; swapped reports whether it was.
 func (u *rewrite) write(ctx context.Context, tx *sql.Tx) (swapped bool, err error) {
 	res, err := tx.ExecContext(ctx, `UPDATE change_sets SET doc = ?, env = ?, done = ?, indexed = 1 WHERE id = ? AND doc = ?`,
-		string(u.after), u.cs.Env, u.cs.Done(), u.cs.ID, u.doc)
+		u.after, u.cs.Env, u.cs.Done(), u.cs.ID, u.doc)
 	if err != nil {
 		return false, transient(fmt.Errorf("embedded: update change set %s: %w", u.cs.ID, err))
 	}

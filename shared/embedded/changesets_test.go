@@ -1,6 +1,7 @@
 package embedded_test
 
 import (
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -255,5 +256,77 @@ func TestChangeSetsFinishedReadsNoDocument(t *testing.T) {
 	}
 	if d := embedded.Counters().Sub(before); d.Statements() != 1 {
 		t.Errorf("Finished ran %d statements; want one query", d.Statements())
+	}
+}
+
+// Update starts from the document the store last read or wrote; when another store on the file
+// (another process) wrote since, nothing is lost and nothing is decided on the stale document:
+// a change is written only onto the document it was made on, and a refusal or "nothing to
+// change" is decided on the committed document.
+func TestChangeSetsUpdateFromAStaleDocument(t *testing.T) {
+	ctx := t.Context()
+	db := queueTestDB(t, "")
+	mine, err := embedded.NewChangeSets(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := embedded.NewChangeSets(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(s changeset.Store, id string, fn func(*changeset.ChangeSet)) {
+		t.Helper()
+		if _, err := s.Update(ctx, id, func(cs *changeset.ChangeSet) error { fn(cs); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := func(id string) *changeset.ChangeSet {
+		t.Helper()
+		cs, err := other.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cs
+	}
+	for name, store := range map[string]changeset.Store{"store": mine, "serialized": db.SerializeChangeSets(mine)} {
+		// A change made on a stale document is made again on the current one.
+		cs := changesettest.Sample("stale-change-"+name, 2)
+		if _, err := store.Create(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+		set(other, cs.ID, func(cs *changeset.ChangeSet) { cs.ApprovedBy = "other" })
+		runs := 0
+		set(store, cs.ID, func(cs *changeset.ChangeSet) { runs++; cs.Rejected = "mine" })
+		if got := stored(cs.ID); got.ApprovedBy != "other" || got.Rejected != "mine" || runs != 2 {
+			t.Errorf("%s: after a change on a stale document: approved by %q, rejected %q (fn ran %d times); want both writes", name, got.ApprovedBy, got.Rejected, runs)
+		}
+		// Nothing to change on the stale document, something on the current one.
+		cs = changesettest.Sample("stale-noop-"+name, 2)
+		if _, err := store.Create(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+		set(other, cs.ID, func(cs *changeset.ChangeSet) { cs.Rejected = "other" })
+		set(store, cs.ID, func(cs *changeset.ChangeSet) { cs.Rejected = "" })
+		if got := stored(cs.ID); got.Rejected != "" {
+			t.Errorf("%s: an update that changes only the current document was not written: rejected %q", name, got.Rejected)
+		}
+		// Refused on the stale document, allowed on the current one.
+		cs = changesettest.Sample("stale-refusal-"+name, 2)
+		if _, err := store.Create(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+		set(other, cs.ID, func(cs *changeset.ChangeSet) { cs.Approved = true })
+		if _, err := store.Update(ctx, cs.ID, func(cs *changeset.ChangeSet) error {
+			if !cs.Approved {
+				return errors.New("not approved")
+			}
+			cs.ApprovedBy = "mine"
+			return nil
+		}); err != nil {
+			t.Errorf("%s: refused on a stale document: %v", name, err)
+		}
+		if got := stored(cs.ID); got.ApprovedBy != "mine" {
+			t.Errorf("%s: approved by %q after the update; want mine", name, got.ApprovedBy)
+		}
 	}
 }
