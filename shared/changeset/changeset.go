@@ -353,20 +353,28 @@ type Store interface {
 	List(ctx context.Context) ([]*ChangeSet, error)
 }
 
+// Queued is what the ordering between change sets reads of an unfinished change set: which it
+// is, when it was created and what it is queued behind (Unfinished).
+type Queued struct {
+	ID           string
+	CreatedAt    time.Time
+	QueuedBehind []string
+}
+
 // UnfinishedLister is a Store that lists an environment's unfinished change sets touching given
-// components without reading every change set (the embedded store keeps an index of them). The
-// resolve stage asks this for every change set it creates and every one that finishes, so on a
-// store without it the cost of each grows with the whole history.
+// components without reading every change set (the embedded store keeps an index of them, and
+// reads no document). The resolve stage asks this for every change set it creates and every one
+// that finishes, so on a store without it the cost of each grows with the whole history.
 type UnfinishedLister interface {
 	// Unfinished returns env's change sets that are not Done and have a node for one of
 	// components (every one of env when components is nil), newest first.
-	Unfinished(ctx context.Context, env string, components []string) ([]*ChangeSet, error)
+	Unfinished(ctx context.Context, env string, components []string) ([]Queued, error)
 }
 
 // Unfinished returns env's change sets that are not Done and have a node for one of components
 // (every one of env when components is nil), newest first: through the store's index when it
 // has one (UnfinishedLister), else by listing every change set.
-func Unfinished(ctx context.Context, s Store, env string, components []string) ([]*ChangeSet, error) {
+func Unfinished(ctx context.Context, s Store, env string, components []string) ([]Queued, error) {
 	if u, ok := s.(UnfinishedLister); ok {
 		return u.Unfinished(ctx, env, components)
 	}
@@ -374,10 +382,10 @@ func Unfinished(ctx context.Context, s Store, env string, components []string) (
 	if err != nil {
 		return nil, err
 	}
-	var out []*ChangeSet
+	var out []Queued
 	for _, cs := range all {
 		if cs.Env == env && !cs.Done() && (components == nil || cs.touches(components)) {
-			out = append(out, cs)
+			out = append(out, Queued{ID: cs.ID, CreatedAt: cs.CreatedAt, QueuedBehind: cs.QueuedBehind})
 		}
 	}
 	return out, nil

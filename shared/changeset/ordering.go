@@ -29,13 +29,13 @@ func (cs *ChangeSet) Overlaps(other *ChangeSet) bool {
 	return false
 }
 
-// QueueBehind sets QueuedBehind to the change sets among earlier that are not done and share
-// a component with cs, sorted.
-func (cs *ChangeSet) QueueBehind(earlier []*ChangeSet) {
+// QueueBehind sets QueuedBehind to ahead, sorted, without cs itself: ahead are the change sets
+// of cs's environment that are not done and share a component with cs (Unfinished).
+func (cs *ChangeSet) QueueBehind(ahead []string) {
 	cs.QueuedBehind = nil
-	for _, e := range earlier {
-		if e.ID != cs.ID && e.Env == cs.Env && !e.Done() && cs.Overlaps(e) {
-			cs.QueuedBehind = append(cs.QueuedBehind, e.ID)
+	for _, id := range ahead {
+		if id != cs.ID {
+			cs.QueuedBehind = append(cs.QueuedBehind, id)
 		}
 	}
 	sort.Strings(cs.QueuedBehind)

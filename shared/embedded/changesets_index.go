@@ -6,7 +6,8 @@ package embedded
 // Update keep both in the transaction that writes the document, so the index never disagrees
 // with the documents. Unfinished answers from it: the change sets of an environment still in
 // progress that touch given components, the question the resolve stage asks for every change
-// set it creates and every one that finishes (changeset.UnfinishedLister). Finished answers
+// set it creates and every one that finishes (changeset.UnfinishedLister), reading of each
+// only what the ordering needs: id, creation time, what it is queued behind. Finished answers
 // from the done column alone: which of given change sets are done (changeset.FinishedLister),
 // the question resolve asks again after creating a change set queued behind others.
 
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
 )
@@ -127,18 +129,49 @@ func reindex(ctx context.Context, tx *sql.Tx, before *entry, cs *changeset.Chang
 }
 
 // Unfinished returns env's change sets that are not done and have a node for one of components
-// (every unfinished one of env when components is nil), newest first, from the index.
-func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []string) ([]*changeset.ChangeSet, error) {
+// (every unfinished one of env when components is nil), newest first, from the index; of each
+// document it reads only queued_behind (SQLite's json_extract), decoding none.
+func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []string) ([]changeset.Queued, error) {
+	const columns = `SELECT id, created_at, json_extract(doc, '$.queued_behind') FROM change_sets`
 	if components == nil {
-		return s.list(ctx, `SELECT doc FROM change_sets WHERE env = ? AND done = 0 ORDER BY created_at DESC, id`, env)
+		return s.queued(ctx, columns+` WHERE env = ? AND done = 0 ORDER BY created_at DESC, id`, env)
 	}
 	list, err := json.Marshal(components)
 	if err != nil {
 		return nil, err
 	}
-	return s.list(ctx, `SELECT doc FROM change_sets WHERE done = 0 AND id IN (
+	return s.queued(ctx, columns+` WHERE done = 0 AND id IN (
 			SELECT cs_id FROM change_set_nodes WHERE env = ? AND component IN (SELECT value FROM json_each(?)))
 		ORDER BY created_at DESC, id`, env, string(list))
+}
+
+// queued runs a query of id, created_at and the queued_behind array (NULL when absent).
+func (s *ChangeSets) queued(ctx context.Context, query string, args ...any) ([]changeset.Queued, error) {
+	rows, err := s.db.SQL.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, transient(fmt.Errorf("embedded: list unfinished change sets: %w", err))
+	}
+	defer rows.Close()
+	var out []changeset.Queued
+	for rows.Next() {
+		var q changeset.Queued
+		var created int64
+		var behind sql.NullString
+		if err := rows.Scan(&q.ID, &created, &behind); err != nil {
+			return nil, transient(fmt.Errorf("embedded: list unfinished change sets: %w", err))
+		}
+		q.CreatedAt = time.Unix(0, created).UTC()
+		if behind.Valid {
+			if err := json.Unmarshal([]byte(behind.String), &q.QueuedBehind); err != nil {
+				return nil, fmt.Errorf("embedded: change set %s: queued_behind: %w", q.ID, err)
+			}
+		}
+		out = append(out, q)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, transient(fmt.Errorf("embedded: list unfinished change sets: %w", err))
+	}
+	return out, nil
 }
 
 // Finished returns those of ids that are done or not stored, in the order of ids, reading only

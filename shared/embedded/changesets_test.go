@@ -62,6 +62,9 @@ func TestChangeSetsUnfinished(t *testing.T) {
 	}{{"cs-1", "prod", changeset.Pending, []string{"prod/x/y"}}, {"cs-2", "prod", changeset.Applied, nil},
 		{"cs-3", "dev", changeset.Pending, nil}, {"cs-4", "prod", changeset.Scheduled, []string{"prod/x/z"}}} {
 		cs := &changeset.ChangeSet{ID: c.id, Env: c.env, CreatedAt: t0.Add(time.Duration(i) * time.Minute), Nodes: node(c.state, c.more...)}
+		if c.id == "cs-4" {
+			cs.QueuedBehind = []string{"cs-1", "cs-2"}
+		}
 		if _, err := s.Create(ctx, cs); err != nil {
 			t.Fatal(err)
 		}
@@ -80,6 +83,17 @@ func TestChangeSetsUnfinished(t *testing.T) {
 	}
 	if got := ids("prod"); got != "cs-4 cs-1" {
 		t.Fatalf("unfinished in prod: %q, want newest first %q", got, "cs-4 cs-1")
+	}
+	// Of each, what the ordering reads: when it was created, what it is queued behind.
+	list, err := s.Unfinished(ctx, "prod", []string{"prod/a/b"})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("unfinished in prod touching prod/a/b: %+v, %v", list, err)
+	}
+	if q := list[0]; !q.CreatedAt.Equal(t0.Add(3*time.Minute)) || !slices.Equal(q.QueuedBehind, []string{"cs-1", "cs-2"}) {
+		t.Errorf("cs-4 listed as %+v; want created at %v, queued behind [cs-1 cs-2]", q, t0.Add(3*time.Minute))
+	}
+	if q := list[1]; !q.CreatedAt.Equal(t0) || q.QueuedBehind != nil {
+		t.Errorf("cs-1 listed as %+v; want created at %v, queued behind nothing", q, t0)
 	}
 	for _, c := range []struct {
 		components []string
@@ -137,7 +151,7 @@ func TestChangeSetsUnfinished(t *testing.T) {
 	}
 	// The serialized wrapper the stages use reads through the index too.
 	wrapped := db.SerializeChangeSets(s)
-	list, err := changeset.Unfinished(ctx, wrapped, "dev", []string{"prod/a/b"})
+	list, err = changeset.Unfinished(ctx, wrapped, "dev", []string{"prod/a/b"})
 	if err != nil || len(list) != 1 || list[0].ID != "cs-3" {
 		t.Fatalf("through the wrapper: %v, %v", list, err)
 	}

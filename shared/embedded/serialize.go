@@ -70,7 +70,7 @@ func (s lockedChangeSets) Update(ctx context.Context, id string, fn func(*change
 }
 
 // Unfinished reads through the wrapped store's index when it has one (changeset.UnfinishedLister).
-func (s lockedChangeSets) Unfinished(ctx context.Context, env string, components []string) ([]*changeset.ChangeSet, error) {
+func (s lockedChangeSets) Unfinished(ctx context.Context, env string, components []string) ([]changeset.Queued, error) {
 	return changeset.Unfinished(ctx, s.Store, env, components)
 }
 

@@ -66,7 +66,11 @@ func (w *Worker) queue(ctx context.Context, cs *changeset.ChangeSet) error {
 		if err != nil {
 			return err
 		}
-		cs.QueueBehind(earlier)
+		ahead := make([]string, len(earlier))
+		for i, e := range earlier {
+			ahead[i] = e.ID
+		}
+		cs.QueueBehind(ahead)
 	}
 	cs.Start()
 	return nil
@@ -75,7 +79,7 @@ func (w *Worker) queue(ctx context.Context, cs *changeset.ChangeSet) error {
 // active lists the change sets of of's environment that are not done and share a component with
 // of, except id (through the store's index of unfinished change sets when it has one:
 // changeset.Unfinished). Only those can be queued behind of, or be ahead of it.
-func (w *Worker) active(ctx context.Context, of *changeset.ChangeSet, except string) ([]*changeset.ChangeSet, error) {
+func (w *Worker) active(ctx context.Context, of *changeset.ChangeSet, except string) ([]changeset.Queued, error) {
 	if len(of.Nodes) == 0 {
 		return nil, nil // shares nothing with anything
 	}
@@ -83,7 +87,7 @@ func (w *Worker) active(ctx context.Context, of *changeset.ChangeSet, except str
 	if err != nil {
 		return nil, pipeline.Transient(err)
 	}
-	var out []*changeset.ChangeSet
+	var out []changeset.Queued
 	for _, cs := range unfinished {
 		if cs.ID != except {
 			out = append(out, cs)
@@ -116,11 +120,11 @@ func (w *Worker) release(ctx context.Context, in message.Envelope, finished *cha
 	}
 	sort.Slice(waiting, func(i, j int) bool { return waiting[i].CreatedAt.Before(waiting[j].CreatedAt) })
 	var out []message.Envelope
-	for _, cs := range waiting {
-		if !contains(cs.QueuedBehind, finished.ID) {
+	for _, q := range waiting {
+		if !contains(q.QueuedBehind, finished.ID) {
 			continue
 		}
-		updated, err := w.ChangeSets.Update(ctx, cs.ID, func(cs *changeset.ChangeSet) error {
+		updated, err := w.ChangeSets.Update(ctx, q.ID, func(cs *changeset.ChangeSet) error {
 			cs.Release(finished.ID)
 			return nil
 		})
