@@ -46,12 +46,18 @@ func NewChangeSets(ctx context.Context, db *DB) (*ChangeSets, error) {
 
 // Create stores cs unless a change set with its id exists (then created is false).
 func (s *ChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (bool, error) {
+	return s.create(ctx, cs, s.db.inTx)
+}
+
+// create is Create writing through inTx (the serialized wrapper's takes the file's write lock
+// around the transaction, not around encoding the document: serialize.go).
+func (s *ChangeSets) create(ctx context.Context, cs *changeset.ChangeSet, inTx func(context.Context, func(*sql.Tx) error) error) (bool, error) {
 	b, err := json.Marshal(cs)
 	if err != nil {
 		return false, err
 	}
 	var created bool
-	err = s.db.inTx(ctx, func(tx *sql.Tx) error {
+	err = inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO change_sets (id, created_at, doc, env, done, indexed) VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (id) DO NOTHING`,
 			cs.ID, cs.CreatedAt.UnixNano(), string(b), cs.Env, cs.Done())
 		if err != nil {

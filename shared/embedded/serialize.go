@@ -21,15 +21,16 @@ import (
 // process waits its turn in Go and starts the moment the file is free. Reads are not wrapped:
 // in WAL mode they never wait for a writer.
 //
-// A wrapped write holds the lock for its whole call, and the lock is not reentrant. The change
-// sets of this package's ChangeSets are the exception: Update takes it only for its conditional
-// write (ChangeSets.Update), so fn runs without it — except when it runs a second time, after
-// another writer changed the document in between, inside the locked transaction. Either way fn
-// must not write through the queue, the audit log or another wrapped store.
+// A wrapped write holds the lock for its whole call, and the lock is not reentrant. This
+// package's ChangeSets are the exception: Create and Update take it only around their
+// transactions, so Update's fn runs without it — except when it runs a second time, after
+// another writer changed the document in between, inside the locked transaction
+// (ChangeSets.Update). Either way fn must not write through the queue, the audit log or another
+// wrapped store.
 
 // SerializeChangeSets returns s with Create and Update taking the write lock of db's file (for
-// this package's ChangeSets, Update only around its write, and not at all when fn changes
-// nothing).
+// this package's ChangeSets, only around their transactions: not while encoding or running fn,
+// and not at all when fn changes nothing).
 func (db *DB) SerializeChangeSets(s changeset.Store) changeset.Store {
 	return lockedChangeSets{Store: s, db: db}
 }
@@ -49,6 +50,9 @@ type lockedChangeSets struct {
 }
 
 func (s lockedChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (created bool, err error) {
+	if e, ok := s.Store.(*ChangeSets); ok {
+		return e.create(ctx, cs, s.lockedTx(e))
+	}
 	err = s.db.locked(ctx, func() error {
 		created, err = s.Store.Create(ctx, cs)
 		return err
@@ -58,15 +62,20 @@ func (s lockedChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (
 
 func (s lockedChangeSets) Update(ctx context.Context, id string, fn func(*changeset.ChangeSet) error) (out *changeset.ChangeSet, err error) {
 	if e, ok := s.Store.(*ChangeSets); ok {
-		return e.update(ctx, id, fn, func(ctx context.Context, write func(*sql.Tx) error) error {
-			return s.db.locked(ctx, func() error { return e.db.inTx(ctx, write) })
-		})
+		return e.update(ctx, id, fn, s.lockedTx(e))
 	}
 	err = s.db.locked(ctx, func() error {
 		out, err = s.Store.Update(ctx, id, fn)
 		return err
 	})
 	return out, err
+}
+
+// lockedTx runs a transaction of e holding the write lock of s's file.
+func (s lockedChangeSets) lockedTx(e *ChangeSets) func(context.Context, func(*sql.Tx) error) error {
+	return func(ctx context.Context, write func(*sql.Tx) error) error {
+		return s.db.locked(ctx, func() error { return e.db.inTx(ctx, write) })
+	}
 }
 
 // Unfinished reads through the wrapped store's index when it has one (changeset.UnfinishedLister).
