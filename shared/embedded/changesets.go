@@ -25,6 +25,7 @@ var (
 	_ changeset.Store            = (*ChangeSets)(nil)
 	_ changeset.UnfinishedLister = (*ChangeSets)(nil)
 	_ changeset.FinishedLister   = (*ChangeSets)(nil)
+	_ changeset.CommitLister     = (*ChangeSets)(nil)
 )
 
 // NewChangeSets creates the tables when missing, and indexes change sets written by a version
@@ -218,10 +219,17 @@ func change(id, doc string, fn func(*changeset.ChangeSet) error) (rewrite, error
 }
 
 // write stores u's result if the stored document is still the one u was computed from, and
-// keeps the index; swapped reports whether it was.
+// keeps the index; swapped reports whether it was. It sets env and done only when they change:
+// SQLite rewrites the entries of every index on a column the statement sets, changed or not.
 func (u *rewrite) write(ctx context.Context, tx *sql.Tx) (swapped bool, err error) {
-	res, err := tx.ExecContext(ctx, `UPDATE change_sets SET doc = ?, env = ?, done = ?, indexed = 1 WHERE id = ? AND doc = ?`,
-		u.after, u.cs.Env, u.cs.Done(), u.cs.ID, u.doc)
+	query, args := `UPDATE change_sets SET doc = ?`, []any{u.after}
+	if done := u.cs.Done(); done != u.before.done {
+		query, args = query+`, done = ?`, append(args, done)
+	}
+	if u.cs.Env != u.before.env {
+		query, args = query+`, env = ?`, append(args, u.cs.Env)
+	}
+	res, err := tx.ExecContext(ctx, query+` WHERE id = ? AND doc = ?`, append(args, u.cs.ID, u.doc)...)
 	if err != nil {
 		return false, transient(fmt.Errorf("embedded: update change set %s: %w", u.cs.ID, err))
 	}
