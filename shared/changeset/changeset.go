@@ -423,6 +423,54 @@ func Finished(ctx context.Context, s Store, ids []string) ([]string, error) {
 	return out, nil
 }
 
+// CommitLister is a Store that reads the commits of an environment's change sets without
+// reading their documents (the embedded store). Resolve reads them for every pushed commit
+// (usually only the latest few dozen), so on a store without it each push reads every change
+// set ever made.
+type CommitLister interface {
+	// Commits returns the commits of env's change sets ("" for one without), newest first as
+	// List orders them, skipping the first offset, at most limit.
+	Commits(ctx context.Context, env string, offset, limit int) ([]string, error)
+}
+
+// commitsPage is how many commits EachCommit reads at a time from a CommitLister.
+const commitsPage = 64
+
+// EachCommit calls fn with the commit of each of env's change sets ("" for one without), newest
+// first, until fn returns false or an error (which EachCommit returns): from the store a page
+// at a time when it can (CommitLister), else from List.
+func EachCommit(ctx context.Context, s Store, env string, fn func(commit string) (bool, error)) error {
+	if c, ok := s.(CommitLister); ok {
+		for offset := 0; ; offset += commitsPage {
+			page, err := c.Commits(ctx, env, offset, commitsPage)
+			if err != nil {
+				return err
+			}
+			for _, commit := range page {
+				if more, err := fn(commit); err != nil || !more {
+					return err
+				}
+			}
+			if len(page) < commitsPage {
+				return nil
+			}
+		}
+	}
+	all, err := s.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, cs := range all {
+		if cs.Env != env {
+			continue
+		}
+		if more, err := fn(cs.Commit); err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
 // touches reports whether cs has a node for one of components.
 func (cs *ChangeSet) touches(components []string) bool {
 	for _, c := range components {

@@ -9,7 +9,9 @@ package embedded
 // set it creates and every one that finishes (changeset.UnfinishedLister), reading of each
 // only what the ordering needs: id, creation time, what it is queued behind. Finished answers
 // from the done column alone: which of given change sets are done (changeset.FinishedLister),
-// the question resolve asks again after creating a change set queued behind others.
+// the question resolve asks again after creating a change set queued behind others. Commits
+// reads an environment's change sets newest first through change_sets_env, of each only its
+// commit: what resolve compares a pushed commit with (changeset.CommitLister).
 
 import (
 	"context"
@@ -40,7 +42,8 @@ func (s *ChangeSets) migrateIndex(ctx context.Context) error {
 			component TEXT NOT NULL,
 			cs_id     TEXT NOT NULL,
 			PRIMARY KEY (env, component, cs_id)) WITHOUT ROWID`,
-		`CREATE INDEX IF NOT EXISTS change_set_nodes_cs ON change_set_nodes(cs_id)`)
+		`CREATE INDEX IF NOT EXISTS change_set_nodes_cs ON change_set_nodes(cs_id)`,
+		`CREATE INDEX IF NOT EXISTS change_sets_env ON change_sets(env, created_at DESC, id)`)
 	if err != nil {
 		return err
 	}
@@ -205,6 +208,30 @@ func (s *ChangeSets) Finished(ctx context.Context, ids []string) ([]string, erro
 		if !unfinished[id] {
 			out = append(out, id)
 		}
+	}
+	return out, nil
+}
+
+// Commits returns the commits of env's change sets ("" for one without), newest first as List
+// orders them, skipping the first offset, at most limit; of each document it reads only the
+// commit (SQLite's json_extract).
+func (s *ChangeSets) Commits(ctx context.Context, env string, offset, limit int) ([]string, error) {
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT COALESCE(json_extract(doc, '$.commit'), '') FROM change_sets
+		WHERE env = ? ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, env, limit, offset)
+	if err != nil {
+		return nil, transient(fmt.Errorf("embedded: list the commits of %s's change sets: %w", env, err))
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var commit string
+		if err := rows.Scan(&commit); err != nil {
+			return nil, transient(fmt.Errorf("embedded: list the commits of %s's change sets: %w", env, err))
+		}
+		out = append(out, commit)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, transient(fmt.Errorf("embedded: list the commits of %s's change sets: %w", env, err))
 	}
 	return out, nil
 }

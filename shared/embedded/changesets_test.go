@@ -344,3 +344,38 @@ func TestChangeSetsUpdateFromAStaleDocument(t *testing.T) {
 		}
 	}
 }
+
+// Commits pages through an environment's change sets newest first, one query a page, reading
+// only their commits.
+func TestChangeSetsCommits(t *testing.T) {
+	ctx := t.Context()
+	db := queueTestDB(t, "")
+	s, err := embedded.NewChangeSets(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, c := range []struct{ id, env, commit string }{{"a", "prod", "c1"}, {"b", "dev", "d1"}, {"c", "prod", ""}, {"d", "prod", "c3"}} {
+		cs := changesettest.Sample(c.id, 1)
+		cs.Env, cs.Commit, cs.CreatedAt = c.env, c.commit, t0.Add(time.Duration(i)*time.Minute)
+		if _, err := s.Create(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, store := range []changeset.Store{s, db.SerializeChangeSets(s)} {
+		lister := store.(changeset.CommitLister)
+		for _, c := range []struct {
+			offset, limit int
+			want          []string
+		}{{0, 10, []string{"c3", "", "c1"}}, {0, 2, []string{"c3", ""}}, {2, 2, []string{"c1"}}, {3, 2, nil}} {
+			before := embedded.Counters()
+			got, err := lister.Commits(ctx, "prod", c.offset, c.limit)
+			if err != nil || !slices.Equal(got, c.want) {
+				t.Errorf("%T: Commits(prod, %d, %d) = %q, %v; want %q", store, c.offset, c.limit, got, err, c.want)
+			}
+			if d := embedded.Counters().Sub(before); d.Statements() != 1 {
+				t.Errorf("%T: Commits ran %d statements; want one query", store, d.Statements())
+			}
+		}
+	}
+}

@@ -83,6 +83,24 @@ func (s lockedChangeSets) Unfinished(ctx context.Context, env string, components
 	return changeset.Unfinished(ctx, s.Store, env, components)
 }
 
+// Commits reads through the wrapped store's index when it has one (changeset.CommitLister),
+// else from List.
+func (s lockedChangeSets) Commits(ctx context.Context, env string, offset, limit int) ([]string, error) {
+	if c, ok := s.Store.(changeset.CommitLister); ok {
+		return c.Commits(ctx, env, offset, limit)
+	}
+	var out []string
+	err := changeset.EachCommit(ctx, s.Store, env, func(commit string) (bool, error) {
+		if offset > 0 {
+			offset--
+			return true, nil
+		}
+		out = append(out, commit)
+		return len(out) < limit, nil
+	})
+	return out, err
+}
+
 // Finished reads through the wrapped store's index when it has one (changeset.FinishedLister).
 func (s lockedChangeSets) Finished(ctx context.Context, ids []string) ([]string, error) {
 	return changeset.Finished(ctx, s.Store, ids)

@@ -27,34 +27,41 @@ const newestTrees = 50
 // one. The change set then names the later commit as its tree and the pushed commit as its
 // cause, so the lineage says both.
 func (w *Worker) newest(ctx context.Context, env, commit string) (string, error) {
-	all, err := w.ChangeSets.List(ctx)
-	if err != nil {
-		return "", pipeline.Transient(err)
-	}
 	best, seen := commit, 0
-	for _, cs := range all { // newest first
-		if cs.Env != env || cs.Commit == "" || cs.Commit == best {
-			continue
+	var gitErr error // the repository's, as opposed to the store's
+	// The commits of env's change sets, newest first.
+	err := changeset.EachCommit(ctx, w.ChangeSets, env, func(c string) (bool, error) {
+		if c == "" || c == best {
+			return true, nil
 		}
 		if seen++; seen > newestTrees {
-			break
+			return false, nil
 		}
 		// The usual case first, found after a short walk: an earlier change set's commit is an
 		// ancestor of this one.
-		older, err := w.Commits.IsAncestor(ctx, cs.Commit, best)
+		older, err := w.Commits.IsAncestor(ctx, c, best)
 		if err != nil {
-			return "", fmt.Errorf("resolve: is %s an ancestor of %s: %w", cs.Commit, best, err)
+			gitErr = fmt.Errorf("resolve: is %s an ancestor of %s: %w", c, best, err)
+			return false, gitErr
 		}
 		if older {
-			continue
+			return true, nil
 		}
-		later, err := w.Commits.IsAncestor(ctx, best, cs.Commit)
+		later, err := w.Commits.IsAncestor(ctx, best, c)
 		if err != nil {
-			return "", fmt.Errorf("resolve: is %s an ancestor of %s: %w", best, cs.Commit, err)
+			gitErr = fmt.Errorf("resolve: is %s an ancestor of %s: %w", best, c, err)
+			return false, gitErr
 		}
 		if later {
-			best = cs.Commit
+			best = c
 		}
+		return true, nil
+	})
+	switch {
+	case gitErr != nil:
+		return "", gitErr
+	case err != nil:
+		return "", pipeline.Transient(err)
 	}
 	return best, nil
 }

@@ -18,7 +18,8 @@
 //     write nothing).
 //   - changeset.Finished answers which of given change sets are done or unknown, whether the
 //     store answers it itself (changeset.FinishedLister) or by reading each.
-//   - List returns change sets newest first (by CreatedAt).
+//   - List returns change sets newest first (by CreatedAt); changeset.EachCommit gives the
+//     commits of an environment's change sets in that order, however many pages that takes.
 //   - A change set of a thousand components round-trips (the DynamoDB item limit is 400 KB).
 //   - Times are whole milliseconds in UTC, so a backend storing them as JSON round-trips them.
 package changesettest
@@ -56,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) changeset.Store) {
 		{"UpdateConcurrent", testUpdateConcurrent},
 		{"UpdateUnchanged", testUpdateUnchanged},
 		{"Finished", testFinished},
+		{"EachCommit", testEachCommit},
 		{"ListNewestFirst", testList},
 		{"ThousandComponents", testThousand},
 		{"ApprovalsAtOnce", testApprovalsAtOnce},
@@ -320,6 +322,46 @@ func testFinished(t *testing.T, s changeset.Store, p string) {
 	}
 	if got, err := changeset.Finished(t.Context(), s, ids[:1]); err != nil || len(got) != 0 {
 		t.Errorf("Finished of a running change set = %v, %v; want none", got, err)
+	}
+}
+
+// testEachCommit: 70 change sets of one environment (more than one page of a CommitLister), one
+// without a commit, and one of another environment; the commits come newest first, and stop
+// when asked to.
+func testEachCommit(t *testing.T, s changeset.Store, p string) {
+	env := p + "-env"
+	var want []string
+	for i := range 70 {
+		cs := Sample(fmt.Sprintf("%s-%02d", p, i), 1)
+		cs.Env, cs.CreatedAt = env, t0.Add(time.Duration(i)*time.Second)
+		if i != 33 {
+			cs.Commit = fmt.Sprintf("%040x", i)
+		}
+		create(t, s, cs)
+		want = append([]string{cs.Commit}, want...)
+	}
+	other := Sample(p+"-other", 1)
+	other.Env, other.Commit, other.CreatedAt = p+"-elsewhere", "elsewhere", t0.Add(time.Hour)
+	create(t, s, other)
+	var got []string
+	err := changeset.EachCommit(t.Context(), s, env, func(commit string) (bool, error) {
+		got = append(got, commit)
+		return true, nil
+	})
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("EachCommit = %v, %v; want newest first %v", got, err, want)
+	}
+	got = nil
+	stop := errors.New("stop")
+	err = changeset.EachCommit(t.Context(), s, env, func(commit string) (bool, error) {
+		got = append(got, commit)
+		if len(got) == 3 {
+			return false, stop
+		}
+		return true, nil
+	})
+	if !errors.Is(err, stop) || !slices.Equal(got, want[:3]) {
+		t.Errorf("EachCommit stopped by fn's error = %v, %v; want %v, that error", got, err, want[:3])
 	}
 }
 
