@@ -1,0 +1,141 @@
+package changeset
+
+// What the ordering between change sets (ordering.go, and the resolve stage) asks of a Store
+// beyond Create, Get, Update and List. A store may answer each from an index, without reading
+// every change set or decoding documents (the embedded store does: shared/embedded's
+// changesets_index.go); the functions here ask it when it can, and otherwise work from Get or
+// List.
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Queued is what the ordering between change sets reads of an unfinished change set: which it
+// is, when it was created and what it is queued behind (Unfinished).
+type Queued struct {
+	ID           string
+	CreatedAt    time.Time
+	QueuedBehind []string
+}
+
+// UnfinishedLister is a Store that lists an environment's unfinished change sets touching given
+// components without reading every change set (the embedded store keeps an index of them, and
+// reads no document). The resolve stage asks this for every change set it creates and every one
+// that finishes, so on a store without it the cost of each grows with the whole history.
+type UnfinishedLister interface {
+	// Unfinished returns env's change sets that are not Done and have a node for one of
+	// components (every one of env when components is nil), newest first.
+	Unfinished(ctx context.Context, env string, components []string) ([]Queued, error)
+}
+
+// Unfinished returns env's change sets that are not Done and have a node for one of components
+// (every one of env when components is nil), newest first: through the store's index when it
+// has one (UnfinishedLister), else by listing every change set.
+func Unfinished(ctx context.Context, s Store, env string, components []string) ([]Queued, error) {
+	if u, ok := s.(UnfinishedLister); ok {
+		return u.Unfinished(ctx, env, components)
+	}
+	all, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Queued
+	for _, cs := range all {
+		if cs.Env == env && !cs.Done() && (components == nil || cs.touches(components)) {
+			out = append(out, Queued{ID: cs.ID, CreatedAt: cs.CreatedAt, QueuedBehind: cs.QueuedBehind})
+		}
+	}
+	return out, nil
+}
+
+// FinishedLister is a Store that tells which of given change sets are done without reading
+// their documents (the embedded store keeps whether each is done beside it).
+type FinishedLister interface {
+	// Finished returns those of ids that are Done or unknown to the store, in the order of ids.
+	Finished(ctx context.Context, ids []string) ([]string, error)
+}
+
+// Finished returns those of ids that are Done or unknown to the store (ErrNotFound), in the
+// order of ids: from the store when it can tell without reading the documents
+// (FinishedLister), else by reading each.
+func Finished(ctx context.Context, s Store, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if f, ok := s.(FinishedLister); ok {
+		return f.Finished(ctx, ids)
+	}
+	var out []string
+	for _, id := range ids {
+		cs, err := s.Get(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			out = append(out, id)
+		case err != nil:
+			return nil, err
+		case cs.Done():
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// CommitLister is a Store that reads the commits of an environment's change sets without
+// reading their documents (the embedded store). Resolve reads them for every pushed commit
+// (usually only the latest few dozen), so on a store without it each push reads every change
+// set ever made.
+type CommitLister interface {
+	// Commits returns the commits of env's change sets ("" for one without), newest first as
+	// List orders them, skipping the first offset, at most limit.
+	Commits(ctx context.Context, env string, offset, limit int) ([]string, error)
+}
+
+// commitsPage is how many commits EachCommit reads at a time from a CommitLister.
+const commitsPage = 64
+
+// EachCommit calls fn with the commit of each of env's change sets ("" for one without), newest
+// first, until fn returns false or an error (which EachCommit returns): from the store a page
+// at a time when it can (CommitLister), else from List.
+func EachCommit(ctx context.Context, s Store, env string, fn func(commit string) (bool, error)) error {
+	if c, ok := s.(CommitLister); ok {
+		for offset := 0; ; offset += commitsPage {
+			page, err := c.Commits(ctx, env, offset, commitsPage)
+			if err != nil {
+				return err
+			}
+			for _, commit := range page {
+				if more, err := fn(commit); err != nil || !more {
+					return err
+				}
+			}
+			if len(page) < commitsPage {
+				return nil
+			}
+		}
+	}
+	all, err := s.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, cs := range all {
+		if cs.Env != env {
+			continue
+		}
+		if more, err := fn(cs.Commit); err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// touches reports whether cs has a node for one of components.
+func (cs *ChangeSet) touches(components []string) bool {
+	for _, c := range components {
+		if _, ok := cs.Nodes[c]; ok {
+			return true
+		}
+	}
+	return false
+}
