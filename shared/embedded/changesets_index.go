@@ -150,7 +150,7 @@ func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []st
 
 // queued runs a query of id, created_at and the queued_behind array (NULL when absent).
 func (s *ChangeSets) queued(ctx context.Context, query string, args ...any) ([]changeset.Queued, error) {
-	rows, err := s.db.SQL.QueryContext(ctx, query, args...)
+	rows, err := s.db.conn(ctx).QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, transient(fmt.Errorf("embedded: list unfinished change sets: %w", err))
 	}
@@ -187,7 +187,7 @@ func (s *ChangeSets) Finished(ctx context.Context, ids []string) ([]string, erro
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.SQL.QueryContext(ctx, `SELECT id FROM change_sets WHERE done = 0 AND id IN (SELECT value FROM json_each(?))`, string(list))
+	rows, err := s.db.conn(ctx).QueryContext(ctx, `SELECT id FROM change_sets WHERE done = 0 AND id IN (SELECT value FROM json_each(?))`, string(list))
 	if err != nil {
 		return nil, transient(fmt.Errorf("embedded: read whether change sets are done: %w", err))
 	}
@@ -216,7 +216,7 @@ func (s *ChangeSets) Finished(ctx context.Context, ids []string) ([]string, erro
 // orders them, skipping the first offset, at most limit; of each document it reads only the
 // commit (SQLite's json_extract).
 func (s *ChangeSets) Commits(ctx context.Context, env string, offset, limit int) ([]string, error) {
-	rows, err := s.db.SQL.QueryContext(ctx, `SELECT COALESCE(json_extract(doc, '$.commit'), '') FROM change_sets
+	rows, err := s.db.conn(ctx).QueryContext(ctx, `SELECT COALESCE(json_extract(doc, '$.commit'), '') FROM change_sets
 		WHERE env = ? ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, env, limit, offset)
 	if err != nil {
 		return nil, transient(fmt.Errorf("embedded: list the commits of %s's change sets: %w", env, err))
