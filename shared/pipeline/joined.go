@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/usekarma/karma/shared/message"
 )
 
 // Joined stages. A stage whose stores are kept with the queue (Stage.Joined, on a Joinable
@@ -163,17 +161,8 @@ func withPrepared(ctx context.Context, v any) context.Context {
 // runJoined runs the stage on the items not yet decided, each in a step: with the stage's
 // BatchHandler first (all in one step, kept only if every message succeeded), then one by one.
 func (r *Runner) runJoined(ctx context.Context, st Stage, step func(func() bool) error, items []*item) error {
-	var todo []*item
-	for _, it := range items {
-		if !it.decided {
-			todo = append(todo, it)
-		}
-	}
+	todo, ins := undecided(items)
 	if st.Batch != nil && len(todo) > 1 {
-		ins := make([]message.Envelope, len(todo))
-		for i, it := range todo {
-			ins[i] = it.in
-		}
 		whole := false
 		err := step(func() bool {
 			outs, errs := st.Batch(ctx, ins)

@@ -251,17 +251,8 @@ func (r *Runner) claim(ctx context.Context, st Stage, ds []queue.Delivery) []*it
 // and its hooks run before the next message is handled, as Process would: a hook may record
 // what the next message's handler must see (resolve marks the decisions it announced).
 func (r *Runner) handle(ctx context.Context, st Stage, ob Outbox, items []*item) {
-	var todo []*item
-	for _, it := range items {
-		if !it.decided {
-			todo = append(todo, it)
-		}
-	}
+	todo, ins := undecided(items)
 	if st.Batch != nil && len(todo) > 1 {
-		ins := make([]message.Envelope, len(todo))
-		for i, it := range todo {
-			ins[i] = it.in
-		}
 		outs, errs := st.Batch(ctx, ins)
 		var again []*item
 		for i, it := range todo {
@@ -288,6 +279,18 @@ func (r *Runner) handle(ctx context.Context, st Stage, ob Outbox, items []*item)
 			}
 		}
 	}
+}
+
+// undecided are the items whose action is not known before handling, and their messages.
+func undecided(items []*item) ([]*item, []message.Envelope) {
+	var todo []*item
+	var ins []message.Envelope
+	for _, it := range items {
+		if !it.decided {
+			todo, ins = append(todo, it), append(ins, it.in)
+		}
+	}
+	return todo, ins
 }
 
 // encode turns an acknowledged item's outputs into sends.
