@@ -317,3 +317,38 @@ func TestJoinedStageRunsEachKeyOnceWithoutClaims(t *testing.T) {
 		t.Error("key not marked")
 	}
 }
+
+// A message whose key is done already is a duplicate, whatever its Prepare says: a Prepare that
+// fails (the Git remote unreachable, a commit gone) does not turn a copy of a message that was
+// handled into retries and then a dead letter.
+func TestJoinedDuplicateIsNotPrepared(t *testing.T) {
+	db := queueTestDB(t, "")
+	q, seen := newTestQueue(t, db), newTestSeen(t, db)
+	var calls atomic.Int32
+	st := pipeline.Stage{Name: pipeline.StageResolve, Seen: seen, Joined: true,
+		Prepare: func(ctx context.Context, in message.Envelope) (any, error) {
+			return nil, pipeline.Permanent(errors.New("resolve: fetching commit: the remote is gone"))
+		},
+		Handler: func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+			calls.Add(1)
+			return skipped(in), nil
+		}}
+	if err := seen.Mark(context.Background(), "resolve|request:cr-handled"); err != nil {
+		t.Fatal(err)
+	}
+	sendEnvelope(t, q, st.Name, request(t, "cr-handled"))
+	o := newObserver()
+	r := &pipeline.Runner{Queue: q, Stages: []pipeline.Stage{st}, Log: quiet, Observe: o.observe, Visibility: time.Minute}
+	run(t, r, o, func(ob observation) bool {
+		if ob.action != pipeline.Duplicate {
+			t.Errorf("action %v (%v), want a duplicate", ob.action, ob.err)
+		}
+		return true
+	})
+	if calls.Load() != 0 {
+		t.Errorf("the handler ran %d times, want 0", calls.Load())
+	}
+	if dead, err := q.ListDead(context.Background(), st.Name); err != nil || len(dead) != 0 {
+		t.Errorf("%d dead letters (%v), want none", len(dead), err)
+	}
+}

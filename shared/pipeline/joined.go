@@ -123,7 +123,10 @@ func doneAll(ctx context.Context, seen Seen, keys []string) (map[string]bool, er
 }
 
 // prepare runs the stage's Prepare on the items not yet decided; an item it fails is decided
-// with its error, as a handler's (its claim released).
+// with its error, as a handler's (its claim released) — unless its key is done already: then it
+// is a Duplicate, as own would find it inside the transaction (a key once marked stays marked),
+// so that a Prepare failing on a copy of a message that was handled (a Git remote out of reach)
+// does not turn it into retries and then a dead letter.
 func (r *Runner) prepare(ctx context.Context, st Stage, items []*item) {
 	if st.Prepare == nil {
 		return
@@ -134,6 +137,12 @@ func (r *Runner) prepare(ctx context.Context, st Stage, items []*item) {
 		}
 		v, err := st.Prepare(ctx, it.in)
 		if err != nil {
+			if st.Seen != nil && it.key != "" {
+				if done, derr := st.Seen.Done(ctx, it.key); derr == nil && done {
+					it.decide(Duplicate, fmt.Errorf("%s already handled %s: %w", st.Name, it.key, ErrDuplicate))
+					continue
+				}
+			}
 			it.decide(Classify(err), err)
 			it.release = it.claimed
 			continue
