@@ -352,3 +352,33 @@ func TestJoinedDuplicateIsNotPrepared(t *testing.T) {
 		t.Errorf("%d dead letters (%v), want none", len(dead), err)
 	}
 }
+
+// A message that fails on its last receive is dead-lettered with its error, and what its last
+// attempt wrote is undone with it, as any attempt to be retried: the dead letter records a
+// failure, and nothing of the failed attempt stays (unlike a permanent failure's records).
+func TestJoinedLastChanceDeadLetterUndoesItsWrites(t *testing.T) {
+	db := queueTestDB(t, "")
+	q, seen, ps := newTestQueue(t, db), newTestSeen(t, db), newTestParams(t, db)
+	st := pipeline.Stage{Name: pipeline.StageResolve, Seen: seen, Joined: true, Handler: func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+		if _, err := ps.Put(ctx, params.PutInput{Name: "/joined/" + in.ID, Value: "v"}); err != nil {
+			return nil, err
+		}
+		return nil, pipeline.Transient(errors.New("not now"))
+	}}
+	in := request(t, "cr-last")
+	sendEnvelope(t, q, st.Name, in)
+	o := newObserver()
+	r := &pipeline.Runner{Queue: q, Stages: []pipeline.Stage{st}, Log: quiet, Observe: o.observe, Visibility: time.Minute, MaxReceives: 1}
+	run(t, r, o, func(ob observation) bool {
+		if ob.action != pipeline.DeadLetter {
+			t.Errorf("action %v (%v), want a dead letter", ob.action, ob.err)
+		}
+		return true
+	})
+	if v, _ := paramOf(t, db, "/joined/"+in.ID); v != "" {
+		t.Errorf("the dead-lettered attempt's write stayed: %q", v)
+	}
+	if dead, err := q.ListDead(context.Background(), st.Name); err != nil || len(dead) != 1 || !strings.Contains(dead[0].Reason, "not now") {
+		t.Errorf("dead letters %d (%v), want 1 with the handler's error", len(dead), err)
+	}
+}

@@ -11,8 +11,10 @@ import (
 // marks of its idempotency keys, the acknowledgement of its messages and the receipt of its next
 // batch commit together, in one write transaction per batch, or not at all. Each message is
 // handled in a savepoint: the writes of a message that is to be retried are undone with it, so
-// nothing a failed attempt wrote is left behind; an acknowledged, duplicate or dead-lettered
-// message keeps its writes, as it would unjoined (a permanent failure's records stay). A
+// nothing a failed attempt wrote is left behind (also when it is its last receive and it is
+// dead-lettered: lastChance decides that after the savepoint); an acknowledged, duplicate or
+// permanently failed message keeps its writes, as it would unjoined (a permanent failure's
+// records stay). A
 // message's AfterPublish hooks run right after its handler, in the same transaction, which
 // commits them with the outputs they follow. The transaction holds the file's write lock while
 // the handler runs: what a handler needs from beyond the file (a Git fetch) its Stage.Prepare
