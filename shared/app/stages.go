@@ -122,9 +122,15 @@ func (a *App) joins(name string) bool {
 }
 
 // chain is the middleware every stage runs with: the stage's metrics, logs, correlation,
-// in-process retries of transient errors.
+// in-process retries of transient errors — but for a joined stage (joins), whose handler holds
+// the file's write lock and whose failed message has its writes undone anyway: the runner puts
+// that message back with its backoff instead.
 func (a *App) chain(ctx context.Context, log *slog.Logger, name string, h pipeline.Handler) pipeline.Handler {
-	return pipeline.Chain(h, a.Metrics(ctx).Middleware(name), pipeline.Logging(log, name), pipeline.Correlation(), pipeline.RetryTransient(2*time.Second))
+	mw := []pipeline.Middleware{a.Metrics(ctx).Middleware(name), pipeline.Logging(log, name), pipeline.Correlation()}
+	if !a.joins(name) {
+		mw = append(mw, pipeline.RetryTransient(2*time.Second))
+	}
+	return pipeline.Chain(h, mw...)
 }
 
 // Stages builds every stage.

@@ -130,6 +130,10 @@ type ChangeSet struct {
 	QueuedBehind []string `json:"queued_behind,omitempty"`
 	// Started: the first decisions were made (Start ran).
 	Started bool `json:"started,omitempty"`
+	// StartedBy names the change set whose end started this one (Release of a single change
+	// set that was the last it waited behind): the one whose finishing event announces the
+	// decisions it made then (resolve's release).
+	StartedBy string `json:"started_by,omitempty"`
 	// SupersededBy names the change set that explicitly replaced what was left of this one.
 	SupersededBy string `json:"superseded_by,omitempty"`
 	// RejectedBy and RejectReason record a person's decision not to deploy the change set

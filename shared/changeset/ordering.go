@@ -49,6 +49,9 @@ func (cs *ChangeSet) Release(done ...string) bool {
 		return false
 	}
 	cs.Start()
+	if len(done) == 1 {
+		cs.StartedBy = done[0]
+	}
 	return true
 }
 

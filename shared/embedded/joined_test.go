@@ -382,3 +382,48 @@ func TestJoinedLastChanceDeadLetterUndoesItsWrites(t *testing.T) {
 		t.Errorf("dead letters %d (%v), want 1 with the handler's error", len(dead), err)
 	}
 }
+
+// A key a worker that is not joined holds a live claim on (another process on the file, with
+// another configuration) is not handled by a joined stage: the message is put back, and once
+// the other worker marks the key it is a duplicate.
+func TestJoinedStageRespectsAnotherWorkersClaim(t *testing.T) {
+	ctx := context.Background()
+	db := queueTestDB(t, "")
+	q, seen := newTestQueue(t, db), newTestSeen(t, db)
+	var calls atomic.Int32
+	st := pipeline.Stage{Name: pipeline.StageResolve, Seen: seen, Joined: true, Handler: func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+		calls.Add(1)
+		return skipped(in), nil
+	}}
+	const key = "resolve|request:cr-claimed"
+	if ok, err := seen.Claim(ctx, key, time.Minute); !ok || err != nil {
+		t.Fatalf("Claim = %v, %v", ok, err)
+	}
+	sendEnvelope(t, q, st.Name, request(t, "cr-claimed"))
+	o := newObserver()
+	r := &pipeline.Runner{Queue: q, Stages: []pipeline.Stage{st}, Log: quiet, Observe: o.observe, Visibility: time.Minute}
+	retries := 0
+	run(t, r, o, func(ob observation) bool {
+		switch ob.action {
+		case pipeline.Retry:
+			var ip *pipeline.InProgress
+			if !errors.As(ob.err, &ip) {
+				t.Errorf("retry with %v", ob.err)
+			}
+			if retries++; retries == 1 {
+				if err := seen.Mark(ctx, key); err != nil { // the other worker finishes
+					t.Error(err)
+				}
+			}
+			return false
+		case pipeline.Duplicate:
+			return true
+		default:
+			t.Errorf("action %v (%v)", ob.action, ob.err)
+			return true
+		}
+	})
+	if calls.Load() != 0 || retries != 1 {
+		t.Errorf("handler calls %d, retries %d; want 0 and 1", calls.Load(), retries)
+	}
+}

@@ -17,7 +17,7 @@ var (
 	_ pipeline.Seen      = (*Seen)(nil)
 	_ pipeline.Records   = (*Seen)(nil)
 	_ pipeline.BatchSeen = (*Seen)(nil)
-	_ pipeline.DoneAller = (*Seen)(nil)
+	_ pipeline.KeyStater = (*Seen)(nil)
 )
 
 // NewSeen creates the tables when missing.
@@ -96,33 +96,42 @@ func (s *Seen) Recorded(ctx context.Context, key string) (string, error) {
 	return v, err
 }
 
-// DoneAll returns the keys of keys that were marked, in one statement per insertChunk keys.
-func (s *Seen) DoneAll(ctx context.Context, keys []string) (map[string]bool, error) {
-	done := map[string]bool{}
+// KeyStates returns which of keys were marked done and which a live claim holds, in one
+// statement per insertChunk keys.
+func (s *Seen) KeyStates(ctx context.Context, keys []string) (done, held map[string]bool, err error) {
+	done, held = map[string]bool{}, map[string]bool{}
+	now := time.Now().UnixNano()
 	for len(keys) > 0 {
 		n := min(len(keys), insertChunk)
-		rows, err := s.db.conn(ctx).QueryContext(ctx, `SELECT key FROM handled WHERE key IN (`+strings.Repeat(",?", n)[1:]+`)`,
-			strArgs(keys[:n])...)
+		list := strings.Repeat(",?", n)[1:]
+		args := append(append(strArgs(keys[:n]), strArgs(keys[:n])...), now)
+		rows, err := s.db.conn(ctx).QueryContext(ctx, `SELECT key, 1 FROM handled WHERE key IN (`+list+`)
+			UNION ALL SELECT key, 0 FROM claims WHERE key IN (`+list+`) AND expires > ?`, args...)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for rows.Next() {
 			var k string
-			if err := rows.Scan(&k); err != nil {
+			var isDone bool
+			if err := rows.Scan(&k, &isDone); err != nil {
 				rows.Close()
-				return nil, err
+				return nil, nil, err
 			}
-			done[k] = true
+			if isDone {
+				done[k] = true
+			} else {
+				held[k] = true
+			}
 		}
 		if err := rows.Close(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := rows.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		keys = keys[n:]
 	}
-	return done, nil
+	return done, held, nil
 }
 
 // ClaimAll looks up and claims keys in one transaction: each key is ClaimDone if marked,

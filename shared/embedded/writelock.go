@@ -46,8 +46,8 @@ func (db *DB) locked(ctx context.Context, fn func() error) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
-			return fmt.Errorf("embedded: waited %s for the write lock of %s: a write inside a stage's transaction made without "+
-				"the stage's context (embedded/join.go), or a transaction that does not end", MaxLockWait, db.Path)
+			return fmt.Errorf("embedded: waited %s for the write lock of %s: held that long by a stage's transaction (a joined "+
+				"handler working that long), or a write inside such a transaction made without its context (embedded/join.go)", MaxLockWait, db.Path)
 		}
 	}
 	defer func() { <-lock }()

@@ -64,9 +64,9 @@ func (r *Runner) handleJoined(ctx context.Context, st Stage, jo Joinable, items 
 // own decides, inside the stage's transaction, which items' idempotency keys the transaction
 // owns: a key marked done is a Duplicate; a key twice in the batch is put back the second time
 // (InProgress, as a claim held elsewhere would be); the others are the transaction's, marked with
-// its settlements. A joined stage takes no claims: no other worker, in this process or another,
-// can handle a key while the transaction holds the file's write lock, and what it marks commits
-// with what it handled.
+// its settlements. A joined stage takes no claims: no other joined worker, in this process or
+// another, can handle a key while the transaction holds the file's write lock, and what it marks
+// commits with what it handled; a live claim of a worker that is not joined puts the message back.
 func (r *Runner) own(ctx context.Context, st Stage, items []*item) error {
 	if st.Seen == nil {
 		return nil
@@ -87,7 +87,7 @@ func (r *Runner) own(ctx context.Context, st Stage, items []*item) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	done, err := doneAll(ctx, st.Seen, keys)
+	done, held, err := keyStates(ctx, st.Seen, keys)
 	if err != nil {
 		return fmt.Errorf("pipeline: %s: idempotency lookup: %w", st.Name, err)
 	}
@@ -96,6 +96,10 @@ func (r *Runner) own(ctx context.Context, st Stage, items []*item) error {
 		case it.decided || it.key == "":
 		case done[it.key]:
 			it.decide(Duplicate, fmt.Errorf("%s already handled %s: %w", st.Name, it.key, ErrDuplicate))
+		case held[it.key]:
+			// A live claim: a worker that is not joined (another process on the file, with
+			// another configuration) is handling the key outside any transaction of ours.
+			it.decide(Retry, &InProgress{Key: it.key})
 		default:
 			it.claimed = true
 		}
@@ -103,25 +107,25 @@ func (r *Runner) own(ctx context.Context, st Stage, items []*item) error {
 	return nil
 }
 
-// DoneAller is an optional interface of a Seen: Done for many keys in one round trip.
-type DoneAller interface {
-	// DoneAll returns the keys of keys that were marked done.
-	DoneAll(ctx context.Context, keys []string) (map[string]bool, error)
+// KeyStater is an optional interface of a Seen: which of many keys are done, and which a live
+// claim holds, in one round trip.
+type KeyStater interface {
+	KeyStates(ctx context.Context, keys []string) (done, held map[string]bool, err error)
 }
 
-func doneAll(ctx context.Context, seen Seen, keys []string) (map[string]bool, error) {
-	if d, ok := seen.(DoneAller); ok {
-		return d.DoneAll(ctx, keys)
+func keyStates(ctx context.Context, seen Seen, keys []string) (done, held map[string]bool, err error) {
+	if ks, ok := seen.(KeyStater); ok {
+		return ks.KeyStates(ctx, keys)
 	}
-	done := map[string]bool{}
+	done = map[string]bool{}
 	for _, k := range keys {
 		ok, err := seen.Done(ctx, k)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		done[k] = ok
 	}
-	return done, nil
+	return done, map[string]bool{}, nil
 }
 
 // prepare runs the stage's Prepare on the items not yet decided; an item it fails is decided

@@ -118,9 +118,8 @@ func (w *Worker) recheck(ctx context.Context, id string) (*changeset.ChangeSet, 
 }
 
 // release starts the change sets queued behind finished (which is done), and returns their
-// first decisions; of the change sets sharing a component with it that are started already, it
-// returns the decisions not yet announced (a delivery of in that released them and died before
-// publishing). The messages continue each released change set's own story: its
+// first decisions; of the change sets its end started already, it returns the decisions not
+// yet announced (a delivery of in that released them and died before publishing). The messages continue each released change set's own story: its
 // correlation, caused by in (the event that finished the one ahead).
 func (w *Worker) release(ctx context.Context, in message.Envelope, finished *changeset.ChangeSet) ([]message.Envelope, error) {
 	waiting, err := w.active(ctx, finished, finished.ID)
@@ -135,12 +134,13 @@ func (w *Worker) release(ctx context.Context, in message.Envelope, finished *cha
 				continue // still behind another
 			}
 			// Started: maybe by an earlier delivery of in that died before publishing what it
-			// released. Publish what it has not announced (nothing, as a rule).
+			// released. If this change set's end started it, publish what it has not
+			// announced (nothing, as a rule); decisions another event made are that event's.
 			cs, err := w.ChangeSets.Get(ctx, q.ID)
 			if err != nil {
 				return nil, err
 			}
-			if len(cs.Unannounced()) == 0 {
+			if cs.StartedBy != finished.ID || len(cs.Unannounced()) == 0 {
 				continue
 			}
 			msgs, err := w.announce(ctx, continuing(in, cs), cs, false)

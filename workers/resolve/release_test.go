@@ -13,7 +13,7 @@ import (
 // A resolve that dies after releasing the change set queued behind a finished one, before
 // publishing what it released, loses nothing: the redelivered deployment.applied announces the
 // released change set's decisions (it is no longer queued behind the finished one, so the
-// release itself has nothing left to do).
+// release itself has nothing left to do; the change set records that A's end started it).
 func TestRedeliveredFinishAnnouncesWhatItReleased(t *testing.T) {
 	ctx := context.Background()
 	s := newStage(t, wt.ExamplesDir, nil)
@@ -32,7 +32,10 @@ func TestRedeliveredFinishAnnouncesWhatItReleased(t *testing.T) {
 	if _, err := s.w.Handle(ctx, done); err != nil {
 		t.Fatal(err)
 	}
-	if csB, _ = s.cs.Get(ctx, idB); len(csB.QueuedBehind) != 0 || len(csB.Unannounced()) == 0 {
+	if csB, _ = s.cs.Get(ctx, idB); csB.StartedBy != idA {
+		t.Errorf("B started by %q, want A (%s)", csB.StartedBy, idA)
+	}
+	if len(csB.QueuedBehind) != 0 || len(csB.Unannounced()) == 0 {
 		t.Fatalf("after the first delivery B is queued behind %v with %d decisions unannounced; want released, unannounced",
 			csB.QueuedBehind, len(csB.Unannounced()))
 	}
