@@ -73,4 +73,18 @@ if [ -z "${KARMA_TEST_GREMLIN:-}${KARMA_TEST_DYNAMODB:-}${KARMA_TEST_MOTO_ENDPOI
   trap 'scripts/peers.sh stop' EXIT
 fi
 echo "peers: gremlin=${KARMA_TEST_GREMLIN:-none} dynamodb=${KARMA_TEST_DYNAMODB:-none} moto=${KARMA_TEST_MOTO_ENDPOINT:-none}"
-go test -count=1 "$@" ./...
+# The packages whose adapters are proven against moto run after the rest, not beside the
+# CPU-heavy ones: moto is one Python process, and starved of CPU on a 2-core machine it answered
+# late enough for the SDK to retry requests it had already carried out (a PutParameter twice,
+# a receive whose messages then stayed hidden), which failed those tests now and then.
+against_moto=(./shared/sqs ./shared/params/ssm ./shared/lambda ./shared/eventbridge ./cmd/lambda)
+rest=()
+while IFS= read -r dir; do
+  skip=0
+  for m in "${against_moto[@]}"; do [ "$dir" = "$m" ] && skip=1; done
+  [ "$skip" = 1 ] || rest+=("$dir")
+done < <(go list -f '{{.Dir}}' ./... | sed "s|^$PWD|.|")
+status=0
+go test -count=1 "$@" "${rest[@]}" || status=$?
+go test -count=1 "$@" "${against_moto[@]}" || status=$?
+exit "$status"
