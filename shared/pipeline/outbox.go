@@ -100,7 +100,7 @@ func (r *Runner) pollOutbox(ctx context.Context, st Stage, ob Outbox) {
 		// Handlers finish their messages even when shutdown starts (drain); the queue's
 		// visibility timeout covers a process that dies instead.
 		hctx := context.WithoutCancel(ctx)
-		items := r.received(hctx, st, recv, *parsed, ex)
+		items := r.received(hctx, st, ob, recv, *parsed, ex)
 		for len(items) > 0 {
 			first := items[:min(batch, len(items))]
 			items = items[len(first):]
@@ -137,14 +137,12 @@ func (r *Runner) receiving(st Stage, ob Outbox, max int) (*Receiving, *[]*item) 
 }
 
 // received turns what an Exchange received into items, claimed (but for a joined stage).
-func (r *Runner) received(ctx context.Context, st Stage, recv *Receiving, parsed []*item, ex Exchanged) []*item {
+func (r *Runner) received(ctx context.Context, st Stage, ob Outbox, recv *Receiving, parsed []*item, ex Exchanged) []*item {
 	if len(ex.Deliveries) == 0 {
 		return nil
 	}
-	if ob, ok := r.Queue.(Outbox); ok {
-		if _, joined := r.joins(st, ob); joined {
-			return r.parse(st, ex.Deliveries) // keys checked in the stage's transaction (joined.go)
-		}
+	if _, joined := r.joins(st, ob); joined {
+		return r.parse(st, ex.Deliveries) // keys checked in the stage's transaction (joined.go)
 	}
 	if recv.Keys == nil {
 		return r.claim(ctx, st, ex.Deliveries)
@@ -185,7 +183,7 @@ func (r *Runner) work(ctx, hctx context.Context, st Stage, ob Outbox, batch int,
 		r.inFlight.Add(-int64(len(items)))
 		items = nil
 		if next != nil && recv != nil {
-			items = r.received(hctx, st, recv, *parsed, *next)
+			items = r.received(hctx, st, ob, recv, *parsed, *next)
 		}
 	}
 }
