@@ -30,6 +30,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/usekarma/karma/shared/audit"
@@ -121,7 +123,10 @@ func validateRecord(r audit.Record) error {
 }
 
 // Append adds the records not yet present, chaining each within its chain. Returns how many
-// were new.
+// were new. Whatever the number of records, it runs a fixed handful of statements per chunk of
+// appendChunk records: one to find those present, one to read the heads of their chains (and,
+// only for chains without a head, one to check they have no records), one multi-row insert and
+// one multi-row write of the heads.
 func (l *AuditLog) Append(ctx context.Context, recs ...audit.Record) (int, error) {
 	for i, r := range recs {
 		if err := validateRecord(r); err != nil {
@@ -134,35 +139,12 @@ func (l *AuditLog) Append(ctx context.Context, recs ...audit.Record) (int, error
 	added := 0
 	err := l.db.lockedTx(ctx, func(tx *sql.Tx) error {
 		added = 0
-		heads := map[string]audit.Head{} // read or appended to in this call
-		moved := map[string]bool{}       // appended to: head to write
-		for _, r := range recs {
-			h, ok := heads[r.Chain]
-			if !ok {
-				var err error
-				if h, err = appendHead(ctx, tx, r.Chain); err != nil {
-					if dup, derr := present(ctx, tx, r.MessageID); derr == nil && dup {
-						continue // a record already there is skipped, whatever its chain's state
-					}
-					return err
-				}
-			}
-			if inserted, err := insertRecord(ctx, tx, &r, h); err != nil {
-				return err
-			} else if !inserted {
-				heads[r.Chain] = h
-				continue // present already: skipped
-			}
-			heads[r.Chain] = audit.Head{Chain: r.Chain, Seq: r.Seq, Hash: r.Hash}
-			moved[r.Chain] = true
-			added++
-		}
-		for chain := range moved {
-			h := heads[chain]
-			if _, err := tx.ExecContext(ctx, `INSERT INTO audit_heads (chain, seq, hash) VALUES (?, ?, ?)
-				ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, h.Chain, h.Seq, h.Hash); err != nil {
+		for chunk := range slices.Chunk(recs, appendChunk) {
+			n, err := appendChunkTx(ctx, tx, chunk)
+			if err != nil {
 				return err
 			}
+			added += n
 		}
 		return nil
 	})
@@ -172,52 +154,140 @@ func (l *AuditLog) Append(ctx context.Context, recs ...audit.Record) (int, error
 	return added, nil
 }
 
-// appendHead is the head to append to chain after: its stored head. A chain without one must
-// have no records either (see the contract).
-func appendHead(ctx context.Context, tx *sql.Tx, chain string) (audit.Head, error) {
-	h := audit.Head{Chain: chain}
-	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_heads WHERE chain = ?`, chain).Scan(&h.Seq, &h.Hash)
-	if !errors.Is(err, sql.ErrNoRows) {
-		return h, err
-	}
-	var last int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM audit WHERE chain = ?`, chain).Scan(&last); err != nil {
-		return h, err
-	}
-	if last > 0 {
-		return h, &audit.TamperError{Chain: chain, Seq: last, What: "the chain's head is missing; not appending until it is restored"}
-	}
-	return h, nil
-}
+// appendChunk bounds the records of one multi-row INSERT (16 variables each, SQLite allows
+// 32766).
+const appendChunk = 500
 
-// insertRecord chains r after h (setting its Seq, PrevHash and Hash) and inserts it, unless a
-// record with its MessageID is stored (inserted is false). A record already stored at that seq
-// means the head was rolled back behind the chain's records.
-func insertRecord(ctx context.Context, tx *sql.Tx, r *audit.Record, h audit.Head) (inserted bool, err error) {
-	r.OccurredAt = r.OccurredAt.UTC()
-	body := []byte(r.Body)
-	if len(body) == 0 {
-		r.Body, body = nil, []byte{} // hashed as null, stored as an empty blob
+// appendChunkTx appends recs (at most appendChunk) in tx; see Append.
+func appendChunkTx(ctx context.Context, tx *sql.Tx, recs []audit.Record) (int, error) {
+	ids := make([]any, len(recs))
+	for i, r := range recs {
+		ids[i] = r.MessageID
 	}
-	r.Seq, r.PrevHash = h.Seq+1, h.Hash
-	r.Hash = r.ComputeHash(r.PrevHash)
-	inserted, err = affected(tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING`, r.MessageID, r.Chain, r.Seq, r.Type, r.Version, r.Env,
-		r.Component, r.DeploymentID, r.CorrelationID, r.CausationID, r.ActorKind, r.Actor,
-		r.OccurredAt.UnixNano(), body, r.PrevHash, r.Hash))
+	stored, err := presentIDs(ctx, tx, ids)
 	if err != nil {
-		// A failed statement leaves the transaction usable: ask why it failed.
-		var taken bool
-		if tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit WHERE chain = ? AND seq = ?)`, r.Chain, r.Seq).Scan(&taken) == nil && taken {
-			return false, &audit.TamperError{Chain: r.Chain, Seq: r.Seq, What: fmt.Sprintf("beyond the chain's head (seq %d); not appending until it is restored", h.Seq)}
+		return 0, err
+	}
+	// The records to add, in argument order: neither stored nor given earlier in this call.
+	todo := make([]audit.Record, 0, len(recs))
+	var chains []any
+	heads := map[string]audit.Head{}
+	for _, r := range recs {
+		if stored[r.MessageID] {
+			continue
+		}
+		stored[r.MessageID] = true
+		todo = append(todo, r)
+		if _, ok := heads[r.Chain]; !ok {
+			heads[r.Chain] = audit.Head{Chain: r.Chain}
+			chains = append(chains, r.Chain)
 		}
 	}
-	return inserted, err
+	if len(todo) == 0 {
+		return 0, nil
+	}
+	if err := readHeads(ctx, tx, chains, heads); err != nil {
+		return 0, err
+	}
+	args := make([]any, 0, 16*len(todo))
+	for i := range todo {
+		r := &todo[i]
+		h := heads[r.Chain]
+		r.OccurredAt = r.OccurredAt.UTC()
+		body := []byte(r.Body)
+		if len(body) == 0 {
+			r.Body, body = nil, []byte{} // hashed as null, stored as an empty blob
+		}
+		r.Seq, r.PrevHash = h.Seq+1, h.Hash
+		r.Hash = r.ComputeHash(r.PrevHash)
+		heads[r.Chain] = audit.Head{Chain: r.Chain, Seq: r.Seq, Hash: r.Hash}
+		args = append(args, r.MessageID, r.Chain, r.Seq, r.Type, r.Version, r.Env, r.Component, r.DeploymentID,
+			r.CorrelationID, r.CausationID, r.ActorKind, r.Actor, r.OccurredAt.UnixNano(), body, r.PrevHash, r.Hash)
+	}
+	row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES `+row+strings.Repeat(", "+row, len(todo)-1), args...); err != nil {
+		// A failed statement leaves the transaction usable: ask why it failed. A record already
+		// stored at a seq given out means a head was rolled back behind its chain's records.
+		for _, r := range todo {
+			var taken bool
+			if tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit WHERE chain = ? AND seq = ?)`, r.Chain, r.Seq).Scan(&taken) == nil && taken {
+				return 0, &audit.TamperError{Chain: r.Chain, Seq: r.Seq, What: fmt.Sprintf("beyond the chain's head (seq %d); not appending until it is restored", r.Seq-1)}
+			}
+		}
+		return 0, err
+	}
+	args = args[:0]
+	for _, c := range chains {
+		h := heads[c.(string)]
+		args = append(args, h.Chain, h.Seq, h.Hash)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_heads (chain, seq, hash) VALUES (?, ?, ?)`+strings.Repeat(", (?, ?, ?)", len(chains)-1)+`
+		ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, args...); err != nil {
+		return 0, err
+	}
+	return len(todo), nil
 }
 
-// present reports whether a record with messageID is stored.
-func present(ctx context.Context, tx *sql.Tx, messageID string) (bool, error) {
-	var dup bool
-	err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit WHERE message_id = ?)`, messageID).Scan(&dup)
-	return dup, err
+// presentIDs is which of ids are stored.
+func presentIDs(ctx context.Context, tx *sql.Tx, ids []any) (map[string]bool, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT message_id FROM audit WHERE message_id IN (`+strings.Repeat(",?", len(ids))[1:]+`)`, ids...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	stored := make(map[string]bool, len(ids))
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		stored[id] = true
+	}
+	return stored, rows.Err()
+}
+
+// readHeads sets heads[chain] to the stored head of each of chains. A chain without one must
+// have no records either (see the contract).
+func readHeads(ctx context.Context, tx *sql.Tx, chains []any, heads map[string]audit.Head) error {
+	list := strings.Repeat(",?", len(chains))[1:]
+	rows, err := tx.QueryContext(ctx, `SELECT chain, seq, hash FROM audit_heads WHERE chain IN (`+list+`)`, chains...)
+	if err != nil {
+		return err
+	}
+	found := 0
+	for rows.Next() {
+		var h audit.Head
+		if err := rows.Scan(&h.Chain, &h.Seq, &h.Hash); err != nil {
+			rows.Close()
+			return err
+		}
+		heads[h.Chain] = h
+		found++
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if found == len(chains) {
+		return nil
+	}
+	var headless []any
+	for _, c := range chains {
+		if heads[c.(string)].Seq == 0 {
+			headless = append(headless, c)
+		}
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT chain, MAX(seq) FROM audit WHERE chain IN (`+strings.Repeat(",?", len(headless))[1:]+`) GROUP BY chain`, headless...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var chain string
+		var last int64
+		if err := rows.Scan(&chain, &last); err != nil {
+			return err
+		}
+		return &audit.TamperError{Chain: chain, Seq: last, What: "the chain's head is missing; not appending until it is restored"}
+	}
+	return rows.Err()
 }

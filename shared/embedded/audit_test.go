@@ -214,6 +214,49 @@ func TestAuditLogConcurrentAppend(t *testing.T) {
 	}
 }
 
+// One Append of more records than one statement carries (appendChunk), over several chains,
+// with copies of records among them and records stored before: each new record once, chained
+// in argument order across the chunks, the copies skipped.
+func TestAuditLogAppendManyInOneCall(t *testing.T) {
+	ctx := t.Context()
+	l := newTestAuditLog(t, queueTestDB(t, ""))
+	now := time.Now()
+	if n, err := l.Append(ctx, auditRecord("m-0", "c0", now), auditRecord("m-1", "c1", now)); err != nil || n != 2 {
+		t.Fatalf("first Append = %d, %v", n, err)
+	}
+	var recs []audit.Record
+	for i := range 1201 {
+		recs = append(recs, auditRecord(fmt.Sprintf("m-%d", i), fmt.Sprintf("c%d", i%3), now))
+		if i%100 == 7 {
+			recs = append(recs, auditRecord(fmt.Sprintf("m-%d", i), fmt.Sprintf("c%d", i%3), now)) // a copy
+		}
+	}
+	if n, err := l.Append(ctx, recs...); err != nil || n != 1199 {
+		t.Fatalf("Append of %d records = %d new, %v; want 1199", len(recs), n, err)
+	}
+	got, err := l.Query(ctx, audit.Query{})
+	if err != nil || len(got) != 1201 {
+		t.Fatalf("Query = %d records, %v; want 1201", len(got), err)
+	}
+	next := map[string]int64{}
+	for _, r := range got {
+		var i int
+		if _, err := fmt.Sscanf(r.MessageID, "m-%d", &i); err != nil || r.Chain != fmt.Sprintf("c%d", i%3) {
+			t.Fatalf("record %s in chain %s", r.MessageID, r.Chain)
+		}
+		// records of a chain are chained in the order given: m-0, m-3, m-6, ... in c0
+		if want := int64(i/3 + 1); r.Seq != want {
+			t.Errorf("record %s has seq %d, want %d", r.MessageID, r.Seq, want)
+		}
+		next[r.Chain]++
+	}
+	for c, n := range next {
+		if err := l.Verify(ctx, c); err != nil {
+			t.Errorf("Verify(%s) over %d records: %v", c, n, err)
+		}
+	}
+}
+
 // A file written before audit_heads existed gets its heads from its records when the table is
 // created; a head deleted afterwards is not rebuilt by the next start.
 func TestAuditLogHeadsMigration(t *testing.T) {
