@@ -151,8 +151,10 @@ func (a *App) stages(ctx context.Context, ro RunOptions) ([]pipeline.Stage, erro
 }
 
 // Runner is the in-process runtime over every stage: the embedded queue (batches through its
-// outbox), or SQS pollers publishing to the event bus.
+// outbox), or SQS pollers publishing to the event bus. A process that asks for one runs the
+// pipeline: its garbage collector is tuned for that (tuneGC) unless GOGC is set.
 func (a *App) Runner(ctx context.Context, ro RunOptions) (*pipeline.Runner, error) {
+	tuneGC()
 	ro = a.runOptions(ro)
 	stages, err := a.stages(ctx, ro)
 	if err != nil {
