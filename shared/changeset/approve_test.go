@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"testing"
 
@@ -58,7 +59,20 @@ func (m *memStore) Update(ctx context.Context, id string, fn func(*ChangeSet) er
 	return cs, nil
 }
 
-func (m *memStore) List(context.Context) ([]*ChangeSet, error) { return nil, errors.New("not used") }
+func (m *memStore) List(context.Context) ([]*ChangeSet, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*ChangeSet
+	for _, b := range m.all {
+		var cs ChangeSet
+		if err := json.Unmarshal(b, &cs); err != nil {
+			return nil, err
+		}
+		out = append(out, &cs)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) }) // newest first
+	return out, nil
+}
 
 // held: vpc planned and held for review, cluster and lambda pending behind it.
 func held(t *testing.T, st *memStore) *ChangeSet {

@@ -125,8 +125,10 @@ type ChangeSet struct {
 	Rejected      string           `json:"rejected,omitempty"`
 	// Commit is the commit whose tree every node's config and Terraform module come from.
 	Commit string `json:"commit,omitempty"`
-	// QueuedBehind lists earlier change sets of the environment that deploy some of the same
-	// components and are not done: nothing here is decided until they are (see Ordering).
+	// QueuedBehind lists the earlier change sets of the environment, not done, that this one
+	// waits for directly: for each component it shares with unfinished change sets, the latest
+	// of them (each of those waits for the ones before it). Nothing here is decided until they
+	// are done (see Ordering).
 	QueuedBehind []string `json:"queued_behind,omitempty"`
 	// Started: the first decisions were made (Start ran).
 	Started bool `json:"started,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 )
 
 // Ordering between change sets. Two change sets of one environment that may deploy the same
@@ -14,6 +15,14 @@ import (
 // explicitly (Supersede): the earlier one's undecided and unapproved nodes are skipped with
 // reason "superseded" and the name of the change set that replaced them, so the lineage says
 // so; nothing is ever replaced silently.
+//
+// A change set is queued directly behind, for each component it shares with unfinished
+// change sets, only the latest of them (Ahead): each of those is queued behind the latest
+// before it, so the change sets of one component form a chain, and the one that finishes
+// releases only the change sets directly behind it — one, as a rule, however long the queue —
+// instead of every later one. A change set that ends without having run — superseded,
+// rejected or expired while queued (EndedUnrun) — did not wait for what it was queued behind,
+// so what was directly behind it is ordered again (Requeue) instead of released.
 
 // Overlaps reports whether two change sets share a component.
 func (cs *ChangeSet) Overlaps(other *ChangeSet) bool {
@@ -29,8 +38,8 @@ func (cs *ChangeSet) Overlaps(other *ChangeSet) bool {
 	return false
 }
 
-// QueueBehind sets QueuedBehind to ahead, sorted, without cs itself: ahead are the change sets
-// of cs's environment that are not done and share a component with cs (Unfinished).
+// QueueBehind sets QueuedBehind to ahead, sorted, without duplicates or cs itself: ahead are
+// change sets of cs's environment that are not done and share a component with cs (Ahead).
 func (cs *ChangeSet) QueueBehind(ahead []string) {
 	cs.QueuedBehind = nil
 	for _, id := range ahead {
@@ -39,6 +48,68 @@ func (cs *ChangeSet) QueueBehind(ahead []string) {
 		}
 	}
 	sort.Strings(cs.QueuedBehind)
+	cs.QueuedBehind = slices.Compact(cs.QueuedBehind)
+}
+
+// Ahead returns what change set self is to be queued behind, given unfinished: the unfinished
+// change sets of its environment that share a component with it (Unfinished, asked with its
+// components). For each component, the latest of them that has it — by creation time, then id —
+// is ahead; the earlier ones are ahead of that one already (it is queued behind the latest
+// before it), so they are not listed again. With created set (ordering an existing change set
+// again: Requeue) only the change sets created before self count: the later ones are queued
+// behind it. A listed change set without Components (a store that did not say) counts as
+// ahead.
+func Ahead(unfinished []Queued, self string, created time.Time) []string {
+	earlier := func(a Queued, at time.Time, id string) bool {
+		return a.CreatedAt.Before(at) || (a.CreatedAt.Equal(at) && a.ID < id)
+	}
+	latest := map[string]Queued{}
+	var ahead []string
+	for _, q := range unfinished {
+		if q.ID == self || (!created.IsZero() && !earlier(q, created, self)) {
+			continue
+		}
+		if len(q.Components) == 0 {
+			ahead = append(ahead, q.ID)
+		}
+		for _, c := range q.Components {
+			if l, ok := latest[c]; !ok || earlier(l, q.CreatedAt, q.ID) {
+				latest[c] = q
+			}
+		}
+	}
+	for _, q := range latest {
+		ahead = append(ahead, q.ID)
+	}
+	sort.Strings(ahead)
+	return slices.Compact(ahead)
+}
+
+// EndedUnrun reports whether cs ended without necessarily having run: superseded, rejected or
+// expired, possibly while it was queued, so without waiting for what it was queued behind. The
+// change sets queued behind it are then ordered again (Requeue), not released.
+func (cs *ChangeSet) EndedUnrun() bool {
+	return cs.SupersededBy != "" || cs.RejectedBy != "" || !cs.ExpiredAt.IsZero()
+}
+
+// Requeue orders a queued change set again once gone, change sets it was queued behind, are
+// done: they leave QueuedBehind, ahead — what is ahead of it now (Ahead) — joins it, and the
+// change set starts when nothing is left ahead of it. It reports whether the change set
+// started. A change set no longer queued behind any of gone (a redelivery) is left as it is.
+func (cs *ChangeSet) Requeue(gone, ahead []string) bool {
+	if cs.Started || !slices.ContainsFunc(cs.QueuedBehind, func(id string) bool { return slices.Contains(gone, id) }) {
+		return false
+	}
+	rest := slices.DeleteFunc(slices.Clone(cs.QueuedBehind), func(id string) bool { return slices.Contains(gone, id) })
+	cs.QueueBehind(append(rest, ahead...))
+	if len(cs.QueuedBehind) > 0 {
+		return false
+	}
+	cs.Start()
+	if len(gone) == 1 {
+		cs.StartedBy = gone[0]
+	}
+	return true
 }
 
 // Release removes done from QueuedBehind and starts the change set when nothing is left ahead

@@ -9,15 +9,20 @@ package changeset
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
 // Queued is what the ordering between change sets reads of an unfinished change set: which it
-// is, when it was created and what it is queued behind (Unfinished).
+// is, when it was created, what it is queued behind and which of the components asked about it
+// has a node for (Unfinished).
 type Queued struct {
 	ID           string
 	CreatedAt    time.Time
 	QueuedBehind []string
+	// Components are those of the components Unfinished was asked about that the change set has
+	// a node for, sorted (nil when it was asked for every change set of the environment).
+	Components []string
 }
 
 // UnfinishedLister is a Store that lists an environment's unfinished change sets touching given
@@ -26,7 +31,8 @@ type Queued struct {
 // that finishes, so on a store without it the cost of each grows with the whole history.
 type UnfinishedLister interface {
 	// Unfinished returns env's change sets that are not Done and have a node for one of
-	// components (every one of env when components is nil), newest first.
+	// components (every one of env when components is nil), newest first, each with those of
+	// components it has a node for (Queued.Components).
 	Unfinished(ctx context.Context, env string, components []string) ([]Queued, error)
 }
 
@@ -43,9 +49,16 @@ func Unfinished(ctx context.Context, s Store, env string, components []string) (
 	}
 	var out []Queued
 	for _, cs := range all {
-		if cs.Env == env && !cs.Done() && (components == nil || cs.touches(components)) {
-			out = append(out, Queued{ID: cs.ID, CreatedAt: cs.CreatedAt, QueuedBehind: cs.QueuedBehind})
+		if cs.Env != env || cs.Done() {
+			continue
 		}
+		q := Queued{ID: cs.ID, CreatedAt: cs.CreatedAt, QueuedBehind: cs.QueuedBehind}
+		if components != nil {
+			if q.Components = cs.touched(components); len(q.Components) == 0 {
+				continue
+			}
+		}
+		out = append(out, q)
 	}
 	return out, nil
 }
@@ -130,12 +143,14 @@ func EachCommit(ctx context.Context, s Store, env string, fn func(commit string)
 	return nil
 }
 
-// touches reports whether cs has a node for one of components.
-func (cs *ChangeSet) touches(components []string) bool {
+// touched returns those of components cs has a node for, sorted.
+func (cs *ChangeSet) touched(components []string) []string {
+	var out []string
 	for _, c := range components {
 		if _, ok := cs.Nodes[c]; ok {
-			return true
+			out = append(out, c)
 		}
 	}
-	return false
+	slices.Sort(out)
+	return slices.Compact(out)
 }

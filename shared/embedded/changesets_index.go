@@ -133,22 +133,25 @@ func reindex(ctx context.Context, tx *sql.Tx, before *entry, cs *changeset.Chang
 
 // Unfinished returns env's change sets that are not done and have a node for one of components
 // (every unfinished one of env when components is nil), newest first, from the index; of each
-// document it reads only queued_behind (SQLite's json_extract), decoding none.
+// document it reads only queued_behind (SQLite's json_extract), decoding none, and with it which
+// of components the change set has a node for.
 func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []string) ([]changeset.Queued, error) {
-	const columns = `SELECT id, created_at, json_extract(doc, '$.queued_behind') FROM change_sets`
 	if components == nil {
-		return s.queued(ctx, columns+` WHERE env = ? AND done = 0 ORDER BY created_at DESC, id`, env)
+		return s.queued(ctx, `SELECT id, created_at, json_extract(doc, '$.queued_behind'), NULL FROM change_sets
+			WHERE env = ? AND done = 0 ORDER BY created_at DESC, id`, env)
 	}
 	list, err := json.Marshal(components)
 	if err != nil {
 		return nil, err
 	}
-	return s.queued(ctx, columns+` WHERE done = 0 AND id IN (
-			SELECT cs_id FROM change_set_nodes WHERE env = ? AND component IN (SELECT value FROM json_each(?)))
-		ORDER BY created_at DESC, id`, env, string(list))
+	return s.queued(ctx, `SELECT c.id, c.created_at, json_extract(c.doc, '$.queued_behind'), json_group_array(n.component)
+		FROM change_set_nodes n JOIN change_sets c ON c.id = n.cs_id
+		WHERE n.env = ? AND n.component IN (SELECT value FROM json_each(?)) AND c.done = 0
+		GROUP BY c.id ORDER BY c.created_at DESC, c.id`, env, string(list))
 }
 
-// queued runs a query of id, created_at and the queued_behind array (NULL when absent).
+// queued runs a query of id, created_at, the queued_behind array (NULL when absent) and the
+// array of components asked about (NULL when none were).
 func (s *ChangeSets) queued(ctx context.Context, query string, args ...any) ([]changeset.Queued, error) {
 	rows, err := s.db.conn(ctx).QueryContext(ctx, query, args...)
 	if err != nil {
@@ -159,8 +162,8 @@ func (s *ChangeSets) queued(ctx context.Context, query string, args ...any) ([]c
 	for rows.Next() {
 		var q changeset.Queued
 		var created int64
-		var behind sql.NullString
-		if err := rows.Scan(&q.ID, &created, &behind); err != nil {
+		var behind, comps sql.NullString
+		if err := rows.Scan(&q.ID, &created, &behind, &comps); err != nil {
 			return nil, transient(fmt.Errorf("embedded: list unfinished change sets: %w", err))
 		}
 		q.CreatedAt = time.Unix(0, created).UTC()
@@ -168,6 +171,12 @@ func (s *ChangeSets) queued(ctx context.Context, query string, args ...any) ([]c
 			if err := json.Unmarshal([]byte(behind.String), &q.QueuedBehind); err != nil {
 				return nil, fmt.Errorf("embedded: change set %s: queued_behind: %w", q.ID, err)
 			}
+		}
+		if comps.Valid {
+			if err := json.Unmarshal([]byte(comps.String), &q.Components); err != nil {
+				return nil, fmt.Errorf("embedded: change set %s: its components: %w", q.ID, err)
+			}
+			slices.Sort(q.Components)
 		}
 		out = append(out, q)
 	}

@@ -108,6 +108,15 @@ func TestChangeSetsUnfinished(t *testing.T) {
 			t.Fatalf("unfinished in prod touching %v: %q, want %q", c.components, got, c.want)
 		}
 	}
+	// With each, which of the components asked about it has a node for.
+	list, err = s.Unfinished(ctx, "prod", []string{"prod/x/z", "prod/x/y", "prod/a/b"})
+	if err != nil || len(list) != 2 || !slices.Equal(list[0].Components, []string{"prod/a/b", "prod/x/z"}) ||
+		!slices.Equal(list[1].Components, []string{"prod/a/b", "prod/x/y"}) {
+		t.Fatalf("the components of the unfinished change sets: %+v, %v", list, err)
+	}
+	if list, err := s.Unfinished(ctx, "prod", nil); err != nil || len(list) != 2 || list[0].Components != nil {
+		t.Fatalf("every unfinished change set: %+v, %v; want no components", list, err)
+	}
 	if list, err := s.Unfinished(ctx, "prod", []string{}); err != nil || len(list) != 0 {
 		t.Fatalf("touching no component: %v, %v", list, err)
 	}

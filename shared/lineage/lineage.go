@@ -37,7 +37,8 @@ type Change struct {
 	Rejected      string          `json:"rejected,omitempty"`
 	// Commit is the commit whose tree every deployment of the change set used.
 	Commit string `json:"commit,omitempty"`
-	// QueuedBehind lists the earlier change sets it waited for (shared components).
+	// QueuedBehind lists the earlier change sets it was queued behind when resolved: per shared
+	// component the latest unfinished one (which waited for the ones before it).
 	QueuedBehind []string `json:"queued_behind,omitempty"`
 }
 

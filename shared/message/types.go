@@ -105,8 +105,9 @@ type ChangeResolved struct {
 	// Commit is the commit whose tree every deployment of the change set uses (config and
 	// Terraform modules), "" when it was rejected before one was known.
 	Commit string `json:"commit"`
-	// QueuedBehind lists earlier change sets of the environment that deploy some of the same
-	// components: this one starts when they are done (or superseded).
+	// QueuedBehind lists the earlier change sets of the environment this one waits for: for
+	// each component it shares with unfinished change sets, the latest of them (which waits for
+	// the ones before it). This one starts when they are done (or superseded).
 	QueuedBehind []string `json:"queued_behind,omitempty"`
 	// Rejected says why nothing is deployed (invalid repository, cycle with its path).
 	Rejected string `json:"rejected,omitempty"`

@@ -7,16 +7,19 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
 )
 
-// Ordering between change sets (shared/changeset): a new change set waits behind every earlier,
-// unfinished change set of its environment that shares a component with it, and starts when the
-// last of them is done — or explicitly superseded (change.superseded). The change set that
-// finishes releases the ones queued behind it, in the handler of the event that finished it.
+// Ordering between change sets (shared/changeset): a new change set waits behind, for each
+// component it shares with earlier unfinished change sets of its environment, the latest of them
+// (changeset.Ahead; each of those waits behind the ones before it), and starts when they are
+// done — or explicitly superseded (change.superseded). The change set that finishes releases the
+// ones queued directly behind it, in the handler of the event that finished it; one that ended
+// without running (changeset.EndedUnrun) has them ordered again instead.
 
 // newestTrees is how many of the environment's latest change sets newest looks at.
 const newestTrees = 50
@@ -73,11 +76,7 @@ func (w *Worker) queue(ctx context.Context, cs *changeset.ChangeSet) error {
 		if err != nil {
 			return err
 		}
-		ahead := make([]string, len(earlier))
-		for i, e := range earlier {
-			ahead[i] = e.ID
-		}
-		cs.QueueBehind(ahead)
+		cs.QueueBehind(changeset.Ahead(earlier, cs.ID, time.Time{})) // a new change set: all are earlier
 	}
 	cs.Start()
 	return nil
@@ -103,24 +102,63 @@ func (w *Worker) active(ctx context.Context, of *changeset.ChangeSet, except str
 	return out, nil
 }
 
-// recheck releases a just-created change set from earlier ones that finished meanwhile. Which
-// have finished is read without their documents when the store can tell (changeset.Finished);
-// when none has, the update changes nothing, which the store may not even write.
-func (w *Worker) recheck(ctx context.Context, id string) (*changeset.ChangeSet, error) {
-	return w.ChangeSets.Update(ctx, id, func(cs *changeset.ChangeSet) error {
-		done, err := changeset.Finished(ctx, w.ChangeSets, cs.QueuedBehind)
-		if err != nil {
-			return err
-		}
-		cs.Release(done...)
-		return nil
-	})
+// recheck orders a just-created change set again if some of what it is queued behind finished
+// between the look and the create (their release did not see it). Which have finished is read
+// without their documents when the store can tell (changeset.Finished); as a rule none has,
+// and nothing more is read or written.
+func (w *Worker) recheck(ctx context.Context, cs *changeset.ChangeSet) (*changeset.ChangeSet, error) {
+	done, err := changeset.Finished(ctx, w.ChangeSets, cs.QueuedBehind)
+	if err != nil {
+		return nil, pipeline.Transient(err)
+	}
+	if len(done) == 0 {
+		return cs, nil
+	}
+	return w.requeue(ctx, cs.ID, done)
 }
 
-// release starts the change sets queued behind finished (which is done), and returns their
-// first decisions; of the change sets its end started already, it returns the decisions not
-// yet announced (a delivery of in that released them and died before publishing). The messages continue each released change set's own story: its
-// correlation, caused by in (the event that finished the one ahead).
+// requeue orders change set id again after gone, change sets it was queued behind, are done:
+// it waits behind what is ahead of it now instead (changeset.Requeue), or starts. Needed when
+// one of gone ended without running (changeset.EndedUnrun), or may have (recheck): it did not
+// wait for what it was queued behind, which may still be ahead of id. What is ahead is read
+// before the update; if any of it finishes meanwhile (its release may not see id queued behind
+// it yet), id is ordered again, until what it waits behind is all unfinished.
+func (w *Worker) requeue(ctx context.Context, id string, gone []string) (*changeset.ChangeSet, error) {
+	for {
+		cs, err := w.ChangeSets.Get(ctx, id)
+		if err != nil {
+			return nil, pipeline.Transient(err)
+		}
+		unfinished, err := w.active(ctx, cs, id)
+		if err != nil {
+			return nil, err
+		}
+		unfinished = slices.DeleteFunc(unfinished, func(q changeset.Queued) bool { return slices.Contains(gone, q.ID) })
+		ahead := changeset.Ahead(unfinished, id, cs.CreatedAt)
+		updated, err := w.ChangeSets.Update(ctx, id, func(cs *changeset.ChangeSet) error {
+			cs.Requeue(gone, ahead)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if updated.Started || len(updated.QueuedBehind) == 0 {
+			return updated, nil
+		}
+		if gone, err = changeset.Finished(ctx, w.ChangeSets, updated.QueuedBehind); err != nil {
+			return nil, pipeline.Transient(err)
+		} else if len(gone) == 0 {
+			return updated, nil
+		}
+	}
+}
+
+// release starts the change sets queued directly behind finished (which is done) that waited for
+// nothing else — or, when finished ended without running, orders them again (requeue) — and
+// returns their first decisions; of the change sets its end started already, it returns the
+// decisions not yet announced (a delivery of in that released them and died before
+// publishing). The messages continue each released change set's own story: its correlation,
+// caused by in (the event that finished the one ahead).
 func (w *Worker) release(ctx context.Context, in message.Envelope, finished *changeset.ChangeSet) ([]message.Envelope, error) {
 	waiting, err := w.active(ctx, finished, finished.ID)
 	if err != nil {
@@ -150,10 +188,15 @@ func (w *Worker) release(ctx context.Context, in message.Envelope, finished *cha
 			out = append(out, msgs...)
 			continue
 		}
-		updated, err := w.ChangeSets.Update(ctx, q.ID, func(cs *changeset.ChangeSet) error {
-			cs.Release(finished.ID)
-			return nil
-		})
+		var updated *changeset.ChangeSet
+		if finished.EndedUnrun() {
+			updated, err = w.requeue(ctx, q.ID, []string{finished.ID})
+		} else {
+			updated, err = w.ChangeSets.Update(ctx, q.ID, func(cs *changeset.ChangeSet) error {
+				cs.Release(finished.ID)
+				return nil
+			})
+		}
 		if err != nil {
 			return nil, err
 		}

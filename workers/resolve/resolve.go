@@ -219,13 +219,19 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 		return nil, err
 	}
 	cs.SettlePromotion(w.now()) // nothing to deploy here: promoted at once
-	if _, err := w.ChangeSets.Create(ctx, cs); err != nil {
+	if created, err := w.ChangeSets.Create(ctx, cs); err != nil {
 		return nil, err
+	} else if !created { // another delivery created it meanwhile: as a redelivery
+		existing, err := w.ChangeSets.Get(ctx, csID)
+		if err != nil {
+			return nil, pipeline.Transient(err)
+		}
+		return w.announce(ctx, in, existing, true)
 	}
 	if len(cs.QueuedBehind) > 0 {
 		// An earlier change set may have finished between the look and the create: look again.
 		var err error
-		if cs, err = w.recheck(ctx, cs.ID); err != nil {
+		if cs, err = w.recheck(ctx, cs); err != nil {
 			return nil, err
 		}
 	}
