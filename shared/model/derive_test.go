@@ -1,0 +1,367 @@
+package model_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/params"
+)
+
+// fixedStore is a parameter store holding a fixed list.
+type fixedStore []params.Parameter
+
+func (s fixedStore) Get(_ context.Context, name string) (params.Parameter, error) {
+	for _, p := range s {
+		if p.Name == name {
+			return p, nil
+		}
+	}
+	return params.Parameter{}, params.ErrNotFound
+}
+
+func (s fixedStore) GetByPath(_ context.Context, path string) ([]params.Parameter, error) {
+	var out []params.Parameter
+	for _, p := range s {
+		if strings.HasPrefix(p.Name, path+"/") {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func (fixedStore) Put(context.Context, params.PutInput) (params.PutResult, error) {
+	return params.PutResult{}, fmt.Errorf("read-only")
+}
+func (fixedStore) Delete(context.Context, string) error { return fmt.Errorf("read-only") }
+
+// storeFor publishes a runtime for most of repo's components, in every shape ReadParamState
+// classifies (present, placeholder, malformed, per-key leaves), and a config no component has.
+func storeFor(repo *model.Repo) func(string) params.Store {
+	stores := map[string]fixedStore{}
+	for i, c := range repo.Components {
+		p := params.Parameter{Name: model.RuntimeParam(repo.Settings.Prefix, c.Type, c.Nickname), Version: int64(i + 1)}
+		switch i % 5 {
+		case 0:
+			continue // missing
+		case 1:
+			p.Value = `{"placeholder": true}`
+		case 2:
+			p.Value = `not json`
+		case 3:
+			p.Name += "/arn"
+			p.Value = "arn:" + c.Nickname
+		default:
+			p.Value = fmt.Sprintf(`{"arn": "arn:%s", "id": %d}`, c.Nickname, i)
+		}
+		stores[c.Env] = append(stores[c.Env], p)
+		for _, name := range c.SubRuntimes {
+			stores[c.Env] = append(stores[c.Env], params.Parameter{Name: model.RuntimeParam(repo.Settings.Prefix, c.Type, name), Value: `{"arn": "x"}`})
+		}
+	}
+	for env := range stores {
+		stores[env] = append(stores[env], params.Parameter{Name: model.ConfigParam(repo.Settings.Prefix, "gone", "old"), Value: "{}", Version: 3})
+	}
+	return func(env string) params.Store {
+		if s, ok := stores[env]; ok {
+			return s
+		}
+		return nil
+	}
+}
+
+// deriveFixture is a repository for the equivalence test, with what its overrides derive from.
+type deriveFixture struct {
+	name string
+	fsys fs.FS
+	env  string
+}
+
+// chainsFS is a repository exercising resolution: a base-only template extended by a template
+// and by components, base layers, extends chains three deep, a parent that does not parse, a
+// missing parent, components whose ids differ only by case, problems in karma blocks.
+func chainsFS() fstest.MapFS {
+	files := map[string]string{
+		"karma.json":                              `{"prefix": "/iac"}`,
+		"iac/_base/app/tmpl/config.json":          `{"size": "m", "karma": {"depends_on": ["vpc/core"]}}`,
+		"iac/_base/app/tmpl2/config.json":         `{"karma": {"extends": "app/tmpl", "bogus": 2}, "tier": "gold"}`,
+		"iac/_base/app/web/config.json":           `{"port": 80, "name": "base"}`,
+		"iac/_base/app/unused/config.json":        `{"never": "merged"}`,
+		"iac/prod/vpc/core/config.json":           `{"cidr": "10.0.0.0/16"}`,
+		"iac/prod/app/web/config.json":            `{"karma": {"extends": "app/tmpl"}, "name": "web"}`,
+		"iac/prod/app/api/config.json":            `{"karma": {"extends": "app/web"}, "name": "api", "vpc_nickname": "core"}`,
+		"iac/prod/app/worker/config.json":         `{"karma": {"extends": "app/api"}, "queue": "q", "size": null}`,
+		"iac/prod/app/lost/config.json":           `{"karma": {"extends": "app/missing"}}`,
+		"iac/prod/app/bad/config.json":            `{"broken": `,
+		"iac/prod/app/child-of-bad/config.json":   `{"karma": {"extends": "app/bad"}, "x": 1}`,
+		"iac/prod/app/Dup/config.json":            `{"x": 1}`,
+		"iac/prod/app/dup/config.json":            `{"x": 2}`,
+		"iac/prod/app/kbad/config.json":           `{"karma": {"bogus": 1, "extends": "app/tmpl"}}`,
+		"iac/prod/app/t2child/config.json":        `{"karma": {"extends": "app/tmpl2"}, "api": "${app/api.runtime.url}"}`,
+		"iac/prod/app/t2other/config.json":        `{"karma": {"extends": "app/tmpl2"}}`,
+		"iac/prod/queue/jobs/config.json":         `{"app_nickname": "worker", "karma": {"depends_on": ["app/web"]}}`,
+		"iac/dev/app/web/config.json":             `{"name": "dev-web", "karma": {"extends": "app/tmpl"}}`,
+		"iac/dev/app/api/config.json":             `{"karma": {"extends": "app/web"}}`,
+		"account_environments/prod.json":          `{"environment": "prod"}`,
+		"components/app/config.schema.json":       `{"type": "object", "properties": {"port": {"type": "integer"}}}`,
+		"components/vpc/config.schema.json":       `{"type": "object", "required": ["cidr"]}`,
+		"iac/prod/app/web/notes/readme.json":      `{}`,
+		"iac/prod/queue/jobs/notes/not-used.json": `{}`,
+	}
+	fsys := fstest.MapFS{}
+	for name, data := range files {
+		fsys[name] = &fstest.MapFile{Data: []byte(data)}
+	}
+	return fsys
+}
+
+// overrideSets lists the override sets tried on a repository: each config file with a changed
+// value and with broken JSON; each environment file with its extends changed, added, removed and
+// made missing, with references added (to a component and to nothing) and removed; several at
+// once; and paths Derive does not take (karma.json, a new component), which load in full.
+func overrideSets(t *testing.T, fsys fs.FS, base *model.Repo) map[string]map[string][]byte {
+	t.Helper()
+	read := func(file string) map[string]any {
+		data, err := fs.ReadFile(fsys, file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(data, &m); err != nil {
+			return map[string]any{} // a file that does not parse: start over
+		}
+		return m
+	}
+	enc := func(m map[string]any) []byte {
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	karma := func(m map[string]any) map[string]any {
+		k, _ := m["karma"].(map[string]any)
+		if k == nil {
+			k = map[string]any{}
+			m["karma"] = k
+		}
+		return k
+	}
+	var files []string
+	fs.WalkDir(fsys, "iac", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, "/config.json") && strings.Count(p, "/") == 4 {
+			files = append(files, p)
+		}
+		return nil
+	})
+	sort.Strings(files)
+	refs := map[string][]string{} // env -> "<type>/<nickname>"
+	for _, c := range base.Components {
+		refs[c.Env] = append(refs[c.Env], c.Ref())
+	}
+	sets := map[string]map[string][]byte{}
+	for i, f := range files {
+		env := strings.Split(f, "/")[1]
+		m := read(f)
+		m["zz_changed"] = i
+		sets["value "+f] = map[string][]byte{f: enc(m)}
+		sets["broken "+f] = map[string][]byte{f: []byte(`{"oops": [1, `)}
+		sets["not an object "+f] = map[string][]byte{f: []byte(`[1, 2]`)}
+		if env == model.BaseEnv {
+			continue
+		}
+		others := refs[env]
+		if len(others) > 0 {
+			m = read(f)
+			karma(m)["extends"] = others[(i+1)%len(others)]
+			sets["extends other "+f] = map[string][]byte{f: enc(m)}
+		}
+		m = read(f)
+		karma(m)["extends"] = "app/tmpl"
+		sets["extends template "+f] = map[string][]byte{f: enc(m)}
+		m = read(f)
+		karma(m)["extends"] = "nope/missing"
+		sets["extends missing "+f] = map[string][]byte{f: enc(m)}
+		m = read(f)
+		delete(karma(m), "extends")
+		sets["extends removed "+f] = map[string][]byte{f: enc(m)}
+		m = read(f)
+		deps := []any{"nope/missing"}
+		if len(others) > 0 {
+			deps = append(deps, others[0])
+		}
+		karma(m)["depends_on"] = deps
+		m["vpc_nickname"] = "core"
+		m["route53_zone_name"] = "example.net"
+		sets["references added "+f] = map[string][]byte{f: enc(m)}
+		sets["references removed "+f] = map[string][]byte{f: []byte(`{}`)}
+	}
+	several := map[string][]byte{}
+	all := map[string][]byte{}
+	for i, f := range files {
+		m := read(f)
+		m["zz_several"] = true
+		if i < 3 {
+			several[f] = enc(m)
+		}
+		all[f] = enc(m)
+	}
+	sets["several"] = several
+	sets["every file"] = all
+	sets["karma.json"] = map[string][]byte{"karma.json": []byte(`{"prefix": "/other"}`)}
+	sets["new component"] = map[string][]byte{"iac/prod/new-type/new/config.json": []byte(`{}`)}
+	sets["new and existing"] = map[string][]byte{"iac/prod/new-type/new/config.json": []byte(`{}`), files[0]: []byte(`{}`)}
+	return sets
+}
+
+// componentLines renders what callers see of the repository's components.
+func componentLines(repo *model.Repo) []string {
+	var out []string
+	for _, c := range repo.Components {
+		refs, _ := json.Marshal(c.References)
+		owners := ""
+		for _, name := range c.SubRuntimes {
+			if o, ok := repo.SubRuntimeOwner(c.Env, c.Type+"/"+name); ok {
+				owners += " " + name + "<-" + o.ID()
+			}
+		}
+		out = append(out, fmt.Sprintf("%s files=%v broken=%v hash=%s subs=%v%s\n  resolved=%s\n  refs=%s",
+			c.ID(), c.Files, c.Broken, c.Hash, c.SubRuntimes, owners, c.Resolved, refs))
+	}
+	return out
+}
+
+func diagSet(ds model.Diagnostics) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = fmt.Sprintf("%+v", d)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sameLines(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if reflect.DeepEqual(got, want) {
+		return
+	}
+	gs, ws := map[string]bool{}, map[string]bool{}
+	for _, l := range got {
+		gs[l] = true
+	}
+	for _, l := range want {
+		ws[l] = true
+	}
+	var diff []string
+	for _, l := range want {
+		if !gs[l] {
+			diff = append(diff, "- "+l)
+		}
+	}
+	for _, l := range got {
+		if !ws[l] {
+			diff = append(diff, "+ "+l)
+		}
+	}
+	t.Errorf("%s differ (%d derived, %d in full; - only in full, + only derived):\n%s", what, len(got), len(want), strings.Join(diff, "\n"))
+}
+
+// TestDeriveEqualsFullLoad is the proof of Repo.Derive and BuildDerived: for every override set
+// of overrideSets on the examples, the rules fixture and chainsFS, the build derived from a
+// repository loaded without overrides equals a full build with the overrides — every
+// component (files, resolved config, hash, references, sub-runtimes and their owners), the
+// graph (components with their runtime fields, edges with their sources), the diagnostics and
+// the orphans — and the base repository is unchanged.
+func TestDeriveEqualsFullLoad(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fixtures := []deriveFixture{
+		{"examples", os.DirFS(examplesDir), "prod"},
+		{"examples", os.DirFS(examplesDir), "dev"},
+		{"examples", os.DirFS(examplesDir), ""},
+		{"rules", os.DirFS(filepath.Join("testdata", "rules")), "prod"},
+		{"chains", chainsFS(), "prod"},
+		{"chains", chainsFS(), ""},
+	}
+	for _, fx := range fixtures {
+		t.Run(fx.name+"/"+fx.env, func(t *testing.T) {
+			t.Parallel()
+			lo := model.LoadOptions{Env: fx.env}
+			base, err := model.LoadFS(fx.fsys, fx.name, lo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := base.Derive(nil); !ok {
+				t.Fatal("a repository loaded without overrides cannot derive")
+			}
+			store := storeFor(base)
+			baseLines, baseDiags := componentLines(base), diagSet(base.Diagnostics)
+			derived := 0
+			for name, over := range overrideSets(t, fx.fsys, base) {
+				opts := model.BuildOptions{LoadOptions: model.LoadOptions{Env: fx.env, Overrides: over}, Params: store}
+				want, err := model.BuildFS(ctx, fx.fsys, fx.name, opts)
+				if err != nil {
+					t.Fatalf("%s: full build: %v", name, err)
+				}
+				got, err := model.BuildDerived(ctx, base, opts)
+				if err != nil {
+					t.Fatalf("%s: derived build: %v", name, err)
+				}
+				_, ok := base.Derive(over)
+				if ok {
+					derived++
+				} else if mustDerive(fx.env, name, over) {
+					t.Errorf("%s: loaded in full, not derived", name)
+				}
+				t.Run(strings.ReplaceAll(name, "/", "_"), func(t *testing.T) {
+					sameLines(t, "components", componentLines(got.Repo), componentLines(want.Repo))
+					sameLines(t, "repository diagnostics", diagSet(got.Repo.Diagnostics), diagSet(want.Repo.Diagnostics))
+					sameLines(t, "diagnostics", diagSet(got.Diagnostics), diagSet(want.Diagnostics))
+					if !reflect.DeepEqual(got.Graph.Components, want.Graph.Components) {
+						t.Errorf("graph components differ:\n%+v\n%+v", got.Graph.Components, want.Graph.Components)
+					}
+					if !reflect.DeepEqual(got.Graph.Edges, want.Graph.Edges) {
+						t.Errorf("graph edges differ:\n%+v\n%+v", got.Graph.Edges, want.Graph.Edges)
+					}
+					if !reflect.DeepEqual(got.Orphans, want.Orphans) {
+						t.Errorf("orphans %v, want %v", got.Orphans, want.Orphans)
+					}
+					if !reflect.DeepEqual(got.Repo.Environments, want.Repo.Environments) {
+						t.Errorf("environments %v, want %v", got.Repo.Environments, want.Repo.Environments)
+					}
+				})
+			}
+			if derived == 0 {
+				t.Error("no override set was derived")
+			}
+			sameLines(t, "base components after deriving", componentLines(base), baseLines)
+			sameLines(t, "base diagnostics after deriving", diagSet(base.Diagnostics), baseDiags)
+		})
+	}
+}
+
+// mustDerive says whether Derive must take an override set: one of existing config files of the
+// environment loaded (or of the base layer) that cannot make an extends cycle.
+func mustDerive(env, name string, over map[string][]byte) bool {
+	if strings.HasPrefix(name, "extends other ") || name == "every file" {
+		return false // may make a cycle
+	}
+	for f := range over {
+		if !strings.HasPrefix(f, "iac/") || strings.Contains(f, "new-type") {
+			return false
+		}
+		if e := strings.Split(f, "/")[1]; env != "" && e != env && e != model.BaseEnv {
+			return false
+		}
+	}
+	return true
+}
