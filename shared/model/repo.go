@@ -270,7 +270,7 @@ func readAll(rd *reader, srcs []*source) []*Diagnostic {
 	out := make([]*Diagnostic, len(srcs))
 	parallel(len(srcs), 4*runtime.GOMAXPROCS(0), func(w *worker, i int) {
 		out[i] = rd.read(w.parser, srcs[i])
-	}, func(*worker) {})
+	})
 	return out
 }
 
@@ -278,13 +278,12 @@ func readAll(rd *reader, srcs []*source) []*Diagnostic {
 type worker struct {
 	parser *parser
 	walker refWalker
-	diags  Diagnostics
 }
 
-// parallel calls fn for 0 <= i < n on the given number of goroutines, each with its own worker,
-// then done with each worker (one at a time is up to done). Goroutines take the next index from
-// a counter: no channel, no hand-off between goroutines per item.
-func parallel(n, workers int, fn func(w *worker, i int), done func(w *worker)) {
+// parallel calls fn for 0 <= i < n on the given number of goroutines, each with its own worker.
+// Goroutines take the next index from a counter: no channel, no hand-off between goroutines per
+// item.
+func parallel(n, workers int, fn func(w *worker, i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(workers, max(n, 1)) {
@@ -295,7 +294,6 @@ func parallel(n, workers int, fn func(w *worker, i int), done func(w *worker)) {
 			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
 				fn(w, i)
 			}
-			done(w)
 		}()
 	}
 	wg.Wait()

@@ -69,7 +69,7 @@ func (r *Repo) resolveSet(srcs []*source, rd *reader, other func(id string) *sou
 			u.comp = r.component(o, nil, &w.walker, &u.diags)
 			o.release()
 		}
-	}, func(*worker) {})
+	})
 
 	byID := make(map[string]*own, len(srcs)) // "<env>/<type>/<nickname>"
 	for _, o := range owns {
@@ -149,7 +149,7 @@ func (r *Repo) resolveSet(srcs []*source, rd *reader, other func(id string) *sou
 	parallel(len(extending), runtime.GOMAXPROCS(0), func(w *worker, j int) {
 		i := extending[j]
 		units[i].comp = r.component(owns[i], lookup, &w.walker, &units[i].diags)
-	}, func(*worker) {})
+	})
 	// What each component's resolution read: its layers and those of every parent resolved.
 	for i, o := range owns {
 		u := &units[i]
