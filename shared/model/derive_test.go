@@ -84,6 +84,52 @@ type deriveFixture struct {
 	name string
 	fsys fs.FS
 	env  string
+	// extra override sets, for what the generated ones do not reach
+	extra map[string]map[string][]byte
+}
+
+// rulesExtra changes what the reference rules of karma.json link in testdata/rules: a zone's name
+// (its dependents' lookups then find none, or two), a lambda's functions (one named like another
+// component's runtime, one another lambda writes too), a runtime path to nothing.
+var rulesExtra = map[string]map[string][]byte{
+	"zone renamed":        {"iac/prod/route53-zone/example-net/config.json": []byte(`{"zone_name": "example.com"}`)},
+	"zones alike":         {"iac/prod/route53-zone/example-net/config.json": []byte(`{"zone_name": "example.org"}`)},
+	"zone without a name": {"iac/prod/route53-zone/example-org/config.json": []byte(`{"zone_name": 7}`)},
+	"functions renamed":   {"iac/prod/lambda/shop/config.json": []byte(`{"functions": {"checkout2": {"runtime": "python3.12"}, "core": {}}}`)},
+	"function of another": {"iac/prod/clickhouse/core/config.json": []byte(`{"vpc_nickname": "core", "functions": {"cart": {}}}`),
+		"iac/prod/lambda/shop/config.json": []byte(`{"functions": {"shop": {}, "cart": {}}}`)},
+	"runtime path to nothing": {"iac/prod/grafana/ops/config.json": []byte(`{"vpc_runtime_path": "/iac/vpc/none/runtime", "clickhouse_runtime_path": "/elsewhere/x"}`)},
+	"zone and its dependent": {"iac/prod/route53-zone/example-net/config.json": []byte(`{"zone_name": "shop.example"}`),
+		"iac/prod/serverless-api/shop/config.json": []byte(`{"route53_zone_name": "shop.example.", "enable_custom_domain": true}`)},
+	"too large": {"iac/prod/vpc/core/config.json": []byte(`{"cidr": "10.1.0.0/16", "padding": "` + strings.Repeat("x", 9000) + `"}`)},
+}
+
+// chainsExtra: changes to the parents and templates of chainsFS, one or several at once.
+var chainsExtra = map[string]map[string][]byte{
+	"middle of a chain":           {"iac/prod/app/api/config.json": []byte(`{"karma": {"extends": "app/web"}, "name": "api2"}`)},
+	"parent fixed":                {"iac/prod/app/bad/config.json": []byte(`{"karma": {"extends": "app/tmpl"}}`)},
+	"duplicate fixed":             {"iac/prod/app/dup/config.json": []byte(`{"karma": {"extends": "app/tmpl"}}`)},
+	"template and a child":        {"iac/_base/app/tmpl2/config.json": []byte(`{"tier": "silver"}`), "iac/prod/app/t2other/config.json": []byte(`{"karma": {"extends": "app/web"}}`)},
+	"template broken":             {"iac/_base/app/tmpl/config.json": []byte(`{`)},
+	"base layer broken":           {"iac/_base/app/web/config.json": []byte(`[]`)},
+	"unused base layer":           {"iac/_base/app/unused/config.json": []byte(`{"karma": {"bogus": true}}`)},
+	"cycle made":                  {"iac/prod/app/web/config.json": []byte(`{"karma": {"extends": "app/worker"}}`)},
+	"template made a cycle":       {"iac/_base/app/tmpl/config.json": []byte(`{"karma": {"extends": "app/tmpl2"}}`)},
+	"schema broken":               {"iac/prod/app/web/config.json": []byte(`{"karma": {"extends": "app/tmpl"}, "port": "eighty"}`)},
+	"function written twice":      {"iac/prod/lambda/two/config.json": []byte(`{"functions": {"f1": {}, "f2": {}}}`)},
+	"function named like another": {"iac/prod/lambda/one/config.json": []byte(`{"functions": {"two": {}, "f1": {}}}`)},
+	"function removed":            {"iac/prod/lambda/one/config.json": []byte(`{"functions": {}}`)},
+	"karma block odd":             {"iac/prod/app/worker/config.json": []byte(`{"karma": {"extends": 7, "depends_on": "vpc/core"}}`)},
+}
+
+// cycleFS has an extends cycle: what is loaded from it is not derived from, but built in full.
+func cycleFS() fstest.MapFS {
+	return fstest.MapFS{
+		"iac/prod/app/a/config.json": {Data: []byte(`{"karma": {"extends": "app/b"}}`)},
+		"iac/prod/app/b/config.json": {Data: []byte(`{"karma": {"extends": "app/a"}}`)},
+		"iac/prod/app/c/config.json": {Data: []byte(`{"karma": {"extends": "app/a"}}`)},
+		"iac/prod/vpc/d/config.json": {Data: []byte(`{}`)},
+	}
 }
 
 // chainsFS is a repository exercising resolution: a base-only template extended by a template
@@ -109,6 +155,9 @@ func chainsFS() fstest.MapFS {
 		"iac/prod/app/t2child/config.json":        `{"karma": {"extends": "app/tmpl2"}, "api": "${app/api.runtime.url}"}`,
 		"iac/prod/app/t2other/config.json":        `{"karma": {"extends": "app/tmpl2"}}`,
 		"iac/prod/queue/jobs/config.json":         `{"app_nickname": "worker", "karma": {"depends_on": ["app/web"]}}`,
+		"iac/prod/lambda/one/config.json":         `{"functions": {"f1": {"runtime": "python3.12"}}}`,
+		"iac/prod/lambda/two/config.json":         `{"functions": {"f2": {}}}`,
+		"iac/prod/app/fn-user/config.json":        `{"arn": "${lambda/f1.runtime.arn}", "other": "${lambda/f2.runtime.arn}"}`,
 		"iac/dev/app/web/config.json":             `{"name": "dev-web", "karma": {"extends": "app/tmpl"}}`,
 		"iac/dev/app/api/config.json":             `{"karma": {"extends": "app/web"}}`,
 		"account_environments/prod.json":          `{"environment": "prod"}`,
@@ -285,12 +334,13 @@ func TestDeriveEqualsFullLoad(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	fixtures := []deriveFixture{
-		{"examples", os.DirFS(examplesDir), "prod"},
-		{"examples", os.DirFS(examplesDir), "dev"},
-		{"examples", os.DirFS(examplesDir), ""},
-		{"rules", os.DirFS(filepath.Join("testdata", "rules")), "prod"},
-		{"chains", chainsFS(), "prod"},
-		{"chains", chainsFS(), ""},
+		{"examples", os.DirFS(examplesDir), "prod", nil},
+		{"examples", os.DirFS(examplesDir), "dev", nil},
+		{"examples", os.DirFS(examplesDir), "", nil},
+		{"rules", os.DirFS(filepath.Join("testdata", "rules")), "prod", rulesExtra},
+		{"chains", chainsFS(), "prod", chainsExtra},
+		{"chains", chainsFS(), "", chainsExtra},
+		{"cycle", cycleFS(), "prod", nil},
 	}
 	for _, fx := range fixtures {
 		t.Run(fx.name+"/"+fx.env, func(t *testing.T) {
@@ -300,13 +350,17 @@ func TestDeriveEqualsFullLoad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, ok := base.Derive(nil); !ok {
-				t.Fatal("a repository loaded without overrides cannot derive")
+			if _, ok := base.Derive(nil); ok == (fx.name == "cycle") {
+				t.Fatalf("Derive(nil): ok %v (an extends cycle: %v)", ok, fx.name == "cycle")
 			}
 			store := storeFor(base)
 			baseLines, baseDiags := componentLines(base), diagSet(base.Diagnostics)
 			derived := 0
-			for name, over := range overrideSets(t, fx.fsys, base) {
+			sets := overrideSets(t, fx.fsys, base)
+			for name, over := range fx.extra {
+				sets["extra "+name] = over
+			}
+			for name, over := range sets {
 				opts := model.BuildOptions{LoadOptions: model.LoadOptions{Env: fx.env, Overrides: over}, Params: store}
 				want, err := model.BuildFS(ctx, fx.fsys, fx.name, opts)
 				if err != nil {
@@ -319,7 +373,7 @@ func TestDeriveEqualsFullLoad(t *testing.T) {
 				_, ok := base.Derive(over)
 				if ok {
 					derived++
-				} else if mustDerive(fx.env, name, over) {
+				} else if fx.name != "cycle" && mustDerive(fx.env, name, over) {
 					t.Errorf("%s: loaded in full, not derived", name)
 				}
 				t.Run(strings.ReplaceAll(name, "/", "_"), func(t *testing.T) {
@@ -340,7 +394,7 @@ func TestDeriveEqualsFullLoad(t *testing.T) {
 					}
 				})
 			}
-			if derived == 0 {
+			if derived == 0 && fx.name != "cycle" {
 				t.Error("no override set was derived")
 			}
 			sameLines(t, "base components after deriving", componentLines(base), baseLines)
@@ -352,7 +406,7 @@ func TestDeriveEqualsFullLoad(t *testing.T) {
 // mustDerive says whether Derive must take an override set: one of existing config files of the
 // environment loaded (or of the base layer) that cannot make an extends cycle.
 func mustDerive(env, name string, over map[string][]byte) bool {
-	if strings.HasPrefix(name, "extends other ") || name == "every file" {
+	if strings.HasPrefix(name, "extends other ") || name == "every file" || strings.Contains(name, "cycle") {
 		return false // may make a cycle
 	}
 	for f := range over {
