@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"testing/fstest"
 
 	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/model/modeltest"
 	"github.com/usekarma/karma/shared/params"
 )
 
@@ -376,23 +378,7 @@ func TestDeriveEqualsFullLoad(t *testing.T) {
 				} else if fx.name != "cycle" && mustDerive(fx.env, name, over) {
 					t.Errorf("%s: loaded in full, not derived", name)
 				}
-				t.Run(strings.ReplaceAll(name, "/", "_"), func(t *testing.T) {
-					sameLines(t, "components", componentLines(got.Repo), componentLines(want.Repo))
-					sameLines(t, "repository diagnostics", diagSet(got.Repo.Diagnostics), diagSet(want.Repo.Diagnostics))
-					sameLines(t, "diagnostics", diagSet(got.Diagnostics), diagSet(want.Diagnostics))
-					if !reflect.DeepEqual(got.Graph.Components, want.Graph.Components) {
-						t.Errorf("graph components differ:\n%+v\n%+v", got.Graph.Components, want.Graph.Components)
-					}
-					if !reflect.DeepEqual(got.Graph.Edges, want.Graph.Edges) {
-						t.Errorf("graph edges differ:\n%+v\n%+v", got.Graph.Edges, want.Graph.Edges)
-					}
-					if !reflect.DeepEqual(got.Orphans, want.Orphans) {
-						t.Errorf("orphans %v, want %v", got.Orphans, want.Orphans)
-					}
-					if !reflect.DeepEqual(got.Repo.Environments, want.Repo.Environments) {
-						t.Errorf("environments %v, want %v", got.Repo.Environments, want.Repo.Environments)
-					}
-				})
+				t.Run(strings.ReplaceAll(name, "/", "_"), func(t *testing.T) { sameBuild(t, got, want) })
 			}
 			if derived == 0 && fx.name != "cycle" {
 				t.Error("no override set was derived")
@@ -418,4 +404,113 @@ func mustDerive(env, name string, over map[string][]byte) bool {
 		}
 	}
 	return true
+}
+
+// sameBuild fails t where the derived build got differs from the full build want.
+func sameBuild(t *testing.T, got, want *model.Result) {
+	t.Helper()
+	sameLines(t, "components", componentLines(got.Repo), componentLines(want.Repo))
+	sameLines(t, "repository diagnostics", diagSet(got.Repo.Diagnostics), diagSet(want.Repo.Diagnostics))
+	sameLines(t, "diagnostics", diagSet(got.Diagnostics), diagSet(want.Diagnostics))
+	if !reflect.DeepEqual(got.Graph.Components, want.Graph.Components) {
+		t.Errorf("graph components differ:\n%+v\n%+v", got.Graph.Components, want.Graph.Components)
+	}
+	if !reflect.DeepEqual(got.Graph.Edges, want.Graph.Edges) {
+		t.Errorf("graph edges differ:\n%+v\n%+v", got.Graph.Edges, want.Graph.Edges)
+	}
+	if !reflect.DeepEqual(got.Graph, want.Graph) { // its indexes too
+		t.Error("graphs differ")
+	}
+	if !reflect.DeepEqual(got.Orphans, want.Orphans) {
+		t.Errorf("orphans %v, want %v", got.Orphans, want.Orphans)
+	}
+	if !reflect.DeepEqual(got.Repo.Environments, want.Repo.Environments) || !reflect.DeepEqual(got.Repo.Accounts, want.Repo.Accounts) ||
+		!reflect.DeepEqual(got.Repo.Settings, want.Repo.Settings) {
+		t.Errorf("environments %v, accounts or settings differ, want %v", got.Repo.Environments, want.Repo.Environments)
+	}
+}
+
+// TestDeriveEqualsFullLoadGenerated tries random override sets — one to three config files,
+// environment or base layer, each given a new value, broken JSON, another parent or no karma
+// block — on a generated repository with templates, base layers and references in two
+// environments, comparing each derived build with a full one.
+func TestDeriveEqualsFullLoadGenerated(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, err := modeltest.Generate(dir, modeltest.Spec{Components: 300, Envs: []string{"dev", "prod"}, Layers: 5, RefsPerComponent: 3, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	fsys := os.DirFS(dir)
+	var files []string
+	fs.WalkDir(fsys, "iac", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, "/config.json") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	sort.Strings(files)
+	for _, env := range []string{"prod", ""} {
+		base, err := model.LoadFS(fsys, "generated", model.LoadOptions{Env: env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var refs []string
+		for _, c := range base.Components {
+			refs = append(refs, c.Ref())
+		}
+		store := storeFor(base)
+		rng := rand.New(rand.NewPCG(7, uint64(len(env))))
+		derived := 0
+		for n := range 80 {
+			over := map[string][]byte{}
+			for range 1 + rng.IntN(3) {
+				f := files[rng.IntN(len(files))]
+				if env != "" && !strings.HasPrefix(f, "iac/"+env+"/") && !strings.HasPrefix(f, "iac/_base/") {
+					continue
+				}
+				data, _ := fs.ReadFile(fsys, f)
+				var m map[string]any
+				json.Unmarshal(data, &m)
+				switch rng.IntN(5) {
+				case 0:
+					over[f] = []byte(`{"broken": `)
+					continue
+				case 1:
+					m["karma"] = map[string]any{"extends": refs[rng.IntN(len(refs))]}
+				case 2:
+					delete(m, "karma")
+				case 3:
+					m["karma"] = map[string]any{"depends_on": []any{refs[rng.IntN(len(refs))], "nope/none"}}
+				}
+				m["revision"] = n
+				over[f], _ = json.Marshal(m)
+			}
+			opts := model.BuildOptions{LoadOptions: model.LoadOptions{Env: env, Overrides: over}, Params: store}
+			want, err := model.BuildFS(ctx, fsys, "generated", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := model.BuildDerived(ctx, base, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := base.Derive(over); ok {
+				derived++
+			}
+			names := make([]string, 0, len(over))
+			for f := range over {
+				names = append(names, f)
+			}
+			sort.Strings(names)
+			t.Run(fmt.Sprintf("%s/%d", env, n), func(t *testing.T) {
+				t.Logf("overrides: %v", names)
+				sameBuild(t, got, want)
+			})
+		}
+		t.Logf("env %q: %d of 80 override sets derived", env, derived)
+		if derived < 40 {
+			t.Errorf("env %q: only %d of 80 override sets derived", env, derived)
+		}
+	}
 }
