@@ -36,14 +36,16 @@ func ReadParamState(ctx context.Context, store params.Store, prefix string) (*Pa
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading parameters under %s: %w", prefix, err)
 	}
-	st := &ParamState{Runtimes: map[string]RuntimeInfo{}, Configs: map[string]int64{}}
+	// typically a config and a runtime per component
+	st := &ParamState{Runtimes: make(map[string]RuntimeInfo, len(ps)/2+1), Configs: make(map[string]int64, len(ps)/2+1)}
 	var diags Diagnostics
 	warn := func(name, format string, a ...any) {
 		diags = append(diags, Diagnostic{Severity: SevWarning, Code: CodeParamPath, File: name, Message: fmt.Sprintf(format, a...)})
 	}
 	leaves := map[string]map[string]any{}
+	under := prefix + "/"
 	for _, p := range ps {
-		rest := strings.TrimPrefix(p.Name, prefix+"/")
+		rest := strings.TrimPrefix(p.Name, under)
 		if rest == "environment" {
 			st.Environment = strings.TrimSpace(p.Value)
 			continue
@@ -51,14 +53,14 @@ func ReadParamState(ctx context.Context, store params.Store, prefix string) (*Pa
 		seg := strings.Split(rest, "/")
 		switch {
 		case len(seg) == 3 && seg[2] == "config":
-			st.Configs[seg[0]+"/"+seg[1]] = p.Version
+			st.Configs[rest[:len(rest)-len("/config")]] = p.Version // "<type>/<nickname>"
 		case len(seg) == 3 && seg[2] == "runtime":
 			info, msg := parseRuntimeMemo(p)
 			info.Version = p.Version
 			if msg != "" {
 				diags = append(diags, Diagnostic{Severity: SevWarning, Code: CodeRuntime, File: p.Name, Message: msg})
 			}
-			st.Runtimes[seg[0]+"/"+seg[1]] = info
+			st.Runtimes[rest[:len(rest)-len("/runtime")]] = info
 		case len(seg) == 4 && seg[2] == "runtime":
 			ref := seg[0] + "/" + seg[1]
 			if leaves[ref] == nil {
