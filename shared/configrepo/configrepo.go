@@ -38,25 +38,33 @@ type buildKey struct{ commit, env string }
 // cacheSize bounds the graphs kept: a long-running service sees a commit per push.
 const cacheSize = 16
 
-// Build builds env's graph at commit; with overrides (a change request upcast from v2) the
-// files are replaced first and nothing is cached.
+// Build builds env's graph at commit. Without overrides the result is cached per commit and
+// environment. With overrides (a change request upcast from v2) the files are replaced first and
+// the result is not cached: it is derived from the cached build without overrides, re-resolving
+// only the components the overridden files reach (model.BuildDerived); the parameter store is
+// read again either way.
 func (s *Source) Build(ctx context.Context, env, commit string, overrides map[string][]byte) (*model.Result, error) {
-	key := buildKey{commit, env}
-	if len(overrides) == 0 {
-		s.mu.Lock()
-		res, ok := s.cache[key]
-		s.mu.Unlock()
-		if ok {
-			return res, nil
+	opts := model.BuildOptions{LoadOptions: model.LoadOptions{Env: env, Settings: s.Settings, Overrides: overrides}, Params: s.Params}
+	if len(overrides) > 0 {
+		base, err := s.Build(ctx, env, commit, nil)
+		if err != nil {
+			return nil, err
 		}
+		return model.BuildDerived(ctx, base.Repo, opts)
+	}
+	key := buildKey{commit, env}
+	s.mu.Lock()
+	res, ok := s.cache[key]
+	s.mu.Unlock()
+	if ok {
+		return res, nil
 	}
 	tree, err := s.Repo.Tree(ctx, commit)
 	if err != nil {
 		return nil, err
 	}
-	opts := model.BuildOptions{LoadOptions: model.LoadOptions{Env: env, Settings: s.Settings, Overrides: overrides}, Params: s.Params}
-	res, err := model.BuildFS(ctx, tree, tree.String(), opts)
-	if err != nil || len(overrides) > 0 {
+	res, err = model.BuildFS(ctx, tree, tree.String(), opts)
+	if err != nil {
 		return res, err
 	}
 	s.mu.Lock()

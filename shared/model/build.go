@@ -1,9 +1,11 @@
 package model
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 
@@ -77,6 +79,12 @@ func build(ctx context.Context, repo *Repo, opts BuildOptions) (*Result, error) 
 	return res, nil
 }
 
+// pendingEdge is an edge of the component being added, to index to.
+type pendingEdge struct {
+	to  int32
+	src graph.Source
+}
+
 // compKey identifies a component without concatenating its id.
 type compKey struct{ env, typ, nickname string }
 
@@ -107,7 +115,11 @@ func (res *Result) buildGraph(states map[string]*ParamState) *graph.Graph {
 			panic(err) // ids are unique by construction (one folder per component)
 		}
 	}
+	// Each component's edges are added by target index (its sources in reference order), so that
+	// the builder receives them ordered by (From, To) and need not sort them.
+	var out []pendingEdge
 	for i, c := range repo.Components {
+		out = out[:0]
 		for _, r := range c.References {
 			src := graph.Source{Kind: r.Kind, Pointer: r.Pointer, Rule: r.Rule, Keys: r.Keys, Redeploy: r.Redeploy}
 			t, n, _ := strings.Cut(r.Target, "/")
@@ -125,7 +137,11 @@ func (res *Result) buildGraph(states map[string]*ParamState) *graph.Graph {
 					Message: fmt.Sprintf("%s references %s (%s), which is not defined in %s", r.Rule, r.Target, r.Kind, c.Env)})
 				continue
 			}
-			b.AddEdge(int32(i), to, src)
+			out = append(out, pendingEdge{to, src})
+		}
+		slices.SortStableFunc(out, func(x, y pendingEdge) int { return cmp.Compare(x.to, y.to) })
+		for _, e := range out {
+			b.AddEdge(int32(i), e.to, e.src)
 		}
 	}
 	g := b.Graph()

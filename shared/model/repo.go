@@ -56,10 +56,12 @@ type Repo struct {
 
 	fsys    fs.FS              // what was read: a directory or a commit's tree
 	base    map[string]*source // "<type>/<nickname>" -> base layer
-	schemas schemaCache
+	schemas *schemaCache       // shared with the repositories derived from this one
 	rules   *compiledRules
 	// subOwners: "<env>/<type>/<name>" of a per-sub-object runtime -> the component writing it.
 	subOwners map[string]*Component
+	// snap is what loading resolved, for Derive; nil when loaded with overrides or derived.
+	snap *snapshot
 }
 
 // LoadOptions select what to load.
@@ -95,7 +97,7 @@ func LoadFS(fsys fs.FS, name string, opts LoadOptions) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repository %s: %w", name, err)
 	}
-	r := &Repo{Root: name, Settings: settings, fsys: fsys, base: map[string]*source{}}
+	r := &Repo{Root: name, Settings: settings, fsys: fsys, base: map[string]*source{}, schemas: &schemaCache{}}
 	r.Accounts = loadAccountEnvironments(fsys, &r.Diagnostics)
 	srcs, envs := r.discover(opts.Env)
 	envSet := map[string]bool{}
@@ -125,11 +127,16 @@ func LoadFS(fsys fs.FS, name string, opts LoadOptions) (*Repo, error) {
 	}
 	rd := &reader{fsys: fsys, overrides: opts.Overrides}
 	// Base layers are read first and kept: any environment's components may merge them. The
-	// environments' files are read as they are resolved (resolveAll).
-	readAll(rd, baseSrcs, &r.Diagnostics)
+	// environments' files are read as they are resolved (resolveSet).
+	baseDiags := readAll(rd, baseSrcs)
 	r.checkDuplicates(envSrcs)
-	r.resolveAll(envSrcs, rd)
-	r.Diagnostics.Sort()
+	r.rules = compileRules(r.Settings)
+	res := r.resolveSet(envSrcs, rd, nil)
+	snap := newSnapshot(opts.Env, r.Diagnostics, baseSrcs, baseDiags, envSrcs, res)
+	r.assemble(snap.units, nil, append(snap.fixed(baseDiags), res.misc...), res.templates, nil)
+	if len(opts.Overrides) == 0 && !res.cycles && len(res.misc) == 0 {
+		r.snap = snap
+	}
 	return r, nil
 }
 
@@ -258,31 +265,25 @@ func (rd *reader) read(p *parser, s *source) *Diagnostic {
 	return nil
 }
 
-// readAll reads and parses every source in parallel; parse failures become diagnostics.
-func readAll(rd *reader, srcs []*source, diags *Diagnostics) {
-	var mu sync.Mutex
+// readAll reads and parses every source in parallel; a failure is the diagnostic at its index.
+func readAll(rd *reader, srcs []*source) []*Diagnostic {
+	out := make([]*Diagnostic, len(srcs))
 	parallel(len(srcs), 4*runtime.GOMAXPROCS(0), func(w *worker, i int) {
-		if d := rd.read(w.parser, srcs[i]); d != nil {
-			w.diags = append(w.diags, *d)
-		}
-	}, func(w *worker) {
-		mu.Lock()
-		*diags = append(*diags, w.diags...)
-		mu.Unlock()
+		out[i] = rd.read(w.parser, srcs[i])
 	})
+	return out
 }
 
 // worker is the scratch space of one goroutine of parallel: reused from item to item.
 type worker struct {
 	parser *parser
 	walker refWalker
-	diags  Diagnostics
 }
 
-// parallel calls fn for 0 <= i < n on the given number of goroutines, each with its own worker,
-// then done with each worker (one at a time is up to done). Goroutines take the next index from
-// a counter: no channel, no hand-off between goroutines per item.
-func parallel(n, workers int, fn func(w *worker, i int), done func(w *worker)) {
+// parallel calls fn for 0 <= i < n on the given number of goroutines, each with its own worker.
+// Goroutines take the next index from a counter: no channel, no hand-off between goroutines per
+// item.
+func parallel(n, workers int, fn func(w *worker, i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(workers, max(n, 1)) {
@@ -293,7 +294,6 @@ func parallel(n, workers int, fn func(w *worker, i int), done func(w *worker)) {
 			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
 				fn(w, i)
 			}
-			done(w)
 		}()
 	}
 	wg.Wait()

@@ -3,7 +3,6 @@ package model
 import (
 	"fmt"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 )
@@ -23,16 +22,22 @@ type own struct {
 	karma  karmaBlock       // of data, parsed once
 	kdiags Diagnostics      // its problems, reported when the component is resolved
 	err    bool
-	// released: resolved, and its parsed layers dropped (resolveAll)
+	// released: resolved, and its parsed layers dropped (resolveSet)
 	released bool
+	// template is "<env>/<type>/<nickname>" for a base-only template built for env.
+	template string
 
 	once     sync.Once
+	ran      bool        // resolution started
+	odiags   Diagnostics // the problems resolution found (kdiags included)
+	parent   *own        // the parent resolved, if one was found
 	resolved map[string]any
 	rfiles   []string
 }
 
-// resolveAll reads, parses and resolves the components of srcs (environment files; base layers
-// are read already), in two passes so that no more than a few parsed configs are alive at once:
+// resolveSet reads, parses and resolves the components of srcs (environment files, in discovery
+// order; base layers are read already), in two passes so that no more than a few parsed configs
+// are alive at once:
 //
 //  1. in parallel, each file is read and parsed, merged with its base layer, and — when it
 //     extends nothing, as nearly every component — resolved, walked for its references and
@@ -42,20 +47,18 @@ type own struct {
 //     cycles are found first). A parent released in pass 1 is read and parsed again, once per
 //     environment: rare (templates in the base layer, which are kept, are the usual parents),
 //     and cheaper than keeping every config parsed in case it is extended.
-func (r *Repo) resolveAll(srcs []*source, rd *reader) {
-	r.rules = compileRules(r.Settings)
+//
+// It returns one unit per source (its component before linkRules, its problems and the files
+// its resolution read) and the problems of the base-only templates resolved, by
+// "<env>/<type>/<nickname>". other, when not nil, gives a copy of an environment component not
+// in srcs, read when one of srcs extends it (its problems are its own unit's, not reported).
+func (r *Repo) resolveSet(srcs []*source, rd *reader, other func(id string) *source) resolved {
 	owns := make([]*own, len(srcs))
-	comps := make([]*Component, len(srcs))
-	var dmu sync.Mutex
-	report := func(w *worker) {
-		dmu.Lock()
-		r.Diagnostics = append(r.Diagnostics, w.diags...)
-		dmu.Unlock()
-	}
+	units := make([]unit, len(srcs))
 	parallel(len(srcs), 2*runtime.GOMAXPROCS(0), func(w *worker, i int) {
-		s := srcs[i]
+		s, u := srcs[i], &units[i]
 		if d := rd.read(w.parser, s); d != nil {
-			w.diags = append(w.diags, *d)
+			u.diags = append(u.diags, *d)
 		}
 		if s.duplicate {
 			s.layer = nil
@@ -63,20 +66,20 @@ func (r *Repo) resolveAll(srcs []*source, rd *reader) {
 		o := r.ownOf(s)
 		owns[i] = o
 		if o.err || o.karma.extends == "" {
-			comps[i] = r.component(o, nil, &w.walker, &w.diags)
+			u.comp = r.component(o, nil, &w.walker, &u.diags)
 			o.release()
 		}
-	}, report)
+	})
 
 	byID := make(map[string]*own, len(srcs)) // "<env>/<type>/<nickname>"
 	for _, o := range owns {
 		byID[o.src.env+"/"+o.src.typ+"/"+o.src.nickname] = o
 	}
 	// Base-only templates can be extended from any environment; they are built lazily per env,
-	// as are released parents, read again.
+	// as are released parents, read again, and the components other gives.
 	built := map[string]*own{}
-	var rereadDiags Diagnostics
-	var bmu sync.Mutex // guards built and rereadDiags
+	var out resolved
+	var bmu sync.Mutex // guards built and out.misc
 	// find is the parent named ref in env, as pass 1 left it (enough for its karma block).
 	find := func(env, ref string) *own {
 		if o, ok := byID[env+"/"+ref]; ok {
@@ -87,12 +90,25 @@ func (r *Repo) resolveAll(srcs []*source, rd *reader) {
 		if o, ok := built[env+"/"+ref]; ok {
 			return o
 		}
+		if other != nil {
+			if s := other(env + "/" + ref); s != nil {
+				rd.read(newParser(), s) // its problems are reported with its own unit
+				if s.duplicate {
+					s.layer = nil
+				}
+				o := r.ownOf(s)
+				o.kdiags = nil
+				built[env+"/"+ref] = o
+				return o
+			}
+		}
 		b, ok := r.base[ref]
 		if !ok {
 			return nil
 		}
 		t := &source{env: env, typ: b.typ, nickname: b.nickname, file: b.file, layer: b.layer}
 		o := r.ownOf(t)
+		o.template = env + "/" + ref
 		built[env+"/"+ref] = o
 		return o
 	}
@@ -110,7 +126,7 @@ func (r *Repo) resolveAll(srcs []*source, rd *reader) {
 		}
 		t := &source{env: o.src.env, typ: o.src.typ, nickname: o.src.nickname, file: o.src.file}
 		if d := rd.read(newParser(), t); d != nil {
-			rereadDiags = append(rereadDiags, *d) // the file changed since pass 1
+			out.misc = append(out.misc, *d) // the file changed since pass 1
 		}
 		again := r.ownOf(t)
 		again.kdiags = nil
@@ -121,27 +137,46 @@ func (r *Repo) resolveAll(srcs []*source, rd *reader) {
 	// itself); a component on a cycle is broken.
 	var extending []int
 	for i, o := range owns {
-		if comps[i] == nil {
-			r.checkExtends(o, find)
-			extending = append(extending, i)
+		if o.err || o.karma.extends == "" {
+			continue // resolved in pass 1
 		}
+		if d := r.checkExtends(o, find); d != nil {
+			units[i].diags = append(units[i].diags, *d)
+			out.cycles = true
+		}
+		extending = append(extending, i)
 	}
 	parallel(len(extending), runtime.GOMAXPROCS(0), func(w *worker, j int) {
 		i := extending[j]
-		comps[i] = r.component(owns[i], lookup, &w.walker, &w.diags)
-	}, report)
-	r.Diagnostics = append(r.Diagnostics, rereadDiags...)
-	ids := make([]string, len(comps))
-	order := make([]int, len(comps))
-	for i, c := range comps {
-		ids[i], order[i] = c.ID(), i
+		units[i].comp = r.component(owns[i], lookup, &w.walker, &units[i].diags)
+	})
+	// What each component's resolution read: its layers and those of every parent resolved.
+	for i, o := range owns {
+		u := &units[i]
+		u.deps = append(u.deps, o.files...)
+		for p, n := o.parent, 0; p != nil && n < len(owns)+len(built); p, n = p.parent, n+1 {
+			u.deps = append(u.deps, p.files...)
+			if p.template != "" {
+				u.templates = append(u.templates, p.template)
+			}
+		}
 	}
-	sort.Slice(order, func(a, b int) bool { return ids[order[a]] < ids[order[b]] })
-	r.Components = make([]*Component, len(comps))
-	for i, j := range order {
-		r.Components[i] = comps[j]
+	out.units = units
+	out.templates = map[string]Diagnostics{}
+	for _, o := range built {
+		if o.template != "" && o.ran {
+			out.templates[o.template] = o.odiags
+		}
 	}
-	r.linkRules()
+	return out
+}
+
+// resolved is what resolveSet returns.
+type resolved struct {
+	units     []unit
+	templates map[string]Diagnostics // problems of the base-only templates resolved, by env/ref
+	misc      Diagnostics            // files read again that changed meanwhile
+	cycles    bool                   // an extends cycle was found
 }
 
 // release drops a resolved component's parsed layers: what is left (files, karma block) is what
@@ -180,34 +215,39 @@ func (r *Repo) ownOf(s *source) *own {
 	return o
 }
 
-func (r *Repo) checkExtends(o *own, lookup func(env, ref string) *own) {
+// checkExtends follows o's extends chain: on a cycle o is broken, and the problem returned.
+func (r *Repo) checkExtends(o *own, lookup func(env, ref string) *own) *Diagnostic {
 	seen := map[*own]bool{}
 	var path []string
 	for cur := o; cur != nil && !cur.err; {
 		if seen[cur] {
-			r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeExtends, File: o.src.file,
-				Message: "extends cycle: " + strings.Join(append(path, cur.src.typ+"/"+cur.src.nickname), " -> ")})
 			o.err = true
-			return
+			return &Diagnostic{Severity: SevError, Code: CodeExtends, File: o.src.file,
+				Message: "extends cycle: " + strings.Join(append(path, cur.src.typ+"/"+cur.src.nickname), " -> ")}
 		}
 		seen[cur] = true
 		path = append(path, cur.src.typ+"/"+cur.src.nickname)
 		if cur.karma.extends == "" {
-			return
+			return nil
 		}
 		cur = lookup(o.src.env, cur.karma.extends)
 	}
+	return nil
 }
 
-// resolve returns the merged config (karma block still in it) with parents applied.
-func (o *own) resolve(lookup func(env, ref string) *own, diags *Diagnostics) (map[string]any, []string, bool) {
+// resolve returns the merged config (karma block still in it) with parents applied. The
+// problems found are kept in o.odiags, for whoever reports o's (its component, or the
+// template's environment) — not in the caller's, which may be a child resolving its parent.
+func (o *own) resolve(lookup func(env, ref string) *own) (map[string]any, []string, bool) {
 	// o.err may be set before resolution starts (unreadable file, extends cycle) or inside the
 	// Once; it is only read inside the Once or after it, so concurrent callers never race.
 	o.once.Do(func() {
+		o.ran = true
 		if o.err {
 			return
 		}
 		kb := o.karma
+		diags := &o.odiags
 		for _, e := range o.kdiags {
 			e.File = o.src.file
 			*diags = append(*diags, e)
@@ -222,7 +262,8 @@ func (o *own) resolve(lookup func(env, ref string) *own, diags *Diagnostics) (ma
 				o.err = true
 				return
 			}
-			pdata, pfiles, ok := parent.resolve(lookup, diags)
+			o.parent = parent
+			pdata, pfiles, ok := parent.resolve(lookup)
 			if !ok {
 				*diags = append(*diags, Diagnostic{Severity: SevError, Code: CodeExtends, File: o.src.file, Pointer: "/karma/extends",
 					Message: fmt.Sprintf("extends %q: the parent cannot be resolved (see its own errors)", kb.extends)})
@@ -268,9 +309,11 @@ func withoutKarmaExtends(m map[string]any) map[string]any {
 	return out
 }
 
-func (r *Repo) component(o *own, lookup func(env, ref string) *own, w *refWalker, diags *Diagnostics) *Component {
-	c := &Component{Env: o.src.env, Type: o.src.typ, Nickname: o.src.nickname}
-	data, files, ok := o.resolve(lookup, diags)
+// component resolves o into its component, before linkRules; its problems are added to diags.
+func (r *Repo) component(o *own, lookup func(env, ref string) *own, w *refWalker, diags *Diagnostics) Component {
+	c := Component{Env: o.src.env, Type: o.src.typ, Nickname: o.src.nickname}
+	data, files, ok := o.resolve(lookup)
+	*diags = append(*diags, o.odiags...)
 	c.Files = files
 	if !ok {
 		c.Broken = true

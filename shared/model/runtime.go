@@ -3,8 +3,10 @@ package model
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/params"
@@ -34,14 +36,16 @@ func ReadParamState(ctx context.Context, store params.Store, prefix string) (*Pa
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading parameters under %s: %w", prefix, err)
 	}
-	st := &ParamState{Runtimes: map[string]RuntimeInfo{}, Configs: map[string]int64{}}
+	// typically a config and a runtime per component
+	st := &ParamState{Runtimes: make(map[string]RuntimeInfo, len(ps)/2+1), Configs: make(map[string]int64, len(ps)/2+1)}
 	var diags Diagnostics
 	warn := func(name, format string, a ...any) {
 		diags = append(diags, Diagnostic{Severity: SevWarning, Code: CodeParamPath, File: name, Message: fmt.Sprintf(format, a...)})
 	}
 	leaves := map[string]map[string]any{}
+	under := prefix + "/"
 	for _, p := range ps {
-		rest := strings.TrimPrefix(p.Name, prefix+"/")
+		rest := strings.TrimPrefix(p.Name, under)
 		if rest == "environment" {
 			st.Environment = strings.TrimSpace(p.Value)
 			continue
@@ -49,14 +53,14 @@ func ReadParamState(ctx context.Context, store params.Store, prefix string) (*Pa
 		seg := strings.Split(rest, "/")
 		switch {
 		case len(seg) == 3 && seg[2] == "config":
-			st.Configs[seg[0]+"/"+seg[1]] = p.Version
+			st.Configs[rest[:len(rest)-len("/config")]] = p.Version // "<type>/<nickname>"
 		case len(seg) == 3 && seg[2] == "runtime":
-			info, msg := parseRuntime(p)
+			info, msg := parseRuntimeMemo(p)
 			info.Version = p.Version
 			if msg != "" {
 				diags = append(diags, Diagnostic{Severity: SevWarning, Code: CodeRuntime, File: p.Name, Message: msg})
 			}
-			st.Runtimes[seg[0]+"/"+seg[1]] = info
+			st.Runtimes[rest[:len(rest)-len("/runtime")]] = info
 		case len(seg) == 4 && seg[2] == "runtime":
 			ref := seg[0] + "/" + seg[1]
 			if leaves[ref] == nil {
@@ -89,6 +93,55 @@ func leafValue(p params.Parameter) any {
 func hashString(s string) string {
 	_, h := Canonical(s)
 	return h
+}
+
+// runtimeMemo holds parseRuntime's results by parameter: every build reads every runtime
+// document again, and few change between two builds. It is bounded (runtimeMemoEntries,
+// runtimeMemoBytes of values) and cleared when full; SecureString values are not kept.
+var runtimeMemo struct {
+	sync.Mutex
+	m     map[runtimeMemoKey]parsedRuntime
+	bytes int
+}
+
+type runtimeMemoKey struct{ name, value string }
+
+type parsedRuntime struct {
+	info RuntimeInfo // Keys shared by every result: read-only
+	msg  string
+}
+
+const (
+	runtimeMemoEntries  = 16384
+	runtimeMemoBytes    = 16 << 20
+	runtimeMemoMaxValue = 64 << 10 // larger values are parsed each time
+)
+
+// parseRuntimeMemo is parseRuntime, remembered by the parameter's name and value.
+func parseRuntimeMemo(p params.Parameter) (RuntimeInfo, string) {
+	if p.Type == params.TypeSecureString || len(p.Value) > runtimeMemoMaxValue {
+		return parseRuntime(p)
+	}
+	key := runtimeMemoKey{p.Name, p.Value}
+	runtimeMemo.Lock()
+	got, ok := runtimeMemo.m[key]
+	runtimeMemo.Unlock()
+	if ok {
+		return got.info, got.msg
+	}
+	info, msg := parseRuntime(p)
+	info.Keys = slices.Clip(info.Keys) // an append by a caller never writes into the memo's
+	runtimeMemo.Lock()
+	defer runtimeMemo.Unlock()
+	size := len(p.Name) + len(p.Value)
+	if runtimeMemo.m == nil || len(runtimeMemo.m) >= runtimeMemoEntries || runtimeMemo.bytes+size > runtimeMemoBytes {
+		runtimeMemo.m, runtimeMemo.bytes = map[runtimeMemoKey]parsedRuntime{}, 0
+	}
+	if _, ok := runtimeMemo.m[key]; !ok {
+		runtimeMemo.m[key] = parsedRuntime{info, msg}
+		runtimeMemo.bytes += size
+	}
+	return info, msg
 }
 
 // parseRuntime classifies a runtime document.
