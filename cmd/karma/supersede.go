@@ -19,7 +19,8 @@ func newSupersedeCmd(g *globals) *cobra.Command {
 later one waits ("queued behind") until the earlier one is done. supersede ends the wait
 explicitly: the earlier change set's pending deployments and the plans waiting for its approval
 are skipped with reason "superseded", naming the later change set (and its commit) in the
-lineage and the audit log, and the later change set starts. A deployment being planned or
+lineage and the audit log, and the later change set starts — or, if another change set ahead of the
+earlier one still deploys a shared component, waits behind that one instead. A deployment being planned or
 applied is never superseded: wait for it to finish.`,
 		Args: argsUsage(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {

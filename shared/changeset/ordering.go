@@ -55,10 +55,11 @@ func (cs *ChangeSet) QueueBehind(ahead []string) {
 // change sets of its environment that share a component with it (Unfinished, asked with its
 // components). For each component, the latest of them that has it — by creation time, then id —
 // is ahead; the earlier ones are ahead of that one already (it is queued behind the latest
-// before it), so they are not listed again. With created set (ordering an existing change set
-// again: Requeue) only the change sets created before self count: the later ones are queued
-// behind it. A listed change set without Components (a store that did not say) counts as
-// ahead.
+// before it), so they are not listed again. Only the change sets created before self (at
+// created) count: the later ones are queued behind it. Creation times follow the order of
+// creation (OrderAfter), which is the order of the chains. A zero created (a change set stored
+// without one) counts every other as before it: it waits rather than overtakes. A listed change
+// set without Components (a store that did not say) counts as ahead.
 func Ahead(unfinished []Queued, self string, created time.Time) []string {
 	earlier := func(a Queued, at time.Time, id string) bool {
 		return a.CreatedAt.Before(at) || (a.CreatedAt.Equal(at) && a.ID < id)
@@ -94,9 +95,10 @@ func (cs *ChangeSet) EndedUnrun() bool {
 
 // Requeue orders a queued change set again once gone, change sets it was queued behind, are
 // done: they leave QueuedBehind, ahead — what is ahead of it now (Ahead) — joins it, and the
-// change set starts when nothing is left ahead of it. It reports whether the change set
-// started. A change set no longer queued behind any of gone (a redelivery) is left as it is.
-func (cs *ChangeSet) Requeue(gone, ahead []string) bool {
+// change set starts when nothing is left ahead of it, recording starter (the change set whose
+// end is being handled, or "") as StartedBy. It reports whether the change set started. A
+// change set no longer queued behind any of gone (a redelivery) is left as it is.
+func (cs *ChangeSet) Requeue(gone, ahead []string, starter string) bool {
 	if cs.Started || !slices.ContainsFunc(cs.QueuedBehind, func(id string) bool { return slices.Contains(gone, id) }) {
 		return false
 	}
@@ -106,10 +108,20 @@ func (cs *ChangeSet) Requeue(gone, ahead []string) bool {
 		return false
 	}
 	cs.Start()
-	if len(gone) == 1 {
-		cs.StartedBy = gone[0]
-	}
+	cs.StartedBy = starter
 	return true
+}
+
+// OrderAfter moves cs's CreatedAt just past the creation time of every change set in earlier
+// that is not before it already: cs is created after them — they are in the store and it is
+// not — so by creation time too it comes after them, whatever the clocks of the processes that
+// stamped them said. Ahead and every later ordering then agree with the order of creation.
+func (cs *ChangeSet) OrderAfter(earlier []Queued) {
+	for _, e := range earlier {
+		if !cs.CreatedAt.After(e.CreatedAt) {
+			cs.CreatedAt = e.CreatedAt.Add(time.Nanosecond)
+		}
+	}
 }
 
 // Release removes done from QueuedBehind and starts the change set when nothing is left ahead

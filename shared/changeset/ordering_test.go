@@ -40,16 +40,16 @@ func TestAhead(t *testing.T) {
 
 func TestRequeue(t *testing.T) {
 	cs := &ChangeSet{ID: "c", QueuedBehind: []string{"a", "b"}, Nodes: map[string]*Node{}}
-	if cs.Requeue([]string{"other"}, []string{"z"}) || !slices.Equal(cs.QueuedBehind, []string{"a", "b"}) {
+	if cs.Requeue([]string{"other"}, []string{"z"}, "x") || !slices.Equal(cs.QueuedBehind, []string{"a", "b"}) {
 		t.Fatalf("not queued behind what is gone: changed to %v", cs.QueuedBehind)
 	}
-	if cs.Requeue([]string{"b"}, []string{"a", "x", "c"}) || !slices.Equal(cs.QueuedBehind, []string{"a", "x"}) {
+	if cs.Requeue([]string{"b"}, []string{"a", "x", "c"}, "b") || !slices.Equal(cs.QueuedBehind, []string{"a", "x"}) {
 		t.Fatalf("b gone, a and x ahead: queued behind %v, want [a x]", cs.QueuedBehind)
 	}
-	if !cs.Requeue([]string{"a", "x"}, nil) || !cs.Started || len(cs.QueuedBehind) != 0 || cs.StartedBy != "" {
+	if !cs.Requeue([]string{"a", "x"}, nil, "a") || !cs.Started || len(cs.QueuedBehind) != 0 || cs.StartedBy != "a" {
 		t.Fatalf("all gone, nothing ahead: started %v by %q, queued behind %v", cs.Started, cs.StartedBy, cs.QueuedBehind)
 	}
-	if cs.Requeue([]string{"a"}, []string{"y"}) || len(cs.QueuedBehind) != 0 {
+	if cs.Requeue([]string{"a"}, []string{"y"}, "a") || len(cs.QueuedBehind) != 0 {
 		t.Fatalf("a started change set is not queued again: %v", cs.QueuedBehind)
 	}
 }
@@ -94,5 +94,18 @@ func TestUnfinishedByListing(t *testing.T) {
 	}
 	if list, err = Unfinished(ctx, m, "prod", nil); err != nil || len(list) != 2 || list[0].Components != nil {
 		t.Fatalf("Unfinished(prod, nil) = %+v, %v; want a and d, without components", list, err)
+	}
+}
+
+func TestOrderAfter(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cs := &ChangeSet{CreatedAt: t0}
+	cs.OrderAfter([]Queued{{ID: "a", CreatedAt: t0.Add(-time.Second)}})
+	if !cs.CreatedAt.Equal(t0) {
+		t.Errorf("after an earlier one: %v, want %v unchanged", cs.CreatedAt, t0)
+	}
+	cs.OrderAfter([]Queued{{ID: "b", CreatedAt: t0.Add(2 * time.Second)}, {ID: "c", CreatedAt: t0}})
+	if want := t0.Add(2*time.Second + time.Nanosecond); !cs.CreatedAt.Equal(want) {
+		t.Errorf("after one stamped later by another clock: %v, want %v", cs.CreatedAt, want)
 	}
 }

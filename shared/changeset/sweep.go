@@ -17,7 +17,8 @@ type Lister interface {
 
 // Sweep finds the change sets past their approval expiry at now that are not expired yet and
 // returns one change.expired each, for the caller to publish: resolve then skips what is left
-// of them (reason "expired") and starts what waited behind them. Publishing twice is harmless
+// of them (reason "expired") and starts what waited behind them (or orders it again behind what
+// is still ahead: Requeue). Publishing twice is harmless
 // (the idempotency key is the change set's, and Expire does nothing the second time). Run by
 // `karma plan`, `karma apply` and `karma expire`, and every minute by `karma serve`; an expired
 // change set can never be approved, swept or not (CanBeApprovedBy).

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"sort"
-	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
@@ -76,7 +75,8 @@ func (w *Worker) queue(ctx context.Context, cs *changeset.ChangeSet) error {
 		if err != nil {
 			return err
 		}
-		cs.QueueBehind(changeset.Ahead(earlier, cs.ID, time.Time{})) // a new change set: all are earlier
+		cs.OrderAfter(earlier) // created after them, whatever the clocks said
+		cs.QueueBehind(changeset.Ahead(earlier, cs.ID, cs.CreatedAt))
 	}
 	cs.Start()
 	return nil
@@ -114,7 +114,7 @@ func (w *Worker) recheck(ctx context.Context, cs *changeset.ChangeSet) (*changes
 	if len(done) == 0 {
 		return cs, nil
 	}
-	return w.requeue(ctx, cs.ID, done)
+	return w.requeue(ctx, cs.ID, done, "") // its decisions are announced by its own handler
 }
 
 // requeue orders change set id again after gone, change sets it was queued behind, are done:
@@ -122,8 +122,10 @@ func (w *Worker) recheck(ctx context.Context, cs *changeset.ChangeSet) (*changes
 // one of gone ended without running (changeset.EndedUnrun), or may have (recheck): it did not
 // wait for what it was queued behind, which may still be ahead of id. What is ahead is read
 // before the update; if any of it finishes meanwhile (its release may not see id queued behind
-// it yet), id is ordered again, until what it waits behind is all unfinished.
-func (w *Worker) requeue(ctx context.Context, id string, gone []string) (*changeset.ChangeSet, error) {
+// it yet), id is ordered again, until what it waits behind is all unfinished. A start records
+// starter, the change set whose end is being handled ("" for none), as StartedBy: its
+// redelivered end announces what the start decided (release).
+func (w *Worker) requeue(ctx context.Context, id string, gone []string, starter string) (*changeset.ChangeSet, error) {
 	for {
 		cs, err := w.ChangeSets.Get(ctx, id)
 		if err != nil {
@@ -136,7 +138,7 @@ func (w *Worker) requeue(ctx context.Context, id string, gone []string) (*change
 		unfinished = slices.DeleteFunc(unfinished, func(q changeset.Queued) bool { return slices.Contains(gone, q.ID) })
 		ahead := changeset.Ahead(unfinished, id, cs.CreatedAt)
 		updated, err := w.ChangeSets.Update(ctx, id, func(cs *changeset.ChangeSet) error {
-			cs.Requeue(gone, ahead)
+			cs.Requeue(gone, ahead, starter)
 			return nil
 		})
 		if err != nil {
@@ -167,6 +169,21 @@ func (w *Worker) release(ctx context.Context, in message.Envelope, finished *cha
 	sort.Slice(waiting, func(i, j int) bool { return waiting[i].CreatedAt.Before(waiting[j].CreatedAt) })
 	var out []message.Envelope
 	for _, q := range waiting {
+		if !contains(q.QueuedBehind, finished.ID) && len(q.QueuedBehind) > 0 && finished.EndedUnrun() {
+			// An earlier delivery of in may have ordered it again (requeue) behind a change set
+			// that finished before that delivery died: nothing else would release it.
+			done, err := changeset.Finished(ctx, w.ChangeSets, q.QueuedBehind)
+			if err != nil {
+				return nil, pipeline.Transient(err)
+			}
+			if len(done) > 0 {
+				updated, err := w.requeue(ctx, q.ID, done, finished.ID)
+				if err != nil {
+					return nil, err
+				}
+				q.QueuedBehind = updated.QueuedBehind
+			}
+		}
 		if !contains(q.QueuedBehind, finished.ID) {
 			if len(q.QueuedBehind) > 0 {
 				continue // still behind another
@@ -190,7 +207,7 @@ func (w *Worker) release(ctx context.Context, in message.Envelope, finished *cha
 		}
 		var updated *changeset.ChangeSet
 		if finished.EndedUnrun() {
-			updated, err = w.requeue(ctx, q.ID, []string{finished.ID})
+			updated, err = w.requeue(ctx, q.ID, []string{finished.ID}, finished.ID)
 		} else {
 			updated, err = w.ChangeSets.Update(ctx, q.ID, func(cs *changeset.ChangeSet) error {
 				cs.Release(finished.ID)

@@ -180,7 +180,14 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 		csID += "/" + env // one change set per environment of the change
 	}
 	if existing, err := w.ChangeSets.Get(ctx, csID); err == nil {
-		return w.announce(ctx, in, existing, true) // redelivery: publish what is not yet published
+		// A redelivery: publish what is not yet published, after looking again at what it is
+		// queued behind (the delivery that created it may have died before its recheck).
+		if !existing.Started && len(existing.QueuedBehind) > 0 {
+			if existing, err = w.recheck(ctx, existing); err != nil {
+				return nil, err
+			}
+		}
+		return w.announce(ctx, in, existing, true)
 	}
 	if p.Source == message.SourceGit {
 		var err error
@@ -225,6 +232,11 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 		existing, err := w.ChangeSets.Get(ctx, csID)
 		if err != nil {
 			return nil, pipeline.Transient(err)
+		}
+		if !existing.Started && len(existing.QueuedBehind) > 0 {
+			if existing, err = w.recheck(ctx, existing); err != nil {
+				return nil, err
+			}
 		}
 		return w.announce(ctx, in, existing, true)
 	}
