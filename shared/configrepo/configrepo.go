@@ -44,7 +44,7 @@ const cacheSize = 16
 // only the components the overridden files reach (model.BuildDerived); the parameter store is
 // read again either way.
 func (s *Source) Build(ctx context.Context, env, commit string, overrides map[string][]byte) (*model.Result, error) {
-	opts := model.BuildOptions{LoadOptions: model.LoadOptions{Env: env, Settings: s.Settings, Overrides: overrides}, Params: s.Params}
+	opts := model.BuildOptions{LoadOptions: model.LoadOptions{Env: env, Settings: s.Settings, Overrides: overrides, Derivable: true}, Params: s.Params}
 	if len(overrides) > 0 {
 		base, err := s.Build(ctx, env, commit, nil)
 		if err != nil {

@@ -33,11 +33,17 @@ type unit struct {
 	templates []string    // the base-only templates its resolution resolved ("<env>/<type>/<nickname>")
 }
 
-func newSnapshot(env string, head Diagnostics, base []*source, baseDiags []*Diagnostic, srcs []*source, res resolved) *snapshot {
-	sn := &snapshot{env: env, head: slices.Clone(head), base: base, baseDiags: baseDiags, templates: res.templates,
-		baseIdx: make(map[string]int, len(base)), unitIdx: make(map[string]int, len(srcs)), readers: make(map[string][]int, len(srcs))}
+// newSnapshot sorts what resolution left by component id; with derivable, it indexes it for
+// Derive too (otherwise the snapshot only serves this load's assemble, and is dropped).
+func newSnapshot(env string, head Diagnostics, base []*source, baseDiags []*Diagnostic, srcs []*source, res resolved, derivable bool) *snapshot {
+	sn := &snapshot{env: env, head: slices.Clone(head), base: base, baseDiags: baseDiags, templates: res.templates}
+	if derivable {
+		sn.baseIdx, sn.unitIdx, sn.readers = make(map[string]int, len(base)), make(map[string]int, len(srcs)), make(map[string][]int, len(srcs))
+	}
 	for i, s := range base {
-		sn.baseIdx[s.file] = i
+		if derivable {
+			sn.baseIdx[s.file] = i
+		}
 	}
 	ids := make([]string, len(srcs))
 	order := make([]int, len(srcs))
@@ -45,12 +51,17 @@ func newSnapshot(env string, head Diagnostics, base []*source, baseDiags []*Diag
 		ids[i], order[i] = s.env+"/"+s.typ+"/"+s.nickname, i
 	}
 	sort.Slice(order, func(a, b int) bool { return ids[order[a]] < ids[order[b]] })
-	sn.units = make([]unit, len(srcs))
+	// The units are put in that order where they are (a second array of them would double the
+	// load's peak memory at 100,000 components): position k takes the unit at order[k].
+	sn.units = res.units
+	permute(sn.units, order)
 	for k, i := range order {
 		u := &sn.units[k]
-		*u = res.units[i]
 		u.src, u.pos = *srcs[i], i
 		u.src.layer = nil
+		if !derivable {
+			continue
+		}
 		sn.unitIdx[ids[i]] = k
 		for j, f := range u.deps {
 			if !slices.Contains(u.deps[:j], f) {
@@ -59,6 +70,29 @@ func newSnapshot(env string, head Diagnostics, base []*source, baseDiags []*Diag
 		}
 	}
 	return sn
+}
+
+// permute reorders units in place so that units[k] becomes what was at units[order[k]] (order
+// is a permutation), moving each unit once, cycle by cycle.
+func permute(units []unit, order []int) {
+	done := make([]bool, len(units))
+	for k := range units {
+		if done[k] || order[k] == k {
+			continue
+		}
+		tmp := units[k]
+		j := k
+		for {
+			done[j] = true
+			next := order[j]
+			if next == k {
+				units[j] = tmp
+				break
+			}
+			units[j] = units[next]
+			j = next
+		}
+	}
 }
 
 // fixed is the problems that are not a component's: the snapshot's head, and reading the base
@@ -74,10 +108,14 @@ func (sn *snapshot) fixed(baseDiags []*Diagnostic) Diagnostics {
 }
 
 // assemble sets r's components and diagnostics from units (sorted by id; repl replaces some, by
-// index), then links the rules. The units are not modified: each component is a copy, and its
-// references are appended to only past the unit's (the slice is full).
-func (r *Repo) assemble(units []unit, repl map[int]*unit, fixed Diagnostics, fresh, cached map[string]Diagnostics) {
-	comps := make([]Component, len(units))
+// index), then links the rules. Unless own, the units are not modified: each component is a
+// copy, and its references are appended to only past the unit's (the slice is full). With own
+// (units nobody keeps) the components are the units' own, and the rest of each unit is dropped.
+func (r *Repo) assemble(units []unit, repl map[int]*unit, fixed Diagnostics, fresh, cached map[string]Diagnostics, own bool) {
+	var comps []Component
+	if !own {
+		comps = make([]Component, len(units))
+	}
 	r.Components = make([]*Component, len(units))
 	seen := map[string]bool{}
 	diags := fixed
@@ -86,11 +124,19 @@ func (r *Repo) assemble(units []unit, repl map[int]*unit, fixed Diagnostics, fre
 		if nu, ok := repl[i]; ok {
 			u = nu
 		}
-		c := &comps[i]
-		*c = u.comp
-		c.References = slices.Clip(c.References)
+		var c *Component
+		if own {
+			c = &u.comp
+		} else {
+			c = &comps[i]
+			*c = u.comp
+			c.References = slices.Clip(c.References)
+		}
 		r.Components[i] = c
 		diags = append(diags, u.diags...)
+		if own {
+			u.diags, u.deps = nil, nil
+		}
 		for _, t := range u.templates {
 			if seen[t] {
 				continue
@@ -185,7 +231,7 @@ func (r *Repo) Derive(overrides map[string][]byte) (*Repo, bool) {
 		u.src, u.pos = sn.units[i].src, sn.units[i].pos
 		repl[i] = u
 	}
-	d.assemble(sn.units, repl, sn.fixed(baseDiags), res.templates, sn.templates)
+	d.assemble(sn.units, repl, sn.fixed(baseDiags), res.templates, sn.templates, false)
 	return d, true
 }
 

@@ -347,13 +347,19 @@ func TestDeriveEqualsFullLoad(t *testing.T) {
 	for _, fx := range fixtures {
 		t.Run(fx.name+"/"+fx.env, func(t *testing.T) {
 			t.Parallel()
-			lo := model.LoadOptions{Env: fx.env}
+			lo := model.LoadOptions{Env: fx.env, Derivable: true}
 			base, err := model.LoadFS(fx.fsys, fx.name, lo)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if _, ok := base.Derive(nil); ok == (fx.name == "cycle") {
 				t.Fatalf("Derive(nil): ok %v (an extends cycle: %v)", ok, fx.name == "cycle")
+			}
+			// A load not asked to be Derivable keeps nothing to derive from.
+			if plain, err := model.LoadFS(fx.fsys, fx.name, model.LoadOptions{Env: fx.env}); err != nil {
+				t.Fatal(err)
+			} else if _, ok := plain.Derive(nil); ok {
+				t.Fatal("Derive(nil) of a load without Derivable: ok")
 			}
 			store := storeFor(base)
 			baseLines, baseDiags := componentLines(base), diagSet(base.Diagnostics)
@@ -451,7 +457,7 @@ func TestDeriveEqualsFullLoadGenerated(t *testing.T) {
 	})
 	sort.Strings(files)
 	for _, env := range []string{"prod", ""} {
-		base, err := model.LoadFS(fsys, "generated", model.LoadOptions{Env: env})
+		base, err := model.LoadFS(fsys, "generated", model.LoadOptions{Env: env, Derivable: true})
 		if err != nil {
 			t.Fatal(err)
 		}
