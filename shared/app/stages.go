@@ -266,7 +266,15 @@ func (a *App) applyStage(ctx context.Context) (pipeline.Stage, error) {
 	if err != nil {
 		return pipeline.Stage{}, err
 	}
-	return pipeline.Stage{Handler: (&apply.Worker{ChangeSets: cs, Params: a.ParamsFor(ctx), Runner: tf, Workspaces: ws, Policies: pol}).Handle}, nil
+	w := &apply.Worker{ChangeSets: cs, Params: a.ParamsFor(ctx), Runner: tf, Workspaces: ws, Policies: pol}
+	if a.Config.State != config.AWS {
+		db, err := a.DB()
+		if err != nil {
+			return pipeline.Stage{}, err
+		}
+		w.Atomic = db.Atomically // the outcome's publication commits as one (parameters on the same file)
+	}
+	return pipeline.Stage{Handler: w.Handle}, nil
 }
 
 // auditStage appends a whole batch at once (one transaction on the embedded log). On DynamoDB

@@ -87,3 +87,19 @@ func (j *joined) stepErr(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	return ferr
 }
+
+// Atomically runs fn with a context that carries one write transaction of db's file: what every
+// store of this package on the file writes through that context commits together when fn
+// returns nil, and nothing of it when fn fails (or the process dies first). Inside a joined
+// handler (or another Atomically) it is a savepoint of the transaction ctx carries already.
+// Writes to other files, or to AWS, are not part of it. For short, local work only: the file's
+// write lock is held while fn runs.
+func (db *DB) Atomically(ctx context.Context, fn func(ctx context.Context) error) error {
+	if j := db.joinedTx(ctx); j != nil {
+		return j.stepErr(ctx, func(*sql.Tx) error { return fn(ctx) })
+	}
+	return db.lockedTx(ctx, func(tx *sql.Tx) error {
+		jctx, _ := withJoined(ctx, db.Path, tx)
+		return fn(jctx)
+	})
+}

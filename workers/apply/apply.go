@@ -41,6 +41,19 @@ type Worker struct {
 	// Policies are asked about every plan before it is applied (police.go); nil: none (Karma's
 	// own rule still holds: a destroying plan needs people's approval).
 	Policies policy.Evaluator
+	// Atomic runs fn so that the stores' writes made through its context commit together (the
+	// embedded file's transaction: embedded.DB.Atomically); nil runs fn as it is, each write on
+	// its own (AWS). Apply publishes a recorded outcome — runtime, config and the version in the
+	// change set — in one.
+	Atomic func(ctx context.Context, fn func(ctx context.Context) error) error
+}
+
+// atomic is Atomic, or fn run as it is.
+func (w *Worker) atomic(ctx context.Context, fn func(ctx context.Context) error) error {
+	if w.Atomic == nil {
+		return fn(ctx)
+	}
+	return w.Atomic(ctx, fn)
 }
 
 // Handle applies, or holds for approval.
@@ -196,7 +209,8 @@ func (w *Worker) finishAndAnnounce(ctx context.Context, store params.Store, in m
 }
 
 // finish publishes a recorded outcome's runtime (and config) — a no-op when already published —
-// and records the runtime version.
+// and records the runtime version: together, when the stores can (Atomic); otherwise a crash
+// in between is mended by the redelivery, whose puts change nothing and return the version.
 func (w *Worker) finish(ctx context.Context, store params.Store, in message.Envelope, p message.DeploymentPlanned, o changeset.Outcome) (changeset.Outcome, error) {
 	if o.RuntimeVersion > 0 {
 		return o, nil
@@ -204,22 +218,30 @@ func (w *Worker) finish(ctx context.Context, store params.Store, in message.Enve
 	_, typ, nick := splitComponent(p.Component)
 	what := "deployment=" + p.DeploymentID + " change=" + p.ChangeSetID
 	user := "karma:" + in.Actor.Name
-	r, err := store.Put(ctx, params.PutInput{Name: model.RuntimeParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Runtime),
-		Description: params.Provenance(what, string(o.Runtime)), User: user})
+	done := o
+	err := w.atomic(ctx, func(ctx context.Context) error {
+		r, err := store.Put(ctx, params.PutInput{Name: model.RuntimeParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Runtime),
+			Description: params.Provenance(what, string(o.Runtime)), User: user})
+		if err != nil {
+			return err
+		}
+		if len(o.Config) > 0 {
+			if _, err := store.Put(ctx, params.PutInput{Name: model.ConfigParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Config), Description: params.Provenance(what, string(o.Config)), User: user}); err != nil {
+				return err
+			}
+		}
+		done = o
+		done.RuntimeVersion = r.Version
+		_, err = w.ChangeSets.Update(ctx, p.ChangeSetID, func(cs *changeset.ChangeSet) error {
+			cs.Nodes[p.Component].Outcome = &done
+			return nil
+		})
+		return err
+	})
 	if err != nil {
 		return o, err
 	}
-	if len(o.Config) > 0 {
-		if _, err := store.Put(ctx, params.PutInput{Name: model.ConfigParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Config), Description: params.Provenance(what, string(o.Config)), User: user}); err != nil {
-			return o, err
-		}
-	}
-	o.RuntimeVersion = r.Version
-	_, err = w.ChangeSets.Update(ctx, p.ChangeSetID, func(cs *changeset.ChangeSet) error {
-		cs.Nodes[p.Component].Outcome = &o
-		return nil
-	})
-	return o, err
+	return done, nil
 }
 
 func splitComponent(id string) (string, string, string) {

@@ -616,3 +616,46 @@ func TestApplyRetryAfterRuntimePublishedKeepsChangedKeys(t *testing.T) {
 		t.Errorf("changed keys %v after a retry, want %v (what this deployment changed)", p.ChangedKeys, want)
 	}
 }
+
+// With the stores' writes made atomic (the embedded file: Atomic), a failure to record the
+// runtime version takes back the runtime just published: nothing half-published stays, and the
+// retry publishes, records and announces what this deployment changed, without Terraform again.
+func TestApplyPublishesTheOutcomeAtomically(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, setup{})
+	in := s.planned(t, 80, "prod/vpc/core", 0, vpcConfig)
+	s.handle(t, in) // held
+	approved := s.approve(t, 81, "prod/vpc/core", "bob")
+
+	w := s.worker(s.runner)
+	w.ChangeSets = &failOutcome{Store: s.cs}
+	w.Atomic = s.db.Atomically
+	if _, action, err := wt.Process(t, s.q, w.Handle, approved); action != pipeline.Retry {
+		t.Fatalf("first attempt: action %v (%v), want retry", action, err)
+	}
+	if p, ok := s.param(t, "/iac/vpc/core/runtime"); ok {
+		t.Fatalf("the runtime stayed published (version %d) although recording its version failed", p.Version)
+	}
+	if n := s.node(t, "prod/vpc/core"); n.Outcome == nil || n.Outcome.RuntimeVersion != 0 {
+		t.Fatalf("outcome after the first attempt: %+v; want recorded (before publishing), no runtime version", n.Outcome)
+	}
+	before := s.runner.applies.Load()
+	out, action, err := wt.Process(t, s.q, w.Handle, approved)
+	if s.runner.applies.Load() != before {
+		t.Error("the retry ran terraform again although the outcome was recorded")
+	}
+	if action != pipeline.Ack || len(out) != 1 {
+		t.Fatalf("retry: action %v (%v), %d messages", action, err, len(out))
+	}
+	rt, ok := s.param(t, "/iac/vpc/core/runtime")
+	if !ok || rt.Version != 1 {
+		t.Fatalf("runtime after the retry: %+v (%v); want published once, version 1", rt, ok)
+	}
+	if n := s.node(t, "prod/vpc/core"); n.Outcome == nil || n.Outcome.RuntimeVersion != 1 {
+		t.Errorf("outcome after the retry: %+v; want runtime version 1", n.Outcome)
+	}
+	p := wt.PayloadOf[message.DeploymentApplied](t, out[0])
+	if want := []string{"cfg_az_count", "cfg_cidr", "cfg_tags", "id"}; !slices.Equal(p.ChangedKeys, want) {
+		t.Errorf("changed keys %v after a retry, want %v", p.ChangedKeys, want)
+	}
+}
