@@ -73,7 +73,15 @@ func createParamTables(db *DB) error {
 	err := db.migrate(context.Background(),
 		`CREATE TABLE IF NOT EXISTS params (`+cols+`, PRIMARY KEY (account, name)) WITHOUT ROWID`,
 		`CREATE TABLE IF NOT EXISTS params_history (`+cols+`,
-			PRIMARY KEY (account, name, version)) WITHOUT ROWID`)
+			PRIMARY KEY (account, name, version)) WITHOUT ROWID`,
+		// A version written to the history is the current one: Put writes only the history
+		// row, in one statement, and this keeps params (what Get and GetByPath read) in step.
+		// A binary from before it wrote both, params first; the trigger then writes the same
+		// row again, so files shared with such a binary stay consistent either way.
+		`CREATE TRIGGER IF NOT EXISTS params_current AFTER INSERT ON params_history BEGIN
+			INSERT OR REPLACE INTO params (`+paramRow+`) VALUES (NEW.account, NEW.name, NEW.value,
+				NEW.type, NEW.tier, NEW.version, NEW.modified_at, NEW.modified_by, NEW.description);
+		END`)
 	return err
 }
 
@@ -126,13 +134,27 @@ func (s *ParamStore) History(ctx context.Context, name string) ([]params.Paramet
 	return out, nil
 }
 
+// paramRow is the columns of params and params_history, in the order Put writes them.
+const paramRow = "account, name, value, type, tier, version, modified_at, modified_by, description"
+
 // Put writes in.Value as a new version unless value and type equal the current ones.
+//
+// One statement in the common case (putNew): the new version goes into params_history, with its
+// number and tier taken from the current version in the same statement, unless the current
+// version has the same value and type or another type; the trigger params_current makes it the
+// current version. Only when that writes nothing (an identical value, a type that may not
+// change), or when the tier asked for may be refused, is the current version read first.
 func (s *ParamStore) Put(ctx context.Context, in params.PutInput) (res params.PutResult, err error) {
 	typ, err := params.CheckPut(in)
 	if err != nil {
 		return res, err
 	}
+	now := time.Now().UTC().UnixNano()
 	err = s.db.inTx(ctx, func(tx *sql.Tx) error {
+		if v, ok, err := s.putNew(ctx, tx, in, typ, now); err != nil || ok {
+			res = params.PutResult{Version: v, Changed: ok}
+			return err
+		}
 		var curValue, curType, curTier string
 		var cur int64 // stays 0 for a new parameter
 		err := tx.QueryRowContext(ctx, `SELECT value, type, tier, version FROM params
@@ -150,14 +172,8 @@ func (s *ParamStore) Put(ctx context.Context, in params.PutInput) (res params.Pu
 		if err != nil {
 			return err
 		}
-		const row = `(account, name, value, type, tier, version, modified_at, modified_by, description)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
-		args := []any{s.account, in.Name, in.Value, typ, tier, cur + 1,
-			time.Now().UTC().UnixNano(), in.User, in.Description}
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO params `+row, args...); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO params_history `+row, args...); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO params_history (`+paramRow+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			s.account, in.Name, in.Value, typ, tier, cur+1, now, in.User, in.Description); err != nil {
 			return err
 		}
 		res = params.PutResult{Version: cur + 1, Changed: true}
@@ -167,6 +183,30 @@ func (s *ParamStore) Put(ctx context.Context, in params.PutInput) (res params.Pu
 		return params.PutResult{}, s.wrap("put", in.Name, err)
 	}
 	return res, nil
+}
+
+// putNew writes in as the next version in one statement when it is new and nothing can refuse
+// it: no current version, or one of the same type with another value. It reports the version
+// written, and ok false (nothing written) otherwise, for Put to look at the current version.
+func (s *ParamStore) putNew(ctx context.Context, tx *sql.Tx, in params.PutInput, typ string, now int64) (version int64, ok bool, err error) {
+	ifAdvanced, err := resolveTier(in, true)
+	if err != nil {
+		return 0, false, nil // Standard asked for: refused if the current version is Advanced
+	}
+	ifNot, err := resolveTier(in, false)
+	if err != nil {
+		return 0, false, nil
+	}
+	err = tx.QueryRowContext(ctx, `INSERT INTO params_history (`+paramRow+`)
+		SELECT ?1, ?2, ?3, ?4, CASE WHEN cur.tier = ?5 THEN ?6 ELSE ?7 END, coalesce(cur.version, 0) + 1, ?8, ?9, ?10
+		FROM (SELECT 1) LEFT JOIN params cur ON cur.account = ?1 AND cur.name = ?2
+		WHERE cur.version IS NULL OR (cur.type = ?4 AND cur.value != ?3)
+		RETURNING version`,
+		s.account, in.Name, in.Value, typ, params.TierAdvanced, ifAdvanced, ifNot, now, in.User, in.Description).Scan(&version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return version, err == nil, err
 }
 
 // Delete removes name and its history; an unknown name is a NotFoundError.

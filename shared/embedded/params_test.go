@@ -255,3 +255,55 @@ func TestValidation(t *testing.T) {
 		t.Errorf("GetByPath(\"iac\") succeeded, want a *params.InvalidError")
 	}
 }
+
+// Not parallel: the counters are process-wide. A new version is one statement (the history
+// row, which the trigger makes current); an identical value reads and writes nothing more than
+// the current version's row; a binary from before the trigger, which wrote params and then the
+// history row itself, leaves the file as consistent as Put does.
+func TestPutWritesTheCurrentVersionThroughItsHistory(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t, openTemp(t), account)
+	name := "/iac/site/www/runtime"
+	mustPut(t, s, params.PutInput{Name: name, Value: `{"a":1}`})
+	before := Counters()
+	if r := mustPut(t, s, params.PutInput{Name: name, Value: `{"a":2}`, User: "u"}); r.Version != 2 || !r.Changed {
+		t.Fatalf("second put: %+v, want version 2, changed", r)
+	}
+	if got := Counters().Sub(before); got.Statements() != 1 || got.WriteTxs != 1 {
+		t.Fatalf("a new version took %+v, want 1 statement in 1 write transaction", got)
+	}
+	before = Counters()
+	if r := mustPut(t, s, params.PutInput{Name: name, Value: `{"a":2}`}); r.Version != 2 || r.Changed {
+		t.Fatalf("identical put: %+v, want version 2, unchanged", r)
+	}
+	if got := Counters().Sub(before); got.Statements() != 2 {
+		t.Fatalf("an identical value took %d statements, want 2 (the write that writes nothing, the read)", got.Statements())
+	}
+	p, err := s.Get(ctx, name)
+	if err != nil || p.Version != 2 || p.Value != `{"a":2}` || p.LastModifiedUser != "u" {
+		t.Fatalf("Get: %+v, %v; want version 2 by u", p, err)
+	}
+	// What the binary before the trigger did for version 3.
+	const row = `(account, name, value, type, tier, version, modified_at, modified_by, description) VALUES (?, ?, '{"a":3}', 'String', 'Standard', 3, 1, 'old', '')`
+	if _, err := s.db.SQL.ExecContext(ctx, `INSERT OR REPLACE INTO params `+row, account, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.SQL.ExecContext(ctx, `INSERT INTO params_history `+row, account, name); err != nil {
+		t.Fatalf("the old binary's history insert: %v", err)
+	}
+	if r := mustPut(t, s, params.PutInput{Name: name, Value: `{"a":4}`}); r.Version != 4 {
+		t.Fatalf("put after the old binary's: %+v, want version 4", r)
+	}
+	h, err := s.History(ctx, name)
+	if err != nil || len(h) != 4 {
+		t.Fatalf("History: %d versions, %v; want 4", len(h), err)
+	}
+	for i, v := range h {
+		if v.Version != int64(i+1) {
+			t.Fatalf("History[%d] is version %d", i, v.Version)
+		}
+	}
+	if p, err := s.Get(ctx, name); err != nil || p.Version != 4 || p.Value != `{"a":4}` {
+		t.Fatalf("Get: %+v, %v; want version 4", p, err)
+	}
+}
