@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/usekarma/karma/shared/lineage"
@@ -58,15 +59,18 @@ func (l *Lineage) RecordChange(ctx context.Context, c lineage.Change) error {
 	})
 }
 
-// RecordDeployment upserts a deployment and its causes; an existing outcome is kept.
+// RecordDeployment upserts a deployment and its causes; an existing outcome is kept. One
+// statement for the deployment: a record already there that is no longer scheduled keeps its
+// status, detail and changed keys (a merge patch, in which an absent key removes it).
 func (l *Lineage) RecordDeployment(ctx context.Context, d lineage.Deployment) error {
+	b, _ := json.Marshal(d)
 	return l.db.inTx(ctx, func(tx *sql.Tx) error {
-		if old, err := getDeployment(ctx, tx, d.ID); err == nil && old.Status != lineage.StatusScheduled {
-			d.Status, d.Detail, d.ChangedKeys = old.Status, old.Detail, old.ChangedKeys
-		}
-		b, _ := json.Marshal(d)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO lineage_deployments (id, component, at, doc) VALUES (?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`, d.ID, d.Component, d.At.UnixNano(), string(b)); err != nil {
+			ON CONFLICT (id) DO UPDATE SET doc = CASE
+				WHEN json_valid(lineage_deployments.doc) AND (lineage_deployments.doc ->> '$.status') IS NOT ?5
+				THEN json_patch(excluded.doc, json_object('status', lineage_deployments.doc -> '$.status',
+					'detail', lineage_deployments.doc -> '$.detail', 'changed_keys', lineage_deployments.doc -> '$.changed_keys'))
+				ELSE excluded.doc END`, d.ID, d.Component, d.At.UnixNano(), string(b), lineage.StatusScheduled); err != nil {
 			return err
 		}
 		for _, c := range d.CausedBy {
@@ -79,18 +83,28 @@ func (l *Lineage) RecordDeployment(ctx context.Context, d lineage.Deployment) er
 	})
 }
 
-// SetOutcome records how a deployment ended.
+// SetOutcome records how a deployment ended, in one statement: the status, detail and changed
+// keys set in the stored document (an empty detail and no keys are left out, as json.Marshal
+// leaves them out).
 func (l *Lineage) SetOutcome(ctx context.Context, id, status, detail string, keys []string, at time.Time) error {
-	return l.db.inTx(ctx, func(tx *sql.Tx) error {
-		d, err := getDeployment(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		d.Status, d.Detail, d.ChangedKeys = status, detail, keys
-		b, _ := json.Marshal(d)
-		_, err = tx.ExecContext(ctx, `UPDATE lineage_deployments SET doc = ? WHERE id = ?`, string(b), id)
-		return err
-	})
+	doc := "json_set(doc, '$.status', ?1, '$.detail', ?2, '$.changed_keys', json(?3))"
+	var absent []string
+	if detail == "" {
+		absent = append(absent, "'$.detail'")
+	}
+	if len(keys) == 0 {
+		absent = append(absent, "'$.changed_keys'")
+	}
+	if len(absent) > 0 {
+		doc = "json_remove(" + doc + ", " + strings.Join(absent, ", ") + ")"
+	}
+	k, _ := json.Marshal(keys)
+	ok, err := affected(l.db.conn(ctx).ExecContext(ctx, `UPDATE lineage_deployments SET doc = `+doc+` WHERE id = ?4`,
+		status, detail, string(k), id))
+	if err == nil && !ok {
+		err = fmt.Errorf("deployment %s: %w", id, lineage.ErrNotFound)
+	}
+	return err
 }
 
 func getDeployment(ctx context.Context, q queryer, id string) (lineage.Deployment, error) {
