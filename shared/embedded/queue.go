@@ -38,6 +38,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,6 +78,7 @@ type Queue struct {
 	poll        time.Duration
 	wake        *waker
 	lastPrune   atomic.Int64 // unix nanos of the last dedup-table prune
+	grouped     sync.Map     // queue name -> true: a receive found a FIFO group (receiveFast)
 }
 
 // NewQueue creates the queue tables if needed.

@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -108,10 +110,22 @@ func (q *Queue) receiveTx(ctx context.Context, tx *sql.Tx, name string, max int,
 	err := func() error {
 		now := time.Now().UnixNano()
 		taken := map[int64]bool{} // planned by an earlier round
-		for len(out) < max {
-			picked, err := plan(ctx, tx, name, now, max-len(out), taken)
-			if err != nil || len(picked) == 0 {
-				return err
+		for round := 0; len(out) < max; round++ {
+			var picked []planned
+			var err error
+			if round == 0 && !q.isGrouped(name) {
+				if picked, err = q.receiveFast(ctx, tx, name, now, max, visibility); err != nil {
+					return err
+				}
+			}
+			fast := len(picked) > 0 // received already, receipts and all; else planned now
+			if !fast {
+				if picked, err = plan(ctx, tx, name, now, max-len(out), taken); err != nil || len(picked) == 0 {
+					return err
+				}
+				if round == 0 && !q.isGrouped(name) {
+					q.grouped.Store(name, true) // the one statement found nothing the plan found
+				}
 			}
 			var spent []planned // they had their MaxReceives receives
 			var seqs []any
@@ -122,8 +136,12 @@ func (q *Queue) receiveTx(ctx context.Context, tx *sql.Tx, name string, max int,
 					spent = append(spent, m)
 					continue
 				}
-				seqs = append(seqs, m.seq)
-				out = append(out, queue.Delivery{MessageID: m.id, Body: m.body, ReceiptHandle: strconv.FormatInt(m.seq, 10) + "." + nonce,
+				receipt := m.receipt
+				if !fast {
+					seqs = append(seqs, m.seq)
+					receipt = strconv.FormatInt(m.seq, 10) + "." + nonce
+				}
+				out = append(out, queue.Delivery{MessageID: m.id, Body: m.body, ReceiptHandle: receipt,
 					ReceiveCount: m.receives + 1, SentAt: time.Unix(0, m.sentAt).UTC()})
 			}
 			if len(seqs) > 0 {
@@ -179,7 +197,67 @@ type planned struct {
 	id       string
 	body     []byte
 	sentAt   int64
-	receives int
+	receives int    // before this receive
+	receipt  string // receiveFast's, when it received the message already
+}
+
+// receiveFast receives up to n messages in one statement, when the queue holds no message of a
+// FIFO group: then plan's order is the visible messages' by (visible_at, seq), which the
+// statement takes. A message out of receives is left as it is (for receiveTx to dead-letter it,
+// as after plan). It returns the messages in plan's order, each with its receipt and its receive
+// count before this receive; none when the queue has no visible message or holds a grouped one.
+//
+// A receipt is "<seq>.<nonce>.<visible_at before>": the statement can return the rows' values
+// only as it leaves them, so the order they were visible in travels in the receipt, which is
+// opaque to receivers (parseReceipt reads the seq before the first dot).
+func (q *Queue) receiveFast(ctx context.Context, tx *sql.Tx, name string, now int64, n int, visibility time.Duration) ([]planned, error) {
+	nonce := newNonce()
+	rows, err := tx.QueryContext(ctx, `UPDATE messages SET
+			receive_count = CASE WHEN receive_count < ?1 THEN receive_count + 1 ELSE receive_count END,
+			receipt = CASE WHEN receive_count < ?1 THEN seq || '.' || ?2 || '.' || visible_at ELSE receipt END,
+			visible_at = CASE WHEN receive_count < ?1 THEN ?3 ELSE visible_at END,
+			holder = CASE WHEN receive_count < ?1 THEN ?4 ELSE holder END
+		WHERE seq IN (SELECT seq FROM messages WHERE queue = ?5 AND visible_at <= ?6 ORDER BY visible_at, seq LIMIT ?7)
+			AND NOT EXISTS (SELECT 1 FROM messages WHERE queue = ?5 AND group_id != '')
+		RETURNING seq, id, body, sent_at, receive_count, receipt`,
+		q.maxReceives, nonce, now+int64(visibility), thisHolder(), name, now, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []planned
+	visibleAt := map[int64]int64{}
+	for rows.Next() {
+		var m planned
+		if err := rows.Scan(&m.seq, &m.id, &m.body, &m.sentAt, &m.receives, &m.receipt); err != nil {
+			return nil, err
+		}
+		if rest, ok := strings.CutPrefix(m.receipt, strconv.FormatInt(m.seq, 10)+"."+nonce+"."); ok {
+			m.receives-- // received now: the count before
+			if visibleAt[m.seq], err = strconv.ParseInt(rest, 10, 64); err != nil {
+				return nil, fmt.Errorf("receipt %q: %w", m.receipt, err)
+			}
+		} else {
+			visibleAt[m.seq] = math.MinInt64 // out of receives, visible then: its order does not matter
+			m.receipt = ""
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		return visibleAt[a.seq] < visibleAt[b.seq] || visibleAt[a.seq] == visibleAt[b.seq] && a.seq < b.seq
+	})
+	return out, nil
+}
+
+// isGrouped is whether a receive from queue name found messages of a FIFO group, which
+// receiveFast does not take: from then on this process's receives from it plan first.
+func (q *Queue) isGrouped(name string) bool {
+	_, ok := q.grouped.Load(name)
+	return ok
 }
 
 // plan picks up to n deliverable messages not in taken, in delivery order: visible messages by

@@ -294,3 +294,54 @@ func BenchmarkQueueRoundTrip(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// A receive hands out visible messages in the order they became visible, whether it takes them
+// in one statement (a queue without FIFO groups) or plans first (one with them): a message whose
+// visibility ran out comes after those sent before it ran out; an idle group's messages come
+// together, at the place of its first.
+func TestQueueReceiveOrder(t *testing.T) {
+	ctx := t.Context()
+	q := newTestQueue(t, queueTestDB(t, ""))
+	send := func(name string, msgs ...queue.Message) {
+		t.Helper()
+		if err := q.Send(ctx, name, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv := func(name string, max int, visibility time.Duration) (got []string) {
+		t.Helper()
+		ds, err := q.Receive(ctx, name, max, visibility, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			got = append(got, string(d.Body))
+			if err := q.Delete(ctx, name, d.ReceiptHandle); err != nil {
+				t.Fatalf("Delete(%s): %v", d.Body, err)
+			}
+		}
+		return got
+	}
+	m := func(body, group string) queue.Message { return queue.Message{Body: []byte(body), GroupID: group} }
+
+	send("std", m("a", ""))
+	before := embedded.Counters()
+	ds, err := q.Receive(ctx, "std", 1, 30*time.Millisecond, 0) // a: hidden for 30 ms, not deleted
+	if err != nil || len(ds) != 1 || string(ds[0].Body) != "a" {
+		t.Fatalf("first receive: %+v, %v", ds, err)
+	}
+	if got := embedded.Counters().Sub(before).Statements(); got != 1 {
+		t.Errorf("a receive from a queue without groups took %d statements, want 1", got)
+	}
+	send("std", m("b", ""), m("c", ""))
+	time.Sleep(50 * time.Millisecond) // a visible again, after b and c
+	send("std", m("d", ""))
+	if got, want := fmt.Sprint(recv("std", 10, time.Minute)), "[b c a d]"; got != want {
+		t.Errorf("standard queue: received %s, want %s", got, want)
+	}
+
+	send("mixed", m("u1", ""), m("g1", "G"), m("u2", ""), m("g2", "G"), m("h1", "H"))
+	if got, want := fmt.Sprint(recv("mixed", 10, time.Minute)), "[u1 g1 g2 u2 h1]"; got != want {
+		t.Errorf("queue with groups: received %s, want %s", got, want)
+	}
+}
