@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -163,26 +164,38 @@ func claimTx(ctx context.Context, tx *sql.Tx, keys []string, lease time.Duration
 			uniq = append(uniq, k)
 		}
 	}
-	done := map[string]bool{}
+	// One statement per insertChunk keys in the common case: a claim is taken for every key
+	// not marked and not held by a live claim, and the keys taken are returned; only the keys
+	// not taken are looked up again, to tell which are marked.
 	taken := map[string]bool{}
-	for _, k := range uniq {
-		// One statement in the common case: the claim is taken unless the key is marked or a
-		// live claim holds it; only a key not taken is looked up again, to tell which.
-		ok, err := affected(tx.ExecContext(ctx, `INSERT INTO claims (key, expires, holder)
-			SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM handled WHERE key = ?1)
-			ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, holder = excluded.holder WHERE claims.expires < ?4`,
-			k, now.Add(lease).UnixNano(), thisHolder(), now.UnixNano()))
+	for rest := uniq; len(rest) > 0; {
+		n := min(len(rest), insertChunk)
+		args := append([]any{now.Add(lease).UnixNano(), thisHolder(), now.UnixNano()}, strArgs(rest[:n])...)
+		err := scanKeys(taken)(tx.QueryContext(ctx, `INSERT INTO claims (key, expires, holder)
+			SELECT column1, ?1, ?2 FROM (VALUES `+numbered(4, n)+`)
+			WHERE NOT EXISTS (SELECT 1 FROM handled WHERE key = column1)
+			ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, holder = excluded.holder WHERE claims.expires < ?3
+			RETURNING key`, args...))
 		if err != nil {
 			return nil, err
 		}
-		if taken[k] = ok; ok {
-			continue
+		rest = rest[n:]
+	}
+	var missed []string
+	for _, k := range uniq {
+		if !taken[k] {
+			missed = append(missed, k)
 		}
-		var d bool
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM handled WHERE key = ?)`, k).Scan(&d); err != nil {
+	}
+	done := map[string]bool{}
+	for len(missed) > 0 {
+		n := min(len(missed), insertChunk)
+		err := scanKeys(done)(tx.QueryContext(ctx, `SELECT key FROM handled WHERE key IN (`+strings.Repeat(",?", n)[1:]+`)`,
+			strArgs(missed[:n])...))
+		if err != nil {
 			return nil, err
 		}
-		done[k] = d
+		missed = missed[n:]
 	}
 	for i, k := range keys {
 		switch {
@@ -196,4 +209,34 @@ func claimTx(ctx context.Context, tx *sql.Tx, keys []string, lease time.Duration
 		}
 	}
 	return out, nil
+}
+
+// scanKeys returns a function that adds the keys of rows (one column) to set.
+func scanKeys(set map[string]bool) func(*sql.Rows, error) error {
+	return func(rows *sql.Rows, err error) error {
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				return err
+			}
+			set[k] = true
+		}
+		return rows.Err()
+	}
+}
+
+// numbered is n rows of one numbered parameter each, from ?first: "(?4),(?5)".
+func numbered(first, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "(?%d)", first+i)
+	}
+	return b.String()
 }
