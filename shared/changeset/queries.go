@@ -154,3 +154,17 @@ func (cs *ChangeSet) touched(components []string) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// Serializer is a Store that can tell when what is read and written through a context is one
+// serializable transaction (the embedded file's, which a joined stage handles its messages in,
+// holding the write lock): nothing another writer does comes in between.
+type Serializer interface {
+	Serialized(ctx context.Context) bool
+}
+
+// Serialized reports whether s says reads and writes through ctx are one serializable
+// transaction; false when it cannot tell.
+func Serialized(ctx context.Context, s Store) bool {
+	z, ok := s.(Serializer)
+	return ok && z.Serialized(ctx)
+}

@@ -26,7 +26,12 @@ var (
 	_ changeset.UnfinishedLister = (*ChangeSets)(nil)
 	_ changeset.FinishedLister   = (*ChangeSets)(nil)
 	_ changeset.CommitLister     = (*ChangeSets)(nil)
+	_ changeset.Serializer       = (*ChangeSets)(nil)
 )
+
+// Serialized reports whether ctx carries a transaction of the store's file (join.go): a joined
+// stage's, begun IMMEDIATE, so no other writer commits until it ends.
+func (s *ChangeSets) Serialized(ctx context.Context) bool { return s.db.joinedTx(ctx) != nil }
 
 // NewChangeSets creates the tables when missing, and indexes change sets written by a version
 // that kept no index.

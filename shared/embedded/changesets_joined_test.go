@@ -35,7 +35,13 @@ func TestJoinedChangeSetUpdatesSeeTheirOwnWritesAndSurviveARetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	var failed atomic.Bool
+	if changeset.Serialized(ctx, store) {
+		t.Error("outside a joined stage's transaction the store says it is serialized")
+	}
 	st := pipeline.Stage{Name: pipeline.StageResolve, Seen: seen, Joined: true, Handler: func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+		if !changeset.Serialized(ctx, store) {
+			t.Error("inside a joined stage's transaction the store does not say it is serialized")
+		}
 		got, err := store.Update(ctx, shared.ID, func(cs *changeset.ChangeSet) error {
 			if !slices.Contains(cs.PushAuthors, in.ID) {
 				cs.PushAuthors = append(cs.PushAuthors, in.ID)

@@ -165,3 +165,8 @@ func (g lockedGraph) Write(ctx context.Context, gr *graph.Graph, envs []string) 
 	})
 	return st, err
 }
+
+// Serialized: changeset.Serializer, through the wrapped store.
+func (s lockedChangeSets) Serialized(ctx context.Context) bool {
+	return changeset.Serialized(ctx, s.Store)
+}

@@ -240,8 +240,9 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 		}
 		return w.announce(ctx, in, existing, true)
 	}
-	if len(cs.QueuedBehind) > 0 {
-		// An earlier change set may have finished between the look and the create: look again.
+	if len(cs.QueuedBehind) > 0 && !changeset.Serialized(ctx, w.ChangeSets) {
+		// An earlier change set may have finished between the look and the create: look again
+		// (not inside one serializable transaction, where nothing can come in between).
 		var err error
 		if cs, err = w.recheck(ctx, cs); err != nil {
 			return nil, err
