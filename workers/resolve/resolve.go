@@ -179,16 +179,9 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 	if in.Env == "" || p.Promotion != nil {
 		csID += "/" + env // one change set per environment of the change
 	}
-	if existing, err := w.ChangeSets.Get(ctx, csID); err == nil {
-		// A redelivery: publish what is not yet published, after looking again at what it is
-		// queued behind (the delivery that created it may have died before its recheck).
-		if !existing.Started && len(existing.QueuedBehind) > 0 {
-			if existing, err = w.recheck(ctx, existing); err != nil {
-				return nil, err
-			}
-		}
-		return w.announce(ctx, in, existing, true)
-	}
+	// A redelivery, or another message for the same change set, builds it again and finds it
+	// created (below): nothing is read first, as the first delivery, by far the usual one, would
+	// find nothing, and nothing before the creation writes.
 	if p.Source == message.SourceGit {
 		var err error
 		if commit, err = w.newest(ctx, env, commit); err != nil {
@@ -228,7 +221,10 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 	cs.SettlePromotion(w.now()) // nothing to deploy here: promoted at once
 	if created, err := w.ChangeSets.Create(ctx, cs); err != nil {
 		return nil, err
-	} else if !created { // another delivery created it meanwhile: as a redelivery
+	} else if !created {
+		// A redelivery (or another delivery created it meanwhile): publish what is not yet
+		// published, after looking again at what it is queued behind (the delivery that
+		// created it may have died before its recheck).
 		existing, err := w.ChangeSets.Get(ctx, csID)
 		if err != nil {
 			return nil, pipeline.Transient(err)
