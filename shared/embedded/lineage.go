@@ -35,52 +35,64 @@ func NewLineage(ctx context.Context, db *DB) (*Lineage, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The two indexes of causes are kept from the documents by the file itself, so that recording
+	// a change or a deployment is one statement: each root cause and each cause of a document
+	// written (or rewritten with other causes) is a row. A binary from before these triggers
+	// wrote the same rows itself, after the document: they are there already, and it writes
+	// nothing more (ON CONFLICT DO NOTHING).
+	err = db.migrate(ctx,
+		causesTrigger("lineage_change_roots_insert", "AFTER INSERT ON lineage_changes",
+			"lineage_change_roots (change_id, kind, root_id)", "$.root_causes"),
+		causesTrigger("lineage_change_roots_update", "AFTER UPDATE OF doc ON lineage_changes",
+			"lineage_change_roots (change_id, kind, root_id)", "$.root_causes"),
+		causesTrigger("lineage_causes_insert", "AFTER INSERT ON lineage_deployments",
+			"lineage_causes (deployment_id, kind, cause_id)", "$.caused_by"),
+		causesTrigger("lineage_causes_update", "AFTER UPDATE OF doc ON lineage_deployments",
+			"lineage_causes (deployment_id, kind, cause_id)", "$.caused_by"),
+	)
+	if err != nil {
+		return nil, err
+	}
 	if err := driftTables(ctx, db); err != nil {
 		return nil, err
 	}
 	return &Lineage{db: db}, nil
 }
 
-// RecordChange upserts a change set and its roots.
-func (l *Lineage) RecordChange(ctx context.Context, c lineage.Change) error {
-	b, _ := json.Marshal(c)
-	return l.db.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO lineage_changes (id, at, doc) VALUES (?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`, c.ID, c.At.UnixNano(), string(b)); err != nil {
-			return err
-		}
-		for _, r := range c.RootCauses {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO lineage_change_roots (change_id, kind, root_id) VALUES (?, ?, ?)
-				ON CONFLICT DO NOTHING`, c.ID, r.Kind, r.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+// causesTrigger is the trigger named name that, on event, adds a row to table (id, kind, cause)
+// for every cause at path in the new document, unless it is there already. An update adds them
+// only when the causes changed (not when an outcome is set).
+func causesTrigger(name, event, table, path string) string {
+	when := ""
+	if strings.HasPrefix(event, "AFTER UPDATE") {
+		when = `WHEN (NEW.doc -> '` + path + `') IS NOT (OLD.doc -> '` + path + `')`
+	}
+	return `CREATE TRIGGER IF NOT EXISTS ` + name + ` ` + event + ` ` + when + ` BEGIN
+		INSERT INTO ` + table + ` SELECT NEW.id, coalesce(c.value ->> 'kind', ''), coalesce(c.value ->> 'id', '')
+			FROM json_each(NEW.doc, '` + path + `') AS c WHERE true ON CONFLICT DO NOTHING;
+	END`
 }
 
-// RecordDeployment upserts a deployment and its causes; an existing outcome is kept. One
-// statement for the deployment: a record already there that is no longer scheduled keeps its
-// status, detail and changed keys (a merge patch, in which an absent key removes it).
+// RecordChange upserts a change set; its roots follow (causesTrigger).
+func (l *Lineage) RecordChange(ctx context.Context, c lineage.Change) error {
+	b, _ := json.Marshal(c)
+	_, err := l.db.conn(ctx).ExecContext(ctx, `INSERT INTO lineage_changes (id, at, doc) VALUES (?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`, c.ID, c.At.UnixNano(), string(b))
+	return err
+}
+
+// RecordDeployment upserts a deployment, in one statement; its causes follow (causesTrigger).
+// A record already there that is no longer scheduled keeps its status, detail and changed keys
+// (a merge patch, in which an absent key removes it).
 func (l *Lineage) RecordDeployment(ctx context.Context, d lineage.Deployment) error {
 	b, _ := json.Marshal(d)
-	return l.db.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO lineage_deployments (id, component, at, doc) VALUES (?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET doc = CASE
-				WHEN json_valid(lineage_deployments.doc) AND (lineage_deployments.doc ->> '$.status') IS NOT ?5
-				THEN json_patch(excluded.doc, json_object('status', lineage_deployments.doc -> '$.status',
-					'detail', lineage_deployments.doc -> '$.detail', 'changed_keys', lineage_deployments.doc -> '$.changed_keys'))
-				ELSE excluded.doc END`, d.ID, d.Component, d.At.UnixNano(), string(b), lineage.StatusScheduled); err != nil {
-			return err
-		}
-		for _, c := range d.CausedBy {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO lineage_causes (deployment_id, kind, cause_id) VALUES (?, ?, ?)
-				ON CONFLICT DO NOTHING`, d.ID, c.Kind, c.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	_, err := l.db.conn(ctx).ExecContext(ctx, `INSERT INTO lineage_deployments (id, component, at, doc) VALUES (?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET doc = CASE
+			WHEN json_valid(lineage_deployments.doc) AND (lineage_deployments.doc ->> '$.status') IS NOT ?5
+			THEN json_patch(excluded.doc, json_object('status', lineage_deployments.doc -> '$.status',
+				'detail', lineage_deployments.doc -> '$.detail', 'changed_keys', lineage_deployments.doc -> '$.changed_keys'))
+			ELSE excluded.doc END`, d.ID, d.Component, d.At.UnixNano(), string(b), lineage.StatusScheduled)
+	return err
 }
 
 // SetOutcome records how a deployment ended, in one statement: the status, detail and changed

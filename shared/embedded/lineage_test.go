@@ -10,6 +10,7 @@ import (
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/lineage"
 	"github.com/usekarma/karma/shared/lineage/lineagetest"
+	"github.com/usekarma/karma/shared/message"
 )
 
 func TestLineageConformance(t *testing.T) {
@@ -27,10 +28,11 @@ func TestLineageConformance(t *testing.T) {
 	})
 }
 
-// Not parallel: the counters are process-wide. Recording an outcome, and a deployment again, is
-// one statement each (no read first); the stored document is what json.Marshal would write,
-// read back: an outcome without detail or keys leaves them out.
-func TestLineageOutcomeIsOneStatement(t *testing.T) {
+// Not parallel: the counters are process-wide. Recording an outcome, a deployment (again) or a
+// change is one statement each (no read first, the causes indexed by the file); the stored
+// document is what json.Marshal would write, read back: an outcome without detail or keys
+// leaves them out.
+func TestLineageRecordsAreOneStatement(t *testing.T) {
 	ctx := t.Context()
 	db, err := embedded.Open(filepath.Join(t.TempDir(), "karma.db"))
 	if err != nil {
@@ -54,6 +56,40 @@ func TestLineageOutcomeIsOneStatement(t *testing.T) {
 	}
 	if got := embedded.Counters().Sub(before).Statements(); got != 2 {
 		t.Errorf("an outcome and a deployment recorded again took %d statements, want 2", got)
+	}
+	// A new deployment with its causes, and a change with its roots: one statement each, the
+	// indexes of causes kept by the file (causesTrigger), also when a record is written again
+	// with more causes.
+	before = embedded.Counters()
+	d2 := d
+	d2.ID, d2.CausedBy = "dep-2", []message.Cause{{Kind: message.CauseCommit, ID: "sha-1"}, {Kind: message.CauseDeployment, ID: d.ID}}
+	c := lineage.Change{ID: "cs-1", RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: "sha-1"}}}
+	if err := l.RecordDeployment(ctx, d2); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordChange(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got := embedded.Counters().Sub(before).Statements(); got != 2 {
+		t.Errorf("a deployment and a change took %d statements, want 2", got)
+	}
+	d2.CausedBy = append(d2.CausedBy, message.Cause{Kind: message.CauseParameter, ID: "/iac/x@2"})
+	c.RootCauses = append(c.RootCauses, message.Cause{Kind: message.CauseRequest, ID: "cr-1"})
+	if err := l.RecordDeployment(ctx, d2); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordChange(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	for _, cause := range d2.CausedBy {
+		if got, err := l.CausedBy(ctx, cause.Kind, cause.ID); err != nil || len(got) != 1 || got[0].ID != d2.ID {
+			t.Errorf("CausedBy(%s %s) = %v, %v; want %s", cause.Kind, cause.ID, got, err, d2.ID)
+		}
+	}
+	for _, root := range c.RootCauses {
+		if got, err := l.ChangesByRoot(ctx, root.Kind, root.ID); err != nil || len(got) != 1 || got[0].ID != c.ID {
+			t.Errorf("ChangesByRoot(%s %s) = %v, %v; want %s", root.Kind, root.ID, got, err, c.ID)
+		}
 	}
 	got, err := l.Deployment(ctx, d.ID)
 	if err != nil || got.Status != lineage.StatusApplied || got.Detail != "1 <changed>" || len(got.ChangedKeys) != 2 || got.ChangedKeys[1] != "id" {
