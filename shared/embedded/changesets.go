@@ -70,10 +70,8 @@ func (s *ChangeSets) create(ctx context.Context, cs *changeset.ChangeSet, inTx f
 			return err
 		}
 		n, _ := res.RowsAffected()
-		if created = n == 1; !created {
-			return nil
-		}
-		return reindex(ctx, tx, nil, cs)
+		created = n == 1 // its node rows: the trigger change_set_nodes_created
+		return nil
 	})
 	if err != nil {
 		return false, transient(fmt.Errorf("embedded: create change set %s: %w", cs.ID, err))

@@ -3,8 +3,8 @@ package embedded
 // The index of unfinished change sets. Each change_sets row keeps its environment and whether
 // the change set is done, and change_set_nodes holds (environment, component, change set) for
 // every node of every unfinished change set; a change set's rows go when it is done. Create and
-// Update keep both in the transaction that writes the document, so the index never disagrees
-// with the documents. Unfinished answers from it: the change sets of an environment still in
+// Update keep both in the statement that writes the document (the node rows follow the done
+// column by triggers; migrateIndex), so the index never disagrees with the documents. Unfinished answers from it: the change sets of an environment still in
 // progress that touch given components, the question the resolve stage asks for every change
 // set it creates and every one that finishes (changeset.UnfinishedLister), reading of each
 // only what the ordering needs: id, creation time, what it is queued behind. Finished answers
@@ -43,7 +43,24 @@ func (s *ChangeSets) migrateIndex(ctx context.Context) error {
 			cs_id     TEXT NOT NULL,
 			PRIMARY KEY (env, component, cs_id)) WITHOUT ROWID`,
 		`CREATE INDEX IF NOT EXISTS change_set_nodes_cs ON change_set_nodes(cs_id)`,
-		`CREATE INDEX IF NOT EXISTS change_sets_env ON change_sets(env, created_at DESC, id)`)
+		`CREATE INDEX IF NOT EXISTS change_sets_env ON change_sets(env, created_at DESC, id)`,
+		// The node rows follow the done column, kept by the file: a change set created
+		// unfinished, or started again, gets a row per node of its document; one that finishes
+		// loses them. Create and the update that finishes a change set are then one statement
+		// each; what a trigger cannot see (another environment or other nodes for an unfinished
+		// change set, which no update makes today) reindex writes. A binary from before these
+		// triggers wrote the same rows itself (INSERT OR IGNORE, DELETE): nothing is left over.
+		`CREATE TRIGGER IF NOT EXISTS change_set_nodes_created AFTER INSERT ON change_sets WHEN NEW.done = 0 BEGIN
+			`+insertNodes+`;
+		END`,
+		`CREATE TRIGGER IF NOT EXISTS change_set_nodes_started AFTER UPDATE OF done ON change_sets
+			WHEN NEW.done = 0 AND OLD.done != 0 BEGIN
+			`+insertNodes+`;
+		END`,
+		`CREATE TRIGGER IF NOT EXISTS change_set_nodes_finished AFTER UPDATE OF done ON change_sets
+			WHEN NEW.done != 0 AND OLD.done = 0 BEGIN
+			DELETE FROM change_set_nodes WHERE cs_id = NEW.id;
+		END`)
 	if err != nil {
 		return err
 	}
@@ -82,10 +99,7 @@ func (s *ChangeSets) indexOld(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, `UPDATE change_sets SET env = ?, done = ?, indexed = 1 WHERE id = ?`, cs.Env, cs.Done(), cs.ID); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM change_set_nodes WHERE cs_id = ?`, cs.ID); err != nil {
-				return err
-			}
-			if err := reindex(ctx, tx, nil, cs); err != nil {
+			if err := indexAgain(ctx, tx, cs.ID, indexEntry(cs)); err != nil {
 				return err
 			}
 		}
@@ -104,30 +118,36 @@ func indexEntry(cs *changeset.ChangeSet) entry {
 	return entry{env: cs.Env, done: cs.Done(), components: slices.Sorted(maps.Keys(cs.Nodes))}
 }
 
-// reindex brings change_set_nodes from before (nil: no rows) to cs's state, writing only when
-// that changed: a change set's nodes and environment are fixed once it is created, so an update
-// writes here only when the change set finishes (or, by a rollback of its state, starts again).
+// insertNodes, in a trigger on change_sets, adds a row per node of the new document.
+const insertNodes = `INSERT OR IGNORE INTO change_set_nodes (env, component, cs_id)
+	SELECT NEW.env, key, NEW.id FROM json_each(NEW.doc, '$.nodes')`
+
+// reindex brings change_set_nodes from before (nil: no rows) to cs's state, for what the
+// triggers above do not: they follow the done column (and a change set's creation), which the
+// statement writing the document sets; a change set that stays unfinished with another
+// environment or other nodes (fixed once it is created, today) is indexed again here.
 func reindex(ctx context.Context, tx *sql.Tx, before *entry, cs *changeset.ChangeSet) error {
 	after := indexEntry(cs)
-	had := before != nil && !before.done
-	want := !after.done
-	if had && want && before.env == after.env && slices.Equal(before.components, after.components) {
+	if before == nil || before.done || after.done || before.env == after.env && slices.Equal(before.components, after.components) {
 		return nil
 	}
-	if had {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM change_set_nodes WHERE cs_id = ?`, cs.ID); err != nil {
-			return err
-		}
+	return indexAgain(ctx, tx, cs.ID, after)
+}
+
+// indexAgain replaces the node rows of change set id by e's.
+func indexAgain(ctx context.Context, tx *sql.Tx, id string, e entry) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM change_set_nodes WHERE cs_id = ?`, id); err != nil {
+		return err
 	}
-	if !want || len(after.components) == 0 {
+	if e.done || len(e.components) == 0 {
 		return nil
 	}
-	list, err := json.Marshal(after.components)
+	list, err := json.Marshal(e.components)
 	if err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO change_set_nodes (env, component, cs_id) SELECT ?, value, ? FROM json_each(?)`,
-		after.env, cs.ID, string(list))
+		e.env, id, string(list))
 	return err
 }
 

@@ -142,6 +142,14 @@ func TestChangeSetsUnfinished(t *testing.T) {
 	if got := ids("dev"); got != "cs-3" {
 		t.Fatalf("unfinished in dev: %q", got)
 	}
+	// The node rows themselves follow (triggers on change_sets): none left for the finished
+	// cs-4, one again for cs-2.
+	for id, want := range map[string]int{"cs-1": 2, "cs-2": 1, "cs-3": 1, "cs-4": 0} {
+		var n int
+		if err := db.SQL.QueryRowContext(ctx, `SELECT count(*) FROM change_set_nodes WHERE cs_id = ?`, id).Scan(&n); err != nil || n != want {
+			t.Errorf("%s has %d node rows (%v), want %d", id, n, err, want)
+		}
+	}
 	// Rows written by a version without the index are indexed when the store opens.
 	if _, err := db.SQL.ExecContext(ctx, `UPDATE change_sets SET env = '', done = 1, indexed = 0`); err != nil {
 		t.Fatal(err)
@@ -166,8 +174,8 @@ func TestChangeSetsUnfinished(t *testing.T) {
 	}
 }
 
-// An update that changes nothing writes nothing: no statement that writes, no write
-// transaction; one that changes the document writes it in one transaction. Both through the
+// A create is one statement. An update that changes nothing writes nothing: no statement that
+// writes, no write transaction; one that changes the document writes it in one transaction. Both through the
 // store and through the serialized wrapper the stages use. (Not parallel: the counters are the
 // process's.)
 func TestChangeSetsUpdateUnchangedWritesNothing(t *testing.T) {
@@ -180,10 +188,14 @@ func TestChangeSetsUpdateUnchangedWritesNothing(t *testing.T) {
 	for name, store := range map[string]changeset.Store{"store": s, "serialized": db.SerializeChangeSets(s)} {
 		cs := changesettest.Sample("unchanged-"+name, 3)
 		cs.QueuedBehind = []string{"earlier"}
+		before := embedded.Counters()
 		if _, err := store.Create(ctx, cs); err != nil {
 			t.Fatal(err)
 		}
-		before := embedded.Counters()
+		if d := embedded.Counters().Sub(before); d.Statements() != 1 || d.WriteTxs != 1 {
+			t.Errorf("%s: Create ran %+v; want one statement (the node rows: a trigger) in one write transaction", name, d)
+		}
+		before = embedded.Counters()
 		got, err := store.Update(ctx, cs.ID, func(cs *changeset.ChangeSet) error {
 			cs.Release() // nothing finished
 			return nil
