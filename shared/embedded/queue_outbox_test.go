@@ -83,6 +83,13 @@ func TestExchangeSettlesEveryKindOfDelivery(t *testing.T) {
 	if ok, err := seen.Claim(ctx, "in|retry", time.Hour); !ok || err != nil {
 		t.Fatalf("Claim = %v, %v", ok, err)
 	}
+	// A key marked already, which a claim holds all the same: marking it again drops the claim.
+	if err := seen.Mark(ctx, "in|dup"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := seen.Claim(ctx, "in|dup", time.Hour); !ok || err != nil {
+		t.Fatalf("Claim = %v, %v", ok, err)
+	}
 	// "stale" is received again (its visibility expired): the first receipt is no longer current.
 	time.Sleep(40 * time.Millisecond)
 	if again, err := q.Receive(ctx, "in", 10, time.Minute, 0); err != nil || !slices.Equal(bodiesOf(again), []string{"stale"}) {
@@ -108,7 +115,9 @@ func TestExchangeSettlesEveryKindOfDelivery(t *testing.T) {
 	stale := settle("stale", pipeline.Ack)
 	publishOnly := pipeline.Settlement{Sends: []pipeline.Outgoing{{Queue: "out", Message: queue.Message{Body: []byte("o2")}}}}
 
-	ex, err := q.Exchange(ctx, []pipeline.Settlement{ack, settle("dup", pipeline.Duplicate), dead, retry, hide, stale, publishOnly}, nil)
+	dup := settle("dup", pipeline.Duplicate)
+	dup.Marks = []string{"in|dup"}
+	ex, err := q.Exchange(ctx, []pipeline.Settlement{ack, dup, dead, retry, hide, stale, publishOnly}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +140,9 @@ func TestExchangeSettlesEveryKindOfDelivery(t *testing.T) {
 	}
 	if ok, _ := seen.Claim(ctx, "in|retry", time.Hour); !ok {
 		t.Error("the release did not drop the claim")
+	}
+	if ok, _ := seen.Claim(ctx, "in|dup", time.Hour); !ok {
+		t.Error("marking a key marked already did not drop its claim")
 	}
 	if done, _ := seen.Done(ctx, "in|retry"); done {
 		t.Error("a release marked the key done")

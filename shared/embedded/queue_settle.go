@@ -18,8 +18,9 @@ type ack struct {
 	seq int64
 }
 
-// settleTx runs the requests' statements in tx: all sends in one INSERT, all marks in another,
-// the dropped claims in one DELETE and the acknowledged messages in one DELETE per queue;
+// settleTx runs the requests' statements in tx: all sends in one INSERT, all marks in another
+// (which drops their claims), the other dropped claims in one DELETE and the acknowledged
+// messages in one DELETE per queue;
 // dead letters and visibility changes row by row (they are rare); then each request's receive
 // and claims.
 func settleTx(ctx context.Context, tx *sql.Tx, group []*settleReq) error {
@@ -60,7 +61,7 @@ func settleTx(ctx context.Context, tx *sql.Tx, group []*settleReq) error {
 				r.woke = append(r.woke, o.Queue)
 			}
 			marks = append(marks, s.Marks...)
-			drops = append(append(drops, s.Marks...), s.Releases...)
+			drops = append(drops, s.Releases...)
 			if s.Receipt == "" {
 				continue
 			}
@@ -121,9 +122,17 @@ func settleTx(ctx context.Context, tx *sql.Tx, group []*settleReq) error {
 		rows = rows[7*n:]
 	}
 	if len(marks) > 0 {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO handled (key) VALUES `+strings.Repeat(",(?)", len(marks))[1:]+
-			` ON CONFLICT DO NOTHING`, strArgs(marks)...); err != nil {
+		// A key marked now drops its claim by the trigger handled_drops_claim (seen.go); one
+		// marked already keeps nothing either.
+		marked := map[string]bool{}
+		if err := scanKeys(marked)(tx.QueryContext(ctx, `INSERT INTO handled (key) VALUES `+strings.Repeat(",(?)", len(marks))[1:]+
+			` ON CONFLICT DO NOTHING RETURNING key`, strArgs(marks)...)); err != nil {
 			return err
+		}
+		for _, k := range marks {
+			if !marked[k] {
+				drops = append(drops, k)
+			}
 		}
 	}
 	for len(drops) > 0 {

@@ -32,6 +32,13 @@ func NewSeen(ctx context.Context, db *DB) (*Seen, error) {
 	if err := db.addColumn(ctx, "claims", "holder", "TEXT NOT NULL DEFAULT ''"); err != nil {
 		return nil, err
 	}
+	// A key marked done drops its claim in the same statement (an exchange marks a batch's keys
+	// in one: queue_settle.go). A binary from before the trigger drops it itself: no row left.
+	if err := db.migrate(ctx, `CREATE TRIGGER IF NOT EXISTS handled_drops_claim AFTER INSERT ON handled BEGIN
+		DELETE FROM claims WHERE key = NEW.key;
+	END`); err != nil {
+		return nil, err
+	}
 	return &Seen{db: db}, nil
 }
 
