@@ -209,7 +209,10 @@ type planned struct {
 //
 // A receipt is "<seq>.<nonce>.<visible_at before>": the statement can return the rows' values
 // only as it leaves them, so the order they were visible in travels in the receipt, which is
-// opaque to receivers (parseReceipt reads the seq before the first dot).
+// opaque to receivers (parseReceipt reads the seq before the first dot). The limit n is part of
+// the statement's text (one text per n, each prepared once per connection): SQLite plans a
+// LIMIT given as a parameter for its value, and prepares the statement again each time the
+// value differs from the last run's.
 func (q *Queue) receiveFast(ctx context.Context, tx *sql.Tx, name string, now int64, n int, visibility time.Duration) ([]planned, error) {
 	nonce := newNonce()
 	rows, err := tx.QueryContext(ctx, `UPDATE messages SET
@@ -217,10 +220,10 @@ func (q *Queue) receiveFast(ctx context.Context, tx *sql.Tx, name string, now in
 			receipt = CASE WHEN receive_count < ?1 THEN seq || '.' || ?2 || '.' || visible_at ELSE receipt END,
 			visible_at = CASE WHEN receive_count < ?1 THEN ?3 ELSE visible_at END,
 			holder = CASE WHEN receive_count < ?1 THEN ?4 ELSE holder END
-		WHERE seq IN (SELECT seq FROM messages WHERE queue = ?5 AND visible_at <= ?6 ORDER BY visible_at, seq LIMIT ?7)
+		WHERE seq IN (SELECT seq FROM messages WHERE queue = ?5 AND visible_at <= ?6 ORDER BY visible_at, seq LIMIT `+strconv.Itoa(n)+`)
 			AND NOT EXISTS (SELECT 1 FROM messages WHERE queue = ?5 AND group_id != '')
 		RETURNING seq, id, body, sent_at, receive_count, receipt`,
-		q.maxReceives, nonce, now+int64(visibility), thisHolder(), name, now, n)
+		q.maxReceives, nonce, now+int64(visibility), thisHolder(), name, now)
 	if err != nil {
 		return nil, err
 	}
