@@ -60,16 +60,17 @@ func NewLineage(ctx context.Context, db *DB) (*Lineage, error) {
 }
 
 // causesTrigger is the trigger named name that, on event, adds a row to table (id, kind, cause)
-// for every cause at path in the new document, unless it is there already. An update adds them
-// only when the causes changed (not when an outcome is set).
+// for every cause (an object) in the array at path in the new document, unless it is there
+// already; none for a null or absent array. An update adds them only when the causes changed
+// (not when an outcome is set), or when the document it replaces was not JSON.
 func causesTrigger(name, event, table, path string) string {
 	when := ""
 	if strings.HasPrefix(event, "AFTER UPDATE") {
-		when = `WHEN (NEW.doc -> '` + path + `') IS NOT (OLD.doc -> '` + path + `')`
+		when = `WHEN CASE WHEN json_valid(OLD.doc) THEN (NEW.doc -> '` + path + `') IS NOT (OLD.doc -> '` + path + `') ELSE 1 END`
 	}
 	return `CREATE TRIGGER IF NOT EXISTS ` + name + ` ` + event + ` ` + when + ` BEGIN
 		INSERT INTO ` + table + ` SELECT NEW.id, coalesce(c.value ->> 'kind', ''), coalesce(c.value ->> 'id', '')
-			FROM json_each(NEW.doc, '` + path + `') AS c WHERE true ON CONFLICT DO NOTHING;
+			FROM json_each(NEW.doc, '` + path + `') AS c WHERE c.type = 'object' ON CONFLICT DO NOTHING;
 	END`
 }
 

@@ -111,3 +111,34 @@ func TestLineageRecordsAreOneStatement(t *testing.T) {
 		t.Errorf("SetOutcome of an unknown deployment: %v, want lineage.ErrNotFound", err)
 	}
 }
+
+// A deployment without causes and a change without roots ("caused_by": null) index nothing: no
+// record is found by an empty cause.
+func TestLineageRecordsWithoutCausesIndexNothing(t *testing.T) {
+	ctx := t.Context()
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "karma.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, err := embedded.NewLineage(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordDeployment(ctx, lineage.Deployment{ID: "dep-1", Component: "dev/app/api", Status: lineage.StatusScheduled}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordChange(ctx, lineage.Change{ID: "cs-1"}); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.SQL.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM lineage_causes) + (SELECT count(*) FROM lineage_change_roots)`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d index rows for records without causes (%v), want 0", n, err)
+	}
+	if ds, err := l.CausedBy(ctx, "", ""); err != nil || len(ds) != 0 {
+		t.Errorf("CausedBy of an empty cause: %d deployments, %v; want none", len(ds), err)
+	}
+	if cs, err := l.ChangesByRoot(ctx, "", ""); err != nil || len(cs) != 0 {
+		t.Errorf("ChangesByRoot of an empty cause: %d changes, %v; want none", len(cs), err)
+	}
+}
