@@ -21,6 +21,7 @@ package resolve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -180,8 +181,44 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 		csID += "/" + env // one change set per environment of the change
 	}
 	// A redelivery, or another message for the same change set, builds it again and finds it
-	// created (below): nothing is read first, as the first delivery, by far the usual one, would
-	// find nothing, and nothing before the creation writes.
+	// created: nothing is read first, as the first delivery, by far the usual one, would find
+	// nothing, and nothing before the creation writes. Building it again may fail where the
+	// first delivery did not (the tree, a parameter, the repository changed since): then too
+	// the change set created already is announced as it is.
+	cs, err := w.newChangeSet(ctx, in, p, env, commit, promo, csID)
+	if err != nil {
+		if out, found, gerr := w.announceExisting(ctx, in, csID); found || gerr != nil {
+			return out, gerr
+		}
+		return nil, err
+	}
+	if created, err := w.ChangeSets.Create(ctx, cs); err != nil {
+		return nil, err
+	} else if !created {
+		out, found, err := w.announceExisting(ctx, in, csID)
+		if err == nil && !found {
+			err = pipeline.Transient(fmt.Errorf("resolve: change set %s exists, says its creation, but cannot be read", csID))
+		}
+		return out, err
+	}
+	if len(cs.QueuedBehind) > 0 && !changeset.Serialized(ctx, w.ChangeSets) {
+		// An earlier change set may have finished between the look and the create: look again
+		// (not inside one serializable transaction, where nothing can come in between).
+		if cs, err = w.recheck(ctx, cs); err != nil {
+			return nil, err
+		}
+	}
+	out, err := w.announce(ctx, in, cs, true)
+	if err != nil {
+		return nil, err
+	}
+	promoted, err := w.promote(ctx, in, cs)
+	return append(out, promoted...), err
+}
+
+// newChangeSet builds, governs, plans and orders the change set csID of env for p, in memory.
+func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p message.ChangeDetected, env, commit string, promo *promotionPlan,
+	csID string) (*changeset.ChangeSet, error) {
 	if p.Source == message.SourceGit {
 		var err error
 		if commit, err = w.newest(ctx, env, commit); err != nil {
@@ -219,37 +256,26 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 		return nil, err
 	}
 	cs.SettlePromotion(w.now()) // nothing to deploy here: promoted at once
-	if created, err := w.ChangeSets.Create(ctx, cs); err != nil {
-		return nil, err
-	} else if !created {
-		// A redelivery (or another delivery created it meanwhile): publish what is not yet
-		// published, after looking again at what it is queued behind (the delivery that
-		// created it may have died before its recheck).
-		existing, err := w.ChangeSets.Get(ctx, csID)
-		if err != nil {
-			return nil, pipeline.Transient(err)
-		}
-		if !existing.Started && len(existing.QueuedBehind) > 0 {
-			if existing, err = w.recheck(ctx, existing); err != nil {
-				return nil, err
-			}
-		}
-		return w.announce(ctx, in, existing, true)
+	return cs, nil
+}
+
+// announceExisting announces change set csID as a redelivery does, when it exists (found):
+// what is not yet published, after looking again at what it is queued behind (the delivery
+// that created it may have died before its recheck).
+func (w *Worker) announceExisting(ctx context.Context, in message.Envelope, csID string) (out []message.Envelope, found bool, err error) {
+	existing, err := w.ChangeSets.Get(ctx, csID)
+	if errors.Is(err, changeset.ErrNotFound) {
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, pipeline.Transient(err)
 	}
-	if len(cs.QueuedBehind) > 0 && !changeset.Serialized(ctx, w.ChangeSets) {
-		// An earlier change set may have finished between the look and the create: look again
-		// (not inside one serializable transaction, where nothing can come in between).
-		var err error
-		if cs, err = w.recheck(ctx, cs); err != nil {
-			return nil, err
+	if !existing.Started && len(existing.QueuedBehind) > 0 {
+		if existing, err = w.recheck(ctx, existing); err != nil {
+			return nil, true, err
 		}
 	}
-	out, err := w.announce(ctx, in, cs, true)
-	if err != nil {
-		return nil, err
-	}
-	promoted, err := w.promote(ctx, in, cs)
-	return append(out, promoted...), err
+	out, err = w.announce(ctx, in, existing, true)
+	return out, true, err
 }
 
 // build fills the change set from the graph, or rejects it: an invalid repository, a rollback
