@@ -15,17 +15,24 @@ import (
 
 func TestLineageConformance(t *testing.T) {
 	lineagetest.Run(t, func(t *testing.T) lineage.Store {
-		db, err := embedded.Open(filepath.Join(t.TempDir(), "karma.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		l, err := embedded.NewLineage(context.Background(), db)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, l := newLineage(t)
 		return l
 	})
+}
+
+// newLineage opens a new file and its lineage store.
+func newLineage(t *testing.T) (*embedded.DB, *embedded.Lineage) {
+	t.Helper()
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "karma.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	l, err := embedded.NewLineage(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, l
 }
 
 // Not parallel: the counters are process-wide. Recording an outcome, a deployment (again) or a
@@ -34,15 +41,7 @@ func TestLineageConformance(t *testing.T) {
 // leaves them out.
 func TestLineageRecordsAreOneStatement(t *testing.T) {
 	ctx := t.Context()
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "karma.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	l, err := embedded.NewLineage(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, l := newLineage(t)
 	d := lineage.Deployment{ID: "dep-1", ChangeSetID: "cs-1", Env: "dev", Component: "dev/app/api", Status: lineage.StatusScheduled}
 	if err := l.RecordDeployment(ctx, d); err != nil {
 		t.Fatal(err)
@@ -116,15 +115,7 @@ func TestLineageRecordsAreOneStatement(t *testing.T) {
 // record is found by an empty cause.
 func TestLineageRecordsWithoutCausesIndexNothing(t *testing.T) {
 	ctx := t.Context()
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "karma.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	l, err := embedded.NewLineage(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, l := newLineage(t)
 	if err := l.RecordDeployment(ctx, lineage.Deployment{ID: "dep-1", Component: "dev/app/api", Status: lineage.StatusScheduled}); err != nil {
 		t.Fatal(err)
 	}
