@@ -267,12 +267,15 @@ func (a *App) applyStage(ctx context.Context) (pipeline.Stage, error) {
 		return pipeline.Stage{}, err
 	}
 	w := &apply.Worker{ChangeSets: cs, Params: a.ParamsFor(ctx), Runner: tf, Workspaces: ws, Policies: pol}
-	if a.Config.State != config.AWS {
+	if a.Config.State == config.Embedded && a.Config.Params == config.Embedded {
+		// The outcome's publication commits as one: parameters and change sets on the same file.
+		// (With either on AWS there is nothing to join, and the file's write lock must not be
+		// held across Parameter Store's requests.)
 		db, err := a.DB()
 		if err != nil {
 			return pipeline.Stage{}, err
 		}
-		w.Atomic = db.Atomically // the outcome's publication commits as one (parameters on the same file)
+		w.Atomic = db.Atomically
 	}
 	return pipeline.Stage{Handler: w.Handle}, nil
 }

@@ -149,7 +149,6 @@ func (l *AuditLog) RecordAt(ctx context.Context, chain string, seq int64) (audit
 	return *out, nil
 }
 
-// querier is a *sql.DB or a *sql.Tx.
 // scanAudit runs a SELECT of auditColumns and calls fn per record; fn's error stops it.
 func scanAudit(ctx context.Context, db querier, query string, args []any, fn func(audit.Record) error) error {
 	rows, err := db.QueryContext(ctx, query, args...)

@@ -4,8 +4,9 @@ package embedded
 // the change set is done, and change_set_nodes holds (environment, component, change set) for
 // every node of every unfinished change set; a change set's rows go when it is done. Create and
 // Update keep both in the statement that writes the document (the node rows follow the done
-// column by triggers; migrateIndex), so the index never disagrees with the documents. Unfinished answers from it: the change sets of an environment still in
-// progress that touch given components, the question the resolve stage asks for every change
+// column by triggers; migrateIndex), so the index never disagrees with the documents.
+// Unfinished answers from it: the change sets of an environment still in progress that touch
+// given components, the question the resolve stage asks for every change
 // set it creates and every one that finishes (changeset.UnfinishedLister), reading of each
 // only what the ordering needs: id, creation time, what it is queued behind. Finished answers
 // from the done column alone: which of given change sets are done (changeset.FinishedLister),

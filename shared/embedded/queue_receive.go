@@ -129,7 +129,10 @@ func (q *Queue) receiveTx(ctx context.Context, tx *sql.Tx, name string, max int,
 			}
 			var spent []planned // they had their MaxReceives receives
 			var seqs []any
-			nonce := newNonce() // one per statement: a receipt is "<seq>.<nonce>"
+			var nonce string // one per statement: a receipt is "<seq>.<nonce>" (receiveFast made its own)
+			if !fast {
+				nonce = newNonce()
+			}
 			for _, m := range picked {
 				taken[m.seq] = true
 				if m.receives >= q.maxReceives {

@@ -20,9 +20,8 @@ type ack struct {
 
 // settleTx runs the requests' statements in tx: all sends in one INSERT, all marks in another
 // (which drops their claims), the other dropped claims in one DELETE and the acknowledged
-// messages in one DELETE per queue;
-// dead letters and visibility changes row by row (they are rare); then each request's receive
-// and claims.
+// messages in one DELETE per queue; dead letters and visibility changes row by row (they are
+// rare); then each request's receive and claims.
 func settleTx(ctx context.Context, tx *sql.Tx, group []*settleReq) error {
 	for _, r := range group {
 		if r.handle == nil {

@@ -106,6 +106,11 @@ func (s lockedChangeSets) Finished(ctx context.Context, ids []string) ([]string,
 	return changeset.Finished(ctx, s.Store, ids)
 }
 
+// Serialized: changeset.Serializer, through the wrapped store.
+func (s lockedChangeSets) Serialized(ctx context.Context) bool {
+	return changeset.Serialized(ctx, s.Store)
+}
+
 type lockedLineage struct {
 	lineage.Store
 	db *DB
@@ -164,9 +169,4 @@ func (g lockedGraph) Write(ctx context.Context, gr *graph.Graph, envs []string) 
 		return err
 	})
 	return st, err
-}
-
-// Serialized: changeset.Serializer, through the wrapped store.
-func (s lockedChangeSets) Serialized(ctx context.Context) bool {
-	return changeset.Serialized(ctx, s.Store)
 }
