@@ -196,7 +196,7 @@ func (a *App) DB() (*embedded.DB, error) {
 	// The runtime's stages, workers and commits use the file from many goroutines at once: keep
 	// their connections open between uses.
 	db.SQL.SetMaxIdleConns(32)
-	if a.Config.Params == config.Embedded {
+	if a.embeddedParams() {
 		// Now, not when a stage first reads an environment's parameters: a stage may do so
 		// inside a transaction of the file (embedded/join.go), where this would wait for it.
 		if err := embedded.CreateParamTables(db); err != nil {

@@ -267,10 +267,7 @@ func (a *App) applyStage(ctx context.Context) (pipeline.Stage, error) {
 		return pipeline.Stage{}, err
 	}
 	w := &apply.Worker{ChangeSets: cs, Params: a.ParamsFor(ctx), Runner: tf, Workspaces: ws, Policies: pol}
-	if a.Config.State == config.Embedded && a.Config.Params == config.Embedded {
-		// The outcome's publication commits as one: parameters and change sets on the same file.
-		// (With either on AWS there is nothing to join, and the file's write lock must not be
-		// held across Parameter Store's requests.)
+	if a.appliesAtomically() {
 		db, err := a.DB()
 		if err != nil {
 			return pipeline.Stage{}, err
@@ -278,6 +275,14 @@ func (a *App) applyStage(ctx context.Context) (pipeline.Stage, error) {
 		w.Atomic = db.Atomically
 	}
 	return pipeline.Stage{Handler: w.Handle}, nil
+}
+
+// appliesAtomically reports whether apply publishes an outcome in one transaction of the state
+// file (apply.Worker.Atomic): when parameters and change sets are both on it. With either on AWS
+// there is nothing to join, and the file's write lock must not be held across Parameter Store's
+// requests. An empty backend is the embedded default, as everywhere in this package.
+func (a *App) appliesAtomically() bool {
+	return a.Config.State != config.AWS && a.embeddedParams()
 }
 
 // auditStage appends a whole batch at once (one transaction on the embedded log). On DynamoDB

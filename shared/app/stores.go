@@ -127,6 +127,13 @@ func (a *App) GraphStore(ctx context.Context) (graph.Store, error) {
 	})
 }
 
+// embeddedParams reports whether the parameter stores are the embedded ones, on the state file:
+// every backend but aws and none (an empty one is the default, embedded, as for the other
+// stores).
+func (a *App) embeddedParams() bool {
+	return a.Config.Params != config.AWS && a.Config.Params != "none"
+}
+
 // Params is the parameter store of env's account: on the embedded backend a namespace per
 // environment (standing in for one account each); with SSM the one account of the credentials,
 // whatever env; nil with backend "none".
