@@ -49,7 +49,7 @@ func benchPipeline(b *testing.B, sites int) {
 	if _, err := ps.Put(ctx, params.PutInput{Name: "/iac/serverless-api/public/runtime", Value: `{"api_domain":"api.example.com"}`}); err != nil {
 		b.Fatal(err)
 	}
-	elapsed, cpu, sql := benchRun(b, st, events)
+	run := benchRun(b, st, events)
 	all, _ := st.changeSets.List(ctx)
 	applied := 0
 	for _, cs := range all {
@@ -62,7 +62,7 @@ func benchPipeline(b *testing.B, sites int) {
 	if applied != b.N {
 		b.Fatalf("%d of %d deployments applied", applied, b.N)
 	}
-	benchReport(b, elapsed, cpu, sql)
+	benchReport(b, run)
 }
 
 // BenchmarkRuntimeOverhead is BenchmarkPipeline's message flow with the stages' work taken out:
@@ -123,12 +123,12 @@ func BenchmarkRuntimeOverhead(b *testing.B) {
 			st.runner.Stages[i].Prepare = nil // (the stage's work before its transaction goes too)
 		}
 	}
-	elapsed, cpu, sql := benchRun(b, st, events)
+	run := benchRun(b, st, events)
 	recs, err := st.audit.Query(ctx, audit.Query{})
 	if err != nil || len(recs) != 6*b.N {
 		b.Fatalf("%d audit records, want %d (%v)", len(recs), 6*b.N, err)
 	}
-	benchReport(b, elapsed, cpu, sql)
+	benchReport(b, run)
 }
 
 // benchStack is the embedded stack on a fresh state directory for the examples repository, with
@@ -192,12 +192,12 @@ func benchEvents(b *testing.B, n, sites int) []message.Envelope {
 	return events
 }
 
-// benchRun publishes events (100 per call) and runs the pipeline until idle; it returns the wall
-// and CPU time that took and the SQL it ran.
-func benchRun(b *testing.B, st *stack, events []message.Envelope) (elapsed, cpu time.Duration, sql embedded.Stats) {
+// benchRun publishes events (100 per call) and runs the pipeline until idle; it returns what the
+// run took.
+func benchRun(b *testing.B, st *stack, events []message.Envelope) benchRunResult {
 	ctx := context.Background()
 	b.ResetTimer()
-	cpu0, sql0 := processCPU(), embedded.Counters()
+	cpu0, sql0, io0 := processCPU(), embedded.Counters(), processIO()
 	start := time.Now()
 	for i := 0; i < len(events); i += 100 {
 		if err := st.publish(ctx, events[i:min(i+100, len(events))]...); err != nil {
@@ -207,28 +207,63 @@ func benchRun(b *testing.B, st *stack, events []message.Envelope) (elapsed, cpu 
 	if err := st.runUntilIdle(ctx, 30*time.Minute); err != nil {
 		b.Fatal(err)
 	}
-	elapsed = time.Since(start)
-	cpu, sql = processCPU()-cpu0, embedded.Counters().Sub(sql0)
+	r := benchRunResult{elapsed: time.Since(start), cpu: processCPU() - cpu0, sql: embedded.Counters().Sub(sql0)}
+	if io1 := processIO(); io0 != nil && io1 != nil {
+		r.written, r.read = io1["wchar"]-io0["wchar"], io1["rchar"]-io0["rchar"]
+	}
 	b.StopTimer()
-	return elapsed, cpu, sql
+	return r
 }
 
-func benchReport(b *testing.B, elapsed, cpu time.Duration, sql embedded.Stats) {
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-	b.ReportMetric(float64(elapsed.Microseconds())/1000/float64(b.N), "ms/deployment")
-	if cpu > 0 {
+// benchRunResult is what one benchRun took: wall and CPU time, what reached SQLite, and the
+// bytes the process wrote and read (all files: the state file, its write-ahead log).
+type benchRunResult struct {
+	elapsed, cpu  time.Duration
+	sql           embedded.Stats
+	written, read int64
+}
+
+func benchReport(b *testing.B, r benchRunResult) {
+	n := float64(b.N)
+	b.ReportMetric(n/r.elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(r.elapsed.Microseconds())/1000/n, "ms/deployment")
+	if r.cpu > 0 {
 		// CPU time of the whole process (every stage, SQLite, GC) per event: unlike the wall time,
 		// it hardly depends on what else the machine is running.
-		b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/event")
+		b.ReportMetric(float64(r.cpu.Microseconds())/1000/n, "cpu-ms/event")
 	}
 	// What reached SQLite per event, over every store of the process (embedded.Counters).
-	n := float64(b.N)
-	b.ReportMetric(float64(sql.Statements())/n, "stmts/event")
-	b.ReportMetric(float64(sql.Execs)/n, "writes/event")
-	b.ReportMetric(float64(sql.Queries)/n, "queries/event")
-	b.ReportMetric(float64(sql.WriteTxs)/n, "tx/event")
-	b.ReportMetric(float64(sql.Savepoints)/n, "savepoints/event")
-	b.ReportMetric(float64(sql.Prepares)/n, "prepares/event")
+	b.ReportMetric(float64(r.sql.Statements())/n, "stmts/event")
+	b.ReportMetric(float64(r.sql.Execs)/n, "writes/event")
+	b.ReportMetric(float64(r.sql.Queries)/n, "queries/event")
+	b.ReportMetric(float64(r.sql.WriteTxs)/n, "tx/event")
+	b.ReportMetric(float64(r.sql.Savepoints)/n, "savepoints/event")
+	b.ReportMetric(float64(r.sql.Prepares)/n, "prepares/event")
+	// How long the file's write lock was held per event: the part of the work that no two
+	// writers do at once, whatever the cores; events/s cannot exceed 1000 / lock-ms/event.
+	b.ReportMetric(float64(r.sql.LockHeld.Microseconds())/1000/n, "lock-ms/event")
+	if r.written > 0 {
+		// Bytes written and read per event (the write-ahead log's frames, checkpoints).
+		b.ReportMetric(float64(r.written)/1024/n, "KiB-written/event")
+		b.ReportMetric(float64(r.read)/1024/n, "KiB-read/event")
+	}
+}
+
+// processIO is this process's I/O counters so far (/proc/self/io: rchar and wchar count the
+// bytes of every read and write call); nil where there is none.
+func processIO() map[string]int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return nil
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ": ")
+		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); ok && err == nil {
+			out[k] = n
+		}
+	}
+	return out
 }
 
 // processCPU is the CPU time (user + system) this process used so far, from /proc/self/stat

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"modernc.org/sqlite"
 )
@@ -36,6 +37,10 @@ type Stats struct {
 	// Savepoints are transactions nested in another (SAVEPOINT ... RELEASE, join.go): counted
 	// here, not as statements, as BEGIN and COMMIT are not.
 	Savepoints int64
+	// LockHeld is how long this process held the files' write locks (writelock.go): the work
+	// no two writers of a file do at once, which bounds the pipeline's throughput however many
+	// cores it has (1 / LockHeld per event).
+	LockHeld time.Duration
 }
 
 // Statements is Execs + Queries.
@@ -44,15 +49,15 @@ func (s Stats) Statements() int64 { return s.Execs + s.Queries }
 // Sub is s - o, the counts between two snapshots.
 func (s Stats) Sub(o Stats) Stats {
 	return Stats{Execs: s.Execs - o.Execs, Queries: s.Queries - o.Queries, Prepares: s.Prepares - o.Prepares, WriteTxs: s.WriteTxs - o.WriteTxs,
-		Savepoints: s.Savepoints - o.Savepoints}
+		Savepoints: s.Savepoints - o.Savepoints, LockHeld: s.LockHeld - o.LockHeld}
 }
 
-var counts struct{ execs, queries, prepares, writeTxs, savepoints atomic.Int64 }
+var counts struct{ execs, queries, prepares, writeTxs, savepoints, lockHeld atomic.Int64 }
 
 // Counters returns the counts so far; take two snapshots and Sub them.
 func Counters() Stats {
 	return Stats{Execs: counts.execs.Load(), Queries: counts.queries.Load(), Prepares: counts.prepares.Load(), WriteTxs: counts.writeTxs.Load(),
-		Savepoints: counts.savepoints.Load()}
+		Savepoints: counts.savepoints.Load(), LockHeld: time.Duration(counts.lockHeld.Load())}
 }
 
 type countingDriver struct{ d *sqlite.Driver }

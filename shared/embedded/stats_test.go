@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // Not parallel: the counters are process-wide.
@@ -53,6 +54,7 @@ func TestCountersCountStatementsAndWriteTransactions(t *testing.T) {
 		}
 	}
 	got := Counters().Sub(before)
+	got.LockHeld = 0 // (TestCountersTimeTheWriteLock)
 	// Prepares: the explicit one, and each of the 5 other texts once (stmtcache.go).
 	want := Stats{Execs: 5, Queries: 2, Prepares: 6, WriteTxs: 4}
 	if got != want {
@@ -60,5 +62,27 @@ func TestCountersCountStatementsAndWriteTransactions(t *testing.T) {
 	}
 	if got.Statements() != 7 {
 		t.Fatalf("statements %d, want 7", got.Statements())
+	}
+}
+
+// Not parallel: the counters are process-wide.
+func TestCountersTimeTheWriteLock(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	before := Counters()
+	const hold = 20 * time.Millisecond
+	err = db.lockedTx(ctx, func(tx *sql.Tx) error {
+		time.Sleep(hold)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Counters().Sub(before).LockHeld; got < hold {
+		t.Fatalf("write lock held %v by the counters, want at least %v", got, hold)
 	}
 }

@@ -50,7 +50,11 @@ func (db *DB) locked(ctx context.Context, fn func() error) error {
 				"handler working that long), or a write inside such a transaction made without its context (embedded/join.go)", MaxLockWait, db.Path)
 		}
 	}
-	defer func() { <-lock }()
+	held := time.Now() // (Stats.LockHeld: the serial part of the process's work)
+	defer func() {
+		counts.lockHeld.Add(int64(time.Since(held)))
+		<-lock
+	}()
 	return fn()
 }
 
