@@ -8,8 +8,9 @@
 #      (scripts/genrepo -build) and the CLI (karma graph build --params-backend none --no-write);
 #   3. the embedded pipeline (cmd/karma): change events from ingest to audit with the no-op
 #      Terraform runner (BenchmarkPipeline, BenchmarkRuntimeOverhead: events/s, CPU, SQL
-#      statements and write transactions per event) and the 20,000-dependent fan-out
-#      (BenchmarkFanOut20k).
+#      statements and write transactions per event, time under the write lock) and the
+#      20,000-dependent fan-out (BenchmarkFanOut20k), with the pipeline's floor (shared/embedded
+#      BenchmarkPipelineFloor: the rows one event leaves, written by a plain loop of SQL).
 # Environment: BENCH_N (components for step 2, default 100000), BENCH_SHORT=1 (go test -short:
 # skips BenchmarkBuild100k), BENCH_KEEP=1 (keep the temporary folder).
 # Timings are measurements, never assertions: this script fails only if something does not run.
@@ -35,6 +36,7 @@ echo
 echo "== the embedded pipeline (no-op Terraform)"
 go test -run '^$' -bench 'Pipeline$|RuntimeOverhead' -benchtime 500x -count 1 -timeout 60m ./cmd/karma/
 go test -run '^$' -bench 'FanOut20k' -benchtime 1x -count 2 -timeout 60m ./cmd/karma/
+go test -run '^$' -bench 'PipelineFloor' -benchtime 2000x -count 1 -timeout 60m ./shared/embedded/
 
 if ! command -v /usr/bin/time >/dev/null; then
   echo "installing GNU time for peak resident memory"
