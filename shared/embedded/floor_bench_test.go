@@ -46,20 +46,11 @@ var floorParts = []string{"queue", "audit", "change-set", "lineage", "params"}
 
 func benchFloor(b *testing.B, perTx int, without string) {
 	ctx := context.Background()
-	plain, f := openFloor(b, without)
+	f := openFloor(b, without)
 	b.ResetTimer()
 	cpu0, start := processTimes(), time.Now()
 	for i := 0; i < b.N; i += perTx {
-		tx, err := plain.BeginTx(ctx, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for e := i; e < min(i+perTx, b.N); e++ {
-			if err := f.event(ctx, tx, e); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := tx.Commit(); err != nil {
+		if err := f.events(ctx, i, min(i+perTx, b.N)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -71,9 +62,9 @@ func benchFloor(b *testing.B, perTx int, without string) {
 }
 
 // openFloor makes a state file with the stores' schema and opens it with the plain driver (no
-// counting wrapper, no statement cache of ours) on one connection, with the floor's statements
-// prepared.
-func openFloor(tb testing.TB, without string) (*sql.DB, *floor) {
+// counting wrapper, no statement cache of ours), with the floor's statements prepared on one
+// connection.
+func openFloor(tb testing.TB, without string) *floor {
 	tb.Helper()
 	ctx := context.Background()
 	path := filepath.Join(tb.TempDir(), "karma.db")
@@ -107,11 +98,6 @@ func openFloor(tb testing.TB, without string) (*sql.DB, *floor) {
 		CREATE TABLE floor_offsets (stage TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID`); err != nil {
 		tb.Fatal(err)
 	}
-	f, err := newFloor(ctx, plain, without)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(f.close)
 	// 50 sites, as BenchmarkPipeline; their graph rows and the runtime they read exist beforehand.
 	for s := range 50 {
 		if _, err := plain.ExecContext(ctx, `INSERT INTO graph_components (id, env, hash, doc) VALUES (?, 'prod', '', '{}')`, site(s)); err != nil {
@@ -121,7 +107,12 @@ func openFloor(tb testing.TB, without string) (*sql.DB, *floor) {
 	if _, err := plain.ExecContext(ctx, floorParam, "/iac/serverless-api/public/runtime", `{"api_domain":"api.example.com"}`, time.Now().UnixNano()); err != nil {
 		tb.Fatal(err)
 	}
-	return plain, f
+	f, err := newFloor(ctx, plain, without) // (holds the pool's one connection from now on)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(f.close)
+	return f
 }
 
 // The floor keeps writing what the stores' schema accepts: a few events of every variant, and
@@ -129,22 +120,13 @@ func openFloor(tb testing.TB, without string) (*sql.DB, *floor) {
 func TestPipelineFloorWritesTheStoresRows(t *testing.T) {
 	ctx := context.Background()
 	for _, without := range append([]string{"", "queue-as-log"}, floorParts...) {
-		plain, f := openFloor(t, without)
-		tx, err := plain.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for e := range 3 {
-			if err := f.event(ctx, tx, e); err != nil {
-				t.Fatalf("without %q: event %d: %v", without, e, err)
-			}
-		}
-		if err := tx.Commit(); err != nil {
-			t.Fatal(err)
+		f := openFloor(t, without)
+		if err := f.events(ctx, 0, 3); err != nil {
+			t.Fatalf("without %q: %v", without, err)
 		}
 		count := func(q string) int {
 			var n int
-			if err := plain.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			if err := f.conn.QueryRowContext(ctx, q).Scan(&n); err != nil {
 				t.Fatal(err)
 			}
 			return n
@@ -174,6 +156,7 @@ func site(s int) string { return fmt.Sprintf("prod/serverless-site/www-%02d", s%
 // floor holds the prepared statements of one event's rows; without names a part it leaves out
 // (floorParts), or is "queue-as-log": the message rows replaced by a log and positions.
 type floor struct {
+	conn    *sql.Conn
 	stmts   map[string]*sql.Stmt
 	without string
 }
@@ -202,10 +185,14 @@ const (
 )
 
 func newFloor(ctx context.Context, db *sql.DB, without string) (*floor, error) {
-	f := &floor{stmts: map[string]*sql.Stmt{}, without: without}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := &floor{conn: conn, stmts: map[string]*sql.Stmt{}, without: without}
 	for _, q := range []string{floorSend, floorReceive, floorAck, floorMark, floorCSCreate, floorCSUpdate, floorCSDone, floorCSRead,
 		floorLinChange, floorLinDeploy, floorLinOutcom, floorAudit, floorHead, floorParam, floorParamRead, floorGraph, floorLog, floorOffset} {
-		st, err := db.PrepareContext(ctx, q)
+		st, err := conn.PrepareContext(ctx, q)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", strings.Fields(q)[0], err)
 		}
@@ -218,16 +205,32 @@ func (f *floor) close() {
 	for _, st := range f.stmts {
 		_ = st.Close()
 	}
+	_ = f.conn.Close()
 }
 
-// event writes the rows of change event e in tx.
-func (f *floor) event(ctx context.Context, tx *sql.Tx, e int) error {
-	exec := func(q string, args ...any) (sql.Result, error) {
-		return tx.StmtContext(ctx, f.stmts[q]).ExecContext(ctx, args...)
+// events writes the rows of change events from to to-1 in one transaction: BEGIN and COMMIT
+// on the floor's connection, around its prepared statements (no database/sql transaction
+// wrapping each statement).
+func (f *floor) events(ctx context.Context, from, to int) error {
+	if _, err := f.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
 	}
+	for e := from; e < to; e++ {
+		if err := f.event(ctx, e); err != nil {
+			_, _ = f.conn.ExecContext(ctx, "ROLLBACK")
+			return fmt.Errorf("event %d: %w", e, err)
+		}
+	}
+	_, err := f.conn.ExecContext(ctx, "COMMIT")
+	return err
+}
+
+// event writes the rows of change event e.
+func (f *floor) event(ctx context.Context, e int) error {
+	exec := func(q string, args ...any) (sql.Result, error) { return f.stmts[q].ExecContext(ctx, args...) }
 	read := func(q string, args ...any) error {
 		var v string
-		return tx.StmtContext(ctx, f.stmts[q]).QueryRowContext(ctx, args...).Scan(&v)
+		return f.stmts[q].QueryRowContext(ctx, args...).Scan(&v)
 	}
 	now := time.Now().UnixNano()
 	comp, cs, dep := site(e), fmt.Sprintf("cs-%08d", e), fmt.Sprintf("dep-%08d", e)
