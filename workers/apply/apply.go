@@ -6,8 +6,9 @@
 // Input: deployment.planned (applied at once when the change set is approved, else held until
 // approval), deployment.approved. Output: deployment.applied or deployment.failed.
 //
-// Idempotency: the outcome is recorded in the change set node before it is announced; a
-// redelivered message re-announces it without running Terraform again.
+// Idempotency: the outcome is recorded in the change set node before it is announced (on the
+// embedded file in the transaction that publishes it); a redelivered message re-announces it
+// without running Terraform again.
 //
 // A stale plan (the workspace's state changed after planning, e.g. a previous attempt died
 // mid-apply) is planned again: an auto-approved change set applies the new plan; in a reviewed
@@ -176,36 +177,65 @@ func terraformFailed(ctx context.Context, err error, fail func(error) ([]message
 }
 
 // record records and publishes a successful apply's outcome, and announces it.
+//
+// The outcome (changed keys against the runtime as it was) is recorded before it is announced,
+// so that a redelivery publishes the same runtime and keeps the same changed keys instead of
+// comparing against what it already wrote, and never runs Terraform again. When the stores write
+// atomically (Atomic: the embedded file), one transaction records it and publishes it; should
+// that transaction fail, nothing of it stays and the outcome is recorded on its own, as on AWS,
+// where it is recorded first and then published.
 func (w *Worker) record(ctx context.Context, a *attempt, outputs terraform.Outputs) ([]message.Envelope, error) {
-	// Record the outcome (changed keys against the runtime as it was) before publishing, so a
-	// retry after a crash in between publishes the same runtime and keeps the same changed keys
-	// instead of comparing against what it already wrote.
 	outcome, err := w.outcome(ctx, a.store, a.ws, a.node, outputs)
 	if err != nil {
 		return nil, pipeline.Transient(err)
 	}
-	if _, err := w.ChangeSets.Update(ctx, a.p.ChangeSetID, func(cs *changeset.ChangeSet) error {
-		cs.Nodes[a.p.Component].Outcome = &outcome
-		return nil
-	}); err != nil {
-		return nil, err
+	if w.Atomic == nil {
+		if err := w.recordOutcome(ctx, a.p, outcome); err != nil {
+			return nil, err
+		}
+		return w.finishAndAnnounce(ctx, a.store, a.in, a.p, outcome, a.fail)
 	}
-	return w.finishAndAnnounce(ctx, a.store, a.in, a.p, outcome, a.fail)
+	done, err := w.finish(ctx, a.store, a.in, a.p, outcome)
+	if err == nil {
+		return []message.Envelope{w.announce(a.in, a.p, done)}, nil
+	}
+	if rerr := w.recordOutcome(ctx, a.p, outcome); rerr != nil {
+		return nil, rerr
+	}
+	return unpublished(a.p, err, a.fail)
 }
 
-// finishAndAnnounce publishes a recorded outcome and announces it. Parameter Store refusing the
-// runtime or config for good (too large, an invalid name: a permanent error) fails the
-// deployment with the reason, the same way on every redelivery; anything else is retried.
+// recordOutcome records o, not yet published, in the change set node of p, unless the node has
+// an outcome already: one recorded is never replaced (had the failed transaction committed after
+// all, its published outcome stays).
+func (w *Worker) recordOutcome(ctx context.Context, p message.DeploymentPlanned, o changeset.Outcome) error {
+	_, err := w.ChangeSets.Update(ctx, p.ChangeSetID, func(cs *changeset.ChangeSet) error {
+		if n := cs.Nodes[p.Component]; n.Outcome == nil {
+			n.Outcome = &o
+		}
+		return nil
+	})
+	return err
+}
+
+// finishAndAnnounce publishes a recorded outcome and announces it.
 func (w *Worker) finishAndAnnounce(ctx context.Context, store params.Store, in message.Envelope, p message.DeploymentPlanned,
 	o changeset.Outcome, fail func(error) ([]message.Envelope, error)) ([]message.Envelope, error) {
 	o, err := w.finish(ctx, store, in, p, o)
-	if err != nil && pipeline.Classify(err) == pipeline.DeadLetter {
-		return fail(fmt.Errorf("terraform applied %s, but Parameter Store refuses what it must publish: %w", p.Component, err))
-	}
 	if err != nil {
-		return nil, pipeline.Transient(err)
+		return unpublished(p, err, fail)
 	}
 	return []message.Envelope{w.announce(in, p, o)}, nil
+}
+
+// unpublished answers a publication of a recorded outcome that failed with err. Parameter Store
+// refusing the runtime or config for good (too large, an invalid name: a permanent error) fails
+// the deployment with the reason, the same way on every redelivery; anything else is retried.
+func unpublished(p message.DeploymentPlanned, err error, fail func(error) ([]message.Envelope, error)) ([]message.Envelope, error) {
+	if pipeline.Classify(err) == pipeline.DeadLetter {
+		return fail(fmt.Errorf("terraform applied %s, but Parameter Store refuses what it must publish: %w", p.Component, err))
+	}
+	return nil, pipeline.Transient(err)
 }
 
 // finish publishes a recorded outcome's runtime (and config) — a no-op when already published —

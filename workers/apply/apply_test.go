@@ -571,19 +571,81 @@ func goldenName(s string) string {
 	return string(b)
 }
 
-// failOutcome is a change set store whose second Update fails once: apply records the outcome
-// (first Update), publishes the runtime, then fails to record the runtime version — as if the
-// process died right after publishing.
+// failOutcome is a change set store whose first update recording a runtime version fails, as if
+// the process died right after publishing the runtime: apply recorded the outcome (on its own,
+// or in the failed transaction that also publishes it, then on its own again).
 type failOutcome struct {
 	changeset.Store
-	calls atomic.Int32
+	failed atomic.Bool
 }
 
 func (f *failOutcome) Update(ctx context.Context, id string, fn func(*changeset.ChangeSet) error) (*changeset.ChangeSet, error) {
-	if f.calls.Add(1) == 2 {
-		return nil, pipeline.Transient(errors.New("database is locked"))
+	return f.Store.Update(ctx, id, func(cs *changeset.ChangeSet) error {
+		if err := fn(cs); err != nil {
+			return err
+		}
+		for _, n := range cs.Nodes {
+			if n.Outcome != nil && n.Outcome.RuntimeVersion > 0 && f.failed.CompareAndSwap(false, true) {
+				return pipeline.Transient(errors.New("database is locked"))
+			}
+		}
+		return nil
+	})
+}
+
+// countingUpdates counts a change set store's updates.
+type countingUpdates struct {
+	changeset.Store
+	n atomic.Int32
+}
+
+func (c *countingUpdates) Update(ctx context.Context, id string, fn func(*changeset.ChangeSet) error) (*changeset.ChangeSet, error) {
+	c.n.Add(1)
+	return c.Store.Update(ctx, id, fn)
+}
+
+// Apply records a successful outcome before it announces it: on AWS on its own and then with
+// its runtime version, once published; on the embedded file (Atomic) in the one transaction
+// that publishes the runtime, so a deployment's apply costs one write transaction, not two.
+func TestApplyRecordsTheOutcomeWithItsPublication(t *testing.T) {
+	t.Parallel()
+	for _, atomically := range []bool{false, true} {
+		t.Run(fmt.Sprintf("atomic=%v", atomically), func(t *testing.T) {
+			t.Parallel()
+			s := newStage(t, setup{approved: true})
+			w := s.worker(s.runner)
+			counted := &countingUpdates{Store: s.cs}
+			w.ChangeSets = counted
+			var atomics atomic.Int32
+			if atomically {
+				w.Atomic = func(ctx context.Context, fn func(ctx context.Context) error) error {
+					atomics.Add(1)
+					return s.db.Atomically(ctx, fn)
+				}
+			}
+			in := s.planned(t, 80, "prod/vpc/core", 0, vpcConfig)
+			out, action, err := wt.Process(t, s.q, w.Handle, in)
+			if action != pipeline.Ack || len(out) != 1 || out[0].Type != message.TypeDeploymentApplied {
+				t.Fatalf("action %v (%v), %d messages; want one deployment.applied", action, err, len(out))
+			}
+			n := s.node(t, "prod/vpc/core")
+			rt, ok := s.param(t, "/iac/vpc/core/runtime")
+			if n.Outcome == nil || !ok || n.Outcome.RuntimeVersion != rt.Version {
+				t.Fatalf("outcome %+v, runtime %+v (%v); want the outcome recorded with the published runtime's version", n.Outcome, rt, ok)
+			}
+			// The planned message's own update (the node is approved and scheduled) changes nothing.
+			want := int32(3) // planned (no change), the outcome, its runtime version
+			if atomically {
+				want = 2 // planned (no change), the outcome with its runtime version
+				if got := atomics.Load(); got != 1 {
+					t.Errorf("%d atomic writes, want 1", got)
+				}
+			}
+			if got := counted.n.Load(); got != want {
+				t.Errorf("%d change set updates, want %d", got, want)
+			}
+		})
 	}
-	return f.Store.Update(ctx, id, fn)
 }
 
 // A retry after the runtime was published but before the outcome was recorded must announce
@@ -618,8 +680,9 @@ func TestApplyRetryAfterRuntimePublishedKeepsChangedKeys(t *testing.T) {
 }
 
 // With the stores' writes made atomic (the embedded file: Atomic), a failure to record the
-// runtime version takes back the runtime just published: nothing half-published stays, and the
-// retry publishes, records and announces what this deployment changed, without Terraform again.
+// runtime version takes back the runtime just published and the outcome recorded with it:
+// nothing half-published stays; the outcome is then recorded on its own, and the retry
+// publishes, records and announces what this deployment changed, without Terraform again.
 func TestApplyPublishesTheOutcomeAtomically(t *testing.T) {
 	t.Parallel()
 	s := newStage(t, setup{})
@@ -637,7 +700,7 @@ func TestApplyPublishesTheOutcomeAtomically(t *testing.T) {
 		t.Fatalf("the runtime stayed published (version %d) although recording its version failed", p.Version)
 	}
 	if n := s.node(t, "prod/vpc/core"); n.Outcome == nil || n.Outcome.RuntimeVersion != 0 {
-		t.Fatalf("outcome after the first attempt: %+v; want recorded (before publishing), no runtime version", n.Outcome)
+		t.Fatalf("outcome after the first attempt: %+v; want recorded (after the failed publication, on its own), no runtime version", n.Outcome)
 	}
 	before := s.runner.applies.Load()
 	out, action, err := wt.Process(t, s.q, w.Handle, approved)
