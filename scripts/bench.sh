@@ -10,7 +10,8 @@
 #      Terraform runner (BenchmarkPipeline, BenchmarkRuntimeOverhead: events/s, CPU, SQL
 #      statements and write transactions per event, time under the write lock) and the
 #      20,000-dependent fan-out (BenchmarkFanOut20k), with the pipeline's floor (shared/embedded
-#      BenchmarkPipelineFloor: the rows one event leaves, written by a plain loop of SQL).
+#      BenchmarkPipelineFloor: the rows one event leaves, written by a plain loop of SQL) and the
+#      unfinished-set question resolve asks twice per event (BenchmarkChangeSetsUnfinished).
 # Environment: BENCH_N (components for step 2, default 100000), BENCH_SHORT=1 (go test -short:
 # skips BenchmarkBuild100k), BENCH_KEEP=1 (keep the temporary folder).
 # Timings are measurements, never assertions: this script fails only if something does not run.
@@ -37,6 +38,7 @@ echo "== the embedded pipeline (no-op Terraform)"
 go test -run '^$' -bench 'Pipeline$|RuntimeOverhead' -benchtime 500x -count 1 -timeout 60m ./cmd/karma/
 go test -run '^$' -bench 'FanOut20k' -benchtime 1x -count 2 -timeout 60m ./cmd/karma/
 go test -run '^$' -bench 'PipelineFloor' -benchtime 2000x -count 1 -timeout 60m ./shared/embedded/
+go test -run '^$' -bench 'ChangeSetsUnfinished' -benchtime 20000x -count 1 -timeout 60m ./shared/embedded/
 
 if ! command -v /usr/bin/time >/dev/null; then
   echo "installing GNU time for peak resident memory"

@@ -5,10 +5,11 @@ package embedded
 // every node of every unfinished change set; a change set's rows go when it is done. Create and
 // Update keep both in the statement that writes the document (the node rows follow the done
 // column by triggers; migrateIndex), so the index never disagrees with the documents.
-// Unfinished answers from it: the change sets of an environment still in progress that touch
-// given components, the question the resolve stage asks for every change
-// set it creates and every one that finishes (changeset.UnfinishedLister), reading of each
-// only what the ordering needs: id, creation time, what it is queued behind. Finished answers
+// change_set_queue holds, for every unfinished change set, what the ordering reads of it — its
+// creation time and what it is queued behind — kept from the document by triggers too.
+// Unfinished answers from these two: the change sets of an environment still in progress that
+// touch given components, the question the resolve stage asks for every change set it creates
+// and every one that finishes (changeset.UnfinishedLister), reading no document. Finished answers
 // from the done column alone: which of given change sets are done (changeset.FinishedLister),
 // the question resolve asks again after creating a change set queued behind others. Commits
 // reads an environment's change sets newest first through change_sets_env, of each only its
@@ -61,7 +62,35 @@ func (s *ChangeSets) migrateIndex(ctx context.Context) error {
 		`CREATE TRIGGER IF NOT EXISTS change_set_nodes_finished AFTER UPDATE OF done ON change_sets
 			WHEN NEW.done != 0 AND OLD.done = 0 BEGIN
 			DELETE FROM change_set_nodes WHERE cs_id = NEW.id;
-		END`)
+		END`,
+		// What the ordering reads of each unfinished change set, in a narrow table of its own:
+		// when it was created and what it is queued behind, kept by the file from the document
+		// (whichever binary writes it) for as long as the change set is unfinished. Unfinished
+		// reads these rows, not the documents: SQLite parses the whole document for one
+		// field, and a document takes most of a page to itself.
+		`CREATE TABLE IF NOT EXISTS change_set_queue (
+			cs_id      TEXT PRIMARY KEY,
+			created_at INTEGER NOT NULL,
+			behind     TEXT) WITHOUT ROWID`,
+		`CREATE TRIGGER IF NOT EXISTS change_set_queue_created AFTER INSERT ON change_sets WHEN NEW.done = 0 BEGIN
+			`+insertQueue+`;
+		END`,
+		`CREATE TRIGGER IF NOT EXISTS change_set_queue_started AFTER UPDATE OF done ON change_sets
+			WHEN NEW.done = 0 AND OLD.done != 0 BEGIN
+			`+insertQueue+`;
+		END`,
+		`CREATE TRIGGER IF NOT EXISTS change_set_queue_changed AFTER UPDATE OF doc, created_at ON change_sets
+			WHEN NEW.done = 0 AND OLD.done = 0 BEGIN
+			UPDATE change_set_queue SET created_at = NEW.created_at, behind = json_extract(NEW.doc, '$.queued_behind')
+			WHERE cs_id = NEW.id AND (created_at != NEW.created_at OR behind IS NOT json_extract(NEW.doc, '$.queued_behind'));
+		END`,
+		`CREATE TRIGGER IF NOT EXISTS change_set_queue_finished AFTER UPDATE OF done ON change_sets
+			WHEN NEW.done != 0 AND OLD.done = 0 BEGIN
+			DELETE FROM change_set_queue WHERE cs_id = NEW.id;
+		END`,
+		// The unfinished change sets of a file written before the table.
+		`INSERT OR IGNORE INTO change_set_queue (cs_id, created_at, behind)
+			SELECT id, created_at, json_extract(doc, '$.queued_behind') FROM change_sets WHERE done = 0`)
 	if err != nil {
 		return err
 	}
@@ -119,6 +148,10 @@ func indexEntry(cs *changeset.ChangeSet) entry {
 	return entry{env: cs.Env, done: cs.Done(), components: slices.Sorted(maps.Keys(cs.Nodes))}
 }
 
+// insertQueue, in a trigger on change_sets, adds the change_set_queue row of the new document.
+const insertQueue = `INSERT OR REPLACE INTO change_set_queue (cs_id, created_at, behind)
+	VALUES (NEW.id, NEW.created_at, json_extract(NEW.doc, '$.queued_behind'))`
+
 // insertNodes, in a trigger on change_sets, adds a row per node of the new document.
 const insertNodes = `INSERT OR IGNORE INTO change_set_nodes (env, component, cs_id)
 	SELECT NEW.env, key, NEW.id FROM json_each(NEW.doc, '$.nodes')`
@@ -153,9 +186,9 @@ func indexAgain(ctx context.Context, tx *sql.Tx, id string, e entry) error {
 }
 
 // Unfinished returns env's change sets that are not done and have a node for one of components
-// (every unfinished one of env when components is nil), newest first, from the index; of each
-// document it reads only queued_behind (SQLite's json_extract), decoding none, and with it which
-// of components the change set has a node for.
+// (every unfinished one of env when components is nil), newest first, from the index: with
+// components, from the node rows and change_set_queue alone, with which of components each
+// change set has a node for; without, from the documents' queued_behind (SQLite's json_extract).
 func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []string) ([]changeset.Queued, error) {
 	if components == nil {
 		return s.queued(ctx, `SELECT id, created_at, json_extract(doc, '$.queued_behind'), NULL FROM change_sets
@@ -165,10 +198,10 @@ func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []st
 	if err != nil {
 		return nil, err
 	}
-	return s.queued(ctx, `SELECT c.id, c.created_at, json_extract(c.doc, '$.queued_behind'), json_group_array(n.component)
-		FROM change_set_nodes n JOIN change_sets c ON c.id = n.cs_id
-		WHERE n.env = ? AND n.component IN (SELECT value FROM json_each(?)) AND c.done = 0
-		GROUP BY c.id ORDER BY c.created_at DESC, c.id`, env, string(list))
+	return s.queued(ctx, `SELECT q.cs_id, q.created_at, q.behind, json_group_array(n.component)
+		FROM change_set_nodes n JOIN change_set_queue q ON q.cs_id = n.cs_id
+		WHERE n.env = ? AND n.component IN (SELECT value FROM json_each(?))
+		GROUP BY q.cs_id ORDER BY q.created_at DESC, q.cs_id`, env, string(list))
 }
 
 // queued runs a query of id, created_at, the queued_behind array (NULL when absent) and the

@@ -1,7 +1,10 @@
 package embedded_test
 
 import (
+	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -398,5 +401,127 @@ func TestChangeSetsCommits(t *testing.T) {
 				t.Errorf("%T: Commits ran %d statements; want one query", store, d.Statements())
 			}
 		}
+	}
+}
+
+// What Unfinished reads of each change set (when it was created, what it is queued behind) is
+// kept by the file from the document, whoever writes it: the store, a binary that writes the
+// document alone, or one from before the table (whose unfinished change sets are taken over
+// when the store opens).
+func TestChangeSetsQueueRowsFollowTheDocument(t *testing.T) {
+	ctx := t.Context()
+	db := queueTestDB(t, "")
+	s, err := embedded.NewChangeSets(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, c := range []struct {
+		id     string
+		behind []string
+	}{{"cs-a", nil}, {"cs-b", []string{"cs-a"}}, {"cs-c", []string{"cs-b"}}} {
+		cs := &changeset.ChangeSet{ID: c.id, Env: "prod", CreatedAt: t0.Add(time.Duration(i) * time.Minute), QueuedBehind: c.behind,
+			Nodes: map[string]*changeset.Node{"prod/a/b": {Component: "prod/a/b", State: changeset.Pending}}}
+		if _, err := s.Create(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queued := func(when string) string {
+		t.Helper()
+		list, err := s.Unfinished(ctx, "prod", []string{"prod/a/b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, q := range list {
+			out = append(out, fmt.Sprintf("%s@%d%v", q.ID, q.CreatedAt.Sub(t0)/time.Minute, q.QueuedBehind))
+		}
+		got := strings.Join(out, " ")
+		// The same as read from the documents.
+		var docs []string
+		rows, err := db.SQL.QueryContext(ctx, `SELECT id, created_at, json_extract(doc, '$.queued_behind') FROM change_sets WHERE done = 0 ORDER BY created_at DESC, id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var created int64
+			var behind sql.NullString
+			if err := rows.Scan(&id, &created, &behind); err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			if behind.Valid {
+				_ = json.Unmarshal([]byte(behind.String), &ids)
+			}
+			docs = append(docs, fmt.Sprintf("%s@%d%v", id, time.Unix(0, created).UTC().Sub(t0)/time.Minute, ids))
+		}
+		if want := strings.Join(docs, " "); got != want {
+			t.Fatalf("%s: Unfinished lists %q; the documents say %q", when, got, want)
+		}
+		return got
+	}
+	if got, want := queued("created"), "cs-c@2[cs-b] cs-b@1[cs-a] cs-a@0[]"; got != want {
+		t.Fatalf("created: %q, want %q", got, want)
+	}
+	// Through the store: cs-a finishes, cs-b is released.
+	if _, err := s.Update(ctx, "cs-a", func(cs *changeset.ChangeSet) error { cs.Nodes["prod/a/b"].State = changeset.Applied; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, "cs-b", func(cs *changeset.ChangeSet) error { cs.Release("cs-a"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := queued("released"), "cs-c@2[cs-b] cs-b@1[]"; got != want {
+		t.Fatalf("released: %q, want %q", got, want)
+	}
+	// A writer of the document alone (a binary that knows nothing of the table).
+	doc := func(id string) map[string]any {
+		var d map[string]any
+		var raw string
+		if err := db.SQL.QueryRowContext(ctx, `SELECT doc FROM change_sets WHERE id = ?`, id).Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(raw), &d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d := doc("cs-c")
+	d["queued_behind"] = []string{"cs-a", "cs-b"}
+	b, _ := json.Marshal(d)
+	if _, err := db.SQL.ExecContext(ctx, `UPDATE change_sets SET doc = ? WHERE id = ?`, string(b), "cs-c"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := queued("written by another binary"), "cs-c@2[cs-a cs-b] cs-b@1[]"; got != want {
+		t.Fatalf("written by another binary: %q, want %q", got, want)
+	}
+	// A file from before the table: its unfinished change sets are taken over on opening.
+	for _, st := range []string{`DROP TRIGGER change_set_queue_created`, `DROP TRIGGER change_set_queue_started`,
+		`DROP TRIGGER change_set_queue_changed`, `DROP TRIGGER change_set_queue_finished`, `DROP TABLE change_set_queue`} {
+		if _, err := db.SQL.ExecContext(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d["queued_behind"] = []string{"cs-b"}
+	b, _ = json.Marshal(d)
+	if _, err := db.SQL.ExecContext(ctx, `UPDATE change_sets SET doc = ? WHERE id = ?`, string(b), "cs-c"); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = embedded.NewChangeSets(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := queued("opened again"), "cs-c@2[cs-b] cs-b@1[]"; got != want {
+		t.Fatalf("opened again: %q, want %q", got, want)
+	}
+	// Finished change sets keep no row.
+	for _, id := range []string{"cs-b", "cs-c"} {
+		if _, err := s.Update(ctx, id, func(cs *changeset.ChangeSet) error { cs.Nodes["prod/a/b"].State = changeset.Applied; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := db.SQL.QueryRowContext(ctx, `SELECT count(*) FROM change_set_queue`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d rows left (%v) after every change set finished", n, err)
 	}
 }
