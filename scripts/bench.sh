@@ -11,7 +11,9 @@
 #      statements and write transactions per event, time under the write lock) and the
 #      20,000-dependent fan-out (BenchmarkFanOut20k), with the pipeline's floor (shared/embedded
 #      BenchmarkPipelineFloor: the rows one event leaves, written by a plain loop of SQL) and the
-#      unfinished-set question resolve asks twice per event (BenchmarkChangeSetsUnfinished).
+#      unfinished-set question resolve asks twice per event (BenchmarkChangeSetsUnfinished), and
+#      a run of BenchmarkPipeline that prints the statements that took the most time per event
+#      (-karma.sqlprofile: shared/embedded/stmtprofile.go).
 # Environment: BENCH_N (components for step 2, default 100000), BENCH_SHORT=1 (go test -short:
 # skips BenchmarkBuild100k), BENCH_KEEP=1 (keep the temporary folder).
 # Timings are measurements, never assertions: this script fails only if something does not run.
@@ -39,6 +41,7 @@ go test -run '^$' -bench 'Pipeline$|RuntimeOverhead' -benchtime 500x -count 1 -t
 go test -run '^$' -bench 'FanOut20k' -benchtime 1x -count 2 -timeout 60m ./cmd/karma/
 go test -run '^$' -bench 'PipelineFloor' -benchtime 2000x -count 1 -timeout 60m ./shared/embedded/
 go test -run '^$' -bench 'ChangeSetsUnfinished' -benchtime 20000x -count 1 -timeout 60m ./shared/embedded/
+go test -run '^$' -bench 'Pipeline$' -benchtime 1000x -count 1 -timeout 60m ./cmd/karma/ -karma.sqlprofile 25
 
 if ! command -v /usr/bin/time >/dev/null; then
   echo "installing GNU time for peak resident memory"

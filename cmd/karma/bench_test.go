@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -192,11 +193,21 @@ func benchEvents(b *testing.B, n, sites int) []message.Envelope {
 	return events
 }
 
+// sqlProfile, when above 0, makes the pipeline benchmarks print the statements that took the most
+// time per event, that many (embedded.ProfileStatements): go test ./cmd/karma/ -run '^$'
+// -bench 'Pipeline$' -benchtime 1000x -karma.sqlprofile 25. Timing each statement costs a
+// little: compare the other figures from runs without it.
+var sqlProfile = flag.Int("karma.sqlprofile", 0, "log the `n` statements that took the most time per event")
+
 // benchRun publishes events (100 per call) and runs the pipeline until idle; it returns what the
 // run took.
 func benchRun(b *testing.B, st *stack, events []message.Envelope) benchRunResult {
 	ctx := context.Background()
 	b.ResetTimer()
+	if *sqlProfile > 0 {
+		stop := embedded.ProfileStatements()
+		defer func() { logStatements(b, stop(), *sqlProfile) }()
+	}
 	cpu0, sql0, io0 := processCPU(), embedded.Counters(), processIO()
 	start := time.Now()
 	for i := 0; i < len(events); i += 100 {
@@ -247,6 +258,29 @@ func benchReport(b *testing.B, r benchRunResult) {
 		b.ReportMetric(float64(r.written)/1024/n, "KiB-written/event")
 		b.ReportMetric(float64(r.read)/1024/n, "KiB-read/event")
 	}
+}
+
+// logStatements prints the first n statements of a profile (the longest first) per event: time,
+// runs and rows, and the text on one line. To stderr: go test keeps only the first lines of a
+// benchmark's log.
+func logStatements(b *testing.B, ts []embedded.StatementTime, n int) {
+	per := float64(b.N)
+	var total time.Duration
+	for _, t := range ts {
+		total += t.Time
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "%s, %d events: SQL time per event %.3f ms over %d texts (measured around each run and row; COMMIT is the driver's)\n",
+		b.Name(), b.N, total.Seconds()*1000/per, len(ts))
+	fmt.Fprintf(&out, "%9s %8s %8s  %s\n", "ms/event", "runs/ev", "rows/ev", "statement")
+	for _, t := range ts[:min(n, len(ts))] {
+		sql := strings.Join(strings.Fields(t.SQL), " ")
+		if len(sql) > 140 {
+			sql = sql[:140] + "..."
+		}
+		fmt.Fprintf(&out, "%9.3f %8.2f %8.2f  %s\n", t.Time.Seconds()*1000/per, float64(t.Runs)/per, float64(t.Rows)/per, sql)
+	}
+	fmt.Fprint(os.Stderr, out.String())
 }
 
 // processIO is this process's I/O counters so far (/proc/self/io: rchar and wchar count the

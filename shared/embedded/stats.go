@@ -3,8 +3,9 @@ package embedded
 // Statement and transaction counters: every DB of this package opens its file through a thin
 // wrapper of the SQLite driver (driverName) that counts what reaches SQLite, so that benchmarks
 // can report statements and write transactions per event (Counters), and that runs each
-// statement through the connection's prepared statement (stmtcache.go). Otherwise each method
-// forwards to the driver's.
+// statement through the connection's prepared statement (stmtcache.go), and that times each
+// statement while a benchmark profiles them (stmtprofile.go). Otherwise each method forwards to
+// the driver's.
 
 import (
 	"context"
@@ -118,7 +119,7 @@ func (c *countingConn) PrepareContext(ctx context.Context, query string) (driver
 		return nil, err
 	}
 	counts.prepares.Add(1)
-	return &countingStmt{s: st, c: c, write: isWrite(query)}, nil
+	return &countingStmt{s: st, c: c, query: query, write: isWrite(query)}, nil
 }
 
 func (c *countingConn) Close() error {
@@ -156,6 +157,9 @@ func (c *countingConn) ExecContext(ctx context.Context, query string, args []dri
 	} else {
 		c.count(false, true)
 	}
+	if start, on := profiling(); on {
+		defer profiled(query, start, 1, 0)
+	}
 	if res, ok, err := c.execPrepared(ctx, query, args); ok || err != nil {
 		return res, err
 	}
@@ -168,10 +172,20 @@ func (c *countingConn) QueryContext(ctx context.Context, query string, args []dr
 		return nil, err
 	}
 	c.count(true, isWrite(query))
-	if rows, ok, err := c.queryPrepared(ctx, query, args); ok || err != nil {
-		return rows, err
+	start, on := profiling()
+	if on {
+		// The run; each row is timed as it is read (not when the statement is, rarely, run
+		// unprepared: only cached statements' rows are wrapped).
+		defer profiled(query, start, 1, 0)
 	}
-	return s.QueryContext(ctx, query, args)
+	rows, ok, err := c.queryPrepared(ctx, query, args)
+	if !ok && err == nil {
+		return s.QueryContext(ctx, query, args)
+	}
+	if cr, isCached := rows.(*cachedRows); isCached && on {
+		cr.profiled = query
+	}
+	return rows, err
 }
 
 // count counts one statement; write: it changes the file, so outside a transaction it is one.
@@ -230,17 +244,24 @@ type countingTx struct {
 
 func (t *countingTx) Commit() error {
 	t.c.inTx = false
+	if start, on := profiling(); on {
+		defer profiled(commitText, start, 1, 0)
+	}
 	return t.tx.Commit()
 }
 
 func (t *countingTx) Rollback() error {
 	t.c.inTx = false
+	if start, on := profiling(); on {
+		defer profiled("ROLLBACK", start, 1, 0)
+	}
 	return t.tx.Rollback()
 }
 
 type countingStmt struct {
 	s     driver.Stmt
 	c     *countingConn
+	query string
 	write bool
 }
 
@@ -263,6 +284,9 @@ func (s *countingStmt) ExecContext(ctx context.Context, args []driver.NamedValue
 		return nil, errUnsupportedByDriverConn
 	}
 	s.c.count(false, true)
+	if start, on := profiling(); on {
+		defer profiled(s.query, start, 1, 0)
+	}
 	return e.ExecContext(ctx, args)
 }
 
@@ -272,5 +296,8 @@ func (s *countingStmt) QueryContext(ctx context.Context, args []driver.NamedValu
 		return nil, errUnsupportedByDriverConn
 	}
 	s.c.count(true, s.write)
+	if start, on := profiling(); on {
+		defer profiled(s.query, start, 1, 0) // the run until its first row; its rows are not timed
+	}
 	return q.QueryContext(ctx, args)
 }

@@ -86,3 +86,80 @@ func TestCountersTimeTheWriteLock(t *testing.T) {
 		t.Fatalf("write lock held %v by the counters, want at least %v", got, hold)
 	}
 }
+
+// Not parallel: the statement profile is process-wide.
+func TestProfileStatementsTimesEachText(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.migrate(ctx, `CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		insert = `INSERT INTO t (k, v) VALUES (?, ?)`
+		scan   = `SELECT k, v FROM t ORDER BY k`
+		stmt   = `UPDATE t SET v = v + 1 WHERE k = ?`
+	)
+	if _, err := db.SQL.ExecContext(ctx, insert, "before", 0); err != nil { // not profiled
+		t.Fatal(err)
+	}
+	stop := ProfileStatements()
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		for i, k := range []string{"a", "b", "c"} {
+			if _, err := tx.ExecContext(ctx, insert, k, i); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.SQL.QueryContext(ctx, scan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	if err := rows.Close(); err != nil || n != 4 {
+		t.Fatalf("%d rows, %v", n, err)
+	}
+	st, err := db.SQL.PrepareContext(ctx, stmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, k := range []string{"a", "b"} {
+		if _, err := st.ExecContext(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := stop()
+	if _, err := db.SQL.ExecContext(ctx, insert, "after", 0); err != nil { // not profiled
+		t.Fatal(err)
+	}
+	by := map[string]StatementTime{}
+	for i, s := range got {
+		by[s.SQL] = s
+		if i > 0 && s.Time > got[i-1].Time {
+			t.Errorf("not the longest first: %v after %v", s, got[i-1])
+		}
+	}
+	for _, want := range []StatementTime{{SQL: insert, Runs: 3}, {SQL: scan, Runs: 1, Rows: 4}, {SQL: stmt, Runs: 2}} {
+		g := by[want.SQL]
+		if g.Runs != want.Runs || g.Rows != want.Rows || g.Time <= 0 {
+			t.Errorf("%s: got %d runs, %d rows, %s; want %d runs, %d rows, some time", want.SQL, g.Runs, g.Rows, g.Time, want.Runs, want.Rows)
+		}
+	}
+	if c := by[commitText]; c.Runs != 1 {
+		t.Errorf("COMMIT: got %d runs, want 1 (the transaction's)", c.Runs)
+	}
+	if len(by) != 4 {
+		t.Errorf("profiled %d texts, want 4 (insert, scan, update, COMMIT): %v", len(by), got)
+	}
+}

@@ -123,6 +123,22 @@ func (c *countingConn) queryPrepared(ctx context.Context, query string, args []d
 type cachedRows struct {
 	driver.Rows
 	cs *cachedStmt
+	// profiled is the statement's text while the statement profile times it (stmtprofile.go).
+	profiled string
+}
+
+func (r *cachedRows) Next(dest []driver.Value) error {
+	if r.profiled == "" {
+		return r.Rows.Next(dest)
+	}
+	start, _ := profiling()
+	err := r.Rows.Next(dest)
+	var rows int64
+	if err == nil {
+		rows = 1
+	}
+	profiled(r.profiled, start, 0, rows)
+	return err
 }
 
 func (r *cachedRows) Close() error {
