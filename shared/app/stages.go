@@ -295,8 +295,12 @@ func (a *App) auditStage(ctx context.Context, ro RunOptions) (pipeline.Stage, er
 		return pipeline.Stage{}, fmt.Errorf("stage audit: %w", err)
 	}
 	w := &auditw.Worker{Log: log}
-	return pipeline.Stage{Name: pipeline.StageAudit, Workers: 1, Lease: a.opts.Visibility, Handler: a.chain(ctx, ro.Log, pipeline.StageAudit, w.Handle), Batch: w.HandleBatch,
-		Joined: a.joins(pipeline.StageAudit)}, nil
+	st := pipeline.Stage{Name: pipeline.StageAudit, Workers: 1, Lease: a.opts.Visibility, Handler: a.chain(ctx, ro.Log, pipeline.StageAudit, w.Handle), Batch: w.HandleBatch,
+		Joined: a.joins(pipeline.StageAudit)}
+	if st.Joined {
+		st.Prepare = w.Prepare // records sealed before the transaction that appends them
+	}
+	return st, nil
 }
 
 // Terraform is the runner plan and apply use: Options.Terraform, else the binary.

@@ -20,8 +20,6 @@ package audit
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"time"
@@ -50,14 +48,10 @@ type Record struct {
 
 // ComputeHash is the chain hash of r given the previous record's hash.
 func (r Record) ComputeHash(prev string) string {
-	h := sha256.New()
-	h.Write([]byte(prev))
-	h.Write([]byte{0})
 	c := r
 	c.Seq, c.PrevHash, c.Hash = 0, "", ""
 	b, _ := json.Marshal(c)
-	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
+	return chainHash(prev, b)
 }
 
 // Head is where a chain ends: the seq and hash of its last record.

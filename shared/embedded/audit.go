@@ -9,7 +9,8 @@ package embedded
 //   - Append validates every record before writing any: MessageID and Chain non-empty,
 //     OccurredAt set (and within the years 1678..2262, the range of unix nanoseconds), Body
 //     empty or valid JSON. OccurredAt is stored, returned and hashed in UTC, so a record read
-//     back hashes exactly as it did when appended.
+//     back hashes exactly as it did when appended. AppendSealed takes records sealed beforehand
+//     (audit.Seal: in that form, their content encoded), so that the transaction only hashes.
 //   - Append is one transaction: records whose MessageID is present (in the log or earlier in
 //     the same call) are skipped; the others get Seq, PrevHash and Hash in argument order,
 //     after the chain's stored head. A chain whose head is missing while it has records, or
@@ -116,8 +117,6 @@ func validateRecord(r audit.Record) error {
 		return errors.New("OccurredAt not set")
 	case r.OccurredAt.Before(minTime) || r.OccurredAt.After(maxTime):
 		return fmt.Errorf("OccurredAt %v out of range", r.OccurredAt)
-	case len(r.Body) > 0 && !json.Valid(r.Body):
-		return errors.New("Body is not valid JSON")
 	}
 	return nil
 }
@@ -128,9 +127,29 @@ func validateRecord(r audit.Record) error {
 // only for chains without a head, one to check they have no records), one multi-row insert and
 // one multi-row write of the heads.
 func (l *AuditLog) Append(ctx context.Context, recs ...audit.Record) (int, error) {
+	sealed := make([]audit.Sealed, len(recs))
 	for i, r := range recs {
-		if err := validateRecord(r); err != nil {
+		err := validateRecord(r)
+		if err == nil && len(r.Body) > 0 && !json.Valid(r.Body) {
+			err = errors.New("Body is not valid JSON")
+		}
+		if err == nil {
+			sealed[i], err = audit.Seal(r)
+		}
+		if err != nil {
 			return 0, fmt.Errorf("embedded audit: append: record %d (%q): %w", i, r.MessageID, err)
+		}
+	}
+	return l.AppendSealed(ctx, sealed...)
+}
+
+// AppendSealed is Append of records sealed beforehand (audit.Seal): under the file's write lock
+// it hashes only what depends on each chain's head. The audit stage seals its records before
+// the transaction that appends them.
+func (l *AuditLog) AppendSealed(ctx context.Context, recs ...audit.Sealed) (int, error) {
+	for i, s := range recs {
+		if err := validateRecord(s.Record()); err != nil {
+			return 0, fmt.Errorf("embedded audit: append: record %d (%q): %w", i, s.Record().MessageID, err)
 		}
 	}
 	if len(recs) == 0 {
@@ -159,25 +178,27 @@ func (l *AuditLog) Append(ctx context.Context, recs ...audit.Record) (int, error
 const appendChunk = 500
 
 // appendChunkTx appends recs (at most appendChunk) in tx; see Append.
-func appendChunkTx(ctx context.Context, tx *sql.Tx, recs []audit.Record) (int, error) {
-	ids := make([]any, len(recs))
-	for i, r := range recs {
-		ids[i] = r.MessageID
+func appendChunkTx(ctx context.Context, tx *sql.Tx, sealed []audit.Sealed) (int, error) {
+	ids := make([]any, len(sealed))
+	for i, s := range sealed {
+		ids[i] = s.Record().MessageID
 	}
 	stored, err := presentIDs(ctx, tx, ids)
 	if err != nil {
 		return 0, err
 	}
 	// The records to add, in argument order: neither stored nor given earlier in this call.
-	todo := make([]audit.Record, 0, len(recs))
+	todo := make([]audit.Record, 0, len(sealed))
+	hashes := make([]audit.Sealed, 0, len(sealed))
 	var chains []any
 	heads := map[string]audit.Head{}
-	for _, r := range recs {
+	for _, s := range sealed {
+		r := s.Record()
 		if stored[r.MessageID] {
 			continue
 		}
 		stored[r.MessageID] = true
-		todo = append(todo, r)
+		todo, hashes = append(todo, r), append(hashes, s)
 		if _, ok := heads[r.Chain]; !ok {
 			heads[r.Chain] = audit.Head{Chain: r.Chain}
 			chains = append(chains, r.Chain)
@@ -193,13 +214,12 @@ func appendChunkTx(ctx context.Context, tx *sql.Tx, recs []audit.Record) (int, e
 	for i := range todo {
 		r := &todo[i]
 		h := heads[r.Chain]
-		r.OccurredAt = r.OccurredAt.UTC()
-		body := []byte(r.Body)
-		if len(body) == 0 {
-			r.Body, body = nil, []byte{} // hashed as null, stored as an empty blob
+		body := []byte(r.Body) // sealed: in UTC, and an empty Body is none
+		if body == nil {
+			body = []byte{} // hashed as null, stored as an empty blob
 		}
 		r.Seq, r.PrevHash = h.Seq+1, h.Hash
-		r.Hash = r.ComputeHash(r.PrevHash)
+		r.Hash = hashes[i].Hash(r.PrevHash)
 		heads[r.Chain] = audit.Head{Chain: r.Chain, Seq: r.Seq, Hash: r.Hash}
 		args = append(args, r.MessageID, r.Chain, r.Seq, r.Type, r.Version, r.Env, r.Component, r.DeploymentID,
 			r.CorrelationID, r.CausationID, r.ActorKind, r.Actor, r.OccurredAt.UnixNano(), body, r.PrevHash, r.Hash)

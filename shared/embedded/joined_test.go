@@ -6,6 +6,7 @@ package embedded_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -350,6 +351,59 @@ func TestJoinedDuplicateIsNotPrepared(t *testing.T) {
 	}
 	if dead, err := q.ListDead(context.Background(), st.Name); err != nil || len(dead) != 0 {
 		t.Errorf("%d dead letters (%v), want none", len(dead), err)
+	}
+}
+
+// A joined stage's Batch finds what Prepare returned for each message of its batch, in the
+// batch's order; the stage's Handler (for a message the batch failed) finds its own.
+func TestJoinedBatchFindsEachMessagesPrepared(t *testing.T) {
+	db := queueTestDB(t, "")
+	q := newTestQueue(t, db)
+	var batches, singles atomic.Int32
+	st := pipeline.Stage{Name: pipeline.StageAudit, Joined: true,
+		Prepare: func(ctx context.Context, in message.Envelope) (any, error) { return "prepared " + in.ID, nil },
+		Batch: func(ctx context.Context, ins []message.Envelope) ([][]message.Envelope, []error) {
+			batches.Add(1)
+			got := pipeline.PreparedBatch(ctx)
+			errs := make([]error, len(ins))
+			if len(got) != len(ins) {
+				t.Errorf("PreparedBatch holds %d values for a batch of %d", len(got), len(ins))
+			}
+			for i, in := range ins {
+				if i < len(got) && got[i] != "prepared "+in.ID {
+					t.Errorf("message %d (%s): prepared %v", i, in.ID, got[i])
+				}
+				if in.ID == ins[len(ins)-1].ID {
+					errs[i] = errors.New("the last one by itself") // handled one by one instead
+				}
+			}
+			return make([][]message.Envelope, len(ins)), errs
+		},
+		Handler: func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+			singles.Add(1)
+			if got := pipeline.Prepared(ctx); got != "prepared "+in.ID {
+				t.Errorf("%s: Prepared %v", in.ID, got)
+			}
+			if got := pipeline.PreparedBatch(ctx); got != nil {
+				t.Errorf("%s: a single message's handler finds a batch's prepared values %v", in.ID, got)
+			}
+			return nil, nil
+		}}
+	for i := range 3 {
+		sendEnvelope(t, q, st.Name, request(t, fmt.Sprintf("cr-prepared-%d", i)))
+	}
+	o := newObserver()
+	r := &pipeline.Runner{Queue: q, Stages: []pipeline.Stage{st}, Log: quiet, Observe: o.observe, Visibility: time.Minute}
+	acked := 0
+	run(t, r, o, func(ob observation) bool {
+		if ob.action != pipeline.Ack {
+			t.Errorf("action %v (%v)", ob.action, ob.err)
+		}
+		acked++
+		return acked == 3
+	})
+	if batches.Load() == 0 || singles.Load() != 3 {
+		t.Errorf("%d batches, %d single messages handled; want a batch, then each of the 3 one by one", batches.Load(), singles.Load())
 	}
 }
 

@@ -162,6 +162,16 @@ type preparedKey struct{}
 // Prepared is what the stage's Prepare returned for the message being handled (nil when none).
 func Prepared(ctx context.Context) any { return ctx.Value(preparedKey{}) }
 
+type preparedBatchKey struct{}
+
+// PreparedBatch is, for a BatchHandler, what the stage's Prepare returned for each message of
+// the batch, in the batch's order (nil when the stage has no Prepare, or when not called by a
+// joined stage's runner).
+func PreparedBatch(ctx context.Context) []any {
+	v, _ := ctx.Value(preparedBatchKey{}).([]any)
+	return v
+}
+
 // WithPrepared returns ctx carrying v as what Prepare returned (for runtimes other than the
 // Runner, and tests).
 func WithPrepared(ctx context.Context, v any) context.Context { return withPrepared(ctx, v) }
@@ -179,8 +189,16 @@ func (r *Runner) runJoined(ctx context.Context, st Stage, step func(func() bool)
 	todo, ins := undecided(items)
 	if st.Batch != nil && len(todo) > 1 {
 		whole := false
+		var prepared []any
+		if st.Prepare != nil {
+			prepared = make([]any, len(todo))
+			for i, it := range todo {
+				prepared[i] = it.prepared
+			}
+		}
+		bctx := context.WithValue(ctx, preparedBatchKey{}, prepared)
 		err := step(func() bool {
-			outs, errs := st.Batch(ctx, ins)
+			outs, errs := st.Batch(bctx, ins)
 			if len(outs) != len(todo) || len(errs) != len(todo) {
 				return false
 			}

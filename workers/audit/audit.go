@@ -17,13 +17,28 @@ import (
 // Worker is the audit stage.
 type Worker struct{ Log audit.Log }
 
+// sealedAppender is a log that appends records sealed beforehand (the embedded one): under its
+// write lock it then hashes only what depends on each chain's head.
+type sealedAppender interface {
+	AppendSealed(ctx context.Context, recs ...audit.Sealed) (int, error)
+}
+
+// Prepare builds and seals the message's record (pipeline.Stage.Prepare): run before the
+// transaction that appends it, so that encoding the record holds no write lock.
+func (w *Worker) Prepare(_ context.Context, in message.Envelope) (any, error) {
+	return seal(in)
+}
+
 // Handle appends one record.
 func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
-	rec, err := Record(in)
-	if err != nil {
-		return nil, err
+	s, ok := pipeline.Prepared(ctx).(audit.Sealed)
+	if !ok {
+		var err error
+		if s, err = seal(in); err != nil {
+			return nil, err
+		}
 	}
-	if _, err := w.Log.Append(ctx, rec); err != nil {
+	if err := w.append(ctx, []audit.Sealed{s}); err != nil {
 		return nil, pipeline.Transient(err)
 	}
 	return nil, nil
@@ -35,17 +50,24 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 // by one.
 func (w *Worker) HandleBatch(ctx context.Context, ins []message.Envelope) ([][]message.Envelope, []error) {
 	errs := make([]error, len(ins))
-	recs := make([]audit.Record, 0, len(ins))
+	prepared := pipeline.PreparedBatch(ctx)
+	recs := make([]audit.Sealed, 0, len(ins))
 	for i, in := range ins {
-		rec, err := Record(in)
-		if err != nil {
-			errs[i] = err
-			continue
+		s, ok := audit.Sealed{}, false
+		if len(prepared) == len(ins) {
+			s, ok = prepared[i].(audit.Sealed)
 		}
-		recs = append(recs, rec)
+		if !ok {
+			var err error
+			if s, err = seal(in); err != nil {
+				errs[i] = err
+				continue
+			}
+		}
+		recs = append(recs, s)
 	}
 	if len(recs) > 0 {
-		if _, err := w.Log.Append(ctx, recs...); err != nil {
+		if err := w.append(ctx, recs); err != nil {
 			for i := range errs {
 				if errs[i] == nil {
 					errs[i] = pipeline.Transient(err)
@@ -54,6 +76,33 @@ func (w *Worker) HandleBatch(ctx context.Context, ins []message.Envelope) ([][]m
 		}
 	}
 	return make([][]message.Envelope, len(ins)), errs
+}
+
+// append appends recs in one call: sealed where the log takes them so, else as records.
+func (w *Worker) append(ctx context.Context, recs []audit.Sealed) error {
+	if sa, ok := w.Log.(sealedAppender); ok {
+		_, err := sa.AppendSealed(ctx, recs...)
+		return err
+	}
+	plain := make([]audit.Record, len(recs))
+	for i, s := range recs {
+		plain[i] = s.Record()
+	}
+	_, err := w.Log.Append(ctx, plain...)
+	return err
+}
+
+// seal is the message's record, sealed (audit.Seal); an error is the message's, permanent.
+func seal(in message.Envelope) (audit.Sealed, error) {
+	rec, err := Record(in)
+	if err != nil {
+		return audit.Sealed{}, err
+	}
+	s, err := audit.Seal(rec)
+	if err != nil {
+		return audit.Sealed{}, pipeline.Permanent(err)
+	}
+	return s, nil
 }
 
 // Record builds the audit record of a message: chained per component when the message concerns

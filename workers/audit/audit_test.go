@@ -186,6 +186,38 @@ func TestHandleAppendsOnceAndChains(t *testing.T) {
 	}
 }
 
+// The story's log is the same whichever way its records reach it: sealed by Prepare before the
+// handler (the joined stage on the embedded file), sealed by the handler, or as plain records
+// to a log that does not take sealed ones (the DynamoDB log).
+func TestPreparedAndPlainRecordsChainAlike(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	msgs := story(t)
+	prepared, plain := newLog(t), newLog(t)
+	for _, m := range msgs {
+		p, err := (&auditw.Worker{Log: prepared}).Prepare(ctx, m)
+		if err != nil {
+			t.Fatalf("%s: Prepare: %v", m.Type, err)
+		}
+		if _, err := (&auditw.Worker{Log: prepared}).Handle(pipeline.WithPrepared(ctx, p), m); err != nil {
+			t.Fatalf("%s: Handle, prepared: %v", m.Type, err)
+		}
+	}
+	_, errs := (&auditw.Worker{Log: struct{ audit.Log }{plain}}).HandleBatch(ctx, msgs) // Append only
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("%s: HandleBatch to a log of plain records: %v", msgs[i].Type, err)
+		}
+	}
+	for name, log := range map[string]*embedded.AuditLog{"prepared": prepared, "plain": plain} {
+		all, err := log.Query(ctx, audit.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(name, func(t *testing.T) { checkRecords(t, "story_records", all) })
+	}
+}
+
 // failingLog fails every Append.
 type failingLog struct{ audit.Log }
 
