@@ -48,9 +48,7 @@ type Record struct {
 
 // ComputeHash is the chain hash of r given the previous record's hash.
 func (r Record) ComputeHash(prev string) string {
-	c := r
-	c.Seq, c.PrevHash, c.Hash = 0, "", ""
-	b, _ := json.Marshal(c)
+	b, _ := content(r)
 	return chainHash(prev, b)
 }
 

@@ -30,8 +30,11 @@ func Seal(r Record) (Sealed, error) {
 		r.Body = bytes.Clone(r.Body)
 	}
 	r.Seq, r.PrevHash, r.Hash = 0, "", ""
-	b, err := json.Marshal(r)
-	if err != nil {
+	b, err := content(r)
+	switch {
+	case err != nil && len(r.Body) > 0 && !json.Valid(r.Body):
+		return Sealed{}, fmt.Errorf("audit: record %q: Body is not valid JSON", r.MessageID)
+	case err != nil:
 		return Sealed{}, fmt.Errorf("audit: record %q: %w", r.MessageID, err)
 	}
 	return Sealed{rec: r, content: b}, nil
@@ -43,6 +46,13 @@ func (s Sealed) Record() Record { return s.rec }
 // Hash is the record's chain hash after a record whose hash is prev: Record.ComputeHash,
 // without encoding the record again.
 func (s Sealed) Hash(prev string) string { return chainHash(prev, s.content) }
+
+// content is what a record's chain hash covers besides the previous hash: the record, encoded,
+// without Seq, PrevHash and Hash.
+func content(r Record) ([]byte, error) {
+	r.Seq, r.PrevHash, r.Hash = 0, "", ""
+	return json.Marshal(r)
+}
 
 // chainHash is SHA-256 over prev, a zero byte and the record's content, in hex.
 func chainHash(prev string, content []byte) string {

@@ -61,7 +61,7 @@ func TestSealHashesAsTheStoredRecord(t *testing.T) {
 	}
 
 	r.Body = json.RawMessage(`{"id":`)
-	if _, err := audit.Seal(r); err == nil || !strings.Contains(err.Error(), `"m-1"`) {
+	if _, err := audit.Seal(r); err == nil || !strings.Contains(err.Error(), `"m-1"`) || !strings.Contains(err.Error(), "Body is not valid JSON") {
 		t.Errorf("sealing a Body that is not JSON: %v, want an error naming the record", err)
 	}
 }

@@ -27,7 +27,6 @@ package embedded
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -129,16 +128,14 @@ func validateRecord(r audit.Record) error {
 func (l *AuditLog) Append(ctx context.Context, recs ...audit.Record) (int, error) {
 	sealed := make([]audit.Sealed, len(recs))
 	for i, r := range recs {
-		err := validateRecord(r)
-		if err == nil && len(r.Body) > 0 && !json.Valid(r.Body) {
-			err = errors.New("Body is not valid JSON")
-		}
-		if err == nil {
-			sealed[i], err = audit.Seal(r)
-		}
-		if err != nil {
+		if err := validateRecord(r); err != nil {
 			return 0, fmt.Errorf("embedded audit: append: record %d (%q): %w", i, r.MessageID, err)
 		}
+		s, err := audit.Seal(r) // (fails on a Body that is not JSON)
+		if err != nil {
+			return 0, fmt.Errorf("embedded audit: append: record %d: %w", i, err)
+		}
+		sealed[i] = s
 	}
 	return l.AppendSealed(ctx, sealed...)
 }

@@ -42,8 +42,8 @@ type Stage struct {
 	// does what reaches beyond the state file (fetching a commit from the Git remote, building a
 	// graph) so that the handler, inside the transaction, does not hold the file's write lock
 	// while waiting for the network or computing what needs no state. What it returns the
-	// handler finds with Prepared, and Batch with PreparedBatch. Its error is the message's error, as if the handler had
-	// returned it.
+	// handler finds with Prepared, and Batch with PreparedBatch. Its error is the message's
+	// error, as if the handler had returned it.
 	Prepare func(ctx context.Context, in message.Envelope) (any, error)
 }
 
