@@ -1,9 +1,11 @@
 package model
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // parseCases are documents the parser must decode exactly as encoding/json does, or refuse
@@ -24,13 +26,14 @@ var parseCases = []string{
 }
 
 // checkParse decodes doc with decode (the parser, then encoding/json) and with encoding/json
-// alone (decodeObject): both must give equal values or the same diagnostic. It returns whether
-// the parser itself accepted doc; it must never accept what encoding/json refuses.
+// alone (decodeObject): both must give equal values or the same diagnostic, and decode may say
+// that a document holds no null only when it holds none. It returns whether the parser itself
+// accepted doc; it must never accept what encoding/json refuses.
 func checkParse(t *testing.T, p *parser, doc string) bool {
 	t.Helper()
 	want, wd := decodeObject("f.json", []byte(doc))
 	_, fast := p.object([]byte(doc))
-	got, gd := p.decode("f.json", []byte(doc))
+	got, nulls, gd := p.decode("f.json", []byte(doc), true)
 	name := doc
 	if len(name) > 60 {
 		name = name[:60] + "..."
@@ -42,8 +45,33 @@ func checkParse(t *testing.T, p *parser, doc string) bool {
 		t.Errorf("%q: diagnostic %v, want %v", name, gd, wd)
 	case wd == nil && (gd != nil || !reflect.DeepEqual(got, want)):
 		t.Errorf("%q: decoded %#v (%v), encoding/json %#v", name, got, gd, want)
+	case wd == nil && !nulls && holdsNull(want):
+		t.Errorf("%q: decode says there is no null in %#v", name, want)
+	case wd == nil && fast && nulls && !holdsNull(want):
+		t.Errorf("%q: the parser says there is a null in %#v", name, want)
 	}
 	return fast
+}
+
+// holdsNull reports whether v holds a null at any depth, arrays included.
+func holdsNull(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		for _, e := range x {
+			if holdsNull(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if holdsNull(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func TestParserMatchesEncodingJSON(t *testing.T) {
@@ -64,6 +92,34 @@ func TestParserMatchesEncodingJSON(t *testing.T) {
 	b, _ := p.object([]byte(`{"tags":{"Name":"y"}}`))
 	if a["tags"].(map[string]any)["Name"] != "x" || b["tags"].(map[string]any)["Name"] != "y" {
 		t.Errorf("values leaked between documents: %v %v", a, b)
+	}
+}
+
+// TestDecodeCopiesBytesItDoesNotOwn: decoded strings share the file's bytes only when the
+// caller says they are its own; an override's bytes, which the caller may change later, are
+// copied first.
+func TestDecodeCopiesBytesItDoesNotOwn(t *testing.T) {
+	p := newParser()
+	inside := func(s string, data []byte) bool {
+		at, start := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(&data[0]))
+		return at >= start && at < start+uintptr(len(data))
+	}
+	for _, owned := range []bool{false, true} {
+		data := []byte(`{"name":"web","size":12,"tags":["a"]}`)
+		obj, _, d := p.decode("f.json", data, owned)
+		if d != nil {
+			t.Fatal(d)
+		}
+		name := obj["name"].(string)
+		if shared := inside(name, data); shared != owned {
+			t.Errorf("owned %v: the value shares the caller's bytes: %v", owned, shared)
+		}
+		if !owned {
+			copy(data, strings.Repeat("x", len(data))) // the caller reuses its buffer
+			if name != "web" || obj["size"] != json.Number("12") || obj["tags"].([]any)[0] != "a" {
+				t.Errorf("a value changed with bytes the parser did not own: %v", obj)
+			}
+		}
 	}
 }
 
@@ -123,7 +179,7 @@ func BenchmarkDecodeConfig(b *testing.B) {
 		p := newParser()
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, d := p.decode("f.json", data); d != nil {
+			if _, _, d := p.decode("f.json", data, false); d != nil {
 				b.Fatal(d)
 			}
 		}

@@ -34,6 +34,9 @@ const BaseEnv = "_base"
 type Layer struct {
 	File string // relative to the repository root, slash-separated
 	Data map[string]any
+	// NoNulls is set when the file holds no null: merged onto nothing, it is the result as it
+	// stands (MergePatch would walk it to look for nulls to drop).
+	NoNulls bool
 }
 
 // source is one component found on disk, before resolution.
@@ -263,11 +266,13 @@ func (rd *reader) read(p *parser, s *source) *Diagnostic {
 			return &Diagnostic{Severity: SevError, Code: CodeLayout, File: s.file, Message: err.Error()}
 		}
 	}
-	obj, d := p.decode(s.file, data)
+	// fs.ReadFile's bytes are the caller's (fs.ReadFileFS: "the caller is permitted to modify
+	// the returned byte slice"), and read never changes them; an override's are the caller's.
+	obj, nulls, d := p.decode(s.file, data, !over)
 	if d != nil {
 		return d
 	}
-	s.layer = &Layer{File: s.file, Data: obj}
+	s.layer = &Layer{File: s.file, Data: obj, NoNulls: !nulls}
 	return nil
 }
 

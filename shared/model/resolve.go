@@ -17,10 +17,10 @@ type karmaBlock struct {
 type own struct {
 	src    *source
 	files  []string
-	layers []map[string]any // raw layers, lowest first (base, env file)
-	data   map[string]any   // layers merged, to read the karma block
-	karma  karmaBlock       // of data, parsed once
-	kdiags Diagnostics      // its problems, reported when the component is resolved
+	layers []*Layer       // raw layers, lowest first (base, env file)
+	data   map[string]any // layers merged, to read the karma block
+	karma  karmaBlock     // of data, parsed once
+	kdiags Diagnostics    // its problems, reported when the component is resolved
 	err    bool
 	// released: resolved, and its parsed layers dropped (resolveSet)
 	released bool
@@ -55,6 +55,14 @@ type own struct {
 func (r *Repo) resolveSet(srcs []*source, rd *reader, other func(id string) *source) resolved {
 	owns := make([]*own, len(srcs))
 	units := make([]unit, len(srcs))
+	// Each unit is written here first, in one pass, not by the workers as they come to it: a
+	// large array fresh from the OS is read by the collector's scan before the workers have
+	// written most of it, which maps its pages to the kernel's zero page, and then every first
+	// write is a copy-on-write fault that flushes the other cores' TLBs (a third of a build's
+	// page-fault time on a 2-core VM, docs/performance.md).
+	for i := range units {
+		units[i].pos = i
+	}
 	parallel(len(srcs), 2*runtime.GOMAXPROCS(0), func(w *worker, i int) {
 		s, u := srcs[i], &units[i]
 		if d := rd.read(w.parser, s); d != nil {
@@ -206,10 +214,10 @@ func (r *Repo) ownOf(s *source) *own {
 		}
 		data = MergePatch(b.layer.Data, data).(map[string]any)
 		o.files = append(o.files, b.file)
-		o.layers = append(o.layers, b.layer.Data)
+		o.layers = append(o.layers, b.layer)
 	}
 	o.files = append(o.files, s.file)
-	o.layers = append(o.layers, s.layer.Data)
+	o.layers = append(o.layers, s.layer)
 	o.data = data
 	o.karma, o.kdiags = parseKarmaBlock(data)
 	return o
@@ -275,7 +283,11 @@ func (o *own) resolve(lookup func(env, ref string) *own) (map[string]any, []stri
 		// Each layer is applied in turn on top of the parent (or of {}), so that a null in any
 		// layer deletes what any lower layer set, and a null with nothing below is dropped too.
 		for _, l := range o.layers {
-			base = MergePatch(base, l)
+			if t, ok := base.(map[string]any); ok && len(t) == 0 && l.NoNulls {
+				base = l.Data // what MergePatch gives, without its walk for nulls
+				continue
+			}
+			base = MergePatch(base, l.Data)
 		}
 		o.resolved = base.(map[string]any)
 		o.rfiles = append(append([]string{}, baseFiles...), o.files...)
