@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,6 +156,7 @@ func awsEndToEnd(t *testing.T, twice bool) {
 		t.Fatal(err)
 	}
 	received := &tally{n: map[string]int{}}
+	var inflight atomic.Int64 // batches received and not yet settled (invoked, deleted or released)
 	for _, name := range stages {
 		if _, err := mapped.Depth(ctx, name); err != nil { // looks its URL up: a mapping knows its queue
 			t.Fatal(err)
@@ -194,7 +196,7 @@ func awsEndToEnd(t *testing.T, twice bool) {
 			}
 			h = lambda.SQSHandler(st, pub, dead.(lambda.DeadLetterer), eventbridge.Unwrap)
 		}
-		src := mapping{q: mapped, name: name, arn: arn(name), batch: batchSizes[name], count: esm, received: received}
+		src := mapping{q: mapped, name: name, arn: arn(name), batch: batchSizes[name], count: esm, received: received, inflight: &inflight}
 		wg.Add(1)
 		go func() { defer wg.Done(); serveQueue(runCtx, t, src, h, twice) }()
 	}
@@ -227,9 +229,11 @@ func awsEndToEnd(t *testing.T, twice bool) {
 	}
 	// Let the last audit messages land.
 	waitFor(t, 30*time.Second, func() bool { return auditCount(t, ctx, ddb, tables.Audit, "prod/serverless-site/www") >= 4 })
-	// ... and every message Karma published reach audit (every message goes there): then the run is over.
+	// ... and every message Karma published reach audit (every message goes there), and every
+	// batch received be settled (its invocation counted): then the run is over.
 	waitFor(t, 30*time.Second, func() bool {
-		return float64(received.get("audit")) >= count.Snapshot()[awscount.Key{Service: awscount.EventBridge, Operation: awscount.PutEventsEntries}]
+		return inflight.Load() == 0 &&
+			float64(received.get("audit")) >= count.Snapshot()[awscount.Key{Service: awscount.EventBridge, Operation: awscount.PutEventsEntries}]
 	})
 	run := count.Snapshot().Sub(counted).Plus(esm.Snapshot().Sub(mappedBefore))
 	run[awscount.Key{Service: awscount.Logs, Operation: awscount.LogBytes}] = float64(logs.n.Load() - logsBefore)
@@ -294,7 +298,7 @@ var batchSizes = map[string]int{pipeline.StageIngest: 10, pipeline.StageResolve:
 
 // mapping is a Lambda event source mapping: the queue of function name, read through q, with
 // its requests, the function's invocations and how long they ran counted into count, and the
-// messages it received (the first time) into received.
+// messages it received (the first time) into received; inflight counts the batches it holds.
 type mapping struct {
 	q        *sqs.Queue
 	name     string
@@ -302,6 +306,7 @@ type mapping struct {
 	batch    int
 	count    *awscount.Counter
 	received *tally
+	inflight *atomic.Int64
 }
 
 // serveQueue is the Lambda event source mapping: receive a batch, invoke, delete what succeeded.
@@ -314,6 +319,10 @@ func serveQueue(ctx context.Context, t *testing.T, src mapping, h lambda.Handler
 		if err != nil || len(ds) == 0 {
 			continue
 		}
+		// Held until settled, and counted before the messages are, so that a run seen over (every
+		// message received) is not one whose last invocation is still uncounted.
+		src.inflight.Add(1)
+		src.count.Add(awscount.SQS, batchesReceived, 1)
 		ev := events.SQSEvent{}
 		for _, d := range ds {
 			ev.Records = append(ev.Records, events.SQSMessage{MessageId: d.MessageID, ReceiptHandle: d.ReceiptHandle, Body: string(d.Body), EventSourceARN: arn})
@@ -345,6 +354,7 @@ func serveQueue(ctx context.Context, t *testing.T, src mapping, h lambda.Handler
 			}
 			_ = q.Delete(ctx, name, d.ReceiptHandle)
 		}
+		src.inflight.Add(-1)
 	}
 }
 
