@@ -58,7 +58,7 @@ func (r *Repo) resolveSet(srcs []*source, rd *reader, other func(id string) *sou
 	// Each unit is written here first, in one pass, not by the workers as they come to it: a
 	// large array fresh from the OS is read by the collector's scan before the workers have
 	// written most of it, which maps its pages to the kernel's zero page, and then every first
-	// write is a copy-on-write fault that flushes the other cores' TLBs (a third of a build's
+	// write is a copy-on-write fault that flushes the other cores' TLBs (about half of a build's
 	// page-fault time on a 2-core VM, docs/performance.md).
 	for i := range units {
 		units[i].pos = i
