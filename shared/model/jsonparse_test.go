@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"unsafe"
 )
 
@@ -46,9 +47,9 @@ func checkParse(t *testing.T, p *parser, doc string) bool {
 	case wd == nil && (gd != nil || !reflect.DeepEqual(got, want)):
 		t.Errorf("%q: decoded %#v (%v), encoding/json %#v", name, got, gd, want)
 	case wd == nil && !nulls && holdsNull(want):
-		t.Errorf("%q: decode says there is no null in %#v", name, want)
+		t.Errorf("%q: decode says there is no null in it", name)
 	case wd == nil && fast && nulls && !holdsNull(want):
-		t.Errorf("%q: the parser says there is a null in %#v", name, want)
+		t.Errorf("%q: the parser says there is a null in it", name)
 	}
 	return fast
 }
@@ -87,6 +88,11 @@ func TestParserMatchesEncodingJSON(t *testing.T) {
 	if checkParse(t, p, deep) {
 		t.Errorf("parser went deeper than %d", maxParseDepth)
 	}
+	// ... and a null in what encoding/json decoded is not missed
+	deepNull := strings.Repeat(`{"a":`, maxParseDepth+5) + "null" + strings.Repeat("}", maxParseDepth+5)
+	if checkParse(t, p, deepNull) {
+		t.Errorf("parser went deeper than %d", maxParseDepth)
+	}
 	// the interned keys are shared between documents, the values are not
 	a, _ := p.object([]byte(`{"tags":{"Name":"x"}}`))
 	b, _ := p.object([]byte(`{"tags":{"Name":"y"}}`))
@@ -120,6 +126,30 @@ func TestDecodeCopiesBytesItDoesNotOwn(t *testing.T) {
 				t.Errorf("a value changed with bytes the parser did not own: %v", obj)
 			}
 		}
+	}
+}
+
+// TestLoadCopiesOverrides: a load's overrides stay their caller's, who may reuse the buffers
+// once it returns; a base layer, which the Repo keeps, holds none of their bytes.
+func TestLoadCopiesOverrides(t *testing.T) {
+	const file = "iac/_base/app/web/config.json"
+	over := []byte(`{"name":"from-override"}`)
+	fsys := fstest.MapFS{
+		file:                           {Data: []byte(`{"name":"base"}`)},
+		"iac/prod/app/web/config.json": {Data: []byte(`{"size":1}`)},
+	}
+	r, err := LoadFS(fsys, "t", LoadOptions{Overrides: map[string][]byte{file: over}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := r.base["app/web"]
+	if b == nil || b.layer == nil {
+		t.Fatalf("no base layer for app/web: %+v", b)
+	}
+	name, _ := b.layer.Data["name"].(string)
+	start := uintptr(unsafe.Pointer(&over[0]))
+	if at := uintptr(unsafe.Pointer(unsafe.StringData(name))); name != "from-override" || (at >= start && at < start+uintptr(len(over))) {
+		t.Errorf("the base layer's name %q shares the override's bytes", name)
 	}
 }
 

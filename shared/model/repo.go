@@ -99,7 +99,9 @@ func Load(root string, opts LoadOptions) (*Repo, error) {
 // (gitrepo.Repo.Tree) — named name in messages. Nothing outside fsys is read, except the
 // modules folder when the settings give it as an absolute path; symbolic links (which could
 // lead outside) are refused with an error naming them. The returned error is for unusable input
-// (unreadable karma.json); problems in the configs are Diagnostics on the Repo.
+// (unreadable karma.json); problems in the configs are Diagnostics on the Repo. If fsys has a
+// ReadFile method, it must return a slice of its own at each call, as fs.ReadFileFS asks: the
+// values parsed from a file share its bytes (opts.Overrides, which stay the caller's, are copied).
 func LoadFS(fsys fs.FS, name string, opts LoadOptions) (*Repo, error) {
 	settings, err := LoadSettingsFS(fsys, opts.Settings)
 	if err != nil {
