@@ -83,7 +83,8 @@ type LoadOptions struct {
 	Derivable bool
 }
 
-// Load reads the repository in directory root (see LoadFS). Symbolic links in it are refused.
+// Load reads the repository in directory root (see LoadFS; its config files are read as
+// dirfs.go says). Symbolic links in it are refused.
 func Load(root string, opts LoadOptions) (*Repo, error) {
 	st, err := os.Stat(root)
 	if err != nil {
@@ -92,7 +93,7 @@ func Load(root string, opts LoadOptions) (*Repo, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("repository %s: not a directory", root)
 	}
-	return LoadFS(os.DirFS(root), root, opts)
+	return LoadFS(newDirFS(root), root, opts)
 }
 
 // LoadFS reads the repository in fsys — a directory (os.DirFS) or a commit's tree
@@ -237,7 +238,7 @@ func (r *Repo) componentSource(env, typ, relType string, ne fs.DirEntry, warn fu
 		r.refuseLink(file)
 		return nil
 	case !fi.Mode().IsRegular():
-		r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeLayout, File: file, Message: "not a regular file"})
+		r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeLayout, File: file, Message: errNotRegular.Error()})
 		return nil
 	}
 	return &source{env: env, typ: typ, nickname: nick, file: file}
@@ -249,7 +250,7 @@ func isLink(e fs.DirEntry) bool { return e.Type()&fs.ModeSymlink != 0 }
 // outside the repository (a secrets file published to Parameter Store, say).
 func (r *Repo) refuseLink(rel string) {
 	r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeLayout, File: rel,
-		Message: "a symbolic link: refused (Karma does not follow links, whose target could lie outside the repository)"})
+		Message: errLink.Error()})
 }
 
 // reader reads the config files of a repository: from its file system, or from the overrides.
@@ -264,12 +265,13 @@ func (rd *reader) read(p *parser, s *source) *Diagnostic {
 	data, over := rd.overrides[s.file]
 	if !over {
 		var err error
-		if data, err = fs.ReadFile(rd.fsys, s.file); err != nil {
+		if data, err = readConfigFile(rd.fsys, s.file); err != nil {
 			return &Diagnostic{Severity: SevError, Code: CodeLayout, File: s.file, Message: err.Error()}
 		}
 	}
-	// fs.ReadFile's bytes are the caller's (fs.ReadFileFS: "the caller is permitted to modify
-	// the returned byte slice"), and read never changes them; an override's are the caller's.
+	// The bytes read are the caller's (fs.ReadFileFS: "the caller is permitted to modify the
+	// returned byte slice"; readConfig's are new), and read never changes them; an override's
+	// are the caller's.
 	obj, nulls, d := p.decode(s.file, data, !over)
 	if d != nil {
 		return d

@@ -174,10 +174,10 @@ func readRegular(fsys fs.FS, name string) ([]byte, error) {
 		return nil, err
 	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
-		return nil, fmt.Errorf("%s: a symbolic link: refused (Karma does not follow links, whose target could lie outside the repository)", name)
+		return nil, fmt.Errorf("%s: %w", name, errLink)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", name)
+		return nil, fmt.Errorf("%s: %w", name, errNotRegular)
 	}
 	return fs.ReadFile(fsys, name)
 }

@@ -1,0 +1,76 @@
+//go:build linux || darwin
+
+package model
+
+import (
+	"errors"
+	"io/fs"
+	"syscall"
+)
+
+// readConfig opens root/name without following a symbolic link at its last element and
+// without blocking (a FIFO put in a file's place), checks that it is a regular file, and reads
+// it to the end into a buffer sized by fstat; the parents were read by discover, which refuses
+// links among them.
+func (d dirFS) readConfig(name string) ([]byte, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	var fd int
+	err := eintr(func() (err error) {
+		fd, err = syscall.Open(d.root+"/"+name, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		return err
+	})
+	switch {
+	case errors.Is(err, syscall.ELOOP):
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errLink}
+	case err != nil:
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := eintr(func() error { return syscall.Fstat(fd, &st) }); err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: err}
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errNotRegular}
+	}
+	data, err := readToEnd(fd, st.Size)
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
+	}
+	return data, nil
+}
+
+// readToEnd reads fd to its end into a buffer of one byte more than size, the file's size when
+// it was looked at, so that the read that fills it is followed by the one that finds the end;
+// should the file have grown meanwhile, the buffer grows with it.
+func readToEnd(fd int, size int64) ([]byte, error) {
+	data := make([]byte, 0, size+1)
+	for {
+		var n int
+		err := eintr(func() (err error) {
+			n, err = syscall.Read(fd, data[len(data):cap(data)])
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return data, nil
+		}
+		data = data[:len(data)+n]
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+	}
+}
+
+// eintr runs fn again while it is interrupted by a signal (as package os does).
+func eintr(fn func() error) error {
+	for {
+		if err := fn(); err != syscall.EINTR {
+			return err
+		}
+	}
+}
