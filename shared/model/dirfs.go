@@ -7,14 +7,17 @@ import (
 )
 
 // A repository in a directory (Load) is os.DirFS with one addition: its config files are read
-// with one open each that does not follow a symbolic link (readConfig, dirfs_unix.go). discover
-// has refused links and special files already (Lstat, before anything is opened); the open
-// refuses again whatever took a file's place since — a link it would otherwise follow, a FIFO it
-// would block on — and costs five system calls (open, fstat, the read of the file and the one
-// that finds its end, close) and no os.File, where fs.ReadFile on os.DirFS makes six (its
-// os.File also tries to register the file with the poller) and sets up an os.File: about 3 µs
-// less a file (BenchmarkReadConfig). The floor of the build (floor_bench_test.go) still reads
-// with os.ReadFile, as the program of issue 12 does.
+// with one open each that does not follow a symbolic link at the file itself (readConfig,
+// dirfs_unix.go; other systems read with fs.ReadFile). discover has refused links and special
+// files already (Lstat, before anything is opened); the open refuses again whatever took a
+// file's place since — a link it would otherwise follow, a FIFO it would block on. A folder on
+// the way replaced by a link after discover read it is followed, as before (only openat2's
+// RESOLVE_NO_SYMLINKS, Linux alone, would refuse it in one call). The read costs five system
+// calls (open, fstat, the read of the file and the one that finds its end, close) and no
+// os.File, where fs.ReadFile on os.DirFS makes ten (its os.File sets the file non-blocking,
+// tries to register it with the poller and sets it back: four fcntl and a failing epoll_ctl):
+// about 3 µs less a file (BenchmarkReadConfig). The floor of the build (floor_bench_test.go)
+// still reads with os.ReadFile, as the program of issue 12 does.
 
 // dirFS is the repository in directory root: os.DirFS(root), its methods passed through so that
 // fs.Lstat, fs.ReadDir and the others behave as on os.DirFS.

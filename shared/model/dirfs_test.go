@@ -5,6 +5,7 @@ package model
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,8 +53,8 @@ func TestReadConfigReadsWholeFiles(t *testing.T) {
 	if _, err := d.readConfig("missing/config.json"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a missing file: %v, want ErrNotExist", err)
 	}
-	if _, err := d.readConfig("../config.json"); err == nil {
-		t.Error("a path out of the directory was read")
+	if _, err := d.readConfig("../config.json"); !errors.Is(err, fs.ErrInvalid) {
+		t.Errorf("a path out of the directory: %v, want ErrInvalid", err)
 	}
 }
 
@@ -109,6 +110,56 @@ func TestReadConfigRefusesLinksAndSpecialFiles(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s: readConfig blocked", name)
+		}
+	}
+}
+
+// What Load reads goes through readConfig: the component files (reader.read) and Repo.ReadFile.
+// A FIFO put in a config file's place after discover looked is reported, not waited on.
+func TestLoadReadsConfigsThroughReadConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := "iac/prod/vpc/core/config.json"
+	if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(file)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(`{"cidr":"10.0.0.0/16"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Load(dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.fsys.(configReader); !ok {
+		t.Fatalf("Load reads through %T, not a configReader", r.fsys)
+	}
+	if err := os.Remove(filepath.Join(dir, file)); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 2)
+	go func() {
+		rd := &reader{fsys: r.fsys}
+		if d := rd.read(newParser(), &source{file: file}); d != nil {
+			done <- d.Message
+		} else {
+			done <- "read"
+		}
+		if _, err := r.ReadFile(file); err != nil {
+			done <- err.Error()
+		} else {
+			done <- "read"
+		}
+	}()
+	for _, what := range []string{"reader.read", "Repo.ReadFile"} {
+		select {
+		case msg := <-done:
+			if !strings.Contains(msg, errNotRegular.Error()) {
+				t.Errorf("%s of a FIFO: %q, want %q", what, msg, errNotRegular)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s blocked on a FIFO", what)
 		}
 	}
 }

@@ -10,10 +10,9 @@ import (
 
 // readConfig opens root/name without following a symbolic link at its last element and
 // without blocking (a FIFO put in a file's place), checks that it is a regular file, and reads
-// it to the end into a buffer sized by fstat; the parents were read by discover, which refuses
-// links among them.
+// it to the end into a buffer sized by fstat.
 func (d dirFS) readConfig(name string) ([]byte, error) {
-	if !fs.ValidPath(name) {
+	if d.root == "" || !fs.ValidPath(name) { // (os.DirFS("") refuses every name too)
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
 	var fd int
@@ -35,7 +34,11 @@ func (d dirFS) readConfig(name string) ([]byte, error) {
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: errNotRegular}
 	}
-	data, err := readToEnd(fd, st.Size)
+	size := st.Size
+	if int64(int(size+1)) != size+1 {
+		size = 0 // too large for a slice here: let the buffer grow
+	}
+	data, err := readToEnd(fd, size)
 	if err != nil {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 	}

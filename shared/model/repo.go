@@ -334,10 +334,11 @@ func (r *Repo) checkDuplicates(srcs []*source) {
 
 // ReadFile reads a file of the repository as it was read (a directory or a commit's tree),
 // without the overrides of LoadOptions: an environment file as committed, for the editor of a
-// proposal.
+// proposal. From a directory, a symbolic link or a special file in its place is refused, as
+// when it was loaded (dirfs.go).
 func (r *Repo) ReadFile(name string) ([]byte, error) {
 	if r.fsys == nil {
 		return nil, fs.ErrNotExist
 	}
-	return fs.ReadFile(r.fsys, name)
+	return readConfigFile(r.fsys, name)
 }
