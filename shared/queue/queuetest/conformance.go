@@ -35,8 +35,12 @@ import (
 const Long = 30 * time.Second
 
 // patience bounds every wait for something that must happen (a message coming back, a dead
-// letter showing up). Generous: SQS rounds to seconds.
-const patience = 10 * time.Second
+// letter showing up); a wait ends as soon as it happens, so only a failure waits this long.
+// Generous: SQS rounds to seconds, moto under a full test run has answered receives with
+// nothing for 10 s (a clean-clone run of 2026-12-04 failed Redrive so, on a message just sent),
+// and a receive whose answer is lost and retried by the SDK leaves the message hidden for its
+// visibility (Long) before it comes back.
+const patience = Long + 15*time.Second
 
 // env is what a subtest works with.
 type env struct {
