@@ -4,16 +4,17 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // A repository in a directory (Load) is os.DirFS with one addition: its config files are read
-// with one open each that does not follow a symbolic link at the file itself (readConfig,
-// dirfs_unix.go; other systems read with fs.ReadFile). discover has refused links and special
-// files already (Lstat, before anything is opened); the open refuses again whatever took a
-// file's place since — a link it would otherwise follow, a FIFO it would block on. A folder on
-// the way replaced by a link after discover read it is followed, as before (only openat2's
-// RESOLVE_NO_SYMLINKS, Linux alone, would refuse it in one call). The read costs five system
-// calls (open, fstat, the read of the file and the one that finds its end, close) and no
+// with one open each that follows no symbolic link (readConfig, dirfs_unix.go; other systems
+// read with fs.ReadFile). discover has refused links and special files already (Lstat, before
+// anything is opened); the open refuses again whatever took a file's place since — a link it
+// would otherwise follow, a FIFO it would block on — and, on Linux (openat2's
+// RESOLVE_NO_SYMLINKS, dirfs_linux.go), a folder on the way swapped for a link; on macOS, or
+// where openat2 is missing, only the file itself is checked (O_NOFOLLOW). The read costs five
+// system calls (open, fstat, the read of the file and the one that finds its end, close) and no
 // os.File, where fs.ReadFile on os.DirFS makes ten (its os.File sets the file non-blocking,
 // tries to register it with the poller and sets it back: four fcntl and a failing epoll_ctl):
 // about 3 µs less a file (BenchmarkReadConfig). The floor of the build (floor_bench_test.go)
@@ -23,10 +24,18 @@ import (
 // fs.Lstat, fs.ReadDir and the others behave as on os.DirFS.
 type dirFS struct {
 	fs.FS // os.DirFS(root)
-	root  string
+	// real is root with the symbolic links on its way resolved (filepath.EvalSymlinks): where
+	// the repository starts, and below which readConfig follows none.
+	real string
 }
 
-func newDirFS(root string) dirFS { return dirFS{FS: os.DirFS(root), root: root} }
+func newDirFS(root string) dirFS {
+	real, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		real = root // (not there: every read fails, as through os.DirFS)
+	}
+	return dirFS{FS: os.DirFS(root), real: real}
+}
 
 func (d dirFS) ReadDir(name string) ([]fs.DirEntry, error) { return fs.ReadDir(d.FS, name) }
 func (d dirFS) ReadFile(name string) ([]byte, error)       { return fs.ReadFile(d.FS, name) }

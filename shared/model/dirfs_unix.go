@@ -8,16 +8,16 @@ import (
 	"syscall"
 )
 
-// readConfig opens root/name without following a symbolic link at its last element and
-// without blocking (a FIFO put in a file's place), checks that it is a regular file, and reads
-// it to the end into a buffer sized by fstat.
+// readConfig opens name under the directory without following a symbolic link (openNoLinks)
+// and without blocking (a FIFO put in a file's place), checks that it is a regular file, and
+// reads it to the end into a buffer sized by fstat.
 func (d dirFS) readConfig(name string) ([]byte, error) {
-	if d.root == "" || !fs.ValidPath(name) { // (os.DirFS("") refuses every name too)
+	if d.real == "" || !fs.ValidPath(name) { // (os.DirFS("") refuses every name too)
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
 	var fd int
 	err := eintr(func() (err error) {
-		fd, err = syscall.Open(d.root+"/"+name, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		fd, err = openNoLinks(d.real + "/" + name)
 		return err
 	})
 	switch {
@@ -76,4 +76,12 @@ func eintr(fn func() error) error {
 			return err
 		}
 	}
+}
+
+// openFlags open a config file to read it, never blocking on what is not a regular file.
+const openFlags = syscall.O_RDONLY | syscall.O_CLOEXEC | syscall.O_NONBLOCK
+
+// openLastNoLink opens path without following a symbolic link at its last element (ELOOP).
+func openLastNoLink(path string) (int, error) {
+	return syscall.Open(path, openFlags|syscall.O_NOFOLLOW, 0)
 }
