@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 )
 
-// A repository in a directory (Load) is os.DirFS with one addition: its config files are read
-// with one open each that follows no symbolic link (readConfig, dirfs_unix.go; other systems
+// A repository in a directory (Load) is os.DirFS with one addition: its config files (and
+// karma.json, the account files) are read with one open each that follows no symbolic link (readConfig, dirfs_unix.go; other systems
 // read with fs.ReadFile). discover has refused links and special files already (Lstat, before
 // anything is opened); the open refuses again whatever took a file's place since — a link it
 // would otherwise follow, a FIFO it would block on — and, on Linux (openat2's
@@ -57,8 +57,8 @@ var (
 	errNotRegular = errors.New("not a regular file")
 )
 
-// readConfigFile reads config file name of fsys: through its readConfig when it has one, else
-// with fs.ReadFile.
+// readConfigFile reads file name of a repository's fsys (a config.json, karma.json, an account
+// file): through its readConfig when it has one, else with fs.ReadFile.
 func readConfigFile(fsys fs.FS, name string) ([]byte, error) {
 	if cr, ok := fsys.(configReader); ok {
 		return cr.readConfig(name)

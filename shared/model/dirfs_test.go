@@ -163,3 +163,26 @@ func TestLoadReadsConfigsThroughReadConfig(t *testing.T) {
 		}
 	}
 }
+
+// recordingFS is a MapFS that reads through readConfig, noting what it read so.
+type recordingFS struct {
+	fstest.MapFS
+	read []string
+}
+
+func (r *recordingFS) readConfig(name string) ([]byte, error) {
+	r.read = append(r.read, name)
+	return fs.ReadFile(r.MapFS, name)
+}
+
+// karma.json and the account files are read through readConfig too (readRegular), after their
+// Lstat.
+func TestSettingsReadThroughReadConfig(t *testing.T) {
+	fsys := &recordingFS{MapFS: fstest.MapFS{SettingsFile: {Data: []byte(`{"prefix":"/x"}`)}}}
+	if _, err := LoadSettingsFS(fsys, Settings{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(fsys.read) != 1 || fsys.read[0] != SettingsFile {
+		t.Errorf("read through readConfig: %v, want [%s]", fsys.read, SettingsFile)
+	}
+}

@@ -167,7 +167,8 @@ func RuntimeParam(prefix, typ, nickname string) string {
 func EnvironmentParam(prefix string) string { return prefix + "/environment" }
 
 // readRegular reads a regular file of fsys; a symbolic link is refused (its target could lie
-// outside the repository).
+// outside the repository), before the file is opened and, from a directory, by the open too
+// (readConfigFile).
 func readRegular(fsys fs.FS, name string) ([]byte, error) {
 	fi, err := fs.Lstat(fsys, name)
 	if err != nil {
@@ -179,5 +180,5 @@ func readRegular(fsys fs.FS, name string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: %w", name, errNotRegular)
 	}
-	return fs.ReadFile(fsys, name)
+	return readConfigFile(fsys, name)
 }
