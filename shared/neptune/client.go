@@ -56,10 +56,15 @@ type Client struct {
 	closed  bool
 	authMu  sync.Mutex
 	authErr error // last failure to sign a handshake
-	// inflight counts requests still running in the driver, including those whose caller gave
-	// up (context cancelled, timeout): Close waits for them, since the driver panics when a
-	// request writes to a connection closed under it.
-	inflight sync.WaitGroup
+	// users counts, per connection, the requests still running on it in the driver, including
+	// those whose caller gave up (context cancelled, timeout); running is their sum. A
+	// connection dropped (drop) or closed (Close) while in use is retired and closed by the last
+	// request on it to finish (release): the driver panics when a request writes to a
+	// connection closed under it. drained, when set, is closed once nothing runs (Close waits).
+	users   map[*gremlingo.DriverRemoteConnection]int
+	retired map[*gremlingo.DriverRemoteConnection]bool
+	running int
+	drained chan struct{}
 }
 
 // Open validates the options and connects. A failure to connect is transient: the caller may
@@ -83,7 +88,8 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	}
 	hu := *u
 	hu.Scheme = map[string]string{"ws": "http", "wss": "https"}[u.Scheme]
-	c := &Client{opts: o, httpURL: hu.String()}
+	c := &Client{opts: o, httpURL: hu.String(), users: map[*gremlingo.DriverRemoteConnection]int{},
+		retired: map[*gremlingo.DriverRemoteConnection]bool{}}
 	if o.IAM {
 		if o.Region == "" {
 			return nil, errors.New("neptune: IAM authentication needs a region")
@@ -103,34 +109,82 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 			return nil, fmt.Errorf("neptune: retrieving AWS credentials: %w", err)
 		}
 	}
-	if _, err := c.conn(); err != nil {
+	drc, err := c.conn()
+	if err != nil {
 		return nil, err
 	}
+	c.release(drc)
 	return c, nil
 }
 
 // Close closes the connections; the Client is unusable afterwards.
 func (c *Client) Close() error {
-	waited := make(chan struct{})
-	go func() { c.inflight.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-time.After(c.opts.RequestTimeout):
-	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
-	if c.drc != nil {
-		c.drc.Close()
-		c.drc = nil
+	cur := c.drc
+	c.drc = nil
+	if cur != nil && !c.retire(cur) {
+		cur = nil // in use: closed by its last request
+	}
+	var drained chan struct{}
+	if c.running > 0 {
+		if c.drained == nil {
+			c.drained = make(chan struct{})
+		}
+		drained = c.drained
+	}
+	c.mu.Unlock()
+	if cur != nil {
+		cur.Close()
+	}
+	if drained != nil { // wait for the requests still running, as long as one may take
+		select {
+		case <-drained:
+		case <-time.After(c.opts.RequestTimeout):
+		}
 	}
 	return nil
+}
+
+// retire marks drc, no longer handed out, to be closed; it reports whether it may be closed now
+// (nothing runs on it), else its last request closes it (release). Called with c.mu held.
+func (c *Client) retire(drc *gremlingo.DriverRemoteConnection) bool {
+	if c.users[drc] == 0 {
+		return true
+	}
+	c.retired[drc] = true
+	return false
+}
+
+// release ends a request on drc (taken by conn), closing drc if it was retired and this was its
+// last request.
+func (c *Client) release(drc *gremlingo.DriverRemoteConnection) {
+	c.mu.Lock()
+	c.running--
+	c.users[drc]--
+	last := c.users[drc] == 0
+	if last {
+		delete(c.users, drc)
+	}
+	closeIt := last && c.retired[drc]
+	if closeIt {
+		delete(c.retired, drc)
+	}
+	if c.running == 0 && c.drained != nil {
+		close(c.drained)
+		c.drained = nil
+	}
+	c.mu.Unlock()
+	if closeIt {
+		drc.Close()
+	}
 }
 
 // Endpoint is the URL the client connects to.
 func (c *Client) Endpoint() string { return c.opts.Endpoint }
 
-// conn returns the live connection, dialling when there is none.
+// conn returns the live connection, dialling when there is none, for one request: the caller
+// releases it (release) when the driver is done with it.
 func (c *Client) conn() (*gremlingo.DriverRemoteConnection, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -138,6 +192,8 @@ func (c *Client) conn() (*gremlingo.DriverRemoteConnection, error) {
 		return nil, &Error{Op: "connect", Err: errors.New("client closed")}
 	}
 	if c.drc != nil {
+		c.users[c.drc]++
+		c.running++
 		return c.drc, nil
 	}
 	drc, err := gremlingo.NewDriverRemoteConnection(c.opts.Endpoint, func(s *gremlingo.DriverRemoteConnectionSettings) {
@@ -157,10 +213,13 @@ func (c *Client) conn() (*gremlingo.DriverRemoteConnection, error) {
 		return nil, &Error{Op: "connect " + c.opts.Endpoint, Err: err, transient: true}
 	}
 	c.drc = drc
+	c.users[drc]++
+	c.running++
 	return drc, nil
 }
 
-// drop forgets a broken connection so that the next call dials again.
+// drop forgets a broken connection so that the next call dials again; it is closed once no
+// request runs on it.
 func (c *Client) drop(drc *gremlingo.DriverRemoteConnection) {
 	c.mu.Lock()
 	if c.drc != drc {
@@ -168,8 +227,11 @@ func (c *Client) drop(drc *gremlingo.DriverRemoteConnection) {
 		return
 	}
 	c.drc = nil
+	now := c.retire(drc)
 	c.mu.Unlock()
-	drc.Close()
+	if now {
+		drc.Close()
+	}
 }
 
 // signedAuth is called by the driver for every new websocket: a fresh SigV4 handshake.
@@ -255,9 +317,8 @@ func (c *Client) await(ctx context.Context, op string, drc *gremlingo.DriverRemo
 		err error
 	}
 	done := make(chan outcome, 1)
-	c.inflight.Add(1)
 	go func() {
-		defer c.inflight.Done()
+		defer c.release(drc)
 		rs, err := do()
 		done <- outcome{rs, err}
 	}()
