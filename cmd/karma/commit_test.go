@@ -156,6 +156,12 @@ func TestProposeChangeBecomesTheDeployedCommit(t *testing.T) {
 	cfg["az_count"] = 6
 	data, _ = json.MarshalIndent(cfg, "", "  ")
 	os.WriteFile(proposal, data, 0o644)
+	// A requester that would add lines to the commit's author line and message is refused.
+	forged := "Eve <eve@example.com>\nKarma-Change: forged"
+	if code, _, errOut := karmaWith(t, g, append([]string{"propose-change", "vpc", "core", "--env", "prod", "--input", proposal, "--as", forged}, base...)...); code == 0 ||
+		!strings.Contains(errOut, "--as") || git(t, repo, "rev-parse", "HEAD") != before {
+		t.Fatalf("propose-change --as %q: exit %d, HEAD %s (before %s): %s", forged, code, git(t, repo, "rev-parse", "HEAD"), before, errOut)
+	}
 	out := karmaOK(t, g, append([]string{"propose-change", "vpc", "core", "--env", "prod", "--input", proposal, "--as", "Grace Hopper <grace@example.com>"}, base...)...)
 
 	head := git(t, repo, "rev-parse", "HEAD")

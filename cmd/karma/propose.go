@@ -59,7 +59,10 @@ func proposeChange(c *cobra.Command, s *session, a proposeArgs) (proposed, error
 		return proposed{}, err
 	}
 	id := uuid.Must(uuid.NewV7()).String()
-	requester := gitrepo.SignatureOf(a.as)
+	requester, err := gitrepo.SignatureOf(a.as)
+	if err != nil {
+		return proposed{}, fmt.Errorf("--as: %w: nothing committed or queued", err)
+	}
 	w := &configrepo.Writer{Repo: src.Repo, Mode: configrepo.WriteCheckout}
 	sha, err := w.Commit(ctx, configrepo.Proposal{ID: id, Base: head, Files: map[string][]byte{chk.File: withNewline(a.data)}, Requester: requester,
 		Summary: ref + " in " + a.env})

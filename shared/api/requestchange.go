@@ -71,7 +71,10 @@ func (s *server) requestChange(w http.ResponseWriter, r *http.Request, c Caller)
 		return err
 	}
 	reqID := uuid.Must(uuid.NewV7()).String()
-	requester := gitrepo.SignatureOf(in.RequestedBy)
+	requester, err := gitrepo.SignatureOf(in.RequestedBy) // checked with the request: see checkRequest
+	if err != nil {
+		return invalid("the change request is invalid: nothing was committed or queued", FieldError{Pointer: "/requested_by", Detail: err.Error()})
+	}
 	sha, err := s.cfg.Writer.Commit(ctx, configrepo.Proposal{ID: reqID, Base: head, Files: map[string][]byte{chk.File: fileOf(in.ProposedChange)},
 		Requester: requester, Summary: typ + "/" + nick + " in " + env})
 	if err != nil {
@@ -143,6 +146,8 @@ func checkRequest(in ChangeRequest, c Caller) (env, typ, nick string, err error)
 	}
 	if strings.TrimSpace(in.RequestedBy) == "" {
 		errs = append(errs, FieldError{Pointer: "/requested_by", Detail: `required: on whose behalf, "Name <email>" or a login (the commit's author)`})
+	} else if _, err := gitrepo.SignatureOf(in.RequestedBy); err != nil {
+		errs = append(errs, FieldError{Pointer: "/requested_by", Detail: "not usable as the commit's author: " + err.Error()})
 	}
 	if in.AutoApprove && !c.Has(ScopeApprove) {
 		errs = append(errs, FieldError{Pointer: "/auto_approve", Detail: c.Name + " lacks the approve scope: leave auto_approve out, and have the plans approved"})

@@ -50,6 +50,9 @@ func (c *Checked) ID() string { return c.Env + "/" + c.Type + "/" + c.Nickname }
 // repository's.
 func (s *Source) CheckProposal(ctx context.Context, base, env, typ, nick string, data []byte) (*Checked, error) {
 	c := &Checked{Env: env, Type: typ, Nickname: nick, Base: base, Data: data, File: "iac/" + env + "/" + typ + "/" + nick + "/config.json"}
+	if env == model.BaseEnv {
+		return nil, fmt.Errorf("%w: %s holds the layers that environments inherit, not components: propose the change in an environment, or commit the layer's change to Git", ErrNoSuchComponent, model.BaseEnv)
+	}
 	committed, err := s.Repo.ReadFileAt(ctx, base, c.File)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s/%s in %s at commit %.12s (%s): %v", ErrNoSuchComponent, typ, nick, env, base, c.File, err)

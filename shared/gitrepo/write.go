@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
@@ -28,16 +29,30 @@ type Signature struct {
 }
 
 // SignatureOf turns who — "Name <email>", an email, or a user name or ARN — into a signature;
-// a name without an address gets <name, spaces as dots>@karma.invalid.
-func SignatureOf(who string) Signature {
-	if a, err := mail.ParseAddress(who); err == nil {
-		name := a.Name
-		if name == "" {
-			name = a.Address
-		}
-		return Signature{Name: name, Email: a.Address}
+// a name without an address gets <name, spaces as dots>@karma.invalid. It refuses what would
+// corrupt the commit's author line or forge lines of its message: a blank name, control
+// characters (a newline among them), and angle brackets outside one "Name <email>".
+func SignatureOf(who string) (Signature, error) {
+	if strings.TrimSpace(who) == "" {
+		return Signature{}, errors.New(`blank: give "Name <email>", an email or a login`)
 	}
-	return Signature{Name: who, Email: strings.ReplaceAll(who, " ", ".") + "@karma.invalid"}
+	sig := Signature{Name: who, Email: strings.ReplaceAll(who, " ", ".") + "@karma.invalid"}
+	if a, err := mail.ParseAddress(who); err == nil {
+		sig = Signature{Name: a.Name, Email: a.Address}
+		if sig.Name == "" {
+			sig.Name = a.Address
+		}
+	}
+	// The parsed fields too: an RFC 2047 encoded word (=?utf-8?q?...=0A...?=) decodes to a newline.
+	for _, s := range []string{who, sig.Name, sig.Email} {
+		if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
+			return Signature{}, fmt.Errorf("%q holds a control character at byte %d of %q: give one line, \"Name <email>\", an email or a login", who, i, s)
+		}
+	}
+	if strings.ContainsAny(sig.Name+sig.Email, "<>") || strings.TrimSpace(sig.Name) == "" {
+		return Signature{}, fmt.Errorf("%q is not \"Name <email>\", an email or a login: angle brackets go around one address only", who)
+	}
+	return sig, nil
 }
 
 // ErrBranchMoved is returned by Push when the branch no longer points at the commit's parent
