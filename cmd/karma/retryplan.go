@@ -165,14 +165,19 @@ func reopen(cs *changeset.ChangeSet, targets []retryTarget) (retried []*changese
 	}
 	for _, t := range targets {
 		n := cs.Nodes[t.component]
-		*n = changeset.Node{Component: n.Component, Wave: n.Wave, Upstreams: n.Upstreams, Dependents: n.Dependents, Root: n.Root, Destroy: n.Destroy,
-			Config: n.Config, ConfigHash: n.ConfigHash, State: changeset.Scheduled, DeploymentID: retryDeploymentID(t.failed),
-			Causes: []message.Cause{{Kind: message.CauseRetry, ID: t.failed}}, Announced: true}
+		// What the node deploys stays as it was — its config and hash, the commit whose module
+		// it deploys (a rollback's root: the commit it returns to), its place in the graph; only
+		// what described the failed run is reset (TestReopenKeepsWhatTheNodeDeploys).
+		n.State, n.DeploymentID = changeset.Scheduled, retryDeploymentID(t.failed)
+		n.Causes = []message.Cause{{Kind: message.CauseRetry, ID: t.failed}}
+		n.ChangedKeys, n.Reason, n.Detail, n.Announced = nil, "", "", true
+		n.Plan, n.PlanMessageID, n.Outcome = nil, "", nil
 		retried = append(retried, n)
 		reopened = append(reopened, unblock(cs, n.Dependents)...)
 	}
 	if !cs.AutoApprove {
-		cs.Approved, cs.ApprovedBy = false, ""
+		// The new plans are reviewed afresh: approvals of the failed ones count for nothing.
+		cs.WithdrawApproval()
 	}
 	return retried, reopened, nil
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -132,5 +134,57 @@ func TestReopen(t *testing.T) {
 		if _, _, err := reopen(cs, []retryTarget{{cs: cs, component: "prod/t/a", failed: failedA}}); err == nil {
 			t.Error("a retry of a node no longer failed was accepted")
 		}
+	}
+}
+
+// A retry deploys what the failed deployment was to deploy: every field of the node that says
+// what (config, hash, the commit whose module a rollback's root deploys, its place in the
+// graph) survives reopen; the fields of the failed run are reset. A field added to Node must be
+// put in one list or the other here.
+func TestReopenKeepsWhatTheNodeDeploys(t *testing.T) {
+	kept := []string{"Component", "Wave", "Upstreams", "Dependents", "Root", "Destroy", "Config", "ConfigHash", "Commit"}
+	reset := map[string]any{
+		"State": changeset.Scheduled, "DeploymentID": retryDeploymentID("dep-failed"), "Causes": []message.Cause{{Kind: message.CauseRetry, ID: "dep-failed"}},
+		"ChangedKeys": []string(nil), "Reason": "", "Detail": "", "Announced": true,
+		"Plan": (*message.DeploymentPlanned)(nil), "PlanMessageID": "", "Outcome": (*changeset.Outcome)(nil),
+	}
+	failed := changeset.Node{Component: "prod/t/a", Wave: 2, Upstreams: []changeset.Upstream{{Component: "prod/t/z"}}, Dependents: []string{"prod/t/b"},
+		Root: true, Destroy: true, Config: json.RawMessage(`{"az_count":3}`), ConfigHash: "sha256:cfg", Commit: "0ld0c0mm1t",
+		State: changeset.Failed, DeploymentID: "dep-failed", Causes: []message.Cause{{Kind: message.CauseRollback, ID: "dep-target"}},
+		ChangedKeys: []string{"vpc_id"}, Reason: "r", Detail: "apply: exit status 1", Announced: false,
+		Plan: &message.DeploymentPlanned{}, PlanMessageID: "msg-plan", Outcome: &changeset.Outcome{RuntimeHash: "h"}}
+	typ := reflect.TypeOf(failed)
+	for i := range typ.NumField() {
+		name := typ.Field(i).Name
+		if _, r := reset[name]; !slices.Contains(kept, name) && !r {
+			t.Errorf("Node.%s is neither kept nor reset by reopen: decide which, here and in reopen", name)
+		}
+		if reflect.ValueOf(failed).Field(i).IsZero() && (slices.Contains(kept, name) || reflect.ValueOf(reset[name]).IsZero()) {
+			t.Errorf("Node.%s is zero in the failed node: give it a value, so that the test sees it kept or reset", name)
+		}
+	}
+	cs := &changeset.ChangeSet{ID: "one/prod", Env: "prod", Commit: "head", Nodes: map[string]*changeset.Node{"prod/t/a": &failed, "prod/t/b": {Component: "prod/t/b", State: changeset.Blocked}},
+		Approved: true, ApprovedBy: "ada, bob", Approvals: []changeset.Approver{{By: "ada"}, {By: "bob"}}}
+	before := failed
+	if _, _, err := reopen(cs, []retryTarget{{cs: cs, component: "prod/t/a", failed: "dep-failed"}}); err != nil {
+		t.Fatal(err)
+	}
+	got := reflect.ValueOf(*cs.Nodes["prod/t/a"])
+	for _, name := range kept {
+		if !reflect.DeepEqual(got.FieldByName(name).Interface(), reflect.ValueOf(before).FieldByName(name).Interface()) {
+			t.Errorf("Node.%s = %v after reopen, want %v kept", name, got.FieldByName(name), reflect.ValueOf(before).FieldByName(name))
+		}
+	}
+	for name, want := range reset {
+		if !reflect.DeepEqual(got.FieldByName(name).Interface(), want) {
+			t.Errorf("Node.%s = %#v after reopen, want %#v", name, got.FieldByName(name).Interface(), want)
+		}
+	}
+	if mc := cs.ModuleCommit("prod/t/a"); mc != "0ld0c0mm1t" {
+		t.Errorf("the retried rollback deploys the module of %q, want the commit it returns to", mc)
+	}
+	// The retry's plans are new: the approvals of the failed ones do not approve them.
+	if cs.Approved || cs.ApprovedBy != "" || len(cs.Approvals) != 0 {
+		t.Errorf("after reopen: approved %v by %q, approvals %+v; want none", cs.Approved, cs.ApprovedBy, cs.Approvals)
 	}
 }
