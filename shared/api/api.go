@@ -177,6 +177,11 @@ func (s *server) wrap(rt route) http.Handler {
 			rt.raw.ServeHTTP(sw, r)
 			return
 		}
+		if rt.scope == ScopeWrite || rt.scope == ScopeApprove { // a request that changes state
+			ctx, cancel := detached(r)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
 		if err := rt.handle(sw, r, c); err != nil {
 			p := asProblem(err)
 			if p.Status >= 500 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -70,9 +71,22 @@ func (s *server) record(ctx context.Context, r *http.Request, typ string, c Call
 	return nil
 }
 
+// writeTimeout bounds a request's writes once they have started (see detached).
+const writeTimeout = 2 * time.Minute
+
+// detached is the context of a request that changes state (the routes of the write and approve
+// scopes) and of the security entries of refused ones. Once such a request has started, a caller hanging up — or a gateway giving up
+// on it — must not stop it half-way: a decision stored without its audit entry, a commit
+// without its queued change. Its writes run to their end, bounded by writeTimeout instead.
+func detached(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), writeTimeout)
+}
+
 // security records a refused request; a failure to record it is logged, not answered.
 func (s *server) security(r *http.Request, typ string, c Caller, reason string) {
-	err := s.record(r.Context(), r, typ, c, "", "", map[string]any{"reason": reason, "remote_addr": r.RemoteAddr, "user_agent": r.UserAgent()})
+	ctx, cancel := detached(r)
+	defer cancel()
+	err := s.record(ctx, r, typ, c, "", "", map[string]any{"reason": reason, "remote_addr": r.RemoteAddr, "user_agent": r.UserAgent()})
 	if err != nil {
 		s.cfg.Log.Warn("api: security entry not written", "type", typ, "error", err)
 	}

@@ -265,6 +265,12 @@ func (h *harness) runUntilIdle() {
 // openapi.json. body is JSON-encoded unless it is a string (sent as is) or nil.
 func (h *harness) call(method, path, token string, body any, header ...string) *response {
 	h.t.Helper()
+	return h.callContext(context.Background(), method, path, token, body, header...)
+}
+
+// callContext is call with the request's context ctx (a caller that hangs up: a cancelled one).
+func (h *harness) callContext(ctx context.Context, method, path, token string, body any, header ...string) *response {
+	h.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -277,7 +283,7 @@ func (h *harness) call(method, path, token string, body any, header ...string) *
 		}
 		rd = bytes.NewReader(raw)
 	}
-	r := httptest.NewRequest(method, path, rd)
+	r := httptest.NewRequest(method, path, rd).WithContext(ctx)
 	if body != nil {
 		r.Header.Set("Content-Type", "application/json")
 	}
