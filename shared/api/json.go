@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/usekarma/karma/shared/params"
 )
 
@@ -56,6 +58,10 @@ func decodeBody(r *http.Request, max int64, v any) error {
 	}
 	if off := params.FirstInvalidUTF8(data); off >= 0 {
 		return badRequest("the body is not UTF-8: invalid byte at offset %d", off)
+	}
+	if ptr, ok := FirstDuplicateName(data); ok {
+		return invalid("the body names a member twice in one object: nothing was done",
+			FieldError{Pointer: ptr, Detail: "repeated in its object: send each member once (readers disagree on which one counts)"})
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -149,4 +155,19 @@ func (q *query) err() error {
 	p := badRequest("invalid query parameters: see errors")
 	p.Errors = q.errs
 	return p
+}
+
+// FirstDuplicateName returns the JSON pointer of the first member of data that repeats a name
+// of its object, and true; false when no name repeats or data is not JSON (its decoding says
+// why). RFC 8259 leaves a repeated name's meaning to the reader — encoding/json takes the last,
+// others the first — so {"component": "dev/…", "component": "prod/…"} means what each reader
+// makes of it; I-JSON (RFC 7493) forbids it, and so does Karma for what it is sent. The check is
+// jsontext's (github.com/go-json-experiment/json, the package encoding/json/v2 comes from).
+func FirstDuplicateName(data []byte) (string, bool) {
+	err := jsontext.NewDecoder(bytes.NewReader(data)).SkipValue()
+	var syn *jsontext.SyntacticError
+	if errors.Is(err, jsontext.ErrDuplicateName) && errors.As(err, &syn) {
+		return string(syn.JSONPointer), true
+	}
+	return "", false
 }
