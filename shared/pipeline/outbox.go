@@ -171,7 +171,13 @@ func (r *Runner) work(ctx, hctx context.Context, st Stage, ob Outbox, batch int,
 		if jo, ok := r.joins(st, ob); ok {
 			next = r.handleJoined(hctx, st, jo, items, recv)
 		} else {
+			ds := make([]queue.Delivery, len(items))
+			for i, it := range items {
+				ds[i] = it.d
+			}
+			stop := r.keepHidden(hctx, st.Name, ds...)
 			r.handle(hctx, st, ob, items)
+			stop()
 			next = r.settleItems(hctx, st, ob, items, recv)
 		}
 		if next != nil {

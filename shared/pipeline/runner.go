@@ -215,7 +215,9 @@ func (r *Runner) Process(ctx context.Context, st Stage, d queue.Delivery) Action
 	if pub == nil {
 		pub = QueuePublisher{Queue: r.Queue}
 	}
+	stop := r.keepHidden(ctx, st.Name, d)
 	res := handle(ctx, st.handler(r.visibility()), pub, d.Body)
+	stop()
 	res.Action = r.lastChance(res.Action, d.ReceiveCount, res.Err)
 	r.settle(ctx, st, d, res.In, res.Out, res.Action, res.Err)
 	return res.Action

@@ -1,0 +1,55 @@
+package pipeline_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/queue"
+)
+
+// plainQueue hides the embedded queue's Outbox, so that Run takes the path of SQS (Process).
+type plainQueue struct{ queue.Queue }
+
+// A handler that runs far longer than the visibility timeout (a Terraform apply creating a
+// database) keeps its message: no second worker gets it meanwhile and runs it again. Both
+// runner paths: the embedded queue's batches (Outbox) and one delivery at a time (SQS).
+func TestLongHandlerKeepsItsMessageHidden(t *testing.T) {
+	t.Parallel()
+	for name, wrap := range map[string]func(q queue.Queue) queue.Queue{
+		"outbox":  func(q queue.Queue) queue.Queue { return q },
+		"process": func(q queue.Queue) queue.Queue { return plainQueue{q} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			db := newDB(t)
+			q := newQueue(t, db)
+			const visibility = 600 * time.Millisecond
+			var calls atomic.Int32
+			h := func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+				calls.Add(1)
+				time.Sleep(5 * visibility)
+				return nil, nil
+			}
+			st := pipeline.Stage{Name: pipeline.StageApply, Workers: 2, Handler: h}
+			rec := newRecorder()
+			r := &pipeline.Runner{Queue: wrap(q), Stages: []pipeline.Stage{st}, Log: quietLog, Observe: rec.observe, Visibility: visibility}
+			send(t, q, st.Name, detected(t, "cr-long-"+name))
+			runUntil(t, r, rec, 30*time.Second, func(o observed) bool {
+				if o.action != pipeline.Ack {
+					t.Errorf("action %v (%v), want ack", o.action, o.err)
+				}
+				return true
+			})
+			if n := calls.Load(); n != 1 {
+				t.Errorf("the handler ran %d times, want once: its message came back while it ran", n)
+			}
+			if n, _ := q.Depth(context.Background(), st.Name); n != 0 {
+				t.Errorf("depth %d after the ack, want 0", n)
+			}
+		})
+	}
+}
