@@ -199,10 +199,17 @@ func (l *AuditLog) collect(ctx context.Context, in *dynamodb.QueryInput, limit i
 	err := l.pages(ctx, in, func(items []map[string]types.AttributeValue) (bool, error) {
 		for _, it := range items {
 			r, err := recordFromItem(it)
+			pk, _ := getStr(it, attrPK)
+			sk, _ := getStr(it, attrSK)
 			if err != nil {
-				pk, _ := getStr(it, attrPK)
-				sk, _ := getStr(it, attrSK)
 				return false, fmt.Errorf("unreadable record %s %s: %w", pk, sk, err)
+			}
+			// An index holds every item with its attributes, wherever it is stored: one that is not
+			// where its chain's record of that seq is stored is no record of the log (Verify walks
+			// the chains' partitions and would never see it), so the question fails on it.
+			if pk != chainPrefix+r.Chain || sk != seqKey(r.Seq) {
+				return false, &audit.TamperError{Chain: r.Chain, Seq: r.Seq, What: fmt.Sprintf("an item stored at %s %s claims to be this record "+
+					"(an index found it): it is not in the chain", pk, sk)}
 			}
 			out = append(out, r)
 		}

@@ -323,6 +323,16 @@ func TestAuditTamperKinds(t *testing.T) {
 					":b": &types.AttributeValueMemberS{Value: "{}"}, ":h": &types.AttributeValueMemberS{Value: "x"}}})
 			return err
 		}, "seq 2"},
+		"moved out of the by-day index": {func(t *testing.T, client *dynamodb.Client, table, chain string) error {
+			_, err := client.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{TableName: &table, Key: key("CHAIN#"+chain, seqSK(3)),
+				UpdateExpression:          aws.String("SET day_shard = :d"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":d": &types.AttributeValueMemberS{Value: "1970-01-01#0"}}})
+			return err
+		}, "seq 3"},
+		"deleted day of the day directory": {func(t *testing.T, client *dynamodb.Client, table, chain string) error {
+			_, err := client.DeleteItem(t.Context(), &dynamodb.DeleteItemInput{TableName: &table, Key: key("DAYS", base.Format(time.DateOnly))})
+			return err
+		}, "seq 1"},
 		"deleted head": {func(t *testing.T, client *dynamodb.Client, table, chain string) error {
 			_, err := client.DeleteItem(t.Context(), &dynamodb.DeleteItemInput{TableName: &table, Key: key("CHAIN#"+chain, "HEAD")})
 			return err
@@ -351,6 +361,36 @@ func TestAuditTamperKinds(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// An item written outside the chains' partitions, as a record of a chain would be (indexes find
+// it; Verify, walking the chains, never would), fails the questions that find it instead of
+// being answered as a record.
+func TestAuditForgedItemOutsideTheChainsIsRefusedByReaders(t *testing.T) {
+	t.Parallel()
+	l, client, table, _ := newAuditLog(t)
+	chain := "dev/app/api"
+	if _, err := l.Append(t.Context(), rec("m0", chain, base), rec("m1", chain, base.Add(time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	forged := rec("m-forged", chain, base.Add(2*time.Second))
+	forged.Seq, forged.Type = 3, "deployment.approved"
+	it := dynamo.RecordItem(forged)
+	it["pk"], it["sk"] = &types.AttributeValueMemberS{Value: "X"}, &types.AttributeValueMemberS{Value: "X"}
+	if _, err := client.PutItem(t.Context(), &dynamodb.PutItemInput{TableName: &table, Item: it}); err != nil {
+		t.Fatal(err)
+	}
+	for name, q := range map[string]audit.Query{
+		"component": {Component: "dev/app/api"}, "correlation": {Correlation: "corr-1"}, "time": {Since: base.Add(-time.Hour)},
+	} {
+		recs, err := l.Query(t.Context(), q)
+		if !errors.Is(err, audit.ErrTampered) || !strings.Contains(err.Error(), "X X") {
+			t.Errorf("%s: %d records, %v; want audit.ErrTampered naming the item", name, len(recs), err)
+		}
+	}
+	if err := l.Verify(t.Context(), chain); err != nil {
+		t.Errorf("Verify of the chain itself: %v", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -21,11 +22,24 @@ import (
 // (audit.ChainCheck). Records and head are read one after the other, so an append landing in
 // between moves the head past the records read: then the records after them are read too,
 // for as long as that finds more, before the head is held against them.
+//
+// Beyond the links, it checks what the readers find records by, which the hash does not cover:
+// each record's by-day index partition (day_shard) is the one its time and message id give, and
+// each of its days is in the day directory — else a time query would skip it (checkDays).
 func (l *AuditLog) Verify(ctx context.Context, chain string) error {
+	days := map[string]int64{} // day -> the chain's first record of the day
+	if err := l.verifyLinks(ctx, chain, days); err != nil {
+		return err
+	}
+	return l.checkDays(ctx, chain, days)
+}
+
+// verifyLinks is Verify's walk of the chain's records and head.
+func (l *AuditLog) verifyLinks(ctx context.Context, chain string, days map[string]int64) error {
 	check := audit.NewChainCheck(chain)
 	prev := int64(-1)
 	for from := int64(1); ; {
-		if err := l.checkRecords(ctx, check, chain, from); err != nil {
+		if err := l.checkRecords(ctx, check, chain, from, days); err != nil {
 			return err
 		}
 		last := check.Last().Seq
@@ -45,8 +59,8 @@ func (l *AuditLog) Verify(ctx context.Context, chain string) error {
 	}
 }
 
-// checkRecords feeds check chain's records from seq from on.
-func (l *AuditLog) checkRecords(ctx context.Context, check *audit.ChainCheck, chain string, from int64) error {
+// checkRecords feeds check chain's records from seq from on, and notes each record's day.
+func (l *AuditLog) checkRecords(ctx context.Context, check *audit.ChainCheck, chain string, from int64, days map[string]int64) error {
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(l.table),
 		KeyConditionExpression:    aws.String("#pk = :pk AND #sk BETWEEN :from AND :to"),
@@ -71,6 +85,14 @@ func (l *AuditLog) checkRecords(ctx context.Context, check *audit.ChainCheck, ch
 			if bad = check.Next(slot, r); bad != nil {
 				return false, nil
 			}
+			if got, want := optStr(it, attrDayShard), dayShard(r.OccurredAt, r.MessageID); got != want {
+				bad = &audit.TamperError{Chain: chain, Seq: slot, What: fmt.Sprintf("%s %q is not %q, the one its time and message id give: "+
+					"time queries would not find it", attrDayShard, got, want)}
+				return false, nil
+			}
+			if day := r.OccurredAt.UTC().Format(time.DateOnly); days[day] == 0 {
+				days[day] = slot
+			}
 		}
 		return true, nil
 	})
@@ -78,6 +100,49 @@ func (l *AuditLog) checkRecords(ctx context.Context, check *audit.ChainCheck, ch
 		return wrap("audit verify", l.table, "chain "+chain, err)
 	}
 	return bad
+}
+
+// checkDays checks that the day directory lists every day of days (a time query reads only the
+// days it lists): one consistent Query of the directory.
+func (l *AuditLog) checkDays(ctx context.Context, chain string, days map[string]int64) error {
+	if len(days) == 0 {
+		return nil
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(l.table),
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(daysPK)},
+		ConsistentRead:            aws.Bool(true),
+	}
+	listed := map[string]bool{}
+	err := l.pages(ctx, in, func(items []map[string]types.AttributeValue) (bool, error) {
+		for _, it := range items {
+			listed[optStr(it, attrSK)] = true
+		}
+		return true, nil
+	})
+	if err != nil {
+		return wrap("audit verify: day directory", l.table, "chain "+chain, err)
+	}
+	var missing []string
+	for day := range days {
+		if !listed[day] {
+			missing = append(missing, day)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.Sort(missing)
+	return &audit.TamperError{Chain: chain, Seq: days[missing[0]], What: fmt.Sprintf("day %s is missing from the day directory (pk %s): "+
+		"time queries skip its records", missing[0], daysPK)}
+}
+
+// optStr is a string attribute, "" when absent or not a string.
+func optStr(it map[string]types.AttributeValue, name string) string {
+	v, _ := getOptStr(it, name)
+	return v
 }
 
 // Heads lists the head of every chain in the chain directory, sorted by chain: the directory's
