@@ -218,6 +218,13 @@ func TestRejectReleasesWhatWaited(t *testing.T) {
 	h.call("POST", "/changes/"+url.PathEscape(pushed)+"/reject", "admin", map[string]any{"reason": "late"}).want(http.StatusConflict).problem()
 
 	h.call("POST", "/changes/nope/approve", "approver", nil).want(http.StatusNotFound).problem()
+	// Approve takes no body: fields the caller may believe count are refused, not ignored.
+	if p := h.call("POST", "/changes/nope/approve", "approver", map[string]any{"reason": "looks fine"}).want(http.StatusUnprocessableEntity).problem(); !slices.Equal(p.pointers(), []string{"/reason"}) {
+		t.Errorf("approve with a body: %+v", p)
+	}
+	h.call("POST", "/changes/nope/approve", "approver", "garbage", "Content-Type", "text/plain").want(http.StatusUnsupportedMediaType)
+	h.call("POST", "/changes/nope/approve", "approver", "{}").want(http.StatusNotFound) // an empty object is no body
+	h.call("POST", "/deployments/nope/rollback", "writer", map[string]any{"to": "dep-1"}).want(http.StatusUnprocessableEntity)
 	h.call("POST", "/changes/nope/reject", "approver", map[string]any{"reason": "x"}).want(http.StatusNotFound).problem()
 	h.call("GET", "/changes/nope", "reader", nil).want(http.StatusNotFound).problem()
 }

@@ -35,6 +35,9 @@ type Decision struct {
 }
 
 func (s *server) approve(w http.ResponseWriter, r *http.Request, c Caller) error {
+	if err := noBody(r, s.cfg.MaxBody); err != nil {
+		return err
+	}
 	if _, err := s.changeSet(r); err != nil {
 		return err
 	}

@@ -74,6 +74,25 @@ func decodeBody(r *http.Request, max int64, v any) error {
 	return nil
 }
 
+// noBody checks the body of a route that takes none (approve, rollback): absent, empty, or an
+// empty JSON object, so that a client sending fields it believes count ({"reason": …} to
+// approve) learns they do not, instead of seeing them ignored.
+func noBody(r *http.Request, max int64) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return badRequest("reading the body: %v", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	var none struct{}
+	return decodeBody(r, max, &none)
+}
+
 // bodyError explains a decoding error, with a pointer when it concerns one field.
 func bodyError(err error) error {
 	var syntax *json.SyntaxError

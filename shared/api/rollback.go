@@ -35,6 +35,9 @@ func (s *server) rollback(w http.ResponseWriter, r *http.Request, c Caller) erro
 	if s.cfg.Rollbacks == nil {
 		return conflict("this server does not read the config repository, so it cannot check a rollback: run karma rollback %s", r.PathValue("id"))
 	}
+	if err := noBody(r, s.cfg.MaxBody); err != nil {
+		return err
+	}
 	ctx := r.Context()
 	s.mu.Lock() // one change per component at a time in this process; see pending
 	defer s.mu.Unlock()
