@@ -39,7 +39,7 @@ One process serves:
                         202 a push to a deploy branch (--branch) changing configs: change queued
                         200 ping; ignored (tag, other branch, nothing Karma deploys; audited);
                             "duplicate" (a redelivery of a delivery already accepted)
-                        401 bad or missing signature: nothing queued, audited (chain "security")
+                        401 bad or missing signature: nothing queued, audited (chains "security/NN")
                         400/413/415 malformed, too large, wrong content type
                         503 not queued, retry later (see "The checkout" below)
   GET  /healthz       200 {"status":"ok","in_flight":N,"queued":N}

@@ -18,8 +18,9 @@ import (
 // change's author as actor): api.change_requested, api.change_approved (also an approval that
 // counts toward several needed), api.change_rejected, api.approval_refused (separation of
 // duties), api.rollback_requested, api.change_promoted.
-// Requests refused for want of credentials or scope go to the chain "security"
-// (security.api_unauthenticated, security.api_forbidden), as refused webhooks do.
+// Requests refused for want of credentials or scope go to the chains "security/00" …
+// "security/15" (audit.SpreadChain: security.api_unauthenticated, security.api_forbidden), as
+// refused webhooks do.
 
 // Entry types.
 const (
@@ -46,11 +47,11 @@ type entry struct {
 
 // record appends an entry about change (its correlation id) with the caller as actor.
 func (s *server) record(ctx context.Context, r *http.Request, typ string, c Caller, env, correlation string, detail map[string]any) error {
+	id := uuid.Must(uuid.NewV7()).String()
 	chain := "change/" + correlation
 	if correlation == "" {
-		chain = "security"
+		chain = audit.SpreadChain("security", id)
 	}
-	id := uuid.Must(uuid.NewV7()).String()
 	now := s.cfg.Now().UTC().Truncate(1e6)
 	body, err := json.Marshal(entry{ID: id, Type: typ, OccurredAt: now.Format("2006-01-02T15:04:05.000Z07:00"), Method: r.Method, Path: r.URL.Path, Caller: c, Detail: detail})
 	if err != nil {

@@ -118,6 +118,42 @@ func rec(id, chain string, at time.Time) audit.Record {
 
 var base = time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC)
 
+// A burst of refused requests across many processes (a separate AuditLog each, default
+// options): spread over their chains, every entry lands.
+func TestAuditBurstOfSecurityEntriesAllLand(t *testing.T) {
+	client, _ := newClient(t)
+	table := newTables(t, client).Audit
+	const appenders = 48
+	var wg sync.WaitGroup
+	errs := make(chan error, appenders)
+	for i := range appenders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l := dynamo.NewAuditLog(client, table, dynamo.AuditOptions{})
+			id := fmt.Sprintf("refused-%02d", i)
+			r := rec(id, audit.SpreadChain("security", id), base.Add(time.Duration(i)*time.Millisecond))
+			r.Type, r.Component, r.DeploymentID = "security.api_unauthenticated", "", ""
+			if _, err := l.Append(t.Context(), r); err != nil {
+				errs <- fmt.Errorf("%s: %w", id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	l := dynamo.NewAuditLog(client, table, dynamo.AuditOptions{})
+	recs, err := l.Query(t.Context(), audit.Query{Actor: "Ada <ada@example.com>"})
+	if err != nil || len(recs) != appenders {
+		t.Errorf("%d entries in the log (%v), want %d", len(recs), err, appenders)
+	}
+	if rep, err := audit.VerifyLog(t.Context(), l, audit.VerifyOptions{}); err != nil || rep.Err() != nil {
+		t.Errorf("verify: %v %v", err, rep.Err())
+	}
+}
+
 // Appenders in separate processes (separate AuditLogs, no shared hints) writing one chain at
 // once, with overlapping message ids: the chain must not fork, every id lands once.
 func TestAuditConcurrentAppendersOneChain(t *testing.T) {

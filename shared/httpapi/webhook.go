@@ -225,18 +225,23 @@ func (h *Webhooks) fail(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	write(w, status, reply{Error: err.Error()})
 }
 
-// record writes an audit entry outside any change (chain "security" or "triggers").
+// record writes an audit entry outside any change (chains "security/…" or "triggers/…",
+// audit.SpreadChain).
 func (h *Webhooks) record(ctx context.Context, typ, actor string, detail map[string]any) {
 	if h.Audit == nil {
 		return
 	}
+	// A sender that hangs up does not take the entry with it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	now := h.now()
 	id, _ := uuid.NewV7()
 	body, _ := json.Marshal(map[string]any{"type": typ, "occurred_at": now, "detail": detail})
-	chain := "triggers"
+	kind := "triggers"
 	if typ == "security.webhook_rejected" {
-		chain = "security"
+		kind = "security"
 	}
+	chain := audit.SpreadChain(kind, id.String())
 	rec := audit.Record{MessageID: id.String(), Type: typ, Version: 1, Chain: chain, CorrelationID: id.String(),
 		ActorKind: "webhook", Actor: actor, OccurredAt: now, Body: body}
 	if _, err := h.Audit.Append(ctx, rec); err != nil && h.Log != nil {

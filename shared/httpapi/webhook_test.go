@@ -171,7 +171,7 @@ func TestWebhookReplayAndSecurityAudit(t *testing.T) {
 	}
 	var security int
 	for _, r := range recs {
-		if r.Chain == "security" && r.Type == "security.webhook_rejected" {
+		if strings.HasPrefix(r.Chain, "security/") && r.Type == "security.webhook_rejected" {
 			security++
 		}
 	}
