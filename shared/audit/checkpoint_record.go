@@ -36,8 +36,21 @@ func checkpointCorrelation(digest string) string { return "checkpoint/" + digest
 
 // SaveCheckpoint records cp in the log (CheckpointChain), attributed to actor (kind, name), and
 // returns the checkpoint as the log keeps it: cp, or, when a checkpoint with the same digest
-// was saved before, that one (with its earlier TakenAt).
+// was saved before, that one (with its earlier TakenAt). A save that stopped part-way (on
+// DynamoDB a checkpoint of many parts takes several transactions) is completed with the
+// TakenAt of the parts it stored, so that every part agrees and the checkpoint loads.
 func SaveCheckpoint(ctx context.Context, l Log, cp Checkpoint, actorKind, actor string) (Checkpoint, error) {
+	stored, err := l.Query(ctx, Query{Correlation: checkpointCorrelation(cp.Digest)})
+	if err != nil {
+		return cp, fmt.Errorf("audit: save checkpoint %s: %w", Short(cp.Digest), err)
+	}
+	for _, r := range stored {
+		var p checkpointPart
+		if r.Type == CheckpointType && json.Unmarshal(r.Body, &p) == nil && p.Digest == cp.Digest {
+			cp.TakenAt = p.TakenAt
+			break
+		}
+	}
 	parts := splitHeads(cp.Heads)
 	recs := make([]Record, len(parts))
 	for i, heads := range parts {

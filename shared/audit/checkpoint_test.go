@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,6 +127,49 @@ func TestCheckpointInParts(t *testing.T) {
 	loaded, err := audit.LoadCheckpoint(ctx, l, cp.Digest)
 	if err != nil || loaded.Chains != 1500 || len(loaded.Heads) != 1500 {
 		t.Fatalf("LoadCheckpoint = %d chains, %d heads, %v", loaded.Chains, len(loaded.Heads), err)
+	}
+}
+
+// partialLog stores only the first record of an Append and fails it, as a save of several
+// transactions that stopped after its first.
+type partialLog struct{ audit.Log }
+
+func (p partialLog) Append(ctx context.Context, recs ...audit.Record) (int, error) {
+	n, err := p.Log.Append(ctx, recs[:1]...)
+	if err == nil && len(recs) > 1 {
+		err = errors.New("stopped after the first transaction")
+	}
+	return n, err
+}
+
+// A save that stopped part-way, saved again later (a new TakenAt, the same digest: nothing was
+// appended meanwhile), loads: the parts completed carry the TakenAt of the part stored first.
+func TestCheckpointSavedAgainAfterAPartialSave(t *testing.T) {
+	ctx := t.Context()
+	l, _ := newLog(t)
+	var recs []audit.Record
+	for i := range 1500 {
+		recs = append(recs, record(fmt.Sprint(i), fmt.Sprintf("%s/%04d", strings.Repeat("long-chain-name-", 12), i)))
+	}
+	appendAll(t, l, recs...)
+	cp, err := audit.TakeCheckpoint(ctx, l, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.SaveCheckpoint(ctx, partialLog{l}, cp, "cli", "auditor"); err == nil {
+		t.Fatal("the partial save did not fail")
+	}
+	later, err := audit.TakeCheckpoint(ctx, l, at.Add(time.Hour))
+	if err != nil || later.Digest != cp.Digest {
+		t.Fatalf("the checkpoint an hour later: %v, digest %s (was %s)", err, later.Digest, cp.Digest)
+	}
+	saved, err := audit.SaveCheckpoint(ctx, l, later, "cli", "auditor")
+	if err != nil || !saved.TakenAt.Equal(cp.TakenAt) {
+		t.Fatalf("SaveCheckpoint again = taken at %s, %v; want the first save's %s", saved.TakenAt, err, cp.TakenAt)
+	}
+	loaded, err := audit.LoadCheckpoint(ctx, l, cp.Digest)
+	if err != nil || len(loaded.Heads) != 1500 || !loaded.TakenAt.Equal(cp.TakenAt) {
+		t.Fatalf("LoadCheckpoint = %d heads taken at %s, %v", len(loaded.Heads), loaded.TakenAt, err)
 	}
 }
 
