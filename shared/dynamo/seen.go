@@ -111,6 +111,32 @@ func (s *Seen) Claim(ctx context.Context, key string, lease time.Duration) (bool
 	return true, nil
 }
 
+// Renew moves the expiry of key's live claim to lease from now (pipeline.Renewer).
+func (s *Seen) Renew(ctx context.Context, key string, lease time.Duration) (bool, error) {
+	k, err := s.key("renew", claimPrefix, key)
+	if err != nil {
+		return false, err
+	}
+	t := now()
+	expires := t.Add(lease)
+	k[attrExpires] = num(expires.UnixNano())
+	k[attrTTL] = num(expires.Add(claimGrace).Unix())
+	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{ // the claim's item, as Claim writes it
+		TableName:                 aws.String(s.table),
+		Item:                      k,
+		ConditionExpression:       aws.String("attribute_exists(#pk) AND #e >= :now"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#e": attrExpires},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(t.UnixNano())},
+	})
+	if isConditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrap("seen renew", s.table, key, err)
+	}
+	return true, nil
+}
+
 // Release drops a claim without marking.
 func (s *Seen) Release(ctx context.Context, key string) error {
 	k, err := s.key("release", claimPrefix, key)

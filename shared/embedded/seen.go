@@ -55,6 +55,18 @@ func (s *Seen) Claim(ctx context.Context, key string, lease time.Duration) (bool
 	return n == 1, err
 }
 
+// Renew moves the expiry of key's live claim to lease from now (pipeline.Renewer).
+func (s *Seen) Renew(ctx context.Context, key string, lease time.Duration) (bool, error) {
+	now := time.Now()
+	res, err := s.db.conn(ctx).ExecContext(ctx, `UPDATE claims SET expires = ? WHERE key = ? AND expires >= ?`,
+		now.Add(lease).UnixNano(), key, now.UnixNano())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // Release drops a claim.
 func (s *Seen) Release(ctx context.Context, key string) error {
 	_, err := s.db.conn(ctx).ExecContext(ctx, `DELETE FROM claims WHERE key = ?`, key)

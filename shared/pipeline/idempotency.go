@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/usekarma/karma/shared/message"
@@ -72,7 +73,11 @@ func Idempotency(seen Seen, stage string, lease time.Duration) Middleware {
 			if !claimed {
 				return nil, &InProgress{Key: key}
 			}
+			stop := keepClaimed(context.WithoutCancel(ctx), seen, key, lease, func(msg string, args ...any) {
+				slog.Warn(msg, append(args, "stage", stage)...)
+			})
 			out, err := next(ctx, in)
+			stop()
 			if err != nil {
 				_ = seen.Release(context.WithoutCancel(ctx), key)
 				return out, err

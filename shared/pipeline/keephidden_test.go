@@ -53,3 +53,55 @@ func TestLongHandlerKeepsItsMessageHidden(t *testing.T) {
 		})
 	}
 }
+
+// A copy of a message (same idempotency key) arriving after the claim's first lease, while the
+// first copy's handler still runs, finds the key in progress (the claim is renewed), then done:
+// the handler runs once. Both runner paths.
+func TestLongHandlerKeepsItsClaim(t *testing.T) {
+	t.Parallel()
+	for name, wrap := range map[string]func(q queue.Queue) queue.Queue{
+		"outbox":  func(q queue.Queue) queue.Queue { return q },
+		"process": func(q queue.Queue) queue.Queue { return plainQueue{q} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			db := newDB(t)
+			q, seen := newQueue(t, db), newSeen(t, db)
+			const lease = 600 * time.Millisecond
+			var calls atomic.Int32
+			entered := make(chan struct{}, 2)
+			h := func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+				calls.Add(1)
+				entered <- struct{}{}
+				time.Sleep(5 * lease)
+				return nil, nil
+			}
+			st := pipeline.Stage{Name: pipeline.StageApply, Workers: 2, Handler: h, Seen: seen, Lease: lease}
+			rec := newRecorder()
+			r := &pipeline.Runner{Queue: wrap(q), Stages: []pipeline.Stage{st}, Log: quietLog, Observe: rec.observe, Visibility: lease}
+			in := detected(t, "cr-claim-"+name)
+			send(t, q, st.Name, in)
+			go func() {
+				<-entered
+				time.Sleep(2 * lease) // past the first lease
+				send(t, q, st.Name, in)
+			}()
+			acks, dups := 0, 0
+			runUntil(t, r, rec, 30*time.Second, func(o observed) bool {
+				switch o.action {
+				case pipeline.Ack:
+					acks++
+				case pipeline.Duplicate:
+					dups++
+				case pipeline.Retry: // in progress: put back for a moment
+				default:
+					t.Errorf("action %v (%v)", o.action, o.err)
+				}
+				return acks+dups == 2
+			})
+			if n := calls.Load(); n != 1 || acks != 1 || dups != 1 {
+				t.Errorf("the handler ran %d times, %d acks, %d duplicates; want once, 1 and 1", n, acks, dups)
+			}
+		})
+	}
+}

@@ -172,10 +172,14 @@ func (r *Runner) work(ctx, hctx context.Context, st Stage, ob Outbox, batch int,
 			next = r.handleJoined(hctx, st, jo, items, recv)
 		} else {
 			ds := make([]queue.Delivery, len(items))
+			var keys []string
 			for i, it := range items {
 				ds[i] = it.d
+				if it.claimed {
+					keys = append(keys, it.key)
+				}
 			}
-			stop := r.keepHidden(hctx, st.Name, ds...)
+			stop := r.keepHidden(hctx, st, ds, keys)
 			r.handle(hctx, st, ob, items)
 			stop()
 			next = r.settleItems(hctx, st, ob, items, recv)

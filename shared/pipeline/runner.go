@@ -215,7 +215,7 @@ func (r *Runner) Process(ctx context.Context, st Stage, d queue.Delivery) Action
 	if pub == nil {
 		pub = QueuePublisher{Queue: r.Queue}
 	}
-	stop := r.keepHidden(ctx, st.Name, d)
+	stop := r.keepHidden(ctx, st, []queue.Delivery{d}, nil) // the Idempotency middleware renews its claim
 	res := handle(ctx, st.handler(r.visibility()), pub, d.Body)
 	stop()
 	res.Action = r.lastChance(res.Action, d.ReceiveCount, res.Err)

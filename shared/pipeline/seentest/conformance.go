@@ -10,6 +10,8 @@
 //   - Claim succeeds unless a live claim holds the key; Release drops a claim; a claim whose
 //     lease ran out can be taken again; of concurrent Claims of one key exactly one wins.
 //   - Release of a key never claimed, and Done of a key never marked, are not errors.
+//   - Renew (every store is a pipeline.Renewer) extends a live claim, so it outlives its first
+//     lease; it reports false, and takes nothing, for a key whose claim ran out or was released.
 //   - Leases are measured by the store's clock; the expiry subtest waits 300 ms past a 100 ms
 //     lease, so a backend's clock may lag the test's by up to ~200 ms.
 package seentest
@@ -37,6 +39,7 @@ func Run(t *testing.T, newSeen func(t *testing.T) pipeline.Seen) {
 		{"Lifecycle", testLifecycle},
 		{"ReleaseLetsClaimAgain", testRelease},
 		{"ExpiredClaimCanBeRetaken", testExpired},
+		{"RenewExtendsALiveClaim", testRenew},
 		{"ConcurrentClaimsOneWins", testConcurrent},
 		{"MarkWithoutClaim", testMarkWithoutClaim},
 		{"KeysAreIndependent", testIndependent},
@@ -111,6 +114,38 @@ func testExpired(t *testing.T, s pipeline.Seen, p string) {
 	time.Sleep(400 * time.Millisecond)
 	claim(t, s, k, time.Minute, true) // the holder died: its lease ran out
 	claim(t, s, k, time.Minute, false)
+}
+
+func renew(t *testing.T, s pipeline.Seen, key string, lease time.Duration, want bool) {
+	t.Helper()
+	r, ok := s.(pipeline.Renewer)
+	if !ok {
+		t.Fatalf("%T is not a pipeline.Renewer", s)
+	}
+	got, err := r.Renew(t.Context(), key, lease)
+	if err != nil {
+		t.Fatalf("Renew(%q): %v", key, err)
+	}
+	if got != want {
+		t.Fatalf("Renew(%q, %v) = %v, want %v", key, lease, got, want)
+	}
+}
+
+func testRenew(t *testing.T, s pipeline.Seen, p string) {
+	k := p + "|k"
+	renew(t, s, k, time.Minute, false) // never claimed: nothing to renew, nothing taken
+	claim(t, s, k, time.Minute, true)
+	ok(t, "Release", s.Release(t.Context(), k))
+	renew(t, s, k, time.Minute, false) // released
+	claim(t, s, k, 300*time.Millisecond, true)
+	renew(t, s, k, time.Minute, true)
+	time.Sleep(600 * time.Millisecond) // past the first lease
+	claim(t, s, k, time.Minute, false) // the renewed claim still holds
+	e := p + "|expired"
+	claim(t, s, e, 100*time.Millisecond, true)
+	time.Sleep(400 * time.Millisecond)
+	renew(t, s, e, time.Minute, false) // ran out: its holder is presumed dead
+	claim(t, s, e, time.Minute, true)
 }
 
 func testConcurrent(t *testing.T, s pipeline.Seen, p string) {
