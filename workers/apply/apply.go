@@ -10,6 +10,13 @@
 // embedded file in the transaction that publishes it); a redelivered message re-announces it
 // without running Terraform again.
 //
+// Only a deployment still waiting to be applied, under an approval that covers it, is applied
+// (notWaiting): one skipped meanwhile (a rejection or an expiry after the change set's approval
+// was withdrawn), settled otherwise, or whose change set is no longer approved runs no
+// Terraform and is announced neither applied nor failed; the message is acknowledged as a
+// no-op, with the reason in the stage's log. Should the skip come while Terraform runs, the
+// apply happened: its outcome is recorded on the node and announced like any other.
+//
 // A stale plan (the workspace's state changed after planning, e.g. a previous attempt died
 // mid-apply) is planned again: an auto-approved change set applies the new plan; in a reviewed
 // one the new plan waits for a new review (stale.go). Terraform's failures fail the deployment
@@ -31,6 +38,7 @@ import (
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/policy"
 	"github.com/usekarma/karma/shared/terraform"
+	"github.com/usekarma/karma/workers/internal/references"
 )
 
 // Worker is the apply stage.
@@ -130,12 +138,18 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 			return []message.Envelope{held}, nil
 		}
 	}
+	if why := notWaiting(in, cs, node, p); why != "" {
+		return notApplied(p, why)
+	}
 	if out, stop, err := w.police(ctx, &attempt{in: in, p: p, node: node, store: store, fail: fail}, cs, store); stop {
 		return out, err
 	}
-	cfg, err := model.InterpolateFromStore(ctx, store, w.Workspaces.Prefix, node.Config)
+	cfg, err := references.Interpolate(ctx, store, w.Workspaces.Prefix, node.Config)
 	if err != nil {
-		return fail(err)
+		if pipeline.Classify(err) == pipeline.DeadLetter {
+			return fail(err) // the config references what is not there: an outcome
+		}
+		return nil, pipeline.Transient(err) // Parameter Store did not answer (throttled, timed out): retried
 	}
 	ws, err := w.Workspaces.For(ctx, p.Component, cs.ModuleCommit(p.Component), cfg.Config)
 	if err != nil {
@@ -154,6 +168,52 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 		return terraformFailed(ctx, err, fail)
 	}
 	return w.record(ctx, a, outputs)
+}
+
+// notWaiting says why plan p of node, in change set cs as just read, is not to be applied now,
+// or "" when it is: the node must still be waiting to be applied — scheduled, not settled
+// (skipped by a rejection or an expiry, failed, blocked), the same deployment — and the change
+// set must hold an approval that covers it: approved now (an approval withdrawn since, because
+// another plan went stale, covers nothing), and for a deployment.approved, of the very plan the
+// node holds. A node with an outcome is not asked: it was applied (the caller announces it).
+func notWaiting(in message.Envelope, cs *changeset.ChangeSet, n *changeset.Node, p message.DeploymentPlanned) string {
+	switch {
+	case n.DeploymentID != p.DeploymentID:
+		return fmt.Sprintf("%s is deployment %s now, not %s", p.Component, n.DeploymentID, p.DeploymentID)
+	case n.Settled():
+		why := "it is " + n.State + " already"
+		if n.Reason != "" {
+			why += " (" + n.Reason + ")"
+		}
+		if n.Detail != "" {
+			why += ": " + n.Detail
+		}
+		return why
+	case n.State == changeset.Planned:
+		return "its plan waits for review (the change set's approval was withdrawn)"
+	case n.State != changeset.Scheduled:
+		return "it is " + n.State + ", not scheduled"
+	case !cs.Approved:
+		return "change set " + cs.ID + " is not approved (any more): no approval covers the plan"
+	case in.Type == message.TypeDeploymentApproved && (n.Plan == nil || n.Plan.PlanHash != p.PlanHash):
+		held := "none"
+		if n.Plan != nil {
+			held = n.Plan.PlanHash
+		}
+		return fmt.Sprintf("the approval is of plan %s, the deployment holds plan %s", p.PlanHash, held)
+	}
+	return ""
+}
+
+// notApplied answers a message whose plan is not applied (notWaiting says why): Terraform does
+// not run and nothing is announced — no deployment.applied, no deployment.failed: the deployment
+// was decided otherwise, and that decision is the one recorded. The error wraps
+// pipeline.ErrDuplicate, so the runtime acknowledges the message as a no-op (deleted, nothing
+// published) and the stage's log says why (pipeline.Logging). Its idempotency key is released,
+// not marked done: approving the change set again re-announces a plan still scheduled under the
+// same key (changeset.Approve), and that approval must be applied.
+func notApplied(p message.DeploymentPlanned, why string) ([]message.Envelope, error) {
+	return nil, fmt.Errorf("apply: %s (%s, change set %s) not applied: %s: %w", p.Component, p.DeploymentID, p.ChangeSetID, why, pipeline.ErrDuplicate)
 }
 
 // attempt is one run of terraform apply for a deployment, and what its outcome needs.

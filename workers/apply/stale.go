@@ -24,14 +24,23 @@ func (w *Worker) stalePlan(ctx context.Context, a *attempt) ([]message.Envelope,
 	if err != nil {
 		return nil, pipeline.Transient(err)
 	}
-	if o := cs.Nodes[a.p.Component].Outcome; o != nil {
+	n := cs.Nodes[a.p.Component]
+	if o := n.Outcome; o != nil {
 		return w.finishAndAnnounce(ctx, a.store, a.in, a.p, *o, a.fail)
+	}
+	// Terraform refused the stale plan before changing anything: a deployment skipped (rejected,
+	// expired) or otherwise settled meanwhile is left as it was decided, neither planned nor
+	// applied again. One still scheduled but no longer covered by an approval (withdrawn since)
+	// is held for review with its new plan, even in a change set that was auto-approved.
+	why := notWaiting(a.in, cs, n, a.p)
+	if n.Settled() || n.DeploymentID != a.p.DeploymentID {
+		return notApplied(a.p, why)
 	}
 	res, err := w.Runner.Plan(ctx, a.ws)
 	if err != nil {
 		return terraformFailed(ctx, err, a.fail)
 	}
-	if a.autoApprove {
+	if a.autoApprove && why == "" {
 		outputs, err := w.Runner.Apply(ctx, a.ws, res)
 		if err != nil {
 			return terraformFailed(ctx, err, a.fail)
@@ -41,16 +50,24 @@ func (w *Worker) stalePlan(ctx context.Context, a *attempt) ([]message.Envelope,
 	return w.holdForReview(ctx, a, res)
 }
 
-// holdForReview puts the deployment back to Planned with the new plan and announces it.
+// holdForReview puts the deployment back to Planned with the new plan and announces it — unless
+// it was applied (its outcome is announced) or settled otherwise meanwhile (skipped, failed,
+// blocked: it stays as decided, the approval is not withdrawn and nothing is announced).
 func (w *Worker) holdForReview(ctx context.Context, a *attempt, res terraform.PlanResult) ([]message.Envelope, error) {
 	np := a.p
 	np.Plan, np.PlanFile, np.PlanHash = res.Summary, res.PlanFile, res.PlanHash
 	np.Resources, np.ResourcesTruncated = res.Resources, res.ResourcesTruncated
 	out := a.in.MustDerive(message.TypeDeploymentPlanned, ReplannedKey(np), np)
 	var applied *changeset.Outcome
+	settled := "" // why the node is not held again: it was decided meanwhile
 	_, err := w.ChangeSets.Update(ctx, a.p.ChangeSetID, func(cs *changeset.ChangeSet) error {
 		n := cs.Nodes[a.p.Component]
+		settled = ""
 		if applied = n.Outcome; applied != nil {
+			return nil
+		}
+		if n.Settled() || n.DeploymentID != a.p.DeploymentID {
+			settled = notWaiting(a.in, cs, n, a.p) // skipped, failed, ...: never revived
 			return nil
 		}
 		cs.WithdrawApproval() // nobody has seen the new plan: every approval is needed again
@@ -62,6 +79,8 @@ func (w *Worker) holdForReview(ctx context.Context, a *attempt, res terraform.Pl
 		return nil, err
 	case applied != nil:
 		return w.finishAndAnnounce(ctx, a.store, a.in, a.p, *applied, a.fail)
+	case settled != "":
+		return notApplied(a.p, settled)
 	}
 	return []message.Envelope{out}, nil
 }

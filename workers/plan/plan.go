@@ -2,7 +2,9 @@
 // resolved config from the change set, substitutes the upstream runtime values it interpolates,
 // prepares the component's workspace (state kept per env/type/nickname) and saves a plan whose
 // summary, per-resource changes and hash travel in deployment.planned. A Terraform failure is an
-// outcome (deployment.failed), not an error; only transient failures are retried.
+// outcome (deployment.failed), not an error, and so is a reference to a runtime or key that is not
+// there; only transient failures (Terraform interrupted, Parameter Store throttling or timing out
+// while the references are read) are retried.
 //
 // Input: deployment.recorded. Output: deployment.planned or deployment.failed.
 // Parallelism: the runtime runs several plan workers at once (the stage's Workers limit).
@@ -14,10 +16,10 @@ import (
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
-	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/terraform"
+	"github.com/usekarma/karma/workers/internal/references"
 )
 
 // Worker is the plan stage.
@@ -53,9 +55,12 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 	if err != nil {
 		return nil, pipeline.Transient(err)
 	}
-	cfg, err := model.InterpolateFromStore(ctx, store, w.Workspaces.Prefix, node.Config)
+	cfg, err := references.Interpolate(ctx, store, w.Workspaces.Prefix, node.Config)
 	if err != nil {
-		return fail(fmt.Errorf("resolving references: %w", err))
+		if pipeline.Classify(err) == pipeline.DeadLetter {
+			return fail(fmt.Errorf("resolving references: %w", err)) // the config references what is not there
+		}
+		return nil, pipeline.Transient(fmt.Errorf("resolving references: %w", err)) // Parameter Store did not answer: retried
 	}
 	ws, err := w.Workspaces.For(ctx, p.Component, cs.ModuleCommit(p.Component), cfg.Config)
 	if err != nil {

@@ -1,0 +1,96 @@
+package plan_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	wt "github.com/usekarma/karma/workers/internal/workertest"
+
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/terraform"
+)
+
+// failingGets is a parameter store whose Get of one name fails with err (when set).
+type failingGets struct {
+	params.Store
+	name string
+	err  error
+}
+
+func (f *failingGets) Get(ctx context.Context, name string) (params.Parameter, error) {
+	if name == f.name && f.err != nil {
+		return params.Parameter{}, f.err
+	}
+	return f.Store.Get(ctx, name)
+}
+
+// countingPlans counts the plans terraform is asked for.
+type countingPlans struct {
+	terraform.Noop
+	n int
+}
+
+func (c *countingPlans) Plan(ctx context.Context, ws terraform.Workspace) (terraform.PlanResult, error) {
+	c.n++
+	return c.Noop.Plan(ctx, ws)
+}
+
+// A transient Parameter Store error while the references are read is retried (the message is
+// redelivered); only what the config gets wrong fails the deployment.
+func TestPlanInterpolationErrors(t *testing.T) {
+	t.Parallel()
+	throttled := fmt.Errorf(`ssm: get "/iac/vpc/core/runtime": %w`,
+		errors.New("operation error SSM: GetParameter, https response error StatusCode: 400, RequestID: 8b1c, api error ThrottlingException: Rate exceeded"))
+	tests := []struct {
+		name    string
+		runtime string // vpc/core's runtime, "" = none
+		err     error  // of the runtime's Get, nil = the store's answer
+		want    pipeline.Action
+		failed  string // in deployment.failed
+	}{
+		{name: "throttled", runtime: `{"vpc_id":"vpc-0a1b2c"}`, err: throttled, want: pipeline.Retry},
+		{name: "timed out", runtime: `{"vpc_id":"vpc-0a1b2c"}`, err: fmt.Errorf("ssm: get: %w", context.DeadlineExceeded), want: pipeline.Retry},
+		{name: "marked transient", runtime: `{"vpc_id":"vpc-0a1b2c"}`, err: pipeline.Transient(errors.New("connection reset")), want: pipeline.Retry},
+		{name: "refused for good", runtime: `{"vpc_id":"vpc-0a1b2c"}`, err: &params.InvalidError{Name: "/iac/vpc/core/runtime", Reason: "invalid name"}, want: pipeline.Ack, failed: "invalid name"},
+		{name: "no runtime", want: pipeline.Ack, failed: "vpc/core has no runtime yet"},
+		{name: "no such key", runtime: `{"private_subnet_ids":[]}`, want: pipeline.Ack, failed: `has no key "vpc_id"`},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			runner := &countingPlans{}
+			s := newStage(t, runner)
+			if tt.runtime != "" {
+				s.putRuntime(t, "vpc/core", tt.runtime)
+			}
+			s.w.Params = func(string) (params.Store, error) {
+				return &failingGets{Store: s.params, name: "/iac/vpc/core/runtime", err: tt.err}, nil
+			}
+			out, action, err := wt.Process(t, s.q, s.w.Handle, s.recorded(t, 50+i, "prod/ecs-cluster/core", 1))
+			if action != tt.want {
+				t.Fatalf("action %v (%v), %d messages; want %v", action, err, len(out), tt.want)
+			}
+			if runner.n != 0 {
+				t.Errorf("terraform planned %d times", runner.n)
+			}
+			if tt.failed == "" {
+				if len(out) != 0 || !pipeline.IsTransient(err) {
+					t.Errorf("%d messages, err %v: want nothing published and a transient error", len(out), err)
+				}
+				return
+			}
+			wt.ValidateAll(t, out)
+			if len(out) != 1 || out[0].Type != message.TypeDeploymentFailed {
+				t.Fatalf("%d messages, want one deployment.failed", len(out))
+			}
+			if p := wt.PayloadOf[message.DeploymentFailed](t, out[0]); p.Stage != "plan" || !strings.Contains(p.Error, "resolving references: ") || !strings.Contains(p.Error, tt.failed) {
+				t.Errorf("failed %+v, want an error containing %q", p, tt.failed)
+			}
+		})
+	}
+}
