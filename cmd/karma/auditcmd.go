@@ -39,6 +39,9 @@ cause: the commit, parameter@version, change request or upstream deployment behi
 (from its payload), why it was skipped or failed, else the message it answered.`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
+			if q.Limit < 0 {
+				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--limit %d: want a number of records, at least 1 (or 0, the default: every record)", q.Limit)}
+			}
 			if since != "" {
 				t, err := parseSince(since)
 				if err != nil {
@@ -74,13 +77,16 @@ cause: the commit, parameter@version, change request or upstream deployment behi
 	f.StringVar(&q.Correlation, "correlation", "", "root cause id (change id)")
 	f.StringVar(&q.DeploymentID, "deployment", "", "deployment id")
 	f.StringVar(&since, "since", "", "RFC 3339 time or a duration ago (e.g. 1h)")
-	f.IntVar(&q.Limit, "limit", 0, "at most this many records")
+	f.IntVar(&q.Limit, "limit", 0, "at most this many records, the oldest first (0: every record)")
 	f.BoolVar(&asJSON, "json", false, "print JSON: each record with its explanation")
 	return c
 }
 
 func parseSince(s string) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("--since %q: a negative duration would be a time in the future: give how long ago, such as %s", s, (-d).String())
+		}
 		return time.Now().Add(-d), nil
 	}
 	t, err := time.Parse(time.RFC3339, s)

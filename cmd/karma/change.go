@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -68,19 +69,32 @@ committed. Run 'karma plan' to see the plans, 'karma apply <change-id>' to deplo
 	return c
 }
 
+// readInput reads --input (a file, or - for standard input), at most api.DefaultMaxBody bytes:
+// the most the API takes in a request body, and a bound on what is held in memory (a device such
+// as /dev/zero, or a pipe that never ends, is refused after max+1 bytes, not read to the end).
 func readInput(path string) ([]byte, error) {
-	var data []byte
-	var err error
-	if path == "-" {
-		data, err = io.ReadAll(os.Stdin)
-	} else {
-		data, err = os.ReadFile(path)
+	const limit = api.DefaultMaxBody
+	var r io.Reader = os.Stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("--input %s: %w", path, err)
+		}
+		defer f.Close()
+		r = f
 	}
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("--input %s: %w", path, err)
 	}
+	if len(data) > limit {
+		return nil, fmt.Errorf("--input %s: larger than %d bytes, the most a change may carry (the API's request body limit): nothing committed or queued", path, limit)
+	}
 	if off := params.FirstInvalidUTF8(data); off >= 0 {
 		return nil, fmt.Errorf("--input %s: invalid UTF-8 at byte offset %d: save the file as UTF-8", path, off)
+	}
+	if ptr, dup := api.FirstDuplicateName(data); dup {
+		return nil, fmt.Errorf("--input %s: %s names a member its object already has: give each once (readers disagree on which one counts)", path, ptr)
 	}
 	var obj map[string]any
 	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
@@ -162,6 +176,11 @@ past their approval expiry are expired first (karma expire).`,
 				return err
 			}
 			defer s.close()
+			// Every id named must be a change set (or may become one from the work queued)
+			// before anything runs: a typo with nothing queued runs nothing.
+			if err := knownChangeSets(c.Context(), st, args); err != nil {
+				return &usageError{cmd: c.CommandPath(), err: err}
+			}
 			finished, err := finishedChangeSets(c.Context(), st)
 			if err != nil {
 				return err
@@ -240,6 +259,42 @@ func pendingApproval(ctx context.Context, st *stack, args []string) ([]string, e
 	}
 	sort.Strings(ids)
 	return ids, nil
+}
+
+// knownChangeSets refuses ids that name no change set, naming every one of them — unless work is
+// queued, which may be what makes them (a change just proposed or ingested becomes its change
+// set when resolve runs): then the pipeline runs first and pendingApproval refuses what is still
+// unknown after it, as before.
+func knownChangeSets(ctx context.Context, st *stack, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if st.eq != nil { // nothing runs yet: what is queued is what waits in the queues
+		for _, name := range stageNames {
+			if n, err := st.eq.Depth(ctx, name); err != nil || n > 0 {
+				return nil // (a queue that cannot be read: as before, pendingApproval decides after the run)
+			}
+		}
+	}
+	all, err := st.changeSets.List(ctx)
+	if err != nil {
+		return err
+	}
+	known := make(map[string]bool, len(all))
+	for _, cs := range all {
+		known[cs.ID] = true
+	}
+	var unknown []string
+	for _, id := range ids {
+		if !known[id] && !slices.Contains(unknown, id) {
+			unknown = append(unknown, id)
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("no change set %s (karma changes lists them; a change just proposed or ingested becomes one when karma plan has run): nothing run",
+			strings.Join(unknown, ", "))
+	}
+	return nil
 }
 
 func confirm(c *cobra.Command, prompt io.Writer, ids []string) error {

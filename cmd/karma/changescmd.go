@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -19,20 +21,20 @@ func newChangesCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "changes [--env E] [--state S] [--json]",
 		Short: "The change sets, newest first: their state, source, author, commit and deployments",
-		Long: `Lists change sets newest first, in the states of the API's GET /changes: invalid, rejected,
-superseded, queued, awaiting-approval, in-progress, done, failed. Works on the stores, or through a
-running Karma with --server.`,
+		Long: `Lists change sets newest first, in the states of the API's GET /changes: ` + strings.Join(changeStates, ", ") + `.
+Works on the stores, or through a running Karma with --server.`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			var list []api.ChangeSummary
+			if state != "" && !slices.Contains(changeStates, state) {
+				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--state %q: not a change state: want one of %s", state, strings.Join(changeStates, ", "))}
+			}
+			list := []api.ChangeSummary{} // [] when none, as GET /changes answers
 			if cl, err := g.remote(c); err != nil {
 				return err
 			} else if cl != nil {
-				page, err := cl.Changes(c.Context(), client.ChangesQuery{Env: env, State: state, Limit: 500})
-				if err != nil {
+				if list, err = remoteChanges(c.Context(), cl, env, state); err != nil {
 					return err
 				}
-				list = page.Changes
 			} else {
 				s, st, err := g.openStack(c.Context())
 				if err != nil {
@@ -61,6 +63,39 @@ running Karma with --server.`,
 	c.Flags().StringVar(&state, "state", "", "only this state")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
+}
+
+// changeStates are the states GET /changes answers and filters by, in shared/api's order
+// (api.Summarize gives each change set one of them). shared/api keeps its list unexported: this one
+// is held to it by TestChangesStatesAreTheAPIs, which asks the API handler itself.
+var changeStates = []string{api.StateInvalid, api.StateRejected, api.StateExpired, api.StateSuperseded, api.StateQueued,
+	api.StateAwaiting, api.StateInProgress, api.StateDone, api.StateFailed}
+
+// changesPageMax is the largest page GET /changes serves (its limit: 1 to 500, shared/api/changes.go).
+const changesPageMax = 500
+
+// remoteChanges asks GET /changes page after page, following next_cursor to the end: every
+// change set the filters match, as the local command lists them.
+func remoteChanges(ctx context.Context, cl *client.Client, env, state string) ([]api.ChangeSummary, error) {
+	list := []api.ChangeSummary{}
+	cursor := ""
+	for pages := 1; ; pages++ {
+		page, err := cl.Changes(ctx, client.ChangesQuery{Env: env, State: state, Limit: changesPageMax, Cursor: cursor})
+		if err != nil {
+			if pages > 1 {
+				return nil, fmt.Errorf("changes: %d change set(s) read, then page %d failed (nothing printed): %w", len(list), pages, err)
+			}
+			return nil, err
+		}
+		list = append(list, page.Changes...)
+		if page.NextCursor == "" {
+			return list, nil
+		}
+		if page.NextCursor == cursor || len(page.Changes) == 0 {
+			return nil, fmt.Errorf("changes: the server's page %d (%d change set(s)) gives no way on (next_cursor %q): nothing printed", pages, len(page.Changes), page.NextCursor)
+		}
+		cursor = page.NextCursor
+	}
 }
 
 func printChanges(w io.Writer, list []api.ChangeSummary) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,13 +26,17 @@ func newDLQCmd(g *globals) *cobra.Command {
 		Short: "List dead letters with their reasons",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
+			queues, err := queuesOf(c, queue)
+			if err != nil {
+				return err
+			}
 			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err
 			}
 			defer s.close()
 			all := []deadLetter{}
-			for _, q := range queuesOf(queue) {
+			for _, q := range queues {
 				ds, err := st.deadLetters().ListDead(c.Context(), q)
 				if err != nil {
 					return err
@@ -54,13 +60,17 @@ func newDLQCmd(g *globals) *cobra.Command {
 		Short: "Move dead letters back to their queues (after fixing what made them fail)",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
+			queues, err := queuesOf(c, queue)
+			if err != nil {
+				return err
+			}
 			s, st, err := g.openStack(c.Context())
 			if err != nil {
 				return err
 			}
 			defer s.close()
 			total := 0
-			for _, q := range queuesOf(queue) {
+			for _, q := range queues {
 				n, err := st.deadLetters().Redrive(c.Context(), q)
 				if err != nil {
 					return err
@@ -82,11 +92,17 @@ func newDLQCmd(g *globals) *cobra.Command {
 	return c
 }
 
-func queuesOf(q string) []string {
-	if q != "" {
-		return []string{q}
+// queuesOf is the queues --queue names: one of the pipeline's stages, or every one when empty.
+// Any other name is refused: no such queue has dead letters, and "0 dead letter(s)" would say
+// all is well.
+func queuesOf(c *cobra.Command, q string) ([]string, error) {
+	if q == "" {
+		return stageNames, nil
 	}
-	return stageNames
+	if !slices.Contains(stageNames, q) {
+		return nil, &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--queue %q: not a queue of the pipeline: want one of %s", q, strings.Join(stageNames, ", "))}
+	}
+	return []string{q}, nil
 }
 
 // deadLetterQueue is what the dlq commands need of a queue: the embedded queue and SQS have it.

@@ -103,23 +103,53 @@ func remoteApprove(ctx context.Context, c *cobra.Command, cl *client.Client, ids
 	return nil
 }
 
+// logPageMax is the largest page GET /log serves (its limit: 1 to 1000, shared/api/log.go).
+const logPageMax = 1000
+
+// remoteLog asks GET /log page after page, following next_cursor until the log is exhausted or
+// q.Limit records are read, so that it prints the records the local command prints for the
+// same filters: an auditor is never shown one page as if it were all.
 func remoteLog(ctx context.Context, w io.Writer, cl *client.Client, q audit.Query, asJSON bool) error {
-	page, err := cl.Log(ctx, client.LogQuery{Component: q.Component, Deployment: q.DeploymentID, Correlation: q.Correlation, Actor: q.Actor,
-		Since: q.Since, Until: q.Until, Limit: q.Limit})
-	if err != nil {
-		return err
-	}
-	recs := make([]audit.Record, len(page.Records))
-	for i, r := range page.Records {
-		recs[i] = r.Record
-		recs[i].Body = r.Body
+	recs := []audit.Record{}
+	more, cursor, pages := false, "", 0
+	for {
+		size := logPageMax
+		if q.Limit > 0 && q.Limit-len(recs) < size {
+			size = q.Limit - len(recs)
+		}
+		page, err := cl.Log(ctx, client.LogQuery{Component: q.Component, Deployment: q.DeploymentID, Correlation: q.Correlation, Actor: q.Actor,
+			Since: q.Since, Until: q.Until, Limit: size, Cursor: cursor})
+		if err != nil {
+			if pages > 0 {
+				return fmt.Errorf("audit log: %d record(s) read, then page %d failed (nothing printed): %w", len(recs), pages+1, err)
+			}
+			return err
+		}
+		pages++
+		for _, r := range page.Records {
+			if q.Limit > 0 && len(recs) == q.Limit {
+				break
+			}
+			rec := r.Record
+			rec.Body = r.Body
+			recs = append(recs, rec)
+		}
+		more = page.NextCursor != ""
+		if !more || (q.Limit > 0 && len(recs) >= q.Limit) {
+			break
+		}
+		if page.NextCursor == cursor || len(page.Records) == 0 {
+			return fmt.Errorf("audit log: the server's page %d (%d record(s)) gives no way on (next_cursor %q): %d record(s) read, nothing printed",
+				pages, len(page.Records), page.NextCursor, len(recs))
+		}
+		cursor = page.NextCursor
 	}
 	if asJSON {
 		return writeJSON(w, explainAll(recs))
 	}
 	printAudit(w, recs)
-	if page.NextCursor != "" {
-		fmt.Fprintln(w, "(more: narrow the query or raise --limit)")
+	if more {
+		fmt.Fprintf(w, "(more: --limit %d reached; narrow the query or raise --limit)\n", q.Limit)
 	}
 	return nil
 }
