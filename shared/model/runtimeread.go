@@ -21,6 +21,12 @@ func ReadRuntime(ctx context.Context, store params.Store, prefix, ref string) (R
 	if err != nil {
 		return Runtime{}, err
 	}
+	return RuntimeFrom(ref, p)
+}
+
+// RuntimeFrom decodes parameter p, a version of ref's runtime document; a SecureString runtime
+// is sensitive.
+func RuntimeFrom(ref string, p params.Parameter) (Runtime, error) {
 	dec := json.NewDecoder(strings.NewReader(p.Value))
 	dec.UseNumber()
 	var m map[string]any

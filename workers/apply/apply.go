@@ -144,7 +144,7 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 	if out, stop, err := w.police(ctx, &attempt{in: in, p: p, node: node, store: store, fail: fail}, cs, store); stop {
 		return out, err
 	}
-	cfg, err := references.Interpolate(ctx, store, w.Workspaces.Prefix, node.Config)
+	cfg, err := references.Interpolate(ctx, store, w.Workspaces.Prefix, cs, node)
 	if err != nil {
 		if pipeline.Classify(err) == pipeline.DeadLetter {
 			return fail(err) // the config references what is not there: an outcome

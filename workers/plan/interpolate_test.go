@@ -9,6 +9,7 @@ import (
 
 	wt "github.com/usekarma/karma/workers/internal/workertest"
 
+	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
@@ -90,6 +91,50 @@ func TestPlanInterpolationErrors(t *testing.T) {
 			}
 			if p := wt.PayloadOf[message.DeploymentFailed](t, out[0]); p.Stage != "plan" || !strings.Contains(p.Error, "resolving references: ") || !strings.Contains(p.Error, tt.failed) {
 				t.Errorf("failed %+v, want an error containing %q", p, tt.failed)
+			}
+		})
+	}
+}
+
+// A dependent deploys the upstream runtime its lineage names: the version the upstream's
+// deployment in the same change set published, even when the runtime was written again since
+// (that write is a change of its own, which redeploys the dependent in turn).
+func TestPlanUsesTheRuntimeVersionItsUpstreamPublished(t *testing.T) {
+	t.Parallel()
+	for i, tt := range []struct {
+		name      string
+		published int64  // vpc/core's Outcome.RuntimeVersion, 0 = not deployed in the change set
+		wantCfg   string // planned
+		wantError string // failed
+	}{
+		{name: "deployed in the change set", published: 1, wantCfg: `{"service_discovery_vpc_id":"vpc-v1","tags":{"Environment":"prod"}}`},
+		{name: "not deployed in the change set", wantCfg: `{"service_discovery_vpc_id":"vpc-v2","tags":{"Environment":"prod"}}`},
+		{name: "a version no longer kept", published: 7, wantError: "no longer has version 7"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStage(t, nil)
+			s.putRuntime(t, "vpc/core", `{"vpc_id":"vpc-v1"}`)
+			if tt.published > 0 {
+				if _, err := s.cs.Update(t.Context(), s.csID, func(cs *changeset.ChangeSet) error {
+					n := cs.Nodes["prod/vpc/core"]
+					n.State, n.Outcome = changeset.Applied, &changeset.Outcome{RuntimeVersion: tt.published, ChangedKeys: []string{"vpc_id"}}
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.putRuntime(t, "vpc/core", `{"vpc_id":"vpc-v2"}`) // written again since
+			out := s.handle(t, s.recorded(t, 80+i, "prod/ecs-cluster/core", 1))
+			if tt.wantError != "" {
+				if p := wt.PayloadOf[message.DeploymentFailed](t, out[0]); out[0].Type != message.TypeDeploymentFailed || !strings.Contains(p.Error, tt.wantError) {
+					t.Fatalf("%s %+v, want deployment.failed containing %q", out[0].Type, p, tt.wantError)
+				}
+				return
+			}
+			p := wt.PayloadOf[message.DeploymentPlanned](t, out[0])
+			if want := noopPlan(t, s, "prod/ecs-cluster/core", tt.wantCfg); out[0].Type != message.TypeDeploymentPlanned || p.PlanHash != want.PlanHash {
+				t.Errorf("%s of hash %s, want the plan of %s (%s)", out[0].Type, p.PlanHash, tt.wantCfg, want.PlanHash)
 			}
 		})
 	}

@@ -55,7 +55,7 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 	if err != nil {
 		return nil, pipeline.Transient(err)
 	}
-	cfg, err := references.Interpolate(ctx, store, w.Workspaces.Prefix, node.Config)
+	cfg, err := references.Interpolate(ctx, store, w.Workspaces.Prefix, cs, node)
 	if err != nil {
 		if pipeline.Classify(err) == pipeline.DeadLetter {
 			return fail(fmt.Errorf("resolving references: %w", err)) // the config references what is not there

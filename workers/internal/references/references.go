@@ -1,32 +1,52 @@
 // Package references resolves a component's references to upstream runtimes for the plan and
-// apply stages, with its errors sorted for pipeline.Classify.
+// apply stages: at the versions the deployment's lineage names, with errors sorted for
+// pipeline.Classify.
 package references
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 
+	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 )
 
-// Interpolate is model.InterpolateFromStore with its error sorted: what the config or the
-// runtimes it references get wrong (a runtime not published, a key it does not have, a runtime
-// that is not JSON) is permanent — the deployment fails; a read Parameter Store failed to answer
-// (throttled, timed out, unreachable) is left as the store reported it, which Classify retries
-// unless the store marked it permanent.
-func Interpolate(ctx context.Context, store params.Store, prefix string, config json.RawMessage) (model.Interpolated, error) {
+// Interpolate substitutes the references of node's config with its upstreams' runtimes (as
+// model.InterpolateFromStore does) — each at the version its deployment in change set cs
+// published, when it was deployed there: the dependent was scheduled because that deployment
+// changed a key it consumes, so its lineage names that version, and a runtime written since (a
+// `karma params put`, another change) is not what it deploys; the change that wrote it
+// redeploys the dependent in turn. Other upstreams are read as they are now.
+//
+// What the config or the runtimes get wrong (a runtime not published, a key it does not have,
+// not JSON, a version no longer kept) is permanent — the deployment fails; a read Parameter
+// Store failed to answer (throttled, timed out, unreachable) is left as the store reported it,
+// which Classify retries unless the store marked it permanent.
+func Interpolate(ctx context.Context, store params.Store, prefix string, cs *changeset.ChangeSet, node *changeset.Node) (model.Interpolated, error) {
+	pins := map[string]int64{} // "<type>/<nickname>" -> runtime version its deployment published
+	for _, u := range node.Upstreams {
+		if un := cs.Nodes[u.Component]; un != nil && un.Outcome != nil && un.Outcome.RuntimeVersion > 0 {
+			pins[strings.TrimPrefix(u.Component, cs.Env+"/")] = un.Outcome.RuntimeVersion
+		}
+	}
 	r := &reads{Store: store}
-	cfg, err := model.InterpolateFromStore(ctx, r, prefix, config)
+	cfg, err := model.InterpolateRuntimes(node.Config, func(ref string) (model.Runtime, error) {
+		if v, ok := pins[ref]; ok {
+			return r.version(ctx, prefix, ref, v)
+		}
+		return model.ReadRuntime(ctx, r, prefix, ref)
+	})
 	if err != nil && !r.failed {
 		return cfg, pipeline.Permanent(err)
 	}
 	return cfg, err
 }
 
-// reads is a store that notes whether a Get failed otherwise than "not found".
+// reads is a store that notes whether a read failed otherwise than "not found".
 type reads struct {
 	params.Store
 	failed bool
@@ -34,8 +54,44 @@ type reads struct {
 
 func (r *reads) Get(ctx context.Context, name string) (params.Parameter, error) {
 	p, err := r.Store.Get(ctx, name)
+	r.note(err)
+	return p, err
+}
+
+func (r *reads) note(err error) {
 	if err != nil && !errors.Is(err, params.ErrNotFound) {
 		r.failed = true
 	}
-	return p, err
+}
+
+// version reads version v of ref's runtime: the current one when it is v (nearly always), else
+// from the parameter's history.
+func (r *reads) version(ctx context.Context, prefix, ref string, v int64) (model.Runtime, error) {
+	t, n, _ := strings.Cut(ref, "/")
+	name := model.RuntimeParam(prefix, t, n)
+	p, err := r.Get(ctx, name)
+	if err != nil {
+		if errors.Is(err, params.ErrNotFound) {
+			return model.Runtime{}, fmt.Errorf("%s has no runtime (%s), though its deployment published version %d: it was deleted since", ref, name, v)
+		}
+		return model.Runtime{}, err
+	}
+	if p.Version == v {
+		return model.RuntimeFrom(ref, p)
+	}
+	h, ok := r.Store.(params.Historian)
+	if !ok {
+		return model.Runtime{}, fmt.Errorf("%s's runtime is at version %d, its deployment published version %d, and this parameter store cannot read earlier versions", ref, p.Version, v)
+	}
+	versions, err := h.History(ctx, name)
+	r.note(err)
+	if err != nil {
+		return model.Runtime{}, err
+	}
+	for _, old := range versions {
+		if old.Version == v {
+			return model.RuntimeFrom(ref, old)
+		}
+	}
+	return model.Runtime{}, fmt.Errorf("%s's runtime no longer has version %d, which its deployment published (Parameter Store keeps the last 100): deploy it again", ref, v)
 }
