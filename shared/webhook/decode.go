@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -216,11 +217,17 @@ func setRef(p *Push, ref, before, after string) error {
 }
 
 // finish applies the rules that hold whatever the provider: a deleted ref has no commits and
-// nothing is missing from them.
+// nothing is missing from them; commits are oldest first, the pushed head (After) last. GitHub
+// and GitLab list them that way; Gitea and Forgejo list them newest first
+// (go-gitea/gitea#21252), which would make the oldest commit's author and message the head's,
+// and fold the files in reverse — a config modified and then deleted would read as modified.
 func finish(p *Push) {
 	if p.Deleted {
 		p.Commits = nil
 		p.Truncated = false
+	}
+	if n := len(p.Commits); n > 1 && strings.EqualFold(p.Commits[0].ID, p.After) && !strings.EqualFold(p.Commits[n-1].ID, p.After) {
+		slices.Reverse(p.Commits)
 	}
 }
 

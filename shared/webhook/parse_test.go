@@ -642,3 +642,30 @@ func TestTimestamps(t *testing.T) {
 		t.Errorf("epoch commit timestamp = %v", got)
 	}
 }
+
+// Gitea and Forgejo list a push's commits newest first: they are put oldest first, the pushed
+// head last, so that the head's author and message are the head's and the files fold in order
+// (a config modified by the older commit and deleted by the newer is removed).
+func TestGiteaCommitsNewestFirst(t *testing.T) {
+	t.Parallel()
+	older, newer := strings.Repeat("1", 40), strings.Repeat("2", 40)
+	const cfg = "iac/dev/app/web/config.json"
+	commit := func(id, who, msg, added, removed string) string {
+		return `{"id":"` + id + `","message":"` + msg + `","author":{"name":"` + who + `","email":"` + strings.ToLower(who) + `@example.com"},` +
+			`"timestamp":"2024-03-01T10:00:00Z","added":[],"modified":[` + added + `],"removed":[` + removed + `]}`
+	}
+	body := []byte(`{"ref":"refs/heads/main","before":"` + ghBefore + `","after":"` + newer + `","total_commits":2,"commits":[` +
+		commit(newer, "Bob", "remove web", "", `"`+cfg+`"`) + `,` + commit(older, "Alice", "tune web", `"`+cfg+`"`, "") + `],` +
+		`"repository":{"full_name":"o/r"},"pusher":{"login":"bob"}}`)
+	ev, err := Parse(giteaRequest("push", body, testSecret), body, testSecrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ev.(Push)
+	if len(p.Commits) != 2 || p.Commits[0].ID != older || p.Commits[1].ID != newer || p.Commits[1].Author != "Bob <bob@example.com>" {
+		t.Fatalf("commits %+v: want the older first, the head (Bob's) last", p.Commits)
+	}
+	if got := ChangedFiles(p); !reflect.DeepEqual(got, []FileChange{{Path: cfg, Removed: true}}) {
+		t.Errorf("changed files %+v, want %s removed", got, cfg)
+	}
+}
