@@ -343,7 +343,7 @@ type paramConfigs struct {
 	prefix string
 }
 
-func (p paramConfigs) Config(ctx context.Context, env, component string) ([]byte, error) {
+func (p paramConfigs) Config(ctx context.Context, env, component string, version int64) ([]byte, error) {
 	parts := strings.SplitN(component, "/", 3)
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("bad component id %q", component)
@@ -352,7 +352,7 @@ func (p paramConfigs) Config(ctx context.Context, env, component string) ([]byte
 	if err != nil {
 		return nil, err
 	}
-	v, err := st.Get(ctx, model.ConfigParam(p.prefix, parts[1], parts[2]))
+	v, err := params.GetVersion(ctx, st, model.ConfigParam(p.prefix, parts[1], parts[2]), version)
 	if err != nil {
 		return nil, err
 	}

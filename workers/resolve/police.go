@@ -94,7 +94,7 @@ func (w *Worker) policyInput(ctx context.Context, cs *changeset.ChangeSet, n *ch
 	in.Stage = policy.StageResolve
 	var before map[string]any
 	if !n.Destroy {
-		deployed, err := w.Configs.Config(ctx, cs.Env, n.Component)
+		deployed, err := w.Configs.Config(ctx, cs.Env, n.Component, 0)
 		switch {
 		case errors.Is(err, params.ErrNotFound):
 		case err != nil:

@@ -31,6 +31,7 @@ import (
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/policy"
 )
@@ -55,9 +56,10 @@ type Commits interface {
 	IsAncestor(ctx context.Context, a, b string) (bool, error)
 }
 
-// ConfigReader reads a component's /config parameter (a change made in Parameter Store).
+// ConfigReader reads a component's /config parameter (a change made in Parameter Store) at
+// version (params.GetVersion; 0: the current one).
 type ConfigReader interface {
-	Config(ctx context.Context, env, component string) ([]byte, error)
+	Config(ctx context.Context, env, component string, version int64) ([]byte, error)
 }
 
 // Worker is the resolve stage.
@@ -392,7 +394,15 @@ func (w *Worker) plan(ctx context.Context, cs *changeset.ChangeSet, res *model.R
 	if p.Source == message.SourceParameter {
 		for _, r := range roots {
 			id := g.Components[r].ID
-			cfg, err := w.Configs.Config(ctx, env, id)
+			// The version the change is about: one written since is a change of its own.
+			var version int64
+			if p.Parameter != nil {
+				version = p.Parameter.Version
+			}
+			cfg, err := w.Configs.Config(ctx, env, id, version)
+			if errors.Is(err, params.ErrVersionGone) {
+				return pipeline.Permanent(err)
+			}
 			if err != nil {
 				return pipeline.Transient(err)
 			}

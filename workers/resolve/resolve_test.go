@@ -15,6 +15,7 @@ import (
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
+	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/workers/resolve"
 )
@@ -39,7 +40,7 @@ type stageEnv struct {
 // configs is a ConfigReader over a map "<env>/<type>/<nickname>" -> /config value.
 type configs map[string]string
 
-func (c configs) Config(_ context.Context, env, component string) ([]byte, error) {
+func (c configs) Config(_ context.Context, env, component string, _ int64) ([]byte, error) {
 	v, ok := c[component]
 	if !ok {
 		return nil, fmt.Errorf("no config parameter for %s", component)
@@ -770,5 +771,48 @@ func TestRemovalConcernsOnlyItsEnv(t *testing.T) {
 	}
 	if _, ok := cs.Nodes["dev/route53-zone/main"]; ok {
 		t.Error("the dev change set holds a destroy of dev/route53-zone/main")
+	}
+}
+
+// storeConfigs is a ConfigReader over a parameter store (as shared/app's): versions included.
+type storeConfigs struct{ st params.Store }
+
+func (c storeConfigs) Config(ctx context.Context, env, component string, version int64) ([]byte, error) {
+	parts := strings.SplitN(component, "/", 3)
+	p, err := params.GetVersion(ctx, c.st, model.ConfigParam("/iac", parts[1], parts[2]), version)
+	return []byte(p.Value), err
+}
+
+// A parameter change deploys the version it names, not one written after it (which is a change
+// of its own); a version no longer kept is a permanent failure, not a retry.
+func TestParameterChangeDeploysTheVersionItNames(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, wt.ExamplesDir, nil)
+	ps, err := embedded.NewParamStore(wt.NewDB(t), "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.w.Configs = storeConfigs{ps}
+	for _, v := range []string{`{"cidr":"10.5.0.0/16","az_count":2}`, `{"cidr":"10.6.0.0/16","az_count":2}`} {
+		if _, err := ps.Put(context.Background(), params.PutInput{Name: "/iac/vpc/core/config", Value: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	detected := func(n int, version int64) message.Envelope {
+		p := message.ChangeDetected{ChangeSetID: wt.FixedID(n), Source: message.SourceParameter, Components: []message.ComponentRef{{Type: "vpc", Nickname: "core"}},
+			Parameter: &message.ParameterVersion{Name: "/iac/vpc/core/config", Version: version}}
+		return wt.FixedRoot(t, n, message.TypeChangeDetected, "prod", iamActor, fmt.Sprintf("parameter:/iac/vpc/core/config@%d", version), p)
+	}
+	in := detected(41, 1)
+	s.handle(t, in)
+	cs, err := s.cs.Get(context.Background(), in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(cs.Nodes["prod/vpc/core"].Config); got != `{"cidr":"10.5.0.0/16","az_count":2}` {
+		t.Errorf("the change of version 1 deploys %s, want version 1's config", got)
+	}
+	if _, action, err := wt.Process(t, s.q, s.w.Handle, detected(42, 9)); action != pipeline.DeadLetter || !errors.Is(err, params.ErrVersionGone) {
+		t.Errorf("a version no longer kept: action %v, err %v; want a dead letter", action, err)
 	}
 }

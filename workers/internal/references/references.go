@@ -64,34 +64,29 @@ func (r *reads) note(err error) {
 	}
 }
 
-// version reads version v of ref's runtime: the current one when it is v (nearly always), else
-// from the parameter's history.
+// version reads version v of ref's runtime (params.GetVersion).
 func (r *reads) version(ctx context.Context, prefix, ref string, v int64) (model.Runtime, error) {
 	t, n, _ := strings.Cut(ref, "/")
 	name := model.RuntimeParam(prefix, t, n)
-	p, err := r.Get(ctx, name)
-	if err != nil {
-		if errors.Is(err, params.ErrNotFound) {
-			return model.Runtime{}, fmt.Errorf("%s has no runtime (%s), though its deployment published version %d: it was deleted since", ref, name, v)
-		}
+	p, err := params.GetVersion(ctx, r, name, v)
+	switch {
+	case errors.Is(err, params.ErrNotFound):
+		return model.Runtime{}, fmt.Errorf("%s has no runtime (%s), though its deployment published version %d: it was deleted since", ref, name, v)
+	case errors.Is(err, params.ErrVersionGone):
+		return model.Runtime{}, fmt.Errorf("%s: the runtime its deployment published is gone: %w", ref, err)
+	case err != nil:
 		return model.Runtime{}, err
 	}
-	if p.Version == v {
-		return model.RuntimeFrom(ref, p)
-	}
+	return model.RuntimeFrom(ref, p)
+}
+
+// History passes the store's history on (GetVersion reads it through reads), noting a failure.
+func (r *reads) History(ctx context.Context, name string) ([]params.Parameter, error) {
 	h, ok := r.Store.(params.Historian)
 	if !ok {
-		return model.Runtime{}, fmt.Errorf("%s's runtime is at version %d, its deployment published version %d, and this parameter store cannot read earlier versions", ref, p.Version, v)
+		return nil, fmt.Errorf("%s: this parameter store keeps no history: %w", name, params.ErrVersionGone)
 	}
-	versions, err := h.History(ctx, name)
+	out, err := h.History(ctx, name)
 	r.note(err)
-	if err != nil {
-		return model.Runtime{}, err
-	}
-	for _, old := range versions {
-		if old.Version == v {
-			return model.RuntimeFrom(ref, old)
-		}
-	}
-	return model.Runtime{}, fmt.Errorf("%s's runtime no longer has version %d, which its deployment published (Parameter Store keeps the last 100): deploy it again", ref, v)
+	return out, err
 }
