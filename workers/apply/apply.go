@@ -355,7 +355,7 @@ func (w *Worker) outcome(ctx context.Context, store params.Store, ws terraform.W
 	runtime := map[string]json.RawMessage(outputs)
 	changed := []string{}
 	for k, v := range runtime {
-		if old, ok := prev[k]; !ok || !jsonEqual(old, v) {
+		if old, ok := prev[k]; !ok || !model.SameJSON(old, v) {
 			changed = append(changed, k)
 		}
 	}
@@ -373,20 +373,4 @@ func (w *Worker) announce(in message.Envelope, p message.DeploymentPlanned, o ch
 	a := message.DeploymentApplied{ChangeSetID: p.ChangeSetID, DeploymentID: p.DeploymentID, Component: p.Component, Wave: p.Wave,
 		RuntimeVersion: o.RuntimeVersion, ChangedKeys: o.ChangedKeys, RuntimeHash: o.RuntimeHash}
 	return in.MustDerive(message.TypeDeploymentApplied, "deployment.applied:"+p.DeploymentID, a)
-}
-
-func jsonEqual(a, b json.RawMessage) bool {
-	ca, _ := model.Canonical(decode(a))
-	cb, _ := model.Canonical(decode(b))
-	return string(ca) == string(cb)
-}
-
-func decode(b json.RawMessage) any {
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.UseNumber()
-	var v any
-	if dec.Decode(&v) != nil {
-		return string(b)
-	}
-	return v
 }

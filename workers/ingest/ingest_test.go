@@ -393,6 +393,7 @@ func TestChangedKeys(t *testing.T) {
 		{"no previous", "", `{"b":1,"a":2}`, []string{"a", "b"}, false},
 		{"same", `{"a":1,"b":[1,2]}`, `{"b":[1,2],"a":1}`, []string{}, false},
 		{"same number spelled differently", `{"a":1}`, `{"a":1.0}`, []string{}, false},
+		{"a large integer changed by one", `{"id":12345678901234567}`, `{"id":12345678901234568}`, []string{"id"}, false},
 		{"same object, other key order", `{"a":{"x":1,"y":2}}`, `{"a":{"y":2,"x":1}}`, []string{}, false},
 		{"changed", `{"a":1,"b":2}`, `{"a":1,"b":3}`, []string{"b"}, false},
 		{"added and removed", `{"a":1,"gone":2}`, `{"a":1,"new":2}`, []string{"gone", "new"}, false},

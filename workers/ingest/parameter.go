@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/trigger"
@@ -161,7 +161,7 @@ func ChangedKeys(prev, cur []byte) ([]string, error) {
 		}
 	}
 	for k, v := range b {
-		if old, ok := a[k]; !ok || !sameJSON(old, v) {
+		if old, ok := a[k]; !ok || !model.SameJSON(old, v) {
 			keys = append(keys, k)
 		}
 	}
@@ -175,14 +175,4 @@ func ChangedKeys(prev, cur []byte) ([]string, error) {
 		keys = []string{}
 	}
 	return keys, nil
-}
-
-func sameJSON(a, b json.RawMessage) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return bytes.Equal(a, b)
-	}
-	xa, _ := json.Marshal(x)
-	ya, _ := json.Marshal(y)
-	return bytes.Equal(xa, ya)
 }
