@@ -121,6 +121,19 @@ func IsKarmaWrite(description, value string) bool {
 	return ok && h == valueHash(value)
 }
 
+// IsKarmaVersion is IsKarmaWrite of version cur, knowing the version before it (nil: none). A
+// write that gives no description keeps the previous version's, so a value reverted by hand to
+// one Karma wrote — Karma's v5 R, someone's v6 X, someone's v7 R — carries Karma's description
+// for exactly that value and would pass for Karma's own write, and its consequence would never
+// run. A description carried over from the version before, across a change of value, is not a
+// write of Karma's: Karma gives its description with every value it writes.
+func IsKarmaVersion(cur Parameter, prev *Parameter) bool {
+	if !IsKarmaWrite(cur.Description, cur.Value) {
+		return false
+	}
+	return prev == nil || prev.Description != cur.Description || valueHash(prev.Value) == valueHash(cur.Value)
+}
+
 // ProvenanceHash returns the value hash a Karma provenance description records (the hash of the
 // value Karma wrote, ValueHash's form), and whether description is Karma's provenance at all.
 // Parameter Store keeps a description when a later write gives none, so it may be the hash of a

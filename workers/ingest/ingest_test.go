@@ -354,6 +354,12 @@ func TestParameterIgnored(t *testing.T) {
 	if out, err := (&ingest.Worker{Parameters: s, Prefix: "/iac"}).Handle(context.Background(), changed(t, "prod", "/iac/vpc/core/config", "Update", 0)); err != nil || len(out) != 1 {
 		t.Errorf("a stale Karma description over someone else's value must count as a change: %v %v", out, err)
 	}
+	// Then that value reverted by hand to the one Karma wrote, Karma's description still carried
+	// over: a change too (its consumers hold the overwritten value), not Karma's own write.
+	reverted := put(t, s["prod"], params.PutInput{Name: "/iac/vpc/core/config", Value: `{}`, Description: params.Provenance("commit="+sha1+" file=x", `{}`)})
+	if out, err := (&ingest.Worker{Parameters: s, Prefix: "/iac"}).Handle(context.Background(), changed(t, "prod", "/iac/vpc/core/config", "Update", reverted)); err != nil || len(out) != 1 {
+		t.Errorf("a value reverted by hand to Karma's must count as a change: %v %v", out, err)
+	}
 }
 
 func TestParameterPermanent(t *testing.T) {

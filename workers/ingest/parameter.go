@@ -47,7 +47,7 @@ func (w *Worker) fromParameter(ctx context.Context, in message.Envelope) ([]mess
 		return nil, fmt.Errorf("ingest: parameter.changed %s of %s: %w", in.ID, p.Name, err)
 	}
 	pc := parameterVersion{Prefix: w.Prefix, Name: p.Name, Version: cur.Version, ModifiedBy: cur.LastModifiedUser,
-		Description: cur.Description, Value: []byte(cur.Value), AutoApprove: p.AutoApprove}
+		Description: cur.Description, Value: []byte(cur.Value), AutoApprove: p.AutoApprove, KarmaWrote: params.IsKarmaVersion(*cur, prev)}
 	if cur.Type != params.TypeSecureString && prev != nil {
 		pc.Previous = []byte(prev.Value) // never compare or copy secret values: every key counts as changed
 	}
@@ -98,6 +98,8 @@ type parameterVersion struct {
 	// everything is new).
 	Value, Previous []byte
 	AutoApprove     bool
+	// KarmaWrote: Karma wrote this version (params.IsKarmaVersion, which knows the version before).
+	KarmaWrote bool
 }
 
 // componentOf places a parameter name in Karma's layout: the component and "config" or
@@ -123,7 +125,7 @@ func decide(pc parameterVersion) (*message.ChangeDetected, message.Actor, string
 		return nil, message.Actor{}, "", pipeline.Permanent(fmt.Errorf("ingest: parameter %s: version %d: want 1 or more", pc.Name, pc.Version))
 	case !validRef(ref.Type, ref.Nickname):
 		return nil, message.Actor{}, "", pipeline.Permanent(fmt.Errorf("ingest: parameter %s: %q is not a component type/nickname", pc.Name, ref.Type+"/"+ref.Nickname))
-	case params.IsKarmaWrite(pc.Description, string(pc.Value)):
+	case pc.KarmaWrote:
 		return nil, message.Actor{}, "", nil
 	}
 	p := message.ChangeDetected{Source: message.SourceParameter, Components: []message.ComponentRef{ref},
