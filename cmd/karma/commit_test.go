@@ -405,3 +405,41 @@ func TestAnOlderCommitArrivingLateDoesNotUndoALaterOne(t *testing.T) {
 		t.Errorf("lineage %+v, %v: want caused by %.12s, built from %.12s", ch, err, a, b)
 	}
 }
+
+// A later commit that is not on the deploy branch — a change request's commit on its own branch,
+// waiting for approval — is no one's intent for the environment: a commit arriving after it is
+// built from itself, never from that commit's unapproved tree.
+func TestALaterCommitOffTheDeployBranchIsNotBuiltFrom(t *testing.T) {
+	needTerraform(t)
+	repo, state := demoRepo(t)
+	g := &globals{paramsBackend: "embedded"}
+	base := []string{"--repo", repo, "--state-dir", state}
+	karmaOK(t, g, append([]string{"ingest", "commit", "--auto-approve"}, base...)...)
+	karmaOK(t, g, append([]string{"apply", "--auto-approve"}, base...)...)
+
+	branch := git(t, repo, "rev-parse", "--abbrev-ref", "HEAD")
+	vpc := filepath.Join(repo, "iac", "prod", "vpc", "core", "config.json")
+	editJSON(t, vpc, func(d map[string]any) { d["az_count"] = 4 })
+	a := commitAs(t, repo, "Ann", "four AZs")
+	git(t, repo, "checkout", "-qb", "karma/change/request")
+	editJSON(t, vpc, func(d map[string]any) { d["az_count"] = 6 })
+	r := commitAs(t, repo, "Eve", "six AZs, not approved")
+	git(t, repo, "checkout", "-q", branch)
+	karmaOK(t, g, append([]string{"ingest", "commit", r}, base...)...) // reviewed: waits for approval
+	karmaOK(t, g, append([]string{"plan"}, base...)...)
+	karmaOK(t, g, append([]string{"ingest", "commit", "--auto-approve", a}, base...)...)
+	karmaOK(t, g, append([]string{"plan"}, base...)...)
+
+	found := false
+	for _, cs := range changeSets(t, state) {
+		if cs.Env == "prod" && len(cs.RootCauses) == 1 && cs.RootCauses[0].ID == a {
+			found = true
+			if cs.Commit != a {
+				t.Errorf("the change set of %.12s is built from %.12s, a commit off the deploy branch", a, cs.Commit)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no change set caused by %.12s", a)
+	}
+}

@@ -27,9 +27,13 @@ const newestTrees = 50
 // when a push arrived after a later commit that contains it was already resolved (webhooks are
 // not delivered in order), that later commit — deploying the older tree would undo the later
 // one. The change set then names the later commit as its tree and the pushed commit as its
-// cause, so the lineage says both.
+// cause, so the lineage says both. Only a later commit on the deploy branch counts: a change
+// request's commit on its own branch (KARMA_GIT_WRITE=change-branch), waiting for approval or
+// rejected, or a commit the branch was rewound past, is no one's intent for the environment, and
+// building from it would deploy its unapproved config under the pushed commit's name.
 func (w *Worker) newest(ctx context.Context, env, commit string) (string, error) {
 	best, seen := commit, 0
+	head := "" // the deploy branch's head, read when a later commit is first found
 	var gitErr error // the repository's, as opposed to the store's
 	// The commits of env's change sets, newest first.
 	err := changeset.EachCommit(ctx, w.ChangeSets, env, func(c string) (bool, error) {
@@ -54,7 +58,23 @@ func (w *Worker) newest(ctx context.Context, env, commit string) (string, error)
 			gitErr = fmt.Errorf("resolve: is %s an ancestor of %s: %w", best, c, err)
 			return false, gitErr
 		}
-		if later {
+		if !later {
+			return true, nil
+		}
+		if head == "" {
+			if head, err = w.Commits.Head(ctx); err != nil {
+				gitErr = fmt.Errorf("resolve: the deploy branch's head: %w", err)
+				return false, gitErr
+			}
+		}
+		onBranch := c == head
+		if !onBranch {
+			if onBranch, err = w.Commits.IsAncestor(ctx, c, head); err != nil {
+				gitErr = fmt.Errorf("resolve: is %s an ancestor of %s: %w", c, head, err)
+				return false, gitErr
+			}
+		}
+		if onBranch {
 			best = c
 		}
 		return true, nil
