@@ -178,7 +178,12 @@ func (a *App) ingestStage(ctx context.Context) (pipeline.Stage, error) {
 	if err != nil {
 		return pipeline.Stage{}, err
 	}
-	return pipeline.Stage{Handler: (&ingest.Worker{Parameters: paramHistory{params: a.ParamsFor(ctx)}, Prefix: prefix}).Handle}, nil
+	seen, err := a.Seen(ctx)
+	if err != nil {
+		return pipeline.Stage{}, err
+	}
+	records, _ := seen.(pipeline.Records) // both Seen stores are
+	return pipeline.Stage{Handler: (&ingest.Worker{Parameters: paramHistory{params: a.ParamsFor(ctx)}, Prefix: prefix, Records: records}).Handle}, nil
 }
 
 func (a *App) resolveStage(ctx context.Context) (pipeline.Stage, error) {

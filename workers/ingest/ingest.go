@@ -45,6 +45,9 @@ type Worker struct {
 	Parameters ParameterReader
 	// Prefix is the parameter prefix of Karma's layout (e.g. /iac).
 	Prefix string
+	// Records, when set, remembers which runtime versions were ingested, so that a change of an
+	// event naming no version is compared with the last version whose change is known (base).
+	Records pipeline.Records
 }
 
 // Handle turns one trigger into its change.detected (or nothing).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -438,4 +439,74 @@ func goldenName(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// collected is a Publisher that keeps what it is given.
+type collected struct{ msgs []message.Envelope }
+
+func (c *collected) Publish(_ context.Context, msgs ...message.Envelope) error {
+	c.msgs = append(c.msgs, msgs...)
+	return nil
+}
+
+// Events name no version: handled after v2 and v3 were both written, v2's event resolves to v3.
+// v3 is compared with the last version whose change is known (v1, ingested), not with v2: the
+// key v2 changed is not lost.
+func TestEventsNamingNoVersionKeepEveryChangedKey(t *testing.T) {
+	t.Parallel()
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ps, err := embedded.NewParamStore(db, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, err := embedded.NewSeen(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "/iac/vpc/core/runtime"
+	for _, records := range []bool{true, false} {
+		w := &ingest.Worker{Parameters: stores{"prod": ps}, Prefix: "/iac"}
+		if records {
+			w.Records = seen
+		}
+		st := pipeline.Stage{Name: pipeline.StageIngest, Handler: w.Handle}
+		handle := func(in message.Envelope) message.ChangeDetected {
+			t.Helper()
+			pub := &collected{}
+			res := pipeline.Handle(context.Background(), st, pub, mustMarshal(t, in))
+			if res.Action != pipeline.Ack || len(pub.msgs) != 1 {
+				t.Fatalf("%s: action %v (%v), %d published", in.IdempotencyKey, res.Action, res.Err, len(pub.msgs))
+			}
+			var p message.ChangeDetected
+			if err := message.Decode(pub.msgs[0], &p); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		v1 := put(t, ps, params.PutInput{Name: name, Value: fmt.Sprintf(`{"a":1,"b":1,"run":%t}`, records)})
+		handle(changed(t, "prod", name, "Update", v1))
+		put(t, ps, params.PutInput{Name: name, Value: fmt.Sprintf(`{"a":2,"b":1,"run":%t}`, records)})
+		put(t, ps, params.PutInput{Name: name, Value: fmt.Sprintf(`{"a":2,"b":2,"run":%t}`, records)})
+		p := handle(changed(t, "prod", name, "Update", 0))
+		want := "a,b"
+		if !records {
+			want = "b" // without the records: what v2 changed is lost
+		}
+		if got := strings.Join(p.ChangedKeys, ","); got != want {
+			t.Errorf("records %v: changed keys %s, want %s", records, got, want)
+		}
+	}
+}
+
+func mustMarshal(t *testing.T, e message.Envelope) []byte {
+	t.Helper()
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -46,10 +47,17 @@ func (w *Worker) fromParameter(ctx context.Context, in message.Envelope) ([]mess
 	if err != nil {
 		return nil, fmt.Errorf("ingest: parameter.changed %s of %s: %w", in.ID, p.Name, err)
 	}
+	_, kind := componentOf(p.Name, w.Prefix)
+	base := prev // what cur is compared with
+	if p.Version == 0 && kind == "runtime" && w.Records != nil {
+		if base, err = w.base(ctx, in.Env, versions, cur); err != nil {
+			return nil, err
+		}
+	}
 	pc := parameterVersion{Prefix: w.Prefix, Name: p.Name, Version: cur.Version, ModifiedBy: cur.LastModifiedUser,
 		Description: cur.Description, Value: []byte(cur.Value), AutoApprove: p.AutoApprove, KarmaWrote: params.IsKarmaVersion(*cur, prev)}
-	if cur.Type != params.TypeSecureString && prev != nil {
-		pc.Previous = []byte(prev.Value) // never compare or copy secret values: every key counts as changed
+	if cur.Type != params.TypeSecureString && base != nil {
+		pc.Previous = []byte(base.Value) // never compare or copy secret values: every key counts as changed
 	}
 	cd, actor, key, err := decide(pc)
 	if err != nil || cd == nil {
@@ -59,7 +67,48 @@ func (w *Worker) fromParameter(ctx context.Context, in message.Envelope) ([]mess
 	if err != nil {
 		return nil, err
 	}
+	if kind == "runtime" && w.Records != nil {
+		pipeline.AfterPublish(ctx, func(ctx context.Context) error { // (see base)
+			_, err := w.Records.RecordFirst(ctx, ingestedKey(in.Env, p.Name, cur.Version), e.ID)
+			return err
+		})
+	}
 	return []message.Envelope{e}, nil
+}
+
+// base is the version a runtime's current version cur is compared with when the event named no
+// version (EventBridge's do not): the latest earlier version whose change is known — ingested
+// (recorded once its change was published) or written by Karma — rather than simply the one
+// before. Events for v5 and v6 handled after both were written both resolve to v6; compared with
+// v5 alone, the keys v5 changed would be lost and their consumers never redeployed. When no
+// earlier version is known, the one before cur.
+func (w *Worker) base(ctx context.Context, env string, versions []params.Parameter, cur *params.Parameter) (*params.Parameter, error) {
+	i := slices.IndexFunc(versions, func(v params.Parameter) bool { return v.Version == cur.Version })
+	for k := i - 1; k >= 0; k-- {
+		var before *params.Parameter
+		if k > 0 {
+			before = &versions[k-1]
+		}
+		if params.IsKarmaVersion(versions[k], before) {
+			return &versions[k], nil
+		}
+		rec, err := w.Records.Recorded(ctx, ingestedKey(env, versions[k].Name, versions[k].Version))
+		if err != nil {
+			return nil, pipeline.Transient(fmt.Errorf("ingest: was version %d of %s ingested: %w", versions[k].Version, versions[k].Name, err))
+		}
+		if rec != "" {
+			return &versions[k], nil
+		}
+	}
+	if i > 0 {
+		return &versions[i-1], nil
+	}
+	return nil, nil
+}
+
+// ingestedKey records that version of runtime parameter name in env was ingested.
+func ingestedKey(env, name string, version int64) string {
+	return fmt.Sprintf("ingested:%s:%s@%d", env, name, version)
 }
 
 // version picks the version written (want > 0) or the current one, and the one before it
