@@ -33,7 +33,7 @@ const newestTrees = 50
 // building from it would deploy its unapproved config under the pushed commit's name.
 func (w *Worker) newest(ctx context.Context, env, commit string) (string, error) {
 	best, seen := commit, 0
-	head := "" // the deploy branch's head, read when a later commit is first found
+	head := ""       // the deploy branch's head, read when a later commit is first found
 	var gitErr error // the repository's, as opposed to the store's
 	// The commits of env's change sets, newest first.
 	err := changeset.EachCommit(ctx, w.ChangeSets, env, func(c string) (bool, error) {
