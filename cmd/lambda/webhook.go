@@ -50,6 +50,7 @@ import (
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/httpapi"
 	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/problem"
 	"github.com/usekarma/karma/shared/webhook"
 )
 
@@ -212,9 +213,9 @@ func serveAPIGateway(h http.Handler, log *slog.Logger) apiGatewayHandler {
 	}
 }
 
+// jsonResponse is a problem document (RFC 9457) of status with detail msg.
 func jsonResponse(status int, msg string) events.APIGatewayV2HTTPResponse {
-	b, _ := json.Marshal(map[string]string{"error": msg})
-	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: map[string]string{"Content-Type": "application/json"}, Body: string(b) + "\n"}
+	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: map[string]string{"Content-Type": problem.ContentType}, Body: string(problem.Body(status, msg))}
 }
 
 // responseRecorder is the http.ResponseWriter of one event.

@@ -123,7 +123,11 @@ func TestWebhookMode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: the handler returned an error (API Gateway would answer a bare 500): %v", c.name, err)
 		}
-		if resp.StatusCode != c.status || !strings.Contains(resp.Body, c.want) || resp.Headers["Content-Type"] != "application/json" {
+		wantType := "application/json"
+		if c.status >= 400 {
+			wantType = "application/problem+json" // RFC 9457
+		}
+		if resp.StatusCode != c.status || !strings.Contains(resp.Body, c.want) || resp.Headers["Content-Type"] != wantType {
 			t.Errorf("%s: %d %v %s, want %d containing %s", c.name, resp.StatusCode, resp.Headers, resp.Body, c.status, c.want)
 		}
 		if len(pub.msgs) != c.queued {

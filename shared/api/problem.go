@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/usekarma/karma/shared/pipeline"
+	problems "github.com/usekarma/karma/shared/problem"
 )
 
 // Every error is an RFC 9457 problem document (application/problem+json): a type URI naming
@@ -16,7 +17,7 @@ import (
 // parameters).
 
 // ProblemBase prefixes every problem type.
-const ProblemBase = "https://usekarma.dev/problems/"
+const ProblemBase = problems.Base
 
 // Problem types (the suffix of the type URI).
 const (

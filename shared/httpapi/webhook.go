@@ -14,9 +14,9 @@
 //	200 {"status":"duplicate","change_id":…}   a commit already accepted: the same delivery again,
 //	                                            or a redelivery under a new delivery id; change_id
 //	                                            is the change the commit already has
-//	400 / 401 / 413 / 415 {"error":…}          as shared/webhook decides; nothing enters the
+//	400 / 401 / 413 / 415 problem document     as shared/webhook decides; nothing enters the
 //	                                            pipeline; a 401 is audited as a security entry
-//	503 {"error":…}                            the pipeline could not be reached: the sender
+//	503 problem document                       the pipeline could not be reached: the sender
 //	                                            retries the delivery
 package httpapi
 
@@ -34,6 +34,7 @@ import (
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/problem"
 	"github.com/usekarma/karma/shared/trigger"
 	"github.com/usekarma/karma/shared/webhook"
 )
@@ -61,10 +62,15 @@ type reply struct {
 	Status   string `json:"status,omitempty"`
 	ChangeID string `json:"change_id,omitempty"`
 	Reason   string `json:"reason,omitempty"`
-	Error    string `json:"error,omitempty"`
+	Error    string `json:"-"` // a refusal: sent as a problem document whose detail it is (write)
 }
 
+// write sends a reply; an error as an RFC 9457 problem document, its detail the reply's error.
 func write(w http.ResponseWriter, status int, r reply) {
+	if r.Error != "" {
+		problem.Write(w, status, r.Error)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(r)

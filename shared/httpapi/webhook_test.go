@@ -107,12 +107,12 @@ func TestWebhookReplies(t *testing.T) {
 		queued  int
 	}{
 		{"push to main", push, map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "d1", "X-Hub-Signature-256": sign(push)}, 202, `"queued"`, 1},
-		{"bad signature", push, map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "d2", "X-Hub-Signature-256": "sha256=00"}, 401, "error", 0},
-		{"no signature", push, map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "d3"}, 401, "error", 0},
+		{"bad signature", push, map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "d2", "X-Hub-Signature-256": "sha256=00"}, 401, `"type":"https://usekarma.dev/problems/unauthorized"`, 0},
+		{"no signature", push, map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "d3"}, 401, `"status":401`, 0},
 		{"other branch", githubPush("refs/heads/dev", sha1, sha2, "iac/prod/vpc/core/config.json"), nil, 200, "not a deploy branch", 0},
 		{"tag", githubPush("refs/tags/v1", sha1, sha2), nil, 200, "only branches deploy", 0},
 		{"nothing deployable", githubPush("refs/heads/main", sha1, sha2, "README.md"), nil, 200, "changes nothing", 0},
-		{"truncated body", push[:len(push)/2], map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "d4", "X-Hub-Signature-256": sign(push[:len(push)/2])}, 400, "error", 0},
+		{"truncated body", push[:len(push)/2], map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "d4", "X-Hub-Signature-256": sign(push[:len(push)/2])}, 400, `"type":"https://usekarma.dev/problems/bad-request"`, 0},
 		{"unknown event", []byte(`{"zen":"x"}`), map[string]string{"X-GitHub-Event": "issues", "X-GitHub-Delivery": "d5", "X-Hub-Signature-256": sign([]byte(`{"zen":"x"}`))}, 200, "ignored", 0},
 	}
 	for _, c := range cases {
@@ -126,6 +126,9 @@ func TestWebhookReplies(t *testing.T) {
 			w := post(h, c.body, headers)
 			if w.Code != c.status || !strings.Contains(w.Body.String(), c.want) {
 				t.Errorf("status %d body %s, want %d containing %s", w.Code, w.Body, c.status, c.want)
+			}
+			if ct := w.Header().Get("Content-Type"); c.status >= 400 && ct != "application/problem+json" {
+				t.Errorf("%d answered as %s, want an RFC 9457 problem document", c.status, ct)
 			}
 			if len(cap.msgs) != c.queued {
 				t.Errorf("queued %d messages, want %d", len(cap.msgs), c.queued)
