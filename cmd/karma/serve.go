@@ -26,6 +26,7 @@ import (
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/problem"
 	"github.com/usekarma/karma/shared/trigger"
 	"github.com/usekarma/karma/shared/web"
 	"github.com/usekarma/karma/shared/webhook"
@@ -238,6 +239,8 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	mux.HandleFunc("GET /healthz", st.healthz) // the API's, with the pipeline's in-flight and queued counts
 	mux.Handle("GET /{$}", web.Handler())      // the web page (docs/web.md): public files, calling the API
 	mux.Handle("GET /ui/", web.Handler())
+	mux.HandleFunc("/{$}", getOnly) // the page's paths answer other methods 405, not the API's 404
+	mux.HandleFunc("/ui/", getOnly)
 	mux.Handle("/", apiHandler)
 	srv := &http.Server{Handler: serveAccessLog(log, mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -636,4 +639,10 @@ func serveAuth(o serveOptions) (api.Authenticator, error) {
 		return api.InsecureLocal{User: localUser()}, nil
 	}
 	return nil, errors.New("the API needs --tokens-file FILE (bearer tokens with scopes) or --insecure-local (no authentication, loopback only): there is no other unauthenticated mode")
+}
+
+// getOnly answers a method the web page's paths do not serve: 405, as a problem document.
+func getOnly(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "GET, HEAD")
+	problem.Write(w, http.StatusMethodNotAllowed, r.Method+" "+r.URL.Path+": the web page's files are read with GET")
 }

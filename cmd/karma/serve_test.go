@@ -323,6 +323,21 @@ func TestServeRefusals(t *testing.T) {
 	if h := sv.health(t); h.Status != "ok" || h.Queued != 0 {
 		t.Fatalf("healthz: %+v", h)
 	}
+	// The web page's paths: another method is a 405 problem document, a missing file a 404 one.
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{{"POST", "/", 405}, {"DELETE", "/ui/app.js", 405}, {"GET", "/ui/nope.js", 404}} {
+		req, _ := http.NewRequest(c.method, sv.url+c.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != "application/problem+json" || (c.status == 405 && resp.Header.Get("Allow") != "GET, HEAD") {
+			t.Errorf("%s %s: %d %s (Allow %q), want %d as a problem document", c.method, c.path, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Allow"), c.status)
+		}
+	}
 	ping := []byte(`{"zen":"Keep it logically awesome.","hook_id":1,"repository":{"full_name":"acme/config"}}`)
 	if code, body := sv.post(t, ping, ghHeaders("ping", uuid.NewString(), serveSecret, ping)); code != 200 || !strings.Contains(body, "pong") {
 		t.Errorf("ping: %d %s", code, body)

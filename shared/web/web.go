@@ -19,6 +19,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/usekarma/karma/shared/problem"
 )
 
 //go:embed dist
@@ -51,7 +53,7 @@ func Handler() http.Handler {
 		}
 		f, ok := files[name]
 		if !ok || strings.Contains(name, "/") {
-			http.Error(w, "no such file of the web page: "+r.URL.Path, http.StatusNotFound)
+			problem.Write(w, http.StatusNotFound, "no such file of the web page: "+r.URL.Path)
 			return
 		}
 		h := w.Header()

@@ -70,7 +70,7 @@ func TestHandler(t *testing.T) {
 		{"/ui/app.js", "text/javascript; charset=utf-8", 200},
 		{"/ui/app.css", "text/css; charset=utf-8", 200},
 		{"/ui/THIRD_PARTY.txt", "text/plain; charset=utf-8", 200},
-		{"/ui/nope.js", "", 404},
+		{"/ui/nope.js", "application/problem+json", 404},
 		{"/ui/../web.go", "", 404},
 	} {
 		resp, err := http.Get(srv.URL + tc.path)
