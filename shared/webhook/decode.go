@@ -229,6 +229,13 @@ func finish(p *Push) {
 	if n := len(p.Commits); n > 1 && strings.EqualFold(p.Commits[0].ID, p.After) && !strings.EqualFold(p.Commits[n-1].ID, p.After) {
 		slices.Reverse(p.Commits)
 	}
+	// A branch moved with no commit listed — moved to a commit pushed before elsewhere, or rewound
+	// by a force push — still changed what it holds: its files are known only by diffing
+	// Before..After, as for a truncated push. (A rewind to a commit already deployed is answered
+	// as a duplicate of that commit's change: one change per commit; see docs/triggers.md.)
+	if !p.Deleted && !p.Created && len(p.Commits) == 0 && !strings.EqualFold(p.Before, p.After) {
+		p.Truncated = true
+	}
 }
 
 // SplitRef returns the branch of refs/heads/<branch> or the tag of refs/tags/<tag> (both ""

@@ -524,7 +524,10 @@ func TestGitLabCreatedDeleted(t *testing.T) {
 		{"branch delete", mk("refs/heads/old", glAfter, zeroSHA, "[]", 0), false, true, false, "old", ""},
 		{"branch create", mk("refs/heads/new", zeroSHA, glAfter, "[]", 0), true, false, false, "new", ""},
 		{"tag delete", mk("refs/tags/v1", glAfter, zeroSHA, "[]", 0), false, true, false, "", "v1"},
-		{"sha256 repo", mk("refs/heads/main", strings.Repeat("a", 64), strings.Repeat("b", 64), "[]", 0), false, false, false, "main", ""},
+		// A branch moved with no commit listed (a rewind by a force push, a move to a commit
+		// pushed before): its files are known by diffing, as for a truncated push.
+		{"sha256 repo, moved with no commit listed", mk("refs/heads/main", strings.Repeat("a", 64), strings.Repeat("b", 64), "[]", 0), false, false, true, "main", ""},
+		{"rewound", mk("refs/heads/main", glAfter, glBefore, "[]", 0), false, false, true, "main", ""},
 		{"commit without file lists", mk("refs/heads/main", glBefore, glAfter, `[{"id":"`+glAfter+`","message":"m","author":{"name":"n","email":"e@x"}}]`, 1), false, false, true, "main", ""},
 	}
 	for _, tt := range tests {
