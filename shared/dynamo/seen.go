@@ -87,7 +87,18 @@ func (s *Seen) Done(ctx context.Context, key string) (bool, error) {
 
 // Claim takes key for lease unless a live claim holds it.
 func (s *Seen) Claim(ctx context.Context, key string, lease time.Duration) (bool, error) {
-	k, err := s.key("claim", claimPrefix, key)
+	return s.putClaim(ctx, "claim", key, lease, "attribute_not_exists(#pk) OR #e < :now")
+}
+
+// Renew moves the expiry of key's live claim to lease from now (pipeline.Renewer).
+func (s *Seen) Renew(ctx context.Context, key string, lease time.Duration) (bool, error) {
+	return s.putClaim(ctx, "renew", key, lease, "attribute_exists(#pk) AND #e >= :now")
+}
+
+// putClaim writes key's claim item, expiring lease from now, when condition holds of the item
+// stored (:now is now); false when it does not.
+func (s *Seen) putClaim(ctx context.Context, op, key string, lease time.Duration, condition string) (bool, error) {
+	k, err := s.key(op, claimPrefix, key)
 	if err != nil {
 		return false, err
 	}
@@ -98,7 +109,7 @@ func (s *Seen) Claim(ctx context.Context, key string, lease time.Duration) (bool
 	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                 aws.String(s.table),
 		Item:                      k,
-		ConditionExpression:       aws.String("attribute_not_exists(#pk) OR #e < :now"),
+		ConditionExpression:       aws.String(condition),
 		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#e": attrExpires},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(t.UnixNano())},
 	})
@@ -106,33 +117,7 @@ func (s *Seen) Claim(ctx context.Context, key string, lease time.Duration) (bool
 		return false, nil
 	}
 	if err != nil {
-		return false, wrap("seen claim", s.table, key, err)
-	}
-	return true, nil
-}
-
-// Renew moves the expiry of key's live claim to lease from now (pipeline.Renewer).
-func (s *Seen) Renew(ctx context.Context, key string, lease time.Duration) (bool, error) {
-	k, err := s.key("renew", claimPrefix, key)
-	if err != nil {
-		return false, err
-	}
-	t := now()
-	expires := t.Add(lease)
-	k[attrExpires] = num(expires.UnixNano())
-	k[attrTTL] = num(expires.Add(claimGrace).Unix())
-	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{ // the claim's item, as Claim writes it
-		TableName:                 aws.String(s.table),
-		Item:                      k,
-		ConditionExpression:       aws.String("attribute_exists(#pk) AND #e >= :now"),
-		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#e": attrExpires},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(t.UnixNano())},
-	})
-	if isConditionFailed(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, wrap("seen renew", s.table, key, err)
+		return false, wrap("seen "+op, s.table, key, err)
 	}
 	return true, nil
 }
