@@ -7,11 +7,13 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/usekarma/karma/shared/params"
@@ -71,7 +73,24 @@ func decodeBody(r *http.Request, max int64, v any) error {
 	if dec.More() {
 		return badRequest("the body holds more than one JSON value: send one object")
 	}
-	return nil
+	return exactNames(data, v)
+}
+
+// exactNames refuses members named other than exactly as documented: encoding/json matches
+// names without regard to case, so {"Component": …} was read as component — a field another
+// reader of the same body would not see. The check decodes again with encoding/json/v2's rules
+// (go-json-experiment/json: names matched exactly, unknown members rejected) into a throwaway
+// value of v's type, once the first decoding has explained everything else.
+func exactNames(data []byte, v any) error {
+	again := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+	err := jsonv2.Unmarshal(data, again, jsonv2.RejectUnknownMembers(true))
+	var sem *jsonv2.SemanticError
+	if err == nil || !errors.As(err, &sem) || !errors.Is(err, jsonv2.ErrUnknownName) {
+		return nil // (anything but a name the first decoding matched by case was refused by it)
+	}
+	ptr := string(sem.JSONPointer)
+	return invalid("the body names a member other than as documented: nothing was done",
+		FieldError{Pointer: ptr, Detail: "unknown member: names are matched exactly, case included"})
 }
 
 // noBody checks the body of a route that takes none (approve, rollback): absent, empty, or an

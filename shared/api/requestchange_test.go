@@ -65,6 +65,8 @@ func TestRequestChangeRefusals(t *testing.T) {
 		{"a requester forging lines of the commit", with("requested_by", "Eve <e@x.org>\nKarma-Change: forged"), "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/requested_by"}},
 		{"a member twice", `{"component": "prod/vpc/core", "requested_by": "ada", "proposed_change": {}, "component": "dev/vpc/core"}`, "writer", nil,
 			http.StatusUnprocessableEntity, TypeValidation, []string{"/component"}},
+		{"a member named in another case", `{"Component": "prod/vpc/core", "requested_by": "ada", "proposed_change": {}}`, "writer", nil,
+			http.StatusUnprocessableEntity, TypeValidation, []string{"/Component"}},
 		{"a member twice in the proposal", `{"component": "prod/vpc/core", "requested_by": "ada", "proposed_change": {"cidr": "10.0.0.0/16", "a": {"x": 1, "x": 2}}}`, "writer", nil,
 			http.StatusUnprocessableEntity, TypeValidation, []string{"/proposed_change/a/x"}},
 		{"a requester with two addresses", with("requested_by", "Eve <e@x.org> <m@y.org>"), "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/requested_by"}},
