@@ -26,7 +26,7 @@
 #   promote          KARMA_CHANGE_SET_TABLE
 #   webhook          KARMA_WEBHOOK_SECRETS, KARMA_BRANCHES, KARMA_WEBHOOK_MODULES_DIR,
 #                    KARMA_AUTO_APPROVE, KARMA_IDEMPOTENCY_TABLE, KARMA_AUDIT_TABLE,
-#                    KARMA_GIT_SUBDIR if set
+#                    KARMA_GIT_URL (which repository's pushes it takes), KARMA_GIT_SUBDIR if set
 # terraform/env_test.go (go test ./terraform) checks this against the code path of each stage.
 #
 # The SQS pipeline stages (ingest, resolve, graph-write, plan, apply, audit) are fed by event
@@ -100,6 +100,7 @@ locals {
     name == "webhook" ? merge({
       KARMA_AUTO_APPROVE        = tostring(var.auto_approve)
       KARMA_BRANCHES            = join(",", var.deploy_branches)
+      KARMA_GIT_URL             = var.git_url     # a push of another repository is ignored
       KARMA_WEBHOOK_MODULES_DIR = var.modules_dir # relative to the repository: which pushed paths are modules
       KARMA_WEBHOOK_SECRETS     = sensitive(one(data.aws_secretsmanager_secret_version.webhook[*].secret_string))
     }, var.git_subdir == "" ? {} : { KARMA_GIT_SUBDIR = var.git_subdir }) : {},

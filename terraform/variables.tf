@@ -84,7 +84,7 @@ variable "log_retention_days" {
 # --- the config repository: each function that reads it fetches it itself ------------------
 
 variable "git_url" {
-  description = "Where the config repository is fetched from (KARMA_GIT_URL): https://…, ssh://…, git@host:path. resolve, graph-write, plan and apply keep a cache clone under /tmp and fetch the commits a change names. No credentials in the URL: a token goes in git_token_secret_arn."
+  description = "Where the config repository is fetched from (KARMA_GIT_URL): https://…, ssh://…, git@host:path. resolve, graph-write, plan and apply keep a cache clone under /tmp and fetch the commits a change names; the webhook function ignores pushes of other repositories. No credentials in the URL: a token goes in git_token_secret_arn."
   type        = string
 
   validation {

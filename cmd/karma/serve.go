@@ -21,6 +21,7 @@ import (
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/config"
 	"github.com/usekarma/karma/shared/embedded"
+	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/httpapi"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
@@ -214,6 +215,7 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 		Audit:       st.audit,
 		ModulesDir:  st.settings.ModulesDir,
 		Subfolder:   src.Repo.Sub(),
+		Repo:        (gitrepo.Remote{URL: s.app.Config.Git.URL}).FullName(),
 		AutoApprove: o.auto,
 		Log:         log,
 	}

@@ -48,6 +48,7 @@ import (
 
 	"github.com/usekarma/karma/shared/app"
 	"github.com/usekarma/karma/shared/audit"
+	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/httpapi"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/problem"
@@ -134,7 +135,7 @@ func webhookHandler(getenv func(string) string, d webhookDeps) (apiGatewayHandle
 		return nil, fmt.Errorf("webhook mode: the idempotency store (%T) cannot record which change each commit started", d.Deliveries)
 	}
 	wh := &httpapi.Webhooks{Secrets: secrets, Branches: branches, Deliveries: d.Deliveries, Changes: changes, Publisher: d.Publisher,
-		Subfolder: getenv("KARMA_GIT_SUBDIR"), Audit: d.Audit, ModulesDir: strings.Trim(modules, "/"), AutoApprove: getenv("KARMA_AUTO_APPROVE") == "true" || getenv("KARMA_AUTO_APPROVE") == "1", Log: log}
+		Subfolder: getenv("KARMA_GIT_SUBDIR"), Repo: (gitrepo.Remote{URL: getenv("KARMA_GIT_URL")}).FullName(), Audit: d.Audit, ModulesDir: strings.Trim(modules, "/"), AutoApprove: getenv("KARMA_AUTO_APPROVE") == "true" || getenv("KARMA_AUTO_APPROVE") == "1", Log: log}
 	return serveAPIGateway(wh, log), nil
 }
 

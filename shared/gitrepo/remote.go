@@ -53,6 +53,26 @@ func (r Remote) BranchOrDefault() string {
 	return r.Branch
 }
 
+// FullName is the repository's path on its host as push webhooks name it ("owner/name",
+// GitLab's "group/subgroup/name"): the URL's path without a leading "/" or a ".git" suffix.
+// "" for a local path or file:// URL, which no provider names.
+func (r Remote) FullName() string {
+	var path string
+	switch {
+	case r.URL == "" || r.isLocal():
+		return ""
+	case r.isSSH() && !strings.HasPrefix(r.URL, "ssh://"): // user@host:path
+		path = r.URL[strings.Index(r.URL, ":")+1:]
+	default:
+		u, err := url.Parse(r.URL)
+		if err != nil {
+			return ""
+		}
+		path = u.Path
+	}
+	return strings.TrimSuffix(strings.Trim(path, "/"), ".git")
+}
+
 // isLocal reports whether the URL is a path or file:// URL (no credentials apply).
 func (r Remote) isLocal() bool {
 	return strings.HasPrefix(r.URL, "file://") || strings.HasPrefix(r.URL, "/") || strings.HasPrefix(r.URL, ".")

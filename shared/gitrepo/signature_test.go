@@ -42,3 +42,21 @@ func TestSignatureOfRefusesWhatCorruptsTheAuthorLine(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoteFullName(t *testing.T) {
+	for url, want := range map[string]string{
+		"https://github.com/acme/config.git":           "acme/config",
+		"https://github.com/acme/config":               "acme/config",
+		"https://gitlab.example/group/sub/config.git/": "group/sub/config",
+		"ssh://git@github.com/acme/config.git":         "acme/config",
+		"git@github.com:acme/config.git":               "acme/config",
+		"/srv/git/config.git":                          "",
+		"file:///srv/git/config.git":                   "",
+		"./config":                                     "",
+		"":                                             "",
+	} {
+		if got := (gitrepo.Remote{URL: url}).FullName(); got != want {
+			t.Errorf("FullName(%q) = %q, want %q", url, got, want)
+		}
+	}
+}

@@ -51,6 +51,11 @@ type Webhooks struct {
 	// Subfolder is the config repository's folder inside the git repository ("" = its top):
 	// push payloads name files from the top, and files outside it are left out.
 	Subfolder string
+	// Repo is the config repository's path on its host (gitrepo.Remote.FullName), "" when
+	// unknown (a local path). A push of another repository is ignored (sameRepo), whatever secret
+	// verified it: an organisation's webhook with a wildcard secret (provider:*) sends every
+	// repository's pushes, and a sha of theirs must not be taken for the config repository's.
+	Repo string
 	// AutoApprove: changes from pushes are applied without a review step (CI-driven teams).
 	AutoApprove bool
 	MaxBody     int64
@@ -116,6 +121,9 @@ func (h *Webhooks) push(ctx context.Context, w http.ResponseWriter, p webhook.Pu
 		write(w, http.StatusOK, reply{Status: "ignored", Reason: reason})
 	}
 	switch {
+	case h.Repo != "" && !sameRepo(p.Repo.FullName, h.Repo):
+		ignore("a push of " + p.Repo.FullName + ": this Karma deploys " + h.Repo)
+		return
 	case p.Tag != "":
 		ignore("tag " + p.Tag + ": only branches deploy")
 		return
@@ -269,4 +277,13 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// sameRepo reports whether a push's repository (its full name, "owner/name") is the config
+// repository whose URL path is configured: equal, case aside, or one a suffix of the other at a
+// "/" — a server under a path prefix (https://host/git/acme/config) or a URL naming the
+// repository alone (https://host/config) still matches acme/config; acme/other never does.
+func sameRepo(pushed, configured string) bool {
+	a, b := strings.ToLower(strings.Trim(pushed, "/")), strings.ToLower(strings.Trim(configured, "/"))
+	return a == b || strings.HasSuffix(a, "/"+b) || strings.HasSuffix(b, "/"+a)
 }

@@ -137,6 +137,22 @@ func TestWebhookReplies(t *testing.T) {
 	}
 }
 
+// With the config repository known, a push of another repository — signed with the wildcard
+// secret an organisation's webhook shares — is ignored (and recorded), never queued.
+func TestWebhookPushOfAnotherRepositoryIsIgnored(t *testing.T) {
+	t.Parallel()
+	push := githubPush("refs/heads/main", sha1, sha2, "iac/prod/vpc/core/config.json")
+	// The push is acme/config's; the key is the configured repository's path.
+	for repo, queued := range map[string]int{"acme/other": 0, "other/config-x": 0, "ACME/Config": 1, "git/acme/config": 1, "config": 1, "": 1} {
+		h, cap, _ := newHandler(t)
+		h.Repo = repo
+		w := post(h, push, map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-" + repo, "X-Hub-Signature-256": sign(push)})
+		if len(cap.msgs) != queued || (queued == 0 && (w.Code != 200 || !strings.Contains(w.Body.String(), "this Karma deploys "+repo))) {
+			t.Errorf("config repository %q: %d %s, %d queued; want %d", repo, w.Code, w.Body, len(cap.msgs), queued)
+		}
+	}
+}
+
 func TestWebhookReplayAndSecurityAudit(t *testing.T) {
 	t.Parallel()
 	h, cap, log := newHandler(t)
