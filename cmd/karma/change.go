@@ -269,12 +269,9 @@ func knownChangeSets(ctx context.Context, st *stack, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if st.eq != nil { // nothing runs yet: what is queued is what waits in the queues
-		for _, name := range stageNames {
-			if n, err := st.eq.Depth(ctx, name); err != nil || n > 0 {
-				return nil // (a queue that cannot be read: as before, pendingApproval decides after the run)
-			}
-		}
+	// (A queue that cannot be read, or one on AWS: as before, pendingApproval decides after the run.)
+	if queued, err := st.queued(ctx); err != nil || queued {
+		return nil
 	}
 	all, err := st.changeSets.List(ctx)
 	if err != nil {

@@ -440,29 +440,12 @@ func TestApplyUnknownChangeRunsNothing(t *testing.T) {
 	repo, state := demoRepo(t)
 	g := &globals{}
 	base := []string{"--repo", repo, "--state-dir", state}
-	changeSets := func() []*changeset.ChangeSet {
-		t.Helper()
-		db, err := embedded.Open(filepath.Join(state, "karma.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		css, err := embedded.NewChangeSets(context.Background(), db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all, err := css.List(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return all
-	}
 	// Nothing queued that could become them: refused before anything runs.
 	code, out, errOut := karmaWith(t, g, append([]string{"apply", "nosuch-id", "also-not", "--auto-approve"}, base...)...)
 	if code != 2 || !strings.Contains(errOut, "no change set nosuch-id, also-not") || strings.TrimSpace(out) != "" {
 		t.Errorf("apply nosuch-id: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if all := changeSets(); len(all) != 0 {
+	if all := changeSets(t, state); len(all) != 0 {
 		t.Errorf("apply nosuch-id resolved %d change set(s)", len(all))
 	}
 	_, a, _ := stores(t, state)
@@ -478,7 +461,7 @@ func TestApplyUnknownChangeRunsNothing(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "no change set nosuch-id") {
 		t.Errorf("apply nosuch-id with a change queued: exit %d %s", code, errOut)
 	}
-	all := changeSets()
+	all := changeSets(t, state)
 	if len(all) == 0 {
 		t.Fatal("the queued change did not become a change set")
 	}
@@ -487,7 +470,7 @@ func TestApplyUnknownChangeRunsNothing(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "no change set nosuch-id") || strings.Contains(errOut, id) {
 		t.Errorf("apply %s nosuch-id: exit %d %s", id, code, errOut)
 	}
-	for _, cs := range changeSets() {
+	for _, cs := range changeSets(t, state) {
 		if cs.ID == id && (cs.Approved || len(cs.Approvals) > 0) {
 			t.Errorf("change set %s approved by an apply that was refused", id)
 		}

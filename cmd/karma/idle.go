@@ -73,6 +73,11 @@ func (st *stack) busy(ctx context.Context) (bool, error) {
 	if st.runner.InFlight() > 0 {
 		return true, nil
 	}
+	return st.queued(ctx)
+}
+
+// queued reports whether a message waits in a queue of the pipeline's stages.
+func (st *stack) queued(ctx context.Context) (bool, error) {
 	if st.eq == nil {
 		return false, errNotEmbedded
 	}
