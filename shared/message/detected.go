@@ -26,6 +26,11 @@ type ChangeDetected struct {
 	Parameter *ParameterVersion `json:"parameter,omitempty"`
 	// ChangedKeys are the runtime keys that changed (SourceRuntime); nil = unknown, all keys.
 	ChangedKeys []string `json:"changed_keys,omitzero"`
+	// Covers lists the earlier versions of Parameter whose changes this change also carries,
+	// oldest first (SourceRuntime): a change decided from an event that named no version is
+	// compared with the latest earlier version whose change is known, and the versions between
+	// were written by others. Added to version 4: optional.
+	Covers []CoveredVersion `json:"covers,omitempty"`
 	// Request is set for SourceRequest: the proposed config (resolved env file) per component.
 	Request *ChangeRequest `json:"request,omitempty"`
 	// Removed lists components whose config.json was deleted: destroys, held unless policy allows.
@@ -154,6 +159,14 @@ type ParameterVersion struct {
 	Version int64  `json:"version"`
 	// ModifiedBy is the LastModifiedUser Parameter Store reports, when known.
 	ModifiedBy string `json:"modified_by,omitempty"`
+}
+
+// CoveredVersion is an earlier version of the parameter a change also carries: who wrote it and the
+// top-level keys it changed against the version before it ([]: none; absent: unknown, every key).
+type CoveredVersion struct {
+	Version     int64    `json:"version"`
+	ModifiedBy  string   `json:"modified_by,omitempty"`
+	ChangedKeys []string `json:"changed_keys,omitzero"`
 }
 
 // ChangeRequest is a proposed config change. Since v3 the proposed files are in the request's

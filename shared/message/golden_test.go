@@ -535,6 +535,7 @@ func fullPayloads() map[string]any {
 				Pusher: "Grace Hopper <grace@example.com>", Authors: []string{"Ada Lovelace <ada@example.com>", "Bob <bob@example.com>"}},
 			Parameter:   &message.ParameterVersion{Name: "/iac/vpc/core/runtime", Version: 8, ModifiedBy: "karma"},
 			ChangedKeys: []string{"private_subnet_ids"},
+			Covers:      []message.CoveredVersion{{Version: 7, ModifiedBy: "arn:aws:iam::1:user/bob", ChangedKeys: []string{"vpc_id"}}},
 			Files:       []string{"iac/_base/vpc/core/config.json", "iac/prod/vpc/core/config.json"},
 			Request: &message.ChangeRequest{ID: "cr-0042", Configs: map[string]string{
 				"vpc/core": `{"cidr_block":"10.0.0.0/16"}`}},

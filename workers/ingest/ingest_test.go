@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/message/messagetest"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/trigger"
@@ -499,6 +501,72 @@ func TestEventsNamingNoVersionKeepEveryChangedKey(t *testing.T) {
 		if got := strings.Join(p.ChangedKeys, ","); got != want {
 			t.Errorf("records %v: changed keys %s, want %s", records, got, want)
 		}
+	}
+}
+
+// TestACoalescedRuntimeChangeNamesEveryWriter: a change decided from an event naming no version
+// carries the keys of earlier versions written by others; it names each of them (version,
+// writer, keys it changed) besides the newest, so the lineage does not credit the newest writer
+// with every key. Without the ingested records the change carries only the newest version's
+// keys and names no other.
+func TestACoalescedRuntimeChangeNamesEveryWriter(t *testing.T) {
+	t.Parallel()
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ps, err := embedded.NewParamStore(db, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, err := embedded.NewSeen(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "/iac/vpc/core/runtime"
+	w := &ingest.Worker{Parameters: stores{"prod": ps}, Prefix: "/iac", Records: seen}
+	st := pipeline.Stage{Name: pipeline.StageIngest, Handler: w.Handle}
+	handle := func(in message.Envelope) (message.Envelope, message.ChangeDetected) {
+		t.Helper()
+		pub := &collected{}
+		res := pipeline.Handle(context.Background(), st, pub, mustMarshal(t, in))
+		if res.Action != pipeline.Ack || len(pub.msgs) != 1 {
+			t.Fatalf("%s: action %v (%v), %d published", in.IdempotencyKey, res.Action, res.Err, len(pub.msgs))
+		}
+		messagetest.Validate(t, pub.msgs[0])
+		var p message.ChangeDetected
+		if err := message.Decode(pub.msgs[0], &p); err != nil {
+			t.Fatal(err)
+		}
+		return pub.msgs[0], p
+	}
+	v1 := put(t, ps, params.PutInput{Name: name, Value: `{"a":1,"b":1,"c":1}`, User: "arn:aws:iam::1:user/ann"})
+	if _, p := handle(changed(t, "prod", name, "Update", v1)); p.Covers != nil {
+		t.Fatalf("v1 covers %+v, want none", p.Covers)
+	}
+	put(t, ps, params.PutInput{Name: name, Value: `{"a":2,"b":1,"c":1}`, User: "arn:aws:iam::1:user/bob"})
+	put(t, ps, params.PutInput{Name: name, Value: `{"a":2,"b":1,"c":1} `, User: "arn:aws:iam::1:user/cy"})
+	put(t, ps, params.PutInput{Name: name, Value: `{"a":2,"b":2,"c":1}`, User: "arn:aws:iam::1:user/dee"})
+	e, p := handle(changed(t, "prod", name, "Update", 0))
+	if got := strings.Join(p.ChangedKeys, ","); got != "a,b" {
+		t.Errorf("changed keys %s, want a,b", got)
+	}
+	if p.Parameter.Version != 4 || p.Parameter.ModifiedBy != "arn:aws:iam::1:user/dee" || e.Actor.Name != "arn:aws:iam::1:user/dee" {
+		t.Errorf("parameter %+v, actor %+v: want version 4 by dee", p.Parameter, e.Actor)
+	}
+	want := []message.CoveredVersion{
+		{Version: 2, ModifiedBy: "arn:aws:iam::1:user/bob", ChangedKeys: []string{"a"}},
+		{Version: 3, ModifiedBy: "arn:aws:iam::1:user/cy", ChangedKeys: []string{}}, // the same value again: no key
+	}
+	if !reflect.DeepEqual(p.Covers, want) {
+		t.Errorf("covers %+v, want %+v", p.Covers, want)
+	}
+
+	// The next version, its event naming it, is compared with the one before: nothing covered.
+	v5 := put(t, ps, params.PutInput{Name: name, Value: `{"a":2,"b":2,"c":2}`, User: "arn:aws:iam::1:user/eve"})
+	if _, p := handle(changed(t, "prod", name, "Update", v5)); p.Covers != nil || strings.Join(p.ChangedKeys, ",") != "c" {
+		t.Errorf("v5: covers %+v, keys %v; want none and c", p.Covers, p.ChangedKeys)
 	}
 }
 

@@ -59,6 +59,7 @@ func (w *Worker) fromParameter(ctx context.Context, in message.Envelope) ([]mess
 	if cur.Type != params.TypeSecureString && base != nil {
 		pc.Previous = []byte(base.Value) // never compare or copy secret values: every key counts as changed
 	}
+	pc.Covers = covered(versions, base, cur)
 	cd, actor, key, err := decide(pc)
 	if err != nil || cd == nil {
 		return nil, err
@@ -106,6 +107,31 @@ func (w *Worker) base(ctx context.Context, env string, versions []params.Paramet
 	return nil, nil
 }
 
+// covered lists the versions strictly between base and cur, oldest first — versions written by
+// others whose changes the change of cur carries because cur is compared with base — each with
+// its modifier and the keys it changed against the version before it. Nil when base is the
+// version just before cur (or nil).
+func covered(versions []params.Parameter, base, cur *params.Parameter) []message.CoveredVersion {
+	if base == nil {
+		return nil
+	}
+	var out []message.CoveredVersion
+	for k := range versions {
+		v := versions[k]
+		if v.Version <= base.Version || v.Version >= cur.Version {
+			continue
+		}
+		cv := message.CoveredVersion{Version: v.Version, ModifiedBy: v.LastModifiedUser}
+		if v.Type != params.TypeSecureString && k > 0 && versions[k-1].Type != params.TypeSecureString {
+			if keys, err := ChangedKeys([]byte(versions[k-1].Value), []byte(v.Value)); err == nil {
+				cv.ChangedKeys = keys // else not a JSON object: unknown (cur's own value is checked by decide)
+			}
+		}
+		out = append(out, cv)
+	}
+	return out
+}
+
 // ingestedKey records that version of runtime parameter name in env was ingested.
 func ingestedKey(env, name string, version int64) string {
 	return fmt.Sprintf("ingested:%s:%s@%d", env, name, version)
@@ -147,6 +173,8 @@ type parameterVersion struct {
 	// everything is new).
 	Value, Previous []byte
 	AutoApprove     bool
+	// Covers: the earlier versions this change also carries (covered).
+	Covers []message.CoveredVersion
 	// KarmaWrote: Karma wrote this version (params.IsKarmaVersion, which knows the version before).
 	KarmaWrote bool
 }
@@ -178,7 +206,7 @@ func decide(pc parameterVersion) (*message.ChangeDetected, message.Actor, string
 		return nil, message.Actor{}, "", nil
 	}
 	p := message.ChangeDetected{Source: message.SourceParameter, Components: []message.ComponentRef{ref},
-		Parameter: &message.ParameterVersion{Name: pc.Name, Version: pc.Version, ModifiedBy: pc.ModifiedBy}, AutoApprove: pc.AutoApprove}
+		Parameter: &message.ParameterVersion{Name: pc.Name, Version: pc.Version, ModifiedBy: pc.ModifiedBy}, Covers: pc.Covers, AutoApprove: pc.AutoApprove}
 	if kind == "runtime" {
 		p.Source = message.SourceRuntime
 		keys, err := ChangedKeys(pc.Previous, pc.Value)

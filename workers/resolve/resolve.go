@@ -338,7 +338,14 @@ func rootCauses(p message.ChangeDetected) []message.Cause {
 	case p.Commit != nil:
 		return []message.Cause{{Kind: message.CauseCommit, ID: p.Commit.SHA}}
 	case p.Parameter != nil:
-		return []message.Cause{{Kind: message.CauseParameter, ID: fmt.Sprintf("%s@%d", p.Parameter.Name, p.Parameter.Version), Keys: p.ChangedKeys}}
+		// Earlier versions the change also carries (written by others, their events coalesced
+		// into this one) are causes too, each with the keys it changed, so that the lineage
+		// names every writer and not only the newest.
+		out := make([]message.Cause, 0, len(p.Covers)+1)
+		for _, c := range p.Covers {
+			out = append(out, message.Cause{Kind: message.CauseParameter, ID: fmt.Sprintf("%s@%d", p.Parameter.Name, c.Version), Keys: c.ChangedKeys})
+		}
+		return append(out, message.Cause{Kind: message.CauseParameter, ID: fmt.Sprintf("%s@%d", p.Parameter.Name, p.Parameter.Version), Keys: p.ChangedKeys})
 	case p.Request != nil:
 		return []message.Cause{{Kind: message.CauseRequest, ID: p.Request.ID}}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -313,6 +314,43 @@ func TestRuntimeChangeSchedulesOnlyConsumers(t *testing.T) {
 			}
 			wt.CheckGolden(t, "runtime_"+goldenName(tt.name), out, names(in.ID, "root"))
 		})
+	}
+}
+
+// TestACoalescedRuntimeChangeNamesEveryVersionItCarries: a runtime change that also carries
+// earlier versions written by others (ingest's covers) has one root cause per version, oldest
+// first, each with the keys that version changed; its scheduled deployments carry them all.
+func TestACoalescedRuntimeChangeNamesEveryVersionItCarries(t *testing.T) {
+	t.Parallel()
+	vpc := message.ComponentRef{Type: "vpc", Nickname: "core"}
+	const name = "/iac/vpc/core/runtime"
+	p := message.ChangeDetected{ChangeSetID: wt.FixedID(30), Source: message.SourceRuntime, Components: []message.ComponentRef{vpc},
+		Parameter: &message.ParameterVersion{Name: name, Version: 8, ModifiedBy: "dee"}, Covers: []message.CoveredVersion{
+			{Version: 6, ModifiedBy: "bob", ChangedKeys: []string{"vpc_id"}}, {Version: 7, ModifiedBy: "cy"}},
+		ChangedKeys: []string{"private_subnet_ids", "vpc_id"}}
+	in := wt.FixedRoot(t, 30, message.TypeChangeDetected, "prod", iamActor, "runtime:"+name+"@8", p)
+	wt.Validate(t, in)
+	out := newStage(t, wt.ExamplesDir, nil).handle(t, in)
+	resolved := wt.ByType(out, message.TypeChangeResolved)
+	if len(resolved) != 1 {
+		t.Fatalf("%d change.resolved, want 1", len(resolved))
+	}
+	want := []message.Cause{
+		{Kind: message.CauseParameter, ID: name + "@6", Keys: []string{"vpc_id"}},
+		{Kind: message.CauseParameter, ID: name + "@7"}, // keys unknown
+		{Kind: message.CauseParameter, ID: name + "@8", Keys: []string{"private_subnet_ids", "vpc_id"}},
+	}
+	if got := wt.PayloadOf[message.ChangeResolved](t, resolved[0]).RootCauses; !reflect.DeepEqual(got, want) {
+		t.Errorf("root causes %+v, want %+v", got, want)
+	}
+	scheduled := wt.ByType(out, message.TypeDeploymentScheduled)
+	if len(scheduled) == 0 {
+		t.Fatal("nothing scheduled")
+	}
+	for _, e := range scheduled {
+		if got := wt.PayloadOf[message.DeploymentScheduled](t, e).CausedBy; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: causes %+v, want %+v", e.IdempotencyKey, got, want)
+		}
 	}
 }
 
