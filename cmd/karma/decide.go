@@ -79,9 +79,7 @@ func (st *stack) approveOne(ctx context.Context, w io.Writer, id, by string) err
 		return err
 	}
 	cs := a.ChangeSet
-	detail := map[string]any{"released": len(a.Messages), "approved_by": cs.ApprovedBy, "already_approved": a.Already,
-		"approvals": len(cs.Approvals), "approvals_required": cs.Required(), "counted": a.Counted}
-	if err := st.record(ctx, EntryCLIApproved, by, cs, detail); err != nil {
+	if err := st.record(ctx, EntryCLIApproved, by, cs, a.Detail()); err != nil {
 		return err
 	}
 	if a.Pending > 0 {

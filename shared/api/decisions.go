@@ -56,9 +56,7 @@ func (s *server) approve(w http.ResponseWriter, r *http.Request, c Caller) error
 	if err := s.cfg.Publisher.Publish(ctx, a.Messages...); err != nil {
 		return unavailable("change set %s is approved, but releasing its %d held plan(s) failed (%v): approve again to release them", cs.ID, len(a.Messages), err)
 	}
-	detail := map[string]any{"change_set_id": cs.ID, "released": len(a.Messages), "approved_by": cs.ApprovedBy, "already_approved": a.Already,
-		"approvals": len(cs.Approvals), "approvals_required": cs.Required(), "counted": a.Counted}
-	if err := s.record(ctx, r, EntryApproved, c, cs.Env, cs.CorrelationID, detail); err != nil {
+	if err := s.record(ctx, r, EntryApproved, c, cs.Env, cs.CorrelationID, a.Detail()); err != nil {
 		return unavailable("change set %s: the approval is recorded, but %v: approve again (it is idempotent) to record it", cs.ID, err)
 	}
 	return writeJSON(w, http.StatusOK, Decision{Change: summarize(cs), Released: len(a.Messages), Pending: a.Pending})

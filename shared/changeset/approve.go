@@ -40,6 +40,21 @@ type Approval struct {
 	Pending int
 }
 
+// Detail is what the audit entry of an approval records (api.change_approved,
+// cli.change_approved): what it released and where the change set stands — among that, every
+// approval counted so far, by whom and when. "counted" says whether this call added the
+// caller's; "approvers" holds it either way, so that an approval retried after its first audit
+// entry failed (counted false the second time) still shows in the record that it counts.
+func (a Approval) Detail() map[string]any {
+	cs := a.ChangeSet
+	approvers := make([]map[string]any, len(cs.Approvals))
+	for i, ap := range cs.Approvals {
+		approvers[i] = map[string]any{"by": ap.By, "person": ap.Person, "at": ap.At.UTC().Format(time.RFC3339Nano)}
+	}
+	return map[string]any{"change_set_id": cs.ID, "released": len(a.Messages), "approved_by": cs.ApprovedBy, "already_approved": a.Already,
+		"approvals": len(cs.Approvals), "approvals_required": cs.Required(), "counted": a.Counted, "approvers": approvers}
+}
+
 // CanBeApproved reports why cs may not be approved, or nil.
 func (cs *ChangeSet) CanBeApproved() error {
 	switch {
