@@ -456,44 +456,18 @@ func (c *collected) Publish(_ context.Context, msgs ...message.Envelope) error {
 // key v2 changed is not lost.
 func TestEventsNamingNoVersionKeepEveryChangedKey(t *testing.T) {
 	t.Parallel()
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "k.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	ps, err := embedded.NewParamStore(db, "prod")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen, err := embedded.NewSeen(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ps, seen := paramStoreAndRecords(t)
 	const name = "/iac/vpc/core/runtime"
 	for _, records := range []bool{true, false} {
 		w := &ingest.Worker{Parameters: stores{"prod": ps}, Prefix: "/iac"}
 		if records {
 			w.Records = seen
 		}
-		st := pipeline.Stage{Name: pipeline.StageIngest, Handler: w.Handle}
-		handle := func(in message.Envelope) message.ChangeDetected {
-			t.Helper()
-			pub := &collected{}
-			res := pipeline.Handle(context.Background(), st, pub, mustMarshal(t, in))
-			if res.Action != pipeline.Ack || len(pub.msgs) != 1 {
-				t.Fatalf("%s: action %v (%v), %d published", in.IdempotencyKey, res.Action, res.Err, len(pub.msgs))
-			}
-			var p message.ChangeDetected
-			if err := message.Decode(pub.msgs[0], &p); err != nil {
-				t.Fatal(err)
-			}
-			return p
-		}
 		v1 := put(t, ps, params.PutInput{Name: name, Value: fmt.Sprintf(`{"a":1,"b":1,"run":%t}`, records)})
-		handle(changed(t, "prod", name, "Update", v1))
+		handleOne(t, w, changed(t, "prod", name, "Update", v1))
 		put(t, ps, params.PutInput{Name: name, Value: fmt.Sprintf(`{"a":2,"b":1,"run":%t}`, records)})
 		put(t, ps, params.PutInput{Name: name, Value: fmt.Sprintf(`{"a":2,"b":2,"run":%t}`, records)})
-		p := handle(changed(t, "prod", name, "Update", 0))
+		_, p := handleOne(t, w, changed(t, "prod", name, "Update", 0))
 		want := "a,b"
 		if !records {
 			want = "b" // without the records: what v2 changed is lost
@@ -511,36 +485,10 @@ func TestEventsNamingNoVersionKeepEveryChangedKey(t *testing.T) {
 // keys and names no other.
 func TestACoalescedRuntimeChangeNamesEveryWriter(t *testing.T) {
 	t.Parallel()
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "k.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	ps, err := embedded.NewParamStore(db, "prod")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen, err := embedded.NewSeen(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ps, seen := paramStoreAndRecords(t)
 	const name = "/iac/vpc/core/runtime"
 	w := &ingest.Worker{Parameters: stores{"prod": ps}, Prefix: "/iac", Records: seen}
-	st := pipeline.Stage{Name: pipeline.StageIngest, Handler: w.Handle}
-	handle := func(in message.Envelope) (message.Envelope, message.ChangeDetected) {
-		t.Helper()
-		pub := &collected{}
-		res := pipeline.Handle(context.Background(), st, pub, mustMarshal(t, in))
-		if res.Action != pipeline.Ack || len(pub.msgs) != 1 {
-			t.Fatalf("%s: action %v (%v), %d published", in.IdempotencyKey, res.Action, res.Err, len(pub.msgs))
-		}
-		messagetest.Validate(t, pub.msgs[0])
-		var p message.ChangeDetected
-		if err := message.Decode(pub.msgs[0], &p); err != nil {
-			t.Fatal(err)
-		}
-		return pub.msgs[0], p
-	}
+	handle := func(in message.Envelope) (message.Envelope, message.ChangeDetected) { return handleOne(t, w, in) }
 	v1 := put(t, ps, params.PutInput{Name: name, Value: `{"a":1,"b":1,"c":1}`, User: "arn:aws:iam::1:user/ann"})
 	if _, p := handle(changed(t, "prod", name, "Update", v1)); p.Covers != nil {
 		t.Fatalf("v1 covers %+v, want none", p.Covers)
@@ -568,6 +516,43 @@ func TestACoalescedRuntimeChangeNamesEveryWriter(t *testing.T) {
 	if _, p := handle(changed(t, "prod", name, "Update", v5)); p.Covers != nil || strings.Join(p.ChangedKeys, ",") != "c" {
 		t.Errorf("v5: covers %+v, keys %v; want none and c", p.Covers, p.ChangedKeys)
 	}
+}
+
+// paramStoreAndRecords is prod's embedded parameter store and the idempotency records, on one
+// SQLite file.
+func paramStoreAndRecords(t *testing.T) (*embedded.ParamStore, *embedded.Seen) {
+	t.Helper()
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ps, err := embedded.NewParamStore(db, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, err := embedded.NewSeen(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps, seen
+}
+
+// handleOne runs w's stage on in, which must publish one change.detected valid against its
+// schema; it returns it and its payload.
+func handleOne(t *testing.T, w *ingest.Worker, in message.Envelope) (message.Envelope, message.ChangeDetected) {
+	t.Helper()
+	pub := &collected{}
+	res := pipeline.Handle(context.Background(), pipeline.Stage{Name: pipeline.StageIngest, Handler: w.Handle}, pub, mustMarshal(t, in))
+	if res.Action != pipeline.Ack || len(pub.msgs) != 1 {
+		t.Fatalf("%s: action %v (%v), %d published", in.IdempotencyKey, res.Action, res.Err, len(pub.msgs))
+	}
+	messagetest.Validate(t, pub.msgs[0])
+	var p message.ChangeDetected
+	if err := message.Decode(pub.msgs[0], &p); err != nil {
+		t.Fatal(err)
+	}
+	return pub.msgs[0], p
 }
 
 func mustMarshal(t *testing.T, e message.Envelope) []byte {
