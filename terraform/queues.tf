@@ -101,7 +101,7 @@ data "aws_iam_policy_document" "events_dlq" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values   = values(local.queue_sources)
+      values   = flatten(values(local.queue_sources))
     }
   }
 }
