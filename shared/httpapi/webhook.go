@@ -157,10 +157,11 @@ func (h *Webhooks) push(ctx context.Context, w http.ResponseWriter, p webhook.Pu
 	for _, c := range p.Commits {
 		authors = append(authors, c.Author)
 	}
-	pushed, err := trigger.GitPushed(trigger.Push{SHA: p.After, Author: author, Message: msg, Branch: p.Branch, Repo: p.Repo.FullName,
+	tp := trigger.Push{SHA: p.After, Author: author, Message: msg, Branch: p.Branch, Repo: p.Repo.FullName,
 		Pusher: p.Pusher, Authors: authors,
 		Files: h.files(p), Truncated: p.Truncated, Before: p.Before, AutoApprove: h.AutoApprove, Provider: p.Provider, Delivery: p.DeliveryID,
-		OccurredAt: h.now()}, h.ModulesDir, "")
+		OccurredAt: h.now()}
+	pushed, err := trigger.GitPushed(tp, h.ModulesDir, "")
 	switch {
 	case errors.Is(err, trigger.ErrNothingDeployable):
 		ignore(err.Error())
@@ -169,7 +170,38 @@ func (h *Webhooks) push(ctx context.Context, w http.ResponseWriter, p webhook.Pu
 		write(w, http.StatusBadRequest, reply{Error: err.Error()})
 		return
 	}
+	if size := encodedSize(pushed); size > MaxPushedBytes && !tp.Truncated && strings.Trim(p.Before, "0") != "" {
+		// Too long a list of files for the queues (SQS and EventBridge take 256 KiB): the push
+		// is queued without it, truncated, and resolve diffs before..after in the repository.
+		tp.Truncated, tp.Files = true, nil
+		small, err := trigger.GitPushed(tp, h.ModulesDir, "")
+		if err != nil {
+			write(w, http.StatusBadRequest, reply{Error: err.Error()})
+			return
+		}
+		if h.Log != nil {
+			h.Log.Info("webhook: a push listing too many files for one message is queued truncated", "sha", p.After, "bytes", size, "limit", MaxPushedBytes)
+		}
+		pushed = small
+	}
 	h.queue(ctx, w, p, pushed)
+}
+
+// MaxPushedBytes bounds a push's git.pushed, encoded: a push whose list of deployable files
+// would make it larger (a first push of a large configuration, a mass rename) is queued
+// truncated, without its files, for resolve to diff before..after in the repository — as a
+// push whose payload was truncated by its sender. It keeps the message far below the 256 KiB
+// that SQS and EventBridge take, whose refusal would otherwise answer every delivery of the
+// push 503.
+const MaxPushedBytes = 128 << 10
+
+// encodedSize is the size of e encoded (0 if it cannot be: the publisher will say why).
+func encodedSize(e message.Envelope) int {
+	b, err := message.Encode(e)
+	if err != nil {
+		return 0
+	}
+	return len(b)
 }
 
 // queue publishes a commit's git.pushed as the commit's change (trigger.Commits): the first

@@ -254,3 +254,51 @@ func TestWebhookPipelineDownIs503(t *testing.T) {
 		t.Errorf("the sender's retry must be accepted once the pipeline is back: %d %s", w.Code, w.Body)
 	}
 }
+
+// A push listing more deployable files than one message can carry (SQS and EventBridge take
+// 256 KiB; the Lambda webhook's publisher refuses more, and every delivery of the push would be
+// answered 503) is queued truncated, without its files: resolve diffs before..after.
+func TestWebhookPushTooLargeForOneMessageIsQueuedTruncated(t *testing.T) {
+	t.Parallel()
+	h, cap, _ := newHandler(t)
+	files := make([]string, 8000)
+	for i := range files {
+		files[i] = fmt.Sprintf("iac/prod/app/service-%05d/config.json", i)
+	}
+	push := githubPush("refs/heads/main", sha1, sha2, files...)
+	w := post(h, push, map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "big1", "X-Hub-Signature-256": sign(push)})
+	if w.Code != 202 {
+		t.Fatalf("status %d %s", w.Code, w.Body)
+	}
+	if len(cap.msgs) != 1 {
+		t.Fatalf("published %d messages, want 1", len(cap.msgs))
+	}
+	b, err := message.Encode(cap.msgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > MaxPushedBytes {
+		t.Errorf("git.pushed is %d bytes encoded, over %d (SQS and EventBridge refuse 256 KiB)", len(b), MaxPushedBytes)
+	}
+	var p message.GitPushed
+	if err := message.Decode(cap.msgs[0], &p); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Truncated || p.Commit.Before != sha1 || p.Commit.SHA != sha2 || len(p.Files) != 0 {
+		t.Errorf("git.pushed truncated=%v before=%s sha=%s with %d files: want a truncated push with before %s and sha %s and no files",
+			p.Truncated, p.Commit.Before, p.Commit.SHA, len(p.Files), sha1, sha2)
+	}
+
+	// A push of a few files is still queued with them.
+	small := githubPush("refs/heads/main", sha2, sha1, "iac/prod/app/one/config.json")
+	if w := post(h, small, map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "small1", "X-Hub-Signature-256": sign(small)}); w.Code != 202 {
+		t.Fatalf("status %d %s", w.Code, w.Body)
+	}
+	var sp message.GitPushed
+	if err := message.Decode(cap.msgs[1], &sp); err != nil {
+		t.Fatal(err)
+	}
+	if sp.Truncated || len(sp.Files) != 1 {
+		t.Errorf("small push: truncated=%v files=%v, want its one file listed", sp.Truncated, sp.Files)
+	}
+}
