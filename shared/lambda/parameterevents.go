@@ -2,11 +2,13 @@ package lambda
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/google/uuid"
 
 	"github.com/usekarma/karma/shared/eventbridge"
 	"github.com/usekarma/karma/shared/message"
@@ -72,7 +74,29 @@ func ParameterTrigger(env, prefix string, auto bool, body []byte) (_ *message.En
 	if err != nil {
 		return nil, true, permanent(fmt.Errorf("parameter store event %s: %w", ev.ID, err))
 	}
+	// Every delivery of the event is the same trigger, id and change id included: EventBridge and
+	// SQS deliver at least once, and a batch the function could not finish comes back whole. The
+	// audit log keeps one record per message id, so a copy is not recorded as a second trigger
+	// naming a change that never comes (ingest does the event's key once).
+	e.ID = eventUUID(ev, "trigger")
+	e.CorrelationID = eventUUID(ev, "change")
 	return &e, true, nil
+}
+
+// eventUUID is the id of what an EventBridge event becomes (role: "trigger", "change"), the same
+// on every delivery of the event: a UUID version 7 (as message ids are) whose time is the
+// event's and whose other bits are a hash of the event id and the role.
+func eventUUID(ev ssmevent.Event, role string) string {
+	h := sha256.Sum256([]byte("aws.ssm:" + ev.ID + ":" + role))
+	var u uuid.UUID
+	ms := uint64(max(ev.Time.UnixMilli(), 0))
+	for i := range 6 {
+		u[i] = byte(ms >> (8 * (5 - i)))
+	}
+	copy(u[6:], h[:10])
+	u[6] = u[6]&0x0f | 0x70 // version 7
+	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
+	return u.String()
 }
 
 // PublishParameterEvents is the ingest function's handler around next (the ingest stage's

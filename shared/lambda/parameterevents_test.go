@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/google/uuid"
 
 	"github.com/usekarma/karma/shared/besidetest"
 	"github.com/usekarma/karma/shared/lambda"
@@ -196,5 +197,47 @@ func TestPublishParameterEventsPublishesTheTrigger(t *testing.T) {
 	resp, err = lambda.PublishParameterEvents("prod", "/iac", false, failingPublisher{}, next)(context.Background(), events.SQSEvent{Records: batch.Records[:2]})
 	if err != nil || len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "event" || len(calls) != 1 {
 		t.Errorf("resp %+v err %v calls %v", resp, err, calls)
+	}
+}
+
+// Every delivery of a Parameter Store event is the same trigger — id and change id included —
+// so that a copy (EventBridge and SQS deliver at least once; a batch the function could not
+// finish comes back whole) is not recorded by the audit log as a second trigger naming a change
+// that never comes. Two events are two triggers.
+func TestParameterEventsEveryDeliveryIsTheSameTrigger(t *testing.T) {
+	t.Parallel()
+	pub := &publisher{}
+	var calls []string
+	var mu sync.Mutex
+	next := lambda.SQSHandler(stage(&calls, &mu), pub, &deadLetterer{}, lambda.ParameterEvents("prod", "/iac", false))
+	h := lambda.PublishParameterEvents("prod", "/iac", false, pub, next)
+	ev := ssmEvent("ev-11", "/iac/vpc/core/config", "Update", "Parameter Store Change")
+	for i, body := range []string{ev, sns(ev), ev} {
+		resp, err := h(context.Background(), events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m" + string(rune('0'+i)), EventSourceARN: standardARN, Body: body}}})
+		if err != nil || len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("delivery %d: %+v %v", i, resp, err)
+		}
+	}
+	other, _, err := lambda.ParameterTrigger("prod", "/iac", false, []byte(ssmEvent("ev-12", "/iac/vpc/core/config", "Update", "Parameter Store Change")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	if len(pub.msgs) != 3 {
+		t.Fatalf("published %d, want the trigger of each delivery", len(pub.msgs))
+	}
+	first := pub.msgs[0]
+	messagetest.Validate(t, first) // ids are UUIDs version 7
+	if _, err := uuid.Parse(first.ID); err != nil || first.CorrelationID == first.ID {
+		t.Errorf("trigger id %q, change id %q: want two UUIDs", first.ID, first.CorrelationID)
+	}
+	for i, e := range pub.msgs[1:] {
+		if e.ID != first.ID || e.CorrelationID != first.CorrelationID {
+			t.Errorf("delivery %d: trigger %s change %s, want the first delivery's %s and %s", i+1, e.ID, e.CorrelationID, first.ID, first.CorrelationID)
+		}
+	}
+	if other.ID == first.ID || other.CorrelationID == first.CorrelationID {
+		t.Errorf("another event's trigger has the same ids: %s %s", other.ID, other.CorrelationID)
 	}
 }

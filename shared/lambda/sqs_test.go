@@ -52,6 +52,7 @@ func stage(calls *[]string, mu *sync.Mutex) pipeline.Stage {
 type publisher struct {
 	mu   sync.Mutex
 	keys []string
+	msgs []message.Envelope
 }
 
 func (p *publisher) Publish(_ context.Context, msgs ...message.Envelope) error {
@@ -62,6 +63,7 @@ func (p *publisher) Publish(_ context.Context, msgs ...message.Envelope) error {
 			return pipeline.Transient(errors.New("bus throttled"))
 		}
 		p.keys = append(p.keys, m.IdempotencyKey)
+		p.msgs = append(p.msgs, m)
 	}
 	return nil
 }
