@@ -24,6 +24,9 @@ import (
 
 const endpointEnv = "KARMA_TEST_MOTO_ENDPOINT"
 
+// The function dead-letters a record's last failure with its reason at the queue's own limit.
+var _ lambda.MaxReceiver = (*sqs.Queue)(nil)
+
 // With the real DeadLetterer (*sqs.Queue) on moto: the poison record lands in the DLQ of the
 // queue its eventSourceARN names, with the reason; ListDead shows it.
 func TestPoisonReachesTheQueuesDLQ(t *testing.T) {
@@ -53,6 +56,9 @@ func TestPoisonReachesTheQueuesDLQ(t *testing.T) {
 			t.Fatal(err)
 		}
 		arn, group := attrs.Attributes["QueueArn"], ""
+		if n, err := q.MaxReceives(ctx, arn); err != nil || n != 5 {
+			t.Errorf("%s: MaxReceives = %d, %v; want the RedrivePolicy's 5", name, n, err)
+		}
 		if strings.HasSuffix(name, ".fifo") {
 			group = "dev/vpc/core"
 		}

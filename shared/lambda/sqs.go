@@ -10,7 +10,11 @@
 //     stage) is acknowledged;
 //   - Ack and Duplicate: the record succeeded (Lambda deletes it);
 //   - Retry: the record is reported in BatchItemFailures; SQS makes it visible again after the
-//     queue's visibility timeout and moves it to the DLQ after maxReceiveCount receives;
+//     queue's visibility timeout. On its last receive (ApproximateReceiveCount reaching the
+//     queue's maxReceiveCount: MaxReceiver) it is dead-lettered instead, with its error as the
+//     reason, as the in-process Runner does — SQS's redrive would move it with none. A record
+//     put back because another worker holds its key (pipeline.InProgress) is not a failure: it
+//     is left to SQS;
 //   - DeadLetter: the original body goes to the queue's DLQ at once with the reason
 //     (DeadLetterer); the record then succeeded, so a poison message never fails or delays its
 //     batch-mates. Should the DLQ send fail, the record is reported failed (retried, and
@@ -29,6 +33,7 @@ package lambda
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -116,25 +121,64 @@ func handleRecord(ctx context.Context, log *slog.Logger, stage pipeline.Stage, p
 		if res.Err != nil {
 			reason = res.Err.Error()
 		}
-		count, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
-		// Queue is left to the DeadLetterer: the queue's name is in sourceARN (sqs.Queue strips its prefix).
-		letter := queue.DeadLetter{MessageID: rec.MessageId, Body: []byte(rec.Body),
-			Reason: reason, ReceiveCount: count, DeadAt: time.Now().UTC()}
-		if dead == nil {
-			log.Error("poison message and no dead-letter queue: left for retry", "reason", reason)
-			return false
-		}
-		if derr := dead.DeadLetter(context.WithoutCancel(ctx), rec.EventSourceARN, letter, rec.Attributes["MessageGroupId"]); derr != nil {
-			log.Error("poison message: sending it to the dead-letter queue failed; left for retry", "reason", reason, "error", derr)
-			return false
-		}
-		log.Error("dead-lettered", "type", res.In.Type, "id", res.In.ID, "reason", reason)
-		return true
+		return deadLetter(ctx, log, dead, rec, res, reason)
 	default: // Retry
 		var ra interface{ RetryAfter() time.Duration }
-		if !errors.As(res.Err, &ra) {
-			log.Warn("will retry", "type", res.In.Type, "id", res.In.ID, "receive_count", rec.Attributes["ApproximateReceiveCount"], "error", res.Err)
+		if errors.As(res.Err, &ra) {
+			return false // another worker holds the message's key (InProgress): not a failure
 		}
+		count, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
+		if max := maxReceives(ctx, dead, rec.EventSourceARN); max > 0 && count >= max && res.Err != nil {
+			// The last receive SQS allows: the message is dead-lettered here, with its error as the
+			// reason, rather than moved by SQS's redrive with none (as Runner.lastChance does).
+			return deadLetter(ctx, log, dead, rec, res, fmt.Sprintf("%s (after %d receives)", res.Err, count))
+		}
+		log.Warn("will retry", "type", res.In.Type, "id", res.In.ID, "receive_count", rec.Attributes["ApproximateReceiveCount"], "error", res.Err)
 		return false
 	}
+}
+
+// deadLetter sends rec's original body to its queue's DLQ with reason; false (report the record
+// failed: retried, and moved by SQS's redrive policy in the end) when that cannot be done.
+func deadLetter(ctx context.Context, log *slog.Logger, dead DeadLetterer, rec events.SQSMessage, res pipeline.Result, reason string) bool {
+	count, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
+	// Queue is left to the DeadLetterer: the queue's name is in sourceARN (sqs.Queue strips its prefix).
+	letter := queue.DeadLetter{MessageID: rec.MessageId, Body: []byte(rec.Body),
+		Reason: reason, ReceiveCount: count, DeadAt: time.Now().UTC()}
+	if dead == nil {
+		log.Error("poison message and no dead-letter queue: left for retry", "reason", reason)
+		return false
+	}
+	if derr := dead.DeadLetter(context.WithoutCancel(ctx), rec.EventSourceARN, letter, rec.Attributes["MessageGroupId"]); derr != nil {
+		log.Error("poison message: sending it to the dead-letter queue failed; left for retry", "reason", reason, "error", derr)
+		return false
+	}
+	log.Error("dead-lettered", "type", res.In.Type, "id", res.In.ID, "reason", reason)
+	return true
+}
+
+// MaxReceiver is a DeadLetterer that knows how many receives the queue whose ARN is sourceARN
+// allows before SQS moves a message to its DLQ (its RedrivePolicy's maxReceiveCount; 0 when
+// unknown). *sqs.Queue implements it.
+type MaxReceiver interface {
+	MaxReceives(ctx context.Context, sourceARN string) (int, error)
+}
+
+// maxReceives is the receive limit of the queue sourceARN names: the DeadLetterer's answer when
+// it is a MaxReceiver (0, leaving the message to SQS, when it cannot say), else
+// queue.DefaultMaxReceives.
+func maxReceives(ctx context.Context, dead DeadLetterer, sourceARN string) int {
+	if dead == nil {
+		return 0
+	}
+	mr, ok := dead.(MaxReceiver)
+	if !ok {
+		return queue.DefaultMaxReceives
+	}
+	n, err := mr.MaxReceives(ctx, sourceARN)
+	if err != nil {
+		slog.Default().Warn("the queue's receive limit is unknown: a last failure is left to SQS's redrive", "queue", sourceARN, "error", err)
+		return 0
+	}
+	return n
 }

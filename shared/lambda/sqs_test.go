@@ -312,3 +312,65 @@ func TestVendorSamples(t *testing.T) {
 		})
 	}
 }
+
+// maxReceiver is a deadLetterer whose queues allow max receives.
+type maxReceiver struct {
+	deadLetterer
+	max int
+	err error
+}
+
+func (m *maxReceiver) MaxReceives(context.Context, string) (int, error) { return m.max, m.err }
+
+// On its last receive, a record whose handling fails is dead-lettered by the function with its
+// error as the reason (as the in-process Runner does), not left for SQS's redrive, which would
+// move it with none; before that it is retried. A record another worker holds (InProgress) is
+// not a failure, and a queue whose limit is unknown leaves the record to SQS.
+func TestSQSHandlerDeadLettersTheLastFailureWithItsReason(t *testing.T) {
+	t.Parallel()
+	at := func(t *testing.T, key, count string) events.SQSMessage {
+		r := rec("m-"+key+"-"+count, body(t, key, true), standardARN, "")
+		r.Attributes["ApproximateReceiveCount"] = count
+		return r
+	}
+	var mu sync.Mutex
+	var calls []string
+	for _, tc := range []struct {
+		name     string
+		dead     lambda.DeadLetterer
+		rec      events.SQSMessage
+		failed   bool
+		reasonOf string // "" = no dead letter
+	}{
+		{"failing before the last receive", &maxReceiver{max: 5}, at(t, "transient", "4"), true, ""},
+		{"failing on the last receive", &maxReceiver{max: 5}, at(t, "transient", "5"), false, "graph store timed out (after 5 receives)"},
+		{"a publish failing on the last receive", &maxReceiver{max: 3}, at(t, "pubfail", "3"), false, "bus throttled (after 3 receives)"},
+		{"the queue's own limit", &maxReceiver{max: 8}, at(t, "transient", "5"), true, ""},
+		{"held by another worker on the last receive", &maxReceiver{max: 5}, at(t, "busy", "5"), true, ""},
+		{"a limit that cannot be read", &maxReceiver{err: errors.New("access denied")}, at(t, "transient", "9"), true, ""},
+		{"a DeadLetterer that does not say: the default limit", &deadLetterer{}, at(t, "transient", "5"), false, "graph store timed out (after 5 receives)"},
+		{"the dead-letter queue unreachable", &maxReceiver{max: 5, deadLetterer: deadLetterer{fail: true}}, at(t, "transient", "5"), true, ""},
+	} {
+		h := lambda.SQSHandler(stage(&calls, &mu), &publisher{}, tc.dead, eventbridge.Unwrap)
+		resp, err := h(context.Background(), events.SQSEvent{Records: []events.SQSMessage{tc.rec}})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if failed := len(resp.BatchItemFailures) == 1; failed != tc.failed {
+			t.Errorf("%s: reported failed %v, want %v", tc.name, failed, tc.failed)
+		}
+		var letters []string
+		switch d := tc.dead.(type) {
+		case *maxReceiver:
+			letters = d.letters
+		case *deadLetterer:
+			letters = d.letters
+		}
+		switch {
+		case tc.reasonOf == "" && len(letters) != 0:
+			t.Errorf("%s: dead letters %v, want none", tc.name, letters)
+		case tc.reasonOf != "" && (len(letters) != 1 || !strings.Contains(letters[0], tc.reasonOf)):
+			t.Errorf("%s: dead letters %v, want one with reason %q", tc.name, letters, tc.reasonOf)
+		}
+	}
+}

@@ -105,3 +105,21 @@ func (q *Queue) sendDead(ctx context.Context, dl *dlqInfo, l queue.DeadLetter, g
 	}
 	return nil
 }
+
+// MaxReceives is the maxReceiveCount of the RedrivePolicy of the queue whose ARN is sourceARN:
+// the receives after which SQS moves a message to its DLQ (0 when the policy does not say).
+func (q *Queue) MaxReceives(ctx context.Context, sourceARN string) (int, error) {
+	a, err := arn.Parse(sourceARN)
+	if err != nil || a.Service != "sqs" {
+		return 0, fmt.Errorf("sqs max receives: %q is not an SQS queue ARN", sourceARN)
+	}
+	qi, err := q.lookup(ctx, a.Resource, a.AccountID)
+	if err != nil {
+		return 0, wrap("get queue url", a.Resource, err)
+	}
+	dl, err := q.deadLetterQueue(ctx, a.Resource, qi)
+	if err != nil {
+		return 0, err
+	}
+	return dl.maxReceives, nil
+}
