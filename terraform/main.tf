@@ -50,8 +50,10 @@ locals {
 
   # The stages with a queue (shared/pipeline/handler.go: StageIngest ... StageAudit; the
   # Parameter Store rule feeds ingest too), with each queue's visibility timeout:
-  # at least the function's timeout (below); 6x for the short stages, as AWS recommends for
-  # event source mappings, and 960 s for the 900 s Terraform stages.
+  # at least the function's timeout (below) plus the 60 s its idempotency claim outlives a
+  # function that died (cmd/lambda claimLeaseSeconds; visibility_test.go checks it); 6x for the
+  # short stages, as AWS recommends for event source mappings, and 960 s for the 900 s
+  # Terraform stages.
   queue_visibility = {
     resolve       = 720
     "graph-write" = 720
