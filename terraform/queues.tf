@@ -110,3 +110,27 @@ resource "aws_sqs_queue_policy" "events_dlq" {
   queue_url = aws_sqs_queue.events_dlq.id
   policy    = data.aws_iam_policy_document.events_dlq.json
 }
+
+# A message in a dead-letter queue is work the pipeline did not do: a stage's poison or
+# exhausted message (`karma dlq list`), or an event EventBridge could not deliver to a stage
+# queue — which nothing of Karma reads. Each DLQ has an alarm, notifying var.alarm_actions.
+resource "aws_cloudwatch_metric_alarm" "dead_letters" {
+  for_each = merge(
+    { for stage, q in aws_sqs_queue.dlq : stage => q.name },
+    { eventbridge = aws_sqs_queue.events_dlq.name },
+  )
+
+  alarm_name          = "${local.prefix}-dead-letters-${each.key}"
+  alarm_description   = "Karma: ${each.key == "eventbridge" ? "events EventBridge could not deliver to a stage queue" : "messages the ${each.key} stage could not process (karma dlq list)"} are in ${each.value}"
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = each.value }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+}

@@ -81,6 +81,12 @@ variable "log_retention_days" {
   default     = 30
 }
 
+variable "alarm_actions" {
+  description = "What is notified (e.g. SNS topic ARNs) when a dead-letter queue holds a message: a stage's DLQ, or the EventBridge delivery DLQ (queues.tf). Empty: the alarms are still there, in CloudWatch."
+  type        = list(string)
+  default     = []
+}
+
 # --- the config repository: each function that reads it fetches it itself ------------------
 
 variable "git_url" {
