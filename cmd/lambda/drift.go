@@ -31,11 +31,15 @@ func setupDrift(ctx context.Context, a *app.App, getenv func(string) string) (fu
 	if env == "" {
 		return nil, fmt.Errorf("stage %s: KARMA_ENV (this account's environment) is not set", stageDrift)
 	}
+	auto, err := autoApprove(getenv)
+	if err != nil {
+		return nil, err
+	}
 	checker, err := a.DriftChecker(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: %w", stageDrift, err)
 	}
-	rec, err := a.DriftRecorder(ctx, driftActor, getenv("KARMA_AUTO_APPROVE") == "true")
+	rec, err := a.DriftRecorder(ctx, driftActor, auto)
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: %w", stageDrift, err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -39,7 +41,10 @@ func setupIngest(ctx context.Context, a *app.App, getenv func(string) string) (k
 	if err != nil {
 		return nil, err
 	}
-	auto := getenv("KARMA_AUTO_APPROVE") == "true"
+	auto, err := autoApprove(getenv)
+	if err != nil {
+		return nil, err
+	}
 	next, err := sqsHandlerUnwrapping(ctx, a, st, karmalambda.ParameterEvents(env, prefix, auto))
 	if err != nil {
 		return nil, err
@@ -59,6 +64,10 @@ func setupReconcile(ctx context.Context, a *app.App, getenv func(string) string)
 	if err != nil {
 		return nil, err
 	}
+	auto, err := autoApprove(getenv)
+	if err != nil {
+		return nil, err
+	}
 	seen, err := a.Seen(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: %w", stageReconcile, err)
@@ -75,7 +84,7 @@ func setupReconcile(ctx context.Context, a *app.App, getenv func(string) string)
 	if err != nil {
 		return nil, err
 	}
-	rc := trigger.Reconciler{Env: env, Prefix: prefix, Store: store, Seen: seen, Publisher: pub, AutoApprove: getenv("KARMA_AUTO_APPROVE") == "true"}
+	rc := trigger.Reconciler{Env: env, Prefix: prefix, Store: store, Seen: seen, Publisher: pub, AutoApprove: auto}
 	return func(ctx context.Context, _ events.EventBridgeEvent) error {
 		msgs, err := rc.Run(ctx)
 		a.Log().Info("reconcile", "triggers", len(msgs), "error", err)
@@ -92,4 +101,20 @@ func accountEnv(a *app.App, stage string) (string, error) {
 		return "", fmt.Errorf("stage %s: KARMA_ENV (this account's environment) is not set", stage)
 	}
 	return a.Config.Env, nil
+}
+
+// autoApprove reads KARMA_AUTO_APPROVE, the same way for every function (webhook, ingest,
+// reconcile, drift): unset is false; true/false, 1/0 and the other spellings of
+// strconv.ParseBool; anything else refuses to start, naming the value, rather than being taken
+// as false by one function and true by another.
+func autoApprove(getenv func(string) string) (bool, error) {
+	v := strings.TrimSpace(getenv("KARMA_AUTO_APPROVE"))
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("KARMA_AUTO_APPROVE=%q: want true or false", v)
+	}
+	return b, nil
 }

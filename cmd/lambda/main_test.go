@@ -66,6 +66,16 @@ func TestSetupErrors(t *testing.T) {
 		{"ingest without its environment", map[string]string{"KARMA_STAGE": "ingest", "KARMA_EVENT_BUS": "b"}, "KARMA_ENV (this account's environment) is not set"},
 		{"drift without its environment", map[string]string{"KARMA_STAGE": "drift", "KARMA_EVENT_BUS": "b"}, "stage drift: KARMA_ENV (this account's environment) is not set"},
 		{"drift without a bus", map[string]string{"KARMA_STAGE": "drift", "KARMA_ENV": "prod"}, "KARMA_EVENT_BUS is not set"},
+		// KARMA_AUTO_APPROVE is read one way by every function: a value that is no boolean stops it
+		// (it was false for ingest, reconcile and drift, and "1" true for the webhook only).
+		{"ingest with auto-approve misspelt", map[string]string{"KARMA_STAGE": "ingest", "KARMA_EVENT_BUS": "b", "KARMA_ENV": "prod", "KARMA_AUTO_APPROVE": "yes"},
+			`KARMA_AUTO_APPROVE="yes": want true or false`},
+		{"reconcile with auto-approve misspelt", map[string]string{"KARMA_STAGE": "reconcile", "KARMA_EVENT_BUS": "b", "KARMA_ENV": "prod", "KARMA_AUTO_APPROVE": "ture"},
+			`KARMA_AUTO_APPROVE="ture": want true or false`},
+		{"drift with auto-approve misspelt", map[string]string{"KARMA_STAGE": "drift", "KARMA_EVENT_BUS": "b", "KARMA_ENV": "prod", "KARMA_AUTO_APPROVE": "on"},
+			`KARMA_AUTO_APPROVE="on": want true or false`},
+		{"webhook with auto-approve misspelt", map[string]string{"KARMA_STAGE": "webhook", "KARMA_EVENT_BUS": "b", "KARMA_WEBHOOK_SECRETS": `{"gitlab:*": "s"}`, "KARMA_AUTO_APPROVE": "always"},
+			`KARMA_AUTO_APPROVE="always": want true or false`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vars := map[string]string{"KARMA_CACHE_DIR": t.TempDir()}
@@ -220,5 +230,14 @@ func TestGitTokenFromSecretsManager(t *testing.T) {
 		"KARMA_GIT_TOKEN_SECRET": "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing"}, cfg)
 	if _, err := b.Source(t.Context()); err == nil || !strings.Contains(err.Error(), "KARMA_GIT_TOKEN_SECRET arn:aws:secretsmanager") || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("a missing secret: %v", err)
+	}
+}
+
+func TestAutoApproveIsReadOneWay(t *testing.T) {
+	for v, want := range map[string]bool{"": false, "true": true, "1": true, "TRUE": true, "false": false, "0": false, " true ": true} {
+		got, err := autoApprove(env(map[string]string{"KARMA_AUTO_APPROVE": v}))
+		if err != nil || got != want {
+			t.Errorf("KARMA_AUTO_APPROVE=%q: %v, %v; want %v", v, got, err, want)
+		}
 	}
 }

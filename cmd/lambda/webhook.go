@@ -126,6 +126,10 @@ func webhookHandler(getenv func(string) string, d webhookDeps) (apiGatewayHandle
 	if modules == "" {
 		modules = "components"
 	}
+	auto, err := autoApprove(getenv)
+	if err != nil {
+		return nil, err
+	}
 	log := d.Log
 	if log == nil {
 		log = slog.Default()
@@ -135,7 +139,7 @@ func webhookHandler(getenv func(string) string, d webhookDeps) (apiGatewayHandle
 		return nil, fmt.Errorf("webhook mode: the idempotency store (%T) cannot record which change each commit started", d.Deliveries)
 	}
 	wh := &httpapi.Webhooks{Secrets: secrets, Branches: branches, Deliveries: d.Deliveries, Changes: changes, Publisher: d.Publisher,
-		Subfolder: getenv("KARMA_GIT_SUBDIR"), Repo: (gitrepo.Remote{URL: getenv("KARMA_GIT_URL")}).FullName(), Audit: d.Audit, ModulesDir: strings.Trim(modules, "/"), AutoApprove: getenv("KARMA_AUTO_APPROVE") == "true" || getenv("KARMA_AUTO_APPROVE") == "1", Log: log}
+		Subfolder: getenv("KARMA_GIT_SUBDIR"), Repo: (gitrepo.Remote{URL: getenv("KARMA_GIT_URL")}).FullName(), Audit: d.Audit, ModulesDir: strings.Trim(modules, "/"), AutoApprove: auto, Log: log}
 	return serveAPIGateway(wh, log), nil
 }
 
