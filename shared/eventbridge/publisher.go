@@ -7,7 +7,9 @@
 //     type (e.g. "deployment.applied"), Detail the encoded envelope, Time the envelope's
 //     OccurredAt. PutEvents takes at most 10 entries and 256 KiB per request (entry sizes as AWS
 //     counts them: Source, DetailType, Detail, Resources, 14 bytes for Time); a single message
-//     over 256 KiB is an error. Failed entries (FailedEntryCount, per-entry ErrorCode) are retried
+//     over 256 KiB is an error, and so is one whose event, as a rule delivers it to a stage
+//     queue (EventBridge's fields around the entry), would be over SQS's 256 KiB
+//     (MaxDeliveredBytes): PutEvents would accept it and the queue refuse it. Failed entries (FailedEntryCount, per-entry ErrorCode) are retried
 //     alone with exponential backoff for at most MaxElapsed; an entry failing with a code that
 //     cannot succeed on retry (InvalidArgument, MalformedDetail, access denied...) fails at once.
 //     An error after some events were accepted means those are published: the caller retries the
@@ -97,6 +99,26 @@ func NewClient(ctx context.Context, endpoint string, optFns ...func(*config.Load
 	}), nil
 }
 
+// MaxDeliveredBytes is the largest SQS message body: a rule delivers the whole event (the entry
+// with EventBridge's own fields around it) to a stage queue, so an event PutEvents accepts may
+// still be too large for the queue, and would land in the targets' dead-letter queue instead.
+const MaxDeliveredBytes = 256 * 1024
+
+// deliveryOverhead bounds what EventBridge adds around an entry's source, detail-type and detail
+// in the event it delivers: {"version":"0","id":"<uuid>","detail-type":…,"source":…,"account":
+// "<12 digits>","time":"<RFC 3339>","region":"<region>","resources":[],"detail":…} is 112 bytes
+// of JSON and about 90 of values; the rest is margin.
+const deliveryOverhead = 256
+
+// deliveredSize bounds the size of the event a rule delivers for e (an SQS message body).
+func deliveredSize(e types.PutEventsRequestEntry) int {
+	n := len(aws.ToString(e.Source)) + len(aws.ToString(e.DetailType)) + len(aws.ToString(e.Detail)) + deliveryOverhead
+	for _, r := range e.Resources {
+		n += len(r) + 3 // quoted, and a comma
+	}
+	return n
+}
+
 // entrySize is an entry's size as PutEvents counts it.
 func entrySize(e types.PutEventsRequestEntry) int {
 	n := len(aws.ToString(e.Source)) + len(aws.ToString(e.DetailType)) + len(aws.ToString(e.Detail))
@@ -128,6 +150,10 @@ func (p *Publisher) Publish(ctx context.Context, msgs ...message.Envelope) error
 		}
 		if size := entrySize(e); size > MaxRequestBytes {
 			return permanent(fmt.Errorf("eventbridge: message %s (%s) is %d bytes, over EventBridge's %d", m.ID, m.Type, size, MaxRequestBytes))
+		}
+		if size := deliveredSize(e); size > MaxDeliveredBytes {
+			return permanent(fmt.Errorf("eventbridge: message %s (%s) is %d bytes as the event a rule delivers to a stage queue, over SQS's %d",
+				m.ID, m.Type, size, MaxDeliveredBytes))
 		}
 		entries = append(entries, e)
 	}

@@ -189,3 +189,34 @@ func TestPublishGivesUp(t *testing.T) {
 		}
 	})
 }
+
+// A message PutEvents would take but whose event, as a rule delivers it to a stage queue
+// (EventBridge's own fields around the entry), is over SQS's 256 KiB is refused before sending,
+// permanently: accepted, it would never reach the queue (nor the audit log).
+func TestPublishRefusesWhatNoQueueCouldTake(t *testing.T) {
+	f := &fakeBus{fail: func(int, string) string { return "" }}
+	p := fakePublisher(t, f)
+	// An entry 100 bytes under PutEvents' limit: Source + DetailType + Detail + 14 for Time.
+	e := envelopes(t, 1, 0)[0]
+	b, err := message.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := eventbridge.MaxRequestBytes - 100 - (len("karma") + len(e.Type) + len(b) + 14)
+	e = envelopes(t, 1, pad)[0]
+	b, _ = message.Encode(e)
+	if entry := len("karma") + len(e.Type) + len(b) + 14; entry > eventbridge.MaxRequestBytes || entry < eventbridge.MaxRequestBytes-200 {
+		t.Fatalf("entry of %d bytes: want just under %d", entry, eventbridge.MaxRequestBytes)
+	}
+	err = p.Publish(t.Context(), e)
+	if err == nil || pipeline.Classify(err) != pipeline.DeadLetter || !strings.Contains(err.Error(), "SQS") {
+		t.Errorf("Publish = %v, want a permanent error naming SQS's limit", err)
+	}
+	if len(f.requests) != 0 {
+		t.Errorf("sent %v, want nothing sent", f.requests)
+	}
+	// Well under both: sent.
+	if err := p.Publish(t.Context(), envelopes(t, 1, eventbridge.MaxRequestBytes-2048)...); err != nil || len(f.requests) != 1 {
+		t.Errorf("Publish(just under) = %v, requests %v", err, f.requests)
+	}
+}
