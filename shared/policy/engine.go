@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -66,7 +67,29 @@ func Compile(ctx context.Context, files map[string][]byte) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := decides(files, names); err != nil {
+		return nil, err
+	}
 	return &Set{query: q}, nil
+}
+
+// decides refuses policy files of which no module is in package karma: data.karma would be
+// undefined, every evaluation would decide nothing, and their deny rules — written in another
+// package ("package karma.ownership", "package policies") — would let every change through,
+// silently. Modules in other packages are helpers a package karma module may import.
+func decides(files map[string][]byte, names []string) error {
+	var pkgs []string
+	for _, n := range names {
+		m, err := ast.ParseModuleWithOpts(n, string(files[n]), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return err // compiled above, so this does not happen
+		}
+		if m.Package.Path.String() == Query {
+			return nil
+		}
+		pkgs = append(pkgs, fmt.Sprintf("%s is %s", n, m.Package))
+	}
+	return fmt.Errorf("no module is in package karma, so nothing would be decided (%s): deny and require_approval are read from package karma", strings.Join(pkgs, ", "))
 }
 
 // Evaluate decides in.

@@ -220,3 +220,35 @@ func TestOperatorPoliciesBesideTheCommits(t *testing.T) {
 		t.Error("a missing folder was accepted")
 	}
 }
+
+// Policies of which no module is in package karma decide nothing: their deny rules, written in
+// another package, would let every change through. They are invalid (every component denied,
+// naming why), as the operator's policies are refused at load; a helper package beside package
+// karma is fine.
+func TestPoliciesOutsidePackageKarmaAreInvalid(t *testing.T) {
+	t.Parallel()
+	src := &countingSource{files: map[string]map[string][]byte{
+		"sub":   {"p.rego": []byte("package karma.ownership\n\ndeny contains \"not yours\" if input.component.type == \"vpc\"\n")},
+		"other": {"p.rego": []byte("package policies\n\ndeny contains \"not yours\" if input.component.type == \"vpc\"\n")},
+		"lib": {"a.rego": []byte("package karma\n\nimport data.lib\n\ndeny contains \"not yours\" if lib.is_vpc\n"),
+			"b.rego": []byte("package lib\n\nis_vpc if input.component.type == \"vpc\"\n")},
+	}}
+	e := &Engine{Source: src}
+	in := Input{Component: Component{Type: "vpc"}}
+	for _, commit := range []string{"sub", "other"} {
+		d, err := e.Evaluate(context.Background(), commit, in)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "package karma") {
+			t.Errorf("%s: %+v, %v: want the policies invalid, naming package karma", commit, d, err)
+		}
+	}
+	if d, err := e.Evaluate(context.Background(), "lib", in); err != nil || !d.Denied() {
+		t.Errorf("package karma with a helper package: %+v, %v, want denied", d, err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "floor.rego"), []byte("package floor\n\ndeny contains \"no\" if true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadDir(context.Background(), dir); err == nil || !strings.Contains(err.Error(), "package karma") {
+		t.Errorf("operator's policies outside package karma: %v, want refused", err)
+	}
+}
