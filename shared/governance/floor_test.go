@@ -71,3 +71,25 @@ func TestLoadFloor(t *testing.T) {
 		t.Errorf("a missing file: %v", err)
 	}
 }
+
+// A commit's identity map joined with the floor's cannot split one of the floor's persons in
+// two: a name the commit lists for another key still belongs to the floor's person, so its
+// author stays ineligible to approve under another of their names, and their two names stay one
+// approver.
+func TestStricterIdentitiesCannotSplitAPerson(t *testing.T) {
+	t.Parallel()
+	floor := Settings{Environments: map[string]Environment{"prod": {Protected: true}},
+		Identities: Identities{"ada": {"Ada <ada@example.com>", "arn:aws:iam::210987654321:user/ada"}}}
+	commit := Settings{Identities: Identities{"aaa": {"ada@example.com"}}}
+	if ps := commit.Problems(); len(ps) > 0 {
+		t.Fatalf("the commit's karma.json alone is valid: %v", ps)
+	}
+	ids := Stricter(floor.For("prod"), commit.For("prod")).Identities
+	author, other := "Ada Lovelace <ada@example.com>", "arn:aws:iam::210987654321:user/ada"
+	if !ids.Same(author, other) {
+		t.Errorf("%q and %q: %s and %s, want one person", author, other, ids.Person(author), ids.Person(other))
+	}
+	if ids.Same(author, "Bob <bob@example.com>") || ids.Same("aaa", "bob") {
+		t.Error("people the maps do not join are one person")
+	}
+}

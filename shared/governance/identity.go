@@ -2,6 +2,7 @@ package governance
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,17 +50,41 @@ func Canonical(raw string) string {
 	return "name:" + strings.ToLower(s)
 }
 
-// Person is who raw names: "person:<key>" when the map lists it, else Canonical(raw).
+// Person is who raw names: "person:<key>" when the map lists it, else Canonical(raw). One
+// karma.json never lists a name for two people (problems), but the rules a change set keeps may
+// join two maps (the operator's floor and the commit's, Stricter): persons that share a name are
+// then one person, named by the first of their keys — so that a commit's map cannot split a
+// person of the floor's in two (an author approving their own change under another of their
+// names, or one person's two approvals counted as two people's).
 func (ids Identities) Person(raw string) string {
 	c := Canonical(raw)
-	for _, p := range ids.persons() {
-		if Canonical(p) == c {
-			return "person:" + p
-		}
+	persons := ids.persons()
+	names := make(map[string][]string, len(persons)) // person -> canonical names
+	for _, p := range persons {
+		names[p] = append(names[p], Canonical(p))
 		for _, alias := range ids[p] {
-			if Canonical(alias) == c {
-				return "person:" + p
+			names[p] = append(names[p], Canonical(alias))
+		}
+	}
+	// The persons reachable from c through shared names.
+	seen, found := map[string]bool{c: true}, map[string]bool{}
+	for queue := []string{c}; len(queue) > 0; queue = queue[1:] {
+		for _, p := range persons {
+			if found[p] || !slices.Contains(names[p], queue[0]) {
+				continue
 			}
+			found[p] = true
+			for _, n := range names[p] {
+				if !seen[n] {
+					seen[n] = true
+					queue = append(queue, n)
+				}
+			}
+		}
+	}
+	for _, p := range persons { // sorted: the first key found
+		if found[p] {
+			return "person:" + p
 		}
 	}
 	return c
