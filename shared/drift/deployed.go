@@ -10,7 +10,7 @@ import (
 type Deployment struct {
 	ID          string          // deployment id
 	ChangeSetID string          // its change set
-	Commit      string          // the commit its config and modules came from
+	Commit      string          // the commit its Terraform module came from (ChangeSet.ModuleCommit)
 	Config      json.RawMessage // the resolved config it deployed (before interpolation)
 	RuntimeHash string          // hex SHA-256 of the runtime it published
 	Runtime     json.RawMessage // the runtime it published
@@ -44,7 +44,8 @@ func StateOf(sets []*changeset.ChangeSet, env string) State {
 			if _, ok := st.Last[id]; ok || n.State != changeset.Applied || n.Outcome == nil || n.Destroy {
 				continue
 			}
-			st.Last[id] = Deployment{ID: n.DeploymentID, ChangeSetID: cs.ID, Commit: cs.Commit, Config: n.Config,
+			// The module's commit: a rollback's root deploys the module of the commit it returns to.
+			st.Last[id] = Deployment{ID: n.DeploymentID, ChangeSetID: cs.ID, Commit: cs.ModuleCommit(id), Config: n.Config,
 				RuntimeHash: n.Outcome.RuntimeHash, Runtime: n.Outcome.Runtime}
 		}
 	}

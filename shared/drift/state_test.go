@@ -57,3 +57,25 @@ func TestStateOfChangeSets(t *testing.T) {
 		t.Errorf("busy %v, want prod/vpc/core (cs-3 waits for its approval); rejected, invalid and expired change sets deploy nothing more; dev's change set is another environment", st.Busy)
 	}
 }
+
+// A rollback's root deploys the module of the commit it returns to, not its change set's (the
+// head when the rollback was resolved): the infrastructure comparison refreshes the workspace
+// with the module the deployment applied, else it compares the state with another module.
+func TestStateOfARollbackNamesItsModuleCommit(t *testing.T) {
+	t.Parallel()
+	sets := []*changeset.ChangeSet{
+		{ID: "cs-rollback", Env: "prod", Commit: "c-head", Nodes: map[string]*changeset.Node{
+			"prod/vpc/core": {DeploymentID: "dep-r", State: changeset.Applied, Commit: "c-first", Config: json.RawMessage(`{"cidr":"10.0.0.0/16"}`),
+				Outcome: &changeset.Outcome{RuntimeHash: "h", Runtime: json.RawMessage(`{}`)}},
+			"prod/app/api": {DeploymentID: "dep-a", State: changeset.Applied, Config: json.RawMessage(`{}`),
+				Outcome: &changeset.Outcome{RuntimeHash: "h", Runtime: json.RawMessage(`{}`)}},
+		}},
+	}
+	st := StateOf(sets, "prod")
+	if got := st.Last["prod/vpc/core"].Commit; got != "c-first" {
+		t.Errorf("the rolled-back component's last deployment names commit %q, want the module's c-first", got)
+	}
+	if got := st.Last["prod/app/api"].Commit; got != "c-head" {
+		t.Errorf("a dependent's last deployment names commit %q, want its change set's c-head", got)
+	}
+}
