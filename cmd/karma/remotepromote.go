@@ -59,7 +59,11 @@ func remotePromote(ctx context.Context, c *cobra.Command, cl *client.Client, id,
 	if err != nil {
 		return remoteNotFound(c, err)
 	}
-	fmt.Fprintf(c.OutOrStdout(), "passed the %s gate\n", reply.Moved)
+	if reply.Pending > 0 {
+		fmt.Fprintf(c.OutOrStdout(), "approval recorded; the approval gate needs %d more approval(s) from other people\n", reply.Pending)
+	} else {
+		fmt.Fprintf(c.OutOrStdout(), "passed the %s gate\n", reply.Moved)
+	}
 	printPromotion(c.OutOrStdout(), reply.Status, time.Now())
 	return nil
 }

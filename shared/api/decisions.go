@@ -65,7 +65,7 @@ func (s *server) approve(w http.ResponseWriter, r *http.Request, c Caller) error
 // refuseApprover answers 403 to an approver whom separation of duties excludes, and audits it
 // in the change's chain.
 func (s *server) refuseApprover(r *http.Request, c Caller, e *changeset.IneligibleError) error {
-	cs, err := s.changeSet(r)
+	cs, err := s.cfg.ChangeSets.Get(r.Context(), e.ChangeSet) // the path may name the change, not the change set (promote)
 	if err != nil {
 		return err
 	}

@@ -17,9 +17,11 @@ import (
 // POST /changes/{id}/promote {"reason": "..."} — moves the change through the gate it is at, as
 // `karma promote` does: a soak ends early only with a reason (recorded with the caller, in the
 // change set and in the next environment's change.detected); a promotion that is due starts; an
-// approval gate approves the held plans (changeset.Approve). 409 when there is nothing to move
-// (deploying, queued, complete) or the promotion stopped (the detail says where and why). The
-// answer is where the change stands afterwards.
+// approval gate approves the held plans (changeset.Approve, as POST /changes/{id}/approve: an
+// approver separation of duties excludes is refused with 403 and audited; an approval of several
+// needed is recorded as api.change_approved and answered with pending, the gate not passed). 409
+// when there is nothing to move (deploying, queued, complete) or the promotion stopped (the
+// detail says where and why). The answer is where the change stands afterwards.
 
 // PromoteRequest is the body of POST /changes/{id}/promote (optional).
 type PromoteRequest struct {
@@ -28,8 +30,11 @@ type PromoteRequest struct {
 
 // PromoteReply is the answer of POST /changes/{id}/promote.
 type PromoteReply struct {
-	Moved  string           `json:"moved"` // the gate passed: soak, due or approval
-	Status promotion.Report `json:"status"`
+	Moved string `json:"moved"` // the gate: soak, due or approval
+	// Pending is, at an approval gate that needs several people, how many more distinct
+	// approvals it needs: the caller's approval is recorded, the gate is not passed yet.
+	Pending int              `json:"pending,omitempty"`
+	Status  promotion.Report `json:"status"`
 }
 
 func (s *server) getPromotion(w http.ResponseWriter, r *http.Request, _ Caller) error {
@@ -67,6 +72,9 @@ func (s *server) promote(w http.ResponseWriter, r *http.Request, c Caller) error
 	if in.Reason != "" && cur.State != promotion.StateSoaking {
 		return invalid("the change is not soaking: a reason ends a soak", FieldError{Pointer: "/reason", Detail: "in " + cur.Env + " the change is " + cur.State + ": leave the reason out"})
 	}
+	if cur.State == promotion.StateApproval {
+		return s.approveGate(w, r, c, rep.Change, cur)
+	}
 	moved, err := s.passGate(r, c, cur, in.Reason)
 	if err != nil {
 		return err
@@ -81,7 +89,46 @@ func (s *server) promote(w http.ResponseWriter, r *http.Request, c Caller) error
 	return writeJSON(w, http.StatusOK, PromoteReply{Moved: moved, Status: rep})
 }
 
-// passGate moves the change through the gate of step cur, and says which.
+// approveGate approves the change set held at an approval gate, as POST /changes/{id}/approve
+// does: an approver whom separation of duties excludes is refused (403) and audited as
+// api.approval_refused; an approval that counts toward several needed is recorded as
+// api.change_approved — the gate is not passed, and the answer says how many more are needed;
+// the last one needed releases the held plans and is recorded as the gate passed.
+func (s *server) approveGate(w http.ResponseWriter, r *http.Request, c Caller, change string, cur promotion.Step) error {
+	ctx := r.Context()
+	a, err := changeset.ApproveAt(ctx, s.cfg.ChangeSets, cur.ChangeSetID, c.Name, s.cfg.Now().UTC())
+	var ineligible *changeset.IneligibleError
+	switch {
+	case errors.As(err, &ineligible):
+		return s.refuseApprover(r, c, ineligible)
+	case errors.Is(err, changeset.ErrCannotApprove):
+		return conflict("%v", err)
+	case err != nil:
+		return err
+	}
+	cs := a.ChangeSet
+	if err := s.cfg.Publisher.Publish(ctx, a.Messages...); err != nil {
+		return unavailable("change set %s is approved, but releasing its held plans failed (%v): POST /changes/{id}/approve releases them", cur.ChangeSetID, err)
+	}
+	detail := map[string]any{"change_set_id": cs.ID, "released": len(a.Messages), "approved_by": cs.ApprovedBy, "already_approved": a.Already,
+		"approvals": len(cs.Approvals), "approvals_required": cs.Required(), "counted": a.Counted}
+	typ, what := EntryApproved, "the approval is recorded"
+	if a.Pending == 0 {
+		detail["gate"] = "approval"
+		typ, what = EntryPromoted, "the change passed its approval gate"
+	}
+	if err := s.record(ctx, r, typ, c, cur.Env, change, detail); err != nil {
+		return unavailable("%s, but %v", what, err)
+	}
+	rep, err := s.promotionStatus(r)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, PromoteReply{Moved: "approval", Pending: a.Pending, Status: rep})
+}
+
+// passGate moves the change through the gate of step cur (a soak, or a promotion due), and
+// says which.
 func (s *server) passGate(r *http.Request, c Caller, cur promotion.Step, reason string) (string, error) {
 	ctx := r.Context()
 	switch cur.State {
@@ -97,18 +144,6 @@ func (s *server) passGate(r *http.Request, c Caller, cur promotion.Step, reason 
 		return "soak", s.startPromotion(r, cur.ChangeSetID)
 	case promotion.StateDue:
 		return "due", s.startPromotion(r, cur.ChangeSetID)
-	case promotion.StateApproval:
-		a, err := changeset.Approve(ctx, s.cfg.ChangeSets, cur.ChangeSetID, c.Name)
-		if errors.Is(err, changeset.ErrCannotApprove) {
-			return "", conflict("%v", err)
-		}
-		if err != nil {
-			return "", err
-		}
-		if err := s.cfg.Publisher.Publish(ctx, a.Messages...); err != nil {
-			return "", unavailable("change set %s is approved, but releasing its held plans failed (%v): POST /changes/{id}/approve releases them", cur.ChangeSetID, err)
-		}
-		return "approval", nil
 	case promotion.StateStopped:
 		return "", conflict("the promotion stopped in %s: %s", cur.Env, cur.Detail)
 	case promotion.StateApplied:

@@ -111,3 +111,63 @@ func TestPromoteThroughTheAPI(t *testing.T) {
 	h.call("GET", "/changes/nope/promotion", "reader", nil).want(http.StatusNotFound).problem()
 	h.call("POST", "/changes/nope/promote", "approver", nil).want(http.StatusNotFound).problem()
 }
+
+// At an approval gate of a protected environment, POST /changes/{id}/promote approves as POST
+// /changes/{id}/approve does: the commit's author (the token "second") is refused with 403 and
+// audited; the first of two approvals is recorded as an approval, with the gate not passed and
+// how many more are needed; the second passes the gate.
+func TestPromoteApprovalGateIsGoverned(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	gittest.Git(t, h.origin.Work, "pull", "-q", "origin", "main")
+	sha := h.origin.Commit(t, "vpc: SSM endpoints, dev first", map[string]string{
+		"karma.json": `{"prefix": "/iac", "modules_dir": "components", "promotion": [{"env": "dev"}, {"env": "prod", "approval": true}],
+  "environments": {"prod": {"protected": true, "approvals": 2}}, "identities": {"grace": ["Grace <grace@example.com>", "second"]}}`,
+		"iac/_base/vpc/core/config.json": `{"cidr": "10.0.0.0/16", "az_count": 2, "enable_ssm_endpoints": true}`,
+	})
+	change := strings.TrimSuffix(h.push(sha, "karma.json", "iac/_base/vpc/core/config.json"), "/prod")
+	h.runUntilIdle()
+	id := url.PathEscape(change)
+	promote := func(who string, status int) PromoteReply {
+		t.Helper()
+		var reply PromoteReply
+		r := h.call("POST", "/changes/"+id+"/promote", who, nil)
+		if r.StatusCode != status {
+			t.Fatalf("%s promoting: status %d, want %d: %s", who, r.StatusCode, status, r.body)
+		}
+		if status == http.StatusOK {
+			r.decode(&reply)
+			h.runUntilIdle()
+		} else if p := r.problem(); p.Type != ProblemBase+TypeSeparation || !strings.Contains(p.Detail, "second may not approve") || !strings.Contains(p.Detail, "Grace <grace@example.com>") {
+			t.Errorf("%s promoting: %+v", who, p)
+		}
+		return reply
+	}
+	at := func(want string) {
+		t.Helper()
+		var r promotion.Report
+		h.call("GET", "/changes/"+id+"/promotion", "reader", nil).want(http.StatusOK).decode(&r)
+		if got := r.Current().Env + ":" + r.Current().State; got != want {
+			t.Fatalf("the promotion is at %s, want %s (%+v)", got, want, r)
+		}
+	}
+	promote("approver", http.StatusOK) // dev's gate
+	at("prod:approval")
+	promote("second", http.StatusForbidden)
+	if reply := promote("approver", http.StatusOK); reply.Moved != "approval" || reply.Pending != 1 {
+		t.Errorf("the first of two approvals: %+v, want one more pending", reply)
+	}
+	at("prod:approval")
+	if reply := promote("third", http.StatusOK); reply.Moved != "approval" || reply.Pending != 0 {
+		t.Errorf("the second approval: %+v", reply)
+	}
+	at("prod:applied")
+
+	count := map[string]int{}
+	for _, rec := range logAll(t, h, "correlation="+url.QueryEscape(change), 50) {
+		count[rec.Type+" "+rec.Actor]++
+	}
+	if count[EntryApprovalRefused+" second"] != 1 || count[EntryApproved+" approver"] != 1 || count[EntryPromoted+" approver"] != 1 || count[EntryPromoted+" third"] != 1 {
+		t.Errorf("audited %v: want second refused, approver's prod approval recorded as an approval (dev's as the gate passed), third's as the gate passed", count)
+	}
+}
