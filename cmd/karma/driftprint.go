@@ -57,15 +57,16 @@ func driftSummary(e drift.EnvReport, dry bool) string {
 	return s + fmt.Sprintf(", %d drift(s) (allow_drift is false: corrected)", n)
 }
 
-// driftFate says what was done about a drift.
+// driftFate says what was done about a drift: by an earlier run (Recorded, which a read such as
+// GET /drift marks too), by this one, or nothing (a dry run).
 func driftFate(f drift.Finding, dry bool) string {
 	switch {
-	case dry:
-		return f.DriftID + ": dry run, not recorded"
 	case f.Recorded != nil && f.ChangeSetID != "":
 		return f.DriftID + ": seen before; its corrective change " + f.ChangeSetID + " was queued then"
 	case f.Recorded != nil:
 		return f.DriftID + ": seen before, reported then"
+	case dry:
+		return f.DriftID + ": dry run, not recorded"
 	case f.ChangeSetID != "":
 		return f.DriftID + ": recorded; corrective change " + f.ChangeSetID + " queued"
 	}
