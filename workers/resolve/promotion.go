@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
@@ -66,7 +67,14 @@ func (pp *promotionPlan) apply(cs *changeset.ChangeSet, env string, p message.Ch
 		return
 	}
 	if step, ok := pp.order.Step(env); ok && step.Approval && cs.AutoApprove {
+		// Refused as a protected environment refuses it (changeset.Govern, which ran first):
+		// the change set says why, and waits for people no longer than the approval expiry.
 		cs.AutoApprove, cs.Approved, cs.ApprovedBy = false, false, ""
+		why := "auto-approve was asked for and refused: the promotion order's gate of " + env + " asks for an approval"
+		cs.AutoApproveRefused = strings.TrimPrefix(cs.AutoApproveRefused+"; "+why, "; ")
+		if cs.Rules != nil && cs.Rules.ApprovalExpiry > 0 && cs.ExpiresAt.IsZero() {
+			cs.ExpiresAt = cs.CreatedAt.Add(time.Duration(cs.Rules.ApprovalExpiry))
+		}
 	}
 	i := slices.Index(pp.path, env)
 	if i < 0 || i == len(pp.path)-1 {

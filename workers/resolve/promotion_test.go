@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,3 +197,35 @@ func changeSets(t *testing.T, s *stageEnv) []*changeset.ChangeSet {
 }
 
 func sameCause(a, b message.Cause) bool { return a.Kind == b.Kind && a.ID == b.ID }
+
+// A gate that asks for an approval refuses an auto-approved commit's change set as a protected
+// environment does: the change set says why, and its environment's approval expiry applies (it
+// was left waiting for ever).
+func TestPromotionGateRefusalIsGoverned(t *testing.T) {
+	t.Parallel()
+	repo := promotedExamples(t, `[{"env": "dev"}, {"env": "prod", "approval": true}]`)
+	settings := `{"prefix": "/iac", "modules_dir": "components", "promotion": [{"env": "dev"}, {"env": "prod", "approval": true}],
+  "environments": {"prod": {"approval_expiry": "72h"}}}`
+	if err := os.WriteFile(filepath.Join(repo, "karma.json"), []byte(settings), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newStage(t, repo, nil)
+	root := autoCommit(t, 90, []string{"iac/_base/vpc/core/config.json"})
+	s.handle(t, root)
+	out := s.handle(t, applied(t, root, 91, "dev", root.ID+"/dev", "dev/vpc/core", []string{}))
+	promoted := wt.ByType(out, message.TypeChangeDetected)
+	if len(promoted) != 1 {
+		t.Fatalf("got %v, want prod's change.detected", types(out))
+	}
+	s.handle(t, promoted[0])
+	prod, err := s.cs.Get(context.Background(), root.ID+"/prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prod.Approved || prod.AutoApprove || !strings.Contains(prod.AutoApproveRefused, "gate of prod asks for an approval") {
+		t.Errorf("prod: approved %v, auto-approve %v, refused %q", prod.Approved, prod.AutoApprove, prod.AutoApproveRefused)
+	}
+	if want := prod.CreatedAt.Add(72 * time.Hour); !prod.ExpiresAt.Equal(want) {
+		t.Errorf("prod expires at %v, want %v (its approval expiry)", prod.ExpiresAt, want)
+	}
+}
