@@ -106,12 +106,10 @@ func (s *server) approveGate(w http.ResponseWriter, r *http.Request, c Caller, c
 	case err != nil:
 		return err
 	}
-	cs := a.ChangeSet
 	if err := s.cfg.Publisher.Publish(ctx, a.Messages...); err != nil {
 		return unavailable("change set %s is approved, but releasing its held plans failed (%v): POST /changes/{id}/approve releases them", cur.ChangeSetID, err)
 	}
-	detail := map[string]any{"change_set_id": cs.ID, "released": len(a.Messages), "approved_by": cs.ApprovedBy, "already_approved": a.Already,
-		"approvals": len(cs.Approvals), "approvals_required": cs.Required(), "counted": a.Counted}
+	detail := a.Detail()
 	typ, what := EntryApproved, "the approval is recorded"
 	if a.Pending == 0 {
 		detail["gate"] = "approval"
