@@ -25,6 +25,10 @@ func printDrift(w io.Writer, rep *drift.Report, dry bool) {
 		for _, b := range e.Busy {
 			fmt.Fprintf(w, "  not compared: %s (change set %s is deploying it)\n", b.Component, b.ChangeSetID)
 		}
+		for _, r := range e.RolledBack {
+			fmt.Fprintf(w, "  rolled back: %s holds the config of %s (rollback %s, change set %s), not Git's: not drift while Git's config is the one rolled back from; a commit to it ends the rollback\n",
+				r.Component, r.RolledBackTo, r.DeploymentID, r.ChangeSetID)
+		}
 		for _, msg := range e.Errors {
 			fmt.Fprintf(w, "  error: %s\n", msg)
 		}

@@ -142,7 +142,7 @@ func TestReopen(t *testing.T) {
 // graph) survives reopen; the fields of the failed run are reset. A field added to Node must be
 // put in one list or the other here.
 func TestReopenKeepsWhatTheNodeDeploys(t *testing.T) {
-	kept := []string{"Component", "Wave", "Upstreams", "Dependents", "Root", "Destroy", "Config", "ConfigHash", "Commit"}
+	kept := []string{"Component", "Wave", "Upstreams", "Dependents", "Root", "Destroy", "Config", "ConfigHash", "Commit", "GitConfigHash"}
 	reset := map[string]any{
 		"State": changeset.Scheduled, "DeploymentID": retryDeploymentID("dep-failed"), "Causes": []message.Cause{{Kind: message.CauseRetry, ID: "dep-failed"}},
 		"ChangedKeys": []string(nil), "Reason": "", "Detail": "", "Announced": true,
@@ -150,7 +150,7 @@ func TestReopenKeepsWhatTheNodeDeploys(t *testing.T) {
 	}
 	failed := changeset.Node{Component: "prod/t/a", Wave: 2, Upstreams: []changeset.Upstream{{Component: "prod/t/z"}}, Dependents: []string{"prod/t/b"},
 		Root: true, Destroy: true, Config: json.RawMessage(`{"az_count":3}`), ConfigHash: "sha256:cfg", Commit: "0ld0c0mm1t",
-		State: changeset.Failed, DeploymentID: "dep-failed", Causes: []message.Cause{{Kind: message.CauseRollback, ID: "dep-target"}},
+		GitConfigHash: "sha256:head", State: changeset.Failed, DeploymentID: "dep-failed", Causes: []message.Cause{{Kind: message.CauseRollback, ID: "dep-target"}},
 		ChangedKeys: []string{"vpc_id"}, Reason: "r", Detail: "apply: exit status 1", Announced: false,
 		Plan: &message.DeploymentPlanned{}, PlanMessageID: "msg-plan", Outcome: &changeset.Outcome{RuntimeHash: "h"}}
 	typ := reflect.TypeOf(failed)

@@ -90,6 +90,19 @@ func TestRollbackToTheFirstDeploymentAfterTwoCommits(t *testing.T) {
 	mustContain(t, "lineage of a dependent", svc, "because prod/vpc/core changed private_subnet_ids", "rolled back from "+replaced.DeploymentID)
 	audit := runIn(t, g, 0, "audit", "log", "--correlation", rb.CorrelationID)
 	mustContain(t, "audit log", audit, "rollback to "+target.DeploymentID+" (commit "+first[:12]+")", "approved by")
+
+	// The rollback stands while Git still says five AZs: its /config is not drift, so a drift
+	// check that corrects (allow_drift false) does not deploy the head's config back over it.
+	rep := driftReport(t, g, 0, "--env", "prod", "--dry-run")
+	e, found := findingsOf(rep, "prod")
+	if f, ok := found["prod/vpc/core config differs"]; ok {
+		t.Errorf("the rolled-back config is reported as drift: %s", f.Detail)
+	}
+	if len(e.RolledBack) != 1 || e.RolledBack[0].Component != "prod/vpc/core" || e.RolledBack[0].RolledBackTo != target.DeploymentID ||
+		e.RolledBack[0].DeploymentID != rb.Nodes["prod/vpc/core"].DeploymentID {
+		t.Errorf("rolled back %+v, want prod/vpc/core rolled back to %s by %s", e.RolledBack, target.DeploymentID, rb.Nodes["prod/vpc/core"].DeploymentID)
+	}
+	mustContain(t, "drift output", runIn(t, g, 0, "drift", "--env", "prod", "--dry-run"), "rolled back: prod/vpc/core holds the config of "+target.DeploymentID)
 }
 
 // What cannot be rolled back to is refused with the reason, nothing queued.

@@ -72,14 +72,19 @@ type Node struct {
 	ConfigHash string          `json:"config_hash,omitempty"`
 	// Commit is the commit whose Terraform module the node deploys when it is not the change
 	// set's: the root of a rollback deploys the module of the commit it returns to.
-	Commit       string          `json:"commit,omitempty"`
-	State        string          `json:"state"`
-	DeploymentID string          `json:"deployment_id"`
-	Causes       []message.Cause `json:"causes,omitempty"`
-	ChangedKeys  []string        `json:"changed_keys,omitempty"`
-	Reason       string          `json:"reason,omitempty"`
-	Detail       string          `json:"detail,omitempty"`
-	Announced    bool            `json:"announced,omitempty"`
+	Commit string `json:"commit,omitempty"`
+	// GitConfigHash is set on the root of a rollback: the hash of the config Git's head gave the
+	// component when the rollback was resolved — what it rolls back from in Git. While the head
+	// still gives that config, the rollback stands and the drift check does not take the
+	// rolled-back /config for drift (shared/drift).
+	GitConfigHash string          `json:"git_config_hash,omitempty"`
+	State         string          `json:"state"`
+	DeploymentID  string          `json:"deployment_id"`
+	Causes        []message.Cause `json:"causes,omitempty"`
+	ChangedKeys   []string        `json:"changed_keys,omitempty"`
+	Reason        string          `json:"reason,omitempty"`
+	Detail        string          `json:"detail,omitempty"`
+	Announced     bool            `json:"announced,omitempty"`
 	// Plan is kept while waiting for approval, with the id of the message that carried it (the
 	// approval's cause).
 	Plan          *message.DeploymentPlanned `json:"plan,omitempty"`

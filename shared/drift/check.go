@@ -109,7 +109,7 @@ func (c *Checker) envs(ctx context.Context, head string, o Options) ([]string, e
 
 // checkEnv runs the comparisons of one environment.
 func (c *Checker) checkEnv(ctx context.Context, head, env, only string, sets []*changeset.ChangeSet) (EnvReport, error) {
-	er := EnvReport{Env: env, Busy: []Busy{}, Findings: []Finding{}, Errors: []string{}}
+	er := EnvReport{Env: env, Busy: []Busy{}, RolledBack: []RolledBack{}, Findings: []Finding{}, Errors: []string{}}
 	res, err := c.Source.Build(ctx, env, head, nil)
 	if err != nil {
 		return er, fmt.Errorf("drift: building %s at %s: %w", env, short(head), err)
@@ -134,6 +134,7 @@ func (c *Checker) checkEnv(ctx context.Context, head, env, only string, sets []*
 	}
 	cmp := CompareParameters(in)
 	er.Compared, er.Busy, er.Findings = cmp.Compared, append(er.Busy, cmp.Busy...), append(er.Findings, cmp.Findings...)
+	er.RolledBack = append(er.RolledBack, cmp.RolledBack...)
 	switch {
 	case er.Refresh && c.SkipRefresh:
 		er.RefreshSkipped = true

@@ -29,11 +29,25 @@ type Busy struct {
 	ChangeSetID string `json:"change_set_id"`
 }
 
+// RolledBack is a component whose /config holds the config a rollback deployed, not Git's:
+// the rollback stands while the deploy branch's head still gives the config it rolled back
+// from. It is not drift — the lineage records the rollback and who asked for it — and it is
+// not corrected: a commit that changes the component's config ends it (that commit deploys,
+// and then anything else in /config is drift again).
+type RolledBack struct {
+	Component    string `json:"component"`
+	DeploymentID string `json:"deployment_id"` // the rollback's deployment
+	ChangeSetID  string `json:"change_set_id"` // the rollback's change set
+	RolledBackTo string `json:"rolled_back_to"`
+}
+
 // Compared is the outcome of the parameter comparisons of one environment.
 type Compared struct {
 	Findings []Finding
 	Compared int    // components compared
 	Busy     []Busy // components skipped, sorted
+	// RolledBack are the components whose /config a standing rollback explains, sorted.
+	RolledBack []RolledBack
 }
 
 // CompareParameters compares Git's intent with the parameters: each component's /config and
@@ -58,7 +72,9 @@ func CompareParameters(in Inputs) Compared {
 		out.Compared++
 		last, hasLast := in.State.Last[c.ID()]
 		cfg := byName[model.ConfigParam(in.Prefix, c.Type, c.Nickname)]
-		if f := compareConfig(in, c, cfg, last.ID); f != nil {
+		if rollbackStands(c, cfg, last) {
+			out.RolledBack = append(out.RolledBack, RolledBack{Component: c.ID(), DeploymentID: last.ID, ChangeSetID: last.ChangeSetID, RolledBackTo: last.RolledBackTo})
+		} else if f := compareConfig(in, c, cfg, last.ID); f != nil {
 			out.Findings = append(out.Findings, *f)
 		}
 		rt := byName[model.RuntimeParam(in.Prefix, c.Type, c.Nickname)]
@@ -68,7 +84,32 @@ func CompareParameters(in Inputs) Compared {
 	}
 	out.Findings = append(out.Findings, orphans(in, owned)...)
 	slices.SortFunc(out.Busy, func(a, b Busy) int { return strings.Compare(a.Component, b.Component) })
+	slices.SortFunc(out.RolledBack, func(a, b RolledBack) int { return strings.Compare(a.Component, b.Component) })
 	return out
+}
+
+// rollbackStands reports whether c's /config (p) is explained by a rollback that still stands:
+// c's last applied deployment is a rollback's root, the head gives c the config Git gave it when
+// the rollback was resolved (nothing was committed to it since), and p holds, canonically, the
+// config the rollback deployed. Anything else is compared with Git as usual.
+func rollbackStands(c *model.Component, p *params.Parameter, last Deployment) bool {
+	if last.GitConfigHash == "" || last.GitConfigHash != c.Hash || p == nil || len(last.Config) == 0 {
+		return false
+	}
+	if p.Value == string(last.Config) {
+		return true
+	}
+	want, err := decodeJSON(last.Config)
+	if err != nil {
+		return false
+	}
+	got, err := decodeJSON([]byte(p.Value))
+	if err != nil {
+		return false
+	}
+	_, wantHash := model.Canonical(want)
+	_, gotHash := model.Canonical(got)
+	return wantHash == gotHash
 }
 
 // orphans are the /config parameters of components Git no longer defines.

@@ -2,6 +2,7 @@ package drift
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -218,5 +219,49 @@ func TestDriftIDs(t *testing.T) {
 		if other == first {
 			t.Errorf("%s: same id %s", name, other)
 		}
+	}
+}
+
+// A rollback stands while the head still gives the component the config Git gave it when it
+// was rolled back: its /config, holding the rolled-back config, is not drift (and so is not
+// corrected back to Git). A commit to the component since, a /config changed after the
+// rollback, or a rollback recorded before the hash was kept are compared with Git as usual.
+func TestAStandingRollbackIsNotDrift(t *testing.T) {
+	t.Parallel()
+	c := vpc()
+	old := component("prod", "vpc", "core", `{"cidr":"10.0.0.0/16","az_count":1}`)
+	name := "/iac/vpc/core/config"
+	runtime := karmaWrote("/iac/vpc/core/runtime", `{"vpc_id":"vpc-1"}`, "deployment=dep-r change=c", 3)
+	rolledBack := Deployment{ID: "dep-r", ChangeSetID: "cs-r", Config: old.Resolved, RuntimeHash: "h", Runtime: json.RawMessage(`{"vpc_id":"vpc-1"}`),
+		RolledBackTo: "dep-first", GitConfigHash: c.Hash}
+	tests := []struct {
+		name   string
+		last   func(d Deployment) Deployment
+		config string
+		stands bool
+	}{
+		{"the rollback stands", func(d Deployment) Deployment { return d }, string(old.Resolved), true},
+		{"same config, other key order", func(d Deployment) Deployment { return d }, `{ "az_count": 1, "cidr": "10.0.0.0/16" }`, true},
+		{"committed to since", func(d Deployment) Deployment { d.GitConfigHash = old.Hash; return d }, string(old.Resolved), false},
+		{"/config changed after the rollback", func(d Deployment) Deployment { return d }, `{"cidr":"10.0.0.0/16","az_count":5}`, false},
+		{"a rollback from before the hash was kept", func(d Deployment) Deployment { d.GitConfigHash = ""; return d }, string(old.Resolved), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ps := []params.Parameter{runtime, {Name: name, Value: tt.config, Version: 4, LastModifiedUser: "karma"}}
+			st := State{Last: map[string]Deployment{"prod/vpc/core": tt.last(rolledBack)}}
+			got := CompareParameters(Inputs{Env: "prod", Prefix: "/iac", Commit: head, Components: []*model.Component{c}, Params: ps, State: st})
+			if !tt.stands {
+				if f := only(t, got); f.Kind != message.DriftConfig || f.Reason != message.DriftDiffers || len(got.RolledBack) != 0 {
+					t.Errorf("finding %+v, rolled back %+v: want config drift and no standing rollback", f, got.RolledBack)
+				}
+				return
+			}
+			want := []RolledBack{{Component: "prod/vpc/core", DeploymentID: "dep-r", ChangeSetID: "cs-r", RolledBackTo: "dep-first"}}
+			if len(got.Findings) != 0 || !reflect.DeepEqual(got.RolledBack, want) || got.Compared != 1 {
+				t.Errorf("findings %+v, rolled back %+v, compared %d; want no drift, %+v, 1", got.Findings, got.RolledBack, got.Compared, want)
+			}
+		})
 	}
 }

@@ -14,6 +14,11 @@ type Deployment struct {
 	Config      json.RawMessage // the resolved config it deployed (before interpolation)
 	RuntimeHash string          // hex SHA-256 of the runtime it published
 	Runtime     json.RawMessage // the runtime it published
+	// RolledBackTo and GitConfigHash are set when it is the root of a rollback: the deployment
+	// whose config it deployed again, and the hash of the config Git's head gave the component
+	// then (changeset.Node.GitConfigHash; "" in change sets from before it was kept).
+	RolledBackTo  string
+	GitConfigHash string
 }
 
 // State is what the change sets say about the components of an environment: the last applied
@@ -45,8 +50,12 @@ func StateOf(sets []*changeset.ChangeSet, env string) State {
 				continue
 			}
 			// The module's commit: a rollback's root deploys the module of the commit it returns to.
-			st.Last[id] = Deployment{ID: n.DeploymentID, ChangeSetID: cs.ID, Commit: cs.ModuleCommit(id), Config: n.Config,
+			d := Deployment{ID: n.DeploymentID, ChangeSetID: cs.ID, Commit: cs.ModuleCommit(id), Config: n.Config,
 				RuntimeHash: n.Outcome.RuntimeHash, Runtime: n.Outcome.Runtime}
+			if n.Root && cs.Rollback != nil {
+				d.RolledBackTo, d.GitConfigHash = cs.Rollback.DeploymentID, n.GitConfigHash
+			}
+			st.Last[id] = d
 		}
 	}
 	return st

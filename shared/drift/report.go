@@ -22,8 +22,10 @@ type EnvReport struct {
 	Compared       int  `json:"compared"`  // components whose parameters were compared
 	Refreshed      int  `json:"refreshed"` // workspaces refreshed (drift_refresh)
 	// Busy are the components not compared: a change set is deploying them.
-	Busy     []Busy    `json:"busy"`
-	Findings []Finding `json:"findings"`
+	Busy []Busy `json:"busy"`
+	// RolledBack are the components whose /config a standing rollback explains (not drift).
+	RolledBack []RolledBack `json:"rolled_back"`
+	Findings   []Finding    `json:"findings"`
 	// Errors are what could not be compared, and why (the run still reports the rest).
 	Errors []string `json:"errors"`
 	// Corrective is the corrective change set this run queued ("" = none).

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/message"
 )
 
 func TestStateOfChangeSets(t *testing.T) {
@@ -64,9 +65,9 @@ func TestStateOfChangeSets(t *testing.T) {
 func TestStateOfARollbackNamesItsModuleCommit(t *testing.T) {
 	t.Parallel()
 	sets := []*changeset.ChangeSet{
-		{ID: "cs-rollback", Env: "prod", Commit: "c-head", Nodes: map[string]*changeset.Node{
-			"prod/vpc/core": {DeploymentID: "dep-r", State: changeset.Applied, Commit: "c-first", Config: json.RawMessage(`{"cidr":"10.0.0.0/16"}`),
-				Outcome: &changeset.Outcome{RuntimeHash: "h", Runtime: json.RawMessage(`{}`)}},
+		{ID: "cs-rollback", Env: "prod", Commit: "c-head", Rollback: &message.Rollback{DeploymentID: "dep-first"}, Nodes: map[string]*changeset.Node{
+			"prod/vpc/core": {DeploymentID: "dep-r", State: changeset.Applied, Root: true, Commit: "c-first", Config: json.RawMessage(`{"cidr":"10.0.0.0/16"}`),
+				GitConfigHash: "git-hash", Outcome: &changeset.Outcome{RuntimeHash: "h", Runtime: json.RawMessage(`{}`)}},
 			"prod/app/api": {DeploymentID: "dep-a", State: changeset.Applied, Config: json.RawMessage(`{}`),
 				Outcome: &changeset.Outcome{RuntimeHash: "h", Runtime: json.RawMessage(`{}`)}},
 		}},
@@ -77,5 +78,11 @@ func TestStateOfARollbackNamesItsModuleCommit(t *testing.T) {
 	}
 	if got := st.Last["prod/app/api"].Commit; got != "c-head" {
 		t.Errorf("a dependent's last deployment names commit %q, want its change set's c-head", got)
+	}
+	if d := st.Last["prod/vpc/core"]; d.RolledBackTo != "dep-first" || d.GitConfigHash != "git-hash" {
+		t.Errorf("the rollback's root: rolled back to %q, Git's config hash %q; want dep-first, git-hash", d.RolledBackTo, d.GitConfigHash)
+	}
+	if d := st.Last["prod/app/api"]; d.RolledBackTo != "" || d.GitConfigHash != "" {
+		t.Errorf("a dependent of the rollback: %+v, want no rollback of its own", d)
 	}
 }

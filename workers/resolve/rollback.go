@@ -62,7 +62,10 @@ func (w *Worker) rollbackTarget(ctx context.Context, cs *changeset.ChangeSet, re
 
 // rollbackRoot makes the rollback's root deploy exactly what the target deployed: its config
 // and its commit's module. Its causes are the change set's root cause: rollback of the target.
+// It keeps the hash of the config Git's head gives the component (GitConfigHash): the drift
+// check knows by it whether the rollback still stands.
 func rollbackRoot(cs *changeset.ChangeSet, t rollback.Target) {
 	n := cs.Nodes[t.Node.Component]
+	n.GitConfigHash = n.ConfigHash
 	n.Config, n.ConfigHash, n.Commit = t.Config(), t.Node.ConfigHash, t.Commit()
 }

@@ -10,6 +10,7 @@ import (
 	wt "github.com/usekarma/karma/workers/internal/workertest"
 
 	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
 )
@@ -98,6 +99,13 @@ func TestRollbackDeploysTheTargetsConfigAndCommit(t *testing.T) {
 	if string(n.Config) != old || n.Commit != sha1 || cs.ModuleCommit("prod/vpc/core") != sha1 || cs.ModuleCommit("prod/ecs-cluster/core") != wt.HeadSHA {
 		t.Errorf("root config %s commit %q; want the target's config and commit (dependents at head)", n.Config, n.Commit)
 	}
+	head, err := s.w.Graphs.Build(context.Background(), "prod", wt.HeadSHA, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gc := head.Graph.Components[mustIndex(t, head.Graph, "prod/vpc/core")]; n.GitConfigHash != gc.ConfigHash || n.GitConfigHash == n.ConfigHash {
+		t.Errorf("root's Git config hash %q, want the head's %q (what the drift check compares with; the rolled-back config's is %q)", n.GitConfigHash, gc.ConfigHash, n.ConfigHash)
+	}
 	if len(n.Causes) != 1 || n.Causes[0].Kind != message.CauseRollback || n.Causes[0].ID != dep || cs.Rollback == nil || cs.Rollback.DeploymentID != dep {
 		t.Errorf("causes %+v, rollback %+v", n.Causes, cs.Rollback)
 	}
@@ -180,4 +188,13 @@ func merged(maps ...map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+func mustIndex(t *testing.T, g *graph.Graph, id string) int32 {
+	t.Helper()
+	v, ok := g.Index(id)
+	if !ok {
+		t.Fatalf("%s is not in the graph", id)
+	}
+	return v
 }
