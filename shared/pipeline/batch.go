@@ -156,6 +156,15 @@ func claimAll(ctx context.Context, seen Seen, keys []string, lease time.Duration
 		}
 		if !ok {
 			out[i] = ClaimHeld
+			continue
+		}
+		// Free because its holder marked it done since the lookup (Mark drops the claim)?
+		if done, err = seen.Done(ctx, k); err != nil || done {
+			_ = seen.Release(context.WithoutCancel(ctx), k)
+			if err != nil {
+				return nil, fmt.Errorf("idempotency lookup: %w", err)
+			}
+			out[i] = ClaimDone
 		}
 	}
 	return out, nil

@@ -47,7 +47,9 @@ func (e *InProgress) RetryAfter() time.Duration { return time.Second }
 // message arrive at the same time on several workers or processes:
 //   - a key already marked done is a Duplicate;
 //   - otherwise the key is claimed for lease (the message's visibility timeout); a duplicate
-//     arriving meanwhile is put back briefly (InProgress) and then finds the key done;
+//     arriving meanwhile is put back briefly (InProgress) and then finds the key done; a key
+//     found done once claimed (its holder marked it between the lookup and the claim) is a
+//     Duplicate too;
 //   - the key is marked done only after the runtime has published the handler's outputs
 //     (AfterPublish), so a crash between handling and publishing re-runs the handler instead of
 //     losing its outputs; outputs carry deterministic keys, so the repeat is deduplicated
@@ -72,6 +74,16 @@ func Idempotency(seen Seen, stage string, lease time.Duration) Middleware {
 			}
 			if !claimed {
 				return nil, &InProgress{Key: key}
+			}
+			// The claim may have been free because its holder had just marked the key done
+			// (Mark drops the claim) between the lookup above and the claim: look again, now
+			// that the key is ours, so the work is not done a second time.
+			if done, err := seen.Done(ctx, key); err != nil || done {
+				_ = seen.Release(context.WithoutCancel(ctx), key)
+				if err != nil {
+					return nil, Transient(fmt.Errorf("idempotency lookup: %w", err))
+				}
+				return nil, fmt.Errorf("%s already handled %s: %w", stage, key, ErrDuplicate)
 			}
 			stop := keepClaimed(context.WithoutCancel(ctx), seen, key, lease, func(msg string, args ...any) {
 				slog.Warn(msg, append(args, "stage", stage)...)

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -266,4 +267,69 @@ func TestIdempotencyMarksOnlyAfterPublish(t *testing.T) {
 		t.Errorf("graph-write got %d messages, want 1", len(outs))
 	}
 	validateAll(t, outs)
+}
+
+// racingSeen is a Seen (not a BatchSeen, nor one an Outbox records) whose first lookup of a key
+// that is not done lets another worker finish that key — claim it, handle it, mark it done —
+// right after the lookup answered: the moment between a worker's lookup and its claim.
+type racingSeen struct {
+	pipeline.Seen
+	once sync.Once
+}
+
+func (s *racingSeen) Done(ctx context.Context, key string) (bool, error) {
+	done, err := s.Seen.Done(ctx, key)
+	if err == nil && !done {
+		s.once.Do(func() {
+			if ok, cerr := s.Seen.Claim(ctx, key, time.Minute); cerr != nil || !ok {
+				panic(fmt.Sprintf("the other worker's claim of %s: %v, %v", key, ok, cerr))
+			}
+			if merr := s.Seen.Mark(ctx, key); merr != nil {
+				panic(merr)
+			}
+		})
+	}
+	return done, err
+}
+
+// A key marked done by another worker between the lookup and the claim is a duplicate: Mark
+// dropped that worker's claim, so the claim succeeds, and the work must not be done again (an
+// apply must not run Terraform twice for one deployment).
+func TestIdempotencyKeyMarkedBetweenLookupAndClaimIsDuplicate(t *testing.T) {
+	t.Parallel()
+	seen := &racingSeen{Seen: newSeen(t, newDB(t))}
+	c := &countingHandler{}
+	h := pipeline.Idempotency(seen, pipeline.StageApply, time.Minute)(c.handle)
+	_, err := h(context.Background(), detected(t, "cr-race"))
+	if !errors.Is(err, pipeline.ErrDuplicate) {
+		t.Errorf("err = %v, want a duplicate", err)
+	}
+	if n := c.calls.Load(); n != 0 {
+		t.Errorf("the handler ran %d times after another worker had done the key", n)
+	}
+	if live, err := seen.Seen.(pipeline.Renewer).Renew(context.Background(), "apply|request:cr-race", time.Minute); err != nil || live {
+		t.Errorf("a claim is left on the key (%v, %v)", live, err)
+	}
+}
+
+// The same on the batched runner, whose claims go through claimAll when the Seen cannot claim a
+// batch itself.
+func TestRunnerKeyMarkedBetweenLookupAndClaimIsDuplicate(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	q := newQueue(t, db)
+	seen := &racingSeen{Seen: newSeen(t, db)}
+	c := &countingHandler{}
+	st := pipeline.Stage{Name: pipeline.StageApply, Handler: c.handle, Seen: seen}
+	rec := newRecorder()
+	r := &pipeline.Runner{Queue: q, Stages: []pipeline.Stage{st}, Log: quietLog, Observe: rec.observe, Visibility: time.Minute}
+	send(t, q, st.Name, detected(t, "cr-race-runner"))
+	var got observed
+	runUntil(t, r, rec, 10*time.Second, func(o observed) bool { got = o; return true })
+	if got.action != pipeline.Duplicate {
+		t.Errorf("action = %v (%v), want duplicate", got.action, got.err)
+	}
+	if n := c.calls.Load(); n != 0 {
+		t.Errorf("the handler ran %d times after another worker had done the key", n)
+	}
 }
