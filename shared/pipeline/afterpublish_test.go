@@ -9,6 +9,7 @@ import (
 
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/queue"
 )
 
 // A hook that fails leaves the message for redelivery, like a failed publish.
@@ -32,4 +33,64 @@ func TestAfterPublishHookFailureRetries(t *testing.T) {
 	}
 	// Outside a runtime, AfterPublish is a no-op.
 	pipeline.AfterPublish(context.Background(), func(context.Context) error { t.Error("ran outside a runtime"); return nil })
+}
+
+// A message whose handler succeeded but whose outputs could not be finished (a hook failed
+// after the publish) is retried: its idempotency claim is given back, so that the redelivery
+// handles it again instead of finding the key held by the attempt that failed — put back every
+// second as in progress until the queue dead-letters it for too many receives.
+func TestFailedHookGivesTheClaimBack(t *testing.T) {
+	t.Parallel()
+	for name, c := range map[string]struct {
+		plain      bool // the queue's Outbox hidden: Run takes SQS's path (Process)
+		middleware bool // the Idempotency middleware around the handler, instead of Stage.Seen
+	}{
+		"outbox":            {},
+		"outbox middleware": {middleware: true},
+		"process":           {plain: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			db := newDB(t)
+			q, seen := newQueue(t, db), newSeen(t, db)
+			var calls, hooks atomic.Int32
+			h := func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+				calls.Add(1)
+				pipeline.AfterPublish(ctx, func(context.Context) error {
+					if hooks.Add(1) == 1 {
+						return pipeline.Transient(errors.New("database is locked"))
+					}
+					return nil
+				})
+				return nil, nil
+			}
+			st := pipeline.Stage{Name: pipeline.StageIngest, Seen: seen, Handler: h}
+			if c.middleware {
+				st.Seen, st.Handler = nil, pipeline.Idempotency(seen, st.Name, time.Minute)(h)
+			}
+			var tq queue.Queue = q
+			if c.plain {
+				tq = plainQueue{q}
+			}
+			rec := newRecorder()
+			// A claim lasts the visibility timeout (a minute); the retry comes back after 10 ms.
+			r := &pipeline.Runner{Queue: tq, Stages: []pipeline.Stage{st}, Log: quietLog, Observe: rec.observe,
+				Visibility: time.Minute, RetryBase: 10 * time.Millisecond}
+			send(t, q, st.Name, detected(t, "cr-hook-claim"))
+			var inProgress int
+			runUntil(t, r, rec, 10*time.Second, func(o observed) bool {
+				var ip *pipeline.InProgress
+				if errors.As(o.err, &ip) {
+					inProgress++
+				}
+				return o.action == pipeline.Ack || inProgress >= 2
+			})
+			if n := calls.Load(); n != 2 || inProgress > 0 {
+				t.Errorf("handler ran %d times, %d times put back as in progress; want twice, never", n, inProgress)
+			}
+			if dead, _ := q.ListDead(context.Background(), st.Name); len(dead) != 0 {
+				t.Errorf("dead-lettered: %+v", dead)
+			}
+		})
+	}
 }

@@ -95,6 +95,9 @@ func Idempotency(seen Seen, stage string, lease time.Duration) Middleware {
 				return out, err
 			}
 			AfterPublish(ctx, func(ctx context.Context) error { return seen.Mark(ctx, key) })
+			// Outputs not published (or the mark failed): the message is retried, and its
+			// redelivery must be able to claim the key rather than find it held by this attempt.
+			onAbandon(ctx, func(ctx context.Context) { _ = seen.Release(context.WithoutCancel(ctx), key) })
 			return out, err
 		}
 	}

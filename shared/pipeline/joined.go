@@ -58,7 +58,7 @@ func (r *Runner) handleJoined(ctx context.Context, st Stage, jo Joinable, items 
 			break
 		}
 	}
-	return r.settledBy(items, ex, err)
+	return r.settledBy(ctx, items, ex, err)
 }
 
 // own decides, inside the stage's transaction, which items' idempotency keys the transaction

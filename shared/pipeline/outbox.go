@@ -42,9 +42,10 @@ type item struct {
 	decided   bool   // action known before handling (malformed, duplicate, in progress)
 	out       []message.Envelope
 	sends     []Outgoing
-	handled   bool // the stage ran on it
-	published bool // sends committed ahead of the acknowledgement (AfterPublish hooks)
-	prepared  any  // what Stage.Prepare returned (joined stages)
+	handled   bool   // the stage ran on it
+	published bool   // sends committed ahead of the acknowledgement (AfterPublish hooks)
+	prepared  any    // what Stage.Prepare returned (joined stages)
+	hooks     *hooks // its handler's, when it succeeded (onAbandon, should its outputs not be finished)
 	action    Action
 	err       error
 	qerr      error // the acknowledgement's error
@@ -278,6 +279,9 @@ func (r *Runner) handle(ctx context.Context, st Stage, ob Outbox, items []*item)
 		it.out, it.err = st.Handler(hctx, it.in)
 		it.action, it.handled = Classify(it.err), true
 		it.release = it.err != nil && it.claimed
+		if it.err == nil {
+			it.hooks = h
+		}
 		r.encode(it)
 		if it.action == Ack && len(h.fns) > 0 {
 			if r.publish(ctx, ob, items) {
@@ -308,7 +312,7 @@ func (r *Runner) encode(it *item) {
 	}
 	var err error
 	if it.sends, err = outgoing(it.out); err != nil {
-		it.action, it.err = Retry, err // the claim stays until its lease, as after a failed publish
+		it.action, it.err = Retry, err // (its claim is given back with the settlement)
 	}
 }
 
@@ -354,7 +358,7 @@ func (r *Runner) settleItems(ctx context.Context, st Stage, ob Outbox, items []*
 		}
 	}
 	ex, err := r.exchange(ctx, ob, r.settlements(ctx, st, items, records), recv)
-	return r.settledBy(items, ex, err)
+	return r.settledBy(ctx, items, ex, err)
 }
 
 // settlements are the Settlements that end items: records says whether the Outbox marks and
@@ -384,8 +388,15 @@ func (r *Runner) settlements(ctx context.Context, st Stage, items []*item, recor
 				s.RetryAfter = r.backoff(it.d.ReceiveCount)
 			}
 		}
-		// A handler that failed gives its claim back, so that a retry may claim again.
-		if it.release {
+		if it.hooks != nil && it.action != Ack {
+			it.hooks.abandoned(ctx)
+			it.hooks = nil
+		}
+		// A handler that failed gives its claim back, so that a retry may claim again; so does
+		// one whose outputs could not be finished (published, hooks run, key marked): kept, the
+		// claim would hold the key against the redelivery until its lease ran out, putting the
+		// message back as in progress on every receive until the queue dead-lettered it.
+		if it.release || it.claimed && it.action != Ack {
 			if records {
 				s.Releases = []string{it.key}
 			} else {
@@ -399,7 +410,7 @@ func (r *Runner) settlements(ctx context.Context, st Stage, items []*item, recor
 
 // settledBy records on items what the Exchange that settled them came to, and returns what it
 // received (nil if it failed).
-func (r *Runner) settledBy(items []*item, ex Exchanged, err error) *Exchanged {
+func (r *Runner) settledBy(ctx context.Context, items []*item, ex Exchanged, err error) *Exchanged {
 	for i, it := range items {
 		switch {
 		case err != nil:
@@ -407,6 +418,9 @@ func (r *Runner) settledBy(items []*item, ex Exchanged, err error) *Exchanged {
 			it.qerr = err
 			if it.action == Ack && !it.published {
 				it.action, it.err = Retry, Transient(fmt.Errorf("pipeline: publish: %w", err))
+				if it.hooks != nil {
+					it.hooks.abandoned(ctx)
+				}
 			}
 		case i < len(ex.Acks):
 			it.qerr = ex.Acks[i]

@@ -204,6 +204,9 @@ func handle(ctx context.Context, handler Handler, pub Publisher, body []byte) Re
 		} else if herr := h.run(ctx); herr != nil {
 			action, err = Retry, herr
 		}
+		if action == Retry {
+			h.abandoned(ctx)
+		}
 	}
 	return Result{In: in, Out: out, Action: action, Err: err}
 }
