@@ -158,6 +158,35 @@ func TestReusedPIDIsNotTheHolder(t *testing.T) {
 	}
 }
 
+// A holder in another pid namespace — another container on the same file that reports the
+// same host name, as one on the host's network does — is not looked up by its pid here, where
+// the pid means another process or none: its state is unknown and its leases run out by
+// themselves, instead of being released (and its Terraform run handed to a second worker)
+// while it works.
+func TestHolderInAnotherPIDNamespaceIsUnknown(t *testing.T) {
+	self := embedded.ThisProcess()
+	if self.NS == "" {
+		t.Skip("this platform has no pid namespaces")
+	}
+	for name, h := range map[string]embedded.Holder{
+		"no such pid here":           {Host: self.Host, PID: 1 << 23, Start: "its start", NS: "pid:[1]"},
+		"its pid is another process": {Host: self.Host, PID: self.PID, Start: "its start", NS: "pid:[1]"},
+	} {
+		if running, known := h.Running(); running || known {
+			t.Errorf("%s: running %v known %v, want unknown", name, running, known)
+		}
+	}
+	// The same in this namespace, or recorded by a binary that kept no namespace: gone.
+	for name, h := range map[string]embedded.Holder{
+		"this namespace": {Host: self.Host, PID: 1 << 23, Start: "its start", NS: self.NS},
+		"no namespace":   {Host: self.Host, PID: 1 << 23, Start: "its start"},
+	} {
+		if running, known := h.Running(); running || !known {
+			t.Errorf("%s: running %v known %v, want known gone", name, running, known)
+		}
+	}
+}
+
 // A state file written before holders were recorded gains the columns; its leases have no
 // holder and are left to run out.
 func TestHolderColumnsMigrate(t *testing.T) {

@@ -14,11 +14,15 @@ import (
 
 // Holder identifies a process: its host, its pid, and when it started (Start, an opaque
 // platform-specific identity: the boot and the start time), so that a pid the system has since
-// given to another process is not mistaken for the holder.
+// given to another process is not mistaken for the holder; and the pid namespace its pid is
+// numbered in (NS, Linux), so that a process in another container that reports the same host
+// name (a container on the host's network takes the host's name) is not looked up by a pid that
+// means another process here, or none.
 type Holder struct {
 	Host  string `json:"host"`
 	PID   int    `json:"pid"`
 	Start string `json:"start,omitempty"` // "" when the platform cannot tell
+	NS    string `json:"ns,omitempty"`    // "" when the platform has none (or an older binary)
 }
 
 // errNoProcess is what processStart returns for a pid no process (or only a zombie) has.
@@ -33,15 +37,16 @@ func ThisProcess() Holder { return thisProcess() }
 var thisProcess = sync.OnceValue(func() Holder {
 	host, _ := os.Hostname()
 	start, _ := processStart(os.Getpid())
-	return Holder{Host: host, PID: os.Getpid(), Start: start}
+	return Holder{Host: host, PID: os.Getpid(), Start: start, NS: pidNamespace()}
 })
 
 // Running reports whether the holder process still runs, and whether that is known at all: a
-// process on another host, or on a platform that cannot inspect processes, is unknown (and its
-// leases run out by themselves). A pid that exists but started at another time than the holder
-// did is another process: the holder is gone.
+// process on another host or in another pid namespace, or on a platform that cannot inspect
+// processes, is unknown (and its leases run out by themselves). A pid that exists but started
+// at another time than the holder did is another process: the holder is gone.
 func (h Holder) Running() (running, known bool) {
-	if h.PID <= 0 || h.Host != ThisProcess().Host {
+	self := ThisProcess()
+	if h.PID <= 0 || h.Host != self.Host || h.NS != "" && h.NS != self.NS {
 		return false, false
 	}
 	start, err := processStart(h.PID)

@@ -23,3 +23,6 @@ func processStart(pid int) (string, error) {
 	start := kp.Proc.P_starttime
 	return fmt.Sprintf("%d.%06d/%d.%06d", boot.Sec, boot.Usec, start.Sec, start.Usec), nil
 }
+
+// pidNamespace is "": macOS has no pid namespaces.
+func pidNamespace() string { return "" }

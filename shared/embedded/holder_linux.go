@@ -33,3 +33,12 @@ func processStart(pid int) (string, error) {
 	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	return strings.TrimSpace(string(boot)) + "/" + fields[19], nil // field 22 of the whole line
 }
+
+// pidNamespace is the pid namespace of this process ("pid:[4026531836]"), "" when unreadable.
+func pidNamespace() string {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	return ns
+}
