@@ -10,7 +10,8 @@ package embedded
 //     order given, as Send would, DedupIDs included), marks (handled keys, claims dropped),
 //     releases, and each delivery's acknowledgement (delete, dead-letter, change visibility);
 //     then, with a Receiving, it receives as Receive would and claims the keys of what it
-//     received. Without Wait it skips the receive when this process drained the queue since
+//     received; what that receive moved to the dead letters instead (out of receives) it
+//     returns too (Exchanged.Dead), so that the runner reports it. Without Wait it skips the receive when this process drained the queue since
 //     its last send to it (see Receive); with Wait it then waits as Receive does. An acknowledgement whose receipt is stale or invalid fails
 //     alone (its error in Acks, the rest committed), as Delete, Kill or ChangeVisibility would
 //     have failed after the sends; a failing statement fails the whole exchange and commits
@@ -101,13 +102,14 @@ func (q *Queue) exchange(ctx context.Context, batch []pipeline.Settlement, handl
 	if recv == nil || recv.Wait <= 0 || len(ex.Deliveries) > 0 {
 		return ex, nil
 	}
-	acks := ex.Acks
+	acks, dead := ex.Acks, ex.Dead
 	err := q.await(ctx, recv.Queue, recv.Wait, func() (bool, error) {
 		var err error
 		ex, err = g.exchange(ctx, &settleReq{q: q, ctx: ctx, recv: recv, force: true})
+		dead = append(dead, ex.Dead...) // committed, whatever the wait comes to
 		return len(ex.Deliveries) > 0, err
 	})
-	ex.Acks = acks
+	ex.Acks, ex.Dead = acks, dead
 	if err != nil && !settles {
 		return ex, err
 	}

@@ -408,3 +408,38 @@ func TestExchangeAcknowledgesManyAtOnce(t *testing.T) {
 		t.Errorf("other holds %d, want its message (acknowledged on the wrong queue)", n)
 	}
 }
+
+// What a receive moves to the dead letters instead of delivering it (out of receives) is
+// returned with the exchange, whether the receive came first or while it waited, so that the
+// runner can say so.
+func TestExchangeReturnsWhatItsReceiveDeadLettered(t *testing.T) {
+	ctx := t.Context()
+	db := queueTestDB(t, filepath.Join(t.TempDir(), "karma.db"))
+	q, err := embedded.NewQueue(ctx, db, embedded.QueueOptions{MaxReceives: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, wait := range []time.Duration{0, 200 * time.Millisecond} {
+		body := fmt.Sprintf("spent-%v", wait)
+		sendBodies(t, q, "in", body)
+		// Its one receive, by a holder that died.
+		if ds, err := q.Receive(ctx, "in", 1, time.Millisecond, 0); err != nil || len(ds) != 1 {
+			t.Fatalf("Receive = %v, %v", bodiesOf(ds), err)
+		}
+		if wait > 0 {
+			// A receive finding it in flight and nothing else: this process thinks the queue
+			// drained, so the exchange receives only while it waits.
+			if ds, err := q.Receive(ctx, "in", 10, time.Minute, 0); err != nil || len(ds) != 0 {
+				t.Fatalf("Receive = %v, %v", bodiesOf(ds), err)
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+		ex, err := q.Exchange(ctx, nil, &pipeline.Receiving{Queue: "in", Max: 10, Visibility: time.Minute, Wait: wait})
+		if err != nil || len(ex.Deliveries) != 0 {
+			t.Fatalf("wait %v: Exchange = %v, %v", wait, bodiesOf(ex.Deliveries), err)
+		}
+		if len(ex.Dead) != 1 || string(ex.Dead[0].Body) != body || ex.Dead[0].Reason != "max receives (1) exceeded" || ex.Dead[0].Queue != "in" {
+			t.Errorf("wait %v: Dead = %+v, want %q dead-lettered for max receives", wait, ex.Dead, body)
+		}
+	}
+}

@@ -95,7 +95,7 @@ func (q *Queue) anyVisible(ctx context.Context, name string) bool {
 func (q *Queue) receiveOnce(ctx context.Context, name string, max int, visibility time.Duration) ([]queue.Delivery, error) {
 	var out []queue.Delivery
 	err := q.db.lockedTx(ctx, func(tx *sql.Tx) (err error) {
-		out, err = q.receiveTx(ctx, tx, name, max, visibility)
+		out, _, err = q.receiveTx(ctx, tx, name, max, visibility)
 		return err
 	})
 	if err != nil {
@@ -104,9 +104,11 @@ func (q *Queue) receiveOnce(ctx context.Context, name string, max int, visibilit
 	return out, nil
 }
 
-// receiveTx is receiveOnce's work inside tx.
-func (q *Queue) receiveTx(ctx context.Context, tx *sql.Tx, name string, max int, visibility time.Duration) ([]queue.Delivery, error) {
+// receiveTx is receiveOnce's work inside tx. It also returns the messages it moved to the dead
+// letters instead of delivering them (out of receives), so that a runner can say so.
+func (q *Queue) receiveTx(ctx context.Context, tx *sql.Tx, name string, max int, visibility time.Duration) ([]queue.Delivery, []queue.DeadLetter, error) {
 	var out []queue.Delivery
+	var dead []queue.DeadLetter
 	err := func() error {
 		now := time.Now().UnixNano()
 		taken := map[int64]bool{} // planned by an earlier round
@@ -170,14 +172,17 @@ func (q *Queue) receiveTx(ctx context.Context, tx *sql.Tx, name string, max int,
 				if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE seq = ?`, m.seq); err != nil {
 					return err
 				}
+				dead = append(dead, queue.DeadLetter{MessageID: m.id, Queue: name, Body: m.body, Reason: reason,
+					ReceiveCount: m.receives, DeadAt: time.Unix(0, now).UTC()})
 			}
 		}
 		return nil
 	}()
-	if err == nil {
-		q.wake.received(name, len(out), max)
+	if err != nil {
+		return nil, nil, err
 	}
-	return out, err
+	q.wake.received(name, len(out), max)
+	return out, dead, nil
 }
 
 // newNonce is the random part of the receipts of one receive: 32 hex digits.

@@ -151,11 +151,11 @@ func settleTx(ctx context.Context, tx *sql.Tx, group []*settleReq) error {
 		if r.recv == nil || !(r.force || r.q.wake.maybe(r.recv.Queue)) {
 			continue // (a drained queue: the runner's receiver polls it for other processes' sends)
 		}
-		ds, err := r.q.receiveTx(ctx, tx, r.recv.Queue, r.recv.Max, r.recv.Visibility)
+		ds, dead, err := r.q.receiveTx(ctx, tx, r.recv.Queue, r.recv.Max, r.recv.Visibility)
 		if err != nil {
 			return err
 		}
-		r.out.Deliveries = ds
+		r.out.Deliveries, r.out.Dead = ds, dead
 		r.out.Claims = make([]pipeline.ClaimState, len(ds))
 		if r.recv.Keys == nil || len(ds) == 0 {
 			continue

@@ -68,6 +68,9 @@ type Exchanged struct {
 	// the key of Deliveries[i] found (ClaimTaken when it had no key).
 	Deliveries []queue.Delivery
 	Claims     []ClaimState
+	// Dead are the messages the receive moved to the dead-letter queue instead of delivering
+	// them (they had had their receives): the runner reports them as it reports its own.
+	Dead []queue.DeadLetter
 }
 
 // Outbox is an optional interface of a queue.Queue: it settles deliveries transactionally.

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -83,6 +84,7 @@ func (r *Runner) pollOutbox(ctx context.Context, st Stage, ob Outbox) {
 		recv, parsed := r.receiving(st, ob, min(n*batch, MaxBatch))
 		recv.Wait = receiveWait
 		ex, err := ob.Exchange(ctx, nil, recv)
+		r.deadOnReceive(st, ex.Dead)
 		ds := ex.Deliveries
 		if err == nil && len(ds) > 0 {
 			r.inFlight.Add(int64(len(ds)))
@@ -187,6 +189,7 @@ func (r *Runner) work(ctx, hctx context.Context, st Stage, ob Outbox, batch int,
 		}
 		if next != nil {
 			r.inFlight.Add(int64(len(next.Deliveries)))
+			r.deadOnReceive(st, next.Dead)
 		}
 		for _, it := range items {
 			r.settled(st, it.d, it.in, it.out, it.action, it.err, it.qerr)
@@ -196,6 +199,18 @@ func (r *Runner) work(ctx, hctx context.Context, st Stage, ob Outbox, batch int,
 		if next != nil && recv != nil {
 			items = r.received(hctx, st, ob, recv, *parsed, *next)
 		}
+	}
+}
+
+// deadOnReceive reports the messages a receive of st's queue moved to the dead letters instead
+// of delivering them (they had had their receives, the last without being settled: their
+// holder died, or was putting them back as in progress), as the messages the runner
+// dead-letters itself are reported: logged, and to Observe.
+func (r *Runner) deadOnReceive(st Stage, dead []queue.DeadLetter) {
+	for _, d := range dead {
+		in, _ := message.Parse(d.Body) // (zero when it does not parse)
+		r.settled(st, queue.Delivery{MessageID: d.MessageID, Body: d.Body, ReceiveCount: d.ReceiveCount}, in, nil,
+			DeadLetter, errors.New(d.Reason), nil)
 	}
 }
 

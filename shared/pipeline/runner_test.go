@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/queue"
@@ -454,5 +455,41 @@ func TestRunnerDrainsOnShutdown(t *testing.T) {
 	validateAll(t, outs)
 	if r.InFlight() != 0 {
 		t.Errorf("InFlight = %d after Run", r.InFlight())
+	}
+}
+
+// A message the queue moves to the dead letters itself, on a receive that finds it out of
+// receives (its holder died on its last one), is reported as the runner's own dead letters are:
+// to Observe (what karma plan and apply print) and the log, not left for 'karma dlq list' alone.
+func TestRunnerReportsWhatTheQueueDeadLettersOnReceive(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	q, err := embedded.NewQueue(ctx, newDB(t), embedded.QueueOptions{MaxReceives: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	st := pipeline.Stage{Name: pipeline.StagePlan, Handler: func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+		calls.Add(1)
+		return nil, nil
+	}}
+	in := detected(t, "cr-spent")
+	send(t, q, st.Name, in)
+	for range 2 { // two holders that died: received, never settled
+		receiveOne(t, q, st.Name, time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+	rec := newRecorder()
+	r := &pipeline.Runner{Queue: q, Stages: []pipeline.Stage{st}, Log: quietLog, Observe: rec.observe, Visibility: time.Minute}
+	var got observed
+	runUntil(t, r, rec, 10*time.Second, func(o observed) bool { got = o; return true })
+	if got.action != pipeline.DeadLetter || got.err == nil || !strings.Contains(got.err.Error(), "max receives (2) exceeded") || got.in.ID != in.ID {
+		t.Errorf("observed %v of message %q (%v); want message %s dead-lettered for max receives", got.action, got.in.ID, got.err, in.ID)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("the handler ran %d times", n)
+	}
+	if dead, _ := q.ListDead(ctx, st.Name); len(dead) != 1 {
+		t.Errorf("dead letters %+v, want the message", dead)
 	}
 }
