@@ -14,9 +14,11 @@ package embedded
 //     out several messages of an idle group, in order (as SQS FIFO queues do).
 //   - Dedup: a Send with a non-empty DedupID that was already sent to the same queue in the
 //     last 5 minutes is accepted and dropped, even if the first message is already deleted.
-//   - Every receive counts. A message that was received MaxReceives times is, on the next
-//     receive that would deliver it, moved to the dead letters with reason
-//     "max receives (N) exceeded" instead. Kill moves it at once with the caller's reason.
+//   - Every receive counts — but one an Exchange settles as unhandled (pipeline.Settlement's
+//     Unhandled: put back because its key is in progress elsewhere), whose count goes back down.
+//     A message that was received MaxReceives times is, on the next receive that would deliver
+//     it, moved to the dead letters with reason "max receives (N) exceeded" instead (an Exchange
+//     returns such moves, Exchanged.Dead). Kill moves it at once with the caller's reason.
 //   - A receipt handle is current until the message is received again, deleted or
 //     dead-lettered; Delete, ChangeVisibility and Kill with any other handle fail with an error
 //     matching queue.ErrStaleReceipt. A current handle stays usable after the visibility

@@ -98,7 +98,11 @@ func settleTx(ctx context.Context, tx *sql.Tx, group []*settleReq) error {
 					r.out.Acks[i] = fmt.Errorf("embedded queue %s: change visibility: %v not in 0..%v", s.Queue, s.RetryAfter, MaxVisibility)
 					continue
 				}
-				ok, err := affected(tx.ExecContext(ctx, `UPDATE messages SET visible_at = ?
+				set := `visible_at = ?`
+				if s.Unhandled { // its receive is given back (pipeline.Settlement)
+					set += `, receive_count = MAX(receive_count - 1, 0)`
+				}
+				ok, err := affected(tx.ExecContext(ctx, `UPDATE messages SET `+set+`
 					WHERE seq = ? AND queue = ? AND receipt = ?`, now+int64(s.RetryAfter), seq, s.Queue, s.Receipt))
 				if err != nil {
 					return err

@@ -35,7 +35,12 @@ type Settlement struct {
 	Action     Action
 	Reason     string
 	RetryAfter time.Duration
-	Sends      []Outgoing
+	// Unhandled, with Retry, says the delivery is put back without having been handled: its
+	// key is in progress on another worker (InProgress), whose own delivery settles the key. Its
+	// receive is given back, so that a copy waiting for a long handler (a Terraform apply of 40
+	// minutes) is not dead-lettered for too many receives while it waits.
+	Unhandled bool
+	Sends     []Outgoing
 	// Marks are idempotency keys to record as done (dropping their claims); Releases are claims
 	// to drop without marking. Only for a Seen the Outbox Records.
 	Marks    []string

@@ -398,7 +398,8 @@ func (r *Runner) settlements(ctx context.Context, st Stage, items []*item, recor
 			}
 		case Retry:
 			if ra, ok := retryAfter(it.err); ok {
-				s.RetryAfter = ra
+				var ip *InProgress
+				s.RetryAfter, s.Unhandled = ra, errors.As(it.err, &ip)
 			} else {
 				s.RetryAfter = r.backoff(it.d.ReceiveCount)
 			}
