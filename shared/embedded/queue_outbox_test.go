@@ -419,11 +419,12 @@ func TestExchangeReturnsWhatItsReceiveDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, wait := range []time.Duration{0, 200 * time.Millisecond} {
+	for _, wait := range []time.Duration{0, time.Second} {
 		body := fmt.Sprintf("spent-%v", wait)
 		sendBodies(t, q, "in", body)
 		// Its one receive, by a holder that died.
-		if ds, err := q.Receive(ctx, "in", 1, time.Millisecond, 0); err != nil || len(ds) != 1 {
+		const visibility = 300 * time.Millisecond
+		if ds, err := q.Receive(ctx, "in", 1, visibility, 0); err != nil || len(ds) != 1 {
 			t.Fatalf("Receive = %v, %v", bodiesOf(ds), err)
 		}
 		if wait > 0 {
@@ -433,7 +434,7 @@ func TestExchangeReturnsWhatItsReceiveDeadLettered(t *testing.T) {
 				t.Fatalf("Receive = %v, %v", bodiesOf(ds), err)
 			}
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(visibility + 50*time.Millisecond)
 		ex, err := q.Exchange(ctx, nil, &pipeline.Receiving{Queue: "in", Max: 10, Visibility: time.Minute, Wait: wait})
 		if err != nil || len(ex.Deliveries) != 0 {
 			t.Fatalf("wait %v: Exchange = %v, %v", wait, bodiesOf(ex.Deliveries), err)
