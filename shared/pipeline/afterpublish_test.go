@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,5 +93,46 @@ func TestFailedHookGivesTheClaimBack(t *testing.T) {
 				t.Errorf("dead-lettered: %+v", dead)
 			}
 		})
+	}
+}
+
+// permanentPublisher refuses every publish as something no retry can change.
+type permanentPublisher struct{}
+
+func (permanentPublisher) Publish(context.Context, ...message.Envelope) error {
+	return pipeline.Permanent(errors.New("message of 300 KiB: over the 256 KiB a queue takes"))
+}
+
+// An output that can never be published (the publisher says so: Permanent) dead-letters the
+// message at once with that reason, its claim given back and its key not marked; retried, the
+// handler would run again on every receive only to fail the same way.
+func TestAPermanentPublishFailureDeadLettersAtOnce(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	q, seen := newQueue(t, db), newSeen(t, db)
+	c := &countingHandler{}
+	st := pipeline.Stage{Name: pipeline.StageResolve, Handler: pipeline.Chain(c.handle, pipeline.Idempotency(seen, pipeline.StageResolve, time.Minute))}
+	r := &pipeline.Runner{Queue: q, Stages: []pipeline.Stage{st}, Publisher: permanentPublisher{}, Log: quietLog}
+	ctx := context.Background()
+	send(t, q, st.Name, detected(t, "cr-too-large"))
+	if got := r.Process(ctx, st, receiveOne(t, q, st.Name, time.Minute)); got != pipeline.DeadLetter {
+		t.Fatalf("action = %v, want dead-letter", got)
+	}
+	if c.calls.Load() != 1 {
+		t.Errorf("handler calls = %d, want 1", c.calls.Load())
+	}
+	key := "resolve|request:cr-too-large"
+	if done, err := seen.Done(ctx, key); err != nil || done {
+		t.Errorf("key marked done although nothing was published (done=%v, err=%v)", done, err)
+	}
+	if ok, err := seen.Claim(ctx, key, time.Minute); err != nil || !ok {
+		t.Errorf("the claim was not given back (claimed again: %v, %v)", ok, err)
+	}
+	dead, err := q.ListDead(ctx, st.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 1 || !strings.Contains(dead[0].Reason, "over the 256 KiB") {
+		t.Errorf("dead letters %+v, want the message with the publisher's reason", dead)
 	}
 }

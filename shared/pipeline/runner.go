@@ -200,11 +200,17 @@ func handle(ctx context.Context, handler Handler, pub Publisher, body []byte) Re
 	action := Classify(err)
 	if action == Ack {
 		if perr := pub.Publish(ctx, out...); perr != nil {
+			// A publish that can never succeed (an output no queue takes: the publisher says
+			// so, Permanent) is dead-lettered with its reason now; retried, the handler would
+			// run again each time (plan: terraform plan) only to fail the same way.
 			action, err = Retry, perr
+			if Classify(perr) == DeadLetter {
+				action = DeadLetter
+			}
 		} else if herr := h.run(ctx); herr != nil {
 			action, err = Retry, herr
 		}
-		if action == Retry {
+		if action != Ack {
 			h.abandoned(ctx)
 		}
 	}
