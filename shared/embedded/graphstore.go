@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -46,6 +47,9 @@ func NewGraphStore(ctx context.Context, db *DB) (*GraphStore, error) {
 		`CREATE TABLE IF NOT EXISTS graph_meta (
 			env    TEXT PRIMARY KEY,
 			digest TEXT NOT NULL) WITHOUT ROWID`,
+		`CREATE TABLE IF NOT EXISTS graph_commits (
+			env        TEXT PRIMARY KEY,
+			commit_sha TEXT NOT NULL) WITHOUT ROWID`,
 	)
 	if err != nil {
 		return nil, err
@@ -68,9 +72,35 @@ func hashed(key, env string, v any) row {
 }
 
 // Write replaces the given environments' components and edges with g's, writing only rows whose
-// content changed, in one transaction.
+// content changed, in one transaction; an environment whose rows changed forgets its commit.
 func (s *GraphStore) Write(ctx context.Context, g *graph.Graph, envs []string) (graph.WriteStats, error) {
-	if st, same, err := s.same(ctx, g, envs); err != nil || same {
+	return s.write(ctx, g, envs, "")
+}
+
+// WriteAt is Write of env's graph built at commit, recording commit in the same transaction.
+func (s *GraphStore) WriteAt(ctx context.Context, g *graph.Graph, env, commit string) (graph.WriteStats, error) {
+	if commit == "" {
+		return graph.WriteStats{}, fmt.Errorf("embedded: graph write of %s: no commit", env)
+	}
+	return s.write(ctx, g, []string{env}, commit)
+}
+
+// Commit is the commit env's graph was last written at, "" when none is known.
+func (s *GraphStore) Commit(ctx context.Context, env string) (string, error) {
+	var c string
+	err := s.db.conn(ctx).QueryRowContext(ctx, `SELECT commit_sha FROM graph_commits WHERE env = ?`, env).Scan(&c)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("embedded: graph commit of %s: %w", env, err)
+	}
+	return c, nil
+}
+
+// write is Write, or WriteAt when commit is set.
+func (s *GraphStore) write(ctx context.Context, g *graph.Graph, envs []string, commit string) (graph.WriteStats, error) {
+	if st, same, err := s.same(ctx, g, envs, commit); err != nil || same {
 		return st, err
 	}
 	var st graph.WriteStats
@@ -104,13 +134,36 @@ func (s *GraphStore) Write(ctx context.Context, g *graph.Graph, envs []string) (
 			return err
 		}
 		st.EdgesWritten, st.EdgesDeleted, st.Unchanged = w, d, st.Unchanged+u
+		if err := writeCommit(ctx, tx, digests, commit); err != nil { // before the digests: it compares with them
+			return err
+		}
 		return writeDigests(ctx, tx, digests)
 	})
 	if err != nil {
 		return graph.WriteStats{}, fmt.Errorf("embedded: graph write: %w", err)
 	}
-	s.wrote(g, digests)
+	s.wrote(g, digests, commit)
 	return st, nil
+}
+
+// writeCommit records commit as the commit of the graphs of the environments of digests, or,
+// without one, forgets the commit of each whose rows changed (its digest is not the one stored,
+// which writeDigests has not replaced yet).
+func writeCommit(ctx context.Context, tx *sql.Tx, digests map[string]envDigest, commit string) error {
+	for env, d := range digests {
+		var err error
+		if commit != "" {
+			_, err = tx.ExecContext(ctx, `INSERT INTO graph_commits (env, commit_sha) VALUES (?, ?)
+				ON CONFLICT (env) DO UPDATE SET commit_sha = excluded.commit_sha WHERE commit_sha IS NOT excluded.commit_sha`, env, commit)
+		} else {
+			_, err = tx.ExecContext(ctx, `DELETE FROM graph_commits WHERE env = ?1
+				AND (SELECT digest FROM graph_meta WHERE env = ?1) IS NOT ?2`, env, d.digest)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // syncRows makes table's rows of envs equal to want: returns written, deleted, unchanged.

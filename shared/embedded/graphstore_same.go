@@ -19,7 +19,8 @@ import (
 type lastWrite struct {
 	g      *graph.Graph
 	digest string
-	rows   int // components and edges
+	rows   int    // components and edges
+	commit string // WriteAt's; "" after a Write
 }
 
 // envDigest is an environment's digest and row count.
@@ -58,17 +59,18 @@ func writeDigests(ctx context.Context, tx *sql.Tx, digests map[string]envDigest)
 }
 
 // wrote remembers g as what this store last wrote to the environments of digests.
-func (s *GraphStore) wrote(g *graph.Graph, digests map[string]envDigest) {
+func (s *GraphStore) wrote(g *graph.Graph, digests map[string]envDigest, commit string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for env, d := range digests {
-		s.last[env] = lastWrite{g: g, digest: d.digest, rows: d.rows}
+		s.last[env] = lastWrite{g: g, digest: d.digest, rows: d.rows, commit: commit}
 	}
 }
 
 // same reports whether g is what this store last wrote to every one of envs and the file still
-// holds exactly that (the digests match): then the write has nothing to do.
-func (s *GraphStore) same(ctx context.Context, g *graph.Graph, envs []string) (graph.WriteStats, bool, error) {
+// holds exactly that (the digests match) and, for a WriteAt (commit set), records commit as
+// theirs: then the write has nothing to do.
+func (s *GraphStore) same(ctx context.Context, g *graph.Graph, envs []string, commit string) (graph.WriteStats, bool, error) {
 	if len(envs) == 0 {
 		return graph.WriteStats{}, false, nil
 	}
@@ -76,7 +78,7 @@ func (s *GraphStore) same(ctx context.Context, g *graph.Graph, envs []string) (g
 	want := make(map[string]lastWrite, len(envs))
 	for _, env := range envs {
 		lw, ok := s.last[env]
-		if !ok || lw.g != g {
+		if !ok || lw.g != g || commit != "" && lw.commit != commit {
 			s.mu.Unlock()
 			return graph.WriteStats{}, false, nil
 		}
@@ -87,18 +89,19 @@ func (s *GraphStore) same(ctx context.Context, g *graph.Graph, envs []string) (g
 	for i, env := range envs {
 		args[i] = env
 	}
-	rows, err := s.db.conn(ctx).QueryContext(ctx, `SELECT env, digest FROM graph_meta WHERE env IN (`+strings.Repeat(",?", len(envs))[1:]+`)`, args...)
+	rows, err := s.db.conn(ctx).QueryContext(ctx, `SELECT m.env, m.digest, coalesce(c.commit_sha, '') FROM graph_meta m
+		LEFT JOIN graph_commits c ON c.env = m.env WHERE m.env IN (`+strings.Repeat(",?", len(envs))[1:]+`)`, args...)
 	if err != nil {
 		return graph.WriteStats{}, false, err
 	}
 	defer rows.Close()
 	matched, unchanged := 0, 0
 	for rows.Next() {
-		var env, digest string
-		if err := rows.Scan(&env, &digest); err != nil {
+		var env, digest, stored string
+		if err := rows.Scan(&env, &digest, &stored); err != nil {
 			return graph.WriteStats{}, false, err
 		}
-		if lw, ok := want[env]; ok && lw.digest == digest {
+		if lw, ok := want[env]; ok && lw.digest == digest && (commit == "" || stored == commit) {
 			matched++
 			unchanged += lw.rows
 		}

@@ -41,7 +41,7 @@ func (db *DB) SerializeLineage(l lineage.Store) lineage.Store { return lockedLin
 // SerializeParams returns p with Put and Delete taking the write lock of db's file.
 func (db *DB) SerializeParams(p params.Store) params.Store { return lockedParams{Store: p, db: db} }
 
-// SerializeGraph returns g with Write taking the write lock of db's file.
+// SerializeGraph returns g with Write and WriteAt taking the write lock of db's file.
 func (db *DB) SerializeGraph(g graph.Store) graph.Store { return lockedGraph{Store: g, db: db} }
 
 type lockedChangeSets struct {
@@ -166,6 +166,14 @@ type lockedGraph struct {
 func (g lockedGraph) Write(ctx context.Context, gr *graph.Graph, envs []string) (st graph.WriteStats, err error) {
 	err = g.db.locked(ctx, func() error {
 		st, err = g.Store.Write(ctx, gr, envs)
+		return err
+	})
+	return st, err
+}
+
+func (g lockedGraph) WriteAt(ctx context.Context, gr *graph.Graph, env, commit string) (st graph.WriteStats, err error) {
+	err = g.db.locked(ctx, func() error {
+		st, err = g.Store.WriteAt(ctx, gr, env, commit)
 		return err
 	})
 	return st, err

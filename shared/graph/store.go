@@ -18,8 +18,14 @@ type WriteStats struct {
 //   - Write replaces the stored components and edges of the given environments with g's (only
 //     those environments: others are untouched), writing only what differs — a second Write of
 //     the same graph changes nothing and reports zero written.
+//   - WriteAt is Write of one environment's graph built at a commit, and records that commit:
+//     Commit then returns it. A Write that changes an environment's graph forgets its commit
+//     ("" = not known to be any commit's graph); one that changes nothing leaves it.
 //   - Read returns the graph as last written, equal to what was written (Document form).
 type Store interface {
 	Write(ctx context.Context, g *Graph, envs []string) (WriteStats, error)
+	WriteAt(ctx context.Context, g *Graph, env, commit string) (WriteStats, error)
+	// Commit is the commit env's graph was last written at (WriteAt), "" when none is known.
+	Commit(ctx context.Context, env string) (string, error)
 	Read(ctx context.Context) (*Graph, error)
 }

@@ -32,6 +32,9 @@
 //	edge    label "emits_runtime_to", dependency -> dependent, id "<to>|emits_runtime_to|<from>"
 //	        (the runtime view of the same reference, written and dropped with its depends_on
 //	        edge in the same request) properties: keys (JSON array = consumes), env, hash, ns
+//	vertex  label "graph_commit", id "graph-commit:<env>": the commit env's graph was last
+//	        written at (WriteAt, one request after the graph; a Write that changed env's graph
+//	        drops it, one request) properties: env, commit, ns
 //
 // Write is a delta. The hash covers an element's whole JSON form, its id included, so one
 // traversal reading only the stored hashes of the environments' components and depends_on

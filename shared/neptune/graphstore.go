@@ -23,6 +23,7 @@ const (
 	LabelComponent      = "component"
 	LabelDependsOn      = "depends_on"
 	LabelEmitsRuntimeTo = "emits_runtime_to"
+	LabelGraphCommit    = "graph_commit"
 )
 
 // DefaultNamespace is the ns property of elements written without StoreOptions.Namespace.

@@ -24,8 +24,9 @@ func TestGraphStoreRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1 state read + 3 component batches (5 rows) + 2 edge batches (4 rows).
-	if st.RoundTrips != 6 || st.ComponentsWritten != 5 || st.EdgesWritten != 4 {
+	// 1 state read + 3 component batches (5 rows) + 2 edge batches (4 rows) + forgetting the
+	// changed environments' commits.
+	if st.RoundTrips != 7 || st.ComponentsWritten != 5 || st.EdgesWritten != 4 {
 		t.Errorf("first write: %+v", st)
 	}
 	st, err = s.Write(ctx, graphtest.Sample(nil, nil), envs)
@@ -34,6 +35,26 @@ func TestGraphStoreRoundTrips(t *testing.T) {
 	}
 	if st != (graph.WriteStats{Unchanged: 9, RoundTrips: 1}) {
 		t.Errorf("no-change write: %+v, want only the state read", st)
+	}
+}
+
+// WriteAt records the commit in one more request, also when the graph is unchanged.
+func TestGraphStoreWriteAtRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	c := testClient(t)
+	s := NewGraphStore(c, StoreOptions{Namespace: testNamespace(t, c)})
+	if _, err := s.WriteAt(ctx, graphtest.Sample(nil, nil), "prod", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.WriteAt(ctx, graphtest.Sample(nil, nil), "prod", "c2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st != (graph.WriteStats{Unchanged: 6, RoundTrips: 2}) {
+		t.Errorf("no-change WriteAt: %+v, want the state read and the commit", st)
+	}
+	if got, err := s.Commit(ctx, "prod"); err != nil || got != "c2" {
+		t.Errorf("Commit(prod) = %q, %v", got, err)
 	}
 }
 
@@ -159,9 +180,9 @@ func TestGraphStoreLargeDelta(t *testing.T) {
 		}
 	}
 	// Requests: hashes, ids (all pairs: > lookupLimit stale), edge drops, 2 component batches,
-	// edge batch, component drops.
+	// edge batch, component drops, forgetting the environments' commits.
 	want := graph.WriteStats{ComponentsWritten: 560, ComponentsDeleted: 40, EdgesWritten: added, EdgesDeleted: removed,
-		Unchanged: len(g2.Edges) - added, RoundTrips: 7}
+		Unchanged: len(g2.Edges) - added, RoundTrips: 8}
 	if st != want {
 		t.Errorf("stats %+v, want %+v", st, want)
 	}

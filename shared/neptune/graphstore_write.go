@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -76,11 +77,63 @@ func approxSize(v any) int {
 }
 
 // Write replaces the given environments' components and edges with g's, writing only what
-// changed (see the package comment).
+// changed (see the package comment); an environment whose graph changed forgets its commit.
 func (s *GraphStore) Write(ctx context.Context, g *graph.Graph, envs []string) (graph.WriteStats, error) {
-	var st graph.WriteStats
+	st, changed, err := s.write(ctx, g, envs)
+	if err != nil || len(changed) == 0 {
+		return st, err
+	}
+	var ids []any
+	for _, env := range envs {
+		if changed[env] {
+			ids = append(ids, s.commitID(env))
+		}
+	}
+	st.RoundTrips++
+	if _, err := s.c.Run(ctx, "forget graph commits", func(g *Source) *Traversal {
+		return g.V(ids...).HasLabel(LabelGraphCommit).Drop()
+	}); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// WriteAt is Write of env's graph built at commit, then records commit (once the graph is
+// written: a write that fails half-way leaves the commit recorded before it).
+func (s *GraphStore) WriteAt(ctx context.Context, g *graph.Graph, env, commit string) (graph.WriteStats, error) {
+	if commit == "" {
+		return graph.WriteStats{}, fmt.Errorf("neptune: graph write of %s: no commit", env)
+	}
+	st, _, err := s.write(ctx, g, []string{env})
+	if err != nil {
+		return st, err
+	}
+	st.RoundTrips++
+	_, err = s.c.Run(ctx, "record graph commit", func(g *Source) *Traversal {
+		return g.MergeV(map[any]any{tID: s.commitID(env), tLabel: LabelGraphCommit}).
+			Property(single, "ns", s.n.ns).Property(single, "env", env).Property(single, "commit", commit).Count()
+	})
+	return st, err
+}
+
+// Commit is the commit env's graph was last written at, "" when none is known.
+func (s *GraphStore) Commit(ctx context.Context, env string) (string, error) {
+	res, err := s.c.Run(ctx, "read graph commit", func(g *Source) *Traversal {
+		return g.V(s.commitID(env)).HasLabel(LabelGraphCommit).Values("commit")
+	})
+	if err != nil || len(res) == 0 {
+		return "", err
+	}
+	return str(res[0]), nil
+}
+
+// commitID is the id of the vertex recording env's commit.
+func (s *GraphStore) commitID(env string) string { return s.n.id("graph-commit:" + env) }
+
+// write is Write without the commits; changed are the environments whose graph it changed.
+func (s *GraphStore) write(ctx context.Context, g *graph.Graph, envs []string) (st graph.WriteStats, changed map[string]bool, err error) {
 	if len(envs) == 0 {
-		return st, nil
+		return st, changed, nil
 	}
 	inScope := map[string]bool{}
 	for _, e := range envs {
@@ -103,7 +156,7 @@ func (s *GraphStore) Write(ctx context.Context, g *graph.Graph, envs []string) (
 	have, err := s.storedHashes(ctx, envs)
 	st.RoundTrips++
 	if err != nil {
-		return graph.WriteStats{}, err
+		return graph.WriteStats{}, nil, err
 	}
 	wanted := make(map[string]bool, len(comps)+len(edges))
 	var changedV, changedE []elem
@@ -129,7 +182,7 @@ func (s *GraphStore) Write(ctx context.Context, g *graph.Graph, envs []string) (
 		staleV, staleE, err := s.idsOf(ctx, envs, stale)
 		st.RoundTrips++
 		if err != nil {
-			return st, err
+			return st, changed, err
 		}
 		keep := make(map[string]bool, len(changedV)+len(changedE))
 		for _, e := range changedV {
@@ -150,6 +203,18 @@ func (s *GraphStore) Write(ctx context.Context, g *graph.Graph, envs []string) (
 		}
 	}
 
+	changed = map[string]bool{}
+	for _, e := range changedV {
+		changed[g.Components[e.i].Env] = true
+	}
+	for _, e := range changedE {
+		changed[g.Components[g.Edges[e.i].From].Env] = true
+	}
+	for _, id := range slices.Concat(goneV, goneE) {
+		env, _, _ := strings.Cut(s.n.strip(id), "/")
+		changed[env] = true
+	}
+
 	// 3. Edges out first, vertices in before their edges, vertices out last.
 	if len(goneE) > 0 {
 		ids := make([]any, 0, 2*len(goneE))
@@ -159,7 +224,7 @@ func (s *GraphStore) Write(ctx context.Context, g *graph.Graph, envs []string) (
 		n, err := s.dropAll(ctx, "drop edges", ids, func(g *Source, batch []any) *Traversal { return g.E(batch...).Drop() })
 		st.RoundTrips += n
 		if err != nil {
-			return st, err
+			return st, changed, err
 		}
 		st.EdgesDeleted = len(goneE)
 	}
@@ -168,7 +233,7 @@ func (s *GraphStore) Write(ctx context.Context, g *graph.Graph, envs []string) (
 	}, s.mergeComponents)
 	st.RoundTrips += n
 	if err != nil {
-		return st, err
+		return st, changed, err
 	}
 	st.ComponentsWritten = len(changedV)
 	n, err = s.writeBatches(ctx, "write edges", changedE, func(e elem) map[any]any {
@@ -176,7 +241,7 @@ func (s *GraphStore) Write(ctx context.Context, g *graph.Graph, envs []string) (
 	}, s.mergeEdges)
 	st.RoundTrips += n
 	if err != nil {
-		return st, err
+		return st, changed, err
 	}
 	st.EdgesWritten = len(changedE)
 	if len(goneV) > 0 {
@@ -191,11 +256,11 @@ func (s *GraphStore) Write(ctx context.Context, g *graph.Graph, envs []string) (
 		})
 		st.RoundTrips += n
 		if err != nil {
-			return st, err
+			return st, changed, err
 		}
 		st.ComponentsDeleted = len(goneV)
 	}
-	return st, nil
+	return st, changed, nil
 }
 
 // emitsIDFromDependsOn maps "<ns:>a|depends_on|b" to "<ns:>b|emits_runtime_to|a".

@@ -9,13 +9,16 @@
 //
 // Output: deployment.recorded (for each scheduled deployment, once its lineage is written).
 //
-// Idempotency: every write is an upsert keyed by change set, deployment or drift id.
+// Idempotency: every write is an upsert keyed by change set, deployment or drift id. Order: the
+// graph of a change's commit is not written over the graph of a later commit (writeGraph).
 package graphwrite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/lineage"
 	"github.com/usekarma/karma/shared/message"
@@ -23,9 +26,11 @@ import (
 	"github.com/usekarma/karma/shared/pipeline"
 )
 
-// Graphs builds an environment's graph at a commit of the config repository.
+// Graphs builds an environment's graph at a commit of the config repository, and says whether
+// a commit is an ancestor of another (configrepo.Source).
 type Graphs interface {
 	Build(ctx context.Context, env, commit string, overrides map[string][]byte) (*model.Result, error)
+	IsAncestor(ctx context.Context, a, b string) (bool, error)
 }
 
 // Worker is the graph-write stage.
@@ -89,14 +94,41 @@ func (w *Worker) resolved(ctx context.Context, in message.Envelope) error {
 			}
 		}
 		if len(res.Diagnostics.Errors()) == 0 {
-			if _, err := w.Store.Write(ctx, res.Graph, []string{in.Env}); err != nil {
-				return pipeline.Transient(fmt.Errorf("graph-write: graph delta: %w", err))
+			if err := w.writeGraph(ctx, in.Env, p.Commit, res.Graph); err != nil {
+				return err
 			}
 		}
 	}
 	c := lineage.Change{ID: p.ChangeSetID, Env: in.Env, CorrelationID: in.CorrelationID, Source: p.Source, RootCauses: p.RootCauses,
 		Actor: in.Actor, At: in.OccurredAt, Affected: p.Affected, Rejected: p.Rejected, Commit: p.Commit, QueuedBehind: p.QueuedBehind}
 	return transient(w.Lineage.RecordChange(ctx, c))
+}
+
+// writeGraph writes env's graph at commit, unless the store holds the graph of a later commit
+// already: a change resolved before it and delivered after it (a retry, a queue's reordering)
+// does not put an older tree back. A commit that is neither (a force-push) is written.
+func (w *Worker) writeGraph(ctx context.Context, env, commit string, g *graph.Graph) error {
+	stored, err := w.Store.Commit(ctx, env)
+	if err != nil {
+		return pipeline.Transient(fmt.Errorf("graph-write: the commit of %s's stored graph: %w", env, err))
+	}
+	if stored != "" && stored != commit {
+		older, err := w.Graphs.IsAncestor(ctx, commit, stored)
+		var gone *gitrepo.CommitNotFoundError
+		switch {
+		case errors.As(err, &gone) && gone.SHA == stored:
+			// The stored graph's commit is no longer in the repository (a force-push removed
+			// it): it is not later than this one.
+		case err != nil:
+			return pipeline.Transient(fmt.Errorf("graph-write: is %s older than %s, whose graph %s holds: %w", commit, stored, env, err))
+		case older:
+			return nil
+		}
+	}
+	if _, err := w.Store.WriteAt(ctx, g, env, commit); err != nil {
+		return pipeline.Transient(fmt.Errorf("graph-write: graph delta: %w", err))
+	}
+	return nil
 }
 
 func (w *Worker) scheduled(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {

@@ -160,6 +160,56 @@ func Run(t *testing.T, newStore func(t *testing.T) graph.Store) {
 		}
 	})
 
+	t.Run("WriteAt records the commit of one environment's graph", func(t *testing.T) {
+		s := newStore(t)
+		commit := func(env, want string) {
+			t.Helper()
+			if got, err := s.Commit(ctx, env); err != nil || got != want {
+				t.Errorf("Commit(%s) = %q, %v; want %q", env, got, err, want)
+			}
+		}
+		commit("dev", "")
+		g := Sample(nil, nil)
+		if _, err := s.WriteAt(ctx, g, "dev", "c1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.WriteAt(ctx, g, "prod", "c1"); err != nil {
+			t.Fatal(err)
+		}
+		commit("dev", "c1")
+		// The same graph at another commit (a commit changing nothing here): the commit moves.
+		st, err := s.WriteAt(ctx, g, "dev", "c2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ComponentsWritten+st.EdgesWritten+st.ComponentsDeleted+st.EdgesDeleted != 0 {
+			t.Errorf("same graph at another commit wrote %+v", st)
+		}
+		commit("dev", "c2")
+		commit("prod", "c1")
+		// A Write changing nothing keeps the commits; one changing dev forgets dev's only.
+		if _, err := s.Write(ctx, Sample(nil, nil), envs); err != nil {
+			t.Fatal(err)
+		}
+		commit("dev", "c2")
+		devChanged := Sample(func(cs []graph.Component) []graph.Component {
+			cs[0].ConfigHash = "edited"
+			return cs
+		}, nil)
+		if _, err := s.Write(ctx, devChanged, envs); err != nil {
+			t.Fatal(err)
+		}
+		commit("dev", "")
+		commit("prod", "c1")
+		got, err := s.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if docJSON(t, got) != docJSON(t, devChanged) {
+			t.Errorf("read differs:\n got %s\nwant %s", docJSON(t, got), docJSON(t, devChanged))
+		}
+	})
+
 	t.Run("empty store reads as an empty graph", func(t *testing.T) {
 		s := newStore(t)
 		g, err := s.Read(ctx)
