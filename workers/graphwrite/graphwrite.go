@@ -80,29 +80,48 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 // skipID names a skipped component's lineage record like the deployment it would have been.
 func skipID(p message.DeploymentSkipped) string { return "skip-" + p.ChangeSetID + "/" + p.Component }
 
+// resolved records the change in the lineage, then writes the graph of its commit. The record
+// comes first: a commit whose graph cannot be built (a force-push removed it before this stage
+// fetched it) still leaves its change in the lineage, and the message is dead-lettered saying so.
 func (w *Worker) resolved(ctx context.Context, in message.Envelope) error {
 	var p message.ChangeResolved
 	if err := message.Decode(in, &p); err != nil {
 		return err
 	}
-	if p.Rejected == "" && p.Commit != "" && w.Graphs != nil && w.Store != nil {
-		res, ok := pipeline.Prepared(ctx).(*model.Result) // built by Prepare for this message
-		if !ok {
-			var err error
-			if res, err = w.Graphs.Build(ctx, in.Env, p.Commit, nil); err != nil {
-				return pipeline.Transient(err)
-			}
-		}
-		if len(res.Diagnostics.Errors()) == 0 {
-			if err := w.writeGraph(ctx, in.Env, p.Commit, res.Graph); err != nil {
-				return err
-			}
-		}
-	}
 	c := lineage.Change{ID: p.ChangeSetID, Env: in.Env, CorrelationID: in.CorrelationID, Source: p.Source, RootCauses: p.RootCauses,
 		Actor: in.Actor, At: in.OccurredAt, Affected: p.Affected, Rejected: p.Rejected, Commit: p.Commit, QueuedBehind: p.QueuedBehind}
-	return transient(w.Lineage.RecordChange(ctx, c))
+	if err := w.Lineage.RecordChange(ctx, c); err != nil {
+		return pipeline.Transient(err)
+	}
+	if p.Rejected != "" || p.Commit == "" || w.Graphs == nil || w.Store == nil {
+		return nil
+	}
+	var res *model.Result
+	var err error
+	switch pr := pipeline.Prepared(ctx).(type) { // built by Prepare for this message
+	case *model.Result:
+		res = pr
+	case buildFailure:
+		err = pr.err
+	default:
+		res, err = w.Graphs.Build(ctx, in.Env, p.Commit, nil)
+	}
+	if err != nil {
+		err = fmt.Errorf("graph-write: the graph of %s at commit %s: %w", in.Env, p.Commit, err)
+		if gone := (*gitrepo.CommitNotFoundError)(nil); errors.As(err, &gone) {
+			return pipeline.Permanent(err) // it never will be built
+		}
+		return pipeline.Transient(err)
+	}
+	if len(res.Diagnostics.Errors()) > 0 {
+		return nil
+	}
+	return w.writeGraph(ctx, in.Env, p.Commit, res.Graph)
 }
+
+// buildFailure is what Prepare found when the graph could not be built: Handle records the
+// change, then fails with it.
+type buildFailure struct{ err error }
 
 // writeGraph writes env's graph at commit, unless the store holds the graph of a later commit
 // already: a change resolved before it and delivered after it (a retry, a queue's reordering)
@@ -169,7 +188,7 @@ func transient(err error) error {
 // Prepare builds, before Handle and outside the state file's transaction
 // (pipeline.Stage.Prepare), the graph of a resolved change's commit: the build reads the commit
 // from Git (fetching it if need be), and Handle, inside the transaction, writes what Prepare
-// built. Nothing is written here.
+// built, or records the change and fails as the build did. Nothing is written here.
 func (w *Worker) Prepare(ctx context.Context, in message.Envelope) (any, error) {
 	if in.Type != message.TypeChangeResolved || w.Graphs == nil || w.Store == nil {
 		return nil, nil
@@ -183,7 +202,7 @@ func (w *Worker) Prepare(ctx context.Context, in message.Envelope) (any, error) 
 	}
 	res, err := w.Graphs.Build(ctx, in.Env, p.Commit, nil)
 	if err != nil {
-		return nil, pipeline.Transient(err)
+		return buildFailure{err}, nil
 	}
 	return res, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/usekarma/karma/shared/gitrepo/gittest"
 	"github.com/usekarma/karma/shared/lineage"
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/workers/graphwrite"
 )
@@ -426,5 +428,47 @@ func TestAnOlderCommitDeliveredLateDoesNotRegressTheGraph(t *testing.T) {
 	}
 	if got, _ := s.graph.Commit(ctx, "prod"); got != c {
 		t.Errorf("stored graph's commit = %q; want %s", got, c)
+	}
+}
+
+// goneGraphs fails every build as a repository does for a commit a force-push removed.
+type goneGraphs struct{ wt.RepoGraphs }
+
+func (goneGraphs) Build(_ context.Context, _, commit string, _ map[string][]byte) (*model.Result, error) {
+	return nil, fmt.Errorf("loading: %w", &gitrepo.CommitNotFoundError{Repo: "config.git", SHA: commit, Fetched: true})
+}
+
+// A change whose commit is gone by the time graph-write builds it is still recorded in the
+// lineage (the change set exists and its deployments name it), and the message is dead-lettered
+// at once naming the commit, not retried until it dies unrecorded: whether the build failed in
+// Prepare (joined stages) or in Handle.
+func TestChangeWhoseCommitIsGoneIsStillRecorded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for i, viaPrepare := range []bool{false, true} {
+		t.Run(fmt.Sprintf("prepare=%v", viaPrepare), func(t *testing.T) {
+			t.Parallel()
+			s := newStage(t)
+			s.w.Graphs = goneGraphs{}
+			st := newStory(t, 50+i)
+			in := st.resolved(t, 10, "")
+			h := s.w.Handle
+			if viaPrepare {
+				prepared, err := s.w.Prepare(ctx, in)
+				if err != nil {
+					t.Fatalf("Prepare failed the message (%v): Handle would never record the change", err)
+				}
+				h = func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+					return s.w.Handle(pipeline.WithPrepared(ctx, prepared), in)
+				}
+			}
+			_, action, err := wt.Process(t, s.q, h, in)
+			if action != pipeline.DeadLetter || err == nil || !strings.Contains(err.Error(), sha1) {
+				t.Errorf("action %v (%v); want a dead letter naming commit %s", action, err, sha1)
+			}
+			if c, err := s.lineage.Change(ctx, st.csID); err != nil || c.Commit != sha1 {
+				t.Errorf("change %s not recorded: %+v, %v", st.csID, c, err)
+			}
+		})
 	}
 }
