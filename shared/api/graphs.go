@@ -91,6 +91,7 @@ type snapshotEntry struct {
 	res      *model.Result
 	built    time.Time
 	stale    bool
+	gen      uint64        // Invalidate calls so far: a build that began before the last one is stale
 	building chan struct{} // closed when the build under way ends; nil when none is
 }
 
@@ -121,12 +122,15 @@ func (s *Snapshot) Current(ctx context.Context, env string) (*model.Result, erro
 			}
 		}
 		e.building = make(chan struct{})
+		gen := e.gen
 		s.mu.Unlock()
-		return s.build(ctx, env, e)
+		return s.build(ctx, env, e, gen)
 	}
 }
 
-func (s *Snapshot) build(ctx context.Context, env string, e *snapshotEntry) (*model.Result, error) {
+// build builds env's graph; invalidated while it ran (it may have read the head before the push
+// that invalidated it), what it built is served but rebuilt at the next request.
+func (s *Snapshot) build(ctx context.Context, env string, e *snapshotEntry, gen uint64) (*model.Result, error) {
 	res, err := s.Source.Current(ctx, env)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -135,7 +139,7 @@ func (s *Snapshot) build(ctx context.Context, env string, e *snapshotEntry) (*mo
 	if err != nil {
 		return nil, err // the next request tries again
 	}
-	e.res, e.built, e.stale = res, s.now(), false
+	e.res, e.built, e.stale = res, s.now(), e.gen != gen
 	return res, nil
 }
 
@@ -159,5 +163,6 @@ func (s *Snapshot) Invalidate() {
 	defer s.mu.Unlock()
 	for _, e := range s.entries {
 		e.stale = true
+		e.gen++
 	}
 }

@@ -93,3 +93,40 @@ func TestSnapshotBuildsOnceForConcurrentRequests(t *testing.T) {
 		t.Errorf("%d builds for %d concurrent requests", src.builds, len(results))
 	}
 }
+
+// An Invalidate that arrives while a build is under way (the build may have read the head
+// before the push) is not lost when that build ends: the next request builds again.
+func TestSnapshotInvalidatedDuringABuildRebuilds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := &countingGraphs{gate: make(chan struct{}, 1)}
+	s := &Snapshot{Source: src, MaxAge: time.Hour}
+	src.gate <- struct{}{}
+	if _, err := s.Current(ctx, "prod"); err != nil {
+		t.Fatal(err)
+	}
+	s.Invalidate() // a push
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Current(ctx, "prod") // rebuilds, held at the gate
+	}()
+	for building := false; !building; {
+		time.Sleep(time.Millisecond)
+		s.mu.Lock()
+		building = s.entries["prod"].building != nil
+		s.mu.Unlock()
+	}
+	s.Invalidate() // another push, written while the rebuild runs
+	src.gate <- struct{}{}
+	<-done
+	src.gate <- struct{}{}
+	if _, err := s.Current(ctx, "prod"); err != nil {
+		t.Fatal(err)
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.builds != 3 {
+		t.Errorf("%d builds, want 3: the invalidation during the second build was lost", src.builds)
+	}
+}
