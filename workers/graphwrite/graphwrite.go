@@ -96,58 +96,81 @@ func (w *Worker) resolved(ctx context.Context, in message.Envelope) error {
 	if p.Rejected != "" || p.Commit == "" || w.Graphs == nil || w.Store == nil {
 		return nil
 	}
-	var res *model.Result
-	var err error
-	switch pr := pipeline.Prepared(ctx).(type) { // built by Prepare for this message
-	case *model.Result:
-		res = pr
-	case buildFailure:
-		err = pr.err
-	default:
-		res, err = w.Graphs.Build(ctx, in.Env, p.Commit, nil)
+	pr, _ := pipeline.Prepared(ctx).(*prepared) // what Prepare found for this message
+	if pr == nil {
+		pr = &prepared{}
+		pr.res, pr.err = w.Graphs.Build(ctx, in.Env, p.Commit, nil)
 	}
-	if err != nil {
+	if err := pr.err; err != nil {
 		err = fmt.Errorf("graph-write: the graph of %s at commit %s: %w", in.Env, p.Commit, err)
 		if gone := (*gitrepo.CommitNotFoundError)(nil); errors.As(err, &gone) {
 			return pipeline.Permanent(err) // it never will be built
 		}
 		return pipeline.Transient(err)
 	}
-	if len(res.Diagnostics.Errors()) > 0 {
+	if len(pr.res.Diagnostics.Errors()) > 0 {
 		return nil
 	}
-	return w.writeGraph(ctx, in.Env, p.Commit, res.Graph)
+	return w.writeGraph(ctx, in.Env, p.Commit, pr)
 }
 
-// buildFailure is what Prepare found when the graph could not be built: Handle records the
-// change, then fails with it.
-type buildFailure struct{ err error }
+// prepared is what Prepare found for a change.resolved: the graph of its commit, or why it
+// could not be built; and, when ordered, the commit of the stored graph then and whether the
+// change's commit is older than it (Handle asks Git again only if the store moved since).
+type prepared struct {
+	res     *model.Result
+	err     error
+	ordered bool
+	stored  string
+	older   bool
+}
 
 // writeGraph writes env's graph at commit, unless the store holds the graph of a later commit
 // already: a change resolved before it and delivered after it (a retry, a queue's reordering)
 // does not put an older tree back. A commit that is neither (a force-push) is written.
-func (w *Worker) writeGraph(ctx context.Context, env, commit string, g *graph.Graph) error {
+func (w *Worker) writeGraph(ctx context.Context, env, commit string, pr *prepared) error {
 	stored, err := w.Store.Commit(ctx, env)
 	if err != nil {
 		return pipeline.Transient(fmt.Errorf("graph-write: the commit of %s's stored graph: %w", env, err))
 	}
-	if stored != "" && stored != commit {
-		older, err := w.Graphs.IsAncestor(ctx, commit, stored)
-		var gone *gitrepo.CommitNotFoundError
-		switch {
-		case errors.As(err, &gone) && gone.SHA == stored:
-			// The stored graph's commit is no longer in the repository (a force-push removed
-			// it): it is not later than this one.
-		case err != nil:
+	older := pr.older
+	if !pr.ordered || pr.stored != stored {
+		if older, err = w.older(ctx, commit, stored); err != nil {
 			return pipeline.Transient(fmt.Errorf("graph-write: is %s older than %s, whose graph %s holds: %w", commit, stored, env, err))
-		case older:
-			return nil
 		}
 	}
-	if _, err := w.Store.WriteAt(ctx, g, env, commit); err != nil {
+	if older {
+		return nil
+	}
+	if _, err := w.Store.WriteAt(ctx, pr.res.Graph, env, commit); err != nil {
 		return pipeline.Transient(fmt.Errorf("graph-write: graph delta: %w", err))
 	}
 	return nil
+}
+
+// older reports whether commit is an ancestor of stored, the commit of the stored graph. The
+// usual case first, found after a short walk: stored is an ancestor of commit. A stored commit
+// the repository no longer has (a force-push removed it) is not later than any.
+func (w *Worker) older(ctx context.Context, commit, stored string) (bool, error) {
+	if stored == "" || stored == commit {
+		return false, nil
+	}
+	gone := func(err error) bool {
+		var nf *gitrepo.CommitNotFoundError
+		return errors.As(err, &nf) && nf.SHA == stored
+	}
+	later, err := w.Graphs.IsAncestor(ctx, stored, commit)
+	if gone(err) || err == nil && later {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	older, err := w.Graphs.IsAncestor(ctx, commit, stored)
+	if gone(err) {
+		return false, nil
+	}
+	return older, err
 }
 
 func (w *Worker) scheduled(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
@@ -186,9 +209,10 @@ func transient(err error) error {
 }
 
 // Prepare builds, before Handle and outside the state file's transaction
-// (pipeline.Stage.Prepare), the graph of a resolved change's commit: the build reads the commit
-// from Git (fetching it if need be), and Handle, inside the transaction, writes what Prepare
-// built, or records the change and fails as the build did. Nothing is written here.
+// (pipeline.Stage.Prepare), the graph of a resolved change's commit and how its commit is
+// ordered with the stored graph's: the build reads the commit from Git (fetching it if need be),
+// and Handle, inside the transaction, writes what Prepare built, or records the change and fails
+// as the build did. Nothing is written here.
 func (w *Worker) Prepare(ctx context.Context, in message.Envelope) (any, error) {
 	if in.Type != message.TypeChangeResolved || w.Graphs == nil || w.Store == nil {
 		return nil, nil
@@ -200,9 +224,15 @@ func (w *Worker) Prepare(ctx context.Context, in message.Envelope) (any, error) 
 	if p.Rejected != "" || p.Commit == "" {
 		return nil, nil
 	}
-	res, err := w.Graphs.Build(ctx, in.Env, p.Commit, nil)
-	if err != nil {
-		return buildFailure{err}, nil
+	pr := &prepared{}
+	if pr.res, pr.err = w.Graphs.Build(ctx, in.Env, p.Commit, nil); pr.err != nil {
+		return pr, nil
 	}
-	return res, nil
+	// The order of the commits, read from Git here rather than inside the transaction.
+	if stored, err := w.Store.Commit(ctx, in.Env); err == nil {
+		if older, err := w.older(ctx, p.Commit, stored); err == nil {
+			pr.ordered, pr.stored, pr.older = true, stored, older
+		}
+	}
+	return pr, nil
 }

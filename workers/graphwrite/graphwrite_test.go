@@ -367,7 +367,8 @@ func equalJSON(t *testing.T, a, b any) bool {
 
 // A change resolved at an older commit whose change.resolved is handled after a later one's (a
 // retry, a queue's reordering) leaves the later commit's graph in the store: the graph is never
-// put back to an older tree. A later commit is written as usual.
+// put back to an older tree. A later commit is written as usual. Handled directly, and with both
+// prepared before either is handled (one batch of a joined stage: Prepare saw neither write).
 func TestAnOlderCommitDeliveredLateDoesNotRegressTheGraph(t *testing.T) {
 	t.Parallel()
 	gittest.Need(t)
@@ -376,58 +377,90 @@ func TestAnOlderCommitDeliveredLateDoesNotRegressTheGraph(t *testing.T) {
 	a := origin.Head(t)
 	b := origin.Commit(t, "a second vpc", map[string]string{"iac/prod/vpc/edge/config.json": `{"cidr": "10.30.0.0/16", "az_count": 2}`})
 	c := origin.Commit(t, "a third vpc", map[string]string{"iac/prod/vpc/lab/config.json": `{"cidr": "10.40.0.0/16", "az_count": 2}`})
-	repo, err := gitrepo.OpenCache(filepath.Join(t.TempDir(), "cache"), gitrepo.Remote{URL: origin.Bare}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { repo.Close() })
-	s := newStage(t)
-	s.w.Graphs = &configrepo.Source{Repo: repo, ModulesRoot: filepath.Join(t.TempDir(), "modules")}
+	for i, batch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
+			repo, err := gitrepo.OpenCache(filepath.Join(t.TempDir(), "cache"), gitrepo.Remote{URL: origin.Bare}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { repo.Close() })
+			s := newStage(t)
+			s.w.Graphs = &configrepo.Source{Repo: repo, ModulesRoot: filepath.Join(t.TempDir(), "modules")}
 
-	resolvedAt := func(n int, commit string) (message.Envelope, string) {
-		p := message.ChangeDetected{ChangeSetID: wt.FixedID(n), Source: message.SourceGit, Components: []message.ComponentRef{},
-			Files: []string{"iac/prod/vpc/core/config.json"}, Commit: &message.Commit{SHA: commit, Author: gitActor.Name}}
-		root := wt.FixedRoot(t, n, message.TypeChangeDetected, "", gitActor, "git:"+commit, p)
-		csID := root.ID + "/prod"
-		r := message.ChangeResolved{ChangeSetID: csID, Source: message.SourceGit, Commit: commit,
-			RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: commit}}, Roots: []string{}, Affected: []string{}, Waves: [][]string{}}
-		e := wt.FixedDerive(t, root, n+1, message.TypeChangeResolved, "resolved:"+csID, r)
-		e.Env = "prod"
-		return e, csID
-	}
-	has := func(id string) bool {
-		t.Helper()
-		g, err := s.graph.Read(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, ok := g.Index(id)
-		return ok
-	}
-	inB, _ := resolvedAt(40, b)
-	inA, csA := resolvedAt(42, a)
-	inC, _ := resolvedAt(44, c)
+			resolvedAt := func(n int, commit string) (message.Envelope, string) {
+				p := message.ChangeDetected{ChangeSetID: wt.FixedID(n), Source: message.SourceGit, Components: []message.ComponentRef{},
+					Files: []string{"iac/prod/vpc/core/config.json"}, Commit: &message.Commit{SHA: commit, Author: gitActor.Name}}
+				root := wt.FixedRoot(t, n, message.TypeChangeDetected, "", gitActor, "git:"+commit, p)
+				csID := root.ID + "/prod"
+				r := message.ChangeResolved{ChangeSetID: csID, Source: message.SourceGit, Commit: commit,
+					RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: commit}}, Roots: []string{}, Affected: []string{}, Waves: [][]string{}}
+				e := wt.FixedDerive(t, root, n+1, message.TypeChangeResolved, "resolved:"+csID, r)
+				e.Env = "prod"
+				return e, csID
+			}
+			has := func(id string) bool {
+				t.Helper()
+				g, err := s.graph.Read(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, ok := g.Index(id)
+				return ok
+			}
+			base := 40 + 10*i
+			inB, _ := resolvedAt(base, b)
+			inA, csA := resolvedAt(base+2, a)
+			inC, _ := resolvedAt(base+4, c)
+			handle := func(in message.Envelope) {
+				t.Helper()
+				s.handle(t, in)
+			}
+			if batch {
+				prepared := map[string]any{}
+				for _, in := range []message.Envelope{inB, inA} {
+					v, err := s.w.Prepare(ctx, in)
+					if err != nil {
+						t.Fatal(err)
+					}
+					prepared[in.ID] = v
+				}
+				h := s.w.Handle
+				handle = func(in message.Envelope) {
+					t.Helper()
+					_, action, err := wt.Process(t, s.q, func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+						if v, ok := prepared[in.ID]; ok {
+							ctx = pipeline.WithPrepared(ctx, v)
+						}
+						return h(ctx, in)
+					}, in)
+					if action != pipeline.Ack || err != nil {
+						t.Fatalf("%s: action %v, err %v", in.Type, action, err)
+					}
+				}
+			}
 
-	s.handle(t, inB)
-	if !has("prod/vpc/edge") {
-		t.Fatal("the graph of the second commit lacks prod/vpc/edge")
-	}
-	s.handle(t, inA) // resolved first, handled last
-	if !has("prod/vpc/edge") {
-		t.Error("the graph of an older commit, handled late, replaced the newer one: prod/vpc/edge is gone")
-	}
-	if got, err := s.graph.Commit(ctx, "prod"); err != nil || got != b {
-		t.Errorf("stored graph's commit = %q, %v; want %s", got, err, b)
-	}
-	if ch, err := s.lineage.Change(ctx, csA); err != nil || ch.Commit != a {
-		t.Errorf("the late change is not recorded in the lineage: %+v, %v", ch, err)
-	}
-	s.handle(t, inC)
-	if !has("prod/vpc/lab") || !has("prod/vpc/edge") {
-		t.Error("a later commit's graph was not written")
-	}
-	if got, _ := s.graph.Commit(ctx, "prod"); got != c {
-		t.Errorf("stored graph's commit = %q; want %s", got, c)
+			handle(inB)
+			if !has("prod/vpc/edge") {
+				t.Fatal("the graph of the second commit lacks prod/vpc/edge")
+			}
+			handle(inA) // resolved first, handled last
+			if !has("prod/vpc/edge") {
+				t.Error("the graph of an older commit, handled late, replaced the newer one: prod/vpc/edge is gone")
+			}
+			if got, err := s.graph.Commit(ctx, "prod"); err != nil || got != b {
+				t.Errorf("stored graph's commit = %q, %v; want %s", got, err, b)
+			}
+			if ch, err := s.lineage.Change(ctx, csA); err != nil || ch.Commit != a {
+				t.Errorf("the late change is not recorded in the lineage: %+v, %v", ch, err)
+			}
+			handle(inC)
+			if !has("prod/vpc/lab") || !has("prod/vpc/edge") {
+				t.Error("a later commit's graph was not written")
+			}
+			if got, _ := s.graph.Commit(ctx, "prod"); got != c {
+				t.Errorf("stored graph's commit = %q; want %s", got, c)
+			}
+		})
 	}
 }
 
