@@ -89,6 +89,9 @@ func (s *GraphStore) Write(ctx context.Context, g *graph.Graph, envs []string) (
 			ids = append(ids, s.commitID(env))
 		}
 	}
+	if len(ids) == 0 { // g.V() of no id would be every vertex
+		return st, nil
+	}
 	st.RoundTrips++
 	if _, err := s.c.Run(ctx, "forget graph commits", func(g *Source) *Traversal {
 		return g.V(ids...).HasLabel(LabelGraphCommit).Drop()
