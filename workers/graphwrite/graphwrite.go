@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/lineage"
@@ -58,7 +59,13 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 		}
 		d := lineage.Deployment{ID: skipID(p), ChangeSetID: p.ChangeSetID, Env: in.Env, Component: p.Component,
 			Status: status, Detail: p.Reason + ": " + p.Detail, At: in.OccurredAt, Actor: in.Actor, CausedBy: []message.Cause{}}
-		return nil, transient(w.Lineage.RecordDeployment(ctx, d))
+		if err := w.Lineage.RecordDeployment(ctx, d); err != nil {
+			return nil, pipeline.Transient(err)
+		}
+		if p.Reason == changeset.ReasonRejected || p.Reason == changeset.ReasonExpired {
+			return nil, w.settleScheduled(ctx, d)
+		}
+		return nil, nil
 	case message.TypeDeploymentApplied:
 		var p message.DeploymentApplied
 		if err := message.Decode(in, &p); err != nil {
@@ -75,6 +82,25 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 		return nil, w.drift(ctx, in)
 	}
 	return nil, pipeline.Permanent(fmt.Errorf("graph-write: unexpected message type %s", in.Type))
+}
+
+// settleScheduled gives the outcome of skip (a rejection, an expiry: the only skips that may
+// settle a deployment already scheduled, a plan held for review) to the deployment of the same
+// component and change set still recorded as scheduled, which will now never run: its record
+// says so rather than staying scheduled for ever.
+func (w *Worker) settleScheduled(ctx context.Context, skip lineage.Deployment) error {
+	ds, err := w.Lineage.Deployments(ctx, skip.Component)
+	if err != nil {
+		return pipeline.Transient(err)
+	}
+	for _, d := range ds {
+		if d.ChangeSetID == skip.ChangeSetID && d.ID != skip.ID && d.Status == lineage.StatusScheduled {
+			if err := w.Lineage.SetOutcome(ctx, d.ID, skip.Status, skip.Detail, nil, skip.At); err != nil {
+				return pipeline.Transient(err)
+			}
+		}
+	}
+	return nil
 }
 
 // skipID names a skipped component's lineage record like the deployment it would have been.

@@ -505,3 +505,38 @@ func TestChangeWhoseCommitIsGoneIsStillRecorded(t *testing.T) {
 		})
 	}
 }
+
+// A change set rejected (or expired) while a deployment of it is scheduled — its plan held for
+// review — never runs that deployment: the deployment's record says so (skipped, with the
+// rejection), not scheduled for ever. Another change set's deployment of the component, and a
+// skip of a component never scheduled, are left as they are.
+func TestARejectionSettlesTheScheduledDeployment(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStage(t)
+	st, other := newStory(t, 60), newStory(t, 61)
+	root := message.Cause{Kind: message.CauseCommit, ID: sha1}
+	s.handle(t, st.resolved(t, 10, ""))
+	s.handle(t, other.resolved(t, 10, ""))
+	s.handle(t, st.scheduled(t, 11, "prod/vpc/core", st.vpc, 0, root))
+	s.handle(t, other.scheduled(t, 11, "prod/vpc/core", other.vpc, 0, root))
+	for _, in := range []message.Envelope{
+		st.skipped(t, 12, "prod/vpc/core", changeset.ReasonRejected, "rejected by linus: not on a Friday"),
+		st.skipped(t, 13, "prod/ecs-cluster/core", changeset.ReasonRejected, "rejected by linus: not on a Friday"),
+	} {
+		s.handle(t, in)
+	}
+	d, err := s.lineage.Deployment(ctx, st.vpc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != lineage.StatusSkipped || d.Detail != "rejected: rejected by linus: not on a Friday" || len(d.CausedBy) != 1 {
+		t.Errorf("the rejected change set's scheduled deployment: %+v; want skipped with the rejection, its cause kept", d)
+	}
+	if d, _ := s.lineage.Deployment(ctx, other.vpc); d.Status != lineage.StatusScheduled {
+		t.Errorf("another change set's deployment of the component: %+v; want it still scheduled", d)
+	}
+	if ds, err := s.lineage.Deployments(ctx, "prod/ecs-cluster/core"); err != nil || len(ds) != 1 || ds[0].Status != lineage.StatusSkipped {
+		t.Errorf("records of a component never scheduled: %+v, %v; want its one skip", ds, err)
+	}
+}
