@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"testing"
 
@@ -146,5 +147,36 @@ func TestImpact(t *testing.T) {
 		if !slices.Equal(p.pointers(), c.pointers) {
 			t.Errorf("GET /impact%s: pointers %v, want %v", c.query, p.pointers(), c.pointers)
 		}
+	}
+}
+
+// The head's graph says what the parameter stores hold now: a component deployed after its
+// commit was first built (the build is kept per commit) is shown with its runtime present, not
+// "missing" as when the build was made.
+func TestGraphShowsRuntimesPublishedSinceTheBuild(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	status := func() string {
+		t.Helper()
+		var doc graph.Document
+		h.call("GET", "/graph?env=prod", "reader", nil).want(http.StatusOK).decode(&doc)
+		for _, c := range doc.Components {
+			if c.ID == "prod/vpc/core" {
+				return c.RuntimeStatus
+			}
+		}
+		t.Fatal("prod/vpc/core is not in the graph")
+		return ""
+	}
+	var created ChangeCreated
+	h.call("POST", "/request-change", "writer", request("prod/vpc/core", vpcChange(30))).want(http.StatusCreated).decode(&created)
+	h.runUntilIdle()
+	if got := status(); got != graph.RuntimeMissing {
+		t.Fatalf("before the apply: runtime %s, want missing", got)
+	}
+	h.call("POST", "/changes/"+url.PathEscape(created.ChangeID)+"/approve", "approver", nil).want(http.StatusOK)
+	h.runUntilIdle()
+	if got := status(); got != graph.RuntimePresent {
+		t.Errorf("after the apply: runtime %s, want present (published by the deployment)", got)
 	}
 }

@@ -24,7 +24,8 @@ type Repository interface {
 }
 
 // HeadGraphs is Graphs at the deploy branch's head: each request builds (or finds in the
-// repository's cache of builds, one per commit and environment) the graph of the head's tree.
+// repository's cache of builds, one per commit and environment) the graph of the head's tree,
+// with the runtimes the parameter stores hold now (one listing per environment).
 // Asking a cache clone for its head fetches the branch: put a Snapshot in front of it.
 type HeadGraphs struct {
 	Repo Repository
@@ -49,7 +50,17 @@ func (h *HeadGraphs) Current(ctx context.Context, env string) (*model.Result, er
 			return nil, fmt.Errorf("%w: %q (the repository at %.12s has %s)", ErrUnknownEnvironment, env, head, strings.Join(envs, ", "))
 		}
 	}
+	if cur, ok := h.Repo.(currentBuilder); ok {
+		return cur.Current(ctx, env, head) // with the runtimes published since the build
+	}
 	return h.Repo.Build(ctx, env, head, nil)
+}
+
+// currentBuilder is a Repository whose kept builds can be given the parameter stores' current
+// runtimes (configrepo.Source.Current): a build is kept per commit, and deployments since have
+// published runtimes it does not know.
+type currentBuilder interface {
+	Current(ctx context.Context, env, commit string) (*model.Result, error)
 }
 
 // environments of head, remembered for the last head asked.

@@ -83,6 +83,26 @@ func (s *Source) Build(ctx context.Context, env, commit string, overrides map[st
 	return res, nil
 }
 
+// Current is the build of env at commit (Build's, kept per commit) with the runtimes the
+// parameter stores hold now (model.Result.Refreshed): what is shown as the head's graph. The
+// kept build is replaced when they changed, so the next comparison starts from them.
+func (s *Source) Current(ctx context.Context, env, commit string) (*model.Result, error) {
+	res, err := s.Build(ctx, env, commit, nil)
+	if err != nil || s.Params == nil {
+		return res, err
+	}
+	fresh, err := res.Refreshed(ctx, model.BuildOptions{Params: s.Params})
+	if err != nil || fresh == res {
+		return res, err
+	}
+	s.mu.Lock()
+	if s.cache[buildKey{commit, env}] == res {
+		s.cache[buildKey{commit, env}] = fresh
+	}
+	s.mu.Unlock()
+	return fresh, nil
+}
+
 // Environments lists the repository's environments at commit.
 func (s *Source) Environments(ctx context.Context, commit string) ([]string, error) {
 	tree, err := s.Repo.Tree(ctx, commit)

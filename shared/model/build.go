@@ -79,6 +79,40 @@ func build(ctx context.Context, repo *Repo, opts BuildOptions) (*Result, error) 
 	return res, nil
 }
 
+// Refreshed is res with the runtimes the parameter stores (opts.Params) hold now: res itself
+// when every component's runtime status, hash and keys are as res has them, else the graph
+// built again from res.Repo (no file is read again). A build is kept per commit (configrepo), so
+// its runtimes are those of the moment it was made: deployments since have published others,
+// and what is shown as the head's graph (GET /graph, the web page) must not say "missing" of a
+// component deployed since.
+func (res *Result) Refreshed(ctx context.Context, opts BuildOptions) (*Result, error) {
+	if opts.Params == nil {
+		return res, nil
+	}
+	fresh, err := build(ctx, res.Repo, opts)
+	if err != nil {
+		return nil, err
+	}
+	if sameRuntimes(res.Graph, fresh.Graph) {
+		return res, nil
+	}
+	return fresh, nil
+}
+
+// sameRuntimes reports whether two graphs of one repository say the same of every runtime.
+func sameRuntimes(a, b *graph.Graph) bool {
+	if len(a.Components) != len(b.Components) {
+		return false
+	}
+	for i := range a.Components {
+		x, y := &a.Components[i], &b.Components[i]
+		if x.ID != y.ID || x.RuntimeStatus != y.RuntimeStatus || x.RuntimeHash != y.RuntimeHash || !slices.Equal(x.RuntimeKeys, y.RuntimeKeys) {
+			return false
+		}
+	}
+	return true
+}
+
 // pendingEdge is an edge of the component being added, to index to.
 type pendingEdge struct {
 	to  int32

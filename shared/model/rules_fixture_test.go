@@ -172,3 +172,46 @@ func TestSubRuntimeStatus(t *testing.T) {
 		t.Errorf("runtime hash %q must change when a function's runtime does (was %q)", present.RuntimeHash, placeholder.RuntimeHash)
 	}
 }
+
+// Refreshed gives a kept build the runtimes published since it was made, and is the build
+// itself (same pointer: what was encoded of it stays valid) while nothing changed.
+func TestRefreshedFollowsTheParameterStore(t *testing.T) {
+	t.Parallel()
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "karma.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	store, err := embedded.NewParamStore(db, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	opts := model.BuildOptions{LoadOptions: model.LoadOptions{Env: "prod"}, Params: func(string) params.Store { return store }}
+	built, err := model.Build(ctx, filepath.Join("testdata", "rules"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func(res *model.Result) string {
+		i, _ := res.Graph.Index("prod/lambda/shop")
+		return res.Graph.Components[i].RuntimeStatus
+	}
+	if same, err := built.Refreshed(ctx, opts); err != nil || same != built {
+		t.Fatalf("nothing published: Refreshed = %p (%v), want the build itself %p", same, err, built)
+	}
+	for _, f := range []string{"checkout", "cart"} {
+		if _, err := store.Put(ctx, params.PutInput{Name: "/iac/lambda/" + f + "/runtime", Value: `{"arn":"arn:` + f + `"}`}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh, err := built.Refreshed(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status(built) != graph.RuntimeMissing || status(fresh) != graph.RuntimePresent || fresh.Repo != built.Repo {
+		t.Errorf("kept build %s, refreshed %s (same repository: %v); want missing, present, true", status(built), status(fresh), fresh.Repo == built.Repo)
+	}
+	if again, err := fresh.Refreshed(ctx, opts); err != nil || again != fresh {
+		t.Errorf("refreshed again with nothing new: %p (%v), want %p", again, err, fresh)
+	}
+}
