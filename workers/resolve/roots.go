@@ -49,13 +49,24 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 				wholeEnv = true // the account's settings changed: every component of the env
 			}
 		}
+		// The layers of <type>/<nickname> (base layer or env file) a commit touched: a deleted
+		// one is no longer among the layers of the components that merged it (a base layer's
+		// defaults gone, an extended env component gone and its base-layer template extended
+		// instead), yet their resolved configs changed.
+		layers := map[string]bool{}
+		for f := range files {
+			if ref, lenv, ok := layerOf(f); ok && (lenv == model.BaseEnv || lenv == env) {
+				layers[ref] = true
+			}
+		}
 		for _, c := range res.Repo.Components {
 			if wholeEnv || moduleTypes[c.Type] {
 				add(c.ID())
 				continue
 			}
 			for _, f := range c.Files {
-				if files[f] {
+				ref, _, _ := layerOf(f)
+				if files[f] || layers[ref] {
 					add(c.ID())
 					break
 				}
@@ -107,6 +118,16 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 		}
 		return roots, nil, nil
 	}
+}
+
+// layerOf splits a config file "iac/<env>/<type>/<nickname>/config.json" into
+// "<type>/<nickname>" and its environment (model.BaseEnv for the base layer).
+func layerOf(f string) (ref, env string, ok bool) {
+	parts := strings.Split(f, "/")
+	if len(parts) != 5 || parts[0] != "iac" || parts[4] != "config.json" {
+		return "", "", false
+	}
+	return parts[2] + "/" + parts[3], parts[1], true
 }
 
 // driftRoots are what a corrective change set deploys: Git's intent at the commit it is built
