@@ -96,6 +96,9 @@ func loadAccountEnvironments(fsys fs.FS, diags *Diagnostics) []AccountEnvironmen
 		var fields map[string]any
 		if ext == ".json" {
 			obj, d := decodeObject(rel, data)
+			if d == nil {
+				d = duplicateName(rel, data)
+			}
 			if d != nil {
 				*diags = append(*diags, *d)
 				continue

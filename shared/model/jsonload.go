@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/usekarma/karma/shared/params"
 )
 
@@ -36,6 +38,22 @@ func decodeObject(file string, data []byte) (map[string]any, *Diagnostic) {
 			Message: fmt.Sprintf("expected a JSON object, found %s", jsonKind(v))}
 	}
 	return obj, nil
+}
+
+// duplicateName returns a Diagnostic naming the first member of data (valid JSON) that repeats
+// a name of its object — its line, column and JSON pointer — or nil. RFC 8259 leaves a repeated
+// name's meaning to the reader (encoding/json takes the last value, others the first, people
+// reading the file or its diff may see either), so a file Karma deploys from names each member
+// once, as I-JSON (RFC 7493) asks and as Karma asks of what it is sent (api.FirstDuplicateName).
+func duplicateName(file string, data []byte) *Diagnostic {
+	err := jsontext.NewDecoder(bytes.NewReader(data)).SkipValue()
+	var syn *jsontext.SyntacticError
+	if !errors.Is(err, jsontext.ErrDuplicateName) || !errors.As(err, &syn) {
+		return nil
+	}
+	line, col := lineCol(data, syn.ByteOffset+1)
+	return &Diagnostic{Severity: SevError, Code: CodeInvalidJSON, File: file, Line: line, Column: col, Pointer: string(syn.JSONPointer),
+		Message: "an object names this member twice: which value counts is up to the reader, so name each member once"}
 }
 
 // checkUTF8 returns nil when data is valid UTF-8, else a Diagnostic naming the file, the byte

@@ -24,6 +24,7 @@ type parser struct {
 	// data itself, not a copy
 	owned bool
 	nulls bool // a null was parsed (anywhere: in an array too)
+	dups  bool // an object named a member twice (decode refuses the document)
 	pos   int
 	depth int
 	keys  map[string]string // interned object keys
@@ -46,7 +47,7 @@ func newParser() *parser { return &parser{keys: make(map[string]string, 256)} }
 // object parses data as one JSON object and nothing else (whitespace aside); ok is false when
 // data is anything else or is not valid JSON.
 func (p *parser) object(data []byte) (obj map[string]any, ok bool) {
-	p.data, p.src, p.pos, p.depth, p.nulls = data, "", 0, 0, false
+	p.data, p.src, p.pos, p.depth, p.nulls, p.dups = data, "", 0, 0, false, false
 	p.stack, p.names = p.stack[:0], p.names[:0]
 	defer func() { p.data, p.src = nil, "" }()
 	p.space()
@@ -156,7 +157,10 @@ func (p *parser) objectValue() (any, bool) {
 	}
 	m := make(map[string]any, len(p.stack)-base)
 	for i := base; i < len(p.stack); i++ {
-		m[p.names[i]] = p.stack[i] // a repeated key: the last one wins, as with encoding/json
+		m[p.names[i]] = p.stack[i]
+	}
+	if len(m) != len(p.stack)-base {
+		p.dups = true // a repeated name: decode reports it (duplicateName)
 	}
 	clear(p.stack[base:]) // no stale references from the scratch space
 	p.stack, p.names = p.stack[:base], p.names[:base]
@@ -411,9 +415,16 @@ func (p *parser) decode(file string, data []byte, owned bool) (obj map[string]an
 	p.owned = owned
 	obj, ok := p.object(data)
 	p.owned = false
-	if ok {
+	if ok && !p.dups {
 		return obj, p.nulls, nil
 	}
-	obj, d = decodeObject(file, data)
-	return obj, true, d
+	if !ok {
+		if obj, d = decodeObject(file, data); d != nil {
+			return nil, false, d
+		}
+	}
+	if d := duplicateName(file, data); d != nil {
+		return nil, false, d
+	}
+	return obj, true, nil
 }

@@ -27,14 +27,17 @@ var parseCases = []string{
 }
 
 // checkParse decodes doc with decode (the parser, then encoding/json) and with encoding/json
-// alone (decodeObject): both must give equal values or the same diagnostic, and decode may say
-// that a document holds no null only when it holds none. It returns whether the parser itself
-// accepted doc; it must never accept what encoding/json refuses.
+// alone (decodeObject): both must give equal values or the same diagnostic — except that decode
+// refuses an object naming a member twice (duplicateName), which encoding/json takes the last
+// value of — and decode may say that a document holds no null only when it holds none. It
+// returns whether the parser itself accepted doc; it must never accept what encoding/json
+// refuses.
 func checkParse(t *testing.T, p *parser, doc string) bool {
 	t.Helper()
 	want, wd := decodeObject("f.json", []byte(doc))
 	_, fast := p.object([]byte(doc))
 	got, nulls, gd := p.decode("f.json", []byte(doc), true)
+	dup := duplicateName("f.json", []byte(doc))
 	name := doc
 	if len(name) > 60 {
 		name = name[:60] + "..."
@@ -44,6 +47,9 @@ func checkParse(t *testing.T, p *parser, doc string) bool {
 		t.Errorf("%q: parser accepted what encoding/json refuses: %s", name, wd)
 	case wd != nil && (gd == nil || *gd != *wd):
 		t.Errorf("%q: diagnostic %v, want %v", name, gd, wd)
+	case wd == nil && dup != nil && (gd == nil || *gd != *dup):
+		t.Errorf("%q: a name repeated: diagnostic %v, want %v", name, gd, dup)
+	case wd == nil && dup != nil: // refused, as it must be
 	case wd == nil && (gd != nil || !reflect.DeepEqual(got, want)):
 		t.Errorf("%q: decoded %#v (%v), encoding/json %#v", name, got, gd, want)
 	case wd == nil && !nulls && holdsNull(want):
