@@ -130,3 +130,11 @@ func jsonKind(v any) string {
 	}
 	return fmt.Sprintf("%T", v)
 }
+
+// ParseConfig decodes a config read from elsewhere than the repository (a /config parameter's
+// value) as a config file is decoded: one JSON object, UTF-8, each member named once, numbers
+// exact. name names it in the diagnostic.
+func ParseConfig(name string, data []byte) (map[string]any, *Diagnostic) {
+	obj, _, d := newParser().decode(name, data, false)
+	return obj, d
+}

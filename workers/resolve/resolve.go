@@ -413,8 +413,30 @@ func (w *Worker) plan(ctx context.Context, cs *changeset.ChangeSet, res *model.R
 			if err != nil {
 				return pipeline.Transient(err)
 			}
+			// The value is deployed as the component's config: it must be one as a config file
+			// is (one JSON object, each member named once) and meet its type's schema at the
+			// head, else the change set is rejected, naming the parameter, its version and why —
+			// never deployed past the schema, nor recorded with the hash of another document.
+			name := fmt.Sprintf("%s@%d", model.ConfigParam(res.Repo.Settings.Prefix, g.Components[r].Type, g.Components[r].Nickname), version)
+			if p.Parameter != nil {
+				name = fmt.Sprintf("%s@%d", p.Parameter.Name, p.Parameter.Version)
+			}
+			reject := func(why string) error {
+				cs.Rejected, cs.Nodes, cs.Waves = why, map[string]*changeset.Node{}, [][]string{}
+				return nil
+			}
+			obj, d := model.ParseConfig(name, cfg)
+			if d != nil {
+				return reject(d.String())
+			}
+			if errs := res.Repo.ValidateConfig(g.Components[r].Type, cfg).Errors(); len(errs) > 0 {
+				for i := range errs {
+					errs[i].File = name
+				}
+				return reject(rejection(errs))
+			}
 			cs.Nodes[id].Config = cfg
-			_, cs.Nodes[id].ConfigHash = model.Canonical(jsonRaw(cfg))
+			_, cs.Nodes[id].ConfigHash = model.Canonical(obj)
 		}
 	}
 	for _, id := range destroys {

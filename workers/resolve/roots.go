@@ -1,9 +1,7 @@
 package resolve
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -266,14 +264,4 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-func jsonRaw(b []byte) any {
-	var v any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		return string(b)
-	}
-	return v
 }
