@@ -125,7 +125,7 @@ func LoadFS(fsys fs.FS, name string, opts LoadOptions) (*Repo, error) {
 	}
 	sort.Strings(r.Environments)
 	if opts.Env != "" && !envSet[opts.Env] {
-		return nil, fmt.Errorf("environment %q: not found in %s (no iac/%s folder and no account environment selects it)", opts.Env, name, opts.Env)
+		return nil, &UnknownEnvironmentError{Env: opts.Env, Repo: name}
 	}
 	var baseSrcs, envSrcs []*source
 	for _, s := range srcs {
@@ -150,6 +150,15 @@ func LoadFS(fsys fs.FS, name string, opts LoadOptions) (*Repo, error) {
 		r.snap = snap
 	}
 	return r, nil
+}
+
+// UnknownEnvironmentError is LoadFS's error for an environment (LoadOptions.Env) the repository
+// does not have: no iac/<env> folder and no account environment selecting it — a typo, or an
+// environment whose last component a commit removed.
+type UnknownEnvironmentError struct{ Env, Repo string }
+
+func (e *UnknownEnvironmentError) Error() string {
+	return fmt.Sprintf("environment %q: not found in %s (no iac/%s folder and no account environment selects it)", e.Env, e.Repo, e.Env)
 }
 
 // discover lists iac/<env>/<type>/<nickname>/config.json, reporting anything off the layout.

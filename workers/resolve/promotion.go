@@ -40,7 +40,7 @@ func (w *Worker) promotionOf(ctx context.Context, commit string, p message.Chang
 	if len(settings.Promotion) == 0 {
 		return nil, nil
 	}
-	concerned, err := w.concerned(ctx, commit, p.Files)
+	concerned, err := w.concerned(ctx, commit, p.Files, p.Removed)
 	if err != nil {
 		return nil, err
 	}
@@ -106,8 +106,9 @@ func (w *Worker) promote(ctx context.Context, in message.Envelope, cs *changeset
 }
 
 // concerned lists every environment of the repository at commit that files concern: their own
-// iac/<env>, or every environment for the base layer, account settings and modules.
-func (w *Worker) concerned(ctx context.Context, commit string, files []string) ([]string, error) {
+// iac/<env>, or every environment for the base layer, account settings and modules — and an
+// environment the commit no longer has, whose last component it removed (removed).
+func (w *Worker) concerned(ctx context.Context, commit string, files []string, removed []message.ComponentRef) ([]string, error) {
 	all, err := w.Graphs.Environments(ctx, commit)
 	if err != nil {
 		return nil, pipeline.Transient(err)
@@ -122,6 +123,12 @@ func (w *Worker) concerned(ctx context.Context, commit string, files []string) (
 			}
 		case len(parts) > 1 && parts[0] == "iac":
 			set[parts[1]] = true
+			if len(parts) == 5 && parts[4] == "config.json" && !slices.Contains(all, parts[1]) &&
+				slices.Contains(removed, message.ComponentRef{Type: parts[2], Nickname: parts[3]}) {
+				// an environment whose last component the commit removed: its destroys are
+				// recorded (held) like any other, in a change set of their own
+				all = append(all, parts[1])
+			}
 		default: // account_environments/ or a module: every environment may be concerned
 			for _, e := range all {
 				set[e] = true
@@ -134,5 +141,6 @@ func (w *Worker) concerned(ctx context.Context, commit string, files []string) (
 			out = append(out, e)
 		}
 	}
+	slices.Sort(out)
 	return out, nil
 }

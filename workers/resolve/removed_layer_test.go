@@ -6,6 +6,7 @@ import (
 
 	wt "github.com/usekarma/karma/workers/internal/workertest"
 
+	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
 )
 
@@ -54,5 +55,33 @@ func TestRemovedLayerDeploysWhatMergedIt(t *testing.T) {
 				t.Errorf("roots %v, want %v", roots, tt.want)
 			}
 		})
+	}
+}
+
+// A commit removing the last component of an environment that no account file selects leaves
+// no iac/<env> folder: the environment is gone from the commit, and its removal was recorded
+// nowhere (no change set, no held destroy). It is a held destroy like any other.
+func TestRemovingAnEnvironmentsLastComponentIsAHeldDestroy(t *testing.T) {
+	t.Parallel()
+	repo := wt.WriteRepo(t, map[string]string{
+		"karma.json":                    `{"prefix": "/iac", "modules_dir": "components"}`,
+		"iac/prod/vpc/core/config.json": `{"cidr": "10.0.0.0/16"}`,
+	})
+	s := newStage(t, repo, nil)
+	in := commitDetected(t, 95, sha2, []string{"iac/sandbox/vpc/core/config.json"}, message.ComponentRef{Type: "vpc", Nickname: "core"})
+	out := s.handle(t, in)
+	resolved := wt.ByType(out, message.TypeChangeResolved)
+	if len(resolved) != 1 || resolved[0].Env != "sandbox" {
+		t.Fatalf("got %v, want one change.resolved of sandbox", types(out))
+	}
+	if p := wt.PayloadOf[message.ChangeResolved](t, resolved[0]); p.Rejected != "" || !slices.Equal(p.Roots, []string{"sandbox/vpc/core"}) {
+		t.Errorf("resolved %+v", p)
+	}
+	skipped := wt.ByType(out, message.TypeDeploymentSkipped)
+	if len(skipped) != 1 || len(wt.ByType(out, message.TypeDeploymentScheduled)) != 0 {
+		t.Fatalf("want one skipped destroy and nothing scheduled, got %v", types(out))
+	}
+	if p := wt.PayloadOf[message.DeploymentSkipped](t, skipped[0]); p.Component != "sandbox/vpc/core" || p.Reason != changeset.ReasonDestroyHeld {
+		t.Errorf("skipped %+v", p)
 	}
 }

@@ -174,7 +174,7 @@ func (w *Worker) envsOf(ctx context.Context, env, commit string, p message.Chang
 	if env != "" {
 		return []string{env}, nil
 	}
-	return w.concerned(ctx, commit, p.Files)
+	return w.concerned(ctx, commit, p.Files, p.Removed)
 }
 
 func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.ChangeDetected, env, commit string, promo *promotionPlan) ([]message.Envelope, error) {
@@ -232,7 +232,14 @@ func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p messag
 		res = pr.res // built by Prepare, outside the transaction, from the same inputs
 	} else {
 		var err error
-		if res, err = w.Graphs.Build(ctx, env, commit, overridesFor(p, env)); err != nil {
+		var gone *model.UnknownEnvironmentError
+		if res, err = w.Graphs.Build(ctx, env, commit, overridesFor(p, env)); errors.As(err, &gone) && p.Source == message.SourceGit && len(p.Removed) > 0 {
+			// the commit removed the environment's last component: nothing is left to build,
+			// and its removals are held destroys (roots), recorded as any other
+			if res, err = w.emptyEnvironment(ctx, commit); err != nil {
+				return nil, err
+			}
+		} else if err != nil {
 			return nil, pipeline.Permanent(fmt.Errorf("resolve: loading %s at commit %s: %w", env, commit, err))
 		}
 	}
@@ -259,6 +266,16 @@ func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p messag
 	}
 	cs.SettlePromotion(w.now()) // nothing to deploy here: promoted at once
 	return cs, nil
+}
+
+// emptyEnvironment is the build of an environment the commit no longer has: no component, the
+// commit's settings.
+func (w *Worker) emptyEnvironment(ctx context.Context, commit string) (*model.Result, error) {
+	settings, err := w.Graphs.SettingsAt(ctx, commit)
+	if err != nil {
+		return nil, pipeline.Transient(fmt.Errorf("resolve: the settings at commit %s: %w", commit, err))
+	}
+	return &model.Result{Repo: &model.Repo{Settings: settings}, Graph: graph.NewBuilder(0).Graph()}, nil
 }
 
 // announceExisting announces change set csID as a redelivery does, when it exists (found):
