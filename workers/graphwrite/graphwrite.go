@@ -125,7 +125,7 @@ func (w *Worker) resolved(ctx context.Context, in message.Envelope) error {
 	pr, _ := pipeline.Prepared(ctx).(*prepared) // what Prepare found for this message
 	if pr == nil {
 		pr = &prepared{}
-		pr.res, pr.err = w.Graphs.Build(ctx, in.Env, p.Commit, nil)
+		pr.res, pr.err = w.build(ctx, in.Env, p.Commit)
 	}
 	if err := pr.err; err != nil {
 		err = fmt.Errorf("graph-write: the graph of %s at commit %s: %w", in.Env, p.Commit, err)
@@ -138,6 +138,17 @@ func (w *Worker) resolved(ctx context.Context, in message.Envelope) error {
 		return nil
 	}
 	return w.writeGraph(ctx, in.Env, p.Commit, pr)
+}
+
+// build is env's graph at commit. An environment the commit no longer has — its last component
+// removed, the change's held destroys — has the empty graph: it is written (the environment's
+// components are gone from Git), not retried until dead-lettered.
+func (w *Worker) build(ctx context.Context, env, commit string) (*model.Result, error) {
+	res, err := w.Graphs.Build(ctx, env, commit, nil)
+	if gone := (*model.UnknownEnvironmentError)(nil); errors.As(err, &gone) {
+		return &model.Result{Repo: &model.Repo{}, Graph: graph.NewBuilder(0).Graph()}, nil
+	}
+	return res, err
 }
 
 // prepared is what Prepare found for a change.resolved: the graph of its commit, or why it
@@ -251,7 +262,7 @@ func (w *Worker) Prepare(ctx context.Context, in message.Envelope) (any, error) 
 		return nil, nil
 	}
 	pr := &prepared{}
-	if pr.res, pr.err = w.Graphs.Build(ctx, in.Env, p.Commit, nil); pr.err != nil {
+	if pr.res, pr.err = w.build(ctx, in.Env, p.Commit); pr.err != nil {
 		return pr, nil
 	}
 	// The order of the commits, read from Git here rather than inside the transaction.
