@@ -97,7 +97,7 @@ func loadAccountEnvironments(fsys fs.FS, diags *Diagnostics) []AccountEnvironmen
 		if ext == ".json" {
 			obj, d := decodeObject(rel, data)
 			if d == nil {
-				d = duplicateName(rel, data)
+				d = strictJSON(rel, data)
 			}
 			if d != nil {
 				*diags = append(*diags, *d)

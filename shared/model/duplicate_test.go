@@ -90,3 +90,36 @@ func TestDuplicateMemberInSettingsAndAccounts(t *testing.T) {
 		t.Errorf("account environment: %v", repo.Diagnostics)
 	}
 }
+
+// A \u escape of half a surrogate pair is no character: encoding/json makes it U+FFFD, so two
+// configs that differ ("\ud800", "\udfff") would be hashed, published and deployed as one, and
+// neither as written. It is refused like an invalid UTF-8 byte, naming where it is; a whole pair
+// is a character like any other.
+func TestLoneSurrogateIsAnError(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, data string
+		line, col  int
+		pointer    string
+	}{
+		{"high alone", `{"name": "\ud800"}`, 1, 11, "/name"},
+		{"low first", "{\"tags\": {\"a\": [\"x\", \"y\\udfffz\"]}}", 1, 24, "/tags/a/1"},
+		{"in a name", `{"\ud83dx": 1}`, 1, 3, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			obj, _, d := newParser().decode("iac/dev/app/api/config.json", []byte(c.data), false)
+			if d == nil {
+				t.Fatalf("accepted: %q", obj)
+			}
+			if d.Code != CodeInvalidJSON || d.Pointer != c.pointer || d.Line != c.line || d.Column != c.col || !strings.Contains(d.Message, "surrogate") {
+				t.Errorf("got %s (line %d col %d pointer %q), want %q at %d:%d", d, d.Line, d.Column, d.Pointer, c.pointer, c.line, c.col)
+			}
+		})
+	}
+	obj, _, d := newParser().decode("f.json", []byte(`{"name": "\ud83d\ude00 \u00e9"}`), false)
+	if d != nil || obj["name"] != "😀 é" {
+		t.Errorf("a surrogate pair: %v, %v", obj, d)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -40,20 +41,31 @@ func decodeObject(file string, data []byte) (map[string]any, *Diagnostic) {
 	return obj, nil
 }
 
-// duplicateName returns a Diagnostic naming the first member of data (valid JSON) that repeats
-// a name of its object — its line, column and JSON pointer — or nil. RFC 8259 leaves a repeated
-// name's meaning to the reader (encoding/json takes the last value, others the first, people
-// reading the file or its diff may see either), so a file Karma deploys from names each member
-// once, as I-JSON (RFC 7493) asks and as Karma asks of what it is sent (api.FirstDuplicateName).
-func duplicateName(file string, data []byte) *Diagnostic {
+// strictJSON returns a Diagnostic naming — by line, column and JSON pointer — the first place
+// where data (valid JSON to encoding/json) says what readers make different things of, or nil:
+//
+//   - a member repeating a name of its object: RFC 8259 leaves its meaning to the reader
+//     (encoding/json takes the last value, others the first, people reading the file or its diff
+//     may see either), so a file Karma deploys from names each member once, as I-JSON (RFC 7493)
+//     asks and as Karma asks of what it is sent (api.FirstDuplicateName);
+//   - a \u escape of half a UTF-16 surrogate pair, which is no character: encoding/json puts
+//     U+FFFD in its place, so "\ud800" and "\udfff" would be published, deployed and hashed as
+//     one string, and neither as written — as an invalid UTF-8 byte would (checkUTF8).
+func strictJSON(file string, data []byte) *Diagnostic {
 	err := jsontext.NewDecoder(bytes.NewReader(data)).SkipValue()
 	var syn *jsontext.SyntacticError
-	if !errors.Is(err, jsontext.ErrDuplicateName) || !errors.As(err, &syn) {
+	if err == nil || !errors.As(err, &syn) {
 		return nil
 	}
+	msg := syn.Err.Error()
+	switch {
+	case errors.Is(err, jsontext.ErrDuplicateName):
+		msg = "an object names this member twice: which value counts is up to the reader, so name each member once"
+	case strings.Contains(msg, "surrogate"):
+		msg = "a \\u escape here is half a UTF-16 surrogate pair, which is no character (it would be replaced by U+FFFD): write the character, or both halves of the pair"
+	}
 	line, col := lineCol(data, syn.ByteOffset+1)
-	return &Diagnostic{Severity: SevError, Code: CodeInvalidJSON, File: file, Line: line, Column: col, Pointer: string(syn.JSONPointer),
-		Message: "an object names this member twice: which value counts is up to the reader, so name each member once"}
+	return &Diagnostic{Severity: SevError, Code: CodeInvalidJSON, File: file, Line: line, Column: col, Pointer: string(syn.JSONPointer), Message: msg}
 }
 
 // checkUTF8 returns nil when data is valid UTF-8, else a Diagnostic naming the file, the byte

@@ -25,6 +25,7 @@ type parser struct {
 	owned bool
 	nulls bool // a null was parsed (anywhere: in an array too)
 	dups  bool // an object named a member twice (decode refuses the document)
+	lone  bool // a \u escape named half a surrogate pair (decode refuses the document)
 	pos   int
 	depth int
 	keys  map[string]string // interned object keys
@@ -47,7 +48,7 @@ func newParser() *parser { return &parser{keys: make(map[string]string, 256)} }
 // object parses data as one JSON object and nothing else (whitespace aside); ok is false when
 // data is anything else or is not valid JSON.
 func (p *parser) object(data []byte) (obj map[string]any, ok bool) {
-	p.data, p.src, p.pos, p.depth, p.nulls, p.dups = data, "", 0, 0, false, false
+	p.data, p.src, p.pos, p.depth, p.nulls, p.dups, p.lone = data, "", 0, 0, false, false, false
 	p.stack, p.names = p.stack[:0], p.names[:0]
 	defer func() { p.data, p.src = nil, "" }()
 	p.space()
@@ -160,7 +161,7 @@ func (p *parser) objectValue() (any, bool) {
 		m[p.names[i]] = p.stack[i]
 	}
 	if len(m) != len(p.stack)-base {
-		p.dups = true // a repeated name: decode reports it (duplicateName)
+		p.dups = true // a repeated name: decode reports it (strictJSON)
 	}
 	clear(p.stack[base:]) // no stale references from the scratch space
 	p.stack, p.names = p.stack[:base], p.names[:base]
@@ -224,7 +225,9 @@ func (p *parser) str(key bool) (string, bool) {
 			raw := p.data[start+1 : p.pos]
 			p.pos++
 			if escaped {
-				return unescape(raw)
+				s, ok, lone := unescape(raw)
+				p.lone = p.lone || lone // decode reports it (strictJSON)
+				return s, ok
 			}
 			if key && len(raw) > 0 {
 				return p.intern(raw), true
@@ -327,8 +330,8 @@ func digitsEnd[T []byte | string](s T, i int) int {
 
 // unescape is the string whose JSON text (quotes excluded) is raw, as encoding/json decodes it:
 // the two-character escapes, \uXXXX with UTF-16 surrogate pairs, and U+FFFD for a lone
-// surrogate. ok is false for an escape JSON does not have.
-func unescape(raw []byte) (string, bool) {
+// surrogate (lone is then set). ok is false for an escape JSON does not have.
+func unescape(raw []byte) (s string, ok, lone bool) {
 	b := make([]byte, 0, len(raw))
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
@@ -338,7 +341,7 @@ func unescape(raw []byte) (string, bool) {
 		}
 		i++
 		if i >= len(raw) {
-			return "", false
+			return "", false, false
 		}
 		switch raw[i] {
 		case '"', '\\', '/':
@@ -356,7 +359,7 @@ func unescape(raw []byte) (string, bool) {
 		case 'u':
 			r := hex4(raw[i+1:])
 			if r < 0 {
-				return "", false
+				return "", false, false
 			}
 			i += 4
 			if utf16.IsSurrogate(r) {
@@ -371,14 +374,14 @@ func unescape(raw []byte) (string, bool) {
 						}
 					}
 				}
-				r = unicode.ReplacementChar
+				r, lone = unicode.ReplacementChar, true
 			}
 			b = utf8.AppendRune(b, r)
 		default:
-			return "", false
+			return "", false, false
 		}
 	}
-	return string(b), true
+	return string(b), true, lone
 }
 
 // hex4 is the value of the 4 hexadecimal digits at the start of b, or -1.
@@ -415,7 +418,7 @@ func (p *parser) decode(file string, data []byte, owned bool) (obj map[string]an
 	p.owned = owned
 	obj, ok := p.object(data)
 	p.owned = false
-	if ok && !p.dups {
+	if ok && !p.dups && !p.lone {
 		return obj, p.nulls, nil
 	}
 	if !ok {
@@ -423,7 +426,7 @@ func (p *parser) decode(file string, data []byte, owned bool) (obj map[string]an
 			return nil, false, d
 		}
 	}
-	if d := duplicateName(file, data); d != nil {
+	if d := strictJSON(file, data); d != nil {
 		return nil, false, d
 	}
 	return obj, true, nil

@@ -28,7 +28,7 @@ var parseCases = []string{
 
 // checkParse decodes doc with decode (the parser, then encoding/json) and with encoding/json
 // alone (decodeObject): both must give equal values or the same diagnostic — except that decode
-// refuses an object naming a member twice (duplicateName), which encoding/json takes the last
+// refuses an object naming a member twice (strictJSON), which encoding/json takes the last
 // value of — and decode may say that a document holds no null only when it holds none. It
 // returns whether the parser itself accepted doc; it must never accept what encoding/json
 // refuses.
@@ -37,7 +37,7 @@ func checkParse(t *testing.T, p *parser, doc string) bool {
 	want, wd := decodeObject("f.json", []byte(doc))
 	_, fast := p.object([]byte(doc))
 	got, nulls, gd := p.decode("f.json", []byte(doc), true)
-	dup := duplicateName("f.json", []byte(doc))
+	dup := strictJSON("f.json", []byte(doc))
 	name := doc
 	if len(name) > 60 {
 		name = name[:60] + "..."

@@ -121,7 +121,7 @@ func LoadSettingsFS(fsys fs.FS, override Settings) (Settings, error) {
 		if _, d := decodeObject(SettingsFile, data); d != nil {
 			return s, errors.New(d.String())
 		}
-		if d := duplicateName(SettingsFile, data); d != nil {
+		if d := strictJSON(SettingsFile, data); d != nil {
 			return s, errors.New(d.String())
 		}
 		dec := json.NewDecoder(bytes.NewReader(data))
