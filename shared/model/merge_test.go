@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"testing"
+	"testing/fstest"
 )
 
 // TestMergePatchRFC7386 runs the examples of RFC 7386 appendix A.
@@ -49,5 +50,39 @@ func mustJSON(t *testing.T, s string, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(s), v); err != nil {
 		t.Fatalf("bad test JSON %s: %v", s, err)
+	}
+}
+
+// A null in the karma block deletes what a lower layer set, as anywhere else (docs/config-format.md,
+// layers): "depends_on": null in a child's file removes the depends_on it would inherit from its
+// parent, and one with nothing below is dropped, not refused as a malformed depends_on.
+func TestNullInTheKarmaBlockDeletes(t *testing.T) {
+	t.Parallel()
+	fsys := fstest.MapFS{
+		"iac/dev/vpc/core/config.json": {Data: []byte(`{}`)},
+		"iac/dev/app/p/config.json":    {Data: []byte(`{"karma": {"depends_on": ["vpc/core"]}, "size": 1}`)},
+		"iac/dev/app/c/config.json":    {Data: []byte(`{"karma": {"extends": "app/p", "depends_on": null}, "name": "c"}`)},
+		"iac/dev/app/d/config.json":    {Data: []byte(`{"karma": {"depends_on": null, "extends": null}}`)},
+		"iac/_base/app/e/config.json":  {Data: []byte(`{"karma": {"depends_on": null}}`)},
+		"iac/dev/app/e/config.json":    {Data: []byte(`{"karma": null}`)},
+	}
+	r, err := LoadFS(fsys, "repo", LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Diagnostics) != 0 {
+		t.Errorf("diagnostics: %v", r.Diagnostics)
+	}
+	for _, c := range r.Components {
+		want := 0
+		if c.ID() == "dev/app/p" {
+			want = 1
+		}
+		if c.Broken || len(c.References) != want {
+			t.Errorf("%s: broken %v, references %v", c.ID(), c.Broken, c.References)
+		}
+		if c.ID() == "dev/app/c" && string(c.Resolved) != `{"name":"c","size":1}` {
+			t.Errorf("%s resolved %s", c.ID(), c.Resolved)
+		}
 	}
 }

@@ -205,21 +205,30 @@ func (r *Repo) ownOf(s *source) *own {
 		o.files = []string{s.file}
 		return o
 	}
-	data := s.layer.Data
 	if b, ok := r.base[s.typ+"/"+s.nickname]; ok && s.env != BaseEnv && b.file != s.file {
 		if b.layer == nil {
 			o.err = true
 			o.files = []string{b.file, s.file}
 			return o
 		}
-		data = MergePatch(b.layer.Data, data).(map[string]any)
 		o.files = append(o.files, b.file)
 		o.layers = append(o.layers, b.layer)
 	}
 	o.files = append(o.files, s.file)
 	o.layers = append(o.layers, s.layer)
-	o.data = data
-	o.karma, o.kdiags = parseKarmaBlock(data)
+	// The layers merged onto nothing, as resolve merges them onto the parent: a null deletes
+	// what a lower layer set, or is dropped — "depends_on": null in a child's file removes the
+	// parent's depends_on and is no malformed depends_on.
+	var data any = map[string]any{}
+	for _, l := range o.layers {
+		if t := data.(map[string]any); len(t) == 0 && l.NoNulls {
+			data = l.Data
+			continue
+		}
+		data = MergePatch(data, l.Data)
+	}
+	o.data = data.(map[string]any)
+	o.karma, o.kdiags = parseKarmaBlock(o.data)
 	return o
 }
 
