@@ -1,7 +1,9 @@
 package resolve_test
 
 import (
+	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	wt "github.com/usekarma/karma/workers/internal/workertest"
@@ -83,5 +85,36 @@ func TestRemovingAnEnvironmentsLastComponentIsAHeldDestroy(t *testing.T) {
 	}
 	if p := wt.PayloadOf[message.DeploymentSkipped](t, skipped[0]); p.Component != "sandbox/vpc/core" || p.Reason != changeset.ReasonDestroyHeld {
 		t.Errorf("skipped %+v", p)
+	}
+}
+
+// A change request replacing a component's environment file changes the resolved config of the
+// components extending it (at any depth) too: they deploy with it, as a push of the request's
+// commit would deploy them (that push is the same change and deploys nothing of its own).
+func TestRequestDeploysWhatExtendsTheComponent(t *testing.T) {
+	t.Parallel()
+	repo := wt.WriteRepo(t, map[string]string{
+		"karma.json":                         `{"prefix": "/iac", "modules_dir": "components"}`,
+		"iac/dev/app/parent/config.json":     `{"size": "small"}`,
+		"iac/dev/app/child/config.json":      `{"karma": {"extends": "app/parent"}, "name": "child"}`,
+		"iac/dev/app/grandchild/config.json": `{"karma": {"extends": "app/child"}, "name": "grandchild"}`,
+		"iac/dev/app/other/config.json":      `{"name": "other"}`,
+	})
+	s := newStage(t, repo, nil)
+	p := message.ChangeDetected{ChangeSetID: wt.FixedID(97), Source: message.SourceRequest, Components: []message.ComponentRef{{Type: "app", Nickname: "parent"}},
+		Request: &message.ChangeRequest{ID: "cr-97", Configs: map[string]string{"app/parent": `{"size":"large"}`}}}
+	in := wt.FixedRoot(t, 97, message.TypeChangeDetected, "dev", message.Actor{Kind: "cli", Name: "ada"}, "request:cr-97", p)
+	out := s.handle(t, in)
+	r := wt.PayloadOf[message.ChangeResolved](t, wt.ByType(out, message.TypeChangeResolved)[0])
+	roots := slices.Sorted(slices.Values(r.Roots))
+	if want := []string{"dev/app/child", "dev/app/grandchild", "dev/app/parent"}; r.Rejected != "" || !slices.Equal(roots, want) {
+		t.Errorf("roots %v (rejected %q), want %v", roots, r.Rejected, want)
+	}
+	cs, err := s.cs.Get(context.Background(), in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cs.Nodes["dev/app/grandchild"]; n == nil || !strings.Contains(string(n.Config), `"size":"large"`) {
+		t.Errorf("grandchild node %+v: want the proposed parent's size", n)
 	}
 }

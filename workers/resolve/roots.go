@@ -109,9 +109,28 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 		roots, destroys := driftRoots(g, p, env)
 		return roots, destroys, nil
 	default:
+		named := map[string]bool{} // the environment files of the components named
 		for _, c := range p.Components {
 			if err := add(c.ID(env)); err != nil {
 				return nil, nil, err
+			}
+			named["iac/"+c.ID(env)+"/config.json"] = true
+		}
+		if p.Source == message.SourceRequest {
+			// A request replaces the named components' environment files: the components that
+			// extend one of them (at any depth) merge it too, and their resolved configs change
+			// with it — as a push of the request's commit would deploy them (that push is the
+			// same change, so it deploys nothing of its own).
+			for _, c := range res.Repo.Components {
+				if named["iac/"+c.ID()+"/config.json"] {
+					continue
+				}
+				for _, f := range c.Files {
+					if named[f] {
+						add(c.ID())
+						break
+					}
+				}
 			}
 		}
 		return roots, nil, nil
