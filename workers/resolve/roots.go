@@ -127,7 +127,9 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 				}
 				for _, f := range c.Files {
 					if named[f] {
-						add(c.ID())
+						if err := add(c.ID()); err != nil {
+							return nil, nil, err
+						}
 						break
 					}
 				}
