@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -93,9 +94,50 @@ type InsecureLocal struct {
 	User string // recorded as the actor (kind cli)
 }
 
-// Authenticate implements Authenticator.
-func (l InsecureLocal) Authenticate(*http.Request) (Caller, error) {
+// Authenticate implements Authenticator. Binding loopback keeps other hosts out, but not other
+// web sites open in the local user's browser: a page elsewhere may send a request here (a POST
+// without a body needs no preflight: POST /changes/{id}/approve), or reach it through a name of
+// its own that it makes resolve to 127.0.0.1 (DNS rebinding), and the request would be recorded
+// as the local user's. So a request whose Host is not a loopback name or address, or that a
+// browser says comes from another origin (Origin, Sec-Fetch-Site), has no caller; Karma's own
+// page (same origin) and clients that are not browsers are the local user.
+func (l InsecureLocal) Authenticate(r *http.Request) (Caller, error) {
+	if err := sameOriginLoopback(r); err != nil {
+		return Caller{}, err
+	}
 	return Caller{Kind: "cli", Name: l.User, Scopes: AllScopes}, nil
+}
+
+// sameOriginLoopback refuses a request that is not addressed to a loopback host, or that a
+// browser sent from another origin.
+func sameOriginLoopback(r *http.Request) error {
+	if r.Host != "" && !loopbackHost(r.Host) {
+		return &AuthError{Reason: fmt.Sprintf("Host %q is not a loopback address: --insecure-local answers only requests to localhost or 127.0.0.1 (a name resolving here may be another site's); use a tokens file to serve other names", r.Host)}
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return &AuthError{Reason: fmt.Sprintf("the browser sent this request from another site (Sec-Fetch-Site: %s): --insecure-local answers only its own page and local clients", site)}
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		u, err := url.Parse(origin)
+		if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+			return &AuthError{Reason: fmt.Sprintf("the browser sent this request from %q, another origin than %s: --insecure-local answers only its own page and local clients", origin, r.Host)}
+		}
+	}
+	return nil
+}
+
+// loopbackHost reports whether a Host header (host or host:port) names this machine only.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ErrNotLoopback refuses --insecure-local on an address other hosts can reach.

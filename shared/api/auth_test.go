@@ -140,9 +140,57 @@ func TestInsecureLocalOnlyOnLoopback(t *testing.T) {
 			t.Errorf("CheckInsecureLocal(%q) = %v", addr, err)
 		}
 	}
-	c, err := InsecureLocal{User: "ada"}.Authenticate(httptest.NewRequest("POST", "/request-change", nil))
+	local := httptest.NewRequest("POST", "/request-change", nil)
+	local.Host = "127.0.0.1:8080"
+	c, err := InsecureLocal{User: "ada"}.Authenticate(local)
 	if err != nil || c.Name != "ada" || c.Kind != "cli" || !c.Has(ScopeApprove) {
 		t.Errorf("local caller %+v, %v", c, err)
+	}
+}
+
+// A local server answers its own page and local clients, never another web site open in the
+// same browser: a cross-site request (a POST without a body needs no preflight) or one reaching
+// 127.0.0.1 through another site's name (DNS rebinding) has no caller, so it approves nothing
+// in the local user's name.
+func TestInsecureLocalRefusesOtherSites(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	cfg := h.config()
+	cfg.Auth = InsecureLocal{User: "ada"}
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, method, path, host string
+		header                   map[string]string
+		want                     int
+	}{
+		{"a local client", "GET", "/me", "127.0.0.1:8080", nil, http.StatusOK},
+		{"localhost", "GET", "/me", "localhost:8080", nil, http.StatusOK},
+		{"IPv6 loopback", "GET", "/me", "[::1]:8080", nil, http.StatusOK},
+		{"its own page", "POST", "/changes/x/approve", "127.0.0.1:8080", map[string]string{"Origin": "http://127.0.0.1:8080", "Sec-Fetch-Site": "same-origin"}, http.StatusNotFound},
+		{"its own page reading", "GET", "/me", "localhost:8080", map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusOK},
+		{"typed in the address bar", "GET", "/me", "127.0.0.1:8080", map[string]string{"Sec-Fetch-Site": "none"}, http.StatusOK},
+		{"another site's POST", "POST", "/changes/x/approve", "127.0.0.1:8080", map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}, http.StatusUnauthorized},
+		{"another origin, no fetch metadata", "POST", "/changes/x/approve", "127.0.0.1:8080", map[string]string{"Origin": "http://127.0.0.1:9999"}, http.StatusUnauthorized},
+		{"an opaque origin", "POST", "/changes/x/approve", "127.0.0.1:8080", map[string]string{"Origin": "null"}, http.StatusUnauthorized},
+		{"a same-site page", "GET", "/me", "127.0.0.1:8080", map[string]string{"Sec-Fetch-Site": "same-site"}, http.StatusUnauthorized},
+		{"DNS rebinding", "GET", "/me", "rebind.evil.example:8080", map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusUnauthorized},
+	} {
+		r := httptest.NewRequest(tc.method, tc.path, nil)
+		r.Host = tc.host
+		for k, v := range tc.header {
+			r.Header.Set(k, v)
+		}
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("%s: %s %s: %d, want %d: %s", tc.name, tc.method, tc.path, w.Code, tc.want, w.Body)
+		}
+		if tc.want == http.StatusUnauthorized && !strings.Contains(w.Body.String(), "--insecure-local") {
+			t.Errorf("%s: the refusal does not say why: %s", tc.name, w.Body)
+		}
 	}
 }
 
