@@ -8,23 +8,42 @@ export async function lineageView(id) {
   const step = await get('/deployments/' + enc(id) + '/lineage');
   const requesters = await requestersOf(step);
   const items = [];
-  const walk = (s, via) => {
+  const walk = (s, via, child) => {
     const d = s.deployment;
-    items.push(h('li', { class: 'step deployment' },
+    items.push(h('li', { class: 'step deployment', 'data-id': d.id },
       h('p', {}, h('strong', {}, d.component), ' ', h('span', { class: 'state ' + d.status }, d.status), ' · wave ', d.wave, ' · ', when(d.at)),
-      via ? h('p', { class: 'muted' }, 'its changed keys ', (via.keys || []).join(', ') || 'none', ' reached the step above') : null,
+      via ? h('p', { class: 'muted via' }, how(via, child)) : null,
       d.detail ? h('p', {}, d.detail) : null,
       d.changed_keys && d.changed_keys.length ? h('p', {}, 'changed ', d.changed_keys.join(', ')) : null,
       h('p', {}, h('code', {}, d.id), ' · ', link('/log?deployment=' + enc(d.id), 'audit records'), ' · ', link('/changes/' + enc(d.change_set_id), 'change'))));
     for (const c of s.causes) {
-      if (c.upstream) walk(c.upstream, c.cause);
+      if (c.upstream) walk(c.upstream, c, d);
       else items.push(root(c, d, requesters));
     }
   };
-  walk(step, null);
+  walk(step, null, null);
   return [h('h2', {}, 'Lineage of ', h('code', {}, short(id, 20))),
     h('p', { class: 'muted' }, 'From this deployment back to what caused it.'),
     h('ol', { class: 'timeline', id: 'lineage' }, items)];
+}
+
+// how says how an upstream step caused the deployment it leads to (child), which it names: the
+// timeline lists a deployment's causes one after the other, so "the step above" may be another.
+// A retry or a rollback is no upstream whose keys reached it (karma lineage says the same).
+function how(c, child) {
+  const to = [h('strong', {}, child.component), ' (', h('code', {}, short(child.id, 20)), ')'];
+  const by = [child.actor ? child.actor.name : '?', child.actor && child.actor.kind ? ' (' + child.actor.kind + ')' : ''];
+  switch (c.cause.kind) {
+    case 'retry':
+      return ['this failed deployment was run again as ', to, ', a retry by ', by];
+    case 'rollback':
+      return [to, ' rolled back to this deployment: its config and module deployed again, by ', by, '; it rolled back from ',
+        c.replaces ? [h('code', {}, c.replaces.id), ' (change ', c.replaces.change_set_id, ')'] : 'nothing Karma applied'];
+    case 'deployment':
+      if (c.cause.trigger === 'on-any-apply') return ['applied: ', to, ' redeploys on any apply of it (no key it consumes changed)'];
+      return ['its changed keys ', (c.cause.keys || []).join(', ') || 'none', ' reached ', to];
+  }
+  return [c.cause.kind, ' ', h('code', {}, c.cause.id), ' of ', to];
 }
 
 // requestersOf finds, in the audit log, who asked for each root change: the author of the
@@ -50,6 +69,7 @@ function root(c, d, requesters) {
     parameter: () => ['parameter version ', h('code', {}, c.cause.id)],
     request: () => ['change request ', h('code', {}, c.cause.id)],
     retry: () => ['a retry of ', link('/deployments/' + c.cause.id, c.cause.id)],
+    promotion: () => ['promoted from change set ', h('code', {}, c.cause.id), ch ? ' [' + ch.env + ']' : ''],
   }[c.cause.kind] || (() => [c.cause.kind + ' ', h('code', {}, c.cause.id)]);
   return h('li', { class: 'step root' },
     h('p', {}, h('strong', {}, 'Root cause: '), what()),

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/usekarma/karma/shared/web"
+)
+
+// The web page in Chromium against canned API answers: what it shows of answers the example
+// repository does not easily produce (a retry, a rollback, a deployment with two upstreams, an
+// approval that needs another). Only the API is canned: the page is the embedded bundle.
+
+// fakeAPI answers "METHOD /path" (the path without its query) with a status and a JSON body;
+// anything else is a 404 problem document. posts records the POSTs it was sent.
+type fakeAPI struct {
+	mu      sync.Mutex
+	answers map[string]fakeAnswer
+	posts   []string
+}
+
+type fakeAnswer struct {
+	status int
+	body   string
+}
+
+func (f *fakeAPI) set(route string, status int, body string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.answers[route] = fakeAnswer{status, body}
+}
+
+// servePage starts the page and the fake API on a loopback address.
+func servePage(t *testing.T) (*fakeAPI, string) {
+	t.Helper()
+	f := &fakeAPI{answers: map[string]fakeAnswer{
+		"GET /me":    {200, `{"kind":"api","name":"ada","scopes":["read","write","approve"]}`},
+		"GET /graph": {200, `{"format":"karma.graph.v1","components":[],"edges":[],"waves":[]}`},
+		"GET /log":   {200, `{"records":[]}`},
+	}}
+	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", web.Handler())
+	mux.Handle("GET /ui/", web.Handler())
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		a, ok := f.answers[r.Method+" "+r.URL.EscapedPath()]
+		if r.Method == "POST" {
+			f.posts = append(f.posts, r.URL.EscapedPath())
+		}
+		f.mu.Unlock()
+		if !ok {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(404)
+			w.Write([]byte(`{"title":"Not Found","status":404,"detail":"no such thing"}`))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(a.status)
+		w.Write([]byte(a.body))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return f, srv.URL
+}
+
+// A deployment's lineage says how each step caused the one it leads to, naming it: a
+// deployment with two upstreams (the second one's keys did not reach the first one's root),
+// one redeployed on any apply, a retry of a failed deployment, a rollback and what it rolled
+// back from — as karma lineage says it, never "its changed keys none reached the step above".
+func TestWebPageLineageSaysHowEachStepCausedTheNext(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	change := `{"id":"cs-1","env":"prod","correlation_id":"corr-1","source":"request","root_causes":[{"kind":"request","id":"req-1"}],
+		"actor":{"kind":"api","name":"ada"},"at":"2026-01-02T03:04:05Z","affected":[]}`
+	root := `[{"cause":{"kind":"request","id":"req-1"},"change":` + change + `}]`
+	dep := func(id, comp, status string, causes string) string {
+		return `{"id":"` + id + `","change_set_id":"cs-1","env":"prod","component":"` + comp + `","wave":1,"caused_by":` + causes +
+			`,"status":"` + status + `","at":"2026-01-02T03:04:05Z","actor":{"kind":"api","name":"bob"}}`
+	}
+	f.set("GET /deployments/dep-svc/lineage", 200, `{"deployment":`+dep("dep-svc", "prod/ecs-service/api", "applied", `[]`)+`,"causes":[
+		{"cause":{"kind":"deployment","id":"dep-vpc","keys":["private_subnet_ids"]},"upstream":{"deployment":`+dep("dep-vpc", "prod/vpc/core", "applied", `[]`)+`,"causes":`+root+`}},
+		{"cause":{"kind":"deployment","id":"dep-cluster","keys":[],"trigger":"on-any-apply"},"upstream":{"deployment":`+dep("dep-cluster", "prod/ecs-cluster/core", "applied", `[]`)+`,"causes":`+root+`}}]}`)
+	f.set("GET /deployments/dep-retry/lineage", 200, `{"deployment":`+dep("dep-retry", "prod/vpc/core", "applied", `[]`)+`,"causes":[
+		{"cause":{"kind":"retry","id":"dep-failed"},"upstream":{"deployment":`+dep("dep-failed", "prod/vpc/core", "failed", `[]`)+`,"causes":`+root+`}}]}`)
+	f.set("GET /deployments/dep-back/lineage", 200, `{"deployment":`+dep("dep-back", "prod/vpc/core", "applied", `[]`)+`,"causes":[
+		{"cause":{"kind":"rollback","id":"dep-old"},"upstream":{"deployment":`+dep("dep-old", "prod/vpc/core", "applied", `[]`)+`,"causes":`+root+`},
+		 "replaces":`+dep("dep-new", "prod/vpc/core", "applied", `[]`)+`}]}`)
+
+	p := openBrowser(t, base)
+	p.do("opening the page", time.Minute, chromedp.Navigate(base+"/"))
+	p.waitJS("the page ready", `document.body.dataset.ready === 'true'`, time.Minute)
+	via := func(dep string) string {
+		p.t.Helper()
+		return eval[string](p, `document.querySelector('#lineage li[data-id="`+dep+`"] .via')?.textContent ?? 'no via line'`)
+	}
+	open := func(dep string) {
+		p.t.Helper()
+		p.do("the lineage of "+dep, 20*time.Second, chromedp.Evaluate[chromedp.Void](`location.hash = '#/deployments/`+dep+`'`))
+		p.waitJS("the timeline of "+dep, `!!document.querySelector('#lineage li[data-id="`+dep+`"]')`, 20*time.Second)
+	}
+
+	open("dep-svc")
+	if got := via("dep-vpc"); !strings.Contains(got, "private_subnet_ids reached prod/ecs-service/api") {
+		t.Errorf("the first upstream: %q", got)
+	}
+	if got := via("dep-cluster"); !strings.Contains(got, "prod/ecs-service/api") || !strings.Contains(got, "on any apply") || strings.Contains(got, "none") {
+		t.Errorf("the upstream redeploying on any apply: %q", got)
+	}
+	open("dep-retry")
+	if got := via("dep-failed"); !strings.Contains(got, "retry") || !strings.Contains(got, "bob") || strings.Contains(got, "keys") {
+		t.Errorf("the retried deployment: %q", got)
+	}
+	open("dep-back")
+	if got := via("dep-old"); !strings.Contains(got, "rolled back") || !strings.Contains(got, "dep-new") || strings.Contains(got, "keys") {
+		t.Errorf("the deployment rolled back to: %q", got)
+	}
+	p.screenshot("lineage-causes")
+	p.noProblems()
+}
