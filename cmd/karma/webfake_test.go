@@ -123,3 +123,36 @@ func TestWebPageLineageSaysHowEachStepCausedTheNext(t *testing.T) {
 	p.screenshot("lineage-causes")
 	p.noProblems()
 }
+
+// An approval in an environment needing two is not the change approved: the page says how
+// many more are needed and shows the approvals so far, never "Approved." of a change that
+// still waits.
+func TestWebPageSaysAnApprovalThatNeedsAnother(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	change := func(approvals string) string {
+		return `{"id":"cs-2","env":"prod","state":"awaiting-approval","source":"git","actor":{"kind":"git","name":"carol"},"created_at":"2026-01-02T03:04:05Z",
+			"root_causes":[{"kind":"commit","id":"abc"}],"roots":["prod/vpc/core"],"auto_approve":false,"approved":false,"counts":{"planned":1},
+			"protected":true,"approvals_required":2,"approvals":` + approvals + `,"expires_at":"2026-01-09T03:04:05Z",
+			"waves":[["prod/vpc/core"]],"deployments":[{"component":"prod/vpc/core","deployment_id":"dep-1","wave":0,"state":"planned"}],"plans":[]}`
+	}
+	f.set("GET /changes/cs-2", 200, change(`[]`))
+	p := openBrowser(t, base)
+	p.do("opening the change", time.Minute, chromedp.Navigate(base+"/#/changes/cs-2"))
+	p.waitJS("the change", `document.querySelector('#change-state')?.textContent === 'awaiting-approval'`, time.Minute)
+	if got := p.text("#change-approvals"); !strings.Contains(got, "approvals 0 of 2") {
+		t.Errorf("the approvals before: %q", got)
+	}
+	f.set("POST /changes/cs-2/approve", 200, `{"change":`+change(`[{"by":"ada","person":"ada","at":"2026-01-02T04:00:00Z"}]`)+`,"released":0,"pending":1}`)
+	f.set("GET /changes/cs-2", 200, change(`[{"by":"ada","person":"ada","at":"2026-01-02T04:00:00Z"}]`))
+	p.do("approving", 20*time.Second, chromedp.Click(chromedp.CSS("#approve")))
+	p.waitJS("the approvals after", `document.querySelector('#change-approvals')?.textContent.includes('1 of 2')`, 20*time.Second)
+	if got := p.text("#decision-result"); !strings.Contains(got, "1 more needed") || strings.Contains(got, "Approved") {
+		t.Errorf("the answer to the approval: %q", got)
+	}
+	if got := p.text("#change-approvals"); !strings.Contains(got, "(ada)") {
+		t.Errorf("the approvals after: %q", got)
+	}
+	p.screenshot("approval-pending")
+	p.noProblems()
+}

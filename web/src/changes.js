@@ -19,6 +19,7 @@ export async function changeView(app, id) {
   const root = h('div', { class: 'change' });
   const live = h('ol', { class: 'live', id: 'live-events', 'aria-live': 'polite', 'aria-label': 'Live progress' });
   let pending = 0;
+  const note = { text: '' }; // the answer to the caller's last decision, kept across refreshes
   // A change just requested is resolved into its change set asynchronously: until then GET
   // /changes/{id} answers 404. Say so and look again (its first events refresh it too), for a
   // minute; after that the 404 is the answer.
@@ -35,7 +36,7 @@ export async function changeView(app, id) {
       pending = setTimeout(() => refresh().catch((err) => replace(root, h('p', { class: 'error', role: 'alert' }, err.message))), 500);
       return null;
     }
-    replace(root, detail(app, c, refresh));
+    replace(root, detail(app, c, refresh, note));
     app.graph.states(c.deployments);
     return c;
   };
@@ -50,19 +51,22 @@ export async function changeView(app, id) {
   return [root, h('h3', {}, 'Live'), h('p', { class: 'muted', id: 'live-state' }, app.eventsState), live];
 }
 
-function detail(app, c, refresh) {
+function detail(app, c, refresh, note) {
   const canApprove = app.me && app.me.scopes.includes('approve');
   const reason = h('input', { id: 'reject-reason', type: 'text', placeholder: 'why' });
-  const msg = h('p', { id: 'decision-result', 'aria-live': 'polite' });
+  const msg = h('p', { id: 'decision-result', 'aria-live': 'polite' }, note.text);
   const decide = (what) => async () => {
     try {
-      await post('/changes/' + enc(c.id) + '/' + what, what === 'reject' ? { reason: reason.value } : undefined);
-      msg.textContent = what === 'approve' ? 'Approved.' : 'Rejected.';
-      await refresh();
+      const d = await post('/changes/' + enc(c.id) + '/' + what, what === 'reject' ? { reason: reason.value } : undefined);
+      // An environment may need several approvals: until the last, the change still waits.
+      note.text = what === 'reject' ? 'Rejected.'
+        : d && d.pending > 0 ? 'Your approval is recorded; ' + d.pending + ' more needed before it applies.' : 'Approved.';
     } catch (e) {
       if (!(e instanceof Problem)) throw e;
-      msg.textContent = e.message;
+      note.text = e.message;
     }
+    msg.textContent = note.text;
+    await refresh();
   };
   const open = c.state === 'awaiting-approval' || c.state === 'in-progress' || c.state === 'queued';
   const decisions = canApprove
@@ -76,6 +80,10 @@ function detail(app, c, refresh) {
     h('p', {}, h('span', { class: 'state ' + c.state, id: 'change-state' }, c.state), ' · ', c.env, ' · ', c.source, ' by ', c.actor.name, ' · ', when(c.created_at),
       c.commit ? [' · commit ', h('code', {}, short(c.commit))] : '', c.approved_by ? ' · approved by ' + c.approved_by : '',
       c.rejected_by ? ' · rejected by ' + c.rejected_by + ': ' + c.reject_reason : '', c.invalid ? ' · invalid: ' + c.invalid : ''),
+    !c.approved && (c.approvals_required > 1 || (c.approvals || []).length)
+      ? h('p', { id: 'change-approvals' }, 'approvals ', (c.approvals || []).length, ' of ', c.approvals_required,
+        (c.approvals || []).length ? ' (' + c.approvals.map((a) => a.by).join(', ') + ')' : '', c.expires_at ? ' · expires ' + when(c.expires_at) : '')
+      : null,
     decisions, msg,
     h('h3', {}, 'Waves'),
     h('ol', { class: 'waves', start: 0, id: 'change-waves' }, c.waves.map((ids, w) => h('li', {}, h('strong', {}, 'Wave ' + w),
