@@ -25,6 +25,9 @@ type fakeAPI struct {
 	posts   []string
 }
 
+// cutConnection as an answer's status closes the connection without an answer.
+const cutConnection = -1
+
 type fakeAnswer struct {
 	status int
 	body   string
@@ -60,7 +63,16 @@ func servePage(t *testing.T) (*fakeAPI, string) {
 			w.Write([]byte(`{"title":"Not Found","status":404,"detail":"no such thing"}`))
 			return
 		}
+		if a.status == cutConnection {
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
+		if a.status >= 400 {
+			w.Header().Set("Content-Type", "application/problem+json")
+		}
 		w.WriteHeader(a.status)
 		w.Write([]byte(a.body))
 	})
@@ -154,5 +166,34 @@ func TestWebPageSaysAnApprovalThatNeedsAnother(t *testing.T) {
 		t.Errorf("the approvals after: %q", got)
 	}
 	p.screenshot("approval-pending")
+	p.noProblems()
+}
+
+// An API call that gets no answer (the server down, the connection cut) or a refusal reaches
+// the person: a view shows why instead of "Loading…" for ever, and a change whose refresh
+// fails says that what it shows is as of its last reading instead of silently going stale.
+func TestWebPageShowsWhatTheAPIDidNotAnswer(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	f.set("GET /changes", cutConnection, "")
+	p := openBrowser(t, base)
+	p.do("opening the changes", time.Minute, chromedp.Navigate(base+"/#/changes"))
+	p.waitJS("the page ready", `document.body.dataset.ready === 'true'`, time.Minute)
+	p.waitJS("the missing answer shown", `document.querySelector('#panel .error')?.textContent.includes('did not answer GET /changes')`, 20*time.Second)
+
+	change := `{"id":"cs-3","env":"prod","state":"awaiting-approval","source":"git","actor":{"kind":"git","name":"carol"},"created_at":"2026-01-02T03:04:05Z",
+		"root_causes":[{"kind":"commit","id":"abc"}],"roots":["prod/vpc/core"],"auto_approve":false,"approved":false,"counts":{"planned":1},"approvals_required":1,
+		"waves":[["prod/vpc/core"]],"deployments":[{"component":"prod/vpc/core","deployment_id":"dep-1","wave":0,"state":"planned"}],"plans":[]}`
+	f.set("GET /changes/cs-3", 200, change)
+	p.do("opening the change", 20*time.Second, chromedp.Evaluate[chromedp.Void](`location.hash = '#/changes/cs-3'`))
+	p.waitJS("the change", `document.querySelector('#change-state')?.textContent === 'awaiting-approval'`, 20*time.Second)
+	f.set("POST /changes/cs-3/approve", 200, `{"change":`+change+`,"released":1,"pending":0}`)
+	f.set("GET /changes/cs-3", 503, `{"title":"Service Unavailable","status":503,"detail":"the change sets store is unavailable"}`)
+	p.do("approving", 20*time.Second, chromedp.Click(chromedp.CSS("#approve")))
+	p.waitJS("the stale change labelled", `document.querySelector('#change-stale')?.textContent.includes('the change sets store is unavailable')`, 20*time.Second)
+	if got := p.text("#change-stale"); !strings.Contains(got, "as of") {
+		t.Errorf("the stale notice: %q", got)
+	}
+	p.screenshot("stale-change")
 	p.noProblems()
 }

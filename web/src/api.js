@@ -24,8 +24,14 @@ function headers(extra) {
 export async function call(method, path, body) {
   const init = { method, headers: headers(body === undefined ? {} : { 'Content-Type': 'application/json' }) };
   if (body !== undefined) init.body = JSON.stringify(body);
-  const resp = await fetch(path, init);
-  const text = await resp.text();
+  let resp, text;
+  try {
+    resp = await fetch(path, init);
+    text = await resp.text();
+  } catch (e) {
+    // No answer at all (the server down, the connection cut): a problem the page shows too.
+    throw new Problem(0, { title: 'No answer', detail: 'Karma did not answer ' + method + ' ' + path + ': ' + (e.message || e) + '. What is shown may be out of date: try again.' });
+  }
   let doc = null;
   try {
     doc = text ? JSON.parse(text) : null;

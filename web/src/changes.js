@@ -36,17 +36,27 @@ export async function changeView(app, id) {
       pending = setTimeout(() => refresh().catch((err) => replace(root, h('p', { class: 'error', role: 'alert' }, err.message))), 500);
       return null;
     }
-    replace(root, detail(app, c, refresh, note));
+    replace(root, detail(app, c, () => again(), note));
     app.graph.states(c.deployments);
     return c;
   };
+  // A later refresh that fails leaves the change as last read: say so, and since when.
+  let shownAt = new Date();
+  const stale = (e) => {
+    if (!(e instanceof Problem)) throw e;
+    const old = root.querySelector('#change-stale');
+    const notice = h('p', { class: 'error', role: 'alert', id: 'change-stale' }, 'Could not refresh this change (', e.message,
+      '): what is shown is as of ', when(shownAt.toISOString()), '.');
+    old ? old.replaceWith(notice) : root.prepend(notice);
+  };
+  const again = () => refresh().then((c) => { if (c) shownAt = new Date(); }, stale);
   await refresh();
   app.watch((ev) => {
     if (ev.change_id !== id && ev.correlation_id !== id) return;
     live.prepend(h('li', {}, when(ev.at), ' ', h('strong', {}, ev.type), ev.component ? ' ' + ev.component : '', ev.reason ? ' (' + ev.reason + ')' : '',
       ' ', link('/log?correlation=' + enc(ev.correlation_id), 'audit')));
     clearTimeout(pending);
-    pending = setTimeout(refresh, 150);
+    pending = setTimeout(again, 150);
   });
   return [root, h('h3', {}, 'Live'), h('p', { class: 'muted', id: 'live-state' }, app.eventsState), live];
 }

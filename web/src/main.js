@@ -164,7 +164,7 @@ async function route() {
     }
   } catch (e) {
     if (!(e instanceof Problem)) throw e;
-    replace(panel, h('div', { class: 'error', role: 'alert' }, h('h2', {}, 'Error ' + e.status), h('p', {}, e.message)));
+    replace(panel, h('div', { class: 'error', role: 'alert' }, h('h2', {}, e.status ? 'Error ' + e.status : 'No answer from Karma'), h('p', {}, e.message)));
   }
 }
 
