@@ -197,3 +197,39 @@ func TestWebPageShowsWhatTheAPIDidNotAnswer(t *testing.T) {
 	p.screenshot("stale-change")
 	p.noProblems()
 }
+
+// The graph colours a change's components by their deployment's state, and only by it: one
+// blocked because an upstream failed is not shown as skipped (nothing to do), nor a plan held
+// for review as under way.
+func TestWebPageStatesOnTheGraph(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	ids := []string{"prod/vpc/core", "prod/ecs-cluster/core", "prod/ecs-service/api", "prod/lambda/handlers", "prod/s3-bucket/assets", "prod/route53-zone/main"}
+	var comps []string
+	for _, id := range ids {
+		parts := strings.Split(id, "/")
+		comps = append(comps, `{"id":"`+id+`","env":"prod","type":"`+parts[1]+`","nickname":"`+parts[2]+`","runtime_status":"present"}`)
+	}
+	f.set("GET /graph", 200, `{"format":"karma.graph.v1","components":[`+strings.Join(comps, ",")+`],"edges":[],"waves":[["`+strings.Join(ids, `","`)+`"]]}`)
+	states := map[string]string{"prod/vpc/core": "failed", "prod/ecs-cluster/core": "blocked", "prod/ecs-service/api": "planned",
+		"prod/lambda/handlers": "skipped", "prod/s3-bucket/assets": "applied", "prod/route53-zone/main": "scheduled"}
+	var deps []string
+	for i, id := range ids {
+		deps = append(deps, `{"component":"`+id+`","deployment_id":"dep-`+strings.Repeat("a", i+1)+`","wave":0,"state":"`+states[id]+`"}`)
+	}
+	f.set("GET /changes/cs-4", 200, `{"id":"cs-4","env":"prod","state":"in-progress","source":"git","actor":{"kind":"git","name":"carol"},"created_at":"2026-01-02T03:04:05Z",
+		"root_causes":[{"kind":"commit","id":"abc"}],"roots":["prod/vpc/core"],"auto_approve":false,"approved":true,"counts":{},"approvals_required":1,
+		"waves":[["`+strings.Join(ids, `","`)+`"]],"deployments":[`+strings.Join(deps, ",")+`],"plans":[]}`)
+	p := openBrowser(t, base)
+	p.do("opening the change", time.Minute, chromedp.Navigate(base+"/#/changes/cs-4"))
+	p.waitJS("the change", `document.querySelector('#change-state')?.textContent === 'in-progress'`, time.Minute)
+	want := map[string]string{"failed": "st-failed", "blocked": "st-blocked", "planned": "st-held", "skipped": "st-skipped", "applied": "st-applied", "scheduled": "st-busy"}
+	for _, id := range ids {
+		got := eval[[]string](p, `karmaGraph.classes('`+id+`')`)
+		if len(got) != 1 || got[0] != want[states[id]] {
+			t.Errorf("%s (%s) on the graph: %v, want %s", id, states[id], got, want[states[id]])
+		}
+	}
+	p.screenshot("states")
+	p.noProblems()
+}

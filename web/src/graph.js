@@ -69,6 +69,10 @@ const topStyle = (big) => [
   { selector: 'node.st-busy', style: { 'background-color': '#1565c0', 'border-width': 3, 'border-color': '#0d3c73' } },
   { selector: 'node.st-skipped', style: { 'background-color': '#ffffff', 'border-width': 2, 'border-color': '#6b7785' } },
   { selector: 'node.st-failed', style: { 'background-color': '#b3261e' } },
+  // Not deployed because an upstream failed: not the same as skipped (nothing to do).
+  { selector: 'node.st-blocked', style: { 'background-color': '#ffffff', 'border-width': 3, 'border-color': '#b3261e', 'border-style': 'dashed' } },
+  // A plan held for review: nothing moves until it is approved.
+  { selector: 'node.st-held', style: { 'background-color': '#f2a541', 'border-width': 3, 'border-color': '#8a5a00' } },
   { selector: '.hidden', style: { display: 'none' } },
 ];
 
@@ -318,9 +322,9 @@ export class GraphView {
 
   // states colours the components of a change by where their deployment is.
   states(deployments) {
-    const by = { 'st-applied': [], 'st-busy': [], 'st-skipped': [], 'st-failed': [] };
+    const by = { 'st-applied': [], 'st-busy': [], 'st-held': [], 'st-skipped': [], 'st-blocked': [], 'st-failed': [] };
     for (const d of deployments || []) {
-      const cls = { applied: 'st-applied', skipped: 'st-skipped', blocked: 'st-skipped', failed: 'st-failed' }[d.state] || (d.state === 'pending' ? null : 'st-busy');
+      const cls = { applied: 'st-applied', skipped: 'st-skipped', blocked: 'st-blocked', failed: 'st-failed', planned: 'st-held' }[d.state] || (d.state === 'pending' ? null : 'st-busy');
       if (cls) by[cls].push(d.component);
     }
     this.mark(by);
