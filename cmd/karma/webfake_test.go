@@ -233,3 +233,24 @@ func TestWebPageStatesOnTheGraph(t *testing.T) {
 	p.screenshot("states")
 	p.noProblems()
 }
+
+// Events missed while the stream was down (the server restarted: its event ids start again, or
+// it kept fewer than were missed) do not leave a change's page on its old state: each time the
+// stream comes back, the change is read again.
+func TestWebPageStatesReadAgainAfterTheEventsDropped(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	f.set("GET /events", 200, ": karma events\nretry: 2000\n\n") // and closed: the page reconnects
+	change := func(state, dep string) string {
+		return `{"id":"cs-5","env":"prod","state":"` + state + `","source":"git","actor":{"kind":"git","name":"carol"},"created_at":"2026-01-02T03:04:05Z",
+			"root_causes":[{"kind":"commit","id":"abc"}],"roots":["prod/vpc/core"],"auto_approve":true,"approved":true,"counts":{},"approvals_required":1,
+			"waves":[["prod/vpc/core"]],"deployments":[{"component":"prod/vpc/core","deployment_id":"dep-1","wave":0,"state":"` + dep + `"}],"plans":[]}`
+	}
+	f.set("GET /changes/cs-5", 200, change("in-progress", "scheduled"))
+	p := openBrowser(t, base)
+	p.do("opening the change", time.Minute, chromedp.Navigate(base+"/#/changes/cs-5"))
+	p.waitJS("the change", `document.querySelector('#change-state')?.textContent === 'in-progress'`, time.Minute)
+	f.set("GET /changes/cs-5", 200, change("done", "applied"))
+	p.waitJS("the change read again", `document.querySelector('#change-state')?.textContent === 'done'`, 20*time.Second)
+	p.noProblems()
+}

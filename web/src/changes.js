@@ -52,6 +52,11 @@ export async function changeView(app, id) {
   const again = () => refresh().then((c) => { if (c) shownAt = new Date(); }, stale);
   await refresh();
   app.watch((ev) => {
+    if (ev.type === 'reconnected') { // events may have been missed: read the change again
+      clearTimeout(pending);
+      pending = setTimeout(again, 150);
+      return;
+    }
     if (ev.change_id !== id && ev.correlation_id !== id) return;
     live.prepend(h('li', {}, when(ev.at), ' ', h('strong', {}, ev.type), ev.component ? ' ' + ev.component : '', ev.reason ? ' (' + ev.reason + ')' : '',
       ' ', link('/log?correlation=' + enc(ev.correlation_id), 'audit')));

@@ -52,7 +52,12 @@ async function boot() {
   perf.components = doc.components.length;
   perf.edges = doc.edges.length;
   $('#graph-status').textContent = doc.components.length + ' components, ' + doc.edges.length + ' dependencies, ' + (doc.waves || []).length + ' waves';
+  // After a drop, the events missed meanwhile may be gone (the server restarted, or kept fewer):
+  // the view watching is told to read again what it shows.
+  let wasLive = false;
   events((ev) => app.watchers.forEach((fn) => fn(ev)), (s) => {
+    if (s === 'live' && wasLive) app.watchers.forEach((fn) => fn({ type: 'reconnected' }));
+    if (s === 'live') wasLive = true;
     app.eventsState = 'events: ' + s;
     const el = $('#live-state');
     if (el) el.textContent = app.eventsState;
