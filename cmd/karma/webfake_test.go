@@ -254,3 +254,32 @@ func TestWebPageStatesReadAgainAfterTheEventsDropped(t *testing.T) {
 	p.waitJS("the change read again", `document.querySelector('#change-state')?.textContent === 'done'`, 20*time.Second)
 	p.noProblems()
 }
+
+// The graph's colours are its runtimes as read: read again when deployments apply (or the
+// event stream comes back), so a component deployed since the page opened is not left shown as
+// missing; the status line says when it was read, and that the repository changed when the
+// drawn graph is no longer the repository's.
+func TestWebPageStatesTheGraphAsOfItsReading(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	graph := func(status string, extra string) string {
+		return `{"format":"karma.graph.v1","components":[{"id":"prod/vpc/core","env":"prod","type":"vpc","nickname":"core","runtime_status":"` + status + `"}` +
+			extra + `],"edges":[],"waves":[["prod/vpc/core"]]}`
+	}
+	f.set("GET /graph", 200, graph("missing", ""))
+	f.set("GET /events", 200, ": karma events\nretry: 2000\n\n") // and closed: the page reconnects
+	p := openBrowser(t, base)
+	p.do("opening the page", time.Minute, chromedp.Navigate(base+"/"))
+	p.waitJS("the page ready", `document.body.dataset.ready === 'true'`, time.Minute)
+	if got := eval[string](p, `karmaGraph.status('prod/vpc/core')`); got != "missing" {
+		t.Fatalf("prod/vpc/core drawn as %q", got)
+	}
+	if got := p.text("#graph-status"); !strings.Contains(got, "as of") {
+		t.Errorf("the graph's status line: %q", got)
+	}
+	f.set("GET /graph", 200, graph("present", ""))
+	p.waitJS("the runtime read again", `karmaGraph.status('prod/vpc/core') === 'present'`, 20*time.Second)
+	f.set("GET /graph", 200, graph("present", `,{"id":"prod/vpc/edge","env":"prod","type":"vpc","nickname":"edge","runtime_status":"missing"}`))
+	p.waitJS("the repository changed", `document.querySelector('#graph-status').textContent.includes('the repository changed since')`, 20*time.Second)
+	p.noProblems()
+}

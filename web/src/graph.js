@@ -234,6 +234,30 @@ export class GraphView {
     return !!this.cy && this.cy.getElementById(id).length > 0;
   }
 
+  // status is a component's runtime status as drawn ('' when it is not in the graph).
+  status(id) {
+    return this.has(id) ? this.cy.getElementById(id).data('status') : '';
+  }
+
+  // refresh gives the drawn components the runtime status and brokenness of a newer reading of
+  // the graph, in place (no new layout). It returns false when the components or dependencies
+  // are not those drawn (the repository changed): drawing that needs a new layout.
+  refresh(doc) {
+    const cy = this.cy;
+    const same = doc.components.length === cy.nodes().length && doc.edges.length === this.edges.size &&
+      doc.components.every((c) => cy.getElementById(c.id).length);
+    cy.batch(() => {
+      for (const c of doc.components) {
+        const n = cy.getElementById(c.id);
+        if (n.length && (n.data('status') !== c.runtime_status || n.data('broken') !== !!c.broken)) {
+          n.data({ status: c.runtime_status, broken: !!c.broken });
+          this.top.getElementById(c.id).data({ status: c.runtime_status, broken: !!c.broken });
+        }
+      }
+    });
+    return same;
+  }
+
   // classes are the highlight classes a component or edge holds.
   classes(id) {
     return Object.keys(this.marks).filter((cls) => this.marks[cls].includes(id));

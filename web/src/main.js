@@ -31,6 +31,7 @@ const $ = (sel) => document.querySelector(sel);
 // many dependencies a big graph's canvas layer drew last.
 window.karmaGraph = {
   classes: (id) => (app.graph && app.graph.has(id) ? app.graph.classes(id) : []),
+  status: (id) => (app.graph ? app.graph.status(id) : ''),
   lines: () => (app.graph ? app.graph.drawnLines() : null),
 };
 
@@ -51,12 +52,18 @@ async function boot() {
   perf.firstRender = await app.graph.load(doc);
   perf.components = doc.components.length;
   perf.edges = doc.edges.length;
-  $('#graph-status').textContent = doc.components.length + ' components, ' + doc.edges.length + ' dependencies, ' + (doc.waves || []).length + ' waves';
+  graphStatus(doc, '');
   // After a drop, the events missed meanwhile may be gone (the server restarted, or kept fewer):
   // the view watching is told to read again what it shows.
   let wasLive = false;
-  events((ev) => app.watchers.forEach((fn) => fn(ev)), (s) => {
-    if (s === 'live' && wasLive) app.watchers.forEach((fn) => fn({ type: 'reconnected' }));
+  events((ev) => {
+    if (MOVES_GRAPH.has(ev.type)) refreshGraph();
+    app.watchers.forEach((fn) => fn(ev));
+  }, (s) => {
+    if (s === 'live' && wasLive) {
+      refreshGraph();
+      app.watchers.forEach((fn) => fn({ type: 'reconnected' }));
+    }
     if (s === 'live') wasLive = true;
     app.eventsState = 'events: ' + s;
     const el = $('#live-state');
@@ -66,6 +73,34 @@ async function boot() {
   window.addEventListener('resize', () => app.graph.resize());
   await route();
   document.body.dataset.ready = 'true';
+}
+
+// graphStatus says what the graph shows and when it was read.
+function graphStatus(doc, note) {
+  $('#graph-status').textContent = doc.components.length + ' components, ' + doc.edges.length + ' dependencies, ' + (doc.waves || []).length +
+    ' waves · as of ' + new Date().toLocaleTimeString() + note;
+}
+
+// The events after which the components' runtimes may have moved: the graph is read again
+// (GET /graph revalidates with its ETag) and its colours follow, at most once a second.
+const MOVES_GRAPH = new Set(['deployment.applied', 'deployment.failed']);
+let graphTimer = 0;
+function refreshGraph() {
+  clearTimeout(graphTimer);
+  graphTimer = setTimeout(async () => {
+    try {
+      const doc = await get('/graph');
+      if (app.graph.refresh(doc)) {
+        app.doc = doc;
+        graphStatus(doc, '');
+      } else {
+        graphStatus(app.doc, ' — the repository changed since: reload the page to see its graph');
+      }
+    } catch (e) {
+      if (!(e instanceof Problem)) throw e;
+      graphStatus(app.doc, ' — could not read it again: ' + e.message);
+    }
+  }, 1000);
 }
 
 function login(detail) {
