@@ -106,6 +106,45 @@ func TestTFExecStalePlan(t *testing.T) {
 	}
 }
 
+// A reviewed plan applied after another plan of its Root (another deployment, the drift check's
+// refresh) rewrote config.json gives the outputs of the config it was planned with: terraform
+// evaluates the configuration again when it applies, reading config.json as it is then.
+func TestTFExecApplyUsesTheConfigItPlanned(t *testing.T) {
+	t.Parallel()
+	r := NewTFExec(findTerraformOrSkip(t))
+	ctx := context.Background()
+	module, err := filepath.Abs(filepath.Join("testdata", "modules", "echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := Workspace{Root: t.TempDir(), ModuleDir: module, Env: "prod", Type: "echo", Nickname: "core",
+		Config: json.RawMessage(`{"name": "reviewed", "size": 1}`)}
+	reviewed := mustPlan(t, r, ws)
+	other := ws
+	other.Config = json.RawMessage(`{"name": "other", "size": 1}`)
+	mustPlan(t, r, other) // not applied
+	out, err := r.Apply(ctx, ws, reviewed)
+	if err != nil {
+		t.Fatalf("apply of the reviewed plan: %v", err)
+	}
+	if got := fmtOutputs(out); got != `{"name":"reviewed","size":1}` {
+		t.Fatalf("outputs %s, want the reviewed config's", got)
+	}
+	if _, err := os.Stat(planConfigFile(reviewed.PlanFile)); !os.IsNotExist(err) {
+		t.Errorf("the applied plan's config was not removed: %v", err)
+	}
+
+	// A plan without the config it was made with (removed, or saved by an older Karma) is not
+	// applied: it is planned again.
+	plan := mustPlan(t, r, other)
+	if err := os.Remove(planConfigFile(plan.PlanFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Apply(ctx, other, plan); !errors.Is(err, ErrPlanChanged) {
+		t.Fatalf("apply of a plan without its config: %v, want ErrPlanChanged", err)
+	}
+}
+
 func mustPlan(t *testing.T, r Runner, ws Workspace) PlanResult {
 	t.Helper()
 	p, err := r.Plan(context.Background(), ws)

@@ -21,11 +21,15 @@
 //   - [Runner.Plan] prepares, initialises when needed (never upgrades, never migrates or
 //     prompts), runs `terraform plan -out`, counts the saved plan's resource changes into a
 //     message.PlanSummary (a replacement counts as one add and one destroy) and returns the plan
-//     file with its sha256.
+//     file with its sha256. Next to the plan (<plan>.config.json) it keeps the config.json the
+//     plan was made with.
 //   - [Runner.Apply] applies exactly the reviewed plan: the plan file must still hash to
 //     PlanResult.PlanHash, and must have been made from the current state — the serial and
 //     lineage the plan records, compared as terraform compares them (stale.go) — else
-//     [ErrPlanChanged] and terraform does not run: the caller plans again. It returns the
+//     [ErrPlanChanged] and terraform does not run: the caller plans again. Terraform evaluates
+//     the plan's configuration again while applying, reading config.json as Root holds it then
+//     (another plan or a refresh of Root may have rewritten it): Apply puts back the one the
+//     plan was made with first (a plan without it is ErrPlanChanged too). It returns the
 //     module's outputs as top-level keys ([Outputs]), which the caller publishes as the
 //     component's runtime.
 //   - [TFExec.Refresh] (a [Refresher]; the drift check) runs `terraform plan -refresh-only` in a

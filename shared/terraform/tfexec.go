@@ -195,6 +195,12 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 	if err != nil {
 		return PlanResult{}, s.fail(OpPlan, err)
 	}
+	// What terraform reads of config.json while planning: Apply puts it back (planConfigFile).
+	config, err := os.ReadFile(filepath.Join(s.ws.Root, configFile))
+	if err != nil {
+		cleanup()
+		return PlanResult{}, s.fail(OpPlan, err)
+	}
 	changes, err := s.tf.PlanJSON(ctx, s.ui, append(opts, tfexec.Out(tmp))...)
 	cleanup()
 	if err != nil {
@@ -213,6 +219,9 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 	}
 	hash := sha256hex(data)
 	file := filepath.Join(dir, hash[:16]+".tfplan")
+	if err := writePrivate(planConfigFile(file), config); err != nil {
+		return PlanResult{}, s.fail(OpPlan, err)
+	}
 	if err := os.Rename(tmp, file); err != nil {
 		return PlanResult{}, s.fail(OpPlan, err)
 	}
@@ -281,6 +290,17 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 	if err := planStale(data, s.ws.Root); err != nil {
 		return nil, s.fail(OpVerify, err)
 	}
+	// Terraform applies the configuration saved in the plan, but evaluates it again, reading
+	// config.json (main.tf's jsondecode(file(...))) as the workspace holds it now: another plan
+	// or a drift refresh of this Root since rewrote it with another config. Put back the one
+	// this plan was made with, so the outputs published are the reviewed config's.
+	config, err := os.ReadFile(planConfigFile(plan.PlanFile))
+	if err != nil {
+		return nil, s.fail(OpVerify, fmt.Errorf("%w: the config the plan was made with: %v", ErrPlanChanged, err))
+	}
+	if _, err := writeIfChanged(filepath.Join(s.ws.Root, configFile), config); err != nil {
+		return nil, s.fail(OpApply, err)
+	}
 	// Apply a private copy of the verified bytes, so the file cannot change between the check
 	// and terraform reading it.
 	applying := filepath.Join(s.ws.Root, planDir, ".applying.tfplan")
@@ -295,6 +315,7 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 		return nil, s.fail(OpApply, err)
 	}
 	_ = os.Remove(plan.PlanFile)
+	_ = os.Remove(planConfigFile(plan.PlanFile))
 	out, err := s.outputs(ctx)
 	if err != nil {
 		return nil, err
@@ -332,6 +353,33 @@ func compactJSON(v json.RawMessage) json.RawMessage {
 		return v
 	}
 	return b.Bytes()
+}
+
+// planConfigFile is where Plan keeps, next to a saved plan, the config.json it was made with.
+func planConfigFile(planFile string) string {
+	return strings.TrimSuffix(planFile, ".tfplan") + ".config.json"
+}
+
+// writePrivate writes data to a new owner-only file at path (via a temporary file).
+func writePrivate(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".new-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
 }
 
 func sha256hex(b []byte) string {
