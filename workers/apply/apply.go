@@ -18,8 +18,9 @@
 // apply happened: its outcome is recorded on the node and announced like any other.
 //
 // A stale plan (the workspace's state changed after planning, e.g. a previous attempt died
-// mid-apply) is planned again: an auto-approved change set applies the new plan; in a reviewed
-// one the new plan waits for a new review (stale.go). Terraform's failures fail the deployment
+// mid-apply) is planned again: an auto-approved change set applies the new plan when the
+// policies allow it without people (police.go); otherwise, and in a reviewed change set, the new
+// plan waits for a new review (stale.go). Terraform's failures fail the deployment
 // with terraform's diagnostics; interrupted runs are retried (pipeline.Classify decides).
 package apply
 

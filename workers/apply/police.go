@@ -35,13 +35,7 @@ func (w *Worker) police(ctx context.Context, a *attempt, cs *changeset.ChangeSet
 		out, err = a.fail(errors.New(d.DenyReason()))
 		return out, true, err
 	}
-	reason := ""
-	if d.NeedsApproval() {
-		reason = d.ApprovalReason()
-	}
-	if a.p.Plan.Destroy > 0 {
-		reason = joinReasons(reason, fmt.Sprintf("the plan of %s destroys %d resource(s): destroys always need an approval", a.p.Component, a.p.Plan.Destroy))
-	}
+	reason := approvalReason(d, a.p)
 	if reason == "" || !cs.AutoApprovedOnly() {
 		return nil, false, nil
 	}
@@ -56,6 +50,19 @@ func (w *Worker) police(ctx context.Context, a *attempt, cs *changeset.ChangeSet
 		return nil
 	})
 	return nil, true, err
+}
+
+// approvalReason says why plan p needs people's approval under decision d: the policies ask for
+// it, or it destroys resources; "" when it does not.
+func approvalReason(d policy.Decision, p message.DeploymentPlanned) string {
+	reason := ""
+	if d.NeedsApproval() {
+		reason = d.ApprovalReason()
+	}
+	if p.Plan.Destroy > 0 {
+		reason = joinReasons(reason, fmt.Sprintf("the plan of %s destroys %d resource(s): destroys always need an approval", p.Component, p.Plan.Destroy))
+	}
+	return reason
 }
 
 // decide asks the policies about plan p; no policies allow everything.

@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
@@ -12,7 +13,9 @@ import (
 // A stale plan: terraform can no longer apply the reviewed plan as reviewed
 // (terraform.ErrPlanChanged) — the workspace's state changed after it was made (an apply
 // interrupted half-way, a run outside Karma) or the plan file is gone. The deployment is planned
-// again. An auto-approved change set applies the new plan at once. In a reviewed one nobody has
+// again. An auto-approved change set applies the new plan at once, once the policies allow it as
+// police allows any plan: denied, the deployment fails; needing people's approval (a policy's,
+// or a destroy), it is held as in a reviewed one, the auto-approval refused. In a reviewed one nobody has
 // seen the new plan: the node goes back to Planned holding it, the change set's approval is
 // withdrawn (`karma plan` and `karma apply` show it waiting; `karma apply` approves it again),
 // and the new plan is announced in a deployment.planned keyed by its hash — a new fact, which
@@ -41,22 +44,41 @@ func (w *Worker) stalePlan(ctx context.Context, a *attempt) ([]message.Envelope,
 		return terraformFailed(ctx, err, a.fail)
 	}
 	if a.autoApprove && why == "" {
+		// The new plan is put to the policies as the stale one was (police): one they deny
+		// fails the deployment; one needing people's approval (theirs, or a destroy) is held
+		// for review, the auto-approval refused.
+		d, err := w.decide(ctx, cs, n, replannedPlan(a.p, res), a.store)
+		if err != nil {
+			return nil, err
+		}
+		if d.Denied() {
+			return a.fail(errors.New(d.DenyReason()))
+		}
+		if reason := approvalReason(d, replannedPlan(a.p, res)); reason != "" {
+			return w.holdForReview(ctx, a, res, reason)
+		}
 		outputs, err := w.Runner.Apply(ctx, a.ws, res)
 		if err != nil {
 			return terraformFailed(ctx, err, a.fail)
 		}
 		return w.record(ctx, a, outputs)
 	}
-	return w.holdForReview(ctx, a, res)
+	return w.holdForReview(ctx, a, res, "")
+}
+
+// replannedPlan is plan p made again: res.
+func replannedPlan(p message.DeploymentPlanned, res terraform.PlanResult) message.DeploymentPlanned {
+	p.Plan, p.PlanFile, p.PlanHash = res.Summary, res.PlanFile, res.PlanHash
+	p.Resources, p.ResourcesTruncated = res.Resources, res.ResourcesTruncated
+	return p
 }
 
 // holdForReview puts the deployment back to Planned with the new plan and announces it — unless
 // it was applied (its outcome is announced) or settled otherwise meanwhile (skipped, failed,
-// blocked: it stays as decided, the approval is not withdrawn and nothing is announced).
-func (w *Worker) holdForReview(ctx context.Context, a *attempt, res terraform.PlanResult) ([]message.Envelope, error) {
-	np := a.p
-	np.Plan, np.PlanFile, np.PlanHash = res.Summary, res.PlanFile, res.PlanHash
-	np.Resources, np.ResourcesTruncated = res.Resources, res.ResourcesTruncated
+// blocked: it stays as decided, the approval is not withdrawn and nothing is announced). refused,
+// when set, is why an auto-approval may not apply the new plan (changeset.RequireApproval).
+func (w *Worker) holdForReview(ctx context.Context, a *attempt, res terraform.PlanResult, refused string) ([]message.Envelope, error) {
+	np := replannedPlan(a.p, res)
 	out := a.in.MustDerive(message.TypeDeploymentPlanned, ReplannedKey(np), np)
 	var applied *changeset.Outcome
 	settled := "" // why the node is not held again: it was decided meanwhile
@@ -69,6 +91,9 @@ func (w *Worker) holdForReview(ctx context.Context, a *attempt, res terraform.Pl
 		if n.Settled() || n.DeploymentID != a.p.DeploymentID {
 			settled = notWaiting(a.in, cs, n, a.p) // skipped, failed, ...: never revived
 			return nil
+		}
+		if refused != "" {
+			cs.RequireApproval(refused)
 		}
 		cs.WithdrawApproval() // nobody has seen the new plan: every approval is needed again
 		n.State, n.Plan, n.PlanMessageID = changeset.Planned, &np, out.ID

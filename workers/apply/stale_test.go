@@ -12,6 +12,7 @@ import (
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/policy"
 	"github.com/usekarma/karma/shared/terraform"
 	"github.com/usekarma/karma/workers/apply"
 )
@@ -61,6 +62,79 @@ func TestApplyStalePlanAutoApprovedReplansAndApplies(t *testing.T) {
 	}
 	if s.runner.plans.Load() != 1 || s.runner.applies.Load() != 2 {
 		t.Errorf("%d plans, %d applies; want 1 and 2 (the stale one, the new one)", s.runner.plans.Load(), s.runner.applies.Load())
+	}
+}
+
+// destroyingReplan is stalePlanRunner whose plans made again destroy a resource (the state
+// changed outside Karma: what the stale plan updated is now replaced).
+type destroyingReplan struct{ stalePlanRunner }
+
+func (r *destroyingReplan) Plan(ctx context.Context, ws terraform.Workspace) (terraform.PlanResult, error) {
+	res, err := r.stalePlanRunner.Plan(ctx, ws)
+	res.Summary.Add, res.Summary.Destroy = res.Summary.Add+1, res.Summary.Destroy+1
+	return res, err
+}
+
+// Auto-approved, but the plan made again destroys: it is not applied by the auto-approval (a
+// destroy always needs people's approval, as police decides for any plan) but held for review,
+// announced, the auto-approval refused with the reason.
+func TestApplyStalePlanAutoApprovedThatNowDestroysWaitsForReview(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, setup{auto: true, runner: &destroyingReplan{}})
+	out := s.handle(t, s.planned(t, 64, "prod/vpc/core", 0, vpcConfig))
+	if len(out) != 1 || out[0].Type != message.TypeDeploymentPlanned {
+		t.Fatalf("got %d messages (%v), want one deployment.planned (the new plan, held)", len(out), types(out))
+	}
+	np := wt.PayloadOf[message.DeploymentPlanned](t, out[0])
+	if np.Plan.Destroy != 1 {
+		t.Errorf("announced plan %+v, want the new one (1 destroy)", np.Plan)
+	}
+	if s.runner.plans.Load() != 1 || s.runner.applies.Load() != 1 {
+		t.Errorf("%d plans, %d applies; want 1 and 1 (only the stale attempt)", s.runner.plans.Load(), s.runner.applies.Load())
+	}
+	cs, _ := s.cs.Get(context.Background(), s.csID)
+	n := cs.Nodes["prod/vpc/core"]
+	if cs.Approved || cs.AutoApprove || !strings.Contains(cs.AutoApproveRefused, "destroys 1 resource(s)") ||
+		n.State != changeset.Planned || n.Plan == nil || n.Plan.PlanHash != np.PlanHash {
+		t.Errorf("change set approved=%v auto=%v refused %q, node %s holding %+v: want the new plan held for review",
+			cs.Approved, cs.AutoApprove, cs.AutoApproveRefused, n.State, n.Plan)
+	}
+	if _, ok := s.param(t, "/iac/vpc/core/runtime"); ok {
+		t.Error("runtime published: the destroying plan was applied without an approval")
+	}
+}
+
+// denyDestroys is a policy denying every plan that destroys.
+type denyDestroys struct{}
+
+func (denyDestroys) Evaluate(_ context.Context, _ string, in policy.Input) (policy.Decision, error) {
+	if in.Plan != nil && in.Plan.Destroy > 0 {
+		return policy.Decision{Deny: []string{"no destroys here"}}, nil
+	}
+	return policy.Decision{}, nil
+}
+
+// Auto-approved, and the policies deny the plan made again: the deployment fails with their
+// reason; nothing is applied.
+func TestApplyStalePlanAutoApprovedThatPoliciesDenyFails(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, setup{auto: true, runner: &destroyingReplan{}})
+	s.w.Policies = denyDestroys{}
+	if _, err := s.cs.Update(context.Background(), s.csID, func(cs *changeset.ChangeSet) error { cs.Commit = sha1; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	out := s.handle(t, s.planned(t, 65, "prod/vpc/core", 0, vpcConfig))
+	if len(out) != 1 || out[0].Type != message.TypeDeploymentFailed {
+		t.Fatalf("got %d messages (%v), want one deployment.failed", len(out), types(out))
+	}
+	if f := wt.PayloadOf[message.DeploymentFailed](t, out[0]); f.Stage != "apply" || !strings.Contains(f.Error, "no destroys here") {
+		t.Errorf("failure %+v, want the policy's reason", f)
+	}
+	if s.runner.applies.Load() != 1 {
+		t.Errorf("%d applies; want 1 (only the stale attempt)", s.runner.applies.Load())
+	}
+	if _, ok := s.param(t, "/iac/vpc/core/runtime"); ok {
+		t.Error("runtime published: the denied plan was applied")
 	}
 }
 
