@@ -60,12 +60,13 @@ const (
 type uiLog struct {
 	mu      sync.Mutex
 	text    io.Writer // the log tail: each message's text
+	scrub   redactor  // the workspace's sensitive values, scrubbed before a detail is cut
 	partial []byte
 	errs    []Diagnostic
 	dropped int
 }
 
-func newUILog(text io.Writer) *uiLog { return &uiLog{text: text} }
+func newUILog(text io.Writer, scrub redactor) *uiLog { return &uiLog{text: text, scrub: scrub} }
 
 func (u *uiLog) Write(p []byte) (int, error) {
 	u.mu.Lock()
@@ -111,7 +112,8 @@ func (u *uiLog) line(b []byte) {
 }
 
 func (u *uiLog) add(d tfjson.Diagnostic) {
-	out := Diagnostic{Summary: d.Summary, Detail: truncate(d.Detail, maxDetail), Address: d.Address}
+	// Scrubbed before it is cut: a secret cut in two would no longer be found whole.
+	out := Diagnostic{Summary: u.scrub.apply(d.Summary), Detail: truncate(u.scrub.apply(d.Detail), maxDetail), Address: d.Address}
 	if d.Range != nil && d.Range.Filename != "" {
 		out.Where = fmt.Sprintf("%s:%d", shortPath(d.Range.Filename), d.Range.Start.Line)
 	}

@@ -192,7 +192,7 @@ func TestPlanStaleReadsTheRecordedState(t *testing.T) {
 func TestUILogKeepsErrorsAndText(t *testing.T) {
 	t.Parallel()
 	text := newTail()
-	u := newUILog(text)
+	u := newUILog(text, redactor{})
 	lines := []string{
 		`{"@level":"info","@message":"Terraform 1.11.4","type":"version","terraform":"1.11.4","ui":"1.2"}`,
 		`{"@level":"warn","@message":"Warning: deprecated","type":"diagnostic","diagnostic":{"severity":"warning","summary":"deprecated","detail":"x"}}`,
@@ -235,7 +235,7 @@ func TestSensitiveValuesRedactedFromDiagnostics(t *testing.T) {
 	t.Parallel()
 	ws := secretWorkspace(t)
 	s := &session{ws: ws, log: newTail(), redact: newRedactor(ws)}
-	s.ui = newUILog(s.log)
+	s.ui = newUILog(s.log, s.redact)
 	d, _ := json.Marshal(map[string]any{"@level": "error", "@message": "Error: refused", "type": "diagnostic",
 		"diagnostic": map[string]any{"severity": "error", "summary": "refused " + secret, "detail": "password " + secret + " refused by db.internal"}})
 	s.ui.Write(append(d, '\n'))
@@ -249,6 +249,26 @@ func TestSensitiveValuesRedactedFromDiagnostics(t *testing.T) {
 	}
 	if te.Diagnostics[0].Detail != "password (sensitive value) refused by db.internal" {
 		t.Errorf("detail lost what is not secret: %q", te.Diagnostics[0].Detail)
+	}
+}
+
+// A secret where terraform's detail is cut to maxDetail is scrubbed whole, not cut first and
+// left half.
+func TestSensitiveValueAtTheCutOfADetailIsRedacted(t *testing.T) {
+	t.Parallel()
+	ws := secretWorkspace(t)
+	redact := newRedactor(ws)
+	s := &session{ws: ws, log: newTail(), redact: redact, ui: newUILog(newTail(), redact)}
+	detail := strings.Repeat("x", maxDetail-5) + " " + secret + " refused"
+	d, _ := json.Marshal(map[string]any{"@level": "error", "@message": "Error: refused", "type": "diagnostic",
+		"diagnostic": map[string]any{"severity": "error", "summary": "refused", "detail": detail}})
+	s.ui.Write(append(d, '\n'))
+	var te *Error
+	if err := s.fail(OpApply, errors.New("exit status 1")); !errors.As(err, &te) || len(te.Diagnostics) != 1 {
+		t.Fatalf("error %v: want one diagnostic", err)
+	}
+	if got := te.Diagnostics[0].Detail; strings.Contains(got, secret[:4]) || !strings.Contains(got, "(sen") {
+		t.Errorf("detail ends %q: want the secret scrubbed, not cut", got[len(got)-20:])
 	}
 }
 

@@ -92,7 +92,8 @@ func (r *TFExec) begin(ctx context.Context, ws Workspace) (*session, func(), err
 		return nil, nil, &Error{Op: OpPrepare, Component: ws.ID(), Err: err}
 	}
 	log := newTail()
-	s := &session{ws: nws, log: log, ui: newUILog(log), redact: newRedactor(nws)}
+	redact := newRedactor(nws)
+	s := &session{ws: nws, log: log, ui: newUILog(log, redact), redact: redact}
 	if err := os.MkdirAll(nws.Root, 0o755); err != nil {
 		return nil, nil, s.fail(OpPrepare, err)
 	}
