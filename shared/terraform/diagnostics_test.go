@@ -145,6 +145,34 @@ func TestTFExecApplyUsesTheConfigItPlanned(t *testing.T) {
 	}
 }
 
+// A plan made in another workspace (another environment's, or one under another work directory)
+// is not applied: terraform would apply it to the state that workspace's backend names.
+func TestTFExecApplyRefusesAnotherWorkspacesPlan(t *testing.T) {
+	t.Parallel()
+	r := NewTFExec(findTerraformOrSkip(t))
+	ctx := context.Background()
+	module, err := filepath.Abs(filepath.Join("testdata", "modules", "echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	dev := Workspace{Root: filepath.Join(work, "dev", "echo", "core"), ModuleDir: module, Env: "dev", Type: "echo", Nickname: "core",
+		Config: json.RawMessage(`{"name": "dev", "size": 1}`)}
+	prod := dev
+	prod.Root, prod.Env, prod.Config = filepath.Join(work, "prod", "echo", "core"), "prod", json.RawMessage(`{"name": "prod", "size": 1}`)
+	devPlan := mustPlan(t, r, dev)
+	mustPlan(t, r, prod)
+	_, err = r.Apply(ctx, prod, devPlan)
+	if !errors.Is(err, ErrPlanChanged) || !strings.Contains(err.Error(), "not a plan of this workspace") {
+		t.Fatalf("apply of dev's plan in prod: %v, want ErrPlanChanged", err)
+	}
+	for _, root := range []string{dev.Root, prod.Root} {
+		if _, err := os.Stat(filepath.Join(root, stateFile)); !os.IsNotExist(err) {
+			t.Errorf("%s has a state: something was applied (%v)", root, err)
+		}
+	}
+}
+
 func mustPlan(t *testing.T, r Runner, ws Workspace) PlanResult {
 	t.Helper()
 	p, err := r.Plan(context.Background(), ws)

@@ -23,7 +23,9 @@
 //     message.PlanSummary (a replacement counts as one add and one destroy) and returns the plan
 //     file with its sha256. Next to the plan (<plan>.config.json) it keeps the config.json the
 //     plan was made with.
-//   - [Runner.Apply] applies exactly the reviewed plan: the plan file must still hash to
+//   - [Runner.Apply] applies exactly the reviewed plan: the plan file must be one of the
+//     workspace's own (in Root/plans: terraform applies a plan to the state its backend names,
+//     which for a plan of another Root is that Root's), must still hash to
 //     PlanResult.PlanHash, and must have been made from the current state — the serial and
 //     lineage the plan records, compared as terraform compares them (stale.go) — else
 //     [ErrPlanChanged] and terraform does not run: the caller plans again. Terraform evaluates

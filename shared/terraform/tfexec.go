@@ -281,6 +281,11 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 		return nil, err
 	}
 	defer unlock()
+	// A saved plan applies to the state its Root's backend names (terraform takes the backend
+	// from the plan): a plan of another workspace would change that workspace's state.
+	if dir := filepath.Join(s.ws.Root, planDir); filepath.Dir(filepath.Clean(plan.PlanFile)) != dir {
+		return nil, s.fail(OpVerify, fmt.Errorf("%w: %s is not a plan of this workspace (%s)", ErrPlanChanged, plan.PlanFile, dir))
+	}
 	data, err := os.ReadFile(plan.PlanFile)
 	if err != nil {
 		return nil, s.fail(OpVerify, fmt.Errorf("%w: %v", ErrPlanChanged, err))
