@@ -173,6 +173,44 @@ func TestTFExecApplyRefusesAnotherWorkspacesPlan(t *testing.T) {
 	}
 }
 
+// A plan applied whose outcome was lost (the caller interrupted or killed after terraform
+// applied it) given again is the apply that happened: its outputs, terraform not run again —
+// not a stale plan, which would have the deployment planned again as if nothing had been applied.
+// Once the state moved on, it is stale.
+func TestTFExecApplyAgainOfAnAppliedPlan(t *testing.T) {
+	t.Parallel()
+	r := NewTFExec(findTerraformOrSkip(t))
+	ctx := context.Background()
+	module, err := filepath.Abs(filepath.Join("testdata", "modules", "echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := Workspace{Root: t.TempDir(), ModuleDir: module, Env: "prod", Type: "echo", Nickname: "core",
+		Config: json.RawMessage(`{"name": "first", "size": 1}`)}
+	plan := mustPlan(t, r, ws)
+	want, err := r.Apply(ctx, ws, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := currentState(ws.Root)
+	got, err := r.Apply(ctx, ws, plan)
+	if err != nil || fmtOutputs(got) != fmtOutputs(want) {
+		t.Fatalf("the applied plan again: %s, %v; want its outputs %s", fmtOutputs(got), err, fmtOutputs(want))
+	}
+	if again, _ := currentState(ws.Root); again != st {
+		t.Errorf("state %+v after the plan was given again, was %+v: terraform ran", again, st)
+	}
+
+	next := ws
+	next.Config = json.RawMessage(`{"name": "second", "size": 2}`)
+	if _, err := r.Apply(ctx, next, mustPlan(t, r, next)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Apply(ctx, ws, plan); !errors.Is(err, ErrPlanChanged) {
+		t.Fatalf("the first plan after another was applied: %v, want ErrPlanChanged", err)
+	}
+}
+
 func mustPlan(t *testing.T, r Runner, ws Workspace) PlanResult {
 	t.Helper()
 	p, err := r.Plan(context.Background(), ws)

@@ -31,7 +31,9 @@
 //     [ErrPlanChanged] and terraform does not run: the caller plans again. Terraform evaluates
 //     the plan's configuration again while applying, reading config.json as Root holds it then
 //     (another plan or a refresh of Root may have rewritten it): Apply puts back the one the
-//     plan was made with first (a plan without it is ErrPlanChanged too). It returns the
+//     plan was made with first (a plan without it is ErrPlanChanged too). The plan last applied
+//     in Root, given again while the state is still the one its apply left (its caller lost the
+//     outcome), returns that apply's outputs without running terraform (stale.go). It returns the
 //     module's outputs as top-level keys ([Outputs]), which the caller publishes as the
 //     component's runtime.
 //   - [TFExec.Refresh] (a [Refresher]; the drift check) runs `terraform plan -refresh-only` in a

@@ -81,3 +81,48 @@ func currentState(root string) (stateMeta, error) {
 	}
 	return m, nil
 }
+
+// An applied plan whose outcome was lost. Once terraform applied a plan, the plan is spent: its
+// file is removed and the state moved on, so applying it again finds it gone or stale — which
+// would make an apply whose caller was interrupted or crashed before recording its outcome look
+// like one that never happened (planned again, and in a reviewed change set held for a new
+// review). Apply therefore records, right after terraform applied a plan, its hash and the state
+// it left (Root/plans/applied.json); the same plan given again while the state is still that one
+// was applied: its outputs are returned and terraform does not run.
+
+// appliedFile is the record of the last plan applied in a Root.
+const appliedFile = "applied.json"
+
+type appliedRecord struct {
+	PlanHash string `json:"plan_hash"`
+	stateMeta
+}
+
+// recordApplied notes that the plan with hash was applied, leaving Root's current state. Best
+// effort: without the record, a lost outcome makes the plan stale, as it always did.
+func recordApplied(root, hash string) {
+	st, err := currentState(root)
+	if err != nil {
+		return
+	}
+	data, err := json.Marshal(appliedRecord{PlanHash: hash, stateMeta: st})
+	if err != nil {
+		return
+	}
+	_ = writePrivate(filepath.Join(root, planDir, appliedFile), data)
+}
+
+// appliedAlready reports whether the plan with hash is the last one applied in Root and the state
+// is still the one that apply left.
+func appliedAlready(root, hash string) bool {
+	data, err := os.ReadFile(filepath.Join(root, planDir, appliedFile))
+	if err != nil {
+		return false
+	}
+	var rec appliedRecord
+	if json.Unmarshal(data, &rec) != nil || rec.PlanHash == "" || rec.PlanHash != hash {
+		return false
+	}
+	st, err := currentState(root)
+	return err == nil && st.Lineage != "" && st == rec.stateMeta
+}

@@ -286,6 +286,13 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 	if dir := filepath.Join(s.ws.Root, planDir); filepath.Dir(filepath.Clean(plan.PlanFile)) != dir {
 		return nil, s.fail(OpVerify, fmt.Errorf("%w: %s is not a plan of this workspace (%s)", ErrPlanChanged, plan.PlanFile, dir))
 	}
+	if appliedAlready(s.ws.Root, plan.PlanHash) {
+		// This plan was applied and nothing was since, but its outcome never reached the caller
+		// (interrupted or crashed after terraform applied it): the outputs of that apply.
+		_ = os.Remove(plan.PlanFile)
+		_ = os.Remove(planConfigFile(plan.PlanFile))
+		return s.outputs(ctx)
+	}
 	data, err := os.ReadFile(plan.PlanFile)
 	if err != nil {
 		return nil, s.fail(OpVerify, fmt.Errorf("%w: %v", ErrPlanChanged, err))
@@ -320,6 +327,7 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 	if err := s.tf.ApplyJSON(ctx, s.ui, tfexec.DirOrPlan(applying)); err != nil {
 		return nil, s.fail(OpApply, err)
 	}
+	recordApplied(s.ws.Root, plan.PlanHash)
 	_ = os.Remove(plan.PlanFile)
 	_ = os.Remove(planConfigFile(plan.PlanFile))
 	out, err := s.outputs(ctx)
