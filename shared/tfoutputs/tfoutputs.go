@@ -70,7 +70,8 @@ func overlaps(a, b string) bool {
 }
 
 // Read analyses the module in folder dir of fsys: its outputs by name. A folder without *.tf
-// files is an error.
+// files is an error, and so is one with files Terraform reads that this does not (*.tf.json,
+// override files).
 func Read(fsys fs.FS, dir string) (map[string]Output, error) {
 	m := &module{locals: map[string]hcl.Expression{}, blocks: map[string]*hclsyntax.Body{}, outputs: map[string]hcl.Expression{}}
 	entries, err := fs.ReadDir(fsys, dir)
@@ -79,7 +80,15 @@ func Read(fsys fs.FS, dir string) (map[string]Output, error) {
 	}
 	files := 0
 	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".tf") {
+		if e.IsDir() {
+			continue
+		}
+		if name := e.Name(); strings.HasSuffix(name, ".tf.json") || isOverride(name) {
+			// Terraform reads these too: outputs defined in JSON, or replaced by an override
+			// file, would be missed or misread, and the answer would not be conservative.
+			return nil, fmt.Errorf("tfoutputs: %s: %s is JSON or an override file, which this analysis does not read", dir, name)
+		}
+		if !strings.HasSuffix(e.Name(), ".tf") {
 			continue
 		}
 		files++
@@ -108,6 +117,13 @@ func Read(fsys fs.FS, dir string) (map[string]Output, error) {
 		out[name] = o
 	}
 	return out, nil
+}
+
+// isOverride reports whether Terraform merges file name over the module's other files
+// (override.tf, <name>_override.tf).
+func isOverride(name string) bool {
+	base := strings.TrimSuffix(name, ".tf")
+	return base != name && (base == "override" || strings.HasSuffix(base, "_override"))
 }
 
 // module is what the analysis needs of a module's files.

@@ -106,3 +106,20 @@ func TestUnknownAndConservative(t *testing.T) {
 		t.Error("a folder without *.tf files is a module")
 	}
 }
+
+// Files terraform reads besides *.tf — outputs in JSON, an override file replacing an output's
+// value — would make the analysis miss or misread outputs: the module is not analysed at all
+// (the prediction then counts every key as changed).
+func TestJSONAndOverrideFilesAreNotAnalysed(t *testing.T) {
+	t.Parallel()
+	main := []byte(`output "id" { value = var.config.name }`)
+	for _, extra := range []string{"m/outputs.tf.json", "m/override.tf", "m/main_override.tf", "m/x_override.tf.json"} {
+		fsys := fstest.MapFS{"m/main.tf": {Data: main}, extra: {Data: []byte(`output "id" { value = var.config.size }`)}}
+		if outs, err := Read(fsys, "m"); err == nil {
+			t.Errorf("with %s: %+v, want an error", extra, outs)
+		}
+	}
+	if _, err := Read(fstest.MapFS{"m/main.tf": {Data: main}, "m/overrides.tf": {Data: main}}, "m"); err != nil {
+		t.Errorf("overrides.tf is an ordinary file: %v", err)
+	}
+}
