@@ -272,9 +272,11 @@ func (s *session) init(ctx context.Context) error {
 	return nil
 }
 
-// Apply applies exactly the reviewed plan: the bytes read from plan.PlanFile must hash to
-// plan.PlanHash, and those bytes are what terraform applies. Afterwards it reads the outputs
-// and removes the spent plan file.
+// Apply applies exactly the reviewed plan: plan.PlanFile must be in Root/plans, the bytes read
+// from it must hash to plan.PlanHash, and those bytes are what terraform applies, with the
+// config.json the plan was made with put back. Afterwards it records the plan as applied
+// (stale.go), reads the outputs and removes the spent plan file. The plan last applied, given
+// again while the state is still the one it left, returns the outputs without running terraform.
 func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outputs, error) {
 	s, unlock, err := r.begin(ctx, ws)
 	if err != nil {
