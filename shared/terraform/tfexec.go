@@ -253,8 +253,11 @@ func (s *session) varFile() ([]tfexec.PlanOption, func(), error) {
 }
 
 // init runs `terraform init` when .terraform is missing or was initialised for another main.tf
-// or module: never -upgrade, always -reconfigure (the local backend path is Root's own state,
-// so there is nothing to migrate and no prompt), -input=false.
+// or module: never -upgrade, -input=false, and never -reconfigure: that makes terraform forget
+// the backend it initialised, take Root/terraform.tfstate (the local backend's own file) for a
+// legacy local state migrated to it, and empty it — every resource forgotten. The backend block
+// (Root's own state file) does not change between inits, so there is nothing to migrate and no
+// prompt; a Root moved elsewhere (another path) fails init, saying the backend changed.
 func (s *session) init(ctx context.Context) error {
 	key, err := initKey(s.ws)
 	if err != nil {
@@ -263,7 +266,7 @@ func (s *session) init(ctx context.Context) error {
 	if !needsInit(s.ws.Root, key) {
 		return nil
 	}
-	if err := s.tf.Init(ctx, tfexec.Upgrade(false), tfexec.Reconfigure(true), tfexec.Backend(true), tfexec.Get(true)); err != nil {
+	if err := s.tf.Init(ctx, tfexec.Upgrade(false), tfexec.Reconfigure(false), tfexec.Backend(true), tfexec.Get(true)); err != nil {
 		return s.fail(OpInit, err)
 	}
 	if err := os.WriteFile(filepath.Join(s.ws.Root, ".terraform", initMarker), []byte(key+"\n"), 0o644); err != nil {

@@ -311,3 +311,49 @@ func mustJSON(t *testing.T, raw json.RawMessage, v any) {
 		t.Fatalf("decoding %s: %v", raw, err)
 	}
 }
+
+// A workspace initialised again (its main.tf changed: another commit's modules, another set of
+// sensitive values) after something was applied keeps its state: `terraform init -reconfigure`
+// took the Root's state for a legacy local state to migrate and emptied it, so the next plan
+// created everything again.
+func TestTFExecInitAgainKeepsTheState(t *testing.T) {
+	t.Parallel()
+	r := NewTFExec(findTerraformOrSkip(t))
+	ctx := context.Background()
+	echo, err := os.ReadFile(filepath.Join("testdata", "modules", "echo", "main.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	modules := t.TempDir()
+	for _, commit := range []string{"a", "b"} { // the same module in two commits' modules folders
+		if err := os.MkdirAll(filepath.Join(modules, commit, "echo"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(modules, commit, "echo", "main.tf"), echo, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ws := Workspace{Root: filepath.Join(t.TempDir(), "prod", "echo", "core"), ModuleDir: filepath.Join(modules, "a", "echo"),
+		Env: "prod", Type: "echo", Nickname: "core", Config: json.RawMessage(`{"name": "core", "size": 1}`)}
+	if _, err := r.Apply(ctx, ws, mustPlan(t, r, ws)); err != nil {
+		t.Fatal(err)
+	}
+	before, err := currentState(ws.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(ws.Root, ".terraform", initMarker)
+	first, _ := os.ReadFile(marker)
+
+	ws.ModuleDir = filepath.Join(modules, "b", "echo")
+	plan := mustPlan(t, r, ws)
+	if again, _ := os.ReadFile(marker); string(again) == string(first) {
+		t.Fatal("terraform was not initialised again for the other modules folder")
+	}
+	if after, err := currentState(ws.Root); err != nil || after != before {
+		t.Fatalf("state after init again: %+v (%v), was %+v", after, err, before)
+	}
+	if plan.HasChanges || plan.Summary != (message.PlanSummary{NoOp: 1}) {
+		t.Fatalf("plan after init again = %+v: want nothing to do", plan.Summary)
+	}
+}
