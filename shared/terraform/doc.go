@@ -40,6 +40,9 @@
 //     workspace that has a state, prepared as Plan prepares it, and reports the resources
 //     terraform found changed outside it (resource_drift) and the module outputs the refreshed
 //     values change, by name; the plan is never applied and is removed (refresh.go).
+//   - A Root whose terraform.tfstate is empty while terraform.tfstate.backup holds a state (what
+//     an init with -reconfigure, which Karma ran before, left) is neither planned nor applied:
+//     every resource would be created again; the error names both files (stale.go).
 //   - Plan, Apply and Refresh on one Root never overlap: each holds an exclusive lock on
 //     Root/.karma.lock (flock) while terraform runs, in this process or any other.
 //   - Failures are [*Error] values carrying the step, the component, terraform's own

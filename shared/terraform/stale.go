@@ -126,3 +126,21 @@ func appliedAlready(root, hash string) bool {
 	st, err := currentState(root)
 	return err == nil && st.Lineage != "" && st == rec.stateMeta
 }
+
+// emptiedState refuses a Root whose state file is empty while terraform.tfstate.backup holds a
+// state: what `terraform init -reconfigure` (which Karma ran before) left after taking the
+// state for one to migrate. Planned or applied from, every resource would be created again.
+func emptiedState(root string) error {
+	st, err := os.Stat(filepath.Join(root, stateFile))
+	if err != nil || st.Size() > 0 {
+		return nil
+	}
+	backup := filepath.Join(root, stateFile+".backup")
+	var m stateMeta
+	if data, err := os.ReadFile(backup); err != nil || json.Unmarshal(data, &m) != nil || m.Lineage == "" {
+		return nil
+	}
+	return fmt.Errorf("the state %s is empty, but %s holds state serial %d (lineage %s): "+
+		"planning would create every resource again; if nothing was applied since, copy the backup over the state",
+		filepath.Join(root, stateFile), backup, m.Serial, m.Lineage)
+}

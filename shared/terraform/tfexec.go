@@ -175,6 +175,9 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 		return PlanResult{}, err
 	}
 	defer unlock()
+	if err := emptiedState(s.ws.Root); err != nil {
+		return PlanResult{}, s.fail(OpPrepare, err)
+	}
 	if _, err := Prepare(s.ws); err != nil {
 		return PlanResult{}, s.fail(OpPrepare, err)
 	}
@@ -290,6 +293,9 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 	// from the plan): a plan of another workspace would change that workspace's state.
 	if dir := filepath.Join(s.ws.Root, planDir); filepath.Dir(filepath.Clean(plan.PlanFile)) != dir {
 		return nil, s.fail(OpVerify, fmt.Errorf("%w: %s is not a plan of this workspace (%s)", ErrPlanChanged, plan.PlanFile, dir))
+	}
+	if err := emptiedState(s.ws.Root); err != nil {
+		return nil, s.fail(OpVerify, err)
 	}
 	if appliedAlready(s.ws.Root, plan.PlanHash) {
 		// This plan was applied and nothing was since, but its outcome never reached the caller

@@ -357,3 +357,38 @@ func TestTFExecInitAgainKeepsTheState(t *testing.T) {
 		t.Fatalf("plan after init again = %+v: want nothing to do", plan.Summary)
 	}
 }
+
+// A workspace whose state an init with -reconfigure emptied (terraform.tfstate empty, the state
+// in terraform.tfstate.backup) is neither planned nor applied: every resource would be created
+// again. The error says where the state is.
+func TestTFExecRefusesAnEmptiedState(t *testing.T) {
+	t.Parallel()
+	r := NewTFExec(findTerraformOrSkip(t))
+	ctx := context.Background()
+	module, err := filepath.Abs(filepath.Join("testdata", "modules", "echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := Workspace{Root: filepath.Join(t.TempDir(), "prod", "echo", "core"), ModuleDir: module,
+		Env: "prod", Type: "echo", Nickname: "core", Config: json.RawMessage(`{"name": "core", "size": 1}`)}
+	if _, err := r.Apply(ctx, ws, mustPlan(t, r, ws)); err != nil {
+		t.Fatal(err)
+	}
+	plan := mustPlan(t, r, ws)
+	state := filepath.Join(ws.Root, stateFile)
+	if err := os.Rename(state, state+".backup"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Plan(ctx, ws); err == nil || !strings.Contains(err.Error(), "terraform.tfstate.backup holds state serial") {
+		t.Errorf("plan of an emptied state: %v, want it refused", err)
+	}
+	if _, err := r.Apply(ctx, ws, plan); err == nil || !strings.Contains(err.Error(), "terraform.tfstate.backup holds state serial") {
+		t.Errorf("apply in an emptied state: %v, want it refused", err)
+	}
+	if st, _ := os.Stat(state); st == nil || st.Size() != 0 {
+		t.Error("the emptied state was written")
+	}
+}
