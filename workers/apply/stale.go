@@ -15,8 +15,8 @@ import (
 // interrupted half-way, a run outside Karma) or the plan file is gone. The deployment is planned
 // again. An auto-approved change set applies the new plan at once, once the policies allow it as
 // police allows any plan: denied, the deployment fails; needing people's approval (a policy's,
-// or a destroy), it is held as in a reviewed one, the auto-approval refused. In a reviewed one nobody has
-// seen the new plan: the node goes back to Planned holding it, the change set's approval is
+// or a destroy), it is held as in a reviewed one, the auto-approval refused. In a reviewed one
+// nobody has seen the new plan: the node goes back to Planned holding it, the change set's approval is
 // withdrawn (`karma plan` and `karma apply` show it waiting; `karma apply` approves it again),
 // and the new plan is announced in a deployment.planned keyed by its hash — a new fact, which
 // the approval of the old plan does not cover.
