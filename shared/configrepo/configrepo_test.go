@@ -112,6 +112,39 @@ func TestModulesDirIsTheCommitsModules(t *testing.T) {
 	}
 }
 
+// A folder of the modules folder that is no type (components/common/, called by the types'
+// modules as "../common") is written with the types' modules, as the commit has it: a plan
+// and apply take it from the same tree as the rest.
+func TestModulesDirHasTheCommitsSharedFolders(t *testing.T) {
+	fs := files("3")
+	fs["components/vpc/main.tf"] = "module \"tags\" {\n  source = \"../common\"\n}\n"
+	fs["components/common/tags.tf"] = "output \"tags\" { value = { v = 1 } }\n"
+	fs["components/modules/network/main.tf"] = "# nested\n"
+	o := gittest.NewOrigin(t, "config.git", fs)
+	a := o.Head(t)
+	b := o.Commit(t, "common", map[string]string{"components/common/tags.tf": "output \"tags\" { value = { v = 2 } }\n",
+		"components/modules/network/main.tf": "# nested, changed\n"})
+	src := newSource(t, o.Bare)
+	want := map[string][2]string{a: {"v = 1", "# nested\n"}, b: {"v = 2", "# nested, changed\n"}}
+	dirs := map[string]bool{}
+	for _, sha := range []string{a, b} {
+		dir, err := src.ModulesDir(ctx, sha)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs[dir] = true
+		if got, _ := os.ReadFile(filepath.Join(dir, "common", "tags.tf")); !strings.Contains(string(got), want[sha][0]) {
+			t.Errorf("at %.8s: common/tags.tf = %q, want the commit's (%s)", sha, got, want[sha][0])
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, "modules", "network", "main.tf")); string(got) != want[sha][1] {
+			t.Errorf("at %.8s: modules/network/main.tf = %q, want %q", sha, got, want[sha][1])
+		}
+	}
+	if len(dirs) != 2 {
+		t.Errorf("the commits share one modules folder %v: a change to a shared folder must get its own", dirs)
+	}
+}
+
 func TestModulesWithASymlinkAreRefused(t *testing.T) {
 	o := gittest.NewOrigin(t, "config.git", files("3"))
 	if err := os.Symlink("/etc/passwd", filepath.Join(o.Work, "components", "vpc", "passwd.tf")); err != nil {

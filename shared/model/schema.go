@@ -41,6 +41,15 @@ func (r *Repo) modules() (fs.FS, string, error) {
 	return sub, dir, err
 }
 
+// Modules is the modules folder as it was read — the commit's tree, or the folder an absolute
+// modules_dir names — and its name for messages (its path in the repository).
+func (r *Repo) Modules() (fs.FS, string, error) {
+	if r.fsys == nil && !filepath.IsAbs(r.Settings.ModulesDir) {
+		return nil, "", fs.ErrNotExist
+	}
+	return r.modules()
+}
+
 func (r *Repo) schemaFor(typ string) *schemaEntry {
 	r.schemas.mu.Lock()
 	if r.schemas.m == nil {

@@ -36,7 +36,8 @@ type Settings struct {
 	// Entries here are added to DefaultAliases and win over them.
 	Aliases map[string]string `json:"aliases,omitempty"`
 	// ModulesDir holds one folder per component type (Terraform module, optional
-	// config.schema.json). Relative paths are relative to the repository. Default "components".
+	// config.schema.json) and any folder their modules call by a local source ("../common").
+	// Relative paths are relative to the repository. Default "components".
 	ModulesDir string `json:"modules_dir,omitempty"`
 	// References are the reference rules (rules.go). Defaults merges them with
 	// DefaultReferenceRules: a rule here replaces the default of the same name.

@@ -189,3 +189,19 @@ func TestCommitsQueueOneChangePerCommit(t *testing.T) {
 		t.Error("queued something that is no git.pushed")
 	}
 }
+
+// A push changing only a folder of the modules folder that is no component type (a module the
+// types' modules call by a local source) is deployable: resolve decides which types use it.
+func TestGitPushedOfASharedModuleFolderIsQueued(t *testing.T) {
+	t.Parallel()
+	push := trigger.Push{SHA: sha1, Author: "Ada <ada@example.com>", Branch: "main", Files: []trigger.FileChange{
+		{Path: "components/common/tags.tf"}, {Path: "components/modules/network/main.tf"}}}
+	e, err := trigger.GitPushed(push, "components", "")
+	if err != nil {
+		t.Fatalf("GitPushed = %v, want it queued", err)
+	}
+	p := checkTrigger[message.GitPushed](t, e, message.TypeGitPushed)
+	if want := []string{"components/common/tags.tf", "components/modules/network/main.tf"}; !slices.Equal(p.Files, want) {
+		t.Errorf("files %q, want %q", p.Files, want)
+	}
+}

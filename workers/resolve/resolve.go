@@ -372,7 +372,7 @@ func rootCauses(p message.ChangeDetected) []message.Cause {
 // plan fills the change set: roots, the potential set downstream, waves, edges inside the set.
 func (w *Worker) plan(ctx context.Context, cs *changeset.ChangeSet, res *model.Result, p message.ChangeDetected, env string) error {
 	g := res.Graph
-	roots, destroys, err := w.roots(ctx, res, p, env)
+	roots, destroys, notes, err := w.roots(ctx, res, p, env)
 	if err != nil {
 		return err
 	}
@@ -413,6 +413,7 @@ func (w *Worker) plan(ctx context.Context, cs *changeset.ChangeSet, res *model.R
 		}
 		if n.Root {
 			n.Causes = cs.RootCauses
+			n.Detail = notes[id] // why a shared module folder's change deploys it
 		}
 	}
 	if p.Source == message.SourceParameter {

@@ -18,9 +18,12 @@ import (
 // those a request or a /config parameter names, or — for a runtime change — the dependents that
 // consume a changed key; for a corrective change set (drift), the drifted components. destroys
 // are components whose config.json a commit removed (drift: orphans the commit does not define).
-func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeDetected, env string) ([]int32, []string, error) {
+// notes say, for a root deployed because a folder its type's module uses (or may use) changed,
+// which and why (the node's detail).
+func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeDetected, env string) ([]int32, []string, map[string]string, error) {
 	g := res.Graph
 	var roots []int32
+	var notes map[string]string
 	add := func(id string) error {
 		i, ok := g.Index(id)
 		if !ok {
@@ -32,16 +35,18 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 	switch p.Source {
 	case message.SourceGit:
 		files := map[string]bool{}
-		moduleTypes := map[string]bool{}
+		var moduleFiles []string // changed, relative to the modules folder
 		wholeEnv := false
 		modules := strings.TrimSuffix(res.Repo.Settings.ModulesDir, "/") + "/"
 		for _, f := range p.Files {
 			files[f] = true
-			if rest, ok := strings.CutPrefix(f, modules); ok {
-				t, _, _ := strings.Cut(rest, "/")
-				moduleTypes[t] = true // a module changed: every instance of its type
+			if rest, ok := strings.CutPrefix(f, modules); ok && rest != "" {
+				moduleFiles = append(moduleFiles, rest)
 			}
 		}
+		// A module changed: every instance of each type whose module is made of it — its own
+		// folder, or one its module calls by a local source, at any depth (modules.go).
+		moduleTypes, why := w.moduleTypes(res, moduleFiles)
 		for _, a := range res.Repo.Accounts {
 			if files[a.File] && a.Environment == env {
 				wholeEnv = true // the account's settings changed: every component of the env
@@ -60,6 +65,12 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 		for _, c := range res.Repo.Components {
 			if wholeEnv || moduleTypes[c.Type] {
 				add(c.ID())
+				if !wholeEnv && why[c.Type] != "" {
+					if notes == nil {
+						notes = map[string]string{}
+					}
+					notes[c.ID()] = why[c.Type]
+				}
 				continue
 			}
 			for _, f := range c.Files {
@@ -81,7 +92,7 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 			}
 		}
 		sort.Strings(destroys)
-		return roots, destroys, nil
+		return roots, destroys, notes, nil
 	case message.SourceRuntime:
 		for _, c := range p.Components {
 			// a component's own runtime, or one it writes per sub-object (a lambda's function)
@@ -91,7 +102,7 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 				up, ok = g.SubRuntimeWriter(env, path)
 			}
 			if !ok {
-				return nil, nil, pipeline.Permanent(fmt.Errorf("resolve: runtime %s of unknown component %s", path, c.ID(env)))
+				return nil, nil, nil, pipeline.Permanent(fmt.Errorf("resolve: runtime %s of unknown component %s", path, c.ID(env)))
 			}
 			keys := p.ChangedKeys
 			if keys == nil {
@@ -104,15 +115,15 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 				}
 			}
 		}
-		return roots, nil, nil
+		return roots, nil, nil, nil
 	case message.SourceDrift:
 		roots, destroys := driftRoots(g, p, env)
-		return roots, destroys, nil
+		return roots, destroys, nil, nil
 	default:
 		named := map[string]bool{} // the environment files of the components named
 		for _, c := range p.Components {
 			if err := add(c.ID(env)); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			named["iac/"+c.ID(env)+"/config.json"] = true
 		}
@@ -128,14 +139,14 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 				for _, f := range c.Files {
 					if named[f] {
 						if err := add(c.ID()); err != nil {
-							return nil, nil, err
+							return nil, nil, nil, err
 						}
 						break
 					}
 				}
 			}
 		}
-		return roots, nil, nil
+		return roots, nil, nil, nil
 	}
 }
 
