@@ -40,6 +40,9 @@ type Checked struct {
 	Data                []byte // the proposed file
 	Result              *model.Result
 	Impact              graph.ImpactReport // what the change may redeploy, in waves
+	// Extending are the components extending it (at any depth): they deploy with it (resolve
+	// makes them roots of the request).
+	Extending []string
 }
 
 // ID is the component's id, <env>/<type>/<nickname>.
@@ -70,7 +73,13 @@ func (s *Source) CheckProposal(ctx context.Context, base, env, typ, nick string,
 	if !ok {
 		return nil, fmt.Errorf("%w: %s is not in the graph of %s at commit %.12s", ErrNoSuchComponent, c.ID(), env, base)
 	}
-	imp, err := c.Result.Graph.Downstream([]int32{seed}, graph.ImpactOptions{})
+	c.Extending = extending(c)
+	seeds := []int32{seed}
+	for _, id := range c.Extending {
+		i, _ := c.Result.Graph.Index(id)
+		seeds = append(seeds, i)
+	}
+	imp, err := c.Result.Graph.Downstream(seeds, graph.ImpactOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -94,9 +94,53 @@ func (s *Source) Predict(ctx context.Context, c *Checked) (*Prediction, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(c.Extending) > 0 {
+		// The components extending the proposed one merge its file too, and deploy with it
+		// (resolve makes them roots of the request): they and everything downstream of them
+		// may redeploy — what their own changed outputs are is not predicted.
+		keep := map[string]bool{}
+		for _, a := range g.Report(narrowed).Affected {
+			keep[a.ID] = true
+		}
+		var more []int32
+		for _, id := range c.Extending {
+			i, _ := g.Index(id)
+			more = append(more, i)
+		}
+		theirs, err := g.Downstream(more, graph.ImpactOptions{})
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range g.Report(theirs).Affected {
+			keep[a.ID] = true
+		}
+		seeds := append([]int32{seed}, more...)
+		if full, err = g.Downstream(seeds, graph.ImpactOptions{}); err != nil {
+			return nil, err
+		}
+		if narrowed, err = g.Downstream(seeds, graph.ImpactOptions{Filter: func(x *graph.Component) bool { return keep[x.ID] }}); err != nil {
+			return nil, err
+		}
+	}
 	p.Redeploy = g.Report(narrowed)
 	p.Skipped = skipped(g, seed, g.Report(full), p.Redeploy, p.ChangedKeys)
 	return p, nil
+}
+
+// extending are the components of the proposal's graph, other than the proposed one, whose
+// layers include its environment file: they extend it (at any depth), and a request deploys
+// them with it, as resolve does (workers/resolve/roots.go).
+func extending(c *Checked) []string {
+	var out []string
+	for _, mc := range c.Result.Repo.Components {
+		if mc.ID() == c.ID() || !slices.Contains(mc.Files, c.File) {
+			continue
+		}
+		if _, ok := c.Result.Graph.Index(mc.ID()); ok {
+			out = append(out, mc.ID())
+		}
+	}
+	return out
 }
 
 // predictKeys fills p.Keys from the module of the component's type at the proposal's commit;

@@ -102,3 +102,46 @@ func sameSet(a, b []string) bool {
 	}
 	return true
 }
+
+// A proposal for a component that others extend (at any depth) shows them too: the request
+// deploys them with it (resolve makes them roots), so the preview names them as seeds of what
+// may redeploy, with what depends on them.
+func TestPredictShowsWhatExtendsTheComponent(t *testing.T) {
+	o := gittest.NewOrigin(t, "config.git", map[string]string{
+		"karma.json":                         `{"prefix": "/iac", "modules_dir": "components"}`,
+		"iac/dev/app/parent/config.json":     `{"size": "small"}`,
+		"iac/dev/app/child/config.json":      `{"karma": {"extends": "app/parent"}, "name": "child"}`,
+		"iac/dev/app/grandchild/config.json": `{"karma": {"extends": "app/child"}, "name": "grandchild"}`,
+		"iac/dev/app/other/config.json":      `{"name": "other"}`,
+		"iac/dev/web/front/config.json":      `{"karma": {"depends_on": ["app/grandchild"]}}`,
+		"components/app/main.tf":             `variable "config" {}`,
+		"components/web/main.tf":             `variable "config" {}`,
+		"account_environments/dev.json":      `{"name": "dev", "environment": "dev"}`,
+	})
+	src := newSource(t, o.Bare)
+	chk, err := src.CheckProposal(ctx, o.Head(t), "dev", "app", "parent", []byte(`{"size": "large"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"dev/app/child", "dev/app/grandchild"}; !sameSet(chk.Extending, want) {
+		t.Errorf("extending %v, want %v", chk.Extending, want)
+	}
+	var impact []string
+	for _, a := range chk.Impact.Affected {
+		impact = append(impact, a.ID)
+	}
+	if want := []string{"dev/app/parent", "dev/app/child", "dev/app/grandchild", "dev/web/front"}; !sameSet(impact, want) {
+		t.Errorf("impact %v, want %v", impact, want)
+	}
+	p, err := src.Predict(ctx, chk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var redeploy []string
+	for _, a := range p.Redeploy.Affected {
+		redeploy = append(redeploy, a.ID)
+	}
+	if want := []string{"dev/app/parent", "dev/app/child", "dev/app/grandchild", "dev/web/front"}; !sameSet(redeploy, want) {
+		t.Errorf("redeploy %v, want %v", redeploy, want)
+	}
+}
