@@ -63,6 +63,19 @@ func (r *Recorder) recordEnv(ctx context.Context, er *EnvReport) error {
 		if err != nil {
 			return err
 		}
+		// One change per drift set, however often it is published: the change id recorded
+		// first for its key is the one every run names (as trigger.Commits does for a commit),
+		// so a run publishing again after a failed record (the pipeline deduplicates the
+		// message by its key) does not record a change set that was never made.
+		id, err := r.Records.RecordFirst(ctx, CorrectionKey(e.IdempotencyKey), e.ID)
+		if err != nil {
+			return fmt.Errorf("drift: recording the corrective change of %s: %w", er.Env, err)
+		}
+		if id != e.ID {
+			if e, err = withChangeID(e, id); err != nil {
+				return err
+			}
+		}
 		action, corrective, er.Corrective = message.DriftCorrect, &e, e.ID
 	}
 	msgs := make([]message.Envelope, 0, len(fresh)+1)
@@ -155,6 +168,24 @@ func correction(env string, actor message.Actor, auto bool, fresh []*Finding) (m
 	p.ChangeSetID = e.ID
 	e.Payload, err = json.Marshal(p)
 	return e, err
+}
+
+// CorrectionKey is where the change id of a corrective change (its idempotency key) is recorded.
+func CorrectionKey(idempotencyKey string) string { return "change|" + idempotencyKey }
+
+// withChangeID is corrective change e with id as its message, correlation and change set id.
+func withChangeID(e message.Envelope, id string) (message.Envelope, error) {
+	var p message.ChangeDetected
+	if err := json.Unmarshal(e.Payload, &p); err != nil {
+		return e, err
+	}
+	p.ChangeSetID = id
+	b, err := json.Marshal(p)
+	if err != nil {
+		return e, err
+	}
+	e.ID, e.CorrelationID, e.Payload = id, id, b
+	return e, nil
 }
 
 func refs(set map[string]bool) []message.ComponentRef {

@@ -3,6 +3,7 @@ package drift
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -132,9 +133,63 @@ func TestRecorderDoesNotClaimWhatItCouldNotPublish(t *testing.T) {
 	if err := r.Record(context.Background(), rep); err == nil {
 		t.Fatal("a failed publish was not reported")
 	}
-	if len(recs.m) != 0 {
-		t.Errorf("drifts recorded though never published: %v", recs.m)
+	for k := range recs.m {
+		if strings.HasPrefix(k, "drift|") {
+			t.Errorf("drift recorded though never published: %s", k)
+		}
 	}
+}
+
+// A run that published its drifts and corrective change but could not record them is followed
+// by one that publishes them again (the pipeline keeps the first, by their keys): it names the
+// corrective change the first run made, not one of its own that was never made.
+func TestARepublishedCorrectionNamesTheChangeMadeFirst(t *testing.T) {
+	t.Parallel()
+	recs, pub := &failingDriftRecords{records: records{m: map[string]string{}}}, &publisher{}
+	r := &Recorder{Records: recs, Publisher: pub, Actor: message.Actor{Kind: "karma", Name: "drift check"}}
+	recs.fail = true
+	if err := r.Record(context.Background(), &Report{Commit: head, Envs: []EnvReport{{Env: "prod", Findings: findings()}}}); err == nil {
+		t.Fatal("a failed record was not reported")
+	}
+	first := pub.sent[len(pub.sent)-1]
+	if first.Type != message.TypeChangeDetected {
+		t.Fatalf("last published %s, want the corrective change.detected", first.Type)
+	}
+	recs.fail = false
+	rep := &Report{Commit: head, Envs: []EnvReport{{Env: "prod", Findings: findings()}}}
+	if err := r.Record(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	again := pub.sent[len(pub.sent)-1]
+	var p message.ChangeDetected
+	if err := message.Decode(again, &p); err != nil {
+		t.Fatal(err)
+	}
+	if again.ID != first.ID || again.CorrelationID != first.ID || p.ChangeSetID != first.ID || again.IdempotencyKey != first.IdempotencyKey {
+		t.Errorf("published again as %s (change set %s, key %s), want the first run's %s (key %s)", again.ID, p.ChangeSetID, again.IdempotencyKey, first.ID, first.IdempotencyKey)
+	}
+	messagetest.Validate(t, again)
+	if rep.Envs[0].Corrective != first.ID {
+		t.Errorf("report names corrective %s, want %s", rep.Envs[0].Corrective, first.ID)
+	}
+	for _, f := range rep.Envs[0].Findings {
+		if f.ChangeSetID != first.ID {
+			t.Errorf("%s recorded with change set %s, want %s", f.DriftID, f.ChangeSetID, first.ID)
+		}
+	}
+}
+
+// failingDriftRecords refuses the drift records (drift|…) while fail is set.
+type failingDriftRecords struct {
+	records
+	fail bool
+}
+
+func (f *failingDriftRecords) RecordFirst(ctx context.Context, key, value string) (string, error) {
+	if f.fail && strings.HasPrefix(key, "drift|") {
+		return "", errors.New("records unavailable")
+	}
+	return f.records.RecordFirst(ctx, key, value)
 }
 
 func TestMarkRecordedPublishesNothing(t *testing.T) {
@@ -150,7 +205,18 @@ func TestMarkRecordedPublishesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	fs := rep.Envs[0].Findings
-	if fs[0].Recorded == nil || fs[0].ChangeSetID == "" || fs[1].Recorded != nil || fs[2].Recorded != nil || len(pub.sent) != sent || len(recs.m) != 1 {
+	if fs[0].Recorded == nil || fs[0].ChangeSetID == "" || fs[1].Recorded != nil || fs[2].Recorded != nil || len(pub.sent) != sent || driftRecords(recs) != 1 {
 		t.Errorf("marked %+v; published %d more", fs, len(pub.sent)-sent)
 	}
+}
+
+// driftRecords counts the drift records (drift|…) among recs.
+func driftRecords(recs *records) int {
+	n := 0
+	for k := range recs.m {
+		if strings.HasPrefix(k, "drift|") {
+			n++
+		}
+	}
+	return n
 }
