@@ -51,7 +51,7 @@ func (p *progress) observe(stage string, in message.Envelope, out []message.Enve
 		fmt.Fprintf(p.w, "  ! %s: message %s dead-lettered: %v\n", stage, in.ID, err)
 	}
 	for _, m := range out {
-		p.line(stage, m)
+		p.line(stage, m, out)
 	}
 }
 
@@ -62,7 +62,8 @@ func (p *progress) Write(b []byte) (int, error) {
 	return p.w.Write(b)
 }
 
-func (p *progress) line(stage string, m message.Envelope) {
+// line prints m, one of the messages out that a stage published together.
+func (p *progress) line(stage string, m message.Envelope, out []message.Envelope) {
 	switch m.Type {
 	case message.TypeChangeResolved:
 		var r message.ChangeResolved
@@ -85,7 +86,11 @@ func (p *progress) line(stage string, m message.Envelope) {
 				what = "planned again"
 			}
 			fmt.Fprintf(p.w, "  wave %d  %-32s %s +%d ~%d -%d\n", d.Wave, d.Component, what, d.Plan.Add, d.Plan.Change, d.Plan.Destroy)
-			if stage == pipeline.StageApply {
+			switch {
+			case stage != pipeline.StageApply:
+			case causes(m, out): // applied at once (auto-approved), or failed: the next line says which
+				fmt.Fprintf(p.w, "          the plan went stale (the workspace's state changed since it was made): this new plan is the one applied\n")
+			default:
 				fmt.Fprintf(p.w, "          the reviewed plan went stale (the workspace's state changed since it was made): this new plan waits for a review (karma apply %s)\n", d.ChangeSetID)
 			}
 		}
@@ -111,6 +116,16 @@ func (p *progress) line(stage string, m message.Envelope) {
 			printDetail(p.w, "            ", rest, "karma lineage "+d.DeploymentID)
 		}
 	}
+}
+
+// causes reports whether m caused another of the messages out.
+func causes(m message.Envelope, out []message.Envelope) bool {
+	for _, o := range out {
+		if o.CausationID == m.ID {
+			return true
+		}
+	}
+	return false
 }
 
 // maxDetailLines is how much of a failure's detail progress and summaries print.

@@ -219,9 +219,12 @@ func (s *server) changeSet(r *http.Request) (*changeset.ChangeSet, error) {
 }
 
 // plans of cs, in wave order: those held for review from the change set, the others as the
-// audit log recorded their deployment.planned.
+// audit log recorded their deployment.planned — the last plan of each deployment: a plan made
+// again by the apply stage (a stale plan; keyed by its hash) replaces the plan stage's, whatever
+// the order the audit stage recorded them in, as it replaced it in the deployment.
 func (s *server) plans(r *http.Request, cs *changeset.ChangeSet) ([]Plan, error) {
 	recorded := map[string]message.DeploymentPlanned{}
+	again := map[string]bool{} // deployment id: a plan made again is recorded
 	recs, err := s.cfg.Audit.Query(r.Context(), audit.Query{Correlation: cs.CorrelationID})
 	if err != nil {
 		return nil, err
@@ -231,9 +234,15 @@ func (s *server) plans(r *http.Request, cs *changeset.ChangeSet) ([]Plan, error)
 			continue
 		}
 		var p message.DeploymentPlanned
-		if e, err := message.Parse(rec.Body); err == nil && message.Decode(e, &p) == nil && p.ChangeSetID == cs.ID {
-			recorded[p.DeploymentID] = p
+		e, err := message.Parse(rec.Body)
+		if err != nil || message.Decode(e, &p) != nil || p.ChangeSetID != cs.ID {
+			continue
 		}
+		first := e.IdempotencyKey == message.TypeDeploymentPlanned+":"+p.DeploymentID // the plan stage's
+		if first && again[p.DeploymentID] {
+			continue
+		}
+		recorded[p.DeploymentID], again[p.DeploymentID] = p, again[p.DeploymentID] || !first
 	}
 	out := []Plan{}
 	for _, wave := range cs.Waves {

@@ -48,6 +48,9 @@ type harness struct {
 	metrics    *Metrics
 	runner     *pipeline.Runner
 	handler    http.Handler
+	// tf is the plan and apply stages' terraform; nil: terraform.Noop. Set it, then call
+	// pipeline again.
+	tf terraform.Runner
 
 	mu     sync.Mutex
 	db     *embedded.DB
@@ -188,7 +191,8 @@ func (h *harness) params(env string) *embedded.ParamStore {
 
 var stageNames = []string{pipeline.StageIngest, pipeline.StageResolve, pipeline.StageGraphWrite, pipeline.StagePlan, pipeline.StageApply, pipeline.StageAudit}
 
-// pipeline wires every stage as cmd/karma does, with terraform.Noop and the metrics middleware.
+// pipeline wires every stage as cmd/karma does, with terraform.Noop (or h.tf) and the metrics
+// middleware.
 func (h *harness) pipeline() {
 	ctx := context.Background()
 	seen, err := embedded.NewSeen(ctx, h.db)
@@ -201,7 +205,10 @@ func (h *harness) pipeline() {
 	}
 	paramsFor := func(env string) (params.Store, error) { return h.params(env), nil }
 	ws := terraform.Workspaces{WorkDir: filepath.Join(h.t.TempDir(), "work"), Modules: h.src, Prefix: "/iac"}
-	tf := &terraform.Noop{}
+	var tf terraform.Runner = &terraform.Noop{}
+	if h.tf != nil {
+		tf = h.tf
+	}
 	stage := func(name string, handler pipeline.Handler) pipeline.Stage {
 		return pipeline.Stage{Name: name, Workers: 1, Seen: seen, Lease: time.Minute,
 			Handler: pipeline.Chain(handler, h.metrics.Middleware(name), pipeline.Correlation())}

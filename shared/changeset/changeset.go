@@ -102,6 +102,12 @@ type Outcome struct {
 	RuntimeHash    string          `json:"runtime_hash"`
 	Runtime        json.RawMessage `json:"runtime,omitempty"`
 	Config         json.RawMessage `json:"config,omitempty"`
+	// Plan is the plan applied when it is not the one the deployment was planned with: a stale
+	// plan made again and applied at once (auto-approved, workers/apply/stale.go). It is announced
+	// in a deployment.planned — message PlanMessageID, the same on every announcement — before the
+	// deployment.applied, which it causes.
+	Plan          *message.DeploymentPlanned `json:"plan,omitempty"`
+	PlanMessageID string                     `json:"plan_message_id,omitempty"`
 }
 
 // Settled reports whether the node will change no more.

@@ -75,6 +75,13 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 		if err := message.Decode(in, &p); err != nil {
 			return nil, err
 		}
+		if in.IdempotencyKey == ReplannedKey(p) {
+			// A plan this stage made again from a stale one (stale.go), delivered to it by its
+			// route: decided when it was made — held for review, or applied, its
+			// deployment.applied announced with it. Nothing to do; applying or announcing
+			// again would record twice what happened once.
+			return nil, nil
+		}
 		held := false
 		var err error
 		cs, err = w.ChangeSets.Update(ctx, p.ChangeSetID, func(cs *changeset.ChangeSet) error {
@@ -226,6 +233,15 @@ type attempt struct {
 	store       params.Store
 	fail        func(error) ([]message.Envelope, error) // announces deployment.failed
 	autoApprove bool
+	// replanned is the plan applied when the stale plan p was made again (stale.go), with the
+	// id of the deployment.planned announcing it; nil: p is applied.
+	replanned *replan
+}
+
+// replan is a plan made again and applied, and the id of its deployment.planned.
+type replan struct {
+	plan message.DeploymentPlanned
+	id   string
 }
 
 // terraformFailed sorts a terraform error with the one classifier: a failure of terraform itself
@@ -250,6 +266,9 @@ func (w *Worker) record(ctx context.Context, a *attempt, outputs terraform.Outpu
 	if err != nil {
 		return nil, pipeline.Transient(err)
 	}
+	if a.replanned != nil { // the plan applied is one made again: recorded with the outcome, announced with it
+		outcome.Plan, outcome.PlanMessageID = &a.replanned.plan, a.replanned.id
+	}
 	if w.Atomic == nil {
 		if err := w.recordOutcome(ctx, a.p, outcome); err != nil {
 			return nil, err
@@ -258,7 +277,7 @@ func (w *Worker) record(ctx context.Context, a *attempt, outputs terraform.Outpu
 	}
 	done, err := w.finish(ctx, a.store, a.in, a.p, outcome)
 	if err == nil {
-		return []message.Envelope{w.announce(a.in, a.p, done)}, nil
+		return w.announce(a.in, a.p, done), nil
 	}
 	if rerr := w.recordOutcome(ctx, a.p, outcome); rerr != nil {
 		return nil, rerr
@@ -286,7 +305,7 @@ func (w *Worker) finishAndAnnounce(ctx context.Context, store params.Store, in m
 	if err != nil {
 		return unpublished(p, err, fail)
 	}
-	return []message.Envelope{w.announce(in, p, o)}, nil
+	return w.announce(in, p, o), nil
 }
 
 // unpublished answers a publication of a recorded outcome that failed with err. Parameter Store
@@ -370,8 +389,19 @@ func (w *Worker) outcome(ctx context.Context, store params.Store, ws terraform.W
 	return changeset.Outcome{ChangedKeys: changed, RuntimeHash: hash, Runtime: body, Config: node.Config}, nil
 }
 
-func (w *Worker) announce(in message.Envelope, p message.DeploymentPlanned, o changeset.Outcome) message.Envelope {
+// announce announces outcome o of deployment p: its deployment.applied, caused by in. When the
+// plan applied is one made again from a stale one (o.Plan), that plan is announced first, in its
+// deployment.planned (the same message every time: id o.PlanMessageID, key ReplannedKey), and
+// causes the deployment.applied: the record names the plan applied, its hash and its resource
+// changes, not the stale one.
+func (w *Worker) announce(in message.Envelope, p message.DeploymentPlanned, o changeset.Outcome) []message.Envelope {
+	var out []message.Envelope
+	if o.Plan != nil {
+		planned := in.MustDerive(message.TypeDeploymentPlanned, ReplannedKey(*o.Plan), *o.Plan)
+		planned.ID = o.PlanMessageID
+		out, in = append(out, planned), planned
+	}
 	a := message.DeploymentApplied{ChangeSetID: p.ChangeSetID, DeploymentID: p.DeploymentID, Component: p.Component, Wave: p.Wave,
 		RuntimeVersion: o.RuntimeVersion, ChangedKeys: o.ChangedKeys, RuntimeHash: o.RuntimeHash}
-	return in.MustDerive(message.TypeDeploymentApplied, "deployment.applied:"+p.DeploymentID, a)
+	return append(out, in.MustDerive(message.TypeDeploymentApplied, "deployment.applied:"+p.DeploymentID, a))
 }

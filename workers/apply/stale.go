@@ -15,7 +15,9 @@ import (
 // interrupted half-way, a run outside Karma) or the plan file is gone. The deployment is planned
 // again. An auto-approved change set applies the new plan at once, once the policies allow it as
 // police allows any plan: denied, the deployment fails; needing people's approval (a policy's,
-// or a destroy), it is held as in a reviewed one, the auto-approval refused. In a reviewed one
+// or a destroy), it is held as in a reviewed one, the auto-approval refused. Denied, applied or
+// failed applying, the new plan is announced (a deployment.planned keyed by its hash) before the
+// outcome it causes: the record names the plan applied, not the stale one. In a reviewed one
 // nobody has seen the new plan: the node goes back to Planned holding it, the change set's approval is
 // withdrawn (`karma plan` and `karma apply` show it waiting; `karma apply` approves it again),
 // and the new plan is announced in a deployment.planned keyed by its hash — a new fact, which
@@ -47,23 +49,43 @@ func (w *Worker) stalePlan(ctx context.Context, a *attempt) ([]message.Envelope,
 		// The new plan is put to the policies as the stale one was (police): one they deny
 		// fails the deployment; one needing people's approval (theirs, or a destroy) is held
 		// for review, the auto-approval refused.
-		d, err := w.decide(ctx, cs, n, replannedPlan(a.p, res), a.store)
+		np := replannedPlan(a.p, res)
+		d, err := w.decide(ctx, cs, n, np, a.store)
 		if err != nil {
 			return nil, err
 		}
 		if d.Denied() {
-			return a.fail(errors.New(d.DenyReason()))
+			return failedOver(a, np)(errors.New(d.DenyReason()))
 		}
-		if reason := approvalReason(d, replannedPlan(a.p, res)); reason != "" {
+		if reason := approvalReason(d, np); reason != "" {
 			return w.holdForReview(ctx, a, res, reason)
 		}
+		// From here on the new plan is the one applied: its outcome, whichever, is announced
+		// after it (a deployment.planned keyed by its hash, as one held for review), caused by
+		// it — never as the outcome of the stale plan, which was not applied.
+		a.fail = failedOver(a, np)
 		outputs, err := w.Runner.Apply(ctx, a.ws, res)
 		if err != nil {
 			return terraformFailed(ctx, err, a.fail)
 		}
+		a.replanned = &replan{plan: np, id: a.in.MustDerive(message.TypeDeploymentPlanned, ReplannedKey(np), np).ID}
 		return w.record(ctx, a, outputs)
 	}
 	return w.holdForReview(ctx, a, res, "")
+}
+
+// failedOver fails the deployment of attempt a over np, its stale plan made again: np — the plan
+// the policies denied, or the one terraform was applying when it failed, perhaps having changed
+// some of its resources — is announced first, and causes the deployment.failed.
+func failedOver(a *attempt, np message.DeploymentPlanned) func(error) ([]message.Envelope, error) {
+	return func(err error) ([]message.Envelope, error) {
+		planned := a.in.MustDerive(message.TypeDeploymentPlanned, ReplannedKey(np), np)
+		if a.replanned != nil { // recorded with an outcome that could not be published: the same message
+			planned.ID = a.replanned.id
+		}
+		f := message.DeploymentFailed{ChangeSetID: np.ChangeSetID, DeploymentID: np.DeploymentID, Component: np.Component, Wave: np.Wave, Stage: "apply", Error: err.Error()}
+		return []message.Envelope{planned, planned.MustDerive(message.TypeDeploymentFailed, "deployment.failed:"+np.DeploymentID, f)}, nil
+	}
 }
 
 // replannedPlan is plan p made again: res.

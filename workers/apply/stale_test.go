@@ -52,16 +52,49 @@ func replanHash(h string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Auto-approved: the stale plan is planned again and the new plan applied at once.
+// Auto-approved: the stale plan is planned again and the new plan applied at once. The record
+// names the plan applied: the new plan is announced (deployment.planned keyed by its hash, its
+// resources) and causes the deployment.applied — never the stale plan's summary and hash for
+// what was applied. Delivered to the stage, the new plan does nothing; a redelivery of the stale
+// plan announces the same plan message again.
 func TestApplyStalePlanAutoApprovedReplansAndApplies(t *testing.T) {
 	t.Parallel()
 	s := newStage(t, setup{auto: true, runner: &stalePlanRunner{}})
-	out := s.handle(t, s.planned(t, 60, "prod/vpc/core", 0, vpcConfig))
-	if len(out) != 1 || out[0].Type != message.TypeDeploymentApplied {
-		t.Fatalf("got %d messages, want one deployment.applied", len(out))
+	in := s.planned(t, 60, "prod/vpc/core", 0, vpcConfig)
+	stale := wt.PayloadOf[message.DeploymentPlanned](t, in)
+	out := s.handle(t, in)
+	if len(out) != 2 || out[0].Type != message.TypeDeploymentPlanned || out[1].Type != message.TypeDeploymentApplied {
+		t.Fatalf("got %v, want the new plan's deployment.planned, then deployment.applied", types(out))
 	}
 	if s.runner.plans.Load() != 1 || s.runner.applies.Load() != 2 {
 		t.Errorf("%d plans, %d applies; want 1 and 2 (the stale one, the new one)", s.runner.plans.Load(), s.runner.applies.Load())
+	}
+	np := wt.PayloadOf[message.DeploymentPlanned](t, out[0])
+	if np.PlanHash != replanHash(stale.PlanHash) || np.DeploymentID != stale.DeploymentID || out[0].IdempotencyKey != apply.ReplannedKey(np) ||
+		out[0].CausationID != in.ID {
+		t.Errorf("announced plan %s (key %s, cause %s), want the new plan %s, caused by the stale one", np.PlanHash, out[0].IdempotencyKey,
+			out[0].CausationID, replanHash(stale.PlanHash))
+	}
+	if out[1].CausationID != out[0].ID || out[1].IdempotencyKey != "deployment.applied:"+stale.DeploymentID {
+		t.Errorf("deployment.applied caused by %s (key %s), want the new plan %s", out[1].CausationID, out[1].IdempotencyKey, out[0].ID)
+	}
+	cs, _ := s.cs.Get(context.Background(), s.csID)
+	if o := cs.Nodes["prod/vpc/core"].Outcome; o == nil || o.Plan == nil || o.Plan.PlanHash != np.PlanHash || o.PlanMessageID != out[0].ID {
+		t.Errorf("outcome %+v: want the applied plan recorded with its message", o)
+	}
+
+	// The new plan reaches the apply stage (its route): nothing more happens.
+	if again := s.handle(t, out[0]); len(again) != 0 {
+		t.Errorf("the new plan, delivered to apply: %v, want nothing", types(again))
+	}
+	// The stale plan delivered again (its outputs lost): the same plan message, then the outcome.
+	again := s.handle(t, in)
+	if len(again) != 2 || again[0].ID != out[0].ID || again[0].IdempotencyKey != out[0].IdempotencyKey || string(again[0].Payload) != string(out[0].Payload) ||
+		again[1].Type != message.TypeDeploymentApplied || again[1].CausationID != out[0].ID || again[1].IdempotencyKey != out[1].IdempotencyKey {
+		t.Errorf("the stale plan again: %v, want the new plan announced again, then its outcome", types(again))
+	}
+	if s.runner.plans.Load() != 1 || s.runner.applies.Load() != 2 {
+		t.Errorf("deliveries again ran terraform: %d plans, %d applies", s.runner.plans.Load(), s.runner.applies.Load())
 	}
 }
 
@@ -124,11 +157,14 @@ func TestApplyStalePlanAutoApprovedThatPoliciesDenyFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := s.handle(t, s.planned(t, 65, "prod/vpc/core", 0, vpcConfig))
-	if len(out) != 1 || out[0].Type != message.TypeDeploymentFailed {
-		t.Fatalf("got %d messages (%v), want one deployment.failed", len(out), types(out))
+	if len(out) != 2 || out[0].Type != message.TypeDeploymentPlanned || out[1].Type != message.TypeDeploymentFailed {
+		t.Fatalf("got %d messages (%v), want the denied plan's deployment.planned, then deployment.failed", len(out), types(out))
 	}
-	if f := wt.PayloadOf[message.DeploymentFailed](t, out[0]); f.Stage != "apply" || !strings.Contains(f.Error, "no destroys here") {
-		t.Errorf("failure %+v, want the policy's reason", f)
+	if np := wt.PayloadOf[message.DeploymentPlanned](t, out[0]); np.Plan.Destroy != 1 || out[0].IdempotencyKey != apply.ReplannedKey(np) {
+		t.Errorf("announced plan %+v (key %s), want the new one (1 destroy)", np.Plan, out[0].IdempotencyKey)
+	}
+	if f := wt.PayloadOf[message.DeploymentFailed](t, out[1]); f.Stage != "apply" || !strings.Contains(f.Error, "no destroys here") || out[1].CausationID != out[0].ID {
+		t.Errorf("failure %+v (caused by %s), want the policy's reason, caused by the denied plan", f, out[1].CausationID)
 	}
 	if s.runner.applies.Load() != 1 {
 		t.Errorf("%d applies; want 1 (only the stale attempt)", s.runner.applies.Load())
@@ -250,4 +286,36 @@ func TestApplyFailureCarriesTerraformDiagnostics(t *testing.T) {
 		t.Errorf("a failed apply was planned again %d times", s.runner.plans.Load())
 	}
 	wt.CheckGolden(t, "failed_terraform_error", out, map[string]string{s.root.ID: "root", in.ID: "planned"})
+}
+
+// staleThenFailing is stalePlanRunner whose apply of the plan made again fails as terraform does.
+type staleThenFailing struct{ stalePlanRunner }
+
+func (r *staleThenFailing) Apply(ctx context.Context, ws terraform.Workspace, p terraform.PlanResult) (terraform.Outputs, error) {
+	if !r.failed.Load() {
+		return r.stalePlanRunner.Apply(ctx, ws, p)
+	}
+	return (&failingRunner{}).Apply(ctx, ws, p)
+}
+
+// Auto-approved, and terraform fails applying the plan made again (having maybe changed some of
+// its resources): the failure is recorded after the plan it was applying, caused by it.
+func TestApplyStalePlanAutoApprovedWhoseNewPlanFailsNamesIt(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, setup{auto: true, runner: &staleThenFailing{}})
+	in := s.planned(t, 66, "prod/vpc/core", 0, vpcConfig)
+	stale := wt.PayloadOf[message.DeploymentPlanned](t, in)
+	out := s.handle(t, in)
+	if len(out) != 2 || out[0].Type != message.TypeDeploymentPlanned || out[1].Type != message.TypeDeploymentFailed {
+		t.Fatalf("got %v, want the new plan's deployment.planned, then deployment.failed", types(out))
+	}
+	if np := wt.PayloadOf[message.DeploymentPlanned](t, out[0]); np.PlanHash != replanHash(stale.PlanHash) || out[1].CausationID != out[0].ID {
+		t.Errorf("announced plan %s, failure caused by %s: want the new plan %s, causing the failure", np.PlanHash, out[1].CausationID, replanHash(stale.PlanHash))
+	}
+	if f := wt.PayloadOf[message.DeploymentFailed](t, out[1]); !strings.Contains(f.Error, "quota exceeded") {
+		t.Errorf("failure %q, want terraform's diagnostics", f.Error)
+	}
+	if s.runner.applies.Load() != 2 {
+		t.Errorf("%d applies, want 2", s.runner.applies.Load())
+	}
 }

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/pipeline"
+)
+
+// A plan the apply stage made again (a stale plan) is said to wait for a review only when it
+// does; one applied at once (auto-approved: its deployment.applied published with it) is said to
+// be the one applied.
+func TestProgressPlanMadeAgain(t *testing.T) {
+	t.Parallel()
+	actor := message.Actor{Kind: "cli", Name: "ada"}
+	p := message.DeploymentPlanned{DeploymentScheduled: message.DeploymentScheduled{ChangeSetID: "cs-1", DeploymentID: "dep-0123456789abcdef",
+		Component: "prod/vpc/core", CausedBy: []message.Cause{{Kind: message.CauseCommit, ID: "abc"}}}, Plan: message.PlanSummary{Add: 1},
+		PlanHash: strings.Repeat("ab", 32)}
+	in, err := message.New(message.TypeDeploymentPlanned, "prod", actor, "deployment.planned:"+p.DeploymentID, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planned := in.MustDerive(message.TypeDeploymentPlanned, message.PlannedAgainKey(p), p)
+	applied := planned.MustDerive(message.TypeDeploymentApplied, "deployment.applied:"+p.DeploymentID,
+		message.DeploymentApplied{ChangeSetID: p.ChangeSetID, DeploymentID: p.DeploymentID, Component: p.Component, RuntimeVersion: 1, ChangedKeys: []string{}})
+
+	var held, done strings.Builder
+	newProgress(&held).observe(pipeline.StageApply, in, []message.Envelope{planned}, pipeline.Ack, nil)
+	newProgress(&done).observe(pipeline.StageApply, in, []message.Envelope{planned, applied}, pipeline.Ack, nil)
+	if !strings.Contains(held.String(), "waits for a review (karma apply cs-1)") {
+		t.Errorf("held:\n%s", held.String())
+	}
+	if got := done.String(); strings.Contains(got, "waits for a review") || !strings.Contains(got, "this new plan is the one applied") ||
+		!strings.Contains(got, "applied   "+p.DeploymentID) {
+		t.Errorf("applied at once:\n%s", got)
+	}
+}
