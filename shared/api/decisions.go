@@ -42,14 +42,8 @@ func (s *server) approve(w http.ResponseWriter, r *http.Request, c Caller) error
 		return err
 	}
 	ctx := r.Context()
-	a, err := changeset.ApproveAt(ctx, s.cfg.ChangeSets, r.PathValue("id"), c.Name, s.cfg.Now().UTC())
-	var ineligible *changeset.IneligibleError
-	switch {
-	case errors.As(err, &ineligible):
-		return s.refuseApprover(r, c, ineligible)
-	case errors.Is(err, changeset.ErrCannotApprove):
-		return conflict("%v", err)
-	case err != nil:
+	a, err := s.approveChangeSet(r, c, r.PathValue("id"))
+	if err != nil {
 		return err
 	}
 	cs := a.ChangeSet
@@ -60,6 +54,21 @@ func (s *server) approve(w http.ResponseWriter, r *http.Request, c Caller) error
 		return unavailable("change set %s: the approval is recorded, but %v: approve again (it is idempotent) to record it", cs.ID, err)
 	}
 	return writeJSON(w, http.StatusOK, Decision{Change: summarize(cs), Released: len(a.Messages), Pending: a.Pending})
+}
+
+// approveChangeSet records c's approval of change set id (changeset.ApproveAt): the approval, or
+// the problem to answer — an approver separation of duties excludes is refused and audited
+// (403), a change set that cannot be approved is 409.
+func (s *server) approveChangeSet(r *http.Request, c Caller, id string) (changeset.Approval, error) {
+	a, err := changeset.ApproveAt(r.Context(), s.cfg.ChangeSets, id, c.Name, s.cfg.Now().UTC())
+	var ineligible *changeset.IneligibleError
+	switch {
+	case errors.As(err, &ineligible):
+		return a, s.refuseApprover(r, c, ineligible)
+	case errors.Is(err, changeset.ErrCannotApprove):
+		return a, conflict("%v", err)
+	}
+	return a, err
 }
 
 // refuseApprover answers 403 to an approver whom separation of duties excludes, and audits it

@@ -96,14 +96,8 @@ func (s *server) promote(w http.ResponseWriter, r *http.Request, c Caller) error
 // the last one needed releases the held plans and is recorded as the gate passed.
 func (s *server) approveGate(w http.ResponseWriter, r *http.Request, c Caller, change string, cur promotion.Step) error {
 	ctx := r.Context()
-	a, err := changeset.ApproveAt(ctx, s.cfg.ChangeSets, cur.ChangeSetID, c.Name, s.cfg.Now().UTC())
-	var ineligible *changeset.IneligibleError
-	switch {
-	case errors.As(err, &ineligible):
-		return s.refuseApprover(r, c, ineligible)
-	case errors.Is(err, changeset.ErrCannotApprove):
-		return conflict("%v", err)
-	case err != nil:
+	a, err := s.approveChangeSet(r, c, cur.ChangeSetID)
+	if err != nil {
 		return err
 	}
 	if err := s.cfg.Publisher.Publish(ctx, a.Messages...); err != nil {
