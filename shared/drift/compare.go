@@ -93,23 +93,15 @@ func CompareParameters(in Inputs) Compared {
 // the rollback was resolved (nothing was committed to it since), and p holds, canonically, the
 // config the rollback deployed. Anything else is compared with Git as usual.
 func rollbackStands(c *model.Component, p *params.Parameter, last Deployment) bool {
-	if last.GitConfigHash == "" || last.GitConfigHash != c.Hash || p == nil || len(last.Config) == 0 {
+	if last.GitConfigHash == "" || last.GitConfigHash != c.Hash || p == nil {
 		return false
 	}
-	if p.Value == string(last.Config) {
-		return true
-	}
-	want, err := decodeJSON(last.Config)
+	v, err := decodeJSON([]byte(p.Value))
 	if err != nil {
 		return false
 	}
-	got, err := decodeJSON([]byte(p.Value))
-	if err != nil {
-		return false
-	}
-	_, wantHash := model.Canonical(want)
-	_, gotHash := model.Canonical(got)
-	return wantHash == gotHash
+	_, hash := model.Canonical(v)
+	return hash == last.ConfigHash
 }
 
 // orphans are the /config parameters of components Git no longer defines.

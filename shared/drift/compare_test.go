@@ -232,7 +232,7 @@ func TestAStandingRollbackIsNotDrift(t *testing.T) {
 	old := component("prod", "vpc", "core", `{"cidr":"10.0.0.0/16","az_count":1}`)
 	name := "/iac/vpc/core/config"
 	runtime := karmaWrote("/iac/vpc/core/runtime", `{"vpc_id":"vpc-1"}`, "deployment=dep-r change=c", 3)
-	rolledBack := Deployment{ID: "dep-r", ChangeSetID: "cs-r", Config: old.Resolved, RuntimeHash: "h", Runtime: json.RawMessage(`{"vpc_id":"vpc-1"}`),
+	rolledBack := Deployment{ID: "dep-r", ChangeSetID: "cs-r", Config: old.Resolved, ConfigHash: old.Hash, RuntimeHash: "h", Runtime: json.RawMessage(`{"vpc_id":"vpc-1"}`),
 		RolledBackTo: "dep-first", GitConfigHash: c.Hash}
 	tests := []struct {
 		name   string

@@ -12,6 +12,7 @@ type Deployment struct {
 	ChangeSetID string          // its change set
 	Commit      string          // the commit its Terraform module came from (ChangeSet.ModuleCommit)
 	Config      json.RawMessage // the resolved config it deployed (before interpolation)
+	ConfigHash  string          // its canonical hash (model.Canonical)
 	RuntimeHash string          // hex SHA-256 of the runtime it published
 	Runtime     json.RawMessage // the runtime it published
 	// RolledBackTo and GitConfigHash are set when it is the root of a rollback: the deployment
@@ -50,7 +51,7 @@ func StateOf(sets []*changeset.ChangeSet, env string) State {
 				continue
 			}
 			// The module's commit: a rollback's root deploys the module of the commit it returns to.
-			d := Deployment{ID: n.DeploymentID, ChangeSetID: cs.ID, Commit: cs.ModuleCommit(id), Config: n.Config,
+			d := Deployment{ID: n.DeploymentID, ChangeSetID: cs.ID, Commit: cs.ModuleCommit(id), Config: n.Config, ConfigHash: n.ConfigHash,
 				RuntimeHash: n.Outcome.RuntimeHash, Runtime: n.Outcome.Runtime}
 			if n.Root && cs.Rollback != nil {
 				d.RolledBackTo, d.GitConfigHash = cs.Rollback.DeploymentID, n.GitConfigHash

@@ -59,7 +59,7 @@ func (r *Recorder) recordEnv(ctx context.Context, er *EnvReport) error {
 	}
 	action, corrective := message.DriftReport, (*message.Envelope)(nil)
 	if !er.AllowDrift {
-		e, err := correction(er.Env, r.Actor, r.AutoApprove, fresh)
+		e, p, err := correction(er.Env, r.Actor, r.AutoApprove, fresh)
 		if err != nil {
 			return err
 		}
@@ -71,10 +71,9 @@ func (r *Recorder) recordEnv(ctx context.Context, er *EnvReport) error {
 		if err != nil {
 			return fmt.Errorf("drift: recording the corrective change of %s: %w", er.Env, err)
 		}
-		if id != e.ID {
-			if e, err = withChangeID(e, id); err != nil {
-				return err
-			}
+		p.ChangeSetID, e.ID, e.CorrelationID = id, id, id
+		if e.Payload, err = json.Marshal(p); err != nil {
+			return err
 		}
 		action, corrective, er.Corrective = message.DriftCorrect, &e, e.ID
 	}
@@ -142,9 +141,10 @@ func sortOut(ctx context.Context, records Records, fs []Finding) ([]*Finding, er
 	return fresh, nil
 }
 
-// correction is the corrective change.detected of fresh drifts: the drifted components (orphans
-// as removed), built by resolve from the deploy branch's head.
-func correction(env string, actor message.Actor, auto bool, fresh []*Finding) (message.Envelope, error) {
+// correction is the corrective change.detected of fresh drifts — the drifted components
+// (orphans as removed), built by resolve from the deploy branch's head — and its payload, which
+// the caller encodes once the change's id is known.
+func correction(env string, actor message.Actor, auto bool, fresh []*Finding) (message.Envelope, message.ChangeDetected, error) {
 	var ids []string
 	comps, removed := map[string]bool{}, map[string]bool{}
 	for _, f := range fresh {
@@ -162,31 +162,11 @@ func correction(env string, actor message.Actor, auto bool, fresh []*Finding) (m
 		p.Removed = nil
 	}
 	e, err := message.New(message.TypeChangeDetected, env, actor, "drift:"+message.DriftSetKey(ids), struct{}{})
-	if err != nil {
-		return e, err
-	}
-	p.ChangeSetID = e.ID
-	e.Payload, err = json.Marshal(p)
-	return e, err
+	return e, p, err
 }
 
 // CorrectionKey is where the change id of a corrective change (its idempotency key) is recorded.
 func CorrectionKey(idempotencyKey string) string { return "change|" + idempotencyKey }
-
-// withChangeID is corrective change e with id as its message, correlation and change set id.
-func withChangeID(e message.Envelope, id string) (message.Envelope, error) {
-	var p message.ChangeDetected
-	if err := json.Unmarshal(e.Payload, &p); err != nil {
-		return e, err
-	}
-	p.ChangeSetID = id
-	b, err := json.Marshal(p)
-	if err != nil {
-		return e, err
-	}
-	e.ID, e.CorrelationID, e.Payload = id, id, b
-	return e, nil
-}
 
 func refs(set map[string]bool) []message.ComponentRef {
 	out := []message.ComponentRef{}
