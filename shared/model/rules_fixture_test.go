@@ -128,15 +128,7 @@ func TestRulesFixtureRuntimeChanges(t *testing.T) {
 // runtimes, which its module writes instead of one document of its own.
 func TestSubRuntimeStatus(t *testing.T) {
 	t.Parallel()
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "karma.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	store, err := embedded.NewParamStore(db, "prod")
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := prodParams(t)
 	ctx := context.Background()
 	put := func(name, value string) {
 		t.Helper()
@@ -177,15 +169,7 @@ func TestSubRuntimeStatus(t *testing.T) {
 // itself (same pointer: what was encoded of it stays valid) while nothing changed.
 func TestRefreshedFollowsTheParameterStore(t *testing.T) {
 	t.Parallel()
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "karma.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	store, err := embedded.NewParamStore(db, "prod")
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := prodParams(t)
 	ctx := context.Background()
 	opts := model.BuildOptions{LoadOptions: model.LoadOptions{Env: "prod"}, Params: func(string) params.Store { return store }}
 	built, err := model.Build(ctx, filepath.Join("testdata", "rules"), opts)
@@ -214,4 +198,19 @@ func TestRefreshedFollowsTheParameterStore(t *testing.T) {
 	if again, err := fresh.Refreshed(ctx, opts); err != nil || again != fresh {
 		t.Errorf("refreshed again with nothing new: %p (%v), want %p", again, err, fresh)
 	}
+}
+
+// prodParams is an embedded parameter store for environment prod.
+func prodParams(t *testing.T) *embedded.ParamStore {
+	t.Helper()
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "karma.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	store, err := embedded.NewParamStore(db, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
