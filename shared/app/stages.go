@@ -226,6 +226,13 @@ func (a *App) graphWriteStage(ctx context.Context) (pipeline.Stage, error) {
 		return pipeline.Stage{}, err
 	}
 	w := &graphwrite.Worker{Graphs: src, Store: gs, Lineage: lin}
+	if a.Config.Graph == config.AWS {
+		// Neptune's check and write are many requests, not one transaction: writes of one
+		// environment take turns, holding a lease in the idempotency store (graphwrite/lock.go).
+		if w.Lock, err = a.Seen(ctx); err != nil {
+			return pipeline.Stage{}, err
+		}
+	}
 	return pipeline.Stage{Handler: w.Handle, Prepare: w.Prepare}, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/gitrepo"
@@ -39,6 +40,13 @@ type Worker struct {
 	Graphs  Graphs
 	Store   graph.Store
 	Lineage lineage.Store
+	// Lock, when set, serialises the graph writes of one environment across workers and
+	// processes (writeGraph): set it for a store whose commit check and write are not one
+	// transaction (Neptune). Nil for the embedded store, whose check and write are one.
+	Lock Locker
+	// LockWait is how long a write waits for another worker's write of the same environment
+	// before its message is put back (pipeline.InProgress); zero is DefaultLockWait.
+	LockWait time.Duration
 }
 
 // Handle dispatches on the message type.
@@ -164,8 +172,18 @@ type prepared struct {
 
 // writeGraph writes env's graph at commit, unless the store holds the graph of a later commit
 // already: a change resolved before it and delivered after it (a retry, a queue's reordering)
-// does not put an older tree back. A commit that is neither (a force-push) is written.
+// does not put an older tree back. A commit that is neither (a force-push) is written. With a
+// Lock, the check and the write hold the environment's lock (lock.go): two changes' writes never
+// interleave their elements, nor check against a commit the other is replacing.
 func (w *Worker) writeGraph(ctx context.Context, env, commit string, pr *prepared) error {
+	if w.Lock != nil {
+		locked, unlock, err := w.lockEnv(ctx, env)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		ctx = locked
+	}
 	stored, err := w.Store.Commit(ctx, env)
 	if err != nil {
 		return pipeline.Transient(fmt.Errorf("graph-write: the commit of %s's stored graph: %w", env, err))
@@ -180,6 +198,9 @@ func (w *Worker) writeGraph(ctx context.Context, env, commit string, pr *prepare
 		return nil
 	}
 	if _, err := w.Store.WriteAt(ctx, pr.res.Graph, env, commit); err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errLockLost) {
+			err = cause
+		}
 		return pipeline.Transient(fmt.Errorf("graph-write: graph delta: %w", err))
 	}
 	return nil
