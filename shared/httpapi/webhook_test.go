@@ -222,6 +222,32 @@ func TestWebhookTruncatedPushIsQueuedForADiff(t *testing.T) {
 	}
 }
 
+// A force push of main whose listed commit changes only README.md is still queued, truncated
+// with its before: the commits it discarded may have changed configs, which the branch no longer
+// holds as deployed; resolve diffs before..after. (It was answered "changes nothing" and the
+// discarded change stayed deployed.)
+func TestWebhookForcePushIsQueuedForADiff(t *testing.T) {
+	t.Parallel()
+	h, cap, _ := newHandler(t)
+	var m map[string]any
+	if err := json.Unmarshal(githubPush("refs/heads/main", sha1, sha2, "README.md"), &m); err != nil {
+		t.Fatal(err)
+	}
+	m["forced"] = true
+	body, _ := json.Marshal(m)
+	w := post(h, body, map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "f1", "X-Hub-Signature-256": sign(body)})
+	if w.Code != 202 || len(cap.msgs) != 1 {
+		t.Fatalf("status %d %s (%d published): want the force push queued", w.Code, w.Body, len(cap.msgs))
+	}
+	var p message.GitPushed
+	if err := message.Decode(cap.msgs[0], &p); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Truncated || p.Commit.Before != sha1 || p.Commit.SHA != sha2 {
+		t.Errorf("git.pushed %+v: want a truncated push with before %s and sha %s", p, sha1, sha2)
+	}
+}
+
 func TestWebhookSubfolderFilesAreMapped(t *testing.T) {
 	t.Parallel()
 	h, cap, _ := newHandler(t)

@@ -236,6 +236,13 @@ func finish(p *Push) {
 	if !p.Deleted && !p.Created && len(p.Commits) == 0 && !strings.EqualFold(p.Before, p.After) {
 		p.Truncated = true
 	}
+	// A force push lists only the commits from where Before and After part to After: the commits
+	// it threw away from Before are not listed, yet the files they changed are no longer what the
+	// branch holds (a config changed by a discarded commit is back to its older content). Only
+	// diffing Before..After says what the branch changed (GitHub says when a push was forced).
+	if p.Forced && !p.Deleted && !p.Created {
+		p.Truncated = true
+	}
 }
 
 // SplitRef returns the branch of refs/heads/<branch> or the tag of refs/tags/<tag> (both ""

@@ -76,8 +76,9 @@
 // no commits. Truncated reports that Commits or their file lists may be incomplete — GitLab's
 // total_commits_count (Gitea/Forgejo: total_commits) exceeds len(commits) (GitLab sends the
 // newest 20), GitHub sent its cap of 2048 commits, or a commit came with no file lists at all
-// (GitHub does this for very large commits) — and then the caller must diff Before..After in the
-// repository instead of trusting ChangedFiles. ChangedFiles folds the file lists of every commit
+// (GitHub does this for very large commits), or GitHub says the push was forced (its commits
+// leave out the ones it discarded from Before, whose files changed too) — and then the caller
+// must diff Before..After in the repository instead of trusting ChangedFiles. ChangedFiles folds the file lists of every commit
 // of the push, oldest first, into one net change per path.
 //
 // Commit authors are "Name <email>"; GitLab may send the email as "[REDACTED]" (and anyone may

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -670,5 +671,30 @@ func TestGiteaCommitsNewestFirst(t *testing.T) {
 	}
 	if got := ChangedFiles(p); !reflect.DeepEqual(got, []FileChange{{Path: cfg, Removed: true}}) {
 		t.Errorf("changed files %+v, want %s removed", got, cfg)
+	}
+}
+
+// TestGitHubForcePushIsDiffed: a force push lists only the commits from where Before and After
+// part; the commits it discarded from Before changed files too (a config they changed is back to
+// its older content), so the push is Truncated: the caller diffs Before..After.
+func TestGitHubForcePushIsDiffed(t *testing.T) {
+	t.Parallel()
+	before, after := strings.Repeat("1", 40), strings.Repeat("2", 40)
+	body := func(forced bool) []byte {
+		return []byte(`{"ref":"refs/heads/main","before":"` + before + `","after":"` + after + `","created":false,"deleted":false,` +
+			`"forced":` + strconv.FormatBool(forced) + `,"commits":[{"id":"` + after + `","message":"docs","timestamp":"2024-03-01T10:00:00Z",` +
+			`"author":{"name":"Ada","email":"ada@example.com"},"added":[],"removed":[],"modified":["README.md"]}],` +
+			`"repository":{"full_name":"Codertocat/Hello-World"},"pusher":{"name":"ada"}}`)
+	}
+	for _, forced := range []bool{false, true} {
+		b := body(forced)
+		ev, err := Parse(githubRequest("push", "d", b, testSecret), b, testSecrets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ev.(Push)
+		if p.Forced != forced || p.Truncated != forced {
+			t.Errorf("forced %v: Forced = %v, Truncated = %v; want Truncated %v (diff %s..%s)", forced, p.Forced, p.Truncated, forced, before, after)
+		}
 	}
 }
