@@ -68,15 +68,24 @@ func Parse(r *http.Request, body []byte, secrets Secrets) (Event, error) {
 	if err := json.Unmarshal(payload, &top); err != nil || top == nil {
 		return nil, errorf(http.StatusBadRequest, "%s: body is not a JSON object: %v", provider, jsonErr(err))
 	}
-	if err := verify(provider, h, body, secrets, repoName(provider, top)); err != nil {
+	repo := repoName(provider, top)
+	if err := verify(provider, h, body, secrets, repo); err != nil {
 		return nil, err
 	}
+	var ev Event
 	switch provider {
 	case GitLab:
-		return gitlabEvent(kind, delivery, payload)
+		ev, err = gitlabEvent(kind, delivery, payload)
 	default:
-		return githubEvent(provider, kind, delivery, payload)
+		ev, err = githubEvent(provider, kind, delivery, payload)
 	}
+	// The secret that verified a push must be its repository's: the push decoders match object
+	// keys case aside (the last of "repository" and "Repository" wins) where repoName reads the
+	// exact key, and a holder of one repository's secret must not sign another's pushes.
+	if p, ok := ev.(Push); ok && err == nil && p.Repo.FullName != repo {
+		return nil, errorf(http.StatusBadRequest, "%s push: repository %q is not %q, whose secret verified it", provider, p.Repo.FullName, repo)
+	}
+	return ev, err
 }
 
 // detect names the provider, the event kind and the delivery id from the headers.

@@ -698,3 +698,48 @@ func TestGitHubForcePushIsDiffed(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretIsTheDecodedRepositorys: the secret that verifies a delivery is the one of the
+// repository the push is decoded as. JSON object keys match struct fields case aside, so a
+// payload with both "repository" and "Repository" named one repository to choose the secret
+// (the exact key) and another as the push's (the last key): a holder of one repository's secret
+// could sign pushes of another.
+func TestSecretIsTheDecodedRepositorys(t *testing.T) {
+	t.Parallel()
+	secrets := StaticSecrets{"github:acme/config": "config-secret", "github:acme/other": "other-secret"}
+	before, after := strings.Repeat("1", 40), strings.Repeat("2", 40)
+	push := func(repos string) []byte {
+		return []byte(`{"ref":"refs/heads/main","before":"` + before + `","after":"` + after + `",` + repos + `,` +
+			`"commits":[{"id":"` + after + `","message":"m","author":{"name":"Eve"},"added":[],"removed":[],"modified":["iac/prod/vpc/core/config.json"]}],` +
+			`"pusher":{"name":"eve"}}`)
+	}
+	for _, tt := range []struct{ name, repos string }{
+		{"exact key first", `"repository":{"full_name":"acme/other"},"Repository":{"full_name":"acme/config"}`},
+		{"exact key last", `"Repository":{"full_name":"acme/config"},"repository":{"full_name":"acme/other"}`},
+		{"other case only", `"REPOSITORY":{"full_name":"acme/config"}`},
+	} {
+		b := push(tt.repos)
+		ev, err := Parse(githubRequest("push", "d", b, "other-secret"), b, secrets)
+		if err == nil {
+			if got := ev.(Push).Repo.FullName; got != "acme/other" {
+				t.Errorf("%s: signed with acme/other's secret, accepted as a push of %q", tt.name, got)
+			}
+		} else if e, ok := err.(*Error); !ok || e.Status/100 != 4 {
+			t.Errorf("%s: error %v, want a 4xx *Error", tt.name, err)
+		}
+	}
+	// GitLab: the project, likewise.
+	gl := []byte(`{"object_kind":"push","ref":"refs/heads/main","before":"` + before + `","after":"` + after + `",` +
+		`"project":{"path_with_namespace":"acme/other"},"Project":{"path_with_namespace":"acme/config"},"commits":[]}`)
+	ev, err := Parse(gitlabRequest("Push Hook", gl, "other-secret"), gl, StaticSecrets{"gitlab:acme/config": "config-secret", "gitlab:acme/other": "other-secret"})
+	if err == nil {
+		t.Errorf("gitlab: signed with acme/other's token, accepted as a push of %q", ev.(Push).Repo.FullName)
+	} else {
+		wantStatus(t, err, http.StatusBadRequest)
+	}
+	// A payload naming one repository, once, is still accepted.
+	b := push(`"repository":{"full_name":"acme/other"}`)
+	if _, err := Parse(githubRequest("push", "d", b, "other-secret"), b, secrets); err != nil {
+		t.Errorf("a plain push of acme/other signed with its secret: %v", err)
+	}
+}
