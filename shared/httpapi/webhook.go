@@ -314,8 +314,10 @@ func firstNonEmpty(ss ...string) string {
 // sameRepo reports whether a push's repository (its full name, "owner/name") is the config
 // repository whose URL path is configured: equal, case aside, or one a suffix of the other at a
 // "/" — a server under a path prefix (https://host/git/acme/config) or a URL naming the
-// repository alone (https://host/config) still matches acme/config; acme/other never does.
+// repository alone (https://host/config) still matches acme/config; acme/other never does. A
+// pushed name longer than a configured one naming its owner is another repository: a GitLab
+// project in a subgroup (evil/acme/config is not acme/config).
 func sameRepo(pushed, configured string) bool {
 	a, b := strings.ToLower(strings.Trim(pushed, "/")), strings.ToLower(strings.Trim(configured, "/"))
-	return a == b || strings.HasSuffix(a, "/"+b) || strings.HasSuffix(b, "/"+a)
+	return a == b || strings.HasSuffix(b, "/"+a) || (!strings.Contains(b, "/") && strings.HasSuffix(a, "/"+b))
 }

@@ -153,6 +153,25 @@ func TestWebhookPushOfAnotherRepositoryIsIgnored(t *testing.T) {
 	}
 }
 
+// A GitLab project in a subgroup that ends with the config repository's path (evil/acme/config,
+// anyone's group "evil" with a subgroup "acme") is another repository: a system hook's wildcard
+// token sends its pushes too, and its sha must not be queued as the config repository's.
+func TestWebhookPushOfASubgroupProjectIsIgnored(t *testing.T) {
+	t.Parallel()
+	for project, queued := range map[string]int{"evil/acme/config": 0, "acme/config": 1, "ACME/config": 1} {
+		h, cap, _ := newHandler(t)
+		h.Repo = "acme/config"
+		body := []byte(fmt.Sprintf(`{"object_kind":"push","event_name":"push","before":%q,"after":%q,"ref":"refs/heads/main",
+		"user_username":"eve","project":{"path_with_namespace":%q},
+		"commits":[{"id":%q,"message":"m","timestamp":"2026-11-22T08:00:00Z","author":{"name":"Eve","email":"eve@example.com"},
+		"added":[],"modified":["iac/prod/vpc/core/config.json"],"removed":[]}],"total_commits_count":1}`, sha1, sha2, project, sha2))
+		w := post(h, body, map[string]string{"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": secret, "Idempotency-Key": "k-" + project})
+		if len(cap.msgs) != queued || (queued == 0 && (w.Code != 200 || !strings.Contains(w.Body.String(), "this Karma deploys acme/config"))) {
+			t.Errorf("a push of %s to the config repository acme/config: %d %s, %d queued; want %d", project, w.Code, w.Body, len(cap.msgs), queued)
+		}
+	}
+}
+
 func TestWebhookReplayAndSecurityAudit(t *testing.T) {
 	t.Parallel()
 	h, cap, log := newHandler(t)
