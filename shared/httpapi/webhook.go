@@ -170,9 +170,11 @@ func (h *Webhooks) push(ctx context.Context, w http.ResponseWriter, p webhook.Pu
 		write(w, http.StatusBadRequest, reply{Error: err.Error()})
 		return
 	}
-	if size := encodedSize(pushed); size > MaxPushedBytes && !tp.Truncated && strings.Trim(p.Before, "0") != "" {
+	if size := encodedSize(pushed); size > MaxPushedBytes {
 		// Too long a list of files for the queues (SQS and EventBridge take 256 KiB): the push
-		// is queued without it, truncated, and resolve diffs before..after in the repository.
+		// is queued without it, truncated, and resolve diffs before..after in the repository —
+		// a push truncated already is diffed whatever files it lists, and a new branch's (before
+		// all zeros) is its whole tree, what its first push lists.
 		tp.Truncated, tp.Files = true, nil
 		small, err := trigger.GitPushed(tp, h.ModulesDir, "")
 		if err != nil {

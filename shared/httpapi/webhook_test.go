@@ -303,6 +303,63 @@ func TestWebhookPipelineDownIs503(t *testing.T) {
 // A push listing more deployable files than one message can carry (SQS and EventBridge take
 // 256 KiB; the Lambda webhook's publisher refuses more, and every delivery of the push would be
 // answered 503) is queued truncated, without its files: resolve diffs before..after.
+// A push already truncated (GitLab's total_commits_count above the 20 commits it sends) whose
+// commits list more deployable files than one message carries is queued without them too: it
+// was published with every file, over what SQS and EventBridge take, and every delivery of the
+// push was answered 503 — the push never entered the pipeline.
+func TestWebhookTruncatedPushTooLargeForOneMessageIsQueuedWithoutFiles(t *testing.T) {
+	t.Parallel()
+	h, cap, _ := newHandler(t)
+	files := make([]string, 8000)
+	for i := range files {
+		files[i] = fmt.Sprintf("iac/prod/app/service-%05d/config.json", i)
+	}
+	list, _ := json.Marshal(files)
+	body := []byte(fmt.Sprintf(`{"object_kind":"push","event_name":"push","before":%q,"after":%q,"ref":"refs/heads/main",
+		"user_username":"ada","project":{"path_with_namespace":"acme/config"},
+		"commits":[{"id":%q,"message":"m","timestamp":"2026-11-22T08:00:00Z","author":{"name":"Ada","email":"ada@example.com"},
+		"added":%s,"modified":[],"removed":[]}],"total_commits_count":30}`, sha1, sha2, sha2, list))
+	w := post(h, body, map[string]string{"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": secret, "Idempotency-Key": "big-truncated"})
+	if w.Code != 202 || len(cap.msgs) != 1 {
+		t.Fatalf("status %d %s, %d published: want the push queued", w.Code, w.Body, len(cap.msgs))
+	}
+	b, err := message.Encode(cap.msgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > MaxPushedBytes {
+		t.Errorf("git.pushed is %d bytes encoded, over %d (SQS and EventBridge refuse 256 KiB)", len(b), MaxPushedBytes)
+	}
+	var p message.GitPushed
+	if err := message.Decode(cap.msgs[0], &p); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Truncated || p.Commit.Before != sha1 || p.Commit.SHA != sha2 || len(p.Files) != 0 {
+		t.Errorf("git.pushed truncated=%v before=%s sha=%s with %d files: want a truncated push with before %s and sha %s and no files",
+			p.Truncated, p.Commit.Before, p.Commit.SHA, len(p.Files), sha1, sha2)
+	}
+
+	// The first push of a large configuration (a new branch: before all zeros) likewise: resolve
+	// lists the whole tree of the commit.
+	h, cap, _ = newHandler(t)
+	zero := strings.Repeat("0", 40)
+	first := githubPush("refs/heads/main", zero, sha2, files...)
+	w = post(h, first, map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "big-first", "X-Hub-Signature-256": sign(first)})
+	if w.Code != 202 || len(cap.msgs) != 1 {
+		t.Fatalf("first push: status %d %s, %d published: want it queued", w.Code, w.Body, len(cap.msgs))
+	}
+	if b, _ := message.Encode(cap.msgs[0]); len(b) > MaxPushedBytes {
+		t.Errorf("first push: git.pushed is %d bytes encoded, over %d", len(b), MaxPushedBytes)
+	}
+	p = message.GitPushed{}
+	if err := message.Decode(cap.msgs[0], &p); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Truncated || p.Commit.Before != "" || len(p.Files) != 0 {
+		t.Errorf("first push: truncated=%v before=%q with %d files: want truncated, no before (the whole tree), no files", p.Truncated, p.Commit.Before, len(p.Files))
+	}
+}
+
 func TestWebhookPushTooLargeForOneMessageIsQueuedTruncated(t *testing.T) {
 	t.Parallel()
 	h, cap, _ := newHandler(t)
