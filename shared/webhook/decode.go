@@ -14,6 +14,11 @@ import (
 // of 2048 commits"): a push with that many may have had more.
 const GitHubMaxCommits = 2048
 
+// GitHubMaxFilesPerCommit is GitHub's cap on the files a push payload reports for one commit
+// ("A maximum of 3000 changed files will be reported per commit"): a commit listing that many
+// (added, modified and removed together) may have changed more.
+const GitHubMaxFilesPerCommit = 3000
+
 // redacted is what GitLab sends instead of an email it may not disclose.
 const redacted = "[REDACTED]"
 
@@ -99,6 +104,9 @@ func githubEvent(provider, kind, delivery string, payload []byte) (Event, error)
 		out.Commits = append(out.Commits, Commit{ID: c.ID, Message: c.Message, Author: author(c.Author.Name, c.Author.Email, c.Author.Username),
 			Timestamp: c.Timestamp.Time(), Added: list(c.Added), Modified: list(c.Modified), Removed: list(c.Removed)})
 		if noFiles(c.Added, c.Modified, c.Removed) {
+			out.Truncated = true
+		}
+		if provider == GitHub && count(c.Added)+count(c.Modified)+count(c.Removed) >= GitHubMaxFilesPerCommit {
 			out.Truncated = true
 		}
 	}
@@ -298,6 +306,14 @@ func list(p *[]string) []string {
 		return nil
 	}
 	return append([]string(nil), (*p)...)
+}
+
+// count is the length of a file list (0 when missing).
+func count(p *[]string) int {
+	if p == nil {
+		return 0
+	}
+	return len(*p)
 }
 
 // noFiles: a commit whose file lists are all missing or empty, which GitHub sends for very large

@@ -75,7 +75,8 @@
 // (GitLab, Gitea and Forgejo send no flags); Forced is only known from GitHub. A deleted ref has
 // no commits. Truncated reports that Commits or their file lists may be incomplete — GitLab's
 // total_commits_count (Gitea/Forgejo: total_commits) exceeds len(commits) (GitLab sends the
-// newest 20), GitHub sent its cap of 2048 commits, or a commit came with no file lists at all
+// newest 20), GitHub sent its cap of 2048 commits or a commit listing its cap of 3000 files
+// (GitHubMaxFilesPerCommit), or a commit came with no file lists at all
 // (GitHub does this for very large commits), or GitHub says the push was forced (its commits
 // leave out the ones it discarded from Before, whose files changed too) — and then the caller
 // must diff Before..After in the repository instead of trusting ChangedFiles. ChangedFiles folds the file lists of every commit

@@ -743,3 +743,33 @@ func TestSecretIsTheDecodedRepositorys(t *testing.T) {
 		t.Errorf("a plain push of acme/other signed with its secret: %v", err)
 	}
 }
+
+// TestGitHubCommitAtItsFileCapIsDiffed: GitHub reports at most 3000 changed files per commit; a
+// commit listing that many may have changed more (a config past the cap, modified or removed,
+// would never deploy), so the push is Truncated: the caller diffs Before..After.
+func TestGitHubCommitAtItsFileCapIsDiffed(t *testing.T) {
+	t.Parallel()
+	before, after := strings.Repeat("1", 40), strings.Repeat("2", 40)
+	body := func(n int) []byte {
+		files := make([]string, n)
+		for i := range files {
+			files[i] = fmt.Sprintf("iac/prod/app/s%05d/config.json", i)
+		}
+		added, _ := json.Marshal(files[:n/2])
+		modified, _ := json.Marshal(files[n/2:])
+		return []byte(`{"ref":"refs/heads/main","before":"` + before + `","after":"` + after + `","created":false,"deleted":false,"forced":false,` +
+			`"commits":[{"id":"` + after + `","message":"many","timestamp":"2024-03-01T10:00:00Z","author":{"name":"Ada","email":"ada@example.com"},` +
+			`"added":` + string(added) + `,"removed":[],"modified":` + string(modified) + `}],` +
+			`"repository":{"full_name":"Codertocat/Hello-World"},"pusher":{"name":"ada"}}`)
+	}
+	for n, want := range map[int]bool{1: false, GitHubMaxFilesPerCommit - 1: false, GitHubMaxFilesPerCommit: true} {
+		b := body(n)
+		ev, err := Parse(githubRequest("push", "d", b, testSecret), b, testSecrets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := ev.(Push); p.Truncated != want {
+			t.Errorf("a commit listing %d files: Truncated = %v, want %v", n, p.Truncated, want)
+		}
+	}
+}
