@@ -148,10 +148,14 @@ func (h *Webhooks) push(ctx context.Context, w http.ResponseWriter, p webhook.Pu
 			return
 		}
 	}
-	author := p.Pusher
-	msg := ""
-	if n := len(p.Commits); n > 0 {
-		author, msg = p.Commits[n-1].Author, p.Commits[n-1].Message
+	// The change names the pushed commit's author and message when the payload lists that
+	// commit; a payload listing only part of a long push (GitLab's 20) need not list the head,
+	// and another commit's author is not the head's: then it names who pushed.
+	author, msg := p.Pusher, ""
+	for _, c := range p.Commits {
+		if strings.EqualFold(c.ID, p.After) {
+			author, msg = c.Author, c.Message
+		}
 	}
 	authors := make([]string, 0, len(p.Commits))
 	for _, c := range p.Commits {

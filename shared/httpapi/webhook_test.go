@@ -267,6 +267,39 @@ func TestWebhookForcePushIsQueuedForADiff(t *testing.T) {
 	}
 }
 
+// The change names the pushed commit's author and message only when the payload lists that
+// commit: GitLab lists 20 commits of a longer push, which need not include the head; the last one
+// listed was taken for the head, and the change credited its author and message to the commit
+// deployed. Without the head, the change names who pushed.
+func TestWebhookPushNamesTheHeadsAuthorOnlyWhenListed(t *testing.T) {
+	t.Parallel()
+	middle := strings.Repeat("c", 40)
+	body := func(listed string) []byte {
+		return []byte(fmt.Sprintf(`{"object_kind":"push","event_name":"push","before":%q,"after":%q,"ref":"refs/heads/main",
+		"user_username":"pat","project":{"path_with_namespace":"acme/config"},
+		"commits":[{"id":%q,"message":"an older commit","timestamp":"2026-11-22T08:00:00Z","author":{"name":"Mallory","email":"mallory@example.com"},
+		"added":[],"modified":["iac/prod/vpc/core/config.json"],"removed":[]}],"total_commits_count":150}`, sha1, sha2, listed))
+	}
+	for _, tt := range []struct{ listed, author, message string }{
+		{middle, "pat", ""},
+		{sha2, "Mallory <mallory@example.com>", "an older commit"},
+	} {
+		h, cap, _ := newHandler(t)
+		w := post(h, body(tt.listed), map[string]string{"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": secret, "Idempotency-Key": "k-" + tt.listed})
+		if w.Code != 202 || len(cap.msgs) != 1 {
+			t.Fatalf("status %d %s", w.Code, w.Body)
+		}
+		var p message.GitPushed
+		if err := message.Decode(cap.msgs[0], &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Commit.SHA != sha2 || p.Commit.Author != tt.author || p.Commit.Message != tt.message || cap.msgs[0].Actor.Name != tt.author {
+			t.Errorf("listed %s: commit %s by %q (%q), actor %q; want %s by %q (%q)", tt.listed[:7], p.Commit.SHA[:7], p.Commit.Author, p.Commit.Message,
+				cap.msgs[0].Actor.Name, sha2[:7], tt.author, tt.message)
+		}
+	}
+}
+
 func TestWebhookSubfolderFilesAreMapped(t *testing.T) {
 	t.Parallel()
 	h, cap, _ := newHandler(t)
