@@ -1,6 +1,9 @@
 package message
 
-import "strconv"
+import (
+	"strconv"
+	"time"
+)
 
 // Triggers are what the ingest stage consumes: facts from outside Karma that may start a change.
 // Whoever receives the fact (the push webhook, the Lambda adapter of Parameter Store events,
@@ -62,4 +65,19 @@ func ParameterChangedKey(p ParameterChanged) string {
 		return TypeParameterChanged + ":" + p.Name + "@" + strconv.FormatInt(p.Version, 10)
 	}
 	return TypeParameterChanged + ":" + p.Name + "@event:" + p.EventID
+}
+
+// ParameterVersionKey is the idempotency key of the change of a parameter version (source
+// SourceParameter for a /config, SourceRuntime for a /runtime): "<source>:<name>@<version>", and
+// the time the version was written when known ("@2026-12-05T10:04:01.123Z", UTC, milliseconds).
+// A parameter deleted and created again starts again at version 1: without the time, each of its
+// new versions would be taken for the version of that number before the deletion, done already,
+// and dropped as a duplicate. Keys made before the time was added have none (ingest made them
+// alike for every version).
+func ParameterVersionKey(source, name string, version int64, writtenAt time.Time) string {
+	key := source + ":" + name + "@" + strconv.FormatInt(version, 10)
+	if !writtenAt.IsZero() {
+		key += "@" + writtenAt.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	}
+	return key
 }

@@ -77,7 +77,17 @@ func TestReconciler(t *testing.T) {
 	put("/iac/zone/main/runtime", `{"zone_id":"Z"}`, "eve", "")
 	put("/iac/unrelated", `x`, "eve", "")
 	put("/iac/environment", `prod`, "eve", "")
-	if err := seen.Mark(ctx, "resolve|runtime:/iac/zone/main/runtime@1"); err != nil { // resolved already
+	put("/iac/zone/old/runtime", `{"zone_id":"Y"}`, "eve", "")
+	zone, err := st.Get(ctx, "/iac/zone/main/runtime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Resolved already: its key names the time the version was written (message.ParameterVersionKey)...
+	if err := seen.Mark(ctx, "resolve|runtime:/iac/zone/main/runtime@1@"+zone.LastModified.UTC().Format("2006-01-02T15:04:05.000Z07:00")); err != nil {
+		t.Fatal(err)
+	}
+	// ... or, resolved before that rule, does not.
+	if err := seen.Mark(ctx, "resolve|runtime:/iac/zone/old/runtime@1"); err != nil {
 		t.Fatal(err)
 	}
 	pub := &publisher{}

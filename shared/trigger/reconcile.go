@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/params"
@@ -20,8 +21,9 @@ type Reconciler struct {
 	Prefix string       // e.g. /iac
 	Store  params.Store // that environment's parameter store
 	// Seen is the pipeline's idempotency store: a version is ingested once resolve did its
-	// change ("resolve|parameter:<name>@<v>", "resolve|runtime:…") or ingest its trigger
-	// ("ingest|parameter.changed:<name>@<v>").
+	// change ("resolve|parameter:<name>@<v>@<written at>", "resolve|runtime:…",
+	// message.ParameterVersionKey; or the key without the time, made before it was added) or
+	// ingest its trigger ("ingest|parameter.changed:<name>@<v>").
 	Seen        pipeline.Seen
 	Publisher   pipeline.Publisher
 	AutoApprove bool
@@ -40,7 +42,8 @@ func (r Reconciler) Run(ctx context.Context) ([]message.Envelope, error) {
 			continue // not a component's; or Karma wrote it (its consequence is already under way)
 		}
 		pc := message.ParameterChanged{Name: p.Name, Version: p.Version}
-		done, err := r.ingested(ctx, fmt.Sprintf("%s|%s:%s@%d", pipeline.StageResolve, source, p.Name, p.Version),
+		done, err := r.ingested(ctx, pipeline.StageResolve+"|"+message.ParameterVersionKey(source, p.Name, p.Version, p.LastModified),
+			pipeline.StageResolve+"|"+message.ParameterVersionKey(source, p.Name, p.Version, time.Time{}), // (a key made before the time was added)
 			pipeline.StageIngest+"|"+message.ParameterChangedKey(pc))
 		if err != nil {
 			return out, pipeline.Transient(fmt.Errorf("reconcile %s: %w", r.Env, err))

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	wt "github.com/usekarma/karma/workers/internal/workertest"
 
@@ -272,7 +273,12 @@ func TestParameter(t *testing.T) {
 			if p.Source != tt.wantSource || e.Env != tt.env {
 				t.Errorf("source %q env %q, want %q %q", p.Source, e.Env, tt.wantSource, tt.env)
 			}
-			if k := tt.wantSource + ":" + tt.param + "@" + itoa(want); e.IdempotencyKey != k {
+			hist, err := s[tt.env].History(context.Background(), tt.param)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := hist[len(hist)-1].LastModified.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+			if k := tt.wantSource + ":" + tt.param + "@" + itoa(want) + "@" + at; e.IdempotencyKey != k {
 				t.Errorf("key %q, want %q", e.IdempotencyKey, k)
 			}
 			if p.Parameter == nil || p.Parameter.Name != tt.param || p.Parameter.Version != want || p.Parameter.ModifiedBy != tt.user {
@@ -292,7 +298,7 @@ func TestParameter(t *testing.T) {
 			if got := string(raw["changed_keys"]); got != tt.wantKeysRaw {
 				t.Errorf("changed_keys on the wire = %s, want %s", orAbsent(got), orAbsent(tt.wantKeysRaw))
 			}
-			wt.CheckGolden(t, "parameter_"+goldenName(tt.name), out, map[string]string{e.ID: "root-id", in.ID: "trigger"})
+			wt.CheckGolden(t, "parameter_"+goldenName(tt.name), out, map[string]string{e.ID: "root-id", in.ID: "trigger", at: "modified-at"})
 		})
 	}
 }
@@ -562,4 +568,41 @@ func mustMarshal(t *testing.T, e message.Envelope) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A parameter deleted and created again starts again at version 1 (Parameter Store's rule, and
+// the embedded store's). Its change must not be keyed like the change of the version 1 before
+// the deletion, which is done: every stage would take it for a duplicate and drop it.
+func TestAParameterCreatedAgainIsANewChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStores(t, "prod")
+	const name = "/iac/vpc/core/runtime"
+	keyOf := func(eventID string) string {
+		t.Helper()
+		in, err := trigger.ParameterChanged(trigger.ParameterChange{Env: "prod", Name: name, Operation: "Create", EventID: eventID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := (&ingest.Worker{Parameters: s, Prefix: "/iac"}).Handle(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkChange(t, in, out)
+		return out[0].IdempotencyKey
+	}
+	if v := put(t, s["prod"], params.PutInput{Name: name, Value: `{"vpc_id":"vpc-1"}`, User: "ada"}); v != 1 {
+		t.Fatalf("version %d, want 1", v)
+	}
+	first := keyOf("ev-1")
+	if err := s["prod"].Delete(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond) // (the versions' times differ)
+	if v := put(t, s["prod"], params.PutInput{Name: name, Value: `{"vpc_id":"vpc-2"}`, User: "bob"}); v != 1 {
+		t.Fatalf("created again: version %d, want 1", v)
+	}
+	if again := keyOf("ev-2"); again == first {
+		t.Errorf("the change of the parameter created again has the key of the first one's version 1, %q: it would be dropped as a duplicate", first)
+	}
 }

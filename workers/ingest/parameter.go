@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
@@ -54,7 +55,7 @@ func (w *Worker) fromParameter(ctx context.Context, in message.Envelope) ([]mess
 			return nil, err
 		}
 	}
-	pc := parameterVersion{Prefix: w.Prefix, Name: p.Name, Version: cur.Version, ModifiedBy: cur.LastModifiedUser,
+	pc := parameterVersion{Prefix: w.Prefix, Name: p.Name, Version: cur.Version, ModifiedAt: cur.LastModified, ModifiedBy: cur.LastModifiedUser,
 		Description: cur.Description, Value: []byte(cur.Value), AutoApprove: p.AutoApprove, KarmaWrote: params.IsKarmaVersion(*cur, prev)}
 	if cur.Type != params.TypeSecureString && base != nil {
 		pc.Previous = []byte(base.Value) // never compare or copy secret values: every key counts as changed
@@ -167,8 +168,9 @@ type parameterVersion struct {
 	Prefix      string
 	Name        string
 	Version     int64
-	ModifiedBy  string // LastModifiedUser, when known
-	Description string // the version's description (Karma's provenance, when Karma wrote it)
+	ModifiedAt  time.Time // LastModified, when known (it tells a re-created parameter's versions apart)
+	ModifiedBy  string    // LastModifiedUser, when known
+	Description string    // the version's description (Karma's provenance, when Karma wrote it)
 	// Value and Previous are the version's and the previous version's values (nil Previous:
 	// everything is new).
 	Value, Previous []byte
@@ -219,7 +221,7 @@ func decide(pc parameterVersion) (*message.ChangeDetected, message.Actor, string
 	if actor.Name == "" {
 		actor.Name = trigger.UnknownModifier
 	}
-	return &p, actor, fmt.Sprintf("%s:%s@%d", p.Source, pc.Name, pc.Version), nil
+	return &p, actor, message.ParameterVersionKey(p.Source, pc.Name, pc.Version, pc.ModifiedAt), nil
 }
 
 // ChangedKeys lists the top-level keys whose value differs between two runtime documents.
