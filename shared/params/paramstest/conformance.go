@@ -12,6 +12,7 @@
 package paramstest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -37,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) params.Store) {
 		{"GetByPathPaginates", testPagination},
 		{"NotFound", testNotFound},
 		{"Delete", testDelete},
+		{"WrittenAtAgrees", testWrittenAt},
 		{"AdvancedTier", testAdvanced},
 		{"SecureString", testSecure},
 		{"StringList", testStringList},
@@ -251,5 +253,45 @@ func testStringList(t *testing.T, s params.Store, prefix string) {
 	put(t, s, params.PutInput{Name: name, Value: "subnet-a,subnet-b", Type: params.TypeStringList})
 	if p := get(t, s, name); p.Value != "subnet-a,subnet-b" || p.Type != params.TypeStringList {
 		t.Fatalf("Get: got type %q value %q", p.Type, p.Value)
+	}
+}
+
+// testWrittenAt: a version's LastModified is the same whichever read returns it (Get, GetByPath,
+// GetByPathDescribed, History), to the millisecond: a parameter version's change key carries it
+// (message.ParameterVersionKey), made by ingest from History and looked for by the reconciler
+// from GetByPathDescribed.
+func testWrittenAt(t *testing.T, s params.Store, prefix string) {
+	ctx := context.Background()
+	name := prefix + "/app/api/runtime"
+	put(t, s, params.PutInput{Name: name, Value: `{"a":1}`})
+	put(t, s, params.PutInput{Name: name, Value: `{"a":2}`})
+	ms := func(p params.Parameter) int64 { return p.LastModified.UnixMilli() }
+	cur := get(t, s, name)
+	if cur.LastModified.IsZero() {
+		t.Fatal("Get: no LastModified")
+	}
+	h, ok := s.(params.Historian)
+	if !ok {
+		t.Skip("the store keeps no history")
+	}
+	hist, err := h.History(ctx, name)
+	if err != nil || len(hist) != 2 {
+		t.Fatalf("History: %d versions, %v", len(hist), err)
+	}
+	if ms(hist[1]) != ms(cur) {
+		t.Errorf("History's LastModified of version 2 = %s, Get's = %s", hist[1].LastModified, cur.LastModified)
+	}
+	for what, read := range map[string]func(context.Context, string) ([]params.Parameter, error){
+		"GetByPath": s.GetByPath, "GetByPathDescribed": func(ctx context.Context, p string) ([]params.Parameter, error) {
+			return params.GetByPathDescribed(ctx, s, p)
+		},
+	} {
+		ps, err := read(ctx, prefix)
+		if err != nil || len(ps) != 1 {
+			t.Fatalf("%s: %v, %v", what, ps, err)
+		}
+		if ms(ps[0]) != ms(cur) {
+			t.Errorf("%s's LastModified = %s, Get's = %s", what, ps[0].LastModified, cur.LastModified)
+		}
 	}
 }
