@@ -125,15 +125,19 @@ func printBackward(w io.Writer, s *lineage.Step, depth int) {
 	for _, c := range s.Causes {
 		switch c.Cause.Kind {
 		case message.CauseDeployment:
-			if c.Cause.Trigger == message.TriggerOnAnyApply {
-				fmt.Fprintf(w, "%s  <- because %s was applied (its reference redeploys on any apply; no key it consumes changed)\n", ind, c.Upstream.Deployment.Component)
-			} else {
-				fmt.Fprintf(w, "%s  <- because %s changed %s\n", ind, c.Upstream.Deployment.Component, strings.Join(c.Cause.Keys, ", "))
+			upstream := c.Cause.ID
+			if c.Upstream != nil {
+				upstream = c.Upstream.Deployment.Component
 			}
-			printBackward(w, c.Upstream, depth+2)
+			if c.Cause.Trigger == message.TriggerOnAnyApply {
+				fmt.Fprintf(w, "%s  <- because %s was applied (its reference redeploys on any apply; no key it consumes changed)\n", ind, upstream)
+			} else {
+				fmt.Fprintf(w, "%s  <- because %s changed %s\n", ind, upstream, strings.Join(c.Cause.Keys, ", "))
+			}
+			printUpstream(w, c, depth+2)
 		case message.CauseRetry:
 			fmt.Fprintf(w, "%s  <- retry of %s, run again by %s (%s)\n", ind, c.Cause.ID, d.Actor.Name, d.Actor.Kind)
-			printBackward(w, c.Upstream, depth+2)
+			printUpstream(w, c, depth+2)
 		case message.CauseRollback:
 			from := "nothing Karma applied"
 			if c.Replaces != nil {
@@ -141,7 +145,7 @@ func printBackward(w io.Writer, s *lineage.Step, depth int) {
 			}
 			fmt.Fprintf(w, "%s  <- rolled back from %s to %s by %s (%s), change %s: its config and module deployed again\n",
 				ind, from, c.Cause.ID, d.Actor.Name, d.Actor.Kind, d.ChangeSetID)
-			printBackward(w, c.Upstream, depth+2)
+			printUpstream(w, c, depth+2)
 		case message.CausePromotion:
 			from := c.Cause.ID
 			if c.Change != nil {
@@ -156,6 +160,17 @@ func printBackward(w io.Writer, s *lineage.Step, depth int) {
 			fmt.Fprintf(w, "%s  <- root: %s %s%s\n", ind, c.Cause.Kind, c.Cause.ID, who)
 		}
 	}
+}
+
+// printUpstream prints the deployment a cause names, followed back; or, when the lineage was not
+// followed that far (lineage.MaxDepth), where it goes on.
+func printUpstream(w io.Writer, c lineage.CauseStep, depth int) {
+	if c.Upstream != nil {
+		printBackward(w, c.Upstream, depth)
+		return
+	}
+	fmt.Fprintf(w, "%s%s  not followed: the lineage stops %d deployments deep (karma lineage %s goes on from it)\n",
+		strings.Repeat("  ", depth), c.Cause.ID, lineage.MaxDepth, c.Cause.ID)
 }
 
 // node of the forward tree.

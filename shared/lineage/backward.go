@@ -2,6 +2,7 @@ package lineage
 
 import (
 	"context"
+	"errors"
 
 	"github.com/usekarma/karma/shared/message"
 )
@@ -24,9 +25,15 @@ type CauseStep struct {
 	// Replaces is, for a rollback, the component's deployment applied last before it: what it
 	// rolled back from.
 	Replaces *Deployment `json:"replaces,omitempty"`
+	// Truncated says that the cause is a deployment (upstream, retried, rolled back to) that
+	// Backward did not follow, MaxDepth deployments from where it started: its own lineage
+	// (Backward of Cause.ID) goes on from there.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
-// MaxDepth bounds Backward (a chain of deployments is as deep as the graph's waves).
+// MaxDepth bounds Backward (a chain of deployments is as deep as the graph's waves, plus one per
+// retry and rollback behind it). A deployment cause deeper than that is not followed, and is
+// marked Truncated.
 const MaxDepth = 100
 
 // Backward follows d's causes back to their roots.
@@ -57,29 +64,42 @@ func backward(ctx context.Context, l Reader, d Deployment, depth int) (*Step, er
 // step; a promotion to the previous environment's change set; a root cause to d's change set.
 func causeStep(ctx context.Context, l Reader, d Deployment, c message.Cause, depth int) (CauseStep, error) {
 	cs := CauseStep{Cause: c}
-	switch {
-	case (c.Kind == message.CauseDeployment || c.Kind == message.CauseRetry || c.Kind == message.CauseRollback) && depth < MaxDepth:
-		up, err := l.Deployment(ctx, c.ID)
-		if err != nil {
-			return cs, err
+	switch c.Kind {
+	case message.CauseDeployment, message.CauseRetry, message.CauseRollback:
+		if depth >= MaxDepth {
+			cs.Truncated = true
+		} else {
+			up, err := l.Deployment(ctx, c.ID)
+			if err != nil {
+				return cs, err
+			}
+			if cs.Upstream, err = backward(ctx, l, up, depth+1); err != nil {
+				return cs, err
+			}
 		}
-		if cs.Upstream, err = backward(ctx, l, up, depth+1); err != nil {
-			return cs, err
-		}
+		var err error
 		if c.Kind == message.CauseRollback {
 			cs.Replaces, err = replaced(ctx, l, d)
 		}
 		return cs, err
-	case c.Kind == message.CausePromotion:
-		if ch, err := l.Change(ctx, c.ID); err == nil {
-			cs.Change = &ch
-		}
+	case message.CausePromotion:
+		return cs, change(ctx, l, c.ID, &cs)
 	default:
-		if ch, err := l.Change(ctx, d.ChangeSetID); err == nil {
-			cs.Change = &ch
-		}
+		return cs, change(ctx, l, d.ChangeSetID, &cs)
 	}
-	return cs, nil
+}
+
+// change sets cs.Change to change set id: none when it is not recorded (yet); a store that
+// cannot be read is an error, not a lineage without who caused it.
+func change(ctx context.Context, l Reader, id string, cs *CauseStep) error {
+	ch, err := l.Change(ctx, id)
+	switch {
+	case err == nil:
+		cs.Change = &ch
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	return nil
 }
 
 // replaced is the deployment of d's component applied last before d: what a rollback rolled
