@@ -46,9 +46,9 @@
 // select('r').select(k))... for components, and for edges g.inject(rows).unfold().union(
 // mergeE(select('d')).option(onCreate, select('dp')).option(onMatch, select('dp')),
 // mergeE(select('e'))...) so that an edge and its twin travel together. Removed elements are
-// dropped by id. A removed component that lineage still points at (an incoming "deploys"
-// edge) keeps its vertex, minus its hash, so the audit trail survives; Read only returns
-// components that have a hash.
+// dropped by id. A removed component that lineage still points at (an incoming "deploys" or
+// "drifted" edge) keeps its vertex, minus its hash, so the audit trail survives; Read only
+// returns components that have a hash.
 //
 // # Lineage mapping (LineageStore)
 //

@@ -3,9 +3,12 @@ package neptune
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/graph/graphtest"
+	"github.com/usekarma/karma/shared/lineage"
+	"github.com/usekarma/karma/shared/message"
 )
 
 func TestGraphStoreConformance(t *testing.T) {
@@ -137,6 +140,42 @@ func TestGraphStoreKeepsComponentsLineageNames(t *testing.T) {
 	}
 	if st.ComponentsWritten != 1 || st.EdgesWritten != 2 {
 		t.Errorf("re-add: %+v", st)
+	}
+}
+
+// A component removed from the graph that only drift events point at (drift found on a component
+// Karma never deployed, e.g. its /config missing, then the component removed from Git) keeps its
+// vertex too: dropping it would drop the drifted edges, and karma lineage <component> would no
+// longer find the drift events recorded for it.
+func TestGraphStoreKeepsComponentsDriftNames(t *testing.T) {
+	ctx := context.Background()
+	c := testClient(t)
+	ns := testNamespace(t, c)
+	s := NewGraphStore(c, StoreOptions{Namespace: ns})
+	l := NewLineageStore(c, StoreOptions{Namespace: ns})
+	envs := []string{"dev", "prod"}
+	if _, err := s.Write(ctx, graphtest.Sample(nil, nil), envs); err != nil {
+		t.Fatal(err)
+	}
+	d := lineage.Drift{ID: "drift-0000000000000001", Env: "prod", Component: "prod/db/main", Kind: message.DriftConfig,
+		Reason: message.DriftMissing, Action: message.DriftReport, At: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if err := l.RecordDrift(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	without := graphtest.Sample(func(cs []graph.Component) []graph.Component { return append(cs[:3:3], cs[4]) }, nil)
+	if _, err := s.Write(ctx, without, envs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Len() != 4 {
+		t.Errorf("read %d components, want 4: the removed one leaves the graph", got.Len())
+	}
+	ds, err := l.Drifts(ctx, "prod/db/main")
+	if err != nil || len(ds) != 1 || ds[0].ID != d.ID {
+		t.Errorf("drift events of the removed component: %v %v, want %s", ds, err, d.ID)
 	}
 }
 

@@ -252,10 +252,11 @@ func (s *GraphStore) write(ctx context.Context, g *graph.Graph, envs []string) (
 		for i, id := range goneV {
 			ids[i] = id
 		}
-		// A component that lineage points at keeps its vertex, minus the hash that makes it part
-		// of the graph; any other is dropped with whatever edges it still has.
+		// A component that lineage points at — a deployment, or a drift event — keeps its vertex,
+		// minus the hash that makes it part of the graph; any other is dropped with whatever
+		// edges it still has.
 		n, err := s.dropAll(ctx, "drop components", ids, func(g *Source, batch []any) *Traversal {
-			return g.V(batch...).Choose(__.InE(LabelDeploys), __.Properties("hash").Drop(), __.Drop())
+			return g.V(batch...).Choose(__.InE(LabelDeploys, LabelDrifted), __.Properties("hash").Drop(), __.Drop())
 		})
 		st.RoundTrips += n
 		if err != nil {
