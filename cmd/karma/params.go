@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +33,8 @@ func newParamsPublishCmd(g *globals) *cobra.Command {
 		Short: "Publish resolved configs from Git to <prefix>/<type>/<nickname>/config",
 		Long: `Publishes each component's resolved config as compact JSON (Advanced tier above 4 KB), recording
 the commit it came from in the parameter's description. An unchanged config is not written again
-(no new version). Nothing is published when the repository has errors, or when any parameter
+(no new version). A config whose working-tree content is not the checked-out commit's
+(uncommitted changes) is refused, naming the component: commit it first. Nothing is published when the repository has errors, or when any parameter
 breaks a Parameter Store rule (name, size): every one is checked before the first is written.
 --dry-run lists exactly the parameters the run would write (value or type differing from the
 current one) with the version each would get, and writes none.`,
@@ -75,6 +77,9 @@ current one) with the version each would get, and writes none.`,
 				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("no component %s in %s", strings.Join(args, "/"), envLabel(env))}
 			}
 			commit := gitrepo.HeadCommit(g.repo)
+			if err := committedConfigs(c.Context(), s, env, commit, selected); err != nil {
+				return err
+			}
 			writes, err := publishWrites(s, res.Repo.Settings.Prefix, commit, selected)
 			if err != nil {
 				return err
@@ -86,6 +91,44 @@ current one) with the version each would get, and writes none.`,
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "show what would be published")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return c
+}
+
+// committedConfigs refuses the selected components whose resolved config in the working tree is
+// not the one of commit, which every parameter published names in its description as where the
+// value came from (params.Provenance; ingest takes such a write for Karma's own, no change): a
+// config edited and not committed, or a component not committed at all, would be published
+// under a commit that does not hold it. A folder outside git (NoCommit) claims no commit.
+func committedConfigs(ctx context.Context, s *session, env, commit string, selected []*model.Component) error {
+	if commit == gitrepo.NoCommit {
+		return nil
+	}
+	repo, err := gitrepo.OpenLocal(s.g.repo)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	tree, err := repo.Tree(ctx, commit)
+	if err != nil {
+		return fmt.Errorf("nothing published: reading commit %.12s: %w", commit, err)
+	}
+	at, err := model.BuildFS(ctx, tree, tree.String(), model.BuildOptions{LoadOptions: model.LoadOptions{Env: env, Settings: model.Settings{Prefix: s.g.prefix}}})
+	if err != nil {
+		return fmt.Errorf("nothing published: reading commit %.12s: %w", commit, err)
+	}
+	committed := map[string][]byte{}
+	for _, comp := range at.Repo.Components {
+		committed[comp.ID()] = comp.Resolved
+	}
+	var errs []error
+	for _, comp := range selected {
+		if r, ok := committed[comp.ID()]; !ok || !bytes.Equal(r, comp.Resolved) {
+			errs = append(errs, fmt.Errorf("%s (%s): its resolved config in the working tree is not commit %.12s's (uncommitted changes), which its description would name", comp.ID(), comp.File(), commit))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("nothing published: %w; commit them first", errors.Join(errs...))
+	}
+	return nil
 }
 
 // paramWrite is one parameter publish will write, to the store of its component's environment.
