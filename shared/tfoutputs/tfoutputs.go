@@ -13,7 +13,10 @@
 //   - terraform_data.r.output.k is what the `k` item of r's `input` object refers to (Terraform
 //     copies input to output unchanged); terraform_data.r.output is all of input;
 //   - any other resource, data source or module call counts with every argument of its block
-//     (a provider may derive any attribute from any argument);
+//     (a provider may derive any attribute from any argument), and with every argument of the
+//     module's provider blocks (a provider configured from the config — its region, say —
+//     shapes what every resource reports: ARNs, URLs), except Terraform's built-in
+//     terraform_data and terraform_remote_state;
 //   - count, each, path, self and terraform count for nothing.
 //
 // A reference the module does not define, or a file that does not parse, makes the output
@@ -131,7 +134,16 @@ type module struct {
 	locals  map[string]hcl.Expression
 	blocks  map[string]*hclsyntax.Body // "<type>.<name>", "data.<type>.<name>", "module.<name>"
 	outputs map[string]hcl.Expression
-	broken  []string // files that do not parse
+	// providers are the module's provider blocks: their arguments count for every resource,
+	// data source and module call but Terraform's built-in ones (builtin).
+	providers []*hclsyntax.Body
+	broken    []string // files that do not parse
+}
+
+// builtin reports whether block name ("<type>.<name>", "data.<type>.<name>") belongs to
+// Terraform's built-in provider, which no provider block configures.
+func builtin(name string) bool {
+	return strings.HasPrefix(name, "terraform_data.") || strings.HasPrefix(name, "data.terraform_remote_state.")
 }
 
 func (m *module) add(body *hclsyntax.Body) {
@@ -151,6 +163,8 @@ func (m *module) add(body *hclsyntax.Body) {
 			m.blocks["data."+b.Labels[0]+"."+b.Labels[1]] = b.Body
 		case b.Type == "module" && len(b.Labels) == 1:
 			m.blocks["module."+b.Labels[0]] = b.Body
+		case b.Type == "provider":
+			m.providers = append(m.providers, b.Body)
 		}
 	}
 }
@@ -240,6 +254,12 @@ func (m *module) block(name, key string, d *deps, seen map[string]bool) {
 	}
 	seen[id] = true
 	m.body(b, d, seen)
+	if !builtin(name) && !seen["provider"] {
+		seen["provider"] = true
+		for _, p := range m.providers {
+			m.body(p, d, seen)
+		}
+	}
 }
 
 func (m *module) body(b *hclsyntax.Body, d *deps, seen map[string]bool) {

@@ -123,3 +123,38 @@ func TestJSONAndOverrideFilesAreNotAnalysed(t *testing.T) {
 		t.Errorf("overrides.tf is an ordinary file: %v", err)
 	}
 }
+
+// A provider configured in the module from the config (its region, say) shapes what every
+// resource and data source of the module reports — an ARN or a queue URL names the region — so
+// an output of a resource changes with the provider's arguments too; terraform_data (the
+// built-in provider) does not.
+func TestProviderArgumentsCountForResources(t *testing.T) {
+	t.Parallel()
+	fsys := fstest.MapFS{"m/main.tf": {Data: []byte(`
+provider "aws" {
+  region = var.config.region
+}
+resource "aws_sqs_queue" "q" {
+  name = var.config.name
+}
+data "aws_caller_identity" "me" {}
+resource "terraform_data" "t" {
+  input = { n = var.config.name }
+}
+output "url" { value = aws_sqs_queue.q.url }
+output "account" { value = data.aws_caller_identity.me.account_id }
+output "n" { value = terraform_data.t.output.n }
+`)}}
+	outs, err := Read(fsys, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][]string{"url": {"/name", "/region"}, "account": {"/region"}, "n": {"/name"}} {
+		if o := outs[name]; !reflect.DeepEqual(o.Config, want) || o.Unknown != "" {
+			t.Errorf("%s derives from %+v, want %v", name, o, want)
+		}
+	}
+	if ok, _ := outs["url"].ChangedBy([]string{"/region"}); !ok {
+		t.Error("the queue's url does not change with the provider's region")
+	}
+}
