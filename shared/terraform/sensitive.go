@@ -252,6 +252,58 @@ func newRedactor(ws Workspace) redactor {
 	return r
 }
 
+// SensitiveOutputs lists, sorted, the outputs that hold one of ws's sensitive values (taken from
+// a SecureString parameter; of 4 bytes or more, as the redactor matches them) in their JSON or
+// in a string, or key, inside it: a module passing a secret it was given on to an output, which
+// the component's runtime — a String parameter — must not publish.
+func SensitiveOutputs(ws Workspace, out Outputs) []string {
+	r := newRedactor(ws)
+	if len(r.secrets) == 0 {
+		return nil
+	}
+	var keys []string
+	for k, v := range out {
+		if r.holds(v) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// holds reports whether JSON value v holds one of r's secrets.
+func (r redactor) holds(v json.RawMessage) bool {
+	texts := []string{string(v)}
+	var walk func(x any)
+	walk = func(x any) {
+		switch x := x.(type) {
+		case string:
+			texts = append(texts, x)
+		case map[string]any:
+			for k, e := range x {
+				texts = append(texts, k)
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	var x any
+	if json.Unmarshal(v, &x) == nil {
+		walk(x)
+	}
+	for _, t := range texts {
+		for _, secret := range r.secrets {
+			if strings.Contains(t, secret) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (r redactor) apply(s string) string {
 	for _, secret := range r.secrets {
 		s = strings.ReplaceAll(s, secret, "(sensitive value)")

@@ -262,6 +262,12 @@ func terraformFailed(ctx context.Context, err error, fail func(error) ([]message
 // that transaction fail, nothing of it stays and the outcome is recorded on its own, as on AWS,
 // where it is recorded first and then published.
 func (w *Worker) record(ctx context.Context, a *attempt, outputs terraform.Outputs) ([]message.Envelope, error) {
+	if keys := terraform.SensitiveOutputs(a.ws, outputs); len(keys) > 0 {
+		// Neither published nor recorded (the outcome keeps the runtime): the deployment fails,
+		// the same way on every redelivery, naming the outputs, never their values.
+		return a.fail(fmt.Errorf("terraform applied %s, but its output(s) %s hold a value taken from a SecureString runtime: not published to %s, a String parameter (a module must not output a secret it is given)",
+			a.p.Component, strings.Join(keys, ", "), model.RuntimeParam(w.Workspaces.Prefix, a.ws.Type, a.ws.Nickname)))
+	}
 	outcome, err := w.outcome(ctx, a.store, a.ws, a.node, outputs)
 	if err != nil {
 		return nil, pipeline.Transient(err)
