@@ -70,7 +70,7 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 		if err := w.Lineage.RecordDeployment(ctx, d); err != nil {
 			return nil, pipeline.Transient(err)
 		}
-		if p.Reason == changeset.ReasonRejected || p.Reason == changeset.ReasonExpired {
+		if p.Reason == changeset.ReasonRejected || p.Reason == changeset.ReasonExpired || p.Reason == changeset.ReasonSuperseded {
 			return nil, w.settleScheduled(ctx, d)
 		}
 		return nil, nil
@@ -92,10 +92,10 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 	return nil, pipeline.Permanent(fmt.Errorf("graph-write: unexpected message type %s", in.Type))
 }
 
-// settleScheduled gives the outcome of skip (a rejection, an expiry: the only skips that may
-// settle a deployment already scheduled, a plan held for review) to the deployment of the same
-// component and change set still recorded as scheduled, which will now never run: its record
-// says so rather than staying scheduled for ever.
+// settleScheduled gives the outcome of skip (a rejection, an expiry, a supersession: the only
+// skips that may settle a deployment already scheduled, a plan held for review) to the
+// deployment of the same component and change set still recorded as scheduled, which will now
+// never run: its record says so rather than staying scheduled for ever.
 func (w *Worker) settleScheduled(ctx context.Context, skip lineage.Deployment) error {
 	ds, err := w.Lineage.Deployments(ctx, skip.Component)
 	if err != nil {

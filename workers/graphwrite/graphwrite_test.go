@@ -540,3 +540,25 @@ func TestARejectionSettlesTheScheduledDeployment(t *testing.T) {
 		t.Errorf("records of a component never scheduled: %+v, %v; want its one skip", ds, err)
 	}
 }
+
+// A change set superseded while a deployment of it is scheduled — its plan held for review
+// (changeset.Supersede skips planned nodes) — never runs that deployment either: its record says
+// so (skipped, with the supersession), not scheduled for ever.
+func TestASupersessionSettlesTheScheduledDeployment(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStage(t)
+	st := newStory(t, 62)
+	root := message.Cause{Kind: message.CauseCommit, ID: sha1}
+	s.handle(t, st.resolved(t, 10, ""))
+	s.handle(t, st.scheduled(t, 11, "prod/vpc/core", st.vpc, 0, root))
+	detail := "superseded by change cs-later (commit abc, asked by grace)"
+	s.handle(t, st.skipped(t, 12, "prod/vpc/core", changeset.ReasonSuperseded, detail))
+	d, err := s.lineage.Deployment(ctx, st.vpc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != lineage.StatusSkipped || d.Detail != "superseded: "+detail || len(d.CausedBy) != 1 {
+		t.Errorf("the superseded change set's scheduled deployment: %+v; want skipped with the supersession, its cause kept", d)
+	}
+}
