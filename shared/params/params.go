@@ -21,6 +21,7 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ErrNotFound is returned (wrapped) when a parameter does not exist.
@@ -104,13 +105,18 @@ type Historian interface {
 // Provenance is the description Karma writes with a value it publishes: "karma: <what>
 // sha256=<first 16 hex digits of the value's SHA-256>". The hash ties the description to the
 // value: Parameter Store keeps a description when someone else later overwrites the value
-// without one, and the hash then no longer matches (IsKarmaWrite is false).
+// without one, and the hash then no longer matches (IsKarmaWrite is false). A description
+// longer than MaxDescription is cut in what, at a character boundary, never in the hash.
 func Provenance(what, value string) string {
-	d := "karma: " + what + " sha256=" + valueHash(value)
-	if len(d) > 1024 {
-		d = d[:1024]
+	head, tail := "karma: "+what, " sha256="+valueHash(value)
+	if len(head)+len(tail) > MaxDescription {
+		n := MaxDescription - len(tail)
+		for n > 0 && !utf8.RuneStart(head[n]) {
+			n--
+		}
+		head = head[:n]
 	}
-	return d
+	return head + tail
 }
 
 // IsKarmaWrite reports whether a parameter version was written by Karma: its description is
