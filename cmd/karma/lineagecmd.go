@@ -162,11 +162,16 @@ func printBackward(w io.Writer, s *lineage.Step, depth int) {
 	}
 }
 
-// printUpstream prints the deployment a cause names, followed back; or, when the lineage was not
+// printUpstream prints the deployment a cause names, followed back; or that its lineage is
+// printed above already (a deployment reached along two paths); or, when the lineage was not
 // followed that far (lineage.MaxDepth), where it goes on.
 func printUpstream(w io.Writer, c lineage.CauseStep, depth int) {
 	if c.Upstream != nil {
 		printBackward(w, c.Upstream, depth)
+		return
+	}
+	if c.Repeated {
+		fmt.Fprintf(w, "%s%s  its lineage is printed above\n", strings.Repeat("  ", depth), c.Cause.ID)
 		return
 	}
 	fmt.Fprintf(w, "%s%s  not followed: the lineage stops %d deployments deep (karma lineage %s goes on from it)\n",

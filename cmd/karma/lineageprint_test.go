@@ -24,3 +24,23 @@ func TestPrintBackwardSaysWhereTheLineageStops(t *testing.T) {
 		}
 	}
 }
+
+// A deployment reached along a second path (marked repeated, without its upstream) is printed
+// as such, not followed again and not taken for a root.
+func TestPrintBackwardSaysARepeatedCauseIsAbove(t *testing.T) {
+	t.Parallel()
+	a := &lineage.Step{Deployment: lineage.Deployment{ID: "dep-a", Component: "prod/vpc/core", Status: lineage.StatusApplied}, Causes: []lineage.CauseStep{}}
+	s := &lineage.Step{Deployment: lineage.Deployment{ID: "dep-d", ChangeSetID: "cs", Component: "prod/app/api", Status: lineage.StatusApplied},
+		Causes: []lineage.CauseStep{
+			{Cause: message.Cause{Kind: message.CauseDeployment, ID: "dep-a", Keys: []string{"vpc_id"}}, Upstream: a},
+			{Cause: message.Cause{Kind: message.CauseDeployment, ID: "dep-a", Keys: []string{"subnets"}}, Repeated: true},
+		}}
+	var b bytes.Buffer
+	printBackward(&b, s, 0)
+	if want := "dep-a  its lineage is printed above"; !strings.Contains(b.String(), want) {
+		t.Errorf("printed\n%s\nwant a line with %q", b.String(), want)
+	}
+	if strings.Contains(b.String(), "not followed") {
+		t.Errorf("a repeated cause printed as the lineage's end:\n%s", b.String())
+	}
+}

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/changeset"
@@ -227,4 +229,41 @@ func TestRejectReleasesWhatWaited(t *testing.T) {
 	h.call("POST", "/deployments/nope/rollback", "writer", map[string]any{"to": "dep-1"}).want(http.StatusUnprocessableEntity)
 	h.call("POST", "/changes/nope/reject", "approver", map[string]any{"reason": "x"}).want(http.StatusNotFound).problem()
 	h.call("GET", "/changes/nope", "reader", nil).want(http.StatusNotFound).problem()
+}
+
+// A lineage that reaches one deployment along two paths (a diamond) answers it once, the second
+// cause marked repeated, as openapi.json says (the harness checks every answer against it).
+func TestLineageOfADiamondNamesTheSharedDeploymentOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	actor := message.Actor{Kind: "git", Name: "Ada <ada@example.com>"}
+	if err := h.lineage.RecordChange(ctx, lineage.Change{ID: "cs-d", Env: "prod", CorrelationID: "cs-d", Source: message.SourceGit,
+		RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: "abc"}}, Actor: actor, At: at, Affected: []string{}}); err != nil {
+		t.Fatal(err)
+	}
+	dep := func(id, comp string, wave int, causes ...message.Cause) {
+		t.Helper()
+		if err := h.lineage.RecordDeployment(ctx, lineage.Deployment{ID: id, ChangeSetID: "cs-d", Env: "prod", Component: comp, Wave: wave,
+			CausedBy: causes, Status: lineage.StatusApplied, At: at, Actor: actor}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dep("dep-a000000000000001", "prod/vpc/core", 0, message.Cause{Kind: message.CauseCommit, ID: "abc"})
+	fromA := message.Cause{Kind: message.CauseDeployment, ID: "dep-a000000000000001", Keys: []string{"vpc_id"}}
+	dep("dep-b000000000000001", "prod/ecs-cluster/core", 1, fromA)
+	dep("dep-c000000000000001", "prod/lambda/handlers", 1, fromA)
+	dep("dep-d000000000000001", "prod/ecs-service/api", 2,
+		message.Cause{Kind: message.CauseDeployment, ID: "dep-b000000000000001", Keys: []string{"cluster_arn"}},
+		message.Cause{Kind: message.CauseDeployment, ID: "dep-c000000000000001", Keys: []string{"role_arn"}})
+	var step lineage.Step
+	h.call("GET", "/deployments/dep-d000000000000001/lineage", "reader", nil).want(http.StatusOK).decode(&step)
+	if len(step.Causes) != 2 || step.Causes[0].Upstream == nil || step.Causes[1].Upstream == nil {
+		t.Fatalf("lineage %+v", step)
+	}
+	first, second := step.Causes[0].Upstream.Causes, step.Causes[1].Upstream.Causes
+	if len(first) != 1 || first[0].Upstream == nil || len(second) != 1 || !second[0].Repeated || second[0].Upstream != nil {
+		t.Errorf("vpc/core's deployment: followed under the first path %+v, repeated under the second %+v", first, second)
+	}
 }

@@ -29,6 +29,11 @@ type CauseStep struct {
 	// Backward did not follow, MaxDepth deployments from where it started: its own lineage
 	// (Backward of Cause.ID) goes on from there.
 	Truncated bool `json:"truncated,omitempty"`
+	// Repeated says that the cause is a deployment whose lineage this answer gives already, at
+	// its first appearance (depth-first, causes in order): a deployment reached along two paths
+	// (a diamond: two upstreams that both consume one component's changed keys) is followed
+	// once, so that the answer grows with the deployments behind d, not with the paths to them.
+	Repeated bool `json:"repeated,omitempty"`
 }
 
 // MaxDepth bounds Backward (a chain of deployments is as deep as the graph's waves, plus one per
@@ -38,7 +43,14 @@ const MaxDepth = 100
 
 // Backward follows d's causes back to their roots.
 func Backward(ctx context.Context, l Reader, d Deployment) (*Step, error) {
-	return backward(ctx, l, d, 0)
+	w := walk{l: l, seen: map[string]bool{d.ID: true}}
+	return w.backward(ctx, d, 0)
+}
+
+// walk is one Backward: the deployments it has followed.
+type walk struct {
+	l    Reader
+	seen map[string]bool
 }
 
 // Reader is the part of Store that Backward reads.
@@ -48,10 +60,10 @@ type Reader interface {
 	Deployments(ctx context.Context, component string) ([]Deployment, error)
 }
 
-func backward(ctx context.Context, l Reader, d Deployment, depth int) (*Step, error) {
+func (w *walk) backward(ctx context.Context, d Deployment, depth int) (*Step, error) {
 	s := &Step{Deployment: d, Causes: []CauseStep{}}
 	for _, c := range d.CausedBy {
-		cs, err := causeStep(ctx, l, d, c, depth)
+		cs, err := w.causeStep(ctx, d, c, depth)
 		if err != nil {
 			return nil, err
 		}
@@ -62,18 +74,23 @@ func backward(ctx context.Context, l Reader, d Deployment, depth int) (*Step, er
 
 // causeStep follows one cause of d: a deployment (upstream, retried, rolled back to) to its own
 // step; a promotion to the previous environment's change set; a root cause to d's change set.
-func causeStep(ctx context.Context, l Reader, d Deployment, c message.Cause, depth int) (CauseStep, error) {
+func (w *walk) causeStep(ctx context.Context, d Deployment, c message.Cause, depth int) (CauseStep, error) {
+	l := w.l
 	cs := CauseStep{Cause: c}
 	switch c.Kind {
 	case message.CauseDeployment, message.CauseRetry, message.CauseRollback:
-		if depth >= MaxDepth {
+		switch {
+		case w.seen[c.ID]:
+			cs.Repeated = true
+		case depth >= MaxDepth:
 			cs.Truncated = true
-		} else {
+		default:
+			w.seen[c.ID] = true
 			up, err := l.Deployment(ctx, c.ID)
 			if err != nil {
 				return cs, err
 			}
-			if cs.Upstream, err = backward(ctx, l, up, depth+1); err != nil {
+			if cs.Upstream, err = w.backward(ctx, up, depth+1); err != nil {
 				return cs, err
 			}
 		}

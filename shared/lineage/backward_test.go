@@ -118,3 +118,79 @@ func TestBackwardDoesNotHideAStoreError(t *testing.T) {
 		}
 	}
 }
+
+// countingReader counts the deployments read.
+type countingReader struct {
+	*reader
+	reads int
+}
+
+func (r *countingReader) Deployment(ctx context.Context, id string) (lineage.Deployment, error) {
+	r.reads++
+	return r.reader.Deployment(ctx, id)
+}
+
+// A layered graph — every component of a layer consumes every component of the layer below,
+// and one change redeploys them all — reaches the first layer along 3^layers paths. Backward
+// follows each deployment once: one reached again is marked Repeated (its lineage is given at
+// its first appearance), so the answer and the reads grow with the deployments, not the paths.
+func TestBackwardFollowsEachDeploymentOnce(t *testing.T) {
+	const layers, width = 12, 3
+	r := &countingReader{reader: &reader{changes: map[string]lineage.Change{"cs": {ID: "cs", Source: message.SourceGit}}, deployments: map[string]lineage.Deployment{}}}
+	id := func(l, i int) string { return fmt.Sprintf("dep-%d-%d", l, i) }
+	for l := 0; l < layers; l++ {
+		for i := 0; i < width; i++ {
+			d := lineage.Deployment{ID: id(l, i), ChangeSetID: "cs", Component: fmt.Sprintf("prod/app/l%d-%d", l, i), Status: lineage.StatusApplied}
+			if l == 0 {
+				d.CausedBy = []message.Cause{{Kind: message.CauseCommit, ID: "abc"}}
+			}
+			for j := 0; l > 0 && j < width; j++ {
+				d.CausedBy = append(d.CausedBy, message.Cause{Kind: message.CauseDeployment, ID: id(l-1, j), Keys: []string{"out"}})
+			}
+			r.deployments[d.ID] = d
+		}
+	}
+	top := lineage.Deployment{ID: "dep-top", ChangeSetID: "cs", Component: "prod/app/top", Status: lineage.StatusApplied,
+		CausedBy: []message.Cause{{Kind: message.CauseDeployment, ID: id(layers-1, 0)}, {Kind: message.CauseDeployment, ID: id(layers-1, 1)}}}
+	s, err := lineage.Backward(context.Background(), r, top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.reads > layers*width {
+		t.Errorf("%d deployment reads for %d deployments", r.reads, layers*width)
+	}
+	followed, repeated, roots := map[string]int{}, 0, 0
+	var walk func(s *lineage.Step)
+	walk = func(s *lineage.Step) {
+		for _, c := range s.Causes {
+			switch {
+			case c.Upstream != nil:
+				followed[c.Cause.ID]++
+				walk(c.Upstream)
+			case c.Repeated:
+				if followed[c.Cause.ID] == 0 {
+					t.Errorf("%s marked repeated before its lineage was given", c.Cause.ID)
+				}
+				repeated++
+			case c.Change != nil:
+				roots++
+			default:
+				t.Errorf("cause %+v neither followed, repeated nor a root", c.Cause)
+			}
+		}
+	}
+	walk(s)
+	// Every deployment but the last layer's third, which top does not name.
+	if len(followed) != layers*width-1 {
+		t.Errorf("%d deployments followed, want %d", len(followed), layers*width-1)
+	}
+	for d, n := range followed {
+		if n != 1 {
+			t.Errorf("%s followed %d times", d, n)
+		}
+	}
+	// The deployment causes walked: top's 2, and width of each followed deployment above layer 0.
+	if walked := 2 + (len(followed)-width)*width; roots != width || repeated != walked-len(followed) {
+		t.Errorf("%d roots, %d repeated causes; want %d roots and %d repeated", roots, repeated, width, walked-len(followed))
+	}
+}

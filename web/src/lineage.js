@@ -18,6 +18,7 @@ export async function lineageView(id) {
       h('p', {}, h('code', {}, d.id), ' · ', link('/log?deployment=' + enc(d.id), 'audit records'), ' · ', link('/changes/' + enc(d.change_set_id), 'change'))));
     for (const c of s.causes) {
       if (c.upstream) walk(c.upstream, c, d);
+      else if (c.repeated || c.truncated) items.push(notFollowed(c, d));
       else items.push(root(c, d, requesters));
     }
   };
@@ -44,6 +45,16 @@ function how(c, child) {
       return ['its changed keys ', (c.cause.keys || []).join(', ') || 'none', ' reached ', to];
   }
   return [c.cause.kind, ' ', h('code', {}, c.cause.id), ' of ', to];
+}
+
+// notFollowed is a deployment cause the answer does not follow here: its lineage is above (a
+// deployment reached along two paths), or goes on beyond the depth the lineage stops at.
+function notFollowed(c, d) {
+  const dep = link('/deployments/' + enc(c.cause.id), short(c.cause.id, 20));
+  return h('li', { class: 'step deployment not-followed', 'data-id': c.cause.id },
+    c.repeated
+      ? h('p', {}, dep, ', a cause of ', h('strong', {}, d.component), ': its lineage is shown above.')
+      : h('p', {}, dep, ', a cause of ', h('strong', {}, d.component), ': not followed, the lineage stops 100 deployments deep; its own lineage goes on.'));
 }
 
 // requestersOf finds, in the audit log, who asked for each root change: the author of the
