@@ -130,21 +130,80 @@ func Pick(history []Witnessed, version int64) (Witnessed, error) {
 // w's newest entry already holds that digest (nothing was appended since): then that entry is
 // returned and nothing is written to w. This is what a periodic job runs (karma serve, a
 // scheduled Lambda); actorKind and actor say who records the checkpoint.
+//
+// It witnesses only a log that still holds what w's newest entry saw: every chain of that
+// checkpoint still there, at least as long, with the same hash at its seq (what VerifyLog with
+// Against checks of each head). Else — records the witness saw were removed, the head rolled
+// back, a chain dropped or rewritten, or that checkpoint removed from the log — it fails (an
+// error matching ErrTampered, or ErrNotFound when the checkpoint is gone) and writes nothing:
+// a periodic job must not certify a tampered log, so that verifying against the newest witness
+// entry still finds what was done.
 func WriteCheckpoint(ctx context.Context, l Log, w Witness, actorKind, actor string, now time.Time) (Checkpoint, Witnessed, error) {
+	history, err := w.History(ctx)
+	if err != nil {
+		return Checkpoint{}, Witnessed{}, err
+	}
 	cp, err := TakeCheckpoint(ctx, l, now)
 	if err != nil {
 		return Checkpoint{}, Witnessed{}, err
 	}
+	n := len(history)
+	if n > 0 && history[n-1].Digest != cp.Digest {
+		if err := stillHolds(ctx, l, history[n-1], cp); err != nil {
+			return cp, Witnessed{}, err
+		}
+	}
 	if cp, err = SaveCheckpoint(ctx, l, cp, actorKind, actor); err != nil {
 		return cp, Witnessed{}, err
 	}
-	history, err := w.History(ctx)
-	if err != nil {
-		return cp, Witnessed{}, err
-	}
-	if n := len(history); n > 0 && history[n-1].Digest == cp.Digest {
+	if n > 0 && history[n-1].Digest == cp.Digest {
 		return cp, history[n-1], nil
 	}
 	written, err := w.Write(ctx, Of(cp))
 	return cp, written, err
+}
+
+// stillHolds checks that cp, a checkpoint just taken of l, still holds every head of the
+// witnessed checkpoint last: same seq and hash, or a longer chain with last's hash at last's
+// seq (one RecordAt per chain that grew). A head behind last's is refused even when the records
+// beyond it are still stored: witnessed, it would let them be removed without trace.
+func stillHolds(ctx context.Context, l Log, last Witnessed, cp Checkpoint) error {
+	refuse := func(err error) error {
+		return fmt.Errorf("audit: witness: not witnessing checkpoint %s: the log no longer holds what witness version %d "+
+			"(checkpoint %s) saw (karma audit verify --against witness shows it): %w", Short(cp.Digest), last.Version, Short(last.Digest), err)
+	}
+	prev, err := LoadCheckpoint(ctx, l, last.Digest)
+	if err != nil {
+		return refuse(err)
+	}
+	now := make(map[string]Head, len(cp.Heads))
+	for _, h := range cp.Heads {
+		now[h.Chain] = h
+	}
+	since := fmt.Sprintf("checkpoint %s (taken %s)", Short(prev.Digest), prev.TakenAt.UTC().Format(time.RFC3339))
+	var broken []error
+	for _, want := range prev.Heads {
+		cur, ok := now[want.Chain]
+		if !ok {
+			broken = append(broken, &TamperError{Chain: want.Chain, Seq: 1,
+				What: fmt.Sprintf("missing: the chain is gone, unlisted or without a head; %s has it up to seq %d", since, want.Seq)})
+			continue
+		}
+		if cur.Seq < want.Seq { // whatever is stored beyond the head: the head moved back
+			broken = append(broken, &TamperError{Chain: want.Chain, Seq: cur.Seq + 1,
+				What: fmt.Sprintf("missing: %s has this chain up to seq %d; its head now says seq %d", since, want.Seq, cur.Seq)})
+			continue
+		}
+		te, err := checkAgainst(ctx, l, &prev, want, cur, true)
+		if err != nil {
+			return fmt.Errorf("audit: witness: chain %s: %w", want.Chain, err)
+		}
+		if te != nil {
+			broken = append(broken, te)
+		}
+	}
+	if len(broken) > 0 {
+		return refuse(errors.Join(broken...))
+	}
+	return nil
 }

@@ -145,3 +145,64 @@ func dedupeDigests(h []audit.Witnessed) []audit.Witnessed {
 	}
 	return out
 }
+
+// A periodic WriteCheckpoint after someone removed what the newest witnessed checkpoint saw
+// (and made the log consistent again) must not witness the result: the newest witness entry
+// would then certify the tampered log, and verifying against it would pass. It fails, naming
+// the chain, and leaves the witness as it was.
+func TestWriteCheckpointRefusesALogThatLostWhatTheWitnessSaw(t *testing.T) {
+	rollBack := `UPDATE audit_heads SET seq = 2, hash = (SELECT hash FROM audit WHERE chain = 'a' AND seq = 2) WHERE chain = 'a'`
+	for _, tc := range []struct {
+		name  string
+		stmts []string
+		more  []audit.Record // appended by Karma afterwards
+		is    error
+		what  string
+	}{
+		{"newest removed, head rolled back", []string{`DELETE FROM audit WHERE chain = 'a' AND seq = 3`, rollBack}, nil,
+			audit.ErrTampered, "chain a: seq 3: missing"},
+		{"the same, then appended again", []string{`DELETE FROM audit WHERE chain = 'a' AND seq = 3`, rollBack},
+			[]audit.Record{record("a3x", "a"), record("a4", "a")}, audit.ErrTampered, "chain a: seq 3: hash differs"},
+		{"head rolled back, the record left", []string{rollBack}, nil, audit.ErrTampered, "chain a: seq 3: missing"},
+		{"a chain dropped", []string{`DELETE FROM audit WHERE chain = 'b'`, `DELETE FROM audit_heads WHERE chain = 'b'`}, nil,
+			audit.ErrTampered, "chain b: seq 1: missing: the chain is gone"},
+		{"the witnessed checkpoint removed", []string{`DELETE FROM audit WHERE chain = '` + audit.CheckpointChain + `'`,
+			`DELETE FROM audit_heads WHERE chain = '` + audit.CheckpointChain + `'`}, []audit.Record{record("b2", "b")}, audit.ErrNotFound, "is not in the audit log"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			l, db := newLog(t)
+			store, err := embedded.NewParamStore(db, "audit")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := &audit.ParamWitness{Store: store, Name: "/karma/audit/checkpoint", User: "auditor"}
+			appendAll(t, l, record("a1", "a"), record("a2", "a"), record("a3", "a"), record("b1", "b"))
+			_, w1, err := audit.WriteCheckpoint(ctx, l, w, "karma", "karma serve", at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range tc.stmts {
+				if _, err := db.SQL.Exec(s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(tc.more) > 0 {
+				appendAll(t, l, tc.more...)
+			}
+			_, got, err := audit.WriteCheckpoint(ctx, l, w, "karma", "karma serve", at.Add(time.Hour))
+			if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.what) || got.Version != 0 {
+				t.Fatalf("WriteCheckpoint after tampering = version %d, %v; want an error matching %v naming %q", got.Version, err, tc.is, tc.what)
+			}
+			history, err := w.History(ctx)
+			if err != nil || len(history) != 1 || history[0].Version != w1.Version {
+				t.Fatalf("witness after the refusal = %+v, %v; want version %d only", history, err, w1.Version)
+			}
+			if cp, err := audit.LoadCheckpoint(ctx, l, history[0].Digest); err == nil {
+				if rep, err := audit.VerifyLog(ctx, l, audit.VerifyOptions{Against: &cp}); err != nil || rep.Err() == nil {
+					t.Errorf("VerifyLog against the newest witness entry = %v, %v; want the tampering found", rep.Err(), err)
+				}
+			}
+		})
+	}
+}
