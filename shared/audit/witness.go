@@ -173,8 +173,11 @@ func stillHolds(ctx context.Context, l Log, last Witnessed, cp Checkpoint) error
 			"(checkpoint %s) saw (karma audit verify --against witness shows it): %w", Short(cp.Digest), last.Version, Short(last.Digest), err)
 	}
 	prev, err := LoadCheckpoint(ctx, l, last.Digest)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNotFound) || Broken(err) != nil:
 		return refuse(err)
+	case err != nil: // could not read it: no finding either way
+		return fmt.Errorf("audit: witness: witness version %d: %w", last.Version, err)
 	}
 	now := make(map[string]Head, len(cp.Heads))
 	for _, h := range cp.Heads {

@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -204,5 +205,42 @@ func TestWriteCheckpointRefusesALogThatLostWhatTheWitnessSaw(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// queryFails is a log whose Query fails once fail is set (a store that cannot be read).
+type queryFails struct {
+	audit.Log
+	fail bool
+}
+
+func (q *queryFails) Query(ctx context.Context, aq audit.Query) ([]audit.Record, error) {
+	if q.fail {
+		return nil, errors.New("connection refused")
+	}
+	return q.Log.Query(ctx, aq)
+}
+
+// A witnessed checkpoint that cannot be read (the store failing, not the checkpoint missing) is
+// a read error: WriteCheckpoint writes nothing and does not claim the log lost anything.
+func TestWriteCheckpointReadErrorIsNoFinding(t *testing.T) {
+	ctx := t.Context()
+	el, db := newLog(t)
+	l := &queryFails{Log: el}
+	store, err := embedded.NewParamStore(db, "audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &audit.ParamWitness{Store: store, Name: "/karma/audit/checkpoint", User: "auditor"}
+	appendAll(t, l, record("a1", "a"))
+	if _, _, err := audit.WriteCheckpoint(ctx, l, w, "karma", "karma serve", at); err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, l, record("a2", "a"))
+	l.fail = true
+	_, got, err := audit.WriteCheckpoint(ctx, l, w, "karma", "karma serve", at.Add(time.Hour))
+	if err == nil || errors.Is(err, audit.ErrTampered) || errors.Is(err, audit.ErrNotFound) ||
+		strings.Contains(err.Error(), "no longer holds") || !strings.Contains(err.Error(), "connection refused") || got.Version != 0 {
+		t.Errorf("WriteCheckpoint with the log unreadable = version %d, %v; want the read error, no finding", got.Version, err)
 	}
 }
