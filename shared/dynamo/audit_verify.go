@@ -198,13 +198,17 @@ func (l *AuditLog) RecordAt(ctx context.Context, chain string, seq int64) (audit
 	return r, nil
 }
 
-// Chains lists every chain name, sorted: one Query of the chain directory per page.
+// Chains lists every chain name, sorted: one consistent Query of the chain directory per page.
+// Consistent, as the heads it leads to are read: an eventually consistent read may miss a chain
+// created a moment before, which a checkpoint (TakeCheckpoint) would then leave out and
+// VerifyLog not check.
 func (l *AuditLog) Chains(ctx context.Context) ([]string, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(l.table),
 		KeyConditionExpression:    aws.String("#pk = :pk"),
 		ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(chainsPK)},
+		ConsistentRead:            aws.Bool(true),
 	}
 	out := []string{}
 	err := l.pages(ctx, in, func(items []map[string]types.AttributeValue) (bool, error) {
