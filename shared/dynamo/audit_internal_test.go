@@ -3,11 +3,14 @@ package dynamo
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/usekarma/karma/shared/audit"
 )
 
 // readsAPI answers reads from fixed items and records every Query; it refuses writes.
@@ -63,5 +66,30 @@ func TestAuditHeadsListsTheChainsConsistently(t *testing.T) {
 	if len(api.queries) != 1 || !aws.ToBool(api.queries[0].ConsistentRead) {
 		t.Errorf("Heads queried the chain directory %d time(s), consistent %v; want one consistent Query",
 			len(api.queries), len(api.queries) > 0 && aws.ToBool(api.queries[0].ConsistentRead))
+	}
+}
+
+// keyLimitAPI is readsAPI refusing, as DynamoDB does, a Query whose key value exceeds 2048 bytes.
+type keyLimitAPI struct{ readsAPI }
+
+func (a *keyLimitAPI) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	if v, ok := in.ExpressionAttributeValues[":k"].(*types.AttributeValueMemberS); ok && len(v.Value) > maxPartitionKey {
+		return nil, errors.New("ValidationException: One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes")
+	}
+	return a.readsAPI.Query(ctx, in, o...)
+}
+
+// A question naming a value no record can hold (longer than an index key: Append refuses it)
+// has no records, as on the embedded log — not an error from DynamoDB refusing the Query
+// (GET /log?actor=<2 KB> answered 500 instead of an empty page).
+func TestAuditQueryOfAValueLongerThanAKeyFindsNothing(t *testing.T) {
+	long := strings.Repeat("x", maxPartitionKey+1)
+	l := NewAuditLog(&keyLimitAPI{}, "t-audit", AuditOptions{})
+	for name, q := range map[string]audit.Query{"actor": {Actor: long}, "component": {Component: long}, "deployment": {DeploymentID: long},
+		"correlation": {Correlation: long}, "correlation and actor": {Correlation: "c", Actor: long}} {
+		recs, err := l.Query(t.Context(), q)
+		if err != nil || len(recs) != 0 {
+			t.Errorf("Query by %s of %d bytes = %d records, %v; want none", name, len(long), len(recs), err)
+		}
 	}
 }

@@ -32,6 +32,13 @@ func (l *AuditLog) Query(ctx context.Context, q audit.Query) ([]audit.Record, er
 		{IndexActor, attrActor, q.Actor},
 	}
 	key := slices.IndexFunc(fields, func(f struct{ index, attr, value string }) bool { return f.value != "" })
+	for _, f := range fields {
+		if len(f.value) > maxPartitionKey {
+			// Append refuses such a value (an index key): no record has it. DynamoDB would refuse
+			// the Query as invalid instead of answering that nothing matches.
+			return []audit.Record{}, nil
+		}
+	}
 	if key >= 0 {
 		var filters []attrValue
 		for i, f := range fields {
