@@ -8,6 +8,9 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/message"
@@ -123,5 +126,25 @@ func Record(in message.Envelope) (audit.Record, error) {
 	}
 	return audit.Record{MessageID: in.ID, Type: in.Type, Version: in.Version, Env: in.Env, Chain: chain,
 		Component: fields.Component, DeploymentID: fields.DeploymentID, CorrelationID: in.CorrelationID,
-		CausationID: in.CausationID, ActorKind: in.Actor.Kind, Actor: in.Actor.Name, OccurredAt: in.OccurredAt, Body: body}, nil
+		CausationID: in.CausationID, ActorKind: in.Actor.Kind, Actor: indexedActor(in.Actor.Name), OccurredAt: in.OccurredAt, Body: body}, nil
+}
+
+// MaxActor bounds the record's actor, a field the logs index: the DynamoDB log's by-actor index
+// takes a key of at most 2,048 bytes, and refuses a longer record as invalid, permanently — so a
+// Git author of 3 KB (anyone can write one in a commit) would have kept every message of its
+// change out of the log. A longer actor is recorded cut to MaxActor bytes, saying so; the whole
+// actor is in the record's body (the envelope), which the chain hash covers.
+const MaxActor = 1024
+
+// indexedActor is name cut to MaxActor bytes (on a character boundary) with a note of its length.
+func indexedActor(name string) string {
+	if len(name) <= MaxActor {
+		return name
+	}
+	note := fmt.Sprintf("… (cut: %d bytes; the whole actor is in the body)", len(name))
+	cut := MaxActor - len(note)
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return strings.ToValidUTF8(name[:cut], "") + note
 }

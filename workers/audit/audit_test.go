@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	wt "github.com/usekarma/karma/workers/internal/workertest"
 
@@ -265,5 +267,39 @@ func checkRecords(t *testing.T, name string, recs []audit.Record) {
 	}
 	if !bytes.Equal(buf.Bytes(), want) {
 		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, buf.Bytes(), want)
+	}
+}
+
+// An actor longer than an index key may be (DynamoDB's by-actor index: 2,048 bytes, a longer
+// record refused permanently) is recorded cut, saying so, on a character boundary: anyone can
+// write a 3 KB Git author, and every message of that change would otherwise stay out of the log.
+// The body keeps the whole actor; the record still lands and explains itself.
+func TestRecordCutsAnActorLongerThanAnIndexKey(t *testing.T) {
+	t.Parallel()
+	in := story(t)[0]
+	long := "Mallory " + strings.Repeat("é", 1500) + " <m@example.com>" // 3,024 bytes
+	in.Actor.Name = long
+	r, err := auditw.Record(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Actor) > auditw.MaxActor || !utf8.ValidString(r.Actor) || !strings.HasPrefix(r.Actor, "Mallory éé") ||
+		!strings.HasSuffix(r.Actor, fmt.Sprintf("… (cut: %d bytes; the whole actor is in the body)", len(long))) {
+		t.Errorf("actor of %d bytes recorded as %d bytes: %q", len(long), len(r.Actor), r.Actor)
+	}
+	var env message.Envelope
+	if err := json.Unmarshal(r.Body, &env); err != nil || env.Actor.Name != long {
+		t.Errorf("the body does not keep the whole actor: %v", err)
+	}
+	l := newLog(t)
+	if n, err := l.Append(t.Context(), r); err != nil || n != 1 {
+		t.Fatalf("Append = %d, %v", n, err)
+	}
+	if got := auditw.Explain(r).Author; !strings.HasPrefix(got, "Mallory") || !strings.HasSuffix(got, "body) (git)") {
+		t.Errorf("Explain's author = %q", got)
+	}
+	in.Actor.Name = strings.Repeat("a", auditw.MaxActor)
+	if r, _ := auditw.Record(in); r.Actor != in.Actor.Name {
+		t.Errorf("an actor of %d bytes was cut", auditw.MaxActor)
 	}
 }
