@@ -44,10 +44,11 @@ func SaveCheckpoint(ctx context.Context, l Log, cp Checkpoint, actorKind, actor 
 	if err != nil {
 		return cp, fmt.Errorf("audit: save checkpoint %s: %w", Short(cp.Digest), err)
 	}
+	found := false
 	for _, r := range stored {
 		var p checkpointPart
 		if r.Type == CheckpointType && json.Unmarshal(r.Body, &p) == nil && p.Digest == cp.Digest {
-			cp.TakenAt = p.TakenAt
+			cp.TakenAt, found = p.TakenAt, true
 			break
 		}
 	}
@@ -67,9 +68,14 @@ func SaveCheckpoint(ctx context.Context, l Log, cp Checkpoint, actorKind, actor 
 	if err != nil {
 		return cp, fmt.Errorf("audit: save checkpoint %s: %w", Short(cp.Digest), err)
 	}
-	if n == len(recs) {
+	if n == len(recs) || found {
+		// Every part is stored now, as recs: the same heads cut the same way, with the TakenAt
+		// of the part found. Not read back: on DynamoDB the Query finds parts through an index
+		// that may not show the ones just appended yet, and a partial read fails as tampering.
 		return cp, nil
 	}
+	// Parts were stored that the Query did not show (an index not caught up): read the
+	// checkpoint as the log keeps it, with their TakenAt.
 	return LoadCheckpoint(ctx, l, cp.Digest)
 }
 
