@@ -104,32 +104,43 @@ type explainedRecord struct {
 
 func explainAll(recs []audit.Record) []explainedRecord {
 	out := make([]explainedRecord, len(recs))
+	for i, e := range explainListed(recs) {
+		out[i] = explainedRecord{Record: recs[i], Explanation: e}
+	}
+	return out
+}
+
+// explainListed explains each of recs (auditw.Explain); a record whose payload names no cause
+// is explained by the message it answered: "after <type> <chain>#<seq>" when that record is
+// among recs, else "after message <id>" — in the text and the JSON alike (docs/audit.md).
+func explainListed(recs []audit.Record) []auditw.Explanation {
+	byID := make(map[string]audit.Record, len(recs))
+	for _, r := range recs {
+		byID[r.MessageID] = r
+	}
+	out := make([]auditw.Explanation, len(recs))
 	for i, r := range recs {
-		out[i] = explainedRecord{Record: r, Explanation: auditw.Explain(r)}
+		e := auditw.Explain(r)
+		if e.Cause == "" && r.CausationID != "" {
+			e.Cause = "after message " + r.CausationID
+			if prev, ok := byID[r.CausationID]; ok {
+				e.Cause = fmt.Sprintf("after %s %s#%d", prev.Type, prev.Chain, prev.Seq)
+			}
+		}
+		out[i] = e
 	}
 	return out
 }
 
 func printAudit(w io.Writer, recs []audit.Record) {
-	byID := make(map[string]audit.Record, len(recs))
-	for _, r := range recs {
-		byID[r.MessageID] = r
-	}
-	for _, r := range recs {
-		e := auditw.Explain(r)
+	for i, e := range explainListed(recs) {
+		r := recs[i]
 		parts := []string{"by " + e.Author}
 		if e.Approver != "" {
 			parts = append(parts, "approved by "+e.Approver)
 		}
-		cause := e.Cause
-		if cause == "" && r.CausationID != "" {
-			cause = "after message " + r.CausationID
-			if prev, ok := byID[r.CausationID]; ok {
-				cause = fmt.Sprintf("after %s %s#%d", prev.Type, prev.Chain, prev.Seq)
-			}
-		}
-		if cause != "" {
-			parts = append(parts, "cause: "+cause)
+		if e.Cause != "" {
+			parts = append(parts, "cause: "+e.Cause)
 		}
 		fmt.Fprintf(w, "%s  %-24s %-32s %s\n", r.OccurredAt.UTC().Format("2006-01-02T15:04:05.000Z"), r.Type,
 			fmt.Sprintf("%s#%d", r.Chain, r.Seq), strings.Join(parts, "; "))

@@ -90,6 +90,10 @@ func TestAuditLogExplains(t *testing.T) {
 		r.Explanation.Author != "Ada <ada@example.com> (git)" || r.Explanation.Cause != "commit "+sha || r.Hash == "" {
 		t.Errorf("approved record in JSON: %+v", r)
 	}
+	// A payload naming no cause is explained by the message it answered, in JSON as in the text.
+	if r := recs[4]; r.Type != "deployment.applied" || r.Explanation.Cause != "after deployment.approved prod/vpc/core#4" {
+		t.Errorf("applied record in JSON: %+v; want the cause the text prints", r)
+	}
 }
 
 // The case: the newest record of a chain deleted. Verify exits 1 naming it; rolled
