@@ -173,6 +173,14 @@ func stillHolds(ctx context.Context, l Log, last Witnessed, cp Checkpoint) error
 			"(checkpoint %s) saw (karma audit verify --against witness shows it): %w", Short(cp.Digest), last.Version, Short(last.Digest), err)
 	}
 	prev, err := LoadCheckpoint(ctx, l, last.Digest)
+	for _, wait := range indexLag {
+		// Not found may be an index that has not caught up yet (the DynamoDB log finds a
+		// checkpoint through one): a checkpoint another writer witnessed a moment ago.
+		if !errors.Is(err, ErrNotFound) || sleepCtx(ctx, wait) != nil {
+			break
+		}
+		prev, err = LoadCheckpoint(ctx, l, last.Digest)
+	}
 	switch {
 	case errors.Is(err, ErrNotFound) || Broken(err) != nil:
 		return refuse(err)
@@ -209,4 +217,19 @@ func stillHolds(ctx context.Context, l Log, last Witnessed, cp Checkpoint) error
 		return refuse(errors.Join(broken...))
 	}
 	return nil
+}
+
+// indexLag is how long stillHolds waits, between attempts, for a witnessed checkpoint that the
+// log does not find (yet) before calling it removed.
+var indexLag = []time.Duration{500 * time.Millisecond, 2 * time.Second}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -152,6 +152,7 @@ func dedupeDigests(h []audit.Witnessed) []audit.Witnessed {
 // would then certify the tampered log, and verifying against it would pass. It fails, naming
 // the chain, and leaves the witness as it was.
 func TestWriteCheckpointRefusesALogThatLostWhatTheWitnessSaw(t *testing.T) {
+	t.Cleanup(audit.SetIndexLag(time.Millisecond, time.Millisecond))
 	rollBack := `UPDATE audit_heads SET seq = 2, hash = (SELECT hash FROM audit WHERE chain = 'a' AND seq = 2) WHERE chain = 'a'`
 	for _, tc := range []struct {
 		name  string
@@ -242,5 +243,44 @@ func TestWriteCheckpointReadErrorIsNoFinding(t *testing.T) {
 	if err == nil || errors.Is(err, audit.ErrTampered) || errors.Is(err, audit.ErrNotFound) ||
 		strings.Contains(err.Error(), "no longer holds") || !strings.Contains(err.Error(), "connection refused") || got.Version != 0 {
 		t.Errorf("WriteCheckpoint with the log unreadable = version %d, %v; want the read error, no finding", got.Version, err)
+	}
+}
+
+// hidingLog does not show a checkpoint's records to the first hide Queries for it, as an index
+// that has not caught up with a checkpoint another writer saved a moment ago.
+type hidingLog struct {
+	audit.Log
+	digest string
+	hide   int
+}
+
+func (h *hidingLog) Query(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	if q.Correlation == "checkpoint/"+h.digest && h.hide > 0 {
+		h.hide--
+		return []audit.Record{}, nil
+	}
+	return h.Log.Query(ctx, q)
+}
+
+// The newest witnessed checkpoint not found at once (an index catching up) is waited for, not
+// reported as removed.
+func TestWriteCheckpointWaitsForAnIndexCatchingUp(t *testing.T) {
+	t.Cleanup(audit.SetIndexLag(time.Millisecond, time.Millisecond))
+	ctx := t.Context()
+	el, db := newLog(t)
+	store, err := embedded.NewParamStore(db, "audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &audit.ParamWitness{Store: store, Name: "/karma/audit/checkpoint", User: "auditor"}
+	appendAll(t, el, record("a1", "a"))
+	cp1, _, err := audit.WriteCheckpoint(ctx, el, w, "karma", "karma serve", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, el, record("a2", "a"))
+	l := &hidingLog{Log: el, digest: cp1.Digest, hide: 2}
+	if _, got, err := audit.WriteCheckpoint(ctx, l, w, "karma", "karma serve", at.Add(time.Hour)); err != nil || got.Version != 2 {
+		t.Errorf("WriteCheckpoint while the index catches up = version %d, %v; want version 2", got.Version, err)
 	}
 }
