@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/usekarma/karma/shared/configrepo"
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/trigger"
 )
@@ -62,7 +65,7 @@ func newIngestCommitCmd(g *globals) *cobra.Command {
 					files = append(files, trigger.FileChange{Path: f.Path, Removed: f.Removed})
 				}
 				pushed, err := trigger.GitPushed(trigger.Push{SHA: info.SHA, Author: info.Author, Message: info.Message, Branch: src.Repo.Branch(),
-					Files: files, AutoApprove: auto}, st.settings.ModulesDir, "")
+					Files: files, AutoApprove: auto}, pushModulesDir(c.Context(), src, info.SHA), "")
 				if errors.Is(err, trigger.ErrNothingDeployable) {
 					fmt.Fprintf(c.OutOrStdout(), "commit %.12s changes nothing Karma deploys\n", info.SHA)
 					continue
@@ -147,4 +150,17 @@ is recorded and ignored.`,
 	c.Flags().StringVar(&actor, "as", localUser(), "who writes it (recorded as LastModifiedUser)")
 	c.Flags().BoolVar(&auto, "auto-approve", false, "the change may be applied without review")
 	return c
+}
+
+// pushModulesDir is the modules folder a commit's changed files are classified against: its
+// karma.json's modules_dir (default components; KARMA_MODULES_DIR overrides), so that a commit
+// changing only a Terraform module deploys the components of its type, as the webhook function
+// does. A karma.json that cannot be read leaves the default: the commit is still queued, and
+// resolve refuses it with the reason, recorded.
+func pushModulesDir(ctx context.Context, src *configrepo.Source, commit string) string {
+	st, err := src.SettingsAt(ctx, commit)
+	if err != nil || st.ModulesDir == "" {
+		return model.Settings{}.Defaults().ModulesDir
+	}
+	return st.ModulesDir
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/usekarma/karma/shared/app"
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/config"
+	"github.com/usekarma/karma/shared/configrepo"
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/httpapi"
@@ -213,7 +214,7 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 		Changes:     st.records,
 		Publisher:   s.app,
 		Audit:       st.audit,
-		ModulesDir:  st.settings.ModulesDir,
+		ModulesDir:  serveModulesDir(ctx, log, src),
 		Subfolder:   src.Repo.Sub(),
 		Repo:        (gitrepo.Remote{URL: s.app.Config.Git.URL}).FullName(),
 		AutoApprove: o.auto,
@@ -309,6 +310,20 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	<-runnerDone
 	log.Info("karma serve: stopped")
 	return failed
+}
+
+// serveModulesDir is the modules folder pushes are classified against: karma.json's modules_dir
+// at the deploy branch's head (default components), so that a push changing only a Terraform
+// module redeploys its type's components (docs/triggers.md). A head that cannot be read now
+// leaves the default, said in the log.
+func serveModulesDir(ctx context.Context, log *slog.Logger, src *configrepo.Source) string {
+	head, err := src.Head(ctx)
+	if err != nil {
+		dir := model.Settings{}.Defaults().ModulesDir
+		log.Warn("karma serve: the deploy branch's head cannot be read: pushes are classified against the default modules folder", "modules_dir", dir, "error", err)
+		return dir
+	}
+	return pushModulesDir(ctx, src, head)
 }
 
 // serveSecrets merges the webhook secrets of --secrets-file, KARMA_WEBHOOK_SECRETS and --secret
