@@ -54,8 +54,11 @@ func (a *App) API(ctx context.Context, o APIOptions) (http.Handler, *api.Snapsho
 	}
 	cfg.Params = func(env string) (api.ParamReader, error) {
 		st, err := a.Params(ctx, env)
-		if err != nil || st == nil {
-			return nil, fmt.Errorf("parameter store of %s: %v", env, err)
+		if err != nil {
+			return nil, fmt.Errorf("parameter store of %s: %w", env, err)
+		}
+		if st == nil {
+			return nil, nil // params backend none: no runtimes to show
 		}
 		return st, nil
 	}
