@@ -104,7 +104,19 @@ func setupWebhook(ctx context.Context, a *app.App, getenv func(string) string) (
 	if d.Audit, err = a.Audit(ctx); err != nil {
 		return nil, fmt.Errorf("webhook mode: %w", err)
 	}
-	return webhookHandler(getenv, d)
+	// The repository and its folder as the configuration says them (KARMA_CONFIG's git.url and
+	// git.subdir, the environment over it), as every other function reads them: read from the
+	// environment alone, a repository named only in the file left Repo empty, and a push of any
+	// repository a wildcard secret verified was taken for the config repository's.
+	return webhookHandler(func(k string) string {
+		switch k {
+		case "KARMA_GIT_URL":
+			return a.Config.Git.URL
+		case "KARMA_GIT_SUBDIR":
+			return a.Config.Git.Subdir
+		}
+		return getenv(k)
+	}, d)
 }
 
 // webhookHandler reads webhook mode's settings and returns the event handler.
