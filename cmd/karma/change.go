@@ -32,7 +32,7 @@ publishes the same config.
 
 Refused, with nothing committed or queued: a folder that is not a git checkout, a detached HEAD,
 a component file with uncommitted changes (they would be lost), a proposal equal to what is
-committed. Run 'karma plan' to see the plans, 'karma apply <change-id>' to deploy it.`,
+committed, a proposal holding "(sensitive value)", the placeholder shown for a secret. Run 'karma plan' to see the plans, 'karma apply <change-id>' to deploy it.`,
 		Args: argsUsage(cobra.ExactArgs(2)),
 		RunE: func(c *cobra.Command, args []string) error {
 			if input == "" {
@@ -41,6 +41,10 @@ committed. Run 'karma plan' to see the plans, 'karma apply <change-id>' to deplo
 			data, err := readInput(input)
 			if err != nil {
 				return err
+			}
+			if ptrs := api.PlaceholderPointers(data); len(ptrs) > 0 {
+				return fmt.Errorf("--input %s: %s hold(s) %q, the placeholder Karma shows for a secret, not its value: put the secret (or a reference to it) back; nothing committed or queued",
+					input, strings.Join(ptrs, ", "), api.Redacted)
 			}
 			if cl, err := g.remote(c); err != nil || cl != nil {
 				if err != nil {

@@ -158,6 +158,18 @@ func checkRequest(in ChangeRequest, c Caller) (env, typ, nick string, err error)
 	return env, typ, nick, nil
 }
 
+// PlaceholderPointers lists the JSON pointers of the values of a proposal (a component's
+// environment file) that still hold Redacted, the placeholder GET /components shows for a
+// secret: committed, it would replace the secret. Every mode refuses such a proposal (the CLI's
+// propose-change as POST /request-change does). Nil when there is none, or data is not JSON.
+func PlaceholderPointers(data []byte) []string {
+	var doc any
+	if json.Unmarshal(data, &doc) != nil {
+		return nil
+	}
+	return redactedPointers(doc, "")
+}
+
 // proposalProblem explains why a proposal was refused, pointing into the request.
 func proposalProblem(err error, component, head string) error {
 	var bad *configrepo.InvalidProposalError
