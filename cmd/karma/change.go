@@ -173,6 +173,12 @@ past their approval expiry are expired first (karma expire).`,
 				if err != nil {
 					return err
 				}
+				if err := remoteFlags(c, map[string]string{
+					"as":   "the approval is recorded as the token's caller (GET /me says who), not as --as",
+					"json": "the approval's reply is not printed as JSON: read the change with 'karma changes <id> --json'",
+				}); err != nil {
+					return err
+				}
 				return remoteApprove(c.Context(), c, cl, args)
 			}
 			s, st, err := g.openStack(c.Context())

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -38,6 +40,22 @@ func (g *globals) remote(c *cobra.Command) (*client.Client, error) {
 func (g *globals) localOnly(c *cobra.Command) error {
 	if g.server != "" {
 		return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--server: %s works on the stores themselves, not through the API (run it where the stores are)", c.CommandPath())}
+	}
+	return nil
+}
+
+// remoteFlags refuses (exit 2) the flags set on the command line that the API cannot honour
+// with --server, each with why: taken silently, they would be ignored — an approval recorded as
+// someone other than --as names, a rollback left waiting that --auto-approve was to apply.
+func remoteFlags(c *cobra.Command, why map[string]string) error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(why)) {
+		if c.Flags().Changed(name) {
+			errs = append(errs, fmt.Errorf("--server: --%s: %s", name, why[name]))
+		}
+	}
+	if len(errs) > 0 {
+		return &usageError{cmd: c.CommandPath(), err: errors.Join(errs...)}
 	}
 	return nil
 }

@@ -51,6 +51,12 @@ func newRollbackCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if err := remoteFlags(c, map[string]string{
+					"as":           "the rollback is recorded as the token's caller (GET /me says who), not as --as",
+					"auto-approve": "the server queues the rollback and never approves it: approve its plans with 'karma apply <change-id>'",
+				}); err != nil {
+					return err
+				}
 				return remoteRollback(c.Context(), c, cl, args[0])
 			}
 			s, st, err := g.openStack(c.Context())
