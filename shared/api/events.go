@@ -89,10 +89,16 @@ func (e *Events) publish(ev Event) {
 	}
 }
 
-// subscribe returns the kept events after id, and a channel of the events to come.
+// subscribe returns the kept events after id, and a channel of the events to come. An id this
+// server never gave (the stream of a server since restarted, whose ids start again at 1) is
+// not a position in this stream: every kept event is replayed, instead of those it numbered
+// below the old id being skipped.
 func (e *Events) subscribe(after int64) ([]Event, chan Event, func()) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if after > e.next {
+		after = 0
+	}
 	var replay []Event
 	for _, ev := range e.recent {
 		if ev.ID > after {

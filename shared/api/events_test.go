@@ -127,3 +127,23 @@ func TestEventsSlowStreamClosed(t *testing.T) {
 		t.Errorf("kept %d events (last %+v), want the latest 4", len(replay), replay[len(replay)-1])
 	}
 }
+
+// A client reconnecting with the Last-Event-ID of a server since restarted (its ids start again
+// at 1) gets every event the new server kept: those numbered below the old id were skipped, so
+// the progress of the changes since the restart never reached it.
+func TestEventsResumeAfterARestart(t *testing.T) {
+	t.Parallel()
+	e := &Events{}
+	e.Observe(deploymentMsg(t, message.TypeDeploymentScheduled, "cs", "prod/vpc/core", 0),
+		deploymentMsg(t, message.TypeDeploymentApplied, "cs", "prod/vpc/core", 0))
+	replay, _, cancel := e.subscribe(812) // an id of the previous server's stream
+	defer cancel()
+	if len(replay) != 2 || replay[0].ID != 1 || replay[1].ID != 2 {
+		t.Errorf("after an id this server never gave: replayed %+v, want its 2 events", replay)
+	}
+	replay, _, cancel2 := e.subscribe(1)
+	defer cancel2()
+	if len(replay) != 1 || replay[0].ID != 2 {
+		t.Errorf("after Last-Event-ID 1: replayed %+v, want event 2", replay)
+	}
+}
