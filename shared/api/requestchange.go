@@ -138,8 +138,11 @@ func checkRequest(in ChangeRequest, c Caller) (env, typ, nick string, err error)
 		env, typ, nick = parts[0], parts[1], parts[2]
 	}
 	var obj map[string]any
-	if len(in.ProposedChange) == 0 || json.Unmarshal(in.ProposedChange, &obj) != nil || obj == nil {
+	switch err := json.Unmarshal(in.ProposedChange, &obj); {
+	case !bytes.HasPrefix(bytes.TrimSpace(in.ProposedChange), []byte("{")):
 		errs = append(errs, FieldError{Pointer: "/proposed_change", Detail: "required: the component's new environment file, a JSON object"})
+	case err != nil: // an object holding what JSON allows and a config cannot (a number beyond float64)
+		errs = append(errs, FieldError{Pointer: "/proposed_change", Detail: "not usable as the component's environment file: " + err.Error()})
 	}
 	for _, ptr := range redactedPointers(obj, "/proposed_change") {
 		errs = append(errs, FieldError{Pointer: ptr, Detail: fmt.Sprintf("%q is the placeholder GET /components shows for a secret, not its value: put the secret (or a reference to it) back before proposing", Redacted)})

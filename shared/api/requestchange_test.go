@@ -140,3 +140,21 @@ func TestRequestChangeWhereTheRepositoryCannotBeWritten(t *testing.T) {
 		}
 	}
 }
+
+// A proposal that is a JSON object holding a number beyond what a config can hold (1e999) is
+// refused saying so: it was answered "required: … a JSON object", about an object that was
+// there. What is not an object is still told it must be one.
+func TestRequestChangeSaysWhyAnObjectIsNotUsable(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	for body, want := range map[string]string{
+		`{"component":"prod/vpc/core","proposed_change":{"cidr":"10.20.0.0/16","az_count":1e999},"requested_by":"Ada"}`: "not usable as the component's environment file: json: cannot unmarshal number 1e999",
+		`{"component":"prod/vpc/core","proposed_change":[1],"requested_by":"Ada"}`:                                      "required: the component's new environment file, a JSON object",
+		`{"component":"prod/vpc/core","requested_by":"Ada"}`:                                                            "required: the component's new environment file, a JSON object",
+	} {
+		p := h.call("POST", "/request-change", "admin", body).want(http.StatusUnprocessableEntity).problem()
+		if len(p.Errors) != 1 || p.Errors[0].Pointer != "/proposed_change" || !strings.Contains(p.Errors[0].Detail, want) {
+			t.Errorf("%s: %+v, want /proposed_change: %q", body, p.Errors, want)
+		}
+	}
+}
