@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/usekarma/karma/shared/graph"
@@ -90,7 +91,7 @@ func (s *server) getComponent(w http.ResponseWriter, r *http.Request, _ Caller) 
 	}
 	v.Config = resolvedConfig(res, id)
 	v.Source = sourceFile(res, env, typ, nick)
-	if v.Runtime, err = s.runtime(r, env, v.RuntimePath); err != nil {
+	if v.Runtime, err = s.runtime(r, env, res.Repo.Settings.Prefix, v.RuntimePath); err != nil {
 		return err
 	}
 	if v.Deployments, err = s.deployments(r, id, n); err != nil {
@@ -122,13 +123,24 @@ func sourceFile(res *model.Result, env, typ, nick string) *SourceFile {
 	return &SourceFile{Path: name, Content: red, Redacted: !reflect.DeepEqual(red, doc)}
 }
 
-// runtime reads the component's runtime parameter; nil when none is published.
-func (s *server) runtime(r *http.Request, env, name string) (*Runtime, error) {
+// runtime reads the component's runtime parameter; nil when none is published, or when the
+// store is bound to another environment: an account is one environment, and with Parameter
+// Store every environment's runtimes are read from the one account of the credentials, so a
+// store whose <prefix>/environment names another environment holds that one's runtimes, not
+// env's (the graph says so: environment-binding).
+func (s *server) runtime(r *http.Request, env, prefix, name string) (*Runtime, error) {
 	if s.cfg.Params == nil {
 		return nil, nil
 	}
 	store, err := s.cfg.Params(env)
 	if err != nil || store == nil {
+		return nil, err
+	}
+	bound, err := store.Get(r.Context(), model.EnvironmentParam(prefix))
+	switch {
+	case err == nil && strings.TrimSpace(bound.Value) != "" && strings.TrimSpace(bound.Value) != env:
+		return nil, nil
+	case err != nil && !errors.Is(err, params.ErrNotFound):
 		return nil, err
 	}
 	p, err := store.Get(r.Context(), name)

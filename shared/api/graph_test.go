@@ -180,3 +180,35 @@ func TestGraphShowsRuntimesPublishedSinceTheBuild(t *testing.T) {
 		t.Errorf("after the apply: runtime %s, want present (published by the deployment)", got)
 	}
 }
+
+// With Parameter Store one account is one environment, and every environment's runtimes are
+// read from the account of the credentials: a store bound to prod (/iac/environment) holds
+// prod's runtimes. GET /components/dev/... showed prod's runtime as dev's component's; it shows
+// none (the graph reports the binding), and prod's component still shows its own.
+func TestComponentRuntimeOfAnotherEnvironmentsAccountIsNotShown(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := t.Context()
+	account := h.params("prod") // the one account, for every environment
+	for name, value := range map[string]string{"/iac/environment": "prod", "/iac/vpc/core/runtime": `{"vpc_id":"vpc-prod"}`} {
+		if _, err := account.Put(ctx, paramsPut(name, value)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := h.config()
+	cfg.Params = func(string) (ParamReader, error) { return account, nil }
+	handler, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.handler = handler
+	var dev, prod ComponentView
+	h.call("GET", "/components/dev/vpc/core", "reader", nil).want(http.StatusOK).decode(&dev)
+	if dev.Runtime != nil {
+		t.Errorf("dev/vpc/core shows the runtime of the account bound to prod: %+v", dev.Runtime)
+	}
+	h.call("GET", "/components/prod/vpc/core", "reader", nil).want(http.StatusOK).decode(&prod)
+	if prod.Runtime == nil || prod.Runtime.Value.(map[string]any)["vpc_id"] != "vpc-prod" {
+		t.Errorf("prod/vpc/core: runtime %+v, want its own", prod.Runtime)
+	}
+}
