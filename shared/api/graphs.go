@@ -148,6 +148,11 @@ func (s *Snapshot) build(ctx context.Context, env string, e *snapshotEntry, gen 
 	close(e.building)
 	e.building = nil
 	if err != nil {
+		if e.res == nil && s.entries[env] == e {
+			// Nothing to keep: an environment never built (one the repository does not have, a
+			// name sent by anyone with the read scope) leaves no entry, or each would stay forever.
+			delete(s.entries, env)
+		}
 		return nil, err // the next request tries again
 	}
 	e.res, e.built, e.stale = res, s.now(), e.gen != gen

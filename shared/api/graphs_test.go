@@ -3,7 +3,7 @@ package api
 import (
 	"context"
 	"errors"
-
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -128,5 +128,30 @@ func TestSnapshotInvalidatedDuringABuildRebuilds(t *testing.T) {
 	defer src.mu.Unlock()
 	if src.builds != 3 {
 		t.Errorf("%d builds, want 3: the invalidation during the second build was lost", src.builds)
+	}
+}
+
+// An environment whose graph cannot be built (GET /graph?env=<a name the repository does not
+// have>) leaves nothing behind: every such name kept an entry for the life of the server, a
+// memory any caller with the read scope could grow without bound.
+func TestSnapshotKeepsNothingOfAnEnvironmentNeverBuilt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := &countingGraphs{fail: ErrUnknownEnvironment}
+	s := &Snapshot{Source: src}
+	for i := range 1000 {
+		if _, err := s.Current(ctx, "nope-"+strconv.Itoa(i)); !errors.Is(err, ErrUnknownEnvironment) {
+			t.Fatalf("unknown environment: %v", err)
+		}
+	}
+	s.mu.Lock()
+	n := len(s.entries)
+	s.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d entries kept for environments never built, want none", n)
+	}
+	src.fail = nil
+	if res, err := s.Current(ctx, "prod"); err != nil || res == nil || src.builds != 1 {
+		t.Errorf("then prod: %v, %v, %d builds", res, err, src.builds)
 	}
 }
