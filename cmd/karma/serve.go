@@ -202,6 +202,13 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 		return err
 	}
 
+	// The witness is opened before anything runs: a serve that refuses to start has not listened
+	// nor announced its address (--addr-file), and has run no stage, sweep or promotion.
+	w, err := o.witness.open(c, s)
+	if err != nil && o.witnessEvery > 0 {
+		return err
+	}
+
 	// What a process that died (kill -9) held on the state file is handled now, not in 10 minutes.
 	if err := st.leaseWatch(c.ErrOrStderr()).release(ctx); err != nil {
 		return err
@@ -272,10 +279,6 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	promoteDone := make(chan struct{})
 	go func() { defer close(promoteDone); servePromotions(recCtx, log, st, o.promoteEvery) }()
 	witnessDone := make(chan struct{})
-	w, err := o.witness.open(c, s)
-	if err != nil && o.witnessEvery > 0 {
-		return err
-	}
 	go func() { defer close(witnessDone); serveWitness(recCtx, log, st, w, o.witnessEvery) }()
 	driftDone := make(chan struct{})
 	go func() { defer close(driftDone); serveDrift(recCtx, log, st, o.driftEvery, o.auto) }()
