@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +30,9 @@ import (
 type encodedGraph struct {
 	body, gzipped []byte
 	etag          string
+	// missingType is the 404 of a type filter no component of the graph has (a misspelt type
+	// answered an empty graph, as if the environment had none of a type it does not know).
+	missingType *Problem
 }
 
 // graphCache keeps the documents of the latest graphs; a graph is identified by its
@@ -74,6 +79,9 @@ func (c *graphCache) get(res *model.Result, typ string) (*encodedGraph, error) {
 }
 
 func encodeGraph(g *graph.Graph, typ string) (*encodedGraph, error) {
+	if p := unknownType(g, typ); p != nil {
+		return &encodedGraph{missingType: p}, nil
+	}
 	if typ != "" {
 		g = subgraph(g, func(c *graph.Component) bool { return c.Type == typ })
 	}
@@ -90,6 +98,24 @@ func encodeGraph(g *graph.Graph, typ string) (*encodedGraph, error) {
 	}
 	sum := sha256.Sum256(body)
 	return &encodedGraph{body: body, gzipped: z.Bytes(), etag: `"` + hex.EncodeToString(sum[:16]) + `"`}, nil
+}
+
+// unknownType is the 404 (pointer /query/type) of a type filter that no component of g has,
+// naming the types it has; nil for none, or a type g has.
+func unknownType(g *graph.Graph, typ string) *Problem {
+	if typ == "" {
+		return nil
+	}
+	types := map[string]bool{}
+	for i := range g.Components {
+		if g.Components[i].Type == typ {
+			return nil
+		}
+		types[g.Components[i].Type] = true
+	}
+	p := notFound("no component of type %q: the types here are %s", typ, strings.Join(slices.Sorted(maps.Keys(types)), ", "))
+	p.Errors = []FieldError{{Pointer: "/query/type", Detail: "no component of this type"}}
+	return p
 }
 
 // subgraph keeps the components keep accepts and the edges between them.
@@ -126,6 +152,9 @@ func (s *server) getGraph(w http.ResponseWriter, r *http.Request, _ Caller) erro
 	e, err := s.graphs.get(res, typ)
 	if err != nil {
 		return err
+	}
+	if e.missingType != nil {
+		return e.missingType
 	}
 	h := w.Header()
 	h.Set("ETag", e.etag)

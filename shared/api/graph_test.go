@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/usekarma/karma/shared/graph"
@@ -210,5 +211,29 @@ func TestComponentRuntimeOfAnotherEnvironmentsAccountIsNotShown(t *testing.T) {
 	h.call("GET", "/components/prod/vpc/core", "reader", nil).want(http.StatusOK).decode(&prod)
 	if prod.Runtime == nil || prod.Runtime.Value.(map[string]any)["vpc_id"] != "vpc-prod" {
 		t.Errorf("prod/vpc/core: runtime %+v, want its own", prod.Runtime)
+	}
+}
+
+// A type filter naming a type no component has (a misspelling: ecs_service for ecs-service) is
+// a 404 naming the types there are, on GET /graph and GET /impact: it answered an empty graph,
+// and an impact of nothing, as if the change redeployed nothing of that type.
+func TestTypeFilterOfAnUnknownType(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	for _, path := range []string{"/graph?type=ecs_service", "/graph?env=prod&type=ecs_service", "/impact?component=prod/vpc/core&type=ecs_service"} {
+		p := h.call("GET", path, "reader", nil).want(http.StatusNotFound).problem()
+		if !slices.Equal(p.pointers(), []string{"/query/type"}) || !strings.Contains(p.Detail, `no component of type "ecs_service"`) || !strings.Contains(p.Detail, "ecs-service") {
+			t.Errorf("%s: %+v", path, p)
+		}
+	}
+	var doc graph.Document
+	h.call("GET", "/graph?env=prod&type=ecs-service", "reader", nil).want(http.StatusOK).decode(&doc)
+	if len(doc.Components) == 0 {
+		t.Error("GET /graph?type=ecs-service: no component")
+	}
+	var imp graph.ImpactReport
+	h.call("GET", "/impact?component=prod/vpc/core&type=ecs-service", "reader", nil).want(http.StatusOK).decode(&imp)
+	if len(imp.Affected) == 0 {
+		t.Error("GET /impact?type=ecs-service: nothing affected")
 	}
 }

@@ -45,6 +45,9 @@ func (s *server) getImpact(w http.ResponseWriter, r *http.Request, _ Caller) err
 	if err != nil {
 		return err
 	}
+	if p := unknownType(res.Graph, q.str("type")); p != nil {
+		return p
+	}
 	seed, runtime, ok := findSeed(res, parts[0], parts[1], parts[2])
 	if !ok {
 		p := notFound("no component %s: GET /graph?env=%s lists the environment's components", id, parts[0])
