@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -55,6 +57,9 @@ only the dependents reading that runtime.`,
 			}
 			var filter func(*graph.Component) bool
 			if onlyType != "" {
+				if err := knownType(res.Graph, onlyType); err != nil {
+					return &usageError{cmd: c.CommandPath(), err: err}
+				}
 				filter = func(x *graph.Component) bool { return x.Type == onlyType }
 			}
 			var imp *graph.Impact
@@ -190,4 +195,18 @@ func printImpact(w io.Writer, d graph.ImpactReport, upstream bool) {
 		}
 		fmt.Fprintf(w, "  %s\n      %s\n", a.ID, b.String())
 	}
+}
+
+// knownType refuses a --type no component of g has (a misspelling, ecs_service for ecs-service,
+// printed an impact of nothing, as if the change redeployed nothing of that type), naming the
+// types there are; as GET /impact?type= does (404).
+func knownType(g *graph.Graph, typ string) error {
+	types := map[string]bool{}
+	for i := range g.Components {
+		if g.Components[i].Type == typ {
+			return nil
+		}
+		types[g.Components[i].Type] = true
+	}
+	return fmt.Errorf("--type %q: no component of that type; the types here are %s", typ, strings.Join(slices.Sorted(maps.Keys(types)), ", "))
 }

@@ -48,3 +48,21 @@ func TestImpactOfAFunctionRuntime(t *testing.T) {
 		t.Errorf("two names, one a function runtime: exit %d: %s", code, stderr)
 	}
 }
+
+// A --type no component has (a misspelling) is refused with the types there are, exit 2, as
+// GET /impact?type= answers 404 — not an impact of nothing. A type that is there still filters.
+func TestImpactOfAnUnknownType(t *testing.T) {
+	examples, err := filepath.Abs(filepath.Join("..", "..", "examples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"--repo", examples, "--state-dir", t.TempDir(), "--env", "prod"}
+	code, _, stderr := karma(t, append([]string{"impact", "vpc/core", "--type", "ecs_service"}, flags...)...)
+	if code != 2 || !strings.Contains(stderr, `--type "ecs_service": no component of that type`) || !strings.Contains(stderr, "ecs-service") {
+		t.Errorf("a misspelt type: exit %d: %s", code, stderr)
+	}
+	code, out, stderr := karma(t, append([]string{"impact", "vpc/core", "--type", "ecs-service"}, flags...)...)
+	if code != 0 || !strings.Contains(out, "prod/ecs-service/api") {
+		t.Errorf("a type there is: exit %d: %s%s", code, out, stderr)
+	}
+}
