@@ -95,6 +95,8 @@ type server struct {
 	// component: a second request for it is a conflict (409) meanwhile.
 	mu       sync.Mutex
 	requests map[string]pendingRequest
+	// query: the query parameters each operation takes (queryparams.go).
+	query queryParams
 }
 
 // New builds the handler.
@@ -111,7 +113,11 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &server{cfg: cfg, mux: http.NewServeMux(), requests: map[string]pendingRequest{}}
+	qp, err := documentedQueryParams(openAPI)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, mux: http.NewServeMux(), requests: map[string]pendingRequest{}, query: qp}
 	s.routes = s.table()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
@@ -175,6 +181,10 @@ func (s *server) wrap(rt route) http.Handler {
 		}
 		if rt.raw != nil {
 			rt.raw.ServeHTTP(sw, r)
+			return
+		}
+		if p := s.query.check(rt, r); p != nil {
+			writeProblem(sw, p)
 			return
 		}
 		if rt.scope == ScopeWrite || rt.scope == ScopeApprove { // a request that changes state
