@@ -167,3 +167,37 @@ func TestPusherAndEveryAuthorOfThePushAreIneligible(t *testing.T) {
 		t.Errorf("grace, who has nothing to do with the push: %v", err)
 	}
 }
+
+// An auto-approved change set of an environment with an approval expiry, whose approval a
+// policy withdraws (a plan destroys, a policy asks for people): it waits for people no longer
+// than the expiry, as a change set reviewed from the start does — not forever.
+func TestApprovalAPolicyAsksForExpires(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := &memStore{}
+	cs, err := st.Update(ctx, held(t, st).ID, func(cs *ChangeSet) error {
+		cs.CreatedAt, cs.AutoApprove, cs.Approved, cs.ApprovedBy = g0, true, true, "auto-approve"
+		cs.Govern(governance.Rules{Configured: true, Environment: governance.Environment{ApprovalExpiry: governance.Duration(24 * time.Hour)}}, "")
+		if !cs.ExpiresAt.IsZero() {
+			t.Fatalf("an auto-approved change set expires at %v", cs.ExpiresAt)
+		}
+		if !cs.RequireApproval("the plan of vpc destroys 1 resource(s)") {
+			t.Fatal("the auto-approval was not withdrawn")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cs.ExpiresAt.Equal(g0.Add(24 * time.Hour)) {
+		t.Errorf("a change set waiting for people under a 24h approval expiry expires at %v, want %v", cs.ExpiresAt, g0.Add(24*time.Hour))
+	}
+	late := g0.Add(30 * 24 * time.Hour)
+	if _, err := ApproveAt(ctx, st, cs.ID, "grace", late); !errors.Is(err, ErrCannotApprove) {
+		t.Errorf("approved a month after its environment's 24h approval expiry: %v", err)
+	}
+	msgs, err := Sweep(ctx, st, func() time.Time { return late })
+	if err != nil || len(msgs) != 1 {
+		t.Errorf("the sweep a month later: %d change.expired, %v; want 1", len(msgs), err)
+	}
+}

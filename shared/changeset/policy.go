@@ -3,6 +3,7 @@ package changeset
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Policy decisions (shared/policy) applied to a change set. Resolve asks the policies about each
@@ -13,7 +14,9 @@ import (
 //     deployment (the apply stage announces deployment.failed with the reasons);
 //   - a requirement of approval withdraws an approval that came from auto-approve alone: the
 //     change set then waits for people (its environment's number of them), and says why in
-//     AutoApproveRefused. An approval by people already satisfies it.
+//     AutoApproveRefused, and waits no longer than its environment's approval expiry (counted
+//     from its creation, as for a change set reviewed from the start). An approval by people
+//     already satisfies it.
 
 // DenyByPolicy skips a scheduled component that no announcement has made public yet, with the
 // policies' reasons, and decides its dependents.
@@ -33,12 +36,16 @@ func (cs *ChangeSet) DenyByPolicy(component, reasons string) error {
 }
 
 // RequireApproval withdraws an approval that auto-approve alone gave, for reason; it reports
-// whether it did (false: people approved already, or nobody had).
+// whether it did (false: people approved already, or nobody had). The change set then expires
+// as one that was never auto-approved does (Govern set no expiry on an approved change set).
 func (cs *ChangeSet) RequireApproval(reason string) bool {
 	if !cs.Approved || len(cs.Approvals) > 0 {
 		return false
 	}
 	cs.Approved, cs.ApprovedBy, cs.AutoApprove = false, "", false
+	if cs.Rules != nil && cs.Rules.ApprovalExpiry > 0 && cs.ExpiresAt.IsZero() {
+		cs.ExpiresAt = cs.CreatedAt.Add(time.Duration(cs.Rules.ApprovalExpiry))
+	}
 	if !strings.Contains(cs.AutoApproveRefused, reason) {
 		cs.AutoApproveRefused = strings.TrimPrefix(cs.AutoApproveRefused+"; "+reason, "; ")
 	}
