@@ -13,6 +13,8 @@ package promotion
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
@@ -64,7 +66,7 @@ type Store interface {
 type Publisher func(ctx context.Context, msgs ...message.Envelope) error
 
 // Start publishes the next environment's change of every change set whose promotion is due at
-// now, then records each promoted. It reports what it started; an error stops it (what it
+// now, oldest change set first, then records each promoted. It reports what it started; an error stops it (what it
 // published before stays recorded or is published again next time, harmlessly).
 func Start(ctx context.Context, store Store, publish Publisher, now time.Time) ([]Started, error) {
 	all, err := store.List(ctx)
@@ -84,6 +86,16 @@ func StartChangeSet(ctx context.Context, store Store, publish Publisher, id stri
 }
 
 func start(ctx context.Context, store Store, publish Publisher, sets []*changeset.ChangeSet, now time.Time) ([]Started, error) {
+	// Oldest first (List gives the newest first): the next environment creates, and so orders,
+	// the change sets of its changes as the previous one did, never a later change's ahead of an
+	// earlier one's on the components they share.
+	sets = slices.Clone(sets)
+	slices.SortStableFunc(sets, func(a, b *changeset.ChangeSet) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	var started []Started
 	for _, cs := range sets {
 		if !cs.PromotionDue(now) {

@@ -3,6 +3,7 @@ package promotion
 import (
 	"context"
 	"errors"
+	"sort"
 	"testing"
 	"time"
 
@@ -147,6 +148,13 @@ func (m memStore) List(context.Context) ([]*changeset.ChangeSet, error) {
 	for _, cs := range m {
 		out = append(out, cs)
 	}
+	// newest first, as every store lists them
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.After(out[j].CreatedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
 	return out, nil
 }
 
@@ -166,5 +174,37 @@ func TestStartRecordsOnlyWhatItPublished(t *testing.T) {
 	started, err := Start(context.Background(), store, ok, t0.Add(time.Hour))
 	if err != nil || len(started) != 1 || started[0].ChangeSetID != root+"/qa" || len(sent) != 1 || dev.Promotion.PromotedAt.IsZero() {
 		t.Fatalf("started %+v, sent %d, %v", started, len(sent), err)
+	}
+}
+
+// Two changes of dev, due at the same check (a check that ran late): the earlier change is
+// promoted first, so that the next environment orders its change set first, as dev did — never
+// the later change ahead of the earlier one on the components they share.
+func TestStartPromotesInTheOrderOfTheChanges(t *testing.T) {
+	t.Parallel()
+	store := memStore{}
+	for i, corr := range []string{"019cebab-87be-7000-8000-00000000000a", "019cebab-87be-7000-8000-000000000009", "019cebab-87be-7000-8000-00000000000b"} {
+		cs := devApplied()
+		cs.ID, cs.CorrelationID, cs.CreatedAt = corr+"/dev", corr, t0.Add(time.Duration(i)*time.Minute)
+		store[cs.ID] = cs
+	}
+	var sent []string
+	publish := func(_ context.Context, msgs ...message.Envelope) error {
+		for _, m := range msgs {
+			sent = append(sent, m.CorrelationID)
+		}
+		return nil
+	}
+	if _, err := Start(context.Background(), store, publish, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"019cebab-87be-7000-8000-00000000000a", "019cebab-87be-7000-8000-000000000009", "019cebab-87be-7000-8000-00000000000b"}
+	if len(sent) != len(want) {
+		t.Fatalf("published %v, want %v", sent, want)
+	}
+	for i := range want {
+		if sent[i] != want[i] {
+			t.Fatalf("published %v, want the changes in the order they were made: %v", sent, want)
+		}
 	}
 }
