@@ -158,13 +158,23 @@ var ErrCannotExpire = errors.New("changeset: cannot expire")
 
 // Expire skips every node of cs not settled — pending, being planned, or planned and waiting for
 // approval — with reason "expired", and records when. A redelivery finds it expired: nothing
-// changes. It refuses a change set approved in time.
+// changes. It refuses a change set approved in time, and one that ended otherwise — rejected
+// (the rejection skips what is left, naming who and why), superseded, invalid, or done — since
+// the sweep published the change.expired: it did not expire.
 func (cs *ChangeSet) Expire(at time.Time) error {
 	switch {
 	case !cs.ExpiredAt.IsZero():
 		return nil
 	case cs.Approved:
 		return fmt.Errorf("%w: change set %s was approved (by %s) before it expired", ErrCannotExpire, cs.ID, cs.ApprovedBy)
+	case cs.RejectedBy != "":
+		return fmt.Errorf("%w: change set %s was rejected by %s before it expired", ErrCannotExpire, cs.ID, cs.RejectedBy)
+	case cs.Rejected != "":
+		return fmt.Errorf("%w: change set %s is invalid: nothing of it is deployed", ErrCannotExpire, cs.ID)
+	case cs.SupersededBy != "":
+		return fmt.Errorf("%w: change set %s was superseded by %s before it expired", ErrCannotExpire, cs.ID, cs.SupersededBy)
+	case cs.Done():
+		return fmt.Errorf("%w: change set %s ended before it expired: nothing of it waits for approval", ErrCannotExpire, cs.ID)
 	case cs.ExpiresAt.IsZero() || at.Before(cs.ExpiresAt):
 		return fmt.Errorf("%w: change set %s does not expire before %s", ErrCannotExpire, cs.ID, cs.ExpiresAt.Format(time.RFC3339))
 	}

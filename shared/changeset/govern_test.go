@@ -201,3 +201,45 @@ func TestApprovalAPolicyAsksForExpires(t *testing.T) {
 		t.Errorf("the sweep a month later: %d change.expired, %v; want 1", len(msgs), err)
 	}
 }
+
+// A change.expired the sweep published while the change set was still waiting, carried out only
+// after the change set ended otherwise — a person rejected it, or it failed: the expiry is not
+// recorded (the change set did not expire: it was rejected, or it failed), and what the
+// rejection is to skip is left for it, so the lineage names who rejected it and why.
+func TestExpiryOfAChangeSetThatEndedOtherwiseIsRefused(t *testing.T) {
+	t.Parallel()
+	late := g0.Add(73 * time.Hour)
+
+	rejected := governed(t, &memStore{})
+	if !rejected.Expirable(late) {
+		t.Fatal("the change set must be expirable when the sweep looks")
+	}
+	if err := rejected.Reject("grace", "wrong CIDR"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rejected.Expire(late); !errors.Is(err, ErrCannotExpire) {
+		t.Errorf("expiring a rejected change set: %v, want ErrCannotExpire", err)
+	}
+	if !rejected.ExpiredAt.IsZero() {
+		t.Errorf("a rejected change set recorded as expired at %v", rejected.ExpiredAt)
+	}
+	if err := rejected.SkipRejected(); err != nil {
+		t.Fatal(err)
+	}
+	for id, n := range rejected.Nodes {
+		if n.State != Skipped || n.Reason != ReasonRejected || !strings.Contains(n.Detail, "rejected by grace: wrong CIDR") {
+			t.Errorf("%s: %+v, want skipped as rejected by grace", id, n)
+		}
+	}
+
+	failed := governed(t, &memStore{})
+	if err := failed.MarkFailed("vpc", "plan: boom"); err != nil {
+		t.Fatal(err)
+	}
+	if !failed.Done() {
+		t.Fatal("a failed root must end the change set")
+	}
+	if err := failed.Expire(late); !errors.Is(err, ErrCannotExpire) || !failed.ExpiredAt.IsZero() {
+		t.Errorf("expiring a change set that failed before the expiry was carried out: %v, expired at %v", err, failed.ExpiredAt)
+	}
+}
