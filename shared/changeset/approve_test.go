@@ -213,3 +213,31 @@ func TestRejectRefuses(t *testing.T) {
 		}
 	}
 }
+
+// A decision names who takes it: an approval or a rejection by an empty name (karma apply or
+// karma reject --as "") is refused, nothing recorded. Before, the approval was counted as a
+// person's — passing separation of duties, since an empty name is nobody's — and the rejection
+// recorded nothing in the change set (it could still be approved) while its caller published
+// change.rejected and audited a rejection that did not happen.
+func TestDecisionsByNobodyAreRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, nobody := range []string{"", "  "} {
+		st := &memStore{}
+		cs := held(t, st)
+		if _, err := ApproveAt(ctx, st, cs.ID, nobody, g0); !errors.Is(err, ErrCannotApprove) {
+			t.Errorf("approval by %q = %v, want ErrCannotApprove", nobody, err)
+		}
+		if got, _ := st.Get(ctx, cs.ID); got.Approved || len(got.Approvals) != 0 || got.Nodes["vpc"].State != Planned {
+			t.Errorf("approval by %q refused, yet approved %v by %+v", nobody, got.Approved, got.Approvals)
+		}
+		st = &memStore{}
+		cs = held(t, st)
+		if _, _, err := RejectChange(ctx, st, cs.ID, message.Actor{Kind: "cli", Name: nobody}, "wrong account"); !errors.Is(err, ErrCannotReject) {
+			t.Errorf("rejection by %q = %v, want ErrCannotReject", nobody, err)
+		}
+		if got, _ := st.Get(ctx, cs.ID); got.RejectReason != "" || got.RejectedBy != "" {
+			t.Errorf("rejection by %q refused, yet recorded: %q", nobody, got.RejectReason)
+		}
+	}
+}

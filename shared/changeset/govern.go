@@ -111,10 +111,14 @@ const (
 	RolePushAuthor = "push-author"
 )
 
-// CanBeApprovedBy reports why by may not approve cs at now, or nil: the change set cannot be
-// approved (CanBeApproved), it expired, or — in a protected environment — by is its requester or
-// its commit's author.
+// CanBeApprovedBy reports why by may not approve cs at now, or nil: by is empty (an approval
+// names who approves: an empty name is nobody, whom no rule could refuse), the change set cannot
+// be approved (CanBeApproved), it expired, or — in a protected environment — by is its requester
+// or its commit's author.
 func (cs *ChangeSet) CanBeApprovedBy(by string, now time.Time) error {
+	if strings.TrimSpace(by) == "" {
+		return fmt.Errorf("%w: change set %s: the approver's name is empty: an approval names who approves", ErrCannotApprove, cs.ID)
+	}
 	if err := cs.CanBeApproved(); err != nil {
 		return err
 	}

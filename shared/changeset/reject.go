@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/usekarma/karma/shared/message"
 )
@@ -20,9 +21,11 @@ import (
 var ErrCannotReject = errors.New("changeset: cannot reject")
 
 // CanBeRejected reports why by may not reject cs, or nil. The same person rejecting again is
-// allowed (a retry).
+// allowed (a retry); nobody (an empty name) may not: a rejection names who rejects.
 func (cs *ChangeSet) CanBeRejected(by string) error {
 	switch {
+	case strings.TrimSpace(by) == "":
+		return fmt.Errorf("%w: change set %s: the name of who rejects it is empty: a rejection names who rejects", ErrCannotReject, cs.ID)
 	case cs.RejectedBy != "" && cs.RejectedBy != by:
 		return fmt.Errorf("%w: change set %s was already rejected by %s: %s", ErrCannotReject, cs.ID, cs.RejectedBy, cs.RejectReason)
 	case cs.RejectedBy != "":
