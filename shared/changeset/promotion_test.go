@@ -92,6 +92,11 @@ func TestSkipSoak(t *testing.T) {
 	}
 	cs.MarkApplied("vpc", []string{})
 	cs.SettlePromotion(t0)
+	for _, nobody := range []string{"", " "} { // who ended the soak is on the record: nobody may not
+		if err := cs.SkipSoak(nobody, "verified by hand", t0.Add(time.Minute)); err == nil || cs.Promotion.SoakSkipped != nil {
+			t.Errorf("a soak ended by %q: %v, skipped %+v", nobody, err, cs.Promotion.SoakSkipped)
+		}
+	}
 	if err := cs.SkipSoak("grace", "verified by hand", t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
