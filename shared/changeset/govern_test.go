@@ -170,18 +170,20 @@ func TestPusherAndEveryAuthorOfThePushAreIneligible(t *testing.T) {
 
 // An auto-approved change set of an environment with an approval expiry, whose approval a
 // policy withdraws (a plan destroys, a policy asks for people): it waits for people no longer
-// than the expiry, as a change set reviewed from the start does — not forever.
+// than the expiry, counted from the withdrawal — not forever, and not expiring at once when the
+// withdrawal comes late (its other deployments, released by the auto-approval, may be applying).
 func TestApprovalAPolicyAsksForExpires(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := &memStore{}
+	withdrawn := g0.Add(48 * time.Hour) // the change set waited in its queue; the apply stage polices the plan
 	cs, err := st.Update(ctx, held(t, st).ID, func(cs *ChangeSet) error {
 		cs.CreatedAt, cs.AutoApprove, cs.Approved, cs.ApprovedBy = g0, true, true, "auto-approve"
 		cs.Govern(governance.Rules{Configured: true, Environment: governance.Environment{ApprovalExpiry: governance.Duration(24 * time.Hour)}}, "")
 		if !cs.ExpiresAt.IsZero() {
 			t.Fatalf("an auto-approved change set expires at %v", cs.ExpiresAt)
 		}
-		if !cs.RequireApproval("the plan of vpc destroys 1 resource(s)") {
+		if !cs.RequireApprovalAt("the plan of vpc destroys 1 resource(s)", withdrawn) {
 			t.Fatal("the auto-approval was not withdrawn")
 		}
 		return nil
@@ -189,10 +191,13 @@ func TestApprovalAPolicyAsksForExpires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cs.ExpiresAt.Equal(g0.Add(24 * time.Hour)) {
-		t.Errorf("a change set waiting for people under a 24h approval expiry expires at %v, want %v", cs.ExpiresAt, g0.Add(24*time.Hour))
+	if want := withdrawn.Add(24 * time.Hour); !cs.ExpiresAt.Equal(want) {
+		t.Errorf("a change set waiting for people under a 24h approval expiry expires at %v, want %v", cs.ExpiresAt, want)
 	}
-	late := g0.Add(30 * 24 * time.Hour)
+	if cs.Expirable(withdrawn.Add(time.Minute)) {
+		t.Error("expirable as soon as its approval was withdrawn")
+	}
+	late := withdrawn.Add(30 * 24 * time.Hour)
 	if _, err := ApproveAt(ctx, st, cs.ID, "grace", late); !errors.Is(err, ErrCannotApprove) {
 		t.Errorf("approved a month after its environment's 24h approval expiry: %v", err)
 	}

@@ -15,8 +15,7 @@ import (
 //   - a requirement of approval withdraws an approval that came from auto-approve alone: the
 //     change set then waits for people (its environment's number of them), and says why in
 //     AutoApproveRefused, and waits no longer than its environment's approval expiry (counted
-//     from its creation, as for a change set reviewed from the start). An approval by people
-//     already satisfies it.
+//     from the withdrawal). An approval by people already satisfies it.
 
 // DenyByPolicy skips a scheduled component that no announcement has made public yet, with the
 // policies' reasons, and decides its dependents.
@@ -36,15 +35,27 @@ func (cs *ChangeSet) DenyByPolicy(component, reasons string) error {
 }
 
 // RequireApproval withdraws an approval that auto-approve alone gave, for reason; it reports
-// whether it did (false: people approved already, or nobody had). The change set then expires
-// as one that was never auto-approved does (Govern set no expiry on an approved change set).
+// whether it did (false: people approved already, or nobody had). It is RequireApprovalAt now.
 func (cs *ChangeSet) RequireApproval(reason string) bool {
+	return cs.RequireApprovalAt(reason, time.Now())
+}
+
+// RequireApprovalAt is RequireApproval at now. The change set then waits for people no longer
+// than its environment's approval expiry, counted from now — when it began to wait for them
+// (Govern set no expiry on a change set approved at creation) — so that it neither waits
+// forever nor expires at once, skipping the deployments its auto-approval released and that may
+// be applying.
+func (cs *ChangeSet) RequireApprovalAt(reason string, now time.Time) bool {
 	if !cs.Approved || len(cs.Approvals) > 0 {
 		return false
 	}
 	cs.Approved, cs.ApprovedBy, cs.AutoApprove = false, "", false
 	if cs.Rules != nil && cs.Rules.ApprovalExpiry > 0 && cs.ExpiresAt.IsZero() {
-		cs.ExpiresAt = cs.CreatedAt.Add(time.Duration(cs.Rules.ApprovalExpiry))
+		from := cs.CreatedAt
+		if now.After(from) {
+			from = now.UTC()
+		}
+		cs.ExpiresAt = from.Add(time.Duration(cs.Rules.ApprovalExpiry))
 	}
 	if !strings.Contains(cs.AutoApproveRefused, reason) {
 		cs.AutoApproveRefused = strings.TrimPrefix(cs.AutoApproveRefused+"; "+reason, "; ")
