@@ -21,8 +21,9 @@ import (
 //     when the environment's number of distinct people approved it. In a protected environment
 //     an approver who is the change's requester (its actor) or its commit's author is refused
 //     (*IneligibleError), with the reason;
-//   - a change set not approved by ExpiresAt (created + approval_expiry) can no longer be
-//     approved; Expire skips what is left of it (reason "expired"), as a rejection does.
+//   - a change set not approved by ExpiresAt (created + approval_expiry; withdrawal +
+//     approval_expiry once an approval was withdrawn) can no longer be approved; Expire skips
+//     what is left of it (reason "expired"), as a rejection does.
 
 // Approver is one approval of a change set.
 type Approver struct {
@@ -55,9 +56,22 @@ func (cs *ChangeSet) Govern(r governance.Rules, author string) {
 }
 
 // WithdrawApproval forgets the approval and the approvals given so far: what they approved is no
-// longer what would be applied (a plan made again after it went stale).
-func (cs *ChangeSet) WithdrawApproval() {
+// longer what would be applied (a plan made again after it went stale, a failure run again). It
+// is WithdrawApprovalAt now.
+func (cs *ChangeSet) WithdrawApproval() { cs.WithdrawApprovalAt(time.Now()) }
+
+// WithdrawApprovalAt is WithdrawApproval at now. The new plans wait for people a whole approval
+// expiry, counted from now (or until the expiry already set, when later): a change set approved
+// in time is not expired for the time its approvers took then, and its new plans can be
+// approved.
+func (cs *ChangeSet) WithdrawApprovalAt(now time.Time) {
 	cs.Approved, cs.ApprovedBy, cs.Approvals = false, "", nil
+	if cs.Rules == nil || cs.Rules.ApprovalExpiry <= 0 || !cs.ExpiredAt.IsZero() {
+		return
+	}
+	if at := now.UTC().Add(time.Duration(cs.Rules.ApprovalExpiry)); at.After(cs.ExpiresAt) {
+		cs.ExpiresAt = at
+	}
 }
 
 // Required is how many distinct people must approve cs.

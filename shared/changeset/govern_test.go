@@ -248,3 +248,43 @@ func TestExpiryOfAChangeSetThatEndedOtherwiseIsRefused(t *testing.T) {
 		t.Errorf("expiring a change set that failed before the expiry was carried out: %v, expired at %v", err, failed.ExpiredAt)
 	}
 }
+
+// A change set approved in time whose approval is withdrawn later — a plan made again after it
+// went stale, a failure run again (karma retry) — past its expiry: the new plans wait for people
+// a whole approval expiry again, counted from the withdrawal. Before, it was expirable at once
+// ("not approved within 72h", which it was), so its new plans could never be approved and the
+// sweep skipped the deployments its approval had released, some possibly applying.
+func TestWithdrawnApprovalWaitsAFreshExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := &memStore{}
+	cs := governed(t, st)
+	for _, who := range []string{"grace", "linus"} {
+		if _, err := ApproveAt(ctx, st, cs.ID, who, g0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withdrawn := g0.Add(100 * time.Hour) // past the 72h expiry
+	cs, err := st.Update(ctx, cs.ID, func(cs *ChangeSet) error {
+		if !cs.Approved {
+			t.Fatal("not approved by two people in time")
+		}
+		cs.WithdrawApprovalAt(withdrawn)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := withdrawn.Add(72 * time.Hour); !cs.ExpiresAt.Equal(want) || cs.Approved || len(cs.Approvals) != 0 {
+		t.Errorf("withdrawn: expires %v (want %v), approved %v by %v", cs.ExpiresAt, want, cs.Approved, cs.Approvals)
+	}
+	if cs.Expirable(withdrawn.Add(time.Minute)) {
+		t.Error("expirable as soon as its approval was withdrawn")
+	}
+	if a, err := ApproveAt(ctx, st, cs.ID, "grace", withdrawn.Add(time.Hour)); err != nil || !a.Counted {
+		t.Errorf("approving the new plan an hour after the withdrawal: %+v, %v", a, err)
+	}
+	if !cs.Expirable(withdrawn.Add(72 * time.Hour)) {
+		t.Error("not expirable a whole approval expiry after the withdrawal")
+	}
+}
