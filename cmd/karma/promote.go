@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -123,7 +124,7 @@ func (st *stack) promote(c *cobra.Command, id, reason string, o reviewOptions) e
 		printPromotion(w, r, time.Now())
 		return &silentError{fmt.Errorf("the promotion stopped %s", r.Stopped)}
 	case promotion.StateSoaking:
-		if reason == "" {
+		if strings.TrimSpace(reason) == "" { // a blank reason is none
 			return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("change %s soaks in %s until %s: --reason says why to end the soak now (recorded)",
 				r.Change, cur.Env, cur.Until.Local().Format("15:04:05"))}
 		}

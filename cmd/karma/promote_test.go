@@ -118,6 +118,11 @@ func TestPromoteEndsASoakWithAReason(t *testing.T) {
 	change := promoteCommit(t, g, `[{"env": "dev", "soak": "1h"}, {"env": "prod"}]`, nil)
 	runIn(t, g, 0, "apply", "--auto-approve")
 	mustContain(t, "promote without a reason", runIn(t, g, 2, "promote", change), "soaks in dev until", "--reason says why")
+	// a blank reason is no reason: refused as none, the soak goes on and nothing is recorded
+	mustContain(t, "promote with a blank reason", runIn(t, g, 2, "promote", change, "--reason", "  ", "--as", "grace"), "soaks in dev until", "--reason says why")
+	if dev := changeSetByID(t, g.stateDir, change+"/dev"); dev == nil || dev.Promotion.SoakSkipped != nil {
+		t.Fatalf("a blank reason ended the soak: %+v", dev)
+	}
 	out := runIn(t, g, 0, "promote", change, "--reason", "verified in dev by hand", "--as", "grace")
 	mustContain(t, "promote with a reason", out, "soak ended early by grace: verified in dev by hand", "the promotion is complete")
 	if !ssmEndpoints(t, changeSetByID(t, g.stateDir, change+"/prod"), "prod/vpc/core") {

@@ -109,12 +109,15 @@ func (cs *ChangeSet) NextChangeSetID() string {
 var ErrNoSoak = errors.New("changeset: not soaking")
 
 // SkipSoak ends a running soak early, recording who and why; the promotion is then due. Nobody
-// (an empty name) may not end it: who did is on the record.
+// (an empty name) may not end it, nor anyone without a reason (a blank one): both are on the
+// record.
 func (cs *ChangeSet) SkipSoak(by, reason string, now time.Time) error {
 	p := cs.Promotion
 	switch {
 	case strings.TrimSpace(by) == "":
 		return fmt.Errorf("changeset: change set %s: the name of who ends the soak is empty: ending a soak early names who ends it", cs.ID)
+	case strings.TrimSpace(reason) == "":
+		return fmt.Errorf("changeset: change set %s: the reason is empty: ending a soak early says why, for the record", cs.ID)
 	case p == nil:
 		return fmt.Errorf("%w: change set %s promotes nowhere", ErrNoSoak, cs.ID)
 	case p.DueAt.IsZero():

@@ -97,6 +97,9 @@ func TestSkipSoak(t *testing.T) {
 			t.Errorf("a soak ended by %q: %v, skipped %+v", nobody, err, cs.Promotion.SoakSkipped)
 		}
 	}
+	if err := cs.SkipSoak("grace", " \n", t0.Add(time.Minute)); err == nil || cs.Promotion.SoakSkipped != nil { // why is on the record
+		t.Errorf("a soak ended without a reason: %v, skipped %+v", err, cs.Promotion.SoakSkipped)
+	}
 	if err := cs.SkipSoak("grace", "verified by hand", t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
