@@ -21,7 +21,8 @@ import (
 // approver separation of duties excludes is refused with 403 and audited; an approval of several
 // needed is recorded as api.change_approved and answered with pending, the gate not passed). 409
 // when there is nothing to move (deploying, queued, complete) or the promotion stopped (the
-// detail says where and why). The answer is where the change stands afterwards.
+// detail says where and why), or when the soak to end is over, or was ended by someone else,
+// since the status was read. The answer is where the change stands afterwards.
 
 // PromoteRequest is the body of POST /changes/{id}/promote (optional).
 type PromoteRequest struct {
@@ -130,7 +131,11 @@ func (s *server) passGate(r *http.Request, c Caller, cur promotion.Step, reason 
 				FieldError{Pointer: "/reason", Detail: "required: why the soak ends now, for the record"})
 		}
 		now := s.cfg.Now()
-		if _, err := s.cfg.ChangeSets.Update(ctx, cur.ChangeSetID, func(cs *changeset.ChangeSet) error { return cs.SkipSoak(c.Name, reason, now) }); err != nil {
+		_, err := s.cfg.ChangeSets.Update(ctx, cur.ChangeSetID, func(cs *changeset.ChangeSet) error { return cs.SkipSoak(c.Name, reason, now) })
+		if errors.Is(err, changeset.ErrNoSoak) { // over, or ended by someone else, since the status was read
+			return "", conflict("%v: nothing recorded; GET /changes/{id}/promotion says where the change stands (a promotion due starts with POST /changes/{id}/promote, without a reason)", err)
+		}
+		if err != nil {
 			return "", err
 		}
 		return "soak", s.startPromotion(r, cur.ChangeSetID)

@@ -5,7 +5,9 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/gitrepo/gittest"
@@ -169,5 +171,48 @@ func TestPromoteApprovalGateIsGoverned(t *testing.T) {
 	}
 	if count[EntryApprovalRefused+" second"] != 1 || count[EntryApproved+" approver"] != 1 || count[EntryPromoted+" approver"] != 1 || count[EntryPromoted+" third"] != 1 {
 		t.Errorf("audited %v: want second refused, approver's prod approval recorded as an approval (dev's as the gate passed), third's as the gate passed", count)
+	}
+}
+
+// A soak that ends between the status POST /changes/{id}/promote reads and the end it asks for
+// (the clock moved on, or another caller ended it): 409 saying so, not a 500, and nothing of a
+// soak ended early recorded.
+func TestPromoteASoakThatEndedMeanwhileIsAConflict(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	gittest.Git(t, h.origin.Work, "pull", "-q", "origin", "main")
+	sha := h.origin.Commit(t, "vpc: SSM endpoints, dev first", map[string]string{
+		"karma.json":                     `{"prefix": "/iac", "modules_dir": "components", "promotion": [{"env": "dev", "soak": "1h"}, {"env": "prod"}]}`,
+		"iac/_base/vpc/core/config.json": `{"cidr": "10.0.0.0/16", "az_count": 2, "enable_ssm_endpoints": true}`,
+	})
+	change := strings.TrimSuffix(h.push(sha, "karma.json", "iac/_base/vpc/core/config.json"), "/prod")
+	h.runUntilIdle()
+	id := url.PathEscape(change)
+	h.call("POST", "/changes/"+id+"/promote", "approver", nil).want(http.StatusOK) // dev's approval
+	h.runUntilIdle()
+
+	// The status is read while dev soaks; by the time the soak is to end, it is over.
+	var calls atomic.Int32
+	cfg := h.config()
+	cfg.Now = func() time.Time {
+		if calls.Add(1) == 1 {
+			return time.Now()
+		}
+		return time.Now().Add(2 * time.Hour)
+	}
+	handler, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.handler = handler
+	r := h.call("POST", "/changes/"+id+"/promote", "approver", map[string]any{"reason": "verified in dev by hand"})
+	if r.StatusCode != http.StatusConflict {
+		t.Fatalf("ending a soak over meanwhile: status %d, want %d: %s", r.StatusCode, http.StatusConflict, r.body)
+	}
+	if p := r.problem(); !strings.Contains(p.Detail, "soak is over") {
+		t.Errorf("a soak over meanwhile: %+v", p)
+	}
+	if dev, _ := h.changeSets.Get(t.Context(), change+"/dev"); dev == nil || dev.Promotion.SoakSkipped != nil {
+		t.Errorf("the soak's early end recorded: %+v", dev)
 	}
 }
