@@ -35,14 +35,15 @@ type Decision struct {
 }
 
 func (s *server) approve(w http.ResponseWriter, r *http.Request, c Caller) error {
-	if err := noBody(r, s.cfg.MaxBody); err != nil {
+	var body ApproveRequest
+	if err := optionalBody(r, s.cfg.MaxBody, &body); err != nil {
 		return err
 	}
 	if _, err := s.changeSet(r); err != nil {
 		return err
 	}
 	ctx := r.Context()
-	a, err := s.approveChangeSet(r, c, r.PathValue("id"))
+	a, err := s.approveChangeSet(r, c, r.PathValue("id"), body.Plans)
 	if err != nil {
 		return err
 	}
@@ -56,16 +57,24 @@ func (s *server) approve(w http.ResponseWriter, r *http.Request, c Caller) error
 	return writeJSON(w, http.StatusOK, Decision{Change: summarize(cs), Released: len(a.Messages), Pending: a.Pending})
 }
 
+// ApproveRequest is POST /changes/{id}/approve's body, which may be absent: Plans, when given,
+// maps each component whose plan the approver read to its plan_hash, and the approval is refused
+// (409) unless every plan held is one of them (changeset.ApproveSeenAt) — the web page sends the
+// plans it shows, so that a plan made again meanwhile is not approved unread.
+type ApproveRequest struct {
+	Plans map[string]string `json:"plans"`
+}
+
 // approveChangeSet records c's approval of change set id (changeset.ApproveAt): the approval, or
 // the problem to answer — an approver separation of duties excludes is refused and audited
 // (403), a change set that cannot be approved is 409.
-func (s *server) approveChangeSet(r *http.Request, c Caller, id string) (changeset.Approval, error) {
-	a, err := changeset.ApproveAt(r.Context(), s.cfg.ChangeSets, id, c.Name, s.cfg.Now().UTC())
+func (s *server) approveChangeSet(r *http.Request, c Caller, id string, seen map[string]string) (changeset.Approval, error) {
+	a, err := changeset.ApproveSeenAt(r.Context(), s.cfg.ChangeSets, id, c.Name, s.cfg.Now().UTC(), seen)
 	var ineligible *changeset.IneligibleError
 	switch {
 	case errors.As(err, &ineligible):
 		return a, s.refuseApprover(r, c, ineligible)
-	case errors.Is(err, changeset.ErrCannotApprove):
+	case errors.Is(err, changeset.ErrCannotApprove), errors.Is(err, changeset.ErrPlansChanged):
 		return a, conflict("%v", err)
 	}
 	return a, err

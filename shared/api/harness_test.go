@@ -303,6 +303,7 @@ func (h *harness) callContext(ctx context.Context, method, path, token string, b
 	w := httptest.NewRecorder()
 	h.handler.ServeHTTP(w, r)
 	resp := w.Result()
+	resp.Request = r // (want names it)
 	raw, _ := io.ReadAll(resp.Body)
 	check := *resp
 	check.Body = io.NopCloser(bytes.NewReader(raw))

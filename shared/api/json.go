@@ -112,6 +112,23 @@ func noBody(r *http.Request, max int64) error {
 	return decodeBody(r, max, &none)
 }
 
+// optionalBody is decodeBody for a route whose body may be absent or empty (approve): v is left
+// as it is then.
+func optionalBody(r *http.Request, max int64, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return badRequest("reading the body: %v", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	return decodeBody(r, max, v)
+}
+
 // bodyError explains a decoding error, with a pointer when it concerns one field.
 func bodyError(err error) error {
 	var syntax *json.SyntaxError

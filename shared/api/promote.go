@@ -97,7 +97,7 @@ func (s *server) promote(w http.ResponseWriter, r *http.Request, c Caller) error
 // the last one needed releases the held plans and is recorded as the gate passed.
 func (s *server) approveGate(w http.ResponseWriter, r *http.Request, c Caller, change string, cur promotion.Step) error {
 	ctx := r.Context()
-	a, err := s.approveChangeSet(r, c, cur.ChangeSetID)
+	a, err := s.approveChangeSet(r, c, cur.ChangeSetID, nil)
 	if err != nil {
 		return err
 	}

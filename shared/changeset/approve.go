@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/usekarma/karma/shared/message"
@@ -86,12 +87,32 @@ func Approve(ctx context.Context, store Updater, id, by string) (Approval, error
 
 // ApproveAt is Approve at a given time.
 func ApproveAt(ctx context.Context, store Updater, id, by string, now time.Time) (Approval, error) {
+	return ApproveSeenAt(ctx, store, id, by, now, nil)
+}
+
+// ErrPlansChanged refuses an approval given for plans other than those held now
+// (ApproveSeenAt): a plan made again (a stale plan, a retry) while the approver read the old one.
+var ErrPlansChanged = errors.New("changeset: the plans held are not the ones the approval was given for")
+
+// ApproveSeenAt is ApproveAt of an approver who says which plans they saw: seen maps each
+// component whose plan is held for review to the plan's hash (message.DeploymentPlanned's
+// plan_hash). The approval is refused (ErrPlansChanged, wrapped, naming each difference) unless
+// every plan held now is one seen — so a plan made again while the approver read the one before
+// is not applied on an approval given to the other. A seen plan no longer held (applied,
+// skipped) does not matter. nil seen: whatever is held (the CLI, which shows the plans it
+// approves in the same run).
+func ApproveSeenAt(ctx context.Context, store Updater, id, by string, now time.Time, seen map[string]string) (Approval, error) {
 	var a Approval
 	var held []string // component ids
 	cs, err := store.Update(ctx, id, func(cs *ChangeSet) error {
 		held, a.Already, a.Counted = nil, cs.Approved, false // Update may run fn again after a lost race
 		if err := cs.CanBeApprovedBy(by, now); err != nil {
 			return err
+		}
+		if seen != nil {
+			if err := cs.heldAsSeen(seen); err != nil {
+				return err
+			}
 		}
 		if !cs.Approved {
 			a.Counted = cs.addApproval(by, now)
@@ -130,6 +151,35 @@ func ApproveAt(ctx context.Context, store Updater, id, by string, now time.Time)
 		a.Messages = append(a.Messages, m)
 	}
 	return a, nil
+}
+
+// heldAsSeen refuses unless every plan held for review is the one seen names for its component.
+func (cs *ChangeSet) heldAsSeen(seen map[string]string) error {
+	var diffs []string
+	for _, id := range cs.order() {
+		n := cs.Nodes[id]
+		if n.State != Planned || n.Plan == nil {
+			continue
+		}
+		switch h, ok := seen[id]; {
+		case !ok:
+			diffs = append(diffs, fmt.Sprintf("%s holds plan %s, which the approval does not name", id, short(n.Plan.PlanHash)))
+		case h != n.Plan.PlanHash:
+			diffs = append(diffs, fmt.Sprintf("%s holds plan %s, not %s", id, short(n.Plan.PlanHash), short(h)))
+		}
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("%w: change set %s: %s: read the plans again (GET /changes/%s), then approve", ErrPlansChanged, cs.ID, strings.Join(diffs, "; "), cs.ID)
+	}
+	return nil
+}
+
+// short is a plan hash's first 12 characters.
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
 }
 
 // addApproval records by's approval unless the same person approved already; it reports

@@ -72,7 +72,10 @@ function detail(app, c, refresh, note) {
   const msg = h('p', { id: 'decision-result', 'aria-live': 'polite' }, note.text);
   const decide = (what) => async () => {
     try {
-      const d = await post('/changes/' + enc(c.id) + '/' + what, what === 'reject' ? { reason: reason.value } : undefined);
+      // An approval names the held plans this page shows: one made again since (a stale plan,
+      // a retry) is refused (409) rather than approved unread.
+      const seen = Object.fromEntries(c.plans.filter((p) => p.held).map((p) => [p.component, p.plan_hash]));
+      const d = await post('/changes/' + enc(c.id) + '/' + what, what === 'reject' ? { reason: reason.value } : { plans: seen });
       // An environment may need several approvals: until the last, the change still waits.
       note.text = what === 'reject' ? 'Rejected.'
         : d && d.pending > 0 ? 'Your approval is recorded; ' + d.pending + ' more needed before it applies.' : 'Approved.';
