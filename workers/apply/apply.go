@@ -327,6 +327,12 @@ func unpublished(p message.DeploymentPlanned, err error, fail func(error) ([]mes
 // finish publishes a recorded outcome's runtime (and config) — a no-op when already published —
 // and records the runtime version: together, when the stores can (Atomic); otherwise a crash
 // in between is mended by the redelivery, whose puts change nothing and return the version.
+//
+// Without a transaction (AWS) a write refused after another succeeded would leave half an
+// outcome published under a deployment recorded failed — a runtime that dependents consume,
+// from a deployment that says it published nothing. So both writes are checked first against
+// every rule Parameter Store applies to them (publishable): a refusal fails the deployment
+// with nothing published.
 func (w *Worker) finish(ctx context.Context, store params.Store, in message.Envelope, p message.DeploymentPlanned, o changeset.Outcome) (changeset.Outcome, error) {
 	if o.RuntimeVersion > 0 {
 		return o, nil
@@ -334,15 +340,30 @@ func (w *Worker) finish(ctx context.Context, store params.Store, in message.Enve
 	_, typ, nick := splitComponent(p.Component)
 	what := "deployment=" + p.DeploymentID + " change=" + p.ChangeSetID
 	user := "karma:" + in.Actor.Name
+	puts := []params.PutInput{{Name: model.RuntimeParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Runtime),
+		Description: params.Provenance(what, string(o.Runtime)), User: user}}
+	if len(o.Config) > 0 {
+		puts = append(puts, params.PutInput{Name: model.ConfigParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Config),
+			Description: params.Provenance(what, string(o.Config)), User: user})
+	}
 	done := o
 	err := w.atomic(ctx, func(ctx context.Context) error {
-		r, err := store.Put(ctx, params.PutInput{Name: model.RuntimeParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Runtime),
-			Description: params.Provenance(what, string(o.Runtime)), User: user})
+		for _, in := range puts {
+			if err := publishable(ctx, store, in); err != nil {
+				return err
+			}
+		}
+		r, err := store.Put(ctx, puts[0])
 		if err != nil {
 			return err
 		}
-		if len(o.Config) > 0 {
-			if _, err := store.Put(ctx, params.PutInput{Name: model.ConfigParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Config), Description: params.Provenance(what, string(o.Config)), User: user}); err != nil {
+		for _, in := range puts[1:] {
+			if _, err := store.Put(ctx, in); err != nil {
+				if w.Atomic == nil {
+					// Refused after the runtime was published, by a rule publishable does not
+					// know: the record says so rather than that nothing was published.
+					return fmt.Errorf("%s was published (version %d), but not %s: %w", puts[0].Name, r.Version, in.Name, err)
+				}
 				return err
 			}
 		}
@@ -358,6 +379,27 @@ func (w *Worker) finish(ctx context.Context, store params.Store, in message.Enve
 		return o, err
 	}
 	return done, nil
+}
+
+// publishable reports a write Parameter Store would refuse — a name, value or description
+// against its rules (params.CheckPut), or a parameter of another type stored under the name
+// (SSM refuses to change a parameter's type, HierarchyTypeMismatchException, which it answers
+// like any client error) — as a *params.InvalidError, permanent: the deployment fails.
+func publishable(ctx context.Context, store params.Store, in params.PutInput) error {
+	typ, err := params.CheckPut(in)
+	if err != nil {
+		return err
+	}
+	cur, err := store.Get(ctx, in.Name)
+	switch {
+	case errors.Is(err, params.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case cur.Type != typ:
+		return &params.InvalidError{Name: in.Name, Reason: fmt.Sprintf("it is a %s parameter, and Karma publishes a %s there (Parameter Store does not change a parameter's type: delete it first)", cur.Type, typ)}
+	}
+	return nil
 }
 
 func splitComponent(id string) (string, string, string) {
