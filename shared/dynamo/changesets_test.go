@@ -33,6 +33,15 @@ func TestSeenConformance(t *testing.T) {
 	seentest.Run(t, func(t *testing.T) pipeline.Seen { return s })
 }
 
+// Two workers (two processes, two Lambdas) on one table: each has its own Seen.
+func TestSeenHoldersConformance(t *testing.T) {
+	client, _ := newClient(t)
+	table := newTables(t, client).Seen
+	seentest.RunHolders(t, func(t *testing.T) (pipeline.Seen, pipeline.Seen) {
+		return dynamo.NewSeen(client, table, dynamo.SeenOptions{}), dynamo.NewSeen(client, table, dynamo.SeenOptions{})
+	})
+}
+
 // The sizes behind the documented limit: what a 1,000-component change set takes.
 func TestChangeSetSizes(t *testing.T) {
 	client, _ := newClient(t)

@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +19,7 @@ const (
 	attrTTL      = "ttl"       // N: unix seconds after which DynamoDB's TTL deletes the item
 	attrMarkedAt = "marked_at" // S: when a key was marked done (tsLayout)
 	attrRecord   = "value"     // S: a record's value
+	attrToken    = "token"     // S: a claim's own token (pipeline.ClaimTokens), when Claim took it
 	claimPrefix  = "CLAIM#"
 	donePrefix   = "DONE#"
 	recordPrefix = "RECORD#"
@@ -37,7 +39,8 @@ type SeenOptions struct {
 
 // Seen is pipeline.Seen on one DynamoDB table, two kinds of item per idempotency key:
 //
-//	pk CLAIM#<key>   expires (N, unix ns), ttl (N, unix s)   a claim; TTL removes it a day after it ran out
+//	pk CLAIM#<key>   expires (N, unix ns), ttl (N, unix s),  a claim; TTL removes it a day after it ran out
+//	                 token (S)
 //	pk DONE#<key>    marked_at, ttl if DoneTTL is set         the key is done
 //	pk RECORD#<key>  value (S)                                 a record (pipeline.Records): first wins
 //
@@ -47,10 +50,16 @@ type SeenOptions struct {
 // Mark is one TransactWriteItems putting the done marker and deleting the claim. Done is a
 // consistent GetItem. Claims and done markers are separate items so that TTL, which deletes
 // whole items, can never remove a done marker with a claim.
+//
+// A claim carries a token the Seen remembers until it releases or marks the key: Release is a
+// DeleteItem and Renew a PutItem on condition that the stored claim has that token, so a worker
+// whose claim ran out mid-handler and was taken over by another does not drop (letting a third
+// worker in) or extend the other's claim; its Renew reports the claim lost.
 type Seen struct {
 	client API
 	table  string
 	opts   SeenOptions
+	tokens pipeline.ClaimTokens
 }
 
 var (
@@ -87,17 +96,34 @@ func (s *Seen) Done(ctx context.Context, key string) (bool, error) {
 
 // Claim takes key for lease unless a live claim holds it.
 func (s *Seen) Claim(ctx context.Context, key string, lease time.Duration) (bool, error) {
-	return s.putClaim(ctx, "claim", key, lease, "attribute_not_exists(#pk) OR #e < :now")
+	token := pipeline.NewClaimToken()
+	ok, err := s.putClaim(ctx, "claim", key, lease, token, "attribute_not_exists(#pk) OR #e < :now", nil)
+	if ok {
+		s.tokens.Keep(key, token)
+	}
+	return ok, err
 }
 
-// Renew moves the expiry of key's live claim to lease from now (pipeline.Renewer).
+// Renew moves the expiry of key's live claim, the one this Seen took, to lease from now
+// (pipeline.Renewer).
 func (s *Seen) Renew(ctx context.Context, key string, lease time.Duration) (bool, error) {
-	return s.putClaim(ctx, "renew", key, lease, "attribute_exists(#pk) AND #e >= :now")
+	token := s.tokens.Of(key)
+	cond, vals := ours(token)
+	return s.putClaim(ctx, "renew", key, lease, token, "attribute_exists(#pk) AND #e >= :now AND "+cond, vals)
 }
 
-// putClaim writes key's claim item, expiring lease from now, when condition holds of the item
-// stored (:now is now); false when it does not.
-func (s *Seen) putClaim(ctx context.Context, op, key string, lease time.Duration, condition string) (bool, error) {
+// ours is the condition that the stored claim has token ("": none, a claim not taken by Claim),
+// and its values.
+func ours(token string) (string, map[string]types.AttributeValue) {
+	if token == "" {
+		return "attribute_not_exists(#t)", nil
+	}
+	return "#t = :t", map[string]types.AttributeValue{":t": str(token)}
+}
+
+// putClaim writes key's claim item with token, expiring lease from now, when condition holds
+// of the item stored (:now is now, vals the condition's other values); false when it does not.
+func (s *Seen) putClaim(ctx context.Context, op, key string, lease time.Duration, token, condition string, vals map[string]types.AttributeValue) (bool, error) {
 	k, err := s.key(op, claimPrefix, key)
 	if err != nil {
 		return false, err
@@ -106,12 +132,23 @@ func (s *Seen) putClaim(ctx context.Context, op, key string, lease time.Duration
 	expires := t.Add(lease)
 	k[attrExpires] = num(expires.UnixNano())
 	k[attrTTL] = num(expires.Add(claimGrace).Unix())
+	if token != "" {
+		k[attrToken] = str(token)
+	}
+	values := map[string]types.AttributeValue{":now": num(t.UnixNano())}
+	for n, v := range vals {
+		values[n] = v
+	}
+	names := map[string]string{"#pk": attrPK, "#e": attrExpires}
+	if strings.Contains(condition, "#t") {
+		names["#t"] = attrToken
+	}
 	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                 aws.String(s.table),
 		Item:                      k,
 		ConditionExpression:       aws.String(condition),
-		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#e": attrExpires},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(t.UnixNano())},
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
 	})
 	if isConditionFailed(err) {
 		return false, nil
@@ -122,13 +159,23 @@ func (s *Seen) putClaim(ctx context.Context, op, key string, lease time.Duration
 	return true, nil
 }
 
-// Release drops a claim without marking.
+// Release drops the claim this Seen took of key, without marking; another's claim stays.
 func (s *Seen) Release(ctx context.Context, key string) error {
 	k, err := s.key("release", claimPrefix, key)
 	if err != nil {
 		return err
 	}
-	_, err = s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: k})
+	token := s.tokens.Of(key)
+	cond, vals := ours(token)
+	_, err = s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: k,
+		ConditionExpression: aws.String(cond), ExpressionAttributeNames: map[string]string{"#t": attrToken},
+		ExpressionAttributeValues: vals})
+	if isConditionFailed(err) {
+		err = nil // the claim is another worker's now, or gone: nothing of ours to drop
+	}
+	if err == nil {
+		s.tokens.Forget(key, token)
+	}
 	return wrap("seen release", s.table, key, err)
 }
 
@@ -148,9 +195,13 @@ func (s *Seen) Mark(ctx context.Context, key string) error {
 		{Put: &types.Put{TableName: aws.String(s.table), Item: done}},
 		{Delete: &types.Delete{TableName: aws.String(s.table), Key: claim}},
 	}}
+	token := s.tokens.Of(key)
 	// A claim written at the same moment cancels the transaction (TransactionConflict): retry.
 	for attempt := 1; ; attempt++ {
 		_, err = s.client.TransactWriteItems(ctx, in)
+		if err == nil {
+			s.tokens.Forget(key, token) // not before: a Mark that failed is followed by a Release
+		}
 		if err == nil || attempt == 5 || !IsTransient(err) || ctx.Err() != nil {
 			return wrap("seen mark", s.table, key, err)
 		}

@@ -12,7 +12,19 @@ import (
 )
 
 // Seen is the embedded idempotency record (pipeline.Seen).
-type Seen struct{ db *DB }
+//
+// A claim taken by Claim carries a token of its own, which the Seen remembers for its key until
+// it releases or marks it: Release and Renew act only on the claim this Seen took. A claim that
+// ran out while its handler still worked (renewals failed or came late) and that another process
+// took over is that process's: the first holder's Release leaves it, so no third worker can claim
+// the key while the second still works, and its Renew reports the claim lost rather than
+// extending the other's. A claim taken otherwise (ClaimAll, an exchange) has no token; Release
+// and Renew without a remembered token act only on such a claim. Two claimants in one process
+// share the Seen, and so what it remembers of a key: the latest claim's token.
+type Seen struct {
+	db     *DB
+	tokens pipeline.ClaimTokens
+}
 
 var (
 	_ pipeline.Seen      = (*Seen)(nil)
@@ -32,6 +44,10 @@ func NewSeen(ctx context.Context, db *DB) (*Seen, error) {
 	if err := db.addColumn(ctx, "claims", "holder", "TEXT NOT NULL DEFAULT ''"); err != nil {
 		return nil, err
 	}
+	// The claim's own token (Seen): '' for one taken by ClaimAll or an exchange.
+	if err := db.addColumn(ctx, "claims", "token", "TEXT NOT NULL DEFAULT ''"); err != nil {
+		return nil, err
+	}
 	// A key marked done drops its claim in the same statement (an exchange marks a batch's keys
 	// in one: queue_settle.go). A binary from before the trigger drops it itself: no row left.
 	if err := db.migrate(ctx, `CREATE TRIGGER IF NOT EXISTS handled_drops_claim AFTER INSERT ON handled BEGIN
@@ -45,21 +61,25 @@ func NewSeen(ctx context.Context, db *DB) (*Seen, error) {
 // Claim takes key unless a live claim holds it.
 func (s *Seen) Claim(ctx context.Context, key string, lease time.Duration) (bool, error) {
 	now := time.Now()
-	res, err := s.db.conn(ctx).ExecContext(ctx, `INSERT INTO claims (key, expires, holder) VALUES (?, ?, ?)
-		ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, holder = excluded.holder WHERE claims.expires < ?`,
-		key, now.Add(lease).UnixNano(), thisHolder(), now.UnixNano())
+	token := pipeline.NewClaimToken()
+	res, err := s.db.conn(ctx).ExecContext(ctx, `INSERT INTO claims (key, expires, holder, token) VALUES (?, ?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, holder = excluded.holder, token = excluded.token WHERE claims.expires < ?`,
+		key, now.Add(lease).UnixNano(), thisHolder(), token, now.UnixNano())
 	if err != nil {
 		return false, err
 	}
 	n, err := res.RowsAffected()
+	if err == nil && n == 1 {
+		s.tokens.Keep(key, token)
+	}
 	return n == 1, err
 }
 
 // Renew moves the expiry of key's live claim to lease from now (pipeline.Renewer).
 func (s *Seen) Renew(ctx context.Context, key string, lease time.Duration) (bool, error) {
 	now := time.Now()
-	res, err := s.db.conn(ctx).ExecContext(ctx, `UPDATE claims SET expires = ? WHERE key = ? AND expires >= ?`,
-		now.Add(lease).UnixNano(), key, now.UnixNano())
+	res, err := s.db.conn(ctx).ExecContext(ctx, `UPDATE claims SET expires = ? WHERE key = ? AND expires >= ? AND token = ?`,
+		now.Add(lease).UnixNano(), key, now.UnixNano(), s.tokens.Of(key))
 	if err != nil {
 		return false, err
 	}
@@ -67,9 +87,13 @@ func (s *Seen) Renew(ctx context.Context, key string, lease time.Duration) (bool
 	return n == 1, err
 }
 
-// Release drops a claim.
+// Release drops the claim this Seen took of key; another's claim stays.
 func (s *Seen) Release(ctx context.Context, key string) error {
-	_, err := s.db.conn(ctx).ExecContext(ctx, `DELETE FROM claims WHERE key = ?`, key)
+	token := s.tokens.Of(key)
+	_, err := s.db.conn(ctx).ExecContext(ctx, `DELETE FROM claims WHERE key = ? AND token = ?`, key, token)
+	if err == nil {
+		s.tokens.Forget(key, token)
+	}
 	return err
 }
 
@@ -85,13 +109,18 @@ func (s *Seen) Done(ctx context.Context, key string) (bool, error) {
 
 // Mark records key as done and drops its claim, in one transaction.
 func (s *Seen) Mark(ctx context.Context, key string) error {
-	return s.db.inTx(ctx, func(tx *sql.Tx) error {
+	token := s.tokens.Of(key)
+	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO handled (key) VALUES (?) ON CONFLICT DO NOTHING`, key); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM claims WHERE key = ?`, key)
 		return err
 	})
+	if err == nil {
+		s.tokens.Forget(key, token) // not before: a Mark that failed is followed by a Release
+	}
+	return err
 }
 
 // RecordFirst stores value under key unless one is stored, and returns the stored value.
@@ -193,7 +222,7 @@ func claimTx(ctx context.Context, tx *sql.Tx, keys []string, lease time.Duration
 		err := scanKeys(taken)(tx.QueryContext(ctx, `INSERT INTO claims (key, expires, holder)
 			SELECT column1, ?1, ?2 FROM (VALUES `+numbered(4, n)+`)
 			WHERE NOT EXISTS (SELECT 1 FROM handled WHERE key = column1)
-			ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, holder = excluded.holder WHERE claims.expires < ?3
+			ON CONFLICT (key) DO UPDATE SET expires = excluded.expires, holder = excluded.holder, token = '' WHERE claims.expires < ?3
 			RETURNING key`, args...))
 		if err != nil {
 			return nil, err

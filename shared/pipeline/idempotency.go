@@ -2,8 +2,10 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/usekarma/karma/shared/message"
@@ -20,6 +22,45 @@ type Seen interface {
 	Release(ctx context.Context, key string) error
 	// Mark records key as done (and drops its claim).
 	Mark(ctx context.Context, key string) error
+}
+
+// ClaimTokens is what a Seen store remembers of the claims it took: each one's token, written
+// with the claim, so that Release and Renew of a key act only on the claim this Seen took, not
+// on one another worker took over after this one's ran out (its renewals failed or came late
+// while its handler still worked). Released or marked, a claim is forgotten. A Seen is shared
+// by the workers of one process: it remembers of a key the token of the latest claim it took.
+type ClaimTokens struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+// NewClaimToken returns a new claim's token.
+func NewClaimToken() string { return rand.Text() }
+
+// Keep remembers token as that of the claim of key just taken.
+func (c *ClaimTokens) Keep(key, token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]string{}
+	}
+	c.m[key] = token
+}
+
+// Of returns the token of key's claim, "" when none is remembered.
+func (c *ClaimTokens) Of(key string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[key]
+}
+
+// Forget forgets key's claim, if its token is still token (not one taken since).
+func (c *ClaimTokens) Forget(key, token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m[key] == token {
+		delete(c.m, key)
+	}
 }
 
 // Records remembers the first value recorded under a key: which change a Git commit started, so

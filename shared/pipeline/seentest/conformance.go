@@ -12,6 +12,9 @@
 //   - Release of a key never claimed, and Done of a key never marked, are not errors.
 //   - Renew (every store is a pipeline.Renewer) extends a live claim, so it outlives its first
 //     lease; it reports false, and takes nothing, for a key whose claim ran out or was released.
+//   - RunHolders (two Seens on one store, as two processes have): Release and Renew act only on
+//     the claim their Seen took; a claim that ran out and was taken over by the other is left
+//     alone (Renew reports it lost), so no third claimant gets the key while the other works.
 //   - Leases are measured by the store's clock; the expiry subtest waits 300 ms past a 100 ms
 //     lease, so a backend's clock may lag the test's by up to ~200 ms.
 package seentest
@@ -216,4 +219,61 @@ func testOddKeys(t *testing.T, s pipeline.Seen, p string) {
 		ok(t, "Mark", s.Mark(t.Context(), k))
 		done(t, s, k, true)
 	}
+}
+
+// RunHolders runs, as parallel subtests of t, the cases that need two workers on one store:
+// newPair returns two Seens on the same storage, as two processes would have.
+func RunHolders(t *testing.T, newPair func(t *testing.T) (a, b pipeline.Seen)) {
+	t.Helper()
+	root := fmt.Sprintf("seenh-%08x", rand.Uint32())
+	tests := []struct {
+		name string
+		run  func(t *testing.T, a, b pipeline.Seen, p string)
+	}{
+		{"TakenOverClaimIsNotReleasedNorRenewed", testTakenOver},
+		{"ReleaseAndRenewOfOwnClaim", testOwnClaim},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a, b := newPair(t)
+			tc.run(t, a, b, root+"-"+strings.ToLower(tc.name))
+		})
+	}
+}
+
+// testTakenOver: a's claim runs out while its handler works; b takes the key over. a's handler
+// then fails and releases (or its renewal comes late): b's claim must hold, or a third worker
+// would run the key's work beside b's.
+func testTakenOver(t *testing.T, a, b pipeline.Seen, p string) {
+	k := p + "|k"
+	claim(t, a, k, 100*time.Millisecond, true)
+	time.Sleep(400 * time.Millisecond)
+	claim(t, b, k, time.Minute, true)  // a's ran out: taken over
+	renew(t, a, k, time.Minute, false) // a's claim is lost, b's not extended by a
+	ok(t, "Release by the first holder", a.Release(t.Context(), k))
+	claim(t, a, k, time.Minute, false) // b's claim holds
+	claim(t, b, k, time.Minute, false)
+	renew(t, b, k, time.Minute, true)
+	ok(t, "Release by the holder", b.Release(t.Context(), k))
+	claim(t, a, k, time.Minute, true)
+}
+
+// testOwnClaim: each Seen releases and renews the claims it took, whichever took the key last.
+func testOwnClaim(t *testing.T, a, b pipeline.Seen, p string) {
+	k := p + "|k"
+	claim(t, a, k, time.Minute, true)
+	claim(t, b, k, time.Minute, false)
+	renew(t, a, k, time.Minute, true)
+	renew(t, b, k, time.Minute, false)
+	ok(t, "Release by another", b.Release(t.Context(), k))
+	claim(t, b, k, time.Minute, false)
+	ok(t, "Release", a.Release(t.Context(), k))
+	claim(t, b, k, time.Minute, true)
+	renew(t, b, k, time.Minute, true)
+	ok(t, "Mark", b.Mark(t.Context(), k))
+	done(t, a, k, true)
+	claim(t, a, k, time.Minute, true) // Mark dropped the claim
+	ok(t, "Release", a.Release(t.Context(), k))
+	claim(t, b, k, time.Minute, true)
 }
