@@ -138,7 +138,9 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 		f := message.DeploymentFailed{ChangeSetID: p.ChangeSetID, DeploymentID: p.DeploymentID, Component: p.Component, Wave: p.Wave, Stage: "apply", Error: err.Error()}
 		return []message.Envelope{in.MustDerive(message.TypeDeploymentFailed, "deployment.failed:"+p.DeploymentID, f)}, nil
 	}
-	if node.Outcome != nil { // already applied: finish publishing if needed, announce again, run nothing
+	if node.Outcome != nil && node.DeploymentID == p.DeploymentID {
+		// Already applied: finish publishing if needed, announce again, run nothing. The outcome
+		// of another deployment of the node (a retry of p's) is not p's: notWaiting says so.
 		return w.finishAndAnnounce(ctx, store, in, p, *node.Outcome, fail)
 	}
 	if in.Type == message.TypeDeploymentApproved {
@@ -183,7 +185,8 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 // (skipped by a rejection or an expiry, failed, blocked), the same deployment — and the change
 // set must hold an approval that covers it: approved now (an approval withdrawn since, because
 // another plan went stale, covers nothing), and for a deployment.approved, of the very plan the
-// node holds. A node with an outcome is not asked: it was applied (the caller announces it).
+// node holds. A node with an outcome of this deployment is not asked: it was applied (the caller
+// announces it).
 func notWaiting(in message.Envelope, cs *changeset.ChangeSet, n *changeset.Node, p message.DeploymentPlanned) string {
 	switch {
 	case n.DeploymentID != p.DeploymentID:

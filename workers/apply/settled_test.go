@@ -319,3 +319,39 @@ func types(msgs []message.Envelope) []string {
 	}
 	return out
 }
+
+// A delivery of a deployment's plan that comes after the deployment was retried (karma retry
+// gives the node a new deployment) and the retry applied — its first handling published
+// deployment.failed, and marking its key done failed — must not announce the retry's outcome
+// as its own: deployment.applied of the failed deployment would record an apply that never
+// happened. It applies nothing and announces nothing.
+func TestApplyOfARetriedDeploymentDoesNotAnnounceTheRetrysOutcome(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, setup{approved: true})
+	first := s.planned(t, 90, vpc, 0, vpcConfig)
+	p := wt.PayloadOf[message.DeploymentPlanned](t, first)
+	failed := p.DeploymentID
+	p.DeploymentID = changeset.DeploymentID(failed, "retry")
+	retry := wt.FixedDerive(t, s.root, 91, message.TypeDeploymentPlanned, "deployment.planned:"+p.DeploymentID, p)
+	retry.Env = "prod"
+	if _, err := s.cs.Update(context.Background(), s.csID, func(cs *changeset.ChangeSet) error {
+		cs.Nodes[vpc].DeploymentID = p.DeploymentID
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if out := s.handle(t, retry); len(out) != 1 || out[0].Type != message.TypeDeploymentApplied {
+		t.Fatalf("the retry: %d messages %v, want its deployment.applied", len(out), types(out))
+	}
+
+	out, action, err := wt.Process(t, s.q, s.w.Handle, first)
+	if action != pipeline.Duplicate || len(out) != 0 {
+		t.Fatalf("the failed deployment's plan again: action %v (%v), %d messages %v; want a no-op", action, err, len(out), types(out))
+	}
+	if err == nil || !strings.Contains(err.Error(), "is deployment "+p.DeploymentID+" now") {
+		t.Errorf("the reason logged: %v", err)
+	}
+	if got := s.runner.applies.Load(); got != 1 {
+		t.Errorf("terraform applied %d times, want 1", got)
+	}
+}
