@@ -18,7 +18,9 @@ type Seen interface {
 	// Claim takes key for lease unless a live claim holds it (false). A claim whose lease ran
 	// out — its holder died — can be taken again.
 	Claim(ctx context.Context, key string, lease time.Duration) (bool, error)
-	// Release drops a claim without marking (the handler failed; a retry may claim again).
+	// Release drops a claim without marking (the handler failed; a retry may claim again): the
+	// claim this Seen took, never one another worker took over once this one's ran out
+	// (ClaimTokens).
 	Release(ctx context.Context, key string) error
 	// Mark records key as done (and drops its claim).
 	Mark(ctx context.Context, key string) error

@@ -10,8 +10,8 @@ import (
 )
 
 // Renewer is implemented by the Seen stores that can extend a claim (both can): Renew moves the
-// expiry of key's live claim to lease from now, and reports false when no live claim holds the
-// key (it ran out, or was released or marked). A worker renews the claims it holds while its
+// expiry of key's live claim to lease from now, and reports false when no live claim of this
+// Seen's holds the key (it ran out, or was released or marked, or another worker took it over). A worker renews the claims it holds while its
 // handler runs (keepClaimed), so that a copy of the message arriving after the first lease —
 // an approval announced again while a 40-minute apply runs — finds the key still in progress.
 type Renewer interface {
