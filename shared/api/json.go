@@ -97,19 +97,8 @@ func exactNames(data []byte, v any) error {
 // empty JSON object, so that a client sending fields it believes count ({"reason": …} to
 // approve) learns they do not, instead of seeing them ignored.
 func noBody(r *http.Request, max int64) error {
-	if r.ContentLength == 0 {
-		return nil
-	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		return badRequest("reading the body: %v", err)
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil
-	}
-	r.Body = io.NopCloser(bytes.NewReader(data))
 	var none struct{}
-	return decodeBody(r, max, &none)
+	return optionalBody(r, max, &none)
 }
 
 // optionalBody is decodeBody for a route whose body may be absent or empty (approve): v is left
