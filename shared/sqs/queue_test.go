@@ -382,3 +382,41 @@ func TestFIFOKillAndRedrive(t *testing.T) {
 		t.Fatalf("redriven = %+v, %v", out.Messages, err)
 	}
 }
+
+// SQS (and moto, under load) may return one message more than once in a response, each copy with
+// its own receipt handle: Receive hands it out once, with the last handle, which is the live one
+// (the copy before it is stale: a delete with it is refused here).
+func TestReceiveHandsOutAMessageReturnedTwiceOnce(t *testing.T) {
+	t.Parallel()
+	const md5x = "9dd4e461268c8034f5c8564e155c67a6" // of the body "x"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		switch target := r.Header.Get("X-Amz-Target"); {
+		case strings.Contains(target, "GetQueueUrl"):
+			fmt.Fprintf(w, `{"QueueUrl":"%s/123456789012/q"}`, "http://"+r.Host)
+		case strings.Contains(target, "ReceiveMessage"):
+			msg := func(receipt string) string {
+				return `{"MessageId":"m1","ReceiptHandle":"` + receipt + `","Body":"x","MD5OfBody":"` + md5x + `","Attributes":{"ApproximateReceiveCount":"1","SentTimestamp":"1764892800000"}}`
+			}
+			fmt.Fprint(w, `{"Messages":[`+msg("r1")+`,`+msg("r2")+`,{"MessageId":"m2","ReceiptHandle":"r3","Body":"x","MD5OfBody":"`+md5x+`","Attributes":{"ApproximateReceiveCount":"1"}}]}`)
+		default:
+			fmt.Fprint(w, `{}`)
+		}
+	}))
+	defer srv.Close()
+	client := awssqs.New(awssqs.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+	})
+	q := sqs.New(client, sqs.Options{})
+	ds, err := q.Receive(t.Context(), "q", 10, time.Minute, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 2 || ds[0].MessageID != "m1" || ds[0].ReceiptHandle != "r2" || ds[1].MessageID != "m2" {
+		t.Fatalf("deliveries %+v, want m1 once (receipt r2) and m2", ds)
+	}
+	if err := q.Delete(t.Context(), "q", "r1"); !errors.Is(err, queue.ErrStaleReceipt) {
+		t.Errorf("Delete with the first copy's receipt = %v, want ErrStaleReceipt", err)
+	}
+}

@@ -45,9 +45,17 @@ func (q *Queue) Receive(ctx context.Context, name string, max int, visibility, w
 	}
 	deadline := time.Now().Add(time.Duration(vis) * time.Second)
 	ds := make([]queue.Delivery, 0, len(out.Messages))
+	at := make(map[string]int, len(out.Messages)) // message id -> index in ds
 	for _, m := range out.Messages {
 		d := toDelivery(m)
 		q.receipts.received(name, d, m.Attributes[attrGroupID], deadline)
+		if i, ok := at[d.MessageID]; ok {
+			// SQS (and moto) may return one message more than once in a response, each copy with
+			// a receipt handle of its own: one delivery, the last handle (the one SQS honours).
+			ds[i] = d
+			continue
+		}
+		at[d.MessageID] = len(ds)
 		ds = append(ds, d)
 	}
 	return ds, nil
