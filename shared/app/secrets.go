@@ -25,11 +25,40 @@ func gitTokenFile(ctx context.Context, cfg aws.Config, secretARN, dir string) (s
 	if token == "" {
 		return "", fmt.Errorf("KARMA_GIT_TOKEN_SECRET %s: the secret holds no string (store the token as the secret's text)", secretARN)
 	}
+	return writeTokenFile(dir, token)
+}
+
+// writeTokenFile writes token to dir/git-token readable by this process alone, whatever a file
+// already there allowed: os.WriteFile keeps an existing file's permissions, so a token file
+// left 0644 (by hand, by an older release, by a restored cache) would have stayed world-readable.
+// The token goes to a fresh 0600 file renamed over the old one, so a reader never sees it half
+// written or readable by others.
+func writeTokenFile(dir, token string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	path := filepath.Join(dir, "git-token")
-	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+	f, err := os.CreateTemp(dir, ".git-token-*")
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return "", err
+	}
+	if _, err := f.WriteString(token + "\n"); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return "", err
 	}
 	return path, nil
