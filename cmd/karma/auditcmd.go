@@ -60,14 +60,26 @@ cause: the commit, parameter@version, change request or upstream deployment behi
 				return err
 			}
 			defer s.close()
-			recs, err := st.audit.Query(c.Context(), q)
+			// One record past --limit says whether more exist, as the --server log says "(more: …)".
+			lq := q
+			if q.Limit > 0 {
+				lq.Limit = q.Limit + 1
+			}
+			recs, err := st.audit.Query(c.Context(), lq)
 			if err != nil {
 				return err
+			}
+			more := q.Limit > 0 && len(recs) > q.Limit
+			if more {
+				recs = recs[:q.Limit]
 			}
 			if asJSON {
 				return writeJSON(c.OutOrStdout(), explainAll(recs))
 			}
 			printAudit(c.OutOrStdout(), recs)
+			if more {
+				printMore(c.OutOrStdout(), q.Limit)
+			}
 			return nil
 		},
 	}
@@ -146,4 +158,9 @@ func printAudit(w io.Writer, recs []audit.Record) {
 			fmt.Sprintf("%s#%d", r.Chain, r.Seq), strings.Join(parts, "; "))
 	}
 	fmt.Fprintf(w, "%d record(s)\n", len(recs))
+}
+
+// printMore says, after the records printAudit printed, that --limit left some out.
+func printMore(w io.Writer, limit int) {
+	fmt.Fprintf(w, "(more: --limit %d reached; narrow the query or raise --limit)\n", limit)
 }

@@ -196,7 +196,7 @@ func TestRemoteAuditLogReadsEveryPage(t *testing.T) {
 	// --limit N: the first N, as locally, and no more asked for than needed (40 + 40 + 15).
 	before := len(sv.asked("/log"))
 	out = remote("--limit", "95")
-	if want := local("--limit", "95"); !strings.HasPrefix(out, want) || !strings.Contains(out, "95 record(s)\n(more: --limit 95 reached") {
+	if want := local("--limit", "95"); out != want || !strings.HasSuffix(out, "95 record(s)\n(more: --limit 95 reached; narrow the query or raise --limit)\n") {
 		t.Errorf("audit log --server --limit 95:\n%s\nwant the local\n%s", tail(out), tail(want))
 	}
 	var limits []string
@@ -220,9 +220,19 @@ func TestRemoteAuditLogReadsEveryPage(t *testing.T) {
 			break
 		}
 	}
-	// A limit past the end: everything, no notice.
-	if out := remote("--limit", "1000"); !strings.HasSuffix(out, fmt.Sprintf("\n%d record(s)\n", total)) {
-		t.Errorf("--limit 1000:\n%s", tail(out))
+	// A limit past the end, or at it: everything, no notice, locally as through the API.
+	for _, limit := range []string{"1000", strconv.Itoa(total)} {
+		if out := remote("--limit", limit); !strings.HasSuffix(out, fmt.Sprintf("\n%d record(s)\n", total)) {
+			t.Errorf("--server --limit %s:\n%s", limit, tail(out))
+		}
+		if out := local("--limit", limit); !strings.HasSuffix(out, fmt.Sprintf("\n%d record(s)\n", total)) {
+			t.Errorf("--limit %s:\n%s", limit, tail(out))
+		}
+	}
+	// One short of the end: the notice, locally as through the API.
+	short := strconv.Itoa(total - 1)
+	if out, want := remote("--limit", short), local("--limit", short); out != want || !strings.Contains(out, "(more: --limit "+short+" reached") {
+		t.Errorf("--limit %s:\n%s\nwant the local\n%s", short, tail(out), tail(want))
 	}
 
 	// A filter across pages: the same records.

@@ -167,7 +167,7 @@ func remoteLog(ctx context.Context, w io.Writer, cl *client.Client, q audit.Quer
 	}
 	printAudit(w, recs)
 	if more {
-		fmt.Fprintf(w, "(more: --limit %d reached; narrow the query or raise --limit)\n", q.Limit)
+		printMore(w, q.Limit)
 	}
 	return nil
 }
