@@ -79,7 +79,7 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 		if err := message.Decode(in, &p); err != nil {
 			return nil, err
 		}
-		return nil, transient(w.Lineage.SetOutcome(ctx, p.DeploymentID, lineage.StatusApplied, fmt.Sprintf("runtime version %d", p.RuntimeVersion), p.ChangedKeys, in.OccurredAt))
+		return nil, transient(w.Lineage.SetOutcome(ctx, p.DeploymentID, lineage.StatusApplied, appliedDetail(p), p.ChangedKeys, in.OccurredAt))
 	case message.TypeDeploymentFailed:
 		var p message.DeploymentFailed
 		if err := message.Decode(in, &p); err != nil {
@@ -90,6 +90,17 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 		return nil, w.drift(ctx, in)
 	}
 	return nil, pipeline.Permanent(fmt.Errorf("graph-write: unexpected message type %s", in.Type))
+}
+
+// appliedDetail is the lineage detail of applied deployment p: "runtime version N" when its
+// outputs changed (N is the version it published), "runtime unchanged: version N" when none did:
+// the parameter store writes nothing for an identical value, so N is then the version an earlier
+// deployment (or write) published, not one this deployment made.
+func appliedDetail(p message.DeploymentApplied) string {
+	if len(p.ChangedKeys) == 0 {
+		return fmt.Sprintf("runtime unchanged: version %d", p.RuntimeVersion)
+	}
+	return fmt.Sprintf("runtime version %d", p.RuntimeVersion)
 }
 
 // settleScheduled gives the outcome of skip (a rejection, an expiry, a supersession: the only

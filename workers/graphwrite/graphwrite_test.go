@@ -296,6 +296,26 @@ func TestOutcomesAndSkips(t *testing.T) {
 	}
 }
 
+// A deployment whose outputs changed nothing (changed_keys empty) published no runtime version:
+// its lineage says the runtime is unchanged, at the version it already had, rather than naming
+// that version as if this deployment had written it.
+func TestAppliedWithUnchangedOutputsSaysSo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStage(t)
+	st := newStory(t, 4)
+	s.handle(t, st.resolved(t, 10, ""))
+	s.handle(t, st.scheduled(t, 11, "prod/vpc/core", st.vpc, 0, message.Cause{Kind: message.CauseCommit, ID: sha1}))
+	s.handle(t, st.applied(t, 13, "prod/vpc/core", st.vpc, []string{}))
+	d, err := s.lineage.Deployment(ctx, st.vpc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != lineage.StatusApplied || d.Detail != "runtime unchanged: version 4" || len(d.ChangedKeys) != 0 {
+		t.Errorf("deployment %s: status %q detail %q keys %v; want applied, \"runtime unchanged: version 4\", no keys", st.vpc, d.Status, d.Detail, d.ChangedKeys)
+	}
+}
+
 func TestDriftIsRecordedInTheLineage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
