@@ -167,6 +167,19 @@ type ChangeDetail struct {
 	Waves       [][]string         `json:"waves"`
 	Deployments []ChangeDeployment `json:"deployments"`
 	Plans       []Plan             `json:"plans"`
+	// UnreadableRecords are the change's deployment.planned audit records that could not be
+	// read: a plan may be missing from Plans, and the answer says so rather than hide them.
+	UnreadableRecords []UnreadableRecord `json:"unreadable_records,omitempty"`
+}
+
+// UnreadableRecord names an audit record that could not be read, and why.
+type UnreadableRecord struct {
+	MessageID    string `json:"message_id"`
+	Type         string `json:"type"`
+	Chain        string `json:"chain"`
+	Seq          int64  `json:"seq"`
+	DeploymentID string `json:"deployment_id,omitempty"`
+	Error        string `json:"error"`
 }
 
 // ChangeDeployment is one component of a change set: its deployment, state and why.
@@ -202,7 +215,7 @@ func (s *server) getChange(w http.ResponseWriter, r *http.Request, _ Caller) err
 				Destroy: n.Destroy, Reason: n.Reason, Detail: n.Detail, Causes: n.Causes, ChangedKeys: n.ChangedKeys})
 		}
 	}
-	if v.Plans, err = s.plans(r, cs); err != nil {
+	if v.Plans, v.UnreadableRecords, err = s.plans(r, cs); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, v)
@@ -222,12 +235,21 @@ func (s *server) changeSet(r *http.Request) (*changeset.ChangeSet, error) {
 // audit log recorded their deployment.planned — the last plan of each deployment: a plan made
 // again by the apply stage (a stale plan; keyed by its hash) replaces the plan stage's, whatever
 // the order the audit stage recorded them in, as it replaced it in the deployment.
-func (s *server) plans(r *http.Request, cs *changeset.ChangeSet) ([]Plan, error) {
+//
+// A deployment.planned record of the change that cannot be read (its body no envelope, its
+// payload no plan) is not skipped: it is returned in unreadable, named, since the plan it holds
+// may be missing from the answer. Records of the change's other change sets (other environments,
+// the same correlation) are told apart by their deployment id, or else their environment.
+func (s *server) plans(r *http.Request, cs *changeset.ChangeSet) (out []Plan, unreadable []UnreadableRecord, err error) {
 	recorded := map[string]message.DeploymentPlanned{}
 	again := map[string]bool{} // deployment id: a plan made again is recorded
 	recs, err := s.cfg.Audit.Query(r.Context(), audit.Query{Correlation: cs.CorrelationID})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	ours := map[string]bool{} // deployment ids of cs
+	for _, n := range cs.Nodes {
+		ours[n.DeploymentID] = true
 	}
 	for _, rec := range recs {
 		if rec.Type != message.TypeDeploymentPlanned {
@@ -235,7 +257,17 @@ func (s *server) plans(r *http.Request, cs *changeset.ChangeSet) ([]Plan, error)
 		}
 		var p message.DeploymentPlanned
 		e, err := message.Parse(rec.Body)
-		if err != nil || message.Decode(e, &p) != nil || p.ChangeSetID != cs.ID {
+		if err == nil {
+			err = message.Decode(e, &p)
+		}
+		if err != nil {
+			if ours[rec.DeploymentID] || (rec.DeploymentID == "" && (rec.Env == "" || rec.Env == cs.Env)) {
+				unreadable = append(unreadable, UnreadableRecord{MessageID: rec.MessageID, Type: rec.Type, Chain: rec.Chain, Seq: rec.Seq,
+					DeploymentID: rec.DeploymentID, Error: err.Error()})
+			}
+			continue
+		}
+		if p.ChangeSetID != cs.ID {
 			continue
 		}
 		first := e.IdempotencyKey == message.TypeDeploymentPlanned+":"+p.DeploymentID // the plan stage's
@@ -244,7 +276,7 @@ func (s *server) plans(r *http.Request, cs *changeset.ChangeSet) ([]Plan, error)
 		}
 		recorded[p.DeploymentID], again[p.DeploymentID] = p, again[p.DeploymentID] || !first
 	}
-	out := []Plan{}
+	out = []Plan{}
 	for _, wave := range cs.Waves {
 		for _, id := range wave {
 			n := cs.Nodes[id]
@@ -256,5 +288,5 @@ func (s *server) plans(r *http.Request, cs *changeset.ChangeSet) ([]Plan, error)
 			}
 		}
 	}
-	return out, nil
+	return out, unreadable, nil
 }
