@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -130,7 +131,7 @@ with --server.`,
 			} else if cl != nil {
 				d, err := cl.Reject(c.Context(), args[0], reason)
 				if err != nil {
-					return err
+					return remoteNotFound(c, err)
 				}
 				fmt.Fprintf(c.OutOrStdout(), "change %s rejected: %s\n", args[0], d.Change.State)
 				return nil
@@ -141,6 +142,9 @@ with --server.`,
 			}
 			defer s.close()
 			cs, m, err := changeset.RejectChange(c.Context(), st.changeSets, args[0], message.Actor{Kind: "cli", Name: as}, reason)
+			if errors.Is(err, changeset.ErrNotFound) {
+				return &usageError{cmd: c.CommandPath(), err: err}
+			}
 			if err != nil {
 				return err
 			}

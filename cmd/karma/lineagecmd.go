@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -34,7 +35,7 @@ func newLineageCmd(g *globals) *cobra.Command {
 				if forward != "" {
 					return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--server: --forward works on the stores only")}
 				}
-				return remoteLineage(c.Context(), c.OutOrStdout(), cl, args[0], asJSON)
+				return remoteNotFound(c, remoteLineage(c.Context(), c.OutOrStdout(), cl, args[0], asJSON))
 			}
 			s, st, err := g.openStack(c.Context())
 			if err != nil {
@@ -57,6 +58,9 @@ func newLineageCmd(g *globals) *cobra.Command {
 				return err
 			}
 			chain, err := backwardWithDrift(c.Context(), st.lineage, target)
+			if errors.Is(err, errUnknownID) {
+				return &usageError{cmd: c.CommandPath(), err: err}
+			}
 			if err != nil {
 				return err
 			}

@@ -25,8 +25,11 @@ func backwardWithDrift(ctx context.Context, l lineage.Store, target string) (*ch
 	d, err := findDeployment(ctx, l, target)
 	component := d.Component
 	if err != nil {
-		if !errors.Is(err, lineage.ErrNotFound) || strings.HasPrefix(target, "dep-") {
+		if !errors.Is(err, lineage.ErrNotFound) {
 			return nil, err
+		}
+		if strings.HasPrefix(target, "dep-") {
+			return nil, unknownTarget(err)
 		}
 		component = target
 	}
@@ -36,7 +39,7 @@ func backwardWithDrift(ctx context.Context, l lineage.Store, target string) (*ch
 	}
 	if err != nil {
 		if len(drifts) == 0 {
-			return nil, err
+			return nil, unknownTarget(err)
 		}
 		return &chainView{Drifts: drifts}, nil
 	}
@@ -46,6 +49,11 @@ func backwardWithDrift(ctx context.Context, l lineage.Store, target string) (*ch
 	}
 	return &chainView{Step: chain, Drifts: drifts}, nil
 }
+
+// unknownTarget marks err, the lineage's not finding the deployment or component asked about,
+// as an unknown id (exit 2, as karma retry and rollback answer one, and --server a 404); a
+// deployment missing further up the chain is a broken record instead (exit 1).
+func unknownTarget(err error) error { return fmt.Errorf("%w (%w)", err, errUnknownID) }
 
 // printDrifts lists a component's drift events, newest first, with what was done about each.
 func printDrifts(w io.Writer, ds []lineage.Drift) {

@@ -110,7 +110,7 @@ func remoteApprove(ctx context.Context, c *cobra.Command, cl *client.Client, ids
 	for _, id := range ids {
 		d, err := cl.Approve(ctx, id)
 		if err != nil {
-			return fmt.Errorf("change %s: %w", id, err)
+			return remoteNotFound(c, fmt.Errorf("change %s: %w", id, err))
 		}
 		if d.Pending > 0 {
 			fmt.Fprintf(c.OutOrStdout(), "change %s: approval recorded (%d of %d); it waits for %d more from someone else\n", id, len(d.Change.Approvals), d.Change.ApprovalsRequired, d.Pending)
