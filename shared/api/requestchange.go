@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -49,8 +50,20 @@ type ChangeCreated struct {
 	Impact    graph.ImpactReport `json:"impact"`
 }
 
-// pendingRequest is a request accepted whose change set resolve has not created yet.
-type pendingRequest struct{ changeID string }
+// pendingRequest is a request accepted (at) whose change set resolve has not created yet.
+type pendingRequest struct {
+	changeID string
+	at       time.Time
+}
+
+// pendingRequestBound is how long a request accepted by this server, whose change set resolve
+// has not created, keeps a second request for its component out (409). Resolve's retry horizon
+// is five receives of its queue — on AWS about 15 minutes (visibility timeout: its 120 s
+// function timeout plus a minute), on the embedded queue seconds — so a change.detected not
+// resolved after four times that never will be: it was dead-lettered (karma dlq list) or lost.
+// The entry then stops blocking, lest the component answer 409 until the server restarts; were
+// the first change to resolve after all, change-set ordering queues the second behind it.
+const pendingRequestBound = time.Hour
 
 func (s *server) requestChange(w http.ResponseWriter, r *http.Request, c Caller) error {
 	var in ChangeRequest
@@ -89,7 +102,7 @@ func (s *server) requestChange(w http.ResponseWriter, r *http.Request, c Caller)
 	if err := s.cfg.Publisher.Publish(ctx, root); err != nil {
 		return unavailable("committed %.12s on %s, but queueing its change failed (%v): the push of the commit deploys it, or run 'karma ingest commit %s'", sha, branch, err, sha)
 	}
-	s.requests[id] = pendingRequest{changeID: root.ID}
+	s.requests[id] = pendingRequest{changeID: root.ID, at: s.cfg.Now()}
 	detail := map[string]any{"change_set_id": root.ID, "component": id, "commit": sha, "branch": branch, "requested_by": in.RequestedBy, "auto_approve": in.AutoApprove}
 	if err := s.record(ctx, r, EntryRequested, c, env, root.ID, detail); err != nil {
 		s.cfg.Log.Warn("api: change queued, its audit entry not written (the change.detected is audited with the caller)", "change", root.ID, "error", err)
@@ -226,10 +239,18 @@ func (s *server) pending(ctx context.Context, env, id string) error {
 	}
 	if req, ok := s.requests[id]; ok {
 		cs, err := s.cfg.ChangeSets.Get(ctx, req.changeID)
+		age := s.cfg.Now().Sub(req.at)
 		switch {
+		case errors.Is(err, changeset.ErrNotFound) && age >= pendingRequestBound:
+			// Never resolved (see pendingRequestBound): it no longer holds the component.
+			s.cfg.Log.Warn("api: a change accepted long ago was never resolved into a change set; it no longer holds its component",
+				"change", req.changeID, "component", id, "accepted", req.at, "age", age)
+			delete(s.requests, id)
 		case errors.Is(err, changeset.ErrNotFound):
-			return problem(http.StatusConflict, TypePendingChange, "%s has a pending change, %s, accepted and not resolved yet: wait a moment, then GET /changes/%s",
-				id, req.changeID, url.PathEscape(req.changeID))
+			return problem(http.StatusConflict, TypePendingChange, "%s has a pending change, %s, accepted %s ago (%s) and not resolved yet: wait a moment, then GET /changes/%s; "+
+				"GET /log?correlation=%s shows how far it went (a change.detected dead-lettered never resolves: karma dlq list); after %s unresolved it no longer holds %s",
+				id, req.changeID, age.Round(time.Second), req.at.UTC().Format(time.RFC3339), url.PathEscape(req.changeID),
+				url.QueryEscape(req.changeID), pendingRequestBound, id)
 		case err != nil:
 			return err
 		case cs != nil:

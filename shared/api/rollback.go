@@ -61,7 +61,7 @@ func (s *server) rollback(w http.ResponseWriter, r *http.Request, c Caller) erro
 	if err := s.cfg.Publisher.Publish(ctx, root); err != nil {
 		return unavailable("queueing the rollback to %s failed (%v): nothing was queued; roll back again", id, err)
 	}
-	s.requests[comp] = pendingRequest{changeID: root.ID}
+	s.requests[comp] = pendingRequest{changeID: root.ID, at: s.cfg.Now()}
 	detail := map[string]any{"change_set_id": root.ID, "component": comp, "deployment": id, "replaces": p.Replaces, "head": p.Head}
 	if err := s.record(ctx, r, EntryRollback, c, env, root.ID, detail); err != nil {
 		s.cfg.Log.Warn("api: rollback queued, its audit entry not written (the change.detected is audited with the caller)", "change", root.ID, "error", err)
