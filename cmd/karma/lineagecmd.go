@@ -35,6 +35,9 @@ func newLineageCmd(g *globals) *cobra.Command {
 				if forward != "" {
 					return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--server: --forward works on the stores only")}
 				}
+				if !strings.HasPrefix(args[0], "dep-") {
+					return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--server: give a deployment id (dep-…): the API answers lineage by deployment")}
+				}
 				return remoteNotFound(c, remoteLineage(c.Context(), c.OutOrStdout(), cl, args[0], asJSON))
 			}
 			s, st, err := g.openStack(c.Context())

@@ -77,7 +77,7 @@ func remoteImpact(ctx context.Context, c *cobra.Command, cl *client.Client, env 
 	}
 	rep, err := cl.Impact(ctx, id, ks)
 	if err != nil {
-		return err
+		return remoteNotFound(c, err)
 	}
 	if asJSON {
 		return writeJSON(c.OutOrStdout(), rep)

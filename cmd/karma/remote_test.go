@@ -116,6 +116,14 @@ func TestCLIThroughServer(t *testing.T) {
 	if code, _, errOut := karmaWith(t, g, "drift", "--component", "prod/vpc/nope"); code == 0 || !strings.Contains(errOut, "nope") {
 		t.Errorf("drift --server of an unknown component: exit %d %s", code, errOut)
 	}
+	// An id the server does not know exits 2, as locally; so does a lineage asked of a component
+	// (the API answers lineage by deployment).
+	if code, _, errOut := karmaWith(t, g, "impact", "prod/vpc/nope"); code != 2 || !strings.Contains(errOut, "prod/vpc/nope") {
+		t.Errorf("impact --server of an unknown component: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := karmaWith(t, g, "lineage", "prod/vpc/core"); code != 2 || !strings.Contains(errOut, "give a deployment id") {
+		t.Errorf("lineage --server of a component: exit %d %s", code, errOut)
+	}
 	if code, _, errOut := karmaWith(t, g, "params", "publish", "--env", "prod"); code != 2 || !strings.Contains(errOut, "works on the stores themselves") {
 		t.Errorf("params publish --server: exit %d %s", code, errOut)
 	}
