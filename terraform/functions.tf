@@ -85,7 +85,7 @@ locals {
       var.git_token_user == null ? {} : { KARMA_GIT_TOKEN_USER = var.git_token_user },
       var.git_token_secret_arn == null ? {} : { KARMA_GIT_TOKEN_SECRET = var.git_token_secret_arn },
     ) : {},
-    f.neptune ? {
+    f.neptune != "" ? {
       KARMA_NEPTUNE_ENDPOINT = coalesce(local.neptune_url, "unset")
       KARMA_NEPTUNE_IAM      = tostring(local.neptune_iam)
     } : {},
@@ -152,11 +152,11 @@ resource "aws_lambda_function" "stage" {
 
   lifecycle {
     precondition {
-      condition     = !each.value.neptune || local.neptune_url != null
+      condition     = each.value.neptune == "" || local.neptune_url != null
       error_message = "graph-write needs Neptune: set neptune_endpoint (an existing cluster) or create_neptune = true."
     }
     precondition {
-      condition     = !each.value.neptune || local.neptune_url == null || !local.neptune_iam || var.create_neptune || var.neptune_cluster_resource_id != null
+      condition     = each.value.neptune == "" || local.neptune_url == null || !local.neptune_iam || var.create_neptune || var.neptune_cluster_resource_id != null
       error_message = "An existing Neptune cluster with IAM auth needs neptune_cluster_resource_id (for the neptune-db policy)."
     }
     precondition {

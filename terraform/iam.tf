@@ -16,7 +16,10 @@
 #   SSM         read (GetParameter*, GetParameterHistory) under <param_prefix>; apply also writes
 #               the components' /runtime and /config (PutParameter); drift also describes
 #               (DescribeParameters, which takes no resource restriction: "*")
-#   Neptune     neptune-db data actions on the cluster, when it uses IAM authentication
+#   Neptune     neptune-db data actions on the cluster, when it uses IAM authentication:
+#               graph-write reads, writes and deletes (the graph and lineage it records); api
+#               only reads (connect, ReadDataViaQuery, GetQueryStatus): it answers from the
+#               lineage and must not be able to rewrite or drop it
 # plan and apply additionally get var.plan_policy_arns / var.apply_policy_arns: what terraform
 # needs to manage the components' own resources, which this module cannot know; drift gets
 # var.plan_policy_arns too (a refresh-only plan reads what a plan reads).
@@ -208,17 +211,13 @@ data "aws_iam_policy_document" "function" {
   }
 
   dynamic "statement" {
-    for_each = each.value.neptune && local.neptune_iam ? [1] : []
+    for_each = each.value.neptune != "" && local.neptune_iam ? [1] : []
     content {
       sid = "NeptuneData"
-      actions = [
-        "neptune-db:connect",
-        "neptune-db:ReadDataViaQuery",
-        "neptune-db:WriteDataViaQuery",
-        "neptune-db:DeleteDataViaQuery",
-        "neptune-db:GetQueryStatus",
-        "neptune-db:CancelQuery",
-      ]
+      actions = concat(
+        ["neptune-db:connect", "neptune-db:ReadDataViaQuery", "neptune-db:GetQueryStatus"],
+        each.value.neptune == "rw" ? ["neptune-db:WriteDataViaQuery", "neptune-db:DeleteDataViaQuery", "neptune-db:CancelQuery"] : [],
+      )
       resources = ["arn:${local.partition}:neptune-db:${local.region}:${local.account}:${coalesce(local.neptune_resource_id, "unset")}/*"]
     }
   }

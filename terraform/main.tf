@@ -120,7 +120,9 @@ locals {
   #   repo:        reads the config repository at commits: a cache clone under /tmp of
   #                KARMA_GIT_URL, fetched on demand (KARMA_GIT_*; the token's secret)
   #   terraform:   terraform binary, workspaces on EFS (KARMA_WORK_DIR)         -> VPC + EFS (rw)
-  #   neptune:     graph and lineage stores (KARMA_NEPTUNE_ENDPOINT)           -> VPC
+  #   neptune:     graph and lineage stores (KARMA_NEPTUNE_ENDPOINT)           -> VPC: "rw"
+  #                (graph-write records the graph and lineage) or "read" (api: shared/api's
+  #                Lineage only reads; a read-only role cannot rewrite or drop lineage)
   #   change_sets, audit: the DynamoDB tables (read and write)
   #   seen:        the idempotency table: "rw" (claims, done markers; webhook delivery ids) or
   #                "read" (reconcile only asks whether a version was ingested; api
@@ -134,17 +136,17 @@ locals {
   #   depths:      reads every stage queue's and dead-letter queue's counts for /metrics
   #                (GetQueueAttributes through the queue's RedrivePolicy; shared/sqs Counts)
   needs = {
-    resolve       = { repo = true, terraform = false, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true, depths = false }
-    "graph-write" = { repo = true, terraform = false, neptune = true, change_sets = false, seen = "rw", audit = false, params = "", describe = false, publish = true, queue = true, dlq = true, depths = false }
-    plan          = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true, depths = false }
-    apply         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "write", describe = false, publish = true, queue = true, dlq = true, depths = false }
-    audit         = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "", audit = true, params = "", describe = false, publish = false, queue = true, dlq = true, depths = false }
-    ingest        = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true, depths = false }
-    reconcile     = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "read", audit = false, params = "read", describe = true, publish = true, queue = false, dlq = false, depths = false }
-    drift         = { repo = true, terraform = true, neptune = false, change_sets = true, seen = "rw", audit = false, params = "read", describe = true, publish = true, queue = false, dlq = false, depths = false }
-    promote       = { repo = false, terraform = false, neptune = false, change_sets = true, seen = "", audit = false, params = "", describe = false, publish = true, queue = false, dlq = false, depths = false }
-    webhook       = { repo = false, terraform = false, neptune = false, change_sets = false, seen = "rw", audit = true, params = "", describe = false, publish = true, queue = false, dlq = false, depths = false }
-    api           = { repo = true, terraform = false, neptune = true, change_sets = true, seen = "read", audit = true, params = "read", describe = true, publish = true, queue = false, dlq = false, depths = true }
+    resolve       = { repo = true, terraform = false, neptune = "", change_sets = true, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true, depths = false }
+    "graph-write" = { repo = true, terraform = false, neptune = "rw", change_sets = false, seen = "rw", audit = false, params = "", describe = false, publish = true, queue = true, dlq = true, depths = false }
+    plan          = { repo = true, terraform = true, neptune = "", change_sets = true, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true, depths = false }
+    apply         = { repo = true, terraform = true, neptune = "", change_sets = true, seen = "rw", audit = false, params = "write", describe = false, publish = true, queue = true, dlq = true, depths = false }
+    audit         = { repo = false, terraform = false, neptune = "", change_sets = false, seen = "", audit = true, params = "", describe = false, publish = false, queue = true, dlq = true, depths = false }
+    ingest        = { repo = false, terraform = false, neptune = "", change_sets = false, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true, depths = false }
+    reconcile     = { repo = false, terraform = false, neptune = "", change_sets = false, seen = "read", audit = false, params = "read", describe = true, publish = true, queue = false, dlq = false, depths = false }
+    drift         = { repo = true, terraform = true, neptune = "", change_sets = true, seen = "rw", audit = false, params = "read", describe = true, publish = true, queue = false, dlq = false, depths = false }
+    promote       = { repo = false, terraform = false, neptune = "", change_sets = true, seen = "", audit = false, params = "", describe = false, publish = true, queue = false, dlq = false, depths = false }
+    webhook       = { repo = false, terraform = false, neptune = "", change_sets = false, seen = "rw", audit = true, params = "", describe = false, publish = true, queue = false, dlq = false, depths = false }
+    api           = { repo = true, terraform = false, neptune = "read", change_sets = true, seen = "read", audit = true, params = "read", describe = true, publish = true, queue = false, dlq = false, depths = true }
   }
 
   enabled_functions = concat(
@@ -155,6 +157,6 @@ locals {
     var.enable_api ? ["api"] : [],
   )
   functions = { for name in local.enabled_functions : name => merge(local.needs[name], local.sizes[name], {
-    in_vpc = local.needs[name].terraform || local.needs[name].neptune
+    in_vpc = local.needs[name].terraform || local.needs[name].neptune != ""
   }) }
 }

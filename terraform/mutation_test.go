@@ -112,10 +112,10 @@ func TestChecksBite(t *testing.T) {
 			`var.git_token_user == null ? {} : { KARMA_GIT_TOKEN_USER = var.git_token_user },`, ``,
 			`function aws_lambda_function.stage["plan"] (KARMA_STAGE=plan) lacks KARMA_GIT_TOKEN_USER, which its code path reads (config.Config.Git`},
 		{"a variable the code reads, set for another function", "functions.tf",
-			`f.neptune ? {`, `name == "resolve" ? {`,
+			`f.neptune != "" ? {`, `name == "resolve" ? {`,
 			`function aws_lambda_function.stage["graph-write"] (KARMA_STAGE=graph-write) lacks KARMA_NEPTUNE_ENDPOINT, which its code path reads (config.Config.NeptuneEndpoint at shared/app/stores.go`},
 		{"a stage left without its store", "main.tf",
-			`"graph-write" = { repo = true, terraform = false, neptune = true,`, `"graph-write" = { repo = true, terraform = false, neptune = false,`,
+			`"graph-write" = { repo = true, terraform = false, neptune = "rw",`, `"graph-write" = { repo = true, terraform = false, neptune = "",`,
 			`function aws_lambda_function.stage["graph-write"] (KARMA_STAGE=graph-write) lacks KARMA_NEPTUNE_ENDPOINT`},
 	}
 	code, err := readLambdaCode(filepath.Join(moduleDir(), ".."))

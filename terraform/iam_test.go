@@ -1,0 +1,149 @@
+package terraform
+
+// iam_test.go: what each function's role may do to the records Karma keeps — the lineage in
+// Neptune and the audit log — is no more than what its code does to them.
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// statement is one statement of a function's inline policy, as the plan evaluates it.
+type statement struct {
+	sid, effect string
+	actions     []string
+	resources   []string
+}
+
+// policyStatements evaluates the statements of data.aws_iam_policy_document.function[fn]: the
+// static ones and each dynamic one whose for_each is not empty for fn.
+func policyStatements(t tb, m *module, fn string) []statement {
+	t.Helper()
+	docs, err := m.instances("data.aws_iam_policy_document.function")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(docs, func(in instance) bool { return in.key == fn })
+	if i < 0 {
+		t.Fatalf("no data.aws_iam_policy_document.function[%q]", fn)
+	}
+	in := docs[i]
+	strs := func(b *hclsyntax.Body, name string) []string {
+		a := b.Attributes[name]
+		if a == nil {
+			return nil
+		}
+		v, err := m.eval(a.Expr, &in)
+		if err != nil {
+			t.Fatalf("%s: %s: %v", in.addr, name, err)
+		}
+		if !v.IsWhollyKnown() || v.IsNull() {
+			t.Fatalf("%s: %s is %#v, want a known list", in.addr, name, v)
+		}
+		var out []string
+		if v.Type() == cty.String {
+			return []string{v.AsString()}
+		}
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			s, err := str(e, in.addr+" "+name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	one := func(b *hclsyntax.Body) statement {
+		st := statement{effect: "Allow", actions: strs(b, "actions"), resources: strs(b, "resources")}
+		if s := strs(b, "sid"); len(s) == 1 {
+			st.sid = s[0]
+		}
+		if e := strs(b, "effect"); len(e) == 1 {
+			st.effect = e[0]
+		}
+		return st
+	}
+	var out []statement
+	for _, blk := range in.block.Body.Blocks {
+		switch {
+		case blk.Type == "statement":
+			out = append(out, one(blk.Body))
+		case blk.Type == "dynamic" && len(blk.Labels) == 1 && blk.Labels[0] == "statement":
+			fe := blk.Body.Attributes["for_each"]
+			v, err := m.eval(fe.Expr, &in)
+			if err != nil {
+				t.Fatalf("%s: dynamic statement: for_each: %v", in.addr, err)
+			}
+			if !v.IsWhollyKnown() {
+				t.Fatalf("%s: dynamic statement: for_each is unknown at plan time", in.addr)
+			}
+			for range v.LengthInt() {
+				for _, c := range blk.Body.Blocks {
+					if c.Type == "content" {
+						out = append(out, one(c.Body))
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// allowed lists the actions of Allow statements of sts that start with prefix.
+func allowed(sts []statement, prefix string) []string {
+	var out []string
+	for _, st := range sts {
+		if st.effect != "Allow" {
+			continue
+		}
+		for _, a := range st.actions {
+			if strings.HasPrefix(a, prefix) && !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestOnlyGraphWriteWritesTheLineage: graph-write records the graph and the lineage in
+// Neptune; the API function only reads the lineage (shared/api.Lineage: Change, Deployment,
+// Deployments), so its role must not be able to write or drop any of it (nor cancel
+// graph-write's queries): a compromised or buggy API would rewrite "how did we get here".
+func TestOnlyGraphWriteWritesTheLineage(t *testing.T) {
+	d := load(t, moduleDir())
+	checkNeptuneAccess(t, d)
+}
+
+func checkNeptuneAccess(t tb, d *deployment) {
+	t.Helper()
+	writes := []string{"neptune-db:CancelQuery", "neptune-db:DeleteDataViaQuery", "neptune-db:WriteDataViaQuery", "neptune-db:*"}
+	read := []string{"neptune-db:GetQueryStatus", "neptune-db:ReadDataViaQuery", "neptune-db:connect"}
+	for _, fn := range slices.Sorted(maps.Keys(d.functions)) {
+		got := allowed(policyStatements(t, d.m, fn), "neptune-db:")
+		switch fn {
+		case "graph-write":
+			for _, a := range append(slices.Clone(read), "neptune-db:WriteDataViaQuery", "neptune-db:DeleteDataViaQuery") {
+				if !slices.Contains(got, a) {
+					t.Errorf("function %s: its role lacks %s (it records the graph and lineage): has %v", fn, a, got)
+				}
+			}
+		case "api":
+			if !slices.Equal(got, read) {
+				t.Errorf("function %s: its role may do %v in Neptune, want only %v: the API reads the lineage, never writes it", fn, got, read)
+			}
+		default:
+			for _, a := range got {
+				if slices.Contains(writes, a) {
+					t.Errorf("function %s: its role may do %s in Neptune, which its code never does", fn, a)
+				}
+			}
+		}
+	}
+}
