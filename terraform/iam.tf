@@ -11,8 +11,9 @@
 #               counts for /metrics (GetQueueUrl, GetQueueAttributes)
 #   EventBridge events:PutEvents on the karma bus (every stage but audit publishes)
 #   DynamoDB    exactly the calls shared/dynamo makes on each table (transactions need the
-#               per-item actions); Query on the indexes; ingest and reconcile only read the
-#               idempotency table
+#               per-item actions); Query on the indexes; reconcile and api only read the
+#               idempotency table. The audit table is append-only for every role, by an
+#               explicit Deny (AuditLogIsAppendOnly) that the attached policies cannot lift
 #   SSM         read (GetParameter*, GetParameterHistory) under <param_prefix>; apply also writes
 #               the components' /runtime and /config (PutParameter); drift also describes
 #               (DescribeParameters, which takes no resource restriction: "*")
@@ -23,6 +24,27 @@
 # plan and apply additionally get var.plan_policy_arns / var.apply_policy_arns: what terraform
 # needs to manage the components' own resources, which this module cannot know; drift gets
 # var.plan_policy_arns too (a refresh-only plan reads what a plan reads).
+
+locals {
+  # What no function may do to the audit table (AuditLogIsAppendOnly below). shared/dynamo's
+  # AuditLog only reads (GetItem, BatchGetItem, Query) and appends (PutItem, and the Puts of
+  # TransactWriteItems, each on condition the item does not exist or the chain head is the
+  # one read).
+  audit_erasing_actions = [
+    "dynamodb:DeleteItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLDelete",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:DeleteTable",
+    "dynamodb:UpdateTable",
+    "dynamodb:UpdateTimeToLive",
+    "dynamodb:UpdateContinuousBackups",
+    "dynamodb:PutResourcePolicy",
+    "dynamodb:DeleteResourcePolicy",
+  ]
+}
 
 data "aws_iam_policy_document" "assume_lambda" {
   statement {
@@ -144,6 +166,19 @@ data "aws_iam_policy_document" "function" {
       actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem"]
       resources = [aws_dynamodb_table.audit.arn, "${aws_dynamodb_table.audit.arn}/index/*"]
     }
+  }
+
+  # The audit log is append-only, whatever else the role is given: an explicit Deny wins over
+  # any Allow, so neither a mistake in the table above nor what plan_policy_arns,
+  # apply_policy_arns attach (PowerUserAccess allows every dynamodb action; a component's
+  # module could hold an aws_dynamodb_table_item) can delete, change or overwrite a record, turn
+  # off deletion protection or point-in-time recovery, or put a TTL on it. The functions that
+  # do not append (all but audit, webhook and api) cannot put items in it either.
+  statement {
+    sid       = "AuditLogIsAppendOnly"
+    effect    = "Deny"
+    actions   = concat(local.audit_erasing_actions, each.value.audit ? [] : ["dynamodb:PutItem"])
+    resources = [aws_dynamodb_table.audit.arn]
   }
 
   dynamic "statement" {

@@ -147,3 +147,57 @@ func checkNeptuneAccess(t tb, d *deployment) {
 		}
 	}
 }
+
+// TestAuditLogIsAppendOnly: the audit log is never lost or hidden. Every function's role
+// denies, explicitly (so that no attached policy — plan_policy_arns, apply_policy_arns, e.g.
+// PowerUserAccess — can lift it), every call that deletes, changes or overwrites a record of
+// the audit table or removes its protections; the functions that do not use the audit log
+// (no KARMA_AUDIT_TABLE) cannot put items in it either, and the ones that do can still
+// append (PutItem, which TransactWriteItems' Puts need).
+func TestAuditLogIsAppendOnly(t *testing.T) {
+	d := load(t, moduleDir())
+	checkAuditAppendOnly(t, d)
+}
+
+// auditErasing are the calls that would lose or hide a record of the audit table.
+var auditErasing = []string{
+	"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:DeleteTable", "dynamodb:PartiQLDelete", "dynamodb:PartiQLUpdate",
+	"dynamodb:UpdateContinuousBackups", "dynamodb:UpdateItem", "dynamodb:UpdateTable", "dynamodb:UpdateTimeToLive",
+}
+
+func checkAuditAppendOnly(t tb, d *deployment) {
+	t.Helper()
+	const table = "aws_dynamodb_table.audit.arn"
+	for _, fn := range slices.Sorted(maps.Keys(d.functions)) {
+		appends := d.functions[fn].envString(t, "KARMA_AUDIT_TABLE") != ""
+		var denied, allowedHere []string
+		for _, st := range policyStatements(t, d.m, fn) {
+			onTable := slices.ContainsFunc(st.resources, func(r string) bool { return r == table || r == "*" })
+			if !onTable {
+				continue
+			}
+			for _, a := range st.actions {
+				if st.effect == "Deny" {
+					denied = append(denied, a)
+				} else {
+					allowedHere = append(allowedHere, a)
+				}
+			}
+		}
+		want := slices.Clone(auditErasing)
+		if !appends {
+			want = append(want, "dynamodb:PutItem")
+		}
+		for _, a := range want {
+			if !slices.Contains(denied, a) && !slices.Contains(denied, "dynamodb:*") {
+				t.Errorf("function %s: its role does not deny %s on the audit table: an attached policy could lose or hide records", fn, a)
+			}
+			if slices.Contains(allowedHere, a) {
+				t.Errorf("function %s: its role allows %s on the audit table", fn, a)
+			}
+		}
+		if appends && (slices.Contains(denied, "dynamodb:PutItem") || !slices.Contains(allowedHere, "dynamodb:PutItem")) {
+			t.Errorf("function %s uses the audit log (KARMA_AUDIT_TABLE) but cannot append to it: allowed %v, denied %v", fn, allowedHere, denied)
+		}
+	}
+}
