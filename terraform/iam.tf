@@ -30,6 +30,9 @@ locals {
   # AuditLog only reads (GetItem, BatchGetItem, Query) and appends (PutItem, and the Puts of
   # TransactWriteItems, each on condition the item does not exist or the chain head is the
   # one read).
+  # The Neptune cluster's data, as neptune-db actions name it.
+  neptune_data_arn = "arn:${local.partition}:neptune-db:${local.region}:${local.account}:${coalesce(local.neptune_resource_id, "unset")}/*"
+
   audit_erasing_actions = [
     "dynamodb:DeleteItem",
     "dynamodb:UpdateItem",
@@ -253,7 +256,21 @@ data "aws_iam_policy_document" "function" {
         ["neptune-db:connect", "neptune-db:ReadDataViaQuery", "neptune-db:GetQueryStatus"],
         each.value.neptune == "rw" ? ["neptune-db:WriteDataViaQuery", "neptune-db:DeleteDataViaQuery", "neptune-db:CancelQuery"] : [],
       )
-      resources = ["arn:${local.partition}:neptune-db:${local.region}:${local.account}:${coalesce(local.neptune_resource_id, "unset")}/*"]
+      resources = [local.neptune_data_arn]
+    }
+  }
+
+  # The lineage is recorded by graph-write only, and nobody resets the database: an explicit
+  # Deny, which no attached policy (plan_policy_arns, apply_policy_arns: PowerUserAccess allows
+  # neptune-db:*, and plan, apply and drift reach the cluster through the same security groups)
+  # can lift. Without IAM authentication on the cluster, IAM decides nothing there.
+  dynamic "statement" {
+    for_each = local.neptune_iam ? [1] : []
+    content {
+      sid       = "LineageIsNotErased"
+      effect    = "Deny"
+      actions   = concat(["neptune-db:ResetDatabase"], each.value.neptune == "rw" ? [] : ["neptune-db:WriteDataViaQuery", "neptune-db:DeleteDataViaQuery"])
+      resources = [local.neptune_data_arn]
     }
   }
 }

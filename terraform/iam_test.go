@@ -201,3 +201,46 @@ func checkAuditAppendOnly(t tb, d *deployment) {
 		}
 	}
 }
+
+// TestLineageIsNotErased: whatever else a role is given (plan_policy_arns, apply_policy_arns:
+// PowerUserAccess allows neptune-db:*, and plan, apply and drift reach the cluster through the
+// same security groups), an explicit Deny keeps every function but graph-write from writing or
+// deleting the graph and lineage, and every function, graph-write included, from resetting the
+// database — on the cluster the functions' own statements name.
+func TestLineageIsNotErased(t *testing.T) {
+	d := load(t, moduleDir())
+	checkLineageDeny(t, d)
+}
+
+func checkLineageDeny(t tb, d *deployment) {
+	t.Helper()
+	var cluster string
+	for _, st := range policyStatements(t, d.m, "graph-write") {
+		if st.sid == "NeptuneData" && len(st.resources) == 1 {
+			cluster = st.resources[0]
+		}
+	}
+	if cluster == "" {
+		t.Fatal("graph-write's role has no NeptuneData statement on one cluster")
+	}
+	for _, fn := range slices.Sorted(maps.Keys(d.functions)) {
+		want := []string{"neptune-db:ResetDatabase"}
+		if fn != "graph-write" {
+			want = append(want, "neptune-db:WriteDataViaQuery", "neptune-db:DeleteDataViaQuery")
+		}
+		var denied []string
+		for _, st := range policyStatements(t, d.m, fn) {
+			if st.effect == "Deny" && slices.Contains(st.resources, cluster) {
+				denied = append(denied, st.actions...)
+			}
+		}
+		for _, a := range want {
+			if !slices.Contains(denied, a) && !slices.Contains(denied, "neptune-db:*") {
+				t.Errorf("function %s: its role does not deny %s on %s: an attached policy could erase the lineage", fn, a, cluster)
+			}
+		}
+		if fn == "graph-write" && slices.ContainsFunc(denied, func(a string) bool { return a != "neptune-db:ResetDatabase" }) {
+			t.Errorf("function graph-write: its role denies %v: it records the graph and lineage", denied)
+		}
+	}
+}
