@@ -153,6 +153,38 @@ data "aws_iam_policy_document" "function" {
     }
   }
 
+  # Karma's queues carry every message once, through the bus (whose audit rule copies each to
+  # the audit queue), and keep what they carry: explicit Denies that no attached policy
+  # (plan_policy_arns, apply_policy_arns: PowerUserAccess allows sqs:*) can lift. No function
+  # sends to a stage queue (they publish to the bus): a message sent there directly would be
+  # acted on with no audit copy. No function receives or deletes from a queue but its own
+  # stage queue (audit copies and dead letters would be lost). Nothing purges, deletes or
+  # reconfigures a queue (retention, redrive, its policy).
+  statement {
+    sid       = "StagesAreFedByTheBusOnly"
+    effect    = "Deny"
+    actions   = ["sqs:SendMessage"]
+    resources = [for q in aws_sqs_queue.stage : q.arn]
+  }
+
+  statement {
+    sid     = "OthersQueuesAreNotConsumed"
+    effect  = "Deny"
+    actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+    resources = concat(
+      [for k, q in aws_sqs_queue.stage : q.arn if !(each.value.queue && k == each.key)],
+      [for q in aws_sqs_queue.dlq : q.arn],
+      [aws_sqs_queue.events_dlq.arn],
+    )
+  }
+
+  statement {
+    sid       = "QueuesKeepTheirMessages"
+    effect    = "Deny"
+    actions   = ["sqs:PurgeQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:AddPermission", "sqs:RemovePermission"]
+    resources = concat([for q in aws_sqs_queue.stage : q.arn], [for q in aws_sqs_queue.dlq : q.arn], [aws_sqs_queue.events_dlq.arn])
+  }
+
   dynamic "statement" {
     for_each = each.value.publish ? [1] : []
     content {

@@ -244,3 +244,77 @@ func checkLineageDeny(t tb, d *deployment) {
 		}
 	}
 }
+
+// TestQueuesCarryOnlyWhatTheBusSends: every function's role denies, explicitly (no attached
+// policy can lift it), sending to any stage queue (a message sent there directly, not through
+// the bus, would be acted on with no copy in the audit queue), receiving or deleting from any
+// Karma queue but the one its event source mapping consumes (audit copies and dead letters
+// would be lost), and purging, deleting or reconfiguring any of them; and none of these denies
+// takes away what the role is granted.
+func TestQueuesCarryOnlyWhatTheBusSends(t *testing.T) {
+	d := load(t, moduleDir())
+	checkQueueDenies(t, d)
+}
+
+func checkQueueDenies(t tb, d *deployment) {
+	t.Helper()
+	type grant struct{ action, resource string }
+	var stages, all []string // queue ARNs, as the policies name them
+	for _, name := range slices.Sorted(maps.Keys(d.queues)) {
+		q := d.queues[name]
+		arn := q.addr + ".arn"
+		all = append(all, arn)
+		if strings.HasPrefix(q.addr, "aws_sqs_queue.stage[") {
+			stages = append(stages, arn)
+		}
+	}
+	if len(stages) == 0 || len(stages) == len(all) {
+		t.Fatalf("want stage queues and dead-letter queues, have %v", all)
+	}
+	for _, fn := range slices.Sorted(maps.Keys(d.functions)) {
+		allow, deny := map[grant]bool{}, map[grant]bool{}
+		for _, st := range policyStatements(t, d.m, fn) {
+			for _, a := range st.actions {
+				for _, r := range st.resources {
+					if st.effect == "Deny" {
+						deny[grant{a, r}] = true
+					} else {
+						allow[grant{a, r}] = true
+					}
+				}
+			}
+		}
+		for g := range allow {
+			if deny[g] {
+				t.Errorf("function %s: its role both allows and denies %s on %s", fn, g.action, g.resource)
+			}
+		}
+		consumed := 0
+		for _, q := range all {
+			if allow[grant{"sqs:ReceiveMessage", q}] {
+				consumed++
+				continue
+			}
+			for _, a := range []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"} {
+				if !deny[grant{a, q}] {
+					t.Errorf("function %s: its role does not deny %s on %s, which it does not consume", fn, a, q)
+				}
+			}
+		}
+		if consumed > 1 {
+			t.Errorf("function %s: its role may receive from %d queues, want at most its own", fn, consumed)
+		}
+		for _, q := range stages {
+			if !deny[grant{"sqs:SendMessage", q}] {
+				t.Errorf("function %s: its role does not deny sqs:SendMessage on %s: only the bus feeds a stage queue", fn, q)
+			}
+		}
+		for _, q := range all {
+			for _, a := range []string{"sqs:PurgeQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes"} {
+				if !deny[grant{a, q}] {
+					t.Errorf("function %s: its role does not deny %s on %s", fn, a, q)
+				}
+			}
+		}
+	}
+}
