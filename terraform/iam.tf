@@ -26,7 +26,8 @@
 # var.plan_policy_arns too (a refresh-only plan reads what a plan reads).
 
 locals {
-  # What no function may do to the audit table (AuditLogIsAppendOnly below). shared/dynamo's
+  # What no function may do to the audit table (AuditLogIsAppendOnly below), nor to the change
+  # sets (ChangeSetsAreNotErased). shared/dynamo's
   # AuditLog only reads (GetItem, BatchGetItem, Query) and appends (PutItem, and the Puts of
   # TransactWriteItems, each on condition the item does not exist or the chain head is the
   # one read).
@@ -214,6 +215,18 @@ data "aws_iam_policy_document" "function" {
     effect    = "Deny"
     actions   = concat(local.audit_erasing_actions, each.value.audit ? [] : ["dynamodb:PutItem"])
     resources = [aws_dynamodb_table.audit.arn]
+  }
+
+  # The change sets are the record of every change's state (its approvals, its deployments,
+  # its soak): shared/dynamo's ChangeSets never deletes one and changes one only by a PutItem
+  # on condition of the version it read. The same Deny keeps them from being deleted or
+  # unprotected, and the functions that do not use them (no KARMA_CHANGE_SET_TABLE) from
+  # writing them at all.
+  statement {
+    sid       = "ChangeSetsAreNotErased"
+    effect    = "Deny"
+    actions   = concat(local.audit_erasing_actions, each.value.change_sets ? [] : ["dynamodb:PutItem"])
+    resources = [aws_dynamodb_table.change_sets.arn]
   }
 
   dynamic "statement" {

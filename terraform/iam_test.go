@@ -167,9 +167,24 @@ var auditErasing = []string{
 
 func checkAuditAppendOnly(t tb, d *deployment) {
 	t.Helper()
-	const table = "aws_dynamodb_table.audit.arn"
+	checkTableNotErased(t, d, "aws_dynamodb_table.audit.arn", "KARMA_AUDIT_TABLE", "the audit log")
+}
+
+// TestChangeSetsAreNotErased: the change sets, every change's state and history, are never
+// deleted (shared/dynamo's ChangeSets has no delete; an update is a conditional PutItem): the
+// same explicit Deny as the audit log's, and no PutItem for the functions that do not use them.
+func TestChangeSetsAreNotErased(t *testing.T) {
+	d := load(t, moduleDir())
+	checkTableNotErased(t, d, "aws_dynamodb_table.change_sets.arn", "KARMA_CHANGE_SET_TABLE", "the change sets")
+}
+
+// checkTableNotErased checks every function's denies on table (as the policies name it): the
+// erasing calls always, PutItem for the functions without the variable env (the table's name
+// in the functions that use it), and that those that use it can still put items.
+func checkTableNotErased(t tb, d *deployment, table, env, what string) {
+	t.Helper()
 	for _, fn := range slices.Sorted(maps.Keys(d.functions)) {
-		appends := d.functions[fn].envString(t, "KARMA_AUDIT_TABLE") != ""
+		uses := d.functions[fn].envString(t, env) != ""
 		var denied, allowedHere []string
 		for _, st := range policyStatements(t, d.m, fn) {
 			onTable := slices.ContainsFunc(st.resources, func(r string) bool { return r == table || r == "*" })
@@ -185,19 +200,19 @@ func checkAuditAppendOnly(t tb, d *deployment) {
 			}
 		}
 		want := slices.Clone(auditErasing)
-		if !appends {
+		if !uses {
 			want = append(want, "dynamodb:PutItem")
 		}
 		for _, a := range want {
 			if !slices.Contains(denied, a) && !slices.Contains(denied, "dynamodb:*") {
-				t.Errorf("function %s: its role does not deny %s on the audit table: an attached policy could lose or hide records", fn, a)
+				t.Errorf("function %s: its role does not deny %s on %s: an attached policy could lose or hide records", fn, a, what)
 			}
 			if slices.Contains(allowedHere, a) {
-				t.Errorf("function %s: its role allows %s on the audit table", fn, a)
+				t.Errorf("function %s: its role allows %s on %s", fn, a, what)
 			}
 		}
-		if appends && (slices.Contains(denied, "dynamodb:PutItem") || !slices.Contains(allowedHere, "dynamodb:PutItem")) {
-			t.Errorf("function %s uses the audit log (KARMA_AUDIT_TABLE) but cannot append to it: allowed %v, denied %v", fn, allowedHere, denied)
+		if uses && (slices.Contains(denied, "dynamodb:PutItem") || !slices.Contains(allowedHere, "dynamodb:PutItem")) {
+			t.Errorf("function %s uses %s (%s) but cannot put items: allowed %v, denied %v", fn, what, env, allowedHere, denied)
 		}
 	}
 }
