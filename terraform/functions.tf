@@ -166,11 +166,12 @@ resource "aws_lambda_function" "stage" {
   }
 
   # The log group first (else Lambda creates one without retention); the EFS mount targets
-  # before a function mounts the file system; the role's policy before the function runs.
+  # before a function mounts the file system; the role's policies before the function runs.
   depends_on = [
     aws_cloudwatch_log_group.function,
     aws_efs_mount_target.karma,
     aws_iam_role_policy.function,
+    aws_iam_role_policy_attachment.guard,
   ]
 }
 

@@ -328,6 +328,85 @@ resource "aws_iam_role_policy" "function" {
   policy = data.aws_iam_policy_document.function[each.key].json
 }
 
+# What no function may do to Karma itself, whatever plan_policy_arns and apply_policy_arns
+# allow (PowerUserAccess allows lambda:* and events:*, and components' modules run with it):
+# replace or reconfigure a Karma function (its code is what deploys, appends to the audit log
+# and records the lineage), detach or repoint its event source mapping (a stopped stage's
+# messages expire unseen after 4 days), or change the rules that route every message to its
+# stage and a copy to the audit queue. One managed policy, attached to every function's role:
+# an explicit Deny, which no Allow lifts; it is kept out of the roles' inline policies, whose
+# size IAM limits (10,240 characters a role).
+locals {
+  own_function_arns = [for name in keys(local.functions) : "arn:${local.partition}:lambda:${local.region}:${local.account}:function:${local.prefix}-${name}"]
+  own_rule_arns = concat(
+    [for r in aws_cloudwatch_event_rule.stage : r.arn],
+    [aws_cloudwatch_event_rule.parameter_store.arn, aws_cloudwatch_event_rule.promote.arn],
+    aws_cloudwatch_event_rule.reconcile[*].arn,
+    aws_cloudwatch_event_rule.drift[*].arn,
+  )
+}
+
+data "aws_iam_policy_document" "guard" {
+  statement {
+    sid    = "KarmaFunctionsAreNotChanged"
+    effect = "Deny"
+    actions = [
+      "lambda:UpdateFunctionCode",
+      "lambda:UpdateFunctionConfiguration",
+      "lambda:DeleteFunction",
+      "lambda:PublishVersion",
+      "lambda:CreateAlias",
+      "lambda:UpdateAlias",
+      "lambda:DeleteAlias",
+      "lambda:AddPermission",
+      "lambda:RemovePermission",
+      "lambda:PutFunctionConcurrency",
+      "lambda:CreateFunctionUrlConfig",
+      "lambda:UpdateFunctionUrlConfig",
+    ]
+    resources = concat(local.own_function_arns, [for a in local.own_function_arns : "${a}:*"])
+  }
+
+  statement {
+    sid       = "KarmaEventSourceMappingsAreNotChanged"
+    effect    = "Deny"
+    actions   = ["lambda:CreateEventSourceMapping", "lambda:UpdateEventSourceMapping", "lambda:DeleteEventSourceMapping"]
+    resources = ["*"]
+    condition {
+      test     = "ArnLike"
+      variable = "lambda:FunctionArn"
+      values   = concat(local.own_function_arns, [for a in local.own_function_arns : "${a}:*"])
+    }
+  }
+
+  statement {
+    sid       = "KarmaRoutingIsNotChanged"
+    effect    = "Deny"
+    actions   = ["events:PutRule", "events:DeleteRule", "events:DisableRule", "events:PutTargets", "events:RemoveTargets"]
+    resources = local.own_rule_arns
+  }
+
+  statement {
+    sid       = "KarmaBusIsNotChanged"
+    effect    = "Deny"
+    actions   = ["events:DeleteEventBus", "events:PutPermission", "events:RemovePermission"]
+    resources = [aws_cloudwatch_event_bus.karma.arn]
+  }
+}
+
+resource "aws_iam_policy" "guard" {
+  name        = "${local.prefix}-guard"
+  description = "Karma: what no Karma function may do to Karma itself"
+  policy      = data.aws_iam_policy_document.guard.json
+}
+
+resource "aws_iam_role_policy_attachment" "guard" {
+  for_each = local.functions
+
+  role       = aws_iam_role.function[each.key].name
+  policy_arn = aws_iam_policy.guard.arn
+}
+
 # What terraform itself needs in plan and apply: the components' resources.
 resource "aws_iam_role_policy_attachment" "terraform" {
   for_each = merge(

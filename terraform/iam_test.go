@@ -18,19 +18,27 @@ type statement struct {
 	sid, effect string
 	actions     []string
 	resources   []string
+	conditions  map[string][]string // "test variable" -> values
 }
 
 // policyStatements evaluates the statements of data.aws_iam_policy_document.function[fn]: the
 // static ones and each dynamic one whose for_each is not empty for fn.
 func policyStatements(t tb, m *module, fn string) []statement {
 	t.Helper()
-	docs, err := m.instances("data.aws_iam_policy_document.function")
+	return documentStatements(t, m, "data.aws_iam_policy_document.function", fn)
+}
+
+// documentStatements evaluates the statements of the instance key of the policy document
+// block doc ("" for a single instance).
+func documentStatements(t tb, m *module, doc, key string) []statement {
+	t.Helper()
+	docs, err := m.instances(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := slices.IndexFunc(docs, func(in instance) bool { return in.key == fn })
+	i := slices.IndexFunc(docs, func(in instance) bool { return in.key == key })
 	if i < 0 {
-		t.Fatalf("no data.aws_iam_policy_document.function[%q]", fn)
+		t.Fatalf("no %s[%q]", doc, key)
 	}
 	in := docs[i]
 	strs := func(b *hclsyntax.Body, name string) []string {
@@ -60,7 +68,15 @@ func policyStatements(t tb, m *module, fn string) []statement {
 		return out
 	}
 	one := func(b *hclsyntax.Body) statement {
-		st := statement{effect: "Allow", actions: strs(b, "actions"), resources: strs(b, "resources")}
+		st := statement{effect: "Allow", actions: strs(b, "actions"), resources: strs(b, "resources"), conditions: map[string][]string{}}
+		for _, c := range b.Blocks {
+			if c.Type == "condition" {
+				test, variable := strs(c.Body, "test"), strs(c.Body, "variable")
+				if len(test) == 1 && len(variable) == 1 {
+					st.conditions[test[0]+" "+variable[0]] = strs(c.Body, "values")
+				}
+			}
+		}
 		if s := strs(b, "sid"); len(s) == 1 {
 			st.sid = s[0]
 		}
@@ -332,4 +348,113 @@ func checkQueueDenies(t tb, d *deployment) {
 			}
 		}
 	}
+}
+
+// TestKarmaIsNotRewiredByItsFunctions: whatever an attached policy allows (PowerUserAccess:
+// lambda:*, events:*), no Karma function can replace or reconfigure a Karma function (its code
+// is what deploys and what records), move its event source mapping, or change the rules that
+// route each message to its stage and a copy to the audit queue: a managed policy of explicit
+// Denies is attached to every function's role.
+func TestKarmaIsNotRewiredByItsFunctions(t *testing.T) {
+	d := load(t, moduleDir())
+	checkGuard(t, d)
+}
+
+func checkGuard(t tb, d *deployment) {
+	t.Helper()
+	const doc = "data.aws_iam_policy_document.guard"
+	attached := map[string]bool{}
+	atts, err := d.m.allInstances("aws_iam_role_policy_attachment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range atts {
+		pv, _, err := d.m.arg(a, "policy_arn")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, attr, ok := d.m.ref(pv)
+		if !ok || p.addr != "aws_iam_policy.guard" || attr != "arn" {
+			continue
+		}
+		if r, ok := d.follow(t, mustArg(t, d, a, "role"), "aws_iam_role", "name", a.addr+".role"); ok {
+			attached[r.key] = true
+		}
+	}
+	guard, err := d.m.instances("aws_iam_policy.guard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in, ok := d.follow(t, mustArg(t, d, guard[0], "policy"), "data.aws_iam_policy_document", "json", "aws_iam_policy.guard.policy"); ok && in.addr != doc {
+		t.Errorf("aws_iam_policy.guard.policy is the json of %s, want %s", in.addr, doc)
+	}
+	sts := documentStatements(t, d.m, doc, "")
+	denied := func(action, resource string) bool {
+		for _, st := range sts {
+			if st.effect == "Deny" && slices.Contains(st.actions, action) && slices.Contains(st.resources, resource) {
+				return true
+			}
+		}
+		return false
+	}
+	deniedWhen := func(action, variable, value string) bool {
+		for _, st := range sts {
+			if st.effect == "Deny" && slices.Contains(st.actions, action) && slices.Contains(st.resources, "*") &&
+				slices.Contains(st.conditions["ArnLike "+variable], value) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, fn := range slices.Sorted(maps.Keys(d.functions)) {
+		if !attached[fn] {
+			t.Errorf("function %s: aws_iam_policy.guard is not attached to its role", fn)
+		}
+		name := d.mustString(t, d.functions[fn].inst, "function_name")
+		arn := ""
+		for _, st := range sts {
+			for _, r := range st.resources {
+				if strings.Contains(r, ":lambda:") && strings.HasSuffix(r, ":function:"+name) {
+					arn = r
+				}
+			}
+		}
+		if arn == "" {
+			t.Errorf("function %s: %s names no lambda ARN ending in :function:%s", fn, doc, name)
+			continue
+		}
+		for _, a := range []string{"lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction", "lambda:PutFunctionConcurrency"} {
+			if !denied(a, arn) {
+				t.Errorf("function %s: %s does not deny %s on it", fn, doc, a)
+			}
+		}
+		for _, a := range []string{"lambda:CreateEventSourceMapping", "lambda:UpdateEventSourceMapping", "lambda:DeleteEventSourceMapping"} {
+			if !deniedWhen(a, "lambda:FunctionArn", arn) {
+				t.Errorf("function %s: %s does not deny %s for it (lambda:FunctionArn)", fn, doc, a)
+			}
+		}
+	}
+	rules, err := d.m.allInstances("aws_cloudwatch_event_rule")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rules {
+		for _, a := range []string{"events:PutRule", "events:DeleteRule", "events:DisableRule", "events:PutTargets", "events:RemoveTargets"} {
+			if !denied(a, r.addr+".arn") {
+				t.Errorf("rule %s: %s does not deny %s on it", r.addr, doc, a)
+			}
+		}
+	}
+}
+
+func mustArg(t tb, d *deployment, in instance, name string) cty.Value {
+	t.Helper()
+	v, ok, err := d.m.arg(in, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Fatalf("%s: %s is not set", in.addr, name)
+	}
+	return v
 }
