@@ -15,7 +15,8 @@
 #               idempotency table. The audit table is append-only for every role, by an
 #               explicit Deny (AuditLogIsAppendOnly) that the attached policies cannot lift
 #   SSM         read (GetParameter*, GetParameterHistory) under <param_prefix>; apply also writes
-#               the components' /runtime and /config (PutParameter); drift also describes
+#               the components' <type>/<nickname>/runtime and /config (PutParameter; not the
+#               account's <param_prefix>/environment binding); drift also describes
 #               (DescribeParameters, which takes no resource restriction: "*")
 #   Neptune     neptune-db data actions on the cluster, when it uses IAM authentication:
 #               graph-write reads, writes and deletes (the graph and lineage it records); api
@@ -275,7 +276,7 @@ data "aws_iam_policy_document" "function" {
     content {
       sid       = "WriteParameters"
       actions   = ["ssm:PutParameter"]
-      resources = ["${local.param_arn}/*"]
+      resources = ["${local.param_arn}/*/*/runtime", "${local.param_arn}/*/*/config"]
     }
   }
 
@@ -384,6 +385,23 @@ data "aws_iam_policy_document" "guard" {
     effect    = "Deny"
     actions   = ["events:PutRule", "events:DeleteRule", "events:DisableRule", "events:PutTargets", "events:RemoveTargets"]
     resources = local.own_rule_arns
+  }
+
+  # A parameter's history is what a deployment's lineage names (the version that caused it):
+  # no function deletes a parameter under param_prefix (SSM deletes its history with it), and
+  # none rebinds the account to another environment.
+  statement {
+    sid       = "ParameterHistoryIsKept"
+    effect    = "Deny"
+    actions   = ["ssm:DeleteParameter", "ssm:DeleteParameters"]
+    resources = [local.param_arn, "${local.param_arn}/*"]
+  }
+
+  statement {
+    sid       = "EnvironmentBindingIsKept"
+    effect    = "Deny"
+    actions   = ["ssm:PutParameter", "ssm:LabelParameterVersion", "ssm:UnlabelParameterVersion"]
+    resources = ["${local.param_arn}/environment"]
   }
 
   statement {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/usekarma/karma/shared/model"
 )
 
 // statement is one statement of a function's inline policy, as the plan evaluates it.
@@ -457,4 +459,63 @@ func mustArg(t tb, d *deployment, in instance, name string) cty.Value {
 		t.Fatalf("%s: %s is not set", in.addr, name)
 	}
 	return v
+}
+
+// TestParametersKeepTheirHistory: apply writes only what workers/apply writes — each
+// component's runtime and config parameters (model.RuntimeParam, model.ConfigParam) — not the
+// account's environment binding (model.EnvironmentParam) nor anything else under the prefix;
+// and no function, whatever an attached policy allows, deletes a parameter under the prefix
+// (SSM deletes its history, which the lineage names) or rebinds the environment.
+func TestParametersKeepTheirHistory(t *testing.T) {
+	d := load(t, moduleDir())
+	checkParameterWrites(t, d)
+}
+
+func checkParameterWrites(t tb, d *deployment) {
+	t.Helper()
+	var prefix string // the parameter ARN of param_prefix, as the policies name it
+	for _, st := range policyStatements(t, d.m, "apply") {
+		if st.sid == "ReadParameters" && len(st.resources) > 0 {
+			prefix = st.resources[0]
+		}
+	}
+	if prefix == "" {
+		t.Fatal("apply's role has no ReadParameters statement")
+	}
+	want := []string{model.ConfigParam(prefix, "*", "*"), model.RuntimeParam(prefix, "*", "*")}
+	for _, fn := range slices.Sorted(maps.Keys(d.functions)) {
+		var got []string
+		for _, st := range policyStatements(t, d.m, fn) {
+			if st.effect == "Allow" && (slices.Contains(st.actions, "ssm:PutParameter") || slices.Contains(st.actions, "ssm:*")) {
+				got = append(got, st.resources...)
+			}
+		}
+		slices.Sort(got)
+		if fn == "apply" {
+			if !slices.Equal(got, want) {
+				t.Errorf("function apply may put parameters %v, want exactly %v (workers/apply writes these only)", got, want)
+			}
+		} else if len(got) > 0 {
+			t.Errorf("function %s may put parameters %v: it writes none", fn, got)
+		}
+	}
+	sts := documentStatements(t, d.m, "data.aws_iam_policy_document.guard", "")
+	denies := func(action, resource string) bool {
+		for _, st := range sts {
+			if st.effect == "Deny" && slices.Contains(st.actions, action) && slices.Contains(st.resources, resource) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, a := range []string{"ssm:DeleteParameter", "ssm:DeleteParameters"} {
+		for _, r := range []string{prefix, prefix + "/*"} {
+			if !denies(a, r) {
+				t.Errorf("the guard policy does not deny %s on %s: a parameter's history would go with it", a, r)
+			}
+		}
+	}
+	if env := model.EnvironmentParam(prefix); !denies("ssm:PutParameter", env) {
+		t.Errorf("the guard policy does not deny ssm:PutParameter on %s, the account's environment binding", env)
+	}
 }
