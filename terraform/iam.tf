@@ -337,14 +337,15 @@ resource "aws_iam_role_policy" "function" {
 # stage and a copy to the audit queue. One managed policy, attached to every function's role:
 # an explicit Deny, which no Allow lifts; it is kept out of the roles' inline policies, whose
 # size IAM limits (10,240 characters a role).
+# Patterns, not lists: a managed policy holds 6,144 characters. Every Karma function is named
+# <p>-<stage> (the pattern covers its versions and aliases too); every rule is on the karma bus
+# or, on the default bus, named <p>-…: do not give a component's function or rule such a name.
 locals {
-  own_function_arns = [for name in keys(local.functions) : "arn:${local.partition}:lambda:${local.region}:${local.account}:function:${local.prefix}-${name}"]
-  own_rule_arns = concat(
-    [for r in aws_cloudwatch_event_rule.stage : r.arn],
-    [aws_cloudwatch_event_rule.parameter_store.arn, aws_cloudwatch_event_rule.promote.arn],
-    aws_cloudwatch_event_rule.reconcile[*].arn,
-    aws_cloudwatch_event_rule.drift[*].arn,
-  )
+  own_functions_arn = "arn:${local.partition}:lambda:${local.region}:${local.account}:function:${local.prefix}-*"
+  own_rule_arns = [
+    "arn:${local.partition}:events:${local.region}:${local.account}:rule/${aws_cloudwatch_event_bus.karma.name}/*",
+    "arn:${local.partition}:events:${local.region}:${local.account}:rule/${local.prefix}-*",
+  ]
 }
 
 data "aws_iam_policy_document" "guard" {
@@ -365,7 +366,7 @@ data "aws_iam_policy_document" "guard" {
       "lambda:CreateFunctionUrlConfig",
       "lambda:UpdateFunctionUrlConfig",
     ]
-    resources = concat(local.own_function_arns, [for a in local.own_function_arns : "${a}:*"])
+    resources = [local.own_functions_arn]
   }
 
   statement {
@@ -376,7 +377,7 @@ data "aws_iam_policy_document" "guard" {
     condition {
       test     = "ArnLike"
       variable = "lambda:FunctionArn"
-      values   = concat(local.own_function_arns, [for a in local.own_function_arns : "${a}:*"])
+      values   = [local.own_functions_arn]
     }
   }
 

@@ -5,6 +5,7 @@ package terraform
 
 import (
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -391,9 +392,10 @@ func checkGuard(t tb, d *deployment) {
 		t.Errorf("aws_iam_policy.guard.policy is the json of %s, want %s", in.addr, doc)
 	}
 	sts := documentStatements(t, d.m, doc, "")
-	denied := func(action, resource string) bool {
+	// denied: a Deny of action whose resources match arn (IAM's * and ? wildcards).
+	denied := func(action, arn string) bool {
 		for _, st := range sts {
-			if st.effect == "Deny" && slices.Contains(st.actions, action) && slices.Contains(st.resources, resource) {
+			if st.effect == "Deny" && slices.Contains(st.actions, action) && slices.ContainsFunc(st.resources, func(r string) bool { return arnLike(r, arn) }) {
 				return true
 			}
 		}
@@ -402,37 +404,42 @@ func checkGuard(t tb, d *deployment) {
 	deniedWhen := func(action, variable, value string) bool {
 		for _, st := range sts {
 			if st.effect == "Deny" && slices.Contains(st.actions, action) && slices.Contains(st.resources, "*") &&
-				slices.Contains(st.conditions["ArnLike "+variable], value) {
+				slices.ContainsFunc(st.conditions["ArnLike "+variable], func(r string) bool { return arnLike(r, value) }) {
 				return true
 			}
 		}
 		return false
+	}
+	local := func(name string) string {
+		v, err := d.m.local(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := str(v, "local."+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	arn := func(service, resource string) string {
+		return "arn:" + local("partition") + ":" + service + ":" + local("region") + ":" + local("account") + ":" + resource
 	}
 	for _, fn := range slices.Sorted(maps.Keys(d.functions)) {
 		if !attached[fn] {
 			t.Errorf("function %s: aws_iam_policy.guard is not attached to its role", fn)
 		}
 		name := d.mustString(t, d.functions[fn].inst, "function_name")
-		arn := ""
-		for _, st := range sts {
-			for _, r := range st.resources {
-				if strings.Contains(r, ":lambda:") && strings.HasSuffix(r, ":function:"+name) {
-					arn = r
+		for _, a := range []string{"function:" + name, "function:" + name + ":live"} {
+			fa := arn("lambda", a)
+			for _, act := range []string{"lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction", "lambda:PutFunctionConcurrency", "lambda:UpdateAlias"} {
+				if !denied(act, fa) {
+					t.Errorf("function %s: %s does not deny %s on %s", fn, doc, act, fa)
 				}
 			}
-		}
-		if arn == "" {
-			t.Errorf("function %s: %s names no lambda ARN ending in :function:%s", fn, doc, name)
-			continue
-		}
-		for _, a := range []string{"lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction", "lambda:PutFunctionConcurrency"} {
-			if !denied(a, arn) {
-				t.Errorf("function %s: %s does not deny %s on it", fn, doc, a)
-			}
-		}
-		for _, a := range []string{"lambda:CreateEventSourceMapping", "lambda:UpdateEventSourceMapping", "lambda:DeleteEventSourceMapping"} {
-			if !deniedWhen(a, "lambda:FunctionArn", arn) {
-				t.Errorf("function %s: %s does not deny %s for it (lambda:FunctionArn)", fn, doc, a)
+			for _, act := range []string{"lambda:CreateEventSourceMapping", "lambda:UpdateEventSourceMapping", "lambda:DeleteEventSourceMapping"} {
+				if !deniedWhen(act, "lambda:FunctionArn", fa) {
+					t.Errorf("function %s: %s does not deny %s for %s (lambda:FunctionArn)", fn, doc, act, fa)
+				}
 			}
 		}
 	}
@@ -441,12 +448,50 @@ func checkGuard(t tb, d *deployment) {
 		t.Fatal(err)
 	}
 	for _, r := range rules {
+		res := "rule/" + d.mustString(t, r, "name")
+		if bus, ok, err := d.m.arg(r, "event_bus_name"); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			b, err := str(bus, r.addr+".event_bus_name")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b != "default" {
+				res = "rule/" + b + "/" + d.mustString(t, r, "name")
+			}
+		}
 		for _, a := range []string{"events:PutRule", "events:DeleteRule", "events:DisableRule", "events:PutTargets", "events:RemoveTargets"} {
-			if !denied(a, r.addr+".arn") {
-				t.Errorf("rule %s: %s does not deny %s on it", r.addr, doc, a)
+			if !denied(a, arn("events", res)) {
+				t.Errorf("rule %s: %s does not deny %s on %s", r.addr, doc, a, arn("events", res))
 			}
 		}
 	}
+	// The patterns name Karma's own only: nothing of a component named otherwise.
+	for _, other := range []string{arn("lambda", "function:my-app"), arn("events", "rule/my-app-nightly")} {
+		for _, a := range []string{"lambda:UpdateFunctionCode", "events:PutRule"} {
+			if denied(a, other) {
+				t.Errorf("%s denies %s on %s, which is not Karma's", doc, a, other)
+			}
+		}
+	}
+}
+
+// arnLike is IAM's ArnLike/resource matching of arn by pattern: * any characters, ? one.
+func arnLike(pattern, arn string) bool {
+	var b strings.Builder
+	b.WriteString("^")
+	for _, r := range pattern {
+		switch r {
+		case '*':
+			b.WriteString(".*")
+		case '?':
+			b.WriteString(".")
+		default:
+			b.WriteString(regexp.QuoteMeta(string(r)))
+		}
+	}
+	b.WriteString("$")
+	return regexp.MustCompile(b.String()).MatchString(arn)
 }
 
 func mustArg(t tb, d *deployment, in instance, name string) cty.Value {
