@@ -18,10 +18,10 @@ type Renewer interface {
 	Renew(ctx context.Context, key string, lease time.Duration) (bool, error)
 }
 
-// every calls fn every interval until stop, which returns once a call in progress has ended. It
+// Every calls fn every interval until stop, which returns once a call in progress has ended. It
 // arms a timer rather than starting a goroutine: most handlers end long before the first call
 // is due, and then nothing was started for them.
-func every(interval time.Duration, fn func()) (stop func()) {
+func Every(interval time.Duration, fn func()) (stop func()) {
 	var (
 		mu      sync.Mutex
 		stopped bool
@@ -71,7 +71,7 @@ func (r *Runner) keepHidden(ctx context.Context, st Stage, ds []queue.Delivery, 
 	if renewer == nil {
 		keys = nil
 	}
-	return every(min(vis, lease)/3, func() {
+	return Every(min(vis, lease)/3, func() {
 		for _, d := range ds {
 			err := r.Queue.ChangeVisibility(ctx, st.Name, d.ReceiptHandle, vis)
 			switch {
@@ -94,7 +94,7 @@ func keepClaimed(ctx context.Context, seen Seen, key string, lease time.Duration
 	if !ok {
 		return func() {}
 	}
-	return every(lease/3, func() { renewClaim(ctx, renewer, key, lease, warn) })
+	return Every(lease/3, func() { renewClaim(ctx, renewer, key, lease, warn) })
 }
 
 func renewClaim(ctx context.Context, renewer Renewer, key string, lease time.Duration, warn func(string, ...any)) {

@@ -76,7 +76,7 @@ func (w *Worker) lockEnv(ctx context.Context, env string) (context.Context, func
 	stop := func() {}
 	var lost atomic.Bool
 	if r, ok := w.Lock.(pipeline.Renewer); ok {
-		stop = renewEvery(lease/3, func() {
+		stop = pipeline.Every(lease/3, func() {
 			live, err := r.Renew(locked, key, lease)
 			if err == nil && !live {
 				lost.Store(true)
@@ -98,27 +98,4 @@ func (w *Worker) lockEnv(ctx context.Context, env string) (context.Context, func
 		}
 	}
 	return locked, unlock, nil
-}
-
-// renewEvery calls fn every interval until stop, which returns once a call in progress ended.
-func renewEvery(interval time.Duration, fn func()) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				fn()
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
-	}
 }
