@@ -9,7 +9,8 @@
 #               record itself, finding the DLQ through the queue's RedrivePolicy
 #               (GetQueueUrl, GetQueueAttributes); api reads every stage queue's and DLQ's
 #               counts for /metrics (GetQueueUrl, GetQueueAttributes)
-#   EventBridge events:PutEvents on the karma bus (every stage but audit publishes)
+#   EventBridge events:PutEvents on the karma bus of source "karma" and the detail-types the
+#               function publishes (local.publishes), and no other: explicit Denies
 #   DynamoDB    exactly the calls shared/dynamo makes on each table (transactions need the
 #               per-item actions); Query on the indexes; reconcile and api only read the
 #               idempotency table. The audit table is append-only for every role, by an
@@ -187,10 +188,67 @@ data "aws_iam_policy_document" "function" {
     resources = concat([for q in aws_sqs_queue.stage : q.arn], [for q in aws_sqs_queue.dlq : q.arn], [aws_sqs_queue.events_dlq.arn])
   }
 
+  # A function publishes to the karma bus the message types its code builds, and no other
+  # (local.publishes): every stage acts on what the bus routes to it, and the audit log records
+  # every event, so a type a function could publish but never builds — a webhook's
+  # deployment.applied, an API's parameter.changed — would be a forged fact. EventBridge
+  # authorizes each entry of PutEvents on its source and detail-type. The Denies hold whatever
+  # an attached policy allows (PowerUserAccess allows events:*, and a component's module runs
+  # with it in plan, apply and drift); the audit function publishes nothing.
   dynamic "statement" {
-    for_each = each.value.publish ? [1] : []
+    for_each = length(each.value.publishes) > 0 ? [1] : []
     content {
       sid       = "PublishToBus"
+      actions   = ["events:PutEvents"]
+      resources = [aws_cloudwatch_event_bus.karma.arn]
+      condition {
+        test     = "StringEquals"
+        variable = "events:source"
+        values   = ["karma"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "events:detail-type"
+        values   = each.value.publishes
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(each.value.publishes) > 0 ? [1] : []
+    content {
+      sid       = "PublishesOnlyItsOwnTypes"
+      effect    = "Deny"
+      actions   = ["events:PutEvents"]
+      resources = [aws_cloudwatch_event_bus.karma.arn]
+      condition {
+        test     = "StringNotEquals"
+        variable = "events:detail-type"
+        values   = each.value.publishes
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(each.value.publishes) > 0 ? [1] : []
+    content {
+      sid       = "PublishesOnlyAsKarma"
+      effect    = "Deny"
+      actions   = ["events:PutEvents"]
+      resources = [aws_cloudwatch_event_bus.karma.arn]
+      condition {
+        test     = "StringNotEquals"
+        variable = "events:source"
+        values   = ["karma"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(each.value.publishes) == 0 ? [1] : []
+    content {
+      sid       = "PublishesNothing"
+      effect    = "Deny"
       actions   = ["events:PutEvents"]
       resources = [aws_cloudwatch_event_bus.karma.arn]
     }

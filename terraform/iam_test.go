@@ -4,7 +4,13 @@ package terraform
 // Neptune and the audit log — is no more than what its code does to them.
 
 import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"maps"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,6 +19,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/usekarma/karma/shared/eventbridge"
+	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
 )
 
@@ -306,8 +314,11 @@ func checkQueueDenies(t tb, d *deployment) {
 		t.Fatalf("want stage queues and dead-letter queues, have %v", all)
 	}
 	for _, fn := range slices.Sorted(maps.Keys(d.functions)) {
-		allow, deny := map[grant]bool{}, map[grant]bool{}
+		allow, deny := map[grant]bool{}, map[grant]bool{} // deny: unconditional Denies only
 		for _, st := range policyStatements(t, d.m, fn) {
+			if st.effect == "Deny" && len(st.conditions) > 0 {
+				continue // denies some requests only (e.g. events of another detail-type)
+			}
 			for _, a := range st.actions {
 				for _, r := range st.resources {
 					if st.effect == "Deny" {
@@ -563,4 +574,211 @@ func checkParameterWrites(t tb, d *deployment) {
 	if env := model.EnvironmentParam(prefix); !denies("ssm:PutParameter", env) {
 		t.Errorf("the guard policy does not deny ssm:PutParameter on %s, the account's environment binding", env)
 	}
+}
+
+// published is what each function's code publishes to the bus, stated by hand from cmd/lambda
+// and what it calls: each message type with a file that builds it (checked below: the file
+// passes the type's constant to message.New, Derive, MustDerive or the triggers' newTrigger).
+var published = map[string]map[string]string{
+	"ingest": {
+		"change.detected":   "workers/ingest/ingest.go",    // the stage's output
+		"parameter.changed": "shared/trigger/parameter.go", // a Parameter Store event (shared/lambda/parameterevents.go)
+	},
+	"resolve": {
+		"change.resolved":      "workers/resolve/roots.go",
+		"deployment.scheduled": "workers/resolve/roots.go",
+		"deployment.skipped":   "workers/resolve/roots.go",
+		"change.detected":      "shared/promotion/promotion.go", // the next environment (workers/resolve/promotion.go)
+	},
+	"graph-write": {"deployment.recorded": "workers/graphwrite/graphwrite.go"},
+	"plan":        {"deployment.planned": "workers/plan/plan.go", "deployment.failed": "workers/plan/plan.go"},
+	"apply": {
+		"deployment.applied": "workers/apply/apply.go",
+		"deployment.failed":  "workers/apply/apply.go",
+		"deployment.planned": "workers/apply/stale.go", // a stale plan planned again
+	},
+	"audit":     {},
+	"reconcile": {"parameter.changed": "shared/trigger/parameter.go"}, // trigger.Reconciler
+	"drift":     {"drift.detected": "shared/drift/record.go", "change.detected": "shared/drift/record.go"},
+	"promote":   {"change.detected": "shared/promotion/promotion.go"},
+	"webhook":   {"git.pushed": "shared/trigger/push.go"}, // shared/httpapi/webhook.go, trigger.Commits
+	"api": {
+		"change.detected":     "shared/trigger/trigger.go",   // request-change, rollback (trigger.FromRequest, FromRollback); promote (shared/promotion)
+		"deployment.approved": "shared/changeset/approve.go", // approve
+		"change.rejected":     "shared/changeset/reject.go",  // reject
+	},
+}
+
+// builtOffAWS: the message types the code builds that no function publishes, and why.
+var builtOffAWS = map[string]string{
+	"change.expired": "changeset.Sweep runs in the CLI (karma expire, karma plan/apply) and karma serve only (docs/pipeline.md, Expiry)",
+}
+
+// TestFunctionsPublishOnlyTheirOwnTypes: each function's role may put on the karma bus only
+// events of source "karma" (eventbridge.Source) and the detail-types its code publishes
+// (published), and explicitly denies every other, so that no attached policy (PowerUserAccess
+// allows events:*) lifts it: a webhook or API function that could publish any type could forge
+// a deployment.applied or a parameter.changed, which the stages would act on and the audit log
+// record. The audit function publishes nothing. Every type the code builds is published by some
+// function or named in builtOffAWS.
+func TestFunctionsPublishOnlyTheirOwnTypes(t *testing.T) {
+	built, err := builtMessageTypes(filepath.Join(moduleDir(), ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPublishing(t, load(t, moduleDir()), built)
+}
+
+func checkPublishing(t tb, d *deployment, built map[string][]string) {
+	t.Helper()
+	const bus = "aws_cloudwatch_event_bus.karma.arn"
+	source := []string{eventbridge.Source}
+	publishedSomewhere := map[string]bool{}
+	for fn, types := range published {
+		for typ, file := range types {
+			publishedSomewhere[typ] = true
+			if _, ok := message.Latest[typ]; !ok {
+				t.Errorf("published[%s]: %s is no message type", fn, typ)
+			}
+			if !slices.Contains(built[typ], file) {
+				t.Errorf("published[%s]: %s does not build %s (built in %v)", fn, file, typ, built[typ])
+			}
+		}
+	}
+	for _, typ := range slices.Sorted(maps.Keys(built)) {
+		if _, ok := builtOffAWS[typ]; !publishedSomewhere[typ] && !ok {
+			t.Errorf("the code builds %s (%v), which no function publishes: add it to published, or say why in builtOffAWS", typ, built[typ])
+		}
+	}
+	for _, typ := range slices.Sorted(maps.Keys(builtOffAWS)) {
+		switch {
+		case publishedSomewhere[typ]:
+			t.Errorf("builtOffAWS lists %s, which published has", typ)
+		case len(built[typ]) == 0:
+			t.Errorf("builtOffAWS lists %s, which the code does not build", typ)
+		}
+	}
+	for _, fn := range slices.Sorted(maps.Keys(d.functions)) {
+		types, ok := published[fn]
+		if !ok {
+			t.Errorf("function %s: published does not say what it publishes", fn)
+			continue
+		}
+		want := slices.Sorted(maps.Keys(types))
+		var allows, denyTypes, denySources, denyAll int
+		for _, st := range policyStatements(t, d.m, fn) {
+			if !slices.Contains(st.actions, "events:PutEvents") && !slices.Contains(st.actions, "events:*") {
+				continue
+			}
+			onBus := slices.Contains(st.resources, bus) || slices.Contains(st.resources, "*")
+			if st.effect == "Allow" {
+				allows++
+				got := slices.Sorted(slices.Values(st.conditions["StringEquals events:detail-type"]))
+				if len(want) == 0 {
+					t.Errorf("function %s publishes nothing, but its role allows events:PutEvents (statement %q)", fn, st.sid)
+				} else if !slices.Equal(got, want) {
+					t.Errorf("function %s: its role may put events of detail-type %v on the bus, want exactly %v: the types its code publishes", fn, got, want)
+				}
+				if got := st.conditions["StringEquals events:source"]; !slices.Equal(got, source) {
+					t.Errorf("function %s: its role may put events of source %v, want %v", fn, got, source)
+				}
+				continue
+			}
+			if !onBus {
+				continue
+			}
+			switch {
+			case len(st.conditions) == 0:
+				denyAll++
+			case len(st.conditions) == 1 && slices.Equal(slices.Sorted(slices.Values(st.conditions["StringNotEquals events:detail-type"])), want):
+				denyTypes++
+			case len(st.conditions) == 1 && slices.Equal(st.conditions["StringNotEquals events:source"], source):
+				denySources++
+			}
+		}
+		switch {
+		case len(want) == 0 && denyAll == 0:
+			t.Errorf("function %s publishes nothing, but its role does not deny events:PutEvents on the bus: an attached policy could let it publish", fn)
+		case len(want) > 0 && allows != 1:
+			t.Errorf("function %s: %d statements allow events:PutEvents, want 1", fn, allows)
+		case len(want) > 0 && (denyTypes == 0 || denySources == 0):
+			t.Errorf("function %s: its role does not deny, explicitly, putting events on the bus of a detail-type other than %v (%d) or a source other than %v (%d): an attached policy (events:*) could let it forge any", fn, want, denyTypes, source, denySources)
+		}
+	}
+}
+
+// builtMessageTypes returns, for each message type, the files (relative to root, sorted) of the
+// non-test Go code under shared/ and workers/ — not cmd/karma, the CLI, nor the test helper
+// packages (*test) — that pass its constant first to message.New, Derive, MustDerive or
+// newTrigger: the messages the code builds.
+func builtMessageTypes(root string) (map[string][]string, error) {
+	fset := token.NewFileSet()
+	msg, err := parseDir(fset, filepath.Join(root, "shared", "message"))
+	if err != nil {
+		return nil, err
+	}
+	consts := stringConsts(msg, "message.", nil)
+	out := map[string][]string{}
+	for _, top := range []string{"shared", "workers"} {
+		err := filepath.WalkDir(filepath.Join(root, top), func(path string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if e.IsDir() {
+				if strings.HasSuffix(e.Name(), "test") || e.Name() == "testdata" || path == filepath.Join(root, "shared", "message") {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return nil
+			}
+			f, err := parser.ParseFile(fset, path, nil, 0)
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(root, path)
+			if err != nil {
+				return err
+			}
+			rel = filepath.ToSlash(rel)
+			ast.Inspect(f, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok || len(call.Args) == 0 {
+					return true
+				}
+				var name string
+				switch fn := call.Fun.(type) {
+				case *ast.Ident:
+					name = fn.Name
+				case *ast.SelectorExpr:
+					name = fn.Sel.Name
+				}
+				if name != "New" && name != "Derive" && name != "MustDerive" && name != "newTrigger" {
+					return true
+				}
+				sel, ok := call.Args[0].(*ast.SelectorExpr)
+				if !ok {
+					return true
+				}
+				if x, ok := sel.X.(*ast.Ident); ok && x.Name == "message" {
+					if typ, ok := consts["message."+sel.Sel.Name]; ok && !slices.Contains(out[typ], rel) {
+						out[typ] = append(out[typ], rel)
+					}
+				}
+				return true
+			})
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	for typ := range out {
+		slices.Sort(out[typ])
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no message built under %s: the scan lost track of the code", root)
+	}
+	return out, nil
 }

@@ -130,23 +130,56 @@ locals {
   #   params:      "" | "read" | "write" on <param_prefix>
   #   describe:    ssm:DescribeParameters (the drift check and reconcile read Karma's provenance,
   #                the parameters' descriptions, with paged calls; it takes no resource restriction)
-  #   publish:     events:PutEvents on the bus (audit publishes nothing)
   #   queue:       fed by its stage queue (event source mapping)
   #   dlq:         dead-letters poison records itself (shared/lambda.SQSHandler)
   #   depths:      reads every stage queue's and dead-letter queue's counts for /metrics
   #                (GetQueueAttributes through the queue's RedrivePolicy; shared/sqs Counts)
   needs = {
-    resolve       = { repo = true, terraform = false, neptune = "", change_sets = true, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true, depths = false }
-    "graph-write" = { repo = true, terraform = false, neptune = "rw", change_sets = false, seen = "rw", audit = false, params = "", describe = false, publish = true, queue = true, dlq = true, depths = false }
-    plan          = { repo = true, terraform = true, neptune = "", change_sets = true, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true, depths = false }
-    apply         = { repo = true, terraform = true, neptune = "", change_sets = true, seen = "rw", audit = false, params = "write", describe = false, publish = true, queue = true, dlq = true, depths = false }
-    audit         = { repo = false, terraform = false, neptune = "", change_sets = false, seen = "", audit = true, params = "", describe = false, publish = false, queue = true, dlq = true, depths = false }
-    ingest        = { repo = false, terraform = false, neptune = "", change_sets = false, seen = "rw", audit = false, params = "read", describe = false, publish = true, queue = true, dlq = true, depths = false }
-    reconcile     = { repo = false, terraform = false, neptune = "", change_sets = false, seen = "read", audit = false, params = "read", describe = true, publish = true, queue = false, dlq = false, depths = false }
-    drift         = { repo = true, terraform = true, neptune = "", change_sets = true, seen = "rw", audit = false, params = "read", describe = true, publish = true, queue = false, dlq = false, depths = false }
-    promote       = { repo = false, terraform = false, neptune = "", change_sets = true, seen = "", audit = false, params = "", describe = false, publish = true, queue = false, dlq = false, depths = false }
-    webhook       = { repo = false, terraform = false, neptune = "", change_sets = false, seen = "rw", audit = true, params = "", describe = false, publish = true, queue = false, dlq = false, depths = false }
-    api           = { repo = true, terraform = false, neptune = "read", change_sets = true, seen = "read", audit = true, params = "read", describe = true, publish = true, queue = false, dlq = false, depths = true }
+    resolve       = { repo = true, terraform = false, neptune = "", change_sets = true, seen = "rw", audit = false, params = "read", describe = false, queue = true, dlq = true, depths = false }
+    "graph-write" = { repo = true, terraform = false, neptune = "rw", change_sets = false, seen = "rw", audit = false, params = "", describe = false, queue = true, dlq = true, depths = false }
+    plan          = { repo = true, terraform = true, neptune = "", change_sets = true, seen = "rw", audit = false, params = "read", describe = false, queue = true, dlq = true, depths = false }
+    apply         = { repo = true, terraform = true, neptune = "", change_sets = true, seen = "rw", audit = false, params = "write", describe = false, queue = true, dlq = true, depths = false }
+    audit         = { repo = false, terraform = false, neptune = "", change_sets = false, seen = "", audit = true, params = "", describe = false, queue = true, dlq = true, depths = false }
+    ingest        = { repo = false, terraform = false, neptune = "", change_sets = false, seen = "rw", audit = false, params = "read", describe = false, queue = true, dlq = true, depths = false }
+    reconcile     = { repo = false, terraform = false, neptune = "", change_sets = false, seen = "read", audit = false, params = "read", describe = true, queue = false, dlq = false, depths = false }
+    drift         = { repo = true, terraform = true, neptune = "", change_sets = true, seen = "rw", audit = false, params = "read", describe = true, queue = false, dlq = false, depths = false }
+    promote       = { repo = false, terraform = false, neptune = "", change_sets = true, seen = "", audit = false, params = "", describe = false, queue = false, dlq = false, depths = false }
+    webhook       = { repo = false, terraform = false, neptune = "", change_sets = false, seen = "rw", audit = true, params = "", describe = false, queue = false, dlq = false, depths = false }
+    api           = { repo = true, terraform = false, neptune = "read", change_sets = true, seen = "read", audit = true, params = "read", describe = true, queue = false, dlq = false, depths = true }
+  }
+
+  # What each function publishes to the bus: source "karma" and exactly these detail-types, the
+  # message types its code builds. Its role may publish these only (iam.tf): a function that
+  # could publish any type could forge a deployment.applied or a parameter.changed, which the
+  # stages would act on and the audit log record as having happened. iam_test.go names the code
+  # that builds each one.
+  #   ingest       change.detected (workers/ingest); parameter.changed of a Parameter Store
+  #                event (shared/lambda/parameterevents.go)
+  #   resolve      change.resolved, deployment.scheduled, deployment.skipped; change.detected
+  #                of a promotion's next environment (workers/resolve)
+  #   graph-write  deployment.recorded
+  #   plan         deployment.planned, deployment.failed
+  #   apply        deployment.applied, deployment.failed; deployment.planned (a stale plan
+  #                planned again)
+  #   audit        nothing
+  #   reconcile    parameter.changed (shared/trigger/reconcile.go)
+  #   drift        drift.detected and the corrective change.detected (shared/drift)
+  #   promote      change.detected (shared/promotion)
+  #   webhook      git.pushed (shared/httpapi/webhook.go)
+  #   api          change.detected (request-change, rollback, promote), deployment.approved
+  #                (approve), change.rejected (reject) (shared/api)
+  publishes = {
+    ingest        = ["change.detected", "parameter.changed"]
+    resolve       = ["change.detected", "change.resolved", "deployment.scheduled", "deployment.skipped"]
+    "graph-write" = ["deployment.recorded"]
+    plan          = ["deployment.failed", "deployment.planned"]
+    apply         = ["deployment.applied", "deployment.failed", "deployment.planned"]
+    audit         = []
+    reconcile     = ["parameter.changed"]
+    drift         = ["change.detected", "drift.detected"]
+    promote       = ["change.detected"]
+    webhook       = ["git.pushed"]
+    api           = ["change.detected", "change.rejected", "deployment.approved"]
   }
 
   enabled_functions = concat(
@@ -157,6 +190,7 @@ locals {
     var.enable_api ? ["api"] : [],
   )
   functions = { for name in local.enabled_functions : name => merge(local.needs[name], local.sizes[name], {
-    in_vpc = local.needs[name].terraform || local.needs[name].neptune != ""
+    in_vpc    = local.needs[name].terraform || local.needs[name].neptune != ""
+    publishes = local.publishes[name]
   }) }
 }
