@@ -391,7 +391,7 @@ resource "aws_iam_role_policy" "function" {
 # allow (PowerUserAccess allows lambda:* and events:*, and components' modules run with it):
 # replace or reconfigure a Karma function (its code is what deploys, appends to the audit log
 # and records the lineage), detach or repoint its event source mapping (a stopped stage's
-# messages expire unseen after 4 days), or change the rules that route every message to its
+# messages expire unseen after 14 days), or change the rules that route every message to its
 # stage and a copy to the audit queue. One managed policy, attached to every function's role:
 # an explicit Deny, which no Allow lifts; it is kept out of the roles' inline policies, whose
 # size IAM limits (10,240 characters a role).

@@ -2,7 +2,15 @@
 # <prefix><stage>-dlq, exactly as shared/sqs EnsureQueues creates them in tests:
 #   DLQ:   message_retention_seconds = 1209600 (14 days, SQS's maximum)
 #   queue: redrive_policy = {deadLetterTargetArn, maxReceiveCount = 5 (queue.DefaultMaxReceives)},
-#          visibility timeout >= the function's timeout (local.queue_visibility)
+#          visibility timeout >= the function's timeout (local.queue_visibility),
+#          message_retention_seconds = 1209600 too (shared/sqs leaves SQS's default, 4 days)
+# A message nothing receives — its stage stopped: the event source mapping disabled (by hand,
+# or by Lambda when the role cannot read the queue), the function's concurrency at 0 — is
+# deleted by SQS when its retention ends, without passing through the DLQ: with the default 4
+# days an audit copy or a deployment's next step would be gone after a long weekend. So every
+# stage queue keeps its messages as long as SQS allows, and an alarm (below) says when its
+# oldest message is older than a working stage leaves one. A message moved to the DLQ keeps
+# its first enqueue time: it expires there 14 days after it was first sent.
 # The Lambda runtime (shared/lambda) sends poison messages to the DLQ itself at once, with the
 # reason as message attributes; SQS moves the rest after 5 receives. `karma dlq list | redrive`
 # reads the DLQ named by the queue's RedrivePolicy.
@@ -20,7 +28,7 @@ resource "aws_sqs_queue" "stage" {
 
   name                       = "${local.queue_prefix}${each.key}"
   visibility_timeout_seconds = each.value
-  message_retention_seconds  = 345600 # 4 days; the DLQ keeps 14 (SQS keeps the first enqueue time when it moves a message)
+  message_retention_seconds  = 1209600 # 14 days, SQS's maximum, as the DLQ's (below)
   receive_wait_time_seconds  = 20
   sqs_managed_sse_enabled    = true
 
@@ -109,6 +117,31 @@ data "aws_iam_policy_document" "events_dlq" {
 resource "aws_sqs_queue_policy" "events_dlq" {
   queue_url = aws_sqs_queue.events_dlq.id
   policy    = data.aws_iam_policy_document.events_dlq.json
+}
+
+# A stage stalled: its oldest message is older than a working stage leaves one (5 receives of
+# at most the visibility timeout each, then the DLQ: under 1.5 h), and SQS deletes it 14 days
+# after it was sent. Notifies var.alarm_actions, like the dead-letter alarms.
+locals {
+  stalled_after_seconds = 21600 # 6 h: 13.75 days left to start the stage again
+}
+
+resource "aws_cloudwatch_metric_alarm" "stalled" {
+  for_each = aws_sqs_queue.stage
+
+  alarm_name          = "${local.prefix}-stalled-${each.key}"
+  alarm_description   = "Karma: the ${each.key} stage has left a message unprocessed in ${each.value.name} for over ${local.stalled_after_seconds / 3600} h (SQS deletes it 14 days after it was sent): is its event source mapping enabled, its function running?"
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateAgeOfOldestMessage"
+  dimensions          = { QueueName = each.value.name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = local.stalled_after_seconds
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
 }
 
 # A message in a dead-letter queue is work the pipeline did not do: a stage's poison or
