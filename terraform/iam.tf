@@ -463,6 +463,35 @@ data "aws_iam_policy_document" "guard" {
     resources = ["${local.param_arn}/environment"]
   }
 
+  # The stores of what Karma records outside DynamoDB: the EFS file system of the workspaces
+  # (every component's Terraform state, and the saved plans) and, when created here, the Neptune
+  # cluster of the graph and lineage. No function deletes them, their mount targets or access
+  # point, turns off their backups, or (Neptune) changes the cluster: ModifyDBCluster would turn
+  # off its deletion protection or shorten its backups.
+  statement {
+    sid       = "WorkspacesAreKept"
+    effect    = "Deny"
+    actions   = ["elasticfilesystem:DeleteFileSystem", "elasticfilesystem:DeleteMountTarget", "elasticfilesystem:PutBackupPolicy"]
+    resources = [local.efs_file_system_arn]
+  }
+
+  statement {
+    sid       = "WorkspacesAccessPointIsKept"
+    effect    = "Deny"
+    actions   = ["elasticfilesystem:DeleteAccessPoint"]
+    resources = [local.efs_access_point_arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.create_neptune ? [1] : []
+    content {
+      sid       = "LineageClusterIsKept"
+      effect    = "Deny"
+      actions   = ["rds:DeleteDBCluster", "rds:ModifyDBCluster", "rds:DeleteDBClusterSnapshot"]
+      resources = [aws_neptune_cluster.karma[0].arn, "arn:${local.partition}:rds:${local.region}:${local.account}:cluster-snapshot:${local.prefix}-graph-final"]
+    }
+  }
+
   statement {
     sid       = "KarmaBusIsNotChanged"
     effect    = "Deny"

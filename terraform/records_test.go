@@ -165,7 +165,13 @@ func TestBatchFailuresAreReportedOneByOne(t *testing.T) {
 }
 
 // TestRecordsSurviveDeletion: the audit log and the change sets have point-in-time recovery and
-// deletion protection and no TTL.
+// deletion protection and no TTL; a Neptune cluster created here (the lineage) has deletion
+// protection, a final snapshot and backups kept as long as point-in-time recovery keeps the
+// tables (35 days); the EFS file system of the workspaces (every component's Terraform state),
+// which has no deletion protection, cannot be destroyed by a plan. And no function, whatever
+// plan_policy_arns and apply_policy_arns attach (PowerUserAccess allows rds:* and
+// elasticfilesystem:*), can delete these stores, turn off their backups, or change the cluster
+// (ModifyDBCluster turns off deletion protection): the guard policy denies it.
 func TestRecordsSurviveDeletion(t *testing.T) {
 	d := load(t, moduleDir())
 	for _, addr := range []string{"aws_dynamodb_table.audit", "aws_dynamodb_table.change_sets"} {
@@ -187,6 +193,96 @@ func TestRecordsSurviveDeletion(t *testing.T) {
 		}
 	}
 
+	vars := testVars()
+	vars["create_neptune"] = cty.True
+	m, err := loadModule(moduleDir(), vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insts, err := m.instances("aws_neptune_cluster.karma")
+	if err != nil || len(insts) != 1 {
+		t.Fatalf("aws_neptune_cluster.karma with create_neptune: %d instances, %v", len(insts), err)
+	}
+	dn := &deployment{m: m}
+	c := insts[0]
+	if !mustBool(t, dn, c, "deletion_protection") {
+		t.Errorf("%s: deletion protection is off", c.addr)
+	}
+	if mustBool(t, dn, c, "skip_final_snapshot") {
+		t.Errorf("%s: skips its final snapshot", c.addr)
+	}
+	v, _, err := m.arg(c, "backup_retention_period")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := mustInt(t, v, c.addr+".backup_retention_period"); n < 35 {
+		t.Errorf("%s: backups kept %d days, want 35 (as point-in-time recovery keeps the audit log): a lineage damaged longer ago could not be restored", c.addr, n)
+	}
+
+	// EFS: created here, and an existing access point's file system.
+	for _, tc := range []struct {
+		vars      map[string]cty.Value
+		created   int
+		fs, point string
+	}{
+		{vars, 1, "aws_efs_file_system.karma[0].arn", "aws_efs_access_point.karma[0].arn"},
+		{withVar(testVars(), "efs_access_point_arn", cty.StringVal("arn:aws:elasticfilesystem:eu-west-1:123456789012:access-point/fsap-0123456789abcdef0")),
+			0, "data.aws_efs_access_point.existing[0].file_system_arn", "arn:aws:elasticfilesystem:eu-west-1:123456789012:access-point/fsap-0123456789abcdef0"},
+	} {
+		m, err := loadModule(moduleDir(), tc.vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fss := mustInstances(t, m, "aws_efs_file_system.karma")
+		if len(fss) != tc.created {
+			t.Fatalf("aws_efs_file_system.karma: %d instances, want %d", len(fss), tc.created)
+		}
+		for _, in := range fss {
+			if v, ok, err := m.arg(in, "lifecycle", "prevent_destroy"); err != nil || !ok || !v.True() {
+				t.Errorf("%s: no lifecycle prevent_destroy (%v): a plan could destroy every component's Terraform state", in.addr, err)
+			}
+		}
+		sts := documentStatements(t, m, "data.aws_iam_policy_document.guard", "")
+		for _, a := range []string{"elasticfilesystem:DeleteFileSystem", "elasticfilesystem:DeleteMountTarget", "elasticfilesystem:PutBackupPolicy"} {
+			if !deniesOn(sts, a, tc.fs) {
+				t.Errorf("the guard policy does not deny %s on %s, the workspaces' file system", a, tc.fs)
+			}
+		}
+		if !deniesOn(sts, "elasticfilesystem:DeleteAccessPoint", tc.point) {
+			t.Errorf("the guard policy does not deny elasticfilesystem:DeleteAccessPoint on %s", tc.point)
+		}
+	}
+	sts := documentStatements(t, m, "data.aws_iam_policy_document.guard", "")
+	for _, a := range []string{"rds:DeleteDBCluster", "rds:ModifyDBCluster"} {
+		if !deniesOn(sts, a, c.addr+".arn") {
+			t.Errorf("the guard policy does not deny %s on %s, the lineage's cluster", a, c.addr)
+		}
+	}
+}
+
+// deniesOn: a statement of sts denies action on resource (as the policy names it), unconditionally.
+func deniesOn(sts []statement, action, resource string) bool {
+	for _, st := range sts {
+		if st.effect == "Deny" && len(st.conditions) == 0 && slices.Contains(st.actions, action) &&
+			slices.ContainsFunc(st.resources, func(r string) bool { return r == "*" || arnLike(r, resource) }) {
+			return true
+		}
+	}
+	return false
+}
+
+func withVar(vars map[string]cty.Value, name string, v cty.Value) map[string]cty.Value {
+	vars[name] = v
+	return vars
+}
+
+func mustInstances(t tb, m *module, key string) []instance {
+	t.Helper()
+	insts, err := m.instances(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return insts
 }
 
 func mustInt(t tb, v cty.Value, what string) int64 {

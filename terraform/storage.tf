@@ -35,6 +35,13 @@ resource "aws_efs_file_system" "karma" {
   throughput_mode  = "elastic"
 
   tags = { Name = "${local.prefix}-config" }
+
+  # It holds every component's Terraform state, and EFS has no deletion protection: a plan
+  # that would destroy it (terraform destroy, or a change of name_prefix or environment, which
+  # replaces it) fails instead. To remove it on purpose, take this out first.
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
 # The workspaces hold every component's Terraform state: back them up.
@@ -187,7 +194,7 @@ resource "aws_neptune_cluster" "karma" {
   neptune_subnet_group_name           = aws_neptune_subnet_group.karma[0].name
   vpc_security_group_ids              = [aws_security_group.neptune[0].id]
   port                                = 8182
-  backup_retention_period             = 7
+  backup_retention_period             = 35 # Neptune's maximum, as long as point-in-time recovery keeps the audit log
   deletion_protection                 = true
   skip_final_snapshot                 = false
   final_snapshot_identifier           = "${local.prefix}-graph-final"
