@@ -118,9 +118,43 @@ func TestChecksBite(t *testing.T) {
 			`"graph-write" = { repo = true, terraform = false, neptune = "rw",`, `"graph-write" = { repo = true, terraform = false, neptune = "",`,
 			`function aws_lambda_function.stage["graph-write"] (KARMA_STAGE=graph-write) lacks KARMA_NEPTUNE_ENDPOINT`},
 	}
+	publishing := []mutation{
+		{"the webhook may publish what it does not build", "main.tf",
+			`webhook       = ["git.pushed"]`, `webhook       = ["git.pushed", "deployment.applied"]`,
+			"function webhook: its role may put events of detail-type [deployment.applied git.pushed] on the bus, want exactly [git.pushed]"},
+		{"the audit function may publish", "main.tf",
+			`audit         = []`, `audit         = ["change.detected"]`,
+			"function audit publishes nothing, but its role allows events:PutEvents"},
+	}
+	retention := []mutation{
+		{"a stage queue with SQS's default retention", "queues.tf",
+			"message_retention_seconds  = 1209600", "message_retention_seconds  = 345600",
+			"queue karma-test-apply keeps a message 345600 s, want 1209600"},
+		{"an age alarm that fires for a working stage", "queues.tf",
+			"stalled_after_seconds = 21600", "stalled_after_seconds = 600",
+			"queue karma-test-audit: the age alarm's threshold 600 s, want over 1800 s"},
+	}
 	code, err := readLambdaCode(filepath.Join(moduleDir(), ".."))
 	if err != nil {
 		t.Fatal(err)
+	}
+	built, err := builtMessageTypes(filepath.Join(moduleDir(), ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range publishing {
+		t.Run(m.name, func(t *testing.T) {
+			r := &recorder{T: t}
+			checkPublishing(r, load(r, mutated(t, m.file, m.old, m.new)), built)
+			expectReported(t, r, m.want)
+		})
+	}
+	for _, m := range retention {
+		t.Run(m.name, func(t *testing.T) {
+			r := &recorder{T: t}
+			checkQueueRetention(r, load(r, mutated(t, m.file, m.old, m.new)))
+			expectReported(t, r, m.want)
+		})
 	}
 	for _, m := range routing {
 		t.Run(m.name, func(t *testing.T) {
