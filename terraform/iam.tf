@@ -258,8 +258,34 @@ data "aws_iam_policy_document" "function" {
     for_each = each.value.audit ? [1] : []
     content {
       sid       = "AuditTable"
-      actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem"]
+      actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"]
       resources = [aws_dynamodb_table.audit.arn, "${aws_dynamodb_table.audit.arn}/index/*"]
+    }
+  }
+
+  # Appending (PutItem, the Puts of TransactWriteItems): the audit function to every chain; the
+  # webhook and the API to their own chains only (local.audit_chains), by the partition keys
+  # shared/dynamo gives what an append puts.
+  dynamic "statement" {
+    for_each = each.value.audit && !contains(keys(local.audit_chains), each.key) ? [1] : []
+    content {
+      sid       = "AuditAppend"
+      actions   = ["dynamodb:PutItem"]
+      resources = [aws_dynamodb_table.audit.arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.value.audit && contains(keys(local.audit_chains), each.key) ? [1] : []
+    content {
+      sid       = "AuditAppendToOwnChains"
+      actions   = ["dynamodb:PutItem"]
+      resources = [aws_dynamodb_table.audit.arn]
+      condition {
+        test     = "ForAllValues:StringLike"
+        variable = "dynamodb:LeadingKeys"
+        values   = concat([for c in local.audit_chains[each.key] : "CHAIN#${c}/*"], ["MSG#*", "CHAINS", "DAYS"])
+      }
     }
   }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/eventbridge"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
@@ -781,4 +782,95 @@ func builtMessageTypes(root string) (map[string][]string, error) {
 		return nil, fmt.Errorf("no message built under %s: the scan lost track of the code", root)
 	}
 	return out, nil
+}
+
+// ownChains: the audit chains the webhook and the API append to (examples of each kind their
+// code writes), and chains they must not be able to append to. The audit function appends to
+// every chain: a message's component's ("<env>/<type>/<nickname>") or its change's.
+var ownChains = map[string]struct{ writes, not []string }{
+	"webhook": { // shared/httpapi/webhook.go: ignored pushes, refused deliveries
+		writes: []string{audit.SpreadChain("triggers", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"), audit.SpreadChain("security", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c")},
+		not:    []string{message.ComponentRef{Type: "network", Nickname: "core"}.ID("prod"), "change/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", audit.CheckpointChain},
+	},
+	"api": { // shared/api/audit.go: accepted writes beside their change's messages, refused requests
+		writes: []string{"change/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", audit.SpreadChain("security", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c")},
+		not:    []string{message.ComponentRef{Type: "network", Nickname: "core"}.ID("prod"), audit.SpreadChain("triggers", "x"), audit.CheckpointChain},
+	},
+}
+
+// TestWebhookAndAPIAppendOnlyToTheirOwnChains: the audit log records a deployment in its
+// component's chain, hash-chained; a function that can put any item in the audit table and read
+// the chain's head can append a record of a deployment that did not happen, with a valid hash.
+// The webhook and the API append their own entries only: their roles may put items only under
+// the partition keys shared/dynamo gives their chains (CHAIN#<chain>), a message id marker
+// (MSG#), the chain and day directories (CHAINS, DAYS) — not a component's chain.
+func TestWebhookAndAPIAppendOnlyToTheirOwnChains(t *testing.T) {
+	keys, err := auditKeys(filepath.Join(moduleDir(), ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAuditAppends(t, load(t, moduleDir()), keys)
+}
+
+// auditKeyNames are the partition keys shared/dynamo's AuditLog puts when it appends.
+type auditKeyNames struct{ chainPrefix, msgPrefix, chains, days string }
+
+// auditKeys reads them from shared/dynamo's constants.
+func auditKeys(root string) (auditKeyNames, error) {
+	files, err := parseDir(token.NewFileSet(), filepath.Join(root, "shared", "dynamo"))
+	if err != nil {
+		return auditKeyNames{}, err
+	}
+	c := stringConsts(files, "", nil)
+	k := auditKeyNames{c["chainPrefix"], c["msgPrefix"], c["chainsPK"], c["daysPK"]}
+	if k.chainPrefix == "" || k.msgPrefix == "" || k.chains == "" || k.days == "" {
+		return k, fmt.Errorf("shared/dynamo: the audit log's key constants (chainPrefix, msgPrefix, chainsPK, daysPK) are not all there: %+v", k)
+	}
+	return k, nil
+}
+
+func checkAuditAppends(t tb, d *deployment, k auditKeyNames) {
+	t.Helper()
+	const table = "aws_dynamodb_table.audit.arn"
+	for _, fn := range slices.Sorted(maps.Keys(d.functions)) {
+		var puts []statement
+		for _, st := range policyStatements(t, d.m, fn) {
+			if st.effect == "Allow" && slices.Contains(st.resources, table) &&
+				(slices.Contains(st.actions, "dynamodb:PutItem") || slices.Contains(st.actions, "dynamodb:*")) {
+				puts = append(puts, st)
+			}
+		}
+		own, limited := ownChains[fn]
+		if !limited {
+			continue // audit appends to every chain; the others put nothing (TestAuditLogIsAppendOnly)
+		}
+		if len(puts) == 0 {
+			t.Errorf("function %s appends to the audit log but its role cannot put items in it", fn)
+			continue
+		}
+		// may: some statement lets fn put an item with partition key pk.
+		may := func(pk string) bool {
+			for _, st := range puts {
+				if len(st.conditions) == 0 {
+					return true
+				}
+				if len(st.conditions) == 1 && slices.ContainsFunc(st.conditions["ForAllValues:StringLike dynamodb:LeadingKeys"], func(p string) bool { return arnLike(p, pk) }) {
+					return true
+				}
+			}
+			return false
+		}
+		for _, chain := range own.writes {
+			for _, pk := range []string{k.chainPrefix + chain, k.msgPrefix + "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", k.chains, k.days} {
+				if !may(pk) {
+					t.Errorf("function %s appends to chain %s but its role cannot put an item with partition key %s: its entries would be lost", fn, chain, pk)
+				}
+			}
+		}
+		for _, chain := range own.not {
+			if pk := k.chainPrefix + chain; may(pk) {
+				t.Errorf("function %s may put items with partition key %s: it could append to chain %s, which its code never writes (a forged record)", fn, pk, chain)
+			}
+		}
+	}
 }

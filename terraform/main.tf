@@ -182,6 +182,22 @@ locals {
     api           = ["change.detected", "change.rejected", "deployment.approved"]
   }
 
+  # The audit chains each function that appends to the audit log writes, when not every chain
+  # (the audit function appends every message, to its component's or its change's chain).
+  # shared/dynamo keys a chain's records and head CHAIN#<chain>; each append also puts its
+  # message id (MSG#<id>), the chain's entry in the directory (CHAINS) and the day's (DAYS).
+  #   webhook  "triggers/NN" (ignored pushes), "security/NN" (refused deliveries):
+  #            audit.SpreadChain in shared/httpapi/webhook.go
+  #   api      "change/<correlation id>" (the writes it accepted, beside the change's messages),
+  #            "security/NN" (refused requests): shared/api/audit.go
+  # iam.tf lets them put items with these partition keys only: a webhook or API function that
+  # could append to a component's chain could write a deployment that did not happen, with a
+  # valid hash (it reads the chain's head).
+  audit_chains = {
+    webhook = ["triggers", "security"]
+    api     = ["change", "security"]
+  }
+
   enabled_functions = concat(
     ["ingest", "resolve", "graph-write", "plan", "apply", "audit", "promote"],
     var.enable_ingest_function ? ["reconcile"] : [],
