@@ -453,6 +453,18 @@ data "aws_iam_policy_document" "guard" {
     resources = [local.own_functions_arn]
   }
 
+  # Nor invoked by hand: each is invoked by its event source mapping, its schedule or API Gateway,
+  # none of which needs its role's permission. A function's event is trusted as it comes: an
+  # SQS batch invoking a stage would be acted on without passing the bus (no audit copy), and
+  # the API takes its caller from the event (API Gateway's IAM authorizer), so an event made up
+  # would approve a change as anyone, and the audit log record that they did.
+  statement {
+    sid       = "KarmaFunctionsAreNotInvokedDirectly"
+    effect    = "Deny"
+    actions   = ["lambda:InvokeFunction", "lambda:InvokeAsync", "lambda:InvokeFunctionUrl"]
+    resources = [local.own_functions_arn]
+  }
+
   statement {
     sid       = "KarmaEventSourceMappingsAreNotChanged"
     effect    = "Deny"

@@ -367,9 +367,10 @@ func checkQueueDenies(t tb, d *deployment) {
 
 // TestKarmaIsNotRewiredByItsFunctions: whatever an attached policy allows (PowerUserAccess:
 // lambda:*, events:*), no Karma function can replace or reconfigure a Karma function (its code
-// is what deploys and what records), move its event source mapping, or change the rules that
-// route each message to its stage and a copy to the audit queue: a managed policy of explicit
-// Denies is attached to every function's role.
+// is what deploys and what records), invoke one with an event of its making (a stage would act
+// on a message that never passed the bus, the API on a caller the event names), move its event
+// source mapping, or change the rules that route each message to its stage and a copy to the
+// audit queue: a managed policy of explicit Denies is attached to every function's role.
 func TestKarmaIsNotRewiredByItsFunctions(t *testing.T) {
 	d := load(t, moduleDir())
 	checkGuard(t, d)
@@ -443,7 +444,8 @@ func checkGuard(t tb, d *deployment) {
 		name := d.mustString(t, d.functions[fn].inst, "function_name")
 		for _, a := range []string{"function:" + name, "function:" + name + ":live"} {
 			fa := arn("lambda", a)
-			for _, act := range []string{"lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction", "lambda:PutFunctionConcurrency", "lambda:UpdateAlias"} {
+			for _, act := range []string{"lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction", "lambda:PutFunctionConcurrency", "lambda:UpdateAlias",
+				"lambda:InvokeFunction", "lambda:InvokeAsync", "lambda:InvokeFunctionUrl"} {
 				if !denied(act, fa) {
 					t.Errorf("function %s: %s does not deny %s on %s", fn, doc, act, fa)
 				}
@@ -480,7 +482,7 @@ func checkGuard(t tb, d *deployment) {
 	}
 	// The patterns name Karma's own only: nothing of a component named otherwise.
 	for _, other := range []string{arn("lambda", "function:my-app"), arn("events", "rule/my-app-nightly")} {
-		for _, a := range []string{"lambda:UpdateFunctionCode", "events:PutRule"} {
+		for _, a := range []string{"lambda:UpdateFunctionCode", "lambda:InvokeFunction", "events:PutRule"} {
 			if denied(a, other) {
 				t.Errorf("%s denies %s on %s, which is not Karma's", doc, a, other)
 			}
