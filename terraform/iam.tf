@@ -170,6 +170,16 @@ data "aws_iam_policy_document" "function" {
     resources = [for q in aws_sqs_queue.stage : q.arn]
   }
 
+  # Nor does a function send to a dead-letter queue but its own (shared/lambda dead-letters its
+  # poison records there): a message put in another's, redriven to that stage, would be acted
+  # on — or appended to the audit log — without ever passing the bus.
+  statement {
+    sid       = "OthersDeadLettersAreNotWritten"
+    effect    = "Deny"
+    actions   = ["sqs:SendMessage"]
+    resources = concat([for k, q in aws_sqs_queue.dlq : q.arn if !(each.value.dlq && k == each.key)], [aws_sqs_queue.events_dlq.arn])
+  }
+
   statement {
     sid     = "OthersQueuesAreNotConsumed"
     effect  = "Deny"

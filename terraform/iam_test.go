@@ -290,7 +290,8 @@ func checkLineageDeny(t tb, d *deployment) {
 
 // TestQueuesCarryOnlyWhatTheBusSends: every function's role denies, explicitly (no attached
 // policy can lift it), sending to any stage queue (a message sent there directly, not through
-// the bus, would be acted on with no copy in the audit queue), receiving or deleting from any
+// the bus, would be acted on with no copy in the audit queue) or to any dead-letter queue but
+// its own (one put there and redriven would be too), receiving or deleting from any
 // Karma queue but the one its event source mapping consumes (audit copies and dead letters
 // would be lost), and purging, deleting or reconfiguring any of them; and none of these denies
 // takes away what the role is granted.
@@ -354,6 +355,18 @@ func checkQueueDenies(t tb, d *deployment) {
 			if !deny[grant{"sqs:SendMessage", q}] {
 				t.Errorf("function %s: its role does not deny sqs:SendMessage on %s: only the bus feeds a stage queue", fn, q)
 			}
+		}
+		sends := 0
+		for _, q := range all {
+			switch {
+			case allow[grant{"sqs:SendMessage", q}]:
+				sends++
+			case !deny[grant{"sqs:SendMessage", q}]:
+				t.Errorf("function %s: its role does not deny sqs:SendMessage on %s: a message put there and redriven would never have passed the bus", fn, q)
+			}
+		}
+		if sends > 1 {
+			t.Errorf("function %s: its role may send to %d queues, want at most its own dead-letter queue", fn, sends)
 		}
 		for _, q := range all {
 			for _, a := range []string{"sqs:PurgeQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes"} {
