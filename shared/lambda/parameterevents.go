@@ -113,13 +113,23 @@ func PublishParameterEvents(env, prefix string, auto bool, pub pipeline.Publishe
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		var rest []events.SQSMessage
 		var failed []events.SQSBatchItemFailure
+		// As SQSHandler's records, the publishing stops DeadlineReserve before the function's
+		// deadline: what is left then is reported failed.
+		work, cancel := beforeDeadline(ctx)
+		defer cancel()
 		for _, r := range ev.Records {
 			e, isEvent, err := ParameterTrigger(env, prefix, auto, []byte(r.Body))
 			if !isEvent || err != nil || e == nil {
 				rest = append(rest, r)
 				continue
 			}
-			if err := pub.Publish(ctx, *e); err != nil {
+			if work.Err() != nil {
+				slog.WarnContext(ctx, "ingest: the function's time is running out: a parameter store event is reported failed, unpublished",
+					"message_id", r.MessageId, "idempotency_key", e.IdempotencyKey)
+				failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+				continue
+			}
+			if err := pub.Publish(work, *e); err != nil {
 				slog.WarnContext(ctx, "ingest: publishing a parameter store event's trigger", "message_id", r.MessageId,
 					"idempotency_key", e.IdempotencyKey, "error", err)
 				failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})

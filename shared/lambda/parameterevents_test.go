@@ -200,6 +200,45 @@ func TestPublishParameterEventsPublishesTheTrigger(t *testing.T) {
 	}
 }
 
+// blockingPublisher waits for its context to end (a bus that does not answer), and says when
+// that context's deadline was.
+type blockingPublisher struct{ deadlines []time.Time }
+
+func (b *blockingPublisher) Publish(ctx context.Context, _ ...message.Envelope) error {
+	d, _ := ctx.Deadline()
+	b.deadlines = append(b.deadlines, d)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// Publishing Parameter Store events' triggers stops before the function's deadline, as the
+// stage's records do (lambda.DeadlineReserve): a publish still waiting is cut off, its record
+// and the events not yet published are reported failed, and the response reaches Lambda, which
+// would otherwise fail the whole batch.
+func TestPublishParameterEventsStopsBeforeTheFunctionsDeadline(t *testing.T) {
+	t.Parallel()
+	var calls []string
+	var mu sync.Mutex
+	next := lambda.SQSHandler(stage(&calls, &mu), &publisher{}, &deadLetterer{}, lambda.ParameterEvents("prod", "/iac", false))
+	pub := &blockingPublisher{}
+	fn := time.Now().Add(time.Second)
+	ctx, cancel := context.WithDeadline(t.Context(), fn)
+	defer cancel()
+	resp, err := lambda.PublishParameterEvents("prod", "/iac", false, pub, next)(ctx, events.SQSEvent{Records: []events.SQSMessage{
+		{MessageId: "e1", EventSourceARN: standardARN, Body: ssmEvent("ev-1", "/iac/vpc/core/config", "Update", "Parameter Store Change")},
+		{MessageId: "e2", EventSourceARN: standardARN, Body: ssmEvent("ev-2", "/iac/vpc/edge/config", "Update", "Parameter Store Change")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failures(resp); !slices.Equal(got, []string{"e1", "e2"}) {
+		t.Errorf("BatchItemFailures = %v, want [e1 e2]", got)
+	}
+	if len(pub.deadlines) != 1 || !pub.deadlines[0].Before(fn) {
+		t.Errorf("publishes ending at %v, want one, ending before the function's %v", pub.deadlines, fn)
+	}
+}
+
 // Every delivery of a Parameter Store event is the same trigger — id and change id included —
 // so that a copy (EventBridge and SQS deliver at least once; a batch the function could not
 // finish comes back whole) is not recorded by the audit log as a second trigger naming a change

@@ -23,7 +23,12 @@
 // FIFO queues (a record carrying MessageGroupId, or a source ARN ending in ".fifo"): processing
 // stops at the first failed record, which is reported together with every later record of the
 // batch, unprocessed (AWS's rule for FIFO partial batch responses: order within a group holds).
-// Records left when the function's context is done are reported failed too.
+//
+// The batch stops DeadlineReserve (a tenth of the function's time, at most 30 s) before the
+// function's deadline: the record then being handled has its context cancelled (Terraform is
+// interrupted), it and the records not started are reported failed, and the response reaches
+// Lambda — a function still running at its deadline is stopped and its whole batch retried,
+// the records that succeeded included.
 //
 // The queue's visibility timeout must be at least the function's timeout (AWS recommends six
 // times), and the mapping needs FunctionResponseTypes = ["ReportBatchItemFailures"]: without it,
@@ -72,9 +77,20 @@ func SQSHandler(stage pipeline.Stage, pub pipeline.Publisher, dead DeadLetterer,
 			fifo = fifo || isFIFO(r)
 		}
 		resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+		work, cancel := beforeDeadline(ctx)
+		defer cancel()
 		for i, rec := range ev.Records {
-			ok := ctx.Err() == nil && handleRecord(ctx, log, stage, pub, dead, unwrap, rec)
-			if ok {
+			if work.Err() != nil {
+				// The function's time is nearly out: what is left is reported failed, unstarted,
+				// rather than begun and cut off by Lambda, which would fail the whole batch.
+				log.Warn("the function's time is running out: the records left are reported failed, for redelivery",
+					"message_id", rec.MessageId, "left", len(ev.Records[i:]))
+				for _, r := range ev.Records[i:] {
+					resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+				}
+				break
+			}
+			if handleRecord(ctx, work, log, stage, pub, dead, unwrap, rec) {
 				continue
 			}
 			if fifo {
@@ -98,8 +114,32 @@ func isFIFO(r events.SQSMessage) bool {
 	return grouped || strings.HasSuffix(r.EventSourceARN, ".fifo")
 }
 
-// handleRecord handles one record; false means report it as failed.
-func handleRecord(ctx context.Context, log *slog.Logger, stage pipeline.Stage, pub pipeline.Publisher, dead DeadLetterer,
+// DeadlineReserve is the part of a function's time a batch leaves unused, a tenth of what is
+// left when the batch arrives, at most MaxDeadlineReserve: past it no record is started, and
+// the record being handled has its context cancelled (Terraform is interrupted), so that it can
+// return and the batch's response reach Lambda before the function's deadline. A function
+// still running at its deadline is stopped, and Lambda retries its whole batch: the records
+// that had succeeded would run again.
+func DeadlineReserve(left time.Duration) time.Duration {
+	return min(left/10, MaxDeadlineReserve)
+}
+
+// MaxDeadlineReserve bounds DeadlineReserve.
+const MaxDeadlineReserve = 30 * time.Second
+
+// beforeDeadline is ctx ending DeadlineReserve before its deadline (ctx itself, cancellable,
+// when it has none).
+func beforeDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, deadline.Add(-DeadlineReserve(time.Until(deadline))))
+}
+
+// handleRecord handles one record within work (ctx ending DeadlineReserve earlier); false means
+// report it as failed.
+func handleRecord(ctx, work context.Context, log *slog.Logger, stage pipeline.Stage, pub pipeline.Publisher, dead DeadLetterer,
 	unwrap func([]byte) ([]byte, error), rec events.SQSMessage) bool {
 	log = log.With("message_id", rec.MessageId)
 	var res pipeline.Result
@@ -111,7 +151,7 @@ func handleRecord(ctx context.Context, log *slog.Logger, stage pipeline.Stage, p
 	if err != nil {
 		res = pipeline.Result{Action: pipeline.DeadLetter, Err: err}
 	} else {
-		res = pipeline.Handle(ctx, stage, pub, body)
+		res = pipeline.Handle(work, stage, pub, body)
 	}
 	switch res.Action {
 	case pipeline.Ack, pipeline.Duplicate:

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -42,6 +43,12 @@ func stage(calls *[]string, mu *sync.Mutex) pipeline.Stage {
 			return nil, fmt.Errorf("plan did this: %w", pipeline.ErrDuplicate)
 		case "busy":
 			return nil, &pipeline.InProgress{Key: "k"}
+		case "panic":
+			var m map[string]int
+			m["graph"]++ // a nil map: the stage panics
+		case "deadline":
+			<-ctx.Done() // a Terraform run outlasting the function's time
+			return nil, ctx.Err()
 		case "pubfail":
 			return []message.Envelope{in.MustDerive(message.TypeDeploymentPlanned, "unpublishable", struct{}{})}, nil
 		}
@@ -372,5 +379,59 @@ func TestSQSHandlerDeadLettersTheLastFailureWithItsReason(t *testing.T) {
 		case tc.reasonOf != "" && (len(letters) != 1 || !strings.Contains(letters[0], tc.reasonOf)):
 			t.Errorf("%s: dead letters %v, want one with reason %q", tc.name, letters, tc.reasonOf)
 		}
+	}
+}
+
+// A batch leaves the end of the function's time unused (DeadlineReserve): the record being
+// handled has its context end before the function's, so that it returns and the response
+// reaches Lambda (a function still running at its deadline fails its whole batch, the records
+// that had succeeded included), and no record is started after it.
+func TestSQSHandlerStopsBeforeTheFunctionsDeadline(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string
+	pub := &publisher{}
+	st := stage(&calls, &mu)
+	next := st.Handler
+	var seen []time.Time // the deadline of each record's context
+	st.Handler = func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+		d, _ := ctx.Deadline()
+		seen = append(seen, d)
+		return next(ctx, in)
+	}
+	h := lambda.SQSHandler(st, pub, &deadLetterer{}, eventbridge.Unwrap)
+
+	// The function's deadline far away: the records' end a reserve before it.
+	fn := time.Now().Add(time.Hour)
+	ctx, cancel := context.WithDeadline(t.Context(), fn)
+	defer cancel()
+	if resp, err := h(ctx, events.SQSEvent{Records: []events.SQSMessage{rec("m1", body(t, "ok", true), standardARN, "")}}); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("response %+v, %v", resp, err)
+	}
+	if len(seen) != 1 || seen[0].After(fn.Add(-lambda.MaxDeadlineReserve)) {
+		t.Fatalf("the record's context ends at %v, want at least %v before the function's %v", seen, lambda.MaxDeadlineReserve, fn)
+	}
+
+	// A record still running at the reserve is cut off there, reported failed, and the next
+	// ones are not started: reported failed too, and the function's own context is still live.
+	seen, calls = nil, nil
+	fn = time.Now().Add(2 * time.Second)
+	ctx, cancel = context.WithDeadline(t.Context(), fn)
+	defer cancel()
+	resp, err := h(ctx, events.SQSEvent{Records: []events.SQSMessage{
+		rec("m1", body(t, "ok", true), standardARN, ""),
+		rec("m2", body(t, "deadline", true), standardARN, ""),
+		rec("m3", body(t, "ok2", true), standardARN, ""),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failures(resp); !slices.Equal(got, []string{"m2", "m3"}) {
+		t.Errorf("BatchItemFailures = %v, want [m2 m3]", got)
+	}
+	if !slices.Equal(calls, []string{"ok", "deadline"}) {
+		t.Errorf("handled %v, want ok and deadline, and nothing after", calls)
+	}
+	if len(seen) != 2 || !seen[1].Before(fn) {
+		t.Errorf("the records' contexts end at %v, want before the function's %v", seen, fn)
 	}
 }
