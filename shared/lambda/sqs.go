@@ -28,7 +28,8 @@
 // function's deadline: the record then being handled has its context cancelled (Terraform is
 // interrupted), it and the records not started are reported failed, and the response reaches
 // Lambda — a function still running at its deadline is stopped and its whole batch retried,
-// the records that succeeded included.
+// the records that succeeded included. A stage that panics on a record fails that record (its
+// panic is the reason it is dead-lettered with on its last receive), not the invocation.
 //
 // The queue's visibility timeout must be at least the function's timeout (AWS recommends six
 // times), and the mapping needs FunctionResponseTypes = ["ReportBatchItemFailures"]: without it,
@@ -40,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -151,7 +153,7 @@ func handleRecord(ctx, work context.Context, log *slog.Logger, stage pipeline.St
 	if err != nil {
 		res = pipeline.Result{Action: pipeline.DeadLetter, Err: err}
 	} else {
-		res = pipeline.Handle(work, stage, pub, body)
+		res = handle(work, log, stage, pub, body)
 	}
 	switch res.Action {
 	case pipeline.Ack, pipeline.Duplicate:
@@ -176,6 +178,19 @@ func handleRecord(ctx, work context.Context, log *slog.Logger, stage pipeline.St
 		log.Warn("will retry", "type", res.In.Type, "id", res.In.ID, "receive_count", rec.Attributes["ApproximateReceiveCount"], "error", res.Err)
 		return false
 	}
+}
+
+// handle is pipeline.Handle, with a panic of the stage made the record's failure (retried, and
+// dead-lettered with the panic as its reason on its last receive) instead of the invocation's:
+// Lambda would retry the whole batch, the records that had succeeded with it.
+func handle(ctx context.Context, log *slog.Logger, stage pipeline.Stage, pub pipeline.Publisher, body []byte) (res pipeline.Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("the stage panicked: the record is reported failed", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			res = pipeline.Result{Action: pipeline.Retry, Err: fmt.Errorf("stage %s panicked: %v", stage.Name, p)}
+		}
+	}()
+	return pipeline.Handle(ctx, stage, pub, body)
 }
 
 // deadLetter sends rec's original body to its queue's DLQ with reason; false (report the record

@@ -382,6 +382,37 @@ func TestSQSHandlerDeadLettersTheLastFailureWithItsReason(t *testing.T) {
 	}
 }
 
+// A stage that panics on a record fails that record, not the invocation: Lambda would retry the
+// whole batch, and the records that had succeeded would run again. The rest of the batch is
+// handled, and on its last receive the record is dead-lettered with the panic as its reason.
+func TestSQSHandlerPanicFailsItsRecordOnly(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string
+	pub := &publisher{}
+	dead := &maxReceiver{max: 5}
+	h := lambda.SQSHandler(stage(&calls, &mu), pub, dead, eventbridge.Unwrap)
+	last := rec("m4", body(t, "panic", true), standardARN, "")
+	last.Attributes["ApproximateReceiveCount"] = "5"
+	resp, err := h(t.Context(), events.SQSEvent{Records: []events.SQSMessage{
+		rec("m1", body(t, "ok1", true), standardARN, ""),
+		rec("m2", body(t, "panic", true), standardARN, ""),
+		rec("m3", body(t, "ok2", true), standardARN, ""),
+		last,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failures(resp); !slices.Equal(got, []string{"m2"}) {
+		t.Errorf("BatchItemFailures = %v, want [m2]", got)
+	}
+	if !slices.Equal(pub.keys, []string{"out-ok1", "out-ok2"}) {
+		t.Errorf("published %v, want the outputs of ok1 and ok2", pub.keys)
+	}
+	if len(dead.letters) != 1 || !strings.Contains(dead.letters[0], "|m4||stage plan panicked: assignment to entry in nil map (after 5 receives)") {
+		t.Errorf("dead letters %v, want m4's with the panic as its reason", dead.letters)
+	}
+}
+
 // A batch leaves the end of the function's time unused (DeadlineReserve): the record being
 // handled has its context end before the function's, so that it returns and the response
 // reaches Lambda (a function still running at its deadline fails its whole batch, the records

@@ -131,7 +131,18 @@ func Idempotency(seen Seen, stage string, lease time.Duration) Middleware {
 			stop := keepClaimed(context.WithoutCancel(ctx), seen, key, lease, func(msg string, args ...any) {
 				slog.Warn(msg, append(args, "stage", stage)...)
 			})
+			// A panicking handler (recovered by the Lambda adapter, which fails its record) stops
+			// renewing the claim and drops it too: renewed on, the claim would hold the key for
+			// as long as the process lives, and every redelivery would be put back, InProgress.
+			finished := false
+			defer func() {
+				if !finished {
+					stop()
+					_ = seen.Release(context.WithoutCancel(ctx), key)
+				}
+			}()
 			out, err := next(ctx, in)
+			finished = true
 			stop()
 			if err != nil {
 				_ = seen.Release(context.WithoutCancel(ctx), key)

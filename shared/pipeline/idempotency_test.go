@@ -184,6 +184,35 @@ func TestIdempotencyFailedHandlerReleasesClaim(t *testing.T) {
 	}
 }
 
+// A handler that panics (the Lambda adapter recovers it and fails the record) leaves no claim
+// behind, renewed for as long as the process lives: the retry runs.
+func TestIdempotencyPanickingHandlerReleasesClaim(t *testing.T) {
+	t.Parallel()
+	seen := newSeen(t, newDB(t))
+	c := &countingHandler{}
+	panics := true
+	h := pipeline.Idempotency(seen, pipeline.StageApply, time.Hour)(func(ctx context.Context, in message.Envelope) ([]message.Envelope, error) {
+		if panics {
+			panics = false
+			panic("nil map")
+		}
+		return c.handle(ctx, in)
+	})
+	in := detected(t, "cr-panic")
+	func() {
+		defer func() {
+			if p := recover(); p == nil {
+				t.Fatal("the handler's panic did not reach the caller")
+			}
+		}()
+		_, _ = h(context.Background(), in)
+	}()
+	// The lease is an hour: only a released claim lets the retry run now.
+	if out, err := h(context.Background(), in); err != nil || len(out) != 1 {
+		t.Fatalf("retry: %d outputs, %v (the panicking attempt kept its claim?)", len(out), err)
+	}
+}
+
 // fakeSeen fails on demand.
 type fakeSeen struct {
 	doneErr, claimErr error
