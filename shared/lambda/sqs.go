@@ -8,7 +8,9 @@
 //     function's ParameterEvents also turns Parameter Store events into triggers); an unwrap
 //     error is a poison message, an unwrap to nothing (an event that does not concern the
 //     stage) is acknowledged;
-//   - Ack and Duplicate: the record succeeded (Lambda deletes it);
+//   - Ack and Duplicate: the record succeeded (Lambda deletes it); a duplicate (its idempotency
+//     key done: a copy of the message, or the batch delivered again) is logged, with the
+//     record's message id, as nothing else records it;
 //   - Retry: the record is reported in BatchItemFailures; SQS makes it visible again after the
 //     queue's visibility timeout. On its last receive (ApproximateReceiveCount reaching the
 //     queue's maxReceiveCount: MaxReceiver) it is dead-lettered instead, with its error as the
@@ -156,7 +158,13 @@ func handleRecord(ctx, work context.Context, log *slog.Logger, stage pipeline.St
 		res = handle(work, log, stage, pub, body)
 	}
 	switch res.Action {
-	case pipeline.Ack, pipeline.Duplicate:
+	case pipeline.Ack:
+		return true
+	case pipeline.Duplicate:
+		// Nothing else says so: the stage's middleware (logs, metrics) runs inside the
+		// idempotency check that found the copy.
+		log.Info("duplicate: already handled, acknowledged", "type", res.In.Type, "id", res.In.ID,
+			"receive_count", rec.Attributes["ApproximateReceiveCount"], "reason", res.Err)
 		return true
 	case pipeline.DeadLetter:
 		reason := "dead-lettered"

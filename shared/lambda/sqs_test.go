@@ -1,10 +1,12 @@
 package lambda_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -464,5 +466,35 @@ func TestSQSHandlerStopsBeforeTheFunctionsDeadline(t *testing.T) {
 	}
 	if len(seen) != 2 || !seen[1].Before(fn) {
 		t.Errorf("the records' contexts end at %v, want before the function's %v", seen, fn)
+	}
+}
+
+// A copy of a message already handled (SQS delivers at least once; Lambda retries a batch whole)
+// is acknowledged, and the function's log says so with the record's message id: the stage's
+// own logs and metrics run inside the idempotency check, and never see the copy.
+func TestSQSHandlerLogsADuplicate(t *testing.T) {
+	var logs bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewJSONHandler(&logs, nil)))
+	var mu sync.Mutex
+	var calls []string
+	h := lambda.SQSHandler(stage(&calls, &mu), &publisher{}, &deadLetterer{}, eventbridge.Unwrap)
+	resp, err := h(t.Context(), events.SQSEvent{Records: []events.SQSMessage{rec("m-copy", body(t, "dup", true), standardARN, "")}})
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("response %+v, %v", resp, err)
+	}
+	var line struct {
+		Msg       string `json:"msg"`
+		MessageID string `json:"message_id"`
+		Type      string `json:"type"`
+	}
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if json.Unmarshal([]byte(l), &line) == nil && strings.HasPrefix(line.Msg, "duplicate") {
+			break
+		}
+		line.Msg = ""
+	}
+	if line.MessageID != "m-copy" || line.Type != message.TypeDeploymentRecorded {
+		t.Errorf("no log of the duplicate with its message id and type: %s", logs.String())
 	}
 }
