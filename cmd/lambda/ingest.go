@@ -53,9 +53,13 @@ func setupIngest(ctx context.Context, a *app.App, getenv func(string) string) (k
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: %w", stageIngest, err)
 	}
+	dead, err := deadLetterer(ctx, a, stageIngest)
+	if err != nil {
+		return nil, err
+	}
 	// A Parameter Store event's trigger is published (audited, routed back here), not handled
 	// in place: the cause its change names is in the audit log.
-	return karmalambda.PublishParameterEvents(env, prefix, auto, pub, next), nil
+	return karmalambda.PublishParameterEvents(env, prefix, auto, pub, dead, next), nil
 }
 
 // setupReconcile builds the scheduled reconcile handler.

@@ -106,15 +106,24 @@ func sqsHandlerUnwrapping(ctx context.Context, a *app.App, st pipeline.Stage, un
 	if err != nil {
 		return nil, err
 	}
+	dead, err := deadLetterer(ctx, a, st.Name)
+	if err != nil {
+		return nil, err
+	}
+	return karmalambda.SQSHandler(st, pub, dead, unwrap), nil
+}
+
+// deadLetterer is the App's queue, through which stage's function dead-letters its records.
+func deadLetterer(ctx context.Context, a *app.App, stage string) (karmalambda.DeadLetterer, error) {
 	q, err := a.Queue(ctx)
 	if err != nil {
 		return nil, err
 	}
 	dead, ok := q.(karmalambda.DeadLetterer)
 	if !ok {
-		return nil, fmt.Errorf("stage %s: the queue backend (%T) cannot take dead letters", st.Name, q)
+		return nil, fmt.Errorf("stage %s: the queue backend (%T) cannot take dead letters", stage, q)
 	}
-	return karmalambda.SQSHandler(st, pub, dead, unwrap), nil
+	return dead, nil
 }
 
 func level(s string) slog.Level {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -103,13 +104,15 @@ func eventUUID(ev ssmevent.Event, role string) string {
 // SQSHandler with ParameterEvents as its unwrap): a record holding a Parameter Store Change
 // becomes its parameter.changed trigger, published to Karma's bus through pub — which routes it
 // back to this queue, where next handles it as any trigger, and to the audit stage — and the
-// record is acknowledged once published (reported failed, so retried, when publishing fails).
+// record is acknowledged once published (reported failed, so retried, when publishing fails; on
+// the last receive its queue allows, dead-lettered through dead with the error as the reason,
+// as SQSHandler does, rather than moved by SQS's redrive with none).
 // Every other record (Karma's envelopes, events that are nothing for the stage, bodies that are
 // no event or make no valid trigger) goes to next, which handles, acknowledges or dead-letters
 // it. One more hop than handling the event in place, so that the trigger a change.detected
 // names as its cause is recorded like every other: the lineage never points at a message the
 // audit log does not hold. The ingest queue is a standard queue: records are independent.
-func PublishParameterEvents(env, prefix string, auto bool, pub pipeline.Publisher, next Handler) Handler {
+func PublishParameterEvents(env, prefix string, auto bool, pub pipeline.Publisher, dead DeadLetterer, next Handler) Handler {
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		var rest []events.SQSMessage
 		var failed []events.SQSBatchItemFailure
@@ -130,8 +133,15 @@ func PublishParameterEvents(env, prefix string, auto bool, pub pipeline.Publishe
 				continue
 			}
 			if err := pub.Publish(work, *e); err != nil {
+				count, _ := strconv.Atoi(r.Attributes["ApproximateReceiveCount"])
+				if max := maxReceives(ctx, dead, r.EventSourceARN); max > 0 && count >= max {
+					log := slog.Default().With("stage", pipeline.StageIngest, "message_id", r.MessageId)
+					if deadLetter(ctx, log, dead, r, pipeline.Result{In: *e, Err: err}, fmt.Sprintf("%s (after %d receives)", err, count)) {
+						continue
+					}
+				}
 				slog.WarnContext(ctx, "ingest: publishing a parameter store event's trigger", "message_id", r.MessageId,
-					"idempotency_key", e.IdempotencyKey, "error", err)
+					"idempotency_key", e.IdempotencyKey, "receive_count", count, "error", err)
 				failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
 			}
 		}

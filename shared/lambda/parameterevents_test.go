@@ -178,7 +178,7 @@ func TestPublishParameterEventsPublishesTheTrigger(t *testing.T) {
 		{MessageId: "policy", EventSourceARN: standardARN, Body: ssmEvent("ev-8", "/iac/vpc/core/config", "Expiration", "Parameter Store Policy Action")},
 		{MessageId: "garbage", EventSourceARN: standardARN, Body: `not json`},
 	}}
-	resp, err := lambda.PublishParameterEvents("prod", "/iac", false, pub, next)(context.Background(), batch)
+	resp, err := lambda.PublishParameterEvents("prod", "/iac", false, pub, dead, next)(context.Background(), batch)
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("resp %+v err %v", resp, err)
 	}
@@ -194,7 +194,7 @@ func TestPublishParameterEventsPublishesTheTrigger(t *testing.T) {
 
 	// The bus refuses: the event's record is reported failed (SQS retries it); the rest is handled.
 	calls = nil
-	resp, err = lambda.PublishParameterEvents("prod", "/iac", false, failingPublisher{}, next)(context.Background(), events.SQSEvent{Records: batch.Records[:2]})
+	resp, err = lambda.PublishParameterEvents("prod", "/iac", false, failingPublisher{}, dead, next)(context.Background(), events.SQSEvent{Records: batch.Records[:2]})
 	if err != nil || len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "event" || len(calls) != 1 {
 		t.Errorf("resp %+v err %v calls %v", resp, err, calls)
 	}
@@ -219,12 +219,13 @@ func TestPublishParameterEventsStopsBeforeTheFunctionsDeadline(t *testing.T) {
 	t.Parallel()
 	var calls []string
 	var mu sync.Mutex
-	next := lambda.SQSHandler(stage(&calls, &mu), &publisher{}, &deadLetterer{}, lambda.ParameterEvents("prod", "/iac", false))
+	dead := &deadLetterer{}
+	next := lambda.SQSHandler(stage(&calls, &mu), &publisher{}, dead, lambda.ParameterEvents("prod", "/iac", false))
 	pub := &blockingPublisher{}
 	fn := time.Now().Add(time.Second)
 	ctx, cancel := context.WithDeadline(t.Context(), fn)
 	defer cancel()
-	resp, err := lambda.PublishParameterEvents("prod", "/iac", false, pub, next)(ctx, events.SQSEvent{Records: []events.SQSMessage{
+	resp, err := lambda.PublishParameterEvents("prod", "/iac", false, pub, dead, next)(ctx, events.SQSEvent{Records: []events.SQSMessage{
 		{MessageId: "e1", EventSourceARN: standardARN, Body: ssmEvent("ev-1", "/iac/vpc/core/config", "Update", "Parameter Store Change")},
 		{MessageId: "e2", EventSourceARN: standardARN, Body: ssmEvent("ev-2", "/iac/vpc/edge/config", "Update", "Parameter Store Change")},
 	}})
@@ -239,6 +240,46 @@ func TestPublishParameterEventsStopsBeforeTheFunctionsDeadline(t *testing.T) {
 	}
 }
 
+// A Parameter Store event whose trigger cannot be published is retried, and on the last receive
+// its queue allows dead-lettered by the function with the publisher's error as the reason, as
+// SQSHandler does with a stage's failures: SQS's redrive would move it with none.
+func TestPublishParameterEventsDeadLettersTheLastFailureWithItsReason(t *testing.T) {
+	t.Parallel()
+	var calls []string
+	var mu sync.Mutex
+	for _, tc := range []struct {
+		count, reason string // reason "": reported failed, no dead letter
+		fails         bool
+	}{
+		{"4", "", false},
+		{"5", "bus throttled (after 5 receives)", false},
+		{"5", "", true}, // the dead-letter queue unreachable: left for SQS
+	} {
+		dead := &maxReceiver{max: 5, deadLetterer: deadLetterer{fail: tc.fails}}
+		next := lambda.SQSHandler(stage(&calls, &mu), &publisher{}, dead, lambda.ParameterEvents("prod", "/iac", false))
+		body := ssmEvent("ev-3", "/iac/vpc/core/config", "Update", "Parameter Store Change")
+		r := events.SQSMessage{MessageId: "e-" + tc.count, EventSourceARN: standardARN, Body: body,
+			Attributes: map[string]string{"ApproximateReceiveCount": tc.count}}
+		resp, err := lambda.PublishParameterEvents("prod", "/iac", false, failingPublisher{}, dead, next)(t.Context(), events.SQSEvent{Records: []events.SQSMessage{r}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantFailed := []string{r.MessageId}
+		if tc.reason != "" {
+			wantFailed = []string{}
+		}
+		if got := failures(resp); !slices.Equal(got, wantFailed) {
+			t.Errorf("receive %s: BatchItemFailures = %v, want %v", tc.count, got, wantFailed)
+		}
+		switch {
+		case tc.reason == "" && len(dead.letters) != 0:
+			t.Errorf("receive %s: dead letters %v, want none", tc.count, dead.letters)
+		case tc.reason != "" && (len(dead.letters) != 1 || !strings.HasSuffix(dead.letters[0], "|"+r.MessageId+"||"+tc.reason) || dead.bodies[0] != body):
+			t.Errorf("receive %s: dead letters %v, want the event with reason %q", tc.count, dead.letters, tc.reason)
+		}
+	}
+}
+
 // Every delivery of a Parameter Store event is the same trigger — id and change id included —
 // so that a copy (EventBridge and SQS deliver at least once; a batch the function could not
 // finish comes back whole) is not recorded by the audit log as a second trigger naming a change
@@ -248,8 +289,9 @@ func TestParameterEventsEveryDeliveryIsTheSameTrigger(t *testing.T) {
 	pub := &publisher{}
 	var calls []string
 	var mu sync.Mutex
-	next := lambda.SQSHandler(stage(&calls, &mu), pub, &deadLetterer{}, lambda.ParameterEvents("prod", "/iac", false))
-	h := lambda.PublishParameterEvents("prod", "/iac", false, pub, next)
+	dead := &deadLetterer{}
+	next := lambda.SQSHandler(stage(&calls, &mu), pub, dead, lambda.ParameterEvents("prod", "/iac", false))
+	h := lambda.PublishParameterEvents("prod", "/iac", false, pub, dead, next)
 	ev := ssmEvent("ev-11", "/iac/vpc/core/config", "Update", "Parameter Store Change")
 	for i, body := range []string{ev, sns(ev), ev} {
 		resp, err := h(context.Background(), events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m" + string(rune('0'+i)), EventSourceARN: standardARN, Body: body}}})
