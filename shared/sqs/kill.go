@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
@@ -89,8 +90,8 @@ func (q *Queue) sendDead(ctx context.Context, dl *dlqInfo, l queue.DeadLetter, g
 		attrReceives:  {DataType: aws.String("Number"), StringValue: aws.String(strconv.Itoa(l.ReceiveCount))},
 		attrDeadAt:    str(l.DeadAt.UTC().Format(time.RFC3339Nano)),
 	}
-	if l.Reason != "" { // SQS refuses empty attribute values
-		attrs[attrReason] = str(l.Reason)
+	if reason := fitReason(l.Reason, MaxMessageBytes-len(l.Body)-attributesSize(attrs)-len(attrReason)-len("String")); reason != "" {
+		attrs[attrReason] = str(reason) // (SQS refuses empty attribute values)
 	}
 	in := &awssqs.SendMessageInput{QueueUrl: aws.String(dl.url), MessageBody: aws.String(string(l.Body)), MessageAttributes: attrs}
 	if dl.fifo {
@@ -122,4 +123,39 @@ func (q *Queue) MaxReceives(ctx context.Context, sourceARN string) (int, error) 
 		return 0, err
 	}
 	return dl.maxReceives, nil
+}
+
+// MaxMessageBytes is the largest message a queue takes by default (its MaximumMessageSize, and
+// what terraform/ leaves the dead-letter queues at): the body and the attributes — each one's
+// name, data type and value — counted together.
+const MaxMessageBytes = 256 * 1024
+
+// attributesSize is attrs' size as SQS counts it towards MaxMessageBytes.
+func attributesSize(attrs map[string]types.MessageAttributeValue) int {
+	n := 0
+	for k, v := range attrs {
+		n += len(k) + len(aws.ToString(v.DataType)) + len(aws.ToString(v.StringValue)) + len(v.BinaryValue)
+	}
+	return n
+}
+
+// reasonCut ends a reason cut short by fitReason.
+const reasonCut = " [cut: the dead letter is at SQS's message size limit]"
+
+// fitReason is reason cut (at a character) to room bytes, saying so; "" when not even the
+// mark fits. A dead letter's reason is an attribute: with the original body, as long as the
+// queue allowed, a long reason (a stage's error listing every problem of a large message) made
+// the dead letter too large for the queue, and the message could not be dead-lettered at all.
+func fitReason(reason string, room int) string {
+	if len(reason) <= room {
+		return reason
+	}
+	keep := room - len(reasonCut)
+	if keep <= 0 {
+		return ""
+	}
+	for keep > 0 && !utf8.RuneStart(reason[keep]) {
+		keep--
+	}
+	return reason[:keep] + reasonCut
 }
