@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/usekarma/karma/shared/app"
 	"github.com/usekarma/karma/shared/drift"
+	karmalambda "github.com/usekarma/karma/shared/lambda"
 	"github.com/usekarma/karma/shared/message"
 )
 
@@ -44,15 +46,34 @@ func setupDrift(ctx context.Context, a *app.App, getenv func(string) string) (fu
 		return nil, fmt.Errorf("stage %s: %w", stageDrift, err)
 	}
 	return func(ctx context.Context, _ events.EventBridgeEvent) error {
-		rep, err := checker.Check(ctx, drift.Options{Env: env})
-		if err != nil {
+		rep, err := runDrift(ctx, func(ctx context.Context) (*drift.Report, error) { return checker.Check(ctx, drift.Options{Env: env}) }, rec.Record)
+		if rep == nil {
 			return err
 		}
-		err = rec.Record(ctx, rep)
 		for _, e := range rep.Envs {
 			a.Log().Info("drift check", "env", e.Env, "commit", rep.Commit, "compared", e.Compared, "drifts", len(e.Findings),
 				"corrective_change", e.Corrective, "errors", e.Errors, "error", err)
 		}
 		return err
 	}, nil
+}
+
+// runDrift is one scheduled drift check: check compares within the function's time less
+// karmalambda.DeadlineReserve, and record records what it found with the time left. A check
+// still running then (the refresh-only plans of many workspaces) is cut off: the workspaces it
+// did not refresh are in the report's errors, and what it did compare — the parameters, the
+// workspaces refreshed — is recorded. Cut off by Lambda instead, the run recorded nothing,
+// every time, and Lambda ran it again.
+func runDrift(ctx context.Context, check func(context.Context) (*drift.Report, error), record func(context.Context, *drift.Report) error) (*drift.Report, error) {
+	cctx := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithDeadline(ctx, deadline.Add(-karmalambda.DeadlineReserve(time.Until(deadline))))
+		defer cancel()
+	}
+	rep, err := check(cctx)
+	if err != nil {
+		return nil, err
+	}
+	return rep, record(ctx, rep)
 }

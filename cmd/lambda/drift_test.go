@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/usekarma/karma/shared/app"
+	"github.com/usekarma/karma/shared/drift"
 	"github.com/usekarma/karma/shared/gitrepo/gittest"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
@@ -135,4 +136,37 @@ func published(t *testing.T, a *app.App, ctx context.Context) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// The scheduled drift check compares within the function's time less DeadlineReserve, and
+// records what it found with the time left: a check whose refresh-only plans outlast the
+// function is cut off with the workspaces not refreshed in its errors, and what it compared is
+// recorded, rather than Lambda stopping the run before anything is.
+func TestDriftRunRecordsWhatItComparedBeforeTheDeadline(t *testing.T) {
+	fn := time.Now().Add(time.Second)
+	ctx, cancel := context.WithDeadline(t.Context(), fn)
+	defer cancel()
+	var checkEnds time.Time
+	var recorded *drift.Report
+	rep, err := runDrift(ctx, func(ctx context.Context) (*drift.Report, error) {
+		checkEnds, _ = ctx.Deadline()
+		<-ctx.Done() // the refresh of the last workspace outlasts the function
+		return &drift.Report{Commit: "c0ffee", Envs: []drift.EnvReport{{Env: "prod", Compared: 3,
+			Findings: []drift.Finding{{}}, Errors: []string{"prod/vpc/core: interrupted (context cancelled or timed out)"}}}}, nil
+	}, func(rctx context.Context, rep *drift.Report) error {
+		if rctx.Err() != nil {
+			return rctx.Err()
+		}
+		recorded = rep
+		return nil
+	})
+	if err != nil || rep == nil {
+		t.Fatalf("runDrift = %v, %v; want the report recorded", rep, err)
+	}
+	if !checkEnds.Before(fn) {
+		t.Errorf("the check's context ends at %v, want before the function's %v", checkEnds, fn)
+	}
+	if recorded != rep {
+		t.Errorf("recorded %v, want the report of what was compared", recorded)
+	}
 }
