@@ -160,6 +160,54 @@ func (db *DB) addColumn(ctx context.Context, table, column, decl string) error {
 	return nil
 }
 
+// keyTable is a table of keys (a primary key and a few small columns) that a file made before
+// it was declared WITHOUT ROWID holds as a rowid table: a table B-tree of rows and a second
+// B-tree, the primary key's index, holding each key again. Every insert and delete then
+// writes a page of each to the write-ahead log; WITHOUT ROWID keeps the rows in the key's
+// B-tree alone (docs/performance.md, step 34).
+type keyTable struct {
+	name    string
+	create  string   // its CREATE TABLE statement, %s for the table's name, WITHOUT ROWID
+	columns string   // its columns, in every file's table
+	key     string   // its primary key's columns: rows are copied in its order
+	keep    string   // the rows copied: those whose key the new table accepts (NOT NULL)
+	drop    []string // triggers to drop first: those on other tables that write to it
+	after   []string // then run (its indexes and triggers, each IF NOT EXISTS)
+}
+
+// withoutRowid rebuilds t as a WITHOUT ROWID table, rows and all, in one transaction, unless
+// it is one already (a file made by this version, or rebuilt before). Statements and binaries
+// of every version read and write both forms alike.
+func (db *DB) withoutRowid(ctx context.Context, t keyTable) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var wr int
+		if err := tx.QueryRowContext(ctx, `SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?`, t.name).Scan(&wr); err != nil {
+			return err
+		}
+		if wr == 1 {
+			return nil
+		}
+		tmp := t.name + "_without_rowid"
+		var stmts []string
+		for _, trigger := range t.drop {
+			stmts = append(stmts, `DROP TRIGGER IF EXISTS `+trigger)
+		}
+		stmts = append(stmts, `DROP TABLE IF EXISTS `+tmp, fmt.Sprintf(t.create, tmp),
+			`INSERT INTO `+tmp+` (`+t.columns+`) SELECT `+t.columns+` FROM `+t.name+` WHERE `+t.keep+` ORDER BY `+t.key,
+			`DROP TABLE `+t.name, `ALTER TABLE `+tmp+` RENAME TO `+t.name)
+		for _, s := range append(stmts, t.after...) {
+			if _, err := tx.ExecContext(ctx, s); err != nil {
+				return fmt.Errorf("%w\n%s", err, strings.TrimSpace(s))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("embedded: migrate: %s without rowid: %w", t.name, err)
+	}
+	return nil
+}
+
 // affected is whether a statement changed any row.
 func affected(res sql.Result, err error) (bool, error) {
 	if err != nil {

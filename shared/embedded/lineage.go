@@ -23,13 +23,11 @@ var _ lineage.Store = (*Lineage)(nil)
 func NewLineage(ctx context.Context, db *DB) (*Lineage, error) {
 	err := db.migrate(ctx,
 		`CREATE TABLE IF NOT EXISTS lineage_changes (id TEXT PRIMARY KEY, at INTEGER NOT NULL, doc TEXT NOT NULL)`,
-		`CREATE TABLE IF NOT EXISTS lineage_change_roots (change_id TEXT NOT NULL, kind TEXT NOT NULL, root_id TEXT NOT NULL,
-			PRIMARY KEY (change_id, kind, root_id))`,
+		fmt.Sprintf(changeRootsTable, "IF NOT EXISTS lineage_change_roots"),
 		`CREATE INDEX IF NOT EXISTS lineage_change_roots_root ON lineage_change_roots(kind, root_id)`,
 		`CREATE TABLE IF NOT EXISTS lineage_deployments (id TEXT PRIMARY KEY, component TEXT NOT NULL, at INTEGER NOT NULL, doc TEXT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS lineage_deployments_component ON lineage_deployments(component, at)`,
-		`CREATE TABLE IF NOT EXISTS lineage_causes (deployment_id TEXT NOT NULL, kind TEXT NOT NULL, cause_id TEXT NOT NULL,
-			PRIMARY KEY (deployment_id, kind, cause_id))`,
+		fmt.Sprintf(causesTable, "IF NOT EXISTS lineage_causes"),
 		`CREATE INDEX IF NOT EXISTS lineage_causes_cause ON lineage_causes(kind, cause_id)`,
 	)
 	if err != nil {
@@ -40,17 +38,32 @@ func NewLineage(ctx context.Context, db *DB) (*Lineage, error) {
 	// written (or rewritten with other causes) is a row. A binary from before these triggers
 	// wrote the same rows itself, after the document: they are there already, and it writes
 	// nothing more (ON CONFLICT DO NOTHING).
-	err = db.migrate(ctx,
+	rootsTriggers := []string{
 		causesTrigger("lineage_change_roots_insert", "AFTER INSERT ON lineage_changes",
 			"lineage_change_roots (change_id, kind, root_id)", "$.root_causes"),
 		causesTrigger("lineage_change_roots_update", "AFTER UPDATE OF doc ON lineage_changes",
 			"lineage_change_roots (change_id, kind, root_id)", "$.root_causes"),
+	}
+	causesTriggers := []string{
 		causesTrigger("lineage_causes_insert", "AFTER INSERT ON lineage_deployments",
 			"lineage_causes (deployment_id, kind, cause_id)", "$.caused_by"),
 		causesTrigger("lineage_causes_update", "AFTER UPDATE OF doc ON lineage_deployments",
 			"lineage_causes (deployment_id, kind, cause_id)", "$.caused_by"),
-	)
-	if err != nil {
+	}
+	// Files from before the two indexes of causes were WITHOUT ROWID hold them as rowid tables
+	// (each row written twice: the row and its primary key's index). Their rebuilds drop the
+	// triggers that write to them and put them back, with the tables' other index.
+	if err := db.withoutRowid(ctx, keyTable{name: "lineage_change_roots", create: changeRootsTable, columns: "change_id, kind, root_id", key: "change_id, kind, root_id",
+		keep: "1", drop: []string{"lineage_change_roots_insert", "lineage_change_roots_update"},
+		after: append([]string{`CREATE INDEX IF NOT EXISTS lineage_change_roots_root ON lineage_change_roots(kind, root_id)`}, rootsTriggers...)}); err != nil {
+		return nil, err
+	}
+	if err := db.withoutRowid(ctx, keyTable{name: "lineage_causes", create: causesTable, columns: "deployment_id, kind, cause_id", key: "deployment_id, kind, cause_id",
+		keep: "1", drop: []string{"lineage_causes_insert", "lineage_causes_update"},
+		after: append([]string{`CREATE INDEX IF NOT EXISTS lineage_causes_cause ON lineage_causes(kind, cause_id)`}, causesTriggers...)}); err != nil {
+		return nil, err
+	}
+	if err := db.migrate(ctx, append(rootsTriggers, causesTriggers...)...); err != nil {
 		return nil, err
 	}
 	if err := driftTables(ctx, db); err != nil {
@@ -58,6 +71,15 @@ func NewLineage(ctx context.Context, db *DB) (*Lineage, error) {
 	}
 	return &Lineage{db: db}, nil
 }
+
+// The two indexes of causes, %s their names: WITHOUT ROWID, so that each row is written once,
+// in its primary key's B-tree (NewLineage rebuilds the tables of older files).
+const (
+	changeRootsTable = `CREATE TABLE %s (change_id TEXT NOT NULL, kind TEXT NOT NULL, root_id TEXT NOT NULL,
+		PRIMARY KEY (change_id, kind, root_id)) WITHOUT ROWID`
+	causesTable = `CREATE TABLE %s (deployment_id TEXT NOT NULL, kind TEXT NOT NULL, cause_id TEXT NOT NULL,
+		PRIMARY KEY (deployment_id, kind, cause_id)) WITHOUT ROWID`
+)
 
 // causesTrigger is the trigger named name that, on event, adds a row to table (id, kind, cause)
 // for every cause (an object) in the array at path in the new document, unless it is there

@@ -133,3 +133,108 @@ func TestLineageRecordsWithoutCausesIndexNothing(t *testing.T) {
 		t.Errorf("ChangesByRoot of an empty cause: %d changes, %v; want none", len(cs), err)
 	}
 }
+
+// A file made before the indexes of causes were WITHOUT ROWID (rowid tables, each row written
+// twice) is rebuilt when it is opened: every cause and root cause is still found, the
+// triggers that index new documents work on the rebuilt tables, and a second start leaves the
+// file as it is.
+func TestLineageRebuildsOlderCauseTablesWithoutRowid(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "karma.db")
+	db, err := embedded.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := embedded.NewLineage(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := lineage.Deployment{ID: "dep-1", ChangeSetID: "cs-1", Env: "prod", Component: "prod/a/b", Status: "applied",
+		CausedBy: []message.Cause{{Kind: message.CauseCommit, ID: "sha-1"}, {Kind: message.CauseParameter, ID: "/iac/x@2"}}}
+	c := lineage.Change{ID: "cs-1", Env: "prod", RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: "sha-1"}}}
+	if err := l.RecordDeployment(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordChange(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	// The file as the version before left it: both tables with a rowid, as it created them.
+	var triggers []string
+	rows, err := db.SQL.Query(`SELECT name FROM sqlite_schema WHERE type = 'trigger' AND name LIKE 'lineage_%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		_ = rows.Scan(&n)
+		triggers = append(triggers, n)
+	}
+	rows.Close()
+	if len(triggers) != 4 {
+		t.Fatalf("triggers %v, want 4", triggers)
+	}
+	stmts := []string{}
+	for _, n := range triggers {
+		stmts = append(stmts, `DROP TRIGGER `+n)
+	}
+	stmts = append(stmts,
+		`CREATE TABLE roots_old (change_id TEXT NOT NULL, kind TEXT NOT NULL, root_id TEXT NOT NULL, PRIMARY KEY (change_id, kind, root_id))`,
+		`INSERT INTO roots_old SELECT * FROM lineage_change_roots`, `DROP TABLE lineage_change_roots`,
+		`ALTER TABLE roots_old RENAME TO lineage_change_roots`,
+		`CREATE INDEX lineage_change_roots_root ON lineage_change_roots(kind, root_id)`,
+		`CREATE TABLE causes_old (deployment_id TEXT NOT NULL, kind TEXT NOT NULL, cause_id TEXT NOT NULL, PRIMARY KEY (deployment_id, kind, cause_id))`,
+		`INSERT INTO causes_old SELECT * FROM lineage_causes`, `DROP TABLE lineage_causes`,
+		`ALTER TABLE causes_old RENAME TO lineage_causes`,
+		`CREATE INDEX lineage_causes_cause ON lineage_causes(kind, cause_id)`)
+	for _, s := range stmts {
+		if _, err := db.SQL.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	if withoutRowid(t, db, "lineage_causes") || withoutRowid(t, db, "lineage_change_roots") {
+		t.Fatal("the older file's tables are WITHOUT ROWID")
+	}
+	db.Close()
+
+	for i := range 2 {
+		db, err := embedded.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := embedded.NewLineage(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, table := range []string{"lineage_causes", "lineage_change_roots"} {
+			if !withoutRowid(t, db, table) {
+				t.Errorf("start %d: %s is still a rowid table", i, table)
+			}
+		}
+		for _, cause := range d.CausedBy {
+			if got, err := l.CausedBy(ctx, cause.Kind, cause.ID); err != nil || len(got) != 1 || got[0].ID != d.ID {
+				t.Errorf("start %d: CausedBy(%s) = %v, %v", i, cause.ID, got, err)
+			}
+		}
+		if got, err := l.ChangesByRoot(ctx, message.CauseCommit, "sha-1"); err != nil || len(got) != 1 || got[0].ID != c.ID {
+			t.Errorf("start %d: ChangesByRoot(sha-1) = %v, %v", i, got, err)
+		}
+		// New documents are indexed by the triggers put back.
+		d2 := d
+		d2.ID, d2.CausedBy = "dep-"+string(rune('2'+i)), []message.Cause{{Kind: message.CauseDeployment, ID: "dep-1"}}
+		c2 := c
+		c2.ID, c2.RootCauses = "cs-"+string(rune('2'+i)), []message.Cause{{Kind: message.CauseCommit, ID: "sha-2"}}
+		if err := l.RecordDeployment(ctx, d2); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.RecordChange(ctx, c2); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := l.CausedBy(ctx, message.CauseDeployment, "dep-1"); err != nil || len(got) != i+1 {
+			t.Errorf("start %d: CausedBy(dep-1) = %d deployments, %v; want %d", i, len(got), err, i+1)
+		}
+		if got, err := l.ChangesByRoot(ctx, message.CauseCommit, "sha-2"); err != nil || len(got) != i+1 {
+			t.Errorf("start %d: ChangesByRoot(sha-2) = %d changes, %v; want %d", i, len(got), err, i+1)
+		}
+		db.Close()
+	}
+}

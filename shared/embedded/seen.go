@@ -35,12 +35,11 @@ var (
 
 // NewSeen creates the tables when missing.
 func NewSeen(ctx context.Context, db *DB) (*Seen, error) {
-	if err := db.migrate(ctx, `CREATE TABLE IF NOT EXISTS handled (key TEXT PRIMARY KEY)`,
-		`CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires INTEGER NOT NULL)`,
+	if err := db.migrate(ctx, fmt.Sprintf(handledTable, "IF NOT EXISTS handled"), fmt.Sprintf(claimsTable, "IF NOT EXISTS claims"),
 		`CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value TEXT NOT NULL)`); err != nil {
 		return nil, err
 	}
-	// The process holding a claim (leases.go).
+	// The process holding a claim (leases.go), in a file from before the column.
 	if err := db.addColumn(ctx, "claims", "holder", "TEXT NOT NULL DEFAULT ''"); err != nil {
 		return nil, err
 	}
@@ -48,15 +47,35 @@ func NewSeen(ctx context.Context, db *DB) (*Seen, error) {
 	if err := db.addColumn(ctx, "claims", "token", "TEXT NOT NULL DEFAULT ''"); err != nil {
 		return nil, err
 	}
+	// Files from before handled and claims were WITHOUT ROWID hold them as rowid tables: each
+	// key marked or claimed was written twice (the row and the key's index), in pages of both.
+	// The claims' rebuild drops the trigger that deletes from them, and puts it back.
+	if err := db.withoutRowid(ctx, keyTable{name: "claims", create: claimsTable, columns: "key, expires, holder, token", key: "key",
+		keep: "key IS NOT NULL", drop: []string{"handled_drops_claim"}, after: []string{handledDropsClaim}}); err != nil {
+		return nil, err
+	}
+	if err := db.withoutRowid(ctx, keyTable{name: "handled", create: handledTable, columns: "key", key: "key",
+		keep: "key IS NOT NULL", after: []string{handledDropsClaim}}); err != nil {
+		return nil, err
+	}
 	// A key marked done drops its claim in the same statement (an exchange marks a batch's keys
 	// in one: queue_settle.go). A binary from before the trigger drops it itself: no row left.
-	if err := db.migrate(ctx, `CREATE TRIGGER IF NOT EXISTS handled_drops_claim AFTER INSERT ON handled BEGIN
-		DELETE FROM claims WHERE key = NEW.key;
-	END`); err != nil {
+	if err := db.migrate(ctx, handledDropsClaim); err != nil {
 		return nil, err
 	}
 	return &Seen{db: db}, nil
 }
+
+// The keys marked done and the claims, %s their names: WITHOUT ROWID, so that a key is written
+// once, in its primary key's B-tree (NewSeen rebuilds the tables of older files).
+const (
+	handledTable = `CREATE TABLE %s (key TEXT PRIMARY KEY) WITHOUT ROWID`
+	claimsTable  = `CREATE TABLE %s (key TEXT PRIMARY KEY, expires INTEGER NOT NULL,
+		holder TEXT NOT NULL DEFAULT '', token TEXT NOT NULL DEFAULT '') WITHOUT ROWID`
+	handledDropsClaim = `CREATE TRIGGER IF NOT EXISTS handled_drops_claim AFTER INSERT ON handled BEGIN
+		DELETE FROM claims WHERE key = NEW.key;
+	END`
+)
 
 // Claim takes key unless a live claim holds it.
 func (s *Seen) Claim(ctx context.Context, key string, lease time.Duration) (bool, error) {

@@ -1,6 +1,8 @@
 package embedded_test
 
 import (
+	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -89,5 +91,111 @@ func TestClaimAllTakesOverAClaimFromItsFirstHolder(t *testing.T) {
 	}
 	if ok, err := a.Claim(t.Context(), "k", time.Minute); ok || err != nil {
 		t.Errorf("Claim after the first holder's Release = %v, %v; want the batch's claim to hold", ok, err)
+	}
+}
+
+// withoutRowid is whether table is a WITHOUT ROWID table of db's file.
+func withoutRowid(t *testing.T, db *embedded.DB, table string) bool {
+	t.Helper()
+	var wr int
+	if err := db.SQL.QueryRow(`SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?`, table).Scan(&wr); err != nil {
+		t.Fatalf("%s: %v", table, err)
+	}
+	return wr == 1
+}
+
+// A file made before the keys' tables were WITHOUT ROWID (rowid tables: each key written in
+// two B-trees) is rebuilt when it is opened, keeping every key marked done and every claim with
+// its holder, expiry and token; the trigger that drops a marked key's claim works on the
+// rebuilt tables; a file opened again, or made new, is left as it is.
+func TestSeenRebuildsOlderKeyTablesWithoutRowid(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "karma.db")
+	old := queueTestDB(t, path)
+	future := time.Now().Add(time.Hour).UnixNano()
+	for _, s := range []string{
+		// The tables as NewSeen created them before (the claims' columns added by later versions).
+		`CREATE TABLE handled (key TEXT PRIMARY KEY)`,
+		`CREATE TABLE claims (key TEXT PRIMARY KEY, expires INTEGER NOT NULL)`,
+		`CREATE TABLE records (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+		`ALTER TABLE claims ADD COLUMN holder TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE claims ADD COLUMN token TEXT NOT NULL DEFAULT ''`,
+		`CREATE TRIGGER handled_drops_claim AFTER INSERT ON handled BEGIN DELETE FROM claims WHERE key = NEW.key; END`,
+		`INSERT INTO handled (key) VALUES ('plan|a'), ('apply|b')`,
+		`INSERT INTO claims (key, expires, holder, token) VALUES ('plan|held', ` + strconv.FormatInt(future, 10) + `, 'h1', 't1'),
+			('apply|c', ` + strconv.FormatInt(future, 10) + `, 'h2', '')`,
+		`INSERT INTO records (key, value) VALUES ('r', 'v')`,
+	} {
+		if _, err := old.SQL.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	if withoutRowid(t, old, "handled") || withoutRowid(t, old, "claims") {
+		t.Fatal("the older file's tables are WITHOUT ROWID already")
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for range 2 { // opened twice: the second start finds the tables rebuilt
+		db := queueTestDB(t, path)
+		s, err := embedded.NewSeen(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, table := range []string{"handled", "claims"} {
+			if !withoutRowid(t, db, table) {
+				t.Errorf("%s is still a rowid table", table)
+			}
+		}
+		done, held, err := s.KeyStates(ctx, []string{"plan|a", "apply|b", "plan|held", "apply|c", "other"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !done["plan|a"] || !done["apply|b"] || len(done) != 2 || !held["plan|held"] || !held["apply|c"] || len(held) != 2 {
+			t.Errorf("after the rebuild: done %v, held %v; want plan|a and apply|b done, plan|held and apply|c held", done, held)
+		}
+		var holder, token string
+		var expires int64
+		if err := db.SQL.QueryRow(`SELECT holder, token, expires FROM claims WHERE key = 'plan|held'`).Scan(&holder, &token, &expires); err != nil ||
+			holder != "h1" || token != "t1" || expires != future {
+			t.Errorf("claim plan|held: holder %q token %q expires %d (%v), want h1 t1 %d", holder, token, expires, err, future)
+		}
+		if v, err := s.Recorded(ctx, "r"); err != nil || v != "v" {
+			t.Errorf("record r = %q, %v", v, err)
+		}
+		db.Close()
+	}
+
+	// The trigger survived: marking a claimed key done drops its claim.
+	db := queueTestDB(t, path)
+	s, err := embedded.NewSeen(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Mark(ctx, "apply|c"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.SQL.QueryRow(`SELECT count(*) FROM claims WHERE key = 'apply|c'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("apply|c marked done keeps %d claims (%v)", n, err)
+	}
+	if err := db.SQL.QueryRow(`SELECT count(*) FROM claims`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("%d claims left, want plan|held's (%v)", n, err)
+	}
+	var triggerSQL string
+	if err := db.SQL.QueryRow(`SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND name = 'handled_drops_claim'`).Scan(&triggerSQL); err != nil {
+		t.Errorf("handled_drops_claim: %v", err)
+	}
+
+	// A new file is made WITHOUT ROWID.
+	fresh := queueTestDB(t, "")
+	if _, err := embedded.NewSeen(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"handled", "claims"} {
+		if !withoutRowid(t, fresh, table) {
+			t.Errorf("a new file's %s is a rowid table", table)
+		}
 	}
 }
