@@ -131,10 +131,16 @@ is recorded and ignored.`,
 				fmt.Fprintf(c.OutOrStdout(), "%s unchanged (version %d): no event\n", args[0], r.Version)
 				return nil
 			}
+			// The time the version was written keys its trigger with its number: a parameter
+			// deleted and created again starts again at version 1.
+			written, err := params.GetVersion(c.Context(), store, args[0], r.Version)
+			if err != nil {
+				return fmt.Errorf("%s version %d written, but reading it back failed, so no change is queued (the reconcile job of karma serve finds it): %w", args[0], r.Version, err)
+			}
 			// What a Parameter Store Change event does in AWS: the trigger, which the ingest stage
 			// turns into a change (a component's /config or /runtime written outside Karma) or not.
 			changed, err := trigger.ParameterChanged(trigger.ParameterChange{Env: env, Name: args[0], Operation: "Update", Version: r.Version,
-				Actor: message.Actor{Kind: "cli", Name: actor}, AutoApprove: auto})
+				WrittenAt: written.LastModified, Actor: message.Actor{Kind: "cli", Name: actor}, AutoApprove: auto})
 			if err != nil {
 				return err
 			}

@@ -431,6 +431,9 @@ func idempotencyKey(t *testing.T, e message.Envelope, payload any) string {
 	case *message.GitPushed:
 		return "git.pushed:" + p.Commit.SHA
 	case *message.ParameterChanged:
+		if p.Version > 0 && !p.WrittenAt.IsZero() {
+			return "parameter.changed:" + p.Name + "@" + strconv.FormatInt(p.Version, 10) + "@" + p.WrittenAt.UTC().Format("2006-01-02T15:04:05.000Z")
+		}
 		if p.Version > 0 {
 			return "parameter.changed:" + p.Name + "@" + strconv.FormatInt(p.Version, 10)
 		}
@@ -595,7 +598,7 @@ func fullPayloads() map[string]any {
 			Provider: "github", Delivery: "72d3162e-cc78-11e3-81ab-4c9367dc0958",
 		},
 		message.TypeParameterChanged: message.ParameterChanged{Name: "/iac/vpc/core/runtime", Operation: "Update", Version: 8,
-			EventID: "6a7e8feb-b491-4cf7-a9f1-bf3703467718", AutoApprove: true},
+			WrittenAt: time.Date(2026, 12, 5, 10, 9, 44, 20e6, time.UTC), EventID: "6a7e8feb-b491-4cf7-a9f1-bf3703467718", AutoApprove: true},
 	}
 }
 

@@ -48,6 +48,11 @@ type ParameterChanged struct {
 	// Version is the version written, when the writer knows it (the CLI, reconcile); 0: the
 	// event does not say, the current version counts.
 	Version int64 `json:"version,omitempty"`
+	// WrittenAt is the time Version was written (its LastModifiedDate), when the writer knows
+	// it: a parameter deleted and created again starts again at version 1, and the number
+	// alone does not say which life of the parameter the version is of. Zero: not said (an
+	// event; a trigger made before it was added). Added to version 1: optional.
+	WrittenAt time.Time `json:"written_at,omitzero"`
 	// EventID is the EventBridge event's id, for an event (the same on every delivery).
 	EventID string `json:"event_id,omitempty"`
 	// AutoApprove: the change's plans may be applied without review (the receiver's setting).
@@ -59,10 +64,15 @@ type ParameterChanged struct {
 func GitPushedKey(sha string) string { return TypeGitPushed + ":" + sha }
 
 // ParameterChangedKey is the idempotency key of a parameter.changed: the version written when it
-// is known, else the event that says so ("parameter.changed:<name>@event:<event id>").
+// is known, with the time it was written when that is known too
+// ("parameter.changed:<name>@<version>@2026-12-05T10:04:01.123Z", as ParameterVersionKey), else
+// the event that says so ("parameter.changed:<name>@event:<event id>"). Without the time, the
+// version 1 of a parameter deleted and created again would be keyed like the version 1 before
+// the deletion, handled already, and dropped as a duplicate. Triggers made before the time was
+// added have none.
 func ParameterChangedKey(p ParameterChanged) string {
 	if p.Version > 0 {
-		return TypeParameterChanged + ":" + p.Name + "@" + strconv.FormatInt(p.Version, 10)
+		return TypeParameterChanged + ":" + p.Name + "@" + strconv.FormatInt(p.Version, 10) + keyTime(p.WrittenAt)
 	}
 	return TypeParameterChanged + ":" + p.Name + "@event:" + p.EventID
 }
@@ -75,9 +85,20 @@ func ParameterChangedKey(p ParameterChanged) string {
 // and dropped as a duplicate. Keys made before the time was added have none (ingest made them
 // alike for every version).
 func ParameterVersionKey(source, name string, version int64, writtenAt time.Time) string {
-	key := source + ":" + name + "@" + strconv.FormatInt(version, 10)
-	if !writtenAt.IsZero() {
-		key += "@" + writtenAt.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	return source + ":" + name + "@" + strconv.FormatInt(version, 10) + keyTime(writtenAt)
+}
+
+// keyTime is the "@<time>" of a parameter version's key: UTC, milliseconds (Parameter Store's
+// precision); "" for the zero time (not known).
+func keyTime(writtenAt time.Time) string {
+	if writtenAt.IsZero() {
+		return ""
 	}
-	return key
+	return "@" + writtenAt.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+// SameWriteTime reports whether two times of a parameter version's writing are one as its key
+// has them (to the millisecond).
+func SameWriteTime(a, b time.Time) bool {
+	return a.Truncate(time.Millisecond).Equal(b.Truncate(time.Millisecond))
 }

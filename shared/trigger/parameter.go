@@ -17,6 +17,10 @@ type ParameterChange struct {
 	// id otherwise. One of them is required: it keys the trigger.
 	Version int64
 	EventID string
+	// WrittenAt is the time Version was written (its LastModified), when the writer knows it:
+	// it keys the trigger with the version, since a parameter deleted and created again starts
+	// again at version 1 (message.ParameterChangedKey).
+	WrittenAt time.Time
 	// Actor is who handed the fact over: the CLI user, the reconcile job; for an event nobody
 	// says (ingest reads the version's LastModifiedUser for the change).
 	Actor       message.Actor
@@ -42,11 +46,16 @@ func ParameterChanged(pc ParameterChange) (message.Envelope, error) {
 		return message.Envelope{}, invalid("parameter change of %s: version %d: want 1 or more", pc.Name, pc.Version)
 	case pc.Version == 0 && pc.EventID == "":
 		return message.Envelope{}, invalid("parameter change of %s: neither the version written nor the event that says so", pc.Name)
+	case pc.Version == 0 && !pc.WrittenAt.IsZero():
+		return message.Envelope{}, invalid("parameter change of %s: a time of writing (%s) but no version written", pc.Name, pc.WrittenAt.UTC().Format(time.RFC3339Nano))
 	}
 	actor := pc.Actor
 	if actor.Kind == "" || actor.Name == "" {
 		actor = message.Actor{Kind: "iam", Name: UnknownModifier}
 	}
 	p := message.ParameterChanged{Name: pc.Name, Operation: pc.Operation, Version: pc.Version, EventID: pc.EventID, AutoApprove: pc.AutoApprove}
+	if !pc.WrittenAt.IsZero() {
+		p.WrittenAt = pc.WrittenAt.UTC()
+	}
 	return newTrigger(message.TypeParameterChanged, pc.Env, actor, message.ParameterChangedKey(p), p, "", pc.OccurredAt)
 }

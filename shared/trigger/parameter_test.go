@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/usekarma/karma/shared/embedded"
 	"github.com/usekarma/karma/shared/message"
@@ -24,6 +25,16 @@ func TestParameterChanged(t *testing.T) {
 	if e.Env != "prod" || e.Actor != cli || e.IdempotencyKey != "parameter.changed:/iac/vpc/core/runtime@4" || p.Version != 4 || !p.AutoApprove {
 		t.Errorf("envelope %+v payload %+v", e, p)
 	}
+	// The time the version was written keys it too: a parameter deleted and created again
+	// starts again at version 1.
+	at := time.Date(2026, 12, 5, 10, 4, 1, 123456789, time.FixedZone("CET", 3600))
+	wt, err := trigger.ParameterChanged(trigger.ParameterChange{Env: "prod", Name: "/iac/vpc/core/runtime", Operation: "Update", Version: 4, WrittenAt: at, Actor: cli})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := checkTrigger[message.ParameterChanged](t, wt, message.TypeParameterChanged); wt.IdempotencyKey != "parameter.changed:/iac/vpc/core/runtime@4@2026-12-05T09:04:01.123Z" || !p.WrittenAt.Equal(at) {
+		t.Errorf("written at %s: key %q, payload %+v", at, wt.IdempotencyKey, p)
+	}
 	// An event says no version: keyed by the event, and nobody is named.
 	ev, err := trigger.ParameterChanged(trigger.ParameterChange{Env: "prod", Name: "/iac/vpc/core/config", Operation: "Create", EventID: "ev-1"})
 	if err != nil {
@@ -40,6 +51,7 @@ func TestParameterChanged(t *testing.T) {
 		"no operation":         {Env: "prod", Name: "/iac/vpc/core/config", Version: 1},
 		"negative version":     {Env: "prod", Name: "/iac/vpc/core/config", Operation: "Update", Version: -1},
 		"no version, no event": {Env: "prod", Name: "/iac/vpc/core/config", Operation: "Update"},
+		"a time, no version":   {Env: "prod", Name: "/iac/vpc/core/config", Operation: "Update", EventID: "ev-1", WrittenAt: time.Unix(1, 0)},
 	} {
 		if _, err := trigger.ParameterChanged(pc); !errors.Is(err, trigger.ErrInvalid) {
 			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
@@ -90,14 +102,19 @@ func TestReconciler(t *testing.T) {
 	if err := seen.Mark(ctx, "resolve|runtime:/iac/zone/old/runtime@1"); err != nil {
 		t.Fatal(err)
 	}
+	cfg, err := st.Get(ctx, "/iac/vpc/core/config")
+	if err != nil {
+		t.Fatal(err)
+	}
 	pub := &publisher{}
 	rc := trigger.Reconciler{Env: "prod", Prefix: "/iac", Store: st, Seen: seen, Publisher: pub}
 	msgs, err := rc.Run(ctx)
-	if err != nil || len(msgs) != 1 || len(pub.msgs) != 1 || msgs[0].IdempotencyKey != "parameter.changed:/iac/vpc/core/config@2" {
+	if err != nil || len(msgs) != 1 || len(pub.msgs) != 1 ||
+		msgs[0].IdempotencyKey != "parameter.changed:/iac/vpc/core/config@2@"+cfg.LastModified.UTC().Format("2006-01-02T15:04:05.000Z07:00") {
 		t.Fatalf("reconcile: %v %v", msgs, err)
 	}
 	p := checkTrigger[message.ParameterChanged](t, msgs[0], message.TypeParameterChanged)
-	if p.Version != 2 || msgs[0].Env != "prod" {
+	if p.Version != 2 || !p.WrittenAt.Equal(cfg.LastModified) || msgs[0].Env != "prod" {
 		t.Errorf("trigger %+v", p)
 	}
 	// Once ingest handled it, it is not published again.
@@ -106,6 +123,15 @@ func TestReconciler(t *testing.T) {
 	}
 	if again, err := rc.Run(ctx); err != nil || len(again) != 0 {
 		t.Errorf("an ingested version was published again: %v %v", again, err)
+	}
+	// A trigger of the same version made before the time was in its key, ingested before the
+	// upgrade, counts too.
+	put("/iac/zone/main/config", `{}`, "eve", "")
+	if err := seen.Mark(ctx, pipeline.StageIngest+"|parameter.changed:/iac/zone/main/config@1"); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := rc.Run(ctx); err != nil || len(again) != 0 {
+		t.Errorf("a version ingested before the upgrade was published again: %v %v", again, err)
 	}
 	pub.fail = errors.New("bus down")
 	put("/iac/vpc/core/config", `{"cidr":"10.2.0.0/16"}`, "eve", "")

@@ -22,8 +22,12 @@ type Reconciler struct {
 	Store  params.Store // that environment's parameter store
 	// Seen is the pipeline's idempotency store: a version is ingested once resolve did its
 	// change ("resolve|parameter:<name>@<v>@<written at>", "resolve|runtime:…",
-	// message.ParameterVersionKey; or the key without the time, made before it was added) or
-	// ingest its trigger ("ingest|parameter.changed:<name>@<v>").
+	// message.ParameterVersionKey) or ingest its trigger
+	// ("ingest|parameter.changed:<name>@<v>@<written at>", message.ParameterChangedKey); or
+	// either key without the time, made before it was added — which a parameter deleted and
+	// created again since shares with the version of its number before the deletion: such a
+	// version whose event was lost stays unnoticed (until its next version), the price of not
+	// handling again every version ingested before the upgrade.
 	Seen        pipeline.Seen
 	Publisher   pipeline.Publisher
 	AutoApprove bool
@@ -41,17 +45,18 @@ func (r Reconciler) Run(ctx context.Context) ([]message.Envelope, error) {
 		if source == "" || params.IsKarmaWrite(p.Description, p.Value) {
 			continue // not a component's; or Karma wrote it (its consequence is already under way)
 		}
-		pc := message.ParameterChanged{Name: p.Name, Version: p.Version}
 		done, err := r.ingested(ctx, pipeline.StageResolve+"|"+message.ParameterVersionKey(source, p.Name, p.Version, p.LastModified),
-			pipeline.StageResolve+"|"+message.ParameterVersionKey(source, p.Name, p.Version, time.Time{}), // (a key made before the time was added)
-			pipeline.StageIngest+"|"+message.ParameterChangedKey(pc))
+			pipeline.StageIngest+"|"+message.ParameterChangedKey(message.ParameterChanged{Name: p.Name, Version: p.Version, WrittenAt: p.LastModified}),
+			// (keys made before the time was added)
+			pipeline.StageResolve+"|"+message.ParameterVersionKey(source, p.Name, p.Version, time.Time{}),
+			pipeline.StageIngest+"|"+message.ParameterChangedKey(message.ParameterChanged{Name: p.Name, Version: p.Version}))
 		if err != nil {
 			return out, pipeline.Transient(fmt.Errorf("reconcile %s: %w", r.Env, err))
 		}
 		if done {
 			continue
 		}
-		e, err := ParameterChanged(ParameterChange{Env: r.Env, Name: p.Name, Operation: "Update", Version: p.Version,
+		e, err := ParameterChanged(ParameterChange{Env: r.Env, Name: p.Name, Operation: "Update", Version: p.Version, WrittenAt: p.LastModified,
 			Actor: message.Actor{Kind: "karma", Name: "reconcile"}, AutoApprove: r.AutoApprove})
 		if err != nil {
 			return out, fmt.Errorf("reconcile %s: %w", r.Env, err)

@@ -606,3 +606,57 @@ func TestAParameterCreatedAgainIsANewChange(t *testing.T) {
 		t.Errorf("the change of the parameter created again has the key of the first one's version 1, %q: it would be dropped as a duplicate", first)
 	}
 }
+
+// A trigger naming its version by number and time of writing (`karma params put`, reconcile)
+// is about that version only: once the parameter was deleted and created again, a version of
+// that number is another one, with a trigger of its own. Its change is not made under the old
+// trigger's name (which would credit the new value to the old write), and a number the new
+// history has not reached is not waited for until the trigger is dead-lettered.
+func TestATriggerOfAVersionDeletedSinceIsNoChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStores(t, "prod")
+	const name = "/iac/vpc/core/config"
+	put(t, s["prod"], params.PutInput{Name: name, Value: `{"a":1}`, User: "erin"})
+	now, err := s["prod"].Get(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &ingest.Worker{Parameters: s, Prefix: "/iac"}
+	named := func(v int64, at time.Time) message.Envelope {
+		t.Helper()
+		e, err := trigger.ParameterChanged(trigger.ParameterChange{Env: "prod", Name: name, Operation: "Update", Version: v, WrittenAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	// The version as it is: its change, keyed by its time.
+	in := named(1, now.LastModified)
+	out, err := w.Handle(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := checkChange(t, in, out); p.Parameter.Version != 1 || p.Parameter.ModifiedBy != "erin" ||
+		out[0].IdempotencyKey != message.ParameterVersionKey(message.SourceParameter, name, 1, now.LastModified) {
+		t.Errorf("change %+v keyed %q", p.Parameter, out[0].IdempotencyKey)
+	}
+	before := now.LastModified.Add(-time.Hour) // written before the parameter was deleted
+	for what, in := range map[string]message.Envelope{
+		"version 1 before the deletion": named(1, before),
+		"version 3 before the deletion": named(3, before),
+	} {
+		if out, err := w.Handle(ctx, in); err != nil || out != nil {
+			t.Errorf("%s: %v %v; want nothing", what, out, err)
+		}
+	}
+	// A version written after the newest the history holds: not there yet, retried.
+	for what, in := range map[string]message.Envelope{
+		"version 2 written since":            named(2, now.LastModified.Add(time.Hour)),
+		"version 2, time of writing unknown": named(2, time.Time{}),
+	} {
+		if _, err := w.Handle(ctx, in); pipeline.Classify(err) != pipeline.Retry {
+			t.Errorf("%s: %v, want a retry", what, err)
+		}
+	}
+}

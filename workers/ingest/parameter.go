@@ -44,7 +44,10 @@ func (w *Worker) fromParameter(ctx context.Context, in message.Envelope) ([]mess
 	if err != nil {
 		return nil, pipeline.Transient(fmt.Errorf("ingest: reading the history of %s in %s: %w", p.Name, in.Env, err))
 	}
-	cur, prev, err := version(versions, p.Version)
+	cur, prev, err := version(versions, p.Version, p.WrittenAt)
+	if errors.Is(err, errGone) {
+		return nil, nil // deleted since (and created again): the version named is no more
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ingest: parameter.changed %s of %s: %w", in.ID, p.Name, err)
 	}
@@ -138,10 +141,18 @@ func ingestedKey(env, name string, version int64) string {
 	return fmt.Sprintf("ingested:%s:%s@%d", env, name, version)
 }
 
-// version picks the version written (want > 0) or the current one, and the one before it
-// (nil: none). A wanted version the history does not hold yet is transient (a read that does
-// not see the write yet); one it no longer holds (Parameter Store keeps the last 100) is not.
-func version(versions []params.Parameter, want int64) (cur, prev *params.Parameter, err error) {
+// errGone: the version a trigger names, by its number and the time it was written, is no longer
+// the parameter's: the parameter was deleted and created again since, and its versions of that
+// number (if any) are others, with triggers of their own.
+var errGone = errors.New("the version named was deleted")
+
+// version picks the version written (want > 0; written at wantAt when that is known) or the
+// current one, and the one before it (nil: none). A wanted version the history does not hold
+// yet is transient (a read that does not see the write yet); one it no longer holds (Parameter
+// Store keeps the last 100) is not. A wanted version of the number written at another time, or
+// above the newest while the newest was written after wantAt, was deleted with the parameter:
+// errGone.
+func version(versions []params.Parameter, want int64, wantAt time.Time) (cur, prev *params.Parameter, err error) {
 	if len(versions) == 0 {
 		return nil, nil, pipeline.Transient(errors.New("no version in its history yet"))
 	}
@@ -150,9 +161,14 @@ func version(versions []params.Parameter, want int64) (cur, prev *params.Paramet
 		for i >= 0 && versions[i].Version != want {
 			i--
 		}
+		newest := versions[len(versions)-1]
 		switch {
-		case i < 0 && want > versions[len(versions)-1].Version:
-			return nil, nil, pipeline.Transient(fmt.Errorf("version %d is not in its history yet (newest: %d)", want, versions[len(versions)-1].Version))
+		case i >= 0 && !wantAt.IsZero() && !message.SameWriteTime(versions[i].LastModified, wantAt):
+			return nil, nil, errGone
+		case i < 0 && want > newest.Version && !wantAt.IsZero() && newest.LastModified.Truncate(time.Millisecond).After(wantAt.Truncate(time.Millisecond)):
+			return nil, nil, errGone
+		case i < 0 && want > newest.Version:
+			return nil, nil, pipeline.Transient(fmt.Errorf("version %d is not in its history yet (newest: %d)", want, newest.Version))
 		case i < 0:
 			return nil, nil, pipeline.Permanent(fmt.Errorf("version %d is no longer in its history (oldest kept: %d)", want, versions[0].Version))
 		}
