@@ -114,17 +114,27 @@ func In(cs *changeset.ChangeSet, id string) (Target, error) {
 	return Target{}, fmt.Errorf("%w %s in change set %s", ErrUnknown, id, cs.ID)
 }
 
-// Current is the component's deployment applied last in env (the highest runtime version it
-// published), "" when none: what a rollback rolls back from.
+// Current is the component's deployment applied last, "" when none: what a rollback rolls back
+// from. It is the one of the latest change set (CreatedAt; of equal times, the first in all,
+// which changeset.Store.List lists newest first) that applied the component — as the drift
+// check's last applied deployment (drift.StateOf). Change sets that share a component deploy it
+// in the order they were created (resolve queues the later behind the earlier), so the latest
+// applied it last. Not the highest runtime version it published: versions start again at 1 when
+// the /runtime parameter is deleted, and a deployment from before that would be taken for what
+// runs now (and an apply that changes no output publishes no new version).
 func Current(all []*changeset.ChangeSet, component string) string {
-	best, version := "", int64(-1)
+	var last *changeset.ChangeSet
+	id := ""
 	for _, cs := range all {
 		n := cs.Nodes[component]
-		if n != nil && n.State == changeset.Applied && n.Outcome != nil && n.Outcome.RuntimeVersion > version {
-			best, version = n.DeploymentID, n.Outcome.RuntimeVersion
+		if n == nil || n.State != changeset.Applied || n.Outcome == nil {
+			continue
+		}
+		if last == nil || cs.CreatedAt.After(last.CreatedAt) {
+			last, id = cs, n.DeploymentID
 		}
 	}
-	return best
+	return id
 }
 
 // Check reports why t can no longer be applied at the head commit (head is the environment's

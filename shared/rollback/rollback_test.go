@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/model"
@@ -66,6 +67,39 @@ func TestFind(t *testing.T) {
 	}
 	if _, _, err := Find(all, "dep-0000000000000000"); !errors.Is(err, ErrUnknown) {
 		t.Errorf("unknown: %v", err)
+	}
+}
+
+// The deployment a component runs now is the one applied last: of the latest change set that
+// applied it, whatever runtime version it published. Runtime versions start again at 1 when the
+// component's /runtime was deleted: compared by version, a deployment from before the deletion
+// was taken for what runs now — rolling back to it was refused ("it is the deployment the
+// component runs now"), and a rollback to another named it as what it rolled back from.
+func TestCurrentIsAppliedLastWhenTheRuntimeWasCreatedAgain(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	applied := func(id string, version int64, at time.Duration) *changeset.ChangeSet {
+		n := &changeset.Node{Component: "prod/vpc/core", State: changeset.Applied, DeploymentID: dep(id),
+			Config: json.RawMessage(`{"az_count":` + string(rune('0'+version)) + `}`), ConfigHash: "h" + id}
+		n.Outcome = &changeset.Outcome{RuntimeVersion: version, Config: n.Config}
+		return &changeset.ChangeSet{ID: id, Env: "prod", Commit: id + "0", CreatedAt: t0.Add(at), Nodes: map[string]*changeset.Node{n.Component: n}}
+	}
+	// a and b published versions 1 and 2; /runtime was deleted; c published version 1 again.
+	a, b, c := applied("a", 1, 0), applied("b", 2, time.Hour), applied("c", 1, 2*time.Hour)
+	for name, all := range map[string][]*changeset.ChangeSet{
+		"newest first": {c, b, a},
+		"in any order": {a, c, b},
+	} {
+		if got := Current(all, "prod/vpc/core"); got != dep("c") {
+			t.Errorf("%s: current %s, want %s (c, applied last)", name, got, dep("c"))
+		}
+		target, replaces, err := Find(all, dep("b"))
+		if err != nil || target.ChangeSet.ID != "b" || replaces != dep("c") {
+			t.Errorf("%s: rolling back to b: replaces %s, %v; want it, from c", name, replaces, err)
+		}
+		if _, _, err := Find(all, dep("c")); err == nil || !strings.Contains(err.Error(), "runs now") {
+			t.Errorf("%s: rolling back to c, which runs now: %v", name, err)
+		}
 	}
 }
 
