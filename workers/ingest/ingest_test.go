@@ -660,3 +660,66 @@ func TestATriggerOfAVersionDeletedSinceIsNoChange(t *testing.T) {
 		}
 	}
 }
+
+// history is a parameter reader whose versions, and the times they were written, the test sets.
+type history []params.Parameter
+
+func (h *history) History(_ context.Context, _, name string) ([]params.Parameter, error) {
+	var out []params.Parameter
+	for _, v := range *h {
+		if v.Name == name {
+			out = append(out, v)
+		}
+	}
+	if out == nil {
+		return nil, params.ErrNotFound
+	}
+	return out, nil
+}
+
+// A runtime deleted and created again starts again at version 1. An event naming no version is
+// compared with the latest earlier version known to be ingested — of this life of the parameter,
+// not the version of that number before the deletion: taken for ingested, that one would hide
+// the keys changed since the last version whose change is known (here Karma's own write).
+func TestABaseIsOfTheParameterCreatedAgain(t *testing.T) {
+	t.Parallel()
+	_, seen := paramStoreAndRecords(t)
+	const name = "/iac/vpc/core/runtime"
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	version := func(v int64, at time.Duration, value, who, desc string) params.Parameter {
+		return params.Parameter{Name: name, Value: value, Type: params.TypeString, Version: v, LastModified: t0.Add(at), LastModifiedUser: who, Description: desc}
+	}
+	h := &history{
+		version(1, 0, `{"a":1,"b":1}`, "ann", ""),
+		version(2, time.Minute, `{"a":2,"b":1}`, "ann", ""),
+	}
+	w := &ingest.Worker{Parameters: h, Prefix: "/iac", Records: seen}
+	handleOne(t, w, changed(t, "prod", name, "Update", 2)) // version 2 ingested
+	karma := `{"a":1,"b":1}`
+	*h = history{ // deleted; published again by Karma, then written twice by others
+		version(1, time.Hour, karma, "karma:ci", params.Provenance("deployment=dep-9380611eaf9e90af", karma)),
+		version(2, time.Hour+time.Minute, `{"a":3,"b":1}`, "bob", ""),
+		version(3, time.Hour+2*time.Minute, `{"a":3,"b":3}`, "cy", ""),
+	}
+	_, p := handleOne(t, w, changed(t, "prod", name, "Update", 0))
+	if got := strings.Join(p.ChangedKeys, ","); got != "a,b" || p.Parameter.Version != 3 {
+		t.Errorf("version %d, changed keys %s; want version 3, a,b (against Karma's version 1: bob's a is not lost)", p.Parameter.Version, got)
+	}
+	if want := []message.CoveredVersion{{Version: 2, ModifiedBy: "bob", ChangedKeys: []string{"a"}}}; !reflect.DeepEqual(p.Covers, want) {
+		t.Errorf("covers %+v, want %+v", p.Covers, want)
+	}
+
+	// A version ingested before the time was in the record's key still counts as ingested.
+	const zone = "/iac/zone/main/runtime"
+	*h = history{
+		{Name: zone, Value: `{"a":1,"b":1}`, Version: 1, LastModified: t0},
+		{Name: zone, Value: `{"a":2,"b":1}`, Version: 2, LastModified: t0.Add(time.Minute), LastModifiedUser: "dee"},
+		{Name: zone, Value: `{"a":2,"b":2}`, Version: 3, LastModified: t0.Add(2 * time.Minute), LastModifiedUser: "eve"},
+	}
+	if _, err := seen.RecordFirst(context.Background(), "ingested:prod:"+zone+"@1", "019cebab-87be-76cd-9c22-2d20c23174d0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, p := handleOne(t, w, changed(t, "prod", zone, "Update", 0)); strings.Join(p.ChangedKeys, ",") != "a,b" || len(p.Covers) != 1 {
+		t.Errorf("against a version ingested before the upgrade: changed keys %v, covers %+v; want a,b and version 2", p.ChangedKeys, p.Covers)
+	}
+}

@@ -74,7 +74,7 @@ func (w *Worker) fromParameter(ctx context.Context, in message.Envelope) ([]mess
 	}
 	if kind == "runtime" && w.Records != nil {
 		pipeline.AfterPublish(ctx, func(ctx context.Context) error { // (see base)
-			_, err := w.Records.RecordFirst(ctx, ingestedKey(in.Env, p.Name, cur.Version), e.ID)
+			_, err := w.Records.RecordFirst(ctx, ingestedKey(in.Env, *cur), e.ID)
 			return err
 		})
 	}
@@ -97,12 +97,14 @@ func (w *Worker) base(ctx context.Context, env string, versions []params.Paramet
 		if params.IsKarmaVersion(versions[k], before) {
 			return &versions[k], nil
 		}
-		rec, err := w.Records.Recorded(ctx, ingestedKey(env, versions[k].Name, versions[k].Version))
-		if err != nil {
-			return nil, pipeline.Transient(fmt.Errorf("ingest: was version %d of %s ingested: %w", versions[k].Version, versions[k].Name, err))
-		}
-		if rec != "" {
-			return &versions[k], nil
+		for _, key := range []string{ingestedKey(env, versions[k]), ingestedKey(env, params.Parameter{Name: versions[k].Name, Version: versions[k].Version})} {
+			rec, err := w.Records.Recorded(ctx, key)
+			if err != nil {
+				return nil, pipeline.Transient(fmt.Errorf("ingest: was version %d of %s ingested: %w", versions[k].Version, versions[k].Name, err))
+			}
+			if rec != "" {
+				return &versions[k], nil
+			}
 		}
 	}
 	if i > 0 {
@@ -136,9 +138,21 @@ func covered(versions []params.Parameter, base, cur *params.Parameter) []message
 	return out
 }
 
-// ingestedKey records that version of runtime parameter name in env was ingested.
-func ingestedKey(env, name string, version int64) string {
-	return fmt.Sprintf("ingested:%s:%s@%d", env, name, version)
+// ingestedKey records that runtime parameter version v in env was ingested:
+// "ingested:<env>:<name>@<version>@<written at>" (the time as message.ParameterVersionKey has it).
+// A parameter deleted and created again starts again at version 1: keyed by number alone, its
+// versions were taken for the versions of those numbers before the deletion, ingested — a base
+// whose change was never published, and the keys changed since it lost. Records made before the
+// time was added have none (v without LastModified); base still counts them, so a version
+// ingested before the upgrade is not taken for unknown (and its keys carried again), at the
+// price that, for a parameter created again, such a record is taken for its version of that
+// number.
+func ingestedKey(env string, v params.Parameter) string {
+	key := fmt.Sprintf("ingested:%s:%s@%d", env, v.Name, v.Version)
+	if !v.LastModified.IsZero() {
+		key += "@" + v.LastModified.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	}
+	return key
 }
 
 // errGone: the version a trigger names, by its number and the time it was written, is no longer
