@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/usekarma/karma/shared/changeset"
@@ -98,4 +99,34 @@ func reconcileOnce(t *testing.T, g *globals) {
 	}
 	defer s.close()
 	(&serveReconciler{st: st, log: slog.New(slog.NewTextHandler(io.Discard, nil)), auto: true, stores: map[string]params.Store{}}).once(context.Background())
+}
+
+// A version the reconcile job found whose trigger ingest dead-letters — a /runtime that is not a
+// JSON object — is in the dead-letter queue once, with its reason: not published again on every
+// run of the job (each a dead letter more, and a trigger in the audit log naming a change that
+// never comes).
+func TestAReconciledVersionIsPublishedOnce(t *testing.T) {
+	repo := writeFiles(t, map[string]string{"iac/prod/app/a/config.json": `{"size": 1}`,
+		"components/app/main.tf": "# terraform.Noop reads no module\n"})
+	git(t, repo, "init", "-q", "-b", "main")
+	git(t, repo, "add", "-A")
+	commitAs(t, repo, "Ada", "one app")
+	g := &globals{paramsBackend: "embedded", repo: repo, stateDir: t.TempDir(), testRunner: &terraform.Noop{}}
+	withParams(t, g, func(ps *embedded.ParamStore) {
+		if _, err := ps.Put(context.Background(), params.PutInput{Name: "/iac/app/a/runtime", Value: "not an object", User: "dave"}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for range 3 {
+		reconcileOnce(t, g)
+		runIn(t, g, 0, "apply", "--auto-approve")
+	}
+	out := runIn(t, g, 0, "dlq", "list")
+	mustContain(t, "dlq list", out, "runtime is not a JSON object")
+	if n := strings.Count(out, "runtime is not a JSON object"); n != 1 {
+		t.Errorf("%d dead letters of the one version, want 1:\n%s", n, out)
+	}
+	if n := strings.Count(runIn(t, g, 0, "audit", "log"), "parameter.changed"); n != 1 {
+		t.Errorf("%d parameter.changed in the audit log, want 1", n)
+	}
 }

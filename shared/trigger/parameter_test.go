@@ -117,9 +117,20 @@ func TestReconciler(t *testing.T) {
 	if p.Version != 2 || !p.WrittenAt.Equal(cfg.LastModified) || msgs[0].Env != "prod" {
 		t.Errorf("trigger %+v", p)
 	}
-	// Once ingest handled it, it is not published again.
-	if err := seen.Mark(ctx, pipeline.StageIngest+"|"+msgs[0].IdempotencyKey); err != nil {
+	// Published once: not again on the next run, though ingest has not handled it yet (or
+	// dead-lettered it).
+	if again, err := rc.Run(ctx); err != nil || len(again) != 0 {
+		t.Errorf("a version published already was published again: %v %v", again, err)
+	}
+	// Nor, ingested, by another job.
+	rc.Seen = seenStore(t)
+	if err := rc.Seen.Mark(ctx, pipeline.StageIngest+"|"+msgs[0].IdempotencyKey); err != nil {
 		t.Fatal(err)
+	}
+	for _, k := range []string{"resolve|runtime:/iac/zone/main/runtime@1@" + zone.LastModified.UTC().Format("2006-01-02T15:04:05.000Z07:00"), "resolve|runtime:/iac/zone/old/runtime@1"} {
+		if err := rc.Seen.Mark(ctx, k); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if again, err := rc.Run(ctx); err != nil || len(again) != 0 {
 		t.Errorf("an ingested version was published again: %v %v", again, err)
@@ -127,7 +138,7 @@ func TestReconciler(t *testing.T) {
 	// A trigger of the same version made before the time was in its key, ingested before the
 	// upgrade, counts too.
 	put("/iac/zone/main/config", `{}`, "eve", "")
-	if err := seen.Mark(ctx, pipeline.StageIngest+"|parameter.changed:/iac/zone/main/config@1"); err != nil {
+	if err := rc.Seen.Mark(ctx, pipeline.StageIngest+"|parameter.changed:/iac/zone/main/config@1"); err != nil {
 		t.Fatal(err)
 	}
 	if again, err := rc.Run(ctx); err != nil || len(again) != 0 {
@@ -137,5 +148,9 @@ func TestReconciler(t *testing.T) {
 	put("/iac/vpc/core/config", `{"cidr":"10.2.0.0/16"}`, "eve", "")
 	if _, err := rc.Run(ctx); pipeline.Classify(err) != pipeline.Retry {
 		t.Errorf("a failed publish: %v, want it retried", err)
+	}
+	pub.fail = nil
+	if again, err := rc.Run(ctx); err != nil || len(again) != 1 || again[0].IdempotencyKey == msgs[0].IdempotencyKey {
+		t.Errorf("after a failed publish, the next run: %v %v; want version 3 published", again, err)
 	}
 }

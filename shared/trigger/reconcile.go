@@ -33,7 +33,7 @@ type Reconciler struct {
 	AutoApprove bool
 }
 
-// Run publishes the triggers of what was missed and returns them.
+// Run publishes the triggers of what was missed — each once (reconciledKey) — and returns them.
 func (r Reconciler) Run(ctx context.Context) ([]message.Envelope, error) {
 	ps, err := params.GetByPathDescribed(ctx, r.Store, r.Prefix)
 	if err != nil {
@@ -45,8 +45,10 @@ func (r Reconciler) Run(ctx context.Context) ([]message.Envelope, error) {
 		if source == "" || params.IsKarmaWrite(p.Description, p.Value) {
 			continue // not a component's; or Karma wrote it (its consequence is already under way)
 		}
-		done, err := r.ingested(ctx, pipeline.StageResolve+"|"+message.ParameterVersionKey(source, p.Name, p.Version, p.LastModified),
-			pipeline.StageIngest+"|"+message.ParameterChangedKey(message.ParameterChanged{Name: p.Name, Version: p.Version, WrittenAt: p.LastModified}),
+		key := message.ParameterChangedKey(message.ParameterChanged{Name: p.Name, Version: p.Version, WrittenAt: p.LastModified})
+		done, err := r.ingested(ctx, reconciledKey(key),
+			pipeline.StageResolve+"|"+message.ParameterVersionKey(source, p.Name, p.Version, p.LastModified),
+			pipeline.StageIngest+"|"+key,
 			// (keys made before the time was added)
 			pipeline.StageResolve+"|"+message.ParameterVersionKey(source, p.Name, p.Version, time.Time{}),
 			pipeline.StageIngest+"|"+message.ParameterChangedKey(message.ParameterChanged{Name: p.Name, Version: p.Version}))
@@ -65,9 +67,20 @@ func (r Reconciler) Run(ctx context.Context) ([]message.Envelope, error) {
 			return out, pipeline.Transient(fmt.Errorf("reconcile %s: publishing %s: %w", r.Env, e.IdempotencyKey, err))
 		}
 		out = append(out, e)
+		if err := r.Seen.Mark(ctx, reconciledKey(e.IdempotencyKey)); err != nil {
+			return out, pipeline.Transient(fmt.Errorf("reconcile %s: %s published, but not marked so (the next run publishes it again): %w", r.Env, e.IdempotencyKey, err))
+		}
 	}
 	return out, nil
 }
+
+// reconciledKey marks in the idempotency store that the reconcile job published the trigger
+// keyed key: once published, a trigger is ingested or dead-lettered with its reason (karma dlq),
+// never lost, so the job publishes it once. Published again on every run while ingest had not
+// done it, it would be a trigger more in the audit log each time, naming a change that never
+// comes, and — for one ingest cannot take (a runtime that is not a JSON object) — a dead letter
+// more each time.
+func reconciledKey(key string) string { return "reconcile|" + key }
 
 func (r Reconciler) ingested(ctx context.Context, keys ...string) (bool, error) {
 	for _, k := range keys {
