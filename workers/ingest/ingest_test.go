@@ -659,6 +659,13 @@ func TestATriggerOfAVersionDeletedSinceIsNoChange(t *testing.T) {
 			t.Errorf("%s: %v, want a retry", what, err)
 		}
 	}
+	// A history that says no time cannot tell a version from the one of its number before a
+	// deletion: the number decides, the change is not dropped.
+	untimed := &history{{Name: name, Value: `{"a":1}`, Version: 1, LastModifiedUser: "erin"}}
+	in = named(1, now.LastModified)
+	if out, err := (&ingest.Worker{Parameters: untimed, Prefix: "/iac"}).Handle(ctx, in); err != nil || len(out) != 1 {
+		t.Errorf("a version of a history without times: %v %v, want its change", out, err)
+	}
 }
 
 // history is a parameter reader whose versions, and the times they were written, the test sets.

@@ -165,7 +165,7 @@ var errGone = errors.New("the version named was deleted")
 // yet is transient (a read that does not see the write yet); one it no longer holds (Parameter
 // Store keeps the last 100) is not. A wanted version of the number written at another time, or
 // above the newest while the newest was written after wantAt, was deleted with the parameter:
-// errGone.
+// errGone. (A history that says no time tells no life from another: the number decides.)
 func version(versions []params.Parameter, want int64, wantAt time.Time) (cur, prev *params.Parameter, err error) {
 	if len(versions) == 0 {
 		return nil, nil, pipeline.Transient(errors.New("no version in its history yet"))
@@ -177,7 +177,7 @@ func version(versions []params.Parameter, want int64, wantAt time.Time) (cur, pr
 		}
 		newest := versions[len(versions)-1]
 		switch {
-		case i >= 0 && !wantAt.IsZero() && !message.SameWriteTime(versions[i].LastModified, wantAt):
+		case i >= 0 && !wantAt.IsZero() && !versions[i].LastModified.IsZero() && !message.SameWriteTime(versions[i].LastModified, wantAt):
 			return nil, nil, errGone
 		case i < 0 && want > newest.Version && !wantAt.IsZero() && newest.LastModified.Truncate(time.Millisecond).After(wantAt.Truncate(time.Millisecond)):
 			return nil, nil, errGone
