@@ -169,3 +169,47 @@ func TestAFailureInDevStopsThePromotion(t *testing.T) {
 	runIn(t, g, 0, "apply", "--auto-approve")
 	mustContain(t, "status after the retry", runIn(t, g, 0, "promote", "status", change), "the promotion is complete")
 }
+
+// A change of the vpc base layer soaks in dev while prod moves on: a hotfix of prod's zone,
+// committed after it, deploys in prod at once. The change's promotion cannot be built at its
+// own commit (that would undo the hotfix), so it is built at the hotfix's tree — which is right
+// while that tree holds nothing else for dev first, and wrong when another change of the base
+// layer, still soaking in dev, was committed in between: then the promotion is held, on the
+// record, and prod's vpc deploys nothing of either.
+func TestAPromotionIsHeldRatherThanBuiltAtATreeWithUntestedCommits(t *testing.T) {
+	needTerraform(t)
+	for _, between := range []bool{false, true} {
+		g := deployedDemo(t)
+		change := promoteCommit(t, g, `[{"env": "dev", "soak": "1h"}, {"env": "prod"}]`, nil)
+		runIn(t, g, 0, "apply", "--auto-approve")
+		if between {
+			editJSON(t, filepath.Join(g.repo, "iac", "_base", "vpc", "core", "config.json"), func(d map[string]any) { d["az_count"] = 1 })
+			commitAs(t, g.repo, "Bob", "vpc: one AZ, dev first")
+			runIn(t, g, 0, "ingest", "commit", "--auto-approve")
+			runIn(t, g, 0, "apply", "--auto-approve")
+		}
+		editJSON(t, filepath.Join(g.repo, "iac", "prod", "route53-zone", "main", "config.json"), func(d map[string]any) { d["comment"] = "hotfix" })
+		hotfix := commitAs(t, g.repo, "Cy", "prod zone: hotfix")
+		runIn(t, g, 0, "ingest", "commit", "--auto-approve")
+		runIn(t, g, 0, "apply", "--auto-approve")
+
+		prodID := change + "/prod"
+		if !between {
+			mustContain(t, "promote over a hotfix", runIn(t, g, 0, "promote", change, "--reason", "hotfix verified", "--as", "grace"),
+				"the promotion is complete")
+			prod := changeSetByID(t, g.stateDir, prodID)
+			if prod.Commit != hotfix || !ssmEndpoints(t, prod, "prod/vpc/core") {
+				t.Errorf("prod built from %.12s (want the hotfix's tree %.12s): %s", prod.Commit, hotfix, changeState(prod))
+			}
+			continue
+		}
+		out := runIn(t, g, 1, "promote", change, "--reason", "verified in dev", "--as", "grace")
+		mustContain(t, "promote over untested commits", out, "promotion held", hotfix[:12])
+		prod := changeSetByID(t, g.stateDir, prodID)
+		if prod == nil || prod.Rejected == "" || len(prod.Nodes) != 0 || prod.Commit == hotfix {
+			t.Fatalf("prod: %+v; want the promotion held, nothing built at the hotfix's tree", prod)
+		}
+		mustContain(t, "status", runIn(t, g, 0, "promote", "status", change), "stopped", "promotion held")
+		mustContain(t, "audit", runIn(t, g, 0, "audit", "log", "--correlation", change), "promotion held")
+	}
+}

@@ -144,3 +144,56 @@ func (w *Worker) concerned(ctx context.Context, commit string, files []string, r
 	slices.Sort(out)
 	return out, nil
 }
+
+// heldPromotion says why the promotion of the change of commit own into env is held rather
+// than built at tree, the later commit env's change sets were built from since (newest): ""
+// when it can be built there. Building it at its own commit would undo the later one; building
+// it at tree deploys, with the change, everything tree changed since own — which is right when
+// that concerns env alone or environments outside the promotion order (a hotfix of env, which
+// went through no other environment), and wrong when it changes what an environment before env
+// in the order deploys first: commits that have not been through that environment (the diff
+// cannot tell which of them, if any, were promoted into env since, so it holds them all).
+func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string) (string, error) {
+	changed, err := w.Commits.Diff(ctx, own, tree)
+	if err != nil {
+		return "", pipeline.Transient(fmt.Errorf("resolve: the files changed between %s and %s: %w", own, tree, err))
+	}
+	settings, err := w.Graphs.SettingsAt(ctx, tree)
+	if err != nil {
+		return "", pipeline.Permanent(fmt.Errorf("resolve: the settings of commit %s: %w", tree, err))
+	}
+	files, removed := model.DeployableChanges(changed, settings.ModulesDir)
+	refs := make([]message.ComponentRef, len(removed))
+	for i, r := range removed {
+		refs[i] = message.ComponentRef{Type: r.Type, Nickname: r.Nickname}
+	}
+	var untested, first []string // the files deployed first elsewhere, and where
+	for _, f := range files {
+		concerned, err := w.concerned(ctx, tree, []string{f}, refs)
+		if err != nil {
+			return "", err
+		}
+		if !slices.Contains(concerned, env) {
+			continue // another environment's own
+		}
+		path := settings.Promotion.Path(concerned)
+		if i := slices.Index(path, env); i > 0 {
+			untested = append(untested, f)
+			for _, e := range path[:i] {
+				if !slices.Contains(first, e) {
+					first = append(first, e)
+				}
+			}
+		}
+	}
+	if len(untested) == 0 {
+		return "", nil
+	}
+	if len(untested) > 5 {
+		untested = append(untested[:5:5], fmt.Sprintf("and %d more", len(untested)-5))
+	}
+	return fmt.Sprintf("promotion held: %s was deployed since at commit %.12s, later than this change's commit %.12s, and that tree also changes %s, "+
+		"deployed in %s first, which may not have been through it: built at %.12s the promotion could deploy that in %s untested, "+
+		"built at %.12s it would undo %.12s. Nothing of this change was deployed in %s; it deploys there with a later change of its components that went through %s",
+		env, tree, own, strings.Join(untested, ", "), strings.Join(first, ", "), tree, env, own, tree, env, strings.Join(first, ", ")), nil
+}

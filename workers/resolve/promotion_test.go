@@ -2,6 +2,7 @@ package resolve_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/promotion"
 )
 
@@ -227,5 +229,97 @@ func TestPromotionGateRefusalIsGoverned(t *testing.T) {
 	}
 	if want := prod.CreatedAt.Add(72 * time.Hour); !prod.ExpiresAt.Equal(want) {
 		t.Errorf("prod expires at %v, want %v (its approval expiry)", prod.ExpiresAt, want)
+	}
+}
+
+// laterCommits is the folder repository with one later commit on the deploy branch (its head):
+// sha1 is its ancestor, and diff is what changed between them.
+type laterCommits struct {
+	wt.RepoGraphs
+	later string
+	diff  []model.ChangedFile
+}
+
+func (c laterCommits) Head(context.Context) (string, error) { return c.later, nil }
+func (c laterCommits) IsAncestor(_ context.Context, a, b string) (bool, error) {
+	return a == sha1 && b == c.later, nil
+}
+func (c laterCommits) Diff(_ context.Context, before, after string) ([]model.ChangedFile, error) {
+	if before != sha1 || after != c.later {
+		return nil, fmt.Errorf("no diff %s..%s", before, after)
+	}
+	return c.diff, nil
+}
+
+// A commit of the vpc base layer (dev → prod) is in dev when a later commit, sha2, deploys in
+// prod. The promotion of the earlier change into prod would be built at sha2's tree (building it
+// at its own would undo sha2). When what sha2's tree changes since the earlier commit concerns
+// prod alone (a prod hotfix), that is what it is built from, and the change set names both. When
+// it also changes what dev deploys first — commits that have not been through dev — building
+// there would deploy them in prod untested: the promotion is held, on the record, and nothing of
+// it deploys.
+func TestAPromotionIsNotBuiltAtALaterTreeHoldingUntestedCommits(t *testing.T) {
+	t.Parallel()
+	for i, c := range []struct {
+		name string
+		diff []model.ChangedFile
+		held bool
+	}{
+		// and one of dev's own, which prod does not deploy
+		{"a prod hotfix since", []model.ChangedFile{{Path: "iac/prod/vpc/core/config.json"}, {Path: "iac/dev/vpc/core/config.json"}, {Path: "README.md"}}, false},
+		// a commit of the base layer and one of a module, for dev first, between them
+		{"dev's changes since", []model.ChangedFile{{Path: "iac/_base/vpc/core/config.json"}, {Path: "iac/prod/vpc/core/config.json"},
+			{Path: "components/vpc/main.tf"}}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			repo := promotedExamples(t, `[{"env": "dev"}, {"env": "prod"}]`)
+			s := newStage(t, repo, nil)
+			s.w.Commits = laterCommits{RepoGraphs: wt.RepoGraphs{Root: repo}, later: sha2, diff: c.diff}
+			n := 200 + 10*i
+			root := autoCommit(t, n, []string{"iac/_base/vpc/core/config.json"})
+			s.handle(t, root)
+			hotfix := commitDetected(t, n+1, sha2, []string{"iac/prod/vpc/core/config.json"})
+			s.handle(t, hotfix)
+			if cs, err := s.cs.Get(context.Background(), hotfix.ID+"/prod"); err != nil || cs.Commit != sha2 {
+				t.Fatalf("the hotfix's change set: %+v, %v", cs, err)
+			}
+			out := s.handle(t, applied(t, root, n+2, "dev", root.ID+"/dev", "dev/vpc/core", []string{}))
+			promoted := wt.ByType(out, message.TypeChangeDetected)
+			if len(promoted) != 1 {
+				t.Fatalf("got %v, want prod's change.detected", types(out))
+			}
+			out = s.handle(t, promoted[0])
+			prod, err := s.cs.Get(context.Background(), root.ID+"/prod")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resolved := wt.ByType(out, message.TypeChangeResolved)
+			if len(resolved) != 1 {
+				t.Fatalf("got %v, want prod's change.resolved", types(out))
+			}
+			rp := wt.PayloadOf[message.ChangeResolved](t, resolved[0])
+			if !c.held {
+				if prod.Rejected != "" || prod.Commit != sha2 || rp.Commit != sha2 || len(prod.Nodes) == 0 {
+					t.Fatalf("prod: commit %s, rejected %q, nodes %d; want built at the hotfix's tree %s", prod.Commit, prod.Rejected, len(prod.Nodes), sha2)
+				}
+				return
+			}
+			if prod.Rejected == "" || len(prod.Nodes) != 0 || rp.Rejected == "" {
+				t.Fatalf("prod: commit %s, nodes %v, rejected %q: want the promotion held, nothing deployed", prod.Commit, prod.Waves, prod.Rejected)
+			}
+			for _, want := range []string{"held", sha2[:12], "dev"} {
+				if !strings.Contains(prod.Rejected, want) {
+					t.Errorf("held for %q, want it to name %q", prod.Rejected, want)
+				}
+			}
+			if prod.Commit != sha1 || rp.Commit != sha1 {
+				t.Errorf("the held change set names tree %s (message %s), want its own commit %s: nothing was built at the later one", prod.Commit, rp.Commit, sha1)
+			}
+			report, err := promotion.Status(changeSets(t, s), root.ID, wt.FixedTime)
+			if err != nil || report.Stopped == "" || !strings.Contains(report.Stopped, "held") {
+				t.Errorf("status %+v, %v: want stopped in prod, held", report, err)
+			}
+		})
 	}
 }

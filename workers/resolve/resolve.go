@@ -221,10 +221,19 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 // newChangeSet builds, governs, plans and orders the change set csID of env for p, in memory.
 func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p message.ChangeDetected, env, commit string, promo *promotionPlan,
 	csID string) (*changeset.ChangeSet, error) {
+	held := "" // why a promotion is not built at its environment's later tree (promotion.go)
 	if p.Source == message.SourceGit {
+		own := commit
 		var err error
 		if commit, err = w.newest(ctx, env, commit); err != nil {
 			return nil, err
+		}
+		if p.Promotion != nil && commit != own {
+			if held, err = w.heldPromotion(ctx, env, own, commit); err != nil {
+				return nil, err
+			} else if held != "" {
+				commit = own // nothing is built at the later tree: the change set names its own commit
+			}
 		}
 	}
 	var res *model.Result
@@ -258,7 +267,9 @@ func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p messag
 		cs.Pusher, cs.PushAuthors = p.Commit.Pusher, p.Commit.Authors
 	}
 	promo.apply(cs, env, p)
-	if err := w.build(ctx, cs, res, p, env); err != nil {
+	if held != "" {
+		cs.Rejected = held
+	} else if err := w.build(ctx, cs, res, p, env); err != nil {
 		return nil, err
 	}
 	if err := w.queue(ctx, cs); err != nil {
