@@ -66,7 +66,12 @@ func (r Refresh) Run(ctx context.Context, in Inputs) Refreshed {
 			switch {
 			case err != nil:
 				out.Errors = append(out.Errors, fmt.Sprintf("%s: %v", c.ID(), err))
-			case res.Deployed:
+			case !res.Deployed:
+				// Karma applied it (last), so its workspace has a state — unless the work folder
+				// was lost, moved, or is not the one its applies used: nothing to compare with.
+				out.Errors = append(out.Errors, fmt.Sprintf("%s: Karma deployed it (%s), but its workspace has no Terraform state: infrastructure not compared "+
+					"(is the work folder the one plan and apply use?)", c.ID(), last.ID))
+			default:
 				out.Refreshed++
 				if res.Changed {
 					out.Findings = append(out.Findings, InfraFinding(in.Env, c.ID(), in.Commit, last.ID, res))

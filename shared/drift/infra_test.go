@@ -95,3 +95,22 @@ func TestRefreshRunsTheLastDeployment(t *testing.T) {
 		t.Error("another state serial gave the same drift id")
 	}
 }
+
+// A component Karma deployed whose workspace has no state (the work folder lost, moved, or not
+// the one its applies used) cannot be compared: the run says so, it does not count it as
+// refreshed, and it never reports it as without drift.
+func TestRefreshOfADeployedComponentWithoutStateIsAnError(t *testing.T) {
+	t.Parallel()
+	comps := []*model.Component{vpc()}
+	st := State{Busy: map[string]string{}, Last: map[string]Deployment{
+		"prod/vpc/core": {ID: "dep-v", Commit: "c1", Config: json.RawMessage(`{"cidr":"10.0.0.0/16"}`)},
+	}}
+	r := &refresher{seen: map[string]terraform.Workspace{}, results: map[string]terraform.RefreshResult{"prod/vpc/core": {Deployed: false}}}
+	ws := terraform.Workspaces{WorkDir: t.TempDir(), Modules: terraform.StaticModules(t.TempDir()), Prefix: "/iac"}
+	out := Refresh{Refresher: r, Workspaces: ws, Params: paramStore(t), Prefix: "/iac"}.Run(context.Background(),
+		Inputs{Env: "prod", Prefix: "/iac", Commit: head, Components: comps, State: st})
+	if out.Refreshed != 0 || len(out.Findings) != 0 || len(out.Errors) != 1 ||
+		!strings.HasPrefix(out.Errors[0], "prod/vpc/core: ") || !strings.Contains(out.Errors[0], "dep-v") || !strings.Contains(out.Errors[0], "no Terraform state") {
+		t.Fatalf("refreshed %d, findings %+v, errors %q: want one error naming the component, its deployment and the missing state", out.Refreshed, out.Findings, out.Errors)
+	}
+}
