@@ -32,7 +32,8 @@ Refused, with nothing queued (exit 2 for an unknown deployment, else 1), naming 
     component, or is what the component runs now;
   - the config can no longer be applied at the head commit: the component is no longer defined,
     a component its config references is no longer defined, or the config does not validate
-    against its type's schema at head;
+    against its type's schema at head, or a dependent at head reads a key of its runtime that the
+    deployment never published (rolled back, the runtime would lose it);
   - a change set of the environment that is not done deploys the component or a dependent: the
     rollback would wait behind it and deploy its old config over it. Finish or supersede it first.`
 

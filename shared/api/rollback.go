@@ -15,7 +15,8 @@ import (
 // change of its own: what `karma rollback` does. The checks are the CLI's (rollback.Prepare, at
 // the deploy branch's head): 404 for an unknown deployment; 409 with every reason for one that
 // never applied, a destroy, what the component runs now, a config that can no longer be applied
-// at the head (the component or an upstream no longer defined, today's schema refusing it), a
+// at the head (the component or an upstream no longer defined, today's schema refusing it, a
+// dependent reading a runtime key the deployment never published), a
 // change set not done that shares a component (the rollback would wait behind it). Accepted: 201,
 // Location /changes/{id}; the change is never auto-approved — its plans appear at GET
 // /changes/{id} and wait for POST /changes/{id}/approve.

@@ -60,6 +60,9 @@ func Prepare(ctx context.Context, repo Repository, all []*changeset.ChangeSet, i
 	if err := Check(target, headRes, at, head); err != nil {
 		return Plan{}, err
 	}
+	if lost := Unpublished(target, runtimeOf(all, replaces), headRes, head); len(lost) > 0 {
+		return Plan{}, &RefusedError{Deployment: id, Component: comp, Reasons: lost}
+	}
 	affected, err := downstream(headRes.Graph, comp)
 	if err != nil {
 		return Plan{}, err
@@ -68,6 +71,21 @@ func Prepare(ctx context.Context, repo Repository, all []*changeset.ChangeSet, i
 		return refuse(pendingReason(pending))
 	}
 	return Plan{Target: target, Replaces: replaces, Head: head, Affected: affected}, nil
+}
+
+// runtimeOf is the runtime deployment id published (nil when unknown).
+func runtimeOf(all []*changeset.ChangeSet, id string) []byte {
+	if id == "" {
+		return nil
+	}
+	for _, cs := range all {
+		for _, n := range cs.Nodes {
+			if n.DeploymentID == id && n.Outcome != nil {
+				return n.Outcome.Runtime
+			}
+		}
+	}
+	return nil
 }
 
 // downstream lists comp and everything below it, wave by wave.

@@ -17,6 +17,9 @@
 //   - the config does not validate against the type's schema at head (today's contract of the
 //     module's inputs).
 //
+// Prepare, before queueing, also refuses a rollback that would take from the component's runtime
+// a key a dependent's ${…} reads at head (Unpublished).
+//
 // Refused before any of that: an unknown deployment (ErrUnknown), one that never applied
 // (failed, skipped, still pending), a destroy, and the deployment the component runs now.
 package rollback
@@ -25,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/usekarma/karma/shared/changeset"
@@ -166,6 +170,51 @@ func Check(t Target, head, at *model.Result, headCommit string) error {
 		return refused
 	}
 	return nil
+}
+
+// Unpublished lists, for the refusal of a rollback to t, the dependents at the head whose ${…}
+// references read a key that the component's runtime has now (current: the runtime its
+// deployment applied last published) and t never published: rolled back, the runtime loses the
+// key, those dependents are redeployed (a key they consume changed) and their references read
+// nothing — they fail, after the root applied. Keys the runtime lacks now too are not the
+// rollback's doing. Nothing is judged without both runtimes (a component Karma did not deploy
+// last, a deployment recorded before runtimes were kept).
+func Unpublished(t Target, current json.RawMessage, head *model.Result, headCommit string) []string {
+	v, ok := head.Graph.Index(t.Node.Component)
+	if !ok || t.Node.Outcome == nil {
+		return nil
+	}
+	var was, now map[string]json.RawMessage
+	if json.Unmarshal(t.Node.Outcome.Runtime, &was) != nil || json.Unmarshal(current, &now) != nil || was == nil || now == nil {
+		return nil
+	}
+	var out []string
+	for _, ei := range head.Graph.Dependents(v) {
+		e := head.Graph.Edges[ei]
+		var missing []string
+		for _, src := range e.Sources {
+			if src.Kind != model.RefInterpolation || src.Runtime != "" {
+				// only a ${…} of the runtime t published reads a key that must be there (a
+				// rule's consumed keys say what redeploys the dependent, not what it reads)
+				continue
+			}
+			for _, k := range src.Keys {
+				_, had := was[k]
+				_, has := now[k]
+				if has && !had && !slices.Contains(missing, k) {
+					missing = append(missing, k)
+				}
+			}
+		}
+		if len(missing) > 0 {
+			slices.Sort(missing)
+			dep := head.Graph.Components[e.From].ID
+			out = append(out, fmt.Sprintf("%s reads %s of its runtime at the head commit %.12s, which %s did not publish: "+
+				"rolled back, the runtime loses it and %s could not be deployed", dep, strings.Join(missing, ", "), headCommit, t.Node.DeploymentID, dep))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func describe(n *changeset.Node) string {

@@ -156,3 +156,61 @@ func TestCheckReportsEveryReason(t *testing.T) {
 		t.Errorf("at its own commit it applies: %v", err)
 	}
 }
+
+// A dependent that reads, at the head, a runtime key the component publishes now and the target
+// deployment never published could not be deployed after the rollback (its reference would
+// read nothing): the rollback is refused before anything runs, naming the dependent and the
+// keys, rather than applying the root and failing the dependents half-way. A key missing now too
+// is not the rollback's doing.
+func TestUnpublishedKeysADependentReads(t *testing.T) {
+	t.Parallel()
+	head := build(t, map[string]string{
+		"iac/prod/vpc/core/config.json": `{}`,
+		"iac/prod/app/web/config.json":  `{"subnets": "${vpc/core.runtime.private_subnet_ids}", "vpc": "${vpc/core.runtime.vpc_id}", "z": "${vpc/core.runtime.zone}"}`,
+	})
+	target := func(runtime string) Target {
+		n := &changeset.Node{Component: "prod/vpc/core", State: changeset.Applied, DeploymentID: "dep-1", Config: json.RawMessage(`{}`),
+			Outcome: &changeset.Outcome{RuntimeVersion: 1, Runtime: json.RawMessage(runtime)}}
+		return Target{ChangeSet: &changeset.ChangeSet{ID: "old", Env: "prod", Commit: "1111111111111111"}, Node: n}
+	}
+	now := json.RawMessage(`{"vpc_id": "vpc-2", "private_subnet_ids": ["s-2"]}`)
+	lost := Unpublished(target(`{"vpc_id": "vpc-1"}`), now, head, "2222222222222222")
+	if len(lost) != 1 || !strings.Contains(lost[0], "prod/app/web reads private_subnet_ids") || strings.Contains(lost[0], "vpc_id") || strings.Contains(lost[0], "zone") {
+		t.Fatalf("%q: want one reason naming prod/app/web and private_subnet_ids (not vpc_id, which it published, nor zone, missing now too)", lost)
+	}
+	if lost := Unpublished(target(`{"vpc_id": "vpc-1", "private_subnet_ids": ["s-1"]}`), now, head, "2222222222222222"); len(lost) != 0 {
+		t.Errorf("a target that published every key read: %q", lost)
+	}
+	if lost := Unpublished(target(`{"vpc_id": "vpc-1"}`), nil, head, "2222222222222222"); len(lost) != 0 {
+		t.Errorf("without the current runtime nothing is judged: %q", lost)
+	}
+}
+
+// repo is a Repository whose every commit is one graph.
+type repo struct{ res *model.Result }
+
+func (r repo) Head(context.Context) (string, error) { return "2222222222222222", nil }
+func (r repo) Build(context.Context, string, string, map[string][]byte) (*model.Result, error) {
+	return r.res, nil
+}
+
+// karma rollback and POST /deployments/{id}/rollback refuse it before queueing anything.
+func TestPrepareRefusesARollbackThatLosesAKeyADependentReads(t *testing.T) {
+	t.Parallel()
+	head := build(t, map[string]string{
+		"iac/prod/vpc/core/config.json": `{}`,
+		"iac/prod/app/web/config.json":  `{"subnets": "${vpc/core.runtime.private_subnet_ids}"}`,
+	})
+	all := history()[3:] // a, then b, which runs now
+	all[1].Nodes["prod/vpc/core"].Outcome.Runtime = json.RawMessage(`{"vpc_id": "vpc-1"}`)
+	all[0].Nodes["prod/vpc/core"].Outcome.Runtime = json.RawMessage(`{"vpc_id": "vpc-2", "private_subnet_ids": ["s-2"]}`)
+	_, err := Prepare(context.Background(), repo{head}, all, dep("a"))
+	var refused *RefusedError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "prod/app/web reads private_subnet_ids") {
+		t.Fatalf("%v: want the rollback to a refused, naming prod/app/web and private_subnet_ids", err)
+	}
+	all[1].Nodes["prod/vpc/core"].Outcome.Runtime = json.RawMessage(`{"vpc_id": "vpc-1", "private_subnet_ids": ["s-1"]}`)
+	if p, err := Prepare(context.Background(), repo{head}, all, dep("a")); err != nil || p.Replaces != dep("b") {
+		t.Errorf("a target that published the key: %+v, %v", p, err)
+	}
+}
