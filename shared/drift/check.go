@@ -141,6 +141,13 @@ func (c *Checker) checkEnv(ctx context.Context, head, env, only string, sets []*
 	case er.Refresh:
 		c.refresh(ctx, &er, in, store)
 	}
+	for i := range er.Findings { // the infrastructure of a component whose rollback stands too
+		for _, rb := range er.RolledBack {
+			if er.Findings[i].Component == rb.Component {
+				er.Findings[i].Rollback = &rb
+			}
+		}
+	}
 	sortFindings(er.Findings)
 	return er, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/embedded"
+	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/terraform"
@@ -176,5 +177,46 @@ func TestCheckSkipsRefreshesWhenAsked(t *testing.T) {
 	}
 	if e := rep.Envs[0]; !e.Refresh || !e.RefreshSkipped || len(e.Errors) != 0 || len(r.seen) != 0 {
 		t.Errorf("prod: %+v, refreshed %v", e, r.seen)
+	}
+}
+
+// The infrastructure drift of a component whose rollback stands names the rollback too (it is
+// reported, not corrected: Recorder).
+func TestInfrastructureDriftUnderAStandingRollbackNamesIt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, stores := checker(t, repoFiles)
+	res, err := c.Source.Build(ctx, "prod", head, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gitHash := res.Repo.Components[0].Hash
+	old := component("prod", "vpc", "core", `{"cidr":"10.5.0.0/16"}`)
+	n := &changeset.Node{Component: "prod/vpc/core", Root: true, State: changeset.Applied, DeploymentID: "dep-r", Config: old.Resolved,
+		ConfigHash: old.Hash, GitConfigHash: gitHash, Commit: "c0", Outcome: &changeset.Outcome{RuntimeVersion: 2, RuntimeHash: "h", Config: old.Resolved}}
+	cs := &changeset.ChangeSet{ID: "cs-r", Env: "prod", Commit: head, Nodes: map[string]*changeset.Node{n.Component: n}, Waves: [][]string{{n.Component}},
+		Rollback: &message.Rollback{DeploymentID: "dep-first", ChangeSetID: "cs-first", Commit: "c0", ConfigHash: old.Hash}}
+	if _, err := c.ChangeSets.(changeset.Store).Create(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stores["prod"].Put(ctx, params.PutInput{Name: "/iac/vpc/core/config", Value: string(old.Resolved)}); err != nil {
+		t.Fatal(err)
+	}
+	c.Refresher = &refresher{seen: map[string]terraform.Workspace{}, results: map[string]terraform.RefreshResult{
+		"prod/vpc/core": {Deployed: true, Changed: true, Serial: 3, Lineage: "l"}}}
+	c.Workspaces = terraform.Workspaces{WorkDir: t.TempDir(), Modules: terraform.StaticModules(t.TempDir()), Prefix: "/iac"}
+	rep, err := c.Check(ctx, Options{Env: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := rep.Envs[0]
+	var infra *Finding
+	for i, f := range prod.Findings {
+		if f.Kind == message.DriftInfrastructure {
+			infra = &prod.Findings[i]
+		}
+	}
+	if len(prod.RolledBack) != 1 || infra == nil || infra.Rollback == nil || infra.Rollback.DeploymentID != "dep-r" {
+		t.Fatalf("rolled back %+v, findings %+v: want the infrastructure drift naming the standing rollback dep-r", prod.RolledBack, prod.Findings)
 	}
 }

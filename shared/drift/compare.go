@@ -72,13 +72,16 @@ func CompareParameters(in Inputs) Compared {
 		out.Compared++
 		last, hasLast := in.State.Last[c.ID()]
 		cfg := byName[model.ConfigParam(in.Prefix, c.Type, c.Nickname)]
+		var stands *RolledBack
 		if rollbackStands(c, cfg, last) {
-			out.RolledBack = append(out.RolledBack, RolledBack{Component: c.ID(), DeploymentID: last.ID, ChangeSetID: last.ChangeSetID, RolledBackTo: last.RolledBackTo})
+			stands = &RolledBack{Component: c.ID(), DeploymentID: last.ID, ChangeSetID: last.ChangeSetID, RolledBackTo: last.RolledBackTo}
+			out.RolledBack = append(out.RolledBack, *stands)
 		} else if f := compareConfig(in, c, cfg, last.ID); f != nil {
 			out.Findings = append(out.Findings, *f)
 		}
 		rt := byName[model.RuntimeParam(in.Prefix, c.Type, c.Nickname)]
 		if f := compareRuntime(in, c, rt, cfg, last, hasLast); f != nil {
+			f.Rollback = stands
 			out.Findings = append(out.Findings, *f)
 		}
 	}

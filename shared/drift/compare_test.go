@@ -265,3 +265,23 @@ func TestAStandingRollbackIsNotDrift(t *testing.T) {
 		})
 	}
 }
+
+// The /runtime of a component whose rollback stands is still compared (someone may have written
+// it), and its drift says the rollback stands: correcting it would deploy the head's config over
+// the rollback (Recorder does not).
+func TestDriftUnderAStandingRollbackNamesIt(t *testing.T) {
+	t.Parallel()
+	c := vpc()
+	old := component("prod", "vpc", "core", `{"cidr":"10.0.0.0/16","az_count":1}`)
+	rolledBack := Deployment{ID: "dep-r", ChangeSetID: "cs-r", Config: old.Resolved, ConfigHash: old.Hash, RuntimeHash: "h", Runtime: json.RawMessage(`{"vpc_id":"vpc-1"}`),
+		RolledBackTo: "dep-first", GitConfigHash: c.Hash}
+	ps := []params.Parameter{{Name: "/iac/vpc/core/runtime", Value: `{"vpc_id":"vpc-9"}`, Version: 4, LastModifiedUser: "mallory"},
+		{Name: "/iac/vpc/core/config", Value: string(old.Resolved), Version: 4, LastModifiedUser: "karma"}}
+	got := CompareParameters(Inputs{Env: "prod", Prefix: "/iac", Commit: head, Components: []*model.Component{c}, Params: ps,
+		State: State{Last: map[string]Deployment{"prod/vpc/core": rolledBack}}})
+	f := only(t, got)
+	want := &RolledBack{Component: "prod/vpc/core", DeploymentID: "dep-r", ChangeSetID: "cs-r", RolledBackTo: "dep-first"}
+	if f.Kind != message.DriftRuntime || !reflect.DeepEqual(f.Rollback, want) {
+		t.Errorf("finding %+v (rollback %+v): want runtime drift naming the standing rollback %+v", f, f.Rollback, want)
+	}
+}

@@ -17,6 +17,9 @@ type Finding struct {
 	// Recorded is set when an earlier run already published this drift: it is one event, not
 	// published again (and no second corrective change set is queued for it).
 	Recorded *Recorded `json:"recorded,omitempty"`
+	// Rollback is the component's standing rollback (compare.go): its drift is reported, never
+	// corrected, since the correction would deploy the head's config over the rollback.
+	Rollback *RolledBack `json:"rollback,omitempty"`
 }
 
 // Recorded is what the run that first published a drift remembered of it.

@@ -58,8 +58,11 @@ func (r *Recorder) recordEnv(ctx context.Context, er *EnvReport) error {
 		return err
 	}
 	action, corrective := message.DriftReport, (*message.Envelope)(nil)
-	if !er.AllowDrift {
-		e, p, err := correction(er.Env, r.Actor, r.AutoApprove, fresh)
+	// A drift of a component whose rollback stands is reported only: the correction deploys
+	// the head's config, which would undo the rollback.
+	correct := slices.DeleteFunc(slices.Clone(fresh), func(f *Finding) bool { return f.Rollback != nil })
+	if !er.AllowDrift && len(correct) > 0 {
+		e, p, err := correction(er.Env, r.Actor, r.AutoApprove, correct)
 		if err != nil {
 			return err
 		}
@@ -80,7 +83,12 @@ func (r *Recorder) recordEnv(ctx context.Context, er *EnvReport) error {
 	msgs := make([]message.Envelope, 0, len(fresh)+1)
 	for _, f := range fresh {
 		f.Action = action
-		if corrective != nil {
+		switch {
+		case f.Rollback != nil && !er.AllowDrift:
+			f.Action = message.DriftReport
+			f.Detail += fmt.Sprintf("; not corrected: the rollback %s to %s stands, and a correction would deploy the head's config over it "+
+				"(karma rollback %s deploys its config again)", f.Rollback.DeploymentID, f.Rollback.RolledBackTo, f.Rollback.RolledBackTo)
+		case corrective != nil:
 			f.ChangeSetID = corrective.ID
 		}
 		e, err := message.New(message.TypeDriftDetected, er.Env, r.Actor, "drift.detected:"+f.DriftID, f.DriftDetected)

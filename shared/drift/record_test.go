@@ -220,3 +220,42 @@ func driftRecords(recs *records) int {
 	}
 	return n
 }
+
+// A drift of a component whose rollback stands is reported, not corrected: the corrective change
+// set deploys the head's config, which would undo the rollback. The others are corrected.
+func TestRecorderDoesNotCorrectOverAStandingRollback(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	recs, pub := &records{m: map[string]string{}}, &publisher{}
+	r := &Recorder{Records: recs, Publisher: pub, Actor: message.Actor{Kind: "cli", Name: "grace"}}
+	fs := findings()
+	fs[1].Rollback = &RolledBack{Component: "prod/vpc/core", DeploymentID: "dep-r", ChangeSetID: "cs-r", RolledBackTo: "dep-first"}
+	fs[0].Component, fs[0].DriftID = "prod/app/web", "drift-0000000000000004"
+	rep := &Report{Commit: head, Envs: []EnvReport{{Env: "prod", Findings: fs}}}
+	if err := r.Record(ctx, rep); err != nil {
+		t.Fatal(err)
+	}
+	messagetest.ValidateAll(t, pub.sent)
+	var cd message.ChangeDetected
+	if len(pub.sent) != 4 || message.Decode(pub.sent[3], &cd) != nil {
+		t.Fatalf("published %d messages, want 3 drift.detected and 1 change.detected", len(pub.sent))
+	}
+	if len(cd.Components) != 1 || cd.Components[0] != (message.ComponentRef{Type: "app", Nickname: "web"}) || len(cd.Drift) != 2 {
+		t.Errorf("corrective change: components %+v, drifts %v; want app/web and the orphan only, not vpc/core", cd.Components, cd.Drift)
+	}
+	held := rep.Envs[0].Findings[1]
+	if held.Action != message.DriftReport || held.ChangeSetID != "" || !strings.Contains(held.Detail, "dep-r") || !strings.Contains(held.Detail, "karma rollback dep-first") {
+		t.Errorf("the drift under the rollback: action %s, change set %q, detail %q", held.Action, held.ChangeSetID, held.Detail)
+	}
+
+	// Alone, it queues no corrective change at all.
+	pub = &publisher{}
+	r = &Recorder{Records: &records{m: map[string]string{}}, Publisher: pub, Actor: message.Actor{Kind: "cli", Name: "grace"}}
+	rep = &Report{Commit: head, Envs: []EnvReport{{Env: "prod", Findings: fs[1:2]}}}
+	if err := r.Record(ctx, rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.sent) != 1 || pub.sent[0].Type != message.TypeDriftDetected || rep.Envs[0].Corrective != "" {
+		t.Errorf("published %d (corrective %q), want the drift.detected alone", len(pub.sent), rep.Envs[0].Corrective)
+	}
+}
