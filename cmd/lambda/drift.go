@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -50,9 +52,21 @@ func setupDrift(ctx context.Context, a *app.App, getenv func(string) string) (fu
 		if rep == nil {
 			return err
 		}
+		var failed []string
 		for _, e := range rep.Envs {
-			a.Log().Info("drift check", "env", e.Env, "commit", rep.Commit, "compared", e.Compared, "drifts", len(e.Findings),
+			level := slog.LevelInfo
+			if len(e.Errors) > 0 || err != nil {
+				level = slog.LevelWarn
+			}
+			a.Log().Log(ctx, level, "drift check", "env", e.Env, "commit", rep.Commit, "compared", e.Compared, "drifts", len(e.Findings),
 				"corrective_change", e.Corrective, "errors", e.Errors, "error", err)
+			failed = append(failed, e.Errors...)
+		}
+		if err == nil && len(failed) > 0 {
+			// What was found is recorded; what could not be compared fails the invocation, so
+			// that the function's errors (and the schedule's retries) show it: a run that
+			// returned success would read as "no drift".
+			err = fmt.Errorf("drift check of %s: %d comparison(s) failed: %s", env, len(failed), strings.Join(failed, "; "))
 		}
 		return err
 	}, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/usekarma/karma/shared/app"
+	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/drift"
 	"github.com/usekarma/karma/shared/gitrepo/gittest"
 	"github.com/usekarma/karma/shared/message"
@@ -168,5 +169,52 @@ func TestDriftRunRecordsWhatItComparedBeforeTheDeadline(t *testing.T) {
 	}
 	if recorded != rep {
 		t.Errorf("recorded %v, want the report of what was compared", recorded)
+	}
+}
+
+// A scheduled check that could not compare something (here: prod sets drift_refresh, and the
+// workspace of a component Karma deployed has no state) still publishes what it found, and then
+// fails the invocation naming what was not compared — never a successful run that looks like no
+// drift (the function's errors, its retries and its alarms are how a schedule is watched).
+func TestDriftFunctionFailsWhenSomethingWasNotCompared(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	examples, _ := filepath.Abs(filepath.Join("..", "..", "examples"))
+	if err := os.CopyFS(dir, os.DirFS(examples)); err != nil {
+		t.Fatal(err)
+	}
+	prodFile := filepath.Join(dir, "account_environments", "prod.json")
+	b, err := os.ReadFile(prodFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(prodFile, []byte(strings.Replace(string(b), `"allow_drift": false,`, `"allow_drift": false, "drift_refresh": true,`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	origin := gittest.OriginFrom(t, "config.git", dir)
+	vars := map[string]string{"KARMA_STAGE": "drift", "KARMA_BACKEND": "embedded", "KARMA_HOME": t.TempDir(), "KARMA_GIT_URL": origin.Bare,
+		"KARMA_CACHE_DIR": t.TempDir(), "KARMA_TERRAFORM": "/bin/false", "KARMA_EVENT_BUS": "karma", "KARMA_ENV": "prod"}
+	a := lambdaApp(t, vars, awsConfig("http://127.0.0.1:1"))
+	store, err := a.ChangeSets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &changeset.Node{Component: "prod/vpc/core", State: changeset.Applied, DeploymentID: "dep-0123456789abcdef", Config: []byte(`{}`),
+		Outcome: &changeset.Outcome{RuntimeVersion: 1, RuntimeHash: strings.Repeat("ab", 32), Runtime: []byte(`{}`), Config: []byte(`{}`)}}
+	cs := &changeset.ChangeSet{ID: "root-a", Env: "prod", CorrelationID: "root-a", Source: message.SourceGit, Commit: origin.Head(t),
+		Nodes: map[string]*changeset.Node{n.Component: n}, Waves: [][]string{{n.Component}}}
+	if _, err := store.Create(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	h, err := lambdaHandler(ctx, a, env(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.(func(context.Context, events.EventBridgeEvent) error)(ctx, events.EventBridgeEvent{})
+	if err == nil || !strings.Contains(err.Error(), "prod/vpc/core") || !strings.Contains(err.Error(), "not compared") {
+		t.Fatalf("the invocation returned %v: want an error naming what was not compared", err)
+	}
+	if got := published(t, a, ctx); len(got) == 0 {
+		t.Error("what was found was not published before the failure")
 	}
 }
