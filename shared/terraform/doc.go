@@ -19,7 +19,10 @@
 //     (sensitive.go). Saved plans, which Terraform fills with variable values, are 0600 in a
 //     0700 directory.
 //   - [Runner.Plan] prepares, initialises when needed (never upgrades, never reconfigures —
-//     which would empty the state —, never migrates or prompts), runs `terraform plan -out`, counts the saved plan's resource changes into a
+//     which would empty the state —, never migrates or prompts), refuses with
+//     [ErrModuleOutside] a module terraform installed from outside the modules folder holding
+//     ModuleDir (a local source leaving it, an absolute path, a file:// URL: the disk, not the
+//     commit; modulesources.go), runs `terraform plan -out`, counts the saved plan's resource changes into a
 //     message.PlanSummary (a replacement counts as one add and one destroy) and returns the plan
 //     file with its sha256. Next to the plan (<plan>.config.json) it keeps the config.json the
 //     plan was made with.

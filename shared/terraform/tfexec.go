@@ -260,20 +260,26 @@ func (s *session) varFile() ([]tfexec.PlanOption, func(), error) {
 // the backend it initialised, take Root/terraform.tfstate (the local backend's own file) for a
 // legacy local state migrated to it, and empty it — every resource forgotten. The backend block
 // (Root's own state file) does not change between inits, so there is nothing to migrate and no
-// prompt; a Root moved elsewhere (another path) fails init, saying the backend changed.
+// prompt; a Root moved elsewhere (another path) fails init, saying the backend changed. Then,
+// initialised now or before, every module terraform installed must be read from the modules
+// folder of the workspace's module (the commit's) or downloaded by a remote source
+// (checkModuleSources): else ErrModuleOutside and nothing is planned.
 func (s *session) init(ctx context.Context) error {
 	key, err := initKey(s.ws)
 	if err != nil {
 		return s.fail(OpInit, err)
 	}
-	if !needsInit(s.ws.Root, key) {
-		return nil
+	if needsInit(s.ws.Root, key) {
+		if err := s.tf.Init(ctx, tfexec.Upgrade(false), tfexec.Reconfigure(false), tfexec.Backend(true), tfexec.Get(true)); err != nil {
+			return s.fail(OpInit, err)
+		}
+		if err := os.WriteFile(filepath.Join(s.ws.Root, ".terraform", initMarker), []byte(key+"\n"), 0o644); err != nil {
+			return s.fail(OpInit, err)
+		}
 	}
-	if err := s.tf.Init(ctx, tfexec.Upgrade(false), tfexec.Reconfigure(false), tfexec.Backend(true), tfexec.Get(true)); err != nil {
-		return s.fail(OpInit, err)
-	}
-	if err := os.WriteFile(filepath.Join(s.ws.Root, ".terraform", initMarker), []byte(key+"\n"), 0o644); err != nil {
-		return s.fail(OpInit, err)
+	// Every module terraform will load must be the commit's (or downloaded by a remote source).
+	if err := checkModuleSources(s.ws); err != nil {
+		return &Error{Op: OpInit, Component: s.ws.ID(), Err: err}
 	}
 	return nil
 }
