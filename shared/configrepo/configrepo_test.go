@@ -157,6 +157,22 @@ func TestModulesWithASymlinkAreRefused(t *testing.T) {
 	}
 }
 
+// A submodule in the modules folder (a module kept in another repository) is refused by name as
+// a submodule: its content is not part of the commit, and nothing is materialized.
+func TestModulesWithASubmoduleAreRefused(t *testing.T) {
+	o := gittest.NewOrigin(t, "config.git", files("3"))
+	gittest.Git(t, o.Work, "update-index", "--add", "--cacheinfo", "160000,"+o.Head(t)+",components/vpc/network")
+	gittest.Git(t, o.Work, "commit", "-q", "-m", "submodule")
+	gittest.Git(t, o.Work, "push", "-q", "origin", "HEAD:main")
+	src := newSource(t, o.Bare)
+	if _, err := src.ModulesDir(ctx, o.Head(t)); !errors.Is(err, gitrepo.ErrSubmodule) || !strings.Contains(err.Error(), "vpc/network") {
+		t.Errorf("ModulesDir = %v, want ErrSubmodule naming the folder", err)
+	}
+	if entries, _ := os.ReadDir(src.ModulesRoot); len(entries) > 0 {
+		t.Errorf("materialized anyway: %v", entries)
+	}
+}
+
 func proposal(t *testing.T, src *configrepo.Source, az string) configrepo.Proposal {
 	t.Helper()
 	head, err := src.Head(ctx)

@@ -53,7 +53,7 @@ func (s *Source) ModulesDir(ctx context.Context, commit string) (string, error) 
 }
 
 // materialize writes every file of fsys under dest (via a temporary folder renamed into place).
-// Symbolic links are refused: a module's files must be the commit's own.
+// Symbolic links and submodules are refused: a module's files must be the commit's own.
 func materialize(fsys fs.FS, dest string) error {
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return err
@@ -73,6 +73,8 @@ func materialize(fsys fs.FS, dest string) error {
 			return fmt.Errorf("%s: %w", p, gitrepo.ErrSymlink)
 		case d.IsDir():
 			return os.MkdirAll(target, 0o755)
+		case d.Type()&fs.ModeIrregular != 0:
+			return fmt.Errorf("%s: %w", p, gitrepo.ErrSubmodule)
 		case !d.Type().IsRegular():
 			return fmt.Errorf("%s: not a regular file", p)
 		}

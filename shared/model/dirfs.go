@@ -55,6 +55,7 @@ type configReader interface {
 var (
 	errLink       = errors.New("a symbolic link: refused (Karma does not follow links, whose target could lie outside the repository)")
 	errNotRegular = errors.New("not a regular file")
+	errSpecial    = errors.New("a submodule or special file, not a folder: refused (a submodule's content is not part of the commit, and Karma deploys only what the commit holds)")
 )
 
 // readConfigFile reads file name of a repository's fsys (a config.json, karma.json, an account

@@ -169,6 +169,8 @@ func (r *Repo) discover(onlyEnv string) ([]*source, []string) {
 	if err != nil {
 		if fi, lerr := fs.Lstat(r.fsys, "iac"); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
 			r.refuseLink("iac")
+		} else if lerr == nil && special(fi.Mode()) {
+			r.refuseSpecial("iac")
 		}
 		return nil, nil
 	}
@@ -183,6 +185,9 @@ func (r *Repo) discover(onlyEnv string) ([]*source, []string) {
 		switch {
 		case isLink(ee):
 			r.refuseLink(relEnv)
+			continue
+		case special(ee.Type()):
+			r.refuseSpecial(relEnv)
 			continue
 		case !ee.IsDir():
 			warn(relEnv, "ignored: expected iac/<env>/<type>/<nickname>/config.json")
@@ -201,6 +206,9 @@ func (r *Repo) discover(onlyEnv string) ([]*source, []string) {
 			switch {
 			case isLink(te):
 				r.refuseLink(relType)
+				continue
+			case special(te.Type()):
+				r.refuseSpecial(relType)
 				continue
 			case !te.IsDir():
 				warn(relType, "ignored: expected a component type folder")
@@ -229,6 +237,9 @@ func (r *Repo) componentSource(env, typ, relType string, ne fs.DirEntry, warn fu
 	case isLink(ne):
 		r.refuseLink(rel)
 		return nil
+	case special(ne.Type()):
+		r.refuseSpecial(rel)
+		return nil
 	case !ne.IsDir():
 		warn(rel, "ignored: expected a component folder holding config.json")
 		return nil
@@ -254,6 +265,21 @@ func (r *Repo) componentSource(env, typ, relType string, ne fs.DirEntry, warn fu
 }
 
 func isLink(e fs.DirEntry) bool { return e.Type()&fs.ModeSymlink != 0 }
+
+// special reports a type that is neither a folder, a regular file nor a symbolic link: a git
+// submodule in a commit's tree (gitrepo.TreeFS: fs.ModeIrregular), a FIFO, socket or device in a
+// directory.
+func special(m fs.FileMode) bool {
+	return m.Type()&^fs.ModeSymlink != 0 && !m.IsDir()
+}
+
+// refuseSpecial reports a submodule (or special file) where a folder of the layout is expected:
+// its content is not part of the commit, so nothing under it could be deployed from the commit;
+// ignoring it would drop what it stands for without an error.
+func (r *Repo) refuseSpecial(rel string) {
+	r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeLayout, File: rel,
+		Message: errSpecial.Error()})
+}
 
 // refuseLink reports a symbolic link: Karma never follows one, since its target could lie
 // outside the repository (a secrets file published to Parameter Store, say).

@@ -166,3 +166,44 @@ func BenchmarkBuildFromCommit10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(10_000)*float64(b.N)/b.Elapsed().Seconds(), "components/s")
 }
+
+// A submodule where the layout expects a folder (iac, an environment, a type, a component) is
+// refused with an error naming it, as a symbolic link is: its content is not part of the commit,
+// and ignoring it with a warning dropped the components it stood for (a commit turning a
+// component's folder into a submodule deployed nothing and destroyed it).
+func TestSubmodulesAreRefused(t *testing.T) {
+	gittest.Need(t)
+	o := gittest.NewOrigin(t, "config.git", map[string]string{
+		"iac/prod/vpc/core/config.json": `{"cidr": "10.0.0.0/16"}`,
+	})
+	head := o.Head(t)
+	for _, p := range []string{"iac/prod/vpc/edge", "iac/prod/queue", "iac/qa"} {
+		gittest.Git(t, o.Work, "update-index", "--add", "--cacheinfo", "160000,"+head+","+p)
+	}
+	gittest.Git(t, o.Work, "commit", "-q", "-m", "submodules")
+	sha := o.Head(t)
+	repo, err := gitrepo.OpenLocal(o.Work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	tree, err := repo.Tree(context.Background(), sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := model.BuildFS(context.Background(), tree, "config@"+sha[:8], model.BuildOptions{LoadOptions: model.LoadOptions{Env: "prod"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := map[string]bool{}
+	for _, d := range res.Diagnostics.Errors() {
+		if strings.Contains(d.Message, "submodule") {
+			refused[d.File] = true
+		}
+	}
+	for _, f := range []string{"iac/prod/vpc/edge", "iac/prod/queue", "iac/qa"} {
+		if !refused[f] {
+			t.Errorf("%s: not refused as a submodule (diagnostics: %v)", f, res.Diagnostics)
+		}
+	}
+}
