@@ -123,3 +123,38 @@ func TestLoneSurrogateIsAnError(t *testing.T) {
 		t.Errorf("a surrogate pair: %v, %v", obj, d)
 	}
 }
+
+// Two environment folders whose names differ only by case are an error naming both, also when
+// only one of them is loaded (resolve builds one environment at a time): on a case-insensitive
+// file system they are one checkout folder and share each component's Terraform workspace.
+func TestEnvironmentsDifferingOnlyByCase(t *testing.T) {
+	t.Parallel()
+	fsys := fstest.MapFS{
+		"iac/prod/vpc/core/config.json": {Data: []byte(`{"cidr": "10.0.0.0/16"}`)},
+		"iac/Prod/vpc/core/config.json": {Data: []byte(`{"cidr": "10.9.0.0/16"}`)},
+		"iac/qa/vpc/core/config.json":   {Data: []byte(`{"cidr": "10.1.0.0/16"}`)},
+	}
+	for _, env := range []string{"", "prod", "Prod"} {
+		repo, err := LoadFS(fsys, "repo", LoadOptions{Env: env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found []string
+		for _, d := range repo.Diagnostics.Errors() {
+			if d.Code == CodeDuplicate && strings.Contains(d.Message, "environment defined twice") {
+				found = append(found, d.File)
+			}
+		}
+		if len(found) == 0 {
+			t.Errorf("env %q: no error for iac/prod and iac/Prod (diagnostics: %v)", env, repo.Diagnostics)
+		}
+	}
+	// An environment without a twin is not concerned by it.
+	repo, err := LoadFS(fsys, "repo", LoadOptions{Env: "qa"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := repo.Diagnostics.Errors(); len(errs) > 0 {
+		t.Errorf("qa: %v", errs)
+	}
+}

@@ -195,6 +195,7 @@ func (r *Repo) discover(onlyEnv string) ([]*source, []string) {
 		}
 		if env != BaseEnv {
 			envs = append(envs, env)
+			r.checkEnvCase(envEntries, env, onlyEnv)
 			if onlyEnv != "" && env != onlyEnv {
 				continue
 			}
@@ -227,6 +228,22 @@ func (r *Repo) discover(onlyEnv string) ([]*source, []string) {
 		}
 	}
 	return srcs, envs
+}
+
+// checkEnvCase reports environment folder env when another differs from it only by case and
+// either is the environment loaded (onlyEnv; "" = all): Git on macOS and Windows checks both out
+// into one folder, and Terraform's workspaces (<work dir>/<env>/<type>/<nickname>) on such a
+// file system would be one for both, each environment planning against the other's state.
+func (r *Repo) checkEnvCase(entries []fs.DirEntry, env, onlyEnv string) {
+	for _, e := range entries {
+		other := e.Name()
+		if other == env || !strings.EqualFold(other, env) || !e.IsDir() || (onlyEnv != "" && onlyEnv != env && onlyEnv != other) {
+			continue
+		}
+		r.Diagnostics = append(r.Diagnostics, Diagnostic{Severity: SevError, Code: CodeDuplicate, File: "iac/" + env,
+			Message: fmt.Sprintf("environment defined twice: also iac/%s (names differ only by case; on a case-insensitive file system they are one folder, and one Terraform workspace per component)", other)})
+		return
+	}
 }
 
 // componentSource checks one entry of a type folder: a folder holding a regular config.json.
