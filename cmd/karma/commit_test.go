@@ -424,8 +424,8 @@ func TestALaterCommitOffTheDeployBranchIsNotBuiltFrom(t *testing.T) {
 	git(t, repo, "checkout", "-qb", "karma/change/request")
 	editJSON(t, vpc, func(d map[string]any) { d["az_count"] = 6 })
 	r := commitAs(t, repo, "Eve", "six AZs, not approved")
+	karmaOK(t, g, append([]string{"ingest", "commit", r}, base...)...) // on its branch; reviewed: waits for approval
 	git(t, repo, "checkout", "-q", branch)
-	karmaOK(t, g, append([]string{"ingest", "commit", r}, base...)...) // reviewed: waits for approval
 	karmaOK(t, g, append([]string{"plan"}, base...)...)
 	karmaOK(t, g, append([]string{"ingest", "commit", "--auto-approve", a}, base...)...)
 	karmaOK(t, g, append([]string{"plan"}, base...)...)
@@ -441,5 +441,29 @@ func TestALaterCommitOffTheDeployBranchIsNotBuiltFrom(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no change set caused by %.12s", a)
+	}
+}
+
+// `karma ingest commit` of a commit that is not on the checked-out branch (another branch's, or
+// one the branch was reset past) is refused, naming the commit and the branch, and queues
+// nothing: its git.pushed would say it was pushed to that branch, and deploy a tree the branch
+// does not hold. Checked out on its own branch, the same commit is queued.
+func TestIngestRefusesACommitOffTheCheckedOutBranch(t *testing.T) {
+	repo, state := demoRepo(t)
+	g := &globals{paramsBackend: "embedded"}
+	base := []string{"--repo", repo, "--state-dir", state}
+	branch := git(t, repo, "rev-parse", "--abbrev-ref", "HEAD")
+	git(t, repo, "checkout", "-qb", "experiment")
+	editJSON(t, filepath.Join(repo, "iac", "prod", "vpc", "core", "config.json"), func(d map[string]any) { d["az_count"] = 6 })
+	x := commitAs(t, repo, "Eve", "six AZs, on a branch of its own")
+	git(t, repo, "checkout", "-q", branch)
+
+	code, out, errOut := karmaWith(t, g, append([]string{"ingest", "commit", x}, base...)...)
+	if code == 0 || !strings.Contains(errOut, x[:12]) || !strings.Contains(errOut, "not on the checked-out branch "+branch) {
+		t.Fatalf("ingest of a commit off %s: exit %d\n%s\n%s", branch, code, out, errOut)
+	}
+	git(t, repo, "checkout", "-q", "experiment")
+	if out := karmaOK(t, g, append([]string{"ingest", "commit", x}, base...)...); !strings.Contains(out, "queued") {
+		t.Fatalf("ingest on its branch (nothing queued or recorded by the refusal before): %s", out)
 	}
 }

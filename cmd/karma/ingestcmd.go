@@ -29,7 +29,7 @@ func newIngestCommitCmd(g *globals) *cobra.Command {
 	var auto bool
 	c := &cobra.Command{
 		Use:   "commit [REV...]",
-		Short: "Queue the config changes of Git commits (default HEAD) of the config repository",
+		Short: "Queue the config changes of Git commits (default HEAD) of the checked-out branch of the config repository",
 		RunE: func(c *cobra.Command, revs []string) error {
 			if len(revs) == 0 {
 				revs = []string{"HEAD"}
@@ -52,6 +52,18 @@ func newIngestCommitCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				// Its git.pushed names the checked-out branch: a commit that is not on it (another
+				// branch's, or one the branch was reset past) would be recorded as pushed there,
+				// and resolve refuses it.
+				branch := src.Repo.Branch()
+				if on, err := src.Repo.OnBranch(c.Context(), info.SHA, branch); err != nil {
+					return err
+				} else if !on {
+					if branch == "" {
+						branch = "HEAD (detached)"
+					}
+					return fmt.Errorf("commit %.12s (%s) is not on the checked-out branch %s: nothing queued; check out the branch it is on, or merge it", info.SHA, rev, branch)
+				}
 				known, err := st.ingestedAs(c.Context(), info.SHA)
 				if err != nil {
 					return err
@@ -64,7 +76,7 @@ func newIngestCommitCmd(g *globals) *cobra.Command {
 				for _, f := range info.Files {
 					files = append(files, trigger.FileChange{Path: f.Path, Removed: f.Removed})
 				}
-				pushed, err := trigger.GitPushed(trigger.Push{SHA: info.SHA, Author: info.Author, Message: info.Message, Branch: src.Repo.Branch(),
+				pushed, err := trigger.GitPushed(trigger.Push{SHA: info.SHA, Author: info.Author, Message: info.Message, Branch: branch,
 					Files: files, AutoApprove: auto}, pushModulesDir(c.Context(), src, info.SHA), "")
 				if errors.Is(err, trigger.ErrNothingDeployable) {
 					fmt.Fprintf(c.OutOrStdout(), "commit %.12s changes nothing Karma deploys\n", info.SHA)

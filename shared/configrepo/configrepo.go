@@ -135,6 +135,12 @@ func (s *Source) Diff(ctx context.Context, before, after string) ([]model.Change
 	return out, nil
 }
 
+// OnBranch reports whether commit sha is on branch now ("" = the deploy branch):
+// gitrepo.Repo.OnBranch.
+func (s *Source) OnBranch(ctx context.Context, sha, branch string) (bool, error) {
+	return s.Repo.OnBranch(ctx, sha, branch)
+}
+
 // IsAncestor reports whether commit a is an ancestor of commit b.
 func (s *Source) IsAncestor(ctx context.Context, a, b string) (bool, error) {
 	return s.Repo.IsAncestor(ctx, a, b)

@@ -2,10 +2,13 @@ package gitrepo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
@@ -141,4 +144,55 @@ func (r *Repo) IsAncestor(ctx context.Context, a, b string) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return ca.IsAncestor(cb)
+}
+
+// OnBranch reports whether commit sha is on branch now: its tip or an ancestor of it. For a
+// cache the branch is read from the remote (fetched now), for a local clone from its own refs;
+// "" is the deploy branch (Branch; a local clone with a detached HEAD: HEAD). A branch that does
+// not exist (deleted) holds no commit. A commit a force push removed from the branch is not on
+// it, though the repository may still hold it (fetched before, or by id).
+func (r *Repo) OnBranch(ctx context.Context, sha, branch string) (bool, error) {
+	if !isFullSHA(sha) {
+		return false, fmt.Errorf("repository %s: commit %q: want the full 40 hex digits", r, sha)
+	}
+	tip, found, err := r.branchTip(ctx, branch)
+	if err != nil || !found {
+		return false, err
+	}
+	if tip == sha {
+		return true, nil
+	}
+	return r.IsAncestor(ctx, sha, tip)
+}
+
+// branchTip is the commit branch points at (see OnBranch); found is false when it does not exist.
+func (r *Repo) branchTip(ctx context.Context, branch string) (tip string, found bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var name plumbing.ReferenceName
+	if r.remote == nil {
+		name = plumbing.HEAD
+		if branch != "" {
+			name = plumbing.NewBranchReferenceName(branch)
+		}
+	} else {
+		if branch == "" {
+			branch = r.remote.BranchOrDefault()
+		}
+		spec := config.RefSpec("+refs/heads/" + branch + ":refs/remotes/origin/" + branch)
+		if err := r.fetch(ctx, spec); errors.As(err, &git.NoMatchingRefSpecError{}) {
+			return "", false, nil
+		} else if err != nil {
+			return "", false, &FetchError{Repo: r.label, Err: fmt.Errorf("branch %s: %w", branch, err)}
+		}
+		name = plumbing.NewRemoteReferenceName("origin", branch)
+	}
+	ref, err := r.git.Reference(name, true)
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("repository %s: %s: %w", r.label, name, err)
+	}
+	return ref.Hash().String(), true, nil
 }

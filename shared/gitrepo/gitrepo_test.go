@@ -382,3 +382,55 @@ func TestCommitCheckout(t *testing.T) {
 		t.Errorf("git status = %q, want only the staged README", got)
 	}
 }
+
+// A commit is on a branch while the branch's tip is it or descends from it. Once a force push
+// rewinds the branch past it, it is not, though the cache holds it still (fetched before); a
+// branch that does not exist holds nothing. The same from a local clone's own refs.
+func TestOnBranchAfterAForcePush(t *testing.T) {
+	o := gittest.NewOrigin(t, "config.git", configFiles("4"))
+	a := o.Head(t)
+	b := o.Commit(t, "five", map[string]string{"iac/prod/vpc/core/config.json": `{"az_count": 5}`})
+	cache, err := gitrepo.OpenCache(filepath.Join(t.TempDir(), "cache"), gitrepo.Remote{URL: o.Bare, Branch: "main"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	local, err := gitrepo.OpenLocal(o.Work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	check := func(when string, r *gitrepo.Repo, sha, branch string, want bool) {
+		t.Helper()
+		got, err := r.OnBranch(ctx, sha, branch)
+		if err != nil || got != want {
+			t.Errorf("%s: %s on %q = %v, %v; want %v", when, sha[:8], branch, got, err, want)
+		}
+	}
+	if err := cache.Fetch(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*gitrepo.Repo{cache, local} {
+		check("before the force push", r, a, "main", true)
+		check("before the force push", r, b, "main", true)
+		check("before the force push", r, b, "", true)
+		check("a branch that does not exist", r, a, "nope", false)
+	}
+	// main rewound past b, and a new commit c on it.
+	gittest.Git(t, o.Work, "reset", "-q", "--hard", a)
+	if err := os.WriteFile(filepath.Join(o.Work, "iac/prod/vpc/core/config.json"), []byte(`{"az_count": 6}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gittest.Git(t, o.Work, "commit", "-q", "-am", "six")
+	gittest.Git(t, o.Work, "push", "-q", "-f", "origin", "HEAD:main")
+	c := o.Head(t)
+	if _, err := cache.Tree(ctx, b); err != nil {
+		t.Fatalf("the cache lost b: %v", err)
+	}
+	for _, r := range []*gitrepo.Repo{cache, local} {
+		check("after the force push", r, b, "main", false)
+		check("after the force push", r, b, "", false)
+		check("after the force push", r, a, "main", true)
+		check("after the force push", r, c, "main", true)
+	}
+}

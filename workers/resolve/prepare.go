@@ -17,10 +17,21 @@ type Fetcher interface {
 	Fetch(ctx context.Context, sha string) error
 }
 
+// BranchChecker is an optional interface of Commits: whether a commit is on a branch now (""
+// = the deploy branch). With it, a pushed commit a force push has since removed from its branch
+// is refused (onBranch), though the repository still holds it.
+type BranchChecker interface {
+	OnBranch(ctx context.Context, sha, branch string) (bool, error)
+}
+
 // prepared is what Prepare found for one change.detected, which Handle uses instead of reading
 // or building it again.
 type prepared struct {
 	head string // the deploy branch's head, for a change that names no commit
+	// branchChecked: Prepare asked whether the pushed commit is on its branch, and branchErr
+	// is onBranch's answer.
+	branchChecked bool
+	branchErr     error
 	// env's graph at commit with the request's overrides, when Prepare could tell which
 	// environment and commit Handle will build (nil otherwise, or when the build failed: Handle
 	// builds again and reports it).
@@ -63,6 +74,10 @@ func (w *Worker) Prepare(ctx context.Context, in message.Envelope) (any, error) 
 		}
 		pr.commit = p.Commit.SHA
 	}
+	if p.Commit != nil && p.Source == message.SourceGit {
+		// read from the remote here, outside the transaction Handle may run in
+		pr.branchChecked, pr.branchErr = true, w.checkBranch(ctx, p)
+	}
 	// A push is built at the newest commit of its environment, which only the change sets tell;
 	// a promotion's environments come from its plan: Handle builds those itself.
 	if in.Env != "" && p.Source != message.SourceGit && p.Promotion == nil && pr.commit != "" {
@@ -92,3 +107,42 @@ func overridesFor(p message.ChangeDetected, env string) map[string][]byte {
 
 // fullSHA is a full commit id (a push's before may be the all-zero id of a new branch).
 var fullSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// onBranch refuses a pushed commit (source git: a push, `karma ingest commit`, a promotion of
+// one) that is no longer on the branch it was pushed to (Commit.Branch; "" = the deploy branch):
+// a force push removed it, or it never was there. The repository may still hold it (fetched
+// before the force push, or by its id), and deploying it would bring back a tree its branch
+// discarded; the error is permanent (dead-lettered, naming the commit and the branch). Prepare's
+// answer is used when it asked.
+func (w *Worker) onBranch(ctx context.Context, p message.ChangeDetected) error {
+	if p.Commit == nil || p.Source != message.SourceGit {
+		return nil
+	}
+	if pr := preparedFor(ctx); pr != nil && pr.branchChecked {
+		return pr.branchErr
+	}
+	return w.checkBranch(ctx, p)
+}
+
+func (w *Worker) checkBranch(ctx context.Context, p message.ChangeDetected) error {
+	bc, ok := w.Commits.(BranchChecker)
+	if !ok {
+		return nil
+	}
+	on, err := bc.OnBranch(ctx, p.Commit.SHA, p.Commit.Branch)
+	if err != nil {
+		return fmt.Errorf("resolve: is commit %s on branch %s: %w", p.Commit.SHA, branchName(p.Commit.Branch), err)
+	}
+	if !on {
+		return pipeline.Permanent(fmt.Errorf("resolve: commit %s is not on branch %s (a force push removed it, or it was never pushed there): nothing is deployed from it",
+			p.Commit.SHA, branchName(p.Commit.Branch)))
+	}
+	return nil
+}
+
+func branchName(b string) string {
+	if b == "" {
+		return "(the deploy branch)"
+	}
+	return b
+}

@@ -221,6 +221,9 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 // newChangeSet builds, governs, plans and orders the change set csID of env for p, in memory.
 func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p message.ChangeDetected, env, commit string, promo *promotionPlan,
 	csID string) (*changeset.ChangeSet, error) {
+	if err := w.onBranch(ctx, p); err != nil {
+		return nil, err
+	}
 	held := "" // why a promotion is not built at its environment's later tree (promotion.go)
 	if p.Source == message.SourceGit {
 		own := commit
