@@ -10,6 +10,7 @@ package model
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -61,6 +62,7 @@ func compile(url string, data []byte) (*jsonschema.Schema, error) {
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
+	c.UseLoader(noLoader{}) // (the JSON Schema metaschemas are built in, and still load)
 	if err := c.AddResource(url, doc); err != nil {
 		return nil, err
 	}
@@ -71,3 +73,17 @@ type invalidSchemaJSON struct{ err error }
 
 func (e *invalidSchemaJSON) Error() string { return "invalid JSON: " + e.err.Error() }
 func (e *invalidSchemaJSON) Unwrap() error { return e.err }
+
+// errSchemaRef refuses a $ref to another document. The compiler's default loader reads any
+// file:// URL from the disk of the machine running Karma: a schema's "$ref": "common.json" was
+// looked for at /components/<type>/common.json there, not in the commit, and "$ref":
+// "file:///etc/…" read whatever the server holds, so validation — what decides whether a commit
+// deploys — depended on files outside the commit (and compiled results, cached by the schema's
+// own bytes, would not follow them).
+var errSchemaRef = errors.New("a schema may refer only within itself (\"$ref\": \"#/$defs/...\"): " +
+	"another file or URL is not read, since what validates a commit must be the commit's own schema file")
+
+// noLoader refuses every document a schema refers to (errSchemaRef).
+type noLoader struct{}
+
+func (noLoader) Load(string) (any, error) { return nil, errSchemaRef }

@@ -2,6 +2,8 @@ package model
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -77,5 +79,45 @@ func TestSchemaCompiledOncePerContent(t *testing.T) {
 		if e := repo.schemaFor("vpc"); e.err == nil || !strings.Contains(e.err.Error(), "invalid JSON") {
 			t.Errorf("invalid schema: %v", e.err)
 		}
+	}
+}
+
+// A schema's $ref to another document — a file on the disk of the machine running Karma, by
+// absolute path or relative to the schema — is refused with an error naming the schema and the
+// reference, whatever the disk holds: what validates a commit is the commit's schema alone.
+// A $ref within the schema and the JSON Schema metaschema ($schema) still work.
+func TestSchemaRefsOutsideTheSchemaAreRefused(t *testing.T) {
+	t.Parallel()
+	disk := filepath.Join(t.TempDir(), "disk.schema.json")
+	if err := os.WriteFile(disk, []byte(`{"type": "object", "required": ["from_disk"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Where a relative $ref of components/app/config.schema.json was looked for: the disk's root.
+	fsys := fstest.MapFS{
+		"iac/dev/vpc/core/config.json":      {Data: []byte(`{"from_disk": 1}`)},
+		"components/vpc/config.schema.json": {Data: []byte(`{"$comment": "TestSchemaRefsOutside disk", "$ref": "file://` + filepath.ToSlash(disk) + `"}`)},
+		"iac/dev/app/api/config.json":       {Data: []byte(`{"size": 1}`)},
+		"components/app/config.schema.json": {Data: []byte(`{"$comment": "TestSchemaRefsOutside sibling", "$ref": "common.schema.json"}`)},
+		"components/app/common.schema.json": {Data: []byte(`{"type": "object"}`)},
+		"iac/dev/db/main/config.json":       {Data: []byte(`{"size": "big"}`)},
+		"components/db/config.schema.json": {Data: []byte(`{"$schema": "https://json-schema.org/draft/2020-12/schema",
+			"$defs": {"size": {"type": "integer"}}, "properties": {"size": {"$ref": "#/$defs/size"}}}`)},
+	}
+	repo, err := LoadFS(fsys, "repo", LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byFile := map[string]string{}
+	for _, d := range repo.Diagnostics.Errors() {
+		byFile[d.File] += d.String() + "\n"
+	}
+	for file, ref := range map[string]string{"iac/dev/vpc/core/config.json": filepath.ToSlash(disk), "iac/dev/app/api/config.json": "common.schema.json"} {
+		got := byFile[file]
+		if !strings.Contains(got, "may refer only within itself") || !strings.Contains(got, ref) {
+			t.Errorf("%s: %q, want the schema's $ref to %s refused", file, got, ref)
+		}
+	}
+	if got := byFile["iac/dev/db/main/config.json"]; !strings.Contains(got, "/size") || strings.Contains(got, "cannot be used") {
+		t.Errorf("db/main against a schema with a local $ref: %q, want /size refused as not an integer", got)
 	}
 }
