@@ -59,7 +59,8 @@ func Compile(ctx context.Context, files map[string][]byte) (*Set, error) {
 	// Strict built-in errors: a built-in that fails (a bad sprintf, a type error at run time)
 	// fails the evaluation — which denies, fail closed — instead of leaving a deny rule
 	// undefined, which would let the change through.
-	opts := []func(*rego.Rego){rego.Query(Query), rego.SetRegoVersion(ast.RegoV1), rego.StrictBuiltinErrors(true)}
+	opts := []func(*rego.Rego){rego.Query(Query), rego.SetRegoVersion(ast.RegoV1), rego.StrictBuiltinErrors(true),
+		rego.Capabilities(capabilities())}
 	for _, n := range names {
 		opts = append(opts, rego.Module(n, string(files[n])))
 	}
@@ -71,6 +72,27 @@ func Compile(ctx context.Context, files map[string][]byte) (*Set, error) {
 		return nil, err
 	}
 	return &Set{query: q}, nil
+}
+
+// refusedBuiltins are the Rego built-ins a policy may not call: they reach outside the commit
+// and the change — a request from the process deciding (to a metadata endpoint, say, whose
+// answer a deny message would then record), a DNS lookup, the process's runtime. A policy
+// calling one does not compile (ErrInvalid, naming it as an unknown function).
+var refusedBuiltins = map[string]bool{"http.send": true, "net.lookup_ip_addr": true, "opa.runtime": true}
+
+// capabilities are OPA's built-ins but refusedBuiltins, and no host allowed to any network
+// built-in a later OPA may add.
+func capabilities() *ast.Capabilities {
+	caps := ast.CapabilitiesForThisVersion()
+	kept := make([]*ast.Builtin, 0, len(caps.Builtins)) // (a new slice: never OPA's own)
+	for _, b := range caps.Builtins {
+		if !refusedBuiltins[b.Name] {
+			kept = append(kept, b)
+		}
+	}
+	caps.Builtins = kept
+	caps.AllowNet = []string{}
+	return caps
 }
 
 // decides refuses policy files of which no module is in package karma: data.karma would be

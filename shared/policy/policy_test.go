@@ -3,6 +3,8 @@ package policy
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -250,5 +252,38 @@ func TestPoliciesOutsidePackageKarmaAreInvalid(t *testing.T) {
 	}
 	if _, err := LoadDir(context.Background(), dir); err == nil || !strings.Contains(err.Error(), "package karma") {
 		t.Errorf("operator's policies outside package karma: %v, want refused", err)
+	}
+}
+
+// A commit's policy cannot reach outside the commit and the change: http.send (a request from
+// the deciding process — to a metadata endpoint, whose answer a deny message would record),
+// net.lookup_ip_addr and opa.runtime do not compile, and nothing is requested.
+func TestPoliciesCannotReachTheNetwork(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"SecretAccessKey": "s3cret"}`))
+	}))
+	defer srv.Close()
+	for name, body := range map[string]string{
+		"http.send":          `r := http.send({"method": "GET", "url": "` + srv.URL + `"}); msg := sprintf("%v", [r.body])`,
+		"net.lookup_ip_addr": `ips := net.lookup_ip_addr("localhost"); msg := sprintf("%v", [ips])`,
+		"opa.runtime":        `msg := sprintf("%v", [opa.runtime()])`,
+	} {
+		src := "package karma\n\ndeny contains msg if {\n\t" + strings.ReplaceAll(body, "; ", "\n\t") + "\n}\n"
+		set, err := Compile(context.Background(), map[string][]byte{"policies/leak.rego": []byte(src)})
+		if err == nil {
+			d, eerr := set.Evaluate(context.Background(), Input{})
+			t.Errorf("%s: compiled; evaluated to %+v, %v", name, d, eerr)
+			continue
+		}
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v, want an error naming it", name, err)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the policy's request reached the server %d time(s)", n)
 	}
 }
