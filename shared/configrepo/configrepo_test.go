@@ -12,6 +12,7 @@ import (
 	"github.com/usekarma/karma/shared/configrepo"
 	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/gitrepo/gittest"
+	"github.com/usekarma/karma/shared/terraform"
 )
 
 var ctx = context.Background()
@@ -154,6 +155,31 @@ func TestModulesWithASymlinkAreRefused(t *testing.T) {
 	src := newSource(t, o.Bare)
 	if _, err := src.ModulesDir(ctx, sha); !errors.Is(err, gitrepo.ErrSymlink) || !strings.Contains(err.Error(), "passwd.tf") {
 		t.Errorf("ModulesDir = %v, want ErrSymlink naming the file", err)
+	}
+}
+
+// A workspace of a commit's modules is confined to them (terraform refuses module calls leaving
+// the materialized folder); one of a modules folder outside the repository (KARMA_MODULES_DIR,
+// an absolute path) is not.
+func TestWorkspacesOfACommitsModulesAreConfined(t *testing.T) {
+	o := gittest.NewOrigin(t, "config.git", files("3"))
+	sha := o.Head(t)
+	src := newSource(t, o.Bare)
+	ws, err := terraform.Workspaces{WorkDir: t.TempDir(), Modules: src}.For(ctx, "prod/vpc/core", sha, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ws.Confine == "" || filepath.Dir(ws.ModuleDir) != ws.Confine || filepath.Dir(ws.Confine) != src.ModulesRoot {
+		t.Errorf("workspace of the commit's modules: Confine %q, ModuleDir %q", ws.Confine, ws.ModuleDir)
+	}
+	static := t.TempDir()
+	src.Settings.ModulesDir = static
+	ws, err = terraform.Workspaces{WorkDir: t.TempDir(), Modules: src}.For(ctx, "prod/vpc/core", sha, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ws.Confine != "" || ws.ModuleDir != filepath.Join(static, "vpc") {
+		t.Errorf("workspace of modules outside the repository: Confine %q, ModuleDir %q", ws.Confine, ws.ModuleDir)
 	}
 }
 

@@ -52,6 +52,18 @@ func (s *Source) ModulesDir(ctx context.Context, commit string) (string, error) 
 	return dest, nil
 }
 
+// FromCommit reports whether dir is a modules folder ModulesDir materialized from a commit
+// (under ModulesRoot), not one given as an absolute path (terraform.CommitModules): module calls
+// of the workspaces using it must stay in it.
+func (s *Source) FromCommit(dir string) bool {
+	if s.ModulesRoot == "" {
+		return false
+	}
+	root, err1 := filepath.Abs(s.ModulesRoot)
+	d, err2 := filepath.Abs(dir)
+	return err1 == nil && err2 == nil && filepath.Dir(d) == root
+}
+
 // materialize writes every file of fsys under dest (via a temporary folder renamed into place).
 // Symbolic links and submodules are refused: a module's files must be the commit's own.
 func materialize(fsys fs.FS, dest string) error {

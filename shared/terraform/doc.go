@@ -20,9 +20,9 @@
 //     0700 directory.
 //   - [Runner.Plan] prepares, initialises when needed (never upgrades, never reconfigures —
 //     which would empty the state —, never migrates or prompts), refuses with
-//     [ErrModuleOutside] a module terraform installed from outside the modules folder holding
-//     ModuleDir (a local source leaving it, an absolute path, a file:// URL: the disk, not the
-//     commit; modulesources.go), runs `terraform plan -out`, counts the saved plan's resource changes into a
+//     [ErrModuleOutside] a module terraform installed from outside Workspace.Confine, the
+//     commit's modules folder (a local source leaving it, an absolute path, a file:// URL: the
+//     disk, not the commit; modulesources.go), runs `terraform plan -out`, counts the saved plan's resource changes into a
 //     message.PlanSummary (a replacement counts as one add and one destroy) and returns the plan
 //     file with its sha256. Next to the plan (<plan>.config.json) it keeps the config.json the
 //     plan was made with.

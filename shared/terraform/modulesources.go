@@ -27,11 +27,14 @@ type modulesManifest struct {
 }
 
 // checkModuleSources reads which folder terraform loads each module of Root from
-// (.terraform/modules/modules.json, written by init) and refuses any outside the modules folder
-// ws.ModuleDir is in (the commit's, materialized) and outside Root/.terraform/modules (remote
-// sources, downloaded there); a module copied there from a local path (an absolute source, a
-// file:// URL) is refused too.
+// (.terraform/modules/modules.json, written by init) and refuses any outside ws.Confine (the
+// commit's modules folder, materialized) and outside Root/.terraform/modules (remote sources,
+// downloaded there); a module copied there from a local path (an absolute source, a file://
+// URL) is refused too. Without Confine nothing is checked.
 func checkModuleSources(ws Workspace) error {
+	if ws.Confine == "" {
+		return nil
+	}
 	data, err := os.ReadFile(filepath.Join(ws.Root, ".terraform", "modules", "modules.json"))
 	if err != nil {
 		return fmt.Errorf("reading the modules terraform installed: %w", err)
@@ -40,7 +43,7 @@ func checkModuleSources(ws Workspace) error {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return fmt.Errorf("reading the modules terraform installed: %w", err)
 	}
-	modules := realDir(filepath.Dir(ws.ModuleDir))
+	modules := realDir(ws.Confine)
 	installed := realDir(filepath.Join(ws.Root, ".terraform", "modules"))
 	var errs []error
 	for _, mod := range m.Modules {

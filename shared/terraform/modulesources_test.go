@@ -43,7 +43,7 @@ output "from" { value = module.nested.from }
 	write("modules/old/vpc/main.tf", `output "from" { value = "another commit" }`)
 	write("elsewhere/main.tf", `output "from" { value = "the disk" }`)
 	return Workspace{Root: filepath.Join(base, "work", "dev", "vpc", "core"), ModuleDir: filepath.Join(base, "modules", "new", "vpc"),
-		Env: "dev", Type: "vpc", Nickname: "core", Prefix: "/iac", Config: json.RawMessage(`{}`)}
+		Confine: filepath.Join(base, "modules", "new"), Env: "dev", Type: "vpc", Nickname: "core", Prefix: "/iac", Config: json.RawMessage(`{}`)}
 }
 
 // A module of the commit calling, by a local source, a folder outside the commit's modules folder
@@ -87,6 +87,14 @@ func TestModulesOutsideTheCommitAreRefused(t *testing.T) {
 			t.Fatalf("plan calling ../common: %v", err)
 		}
 	})
+	t.Run("a modules folder outside the repository", func(t *testing.T) {
+		t.Parallel()
+		ws := modulesTree(t, "../../old/vpc")
+		ws.Confine = "" // KARMA_MODULES_DIR: not versioned with the configs, not confined
+		if _, err := r.Plan(ctx, ws); err != nil {
+			t.Fatalf("plan of a static modules folder: %v", err)
+		}
+	})
 }
 
 // The manifest terraform writes is read as it is: a module installed in .terraform/modules from
@@ -94,7 +102,8 @@ func TestModulesOutsideTheCommitAreRefused(t *testing.T) {
 func TestCheckModuleSources(t *testing.T) {
 	t.Parallel()
 	base := t.TempDir()
-	ws := Workspace{Root: filepath.Join(base, "work", "dev", "vpc", "core"), ModuleDir: filepath.Join(base, "modules", "abc", "vpc")}
+	ws := Workspace{Root: filepath.Join(base, "work", "dev", "vpc", "core"), ModuleDir: filepath.Join(base, "modules", "abc", "vpc"),
+		Confine: filepath.Join(base, "modules", "abc")}
 	for _, tc := range []struct {
 		source, dir string
 		refused     bool

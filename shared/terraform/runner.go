@@ -19,6 +19,10 @@ type Workspace struct {
 	Root string
 	// ModuleDir is the path of the component's module, <modules_dir>/<type>.
 	ModuleDir string
+	// Confine, when set, is the folder every module terraform loads must be read from — the
+	// commit's modules folder, materialized — unless a remote source downloaded it
+	// (checkModuleSources); "" (a modules folder outside the repository): no such check.
+	Confine string
 	// Env, Type and Nickname name the component; Prefix is the Parameter Store prefix (the
 	// module's iac_prefix; when empty the module's default applies).
 	Env, Type, Nickname, Prefix string

@@ -261,9 +261,9 @@ func (s *session) varFile() ([]tfexec.PlanOption, func(), error) {
 // legacy local state migrated to it, and empty it — every resource forgotten. The backend block
 // (Root's own state file) does not change between inits, so there is nothing to migrate and no
 // prompt; a Root moved elsewhere (another path) fails init, saying the backend changed. Then,
-// initialised now or before, every module terraform installed must be read from the modules
-// folder of the workspace's module (the commit's) or downloaded by a remote source
-// (checkModuleSources): else ErrModuleOutside and nothing is planned.
+// initialised now or before, every module terraform installed must be read from ws.Confine
+// (the commit's modules folder) or downloaded by a remote source (checkModuleSources): else
+// ErrModuleOutside and nothing is planned.
 func (s *session) init(ctx context.Context) error {
 	key, err := initKey(s.ws)
 	if err != nil {
@@ -277,7 +277,8 @@ func (s *session) init(ctx context.Context) error {
 			return s.fail(OpInit, err)
 		}
 	}
-	// Every module terraform will load must be the commit's (or downloaded by a remote source).
+	// Every module terraform will load must be the commit's (or downloaded by a remote source)
+	// when the modules folder is a commit's (Confine).
 	if err := checkModuleSources(s.ws); err != nil {
 		return &Error{Op: OpInit, Component: s.ws.ID(), Err: err}
 	}

@@ -15,6 +15,13 @@ type Modules interface {
 	ModulesDir(ctx context.Context, commit string) (string, error)
 }
 
+// CommitModules is an optional interface of Modules: whether a folder ModulesDir returned is a
+// commit's own modules folder (materialized from its tree), which the workspace's module calls
+// must then stay in (Workspace.Confine).
+type CommitModules interface {
+	FromCommit(dir string) bool
+}
+
 // StaticModules is one modules folder whatever the commit: tests, and a modules folder that
 // lies outside the config repository (not versioned with it).
 type StaticModules string
@@ -51,5 +58,11 @@ func (ws Workspaces) For(ctx context.Context, component, commit string, config j
 	if err != nil {
 		return Workspace{}, err
 	}
-	return Workspace{Root: root, ModuleDir: mod, Env: parts[0], Type: parts[1], Nickname: parts[2], Prefix: ws.Prefix, Config: config}, nil
+	out := Workspace{Root: root, ModuleDir: mod, Env: parts[0], Type: parts[1], Nickname: parts[2], Prefix: ws.Prefix, Config: config}
+	if cm, ok := ws.Modules.(CommitModules); ok && cm.FromCommit(modules) {
+		if out.Confine, err = filepath.Abs(modules); err != nil {
+			return Workspace{}, err
+		}
+	}
+	return out, nil
 }
