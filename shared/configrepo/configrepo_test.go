@@ -183,6 +183,35 @@ func TestWorkspacesOfACommitsModulesAreConfined(t *testing.T) {
 	}
 }
 
+// A module file whose blob is a Git LFS pointer or git-crypt ciphertext — what a checkout's
+// filters replace by the real content, but not the commit's objects Karma deploys — is refused
+// by name, and nothing is materialized: the pointer would have been deployed as the file.
+func TestModulesWithFilteredBlobsAreRefused(t *testing.T) {
+	for name, content := range map[string]string{
+		"lfs":       "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n",
+		"git-crypt": "\x00GITCRYPT\x00\x8f\x01ciphertext",
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := gittest.NewOrigin(t, "config.git", files("3"))
+			sha := o.Commit(t, "a binary", map[string]string{"components/vpc/lambda/function.zip": content})
+			src := newSource(t, o.Bare)
+			_, err := src.ModulesDir(ctx, sha)
+			if !errors.Is(err, configrepo.ErrFilteredBlob) || !strings.Contains(err.Error(), "vpc/lambda/function.zip") {
+				t.Errorf("ModulesDir = %v, want ErrFilteredBlob naming the file", err)
+			}
+			if entries, _ := os.ReadDir(src.ModulesRoot); len(entries) > 0 {
+				t.Errorf("materialized anyway: %v", entries)
+			}
+		})
+	}
+	// A file that merely mentions LFS is a file like any other.
+	o := gittest.NewOrigin(t, "config.git", files("3"))
+	sha := o.Commit(t, "readme", map[string]string{"components/vpc/README.md": "see version https://git-lfs.github.com/spec/v1\n"})
+	if _, err := newSource(t, o.Bare).ModulesDir(ctx, sha); err != nil {
+		t.Errorf("a README mentioning LFS: %v", err)
+	}
+}
+
 // A submodule in the modules folder (a module kept in another repository) is refused by name as
 // a submodule: its content is not part of the commit, and nothing is materialized.
 func TestModulesWithASubmoduleAreRefused(t *testing.T) {

@@ -1,6 +1,7 @@
 package configrepo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,26 @@ func (s *Source) ModulesDir(ctx context.Context, commit string) (string, error) 
 	return dest, nil
 }
 
+// ErrFilteredBlob refuses a module file whose blob is not its content: a Git LFS pointer or a
+// git-crypt encrypted file, which a checkout's filters (.gitattributes) replace by the real
+// content but the commit's git objects — what Karma deploys — do not. Written as it is, the
+// pointer or the ciphertext would be deployed in the file's place (a Lambda's zip, an S3
+// object, a template), without an error.
+var ErrFilteredBlob = errors.New("its blob is not its content")
+
+// filtered recognises a Git LFS pointer (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md:
+// "version https://git-lfs.github.com/spec/v1" first, under 1024 bytes) and a git-crypt file
+// ("\x00GITCRYPT\x00" first).
+func filtered(data []byte) error {
+	switch {
+	case len(data) < 1024 && bytes.HasPrefix(data, []byte("version https://git-lfs.github.com/spec/v1\n")):
+		return fmt.Errorf("%w: a Git LFS pointer (Karma deploys the commit's git objects and fetches no LFS content: keep module files out of LFS)", ErrFilteredBlob)
+	case bytes.HasPrefix(data, []byte("\x00GITCRYPT\x00")):
+		return fmt.Errorf("%w: encrypted by git-crypt (Karma deploys the commit's git objects, which hold the ciphertext)", ErrFilteredBlob)
+	}
+	return nil
+}
+
 // FromCommit reports whether dir is a modules folder ModulesDir materialized from a commit
 // (under ModulesRoot), not one given as an absolute path (terraform.CommitModules): module calls
 // of the workspaces using it must stay in it.
@@ -65,7 +86,8 @@ func (s *Source) FromCommit(dir string) bool {
 }
 
 // materialize writes every file of fsys under dest (via a temporary folder renamed into place).
-// Symbolic links and submodules are refused: a module's files must be the commit's own.
+// Symbolic links and submodules are refused: a module's files must be the commit's own; so are
+// Git LFS pointers and git-crypt files (filtered).
 func materialize(fsys fs.FS, dest string) error {
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return err
@@ -93,6 +115,9 @@ func materialize(fsys fs.FS, dest string) error {
 		data, err := fs.ReadFile(fsys, p)
 		if err != nil {
 			return err
+		}
+		if err := filtered(data); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
 		}
 		mode := os.FileMode(0o644)
 		if info, err := d.Info(); err == nil && info.Mode()&0o111 != 0 {
