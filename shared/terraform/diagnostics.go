@@ -8,6 +8,7 @@ package terraform
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -64,6 +65,9 @@ type uiLog struct {
 	partial []byte
 	errs    []Diagnostic
 	dropped int
+	// applied are the resource changes terraform reported complete (apply_complete), errored
+	// those it reported failed (apply_errored): what an apply that failed half-way did.
+	applied, errored changeList
 }
 
 func newUILog(text io.Writer, scrub redactor) *uiLog { return &uiLog{text: text, scrub: scrub} }
@@ -100,6 +104,7 @@ func (u *uiLog) line(b []byte) {
 	d, ok := msg.(tfjson.DiagnosticLogMessage)
 	if !ok {
 		fmt.Fprintf(u.text, "%s\n", msg.Message())
+		u.hook(b)
 		return
 	}
 	fmt.Fprintf(u.text, "%s\n", msg.Message())
@@ -109,6 +114,68 @@ func (u *uiLog) line(b []byte) {
 	if d.Severity == tfjson.DiagnosticSeverityError {
 		u.add(d.Diagnostic)
 	}
+}
+
+// hookMessage is the part of an apply_complete or apply_errored message (terraform's
+// machine-readable UI, "hook") that names the resource change.
+type hookMessage struct {
+	Type string `json:"type"`
+	Hook struct {
+		Resource struct {
+			Addr string `json:"addr"`
+		} `json:"resource"`
+		Action string `json:"action"`
+	} `json:"hook"`
+}
+
+// hook records a resource change terraform completed or failed (line b, a JSON message).
+func (u *uiLog) hook(b []byte) {
+	var h hookMessage
+	if json.Unmarshal(b, &h) != nil || h.Hook.Resource.Addr == "" {
+		return
+	}
+	change := u.scrub.apply(strings.TrimSpace(h.Hook.Action + " " + h.Hook.Resource.Addr))
+	switch h.Type {
+	case "apply_complete":
+		u.applied.add(change)
+	case "apply_errored":
+		u.errored.add(change)
+	}
+}
+
+// changeList is a list of resource changes, "<action> <address>", of at most maxChanges.
+type changeList struct {
+	changes []string
+	dropped int
+}
+
+const maxChanges = 50
+
+func (l *changeList) add(c string) {
+	if len(l.changes) == maxChanges {
+		l.dropped++
+		return
+	}
+	l.changes = append(l.changes, c)
+}
+
+// list is the changes, the last one counting those left out.
+func (l changeList) list() []string {
+	out := append([]string(nil), l.changes...)
+	if l.dropped > 0 {
+		out = append(out, fmt.Sprintf("… and %d more", l.dropped))
+	}
+	return out
+}
+
+// changes returns the resource changes terraform completed, and those it failed, so far.
+func (u *uiLog) changes() (applied, errored []string) {
+	if u == nil {
+		return nil, nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.applied.list(), u.errored.list()
 }
 
 func (u *uiLog) add(d tfjson.Diagnostic) {

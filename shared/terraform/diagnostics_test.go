@@ -67,6 +67,72 @@ func TestTFExecApplyFailureDiagnostics(t *testing.T) {
 	}
 }
 
+// An apply that fails half-way says what terraform changed before failing — now in the state —
+// and what failed, from its -json hooks; it returns no outputs.
+func TestTFExecApplyFailedHalfWaySaysWhatWasApplied(t *testing.T) {
+	t.Parallel()
+	r := NewTFExec(findTerraformOrSkip(t))
+	ctx := context.Background()
+	module, err := filepath.Abs(filepath.Join("testdata", "modules", "halfway"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failFile := filepath.Join(t.TempDir(), "fail")
+	if err := os.WriteFile(failFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := json.Marshal(map[string]any{"value": "a", "fail_file": failFile})
+	ws := Workspace{Root: t.TempDir(), ModuleDir: module, Env: "prod", Type: "halfway", Nickname: "core", Config: cfg}
+	out, err := r.Apply(ctx, ws, mustPlan(t, r, ws))
+	var te *Error
+	if !errors.As(err, &te) || te.Op != OpApply || !te.Permanent() || out != nil {
+		t.Fatalf("failing apply: %v, outputs %v", err, out)
+	}
+	if got := strings.Join(te.Applied, ","); got != "create module.component.terraform_data.network" {
+		t.Errorf("applied = %q, want the network terraform created", got)
+	}
+	if got := strings.Join(te.Errored, ","); got != "create module.component.terraform_data.subnet" {
+		t.Errorf("errored = %q, want the subnet", got)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "\nCompleted before the failure (in the state now):\n  create module.component.terraform_data.network\nFailed:\n  create module.component.terraform_data.subnet") {
+		t.Errorf("error as reported:\n%s", msg)
+	}
+}
+
+// The resource changes terraform reports complete or failed (its -json hooks) are kept, in
+// order and bounded; other messages are not.
+func TestUILogKeepsTheChangesOfAnApply(t *testing.T) {
+	u := newUILog(newTail(), redactor{})
+	hook := func(typ, action, addr string) string {
+		return fmt.Sprintf(`{"@level":"info","@message":"%s: …","type":%q,"hook":{"resource":{"addr":%q},"action":%q}}`+"\n", addr, typ, addr, action)
+	}
+	for _, l := range []string{
+		hook("apply_start", "create", "a.x"),
+		hook("apply_complete", "create", "a.x"),
+		hook("apply_complete", "delete", "a.y"),
+		hook("apply_errored", "update", "a.z"),
+		`{"@level":"info","@message":"Apply complete!","type":"change_summary","changes":{"add":1}}` + "\n",
+	} {
+		if _, err := u.Write([]byte(l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	applied, errored := u.changes()
+	if strings.Join(applied, ",") != "create a.x,delete a.y" || strings.Join(errored, ",") != "update a.z" {
+		t.Fatalf("applied %q, errored %q", applied, errored)
+	}
+	for i := 0; i < maxChanges+5; i++ {
+		_, _ = u.Write([]byte(hook("apply_complete", "create", fmt.Sprintf("b.n[%d]", i))))
+	}
+	if applied, _ = u.changes(); len(applied) != maxChanges+1 || applied[maxChanges] != "… and 7 more" {
+		t.Fatalf("%d applied, last %q", len(applied), applied[len(applied)-1])
+	}
+	e := &Error{Op: OpApply, Component: "prod/vpc/core", Err: errors.New("exit status 1")}
+	if msg := e.Error(); !strings.HasSuffix(msg, "\nCompleted before the failure: no resource change.") {
+		t.Errorf("an apply that changed nothing: %s", msg)
+	}
+}
+
 // A saved plan made before the state changed is refused before terraform runs (ErrPlanChanged,
 // step verify), and nothing is applied.
 func TestTFExecStalePlan(t *testing.T) {

@@ -50,7 +50,9 @@
 //     Root/.karma.lock (flock) while terraform runs, in this process or any other.
 //   - Failures are [*Error] values carrying the step, the component, terraform's own
 //     diagnostics (plan and apply run with -json: summary, detail, resource and file of each
-//     error, sensitive values scrubbed; diagnostics.go) and the tail of its output as text.
+//     error, sensitive values scrubbed; diagnostics.go) and the tail of its output as text; a
+//     failed apply also lists the resource changes terraform completed before failing (now in
+//     the state) and those it failed, from its apply_complete and apply_errored events.
 //     [Error.Permanent] tells a retrying caller whether trying again can
 //     help: false only for context cancellation or deadline, true for terraform failures
 //     (invalid config, failed apply, a changed plan). Outcomes are decided from exit codes and

@@ -92,6 +92,10 @@ type Error struct {
 	// Diagnostics are the errors terraform itself reported (plan and apply), sensitive values
 	// redacted. When present, Error shows them instead of the log.
 	Diagnostics []Diagnostic
+	// Applied (step apply) are the resource changes terraform completed before it failed — now
+	// in the state, though the apply failed — as "<action> <address>", in terraform's order;
+	// Errored those it reported failed. From its -json UI (apply_complete, apply_errored).
+	Applied, Errored []string
 }
 
 func (e *Error) Error() string {
@@ -110,7 +114,34 @@ func (e *Error) Error() string {
 	case e.Log != "":
 		msg += "\n" + e.Log
 	}
+	if e.Op == OpApply {
+		msg += "\n" + e.appliedText()
+	}
 	return fmt.Sprintf("terraform %s %s: %s", e.Op, e.Component, msg)
+}
+
+// appliedText says what an apply that failed changed before failing.
+func (e *Error) appliedText() string {
+	var b strings.Builder
+	stop := "the failure"
+	if !e.Permanent() {
+		stop = "the interruption"
+	}
+	if len(e.Applied) == 0 {
+		b.WriteString("Completed before " + stop + ": no resource change.")
+	} else {
+		b.WriteString("Completed before " + stop + " (in the state now):")
+		for _, c := range e.Applied {
+			b.WriteString("\n  " + c)
+		}
+	}
+	if len(e.Errored) > 0 {
+		b.WriteString("\nFailed:")
+		for _, c := range e.Errored {
+			b.WriteString("\n  " + c)
+		}
+	}
+	return b.String()
 }
 
 func (e *Error) Unwrap() error { return e.Err }

@@ -71,8 +71,12 @@ func (s *session) fail(op string, err error) error {
 	if msg := s.redact.apply(err.Error()); msg != err.Error() {
 		err = &redactedError{err: err, msg: msg}
 	}
-	return &Error{Op: op, Component: s.ws.ID(), Err: err, Log: s.redact.apply(s.log.String()),
+	e := &Error{Op: op, Component: s.ws.ID(), Err: err, Log: s.redact.apply(s.log.String()),
 		Diagnostics: s.redact.diagnostics(s.ui.diagnostics())}
+	if op == OpApply {
+		e.Applied, e.Errored = s.ui.changes()
+	}
+	return e
 }
 
 // redactedError is an error whose message had sensitive values scrubbed; errors.Is and As still

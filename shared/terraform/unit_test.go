@@ -87,7 +87,7 @@ func TestErrorPermanentAndFormat(t *testing.T) {
 		}
 	}
 	intr := &Error{Op: OpApply, Component: "c", Err: interrupted{}, Log: "Interrupt received."}
-	if intr.Permanent() || intr.Error() != "terraform apply c: interrupted (context cancelled or timed out): exit status 1\nInterrupt received." {
+	if intr.Permanent() || intr.Error() != "terraform apply c: interrupted (context cancelled or timed out): exit status 1\nInterrupt received.\nCompleted before the interruption: no resource change." {
 		t.Fatalf("interrupted: permanent %v, %q", intr.Permanent(), intr.Error())
 	}
 	pc := &Error{Op: OpVerify, Err: fmt.Errorf("%w: x", ErrPlanChanged)}
@@ -99,7 +99,7 @@ func TestErrorPermanentAndFormat(t *testing.T) {
 		t.Fatal("errors.As does not find *Error")
 	}
 	short := &Error{Op: OpApply, Component: "c", Err: errors.New("a\nb")}
-	if short.Error() != "terraform apply c: a\nb" {
+	if short.Error() != "terraform apply c: a\nb\nCompleted before the failure: no resource change." {
 		t.Fatalf("without a log the whole error is kept: %q", short.Error())
 	}
 }

@@ -266,14 +266,16 @@ type failingRunner struct{ terraform.Noop }
 func (*failingRunner) Apply(_ context.Context, ws terraform.Workspace, _ terraform.PlanResult) (terraform.Outputs, error) {
 	return nil, &terraform.Error{Op: terraform.OpApply, Component: ws.ID(), Err: errExit1{}, Log: "module.component.terraform_data.vpc: Creating...",
 		Diagnostics: []terraform.Diagnostic{{Summary: "local-exec provisioner error", Detail: "Error running command: exit status 3. Output: quota exceeded",
-			Address: "module.component.terraform_data.vpc", Where: "vpc/main.tf:16"}}}
+			Address: "module.component.terraform_data.vpc", Where: "vpc/main.tf:16"}},
+		Applied: []string{"create module.component.terraform_data.network"}, Errored: []string{"create module.component.terraform_data.vpc"}}
 }
 
 type errExit1 struct{}
 
 func (errExit1) Error() string { return "exit status 1\nstderr" }
 
-// A failed terraform apply fails the deployment with terraform's diagnostics.
+// A failed terraform apply fails the deployment with terraform's diagnostics, and says what it
+// changed before failing.
 func TestApplyFailureCarriesTerraformDiagnostics(t *testing.T) {
 	t.Parallel()
 	s := newStage(t, setup{approved: true, runner: &failingRunner{}})
