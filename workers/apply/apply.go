@@ -279,16 +279,17 @@ func (w *Worker) record(ctx context.Context, a *attempt, outputs terraform.Outpu
 		outcome.Plan, outcome.PlanMessageID = &a.replanned.plan, a.replanned.id
 	}
 	if w.Atomic == nil {
-		if err := w.recordOutcome(ctx, a.p, outcome); err != nil {
+		recorded, err := w.recordOutcome(ctx, a.p, outcome)
+		if err != nil {
 			return nil, err
 		}
-		return w.finishAndAnnounce(ctx, a.store, a.in, a.p, outcome, a.fail)
+		return w.finishAndAnnounce(ctx, a.store, a.in, a.p, recorded, a.fail)
 	}
 	done, err := w.finish(ctx, a.store, a.in, a.p, outcome)
 	if err == nil {
 		return w.announce(a.in, a.p, done), nil
 	}
-	if rerr := w.recordOutcome(ctx, a.p, outcome); rerr != nil {
+	if _, rerr := w.recordOutcome(ctx, a.p, outcome); rerr != nil {
 		return nil, rerr
 	}
 	return unpublished(a.p, err, a.fail)
@@ -296,15 +297,21 @@ func (w *Worker) record(ctx context.Context, a *attempt, outputs terraform.Outpu
 
 // recordOutcome records o, not yet published, in the change set node of p, unless the node has
 // an outcome already: one recorded is never replaced (had the failed transaction committed after
-// all, its published outcome stays).
-func (w *Worker) recordOutcome(ctx context.Context, p message.DeploymentPlanned, o changeset.Outcome) error {
+// all, its published outcome stays; another handling of the deployment — a copy of the message
+// whose first handler's claim ran out — recorded first). It returns the outcome recorded, o or
+// the one found, which is the one to publish and announce.
+func (w *Worker) recordOutcome(ctx context.Context, p message.DeploymentPlanned, o changeset.Outcome) (changeset.Outcome, error) {
+	recorded := o
 	_, err := w.ChangeSets.Update(ctx, p.ChangeSetID, func(cs *changeset.ChangeSet) error {
+		recorded = o // the store may run this again after a lost race
 		if n := cs.Nodes[p.Component]; n.Outcome == nil {
 			n.Outcome = &o
+		} else if n.DeploymentID == p.DeploymentID {
+			recorded = *n.Outcome
 		}
 		return nil
 	})
-	return err
+	return recorded, err
 }
 
 // finishAndAnnounce publishes a recorded outcome and announces it.
@@ -343,14 +350,32 @@ func (w *Worker) finish(ctx context.Context, store params.Store, in message.Enve
 	_, typ, nick := splitComponent(p.Component)
 	what := "deployment=" + p.DeploymentID + " change=" + p.ChangeSetID
 	user := "karma:" + in.Actor.Name
-	puts := []params.PutInput{{Name: model.RuntimeParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Runtime),
-		Description: params.Provenance(what, string(o.Runtime)), User: user}}
-	if len(o.Config) > 0 {
-		puts = append(puts, params.PutInput{Name: model.ConfigParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Config),
-			Description: params.Provenance(what, string(o.Config)), User: user})
-	}
 	done := o
 	err := w.atomic(ctx, func(ctx context.Context) error {
+		o := o // what this run of fn publishes (fn may run again)
+		done = o
+		if w.Atomic != nil {
+			// In the transaction: an outcome another handling of the deployment recorded since
+			// this one read the change set (a copy of the message whose first handler's claim
+			// ran out, which waited for the workspace while this one applied) is the one
+			// published and announced, not recorded over (recordOutcome does the same on AWS).
+			cs, err := w.ChangeSets.Get(ctx, p.ChangeSetID)
+			if err != nil {
+				return err
+			}
+			if n := cs.Nodes[p.Component]; n != nil && n.Outcome != nil && n.DeploymentID == p.DeploymentID {
+				o, done = *n.Outcome, *n.Outcome
+				if o.RuntimeVersion > 0 {
+					return nil // published already
+				}
+			}
+		}
+		puts := []params.PutInput{{Name: model.RuntimeParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Runtime),
+			Description: params.Provenance(what, string(o.Runtime)), User: user}}
+		if len(o.Config) > 0 {
+			puts = append(puts, params.PutInput{Name: model.ConfigParam(w.Workspaces.Prefix, typ, nick), Value: string(o.Config),
+				Description: params.Provenance(what, string(o.Config)), User: user})
+		}
 		for _, in := range puts {
 			if err := publishable(ctx, store, in); err != nil {
 				return err
