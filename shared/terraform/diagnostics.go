@@ -68,6 +68,8 @@ type uiLog struct {
 	// applied are the resource changes terraform reported complete (apply_complete), errored
 	// those it reported failed (apply_errored): what an apply that failed half-way did.
 	applied, errored changeList
+	// applyComplete: terraform reported the apply complete (change_summary, operation apply).
+	applyComplete bool
 }
 
 func newUILog(text io.Writer, scrub redactor) *uiLog { return &uiLog{text: text, scrub: scrub} }
@@ -117,9 +119,13 @@ func (u *uiLog) line(b []byte) {
 }
 
 // hookMessage is the part of an apply_complete or apply_errored message (terraform's
-// machine-readable UI, "hook") that names the resource change.
+// machine-readable UI, "hook") that names the resource change, and of a change_summary its
+// operation.
 type hookMessage struct {
-	Type string `json:"type"`
+	Type    string `json:"type"`
+	Changes struct {
+		Operation string `json:"operation"`
+	} `json:"changes"`
 	Hook struct {
 		Resource struct {
 			Addr string `json:"addr"`
@@ -128,10 +134,18 @@ type hookMessage struct {
 	} `json:"hook"`
 }
 
-// hook records a resource change terraform completed or failed (line b, a JSON message).
+// hook records a resource change terraform completed or failed, or that it completed the apply
+// (line b, a JSON message).
 func (u *uiLog) hook(b []byte) {
 	var h hookMessage
-	if json.Unmarshal(b, &h) != nil || h.Hook.Resource.Addr == "" {
+	if json.Unmarshal(b, &h) != nil {
+		return
+	}
+	if h.Type == "change_summary" && h.Changes.Operation == "apply" {
+		u.applyComplete = true
+		return
+	}
+	if h.Hook.Resource.Addr == "" {
 		return
 	}
 	change := u.scrub.apply(strings.TrimSpace(h.Hook.Action + " " + h.Hook.Resource.Addr))
@@ -166,6 +180,13 @@ func (l changeList) list() []string {
 		out = append(out, fmt.Sprintf("… and %d more", l.dropped))
 	}
 	return out
+}
+
+// completed reports whether terraform reported the apply complete.
+func (u *uiLog) completed() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.applyComplete
 }
 
 // changes returns the resource changes terraform completed, and those it failed, so far.

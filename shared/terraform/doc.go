@@ -36,7 +36,9 @@
 //     (another plan or a refresh of Root may have rewritten it): Apply puts back the one the
 //     plan was made with first (a plan without it is ErrPlanChanged too). The plan last applied
 //     in Root, given again while the state is still the one its apply left (its caller lost the
-//     outcome), returns that apply's outputs without running terraform (stale.go). It returns the
+//     outcome), returns that apply's outputs without running terraform (stale.go) — also when
+//     its context ended after terraform reported the apply complete and exited 0 (that call
+//     fails as interrupted; the plan is recorded applied). It returns the
 //     module's outputs as top-level keys ([Outputs]), which the caller publishes as the
 //     component's runtime.
 //   - [TFExec.Refresh] (a [Refresher]; the drift check) runs `terraform plan -refresh-only` in a

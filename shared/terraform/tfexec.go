@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -68,6 +69,11 @@ type session struct {
 }
 
 func (s *session) fail(op string, err error) error {
+	if ctxErr := endedWithoutError(err); ctxErr != nil {
+		// terraform-exec's error for a command started as its context ended, which it did not
+		// wait for: a context error wrapping no error, whose Error method would panic.
+		err = fmt.Errorf("terraform was started as the context ended: %w", ctxErr)
+	}
 	if msg := s.redact.apply(err.Error()); msg != err.Error() {
 		err = &redactedError{err: err, msg: msg}
 	}
@@ -77,6 +83,30 @@ func (s *session) fail(op string, err error) error {
 		e.Applied, e.Errored = s.ui.changes()
 	}
 	return e
+}
+
+// endedWithoutError returns the context's error when err is terraform-exec's error for a command
+// whose context ended while the command reported no error of its own (its error wraps nil), else
+// nil.
+func endedWithoutError(err error) error {
+	if err == nil || err == context.Canceled || err == context.DeadlineExceeded || errors.Unwrap(err) != nil {
+		return nil
+	}
+	for _, c := range []error{context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, c) {
+			return c
+		}
+	}
+	return nil
+}
+
+// appliedThenInterrupted reports whether terraform completed the apply it reported on ui before
+// the context ended: it said so (change_summary of the apply) and exited with status 0 — what
+// terraform-exec reports as the context's error alone (exec.Cmd.Wait does, for a command that
+// succeeds once cancelled), never an exit status.
+func appliedThenInterrupted(err error, ui *uiLog) bool {
+	var exit *exec.ExitError
+	return (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && !errors.As(err, &exit) && ui.completed()
 }
 
 // redactedError is an error whose message had sensitive values scrubbed; errors.Is and As still
@@ -347,7 +377,16 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 	}
 	defer os.Remove(applying)
 	if err := s.tf.ApplyJSON(ctx, s.ui, tfexec.DirOrPlan(applying)); err != nil {
-		return nil, s.fail(OpApply, err)
+		if !appliedThenInterrupted(err, s.ui) {
+			return nil, s.fail(OpApply, err)
+		}
+		// The context ended once terraform had applied the plan: the apply happened. It is
+		// recorded as applied (below), so that the caller, which tries an interrupted call
+		// again, gets its outputs then rather than a stale plan.
+		recordApplied(s.ws.Root, plan.PlanHash)
+		_ = os.Remove(plan.PlanFile)
+		_ = os.Remove(planConfigFile(plan.PlanFile))
+		return nil, s.fail(OpApply, fmt.Errorf("terraform applied the plan, then was interrupted before its outputs were read: %w", err))
 	}
 	recordApplied(s.ws.Root, plan.PlanHash)
 	_ = os.Remove(plan.PlanFile)
