@@ -184,8 +184,8 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 // or "" when it is: the node must still be waiting to be applied — scheduled, not settled
 // (skipped by a rejection or an expiry, failed, blocked), the same deployment — and the change
 // set must hold an approval that covers it: approved now (an approval withdrawn since, because
-// another plan went stale, covers nothing), and for a deployment.approved, of the very plan the
-// node holds. A node with an outcome of this deployment is not asked: it was applied (the caller
+// another plan went stale, covers nothing), and for a deployment.approved — or whatever brings a
+// plan of a node holding one, released by an approval — of the very plan the node holds. A node with an outcome of this deployment is not asked: it was applied (the caller
 // announces it).
 func notWaiting(in message.Envelope, cs *changeset.ChangeSet, n *changeset.Node, p message.DeploymentPlanned) string {
 	switch {
@@ -212,6 +212,10 @@ func notWaiting(in message.Envelope, cs *changeset.ChangeSet, n *changeset.Node,
 			held = n.Plan.PlanHash
 		}
 		return fmt.Sprintf("the approval is of plan %s, the deployment holds plan %s", p.PlanHash, held)
+	case n.Plan != nil && n.Plan.PlanHash != p.PlanHash:
+		// The deployment holds the plan people approved (released by their approval); another
+		// plan of it (planned again after a redelivery) is one nobody saw.
+		return fmt.Sprintf("the message brings plan %s, the deployment holds plan %s, the one approved", p.PlanHash, n.Plan.PlanHash)
 	}
 	return ""
 }

@@ -9,6 +9,8 @@ import (
 
 	wt "github.com/usekarma/karma/workers/internal/workertest"
 
+	"github.com/usekarma/karma/shared/pipeline"
+
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/terraform"
 )
@@ -87,5 +89,54 @@ func TestApplyTwoHandlingsOfOneDeploymentRecordOneOutcome(t *testing.T) {
 				t.Errorf("runtime %+v (%v), want published once", rt, ok)
 			}
 		})
+	}
+}
+
+// appliesAnyPlan is a Runner that applies whatever plan it is given and remembers its hash.
+type appliesAnyPlan struct {
+	terraform.Noop
+	mu      sync.Mutex
+	applied []string
+}
+
+func (r *appliesAnyPlan) Apply(_ context.Context, _ terraform.Workspace, p terraform.PlanResult) (terraform.Outputs, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.applied = append(r.applied, p.PlanHash)
+	return terraform.Outputs{"id": []byte(`"x"`)}, nil
+}
+
+// A deployment whose reviewed plan was approved applies that plan, not another one a
+// deployment.planned of the deployment brings (the plan stage planned it again after a
+// redelivery, and the message's key was no longer known as done): no approval covers a plan
+// nobody saw. The approval then applies the plan it approved.
+func TestApplyApprovedDeploymentAppliesOnlyTheReviewedPlan(t *testing.T) {
+	t.Parallel()
+	runner := &appliesAnyPlan{}
+	s := newStage(t, setup{runner: runner})
+	reviewed := s.planned(t, 80, "prod/vpc/core", 0, vpcConfig)
+	if out := s.handle(t, reviewed); len(out) != 0 {
+		t.Fatalf("the reviewed plan: %d messages, want it held", len(out))
+	}
+	approval := s.approve(t, 81, "prod/vpc/core", "bob")
+
+	other := s.planned(t, 82, "prod/vpc/core", 0, `{"az_count":2,"cidr":"10.99.0.0/16"}`)
+	out, action, err := wt.Process(t, s.q, s.w.Handle, other)
+	if action != pipeline.Duplicate || len(out) != 0 {
+		t.Fatalf("another plan of the approved deployment: action %v (%v), %d messages; want a no-op", action, err, len(out))
+	}
+	if len(runner.applied) != 0 {
+		t.Fatalf("applied %v: a plan nobody reviewed", runner.applied)
+	}
+	if cs, _ := s.cs.Get(context.Background(), s.csID); !cs.Approved {
+		t.Error("the approval was withdrawn")
+	}
+
+	if out := s.handle(t, approval); len(out) != 1 || out[0].Type != message.TypeDeploymentApplied {
+		t.Fatalf("the approval: %d messages, want deployment.applied", len(out))
+	}
+	want := wt.PayloadOf[message.DeploymentPlanned](t, reviewed).PlanHash
+	if !slices.Equal(runner.applied, []string{want}) {
+		t.Errorf("applied %v, want the reviewed plan %s", runner.applied, want)
 	}
 }
