@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/usekarma/karma/shared/message"
 )
 
 // A failing apply carries terraform's own diagnostic (summary, detail, where), not just
@@ -418,4 +420,43 @@ func zipWith(t *testing.T, name, content string) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// A plan changing more resources than a deployment.planned lists is listed whole by
+// PlanResources — for the policies asked before it is applied — from the plan file as Apply
+// checks it: another workspace's, or one that no longer hashes to the plan's hash, is
+// ErrPlanChanged.
+func TestTFExecPlanResourcesListsEveryChange(t *testing.T) {
+	t.Parallel()
+	r := NewTFExec(findTerraformOrSkip(t))
+	ctx := context.Background()
+	module, err := filepath.Abs(filepath.Join("testdata", "modules", "many"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := message.MaxPlanResources + 5
+	ws := Workspace{Root: t.TempDir(), ModuleDir: module, Env: "prod", Type: "many", Nickname: "core",
+		Config: json.RawMessage(fmt.Sprintf(`{"count": %d}`, n))}
+	plan := mustPlan(t, r, ws)
+	if !plan.ResourcesTruncated || len(plan.Resources) != message.MaxPlanResources {
+		t.Fatalf("plan lists %d resources (truncated %v), want the first %d", len(plan.Resources), plan.ResourcesTruncated, message.MaxPlanResources)
+	}
+	all, err := r.PlanResources(ctx, ws, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != n+1 || all[n].Address != "module.component.terraform_data.z_last" || strings.Join(all[n].Actions, ",") != "create" {
+		t.Fatalf("listed %d resources, last %+v; want %d, the last z_last (create)", len(all), all[len(all)-1], n+1)
+	}
+
+	other := plan
+	other.PlanHash = strings.Repeat("0", 64)
+	if _, err := r.PlanResources(ctx, ws, other); !errors.Is(err, ErrPlanChanged) {
+		t.Errorf("a plan that does not hash to its hash: %v, want ErrPlanChanged", err)
+	}
+	elsewhere := ws
+	elsewhere.Root = t.TempDir()
+	if _, err := r.PlanResources(ctx, elsewhere, plan); !errors.Is(err, ErrPlanChanged) {
+		t.Errorf("another workspace's plan: %v, want ErrPlanChanged", err)
+	}
 }

@@ -41,6 +41,10 @@
 //     fails as interrupted; the plan is recorded applied). It returns the
 //     module's outputs as top-level keys ([Outputs]), which the caller publishes as the
 //     component's runtime.
+//   - [TFExec.PlanResources] (a [PlanLister]) lists every resource change of a saved plan —
+//     address and actions, none left out, unlike PlanResult.Resources — from the plan file as
+//     Apply checks it (one of Root's, hashing to PlanHash; else ErrPlanChanged): the policies
+//     asked before a plan is applied see all of them (planresources.go).
 //   - [TFExec.Refresh] (a [Refresher]; the drift check) runs `terraform plan -refresh-only` in a
 //     workspace that has a state, prepared as Plan prepares it, and reports the resources
 //     terraform found changed outside it (resource_drift) and the module outputs the refreshed

@@ -12,6 +12,7 @@ import (
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/policy"
+	"github.com/usekarma/karma/shared/terraform"
 )
 
 // Policies before applying. Every plan about to be applied is put to the policies of the change
@@ -70,6 +71,15 @@ func (w *Worker) decide(ctx context.Context, cs *changeset.ChangeSet, n *changes
 	if w.Policies == nil || cs.Commit == "" {
 		return policy.Decision{}, nil
 	}
+	p, err := w.everyResource(ctx, cs, p)
+	if err != nil {
+		if pipeline.IsTransient(err) {
+			return policy.Decision{}, err
+		}
+		// Fail closed: a rule about a resource left out of the list would not be asked.
+		return policy.Decision{Deny: []string{fmt.Sprintf("the policies cannot be shown every resource the plan of %s changes (it lists %d of them): %v",
+			p.Component, len(p.Resources), err)}}, nil
+	}
 	in := policy.InputOf(cs, n)
 	in.Stage, in.Plan = policy.StageApply, policy.PlanOf(p)
 	var before map[string]any
@@ -91,6 +101,38 @@ func (w *Worker) decide(ctx context.Context, cs *changeset.ChangeSet, n *changes
 		return policy.Decision{}, pipeline.Transient(err)
 	}
 	return d, nil
+}
+
+// everyResource is plan p with every resource it changes, when its deployment.planned lists
+// only the first message.MaxPlanResources (ResourcesTruncated): read from the plan file itself
+// (terraform.PlanLister), which Apply then applies only if it still hashes to p's hash. A plan
+// file changed or gone since (terraform.ErrPlanChanged) is not applied either — Apply finds it
+// so and the deployment is planned again, and that plan asked about —: p is returned as it is.
+// A runner that cannot list its plans (terraform.Noop lists every resource) leaves p as it is.
+func (w *Worker) everyResource(ctx context.Context, cs *changeset.ChangeSet, p message.DeploymentPlanned) (message.DeploymentPlanned, error) {
+	lister, ok := w.Runner.(terraform.PlanLister)
+	if !p.ResourcesTruncated || !ok {
+		return p, nil
+	}
+	ws, err := w.Workspaces.For(ctx, p.Component, cs.ModuleCommit(p.Component), json.RawMessage(`{}`))
+	if err != nil {
+		if pipeline.IsTransient(err) {
+			return p, err
+		}
+		return p, pipeline.Permanent(err)
+	}
+	all, err := lister.PlanResources(ctx, ws, terraform.PlanResult{Summary: p.Plan, PlanFile: p.PlanFile, PlanHash: p.PlanHash})
+	switch {
+	case errors.Is(err, terraform.ErrPlanChanged) && ctx.Err() == nil:
+		return p, nil
+	case err != nil:
+		if ctx.Err() != nil || pipeline.Classify(err) != pipeline.DeadLetter {
+			return p, pipeline.Transient(err)
+		}
+		return p, err
+	}
+	p.Resources, p.ResourcesTruncated = all, false
+	return p, nil
 }
 
 func joinReasons(a, b string) string {
