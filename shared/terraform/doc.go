@@ -54,6 +54,11 @@
 //     every resource would be created again; the error names both files (stale.go).
 //   - Plan, Apply and Refresh on one Root never overlap: each holds an exclusive lock on
 //     Root/.karma.lock (flock) while terraform runs, in this process or any other.
+//   - A Root is one component's: the first Plan, Apply or Refresh records its id in
+//     Root/.karma-component, and a Root recording another component is refused before terraform
+//     runs — on a file system that ignores case, prod/vpc/Core and prod/vpc/core (two
+//     components for Git and Parameter Store) would otherwise share one folder and one state
+//     (owner.go).
 //   - Failures are [*Error] values carrying the step, the component, terraform's own
 //     diagnostics (plan and apply run with -json: summary, detail, resource and file of each
 //     error, sensitive values scrubbed; diagnostics.go) and the tail of its output as text; a

@@ -135,6 +135,10 @@ func (r *TFExec) begin(ctx context.Context, ws Workspace) (*session, func(), err
 	if err != nil {
 		return nil, nil, s.fail(OpLock, err)
 	}
+	if err := claimRoot(nws.Root, nws.ID()); err != nil {
+		unlock()
+		return nil, nil, s.fail(OpPrepare, err)
+	}
 	tf, fresh, err := r.terraform(nws.Root)
 	if err != nil {
 		unlock()
