@@ -385,8 +385,8 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 			return nil, s.fail(OpApply, err)
 		}
 		// The context ended once terraform had applied the plan: the apply happened. It is
-		// recorded as applied (below), so that the caller, which tries an interrupted call
-		// again, gets its outputs then rather than a stale plan.
+		// recorded as applied, so that the caller, which tries an interrupted call again, gets
+		// its outputs then rather than a stale plan.
 		recordApplied(s.ws.Root, plan.PlanHash)
 		_ = os.Remove(plan.PlanFile)
 		_ = os.Remove(planConfigFile(plan.PlanFile))
