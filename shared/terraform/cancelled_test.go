@@ -21,6 +21,15 @@ import (
 // interrupt comes once its work is done; `output -json` answers the runtime {"x": "1"}.
 func fakeTerraform(t *testing.T, dir string) string {
 	t.Helper()
+	return writeFakeTerraform(t, dir, `trap 'exit 0' INT
+  touch '%[1]s/finished'
+  while :; do sleep 0.05; done`)
+}
+
+// writeFakeTerraform is fakeTerraform whose apply, once it reported the apply complete, runs
+// then (a shell fragment; %[1]s is dir).
+func writeFakeTerraform(t *testing.T, dir, then string) string {
+	t.Helper()
 	script := fmt.Sprintf(`#!/bin/sh
 case "$1" in
 version) echo '{"terraform_version":"1.11.4","platform":"linux_amd64","provider_selections":{},"terraform_outdated":false}' ;;
@@ -28,9 +37,7 @@ apply)
   echo applied >> '%[1]s/applies'
   printf '{"version":4,"serial":1,"lineage":"fake-lineage","outputs":{}}' > terraform.tfstate
   echo '{"@level":"info","@message":"Apply complete! Resources: 1 added, 0 changed, 0 destroyed.","type":"change_summary","changes":{"add":1,"change":0,"import":0,"remove":0,"operation":"apply"}}'
-  trap 'exit 0' INT
-  touch '%[1]s/finished'
-  while :; do sleep 0.05; done ;;
+  `+then+` ;;
 output) echo '{"runtime":{"sensitive":true,"type":["object",{"x":"string"}],"value":{"x":"1"}}}' ;;
 *) echo "unexpected: $*" >&2; exit 1 ;;
 esac
@@ -56,20 +63,7 @@ func TestTFExecApplyCancelledOnceTerraformApplied(t *testing.T) {
 	module := t.TempDir()
 	ws := Workspace{Root: t.TempDir(), ModuleDir: module, Env: "prod", Type: "fake", Nickname: "core", Config: json.RawMessage(`{}`)}
 
-	// A saved plan made before any state existed, with the config it was made with.
-	plans := filepath.Join(ws.Root, planDir)
-	if err := os.MkdirAll(plans, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	data := zipWith(t, "tfstate", `{"version":4,"serial":0,"lineage":""}`)
-	hash := sha256hex(data)
-	plan := PlanResult{PlanFile: filepath.Join(plans, hash[:16]+".tfplan"), PlanHash: hash}
-	if err := os.WriteFile(plan.PlanFile, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(planConfigFile(plan.PlanFile), []byte("{}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	plan := fakePlan(t, ws)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -98,6 +92,65 @@ func TestTFExecApplyCancelledOnceTerraformApplied(t *testing.T) {
 	applies, _ := os.ReadFile(filepath.Join(dir, "applies"))
 	if n := strings.Count(string(applies), "applied"); n != 1 {
 		t.Errorf("terraform apply ran %d times, want once", n)
+	}
+}
+
+// fakePlan saves in ws a plan made before any state existed, with the config it was made with.
+func fakePlan(t *testing.T, ws Workspace) PlanResult {
+	t.Helper()
+	plans := filepath.Join(ws.Root, planDir)
+	if err := os.MkdirAll(plans, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	data := zipWith(t, "tfstate", `{"version":4,"serial":0,"lineage":""}`)
+	hash := sha256hex(data)
+	plan := PlanResult{PlanFile: filepath.Join(plans, hash[:16]+".tfplan"), PlanHash: hash}
+	if err := os.WriteFile(plan.PlanFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(planConfigFile(plan.PlanFile), []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
+// deadlineOnly is a context reporting a deadline that it does not enforce: what a Lambda's
+// context is to a process the Lambda freezes at that instant, whatever runs then.
+type deadlineOnly struct {
+	context.Context
+	at time.Time
+}
+
+func (c deadlineOnly) Deadline() (time.Time, bool) { return c.at, true }
+
+// Terraform is interrupted before its context's deadline, early enough to stop and write its
+// state by then: at the deadline a Lambda's process is frozen, terraform with it, and what it
+// applied is in no state. A context whose deadline has (all but) come runs no terraform at all.
+func TestTFExecStopsTerraformBeforeTheDeadline(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := NewTFExec(writeFakeTerraform(t, dir, "exit 0"))
+	ws := Workspace{Root: t.TempDir(), ModuleDir: t.TempDir(), Env: "prod", Type: "fake", Nickname: "core", Config: json.RawMessage(`{}`)}
+	ctx := deadlineOnly{Context: context.Background(), at: time.Now().Add(-time.Second)}
+	_, err := r.Apply(ctx, ws, fakePlan(t, ws))
+	var te *Error
+	if !errors.As(err, &te) || te.Permanent() || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("apply at the deadline: %v, want interrupted before terraform runs", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "applies")); !os.IsNotExist(err) {
+		t.Errorf("terraform apply ran at the deadline (%v)", err)
+	}
+
+	// A deadline far enough: terraform is interrupted the grace period before it.
+	r.GracePeriod = 2 * time.Minute
+	at := time.Now().Add(time.Hour)
+	stopped, cancel := r.stopInTime(deadlineOnly{Context: context.Background(), at: at})
+	defer cancel()
+	if dl, ok := stopped.Deadline(); !ok || !dl.Equal(at.Add(-2*time.Minute)) {
+		t.Errorf("deadline %v (%v), want %v", dl, ok, at.Add(-2*time.Minute))
+	}
+	if same, _ := r.stopInTime(context.Background()); same != context.Background() {
+		t.Error("a context without a deadline was changed")
 	}
 }
 

@@ -59,6 +59,9 @@
 //     runs — on a file system that ignores case, prod/vpc/Core and prod/vpc/core (two
 //     components for Git and Parameter Store) would otherwise share one folder and one state
 //     (owner.go).
+//   - A context's deadline interrupts terraform ahead of it by TFExec.GracePeriod (a quarter of
+//     the time left when that is less), so that terraform has stopped and written its state by
+//     then: a Lambda is frozen at its deadline, terraform with it (stopInTime).
 //   - Failures are [*Error] values carrying the step, the component, terraform's own
 //     diagnostics (plan and apply run with -json: summary, detail, resource and file of each
 //     error, sensitive values scrubbed; diagnostics.go) and the tail of its output as text; a

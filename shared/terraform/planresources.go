@@ -27,6 +27,8 @@ var _ PlanLister = (*TFExec)(nil)
 // one of ws's own plans that still hashes to plan.PlanHash (else ErrPlanChanged), shown from a
 // private copy of the bytes checked.
 func (r *TFExec) PlanResources(ctx context.Context, ws Workspace, plan PlanResult) ([]message.ResourceChange, error) {
+	ctx, cancel := r.stopInTime(ctx)
+	defer cancel()
 	s, unlock, err := r.begin(ctx, ws)
 	if err != nil {
 		return nil, err

@@ -58,6 +58,8 @@ type RefreshResult struct {
 // the sensitive variables in a 0600 -var-file) and reports what changed. A workspace without
 // state is not refreshed (Deployed false). Plan, Apply and Refresh on one Root never overlap.
 func (r *TFExec) Refresh(ctx context.Context, ws Workspace) (RefreshResult, error) {
+	ctx, cancel := r.stopInTime(ctx)
+	defer cancel()
 	s, unlock, err := r.begin(ctx, ws)
 	if err != nil {
 		return RefreshResult{}, err

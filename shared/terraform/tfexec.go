@@ -42,7 +42,8 @@ func FindTerraform() (string, error) {
 type TFExec struct {
 	execPath string
 	// GracePeriod is how long terraform may take to stop after an interrupt (sent when the
-	// context is cancelled) before it is killed; 0 means terraform-exec's default (60 s).
+	// context is cancelled) before it is killed; 0 means terraform-exec's default (60 s). A
+	// context with a deadline interrupts terraform that long before it (stopInTime).
 	GracePeriod time.Duration
 
 	mu  sync.Mutex
@@ -58,6 +59,29 @@ var (
 	_ Runner    = (*TFExec)(nil)
 	_ Refresher = (*TFExec)(nil)
 )
+
+// defaultGrace is terraform-exec's wait after an interrupt before it kills terraform.
+const defaultGrace = 60 * time.Second
+
+// stopInTime returns ctx, ending early enough before its deadline — a Lambda's, which freezes
+// the process at that instant, or a command's --timeout — that terraform, interrupted then, has
+// time to stop and write its state before the deadline: the grace period before it (a quarter
+// of the time left, when that is less). Interrupted at the deadline itself, terraform would be
+// killed with the function before writing what it applied: resources made and in no state.
+func (r *TFExec) stopInTime(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	grace := r.GracePeriod
+	if grace <= 0 {
+		grace = defaultGrace
+	}
+	if left := time.Until(dl) / 4; left < grace {
+		grace = max(left, 0)
+	}
+	return context.WithDeadline(ctx, dl.Add(-grace))
+}
 
 // session is one Plan or Apply on a locked Root.
 type session struct {
@@ -208,6 +232,8 @@ func (r *TFExec) forget(root string) {
 // Plan prepares Root, runs init when needed and `terraform plan -out`, and summarises the
 // saved plan. The plan file is Root/plans/<first 16 hex of its sha256>.tfplan.
 func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
+	ctx, cancel := r.stopInTime(ctx)
+	defer cancel()
 	s, unlock, err := r.begin(ctx, ws)
 	if err != nil {
 		return PlanResult{}, err
@@ -329,6 +355,8 @@ func (s *session) init(ctx context.Context) error {
 // (stale.go), reads the outputs and removes the spent plan file. The plan last applied, given
 // again while the state is still the one it left, returns the outputs without running terraform.
 func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outputs, error) {
+	ctx, cancel := r.stopInTime(ctx)
+	defer cancel()
 	s, unlock, err := r.begin(ctx, ws)
 	if err != nil {
 		return nil, err
