@@ -98,8 +98,9 @@ var ErrPlansChanged = errors.New("changeset: the plans held are not the ones the
 // component whose plan is held for review to the plan's hash (message.DeploymentPlanned's
 // plan_hash). The approval is refused (ErrPlansChanged, wrapped, naming each difference) unless
 // every plan held now is one seen — so a plan made again while the approver read the one before
-// is not applied on an approval given to the other. A seen plan no longer held (applied,
-// skipped) does not matter. nil seen: whatever is held (the CLI, which shows the plans it
+// is not applied on an approval given to the other — and, until the change set is approved, no
+// deployment is still being planned (its plan, made after the approval, would be applied unread).
+// A seen plan no longer held (applied, skipped) does not matter. nil seen: whatever is held (the CLI, which shows the plans it
 // approves in the same run).
 func ApproveSeenAt(ctx context.Context, store Updater, id, by string, now time.Time, seen map[string]string) (Approval, error) {
 	var a Approval
@@ -153,11 +154,17 @@ func ApproveSeenAt(ctx context.Context, store Updater, id, by string, now time.T
 	return a, nil
 }
 
-// heldAsSeen refuses unless every plan held for review is the one seen names for its component.
+// heldAsSeen refuses unless every plan held for review is the one seen names for its component,
+// and — in a change set not approved yet — no deployment is still being planned: approved now,
+// its plan would be applied as soon as it is made, read by nobody.
 func (cs *ChangeSet) heldAsSeen(seen map[string]string) error {
 	var diffs []string
 	for _, id := range cs.order() {
 		n := cs.Nodes[id]
+		if !cs.Approved && n.State == Scheduled && n.Plan == nil && n.Outcome == nil {
+			diffs = append(diffs, fmt.Sprintf("%s is still being planned, and its plan would be applied unread", id))
+			continue
+		}
 		if n.State != Planned || n.Plan == nil {
 			continue
 		}

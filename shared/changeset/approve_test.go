@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -239,5 +240,44 @@ func TestDecisionsByNobodyAreRefused(t *testing.T) {
 		if got, _ := st.Get(ctx, cs.ID); got.RejectReason != "" || got.RejectedBy != "" {
 			t.Errorf("rejection by %q refused, yet recorded: %q", nobody, got.RejectReason)
 		}
+	}
+}
+
+// An approval naming the plans its approver read (ApproveSeenAt) is refused while a deployment
+// of the change set is still being planned: approved, its plan would be applied as soon as it is
+// made, read by nobody. Once its plan is held and read, the approval is given.
+func TestApproveSeenWaitsForThePlansBeingMade(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := &memStore{}
+	cs := held(t, st)
+	if _, err := st.Update(ctx, cs.ID, func(cs *ChangeSet) error {
+		cs.Waves[0] = append(cs.Waves[0], "dns")
+		cs.Nodes["dns"] = &Node{Component: "dns", Wave: 0, Root: true, State: Scheduled, DeploymentID: DeploymentID(cs.ID, "dns")}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{"vpc": cs.Nodes["vpc"].Plan.PlanHash}
+	_, err := ApproveSeenAt(ctx, st, cs.ID, "grace", g0, seen)
+	if !errors.Is(err, ErrPlansChanged) || !strings.Contains(err.Error(), "dns is still being planned") {
+		t.Fatalf("approval while dns is planned: %v, want ErrPlansChanged naming dns", err)
+	}
+	if got, _ := st.Get(ctx, cs.ID); got.Approved || len(got.Approvals) != 0 {
+		t.Fatalf("the refused approval was recorded: %+v", got.Approvals)
+	}
+
+	plan := &message.DeploymentPlanned{DeploymentScheduled: message.DeploymentScheduled{ChangeSetID: cs.ID, DeploymentID: DeploymentID(cs.ID, "dns"), Component: "dns"},
+		PlanHash: strings.Repeat("d", 64)}
+	if _, err := st.Update(ctx, cs.ID, func(cs *ChangeSet) error {
+		cs.Nodes["dns"].State, cs.Nodes["dns"].Plan = Planned, plan
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	seen["dns"] = plan.PlanHash
+	a, err := ApproveSeenAt(ctx, st, cs.ID, "grace", g0, seen)
+	if err != nil || !a.ChangeSet.Approved || len(a.Messages) != 2 {
+		t.Fatalf("approval of the plans read: %v, %+v", err, a)
 	}
 }
