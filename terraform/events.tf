@@ -43,6 +43,16 @@ resource "aws_cloudwatch_event_rule" "parameter_store" {
       name = [{ prefix = "${var.param_prefix}/" }]
     }
   })
+
+  # The longest name built from <name_prefix>-<environment>: AWS takes at most 64 characters
+  # for a rule's name, so the two together take at most 38. Refused here, at plan, rather than
+  # by EventBridge half-way through an apply.
+  lifecycle {
+    precondition {
+      condition     = length("${local.prefix}-parameter-store-to-ingest") <= 64
+      error_message = "name_prefix and environment: \"${local.prefix}\" is ${length(local.prefix)} characters, and \"<name_prefix>-<environment>\" may be at most 38 (the EventBridge rule ${local.prefix}-parameter-store-to-ingest would be over AWS's 64)."
+    }
+  }
 }
 
 resource "aws_cloudwatch_event_target" "parameter_store" {

@@ -172,6 +172,7 @@ resource "aws_lambda_function" "stage" {
     aws_efs_mount_target.karma,
     aws_iam_role_policy.function,
     aws_iam_role_policy_attachment.guard,
+    aws_iam_role_policy_attachment.queues,
   ]
 }
 

@@ -158,44 +158,26 @@ data "aws_iam_policy_document" "function" {
 
   # Karma's queues carry every message once, through the bus (whose audit rule copies each to
   # the audit queue), and keep what they carry: explicit Denies that no attached policy
-  # (plan_policy_arns, apply_policy_arns: PowerUserAccess allows sqs:*) can lift. No function
-  # sends to a stage queue (they publish to the bus): a message sent there directly would be
-  # acted on with no audit copy. No function receives or deletes from a queue but its own
-  # stage queue (audit copies and dead letters would be lost). Nothing purges, deletes or
-  # reconfigures a queue (retention, redrive, its policy).
-  statement {
-    sid       = "StagesAreFedByTheBusOnly"
-    effect    = "Deny"
-    actions   = ["sqs:SendMessage"]
-    resources = [for q in aws_sqs_queue.stage : q.arn]
-  }
-
-  # Nor does a function send to a dead-letter queue but its own (shared/lambda dead-letters its
-  # poison records there): a message put in another's, redriven to that stage, would be acted
-  # on — or appended to the audit log — without ever passing the bus.
+  # (plan_policy_arns, apply_policy_arns: PowerUserAccess allows sqs:*) can lift. What is the
+  # same for every role is in the managed policy <p>-queues (below): no function sends to a
+  # stage queue or the EventBridge DLQ, consumes a dead-letter queue, or purges, deletes or
+  # reconfigures any queue. Here, what depends on the function: it sends to no dead-letter
+  # queue but its own (shared/lambda dead-letters its poison records there): a message put in
+  # another's, redriven to that stage, would be acted on — or appended to the audit log —
+  # without ever passing the bus; and it consumes no stage queue but its own (audit copies and
+  # the next steps of deployments would be lost).
   statement {
     sid       = "OthersDeadLettersAreNotWritten"
     effect    = "Deny"
     actions   = ["sqs:SendMessage"]
-    resources = concat([for k, q in aws_sqs_queue.dlq : q.arn if !(each.value.dlq && k == each.key)], [aws_sqs_queue.events_dlq.arn])
+    resources = [for k, q in aws_sqs_queue.dlq : q.arn if !(each.value.dlq && k == each.key)]
   }
 
   statement {
-    sid     = "OthersQueuesAreNotConsumed"
-    effect  = "Deny"
-    actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
-    resources = concat(
-      [for k, q in aws_sqs_queue.stage : q.arn if !(each.value.queue && k == each.key)],
-      [for q in aws_sqs_queue.dlq : q.arn],
-      [aws_sqs_queue.events_dlq.arn],
-    )
-  }
-
-  statement {
-    sid       = "QueuesKeepTheirMessages"
+    sid       = "OthersQueuesAreNotConsumed"
     effect    = "Deny"
-    actions   = ["sqs:PurgeQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:AddPermission", "sqs:RemovePermission"]
-    resources = concat([for q in aws_sqs_queue.stage : q.arn], [for q in aws_sqs_queue.dlq : q.arn], [aws_sqs_queue.events_dlq.arn])
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+    resources = [for k, q in aws_sqs_queue.stage : q.arn if !(each.value.queue && k == each.key)]
   }
 
   # A function publishes to the karma bus the message types its code builds, and no other
@@ -559,6 +541,52 @@ resource "aws_iam_role_policy_attachment" "guard" {
 
   role       = aws_iam_role.function[each.key].name
   policy_arn = aws_iam_policy.guard.arn
+}
+
+# What no function may do to Karma's queues, the same for every role (the Denies that depend on
+# the function are in its inline policy above): a managed policy of explicit Denies attached to
+# every function's role, out of the inline policies, whose size IAM limits (10,240 characters
+# a role; policysize_test.go), and apart from the guard (6,144 a managed policy).
+#   - No function sends to a stage queue (they publish to the bus): a message sent there
+#     directly would be acted on with no copy in the audit queue; nor to the EventBridge DLQ,
+#     which EventBridge fills as a service.
+#   - None receives or deletes from a dead-letter queue (dead letters would be lost; an operator
+#     redrives them).
+#   - None purges, deletes or reconfigures a queue (retention, redrive, its policy).
+data "aws_iam_policy_document" "queues" {
+  statement {
+    sid       = "StagesAreFedByTheBusOnly"
+    effect    = "Deny"
+    actions   = ["sqs:SendMessage"]
+    resources = concat([for q in aws_sqs_queue.stage : q.arn], [aws_sqs_queue.events_dlq.arn])
+  }
+
+  statement {
+    sid       = "DeadLettersAreNotConsumed"
+    effect    = "Deny"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+    resources = concat([for q in aws_sqs_queue.dlq : q.arn], [aws_sqs_queue.events_dlq.arn])
+  }
+
+  statement {
+    sid       = "QueuesKeepTheirMessages"
+    effect    = "Deny"
+    actions   = ["sqs:PurgeQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:AddPermission", "sqs:RemovePermission"]
+    resources = concat([for q in aws_sqs_queue.stage : q.arn], [for q in aws_sqs_queue.dlq : q.arn], [aws_sqs_queue.events_dlq.arn])
+  }
+}
+
+resource "aws_iam_policy" "queues" {
+  name        = "${local.prefix}-queues"
+  description = "Karma: what no Karma function may do to Karma's queues"
+  policy      = data.aws_iam_policy_document.queues.json
+}
+
+resource "aws_iam_role_policy_attachment" "queues" {
+  for_each = local.functions
+
+  role       = aws_iam_role.function[each.key].name
+  policy_arn = aws_iam_policy.queues.arn
 }
 
 # What terraform itself needs in plan and apply: the components' resources.

@@ -33,11 +33,45 @@ type statement struct {
 	conditions  map[string][]string // "test variable" -> values
 }
 
-// policyStatements evaluates the statements of data.aws_iam_policy_document.function[fn]: the
-// static ones and each dynamic one whose for_each is not empty for fn.
+// policyStatements evaluates the statements of fn's role: its inline policy
+// (data.aws_iam_policy_document.function[fn]: the static statements and each dynamic one whose
+// for_each is not empty for fn) and those of every managed policy of this module attached to
+// it (aws_iam_role_policy_attachment of an aws_iam_policy made of a policy document here).
 func policyStatements(t tb, m *module, fn string) []statement {
 	t.Helper()
-	return documentStatements(t, m, "data.aws_iam_policy_document.function", fn)
+	sts := documentStatements(t, m, "data.aws_iam_policy_document.function", fn)
+	atts, err := m.allInstances("aws_iam_role_policy_attachment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range atts {
+		rv, _, err := m.arg(a, "role")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if role, _, ok := m.ref(rv); !ok || role.addr != fmt.Sprintf("aws_iam_role.function[%q]", fn) {
+			continue
+		}
+		pv, _, err := m.arg(a, "policy_arn")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, attr, ok := m.ref(pv)
+		if !ok || !strings.HasPrefix(p.addr, "aws_iam_policy.") || attr != "arn" {
+			continue // a policy from outside (plan_policy_arns, apply_policy_arns)
+		}
+		dv, _, err := m.arg(p, "policy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, attr, ok := m.ref(dv)
+		if !ok || !strings.HasPrefix(doc.addr, "data.aws_iam_policy_document.") || attr != "json" {
+			t.Fatalf("%s.policy is %#v: want the json of a policy document", p.addr, dv)
+		}
+		key := doc.addr[:strings.IndexByte(doc.addr+"[", '[')]
+		sts = append(sts, documentStatements(t, m, key, doc.key)...)
+	}
+	return sts
 }
 
 // documentStatements evaluates the statements of the instance key of the policy document

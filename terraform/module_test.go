@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
@@ -38,7 +39,9 @@ type module struct {
 	locals    map[string]hcl.Expression
 	blocks    map[string]*hclsyntax.Block // "aws_sqs_queue.stage", "data.aws_subnet.selected"
 	attrNames []string                    // every attribute name any traversal in the module uses
-	funcs     map[string]function.Function
+	// validations: the condition of each validation block, by variable name.
+	validations map[string][]hcl.Expression
+	funcs       map[string]function.Function
 
 	localVals map[string]cty.Value
 	resVals   map[string]cty.Value
@@ -64,15 +67,15 @@ func loadModule(dir string, vars map[string]cty.Value) (*module, error) {
 		return nil, fmt.Errorf("no .tf files in %s", dir)
 	}
 	m := &module{dir: dir, vars: map[string]cty.Value{}, locals: map[string]hcl.Expression{}, blocks: map[string]*hclsyntax.Block{},
-		localVals: map[string]cty.Value{}, resVals: map[string]cty.Value{}, busy: map[string]bool{}, funcs: functions()}
-	parser := hclparse.NewParser()
+		localVals: map[string]cty.Value{}, resVals: map[string]cty.Value{}, busy: map[string]bool{}, funcs: functions(),
+		validations: map[string][]hcl.Expression{}}
 	names := map[string]bool{}
 	var missing []string
 	declared := map[string]bool{}
 	for _, p := range paths {
-		f, diags := parser.ParseHCLFile(p)
-		if diags.HasErrors() {
-			return nil, diags
+		f, err := parseHCLFile(p)
+		if err != nil {
+			return nil, err
 		}
 		body := f.Body.(*hclsyntax.Body)
 		hclsyntax.VisitAll(body, func(n hclsyntax.Node) hcl.Diagnostics {
@@ -95,6 +98,11 @@ func loadModule(dir string, vars map[string]cty.Value) (*module, error) {
 			case "variable":
 				name := b.Labels[0]
 				declared[name] = true
+				for _, vb := range b.Body.Blocks {
+					if c := vb.Body.Attributes["condition"]; vb.Type == "validation" && c != nil {
+						m.validations[name] = append(m.validations[name], c.Expr)
+					}
+				}
 				if v, ok := vars[name]; ok {
 					m.vars[name] = v
 				} else if d, ok := b.Body.Attributes["default"]; ok {
@@ -134,6 +142,32 @@ func loadModule(dir string, vars map[string]cty.Value) (*module, error) {
 	}
 	slices.Sort(m.attrNames)
 	return m, nil
+}
+
+var parsed = struct {
+	sync.Mutex
+	files map[string]*hcl.File // by path and content
+}{files: map[string]*hcl.File{}}
+
+// parseHCLFile parses the .tf file at path, once for each content it has (the tests load the
+// same folder, and copies of it, many times; evaluation does not change a parsed file).
+func parseHCLFile(path string) (*hcl.File, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	key := path + "\x00" + string(src)
+	parsed.Lock()
+	defer parsed.Unlock()
+	if f, ok := parsed.files[key]; ok {
+		return f, nil
+	}
+	f, diags := hclparse.NewParser().ParseHCL(src, path)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	parsed.files[key] = f
+	return f, nil
 }
 
 // eval evaluates expr, inside inst (for each.* and count.*) when it is not nil.
@@ -494,12 +528,23 @@ func functions() map[string]function.Function {
 		Type:   function.StaticReturnType(cty.String),
 		Impl:   func([]cty.Value, cty.Type) (cty.Value, error) { return cty.UnknownVal(cty.String), nil },
 	})
+	// Terraform's length takes a string too (its length in characters), cty's a collection only.
+	length := function.New(&function.Spec{
+		Params: []function.Parameter{{Name: "value", Type: cty.DynamicPseudoType, AllowDynamicType: true, AllowUnknown: true}},
+		Type:   function.StaticReturnType(cty.Number),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			if args[0].Type() == cty.String {
+				return stdlib.Strlen(args[0])
+			}
+			return stdlib.Length(args[0])
+		},
+	})
 	return map[string]function.Function{
 		"can": tryfunc.CanFunc, "try": tryfunc.TryFunc,
 		"coalesce": stdlib.CoalesceFunc, "concat": stdlib.ConcatFunc, "contains": stdlib.ContainsFunc,
 		"element": stdlib.ElementFunc, "flatten": stdlib.FlattenFunc, "format": stdlib.FormatFunc, "join": stdlib.JoinFunc,
 		"jsondecode": stdlib.JSONDecodeFunc, "jsonencode": stdlib.JSONEncodeFunc, "keys": stdlib.KeysFunc,
-		"length": stdlib.LengthFunc, "lookup": stdlib.LookupFunc, "lower": stdlib.LowerFunc, "merge": stdlib.MergeFunc,
+		"length": length, "lookup": stdlib.LookupFunc, "lower": stdlib.LowerFunc, "merge": stdlib.MergeFunc,
 		"regex": stdlib.RegexFunc, "replace": stdlib.ReplaceFunc, "sort": stdlib.SortFunc, "split": stdlib.SplitFunc, "upper": stdlib.UpperFunc,
 		"values": stdlib.ValuesFunc,
 		"tobool": stdlib.MakeToFunc(cty.Bool), "tonumber": stdlib.MakeToFunc(cty.Number), "tostring": stdlib.MakeToFunc(cty.String),

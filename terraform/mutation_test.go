@@ -134,6 +134,45 @@ func TestChecksBite(t *testing.T) {
 			"stalled_after_seconds = 21600", "stalled_after_seconds = 600",
 			"queue karma-test-audit: the age alarm's threshold 600 s, want over 1800 s"},
 	}
+	queues := []mutation{
+		{"the queue denies' policy attached to no role", "iam.tf",
+			"  role       = aws_iam_role.function[each.key].name\n  policy_arn = aws_iam_policy.queues.arn", "  role       = aws_iam_role.function[each.key].name\n  policy_arn = aws_iam_policy.guard.arn",
+			`function apply: its role does not deny sqs:SendMessage on aws_sqs_queue.stage["plan"].arn: only the bus feeds a stage queue`},
+	}
+	iamTF, err := os.ReadFile(filepath.Join(moduleDir(), "iam.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const guardHead = "data \"aws_iam_policy_document\" \"guard\" {\n"
+	guardBody, _, _ := strings.Cut(strings.SplitN(string(iamTF), guardHead, 2)[1], "\n}\n")
+	sizes := []mutation{
+		{"param_prefix as long as SSM allows", "variables.tf",
+			"length(var.param_prefix) <= 64", "length(var.param_prefix) <= 1011",
+			`role aws_iam_role.function["apply"]: inline policies: `},
+		{"a KMS key for every parameter", "variables.tf",
+			"length(var.ssm_kms_key_arns) <= 8", "length(var.ssm_kms_key_arns) <= 64",
+			`role aws_iam_role.function["api"]: inline policies: `},
+		{"no bound on <name_prefix>-<environment>", "events.tf",
+			`length("${local.prefix}-parameter-store-to-ingest") <= 64`, "true",
+			"variable name_prefix accepts a value of 4096 and more"},
+		{"the queue denies added to the guard policy", "iam.tf",
+			"data \"aws_iam_policy_document\" \"queues\" {\n", "data \"aws_iam_policy_document\" \"queues\" {\n" + guardBody + "\n",
+			"managed policy aws_iam_policy.queues (data.aws_iam_policy_document.queues): "},
+	}
+	for _, m := range queues {
+		t.Run(m.name, func(t *testing.T) {
+			r := &recorder{T: t}
+			checkQueueDenies(r, load(r, mutated(t, m.file, m.old, m.new)))
+			expectReported(t, r, m.want)
+		})
+	}
+	for _, m := range sizes {
+		t.Run(m.name, func(t *testing.T) {
+			r := &recorder{T: t}
+			checkPolicySizes(r, mutated(t, m.file, m.old, m.new))
+			expectReported(t, r, m.want)
+		})
+	}
 	code, err := readLambdaCode(filepath.Join(moduleDir(), ".."))
 	if err != nil {
 		t.Fatal(err)

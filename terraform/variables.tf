@@ -1,7 +1,7 @@
 # --- naming and placement -------------------------------------------------------------------
 
 variable "name_prefix" {
-  description = "First part of every name: resources are <name_prefix>-<environment>-..., e.g. karma-prod-plan."
+  description = "First part of every name: resources are <name_prefix>-<environment>-..., e.g. karma-prod-plan. <name_prefix>-<environment> is at most 38 characters (the EventBridge rule <name_prefix>-<environment>-parameter-store-to-ingest is at most 64; a precondition in events.tf)."
   type        = string
   default     = "karma"
 
@@ -40,8 +40,10 @@ variable "param_prefix" {
   default     = "/iac"
 
   validation {
-    condition     = can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", var.param_prefix))
-    error_message = "param_prefix: a Parameter Store path starting with '/' and not ending with one, e.g. /iac or /karma/prod."
+    # At most 64 characters: it is in the IAM policies several times (every role's policy is
+    # limited to 10,240 characters; policysize_test.go measures them at this length).
+    condition     = can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", var.param_prefix)) && length(var.param_prefix) <= 64
+    error_message = "param_prefix: a Parameter Store path starting with '/' and not ending with one, at most 64 characters, e.g. /iac or /karma/prod."
   }
 }
 
@@ -277,9 +279,16 @@ variable "apply_policy_arns" {
 }
 
 variable "ssm_kms_key_arns" {
-  description = "Customer managed KMS keys of SecureString parameters under param_prefix (the aws/ssm key needs nothing here)."
+  description = "Customer managed KMS keys of SecureString parameters under param_prefix (the aws/ssm key needs nothing here): key ARNs, at most 8."
   type        = list(string)
   default     = []
+
+  validation {
+    # Every role that reads parameters names each key in its policy, which IAM limits to
+    # 10,240 characters (policysize_test.go measures them with this many).
+    condition     = length(var.ssm_kms_key_arns) <= 8
+    error_message = "ssm_kms_key_arns: at most 8 keys (each is in the IAM policy of every function that reads parameters)."
+  }
 }
 
 # --- triggers: Parameter Store events, the reconcile schedule, Git webhooks ------------------
