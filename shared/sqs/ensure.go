@@ -15,12 +15,16 @@ import (
 
 // EnsureQueues creates each named queue (Prefix+name) with its dead-letter queue, and points
 // the queue's RedrivePolicy at it with maxReceives (0 = queue.DefaultMaxReceives). Existing
-// queues are kept (their RedrivePolicy is set). The Terraform equivalent, per queue:
+// queues are kept (their RedrivePolicy and retention are set). Every queue keeps its messages
+// 14 days, SQS's maximum, not its default of 4: a message nobody receives (its stage stopped)
+// is deleted when its retention ends, without passing through the DLQ. The Terraform
+// equivalent, per queue:
 //
 //	DLQ:   name = Prefix+name+"-dlq" (".fifo" last), message_retention_seconds = 1209600,
 //	       fifo_queue and content_based_deduplication = true for FIFO queues
 //	queue: name = Prefix+name, redrive_policy = {deadLetterTargetArn = DLQ arn,
-//	       maxReceiveCount = maxReceives}, visibility_timeout_seconds >= the Lambda function's
+//	       maxReceiveCount = maxReceives}, message_retention_seconds = 1209600,
+//	       visibility_timeout_seconds >= the Lambda function's
 //	       timeout, fifo_queue and content_based_deduplication = true for FIFO queues
 //
 // plus, for queues fed by EventBridge, a queue policy allowing events.amazonaws.com to
@@ -51,7 +55,7 @@ func (q *Queue) ensure(ctx context.Context, name string, maxReceives int) (*queu
 		}
 		return extra
 	}
-	dlqURL, err := q.create(ctx, dlqName, attrs(map[string]string{string(types.QueueAttributeNameMessageRetentionPeriod): dlqRetention}))
+	dlqURL, err := q.create(ctx, dlqName, attrs(map[string]string{string(types.QueueAttributeNameMessageRetentionPeriod): retention}))
 	if err != nil {
 		return nil, err
 	}
@@ -64,13 +68,17 @@ func (q *Queue) ensure(ctx context.Context, name string, maxReceives int) (*queu
 		"deadLetterTargetArn": out.Attributes[string(types.QueueAttributeNameQueueArn)],
 		"maxReceiveCount":     maxReceives,
 	})
-	redrive := map[string]string{string(types.QueueAttributeNameRedrivePolicy): string(policy)}
-	url, err := q.create(ctx, full, attrs(redrive))
+	settings := map[string]string{
+		string(types.QueueAttributeNameRedrivePolicy):          string(policy),
+		string(types.QueueAttributeNameMessageRetentionPeriod): retention,
+	}
+	url, err := q.create(ctx, full, attrs(settings))
 	if err != nil {
 		return nil, err
 	}
-	// A queue that existed with other attributes was only looked up: set its redrive policy.
-	if _, err := q.client.SetQueueAttributes(ctx, &awssqs.SetQueueAttributesInput{QueueUrl: aws.String(url), Attributes: redrive}); err != nil {
+	// A queue that existed with other attributes was only looked up: set its redrive policy
+	// and retention.
+	if _, err := q.client.SetQueueAttributes(ctx, &awssqs.SetQueueAttributesInput{QueueUrl: aws.String(url), Attributes: settings}); err != nil {
 		return nil, wrap("set redrive policy", full, err)
 	}
 	q.mu.Lock()

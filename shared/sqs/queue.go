@@ -81,7 +81,7 @@ const (
 	MaxWait        = 20 * time.Second
 	MaxVisibility  = 12 * time.Hour
 	maxNameLength  = 80
-	dlqRetention   = "1209600" // 14 days, SQS's maximum
+	retention      = "1209600" // 14 days, SQS's maximum: every queue and DLQ, as terraform/queues.tf
 	dlqSuffix      = "-dlq"
 	fifoSuffix     = ".fifo"
 	attrReason     = "karma-reason"
