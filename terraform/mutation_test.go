@@ -159,6 +159,21 @@ func TestChecksBite(t *testing.T) {
 			"data \"aws_iam_policy_document\" \"queues\" {\n", "data \"aws_iam_policy_document\" \"queues\" {\n" + guardBody + "\n",
 			"managed policy aws_iam_policy.queues (data.aws_iam_policy_document.queues): "},
 	}
+	names := []mutation{
+		{"a name_prefix ending in '-'", "variables.tf",
+			`condition     = can(regex("^[a-z](-?[a-z0-9])*$", var.name_prefix))`, `condition     = can(regex("^[a-z][a-z0-9-]*$", var.name_prefix))`,
+			`with name_prefix = "karma-", aws_neptune_cluster.karma[0].cluster_identifier is "karma--test-graph"`},
+		{"<name_prefix>-<environment> two characters longer", "events.tf",
+			`length("${local.prefix}-parameter-store-to-ingest") <= 64`, `length("${local.prefix}-parameter-store-to-ingest") <= 66`,
+			`aws_cloudwatch_event_rule.parameter_store.name is "knnnnnn-keeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-parameter-store-to-ingest" (66 characters): AWS takes at most 64`},
+	}
+	for _, m := range names {
+		t.Run(m.name, func(t *testing.T) {
+			r := &recorder{T: t}
+			checkNames(r, mutated(t, m.file, m.old, m.new))
+			expectReported(t, r, m.want)
+		})
+	}
 	for _, m := range queues {
 		t.Run(m.name, func(t *testing.T) {
 			r := &recorder{T: t}

@@ -6,8 +6,9 @@ variable "name_prefix" {
   default     = "karma"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]*$", var.name_prefix))
-    error_message = "name_prefix: lower-case letters, digits and '-', starting with a letter."
+    # Neptune's identifiers (<p>-graph, <p>-graph-1) take no "--" and no "-" last.
+    condition     = can(regex("^[a-z](-?[a-z0-9])*$", var.name_prefix))
+    error_message = "name_prefix: lower-case letters, digits and single '-' between them, starting with a letter (Neptune's identifiers take no '--' and no '-' last)."
   }
 }
 
@@ -17,8 +18,9 @@ variable "environment" {
 
   validation {
     # SQS names are at most 80 characters: <name_prefix>-<environment>-graph-write-dlq.
-    condition     = can(regex("^[a-z][a-z0-9-]*$", var.environment)) && length(var.environment) <= 32
-    error_message = "environment: lower-case letters, digits and '-', starting with a letter, at most 32 characters."
+    # Neptune's identifiers (<p>-graph, <p>-graph-1) take no "--" and no "-" last.
+    condition     = can(regex("^[a-z](-?[a-z0-9])*$", var.environment)) && length(var.environment) <= 32
+    error_message = "environment: lower-case letters, digits and single '-' between them, starting with a letter, at most 32 characters (Neptune's identifiers take no '--' and no '-' last)."
   }
 }
 
