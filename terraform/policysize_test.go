@@ -51,6 +51,7 @@ const (
 	managedLimit     = 6144  // one managed policy
 	trustPolicyLimit = 2048  // a role's trust policy (the default quota; it can be raised to 4,096)
 	efsPolicyLimit   = 20000 // an EFS file system policy
+	sqsPolicyLimit   = 8192  // an SQS queue policy, in bytes
 
 	worstPartition = "aws-us-gov"
 	worstRegion    = "us-isof-south-1"
@@ -69,14 +70,14 @@ type policyUse struct {
 }
 
 // policyUses: every attribute of this module that takes an aws_iam_policy_document's json.
-// A document used anywhere else fails the test until its limit is written here. SQS queue
-// policies are limited in bytes by the queue's attributes (256 KiB in all), far above ours.
+// A document used anywhere else fails the test until its limit is written here. An SQS queue
+// policy takes at most 8,192 bytes (Amazon SQS policy quotas; ours are ASCII).
 var policyUses = map[string]policyUse{
 	"aws_iam_role_policy.policy":        {"inline", roleInlineLimit},
 	"aws_iam_policy.policy":             {"managed", managedLimit},
 	"aws_iam_role.assume_role_policy":   {"trust", trustPolicyLimit},
 	"aws_efs_file_system_policy.policy": {"resource", efsPolicyLimit},
-	"aws_sqs_queue_policy.policy":       {"resource", 262144},
+	"aws_sqs_queue_policy.policy":       {"resource", sqsPolicyLimit},
 }
 
 func TestIAMPoliciesFitIAMsLimits(t *testing.T) {
