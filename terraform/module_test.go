@@ -78,21 +78,9 @@ func loadModule(dir string, vars map[string]cty.Value) (*module, error) {
 			return nil, err
 		}
 		body := f.Body.(*hclsyntax.Body)
-		hclsyntax.VisitAll(body, func(n hclsyntax.Node) hcl.Diagnostics {
-			var tr hcl.Traversal
-			switch e := n.(type) {
-			case *hclsyntax.ScopeTraversalExpr:
-				tr = e.Traversal
-			case *hclsyntax.RelativeTraversalExpr:
-				tr = e.Traversal
-			}
-			for _, step := range tr {
-				if a, ok := step.(hcl.TraverseAttr); ok {
-					names[a.Name] = true
-				}
-			}
-			return nil
-		})
+		for _, n := range f.attrNames {
+			names[n] = true
+		}
 		for _, b := range body.Blocks {
 			switch b.Type {
 			case "variable":
@@ -144,27 +132,55 @@ func loadModule(dir string, vars map[string]cty.Value) (*module, error) {
 	return m, nil
 }
 
+// parsedFile is a parsed .tf file and the attribute names its traversals use.
+type parsedFile struct {
+	*hcl.File
+	attrNames []string
+}
+
 var parsed = struct {
 	sync.Mutex
-	files map[string]*hcl.File // by path and content
-}{files: map[string]*hcl.File{}}
+	files map[string]*parsedFile // by file name and content
+}{files: map[string]*parsedFile{}}
 
-// parseHCLFile parses the .tf file at path, once for each content it has (the tests load the
-// same folder, and copies of it, many times; evaluation does not change a parsed file).
-func parseHCLFile(path string) (*hcl.File, error) {
+// parseHCLFile parses the .tf file at path, once for each name and content (the tests load
+// the same folder, and copies of it, many times; evaluation does not change a parsed file). A
+// copy's unchanged file is the original's: its diagnostics name the original's path.
+func parseHCLFile(path string) (*parsedFile, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	key := path + "\x00" + string(src)
+	key := filepath.Base(path) + "\x00" + string(src)
 	parsed.Lock()
 	defer parsed.Unlock()
 	if f, ok := parsed.files[key]; ok {
 		return f, nil
 	}
-	f, diags := hclparse.NewParser().ParseHCL(src, path)
+	hf, diags := hclparse.NewParser().ParseHCL(src, path)
 	if diags.HasErrors() {
 		return nil, diags
+	}
+	f := &parsedFile{File: hf}
+	names := map[string]bool{}
+	body := hf.Body.(*hclsyntax.Body)
+	hclsyntax.VisitAll(body, func(n hclsyntax.Node) hcl.Diagnostics {
+		var tr hcl.Traversal
+		switch e := n.(type) {
+		case *hclsyntax.ScopeTraversalExpr:
+			tr = e.Traversal
+		case *hclsyntax.RelativeTraversalExpr:
+			tr = e.Traversal
+		}
+		for _, step := range tr {
+			if a, ok := step.(hcl.TraverseAttr); ok {
+				names[a.Name] = true
+			}
+		}
+		return nil
+	})
+	for n := range names {
+		f.attrNames = append(f.attrNames, n)
 	}
 	parsed.files[key] = f
 	return f, nil

@@ -232,19 +232,19 @@ func acceptedBy(dir string, vars map[string]cty.Value, name string) (bool, error
 		}
 	}
 	for _, key := range slices.Sorted(maps.Keys(m.blocks)) {
-		insts, known, err := m.instancesOf(key)
-		if err != nil {
-			return false, err
-		}
-		if !known {
-			continue
-		}
 		for _, lc := range m.blocks[key].Body.Blocks {
 			if lc.Type != "lifecycle" {
 				continue
 			}
 			for _, pc := range lc.Body.Blocks {
 				if pc.Type != "precondition" || pc.Body.Attributes["condition"] == nil {
+					continue
+				}
+				insts, known, err := m.instancesOf(key)
+				if err != nil {
+					return false, err
+				}
+				if !known {
 					continue
 				}
 				for _, in := range insts {
@@ -282,6 +282,9 @@ func newWorst(m *module) *worst {
 func (w *worst) realize(s string) (string, error) {
 	if r, ok := w.done[s]; ok {
 		return r, nil
+	}
+	if !strings.Contains(s, ".") { // no symbolic value: "*", an action
+		return s, nil
 	}
 	var firstErr error
 	out := w.names.ReplaceAllStringFunc(s, func(sym string) string {
