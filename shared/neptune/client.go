@@ -319,6 +319,15 @@ func (c *Client) await(ctx context.Context, op string, drc *gremlingo.DriverRemo
 	done := make(chan outcome, 1)
 	go func() {
 		defer c.release(drc)
+		defer func() {
+			// gremlin-go 3.7.3 panics ("send on closed channel") when a request writes to a
+			// connection its read loop closed meanwhile (the server went away under load): the
+			// request was not sent. Unrecovered, the panic ends the whole process; recovered, it
+			// is a broken connection, dropped and retried like any other.
+			if p := recover(); p != nil {
+				done <- outcome{nil, fmt.Errorf("gremlin-go panicked on a closed connection: %v", p)}
+			}
+		}()
 		rs, err := do()
 		done <- outcome{rs, err}
 	}()
