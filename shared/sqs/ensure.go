@@ -48,16 +48,28 @@ func (q *Queue) ensure(ctx context.Context, name string, maxReceives int) (*queu
 		return nil, fmt.Errorf("sqs: queue name %q is too long for SQS with its DLQ %q (%d characters at most)", full, dlqName, maxNameLength)
 	}
 	fifo := isFIFO(full)
-	attrs := func(extra map[string]string) map[string]string {
-		if fifo {
-			extra[string(types.QueueAttributeNameFifoQueue)] = "true"
-			extra[string(types.QueueAttributeNameContentBasedDeduplication)] = "true"
+	// attrs returns the attributes to create a queue with: settings plus, for FIFO, FifoQueue,
+	// which SQS takes only at creation (SetQueueAttributes refuses it), and
+	// ContentBasedDeduplication. It copies settings, which are what SetQueueAttributes gets.
+	attrs := func(settings map[string]string) map[string]string {
+		out := make(map[string]string, len(settings)+2)
+		for k, v := range settings {
+			out[k] = v
 		}
-		return extra
+		if fifo {
+			out[string(types.QueueAttributeNameFifoQueue)] = "true"
+			out[string(types.QueueAttributeNameContentBasedDeduplication)] = "true"
+		}
+		return out
 	}
-	dlqURL, err := q.create(ctx, dlqName, attrs(map[string]string{string(types.QueueAttributeNameMessageRetentionPeriod): retention}))
+	dlqSettings := map[string]string{string(types.QueueAttributeNameMessageRetentionPeriod): retention}
+	dlqURL, err := q.create(ctx, dlqName, attrs(dlqSettings))
 	if err != nil {
 		return nil, err
+	}
+	// A DLQ that existed with other attributes was only looked up: keep its messages 14 days too.
+	if _, err := q.client.SetQueueAttributes(ctx, &awssqs.SetQueueAttributesInput{QueueUrl: aws.String(dlqURL), Attributes: dlqSettings}); err != nil {
+		return nil, wrap("set retention", dlqName, err)
 	}
 	out, err := q.client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(dlqURL), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn}})

@@ -24,8 +24,12 @@ import (
 // that existed (created by an earlier version with the default).
 func TestEnsureQueuesKeepsMessagesFourteenDays(t *testing.T) {
 	t.Parallel()
-	for _, existing := range []bool{false, true} {
-		t.Run(map[bool]string{false: "created", true: "existing"}[existing], func(t *testing.T) {
+	for _, c := range []struct {
+		existing bool
+		name     string
+	}{{false, "plan"}, {true, "plan"}, {false, "plan.fifo"}, {true, "plan.fifo"}} {
+		existing := c.existing
+		t.Run(map[bool]string{false: "created", true: "existing"}[existing]+"/"+c.name, func(t *testing.T) {
 			t.Parallel()
 			var mu sync.Mutex
 			attrs := map[string]map[string]string{} // queue name -> attributes created or set
@@ -60,6 +64,11 @@ func TestEnsureQueuesKeepsMessagesFourteenDays(t *testing.T) {
 				case strings.HasSuffix(target, ".GetQueueAttributes"):
 					fmt.Fprintf(w, `{"Attributes":{"QueueArn":"arn:aws:sqs:us-east-1:123456789012:%s"}}`, name)
 				case strings.HasSuffix(target, ".SetQueueAttributes"):
+					if _, ok := in.Attributes["FifoQueue"]; ok { // as SQS: only at creation
+						w.WriteHeader(http.StatusBadRequest)
+						fmt.Fprint(w, `{"__type":"com.amazonaws.sqs#InvalidAttributeName","message":"Unknown Attribute FifoQueue."}`)
+						return
+					}
 					if attrs[name] == nil {
 						attrs[name] = map[string]string{}
 					}
@@ -78,18 +87,18 @@ func TestEnsureQueuesKeepsMessagesFourteenDays(t *testing.T) {
 				Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
 			})
 			q := sqs.New(client, sqs.Options{Prefix: "karma-test-"})
-			if err := q.EnsureQueues(t.Context(), []string{"plan"}, 5); err != nil {
+			if err := q.EnsureQueues(t.Context(), []string{c.name}, 5); err != nil {
 				t.Fatalf("EnsureQueues: %v", err)
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if got := attrs["karma-test-plan"]["MessageRetentionPeriod"]; got != "1209600" {
-				t.Errorf("queue karma-test-plan: MessageRetentionPeriod %q, want 1209600 (14 days, as terraform/queues.tf); attributes %v", got, attrs["karma-test-plan"])
+			full := "karma-test-" + c.name
+			if got := attrs[full]["MessageRetentionPeriod"]; got != "1209600" {
+				t.Errorf("queue %s: MessageRetentionPeriod %q, want 1209600 (14 days, as terraform/queues.tf); attributes %v", full, got, attrs[full])
 			}
-			if !existing {
-				if got := attrs["karma-test-plan-dlq"]["MessageRetentionPeriod"]; got != "1209600" {
-					t.Errorf("queue karma-test-plan-dlq: MessageRetentionPeriod %q, want 1209600", got)
-				}
+			dlq := sqs.DeadLetterQueueName(full)
+			if got := attrs[dlq]["MessageRetentionPeriod"]; got != "1209600" {
+				t.Errorf("queue %s: MessageRetentionPeriod %q, want 1209600; attributes %v", dlq, got, attrs[dlq])
 			}
 		})
 	}
