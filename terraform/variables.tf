@@ -269,15 +269,29 @@ variable "terraform_ephemeral_storage" {
 }
 
 variable "plan_policy_arns" {
-  description = "Policies attached to the plan function's role so terraform can refresh and plan the components' resources (e.g. ReadOnlyAccess)."
+  description = "Policies attached to the plan function's role so terraform can refresh and plan the components' resources (e.g. ReadOnlyAccess). At most 8."
   type        = list(string)
   default     = []
+
+  validation {
+    # IAM attaches at most 10 managed policies to a role by default; <p>-guard and <p>-queues
+    # take two (managedpolicies_test.go).
+    condition     = length(var.plan_policy_arns) <= 8
+    error_message = "plan_policy_arns: at most 8 policies (IAM attaches at most 10 managed policies to a role, and Karma attaches <name_prefix>-<environment>-guard and -queues); combine them into fewer policies."
+  }
 }
 
 variable "apply_policy_arns" {
-  description = "Policies attached to the apply function's role so terraform can create, change and destroy the components' resources."
+  description = "Policies attached to the apply function's role so terraform can create, change and destroy the components' resources. At most 8."
   type        = list(string)
   default     = []
+
+  validation {
+    # IAM attaches at most 10 managed policies to a role by default; <p>-guard and <p>-queues
+    # take two (managedpolicies_test.go).
+    condition     = length(var.apply_policy_arns) <= 8
+    error_message = "apply_policy_arns: at most 8 policies (IAM attaches at most 10 managed policies to a role, and Karma attaches <name_prefix>-<environment>-guard and -queues); combine them into fewer policies."
+  }
 }
 
 variable "ssm_kms_key_arns" {
