@@ -233,9 +233,9 @@ func (r history) History(ctx context.Context, env, name string) ([]params.Parame
 // configs reads a /config parameter (changes made in Parameter Store; unused by these tests).
 type configs struct{ h *harness }
 
-func (c configs) Config(ctx context.Context, env, component string, version int64) ([]byte, error) {
+func (c configs) Config(ctx context.Context, env, component string, version int64, writtenAt time.Time) ([]byte, error) {
 	parts := strings.SplitN(component, "/", 3)
-	p, err := params.GetVersion(ctx, c.h.params(env), model.ConfigParam("/iac", parts[1], parts[2]), version)
+	p, err := params.GetWritten(ctx, c.h.params(env), model.ConfigParam("/iac", parts[1], parts[2]), version, writtenAt)
 	return []byte(p.Value), err
 }
 

@@ -349,13 +349,14 @@ func (p paramHistory) History(ctx context.Context, env, name string) ([]params.P
 	return h.History(ctx, name)
 }
 
-// paramConfigs reads a component's /config parameter (resolve.ConfigReader).
+// paramConfigs reads a component's /config parameter (resolve.ConfigReader): the version named,
+// written when the change says (params.GetWritten).
 type paramConfigs struct {
 	params func(env string) (params.Store, error)
 	prefix string
 }
 
-func (p paramConfigs) Config(ctx context.Context, env, component string, version int64) ([]byte, error) {
+func (p paramConfigs) Config(ctx context.Context, env, component string, version int64, writtenAt time.Time) ([]byte, error) {
 	parts := strings.SplitN(component, "/", 3)
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("bad component id %q", component)
@@ -364,7 +365,7 @@ func (p paramConfigs) Config(ctx context.Context, env, component string, version
 	if err != nil {
 		return nil, err
 	}
-	v, err := params.GetVersion(ctx, st, model.ConfigParam(p.prefix, parts[1], parts[2]), version)
+	v, err := params.GetWritten(ctx, st, model.ConfigParam(p.prefix, parts[1], parts[2]), version, writtenAt)
 	if err != nil {
 		return nil, err
 	}

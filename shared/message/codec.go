@@ -137,7 +137,7 @@ func upcastChangeDetectedV1(e Envelope) (json.RawMessage, error) {
 		return nil, err
 	}
 	v4 := ChangeDetected{ChangeSetID: e.CorrelationID, Source: v1.Source, Components: []ComponentRef{v1.Component},
-		Commit: commitV2(v1.Commit), Parameter: v1.Parameter, ChangedKeys: v1.ChangedKeys, AutoApprove: v1.AutoApprove}
+		Commit: commitV2(v1.Commit), Parameter: parameterWrite(v1.Parameter), ChangedKeys: v1.ChangedKeys, AutoApprove: v1.AutoApprove}
 	return json.Marshal(v4)
 }
 
@@ -147,7 +147,7 @@ func upcastChangeDetectedV2(e Envelope) (json.RawMessage, error) {
 		return nil, err
 	}
 	v4 := ChangeDetected{ChangeSetID: v2.ChangeSetID, Source: v2.Source, Components: v2.Components, Files: v2.Files,
-		Commit: commitV2(v2.Commit), Parameter: v2.Parameter, ChangedKeys: v2.ChangedKeys, Removed: v2.Removed, AutoApprove: v2.AutoApprove}
+		Commit: commitV2(v2.Commit), Parameter: parameterWrite(v2.Parameter), ChangedKeys: v2.ChangedKeys, Removed: v2.Removed, AutoApprove: v2.AutoApprove}
 	if v2.Request != nil {
 		v4.Request = &ChangeRequest{ID: v2.Request.ID, Configs: v2.Request.Configs}
 	}
@@ -161,7 +161,7 @@ func upcastChangeDetectedV3(e Envelope) (json.RawMessage, error) {
 		return nil, err
 	}
 	return json.Marshal(ChangeDetected{ChangeSetID: v3.ChangeSetID, Source: v3.Source, Components: v3.Components, Files: v3.Files,
-		Truncated: v3.Truncated, Commit: commitV3(v3.Commit), Parameter: v3.Parameter, ChangedKeys: v3.ChangedKeys, Request: v3.Request,
+		Truncated: v3.Truncated, Commit: commitV3(v3.Commit), Parameter: parameterWrite(v3.Parameter), ChangedKeys: v3.ChangedKeys, Request: v3.Request,
 		Removed: v3.Removed, AutoApprove: v3.AutoApprove})
 }
 

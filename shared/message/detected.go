@@ -1,5 +1,7 @@
 package message
 
+import "time"
+
 // ChangeDetected (change.detected v4) is the root of a change set: what changed and where it came
 // from. v4 added the sources "rollback" (Rollback) and "drift" (Drift) and promotions
 // (Promotion); v3 had none of them; v1
@@ -22,8 +24,9 @@ type ChangeDetected struct {
 	// Commit is the commit whose tree is deployed: set for SourceGit, and for SourceRequest
 	// (the commit the request became). Other sources deploy the deploy branch's head.
 	Commit *Commit `json:"commit,omitempty"`
-	// Parameter is set for SourceParameter and SourceRuntime.
-	Parameter *ParameterVersion `json:"parameter,omitempty"`
+	// Parameter is set for SourceParameter and SourceRuntime: the version the change is about,
+	// and the time it was written.
+	Parameter *ParameterWrite `json:"parameter,omitempty"`
 	// ChangedKeys are the runtime keys that changed (SourceRuntime); nil = unknown, all keys.
 	ChangedKeys []string `json:"changed_keys,omitzero"`
 	// Covers lists the earlier versions of Parameter whose changes this change also carries,
@@ -153,12 +156,38 @@ type CommitV2 struct {
 	Repo    string `json:"repo,omitempty"`
 }
 
-// ParameterVersion identifies one version of one parameter.
+// ParameterVersion identifies one version of one parameter by its number (drift.detected;
+// change.detected before version 4, whose parameter is now a ParameterWrite).
 type ParameterVersion struct {
 	Name    string `json:"name"`
 	Version int64  `json:"version"`
 	// ModifiedBy is the LastModifiedUser Parameter Store reports, when known.
 	ModifiedBy string `json:"modified_by,omitempty"`
+}
+
+// ParameterWrite is the parameter version a change (change.detected v4) is about: a version and
+// the time it was written. A parameter deleted and created again starts again at version 1, so
+// the number alone does not say which life of the parameter the version is of: resolve reads
+// the version of that number only if it was written at WrittenAt, and refuses the change
+// otherwise, rather than deploy another value under its name (params.GetWritten).
+type ParameterWrite struct {
+	Name    string `json:"name"`
+	Version int64  `json:"version"`
+	// ModifiedBy is the LastModifiedUser Parameter Store reports, when known.
+	ModifiedBy string `json:"modified_by,omitempty"`
+	// WrittenAt is the version's LastModifiedDate (UTC; its key keeps milliseconds,
+	// ParameterVersionKey). Zero: not said (a change made before it was added, upcast from an
+	// older version): the version's number decides. Added to version 4: optional.
+	WrittenAt time.Time `json:"written_at,omitzero"`
+}
+
+// parameterWrite is an older change.detected's parameter as version 4 carries it: no time of
+// writing.
+func parameterWrite(p *ParameterVersion) *ParameterWrite {
+	if p == nil {
+		return nil
+	}
+	return &ParameterWrite{Name: p.Name, Version: p.Version, ModifiedBy: p.ModifiedBy}
 }
 
 // CoveredVersion is an earlier version of the parameter a change also carries: who wrote it and the

@@ -281,8 +281,11 @@ func TestParameter(t *testing.T) {
 			if k := tt.wantSource + ":" + tt.param + "@" + itoa(want) + "@" + at; e.IdempotencyKey != k {
 				t.Errorf("key %q, want %q", e.IdempotencyKey, k)
 			}
-			if p.Parameter == nil || p.Parameter.Name != tt.param || p.Parameter.Version != want || p.Parameter.ModifiedBy != tt.user {
-				t.Errorf("parameter %+v", p.Parameter)
+			// The change names the write too: resolve deploys that version only if it was
+			// written then (the parameter may be deleted and created again in between).
+			if p.Parameter == nil || p.Parameter.Name != tt.param || p.Parameter.Version != want || p.Parameter.ModifiedBy != tt.user ||
+				!p.Parameter.WrittenAt.Equal(hist[len(hist)-1].LastModified) {
+				t.Errorf("parameter %+v, want version %d written at %s", p.Parameter, want, hist[len(hist)-1].LastModified)
 			}
 			wantActor := message.Actor{Kind: "iam", Name: tt.user}
 			if wantActor.Name == "" {
@@ -298,7 +301,9 @@ func TestParameter(t *testing.T) {
 			if got := string(raw["changed_keys"]); got != tt.wantKeysRaw {
 				t.Errorf("changed_keys on the wire = %s, want %s", orAbsent(got), orAbsent(tt.wantKeysRaw))
 			}
-			wt.CheckGolden(t, "parameter_"+goldenName(tt.name), out, map[string]string{e.ID: "root-id", in.ID: "trigger", at: "modified-at"})
+			// The time as the key has it, and as the payload has it (both: the same time).
+			writtenAt := hist[len(hist)-1].LastModified.UTC().Format(time.RFC3339Nano)
+			wt.CheckGolden(t, "parameter_"+goldenName(tt.name), out, map[string]string{e.ID: "root-id", in.ID: "trigger", at: "modified-at", writtenAt: "modified-at"})
 		})
 	}
 }

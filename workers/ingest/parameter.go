@@ -238,7 +238,7 @@ func decide(pc parameterVersion) (*message.ChangeDetected, message.Actor, string
 		return nil, message.Actor{}, "", nil
 	}
 	p := message.ChangeDetected{Source: message.SourceParameter, Components: []message.ComponentRef{ref},
-		Parameter: &message.ParameterVersion{Name: pc.Name, Version: pc.Version, ModifiedBy: pc.ModifiedBy}, Covers: pc.Covers, AutoApprove: pc.AutoApprove}
+		Parameter: &message.ParameterWrite{Name: pc.Name, Version: pc.Version, ModifiedBy: pc.ModifiedBy, WrittenAt: pc.ModifiedAt.UTC()}, Covers: pc.Covers, AutoApprove: pc.AutoApprove}
 	if kind == "runtime" {
 		p.Source = message.SourceRuntime
 		keys, err := ChangedKeys(pc.Previous, pc.Value)

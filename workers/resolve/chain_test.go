@@ -89,7 +89,7 @@ func (c *chain) params(env string) (params.Store, error) {
 // paramConfigs reads a component's /config parameter (cmd/karma's paramConfigs).
 type paramConfigs struct{ c *chain }
 
-func (p paramConfigs) Config(ctx context.Context, env, component string, version int64) ([]byte, error) {
+func (p paramConfigs) Config(ctx context.Context, env, component string, version int64, writtenAt time.Time) ([]byte, error) {
 	st, err := p.c.params(env)
 	if err != nil {
 		return nil, err
@@ -98,7 +98,7 @@ func (p paramConfigs) Config(ctx context.Context, env, component string, version
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("bad component id %q", component)
 	}
-	v, err := params.GetVersion(ctx, st, model.ConfigParam("/iac", parts[1], parts[2]), version)
+	v, err := params.GetWritten(ctx, st, model.ConfigParam("/iac", parts[1], parts[2]), version, writtenAt)
 	if err != nil {
 		return nil, err
 	}

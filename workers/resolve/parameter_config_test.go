@@ -30,7 +30,7 @@ func TestParameterConfigIsValidated(t *testing.T) {
 			t.Parallel()
 			s := newStage(t, wt.ExamplesDir, configs{"prod/vpc/core": tt.value})
 			p := message.ChangeDetected{ChangeSetID: wt.FixedID(140 + i), Source: message.SourceParameter, Components: []message.ComponentRef{{Type: "vpc", Nickname: "core"}},
-				Parameter: &message.ParameterVersion{Name: "/iac/vpc/core/config", Version: 12}}
+				Parameter: &message.ParameterWrite{Name: "/iac/vpc/core/config", Version: 12}}
 			in := wt.FixedRoot(t, 140+i, message.TypeChangeDetected, "prod", iamActor, "parameter:/iac/vpc/core/config@12", p)
 			out := s.handle(t, in)
 			if len(out) != 1 || out[0].Type != message.TypeChangeResolved {

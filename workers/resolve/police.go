@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/params"
@@ -94,7 +95,7 @@ func (w *Worker) policyInput(ctx context.Context, cs *changeset.ChangeSet, n *ch
 	in.Stage = policy.StageResolve
 	var before map[string]any
 	if !n.Destroy {
-		deployed, err := w.Configs.Config(ctx, cs.Env, n.Component, 0)
+		deployed, err := w.Configs.Config(ctx, cs.Env, n.Component, 0, time.Time{})
 		switch {
 		case errors.Is(err, params.ErrNotFound):
 		case err != nil:

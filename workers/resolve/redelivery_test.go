@@ -25,7 +25,7 @@ func TestRedeliveryAnnouncesItsChangeSetWhenBuildingItAgainFails(t *testing.T) {
 		cfg := configs{"prod/vpc/core": `{"cidr":"10.77.0.0/16","az_count":2}`}
 		s := newStage(t, wt.ExamplesDir, cfg)
 		p := message.ChangeDetected{ChangeSetID: wt.FixedID(31), Source: message.SourceParameter, Components: []message.ComponentRef{{Type: "vpc", Nickname: "core"}},
-			Parameter: &message.ParameterVersion{Name: "/iac/vpc/core/config", Version: 12}}
+			Parameter: &message.ParameterWrite{Name: "/iac/vpc/core/config", Version: 12}}
 		in := wt.FixedRoot(t, 31, message.TypeChangeDetected, "prod", iamActor, "parameter:/iac/vpc/core/config@12", p)
 		first, err := s.w.Handle(ctx, in)
 		if err != nil {

@@ -57,9 +57,12 @@ type Commits interface {
 }
 
 // ConfigReader reads a component's /config parameter (a change made in Parameter Store) at
-// version (params.GetVersion; 0: the current one).
+// version (0: the current one), written at writtenAt (params.GetWritten): a version of that
+// number written at another time is of the parameter deleted and created again since, and
+// refused with an error matching params.ErrRecreated. A zero writtenAt (a change that does not
+// say it) leaves the number to decide.
 type ConfigReader interface {
-	Config(ctx context.Context, env, component string, version int64) ([]byte, error)
+	Config(ctx context.Context, env, component string, version int64, writtenAt time.Time) ([]byte, error)
 }
 
 // Worker is the resolve stage.
@@ -433,14 +436,19 @@ func (w *Worker) plan(ctx context.Context, cs *changeset.ChangeSet, res *model.R
 	if p.Source == message.SourceParameter {
 		for _, r := range roots {
 			id := g.Components[r].ID
-			// The version the change is about: one written since is a change of its own.
+			// The version the change is about: one written since is a change of its own. And
+			// the write it names: a parameter deleted and created again starts again at version
+			// 1, and its version of that number is another write, with a change of its own —
+			// deployed under this change's name, the lineage would name a write whose value it
+			// did not deploy. Either is refused for good (dead-lettered with the reason).
 			var version int64
+			var writtenAt time.Time
 			if p.Parameter != nil {
-				version = p.Parameter.Version
+				version, writtenAt = p.Parameter.Version, p.Parameter.WrittenAt
 			}
-			cfg, err := w.Configs.Config(ctx, env, id, version)
-			if errors.Is(err, params.ErrVersionGone) {
-				return pipeline.Permanent(err)
+			cfg, err := w.Configs.Config(ctx, env, id, version, writtenAt)
+			if errors.Is(err, params.ErrVersionGone) { // (params.ErrRecreated too)
+				return pipeline.Permanent(fmt.Errorf("resolve: change %s: %w", p.ChangeSetID, err))
 			}
 			if err != nil {
 				return pipeline.Transient(err)

@@ -41,7 +41,7 @@ type stageEnv struct {
 // configs is a ConfigReader over a map "<env>/<type>/<nickname>" -> /config value.
 type configs map[string]string
 
-func (c configs) Config(_ context.Context, env, component string, _ int64) ([]byte, error) {
+func (c configs) Config(_ context.Context, env, component string, _ int64, _ time.Time) ([]byte, error) {
 	v, ok := c[component]
 	if !ok {
 		return nil, fmt.Errorf("no config parameter for %s", component)
@@ -80,7 +80,7 @@ func runtimeDetected(t *testing.T, n int, env string, ref message.ComponentRef, 
 	t.Helper()
 	name := "/iac/" + ref.Type + "/" + ref.Nickname + "/runtime"
 	p := message.ChangeDetected{ChangeSetID: wt.FixedID(n), Source: message.SourceRuntime, Components: []message.ComponentRef{ref},
-		Parameter: &message.ParameterVersion{Name: name, Version: 8}, ChangedKeys: keys}
+		Parameter: &message.ParameterWrite{Name: name, Version: 8}, ChangedKeys: keys}
 	e := wt.FixedRoot(t, n, message.TypeChangeDetected, env, iamActor, "runtime:"+name+"@8", p)
 	wt.Validate(t, e)
 	return e
@@ -325,7 +325,7 @@ func TestACoalescedRuntimeChangeNamesEveryVersionItCarries(t *testing.T) {
 	vpc := message.ComponentRef{Type: "vpc", Nickname: "core"}
 	const name = "/iac/vpc/core/runtime"
 	p := message.ChangeDetected{ChangeSetID: wt.FixedID(30), Source: message.SourceRuntime, Components: []message.ComponentRef{vpc},
-		Parameter: &message.ParameterVersion{Name: name, Version: 8, ModifiedBy: "dee"}, Covers: []message.CoveredVersion{
+		Parameter: &message.ParameterWrite{Name: name, Version: 8, ModifiedBy: "dee"}, Covers: []message.CoveredVersion{
 			{Version: 6, ModifiedBy: "bob", ChangedKeys: []string{"vpc_id"}}, {Version: 7, ModifiedBy: "cy"}},
 		ChangedKeys: []string{"private_subnet_ids", "vpc_id"}}
 	in := wt.FixedRoot(t, 30, message.TypeChangeDetected, "prod", iamActor, "runtime:"+name+"@8", p)
@@ -447,7 +447,7 @@ func TestParameterChangeDeploysTheStoredConfig(t *testing.T) {
 	stored := `{"cidr":"10.77.0.0/16","az_count":2}`
 	s := newStage(t, wt.ExamplesDir, configs{"prod/vpc/core": stored})
 	p := message.ChangeDetected{ChangeSetID: wt.FixedID(31), Source: message.SourceParameter, Components: []message.ComponentRef{{Type: "vpc", Nickname: "core"}},
-		Parameter: &message.ParameterVersion{Name: "/iac/vpc/core/config", Version: 12}}
+		Parameter: &message.ParameterWrite{Name: "/iac/vpc/core/config", Version: 12}}
 	in := wt.FixedRoot(t, 31, message.TypeChangeDetected, "prod", iamActor, "parameter:/iac/vpc/core/config@12", p)
 	out := s.handle(t, in)
 	cs, err := s.cs.Get(context.Background(), in.ID)
@@ -815,9 +815,9 @@ func TestRemovalConcernsOnlyItsEnv(t *testing.T) {
 // storeConfigs is a ConfigReader over a parameter store (as shared/app's): versions included.
 type storeConfigs struct{ st params.Store }
 
-func (c storeConfigs) Config(ctx context.Context, env, component string, version int64) ([]byte, error) {
+func (c storeConfigs) Config(ctx context.Context, env, component string, version int64, writtenAt time.Time) ([]byte, error) {
 	parts := strings.SplitN(component, "/", 3)
-	p, err := params.GetVersion(ctx, c.st, model.ConfigParam("/iac", parts[1], parts[2]), version)
+	p, err := params.GetWritten(ctx, c.st, model.ConfigParam("/iac", parts[1], parts[2]), version, writtenAt)
 	return []byte(p.Value), err
 }
 
@@ -838,7 +838,7 @@ func TestParameterChangeDeploysTheVersionItNames(t *testing.T) {
 	}
 	detected := func(n int, version int64) message.Envelope {
 		p := message.ChangeDetected{ChangeSetID: wt.FixedID(n), Source: message.SourceParameter, Components: []message.ComponentRef{{Type: "vpc", Nickname: "core"}},
-			Parameter: &message.ParameterVersion{Name: "/iac/vpc/core/config", Version: version}}
+			Parameter: &message.ParameterWrite{Name: "/iac/vpc/core/config", Version: version}}
 		return wt.FixedRoot(t, n, message.TypeChangeDetected, "prod", iamActor, fmt.Sprintf("parameter:/iac/vpc/core/config@%d", version), p)
 	}
 	in := detected(41, 1)

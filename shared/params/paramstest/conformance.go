@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/usekarma/karma/shared/params"
 )
@@ -39,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) params.Store) {
 		{"NotFound", testNotFound},
 		{"Delete", testDelete},
 		{"WrittenAtAgrees", testWrittenAt},
+		{"RecreatedVersionIsAnotherWrite", testRecreated},
 		{"AdvancedTier", testAdvanced},
 		{"SecureString", testSecure},
 		{"StringList", testStringList},
@@ -292,6 +294,67 @@ func testWrittenAt(t *testing.T, s params.Store, prefix string) {
 		}
 		if ms(ps[0]) != ms(cur) {
 			t.Errorf("%s's LastModified = %s, Get's = %s", what, ps[0].LastModified, cur.LastModified)
+		}
+	}
+}
+
+// testRecreated: a parameter deleted and created again starts again at version 1, and its
+// version 1 is told from the one before the deletion by the time it was written — what a
+// change names with the version (change.detected's parameter.written_at), and what
+// params.GetWritten checks before resolve deploys the version: the version of that number
+// written at another time is refused (params.ErrRecreated), never returned in its place.
+func testRecreated(t *testing.T, s params.Store, prefix string) {
+	ctx := context.Background()
+	name := prefix + "/vpc/core/config"
+	wantResult(t, "first Put", put(t, s, params.PutInput{Name: name, Value: `{"life":1}`}), 1, true)
+	old := get(t, s, name)
+	sameMs := func(a, b time.Time) bool { return a.UnixMilli() == b.UnixMilli() }
+	var now params.Parameter
+	// Deleted and created again, until the new version 1 is written in another millisecond
+	// than the old one (nearly always the first time).
+	for i := 0; ; i++ {
+		if err := s.Delete(ctx, name); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		wantResult(t, "Put after Delete", put(t, s, params.PutInput{Name: name, Value: `{"life":2}`}), 1, true)
+		if now = get(t, s, name); !sameMs(now.LastModified, old.LastModified) {
+			break
+		}
+		if i == 1000 {
+			t.Fatalf("every version 1 written again says it was written at %s, as the one deleted: the time cannot tell them apart", old.LastModified)
+		}
+	}
+	if now.LastModified.Before(old.LastModified.Truncate(time.Millisecond)) {
+		t.Fatalf("the version 1 written after the deletion says %s, before the deleted one's %s", now.LastModified, old.LastModified)
+	}
+	check := func(what string, v int64, at time.Time, want string, wantErr error) {
+		t.Helper()
+		p, err := params.GetWritten(ctx, s, name, v, at)
+		switch {
+		case wantErr != nil && !errors.Is(err, wantErr):
+			t.Errorf("%s: %q, %v; want an error matching %v", what, p.Value, err, wantErr)
+		case wantErr != nil && p.Value != "":
+			t.Errorf("%s: returned the value %q with its error", what, p.Value)
+		case wantErr == nil && (err != nil || p.Value != want || p.Version != v):
+			t.Errorf("%s: version %d %q, %v; want version %d %q", what, p.Version, p.Value, err, v, want)
+		}
+	}
+	check("the version 1 written after the deletion", 1, now.LastModified, `{"life":2}`, nil)
+	check("the version 1 deleted (now the current version)", 1, old.LastModified, "", params.ErrRecreated)
+	check("version 1, time not said: the number decides", 1, time.Time{}, `{"life":2}`, nil)
+	if _, err := params.GetWritten(ctx, s, name, 1, old.LastModified); err == nil || !strings.Contains(err.Error(), "re-created") ||
+		!strings.Contains(err.Error(), name) || !errors.Is(err, params.ErrVersionGone) {
+		t.Errorf("the version 1 deleted: %v; want an error naming %s, saying it was re-created, matching ErrVersionGone", err, name)
+	}
+	wantResult(t, "second Put", put(t, s, params.PutInput{Name: name, Value: `{"life":2,"v":2}`}), 2, true)
+	check("the version 1 written after the deletion, from the history", 1, now.LastModified, `{"life":2}`, nil)
+	check("the version 1 deleted, from the history", 1, old.LastModified, "", params.ErrRecreated)
+	check("a version 3 written before the deletion, not reached again", 3, old.LastModified, "", params.ErrRecreated)
+	check("a version 3, time not said", 3, time.Time{}, "", params.ErrVersionGone)
+	if h, ok := s.(params.Historian); ok {
+		hist, err := h.History(ctx, name)
+		if err != nil || len(hist) != 2 || !sameMs(hist[0].LastModified, now.LastModified) {
+			t.Errorf("History: %+v, %v; want 2 versions, the first written at %s", hist, err, now.LastModified)
 		}
 	}
 }
