@@ -2,6 +2,8 @@ package plan_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -98,37 +100,59 @@ func TestPlanInterpolationErrors(t *testing.T) {
 
 // A dependent deploys the upstream runtime its lineage names: the version the upstream's
 // deployment in the same change set published, even when the runtime was written again since
-// (that write is a change of its own, which redeploys the dependent in turn).
+// (that write is a change of its own, which redeploys the dependent in turn). A runtime deleted
+// and created again since starts again at version 1: its version of the number published is
+// another document (not the hash the deployment recorded), and the dependent fails, naming
+// it, rather than deploy it under a lineage naming the upstream's deployment.
 func TestPlanUsesTheRuntimeVersionItsUpstreamPublished(t *testing.T) {
 	t.Parallel()
+	const v1 = `{"vpc_id":"vpc-v1"}`
+	sum := sha256.Sum256([]byte(v1))
 	for i, tt := range []struct {
 		name      string
 		published int64  // vpc/core's Outcome.RuntimeVersion, 0 = not deployed in the change set
+		hash      string // its Outcome.RuntimeHash ("": an outcome recorded without one)
+		recreated bool   // the runtime is deleted and created again since, rather than written again
 		wantCfg   string // planned
 		wantError string // failed
 	}{
 		{name: "deployed in the change set", published: 1, wantCfg: `{"service_discovery_vpc_id":"vpc-v1","tags":{"Environment":"prod"}}`},
+		{name: "deployed in the change set, its document", published: 1, hash: hex.EncodeToString(sum[:]),
+			wantCfg: `{"service_discovery_vpc_id":"vpc-v1","tags":{"Environment":"prod"}}`},
 		{name: "not deployed in the change set", wantCfg: `{"service_discovery_vpc_id":"vpc-v2","tags":{"Environment":"prod"}}`},
 		{name: "a version no longer kept", published: 7, wantError: "no longer has version 7"},
+		{name: "deleted and created again since", published: 1, hash: hex.EncodeToString(sum[:]), recreated: true,
+			wantError: "version 1 of /iac/vpc/core/runtime is not the runtime deployment dep-"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s := newStage(t, nil)
-			s.putRuntime(t, "vpc/core", `{"vpc_id":"vpc-v1"}`)
+			s.putRuntime(t, "vpc/core", v1)
 			if tt.published > 0 {
 				if _, err := s.cs.Update(t.Context(), s.csID, func(cs *changeset.ChangeSet) error {
 					n := cs.Nodes["prod/vpc/core"]
-					n.State, n.Outcome = changeset.Applied, &changeset.Outcome{RuntimeVersion: tt.published, ChangedKeys: []string{"vpc_id"}}
+					n.State, n.Outcome = changeset.Applied, &changeset.Outcome{RuntimeVersion: tt.published, ChangedKeys: []string{"vpc_id"}, RuntimeHash: tt.hash}
 					return nil
 				}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			s.putRuntime(t, "vpc/core", `{"vpc_id":"vpc-v2"}`) // written again since
+			if tt.recreated {
+				if err := s.params.Delete(t.Context(), "/iac/vpc/core/runtime"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.putRuntime(t, "vpc/core", `{"vpc_id":"vpc-v2"}`) // written again since (version 2; version 1 when created again)
 			out := s.handle(t, s.recorded(t, 80+i, "prod/ecs-cluster/core", 1))
 			if tt.wantError != "" {
-				if p := wt.PayloadOf[message.DeploymentFailed](t, out[0]); out[0].Type != message.TypeDeploymentFailed || !strings.Contains(p.Error, tt.wantError) {
+				if out[0].Type != message.TypeDeploymentFailed {
+					t.Fatalf("%s, want deployment.failed containing %q", out[0].Type, tt.wantError)
+				}
+				if p := wt.PayloadOf[message.DeploymentFailed](t, out[0]); !strings.Contains(p.Error, tt.wantError) {
 					t.Fatalf("%s %+v, want deployment.failed containing %q", out[0].Type, p, tt.wantError)
+				} else if tt.recreated && (!strings.Contains(p.Error, "(sha256 "+tt.hash[:16]+"…, found ") || !strings.Contains(p.Error, "deleted and created again since") ||
+					strings.Contains(p.Error, "vpc-v")) {
+					t.Errorf("failed %q: want both hashes named, the reason, and no value", p.Error)
 				}
 				return
 			}

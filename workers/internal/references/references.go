@@ -5,6 +5,8 @@ package references
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,21 +24,27 @@ import (
 // `karma params put`, another change) is not what it deploys; the change that wrote it
 // redeploys the dependent in turn. Other upstreams are read as they are now.
 //
+// The version's number alone does not name the document: a runtime deleted and created again
+// since starts again at version 1, and its version of that number is another write. The
+// version read must be the document the deployment published (its Outcome.RuntimeHash, the
+// SHA-256 of the value written); another is refused — the deployment fails, naming both —
+// rather than planned or applied under a lineage naming the upstream's deployment.
+//
 // What the config or the runtimes get wrong (a runtime not published, a key it does not have,
 // not JSON, a version no longer kept) is permanent — the deployment fails; a read Parameter
 // Store failed to answer (throttled, timed out, unreachable) is left as the store reported it,
 // which Classify retries unless the store marked it permanent.
 func Interpolate(ctx context.Context, store params.Store, prefix string, cs *changeset.ChangeSet, node *changeset.Node) (model.Interpolated, error) {
-	pins := map[string]int64{} // "<type>/<nickname>" -> runtime version its deployment published
+	pins := map[string]*changeset.Node{} // "<type>/<nickname>" -> its deployment, which published a runtime version
 	for _, u := range node.Upstreams {
 		if un := cs.Nodes[u.Component]; un != nil && un.Outcome != nil && un.Outcome.RuntimeVersion > 0 {
-			pins[strings.TrimPrefix(u.Component, cs.Env+"/")] = un.Outcome.RuntimeVersion
+			pins[strings.TrimPrefix(u.Component, cs.Env+"/")] = un
 		}
 	}
 	r := &reads{Store: store}
 	cfg, err := model.InterpolateRuntimes(node.Config, func(ref string) (model.Runtime, error) {
-		if v, ok := pins[ref]; ok {
-			return r.version(ctx, prefix, ref, v)
+		if un, ok := pins[ref]; ok {
+			return r.version(ctx, prefix, ref, un)
 		}
 		return model.ReadRuntime(ctx, r, prefix, ref)
 	})
@@ -64,10 +72,13 @@ func (r *reads) note(err error) {
 	}
 }
 
-// version reads version v of ref's runtime (params.GetVersion).
-func (r *reads) version(ctx context.Context, prefix, ref string, v int64) (model.Runtime, error) {
+// version reads the runtime version of ref that its deployment un published (params.GetVersion),
+// and checks it is the document published (Outcome.RuntimeHash; an outcome without one, recorded
+// before it was kept, is taken by its number).
+func (r *reads) version(ctx context.Context, prefix, ref string, un *changeset.Node) (model.Runtime, error) {
 	t, n, _ := strings.Cut(ref, "/")
 	name := model.RuntimeParam(prefix, t, n)
+	v := un.Outcome.RuntimeVersion
 	p, err := params.GetVersion(ctx, r, name, v)
 	switch {
 	case errors.Is(err, params.ErrNotFound):
@@ -76,6 +87,13 @@ func (r *reads) version(ctx context.Context, prefix, ref string, v int64) (model
 		return model.Runtime{}, fmt.Errorf("%s: the runtime its deployment published is gone: %w", ref, err)
 	case err != nil:
 		return model.Runtime{}, err
+	}
+	if want := un.Outcome.RuntimeHash; want != "" {
+		if sum := sha256.Sum256([]byte(p.Value)); hex.EncodeToString(sum[:]) != want {
+			// (hashes only: the value may be a secret)
+			return model.Runtime{}, fmt.Errorf("%s: version %d of %s is not the runtime deployment %s published (sha256 %.16s…, found %.16s…): the parameter was deleted and created again since",
+				ref, v, name, un.DeploymentID, want, hex.EncodeToString(sum[:]))
+		}
 	}
 	return model.RuntimeFrom(ref, p)
 }
