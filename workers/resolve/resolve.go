@@ -386,6 +386,27 @@ func rootCauses(p message.ChangeDetected) []message.Cause {
 	return []message.Cause{{Kind: message.CauseRequest, ID: p.ChangeSetID}}
 }
 
+// namesItsConfig refuses for good a change of source parameter that does not name exactly the
+// version it deploys: a /config version (name, version ≥ 1) of the one component it roots. The
+// value read is the root's /config at that version; naming none would deploy the current value
+// under no parameter version, and naming another parameter, or several components, the root's
+// value at another parameter's version number — never what the lineage names.
+func namesItsConfig(p message.ChangeDetected, roots []int32, g *graph.Graph) error {
+	switch {
+	case p.Parameter == nil:
+		return pipeline.Permanent(fmt.Errorf("resolve: change %s of source parameter names no parameter version", p.ChangeSetID))
+	case p.Parameter.Version < 1:
+		return pipeline.Permanent(fmt.Errorf("resolve: change %s names version %d of %s: want 1 or more", p.ChangeSetID, p.Parameter.Version, p.Parameter.Name))
+	case len(p.Components) != 1 || len(roots) != 1:
+		return pipeline.Permanent(fmt.Errorf("resolve: change %s of %s names %d components: a parameter's change is of the one component whose /config it is", p.ChangeSetID, p.Parameter.Name, len(p.Components)))
+	}
+	c := g.Components[roots[0]]
+	if want := "/" + c.Type + "/" + c.Nickname + "/config"; !strings.HasSuffix(p.Parameter.Name, want) {
+		return pipeline.Permanent(fmt.Errorf("resolve: change %s names %s, which is not the /config of %s (…%s)", p.ChangeSetID, p.Parameter.Name, c.ID, want))
+	}
+	return nil
+}
+
 // plan fills the change set: roots, the potential set downstream, waves, edges inside the set.
 func (w *Worker) plan(ctx context.Context, cs *changeset.ChangeSet, res *model.Result, p message.ChangeDetected, env string) error {
 	g := res.Graph
@@ -434,6 +455,9 @@ func (w *Worker) plan(ctx context.Context, cs *changeset.ChangeSet, res *model.R
 		}
 	}
 	if p.Source == message.SourceParameter {
+		if err := namesItsConfig(p, roots, g); err != nil {
+			return err
+		}
 		for _, r := range roots {
 			id := g.Components[r].ID
 			// The version the change is about: one written since is a change of its own. And
