@@ -160,6 +160,10 @@ func newApplyCmd(g *globals) *cobra.Command {
 		Long: `Approves the given change sets (default: every one not yet approved), then runs the pipeline until
 nothing is left: plan and apply each deployment, publish its runtime, and deploy the dependents
 whose consumed outputs changed. Exit 1 if any deployment failed or a change was rejected.
+It first shows the plans each change set holds for review (component, deployment, plan hash,
+counts, resources), as the change-set store holds them, on every backend, and approves exactly
+those: a plan made again since they were shown (by another process), or a deployment still being
+planned, refuses the approval (exit 1, nothing approved; run it again to see the plans held now).
 Without --auto-approve, asks for confirmation on a terminal and refuses otherwise. On AWS backends
 (KARMA_BACKEND=aws) the approval is published to the event bus and the functions apply it; the
 command reports each change set's state as DynamoDB holds it.
@@ -215,18 +219,28 @@ past their approval expiry are expired first (karma expire).`,
 			if err != nil {
 				return &usageError{cmd: c.CommandPath(), err: err}
 			}
+			// Show the plans to be approved, as the store holds them (also on AWS, also with
+			// --auto-approve): the approval is for exactly these, and refused if one is made
+			// again before it is recorded.
+			pv.pause()
+			prompt := c.OutOrStdout()
+			if asJSON {
+				prompt = c.ErrOrStderr() // standard output is the JSON
+			}
+			shown, err := st.showPlans(c.Context(), prompt, ids)
+			if err != nil {
+				return err
+			}
 			if len(ids) > 0 && !auto {
-				pv.pause()
-				prompt := c.OutOrStdout()
-				if asJSON {
-					prompt = c.ErrOrStderr() // standard output is the JSON
-				}
 				if err := confirm(c, prompt, ids); err != nil {
 					return err
 				}
-				pv.resume()
 			}
-			if err := st.approve(c.Context(), c.OutOrStdout(), ids, as); err != nil {
+			pv.resume()
+			if g.testBeforeApprove != nil {
+				g.testBeforeApprove(st)
+			}
+			if err := st.approve(c.Context(), c.OutOrStdout(), ids, shown, as); err != nil {
 				return err
 			}
 			if err := st.runUntilIdle(c.Context(), timeout); err != nil {

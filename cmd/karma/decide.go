@@ -57,10 +57,21 @@ func (st *stack) record(ctx context.Context, typ, who string, cs *changeset.Chan
 	return nil
 }
 
-// approveOne approves change set id as by, publishes what it releases, audits the decision and
-// says where the change set stands. A refused approver is audited, then returned as the error.
-func (st *stack) approveOne(ctx context.Context, w io.Writer, id, by string) error {
-	a, err := changeset.Approve(ctx, st.changeSets, id, by)
+// approveOne approves change set id as by, for the plans seen — each component whose plan was
+// shown held for review, to the plan's hash (showPlans) — publishes what it releases, audits the
+// decision and says where the change set stands. As POST /changes/{id}/approve with plans, it is
+// refused (changeset.ErrPlansChanged: exit 1, nothing approved) when a plan held now is not one
+// shown — made again by another process after they were shown — or, before the change set is
+// approved, a deployment is still being planned. A refused approver is audited, then returned as
+// the error.
+func (st *stack) approveOne(ctx context.Context, w io.Writer, id, by string, seen map[string]string) error {
+	if seen == nil {
+		seen = map[string]string{} // nil would approve whatever is held: the CLI approves only what it showed
+	}
+	a, err := changeset.ApproveSeenAt(ctx, st.changeSets, id, by, time.Now().UTC(), seen)
+	if errors.Is(err, changeset.ErrPlansChanged) {
+		return fmt.Errorf("%w; nothing approved: 'karma apply %s' shows the plans held now and approves those", err, id)
+	}
 	var ineligible *changeset.IneligibleError
 	if errors.As(err, &ineligible) {
 		cs, gerr := st.changeSets.Get(ctx, id)

@@ -110,16 +110,44 @@ func (st *stack) publish(ctx context.Context, msgs ...message.Envelope) error {
 	return st.s.app.Publish(ctx, msgs...)
 }
 
-// approve approves change sets as by (changeset.Approve, the one implementation the API
-// shares), publishes the deployment.approved messages releasing their held plans, and audits
-// each decision (decide.go).
-func (st *stack) approve(ctx context.Context, w io.Writer, ids []string, by string) error {
+// approve approves change sets as by (changeset.ApproveSeenAt, the one implementation the API
+// shares), each for exactly the plans shown of it (showPlans: change set id → component → plan
+// hash), publishes the deployment.approved messages releasing their held plans, and audits each
+// decision (decide.go).
+func (st *stack) approve(ctx context.Context, w io.Writer, ids []string, shown map[string]map[string]string, by string) error {
 	for _, id := range ids {
-		if err := st.approveOne(ctx, w, id, by); err != nil {
+		if err := st.approveOne(ctx, w, id, by, shown[id]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// showPlans prints the plans each change set of ids holds for review, as the change-set store
+// holds them now (on every backend: on AWS the functions made them), and returns what it showed:
+// for each change set, its held plans' component → plan hash. An approval binds to exactly these.
+func (st *stack) showPlans(ctx context.Context, w io.Writer, ids []string) (map[string]map[string]string, error) {
+	shown := make(map[string]map[string]string, len(ids))
+	for _, id := range ids {
+		cs, err := st.changeSets.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		printPlans(w, cs)
+		shown[id] = heldPlans(cs)
+	}
+	return shown, nil
+}
+
+// heldPlans are a change set's plans held for review: component → plan hash.
+func heldPlans(cs *changeset.ChangeSet) map[string]string {
+	held := map[string]string{}
+	for id, n := range cs.Nodes {
+		if n.State == changeset.Planned && n.Plan != nil {
+			held[id] = n.Plan.PlanHash
+		}
+	}
+	return held
 }
 
 func splitID(id string) (string, string, string) {

@@ -143,13 +143,14 @@ func (st *stack) reviewAndApply(c *cobra.Command, id string, o reviewOptions) er
 		return summarise(ctx, w, st, []string{id}, nil, true, false)
 	}
 	printPlans(w, cs)
+	shown := map[string]map[string]string{id: heldPlans(cs)} // the approval is for exactly these
 	if len(cs.PlannedAwaitingApproval()) > 0 {
 		if !o.auto {
 			if err := confirm(c, w, []string{id}); err != nil {
 				return err
 			}
 		}
-		if err := st.approve(ctx, w, []string{id}, o.by); err != nil {
+		if err := st.approve(ctx, w, []string{id}, shown, o.by); err != nil {
 			return err
 		}
 		if err := st.runUntilIdle(ctx, o.timeout); err != nil {
@@ -180,14 +181,16 @@ func printPlans(w io.Writer, cs *changeset.ChangeSet) {
 		switch {
 		case n.State == changeset.Planned && n.Plan != nil:
 			pl := n.Plan.Plan
-			fmt.Fprintf(w, "  %-32s %s  %d to add, %d to change, %d to destroy  (module of commit %.12s)\n",
-				id, n.DeploymentID, pl.Add, pl.Change, pl.Destroy, cs.ModuleCommit(id))
+			fmt.Fprintf(w, "  %-32s %s  plan %.12s  %d to add, %d to change, %d to destroy  (module of commit %.12s)\n",
+				id, n.DeploymentID, n.Plan.PlanHash, pl.Add, pl.Change, pl.Destroy, cs.ModuleCommit(id))
 			for _, rc := range n.Plan.Resources {
 				fmt.Fprintf(w, "      %-10s %s\n", strings.Join(rc.Actions, ","), rc.Address)
 			}
 			if n.Plan.ResourcesTruncated {
 				fmt.Fprintf(w, "      … and more (terraform show of the saved plan lists them all)\n")
 			}
+		case n.State == changeset.Scheduled && n.Plan == nil && n.Outcome == nil && !cs.Approved:
+			fmt.Fprintf(w, "  %-32s %s  still being planned: no approval until its plan is held and shown\n", id, n.DeploymentID)
 		case n.State == changeset.Pending:
 			fmt.Fprintf(w, "  %-32s then, if a runtime key it consumes changes (planned and applied in its wave)\n", id)
 		}

@@ -27,6 +27,9 @@ type globals struct {
 	testRunner    terraform.Runner
 	testTransport func(queue.Queue) queue.Queue
 	testRetryBase time.Duration // the first retry delay (default 1 s)
+	// testBeforeApprove runs in karma apply after the plans are shown and confirmed, before the
+	// approval is recorded (a test makes another process's plan there).
+	testBeforeApprove func(*stack)
 }
 
 func newRootCmd() *cobra.Command { return newRootCmdWith(&globals{}) }

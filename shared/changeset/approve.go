@@ -100,8 +100,8 @@ var ErrPlansChanged = errors.New("changeset: the plans held are not the ones the
 // every plan held now is one seen — so a plan made again while the approver read the one before
 // is not applied on an approval given to the other — and, until the change set is approved, no
 // deployment is still being planned (its plan, made after the approval, would be applied unread).
-// A seen plan no longer held (applied, skipped) does not matter. nil seen: whatever is held (the CLI, which shows the plans it
-// approves in the same run).
+// A seen plan no longer held (applied, skipped) does not matter. nil seen: whatever is held
+// (an API request without plans); the CLI passes the plans it printed (cmd/karma, showPlans).
 func ApproveSeenAt(ctx context.Context, store Updater, id, by string, now time.Time, seen map[string]string) (Approval, error) {
 	var a Approval
 	var held []string // component ids
