@@ -108,11 +108,15 @@ func (w *Worker) decide(ctx context.Context, cs *changeset.ChangeSet, n *changes
 // (terraform.PlanLister), which Apply then applies only if it still hashes to p's hash. A plan
 // file changed or gone since (terraform.ErrPlanChanged) is not applied either — Apply finds it
 // so and the deployment is planned again, and that plan asked about —: p is returned as it is.
-// A runner that cannot list its plans (terraform.Noop lists every resource) leaves p as it is.
+// A runner that cannot list its plans is an error (decide denies the plan: fail closed): the
+// policies would be asked about a list cut before the resource a rule is about.
 func (w *Worker) everyResource(ctx context.Context, cs *changeset.ChangeSet, p message.DeploymentPlanned) (message.DeploymentPlanned, error) {
-	lister, ok := w.Runner.(terraform.PlanLister)
-	if !p.ResourcesTruncated || !ok {
+	if !p.ResourcesTruncated {
 		return p, nil
+	}
+	lister, ok := w.Runner.(terraform.PlanLister)
+	if !ok {
+		return p, fmt.Errorf("the terraform runner (%T) cannot list a saved plan's resources (terraform.PlanLister)", w.Runner)
 	}
 	ws, err := w.Workspaces.For(ctx, p.Component, cs.ModuleCommit(p.Component), json.RawMessage(`{}`))
 	if err != nil {

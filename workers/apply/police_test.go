@@ -99,3 +99,38 @@ func TestApplyPoliciesSeeEveryResourceOfATruncatedPlan(t *testing.T) {
 		t.Errorf("listed the resources of plans %v, want the plan applied, %s", runner.listed, p.PlanHash)
 	}
 }
+
+// A plan whose deployment.planned lists only some of its resources, applied by a runner that
+// cannot list the rest (no terraform.PlanLister), is denied naming why — fail closed — and not
+// applied: the policies would be asked about a list cut before the resource a rule is about.
+func TestApplyPoliciesDenyATruncatedPlanTheRunnerCannotList(t *testing.T) {
+	t.Parallel()
+	runner := &countingRunner{Runner: &terraform.Noop{}} // no PlanLister
+	s := newStage(t, setup{approved: true})
+	w := s.worker(runner)
+	w.Policies = denyDeletingTheDatabase{}
+	if _, err := s.cs.Update(context.Background(), s.csID, func(cs *changeset.ChangeSet) error {
+		cs.Commit, cs.ApprovedBy, cs.Approvals = sha1, "bob", []changeset.Approver{{By: "bob", Person: "bob", At: wt.FixedTime}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	listed := s.planned(t, 70, "prod/vpc/core", 0, vpcConfig)
+	p := wt.PayloadOf[message.DeploymentPlanned](t, listed)
+	p.Plan = message.PlanSummary{Add: message.MaxPlanResources + 40, Destroy: 1}
+	p.Resources, p.ResourcesTruncated = manyCreates(), true
+	in := wt.FixedDerive(t, s.root, 70, message.TypeDeploymentPlanned, listed.IdempotencyKey, p)
+	in.Env = "prod"
+
+	out, _, err := wt.Process(t, s.q, w.Handle, in)
+	if err != nil || len(out) != 1 || out[0].Type != message.TypeDeploymentFailed {
+		t.Fatalf("%v, %d messages %v; want deployment.failed", err, len(out), types(out))
+	}
+	f := wt.PayloadOf[message.DeploymentFailed](t, out[0])
+	if !strings.Contains(f.Error, "the policies cannot be shown every resource the plan of prod/vpc/core changes") || !strings.Contains(f.Error, "cannot list a saved plan's resources") {
+		t.Errorf("failure %q, want it to say the runner cannot list the plan's resources", f.Error)
+	}
+	if n := runner.applies.Load(); n != 0 {
+		t.Errorf("applied %d time(s): a plan the policies were shown only part of", n)
+	}
+}
