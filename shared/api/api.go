@@ -179,6 +179,9 @@ func (s *server) wrap(rt route) http.Handler {
 				return
 			}
 		}
+		if ew, ok := w.(*eventWriter); ok { // in a Lambda function: the response must fit
+			defer s.fitLambda(ew, sw, rt, r)
+		}
 		if rt.raw != nil {
 			rt.raw.ServeHTTP(sw, r)
 			return
@@ -200,6 +203,21 @@ func (s *server) wrap(rt route) http.Handler {
 			writeProblem(sw, p)
 		}
 	})
+}
+
+// fitLambda replaces a response the Lambda function could not return (MaxLambdaResponse) by
+// the 500 response-too-large naming how to ask route rt for less: API Gateway would have
+// answered a bare 500 naming nothing. The metrics count the 500.
+func (s *server) fitLambda(w *eventWriter, sw *statusWriter, rt route, r *http.Request) {
+	size, over := w.oversize()
+	if !over {
+		return
+	}
+	status, location := w.statusCode(), w.header.Get("Location")
+	w.reset()
+	p := responseTooLarge(r, status, size, w.gzip, s.narrower(rt, r, status, location))
+	s.cfg.Log.Error("api: response too large for Lambda", "method", r.Method, "path", r.URL.Path, "status", status, "bytes", size)
+	writeProblem(sw, p)
 }
 
 // noRoute answers what no route serves: 405 when the path is served for other methods.

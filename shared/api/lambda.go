@@ -2,9 +2,15 @@ package api
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -18,18 +24,94 @@ import (
 // request's context, never through a header a client could send. Behind a named stage the
 // path starts with the stage's name, which is removed. Bodies that are not UTF-8 text
 // (gzip-compressed ones) are sent base64-encoded.
+//
+// A Lambda function returns at most MaxLambdaResponse bytes; beyond, Lambda drops the response
+// and API Gateway answers the client a bare 500 naming nothing. So bodies of at least
+// gzipMinSize bytes are gzip-compressed for clients that accept it (API Gateway's HTTP APIs do
+// not compress), and a response still too large is replaced by a 500 problem document of type
+// response-too-large naming its size and how to ask for less (the route's own hint when h is
+// this package's handler, responseTooLarge).
 func LambdaHandler(h http.Handler) func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	return func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		r, err := lambdaRequest(ctx, ev)
 		if err != nil {
-			return problemResponse(badRequest("the API Gateway event is not a request: %v", err)), nil
+			return problemResponse(err), nil
 		}
-		w := &eventWriter{header: http.Header{}}
+		w := &eventWriter{header: http.Header{}, gzip: acceptsGzip(r)}
 		h.ServeHTTP(w, r)
+		if size, over := w.oversize(); over { // (New's handler replaced it already, naming its route's way out)
+			status := w.statusCode()
+			w.reset()
+			writeProblem(w, responseTooLarge(r, status, size, w.gzip, ""))
+		}
 		return w.response(), nil
 	}
 }
 
+// MaxLambdaResponse is the most a Lambda function invoked synchronously may return: 6 MB,
+// counted on the response event as the runtime encodes it to JSON (a text body escaped, a
+// binary one base64-encoded). Lambda's own error names 6,291,556 bytes; 6 MiB leaves a margin.
+const MaxLambdaResponse = 6 << 20
+
+// gzipMinSize is the smallest body compressed for a client that accepts gzip.
+const gzipMinSize = 1024
+
+// responseTooLarge is the 500 of a response of status that the Lambda function cannot return,
+// size bytes as it would return them: it names the size, the limit and the way out — gzip,
+// unless the body was compressed already, and hint (how to ask the route for less). A write
+// that was done (2xx) says so, and that it is not to be sent again.
+func responseTooLarge(r *http.Request, status, size int, gzipped bool, hint string) *Problem {
+	done := status >= 200 && status < 300 && r.Method != http.MethodGet
+	var ways []string
+	if !gzipped {
+		ways = append(ways, "send Accept-Encoding: gzip (the body is then sent compressed)")
+	}
+	if hint != "" {
+		ways = append(ways, hint)
+	}
+	if len(ways) == 0 || done {
+		ways = append(ways, "ask `karma serve`, or the karma CLI on the stores (without --server), which have no such limit")
+	}
+	what := fmt.Sprintf("the response to %s %s", r.Method, r.URL.RequestURI())
+	if done {
+		what = fmt.Sprintf("%s %s was done (%d %s): do not send it again; only its response", r.Method, r.URL.RequestURI(), status, http.StatusText(status))
+		if !gzipped {
+			ways = ways[1:] // (sending it again with gzip would do it again)
+		}
+	}
+	return problem(http.StatusInternalServerError, TypeResponseTooLarge,
+		"%s is %d bytes as the Lambda function returns it to API Gateway (status %d), more than the %d bytes a Lambda function may return: nothing is wrong with the request or the records, they are too much for one answer; %s",
+		what, size, status, MaxLambdaResponse, strings.Join(ways, "; or "))
+}
+
+// narrower says how to ask route rt for less at once (for responseTooLarge), after a response
+// of status naming location (a write's result).
+func (s *server) narrower(rt route, r *http.Request, status int, location string) string {
+	if status >= 200 && status < 300 && r.Method != http.MethodGet && location != "" {
+		return "read the result with GET " + location + " (with Accept-Encoding: gzip)"
+	}
+	key := rt.method + " " + rt.pattern
+	switch key {
+	case "GET /graph":
+		return "ask for less at once: ?env= (one environment's graph) or ?type= (the components of one type and the edges between them)"
+	case "GET /log":
+		limit := r.URL.Query().Get("limit")
+		if limit == "" {
+			limit = strconv.Itoa(logDefaultLimit)
+		}
+		return "ask for a smaller page: ?limit= below " + limit + " (next_cursor continues after its last record), or for fewer records: ?component=, ?deployment=, ?correlation=, ?actor=, ?since=, ?until="
+	}
+	var params []string
+	for _, name := range slices.Sorted(maps.Keys(s.query[key])) {
+		params = append(params, "?"+name+"=")
+	}
+	if len(params) == 0 {
+		return ""
+	}
+	return "ask for less at once with the query parameters " + key + " takes: " + strings.Join(params, ", ")
+}
+
+// lambdaRequest is the request of ev; its error is the problem (4xx) of an event that is none.
 func lambdaRequest(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (*http.Request, error) {
 	if a := ev.RequestContext.Authorizer; a != nil && a.IAM != nil && a.IAM.UserARN != "" {
 		ctx = withIAMCaller(ctx, a.IAM.UserARN)
@@ -38,7 +120,7 @@ func lambdaRequest(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (*htt
 	if ev.IsBase64Encoded {
 		b, err := base64.StdEncoding.DecodeString(ev.Body)
 		if err != nil {
-			return nil, err
+			return nil, badRequest("the request's body is marked base64-encoded (isBase64Encoded) but is not base64: %v: nothing was done", err)
 		}
 		body = b
 	}
@@ -57,7 +139,7 @@ func lambdaRequest(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (*htt
 	}
 	r, err := http.NewRequestWithContext(ctx, ev.RequestContext.HTTP.Method, target, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, badRequest("the API Gateway event is not a request: %v", err)
 	}
 	for k, v := range ev.Headers {
 		r.Header.Set(k, v)
@@ -72,11 +154,16 @@ func lambdaRequest(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (*htt
 	return r, nil
 }
 
-// eventWriter is the http.ResponseWriter of one event.
+// eventWriter is the http.ResponseWriter of one event. gzip: the client accepts gzip.
 type eventWriter struct {
 	header http.Header
 	status int
 	body   bytes.Buffer
+	gzip   bool
+	// made is the response of what was written, and size its size as Lambda counts it
+	// (payloadSize), once asked for.
+	made *events.APIGatewayV2HTTPResponse
+	size int
 }
 
 func (w *eventWriter) Header() http.Header { return w.header }
@@ -89,13 +176,53 @@ func (w *eventWriter) WriteHeader(status int) {
 
 func (w *eventWriter) Write(b []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
+	w.made = nil
 	return w.body.Write(b)
 }
 
+func (w *eventWriter) statusCode() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// reset forgets what was written, but for a Location header (a write's result stays named).
+func (w *eventWriter) reset() {
+	loc := w.header.Get("Location")
+	*w = eventWriter{header: http.Header{}, gzip: w.gzip}
+	if loc != "" {
+		w.header.Set("Location", loc)
+	}
+}
+
+// oversize is the size of the response as Lambda counts it, and whether it is more than
+// MaxLambdaResponse.
+func (w *eventWriter) oversize() (int, bool) {
+	w.response()
+	return w.size, w.size > MaxLambdaResponse
+}
+
 func (w *eventWriter) response() events.APIGatewayV2HTTPResponse {
-	resp := events.APIGatewayV2HTTPResponse{StatusCode: w.status, Headers: map[string]string{}}
-	if resp.StatusCode == 0 {
-		resp.StatusCode = http.StatusOK
+	if w.made != nil {
+		return *w.made
+	}
+	resp := events.APIGatewayV2HTTPResponse{StatusCode: w.statusCode(), Headers: map[string]string{}}
+	b := w.body.Bytes()
+	if len(b) > 0 && w.header.Get("Content-Encoding") == "" {
+		if !strings.Contains(strings.ToLower(strings.Join(w.header.Values("Vary"), ",")), "accept-encoding") {
+			w.header.Add("Vary", "Accept-Encoding")
+		}
+		if w.gzip && len(b) >= gzipMinSize {
+			var z bytes.Buffer
+			zw, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
+			_, _ = zw.Write(b)
+			if zw.Close() == nil {
+				b = z.Bytes()
+				w.header.Set("Content-Encoding", "gzip")
+				w.header.Del("Content-Length")
+			}
+		}
 	}
 	for k, v := range w.header {
 		if k == "Set-Cookie" {
@@ -104,17 +231,48 @@ func (w *eventWriter) response() events.APIGatewayV2HTTPResponse {
 		}
 		resp.Headers[k] = strings.Join(v, ", ")
 	}
-	b := w.body.Bytes()
 	if w.header.Get("Content-Encoding") != "" || !utf8.Valid(b) {
 		resp.Body, resp.IsBase64Encoded = base64.StdEncoding.EncodeToString(b), true
 	} else {
 		resp.Body = string(b)
 	}
+	w.made, w.size = &resp, payloadSize(resp)
 	return resp
 }
 
-func problemResponse(p *Problem) events.APIGatewayV2HTTPResponse {
+// payloadSize is the size of resp as the Lambda runtime sends it (aws-lambda-go: JSON, HTML
+// characters not escaped, and a newline). A response that cannot be too large however escaped
+// (at most 6 bytes a byte, \u00XX) is not encoded to be counted.
+func payloadSize(resp events.APIGatewayV2HTTPResponse) int {
+	bound := 512 + len(resp.Body)
+	for k, v := range resp.Headers {
+		bound += 8 + len(k) + len(v)
+	}
+	for _, c := range resp.Cookies {
+		bound += 4 + len(c)
+	}
+	if 6*bound <= MaxLambdaResponse {
+		return 6 * bound // (an upper bound: all that matters is that it fits)
+	}
+	var n countingWriter
+	enc := json.NewEncoder(&n)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(resp); err != nil {
+		return bound * 6
+	}
+	return int(n)
+}
+
+type countingWriter int
+
+func (n *countingWriter) Write(b []byte) (int, error) {
+	*n += countingWriter(len(b))
+	return len(b), nil
+}
+
+// problemResponse is the response of err, a *Problem (asProblem).
+func problemResponse(err error) events.APIGatewayV2HTTPResponse {
 	w := &eventWriter{header: http.Header{}}
-	writeProblem(w, p)
+	writeProblem(w, asProblem(err))
 	return w.response()
 }

@@ -35,6 +35,7 @@ const (
 	TypeMediaType         = "unsupported-media-type" // 415
 	TypeValidation        = "validation"             // 422: well-formed but invalid; errors lists why
 	TypeInternal          = "internal"               // 500
+	TypeResponseTooLarge  = "response-too-large"     // 500: more than a Lambda function may return (lambda.go)
 	TypeUnavailable       = "unavailable"            // 503: a store or the pipeline could not be reached
 )
 
