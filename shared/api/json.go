@@ -45,7 +45,8 @@ var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 const maxPooled = 8 << 20
 
 // decodeBody reads a JSON object body into v strictly: the content type must be JSON, the body
-// at most max bytes, UTF-8, one JSON object, with no field v does not know.
+// at most max bytes, not compressed (a compressed one was refused as not UTF-8, blaming its
+// content), UTF-8, one JSON object, with no field v does not know.
 func decodeBody(r *http.Request, max int64, v any) error {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 		return problem(http.StatusUnsupportedMediaType, TypeMediaType, "Content-Type %q: send the body as application/json", r.Header.Get("Content-Type"))
@@ -57,6 +58,10 @@ func decodeBody(r *http.Request, max int64, v any) error {
 	}
 	if err != nil {
 		return badRequest("reading the body: %v", err)
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") && !json.Valid(data) {
+		// (a body a proxy decompressed, the header left, is read as it is)
+		return problem(http.StatusUnsupportedMediaType, TypeMediaType, "Content-Encoding %q: the body is compressed, which this API does not read: send it uncompressed", ce)
 	}
 	if off := params.FirstInvalidUTF8(data); off >= 0 {
 		return badRequest("the body is not UTF-8: invalid byte at offset %d", off)

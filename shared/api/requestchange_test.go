@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -52,6 +55,7 @@ func TestRequestChangeRefusals(t *testing.T) {
 		{"not UTF-8", "{\"component\": \"\xff\"}", "writer", nil, http.StatusBadRequest, TypeBadRequest, nil},
 		{"empty", ``, "writer", nil, http.StatusBadRequest, TypeBadRequest, nil},
 		{"not JSON content", valid, "writer", []string{"Content-Type", "text/plain"}, http.StatusUnsupportedMediaType, TypeMediaType, nil},
+		{"compressed", gzipped(t, valid), "writer", []string{"Content-Encoding", "gzip"}, http.StatusUnsupportedMediaType, TypeMediaType, nil},
 		{"too large", `{"component": "` + strings.Repeat("x", DefaultMaxBody) + `"}`, "writer", nil, http.StatusRequestEntityTooLarge, TypeTooLarge, nil},
 		{"unknown field", with("colour", "blue"), "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/colour"}},
 		{"wrong type", with("component", 5), "writer", nil, http.StatusUnprocessableEntity, TypeValidation, []string{"/component"}},
@@ -157,4 +161,20 @@ func TestRequestChangeSaysWhyAnObjectIsNotUsable(t *testing.T) {
 			t.Errorf("%s: %+v, want /proposed_change: %q", body, p.Errors, want)
 		}
 	}
+}
+
+// gzipped is v as JSON, gzip-compressed.
+func gzipped(t *testing.T, v any) string {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write(raw)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
