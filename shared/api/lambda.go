@@ -97,7 +97,7 @@ func (s *server) narrower(rt route, r *http.Request, status int, location string
 	case "GET /log":
 		limit := r.URL.Query().Get("limit")
 		if limit == "" {
-			limit = strconv.Itoa(logDefaultLimit)
+			limit = strconv.Itoa(LogDefaultLimit)
 		}
 		return "ask for a smaller page: ?limit= below " + limit + " (next_cursor continues after its last record), or for fewer records: ?component=, ?deployment=, ?correlation=, ?actor=, ?since=, ?until="
 	}

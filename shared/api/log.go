@@ -14,8 +14,8 @@ import (
 // header, rel="next") continues after the last record. Each record carries the message (or
 // API entry) as received, in body.
 
-// logDefaultLimit is the page size of GET /log without ?limit=.
-const logDefaultLimit = 100
+// LogDefaultLimit is the page size of GET /log without ?limit=.
+const LogDefaultLimit = 100
 
 // LogPage is a page of GET /log.
 type LogPage struct {
@@ -33,7 +33,7 @@ func (s *server) getLog(w http.ResponseWriter, r *http.Request, _ Caller) error 
 	q := &query{r: r}
 	aq := audit.Query{Component: q.str("component"), DeploymentID: q.str("deployment"), Correlation: q.str("correlation"), Actor: q.str("actor"),
 		Since: q.time("since"), Until: q.time("until")}
-	limit := q.int("limit", logDefaultLimit, 1, 1000)
+	limit := q.int("limit", LogDefaultLimit, 1, 1000)
 	var from *audit.Cursor
 	if c := q.str("cursor"); c != "" {
 		cur, err := audit.ParseCursor(c)

@@ -139,11 +139,24 @@ type LogQuery struct {
 	Cursor                                    string    // NextCursor of the previous page
 }
 
-// Log is GET /log: one page.
+// Log is GET /log: one page, of at most q.Limit records. A page too large for the server to
+// send (response-too-large: the Lambda function behind API Gateway returns at most 6 MB) is
+// asked again half as large, down to one record: the page is then smaller, and its next_cursor
+// goes on from its last record.
 func (c *Client) Log(ctx context.Context, q LogQuery) (*api.LogPage, error) {
-	var p api.LogPage
-	return &p, c.get(ctx, "/log", query("component", q.Component, "deployment", q.Deployment, "correlation", q.Correlation,
-		"actor", q.Actor, "since", timeParam(q.Since), "until", timeParam(q.Until), "limit", itoa(q.Limit), "cursor", q.Cursor), &p)
+	for {
+		var p api.LogPage
+		err := c.get(ctx, "/log", query("component", q.Component, "deployment", q.Deployment, "correlation", q.Correlation,
+			"actor", q.Actor, "since", timeParam(q.Since), "until", timeParam(q.Until), "limit", itoa(q.Limit), "cursor", q.Cursor), &p)
+		var e *Error
+		if !errors.As(err, &e) || e.Type != api.ProblemBase+api.TypeResponseTooLarge || q.Limit == 1 {
+			return &p, err
+		}
+		if q.Limit == 0 {
+			q.Limit = api.LogDefaultLimit
+		}
+		q.Limit /= 2
+	}
 }
 
 // Deployment is GET /deployments/{id}.

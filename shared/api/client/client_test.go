@@ -2,11 +2,13 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -268,4 +270,54 @@ func asError(err error, target **client.Error) bool {
 	e, ok := err.(*client.Error)
 	*target = e
 	return ok
+}
+
+// A page of GET /log too large for the server to send (the Lambda function returns at most
+// 6 MB) failed `karma audit log --server` with no way to ask for less; the client now asks for
+// half as many records until the page fits, and gives up at one.
+func TestClientLogAsksForSmallerPagesWhileTooLarge(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var asked []string
+	fits := 10
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := r.URL.Query().Get("limit")
+		mu.Lock()
+		asked = append(asked, limit)
+		max := fits
+		mu.Unlock()
+		n := api.LogDefaultLimit
+		if limit != "" {
+			n, _ = strconv.Atoi(limit)
+		}
+		if n > max {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusInternalServerError)
+			json.NewEncoder(w).Encode(api.Problem{Type: api.ProblemBase + api.TypeResponseTooLarge, Title: "Internal Server Error", Status: 500, Detail: "too large"})
+			return
+		}
+		page := api.LogPage{NextCursor: "next"}
+		for range n {
+			page.Records = append(page.Records, api.LogRecord{Body: json.RawMessage(`{}`)})
+		}
+		json.NewEncoder(w).Encode(page)
+	}))
+	defer ts.Close()
+	c, _ := client.New(ts.URL, client.Options{})
+	page, err := c.Log(t.Context(), client.LogQuery{Limit: 1000})
+	if err != nil || len(page.Records) != 7 || page.NextCursor != "next" || strings.Join(asked, " ") != "1000 500 250 125 62 31 15 7" {
+		t.Errorf("limit 1000: %v, %d records, asked %v", err, len(page.Records), asked)
+	}
+	mu.Lock()
+	asked = nil
+	mu.Unlock()
+	if page, err := c.Log(t.Context(), client.LogQuery{}); err != nil || len(page.Records) != 6 || strings.Join(asked, " ") != " 50 25 12 6" {
+		t.Errorf("the default limit: %v, asked %q", err, asked)
+	}
+	mu.Lock()
+	fits = 0
+	mu.Unlock()
+	if _, err := c.Log(t.Context(), client.LogQuery{Limit: 2}); !client.IsStatus(err, http.StatusInternalServerError) || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("a record too large alone: %v", err)
+	}
 }
