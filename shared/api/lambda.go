@@ -7,8 +7,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,7 +40,10 @@ func LambdaHandler(h http.Handler) func(context.Context, events.APIGatewayV2HTTP
 			return problemResponse(err), nil
 		}
 		w := &eventWriter{header: http.Header{}, gzip: acceptsGzip(r)}
-		h.ServeHTTP(w, r)
+		if p := serveRecovering(h, w, r, ev.RequestContext.RequestID); p != nil {
+			w.reset()
+			writeProblem(w, p)
+		}
 		if size, over := w.oversize(); over { // (New's handler replaced it already, naming its route's way out)
 			status := w.statusCode()
 			w.reset()
@@ -46,6 +51,22 @@ func LambdaHandler(h http.Handler) func(context.Context, events.APIGatewayV2HTTP
 		}
 		return w.response(), nil
 	}
+}
+
+// serveRecovering serves r with h, and turns a panic — which the Lambda runtime would report as
+// the invocation's error, and API Gateway as a bare 500 naming nothing — into the 500 problem
+// naming the request id under which the function's log holds the panic and its stack.
+func serveRecovering(h http.Handler, w *eventWriter, r *http.Request, requestID string) (p *Problem) {
+	defer func() {
+		if v := recover(); v != nil {
+			slog.Error("api: panic", "method", r.Method, "path", r.URL.Path, "request_id", requestID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			p = problem(http.StatusInternalServerError, TypeInternal,
+				"%s %s failed inside the API (a defect): the function's log holds it under request id %q; a request that changes state may have been done in part: read its state before sending it again",
+				r.Method, r.URL.RequestURI(), requestID)
+		}
+	}()
+	h.ServeHTTP(w, r)
+	return nil
 }
 
 // MaxLambdaResponse is the most a Lambda function invoked synchronously may return: 6 MB,

@@ -238,3 +238,25 @@ func TestLambdaRequestBodiesAreRefusedByName(t *testing.T) {
 		t.Errorf("a body over %d bytes: %+v", DefaultMaxBody, p)
 	}
 }
+
+// A handler that panics made the invocation fail: API Gateway answered a bare 500 naming
+// nothing. It is now a 500 problem document naming the request id the function's log holds it
+// under.
+func TestLambdaPanicIsAProblemNamingTheRequest(t *testing.T) {
+	t.Parallel()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"partial":`))
+		panic("boom")
+	})
+	ev := event(t, "apigw-v2-iam-get-graph.json")
+	resp, err := LambdaHandler(h)(t.Context(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := eventProblem(t, resp)
+	if p.Status != http.StatusInternalServerError || p.Type != ProblemBase+TypeInternal || !strings.Contains(p.Detail, ev.RequestContext.RequestID) ||
+		strings.Contains(p.Detail, "boom") {
+		t.Errorf("%+v", p)
+	}
+}
