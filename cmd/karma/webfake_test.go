@@ -3,6 +3,8 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,12 +19,14 @@ import (
 // repository does not easily produce (a retry, a rollback, a deployment with two upstreams, an
 // approval that needs another). Only the API is canned: the page is the embedded bundle.
 
-// fakeAPI answers "METHOD /path" (the path without its query) with a status and a JSON body;
-// anything else is a 404 problem document. posts records the POSTs it was sent.
+// fakeAPI answers "METHOD /path?query" (as sent), else "METHOD /path" (the path without its
+// query), with a status and a JSON body; anything else is a 404 problem document. posts records
+// the POSTs it was sent, gets the GETs (path and query).
 type fakeAPI struct {
 	mu      sync.Mutex
 	answers map[string]fakeAnswer
 	posts   []string
+	gets    []*url.URL
 }
 
 // cutConnection as an answer's status closes the connection without an answer.
@@ -52,9 +56,16 @@ func servePage(t *testing.T) (*fakeAPI, string) {
 	mux.Handle("GET /ui/", web.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
-		a, ok := f.answers[r.Method+" "+r.URL.EscapedPath()]
-		if r.Method == "POST" {
+		a, ok := f.answers[r.Method+" "+r.URL.RequestURI()]
+		if !ok {
+			a, ok = f.answers[r.Method+" "+r.URL.EscapedPath()]
+		}
+		switch r.Method {
+		case "POST":
 			f.posts = append(f.posts, r.URL.EscapedPath())
+		case "GET":
+			u := *r.URL
+			f.gets = append(f.gets, &u)
 		}
 		f.mu.Unlock()
 		if !ok {
@@ -281,5 +292,45 @@ func TestWebPageStatesTheGraphAsOfItsReading(t *testing.T) {
 	p.waitJS("the runtime read again", `karmaGraph.status('prod/vpc/core') === 'present'`, 20*time.Second)
 	f.set("GET /graph", 200, graph("present", `,{"id":"prod/vpc/edge","env":"prod","type":"vpc","nickname":"edge","runtime_status":"missing"}`))
 	p.waitJS("the repository changed", `document.querySelector('#graph-status').textContent.includes('the repository changed since')`, 20*time.Second)
+	p.noProblems()
+}
+
+// requested is the query of the last GET of path the page sent (nil for none).
+func (f *fakeAPI) requested(path string) url.Values {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := len(f.gets) - 1; i >= 0; i-- {
+		if f.gets[i].Path == path {
+			return f.gets[i].Query()
+		}
+	}
+	return nil
+}
+
+// The audit log's filters reach GET /log as typed: a time with its offset's '+' (made a space,
+// so refused as no RFC 3339 time) and an actor holding '&' (cut in two) were mangled by the
+// page decoding its route's query twice.
+func TestWebPageFiltersTheLogAsTyped(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	p := openBrowser(t, base)
+	p.do("opening the audit log", time.Minute, chromedp.Navigate(base+"/#/log"))
+	p.waitJS("the audit log", `!!document.querySelector('#audit-log')`, time.Minute)
+	since, actor := "2026-01-01T00:00:00+02:00", "ci&deploy=1 two"
+	p.do("filtering", 20*time.Second, chromedp.Evaluate[chromedp.Void](`(() => {
+		document.querySelector('#audit-log').dataset.old = 'yes';
+		const form = document.querySelector('form.filters');
+		form.elements.since.value = `+strconv.Quote(since)+`;
+		form.elements.actor.value = `+strconv.Quote(actor)+`;
+		form.requestSubmit();
+	})()`))
+	p.waitJS("the filtered log", `document.querySelector('#audit-log') && !document.querySelector('#audit-log').dataset.old`, 20*time.Second)
+	q := f.requested("/log")
+	if q.Get("since") != since || q.Get("actor") != actor || len(q["deployment"]) != 0 {
+		t.Errorf("GET /log?%s, want since %q and actor %q", q.Encode(), since, actor)
+	}
+	if got := eval[string](p, `document.querySelector('form.filters').elements.since.value`); got != since {
+		t.Errorf("the since filter shown as %q, want %q", got, since)
+	}
 	p.noProblems()
 }

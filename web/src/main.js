@@ -178,8 +178,13 @@ function setupSearch() {
 // route shows the panel of the URL's fragment.
 async function route() {
   app.watchers.clear();
-  const hash = decodeURIComponent(location.hash.slice(1)) || '/';
-  const [path, query] = hash.split('?');
+  // The path is decoded (a change set id's escaped slash, %2F, joins its parts again); the query
+  // is left as written for URLSearchParams, which decodes each value once: decoding it first
+  // made a filter's '+' (a time's offset) a space and its '&' a new parameter.
+  const hash = location.hash.slice(1) || '/';
+  const q = hash.indexOf('?');
+  const path = decodeURIComponent(q < 0 ? hash : hash.slice(0, q));
+  const query = q < 0 ? '' : hash.slice(q + 1);
   const parts = path.split('/').filter(Boolean);
   const panel = $('#panel');
   panel.classList.toggle('wide', parts[0] === 'log');
