@@ -334,3 +334,34 @@ func TestWebPageFiltersTheLogAsTyped(t *testing.T) {
 	}
 	p.noProblems()
 }
+
+// A change's page shows what GET /changes/{id} says of it beside its state: the audit records
+// it could not read (a plan they hold may be missing: the page said "No plan yet."), the change
+// set that superseded it, those it is queued behind, when it expired unapproved.
+func TestWebPageShowsWhatHoldsAChange(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	f.set("GET /changes/cs-6", 200, `{"id":"cs-6","env":"prod","state":"superseded","source":"git","actor":{"kind":"git","name":"carol"},"created_at":"2026-01-02T03:04:05Z",
+		"root_causes":[{"kind":"commit","id":"abc"}],"roots":["prod/vpc/core"],"auto_approve":false,"approved":false,"counts":{"skipped":1},"approvals_required":1,
+		"superseded_by":"cs-9","queued_behind":["cs-4"],"expired_at":"2026-01-03T03:04:05Z",
+		"waves":[["prod/vpc/core"]],"deployments":[{"component":"prod/vpc/core","deployment_id":"dep-1","wave":0,"state":"skipped","reason":"superseded"}],"plans":[],
+		"unreadable_records":[{"message_id":"msg-7","type":"deployment.planned","chain":"prod","seq":42,"deployment_id":"dep-1","error":"message: not an envelope"}]}`)
+	p := openBrowser(t, base)
+	p.do("opening the change", time.Minute, chromedp.Navigate(base+"/#/changes/cs-6"))
+	p.waitJS("the change", `document.querySelector('#change-state')?.textContent === 'superseded'`, time.Minute)
+	if got := eval[string](p, `document.querySelector('#change-unreadable')?.textContent ?? 'not shown'`); !strings.Contains(got, "msg-7") ||
+		!strings.Contains(got, "not an envelope") || !strings.Contains(got, "prod #42") || !strings.Contains(got, "dep-1") {
+		t.Errorf("the unreadable record: %q", got)
+	}
+	if got := p.text("#panel"); strings.Contains(got, "No plan yet") {
+		t.Errorf("the page says there is no plan yet though a plan's record could not be read: %q", got)
+	}
+	got := eval[string](p, `document.querySelector('#change-why')?.textContent ?? 'not shown'`)
+	for _, want := range []string{"superseded by cs-9", "queued behind cs-4", "expired unapproved at 2026-01-03 03:04:05Z"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("what holds the change: %q, want %q", got, want)
+		}
+	}
+	p.screenshot("change-held")
+	p.noProblems()
+}

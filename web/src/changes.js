@@ -98,6 +98,7 @@ function detail(app, c, refresh, note) {
     h('p', {}, h('span', { class: 'state ' + c.state, id: 'change-state' }, c.state), ' · ', c.env, ' · ', c.source, ' by ', c.actor.name, ' · ', when(c.created_at),
       c.commit ? [' · commit ', h('code', {}, short(c.commit))] : '', c.approved_by ? ' · approved by ' + c.approved_by : '',
       c.rejected_by ? ' · rejected by ' + c.rejected_by + ': ' + c.reject_reason : '', c.invalid ? ' · invalid: ' + c.invalid : ''),
+    why(c),
     !c.approved && (c.approvals_required > 1 || (c.approvals || []).length)
       ? h('p', { id: 'change-approvals' }, 'approvals ', (c.approvals || []).length, ' of ', c.approvals_required,
         (c.approvals || []).length ? ' (' + c.approvals.map((a) => a.by).join(', ') + ')' : '', c.expires_at ? ' · expires ' + when(c.expires_at) : '')
@@ -111,8 +112,33 @@ function detail(app, c, refresh, note) {
         d.changed_keys && d.changed_keys.length ? ' · changed ' + d.changed_keys.join(', ') : '',
         ' ', link('/deployments/' + d.deployment_id, 'lineage'))))))),
     h('h3', {}, 'Plans'),
-    c.plans.length ? c.plans.map(plan) : h('p', { class: 'muted' }, 'No plan yet.'),
+    unreadable(c.unreadable_records || []),
+    c.plans.length ? c.plans.map(plan) : h('p', { class: 'muted' }, (c.unreadable_records || []).length ? 'No plan could be read.' : 'No plan yet.'),
   ];
+}
+
+// why says what holds a change back or ended it beside its state: the change set that superseded
+// it, those it is queued behind, when it expired unapproved, why its auto-approve was refused.
+function why(c) {
+  const changes = (ids) => ids.map((id, i) => [i ? ', ' : '', link('/changes/' + enc(id), short(id, 13))]);
+  const lines = [
+    c.superseded_by ? ['superseded by ', changes([c.superseded_by]), ': that change deploys what this one left'] : null,
+    (c.queued_behind || []).length ? ['queued behind ', changes(c.queued_behind), ': it starts when they settle'] : null,
+    c.expired_at ? ['expired unapproved at ', when(c.expired_at)] : null,
+    c.auto_approve_refused ? ['auto-approve refused: ', c.auto_approve_refused] : null,
+  ].filter(Boolean);
+  return lines.length ? h('ul', { id: 'change-why' }, lines.map((l) => h('li', {}, l))) : null;
+}
+
+// unreadable names the change's audit records the API could not read (GET /changes/{id}'s
+// unreadable_records): a plan they hold may be missing below, and the page says so rather than
+// show fewer plans as if they were all.
+function unreadable(recs) {
+  if (!recs.length) return null;
+  return h('div', { class: 'error', role: 'alert', id: 'change-unreadable' },
+    h('p', {}, recs.length + (recs.length === 1 ? ' audit record' : ' audit records') + ' of this change could not be read: a plan may be missing here.'),
+    h('ul', {}, recs.map((r) => h('li', {}, r.type, ' ', h('code', {}, r.message_id), ' (', r.chain, ' #', r.seq, ')',
+      r.deployment_id ? [' of ', link('/log?deployment=' + enc(r.deployment_id), r.deployment_id)] : '', ': ', r.error))));
 }
 
 // plan shows one saved plan: its summary and each resource's change, attribute by attribute.
