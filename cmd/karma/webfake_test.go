@@ -365,3 +365,32 @@ func TestWebPageShowsWhatHoldsAChange(t *testing.T) {
 	p.screenshot("change-held")
 	p.noProblems()
 }
+
+// The changes list is GET /changes a page at a time: with more change sets than a page holds,
+// the page says that older ones exist and opens them (it showed the 50 newest as if they were
+// all).
+func TestWebPageSaysOlderChangesExist(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	summary := func(id string) string {
+		return `{"id":"` + id + `","env":"prod","state":"done","source":"git","actor":{"kind":"git","name":"carol"},"created_at":"2026-01-02T03:04:05Z",
+			"root_causes":[{"kind":"commit","id":"abc"}],"roots":["prod/vpc/core"],"auto_approve":true,"approved":true,"counts":{"applied":1},"approvals_required":1}`
+	}
+	f.set("GET /changes?limit=50", 200, `{"changes":[`+summary("cs-new")+`],"next_cursor":"cs-new"}`)
+	f.set("GET /changes?limit=50&cursor=cs-new", 200, `{"changes":[`+summary("cs-old")+`]}`)
+	p := openBrowser(t, base)
+	p.do("opening the changes", time.Minute, chromedp.Navigate(base+"/#/changes"))
+	p.waitJS("the changes", `document.querySelector('#panel table')?.textContent.includes('cs-new')`, time.Minute)
+	if got := eval[string](p, `document.querySelector('#changes-pages')?.textContent ?? 'nothing said'`); !strings.Contains(got, "older changes exist") {
+		t.Errorf("the first page says %q of older changes", got)
+	}
+	p.do("the older changes", 20*time.Second, chromedp.Click(chromedp.CSS(`#changes-pages a[href*="cursor"]`)))
+	p.waitJS("the older changes", `document.querySelector('#changes')?.textContent.includes('cs-old')`, 20*time.Second)
+	if got := p.text("#changes"); strings.Contains(got, "cs-new") {
+		t.Errorf("the second page: %q", got)
+	}
+	if got := p.text("#changes-pages"); strings.Contains(got, "exist") || !strings.Contains(got, "Newest changes") {
+		t.Errorf("the last page says %q", got)
+	}
+	p.noProblems()
+}

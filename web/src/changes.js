@@ -4,15 +4,24 @@
 import { get, post, Problem } from './api.js';
 import { h, link, replace, when, short, pretty, enc } from './dom.js';
 
-export async function changesView() {
-  const list = await get('/changes?limit=50');
-  if (!list.changes.length) return [h('h2', {}, 'Changes'), h('p', {}, 'No change yet.')];
-  return [h('h2', {}, 'Changes'), h('table', { class: 'grid' },
+const PAGE = 50;
+
+// changesView lists the change sets, newest first, a page of 50 at a time (params: the route's
+// query, its cursor GET /changes's next_cursor); when there are older ones it says so and links
+// to them.
+export async function changesView(params) {
+  const cursor = (params && params.get('cursor')) || '';
+  const list = await get('/changes?limit=' + PAGE + (cursor ? '&cursor=' + enc(cursor) : ''));
+  const pages = h('p', { class: 'row', id: 'changes-pages' },
+    list.next_cursor ? [(cursor ? 'More' : 'The ' + PAGE + ' newest are shown; older') + ' changes exist: ', link('/changes?cursor=' + enc(list.next_cursor), 'Older changes')] : null,
+    cursor ? [list.next_cursor ? ' · ' : '', link('/changes', 'Newest changes')] : null);
+  if (!list.changes.length) return [h('h2', {}, 'Changes'), h('p', {}, cursor ? 'No older change.' : 'No change yet.'), pages];
+  return [h('h2', {}, 'Changes'), h('table', { class: 'grid', id: 'changes' },
     h('thead', {}, h('tr', {}, ['change', 'env', 'state', 'roots', 'by', 'created'].map((c) => h('th', { scope: 'col' }, c)))),
     h('tbody', {}, list.changes.map((c) => h('tr', {},
       h('td', {}, link('/changes/' + enc(c.id), short(c.id, 13))), h('td', {}, c.env),
       h('td', {}, h('span', { class: 'state ' + c.state }, c.state)), h('td', {}, c.roots.join(', ')),
-      h('td', {}, c.actor.name), h('td', {}, when(c.created_at))))))];
+      h('td', {}, c.actor.name), h('td', {}, when(c.created_at)))))), pages];
 }
 
 export async function changeView(app, id) {

@@ -197,7 +197,7 @@ async function route() {
       if (app.graph.has(id) && app.graph.selected() !== id) app.graph.select(id);
       view = await componentView(app, id, parts[4]);
     } else if (parts[0] === 'changes' && parts[1]) view = await changeView(app, parts.slice(1).join('/'));
-    else if (parts[0] === 'changes') view = await changesView();
+    else if (parts[0] === 'changes') view = await changesView(new URLSearchParams(query));
     else if (parts[0] === 'deployments' && parts[1]) view = await lineageView(parts[1]);
     else if (parts[0] === 'log') view = await logView(new URLSearchParams(query || ''));
     else view = home();
