@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -391,6 +392,38 @@ func TestWebPageSaysOlderChangesExist(t *testing.T) {
 	}
 	if got := p.text("#changes-pages"); strings.Contains(got, "exist") || !strings.Contains(got, "Newest changes") {
 		t.Errorf("the last page says %q", got)
+	}
+	p.noProblems()
+}
+
+// A component's history is its latest deployments: with more than it shows, the page says
+// older ones exist and where they are listed (it said "History (20)" of a component deployed
+// 21 times and more).
+func TestWebPageSaysOlderDeploymentsExist(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	var deps []string
+	for i := 0; i < 100; i++ { // as many as GET /components/… gives at most: the page asks for fewer
+		deps = append(deps, fmt.Sprintf(`{"id":"dep-%016d","change_set_id":"cs-1","env":"prod","component":"prod/vpc/core","wave":0,"caused_by":[],"status":"applied","at":"2026-01-02T03:04:05Z","actor":{"kind":"git","name":"carol"}}`, i))
+	}
+	view := func(n int) string {
+		return `{"id":"prod/vpc/core","env":"prod","type":"vpc","nickname":"core","runtime_status":"present","config":{},"runtime":null,
+			"dependencies":[],"dependents":[],"diagnostics":[],"source":null,"deployments":[` + strings.Join(deps[:n], ",") + `]}`
+	}
+	for n := 0; n <= 100; n++ {
+		f.set(fmt.Sprintf("GET /components/prod/vpc/core?deployments=%d", n), 200, view(n))
+	}
+	p := openBrowser(t, base)
+	p.do("opening the history", time.Minute, chromedp.Navigate(base+"/#/c/prod/vpc/core/history"))
+	p.waitJS("the history", `!!document.querySelector('#panel table')`, time.Minute)
+	shown := eval[int](p, `document.querySelectorAll('#panel table tbody tr').length`)
+	tab := p.text("#tab-history")
+	older := eval[string](p, `document.querySelector('#history-older')?.textContent ?? 'nothing said'`)
+	if !strings.Contains(older, "older ones exist") || !strings.Contains(tab, fmt.Sprintf("(%d+)", shown)) {
+		t.Errorf("%d deployments shown as %q, the page says %q of older ones", shown, tab, older)
+	}
+	if href := eval[string](p, `document.querySelector('#history-older a')?.getAttribute('href') ?? ''`); href != "#/log?component=prod%2Fvpc%2Fcore" {
+		t.Errorf("older deployments link to %q", href)
 	}
 	p.noProblems()
 }

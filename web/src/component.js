@@ -1,15 +1,21 @@
 // The component panel: resolved config (secrets redacted by the API), runtime, what it consumes
 // from whom (keys), its dependents, its deployments; and the proposal editor.
 import { get } from './api.js';
-import { h, link, pretty, when, short, enc } from './dom.js';
+import { h, link, replace, pretty, when, short, enc } from './dom.js';
 import { proposeView } from './propose.js';
 
 const path = (id) => '/components/' + id.split('/').map(enc).join('/');
 
+// HISTORY is how many of its latest deployments the component's history shows; one more is
+// asked for, to tell whether older ones exist.
+const HISTORY = 20;
+
 export async function componentView(app, id, tab) {
-  const v = await get(path(id) + '?deployments=20');
+  const v = await get(path(id) + '?deployments=' + (HISTORY + 1));
+  const older = v.deployments.length > HISTORY;
+  if (older) v.deployments = v.deployments.slice(0, HISTORY);
   const tabs = [['config', 'Config'], ['runtime', 'Runtime'], ['consumes', 'Consumes (' + v.dependencies.length + ')'],
-    ['dependents', 'Dependents (' + v.dependents.length + ')'], ['history', 'History (' + v.deployments.length + ')'], ['propose', 'Propose a change']];
+    ['dependents', 'Dependents (' + v.dependents.length + ')'], ['history', 'History (' + v.deployments.length + (older ? '+' : '') + ')'], ['propose', 'Propose a change']];
   tab = tab || 'config';
   const nav = h('nav', { class: 'tabs', 'aria-label': 'Component sections' },
     tabs.map(([t, label]) => link('/c/' + id + '/' + t, label, { 'aria-current': t === tab ? 'page' : null, id: 'tab-' + t })));
@@ -23,10 +29,11 @@ export async function componentView(app, id, tab) {
       : [h('p', {}, 'No runtime published (', v.runtime_status, ').')],
     consumes: () => links(v.dependencies, 'It consumes nothing from other components.', 'from'),
     dependents: () => links(v.dependents, 'Nothing depends on it.', 'by'),
-    history: () => history(v.deployments),
+    history: () => [history(v.deployments), older ? h('p', { id: 'history-older' }, 'The latest ' + HISTORY + ' deployments are shown; older ones exist: ',
+      link('/log?component=' + enc(id), 'its audit records'), ' list them.') : null],
     propose: () => proposeView(app, v),
   }[tab] || (() => 'No such section.');
-  body.append(...[].concat(render()));
+  replace(body, render());
   const diag = (v.diagnostics || []).length
     ? h('ul', { class: 'diagnostics', 'aria-label': 'Diagnostics' }, v.diagnostics.map((d) => h('li', { class: d.severity }, d.severity, ': ', d.message)))
     : null;
