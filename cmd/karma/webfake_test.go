@@ -427,3 +427,26 @@ func TestWebPageSaysOlderDeploymentsExist(t *testing.T) {
 	}
 	p.noProblems()
 }
+
+// A lineage read is shown even when the audit log cannot say who requested its root change:
+// that search failing (the audit store unavailable) replaced the whole timeline with its error.
+func TestWebPageShowsTheLineageWhenTheRequesterCannotBeRead(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	f.set("GET /deployments/dep-1/lineage", 200, `{"deployment":{"id":"dep-1","change_set_id":"cs-1","env":"prod","component":"prod/vpc/core","wave":0,
+		"caused_by":[],"status":"failed","detail":"terraform apply: exit 1","at":"2026-01-02T03:04:05Z","actor":{"kind":"git","name":"carol"}},
+		"causes":[{"cause":{"kind":"commit","id":"abcdef0123456789"},"change":{"id":"cs-1","env":"prod","correlation_id":"corr-1","source":"git",
+		"root_causes":[{"kind":"commit","id":"abcdef0123456789"}],"actor":{"kind":"git","name":"carol"},"at":"2026-01-02T03:04:05Z","affected":[]}}]}`)
+	f.set("GET /log", 503, `{"title":"Service Unavailable","status":503,"detail":"the audit store is unavailable"}`)
+	p := openBrowser(t, base)
+	p.do("opening the lineage", time.Minute, chromedp.Navigate(base+"/#/deployments/dep-1"))
+	p.waitJS("the page ready", `document.body.dataset.ready === 'true'`, time.Minute)
+	p.waitJS("the lineage or an error", `!!document.querySelector('#lineage, #panel .error')`, 20*time.Second)
+	got := eval[string](p, `document.querySelector('#lineage')?.textContent ?? 'no lineage: ' + document.querySelector('#panel').textContent`)
+	for _, want := range []string{"prod/vpc/core", "failed", "terraform apply: exit 1", "commit abcdef012345", "the audit store is unavailable"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the lineage: %q, want %q", got, want)
+		}
+	}
+	p.noProblems()
+}

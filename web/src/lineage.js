@@ -1,7 +1,7 @@
 // A deployment's lineage as a timeline back to its root cause: the deployment, the upstream
 // deployments whose changed keys reached it, and the commit, parameter version or request
 // behind them, with who asked; each step linked to its audit records.
-import { get } from './api.js';
+import { get, Problem } from './api.js';
 import { h, link, when, short, enc } from './dom.js';
 
 export async function lineageView(id) {
@@ -58,19 +58,34 @@ function notFollowed(c, d) {
 }
 
 // requestersOf finds, in the audit log, who asked for each root change: the author of the
-// commit that change.detected names (a change request's requested_by).
+// commit that change.detected names (a change request's requested_by). A search the API refuses
+// is kept as its problem (out[corr].problem): the lineage, read already, is shown with it.
 async function requestersOf(step) {
   const corrs = new Set();
   const walk = (s) => s.causes.forEach((c) => (c.upstream ? walk(c.upstream) : c.change && corrs.add(c.change.correlation_id)));
   walk(step);
   const out = {};
   for (const corr of corrs) {
-    const page = await get('/log?limit=20&correlation=' + enc(corr));
+    let page;
+    try {
+      page = await get('/log?limit=20&correlation=' + enc(corr));
+    } catch (e) {
+      if (!(e instanceof Problem)) throw e;
+      out[corr] = { problem: e };
+      continue;
+    }
     const detected = page.records.find((r) => r.type === 'change.detected');
     const commit = detected && detected.body && detected.body.payload && detected.body.payload.commit;
     if (commit) out[corr] = commit;
   }
   return out;
+}
+
+// requester says who requested a root change, or why that could not be read.
+function requester(r) {
+  if (!r) return null;
+  if (r.problem) return h('p', { class: 'error requester', role: 'alert' }, 'Who requested it could not be read from the audit log: ', r.problem.message);
+  return h('p', { class: 'requester' }, 'requested by ', r.author, r.message ? [' — ', h('q', {}, r.message.split('\n')[0])] : '');
 }
 
 function root(c, d, requesters) {
@@ -85,7 +100,6 @@ function root(c, d, requesters) {
   return h('li', { class: 'step root' },
     h('p', {}, h('strong', {}, 'Root cause: '), what()),
     ch ? h('p', {}, ch.source, ' by ', ch.actor.name, ' (', ch.actor.kind, ') · ', when(ch.at), ch.commit ? [' · tree of ', h('code', {}, short(ch.commit))] : '') : null,
-    ch && requesters[ch.correlation_id] ? h('p', { class: 'requester' }, 'requested by ', requesters[ch.correlation_id].author,
-      requesters[ch.correlation_id].message ? [' — ', h('q', {}, requesters[ch.correlation_id].message.split('\n')[0])] : '') : null,
+    ch ? requester(requesters[ch.correlation_id]) : null,
     ch ? h('p', {}, link('/log?correlation=' + enc(ch.correlation_id), 'audit records of the change')) : h('p', {}, link('/log?deployment=' + enc(d.id), 'audit records')));
 }
