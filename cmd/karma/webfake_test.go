@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ type fakeAPI struct {
 	answers map[string]fakeAnswer
 	posts   []string
 	gets    []*url.URL
+	once    map[string]fakeAnswer // answered once, before answers
 }
 
 // cutConnection as an answer's status closes the connection without an answer.
@@ -44,6 +46,16 @@ func (f *fakeAPI) set(route string, status int, body string) {
 	f.answers[route] = fakeAnswer{status, body}
 }
 
+// setOnce answers route's next request so; the ones after get what set gave.
+func (f *fakeAPI) setOnce(route string, status int, body string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.once == nil {
+		f.once = map[string]fakeAnswer{}
+	}
+	f.once[route] = fakeAnswer{status, body}
+}
+
 // servePage starts the page and the fake API on a loopback address.
 func servePage(t *testing.T) (*fakeAPI, string) {
 	t.Helper()
@@ -57,7 +69,11 @@ func servePage(t *testing.T) (*fakeAPI, string) {
 	mux.Handle("GET /ui/", web.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
-		a, ok := f.answers[r.Method+" "+r.URL.RequestURI()]
+		a, ok := f.once[r.Method+" "+r.URL.EscapedPath()]
+		delete(f.once, r.Method+" "+r.URL.EscapedPath())
+		if !ok {
+			a, ok = f.answers[r.Method+" "+r.URL.RequestURI()]
+		}
 		if !ok {
 			a, ok = f.answers[r.Method+" "+r.URL.EscapedPath()]
 		}
@@ -447,6 +463,31 @@ func TestWebPageShowsTheLineageWhenTheRequesterCannotBeRead(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("the lineage: %q, want %q", got, want)
 		}
+	}
+	p.noProblems()
+}
+
+// The graph's status line says when the graph drawn was read, in UTC: a reading that fails
+// leaves that time, and says it failed, instead of stating the old runtimes "as of" the moment
+// the reading failed (in the browser's local time, its zone unsaid).
+func TestWebPageSaysWhenTheGraphWasRead(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	f.setOnce("GET /graph", 200, `{"format":"karma.graph.v1","components":[{"id":"prod/vpc/core","env":"prod","type":"vpc","nickname":"core","runtime_status":"missing"}],"edges":[],"waves":[["prod/vpc/core"]]}`)
+	f.set("GET /graph", 503, `{"title":"Service Unavailable","status":503,"detail":"the repository cannot be read"}`)
+	f.set("GET /events", 200, ": karma events\nretry: 2000\n\n") // and closed: the page reconnects, and reads the graph again
+	p := openBrowser(t, base)
+	p.do("opening the page", time.Minute, chromedp.Navigate(base+"/"))
+	p.waitJS("the page ready", `document.body.dataset.ready === 'true'`, time.Minute)
+	asOf := regexp.MustCompile(`as of (\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ)`)
+	first := asOf.FindStringSubmatch(p.text("#graph-status"))
+	if first == nil {
+		t.Fatalf("the graph's status line: %q, want its reading's time in UTC", p.text("#graph-status"))
+	}
+	p.waitJS("the failed reading", `document.querySelector('#graph-status').textContent.includes('could not read it again')`, 20*time.Second)
+	got := p.text("#graph-status")
+	if m := asOf.FindStringSubmatch(got); m == nil || m[1] != first[1] || !strings.Contains(got, "the repository cannot be read") {
+		t.Errorf("after a failed reading: %q, want the graph as of %s and why it was not read again", got, first[1])
 	}
 	p.noProblems()
 }

@@ -2,7 +2,7 @@
 // (component.js, propose.js), the changes (changes.js), a lineage (lineage.js), the audit log
 // (auditlog.js). Everything comes from the API (api.js). Routes are the URL's fragment.
 import { get, token, events, Problem } from './api.js';
-import { h, replace } from './dom.js';
+import { h, replace, when } from './dom.js';
 import { GraphView } from './graph.js';
 import { componentView } from './component.js';
 import { changesView, changeView } from './changes.js';
@@ -16,6 +16,7 @@ const app = {
   me: null,
   graph: null,
   doc: null,
+  readAt: null, // when the graph drawn was read
   perf,
   eventsState: 'connecting',
   watchers: new Set(),
@@ -47,6 +48,7 @@ async function boot() {
   $('#who').textContent = app.me.name + ' (' + app.me.scopes.join(', ') + ')';
   app.graph = new GraphView($('#graph'), (id, t0) => select(id, t0));
   const doc = (app.doc = await graph);
+  app.readAt = new Date();
   perf.graphFetched = performance.now();
   fillFilters(doc);
   perf.firstRender = await app.graph.load(doc);
@@ -75,10 +77,11 @@ async function boot() {
   document.body.dataset.ready = 'true';
 }
 
-// graphStatus says what the graph shows and when it was read.
+// graphStatus says what the graph shows and when it was last read (app.readAt, in UTC): a
+// reading that failed leaves the time of the one drawn, not the time it failed.
 function graphStatus(doc, note) {
   $('#graph-status').textContent = doc.components.length + ' components, ' + doc.edges.length + ' dependencies, ' + (doc.waves || []).length +
-    ' waves · as of ' + new Date().toLocaleTimeString() + note;
+    ' waves · as of ' + when(app.readAt.toISOString()) + note;
 }
 
 // The events after which the components' runtimes may have moved: the graph is read again
@@ -90,6 +93,7 @@ function refreshGraph() {
   graphTimer = setTimeout(async () => {
     try {
       const doc = await get('/graph');
+      app.readAt = new Date(); // the runtimes drawn are this reading's (refresh gives them either way)
       if (app.graph.refresh(doc)) {
         app.doc = doc;
         graphStatus(doc, '');
