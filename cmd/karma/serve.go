@@ -232,17 +232,7 @@ func serve(c *cobra.Command, g *globals, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	// The API's graphs follow the pipeline: a change's graph-write makes them stale. Every
-	// message reaches the audit stage once: once recorded, it is streamed on GET /events.
-	invalidate := func(stage string, in message.Envelope, _ []message.Envelope, action pipeline.Action, _ error) {
-		switch {
-		case stage == pipeline.StageGraphWrite && action == pipeline.Ack:
-			snapshot.Invalidate()
-		case stage == pipeline.StageAudit && action == pipeline.Ack:
-			events.Observe(in)
-		}
-	}
-	if err := st.workers(ctx, stackOptions{parallelism: o.parallelism, log: log, serve: true, observe: invalidate}); err != nil {
+	if err := st.workers(ctx, stackOptions{parallelism: o.parallelism, log: log, serve: true, observe: serveObserver(snapshot, events)}); err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
@@ -638,6 +628,28 @@ func (r *serveReconciler) targets(ctx context.Context) ([]serveReconcileTarget, 
 		out = append(out, serveReconcileTarget{env: env, store: store})
 	}
 	return out, nil
+}
+
+// serveObserver keeps the API's graphs and events following the pipeline: a change's
+// graph-write makes the graphs stale. Every message reaches the audit stage once: once recorded,
+// it is streamed on GET /events. A deployment applied or failed has moved a runtime (published
+// before the message was sent), so the graphs are made stale before its event is streamed: the
+// web page reads GET /graph on that event, and graph-write, which acknowledges the same message
+// on its own, may not have yet — the page was answered the graph built before the deployment,
+// its colours then dated after it.
+func serveObserver(snapshot interface{ Invalidate() }, events *api.Events) func(string, message.Envelope, []message.Envelope, pipeline.Action, error) {
+	return func(stage string, in message.Envelope, _ []message.Envelope, action pipeline.Action, _ error) {
+		switch {
+		case action != pipeline.Ack:
+		case stage == pipeline.StageGraphWrite:
+			snapshot.Invalidate()
+		case stage == pipeline.StageAudit:
+			if in.Type == message.TypeDeploymentApplied || in.Type == message.TypeDeploymentFailed {
+				snapshot.Invalidate()
+			}
+			events.Observe(in)
+		}
+	}
 }
 
 // serveAuth is how the API's callers authenticate: a tokens file, or --insecure-local on a
