@@ -491,3 +491,31 @@ func TestWebPageSaysWhenTheGraphWasRead(t *testing.T) {
 	}
 	p.noProblems()
 }
+
+// A change's deployment states are drawn on the graph while its page is shown, and only then:
+// left there, a deployment that failed in an old change read as the component failing now on
+// every other view.
+func TestWebPageLeavesNoChangeStatesOnTheGraph(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	f.set("GET /graph", 200, `{"format":"karma.graph.v1","components":[{"id":"prod/vpc/core","env":"prod","type":"vpc","nickname":"core","runtime_status":"present"}],"edges":[],"waves":[["prod/vpc/core"]]}`)
+	f.set("GET /changes/cs-7", 200, `{"id":"cs-7","env":"prod","state":"failed","source":"git","actor":{"kind":"git","name":"carol"},"created_at":"2026-01-02T03:04:05Z",
+		"root_causes":[{"kind":"commit","id":"abc"}],"roots":["prod/vpc/core"],"auto_approve":true,"approved":true,"counts":{"failed":1},"approvals_required":1,
+		"waves":[["prod/vpc/core"]],"deployments":[{"component":"prod/vpc/core","deployment_id":"dep-1","wave":0,"state":"failed"}],"plans":[]}`)
+	p := openBrowser(t, base)
+	p.do("opening the change", time.Minute, chromedp.Navigate(base+"/#/changes/cs-7"))
+	p.waitJS("the change", `document.querySelector('#change-state')?.textContent === 'failed'`, time.Minute)
+	if got := eval[[]string](p, `karmaGraph.classes('prod/vpc/core')`); len(got) != 1 || got[0] != "st-failed" {
+		t.Fatalf("on the change's page, prod/vpc/core drawn %v", got)
+	}
+	for _, route := range []string{"#/", "#/log", "#/changes"} {
+		p.do("leaving for "+route, 20*time.Second, chromedp.Evaluate[chromedp.Void](`location.hash = '#/changes/cs-7'`))
+		p.waitJS("the change", `document.querySelector('#change-state')?.textContent === 'failed'`, 20*time.Second)
+		p.do("leaving for "+route, 20*time.Second, chromedp.Evaluate[chromedp.Void](`location.hash = '`+route+`'`))
+		p.waitJS("the view of "+route, `!document.querySelector('#change-state') && !!document.querySelector('#panel h2')`, 20*time.Second)
+		if got := eval[[]string](p, `karmaGraph.classes('prod/vpc/core')`); len(got) != 0 {
+			t.Errorf("on %s, prod/vpc/core still drawn %v", route, got)
+		}
+	}
+	p.noProblems()
+}

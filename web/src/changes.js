@@ -28,6 +28,11 @@ export async function changeView(app, id) {
   const root = h('div', { class: 'change' });
   const live = h('ol', { class: 'live', id: 'live-events', 'aria-live': 'polite', 'aria-label': 'Live progress' });
   let pending = 0;
+  let left = false;
+  app.onLeave(() => { // no later reading paints this change's states on the graph of another view
+    left = true;
+    clearTimeout(pending);
+  });
   const note = { text: '' }; // the answer to the caller's last decision, kept across refreshes
   // A change just requested is resolved into its change set asynchronously: until then GET
   // /changes/{id} answers 404. Say so and look again (its first events refresh it too), for a
@@ -41,10 +46,12 @@ export async function changeView(app, id) {
       if (!(e instanceof Problem) || e.status !== 404 || Date.now() - started > 60000) throw e;
       replace(root, [h('h2', {}, 'Change ', h('code', {}, short(id, 13))),
         h('p', { class: 'muted', id: 'change-state' }, 'queued: Karma has not resolved this change yet')]);
+      if (left) return null;
       clearTimeout(pending);
       pending = setTimeout(() => refresh().catch((err) => replace(root, h('p', { class: 'error', role: 'alert' }, err.message))), 500);
       return null;
     }
+    if (left) return null;
     replace(root, detail(app, c, () => again(), note));
     app.graph.states(c.deployments);
     return c;

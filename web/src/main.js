@@ -24,6 +24,11 @@ const app = {
   watch(fn) {
     this.watchers.add(fn);
   },
+  leaving: [],
+  // onLeave calls fn when the current route is left (a view's timers stopped).
+  onLeave(fn) {
+    this.leaving.push(fn);
+  },
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -182,6 +187,13 @@ function setupSearch() {
 // route shows the panel of the URL's fragment.
 async function route() {
   app.watchers.clear();
+  app.leaving.splice(0).forEach((fn) => fn());
+  // What a view drew on the graph (a change's deployment states, a proposal's blast radius) is
+  // that view's: left on the graph, a change's old states read as the components' present.
+  if (app.graph) {
+    app.graph.states(null);
+    app.graph.blast(null);
+  }
   // The path is decoded (a change set id's escaped slash, %2F, joins its parts again); the query
   // is left as written for URLSearchParams, which decodes each value once: decoding it first
   // made a filter's '+' (a time's offset) a space and its '&' a new parameter.

@@ -46,6 +46,10 @@ export function proposeView(app, v) {
       replace(result, errors(e, editor));
     }
   };
+  app.onLeave(() => { // a check under way or due does not paint its blast radius on another view
+    clearTimeout(timer);
+    seq++;
+  });
   editor.addEventListener('input', () => {
     clearTimeout(timer);
     timer = setTimeout(check, 400);
