@@ -30,6 +30,26 @@ type fakeAPI struct {
 	posts   []string
 	gets    []*url.URL
 	once    map[string]fakeAnswer // answered once, before answers
+	held    map[string]*heldAnswer
+}
+
+// heldAnswer keeps a route's requests waiting: arrived is sent each request, which is answered
+// when release is closed.
+type heldAnswer struct {
+	arrived chan struct{}
+	release chan struct{}
+}
+
+// hold makes route's requests wait until release is closed; each one arriving is sent on arrived.
+func (f *fakeAPI) hold(route string) *heldAnswer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.held == nil {
+		f.held = map[string]*heldAnswer{}
+	}
+	h := &heldAnswer{arrived: make(chan struct{}, 16), release: make(chan struct{})}
+	f.held[route] = h
+	return h
 }
 
 // cutConnection as an answer's status closes the connection without an answer.
@@ -69,6 +89,12 @@ func servePage(t *testing.T) (*fakeAPI, string) {
 	mux.Handle("GET /ui/", web.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
+		if h := f.held[r.Method+" "+r.URL.EscapedPath()]; h != nil {
+			f.mu.Unlock()
+			h.arrived <- struct{}{}
+			<-h.release
+			f.mu.Lock()
+		}
 		a, ok := f.once[r.Method+" "+r.URL.EscapedPath()]
 		delete(f.once, r.Method+" "+r.URL.EscapedPath())
 		if !ok {
@@ -516,6 +542,34 @@ func TestWebPageLeavesNoChangeStatesOnTheGraph(t *testing.T) {
 		if got := eval[[]string](p, `karmaGraph.classes('prod/vpc/core')`); len(got) != 0 {
 			t.Errorf("on %s, prod/vpc/core still drawn %v", route, got)
 		}
+	}
+	p.noProblems()
+}
+
+// A view read slowly is not shown once its route has been left: the change asked for first,
+// answered after the audit log opened since, replaced the audit log while the URL said #/log.
+func TestWebPageShowsTheViewOfTheURL(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	f.set("GET /changes/cs-8", 200, `{"id":"cs-8","env":"prod","state":"done","source":"git","actor":{"kind":"git","name":"carol"},"created_at":"2026-01-02T03:04:05Z",
+		"root_causes":[{"kind":"commit","id":"abc"}],"roots":["prod/vpc/core"],"auto_approve":true,"approved":true,"counts":{"applied":1},"approvals_required":1,
+		"waves":[["prod/vpc/core"]],"deployments":[{"component":"prod/vpc/core","deployment_id":"dep-1","wave":0,"state":"applied"}],"plans":[]}`)
+	slow := f.hold("GET /changes/cs-8")
+	p := openBrowser(t, base)
+	p.do("opening the page", time.Minute, chromedp.Navigate(base+"/"))
+	p.waitJS("the page ready", `document.body.dataset.ready === 'true' && karmaPerf.routed === 1`, time.Minute)
+	p.do("opening the change", 20*time.Second, chromedp.Evaluate[chromedp.Void](`location.hash = '#/changes/cs-8'`))
+	select {
+	case <-slow.arrived:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the page did not ask for the change")
+	}
+	p.do("opening the audit log", 20*time.Second, chromedp.Evaluate[chromedp.Void](`location.hash = '#/log'`))
+	p.waitJS("the audit log", `!!document.querySelector('#audit-log') && karmaPerf.routed === 2`, 20*time.Second)
+	close(slow.release)
+	p.waitJS("the change's answer read", `karmaPerf.routed === 3`, 20*time.Second)
+	if got := eval[string](p, `location.hash + ': ' + document.querySelector('#panel h2')?.textContent`); got != "#/log: Audit log" {
+		t.Errorf("the page shows %q", got)
 	}
 	p.noProblems()
 }

@@ -67,7 +67,7 @@ export async function changeView(app, id) {
   };
   const again = () => refresh().then((c) => { if (c) shownAt = new Date(); }, stale);
   await refresh();
-  app.watch((ev) => {
+  if (!left) app.watch((ev) => {
     if (ev.type === 'reconnected') { // events may have been missed: read the change again
       clearTimeout(pending);
       pending = setTimeout(again, 150);

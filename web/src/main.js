@@ -184,8 +184,19 @@ function setupSearch() {
   });
 }
 
-// route shows the panel of the URL's fragment.
+// route shows the panel of the URL's fragment. A view whose route was left while it was read
+// (a slow answer, a quicker click) is dropped: shown, it replaced the view of the URL.
+let routes = 0;
 async function route() {
+  const mine = ++routes;
+  try {
+    await show(() => mine === routes);
+  } finally {
+    perf.routed = (perf.routed || 0) + 1; // routes finished, shown or dropped (read by the browser tests)
+  }
+}
+
+async function show(current) {
   app.watchers.clear();
   app.leaving.splice(0).forEach((fn) => fn());
   // What a view drew on the graph (a change's deployment states, a proposal's blast radius) is
@@ -217,6 +228,7 @@ async function route() {
     else if (parts[0] === 'deployments' && parts[1]) view = await lineageView(parts[1]);
     else if (parts[0] === 'log') view = await logView(new URLSearchParams(query || ''));
     else view = home();
+    if (!current()) return;
     replace(panel, view);
     const heading = panel.querySelector('h2');
     if (heading && document.activeElement !== $('#search')) { // not while someone types a search
@@ -225,6 +237,7 @@ async function route() {
     }
   } catch (e) {
     if (!(e instanceof Problem)) throw e;
+    if (!current()) return;
     replace(panel, h('div', { class: 'error', role: 'alert' }, h('h2', {}, e.status ? 'Error ' + e.status : 'No answer from Karma'), h('p', {}, e.message)));
   }
 }
