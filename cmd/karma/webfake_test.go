@@ -573,3 +573,29 @@ func TestWebPageShowsTheViewOfTheURL(t *testing.T) {
 	}
 	p.noProblems()
 }
+
+// A component's panel follows its deployments: an event of the component (or the event stream
+// coming back after a drop) reads it again, and it says when it was read. It kept showing the
+// runtime missing and no deployment after the component was deployed, as if current.
+func TestWebPageReadsTheComponentAgainWhenItIsDeployed(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	view := func(status, deps string) string {
+		return `{"id":"prod/vpc/core","env":"prod","type":"vpc","nickname":"core","runtime_status":"` + status + `","config":{},"runtime":null,
+			"dependencies":[],"dependents":[],"diagnostics":[],"source":null,"deployments":[` + deps + `]}`
+	}
+	f.setOnce("GET /components/prod/vpc/core", 200, view("missing", ""))
+	f.set("GET /components/prod/vpc/core", 200, view("present", `{"id":"dep-1","change_set_id":"cs-1","env":"prod","component":"prod/vpc/core","wave":0,
+		"caused_by":[],"status":"applied","at":"2026-01-02T03:04:05Z","actor":{"kind":"git","name":"carol"}}`))
+	// The stream gives the component's deployment.applied, and closes: the page reconnects.
+	f.set("GET /events", 200, ": karma events\nretry: 2000\n\nid: 1\nevent: deployment.applied\ndata: "+
+		`{"id":1,"type":"deployment.applied","message_id":"m-1","correlation_id":"corr-1","change_id":"cs-1","env":"prod","component":"prod/vpc/core","deployment_id":"dep-1","at":"2026-01-02T03:04:05Z"}`+"\n\n")
+	p := openBrowser(t, base)
+	p.do("opening the component", time.Minute, chromedp.Navigate(base+"/#/c/prod/vpc/core/history"))
+	p.waitJS("the component", `!!document.querySelector('#tab-history')`, time.Minute)
+	p.waitJS("the component read again", `document.querySelector('#component-status')?.textContent.includes('runtime present') && document.querySelector('#tab-history').textContent === 'History (1)'`, 20*time.Second)
+	if got := p.text("#component-status"); !regexp.MustCompile(`as of \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ`).MatchString(got) {
+		t.Errorf("the component's status line: %q, want when it was read", got)
+	}
+	p.noProblems()
+}
