@@ -599,3 +599,23 @@ func TestWebPageReadsTheComponentAgainWhenItIsDeployed(t *testing.T) {
 	}
 	p.noProblems()
 }
+
+// A refusal's errors reach the person: GET /log refusing a filter showed only "invalid query
+// parameters: see errors", without the errors (which input, what is wrong), and without the
+// filters to correct it.
+func TestWebPageShowsWhichFilterWasRefused(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	f.set("GET /log", 400, `{"title":"Bad Request","status":400,"detail":"invalid query parameters: see errors",
+		"errors":[{"pointer":"/query/since","detail":"want an RFC 3339 time such as 2026-03-14T09:30:00Z, got \"yesterday\""}]}`)
+	p := openBrowser(t, base)
+	p.do("opening the audit log", time.Minute, chromedp.Navigate(base+"/#/log?since=yesterday"))
+	p.waitJS("the refusal", `!!document.querySelector('#panel .error')`, time.Minute)
+	if got := p.text("#panel .error"); !strings.Contains(got, "/query/since") || !strings.Contains(got, `got "yesterday"`) {
+		t.Errorf("the refusal shown: %q", got)
+	}
+	if got := eval[string](p, `document.querySelector('form.filters')?.elements.since.value ?? 'no filters'`); got != "yesterday" {
+		t.Errorf("the since filter: %q", got)
+	}
+	p.noProblems()
+}

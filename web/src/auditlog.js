@@ -1,6 +1,6 @@
 // The audit log, a page at a time, with the filters of GET /log.
-import { get } from './api.js';
-import { h, link, when, short, pretty, enc } from './dom.js';
+import { get, Problem } from './api.js';
+import { h, link, when, short, pretty, enc, problem } from './dom.js';
 
 const FILTERS = [['component', 'Component', 'prod/vpc/core'], ['deployment', 'Deployment', 'dep-…'], ['correlation', 'Correlation', ''],
   ['actor', 'Actor', ''], ['since', 'Since', '2026-01-01T00:00:00Z'], ['until', 'Until', '']];
@@ -10,7 +10,15 @@ export async function logView(params) {
   for (const [k] of FILTERS) if (params.get(k)) q.set(k, params.get(k));
   if (params.get('cursor')) q.set('cursor', params.get('cursor'));
   q.set('limit', '100');
-  const page = await get('/log?' + q);
+  // A refused filter keeps the form, holding what was typed, above the problem naming it.
+  let page;
+  let refused = null;
+  try {
+    page = await get('/log?' + q);
+  } catch (e) {
+    if (!(e instanceof Problem) || e.status === 0) throw e;
+    refused = e;
+  }
   const form = h('form', { class: 'filters', 'aria-label': 'Filters', onsubmit: (ev) => {
     ev.preventDefault();
     const f = new URLSearchParams();
@@ -18,6 +26,7 @@ export async function logView(params) {
     location.hash = '#/log?' + f;
   } }, FILTERS.map(([k, label, ph]) => h('label', {}, label, ' ', h('input', { name: k, type: 'text', value: params.get(k) || '', placeholder: ph }))),
   h('button', { type: 'submit' }, 'Filter'));
+  if (refused) return [h('h2', {}, 'Audit log'), form, problem(refused, 'Error ' + refused.status)];
   const next = new URLSearchParams(q);
   next.delete('limit');
   next.set('cursor', page.next_cursor || '');

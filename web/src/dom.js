@@ -43,3 +43,11 @@ export const pretty = (v) => JSON.stringify(v, null, 2);
 
 // enc escapes one segment of a route or a path.
 export const enc = encodeURIComponent;
+
+// problem shows a refusal (api.js's Problem): its detail, and each of its errors (RFC 9457
+// errors member: the input it names, JSON pointer, and what is wrong with it).
+export function problem(e, title) {
+  const errs = (e.doc && Array.isArray(e.doc.errors) ? e.doc.errors : []).filter((fe) => fe && typeof fe === 'object');
+  return h('div', { class: 'error', role: 'alert' }, title ? h('h2', {}, title) : null, h('p', {}, e.message),
+    errs.length ? h('ul', { class: 'errors' }, errs.map((fe) => h('li', {}, h('code', {}, String(fe.pointer || '')), ': ', String(fe.detail || '')))) : null);
+}

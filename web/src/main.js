@@ -2,7 +2,7 @@
 // (component.js, propose.js), the changes (changes.js), a lineage (lineage.js), the audit log
 // (auditlog.js). Everything comes from the API (api.js). Routes are the URL's fragment.
 import { get, token, events, Problem } from './api.js';
-import { h, replace, when } from './dom.js';
+import { h, replace, when, problem } from './dom.js';
 import { GraphView } from './graph.js';
 import { componentView } from './component.js';
 import { changesView, changeView } from './changes.js';
@@ -238,7 +238,7 @@ async function show(current) {
   } catch (e) {
     if (!(e instanceof Problem)) throw e;
     if (!current()) return;
-    replace(panel, h('div', { class: 'error', role: 'alert' }, h('h2', {}, e.status ? 'Error ' + e.status : 'No answer from Karma'), h('p', {}, e.message)));
+    replace(panel, problem(e, e.status ? 'Error ' + e.status : 'No answer from Karma'));
   }
 }
 
