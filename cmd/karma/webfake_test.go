@@ -619,3 +619,24 @@ func TestWebPageShowsWhichFilterWasRefused(t *testing.T) {
 	}
 	p.noProblems()
 }
+
+// A graph read again whose dependencies are not those drawn is said to have changed: one whose
+// edge consumes other keys, or joins other components, as many as before, was taken for the
+// graph drawn, its old edges and keys then shown as of the new reading.
+func TestWebPageSaysTheDependenciesChanged(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	graph := func(consumes string) string {
+		return `{"format":"karma.graph.v1","components":[{"id":"prod/vpc/core","env":"prod","type":"vpc","nickname":"core","runtime_status":"present"},
+			{"id":"prod/ecs-cluster/core","env":"prod","type":"ecs-cluster","nickname":"core","runtime_status":"present"}],
+			"edges":[{"from":"prod/ecs-cluster/core","to":"prod/vpc/core","consumes":["` + consumes + `"]}],"waves":[["prod/vpc/core"],["prod/ecs-cluster/core"]]}`
+	}
+	f.setOnce("GET /graph", 200, graph("vpc_id"))
+	f.set("GET /graph", 200, graph("private_subnet_ids"))
+	f.set("GET /events", 200, ": karma events\nretry: 2000\n\n") // and closed: the page reconnects, and reads the graph again
+	p := openBrowser(t, base)
+	p.do("opening the page", time.Minute, chromedp.Navigate(base+"/"))
+	p.waitJS("the page ready", `document.body.dataset.ready === 'true'`, time.Minute)
+	p.waitJS("the repository changed", `document.querySelector('#graph-status').textContent.includes('the repository changed since')`, 20*time.Second)
+	p.noProblems()
+}

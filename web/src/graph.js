@@ -80,6 +80,14 @@ const topStyle = (big) => [
 const ROW_WIDTH = 1000;
 const ROW_GAP = 80;
 
+// shape is what a drawing of doc is made of: its components, and its dependencies with the keys
+// each consumes (shown on a selected component's edges). Two readings of the same shape differ
+// only in what refresh gives the drawn graph in place.
+function shape(doc) {
+  const edges = doc.edges.map((e) => e.from + '\n' + e.to + '\n' + (e.consumes || []).join(',')).sort();
+  return doc.components.map((c) => c.id).sort().join('\n') + '\n\n' + edges.join('\n');
+}
+
 export class GraphView {
   constructor(container, onSelect) {
     this.container = container;
@@ -90,6 +98,7 @@ export class GraphView {
   // load draws a karma.graph.v1 document and resolves once it is on screen.
   load(doc) {
     const t0 = performance.now();
+    this.shape = shape(doc);
     const big = (this.big = doc.components.length > BIG);
     const waves = doc.waves || [];
     const at = new Map(); // id -> preset position (big graphs)
@@ -244,8 +253,7 @@ export class GraphView {
   // are not those drawn (the repository changed): drawing that needs a new layout.
   refresh(doc) {
     const cy = this.cy;
-    const same = doc.components.length === cy.nodes().length && doc.edges.length === this.edges.size &&
-      doc.components.every((c) => cy.getElementById(c.id).length);
+    const same = shape(doc) === this.shape;
     cy.batch(() => {
       for (const c of doc.components) {
         const n = cy.getElementById(c.id);
