@@ -82,10 +82,13 @@ func (h *HeadGraphs) environments(ctx context.Context, head string) ([]string, e
 }
 
 // Snapshot is Graphs kept in memory: it answers from the graphs it built, and rebuilds one from
-// Source when it is older than MaxAge or after Invalidate (a push arrived). One request builds at
-// a time per environment: the first build of an environment is awaited by the requests that
-// arrive meanwhile; during a rebuild they get the previous graph (stale while revalidating), so
-// a slow build (a fetch, 10,000 components) never queues readers.
+// Source when it is older than MaxAge or after Invalidate (a push arrived, a deployment moved a
+// runtime). One request builds at a time per environment: the first build of an environment is
+// awaited by the requests that arrive meanwhile; during the rebuild of a graph grown old they
+// get the previous graph (stale while revalidating), so that rebuild never queues readers. After
+// Invalidate they wait for a graph built since: the previous one is known to be out of date, and
+// answered as current it was shown as such (a second client reading GET /graph on a deployment's
+// event got the graph from before the deployment while the first one's request rebuilt it).
 type Snapshot struct {
 	Source Graphs
 	MaxAge time.Duration // default DefaultSnapshotAge
@@ -119,10 +122,10 @@ func (s *Snapshot) Current(ctx context.Context, env string) (*model.Result, erro
 			s.entries[env] = e
 		}
 		switch {
-		case e.res != nil && (e.building != nil || (!e.stale && s.now().Sub(e.built) < s.maxAge())):
+		case e.res != nil && !e.stale && (e.building != nil || s.now().Sub(e.built) < s.maxAge()):
 			s.mu.Unlock()
 			return e.res, nil
-		case e.building != nil: // the first build is under way: wait for it
+		case e.building != nil: // the first build, or one after Invalidate, is under way: wait for it
 			wait := e.building
 			s.mu.Unlock()
 			select {

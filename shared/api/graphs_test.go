@@ -155,3 +155,86 @@ func TestSnapshotKeepsNothingOfAnEnvironmentNeverBuilt(t *testing.T) {
 		t.Errorf("then prod: %v, %v, %d builds", res, err, src.builds)
 	}
 }
+
+// After Invalidate, a request arriving while another rebuilds the graph waits for that build:
+// it was answered the graph known to be out of date (a second browser tab reading GET /graph on
+// a deployment's event got the graph from before it, shown as current).
+func TestSnapshotInvalidatedServesNoGraphFromBefore(t *testing.T) {
+	t.Parallel()
+	src := &countingGraphs{gate: make(chan struct{}, 1)}
+	s := &Snapshot{Source: src, MaxAge: time.Hour}
+	src.gate <- struct{}{}
+	before, err := s.Current(context.Background(), "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Invalidate() // a deployment recorded
+	first := make(chan *model.Result)
+	go func() {
+		res, _ := s.Current(context.Background(), "prod") // rebuilds, held at the gate
+		first <- res
+	}()
+	for building := false; !building; {
+		time.Sleep(time.Millisecond)
+		s.mu.Lock()
+		building = s.entries["prod"].building != nil
+		s.mu.Unlock()
+	}
+	// A second request, unwilling to wait (its context done): it waits for the build all the
+	// same, so it gets no graph rather than the one from before.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if res, err := s.Current(done, "prod"); res == before || err == nil {
+		t.Errorf("a request during the rebuild after Invalidate got the graph from before it (%v)", err)
+	}
+	src.gate <- struct{}{}
+	rebuilt := <-first
+	if rebuilt == nil || rebuilt == before {
+		t.Fatal("the rebuild after Invalidate answered the graph from before it")
+	}
+	if res, err := s.Current(context.Background(), "prod"); res != rebuilt || err != nil {
+		t.Errorf("after the rebuild: %p, %v; want the rebuilt graph", res, err)
+	}
+}
+
+// A graph grown old (MaxAge) is not known to be out of date: requests arriving while it is
+// rebuilt get it meanwhile, without waiting.
+func TestSnapshotServesAnOldGraphWhileRebuildingIt(t *testing.T) {
+	t.Parallel()
+	src := &countingGraphs{gate: make(chan struct{}, 1)}
+	later := false
+	s := &Snapshot{Source: src, MaxAge: time.Hour, Now: func() time.Time {
+		if later {
+			return time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
+		}
+		return time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
+	}}
+	src.gate <- struct{}{}
+	old, err := s.Current(context.Background(), "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	later = true
+	s.mu.Unlock()
+	rebuilt := make(chan *model.Result)
+	go func() {
+		res, _ := s.Current(context.Background(), "prod") // rebuilds, held at the gate
+		rebuilt <- res
+	}()
+	for building := false; !building; {
+		time.Sleep(time.Millisecond)
+		s.mu.Lock()
+		building = s.entries["prod"].building != nil
+		s.mu.Unlock()
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if res, err := s.Current(done, "prod"); res != old || err != nil {
+		t.Errorf("during the rebuild of an old graph: %p, %v; want the old graph", res, err)
+	}
+	src.gate <- struct{}{}
+	if res := <-rebuilt; res == nil || res == old {
+		t.Error("the old graph was not rebuilt")
+	}
+}
