@@ -3,6 +3,7 @@ package configrepo_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -311,4 +312,45 @@ func TestWriterModes(t *testing.T) {
 			t.Errorf("Commit = %v", err)
 		}
 	})
+}
+
+// A modules folder written before and changed on disk since — a module that wrote under
+// path.module (an archive, a rendered file), a person editing it — is not trusted because it
+// was once complete: ModulesDir finds it no longer holds the tree and writes it anew, so every
+// later commit with that tree deploys the commit's bytes, none of what was written there.
+func TestModulesDirChangedOnDiskIsWrittenAnew(t *testing.T) {
+	o := gittest.NewOrigin(t, "config.git", files("3"))
+	a := o.Head(t)
+	src := newSource(t, o.Bare)
+	dir, err := src.ModulesDir(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(dir, "vpc", "main.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "vpc", "main.tf"), []byte("output \"x\" { value = \"tampered\" }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "vpc", "lambda.zip"), []byte("written by a plan"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again, err := src.ModulesDir(ctx, a)
+	if err != nil || again != dir {
+		t.Fatalf("ModulesDir again = %s, %v; want %s", again, err, dir)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "vpc", "main.tf")); string(got) != string(want) {
+		t.Errorf("vpc/main.tf = %q, want the commit's %q", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "vpc", "lambda.zip")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a file the commit does not have is still there: %v", err)
+	}
+	if id, err := gitrepo.DirTreeID(dir, filepath.Base(dir), ".karma-complete"); err != nil || id != filepath.Base(dir) {
+		t.Errorf("the folder hashes to %s, %v; want its tree %s", id, err, filepath.Base(dir))
+	}
+	// Nothing is left beside it (the folder moved aside, the temporary one).
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), ".*")); len(left) > 0 {
+		t.Errorf("left in the modules root: %v", left)
+	}
 }

@@ -18,9 +18,11 @@ import (
 const completeMarker = ".karma-complete"
 
 // ModulesDir returns a folder on disk holding the modules folder of commit, exactly as the
-// commit has it: ModulesRoot/<git tree id of the modules folder>. The folder is written once
-// per content (a temporary folder renamed into place), so commits that do not change the
-// modules share it and Terraform is not initialised again. A modules folder given as an
+// commit has it: ModulesRoot/<git tree id of the modules folder>. The folder is written per
+// content (a temporary folder renamed into place), so commits that do not change the modules
+// share it; every call hashes it again (gitrepo.DirTreeID) and writes it anew when it no longer
+// holds the tree. Terraform never runs in it: plan copies it into the workspace
+// (terraform.Workspace.Confine). A modules folder given as an
 // absolute path (outside the repository, not versioned with it) is returned as it is.
 func (s *Source) ModulesDir(ctx context.Context, commit string) (string, error) {
 	settings, err := s.SettingsAt(ctx, commit)
@@ -40,18 +42,27 @@ func (s *Source) ModulesDir(ctx context.Context, commit string) (string, error) 
 		return "", fmt.Errorf("%s: modules folder %s: %w", tree, dir, err)
 	}
 	dest := filepath.Join(s.ModulesRoot, id)
-	if _, err := os.Stat(filepath.Join(dest, completeMarker)); err == nil {
+	// Written before: used only while it still holds exactly the tree (every file hashed again,
+	// each use). Anything that wrote into it since (a module writing under path.module, run by
+	// an earlier Karma, a person) would otherwise be deployed as this tree by every commit that
+	// has it; it is written anew.
+	if verified(dest, id) {
 		return dest, nil
 	}
 	sub, err := fs.Sub(tree, dir)
 	if err != nil {
 		return "", err
 	}
-	if err := materialize(sub, dest); err != nil {
+	if err := materialize(sub, dest, id); err != nil {
 		return "", fmt.Errorf("%s: modules folder %s: %w", tree, dir, err)
 	}
 	return dest, nil
 }
+
+// ErrModulesUnverifiable refuses a modules folder that, written from its tree, does not hash
+// to the tree's id: a tree git no longer writes (an old file mode such as 100664), which could
+// not be told from one changed on disk.
+var ErrModulesUnverifiable = errors.New("written from the commit, it does not hash to its tree id")
 
 // ErrFilteredBlob refuses a module file whose blob is not its content: a Git LFS pointer or a
 // git-crypt encrypted file, which a checkout's filters (.gitattributes) replace by the real
@@ -85,10 +96,14 @@ func (s *Source) FromCommit(dir string) bool {
 	return err1 == nil && err2 == nil && filepath.Dir(d) == root
 }
 
-// materialize writes every file of fsys under dest (via a temporary folder renamed into place).
-// Symbolic links and submodules are refused: a module's files must be the commit's own; so are
-// Git LFS pointers and git-crypt files (filtered).
-func materialize(fsys fs.FS, dest string) error {
+// materialize writes every file of fsys under dest, a folder named by id, the tree's id: into a
+// temporary folder, checked to hash to id (gitrepo.DirTreeID), then renamed into place. A
+// folder already at dest (half-written, or changed on disk since it was written) is renamed
+// aside first and removed: dest is at every instant either absent or a complete folder, never
+// one being written. Another process doing the same at once is harmless: both write the same
+// bytes. Symbolic links and submodules are refused: a module's files must be the commit's own;
+// so are Git LFS pointers and git-crypt files (filtered).
+func materialize(fsys fs.FS, dest, id string) error {
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return err
 	}
@@ -123,23 +138,55 @@ func materialize(fsys fs.FS, dest string) error {
 		if info, err := d.Info(); err == nil && info.Mode()&0o111 != 0 {
 			mode = 0o755
 		}
-		return os.WriteFile(target, data, mode)
+		if err := os.WriteFile(target, data, mode); err != nil {
+			return err
+		}
+		return os.Chmod(target, mode) // whatever the umask: the mode is part of the tree id
 	})
 	if err != nil {
+		return err
+	}
+	if got, err := gitrepo.DirTreeID(tmp, id); err != nil || got != id {
+		if err == nil {
+			err = fmt.Errorf("%w %s (it hashes to %s)", ErrModulesUnverifiable, id, got)
+		}
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(tmp, completeMarker), nil, 0o644); err != nil {
 		return err
 	}
+	if err := os.Rename(tmp, dest); err == nil {
+		return nil
+	}
+	// dest exists: written meanwhile by another process (used as it is when it holds the
+	// tree), half-written by a crash, or changed on disk since. Move it aside (one rename: no reader ever sees a half-written dest) and
+	// put the new folder in its place.
+	if verified(dest, id) {
+		return nil
+	}
+	old, err := os.MkdirTemp(filepath.Dir(dest), ".old-"+filepath.Base(dest)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(old)
+	if err := os.Rename(dest, filepath.Join(old, "modules")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	if err := os.Rename(tmp, dest); err != nil {
-		if _, serr := os.Stat(filepath.Join(dest, completeMarker)); serr == nil {
-			return nil // written meanwhile by another worker
+		// Another process put its own copy in between: used if it holds the tree.
+		if verified(dest, id) {
+			return nil
 		}
-		// A half-written folder from a crash: replace it.
-		if rerr := os.RemoveAll(dest); rerr != nil {
-			return errors.Join(err, rerr)
-		}
-		return os.Rename(tmp, dest)
+		return err
 	}
 	return nil
+}
+
+// verified reports whether dest is a complete modules folder holding exactly the tree id.
+func verified(dest, id string) bool {
+	if _, err := os.Stat(filepath.Join(dest, completeMarker)); err != nil {
+		return false
+	}
+	got, err := gitrepo.DirTreeID(dest, id, completeMarker)
+	return err == nil && got == id
 }
