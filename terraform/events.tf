@@ -141,3 +141,54 @@ resource "aws_lambda_permission" "drift" {
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.drift[0].arn
 }
+
+# The scheduled functions (promote, reconcile, drift) are invoked asynchronously: by default
+# Lambda runs a failed invocation twice more (1, then 2 minutes later) and keeps one it could not
+# start (throttled) for 6 hours. Their runs are idempotent — a promotion published again is one
+# change (resolve's key "promotion:<change set>"), a drift is recorded once (shared/drift), a
+# parameter version is ingested once (trigger.Reconciler) — so the next scheduled run is their
+# retry: a blind one would only run the whole check again beside it (the drift function's
+# refresh-only plans, up to 15 minutes each time). So no retries, and a run Lambda could not
+# start within its schedule's interval (rate(): 60 s to 6 h; cron(): 60 s) is dropped: the next
+# one is due. A failed run is seen through its Errors alarm (below).
+locals {
+  scheduled = merge(
+    { promote = var.promote_schedule },
+    var.enable_ingest_function ? { reconcile = var.reconcile_schedule } : {},
+    var.enable_drift_function ? { drift = var.drift_schedule } : {},
+  )
+  schedule_units = { minute = 60, hour = 3600, day = 86400 }
+  scheduled_event_age = { for fn, expr in local.scheduled : fn => min(21600, max(60, try(
+    tonumber(regex("^rate\\((\\d+) (minute|hour|day)s?\\)$", expr)[0]) * local.schedule_units[regex("^rate\\((\\d+) (minute|hour|day)s?\\)$", expr)[1]],
+    60,
+  ))) }
+}
+
+resource "aws_lambda_function_event_invoke_config" "scheduled" {
+  for_each = local.scheduled
+
+  function_name                = aws_lambda_function.stage[each.key].function_name
+  maximum_retry_attempts       = 0
+  maximum_event_age_in_seconds = local.scheduled_event_age[each.key]
+}
+
+# A scheduled run that failed — a drift check that could not compare everything, a promotion
+# that could not be published, a reconcile that could not read Parameter Store — notifies
+# var.alarm_actions, like the queues' alarms (queues.tf).
+resource "aws_cloudwatch_metric_alarm" "scheduled_errors" {
+  for_each = local.scheduled
+
+  alarm_name          = "${local.prefix}-failed-${each.key}"
+  alarm_description   = "Karma: a scheduled run of the ${each.key} function (${each.value}) failed; it is not retried, the next scheduled run is: see its log group /aws/lambda/${aws_lambda_function.stage[each.key].function_name}"
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.stage[each.key].function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+}

@@ -134,6 +134,17 @@ func TestChecksBite(t *testing.T) {
 			"stalled_after_seconds = 21600", "stalled_after_seconds = 600",
 			"queue karma-test-audit: the age alarm's threshold 600 s, want over 1800 s"},
 	}
+	scheduled := []mutation{
+		{"Lambda's default retries for the scheduled functions", "events.tf",
+			"maximum_retry_attempts       = 0", "maximum_retry_attempts       = 2",
+			`aws_lambda_function_event_invoke_config.scheduled["drift"]: maximum_retry_attempts = 2, want 0`},
+		{"a scheduled run kept for 6 hours", "events.tf",
+			"maximum_event_age_in_seconds = local.scheduled_event_age[each.key]", "maximum_event_age_in_seconds = 21600",
+			`aws_lambda_function_event_invoke_config.scheduled["promote"]: maximum_event_age_in_seconds = 21600, over the interval of its schedule "rate(1 minute)"`},
+		{"the scheduled functions' alarms on another metric", "events.tf",
+			`metric_name         = "Errors"`, `metric_name         = "Throttles"`,
+			`function aws_lambda_function.stage["reconcile"] (schedule "rate(5 minutes)") has no alarm on its Errors`},
+	}
 	queues := []mutation{
 		{"the queue denies' policy attached to no role", "iam.tf",
 			"  role       = aws_iam_role.function[each.key].name\n  policy_arn = aws_iam_policy.queues.arn", "  role       = aws_iam_role.function[each.key].name\n  policy_arn = aws_iam_policy.guard.arn",
@@ -171,6 +182,13 @@ func TestChecksBite(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			r := &recorder{T: t}
 			checkNames(r, mutated(t, m.file, m.old, m.new))
+			expectReported(t, r, m.want)
+		})
+	}
+	for _, m := range scheduled {
+		t.Run(m.name, func(t *testing.T) {
+			r := &recorder{T: t}
+			checkScheduled(r, load(r, mutated(t, m.file, m.old, m.new)))
 			expectReported(t, r, m.want)
 		})
 	}

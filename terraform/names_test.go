@@ -56,9 +56,10 @@ var awsNames = map[string]awsName{
 	"aws_lambda_permission.statement_id":            {100, regexp.MustCompile(`^[A-Za-z0-9_-]+$`), "letters, digits, - and _"},
 	"aws_cloudwatch_event_rule.description":         {512, regexp.MustCompile(`^.*$`), "at most 512 characters"},
 	// References to a name made elsewhere in the module, not names.
-	"aws_lambda_event_source_mapping.function_name":   {},
-	"aws_lambda_permission.function_name":             {},
-	"aws_neptune_cluster_instance.cluster_identifier": {},
+	"aws_lambda_event_source_mapping.function_name":         {},
+	"aws_lambda_permission.function_name":                   {},
+	"aws_lambda_function_event_invoke_config.function_name": {},
+	"aws_neptune_cluster_instance.cluster_identifier":       {},
 }
 
 // nameArgs are the arguments that name a resource (or, description, are limited like one).

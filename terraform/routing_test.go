@@ -62,7 +62,13 @@ type lambdaFn struct {
 
 func load(t tb, dir string) *deployment {
 	t.Helper()
-	m, err := loadModule(dir, testVars())
+	return loadWith(t, dir, testVars())
+}
+
+// loadWith is load with the variables vars.
+func loadWith(t tb, dir string, vars map[string]cty.Value) *deployment {
+	t.Helper()
+	m, err := loadModule(dir, vars)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,7 @@ variable "log_retention_days" {
 }
 
 variable "alarm_actions" {
-  description = "What is notified (e.g. SNS topic ARNs) when a dead-letter queue holds a message (a stage's DLQ, or the EventBridge delivery DLQ) or a stage queue's oldest message is over 6 hours old (queues.tf). Empty: the alarms are still there, in CloudWatch."
+  description = "What is notified (e.g. SNS topic ARNs) when a dead-letter queue holds a message (a stage's DLQ, or the EventBridge delivery DLQ) or a stage queue's oldest message is over 6 hours old (queues.tf), and when a run of a scheduled function (promote, reconcile, drift) fails (events.tf). Empty: the alarms are still there, in CloudWatch."
   type        = list(string)
   default     = []
 }

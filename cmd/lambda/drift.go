@@ -64,8 +64,9 @@ func setupDrift(ctx context.Context, a *app.App, getenv func(string) string) (fu
 		}
 		if err == nil && len(failed) > 0 {
 			// What was found is recorded; what could not be compared fails the invocation, so
-			// that the function's errors (and the schedule's retries) show it: a run that
-			// returned success would read as "no drift".
+			// that the function's errors (and their alarm, terraform/events.tf) show it: a run
+			// that returned success would read as "no drift". It is not retried: the next
+			// scheduled run compares again.
 			err = fmt.Errorf("drift check of %s: %d comparison(s) failed: %s", env, len(failed), strings.Join(failed, "; "))
 		}
 		return err
