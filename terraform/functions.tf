@@ -67,7 +67,8 @@ data "aws_secretsmanager_secret_version" "webhook" {
 }
 
 locals {
-  function_env = { for name, f in local.functions : name => merge(
+  # Every variable of each function but the webhook secrets (added below, sensitive).
+  function_env_public = { for name, f in local.functions : name => merge(
     {
       KARMA_STAGE     = name
       KARMA_EVENT_BUS = aws_cloudwatch_event_bus.karma.name
@@ -102,9 +103,35 @@ locals {
       KARMA_BRANCHES            = join(",", var.deploy_branches)
       KARMA_GIT_URL             = var.git_url     # a push of another repository is ignored
       KARMA_WEBHOOK_MODULES_DIR = var.modules_dir # relative to the repository: which pushed paths are modules
-      KARMA_WEBHOOK_SECRETS     = sensitive(one(data.aws_secretsmanager_secret_version.webhook[*].secret_string))
     }, var.git_subdir == "" ? {} : { KARMA_GIT_SUBDIR = var.git_subdir }) : {},
   ) }
+  function_env = { for name, env in local.function_env_public : name => merge(env, name == "webhook" ? {
+    KARMA_WEBHOOK_SECRETS = sensitive(one(data.aws_secretsmanager_secret_version.webhook[*].secret_string))
+  } : {}) }
+
+  # Lambda refuses, at apply, a function whose environment variables take more than 4 KB,
+  # measured as the JSON of the variables ({"KARMA_STAGE":"plan",...}, keys included) in bytes:
+  # `terraform apply` would stop half-way, the function not created or not updated. What goes
+  # into it is not bounded by the variables alone (the webhook secrets, one per repository, are
+  # read from Secrets Manager; terraform_env is any map), so each function's is measured at
+  # plan and refused by a precondition below. The endpoint of a Neptune cluster created here
+  # is known only after apply: it is measured as its longest, <cluster>.cluster-<12
+  # characters>.<region>.neptune.<dns suffix>. Bytes: base64 holds 3 bytes in every 4
+  # characters, less its padding. jsonencode writes <, > and & as 6 bytes each where Lambda may
+  # count 1: never less than Lambda counts.
+  lambda_env_limit = 4096
+  function_env_measured = { for name, env in local.function_env : name => merge(env,
+    contains(keys(env), "KARMA_NEPTUNE_ENDPOINT") && var.create_neptune ? {
+      KARMA_NEPTUNE_ENDPOINT = "wss://${one(aws_neptune_cluster.karma[*].cluster_identifier)}.cluster-xxxxxxxxxxxx.${local.region}.neptune.${data.aws_partition.current.dns_suffix}:${local.neptune_port}/gremlin"
+  } : {}) }
+  function_env_bytes = { for name, env in local.function_env_measured : name =>
+    length(base64encode(jsonencode(env))) / 4 * 3 - length(regexall("=", base64encode(jsonencode(env))))
+  }
+  # The same without the webhook secrets (not sensitive: the error message can say it).
+  function_env_public_bytes = { for name, env in local.function_env_measured : name =>
+    length(base64encode(jsonencode({ for k, v in env : k => v if k != "KARMA_WEBHOOK_SECRETS" }))) / 4 * 3 -
+    length(regexall("=", base64encode(jsonencode({ for k, v in env : k => v if k != "KARMA_WEBHOOK_SECRETS" }))))
+  }
 }
 
 resource "aws_lambda_function" "stage" {
@@ -162,6 +189,10 @@ resource "aws_lambda_function" "stage" {
     precondition {
       condition     = each.key != "webhook" || var.webhook_secret_arn != null
       error_message = "enable_webhook needs webhook_secret_arn."
+    }
+    precondition {
+      condition     = local.function_env_bytes[each.key] <= local.lambda_env_limit
+      error_message = each.key == "webhook" ? "The webhook function's environment variables would be over Lambda's quota of 4 KB (${local.lambda_env_limit} bytes, as the JSON of the variables, keys included; it cannot be raised): the variables but KARMA_WEBHOOK_SECRETS take ${local.function_env_public_bytes[each.key]} bytes, which leaves ${local.lambda_env_limit - local.function_env_public_bytes[each.key] - 27} for the webhook secrets of webhook_secret_arn, as a JSON string (each \" and \\ counting 2): fewer or shorter entries (one \"<provider>:*\" secret covers every repository of a provider), or shorter git_url, git_subdir, modules_dir, deploy_branches." : "The ${each.key} function's environment variables take ${local.function_env_public_bytes[each.key]} bytes, over Lambda's quota of 4 KB (${local.lambda_env_limit} bytes, as the JSON of the variables, keys included; it cannot be raised): shorten what goes into them (terraform_env, git_url, git_branch, git_subdir, governance_file, policies_dir, efs_mount_path, work_path, terraform_path)."
     }
   }
 

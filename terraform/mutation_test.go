@@ -163,9 +163,11 @@ func TestChecksBite(t *testing.T) {
 		{"a KMS key for every parameter", "variables.tf",
 			"length(var.ssm_kms_key_arns) <= 8", "length(var.ssm_kms_key_arns) <= 64",
 			`role aws_iam_role.function["api"]: inline policies: `},
+		// Bounded then only by the functions' environment (Lambda's 4 KB, functions.tf): some
+		// 3,400 characters, far too long for the policies.
 		{"no bound on <name_prefix>-<environment>", "events.tf",
 			`length("${local.prefix}-parameter-store-to-ingest") <= 64`, "true",
-			"variable name_prefix accepts a value of 4096 and more"},
+			`role aws_iam_role.function["api"]: inline policies: `},
 		{"the queue denies added to the guard policy", "iam.tf",
 			"data \"aws_iam_policy_document\" \"queues\" {\n", "data \"aws_iam_policy_document\" \"queues\" {\n" + guardBody + "\n",
 			"managed policy aws_iam_policy.queues (data.aws_iam_policy_document.queues): "},

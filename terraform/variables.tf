@@ -251,7 +251,7 @@ variable "terraform_path" {
 }
 
 variable "terraform_env" {
-  description = "Extra environment of plan and apply, inherited by terraform (e.g. TF_PLUGIN_CACHE_DIR = \"/mnt/config/plugin-cache\", a directory that must exist). HOME: Lambda sets none and terraform looks for its CLI config there."
+  description = "Extra environment of plan and apply, inherited by terraform (e.g. TF_PLUGIN_CACHE_DIR = \"/mnt/config/plugin-cache\", a directory that must exist). HOME: Lambda sets none and terraform looks for its CLI config there. Within Lambda's 4 KB of environment variables a function (a plan over it fails)."
   type        = map(string)
   default     = { HOME = "/tmp" }
 }
@@ -328,7 +328,7 @@ variable "enable_webhook" {
 }
 
 variable "webhook_secret_arn" {
-  description = "Secrets Manager secret holding the webhook secrets as JSON ({\"github:owner/repo\": \"...\", \"gitlab:*\": \"...\"}, as KARMA_WEBHOOK_SECRETS). Read at deploy time into the function's environment. Required with enable_webhook."
+  description = "Secrets Manager secret holding the webhook secrets as JSON ({\"github:owner/repo\": \"...\", \"gitlab:*\": \"...\"}, as KARMA_WEBHOOK_SECRETS). Read at deploy time into the function's environment, which Lambda limits to 4 KB with its other variables (a plan over it fails, saying the room left). Required with enable_webhook."
   type        = string
   default     = null
 }
