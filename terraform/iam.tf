@@ -441,8 +441,21 @@ data "aws_iam_policy_document" "guard" {
       "lambda:PutFunctionConcurrency",
       "lambda:CreateFunctionUrlConfig",
       "lambda:UpdateFunctionUrlConfig",
+      # The scheduled functions' retries and event age (events.tf).
+      "lambda:PutFunctionEventInvokeConfig",
+      "lambda:UpdateFunctionEventInvokeConfig",
+      "lambda:DeleteFunctionEventInvokeConfig",
     ]
     resources = [local.own_functions_arn]
+  }
+
+  # The alarms that say a stage stalled, a message was dead-lettered or a scheduled run failed
+  # (queues.tf, events.tf; every one is named <p>-…) are not deleted, silenced or rewritten.
+  statement {
+    sid       = "KarmaAlarmsAreKept"
+    effect    = "Deny"
+    actions   = ["cloudwatch:DeleteAlarms", "cloudwatch:DisableAlarmActions", "cloudwatch:PutMetricAlarm"]
+    resources = ["arn:${local.partition}:cloudwatch:${local.region}:${local.account}:alarm:${local.prefix}-*"]
   }
 
   # Nor invoked by hand: each is invoked by its event source mapping, its schedule or API Gateway,

@@ -416,8 +416,10 @@ func checkQueueDenies(t tb, d *deployment) {
 // lambda:*, events:*), no Karma function can replace or reconfigure a Karma function (its code
 // is what deploys and what records), invoke one with an event of its making (a stage would act
 // on a message that never passed the bus, the API on a caller the event names), move its event
-// source mapping, or change the rules that route each message to its stage and a copy to the
-// audit queue: a managed policy of explicit Denies is attached to every function's role.
+// source mapping or its asynchronous invocations' retries, change the rules that route each
+// message to its stage and a copy to the audit queue, or delete, silence or rewrite the alarms
+// that say something went wrong: a managed policy of explicit Denies is attached to every
+// function's role.
 func TestKarmaIsNotRewiredByItsFunctions(t *testing.T) {
 	d := load(t, moduleDir())
 	checkGuard(t, d)
@@ -492,7 +494,8 @@ func checkGuard(t tb, d *deployment) {
 		for _, a := range []string{"function:" + name, "function:" + name + ":live"} {
 			fa := arn("lambda", a)
 			for _, act := range []string{"lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction", "lambda:PutFunctionConcurrency", "lambda:UpdateAlias",
-				"lambda:InvokeFunction", "lambda:InvokeAsync", "lambda:InvokeFunctionUrl"} {
+				"lambda:InvokeFunction", "lambda:InvokeAsync", "lambda:InvokeFunctionUrl",
+				"lambda:PutFunctionEventInvokeConfig", "lambda:UpdateFunctionEventInvokeConfig", "lambda:DeleteFunctionEventInvokeConfig"} {
 				if !denied(act, fa) {
 					t.Errorf("function %s: %s does not deny %s on %s", fn, doc, act, fa)
 				}
@@ -527,9 +530,26 @@ func checkGuard(t tb, d *deployment) {
 			}
 		}
 	}
+	// The alarms that say a stage stalled, a message was dead-lettered or a scheduled run failed
+	// are not deleted, silenced or rewritten.
+	alarms, err := d.m.allInstances("aws_cloudwatch_metric_alarm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(alarms) == 0 {
+		t.Fatal("no alarm")
+	}
+	for _, al := range alarms {
+		aa := arn("cloudwatch", "alarm:"+d.mustString(t, al, "alarm_name"))
+		for _, a := range []string{"cloudwatch:DeleteAlarms", "cloudwatch:DisableAlarmActions", "cloudwatch:PutMetricAlarm"} {
+			if !denied(a, aa) {
+				t.Errorf("alarm %s: %s does not deny %s on %s", al.addr, doc, a, aa)
+			}
+		}
+	}
 	// The patterns name Karma's own only: nothing of a component named otherwise.
-	for _, other := range []string{arn("lambda", "function:my-app"), arn("events", "rule/my-app-nightly")} {
-		for _, a := range []string{"lambda:UpdateFunctionCode", "lambda:InvokeFunction", "events:PutRule"} {
+	for _, other := range []string{arn("lambda", "function:my-app"), arn("events", "rule/my-app-nightly"), arn("cloudwatch", "alarm:my-app-errors")} {
+		for _, a := range []string{"lambda:UpdateFunctionCode", "lambda:InvokeFunction", "events:PutRule", "cloudwatch:DeleteAlarms", "lambda:PutFunctionEventInvokeConfig"} {
 			if denied(a, other) {
 				t.Errorf("%s denies %s on %s, which is not Karma's", doc, a, other)
 			}
