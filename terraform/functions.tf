@@ -7,9 +7,10 @@
 #   SQS stages       KARMA_QUEUE_PREFIX (to find a queue's DLQ)
 #   api              KARMA_QUEUE_PREFIX too (the queues' depths for /metrics)
 #   the repository   KARMA_GIT_URL, KARMA_GIT_BRANCH; if set KARMA_GIT_SUBDIR, KARMA_GIT_TOKEN_USER
-#   (resolve, graph- and KARMA_GIT_TOKEN_SECRET (the token's secret, which cmd/lambda does not
-#   write, plan,     read yet: README.md). Each keeps a cache clone under /tmp/karma
-#   apply)           (KARMA_CACHE_DIR's default) and fetches the commits a change names.
+#   (resolve, graph- and KARMA_GIT_TOKEN_SECRET (the token's secret, which shared/app fetches
+#   write, plan,     into a 0600 file when the repository is first opened). Each keeps a cache
+#   apply, drift,    clone under /tmp/karma (KARMA_CACHE_DIR's default) and fetches the commits
+#   api)             a change names.
 #   audit            KARMA_AUDIT_TABLE
 #   resolve          KARMA_CHANGE_SET_TABLE, KARMA_IDEMPOTENCY_TABLE, KARMA_GOVERNANCE and
 #                    KARMA_POLICIES (the operator's floor and policies; "" = none)
