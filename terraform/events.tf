@@ -174,7 +174,10 @@ resource "aws_lambda_function_event_invoke_config" "scheduled" {
 
 # A scheduled run that failed — a drift check that could not compare everything, a promotion
 # that could not be published, a reconcile that could not read Parameter Store — notifies
-# var.alarm_actions, like the queues' alarms (queues.tf).
+# var.alarm_actions, like the queues' alarms (queues.tf). Lambda stamps a run's Errors with the
+# time it started and sends them when it ends, up to the function's timeout later (the drift
+# function's 15 minutes): the alarm looks at as many 5-minute periods as cover the timeout and
+# one more, and fires on one.
 resource "aws_cloudwatch_metric_alarm" "scheduled_errors" {
   for_each = local.scheduled
 
@@ -185,7 +188,8 @@ resource "aws_cloudwatch_metric_alarm" "scheduled_errors" {
   dimensions          = { FunctionName = aws_lambda_function.stage[each.key].function_name }
   statistic           = "Sum"
   period              = 300
-  evaluation_periods  = 1
+  evaluation_periods  = ceil(local.functions[each.key].timeout / 300) + 1
+  datapoints_to_alarm = 1
   threshold           = 0
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"

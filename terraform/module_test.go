@@ -566,7 +566,7 @@ func functions() map[string]function.Function {
 	})
 	return map[string]function.Function{
 		"base64encode": base64encode,
-		"can":          tryfunc.CanFunc, "try": tryfunc.TryFunc,
+		"can":          tryfunc.CanFunc, "ceil": stdlib.CeilFunc, "try": tryfunc.TryFunc,
 		"coalesce": stdlib.CoalesceFunc, "concat": stdlib.ConcatFunc, "contains": stdlib.ContainsFunc,
 		"element": stdlib.ElementFunc, "flatten": stdlib.FlattenFunc, "format": stdlib.FormatFunc, "join": stdlib.JoinFunc,
 		"jsondecode": stdlib.JSONDecodeFunc, "jsonencode": stdlib.JSONEncodeFunc, "keys": stdlib.KeysFunc,

@@ -82,6 +82,18 @@ func stringsOf(t tb, v cty.Value, what string) []string {
 	return out
 }
 
+// functionAt is the function instance at address addr.
+func (d *deployment) functionAt(t tb, addr string) instance {
+	t.Helper()
+	for _, f := range d.functions {
+		if f.inst.addr == addr {
+			return f.inst
+		}
+	}
+	t.Fatalf("no function %s", addr)
+	return instance{}
+}
+
 func checkScheduled(t tb, d *deployment) {
 	t.Helper()
 	scheduled := map[string]string{} // function instance address -> its schedule expression
@@ -207,7 +219,25 @@ func checkScheduled(t tb, d *deployment) {
 		if len(as) == 0 {
 			t.Errorf("function %s (schedule %q) has no alarm on its Errors: a failed run would be seen by no one", fn, expr)
 		}
+		timeout := mustInt(t, mustArg(t, d, d.functionAt(t, fn), "timeout"), fn+".timeout")
 		for _, a := range as {
+			// Lambda stamps an invocation's metrics with its start and sends them when it ends, up
+			// to the function's timeout later: the alarm must still be looking at that period
+			// then, and fire on that one datapoint.
+			period := mustInt(t, mustArg(t, d, a, "period"), a.addr+".period")
+			periods := mustInt(t, mustArg(t, d, a, "evaluation_periods"), a.addr+".evaluation_periods")
+			if periods*period < timeout+period {
+				t.Errorf("%s: it looks at the last %d s (%d periods of %d s), but Lambda stamps an error of %s with the run's start and sends it when the run ends, up to %d s (its timeout) later: want at least %d s", a.addr, periods*period, periods, period, fn, timeout, timeout+period)
+			}
+			toAlarm := periods
+			if v, ok, err := d.m.arg(a, "datapoints_to_alarm"); err != nil {
+				t.Fatal(err)
+			} else if ok {
+				toAlarm = mustInt(t, v, a.addr+".datapoints_to_alarm")
+			}
+			if toAlarm != 1 {
+				t.Errorf("%s: it fires on %d of its %d periods, want one: a scheduled run fails once", a.addr, toAlarm, periods)
+			}
 			op := d.mustString(t, a, "comparison_operator")
 			th, _, err := d.m.arg(a, "threshold")
 			if err != nil {
