@@ -7,6 +7,7 @@ package terraform
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
@@ -91,5 +92,73 @@ func checkDeadLetterAlarms(t tb, d *deployment) {
 	slices.Sort(missing)
 	for _, q := range missing {
 		t.Errorf("dead-letter queue %s has no alarm on ApproximateNumberOfMessagesVisible", q)
+	}
+}
+
+// TestEveryEventTargetHasADeadLetterQueue: an event EventBridge cannot deliver to a target —
+// a stage queue, or a scheduled function (its permission gone, Lambda refusing it) — is
+// dropped after EventBridge's retries, unseen, unless the target has a dead-letter queue that
+// lets the target's rule send to it (aws:SourceArn); the queue's alarm then says so.
+func TestEveryEventTargetHasADeadLetterQueue(t *testing.T) {
+	checkEventTargetDeadLetters(t, load(t, moduleDir()))
+}
+
+func checkEventTargetDeadLetters(t tb, d *deployment) {
+	t.Helper()
+	policies := map[string]instance{} // queue instance address -> its aws_sqs_queue_policy
+	ps, err := d.m.allInstances("aws_sqs_queue_policy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if q, ok := d.follow(t, mustArg(t, d, p, "queue_url"), "aws_sqs_queue", "id", p.addr+".queue_url"); ok {
+			policies[q.addr] = p
+		}
+	}
+	targets, err := d.m.allInstances("aws_cloudwatch_event_target")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(targets) == 0 {
+		t.Fatal("no event target")
+	}
+	for _, tg := range targets {
+		r, ok := d.follow(t, mustArg(t, d, tg, "rule"), "aws_cloudwatch_event_rule", "name", tg.addr+".rule")
+		if !ok {
+			continue
+		}
+		v, ok, err := d.m.arg(tg, "dead_letter_config", "arn")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			t.Errorf("%s (rule %s): no dead_letter_config: an event EventBridge cannot deliver is dropped unseen after its retries", tg.addr, r.addr)
+			continue
+		}
+		q, ok := d.follow(t, v, "aws_sqs_queue", "arn", tg.addr+".dead_letter_config.arn")
+		if !ok {
+			continue
+		}
+		p, ok := policies[q.addr]
+		if !ok {
+			t.Errorf("%s: its dead-letter queue %s has no queue policy: EventBridge may not send to it", tg.addr, q.addr)
+			continue
+		}
+		doc, attr, ok := d.m.ref(mustArg(t, d, p, "policy"))
+		if !ok || !strings.HasPrefix(doc.addr, "data.aws_iam_policy_document.") || attr != "json" {
+			t.Fatalf("%s.policy: want the json of a policy document", p.addr)
+		}
+		key := doc.addr[:strings.IndexByte(doc.addr+"[", '[')]
+		ruleArn, queueArn := r.addr+".arn", q.addr+".arn"
+		lets := false
+		for _, st := range documentStatements(t, d.m, key, doc.key) {
+			if st.effect == "Allow" && slices.Contains(st.actions, "sqs:SendMessage") && slices.Contains(st.resources, queueArn) &&
+				slices.Contains(st.conditions["ArnEquals aws:SourceArn"], ruleArn) {
+				lets = true
+			}
+		}
+		if !lets {
+			t.Errorf("%s: its dead-letter queue %s does not let the rule %s send to it (%s: sqs:SendMessage with aws:SourceArn): its undelivered events would be dropped", tg.addr, q.addr, r.addr, doc.addr)
+		}
 	}
 }

@@ -78,6 +78,17 @@ resource "aws_cloudwatch_event_target" "promote" {
   rule      = aws_cloudwatch_event_rule.promote.name
   target_id = "promote"
   arn       = aws_lambda_function.stage["promote"].arn
+
+  # A run EventBridge cannot deliver (the function's permission gone, Lambda refusing it) is
+  # retried until the next one is due, then dead-lettered: the queue's alarm says so.
+  retry_policy {
+    maximum_event_age_in_seconds = local.scheduled_event_age["promote"]
+    maximum_retry_attempts       = 185
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.events_dlq.arn
+  }
 }
 
 resource "aws_lambda_permission" "promote" {
@@ -103,6 +114,17 @@ resource "aws_cloudwatch_event_target" "reconcile" {
   rule      = aws_cloudwatch_event_rule.reconcile[0].name
   target_id = "reconcile"
   arn       = aws_lambda_function.stage["reconcile"].arn
+
+  # A run EventBridge cannot deliver (the function's permission gone, Lambda refusing it) is
+  # retried until the next one is due, then dead-lettered: the queue's alarm says so.
+  retry_policy {
+    maximum_event_age_in_seconds = local.scheduled_event_age["reconcile"]
+    maximum_retry_attempts       = 185
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.events_dlq.arn
+  }
 }
 
 resource "aws_lambda_permission" "reconcile" {
@@ -131,6 +153,17 @@ resource "aws_cloudwatch_event_target" "drift" {
   rule      = aws_cloudwatch_event_rule.drift[0].name
   target_id = "drift"
   arn       = aws_lambda_function.stage["drift"].arn
+
+  # A run EventBridge cannot deliver (the function's permission gone, Lambda refusing it) is
+  # retried until the next one is due, then dead-lettered: the queue's alarm says so.
+  retry_policy {
+    maximum_event_age_in_seconds = local.scheduled_event_age["drift"]
+    maximum_retry_attempts       = 185
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.events_dlq.arn
+  }
 }
 
 resource "aws_lambda_permission" "drift" {

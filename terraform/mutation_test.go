@@ -141,6 +141,9 @@ func TestChecksBite(t *testing.T) {
 		{"a scheduled run kept for 6 hours", "events.tf",
 			"maximum_event_age_in_seconds = local.scheduled_event_age[each.key]", "maximum_event_age_in_seconds = 21600",
 			`aws_lambda_function_event_invoke_config.scheduled["promote"]: maximum_event_age_in_seconds = 21600, over the interval of its schedule "rate(1 minute)"`},
+		{"a schedule's undelivered runs let into no dead-letter queue", "queues.tf",
+			"    aws_cloudwatch_event_rule.drift[*].arn,\n", "",
+			`aws_cloudwatch_event_target.drift[0]: its dead-letter queue aws_sqs_queue.events_dlq does not let the rule aws_cloudwatch_event_rule.drift[0] send to it`},
 		{"the scheduled functions' alarms on another metric", "events.tf",
 			`metric_name         = "Errors"`, `metric_name         = "Throttles"`,
 			`function aws_lambda_function.stage["reconcile"] (schedule "rate(5 minutes)") has no alarm on its Errors`},
@@ -190,7 +193,9 @@ func TestChecksBite(t *testing.T) {
 	for _, m := range scheduled {
 		t.Run(m.name, func(t *testing.T) {
 			r := &recorder{T: t}
-			checkScheduled(r, load(r, mutated(t, m.file, m.old, m.new)))
+			d := load(r, mutated(t, m.file, m.old, m.new))
+			checkScheduled(r, d)
+			checkEventTargetDeadLetters(r, d)
 			expectReported(t, r, m.want)
 		})
 	}

@@ -88,11 +88,22 @@ resource "aws_sqs_queue_policy" "stage" {
 }
 
 # Events EventBridge could not deliver to a stage queue (after its 24 h of retries, or at once
-# when a queue policy refuses them) land here instead of being dropped.
+# when a queue policy refuses them) or to a scheduled function (after its retry_policy, events.tf)
+# land here instead of being dropped.
 resource "aws_sqs_queue" "events_dlq" {
   name                      = "${local.queue_prefix}eventbridge-dlq"
   message_retention_seconds = 1209600
   sqs_managed_sse_enabled   = true
+}
+
+locals {
+  # Every rule with a target: the stage queues' and the schedules'.
+  events_dlq_sources = concat(
+    flatten(values(local.queue_sources)),
+    [aws_cloudwatch_event_rule.promote.arn],
+    aws_cloudwatch_event_rule.reconcile[*].arn,
+    aws_cloudwatch_event_rule.drift[*].arn,
+  )
 }
 
 data "aws_iam_policy_document" "events_dlq" {
@@ -109,7 +120,7 @@ data "aws_iam_policy_document" "events_dlq" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values   = flatten(values(local.queue_sources))
+      values   = local.events_dlq_sources
     }
   }
 }
@@ -154,7 +165,7 @@ resource "aws_cloudwatch_metric_alarm" "dead_letters" {
   )
 
   alarm_name          = "${local.prefix}-dead-letters-${each.key}"
-  alarm_description   = "Karma: ${each.key == "eventbridge" ? "events EventBridge could not deliver to a stage queue" : "messages the ${each.key} stage could not process (karma dlq list)"} are in ${each.value}"
+  alarm_description   = "Karma: ${each.key == "eventbridge" ? "events EventBridge could not deliver to a stage queue or scheduled runs it could not deliver to their function" : "messages the ${each.key} stage could not process (karma dlq list)"} are in ${each.value}"
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = each.value }

@@ -116,6 +116,17 @@ func checkScheduled(t tb, d *deployment) {
 			}
 			if fn, a, ok := d.m.ref(arn); ok && strings.HasPrefix(fn.addr, "aws_lambda_function.") && a == "arn" {
 				scheduled[fn.addr] = expr
+				// EventBridge retries a delivery it could not make for 24 hours by default
+				// before its dead-letter queue (and that queue's alarm) gets it.
+				v, ok, err := d.m.arg(tg.inst, "retry_policy", "maximum_event_age_in_seconds")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ok {
+					t.Errorf("%s: no retry_policy: EventBridge retries a run it cannot deliver to %s for 24 hours (its default) before it is dead-lettered and anyone told", tg.inst.addr, fn.addr)
+				} else if age, iv := mustInt(t, v, tg.inst.addr+".retry_policy.maximum_event_age_in_seconds"), scheduleInterval(expr); iv > 0 && age > max(iv, minEventAge) {
+					t.Errorf("%s: retry_policy.maximum_event_age_in_seconds = %d, over the interval of its schedule %q (%d s)", tg.inst.addr, age, expr, iv)
+				}
 			}
 		}
 	}
