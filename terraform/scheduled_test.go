@@ -274,3 +274,33 @@ func checkScheduled(t tb, d *deployment) {
 		}
 	}
 }
+
+// TestScheduleExpressionsAreOnesEventBridgeTakes: EventBridge refuses, at apply, a schedule
+// expression that is not rate(<n> <unit>) — the unit singular for 1 and plural above — or
+// cron(<6 fields>): the apply would stop half-way, the rule not created. The schedule
+// variables refuse such a value at plan.
+func TestScheduleExpressionsAreOnesEventBridgeTakes(t *testing.T) {
+	good := []string{"rate(1 minute)", "rate(5 minutes)", "rate(1 hour)", "rate(12 hours)", "rate(1 day)", "rate(7 days)", "cron(0 3 * * ? *)", "cron(0/15 8-17 ? * MON-FRI *)"}
+	bad := []string{"rate(5 minute)", "rate(1 minutes)", "rate(0 minutes)", "rate(5 mins)", "rate(1 week)", "every 5 minutes", "cron(0 3 * * ?)", "cron()", " rate(1 hour)", "rate(1 hour) "}
+	for _, name := range []string{"promote_schedule", "reconcile_schedule", "drift_schedule"} {
+		for _, expr := range append(slices.Clone(good), bad...) {
+			vars := testVars()
+			vars[name] = cty.StringVal(expr)
+			m, err := loadModule(moduleDir(), vars)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok := true
+			for _, cond := range m.validations[name] {
+				v, err := m.eval(cond, nil)
+				if err != nil {
+					t.Fatalf("%s = %q: %v", name, expr, err)
+				}
+				ok = ok && v.True()
+			}
+			if want := slices.Contains(good, expr); ok != want {
+				t.Errorf("%s = %q: accepted %v, want %v (EventBridge %s it)", name, expr, ok, want, map[bool]string{true: "takes", false: "refuses"}[want])
+			}
+		}
+	}
+}

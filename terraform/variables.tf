@@ -355,16 +355,31 @@ variable "drift_schedule" {
   description = "How often the drift function runs (EventBridge schedule expression)."
   type        = string
   default     = "rate(1 hour)"
+
+  validation {
+    condition     = can(regex("^(rate\\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\\)|cron\\([^ ()]+( [^ ()]+){5}\\))$", var.drift_schedule))
+    error_message = "drift_schedule: \"rate(<n> <unit>)\", the unit minute, hour or day, plural when n is over 1 (\"rate(1 hour)\", \"rate(5 minutes)\"), or \"cron(<6 fields>)\" (EventBridge refuses anything else, at apply)."
+  }
 }
 
 variable "promote_schedule" {
   description = "How often the promote function starts the promotions whose soak is over (EventBridge schedule expression): a promotion starts at most this late."
   type        = string
   default     = "rate(1 minute)"
+
+  validation {
+    condition     = can(regex("^(rate\\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\\)|cron\\([^ ()]+( [^ ()]+){5}\\))$", var.promote_schedule))
+    error_message = "promote_schedule: \"rate(<n> <unit>)\", the unit minute, hour or day, plural when n is over 1 (\"rate(1 hour)\", \"rate(5 minutes)\"), or \"cron(<6 fields>)\" (EventBridge refuses anything else, at apply)."
+  }
 }
 
 variable "reconcile_schedule" {
   description = "How often the reconcile function compares Parameter Store with what was ingested (EventBridge schedule expression)."
   type        = string
   default     = "rate(5 minutes)"
+
+  validation {
+    condition     = can(regex("^(rate\\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\\)|cron\\([^ ()]+( [^ ()]+){5}\\))$", var.reconcile_schedule))
+    error_message = "reconcile_schedule: \"rate(<n> <unit>)\", the unit minute, hour or day, plural when n is over 1 (\"rate(1 hour)\", \"rate(5 minutes)\"), or \"cron(<6 fields>)\" (EventBridge refuses anything else, at apply)."
+  }
 }
