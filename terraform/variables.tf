@@ -337,6 +337,12 @@ variable "deploy_branches" {
   description = "Branches whose pushes deploy (karma serve --branch), given to the webhook function as KARMA_BRANCHES (comma-separated)."
   type        = list(string)
   default     = ["main"]
+
+  # KARMA_BRANCHES is the list joined with ",", and the webhook takes an empty one for main.
+  validation {
+    condition     = length(var.deploy_branches) > 0 && length([for b in var.deploy_branches : b if !can(regex("^[^,\\s]+$", b))]) == 0
+    error_message = "deploy_branches: at least one branch name, each without commas or white space (an empty list would deploy every push to main: the webhook function's default)."
+  }
 }
 
 variable "auto_approve" {
