@@ -25,7 +25,11 @@
 //     disk, not the commit; modulesources.go), runs `terraform plan -out`, counts the saved plan's resource changes into a
 //     message.PlanSummary (a replacement counts as one add and one destroy) and returns the plan
 //     file with its sha256. Next to the plan (<plan>.config.json) it keeps the config.json the
-//     plan was made with.
+//     plan was made with. Terraform reads the workspace's own copy of the commit's modules
+//     folder (Root/.karma-modules/<tree id>, checked to hash to the tree id; commitmodules.go),
+//     never the folder configrepo shares: what a module writes under path.module stays in its
+//     workspace. Next to the plan (<plan>.modules) Plan records what the copy held once planned,
+//     and Apply refuses (ErrPlanChanged) a plan whose copy changed since.
 //   - [Runner.Apply] applies exactly the reviewed plan: the plan file must be one of the
 //     workspace's own (in Root/plans: terraform applies a plan to the state its backend names,
 //     which for a plan of another Root is that Root's), must still hash to
@@ -68,7 +72,8 @@
 //     failed apply also lists the resource changes terraform completed before failing (now in
 //     the state) and those it failed, from its apply_complete and apply_errored events.
 //     [Error.Permanent] tells a retrying caller whether trying again can
-//     help: false only for context cancellation or deadline, true for terraform failures
+//     help: false for context cancellation or deadline and for a commit's modules folder found
+//     changed on disk before terraform ran (ErrModulesChanged), true for terraform failures
 //     (invalid config, failed apply, a changed plan). Outcomes are decided from exit codes and
 //     JSON, never from terraform's human-readable text.
 //

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/usekarma/karma/shared/gitrepo"
 )
 
 // modulesTree writes a modules folder as configrepo materializes one (<base>/modules/<tree
@@ -42,8 +44,16 @@ output "from" { value = module.nested.from }
 	// Another commit's modules, materialized earlier on the same machine, and a folder on disk.
 	write("modules/old/vpc/main.tf", `output "from" { value = "another commit" }`)
 	write("elsewhere/main.tf", `output "from" { value = "the disk" }`)
-	return Workspace{Root: filepath.Join(base, "work", "dev", "vpc", "core"), ModuleDir: filepath.Join(base, "modules", "new", "vpc"),
-		Confine: filepath.Join(base, "modules", "new"), Env: "dev", Type: "vpc", Nickname: "core", Prefix: "/iac", Config: json.RawMessage(`{}`)}
+	// Named by its tree id, as configrepo names it.
+	id, err := gitrepo.DirTreeID(filepath.Join(base, "modules", "new"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(base, "modules", "new"), filepath.Join(base, "modules", id)); err != nil {
+		t.Fatal(err)
+	}
+	return Workspace{Root: filepath.Join(base, "work", "dev", "vpc", "core"), ModuleDir: filepath.Join(base, "modules", id, "vpc"),
+		Confine: filepath.Join(base, "modules", id), Env: "dev", Type: "vpc", Nickname: "core", Prefix: "/iac", Config: json.RawMessage(`{}`)}
 }
 
 // A module of the commit calling, by a local source, a folder outside the commit's modules folder
@@ -55,27 +65,34 @@ func TestModulesOutsideTheCommitAreRefused(t *testing.T) {
 	t.Parallel()
 	r := NewTFExec(findTerraformOrSkip(t))
 	ctx := context.Background()
-	for _, tc := range []struct{ name, source string }{
-		{"another commit's modules", "../../old/vpc"},
-		{"a folder on disk", "../../../elsewhere"},
-		{"an absolute path", "ABS/elsewhere"},
-		{"a file URL", "file://ABS/elsewhere"},
-		{"a forced file getter", "file::ABS/elsewhere"},
+	// Terraform reads the workspace's copy of the modules folder (Root/.karma-modules/<tree
+	// id>/vpc, Root being work/dev/vpc/core): a relative source leaving it by two levels reaches
+	// nothing (terraform's own init error), by seven the modules folders of the machine.
+	for _, tc := range []struct {
+		name, source string
+		missing      bool // terraform finds no folder there: its init fails
+	}{
+		{"another commit's modules, next to the copy", "../../old/vpc", true},
+		{"another commit's modules", "../../../../../../../modules/old/vpc", false},
+		{"a folder on disk", "../../../../../../../elsewhere", false},
+		{"an absolute path", "ABS/elsewhere", false},
+		{"a file URL", "file://ABS/elsewhere", false},
+		{"a forced file getter", "file::ABS/elsewhere", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ws := modulesTree(t, tc.source)
 			_, err := r.Plan(ctx, ws)
 			var te *Error
-			if !errors.Is(err, ErrModuleOutside) || !errors.As(err, &te) || te.Op != OpInit || !te.Permanent() ||
-				!strings.Contains(err.Error(), "module.component.module.m") {
+			if !errors.As(err, &te) || te.Op != OpInit || !te.Permanent() || !strings.Contains(err.Error(), `module.component.module.m`) && !strings.Contains(err.Error(), `module "m"`) ||
+				!tc.missing && !errors.Is(err, ErrModuleOutside) {
 				t.Fatalf("plan with module source %q: %v, want a permanent init error naming module.component.module.m: %v", tc.source, err, ErrModuleOutside)
 			}
 			if plans, _ := filepath.Glob(filepath.Join(ws.Root, planDir, "*.tfplan")); len(plans) > 0 {
 				t.Fatalf("a plan was saved: %v", plans)
 			}
 			// Planned again (init is not run again): still refused.
-			if _, err := r.Plan(ctx, ws); !errors.Is(err, ErrModuleOutside) {
+			if _, err := r.Plan(ctx, ws); err == nil || !tc.missing && !errors.Is(err, ErrModuleOutside) {
 				t.Fatalf("second plan: %v, want %v", err, ErrModuleOutside)
 			}
 		})

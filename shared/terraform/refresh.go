@@ -72,6 +72,9 @@ func (r *TFExec) Refresh(ctx context.Context, ws Workspace) (RefreshResult, erro
 	if err != nil {
 		return RefreshResult{}, s.fail(OpRefresh, fmt.Errorf("reading the state: %w", err))
 	}
+	if s.ws, err = commitModules(s.ws, true); err != nil {
+		return RefreshResult{}, s.fail(OpPrepare, err)
+	}
 	if _, err := Prepare(s.ws); err != nil {
 		return RefreshResult{}, s.fail(OpPrepare, err)
 	}

@@ -104,7 +104,7 @@ func (e *Error) Error() string {
 		// terraform-exec repeats the whole stderr after the exit status; the log has it.
 		msg, _, _ = strings.Cut(msg, "\n")
 	}
-	if !e.Permanent() && !strings.Contains(msg, "context") {
+	if e.interrupted() && !strings.Contains(msg, "context") {
 		// terraform-exec reports an interrupted command by its exit status only.
 		msg = "interrupted (context cancelled or timed out): " + msg
 	}
@@ -124,7 +124,7 @@ func (e *Error) Error() string {
 func (e *Error) appliedText() string {
 	var b strings.Builder
 	stop := "the failure"
-	if !e.Permanent() {
+	if e.interrupted() {
 		stop = "the interruption"
 	}
 	if len(e.Applied) == 0 {
@@ -148,9 +148,19 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Permanent reports whether retrying cannot help: true for terraform failures (invalid config,
 // failed apply, a changed plan, a missing binary), false when the context was cancelled or
-// its deadline passed (the step was interrupted and may be tried again).
+// its deadline passed (the step was interrupted and may be tried again) and when the commit's
+// modules folder was found changed on disk before terraform ran (ErrModulesChanged: it is
+// written again from the commit when asked for again).
 func (e *Error) Permanent() bool {
-	return !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
+	if errors.Is(e.Err, ErrModulesChanged) && !errors.Is(e.Err, ErrPlanChanged) {
+		return false
+	}
+	return !e.interrupted()
+}
+
+// interrupted reports whether the step ended because its context did.
+func (e *Error) interrupted() bool {
+	return errors.Is(e.Err, context.Canceled) || errors.Is(e.Err, context.DeadlineExceeded)
 }
 
 // tail keeps the last bytes written to it.

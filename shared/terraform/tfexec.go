@@ -242,6 +242,10 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 	if err := emptiedState(s.ws.Root); err != nil {
 		return PlanResult{}, s.fail(OpPrepare, err)
 	}
+	// Terraform reads the workspace's own copy of the commit's modules, checked to be the tree.
+	if s.ws, err = commitModules(s.ws, false); err != nil {
+		return PlanResult{}, s.fail(OpPrepare, err)
+	}
 	if _, err := Prepare(s.ws); err != nil {
 		return PlanResult{}, s.fail(OpPrepare, err)
 	}
@@ -289,6 +293,17 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 	file := filepath.Join(dir, hash[:16]+".tfplan")
 	if err := writePrivate(planConfigFile(file), config); err != nil {
 		return PlanResult{}, s.fail(OpPlan, err)
+	}
+	if s.ws.Confine != "" {
+		// What the copy of the modules holds once planned (files the plan wrote there too):
+		// Apply applies only while it still does.
+		digest, err := modulesDigest(s.ws)
+		if err != nil {
+			return PlanResult{}, s.fail(OpPlan, err)
+		}
+		if err := writePrivate(planModulesFile(file), []byte(filepath.Base(s.ws.Confine)+" "+digest+"\n")); err != nil {
+			return PlanResult{}, s.fail(OpPlan, err)
+		}
 	}
 	if err := os.Rename(tmp, file); err != nil {
 		return PlanResult{}, s.fail(OpPlan, err)
@@ -373,8 +388,7 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 	if appliedAlready(s.ws.Root, plan.PlanHash) {
 		// This plan was applied and nothing was since, but its outcome never reached the caller
 		// (interrupted or crashed after terraform applied it): the outputs of that apply.
-		_ = os.Remove(plan.PlanFile)
-		_ = os.Remove(planConfigFile(plan.PlanFile))
+		removePlan(plan.PlanFile)
 		return s.outputs(ctx)
 	}
 	data, err := os.ReadFile(plan.PlanFile)
@@ -385,6 +399,10 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 		return nil, s.fail(OpVerify, fmt.Errorf("%w: %s has sha256 %s, the reviewed plan %s", ErrPlanChanged, plan.PlanFile, got, plan.PlanHash))
 	}
 	if err := planStale(data, s.ws.Root); err != nil {
+		return nil, s.fail(OpVerify, err)
+	}
+	// Terraform reads the modules' files again while applying: they must be what was planned.
+	if err := checkPlanModules(s.ws, plan.PlanFile); err != nil {
 		return nil, s.fail(OpVerify, err)
 	}
 	// Terraform applies the configuration saved in the plan, but evaluates it again, reading
@@ -416,13 +434,11 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 		// recorded as applied, so that the caller, which tries an interrupted call again, gets
 		// its outputs then rather than a stale plan.
 		recordApplied(s.ws.Root, plan.PlanHash)
-		_ = os.Remove(plan.PlanFile)
-		_ = os.Remove(planConfigFile(plan.PlanFile))
+		removePlan(plan.PlanFile)
 		return nil, s.fail(OpApply, fmt.Errorf("terraform applied the plan, then was interrupted before its outputs were read: %w", err))
 	}
 	recordApplied(s.ws.Root, plan.PlanHash)
-	_ = os.Remove(plan.PlanFile)
-	_ = os.Remove(planConfigFile(plan.PlanFile))
+	removePlan(plan.PlanFile)
 	out, err := s.outputs(ctx)
 	if err != nil {
 		return nil, err
