@@ -480,7 +480,8 @@ func serveFirstNonEmpty(ss ...string) string {
 const serveExpiryEvery = time.Minute
 
 // serveExpiry expires, every interval (and once at start), the change sets not approved within
-// their environment's approval expiry (changeset.Sweep, as karma expire does).
+// their environment's approval expiry (changeset.Sweep, as karma expire does), then removes the
+// saved plans no deployment will apply any more (app.SweepPlans).
 func serveExpiry(ctx context.Context, log *slog.Logger, st *stack, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -490,6 +491,13 @@ func serveExpiry(ctx context.Context, log *slog.Logger, st *stack, every time.Du
 			log.Warn("expiry: change sets not swept", "error", err)
 		} else if n > 0 {
 			log.Info("expiry: change sets expired", "count", n, "detail", strings.TrimSpace(b.String()))
+		}
+		// Saved plans no deployment will apply (its change set rejected, expired, superseded, its
+		// plan refused): they hold the values of their variables, SecureString ones included.
+		if n, err := st.s.app.SweepPlans(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("saved plans not swept", "error", err)
+		} else if n > 0 {
+			log.Info("saved plans that can no longer be applied removed", "count", n)
 		}
 		select {
 		case <-ctx.Done():

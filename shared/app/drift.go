@@ -32,7 +32,11 @@ func (a *App) DriftChecker(ctx context.Context) (*drift.Checker, error) {
 			if err != nil {
 				return nil, err
 			}
-			c.Refresher, c.Workspaces = r, terraform.Workspaces{WorkDir: a.Config.Work(), Modules: src, Prefix: prefix}
+			spent, err := a.planSpent(ctx)
+			if err != nil {
+				return nil, err
+			}
+			c.Refresher, c.Workspaces = r, terraform.Workspaces{WorkDir: a.Config.Work(), Modules: src, Prefix: prefix, Spent: spent}
 		}
 	}
 	return c, nil

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/config"
 	"github.com/usekarma/karma/shared/governance"
 	"github.com/usekarma/karma/shared/message"
@@ -250,7 +251,35 @@ func (a *App) terraformDeps(ctx context.Context) (terraform.Runner, terraform.Wo
 	if err != nil {
 		return nil, terraform.Workspaces{}, err
 	}
-	return tf, terraform.Workspaces{WorkDir: a.Config.Work(), Modules: src, Prefix: prefix}, nil
+	spent, err := a.planSpent(ctx)
+	if err != nil {
+		return nil, terraform.Workspaces{}, err
+	}
+	return tf, terraform.Workspaces{WorkDir: a.Config.Work(), Modules: src, Prefix: prefix, Spent: spent}, nil
+}
+
+// SweepPlans removes from every workspace the saved plans that can no longer be applied (stale,
+// or their deployment over: terraform.SweepPlans), for a long-running process to call now and
+// then: a plan held for review whose change set is then rejected, expired or superseded
+// otherwise stays until the component is next planned.
+func (a *App) SweepPlans(ctx context.Context) (int, error) {
+	spent, err := a.planSpent(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return terraform.SweepPlans(ctx, a.Config.Work(), spent)
+}
+
+// planSpent says, from the change sets, when a saved plan's deployment will never apply it: the
+// plan, which holds the values of its variables, is then removed from its workspace.
+func (a *App) planSpent(ctx context.Context) (terraform.SpentFunc, error) {
+	cs, err := a.ChangeSets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, component string, o terraform.PlanOwner) bool {
+		return changeset.PlanSpent(ctx, cs, o.ChangeSetID, component, o.DeploymentID)
+	}, nil
 }
 
 func (a *App) planStage(ctx context.Context) (pipeline.Stage, error) {

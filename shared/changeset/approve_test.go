@@ -281,3 +281,35 @@ func TestApproveSeenWaitsForThePlansBeingMade(t *testing.T) {
 		t.Fatalf("approval of the plans read: %v, %+v", err, a)
 	}
 }
+
+// A plan's deployment is over once its node settled or was run again under another deployment;
+// a plan of a node still waiting, or of a change set that cannot be read, is not.
+func TestPlanSpent(t *testing.T) {
+	ctx := context.Background()
+	m := &memStore{}
+	nodes := map[string]*Node{}
+	for state, dep := range map[string]string{Scheduled: "dep-s", Planned: "dep-p", Applied: "dep-a", Failed: "dep-f", Skipped: "dep-k", Blocked: "dep-b"} {
+		nodes["prod/"+state+"/x"] = &Node{Component: "prod/" + state + "/x", State: state, DeploymentID: dep}
+	}
+	if _, err := m.Create(ctx, &ChangeSet{ID: "cs-1", Env: "prod", Nodes: nodes}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cs, component, dep string
+		want               bool
+	}{
+		{"cs-1", "prod/" + Scheduled + "/x", "dep-s", false},
+		{"cs-1", "prod/" + Planned + "/x", "dep-p", false},
+		{"cs-1", "prod/" + Planned + "/x", "dep-old", true}, // run again since
+		{"cs-1", "prod/" + Applied + "/x", "dep-a", true},
+		{"cs-1", "prod/" + Failed + "/x", "dep-f", true},
+		{"cs-1", "prod/" + Skipped + "/x", "dep-k", true},
+		{"cs-1", "prod/" + Blocked + "/x", "dep-b", true},
+		{"cs-1", "prod/other/x", "dep-s", false},
+		{"cs-unknown", "prod/" + Skipped + "/x", "dep-k", false},
+	} {
+		if got := PlanSpent(ctx, m, tc.cs, tc.component, tc.dep); got != tc.want {
+			t.Errorf("PlanSpent(%s, %s, %s) = %v, want %v", tc.cs, tc.component, tc.dep, got, tc.want)
+		}
+	}
+}

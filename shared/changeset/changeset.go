@@ -369,3 +369,17 @@ type Store interface {
 	Update(ctx context.Context, id string, fn func(*ChangeSet) error) (*ChangeSet, error)
 	List(ctx context.Context) ([]*ChangeSet, error)
 }
+
+// PlanSpent reports whether the plans made for deployment of component in change set id can no
+// longer be applied, as the apply stage decides it (it applies only a node still waiting, of the
+// same deployment): the node is another deployment now (run again), or it is settled — applied,
+// failed (its plan refused by the policies, say), skipped (the change set rejected, expired or
+// superseded), blocked. A change set or node that cannot be read is not known to be spent.
+func PlanSpent(ctx context.Context, store Store, id, component, deployment string) bool {
+	cs, err := store.Get(ctx, id)
+	if err != nil || cs == nil {
+		return false
+	}
+	n := cs.Nodes[component]
+	return n != nil && (n.DeploymentID != deployment || n.Settled())
+}

@@ -224,10 +224,3 @@ func checkPlanModules(ws Workspace, planFile string) error {
 	}
 	return nil
 }
-
-// removePlan removes a spent saved plan and what Plan kept next to it.
-func removePlan(planFile string) {
-	_ = os.Remove(planFile)
-	_ = os.Remove(planConfigFile(planFile))
-	_ = os.Remove(planModulesFile(planFile))
-}

@@ -153,8 +153,24 @@ func TestTFExecStalePlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The apply removes the plans it makes stale (prune.go): `first` is put back, as a copy of
+	// the workspace kept from before would have it.
+	kept, err := os.ReadFile(first.PlanFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want, err := r.Apply(ctx, other, plan2) // the state changes after `first` was planned
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(first.PlanFile); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the plan the apply made stale is still there: %v", err)
+	}
+	_, err = r.Apply(ctx, ws, first)
+	if !errors.Is(err, ErrPlanChanged) || !strings.Contains(err.Error(), "can no longer be applied") {
+		t.Fatalf("apply of a plan removed as stale: %v", err)
+	}
+	if err := os.WriteFile(first.PlanFile, kept, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err = r.Apply(ctx, ws, first)
@@ -162,6 +178,9 @@ func TestTFExecStalePlan(t *testing.T) {
 	if !errors.Is(err, ErrPlanChanged) || !errors.As(err, &te) || te.Op != OpVerify || !te.Permanent() ||
 		!strings.Contains(err.Error(), "the state changed after the plan was made") {
 		t.Fatalf("apply of a stale plan: %v", err)
+	}
+	if _, err := os.Stat(first.PlanFile); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the stale plan refused is still there: %v", err)
 	}
 	got, err := r.Apply(ctx, other, mustPlan(t, r, other))
 	if err != nil || fmtOutputs(got) != fmtOutputs(want) {

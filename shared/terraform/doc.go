@@ -17,7 +17,10 @@
 //     to those files: they are sensitive input variables, passed in a 0600 -var-file that exists
 //     only while `terraform plan` runs, and scrubbed from the log an [*Error] keeps
 //     (sensitive.go). Saved plans, which Terraform fills with variable values, are 0600 in a
-//     0700 directory.
+//     0700 directory, and kept only while they may still be applied: Plan, Apply and Refresh
+//     first remove those made from another state than Root's and those whose deployment
+//     (Workspace.Owner, recorded next to the plan) Workspace.Spent says is over; [SweepPlans]
+//     does the same in every workspace of a work directory (prune.go).
 //   - [Runner.Plan] prepares, initialises when needed (never upgrades, never reconfigures —
 //     which would empty the state —, never migrates or prompts), refuses with
 //     [ErrModuleOutside] a module terraform installed from outside Workspace.Confine, the

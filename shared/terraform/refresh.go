@@ -65,6 +65,7 @@ func (r *TFExec) Refresh(ctx context.Context, ws Workspace) (RefreshResult, erro
 		return RefreshResult{}, err
 	}
 	defer unlock()
+	s.prunePlans(ctx, "")
 	if _, err := os.Stat(filepath.Join(s.ws.Root, stateFile)); os.IsNotExist(err) {
 		return RefreshResult{}, nil
 	}

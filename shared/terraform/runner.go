@@ -32,6 +32,11 @@ type Workspace struct {
 	// they are passed to Terraform as sensitive variables and never written to a file here
 	// (sensitive.go).
 	Sensitive []string
+	// Owner is the deployment a plan is made for, recorded next to it; Spent says when that
+	// deployment will never apply it, and the plan is removed (prune.go). Zero, nil: a plan
+	// is removed only once it is stale.
+	Owner PlanOwner
+	Spent SpentFunc
 }
 
 // ID is "<env>/<type>/<nickname>".

@@ -239,6 +239,7 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 		return PlanResult{}, err
 	}
 	defer unlock()
+	s.prunePlans(ctx, "")
 	if err := emptiedState(s.ws.Root); err != nil {
 		return PlanResult{}, s.fail(OpPrepare, err)
 	}
@@ -293,6 +294,15 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 	file := filepath.Join(dir, hash[:16]+".tfplan")
 	if err := writePrivate(planConfigFile(file), config); err != nil {
 		return PlanResult{}, s.fail(OpPlan, err)
+	}
+	if s.ws.Owner != (PlanOwner{}) {
+		owner, err := json.Marshal(s.ws.Owner)
+		if err != nil {
+			return PlanResult{}, s.fail(OpPlan, err)
+		}
+		if err := writePrivate(planOwnerFile(file), owner); err != nil {
+			return PlanResult{}, s.fail(OpPlan, err)
+		}
 	}
 	if s.ws.Confine != "" {
 		// What the copy of the modules holds once planned (files the plan wrote there too):
@@ -382,6 +392,7 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 	if dir := filepath.Join(s.ws.Root, planDir); filepath.Dir(filepath.Clean(plan.PlanFile)) != dir {
 		return nil, s.fail(OpVerify, fmt.Errorf("%w: %s is not a plan of this workspace (%s)", ErrPlanChanged, plan.PlanFile, dir))
 	}
+	s.prunePlans(ctx, filepath.Clean(plan.PlanFile))
 	if err := emptiedState(s.ws.Root); err != nil {
 		return nil, s.fail(OpVerify, err)
 	}
@@ -392,6 +403,9 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 		return s.outputs(ctx)
 	}
 	data, err := os.ReadFile(plan.PlanFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, s.fail(OpVerify, fmt.Errorf("%w: %s is gone: a saved plan is removed once it can no longer be applied (the state moved on since it was made, or its deployment is over)", ErrPlanChanged, plan.PlanFile))
+	}
 	if err != nil {
 		return nil, s.fail(OpVerify, fmt.Errorf("%w: %v", ErrPlanChanged, err))
 	}
@@ -399,6 +413,7 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 		return nil, s.fail(OpVerify, fmt.Errorf("%w: %s has sha256 %s, the reviewed plan %s", ErrPlanChanged, plan.PlanFile, got, plan.PlanHash))
 	}
 	if err := planStale(data, s.ws.Root); err != nil {
+		removePlan(plan.PlanFile) // terraform would never apply it: it only holds the variables' values
 		return nil, s.fail(OpVerify, err)
 	}
 	// Terraform reads the modules' files again while applying: they must be what was planned.
@@ -439,6 +454,7 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 	}
 	recordApplied(s.ws.Root, plan.PlanHash)
 	removePlan(plan.PlanFile)
+	s.prunePlans(ctx, "") // the state moved on: every other plan of Root is stale now
 	out, err := s.outputs(ctx)
 	if err != nil {
 		return nil, err

@@ -34,6 +34,9 @@ type Workspaces struct {
 	WorkDir string  // e.g. .karma/work; a component's workspace is WorkDir/<env>/<type>/<nickname>
 	Modules Modules // the modules folder of a commit
 	Prefix  string  // Parameter Store prefix
+	// Spent, given to every workspace (Workspace.Spent), says when a deployment will never
+	// apply the plans made for it: they are removed (prune.go). nil: only stale plans are.
+	Spent SpentFunc
 }
 
 // For builds the workspace of a component id with its config and the module of its type at
@@ -58,7 +61,8 @@ func (ws Workspaces) For(ctx context.Context, component, commit string, config j
 	if err != nil {
 		return Workspace{}, err
 	}
-	out := Workspace{Root: root, ModuleDir: mod, Env: parts[0], Type: parts[1], Nickname: parts[2], Prefix: ws.Prefix, Config: config}
+	out := Workspace{Root: root, ModuleDir: mod, Env: parts[0], Type: parts[1], Nickname: parts[2], Prefix: ws.Prefix, Config: config,
+		Spent: ws.Spent}
 	if cm, ok := ws.Modules.(CommitModules); ok && cm.FromCommit(modules) {
 		if out.Confine, err = filepath.Abs(modules); err != nil {
 			return Workspace{}, err

@@ -169,6 +169,8 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 		return fail(err)
 	}
 	ws.Sensitive = cfg.Sensitive // a re-plan (stale plan) passes them as sensitive variables again
+	// The deployment its plan is for: the plan is removed once the deployment is over.
+	ws.Owner = terraform.PlanOwner{ChangeSetID: p.ChangeSetID, DeploymentID: p.DeploymentID}
 	a := &attempt{in: in, p: p, node: node, ws: ws, store: store, fail: fail, autoApprove: cs.AutoApprove}
 	outputs, err := w.Runner.Apply(ctx, ws, terraform.PlanResult{Summary: p.Plan, PlanFile: p.PlanFile, PlanHash: p.PlanHash})
 	if errors.Is(err, terraform.ErrPlanChanged) && ctx.Err() == nil {

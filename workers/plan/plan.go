@@ -70,6 +70,8 @@ func (w *Worker) Handle(ctx context.Context, in message.Envelope) ([]message.Env
 		return fail(err)
 	}
 	ws.Sensitive = cfg.Sensitive // SecureString values: sensitive variables, in no file
+	// The deployment its plan is for: the plan is removed once the deployment is over.
+	ws.Owner = terraform.PlanOwner{ChangeSetID: p.ChangeSetID, DeploymentID: p.DeploymentID}
 	res, err := w.Runner.Plan(ctx, ws)
 	if err != nil {
 		if pipeline.Classify(err) == pipeline.DeadLetter {

@@ -55,3 +55,22 @@ func TestPlanMarksSecureStringValuesSensitive(t *testing.T) {
 		}
 	}
 }
+
+// The plan is made for its deployment (terraform.Workspace.Owner, recorded next to the saved
+// plan): once that deployment is over, the plan, which holds its variables' values, is removed.
+func TestPlanNamesItsDeployment(t *testing.T) {
+	t.Parallel()
+	rec := &recordingRunner{}
+	s := newStage(t, rec)
+	out := s.handle(t, s.recorded(t, 40, "prod/vpc/core", 0))
+	if len(out) != 1 || out[0].Type != message.TypeDeploymentPlanned || len(rec.wss) != 1 {
+		t.Fatalf("got %v and %d plans, want one deployment.planned", out, len(rec.wss))
+	}
+	var p message.DeploymentPlanned
+	if err := message.Decode(out[0], &p); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rec.wss[0].Owner, (terraform.PlanOwner{ChangeSetID: p.ChangeSetID, DeploymentID: p.DeploymentID}); got != want || want.DeploymentID == "" {
+		t.Fatalf("the plan was made for %+v, want %+v", got, want)
+	}
+}
