@@ -11,7 +11,9 @@
 //   - [Prepare] writes Root/main.tf (a local backend whose state is Root/terraform.tfstate, one
 //     `module "component"` call passing component_name, nickname, iac_prefix and config, and one
 //     output "runtime" holding the module's outputs) and Root/config.json. Files are rewritten
-//     only when their content changes, so `terraform init` runs only when needed. Terraform
+//     only when their content changes, so `terraform init` runs only when needed. Any other
+//     file of Root terraform would read as configuration or variables (.tf, .tf.json,
+//     terraform.tfvars, *.auto.tfvars) is removed: the root module is main.tf alone. Terraform
 //     state therefore lives per env/type/nickname in Root and nowhere else.
 //   - Values named in Workspace.Sensitive (taken from SecureString parameters) are never written
 //     to those files: they are sensitive input variables, passed in a 0600 -var-file that exists

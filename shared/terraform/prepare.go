@@ -27,7 +27,8 @@ const (
 
 // Prepare writes the root module into ws.Root (created when missing): main.tf calling the
 // component's module, and config.json, the config it passes, its sensitive values left out (see
-// sensitive.go: they are the -var-file's business). A file is rewritten only when its content
+// sensitive.go: they are the -var-file's business); any other file of Root terraform would read
+// as configuration or variables is removed (removeStrayConfig). A file is rewritten only when its content
 // differs; mainChanged reports whether main.tf was (re)written.
 //
 // The module source is ModuleDir relative to Root ("../../..."), so Terraform reads the module
@@ -55,7 +56,46 @@ func Prepare(ws Workspace) (mainChanged bool, err error) {
 	if _, err := writeIfChanged(filepath.Join(ws.Root, configFile), mc.file); err != nil {
 		return false, err
 	}
+	if err := removeStrayConfig(ws.Root); err != nil {
+		return false, err
+	}
 	return mainChanged, nil
+}
+
+// strayConfig reports whether terraform reads the file name of its root module folder as part of
+// the configuration or its variables: every .tf and .tf.json file (overrides included), and the
+// variable files it loads by itself (terraform.tfvars[.json], *.auto.tfvars[.json]).
+func strayConfig(name string) bool {
+	if name == mainFile {
+		return false
+	}
+	for _, ext := range []string{".tf", ".tf.json", ".auto.tfvars", ".auto.tfvars.json"} {
+		if strings.HasSuffix(name, ext) {
+			return true
+		}
+	}
+	return name == "terraform.tfvars" || name == "terraform.tfvars.json"
+}
+
+// removeStrayConfig removes from Root what terraform would read besides main.tf: a file a module
+// wrote there while planning or applying (a local_file with a relative filename or one under
+// path.root), or anyone put there, would otherwise be planned with the commit's module as part
+// of the root module — resources, overrides, variable values the lineage's commit does not hold.
+// Root is Karma's: its root module is main.tf alone.
+func removeStrayConfig(root string) error {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strayConfig(e.Name()) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(root, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing %s, which terraform would read along with main.tf: %w", filepath.Join(root, e.Name()), err)
+		}
+	}
+	return nil
 }
 
 // normalize checks the workspace and makes its paths absolute and clean.

@@ -3,6 +3,7 @@ package terraform
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -220,5 +221,43 @@ func TestSweepPlans(t *testing.T) {
 	}
 	if spent.asked["dep-b"] != "dev/vpc/b" {
 		t.Fatalf("Spent asked about %v, want dep-b of dev/vpc/b", spent.asked)
+	}
+}
+
+// Terraform reads every .tf, .tf.json and auto-loaded variables file of the root module's
+// folder: one a module wrote into the workspace (a local_file with a relative filename, or under
+// path.root) or anyone put there is not planned along with main.tf — the plan is the commit's
+// module alone — and is removed.
+func TestStrayConfigInTheWorkspaceIsNotPlanned(t *testing.T) {
+	t.Parallel()
+	r := NewTFExec(findTerraformOrSkip(t))
+	ws := Workspace{Root: filepath.Join(t.TempDir(), "dev", "vpc", "core"), ModuleDir: examplesDir(t, "vpc"),
+		Env: "dev", Type: "vpc", Nickname: "core", Config: json.RawMessage(`{"cidr": "10.0.0.0/16"}`)}
+	if err := os.MkdirAll(ws.Root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stray := map[string]string{
+		"rendered.tf":           `resource "terraform_data" "stray" { input = "not the commit's" }`,
+		"more.tf.json":          `{"resource": {"terraform_data": {"stray_json": {}}}}`,
+		"main_override.tf":      `output "runtime" { value = "not the commit's" }`,
+		"values.auto.tfvars":    `stray = "x"`,
+		"terraform.tfvars.json": `{"stray": "x"}`,
+	}
+	for name, data := range stray {
+		if err := os.WriteFile(filepath.Join(ws.Root, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan, err := r.Plan(context.Background(), ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Summary.Add != 1 || len(plan.Resources) != 1 || !strings.HasPrefix(plan.Resources[0].Address, "module.component.") {
+		t.Fatalf("plan = %+v %+v, want the module's one resource only", plan.Summary, plan.Resources)
+	}
+	for name := range stray {
+		if _, err := os.Stat(filepath.Join(ws.Root, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still in the workspace: %v", name, err)
+		}
 	}
 }
