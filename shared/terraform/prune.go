@@ -137,6 +137,7 @@ func leftovers(root string) []string {
 		filepath.Join(root, planDir, ".new-*"),            // a plan being saved, a record being written
 		filepath.Join(root, planDir, ".refresh-*.tfplan"), // a refresh's plan
 		filepath.Join(root, planDir, ".applying.tfplan"),  // the copy of the plan being applied
+		filepath.Join(root, planDir, ".show-*.tfplan"),    // the copy of a plan being listed (planresources.go)
 	} {
 		m, _ := filepath.Glob(pattern)
 		out = append(out, m...)

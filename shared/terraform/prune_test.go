@@ -103,7 +103,8 @@ func TestPlansThatCanNoLongerBeAppliedAreRemoved(t *testing.T) {
 		t.Fatalf("plans dir holds %v, want %v", got, want)
 	}
 	// What a killed plan left: a plan being saved, the sensitive -var-file.
-	for _, f := range []string{filepath.Join(base.Root, planDir, ".new-1.tfplan"), filepath.Join(base.Root, ".karma-sensitive-1.tfvars.json")} {
+	for _, f := range []string{filepath.Join(base.Root, planDir, ".new-1.tfplan"), filepath.Join(base.Root, planDir, ".show-1.tfplan"),
+		filepath.Join(base.Root, planDir, ".applying.tfplan"), filepath.Join(base.Root, ".karma-sensitive-1.tfvars.json")} {
 		if err := os.WriteFile(f, []byte(`{"karma_sensitive_0":"s3cret"}`), 0o600); err != nil {
 			t.Fatal(err)
 		}
