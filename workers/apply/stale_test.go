@@ -321,3 +321,29 @@ func TestApplyStalePlanAutoApprovedWhoseNewPlanFailsNamesIt(t *testing.T) {
 		t.Errorf("%d applies, want 2", s.runner.applies.Load())
 	}
 }
+
+// ownerRecorder is stalePlanRunner keeping the deployment each plan was made for.
+type ownerRecorder struct {
+	stalePlanRunner
+	owners []terraform.PlanOwner
+}
+
+func (r *ownerRecorder) Plan(ctx context.Context, ws terraform.Workspace) (terraform.PlanResult, error) {
+	r.owners = append(r.owners, ws.Owner)
+	return r.stalePlanRunner.Plan(ctx, ws)
+}
+
+// A stale plan made again is made for its deployment (terraform.Workspace.Owner), as the plan
+// stage's are: once the deployment is over, the new plan is removed from the workspace.
+func TestApplyStalePlanMadeAgainNamesItsDeployment(t *testing.T) {
+	t.Parallel()
+	rec := &ownerRecorder{}
+	s := newStage(t, setup{approved: true, runner: rec})
+	in := s.planned(t, 60, "prod/vpc/core", 0, vpcConfig)
+	stale := wt.PayloadOf[message.DeploymentPlanned](t, in)
+	s.handle(t, in)
+	want := terraform.PlanOwner{ChangeSetID: stale.ChangeSetID, DeploymentID: stale.DeploymentID}
+	if len(rec.owners) != 1 || rec.owners[0] != want {
+		t.Fatalf("plans made again for %+v, want one for %+v", rec.owners, want)
+	}
+}
