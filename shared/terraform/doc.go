@@ -60,7 +60,9 @@
 //     values change, by name; the plan is never applied and is removed (refresh.go).
 //   - A Root whose terraform.tfstate is empty while terraform.tfstate.backup holds a state (what
 //     an init with -reconfigure, which Karma ran before, left) is neither planned nor applied:
-//     every resource would be created again; the error names both files (stale.go).
+//     every resource would be created again; the error names both files (stale.go). Nor is a
+//     Root holding errored.tfstate (terraform applied but could not save the state, and wrote
+//     it there): the error names it and says to push it (`terraform state push`).
 //   - Plan, Apply and Refresh on one Root never overlap: each holds an exclusive lock on
 //     Root/.karma.lock (flock) while terraform runs, in this process or any other.
 //   - A Root is one component's: the first Plan, Apply or Refresh records its id in

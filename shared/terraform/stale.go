@@ -127,10 +127,24 @@ func appliedAlready(root, hash string) bool {
 	return err == nil && st.Lineage != "" && st == rec.stateMeta
 }
 
+// erroredStateFile is where terraform writes the state an apply left when it could not save it
+// to the backend (the state file could not be written: a full or failing disk, a permission):
+// the working directory, Root.
+const erroredStateFile = "errored.tfstate"
+
 // emptiedState refuses a Root whose state file is empty while terraform.tfstate.backup holds a
 // state: what `terraform init -reconfigure` (which Karma ran before) left after taking the
 // state for one to migrate. Planned or applied from, every resource would be created again.
+//
+// It also refuses a Root holding errored.tfstate: terraform applied, could not save the state,
+// and wrote it there; terraform.tfstate does not have the resources that apply made or changed,
+// and a plan from it would create them again.
 func emptiedState(root string) error {
+	if errored := filepath.Join(root, erroredStateFile); fileExists(errored) {
+		return fmt.Errorf("%s holds the state an apply left when terraform could not save it to %s: the resources it made or changed are not in the state, "+
+			"and planning would create them again; push it (in %s: terraform state push %s), then remove it",
+			errored, filepath.Join(root, stateFile), root, erroredStateFile)
+	}
 	st, err := os.Stat(filepath.Join(root, stateFile))
 	if err != nil || st.Size() > 0 {
 		return nil
@@ -143,4 +157,9 @@ func emptiedState(root string) error {
 	return fmt.Errorf("the state %s is empty, but %s holds state serial %d (lineage %s): "+
 		"planning would create every resource again; if nothing was applied since, copy the backup over the state",
 		filepath.Join(root, stateFile), backup, m.Serial, m.Lineage)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
