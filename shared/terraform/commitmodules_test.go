@@ -171,6 +171,10 @@ func TestApplyRefusesAPlanWhoseModulesChanged(t *testing.T) {
 	if matches, _ := filepath.Glob(filepath.Join(filepath.Dir(script), "ran-by-*")); len(matches) > 0 {
 		t.Fatalf("the changed script ran: %v", matches)
 	}
+	// It can never be applied as planned: it is removed (it holds its variables' values).
+	if got := planFiles(t, w.Root); len(got) != 0 {
+		t.Fatalf("the plan refused is still there: %v", got)
+	}
 }
 
 // A refresh (the drift check) keeps the copy a plan waiting for review left, files the plan

@@ -418,6 +418,7 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 	}
 	// Terraform reads the modules' files again while applying: they must be what was planned.
 	if err := checkPlanModules(s.ws, plan.PlanFile); err != nil {
+		removePlan(plan.PlanFile) // never applied as planned: it only holds the variables' values
 		return nil, s.fail(OpVerify, err)
 	}
 	// Terraform applies the configuration saved in the plan, but evaluates it again, reading
