@@ -26,6 +26,7 @@ var (
 	_ changeset.UnfinishedLister = (*ChangeSets)(nil)
 	_ changeset.FinishedLister   = (*ChangeSets)(nil)
 	_ changeset.CommitLister     = (*ChangeSets)(nil)
+	_ changeset.AppliedReader    = (*ChangeSets)(nil)
 	_ changeset.Serializer       = (*ChangeSets)(nil)
 )
 

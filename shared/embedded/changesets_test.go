@@ -175,6 +175,10 @@ func TestChangeSetsUnfinished(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].ID != "cs-3" {
 		t.Fatalf("through the wrapper: %v, %v", list, err)
 	}
+	// And finds what a component runs now from the file, not by listing every change set.
+	if _, ok := wrapped.(changeset.AppliedReader); !ok {
+		t.Errorf("the serialized wrapper (%T) does not read a component's last applied deployment through the store", wrapped)
+	}
 }
 
 // A create is one statement. An update that changes nothing writes nothing: no statement that

@@ -106,6 +106,16 @@ func (s lockedChangeSets) Finished(ctx context.Context, ids []string) ([]string,
 	return changeset.Finished(ctx, s.Store, ids)
 }
 
+// LastApplied reads through the wrapped store when it can (changeset.AppliedReader), else from
+// List.
+func (s lockedChangeSets) LastApplied(ctx context.Context, env, component string) (*changeset.Node, error) {
+	got, err := changeset.LastApplied(ctx, s.Store, env, []string{component})
+	if err != nil {
+		return nil, err
+	}
+	return got[component], nil
+}
+
 // Serialized: changeset.Serializer, through the wrapped store.
 func (s lockedChangeSets) Serialized(ctx context.Context) bool {
 	return changeset.Serialized(ctx, s.Store)

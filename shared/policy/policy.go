@@ -20,6 +20,7 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"reflect"
 	"sort"
 	"strings"
@@ -128,6 +129,16 @@ func (d Decision) ApprovalReason() string {
 // Evaluator in a stage means no policies.
 type Evaluator interface {
 	Evaluate(ctx context.Context, commit string, in Input) (Decision, error)
+}
+
+// DiffFrom is Diff from a deployed config as stored (nil: none deployed; a document that is not
+// a JSON object has no key, so every key is added).
+func DiffFrom(deployed json.RawMessage, after map[string]any) []KeyChange {
+	var before map[string]any
+	if len(deployed) > 0 {
+		_ = json.Unmarshal(deployed, &before)
+	}
+	return Diff(before, after)
 }
 
 // Diff compares the top-level keys of two configs (before may be nil: a first deployment).

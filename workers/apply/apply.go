@@ -151,7 +151,7 @@ func (w *Worker) apply(ctx context.Context, in message.Envelope, p message.Deplo
 	if why := notWaiting(in, cs, node, p); why != "" {
 		return notApplied(p, why)
 	}
-	if out, stop, err := w.police(ctx, &attempt{in: in, p: p, node: node, store: store, fail: fail}, cs, store); stop {
+	if out, stop, err := w.police(ctx, &attempt{in: in, p: p, node: node, store: store, fail: fail}, cs); stop {
 		return out, err
 	}
 	cfg, err := references.Interpolate(ctx, store, w.Workspaces.Prefix, cs, node)

@@ -8,8 +8,6 @@ import (
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
-	"github.com/usekarma/karma/shared/model"
-	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/policy"
 	"github.com/usekarma/karma/shared/terraform"
@@ -27,8 +25,8 @@ import (
 
 // police decides whether the plan p of node may be applied now; stop means it may not, and out
 // (with err) is what to answer instead.
-func (w *Worker) police(ctx context.Context, a *attempt, cs *changeset.ChangeSet, store params.Store) (out []message.Envelope, stop bool, err error) {
-	d, err := w.decide(ctx, cs, a.node, a.p, store)
+func (w *Worker) police(ctx context.Context, a *attempt, cs *changeset.ChangeSet) (out []message.Envelope, stop bool, err error) {
+	d, err := w.decide(ctx, cs, a.node, a.p)
 	if err != nil {
 		return nil, true, err
 	}
@@ -67,7 +65,7 @@ func approvalReason(d policy.Decision, p message.DeploymentPlanned) string {
 }
 
 // decide asks the policies about plan p; no policies allow everything.
-func (w *Worker) decide(ctx context.Context, cs *changeset.ChangeSet, n *changeset.Node, p message.DeploymentPlanned, store params.Store) (policy.Decision, error) {
+func (w *Worker) decide(ctx context.Context, cs *changeset.ChangeSet, n *changeset.Node, p message.DeploymentPlanned) (policy.Decision, error) {
 	if w.Policies == nil || cs.Commit == "" {
 		return policy.Decision{}, nil
 	}
@@ -80,19 +78,15 @@ func (w *Worker) decide(ctx context.Context, cs *changeset.ChangeSet, n *changes
 		return policy.Decision{Deny: []string{fmt.Sprintf("the policies cannot be shown every resource the plan of %s changes (it lists %d of them): %v",
 			p.Component, len(p.Resources), err)}}, nil
 	}
+	// The diff is against the config deployed (its deployment applied last), not the /config
+	// parameter: a change made in Parameter Store has overwritten that already.
+	last, err := changeset.LastApplied(ctx, w.ChangeSets, cs.Env, []string{n.Component})
+	if err != nil {
+		return policy.Decision{}, pipeline.Transient(fmt.Errorf("apply: the deployed config of %s: %w", n.Component, err))
+	}
 	in := policy.InputOf(cs, n)
 	in.Stage, in.Plan = policy.StageApply, policy.PlanOf(p)
-	var before map[string]any
-	_, typ, nick := splitComponent(p.Component)
-	deployed, err := store.Get(ctx, model.ConfigParam(w.Workspaces.Prefix, typ, nick))
-	switch {
-	case errors.Is(err, params.ErrNotFound):
-	case err != nil:
-		return policy.Decision{}, pipeline.Transient(err)
-	default:
-		_ = json.Unmarshal([]byte(deployed.Value), &before)
-	}
-	in.Diff = policy.Diff(before, in.Config)
+	in.Diff = policy.DiffFrom(last[n.Component].DeployedConfig(), in.Config)
 	d, err := w.Policies.Evaluate(ctx, cs.Commit, in)
 	switch {
 	case errors.Is(err, policy.ErrInvalid):

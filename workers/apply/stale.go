@@ -50,7 +50,7 @@ func (w *Worker) stalePlan(ctx context.Context, a *attempt) ([]message.Envelope,
 		// fails the deployment; one needing people's approval (theirs, or a destroy) is held
 		// for review, the auto-approval refused.
 		np := replannedPlan(a.p, res)
-		d, err := w.decide(ctx, cs, n, np, a.store)
+		d, err := w.decide(ctx, cs, n, np)
 		if err != nil {
 			return nil, err
 		}

@@ -5,17 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
-	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/policy"
 )
 
 // Policies before planning. Every component about to be announced as scheduled is put to the
 // policies of the change set's commit (shared/policy, stage "resolve"), with its resolved config
-// and the top-level keys that differ from the config deployed now. A denial skips it (reason
+// and the top-level keys that differ from the config deployed now (its deployment applied last,
+// as the change sets recorded it: changeset.LastApplied). A denial skips it (reason
 // "policy-denied", the detail giving the reasons: deployment.skipped carries them to the
 // lineage and the audit log) — the component, not the change set: policies speak of components
 // (who may change which), and the rest of the change goes on. Policies that cannot be evaluated
@@ -32,12 +31,20 @@ func (w *Worker) police(ctx context.Context, cs *changeset.ChangeSet) (*changese
 	checked := map[string]bool{}
 	for range len(cs.Nodes) + 1 {
 		decisions := map[string]policy.Decision{}
+		var ask []*changeset.Node
 		for _, n := range cs.Unannounced() {
 			if n.State != changeset.Scheduled || checked[n.Component] {
 				continue
 			}
 			checked[n.Component] = true
-			d, err := w.decide(ctx, cs, n)
+			ask = append(ask, n)
+		}
+		deployed, err := w.deployed(ctx, cs, ask)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range ask {
+			d, err := w.decide(ctx, cs, n, deployed[n.Component].DeployedConfig())
 			if err != nil {
 				return nil, err
 			}
@@ -48,7 +55,6 @@ func (w *Worker) police(ctx context.Context, cs *changeset.ChangeSet) (*changese
 		if len(decisions) == 0 {
 			return cs, nil
 		}
-		var err error
 		if cs, err = w.ChangeSets.Update(ctx, cs.ID, func(cs *changeset.ChangeSet) error { return applyDecisions(cs, decisions) }); err != nil {
 			return nil, err
 		}
@@ -72,13 +78,24 @@ func applyDecisions(cs *changeset.ChangeSet, decisions map[string]policy.Decisio
 	return nil
 }
 
-// decide asks the policies about node n of cs. Invalid policies deny (fail closed); a failure to
-// read them or the deployed config is retried.
-func (w *Worker) decide(ctx context.Context, cs *changeset.ChangeSet, n *changeset.Node) (policy.Decision, error) {
-	in, err := w.policyInput(ctx, cs, n)
-	if err != nil {
-		return policy.Decision{}, err
+// deployed returns what each of nodes runs now: the node of its deployment applied last, as the
+// change sets recorded it (absent when none applied it). A failure to read them is retried.
+func (w *Worker) deployed(ctx context.Context, cs *changeset.ChangeSet, nodes []*changeset.Node) (map[string]*changeset.Node, error) {
+	var ids []string
+	for _, n := range nodes {
+		ids = append(ids, n.Component)
 	}
+	last, err := changeset.LastApplied(ctx, w.ChangeSets, cs.Env, ids)
+	if err != nil {
+		return nil, pipeline.Transient(fmt.Errorf("resolve: the deployed configs of change set %s: %w", cs.ID, err))
+	}
+	return last, nil
+}
+
+// decide asks the policies about node n of cs, whose deployment applied last deployed the config
+// deployed (nil: none). Invalid policies deny (fail closed); a failure to read them is retried.
+func (w *Worker) decide(ctx context.Context, cs *changeset.ChangeSet, n *changeset.Node, deployed json.RawMessage) (policy.Decision, error) {
+	in := policyInput(cs, n, deployed)
 	d, err := w.Policies.Evaluate(ctx, cs.Commit, in)
 	switch {
 	case errors.Is(err, policy.ErrInvalid):
@@ -89,21 +106,12 @@ func (w *Worker) decide(ctx context.Context, cs *changeset.ChangeSet, n *changes
 	return d, nil
 }
 
-// policyInput is what the policies see of node n.
-func (w *Worker) policyInput(ctx context.Context, cs *changeset.ChangeSet, n *changeset.Node) (policy.Input, error) {
+// policyInput is what the policies see of node n: the diff is against the config deployed, not
+// the component's /config parameter — a change made in Parameter Store has overwritten that
+// already, and diffed against itself it would change no key.
+func policyInput(cs *changeset.ChangeSet, n *changeset.Node, deployed json.RawMessage) policy.Input {
 	in := policy.InputOf(cs, n)
 	in.Stage = policy.StageResolve
-	var before map[string]any
-	if !n.Destroy {
-		deployed, err := w.Configs.Config(ctx, cs.Env, n.Component, 0, time.Time{})
-		switch {
-		case errors.Is(err, params.ErrNotFound):
-		case err != nil:
-			return in, pipeline.Transient(fmt.Errorf("resolve: the deployed config of %s: %w", n.Component, err))
-		default:
-			_ = json.Unmarshal(deployed, &before) // not an object: every key is new
-		}
-	}
-	in.Diff = policy.Diff(before, in.Config)
-	return in, nil
+	in.Diff = policy.DiffFrom(deployed, in.Config)
+	return in
 }

@@ -20,6 +20,9 @@
 //     store answers it itself (changeset.FinishedLister) or by reading each.
 //   - List returns change sets newest first (by CreatedAt); changeset.EachCommit gives the
 //     commits of an environment's change sets in that order, however many pages that takes.
+//   - changeset.LastApplied finds a component's node in the environment's latest change set that
+//     applied it (its outcome recorded), the same whether the store answers it itself
+//     (changeset.AppliedReader) or from List.
 //   - A change set of a thousand components round-trips (the DynamoDB item limit is 400 KB).
 //   - Times are whole milliseconds in UTC, so a backend storing them as JSON round-trips them.
 package changesettest
@@ -59,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) changeset.Store) {
 		{"Finished", testFinished},
 		{"EachCommit", testEachCommit},
 		{"ListNewestFirst", testList},
+		{"LastApplied", testLastApplied},
 		{"ThousandComponents", testThousand},
 		{"ApprovalsAtOnce", testApprovalsAtOnce},
 	}
@@ -387,6 +391,46 @@ func testList(t *testing.T, s changeset.Store, p string) {
 	}
 	if want := []string{"c", "d", "b", "a"}; !slices.Equal(got, want) {
 		t.Errorf("List (ours) = %v, want newest first %v", got, want)
+	}
+}
+
+// listOnly is a store seen through changeset.Store alone: changeset.LastApplied answers from List.
+type listOnly struct{ changeset.Store }
+
+// testLastApplied: of an environment's change sets, the latest whose node of a component has an
+// outcome is the one that deployed it last — not a later one still planning it, nor one of
+// another environment — and a component none applied has none.
+func testLastApplied(t *testing.T, s changeset.Store, p string) {
+	env := p + "-env"
+	comp := "dev/service/component-0000"
+	applied := func(name string, at time.Duration, env string, cfg string, outcome bool) {
+		cs := Sample(p+"-"+name, 2)
+		cs.Env, cs.CreatedAt = env, t0.Add(at)
+		n := cs.Nodes[comp]
+		n.Config = json.RawMessage(cfg)
+		if outcome {
+			n.State, n.Outcome = changeset.Applied, &changeset.Outcome{RuntimeVersion: 1, Config: json.RawMessage(cfg)}
+		}
+		create(t, s, cs)
+	}
+	applied("older", 0, env, `{"size":"small"}`, true)
+	applied("deployed", time.Hour, env, `{"size":"medium"}`, true)
+	applied("planning", 2*time.Hour, env, `{"size":"large"}`, false)
+	applied("elsewhere", 3*time.Hour, p+"-other", `{"size":"huge"}`, true)
+	for name, st := range map[string]changeset.Store{"store": s, "list": listOnly{s}} {
+		got, err := changeset.LastApplied(t.Context(), st, env, []string{comp, "dev/service/component-0001", "dev/service/never"})
+		if err != nil {
+			t.Fatalf("LastApplied (%s): %v", name, err)
+		}
+		if n := got[comp]; n == nil || string(n.DeployedConfig()) != `{"size":"medium"}` {
+			t.Errorf("LastApplied (%s) of %s = %+v, want the node of %s-deployed", name, comp, n, p)
+		}
+		if n, ok := got["dev/service/component-0001"]; ok {
+			t.Errorf("LastApplied (%s): a node never applied counts as deployed: %+v", name, n)
+		}
+		if n, ok := got["dev/service/never"]; ok {
+			t.Errorf("LastApplied (%s): a component no change set has: %+v", name, n)
+		}
 	}
 }
 

@@ -1,0 +1,74 @@
+package changeset
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// What a component runs now, as the change sets recorded it: the node of its deployment applied
+// last. The policies compare a change with it (the diff of shared/policy): a change made in
+// Parameter Store has already overwritten the component's /config parameter by the time it is
+// decided, so the parameter is not what the change changes; the deployment applied last is.
+
+// AppliedReader is a Store that finds a component's deployment applied last without reading
+// every change set (the embedded store asks its file, newest first, and stops at the first).
+type AppliedReader interface {
+	// LastApplied returns the node of component in env's latest change set (CreatedAt) that
+	// applied it (its Outcome recorded); nil when none did.
+	LastApplied(ctx context.Context, env, component string) (*Node, error)
+}
+
+// LastApplied returns, for each of components, the node of env's latest change set that applied
+// it (Outcome recorded: Terraform applied it); a component no change set applied is absent. Through the store when it can (AppliedReader),
+// else from one List.
+func LastApplied(ctx context.Context, s Store, env string, components []string) (map[string]*Node, error) {
+	out := map[string]*Node{}
+	if len(components) == 0 {
+		return out, nil
+	}
+	if r, ok := s.(AppliedReader); ok {
+		for _, c := range components {
+			n, err := r.LastApplied(ctx, env, c)
+			if err != nil {
+				return nil, err
+			}
+			if n != nil {
+				out[c] = n
+			}
+		}
+		return out, nil
+	}
+	all, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	at := map[string]*ChangeSet{}
+	for _, cs := range all {
+		if cs.Env != env {
+			continue
+		}
+		for _, c := range components {
+			n := cs.Nodes[c]
+			if n == nil || n.Outcome == nil {
+				continue
+			}
+			// List is newest first; of equal times, the first listed (as rollback.Current).
+			if last := at[c]; last == nil || cs.CreatedAt.After(last.CreatedAt) {
+				at[c], out[c] = cs, n
+			}
+		}
+	}
+	return out, nil
+}
+
+// DeployedConfig is the config the node's deployment applied (nil for a destroy, or a node that
+// did not apply): the resolved config, before references are substituted.
+func (n *Node) DeployedConfig() json.RawMessage {
+	switch {
+	case n == nil || n.Outcome == nil || n.Destroy:
+		return nil
+	case len(n.Outcome.Config) > 0:
+		return n.Outcome.Config
+	}
+	return n.Config
+}

@@ -1,0 +1,147 @@
+package resolve_test
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	wt "github.com/usekarma/karma/workers/internal/workertest"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/pipeline"
+	"github.com/usekarma/karma/shared/policy"
+	"github.com/usekarma/karma/shared/trigger"
+)
+
+// A /config parameter changed in Parameter Store (the console, `karma params put`) is policed
+// against the config deployed — what the change changes —, not against the parameter's current
+// value, which by then is the change itself. Diffed against itself, the change changed no key,
+// and a rule about a key ("changing a VPC's cidr is reviewed by people") never fired: the new
+// cidr was auto-approved and applied. Both stages see the key change, from the deployed value
+// to the one the change names, and the change waits for people. Nor does a value written to the
+// parameter beforehand make a push of the same value look unchanged.
+func TestAParameterChangeIsPolicedAgainstTheDeployedConfig(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const component, name = "prod/vpc/core", "/iac/vpc/core/config"
+	var mu sync.Mutex
+	diffs := map[string][]policy.KeyChange{} // stage -> the diff of the parameter change
+	pol := policyFunc(func(in policy.Input) (policy.Decision, error) {
+		if in.Component.ID != component {
+			return policy.Decision{}, nil
+		}
+		var d policy.Decision
+		for _, c := range in.Diff {
+			if c.Key == "cidr" && c.Op == "change" {
+				d.RequireApproval = append(d.RequireApproval, "changing a VPC's cidr is reviewed by people")
+			}
+		}
+		if in.Change.Source == message.SourceParameter {
+			mu.Lock()
+			diffs[in.Stage] = in.Diff
+			mu.Unlock()
+		}
+		return d, nil
+	})
+	c := newChainWith(t, wt.ExamplesDir, pol)
+	roots, err := pushedCommit(trigger.Push{SHA: sha1, Author: gitActor.Name, Message: "vpc", Branch: "main", AutoApprove: true,
+		Files: []trigger.FileChange{{Path: "iac/prod/vpc/core/config.json"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.Publish(ctx, c.q, roots...); err != nil {
+		t.Fatal(err)
+	}
+	c.runUntilIdle(t)
+	if cs, err := c.changeSets.Get(ctx, roots[0].CorrelationID+"/prod"); err != nil || cs.Nodes[component].State != changeset.Applied {
+		t.Fatalf("the push's change set: %+v, %v; want %s applied", cs, err, component)
+	}
+
+	// Someone changes the cidr in Parameter Store, asking for auto-approve.
+	st, err := c.params("prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployed, err := st.Get(ctx, name)
+	if err != nil || !strings.Contains(deployed.Value, `"cidr":"10.20.0.0/16"`) {
+		t.Fatalf("%s after the push: %+v, %v", name, deployed, err)
+	}
+	changed := strings.Replace(deployed.Value, `"cidr":"10.20.0.0/16"`, `"cidr":"10.99.0.0/16"`, 1)
+	r, err := st.Put(ctx, params.PutInput{Name: name, Value: changed, User: "mallory"})
+	if err != nil || !r.Changed {
+		t.Fatalf("put: %+v, %v", r, err)
+	}
+	cur, err := st.Get(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := trigger.ParameterChanged(trigger.ParameterChange{Env: "prod", Name: name, Operation: "Update", Version: cur.Version,
+		WrittenAt: cur.LastModified, Actor: message.Actor{Kind: "cli", Name: "mallory"}, AutoApprove: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.Publish(ctx, c.q, tr); err != nil {
+		t.Fatal(err)
+	}
+	c.runUntilIdle(t)
+
+	want := []policy.KeyChange{{Key: "cidr", Op: "change", Before: "10.20.0.0/16", After: "10.99.0.0/16"}}
+	if got := diffs[policy.StageResolve]; !reflect.DeepEqual(got, want) {
+		t.Errorf("the diff before planning: %+v, want %+v", got, want)
+	}
+	cs, err := c.changeSets.Get(ctx, tr.CorrelationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cs.Nodes[component]; cs.Approved || n == nil || n.State == changeset.Applied ||
+		!strings.Contains(cs.AutoApproveRefused, "changing a VPC's cidr is reviewed by people") {
+		t.Fatalf("the parameter change: approved %v, refused %q, node %+v; want it waiting for people", cs.Approved, cs.AutoApproveRefused, n)
+	}
+	if got := c.tf.applies[component]; got != 1 {
+		t.Errorf("%s applied %d times, want once (the push)", component, got)
+	}
+
+	// Approved by people, it is planned and put to the policies before applying: the same diff.
+	a, err := changeset.Approve(ctx, c.changeSets, cs.ID, "grace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.Publish(ctx, c.q, a.Messages...); err != nil {
+		t.Fatal(err)
+	}
+	c.runUntilIdle(t)
+	if got := diffs[policy.StageApply]; !reflect.DeepEqual(got, want) {
+		t.Errorf("the diff before applying: %+v, want %+v", got, want)
+	}
+	if cs, err = c.changeSets.Get(ctx, cs.ID); err != nil || cs.Nodes[component].State != changeset.Applied {
+		t.Fatalf("after approval: %+v, %v; want %s applied", cs, err, component)
+	}
+
+	// The other way round: a value written to the parameter first (its event lost) does not make
+	// a push of that value look unchanged. What runs is 10.99.0.0/16; the push brings back
+	// 10.20.0.0/16, which someone wrote to /config beforehand.
+	if _, err := st.Put(ctx, params.PutInput{Name: name, Value: deployed.Value, User: "mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := pushedCommit(trigger.Push{SHA: sha2, Author: gitActor.Name, Message: "vpc", Branch: "main", AutoApprove: true,
+		Files: []trigger.FileChange{{Path: "iac/prod/vpc/core/config.json"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.Publish(ctx, c.q, pushed...); err != nil {
+		t.Fatal(err)
+	}
+	c.runUntilIdle(t)
+	back, err := c.changeSets.Get(ctx, pushed[0].CorrelationID+"/prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := back.Nodes[component]; back.Approved || n == nil || n.State == changeset.Applied ||
+		!strings.Contains(back.AutoApproveRefused, "changing a VPC's cidr is reviewed by people") {
+		t.Errorf("the push of the value written beforehand: approved %v, refused %q, node %+v; want it waiting for people", back.Approved, back.AutoApproveRefused, n)
+	}
+}
