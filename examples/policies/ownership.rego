@@ -1,11 +1,18 @@
 # Who may change which component: prod's public web site belongs to the web team. A change that
 # touches it (as a root: its own files changed, or a change request names it) must be authored
-# by one of them; a redeploy caused by an upstream is no change of the site and passes, and so
-# does a change made in Parameter Store (it has no author: Parameter Store's own access rules
-# apply).
+# by one of them — the commit's author and, for a push, the author of every commit of the push:
+# a push deploys each of its commits, and one written by someone else is not made the web
+# team's by a commit of theirs on top. A redeploy caused by an upstream is no change of the site
+# and passes, and so does a change made in Parameter Store (it has no author: Parameter Store's
+# own access rules apply).
 package karma
 
 web_owners := {"ada@example.com"}
+
+# authors: who wrote what the change deploys.
+authors contains input.change.author
+
+authors contains a if some a in input.change.push_authors
 
 deny contains msg if {
 	input.stage == "resolve"
@@ -13,8 +20,9 @@ deny contains msg if {
 	input.component.type == "serverless-site"
 	input.change.env == "prod"
 	input.change.source in {"git", "request"}
-	not web_owners[email(input.change.author)]
-	msg := sprintf("%s belongs to the web team (%s): %s may not change it", [input.component.id, concat(", ", sort(web_owners)), input.change.author])
+	some author in authors
+	not web_owners[email(author)]
+	msg := sprintf("%s belongs to the web team (%s): %s may not change it", [input.component.id, concat(", ", sort(web_owners)), author])
 }
 
 # email is the address of "Name <address>", or the string itself, lower-cased.

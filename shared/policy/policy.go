@@ -51,14 +51,19 @@ type Input struct {
 
 // Change is the change set as a policy sees it.
 type Change struct {
-	ID          string `json:"id"`
-	Env         string `json:"env"`
-	Source      string `json:"source"` // git, request, parameter, runtime
-	Commit      string `json:"commit"`
-	Actor       Actor  `json:"actor"`  // who requested the change (pusher, API caller, CLI user)
-	Author      string `json:"author"` // the commit's author ("" for parameter changes)
-	AutoApprove bool   `json:"auto_approve"`
-	Protected   bool   `json:"protected"`
+	ID     string `json:"id"`
+	Env    string `json:"env"`
+	Source string `json:"source"` // git, request, parameter, runtime
+	Commit string `json:"commit"`
+	Actor  Actor  `json:"actor"`  // who requested the change (pusher, API caller, CLI user)
+	Author string `json:"author"` // the commit's author ("" for parameter changes)
+	// Pusher is who pushed the commit and PushAuthors the authors of every commit of its push
+	// (the push webhook's; "" and empty otherwise): a push deploys each of its commits, not
+	// only the last one, whose author is Author.
+	Pusher      string   `json:"pusher"`
+	PushAuthors []string `json:"push_authors"`
+	AutoApprove bool     `json:"auto_approve"`
+	Protected   bool     `json:"protected"`
 	// Approved: people (or auto-approve) approved the change set; ApprovedBy names them.
 	Approved   bool   `json:"approved"`
 	ApprovedBy string `json:"approved_by"`

@@ -36,6 +36,14 @@ func prodChange(author string) Change {
 	return Change{ID: "c1/prod", Env: "prod", Source: "git", Commit: "9f3c2a71", Author: author, Actor: Actor{Kind: "git", Name: author}}
 }
 
+// pushedBy is prodChange of a push whose head author is author and whose commits were written by
+// authors.
+func pushedBy(author string, authors ...string) Change {
+	c := prodChange(author)
+	c.Pusher, c.PushAuthors = author, authors
+	return c
+}
+
 // TestExamplePolicies evaluates examples/policies through the library, case by case.
 func TestExamplePolicies(t *testing.T) {
 	t.Parallel()
@@ -53,6 +61,9 @@ func TestExamplePolicies(t *testing.T) {
 		{"the web team changes its site", Input{Stage: StageResolve, Change: prodChange("Ada Lovelace <Ada@Example.com>"), Component: site}, nil, nil},
 		{"someone else changes the site", Input{Stage: StageResolve, Change: prodChange("Bob <bob@example.com>"), Component: site},
 			[]string{"prod/serverless-site/www belongs to the web team (ada@example.com): Bob <bob@example.com> may not change it"}, nil},
+		{"a commit of the push by someone else", Input{Stage: StageResolve, Change: pushedBy("Ada Lovelace <ada@example.com>", "Ada Lovelace <ada@example.com>", "Mallory <mallory@example.com>"), Component: site},
+			[]string{"prod/serverless-site/www belongs to the web team (ada@example.com): Mallory <mallory@example.com> may not change it"}, nil},
+		{"every commit of the push by the web team", Input{Stage: StageResolve, Change: pushedBy("Ada Lovelace <ada@example.com>", "Ada <ADA@example.com>"), Component: site}, nil, nil},
 		{"the site redeployed for an upstream", Input{Stage: StageResolve, Change: prodChange("Bob <bob@example.com>"), Component: Component{ID: site.ID, Env: "prod", Type: site.Type}}, nil, nil},
 		{"the site in dev", Input{Stage: StageResolve, Change: Change{Env: "dev", Source: "git", Author: "Bob <bob@example.com>"}, Component: site}, nil, nil},
 		{"a VPC's range changes", Input{Stage: StageResolve, Change: prodChange("Bob <bob@example.com>"), Component: vpc,

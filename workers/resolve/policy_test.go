@@ -3,7 +3,9 @@ package resolve_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/usekarma/karma/shared/changeset"
@@ -128,5 +130,42 @@ func TestPoliciesBeforePlanning(t *testing.T) {
 	}
 	if len(c.tf.applies) != 0 {
 		t.Errorf("applied: %v", c.tf.applies)
+	}
+}
+
+// The policies see who wrote every commit of a push, and who pushed it, not only the author of
+// its last commit: a push deploys each of its commits, and a rule about who may change a
+// component (examples/policies/ownership.rego) was passed by a commit of someone else's under one
+// of an owner's.
+func TestPoliciesSeeEveryAuthorOfAPush(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var mu sync.Mutex
+	var seen []policy.Change
+	pol := policyFunc(func(in policy.Input) (policy.Decision, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, in.Change)
+		return policy.Decision{}, nil
+	})
+	c := newChainWith(t, wt.ExamplesDir, pol)
+	roots, err := pushedCommit(trigger.Push{SHA: sha1, Author: gitActor.Name, Message: "vpc", Branch: "main", AutoApprove: true,
+		Pusher: "ada", Authors: []string{gitActor.Name, "Mallory <mallory@example.com>"},
+		Files: []trigger.FileChange{{Path: "iac/prod/vpc/core/config.json"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.Publish(ctx, c.q, roots...); err != nil {
+		t.Fatal(err)
+	}
+	c.runUntilIdle(t)
+	if len(seen) == 0 {
+		t.Fatal("the policies were asked nothing")
+	}
+	want := []string{gitActor.Name, "Mallory <mallory@example.com>"}
+	for _, ch := range seen {
+		if ch.Pusher != "ada" || !slices.Equal(ch.PushAuthors, want) || ch.Author != gitActor.Name {
+			t.Errorf("the policies saw pusher %q, push authors %q, author %q; want ada, %q, %q", ch.Pusher, ch.PushAuthors, ch.Author, want, gitActor.Name)
+		}
 	}
 }
