@@ -2,12 +2,18 @@
 # touches it (as a root: its own files changed, or a change request names it) must be authored
 # by one of them — the commit's author and, for a push, the author of every commit of the push:
 # a push deploys each of its commits, and one written by someone else is not made the web
-# team's by a commit of theirs on top. A redeploy caused by an upstream is no change of the site
-# and passes, and so does a change made in Parameter Store (it has no author: Parameter Store's
-# own access rules apply).
+# team's by a commit of theirs on top. A change request must also be asked by one of them: its
+# author is whoever the request names (POST /request-change's requested_by), which any caller
+# may set, while its actor is the caller the API authenticated (token name, IAM ARN) or the
+# CLI's user. A redeploy caused by an upstream is no change of the site and passes, and so does
+# a change made in Parameter Store (it has no author: Parameter Store's own access rules apply).
 package karma
 
 web_owners := {"ada@example.com"}
+
+# web_callers: the web team as Karma's API and CLI name them (token names, IAM ARNs, logins),
+# lower-cased; an email address of web_owners counts too.
+web_callers := {"ada"}
 
 # authors: who wrote what the change deploys.
 authors contains input.change.author
@@ -24,6 +30,20 @@ deny contains msg if {
 	not web_owners[email(author)]
 	msg := sprintf("%s belongs to the web team (%s): %s may not change it", [input.component.id, concat(", ", sort(web_owners)), author])
 }
+
+deny contains msg if {
+	input.stage == "resolve"
+	input.component.root
+	input.component.type == "serverless-site"
+	input.change.env == "prod"
+	input.change.source == "request"
+	not web_caller(input.change.actor.name)
+	msg := sprintf("%s belongs to the web team (%s): %s may not request a change of it", [input.component.id, concat(", ", sort(web_owners)), input.change.actor.name])
+}
+
+web_caller(name) if web_callers[lower(name)]
+
+web_caller(name) if web_owners[email(name)]
 
 # email is the address of "Name <address>", or the string itself, lower-cased.
 email(author) := lower(trim_suffix(split(author, "<")[1], ">")) if contains(author, "<")

@@ -44,6 +44,12 @@ func pushedBy(author string, authors ...string) Change {
 	return c
 }
 
+// requestedBy is a change request of prod, its commit authored by author (requested_by), asked by
+// actor (the API's caller, the CLI's --as).
+func requestedBy(author string, actor Actor) Change {
+	return Change{ID: "r1/prod", Env: "prod", Source: "request", Commit: "9f3c2a71", Author: author, Actor: actor}
+}
+
 // TestExamplePolicies evaluates examples/policies through the library, case by case.
 func TestExamplePolicies(t *testing.T) {
 	t.Parallel()
@@ -64,6 +70,10 @@ func TestExamplePolicies(t *testing.T) {
 		{"a commit of the push by someone else", Input{Stage: StageResolve, Change: pushedBy("Ada Lovelace <ada@example.com>", "Ada Lovelace <ada@example.com>", "Mallory <mallory@example.com>"), Component: site},
 			[]string{"prod/serverless-site/www belongs to the web team (ada@example.com): Mallory <mallory@example.com> may not change it"}, nil},
 		{"every commit of the push by the web team", Input{Stage: StageResolve, Change: pushedBy("Ada Lovelace <ada@example.com>", "Ada <ADA@example.com>"), Component: site}, nil, nil},
+		{"a change request in an owner's name by someone else", Input{Stage: StageResolve, Change: requestedBy("Ada Lovelace <ada@example.com>", Actor{Kind: "api", Name: "mallory-ci"}), Component: site},
+			[]string{"prod/serverless-site/www belongs to the web team (ada@example.com): mallory-ci may not request a change of it"}, nil},
+		{"a change request by the web team", Input{Stage: StageResolve, Change: requestedBy("Ada Lovelace <ada@example.com>", Actor{Kind: "api", Name: "ada"}), Component: site}, nil, nil},
+		{"a change request by the web team on the CLI", Input{Stage: StageResolve, Change: requestedBy("Ada Lovelace <ada@example.com>", Actor{Kind: "cli", Name: "Ada Lovelace <ADA@example.com>"}), Component: site}, nil, nil},
 		{"the site redeployed for an upstream", Input{Stage: StageResolve, Change: prodChange("Bob <bob@example.com>"), Component: Component{ID: site.ID, Env: "prod", Type: site.Type}}, nil, nil},
 		{"the site in dev", Input{Stage: StageResolve, Change: Change{Env: "dev", Source: "git", Author: "Bob <bob@example.com>"}, Component: site}, nil, nil},
 		{"a VPC's range changes", Input{Stage: StageResolve, Change: prodChange("Bob <bob@example.com>"), Component: vpc,
