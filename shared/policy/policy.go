@@ -53,7 +53,7 @@ type Input struct {
 type Change struct {
 	ID     string `json:"id"`
 	Env    string `json:"env"`
-	Source string `json:"source"` // git, request, parameter, runtime
+	Source string `json:"source"` // git, request, parameter, runtime, rollback, drift
 	Commit string `json:"commit"`
 	Actor  Actor  `json:"actor"`  // who requested the change (pusher, API caller, CLI user)
 	Author string `json:"author"` // the commit's author ("" for parameter changes)
