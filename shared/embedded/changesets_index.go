@@ -306,10 +306,16 @@ func (s *ChangeSets) Commits(ctx context.Context, env string, offset, limit int)
 // outcome recorded); nil when none did (changeset.AppliedReader).
 // It reads env's change sets newest first through change_sets_env and decodes one node.
 func (s *ChangeSets) LastApplied(ctx context.Context, env, component string) (*changeset.Node, error) {
+	// Only the documents holding the component's key are decoded (instr, a plain search): one
+	// never applied is looked for in every change set of env.
+	key, err := json.Marshal(component)
+	if err != nil {
+		return nil, err
+	}
 	var doc string
-	err := s.db.conn(ctx).QueryRowContext(ctx, `SELECT n.value FROM change_sets AS c, json_each(c.doc, '$.nodes') AS n
-		WHERE c.env = ? AND n.key = ? AND json_extract(n.value, '$.outcome') IS NOT NULL
-		ORDER BY c.created_at DESC, c.id LIMIT 1`, env, component).Scan(&doc)
+	err = s.db.conn(ctx).QueryRowContext(ctx, `SELECT n.value FROM change_sets AS c, json_each(c.doc, '$.nodes') AS n
+		WHERE c.env = ? AND instr(c.doc, ?) > 0 AND n.key = ? AND json_extract(n.value, '$.outcome') IS NOT NULL
+		ORDER BY c.created_at DESC, c.id LIMIT 1`, env, string(key)+":", component).Scan(&doc)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, nil
