@@ -184,7 +184,7 @@ func (a *App) ingestStage(ctx context.Context) (pipeline.Stage, error) {
 		return pipeline.Stage{}, err
 	}
 	records, _ := seen.(pipeline.Records) // both Seen stores are
-	return pipeline.Stage{Handler: (&ingest.Worker{Parameters: paramHistory{params: a.ParamsFor(ctx)}, Prefix: prefix, Records: records}).Handle}, nil
+	return pipeline.Stage{Handler: (&ingest.Worker{Parameters: paramHistory{params: a.ParamsFor(ctx)}, Prefix: prefix, Records: records, Seen: seen}).Handle}, nil
 }
 
 func (a *App) resolveStage(ctx context.Context) (pipeline.Stage, error) {

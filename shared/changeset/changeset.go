@@ -167,8 +167,12 @@ type ChangeSet struct {
 	Author string            `json:"author,omitempty"`
 	// Pusher and PushAuthors: who pushed the commit and the authors of every commit of its push
 	// (a push webhook's); none of them may approve in a protected environment.
-	Pusher             string     `json:"pusher,omitempty"`
-	PushAuthors        []string   `json:"push_authors,omitempty"`
+	Pusher      string   `json:"pusher,omitempty"`
+	PushAuthors []string `json:"push_authors,omitempty"`
+	// CoveredWriters: who wrote the earlier parameter versions the change also carries, their
+	// events coalesced into this one (change.detected's covers); none of them may approve in a
+	// protected environment either.
+	CoveredWriters     []string   `json:"covered_writers,omitempty"`
 	Approvals          []Approver `json:"approvals,omitempty"`
 	ExpiresAt          time.Time  `json:"expires_at,omitzero"`
 	ExpiredAt          time.Time  `json:"expired_at,omitzero"`

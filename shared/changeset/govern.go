@@ -96,7 +96,7 @@ var ErrIneligible = errors.New("changeset: approver not eligible")
 type IneligibleError struct {
 	ChangeSet string
 	Approver  string
-	Role      string // "requester", "author", "pusher" or "push-author"
+	Role      string // "requester", "author", "pusher", "push-author" or "parameter-writer"
 	Name      string // the requester's or author's name
 }
 
@@ -109,6 +109,8 @@ func (e *IneligibleError) Error() string {
 		what = "wrote a commit of its push"
 	case RolePusher:
 		what = "pushed it"
+	case RoleCoveredWriter:
+		what = "wrote a version of the parameter it deploys"
 	}
 	return fmt.Sprintf("%s may not approve change set %s: %s %s, and an approval must come from someone else (separation of duties)",
 		e.Approver, e.ChangeSet, e.Name, what)
@@ -123,12 +125,16 @@ const (
 	RoleAuthor     = "author"
 	RolePusher     = "pusher"
 	RolePushAuthor = "push-author"
+	// RoleCoveredWriter: the writer of an earlier parameter version the change carries
+	// (CoveredWriters).
+	RoleCoveredWriter = "parameter-writer"
 )
 
 // CanBeApprovedBy reports why by may not approve cs at now, or nil: by is empty (an approval
 // names who approves: an empty name is nobody, whom no rule could refuse), the change set cannot
-// be approved (CanBeApproved), it expired, or — in a protected environment — by is its requester
-// or its commit's author.
+// be approved (CanBeApproved), it expired, or — in a protected environment — by is its requester,
+// its commit's author, its pusher or a push author, or the writer of a parameter version it
+// carries.
 func (cs *ChangeSet) CanBeApprovedBy(by string, now time.Time) error {
 	if strings.TrimSpace(by) == "" {
 		return fmt.Errorf("%w: change set %s: the approver's name is empty: an approval names who approves", ErrCannotApprove, cs.ID)
@@ -155,6 +161,11 @@ func (cs *ChangeSet) CanBeApprovedBy(by string, now time.Time) error {
 	for _, a := range cs.PushAuthors {
 		if ids.Same(by, a) {
 			return &IneligibleError{ChangeSet: cs.ID, Approver: by, Role: RolePushAuthor, Name: a}
+		}
+	}
+	for _, a := range cs.CoveredWriters {
+		if ids.Same(by, a) {
+			return &IneligibleError{ChangeSet: cs.ID, Approver: by, Role: RoleCoveredWriter, Name: a}
 		}
 	}
 	return nil

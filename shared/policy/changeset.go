@@ -18,7 +18,8 @@ func InputOf(cs *changeset.ChangeSet, n *changeset.Node) Input {
 	}
 	in := Input{
 		Change: Change{ID: cs.ID, Env: cs.Env, Source: cs.Source, Commit: cs.Commit, Actor: Actor{Kind: cs.Actor.Kind, Name: cs.Actor.Name},
-			Author: cs.Author, Pusher: cs.Pusher, PushAuthors: append([]string{}, cs.PushAuthors...), AutoApprove: cs.AutoApprove, Protected: cs.Rules != nil && cs.Rules.Protected, Approved: cs.Approved, ApprovedBy: cs.ApprovedBy},
+			Author: cs.Author, Pusher: cs.Pusher, PushAuthors: append([]string{}, cs.PushAuthors...),
+			CoveredWriters: append([]string{}, cs.CoveredWriters...), AutoApprove: cs.AutoApprove, Protected: cs.Rules != nil && cs.Rules.Protected, Approved: cs.Approved, ApprovedBy: cs.ApprovedBy},
 		Component: Component{ID: n.Component, Env: parts[0], Type: parts[1], Nickname: parts[2], Root: n.Root, Destroy: n.Destroy},
 		Config:    map[string]any{},
 		Diff:      []KeyChange{},

@@ -62,8 +62,12 @@ type Change struct {
 	// only the last one, whose author is Author.
 	Pusher      string   `json:"pusher"`
 	PushAuthors []string `json:"push_authors"`
-	AutoApprove bool     `json:"auto_approve"`
-	Protected   bool     `json:"protected"`
+	// CoveredWriters are who wrote the earlier parameter versions a change made in Parameter
+	// Store also carries (events naming no version, coalesced into the newest, whose writer is
+	// Actor); empty otherwise.
+	CoveredWriters []string `json:"covered_writers"`
+	AutoApprove    bool     `json:"auto_approve"`
+	Protected      bool     `json:"protected"`
 	// Approved: people (or auto-approve) approved the change set; ApprovedBy names them.
 	Approved   bool   `json:"approved"`
 	ApprovedBy string `json:"approved_by"`

@@ -45,9 +45,14 @@ type Worker struct {
 	Parameters ParameterReader
 	// Prefix is the parameter prefix of Karma's layout (e.g. /iac).
 	Prefix string
-	// Records, when set, remembers which runtime versions were ingested, so that a change of an
-	// event naming no version is compared with the last version whose change is known (base).
+	// Records, when set, remembers which /config and /runtime versions were ingested, so that a
+	// change of an event naming no version is compared with the last version whose change is
+	// known (base), and names the versions between (covered).
 	Records pipeline.Records
+	// Seen, when set, is the pipeline's idempotency store: a version whose change resolve made
+	// (or whose trigger ingest did) is known too — one handled before Records kept /config
+	// versions, the reconcile job's test (trigger.Reconciler).
+	Seen pipeline.Seen
 }
 
 // Handle turns one trigger into its change.detected (or nothing).

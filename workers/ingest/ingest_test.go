@@ -735,3 +735,46 @@ func TestABaseIsOfTheParameterCreatedAgain(t *testing.T) {
 		t.Errorf("against a version ingested before the upgrade: changed keys %v, covers %+v; want a,b and version 2", p.ChangedKeys, p.Covers)
 	}
 }
+
+// TestACoalescedConfigChangeNamesEveryWriter: a /config change decided from an event naming no
+// version deploys the current value, which carries what earlier versions written by others
+// changed (mallory's cidr under alice's tags). It names them as a runtime change does — each
+// version, its writer and the keys it changed — instead of crediting the newest writer with the
+// whole value; before, mallory's write was in no record, and neither the policies nor separation
+// of duties knew of her. A version whose change resolve made (from before ingest recorded
+// /config versions) is known too: it is not named again.
+func TestACoalescedConfigChangeNamesEveryWriter(t *testing.T) {
+	t.Parallel()
+	ps, seen := paramStoreAndRecords(t)
+	const name = "/iac/vpc/core/config"
+	w := &ingest.Worker{Parameters: stores{"prod": ps}, Prefix: "/iac", Records: seen, Seen: seen}
+	handle := func(in message.Envelope) (message.Envelope, message.ChangeDetected) { return handleOne(t, w, in) }
+	v1 := put(t, ps, params.PutInput{Name: name, Value: `{"cidr":"10.20.0.0/16","az_count":3}`, User: "arn:aws:iam::1:user/ann"})
+	if _, p := handle(changed(t, "prod", name, "Update", v1)); p.Covers != nil {
+		t.Fatalf("v1 covers %+v, want none", p.Covers)
+	}
+	put(t, ps, params.PutInput{Name: name, Value: `{"cidr":"10.99.0.0/16","az_count":3}`, User: "arn:aws:iam::1:user/mallory"})
+	put(t, ps, params.PutInput{Name: name, Value: `{"cidr":"10.99.0.0/16","az_count":4}`, User: "arn:aws:iam::1:user/alice"})
+	e, p := handle(changed(t, "prod", name, "Update", 0))
+	if p.Parameter.Version != 3 || e.Actor.Name != "arn:aws:iam::1:user/alice" {
+		t.Errorf("parameter %+v, actor %+v: want version 3 by alice", p.Parameter, e.Actor)
+	}
+	want := []message.CoveredVersion{{Version: 2, ModifiedBy: "arn:aws:iam::1:user/mallory", ChangedKeys: []string{"cidr"}}}
+	if !reflect.DeepEqual(p.Covers, want) {
+		t.Errorf("covers %+v, want %+v", p.Covers, want)
+	}
+
+	// v4's change was made by resolve (its key marked) with no record of ingest's: known.
+	put(t, ps, params.PutInput{Name: name, Value: `{"cidr":"10.99.0.0/16","az_count":5}`, User: "arn:aws:iam::1:user/bob"})
+	v4, err := ps.Get(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := seen.Mark(context.Background(), pipeline.StageResolve+"|"+message.ParameterVersionKey(message.SourceParameter, name, v4.Version, v4.LastModified)); err != nil {
+		t.Fatal(err)
+	}
+	put(t, ps, params.PutInput{Name: name, Value: `{"cidr":"10.99.0.0/16","az_count":6}`, User: "arn:aws:iam::1:user/cy"})
+	if _, p := handle(changed(t, "prod", name, "Update", 0)); p.Parameter.Version != 5 || p.Covers != nil {
+		t.Errorf("v5: %+v covers %+v; want v5 covering none", p.Parameter, p.Covers)
+	}
+}

@@ -53,8 +53,8 @@ func (w *Worker) fromParameter(ctx context.Context, in message.Envelope) ([]mess
 	}
 	_, kind := componentOf(p.Name, w.Prefix)
 	base := prev // what cur is compared with
-	if p.Version == 0 && kind == "runtime" && w.Records != nil {
-		if base, err = w.base(ctx, in.Env, versions, cur); err != nil {
+	if p.Version == 0 && w.Records != nil {
+		if base, err = w.base(ctx, in.Env, kind, versions, cur); err != nil {
 			return nil, err
 		}
 	}
@@ -72,7 +72,7 @@ func (w *Worker) fromParameter(ctx context.Context, in message.Envelope) ([]mess
 	if err != nil {
 		return nil, err
 	}
-	if kind == "runtime" && w.Records != nil {
+	if w.Records != nil {
 		pipeline.AfterPublish(ctx, func(ctx context.Context) error { // (see base)
 			_, err := w.Records.RecordFirst(ctx, ingestedKey(in.Env, *cur), e.ID)
 			return err
@@ -81,13 +81,15 @@ func (w *Worker) fromParameter(ctx context.Context, in message.Envelope) ([]mess
 	return []message.Envelope{e}, nil
 }
 
-// base is the version a runtime's current version cur is compared with when the event named no
+// base is the version a parameter's current version cur is compared with when the event named no
 // version (EventBridge's do not): the latest earlier version whose change is known — ingested
-// (recorded once its change was published) or written by Karma — rather than simply the one
-// before. Events for v5 and v6 handled after both were written both resolve to v6; compared with
-// v5 alone, the keys v5 changed would be lost and their consumers never redeployed. When no
+// (recorded once its change was published), its change made by resolve or its trigger done by
+// ingest (w.Seen), or written by Karma — rather than simply the one before. Events for v5 and v6
+// handled after both were written both resolve to v6; compared with v5 alone, the keys v5
+// changed in a runtime would be lost and their consumers never redeployed, and the writer of v5
+// — whose edit the value of v6 deploys, a /config's too — named nowhere (covered). When no
 // earlier version is known, the one before cur.
-func (w *Worker) base(ctx context.Context, env string, versions []params.Parameter, cur *params.Parameter) (*params.Parameter, error) {
+func (w *Worker) base(ctx context.Context, env, kind string, versions []params.Parameter, cur *params.Parameter) (*params.Parameter, error) {
 	i := slices.IndexFunc(versions, func(v params.Parameter) bool { return v.Version == cur.Version })
 	for k := i - 1; k >= 0; k-- {
 		var before *params.Parameter
@@ -97,20 +99,48 @@ func (w *Worker) base(ctx context.Context, env string, versions []params.Paramet
 		if params.IsKarmaVersion(versions[k], before) {
 			return &versions[k], nil
 		}
-		for _, key := range []string{ingestedKey(env, versions[k]), ingestedKey(env, params.Parameter{Name: versions[k].Name, Version: versions[k].Version})} {
-			rec, err := w.Records.Recorded(ctx, key)
-			if err != nil {
-				return nil, pipeline.Transient(fmt.Errorf("ingest: was version %d of %s ingested: %w", versions[k].Version, versions[k].Name, err))
-			}
-			if rec != "" {
-				return &versions[k], nil
-			}
+		known, err := w.known(ctx, env, kind, versions[k])
+		if err != nil {
+			return nil, pipeline.Transient(fmt.Errorf("ingest: was version %d of %s ingested: %w", versions[k].Version, versions[k].Name, err))
+		}
+		if known {
+			return &versions[k], nil
 		}
 	}
 	if i > 0 {
 		return &versions[i-1], nil
 	}
 	return nil, nil
+}
+
+// known reports whether version v's change is known: ingest recorded it (with its time of
+// writing, or without, from before the time was kept), or — with w.Seen — resolve made its
+// change or ingest did its trigger (the keys trigger.Reconciler asks about).
+func (w *Worker) known(ctx context.Context, env, kind string, v params.Parameter) (bool, error) {
+	for _, key := range []string{ingestedKey(env, v), ingestedKey(env, params.Parameter{Name: v.Name, Version: v.Version})} {
+		rec, err := w.Records.Recorded(ctx, key)
+		if err != nil || rec != "" {
+			return rec != "", err
+		}
+	}
+	if w.Seen == nil {
+		return false, nil
+	}
+	source := message.SourceParameter
+	if kind == "runtime" {
+		source = message.SourceRuntime
+	}
+	for _, key := range []string{
+		pipeline.StageResolve + "|" + message.ParameterVersionKey(source, v.Name, v.Version, v.LastModified),
+		pipeline.StageIngest + "|" + message.ParameterChangedKey(message.ParameterChanged{Name: v.Name, Version: v.Version, WrittenAt: v.LastModified}),
+		pipeline.StageResolve + "|" + message.ParameterVersionKey(source, v.Name, v.Version, time.Time{}),
+		pipeline.StageIngest + "|" + message.ParameterChangedKey(message.ParameterChanged{Name: v.Name, Version: v.Version}),
+	} {
+		if done, err := w.Seen.Done(ctx, key); err != nil || done {
+			return done, err
+		}
+	}
+	return false, nil
 }
 
 // covered lists the versions strictly between base and cur, oldest first — versions written by

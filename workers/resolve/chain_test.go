@@ -180,7 +180,7 @@ func newChainWith(t *testing.T, root string, pol policy.Evaluator) *chain {
 			pipeline.Logging(wt.QuietLog, name), pipeline.Correlation(), pipeline.Idempotency(seen, name, visibility), pipeline.RetryTransient(2*time.Second))}
 	}
 	c.runner = &pipeline.Runner{Queue: c.q, Log: wt.QuietLog, Visibility: visibility, Observe: c.observe, Stages: []pipeline.Stage{
-		stage(pipeline.StageIngest, (&ingest.Worker{Parameters: history{c}, Prefix: "/iac"}).Handle, 1),
+		stage(pipeline.StageIngest, (&ingest.Worker{Parameters: history{c}, Prefix: "/iac", Records: seen, Seen: seen}).Handle, 1),
 		stage(pipeline.StageResolve, c.resolver.Handle, 1),
 		stage(pipeline.StageGraphWrite, (&graphwrite.Worker{Graphs: graphs, Store: gs, Lineage: c.lineage}).Handle, 1),
 		stage(pipeline.StagePlan, (&plan.Worker{ChangeSets: c.changeSets, Params: c.params, Runner: c.tf, Workspaces: ws}).Handle, 2),

@@ -2,10 +2,16 @@ package resolve_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	wt "github.com/usekarma/karma/workers/internal/workertest"
 
@@ -143,5 +149,84 @@ func TestAParameterChangeIsPolicedAgainstTheDeployedConfig(t *testing.T) {
 	if n := back.Nodes[component]; back.Approved || n == nil || n.State == changeset.Applied ||
 		!strings.Contains(back.AutoApproveRefused, "changing a VPC's cidr is reviewed by people") {
 		t.Errorf("the push of the value written beforehand: approved %v, refused %q, node %+v; want it waiting for people", back.Approved, back.AutoApproveRefused, n)
+	}
+}
+
+// Events naming no version coalesce: mallory's version of /config and alice's on top of it are
+// one change, of alice's version, whose value carries mallory's edit. Before, only alice was
+// named: mallory could approve the change that deploys her edit in a protected environment, and
+// the policies could not know she had written any of it. The change set now names her
+// (covered_writers), separation of duties refuses her, and the policies see her.
+func TestACoalescedParameterChangeKeepsEveryWriterFromApproving(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const component, name = "prod/vpc/core", "/iac/vpc/core/config"
+	const mallory, alice = "arn:aws:iam::1:user/mallory", "arn:aws:iam::1:user/alice"
+	var mu sync.Mutex
+	var writers [][]string
+	pol := policyFunc(func(in policy.Input) (policy.Decision, error) {
+		if in.Component.ID == component {
+			mu.Lock()
+			writers = append(writers, in.Change.CoveredWriters)
+			mu.Unlock()
+		}
+		return policy.Decision{}, nil
+	})
+	c := newChainWith(t, protectedExamples(t), pol)
+	st, err := c.params("prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(wt.ExamplesDir, "iac", "prod", "vpc", "core", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := func(cidr string, azs int) string {
+		var cfg map[string]any
+		if err := json.Unmarshal(raw, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		delete(cfg, "single_nat_gateway")
+		cfg["cidr"], cfg["az_count"] = cidr, azs
+		b, _ := json.Marshal(cfg)
+		return string(b)
+	}
+	// v1 published by Karma (its consequence known), v2 by mallory, v3 by alice; one event.
+	v1 := value("10.20.0.0/16", 3)
+	for _, in := range []params.PutInput{
+		{Name: name, Value: v1, Description: params.Provenance("commit=abc file=iac/prod/vpc/core/config.json", v1), User: "karma"},
+		{Name: name, Value: value("10.99.0.0/16", 3), User: mallory},
+		{Name: name, Value: value("10.99.0.0/16", 4), User: alice},
+	} {
+		if _, err := st.Put(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr, err := trigger.ParameterChanged(trigger.ParameterChange{Env: "prod", Name: name, Operation: "Update", EventID: "ev-coalesced"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.Publish(ctx, c.q, tr); err != nil {
+		t.Fatal(err)
+	}
+	c.runUntilIdle(t)
+	cs, err := c.changeSets.Get(ctx, tr.CorrelationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.Actor.Name != alice || !slices.Equal(cs.CoveredWriters, []string{mallory}) || cs.Nodes[component] == nil {
+		t.Fatalf("the change: actor %q, covered writers %q, nodes %v; want alice's, naming mallory", cs.Actor.Name, cs.CoveredWriters, cs.Nodes)
+	}
+	var ineligible *changeset.IneligibleError
+	if err := cs.CanBeApprovedBy(mallory, time.Now()); !errors.As(err, &ineligible) || ineligible.Role != changeset.RoleCoveredWriter {
+		t.Errorf("mallory approving: %v; want her refused as the writer of a version it carries", err)
+	}
+	if err := cs.CanBeApprovedBy("arn:aws:iam::1:user/grace", time.Now()); err != nil {
+		t.Errorf("grace approving: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(writers) == 0 || !slices.Equal(writers[0], []string{mallory}) {
+		t.Errorf("the policies saw covered writers %q, want mallory", writers)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -272,6 +273,7 @@ func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p messag
 	if p.Commit != nil { // who pushed it, and every author of its push: none may approve it
 		cs.Pusher, cs.PushAuthors = p.Commit.Pusher, p.Commit.Authors
 	}
+	cs.CoveredWriters = coveredWriters(p) // who wrote the earlier versions it carries: nor they
 	promo.apply(cs, env, p)
 	if held != "" {
 		cs.Rejected = held
@@ -357,6 +359,19 @@ func commitAuthor(p message.ChangeDetected) string {
 		return ""
 	}
 	return p.Commit.Author
+}
+
+// coveredWriters are the writers of the earlier parameter versions p carries (its covers), sorted,
+// each once; nil when it carries none.
+func coveredWriters(p message.ChangeDetected) []string {
+	var out []string
+	for _, c := range p.Covers {
+		if w := strings.TrimSpace(c.ModifiedBy); w != "" && !slices.Contains(out, w) {
+			out = append(out, w)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func rootCauses(p message.ChangeDetected) []message.Cause {
