@@ -70,4 +70,22 @@ func TestExamplePoliciesDecideChanges(t *testing.T) {
 	if !audited {
 		t.Error("the audit log has no deployment.skipped with reason policy-denied for www")
 	}
+
+	// Carol changes the API's domain: www, which consumes it, is redeployed for its upstream —
+	// from her commit's tree, which still holds Bob's change of www. Before, a redeploy passed
+	// the ownership policy whatever it deployed, and Bob's change went out under Carol's.
+	editJSON(t, filepath.Join(repo, "iac", "prod", "serverless-api", "public", "config.json"), func(d map[string]any) {
+		d["domain_name"] = "api2.example.com"
+	})
+	carol := commitAs(t, repo, "Carol", "api: new domain")
+	karmaOK(t, g, append([]string{"ingest", "commit", "--auto-approve"}, base...)...)
+	out = karmaOK(t, g, append([]string{"apply", "--auto-approve"}, base...)...)
+	cs = changeSetOf(t, state, carol, "prod")
+	if n := cs.Nodes["prod/serverless-api/public"]; n == nil || n.State != changeset.Applied {
+		t.Fatalf("the API: %+v\n%s", n, out)
+	}
+	site = cs.Nodes["prod/serverless-site/www"]
+	if site == nil || site.State != changeset.Skipped || site.Reason != changeset.ReasonPolicyDenied || !strings.Contains(site.Detail, "a change of its config not deployed before (tags)") {
+		t.Errorf("www redeployed for the API: %+v; want it denied, Bob's change not deployed under Carol's", site)
+	}
 }

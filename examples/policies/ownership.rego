@@ -5,8 +5,12 @@
 # team's by a commit of theirs on top. A change request must also be asked by one of them: its
 # author is whoever the request names (POST /request-change's requested_by), which any caller
 # may set, while its actor is the caller the API authenticated (token name, IAM ARN) or the
-# CLI's user. A redeploy caused by an upstream is no change of the site and passes, and so does
-# a change made in Parameter Store (it has no author: Parameter Store's own access rules apply).
+# CLI's user. A change made in Parameter Store passes (it has no author: Parameter Store's own
+# access rules apply). A redeploy caused by an upstream passes while it deploys the config the
+# site runs: one that would deploy another — a change of the site's that was never deployed
+# (denied here, rejected, expired, failed) and that is still in the tree it is built from — is
+# denied, or that change would go out under whoever changed the upstream. It deploys as a change
+# of the site itself, by the web team.
 package karma
 
 web_owners := {"ada@example.com"}
@@ -39,6 +43,16 @@ deny contains msg if {
 	input.change.source == "request"
 	not web_caller(input.change.actor.name)
 	msg := sprintf("%s belongs to the web team (%s): %s may not request a change of it", [input.component.id, concat(", ", sort(web_owners)), input.change.actor.name])
+}
+
+deny contains msg if {
+	input.stage == "resolve"
+	not input.component.root
+	input.component.type == "serverless-site"
+	input.change.env == "prod"
+	changed := sort([d.key | some d in input.diff])
+	count(changed) > 0
+	msg := sprintf("%s belongs to the web team (%s): a redeploy for its upstreams would deploy a change of its config not deployed before (%s), which only a change of the site by the web team deploys", [input.component.id, concat(", ", sort(web_owners)), concat(", ", changed)])
 }
 
 web_caller(name) if web_callers[lower(name)]
