@@ -9,6 +9,7 @@ import (
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/config"
+	"github.com/usekarma/karma/shared/configrepo"
 	"github.com/usekarma/karma/shared/governance"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
@@ -186,6 +187,9 @@ func (a *App) ingestStage(ctx context.Context) (pipeline.Stage, error) {
 	records, _ := seen.(pipeline.Records) // both Seen stores are
 	return pipeline.Stage{Handler: (&ingest.Worker{Parameters: paramHistory{params: a.ParamsFor(ctx)}, Prefix: prefix, Records: records, Seen: seen}).Handle}, nil
 }
+
+// The repository lists a truncated push's authors for resolve (resolve.Authors).
+var _ resolve.Authors = (*configrepo.Source)(nil)
 
 func (a *App) resolveStage(ctx context.Context) (pipeline.Stage, error) {
 	src, err := a.Source(ctx)

@@ -135,6 +135,11 @@ func (s *Source) Diff(ctx context.Context, before, after string) ([]model.Change
 	return out, nil
 }
 
+// Authors lists the authors of the commits before..after (gitrepo.Repo.Authors).
+func (s *Source) Authors(ctx context.Context, before, after string) ([]string, error) {
+	return s.Repo.Authors(ctx, before, after)
+}
+
 // OnBranch reports whether commit sha is on branch now ("" = the deploy branch):
 // gitrepo.Repo.OnBranch.
 func (s *Source) OnBranch(ctx context.Context, sha, branch string) (bool, error) {

@@ -131,6 +131,45 @@ func (r *Repo) diffTrees(from, to *object.Tree) ([]Change, error) {
 	return out, nil
 }
 
+// Authors lists the authors ("Name <email>") of the commits after has that before has not —
+// git log before..after —, sorted, each once: who wrote what a push from before to after
+// brought, when its payload listed only part of its commits. Both commits are fetched when
+// missing. It reads before's whole history once.
+func (r *Repo) Authors(ctx context.Context, before, after string) ([]string, error) {
+	cb, err := r.commit(ctx, before)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := r.commit(ctx, after)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	had := map[plumbing.Hash]bool{}
+	err = object.NewCommitPreorderIter(cb, nil, nil).ForEach(func(c *object.Commit) error {
+		had[c.Hash] = true
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: the history of %s: %w", r.label, short(before), err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	err = object.NewCommitPreorderIter(ca, had, nil).ForEach(func(c *object.Commit) error {
+		if a := fmt.Sprintf("%s <%s>", c.Author.Name, c.Author.Email); !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: the commits of %s..%s: %w", r.label, short(before), short(after), err)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
 // IsAncestor reports whether commit a is an ancestor of (or the same as) commit b.
 func (r *Repo) IsAncestor(ctx context.Context, a, b string) (bool, error) {
 	ca, err := r.commit(ctx, a)

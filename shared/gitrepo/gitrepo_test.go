@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -432,5 +433,48 @@ func TestOnBranchAfterAForcePush(t *testing.T) {
 		check("after the force push", r, b, "", false)
 		check("after the force push", r, a, "main", true)
 		check("after the force push", r, c, "main", true)
+	}
+}
+
+// Authors lists who wrote the commits a push brought (git log before..after), merged branches
+// included, each once: what resolve asks when a push's payload listed only part of its commits.
+func TestAuthorsOfTheCommitsBetween(t *testing.T) {
+	o := gittest.NewOrigin(t, "config.git", configFiles("4"))
+	commitBy := func(who, file string) string {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(o.Work, file), []byte(who), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		gittest.Git(t, o.Work, "add", "-A")
+		gittest.Git(t, o.Work, "commit", "-q", "--author="+who+" <"+strings.ToLower(who)+"@example.com>", "-m", who)
+		return o.Head(t)
+	}
+	a := o.Head(t)
+	commitBy("Mallory", "m.txt")
+	c := commitBy("Ada", "a.txt")
+	gittest.Git(t, o.Work, "checkout", "-q", "-b", "side", a)
+	commitBy("Carol", "c.txt")
+	gittest.Git(t, o.Work, "checkout", "-q", "main")
+	gittest.Git(t, o.Work, "merge", "-q", "--no-edit", "side")
+	gittest.Git(t, o.Work, "commit", "-q", "--amend", "--no-edit", "--author=Ada <ada@example.com>")
+	merge := o.Head(t)
+	gittest.Git(t, o.Work, "push", "-q", "origin", "HEAD:main")
+	r, err := gitrepo.OpenLocal(o.Work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, tc := range []struct {
+		before, after string
+		want          []string
+	}{
+		{a, c, []string{"Ada <ada@example.com>", "Mallory <mallory@example.com>"}},
+		{c, merge, []string{"Ada <ada@example.com>", "Carol <carol@example.com>"}},
+		{merge, merge, nil},
+	} {
+		got, err := r.Authors(ctx, tc.before, tc.after)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("Authors(%.8s, %.8s) = %q, %v; want %q", tc.before, tc.after, got, err, tc.want)
+		}
 	}
 }

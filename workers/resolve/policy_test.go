@@ -3,6 +3,7 @@ package resolve_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/lineage"
 	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/policy"
 	"github.com/usekarma/karma/shared/trigger"
@@ -167,5 +169,45 @@ func TestPoliciesSeeEveryAuthorOfAPush(t *testing.T) {
 		if ch.Pusher != "ada" || !slices.Equal(ch.PushAuthors, want) || ch.Author != gitActor.Name {
 			t.Errorf("the policies saw pusher %q, push authors %q, author %q; want ada, %q, %q", ch.Pusher, ch.PushAuthors, ch.Author, want, gitActor.Name)
 		}
+	}
+}
+
+// truncatedPush is the folder repository with a history between sha1 and sha2: the vpc's config
+// changed, by two authors.
+type truncatedPush struct{ wt.RepoGraphs }
+
+func (truncatedPush) Diff(_ context.Context, before, after string) ([]model.ChangedFile, error) {
+	if before != sha1 || after != sha2 {
+		return nil, fmt.Errorf("no diff %s..%s", before, after)
+	}
+	return []model.ChangedFile{{Path: "iac/prod/vpc/core/config.json"}}, nil
+}
+
+func (truncatedPush) Authors(_ context.Context, before, after string) ([]string, error) {
+	if before != sha1 || after != sha2 {
+		return nil, fmt.Errorf("no commits %s..%s", before, after)
+	}
+	return []string{gitActor.Name, "Mallory <mallory@example.com>"}, nil
+}
+
+// A push whose payload listed only part of its commits (GitLab sends 20) named only their
+// authors: the author of a commit left out could approve the change deploying it, and the
+// policies did not know of them. Resolve lists the authors of every commit before..after, as
+// it lists their files.
+func TestATruncatedPushNamesEveryAuthor(t *testing.T) {
+	t.Parallel()
+	s := newStage(t, wt.ExamplesDir, nil)
+	s.w.Commits = truncatedPush{wt.RepoGraphs{Root: wt.ExamplesDir}}
+	p := message.ChangeDetected{ChangeSetID: wt.FixedID(170), Source: message.SourceGit, Components: []message.ComponentRef{}, Truncated: true,
+		Commit: &message.Commit{SHA: sha2, Before: sha1, Author: gitActor.Name, Message: "many", Branch: "main", Pusher: "ada", Authors: []string{gitActor.Name}}}
+	in := wt.FixedRoot(t, 170, message.TypeChangeDetected, "", gitActor, "git:"+sha2, p)
+	wt.Validate(t, in)
+	s.handle(t, in)
+	cs, err := s.cs.Get(context.Background(), wt.FixedID(170)+"/prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{gitActor.Name, "Mallory <mallory@example.com>"}; !slices.Equal(cs.PushAuthors, want) || cs.Nodes["prod/vpc/core"] == nil {
+		t.Errorf("push authors %q (nodes %v), want %q", cs.PushAuthors, len(cs.Nodes), want)
 	}
 }

@@ -57,6 +57,13 @@ type Commits interface {
 	IsAncestor(ctx context.Context, a, b string) (bool, error)
 }
 
+// Authors is a Commits that lists the authors of the commits between two (git log
+// before..after): a push whose payload listed only part of its commits names the authors of
+// all of them (configrepo.Source).
+type Authors interface {
+	Authors(ctx context.Context, before, after string) ([]string, error)
+}
+
 // ConfigReader reads a component's /config parameter (a change made in Parameter Store) at
 // version (0: the current one), written at writtenAt (params.GetWritten): a version of that
 // number written at another time is of the parameter deleted and created again since, and
@@ -168,6 +175,19 @@ func (w *Worker) commitOf(ctx context.Context, p *message.ChangeDetected) (strin
 		}
 		for _, r := range removed {
 			p.Removed = append(p.Removed, message.ComponentRef{Type: r.Type, Nickname: r.Nickname})
+		}
+		// Nor did it list every author: separation of duties and the policies ask about each.
+		if a, ok := w.Commits.(Authors); ok && strings.Trim(p.Commit.Before, "0") != "" {
+			authors, err := a.Authors(ctx, p.Commit.Before, p.Commit.SHA)
+			if err != nil {
+				return "", fmt.Errorf("resolve: listing the authors of truncated push %s..%s: %w", p.Commit.Before, p.Commit.SHA, err)
+			}
+			for _, au := range authors {
+				if !slices.Contains(p.Commit.Authors, au) {
+					p.Commit.Authors = append(p.Commit.Authors, au)
+				}
+			}
+			slices.Sort(p.Commit.Authors)
 		}
 	}
 	return p.Commit.SHA, nil
