@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/usekarma/karma/shared/api"
 	"github.com/usekarma/karma/shared/audit"
 	auditw "github.com/usekarma/karma/workers/audit"
 )
@@ -114,10 +115,14 @@ type explainedRecord struct {
 	Explanation auditw.Explanation `json:"explanation"`
 }
 
+// explainAll is recs as `audit log --json` prints them, locally and with --server alike: each
+// with its explanation, and its body with secrets redacted as GET /log shows it (api.RedactBody;
+// a body the server already redacted is unchanged by it).
 func explainAll(recs []audit.Record) []explainedRecord {
 	out := make([]explainedRecord, len(recs))
 	for i, e := range explainListed(recs) {
 		out[i] = explainedRecord{Record: recs[i], Explanation: e}
+		out[i].Body = api.RedactBody(recs[i].Body)
 	}
 	return out
 }

@@ -12,7 +12,7 @@ import (
 // 3339 times (since inclusive, until exclusive). Records come in the log's order (occurred_at,
 // chain, seq), a page at a time (limit, default 100, at most 1000); next_cursor (and a Link
 // header, rel="next") continues after the last record. Each record carries the message (or
-// API entry) as received, in body.
+// API entry) as received, in body, secrets redacted (RedactBody).
 
 // LogDefaultLimit is the page size of GET /log without ?limit=.
 const LogDefaultLimit = 100
@@ -23,7 +23,7 @@ type LogPage struct {
 	NextCursor string      `json:"next_cursor,omitempty"`
 }
 
-// LogRecord is an audit.Record with its body as JSON.
+// LogRecord is an audit.Record with its body as JSON, secrets redacted (RedactBody).
 type LogRecord struct {
 	audit.Record
 	Body json.RawMessage `json:"body"`
@@ -54,11 +54,7 @@ func (s *server) getLog(w http.ResponseWriter, r *http.Request, _ Caller) error 
 	}
 	page := LogPage{Records: make([]LogRecord, len(recs))}
 	for i, rec := range recs {
-		page.Records[i] = LogRecord{Record: rec, Body: rec.Body}
-		if !json.Valid(rec.Body) {
-			b, _ := json.Marshal(string(rec.Body))
-			page.Records[i].Body = b
-		}
+		page.Records[i] = LogRecord{Record: rec, Body: RedactBody(rec.Body)}
 	}
 	if next != nil {
 		page.NextCursor = next.String()

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"regexp"
 	"sort"
 	"strconv"
@@ -71,3 +73,80 @@ func redactedPointers(v any, prefix string) []string {
 
 // pointerToken escapes a key as a JSON pointer reference token (RFC 6901).
 var pointerToken = strings.NewReplacer("~", "~0", "/", "~1")
+
+// RedactBody is an audit record's body as GET /log, `karma audit log --json` and the web page
+// show it: the same secrets kept out as everywhere else in the API. Every message type and
+// version is stored as received, and some carry configs as written — a change request's proposed
+// environment files (change.detected v2, and v3 and v4 without a commit: request.configs, each a
+// JSON document in a string) may hold a literal password — so values under secret-named keys are
+// replaced wherever they are, inside such embedded JSON documents too. The stored record is not
+// touched (its hash still verifies); a body with nothing to hide is returned byte for byte, and
+// one that is not JSON as a JSON string.
+func RedactBody(body []byte) json.RawMessage {
+	if !json.Valid(body) {
+		b, _ := json.Marshal(string(body))
+		return b
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // numbers as written
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return body
+	}
+	out, changed := redactDeep(v)
+	if !changed {
+		return body
+	}
+	return marshalPlain(out)
+}
+
+// redactDeep is redactSecrets that also looks inside strings holding a JSON object or array,
+// and says whether it replaced anything. (redactSecrets leaves strings alone: a config shown by
+// GET /components must keep a redacted value findable by redactedPointers.)
+func redactDeep(v any) (any, bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		out, changed := make(map[string]any, len(x)), false
+		for k, val := range x {
+			if secretKey.MatchString(k) && val != nil {
+				out[k], changed = Redacted, changed || val != Redacted
+				continue
+			}
+			r, c := redactDeep(val)
+			out[k], changed = r, changed || c
+		}
+		return out, changed
+	case []any:
+		out, changed := make([]any, len(x)), false
+		for i, val := range x {
+			r, c := redactDeep(val)
+			out[i], changed = r, changed || c
+		}
+		return out, changed
+	case string:
+		s := strings.TrimSpace(x)
+		if s == "" || (s[0] != '{' && s[0] != '[') || !json.Valid([]byte(s)) {
+			return x, false
+		}
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.UseNumber()
+		var doc any
+		if dec.Decode(&doc) != nil {
+			return x, false
+		}
+		if r, c := redactDeep(doc); c {
+			return string(marshalPlain(r)), true
+		}
+	}
+	return v, false
+}
+
+// marshalPlain is json.Marshal without escaping <, > and & (an author's "Name <email>" reads as
+// written).
+func marshalPlain(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // decoded JSON: always encodes
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
