@@ -6,7 +6,8 @@
 # karma-audit/karma-change-sets/karma-idempotency, are never relied on).
 
 # AuditTable: key pk/sk; one index per entry of dynamo.AuditIndexes, each keyed by its partition
-# attribute and occurred_at, projecting ALL (docs/audit.md).
+# attribute and occurred_at, and by-appended (append_shard, appended), all projecting ALL
+# (docs/audit.md).
 resource "aws_dynamodb_table" "audit" {
   name                        = "${local.prefix}-audit"
   billing_mode                = "PAY_PER_REQUEST"
@@ -46,6 +47,14 @@ resource "aws_dynamodb_table" "audit" {
     name = "day_shard"
     type = "S"
   }
+  attribute {
+    name = "append_shard"
+    type = "S"
+  }
+  attribute {
+    name = "appended"
+    type = "N"
+  }
 
   global_secondary_index {
     name            = "by-deployment"
@@ -75,6 +84,14 @@ resource "aws_dynamodb_table" "audit" {
     name            = "by-day"
     hash_key        = "day_shard"
     range_key       = "occurred_at"
+    projection_type = "ALL"
+  }
+  # The append order (dynamo.IndexAppended): what GET /log reads after a question's first page,
+  # to catch up with records appended late.
+  global_secondary_index {
+    name            = "by-appended"
+    hash_key        = "append_shard"
+    range_key       = "appended"
     projection_type = "ALL"
   }
 

@@ -42,6 +42,7 @@ type Lineage interface {
 type AuditLog interface {
 	Query(ctx context.Context, q audit.Query) ([]audit.Record, error)
 	Append(ctx context.Context, recs ...audit.Record) (int, error)
+	audit.AppendOrder // GET /log's pages (audit.Page)
 }
 
 // ParamReader reads an environment's parameter store (a component's runtime).

@@ -9,10 +9,14 @@ import (
 
 // GET /log?component=&deployment=&correlation=&actor=&since=&until=&limit=&cursor= — the audit
 // log, the questions `karma audit log` asks: every set filter must match; since/until are RFC
-// 3339 times (since inclusive, until exclusive). Records come in the log's order (occurred_at,
-// chain, seq), a page at a time (limit, default 100, at most 1000); next_cursor (and a Link
-// header, rel="next") continues after the last record. Each record carries the message (or
-// API entry) as received, in body, secrets redacted (RedactBody).
+// 3339 times of occurrence (since inclusive, until exclusive). Records come a page at a time
+// (limit, default 100, at most 1000; audit.Page): first those recorded when the first page was
+// asked, in the log's order (occurred_at, chain, seq), then those recorded since, in the order
+// they were recorded — so a record recorded late, with an occurred_at before those already read,
+// is not skipped. next_cursor (and a Link header, rel="next") continues after the last record
+// while more are there; on the last page resume_cursor, asked later, gives what was recorded
+// since. Each record carries the message (or API entry) as received, in body, secrets redacted
+// (RedactBody).
 
 // LogDefaultLimit is the page size of GET /log without ?limit=.
 const LogDefaultLimit = 100
@@ -21,6 +25,9 @@ const LogDefaultLimit = 100
 type LogPage struct {
 	Records    []LogRecord `json:"records"`
 	NextCursor string      `json:"next_cursor,omitempty"`
+	// ResumeCursor is set on the last page: the same question asked later with it as cursor
+	// answers the records recorded since (however early they occurred), and only those.
+	ResumeCursor string `json:"resume_cursor,omitempty"`
 }
 
 // LogRecord is an audit.Record with its body as JSON, secrets redacted (RedactBody).
@@ -48,7 +55,7 @@ func (s *server) getLog(w http.ResponseWriter, r *http.Request, _ Caller) error 
 	if err := q.err(); err != nil {
 		return err
 	}
-	recs, next, err := audit.Page(r.Context(), s.cfg.Audit, aq, from, limit)
+	recs, next, more, err := audit.Page(r.Context(), s.cfg.Audit, aq, from, limit)
 	if err != nil {
 		return err
 	}
@@ -56,7 +63,9 @@ func (s *server) getLog(w http.ResponseWriter, r *http.Request, _ Caller) error 
 	for i, rec := range recs {
 		page.Records[i] = LogRecord{Record: rec, Body: RedactBody(rec.Body)}
 	}
-	if next != nil {
+	if !more {
+		page.ResumeCursor = next.String()
+	} else {
 		page.NextCursor = next.String()
 		u := *r.URL
 		v := u.Query()

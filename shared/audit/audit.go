@@ -44,6 +44,11 @@ type Record struct {
 	Seq      int64  `json:"seq"`
 	PrevHash string `json:"prev_hash"`
 	Hash     string `json:"hash"`
+	// Appended is the record's place in the order the log appended records (set by Append, read
+	// back by Query): a larger one was appended later. It is the log's own key, not part of the
+	// record's content or hash: the embedded log counts appends; the DynamoDB log stamps the
+	// appender's clock, in nanoseconds. 0: not known (a record stored before it was kept).
+	Appended int64 `json:"-"`
 }
 
 // ComputeHash is the chain hash of r given the previous record's hash.
@@ -68,6 +73,29 @@ type Query struct {
 	Actor        string
 	Since, Until time.Time // zero = unbounded
 	Limit        int       // 0 = no limit
+	// AppendedUpTo, when set, leaves out the records appended after it (Record.Appended): the
+	// records as they were at a Horizon. Records whose Appended is not known are kept.
+	AppendedUpTo int64
+}
+
+// AppendPos is a position in append order: the records with (Appended, Chain, Seq) after it.
+// With Through, every record with Appended up to Appended is behind it.
+type AppendPos struct {
+	Appended int64
+	Chain    string
+	Seq      int64
+	Through  bool
+}
+
+// Before reports whether r comes after p in append order.
+func (p AppendPos) Before(r Record) bool {
+	switch {
+	case r.Appended != p.Appended || p.Through:
+		return r.Appended > p.Appended
+	case r.Chain != p.Chain:
+		return r.Chain > p.Chain
+	}
+	return r.Seq > p.Seq
 }
 
 // ErrNotFound is returned (wrapped) by RecordAt when no record is stored at that seq, and by
@@ -91,4 +119,20 @@ type Log interface {
 	// RecordAt returns the record stored at seq of chain, as stored (not checked); an error
 	// matching ErrNotFound when there is none.
 	RecordAt(ctx context.Context, chain string, seq int64) (Record, error)
+	AppendOrder
+}
+
+// AppendOrder lists records in the order the log appended them, which Page follows so that a
+// record appended late — with an occurrence time before records already read — is not missed.
+type AppendOrder interface {
+	// Horizon is an append key h such that every record Query and QueryAppended will ever
+	// return with Appended <= h can be read now: a record appended later, or still being
+	// appended, gets a larger one. (The embedded log: its last append, exactly. The DynamoDB
+	// log: its clock less AppendSettle, which is assumed to cover the appenders' clock skew, a
+	// transaction's time in flight and an index's lag.)
+	Horizon(ctx context.Context) (int64, error)
+	// QueryAppended returns the records matching q's fields, Since and Until (q.AppendedUpTo is
+	// ignored) that come after `after` in append order and have Appended <= upTo, ordered by
+	// Appended, chain, Seq; at most q.Limit (0: all).
+	QueryAppended(ctx context.Context, q Query, after AppendPos, upTo int64) ([]Record, error)
 }

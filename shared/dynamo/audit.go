@@ -15,6 +15,7 @@ package dynamo
 
 import (
 	"sync"
+	"time"
 
 	"github.com/usekarma/karma/shared/audit"
 )
@@ -28,7 +29,17 @@ type AuditOptions struct {
 	MaxAttempts int
 	// MaxTransactActions caps the actions of one TransactWriteItems (default and maximum 100).
 	MaxTransactActions int
+	// AppendSettle is how far behind the clock Horizon stays (default DefaultAppendSettle): it
+	// must cover the appenders' clock skew, a transaction's time from its stamp to its commit
+	// and the by-appended index's lag, or a reader catching up could pass a record before it
+	// shows. Records appended within it are read by the pages after.
+	AppendSettle time.Duration
+	// Now is the clock (default time.Now): Append stamps records with it, Horizon reads it.
+	Now func() time.Time
 }
+
+// DefaultAppendSettle is AuditOptions.AppendSettle by default.
+const DefaultAppendSettle = 10 * time.Second
 
 // AuditLog is audit.Log on one DynamoDB table. Safe for concurrent use, also by several
 // processes appending to the same chains.
@@ -43,7 +54,8 @@ type AuditOptions struct {
 //
 // Record attributes: message_id, type, version (N), env, chain, seq (N), component,
 // deployment_id, correlation_id, causation_id, actor_kind, actor, occurred_at (fixed-width
-// UTC, nanoseconds: "2025-03-14T15:09:26.535000000Z"), day_shard ("2025-03-14#2"), body (the
+// UTC, nanoseconds: "2025-03-14T15:09:26.535000000Z"), day_shard ("2025-03-14#2"), appended
+// and append_shard (not on records appended before they were kept), body (the
 // envelope's JSON as a string; binary if it is not UTF-8), prev_hash, hash. Empty strings
 // are omitted.
 //
@@ -55,6 +67,12 @@ type AuditOptions struct {
 //	by-correlation  correlation_id   (c) everything one root cause caused
 //	by-actor        actor            (d) everything one actor did
 //	by-day          day_shard        (e) a time range: DayShards Queries per day in the range
+//
+// and one sorted by appended (N: the appender's clock when it built the record's transaction,
+// unix nanoseconds), for audit.Page's catching up with records appended late (QueryAppended,
+// one Query per shard; Horizon is the clock less AppendSettle):
+//
+//	by-appended     append_shard     "0".."3", by a hash of the message id
 //
 // Query picks the first of deployment, correlation, component and actor that is set as the
 // index, filters on the others server side (FilterExpression) and bounds occurred_at in the
@@ -93,6 +111,8 @@ type AuditLog struct {
 	heads map[string]head // chain -> the last head this process wrote or read: a hint
 }
 
+func (l *AuditLog) now() time.Time { return l.opts.Now() }
+
 // maxHints bounds the head hints kept; past it they are dropped and re-read when needed.
 const maxHints = 10_000
 
@@ -128,6 +148,12 @@ func NewAuditLog(client API, table string, opts AuditOptions) *AuditLog {
 	}
 	if opts.MaxTransactActions <= 0 || opts.MaxTransactActions > maxTxActions {
 		opts.MaxTransactActions = maxTxActions
+	}
+	if opts.AppendSettle <= 0 {
+		opts.AppendSettle = DefaultAppendSettle
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return &AuditLog{client: client, table: table, opts: opts, heads: map[string]head{}}
 }

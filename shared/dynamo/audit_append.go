@@ -33,7 +33,8 @@ func (l *AuditLog) Append(ctx context.Context, recs ...audit.Record) (int, error
 			continue // a duplicate inside the call: the first wins
 		}
 		seen[r.MessageID] = true
-		p := pending{rec: r, size: itemSize(recordItem(r)) + 2*64 + 30}
+		r.Appended = 0                                                       // stamped by the transaction (txFor)
+		p := pending{rec: r, size: itemSize(recordItem(r)) + 2*64 + 30 + 60} // seq, prev_hash, hash; appended, append_shard
 		if p.size > MaxItemSize {
 			return 0, &TooLargeError{Table: l.table, Key: chainPrefix + r.Chain + " message " + r.MessageID,
 				Size: p.size, Limit: MaxItemSize, What: fmt.Sprintf("audit record with a %d-byte body", len(r.Body))}

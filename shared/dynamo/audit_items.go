@@ -38,6 +38,8 @@ const (
 	attrBody        = "body"
 	attrPrevHash    = "prev_hash"
 	attrHash        = "hash"
+	attrAppended    = "appended"     // N: the appender's clock at the transaction, unix nanoseconds
+	attrAppendShard = "append_shard" // "0".."3": the by-appended partition (appendShard)
 )
 
 // Index names of the audit table: one per auditor question.
@@ -47,6 +49,10 @@ const (
 	IndexCorrelation = "by-correlation" // (c) everything one root cause caused
 	IndexActor       = "by-actor"       // (d) everything one actor did
 	IndexDay         = "by-day"         // (e) a time range: one partition per UTC day and shard
+	// IndexAppended lists records in append order (DayShards partitions, each sorted by
+	// appended): what audit.Page reads, after a question's first page, to catch up with records
+	// appended late.
+	IndexAppended = "by-appended"
 )
 
 // Key prefixes of the audit table's items.
@@ -113,6 +119,10 @@ func recordItem(r audit.Record) map[string]types.AttributeValue {
 			it[name] = str(v)
 		}
 	}
+	if r.Appended != 0 {
+		it[attrAppended] = num(r.Appended)
+		it[attrAppendShard] = str(appendShard(r.MessageID))
+	}
 	if len(r.Body) > 0 {
 		if utf8.Valid(r.Body) {
 			it[attrBody] = str(string(r.Body))
@@ -141,6 +151,10 @@ func recordFromItem(it map[string]types.AttributeValue) (audit.Record, error) {
 	errs = append(errs, err)
 	r.Seq, err = getNum(it, attrSeq)
 	errs = append(errs, err)
+	if _, ok := it[attrAppended]; ok { // absent on records appended before it was kept
+		r.Appended, err = getNum(it, attrAppended)
+		errs = append(errs, err)
+	}
 	at, err := time.Parse(tsLayout, s(attrOccurredAt))
 	r.OccurredAt = at.UTC()
 	errs = append(errs, err)
@@ -157,6 +171,15 @@ func recordFromItem(it map[string]types.AttributeValue) (audit.Record, error) {
 }
 
 func seqKey(seq int64) string { return fmt.Sprintf("%s%020d", seqPrefix, seq) }
+
+// appendShard is the by-appended index partition of a record: one of DayShards, by a hash of its
+// message id. Records are appended now, never to a past day, so the by-day index takes today's
+// whole write rate on DayShards partitions too: as many do for by-appended, without days.
+func appendShard(messageID string) string {
+	h := fnv.New32a()
+	h.Write([]byte(messageID))
+	return strconv.Itoa(int(h.Sum32() % DayShards))
+}
 
 // dayShard is the by-day index partition of a record.
 func dayShard(at time.Time, messageID string) string {

@@ -3,9 +3,11 @@ package dynamo
 // Querying the audit log: one index per auditor question (see AuditLog).
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,19 +49,150 @@ func (l *AuditLog) Query(ctx context.Context, q audit.Query) ([]audit.Record, er
 			}
 		}
 		f := fields[key]
-		recs, err := l.collect(ctx, l.indexQuery(f.index, f.attr, f.value, lo, hi, filters), q.Limit, len(filters) > 0)
+		in := l.indexQuery(f.index, f.attr, f.value, lo, hi, filters)
+		upToFilter(in, q.AppendedUpTo)
+		recs, err := l.collect(ctx, in, q.Limit, in.FilterExpression != nil)
 		if err != nil {
 			return nil, err
 		}
 		return finish(recs, q.Limit), nil
 	}
-	return l.queryDays(ctx, lo, hi, q.Limit)
+	return l.queryDays(ctx, lo, hi, q.Limit, q.AppendedUpTo)
+}
+
+// upToFilter adds to in's filter that the record was appended up to upTo (0: no bound), or
+// before appended was kept.
+func upToFilter(in *dynamodb.QueryInput, upTo int64) {
+	if upTo == 0 {
+		return
+	}
+	in.ExpressionAttributeNames["#ap"] = attrAppended
+	in.ExpressionAttributeValues[":ap"] = num(upTo)
+	f := "(attribute_not_exists(#ap) OR #ap <= :ap)"
+	if in.FilterExpression != nil {
+		f = *in.FilterExpression + " AND " + f
+	}
+	in.FilterExpression = aws.String(f)
+}
+
+// Horizon is the clock less AppendSettle: records are stamped appended with their appender's
+// clock when their transaction is built, so one not yet readable, if AppendSettle covers the
+// clocks' skew, its transaction's time in flight and the index's lag, will have a later stamp.
+func (l *AuditLog) Horizon(ctx context.Context) (int64, error) {
+	return l.now().Add(-l.opts.AppendSettle).UnixNano(), nil
+}
+
+// QueryAppended answers q in append order from the by-appended index: one Query per shard
+// (DayShards), appended between after and upTo in the key condition, q's fields and time range
+// in the filter.
+func (l *AuditLog) QueryAppended(ctx context.Context, q audit.Query, after audit.AppendPos, upTo int64) ([]audit.Record, error) {
+	lo, hi, ok := timeBounds(q.Since, q.Until)
+	if !ok || upTo < after.Appended {
+		return []audit.Record{}, nil
+	}
+	fields := []attrValue{{attrDeployment, q.DeploymentID}, {attrCorrelation, q.Correlation}, {attrComponent, q.Component}, {attrActor, q.Actor}}
+	var filters []string
+	names := map[string]string{"#s": attrAppendShard, "#a": attrAppended}
+	values := map[string]types.AttributeValue{":lo": num(after.Appended), ":hi": num(upTo)}
+	for i, f := range fields {
+		if f.value == "" {
+			continue
+		}
+		if len(f.value) > maxPartitionKey {
+			return []audit.Record{}, nil // as Query: no record has it
+		}
+		n, v := "#f"+strconv.Itoa(i), ":f"+strconv.Itoa(i)
+		names[n], values[v] = f.attr, str(f.value)
+		filters = append(filters, n+" = "+v)
+	}
+	if lo != "" || hi != "" {
+		names["#t"] = attrOccurredAt
+	}
+	if lo != "" {
+		values[":tlo"] = str(lo)
+		filters = append(filters, "#t >= :tlo")
+	}
+	if hi != "" {
+		values[":thi"] = str(hi)
+		filters = append(filters, "#t <= :thi")
+	}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		recs []audit.Record
+		errs []error
+	)
+	for s := range DayShards {
+		in := &dynamodb.QueryInput{
+			TableName:                 aws.String(l.table),
+			IndexName:                 aws.String(IndexAppended),
+			KeyConditionExpression:    aws.String("#s = :s AND #a BETWEEN :lo AND :hi"),
+			ExpressionAttributeNames:  names,
+			ExpressionAttributeValues: maps.Clone(values),
+		}
+		in.ExpressionAttributeValues[":s"] = str(strconv.Itoa(s))
+		if len(filters) > 0 {
+			in.FilterExpression = aws.String(strings.Join(filters, " AND "))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := l.collectAppended(ctx, in, after, q.Limit)
+			mu.Lock()
+			defer mu.Unlock()
+			recs = append(recs, r...)
+			errs = append(errs, err)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(recs, func(a, b audit.Record) int {
+		if a.Appended != b.Appended {
+			return cmp.Compare(a.Appended, b.Appended)
+		}
+		if c := strings.Compare(a.Chain, b.Chain); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Seq, b.Seq)
+	})
+	if q.Limit > 0 && len(recs) > q.Limit {
+		recs = recs[:q.Limit]
+	}
+	if recs == nil {
+		recs = []audit.Record{}
+	}
+	return recs, nil
+}
+
+// collectAppended runs in (one shard of by-appended, in appended order) page by page, keeping
+// the records after `after`; with limit > 0 it stops once it holds limit records and every
+// record appended at the same instant as the limit-th.
+func (l *AuditLog) collectAppended(ctx context.Context, in *dynamodb.QueryInput, after audit.AppendPos, limit int) ([]audit.Record, error) {
+	var out []audit.Record
+	err := l.pages(ctx, in, func(items []map[string]types.AttributeValue) (bool, error) {
+		for _, it := range items {
+			r, err := indexRecord(it)
+			if err != nil {
+				return false, err
+			}
+			if after.Before(r) {
+				out = append(out, r)
+			}
+		}
+		return limit <= 0 || len(out) < limit || out[len(out)-1].Appended == out[limit-1].Appended, nil
+	})
+	if err != nil {
+		return nil, wrap("audit query", l.table, "index "+IndexAppended, err)
+	}
+	return out, nil
 }
 
 type attrValue struct{ attr, value string }
 
 // queryDays answers a query by time alone from the by-day index, day by day.
-func (l *AuditLog) queryDays(ctx context.Context, lo, hi string, limit int) ([]audit.Record, error) {
+func (l *AuditLog) queryDays(ctx context.Context, lo, hi string, limit int, upTo int64) ([]audit.Record, error) {
 	days, err := l.daysBetween(ctx, lo, hi)
 	if err != nil {
 		return nil, err
@@ -80,7 +213,9 @@ func (l *AuditLog) queryDays(ctx context.Context, lo, hi string, limit int) ([]a
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r, err := l.collect(ctx, l.indexQuery(IndexDay, attrDayShard, day+"#"+strconv.Itoa(s), lo, hi, nil), want, false)
+				in := l.indexQuery(IndexDay, attrDayShard, day+"#"+strconv.Itoa(s), lo, hi, nil)
+				upToFilter(in, upTo)
+				r, err := l.collect(ctx, in, want, in.FilterExpression != nil)
 				mu.Lock()
 				defer mu.Unlock()
 				recs = append(recs, r...)
@@ -205,18 +340,9 @@ func (l *AuditLog) collect(ctx context.Context, in *dynamodb.QueryInput, limit i
 	var out []audit.Record
 	err := l.pages(ctx, in, func(items []map[string]types.AttributeValue) (bool, error) {
 		for _, it := range items {
-			r, err := recordFromItem(it)
-			pk, _ := getStr(it, attrPK)
-			sk, _ := getStr(it, attrSK)
+			r, err := indexRecord(it)
 			if err != nil {
-				return false, fmt.Errorf("unreadable record %s %s: %w", pk, sk, err)
-			}
-			// An index holds every item with its attributes, wherever it is stored: one that is not
-			// where its chain's record of that seq is stored is no record of the log (Verify walks
-			// the chains' partitions and would never see it), so the question fails on it.
-			if pk != chainPrefix+r.Chain || sk != seqKey(r.Seq) {
-				return false, &audit.TamperError{Chain: r.Chain, Seq: r.Seq, What: fmt.Sprintf("an item stored at %s %s claims to be this record "+
-					"(an index found it): it is not in the chain", pk, sk)}
+				return false, err
 			}
 			out = append(out, r)
 		}
@@ -226,6 +352,24 @@ func (l *AuditLog) collect(ctx context.Context, in *dynamodb.QueryInput, limit i
 		return nil, wrap("audit query", l.table, "index "+aws.ToString(in.IndexName), err)
 	}
 	return out, nil
+}
+
+// indexRecord reads a record an index found.
+func indexRecord(it map[string]types.AttributeValue) (audit.Record, error) {
+	r, err := recordFromItem(it)
+	pk, _ := getStr(it, attrPK)
+	sk, _ := getStr(it, attrSK)
+	if err != nil {
+		return r, fmt.Errorf("unreadable record %s %s: %w", pk, sk, err)
+	}
+	// An index holds every item with its attributes, wherever it is stored: one that is not
+	// where its chain's record of that seq is stored is no record of the log (Verify walks
+	// the chains' partitions and would never see it), so the question fails on it.
+	if pk != chainPrefix+r.Chain || sk != seqKey(r.Seq) {
+		return r, &audit.TamperError{Chain: r.Chain, Seq: r.Seq, What: fmt.Sprintf("an item stored at %s %s claims to be this record "+
+			"(an index found it): it is not in the chain", pk, sk)}
+	}
+	return r, nil
 }
 
 // pages runs a Query until the last page or until fn returns false.

@@ -56,19 +56,22 @@ func (l *AuditLog) batchLen(w *chainWork, maxActions, maxBytes int) (n, actions,
 }
 
 // txFor builds the transaction writing segs; written[i] is the head segs[i] leaves its chain at.
+// Its records are stamped appended with the clock now, at each attempt: what audit.Page's
+// catching up reads them by (Horizon).
 func (l *AuditLog) txFor(segs []segment) (*dynamodb.TransactWriteItemsInput, []head) {
 	var items []types.TransactWriteItem
 	written := make([]head, len(segs))
+	appended := l.now().UnixNano()
 	for i, sg := range segs {
 		var its []types.TransactWriteItem
-		its, written[i] = l.chainItems(sg.w.chain, sg.w.h, sg.w.recs[:sg.n])
+		its, written[i] = l.chainItems(sg.w.chain, sg.w.h, sg.w.recs[:sg.n], appended)
 		items = append(items, its...)
 	}
 	return &dynamodb.TransactWriteItemsInput{TransactItems: items}, written
 }
 
 // chainItems are the transaction actions appending batch to chain after h, and the new head.
-func (l *AuditLog) chainItems(chain string, h head, batch []pending) ([]types.TransactWriteItem, head) {
+func (l *AuditLog) chainItems(chain string, h head, batch []pending, appended int64) ([]types.TransactWriteItem, head) {
 	table := aws.String(l.table)
 	pk := str(chainPrefix + chain)
 	var items []types.TransactWriteItem
@@ -77,6 +80,7 @@ func (l *AuditLog) chainItems(chain string, h head, batch []pending) ([]types.Tr
 		r := p.rec
 		r.Seq, r.PrevHash = prev.seq+1, prev.hash
 		r.Hash = r.ComputeHash(r.PrevHash)
+		r.Appended = appended
 		items = append(items,
 			types.TransactWriteItem{Put: &types.Put{TableName: table, Item: recordItem(r),
 				ConditionExpression: aws.String("attribute_not_exists(pk)")}},

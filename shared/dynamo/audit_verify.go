@@ -25,7 +25,10 @@ import (
 //
 // Beyond the links, it checks what the readers find records by, which the hash does not cover:
 // each record's by-day index partition (day_shard) is the one its time and message id give, and
-// each of its days is in the day directory — else a time query would skip it (checkDays).
+// each of its days is in the day directory — else a time query would skip it (checkDays); and
+// its by-appended partition (append_shard) is the one its message id gives, the record stamped
+// appended if one before it in the chain was — else a reader catching up (audit.Page) would
+// skip it.
 func (l *AuditLog) Verify(ctx context.Context, chain string) error {
 	days := map[string]int64{} // day -> the chain's first record of the day
 	if err := l.verifyLinks(ctx, chain, days); err != nil {
@@ -38,8 +41,9 @@ func (l *AuditLog) Verify(ctx context.Context, chain string) error {
 func (l *AuditLog) verifyLinks(ctx context.Context, chain string, days map[string]int64) error {
 	check := audit.NewChainCheck(chain)
 	prev := int64(-1)
+	stamped := false // a record of the chain was stamped appended: so must every later one be
 	for from := int64(1); ; {
-		if err := l.checkRecords(ctx, check, chain, from, days); err != nil {
+		if err := l.checkRecords(ctx, check, chain, from, days, &stamped); err != nil {
 			return err
 		}
 		last := check.Last().Seq
@@ -60,7 +64,7 @@ func (l *AuditLog) verifyLinks(ctx context.Context, chain string, days map[strin
 }
 
 // checkRecords feeds check chain's records from seq from on, and notes each record's day.
-func (l *AuditLog) checkRecords(ctx context.Context, check *audit.ChainCheck, chain string, from int64, days map[string]int64) error {
+func (l *AuditLog) checkRecords(ctx context.Context, check *audit.ChainCheck, chain string, from int64, days map[string]int64, stamped *bool) error {
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(l.table),
 		KeyConditionExpression:    aws.String("#pk = :pk AND #sk BETWEEN :from AND :to"),
@@ -90,6 +94,11 @@ func (l *AuditLog) checkRecords(ctx context.Context, check *audit.ChainCheck, ch
 					"time queries would not find it", attrDayShard, got, want)}
 				return false, nil
 			}
+			if what := appendedTamper(it, r, *stamped); what != "" {
+				bad = &audit.TamperError{Chain: chain, Seq: slot, What: what}
+				return false, nil
+			}
+			*stamped = *stamped || r.Appended != 0
 			if day := r.OccurredAt.UTC().Format(time.DateOnly); days[day] == 0 {
 				days[day] = slot
 			}
@@ -251,4 +260,21 @@ func (l *AuditLog) head(ctx context.Context, chain string, fresh bool) (head, er
 		return head{}, fmt.Errorf("dynamo: audit: chain %s: unreadable HEAD item: %w", chain, err)
 	}
 	return h, nil
+}
+
+// appendedTamper says what is wrong with a record item's append order attributes, if anything:
+// an append_shard other than its message id's, or none, or no appended stamp after a record of
+// the chain that had one (stamped): records are stamped since the log kept the append order.
+func appendedTamper(it map[string]types.AttributeValue, r audit.Record, stamped bool) string {
+	shard := optStr(it, attrAppendShard)
+	switch {
+	case r.Appended == 0 && stamped:
+		return fmt.Sprintf("no %s, after records that have one: a reader catching up with the log would not find it", attrAppended)
+	case r.Appended == 0 && shard != "":
+		return fmt.Sprintf("%s %q without %s", attrAppendShard, shard, attrAppended)
+	case r.Appended != 0 && shard != appendShard(r.MessageID):
+		return fmt.Sprintf("%s %q is not %q, the one its message id gives: a reader catching up with the log would not find it",
+			attrAppendShard, shard, appendShard(r.MessageID))
+	}
+	return ""
 }

@@ -76,7 +76,8 @@ type TableDefinition struct {
 //	  hash_key                    = "pk"
 //	  range_key                   = "sk"
 //	  deletion_protection_enabled = true
-//	  # one attribute block per key attribute: pk, sk, occurred_at and each index's hash key
+//	  # one attribute block per key attribute: pk, sk, occurred_at, each index's hash key,
+//	  # append_shard and appended (type N)
 //	  attribute {
 //	    name = "pk"
 //	    type = "S"
@@ -86,6 +87,13 @@ type TableDefinition struct {
 //	    name            = "by-deployment"
 //	    hash_key        = "deployment_id"
 //	    range_key       = "occurred_at"
+//	    projection_type = "ALL"
+//	  }
+//	  # and the append order (append_shard S, appended N)
+//	  global_secondary_index {
+//	    name            = "by-appended"
+//	    hash_key        = "append_shard"
+//	    range_key       = "appended"
 //	    projection_type = "ALL"
 //	  }
 //	  point_in_time_recovery {
@@ -117,7 +125,8 @@ var AuditIndexes = []struct{ Name, PartitionKey string }{
 	{IndexDay, attrDayShard},
 }
 
-// AuditTable is the audit table's definition (key schema: see AuditLog).
+// AuditTable is the audit table's definition (key schema: see AuditLog): the AuditIndexes, and
+// IndexAppended (partition key append_shard, sort key appended, a number; projection ALL).
 func AuditTable(name string) *dynamodb.CreateTableInput {
 	in := &dynamodb.CreateTableInput{
 		TableName:   aws.String(name),
@@ -132,6 +141,17 @@ func AuditTable(name string) *dynamodb.CreateTableInput {
 			{AttributeName: aws.String(attrOccurredAt), AttributeType: types.ScalarAttributeTypeS},
 		},
 	}
+	in.AttributeDefinitions = append(in.AttributeDefinitions,
+		types.AttributeDefinition{AttributeName: aws.String(attrAppendShard), AttributeType: types.ScalarAttributeTypeS},
+		types.AttributeDefinition{AttributeName: aws.String(attrAppended), AttributeType: types.ScalarAttributeTypeN})
+	in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, types.GlobalSecondaryIndex{
+		IndexName: aws.String(IndexAppended),
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(attrAppendShard), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(attrAppended), KeyType: types.KeyTypeRange},
+		},
+		Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+	})
 	for _, ix := range AuditIndexes {
 		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{
 			AttributeName: aws.String(ix.PartitionKey), AttributeType: types.ScalarAttributeTypeS})

@@ -19,6 +19,10 @@ package embedded
 //     writing over the evidence.
 //   - Query's time range is half-open: Since <= OccurredAt < Until. Results are ordered by
 //     OccurredAt, chain, Seq; Limit <= 0 means no limit.
+//   - Append numbers records in the order it appends them (column appended: 1, 2, ..., under
+//     the file's write lock, so a reader's snapshot holds every record up to its last):
+//     Horizon is the last, QueryAppended reads in that order. A file written before the
+//     column existed numbers its records in rowid order, once.
 //   - Verify runs audit.ChainCheck over the chain's rows in seq order and its audit_heads row.
 //   - Chains and Heads list every chain that has a head or a record.
 //   - A file written before audit_heads existed gets its heads from its records, once, when
@@ -65,6 +69,7 @@ func NewAuditLog(ctx context.Context, db *DB) (*AuditLog, error) {
 			body           BLOB NOT NULL,
 			prev_hash      TEXT NOT NULL,
 			hash           TEXT NOT NULL,
+			appended       INTEGER NOT NULL DEFAULT 0, -- append order: 1, 2, ... (audit.Record.Appended)
 			UNIQUE (chain, seq))`,
 		`CREATE INDEX IF NOT EXISTS audit_occurred ON audit(occurred_at)`,
 		`CREATE INDEX IF NOT EXISTS audit_component ON audit(component, occurred_at)`,
@@ -77,6 +82,9 @@ func NewAuditLog(ctx context.Context, db *DB) (*AuditLog, error) {
 	}
 	if err := db.inTx(ctx, createHeads); err != nil {
 		return nil, fmt.Errorf("embedded audit: create audit_heads: %w", err)
+	}
+	if err := db.inTx(ctx, addAppended); err != nil {
+		return nil, fmt.Errorf("embedded audit: add the append order: %w", err)
 	}
 	return &AuditLog{db: db}, nil
 }
@@ -100,8 +108,27 @@ func createHeads(tx *sql.Tx) error {
 	return err
 }
 
+// addAppended gives a file written before the append order was kept its column, numbering its
+// records in the order SQLite stored them (rowid), once; and the column's index.
+func addAppended(tx *sql.Tx) error {
+	var has bool
+	if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM pragma_table_info('audit') WHERE name = 'appended')`).Scan(&has); err != nil {
+		return err
+	}
+	if !has {
+		if _, err := tx.Exec(`ALTER TABLE audit ADD COLUMN appended INTEGER NOT NULL DEFAULT 0`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE audit SET appended = rowid`); err != nil {
+			return err
+		}
+	}
+	_, err := tx.Exec(`CREATE INDEX IF NOT EXISTS audit_appended ON audit(appended)`)
+	return err
+}
+
 const auditColumns = `message_id, chain, seq, type, version, env, component, deployment_id,
-	correlation_id, causation_id, actor_kind, actor, occurred_at, body, prev_hash, hash`
+	correlation_id, causation_id, actor_kind, actor, occurred_at, body, prev_hash, hash, appended`
 
 // minTime and maxTime bound the times unix nanoseconds can hold.
 var minTime, maxTime = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
@@ -170,7 +197,7 @@ func (l *AuditLog) AppendSealed(ctx context.Context, recs ...audit.Sealed) (int,
 	return added, nil
 }
 
-// appendChunk bounds the records of one multi-row INSERT (16 variables each, SQLite allows
+// appendChunk bounds the records of one multi-row INSERT (17 variables each, SQLite allows
 // 32766).
 const appendChunk = 500
 
@@ -207,7 +234,11 @@ func appendChunkTx(ctx context.Context, tx *sql.Tx, sealed []audit.Sealed) (int,
 	if err := readHeads(ctx, tx, chains, heads); err != nil {
 		return 0, err
 	}
-	args := make([]any, 0, 16*len(todo))
+	var last int64 // the append order goes on from the last record appended
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(appended), 0) FROM audit`).Scan(&last); err != nil {
+		return 0, err
+	}
+	args := make([]any, 0, 17*len(todo))
 	for i := range todo {
 		r := &todo[i]
 		h := heads[r.Chain]
@@ -218,10 +249,11 @@ func appendChunkTx(ctx context.Context, tx *sql.Tx, sealed []audit.Sealed) (int,
 		r.Seq, r.PrevHash = h.Seq+1, h.Hash
 		r.Hash = hashes[i].Hash(r.PrevHash)
 		heads[r.Chain] = audit.Head{Chain: r.Chain, Seq: r.Seq, Hash: r.Hash}
+		r.Appended = last + int64(i) + 1
 		args = append(args, r.MessageID, r.Chain, r.Seq, r.Type, r.Version, r.Env, r.Component, r.DeploymentID,
-			r.CorrelationID, r.CausationID, r.ActorKind, r.Actor, r.OccurredAt.UnixNano(), body, r.PrevHash, r.Hash)
+			r.CorrelationID, r.CausationID, r.ActorKind, r.Actor, r.OccurredAt.UnixNano(), body, r.PrevHash, r.Hash, r.Appended)
 	}
-	row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	if _, err := tx.ExecContext(ctx, `INSERT INTO audit (`+auditColumns+`) VALUES `+row+strings.Repeat(", "+row, len(todo)-1), args...); err != nil {
 		// A failed statement leaves the transaction usable: ask why it failed. A record already
 		// stored at a seq given out means a head was rolled back behind its chain's records.

@@ -1,6 +1,6 @@
 package embedded
 
-// Reading the audit log: Query, Chains, Heads, RecordAt, Verify.
+// Reading the audit log: Query, Horizon, QueryAppended, Chains, Heads, RecordAt, Verify.
 
 import (
 	"context"
@@ -16,6 +16,41 @@ import (
 
 // Query returns the records matching every set field of q, by OccurredAt, chain, Seq.
 func (l *AuditLog) Query(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	where, args := queryWhere(q)
+	if q.AppendedUpTo != 0 {
+		where = append(where, "(appended <= ? OR appended = 0)")
+		args = append(args, q.AppendedUpTo)
+	}
+	return l.query(ctx, where, args, "occurred_at, chain, seq", q.Limit)
+}
+
+// Horizon is the append order of the last record appended: every record up to it is stored.
+func (l *AuditLog) Horizon(ctx context.Context) (int64, error) {
+	var h int64
+	if err := l.db.conn(ctx).QueryRowContext(ctx, `SELECT COALESCE(MAX(appended), 0) FROM audit`).Scan(&h); err != nil {
+		return 0, fmt.Errorf("embedded audit: horizon: %w", err)
+	}
+	return h, nil
+}
+
+// QueryAppended returns the records matching q appended after `after`, up to upTo, in append
+// order (which no two records share).
+func (l *AuditLog) QueryAppended(ctx context.Context, q audit.Query, after audit.AppendPos, upTo int64) ([]audit.Record, error) {
+	where, args := queryWhere(q)
+	if after.Through {
+		where = append(where, "appended > ?")
+		args = append(args, after.Appended)
+	} else {
+		where = append(where, "(appended > ? OR (appended = ? AND (chain > ? OR (chain = ? AND seq > ?))))")
+		args = append(args, after.Appended, after.Appended, after.Chain, after.Chain, after.Seq)
+	}
+	where = append(where, "appended <= ?")
+	args = append(args, upTo)
+	return l.query(ctx, where, args, "appended, chain, seq", q.Limit)
+}
+
+// queryWhere is the WHERE terms of q's fields and time range.
+func queryWhere(q audit.Query) ([]string, []any) {
 	var where []string
 	var args []any
 	for _, f := range []struct{ col, val string }{
@@ -35,14 +70,18 @@ func (l *AuditLog) Query(ctx context.Context, q audit.Query) ([]audit.Record, er
 		where = append(where, "occurred_at < ?")
 		args = append(args, clampNanos(q.Until))
 	}
+	return where, args
+}
+
+func (l *AuditLog) query(ctx context.Context, where []string, args []any, order string, limit int) ([]audit.Record, error) {
 	query := `SELECT ` + auditColumns + ` FROM audit`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	query += ` ORDER BY occurred_at, chain, seq`
-	if q.Limit > 0 {
+	query += ` ORDER BY ` + order
+	if limit > 0 {
 		query += ` LIMIT ?`
-		args = append(args, q.Limit)
+		args = append(args, limit)
 	}
 	out := []audit.Record{}
 	err := scanAudit(ctx, l.db.conn(ctx), query, args, func(r audit.Record) error {
@@ -162,7 +201,7 @@ func scanAudit(ctx context.Context, db querier, query string, args []any, fn fun
 		var body []byte
 		if err := rows.Scan(&r.MessageID, &r.Chain, &r.Seq, &r.Type, &r.Version, &r.Env, &r.Component,
 			&r.DeploymentID, &r.CorrelationID, &r.CausationID, &r.ActorKind, &r.Actor, &nanos, &body,
-			&r.PrevHash, &r.Hash); err != nil {
+			&r.PrevHash, &r.Hash, &r.Appended); err != nil {
 			return err
 		}
 		r.OccurredAt = time.Unix(0, nanos).UTC()

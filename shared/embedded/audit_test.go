@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -286,6 +288,43 @@ func TestAuditLogHeadsMigration(t *testing.T) {
 	l = newTestAuditLog(t, db)
 	if te := audit.Broken(l.Verify(ctx, "a")); te == nil || te.Seq != 2 {
 		t.Errorf("Verify after deleting a head and reopening = %v, want the missing head reported at seq 2", te)
+	}
+}
+
+// A file written before the append order was kept numbers its records in the order they were
+// stored, once, and appends go on after them: a reader paging it misses none.
+func TestAuditLogAppendedMigration(t *testing.T) {
+	ctx := t.Context()
+	db := queueTestDB(t, "")
+	l := newTestAuditLog(t, db)
+	now := time.Now()
+	if _, err := l.Append(ctx, auditRecord("a1", "a", now), auditRecord("b1", "b", now.Add(-time.Hour)), auditRecord("a2", "a", now)); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{`DROP INDEX audit_appended`, `ALTER TABLE audit DROP COLUMN appended`} { // as an older version left the file
+		if _, err := db.SQL.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l = newTestAuditLog(t, db)
+	if _, err := l.Append(ctx, auditRecord("b2", "b", now.Add(-2*time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := l.QueryAppended(ctx, audit.Query{}, audit.AppendPos{}, math.MaxInt64)
+	var got []string
+	for _, r := range recs {
+		got = append(got, fmt.Sprintf("%s@%d", r.MessageID, r.Appended))
+	}
+	if err != nil || !slices.Equal(got, []string{"a1@1", "b1@2", "a2@3", "b2@4"}) {
+		t.Errorf("append order after migrating: %v, %v", got, err)
+	}
+	if h, err := l.Horizon(ctx); h != 4 || err != nil {
+		t.Errorf("Horizon = %d, %v; want 4", h, err)
+	}
+	for _, c := range []string{"a", "b"} {
+		if err := l.Verify(ctx, c); err != nil {
+			t.Errorf("Verify(%s) after migrating: %v", c, err)
+		}
 	}
 }
 
