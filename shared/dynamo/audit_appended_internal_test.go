@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 // not evaluated, only checked to be well formed. Other Queries find nothing.
 type appendedAPI struct {
 	readsAPI
+	mu      sync.Mutex // the log calls it from several goroutines
 	items   []map[string]types.AttributeValue
 	queries []*dynamodb.QueryInput
 }
@@ -33,6 +35,8 @@ func (a *appendedAPI) PutItem(context.Context, *dynamodb.PutItemInput, ...func(*
 }
 
 func (a *appendedAPI) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteItemsInput, _ ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for _, it := range in.TransactItems {
 		if it.Put != nil && it.Put.Item[attrMessageID] != nil {
 			a.items = append(a.items, it.Put.Item)
@@ -42,6 +46,8 @@ func (a *appendedAPI) TransactWriteItems(_ context.Context, in *dynamodb.Transac
 }
 
 func (a *appendedAPI) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.queries = append(a.queries, in)
 	if aws.ToString(in.IndexName) != IndexAppended {
 		return &dynamodb.QueryOutput{}, nil

@@ -371,6 +371,17 @@ func TestAuditTamperKinds(t *testing.T) {
 				ExpressionAttributeValues: map[string]types.AttributeValue{":d": &types.AttributeValueMemberS{Value: "1970-01-01#0"}}})
 			return err
 		}, "seq 3"},
+		"moved out of the by-appended index": {func(t *testing.T, client *dynamodb.Client, table, chain string) error {
+			_, err := client.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{TableName: &table, Key: key("CHAIN#"+chain, seqSK(3)),
+				UpdateExpression:          aws.String("SET append_shard = :s"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":s": &types.AttributeValueMemberS{Value: "9"}}})
+			return err
+		}, "seq 3"},
+		"append stamp removed": {func(t *testing.T, client *dynamodb.Client, table, chain string) error {
+			_, err := client.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{TableName: &table, Key: key("CHAIN#"+chain, seqSK(3)),
+				UpdateExpression: aws.String("REMOVE appended, append_shard")})
+			return err
+		}, "seq 3"},
 		"deleted day of the day directory": {func(t *testing.T, client *dynamodb.Client, table, chain string) error {
 			_, err := client.DeleteItem(t.Context(), &dynamodb.DeleteItemInput{TableName: &table, Key: key("DAYS", base.Format(time.DateOnly))})
 			return err

@@ -131,6 +131,7 @@ func forged(f fixture, chain, id string, seq int64, prev string) audit.Record {
 	r := f.rec(id, "unused", time.Duration(seq)*time.Second)
 	r.Chain, r.Seq, r.PrevHash = chain, seq, prev
 	r.Hash = r.ComputeHash(prev)
+	r.Appended = time.Now().UnixNano() // stamped as the log stamps its records: write access can
 	return r
 }
 
