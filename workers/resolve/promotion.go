@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/graph"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/pipeline"
@@ -145,15 +146,18 @@ func (w *Worker) concerned(ctx context.Context, commit string, files []string, r
 	return out, nil
 }
 
-// heldPromotion says why the promotion of the change of commit own into env is held rather
-// than built at tree, the later commit env's change sets were built from since (newest): ""
-// when it can be built there. Building it at its own commit would undo the later one; building
-// it at tree deploys, with the change, everything tree changed since own — which is right when
-// that concerns env alone or environments outside the promotion order (a hotfix of env, which
-// went through no other environment), and wrong when it changes what an environment before env
-// in the order deploys first: commits that have not been through that environment (the diff
-// cannot tell which of them, if any, were promoted into env since, so it holds them all).
-func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string) (string, error) {
+// heldPromotion says why the promotion p of the change of commit own into env is held rather
+// than built at tree, the later commit env's change sets were built from since (newest), whose
+// build res is: "" when it can be built there. Building it at its own commit would undo the
+// later one; building it at tree deploys, with the change, what tree changed since own in the
+// components the promotion deploys (its roots and their dependents at tree) — which is right
+// when that concerns env alone or environments outside the promotion order (a hotfix of env,
+// which went through no other environment), and wrong when it changes what an environment
+// before env in the order deploys first: commits that have not been through that environment
+// (the diff cannot tell which of them, if any, were promoted into env since, so it holds them
+// all). A file that changes none of the components the promotion deploys is not deployed by it,
+// whatever it is.
+func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string, res *model.Result, p message.ChangeDetected) (string, error) {
 	changed, err := w.Commits.Diff(ctx, own, tree)
 	if err != nil {
 		return "", pipeline.Transient(fmt.Errorf("resolve: the files changed between %s and %s: %w", own, tree, err))
@@ -167,6 +171,10 @@ func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string) (stri
 	for i, r := range removed {
 		refs[i] = message.ComponentRef{Type: r.Type, Nickname: r.Nickname}
 	}
+	deployed, err := w.promotionDeploys(ctx, res, p, env)
+	if err != nil {
+		return "", err
+	}
 	var untested, first []string // the files deployed first elsewhere, and where
 	for _, f := range files {
 		concerned, err := w.concerned(ctx, tree, []string{f}, refs)
@@ -177,12 +185,19 @@ func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string) (stri
 			continue // another environment's own
 		}
 		path := settings.Promotion.Path(concerned)
-		if i := slices.Index(path, env); i > 0 {
-			untested = append(untested, f)
-			for _, e := range path[:i] {
-				if !slices.Contains(first, e) {
-					first = append(first, e)
-				}
+		i := slices.Index(path, env)
+		if i <= 0 {
+			continue
+		}
+		if touches, err := w.changesAny(ctx, res, env, f, deployed); err != nil {
+			return "", err
+		} else if !touches {
+			continue // changes nothing the promotion deploys: built at tree, it deploys none of it
+		}
+		untested = append(untested, f)
+		for _, e := range path[:i] {
+			if !slices.Contains(first, e) {
+				first = append(first, e)
 			}
 		}
 	}
@@ -196,4 +211,37 @@ func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string) (stri
 		"deployed in %s first, which may not have been through it: built at %.12s the promotion could deploy that in %s untested, "+
 		"built at %.12s it would undo %.12s. Nothing of this change was deployed in %s; it deploys there with a later change of its components that went through %s",
 		env, tree, own, strings.Join(untested, ", "), strings.Join(first, ", "), tree, env, own, tree, env, strings.Join(first, ", ")), nil
+}
+
+// promotionDeploys is what promotion p deploys in env built as res: its roots and everything
+// downstream of them (the change set's potential set).
+func (w *Worker) promotionDeploys(ctx context.Context, res *model.Result, p message.ChangeDetected, env string) (map[int32]bool, error) {
+	roots, _, _, err := w.roots(ctx, res, p, env)
+	if err != nil {
+		return nil, err
+	}
+	imp, err := res.Graph.Downstream(roots, graph.ImpactOptions{})
+	if err != nil {
+		return nil, pipeline.Permanent(fmt.Errorf("resolve: what the promotion deploys in %s: %w", env, err))
+	}
+	out := map[int32]bool{}
+	for _, a := range imp.Affected {
+		out[a.Index] = true
+	}
+	return out, nil
+}
+
+// changesAny reports whether file f, changed, changes one of the components deployed (of env,
+// built as res): one of those a commit changing f alone would deploy.
+func (w *Worker) changesAny(ctx context.Context, res *model.Result, env, f string, deployed map[int32]bool) (bool, error) {
+	roots, _, _, err := w.roots(ctx, res, message.ChangeDetected{Source: message.SourceGit, Files: []string{f}}, env)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range roots {
+		if deployed[r] {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -267,6 +267,12 @@ func TestAPromotionIsNotBuiltAtALaterTreeHoldingUntestedCommits(t *testing.T) {
 	}{
 		// and one of dev's own, which prod does not deploy
 		{"a prod hotfix since", []model.ChangedFile{{Path: "iac/prod/vpc/core/config.json"}, {Path: "iac/dev/vpc/core/config.json"}, {Path: "README.md"}}, false},
+		// dev first, but of a component the promotion (vpc/core and its dependents) does not
+		// deploy: its base layer and its module, and dev's account settings
+		{"dev's changes of other components since", []model.ChangedFile{{Path: "iac/_base/s3-bucket/assets/config.json"},
+			{Path: "components/s3-bucket/main.tf"}, {Path: "account_environments/dev.json"}, {Path: "iac/prod/vpc/core/config.json"}}, false},
+		// dev first, of a component downstream of vpc/core, which the promotion deploys
+		{"dev's change of a dependent since", []model.ChangedFile{{Path: "iac/_base/ecs-cluster/core/config.json"}}, true},
 		// a commit of the base layer and one of a module, for dev first, between them
 		{"dev's changes since", []model.ChangedFile{{Path: "iac/_base/vpc/core/config.json"}, {Path: "iac/prod/vpc/core/config.json"},
 			{Path: "components/vpc/main.tf"}}, true},

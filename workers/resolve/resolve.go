@@ -248,19 +248,11 @@ func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p messag
 	if err := w.onBranch(ctx, p); err != nil {
 		return nil, err
 	}
-	held := "" // why a promotion is not built at its environment's later tree (promotion.go)
+	own := commit
 	if p.Source == message.SourceGit {
-		own := commit
 		var err error
 		if commit, err = w.newest(ctx, env, commit); err != nil {
 			return nil, err
-		}
-		if p.Promotion != nil && commit != own {
-			if held, err = w.heldPromotion(ctx, env, own, commit); err != nil {
-				return nil, err
-			} else if held != "" {
-				commit = own // nothing is built at the later tree: the change set names its own commit
-			}
 		}
 	}
 	var res *model.Result
@@ -277,6 +269,15 @@ func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p messag
 			}
 		} else if err != nil {
 			return nil, pipeline.Permanent(fmt.Errorf("resolve: loading %s at commit %s: %w", env, commit, err))
+		}
+	}
+	held := "" // why a promotion is not built at its environment's later tree (promotion.go)
+	if p.Source == message.SourceGit && p.Promotion != nil && commit != own {
+		var err error
+		if held, err = w.heldPromotion(ctx, env, own, commit, res, p); err != nil {
+			return nil, err
+		} else if held != "" {
+			commit = own // nothing is built at the later tree: the change set names its own commit
 		}
 	}
 	cs := &changeset.ChangeSet{ID: csID, Env: env, CorrelationID: in.CorrelationID, Source: p.Source, Actor: in.Actor, Commit: commit,
