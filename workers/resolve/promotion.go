@@ -153,10 +153,10 @@ func (w *Worker) concerned(ctx context.Context, commit string, files []string, r
 // components the promotion deploys (its roots and their dependents at tree) — which is right
 // when that concerns env alone or environments outside the promotion order (a hotfix of env,
 // which went through no other environment), and wrong when it changes what an environment
-// before env in the order deploys first: commits that have not been through that environment
-// (the diff cannot tell which of them, if any, were promoted into env since, so it holds them
-// all). A file that changes none of the components the promotion deploys is not deployed by it,
-// whatever it is.
+// before env in the order deploys first: commits that have not been through that environment.
+// A file that changes none of the components the promotion deploys is not deployed by it,
+// whatever it is; one that, as tree has it, went through every environment before env already
+// (passed) is tested.
 func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string, res *model.Result, p message.ChangeDetected) (string, error) {
 	changed, err := w.Commits.Diff(ctx, own, tree)
 	if err != nil {
@@ -175,6 +175,7 @@ func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string, res *
 	if err != nil {
 		return "", err
 	}
+	pass := &passed{w: w, tree: tree}
 	var untested, first []string // the files deployed first elsewhere, and where
 	for _, f := range files {
 		concerned, err := w.concerned(ctx, tree, []string{f}, refs)
@@ -194,6 +195,11 @@ func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string, res *
 		} else if !touches {
 			continue // changes nothing the promotion deploys: built at tree, it deploys none of it
 		}
+		if ok, err := pass.through(ctx, f, path[:i]); err != nil {
+			return "", err
+		} else if ok {
+			continue // as tree has it, f went through every environment before env already
+		}
 		untested = append(untested, f)
 		for _, e := range path[:i] {
 			if !slices.Contains(first, e) {
@@ -211,6 +217,70 @@ func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string, res *
 		"deployed in %s first, which may not have been through it: built at %.12s the promotion could deploy that in %s untested, "+
 		"built at %.12s it would undo %.12s. Nothing of this change was deployed in %s; it deploys there with a later change of its components that went through %s",
 		env, tree, own, strings.Join(untested, ", "), strings.Join(first, ", "), tree, env, own, tree, env, strings.Join(first, ", ")), nil
+}
+
+// passed tells which files, as a tree has them, went through environments of the promotion
+// order already. It reads the change sets once, and the diff of each tree it asks about once.
+type passed struct {
+	w     *Worker
+	tree  string
+	sets  []*changeset.ChangeSet // nil until read
+	diffs map[string]map[string]bool
+}
+
+// through reports whether file f, as p.tree has it, went through every environment of envs: in
+// each, the change set of a change of f (the files of its commit) succeeded and its soak there
+// is over, built at a tree having f as p.tree has it. Such a change is through those
+// environments, whether or not it was promoted further since; a tree whose diff cannot be read
+// proves nothing.
+func (p *passed) through(ctx context.Context, f string, envs []string) (bool, error) {
+	if p.sets == nil {
+		all, err := p.w.ChangeSets.List(ctx)
+		if err != nil {
+			return false, pipeline.Transient(err)
+		}
+		p.sets, p.diffs = all, map[string]map[string]bool{}
+		if p.sets == nil {
+			p.sets = []*changeset.ChangeSet{}
+		}
+	}
+	now := p.w.now()
+	for _, env := range envs {
+		found := false
+		for _, cs := range p.sets {
+			if cs.Env != env || cs.Promotion == nil || !slices.Contains(cs.Promotion.Files, f) || !cs.Succeeded() ||
+				cs.Promotion.DueAt.IsZero() || (cs.Promotion.PromotedAt.IsZero() && !cs.PromotionDue(now)) {
+				continue
+			}
+			if p.same(ctx, cs.Commit, f) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// same reports whether commit has f as p.tree has it.
+func (p *passed) same(ctx context.Context, commit, f string) bool {
+	if commit == p.tree {
+		return true
+	}
+	changed, ok := p.diffs[commit]
+	if !ok {
+		diff, err := p.w.Commits.Diff(ctx, commit, p.tree)
+		if err == nil {
+			changed = map[string]bool{}
+			for _, c := range diff {
+				changed[strings.TrimPrefix(c.Path, "./")] = true
+			}
+		}
+		p.diffs[commit] = changed // nil: unreadable, proves nothing
+	}
+	return changed != nil && !changed[f]
 }
 
 // promotionDeploys is what promotion p deploys in env built as res: its roots and everything

@@ -329,3 +329,119 @@ func TestAPromotionIsNotBuiltAtALaterTreeHoldingUntestedCommits(t *testing.T) {
 		})
 	}
 }
+
+// branchHistory is the folder repository with a linear history of commits on the deploy branch,
+// oldest first (the last is its head), and the diffs between them that a test reads.
+type branchHistory struct {
+	wt.RepoGraphs
+	commits []string
+	diffs   map[[2]string][]model.ChangedFile
+}
+
+func (h branchHistory) Head(context.Context) (string, error) { return h.commits[len(h.commits)-1], nil }
+func (h branchHistory) IsAncestor(_ context.Context, a, b string) (bool, error) {
+	i, j := slices.Index(h.commits, a), slices.Index(h.commits, b)
+	return i >= 0 && j >= 0 && i < j, nil
+}
+func (h branchHistory) Diff(_ context.Context, before, after string) ([]model.ChangedFile, error) {
+	if before == after {
+		return nil, nil
+	}
+	d, ok := h.diffs[[2]string{before, after}]
+	if !ok {
+		return nil, fmt.Errorf("no diff %s..%s", before, after)
+	}
+	return d, nil
+}
+
+// autoCommitAt is an auto-approved change.detected of commit sha touching files.
+func autoCommitAt(t *testing.T, n int, sha string, files []string) message.Envelope {
+	t.Helper()
+	e := commitDetected(t, n, sha, files)
+	p := wt.PayloadOf[message.ChangeDetected](t, e)
+	p.AutoApprove = true
+	e = wt.FixedRoot(t, n, message.TypeChangeDetected, "", gitActor, "git:"+sha, p)
+	wt.Validate(t, e)
+	return e
+}
+
+// A change of the vpc base layer, A, soaks in dev (dev soak 10m → prod) when a later change of
+// the same file, C, goes through dev and, its soak ended early with a reason, into prod: prod is
+// at C's tree. A's promotion is built there (building it at A's own would undo C): the file C
+// changed is as C's dev change set deployed and soaked it, so it is not held. When a third
+// change of that file, D, is still soaking in dev and a prod hotfix built prod at a tree holding
+// D's change, that is untested in dev: held.
+func TestAPromotionIsBuiltAtALaterTreeWhoseChangesWentThroughTheEnvironmentBefore(t *testing.T) {
+	t.Parallel()
+	const base = "iac/_base/vpc/core/config.json"
+	sha3, sha4 := strings.Repeat("3", 40), strings.Repeat("4", 40)
+	for i, later := range []bool{false, true} {
+		name := "the later change went through dev"
+		if later {
+			name = "another change soaks in dev"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			repo := promotedExamples(t, `[{"env": "dev", "soak": "10m"}, {"env": "prod"}]`)
+			s := newStage(t, repo, nil)
+			ctx := context.Background()
+			s.w.Commits = branchHistory{RepoGraphs: wt.RepoGraphs{Root: repo}, commits: []string{sha1, sha2, sha3, sha4},
+				diffs: map[[2]string][]model.ChangedFile{
+					{sha1, sha2}: {{Path: base}},
+					{sha1, sha4}: {{Path: base}, {Path: "iac/prod/vpc/core/config.json"}},
+					{sha2, sha4}: {{Path: base}, {Path: "iac/prod/vpc/core/config.json"}},
+					{sha3, sha4}: {{Path: "iac/prod/vpc/core/config.json"}},
+				}}
+			n := 300 + 20*i
+			a := autoCommitAt(t, n, sha1, []string{base})
+			s.handle(t, a)
+			s.handle(t, applied(t, a, n+1, "dev", a.ID+"/dev", "dev/vpc/core", []string{}))
+			c := autoCommitAt(t, n+2, sha2, []string{base})
+			s.handle(t, c)
+			s.handle(t, applied(t, c, n+3, "dev", c.ID+"/dev", "dev/vpc/core", []string{}))
+			if _, err := s.cs.Update(ctx, c.ID+"/dev", func(cs *changeset.ChangeSet) error {
+				return cs.SkipSoak("grace", "the fix of an outage", wt.FixedTime)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			var published []message.Envelope
+			publish := func(_ context.Context, msgs ...message.Envelope) error {
+				published = append(published, msgs...)
+				return nil
+			}
+			if started, err := promotion.Start(ctx, s.cs, publish, wt.FixedTime); err != nil || len(started) != 1 || started[0].From != c.ID+"/dev" {
+				t.Fatalf("started %+v, %v: want C's promotion", started, err)
+			}
+			s.handle(t, published[0])
+			if cs, err := s.cs.Get(ctx, c.ID+"/prod"); err != nil || cs.Commit != sha2 || cs.Rejected != "" {
+				t.Fatalf("C's prod change set: %+v, %v", cs, err)
+			}
+			tree := sha2
+			if later {
+				d := autoCommitAt(t, n+4, sha3, []string{base})
+				s.handle(t, d)
+				s.handle(t, applied(t, d, n+5, "dev", d.ID+"/dev", "dev/vpc/core", []string{}))
+				s.handle(t, commitDetected(t, n+6, sha4, []string{"iac/prod/vpc/core/config.json"}))
+				tree = sha4
+			}
+			published = nil
+			if _, err := promotion.StartChangeSet(ctx, s.cs, publish, a.ID+"/dev", wt.FixedTime.Add(10*time.Minute)); err != nil || len(published) != 1 {
+				t.Fatalf("A's promotion: %d published, %v", len(published), err)
+			}
+			s.handle(t, published[0])
+			prod, err := s.cs.Get(ctx, a.ID+"/prod")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !later {
+				if prod.Rejected != "" || prod.Commit != tree || len(prod.Nodes) == 0 {
+					t.Fatalf("A's prod change set: commit %s, rejected %q, nodes %d; want built at %s, whose change went through dev", prod.Commit, prod.Rejected, len(prod.Nodes), tree)
+				}
+				return
+			}
+			if prod.Rejected == "" || len(prod.Nodes) != 0 || !strings.Contains(prod.Rejected, base) {
+				t.Fatalf("A's prod change set: commit %s, rejected %q, nodes %d; want held for %s, soaking in dev", prod.Commit, prod.Rejected, len(prod.Nodes), base)
+			}
+		})
+	}
+}
