@@ -161,6 +161,11 @@ type ChangeSet struct {
 	PromotedFrom string `json:"promoted_from,omitempty"`
 	// Promotion is where the change goes after this change set, and when (promotion.go).
 	Promotion *Promotion `json:"promotion,omitempty"`
+	// Held is set on a promotion resolve did not build: why, and what it waits for (promotion.go).
+	Held *Hold `json:"held,omitempty"`
+	// HeldBefore is, on a promotion tried again after a hold, the change set of the try held
+	// before it.
+	HeldBefore string `json:"held_before,omitempty"`
 	// Governance (govern.go): the rules of the environment at Commit, the commit's author, the
 	// approvals so far, when approval expires, and why a request for auto-approve was refused.
 	Rules  *governance.Rules `json:"rules,omitempty"` // nil: one approval by anyone

@@ -1,8 +1,11 @@
 package changeset
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -41,10 +44,64 @@ type Promotion struct {
 	PromotedAt time.Time `json:"promoted_at,omitzero"`
 }
 
+// Hold is a promotion into the change set's environment that resolve did not build, as it is:
+// the environment was deployed since at a later tree that changes, in what the promotion
+// deploys, what has not been through the environments before it yet (workers/resolve's
+// heldPromotion). Nothing of it is deployed; the change set has no nodes. It is tried again,
+// as a change set of its own ("<change>/<env>@<attempt>"), by whoever checks for due
+// promotions (shared/promotion's Start) once the environments it waits for moved (HeldOn
+// differs from On); RetriedAs names that try.
+type Hold struct {
+	Reason  string `json:"reason"`
+	Attempt int    `json:"attempt"` // 1 for the first try
+	// Waiting are the environments before this one whose change sets it waits for.
+	Waiting []string `json:"waiting,omitempty"`
+	// On is HeldOn when it was held.
+	On        string `json:"on,omitempty"`
+	RetriedAs string `json:"retried_as,omitempty"`
+}
+
+// HeldOn is what a promotion held in env, as change set except, waits for: env's change sets
+// that are not held promotions (a later one changes the tree the promotion would be built at)
+// and the change sets of the waiting environments that passed there (their soak over), by id.
+// When it differs from the hold's On, trying the promotion again may build it.
+func HeldOn(sets []*ChangeSet, env string, waiting []string, except string, now time.Time) string {
+	var ids []string
+	for _, cs := range sets {
+		switch {
+		case cs.ID == except:
+		case cs.Env == env && cs.Held == nil:
+			ids = append(ids, cs.ID)
+		case slices.Contains(waiting, cs.Env) && cs.Passed(now):
+			ids = append(ids, cs.ID)
+		}
+	}
+	sort.Strings(ids)
+	sum := sha256.Sum256([]byte(strings.Join(ids, "\n")))
+	return hex.EncodeToString(sum[:])
+}
+
+// Passed reports whether the change went through the change set's environment: it succeeded
+// here and its soak is over (ended early, or promoted onwards).
+func (cs *ChangeSet) Passed(now time.Time) bool {
+	p := cs.Promotion
+	return p != nil && cs.Succeeded() && !p.DueAt.IsZero() && (!p.PromotedAt.IsZero() || cs.PromotionDue(now))
+}
+
+// AttemptID is the change set of the attempt-th try of promoting change into env: the first
+// is "<change>/<env>", a try after a hold "<change>/<env>@<attempt>".
+func AttemptID(change, env string, attempt int) string {
+	if attempt <= 1 {
+		return change + "/" + env
+	}
+	return fmt.Sprintf("%s/%s@%d", change, env, attempt)
+}
+
 // Succeeded reports whether the change set is done and deployed everything it had to: no
 // component failed or was blocked, none was skipped for another reason than "nothing it consumes
-// changed" (or a held destroy), and it was neither rejected nor superseded.
-func (cs *ChangeSet) Succeeded() bool { return cs.Done() && cs.Stopped() == "" }
+// changed" (or a held destroy), it was neither rejected nor superseded, nor is it a held
+// promotion.
+func (cs *ChangeSet) Succeeded() bool { return cs.Done() && cs.Held == nil && cs.Stopped() == "" }
 
 // Stopped says why a change set that is done did not succeed, naming the components and their
 // deployments; "" when it succeeded or is not done.

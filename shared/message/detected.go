@@ -86,6 +86,9 @@ type Promotion struct {
 	Soak string `json:"soak,omitempty"`
 	// SoakSkipped is set when someone ended the soak early (karma promote --reason).
 	SoakSkipped *GateSkip `json:"soak_skipped,omitempty"`
+	// Attempt is the try of the promotion into the environment: 2 or more after held tries
+	// (change set "<change>/<env>@<attempt>"); 0 for the first.
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // GateSkip records who moved a change through a gate early, and why.

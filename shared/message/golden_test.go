@@ -560,7 +560,7 @@ func fullPayloads() map[string]any {
 			Rollback: &message.Rollback{DeploymentID: dep, ChangeSetID: root + "/dev", Commit: sha, ConfigHash: hash,
 				Replaces: "dep-54373ce93bae19f9"},
 			Promotion: &message.Promotion{From: root + "/dev", FromEnv: "dev", Soak: "10m",
-				SoakSkipped: &message.GateSkip{By: "grace.hopper", Reason: "verified in dev"}},
+				SoakSkipped: &message.GateSkip{By: "grace.hopper", Reason: "verified in dev"}, Attempt: 2},
 		},
 		message.TypeChangeResolved: message.ChangeResolved{
 			ChangeSetID: cs, Source: message.SourceGit, RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha, Keys: []string{"every field set"}, Trigger: message.TriggerOnAnyApply},
@@ -572,6 +572,7 @@ func fullPayloads() map[string]any {
 			Commit:       sha,
 			QueuedBehind: []string{"019ceba9-1111-7aaa-8bbb-0123456789ab/prod"},
 			Rejected:     "cycle: prod/vpc/core -> prod/ecs-service/api -> prod/vpc/core",
+			Held:         "promotion held: prod was deployed since at a later commit holding a change not through dev",
 			Approval: &message.ApprovalRules{Protected: true, Required: 2, ExpiresAt: &expires, Author: "Ada Lovelace <ada@example.com>",
 				AutoApproveRefused: "auto-approve was asked for and refused: environment prod is protected; the change waits for 2 approvals"},
 		},

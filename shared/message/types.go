@@ -111,6 +111,9 @@ type ChangeResolved struct {
 	QueuedBehind []string `json:"queued_behind,omitempty"`
 	// Rejected says why nothing is deployed (invalid repository, cycle with its path).
 	Rejected string `json:"rejected,omitempty"`
+	// Held says why a promotion is not built yet (nothing scheduled, Commit ""): it is tried
+	// again as a change set of its own once the environments it waits for moved.
+	Held string `json:"held,omitempty"`
 	// Approval is what the change set needs before it is applied, by the rules of its
 	// environment at Commit (karma.json "environments"); absent when the environment has none.
 	// Added to version 2: optional.

@@ -21,24 +21,40 @@ import (
 	"github.com/usekarma/karma/shared/message"
 )
 
-// Key is the idempotency key of the change that promotes from change set from.
+// Key is the idempotency key of the change that promotes from change set from (its first try).
 func Key(from string) string { return "promotion:" + from }
+
+// AttemptKey is the idempotency key of the attempt-th try of that promotion, after held ones.
+func AttemptKey(from string, attempt int) string {
+	if attempt <= 1 {
+		return Key(from)
+	}
+	return fmt.Sprintf("%s@%d", Key(from), attempt)
+}
 
 // Next builds the change.detected that starts cs's change in the next environment. It continues
 // the change: its correlation, its actor (who skipped a soak is in the payload), caused by cause
 // when given (the message that finished cs), else by the change's root.
 func Next(cs *changeset.ChangeSet, cause *message.Envelope) (message.Envelope, error) {
+	return next(cs, cause, 1)
+}
+
+// next is Next's attempt-th try.
+func next(cs *changeset.ChangeSet, cause *message.Envelope, attempt int) (message.Envelope, error) {
 	p := cs.Promotion
 	if p == nil {
 		return message.Envelope{}, fmt.Errorf("promotion: change set %s promotes nowhere", cs.ID)
 	}
 	promo := &message.Promotion{From: cs.ID, FromEnv: cs.Env, SoakSkipped: p.SoakSkipped}
+	if attempt > 1 {
+		promo.Attempt = attempt
+	}
 	if p.Soaked {
 		promo.Soak = p.Soak.String()
 	}
 	payload := message.ChangeDetected{ChangeSetID: cs.CorrelationID, Source: cs.Source, Components: []message.ComponentRef{},
 		Files: p.Files, Commit: p.Commit, Removed: p.Removed, AutoApprove: p.AutoApprove, Promotion: promo}
-	e, err := message.New(message.TypeChangeDetected, p.Next, cs.Actor, Key(cs.ID), payload)
+	e, err := message.New(message.TypeChangeDetected, p.Next, cs.Actor, AttemptKey(cs.ID, attempt), payload)
 	if err != nil {
 		return e, err
 	}
@@ -66,14 +82,75 @@ type Store interface {
 type Publisher func(ctx context.Context, msgs ...message.Envelope) error
 
 // Start publishes the next environment's change of every change set whose promotion is due at
-// now, oldest change set first, then records each promoted. It reports what it started; an error stops it (what it
-// published before stays recorded or is published again next time, harmlessly).
+// now, oldest change set first, then records each promoted; and tries again every promotion
+// held whose waited-for environments moved since (Retry). It reports what it started; an error
+// stops it (what it published before stays recorded or is published again next time,
+// harmlessly).
 func Start(ctx context.Context, store Store, publish Publisher, now time.Time) ([]Started, error) {
 	all, err := store.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return start(ctx, store, publish, all, now)
+	started, err := start(ctx, store, publish, all, now)
+	if err != nil {
+		return started, err
+	}
+	retried, err := retry(ctx, publish, all, now)
+	return append(started, retried...), err
+}
+
+// LastTry follows the tries of cs's promotion into the next environment, from the first
+// ("<change>/<env>") through each held one's RetriedAs: the latest, nil when none exists.
+func LastTry(byID map[string]*changeset.ChangeSet, cs *changeset.ChangeSet) *changeset.ChangeSet {
+	t := byID[cs.NextChangeSetID()]
+	for seen := 0; t != nil && t.Held != nil && t.Held.RetriedAs != "" && seen < 1000; seen++ {
+		next := byID[t.Held.RetriedAs]
+		if next == nil {
+			break // being created: the held one is still the latest stored
+		}
+		t = next
+	}
+	return t
+}
+
+// retry publishes the next try of every held promotion whose waited-for environments moved
+// since it was held (changeset.HeldOn differs from its On): a later change went through them,
+// or the environment was deployed again. Resolve builds it as a change set of its own, or holds
+// it again, saying why. Until resolve has, a check finds the same try to publish, whose
+// idempotency key makes it one.
+func retry(ctx context.Context, publish Publisher, all []*changeset.ChangeSet, now time.Time) ([]Started, error) {
+	byID := make(map[string]*changeset.ChangeSet, len(all))
+	for _, cs := range all {
+		byID[cs.ID] = cs
+	}
+	sets := slices.Clone(all)
+	slices.SortStableFunc(sets, func(a, b *changeset.ChangeSet) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	var started []Started
+	for _, cs := range sets {
+		if cs.Promotion == nil || cs.Promotion.PromotedAt.IsZero() {
+			continue
+		}
+		held := LastTry(byID, cs)
+		if held == nil || held.Held == nil || held.Held.RetriedAs != "" ||
+			changeset.HeldOn(all, held.Env, held.Held.Waiting, held.ID, now) == held.Held.On {
+			continue
+		}
+		attempt := held.Held.Attempt + 1
+		m, err := next(cs, nil, attempt)
+		if err != nil {
+			return started, err
+		}
+		if err := publish(ctx, m); err != nil {
+			return started, fmt.Errorf("promotion of change set %s to %s, try %d: %w", cs.ID, cs.Promotion.Next, attempt, err)
+		}
+		started = append(started, Started{From: cs.ID, Env: cs.Promotion.Next, ChangeSetID: changeset.AttemptID(cs.CorrelationID, cs.Promotion.Next, attempt)})
+	}
+	return started, nil
 }
 
 // StartChangeSet is Start for change set id alone (POST /changes/{id}/promote).

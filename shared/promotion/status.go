@@ -19,6 +19,7 @@ const (
 	StateSoaking    = "soaking"     // applied; soaking until Until
 	StateDue        = "due"         // applied and soaked: the next environment starts at the next check
 	StateApplied    = "applied"     // applied, and promoted onwards (or the last environment)
+	StateHeld       = "held"        // not built: what the environment was deployed at since holds changes not through the ones before; tried again when they move
 	StateStopped    = "stopped"     // failed, rejected or superseded: the promotion stops here
 	StateNotReached = "not reached" // the promotion stopped before it
 )
@@ -88,7 +89,7 @@ func Status(all []*changeset.ChangeSet, id string, now time.Time) (Report, error
 		if cur.Promotion == nil {
 			break
 		}
-		next := byID[cur.NextChangeSetID()]
+		next := LastTry(byID, cur)
 		if next == nil {
 			r.Steps = append(r.Steps, notStarted(cur)...)
 			if !cur.Promotion.PromotedAt.IsZero() {
@@ -109,6 +110,8 @@ func step(cs *changeset.ChangeSet, now time.Time) Step {
 	s := Step{Env: cs.Env, ChangeSetID: cs.ID}
 	p := cs.Promotion
 	switch {
+	case cs.Held != nil:
+		s.State, s.Detail = StateHeld, cs.Held.Reason+" (tried again once the environments it waits for move: karma plan, apply, promote, or serve's timer)"
 	case cs.Stopped() != "":
 		s.State, s.Detail = StateStopped, cs.Stopped()
 	case len(cs.QueuedBehind) > 0:

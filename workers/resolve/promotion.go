@@ -2,6 +2,7 @@ package resolve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -157,14 +158,17 @@ func (w *Worker) concerned(ctx context.Context, commit string, files []string, r
 // A file that changes none of the components the promotion deploys is not deployed by it,
 // whatever it is; one that, as tree has it, went through every environment before env already
 // (passed) is tested.
-func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string, res *model.Result, p message.ChangeDetected) (string, error) {
+//
+// A hold names the environments it waits for and their state then (changeset.HeldOn): the
+// promotion is tried again, as change set id's next try, once they moved.
+func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string, res *model.Result, p message.ChangeDetected, id string) (*changeset.Hold, error) {
 	changed, err := w.Commits.Diff(ctx, own, tree)
 	if err != nil {
-		return "", pipeline.Transient(fmt.Errorf("resolve: the files changed between %s and %s: %w", own, tree, err))
+		return nil, pipeline.Transient(fmt.Errorf("resolve: the files changed between %s and %s: %w", own, tree, err))
 	}
 	settings, err := w.Graphs.SettingsAt(ctx, tree)
 	if err != nil {
-		return "", pipeline.Permanent(fmt.Errorf("resolve: the settings of commit %s: %w", tree, err))
+		return nil, pipeline.Permanent(fmt.Errorf("resolve: the settings of commit %s: %w", tree, err))
 	}
 	files, removed := model.DeployableChanges(changed, settings.ModulesDir)
 	refs := make([]message.ComponentRef, len(removed))
@@ -173,14 +177,14 @@ func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string, res *
 	}
 	deployed, err := w.promotionDeploys(ctx, res, p, env)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	pass := &passed{w: w, tree: tree}
 	var untested, first []string // the files deployed first elsewhere, and where
 	for _, f := range files {
 		concerned, err := w.concerned(ctx, tree, []string{f}, refs)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		if !slices.Contains(concerned, env) {
 			continue // another environment's own
@@ -191,12 +195,12 @@ func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string, res *
 			continue
 		}
 		if touches, err := w.changesAny(ctx, res, env, f, deployed); err != nil {
-			return "", err
+			return nil, err
 		} else if !touches {
 			continue // changes nothing the promotion deploys: built at tree, it deploys none of it
 		}
 		if ok, err := pass.through(ctx, f, path[:i]); err != nil {
-			return "", err
+			return nil, err
 		} else if ok {
 			continue // as tree has it, f went through every environment before env already
 		}
@@ -208,16 +212,51 @@ func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string, res *
 		}
 	}
 	if len(untested) == 0 {
-		return "", nil
+		return nil, nil
 	}
+	if err := pass.load(ctx); err != nil {
+		return nil, err
+	}
+	attempt := 1
+	if p.Promotion.Attempt > 1 {
+		attempt = p.Promotion.Attempt
+	}
+	hold := &changeset.Hold{Attempt: attempt, Waiting: first, On: changeset.HeldOn(pass.sets, env, first, id, w.now())}
 	if len(untested) > 5 {
 		untested = append(untested[:5:5], fmt.Sprintf("and %d more", len(untested)-5))
 	}
-	return fmt.Sprintf("promotion held: %s was deployed since at commit %.12s, later than this change's commit %.12s, and that tree also changes %s, "+
-		"deployed in %s first, which may not have been through it: built at %.12s the promotion could deploy that in %s untested, "+
-		"built at %.12s it would undo %.12s. Nothing of this change was deployed in %s; it deploys there with a later change of its components that went through %s",
-		env, tree, own, strings.Join(untested, ", "), strings.Join(first, ", "), tree, env, own, tree, env, strings.Join(first, ", ")), nil
+	hold.Reason = fmt.Sprintf("promotion held: %s was deployed since at commit %.12s, later than this change's commit %.12s, and that tree also changes %s, "+
+		"deployed in %s first, which has not been through it: built at %.12s the promotion could deploy that in %s untested, "+
+		"built at %.12s it would undo %.12s. Nothing of this change is deployed in %s yet; it is tried again once a change goes through %s or %s is deployed again",
+		env, tree, own, strings.Join(untested, ", "), strings.Join(first, ", "), tree, env, own, tree, env, strings.Join(first, ", "), env)
+	return hold, nil
 }
+
+// linkRetry records, on the try of change's promotion into env held before attempt, that
+// attempt is its next (RetriedAs): the promotion's status follows it there.
+func (w *Worker) linkRetry(ctx context.Context, change, env string, attempt int) error {
+	before := changeset.AttemptID(change, env, attempt-1)
+	id := changeset.AttemptID(change, env, attempt)
+	_, err := w.ChangeSets.Update(ctx, before, func(cs *changeset.ChangeSet) error {
+		switch {
+		case cs.Held == nil:
+			return fmt.Errorf("%w: change set %s was not held: it has no try %d", errNotHeld, before, attempt)
+		case cs.Held.RetriedAs != "" && cs.Held.RetriedAs != id:
+			return fmt.Errorf("%w: change set %s was tried again as %s already", errNotHeld, before, cs.Held.RetriedAs)
+		}
+		cs.Held.RetriedAs = id
+		return nil
+	})
+	switch {
+	case errors.Is(err, errNotHeld), errors.Is(err, changeset.ErrNotFound):
+		return pipeline.Permanent(fmt.Errorf("resolve: promotion of change %s into %s, try %d: %w", change, env, attempt, err))
+	case err != nil:
+		return pipeline.Transient(err)
+	}
+	return nil
+}
+
+var errNotHeld = errors.New("not a held promotion")
 
 // passed tells which files, as a tree has them, went through environments of the promotion
 // order already. It reads the change sets once, and the diff of each tree it asks about once.
@@ -234,22 +273,14 @@ type passed struct {
 // environments, whether or not it was promoted further since; a tree whose diff cannot be read
 // proves nothing.
 func (p *passed) through(ctx context.Context, f string, envs []string) (bool, error) {
-	if p.sets == nil {
-		all, err := p.w.ChangeSets.List(ctx)
-		if err != nil {
-			return false, pipeline.Transient(err)
-		}
-		p.sets, p.diffs = all, map[string]map[string]bool{}
-		if p.sets == nil {
-			p.sets = []*changeset.ChangeSet{}
-		}
+	if err := p.load(ctx); err != nil {
+		return false, err
 	}
 	now := p.w.now()
 	for _, env := range envs {
 		found := false
 		for _, cs := range p.sets {
-			if cs.Env != env || cs.Promotion == nil || !slices.Contains(cs.Promotion.Files, f) || !cs.Succeeded() ||
-				cs.Promotion.DueAt.IsZero() || (cs.Promotion.PromotedAt.IsZero() && !cs.PromotionDue(now)) {
+			if cs.Env != env || !cs.Passed(now) || !slices.Contains(cs.Promotion.Files, f) {
 				continue
 			}
 			if p.same(ctx, cs.Commit, f) {
@@ -262,6 +293,22 @@ func (p *passed) through(ctx context.Context, f string, envs []string) (bool, er
 		}
 	}
 	return true, nil
+}
+
+// load reads the change sets, once.
+func (p *passed) load(ctx context.Context) error {
+	if p.sets != nil {
+		return nil
+	}
+	all, err := p.w.ChangeSets.List(ctx)
+	if err != nil {
+		return pipeline.Transient(err)
+	}
+	p.sets, p.diffs = all, map[string]map[string]bool{}
+	if p.sets == nil {
+		p.sets = []*changeset.ChangeSet{}
+	}
+	return nil
 }
 
 // same reports whether commit has f as p.tree has it.

@@ -311,20 +311,21 @@ func TestAPromotionIsNotBuiltAtALaterTreeHoldingUntestedCommits(t *testing.T) {
 				}
 				return
 			}
-			if prod.Rejected == "" || len(prod.Nodes) != 0 || rp.Rejected == "" {
-				t.Fatalf("prod: commit %s, nodes %v, rejected %q: want the promotion held, nothing deployed", prod.Commit, prod.Waves, prod.Rejected)
+			if prod.Held == nil || prod.Rejected != "" || len(prod.Nodes) != 0 || rp.Held != prod.Held.Reason || rp.Rejected != "" {
+				t.Fatalf("prod: commit %s, nodes %v, held %+v, rejected %q: want the promotion held, nothing deployed", prod.Commit, prod.Waves, prod.Held, prod.Rejected)
 			}
 			for _, want := range []string{"held", sha2[:12], "dev"} {
-				if !strings.Contains(prod.Rejected, want) {
-					t.Errorf("held for %q, want it to name %q", prod.Rejected, want)
+				if !strings.Contains(prod.Held.Reason, want) {
+					t.Errorf("held for %q, want it to name %q", prod.Held.Reason, want)
 				}
 			}
-			if prod.Commit != sha1 || rp.Commit != sha1 {
-				t.Errorf("the held change set names tree %s (message %s), want its own commit %s: nothing was built at the later one", prod.Commit, rp.Commit, sha1)
+			if prod.Commit != "" || rp.Commit != "" || !slices.ContainsFunc(rp.RootCauses, func(c message.Cause) bool { return c.Kind == message.CauseCommit && c.ID == sha1 }) {
+				t.Errorf("the held change set names tree %s (message %s, causes %v), want none, caused by commit %s: nothing was built", prod.Commit, rp.Commit, rp.RootCauses, sha1)
 			}
 			report, err := promotion.Status(changeSets(t, s), root.ID, wt.FixedTime)
-			if err != nil || report.Stopped == "" || !strings.Contains(report.Stopped, "held") {
-				t.Errorf("status %+v, %v: want stopped in prod, held", report, err)
+			if err != nil || report.Stopped != "" || report.Current().State != promotion.StateHeld || report.Current().Env != "prod" ||
+				!strings.Contains(report.Current().Detail, sha2[:12]) {
+				t.Errorf("status %+v, %v: want held in prod, saying why", report, err)
 			}
 		})
 	}
@@ -439,8 +440,59 @@ func TestAPromotionIsBuiltAtALaterTreeWhoseChangesWentThroughTheEnvironmentBefor
 				}
 				return
 			}
-			if prod.Rejected == "" || len(prod.Nodes) != 0 || !strings.Contains(prod.Rejected, base) {
-				t.Fatalf("A's prod change set: commit %s, rejected %q, nodes %d; want held for %s, soaking in dev", prod.Commit, prod.Rejected, len(prod.Nodes), base)
+			if prod.Held == nil || len(prod.Nodes) != 0 || !strings.Contains(prod.Held.Reason, base) {
+				t.Fatalf("A's prod change set: commit %s, held %+v, nodes %d; want held for %s, soaking in dev", prod.Commit, prod.Held, len(prod.Nodes), base)
+			}
+			heldOut := s.handle(t, published[0]) // delivered twice: one held change set, announced once more as it is
+			wt.CheckGolden(t, "promotion_held", heldOut, names(a.ID, "root", published[0].ID, "promotion"))
+
+			// The hold is not final. While nothing it waits for moves, a check tries nothing again.
+			published = nil
+			due := wt.FixedTime.Add(10 * time.Minute)
+			if started, err := promotion.Start(ctx, s.cs, publish, due.Add(-time.Millisecond)); err != nil || len(started) != 0 {
+				t.Fatalf("started %+v, %v: nothing moved since the hold", started, err)
+			}
+			// D's soak ends: D went through dev, so the check after tries A's promotion again, as a
+			// change set of its own, built at the tree prod is at, which holds nothing untested now.
+			s.w.Now = func() time.Time { return due }
+			started, err := promotion.Start(ctx, s.cs, publish, due)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var again *message.Envelope
+			for i, m := range published {
+				if p := wt.PayloadOf[message.ChangeDetected](t, m); p.Promotion != nil && p.Promotion.From == a.ID+"/dev" {
+					again = &published[i]
+				}
+			}
+			retryID := a.ID + "/prod@2"
+			if again == nil || again.IdempotencyKey != "promotion:"+a.ID+"/dev@2" || wt.PayloadOf[message.ChangeDetected](t, *again).Promotion.Attempt != 2 ||
+				!slices.ContainsFunc(started, func(st promotion.Started) bool { return st.ChangeSetID == retryID }) {
+				t.Fatalf("started %+v, published %d: want A's promotion tried again, as %s", started, len(published), retryID)
+			}
+			out := s.handle(t, *again)
+			retried, err := s.cs.Get(ctx, retryID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if retried.Held != nil || retried.Commit != tree || len(retried.Nodes) == 0 || retried.HeldBefore != a.ID+"/prod" || retried.PromotedFrom != a.ID+"/dev" {
+				t.Fatalf("the second try: commit %s, held %+v, nodes %d, held before %q, promoted from %q; want built at %s",
+					retried.Commit, retried.Held, len(retried.Nodes), retried.HeldBefore, retried.PromotedFrom, tree)
+			}
+			if r := wt.ByType(out, message.TypeChangeResolved); len(r) != 1 || wt.PayloadOf[message.ChangeResolved](t, r[0]).ChangeSetID != retryID {
+				t.Errorf("the second try announced %v", types(out))
+			}
+			if first, _ := s.cs.Get(ctx, a.ID+"/prod"); first.Held == nil || first.Held.RetriedAs != retryID || first.Held.Reason != prod.Held.Reason {
+				t.Errorf("the held try: %+v, want it kept, with its reason, naming the next try", first.Held)
+			}
+			report, err := promotion.Status(changeSets(t, s), a.ID, due)
+			if err != nil || report.Current().ChangeSetID != retryID || report.Current().State == promotion.StateHeld || report.Stopped != "" {
+				t.Errorf("status %+v, %v: want it at the second try", report, err)
+			}
+			// Tried again already: a later check publishes no third try.
+			published = nil
+			if started, _ := promotion.Start(ctx, s.cs, publish, due.Add(time.Minute)); slices.ContainsFunc(started, func(st promotion.Started) bool { return st.From == a.ID+"/dev" }) {
+				t.Errorf("tried again twice: %+v", started)
 			}
 		})
 	}

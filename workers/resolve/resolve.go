@@ -206,6 +206,13 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 	if in.Env == "" || p.Promotion != nil {
 		csID += "/" + env // one change set per environment of the change
 	}
+	if p.Promotion != nil && p.Promotion.Attempt > 1 {
+		// a promotion tried again after a hold: a change set of its own, the held one linked to it
+		csID = changeset.AttemptID(p.ChangeSetID, env, p.Promotion.Attempt)
+		if err := w.linkRetry(ctx, p.ChangeSetID, env, p.Promotion.Attempt); err != nil {
+			return nil, err
+		}
+	}
 	// A redelivery, or another message for the same change set, builds it again and finds it
 	// created: nothing is read first, as the first delivery, by far the usual one, would find
 	// nothing, and nothing before the creation writes. Building it again may fail where the
@@ -271,13 +278,13 @@ func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p messag
 			return nil, pipeline.Permanent(fmt.Errorf("resolve: loading %s at commit %s: %w", env, commit, err))
 		}
 	}
-	held := "" // why a promotion is not built at its environment's later tree (promotion.go)
+	var held *changeset.Hold // why a promotion is not built at its environment's later tree (promotion.go)
 	if p.Source == message.SourceGit && p.Promotion != nil && commit != own {
 		var err error
-		if held, err = w.heldPromotion(ctx, env, own, commit, res, p); err != nil {
+		if held, err = w.heldPromotion(ctx, env, own, commit, res, p, csID); err != nil {
 			return nil, err
-		} else if held != "" {
-			commit = own // nothing is built at the later tree: the change set names its own commit
+		} else if held != nil {
+			commit = "" // nothing is built, at any tree: the root causes name the change's commit
 		}
 	}
 	cs := &changeset.ChangeSet{ID: csID, Env: env, CorrelationID: in.CorrelationID, Source: p.Source, Actor: in.Actor, Commit: commit,
@@ -296,8 +303,11 @@ func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p messag
 	}
 	cs.CoveredWriters = coveredWriters(p) // who wrote the earlier versions it carries: nor they
 	promo.apply(cs, env, p)
-	if held != "" {
-		cs.Rejected = held
+	if p.Promotion != nil && p.Promotion.Attempt > 1 {
+		cs.HeldBefore = changeset.AttemptID(p.ChangeSetID, env, p.Promotion.Attempt-1)
+	}
+	if held != nil {
+		cs.Held = held
 	} else if err := w.build(ctx, cs, res, p, env); err != nil {
 		return nil, err
 	}

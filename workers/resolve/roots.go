@@ -240,6 +240,9 @@ func (w *Worker) announcePoliced(ctx context.Context, in message.Envelope, cs *c
 		}
 		r := message.ChangeResolved{ChangeSetID: cs.ID, Source: cs.Source, RootCauses: cs.RootCauses, Roots: nonNil(roots), Affected: nonNil(affected),
 			Waves: cs.Waves, Commit: cs.Commit, QueuedBehind: cs.QueuedBehind, Rejected: cs.Rejected, Approval: approvalRules(cs)}
+		if cs.Held != nil {
+			r.Held = cs.Held.Reason
+		}
 		out = append(out, env(in.MustDerive(message.TypeChangeResolved, "resolved:"+cs.ID, r), cs.Env))
 	}
 	var announced []string
