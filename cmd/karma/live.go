@@ -153,6 +153,10 @@ func (l *live) apply(stage string, m message.Envelope) {
 			l.notes = append(l.notes, fmt.Sprintf("change %s [%s] rejected: %s", r.ChangeSetID, m.Env, firstLine(strings.TrimSpace(r.Rejected))))
 			return
 		}
+		if r.Held != "" {
+			l.notes = append(l.notes, fmt.Sprintf("change %s [%s] held, nothing deployed yet: %s", r.ChangeSetID, m.Env, firstLine(strings.TrimSpace(r.Held))))
+			return
+		}
 		note := fmt.Sprintf("change %s [%s] at commit %.12s: %d component(s) in %d wave(s)", r.ChangeSetID, m.Env, r.Commit, len(r.Affected), len(r.Waves))
 		if len(r.QueuedBehind) > 0 {
 			note += "; queued behind " + strings.Join(r.QueuedBehind, ", ")

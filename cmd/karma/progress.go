@@ -72,6 +72,10 @@ func (p *progress) line(stage string, m message.Envelope, out []message.Envelope
 				fmt.Fprintf(p.w, "change %s [%s] rejected:\n%s\n", r.ChangeSetID, m.Env, r.Rejected)
 				return
 			}
+			if r.Held != "" {
+				fmt.Fprintf(p.w, "change %s [%s] held, nothing deployed yet (tried again once the environments it waits for move):\n%s\n", r.ChangeSetID, m.Env, r.Held)
+				return
+			}
 			fmt.Fprintf(p.w, "change %s [%s] at commit %.12s: %d component(s) may be affected in %d wave(s); roots: %s\n", r.ChangeSetID, m.Env,
 				r.Commit, len(r.Affected), len(r.Waves), strings.Join(r.Roots, ", "))
 			if len(r.QueuedBehind) > 0 {

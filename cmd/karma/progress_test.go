@@ -36,3 +36,23 @@ func TestProgressPlanMadeAgain(t *testing.T) {
 		t.Errorf("applied at once:\n%s", got)
 	}
 }
+
+// A held promotion's change.resolved has no commit and no components: it read "at commit : 0
+// component(s) may be affected", as if resolved and deploying nothing. It says it is held, and why.
+func TestProgressSaysAPromotionIsHeld(t *testing.T) {
+	t.Parallel()
+	actor := message.Actor{Kind: "git", Name: "ada"}
+	in, err := message.New(message.TypeChangeDetected, "prod", actor, "promotion:x/dev", message.ChangeDetected{ChangeSetID: "x", Source: message.SourceGit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved := in.MustDerive(message.TypeChangeResolved, "resolved:x/prod", message.ChangeResolved{ChangeSetID: "x/prod", Source: message.SourceGit,
+		Held: "promotion held: prod was deployed since at commit 444444444444"})
+	resolved.Env = "prod"
+	var out strings.Builder
+	newProgress(&out).observe(pipeline.StageResolve, in, []message.Envelope{resolved}, pipeline.Ack, nil)
+	if got := out.String(); !strings.Contains(got, "change x/prod [prod] held") || !strings.Contains(got, "deployed since at commit 444444444444") ||
+		strings.Contains(got, "may be affected") {
+		t.Errorf("progress:\n%s", got)
+	}
+}

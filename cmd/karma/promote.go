@@ -187,6 +187,8 @@ func printPromotion(w io.Writer, r promotion.Report, now time.Time) {
 		fmt.Fprintf(w, "next: it goes on by itself once the soak is over (karma plan, apply or serve); to end it now: karma promote %s --reason '…'\n", r.Change)
 	case cur.State == promotion.StateApproval:
 		fmt.Fprintf(w, "next: karma promote %s shows the plans of %s and approves them\n", r.Change, cur.Env)
+	case cur.State == promotion.StateHeld:
+		fmt.Fprintf(w, "next: it is tried again by itself once a change goes through the environments before %s, or %s is deployed again (karma plan, apply, promote or serve)\n", cur.Env, cur.Env)
 	default:
 		fmt.Fprintf(w, "next: karma promote %s (or karma apply) runs it on\n", r.Change)
 	}

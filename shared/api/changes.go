@@ -21,6 +21,7 @@ import (
 // Change states, derived from the change set.
 const (
 	StateInvalid    = "invalid"           // resolve refused it (invalid repository, cycle): nothing deployed
+	StateHeld       = "held"              // a promotion resolve held (nothing built): tried again as another change set
 	StateRejected   = "rejected"          // a person rejected it
 	StateExpired    = "expired"           // not approved within its environment's approval expiry
 	StateSuperseded = "superseded"        // a later change set deploys what was left
@@ -31,13 +32,15 @@ const (
 	StateFailed     = "failed"            // settled, some failed
 )
 
-var changeStates = []string{StateInvalid, StateRejected, StateExpired, StateSuperseded, StateQueued, StateAwaiting, StateInProgress, StateDone, StateFailed}
+var changeStates = []string{StateInvalid, StateHeld, StateRejected, StateExpired, StateSuperseded, StateQueued, StateAwaiting, StateInProgress, StateDone, StateFailed}
 
 // stateOf says where a change set is.
 func stateOf(cs *changeset.ChangeSet) string {
 	switch {
 	case cs.Rejected != "":
 		return StateInvalid
+	case cs.Held != nil:
+		return StateHeld // nodeless, so done: it is not
 	case cs.RejectedBy != "":
 		return StateRejected
 	case !cs.ExpiredAt.IsZero():
@@ -72,7 +75,9 @@ type ChangeSummary struct {
 	ApprovedBy   string          `json:"approved_by,omitempty"`
 	RejectedBy   string          `json:"rejected_by,omitempty"`
 	RejectReason string          `json:"reject_reason,omitempty"`
-	Invalid      string          `json:"invalid,omitempty"` // why resolve refused it
+	Invalid      string          `json:"invalid,omitempty"`         // why resolve refused it
+	Held         string          `json:"held,omitempty"`            // why resolve held the promotion
+	HeldRetried  string          `json:"held_retried_as,omitempty"` // the change set of its next try
 	SupersededBy string          `json:"superseded_by,omitempty"`
 	QueuedBehind []string        `json:"queued_behind,omitempty"`
 	Counts       map[string]int  `json:"counts"` // deployments per state
@@ -96,6 +101,9 @@ func summarize(cs *changeset.ChangeSet) ChangeSummary {
 		QueuedBehind: cs.QueuedBehind, Counts: map[string]int{},
 		ApprovalsRequired: cs.Required(), Approvals: cs.Approvals, Author: cs.Author, AutoApproveRefused: cs.AutoApproveRefused,
 		ExpiresAt: timeOrNil(cs.ExpiresAt), ExpiredAt: timeOrNil(cs.ExpiredAt)}
+	if cs.Held != nil {
+		v.Held, v.HeldRetried = cs.Held.Reason, cs.Held.RetriedAs
+	}
 	v.Protected = cs.Rules != nil && cs.Rules.Protected
 	for _, wave := range cs.Waves {
 		for _, id := range wave {

@@ -32,6 +32,7 @@ type explained struct {
 	CausedBy   []message.Cause           `json:"caused_by"`
 	RootCauses []message.Cause           `json:"root_causes"`
 	Rejected   string                    `json:"rejected"`
+	Held       string                    `json:"held"`
 	Source     string                    `json:"source"`
 	Commit     *message.Commit           `json:"commit"`
 	Parameter  *message.ParameterVersion `json:"parameter"`
@@ -106,6 +107,8 @@ func (p explained) cause(typ string) string {
 		return fmt.Sprintf("checkpoint %s, part %d of %d", audit.Short(p.Digest), p.Part, p.Parts)
 	case p.Rejected != "":
 		return "rejected: " + p.Rejected
+	case p.Held != "":
+		return "held (tried again once the environments it waits for move): " + p.Held
 	case p.DriftID != "":
 		return fmt.Sprintf("%s drift (%s): %s", p.Kind, p.Reason, firstLine(p.Detail, 100))
 	case len(p.Drift) > 0:
@@ -178,6 +181,9 @@ func promotedFrom(p message.Promotion) string {
 		s += fmt.Sprintf(", soak skipped by %s: %s", p.SoakSkipped.By, firstLine(p.SoakSkipped.Reason, 60))
 	case p.Soak != "":
 		s += ", after a soak of " + p.Soak
+	}
+	if p.Attempt > 1 {
+		s += fmt.Sprintf(", try %d: the ones before were held", p.Attempt)
 	}
 	return s + ")"
 }

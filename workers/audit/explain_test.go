@@ -48,6 +48,12 @@ func TestExplain(t *testing.T) {
 	promoted := withMessage
 	promoted.Payload = []byte(`{"change_set_id":"x","source":"git","components":[],"commit":{"sha":"` + sha1 + `","author":"Ada"},"auto_approve":false,` +
 		`"promotion":{"from":"x/dev","from_env":"dev","soak":"30m","soak_skipped":{"by":"grace","reason":"verified by hand\nin dev"}}}`)
+	retried := withMessage
+	retried.Payload = []byte(`{"change_set_id":"x","source":"git","components":[],"commit":{"sha":"` + sha1 + `","author":"Ada"},"auto_approve":false,` +
+		`"promotion":{"from":"x/dev","from_env":"dev","attempt":2}}`)
+	held := msgs[1]
+	held.Payload = []byte(`{"change_set_id":"x/prod","source":"git","root_causes":[{"kind":"commit","id":"` + sha1 + `"}],"roots":[],"affected":[],"waves":[],` +
+		`"commit":"","held":"promotion held: prod was deployed since at commit 444444444444"}`)
 	rollbackCause := wt.FixedDerive(t, msgs[1], 11, message.TypeDeploymentScheduled, "deployment.scheduled:z",
 		message.DeploymentScheduled{DeploymentID: "dep-3", Component: "prod/vpc/core",
 			CausedBy: []message.Cause{{Kind: message.CauseRollback, ID: "dep-0123456789abcdef"}}})
@@ -66,6 +72,10 @@ func TestExplain(t *testing.T) {
 		{"change.detected of a rollback", rolledBack, auditw.Explanation{Author: git, Cause: "rollback to dep-0123456789abcdef (commit 512423cb3a48)"}},
 		{"change.detected of a promotion", promoted, auditw.Explanation{Author: git,
 			Cause: "promoted from x/dev (dev, soak skipped by grace: verified by hand), commit 512423cb3a48"}},
+		{"change.detected of a promotion tried again", retried, auditw.Explanation{Author: git,
+			Cause: "promoted from x/dev (dev, try 2: the ones before were held), commit 512423cb3a48"}},
+		{"change.resolved of a held promotion", held, auditw.Explanation{Author: git,
+			Cause: "held (tried again once the environments it waits for move): promotion held: prod was deployed since at commit 444444444444"}},
 		{"deployment.scheduled by a rollback", rollbackCause, auditw.Explanation{Author: git, Cause: "rollback to dep-0123456789abcdef"}},
 		{"change.resolved", msgs[1], auditw.Explanation{Author: git, Cause: "commit 512423cb3a48"}},
 		{"deployment.scheduled", msgs[2], auditw.Explanation{Author: git, Cause: "commit 512423cb3a48"}},
