@@ -19,6 +19,9 @@ func servePromotions(ctx context.Context, log *slog.Logger, st *stack, every tim
 		started, err := promotion.Start(ctx, st.changeSets, st.publish, time.Now())
 		for _, s := range started {
 			attrs := []any{"from", s.From, "env", s.Env, "change_set", s.ChangeSetID}
+			if s.Attempt > 1 {
+				attrs = append(attrs, "try_after_hold", s.Attempt)
+			}
 			if s.Skipped != nil {
 				attrs = append(attrs, "soak_skipped_by", s.Skipped.By, "reason", s.Skipped.Reason)
 			}

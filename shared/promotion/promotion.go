@@ -69,6 +69,8 @@ func next(cs *changeset.ChangeSet, cause *message.Envelope, attempt int) (messag
 type Started struct {
 	From, Env, ChangeSetID string // the change set promoted from, the next environment, its change set
 	Skipped                *message.GateSkip
+	// Attempt is the try (2 or more) of a promotion held before; 0 for the first.
+	Attempt int
 }
 
 // Store is the part of changeset.Store that Start uses.
@@ -148,7 +150,7 @@ func retry(ctx context.Context, publish Publisher, all []*changeset.ChangeSet, n
 		if err := publish(ctx, m); err != nil {
 			return started, fmt.Errorf("promotion of change set %s to %s, try %d: %w", cs.ID, cs.Promotion.Next, attempt, err)
 		}
-		started = append(started, Started{From: cs.ID, Env: cs.Promotion.Next, ChangeSetID: changeset.AttemptID(cs.CorrelationID, cs.Promotion.Next, attempt)})
+		started = append(started, Started{From: cs.ID, Env: cs.Promotion.Next, ChangeSetID: changeset.AttemptID(cs.CorrelationID, cs.Promotion.Next, attempt), Attempt: attempt})
 	}
 	return started, nil
 }

@@ -467,7 +467,7 @@ func TestAPromotionIsBuiltAtALaterTreeWhoseChangesWentThroughTheEnvironmentBefor
 			}
 			retryID := a.ID + "/prod@2"
 			if again == nil || again.IdempotencyKey != "promotion:"+a.ID+"/dev@2" || wt.PayloadOf[message.ChangeDetected](t, *again).Promotion.Attempt != 2 ||
-				!slices.ContainsFunc(started, func(st promotion.Started) bool { return st.ChangeSetID == retryID }) {
+				!slices.ContainsFunc(started, func(st promotion.Started) bool { return st.ChangeSetID == retryID && st.Attempt == 2 }) {
 				t.Fatalf("started %+v, published %d: want A's promotion tried again, as %s", started, len(published), retryID)
 			}
 			out := s.handle(t, *again)
