@@ -180,8 +180,15 @@ func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string, res *
 		return nil, err
 	}
 	pass := &passed{w: w, tree: tree}
-	var untested, first []string // the files deployed first elsewhere, and where
+	var untested, first []string    // the files deployed first elsewhere, and where
+	accounts := map[string]string{} // an account settings file: the one environment it sets
+	for _, a := range res.Repo.Accounts {
+		accounts[a.File] = a.Environment
+	}
 	for _, f := range files {
+		if _, ok := accounts[f]; ok {
+			continue // env's own settings (a hotfix of env), or another environment's, which env does not read
+		}
 		concerned, err := w.concerned(ctx, tree, []string{f}, refs)
 		if err != nil {
 			return nil, err

@@ -271,6 +271,8 @@ func TestAPromotionIsNotBuiltAtALaterTreeHoldingUntestedCommits(t *testing.T) {
 		// deploy: its base layer and its module, and dev's account settings
 		{"dev's changes of other components since", []model.ChangedFile{{Path: "iac/_base/s3-bucket/assets/config.json"},
 			{Path: "components/s3-bucket/main.tf"}, {Path: "account_environments/dev.json"}, {Path: "iac/prod/vpc/core/config.json"}}, false},
+		// prod's own account settings: prod's alone, whatever folder they are in
+		{"prod's account settings since", []model.ChangedFile{{Path: "account_environments/prod.json"}}, false},
 		// dev first, of a component downstream of vpc/core, which the promotion deploys
 		{"dev's change of a dependent since", []model.ChangedFile{{Path: "iac/_base/ecs-cluster/core/config.json"}}, true},
 		// a commit of the base layer and one of a module, for dev first, between them
