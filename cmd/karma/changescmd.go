@@ -69,7 +69,7 @@ Works on the stores, or through a running Karma with --server.`,
 // changeStates are the states GET /changes answers and filters by, in shared/api's order
 // (api.Summarize gives each change set one of them). shared/api keeps its list unexported: this one
 // is held to it by TestChangesStatesAreTheAPIs, which asks the API handler itself.
-var changeStates = []string{api.StateInvalid, api.StateRejected, api.StateExpired, api.StateSuperseded, api.StateQueued,
+var changeStates = []string{api.StateInvalid, api.StateHeld, api.StateRejected, api.StateExpired, api.StateSuperseded, api.StateQueued,
 	api.StateAwaiting, api.StateInProgress, api.StateDone, api.StateFailed}
 
 // changesPageMax is the largest page GET /changes serves (its limit: 1 to 500, shared/api/changes.go).

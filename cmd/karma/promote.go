@@ -152,6 +152,10 @@ func (st *stack) promote(c *cobra.Command, id, reason string, o reviewOptions) e
 	if r.Stopped != "" {
 		return &silentError{fmt.Errorf("the promotion stopped %s", r.Stopped)}
 	}
+	if cur := r.Current(); cur.State == promotion.StateHeld {
+		// nothing of it deployed there: it goes on by itself, but not because of this command
+		return &silentError{fmt.Errorf("the promotion is held in %s (%s): tried again by itself once what it waits for moves", cur.Env, cur.ChangeSetID)}
+	}
 	return nil
 }
 

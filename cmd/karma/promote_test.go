@@ -175,17 +175,23 @@ func TestAFailureInDevStopsThePromotion(t *testing.T) {
 // own commit (that would undo the hotfix), so it is built at the hotfix's tree — which is right
 // while that tree holds nothing else for dev first, and wrong when another change of the base
 // layer, still soaking in dev, was committed in between: then the promotion is held, on the
-// record, and prod's vpc deploys nothing of either.
+// record, and prod's vpc deploys nothing of either — until that change went through dev: then
+// the held promotion is tried again by itself, and deploys at the hotfix's tree.
 func TestAPromotionIsHeldRatherThanBuiltAtATreeWithUntestedCommits(t *testing.T) {
 	needTerraform(t)
 	for _, between := range []bool{false, true} {
 		g := deployedDemo(t)
 		change := promoteCommit(t, g, `[{"env": "dev", "soak": "1h"}, {"env": "prod"}]`, nil)
 		runIn(t, g, 0, "apply", "--auto-approve")
+		later := ""
 		if between {
 			editJSON(t, filepath.Join(g.repo, "iac", "_base", "vpc", "core", "config.json"), func(d map[string]any) { d["az_count"] = 1 })
 			commitAs(t, g.repo, "Bob", "vpc: one AZ, dev first")
-			runIn(t, g, 0, "ingest", "commit", "--auto-approve")
+			m := regexp.MustCompile(`-> change (\S+) queued`).FindStringSubmatch(runIn(t, g, 0, "ingest", "commit", "--auto-approve"))
+			if m == nil {
+				t.Fatal("no change id for the change in between")
+			}
+			later = m[1]
 			runIn(t, g, 0, "apply", "--auto-approve")
 		}
 		editJSON(t, filepath.Join(g.repo, "iac", "prod", "route53-zone", "main", "config.json"), func(d map[string]any) { d["comment"] = "hotfix" })
@@ -206,10 +212,19 @@ func TestAPromotionIsHeldRatherThanBuiltAtATreeWithUntestedCommits(t *testing.T)
 		out := runIn(t, g, 1, "promote", change, "--reason", "verified in dev", "--as", "grace")
 		mustContain(t, "promote over untested commits", out, "promotion held", hotfix[:12])
 		prod := changeSetByID(t, g.stateDir, prodID)
-		if prod == nil || prod.Rejected == "" || len(prod.Nodes) != 0 || prod.Commit == hotfix {
-			t.Fatalf("prod: %+v; want the promotion held, nothing built at the hotfix's tree", prod)
+		if prod == nil || prod.Held == nil || prod.Rejected != "" || len(prod.Nodes) != 0 || prod.Commit != "" {
+			t.Fatalf("prod: %+v; want the promotion held, nothing built", prod)
 		}
-		mustContain(t, "status", runIn(t, g, 0, "promote", "status", change), "stopped", "promotion held")
+		mustContain(t, "status", runIn(t, g, 0, "promote", "status", change), "held", "promotion held", "tried again by itself")
 		mustContain(t, "audit", runIn(t, g, 0, "audit", "log", "--correlation", change), "promotion held")
+
+		// The change in between goes through dev (its soak ended early) and on into prod: what
+		// held the first one has been through dev, and its promotion is tried again, by itself.
+		mustContain(t, "the change in between", runIn(t, g, 0, "promote", later, "--reason", "verified in dev too", "--as", "grace"), "the promotion is complete")
+		mustContain(t, "status after", runIn(t, g, 0, "promote", "status", change), "the promotion is complete", prodID+"@2")
+		again := changeSetByID(t, g.stateDir, prodID+"@2")
+		if again == nil || again.Commit != hotfix || again.HeldBefore != prodID || !ssmEndpoints(t, again, "prod/vpc/core") {
+			t.Errorf("the second try: %+v; want built at the hotfix's tree %.12s, deploying the change", again, hotfix)
+		}
 	}
 }
