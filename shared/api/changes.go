@@ -39,10 +39,10 @@ func stateOf(cs *changeset.ChangeSet) string {
 	switch {
 	case cs.Rejected != "":
 		return StateInvalid
-	case cs.Held != nil:
-		return StateHeld // nodeless, so done: it is not
 	case cs.RejectedBy != "":
 		return StateRejected
+	case cs.Held != nil:
+		return StateHeld // nodeless, so done: it is not
 	case !cs.ExpiredAt.IsZero():
 		return StateExpired
 	case cs.SupersededBy != "":

@@ -15,4 +15,8 @@ func TestHeldPromotionIsNotDone(t *testing.T) {
 	if v.State != StateHeld || v.Held != cs.Held.Reason || v.HeldRetried != cs.Held.RetriedAs {
 		t.Errorf("summary %+v: want state held, its reason and next try", v)
 	}
+	cs.RejectedBy, cs.RejectReason = "grace", "not promoting this one" // its tries stopped by a person
+	if v := Summarize(cs); v.State != StateRejected {
+		t.Errorf("a rejected held promotion: state %s, want %s", v.State, StateRejected)
+	}
 }

@@ -30,6 +30,10 @@ func (cs *ChangeSet) CanBeRejected(by string) error {
 		return fmt.Errorf("%w: change set %s was already rejected by %s: %s", ErrCannotReject, cs.ID, cs.RejectedBy, cs.RejectReason)
 	case cs.RejectedBy != "":
 		return nil
+	case cs.Held != nil && cs.Held.RetriedAs != "":
+		return fmt.Errorf("%w: change set %s is a held promotion tried again since, as %s: reject that one", ErrCannotReject, cs.ID, cs.Held.RetriedAs)
+	case cs.Held != nil:
+		return nil // a held promotion, approved or not, has nothing deployed: rejecting it stops its tries
 	case cs.Approved:
 		return fmt.Errorf("%w: change set %s is approved (by %s): its plans may be applying; replace what is left of it with a later change (karma supersede)",
 			ErrCannotReject, cs.ID, cs.ApprovedBy)
@@ -60,7 +64,7 @@ func (cs *ChangeSet) SkipRejected() error {
 	if cs.RejectedBy == "" {
 		return fmt.Errorf("%w: change set %s has no recorded rejection", ErrCannotReject, cs.ID)
 	}
-	if cs.Approved {
+	if cs.Approved && cs.Held == nil { // a held promotion has nothing to apply
 		return fmt.Errorf("%w: change set %s is approved (by %s)", ErrCannotReject, cs.ID, cs.ApprovedBy)
 	}
 	detail := "rejected by " + cs.RejectedBy + ": " + cs.RejectReason

@@ -138,7 +138,7 @@ func retry(ctx context.Context, publish Publisher, all []*changeset.ChangeSet, n
 			continue
 		}
 		held := LastTry(byID, cs)
-		if held == nil || held.Held == nil || held.Held.RetriedAs != "" ||
+		if held == nil || held.Held == nil || held.Held.RetriedAs != "" || held.RejectedBy != "" ||
 			changeset.HeldOn(all, held.Env, held.Held.Waiting, held.ID, now) == held.Held.On {
 			continue
 		}

@@ -208,3 +208,48 @@ func TestStartPromotesInTheOrderOfTheChanges(t *testing.T) {
 		}
 	}
 }
+
+// A held promotion into prod is tried again once prod moved (a later change set there), not
+// before; rejected (karma reject of the held change set), its tries stop, and the promotion
+// stops there, saying who rejected it.
+func TestAHeldPromotionIsTriedAgainUntilRejected(t *testing.T) {
+	t.Parallel()
+	dev := changeSet("dev", changeset.Applied)
+	dev.Promotion = &changeset.Promotion{Next: "prod", Files: []string{"iac/_base/vpc/core/config.json"}, Commit: &message.Commit{SHA: sha, Author: "Ada"}}
+	dev.SettlePromotion(t0)
+	dev.MarkPromoted(t0)
+	held := &changeset.ChangeSet{ID: root + "/prod", Env: "prod", CorrelationID: root, Source: message.SourceGit, PromotedFrom: dev.ID,
+		CreatedAt: t0, Nodes: map[string]*changeset.Node{}, Approved: true, ApprovedBy: "auto-approve",
+		Held: &changeset.Hold{Reason: "promotion held: …", Attempt: 1, Waiting: []string{"dev"}}}
+	store := memStore{dev.ID: dev, held.ID: held}
+	held.Held.On = changeset.HeldOn([]*changeset.ChangeSet{dev, held}, "prod", []string{"dev"}, held.ID, t0)
+	var published []message.Envelope
+	publish := func(_ context.Context, msgs ...message.Envelope) error {
+		published = append(published, msgs...)
+		return nil
+	}
+	if started, err := Start(context.Background(), store, publish, t0.Add(time.Hour)); err != nil || len(started) != 0 {
+		t.Fatalf("started %+v, %v: nothing moved since the hold", started, err)
+	}
+	hotfix := changeSet("prod", changeset.Applied)
+	hotfix.ID, hotfix.CorrelationID, hotfix.CreatedAt = "019cebab-87be-7000-8000-000000000002/prod", "019cebab-87be-7000-8000-000000000002", t0.Add(time.Minute)
+	store[hotfix.ID] = hotfix
+	started, err := Start(context.Background(), store, publish, t0.Add(time.Hour))
+	if err != nil || len(started) != 1 || started[0].ChangeSetID != root+"/prod@2" || started[0].Attempt != 2 || len(published) != 1 ||
+		published[0].IdempotencyKey != "promotion:"+dev.ID+"@2" {
+		t.Fatalf("started %+v, published %d, %v: want the second try", started, len(published), err)
+	}
+	if err := held.Reject("grace", "not promoting this one"); err != nil {
+		t.Fatalf("rejecting the held promotion: %v", err)
+	}
+	if err := held.SkipRejected(); err != nil { // as resolve carries it out (change.rejected)
+		t.Fatalf("carrying out the rejection: %v", err)
+	}
+	if started, _ := Start(context.Background(), store, publish, t0.Add(time.Hour)); len(started) != 0 {
+		t.Errorf("a rejected held promotion tried again: %+v", started)
+	}
+	r, err := Status([]*changeset.ChangeSet{dev, held, hotfix}, root, t0.Add(time.Hour))
+	if err != nil || r.Current().State != StateStopped || r.Stopped == "" {
+		t.Errorf("status %+v, %v: want stopped, rejected", r, err)
+	}
+}

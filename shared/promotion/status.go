@@ -110,7 +110,7 @@ func step(cs *changeset.ChangeSet, now time.Time) Step {
 	s := Step{Env: cs.Env, ChangeSetID: cs.ID}
 	p := cs.Promotion
 	switch {
-	case cs.Held != nil:
+	case cs.Held != nil && cs.RejectedBy == "":
 		s.State, s.Detail = StateHeld, cs.Held.Reason+" (tried again once the environments it waits for move: karma plan, apply, promote, or serve's timer)"
 	case cs.Stopped() != "":
 		s.State, s.Detail = StateStopped, cs.Stopped()
