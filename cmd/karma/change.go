@@ -366,6 +366,9 @@ func summarise(ctx context.Context, w io.Writer, st *stack, only []string, skip 
 		if cs.Rejected != "" {
 			problems = append(problems, cs.ID+" rejected")
 		}
+		if cs.Held != nil && cs.RejectedBy == "" {
+			problems = append(problems, cs.ID+" held") // nothing of the promotion deployed there
+		}
 		f := cs.FailedComponents()
 		if len(f) > 0 {
 			problems = append(problems, fmt.Sprintf("%s: %s failed", cs.ID, strings.Join(f, ", ")))
@@ -407,6 +410,8 @@ func changeState(cs *changeset.ChangeSet) string {
 		state = "superseded by " + cs.SupersededBy
 	case cs.RejectedBy != "":
 		state = "rejected by " + cs.RejectedBy + ": " + cs.RejectReason
+	case cs.Held != nil:
+		state = "held, nothing deployed (tried again by itself once what it waits for moves; karma reject " + cs.ID + " gives it up): " + cs.Held.Reason
 	case !cs.ExpiredAt.IsZero():
 		state = fmt.Sprintf("expired at %s without its approvals (%d of %d)", cs.ExpiresAt.Format(time.RFC3339), len(cs.Approvals), cs.Required())
 	case len(cs.QueuedBehind) > 0:

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
 )
@@ -54,5 +55,16 @@ func TestProgressSaysAPromotionIsHeld(t *testing.T) {
 	if got := out.String(); !strings.Contains(got, "change x/prod [prod] held") || !strings.Contains(got, "deployed since at commit 444444444444") ||
 		strings.Contains(got, "may be affected") {
 		t.Errorf("progress:\n%s", got)
+	}
+}
+
+// A held promotion's change set has no deployments: karma plan and apply summed it up as
+// "done". It says it is held, nothing deployed, and why.
+func TestChangeStateSaysAPromotionIsHeld(t *testing.T) {
+	t.Parallel()
+	cs := &changeset.ChangeSet{ID: "x/prod", Env: "prod", Nodes: map[string]*changeset.Node{},
+		Held: &changeset.Hold{Reason: "promotion held: prod was deployed since at commit 444444444444", Attempt: 1}}
+	if got := changeState(cs); !strings.Contains(got, "— held, nothing deployed") || !strings.Contains(got, "444444444444") {
+		t.Errorf("changeState = %q", got)
 	}
 }
