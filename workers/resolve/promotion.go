@@ -149,7 +149,7 @@ func (w *Worker) concerned(ctx context.Context, commit string, files []string, r
 
 // heldPromotion says why the promotion p of the change of commit own into env is held rather
 // than built at tree, the later commit env's change sets were built from since (newest), whose
-// build res is: "" when it can be built there. Building it at its own commit would undo the
+// build res is: nil when it can be built there. Building it at its own commit would undo the
 // later one; building it at tree deploys, with the change, what tree changed since own in the
 // components the promotion deploys (its roots and their dependents at tree) — which is right
 // when that concerns env alone or environments outside the promotion order (a hotfix of env,
@@ -338,7 +338,7 @@ func (p *passed) same(ctx context.Context, commit, f string) bool {
 }
 
 // promotionDeploys is what promotion p deploys in env built as res: its roots and everything
-// downstream of them (the change set's potential set).
+// downstream of them (the change set's potential set); nil when that cannot be told.
 func (w *Worker) promotionDeploys(ctx context.Context, res *model.Result, p message.ChangeDetected, env string) (map[int32]bool, error) {
 	roots, _, _, err := w.roots(ctx, res, p, env)
 	if err != nil {
@@ -346,7 +346,7 @@ func (w *Worker) promotionDeploys(ctx context.Context, res *model.Result, p mess
 	}
 	imp, err := res.Graph.Downstream(roots, graph.ImpactOptions{})
 	if err != nil {
-		return nil, pipeline.Permanent(fmt.Errorf("resolve: what the promotion deploys in %s: %w", env, err))
+		return nil, nil // unknown (the build rejects it): every component counts
 	}
 	out := map[int32]bool{}
 	for _, a := range imp.Affected {
@@ -363,7 +363,7 @@ func (w *Worker) changesAny(ctx context.Context, res *model.Result, env, f strin
 		return false, err
 	}
 	for _, r := range roots {
-		if deployed[r] {
+		if deployed == nil || deployed[r] {
 			return true, nil
 		}
 	}

@@ -499,3 +499,37 @@ func TestAPromotionIsBuiltAtALaterTreeWhoseChangesWentThroughTheEnvironmentBefor
 		})
 	}
 }
+
+// The later tree a promotion would be built at has a cycle (prod's vpc/core now reads
+// ecs-cluster/core's runtime, which reads vpc/core's): what the promotion deploys there cannot be
+// told, and the message was refused for good (dead-lettered), the promotion neither built, nor
+// held, nor rejected on the record. It is decided as any: here held, every component counting.
+func TestAPromotionAtALaterTreeWithACycleIsDecided(t *testing.T) {
+	t.Parallel()
+	repo := promotedExamples(t, `[{"env": "dev"}, {"env": "prod"}]`)
+	s := newStage(t, repo, nil)
+	s.w.Commits = laterCommits{RepoGraphs: wt.RepoGraphs{Root: repo}, later: sha2,
+		diff: []model.ChangedFile{{Path: "iac/_base/vpc/core/config.json"}, {Path: "iac/prod/vpc/core/config.json"}}}
+	root := autoCommit(t, 400, []string{"iac/_base/vpc/core/config.json"})
+	s.handle(t, root)
+	s.handle(t, commitDetected(t, 401, sha2, []string{"iac/prod/vpc/core/config.json"}))
+	out := s.handle(t, applied(t, root, 402, "dev", root.ID+"/dev", "dev/vpc/core", []string{}))
+	promoted := wt.ByType(out, message.TypeChangeDetected)
+	if len(promoted) != 1 {
+		t.Fatalf("got %v, want prod's change.detected", types(out))
+	}
+	vpc := filepath.Join(repo, "iac", "prod", "vpc", "core", "config.json")
+	b, err := os.ReadFile(vpc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cyclic := strings.Replace(string(b), `"Environment": "prod"`, `"Environment": "prod", "Cluster": "${ecs-cluster/core.runtime.cluster_name}"`, 1)
+	if err := os.WriteFile(vpc, []byte(cyclic), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.handle(t, promoted[0]) // acknowledged: decided, not refused
+	prod, err := s.cs.Get(context.Background(), root.ID+"/prod")
+	if err != nil || len(prod.Nodes) != 0 || (prod.Held == nil && prod.Rejected == "") {
+		t.Fatalf("prod: %+v, %v: want it held or rejected, on the record, nothing deployed", prod, err)
+	}
+}
