@@ -472,6 +472,7 @@ func TestAPromotionIsBuiltAtALaterTreeWhoseChangesWentThroughTheEnvironmentBefor
 				!slices.ContainsFunc(started, func(st promotion.Started) bool { return st.ChangeSetID == retryID && st.Attempt == 2 }) {
 				t.Fatalf("started %+v, published %d: want A's promotion tried again, as %s", started, len(published), retryID)
 			}
+			wt.CheckGolden(t, "promotion_tried_again", []message.Envelope{*again}, names(a.ID, "root"))
 			out := s.handle(t, *again)
 			retried, err := s.cs.Get(ctx, retryID)
 			if err != nil {
