@@ -409,6 +409,47 @@ func TestWebPageShowsWhatHoldsAChange(t *testing.T) {
 	p.noProblems()
 }
 
+// A held promotion's page says why it was held and which change set tries it again (GET
+// /changes/{id}'s held and held_retried_as): the state alone, "held", said neither.
+func TestWebPageShowsAHeldPromotion(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	f.set("GET /changes/cs-7", 200, `{"id":"cs-7","env":"prod","state":"held","source":"promotion","actor":{"kind":"system","name":"karma"},"created_at":"2026-01-02T03:04:05Z",
+		"root_causes":[],"roots":[],"auto_approve":false,"approved":false,"counts":{},"approvals_required":1,
+		"held":"prod deployed commit def holding iac/base/vpc/core.json, not yet through dev","held_retried_as":"cs-7@2",
+		"waves":[],"deployments":[],"plans":[]}`)
+	p := openBrowser(t, base)
+	p.do("opening the change", time.Minute, chromedp.Navigate(base+"/#/changes/cs-7"))
+	p.waitJS("the change", `document.querySelector('#change-state')?.textContent === 'held'`, time.Minute)
+	got := eval[string](p, `document.querySelector('#change-why')?.textContent ?? 'not shown'`)
+	for _, want := range []string{"held: prod deployed commit def holding iac/base/vpc/core.json, not yet through dev", "tried again as cs-7@2"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("why the promotion is held: %q, want %q", got, want)
+		}
+	}
+	if href := eval[string](p, `[...document.querySelectorAll('#change-why a')].map((a) => a.getAttribute('href')).join(' ')`); !strings.Contains(href, "cs-7%402") {
+		t.Errorf("the retry's link: %q, want one to cs-7@2", href)
+	}
+	p.noProblems()
+}
+
+// The audit log's last page links to what is recorded after it (GET /log's resume_cursor): a
+// reader coming back follows it and sees records recorded since, even of earlier times.
+func TestWebPageAuditLogResumes(t *testing.T) {
+	chromium(t)
+	f, base := servePage(t)
+	f.set("GET /log", 200, `{"records":[{"chain":"prod","seq":1,"message_id":"m-1","type":"change.detected","occurred_at":"2026-01-02T03:04:05Z",
+		"actor_kind":"git","actor":"carol","hash":"abcdef0123456789","body":{}}],"resume_cursor":"R-1"}`)
+	p := openBrowser(t, base)
+	p.do("opening the audit log", time.Minute, chromedp.Navigate(base+"/#/log?actor=carol"))
+	p.waitJS("the resume link", `!!document.querySelector('#log-resume a')`, time.Minute)
+	href := eval[string](p, `document.querySelector('#log-resume a').getAttribute('href')`)
+	if !strings.Contains(href, "cursor=R-1") || !strings.Contains(href, "actor=carol") {
+		t.Errorf("the link to what is recorded since: %q, want the filters and cursor R-1", href)
+	}
+	p.noProblems()
+}
+
 // The changes list is GET /changes a page at a time: with more change sets than a page holds,
 // the page says that older ones exist and opens them (it showed the 50 newest as if they were
 // all).

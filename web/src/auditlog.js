@@ -30,6 +30,10 @@ export async function logView(params) {
   const next = new URLSearchParams(q);
   next.delete('limit');
   next.set('cursor', page.next_cursor || '');
+  // The last page gives resume_cursor: followed later, it reads only what was recorded since,
+  // however early it occurred (a late record is not skipped).
+  const resume = new URLSearchParams(next);
+  resume.set('cursor', page.resume_cursor || '');
   return [h('h2', {}, 'Audit log'), form,
     h('table', { class: 'grid log', id: 'audit-log' },
       h('thead', {}, h('tr', {}, ['when', 'type', 'component', 'actor', 'chain', 'record'].map((c) => h('th', { scope: 'col' }, c)))),
@@ -42,5 +46,7 @@ export async function logView(params) {
           h('p', {}, 'message ', h('code', {}, r.message_id), r.deployment_id ? [' · ', link('/deployments/' + enc(r.deployment_id), 'lineage')] : ''),
           h('pre', { class: 'json' }, pretty(r.body)))))))),
     page.records.length ? null : h('p', {}, 'No record matches.'),
-    page.next_cursor ? link('/log?' + next, 'Next page') : null];
+    page.next_cursor ? link('/log?' + next, 'Next page')
+      : page.resume_cursor ? h('p', { id: 'log-resume' }, 'This is the last page. ', link('/log?' + resume, 'Records recorded since'),
+        ' (follow it later: it shows only what was recorded after this page, even records of earlier times).') : null];
 }

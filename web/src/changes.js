@@ -134,7 +134,8 @@ function detail(app, c, refresh, note) {
 }
 
 // why says what holds a change back or ended it beside its state: the change set that superseded
-// it, those it is queued behind, when it expired unapproved, why its auto-approve was refused.
+// it, those it is queued behind, when it expired unapproved, why its auto-approve was refused,
+// why a promotion was held and which change set tries it again.
 function why(c) {
   const changes = (ids) => ids.map((id, i) => [i ? ', ' : '', link('/changes/' + enc(id), short(id, 13))]);
   const lines = [
@@ -142,6 +143,10 @@ function why(c) {
     (c.queued_behind || []).length ? ['queued behind ', changes(c.queued_behind), ': it starts when they settle'] : null,
     c.expired_at ? ['expired unapproved at ', when(c.expired_at)] : null,
     c.auto_approve_refused ? ['auto-approve refused: ', c.auto_approve_refused] : null,
+    // A held promotion deploys nothing; it is tried again, as another change set, once the
+    // environments it waits for move.
+    c.held ? ['held: ', c.held, c.held_retried_as ? ['; tried again as ', changes([c.held_retried_as])]
+      : '; it is tried again when the environments it waits for move'] : null,
   ].filter(Boolean);
   return lines.length ? h('ul', { id: 'change-why' }, lines.map((l) => h('li', {}, l))) : null;
 }
