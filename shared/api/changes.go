@@ -15,7 +15,8 @@ import (
 // GET /changes?env=&state=&limit=&cursor= — change sets, newest first, a page at a time (the
 // cursor is the id of the last change set of the previous page); GET /changes/{id} — one change
 // set: its deployments with their state and why, and its plans with their per-resource changes
-// (held plans from the change set, the others from the audit log's deployment.planned). Change
+// (held plans from the change set, the others from the audit log's deployment.planned), values
+// under secret-named keys redacted (redactPlan) as GET /log redacts them. Change
 // set ids of Git changes end in /<env>: escape the slash in the path (%2F).
 
 // Change states, derived from the change set.
@@ -290,11 +291,29 @@ func (s *server) plans(r *http.Request, cs *changeset.ChangeSet) (out []Plan, un
 			n := cs.Nodes[id]
 			switch p, ok := recorded[n.DeploymentID]; {
 			case n.Plan != nil:
-				out = append(out, Plan{DeploymentPlanned: *n.Plan, Held: n.State == changeset.Planned})
+				out = append(out, Plan{DeploymentPlanned: redactPlan(*n.Plan), Held: n.State == changeset.Planned})
 			case ok:
-				out = append(out, Plan{DeploymentPlanned: p})
+				out = append(out, Plan{DeploymentPlanned: redactPlan(p)})
 			}
 		}
 	}
 	return out, unreadable, nil
+}
+
+// redactPlan is p as GET /changes/{id} shows it: its resources' values with secret-named values
+// replaced as GET /log shows them (redactDeep), besides those Terraform marked sensitive — a
+// module variable such as a database's master_password is not, and the plan stage records the
+// plan as Terraform shows it. p's resources are copied: the change set's plan is not touched.
+func redactPlan(p message.DeploymentPlanned) message.DeploymentPlanned {
+	if p.Resources == nil {
+		return p
+	}
+	rs := make([]message.ResourceChange, len(p.Resources))
+	for i, rc := range p.Resources {
+		rc.Before, _ = redactDeep(rc.Before)
+		rc.After, _ = redactDeep(rc.After)
+		rs[i] = rc
+	}
+	p.Resources = rs
+	return p
 }
