@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"reflect"
 	"strings"
 	"time"
 
@@ -105,7 +104,8 @@ func resolvedConfig(res *model.Result, id string) any {
 		if c.ID() == id && c.Resolved != nil {
 			var cfg any
 			if json.Unmarshal(c.Resolved, &cfg) == nil {
-				return redactSecrets(cfg)
+				red, _ := redactDeep(cfg)
+				return red
 			}
 		}
 	}
@@ -119,8 +119,8 @@ func sourceFile(res *model.Result, env, typ, nick string) *SourceFile {
 	if err != nil || json.Unmarshal(raw, &doc) != nil {
 		return nil
 	}
-	red := redactSecrets(doc)
-	return &SourceFile{Path: name, Content: red, Redacted: !reflect.DeepEqual(red, doc)}
+	red, changed := redactDeep(doc)
+	return &SourceFile{Path: name, Content: red, Redacted: changed}
 }
 
 // runtime reads the component's runtime parameter; nil when none is published, or when the
@@ -154,7 +154,7 @@ func (s *server) runtime(r *http.Request, env, prefix, name string) (*Runtime, e
 	if p.Type != params.TypeSecureString {
 		var doc any
 		if json.Unmarshal([]byte(p.Value), &doc) == nil {
-			v.Value = redactSecrets(doc)
+			v.Value, _ = redactDeep(doc)
 		} else {
 			v.Value = p.Value
 		}

@@ -13,45 +13,26 @@ import (
 // its ${...} references not substituted, so the SecureString runtimes it reads never appear; a
 // runtime stored as a SecureString is shown as "(sensitive value)" whole. As a second line of
 // defence, values under keys named like secrets (password, secret, token, private key,
-// credentials, api key; any case, any separator) are replaced too, wherever they are — in case
-// someone wrote a literal secret into a config, or a module outputs one.
+// credentials, api key; any case, any separator) are replaced too, wherever they are — inside
+// JSON documents held in strings as well (redactDeep) — in case someone wrote a literal secret
+// into a config, or a module outputs one.
 
 // Redacted replaces a value the API does not show.
 const Redacted = "(sensitive value)"
 
 var secretKey = regexp.MustCompile(`(?i)(pass(word|wd|phrase)?|secret|token|private[-_ ]?key|credential|api[-_ ]?key)`)
 
-// redactSecrets copies v with the values of secret-named keys replaced.
-func redactSecrets(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, val := range x {
-			if secretKey.MatchString(k) && val != nil {
-				out[k] = Redacted
-			} else {
-				out[k] = redactSecrets(val)
-			}
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, val := range x {
-			out[i] = redactSecrets(val)
-		}
-		return out
-	}
-	return v
-}
-
 // redactedPointers lists the JSON pointers (under prefix) of every string equal to Redacted in
-// v: a proposal built from a redacted environment file that still holds the placeholder would
-// commit it as the secret's value, so such a proposal is refused.
+// v, or holding a JSON document that holds it (redactDeep redacts inside those): a proposal
+// built from a redacted environment file that still holds the placeholder would commit it as the
+// secret's value, so such a proposal is refused.
 func redactedPointers(v any, prefix string) []string {
 	var out []string
 	switch x := v.(type) {
 	case string:
 		if x == Redacted {
+			out = append(out, prefix)
+		} else if doc, ok := embeddedJSON(x); ok && len(redactedPointers(doc, "")) > 0 {
 			out = append(out, prefix)
 		}
 	case map[string]any:
@@ -100,9 +81,10 @@ func RedactBody(body []byte) json.RawMessage {
 	return marshalPlain(out)
 }
 
-// redactDeep is redactSecrets that also looks inside strings holding a JSON object or array,
-// and says whether it replaced anything. (redactSecrets leaves strings alone: a config shown by
-// GET /components must keep a redacted value findable by redactedPointers.)
+// redactDeep is the one rule of what the API shows (RedactBody, GET /components, a change's
+// plans): it copies v with the values of secret-named keys replaced, also inside strings holding
+// a JSON object or array, and says whether it replaced anything. A value already Redacted is not
+// a replacement. v is not modified.
 func redactDeep(v any) (any, bool) {
 	switch x := v.(type) {
 	case map[string]any:
@@ -124,21 +106,29 @@ func redactDeep(v any) (any, bool) {
 		}
 		return out, changed
 	case string:
-		s := strings.TrimSpace(x)
-		if s == "" || (s[0] != '{' && s[0] != '[') || !json.Valid([]byte(s)) {
-			return x, false
-		}
-		dec := json.NewDecoder(strings.NewReader(s))
-		dec.UseNumber()
-		var doc any
-		if dec.Decode(&doc) != nil {
-			return x, false
-		}
-		if r, c := redactDeep(doc); c {
-			return string(marshalPlain(r)), true
+		if doc, ok := embeddedJSON(x); ok {
+			if r, c := redactDeep(doc); c {
+				return string(marshalPlain(r)), true
+			}
 		}
 	}
 	return v, false
+}
+
+// embeddedJSON is the JSON object or array a string holds (numbers as written); false when it
+// holds none.
+func embeddedJSON(x string) (any, bool) {
+	s := strings.TrimSpace(x)
+	if s == "" || (s[0] != '{' && s[0] != '[') || !json.Valid([]byte(s)) {
+		return nil, false
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var doc any
+	if dec.Decode(&doc) != nil {
+		return nil, false
+	}
+	return doc, true
 }
 
 // marshalPlain is json.Marshal without escaping <, > and & (an author's "Name <email>" reads as
