@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/usekarma/karma/shared/api"
 	"github.com/usekarma/karma/shared/queue"
 )
 
@@ -44,7 +45,7 @@ func newDLQCmd(g *globals) *cobra.Command {
 				for _, d := range ds {
 					all = append(all, deadLetterOf(q, d))
 					if !asJSON {
-						fmt.Fprintf(c.OutOrStdout(), "%s  %-12s %s (received %d times)\n    %.200s\n", d.DeadAt.Format("2006-01-02 15:04:05"), q, d.Reason, d.ReceiveCount, d.Body)
+						fmt.Fprintf(c.OutOrStdout(), "%s  %-12s %s (received %d times)\n    %.200s\n", d.DeadAt.Format("2006-01-02 15:04:05"), q, d.Reason, d.ReceiveCount, all[len(all)-1].shown())
 					}
 				}
 			}
@@ -120,7 +121,9 @@ func (st *stack) deadLetters() deadLetterQueue {
 }
 
 // deadLetter is one dead letter as `karma dlq list --json` prints it; the body is the message
-// itself when it is JSON, its text otherwise.
+// itself when it is JSON, with secrets redacted as `karma audit log --json` and GET /log show
+// it (api.RedactBody: the dead letter is untouched, redrive sends it as it was), its text
+// otherwise.
 type deadLetter struct {
 	Queue        string          `json:"queue"`
 	MessageID    string          `json:"message_id"`
@@ -134,9 +137,17 @@ type deadLetter struct {
 func deadLetterOf(q string, d queue.DeadLetter) deadLetter {
 	out := deadLetter{Queue: q, MessageID: d.MessageID, Reason: d.Reason, ReceiveCount: d.ReceiveCount, DeadAt: d.DeadAt.UTC()}
 	if json.Valid(d.Body) {
-		out.Body = d.Body
+		out.Body = api.RedactBody(d.Body)
 	} else {
 		out.BodyText = string(d.Body)
 	}
 	return out
+}
+
+// shown is the body as the text of `karma dlq list` shows it: as in its JSON.
+func (d deadLetter) shown() string {
+	if d.Body != nil {
+		return string(d.Body)
+	}
+	return d.BodyText
 }
