@@ -3,10 +3,11 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/usekarma/karma/shared/redact"
 )
 
 // Secrets are kept out of what the API shows. A component's config is shown as resolved, with
@@ -18,9 +19,7 @@ import (
 // into a config, or a module outputs one.
 
 // Redacted replaces a value the API does not show.
-const Redacted = "(sensitive value)"
-
-var secretKey = regexp.MustCompile(`(?i)(pass(word|wd|phrase)?|secret|token|private[-_ ]?key|credential|api[-_ ]?key)`)
+const Redacted = redact.Placeholder
 
 // redactedPointers lists the JSON pointers (under prefix) of every string equal to Redacted in
 // v, or holding a JSON document that holds it (redactDeep redacts inside those): a proposal
@@ -90,7 +89,7 @@ func redactDeep(v any) (any, bool) {
 	case map[string]any:
 		out, changed := make(map[string]any, len(x)), false
 		for k, val := range x {
-			if secretKey.MatchString(k) && val != nil {
+			if redact.SecretKey(k) && val != nil {
 				out[k], changed = Redacted, changed || val != Redacted
 				continue
 			}

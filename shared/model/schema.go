@@ -8,10 +8,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/usekarma/karma/shared/redact"
 )
 
 // SchemaFile is the optional JSON Schema (draft 2020-12 unless $schema says otherwise) a
@@ -94,7 +96,8 @@ func (r *Repo) validateSchema(typ string, cfg map[string]any) Diagnostics {
 	if e.schema == nil {
 		return nil
 	}
-	err := e.schema.Validate(any(withoutKarma(cfg)))
+	doc := withoutKarma(cfg)
+	err := e.schema.Validate(any(doc))
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
 		if err != nil {
@@ -110,8 +113,12 @@ func (r *Repo) validateSchema(typ string, cfg map[string]any) Diagnostics {
 			if ptr == "" {
 				ptr = "/"
 			}
+			msg := u.Error.String()
+			if redact.SecretPointer(ptr) {
+				msg = withoutSecret(msg, doc, ptr, u.KeywordLocation)
+			}
 			out = append(out, Diagnostic{Severity: SevError, Code: CodeSchema, Pointer: ptr,
-				Message: u.Error.String() + " (schema " + path.Base(path.Dir(e.file)) + "/" + SchemaFile + ")"})
+				Message: msg + " (schema " + path.Base(path.Dir(e.file)) + "/" + SchemaFile + ")"})
 		}
 		for i := range u.Errors {
 			leaves(&u.Errors[i])
@@ -131,4 +138,64 @@ func (r *Repo) ValidateConfig(typ string, resolved []byte) Diagnostics {
 		return Diagnostics{{Severity: SevError, Code: CodeSchema, Message: fmt.Sprintf("the config is not a JSON object: %v", err)}}
 	}
 	return r.validateSchema(typ, cfg)
+}
+
+// withoutSecret is a schema's message about the value at ptr, under a secret-named key
+// (redact.SecretPointer), without that value: the schema library quotes the value it refuses
+// ("'hunter2' does not match pattern …", "maximum: got 31,337"), and a diagnostic is shown
+// (GET /components, karma graph build) and recorded (a change set rejected for it,
+// change.resolved). A quoted string is replaced by redact.Placeholder; a message about a number,
+// or that still holds the string somehow, says only which rule the value breaks.
+func withoutSecret(msg string, doc any, ptr, keyword string) string {
+	v, ok := valueAt(doc, ptr)
+	if !ok {
+		return msg
+	}
+	hidden := fmt.Sprintf("the value breaks the schema's %s (the value is not shown: %s is named like a secret)", keyword, ptr)
+	switch x := v.(type) {
+	case string:
+		msg = strings.ReplaceAll(msg, quoteLikeSchema(x), "'"+redact.Placeholder+"'")
+		if x != "" && strings.Contains(msg, x) {
+			return hidden
+		}
+		return msg
+	case nil, bool, map[string]any, []any:
+		return msg // the library quotes no such value
+	}
+	return hidden // a number, written in the message in the library's own way ("31,337")
+}
+
+// quoteLikeSchema quotes s as the schema library's messages do.
+func quoteLikeSchema(s string) string {
+	q := strconv.Quote(s)
+	q = strings.ReplaceAll(q, `\"`, `"`)
+	q = strings.ReplaceAll(q, `'`, `\'`)
+	return "'" + q[1:len(q)-1] + "'"
+}
+
+// valueAt is the value at JSON pointer ptr (RFC 6901) in doc.
+func valueAt(doc any, ptr string) (any, bool) {
+	if ptr == "" || ptr == "/" {
+		return doc, true
+	}
+	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+		tok = strings.NewReplacer("~1", "/", "~0", "~").Replace(tok)
+		switch x := doc.(type) {
+		case map[string]any:
+			v, ok := x[tok]
+			if !ok {
+				return nil, false
+			}
+			doc = v
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil, false
+			}
+			doc = x[i]
+		default:
+			return nil, false
+		}
+	}
+	return doc, true
 }
