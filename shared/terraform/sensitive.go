@@ -25,6 +25,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	secretname "github.com/usekarma/karma/shared/redact"
 )
 
 const (
@@ -225,17 +227,21 @@ func writeVarFile(dir string, values []string) (string, func(), error) {
 	return f.Name(), remove, nil
 }
 
-// redactor scrubs a workspace's sensitive values from text (Terraform's log, its errors).
-// Values shorter than 4 bytes are left: they would match everywhere, and Terraform itself prints
-// sensitive variables as "(sensitive value)".
-type redactor struct{ secrets []string }
+// redactor scrubs a workspace's sensitive values from text (Terraform's log, its errors): those
+// taken from SecureString parameters (secrets), and those written in the config under keys
+// named like secrets (named; shared/redact's SecretKey, the rule the API redacts by): Terraform
+// quotes a config's values in its errors (`local.config.master_password is "…"`), and what is
+// kept of them is shown and recorded. Values shorter than 4 bytes are left: they would match
+// everywhere, and Terraform itself prints sensitive variables as "(sensitive value)".
+type redactor struct{ secrets, named []string }
 
 func newRedactor(ws Workspace) redactor {
+	var r redactor
+	r.named = secretNamedValues(ws.Config)
 	mc, err := splitConfig(ws)
 	if err != nil {
-		return redactor{}
+		return r
 	}
-	var r redactor
 	for _, v := range mc.values {
 		forms := []string{v}
 		var s string
@@ -306,9 +312,49 @@ func (r redactor) holds(v json.RawMessage) bool {
 
 func (r redactor) apply(s string) string {
 	for _, secret := range r.secrets {
-		s = strings.ReplaceAll(s, secret, "(sensitive value)")
+		s = strings.ReplaceAll(s, secret, SensitiveValue)
+	}
+	for _, v := range r.named {
+		s = strings.ReplaceAll(s, v, SensitiveValue)
 	}
 	return s
+}
+
+// secretNamedValues lists, longest first, the values (strings and numbers as written, of 4
+// bytes or more) under secret-named keys of a config, wherever they are. They are scrubbed from
+// what is kept of Terraform's output; they are not SecureStrings' (holds leaves them out).
+func secretNamedValues(cfg json.RawMessage) []string {
+	dec := json.NewDecoder(bytes.NewReader(cfg))
+	dec.UseNumber()
+	var root any
+	if dec.Decode(&root) != nil {
+		return nil
+	}
+	var out []string
+	var walk func(v any, under bool)
+	walk = func(v any, under bool) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				walk(e, under || secretname.SecretKey(k))
+			}
+		case []any:
+			for _, e := range x {
+				walk(e, under)
+			}
+		case string:
+			if under && len(x) >= 4 {
+				out = append(out, x)
+			}
+		case json.Number:
+			if under && len(x) >= 4 {
+				out = append(out, x.String())
+			}
+		}
+	}
+	walk(root, false)
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
 }
 
 // marshalNoEscape is json.Marshal without HTML escaping and without a trailing newline.
