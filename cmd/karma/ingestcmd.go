@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/usekarma/karma/shared/api"
 	"github.com/usekarma/karma/shared/configrepo"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
@@ -125,6 +126,12 @@ is recorded and ignored.`,
 					return err
 				}
 				value = strings.TrimSpace(string(data))
+			}
+			if ptrs := api.PlaceholderPointers([]byte(value)); len(ptrs) > 0 || value == api.Redacted {
+				if len(ptrs) == 0 {
+					ptrs = []string{"the value"}
+				}
+				return fmt.Errorf("%s: %s hold(s) %q, the placeholder Karma shows for a secret (params get, GET /components), not its value: put the secret back; nothing written", args[0], strings.Join(ptrs, ", "), api.Redacted)
 			}
 			s, st, err := g.openStack(c.Context())
 			if err != nil {

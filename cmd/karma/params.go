@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/usekarma/karma/shared/api"
 	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
@@ -253,7 +255,7 @@ func newParamsListCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "list --env E",
-		Short: "List the parameters under the prefix (SecureString values redacted)",
+		Short: "List the parameters under the prefix (SecureString values and secret-named values redacted)",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := g.validateBackend(c); err != nil {
@@ -293,7 +295,7 @@ func newParamsListCmd(g *globals) *cobra.Command {
 
 func printParams(w io.Writer, ps []params.Parameter) {
 	for _, p := range ps {
-		v := p.Redacted()
+		v := shownValue(p)
 		if len(v) > 80 {
 			v = v[:77] + "..."
 		}
@@ -301,14 +303,27 @@ func printParams(w io.Writer, ps []params.Parameter) {
 	}
 }
 
-// redactedAll returns the parameters with SecureString values redacted.
+// redactedAll returns the parameters as shown (shownValue).
 func redactedAll(ps []params.Parameter) []params.Parameter {
 	out := make([]params.Parameter, len(ps))
 	for i, p := range ps {
-		p.Value = p.Redacted()
+		p.Value = shownValue(p)
 		out[i] = p
 	}
 	return out
+}
+
+// shownValue is a parameter's value as `params list` and `get` show it: a SecureString's
+// redacted whole (Parameter.Redacted); a JSON document (a config, a runtime) with the values
+// under secret-named keys redacted, as GET /components shows it (api.RedactBody) — a module
+// output the module does not mark sensitive is published as a String. The parameter is
+// untouched.
+func shownValue(p params.Parameter) string {
+	v := p.Redacted()
+	if p.Type != params.TypeSecureString && json.Valid([]byte(v)) {
+		return string(api.RedactBody([]byte(v)))
+	}
+	return v
 }
 
 func newParamsGetCmd(g *globals) *cobra.Command {
@@ -316,7 +331,7 @@ func newParamsGetCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "get <name> --env E",
-		Short: "Print a parameter's value (SecureString redacted)",
+		Short: "Print a parameter's value (SecureString and secret-named values redacted)",
 		Args:  argsUsage(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
 			if env == "" {
@@ -338,7 +353,7 @@ func newParamsGetCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return writeJSON(c.OutOrStdout(), redactedAll([]params.Parameter{p})[0])
 			}
-			fmt.Fprintln(c.OutOrStdout(), p.Redacted())
+			fmt.Fprintln(c.OutOrStdout(), shownValue(p))
 			return nil
 		},
 	}

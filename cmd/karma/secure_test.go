@@ -74,7 +74,8 @@ output "name" { value = var.config.name }
 	if strings.Contains(output.String(), secret) {
 		t.Errorf("the command output holds the secret:\n%s", output.String())
 	}
-	_, out, _ := karma(t, "params", "get", "/iac/app/a/runtime", "--env", "dev", "--repo", repo, "--state-dir", state)
+	// The runtime as published (`params get` shows password_sha256 redacted, as GET /components).
+	out := getRuntime(t, state, "/iac/app/a/runtime")
 	sum := sha256.Sum256([]byte(secret))
 	if !strings.Contains(out, `"password_sha256":"`+hex.EncodeToString(sum[:])+`"`) || !strings.Contains(out, `"url_length":`+strconv.Itoa(len("postgres://app:"+secret+"@db/app"))) {
 		t.Errorf("runtime %s: the module did not get the secret in place", out)
@@ -103,6 +104,25 @@ func putSecureRuntime(t *testing.T, state, name, value string) {
 	if _, err := ps.Put(context.Background(), params.PutInput{Name: name, Value: value, Type: params.TypeSecureString}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// getRuntime reads a parameter of the embedded store of env dev, as stored.
+func getRuntime(t *testing.T, state, name string) string {
+	t.Helper()
+	db, err := embedded.Open(filepath.Join(state, "karma.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ps, err := embedded.NewParamStore(db, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ps.Get(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Value
 }
 
 // rowsHolding lists "table" for every row of every table of the SQLite file (but skip) that
