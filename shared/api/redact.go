@@ -15,8 +15,9 @@ import (
 // runtime stored as a SecureString is shown as "(sensitive value)" whole. As a second line of
 // defence, values under keys named like secrets (password, secret, token, private key,
 // credentials, api key; any case, any separator) are replaced too, wherever they are — inside
-// JSON documents held in strings as well (redactDeep) — in case someone wrote a literal secret
-// into a config, or a module outputs one.
+// JSON documents held in strings as well (redactDeep) — and so are the passwords of URLs
+// (postgres://app:…@db), in case someone wrote a literal secret into a config, or a module
+// outputs one.
 
 // Redacted replaces a value the API does not show.
 const Redacted = redact.Placeholder
@@ -29,7 +30,7 @@ func redactedPointers(v any, prefix string) []string {
 	var out []string
 	switch x := v.(type) {
 	case string:
-		if x == Redacted {
+		if x == Redacted || redact.HoldsURLPlaceholder(x) {
 			out = append(out, prefix)
 		} else if doc, ok := embeddedJSON(x); ok && len(redactedPointers(doc, "")) > 0 {
 			out = append(out, prefix)
@@ -82,7 +83,8 @@ func RedactBody(body []byte) json.RawMessage {
 
 // redactDeep is the one rule of what the API shows (RedactBody, GET /components, a change's
 // plans): it copies v with the values of secret-named keys replaced, also inside strings holding
-// a JSON object or array, and says whether it replaced anything. A value already Redacted is not
+// a JSON object or array, and the passwords of URLs in any string (redact.URLPasswords), and
+// says whether it replaced anything. A value already Redacted is not
 // a replacement. v is not modified.
 func redactDeep(v any) (any, bool) {
 	switch x := v.(type) {
@@ -109,7 +111,9 @@ func redactDeep(v any) (any, bool) {
 			if r, c := redactDeep(doc); c {
 				return string(marshalPlain(r)), true
 			}
+			return x, false
 		}
+		return redact.URLPasswords(x)
 	}
 	return v, false
 }

@@ -30,3 +30,43 @@ func SecretPointer(ptr string) bool {
 }
 
 var unescape = strings.NewReplacer("~1", "/", "~0", "~")
+
+// urlPassword: the password of a URL's user information (scheme://user:password@host), wherever
+// the URL is in a string (a connection string, a JDBC URL).
+var urlPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)([^@/\s]+)@`)
+
+// URLPasswords is s with the password of every URL in it replaced by Placeholder
+// ("postgres://app:(sensitive value)@db/app"), and whether any was: a password in a URL is a
+// secret whatever key holds it. A reference (${…}) is not a password, and is kept.
+func URLPasswords(s string) (string, bool) {
+	if !strings.Contains(s, "://") {
+		return s, false
+	}
+	changed := false
+	out := urlPassword.ReplaceAllStringFunc(s, func(m string) string {
+		sub := urlPassword.FindStringSubmatch(m)
+		if sub[2] == Placeholder || strings.HasPrefix(sub[2], "${") {
+			return m
+		}
+		changed = true
+		return sub[1] + Placeholder + "@"
+	})
+	return out, changed
+}
+
+// HoldsURLPlaceholder says whether s holds a URL whose password is Placeholder (URLPasswords).
+func HoldsURLPlaceholder(s string) bool { return strings.Contains(s, ":"+Placeholder+"@") }
+
+// URLPasswordsIn lists the passwords URLPasswords replaces in s.
+func URLPasswordsIn(s string) []string {
+	if !strings.Contains(s, "://") {
+		return nil
+	}
+	var out []string
+	for _, sub := range urlPassword.FindAllStringSubmatch(s, -1) {
+		if sub[2] != Placeholder && !strings.HasPrefix(sub[2], "${") {
+			out = append(out, sub[2])
+		}
+	}
+	return out
+}

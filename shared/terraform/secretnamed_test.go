@@ -31,6 +31,10 @@ func TestSecretNamedConfigValuesRedactedFromErrors(t *testing.T) {
 	if strings.Contains(ds[0].Detail, pw) {
 		t.Errorf("diagnostic holds the password: %+v", ds[0])
 	}
+	url := newRedactor(Workspace{Env: "prod", Type: "db", Nickname: "main", Config: json.RawMessage(`{"dsn":"postgres://app:pg-url-pass@db/app"}`)})
+	if got := url.apply(`local.config.dsn is "postgres://app:pg-url-pass@db/app"`); strings.Contains(got, "pg-url-pass") || !strings.Contains(got, "postgres://app:") {
+		t.Errorf("a URL's password in an error: %s", got)
+	}
 	if keys := SensitiveOutputs(ws, Outputs{"dsn": json.RawMessage(`"postgres://app:` + pw + `@db"`)}); len(keys) != 0 {
 		t.Errorf("SensitiveOutputs = %v: a config's literal value is no SecureString's", keys)
 	}

@@ -321,7 +321,8 @@ func (r redactor) apply(s string) string {
 }
 
 // secretNamedValues lists, longest first, the values (strings and numbers as written, of 4
-// bytes or more) under secret-named keys of a config, wherever they are. They are scrubbed from
+// bytes or more) under secret-named keys of a config, wherever they are, and the passwords of
+// URLs in its strings (postgres://app:…@db). They are scrubbed from
 // what is kept of Terraform's output; they are not SecureStrings' (holds leaves them out).
 func secretNamedValues(cfg json.RawMessage) []string {
 	dec := json.NewDecoder(bytes.NewReader(cfg))
@@ -345,6 +346,11 @@ func secretNamedValues(cfg json.RawMessage) []string {
 		case string:
 			if under && len(x) >= 4 {
 				out = append(out, x)
+			}
+			for _, pw := range secretname.URLPasswordsIn(x) {
+				if len(pw) >= 4 {
+					out = append(out, pw)
+				}
 			}
 		case json.Number:
 			if under && len(x) >= 4 {
