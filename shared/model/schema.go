@@ -117,6 +117,7 @@ func (r *Repo) validateSchema(typ string, cfg map[string]any) Diagnostics {
 			if redact.SecretPointer(ptr) {
 				msg = withoutSecret(msg, doc, ptr, u.KeywordLocation)
 			}
+			msg, _ = redact.URLPasswords(msg) // a connection string's password, whatever its key
 			out = append(out, Diagnostic{Severity: SevError, Code: CodeSchema, Pointer: ptr,
 				Message: msg + " (schema " + path.Base(path.Dir(e.file)) + "/" + SchemaFile + ")"})
 		}

@@ -14,12 +14,13 @@ func TestSchemaDiagnosticsDoNotQuoteSecrets(t *testing.T) {
 	t.Parallel()
 	const secret, nested, plain = "hunter2pw", "tok-3141", "10.0.0.0/8"
 	fsys := fstest.MapFS{
-		"iac/prod/db/main/config.json": {Data: []byte(`{"master_password": "` + secret + `", "credentials": {"api": "` + nested + `"}, "cidr": "` + plain + `", "pin_token": 31337}`)},
+		"iac/prod/db/main/config.json": {Data: []byte(`{"master_password": "` + secret + `", "credentials": {"api": "` + nested + `"}, "cidr": "` + plain + `", "pin_token": 31337, "dsn": "postgres://app:` + secret + `@db"}`)},
 		"components/db/config.schema.json": {Data: []byte(`{"type": "object", "properties": {
 			"master_password": {"type": "string", "pattern": "^[A-Z]"},
 			"credentials": {"type": "object", "properties": {"api": {"type": "string", "pattern": "^key-"}}},
 			"cidr": {"type": "string", "pattern": "/16$"},
-			"pin_token": {"type": "integer", "maximum": 9999}}}`)},
+			"pin_token": {"type": "integer", "maximum": 9999},
+			"dsn": {"type": "string", "pattern": "^mysql:"}}}`)},
 	}
 	repo, err := LoadFS(fsys, "today", LoadOptions{})
 	if err != nil {
@@ -34,7 +35,8 @@ func TestSchemaDiagnosticsDoNotQuoteSecrets(t *testing.T) {
 			}
 		}
 		for ptr, want := range map[string]string{"/master_password": "does not match pattern '^[A-Z]'", "/credentials/api": "does not match pattern '^key-'",
-			"/cidr": "'" + plain + "' does not match pattern", "/pin_token": "the value breaks the schema's /properties/pin_token/maximum"} {
+			"/cidr": "'" + plain + "' does not match pattern", "/pin_token": "the value breaks the schema's /properties/pin_token/maximum",
+			"/dsn": "'postgres://app:(sensitive value)@db' does not match pattern"} {
 			if !strings.Contains(got[ptr], want) {
 				t.Errorf("%s: %s: %q, want it to say %q", what, ptr, got[ptr], want)
 			}
@@ -46,5 +48,5 @@ func TestSchemaDiagnosticsDoNotQuoteSecrets(t *testing.T) {
 		}
 	}
 	check("the repository", repo.Diagnostics)
-	check("ValidateConfig (a rollback)", repo.ValidateConfig("db", []byte(`{"master_password":"`+secret+`","credentials":{"api":"`+nested+`"},"cidr":"`+plain+`","pin_token":31337}`)))
+	check("ValidateConfig (a rollback)", repo.ValidateConfig("db", []byte(`{"master_password":"`+secret+`","credentials":{"api":"`+nested+`"},"cidr":"`+plain+`","pin_token":31337,"dsn":"postgres://app:`+secret+`@db"}`)))
 }
