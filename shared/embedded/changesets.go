@@ -48,6 +48,9 @@ func NewChangeSets(ctx context.Context, db *DB) (*ChangeSets, error) {
 	if err := s.migrateIndex(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.migrateApplied(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -72,7 +75,10 @@ func (s *ChangeSets) create(ctx context.Context, cs *changeset.ChangeSet, inTx f
 		}
 		n, _ := res.RowsAffected()
 		created = n == 1 // its node rows: the trigger change_set_nodes_created
-		return nil
+		if !created {
+			return nil
+		}
+		return pointApplied(ctx, tx, cs, newlyApplied(nil, cs))
 	})
 	if err != nil {
 		return false, transient(fmt.Errorf("embedded: create change set %s: %w", cs.ID, err))
@@ -197,10 +203,11 @@ func (s *ChangeSets) first(ctx context.Context, id string, fn func(*changeset.Ch
 // rewrite is fn's result on one document.
 type rewrite struct {
 	cs      *changeset.ChangeSet
-	before  entry  // what the index held of the document read
-	doc     string // the document read
-	after   string // cs encoded
-	changed bool   // after differs from doc
+	before  entry    // what the index held of the document read
+	doc     string   // the document read
+	after   string   // cs encoded
+	changed bool     // after differs from doc
+	applied []string // the components whose node got an outcome (changesets_applied.go)
 }
 
 // change decodes doc (change set id), runs fn on it and encodes the result.
@@ -210,6 +217,7 @@ func change(id, doc string, fn func(*changeset.ChangeSet) error) (rewrite, error
 		return rewrite{}, err
 	}
 	u := rewrite{cs: cs, before: indexEntry(cs), doc: doc}
+	had := withOutcome(cs)
 	if err := fn(cs); err != nil {
 		return rewrite{}, err
 	}
@@ -219,11 +227,14 @@ func change(id, doc string, fn func(*changeset.ChangeSet) error) (rewrite, error
 	}
 	u.after = string(b)
 	u.changed = u.after != doc
+	if u.changed {
+		u.applied = newlyApplied(had, cs)
+	}
 	return u, nil
 }
 
 // write stores u's result if the stored document is still the one u was computed from, and
-// keeps the index; swapped reports whether it was. It sets env and done only when they change:
+// keeps the index and the deployments applied last (changesets_applied.go); swapped reports whether it was. It sets env and done only when they change:
 // SQLite rewrites the entries of every index on a column the statement sets, changed or not.
 func (u *rewrite) write(ctx context.Context, tx *sql.Tx) (swapped bool, err error) {
 	query, args := `UPDATE change_sets SET doc = ?`, []any{u.after}
@@ -242,6 +253,9 @@ func (u *rewrite) write(ctx context.Context, tx *sql.Tx) (swapped bool, err erro
 	}
 	if err := reindex(ctx, tx, &u.before, u.cs); err != nil {
 		return false, transient(fmt.Errorf("embedded: index change set %s: %w", u.cs.ID, err))
+	}
+	if err := pointApplied(ctx, tx, u.cs, u.applied); err != nil {
+		return false, err
 	}
 	return true, nil
 }

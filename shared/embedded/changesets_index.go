@@ -13,15 +13,14 @@ package embedded
 // from the done column alone: which of given change sets are done (changeset.FinishedLister),
 // the question resolve asks again after creating a change set queued behind others. Commits
 // reads an environment's change sets newest first through change_sets_env, of each only its
-// commit: what resolve compares a pushed commit with (changeset.CommitLister). LastApplied reads
-// them the same way, up to the first whose node of a component has an outcome: what the
-// policies diff a change against (changeset.AppliedReader).
+// commit: what resolve compares a pushed commit with (changeset.CommitLister). What the policies
+// diff a change against, the deployment of a component applied last, has a table of its own
+// (changesets_applied.go).
 
 import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -300,31 +299,4 @@ func (s *ChangeSets) Commits(ctx context.Context, env string, offset, limit int)
 		return nil, transient(fmt.Errorf("embedded: list the commits of %s's change sets: %w", env, err))
 	}
 	return out, nil
-}
-
-// LastApplied returns the node of component in env's latest change set that applied it (its
-// outcome recorded); nil when none did (changeset.AppliedReader).
-// It reads env's change sets newest first through change_sets_env and decodes one node.
-func (s *ChangeSets) LastApplied(ctx context.Context, env, component string) (*changeset.Node, error) {
-	// Only the documents holding the component's key are decoded (instr, a plain search): one
-	// never applied is looked for in every change set of env.
-	key, err := json.Marshal(component)
-	if err != nil {
-		return nil, err
-	}
-	var doc string
-	err = s.db.conn(ctx).QueryRowContext(ctx, `SELECT n.value FROM change_sets AS c, json_each(c.doc, '$.nodes') AS n
-		WHERE c.env = ? AND instr(c.doc, ?) > 0 AND n.key = ? AND json_extract(n.value, '$.outcome') IS NOT NULL
-		ORDER BY c.created_at DESC, c.id LIMIT 1`, env, string(key)+":", component).Scan(&doc)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil, nil
-	case err != nil:
-		return nil, transient(fmt.Errorf("embedded: the deployment of %s applied last: %w", component, err))
-	}
-	var n changeset.Node
-	if err := json.Unmarshal([]byte(doc), &n); err != nil {
-		return nil, fmt.Errorf("embedded: the deployment of %s applied last: %w", component, err)
-	}
-	return &n, nil
 }

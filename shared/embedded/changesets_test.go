@@ -529,3 +529,70 @@ func TestChangeSetsQueueRowsFollowTheDocument(t *testing.T) {
 		t.Errorf("%d rows left (%v) after every change set finished", n, err)
 	}
 }
+
+// A file written before change_set_applied: the table is filled from its documents when the
+// store opens it.
+func TestChangeSetsLastAppliedUpgrade(t *testing.T) {
+	changesettest.RunUpgrade(t, func(t *testing.T) (changeset.Store, func(t *testing.T) changeset.Store) {
+		db := queueTestDB(t, "")
+		s, err := embedded.NewChangeSets(t.Context(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, func(t *testing.T) changeset.Store {
+			if _, err := db.SQL.ExecContext(t.Context(), `DROP TABLE change_set_applied`); err != nil {
+				t.Fatal(err)
+			}
+			s, err := embedded.NewChangeSets(t.Context(), db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+	})
+}
+
+// LastApplied reads the document of the change set that applied the component last and no
+// other: the environment's later documents, which name the component without applying it, and
+// its earlier ones are unreadable here, and it still answers (it read each of them, newest
+// first, up to the one that applied it: every document of the environment for a component
+// never applied, on every policy check).
+func TestChangeSetsLastAppliedReadsOneDocument(t *testing.T) {
+	ctx := t.Context()
+	db := queueTestDB(t, "")
+	s, err := embedded.NewChangeSets(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const comp, never = "dev/service/component-0000", "dev/service/component-0001"
+	var ids []string
+	for i := range 5 {
+		cs := changesettest.Sample(fmt.Sprintf("one-doc-%d", i), 2)
+		cs.CreatedAt = cs.CreatedAt.Add(time.Duration(i) * time.Hour)
+		if i == 1 {
+			cs.Nodes[comp].Outcome = &changeset.Outcome{RuntimeVersion: 7, Config: json.RawMessage(`{"applied":1}`)}
+		}
+		if _, err := s.Create(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, cs.ID)
+	}
+	for i, id := range ids {
+		if i == 1 {
+			continue
+		}
+		// Not JSON, yet holding both components' keys, as the documents do (done: the triggers
+		// keeping the index of unfinished change sets would read it).
+		if _, err := db.SQL.ExecContext(ctx, `UPDATE change_sets SET done = 1, doc = ? WHERE id = ?`,
+			`{"nodes":{"`+comp+`":{"outcome":`+`,"`+never+`":`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.LastApplied(ctx, "dev", comp)
+	if err != nil || got == nil || got.Outcome.RuntimeVersion != 7 {
+		t.Errorf("LastApplied(%s) = %+v, %v; want the node of %s", comp, got, err, ids[1])
+	}
+	if got, err := s.LastApplied(ctx, "dev", never); err != nil || got != nil {
+		t.Errorf("LastApplied of a component never applied = %+v, %v; want none, read from no document", got, err)
+	}
+}

@@ -21,8 +21,12 @@
 //   - List returns change sets newest first (by CreatedAt); changeset.EachCommit gives the
 //     commits of an environment's change sets in that order, however many pages that takes.
 //   - changeset.LastApplied finds a component's node in the environment's latest change set that
-//     applied it (its outcome recorded), the same whether the store answers it itself
-//     (changeset.AppliedReader) or from List.
+//     applied it (its outcome recorded; of equal creation times the first List gives), the same
+//     whether the store answers it itself (changeset.AppliedReader) or from List, whatever the
+//     order the outcomes were recorded in (an earlier change set recording its outcome after a
+//     later one does not take its place) and after an outcome is taken away again (a failed
+//     deployment retried). RunUpgrade: the same of change sets a store wrote before it kept
+//     any record of the deployments applied last.
 //   - A change set of a thousand components round-trips (the DynamoDB item limit is 400 KB).
 //   - Times are whole milliseconds in UTC, so a backend storing them as JSON round-trips them.
 package changesettest
@@ -31,6 +35,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -63,6 +68,7 @@ func Run(t *testing.T, newStore func(t *testing.T) changeset.Store) {
 		{"EachCommit", testEachCommit},
 		{"ListNewestFirst", testList},
 		{"LastApplied", testLastApplied},
+		{"LastAppliedOutOfOrder", testLastAppliedOutOfOrder},
 		{"ThousandComponents", testThousand},
 		{"ApprovalsAtOnce", testApprovalsAtOnce},
 	}
@@ -432,6 +438,118 @@ func testLastApplied(t *testing.T, s changeset.Store, p string) {
 			t.Errorf("LastApplied (%s): a component no change set has: %+v", name, n)
 		}
 	}
+}
+
+// record records an outcome on the node of comp in change set id (as workers/apply does), or,
+// when outcome is false, takes it away (as a retry of the deployment does: cmd/karma).
+func record(t *testing.T, s changeset.Store, id, comp, cfg string, outcome bool) {
+	t.Helper()
+	_, err := s.Update(t.Context(), id, func(cs *changeset.ChangeSet) error {
+		n := cs.Nodes[comp]
+		if outcome {
+			n.State, n.Outcome = changeset.Applied, &changeset.Outcome{RuntimeVersion: 1, Config: json.RawMessage(cfg)}
+		} else {
+			n.State, n.Outcome = changeset.Scheduled, nil
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Update(%s): %v", id, err)
+	}
+}
+
+// lastApplied asks changeset.LastApplied of st and of st seen through List alone, and checks
+// both give, for each component of want, the node whose deployed config is want's ("" for none).
+func lastApplied(t *testing.T, what string, st changeset.Store, env string, want map[string]string) {
+	t.Helper()
+	comps := slices.Sorted(maps.Keys(want))
+	for name, st := range map[string]changeset.Store{"store": st, "list": listOnly{st}} {
+		got, err := changeset.LastApplied(t.Context(), st, env, comps)
+		if err != nil {
+			t.Fatalf("%s: LastApplied (%s): %v", what, name, err)
+		}
+		for _, c := range comps {
+			n := got[c]
+			switch {
+			case want[c] == "" && n != nil:
+				t.Errorf("%s: LastApplied (%s) of %s = %s, want none", what, name, c, n.DeployedConfig())
+			case want[c] != "" && n == nil:
+				t.Errorf("%s: LastApplied (%s) of %s = none, want the node deploying %s", what, name, c, want[c])
+			case want[c] != "" && string(n.DeployedConfig()) != want[c]:
+				t.Errorf("%s: LastApplied (%s) of %s = the node deploying %s (config %s), want the node deploying %s", what, name, c, n.DeployedConfig(), n.Config, want[c])
+			}
+		}
+	}
+}
+
+// testLastAppliedOutOfOrder: the latest change set applying a component is the answer whatever
+// the order the outcomes are recorded in — an earlier change set recording its outcome after a
+// later one does not take its place, nor does one of another environment — of two created at
+// the same time the first List gives, and once the latest's outcome is taken away (its
+// deployment retried), the one before it.
+func testLastAppliedOutOfOrder(t *testing.T, s changeset.Store, p string) {
+	env := p + "-env"
+	a, b := "dev/service/component-0000", "dev/service/component-0001"
+	planned := func(name string, at time.Duration, env string) string {
+		cs := Sample(p+"-"+name, 2)
+		cs.Env, cs.CreatedAt = env, t0.Add(at)
+		create(t, s, cs)
+		return cs.ID
+	}
+	first, second, third := planned("1", 0, env), planned("2", time.Hour, env), planned("3", 2*time.Hour, env)
+	other := planned("other", 3*time.Hour, p+"-other")
+	lastApplied(t, "nothing applied yet", s, env, map[string]string{a: "", b: ""})
+
+	record(t, s, third, a, `{"at":3}`, true)
+	record(t, s, first, a, `{"at":1}`, true)
+	record(t, s, second, a, `{"at":2}`, true)
+	record(t, s, other, a, `{"at":"other"}`, true)
+	record(t, s, first, b, `{"at":1}`, true)
+	lastApplied(t, "the latest recorded first", s, env, map[string]string{a: `{"at":3}`, b: `{"at":1}`})
+
+	record(t, s, third, a, "", false)
+	lastApplied(t, "the latest's outcome taken away", s, env, map[string]string{a: `{"at":2}`, b: `{"at":1}`})
+	record(t, s, third, a, `{"at":"3 again"}`, true)
+	lastApplied(t, "the latest applied again", s, env, map[string]string{a: `{"at":"3 again"}`})
+
+	// Two change sets created at the same time: the first List gives (the smaller id), whichever
+	// records its outcome first.
+	tie := p + "-tie"
+	y, x := planned("y", time.Hour, tie), planned("x", time.Hour, tie)
+	record(t, s, x, a, `{"at":"x"}`, true)
+	record(t, s, y, a, `{"at":"y"}`, true)
+	record(t, s, y, b, `{"at":"y"}`, true)
+	record(t, s, x, b, `{"at":"x"}`, true)
+	lastApplied(t, "two at the same time", s, tie, map[string]string{a: `{"at":"x"}`, b: `{"at":"x"}`})
+}
+
+// RunUpgrade checks changeset.LastApplied on change sets a store wrote before it kept any record
+// of the deployments applied last. newOld returns a store and upgrade, which makes what was
+// written through it look as such a version left it (its records of the deployments applied
+// last gone) and returns the store as the current version opens it then.
+func RunUpgrade(t *testing.T, newOld func(t *testing.T) (s changeset.Store, upgrade func(t *testing.T) changeset.Store)) {
+	t.Helper()
+	p := fmt.Sprintf("csu-%08x", rand.Uint32())
+	s, upgrade := newOld(t)
+	env := p + "-env"
+	a, b := "dev/service/component-0000", "dev/service/component-0001"
+	var ids []string
+	for i, outcome := range []bool{true, true, false} {
+		cs := Sample(fmt.Sprintf("%s-%d", p, i), 2)
+		cs.Env, cs.CreatedAt = env, t0.Add(time.Duration(i)*time.Hour)
+		create(t, s, cs)
+		ids = append(ids, cs.ID)
+		if outcome {
+			record(t, s, cs.ID, a, fmt.Sprintf(`{"at":%d}`, i), true)
+		}
+	}
+	record(t, s, ids[0], b, `{"at":0}`, true)
+	s = upgrade(t)
+	lastApplied(t, "after the upgrade", s, env, map[string]string{a: `{"at":1}`, b: `{"at":0}`, "dev/service/never": ""})
+	// Outcomes recorded since: an earlier change set's does not take the later one's place.
+	record(t, s, ids[2], b, `{"at":2}`, true)
+	record(t, s, ids[1], b, `{"at":1}`, true)
+	lastApplied(t, "outcomes recorded after the upgrade", s, env, map[string]string{a: `{"at":1}`, b: `{"at":2}`})
 }
 
 func testThousand(t *testing.T, s changeset.Store, p string) {
