@@ -11,8 +11,9 @@ import (
 // decided, so the parameter is not what the change changes; the deployment applied last is.
 
 // AppliedReader is a Store that finds a component's deployment applied last without reading
-// every change set: the embedded store keeps, per environment and component, which change set
-// applied it last, written with the outcome (shared/embedded/changesets_applied.go).
+// every change set: both stores keep, per environment and component, which change set applied
+// it last, written with the outcome (shared/embedded/changesets_applied.go,
+// shared/dynamo/changesets_applied.go).
 type AppliedReader interface {
 	// LastApplied returns the node of component in env's latest change set (CreatedAt) that
 	// applied it (its Outcome recorded); nil when none did.

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -61,6 +62,21 @@ type ChangeSetOptions struct {
 //
 // List is a Query of by-created (newest first) and BatchGetItem of the documents, 100 a
 // request; it reads every change set, as the embedded store does.
+//
+// Beside the change sets the table holds, per environment and component, a pointer to the
+// change set that applied it last, written in one transaction with the change set write that
+// records the outcome, and a marker saying the pointers are complete (changesets_applied.go):
+//
+//	id               S   "#applied#<hex SHA-256 of [env, component]>", or "#applied#complete"
+//	env, component   S   } a pointer: whose deployment, and the change set (and its
+//	applied_cs       S   } created_at, tsLayout) whose node of it applied it last
+//	applied_created  S   }
+//	complete, gen    BOOL, N   the marker: pointers complete; bumped by a write that could not
+//	                           hold all its pointers in its transaction
+//
+// None carries kind, so List (by-created) never sees them; Create refuses ids under "#applied#".
+// LastApplied is a BatchGetItem of the marker and the pointer and a GetItem of the change set
+// it names; before the marker, it answers from List and backfills the pointers.
 type ChangeSets struct {
 	client API
 	table  string
@@ -85,17 +101,20 @@ func (s *ChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (bool,
 	if len(cs.ID) > maxPartitionKey {
 		return false, &ValidationError{Op: "change set create", Msg: fmt.Sprintf("id longer than %d bytes", maxPartitionKey)}
 	}
+	if strings.HasPrefix(cs.ID, appliedPrefix) {
+		return false, &ValidationError{Op: "change set create", Msg: fmt.Sprintf("id %q: ids starting with %q are the table's own (changesets_applied.go)", cs.ID, appliedPrefix)}
+	}
 	item, err := s.item(cs, cs.ID, createdKey(cs), 1)
 	if err != nil {
 		return false, err
 	}
-	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+	err = s.put(ctx, &types.Put{
 		TableName:                aws.String(s.table),
 		Item:                     item,
 		ConditionExpression:      aws.String("attribute_not_exists(#id)"),
 		ExpressionAttributeNames: map[string]string{"#id": attrID},
-	})
-	if isConditionFailed(err) {
+	}, cs, newlyApplied(nil, cs))
+	if errors.Is(err, errLost) {
 		return false, nil
 	}
 	if err != nil {
@@ -146,6 +165,7 @@ func (s *ChangeSets) Update(ctx context.Context, id string, fn func(*changeset.C
 		if err != nil {
 			return nil, err
 		}
+		had := withOutcome(cs)
 		if err := fn(cs); err != nil {
 			return nil, err
 		}
@@ -153,17 +173,17 @@ func (s *ChangeSets) Update(ctx context.Context, id string, fn func(*changeset.C
 		if err != nil {
 			return nil, err
 		}
-		_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		err = s.put(ctx, &types.Put{
 			TableName:                 aws.String(s.table),
 			Item:                      item,
 			ConditionExpression:       aws.String("#v = :v"),
 			ExpressionAttributeNames:  map[string]string{"#v": attrVersion},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(version)},
-		})
+		}, cs, newlyApplied(had, cs))
 		switch {
 		case err == nil:
 			return cs, nil
-		case !isConditionFailed(err):
+		case !raced(err):
 			return nil, wrap("change set update", s.table, id, err)
 		case attempt >= s.opts.MaxAttempts:
 			return nil, &ConflictError{Op: "change set update", Table: s.table, Key: id, Attempts: attempt}

@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -150,4 +153,127 @@ func TestRecordsConformance(t *testing.T) {
 	client, _ := newClient(t)
 	s := dynamo.NewSeen(client, newTables(t, client).Seen, dynamo.SeenOptions{})
 	seentest.RunRecords(t, func(t *testing.T) pipeline.Records { return s })
+}
+
+// A table written before the pointers of the deployments applied last: LastApplied answers from
+// List and backfills them.
+func TestChangeSetsLastAppliedUpgrade(t *testing.T) {
+	client, _ := newClient(t)
+	changesettest.RunUpgrade(t, func(t *testing.T) (changeset.Store, func(t *testing.T) changeset.Store) {
+		table := newTables(t, client).ChangeSets
+		return dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{}), func(t *testing.T) changeset.Store {
+			if n := forgetApplied(t, client, table); n == 0 {
+				t.Fatal("no pointer of a deployment applied last in the table")
+			}
+			return dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{})
+		}
+	})
+}
+
+// forgetApplied deletes the table's items that are not change sets (the pointers of the
+// deployments applied last and their marker), as a table written before them; it returns how
+// many it deleted.
+func forgetApplied(t *testing.T, client *dynamodb.Client, table string) int {
+	t.Helper()
+	out, err := client.Scan(t.Context(), &dynamodb.ScanInput{TableName: aws.String(table), ProjectionExpression: aws.String("id, kind")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, it := range out.Items {
+		if _, ok := it["kind"]; ok {
+			continue
+		}
+		if _, err := client.DeleteItem(t.Context(), &dynamodb.DeleteItemInput{TableName: aws.String(table),
+			Key: map[string]types.AttributeValue{"id": it["id"]}}); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+// LastApplied reads the pointer and the change set it names: not every change set of the table
+// (it had no way but List, a Query of every change set and a BatchGetItem of each, on each call).
+func TestChangeSetsLastAppliedReadsOneChangeSet(t *testing.T) {
+	client, c := newClient(t)
+	s := dynamo.NewChangeSets(client, newTables(t, client).ChangeSets, dynamo.ChangeSetOptions{})
+	const comp, never = "dev/service/component-0000", "dev/service/component-0001"
+	for i := range 30 {
+		cs := changesettest.Sample(fmt.Sprintf("reads-%02d", i), 2)
+		cs.CreatedAt = cs.CreatedAt.Add(time.Duration(i) * time.Minute)
+		if created, err := s.Create(t.Context(), cs); err != nil || !created {
+			t.Fatalf("Create: %v, %v", created, err)
+		}
+		if i == 3 {
+			if _, err := s.Update(t.Context(), cs.ID, func(cs *changeset.ChangeSet) error {
+				cs.Nodes[comp].Outcome = &changeset.Outcome{RuntimeVersion: 3}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The first call on a table without the marker lists the change sets once and backfills.
+	if _, err := changeset.LastApplied(t.Context(), s, "dev", []string{comp}); err != nil {
+		t.Fatal(err)
+	}
+	c.reset()
+	got, err := changeset.LastApplied(t.Context(), s, "dev", []string{comp})
+	if n := got[comp]; err != nil || n == nil || n.Outcome.RuntimeVersion != 3 {
+		t.Fatalf("LastApplied(%s) = %+v, %v; want the node of reads-03", comp, n, err)
+	}
+	if ops := c.reset(); ops["Query"] != 0 || ops["BatchGetItem"] != 1 || ops["GetItem"] != 1 || len(ops) != 2 {
+		t.Errorf("LastApplied of a component applied: %v; want one BatchGetItem (marker and pointer) and one GetItem (its change set)", ops)
+	}
+	if got, err := changeset.LastApplied(t.Context(), s, "dev", []string{never}); err != nil || got[never] != nil {
+		t.Fatalf("LastApplied(%s) = %+v, %v; want none", never, got[never], err)
+	}
+	if ops := c.reset(); ops["BatchGetItem"] != 1 || len(ops) != 1 {
+		t.Errorf("LastApplied of a component never applied: %v; want one BatchGetItem", ops)
+	}
+}
+
+// A change set recording more outcomes at once than a transaction holds (a pointer each): the
+// pointers are marked incomplete with it, and LastApplied answers from List until it has
+// backfilled them.
+func TestChangeSetsLastAppliedManyOutcomesAtOnce(t *testing.T) {
+	client, _ := newClient(t)
+	s := dynamo.NewChangeSets(client, newTables(t, client).ChangeSets, dynamo.ChangeSetOptions{})
+	older := changesettest.Sample("many-older", 150)
+	for _, n := range older.Nodes {
+		n.Outcome = &changeset.Outcome{RuntimeVersion: 1}
+	}
+	if created, err := s.Create(t.Context(), older); err != nil || !created {
+		t.Fatalf("Create: %v, %v", created, err)
+	}
+	// Every pointer complete: the marker is there after the first LastApplied.
+	comps := slices.Sorted(maps.Keys(older.Nodes))
+	if _, err := changeset.LastApplied(t.Context(), s, "dev", comps[:1]); err != nil {
+		t.Fatal(err)
+	}
+	newer := changesettest.Sample("many-newer", 150)
+	newer.CreatedAt = newer.CreatedAt.Add(time.Hour)
+	if created, err := s.Create(t.Context(), newer); err != nil || !created {
+		t.Fatalf("Create: %v, %v", created, err)
+	}
+	if _, err := s.Update(t.Context(), newer.ID, func(cs *changeset.ChangeSet) error {
+		for _, n := range cs.Nodes {
+			n.Outcome = &changeset.Outcome{RuntimeVersion: 2}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // from List (backfilling), then from the pointers
+		got, err := changeset.LastApplied(t.Context(), s, "dev", comps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range comps {
+			if n := got[c]; n == nil || n.Outcome.RuntimeVersion != 2 {
+				t.Fatalf("LastApplied(%s) = %+v; want the node of many-newer", c, n)
+			}
+		}
+	}
 }

@@ -1,0 +1,330 @@
+package dynamo
+
+// The deployment of a component applied last (changeset.AppliedReader), kept in the change set
+// table by items of their own beside the change sets:
+//
+//	id               S   "#applied#" + hex SHA-256 of the JSON ["<env>","<component>"]
+//	env, component   S   whose deployment it is, for operators
+//	applied_created  S   the change set's created_at (tsLayout, as in created)
+//	applied_cs       S   the change set whose node of the component applied it last
+//	updated_at       S   time of the last write
+//
+// and one marker, id "#applied#complete" (complete BOOL, gen N), saying the pointers are
+// complete: every outcome of the table has been pointed at. The pointers carry no kind, so the
+// by-created index (List) never sees them; Create refuses change set ids under "#applied#".
+//
+// A pointer names the newest change set (by created_at, of equal times the smallest id: the
+// first List gives) whose node of the component got an outcome. Create and the Update whose fn
+// gives a node an outcome write, in one TransactWriteItems with the change set's Put (and its
+// condition), a Put of each such component's pointer on condition that none is there or that
+// it names an older change set. A pointer whose condition fails (a newer change set holds it)
+// is left out and the transaction made again: the change set is written whatever its pointers.
+//
+// LastApplied reads the marker and the pointer (one BatchGetItem, consistent), then the change
+// set it names. Until the marker says complete — a table written before pointers, or one where
+// a write recorded more outcomes at once than a transaction holds (it marks the pointers
+// incomplete in its transaction) — it answers from List, and backfills: a conditional Put of
+// each pointer List gives, then the marker, on condition that its generation is still the one
+// read before List (a write marking it incomplete meanwhile leaves it incomplete). A pointer
+// naming a change set whose node has no outcome any more (a failed deployment retried) is
+// answered from List too.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/usekarma/karma/shared/changeset"
+)
+
+const (
+	appliedPrefix      = "#applied#"
+	appliedMarker      = appliedPrefix + "complete"
+	attrAppliedCreated = "applied_created"
+	attrAppliedCS      = "applied_cs"
+	attrComplete       = "complete"
+	attrGen            = "gen"
+	// maxTransactItems is TransactWriteItems' limit on actions.
+	maxTransactItems = 100
+)
+
+var _ changeset.AppliedReader = (*ChangeSets)(nil)
+
+// appliedKey is the id of the pointer of component in env.
+func appliedKey(env, component string) string {
+	b, _ := json.Marshal([]string{env, component})
+	sum := sha256.Sum256(b)
+	return appliedPrefix + hex.EncodeToString(sum[:])
+}
+
+// appliedAt is cs's created_at as pointers compare it (createdKey's time).
+func appliedAt(cs *changeset.ChangeSet) string {
+	return strings.SplitN(createdKey(cs), "#", 2)[0]
+}
+
+// withOutcome returns the components of cs's nodes that have an outcome.
+func withOutcome(cs *changeset.ChangeSet) map[string]bool {
+	out := map[string]bool{}
+	for c, n := range cs.Nodes {
+		if n != nil && n.Outcome != nil {
+			out[c] = true
+		}
+	}
+	return out
+}
+
+// newlyApplied returns, sorted, the components of cs's nodes that have an outcome and are not
+// in before.
+func newlyApplied(before map[string]bool, cs *changeset.ChangeSet) []string {
+	var out []string
+	for c, n := range cs.Nodes {
+		if n != nil && n.Outcome != nil && !before[c] {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// pointerPut is the conditional Put of the pointer of component to cs.
+func (s *ChangeSets) pointerPut(env, component, at, csID string) *types.Put {
+	return &types.Put{
+		TableName: aws.String(s.table),
+		Item: map[string]types.AttributeValue{
+			attrID: str(appliedKey(env, component)), attrEnv: str(env), attrComponent: str(component),
+			attrAppliedCreated: str(at), attrAppliedCS: str(csID), attrUpdatedAt: str(now().UTC().Format(tsLayout)),
+		},
+		ConditionExpression:      aws.String("attribute_not_exists(#id) OR #at < :at OR (#at = :at AND #cs >= :cs)"),
+		ExpressionAttributeNames: map[string]string{"#id": attrID, "#at": attrAppliedCreated, "#cs": attrAppliedCS},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":at": str(at), ":cs": str(csID),
+		},
+	}
+}
+
+// errLost says the change set's own condition failed (its version moved, or it exists).
+var errLost = errors.New("change set condition failed")
+
+// put writes the change set (put, with its condition) and the pointers of the components in
+// applied (its nodes that got an outcome with this write) in one transaction; a pointer that
+// a newer change set holds is left out. It returns errLost when the change set's condition
+// failed, nothing being written.
+func (s *ChangeSets) put(ctx context.Context, put *types.Put, cs *changeset.ChangeSet, applied []string) error {
+	if len(applied) == 0 {
+		_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName: put.TableName, Item: put.Item, ConditionExpression: put.ConditionExpression,
+			ExpressionAttributeNames: put.ExpressionAttributeNames, ExpressionAttributeValues: put.ExpressionAttributeValues,
+		})
+		if isConditionFailed(err) {
+			return errLost
+		}
+		return err
+	}
+	at := appliedAt(cs)
+	pointers := make([]*types.Put, len(applied))
+	for i, c := range applied {
+		pointers[i] = s.pointerPut(cs.Env, c, at, cs.ID)
+	}
+	for {
+		items := []types.TransactWriteItem{{Put: put}}
+		var rest []*types.Put
+		if len(pointers) < maxTransactItems {
+			for _, p := range pointers {
+				items = append(items, types.TransactWriteItem{Put: p})
+			}
+		} else {
+			// More than a transaction holds: the pointers are marked incomplete with the change
+			// set, the rest written after it, and LastApplied backfills them from List.
+			items = append(items, types.TransactWriteItem{Update: &types.Update{
+				TableName:                 aws.String(s.table),
+				Key:                       map[string]types.AttributeValue{attrID: str(appliedMarker)},
+				UpdateExpression:          aws.String("SET #c = :f ADD #g :one"),
+				ExpressionAttributeNames:  map[string]string{"#c": attrComplete, "#g": attrGen},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":f": &types.AttributeValueMemberBOOL{Value: false}, ":one": num(1)},
+			}})
+			n := maxTransactItems - len(items)
+			for _, p := range pointers[:n] {
+				items = append(items, types.TransactWriteItem{Put: p})
+			}
+			rest = pointers[n:]
+		}
+		_, err := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		var tce *types.TransactionCanceledException
+		switch {
+		case err == nil:
+			for _, p := range rest { // best effort: the marker says incomplete until a backfill
+				_ = s.putPointer(ctx, p)
+			}
+			return nil
+		case !errors.As(err, &tce) || len(tce.CancellationReasons) != len(items):
+			return err
+		}
+		if aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+			return errLost
+		}
+		// Pointers a newer change set holds: left out, and the transaction made again.
+		var kept []*types.Put
+		for i := 1; i < len(items); i++ {
+			if items[i].Put != nil && aws.ToString(tce.CancellationReasons[i].Code) != "ConditionalCheckFailed" {
+				kept = append(kept, items[i].Put)
+			}
+		}
+		kept = append(kept, rest...)
+		if len(kept) == len(pointers) {
+			return err // cancelled for another reason (a conflict, throttling): the caller retries
+		}
+		if pointers = kept; len(pointers) == 0 {
+			return s.put(ctx, put, cs, nil)
+		}
+	}
+}
+
+// raced reports a write of a change set that lost to another writer of it: its condition failed
+// (errLost), or a transaction of the same items was under way; Update then starts again.
+func raced(err error) bool {
+	if errors.Is(err, errLost) {
+		return true
+	}
+	var tce *types.TransactionCanceledException
+	if errors.As(err, &tce) {
+		for _, r := range tce.CancellationReasons {
+			if aws.ToString(r.Code) == "TransactionConflict" {
+				return true
+			}
+		}
+		return false
+	}
+	var conflict *types.TransactionConflictException
+	return errors.As(err, &conflict)
+}
+
+// putPointer writes one pointer unless a newer change set holds it.
+func (s *ChangeSets) putPointer(ctx context.Context, p *types.Put) error {
+	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: p.TableName, Item: p.Item, ConditionExpression: p.ConditionExpression,
+		ExpressionAttributeNames: p.ExpressionAttributeNames, ExpressionAttributeValues: p.ExpressionAttributeValues,
+	})
+	if isConditionFailed(err) {
+		return nil
+	}
+	return err
+}
+
+// LastApplied returns the node of component in env's latest change set that applied it (its
+// outcome recorded); nil when none did (changeset.AppliedReader). See the top of this file.
+func (s *ChangeSets) LastApplied(ctx context.Context, env, component string) (*changeset.Node, error) {
+	key := appliedKey(env, component)
+	items, err := batchGet(ctx, s.client, s.table, []map[string]types.AttributeValue{
+		{attrID: str(appliedMarker)}, {attrID: str(key)},
+	})
+	if err != nil {
+		return nil, wrap("change set last applied", s.table, component, err)
+	}
+	var marker, pointer map[string]types.AttributeValue
+	for _, it := range items {
+		switch id, _ := getStr(it, attrID); id {
+		case appliedMarker:
+			marker = it
+		case key:
+			pointer = it
+		}
+	}
+	complete := false
+	if c, ok := marker[attrComplete].(*types.AttributeValueMemberBOOL); ok {
+		complete = c.Value
+	}
+	if !complete {
+		return s.lastAppliedFromList(ctx, env, component, true, marker)
+	}
+	if pointer == nil {
+		return nil, nil // no change set applied it
+	}
+	id, err := getStr(pointer, attrAppliedCS)
+	if err != nil {
+		return nil, fmt.Errorf("dynamo: change set table %s: pointer of %s in %s: unreadable item: %w", s.table, component, env, err)
+	}
+	cs, err := s.Get(ctx, id)
+	switch {
+	case errors.Is(err, changeset.ErrNotFound): // deleted by hand: from List
+	case err != nil:
+		return nil, err
+	case cs.Nodes[component] != nil && cs.Nodes[component].Outcome != nil:
+		return cs.Nodes[component], nil
+	}
+	// Its outcome was taken away since (a retry): the one before it, from List.
+	return s.lastAppliedFromList(ctx, env, component, false, nil)
+}
+
+// listed is a change set store whose List gives all: changeset.LastApplied answers from it.
+type listed struct {
+	changeset.Store
+	all []*changeset.ChangeSet
+}
+
+func (l listed) List(context.Context) ([]*changeset.ChangeSet, error) { return l.all, nil }
+
+// lastAppliedFromList answers LastApplied from List; when fill, it backfills the pointers from
+// that List and marks them complete (marker: the marker read before List, nil when none was).
+func (s *ChangeSets) lastAppliedFromList(ctx context.Context, env, component string, fill bool, marker map[string]types.AttributeValue) (*changeset.Node, error) {
+	all, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	got, err := changeset.LastApplied(ctx, listed{all: all}, env, []string{component})
+	if err != nil {
+		return nil, err
+	}
+	if fill {
+		s.backfill(ctx, all, marker)
+	}
+	return got[component], nil
+}
+
+// backfill writes a pointer for every component a change set of all applied (all newest first,
+// as List gives them: the first seen of each is the one), then marks the pointers complete on
+// condition that the marker is still as read before all was listed. Its failures are left for
+// the next LastApplied to try again: the answer was taken from List.
+func (s *ChangeSets) backfill(ctx context.Context, all []*changeset.ChangeSet, marker map[string]types.AttributeValue) {
+	seen := map[[2]string]bool{}
+	for _, cs := range all {
+		at := appliedAt(cs)
+		for _, c := range slices.Sorted(maps.Keys(withOutcome(cs))) {
+			k := [2]string{cs.Env, c}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if err := s.putPointer(ctx, s.pointerPut(cs.Env, c, at, cs.ID)); err != nil {
+				return
+			}
+		}
+	}
+	in := &dynamodb.PutItemInput{
+		TableName: aws.String(s.table),
+		Item: map[string]types.AttributeValue{attrID: str(appliedMarker), attrComplete: &types.AttributeValueMemberBOOL{Value: true},
+			attrGen: num(0), attrUpdatedAt: str(now().UTC().Format(tsLayout))},
+		ConditionExpression:      aws.String("attribute_not_exists(#id)"),
+		ExpressionAttributeNames: map[string]string{"#id": attrID},
+	}
+	if marker != nil {
+		gen, err := getNum(marker, attrGen)
+		if err != nil {
+			return
+		}
+		in.Item[attrGen] = num(gen)
+		in.ConditionExpression = aws.String("#g = :g")
+		in.ExpressionAttributeNames = map[string]string{"#g": attrGen}
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":g": num(gen)}
+	}
+	_, _ = s.client.PutItem(ctx, in)
+}

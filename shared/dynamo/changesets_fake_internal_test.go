@@ -1,0 +1,335 @@
+package dynamo
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/usekarma/karma/shared/changeset"
+	"github.com/usekarma/karma/shared/changeset/changesettest"
+)
+
+// changeSetTable is the change set table in memory, for the conditions ChangeSets writes with
+// (each known by its text) and the by-created index; it counts the operations. It lets the
+// change set store's logic be tested without DynamoDB Local, which the conformance tests of
+// changesets_test.go run it against.
+type changeSetTable struct {
+	mu    sync.Mutex
+	items map[string]map[string]types.AttributeValue
+	ops   map[string]int
+	// beforeMarker, when set, runs (once) before a PutItem of the pointers' marker.
+	beforeMarker func()
+}
+
+func newChangeSetTable() *changeSetTable {
+	return &changeSetTable{items: map[string]map[string]types.AttributeValue{}, ops: map[string]int{}}
+}
+
+func (f *changeSetTable) count(op string) { f.ops[op]++ }
+
+func (f *changeSetTable) reset() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old := f.ops
+	f.ops = map[string]int{}
+	return old
+}
+
+func sval(it map[string]types.AttributeValue, name string) string {
+	s, _ := getStr(it, name)
+	return s
+}
+
+// holds reports whether the condition of a write of item holds on the stored one.
+func (f *changeSetTable) holds(cond *string, names map[string]string, values map[string]types.AttributeValue, item map[string]types.AttributeValue) bool {
+	old, ok := f.items[sval(item, attrID)]
+	switch c := aws.ToString(cond); c {
+	case "":
+		return true
+	case "attribute_not_exists(#id)":
+		return !ok
+	case "#v = :v":
+		v, _ := getNum(old, attrVersion)
+		w, _ := getNum(values, ":v")
+		return ok && v == w
+	case "#g = :g":
+		v, err := getNum(old, attrGen)
+		w, _ := getNum(values, ":g")
+		return ok && err == nil && v == w
+	case "attribute_not_exists(#id) OR #at < :at OR (#at = :at AND #cs >= :cs)":
+		at, cs := sval(old, attrAppliedCreated), sval(old, attrAppliedCS)
+		nat, ncs := sval(values, ":at"), sval(values, ":cs")
+		return !ok || at < nat || at == nat && cs >= ncs
+	default:
+		panic("changeSetTable: condition " + c)
+	}
+}
+
+func (f *changeSetTable) GetItem(_ context.Context, in *dynamodb.GetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("GetItem")
+	return &dynamodb.GetItemOutput{Item: f.items[sval(in.Key, attrID)]}, nil
+}
+
+func (f *changeSetTable) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if run := f.beforeMarker; run != nil && sval(in.Item, attrID) == appliedMarker {
+		f.beforeMarker = nil
+		run()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("PutItem")
+	if !f.holds(in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues, in.Item) {
+		return nil, &types.ConditionalCheckFailedException{Message: aws.String("condition")}
+	}
+	f.items[sval(in.Item, attrID)] = in.Item
+	return &dynamodb.PutItemOutput{}, nil
+}
+
+func (f *changeSetTable) DeleteItem(_ context.Context, in *dynamodb.DeleteItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("DeleteItem")
+	delete(f.items, sval(in.Key, attrID))
+	return &dynamodb.DeleteItemOutput{}, nil
+}
+
+func (f *changeSetTable) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("Query")
+	if aws.ToString(in.IndexName) != IndexCreated {
+		return nil, fmt.Errorf("changeSetTable: query of %q", aws.ToString(in.IndexName))
+	}
+	var out []map[string]types.AttributeValue
+	for _, it := range f.items {
+		if sval(it, attrKind) == kindChangeSet {
+			out = append(out, map[string]types.AttributeValue{attrID: it[attrID], attrKind: it[attrKind], attrCreated: it[attrCreated]})
+		}
+	}
+	slices.SortFunc(out, func(a, b map[string]types.AttributeValue) int {
+		return strings.Compare(sval(b, attrCreated), sval(a, attrCreated))
+	})
+	return &dynamodb.QueryOutput{Items: out}, nil
+}
+
+func (f *changeSetTable) BatchGetItem(_ context.Context, in *dynamodb.BatchGetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("BatchGetItem")
+	out := map[string][]map[string]types.AttributeValue{}
+	for table, ka := range in.RequestItems {
+		for _, k := range ka.Keys {
+			if it, ok := f.items[sval(k, attrID)]; ok {
+				out[table] = append(out[table], it)
+			}
+		}
+	}
+	return &dynamodb.BatchGetItemOutput{Responses: out}, nil
+}
+
+func (f *changeSetTable) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteItemsInput, _ ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("TransactWriteItems")
+	if len(in.TransactItems) > maxTransactItems {
+		return nil, fmt.Errorf("changeSetTable: %d actions in a transaction", len(in.TransactItems))
+	}
+	reasons := make([]types.CancellationReason, len(in.TransactItems))
+	failed := false
+	for i, it := range in.TransactItems {
+		reasons[i].Code = aws.String("None")
+		if p := it.Put; p != nil && !f.holds(p.ConditionExpression, p.ExpressionAttributeNames, p.ExpressionAttributeValues, p.Item) {
+			reasons[i].Code, failed = aws.String("ConditionalCheckFailed"), true
+		}
+	}
+	if failed {
+		return nil, &types.TransactionCanceledException{Message: aws.String("cancelled"), CancellationReasons: reasons}
+	}
+	for _, it := range in.TransactItems {
+		switch {
+		case it.Put != nil:
+			f.items[sval(it.Put.Item, attrID)] = it.Put.Item
+		case it.Update != nil && aws.ToString(it.Update.UpdateExpression) == "SET #c = :f ADD #g :one":
+			id := sval(it.Update.Key, attrID)
+			gen, _ := getNum(f.items[id], attrGen)
+			f.items[id] = map[string]types.AttributeValue{attrID: str(id), attrComplete: it.Update.ExpressionAttributeValues[":f"], attrGen: num(gen + 1)}
+		default:
+			return nil, fmt.Errorf("changeSetTable: transaction action %+v", it)
+		}
+	}
+	return &dynamodb.TransactWriteItemsOutput{}, nil
+}
+
+func TestChangeSetsConformanceInMemory(t *testing.T) {
+	s := NewChangeSets(newChangeSetTable(), "change-sets", ChangeSetOptions{})
+	changesettest.Run(t, func(t *testing.T) changeset.Store { return s })
+}
+
+func TestChangeSetsLastAppliedUpgradeInMemory(t *testing.T) {
+	changesettest.RunUpgrade(t, func(t *testing.T) (changeset.Store, func(t *testing.T) changeset.Store) {
+		f := newChangeSetTable()
+		return NewChangeSets(f, "change-sets", ChangeSetOptions{}), func(t *testing.T) changeset.Store {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			n := 0
+			for id := range f.items {
+				if strings.HasPrefix(id, appliedPrefix) {
+					delete(f.items, id)
+					n++
+				}
+			}
+			if n == 0 {
+				t.Fatal("no pointer of a deployment applied last in the table")
+			}
+			return NewChangeSets(f, "change-sets", ChangeSetOptions{})
+		}
+	})
+}
+
+// LastApplied reads the marker and the pointer, and the change set it names: not every change
+// set of the table (a Query of them all and a BatchGetItem of each, on every call, before).
+func TestChangeSetsLastAppliedReadsOneChangeSetInMemory(t *testing.T) {
+	f := newChangeSetTable()
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	ctx := t.Context()
+	const comp, never = "dev/service/component-0000", "dev/service/component-0001"
+	for i := range 30 {
+		cs := changesettest.Sample(fmt.Sprintf("reads-%02d", i), 2)
+		cs.CreatedAt = cs.CreatedAt.Add(time.Duration(i) * time.Minute)
+		if created, err := s.Create(ctx, cs); err != nil || !created {
+			t.Fatalf("Create: %v, %v", created, err)
+		}
+		if i == 3 {
+			if _, err := s.Update(ctx, cs.ID, func(cs *changeset.ChangeSet) error {
+				cs.Nodes[comp].Outcome = &changeset.Outcome{RuntimeVersion: 3}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The first call on a table without the marker lists the change sets once and backfills.
+	if _, err := changeset.LastApplied(ctx, s, "dev", []string{comp}); err != nil {
+		t.Fatal(err)
+	}
+	f.reset()
+	got, err := changeset.LastApplied(ctx, s, "dev", []string{comp})
+	if n := got[comp]; err != nil || n == nil || n.Outcome.RuntimeVersion != 3 {
+		t.Fatalf("LastApplied(%s) = %+v, %v; want the node of reads-03", comp, n, err)
+	}
+	if ops := f.reset(); ops["BatchGetItem"] != 1 || ops["GetItem"] != 1 || len(ops) != 2 {
+		t.Errorf("LastApplied of a component applied: %v; want one BatchGetItem (marker and pointer) and one GetItem (its change set)", ops)
+	}
+	if got, err := changeset.LastApplied(ctx, s, "dev", []string{never}); err != nil || got[never] != nil {
+		t.Fatalf("LastApplied(%s) = %+v, %v; want none", never, got[never], err)
+	}
+	if ops := f.reset(); ops["BatchGetItem"] != 1 || len(ops) != 1 {
+		t.Errorf("LastApplied of a component never applied: %v; want one BatchGetItem", ops)
+	}
+}
+
+// More outcomes recorded at once than a transaction holds: the pointers are marked incomplete
+// with the change set; LastApplied answers from List, backfills, and then from the pointers,
+// even when a pointer written after the transaction was lost.
+func TestChangeSetsLastAppliedManyOutcomesInMemory(t *testing.T) {
+	f := newChangeSetTable()
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	ctx := t.Context()
+	older := changesettest.Sample("many-older", 150)
+	for _, n := range older.Nodes {
+		n.Outcome = &changeset.Outcome{RuntimeVersion: 1}
+	}
+	if created, err := s.Create(ctx, older); err != nil || !created {
+		t.Fatalf("Create: %v, %v", created, err)
+	}
+	comps := slices.Sorted(maps.Keys(older.Nodes))
+	if _, err := changeset.LastApplied(ctx, s, "dev", comps[:1]); err != nil { // backfills
+		t.Fatal(err)
+	}
+	newer := changesettest.Sample("many-newer", 150)
+	newer.CreatedAt = newer.CreatedAt.Add(time.Hour)
+	if created, err := s.Create(ctx, newer); err != nil || !created {
+		t.Fatalf("Create: %v, %v", created, err)
+	}
+	if _, err := s.Update(ctx, newer.ID, func(cs *changeset.ChangeSet) error {
+		for _, n := range cs.Nodes {
+			n.Outcome = &changeset.Outcome{RuntimeVersion: 2}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The pointer written last, after the transaction, lost (the process ended there).
+	f.mu.Lock()
+	delete(f.items, appliedKey("dev", comps[len(comps)-1]))
+	f.mu.Unlock()
+	for range 2 { // from List (backfilling), then from the pointers
+		got, err := changeset.LastApplied(ctx, s, "dev", comps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range comps {
+			if n := got[c]; n == nil || n.Outcome.RuntimeVersion != 2 {
+				t.Fatalf("LastApplied(%s) = %+v; want the node of many-newer", c, n)
+			}
+		}
+	}
+	f.reset()
+	if _, err := changeset.LastApplied(ctx, s, "dev", comps[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if ops := f.reset(); ops["Query"] != 0 {
+		t.Errorf("LastApplied once the pointers are backfilled: %v; want no Query", ops)
+	}
+}
+
+// A write marking the pointers incomplete while LastApplied backfills them from a List read
+// before it: the backfill does not mark them complete.
+func TestChangeSetsLastAppliedBackfillRacesInMemory(t *testing.T) {
+	f := newChangeSetTable()
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	ctx := t.Context()
+	older := changesettest.Sample("race-older", 150)
+	for _, n := range older.Nodes {
+		n.Outcome = &changeset.Outcome{RuntimeVersion: 1}
+	}
+	newer := changesettest.Sample("race-newer", 150)
+	newer.CreatedAt = newer.CreatedAt.Add(time.Hour)
+	for _, cs := range []*changeset.ChangeSet{older, newer} {
+		if created, err := s.Create(ctx, cs); err != nil || !created {
+			t.Fatalf("Create: %v, %v", created, err)
+		}
+	}
+	comps := slices.Sorted(maps.Keys(older.Nodes))
+	last := comps[len(comps)-1]
+	f.beforeMarker = func() {
+		if _, err := s.Update(ctx, newer.ID, func(cs *changeset.ChangeSet) error {
+			for _, n := range cs.Nodes {
+				n.Outcome = &changeset.Outcome{RuntimeVersion: 2}
+			}
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+		f.mu.Lock()
+		delete(f.items, appliedKey("dev", last)) // written after the transaction, and lost
+		f.mu.Unlock()
+	}
+	if got, err := changeset.LastApplied(ctx, s, "dev", []string{comps[0]}); err != nil || got[comps[0]] == nil {
+		t.Fatalf("LastApplied(%s) = %v, %v", comps[0], got, err)
+	}
+	if got, err := changeset.LastApplied(ctx, s, "dev", []string{last}); err != nil || got[last] == nil || got[last].Outcome.RuntimeVersion != 2 {
+		t.Fatalf("LastApplied(%s) = %+v, %v; want the node of race-newer", last, got[last], err)
+	}
+}
