@@ -20,13 +20,26 @@ type AppliedReader interface {
 	LastApplied(ctx context.Context, env, component string) (*Node, error)
 }
 
+// AppliedBatchReader is an AppliedReader that answers for many components of an environment at
+// once, reading each change set that applied one of them once: a change set of thousands of
+// components asks for all of them, and most were applied by the same few change sets.
+type AppliedBatchReader interface {
+	AppliedReader
+	// LastAppliedOf returns LastApplied of each of components; a component none applied is
+	// absent.
+	LastAppliedOf(ctx context.Context, env string, components []string) (map[string]*Node, error)
+}
+
 // LastApplied returns, for each of components, the node of env's latest change set that applied
-// it (Outcome recorded: Terraform applied it); a component no change set applied is absent. Through the store when it can (AppliedReader),
-// else from one List.
+// it (Outcome recorded: Terraform applied it); a component no change set applied is absent.
+// Through the store when it can (AppliedBatchReader for many, AppliedReader), else from one List.
 func LastApplied(ctx context.Context, s Store, env string, components []string) (map[string]*Node, error) {
 	out := map[string]*Node{}
 	if len(components) == 0 {
 		return out, nil
+	}
+	if r, ok := s.(AppliedBatchReader); ok && len(components) > 1 {
+		return r.LastAppliedOf(ctx, env, components)
 	}
 	if r, ok := s.(AppliedReader); ok {
 		for _, c := range components {

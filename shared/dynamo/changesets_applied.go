@@ -58,7 +58,7 @@ const (
 	maxTransactItems = 100
 )
 
-var _ changeset.AppliedReader = (*ChangeSets)(nil)
+var _ changeset.AppliedBatchReader = (*ChangeSets)(nil)
 
 // appliedKey is the id of the pointer of component in env.
 func appliedKey(env, component string) string {
@@ -263,6 +263,78 @@ func (s *ChangeSets) LastApplied(ctx context.Context, env, component string) (*c
 	}
 	// Its outcome was taken away since (a retry): the one before it, from List.
 	return s.lastAppliedFromList(ctx, env, component, false, nil)
+}
+
+// LastAppliedOf is LastApplied of each of components (changeset.AppliedBatchReader): the marker
+// and the pointers in BatchGetItems of 100 keys, then each change set they name read once,
+// however many of the components it applied.
+func (s *ChangeSets) LastAppliedOf(ctx context.Context, env string, components []string) (map[string]*changeset.Node, error) {
+	keys := []map[string]types.AttributeValue{{attrID: str(appliedMarker)}}
+	of := map[string]string{} // pointer id -> component
+	for _, c := range components {
+		k := appliedKey(env, c)
+		if _, dup := of[k]; !dup {
+			of[k] = c
+			keys = append(keys, map[string]types.AttributeValue{attrID: str(k)})
+		}
+	}
+	items, err := batchGet(ctx, s.client, s.table, keys)
+	if err != nil {
+		return nil, wrap("change set last applied", s.table, env, err)
+	}
+	var marker map[string]types.AttributeValue
+	by := map[string][]string{} // change set id -> the components it applied last
+	for _, it := range items {
+		id, _ := getStr(it, attrID)
+		if id == appliedMarker {
+			marker = it
+			continue
+		}
+		c, ok := of[id]
+		if !ok {
+			continue
+		}
+		cs, err := getStr(it, attrAppliedCS)
+		if err != nil {
+			return nil, fmt.Errorf("dynamo: change set table %s: pointer of %s in %s: unreadable item: %w", s.table, c, env, err)
+		}
+		by[cs] = append(by[cs], c)
+	}
+	if c, ok := marker[attrComplete].(*types.AttributeValueMemberBOOL); !ok || !c.Value {
+		all, err := s.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.backfill(ctx, all, marker)
+		return changeset.LastApplied(ctx, listed{all: all}, env, components)
+	}
+	out := map[string]*changeset.Node{}
+	var stale []string
+	for id, comps := range by {
+		cs, err := s.Get(ctx, id)
+		if err != nil && !errors.Is(err, changeset.ErrNotFound) {
+			return nil, err
+		}
+		for _, c := range comps {
+			if err == nil && cs.Nodes[c] != nil && cs.Nodes[c].Outcome != nil {
+				out[c] = cs.Nodes[c]
+			} else {
+				stale = append(stale, c) // its outcome taken away since (a retry)
+			}
+		}
+	}
+	if len(stale) > 0 {
+		all, err := s.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		got, err := changeset.LastApplied(ctx, listed{all: all}, env, stale)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(out, got)
+	}
+	return out, nil
 }
 
 // listed is a change set store whose List gives all: changeset.LastApplied answers from it.

@@ -333,3 +333,30 @@ func TestChangeSetsLastAppliedBackfillRacesInMemory(t *testing.T) {
 		t.Fatalf("LastApplied(%s) = %+v, %v; want the node of race-newer", last, got[last], err)
 	}
 }
+
+// The components of a change set asked at once (resolve's policy check): the pointers in one
+// BatchGetItem and each change set they name read once, not two reads per component.
+func TestChangeSetsLastAppliedOfManyInMemory(t *testing.T) {
+	f := newChangeSetTable()
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	ctx := t.Context()
+	cs := changesettest.Sample("batch", 60)
+	for _, n := range cs.Nodes {
+		n.Outcome = &changeset.Outcome{RuntimeVersion: 4}
+	}
+	if created, err := s.Create(ctx, cs); err != nil || !created {
+		t.Fatalf("Create: %v, %v", created, err)
+	}
+	comps := append(slices.Sorted(maps.Keys(cs.Nodes)), "dev/service/never")
+	if _, err := changeset.LastApplied(ctx, s, "dev", comps[:1]); err != nil { // backfills
+		t.Fatal(err)
+	}
+	f.reset()
+	got, err := changeset.LastApplied(ctx, s, "dev", comps)
+	if err != nil || len(got) != 60 {
+		t.Fatalf("LastApplied of %d components: %d found, %v; want 60", len(comps), len(got), err)
+	}
+	if ops := f.reset(); ops["BatchGetItem"] != 1 || ops["GetItem"] != 1 || len(ops) != 2 {
+		t.Errorf("LastApplied of 61 components, 60 applied by one change set: %v; want one BatchGetItem and one GetItem", ops)
+	}
+}

@@ -22,12 +22,13 @@ type ChangeSets struct {
 }
 
 var (
-	_ changeset.Store            = (*ChangeSets)(nil)
-	_ changeset.UnfinishedLister = (*ChangeSets)(nil)
-	_ changeset.FinishedLister   = (*ChangeSets)(nil)
-	_ changeset.CommitLister     = (*ChangeSets)(nil)
-	_ changeset.AppliedReader    = (*ChangeSets)(nil)
-	_ changeset.Serializer       = (*ChangeSets)(nil)
+	_ changeset.Store              = (*ChangeSets)(nil)
+	_ changeset.UnfinishedLister   = (*ChangeSets)(nil)
+	_ changeset.FinishedLister     = (*ChangeSets)(nil)
+	_ changeset.CommitLister       = (*ChangeSets)(nil)
+	_ changeset.AppliedReader      = (*ChangeSets)(nil)
+	_ changeset.AppliedBatchReader = (*ChangeSets)(nil)
+	_ changeset.Serializer         = (*ChangeSets)(nil)
 )
 
 // Serialized reports whether ctx carries a transaction of the store's file (join.go): a joined

@@ -155,3 +155,59 @@ func decodeNode(component, doc string) (*changeset.Node, error) {
 	}
 	return &n, nil
 }
+
+// LastAppliedOf is LastApplied of each of components (changeset.AppliedBatchReader): one query
+// of their rows, then each change set they name read and decoded once, however many of the
+// components it applied.
+func (s *ChangeSets) LastAppliedOf(ctx context.Context, env string, components []string) (map[string]*changeset.Node, error) {
+	out := map[string]*changeset.Node{}
+	list, err := json.Marshal(components)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.conn(ctx).QueryContext(ctx, `SELECT component, cs_id FROM change_set_applied
+		WHERE env = ? AND component IN (SELECT value FROM json_each(?))`, env, string(list))
+	if err != nil {
+		return nil, transient(fmt.Errorf("embedded: the deployments of %s applied last: %w", env, err))
+	}
+	by := map[string][]string{} // change set id -> the components it applied last
+	for rows.Next() {
+		var comp, id string
+		if err := rows.Scan(&comp, &id); err != nil {
+			rows.Close()
+			return nil, transient(fmt.Errorf("embedded: the deployments of %s applied last: %w", env, err))
+		}
+		by[id] = append(by[id], comp)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, transient(fmt.Errorf("embedded: the deployments of %s applied last: %w", env, err))
+	}
+	var stale []string
+	for id, comps := range by {
+		doc, err := readDoc(ctx, s.db.conn(ctx), id)
+		if err != nil {
+			return nil, err
+		}
+		cs, err := decodeChangeSet(id, doc)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range comps {
+			if n := cs.Nodes[c]; n != nil && n.Outcome != nil {
+				out[c] = n
+			} else {
+				stale = append(stale, c) // its outcome taken away since (a retry)
+			}
+		}
+	}
+	for _, c := range stale {
+		n, err := s.lastAppliedFromDocs(ctx, env, c)
+		if err != nil {
+			return nil, err
+		}
+		if n != nil {
+			out[c] = n
+		}
+	}
+	return out, nil
+}

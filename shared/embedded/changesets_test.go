@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -594,5 +595,32 @@ func TestChangeSetsLastAppliedReadsOneDocument(t *testing.T) {
 	}
 	if got, err := s.LastApplied(ctx, "dev", never); err != nil || got != nil {
 		t.Errorf("LastApplied of a component never applied = %+v, %v; want none, read from no document", got, err)
+	}
+}
+
+// The components of a change set asked at once (resolve's policy check): their rows in one
+// query and each change set they name read once, not a query (and a parse of that document)
+// per component. Not parallel: it counts the process's statements.
+func TestChangeSetsLastAppliedOfMany(t *testing.T) {
+	ctx := t.Context()
+	s, err := embedded.NewChangeSets(ctx, queueTestDB(t, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := changesettest.Sample("batch", 60)
+	for _, n := range cs.Nodes {
+		n.Outcome = &changeset.Outcome{RuntimeVersion: 4}
+	}
+	if _, err := s.Create(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	comps := append(slices.Sorted(maps.Keys(cs.Nodes)), "dev/service/never")
+	before := embedded.Counters()
+	got, err := changeset.LastApplied(ctx, s, "dev", comps)
+	if err != nil || len(got) != 60 {
+		t.Fatalf("LastApplied of %d components: %d found, %v; want 60", len(comps), len(got), err)
+	}
+	if n := embedded.Counters().Sub(before).Statements(); n > 2 {
+		t.Errorf("LastApplied of 61 components, 60 applied by one change set: %d statements, want 2 (the rows, the document)", n)
 	}
 }

@@ -116,6 +116,11 @@ func (s lockedChangeSets) LastApplied(ctx context.Context, env, component string
 	return got[component], nil
 }
 
+// LastAppliedOf reads through the wrapped store (changeset.AppliedBatchReader when it is one).
+func (s lockedChangeSets) LastAppliedOf(ctx context.Context, env string, components []string) (map[string]*changeset.Node, error) {
+	return changeset.LastApplied(ctx, s.Store, env, components)
+}
+
 // Serialized: changeset.Serializer, through the wrapped store.
 func (s lockedChangeSets) Serialized(ctx context.Context) bool {
 	return changeset.Serialized(ctx, s.Store)

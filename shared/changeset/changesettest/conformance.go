@@ -458,13 +458,25 @@ func record(t *testing.T, s changeset.Store, id, comp, cfg string, outcome bool)
 	}
 }
 
-// lastApplied asks changeset.LastApplied of st and of st seen through List alone, and checks
-// both give, for each component of want, the node whose deployed config is want's ("" for none).
+// lastApplied asks changeset.LastApplied of st (of all components at once, and of each alone)
+// and of st seen through List alone, and checks each gives, for each component of want, the node whose deployed config is want's ("" for none).
 func lastApplied(t *testing.T, what string, st changeset.Store, env string, want map[string]string) {
 	t.Helper()
 	comps := slices.Sorted(maps.Keys(want))
-	for name, st := range map[string]changeset.Store{"store": st, "list": listOnly{st}} {
+	for name, st := range map[string]changeset.Store{"store": st, "list": listOnly{st}, "store, one at a time": st} {
 		got, err := changeset.LastApplied(t.Context(), st, env, comps)
+		if strings.HasSuffix(name, "one at a time") {
+			got = map[string]*changeset.Node{}
+			for _, c := range comps {
+				one, err1 := changeset.LastApplied(t.Context(), st, env, []string{c})
+				if err = err1; err != nil {
+					break
+				}
+				if one[c] != nil {
+					got[c] = one[c]
+				}
+			}
+		}
 		if err != nil {
 			t.Fatalf("%s: LastApplied (%s): %v", what, name, err)
 		}
