@@ -69,7 +69,7 @@ func (s *ChangeSets) create(ctx context.Context, cs *changeset.ChangeSet, inTx f
 	}
 	var created bool
 	err = inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO change_sets (id, created_at, doc, env, done, indexed) VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (id) DO NOTHING`,
+		res, err := tx.ExecContext(ctx, `INSERT INTO change_sets (id, created_at, doc, env, done, indexed, applied_kept) VALUES (?, ?, ?, ?, ?, 1, 1) ON CONFLICT (id) DO NOTHING`,
 			cs.ID, cs.CreatedAt.UnixNano(), string(b), cs.Env, cs.Done())
 		if err != nil {
 			return err
@@ -238,7 +238,8 @@ func change(id, doc string, fn func(*changeset.ChangeSet) error) (rewrite, error
 // keeps the index and the deployments applied last (changesets_applied.go); swapped reports whether it was. It sets env and done only when they change:
 // SQLite rewrites the entries of every index on a column the statement sets, changed or not.
 func (u *rewrite) write(ctx context.Context, tx *sql.Tx) (swapped bool, err error) {
-	query, args := `UPDATE change_sets SET doc = ?`, []any{u.after}
+	// applied_kept: this binary keeps change_set_applied itself (changesets_applied.go).
+	query, args := `UPDATE change_sets SET doc = ?, applied_kept = applied_kept + 1`, []any{u.after}
 	if done := u.cs.Done(); done != u.before.done {
 		query, args = query+`, done = ?`, append(args, done)
 	}

@@ -10,7 +10,8 @@ package embedded
 // An outcome taken away again (a failed deployment retried: cmd/karma/retryplan.go) leaves its
 // row, which names the newest change set that ever applied the component: LastApplied, finding
 // no outcome on that node, asks the documents instead (newest first), which is then the answer.
-// A file from before the table is filled from its documents in the transaction creating it.
+// A file from before the table is filled from its documents in the transaction creating it; a
+// binary from before it, writing the file since, is followed by triggers (migrateApplied).
 
 import (
 	"context"
@@ -62,8 +63,29 @@ func (s *ChangeSets) migrateApplied(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("embedded: migrate: the deployments applied last: %w", err)
 	}
-	return nil
+	// A binary from before the table writes documents without its rows: the file keeps them
+	// for it. This binary changes applied_kept with every document it writes (and writes the
+	// rows itself); a write leaving it as it was is another binary's, and the triggers point
+	// the table at the outcomes of its document (parsing it, which this binary's writes avoid).
+	if err := s.db.addColumn(ctx, "change_sets", "applied_kept", "INTEGER NOT NULL DEFAULT 0"); err != nil {
+		return err
+	}
+	return s.db.migrate(ctx,
+		`CREATE TRIGGER IF NOT EXISTS change_set_applied_created AFTER INSERT ON change_sets
+			WHEN NEW.applied_kept = 0 BEGIN
+			`+appliedOfDoc+`;
+		END`,
+		`CREATE TRIGGER IF NOT EXISTS change_set_applied_changed AFTER UPDATE OF doc ON change_sets
+			WHEN NEW.applied_kept IS OLD.applied_kept BEGIN
+			`+appliedOfDoc+`;
+		END`)
 }
+
+// appliedOfDoc, in a trigger on change_sets, points change_set_applied at the nodes of the new
+// document that have an outcome, where no newer change set holds them.
+const appliedOfDoc = `INSERT INTO change_set_applied (env, component, created_at, cs_id)
+	SELECT json_extract(NEW.doc, '$.env'), n.key, NEW.created_at, NEW.id FROM json_each(NEW.doc, '$.nodes') AS n
+	WHERE json_extract(n.value, '$.outcome') IS NOT NULL ` + newerApplied
 
 // withOutcome returns the components of cs's nodes that have an outcome.
 func withOutcome(cs *changeset.ChangeSet) map[string]bool {

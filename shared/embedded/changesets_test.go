@@ -582,9 +582,9 @@ func TestChangeSetsLastAppliedReadsOneDocument(t *testing.T) {
 		if i == 1 {
 			continue
 		}
-		// Not JSON, yet holding both components' keys, as the documents do (done: the triggers
-		// keeping the index of unfinished change sets would read it).
-		if _, err := db.SQL.ExecContext(ctx, `UPDATE change_sets SET done = 1, doc = ? WHERE id = ?`,
+		// Not JSON, yet holding both components' keys, as the documents do (done and
+		// applied_kept, as this binary writes: the triggers would read it otherwise).
+		if _, err := db.SQL.ExecContext(ctx, `UPDATE change_sets SET done = 1, applied_kept = applied_kept + 1, doc = ? WHERE id = ?`,
 			`{"nodes":{"`+comp+`":{"outcome":`+`,"`+never+`":`, id); err != nil {
 			t.Fatal(err)
 		}
@@ -622,5 +622,47 @@ func TestChangeSetsLastAppliedOfMany(t *testing.T) {
 	}
 	if n := embedded.Counters().Sub(before).Statements(); n > 2 {
 		t.Errorf("LastApplied of 61 components, 60 applied by one change set: %d statements, want 2 (the rows, the document)", n)
+	}
+}
+
+// A binary from before change_set_applied, writing the same file: the outcomes it records (an
+// update of the document alone) and the change sets it creates with outcomes are pointed at by
+// the file itself, the newest still winning.
+func TestChangeSetsLastAppliedWrittenByAnotherBinary(t *testing.T) {
+	ctx := t.Context()
+	db := queueTestDB(t, "")
+	s, err := embedded.NewChangeSets(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const a, b = "dev/service/component-0000", "dev/service/component-0001"
+	older, newer := changesettest.Sample("other-older", 2), changesettest.Sample("other-newer", 2)
+	newer.CreatedAt = newer.CreatedAt.Add(time.Hour)
+	older.Nodes[a].Outcome = &changeset.Outcome{RuntimeVersion: 1}
+	if _, err := s.Create(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	// Its update of newer's document: an outcome for a.
+	newer.Nodes[a].Outcome = &changeset.Outcome{RuntimeVersion: 2}
+	doc, _ := json.Marshal(newer)
+	newer.Nodes[a].Outcome = nil
+	if _, err := s.Create(ctx, newer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SQL.ExecContext(ctx, `UPDATE change_sets SET doc = ? WHERE id = ?`, string(doc), newer.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Its creation of a change set applying b, older than the one this binary records after.
+	made := changesettest.Sample("other-made", 2)
+	made.CreatedAt = made.CreatedAt.Add(30 * time.Minute)
+	made.Nodes[b].Outcome = &changeset.Outcome{RuntimeVersion: 3}
+	doc, _ = json.Marshal(made)
+	if _, err := db.SQL.ExecContext(ctx, `INSERT INTO change_sets (id, created_at, doc, env, done, indexed) VALUES (?, ?, ?, ?, 0, 1)`,
+		made.ID, made.CreatedAt.UnixNano(), string(doc), made.Env); err != nil {
+		t.Fatal(err)
+	}
+	got, err := changeset.LastApplied(ctx, s, "dev", []string{a, b})
+	if err != nil || got[a] == nil || got[a].Outcome.RuntimeVersion != 2 || got[b] == nil || got[b].Outcome.RuntimeVersion != 3 {
+		t.Fatalf("LastApplied = %+v, %v; want %s of other-newer, %s of other-made", got, err, a, b)
 	}
 }
