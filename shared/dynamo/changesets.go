@@ -102,7 +102,7 @@ func (s *ChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (bool,
 		return false, &ValidationError{Op: "change set create", Msg: fmt.Sprintf("id longer than %d bytes", maxPartitionKey)}
 	}
 	if strings.HasPrefix(cs.ID, appliedPrefix) {
-		return false, &ValidationError{Op: "change set create", Msg: fmt.Sprintf("id %q: ids starting with %q are the table's own (changesets_applied.go)", cs.ID, appliedPrefix)}
+		return false, &ValidationError{Op: "change set create", Msg: fmt.Sprintf("id %q: ids starting with %q are reserved (the table's records of the deployments applied last)", cs.ID, appliedPrefix)}
 	}
 	item, err := s.item(cs, cs.ID, createdKey(cs), 1)
 	if err != nil {
@@ -130,7 +130,7 @@ func (s *ChangeSets) Get(ctx context.Context, id string) (*changeset.ChangeSet, 
 }
 
 func (s *ChangeSets) get(ctx context.Context, id string) (cs *changeset.ChangeSet, version int64, created string, err error) {
-	if id == "" {
+	if id == "" || strings.HasPrefix(id, appliedPrefix) { // no change set has such an id (Create)
 		return nil, 0, "", fmt.Errorf("dynamo: change set %q: %w", id, changeset.ErrNotFound)
 	}
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{

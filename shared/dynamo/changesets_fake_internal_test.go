@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -358,5 +359,33 @@ func TestChangeSetsLastAppliedOfManyInMemory(t *testing.T) {
 	}
 	if ops := f.reset(); ops["BatchGetItem"] != 1 || ops["GetItem"] != 1 || len(ops) != 2 {
 		t.Errorf("LastApplied of 61 components, 60 applied by one change set: %v; want one BatchGetItem and one GetItem", ops)
+	}
+}
+
+// The pointers share the table with the change sets: no change set can take a pointer's id, and
+// a pointer is no change set to Get.
+func TestChangeSetsPointerIDsAreReservedInMemory(t *testing.T) {
+	s := NewChangeSets(newChangeSetTable(), "change-sets", ChangeSetOptions{})
+	ctx := t.Context()
+	cs := changesettest.Sample("reserved", 2)
+	cs.Nodes["dev/service/component-0000"].Outcome = &changeset.Outcome{RuntimeVersion: 1}
+	if _, err := s.Create(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := changeset.LastApplied(ctx, s, "dev", []string{"dev/service/component-0000"}); err != nil { // the marker
+		t.Fatal(err)
+	}
+	for _, id := range []string{appliedMarker, appliedKey("dev", "dev/service/component-0000")} {
+		taken := changesettest.Sample(id, 2)
+		var invalid *ValidationError
+		if created, err := s.Create(ctx, taken); !errors.As(err, &invalid) || created {
+			t.Errorf("Create(%s) = %v, %v; want a ValidationError", id, created, err)
+		}
+		if _, err := s.Get(ctx, id); !errors.Is(err, changeset.ErrNotFound) {
+			t.Errorf("Get(%s) = %v; want ErrNotFound", id, err)
+		}
+	}
+	if got, err := changeset.LastApplied(ctx, s, "dev", []string{"dev/service/component-0000"}); err != nil || got["dev/service/component-0000"] == nil {
+		t.Errorf("LastApplied after: %v, %v", got, err)
 	}
 }
