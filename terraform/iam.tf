@@ -296,7 +296,9 @@ data "aws_iam_policy_document" "function" {
 
   # The change sets are the record of every change's state (its approvals, its deployments,
   # its soak): shared/dynamo's ChangeSets never deletes one and changes one only by a PutItem
-  # on condition of the version it read. The same Deny keeps them from being deleted or
+  # on condition of the version it read (beside it, in the same TransactWriteItems, the Puts
+  # of its pointers of the deployments applied last: shared/dynamo/changesets_applied.go, Puts
+  # only, as UpdateItem is denied here). The same Deny keeps them from being deleted or
   # unprotected, and the functions that do not use them (no KARMA_CHANGE_SET_TABLE) from
   # writing them at all.
   statement {

@@ -71,8 +71,8 @@ type ChangeSetOptions struct {
 //	env, component   S   } a pointer: whose deployment, and the change set (and its
 //	applied_cs       S   } created_at, tsLayout) whose node of it applied it last
 //	applied_created  S   }
-//	complete, gen    BOOL, N   the marker: pointers complete; bumped by a write that could not
-//	                           hold all its pointers in its transaction
+//	complete, gen    BOOL, S   the marker: pointers complete; a new gen, incomplete, put by a
+//	                           write that could not hold all its pointers in its transaction
 //
 // None carries kind, so List (by-created) never sees them; Create refuses ids under "#applied#".
 // LastApplied is a BatchGetItem of the marker and the pointer and a GetItem of the change set

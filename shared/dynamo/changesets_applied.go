@@ -9,7 +9,7 @@ package dynamo
 //	applied_cs       S   the change set whose node of the component applied it last
 //	updated_at       S   time of the last write
 //
-// and one marker, id "#applied#complete" (complete BOOL, gen N), saying the pointers are
+// and one marker, id "#applied#complete" (complete BOOL, gen S), saying the pointers are
 // complete: every outcome of the table has been pointed at. The pointers carry no kind, so the
 // by-created index (List) never sees them; Create refuses change set ids under "#applied#".
 //
@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 
@@ -145,12 +146,13 @@ func (s *ChangeSets) put(ctx context.Context, put *types.Put, cs *changeset.Chan
 		} else {
 			// More than a transaction holds: the pointers are marked incomplete with the change
 			// set, the rest written after it, and LastApplied backfills them from List.
-			items = append(items, types.TransactWriteItem{Update: &types.Update{
-				TableName:                 aws.String(s.table),
-				Key:                       map[string]types.AttributeValue{attrID: str(appliedMarker)},
-				UpdateExpression:          aws.String("SET #c = :f ADD #g :one"),
-				ExpressionAttributeNames:  map[string]string{"#c": attrComplete, "#g": attrGen},
-				ExpressionAttributeValues: map[string]types.AttributeValue{":f": &types.AttributeValueMemberBOOL{Value: false}, ":one": num(1)},
+			// A Put, not an UpdateItem: the functions may not update items of the table
+			// (terraform/iam.tf, ChangeSetsAreNotErased); a new generation, never used before,
+			// tells a backfill in progress that it came in between.
+			items = append(items, types.TransactWriteItem{Put: &types.Put{
+				TableName: aws.String(s.table),
+				Item: map[string]types.AttributeValue{attrID: str(appliedMarker), attrComplete: &types.AttributeValueMemberBOOL{Value: false},
+					attrGen: str(fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())), attrUpdatedAt: str(now().UTC().Format(tsLayout))},
 			}})
 			n := maxTransactItems - len(items)
 			for _, p := range pointers[:n] {
@@ -384,19 +386,19 @@ func (s *ChangeSets) backfill(ctx context.Context, all []*changeset.ChangeSet, m
 	in := &dynamodb.PutItemInput{
 		TableName: aws.String(s.table),
 		Item: map[string]types.AttributeValue{attrID: str(appliedMarker), attrComplete: &types.AttributeValueMemberBOOL{Value: true},
-			attrGen: num(0), attrUpdatedAt: str(now().UTC().Format(tsLayout))},
+			attrGen: str(""), attrUpdatedAt: str(now().UTC().Format(tsLayout))},
 		ConditionExpression:      aws.String("attribute_not_exists(#id)"),
 		ExpressionAttributeNames: map[string]string{"#id": attrID},
 	}
 	if marker != nil {
-		gen, err := getNum(marker, attrGen)
+		gen, err := getStr(marker, attrGen)
 		if err != nil {
 			return
 		}
-		in.Item[attrGen] = num(gen)
+		in.Item[attrGen] = str(gen)
 		in.ConditionExpression = aws.String("#g = :g")
 		in.ExpressionAttributeNames = map[string]string{"#g": attrGen}
-		in.ExpressionAttributeValues = map[string]types.AttributeValue{":g": num(gen)}
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":g": str(gen)}
 	}
 	_, _ = s.client.PutItem(ctx, in)
 }
