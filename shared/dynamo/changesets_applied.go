@@ -28,6 +28,12 @@ package dynamo
 // read before List (a write marking it incomplete meanwhile leaves it incomplete). A pointer
 // naming a change set whose node has no outcome any more (a failed deployment retried) is
 // answered from List too.
+//
+// Not covered: a function of a version from before the pointers, still running when a new one
+// wrote the marker (an invocation in flight while the functions are updated), records its
+// outcome without its pointer; until a later outcome of that component, LastApplied answers
+// the deployment before it. Removing the marker (id above) makes the next LastApplied list and
+// backfill again.
 
 import (
 	"context"
