@@ -20,8 +20,8 @@ const completeMarker = ".karma-complete"
 // ModulesDir returns a folder on disk holding the modules folder of commit, exactly as the
 // commit has it: ModulesRoot/<git tree id of the modules folder>. The folder is written per
 // content (a temporary folder renamed into place), so commits that do not change the modules
-// share it; every call hashes it again (gitrepo.DirTreeID) and writes it anew when it no longer
-// holds the tree. Terraform never runs in it: plan and refresh copy it into the workspace
+// share it; every call hashes it again (gitrepo.DirTreeID, which reads only the files changed
+// since it last read them) and writes it anew when it no longer holds the tree. Terraform never runs in it: plan and refresh copy it into the workspace
 // (terraform.Workspace.Confine, shared/terraform/commitmodules.go). A modules folder given as an
 // absolute path (outside the repository, not versioned with it) is returned as it is.
 func (s *Source) ModulesDir(ctx context.Context, commit string) (string, error) {

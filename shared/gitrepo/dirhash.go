@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"time"
 )
 
 // DirTreeID returns the object id git gives a tree holding exactly the folder dir as it is on
@@ -22,7 +23,8 @@ import (
 //
 // A folder written from a tree by writing each blob with its mode (configrepo's modules folder)
 // has the tree's id; one whose files were changed, added or removed on disk since has another.
-// It reads every file once.
+// It reads each file, unless the file is unchanged since an earlier call read it
+// (dirhash_cache.go: its inode, size, mode and modification and change times the same).
 func DirTreeID(dir, like string, skip ...string) (string, error) {
 	newHash := sha1.New
 	if len(like) == 2*sha256.Size {
@@ -98,8 +100,37 @@ next:
 	return h.Sum(nil), nil
 }
 
-// blobID is the git blob id of the file at p and whether its owner may execute it.
+// blobID is the git blob id of the file at p and whether its owner may execute it: remembered
+// from an earlier call when the file is unchanged since (dirhash_cache.go), else read.
 func blobID(p string, newHash func() hash.Hash) ([]byte, bool, error) {
+	sha256 := newHash().Size() == 32
+	before, err := os.Lstat(p)
+	if err != nil {
+		return nil, false, err
+	}
+	id, known := fileStat(before, sha256)
+	if known && before.Mode().IsRegular() {
+		if e, ok := cachedBlob(p, id); ok {
+			return e.sum, e.exec, nil
+		}
+	}
+	hashedAt := time.Now()
+	sum, exec, err := readBlob(p, newHash)
+	if err != nil || !known {
+		return sum, exec, err
+	}
+	// Remembered only when the file is still the one stat described before it was read.
+	if after, err := os.Lstat(p); err == nil {
+		if again, ok := fileStat(after, sha256); ok && again == id {
+			rememberBlob(p, id, hashedAt, blobEntry{sum: sum, exec: exec})
+		}
+	}
+	return sum, exec, nil
+}
+
+// readBlob reads the file at p and returns its git blob id and whether its owner may execute it.
+func readBlob(p string, newHash func() hash.Hash) ([]byte, bool, error) {
+	blobReads.Add(1)
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, false, err
