@@ -3,6 +3,7 @@ package changeset
 import (
 	"context"
 	"encoding/json"
+	"slices"
 )
 
 // What a component runs now, as the change sets recorded it: the node of its deployment applied
@@ -86,4 +87,33 @@ func (n *Node) DeployedConfig() json.RawMessage {
 		return n.Outcome.Config
 	}
 	return n.Config
+}
+
+// Applied returns the components of cs's nodes that have an outcome (their deployments applied);
+// nil when none has. What a store compares before and after an update (AppliedSince).
+func (cs *ChangeSet) Applied() map[string]bool {
+	var out map[string]bool
+	for c, n := range cs.Nodes {
+		if n != nil && n.Outcome != nil {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[c] = true
+		}
+	}
+	return out
+}
+
+// AppliedSince returns, sorted, the components of cs's nodes that have an outcome and are not in
+// before (Applied of the change set as it was): the deployments an update records as applied,
+// whose "applied last" pointers the stores write with it.
+func (cs *ChangeSet) AppliedSince(before map[string]bool) []string {
+	var out []string
+	for c, n := range cs.Nodes {
+		if n != nil && n.Outcome != nil && !before[c] {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -113,7 +113,7 @@ func (s *ChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (bool,
 		Item:                     item,
 		ConditionExpression:      aws.String("attribute_not_exists(#id)"),
 		ExpressionAttributeNames: map[string]string{"#id": attrID},
-	}, cs, newlyApplied(nil, cs))
+	}, cs, cs.AppliedSince(nil))
 	if errors.Is(err, errLost) {
 		return false, nil
 	}
@@ -165,7 +165,7 @@ func (s *ChangeSets) Update(ctx context.Context, id string, fn func(*changeset.C
 		if err != nil {
 			return nil, err
 		}
-		had := withOutcome(cs)
+		had := cs.Applied()
 		if err := fn(cs); err != nil {
 			return nil, err
 		}
@@ -179,7 +179,7 @@ func (s *ChangeSets) Update(ctx context.Context, id string, fn func(*changeset.C
 			ConditionExpression:       aws.String("#v = :v"),
 			ExpressionAttributeNames:  map[string]string{"#v": attrVersion},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(version)},
-		}, cs, newlyApplied(had, cs))
+		}, cs, cs.AppliedSince(had))
 		switch {
 		case err == nil:
 			return cs, nil

@@ -79,30 +79,6 @@ func appliedAt(cs *changeset.ChangeSet) string {
 	return strings.SplitN(createdKey(cs), "#", 2)[0]
 }
 
-// withOutcome returns the components of cs's nodes that have an outcome.
-func withOutcome(cs *changeset.ChangeSet) map[string]bool {
-	out := map[string]bool{}
-	for c, n := range cs.Nodes {
-		if n != nil && n.Outcome != nil {
-			out[c] = true
-		}
-	}
-	return out
-}
-
-// newlyApplied returns, sorted, the components of cs's nodes that have an outcome and are not
-// in before.
-func newlyApplied(before map[string]bool, cs *changeset.ChangeSet) []string {
-	var out []string
-	for c, n := range cs.Nodes {
-		if n != nil && n.Outcome != nil && !before[c] {
-			out = append(out, c)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // pointerPut is the conditional Put of the pointer of component to cs.
 func (s *ChangeSets) pointerPut(env, component, at, csID string) *types.Put {
 	return &types.Put{
@@ -378,7 +354,7 @@ func (s *ChangeSets) backfill(ctx context.Context, all []*changeset.ChangeSet, m
 	seen := map[[2]string]bool{}
 	for _, cs := range all {
 		at := appliedAt(cs)
-		for _, c := range slices.Sorted(maps.Keys(withOutcome(cs))) {
+		for _, c := range slices.Sorted(maps.Keys(cs.Applied())) {
 			k := [2]string{cs.Env, c}
 			if seen[k] {
 				continue

@@ -79,7 +79,7 @@ func (s *ChangeSets) create(ctx context.Context, cs *changeset.ChangeSet, inTx f
 		if !created {
 			return nil
 		}
-		return pointApplied(ctx, tx, cs, newlyApplied(nil, cs))
+		return pointApplied(ctx, tx, cs, cs.AppliedSince(nil))
 	})
 	if err != nil {
 		return false, transient(fmt.Errorf("embedded: create change set %s: %w", cs.ID, err))
@@ -218,7 +218,7 @@ func change(id, doc string, fn func(*changeset.ChangeSet) error) (rewrite, error
 		return rewrite{}, err
 	}
 	u := rewrite{cs: cs, before: indexEntry(cs), doc: doc}
-	had := withOutcome(cs)
+	had := cs.Applied()
 	if err := fn(cs); err != nil {
 		return rewrite{}, err
 	}
@@ -229,7 +229,7 @@ func change(id, doc string, fn func(*changeset.ChangeSet) error) (rewrite, error
 	u.after = string(b)
 	u.changed = u.after != doc
 	if u.changed {
-		u.applied = newlyApplied(had, cs)
+		u.applied = cs.AppliedSince(had)
 	}
 	return u, nil
 }

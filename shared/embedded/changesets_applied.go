@@ -87,32 +87,6 @@ const appliedOfDoc = `INSERT INTO change_set_applied (env, component, created_at
 	SELECT json_extract(NEW.doc, '$.env'), n.key, NEW.created_at, NEW.id FROM json_each(NEW.doc, '$.nodes') AS n
 	WHERE json_extract(n.value, '$.outcome') IS NOT NULL ` + newerApplied
 
-// withOutcome returns the components of cs's nodes that have an outcome.
-func withOutcome(cs *changeset.ChangeSet) map[string]bool {
-	var out map[string]bool
-	for c, n := range cs.Nodes {
-		if n != nil && n.Outcome != nil {
-			if out == nil {
-				out = map[string]bool{}
-			}
-			out[c] = true
-		}
-	}
-	return out
-}
-
-// newlyApplied returns the components of cs's nodes that have an outcome and had none in
-// before (the components with one then).
-func newlyApplied(before map[string]bool, cs *changeset.ChangeSet) []string {
-	var out []string
-	for c, n := range cs.Nodes {
-		if n != nil && n.Outcome != nil && !before[c] {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // pointApplied writes, in tx, the rows of components applied by cs (upsertApplied).
 func pointApplied(ctx context.Context, tx *sql.Tx, cs *changeset.ChangeSet, components []string) error {
 	if len(components) == 0 {
