@@ -125,13 +125,7 @@ func retry(ctx context.Context, publish Publisher, all []*changeset.ChangeSet, n
 	for _, cs := range all {
 		byID[cs.ID] = cs
 	}
-	sets := slices.Clone(all)
-	slices.SortStableFunc(sets, func(a, b *changeset.ChangeSet) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	sets := oldestFirst(all)
 	var started []Started
 	for _, cs := range sets {
 		if cs.Promotion == nil || cs.Promotion.PromotedAt.IsZero() {
@@ -168,13 +162,7 @@ func start(ctx context.Context, store Store, publish Publisher, sets []*changese
 	// Oldest first (List gives the newest first): the next environment creates, and so orders,
 	// the change sets of its changes as the previous one did, never a later change's ahead of an
 	// earlier one's on the components they share.
-	sets = slices.Clone(sets)
-	slices.SortStableFunc(sets, func(a, b *changeset.ChangeSet) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	sets = oldestFirst(sets)
 	var started []Started
 	for _, cs := range sets {
 		if !cs.PromotionDue(now) {
@@ -196,4 +184,16 @@ func start(ctx context.Context, store Store, publish Publisher, sets []*changese
 		started = append(started, Started{From: cs.ID, Env: cs.Promotion.Next, ChangeSetID: cs.NextChangeSetID(), Skipped: cs.Promotion.SoakSkipped})
 	}
 	return started, nil
+}
+
+// oldestFirst returns a copy of sets ordered by creation, oldest first (of equal times, by id).
+func oldestFirst(sets []*changeset.ChangeSet) []*changeset.ChangeSet {
+	sets = slices.Clone(sets)
+	slices.SortStableFunc(sets, func(a, b *changeset.ChangeSet) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return sets
 }
