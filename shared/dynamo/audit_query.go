@@ -116,13 +116,7 @@ func (l *AuditLog) QueryAppended(ctx context.Context, q audit.Query, after audit
 		values[":thi"] = str(hi)
 		filters = append(filters, "#t <= :thi")
 	}
-	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		recs []audit.Record
-		errs []error
-	)
-	for s := range DayShards {
+	recs, err := eachShard(func(s int) ([]audit.Record, error) {
 		in := &dynamodb.QueryInput{
 			TableName:                 aws.String(l.table),
 			IndexName:                 aws.String(IndexAppended),
@@ -134,18 +128,9 @@ func (l *AuditLog) QueryAppended(ctx context.Context, q audit.Query, after audit
 		if len(filters) > 0 {
 			in.FilterExpression = aws.String(strings.Join(filters, " AND "))
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := l.collectAppended(ctx, in, after, q.Limit)
-			mu.Lock()
-			defer mu.Unlock()
-			recs = append(recs, r...)
-			errs = append(errs, err)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+		return l.collectAppended(ctx, in, after, q.Limit)
+	})
+	if err != nil {
 		return nil, err
 	}
 	slices.SortFunc(recs, func(a, b audit.Record) int {
@@ -203,27 +188,12 @@ func (l *AuditLog) queryDays(ctx context.Context, lo, hi string, limit int, upTo
 		if limit > 0 {
 			want = limit - len(out)
 		}
-		var (
-			mu   sync.Mutex
-			wg   sync.WaitGroup
-			recs []audit.Record
-			errs []error
-		)
-		for s := range DayShards {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				in := l.indexQuery(IndexDay, attrDayShard, day+"#"+strconv.Itoa(s), lo, hi, nil)
-				upToFilter(in, upTo)
-				r, err := l.collect(ctx, in, want, in.FilterExpression != nil)
-				mu.Lock()
-				defer mu.Unlock()
-				recs = append(recs, r...)
-				errs = append(errs, err)
-			}()
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		recs, err := eachShard(func(s int) ([]audit.Record, error) {
+			in := l.indexQuery(IndexDay, attrDayShard, day+"#"+strconv.Itoa(s), lo, hi, nil)
+			upToFilter(in, upTo)
+			return l.collect(ctx, in, want, in.FilterExpression != nil)
+		})
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, finish(recs, want)...)
@@ -433,4 +403,31 @@ func timeBounds(since, until time.Time) (lo, hi string, ok bool) {
 		return "", "", false
 	}
 	return lo, hi, true
+}
+
+// eachShard runs query for each of the DayShards partitions at once and returns what they read
+// together (in no order), or their errors joined.
+func eachShard(query func(shard int) ([]audit.Record, error)) ([]audit.Record, error) {
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		recs []audit.Record
+		errs []error
+	)
+	for s := range DayShards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := query(s)
+			mu.Lock()
+			defer mu.Unlock()
+			recs = append(recs, r...)
+			errs = append(errs, err)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return recs, nil
 }
