@@ -20,9 +20,10 @@ import (
 // it last wrote (the same *graph.Graph, as a cached build is) and finds the digest it wrote
 // still there writes nothing and hashes nothing (graphstore_same.go).
 type GraphStore struct {
-	db   *DB
-	mu   sync.Mutex
-	last map[string]lastWrite // by environment
+	db      *DB
+	mu      sync.Mutex
+	last    map[string]lastWrite // by environment
+	commits map[string]string    // by environment: its graph's commit, as this store last found or wrote it
 }
 
 var _ graph.Store = (*GraphStore)(nil)
@@ -54,7 +55,7 @@ func NewGraphStore(ctx context.Context, db *DB) (*GraphStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &GraphStore{db: db, last: map[string]lastWrite{}}, nil
+	return &GraphStore{db: db, last: map[string]lastWrite{}, commits: map[string]string{}}, nil
 }
 
 type row struct {
@@ -103,6 +104,11 @@ func (s *GraphStore) write(ctx context.Context, g *graph.Graph, envs []string, c
 	if st, same, err := s.same(ctx, g, envs, commit); err != nil || same {
 		return st, err
 	}
+	return s.writeRows(ctx, g, envs, commit)
+}
+
+// writeRows is write once the graph is known not to be the one stored already.
+func (s *GraphStore) writeRows(ctx context.Context, g *graph.Graph, envs []string, commit string) (graph.WriteStats, error) {
 	var st graph.WriteStats
 	inScope := map[string]bool{}
 	for _, e := range envs {

@@ -64,6 +64,11 @@ func (s *GraphStore) wrote(g *graph.Graph, digests map[string]envDigest, commit 
 	defer s.mu.Unlock()
 	for env, d := range digests {
 		s.last[env] = lastWrite{g: g, digest: d.digest, rows: d.rows, commit: commit}
+		if commit != "" {
+			s.commits[env] = commit
+		} else {
+			delete(s.commits, env) // kept or forgotten, as the rows changed or not
+		}
 	}
 }
 

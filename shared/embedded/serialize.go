@@ -193,3 +193,31 @@ func (g lockedGraph) WriteAt(ctx context.Context, gr *graph.Graph, env, commit s
 	})
 	return st, err
 }
+
+// WriteAtUnless is the wrapped store's (GraphStore.WriteAtUnless, which holds the write lock
+// through its transaction), or its Commit and WriteAt holding the lock together.
+func (g lockedGraph) WriteAtUnless(ctx context.Context, gr *graph.Graph, env, commit string, skip func(stored string) (bool, error)) (st graph.WriteStats, err error) {
+	if s, ok := g.Store.(*GraphStore); ok {
+		return s.WriteAtUnless(ctx, gr, env, commit, skip)
+	}
+	err = g.db.locked(ctx, func() error {
+		stored, err := g.Store.Commit(ctx, env)
+		if err != nil {
+			return err
+		}
+		if no, err := skip(stored); err != nil || no {
+			return err
+		}
+		st, err = g.Store.WriteAt(ctx, gr, env, commit)
+		return err
+	})
+	return st, err
+}
+
+// KnownCommit is the wrapped store's (GraphStore.KnownCommit); ok is false for another store.
+func (g lockedGraph) KnownCommit(env string) (string, bool) {
+	if s, ok := g.Store.(*GraphStore); ok {
+		return s.KnownCommit(env)
+	}
+	return "", false
+}

@@ -187,6 +187,22 @@ type prepared struct {
 // Lock, the check and the write hold the environment's lock (lock.go): two changes' writes never
 // interleave their elements, nor check against a commit the other is replacing.
 func (w *Worker) writeGraph(ctx context.Context, env, commit string, pr *prepared) error {
+	if cw, ok := w.Store.(checkedWriter); ok && w.Lock == nil {
+		_, err := cw.WriteAtUnless(ctx, pr.res.Graph, env, commit, func(stored string) (bool, error) {
+			if pr.ordered && pr.stored == stored {
+				return pr.older, nil
+			}
+			older, err := w.older(ctx, commit, stored)
+			if err != nil {
+				return false, fmt.Errorf("is %s older than %s, whose graph %s holds: %w", commit, stored, env, err)
+			}
+			return older, nil
+		})
+		if err != nil {
+			return pipeline.Transient(fmt.Errorf("graph-write: graph delta: %w", err))
+		}
+		return nil
+	}
 	if w.Lock != nil {
 		locked, unlock, err := w.lockEnv(ctx, env)
 		if err != nil {
@@ -215,6 +231,29 @@ func (w *Worker) writeGraph(ctx context.Context, env, commit string, pr *prepare
 		return pipeline.Transient(fmt.Errorf("graph-write: graph delta: %w", err))
 	}
 	return nil
+}
+
+// checkedWriter is a graph.Store that reads the commit of an environment's stored graph and writes
+// its graph in one transaction (embedded.GraphStore): writeGraph's check and write with one
+// statement fewer, and without Lock.
+type checkedWriter interface {
+	WriteAtUnless(ctx context.Context, g *graph.Graph, env, commit string, skip func(stored string) (bool, error)) (graph.WriteStats, error)
+}
+
+// commitKnower is a graph.Store that remembers the commit of an environment's stored graph as it
+// last saw it (embedded.GraphStore): Prepare's guess, which writeGraph checks.
+type commitKnower interface {
+	KnownCommit(env string) (string, bool)
+}
+
+// storedCommit is the commit of env's stored graph, as the store remembers it when it does.
+func (w *Worker) storedCommit(ctx context.Context, env string) (string, error) {
+	if k, ok := w.Store.(commitKnower); ok {
+		if c, ok := k.KnownCommit(env); ok {
+			return c, nil
+		}
+	}
+	return w.Store.Commit(ctx, env)
 }
 
 // older reports whether commit is an ancestor of stored, the commit of the stored graph. The
@@ -297,8 +336,9 @@ func (w *Worker) Prepare(ctx context.Context, in message.Envelope) (any, error) 
 	if pr.res, pr.err = w.build(ctx, in.Env, p.Commit); pr.err != nil {
 		return pr, nil
 	}
-	// The order of the commits, read from Git here rather than inside the transaction.
-	if stored, err := w.Store.Commit(ctx, in.Env); err == nil {
+	// The order of the commits, read from Git here rather than inside the transaction; Handle
+	// checks the stored commit again. A store that remembers it spares the statement.
+	if stored, err := w.storedCommit(ctx, in.Env); err == nil {
 		if older, err := w.older(ctx, p.Commit, stored); err == nil {
 			pr.ordered, pr.stored, pr.older = true, stored, older
 		}
