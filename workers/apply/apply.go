@@ -383,7 +383,7 @@ func (w *Worker) finish(ctx context.Context, store params.Store, in message.Enve
 				Description: params.Provenance(what, string(o.Config)), User: user})
 		}
 		for _, in := range puts {
-			if err := publishable(ctx, store, in); err != nil {
+			if err := publishable(ctx, store, in, w.Atomic == nil); err != nil {
 				return err
 			}
 		}
@@ -419,9 +419,11 @@ func (w *Worker) finish(ctx context.Context, store params.Store, in message.Enve
 // against its rules (params.CheckPut), or a parameter of another type stored under the name
 // (SSM refuses to change a parameter's type, HierarchyTypeMismatchException, which it answers
 // like any client error) — as a *params.InvalidError, permanent: the deployment fails.
-func publishable(ctx context.Context, store params.Store, in params.PutInput) error {
+// Without readType the stored type is not read: in one transaction (Atomic) the store's own Put
+// refuses the type change and the transaction takes back whatever was written before it.
+func publishable(ctx context.Context, store params.Store, in params.PutInput, readType bool) error {
 	typ, err := params.CheckPut(in)
-	if err != nil {
+	if err != nil || !readType {
 		return err
 	}
 	cur, err := store.Get(ctx, in.Name)
