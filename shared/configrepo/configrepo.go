@@ -28,9 +28,10 @@ type Source struct {
 	// (e.g. <state dir>/modules, or /tmp/karma-modules in Lambda).
 	ModulesRoot string
 
-	mu    sync.Mutex
-	cache map[buildKey]*model.Result
-	order []buildKey // oldest first, for eviction
+	mu      sync.Mutex
+	cache   map[buildKey]*model.Result
+	order   []buildKey               // oldest first, for eviction
+	modules map[modulesKey]modulesAt // by commit (modules.go)
 }
 
 type buildKey struct{ commit, env string }

@@ -25,38 +25,90 @@ const completeMarker = ".karma-complete"
 // (terraform.Workspace.Confine, shared/terraform/commitmodules.go). A modules folder given as an
 // absolute path (outside the repository, not versioned with it) is returned as it is.
 func (s *Source) ModulesDir(ctx context.Context, commit string) (string, error) {
-	settings, err := s.SettingsAt(ctx, commit)
-	if err != nil {
-		return "", err
+	at, ok := s.modulesKnown(commit)
+	if !ok {
+		settings, err := s.SettingsAt(ctx, commit)
+		if err != nil {
+			return "", err
+		}
+		if filepath.IsAbs(settings.ModulesDir) {
+			return settings.ModulesDir, nil
+		}
+		tree, err := s.Repo.Tree(ctx, commit)
+		if err != nil {
+			return "", err
+		}
+		at.dir = path.Clean(filepath.ToSlash(settings.ModulesDir))
+		if at.id, err = tree.Hash(at.dir); err != nil {
+			return "", fmt.Errorf("%s: modules folder %s: %w", tree, at.dir, err)
+		}
+		s.modulesFound(commit, at)
 	}
-	if filepath.IsAbs(settings.ModulesDir) {
-		return settings.ModulesDir, nil
+	dest := filepath.Join(s.ModulesRoot, at.id)
+	// Written before: used only while it still holds exactly the tree (every file hashed again,
+	// each use). Anything that wrote into it since (a module writing under path.module, run by
+	// an earlier Karma, a person) would otherwise be deployed as this tree by every commit that
+	// has it; it is written anew.
+	if verified(dest, at.id) {
+		return dest, nil
 	}
 	tree, err := s.Repo.Tree(ctx, commit)
 	if err != nil {
 		return "", err
 	}
-	dir := path.Clean(filepath.ToSlash(settings.ModulesDir))
-	id, err := tree.Hash(dir)
-	if err != nil {
-		return "", fmt.Errorf("%s: modules folder %s: %w", tree, dir, err)
-	}
-	dest := filepath.Join(s.ModulesRoot, id)
-	// Written before: used only while it still holds exactly the tree (every file hashed again,
-	// each use). Anything that wrote into it since (a module writing under path.module, run by
-	// an earlier Karma, a person) would otherwise be deployed as this tree by every commit that
-	// has it; it is written anew.
-	if verified(dest, id) {
-		return dest, nil
-	}
-	sub, err := fs.Sub(tree, dir)
+	sub, err := fs.Sub(tree, at.dir)
 	if err != nil {
 		return "", err
 	}
-	if err := materialize(sub, dest, id); err != nil {
-		return "", fmt.Errorf("%s: modules folder %s: %w", tree, dir, err)
+	if err := materialize(sub, dest, at.id); err != nil {
+		return "", fmt.Errorf("%s: modules folder %s: %w", tree, at.dir, err)
 	}
 	return dest, nil
+}
+
+// modulesAt is where a commit's modules folder is in its tree, and the folder's tree id: what
+// ModulesDir reads from Git, the same at every call for one commit (its settings and tree do not
+// change), so it is remembered (modulesKnown) — unlike the folder on disk, hashed at every call.
+type modulesAt struct{ dir, id string }
+
+// modulesKey is a commit, with the modules folder the Source's own settings give (they override
+// the commit's karma.json).
+type modulesKey struct{ commit, override string }
+
+// modulesKnown is what ModulesDir found before for commit, when commit is a full SHA (a name
+// such as a branch moves).
+func (s *Source) modulesKnown(commit string) (modulesAt, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.modules[modulesKey{commit, s.Settings.ModulesDir}]
+	return at, ok
+}
+
+func (s *Source) modulesFound(commit string, at modulesAt) {
+	if !fullSHA(commit) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.modules == nil || len(s.modules) >= modulesKept {
+		s.modules = map[modulesKey]modulesAt{} // a fresh start now and then: each entry is cheap to find again
+	}
+	s.modules[modulesKey{commit, s.Settings.ModulesDir}] = at
+}
+
+// modulesKept bounds the commits whose modules folder ModulesDir remembers.
+const modulesKept = 1024
+
+func fullSHA(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // ErrModulesUnverifiable refuses a modules folder that, written from its tree, does not hash
