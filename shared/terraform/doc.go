@@ -72,7 +72,9 @@
 //     (owner.go).
 //   - A context's deadline interrupts terraform ahead of it by TFExec.GracePeriod (a quarter of
 //     the time left when that is less), so that terraform has stopped and written its state by
-//     then: a Lambda is frozen at its deadline, terraform with it (stopInTime).
+//     then: a Lambda is frozen at its deadline, terraform with it (stopInTime). A context that
+//     ends while terraform starts reaches terraform-exec only once terraform printed, or
+//     startGrace later: terraform-exec would return without waiting for it (started.go).
 //   - Failures are [*Error] values carrying the step, the component, terraform's own
 //     diagnostics (plan and apply run with -json: summary, detail, resource and file of each
 //     error, sensitive values scrubbed; diagnostics.go) and the tail of its output as text; a

@@ -103,7 +103,11 @@ func (s *session) refreshPlan(ctx context.Context) (*tfjson.Plan, bool, error) {
 	if err != nil {
 		return nil, false, s.fail(OpRefresh, err)
 	}
-	changed, err := s.tf.PlanJSON(ctx, s.ui, append(opts, tfexec.RefreshOnly(true), tfexec.Out(tmp))...)
+	var changed bool
+	err = s.command(ctx, func(ctx context.Context) (err error) {
+		changed, err = s.tf.PlanJSON(ctx, s.watched(s.ui), append(opts, tfexec.RefreshOnly(true), tfexec.Out(tmp))...)
+		return err
+	})
 	cleanup()
 	if err != nil {
 		return nil, false, s.fail(OpRefresh, err)

@@ -101,6 +101,9 @@ type Error struct {
 	// in the state, though the apply failed — as "<action> <address>", in terraform's order;
 	// Errored those it reported failed. From its -json UI (apply_complete, apply_errored).
 	Applied, Errored []string
+	// unwaited: terraform-exec started terraform as the context ended and returned without
+	// waiting for it or reading its output (started.go makes it rare): what it did is unknown.
+	unwaited bool
 }
 
 func (e *Error) Error() string {
@@ -128,6 +131,9 @@ func (e *Error) Error() string {
 // appliedText says what an apply that failed changed before failing.
 func (e *Error) appliedText() string {
 	var b strings.Builder
+	if e.unwaited {
+		return "What it changed is not known: terraform was not waited for; its state is compared with the plan's before anything is applied again."
+	}
 	stop := "the failure"
 	if e.interrupted() {
 		stop = "the interruption"

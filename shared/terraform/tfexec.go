@@ -88,21 +88,24 @@ type session struct {
 	ws     Workspace
 	tf     *tfexec.Terraform
 	log    *tail
-	ui     *uiLog   // terraform's -json output (plan, apply): its diagnostics, its text to log
-	redact redactor // the workspace's sensitive values, scrubbed from what an Error keeps
+	ui     *uiLog     // terraform's -json output (plan, apply): its diagnostics, its text to log
+	watch  startWatch // the running command's first output (started.go)
+	redact redactor   // the workspace's sensitive values, scrubbed from what an Error keeps
 }
 
 func (s *session) fail(op string, err error) error {
+	unwaited := false
 	if ctxErr := endedWithoutError(err); ctxErr != nil {
 		// terraform-exec's error for a command started as its context ended, which it did not
 		// wait for: a context error wrapping no error, whose Error method would panic.
 		err = fmt.Errorf("terraform was started as the context ended: %w", ctxErr)
+		unwaited = true
 	}
 	if msg := s.redact.apply(err.Error()); msg != err.Error() {
 		err = &redactedError{err: err, msg: msg}
 	}
 	e := &Error{Op: op, Component: s.ws.ID(), Err: err, Log: s.redact.apply(s.log.String()),
-		Diagnostics: s.redact.diagnostics(s.ui.diagnostics())}
+		Diagnostics: s.redact.diagnostics(s.ui.diagnostics()), unwaited: unwaited}
 	if op == OpApply {
 		e.Applied, e.Errored = s.ui.changes()
 	}
@@ -171,16 +174,16 @@ func (r *TFExec) begin(ctx context.Context, ws Workspace) (*session, func(), err
 	if fresh {
 		// Learn the binary's version now (terraform-exec checks it before some commands), so
 		// that `terraform version -json` does not end up in the log.
-		tf.SetStdout(io.Discard)
-		tf.SetStderr(s.log)
-		if _, _, err := tf.Version(ctx, false); err != nil {
+		tf.SetStdout(s.watched(io.Discard))
+		tf.SetStderr(s.watched(s.log))
+		if err := s.command(ctx, func(ctx context.Context) error { _, _, err := tf.Version(ctx, false); return err }); err != nil {
 			unlock()
 			r.forget(nws.Root)
 			return nil, nil, s.fail(OpPrepare, err)
 		}
 	}
-	tf.SetStdout(s.log)
-	tf.SetStderr(s.log)
+	tf.SetStdout(s.watched(s.log))
+	tf.SetStderr(s.watched(s.log))
 	s.tf = tf
 	return s, unlock, nil
 }
@@ -274,7 +277,11 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 		cleanup()
 		return PlanResult{}, s.fail(OpPlan, err)
 	}
-	changes, err := s.tf.PlanJSON(ctx, s.ui, append(opts, tfexec.Out(tmp))...)
+	var changes bool
+	err = s.command(ctx, func(ctx context.Context) (err error) {
+		changes, err = s.tf.PlanJSON(ctx, s.watched(s.ui), append(opts, tfexec.Out(tmp))...)
+		return err
+	})
 	cleanup()
 	if err != nil {
 		return PlanResult{}, s.fail(OpPlan, err)
@@ -325,9 +332,14 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 // showQuietly reads a saved plan as JSON (`terraform show -json`), keeping the JSON out of the
 // log: it is no log material, and holds variable values.
 func (s *session) showQuietly(ctx context.Context, file string) (*tfjson.Plan, error) {
-	s.tf.SetStdout(io.Discard)
-	defer s.tf.SetStdout(s.log)
-	return s.tf.ShowPlanFile(ctx, file)
+	s.tf.SetStdout(s.watched(io.Discard))
+	defer s.tf.SetStdout(s.watched(s.log))
+	var plan *tfjson.Plan
+	err := s.command(ctx, func(ctx context.Context) (err error) {
+		plan, err = s.tf.ShowPlanFile(ctx, file)
+		return err
+	})
+	return plan, err
 }
 
 // varFile writes the workspace's sensitive variables (if any) to a 0600 -var-file and returns
@@ -359,7 +371,9 @@ func (s *session) init(ctx context.Context) error {
 		return s.fail(OpInit, err)
 	}
 	if needsInit(s.ws.Root, key) {
-		if err := s.tf.Init(ctx, tfexec.Upgrade(false), tfexec.Reconfigure(false), tfexec.Backend(true), tfexec.Get(true)); err != nil {
+		if err := s.command(ctx, func(ctx context.Context) error {
+			return s.tf.Init(ctx, tfexec.Upgrade(false), tfexec.Reconfigure(false), tfexec.Backend(true), tfexec.Get(true))
+		}); err != nil {
 			return s.fail(OpInit, err)
 		}
 		if err := os.WriteFile(filepath.Join(s.ws.Root, ".terraform", initMarker), []byte(key+"\n"), 0o644); err != nil {
@@ -442,7 +456,9 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 		return nil, s.fail(OpApply, err)
 	}
 	defer os.Remove(applying)
-	if err := s.tf.ApplyJSON(ctx, s.ui, tfexec.DirOrPlan(applying)); err != nil {
+	if err := s.command(ctx, func(ctx context.Context) error {
+		return s.tf.ApplyJSON(ctx, s.watched(s.ui), tfexec.DirOrPlan(applying))
+	}); err != nil {
 		if !appliedThenInterrupted(err, s.ui) {
 			return nil, s.fail(OpApply, err)
 		}
@@ -465,9 +481,13 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 
 // outputs reads `terraform output -json` and flattens output "runtime" (the module object).
 func (s *session) outputs(ctx context.Context) (Outputs, error) {
-	s.tf.SetStdout(io.Discard)
-	metas, err := s.tf.Output(ctx)
-	s.tf.SetStdout(s.log)
+	s.tf.SetStdout(s.watched(io.Discard))
+	var metas map[string]tfexec.OutputMeta
+	err := s.command(ctx, func(ctx context.Context) (err error) {
+		metas, err = s.tf.Output(ctx)
+		return err
+	})
+	s.tf.SetStdout(s.watched(s.log))
 	if err != nil {
 		return nil, s.fail(OpOutput, err)
 	}
