@@ -16,6 +16,10 @@ import (
 func (st *stack) startPromotions(ctx context.Context, w io.Writer) error {
 	started, err := promotion.Start(ctx, st.changeSets, st.publish, time.Now())
 	for _, s := range started {
+		if s.Held != "" {
+			fmt.Fprintf(w, "change set %s was held in %s; what it waits for moved -> try %d, change set %s\n", s.Held, s.Env, s.Attempt, s.ChangeSetID)
+			continue
+		}
 		if s.Attempt > 1 {
 			fmt.Fprintf(w, "promotion: %s into %s was held; what it waits for moved -> try %d, change set %s\n", s.From, s.Env, s.Attempt, s.ChangeSetID)
 			continue

@@ -22,6 +22,9 @@ func servePromotions(ctx context.Context, log *slog.Logger, st *stack, every tim
 			if s.Attempt > 1 {
 				attrs = append(attrs, "try_after_hold", s.Attempt)
 			}
+			if s.Held != "" {
+				attrs = append(attrs, "held", s.Held) // a held hotfix tried again: From is empty
+			}
 			if s.Skipped != nil {
 				attrs = append(attrs, "soak_skipped_by", s.Skipped.By, "reason", s.Skipped.Reason)
 			}

@@ -36,7 +36,7 @@ func setupPromote(ctx context.Context, a *app.App) (scheduledHandler, error) {
 	return func(ctx context.Context, _ events.EventBridgeEvent) error {
 		started, err := promotion.Start(ctx, changeSets, pub.Publish, time.Now())
 		for _, s := range started {
-			a.Log().Info("promotion: the next environment starts", "from", s.From, "env", s.Env, "change_set", s.ChangeSetID, "try", max(s.Attempt, 1))
+			a.Log().Info("promotion: the next environment starts", "from", s.From, "held", s.Held, "env", s.Env, "change_set", s.ChangeSetID, "try", max(s.Attempt, 1))
 		}
 		return err
 	}, nil

@@ -22,7 +22,7 @@ import (
 // Change states, derived from the change set.
 const (
 	StateInvalid    = "invalid"           // resolve refused it (invalid repository, cycle): nothing deployed
-	StateHeld       = "held"              // a promotion resolve held (nothing built): tried again as another change set
+	StateHeld       = "held"              // a change resolve held (nothing built: a promotion, or a hotfix whose tree carries a change not through the environments before): tried again as another change set
 	StateRejected   = "rejected"          // a person rejected it
 	StateExpired    = "expired"           // not approved within its environment's approval expiry
 	StateSuperseded = "superseded"        // a later change set deploys what was left
@@ -77,7 +77,7 @@ type ChangeSummary struct {
 	RejectedBy   string          `json:"rejected_by,omitempty"`
 	RejectReason string          `json:"reject_reason,omitempty"`
 	Invalid      string          `json:"invalid,omitempty"`         // why resolve refused it
-	Held         string          `json:"held,omitempty"`            // why resolve held the promotion
+	Held         string          `json:"held,omitempty"`            // why resolve held the change (a promotion, or a hotfix)
 	HeldRetried  string          `json:"held_retried_as,omitempty"` // the change set of its next try
 	SupersededBy string          `json:"superseded_by,omitempty"`
 	QueuedBehind []string        `json:"queued_behind,omitempty"`

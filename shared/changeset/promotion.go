@@ -44,13 +44,15 @@ type Promotion struct {
 	PromotedAt time.Time `json:"promoted_at,omitzero"`
 }
 
-// Hold is a promotion into the change set's environment that resolve did not build, as it is:
-// the environment was deployed since at a later tree that changes, in what the promotion
-// deploys, what has not been through the environments before it yet (workers/resolve's
-// heldPromotion). Nothing of it is deployed; the change set has no nodes. It is tried again,
-// as a change set of its own ("<change>/<env>@<attempt>"), by whoever checks for due
-// promotions (shared/promotion's Start) once the environments it waits for moved (HeldOn
-// differs from On); RetriedAs names that try.
+// Hold is a change into the change set's environment that resolve did not build, as it is:
+// a promotion, when the environment was deployed since at a later tree that changes, in what
+// the promotion deploys, what has not been through the environments before it yet
+// (workers/resolve's heldPromotion); or a commit's change entering the environment without a
+// promotion (a hotfix of it), when its own tree carries, in what it deploys, an earlier change
+// still on its way through the environments before (heldChange). Nothing of it is deployed;
+// the change set has no nodes. It is tried again, as a change set of its own
+// ("<change>/<env>@<attempt>"), by whoever checks for due promotions (shared/promotion's Start)
+// once the environments it waits for moved (HeldOn differs from On); RetriedAs names that try.
 type Hold struct {
 	Reason  string `json:"reason"`
 	Attempt int    `json:"attempt"` // 1 for the first try
@@ -59,6 +61,17 @@ type Hold struct {
 	// On is HeldOn when it was held.
 	On        string `json:"on,omitempty"`
 	RetriedAs string `json:"retried_as,omitempty"`
+	// Change is, for a held change that is not a promotion, the change as its next try
+	// receives it (a promotion's is the Promotion of the change set it comes from).
+	Change *HeldChange `json:"change,omitempty"`
+}
+
+// HeldChange is a commit's change held in an environment it enters without a promotion.
+type HeldChange struct {
+	Files       []string               `json:"files,omitempty"`
+	Removed     []message.ComponentRef `json:"removed,omitempty"`
+	Commit      *message.Commit        `json:"commit"`
+	AutoApprove bool                   `json:"auto_approve,omitempty"`
 }
 
 // HeldOn is what a promotion held in env, as change set except, waits for: env's change sets

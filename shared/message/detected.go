@@ -48,6 +48,16 @@ type ChangeDetected struct {
 	// Promotion is set when the change enters this environment by the promotion order, after
 	// succeeding in the previous one (the same commit and files as there).
 	Promotion *Promotion `json:"promotion,omitempty"`
+	// Retry is set when a commit's change held in this environment (not a promotion: a
+	// promotion's tries are Promotion.Attempt) is tried again, after what held it moved: the
+	// same commit and files. Added to version 4: optional.
+	Retry *HeldRetry `json:"retry,omitempty"`
+}
+
+// HeldRetry is a try of a commit's change into an environment after held tries: its change set
+// is "<change_set_id>/<env>@<attempt>", the held one "<change_set_id>/<env>" (or "@<attempt-1>").
+type HeldRetry struct {
+	Attempt int `json:"attempt"` // 2 or more
 }
 
 // ChangeDetectedV3 is the third version: no rollbacks, no drift corrections, no promotions.

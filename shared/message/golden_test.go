@@ -561,6 +561,7 @@ func fullPayloads() map[string]any {
 				Replaces: "dep-54373ce93bae19f9"},
 			Promotion: &message.Promotion{From: root + "/dev", FromEnv: "dev", Soak: "10m",
 				SoakSkipped: &message.GateSkip{By: "grace.hopper", Reason: "verified in dev"}, Attempt: 2},
+			Retry: &message.HeldRetry{Attempt: 2},
 		},
 		message.TypeChangeResolved: message.ChangeResolved{
 			ChangeSetID: cs, Source: message.SourceGit, RootCauses: []message.Cause{{Kind: message.CauseCommit, ID: sha, Keys: []string{"every field set"}, Trigger: message.TriggerOnAnyApply},

@@ -71,6 +71,33 @@ type Started struct {
 	Skipped                *message.GateSkip
 	// Attempt is the try (2 or more) of a promotion held before; 0 for the first.
 	Attempt int
+	// Held is, for the try again of a commit's change held where it entered without a
+	// promotion (a hotfix), the held change set (From is then empty).
+	Held string
+}
+
+// HeldKey is the idempotency key of the attempt-th try of the commit's change sha into env held
+// where it entered without a promotion.
+func HeldKey(sha, env string, attempt int) string {
+	return fmt.Sprintf("git:%s/%s@%d", sha, env, attempt)
+}
+
+// tryHeld builds the change.detected of the next try of held, a commit's change held in its
+// environment, which it entered without a promotion: the same change, with retry.attempt.
+func tryHeld(held *changeset.ChangeSet) (message.Envelope, error) {
+	c := held.Held.Change
+	if c == nil || c.Commit == nil {
+		return message.Envelope{}, fmt.Errorf("promotion: held change set %s records no change to try again", held.ID)
+	}
+	attempt := held.Held.Attempt + 1
+	payload := message.ChangeDetected{ChangeSetID: held.CorrelationID, Source: held.Source, Components: []message.ComponentRef{},
+		Files: c.Files, Commit: c.Commit, Removed: c.Removed, AutoApprove: c.AutoApprove, Retry: &message.HeldRetry{Attempt: attempt}}
+	e, err := message.New(message.TypeChangeDetected, held.Env, held.Actor, HeldKey(c.Commit.SHA, held.Env, attempt), payload)
+	if err != nil {
+		return e, err
+	}
+	e.CorrelationID, e.CausationID = held.CorrelationID, held.CorrelationID
+	return e, nil
 }
 
 // Store is the part of changeset.Store that Start uses.
@@ -104,7 +131,12 @@ func Start(ctx context.Context, store Store, publish Publisher, now time.Time) (
 // LastTry follows the tries of cs's promotion into the next environment, from the first
 // ("<change>/<env>") through each held one's RetriedAs: the latest, nil when none exists.
 func LastTry(byID map[string]*changeset.ChangeSet, cs *changeset.ChangeSet) *changeset.ChangeSet {
-	t := byID[cs.NextChangeSetID()]
+	return latest(byID, byID[cs.NextChangeSetID()])
+}
+
+// latest follows the tries of t, a change set of a change in its environment, through each held
+// one's RetriedAs: the latest stored (nil when t is).
+func latest(byID map[string]*changeset.ChangeSet, t *changeset.ChangeSet) *changeset.ChangeSet {
 	for seen := 0; t != nil && t.Held != nil && t.Held.RetriedAs != "" && seen < 1000; seen++ {
 		next := byID[t.Held.RetriedAs]
 		if next == nil {
@@ -117,7 +149,9 @@ func LastTry(byID map[string]*changeset.ChangeSet, cs *changeset.ChangeSet) *cha
 
 // retry publishes the next try of every held promotion whose waited-for environments moved
 // since it was held (changeset.HeldOn differs from its On): a later change went through them,
-// or the environment was deployed again. Resolve builds it as a change set of its own, or holds
+// or the environment was deployed again — and likewise of every commit's change held where it
+// entered without a promotion (a hotfix whose tree carries a change not through the
+// environments before: workers/resolve's heldChange). Resolve builds it as a change set of its own, or holds
 // it again, saying why. Until resolve has, a check finds the same try to publish, whose
 // idempotency key makes it one.
 func retry(ctx context.Context, publish Publisher, all []*changeset.ChangeSet, now time.Time) ([]Started, error) {
@@ -145,6 +179,22 @@ func retry(ctx context.Context, publish Publisher, all []*changeset.ChangeSet, n
 			return started, fmt.Errorf("promotion of change set %s to %s, try %d: %w", cs.ID, cs.Promotion.Next, attempt, err)
 		}
 		started = append(started, Started{From: cs.ID, Env: cs.Promotion.Next, ChangeSetID: changeset.AttemptID(cs.CorrelationID, cs.Promotion.Next, attempt), Attempt: attempt})
+	}
+	// The commits' changes held where they entered without a promotion: their latest try.
+	for _, held := range sets {
+		if held.Held == nil || held.Held.Change == nil || held.PromotedFrom != "" || held.Held.RetriedAs != "" || held.RejectedBy != "" ||
+			changeset.HeldOn(all, held.Env, held.Held.Waiting, held.ID, now) == held.Held.On {
+			continue
+		}
+		m, err := tryHeld(held)
+		if err != nil {
+			return started, err
+		}
+		attempt := held.Held.Attempt + 1
+		if err := publish(ctx, m); err != nil {
+			return started, fmt.Errorf("change set %s held in %s, try %d: %w", held.ID, held.Env, attempt, err)
+		}
+		started = append(started, Started{Env: held.Env, ChangeSetID: changeset.AttemptID(held.CorrelationID, held.Env, attempt), Attempt: attempt, Held: held.ID})
 	}
 	return started, nil
 }

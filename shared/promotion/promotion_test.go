@@ -3,6 +3,7 @@ package promotion
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -251,5 +252,67 @@ func TestAHeldPromotionIsTriedAgainUntilRejected(t *testing.T) {
 	r, err := Status([]*changeset.ChangeSet{dev, held, hotfix}, root, t0.Add(time.Hour))
 	if err != nil || r.Current().State != StateStopped || r.Stopped == "" {
 		t.Errorf("status %+v, %v: want stopped, rejected", r, err)
+	}
+}
+
+// A change of qa and prod (dev → qa → prod) starts in qa, where it is held: its tree carries a
+// change not through dev yet. Its status is held in qa; tried again (qa@2, deploying), its status
+// follows the try, whatever order the change sets are listed in; and a held try that was
+// rejected is not tried again.
+func TestAChangeHeldInItsFirstEnvironment(t *testing.T) {
+	t.Parallel()
+	c := &changeset.HeldChange{Files: []string{"iac/qa/vpc/core/config.json", "iac/prod/vpc/core/config.json"}, Commit: &message.Commit{SHA: sha, Author: "Ada"}}
+	held := &changeset.ChangeSet{ID: root + "/qa", Env: "qa", CorrelationID: root, Source: message.SourceGit, CreatedAt: t0,
+		Actor: message.Actor{Kind: "git", Name: "Ada"}, Nodes: map[string]*changeset.Node{}, Promotion: &changeset.Promotion{Next: "prod"},
+		Held: &changeset.Hold{Reason: "held: …", Attempt: 1, Waiting: []string{"dev"}, Change: c}}
+	r, err := Status([]*changeset.ChangeSet{held}, root, t0)
+	if err != nil || r.Current().State != StateHeld || r.Current().Env != "qa" {
+		t.Fatalf("status %+v, %v: want held in qa", r, err)
+	}
+	// dev moved: tried again, as qa@2, the same change with retry.attempt 2
+	other := changeSet("dev", changeset.Applied)
+	other.ID, other.CorrelationID = "019cebab-87be-7000-8000-000000000002/dev", "019cebab-87be-7000-8000-000000000002"
+	other.Promotion = &changeset.Promotion{Next: "qa"}
+	other.SettlePromotion(t0)
+	store := memStore{held.ID: held, other.ID: other}
+	var published []message.Envelope
+	publish := func(_ context.Context, msgs ...message.Envelope) error {
+		published = append(published, msgs...)
+		return nil
+	}
+	started, err := Start(context.Background(), store, publish, t0.Add(time.Hour))
+	var try *message.Envelope
+	for i, m := range published {
+		if m.CorrelationID == root {
+			try = &published[i]
+		}
+	}
+	if err != nil || try == nil || try.Env != "qa" || try.IdempotencyKey != "git:"+sha+"/qa@2" ||
+		!slices.ContainsFunc(started, func(s Started) bool { return s.Held == held.ID && s.ChangeSetID == root+"/qa@2" && s.Attempt == 2 }) {
+		t.Fatalf("started %+v, published %+v, %v: want the change tried again in qa", started, published, err)
+	}
+	messagetest.Validate(t, *try)
+	var p message.ChangeDetected
+	if err := message.Decode(*try, &p); err != nil || p.Retry == nil || p.Retry.Attempt != 2 || p.Promotion != nil || p.Commit.SHA != sha || len(p.Files) != 2 {
+		t.Fatalf("the try: %+v, %v", p, err)
+	}
+	second := changeSet("qa", changeset.Planned)
+	second.ID, second.HeldBefore, second.Promotion = root+"/qa@2", held.ID, &changeset.Promotion{Next: "prod"}
+	held.Held.RetriedAs = second.ID
+	for _, all := range [][]*changeset.ChangeSet{{held, second}, {second, held}} {
+		if r, err := Status(all, root, t0); err != nil || r.Current().ChangeSetID != second.ID || r.Current().State == StateHeld {
+			t.Errorf("status %+v, %v: want it at the second try", r, err)
+		}
+	}
+	// held again, then rejected: not tried again
+	second.Nodes, second.Waves = map[string]*changeset.Node{}, [][]string{}
+	second.Held = &changeset.Hold{Reason: "held: …", Attempt: 2, Waiting: []string{"dev"}, Change: c, On: "before"}
+	if err := second.Reject("grace", "not this one"); err != nil {
+		t.Fatal(err)
+	}
+	store[second.ID] = second
+	published = nil
+	if started, _ := Start(context.Background(), store, publish, t0.Add(2*time.Hour)); len(started) != 0 {
+		t.Errorf("a rejected held change tried again: %+v", started)
 	}
 }

@@ -74,14 +74,21 @@ func Status(all []*changeset.ChangeSet, id string, now time.Time) (Report, error
 	}
 	var start *changeset.ChangeSet
 	for _, cs := range all {
-		if cs.CorrelationID == root && cs.PromotedFrom == "" && cs.Promotion != nil {
+		// its first environment's first try (a try after a hold there names the held one)
+		if cs.CorrelationID == root && cs.PromotedFrom == "" && cs.HeldBefore == "" && (cs.Promotion != nil || cs.Held != nil) {
 			start = cs
 		}
 	}
-	if start == nil {
+	if start != nil {
+		start = latest(byID, start) // held there, and tried again since: the latest try
+	}
+	if start == nil || start.Promotion == nil {
 		return Report{}, fmt.Errorf("%w: change %s concerns at most one environment of the promotion order (karma.json \"promotion\"), so it deploys without one", ErrNotPromoted, root)
 	}
 	r := Report{Change: root, Commit: start.Commit}
+	if r.Commit == "" && start.Promotion.Commit != nil {
+		r.Commit = start.Promotion.Commit.SHA // held: built at no tree yet
+	}
 	cur := start
 	for {
 		r.Steps = append(r.Steps, step(cur, now))

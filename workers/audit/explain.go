@@ -41,6 +41,7 @@ type explained struct {
 	} `json:"request"`
 	Rollback  *message.Rollback  `json:"rollback"`  // change.detected v4
 	Promotion *message.Promotion `json:"promotion"` // change.detected v4
+	Retry     *message.HeldRetry `json:"retry"`     // change.detected v4: a held hotfix tried again
 	Reason    string             `json:"reason"`    // deployment.skipped, drift.detected
 	Detail    string             `json:"detail"`
 	// drift.detected; change.detected of a corrective change set (drift ids)
@@ -121,6 +122,8 @@ func (p explained) cause(typ string) string {
 		return rollbackTo(p.Rollback.DeploymentID, p.Rollback.Commit)
 	case p.Promotion != nil && p.Commit != nil:
 		return promotedFrom(*p.Promotion) + ", " + commit(p.Commit.SHA, p.Commit.Message)
+	case p.Retry != nil && p.Commit != nil:
+		return fmt.Sprintf("try %d (the ones before were held), %s", p.Retry.Attempt, commit(p.Commit.SHA, p.Commit.Message))
 	case p.Commit != nil:
 		return commit(p.Commit.SHA, p.Commit.Message)
 	case p.Parameter != nil:

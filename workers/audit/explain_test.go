@@ -51,6 +51,9 @@ func TestExplain(t *testing.T) {
 	retried := withMessage
 	retried.Payload = []byte(`{"change_set_id":"x","source":"git","components":[],"commit":{"sha":"` + sha1 + `","author":"Ada"},"auto_approve":false,` +
 		`"promotion":{"from":"x/dev","from_env":"dev","attempt":2}}`)
+	hotfixRetried := withMessage
+	hotfixRetried.Payload = []byte(`{"change_set_id":"x","source":"git","components":[],"commit":{"sha":"` + sha1 + `","author":"Ada"},"auto_approve":false,` +
+		`"retry":{"attempt":2}}`)
 	held := msgs[1]
 	held.Payload = []byte(`{"change_set_id":"x/prod","source":"git","root_causes":[{"kind":"commit","id":"` + sha1 + `"}],"roots":[],"affected":[],"waves":[],` +
 		`"commit":"","held":"promotion held: prod was deployed since at commit 444444444444"}`)
@@ -74,6 +77,8 @@ func TestExplain(t *testing.T) {
 			Cause: "promoted from x/dev (dev, soak skipped by grace: verified by hand), commit 512423cb3a48"}},
 		{"change.detected of a promotion tried again", retried, auditw.Explanation{Author: git,
 			Cause: "promoted from x/dev (dev, try 2: the ones before were held), commit 512423cb3a48"}},
+		{"change.detected of a held hotfix tried again", hotfixRetried, auditw.Explanation{Author: git,
+			Cause: "try 2 (the ones before were held), commit 512423cb3a48"}},
 		{"change.resolved of a held promotion", held, auditw.Explanation{Author: git,
 			Cause: "held (tried again once the environments it waits for move): promotion held: prod was deployed since at commit 444444444444"}},
 		{"deployment.scheduled by a rollback", rollbackCause, auditw.Explanation{Author: git, Cause: "rollback to dep-0123456789abcdef"}},

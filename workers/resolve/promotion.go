@@ -239,6 +239,129 @@ func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string, res *
 	return hold, nil
 }
 
+// heldChange says why the change of a commit into env, which it enters without a promotion (a
+// hotfix of env, or the first environment of its path when that is not the order's first), is
+// held rather than built at tree (its commit, or a later one env was built from: newest): nil
+// when it can be built there. That tree also holds the earlier changes on their way through the
+// promotion order, not through env yet (held, soaking, or stopped before it): built there, the
+// change would deploy, in the components it deploys (its roots and their dependents at tree),
+// what those changes' files change there, in env, before they went through the environments
+// before env, and under this change's name alone. A file of such a change holds when, as tree
+// has it, it changes a component the change deploys and has not been through every environment
+// before env (passed: a change of it succeeded there, soak over, at a tree having it as tree
+// has it) — the rule heldPromotion applies to a later tree. A change that concerns only
+// components those files do not reach is built.
+//
+// A hold names the environments it waits for and their state then (changeset.HeldOn), and the
+// change as its next try receives it: the change is tried again, as change set id's next try,
+// once they moved.
+func (w *Worker) heldChange(ctx context.Context, env, tree string, res *model.Result, p message.ChangeDetected, change, id string) (*changeset.Hold, error) {
+	order := res.Repo.Settings.Promotion
+	if i := slices.IndexFunc(order, func(s model.PromotionStep) bool { return s.Env == env }); i <= 0 || len(res.Diagnostics.Errors()) > 0 {
+		return nil, nil // outside the order, or its first: no environment comes before it (or invalid: rejected)
+	}
+	pass := &passed{w: w, tree: tree}
+	if err := pass.load(ctx); err != nil {
+		return nil, err
+	}
+	// The changes on their way to env: a change set of theirs promotes into env, later, and
+	// none of theirs succeeded in env. Oldest first, each once.
+	through := map[string]bool{}
+	for _, cs := range pass.sets {
+		if cs.Env == env && cs.Succeeded() {
+			through[cs.CorrelationID] = true
+		}
+	}
+	type onTheWay struct {
+		change, commit string
+		files          []string
+	}
+	var ways []onTheWay
+	seen := map[string]bool{change: true}
+	for _, cs := range slices.Backward(pass.sets) {
+		pr := cs.Promotion
+		if pr == nil || pr.Commit == nil || pr.Commit.SHA == "" || seen[cs.CorrelationID] || through[cs.CorrelationID] ||
+			(pr.Next != env && !slices.Contains(pr.Then, env)) {
+			continue
+		}
+		seen[cs.CorrelationID] = true
+		ways = append(ways, onTheWay{change: cs.CorrelationID, commit: pr.Commit.SHA, files: pr.Files})
+	}
+	if len(ways) == 0 {
+		return nil, nil
+	}
+	deployed, err := w.promotionDeploys(ctx, res, p, env)
+	if err != nil {
+		return nil, err
+	}
+	var untested, first []string
+	for _, way := range ways {
+		if way.commit != tree {
+			in, err := w.Commits.IsAncestor(ctx, way.commit, tree)
+			if err != nil {
+				return nil, pipeline.Transient(fmt.Errorf("resolve: is %s an ancestor of %s: %w", way.commit, tree, err))
+			}
+			if !in {
+				continue // committed after tree, or on no branch of it: tree does not hold it
+			}
+		}
+		for _, f := range way.files {
+			concerned, err := w.concerned(ctx, tree, []string{f}, nil)
+			if err != nil {
+				return nil, err
+			}
+			path := order.Path(concerned)
+			i := slices.Index(path, env)
+			if i <= 0 {
+				continue // env's own, or another environment's
+			}
+			reached, err := w.reaches(ctx, res, env, f, deployed)
+			if err != nil {
+				return nil, err
+			}
+			if len(reached) == 0 {
+				continue // changes nothing this change deploys
+			}
+			if ok, err := pass.through(ctx, f, path[:i]); err != nil {
+				return nil, err
+			} else if ok {
+				continue // as tree has it, f went through every environment before env already
+			}
+			untested = append(untested, fmt.Sprintf("%s of commit %.12s (change %s), which reaches %s", f, way.commit, way.change, strings.Join(reached, ", ")))
+			for _, e := range path[:i] {
+				if !slices.Contains(first, e) {
+					first = append(first, e)
+				}
+			}
+		}
+	}
+	if len(untested) == 0 {
+		return nil, nil
+	}
+	attempt := max(tryOf(p), 1)
+	hold := &changeset.Hold{Attempt: attempt, Waiting: first, On: changeset.HeldOn(pass.sets, env, first, id, w.now()),
+		Change: &changeset.HeldChange{Files: p.Files, Removed: p.Removed, Commit: p.Commit, AutoApprove: p.AutoApprove}}
+	if len(untested) > 5 {
+		untested = append(untested[:5:5], fmt.Sprintf("and %d more", len(untested)-5))
+	}
+	hold.Reason = fmt.Sprintf("held: built at commit %.12s, this change would also deploy in %s what an earlier change on its way through %s, not through it yet, changes there: %s. "+
+		"Deployed now, %s would get that untested, under this change's name alone. Nothing of this change is deployed in %s yet; "+
+		"it is tried again once a change goes through %s or %s is deployed again (or reject it: karma reject %s)",
+		tree, env, strings.Join(first, ", "), strings.Join(untested, "; "), env, env, strings.Join(first, ", "), env, id)
+	return hold, nil
+}
+
+// tryOf is the try of p's change into its environment: 2 or more after held tries, else 0.
+func tryOf(p message.ChangeDetected) int {
+	switch {
+	case p.Promotion != nil:
+		return p.Promotion.Attempt
+	case p.Retry != nil:
+		return p.Retry.Attempt
+	}
+	return 0
+}
+
 // linkRetry records, on the try of change's promotion into env held before attempt, that
 // attempt is its next (RetriedAs): the promotion's status follows it there.
 func (w *Worker) linkRetry(ctx context.Context, change, env string, attempt int) error {
@@ -358,14 +481,23 @@ func (w *Worker) promotionDeploys(ctx context.Context, res *model.Result, p mess
 // changesAny reports whether file f, changed, changes one of the components deployed (of env,
 // built as res): one of those a commit changing f alone would deploy.
 func (w *Worker) changesAny(ctx context.Context, res *model.Result, env, f string, deployed map[int32]bool) (bool, error) {
+	reached, err := w.reaches(ctx, res, env, f, deployed)
+	return len(reached) > 0, err
+}
+
+// reaches lists the components deployed (of env, built as res; nil: every one) that file f,
+// changed, changes: those of them a commit changing f alone would deploy, by id, sorted.
+func (w *Worker) reaches(ctx context.Context, res *model.Result, env, f string, deployed map[int32]bool) ([]string, error) {
 	roots, _, _, err := w.roots(ctx, res, message.ChangeDetected{Source: message.SourceGit, Files: []string{f}}, env)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
+	var out []string
 	for _, r := range roots {
 		if deployed == nil || deployed[r] {
-			return true, nil
+			out = append(out, res.Graph.Components[r].ID)
 		}
 	}
-	return false, nil
+	slices.Sort(out)
+	return out, nil
 }

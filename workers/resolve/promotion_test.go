@@ -254,7 +254,9 @@ func (c laterCommits) Diff(_ context.Context, before, after string) ([]model.Cha
 // A commit of the vpc base layer (dev → prod) is in dev when a later commit, sha2, deploys in
 // prod. The promotion of the earlier change into prod would be built at sha2's tree (building it
 // at its own would undo sha2). When what sha2's tree changes since the earlier commit concerns
-// prod alone (a prod hotfix), that is what it is built from, and the change set names both. When
+// prod alone (a prod hotfix, here of prod's zone: one of vpc/core would be held itself, as its
+// tree carries the change soaking in dev), that is what it is built from, and the change set
+// names both. When
 // it also changes what dev deploys first — commits that have not been through dev — building
 // there would deploy them in prod untested: the promotion is held, on the record, and nothing of
 // it deploys.
@@ -287,7 +289,8 @@ func TestAPromotionIsNotBuiltAtALaterTreeHoldingUntestedCommits(t *testing.T) {
 			n := 200 + 10*i
 			root := autoCommit(t, n, []string{"iac/_base/vpc/core/config.json"})
 			s.handle(t, root)
-			hotfix := commitDetected(t, n+1, sha2, []string{"iac/prod/vpc/core/config.json"})
+			// a hotfix of prod's zone, which the change of vpc/core soaking in dev does not reach
+			hotfix := commitDetected(t, n+1, sha2, []string{"iac/prod/route53-zone/main/config.json"})
 			s.handle(t, hotfix)
 			if cs, err := s.cs.Get(context.Background(), hotfix.ID+"/prod"); err != nil || cs.Commit != sha2 {
 				t.Fatalf("the hotfix's change set: %+v, %v", cs, err)
@@ -372,8 +375,9 @@ func autoCommitAt(t *testing.T, n int, sha string, files []string) message.Envel
 // the same file, C, goes through dev and, its soak ended early with a reason, into prod: prod is
 // at C's tree. A's promotion is built there (building it at A's own would undo C): the file C
 // changed is as C's dev change set deployed and soaked it, so it is not held. When a third
-// change of that file, D, is still soaking in dev and a prod hotfix built prod at a tree holding
-// D's change, that is untested in dev: held.
+// change of that file, D, is still soaking in dev and a prod hotfix (of prod's zone, which D
+// does not reach: not held itself) built prod at a tree holding D's change, that is untested in
+// dev: held.
 func TestAPromotionIsBuiltAtALaterTreeWhoseChangesWentThroughTheEnvironmentBefore(t *testing.T) {
 	t.Parallel()
 	const base = "iac/_base/vpc/core/config.json"
@@ -391,9 +395,9 @@ func TestAPromotionIsBuiltAtALaterTreeWhoseChangesWentThroughTheEnvironmentBefor
 			s.w.Commits = branchHistory{RepoGraphs: wt.RepoGraphs{Root: repo}, commits: []string{sha1, sha2, sha3, sha4},
 				diffs: map[[2]string][]model.ChangedFile{
 					{sha1, sha2}: {{Path: base}},
-					{sha1, sha4}: {{Path: base}, {Path: "iac/prod/vpc/core/config.json"}},
-					{sha2, sha4}: {{Path: base}, {Path: "iac/prod/vpc/core/config.json"}},
-					{sha3, sha4}: {{Path: "iac/prod/vpc/core/config.json"}},
+					{sha1, sha4}: {{Path: base}, {Path: "iac/prod/route53-zone/main/config.json"}},
+					{sha2, sha4}: {{Path: base}, {Path: "iac/prod/route53-zone/main/config.json"}},
+					{sha3, sha4}: {{Path: "iac/prod/route53-zone/main/config.json"}},
 				}}
 			n := 300 + 20*i
 			a := autoCommitAt(t, n, sha1, []string{base})
@@ -424,7 +428,10 @@ func TestAPromotionIsBuiltAtALaterTreeWhoseChangesWentThroughTheEnvironmentBefor
 				d := autoCommitAt(t, n+4, sha3, []string{base})
 				s.handle(t, d)
 				s.handle(t, applied(t, d, n+5, "dev", d.ID+"/dev", "dev/vpc/core", []string{}))
-				s.handle(t, commitDetected(t, n+6, sha4, []string{"iac/prod/vpc/core/config.json"}))
+				s.handle(t, commitDetected(t, n+6, sha4, []string{"iac/prod/route53-zone/main/config.json"}))
+				if hotfix, err := s.cs.Get(ctx, wt.FixedID(n+6)+"/prod"); err != nil || hotfix.Held != nil || hotfix.Commit != sha4 {
+					t.Fatalf("the hotfix of prod's zone: %+v, %v; want it built at %s", hotfix, err, sha4)
+				}
 				tree = sha4
 			}
 			published = nil

@@ -119,6 +119,10 @@ func (w *Worker) detected(ctx context.Context, in message.Envelope) ([]message.E
 	if err := message.Decode(in, &p); err != nil {
 		return nil, err
 	}
+	if p.Retry != nil && (in.Env == "" || p.Source != message.SourceGit || p.Promotion != nil || p.Retry.Attempt < 2) {
+		return nil, pipeline.Permanent(fmt.Errorf("resolve: change.detected %s: retry (try %d) is the try again of a commit's change held in one environment: "+
+			"it needs source git, an env, no promotion and a try of 2 or more (env %q, source %s)", in.ID, p.Retry.Attempt, in.Env, p.Source))
+	}
 	commit, err := w.commitOf(ctx, &p)
 	if err != nil {
 		return nil, err
@@ -206,10 +210,10 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 	if in.Env == "" || p.Promotion != nil {
 		csID += "/" + env // one change set per environment of the change
 	}
-	if p.Promotion != nil && p.Promotion.Attempt > 1 {
-		// a promotion tried again after a hold: a change set of its own, the held one linked to it
-		csID = changeset.AttemptID(p.ChangeSetID, env, p.Promotion.Attempt)
-		if err := w.linkRetry(ctx, p.ChangeSetID, env, p.Promotion.Attempt); err != nil {
+	if attempt := tryOf(p); attempt > 1 {
+		// a change tried again after a hold: a change set of its own, the held one linked to it
+		csID = changeset.AttemptID(p.ChangeSetID, env, attempt)
+		if err := w.linkRetry(ctx, p.ChangeSetID, env, attempt); err != nil {
 			return nil, err
 		}
 	}
@@ -278,10 +282,15 @@ func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p messag
 			return nil, pipeline.Permanent(fmt.Errorf("resolve: loading %s at commit %s: %w", env, commit, err))
 		}
 	}
-	var held *changeset.Hold // why a promotion is not built at its environment's later tree (promotion.go)
-	if p.Source == message.SourceGit && p.Promotion != nil && commit != own {
+	var held *changeset.Hold // why a commit's change is not built at that tree (promotion.go)
+	if p.Source == message.SourceGit {
 		var err error
-		if held, err = w.heldPromotion(ctx, env, own, commit, res, p, csID); err != nil {
+		if p.Promotion != nil && commit != own {
+			held, err = w.heldPromotion(ctx, env, own, commit, res, p, csID)
+		} else if p.Promotion == nil {
+			held, err = w.heldChange(ctx, env, commit, res, p, in.CorrelationID, csID)
+		}
+		if err != nil {
 			return nil, err
 		} else if held != nil {
 			commit = "" // nothing is built, at any tree: the root causes name the change's commit
@@ -303,8 +312,8 @@ func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p messag
 	}
 	cs.CoveredWriters = coveredWriters(p) // who wrote the earlier versions it carries: nor they
 	promo.apply(cs, env, p)
-	if p.Promotion != nil && p.Promotion.Attempt > 1 {
-		cs.HeldBefore = changeset.AttemptID(p.ChangeSetID, env, p.Promotion.Attempt-1)
+	if attempt := tryOf(p); attempt > 1 {
+		cs.HeldBefore = changeset.AttemptID(p.ChangeSetID, env, attempt-1)
 	}
 	if held != nil {
 		cs.Held = held
