@@ -228,3 +228,37 @@ func TestAPromotionIsHeldRatherThanBuiltAtATreeWithUntestedCommits(t *testing.T)
 		}
 	}
 }
+
+// A change of the vpc base layer soaks in dev when a hotfix of prod's vpc is committed after it.
+// Built at its own tree, the hotfix would deploy the base layer's change in prod with its own,
+// before the soak, under the hotfix's name: it is held instead, nothing of it deployed, saying
+// which change it waits for. Once that change went through dev (its soak ended early, on the
+// record), the hotfix is tried again by itself and deploys, at its own tree.
+func TestAHotfixIsHeldWhileABaseLayerChangeItCarriesSoaks(t *testing.T) {
+	needTerraform(t)
+	g := deployedDemo(t)
+	change := promoteCommit(t, g, `[{"env": "dev", "soak": "1h"}, {"env": "prod"}]`, nil)
+	runIn(t, g, 0, "apply", "--auto-approve")
+	editJSON(t, filepath.Join(g.repo, "iac", "prod", "vpc", "core", "config.json"), func(d map[string]any) {
+		d["tags"].(map[string]any)["Hotfix"] = "yes"
+	})
+	hotfix := commitAs(t, g.repo, "Cy", "prod vpc: hotfix")
+	m := regexp.MustCompile(`-> change (\S+) queued`).FindStringSubmatch(runIn(t, g, 0, "ingest", "commit", "--auto-approve"))
+	if m == nil {
+		t.Fatal("no change id for the hotfix")
+	}
+	heldID := m[1] + "/prod"
+	out := runIn(t, g, 1, "apply", "--auto-approve")
+	mustContain(t, "apply of the hotfix", out, "held", change, "prod/vpc/core")
+	held := changeSetByID(t, g.stateDir, heldID)
+	if held == nil || held.Held == nil || len(held.Nodes) != 0 || held.Commit != "" {
+		t.Fatalf("the hotfix: %+v; want it held, nothing built", held)
+	}
+
+	out = runIn(t, g, 0, "promote", change, "--reason", "verified in dev", "--as", "grace")
+	mustContain(t, "promote", out, "the promotion is complete", "change set "+heldID+" was held in prod", heldID+"@2")
+	again := changeSetByID(t, g.stateDir, heldID+"@2")
+	if again == nil || again.Held != nil || again.Commit != hotfix || again.HeldBefore != heldID || !ssmEndpoints(t, again, "prod/vpc/core") {
+		t.Fatalf("the second try: %+v; want it built at the hotfix's tree %.12s, deployed", again, hotfix)
+	}
+}
