@@ -262,3 +262,29 @@ func TestAHotfixIsHeldWhileABaseLayerChangeItCarriesSoaks(t *testing.T) {
 		t.Fatalf("the second try: %+v; want it built at the hotfix's tree %.12s, deployed", again, hotfix)
 	}
 }
+
+// The same with a base-layer change of a field prod overrides (cidr): prod's vpc resolves the
+// same with or without it, so the hotfix carries nothing of it into prod and deploys at once.
+func TestAHotfixIsNotHeldByABaseLayerChangeOfAFieldItOverrides(t *testing.T) {
+	needTerraform(t)
+	g := deployedDemo(t)
+	if err := os.WriteFile(filepath.Join(g.repo, "karma.json"), []byte(`{"prefix": "/iac", "modules_dir": "components", "promotion": [{"env": "dev", "soak": "1h"}, {"env": "prod"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	editJSON(t, filepath.Join(g.repo, "iac", "_base", "vpc", "core", "config.json"), func(d map[string]any) { d["cidr"] = "10.9.0.0/16" })
+	commitAs(t, g.repo, "Ada", "vpc: another default range, dev first")
+	runIn(t, g, 0, "ingest", "commit", "--auto-approve")
+	runIn(t, g, 0, "apply", "--auto-approve")
+	editJSON(t, filepath.Join(g.repo, "iac", "prod", "vpc", "core", "config.json"), func(d map[string]any) {
+		d["tags"].(map[string]any)["Hotfix"] = "yes"
+	})
+	hotfix := commitAs(t, g.repo, "Cy", "prod vpc: hotfix")
+	m := regexp.MustCompile(`-> change (\S+) queued`).FindStringSubmatch(runIn(t, g, 0, "ingest", "commit", "--auto-approve"))
+	if m == nil {
+		t.Fatal("no change id for the hotfix")
+	}
+	runIn(t, g, 0, "apply", "--auto-approve")
+	if cs := changeSetByID(t, g.stateDir, m[1]+"/prod"); cs == nil || cs.Held != nil || cs.Commit != hotfix || cs.Nodes["prod/vpc/core"] == nil {
+		t.Fatalf("the hotfix: %+v; want it built at its tree %.12s", cs, hotfix)
+	}
+}

@@ -147,6 +147,12 @@ func (s *Source) OnBranch(ctx context.Context, sha, branch string) (bool, error)
 	return s.Repo.OnBranch(ctx, sha, branch)
 }
 
+// FileBefore reads file p as commit's first parent has it (gitrepo.Repo.ReadFileBefore): found
+// is false when the parent has none, or commit has no parent.
+func (s *Source) FileBefore(ctx context.Context, commit, p string) ([]byte, bool, error) {
+	return s.Repo.ReadFileBefore(ctx, commit, p)
+}
+
 // IsAncestor reports whether commit a is an ancestor of commit b.
 func (s *Source) IsAncestor(ctx context.Context, a, b string) (bool, error) {
 	return s.Repo.IsAncestor(ctx, a, b)

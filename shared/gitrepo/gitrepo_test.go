@@ -478,3 +478,33 @@ func TestAuthorsOfTheCommitsBetween(t *testing.T) {
 		}
 	}
 }
+
+// ReadFileBefore reads a file as the commit's first parent has it; a file the commit added, or a
+// commit without a parent, has no such version.
+func TestReadFileBefore(t *testing.T) {
+	o := gittest.NewOrigin(t, "config.git", configFiles("4"))
+	first := o.Head(t)
+	if err := os.WriteFile(filepath.Join(o.Work, "iac/prod/vpc/core/config.json"), []byte(`{"az_count": 5}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(o.Work, "new.json"), []byte(`{}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gittest.Git(t, o.Work, "add", "-A")
+	gittest.Git(t, o.Work, "commit", "-q", "-m", "five")
+	second := o.Head(t)
+	r, err := gitrepo.OpenLocal(o.Work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if data, found, err := r.ReadFileBefore(ctx, second, "iac/prod/vpc/core/config.json"); err != nil || !found || string(data) != `{"az_count": 4}` {
+		t.Errorf("before %.8s: %q, %v, %v; want the first commit's", second, data, found, err)
+	}
+	if data, found, err := r.ReadFileBefore(ctx, second, "new.json"); err != nil || found {
+		t.Errorf("a file the commit added: %q, %v, %v; want none", data, found, err)
+	}
+	if data, found, err := r.ReadFileBefore(ctx, first, "iac/prod/vpc/core/config.json"); err != nil || found {
+		t.Errorf("before the first commit: %q, %v, %v; want none", data, found, err)
+	}
+}

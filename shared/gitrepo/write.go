@@ -381,6 +381,29 @@ func (r *Repo) ReadFileAt(ctx context.Context, sha, p string) ([]byte, error) {
 	return r.blobAt(plumbing.NewHash(sha), r.full(p))
 }
 
+// ReadFileBefore reads one file (path relative to the config repository's folder) as the first
+// parent of commit sha has it: found is false when the parent has no such file, or sha has no
+// parent (the file was added by sha, or the history starts there).
+func (r *Repo) ReadFileBefore(ctx context.Context, sha, p string) (data []byte, found bool, err error) {
+	c, err := r.commit(ctx, sha)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(c.ParentHashes) == 0 {
+		return nil, false, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	data, err = r.blobAt(c.ParentHashes[0], r.full(p))
+	if errors.Is(err, object.ErrFileNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("repository %s: %s before commit %s: %w", r, p, short(sha), err)
+	}
+	return data, true, nil
+}
+
 func writeFileAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err

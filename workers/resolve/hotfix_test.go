@@ -2,6 +2,8 @@ package resolve_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -167,6 +169,61 @@ func TestAHotfixIsHeldByAStoppedChangeInItsTreeAlone(t *testing.T) {
 			}
 			if prod.Held == nil || len(prod.Nodes) != 0 || !strings.Contains(prod.Held.Reason, sha1[:12]) {
 				t.Fatalf("the hotfix: held %+v, nodes %d; want held for %s, stopped in dev", prod.Held, len(prod.Nodes), sha1[:12])
+			}
+		})
+	}
+}
+
+// withFilesBefore is a branchHistory that reads files as a commit's parent has them.
+type withFilesBefore struct {
+	branchHistory
+	before map[[2]string]string // commit, path: the file as its parent has it
+}
+
+func (h withFilesBefore) FileBefore(_ context.Context, commit, path string) ([]byte, bool, error) {
+	b, ok := h.before[[2]string{commit, path}]
+	return []byte(b), ok, nil
+}
+
+// Holds compare resolved configs where the repository can tell them: the change soaking in dev
+// edited a field of vpc/core's base layer. When prod overrides that field (cidr), prod/vpc/core
+// resolves the same with or without the edit, so the prod hotfix carries nothing of it: built.
+// When prod inherits it (enable_ssm_endpoints), held.
+func TestAHotfixIsHeldOnlyWhenTheChangeItCarriesChangesItsResolvedConfigs(t *testing.T) {
+	t.Parallel()
+	const base = "iac/_base/vpc/core/config.json"
+	for i, c := range []struct {
+		name, from, to string
+		held           bool
+	}{
+		{"a field prod overrides", `"cidr": "10.0.0.0/16"`, `"cidr": "10.9.0.0/16"`, false},
+		{"a field prod inherits", `"enable_ssm_endpoints": false`, `"enable_ssm_endpoints": true`, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			repo := promotedExamples(t, `[{"env": "dev", "soak": "10m"}, {"env": "prod"}]`)
+			cur, err := os.ReadFile(filepath.Join(repo, base))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(cur), c.from) {
+				t.Fatalf("%s lacks %s", base, c.from)
+			}
+			s := newStage(t, repo, nil)
+			s.w.Commits = withFilesBefore{branchHistory: branchHistory{RepoGraphs: wt.RepoGraphs{Root: repo}, commits: []string{sha1, sha2}},
+				before: map[[2]string]string{{sha1, base}: strings.Replace(string(cur), c.from, c.to, 1)}}
+			n := 700 + 20*i
+			b := autoCommitAt(t, n, sha1, []string{base})
+			s.handle(t, b)
+			s.handle(t, applied(t, b, n+1, "dev", b.ID+"/dev", "dev/vpc/core", []string{}))
+			hotfix := autoCommitAt(t, n+2, sha2, []string{"iac/prod/vpc/core/config.json"})
+			s.handle(t, hotfix)
+			prod, err := s.cs.Get(context.Background(), hotfix.ID+"/prod")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.held != (prod.Held != nil) || c.held != (len(prod.Nodes) == 0) {
+				t.Fatalf("the hotfix: held %+v, nodes %d; want held %v", prod.Held, len(prod.Nodes), c.held)
 			}
 		})
 	}

@@ -327,6 +327,11 @@ func (w *Worker) heldChange(ctx context.Context, env, tree string, res *model.Re
 			} else if ok {
 				continue // as tree has it, f went through every environment before env already
 			}
+			if same, err := w.sameConfigs(ctx, env, tree, res, way.commit, f, reached); err != nil {
+				return nil, err
+			} else if same {
+				continue // its edit of f changes none of those components' resolved configs in env
+			}
 			untested = append(untested, fmt.Sprintf("%s of commit %.12s (change %s), which reaches %s", f, way.commit, way.change, strings.Join(reached, ", ")))
 			for _, e := range path[:i] {
 				if !slices.Contains(first, e) {
@@ -349,6 +354,38 @@ func (w *Worker) heldChange(ctx context.Context, env, tree string, res *model.Re
 		"it is tried again once a change goes through %s or %s is deployed again (or reject it: karma reject %s)",
 		tree, env, strings.Join(first, ", "), strings.Join(untested, "; "), env, env, strings.Join(first, ", "), env, id)
 	return hold, nil
+}
+
+// sameConfigs reports whether commit's edit of config file f leaves the resolved config, in
+// env at tree (built as res), of every component of reached as it is: env built at tree with f
+// as commit's parent has it resolves each of them to the same config (its hash) — a field of a
+// base layer that env overrides, say. Only a config file of the repository (iac/…) can be told
+// so, and only when the repository can read f before commit (FilesBefore); a file commit added,
+// a module, a build that fails, tell nothing (false: the file counts).
+func (w *Worker) sameConfigs(ctx context.Context, env, tree string, res *model.Result, commit, f string, reached []string) (bool, error) {
+	fb, ok := w.Commits.(FilesBefore)
+	if !ok || !strings.HasPrefix(f, "iac/") || !strings.HasSuffix(f, ".json") {
+		return false, nil
+	}
+	before, found, err := fb.FileBefore(ctx, commit, f)
+	if err != nil {
+		return false, pipeline.Transient(fmt.Errorf("resolve: %s before commit %s: %w", f, commit, err))
+	}
+	if !found {
+		return false, nil
+	}
+	without, err := w.Graphs.Build(ctx, env, tree, map[string][]byte{f: before})
+	if err != nil || len(without.Diagnostics.Errors()) > 0 {
+		return false, nil
+	}
+	for _, id := range reached {
+		a, okA := res.Graph.Index(id)
+		b, okB := without.Graph.Index(id)
+		if !okA || !okB || res.Graph.Components[a].ConfigHash == "" || res.Graph.Components[a].ConfigHash != without.Graph.Components[b].ConfigHash {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // tryOf is the try of p's change into its environment: 2 or more after held tries, else 0.

@@ -64,6 +64,13 @@ type Authors interface {
 	Authors(ctx context.Context, before, after string) ([]string, error)
 }
 
+// FilesBefore is a Commits that reads a file as a commit's first parent has it (found false:
+// none there): a hold then compares the resolved configs of what a change deploys with and
+// without an earlier change's edit of a config file, not the file alone (heldChange).
+type FilesBefore interface {
+	FileBefore(ctx context.Context, commit, path string) (data []byte, found bool, err error)
+}
+
 // ConfigReader reads a component's /config parameter (a change made in Parameter Store) at
 // version (0: the current one), written at writtenAt (params.GetWritten): a version of that
 // number written at another time is of the parameter deleted and created again since, and
