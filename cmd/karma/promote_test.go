@@ -185,8 +185,11 @@ func TestAPromotionIsHeldRatherThanBuiltAtATreeWithUntestedCommits(t *testing.T)
 		runIn(t, g, 0, "apply", "--auto-approve")
 		later := ""
 		if between {
-			editJSON(t, filepath.Join(g.repo, "iac", "_base", "vpc", "core", "config.json"), func(d map[string]any) { d["az_count"] = 1 })
-			commitAs(t, g.repo, "Bob", "vpc: one AZ, dev first")
+			// a field prod inherits (a field prod overrides, az_count, would change nothing there)
+			editJSON(t, filepath.Join(g.repo, "iac", "_base", "vpc", "core", "config.json"), func(d map[string]any) {
+				d["tags"].(map[string]any)["Owner"] = "network"
+			})
+			commitAs(t, g.repo, "Bob", "vpc: owned by network, dev first")
 			m := regexp.MustCompile(`-> change (\S+) queued`).FindStringSubmatch(runIn(t, g, 0, "ingest", "commit", "--auto-approve"))
 			if m == nil {
 				t.Fatal("no change id for the change in between")

@@ -147,6 +147,12 @@ func (s *Source) OnBranch(ctx context.Context, sha, branch string) (bool, error)
 	return s.Repo.OnBranch(ctx, sha, branch)
 }
 
+// FileAt reads file p as commit has it (gitrepo.Repo.LookupFileAt): found is false when it
+// has none.
+func (s *Source) FileAt(ctx context.Context, commit, p string) ([]byte, bool, error) {
+	return s.Repo.LookupFileAt(ctx, commit, p)
+}
+
 // FileBefore reads file p as commit's first parent has it (gitrepo.Repo.ReadFileBefore): found
 // is false when the parent has none, or commit has no parent.
 func (s *Source) FileBefore(ctx context.Context, commit, p string) ([]byte, bool, error) {

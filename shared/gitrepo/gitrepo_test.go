@@ -480,7 +480,7 @@ func TestAuthorsOfTheCommitsBetween(t *testing.T) {
 }
 
 // ReadFileBefore reads a file as the commit's first parent has it; a file the commit added, or a
-// commit without a parent, has no such version.
+// commit without a parent, has no such version. LookupFileAt reads it as the commit has it.
 func TestReadFileBefore(t *testing.T) {
 	o := gittest.NewOrigin(t, "config.git", configFiles("4"))
 	first := o.Head(t)
@@ -506,5 +506,11 @@ func TestReadFileBefore(t *testing.T) {
 	}
 	if data, found, err := r.ReadFileBefore(ctx, first, "iac/prod/vpc/core/config.json"); err != nil || found {
 		t.Errorf("before the first commit: %q, %v, %v; want none", data, found, err)
+	}
+	if data, found, err := r.LookupFileAt(ctx, second, "iac/prod/vpc/core/config.json"); err != nil || !found || string(data) != `{"az_count": 5}` {
+		t.Errorf("at %.8s: %q, %v, %v; want its own", second, data, found, err)
+	}
+	if data, found, err := r.LookupFileAt(ctx, first, "new.json"); err != nil || found {
+		t.Errorf("a file the commit does not have: %q, %v, %v; want none", data, found, err)
 	}
 }

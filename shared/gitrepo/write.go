@@ -381,6 +381,24 @@ func (r *Repo) ReadFileAt(ctx context.Context, sha, p string) ([]byte, error) {
 	return r.blobAt(plumbing.NewHash(sha), r.full(p))
 }
 
+// LookupFileAt is ReadFileAt that tells a file the commit does not have (found false) from a
+// failure to read it.
+func (r *Repo) LookupFileAt(ctx context.Context, sha, p string) (data []byte, found bool, err error) {
+	if _, err := r.commit(ctx, sha); err != nil {
+		return nil, false, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	data, err = r.blobAt(plumbing.NewHash(sha), r.full(p))
+	if errors.Is(err, object.ErrFileNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("repository %s: %s at commit %s: %w", r, p, short(sha), err)
+	}
+	return data, true, nil
+}
+
 // ReadFileBefore reads one file (path relative to the config repository's folder) as the first
 // parent of commit sha has it: found is false when the parent has no such file, or sha has no
 // parent (the file was added by sha, or the history starts there).

@@ -174,13 +174,18 @@ func TestAHotfixIsHeldByAStoppedChangeInItsTreeAlone(t *testing.T) {
 	}
 }
 
-// withFilesBefore is a branchHistory that reads files as a commit's parent has them.
-type withFilesBefore struct {
+// withFileVersions is a branchHistory that reads files as a commit, or its parent, has them.
+type withFileVersions struct {
 	branchHistory
-	before map[[2]string]string // commit, path: the file as its parent has it
+	at, before map[[2]string]string // commit, path: the file as it, or its parent, has it
 }
 
-func (h withFilesBefore) FileBefore(_ context.Context, commit, path string) ([]byte, bool, error) {
+func (h withFileVersions) FileAt(_ context.Context, commit, path string) ([]byte, bool, error) {
+	b, ok := h.at[[2]string{commit, path}]
+	return []byte(b), ok, nil
+}
+
+func (h withFileVersions) FileBefore(_ context.Context, commit, path string) ([]byte, bool, error) {
 	b, ok := h.before[[2]string{commit, path}]
 	return []byte(b), ok, nil
 }
@@ -210,7 +215,7 @@ func TestAHotfixIsHeldOnlyWhenTheChangeItCarriesChangesItsResolvedConfigs(t *tes
 				t.Fatalf("%s lacks %s", base, c.from)
 			}
 			s := newStage(t, repo, nil)
-			s.w.Commits = withFilesBefore{branchHistory: branchHistory{RepoGraphs: wt.RepoGraphs{Root: repo}, commits: []string{sha1, sha2}},
+			s.w.Commits = withFileVersions{branchHistory: branchHistory{RepoGraphs: wt.RepoGraphs{Root: repo}, commits: []string{sha1, sha2}},
 				before: map[[2]string]string{{sha1, base}: strings.Replace(string(cur), c.from, c.to, 1)}}
 			n := 700 + 20*i
 			b := autoCommitAt(t, n, sha1, []string{base})
@@ -224,6 +229,54 @@ func TestAHotfixIsHeldOnlyWhenTheChangeItCarriesChangesItsResolvedConfigs(t *tes
 			}
 			if c.held != (prod.Held != nil) || c.held != (len(prod.Nodes) == 0) {
 				t.Fatalf("the hotfix: held %+v, nodes %d; want held %v", prod.Held, len(prod.Nodes), c.held)
+			}
+		})
+	}
+}
+
+// The same for a promotion held at a later tree: a change of vpc/core's base layer, A, is in dev
+// when a hotfix of prod's zone builds prod at a later tree, which changes that base layer again
+// (a change not through dev). When it changes a field prod overrides, prod/vpc/core resolves the
+// same with the file as A's commit has it: A's promotion is built at the later tree. A field
+// prod inherits holds it.
+func TestAPromotionIsHeldOnlyWhenTheLaterTreeChangesItsResolvedConfigs(t *testing.T) {
+	t.Parallel()
+	const base = "iac/_base/vpc/core/config.json"
+	for i, c := range []struct {
+		name, from, to string
+		held           bool
+	}{
+		{"a field prod overrides", `"cidr": "10.0.0.0/16"`, `"cidr": "10.9.0.0/16"`, false},
+		{"a field prod inherits", `"enable_ssm_endpoints": false`, `"enable_ssm_endpoints": true`, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			repo := promotedExamples(t, `[{"env": "dev"}, {"env": "prod"}]`)
+			cur, err := os.ReadFile(filepath.Join(repo, base))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := newStage(t, repo, nil)
+			zone := "iac/prod/route53-zone/main/config.json"
+			s.w.Commits = withFileVersions{branchHistory: branchHistory{RepoGraphs: wt.RepoGraphs{Root: repo}, commits: []string{sha1, sha2},
+				diffs: map[[2]string][]model.ChangedFile{{sha1, sha2}: {{Path: base}, {Path: zone}}}},
+				at: map[[2]string]string{{sha1, base}: strings.Replace(string(cur), c.from, c.to, 1)}}
+			n := 800 + 20*i
+			a := autoCommitAt(t, n, sha1, []string{base})
+			s.handle(t, a)
+			s.handle(t, commitDetected(t, n+1, sha2, []string{zone}))
+			out := s.handle(t, applied(t, a, n+2, "dev", a.ID+"/dev", "dev/vpc/core", []string{}))
+			promoted := wt.ByType(out, message.TypeChangeDetected)
+			if len(promoted) != 1 {
+				t.Fatalf("got %v, want prod's change.detected", types(out))
+			}
+			s.handle(t, promoted[0])
+			prod, err := s.cs.Get(context.Background(), a.ID+"/prod")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.held != (prod.Held != nil) || (!c.held && prod.Commit != sha2) {
+				t.Fatalf("A's promotion: commit %s, held %+v; want held %v (else built at %s)", prod.Commit, prod.Held, c.held, sha2)
 			}
 		})
 	}

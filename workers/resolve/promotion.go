@@ -201,15 +201,23 @@ func (w *Worker) heldPromotion(ctx context.Context, env, own, tree string, res *
 		if i <= 0 {
 			continue
 		}
-		if touches, err := w.changesAny(ctx, res, env, f, deployed); err != nil {
+		reached, err := w.reaches(ctx, res, env, f, deployed)
+		if err != nil {
 			return nil, err
-		} else if !touches {
+		} else if len(reached) == 0 {
 			continue // changes nothing the promotion deploys: built at tree, it deploys none of it
 		}
 		if ok, err := pass.through(ctx, f, path[:i]); err != nil {
 			return nil, err
 		} else if ok {
 			continue // as tree has it, f went through every environment before env already
+		}
+		if same, err := w.sameConfigs(ctx, env, tree, res, f, reached, func(fv FileVersions) ([]byte, bool, error) {
+			return fv.FileAt(ctx, own, f)
+		}); err != nil {
+			return nil, err
+		} else if same {
+			continue // as tree has it rather than as own has it, f changes none of those configs
 		}
 		untested = append(untested, f)
 		for _, e := range path[:i] {
@@ -327,7 +335,9 @@ func (w *Worker) heldChange(ctx context.Context, env, tree string, res *model.Re
 			} else if ok {
 				continue // as tree has it, f went through every environment before env already
 			}
-			if same, err := w.sameConfigs(ctx, env, tree, res, way.commit, f, reached); err != nil {
+			if same, err := w.sameConfigs(ctx, env, tree, res, f, reached, func(fv FileVersions) ([]byte, bool, error) {
+				return fv.FileBefore(ctx, way.commit, f)
+			}); err != nil {
 				return nil, err
 			} else if same {
 				continue // its edit of f changes none of those components' resolved configs in env
@@ -356,25 +366,27 @@ func (w *Worker) heldChange(ctx context.Context, env, tree string, res *model.Re
 	return hold, nil
 }
 
-// sameConfigs reports whether commit's edit of config file f leaves the resolved config, in
-// env at tree (built as res), of every component of reached as it is: env built at tree with f
-// as commit's parent has it resolves each of them to the same config (its hash) — a field of a
-// base layer that env overrides, say. Only a config file of the repository (iac/…) can be told
-// so, and only when the repository can read f before commit (FilesBefore); a file commit added,
-// a module, a build that fails, tell nothing (false: the file counts).
-func (w *Worker) sameConfigs(ctx context.Context, env, tree string, res *model.Result, commit, f string, reached []string) (bool, error) {
-	fb, ok := w.Commits.(FilesBefore)
+// sameConfigs reports whether config file f, as tree has it rather than as other reads it (as
+// a change found it: the version before its edit, or at its commit), leaves the resolved config,
+// in env at tree (built as res), of every component of reached as it is: env built at tree with
+// f as other has it resolves each of them to the same config (its hash) — the edit is of a field
+// of a base layer that env overrides, say. Only a config file of the repository (iac/…) can be
+// told so, and only when the repository reads versions of files (FileVersions); a file other
+// does not have, a module, a build that fails tell nothing (false: the file counts).
+func (w *Worker) sameConfigs(ctx context.Context, env, tree string, res *model.Result, f string, reached []string,
+	other func(FileVersions) ([]byte, bool, error)) (bool, error) {
+	fv, ok := w.Commits.(FileVersions)
 	if !ok || !strings.HasPrefix(f, "iac/") || !strings.HasSuffix(f, ".json") {
 		return false, nil
 	}
-	before, found, err := fb.FileBefore(ctx, commit, f)
+	was, found, err := other(fv)
 	if err != nil {
-		return false, pipeline.Transient(fmt.Errorf("resolve: %s before commit %s: %w", f, commit, err))
+		return false, pipeline.Transient(fmt.Errorf("resolve: another version of %s: %w", f, err))
 	}
 	if !found {
 		return false, nil
 	}
-	without, err := w.Graphs.Build(ctx, env, tree, map[string][]byte{f: before})
+	without, err := w.Graphs.Build(ctx, env, tree, map[string][]byte{f: was})
 	if err != nil || len(without.Diagnostics.Errors()) > 0 {
 		return false, nil
 	}
@@ -513,13 +525,6 @@ func (w *Worker) promotionDeploys(ctx context.Context, res *model.Result, p mess
 		out[a.Index] = true
 	}
 	return out, nil
-}
-
-// changesAny reports whether file f, changed, changes one of the components deployed (of env,
-// built as res): one of those a commit changing f alone would deploy.
-func (w *Worker) changesAny(ctx context.Context, res *model.Result, env, f string, deployed map[int32]bool) (bool, error) {
-	reached, err := w.reaches(ctx, res, env, f, deployed)
-	return len(reached) > 0, err
 }
 
 // reaches lists the components deployed (of env, built as res; nil: every one) that file f,

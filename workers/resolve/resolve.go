@@ -64,10 +64,12 @@ type Authors interface {
 	Authors(ctx context.Context, before, after string) ([]string, error)
 }
 
-// FilesBefore is a Commits that reads a file as a commit's first parent has it (found false:
-// none there): a hold then compares the resolved configs of what a change deploys with and
-// without an earlier change's edit of a config file, not the file alone (heldChange).
-type FilesBefore interface {
+// FileVersions is a Commits that reads a file as a commit has it (FileAt) and as its first
+// parent has it (FileBefore); found is false when it has none. A hold then compares the
+// resolved configs of what a change deploys with and without another change's edit of a config
+// file, not the file alone (sameConfigs).
+type FileVersions interface {
+	FileAt(ctx context.Context, commit, path string) (data []byte, found bool, err error)
 	FileBefore(ctx context.Context, commit, path string) (data []byte, found bool, err error)
 }
 
