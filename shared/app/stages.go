@@ -191,6 +191,9 @@ func (a *App) ingestStage(ctx context.Context) (pipeline.Stage, error) {
 // The repository lists a truncated push's authors for resolve (resolve.Authors).
 var _ resolve.Authors = (*configrepo.Source)(nil)
 
+// It reads versions of files for resolve's holds, which compare resolved configs (resolve.FileVersions).
+var _ resolve.FileVersions = (*configrepo.Source)(nil)
+
 func (a *App) resolveStage(ctx context.Context) (pipeline.Stage, error) {
 	src, err := a.Source(ctx)
 	if err != nil {
