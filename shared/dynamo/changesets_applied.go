@@ -156,10 +156,12 @@ func (s *ChangeSets) put(ctx context.Context, put *types.Put, cs *changeset.Chan
 		if aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
 			return errLost
 		}
-		// Pointers a newer change set holds: left out, and the transaction made again.
+		// Pointers a newer change set holds: left out, and the transaction made again (the
+		// marker is not a pointer: it is put again when they still do not fit).
 		var kept []*types.Put
 		for i := 1; i < len(items); i++ {
-			if items[i].Put != nil && aws.ToString(tce.CancellationReasons[i].Code) != "ConditionalCheckFailed" {
+			if items[i].Put != nil && sval(items[i].Put.Item, attrID) != appliedMarker &&
+				aws.ToString(tce.CancellationReasons[i].Code) != "ConditionalCheckFailed" {
 				kept = append(kept, items[i].Put)
 			}
 		}
@@ -171,6 +173,12 @@ func (s *ChangeSets) put(ctx context.Context, put *types.Put, cs *changeset.Chan
 			return s.put(ctx, put, cs, nil)
 		}
 	}
+}
+
+// sval is a string attribute of it, "" when absent or not a string.
+func sval(it map[string]types.AttributeValue, name string) string {
+	v, _ := getStr(it, name)
+	return v
 }
 
 // raced reports a write of a change set that lost to another writer of it: its condition failed

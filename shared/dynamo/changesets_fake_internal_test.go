@@ -45,11 +45,6 @@ func (f *changeSetTable) reset() map[string]int {
 	return old
 }
 
-func sval(it map[string]types.AttributeValue, name string) string {
-	s, _ := getStr(it, name)
-	return s
-}
-
 // holds reports whether the condition of a write of item holds on the stored one.
 func (f *changeSetTable) holds(cond *string, names map[string]string, values map[string]types.AttributeValue, item map[string]types.AttributeValue) bool {
 	old, ok := f.items[sval(item, attrID)]
@@ -381,5 +376,50 @@ func TestChangeSetsPointerIDsAreReservedInMemory(t *testing.T) {
 	}
 	if got, err := changeset.LastApplied(ctx, s, "dev", []string{"dev/service/component-0000"}); err != nil || got["dev/service/component-0000"] == nil {
 		t.Errorf("LastApplied after: %v, %v", got, err)
+	}
+}
+
+// More outcomes recorded at once than a transaction holds while a newer change set holds one of
+// their pointers: the change set is written, that pointer left out (the write failed, taking
+// the marker of incomplete pointers for a pointer kept).
+func TestChangeSetsManyOutcomesOnePointerHeldInMemory(t *testing.T) {
+	f := newChangeSetTable()
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	ctx := t.Context()
+	older, newer := changesettest.Sample("held-older", 150), changesettest.Sample("held-newer", 150)
+	newer.CreatedAt = newer.CreatedAt.Add(time.Hour)
+	for _, cs := range []*changeset.ChangeSet{older, newer} {
+		if created, err := s.Create(ctx, cs); err != nil || !created {
+			t.Fatalf("Create: %v, %v", created, err)
+		}
+	}
+	comps := slices.Sorted(maps.Keys(older.Nodes))
+	held := comps[0]
+	if _, err := s.Update(ctx, newer.ID, func(cs *changeset.ChangeSet) error {
+		cs.Nodes[held].Outcome = &changeset.Outcome{RuntimeVersion: 2}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, older.ID, func(cs *changeset.ChangeSet) error {
+		for _, n := range cs.Nodes {
+			n.Outcome = &changeset.Outcome{RuntimeVersion: 1}
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("Update recording 150 outcomes, one pointer held by a newer change set: %v", err)
+	}
+	got, err := changeset.LastApplied(ctx, s, "dev", comps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range comps {
+		want := int64(1)
+		if c == held {
+			want = 2
+		}
+		if n := got[c]; n == nil || n.Outcome.RuntimeVersion != want {
+			t.Fatalf("LastApplied(%s) = %+v; want runtime version %d", c, n, want)
+		}
 	}
 }
