@@ -77,6 +77,20 @@ type ChangeSetOptions struct {
 // None carries kind, so List (by-created) never sees them; Create refuses ids under "#applied#".
 // LastApplied is a BatchGetItem of the marker and the pointer and a GetItem of the change set
 // it names; before the marker, it answers from List and backfills the pointers.
+//
+// And, per change set, what the ordering reads of it while it is unfinished, written in the same
+// transaction as the change set whenever that changes, and a marker saying every change set has
+// its item (changesets_unfinished.go):
+//
+//	id               S   "#unfinished#<hex SHA-256 of the change set id>", or "#unfinished#complete"
+//	kind, created    S   "unfinished#<hex SHA-256 of env>" and the change set's created, while it
+//	                     is not done: by-created's partition of env's unfinished change sets
+//	cs, env, created_at, behind, comps   the change set, its queued_behind and its components
+//	done             BOOL  the change set is done (the item has no kind then)
+//
+// List queries the partition "changeset" only, so it never sees them; Create refuses ids under
+// "#unfinished#". Unfinished is a Query of the environment's partition and a BatchGetItem of the
+// items it names (and the marker); before the marker, it answers from List and backfills them.
 type ChangeSets struct {
 	client API
 	table  string
@@ -101,8 +115,8 @@ func (s *ChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (bool,
 	if len(cs.ID) > maxPartitionKey {
 		return false, &ValidationError{Op: "change set create", Msg: fmt.Sprintf("id longer than %d bytes", maxPartitionKey)}
 	}
-	if strings.HasPrefix(cs.ID, appliedPrefix) {
-		return false, &ValidationError{Op: "change set create", Msg: fmt.Sprintf("id %q: ids starting with %q are reserved (the table's records of the deployments applied last)", cs.ID, appliedPrefix)}
+	if reserved(cs.ID) {
+		return false, &ValidationError{Op: "change set create", Msg: fmt.Sprintf("id %q: ids starting with %q or %q are reserved (the table's records of the deployments applied last and of the unfinished change sets)", cs.ID, appliedPrefix, unfinishedPrefix)}
 	}
 	item, err := s.item(cs, cs.ID, createdKey(cs), 1)
 	if err != nil {
@@ -113,7 +127,7 @@ func (s *ChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (bool,
 		Item:                     item,
 		ConditionExpression:      aws.String("attribute_not_exists(#id)"),
 		ExpressionAttributeNames: map[string]string{"#id": attrID},
-	}, cs, cs.AppliedSince(nil))
+	}, cs, cs.AppliedSince(nil), s.indexed(cs.ID, cs, nil))
 	if errors.Is(err, errLost) {
 		return false, nil
 	}
@@ -130,7 +144,7 @@ func (s *ChangeSets) Get(ctx context.Context, id string) (*changeset.ChangeSet, 
 }
 
 func (s *ChangeSets) get(ctx context.Context, id string) (cs *changeset.ChangeSet, version int64, created string, err error) {
-	if id == "" || strings.HasPrefix(id, appliedPrefix) { // no change set has such an id (Create)
+	if id == "" || reserved(id) { // no change set has such an id (Create)
 		return nil, 0, "", fmt.Errorf("dynamo: change set %q: %w", id, changeset.ErrNotFound)
 	}
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
@@ -165,7 +179,7 @@ func (s *ChangeSets) Update(ctx context.Context, id string, fn func(*changeset.C
 		if err != nil {
 			return nil, err
 		}
-		had := cs.Applied()
+		had, was := cs.Applied(), entryOf(cs)
 		if err := fn(cs); err != nil {
 			return nil, err
 		}
@@ -179,7 +193,7 @@ func (s *ChangeSets) Update(ctx context.Context, id string, fn func(*changeset.C
 			ConditionExpression:       aws.String("#v = :v"),
 			ExpressionAttributeNames:  map[string]string{"#v": attrVersion},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(version)},
-		}, cs, cs.AppliedSince(had))
+		}, cs, cs.AppliedSince(had), s.indexed(id, cs, &was))
 		switch {
 		case err == nil:
 			return cs, nil

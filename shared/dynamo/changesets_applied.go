@@ -98,12 +98,13 @@ func (s *ChangeSets) pointerPut(env, component, at, csID string) *types.Put {
 // errLost says the change set's own condition failed (its version moved, or it exists).
 var errLost = errors.New("change set condition failed")
 
-// put writes the change set (put, with its condition) and the pointers of the components in
-// applied (its nodes that got an outcome with this write) in one transaction; a pointer that
-// a newer change set holds is left out. It returns errLost when the change set's condition
-// failed, nothing being written.
-func (s *ChangeSets) put(ctx context.Context, put *types.Put, cs *changeset.ChangeSet, applied []string) error {
-	if len(applied) == 0 {
+// put writes the change set (put, with its condition), its item of the unfinished change sets
+// when it changes (index, else nil: changesets_unfinished.go) and the pointers of the
+// components in applied (its nodes that got an outcome with this write) in one transaction; a
+// pointer that a newer change set holds is left out. It returns errLost when the change set's
+// condition failed, nothing being written.
+func (s *ChangeSets) put(ctx context.Context, put *types.Put, cs *changeset.ChangeSet, applied []string, index *types.Put) error {
+	if len(applied) == 0 && index == nil {
 		_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName: put.TableName, Item: put.Item, ConditionExpression: put.ConditionExpression,
 			ExpressionAttributeNames: put.ExpressionAttributeNames, ExpressionAttributeValues: put.ExpressionAttributeValues,
@@ -113,15 +114,19 @@ func (s *ChangeSets) put(ctx context.Context, put *types.Put, cs *changeset.Chan
 		}
 		return err
 	}
+	fixed := []types.TransactWriteItem{{Put: put}} // written whatever the pointers
+	if index != nil {
+		fixed = append(fixed, types.TransactWriteItem{Put: index})
+	}
 	at := appliedAt(cs)
 	pointers := make([]*types.Put, len(applied))
 	for i, c := range applied {
 		pointers[i] = s.pointerPut(cs.Env, c, at, cs.ID)
 	}
 	for {
-		items := []types.TransactWriteItem{{Put: put}}
+		items := slices.Clone(fixed)
 		var rest []*types.Put
-		if len(pointers) < maxTransactItems {
+		if len(fixed)+len(pointers) <= maxTransactItems {
 			for _, p := range pointers {
 				items = append(items, types.TransactWriteItem{Put: p})
 			}
@@ -159,10 +164,10 @@ func (s *ChangeSets) put(ctx context.Context, put *types.Put, cs *changeset.Chan
 		// Pointers a newer change set holds: left out, and the transaction made again (the
 		// marker is not a pointer: it is put again when they still do not fit).
 		var kept []*types.Put
-		for i := 1; i < len(items); i++ {
-			if items[i].Put != nil && sval(items[i].Put.Item, attrID) != appliedMarker &&
-				aws.ToString(tce.CancellationReasons[i].Code) != "ConditionalCheckFailed" {
-				kept = append(kept, items[i].Put)
+		for i := len(fixed); i < len(items); i++ {
+			p := items[i].Put
+			if sval(p.Item, attrID) != appliedMarker && aws.ToString(tce.CancellationReasons[i].Code) != "ConditionalCheckFailed" {
+				kept = append(kept, p)
 			}
 		}
 		kept = append(kept, rest...)
@@ -170,7 +175,7 @@ func (s *ChangeSets) put(ctx context.Context, put *types.Put, cs *changeset.Chan
 			return err // cancelled for another reason (a conflict, throttling): the caller retries
 		}
 		if pointers = kept; len(pointers) == 0 {
-			return s.put(ctx, put, cs, nil)
+			return s.put(ctx, put, cs, nil, index)
 		}
 	}
 }

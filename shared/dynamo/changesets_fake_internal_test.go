@@ -27,6 +27,7 @@ type changeSetTable struct {
 	mu    sync.Mutex
 	items map[string]map[string]types.AttributeValue
 	ops   map[string]int
+	read  int // items BatchGetItem returned
 	// beforeMarker, when set, runs (once) before a PutItem of the pointers' marker.
 	beforeMarker func()
 }
@@ -109,7 +110,7 @@ func (f *changeSetTable) Query(_ context.Context, in *dynamodb.QueryInput, _ ...
 	}
 	var out []map[string]types.AttributeValue
 	for _, it := range f.items {
-		if sval(it, attrKind) == kindChangeSet {
+		if sval(it, attrKind) == sval(in.ExpressionAttributeValues, ":k") {
 			out = append(out, map[string]types.AttributeValue{attrID: it[attrID], attrKind: it[attrKind], attrCreated: it[attrCreated]})
 		}
 	}
@@ -128,6 +129,7 @@ func (f *changeSetTable) BatchGetItem(_ context.Context, in *dynamodb.BatchGetIt
 		for _, k := range ka.Keys {
 			if it, ok := f.items[sval(k, attrID)]; ok {
 				out[table] = append(out[table], it)
+				f.read++
 			}
 		}
 	}
@@ -351,8 +353,8 @@ func TestChangeSetsLastAppliedOfManyInMemory(t *testing.T) {
 	}
 }
 
-// The pointers share the table with the change sets: no change set can take a pointer's id, and
-// a pointer is no change set to Get.
+// The pointers and the items of the unfinished change sets share the table with the change sets:
+// no change set can take their ids, and none of them is a change set to Get.
 func TestChangeSetsPointerIDsAreReservedInMemory(t *testing.T) {
 	s := NewChangeSets(newChangeSetTable(), "change-sets", ChangeSetOptions{})
 	ctx := t.Context()
@@ -364,7 +366,10 @@ func TestChangeSetsPointerIDsAreReservedInMemory(t *testing.T) {
 	if _, err := changeset.LastApplied(ctx, s, "dev", []string{"dev/service/component-0000"}); err != nil { // the marker
 		t.Fatal(err)
 	}
-	for _, id := range []string{appliedMarker, appliedKey("dev", "dev/service/component-0000")} {
+	if _, err := changeset.Unfinished(ctx, s, "dev", nil); err != nil { // the marker of the unfinished
+		t.Fatal(err)
+	}
+	for _, id := range []string{appliedMarker, appliedKey("dev", "dev/service/component-0000"), unfinishedMarker, unfinishedKey(cs.ID)} {
 		taken := changesettest.Sample(id, 2)
 		var invalid *ValidationError
 		if created, err := s.Create(ctx, taken); !errors.As(err, &invalid) || created {
@@ -376,6 +381,75 @@ func TestChangeSetsPointerIDsAreReservedInMemory(t *testing.T) {
 	}
 	if got, err := changeset.LastApplied(ctx, s, "dev", []string{"dev/service/component-0000"}); err != nil || got["dev/service/component-0000"] == nil {
 		t.Errorf("LastApplied after: %v, %v", got, err)
+	}
+}
+
+// A table written before the items of the unfinished change sets: Unfinished answers from List
+// and backfills them.
+func TestChangeSetsUnfinishedUpgradeInMemory(t *testing.T) {
+	changesettest.RunUnfinishedUpgrade(t, func(t *testing.T) (changeset.Store, func(t *testing.T) changeset.Store) {
+		f := newChangeSetTable()
+		return NewChangeSets(f, "change-sets", ChangeSetOptions{}), func(t *testing.T) changeset.Store {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			n := 0
+			for id := range f.items {
+				if strings.HasPrefix(id, unfinishedPrefix) {
+					delete(f.items, id)
+					n++
+				}
+			}
+			if n == 0 {
+				t.Fatal("no item of an unfinished change set in the table")
+			}
+			return NewChangeSets(f, "change-sets", ChangeSetOptions{})
+		}
+	})
+}
+
+// The ordering's question on a table of 300 change sets, 3 of them unfinished: the items of the
+// unfinished ones are read, not every change set (a Query of them all and a BatchGetItem of
+// every document, on every change set resolve creates or finishes, before), and a change set
+// drops out of the answer in the write that finishes it.
+func TestChangeSetsUnfinishedReadsOnlyUnfinishedInMemory(t *testing.T) {
+	f := newChangeSetTable()
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	ctx := t.Context()
+	if _, err := changeset.Unfinished(ctx, s, "dev", nil); err != nil { // the marker
+		t.Fatal(err)
+	}
+	const comp = "dev/service/component-0000"
+	for i := range 300 {
+		cs := changesettest.Sample(fmt.Sprintf("history-%03d", i), 2)
+		cs.CreatedAt = cs.CreatedAt.Add(time.Duration(i) * time.Minute)
+		if i < 297 {
+			for _, n := range cs.Nodes {
+				n.State = changeset.Applied
+			}
+		}
+		if created, err := s.Create(ctx, cs); err != nil || !created {
+			t.Fatalf("Create: %v, %v", created, err)
+		}
+	}
+	f.reset()
+	f.read = 0
+	got, err := changeset.Unfinished(ctx, s, "dev", []string{comp})
+	if err != nil || len(got) != 3 || got[0].ID != "history-299" || !slices.Equal(got[0].Components, []string{comp}) {
+		t.Fatalf("Unfinished = %+v, %v; want history-299, -298 and -297", got, err)
+	}
+	if ops := f.reset(); ops["Query"] != 1 || ops["BatchGetItem"] != 1 || len(ops) != 2 || f.read != 4 {
+		t.Errorf("Unfinished: %v, %d items read; want one Query and one BatchGetItem of 4 items (the marker and the 3 unfinished)", ops, f.read)
+	}
+	if _, err := s.Update(ctx, "history-299", func(cs *changeset.ChangeSet) error {
+		for _, n := range cs.Nodes {
+			n.State = changeset.Skipped
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := changeset.Unfinished(ctx, s, "dev", []string{comp}); err != nil || len(got) != 2 || got[0].ID != "history-298" {
+		t.Errorf("Unfinished once history-299 is done = %+v, %v; want history-298 and -297", got, err)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/usekarma/karma/shared/awscount"
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/changeset/changesettest"
 	"github.com/usekarma/karma/shared/dynamo"
@@ -170,6 +173,49 @@ func TestChangeSetsLastAppliedUpgrade(t *testing.T) {
 	})
 }
 
+// A table written before the items of the unfinished change sets: Unfinished answers from List
+// and backfills them.
+func TestChangeSetsUnfinishedUpgrade(t *testing.T) {
+	client, _ := newClient(t)
+	changesettest.RunUnfinishedUpgrade(t, func(t *testing.T) (changeset.Store, func(t *testing.T) changeset.Store) {
+		table := newTables(t, client).ChangeSets
+		return dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{}), func(t *testing.T) changeset.Store {
+			if n := forget(t, client, table, "#unfinished#"); n == 0 {
+				t.Fatal("no item of an unfinished change set in the table")
+			}
+			return dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{})
+		}
+	})
+}
+
+// forget deletes the table's items whose id starts with prefix, as a table written before them;
+// it returns how many it deleted.
+func forget(t *testing.T, client *dynamodb.Client, table, prefix string) int {
+	t.Helper()
+	in := &dynamodb.ScanInput{TableName: aws.String(table), ProjectionExpression: aws.String("id")}
+	n := 0
+	for {
+		out, err := client.Scan(t.Context(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range out.Items {
+			if id, ok := it["id"].(*types.AttributeValueMemberS); !ok || !strings.HasPrefix(id.Value, prefix) {
+				continue
+			}
+			if _, err := client.DeleteItem(t.Context(), &dynamodb.DeleteItemInput{TableName: aws.String(table),
+				Key: map[string]types.AttributeValue{"id": it["id"]}}); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return n
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
 // forgetApplied deletes the table's items that are not change sets (the pointers of the
 // deployments applied last and their marker), as a table written before them; it returns how
 // many it deleted.
@@ -276,4 +322,110 @@ func TestChangeSetsLastAppliedManyOutcomesAtOnce(t *testing.T) {
 			}
 		}
 	}
+}
+
+// onlyStore is a change set store seen through changeset.Store alone: changeset.Unfinished
+// answers from List, as it did on DynamoDB before the items of the unfinished change sets.
+type onlyStore struct{ changeset.Store }
+
+// What the ordering's question costs on a table of 1,000 finished change sets and 3 unfinished
+// ones, the figures of docs/performance.md ("AWS: requests and cost"): requests and read units
+// of changeset.Unfinished from List (as before) and from the items of the unfinished change
+// sets; and the write units of a change set's create and of the update finishing it.
+func TestChangeSetsUnfinishedRequests(t *testing.T) {
+	client, _ := newClient(t)
+	table := newTables(t, client).ChangeSets
+	ac := awscount.New(awscount.Options{Capacity: true})
+	opts := client.Options()
+	opts.APIOptions = append(slices.Clone(opts.APIOptions), ac.Middleware)
+	counted := dynamodb.New(opts)
+	s := dynamo.NewChangeSets(counted, table, dynamo.ChangeSetOptions{})
+	ctx := t.Context()
+	if _, err := changeset.Unfinished(ctx, s, "dev", nil); err != nil { // the marker
+		t.Fatal(err)
+	}
+	const history, open = 1000, 3
+	ids := make(chan int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ids {
+				cs := changesettest.Sample(fmt.Sprintf("history-%04d", i), 5)
+				cs.CreatedAt = cs.CreatedAt.Add(time.Duration(i) * time.Minute)
+				if i < history {
+					for _, n := range cs.Nodes {
+						n.State = changeset.Applied
+					}
+				}
+				if created, err := s.Create(ctx, cs); err != nil || !created {
+					t.Errorf("Create: %v, %v", created, err)
+				}
+			}
+		}()
+	}
+	for i := range history + open {
+		ids <- i
+	}
+	close(ids)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	comps := slices.Sorted(maps.Keys(changesettest.Sample("x", 5).Nodes))
+	measure := func(what string, fn func() error) awscount.Counts {
+		t.Helper()
+		before := ac.Snapshot()
+		if err := fn(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		got := ac.Snapshot().Sub(before)
+		t.Logf("%s: %v", what, got)
+		return got
+	}
+	var fromList, fromItems []changeset.Queued
+	listed := measure("Unfinished from List", func() (err error) {
+		fromList, err = changeset.Unfinished(ctx, onlyStore{s}, "dev", comps)
+		return err
+	})
+	items := measure("Unfinished from the items", func() (err error) {
+		fromItems, err = changeset.Unfinished(ctx, s, "dev", comps)
+		return err
+	})
+	if len(fromItems) != open || len(fromList) != open {
+		t.Fatalf("Unfinished: %d from the items, %d from List; want %d", len(fromItems), len(fromList), open)
+	}
+	q := func(op string) awscount.Key { return awscount.Key{Service: awscount.DynamoDB, Operation: op} }
+	if items[q("Query")] != 1 || items[q("BatchGetItem")] != 1 {
+		t.Errorf("Unfinished from the items: %v; want one Query and one BatchGetItem", items)
+	}
+	if items[q(awscount.ReadUnits)] >= listed[q(awscount.ReadUnits)]/10 {
+		t.Errorf("Unfinished from the items read %v units, from List %v", items[q(awscount.ReadUnits)], listed[q(awscount.ReadUnits)])
+	}
+	measure("Create of an unfinished change set (its item in the transaction)", func() error {
+		_, err := s.Create(ctx, changesettest.Sample("new-open", 5))
+		return err
+	})
+	done := changesettest.Sample("new-done", 5)
+	for _, n := range done.Nodes {
+		n.State = changeset.Applied
+	}
+	measure("Create of a change set done at once (no item)", func() error {
+		_, err := s.Create(ctx, done)
+		return err
+	})
+	measure("Update finishing it (its item put done in the transaction)", func() error {
+		_, err := s.Update(ctx, "new-open", func(cs *changeset.ChangeSet) error {
+			for _, n := range cs.Nodes {
+				n.State = changeset.Applied
+			}
+			return nil
+		})
+		return err
+	})
+	measure("Update not changing its item (one PutItem)", func() error {
+		_, err := s.Update(ctx, "new-open", func(cs *changeset.ChangeSet) error { cs.Approved = true; return nil })
+		return err
+	})
 }

@@ -27,6 +27,14 @@
 //     later one does not take its place) and after an outcome is taken away again (a failed
 //     deployment retried). RunUpgrade: the same of change sets a store wrote before it kept
 //     any record of the deployments applied last.
+//   - changeset.Unfinished lists an environment's change sets that are not done and share a
+//     component with those asked (all of them when none are given), newest first (of equal
+//     times the smaller id), each with its creation time, what it is queued behind and which of
+//     the components asked it has, the same whether the store answers it itself
+//     (changeset.UnfinishedLister) or from List: a change set drops out when it is done, comes
+//     back when a node of it is started again, and what it is queued behind follows its
+//     updates. RunUnfinishedUpgrade: the same of change sets a store wrote before it kept any
+//     record of the unfinished ones.
 //   - A change set of a thousand components round-trips (the DynamoDB item limit is 400 KB).
 //   - Times are whole milliseconds in UTC, so a backend storing them as JSON round-trips them.
 package changesettest
@@ -69,6 +77,7 @@ func Run(t *testing.T, newStore func(t *testing.T) changeset.Store) {
 		{"ListNewestFirst", testList},
 		{"LastApplied", testLastApplied},
 		{"LastAppliedOutOfOrder", testLastAppliedOutOfOrder},
+		{"Unfinished", testUnfinished},
 		{"ThousandComponents", testThousand},
 		{"ApprovalsAtOnce", testApprovalsAtOnce},
 	}
@@ -613,4 +622,116 @@ func testApprovalsAtOnce(t *testing.T, s changeset.Store, p string) {
 	if _, err := changeset.ApproveAt(t.Context(), s, cs.ID, "ada-cli", t0.Add(time.Hour)); !errors.Is(err, changeset.ErrIneligible) {
 		t.Errorf("the author approving: %v", err)
 	}
+}
+
+// queued builds a change set of env created at t0+at with a pending node for each of comps
+// (Applied instead when done), queued behind behind.
+func queued(id, env string, at time.Duration, done bool, behind []string, comps ...string) *changeset.ChangeSet {
+	cs := Sample(id, 0)
+	cs.Env, cs.CreatedAt, cs.QueuedBehind = env, t0.Add(at), behind
+	for _, c := range comps {
+		n := &changeset.Node{Component: c, State: changeset.Pending, DeploymentID: changeset.DeploymentID(id, c)}
+		if done {
+			n.State = changeset.Applied
+		}
+		cs.Nodes[c] = n
+	}
+	return cs
+}
+
+// setState sets the state of every node of change set id (as apply and a retry do).
+func setState(t *testing.T, s changeset.Store, id string, state string) {
+	t.Helper()
+	if _, err := s.Update(t.Context(), id, func(cs *changeset.ChangeSet) error {
+		for _, n := range cs.Nodes {
+			n.State = state
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("Update(%s): %v", id, err)
+	}
+}
+
+// unfinished asks changeset.Unfinished of st and of st seen through List alone, and checks each
+// gives want: "<id suffix> behind=<ids> comps=<components>" per change set, newest first.
+func unfinished(t *testing.T, what string, st changeset.Store, p, env string, comps []string, want ...string) {
+	t.Helper()
+	for name, st := range map[string]changeset.Store{"store": st, "list": listOnly{st}} {
+		got, err := changeset.Unfinished(t.Context(), st, env, comps)
+		if err != nil {
+			t.Fatalf("%s: Unfinished (%s): %v", what, name, err)
+		}
+		var desc []string
+		for _, q := range got {
+			cs := get(t, st, q.ID)
+			if !q.CreatedAt.Equal(cs.CreatedAt) {
+				t.Errorf("%s: Unfinished (%s): %s created at %v, want %v", what, name, q.ID, q.CreatedAt, cs.CreatedAt)
+			}
+			desc = append(desc, fmt.Sprintf("%s behind=%s comps=%s", strings.TrimPrefix(q.ID, p+"-"),
+				strings.Join(q.QueuedBehind, ","), strings.Join(q.Components, ",")))
+		}
+		if !slices.Equal(desc, want) {
+			t.Errorf("%s: Unfinished (%s) of %v =\n %q\nwant\n %q", what, name, comps, desc, want)
+		}
+	}
+}
+
+// testUnfinished: the unfinished change sets of an environment sharing a component with those
+// asked, through their lives: created, queued and released, done, started again.
+func testUnfinished(t *testing.T, s changeset.Store, p string) {
+	env, other := p+"-env", p+"-other"
+	const a, b, c, d, x = "dev/a", "dev/b", "dev/c", "dev/d", "dev/x"
+	// Asked once first: a store keeping records of them makes sure they are complete.
+	unfinished(t, "nothing yet", s, p, env, []string{a})
+	first, second := p+"-first", p+"-second"
+	create(t, s, queued(first, env, 0, false, nil, a, b))
+	create(t, s, queued(second, env, time.Hour, false, []string{first}, b, c))
+	create(t, s, queued(p+"-third", env, time.Hour, false, nil, d))
+	create(t, s, queued(p+"-done", env, 2*time.Hour, true, nil, a))
+	create(t, s, queued(p+"-elsewhere", other, 3*time.Hour, false, nil, a))
+	unfinished(t, "created", s, p, env, []string{a}, "first behind= comps="+a)
+	unfinished(t, "created", s, p, env, []string{x, c, b}, "second behind="+first+" comps="+b+","+c, "first behind= comps="+b)
+	unfinished(t, "created", s, p, env, nil, "second behind="+first+" comps=", "third behind= comps=", "first behind= comps=")
+	unfinished(t, "created", s, p, env, []string{}, []string{}...)
+	unfinished(t, "created", s, p, env, []string{x})
+	unfinished(t, "created", s, p, other, []string{a, b}, "elsewhere behind= comps="+a)
+
+	setState(t, s, first, changeset.Applied)
+	unfinished(t, "the first done", s, p, env, []string{a, b}, "second behind="+first+" comps="+b)
+	if _, err := s.Update(t.Context(), second, func(cs *changeset.ChangeSet) error { cs.Release(first); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	unfinished(t, "the second released", s, p, env, []string{c}, "second behind= comps="+c)
+	setState(t, s, first, changeset.Scheduled) // its deployments retried
+	unfinished(t, "the first started again", s, p, env, []string{a}, "first behind= comps="+a)
+	setState(t, s, p+"-done", changeset.Scheduled)
+	unfinished(t, "the one created done started again", s, p, env, []string{a}, "done behind= comps="+a, "first behind= comps="+a)
+	setState(t, s, p+"-done", changeset.Applied)
+	setState(t, s, second, changeset.Skipped)
+	unfinished(t, "all but two done", s, p, env, nil, "third behind= comps=", "first behind= comps=")
+}
+
+// RunUnfinishedUpgrade checks changeset.Unfinished on change sets a store wrote before it kept
+// any record of the unfinished ones. newOld is as for RunUpgrade: upgrade makes what was
+// written through the store look as such a version left it.
+func RunUnfinishedUpgrade(t *testing.T, newOld func(t *testing.T) (s changeset.Store, upgrade func(t *testing.T) changeset.Store)) {
+	t.Helper()
+	p := fmt.Sprintf("csq-%08x", rand.Uint32())
+	s, upgrade := newOld(t)
+	env := p + "-env"
+	const a, b = "dev/a", "dev/b"
+	first, second := p+"-first", p+"-second"
+	create(t, s, queued(first, env, 0, false, nil, a))
+	create(t, s, queued(second, env, time.Hour, false, []string{first}, a, b))
+	create(t, s, queued(p+"-done", env, 2*time.Hour, true, nil, a))
+	create(t, s, queued(p+"-finished", env, 3*time.Hour, false, nil, b))
+	setState(t, s, p+"-finished", changeset.Applied)
+	s = upgrade(t)
+	for _, when := range []string{"after the upgrade", "again"} {
+		unfinished(t, when, s, p, env, []string{a, b}, "second behind="+first+" comps="+a+","+b, "first behind= comps="+a)
+	}
+	// Written since: the first finishes, a third comes.
+	setState(t, s, first, changeset.Applied)
+	create(t, s, queued(p+"-third", env, 4*time.Hour, false, []string{second}, b))
+	unfinished(t, "written since", s, p, env, []string{a, b}, "third behind="+second+" comps="+b, "second behind="+first+" comps="+a+","+b)
 }

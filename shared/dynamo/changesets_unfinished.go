@@ -1,0 +1,301 @@
+package dynamo
+
+// The unfinished change sets of an environment (changeset.UnfinishedLister), kept in the change
+// set table by an item per change set beside it:
+//
+//	id           S   "#unfinished#" + hex SHA-256 of the change set id
+//	cs, env      S   the change set and its environment
+//	kind         S   "unfinished#" + hex SHA-256 of env, while the change set is not done: the
+//	created      S   } partition and sort key of the by-created index (the change set's created)
+//	created_at   S   the change set's created_at (RFC 3339, nanoseconds)
+//	behind       L   its queued_behind (absent when empty)
+//	comps        B   its components, a sorted JSON array, gzip-compressed
+//	done         BOOL  true once the change set is done (the item then has no kind, no created)
+//	updated_at   S   time of the last write
+//
+// and one marker, id "#unfinished#complete" (complete BOOL), saying every change set of the table
+// has its item. The item is written in the TransactWriteItems that writes the change set, with
+// its condition, whenever what it holds changes: at Create (a change set created done needs
+// none), and at the Update that finishes it, starts it again (a failed deployment retried),
+// queues it behind other change sets or releases it. A Put of an item without kind takes it out
+// of the index: the functions may put items of the table, not delete or update them
+// (terraform/iam.tf, ChangeSetsAreNotErased).
+//
+// Unfinished queries the environment's partition of by-created (newest first; the index holds
+// keys only) and reads the marker and the items it names in BatchGetItems of 100 keys with
+// consistent reads, which drop an item the index still shows after it was put done: a Query and
+// a BatchGetItem as a rule, however many change sets the table holds, where it was a Query of
+// every change set and a BatchGetItem of every document. Until the marker says complete — a
+// table written before these items — it answers from List and backfills: a Put of the item of
+// each unfinished change set List gave, on condition that it has none (one written since is
+// newer than List's), then the marker.
+//
+// Like List, Unfinished reads the by-created index, which DynamoDB keeps eventually consistent:
+// an item put a moment ago may be missing from it (resolve's recheck looks again after a create).
+// Not covered, as with the pointers (changesets_applied.go): a function of a version from before
+// these items, still running when a new one wrote the marker, writes a change set without its
+// item. Removing the marker makes the next Unfinished list and backfill again.
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/usekarma/karma/shared/changeset"
+)
+
+const (
+	unfinishedPrefix = "#unfinished#"
+	unfinishedMarker = unfinishedPrefix + "complete"
+	kindUnfinished   = "unfinished#"
+	attrCS           = "cs"
+	attrCreatedAt    = "created_at"
+	attrBehind       = "behind"
+	attrComps        = "comps"
+	attrDone         = "done"
+)
+
+var _ changeset.UnfinishedLister = (*ChangeSets)(nil)
+
+// reserved reports an id of the table's own items, which no change set may take.
+func reserved(id string) bool {
+	return strings.HasPrefix(id, appliedPrefix) || strings.HasPrefix(id, unfinishedPrefix)
+}
+
+func hexSum(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// unfinishedKey is the id of change set id's item.
+func unfinishedKey(id string) string { return unfinishedPrefix + hexSum(id) }
+
+// unfinishedKind is the by-created partition of env's unfinished change sets.
+func unfinishedKind(env string) string { return kindUnfinished + hexSum(env) }
+
+// queueEntry is what a change set's item holds.
+type queueEntry struct {
+	env       string
+	done      bool
+	createdAt time.Time
+	created   string
+	behind    []string
+	comps     []string // sorted
+}
+
+func entryOf(cs *changeset.ChangeSet) queueEntry {
+	return queueEntry{env: cs.Env, done: cs.Done(), createdAt: cs.CreatedAt, created: createdKey(cs),
+		behind: slices.Clone(cs.QueuedBehind), comps: slices.Sorted(maps.Keys(cs.Nodes))}
+}
+
+func (e queueEntry) equal(o queueEntry) bool {
+	return e.env == o.env && e.done == o.done && e.createdAt.Equal(o.createdAt) && e.created == o.created &&
+		slices.Equal(e.behind, o.behind) && slices.Equal(e.comps, o.comps)
+}
+
+// unfinishedPut is the Put of change set id's item holding e (without kind when e is done).
+func (s *ChangeSets) unfinishedPut(id string, e queueEntry) *types.Put {
+	item := map[string]types.AttributeValue{
+		attrID: str(unfinishedKey(id)), attrCS: str(id), attrEnv: str(e.env),
+		attrUpdatedAt: str(now().UTC().Format(tsLayout)),
+	}
+	if e.done {
+		item[attrDone] = &types.AttributeValueMemberBOOL{Value: true}
+	} else {
+		item[attrKind], item[attrCreated] = str(unfinishedKind(e.env)), str(e.created)
+		item[attrCreatedAt] = str(e.createdAt.UTC().Format(time.RFC3339Nano))
+		if len(e.behind) > 0 {
+			l := make([]types.AttributeValue, len(e.behind))
+			for i, b := range e.behind {
+				l[i] = str(b)
+			}
+			item[attrBehind] = &types.AttributeValueMemberL{Value: l}
+		}
+		raw, _ := json.Marshal(e.comps)
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		_, _ = zw.Write(raw)
+		_ = zw.Close()
+		item[attrComps] = &types.AttributeValueMemberB{Value: buf.Bytes()}
+	}
+	return &types.Put{TableName: aws.String(s.table), Item: item}
+}
+
+// indexed is the Put of change set id's item when writing cs changes it (before: what the
+// stored change set's item holds, nil when creating it), else nil.
+func (s *ChangeSets) indexed(id string, cs *changeset.ChangeSet, before *queueEntry) *types.Put {
+	after := entryOf(cs)
+	if before == nil && after.done || before != nil && before.equal(after) {
+		return nil
+	}
+	return s.unfinishedPut(id, after)
+}
+
+// queuedOf reads an item written by unfinishedPut; ok is false for one put done.
+func queuedOf(it map[string]types.AttributeValue) (q changeset.Queued, comps []string, ok bool, err error) {
+	if _, has := it[attrKind]; !has {
+		return q, nil, false, nil
+	}
+	if q.ID, err = getStr(it, attrCS); err != nil {
+		return q, nil, false, err
+	}
+	at, err := getStr(it, attrCreatedAt)
+	if err != nil {
+		return q, nil, false, err
+	}
+	if q.CreatedAt, err = time.Parse(time.RFC3339Nano, at); err != nil {
+		return q, nil, false, fmt.Errorf("attribute %s: %w", attrCreatedAt, err)
+	}
+	switch l := it[attrBehind].(type) {
+	case nil:
+	case *types.AttributeValueMemberL:
+		for _, v := range l.Value {
+			b, ok := v.(*types.AttributeValueMemberS)
+			if !ok {
+				return q, nil, false, fmt.Errorf("attribute %s: not a list of strings", attrBehind)
+			}
+			q.QueuedBehind = append(q.QueuedBehind, b.Value)
+		}
+	default:
+		return q, nil, false, fmt.Errorf("attribute %s: not a list", attrBehind)
+	}
+	b, isB := it[attrComps].(*types.AttributeValueMemberB)
+	if !isB {
+		return q, nil, false, fmt.Errorf("attribute %s: missing or not binary", attrComps)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b.Value))
+	if err != nil {
+		return q, nil, false, fmt.Errorf("attribute %s: %w", attrComps, err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err == nil {
+		err = json.Unmarshal(raw, &comps)
+	}
+	if err != nil {
+		return q, nil, false, fmt.Errorf("attribute %s: %w", attrComps, err)
+	}
+	return q, comps, true, nil
+}
+
+// Unfinished returns env's change sets that are not done and have a node for one of components
+// (every one of env when components is nil), newest first, each with those of components it has
+// a node for (changeset.UnfinishedLister). See the top of this file.
+func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []string) ([]changeset.Queued, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(IndexCreated),
+		KeyConditionExpression:    aws.String("#k = :k"),
+		ExpressionAttributeNames:  map[string]string{"#k": attrKind},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":k": str(unfinishedKind(env))},
+		ScanIndexForward:          aws.Bool(false),
+	}
+	keys := []map[string]types.AttributeValue{{attrID: str(unfinishedMarker)}}
+	for {
+		out, err := s.client.Query(ctx, in)
+		if err != nil {
+			return nil, wrap("change set unfinished", s.table, env, err)
+		}
+		for _, it := range out.Items {
+			keys = append(keys, map[string]types.AttributeValue{attrID: it[attrID]})
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	items, err := batchGet(ctx, s.client, s.table, keys)
+	if err != nil {
+		return nil, wrap("change set unfinished", s.table, env, err)
+	}
+	complete := false
+	for _, it := range items {
+		if id, _ := getStr(it, attrID); id == unfinishedMarker {
+			c, ok := it[attrComplete].(*types.AttributeValueMemberBOOL)
+			complete = ok && c.Value
+		}
+	}
+	if !complete {
+		all, err := s.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.backfillUnfinished(ctx, all)
+		return changeset.Unfinished(ctx, listed{all: all}, env, components)
+	}
+	want := map[string]bool{}
+	for _, c := range components {
+		want[c] = true
+	}
+	var out []changeset.Queued
+	for _, it := range items {
+		if id, _ := getStr(it, attrID); id == unfinishedMarker || sval(it, attrKind) != unfinishedKind(env) || sval(it, attrEnv) != env {
+			continue // the marker; done since the index was read; another environment's of the same hash
+		}
+		q, comps, ok, err := queuedOf(it)
+		if err != nil {
+			id, _ := getStr(it, attrID)
+			return nil, fmt.Errorf("dynamo: change set table %s: item %s of an unfinished change set: unreadable: %w", s.table, id, err)
+		}
+		if !ok {
+			continue
+		}
+		if components != nil {
+			for _, c := range comps {
+				if want[c] {
+					q.Components = append(q.Components, c)
+				}
+			}
+			if len(q.Components) == 0 {
+				continue
+			}
+		}
+		out = append(out, q)
+	}
+	slices.SortFunc(out, func(a, b changeset.Queued) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// backfillUnfinished puts the item of every change set of all that is not done, on condition
+// that it has none, then the marker saying every change set has its item. Its failures are
+// left for the next Unfinished to try again: the answer was taken from List.
+func (s *ChangeSets) backfillUnfinished(ctx context.Context, all []*changeset.ChangeSet) {
+	for _, cs := range all {
+		if cs.Done() {
+			continue
+		}
+		p := s.unfinishedPut(cs.ID, entryOf(cs))
+		_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName: p.TableName, Item: p.Item,
+			ConditionExpression:      aws.String("attribute_not_exists(#id)"),
+			ExpressionAttributeNames: map[string]string{"#id": attrID},
+		})
+		if err != nil && !isConditionFailed(err) {
+			return
+		}
+	}
+	_, _ = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table),
+		Item: map[string]types.AttributeValue{attrID: str(unfinishedMarker), attrComplete: &types.AttributeValueMemberBOOL{Value: true},
+			attrUpdatedAt: str(now().UTC().Format(tsLayout))},
+		ConditionExpression:      aws.String("attribute_not_exists(#id)"),
+		ExpressionAttributeNames: map[string]string{"#id": attrID},
+	})
+}
