@@ -167,6 +167,18 @@ func (cs *ChangeSet) PromotionDue(now time.Time) bool {
 	return p.SoakSkipped != nil || !now.Before(p.DueAt)
 }
 
+// PromotionWaiting reports whether the change set has work for whoever checks for due promotions
+// (shared/promotion's Start), now or later: its promotion's soak started (DueAt) and it was not
+// published yet, or it is a held try neither tried again (RetriedAs) nor rejected. Unlike
+// PromotionDue it does not depend on the time, so a store can keep a record of it with each
+// write (PromotionLister).
+func (cs *ChangeSet) PromotionWaiting() bool {
+	if p := cs.Promotion; p != nil && !p.DueAt.IsZero() && p.PromotedAt.IsZero() {
+		return true
+	}
+	return cs.Held != nil && cs.Held.RetriedAs == "" && cs.RejectedBy == ""
+}
+
 // NextChangeSetID is the change set the promotion creates in the next environment.
 func (cs *ChangeSet) NextChangeSetID() string {
 	if cs.Promotion == nil {

@@ -63,6 +63,15 @@ func Unfinished(ctx context.Context, s Store, env string, components []string) (
 	return out, nil
 }
 
+// PromotionLister is a Store that lists the change sets with promotion work (PromotionWaiting)
+// without reading every change set (the DynamoDB store keeps a record of them). The scheduled
+// check for due promotions (shared/promotion's Start, every minute) asks it, and lists every
+// change set only while a held try waits (what it waits for is computed from them: HeldOn).
+type PromotionLister interface {
+	// Promoting returns the change sets for which PromotionWaiting holds, newest first.
+	Promoting(ctx context.Context) ([]*ChangeSet, error)
+}
+
 // FinishedLister is a Store that tells which of given change sets are done without reading
 // their documents (the embedded store keeps whether each is done beside it).
 type FinishedLister interface {

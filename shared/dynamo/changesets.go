@@ -91,6 +91,12 @@ type ChangeSetOptions struct {
 // List queries the partition "changeset" only, so it never sees them; Create refuses ids under
 // "#unfinished#". Unfinished is a Query of the environment's partition and a BatchGetItem of the
 // items it names (and the marker); before the marker, it answers from List and backfills them.
+//
+// Likewise, per change set with promotion work (changeset.PromotionWaiting), an item
+// "#promoting#<hex SHA-256 of the change set id>" in the by-created partition "promoting"
+// (changesets_promoting.go), and its marker "#promoting#complete": Promoting, asked every
+// minute by the check for due promotions, is a Query of that partition and a BatchGetItem of
+// the change sets it names.
 type ChangeSets struct {
 	client API
 	table  string
@@ -116,7 +122,7 @@ func (s *ChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (bool,
 		return false, &ValidationError{Op: "change set create", Msg: fmt.Sprintf("id longer than %d bytes", maxPartitionKey)}
 	}
 	if reserved(cs.ID) {
-		return false, &ValidationError{Op: "change set create", Msg: fmt.Sprintf("id %q: ids starting with %q or %q are reserved (the table's records of the deployments applied last and of the unfinished change sets)", cs.ID, appliedPrefix, unfinishedPrefix)}
+		return false, &ValidationError{Op: "change set create", Msg: fmt.Sprintf("id %q: ids starting with %q, %q or %q are reserved (the table's records of the deployments applied last, of the unfinished change sets and of those with promotion work)", cs.ID, appliedPrefix, unfinishedPrefix, promotingPrefix)}
 	}
 	item, err := s.item(cs, cs.ID, createdKey(cs), 1)
 	if err != nil {

@@ -98,13 +98,13 @@ func (s *ChangeSets) pointerPut(env, component, at, csID string) *types.Put {
 // errLost says the change set's own condition failed (its version moved, or it exists).
 var errLost = errors.New("change set condition failed")
 
-// put writes the change set (put, with its condition), its item of the unfinished change sets
-// when it changes (index, else nil: changesets_unfinished.go) and the pointers of the
+// put writes the change set (put, with its condition), those of its items that change (index:
+// changesets_unfinished.go, changesets_promoting.go) and the pointers of the
 // components in applied (its nodes that got an outcome with this write) in one transaction; a
 // pointer that a newer change set holds is left out. It returns errLost when the change set's
 // condition failed, nothing being written.
-func (s *ChangeSets) put(ctx context.Context, put *types.Put, cs *changeset.ChangeSet, applied []string, index *types.Put) error {
-	if len(applied) == 0 && index == nil {
+func (s *ChangeSets) put(ctx context.Context, put *types.Put, cs *changeset.ChangeSet, applied []string, index []*types.Put) error {
+	if len(applied) == 0 && len(index) == 0 {
 		_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName: put.TableName, Item: put.Item, ConditionExpression: put.ConditionExpression,
 			ExpressionAttributeNames: put.ExpressionAttributeNames, ExpressionAttributeValues: put.ExpressionAttributeValues,
@@ -115,8 +115,8 @@ func (s *ChangeSets) put(ctx context.Context, put *types.Put, cs *changeset.Chan
 		return err
 	}
 	fixed := []types.TransactWriteItem{{Put: put}} // written whatever the pointers
-	if index != nil {
-		fixed = append(fixed, types.TransactWriteItem{Put: index})
+	for _, p := range index {
+		fixed = append(fixed, types.TransactWriteItem{Put: p})
 	}
 	at := appliedAt(cs)
 	pointers := make([]*types.Put, len(applied))

@@ -17,6 +17,8 @@ import (
 
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/changeset/changesettest"
+	"github.com/usekarma/karma/shared/message"
+	"github.com/usekarma/karma/shared/promotion"
 )
 
 // changeSetTable is the change set table in memory, for the conditions ChangeSets writes with
@@ -384,23 +386,23 @@ func TestChangeSetsPointerIDsAreReservedInMemory(t *testing.T) {
 	}
 }
 
-// A table written before the items of the unfinished change sets: Unfinished answers from List
-// and backfills them.
-func TestChangeSetsUnfinishedUpgradeInMemory(t *testing.T) {
-	changesettest.RunUnfinishedUpgrade(t, func(t *testing.T) (changeset.Store, func(t *testing.T) changeset.Store) {
+// A table written before the items of the unfinished change sets and of those with promotion
+// work: Unfinished and Promoting answer from List and backfill them.
+func TestChangeSetsListingsUpgradeInMemory(t *testing.T) {
+	changesettest.RunListingsUpgrade(t, func(t *testing.T) (changeset.Store, func(t *testing.T) changeset.Store) {
 		f := newChangeSetTable()
 		return NewChangeSets(f, "change-sets", ChangeSetOptions{}), func(t *testing.T) changeset.Store {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			n := 0
 			for id := range f.items {
-				if strings.HasPrefix(id, unfinishedPrefix) {
+				if strings.HasPrefix(id, unfinishedPrefix) || strings.HasPrefix(id, promotingPrefix) {
 					delete(f.items, id)
 					n++
 				}
 			}
 			if n == 0 {
-				t.Fatal("no item of an unfinished change set in the table")
+				t.Fatal("no item of an unfinished change set or one with promotion work in the table")
 			}
 			return NewChangeSets(f, "change-sets", ChangeSetOptions{})
 		}
@@ -497,3 +499,71 @@ func TestChangeSetsManyOutcomesOnePointerHeldInMemory(t *testing.T) {
 		}
 	}
 }
+
+// The check for due promotions (every minute) on a table of 300 change sets promoted long ago:
+// it reads the change sets with promotion work, not every change set (a Query of them all and a
+// BatchGetItem of every document, at every check, before), and publishes what the change sets
+// seen through List alone would; while a held try waits it reads them all, as before.
+func TestChangeSetsPromotingInMemory(t *testing.T) {
+	f := newChangeSetTable()
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	ctx := t.Context()
+	if _, err := s.Promoting(ctx); err != nil { // the marker
+		t.Fatal(err)
+	}
+	at := changesettest.Sample("x", 0).CreatedAt
+	for i := range 300 {
+		cs := changesettest.Sample(fmt.Sprintf("promoted-%03d", i), 0)
+		cs.CreatedAt = at.Add(time.Duration(i) * time.Minute)
+		cs.Promotion = &changeset.Promotion{Next: "prod", DueAt: cs.CreatedAt, PromotedAt: cs.CreatedAt.Add(time.Minute)}
+		if i == 299 {
+			cs.Promotion.PromotedAt = time.Time{} // due
+		}
+		if created, err := s.Create(ctx, cs); err != nil || !created {
+			t.Fatalf("Create: %v, %v", created, err)
+		}
+	}
+	now := at.Add(24 * time.Hour)
+	var published []string
+	publish := func(_ context.Context, msgs ...message.Envelope) error {
+		for _, m := range msgs {
+			published = append(published, m.IdempotencyKey)
+		}
+		return nil
+	}
+	f.reset()
+	started, err := promotion.Start(ctx, s, publish, now)
+	if err != nil || len(started) != 1 || started[0].From != "promoted-299" || len(published) != 1 {
+		t.Fatalf("Start = %+v, %v (published %v); want promoted-299 promoted", started, err, published)
+	}
+	if ops := f.reset(); ops["Query"] != 1 || ops["BatchGetItem"] != 1 {
+		t.Errorf("Start: %v; want one Query and one BatchGetItem (and the update of the one promoted)", ops)
+	}
+	if started, err := promotion.Start(ctx, s, publish, now); err != nil || len(started) != 0 {
+		t.Fatalf("Start again = %+v, %v; want nothing", started, err)
+	}
+	if ops := f.reset(); ops["Query"] != 1 || ops["BatchGetItem"] != 1 || len(ops) != 2 {
+		t.Errorf("Start with nothing due: %v; want one Query and one BatchGetItem", ops)
+	}
+	// A held try of promoted-298's promotion, held on what dev was then; dev moved since.
+	src, err := s.Get(ctx, "promoted-298")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := changesettest.Sample(src.NextChangeSetID(), 0)
+	held.Env, held.CreatedAt = "prod", now
+	held.Held = &changeset.Hold{Reason: "prod moved", Attempt: 1, Waiting: []string{"dev"}, On: "before"}
+	if created, err := s.Create(ctx, held); err != nil || !created {
+		t.Fatalf("Create: %v, %v", created, err)
+	}
+	for name, st := range map[string]promotion.Store{"store": s, "list": onlyList{s}} {
+		published = nil
+		started, err := promotion.Start(ctx, st, publish, now)
+		if err != nil || len(started) != 1 || started[0].From != "promoted-298" || started[0].Attempt != 2 {
+			t.Errorf("Start (%s) with a held try waiting = %+v, %v; want its second try", name, started, err)
+		}
+	}
+}
+
+// onlyList is a change set store seen through changeset.Store alone.
+type onlyList struct{ changeset.Store }

@@ -3,6 +3,7 @@ package dynamo_test
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -23,8 +24,10 @@ import (
 	"github.com/usekarma/karma/shared/changeset"
 	"github.com/usekarma/karma/shared/changeset/changesettest"
 	"github.com/usekarma/karma/shared/dynamo"
+	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/pipeline/seentest"
+	"github.com/usekarma/karma/shared/promotion"
 )
 
 func TestChangeSetsConformance(t *testing.T) {
@@ -173,15 +176,18 @@ func TestChangeSetsLastAppliedUpgrade(t *testing.T) {
 	})
 }
 
-// A table written before the items of the unfinished change sets: Unfinished answers from List
-// and backfills them.
-func TestChangeSetsUnfinishedUpgrade(t *testing.T) {
+// A table written before the items of the unfinished change sets and of those with promotion
+// work: Unfinished and Promoting answer from List and backfill them.
+func TestChangeSetsListingsUpgrade(t *testing.T) {
 	client, _ := newClient(t)
-	changesettest.RunUnfinishedUpgrade(t, func(t *testing.T) (changeset.Store, func(t *testing.T) changeset.Store) {
+	changesettest.RunListingsUpgrade(t, func(t *testing.T) (changeset.Store, func(t *testing.T) changeset.Store) {
 		table := newTables(t, client).ChangeSets
 		return dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{}), func(t *testing.T) changeset.Store {
 			if n := forget(t, client, table, "#unfinished#"); n == 0 {
 				t.Fatal("no item of an unfinished change set in the table")
+			}
+			if n := forget(t, client, table, "#promoting#"); n == 0 {
+				t.Fatal("no item of a change set with promotion work in the table")
 			}
 			return dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{})
 		}
@@ -328,10 +334,11 @@ func TestChangeSetsLastAppliedManyOutcomesAtOnce(t *testing.T) {
 // answers from List, as it did on DynamoDB before the items of the unfinished change sets.
 type onlyStore struct{ changeset.Store }
 
-// What the ordering's question costs on a table of 1,000 finished change sets and 3 unfinished
-// ones, the figures of docs/performance.md ("AWS: requests and cost"): requests and read units
-// of changeset.Unfinished from List (as before) and from the items of the unfinished change
-// sets; and the write units of a change set's create and of the update finishing it.
+// What the ordering's question and the check for due promotions cost on a table of 1,000
+// finished change sets and 3 unfinished ones, the figures of docs/performance.md ("AWS: requests
+// and cost"): requests and read units of changeset.Unfinished and promotion.Start from List (as
+// before) and from the items kept for them; and the write units of a change set's create and of
+// the update finishing it.
 func TestChangeSetsUnfinishedRequests(t *testing.T) {
 	client, _ := newClient(t)
 	table := newTables(t, client).ChangeSets
@@ -341,7 +348,10 @@ func TestChangeSetsUnfinishedRequests(t *testing.T) {
 	counted := dynamodb.New(opts)
 	s := dynamo.NewChangeSets(counted, table, dynamo.ChangeSetOptions{})
 	ctx := t.Context()
-	if _, err := changeset.Unfinished(ctx, s, "dev", nil); err != nil { // the marker
+	if _, err := changeset.Unfinished(ctx, s, "dev", nil); err != nil { // the markers
+		t.Fatal(err)
+	}
+	if _, err := s.Promoting(ctx); err != nil {
 		t.Fatal(err)
 	}
 	const history, open = 1000, 3
@@ -402,6 +412,19 @@ func TestChangeSetsUnfinishedRequests(t *testing.T) {
 	}
 	if items[q(awscount.ReadUnits)] >= listed[q(awscount.ReadUnits)]/10 {
 		t.Errorf("Unfinished from the items read %v units, from List %v", items[q(awscount.ReadUnits)], listed[q(awscount.ReadUnits)])
+	}
+	nothing := func(context.Context, ...message.Envelope) error { return nil }
+	when := time.Now()
+	listedStart := measure("promotion.Start from List", func() error {
+		_, err := promotion.Start(ctx, onlyStore{s}, nothing, when)
+		return err
+	})
+	itemsStart := measure("promotion.Start from the items of the change sets with promotion work", func() error {
+		_, err := promotion.Start(ctx, s, nothing, when)
+		return err
+	})
+	if itemsStart[q("Query")] != 1 || itemsStart[q("BatchGetItem")] != 1 || itemsStart[q(awscount.ReadUnits)] >= listedStart[q(awscount.ReadUnits)]/10 {
+		t.Errorf("promotion.Start from the items: %v; want one Query and one BatchGetItem, a fraction of List's read units", itemsStart)
 	}
 	measure("Create of an unfinished change set (its item in the transaction)", func() error {
 		_, err := s.Create(ctx, changesettest.Sample("new-open", 5))

@@ -72,7 +72,7 @@ var _ changeset.UnfinishedLister = (*ChangeSets)(nil)
 
 // reserved reports an id of the table's own items, which no change set may take.
 func reserved(id string) bool {
-	return strings.HasPrefix(id, appliedPrefix) || strings.HasPrefix(id, unfinishedPrefix)
+	return strings.HasPrefix(id, appliedPrefix) || strings.HasPrefix(id, unfinishedPrefix) || strings.HasPrefix(id, promotingPrefix)
 }
 
 func hexSum(s string) string {
@@ -94,13 +94,15 @@ type queueEntry struct {
 	created   string
 	behind    []string
 	comps     []string // sorted
+	promoting bool     // PromotionWaiting (changesets_promoting.go)
 }
 
 func entryOf(cs *changeset.ChangeSet) queueEntry {
 	return queueEntry{env: cs.Env, done: cs.Done(), createdAt: cs.CreatedAt, created: createdKey(cs),
-		behind: slices.Clone(cs.QueuedBehind), comps: slices.Sorted(maps.Keys(cs.Nodes))}
+		behind: slices.Clone(cs.QueuedBehind), comps: slices.Sorted(maps.Keys(cs.Nodes)), promoting: cs.PromotionWaiting()}
 }
 
+// equal reports whether the items of the unfinished change sets of e and o are the same.
 func (e queueEntry) equal(o queueEntry) bool {
 	return e.env == o.env && e.done == o.done && e.createdAt.Equal(o.createdAt) && e.created == o.created &&
 		slices.Equal(e.behind, o.behind) && slices.Equal(e.comps, o.comps)
@@ -134,14 +136,19 @@ func (s *ChangeSets) unfinishedPut(id string, e queueEntry) *types.Put {
 	return &types.Put{TableName: aws.String(s.table), Item: item}
 }
 
-// indexed is the Put of change set id's item when writing cs changes it (before: what the
-// stored change set's item holds, nil when creating it), else nil.
-func (s *ChangeSets) indexed(id string, cs *changeset.ChangeSet, before *queueEntry) *types.Put {
+// indexed are the Puts of change set id's items that writing cs changes (before: what they hold
+// of the stored change set, nil when creating it): its item of the unfinished change sets and
+// its item of the change sets with promotion work (changesets_promoting.go).
+func (s *ChangeSets) indexed(id string, cs *changeset.ChangeSet, before *queueEntry) []*types.Put {
 	after := entryOf(cs)
-	if before == nil && after.done || before != nil && before.equal(after) {
-		return nil
+	var out []*types.Put
+	if before == nil && !after.done || before != nil && !before.equal(after) {
+		out = append(out, s.unfinishedPut(id, after))
 	}
-	return s.unfinishedPut(id, after)
+	if before == nil && after.promoting || before != nil && (before.promoting != after.promoting || after.promoting && before.created != after.created) {
+		out = append(out, s.promotingPut(id, after))
+	}
+	return out
 }
 
 // queuedOf reads an item written by unfinishedPut; ok is false for one put done.

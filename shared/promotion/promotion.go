@@ -115,7 +115,20 @@ type Publisher func(ctx context.Context, msgs ...message.Envelope) error
 // held whose waited-for environments moved since (Retry). It reports what it started; an error
 // stops it (what it published before stays recorded or is published again next time,
 // harmlessly).
+//
+// A store that lists the change sets with promotion work (changeset.PromotionLister) is asked
+// for those alone; every change set is read only while a held try waits, to tell whether what it
+// waits for moved.
 func Start(ctx context.Context, store Store, publish Publisher, now time.Time) ([]Started, error) {
+	if l, ok := store.(changeset.PromotionLister); ok {
+		waiting, err := l.Promoting(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.ContainsFunc(waiting, func(cs *changeset.ChangeSet) bool { return cs.Held != nil }) {
+			return start(ctx, store, publish, waiting, now) // no held try: nothing to retry
+		}
+	}
 	all, err := store.List(ctx)
 	if err != nil {
 		return nil, err

@@ -33,8 +33,10 @@
 //     the components asked it has, the same whether the store answers it itself
 //     (changeset.UnfinishedLister) or from List: a change set drops out when it is done, comes
 //     back when a node of it is started again, and what it is queued behind follows its
-//     updates. RunUnfinishedUpgrade: the same of change sets a store wrote before it kept any
-//     record of the unfinished ones.
+//     updates. The change sets with promotion work (changeset.PromotionWaiting: a promotion
+//     whose soak started, not published yet; a held try neither tried again nor rejected) are
+//     the same whether the store lists them itself (changeset.PromotionLister) or from List.
+//     RunListingsUpgrade: both of change sets a store wrote before it kept any record of them.
 //   - A change set of a thousand components round-trips (the DynamoDB item limit is 400 KB).
 //   - Times are whole milliseconds in UTC, so a backend storing them as JSON round-trips them.
 package changesettest
@@ -78,6 +80,7 @@ func Run(t *testing.T, newStore func(t *testing.T) changeset.Store) {
 		{"LastApplied", testLastApplied},
 		{"LastAppliedOutOfOrder", testLastAppliedOutOfOrder},
 		{"Unfinished", testUnfinished},
+		{"Promoting", testPromoting},
 		{"ThousandComponents", testThousand},
 		{"ApprovalsAtOnce", testApprovalsAtOnce},
 	}
@@ -711,10 +714,10 @@ func testUnfinished(t *testing.T, s changeset.Store, p string) {
 	unfinished(t, "all but two done", s, p, env, nil, "third behind= comps=", "first behind= comps=")
 }
 
-// RunUnfinishedUpgrade checks changeset.Unfinished on change sets a store wrote before it kept
-// any record of the unfinished ones. newOld is as for RunUpgrade: upgrade makes what was
-// written through the store look as such a version left it.
-func RunUnfinishedUpgrade(t *testing.T, newOld func(t *testing.T) (s changeset.Store, upgrade func(t *testing.T) changeset.Store)) {
+// RunListingsUpgrade checks changeset.Unfinished and the change sets with promotion work on
+// change sets a store wrote before it kept any record of either. newOld is as for RunUpgrade:
+// upgrade makes what was written through the store look as such a version left it.
+func RunListingsUpgrade(t *testing.T, newOld func(t *testing.T) (s changeset.Store, upgrade func(t *testing.T) changeset.Store)) {
 	t.Helper()
 	p := fmt.Sprintf("csq-%08x", rand.Uint32())
 	s, upgrade := newOld(t)
@@ -726,12 +729,83 @@ func RunUnfinishedUpgrade(t *testing.T, newOld func(t *testing.T) (s changeset.S
 	create(t, s, queued(p+"-done", env, 2*time.Hour, true, nil, a))
 	create(t, s, queued(p+"-finished", env, 3*time.Hour, false, nil, b))
 	setState(t, s, p+"-finished", changeset.Applied)
+	soaking := queued(p+"-soaking", env, 3*time.Hour, true, nil, b)
+	soaking.Promotion = &changeset.Promotion{Next: "prod", DueAt: t0.Add(4 * time.Hour)}
+	create(t, s, soaking)
 	s = upgrade(t)
 	for _, when := range []string{"after the upgrade", "again"} {
 		unfinished(t, when, s, p, env, []string{a, b}, "second behind="+first+" comps="+a+","+b, "first behind= comps="+a)
+		promoting(t, when, s, p, "soaking")
 	}
 	// Written since: the first finishes, a third comes.
 	setState(t, s, first, changeset.Applied)
 	create(t, s, queued(p+"-third", env, 4*time.Hour, false, []string{second}, b))
 	unfinished(t, "written since", s, p, env, []string{a, b}, "third behind="+second+" comps="+b, "second behind="+first+" comps="+a+","+b)
+}
+
+// promoting asks st for the change sets with promotion work (changeset.PromotionLister, else
+// List) and st seen through List alone, and checks each gives want (id suffixes of p's change
+// sets, newest first).
+func promoting(t *testing.T, what string, st changeset.Store, p string, want ...string) {
+	t.Helper()
+	for name, st := range map[string]changeset.Store{"store": st, "list": listOnly{st}} {
+		var all []*changeset.ChangeSet
+		var err error
+		if l, ok := st.(changeset.PromotionLister); ok {
+			all, err = l.Promoting(t.Context())
+		} else if all, err = st.List(t.Context()); err == nil {
+			all = slices.DeleteFunc(all, func(cs *changeset.ChangeSet) bool { return !cs.PromotionWaiting() })
+		}
+		if err != nil {
+			t.Fatalf("%s: promoting (%s): %v", what, name, err)
+		}
+		var got []string
+		for _, cs := range all {
+			if !cs.PromotionWaiting() {
+				t.Errorf("%s: promoting (%s): %s has no promotion work", what, name, cs.ID)
+			}
+			if id, ok := strings.CutPrefix(cs.ID, p+"-"); ok {
+				got = append(got, id)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: promoting (%s) = %q, want %q", what, name, got, want)
+		}
+	}
+}
+
+// testPromoting: the change sets with promotion work through their lives: a promotion soaking,
+// then published; a held try, then tried again or rejected.
+func testPromoting(t *testing.T, s changeset.Store, p string) {
+	env := p + "-env"
+	update := func(id string, fn func(cs *changeset.ChangeSet)) {
+		t.Helper()
+		if _, err := s.Update(t.Context(), id, func(cs *changeset.ChangeSet) error { fn(cs); return nil }); err != nil {
+			t.Fatalf("Update(%s): %v", id, err)
+		}
+	}
+	promoting(t, "nothing yet", s, p)
+	running := queued(p+"-running", env, 0, false, nil, "dev/a")
+	running.Promotion = &changeset.Promotion{Next: "prod", Soak: time.Hour}
+	create(t, s, running)
+	soaking := queued(p+"-soaking", env, time.Hour, true, nil, "dev/a")
+	soaking.Promotion = &changeset.Promotion{Next: "prod", DueAt: t0.Add(2 * time.Hour)}
+	create(t, s, soaking)
+	held := queued(p+"-held", env, 2*time.Hour, true, nil)
+	held.Held = &changeset.Hold{Reason: "the environment moved", Attempt: 1, Waiting: []string{"dev"}, On: "x"}
+	create(t, s, held)
+	promoting(t, "created", s, p, "held", "soaking")
+
+	update(running.ID, func(cs *changeset.ChangeSet) { cs.Promotion.DueAt = t0.Add(time.Hour) })
+	promoting(t, "the running one soaking", s, p, "held", "soaking", "running")
+	update(soaking.ID, func(cs *changeset.ChangeSet) { cs.MarkPromoted(t0.Add(3 * time.Hour)) })
+	promoting(t, "one promoted", s, p, "held", "running")
+	update(held.ID, func(cs *changeset.ChangeSet) { cs.Held.RetriedAs = p + "-held@2" })
+	promoting(t, "the held one tried again", s, p, "running")
+	again := queued(p+"-held@2", env, 3*time.Hour, true, nil)
+	again.Held = &changeset.Hold{Reason: "the environment moved", Attempt: 2, Waiting: []string{"dev"}, On: "y"}
+	create(t, s, again)
+	promoting(t, "held again", s, p, "held@2", "running")
+	update(again.ID, func(cs *changeset.ChangeSet) { cs.RejectedBy = "carol" })
+	promoting(t, "the held one rejected", s, p, "running")
 }
