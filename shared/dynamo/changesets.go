@@ -61,7 +61,8 @@ type ChangeSetOptions struct {
 // *TooLargeError naming the sizes, before anything is written.
 //
 // List is a Query of by-created (newest first) and BatchGetItem of the documents, 100 a
-// request; it reads every change set, as the embedded store does.
+// request; it reads every change set, as the embedded store does. Commits reads the same way
+// from the newest backwards, a page at a time, until it has enough (changesets_commits.go).
 //
 // Beside the change sets the table holds, per environment and component, a pointer to the
 // change set that applied it last, written in one transaction with the change set write that
@@ -239,26 +240,22 @@ func (s *ChangeSets) List(ctx context.Context) ([]*changeset.ChangeSet, error) {
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
-	items, err := batchGet(ctx, s.client, s.table, keys)
-	if err != nil {
-		return nil, wrap("change set list", s.table, "", err)
-	}
-	out := make([]*changeset.ChangeSet, 0, len(items))
-	for _, it := range items {
-		cs, err := decodeChangeSet(it)
-		if err != nil {
-			id, _ := getStr(it, attrID)
-			return nil, fmt.Errorf("dynamo: change set %s (table %s): unreadable item: %w", id, s.table, err)
-		}
-		out = append(out, cs)
-	}
-	slices.SortFunc(out, func(a, b *changeset.ChangeSet) int {
+	return s.read(ctx, keys)
+}
+
+// sortNewest sorts sets as List gives them: newest first, of equal creation times by id.
+func sortNewest(sets []*changeset.ChangeSet) {
+	slices.SortFunc(sets, func(a, b *changeset.ChangeSet) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	return out, nil
+}
+
+// unreadable is the error of a change set item that does not decode.
+func unreadable(table string, it map[string]types.AttributeValue, err error) error {
+	return fmt.Errorf("dynamo: change set %s (table %s): unreadable item: %w", sval(it, attrID), table, err)
 }
 
 // item is the stored form of cs under id.

@@ -119,6 +119,15 @@ func (f *changeSetTable) Query(_ context.Context, in *dynamodb.QueryInput, _ ...
 	slices.SortFunc(out, func(a, b map[string]types.AttributeValue) int {
 		return strings.Compare(sval(b, attrCreated), sval(a, attrCreated))
 	})
+	if start := sval(in.ExclusiveStartKey, attrCreated); start != "" {
+		out = slices.DeleteFunc(out, func(it map[string]types.AttributeValue) bool { return sval(it, attrCreated) >= start })
+	}
+	if limit := int(aws.ToInt32(in.Limit)); limit > 0 && len(out) >= limit {
+		// As DynamoDB: a page that reached the limit names where the next starts, even when
+		// nothing is left.
+		out = out[:limit]
+		return &dynamodb.QueryOutput{Items: out, LastEvaluatedKey: out[limit-1]}, nil
+	}
 	return &dynamodb.QueryOutput{Items: out}, nil
 }
 
@@ -567,3 +576,55 @@ func TestChangeSetsPromotingInMemory(t *testing.T) {
 
 // onlyList is a change set store seen through changeset.Store alone.
 type onlyList struct{ changeset.Store }
+
+// Resolve compares every pushed commit with the commits of the environment's latest change sets
+// (changeset.EachCommit): they are read from the newest change set backwards, a page at a time,
+// not every change set of the table (List, at every push, before); and in List's order, of equal
+// creation times the smaller id first, also where such a time spans two pages.
+func TestChangeSetsCommitsReadTheNewestInMemory(t *testing.T) {
+	f := newChangeSetTable()
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	ctx := t.Context()
+	at := changesettest.Sample("x", 0).CreatedAt
+	var want []string // newest first
+	for i := range 300 {
+		cs := changesettest.Sample(fmt.Sprintf("cs-%03d", i), 0)
+		cs.CreatedAt, cs.Commit = at.Add(time.Duration(i)*time.Minute), fmt.Sprintf("%040x", i)
+		if i >= 20 && i < 120 { // 100 change sets at one time: over a page boundary
+			cs.CreatedAt = at.Add(20 * time.Minute)
+		}
+		if i%3 == 0 {
+			cs.Env = "prod"
+		}
+		if created, err := s.Create(ctx, cs); err != nil || !created {
+			t.Fatalf("Create: %v, %v", created, err)
+		}
+	}
+	all, err := s.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cs := range all {
+		if cs.Env == "dev" {
+			want = append(want, cs.Commit)
+		}
+	}
+	var got []string
+	err = changeset.EachCommit(ctx, s, "dev", func(c string) (bool, error) { got = append(got, c); return true, nil })
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("EachCommit = %d commits, %v; want the %d of List's order:\n got %v\nwant %v", len(got), err, len(want), got, want)
+	}
+	f.reset()
+	f.read = 0
+	got = nil
+	err = changeset.EachCommit(ctx, s, "dev", func(c string) (bool, error) { got = append(got, c); return len(got) < 10, nil })
+	if err != nil || !slices.Equal(got, want[:10]) {
+		t.Fatalf("EachCommit of the latest 10 = %v, %v; want %v", got, err, want[:10])
+	}
+	// A page of commits (64) is asked of the store: the first 99 change sets of the table hold
+	// 66 of dev's (the last of the page's 100 waits for the next page, which may have more of
+	// its time).
+	if ops := f.reset(); ops["Query"] != 1 || ops["BatchGetItem"] != 1 || f.read != 99 {
+		t.Errorf("EachCommit of the latest 10: %v, %d change sets read; want one Query and one BatchGetItem of 99", ops, f.read)
+	}
+}

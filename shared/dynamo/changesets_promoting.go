@@ -109,7 +109,7 @@ func (s *ChangeSets) Promoting(ctx context.Context) ([]*changeset.ChangeSet, err
 		}
 		cs, err := decodeChangeSet(it)
 		if err != nil {
-			return nil, fmt.Errorf("dynamo: change set %s (table %s): unreadable item: %w", sval(it, attrID), s.table, err)
+			return nil, unreadable(s.table, it, err)
 		}
 		if cs.PromotionWaiting() { // its promotion ended since the index was read: left out
 			out = append(out, cs)
@@ -123,12 +123,7 @@ func (s *ChangeSets) Promoting(ctx context.Context) ([]*changeset.ChangeSet, err
 		s.backfillPromoting(ctx, all)
 		return slices.DeleteFunc(all, func(cs *changeset.ChangeSet) bool { return !cs.PromotionWaiting() }), nil
 	}
-	slices.SortFunc(out, func(a, b *changeset.ChangeSet) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	sortNewest(out)
 	return out, nil
 }
 

@@ -334,7 +334,8 @@ func TestChangeSetsLastAppliedManyOutcomesAtOnce(t *testing.T) {
 // answers from List, as it did on DynamoDB before the items of the unfinished change sets.
 type onlyStore struct{ changeset.Store }
 
-// What the ordering's question and the check for due promotions cost on a table of 1,000
+// What the ordering's question, the check for due promotions and the commits resolve compares a
+// push with cost on a table of 1,000
 // finished change sets and 3 unfinished ones, the figures of docs/performance.md ("AWS: requests
 // and cost"): requests and read units of changeset.Unfinished and promotion.Start from List (as
 // before) and from the items kept for them; and the write units of a change set's create and of
@@ -425,6 +426,17 @@ func TestChangeSetsUnfinishedRequests(t *testing.T) {
 	})
 	if itemsStart[q("Query")] != 1 || itemsStart[q("BatchGetItem")] != 1 || itemsStart[q(awscount.ReadUnits)] >= listedStart[q(awscount.ReadUnits)]/10 {
 		t.Errorf("promotion.Start from the items: %v; want one Query and one BatchGetItem, a fraction of List's read units", itemsStart)
+	}
+	latest := func(st changeset.Store) func() error {
+		return func() error {
+			n := 0
+			return changeset.EachCommit(ctx, st, "dev", func(string) (bool, error) { n++; return n < 50, nil })
+		}
+	}
+	listedCommits := measure("EachCommit, the latest 50, from List", latest(onlyStore{s}))
+	newestCommits := measure("EachCommit, the latest 50, from the newest change sets", latest(s))
+	if newestCommits[q("Query")] != 1 || newestCommits[q("BatchGetItem")] != 1 || newestCommits[q(awscount.ReadUnits)] >= listedCommits[q(awscount.ReadUnits)]/5 {
+		t.Errorf("EachCommit from the newest change sets: %v; want one Query and one BatchGetItem, a fraction of List's read units", newestCommits)
 	}
 	measure("Create of an unfinished change set (its item in the transaction)", func() error {
 		_, err := s.Create(ctx, changesettest.Sample("new-open", 5))
