@@ -72,6 +72,15 @@ type PromotionLister interface {
 	Promoting(ctx context.Context) ([]*ChangeSet, error)
 }
 
+// UnfinishedSetLister is a Store that lists every change set that is not done, of every
+// environment, without reading the others (the DynamoDB store keeps a record of them). The
+// expiry's sweep (Sweep, every minute in karma serve) asks it: only a change set not done can
+// expire.
+type UnfinishedSetLister interface {
+	// UnfinishedSets returns the change sets that are not Done, newest first.
+	UnfinishedSets(ctx context.Context) ([]*ChangeSet, error)
+}
+
 // FinishedLister is a Store that tells which of given change sets are done without reading
 // their documents (the embedded store keeps whether each is done beside it).
 type FinishedLister interface {

@@ -22,8 +22,17 @@ type Lister interface {
 // (the idempotency key is the change set's, and Expire does nothing the second time). Run by
 // `karma plan`, `karma apply` and `karma expire`, and every minute by `karma serve`; an expired
 // change set can never be approved, swept or not (CanBeApprovedBy).
+//
+// Only a change set not done can expire (Expirable): a store that lists those alone
+// (UnfinishedSetLister) is asked for them, not for every change set.
 func Sweep(ctx context.Context, store Lister, now func() time.Time) ([]message.Envelope, error) {
-	all, err := store.List(ctx)
+	var all []*ChangeSet
+	var err error
+	if u, ok := store.(UnfinishedSetLister); ok {
+		all, err = u.UnfinishedSets(ctx)
+	} else {
+		all, err = store.List(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -84,14 +84,16 @@ type ChangeSetOptions struct {
 // its item (changesets_unfinished.go):
 //
 //	id               S   "#unfinished#<hex SHA-256 of the change set id>", or "#unfinished#complete"
-//	kind, created    S   "unfinished#<hex SHA-256 of env>" and the change set's created, while it
-//	                     is not done: by-created's partition of env's unfinished change sets
+//	kind, created    S   "unfinished" and "<hex of SHA-256 of env, 128 bits>#<the change set's
+//	                     created>", while it is not done: by-created's partition of the
+//	                     unfinished change sets, each environment's under a prefix of its own
 //	cs, env, created_at, behind, comps   the change set, its queued_behind and its components
 //	done             BOOL  the change set is done (the item has no kind then)
 //
 // List queries the partition "changeset" only, so it never sees them; Create refuses ids under
-// "#unfinished#". Unfinished is a Query of the environment's partition and a BatchGetItem of the
-// items it names (and the marker); before the marker, it answers from List and backfills them.
+// "#unfinished#". Unfinished is a Query of the environment's prefix of the partition and a
+// BatchGetItem of the items it names (and the marker); UnfinishedSets, a Query of the partition
+// and a BatchGetItem of the change sets; before the marker, both answer from List and backfill.
 //
 // Likewise, per change set with promotion work (changeset.PromotionWaiting), an item
 // "#promoting#<hex SHA-256 of the change set id>" in the by-created partition "promoting"

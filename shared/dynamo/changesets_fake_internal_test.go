@@ -119,6 +119,11 @@ func (f *changeSetTable) Query(_ context.Context, in *dynamodb.QueryInput, _ ...
 	slices.SortFunc(out, func(a, b map[string]types.AttributeValue) int {
 		return strings.Compare(sval(b, attrCreated), sval(a, attrCreated))
 	})
+	if p, ok := in.ExpressionAttributeValues[":p"]; ok { // begins_with(#c, :p)
+		out = slices.DeleteFunc(out, func(it map[string]types.AttributeValue) bool {
+			return !strings.HasPrefix(sval(it, attrCreated), p.(*types.AttributeValueMemberS).Value)
+		})
+	}
 	if start := sval(in.ExclusiveStartKey, attrCreated); start != "" {
 		out = slices.DeleteFunc(out, func(it map[string]types.AttributeValue) bool { return sval(it, attrCreated) >= start })
 	}
@@ -626,5 +631,46 @@ func TestChangeSetsCommitsReadTheNewestInMemory(t *testing.T) {
 	// its time).
 	if ops := f.reset(); ops["Query"] != 1 || ops["BatchGetItem"] != 1 || f.read != 99 {
 		t.Errorf("EachCommit of the latest 10: %v, %d change sets read; want one Query and one BatchGetItem of 99", ops, f.read)
+	}
+}
+
+// The expiry's sweep (every minute in karma serve) on a table of 300 change sets, 2 of them not
+// done: it reads those 2, not every change set (List, at every sweep, before), and expires the
+// one past its approval expiry.
+func TestChangeSetsSweepReadsOnlyUnfinishedInMemory(t *testing.T) {
+	f := newChangeSetTable()
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	ctx := t.Context()
+	if _, err := s.UnfinishedSets(ctx); err != nil { // the marker
+		t.Fatal(err)
+	}
+	at := changesettest.Sample("x", 0).CreatedAt
+	for i := range 300 {
+		cs := changesettest.Sample(fmt.Sprintf("sweep-%03d", i), 2)
+		cs.CreatedAt, cs.ExpiresAt = at.Add(time.Duration(i)*time.Minute), at.Add(time.Hour)
+		if i == 299 {
+			cs.ExpiresAt = at.Add(48 * time.Hour)
+		}
+		if i < 298 {
+			for _, n := range cs.Nodes {
+				n.State = changeset.Applied
+			}
+		}
+		if created, err := s.Create(ctx, cs); err != nil || !created {
+			t.Fatalf("Create: %v, %v", created, err)
+		}
+	}
+	f.reset()
+	f.read = 0
+	now := func() time.Time { return at.Add(24 * time.Hour) }
+	msgs, err := changeset.Sweep(ctx, s, now)
+	if err != nil || len(msgs) != 1 || !strings.HasSuffix(msgs[0].IdempotencyKey, "sweep-298") {
+		t.Fatalf("Sweep = %d messages, %v; want sweep-298 expired", len(msgs), err)
+	}
+	if ops := f.reset(); ops["Query"] != 1 || ops["BatchGetItem"] != 1 || len(ops) != 2 || f.read != 3 {
+		t.Errorf("Sweep: %v, %d items read; want one Query and one BatchGetItem of 3 (the marker, the 2 not done)", ops, f.read)
+	}
+	if listed, err := changeset.Sweep(ctx, onlyList{s}, now); err != nil || len(listed) != 1 || listed[0].IdempotencyKey != msgs[0].IdempotencyKey {
+		t.Errorf("Sweep from List = %v, %v; want the same message", listed, err)
 	}
 }

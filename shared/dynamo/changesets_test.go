@@ -334,8 +334,8 @@ func TestChangeSetsLastAppliedManyOutcomesAtOnce(t *testing.T) {
 // answers from List, as it did on DynamoDB before the items of the unfinished change sets.
 type onlyStore struct{ changeset.Store }
 
-// What the ordering's question, the check for due promotions and the commits resolve compares a
-// push with cost on a table of 1,000
+// What the ordering's question, the check for due promotions, the expiry's sweep and the commits
+// resolve compares a push with cost on a table of 1,000
 // finished change sets and 3 unfinished ones, the figures of docs/performance.md ("AWS: requests
 // and cost"): requests and read units of changeset.Unfinished and promotion.Start from List (as
 // before) and from the items kept for them; and the write units of a change set's create and of
@@ -426,6 +426,14 @@ func TestChangeSetsUnfinishedRequests(t *testing.T) {
 	})
 	if itemsStart[q("Query")] != 1 || itemsStart[q("BatchGetItem")] != 1 || itemsStart[q(awscount.ReadUnits)] >= listedStart[q(awscount.ReadUnits)]/10 {
 		t.Errorf("promotion.Start from the items: %v; want one Query and one BatchGetItem, a fraction of List's read units", itemsStart)
+	}
+	sweep := func(st changeset.Store) func() error {
+		return func() error { _, err := changeset.Sweep(ctx, st, time.Now); return err }
+	}
+	listedSweep := measure("Sweep from List", sweep(onlyStore{s}))
+	itemsSweep := measure("Sweep from the items of the unfinished change sets", sweep(s))
+	if itemsSweep[q("Query")] != 1 || itemsSweep[q("BatchGetItem")] != 1 || itemsSweep[q(awscount.ReadUnits)] >= listedSweep[q(awscount.ReadUnits)]/10 {
+		t.Errorf("Sweep from the items: %v; want one Query and one BatchGetItem, a fraction of List's read units", itemsSweep)
 	}
 	latest := func(st changeset.Store) func() error {
 		return func() error {

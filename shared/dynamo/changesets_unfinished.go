@@ -5,8 +5,10 @@ package dynamo
 //
 //	id           S   "#unfinished#" + hex SHA-256 of the change set id
 //	cs, env      S   the change set and its environment
-//	kind         S   "unfinished#" + hex SHA-256 of env, while the change set is not done: the
-//	created      S   } partition and sort key of the by-created index (the change set's created)
+//	kind         S   "unfinished", while the change set is not done: the partition and sort
+//	created      S   } key of the by-created index; created is the first 128 bits of the
+//	                     SHA-256 of env in hex, "#", and the change set's created
+//	                     ("<created_at>#<id>")
 //	created_at   S   the change set's created_at (RFC 3339, nanoseconds)
 //	behind       L   its queued_behind (absent when empty)
 //	comps        B   its components, a sorted JSON array, gzip-compressed
@@ -21,8 +23,9 @@ package dynamo
 // of the index: the functions may put items of the table, not delete or update them
 // (terraform/iam.tf, ChangeSetsAreNotErased).
 //
-// Unfinished queries the environment's partition of by-created (newest first; the index holds
-// keys only) and reads the marker and the items it names in BatchGetItems of 100 keys with
+// Unfinished queries the environment's part of the partition "unfinished" of by-created (its
+// sort keys begin with the environment's hash; newest first; the index holds keys only) and
+// reads the marker and the items it names in BatchGetItems of 100 keys with
 // consistent reads, which drop an item the index still shows after it was put done: a Query and
 // a BatchGetItem as a rule, however many change sets the table holds, where it was a Query of
 // every change set and a BatchGetItem of every document. Until the marker says complete — a
@@ -31,7 +34,10 @@ package dynamo
 // newer than List's), then the marker.
 //
 // Like List, Unfinished reads the by-created index, which DynamoDB keeps eventually consistent:
-// an item put a moment ago may be missing from it (resolve's recheck looks again after a create).
+// an item put a moment ago may be missing from it, as a change set was from List before.
+//
+// UnfinishedSets reads the whole partition and the change sets its sort keys name (the
+// expiry's sweep: changeset.Sweep), with the marker in the same BatchGetItem.
 // Not covered, as with the pointers (changesets_applied.go): a function of a version from before
 // these items, still running when a new one wrote the marker, writes a change set without its
 // item. Removing the marker makes the next Unfinished list and backfill again.
@@ -60,7 +66,7 @@ import (
 const (
 	unfinishedPrefix = "#unfinished#"
 	unfinishedMarker = unfinishedPrefix + "complete"
-	kindUnfinished   = "unfinished#"
+	kindUnfinished   = "unfinished"
 	attrCS           = "cs"
 	attrCreatedAt    = "created_at"
 	attrBehind       = "behind"
@@ -68,7 +74,10 @@ const (
 	attrDone         = "done"
 )
 
-var _ changeset.UnfinishedLister = (*ChangeSets)(nil)
+var (
+	_ changeset.UnfinishedLister    = (*ChangeSets)(nil)
+	_ changeset.UnfinishedSetLister = (*ChangeSets)(nil)
+)
 
 // reserved reports an id of the table's own items, which no change set may take.
 func reserved(id string) bool {
@@ -83,8 +92,18 @@ func hexSum(s string) string {
 // unfinishedKey is the id of change set id's item.
 func unfinishedKey(id string) string { return unfinishedPrefix + hexSum(id) }
 
-// unfinishedKind is the by-created partition of env's unfinished change sets.
-func unfinishedKind(env string) string { return kindUnfinished + hexSum(env) }
+// envPrefix begins the by-created sort key of env's unfinished change sets in the partition
+// "unfinished": the first 128 bits of the SHA-256 of env, in hex, and "#".
+func envPrefix(env string) string { return hexSum(env)[:32] + "#" }
+
+// unfinishedID is the change set an unfinished item's by-created sort key names.
+func unfinishedID(created string) (string, bool) {
+	if len(created) < 33 || created[32] != '#' {
+		return "", false
+	}
+	_, id, ok := strings.Cut(created[33:], "#")
+	return id, ok
+}
 
 // queueEntry is what a change set's item holds.
 type queueEntry struct {
@@ -117,7 +136,7 @@ func (s *ChangeSets) unfinishedPut(id string, e queueEntry) *types.Put {
 	if e.done {
 		item[attrDone] = &types.AttributeValueMemberBOOL{Value: true}
 	} else {
-		item[attrKind], item[attrCreated] = str(unfinishedKind(e.env)), str(e.created)
+		item[attrKind], item[attrCreated] = str(kindUnfinished), str(envPrefix(e.env)+e.created)
 		item[attrCreatedAt] = str(e.createdAt.UTC().Format(time.RFC3339Nano))
 		if len(e.behind) > 0 {
 			l := make([]types.AttributeValue, len(e.behind))
@@ -204,9 +223,9 @@ func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []st
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(s.table),
 		IndexName:                 aws.String(IndexCreated),
-		KeyConditionExpression:    aws.String("#k = :k"),
-		ExpressionAttributeNames:  map[string]string{"#k": attrKind},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":k": str(unfinishedKind(env))},
+		KeyConditionExpression:    aws.String("#k = :k AND begins_with(#c, :p)"),
+		ExpressionAttributeNames:  map[string]string{"#k": attrKind, "#c": attrCreated},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":k": str(kindUnfinished), ":p": str(envPrefix(env))},
 		ScanIndexForward:          aws.Bool(false),
 	}
 	keys := []map[string]types.AttributeValue{{attrID: str(unfinishedMarker)}}
@@ -248,7 +267,7 @@ func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []st
 	}
 	var out []changeset.Queued
 	for _, it := range items {
-		if id, _ := getStr(it, attrID); id == unfinishedMarker || sval(it, attrKind) != unfinishedKind(env) || sval(it, attrEnv) != env {
+		if id, _ := getStr(it, attrID); id == unfinishedMarker || sval(it, attrKind) != kindUnfinished || sval(it, attrEnv) != env {
 			continue // the marker; done since the index was read; another environment's of the same hash
 		}
 		q, comps, ok, err := queuedOf(it)
@@ -277,6 +296,68 @@ func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []st
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
+	return out, nil
+}
+
+// UnfinishedSets returns every change set that is not done, newest first
+// (changeset.UnfinishedSetLister). See the top of this file.
+func (s *ChangeSets) UnfinishedSets(ctx context.Context) ([]*changeset.ChangeSet, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(IndexCreated),
+		KeyConditionExpression:    aws.String("#k = :k"),
+		ExpressionAttributeNames:  map[string]string{"#k": attrKind},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":k": str(kindUnfinished)},
+	}
+	keys := []map[string]types.AttributeValue{{attrID: str(unfinishedMarker)}}
+	for {
+		out, err := s.client.Query(ctx, in)
+		if err != nil {
+			return nil, wrap("change set unfinished", s.table, "", err)
+		}
+		for _, it := range out.Items {
+			id, ok := unfinishedID(sval(it, attrCreated))
+			if !ok {
+				return nil, fmt.Errorf("dynamo: change set table %s: item %s of an unfinished change set: unreadable sort key %q", s.table, sval(it, attrID), sval(it, attrCreated))
+			}
+			if !reserved(id) {
+				keys = append(keys, map[string]types.AttributeValue{attrID: str(id)})
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	items, err := batchGet(ctx, s.client, s.table, keys)
+	if err != nil {
+		return nil, wrap("change set unfinished", s.table, "", err)
+	}
+	complete := false
+	var out []*changeset.ChangeSet
+	for _, it := range items {
+		if sval(it, attrID) == unfinishedMarker {
+			c, ok := it[attrComplete].(*types.AttributeValueMemberBOOL)
+			complete = ok && c.Value
+			continue
+		}
+		cs, err := decodeChangeSet(it)
+		if err != nil {
+			return nil, unreadable(s.table, it, err)
+		}
+		if !cs.Done() { // done since the index was read: left out
+			out = append(out, cs)
+		}
+	}
+	if !complete {
+		all, err := s.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.backfillUnfinished(ctx, all)
+		return slices.DeleteFunc(all, func(cs *changeset.ChangeSet) bool { return cs.Done() }), nil
+	}
+	sortNewest(out)
 	return out, nil
 }
 

@@ -36,7 +36,9 @@
 //     updates. The change sets with promotion work (changeset.PromotionWaiting: a promotion
 //     whose soak started, not published yet; a held try neither tried again nor rejected) are
 //     the same whether the store lists them itself (changeset.PromotionLister) or from List.
-//     RunListingsUpgrade: both of change sets a store wrote before it kept any record of them.
+//     So are the change sets not done, of every environment (changeset.UnfinishedSetLister).
+//     RunListingsUpgrade: all three of change sets a store wrote before it kept any record of
+//     them.
 //   - A change set of a thousand components round-trips (the DynamoDB item limit is 400 KB).
 //   - Times are whole milliseconds in UTC, so a backend storing them as JSON round-trips them.
 package changesettest
@@ -679,6 +681,37 @@ func unfinished(t *testing.T, what string, st changeset.Store, p, env string, co
 	}
 }
 
+// unfinishedSets asks st for every change set not done (changeset.UnfinishedSetLister, else
+// List) and st seen through List alone, and checks each gives, of p's change sets, want (id
+// suffixes, newest first).
+func unfinishedSets(t *testing.T, what string, st changeset.Store, p string, want ...string) {
+	t.Helper()
+	for name, st := range map[string]changeset.Store{"store": st, "list": listOnly{st}} {
+		var all []*changeset.ChangeSet
+		var err error
+		if l, ok := st.(changeset.UnfinishedSetLister); ok {
+			all, err = l.UnfinishedSets(t.Context())
+		} else if all, err = st.List(t.Context()); err == nil {
+			all = slices.DeleteFunc(all, func(cs *changeset.ChangeSet) bool { return cs.Done() })
+		}
+		if err != nil {
+			t.Fatalf("%s: unfinished sets (%s): %v", what, name, err)
+		}
+		var got []string
+		for _, cs := range all {
+			if cs.Done() {
+				t.Errorf("%s: unfinished sets (%s): %s is done", what, name, cs.ID)
+			}
+			if id, ok := strings.CutPrefix(cs.ID, p+"-"); ok {
+				got = append(got, id)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: unfinished sets (%s) = %q, want %q", what, name, got, want)
+		}
+	}
+}
+
 // testUnfinished: the unfinished change sets of an environment sharing a component with those
 // asked, through their lives: created, queued and released, done, started again.
 func testUnfinished(t *testing.T, s changeset.Store, p string) {
@@ -698,6 +731,7 @@ func testUnfinished(t *testing.T, s changeset.Store, p string) {
 	unfinished(t, "created", s, p, env, []string{}, []string{}...)
 	unfinished(t, "created", s, p, env, []string{x})
 	unfinished(t, "created", s, p, other, []string{a, b}, "elsewhere behind= comps="+a)
+	unfinishedSets(t, "created", s, p, "elsewhere", "second", "third", "first")
 
 	setState(t, s, first, changeset.Applied)
 	unfinished(t, "the first done", s, p, env, []string{a, b}, "second behind="+first+" comps="+b)
@@ -709,9 +743,11 @@ func testUnfinished(t *testing.T, s changeset.Store, p string) {
 	unfinished(t, "the first started again", s, p, env, []string{a}, "first behind= comps="+a)
 	setState(t, s, p+"-done", changeset.Scheduled)
 	unfinished(t, "the one created done started again", s, p, env, []string{a}, "done behind= comps="+a, "first behind= comps="+a)
+	unfinishedSets(t, "the one created done started again", s, p, "elsewhere", "done", "second", "third", "first")
 	setState(t, s, p+"-done", changeset.Applied)
 	setState(t, s, second, changeset.Skipped)
 	unfinished(t, "all but two done", s, p, env, nil, "third behind= comps=", "first behind= comps=")
+	unfinishedSets(t, "all but two done", s, p, "elsewhere", "third", "first")
 }
 
 // RunListingsUpgrade checks changeset.Unfinished and the change sets with promotion work on
@@ -734,6 +770,7 @@ func RunListingsUpgrade(t *testing.T, newOld func(t *testing.T) (s changeset.Sto
 	create(t, s, soaking)
 	s = upgrade(t)
 	for _, when := range []string{"after the upgrade", "again"} {
+		unfinishedSets(t, when, s, p, "second", "first") // first: it may backfill
 		unfinished(t, when, s, p, env, []string{a, b}, "second behind="+first+" comps="+a+","+b, "first behind= comps="+a)
 		promoting(t, when, s, p, "soaking")
 	}
