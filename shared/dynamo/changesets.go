@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -37,6 +38,12 @@ type ChangeSetOptions struct {
 	// MaxAttempts bounds Update's optimistic retries when concurrent updates of the same change
 	// set keep winning (default 50); then Update fails with a transient *ConflictError.
 	MaxAttempts int
+	// Settle is how long after the records of the unfinished change sets and of those with
+	// promotion work were first found complete (changesets_unfinished.go) they are still not
+	// answered from alone: until then the answers come from List, which backfills what a
+	// function of a version from before them, still running, wrote without its record
+	// (default 1 hour; negative: at once).
+	Settle time.Duration
 }
 
 // ChangeSets is changeset.Store on one DynamoDB table, one item per change set:
@@ -112,6 +119,12 @@ var _ changeset.Store = (*ChangeSets)(nil)
 func NewChangeSets(client API, table string, opts ChangeSetOptions) *ChangeSets {
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 50
+	}
+	switch {
+	case opts.Settle == 0:
+		opts.Settle = time.Hour
+	case opts.Settle < 0:
+		opts.Settle = 0
 	}
 	return &ChangeSets{client: client, table: table, opts: opts}
 }

@@ -180,14 +180,14 @@ func (f *changeSetTable) TransactWriteItems(_ context.Context, in *dynamodb.Tran
 }
 
 func TestChangeSetsConformanceInMemory(t *testing.T) {
-	s := NewChangeSets(newChangeSetTable(), "change-sets", ChangeSetOptions{})
+	s := NewChangeSets(newChangeSetTable(), "change-sets", ChangeSetOptions{Settle: -1})
 	changesettest.Run(t, func(t *testing.T) changeset.Store { return s })
 }
 
 func TestChangeSetsLastAppliedUpgradeInMemory(t *testing.T) {
 	changesettest.RunUpgrade(t, func(t *testing.T) (changeset.Store, func(t *testing.T) changeset.Store) {
 		f := newChangeSetTable()
-		return NewChangeSets(f, "change-sets", ChangeSetOptions{}), func(t *testing.T) changeset.Store {
+		return NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1}), func(t *testing.T) changeset.Store {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			n := 0
@@ -200,7 +200,7 @@ func TestChangeSetsLastAppliedUpgradeInMemory(t *testing.T) {
 			if n == 0 {
 				t.Fatal("no pointer of a deployment applied last in the table")
 			}
-			return NewChangeSets(f, "change-sets", ChangeSetOptions{})
+			return NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1})
 		}
 	})
 }
@@ -209,7 +209,7 @@ func TestChangeSetsLastAppliedUpgradeInMemory(t *testing.T) {
 // set of the table (a Query of them all and a BatchGetItem of each, on every call, before).
 func TestChangeSetsLastAppliedReadsOneChangeSetInMemory(t *testing.T) {
 	f := newChangeSetTable()
-	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1})
 	ctx := t.Context()
 	const comp, never = "dev/service/component-0000", "dev/service/component-0001"
 	for i := range 30 {
@@ -252,7 +252,7 @@ func TestChangeSetsLastAppliedReadsOneChangeSetInMemory(t *testing.T) {
 // even when a pointer written after the transaction was lost.
 func TestChangeSetsLastAppliedManyOutcomesInMemory(t *testing.T) {
 	f := newChangeSetTable()
-	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1})
 	ctx := t.Context()
 	older := changesettest.Sample("many-older", 150)
 	for _, n := range older.Nodes {
@@ -306,7 +306,7 @@ func TestChangeSetsLastAppliedManyOutcomesInMemory(t *testing.T) {
 // before it: the backfill does not mark them complete.
 func TestChangeSetsLastAppliedBackfillRacesInMemory(t *testing.T) {
 	f := newChangeSetTable()
-	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1})
 	ctx := t.Context()
 	older := changesettest.Sample("race-older", 150)
 	for _, n := range older.Nodes {
@@ -346,7 +346,7 @@ func TestChangeSetsLastAppliedBackfillRacesInMemory(t *testing.T) {
 // BatchGetItem and each change set they name read once, not two reads per component.
 func TestChangeSetsLastAppliedOfManyInMemory(t *testing.T) {
 	f := newChangeSetTable()
-	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1})
 	ctx := t.Context()
 	cs := changesettest.Sample("batch", 60)
 	for _, n := range cs.Nodes {
@@ -372,7 +372,7 @@ func TestChangeSetsLastAppliedOfManyInMemory(t *testing.T) {
 // The pointers and the items of the unfinished change sets share the table with the change sets:
 // no change set can take their ids, and none of them is a change set to Get.
 func TestChangeSetsPointerIDsAreReservedInMemory(t *testing.T) {
-	s := NewChangeSets(newChangeSetTable(), "change-sets", ChangeSetOptions{})
+	s := NewChangeSets(newChangeSetTable(), "change-sets", ChangeSetOptions{Settle: -1})
 	ctx := t.Context()
 	cs := changesettest.Sample("reserved", 2)
 	cs.Nodes["dev/service/component-0000"].Outcome = &changeset.Outcome{RuntimeVersion: 1}
@@ -405,7 +405,7 @@ func TestChangeSetsPointerIDsAreReservedInMemory(t *testing.T) {
 func TestChangeSetsListingsUpgradeInMemory(t *testing.T) {
 	changesettest.RunListingsUpgrade(t, func(t *testing.T) (changeset.Store, func(t *testing.T) changeset.Store) {
 		f := newChangeSetTable()
-		return NewChangeSets(f, "change-sets", ChangeSetOptions{}), func(t *testing.T) changeset.Store {
+		return NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1}), func(t *testing.T) changeset.Store {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			n := 0
@@ -418,7 +418,7 @@ func TestChangeSetsListingsUpgradeInMemory(t *testing.T) {
 			if n == 0 {
 				t.Fatal("no item of an unfinished change set or one with promotion work in the table")
 			}
-			return NewChangeSets(f, "change-sets", ChangeSetOptions{})
+			return NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1})
 		}
 	})
 }
@@ -429,7 +429,7 @@ func TestChangeSetsListingsUpgradeInMemory(t *testing.T) {
 // drops out of the answer in the write that finishes it.
 func TestChangeSetsUnfinishedReadsOnlyUnfinishedInMemory(t *testing.T) {
 	f := newChangeSetTable()
-	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1})
 	ctx := t.Context()
 	if _, err := changeset.Unfinished(ctx, s, "dev", nil); err != nil { // the marker
 		t.Fatal(err)
@@ -474,7 +474,7 @@ func TestChangeSetsUnfinishedReadsOnlyUnfinishedInMemory(t *testing.T) {
 // the marker of incomplete pointers for a pointer kept).
 func TestChangeSetsManyOutcomesOnePointerHeldInMemory(t *testing.T) {
 	f := newChangeSetTable()
-	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1})
 	ctx := t.Context()
 	older, newer := changesettest.Sample("held-older", 150), changesettest.Sample("held-newer", 150)
 	newer.CreatedAt = newer.CreatedAt.Add(time.Hour)
@@ -520,7 +520,7 @@ func TestChangeSetsManyOutcomesOnePointerHeldInMemory(t *testing.T) {
 // seen through List alone would; while a held try waits it reads them all, as before.
 func TestChangeSetsPromotingInMemory(t *testing.T) {
 	f := newChangeSetTable()
-	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1})
 	ctx := t.Context()
 	if _, err := s.Promoting(ctx); err != nil { // the marker
 		t.Fatal(err)
@@ -588,7 +588,7 @@ type onlyList struct{ changeset.Store }
 // creation times the smaller id first, also where such a time spans two pages.
 func TestChangeSetsCommitsReadTheNewestInMemory(t *testing.T) {
 	f := newChangeSetTable()
-	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1})
 	ctx := t.Context()
 	at := changesettest.Sample("x", 0).CreatedAt
 	var want []string // newest first
@@ -639,7 +639,7 @@ func TestChangeSetsCommitsReadTheNewestInMemory(t *testing.T) {
 // one past its approval expiry.
 func TestChangeSetsSweepReadsOnlyUnfinishedInMemory(t *testing.T) {
 	f := newChangeSetTable()
-	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1})
 	ctx := t.Context()
 	if _, err := s.UnfinishedSets(ctx); err != nil { // the marker
 		t.Fatal(err)
@@ -672,5 +672,42 @@ func TestChangeSetsSweepReadsOnlyUnfinishedInMemory(t *testing.T) {
 	}
 	if listed, err := changeset.Sweep(ctx, onlyList{s}, now); err != nil || len(listed) != 1 || listed[0].IdempotencyKey != msgs[0].IdempotencyKey {
 		t.Errorf("Sweep from List = %v, %v; want the same message", listed, err)
+	}
+}
+
+// A function of a version from before the items, still running when the marker was put (the
+// functions are updated one by one), creates a change set without its item: for an hour after
+// the marker, the answers come from List, and backfill its item; then from the items, which
+// have it.
+func TestChangeSetsUnfinishedSettleInMemory(t *testing.T) {
+	f := newChangeSetTable()
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{})
+	ctx := t.Context()
+	const comp = "dev/service/component-0000"
+	if _, err := changeset.Unfinished(ctx, s, "dev", []string{comp}); err != nil { // the marker
+		t.Fatal(err)
+	}
+	old := changesettest.Sample("written-by-an-older-version", 2)
+	if created, err := s.Create(ctx, old); err != nil || !created {
+		t.Fatalf("Create: %v, %v", created, err)
+	}
+	f.mu.Lock()
+	delete(f.items, unfinishedKey(old.ID)) // as a version from before the items wrote it
+	f.mu.Unlock()
+	got, err := changeset.Unfinished(ctx, s, "dev", []string{comp})
+	if err != nil || len(got) != 1 || got[0].ID != old.ID {
+		t.Fatalf("Unfinished within the hour = %+v, %v; want %s, from List", got, err, old.ID)
+	}
+	// An hour later, from the items.
+	f.mu.Lock()
+	f.items[unfinishedMarker][attrUpdatedAt] = str(now().Add(-61 * time.Minute).UTC().Format(tsLayout))
+	f.mu.Unlock()
+	f.reset()
+	got, err = changeset.Unfinished(ctx, s, "dev", []string{comp})
+	if err != nil || len(got) != 1 || got[0].ID != old.ID {
+		t.Fatalf("Unfinished after the hour = %+v, %v; want %s, from its backfilled item", got, err, old.ID)
+	}
+	if ops := f.reset(); ops["BatchGetItem"] != 1 || ops["Query"] != 1 || len(ops) != 2 {
+		t.Errorf("Unfinished after the hour: %v; want one Query and one BatchGetItem", ops)
 	}
 }

@@ -21,9 +21,10 @@ package dynamo
 // and the change sets the sort keys name in BatchGetItems of 100 keys with consistent reads,
 // keeping those of which PromotionWaiting holds: the scheduled check for due promotions
 // (shared/promotion's Start, every minute) reads them, not every change set ever made. Until the
-// marker says complete — a table written before these items — it answers from List and
+// marker says complete and has settled — a table written before these items, or one whose
+// marker is under an hour old (see changesets_unfinished.go) — it answers from List and
 // backfills: a Put of the item of each change set List gave with promotion work, on condition
-// that it has none, then the marker.
+// that it has none, then the marker, unless it is there.
 
 import (
 	"context"
@@ -103,8 +104,7 @@ func (s *ChangeSets) Promoting(ctx context.Context) ([]*changeset.ChangeSet, err
 	var out []*changeset.ChangeSet
 	for _, it := range items {
 		if id := sval(it, attrID); id == promotingMarker {
-			c, ok := it[attrComplete].(*types.AttributeValueMemberBOOL)
-			complete = ok && c.Value
+			complete = s.settled(it)
 			continue
 		}
 		cs, err := decodeChangeSet(it)
@@ -145,11 +145,5 @@ func (s *ChangeSets) backfillPromoting(ctx context.Context, all []*changeset.Cha
 			return
 		}
 	}
-	_, _ = s.client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table),
-		Item: map[string]types.AttributeValue{attrID: str(promotingMarker), attrComplete: &types.AttributeValueMemberBOOL{Value: true},
-			attrUpdatedAt: str(now().UTC().Format(tsLayout))},
-		ConditionExpression:      aws.String("attribute_not_exists(#id)"),
-		ExpressionAttributeNames: map[string]string{"#id": attrID},
-	})
+	s.putMarker(ctx, promotingMarker)
 }

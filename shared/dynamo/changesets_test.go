@@ -32,7 +32,7 @@ import (
 
 func TestChangeSetsConformance(t *testing.T) {
 	client, _ := newClient(t)
-	s := dynamo.NewChangeSets(client, newTables(t, client).ChangeSets, dynamo.ChangeSetOptions{})
+	s := dynamo.NewChangeSets(client, newTables(t, client).ChangeSets, dynamo.ChangeSetOptions{Settle: -1})
 	changesettest.Run(t, func(t *testing.T) changeset.Store { return s })
 }
 
@@ -55,7 +55,7 @@ func TestSeenHoldersConformance(t *testing.T) {
 func TestChangeSetSizes(t *testing.T) {
 	client, _ := newClient(t)
 	table := newTables(t, client).ChangeSets
-	s := dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{})
+	s := dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{Settle: -1})
 	for _, n := range []int{100, 1000, 3000} {
 		cs := changesettest.Sample(fmt.Sprintf("size-%d", n), n)
 		raw, _ := json.Marshal(cs)
@@ -73,7 +73,7 @@ func TestChangeSetSizes(t *testing.T) {
 
 func TestChangeSetTooLarge(t *testing.T) {
 	client, c := newClient(t)
-	s := dynamo.NewChangeSets(client, newTables(t, client).ChangeSets, dynamo.ChangeSetOptions{})
+	s := dynamo.NewChangeSets(client, newTables(t, client).ChangeSets, dynamo.ChangeSetOptions{Settle: -1})
 	cs := changesettest.Sample("huge", 60)
 	// Incompressible configs: 16 KB of random hex per component (gzip halves hex, no more).
 	rnd := rand.New(rand.NewPCG(1, 2))
@@ -136,7 +136,7 @@ func TestChangeSetUpdateConflict(t *testing.T) {
 func TestChangeSetPlainJSONDocument(t *testing.T) {
 	client, _ := newClient(t)
 	table := newTables(t, client).ChangeSets
-	s := dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{})
+	s := dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{Settle: -1})
 	cs := changesettest.Sample("plain", 3)
 	if _, err := s.Create(t.Context(), cs); err != nil {
 		t.Fatal(err)
@@ -167,11 +167,11 @@ func TestChangeSetsLastAppliedUpgrade(t *testing.T) {
 	client, _ := newClient(t)
 	changesettest.RunUpgrade(t, func(t *testing.T) (changeset.Store, func(t *testing.T) changeset.Store) {
 		table := newTables(t, client).ChangeSets
-		return dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{}), func(t *testing.T) changeset.Store {
+		return dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{Settle: -1}), func(t *testing.T) changeset.Store {
 			if n := forgetApplied(t, client, table); n == 0 {
 				t.Fatal("no pointer of a deployment applied last in the table")
 			}
-			return dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{})
+			return dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{Settle: -1})
 		}
 	})
 }
@@ -182,14 +182,14 @@ func TestChangeSetsListingsUpgrade(t *testing.T) {
 	client, _ := newClient(t)
 	changesettest.RunListingsUpgrade(t, func(t *testing.T) (changeset.Store, func(t *testing.T) changeset.Store) {
 		table := newTables(t, client).ChangeSets
-		return dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{}), func(t *testing.T) changeset.Store {
+		return dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{Settle: -1}), func(t *testing.T) changeset.Store {
 			if n := forget(t, client, table, "#unfinished#"); n == 0 {
 				t.Fatal("no item of an unfinished change set in the table")
 			}
 			if n := forget(t, client, table, "#promoting#"); n == 0 {
 				t.Fatal("no item of a change set with promotion work in the table")
 			}
-			return dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{})
+			return dynamo.NewChangeSets(client, table, dynamo.ChangeSetOptions{Settle: -1})
 		}
 	})
 }
@@ -249,7 +249,7 @@ func forgetApplied(t *testing.T, client *dynamodb.Client, table string) int {
 // (it had no way but List, a Query of every change set and a BatchGetItem of each, on each call).
 func TestChangeSetsLastAppliedReadsOneChangeSet(t *testing.T) {
 	client, c := newClient(t)
-	s := dynamo.NewChangeSets(client, newTables(t, client).ChangeSets, dynamo.ChangeSetOptions{})
+	s := dynamo.NewChangeSets(client, newTables(t, client).ChangeSets, dynamo.ChangeSetOptions{Settle: -1})
 	const comp, never = "dev/service/component-0000", "dev/service/component-0001"
 	for i := range 30 {
 		cs := changesettest.Sample(fmt.Sprintf("reads-%02d", i), 2)
@@ -291,7 +291,7 @@ func TestChangeSetsLastAppliedReadsOneChangeSet(t *testing.T) {
 // backfilled them.
 func TestChangeSetsLastAppliedManyOutcomesAtOnce(t *testing.T) {
 	client, _ := newClient(t)
-	s := dynamo.NewChangeSets(client, newTables(t, client).ChangeSets, dynamo.ChangeSetOptions{})
+	s := dynamo.NewChangeSets(client, newTables(t, client).ChangeSets, dynamo.ChangeSetOptions{Settle: -1})
 	older := changesettest.Sample("many-older", 150)
 	for _, n := range older.Nodes {
 		n.Outcome = &changeset.Outcome{RuntimeVersion: 1}
@@ -347,7 +347,7 @@ func TestChangeSetsUnfinishedRequests(t *testing.T) {
 	opts := client.Options()
 	opts.APIOptions = append(slices.Clone(opts.APIOptions), ac.Middleware)
 	counted := dynamodb.New(opts)
-	s := dynamo.NewChangeSets(counted, table, dynamo.ChangeSetOptions{})
+	s := dynamo.NewChangeSets(counted, table, dynamo.ChangeSetOptions{Settle: -1})
 	ctx := t.Context()
 	if _, err := changeset.Unfinished(ctx, s, "dev", nil); err != nil { // the markers
 		t.Fatal(err)
