@@ -39,6 +39,7 @@ package dynamo
 //
 // UnfinishedSets reads the whole partition and the change sets its sort keys name (the
 // expiry's sweep: changeset.Sweep), with the marker in the same BatchGetItem.
+//
 // A function of a version from before these items, still running when the marker was put (the
 // functions are updated one by one), writes change sets without their items: for an hour after
 // the marker was put (ChangeSetOptions.Settle), the answers still come from List, each
