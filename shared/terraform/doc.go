@@ -24,7 +24,9 @@
 //     (Workspace.Owner, recorded next to the plan) Workspace.Spent says is over; [SweepPlans]
 //     does the same in every workspace of a work directory (prune.go).
 //   - [Runner.Plan] prepares, initialises when needed (never upgrades, never reconfigures —
-//     which would empty the state —, never migrates or prompts), refuses with
+//     which would empty the state —, never migrates or prompts; with the module's own
+//     .terraform.lock.hcl, when it has one, copied into Root and read-only: lockfile.go,
+//     [ErrProviderLock]), refuses with
 //     [ErrModuleOutside] a module terraform installed from outside Workspace.Confine, the
 //     commit's modules folder (a local source leaving it, an absolute path, a file:// URL: the
 //     disk, not the commit; modulesources.go), runs `terraform plan -out`, counts the saved plan's resource changes into a

@@ -239,8 +239,9 @@ func writeIfChanged(path string, data []byte) (bool, error) {
 	return true, nil
 }
 
-// initKey identifies what `terraform init` depends on: main.tf and the module's own .tf files
-// (a module that gains a module call needs a new init). Subdirectories are not looked at.
+// initKey identifies what `terraform init` depends on: main.tf, the module's own .tf files (a
+// module that gains a module call needs a new init) and its dependency lock file, when it has
+// one (lockfile.go). Subdirectories are not looked at.
 func initKey(ws Workspace) (string, error) {
 	h := sha256.New()
 	main, err := os.ReadFile(filepath.Join(ws.Root, mainFile))
@@ -260,6 +261,14 @@ func initKey(ws Workspace) (string, error) {
 		}
 		fmt.Fprintf(h, "\x00%s\x00%d\x00", filepath.Base(f), len(data))
 		h.Write(data)
+	}
+	lock, err := moduleLock(ws)
+	if err != nil {
+		return "", err
+	}
+	if lock != nil {
+		fmt.Fprintf(h, "\x00%s\x00%d\x00", depLockFile, len(lock))
+		h.Write(lock)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

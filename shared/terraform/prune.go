@@ -48,7 +48,7 @@ func planOwnerFile(planFile string) string {
 }
 
 // planCompanions are the files Plan keeps next to a saved plan, by their ending.
-var planCompanions = []string{".config.json", modulesRecordExt, ownerRecordExt}
+var planCompanions = []string{".config.json", modulesRecordExt, ownerRecordExt, lockRecordExt}
 
 // removePlan removes a saved plan and what Plan kept next to it.
 func removePlan(planFile string) {

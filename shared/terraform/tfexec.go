@@ -277,6 +277,13 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 		cleanup()
 		return PlanResult{}, s.fail(OpPlan, err)
 	}
+	// The lock file of the providers terraform plans with (no record: none), read before
+	// anything a module runs while planning could rewrite it: Apply applies only with the same.
+	lock, err := rootLock(s.ws.Root)
+	if err != nil {
+		cleanup()
+		return PlanResult{}, s.fail(OpPlan, err)
+	}
 	var changes bool
 	err = s.command(ctx, func(ctx context.Context) (err error) {
 		changes, err = s.tf.PlanJSON(ctx, s.watched(s.ui), append(opts, tfexec.Out(tmp))...)
@@ -319,6 +326,11 @@ func (r *TFExec) Plan(ctx context.Context, ws Workspace) (PlanResult, error) {
 			return PlanResult{}, s.fail(OpPlan, err)
 		}
 		if err := writePrivate(planModulesFile(file), []byte(filepath.Base(s.ws.Confine)+" "+digest+"\n")); err != nil {
+			return PlanResult{}, s.fail(OpPlan, err)
+		}
+	}
+	if lock != nil {
+		if err := writePrivate(planLockFile(file), lock); err != nil {
 			return PlanResult{}, s.fail(OpPlan, err)
 		}
 	}
@@ -365,15 +377,32 @@ func (s *session) varFile() ([]tfexec.PlanOption, func(), error) {
 // initialised now or before, every module terraform installed must be read from ws.Confine
 // (the commit's modules folder) or downloaded by a remote source (checkModuleSources): else
 // ErrModuleOutside and nothing is planned.
+//
+// The module's dependency lock file, when it has one, is Root's: copied there first, and init
+// runs read-only (lockfile.go); without one Root keeps its own.
 func (s *session) init(ctx context.Context) error {
+	pinned, err := pinLock(s.ws)
+	if err != nil {
+		return s.fail(OpInit, err)
+	}
 	key, err := initKey(s.ws)
 	if err != nil {
 		return s.fail(OpInit, err)
 	}
 	if needsInit(s.ws.Root, key) {
+		opts := []tfexec.InitOption{tfexec.Upgrade(false), tfexec.Reconfigure(false), tfexec.Backend(true), tfexec.Get(true)}
+		if pinned {
+			// terraform-exec has no option for -lockfile (hashicorp/terraform-exec#602) and
+			// refuses TF_CLI_ARGS_init; its Dir option is the last argument, after every flag,
+			// and Terraform takes it as the flag it is.
+			opts = append(opts, tfexec.Dir("-lockfile=readonly"))
+		}
 		if err := s.command(ctx, func(ctx context.Context) error {
-			return s.tf.Init(ctx, tfexec.Upgrade(false), tfexec.Reconfigure(false), tfexec.Backend(true), tfexec.Get(true))
+			return s.tf.Init(ctx, opts...)
 		}); err != nil {
+			if ctx.Err() == nil && endedWithoutError(err) == nil {
+				err = lockFailure(s.ws, pinned, s.log.String(), err)
+			}
 			return s.fail(OpInit, err)
 		}
 		if err := os.WriteFile(filepath.Join(s.ws.Root, ".terraform", initMarker), []byte(key+"\n"), 0o644); err != nil {
@@ -433,6 +462,11 @@ func (r *TFExec) Apply(ctx context.Context, ws Workspace, plan PlanResult) (Outp
 	// Terraform reads the modules' files again while applying: they must be what was planned.
 	if err := checkPlanModules(s.ws, plan.PlanFile); err != nil {
 		removePlan(plan.PlanFile) // never applied as planned: it only holds the variables' values
+		return nil, s.fail(OpVerify, err)
+	}
+	// Terraform applies with the providers installed now, which Root's lock file selected.
+	if err := checkPlanLock(s.ws.Root, plan.PlanFile); err != nil {
+		removePlan(plan.PlanFile)
 		return nil, s.fail(OpVerify, err)
 	}
 	// Terraform applies the configuration saved in the plan, but evaluates it again, reading
