@@ -397,9 +397,15 @@ func (s *session) init(ctx context.Context) error {
 			// and Terraform takes it as the flag it is.
 			opts = append(opts, tfexec.Dir("-lockfile=readonly"))
 		}
-		if err := s.command(ctx, func(ctx context.Context) error {
+		unlockCache, err := lockPluginCache(ctx)
+		if err != nil {
+			return s.fail(OpInit, err)
+		}
+		err = s.command(ctx, func(ctx context.Context) error {
 			return s.tf.Init(ctx, opts...)
-		}); err != nil {
+		})
+		unlockCache()
+		if err != nil {
 			if ctx.Err() == nil && endedWithoutError(err) == nil {
 				err = lockFailure(s.ws, pinned, s.log.String(), err)
 			}
