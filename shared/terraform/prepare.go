@@ -239,9 +239,10 @@ func writeIfChanged(path string, data []byte) (bool, error) {
 	return true, nil
 }
 
-// initKey identifies what `terraform init` depends on: main.tf, the module's own .tf files (a
-// module that gains a module call needs a new init) and its dependency lock file, when it has
-// one (lockfile.go). Subdirectories are not looked at.
+// initKey identifies what `terraform init` depends on: main.tf, the module's own .tf and
+// .tf.json files (a module that gains a module call needs a new init) and its dependency lock
+// file, when it has one (lockfile.go). Subdirectories are not looked at: a commit's modules
+// folder is named by its tree id in main.tf's module source, so any change to it changes main.tf.
 func initKey(ws Workspace) (string, error) {
 	h := sha256.New()
 	main, err := os.ReadFile(filepath.Join(ws.Root, mainFile))
@@ -253,6 +254,11 @@ func initKey(ws Workspace) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	jsonFiles, err := filepath.Glob(filepath.Join(ws.ModuleDir, "*.tf.json"))
+	if err != nil {
+		return "", err
+	}
+	files = append(files, jsonFiles...)
 	sort.Strings(files)
 	for _, f := range files {
 		data, err := os.ReadFile(f)

@@ -153,8 +153,19 @@ func TestPrepare(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(module, "extra.tf"), []byte("# more\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if key3, _ := initKey(mustNormalize(t, ws)); key3 == key2 {
+	key3, _ := initKey(mustNormalize(t, ws))
+	if key3 == key2 {
 		t.Fatal("init key unchanged after the module changed")
+	}
+	// And to its .tf.json files, terraform's JSON syntax: a module call there needs an init too.
+	if err := os.WriteFile(filepath.Join(module, "calls.tf.json"), []byte(`{"module": {"net": {"source": "../net"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if key4, _ := initKey(mustNormalize(t, ws)); key4 == key3 {
+		t.Fatal("init key unchanged after a .tf.json file of the module changed")
+	}
+	if err := os.Remove(filepath.Join(module, "calls.tf.json")); err != nil {
+		t.Fatal(err)
 	}
 	if !needsInit(root, key2) {
 		t.Fatal("needsInit false without .terraform")
