@@ -279,8 +279,28 @@ func initKey(ws Workspace) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// needsInit reports whether Root/.terraform is missing or was initialised for another key.
+// needsInit reports whether Root/.terraform is missing, was initialised for another key, or lost
+// a provider it installed (providersInstalled).
 func needsInit(root, key string) bool {
 	got, err := os.ReadFile(filepath.Join(root, ".terraform", initMarker))
-	return err != nil || strings.TrimSpace(string(got)) != key
+	return err != nil || strings.TrimSpace(string(got)) != key || !providersInstalled(root)
+}
+
+// providersInstalled reports whether every provider package init installed in Root,
+// .terraform/providers/<host>/<namespace>/<type>/<version>/<platform>, is still there. Terraform
+// links a package from the plugin cache (TF_PLUGIN_CACHE_DIR) or a filesystem mirror instead of
+// copying it: a cache emptied or a mirror replaced since leaves a link to nothing, every command
+// but init then fails ("there is no package ... cached in .terraform/providers"), and init,
+// run again, installs it anew.
+func providersInstalled(root string) bool {
+	platforms, err := filepath.Glob(filepath.Join(root, ".terraform", "providers", "*", "*", "*", "*", "*"))
+	if err != nil {
+		return false
+	}
+	for _, p := range platforms {
+		if _, err := os.Stat(p); err != nil { // follows the link
+			return false
+		}
+	}
+	return true
 }
