@@ -27,7 +27,11 @@ func TestLogRedactsSecretsInEveryBody(t *testing.T) {
 			"components": []any{map[string]any{"type": "vpc", "nickname": "core"}},
 			"request":    map[string]any{"id": "r1", "configs": map[string]any{"vpc/core": cfg}}, "auto_approve": false}}
 	body, _ := json.Marshal(v2)
-	other := []byte(`{"type":"deployment.planned","version":2,"payload":{"resources":[{"after":{"master_password":"` + secret + `","port":5432}}]}}`)
+	// an ECS task definition's plan: container_definitions is a JSON document in a string, its
+	// environment a name/value list
+	const ecs = "ecs-env-db-pass"
+	other := []byte(`{"type":"deployment.planned","version":2,"payload":{"resources":[{"after":{"master_password":"` + secret + `","port":5432}},` +
+		`{"address":"aws_ecs_task_definition.app","after":{"container_definitions":"[{\"environment\":[{\"name\":\"DB_PASSWORD\",\"value\":\"` + ecs + `\"},{\"name\":\"PORT\",\"value\":\"8080\"}]}]"}}]}}`)
 	plain := []byte(`{"type":"deployment.applied","version":1,"payload":{"changed_keys":["password_arn"],"note":"a {\"token\": 1} in prose"}}`)
 	at := time.Date(2026, 11, 22, 14, 3, 12, 0, time.UTC)
 	recs := []audit.Record{
@@ -39,7 +43,7 @@ func TestLogRedactsSecretsInEveryBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := h.call("GET", "/log?correlation=redact", "reader", nil).want(http.StatusOK)
-	if strings.Contains(string(r.body), secret) || strings.Contains(string(r.body), nested) {
+	if strings.Contains(string(r.body), secret) || strings.Contains(string(r.body), nested) || strings.Contains(string(r.body), ecs) {
 		t.Fatalf("GET /log shows a secret:\n%s", r.body)
 	}
 	var page LogPage
@@ -66,6 +70,9 @@ func TestLogRedactsSecretsInEveryBody(t *testing.T) {
 	_ = json.Unmarshal(page.Records[0].Body, &rest)
 	if a, _ := rest["actor"].(map[string]any); a["name"] != "Ada <ada@example.com>" || rest["version"] != 2.0 {
 		t.Errorf("the rest of the body is not shown as written: %s", page.Records[0].Body)
+	}
+	if b := string(page.Records[1].Body); !strings.Contains(b, `\"value\":\"`+Redacted+`\"`) || !strings.Contains(b, `\"value\":\"8080\"`) {
+		t.Errorf("the ECS task definition's environment is shown as %s", b)
 	}
 	if string(page.Records[2].Body) != string(plain) {
 		t.Errorf("a body with nothing to hide is shown as %s, want it as stored", page.Records[2].Body)

@@ -13,26 +13,25 @@ import (
 // Secrets are kept out of what the API shows. A component's config is shown as resolved, with
 // its ${...} references not substituted, so the SecureString runtimes it reads never appear; a
 // runtime stored as a SecureString is shown as "(sensitive value)" whole. As a second line of
-// defence, values under keys named like secrets (password, secret, token, private key,
-// credentials, api key; any case, any separator) are replaced too, wherever they are — inside
-// JSON documents held in strings as well (redactDeep) — and so are the passwords of URLs
-// (postgres://app:…@db), in case someone wrote a literal secret into a config, or a module
-// outputs one.
+// defence, in case someone wrote a literal secret into a config, or a module outputs one, the
+// values shared/redact's rule hides are replaced too, wherever they are (redactDeep): under keys
+// named like secrets, in name/value entries with such a name ({"name": "DB_PASSWORD", "value":
+// …}), the passwords of URLs (postgres://app:…@db) and secret-named NAME=value pairs in strings,
+// inside JSON documents held in strings as well.
 
 // Redacted replaces a value the API does not show.
 const Redacted = redact.Placeholder
 
-// redactedPointers lists the JSON pointers (under prefix) of every string equal to Redacted in
-// v, or holding a JSON document that holds it (redactDeep redacts inside those): a proposal
-// built from a redacted environment file that still holds the placeholder would commit it as the
-// secret's value, so such a proposal is refused.
+// redactedPointers lists the JSON pointers (under prefix) of every string that is or holds
+// Redacted in v (redactDeep redacts inside strings: a URL's password, DB_PASSWORD=… in a script,
+// a JSON document held in a string): a proposal built from a redacted environment file that
+// still holds the placeholder would commit it as the secret's value, so such a proposal is
+// refused.
 func redactedPointers(v any, prefix string) []string {
 	var out []string
 	switch x := v.(type) {
 	case string:
-		if x == Redacted || redact.HoldsURLPlaceholder(x) {
-			out = append(out, prefix)
-		} else if doc, ok := embeddedJSON(x); ok && len(redactedPointers(doc, "")) > 0 {
+		if redact.HoldsPlaceholder(x) {
 			out = append(out, prefix)
 		}
 	case map[string]any:
@@ -82,64 +81,10 @@ func RedactBody(body []byte) json.RawMessage {
 }
 
 // redactDeep is the one rule of what the API shows (RedactBody, GET /components, a change's
-// plans): it copies v with the values of secret-named keys replaced, also inside strings holding
-// a JSON object or array, and the passwords of URLs in any string (redact.URLPasswords), and
-// says whether it replaced anything. A value already Redacted is not
-// a replacement. v is not modified.
-func redactDeep(v any) (any, bool) {
-	switch x := v.(type) {
-	case map[string]any:
-		out, changed := make(map[string]any, len(x)), false
-		for k, val := range x {
-			if redact.SecretKey(k) && val != nil {
-				out[k], changed = Redacted, changed || val != Redacted
-				continue
-			}
-			r, c := redactDeep(val)
-			out[k], changed = r, changed || c
-		}
-		return out, changed
-	case []any:
-		out, changed := make([]any, len(x)), false
-		for i, val := range x {
-			r, c := redactDeep(val)
-			out[i], changed = r, changed || c
-		}
-		return out, changed
-	case string:
-		if doc, ok := embeddedJSON(x); ok {
-			if r, c := redactDeep(doc); c {
-				return string(marshalPlain(r)), true
-			}
-			return x, false
-		}
-		return redact.URLPasswords(x)
-	}
-	return v, false
-}
-
-// embeddedJSON is the JSON object or array a string holds (numbers as written); false when it
-// holds none.
-func embeddedJSON(x string) (any, bool) {
-	s := strings.TrimSpace(x)
-	if s == "" || (s[0] != '{' && s[0] != '[') || !json.Valid([]byte(s)) {
-		return nil, false
-	}
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.UseNumber()
-	var doc any
-	if dec.Decode(&doc) != nil {
-		return nil, false
-	}
-	return doc, true
-}
+// plans), shared/redact's: it copies v with the values that rule hides replaced, and says whether
+// it replaced anything. v is not modified.
+func redactDeep(v any) (any, bool) { return redact.Value(v) }
 
 // marshalPlain is json.Marshal without escaping <, > and & (an author's "Name <email>" reads as
 // written).
-func marshalPlain(v any) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v) // decoded JSON: always encodes
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-}
+func marshalPlain(v any) []byte { return redact.MarshalPlain(v) }

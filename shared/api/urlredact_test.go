@@ -42,6 +42,11 @@ func TestURLPasswordsRedacted(t *testing.T) {
 	if !slices.Equal(p.pointers(), []string{"/proposed_change/tags/Database"}) {
 		t.Errorf("proposal holding the placeholder in a URL: %+v", p)
 	}
+	// a script's DB_PASSWORD=(sensitive value), as shown, is no value to commit either
+	script, _ := json.Marshal(map[string]any{"user_data": "export DB_PASSWORD=" + Redacted + "\n", "env": []any{map[string]any{"name": "API_KEY", "value": Redacted}}})
+	if got := PlaceholderPointers(script); !slices.Equal(got, []string{"/env/0/value", "/user_data"}) {
+		t.Errorf("PlaceholderPointers = %v", got)
+	}
 	body := []byte(`{"payload":{"remote":"https://bot:ghp_t0k3n@github.com/acme/iac.git","url":"postgres://app:${db/main.runtime.password}@db/app"}}`)
 	got := string(RedactBody(body))
 	if strings.Contains(got, "ghp_t0k3n") || !strings.Contains(got, "${db/main.runtime.password}") {

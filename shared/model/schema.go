@@ -114,10 +114,10 @@ func (r *Repo) validateSchema(typ string, cfg map[string]any) Diagnostics {
 				ptr = "/"
 			}
 			msg := u.Error.String()
-			if redact.SecretPointer(ptr) {
+			if redact.SecretAt(doc, ptr) {
 				msg = withoutSecret(msg, doc, ptr, u.KeywordLocation)
 			}
-			msg, _ = redact.URLPasswords(msg) // a connection string's password, whatever its key
+			msg = withoutSecretsIn(msg, doc, ptr)
 			out = append(out, Diagnostic{Severity: SevError, Code: CodeSchema, Pointer: ptr,
 				Message: msg + " (schema " + path.Base(path.Dir(e.file)) + "/" + SchemaFile + ")"})
 		}
@@ -142,7 +142,7 @@ func (r *Repo) ValidateConfig(typ string, resolved []byte) Diagnostics {
 }
 
 // withoutSecret is a schema's message about the value at ptr, under a secret-named key
-// (redact.SecretPointer), without that value: the schema library quotes the value it refuses
+// (redact.SecretAt), without that value: the schema library quotes the value it refuses
 // ("'hunter2' does not match pattern …", "maximum: got 31,337"), and a diagnostic is shown
 // (GET /components, karma graph build) and recorded (a change set rejected for it,
 // change.resolved). A quoted string is replaced by redact.Placeholder; a message about a number,
@@ -164,6 +164,25 @@ func withoutSecret(msg string, doc any, ptr, keyword string) string {
 		return msg // the library quotes no such value
 	}
 	return hidden // a number, written in the message in the library's own way ("31,337")
+}
+
+// withoutSecretsIn is a schema's message about the value at ptr without the secrets the value
+// holds (redact.Secrets: under secret-named keys or in name/value entries below it, in JSON held
+// in a string, DB_PASSWORD=… in a script; of 4 bytes or more, as shared/terraform scrubs them)
+// nor those in the message's own text (a URL's password,
+// whatever its key: redact.Text).
+func withoutSecretsIn(msg string, doc any, ptr string) string {
+	if v, ok := valueAt(doc, ptr); ok {
+		for _, s := range redact.Secrets(v) {
+			for _, form := range []string{s, strings.Trim(quoteLikeSchema(s), "'")} {
+				if len(form) >= 4 { // shorter, it would be replaced all over the message
+					msg = strings.ReplaceAll(msg, form, redact.Placeholder)
+				}
+			}
+		}
+	}
+	msg, _ = redact.Text(msg)
+	return msg
 }
 
 // quoteLikeSchema quotes s as the schema library's messages do.

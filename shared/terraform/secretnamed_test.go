@@ -31,9 +31,17 @@ func TestSecretNamedConfigValuesRedactedFromErrors(t *testing.T) {
 	if strings.Contains(ds[0].Detail, pw) {
 		t.Errorf("diagnostic holds the password: %+v", ds[0])
 	}
-	url := newRedactor(Workspace{Env: "prod", Type: "db", Nickname: "main", Config: json.RawMessage(`{"dsn":"postgres://app:pg-url-pass@db/app"}`)})
-	if got := url.apply(`local.config.dsn is "postgres://app:pg-url-pass@db/app"`); strings.Contains(got, "pg-url-pass") || !strings.Contains(got, "postgres://app:") {
+	url := newRedactor(Workspace{Env: "prod", Type: "db", Nickname: "main", Config: json.RawMessage(`{"url":"postgres://app:pg-url-pass@db/app"}`)})
+	if got := url.apply(`local.config.url is "postgres://app:pg-url-pass@db/app"`); strings.Contains(got, "pg-url-pass") || !strings.Contains(got, "postgres://app:") {
 		t.Errorf("a URL's password in an error: %s", got)
+	}
+	// name/value entries (an ECS task's environment), inside JSON held in a string too, and a
+	// script's DB_PASSWORD=…
+	ecs := newRedactor(Workspace{Env: "prod", Type: "svc", Nickname: "api", Config: json.RawMessage(`{"environment":[{"name":"DB_PASSWORD","value":"entry-pass-1"},{"name":"PORT","value":"8080"}],` +
+		`"container_definitions":"[{\"environment\":[{\"Name\":\"API_KEY\",\"Value\":\"defs-key-2\"}]}]","user_data":"export AUTH_TOKEN=script-tok-3\n"}`)})
+	log := `local.config.environment[0].value is "entry-pass-1"; local.config.container_definitions is "[{\"environment\":[{\"Name\":\"API_KEY\",\"Value\":\"defs-key-2\"}]}]"; user_data "export AUTH_TOKEN=script-tok-3"; port 8080`
+	if got := ecs.apply(log); strings.Contains(got, "entry-pass-1") || strings.Contains(got, "defs-key-2") || strings.Contains(got, "script-tok-3") || !strings.Contains(got, "8080") {
+		t.Errorf("secrets of name/value entries in an error: %s", got)
 	}
 	if keys := SensitiveOutputs(ws, Outputs{"dsn": json.RawMessage(`"postgres://app:` + pw + `@db"`)}); len(keys) != 0 {
 		t.Errorf("SensitiveOutputs = %v: a config's literal value is no SecureString's", keys)

@@ -321,9 +321,11 @@ func (r redactor) apply(s string) string {
 }
 
 // secretNamedValues lists, longest first, the values (strings and numbers as written, of 4
-// bytes or more) under secret-named keys of a config, wherever they are, and the passwords of
-// URLs in its strings (postgres://app:…@db). They are scrubbed from
-// what is kept of Terraform's output; they are not SecureStrings' (holds leaves them out).
+// bytes or more) a config holds that shared/redact's rule hides (redact.Secrets): under
+// secret-named keys, in name/value entries with a secret-named name, inside JSON held in
+// strings, the passwords of URLs and secret-named NAME=value pairs in its strings. They are
+// scrubbed from what is kept of Terraform's output; they are not SecureStrings' (holds leaves
+// them out).
 func secretNamedValues(cfg json.RawMessage) []string {
 	dec := json.NewDecoder(bytes.NewReader(cfg))
 	dec.UseNumber()
@@ -332,34 +334,11 @@ func secretNamedValues(cfg json.RawMessage) []string {
 		return nil
 	}
 	var out []string
-	var walk func(v any, under bool)
-	walk = func(v any, under bool) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, e := range x {
-				walk(e, under || secretname.SecretKey(k))
-			}
-		case []any:
-			for _, e := range x {
-				walk(e, under)
-			}
-		case string:
-			if under && len(x) >= 4 {
-				out = append(out, x)
-			}
-			for _, pw := range secretname.URLPasswordsIn(x) {
-				if len(pw) >= 4 {
-					out = append(out, pw)
-				}
-			}
-		case json.Number:
-			if under && len(x) >= 4 {
-				out = append(out, x.String())
-			}
+	for _, s := range secretname.Secrets(root) {
+		if len(s) >= 4 {
+			out = append(out, s)
 		}
 	}
-	walk(root, false)
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
 	return out
 }
 
