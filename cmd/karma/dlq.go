@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/usekarma/karma/shared/api"
 	"github.com/usekarma/karma/shared/queue"
+	"github.com/usekarma/karma/shared/redact"
 )
 
 func newDLQCmd(g *globals) *cobra.Command {
@@ -45,7 +46,7 @@ func newDLQCmd(g *globals) *cobra.Command {
 				for _, d := range ds {
 					all = append(all, deadLetterOf(q, d))
 					if !asJSON {
-						fmt.Fprintf(c.OutOrStdout(), "%s  %-12s %s (received %d times)\n    %.200s\n", d.DeadAt.Format("2006-01-02 15:04:05"), q, d.Reason, d.ReceiveCount, all[len(all)-1].shown())
+						fmt.Fprintf(c.OutOrStdout(), "%s  %-12s %s (received %d times)\n    %.200s\n", d.DeadAt.Format("2006-01-02 15:04:05"), q, all[len(all)-1].Reason, d.ReceiveCount, all[len(all)-1].shown())
 					}
 				}
 			}
@@ -123,7 +124,8 @@ func (st *stack) deadLetters() deadLetterQueue {
 // deadLetter is one dead letter as `karma dlq list --json` prints it; the body is the message
 // itself when it is JSON, with secrets redacted as `karma audit log --json` and GET /log show
 // it (api.RedactBody: the dead letter is untouched, redrive sends it as it was), its text
-// otherwise.
+// otherwise, and the reason as recorded, both with the passwords of URLs and secret-named
+// NAME=value pairs redacted (redact.Text) as in a string of a JSON body.
 type deadLetter struct {
 	Queue        string          `json:"queue"`
 	MessageID    string          `json:"message_id"`
@@ -135,11 +137,12 @@ type deadLetter struct {
 }
 
 func deadLetterOf(q string, d queue.DeadLetter) deadLetter {
-	out := deadLetter{Queue: q, MessageID: d.MessageID, Reason: d.Reason, ReceiveCount: d.ReceiveCount, DeadAt: d.DeadAt.UTC()}
+	out := deadLetter{Queue: q, MessageID: d.MessageID, ReceiveCount: d.ReceiveCount, DeadAt: d.DeadAt.UTC()}
+	out.Reason, _ = redact.Text(d.Reason)
 	if json.Valid(d.Body) {
 		out.Body = api.RedactBody(d.Body)
 	} else {
-		out.BodyText = string(d.Body)
+		out.BodyText, _ = redact.Text(string(d.Body))
 	}
 	return out
 }

@@ -44,18 +44,32 @@ func TestDLQListRedactsSecrets(t *testing.T) {
 	if err := q.Kill(ctx, "plan", ds[0].ReceiptHandle, "unreadable"); err != nil {
 		t.Fatal(err)
 	}
+	// a body that is not JSON (an environment file sent to the wrong queue), and a reason quoting
+	// a connection string: their secrets are hidden as in a JSON body's strings
+	const inText, inReason = "hunter3-in-text", "pg-pass-in-reason"
+	if err := q.Send(ctx, "plan", queue.Message{Body: []byte("DB_PASSWORD=" + inText + "\nPORT=5432\n")}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err = q.Receive(ctx, "plan", 1, time.Minute, 0)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("receive: %v %d", err, len(ds))
+	}
+	if err := q.Kill(ctx, "plan", ds[0].ReceiptHandle, "dial postgres://app:"+inReason+"@db: refused"); err != nil {
+		t.Fatal(err)
+	}
 	g := &globals{}
 	for _, args := range [][]string{{"dlq", "list"}, {"dlq", "list", "--json"}} {
 		code, out, errOut := karmaWith(t, g, append(args, "--repo", repo, "--state-dir", state)...)
 		if code != 0 {
 			t.Fatalf("%v: exit %d %s", args, code, errOut)
 		}
-		if strings.Contains(out, secret) || strings.Contains(out, inJSON) || !strings.Contains(out, "master_password") || !strings.Contains(out, api.Redacted) {
+		if strings.Contains(out, secret) || strings.Contains(out, inJSON) || !strings.Contains(out, "master_password") || !strings.Contains(out, api.Redacted) ||
+			strings.Contains(out, inText) || strings.Contains(out, inReason) || !strings.Contains(out, "PORT=5432") {
 			t.Errorf("%v shows a secret, or not the body:\n%s", args, out)
 		}
 	}
 	kept, err := q.ListDead(ctx, "plan")
-	if err != nil || len(kept) != 1 || string(kept[0].Body) != string(body) {
+	if err != nil || len(kept) != 2 || string(kept[0].Body) != string(body) {
 		t.Errorf("the dead letter changed: %v %+v", err, kept)
 	}
 }

@@ -127,7 +127,7 @@ is recorded and ignored.`,
 				}
 				value = strings.TrimSpace(string(data))
 			}
-			if ptrs := api.PlaceholderPointers([]byte(value)); len(ptrs) > 0 || value == api.Redacted {
+			if ptrs := api.PlaceholderPointers([]byte(value)); len(ptrs) > 0 || strings.Contains(value, api.Redacted) {
 				if len(ptrs) == 0 {
 					ptrs = []string{"the value"}
 				}

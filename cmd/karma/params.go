@@ -14,6 +14,7 @@ import (
 	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
+	"github.com/usekarma/karma/shared/redact"
 )
 
 func newParamsCmd(g *globals) *cobra.Command {
@@ -316,13 +317,18 @@ func redactedAll(ps []params.Parameter) []params.Parameter {
 // shownValue is a parameter's value as `params list` and `get` show it: a SecureString's
 // redacted whole (Parameter.Redacted); a JSON document (a config, a runtime) with the values
 // under secret-named keys redacted, as GET /components shows it (api.RedactBody) — a module
-// output the module does not mark sensitive is published as a String. The parameter is
-// untouched.
+// output the module does not mark sensitive is published as a String; any other String with
+// the passwords of its URLs and its secret-named NAME=value pairs redacted (redact.Text), as in
+// a string of such a document. The parameter is untouched.
 func shownValue(p params.Parameter) string {
 	v := p.Redacted()
-	if p.Type != params.TypeSecureString && json.Valid([]byte(v)) {
+	if p.Type == params.TypeSecureString {
+		return v
+	}
+	if json.Valid([]byte(v)) {
 		return string(api.RedactBody([]byte(v)))
 	}
+	v, _ = redact.Text(v)
 	return v
 }
 

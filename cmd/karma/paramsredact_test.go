@@ -37,4 +37,16 @@ func TestParamsListAndGetRedactSecretNamedValues(t *testing.T) {
 	if got := karmaOK(t, g, append([]string{"params", "get", "/iac/app/a/runtime", "--json"}, base...)...); !strings.Contains(got, `"version": 1`) {
 		t.Errorf("the refused put wrote a version:\n%s", got)
 	}
+	// A String that is not JSON: a connection string, an environment file.
+	const inURL, inEnv = "pg-pass-in-a-string", "hunter4-env"
+	karmaOK(t, g, append([]string{"params", "put", "/iac/app/a/dsn", "postgres://app:" + inURL + "@db/app DB_PASSWORD=" + inEnv}, base...)...)
+	for _, args := range [][]string{{"params", "get", "/iac/app/a/dsn"}, {"params", "list", "--json"}} {
+		if out := karmaOK(t, g, append(args, base...)...); strings.Contains(out, inURL) || strings.Contains(out, inEnv) || !strings.Contains(out, "postgres://app:"+api.Redacted+"@db/app") {
+			t.Errorf("%v shows a secret of a text String:\n%s", args, out)
+		}
+	}
+	shown = karmaOK(t, g, append([]string{"params", "get", "/iac/app/a/dsn"}, base...)...)
+	if code, _, errOut := karmaWith(t, g, append([]string{"params", "put", "/iac/app/a/dsn", strings.TrimSpace(shown)}, base...)...); code == 0 {
+		t.Errorf("params put of a redacted text String: exit 0, %s", errOut)
+	}
 }

@@ -61,10 +61,12 @@ var pointerToken = strings.NewReplacer("~", "~0", "/", "~1")
 // JSON document in a string) may hold a literal password — so values under secret-named keys are
 // replaced wherever they are, inside such embedded JSON documents too. The stored record is not
 // touched (its hash still verifies); a body with nothing to hide is returned byte for byte, and
-// one that is not JSON as a JSON string.
+// one that is not JSON as a JSON string, the passwords of its URLs and its secret-named
+// NAME=value pairs redacted (redact.Text).
 func RedactBody(body []byte) json.RawMessage {
 	if !json.Valid(body) {
-		b, _ := json.Marshal(string(body))
+		text, _ := redact.Text(string(body))
+		b, _ := json.Marshal(text)
 		return b
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))

@@ -47,6 +47,9 @@ func TestURLPasswordsRedacted(t *testing.T) {
 	if got := PlaceholderPointers(script); !slices.Equal(got, []string{"/env/0/value", "/user_data"}) {
 		t.Errorf("PlaceholderPointers = %v", got)
 	}
+	if got := string(RedactBody([]byte("DB_PASSWORD=envpass1 x"))); got != `"DB_PASSWORD=`+Redacted+` x"` {
+		t.Errorf("RedactBody of a body that is not JSON = %s", got)
+	}
 	body := []byte(`{"payload":{"remote":"https://bot:ghp_t0k3n@github.com/acme/iac.git","url":"postgres://app:${db/main.runtime.password}@db/app"}}`)
 	got := string(RedactBody(body))
 	if strings.Contains(got, "ghp_t0k3n") || !strings.Contains(got, "${db/main.runtime.password}") {
