@@ -240,28 +240,38 @@ func kept(s string, i int) bool {
 	return strings.HasPrefix(v, Placeholder) || strings.HasPrefix(v, "${")
 }
 
-// spans lists the [start, end) of every secret in s (a URL's password, a secret-named pair's
-// value without its quotes), in order, not overlapping.
+// spans lists the [start, end) of every secret in s (a secret-named pair's value without its
+// quotes, a URL's password not inside one), in order, not overlapping.
 func spans(s string) [][2]int {
 	var out [][2]int
-	if strings.Contains(s, "://") {
-		for _, m := range urlPassword.FindAllStringSubmatchIndex(s, -1) {
-			if !kept(s, m[4]) {
-				out = append(out, [2]int{m[4], m[5]})
-			}
+	for at := 0; strings.Contains(s[at:], "="); {
+		m := pair.FindStringSubmatchIndex(s[at:])
+		if m == nil {
+			break
+		}
+		for k := range m {
+			m[k] += at
+		}
+		if !SecretKey(s[m[2]:m[3]]) {
+			at = m[4] // the value of a name no secret's may hold pairs: OPTS="a=1 token=…", Server=db;Password=…
+			continue
+		}
+		at = m[5]
+		if kept(s, m[4]) {
+			continue
+		}
+		i, j := m[4], m[5]
+		if q := s[i]; (q == '"' || q == '\'') && j-i >= 2 && s[j-1] == q {
+			i, j = i+1, j-1
+		}
+		if i < j {
+			out = append(out, [2]int{i, j})
 		}
 	}
-	if strings.Contains(s, "=") {
-		for _, m := range pair.FindAllStringSubmatchIndex(s, -1) {
-			if !SecretKey(s[m[2]:m[3]]) || kept(s, m[4]) {
-				continue
-			}
-			i, j := m[4], m[5]
-			if q := s[i]; (q == '"' || q == '\'') && j-i >= 2 && s[j-1] == q {
-				i, j = i+1, j-1
-			}
-			if i < j && !overlaps(out, i, j) {
-				out = append(out, [2]int{i, j})
+	if strings.Contains(s, "://") {
+		for _, m := range urlPassword.FindAllStringSubmatchIndex(s, -1) {
+			if !kept(s, m[4]) && !overlaps(out, m[4], m[5]) {
+				out = append(out, [2]int{m[4], m[5]})
 			}
 		}
 	}

@@ -130,6 +130,10 @@ func TestText(t *testing.T) {
 		"token == nil, password=":                                "token == nil, password=",
 		"region=eu-west-1 instance_count=3 rdsName=x":            "region=eu-west-1 instance_count=3 rdsName=x",
 		"postgres://app:pw1@db/app?sslmode=require&password=pw2": "postgres://app:" + Placeholder + "@db/app?sslmode=require&password=" + Placeholder,
+		// pairs inside the value of a name no secret's; a URL inside a secret's value is hidden whole
+		"+ connection = \"Server=db;Password=pw3;\"": "+ connection = \"Server=db;Password=" + Placeholder + ";\"",
+		"OPTS=token=t4 X=1":                          "OPTS=token=" + Placeholder + " X=1",
+		"DB_PASSWORD=postgres://app:pw5@db":          "DB_PASSWORD=" + Placeholder,
 	} {
 		got, changed := Text(in)
 		if got != want || changed != (in != want) {

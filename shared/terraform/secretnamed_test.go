@@ -40,6 +40,11 @@ func TestSecretNamedConfigValuesRedactedFromErrors(t *testing.T) {
 	ecs := newRedactor(Workspace{Env: "prod", Type: "svc", Nickname: "api", Config: json.RawMessage(`{"environment":[{"name":"DB_PASSWORD","value":"entry-pass-1"},{"name":"PORT","value":"8080"}],` +
 		`"container_definitions":"[{\"environment\":[{\"Name\":\"API_KEY\",\"Value\":\"defs-key-2\"}]}]","user_data":"export AUTH_TOKEN=script-tok-3\n"}`)})
 	log := `local.config.environment[0].value is "entry-pass-1"; local.config.container_definitions is "[{\"environment\":[{\"Name\":\"API_KEY\",\"Value\":\"defs-key-2\"}]}]"; user_data "export AUTH_TOKEN=script-tok-3"; port 8080`
+	// and what the config does not hold: a provider's error, another component's connection string
+	log += `; Error: dial postgres://app:provider-pass-4@db: refused; + connection = "Server=db;Password=remote-pw-5;"`
+	if got := ecs.apply(log); strings.Contains(got, "provider-pass-4") || strings.Contains(got, "remote-pw-5") {
+		t.Errorf("secrets in text Terraform printed: %s", got)
+	}
 	if got := ecs.apply(log); strings.Contains(got, "entry-pass-1") || strings.Contains(got, "defs-key-2") || strings.Contains(got, "script-tok-3") || !strings.Contains(got, "8080") {
 		t.Errorf("secrets of name/value entries in an error: %s", got)
 	}

@@ -232,7 +232,10 @@ func writeVarFile(dir string, values []string) (string, func(), error) {
 // named like secrets (named; shared/redact's SecretKey, the rule the API redacts by): Terraform
 // quotes a config's values in its errors (`local.config.master_password is "…"`), and what is
 // kept of them is shown and recorded. Values shorter than 4 bytes are left: they would match
-// everywhere, and Terraform itself prints sensitive variables as "(sensitive value)".
+// everywhere, and Terraform itself prints sensitive variables as "(sensitive value)". The text
+// left is then scrubbed of what shared/redact finds in any text (redact.Text): the password of a
+// URL and the value of a secret-named NAME=value pair that the workspace does not know of — a
+// provider's error quoting a connection string, a plan line `+ connection = "…;Password=…"`.
 type redactor struct{ secrets, named []string }
 
 func newRedactor(ws Workspace) redactor {
@@ -317,6 +320,7 @@ func (r redactor) apply(s string) string {
 	for _, v := range r.named {
 		s = strings.ReplaceAll(s, v, SensitiveValue)
 	}
+	s, _ = secretname.Text(s) // a URL's password, PASSWORD=… that the config does not hold (a provider's, another component's)
 	return s
 }
 
