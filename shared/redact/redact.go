@@ -32,9 +32,10 @@ const Placeholder = "(sensitive value)"
 // token, credential, private key, api key, connection string (conn_str, connstr), a webhook's
 // URL (its path is its credential); dsn as a word only (it is too short to be looked for inside
 // other words: rdsName); authorization as the whole key (an HTTP header: authorization_type is
-// not matched). Not matched: key alone, access_key (an AWS access key id), certificate,
-// signature, salt.
-var secretKey = regexp.MustCompile(`pass|pwd|secret|token|credential|private_?key|api_?key|conn(ection)?_?str(ings?)?([^a-z]|$)|webhook_?url|(^|[^a-z0-9])dsn([^a-z]|$)|^(proxy_)?authorization$`)
+// not matched); an access key or account key, not its id (Azure's primary_access_key,
+// AccountKey=… and SharedAccessKey=… in its connection strings; not access_key_id) and a shared
+// access signature. Not matched: key alone, certificate, signature, salt.
+var secretKey = regexp.MustCompile(`pass|pwd|secret|token|credential|private_?key|api_?key|conn(ection)?_?str(ings?)?([^a-z]|$)|webhook_?url|(access|account)_?key([^_a-z]|$)|shared_?access_?signature|(^|[^a-z0-9])dsn([^a-z]|$)|^(proxy_)?authorization$`)
 
 // SecretKey says whether the values under key k are not shown.
 func SecretKey(k string) bool { return secretKey.MatchString(words(k)) }

@@ -21,7 +21,8 @@ func TestSecretKey(t *testing.T) {
 		"cidr": false, "keyring": false, "": false, "key": false, "name": false, "value": false,
 		"rdsName": false, "rds_name": false, "RDSNodeCount": false, "kidsNames": false,
 		"authorization_type": false, "authorizationType": false, "authorizer_id": false,
-		"access_key": false, "access_key_id": false, "connection_strategy": false, "connections": false,
+		"access_key": true, "primary_access_key": true, "AccountKey": true, "SharedAccessKey": true, "SharedAccessSignature": true,
+		"access_key_id": false, "accessKeyId": false, "access_keys_enabled": false, "connection_strategy": false, "connections": false,
 		"webhook_enabled": false, "certificate_arn": false,
 	} {
 		if SecretKey(k) != want {
@@ -134,6 +135,7 @@ func TestText(t *testing.T) {
 		"+ connection = \"Server=db;Password=pw3;\"": "+ connection = \"Server=db;Password=" + Placeholder + ";\"",
 		"OPTS=token=t4 X=1":                          "OPTS=token=" + Placeholder + " X=1",
 		"DB_PASSWORD=postgres://app:pw5@db":          "DB_PASSWORD=" + Placeholder,
+		"DefaultEndpointsProtocol=https;AccountName=st;AccountKey=k6==;EndpointSuffix=core.windows.net": "DefaultEndpointsProtocol=https;AccountName=st;AccountKey=" + Placeholder + ";EndpointSuffix=core.windows.net",
 	} {
 		got, changed := Text(in)
 		if got != want || changed != (in != want) {
