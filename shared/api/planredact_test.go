@@ -15,6 +15,10 @@ import (
 // not mark sensitive, so the plan stage records it as Terraform showed it.
 const planSecret, planSecretInJSON = "hunter2-master-password", "s3cr3t-in-user-data"
 
+// planSecretInEntry and planSecretInK8s: values no key names as secrets, in an environment's
+// name/value list and in a Kubernetes Secret's data.
+const planSecretInEntry, planSecretInK8s = "env-list-db-pass", "azhzLXNlY3JldC1kYXRh"
+
 // secretPlan is terraform.Noop whose plans also create a database with its master password in
 // the clear, and a user_data holding a JSON document with another.
 type secretPlan struct{ terraform.Noop }
@@ -25,7 +29,9 @@ func (r *secretPlan) Plan(ctx context.Context, ws terraform.Workspace) (terrafor
 		res.Summary.Add++
 		res.Resources = append(res.Resources, message.ResourceChange{Address: "aws_db_instance.main", Actions: []string{"create"},
 			After: map[string]any{"engine": "postgres", "master_password": planSecret, "port": 5432,
-				"user_data": `{"db_password":"` + planSecretInJSON + `","port":5432}`}})
+				"user_data":   `{"db_password":"` + planSecretInJSON + `","port":5432}`,
+				"environment": []any{map[string]any{"name": "DB_PASSWORD", "value": planSecretInEntry}, map[string]any{"name": "PORT", "value": "5432"}},
+				"manifest":    map[string]any{"apiVersion": "v1", "kind": "Secret", "data": map[string]any{"key": planSecretInK8s}}}})
 	}
 	return res, err
 }
@@ -46,7 +52,8 @@ func TestChangePlansRedactSecretNamedValues(t *testing.T) {
 	check := func(when string, held bool) {
 		t.Helper()
 		r := h.call("GET", "/changes/"+url.PathEscape(created.ChangeID), "reader", nil).want(http.StatusOK)
-		if strings.Contains(string(r.body), planSecret) || strings.Contains(string(r.body), planSecretInJSON) {
+		if strings.Contains(string(r.body), planSecret) || strings.Contains(string(r.body), planSecretInJSON) ||
+			strings.Contains(string(r.body), planSecretInEntry) || strings.Contains(string(r.body), planSecretInK8s) {
 			t.Fatalf("%s: GET /changes/{id} shows a secret:\n%s", when, r.body)
 		}
 		var detail ChangeDetail
@@ -80,7 +87,7 @@ func TestChangePlansRedactSecretNamedValues(t *testing.T) {
 		}
 	}
 	r := h.call("GET", "/log?correlation="+url.QueryEscape(cs.CorrelationID), "reader", nil).want(http.StatusOK)
-	if strings.Contains(string(r.body), planSecret) {
+	if strings.Contains(string(r.body), planSecret) || strings.Contains(string(r.body), planSecretInEntry) || strings.Contains(string(r.body), planSecretInK8s) {
 		t.Errorf("GET /log shows the secret:\n%s", r.body)
 	}
 }

@@ -4,7 +4,7 @@
 //     document;
 //   - the value of a name/value entry whose name is named like a secret: {"name": "DB_PASSWORD",
 //     "value": …}, the shape of ECS container definitions, Kubernetes and Lambda environment
-//     lists, CloudFormation parameters (entry);
+//     lists, CloudFormation parameters; a Kubernetes Secret's data (shaped);
 //   - in any string, the password of a URL (scheme://user:…@host) and the value of a
 //     secret-named NAME=value pair (DB_PASSWORD=… in an environment file or a shell script,
 //     Password=…; in a connection string, ?token=… in a query) (Text);
@@ -68,17 +68,23 @@ func words(k string) string {
 	return b.String()
 }
 
-// Name/value entries: an object with a name key (any case: name, key, parameterkey, optionname)
-// holding a secret-named string has its value key (any case: value, parametervalue) hidden.
-// ECS's and Kubernetes' valueFrom (a reference) is not a value key.
+// Shapes whose values are secrets whatever their keys:
+//   - name/value entries: an object with a name key (any case: name, key, parameterkey,
+//     optionname) holding a secret-named string has its value key (any case: value,
+//     parametervalue) hidden. ECS's and Kubernetes' valueFrom (a reference) is not a value key;
+//   - a Kubernetes Secret (an object whose kind is "Secret") has its data and stringData hidden.
 var (
 	entryNames  = map[string]bool{"name": true, "key": true, "parameterkey": true, "optionname": true}
 	entryValues = map[string]bool{"value": true, "parametervalue": true}
 )
 
-// entry is the key of m's value that is hidden because m is a name/value entry with a
-// secret-named name; "" when there is none.
-func entry(m map[string]any) string {
+// shaped lists the keys of m whose values are hidden because of m's shape, not their names;
+// nil when there is none.
+func shaped(m map[string]any) map[string]bool {
+	var out map[string]bool
+	if m["kind"] == "Secret" {
+		out = map[string]bool{"data": true, "stringData": true}
+	}
 	secret := false
 	for k, v := range m {
 		if s, ok := v.(string); ok && entryNames[strings.ToLower(k)] && SecretKey(s) {
@@ -87,19 +93,22 @@ func entry(m map[string]any) string {
 		}
 	}
 	if !secret {
-		return ""
+		return out
 	}
 	for k := range m {
 		if entryValues[strings.ToLower(k)] {
-			return k
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[k] = true
 		}
 	}
-	return ""
+	return out
 }
 
-// hidden says whether the value under key k of object m, whose entry is e, is not shown.
-func hidden(m map[string]any, e, k string) bool {
-	return m[k] != nil && (SecretKey(k) || (e != "" && e == k))
+// hidden says whether the value under key k of object m, whose shaped keys are e, is not shown.
+func hidden(m map[string]any, e map[string]bool, k string) bool {
+	return m[k] != nil && (SecretKey(k) || e[k])
 }
 
 // Value copies v (decoded JSON) with every value the rule hides replaced by Placeholder, and
@@ -109,7 +118,7 @@ func hidden(m map[string]any, e, k string) bool {
 func Value(v any) (any, bool) {
 	switch x := v.(type) {
 	case map[string]any:
-		out, changed, e := make(map[string]any, len(x)), false, entry(x)
+		out, changed, e := make(map[string]any, len(x)), false, shaped(x)
 		for k, val := range x {
 			if hidden(x, e, k) {
 				out[k], changed = Placeholder, changed || val != Placeholder
@@ -147,7 +156,7 @@ func Secrets(v any) []string {
 	walk = func(v any, under bool) {
 		switch x := v.(type) {
 		case map[string]any:
-			e := entry(x)
+			e := shaped(x)
 			for k, val := range x {
 				walk(val, under || hidden(x, e, k))
 			}
@@ -177,7 +186,8 @@ func Secrets(v any) []string {
 
 // SecretAt says whether the value at JSON pointer ptr (RFC 6901) of doc (decoded JSON) is hidden
 // by the rule, whole or as part of what is hidden: one of the keys on its way is named like a
-// secret, or is the value of a name/value entry with a secret-named name.
+// secret, or is the value of a name/value entry with a secret-named name, or a Secret's data
+// (shaped).
 func SecretAt(doc any, ptr string) bool {
 	if ptr == "" || ptr == "/" {
 		return false
@@ -190,7 +200,7 @@ func SecretAt(doc any, ptr string) bool {
 		}
 		switch x := cur.(type) {
 		case map[string]any:
-			if e := entry(x); e != "" && e == tok {
+			if shaped(x)[tok] {
 				return true
 			}
 			cur = x[tok]

@@ -66,6 +66,10 @@ func TestValue(t *testing.T) {
 		{`{"user_data":"#!/bin/sh\nexport DB_PASSWORD=hunter2\nexport PORT=5432\n"}`,
 			`{"user_data":"#!/bin/sh\nexport DB_PASSWORD=(sensitive value)\nexport PORT=5432\n"}`},
 		{`{"db_password":null,"x":"(sensitive value)"}`, ``},
+		// a Kubernetes Secret (a kubernetes_manifest's plan): its data whatever the keys
+		{`{"manifest":{"apiVersion":"v1","kind":"Secret","metadata":{"name":"db"},"data":{"host":"ZGI="},"stringData":{"user":"app"}}}`,
+			`{"manifest":{"apiVersion":"v1","kind":"Secret","metadata":{"name":"db"},"data":` + P + `,"stringData":` + P + `}}`},
+		{`{"apiVersion":"v1","kind":"ConfigMap","data":{"host":"db"}}`, ``},
 	} {
 		in := decode(t, c.in)
 		got, changed := Value(in)
@@ -89,10 +93,11 @@ func TestSecrets(t *testing.T) {
 	v := decode(t, `{"host":"db","master_password":"hunter2","n":{"pin_token":31337},
 		"env":[{"name":"API_KEY","value":"k-123"},{"name":"PORT","value":"5432"}],
 		"defs":"[{\"Name\":\"DB_PWD\",\"Value\":\"in-a-string\"}]",
-		"url":"postgres://app:pg-pass@db/app","script":"TOKEN='t o k' make","nothing":"(sensitive value)"}`)
+		"url":"postgres://app:pg-pass@db/app","script":"TOKEN='t o k' make","nothing":"(sensitive value)",
+		"k8s":{"kind":"Secret","data":{"host":"ZGItaG9zdA=="}}}`)
 	got := Secrets(v)
 	slices.Sort(got)
-	want := []string{"31337", "hunter2", "in-a-string", "k-123", "pg-pass", "t o k"}
+	want := []string{"31337", "ZGItaG9zdA==", "hunter2", "in-a-string", "k-123", "pg-pass", "t o k"}
 	if !slices.Equal(got, want) {
 		t.Errorf("Secrets = %q, want %q", got, want)
 	}
@@ -100,10 +105,11 @@ func TestSecrets(t *testing.T) {
 
 func TestSecretAt(t *testing.T) {
 	doc := decode(t, `{"db_password":"x","credentials":[{"user":"u"}],"tags":{"Environment":"prod"},"a/token":{"x":1},"a~b":1,
-		"env":[{"name":"DB_PASSWORD","value":"hunter2"},{"name":"PORT","value":"5432"}]}`)
+		"env":[{"name":"DB_PASSWORD","value":"hunter2"},{"name":"PORT","value":"5432"}],
+		"k8s":{"kind":"Secret","metadata":{"name":"db"},"data":{"host":"ZGI="}}}`)
 	for ptr, want := range map[string]bool{"/db_password": true, "/credentials/0/user": true, "/tags/Environment": false, "/": false,
 		"/a~1token/x": true, "/a~0b": false, "/env/0/value": true, "/env/1/value": false, "/env/0/name": false,
-		"/env/7/value": false, "/missing/password": true} {
+		"/env/7/value": false, "/missing/password": true, "/k8s/data/host": true, "/k8s/metadata/name": false} {
 		if SecretAt(doc, ptr) != want {
 			t.Errorf("SecretAt(%q) = %v", ptr, !want)
 		}
