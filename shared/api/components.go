@@ -153,11 +153,10 @@ func (s *server) runtime(r *http.Request, env, prefix, name string) (*Runtime, e
 	v := &Runtime{Parameter: p.Name, Type: p.Type, Version: p.Version, LastModified: p.LastModified, LastModifiedUser: p.LastModifiedUser, Value: Redacted}
 	if p.Type != params.TypeSecureString {
 		var doc any
-		if json.Unmarshal([]byte(p.Value), &doc) == nil {
-			v.Value, _ = redactDeep(doc)
-		} else {
-			v.Value = p.Value
+		if json.Unmarshal([]byte(p.Value), &doc) != nil {
+			doc = p.Value // not JSON (written by someone else): a string, its URL passwords and secret-named NAME=value pairs redacted
 		}
+		v.Value, _ = redactDeep(doc)
 	}
 	return v, nil
 }

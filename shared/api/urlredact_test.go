@@ -24,6 +24,10 @@ func TestURLPasswordsRedacted(t *testing.T) {
 		b, _ := json.MarshalIndent(doc, "", "  ")
 		files["iac/prod/vpc/core/config.json"] = string(b)
 	})
+	// a runtime that is not JSON (someone else wrote it): a string, its password hidden as well
+	if _, err := h.params("prod").Put(t.Context(), paramsPut("/iac/vpc/core/runtime", "postgres://app:rt-"+pw+"@db/app")); err != nil {
+		t.Fatal(err)
+	}
 	r := h.call("GET", "/components/prod/vpc/core", "reader", nil).want(http.StatusOK)
 	if strings.Contains(string(r.body), pw) {
 		t.Fatalf("GET /components shows the password:\n%s", r.body)
@@ -36,6 +40,9 @@ func TestURLPasswordsRedacted(t *testing.T) {
 	}
 	if v.Source == nil || !v.Source.Redacted {
 		t.Fatalf("source %+v: want it marked redacted", v.Source)
+	}
+	if v.Runtime == nil || v.Runtime.Value != "postgres://app:"+Redacted+"@db/app" {
+		t.Errorf("runtime shown as %+v", v.Runtime)
 	}
 	p := h.call("POST", "/request-change", "writer", request("prod/vpc/core", v.Source.Content.(map[string]any))).
 		want(http.StatusUnprocessableEntity).problem()
