@@ -11,7 +11,8 @@ import (
 // stageAPI is the KARMA_STAGE of the API function: Karma's HTTP API (shared/api, the same handler
 // karma serve serves) behind an API Gateway HTTP API whose routes require IAM authorization; the
 // caller's ARN, from the request context, is the actor of every write. Proposals are committed as
-// KARMA_GIT_WRITE says (default none: POST /request-change answers 409).
+// KARMA_GIT_WRITE says (default none: POST /request-change answers 409). A request outlasting
+// the function's time is answered a 504 timeout problem before its deadline (api.LambdaHandler).
 const stageAPI = "api"
 
 // setupAPI builds the API over the App's stores; nothing is fetched or connected until a

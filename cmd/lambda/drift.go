@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -80,12 +79,8 @@ func setupDrift(ctx context.Context, a *app.App, getenv func(string) string) (fu
 // workspaces refreshed — is recorded. Cut off by Lambda instead, the run recorded nothing,
 // every time, and Lambda ran it again.
 func runDrift(ctx context.Context, check func(context.Context) (*drift.Report, error), record func(context.Context, *drift.Report) error) (*drift.Report, error) {
-	cctx := ctx
-	if deadline, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		cctx, cancel = context.WithDeadline(ctx, deadline.Add(-karmalambda.DeadlineReserve(time.Until(deadline))))
-		defer cancel()
-	}
+	cctx, cancel := karmalambda.BeforeDeadline(ctx)
+	defer cancel()
 	rep, err := check(cctx)
 	if err != nil {
 		return nil, err

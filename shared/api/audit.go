@@ -79,8 +79,16 @@ const writeTimeout = 2 * time.Minute
 // scopes) and of the security entries of refused ones. Once such a request has started, a caller hanging up — or a gateway giving up
 // on it — must not stop it half-way: a decision stored without its audit entry, a commit
 // without its queued change. Its writes run to their end, bounded by writeTimeout instead.
+//
+// In a Lambda function they end when its work does (LambdaHandler), at the latest: past it the
+// function would be stopped wherever the writes are, its answer lost; cut off there, the handler
+// answers what it did.
 func detached(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(r.Context()), writeTimeout)
+	end := time.Now().Add(writeTimeout)
+	if d, ok := r.Context().Value(workDeadlineKey{}).(time.Time); ok && d.Before(end) {
+		end = d
+	}
+	return context.WithDeadline(context.WithoutCancel(r.Context()), end)
 }
 
 // security records a refused request; a failure to record it is logged, not answered.

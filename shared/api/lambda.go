@@ -10,13 +10,17 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	karmalambda "github.com/usekarma/karma/shared/lambda"
 )
 
 // LambdaHandler serves the API from a Lambda function behind an API Gateway HTTP API (payload
@@ -33,24 +37,126 @@ import (
 // not compress), and a response still too large is replaced by a 500 problem document of type
 // response-too-large naming its size and how to ask for less (the route's own hint when h is
 // this package's handler, responseTooLarge).
+//
+// The request's work stops before the function's deadline (karmalambda.AnswerBeforeDeadline: a
+// tenth of the function's time, at most 30 s, is kept to answer), and a request it cuts off is
+// answered the 504 problem of type timeout (cutOff) rather than left to Lambda, which would stop
+// the function and leave API Gateway to answer a bare 5xx: a read names how to ask for less, a
+// write says it may have been done and how to find out before sending it again.
 func LambdaHandler(h http.Handler) func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	return func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		r, err := lambdaRequest(ctx, ev)
 		if err != nil {
 			return problemResponse(err), nil
 		}
-		w := &eventWriter{header: http.Header{}, gzip: acceptsGzip(r)}
-		if p := serveRecovering(h, w, r, ev.RequestContext.RequestID); p != nil {
-			w.reset()
-			writeProblem(w, p)
+		started := time.Now()
+		gz := acceptsGzip(r)
+		serve := func(work context.Context) events.APIGatewayV2HTTPResponse {
+			r := r.WithContext(withWorkDeadline(work))
+			w := &eventWriter{header: http.Header{}, gzip: gz}
+			if p := serveRecovering(h, w, r, ev.RequestContext.RequestID); p != nil {
+				w.reset()
+				writeProblem(w, p)
+			}
+			if karmalambda.Expired(work) && w.statusCode() >= 500 {
+				// The handler failed once its time was up: the cut is the failure, and a write
+				// may have been done before it.
+				said := problemDetail(w)
+				w.reset()
+				writeProblem(w, cutOff(h, r, ev, started, said))
+			}
+			if size, over := w.oversize(); over { // (New's handler replaced it already, naming its route's way out)
+				status := w.statusCode()
+				w.reset()
+				writeProblem(w, responseTooLarge(r, status, size, w.gzip, ""))
+			}
+			return w.response()
 		}
-		if size, over := w.oversize(); over { // (New's handler replaced it already, naming its route's way out)
-			status := w.statusCode()
-			w.reset()
-			writeProblem(w, responseTooLarge(r, status, size, w.gzip, ""))
-		}
-		return w.response(), nil
+		return karmalambda.AnswerBeforeDeadline(r.Context(), serve, func() events.APIGatewayV2HTTPResponse {
+			// The handler did not heed its context: it is left running, and answered for.
+			slog.Error("api: the request outlasted the function's time and is answered cut off, its handler still running",
+				"method", r.Method, "path", r.URL.Path, "request_id", ev.RequestContext.RequestID, "after", time.Since(started).Round(time.Millisecond))
+			w := &eventWriter{header: http.Header{}, gzip: gz}
+			writeProblem(w, cutOff(h, r, ev, started, ""))
+			return w.response()
+		}), nil
 	}
+}
+
+// workDeadlineKey carries, in a request's context, when the Lambda function stops its work
+// (karmalambda.BeforeDeadline): a write's detached context ends then too (detached).
+type workDeadlineKey struct{}
+
+func withWorkDeadline(work context.Context) context.Context {
+	if d, ok := work.Deadline(); ok {
+		return context.WithValue(work, workDeadlineKey{}, d)
+	}
+	return work
+}
+
+// cutOff is the 504 timeout problem of request r, which the Lambda function stopped before its
+// deadline (started at started; said is the detail of the handler's own answer once cut off,
+// if any). A read changed nothing: it names how to ask for less and may be sent again. A write
+// may have been done, in whole or in part: it says how to find out before sending it again.
+func cutOff(h http.Handler, r *http.Request, ev events.APIGatewayV2HTTPRequest, started time.Time, said string) *Problem {
+	s, _ := h.(*server)
+	rt, known := s.routeOf(r)
+	write := r.Method != http.MethodGet && r.Method != http.MethodHead
+	if known {
+		write = rt.scope == ScopeWrite || rt.scope == ScopeApprove || rt.raw != nil && r.Method != http.MethodGet
+	}
+	what := fmt.Sprintf("%s %s was cut off: it did not finish within the API function's time (the function stops a request's work a tenth of its time before its deadline, to answer)", r.Method, r.URL.RequestURI())
+	if !write {
+		p := problem(http.StatusGatewayTimeout, TypeTimeout, "%s: nothing was changed", what)
+		if hint := ""; known {
+			if hint = s.narrower(rt, r, http.StatusOK, ""); hint != "" {
+				p.Detail += "; " + hint
+			}
+		}
+		p.Detail += "; or try again: the stores may have been slow"
+		p.RetryAfter = 1
+		return p
+	}
+	p := problem(http.StatusGatewayTimeout, TypeTimeout, "%s: it may have been done, in whole or in part", what)
+	if said != "" {
+		p.Detail += " (it said, once cut off: " + said + ")"
+	}
+	how := "GET /log?since=" + url.QueryEscape(started.UTC().Add(-time.Second).Format(time.RFC3339))
+	if a := ev.RequestContext.Authorizer; a != nil && a.IAM != nil && a.IAM.UserARN != "" {
+		how += "&actor=" + url.QueryEscape(a.IAM.UserARN)
+	}
+	p.Detail += "; find out before sending it again: " + how + " lists what it recorded"
+	if id, action, ok := changeAction(r.URL.Path); ok {
+		p.Detail += ", and GET /changes/" + id + " the change's state"
+		if action == "approve" || action == "reject" {
+			p.Detail += "; " + action + " again is safe: it completes what the first left undone"
+		}
+	}
+	if r.URL.Path == "/request-change" {
+		p.Detail += " (a change.requested, or the change.detected of its change, names the change and its commit); send it again only if it recorded nothing: " +
+			"a commit made without its change queued is deployed by its push, or by karma ingest commit <sha>"
+	}
+	p.Detail += fmt.Sprintf("; the function's log holds it under request id %q", ev.RequestContext.RequestID)
+	return p
+}
+
+// changeAction is the change id and action of a path /changes/{id}/{action}.
+func changeAction(path string) (id, action string, ok bool) {
+	rest, ok := strings.CutPrefix(path, "/changes/")
+	if !ok {
+		return "", "", false
+	}
+	id, action, ok = strings.Cut(rest, "/")
+	return id, action, ok && id != "" && action != ""
+}
+
+// problemDetail is the detail of the problem document w holds ("" if it holds none).
+func problemDetail(w *eventWriter) string {
+	var p Problem
+	if json.Unmarshal(w.body.Bytes(), &p) != nil {
+		return ""
+	}
+	return p.Detail
 }
 
 // serveRecovering serves r with h, and turns a panic — which the Lambda runtime would report as
@@ -296,4 +402,19 @@ func problemResponse(err error) events.APIGatewayV2HTTPResponse {
 	w := &eventWriter{header: http.Header{}}
 	writeProblem(w, asProblem(err))
 	return w.response()
+}
+
+// routeOf is the route that serves r (false when s is nil — a handler that is not New's — or
+// when none does).
+func (s *server) routeOf(r *http.Request) (route, bool) {
+	if s == nil {
+		return route{}, false
+	}
+	_, pattern := s.mux.Handler(r)
+	for _, rt := range s.routes {
+		if rt.method+" "+rt.pattern == pattern {
+			return rt, true
+		}
+	}
+	return route{}, false
 }

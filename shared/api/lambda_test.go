@@ -49,28 +49,34 @@ func serverless(t *testing.T) (*harness, func(events.APIGatewayV2HTTPRequest) ev
 		if err != nil {
 			t.Fatalf("the handler returned an error to Lambda: %v", err)
 		}
-		// The response conforms to openapi.json, as the same request over HTTP would.
-		r, err := lambdaRequest(t.Context(), ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := []byte(resp.Body)
-		if resp.IsBase64Encoded {
-			body, _ = base64.StdEncoding.DecodeString(resp.Body)
-		}
-		var rd io.Reader = bytes.NewReader(body)
-		if resp.Headers["Content-Encoding"] == "gzip" {
-			if rd, err = gzip.NewReader(rd); err != nil {
-				t.Fatal(err)
-			}
-		}
-		hr := &http.Response{StatusCode: resp.StatusCode, Header: http.Header{}, Body: io.NopCloser(rd), Request: r}
-		for k, v := range resp.Headers {
-			hr.Header.Set(k, v)
-		}
-		conforms(t, r, hr)
+		eventConforms(t, ev, resp)
 		return resp
 	}
+}
+
+// eventConforms checks that resp, the Lambda adapter's response to ev, conforms to openapi.json,
+// as the same request's response over HTTP would.
+func eventConforms(t *testing.T, ev events.APIGatewayV2HTTPRequest, resp events.APIGatewayV2HTTPResponse) {
+	t.Helper()
+	r, err := lambdaRequest(t.Context(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(resp.Body)
+	if resp.IsBase64Encoded {
+		body, _ = base64.StdEncoding.DecodeString(resp.Body)
+	}
+	var rd io.Reader = bytes.NewReader(body)
+	if resp.Headers["Content-Encoding"] == "gzip" {
+		if rd, err = gzip.NewReader(rd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hr := &http.Response{StatusCode: resp.StatusCode, Header: http.Header{}, Body: io.NopCloser(rd), Request: r}
+	for k, v := range resp.Headers {
+		hr.Header.Set(k, v)
+	}
+	conforms(t, r, hr)
 }
 
 func TestLambdaIAMCallerReadsTheGraph(t *testing.T) {

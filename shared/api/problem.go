@@ -37,6 +37,7 @@ const (
 	TypeInternal          = "internal"               // 500
 	TypeResponseTooLarge  = "response-too-large"     // 500: more than a Lambda function may return (lambda.go)
 	TypeUnavailable       = "unavailable"            // 503: a store or the pipeline could not be reached
+	TypeTimeout           = "timeout"                // 504: cut off before the Lambda function's deadline (lambda.go)
 )
 
 // Problem is an RFC 9457 problem document; it is also the error handlers return.

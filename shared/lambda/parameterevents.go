@@ -118,7 +118,7 @@ func PublishParameterEvents(env, prefix string, auto bool, pub pipeline.Publishe
 		var failed []events.SQSBatchItemFailure
 		// As SQSHandler's records, the publishing stops DeadlineReserve before the function's
 		// deadline: what is left then is reported failed.
-		work, cancel := beforeDeadline(ctx)
+		work, cancel := BeforeDeadline(ctx)
 		defer cancel()
 		for _, r := range ev.Records {
 			e, isEvent, err := ParameterTrigger(env, prefix, auto, []byte(r.Body))

@@ -81,7 +81,7 @@ func SQSHandler(stage pipeline.Stage, pub pipeline.Publisher, dead DeadLetterer,
 			fifo = fifo || isFIFO(r)
 		}
 		resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
-		work, cancel := beforeDeadline(ctx)
+		work, cancel := BeforeDeadline(ctx)
 		defer cancel()
 		for i, rec := range ev.Records {
 			if work.Err() != nil {
@@ -116,29 +116,6 @@ func SQSHandler(stage pipeline.Stage, pub pipeline.Publisher, dead DeadLetterer,
 func isFIFO(r events.SQSMessage) bool {
 	_, grouped := r.Attributes["MessageGroupId"]
 	return grouped || strings.HasSuffix(r.EventSourceARN, ".fifo")
-}
-
-// DeadlineReserve is the part of a function's time a batch leaves unused, a tenth of what is
-// left when the batch arrives, at most MaxDeadlineReserve: past it no record is started, and
-// the record being handled has its context cancelled (Terraform is interrupted), so that it can
-// return and the batch's response reach Lambda before the function's deadline. A function
-// still running at its deadline is stopped, and Lambda retries its whole batch: the records
-// that had succeeded would run again.
-func DeadlineReserve(left time.Duration) time.Duration {
-	return min(left/10, MaxDeadlineReserve)
-}
-
-// MaxDeadlineReserve bounds DeadlineReserve.
-const MaxDeadlineReserve = 30 * time.Second
-
-// beforeDeadline is ctx ending DeadlineReserve before its deadline (ctx itself, cancellable,
-// when it has none).
-func beforeDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithDeadline(ctx, deadline.Add(-DeadlineReserve(time.Until(deadline))))
 }
 
 // handleRecord handles one record within work (ctx ending DeadlineReserve earlier); false means
