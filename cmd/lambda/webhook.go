@@ -6,7 +6,8 @@ package main
 // decoded, the signature checked over the bytes as sent) and served by the same handler as
 // `karma serve` (shared/httpapi.Webhooks): a verified push to a deploy branch is published as
 // git.pushed to the EventBridge bus, whose rules route it to the ingest queue; replies
-// are those of httpapi (202 queued, 200 ping/ignored/duplicate, 401 audited, 503 retry).
+// are those of httpapi (202 queued, 200 ping/ignored/duplicate, 401 audited, 503 retry), and
+// 504 (type timeout, cutOffDelivery) for a delivery cut off before the function's deadline.
 //
 // Environment (besides KARMA_STAGE=webhook):
 //
@@ -50,6 +51,7 @@ import (
 	"github.com/usekarma/karma/shared/audit"
 	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/httpapi"
+	karmalambda "github.com/usekarma/karma/shared/lambda"
 	"github.com/usekarma/karma/shared/pipeline"
 	"github.com/usekarma/karma/shared/problem"
 	"github.com/usekarma/karma/shared/webhook"
@@ -188,7 +190,9 @@ func webhookSecrets(v string) (webhook.StaticSecrets, error) {
 }
 
 // serveAPIGateway serves each event with h. It always returns a response (an error returned
-// to Lambda would be a bare 500 from API Gateway).
+// to Lambda would be a bare 500 from API Gateway), before the function's deadline: h's work
+// stops a tenth of the function's time before it (karmalambda.AnswerBeforeDeadline), and a
+// delivery cut off is answered cutOffDelivery.
 func serveAPIGateway(h http.Handler, log *slog.Logger) apiGatewayHandler {
 	return func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		raw, err := json.Marshal(ev)
@@ -209,25 +213,63 @@ func serveAPIGateway(h http.Handler, log *slog.Logger) apiGatewayHandler {
 			return jsonResponse(http.StatusNotFound, "not found: POST /webhooks/git"), nil
 		}
 		r.RemoteAddr = ev.RequestContext.HTTP.SourceIP
-		w := &responseRecorder{header: http.Header{}}
-		h.ServeHTTP(w, r)
-		if w.status == 0 {
-			w.status = http.StatusOK
+		delivery := firstOf(r.Header.Get("X-GitHub-Delivery"), r.Header.Get("X-Gitea-Delivery"), r.Header.Get("X-Forgejo-Delivery"), r.Header.Get("Idempotency-Key"), r.Header.Get("X-Gitlab-Event-UUID"))
+		serve := func(work context.Context) events.APIGatewayV2HTTPResponse {
+			r := r.WithContext(work)
+			w := &responseRecorder{header: http.Header{}}
+			h.ServeHTTP(w, r)
+			if w.status == 0 {
+				w.status = http.StatusOK
+			}
+			if karmalambda.Expired(work) && w.status >= 500 {
+				// Its failure is the cut: the sender is told to deliver it again.
+				said := ""
+				var d problem.Document
+				if json.Unmarshal(w.body.Bytes(), &d) == nil {
+					said = d.Detail
+				}
+				resp := cutOffDelivery(delivery, ev.RequestContext.RequestID, said)
+				log.Warn("webhook", "status", resp.StatusCode, "request_id", ev.RequestContext.RequestID, "delivery", delivery, "reply", resp.Body)
+				return resp
+			}
+			level := slog.LevelInfo
+			if w.status >= 400 {
+				level = slog.LevelWarn
+			}
+			log.Log(ctx, level, "webhook", "status", w.status, "request_id", ev.RequestContext.RequestID, "source_ip", ev.RequestContext.HTTP.SourceIP,
+				"event", firstOf(r.Header.Get("X-GitHub-Event"), r.Header.Get("X-Gitlab-Event"), r.Header.Get("X-Gitea-Event"), r.Header.Get("X-Forgejo-Event")),
+				"delivery", delivery, "reply", strings.TrimSpace(w.body.String()))
+			resp := events.APIGatewayV2HTTPResponse{StatusCode: w.status, Headers: map[string]string{}, Body: w.body.String()}
+			for k, v := range w.header {
+				resp.Headers[k] = strings.Join(v, ", ")
+			}
+			return resp
 		}
-		level := slog.LevelInfo
-		if w.status >= 400 {
-			level = slog.LevelWarn
-		}
-		log.Log(ctx, level, "webhook", "status", w.status, "request_id", ev.RequestContext.RequestID, "source_ip", ev.RequestContext.HTTP.SourceIP,
-			"event", firstOf(r.Header.Get("X-GitHub-Event"), r.Header.Get("X-Gitlab-Event"), r.Header.Get("X-Gitea-Event"), r.Header.Get("X-Forgejo-Event")),
-			"delivery", firstOf(r.Header.Get("X-GitHub-Delivery"), r.Header.Get("X-Gitea-Delivery"), r.Header.Get("X-Forgejo-Delivery"), r.Header.Get("Idempotency-Key"), r.Header.Get("X-Gitlab-Event-UUID")),
-			"reply", strings.TrimSpace(w.body.String()))
-		resp := events.APIGatewayV2HTTPResponse{StatusCode: w.status, Headers: map[string]string{}, Body: w.body.String()}
-		for k, v := range w.header {
-			resp.Headers[k] = strings.Join(v, ", ")
-		}
-		return resp, nil
+		return karmalambda.AnswerBeforeDeadline(ctx, serve, func() events.APIGatewayV2HTTPResponse {
+			// The handler did not heed its context: it is left running, and answered for.
+			resp := cutOffDelivery(delivery, ev.RequestContext.RequestID, "")
+			log.Error("webhook: the delivery outlasted the function's time and is answered cut off, its handler still running",
+				"status", resp.StatusCode, "request_id", ev.RequestContext.RequestID, "delivery", delivery)
+			return resp
+		}), nil
 	}
+}
+
+// cutOffDelivery is the 504 timeout problem of a delivery the function stopped before its
+// deadline (said: the handler's own answer once cut off, if any). Nothing of a push is
+// half-ingested: its commit's change is recorded before it is published, and published again
+// under the same id by a later delivery until it is known published (trigger.Commits), so the
+// sender is told to deliver it again.
+func cutOffDelivery(delivery, requestID, said string) events.APIGatewayV2HTTPResponse {
+	detail := fmt.Sprintf("the delivery %q was cut off: it did not finish within the webhook function's time (the function stops a delivery's work a tenth of its time before its deadline, to answer)", delivery)
+	if said != "" {
+		detail += " (it said, once cut off: " + said + ")"
+	}
+	detail += fmt.Sprintf("; its commit's change may or may not have been queued: deliver it again (redeliver it), which queues the commit's change once, under the same change id; the function's log holds it under request id %q", requestID)
+	resp := jsonResponse(http.StatusGatewayTimeout, detail)
+	resp.Headers["Retry-After"] = "1"
+	resp.Headers["Cache-Control"] = "no-store"
+	return resp
 }
 
 // jsonResponse is a problem document (RFC 9457) of status with detail msg.

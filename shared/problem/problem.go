@@ -38,6 +38,8 @@ func TypeFor(status int) string {
 		return "unsupported-media-type"
 	case http.StatusServiceUnavailable:
 		return "unavailable"
+	case http.StatusGatewayTimeout:
+		return "timeout"
 	}
 	return "internal"
 }

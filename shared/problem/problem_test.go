@@ -18,7 +18,7 @@ func TestWrite(t *testing.T) {
 	if w.Code != 401 || w.Header().Get("Content-Type") != ContentType || d != want {
 		t.Errorf("%d %s %+v, want 401 %s %+v", w.Code, w.Header().Get("Content-Type"), d, ContentType, want)
 	}
-	if TypeFor(http.StatusTeapot) != "internal" || TypeFor(413) != "too-large" || TypeFor(415) != "unsupported-media-type" {
+	if TypeFor(http.StatusTeapot) != "internal" || TypeFor(413) != "too-large" || TypeFor(415) != "unsupported-media-type" || TypeFor(504) != "timeout" {
 		t.Error("TypeFor")
 	}
 }
