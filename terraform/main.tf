@@ -65,7 +65,11 @@ locals {
 
   # Each function's timeout (s), memory (MB) and event source mapping batch size (1 for plan
   # and apply: one Terraform run per invocation; the webhook has no queue). drift runs the
-  # refresh-only plans of the environments that set drift_refresh: Terraform's limits.
+  # refresh-only plans of the environments that set drift_refresh: Terraform's limits. webhook
+  # and api answer API Gateway, which waits 30 s at most (api.tf): their timeout leaves it 5 s
+  # more (a cold start's init, the way in and out), so that the answer they give before their
+  # deadline — a 504 problem document for a request cut off (docs/api.md) — reaches the client
+  # rather than API Gateway's bare 5xx (gateway_test.go).
   sizes = {
     resolve       = { timeout = 120, memory = 1024, batch_size = 10 }
     "graph-write" = { timeout = 120, memory = 1024, batch_size = 10 }
@@ -76,8 +80,8 @@ locals {
     reconcile     = { timeout = 300, memory = 512, batch_size = 0 }
     drift         = { timeout = 900, memory = var.terraform_memory, batch_size = 0 }
     promote       = { timeout = 120, memory = 512, batch_size = 0 }
-    webhook       = { timeout = 29, memory = 512, batch_size = 0 } # API Gateway waits 30 s at most
-    api           = { timeout = 29, memory = 1024, batch_size = 0 }
+    webhook       = { timeout = 25, memory = 512, batch_size = 0 }
+    api           = { timeout = 25, memory = 1024, batch_size = 0 }
   }
 
   # The routing of the "karma" bus, written out from pipeline.Routes exactly as
