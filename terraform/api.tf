@@ -59,6 +59,7 @@ resource "aws_apigatewayv2_stage" "default" {
       length    = "$context.responseLength"
       latency   = "$context.integrationLatency"
       error     = "$context.integrationErrorMessage"
+      gateway   = "$context.error.message"
     })
   }
 }
@@ -107,6 +108,16 @@ resource "aws_apigatewayv2_route" "api" {
   target             = "integrations/${aws_apigatewayv2_integration.api[0].id}"
 }
 
+# What API Gateway answers itself never reaches the function, so only this log records it: a
+# caller IAM refused (403, no security entry in the audit log), a throttled one (429), a
+# function that failed or did not answer in time (5xx, integrationErrorMessage).
+resource "aws_cloudwatch_log_group" "api_access" {
+  count = var.enable_api ? 1 : 0
+
+  name              = "/aws/apigateway/${local.prefix}-api"
+  retention_in_days = var.log_retention_days
+}
+
 resource "aws_apigatewayv2_stage" "api" {
   count = var.enable_api ? 1 : 0
 
@@ -117,6 +128,23 @@ resource "aws_apigatewayv2_stage" "api" {
   default_route_settings {
     throttling_burst_limit = 100
     throttling_rate_limit  = 50
+  }
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.api_access[0].arn
+    format = jsonencode({
+      requestId = "$context.requestId"
+      ip        = "$context.identity.sourceIp"
+      caller    = "$context.identity.userArn"
+      time      = "$context.requestTime"
+      route     = "$context.routeKey"
+      path      = "$context.path"
+      status    = "$context.status"
+      length    = "$context.responseLength"
+      latency   = "$context.integrationLatency"
+      error     = "$context.integrationErrorMessage"
+      gateway   = "$context.error.message"
+    })
   }
 }
 
