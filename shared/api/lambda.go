@@ -108,8 +108,8 @@ func cutOff(h http.Handler, r *http.Request, ev events.APIGatewayV2HTTPRequest, 
 	what := fmt.Sprintf("%s %s was cut off: it did not finish within the API function's time (the function stops a request's work a tenth of its time before its deadline, to answer)", r.Method, r.URL.RequestURI())
 	if !write {
 		p := problem(http.StatusGatewayTimeout, TypeTimeout, "%s: nothing was changed", what)
-		if hint := ""; known {
-			if hint = s.narrower(rt, r, http.StatusOK, ""); hint != "" {
+		if known {
+			if hint := s.narrower(rt, r, http.StatusOK, ""); hint != "" {
 				p.Detail += "; " + hint
 			}
 		}
@@ -133,7 +133,7 @@ func cutOff(h http.Handler, r *http.Request, ev events.APIGatewayV2HTTPRequest, 
 		}
 	}
 	if r.URL.Path == "/request-change" {
-		p.Detail += " (a change.requested, or the change.detected of its change, names the change and its commit); send it again only if it recorded nothing: " +
+		p.Detail += " (an " + EntryRequested + ", or the change.detected of its change, names the change and its commit); send it again only if it recorded nothing: " +
 			"a commit made without its change queued is deployed by its push, or by karma ingest commit <sha>"
 	}
 	p.Detail += fmt.Sprintf("; the function's log holds it under request id %q", ev.RequestContext.RequestID)
