@@ -77,8 +77,17 @@ func newIngestCommitCmd(g *globals) *cobra.Command {
 				for _, f := range info.Files {
 					files = append(files, trigger.FileChange{Path: f.Path, Removed: f.Removed})
 				}
+				// Every commit it brings that was never handed over deploys with it, as a push's
+				// commits do: the policies and separation of duties ask about each of their authors.
+				authors, err := src.Repo.AuthorsSince(c.Context(), info.SHA, func(sha string) (bool, error) {
+					id, err := st.records.Recorded(c.Context(), trigger.RecordKey(sha))
+					return id != "", err
+				})
+				if err != nil {
+					return fmt.Errorf("commit %.12s: listing the authors of the commits it brings: %w", info.SHA, err)
+				}
 				pushed, err := trigger.GitPushed(trigger.Push{SHA: info.SHA, Author: info.Author, Message: info.Message, Branch: branch,
-					Files: files, AutoApprove: auto}, pushModulesDir(c.Context(), src, info.SHA), "")
+					Files: files, AutoApprove: auto, Authors: authors}, pushModulesDir(c.Context(), src, info.SHA), "")
 				if errors.Is(err, trigger.ErrNothingDeployable) {
 					fmt.Fprintf(c.OutOrStdout(), "commit %.12s changes nothing Karma deploys\n", info.SHA)
 					continue

@@ -154,17 +154,73 @@ func (r *Repo) Authors(ctx context.Context, before, after string) ([]string, err
 	if err != nil {
 		return nil, fmt.Errorf("repository %s: the history of %s: %w", r.label, short(before), err)
 	}
+	out, err := authorsUntil(ctx, ca, func(h plumbing.Hash) (bool, error) { return had[h], nil })
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: the commits of %s..%s: %w", r.label, short(before), short(after), err)
+	}
+	return out, nil
+}
+
+// AuthorsSince lists the authors of after and of every commit of its history up to the commits
+// known says were handed over already (ingested: their change is recorded) — the commits after
+// brings that were never handed over, as a push from the branch's previous head lists them —,
+// sorted, each once. A known commit ends the walk along its line (its history was handed over
+// with it); after itself is always counted, and a history without a known commit is counted
+// whole. known is called with the repository locked: it must not call the Repo.
+func (r *Repo) AuthorsSince(ctx context.Context, after string, known func(sha string) (bool, error)) ([]string, error) {
+	ca, err := r.commit(ctx, after)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out, err := authorsUntil(ctx, ca, func(h plumbing.Hash) (bool, error) {
+		if h == ca.Hash {
+			return false, nil
+		}
+		return known(h.String())
+	})
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: the commits of %s not handed over before: %w", r.label, short(after), err)
+	}
+	return out, nil
+}
+
+// authorsUntil lists, sorted and each once, the authors of from and of its ancestors, not
+// walking past a commit stop says to stop at (nor counting it). Called with r.mu held.
+func authorsUntil(ctx context.Context, from *object.Commit, stop func(plumbing.Hash) (bool, error)) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
-	err = object.NewCommitPreorderIter(ca, had, nil).ForEach(func(c *object.Commit) error {
+	visited := map[plumbing.Hash]bool{}
+	todo := []*object.Commit{from}
+	for len(todo) > 0 {
+		c := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if visited[c.Hash] {
+			continue
+		}
+		visited[c.Hash] = true
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if end, err := stop(c.Hash); err != nil {
+			return nil, err
+		} else if end {
+			continue
+		}
 		if a := fmt.Sprintf("%s <%s>", c.Author.Name, c.Author.Email); !seen[a] {
 			seen[a] = true
 			out = append(out, a)
 		}
-		return ctx.Err()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("repository %s: the commits of %s..%s: %w", r.label, short(before), short(after), err)
+		err := c.Parents().ForEach(func(p *object.Commit) error {
+			if !visited[p.Hash] {
+				todo = append(todo, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	sort.Strings(out)
 	return out, nil

@@ -477,6 +477,27 @@ func TestAuthorsOfTheCommitsBetween(t *testing.T) {
 			t.Errorf("Authors(%.8s, %.8s) = %q, %v; want %q", tc.before, tc.after, got, err, tc.want)
 		}
 	}
+	// What karma ingest commit names: the commits of the head's history up to those handed over
+	// already, along every line of a merge; with none handed over, the whole history.
+	first := gittest.Git(t, o.Work, "log", "--format=%an <%ae>", "-1", a)
+	for _, tc := range []struct {
+		known []string
+		want  []string
+	}{
+		{[]string{a, c}, []string{"Ada <ada@example.com>", "Carol <carol@example.com>"}},
+		{[]string{c}, sortedOnce("Ada <ada@example.com>", "Carol <carol@example.com>", strings.TrimSpace(first))},
+		{nil, sortedOnce("Ada <ada@example.com>", "Carol <carol@example.com>", "Mallory <mallory@example.com>", strings.TrimSpace(first))},
+	} {
+		got, err := r.AuthorsSince(ctx, merge, func(sha string) (bool, error) { return slices.Contains(tc.known, sha), nil })
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("AuthorsSince(%.8s) knowing %.8s = %q, %v; want %q", merge, tc.known, got, err, tc.want)
+		}
+	}
+}
+
+func sortedOnce(s ...string) []string {
+	slices.Sort(s)
+	return slices.Compact(s)
 }
 
 // ReadFileBefore reads a file as the commit's first parent has it; a file the commit added, or a

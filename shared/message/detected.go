@@ -144,8 +144,8 @@ type Commit struct {
 	Before string `json:"before,omitempty"`
 	// Pusher is who pushed it (the push webhook's pusher) and Authors the authors of every
 	// commit of the push, as the webhook listed them: for separation of duties, none of them
-	// may approve the change in a protected environment. Both empty for a commit the CLI
-	// handed over.
+	// may approve the change in a protected environment. For a commit the CLI handed over, no
+	// pusher, and as Authors those of every commit it brings that was never handed over.
 	Pusher  string   `json:"pusher,omitempty"`
 	Authors []string `json:"authors,omitempty"`
 }

@@ -58,8 +58,9 @@ type Change struct {
 	Actor  Actor  `json:"actor"`  // who requested the change (pusher, API caller, CLI user)
 	Author string `json:"author"` // the commit's author ("" for parameter changes)
 	// Pusher is who pushed the commit and PushAuthors the authors of every commit of its push
-	// (the push webhook's; "" and empty otherwise): a push deploys each of its commits, not
-	// only the last one, whose author is Author.
+	// (the push webhook's; for a commit `karma ingest commit` handed over, no pusher and the
+	// authors of every commit it brings that was never handed over; "" and empty otherwise): a
+	// push deploys each of its commits, not only the last one, whose author is Author.
 	Pusher      string   `json:"pusher"`
 	PushAuthors []string `json:"push_authors"`
 	// CoveredWriters are who wrote the earlier parameter versions a change made in Parameter

@@ -33,8 +33,9 @@ type Push struct {
 	// OccurredAt is when it was received (zero: now).
 	OccurredAt time.Time
 	// Pusher is who pushed (the webhook's pusher; "" for the CLI) and Authors the authors of
-	// every commit of the push as the webhook listed them: none of them may approve the change
-	// in a protected environment (separation of duties).
+	// every commit of the push as the webhook listed them — for the CLI, of every commit it
+	// brings that was never handed over (gitrepo.Repo.AuthorsSince): none of them may approve
+	// the change in a protected environment (separation of duties).
 	Pusher  string
 	Authors []string
 }
