@@ -177,11 +177,21 @@ type ChangeSet struct {
 	// CoveredWriters: who wrote the earlier parameter versions the change also carries, their
 	// events coalesced into this one (change.detected's covers); none of them may approve in a
 	// protected environment either.
-	CoveredWriters     []string   `json:"covered_writers,omitempty"`
-	Approvals          []Approver `json:"approvals,omitempty"`
-	ExpiresAt          time.Time  `json:"expires_at,omitzero"`
-	ExpiredAt          time.Time  `json:"expired_at,omitzero"`
-	AutoApproveRefused string     `json:"auto_approve_refused,omitempty"`
+	CoveredWriters []string `json:"covered_writers,omitempty"`
+	// RuntimeChange is, for a change of source runtime, the component whose runtime changed and
+	// how its keys changed (change.detected's runtime_diff, values redacted): the policies of
+	// the dependents it redeploys see it (policy input runtime_diff).
+	RuntimeChange      *RuntimeChange `json:"runtime_change,omitempty"`
+	Approvals          []Approver     `json:"approvals,omitempty"`
+	ExpiresAt          time.Time      `json:"expires_at,omitzero"`
+	ExpiredAt          time.Time      `json:"expired_at,omitzero"`
+	AutoApproveRefused string         `json:"auto_approve_refused,omitempty"`
+}
+
+// RuntimeChange is how an upstream's runtime changed, in a change of source runtime.
+type RuntimeChange struct {
+	Upstream string              `json:"upstream"` // <env>/<type>/<nickname>
+	Diff     []message.KeyChange `json:"diff"`
 }
 
 // ModuleCommit is the commit whose Terraform module component deploys: its node's own commit

@@ -34,6 +34,12 @@ type ChangeDetected struct {
 	// compared with the latest earlier version whose change is known, and the versions between
 	// were written by others. Added to version 4: optional.
 	Covers []CoveredVersion `json:"covers,omitempty"`
+	// RuntimeDiff is how the runtime's top-level keys changed (SourceRuntime), against the
+	// version the change is compared with, sorted by key: the values as JSON text, with the
+	// values of secret-named keys and the passwords of URLs replaced (shared/redact), and none
+	// for a SecureString. Resolve gives it to the policies of the dependents it redeploys.
+	// Added to version 4: optional.
+	RuntimeDiff []KeyChange `json:"runtime_diff,omitempty"`
 	// Request is set for SourceRequest: the proposed config (resolved env file) per component.
 	Request *ChangeRequest `json:"request,omitempty"`
 	// Removed lists components whose config.json was deleted: destroys, held unless policy allows.
@@ -58,6 +64,15 @@ type ChangeDetected struct {
 // is "<change_set_id>/<env>@<attempt>", the held one "<change_set_id>/<env>" (or "@<attempt-1>").
 type HeldRetry struct {
 	Attempt int `json:"attempt"` // 2 or more
+}
+
+// KeyChange is one top-level key of a document that changed: op "add", "change" or "remove",
+// and its value before and after as JSON text ("" where it has none, or it is not shown).
+type KeyChange struct {
+	Key    string `json:"key"`
+	Op     string `json:"op"`
+	Before string `json:"before,omitempty"`
+	After  string `json:"after,omitempty"`
 }
 
 // ChangeDetectedV3 is the third version: no rollbacks, no drift corrections, no promotions.

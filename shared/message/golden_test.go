@@ -551,6 +551,7 @@ func fullPayloads() map[string]any {
 				WrittenAt: time.Date(2026, 12, 5, 10, 9, 44, 20e6, time.UTC)},
 			ChangedKeys: []string{"private_subnet_ids"},
 			Covers:      []message.CoveredVersion{{Version: 7, ModifiedBy: "arn:aws:iam::1:user/bob", ChangedKeys: []string{"vpc_id"}}},
+			RuntimeDiff: []message.KeyChange{{Key: "private_subnet_ids", Op: "change", Before: `["subnet-1"]`, After: `["subnet-1","subnet-2"]`}},
 			Files:       []string{"iac/_base/vpc/core/config.json", "iac/prod/vpc/core/config.json"},
 			Request: &message.ChangeRequest{ID: "cr-0042", Configs: map[string]string{
 				"vpc/core": `{"cidr_block":"10.0.0.0/16"}`}},

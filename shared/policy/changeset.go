@@ -20,12 +20,31 @@ func InputOf(cs *changeset.ChangeSet, n *changeset.Node) Input {
 		Change: Change{ID: cs.ID, Env: cs.Env, Source: cs.Source, Commit: cs.Commit, Actor: Actor{Kind: cs.Actor.Kind, Name: cs.Actor.Name},
 			Author: cs.Author, Pusher: cs.Pusher, PushAuthors: append([]string{}, cs.PushAuthors...),
 			CoveredWriters: append([]string{}, cs.CoveredWriters...), AutoApprove: cs.AutoApprove, Protected: cs.Rules != nil && cs.Rules.Protected, Approved: cs.Approved, ApprovedBy: cs.ApprovedBy},
-		Component: Component{ID: n.Component, Env: parts[0], Type: parts[1], Nickname: parts[2], Root: n.Root, Destroy: n.Destroy},
-		Config:    map[string]any{},
-		Diff:      []KeyChange{},
+		Component:   Component{ID: n.Component, Env: parts[0], Type: parts[1], Nickname: parts[2], Root: n.Root, Destroy: n.Destroy},
+		Config:      map[string]any{},
+		Diff:        []KeyChange{},
+		RuntimeDiff: []RuntimeKeyChange{},
 	}
 	_ = json.Unmarshal(n.Config, &in.Config)
+	if rc := cs.RuntimeChange; rc != nil && n.Root && cs.Source == message.SourceRuntime {
+		for _, kc := range rc.Diff {
+			in.RuntimeDiff = append(in.RuntimeDiff, RuntimeKeyChange{Upstream: rc.Upstream,
+				KeyChange: KeyChange{Key: kc.Key, Op: kc.Op, Before: jsonValue(kc.Before), After: jsonValue(kc.After)}})
+		}
+	}
 	return in
+}
+
+// jsonValue is JSON text decoded (nil for "": no value, or none shown).
+func jsonValue(text string) any {
+	if text == "" {
+		return nil
+	}
+	var v any
+	if json.Unmarshal([]byte(text), &v) != nil {
+		return nil
+	}
+	return v
 }
 
 // PlanOf is a planned deployment's plan as a policy sees it.

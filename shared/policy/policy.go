@@ -42,9 +42,15 @@ type Input struct {
 	Component Component `json:"component"`
 	// Config is the resolved config to deploy (references unsubstituted, as committed).
 	Config map[string]any `json:"config"`
-	// Diff lists the top-level config keys that differ from the config deployed now (the
-	// component's /config parameter), sorted; every key is "add" for a first deployment.
+	// Diff lists the top-level config keys that differ from the config deployed now (the config
+	// of the component's deployment applied last, changeset.LastApplied), sorted; every key is
+	// "add" for a first deployment.
 	Diff []KeyChange `json:"diff"`
+	// RuntimeDiff lists, for a component redeployed because a runtime it consumes was written
+	// outside Karma (a change of source runtime, the component a root of it), how that runtime's
+	// top-level keys changed, sorted by key, in Diff's shape with the upstream named: values
+	// with their secrets replaced, none for a SecureString. Empty otherwise.
+	RuntimeDiff []RuntimeKeyChange `json:"runtime_diff"`
 	// Plan is the plan to apply (StageApply only).
 	Plan *Plan `json:"plan,omitempty"`
 }
@@ -96,6 +102,12 @@ type KeyChange struct {
 	Op     string `json:"op"` // add, change, remove
 	Before any    `json:"before,omitempty"`
 	After  any    `json:"after,omitempty"`
+}
+
+// RuntimeKeyChange is one top-level key of an upstream's runtime that changed.
+type RuntimeKeyChange struct {
+	Upstream string `json:"upstream"` // the component whose runtime it is
+	KeyChange
 }
 
 // Plan is a plan's summary and the resources it changes.

@@ -230,3 +230,114 @@ func TestACoalescedParameterChangeKeepsEveryWriterFromApproving(t *testing.T) {
 		t.Errorf("the policies saw covered writers %q, want mallory", writers)
 	}
 }
+
+// A runtime written outside Karma redeploys the dependents that consume a key it changed; their
+// policies are told which keys of which upstream changed, from what to what (runtime_diff, in
+// the diff's shape), the values of secret-named keys and URLs' passwords replaced — before, a
+// policy saw only an empty config diff, and could not ask that a changed subnet list be reviewed.
+// A dependent that is not a root of the change (none here) or a change of another source sees
+// none.
+func TestARuntimeChangeTellsThePoliciesWhichKeysChanged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const upstream, dependent, name = "prod/vpc/core", "prod/lambda/handlers", "/iac/vpc/core/runtime"
+	var mu sync.Mutex
+	seen := map[string][]policy.RuntimeKeyChange{} // stage|component -> runtime_diff of the runtime change
+	pol := policyFunc(func(in policy.Input) (policy.Decision, error) {
+		var d policy.Decision
+		if in.Change.Source != message.SourceRuntime {
+			if len(in.RuntimeDiff) != 0 {
+				t.Errorf("%s of a %s change: runtime_diff %+v", in.Component.ID, in.Change.Source, in.RuntimeDiff)
+			}
+			return d, nil
+		}
+		mu.Lock()
+		seen[in.Stage+"|"+in.Component.ID] = in.RuntimeDiff
+		mu.Unlock()
+		for _, c := range in.RuntimeDiff {
+			if c.Upstream == upstream && c.Key == "private_subnet_ids" {
+				d.RequireApproval = append(d.RequireApproval, "new subnets for "+in.Component.ID+" are reviewed by people")
+			}
+		}
+		return d, nil
+	})
+	c := newChainWith(t, wt.ExamplesDir, pol)
+	roots, err := pushedCommit(trigger.Push{SHA: sha1, Author: gitActor.Name, Message: "all", Branch: "main", AutoApprove: true,
+		Files: []trigger.FileChange{{Path: "iac/prod/vpc/core/config.json"}, {Path: "iac/prod/lambda/handlers/config.json"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.Publish(ctx, c.q, roots...); err != nil {
+		t.Fatal(err)
+	}
+	c.runUntilIdle(t)
+
+	st, err := c.params("prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := st.Get(ctx, name)
+	if err != nil {
+		t.Fatalf("%s after the push: %v", name, err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(before.Value), &doc); err != nil {
+		t.Fatal(err)
+	}
+	oldID := doc["id"]
+	doc["id"] = "vpc-0abc"
+	doc["private_subnet_ids"] = []any{"subnet-1", "subnet-2"}
+	doc["db_password"] = "hunter2"
+	doc["admin"] = map[string]any{"url": "postgres://app:hunter2@db/app", "api_token": "tok"}
+	value, _ := json.Marshal(doc)
+	if _, err := st.Put(ctx, params.PutInput{Name: name, Value: string(value), User: "mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := st.Get(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := trigger.ParameterChanged(trigger.ParameterChange{Env: "prod", Name: name, Operation: "Update", Version: cur.Version,
+		WrittenAt: cur.LastModified, Actor: message.Actor{Kind: "cli", Name: "mallory"}, AutoApprove: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.Publish(ctx, c.q, tr); err != nil {
+		t.Fatal(err)
+	}
+	c.runUntilIdle(t)
+
+	want := []policy.RuntimeKeyChange{
+		{Upstream: upstream, KeyChange: policy.KeyChange{Key: "admin", Op: "add",
+			After: map[string]any{"url": "postgres://app:(sensitive value)@db/app", "api_token": "(sensitive value)"}}},
+		{Upstream: upstream, KeyChange: policy.KeyChange{Key: "db_password", Op: "add", After: "(sensitive value)"}},
+		{Upstream: upstream, KeyChange: policy.KeyChange{Key: "id", Op: "change", Before: oldID, After: "vpc-0abc"}},
+		{Upstream: upstream, KeyChange: policy.KeyChange{Key: "private_subnet_ids", Op: "add", After: []any{"subnet-1", "subnet-2"}}},
+	}
+	if got := seen[policy.StageResolve+"|"+dependent]; !reflect.DeepEqual(got, want) {
+		t.Errorf("%s's runtime_diff before planning:\n got %+v\nwant %+v", dependent, got, want)
+	}
+	cs, err := c.changeSets.Get(ctx, tr.CorrelationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cs.Nodes[dependent]; cs.Approved || n == nil || !n.Root || n.State == changeset.Applied ||
+		!strings.Contains(cs.AutoApproveRefused, "policy requires an approval: new subnets for prod/") {
+		t.Fatalf("the runtime change: approved %v, refused %q, node %+v; want %s waiting for people", cs.Approved, cs.AutoApproveRefused, n, dependent)
+	}
+	if b, _ := json.Marshal(cs); strings.Contains(string(b), "hunter2") || strings.Contains(string(b), `"tok"`) {
+		t.Errorf("the change set records a secret of the runtime: %s", b)
+	}
+
+	a, err := changeset.Approve(ctx, c.changeSets, cs.ID, "grace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.Publish(ctx, c.q, a.Messages...); err != nil {
+		t.Fatal(err)
+	}
+	c.runUntilIdle(t)
+	if got := seen[policy.StageApply+"|"+dependent]; !reflect.DeepEqual(got, want) {
+		t.Errorf("%s's runtime_diff before applying:\n got %+v\nwant %+v", dependent, got, want)
+	}
+}

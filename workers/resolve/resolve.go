@@ -518,6 +518,12 @@ func (w *Worker) plan(ctx context.Context, cs *changeset.ChangeSet, res *model.R
 			n.Detail = notes[id] // why a shared module folder's change deploys it
 		}
 	}
+	if p.Source == message.SourceRuntime && len(p.Components) == 1 && p.RuntimeDiff != nil {
+		// what the policies of the dependents it redeploys see of the upstream's runtime
+		if up, _, err := runtimeWriter(res, p.Components[0], env); err == nil {
+			cs.RuntimeChange = &changeset.RuntimeChange{Upstream: g.Components[up].ID, Diff: p.RuntimeDiff}
+		}
+	}
 	if p.Source == message.SourceParameter {
 		if err := namesItsConfig(p, roots, g); err != nil {
 			return err

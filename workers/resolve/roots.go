@@ -14,6 +14,20 @@ import (
 	"github.com/usekarma/karma/shared/pipeline"
 )
 
+// runtimeWriter is the component that writes runtime c of env — its own, or one it writes per
+// sub-object (a lambda's function) — and the runtime's parameter name.
+func runtimeWriter(res *model.Result, c message.ComponentRef, env string) (int32, string, error) {
+	path := model.RuntimeParam(res.Repo.Settings.Prefix, c.Type, c.Nickname)
+	up, ok := res.Graph.Index(c.ID(env))
+	if !ok {
+		up, ok = res.Graph.SubRuntimeWriter(env, path)
+	}
+	if !ok {
+		return 0, "", pipeline.Permanent(fmt.Errorf("resolve: runtime %s of unknown component %s", path, c.ID(env)))
+	}
+	return up, path, nil
+}
+
 // roots are the components deployed because they changed: those whose layers a commit touched,
 // those a request or a /config parameter names, or — for a runtime change — the dependents that
 // consume a changed key; for a corrective change set (drift), the drifted components. destroys
@@ -95,14 +109,9 @@ func (w *Worker) roots(ctx context.Context, res *model.Result, p message.ChangeD
 		return roots, destroys, notes, nil
 	case message.SourceRuntime:
 		for _, c := range p.Components {
-			// a component's own runtime, or one it writes per sub-object (a lambda's function)
-			path := model.RuntimeParam(res.Repo.Settings.Prefix, c.Type, c.Nickname)
-			up, ok := g.Index(c.ID(env))
-			if !ok {
-				up, ok = g.SubRuntimeWriter(env, path)
-			}
-			if !ok {
-				return nil, nil, nil, pipeline.Permanent(fmt.Errorf("resolve: runtime %s of unknown component %s", path, c.ID(env)))
+			up, path, err := runtimeWriter(res, c, env)
+			if err != nil {
+				return nil, nil, nil, err
 			}
 			keys := p.ChangedKeys
 			if keys == nil {
