@@ -11,12 +11,13 @@ import (
 	"github.com/usekarma/karma/shared/terraform"
 )
 
-// `karma ingest commit` of a head that brings commits never handed over names the author of each
-// of them, as a push does: Mallory's change of app a, with Ada's commit on top, deploys under
-// both names, so a policy about who may change a component sees Mallory (before, it saw only
-// Ada, the head's author, and Mallory's change went out as hers). A commit ingested already ends
-// the list: the next commit names its own author alone.
-func TestIngestCommitNamesEveryAuthorSinceTheLastIngested(t *testing.T) {
+// `karma ingest commit` of a head that brings commits never handed over deploys what each of them
+// changed and names the author of each, as a push does: Mallory's change of app b, with Ada's
+// change of app a on top, deploys b too, under both names, so a policy about who may change a
+// component sees Mallory (before, only the head's files were queued — b's change was left in the
+// tree, undeployed — and only Ada was named, so Mallory's commit went out as hers). A commit
+// ingested already ends the list: the next commit names its own author alone.
+func TestIngestCommitDeploysEveryCommitSinceTheLastIngested(t *testing.T) {
 	repo := writeFiles(t, map[string]string{
 		"iac/prod/app/a/config.json": `{"size": 1}`, "iac/prod/app/b/config.json": `{"size": 2}`,
 		"components/app/main.tf": "# terraform.Noop reads no module\n",
@@ -48,19 +49,21 @@ deny contains msg if {
 			t.Fatal(err)
 		}
 	}
-	size("a", 3)
-	commitAs(t, repo, "Mallory", "a: bigger")
+	size("b", 3)
+	commitAs(t, repo, "Mallory", "b: bigger")
 	size("a", 4)
-	head := commitAs(t, repo, "Ada", "a: bigger still")
+	head := commitAs(t, repo, "Ada", "a: bigger")
 	runIn(t, g, 0, "ingest", "commit", "--auto-approve")
 	runIn(t, g, 0, "apply", "--auto-approve")
 	cs := changeSetOf(t, g.stateDir, head, "prod")
 	if want := []string{"Ada <ada@example.com>", "Mallory <mallory@example.com>"}; !slices.Equal(cs.PushAuthors, want) {
 		t.Errorf("authors of Ada's commit on Mallory's: %q, want %q", cs.PushAuthors, want)
 	}
-	if n := cs.Nodes["prod/app/a"]; n == nil || n.State != changeset.Skipped || n.Reason != changeset.ReasonPolicyDenied ||
-		!strings.Contains(n.Detail, "Mallory <mallory@example.com> may not change prod/app/a") {
-		t.Errorf("app a, changed by Mallory under Ada's commit: %+v; want it denied naming Mallory", n)
+	for _, app := range []string{"a", "b"} {
+		if n := cs.Nodes["prod/app/"+app]; n == nil || !n.Root || n.State != changeset.Skipped || n.Reason != changeset.ReasonPolicyDenied ||
+			!strings.Contains(n.Detail, "Mallory <mallory@example.com> may not change prod/app/"+app) {
+			t.Errorf("app %s, of a push holding Mallory's commit under Ada's: %+v; want it denied naming Mallory", app, n)
+		}
 	}
 
 	size("b", 5)

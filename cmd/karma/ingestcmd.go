@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/usekarma/karma/shared/api"
 	"github.com/usekarma/karma/shared/configrepo"
+	"github.com/usekarma/karma/shared/gitrepo"
 	"github.com/usekarma/karma/shared/message"
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
@@ -73,18 +76,28 @@ func newIngestCommitCmd(g *globals) *cobra.Command {
 					printIngested(c.OutOrStdout(), info.SHA, known)
 					continue
 				}
-				var files []trigger.FileChange
-				for _, f := range info.Files {
-					files = append(files, trigger.FileChange{Path: f.Path, Removed: f.Removed})
-				}
 				// Every commit it brings that was never handed over deploys with it, as a push's
-				// commits do: the policies and separation of duties ask about each of their authors.
-				authors, err := src.Repo.AuthorsSince(c.Context(), info.SHA, func(sha string) (bool, error) {
+				// commits do: its files are diffed against the commits handed over before (as a
+				// push's, against the branch's previous head), and the policies and separation of
+				// duties ask about each of their authors.
+				authors, bases, err := src.Repo.AuthorsSince(c.Context(), info.SHA, func(sha string) (bool, error) {
 					id, err := st.records.Recorded(c.Context(), trigger.RecordKey(sha))
 					return id != "", err
 				})
 				if err != nil {
-					return fmt.Errorf("commit %.12s: listing the authors of the commits it brings: %w", info.SHA, err)
+					return fmt.Errorf("commit %.12s: listing the commits it brings: %w", info.SHA, err)
+				}
+				// With none handed over before, what runs is unknown (deployed by other means,
+				// perhaps): the commit's own files, as before.
+				changes := info.Files
+				if len(bases) > 0 && (len(bases) != 1 || bases[0] != info.Parent) {
+					if changes, err = filesSince(c.Context(), src.Repo, bases, info.SHA); err != nil {
+						return fmt.Errorf("commit %.12s: listing the files of the commits it brings: %w", info.SHA, err)
+					}
+				}
+				var files []trigger.FileChange
+				for _, f := range changes {
+					files = append(files, trigger.FileChange{Path: f.Path, Removed: f.Removed})
 				}
 				pushed, err := trigger.GitPushed(trigger.Push{SHA: info.SHA, Author: info.Author, Message: info.Message, Branch: branch,
 					Files: files, AutoApprove: auto, Authors: authors}, pushModulesDir(c.Context(), src, info.SHA), "")
@@ -184,6 +197,27 @@ is recorded and ignored.`,
 	c.Flags().StringVar(&actor, "as", localUser(), "who writes it (recorded as LastModifiedUser)")
 	c.Flags().BoolVar(&auto, "auto-approve", false, "the change may be applied without review")
 	return c
+}
+
+// filesSince lists the files that differ between commit and any of bases — the commits handed
+// over before, where the commits commit brings begin (several after a merge): what a push of
+// those commits changed.
+func filesSince(ctx context.Context, repo *gitrepo.Repo, bases []string, commit string) ([]gitrepo.Change, error) {
+	removed := map[string]bool{}
+	for _, b := range bases {
+		changes, err := repo.Diff(ctx, b, commit)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range changes {
+			removed[f.Path] = f.Removed
+		}
+	}
+	out := make([]gitrepo.Change, 0, len(removed))
+	for _, p := range slices.Sorted(maps.Keys(removed)) {
+		out = append(out, gitrepo.Change{Path: p, Removed: removed[p]})
+	}
+	return out, nil
 }
 
 // pushModulesDir is the modules folder a commit's changed files are classified against: its

@@ -154,7 +154,7 @@ func (r *Repo) Authors(ctx context.Context, before, after string) ([]string, err
 	if err != nil {
 		return nil, fmt.Errorf("repository %s: the history of %s: %w", r.label, short(before), err)
 	}
-	out, err := authorsUntil(ctx, ca, func(h plumbing.Hash) (bool, error) { return had[h], nil })
+	out, _, err := authorsUntil(ctx, ca, func(h plumbing.Hash) (bool, error) { return had[h], nil })
 	if err != nil {
 		return nil, fmt.Errorf("repository %s: the commits of %s..%s: %w", r.label, short(before), short(after), err)
 	}
@@ -164,33 +164,41 @@ func (r *Repo) Authors(ctx context.Context, before, after string) ([]string, err
 // AuthorsSince lists the authors of after and of every commit of its history up to the commits
 // known says were handed over already (ingested: their change is recorded) — the commits after
 // brings that were never handed over, as a push from the branch's previous head lists them —,
-// sorted, each once. A known commit ends the walk along its line (its history was handed over
-// with it); after itself is always counted, and a history without a known commit is counted
-// whole. known is called with the repository locked: it must not call the Repo.
-func (r *Repo) AuthorsSince(ctx context.Context, after string, known func(sha string) (bool, error)) ([]string, error) {
+// sorted, each once, and those known commits (bases, sorted: what after is diffed against; none
+// when no commit of its history is known). A known commit ends the walk along its line (its
+// history was handed over with it); after itself is always counted, and a history without a
+// known commit is counted whole. known is called with the repository locked: it must not call
+// the Repo.
+func (r *Repo) AuthorsSince(ctx context.Context, after string, known func(sha string) (bool, error)) (authors, bases []string, err error) {
 	ca, err := r.commit(ctx, after)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out, err := authorsUntil(ctx, ca, func(h plumbing.Hash) (bool, error) {
+	authors, stopped, err := authorsUntil(ctx, ca, func(h plumbing.Hash) (bool, error) {
 		if h == ca.Hash {
 			return false, nil
 		}
 		return known(h.String())
 	})
 	if err != nil {
-		return nil, fmt.Errorf("repository %s: the commits of %s not handed over before: %w", r.label, short(after), err)
+		return nil, nil, fmt.Errorf("repository %s: the commits of %s not handed over before: %w", r.label, short(after), err)
 	}
-	return out, nil
+	for _, h := range stopped {
+		bases = append(bases, h.String())
+	}
+	sort.Strings(bases)
+	return authors, bases, nil
 }
 
 // authorsUntil lists, sorted and each once, the authors of from and of its ancestors, not
-// walking past a commit stop says to stop at (nor counting it). Called with r.mu held.
-func authorsUntil(ctx context.Context, from *object.Commit, stop func(plumbing.Hash) (bool, error)) ([]string, error) {
+// walking past a commit stop says to stop at (nor counting it), and the commits it stopped at.
+// Called with r.mu held.
+func authorsUntil(ctx context.Context, from *object.Commit, stop func(plumbing.Hash) (bool, error)) ([]string, []plumbing.Hash, error) {
 	seen := map[string]bool{}
 	var out []string
+	var stopped []plumbing.Hash
 	visited := map[plumbing.Hash]bool{}
 	todo := []*object.Commit{from}
 	for len(todo) > 0 {
@@ -201,11 +209,12 @@ func authorsUntil(ctx context.Context, from *object.Commit, stop func(plumbing.H
 		}
 		visited[c.Hash] = true
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if end, err := stop(c.Hash); err != nil {
-			return nil, err
+			return nil, nil, err
 		} else if end {
+			stopped = append(stopped, c.Hash)
 			continue
 		}
 		if a := fmt.Sprintf("%s <%s>", c.Author.Name, c.Author.Email); !seen[a] {
@@ -219,11 +228,11 @@ func authorsUntil(ctx context.Context, from *object.Commit, stop func(plumbing.H
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	sort.Strings(out)
-	return out, nil
+	return out, stopped, nil
 }
 
 // IsAncestor reports whether commit a is an ancestor of (or the same as) commit b.

@@ -481,16 +481,16 @@ func TestAuthorsOfTheCommitsBetween(t *testing.T) {
 	// already, along every line of a merge; with none handed over, the whole history.
 	first := gittest.Git(t, o.Work, "log", "--format=%an <%ae>", "-1", a)
 	for _, tc := range []struct {
-		known []string
-		want  []string
+		known, bases []string
+		want         []string
 	}{
-		{[]string{a, c}, []string{"Ada <ada@example.com>", "Carol <carol@example.com>"}},
-		{[]string{c}, sortedOnce("Ada <ada@example.com>", "Carol <carol@example.com>", strings.TrimSpace(first))},
-		{nil, sortedOnce("Ada <ada@example.com>", "Carol <carol@example.com>", "Mallory <mallory@example.com>", strings.TrimSpace(first))},
+		{[]string{a, c}, sortedOnce(a, c), []string{"Ada <ada@example.com>", "Carol <carol@example.com>"}},
+		{[]string{c}, []string{c}, sortedOnce("Ada <ada@example.com>", "Carol <carol@example.com>", strings.TrimSpace(first))},
+		{nil, nil, sortedOnce("Ada <ada@example.com>", "Carol <carol@example.com>", "Mallory <mallory@example.com>", strings.TrimSpace(first))},
 	} {
-		got, err := r.AuthorsSince(ctx, merge, func(sha string) (bool, error) { return slices.Contains(tc.known, sha), nil })
-		if err != nil || !slices.Equal(got, tc.want) {
-			t.Errorf("AuthorsSince(%.8s) knowing %.8s = %q, %v; want %q", merge, tc.known, got, err, tc.want)
+		got, bases, err := r.AuthorsSince(ctx, merge, func(sha string) (bool, error) { return slices.Contains(tc.known, sha), nil })
+		if err != nil || !slices.Equal(got, tc.want) || !slices.Equal(bases, tc.bases) {
+			t.Errorf("AuthorsSince(%.8s) knowing %.8s = %q, bases %.8s, %v; want %q, bases %.8s", merge, tc.known, got, bases, err, tc.want, tc.bases)
 		}
 	}
 }
