@@ -101,7 +101,11 @@ type Outcome struct {
 	ChangedKeys    []string        `json:"changed_keys"`
 	RuntimeHash    string          `json:"runtime_hash"`
 	Runtime        json.RawMessage `json:"runtime,omitempty"`
-	Config         json.RawMessage `json:"config,omitempty"`
+	// RuntimeDiff is how the changed keys changed (model.RuntimeDiff: values redacted): the
+	// policies of the dependents scheduled for them see the keys each consumes (policy input
+	// runtime_diff). Absent from outcomes recorded before it was kept.
+	RuntimeDiff []message.KeyChange `json:"runtime_diff,omitempty"`
+	Config      json.RawMessage     `json:"config,omitempty"`
 	// Plan is the plan applied when it is not the one the deployment was planned with: a stale
 	// plan made again and applied at once (auto-approved, workers/apply/stale.go). It is announced
 	// in a deployment.planned — message PlanMessageID, the same on every announcement — before the

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"encoding/json"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/usekarma/karma/shared/changeset"
@@ -26,12 +28,36 @@ func InputOf(cs *changeset.ChangeSet, n *changeset.Node) Input {
 		RuntimeDiff: []RuntimeKeyChange{},
 	}
 	_ = json.Unmarshal(n.Config, &in.Config)
+	add := func(upstream string, kc message.KeyChange) {
+		in.RuntimeDiff = append(in.RuntimeDiff, RuntimeKeyChange{Upstream: upstream,
+			KeyChange: KeyChange{Key: kc.Key, Op: kc.Op, Before: jsonValue(kc.Before), After: jsonValue(kc.After)}})
+	}
 	if rc := cs.RuntimeChange; rc != nil && n.Root && cs.Source == message.SourceRuntime {
 		for _, kc := range rc.Diff {
-			in.RuntimeDiff = append(in.RuntimeDiff, RuntimeKeyChange{Upstream: rc.Upstream,
-				KeyChange: KeyChange{Key: kc.Key, Op: kc.Op, Before: jsonValue(kc.Before), After: jsonValue(kc.After)}})
+			add(rc.Upstream, kc)
 		}
 	}
+	// Scheduled because an upstream's apply in this change set changed keys it consumes (the
+	// cause names that deployment and those keys): how they changed, as the apply recorded it.
+	for _, c := range n.Causes {
+		if c.Kind != message.CauseDeployment || len(c.Keys) == 0 {
+			continue
+		}
+		for _, up := range cs.Nodes {
+			if up.DeploymentID != c.ID || up.Outcome == nil {
+				continue
+			}
+			for _, kc := range up.Outcome.RuntimeDiff {
+				if slices.Contains(c.Keys, kc.Key) {
+					add(up.Component, kc)
+				}
+			}
+		}
+	}
+	sort.SliceStable(in.RuntimeDiff, func(i, j int) bool {
+		a, b := in.RuntimeDiff[i], in.RuntimeDiff[j]
+		return a.Upstream < b.Upstream || (a.Upstream == b.Upstream && a.Key < b.Key)
+	})
 	return in
 }
 

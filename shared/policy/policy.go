@@ -46,10 +46,11 @@ type Input struct {
 	// of the component's deployment applied last, changeset.LastApplied), sorted; every key is
 	// "add" for a first deployment.
 	Diff []KeyChange `json:"diff"`
-	// RuntimeDiff lists, for a component redeployed because a runtime it consumes was written
-	// outside Karma (a change of source runtime, the component a root of it), how that runtime's
-	// top-level keys changed, sorted by key, in Diff's shape with the upstream named: values
-	// with their secrets replaced, none for a SecureString. Empty otherwise.
+	// RuntimeDiff lists, for a component redeployed because runtime keys it consumes changed,
+	// how they changed, sorted by upstream and key, in Diff's shape with the upstream named:
+	// every key of a runtime written outside Karma (a change of source runtime, the component a
+	// root of it), or the keys it consumes that its upstream's apply in the change set changed.
+	// Values with their secrets replaced, none for a SecureString. Empty otherwise.
 	RuntimeDiff []RuntimeKeyChange `json:"runtime_diff"`
 	// Plan is the plan to apply (StageApply only).
 	Plan *Plan `json:"plan,omitempty"`

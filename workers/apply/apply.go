@@ -451,8 +451,11 @@ func splitComponent(id string) (string, string, string) {
 func (w *Worker) outcome(ctx context.Context, store params.Store, ws terraform.Workspace, node *changeset.Node, outputs terraform.Outputs) (changeset.Outcome, error) {
 	name := model.RuntimeParam(w.Workspaces.Prefix, ws.Type, ws.Nickname)
 	prev := map[string]json.RawMessage{}
+	var prevDoc []byte
+	prevSecure := false
 	if old, err := store.Get(ctx, name); err == nil {
 		_ = json.Unmarshal([]byte(old.Value), &prev)
+		prevDoc, prevSecure = []byte(old.Value), old.Type == params.TypeSecureString
 	} else if !errors.Is(err, params.ErrNotFound) {
 		return changeset.Outcome{}, err
 	}
@@ -470,7 +473,9 @@ func (w *Worker) outcome(ctx context.Context, store params.Store, ws terraform.W
 	}
 	sort.Strings(changed)
 	body, hash := model.Canonical(runtime)
-	return changeset.Outcome{ChangedKeys: changed, RuntimeHash: hash, Runtime: body, Config: node.Config}, nil
+	// how they changed, for the policies of the dependents redeployed for them
+	diff := model.RuntimeDiff(prevDoc, body, changed, prevSecure, false)
+	return changeset.Outcome{ChangedKeys: changed, RuntimeHash: hash, Runtime: body, Config: node.Config, RuntimeDiff: diff}, nil
 }
 
 // announce announces outcome o of deployment p: its deployment.applied, caused by in. When the

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"github.com/usekarma/karma/shared/model"
 	"github.com/usekarma/karma/shared/params"
 	"github.com/usekarma/karma/shared/pipeline"
-	"github.com/usekarma/karma/shared/redact"
 	"github.com/usekarma/karma/shared/trigger"
 )
 
@@ -283,72 +281,13 @@ func decide(pc parameterVersion) (*message.ChangeDetected, message.Actor, string
 			return nil, message.Actor{}, "", pipeline.Permanent(fmt.Errorf("ingest: parameter %s version %d: %w", pc.Name, pc.Version, err))
 		}
 		p.ChangedKeys = keys
-		p.RuntimeDiff = RuntimeDiff(pc.Previous, pc.Value, keys, pc.PreviousSecure, pc.Secure)
+		p.RuntimeDiff = model.RuntimeDiff(pc.Previous, pc.Value, keys, pc.PreviousSecure, pc.Secure)
 	}
 	actor := message.Actor{Kind: "iam", Name: pc.ModifiedBy}
 	if actor.Name == "" {
 		actor.Name = trigger.UnknownModifier
 	}
 	return &p, actor, message.ParameterVersionKey(p.Source, pc.Name, pc.Version, pc.ModifiedAt), nil
-}
-
-// RuntimeDiff is how the keys changed (ChangedKeys of prev and cur) changed, for the policies of
-// the dependents a runtime change redeploys (policy input runtime_diff), in the shape of a
-// config's diff: op add, change or remove, the values as JSON text, with the values of
-// secret-named keys and the passwords of URLs replaced (redact.Value) — they are recorded in the
-// change and its change set. A SecureString's values are never copied: a SecureString cur has
-// its keys all count as changed, and no value given; a prev that was one (prevSecure) gives no
-// value before.
-func RuntimeDiff(prev, cur []byte, changed []string, prevSecure, secure bool) []message.KeyChange {
-	var a, b map[string]json.RawMessage
-	if !secure {
-		if json.Unmarshal(prev, &a) != nil {
-			a = nil // none, or a bare string: everything is new
-		}
-		if json.Unmarshal(cur, &b) != nil {
-			b = nil
-		}
-	}
-	out := make([]message.KeyChange, 0, len(changed))
-	for _, k := range changed {
-		kc := message.KeyChange{Key: k, Op: "change"}
-		if secure {
-			out = append(out, kc)
-			continue
-		}
-		before, had := a[k]
-		after, has := b[k]
-		switch {
-		case !had:
-			kc.Op = "add"
-		case !has:
-			kc.Op = "remove"
-		}
-		if had && !prevSecure {
-			kc.Before = shown(k, before)
-		}
-		if has {
-			kc.After = shown(k, after)
-		}
-		out = append(out, kc)
-	}
-	return out
-}
-
-// shown is a runtime value as Karma records it: the placeholder for a secret-named key, else the
-// value with its secrets replaced (redact.Value), as JSON text.
-func shown(key string, v json.RawMessage) string {
-	if redact.SecretKey(key) {
-		return string(redact.MarshalPlain(redact.Placeholder))
-	}
-	dec := json.NewDecoder(bytes.NewReader(v))
-	dec.UseNumber()
-	var doc any
-	if dec.Decode(&doc) != nil {
-		return ""
-	}
-	r, _ := redact.Value(doc)
-	return string(redact.MarshalPlain(r))
 }
 
 // ChangedKeys lists the top-level keys whose value differs between two runtime documents.
