@@ -36,7 +36,9 @@ const IndexCreated = "by-created"
 // ChangeSetOptions tune ChangeSets; zero values take the defaults.
 type ChangeSetOptions struct {
 	// MaxAttempts bounds Update's optimistic retries when concurrent updates of the same change
-	// set keep winning (default 50); then Update fails with a transient *ConflictError.
+	// set keep winning, and Create's and Update's when concurrent writes of the environment's
+	// registry of unfinished change sets do (changesets_registry.go) (default 50); then they
+	// fail with a transient *ConflictError.
 	MaxAttempts int
 	// Settle is how long after the records of the unfinished change sets and of those with
 	// promotion work were first found complete (changesets_unfinished.go) they are still not
@@ -97,9 +99,17 @@ type ChangeSetOptions struct {
 //	cs, env, created_at, behind, comps   the change set, its queued_behind and its components
 //	done             BOOL  the change set is done (the item has no kind then)
 //
+// and, per environment, a registry naming its unfinished change sets, read consistently where
+// the index may lag, Put with a version condition in the transactions that create or finish
+// them (changesets_registry.go):
+//
+//	id               S   "#unfinished#env#<hex SHA-256 of the environment>"
+//	env, version, sets   the environment, the optimistic lock, the change set ids (L of S)
+//
 // List queries the partition "changeset" only, so it never sees them; Create refuses ids under
 // "#unfinished#". Unfinished is a Query of the environment's prefix of the partition and a
-// BatchGetItem of the items it names (and the marker); UnfinishedSets, a Query of the partition
+// BatchGetItem of the items it names (and the marker, and the registry; a second of the items
+// the registry names that the index does not show yet); UnfinishedSets, a Query of the partition
 // and a BatchGetItem of the change sets; before the marker, both answer from List and backfill.
 //
 // Likewise, per change set with promotion work (changeset.PromotionWaiting), an item
@@ -144,19 +154,37 @@ func (s *ChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (bool,
 	if err != nil {
 		return false, err
 	}
-	err = s.put(ctx, &types.Put{
-		TableName:                aws.String(s.table),
-		Item:                     item,
-		ConditionExpression:      aws.String("attribute_not_exists(#id)"),
-		ExpressionAttributeNames: map[string]string{"#id": attrID},
-	}, cs, cs.AppliedSince(nil), s.indexed(cs.ID, cs, nil))
-	if errors.Is(err, errLost) {
-		return false, nil
+	for attempt := 1; ; attempt++ {
+		index := s.indexed(cs.ID, cs, nil)
+		reg, err := s.registered(ctx, cs.ID, nil, entryOf(cs))
+		if err != nil {
+			return false, wrap("change set create", s.table, cs.ID, err)
+		}
+		if reg != nil {
+			index = append(index, reg)
+		}
+		err = s.put(ctx, &types.Put{
+			TableName:                aws.String(s.table),
+			Item:                     item,
+			ConditionExpression:      aws.String("attribute_not_exists(#id)"),
+			ExpressionAttributeNames: map[string]string{"#id": attrID},
+		}, cs, cs.AppliedSince(nil), index)
+		switch {
+		case errors.Is(err, errLost):
+			return false, nil
+		case err == nil:
+			return true, nil
+		case !raced(err):
+			return false, wrap("change set create", s.table, cs.ID, err)
+		case attempt >= s.opts.MaxAttempts:
+			return false, &ConflictError{Op: "change set create", Table: s.table, Key: cs.ID, Attempts: attempt}
+		}
+		// another write of the environment's registry came in between (changesets_registry.go)
+		sleep(ctx, attempt)
+		if err := ctx.Err(); err != nil {
+			return false, wrap("change set create", s.table, cs.ID, err)
+		}
 	}
-	if err != nil {
-		return false, wrap("change set create", s.table, cs.ID, err)
-	}
-	return true, nil
 }
 
 // Get returns a change set; an unknown id gives an error matching changeset.ErrNotFound.
@@ -209,13 +237,21 @@ func (s *ChangeSets) Update(ctx context.Context, id string, fn func(*changeset.C
 		if err != nil {
 			return nil, err
 		}
+		index := s.indexed(id, cs, &was)
+		reg, err := s.registered(ctx, id, &was, entryOf(cs))
+		if err != nil {
+			return nil, wrap("change set update", s.table, id, err)
+		}
+		if reg != nil {
+			index = append(index, reg)
+		}
 		err = s.put(ctx, &types.Put{
 			TableName:                 aws.String(s.table),
 			Item:                      item,
 			ConditionExpression:       aws.String("#v = :v"),
 			ExpressionAttributeNames:  map[string]string{"#v": attrVersion},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(version)},
-		}, cs, cs.AppliedSince(had), s.indexed(id, cs, &was))
+		}, cs, cs.AppliedSince(had), index)
 		switch {
 		case err == nil:
 			return cs, nil

@@ -161,6 +161,11 @@ func (s *ChangeSets) put(ctx context.Context, put *types.Put, cs *changeset.Chan
 		if aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
 			return errLost
 		}
+		for i := 1; i < len(fixed); i++ {
+			if isRegistry(items[i].Put) && aws.ToString(tce.CancellationReasons[i].Code) == "ConditionalCheckFailed" {
+				return errRegistry // another write of the registry came in between (changesets_registry.go)
+			}
+		}
 		// Pointers a newer change set holds: left out, and the transaction made again (the
 		// marker is not a pointer: it is put again when they still do not fit).
 		var kept []*types.Put
@@ -187,9 +192,10 @@ func sval(it map[string]types.AttributeValue, name string) string {
 }
 
 // raced reports a write of a change set that lost to another writer of it: its condition failed
-// (errLost), or a transaction of the same items was under way; Update then starts again.
+// (errLost), or that of its environment's registry of unfinished change sets (errRegistry), or a
+// transaction of the same items was under way; Update then starts again.
 func raced(err error) bool {
-	if errors.Is(err, errLost) {
+	if errors.Is(err, errLost) || errors.Is(err, errRegistry) {
 		return true
 	}
 	var tce *types.TransactionCanceledException

@@ -32,6 +32,25 @@ type changeSetTable struct {
 	read  int // items BatchGetItem returned
 	// beforeMarker, when set, runs (once) before a PutItem of the pointers' marker.
 	beforeMarker func()
+	// beforeTransact, when set, runs (once) before a TransactWriteItems.
+	beforeTransact func()
+	// index, when set, is what the by-created index serves: the items as they were when it
+	// stopped catching up (freezeIndex), as DynamoDB's, eventually consistent, may lag.
+	index map[string]map[string]types.AttributeValue
+}
+
+// freezeIndex makes the by-created index lag: it serves the items as they are now until
+// thawIndex.
+func (f *changeSetTable) freezeIndex() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.index = maps.Clone(f.items)
+}
+
+func (f *changeSetTable) thawIndex() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.index = nil
 }
 
 func newChangeSetTable() *changeSetTable {
@@ -111,7 +130,11 @@ func (f *changeSetTable) Query(_ context.Context, in *dynamodb.QueryInput, _ ...
 		return nil, fmt.Errorf("changeSetTable: query of %q", aws.ToString(in.IndexName))
 	}
 	var out []map[string]types.AttributeValue
-	for _, it := range f.items {
+	served := f.items
+	if f.index != nil {
+		served = f.index
+	}
+	for _, it := range served {
 		if sval(it, attrKind) == sval(in.ExpressionAttributeValues, ":k") {
 			out = append(out, map[string]types.AttributeValue{attrID: it[attrID], attrKind: it[attrKind], attrCreated: it[attrCreated]})
 		}
@@ -153,6 +176,10 @@ func (f *changeSetTable) BatchGetItem(_ context.Context, in *dynamodb.BatchGetIt
 }
 
 func (f *changeSetTable) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteItemsInput, _ ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	if run := f.beforeTransact; run != nil {
+		f.beforeTransact = nil
+		run()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.count("TransactWriteItems")
@@ -453,8 +480,8 @@ func TestChangeSetsUnfinishedReadsOnlyUnfinishedInMemory(t *testing.T) {
 	if err != nil || len(got) != 3 || got[0].ID != "history-299" || !slices.Equal(got[0].Components, []string{comp}) {
 		t.Fatalf("Unfinished = %+v, %v; want history-299, -298 and -297", got, err)
 	}
-	if ops := f.reset(); ops["Query"] != 1 || ops["BatchGetItem"] != 1 || len(ops) != 2 || f.read != 4 {
-		t.Errorf("Unfinished: %v, %d items read; want one Query and one BatchGetItem of 4 items (the marker and the 3 unfinished)", ops, f.read)
+	if ops := f.reset(); ops["Query"] != 1 || ops["BatchGetItem"] != 1 || len(ops) != 2 || f.read != 5 {
+		t.Errorf("Unfinished: %v, %d items read; want one Query and one BatchGetItem of 5 items (the marker, the registry and the 3 unfinished)", ops, f.read)
 	}
 	if _, err := s.Update(ctx, "history-299", func(cs *changeset.ChangeSet) error {
 		for _, n := range cs.Nodes {
@@ -709,5 +736,103 @@ func TestChangeSetsUnfinishedSettleInMemory(t *testing.T) {
 	}
 	if ops := f.reset(); ops["BatchGetItem"] != 1 || ops["Query"] != 1 || len(ops) != 2 {
 		t.Errorf("Unfinished after the hour: %v; want one Query and one BatchGetItem", ops)
+	}
+}
+
+// The ordering's question while the by-created index has not caught up (DynamoDB keeps it
+// eventually consistent, and the queues are not FIFO: two resolves may create change sets of
+// one environment at once, or back to back within the index's lag): a change set created
+// a moment ago is seen, one created while another's create was being written too (both Put the
+// environment's registry, and the one that lost reads it again), and one finished a moment ago
+// drops out, while another is created — answered from the items, and from List before the marker has settled.
+func TestChangeSetsUnfinishedSeesPastTheIndexLagInMemory(t *testing.T) {
+	for name, settle := range map[string]time.Duration{"from the items": -1, "from List": time.Hour} {
+		t.Run(name, func(t *testing.T) {
+			f := newChangeSetTable()
+			s := NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: settle})
+			ctx := t.Context()
+			if _, err := changeset.Unfinished(ctx, s, "dev", nil); err != nil { // the marker
+				t.Fatal(err)
+			}
+			comps := slices.Sorted(maps.Keys(changesettest.Sample("x", 2).Nodes))
+			create := func(id string, minutes int) {
+				t.Helper()
+				cs := changesettest.Sample(id, 2)
+				cs.CreatedAt = cs.CreatedAt.Add(time.Duration(minutes) * time.Minute)
+				if created, err := s.Create(ctx, cs); err != nil || !created {
+					t.Fatalf("Create %s: %v, %v", id, created, err)
+				}
+			}
+			want := func(what string, ids ...string) {
+				t.Helper()
+				got, err := changeset.Unfinished(ctx, s, "dev", comps)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var gotIDs []string
+				for _, q := range got {
+					gotIDs = append(gotIDs, q.ID)
+				}
+				if !slices.Equal(gotIDs, ids) {
+					t.Errorf("%s: Unfinished = %v; want %v", what, gotIDs, ids)
+				}
+			}
+			create("old", 0)
+			f.freezeIndex() // from here on the index shows "old" alone
+			create("a", 1)
+			want("a created a moment ago", "a", "old")
+			f.beforeTransact = func() { create("c", 3) } // c's create written while b's is on its way
+			create("b", 2)
+			want("b and c created at once", "c", "b", "a", "old")
+			f.beforeTransact = func() { create("d", 4) } // d's create written while a's end is on its way
+			if _, err := s.Update(ctx, "a", func(cs *changeset.ChangeSet) error {
+				for _, n := range cs.Nodes {
+					n.State = changeset.Applied
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			want("a finished a moment ago, d created at once", "d", "c", "b", "old")
+			f.thawIndex()
+			want("the index caught up", "d", "c", "b", "old")
+		})
+	}
+}
+
+// A change set the registry names, finished by a function of a version from before the
+// registry (its item put done, the registry not written): the answer drops it and takes it out
+// of the registry, so that the next answer is again a Query and a BatchGetItem.
+func TestChangeSetsUnfinishedRegistryPrunedInMemory(t *testing.T) {
+	f := newChangeSetTable()
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1})
+	ctx := t.Context()
+	if _, err := changeset.Unfinished(ctx, s, "dev", nil); err != nil { // the marker
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b"} {
+		if created, err := s.Create(ctx, changesettest.Sample(id, 2)); err != nil || !created {
+			t.Fatalf("Create %s: %v, %v", id, created, err)
+		}
+	}
+	f.mu.Lock()
+	f.items[unfinishedKey("a")] = s.unfinishedPut("a", queueEntry{env: "dev", done: true}).Item
+	f.mu.Unlock()
+	for i, want := range []int{4, 2} { // a Query, two BatchGetItems and the prune's PutItem; then a Query and a BatchGetItem
+		f.reset()
+		got, err := changeset.Unfinished(ctx, s, "dev", nil)
+		if err != nil || len(got) != 1 || got[0].ID != "b" {
+			t.Fatalf("Unfinished = %+v, %v; want b", got, err)
+		}
+		ops := f.reset()
+		if n := ops["Query"] + ops["BatchGetItem"] + ops["PutItem"]; n != want || len(ops) > 3 {
+			t.Errorf("answer %d: %v; want %d requests", i+1, ops, want)
+		}
+	}
+	f.mu.Lock()
+	_, ids, err := registryIDs(f.items[registryKey("dev")])
+	f.mu.Unlock()
+	if err != nil || !slices.Equal(ids, []string{"b"}) {
+		t.Errorf("registry names %v, %v; want b alone", ids, err)
 	}
 }

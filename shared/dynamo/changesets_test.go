@@ -446,10 +446,13 @@ func TestChangeSetsUnfinishedRequests(t *testing.T) {
 	if newestCommits[q("Query")] != 1 || newestCommits[q("BatchGetItem")] != 1 || newestCommits[q(awscount.ReadUnits)] >= listedCommits[q(awscount.ReadUnits)]/5 {
 		t.Errorf("EachCommit from the newest change sets: %v; want one Query and one BatchGetItem, a fraction of List's read units", newestCommits)
 	}
-	measure("Create of an unfinished change set (its item in the transaction)", func() error {
+	created := measure("Create of an unfinished change set (its item and its environment's registry in the transaction)", func() error {
 		_, err := s.Create(ctx, changesettest.Sample("new-open", 5))
 		return err
 	})
+	if created[q("GetItem")] != 1 || created[q("TransactWriteItems")] != 1 {
+		t.Errorf("Create of an unfinished change set: %v; want a GetItem (the registry) and a TransactWriteItems", created)
+	}
 	done := changesettest.Sample("new-done", 5)
 	for _, n := range done.Nodes {
 		n.State = changeset.Applied
@@ -458,7 +461,7 @@ func TestChangeSetsUnfinishedRequests(t *testing.T) {
 		_, err := s.Create(ctx, done)
 		return err
 	})
-	measure("Update finishing it (its item put done in the transaction)", func() error {
+	finished := measure("Update finishing it (its item put done, and the registry, in the transaction)", func() error {
 		_, err := s.Update(ctx, "new-open", func(cs *changeset.ChangeSet) error {
 			for _, n := range cs.Nodes {
 				n.State = changeset.Applied
@@ -467,6 +470,9 @@ func TestChangeSetsUnfinishedRequests(t *testing.T) {
 		})
 		return err
 	})
+	if finished[q("GetItem")] != 2 || finished[q("TransactWriteItems")] != 1 {
+		t.Errorf("Update finishing a change set: %v; want two GetItems (the change set, the registry) and a TransactWriteItems", finished)
+	}
 	measure("Update not changing its item (one PutItem)", func() error {
 		_, err := s.Update(ctx, "new-open", func(cs *changeset.ChangeSet) error { cs.Approved = true; return nil })
 		return err

@@ -25,8 +25,8 @@ package dynamo
 //
 // Unfinished queries the environment's part of the partition "unfinished" of by-created (its
 // sort keys begin with the environment's hash; newest first; the index holds keys only) and
-// reads the marker and the items it names in BatchGetItems of 100 keys with
-// consistent reads, which drop an item the index still shows after it was put done: a Query and
+// reads the marker, the environment's registry and the items it names in BatchGetItems of 100
+// keys with consistent reads, which drop an item the index still shows after it was put done: a Query and
 // a BatchGetItem as a rule, however many change sets the table holds, where it was a Query of
 // every change set and a BatchGetItem of every document. Until the marker says complete — a
 // table written before these items, or one whose marker is under an hour old — it answers from
@@ -34,8 +34,12 @@ package dynamo
 // that it has none (one written since is newer than List's), then the marker, unless it is
 // there.
 //
-// Like List, Unfinished reads the by-created index, which DynamoDB keeps eventually consistent:
-// an item put a moment ago may be missing from it, as a change set was from List before.
+// The by-created index is eventually consistent: an item put a moment ago may be missing from
+// it, and two resolves creating change sets of one environment back to back (the queues are not
+// FIFO) missed each other and deployed the same component at once. So Unfinished also reads,
+// consistently, each environment's registry of its unfinished change sets, which the
+// transactions creating and finishing them write, and the items of those it names that the
+// index does not show yet (changesets_registry.go).
 //
 // UnfinishedSets reads the whole partition and the change sets its sort keys name (the
 // expiry's sweep: changeset.Sweep), with the marker in the same BatchGetItem.
@@ -233,7 +237,9 @@ func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []st
 		ExpressionAttributeValues: map[string]types.AttributeValue{":k": str(kindUnfinished), ":p": str(envPrefix(env))},
 		ScanIndexForward:          aws.Bool(false),
 	}
-	keys := []map[string]types.AttributeValue{{attrID: str(unfinishedMarker)}}
+	reg := registryKey(env)
+	keys := []map[string]types.AttributeValue{{attrID: str(unfinishedMarker)}, {attrID: str(reg)}}
+	indexed := map[string]bool{}
 	for {
 		out, err := s.client.Query(ctx, in)
 		if err != nil {
@@ -241,6 +247,7 @@ func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []st
 		}
 		for _, it := range out.Items {
 			keys = append(keys, map[string]types.AttributeValue{attrID: it[attrID]})
+			indexed[sval(it, attrID)] = true
 		}
 		if len(out.LastEvaluatedKey) == 0 {
 			break
@@ -252,9 +259,16 @@ func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []st
 		return nil, wrap("change set unfinished", s.table, env, err)
 	}
 	complete := false
+	var registered []string // the change sets env's registry names (changesets_registry.go)
+	var version int64
 	for _, it := range items {
-		if id, _ := getStr(it, attrID); id == unfinishedMarker {
+		switch id, _ := getStr(it, attrID); id {
+		case unfinishedMarker:
 			complete = s.settled(it)
+		case reg:
+			if version, registered, err = registryIDs(it); err != nil {
+				return nil, fmt.Errorf("dynamo: change set table %s: registry of the unfinished change sets of %s: unreadable item: %w", s.table, env, err)
+			}
 		}
 	}
 	if !complete {
@@ -262,17 +276,65 @@ func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []st
 		if err != nil {
 			return nil, err
 		}
+		// What the registry names and List, from the index, did not give yet.
+		var missing []map[string]types.AttributeValue
+		for _, id := range registered {
+			if !slices.ContainsFunc(all, func(cs *changeset.ChangeSet) bool { return cs.ID == id }) && !reserved(id) {
+				missing = append(missing, map[string]types.AttributeValue{attrID: str(id)})
+			}
+		}
+		if len(missing) > 0 {
+			more, err := s.read(ctx, missing)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, more...)
+			sortNewest(all)
+		}
+		var stale []string
+		for _, id := range registered {
+			if i := slices.IndexFunc(all, func(cs *changeset.ChangeSet) bool { return cs.ID == id }); i < 0 || all[i].Done() {
+				stale = append(stale, id)
+			}
+		}
+		s.prune(ctx, env, version, registered, stale)
 		s.backfillUnfinished(ctx, all)
 		return changeset.Unfinished(ctx, listed{all: all}, env, components)
 	}
+	// The items of what the registry names and the index does not show yet (none, once it
+	// has caught up), read consistently too.
+	var lagging []map[string]types.AttributeValue
+	for _, id := range registered {
+		if k := unfinishedKey(id); !indexed[k] {
+			indexed[k] = true
+			lagging = append(lagging, map[string]types.AttributeValue{attrID: str(k)})
+		}
+	}
+	if len(lagging) > 0 {
+		more, err := batchGet(ctx, s.client, s.table, lagging)
+		if err != nil {
+			return nil, wrap("change set unfinished", s.table, env, err)
+		}
+		items = append(items, more...)
+	}
+	var stale []string
+	for _, id := range registered {
+		k := unfinishedKey(id)
+		if !slices.ContainsFunc(items, func(it map[string]types.AttributeValue) bool {
+			return sval(it, attrID) == k && sval(it, attrKind) == kindUnfinished
+		}) {
+			stale = append(stale, id)
+		}
+	}
+	s.prune(ctx, env, version, registered, stale)
 	want := map[string]bool{}
 	for _, c := range components {
 		want[c] = true
 	}
 	var out []changeset.Queued
 	for _, it := range items {
-		if id, _ := getStr(it, attrID); id == unfinishedMarker || sval(it, attrKind) != kindUnfinished || sval(it, attrEnv) != env {
-			continue // the marker; done since the index was read; another environment's of the same hash
+		if id, _ := getStr(it, attrID); id == unfinishedMarker || id == reg || sval(it, attrKind) != kindUnfinished || sval(it, attrEnv) != env {
+			continue // the marker; the registry; done since the index was read; another environment's of the same hash
 		}
 		q, comps, ok, err := queuedOf(it)
 		if err != nil {
