@@ -37,6 +37,10 @@ type changeSetTable struct {
 	// index, when set, is what the by-created index serves: the items as they were when it
 	// stopped catching up (freezeIndex), as DynamoDB's, eventually consistent, may lag.
 	index map[string]map[string]types.AttributeValue
+	// midBatch, when set, makes the next BatchGetItem read its keys from the last to the first
+	// and run it (once) after reading the first of them (DynamoDB reads a batch's keys in no
+	// order, and not at one instant).
+	midBatch func()
 	// unfinishedLags, when set, makes the queries of an environment's part of the partition
 	// "unfinished" (Unfinished's) find nothing, as an index that has not caught up at all.
 	unfinishedLags bool
@@ -170,11 +174,24 @@ func (f *changeSetTable) BatchGetItem(_ context.Context, in *dynamodb.BatchGetIt
 	defer f.mu.Unlock()
 	f.count("BatchGetItem")
 	out := map[string][]map[string]types.AttributeValue{}
+	mid := f.midBatch
+	f.midBatch = nil
 	for table, ka := range in.RequestItems {
-		for _, k := range ka.Keys {
+		keys := ka.Keys
+		if mid != nil {
+			keys = slices.Clone(keys)
+			slices.Reverse(keys)
+		}
+		for _, k := range keys {
 			if it, ok := f.items[sval(k, attrID)]; ok {
 				out[table] = append(out[table], it)
 				f.read++
+			}
+			if mid != nil {
+				f.mu.Unlock()
+				mid()
+				mid = nil
+				f.mu.Lock()
 			}
 		}
 	}
@@ -850,5 +867,43 @@ func TestChangeSetsUnfinishedRegistryPrunedInMemory(t *testing.T) {
 	f.mu.Unlock()
 	if err != nil || !slices.Equal(ids, []string{"b"}) {
 		t.Errorf("registry names %v, %v; want b alone", ids, err)
+	}
+}
+
+// A change set done when the answer read its item and started again (a retry) before it read the
+// registry, which then names it: the answer does not take it out of the registry, which would
+// hide it from the next answers while the index lags.
+func TestChangeSetsUnfinishedRegistryNotPrunedOfARestartInMemory(t *testing.T) {
+	f := newChangeSetTable()
+	s := NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1})
+	ctx := t.Context()
+	if _, err := changeset.Unfinished(ctx, s, "dev", nil); err != nil { // the marker
+		t.Fatal(err)
+	}
+	if created, err := s.Create(ctx, changesettest.Sample("x", 2)); err != nil || !created {
+		t.Fatalf("Create: %v, %v", created, err)
+	}
+	f.freezeIndex() // it shows x unfinished
+	state := func(st string) {
+		t.Helper()
+		if _, err := s.Update(ctx, "x", func(cs *changeset.ChangeSet) error {
+			for _, n := range cs.Nodes {
+				n.State = st
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state(changeset.Applied)
+	f.midBatch = func() { state(changeset.Scheduled) } // x's item read done, then x started again
+	if _, err := changeset.Unfinished(ctx, s, "dev", nil); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	_, ids, err := registryIDs(f.items[registryKey("dev")])
+	f.mu.Unlock()
+	if err != nil || !slices.Equal(ids, []string{"x"}) {
+		t.Errorf("registry names %v, %v; want x", ids, err)
 	}
 }

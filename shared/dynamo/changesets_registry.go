@@ -30,7 +30,8 @@ package dynamo
 // Until the marker has settled, the answer comes from List, and the change sets the registry
 // names that List did not give are read and added.
 //
-// A change set the registry names whose item an answer finds done or gone — finished by a
+// A change set the registry names whose item an answer finds done or gone, read after the
+// registry (in the second BatchGetItem: a done item is out of the index) — finished by a
 // function of a version from before the registry, which did not take it out, or deleted by hand
 // — is taken out by that answer (prune: a Put on condition of the version read), so that the
 // second BatchGetItem is not made again for it.

@@ -304,9 +304,10 @@ func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []st
 	// The items of what the registry names and the index does not show yet (none, once it
 	// has caught up), read consistently too.
 	var lagging []map[string]types.AttributeValue
+	lagID := map[string]string{} // item id -> change set id
 	for _, id := range registered {
 		if k := unfinishedKey(id); !indexed[k] {
-			indexed[k] = true
+			indexed[k], lagID[k] = true, id
 			lagging = append(lagging, map[string]types.AttributeValue{attrID: str(k)})
 		}
 	}
@@ -316,17 +317,19 @@ func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []st
 			return nil, wrap("change set unfinished", s.table, env, err)
 		}
 		items = append(items, more...)
-	}
-	var stale []string
-	for _, id := range registered {
-		k := unfinishedKey(id)
-		if !slices.ContainsFunc(items, func(it map[string]types.AttributeValue) bool {
-			return sval(it, attrID) == k && sval(it, attrKind) == kindUnfinished
-		}) {
-			stale = append(stale, id)
+		// Of those, read after the registry, the ones done or gone are stale (an item read in
+		// the same BatchGetItem as the registry may have been read before it: a change set done
+		// then, started again since, is not).
+		var stale []string
+		for _, k := range lagging {
+			if !slices.ContainsFunc(more, func(it map[string]types.AttributeValue) bool {
+				return sval(it, attrID) == sval(k, attrID) && sval(it, attrKind) == kindUnfinished
+			}) {
+				stale = append(stale, lagID[sval(k, attrID)])
+			}
 		}
+		s.prune(ctx, env, version, registered, stale)
 	}
-	s.prune(ctx, env, version, registered, stale)
 	want := map[string]bool{}
 	for _, c := range components {
 		want[c] = true
