@@ -12,8 +12,32 @@ import (
 
 // InputOf is the part of a policy's input that the change set knows — the change, the component
 // and its config — shared by resolve and the apply stage, which add the stage, the diff and the
-// plan.
-func InputOf(cs *changeset.ChangeSet, n *changeset.Node) Input {
+// plan. For many nodes of one change set, InputsOf's Of (InputOf reads every node of cs once).
+func InputOf(cs *changeset.ChangeSet, n *changeset.Node) Input { return InputsOf(cs).Of(n) }
+
+// Inputs gives the inputs of the nodes of one change set: it indexes once, by deployment, the
+// nodes whose apply recorded how runtime keys changed, which a dependent's input looks up by the
+// deployment its cause names — a walk of every node for each dependent made a fan-out of 20,000
+// dependents quadratic (400 million comparisons, most of its 7-11 s).
+type Inputs struct {
+	cs        *changeset.ChangeSet
+	upstreams map[string]*changeset.Node // by deployment id
+}
+
+// InputsOf indexes cs for Of; cs must not change while it is used.
+func InputsOf(cs *changeset.ChangeSet) *Inputs {
+	ins := &Inputs{cs: cs, upstreams: map[string]*changeset.Node{}}
+	for _, n := range cs.Nodes {
+		if n.Outcome != nil && len(n.Outcome.RuntimeDiff) > 0 && n.DeploymentID != "" {
+			ins.upstreams[n.DeploymentID] = n
+		}
+	}
+	return ins
+}
+
+// Of is InputOf of node n of the change set.
+func (ins *Inputs) Of(n *changeset.Node) Input {
+	cs := ins.cs
 	parts := strings.SplitN(n.Component, "/", 3)
 	for len(parts) < 3 {
 		parts = append(parts, "")
@@ -43,14 +67,13 @@ func InputOf(cs *changeset.ChangeSet, n *changeset.Node) Input {
 		if c.Kind != message.CauseDeployment || len(c.Keys) == 0 {
 			continue
 		}
-		for _, up := range cs.Nodes {
-			if up.DeploymentID != c.ID || up.Outcome == nil {
-				continue
-			}
-			for _, kc := range up.Outcome.RuntimeDiff {
-				if slices.Contains(c.Keys, kc.Key) {
-					add(up.Component, kc)
-				}
+		up := ins.upstreams[c.ID]
+		if up == nil {
+			continue
+		}
+		for _, kc := range up.Outcome.RuntimeDiff {
+			if slices.Contains(c.Keys, kc.Key) {
+				add(up.Component, kc)
 			}
 		}
 	}

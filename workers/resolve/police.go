@@ -43,8 +43,9 @@ func (w *Worker) police(ctx context.Context, cs *changeset.ChangeSet) (*changese
 		if err != nil {
 			return nil, err
 		}
+		inputs := policy.InputsOf(cs)
 		for _, n := range ask {
-			d, err := w.decide(ctx, cs, n, deployed[n.Component].DeployedConfig())
+			d, err := w.decide(ctx, cs, inputs, n, deployed[n.Component].DeployedConfig())
 			if err != nil {
 				return nil, err
 			}
@@ -94,8 +95,8 @@ func (w *Worker) deployed(ctx context.Context, cs *changeset.ChangeSet, nodes []
 
 // decide asks the policies about node n of cs, whose deployment applied last deployed the config
 // deployed (nil: none). Invalid policies deny (fail closed); a failure to read them is retried.
-func (w *Worker) decide(ctx context.Context, cs *changeset.ChangeSet, n *changeset.Node, deployed json.RawMessage) (policy.Decision, error) {
-	in := policyInput(cs, n, deployed)
+func (w *Worker) decide(ctx context.Context, cs *changeset.ChangeSet, inputs *policy.Inputs, n *changeset.Node, deployed json.RawMessage) (policy.Decision, error) {
+	in := policyInput(inputs, n, deployed)
 	d, err := w.Policies.Evaluate(ctx, cs.Commit, in)
 	switch {
 	case errors.Is(err, policy.ErrInvalid):
@@ -109,8 +110,8 @@ func (w *Worker) decide(ctx context.Context, cs *changeset.ChangeSet, n *changes
 // policyInput is what the policies see of node n: the diff is against the config deployed, not
 // the component's /config parameter — a change made in Parameter Store has overwritten that
 // already, and diffed against itself it would change no key.
-func policyInput(cs *changeset.ChangeSet, n *changeset.Node, deployed json.RawMessage) policy.Input {
-	in := policy.InputOf(cs, n)
+func policyInput(inputs *policy.Inputs, n *changeset.Node, deployed json.RawMessage) policy.Input {
+	in := inputs.Of(n)
 	in.Stage = policy.StageResolve
 	in.Diff = policy.DiffFrom(deployed, in.Config)
 	return in
