@@ -63,6 +63,34 @@ func Unfinished(ctx context.Context, s Store, env string, components []string) (
 	return out, nil
 }
 
+// ErrLookedTooEarly refuses to create a change set ordered by a look at the unfinished change
+// sets of its environment that missed one sharing a component with it: created between the
+// look and the create (LookedCreator). Nothing is written; look again, and create again.
+var ErrLookedTooEarly = errors.New("changeset: a change set sharing a component was created since the look that ordered this one")
+
+// LookedCreator is a Store whose look at the unfinished change sets (Unfinished) and create are
+// not one transaction, and which can tell at the create what came in between (the DynamoDB
+// store, whose creates of an environment's change sets serialize on a registry of its
+// unfinished ones): two resolves of one environment both looking before either creates would
+// otherwise each miss the other, and both start — deploying a shared component at once.
+type LookedCreator interface {
+	// CreateAfterLook is Create for cs ordered by a look that found looked (the ids of the
+	// unfinished change sets it returned), unless a change set of cs's environment, not among
+	// looked and not cs, unfinished and sharing a component with cs, was created (or started
+	// again) since: then it creates nothing and returns an error matching ErrLookedTooEarly.
+	CreateAfterLook(ctx context.Context, cs *ChangeSet, looked []string) (created bool, err error)
+}
+
+// CreateAfterLook creates cs, ordered by a look that found looked: through the store's
+// LookedCreator when it has one, else Create (a store whose look and create are one
+// transaction, or that cannot tell).
+func CreateAfterLook(ctx context.Context, s Store, cs *ChangeSet, looked []string) (bool, error) {
+	if l, ok := s.(LookedCreator); ok {
+		return l.CreateAfterLook(ctx, cs, looked)
+	}
+	return s.Create(ctx, cs)
+}
+
 // PromotionLister is a Store that lists the change sets with promotion work (PromotionWaiting)
 // without reading every change set (the DynamoDB store keeps a record of them). The scheduled
 // check for due promotions (shared/promotion's Start, every minute) asks it, and lists every

@@ -141,6 +141,23 @@ func NewChangeSets(client API, table string, opts ChangeSetOptions) *ChangeSets 
 
 // Create stores cs unless a change set with its id exists (then created is false).
 func (s *ChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (bool, error) {
+	return s.create(ctx, cs, nil, false)
+}
+
+// CreateAfterLook is Create for a change set ordered by a look at the unfinished change sets of
+// its environment, which found looked (changeset.LookedCreator): in the registry read that
+// conditions the create's transaction (changesets_registry.go), a change set registered since
+// the look that shares a component with cs — created by a resolve of the same environment
+// whose create came between — makes it refuse, with changeset.ErrLookedTooEarly, rather than
+// start cs beside it. Nothing more is read unless the registry names change sets the look did
+// not find.
+func (s *ChangeSets) CreateAfterLook(ctx context.Context, cs *changeset.ChangeSet, looked []string) (bool, error) {
+	return s.create(ctx, cs, looked, true)
+}
+
+var _ changeset.LookedCreator = (*ChangeSets)(nil)
+
+func (s *ChangeSets) create(ctx context.Context, cs *changeset.ChangeSet, looked []string, afterLook bool) (bool, error) {
 	if cs == nil || cs.ID == "" {
 		return false, &ValidationError{Op: "change set create", Msg: "empty change set id"}
 	}
@@ -156,12 +173,20 @@ func (s *ChangeSets) Create(ctx context.Context, cs *changeset.ChangeSet) (bool,
 	}
 	for attempt := 1; ; attempt++ {
 		index := s.indexed(cs.ID, cs, nil)
-		reg, err := s.registered(ctx, cs.ID, nil, entryOf(cs))
+		reg, registered, err := s.registeredIDs(ctx, cs.ID, nil, entryOf(cs))
 		if err != nil {
 			return false, wrap("change set create", s.table, cs.ID, err)
 		}
 		if reg != nil {
 			index = append(index, reg)
+			if afterLook {
+				// a change set registered since the look, which cs does not wait for
+				if other, err := s.sinceLook(ctx, cs, registered, looked); err != nil {
+					return false, wrap("change set create", s.table, cs.ID, err)
+				} else if other != "" {
+					return false, fmt.Errorf("dynamo: change set %s: %s, of the same environment and sharing a component, was created since: %w", cs.ID, other, changeset.ErrLookedTooEarly)
+				}
+			}
 		}
 		err = s.put(ctx, &types.Put{
 			TableName:                aws.String(s.table),

@@ -907,3 +907,100 @@ func TestChangeSetsUnfinishedRegistryNotPrunedOfARestartInMemory(t *testing.T) {
 		t.Errorf("registry names %v, %v; want x", ids, err)
 	}
 }
+
+// Two resolves of one environment (the queues are not FIFO) each look at the unfinished change
+// sets before either creates: the second create, whose look missed the first, must not start
+// beside it — it refuses (changeset.ErrLookedTooEarly), and created after a second look it is
+// ordered behind the first. Whether the first's create comes before the second's registry read
+// or between that read and the second's transaction. A change set created since that shares
+// nothing, or is of another environment, does not refuse it; nor is anything more read when
+// the registry names nothing the look did not find.
+func TestChangeSetsCreateAfterLookSeesACreateSinceTheLookInMemory(t *testing.T) {
+	for _, between := range []string{"before the registry read", "between the registry read and the transaction"} {
+		t.Run(between, func(t *testing.T) {
+			f := newChangeSetTable()
+			s := NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1})
+			ctx := t.Context()
+			sample := func(id string, minutes int) *changeset.ChangeSet {
+				cs := changesettest.Sample(id, 2)
+				cs.CreatedAt = cs.CreatedAt.Add(time.Duration(minutes) * time.Minute)
+				return cs
+			}
+			look := func(cs *changeset.ChangeSet) []string {
+				t.Helper()
+				got, err := changeset.Unfinished(ctx, s, cs.Env, slices.Sorted(maps.Keys(cs.Nodes)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ids []string
+				for _, q := range got {
+					ids = append(ids, q.ID)
+				}
+				return ids
+			}
+			first, second := sample("first", 1), sample("second", 2)
+			lookedFirst, lookedSecond := look(first), look(second)
+			if len(lookedFirst)+len(lookedSecond) != 0 {
+				t.Fatalf("looks = %v, %v; want none", lookedFirst, lookedSecond)
+			}
+			f.reset()
+			if created, err := s.CreateAfterLook(ctx, first, lookedFirst); err != nil || !created {
+				t.Fatalf("CreateAfterLook(first) = %v, %v", created, err)
+			}
+			if ops := f.reset(); ops["GetItem"] != 1 || ops["TransactWriteItems"] != 1 || len(ops) != 2 {
+				t.Errorf("CreateAfterLook with nothing registered since: %v; want a GetItem and a TransactWriteItems, as Create", ops)
+			}
+			// unrelated change sets created since the second's look: another environment's, and
+			// one of the same sharing no component
+			elsewhere := sample("elsewhere", 3)
+			elsewhere.Env = "prod"
+			apart := changesettest.Sample("apart", 0)
+			apart.Nodes["dev/other/x"] = &changeset.Node{Component: "dev/other/x", State: changeset.Pending}
+			for _, cs := range []*changeset.ChangeSet{elsewhere, apart} {
+				if created, err := s.Create(ctx, cs); err != nil || !created {
+					t.Fatalf("Create(%s) = %v, %v", cs.ID, created, err)
+				}
+			}
+			third := sample("third", 4)
+			f.reset()
+			if created, err := s.CreateAfterLook(ctx, third, []string{"first"}); err != nil || !created {
+				t.Fatalf("CreateAfterLook(third), sharing nothing new = %v, %v", created, err)
+			}
+			if ops := f.reset(); ops["GetItem"] != 1 || ops["BatchGetItem"] != 1 || ops["TransactWriteItems"] != 1 || len(ops) != 3 {
+				t.Errorf("CreateAfterLook with one change set registered the look did not find: %v; want a GetItem, a BatchGetItem of its item and a TransactWriteItems", ops)
+			}
+			if between != "before the registry read" {
+				// the first is created again, as it were, by another id, on the second's way
+				f.items = map[string]map[string]types.AttributeValue{}
+				s = NewChangeSets(f, "change-sets", ChangeSetOptions{Settle: -1})
+				if lookedSecond = look(second); len(lookedSecond) != 0 {
+					t.Fatal(lookedSecond)
+				}
+				f.beforeTransact = func() {
+					if created, err := s.CreateAfterLook(ctx, first, nil); err != nil || !created {
+						t.Errorf("CreateAfterLook(first) = %v, %v", created, err)
+					}
+				}
+			}
+			created, err := s.CreateAfterLook(ctx, second, lookedSecond)
+			if !errors.Is(err, changeset.ErrLookedTooEarly) || created {
+				t.Fatalf("CreateAfterLook(second), its look before the first's create = %v, %v; want %v", created, err, changeset.ErrLookedTooEarly)
+			}
+			if !strings.Contains(err.Error(), "first") {
+				t.Errorf("error %q does not name the change set created since", err)
+			}
+			if _, err := s.Get(ctx, "second"); !errors.Is(err, changeset.ErrNotFound) {
+				t.Fatalf("second after a refused create: %v; want not found", err)
+			}
+			// resolve looks again, and is ordered behind the first
+			lookedSecond = look(second)
+			second.OrderAfter([]changeset.Queued{{ID: "first", CreatedAt: first.CreatedAt}})
+			if !slices.Contains(lookedSecond, "first") {
+				t.Fatalf("second look = %v; want the first", lookedSecond)
+			}
+			if created, err := s.CreateAfterLook(ctx, second, lookedSecond); err != nil || !created {
+				t.Fatalf("CreateAfterLook(second) after a second look = %v, %v", created, err)
+			}
+		})
+	}
+}

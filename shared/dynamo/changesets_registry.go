@@ -51,6 +51,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/usekarma/karma/shared/changeset"
 )
 
 const (
@@ -95,30 +97,74 @@ func registryIDs(it map[string]types.AttributeValue) (int64, []string, error) {
 // one holds, nil when creating it; after: what it will hold) makes, read now with a consistent
 // GetItem; nil when the write does not change which change sets are unfinished.
 func (s *ChangeSets) registered(ctx context.Context, id string, before *queueEntry, after queueEntry) (*types.Put, error) {
+	p, _, err := s.registeredIDs(ctx, id, before, after)
+	return p, err
+}
+
+// registeredIDs is registered, and the change sets the registry read names (nil when it was
+// not read).
+func (s *ChangeSets) registeredIDs(ctx context.Context, id string, before *queueEntry, after queueEntry) (*types.Put, []string, error) {
 	if before == nil && after.done || before != nil && before.done == after.done {
-		return nil, nil
+		return nil, nil, nil
 	}
 	key := registryKey(after.env)
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(s.table), Key: map[string]types.AttributeValue{attrID: str(key)}, ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	version, ids, err := registryIDs(out.Item)
 	if err != nil {
-		return nil, fmt.Errorf("dynamo: change set table %s: registry of the unfinished change sets of %s: unreadable item: %w", s.table, after.env, err)
+		return nil, nil, fmt.Errorf("dynamo: change set table %s: registry of the unfinished change sets of %s: unreadable item: %w", s.table, after.env, err)
 	}
+	read := slices.Clone(ids)
 	has := slices.Contains(ids, id)
 	switch {
 	case !after.done && has, after.done && !has:
-		return nil, nil
+		return nil, read, nil
 	case after.done:
 		ids = slices.DeleteFunc(ids, func(x string) bool { return x == id })
 	default:
 		ids = append(ids, id)
 	}
-	return s.registryPut(after.env, version, ids), nil
+	return s.registryPut(after.env, version, ids), read, nil
+}
+
+// sinceLook returns a change set of env, other than cs, that the registry read by cs's create
+// names (registered), that looked (the change sets the look before the create found: resolve's
+// changeset.Unfinished) does not, and that is unfinished and shares a component with cs: one
+// created (or started again) between the look and the create, which the look did not see and
+// cs is not queued behind. "" when there is none — always when every change set registered
+// was looked at, as a rule, and then nothing is read; else their items, in a consistent
+// BatchGetItem: registered in the same transaction as the registry, they are at least as new.
+func (s *ChangeSets) sinceLook(ctx context.Context, cs *changeset.ChangeSet, registered, looked []string) (string, error) {
+	var keys []map[string]types.AttributeValue
+	for _, id := range registered {
+		if id != cs.ID && !slices.Contains(looked, id) && !reserved(id) {
+			keys = append(keys, map[string]types.AttributeValue{attrID: str(unfinishedKey(id))})
+		}
+	}
+	if len(keys) == 0 {
+		return "", nil
+	}
+	items, err := batchGet(ctx, s.client, s.table, keys)
+	if err != nil {
+		return "", err
+	}
+	for _, it := range items {
+		if sval(it, attrEnv) != cs.Env {
+			continue
+		}
+		q, comps, ok, err := queuedOf(it)
+		if err != nil {
+			return "", fmt.Errorf("dynamo: change set table %s: item %s of an unfinished change set: unreadable: %w", s.table, sval(it, attrID), err)
+		}
+		if ok && slices.ContainsFunc(comps, func(c string) bool { _, has := cs.Nodes[c]; return has }) {
+			return q.ID, nil
+		}
+	}
+	return "", nil
 }
 
 // registryPut is the Put of env's registry naming ids, on condition that its version is still

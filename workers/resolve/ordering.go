@@ -88,18 +88,44 @@ func (w *Worker) newest(ctx context.Context, env, commit string) (string, error)
 	return best, nil
 }
 
-// queue fills cs.QueuedBehind and starts cs when nothing is ahead of it.
-func (w *Worker) queue(ctx context.Context, cs *changeset.ChangeSet) error {
-	if cs.Rejected == "" {
+// look is what queue's look at the unfinished change sets found: the ids of those sharing a
+// component with the change set, which its create hands the store (changeset.CreateAfterLook).
+type look struct{ ids []string }
+
+// lookAttempts bounds how many times a change set is built and ordered again because a change
+// set sharing a component with it was created between its look and its create
+// (changeset.ErrLookedTooEarly): each time, another resolve's create came first.
+const lookAttempts = 5
+
+// queue fills cs.QueuedBehind and starts cs when nothing is ahead of it; it returns what the look
+// found (nil when it did not look: a change set rejected, or without components).
+func (w *Worker) queue(ctx context.Context, cs *changeset.ChangeSet) (*look, error) {
+	var found *look
+	if cs.Rejected == "" && len(cs.Nodes) > 0 {
 		earlier, err := w.active(ctx, cs, cs.ID)
 		if err != nil {
-			return err
+			return nil, err
+		}
+		found = &look{}
+		for _, q := range earlier {
+			found.ids = append(found.ids, q.ID)
 		}
 		cs.OrderAfter(earlier) // created after them, whatever the clocks said
 		cs.QueueBehind(changeset.Ahead(earlier, cs.ID, cs.CreatedAt))
 	}
 	cs.Start()
-	return nil
+	return found, nil
+}
+
+// create creates cs, ordered by a look that found found (nil: none), handing the store what
+// the look found (changeset.CreateAfterLook): a store whose look and create are not one
+// transaction refuses, with changeset.ErrLookedTooEarly, a change set whose look missed one
+// sharing a component with it, created in between.
+func (w *Worker) create(ctx context.Context, cs *changeset.ChangeSet, found *look) (bool, error) {
+	if found == nil {
+		return w.ChangeSets.Create(ctx, cs)
+	}
+	return changeset.CreateAfterLook(ctx, w.ChangeSets, cs, found.ids)
 }
 
 // active lists the change sets of of's environment that are not done and share a component with

@@ -3,6 +3,8 @@ package resolve_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -208,5 +210,67 @@ func TestRedeliveredEndOrdersAgainWhatWaitsBehindADoneOne(t *testing.T) {
 	s.process(t, rej) // the redelivery
 	if behind, started := s.state(t, id[2]); !started {
 		t.Fatalf("after the redelivery of B's rejection C is queued behind %v (A=%s, done): nothing will ever release it", behind, id[0])
+	}
+}
+
+// lookRacer is the embedded store as DynamoDB behaves under concurrent resolves: between, when
+// set, runs (once) right after the next look at the unfinished change sets — another resolve's
+// whole handling, its create included, coming between that look and the create it orders —
+// and CreateAfterLook refuses, as the DynamoDB store's does (shared/dynamo), a change set whose
+// look missed one sharing a component with it, created since.
+type lookRacer struct {
+	*embedded.ChangeSets
+	between func()
+}
+
+func (s *lookRacer) Unfinished(ctx context.Context, env string, components []string) ([]changeset.Queued, error) {
+	list, err := s.ChangeSets.Unfinished(ctx, env, components)
+	if run := s.between; run != nil && err == nil {
+		s.between = nil
+		run()
+	}
+	return list, err
+}
+
+func (s *lookRacer) CreateAfterLook(ctx context.Context, cs *changeset.ChangeSet, looked []string) (bool, error) {
+	now, err := s.ChangeSets.Unfinished(ctx, cs.Env, slices.Sorted(maps.Keys(cs.Nodes)))
+	if err != nil {
+		return false, err
+	}
+	for _, q := range now {
+		if q.ID != cs.ID && !slices.Contains(looked, q.ID) {
+			return false, fmt.Errorf("%s created since the look: %w", q.ID, changeset.ErrLookedTooEarly)
+		}
+	}
+	return s.ChangeSets.Create(ctx, cs)
+}
+
+// Two resolves of one environment (concurrent Lambdas, queues that are not FIFO) each look at
+// the unfinished change sets before either creates: B looks, A is resolved and created, then B
+// is created. B's look did not see A; created as it was ordered, B would start beside A, both
+// deploying prod/ecs-cluster/core at once. The store refuses B's create
+// (changeset.ErrLookedTooEarly), and resolve looks again: B is queued behind A, and A's end
+// starts it.
+func TestTwoResolvesLookingBeforeEitherCreatesRunOneAfterTheOther(t *testing.T) {
+	s := newStage(t, wt.ExamplesDir, nil)
+	st := &lookRacer{ChangeSets: s.cs}
+	s.w.ChangeSets = st
+	ref := message.ComponentRef{Type: "vpc", Nickname: "core"}
+	inA := runtimeDetected(t, 80, "prod", ref, []string{"vpc_id"})
+	inB := runtimeDetected(t, 81, "prod", ref, []string{"vpc_id"})
+	idA, idB := wt.FixedID(80), wt.FixedID(81)
+	st.between = func() { s.handle(t, inA) }
+	s.handle(t, inB)
+	aBehind, aStarted := s.state(t, idA)
+	bBehind, bStarted := s.state(t, idB)
+	if !aStarted || len(aBehind) > 0 {
+		t.Fatalf("A queued behind %v, started %v; want started", aBehind, aStarted)
+	}
+	if bStarted || !slices.Equal(bBehind, []string{idA}) {
+		t.Fatalf("B queued behind %v, started %v; want queued behind A (%s): both deploy prod/ecs-cluster/core at once", bBehind, bStarted, idA)
+	}
+	s.process(t, applied(t, inA, 90, "prod", idA, "prod/ecs-cluster/core", []string{}))
+	if _, started := s.state(t, idB); !started {
+		t.Error("A's end did not start B")
 	}
 }

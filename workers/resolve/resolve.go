@@ -231,16 +231,30 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 	// nothing, and nothing before the creation writes. Building it again may fail where the
 	// first delivery did not (the tree, a parameter, the repository changed since): then too
 	// the change set created already is announced as it is.
-	cs, err := w.newChangeSet(ctx, in, p, env, commit, promo, csID)
-	if err != nil {
-		if out, found, gerr := w.announceExisting(ctx, in, csID); found || gerr != nil {
-			return out, gerr
+	var cs *changeset.ChangeSet
+	var created bool
+	for attempt := 1; ; attempt++ {
+		var looked *look
+		var err error
+		if cs, looked, err = w.newChangeSet(ctx, in, p, env, commit, promo, csID); err != nil {
+			if out, found, gerr := w.announceExisting(ctx, in, csID); found || gerr != nil {
+				return out, gerr
+			}
+			return nil, err
 		}
-		return nil, err
+		created, err = w.create(ctx, cs, looked)
+		if errors.Is(err, changeset.ErrLookedTooEarly) && attempt < lookAttempts {
+			// another resolve of the environment created a change set sharing a component
+			// between the look and the create: look again, and be ordered behind it
+			continue
+		} else if errors.Is(err, changeset.ErrLookedTooEarly) {
+			return nil, pipeline.Transient(err)
+		} else if err != nil {
+			return nil, err
+		}
+		break
 	}
-	if created, err := w.ChangeSets.Create(ctx, cs); err != nil {
-		return nil, err
-	} else if !created {
+	if !created {
 		out, found, err := w.announceExisting(ctx, in, csID)
 		if err == nil && !found {
 			err = pipeline.Transient(fmt.Errorf("resolve: change set %s exists, says its creation, but cannot be read", csID))
@@ -250,6 +264,7 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 	if len(cs.QueuedBehind) > 0 && !changeset.Serialized(ctx, w.ChangeSets) {
 		// An earlier change set may have finished between the look and the create: look again
 		// (not inside one serializable transaction, where nothing can come in between).
+		var err error
 		if cs, err = w.recheck(ctx, cs); err != nil {
 			return nil, err
 		}
@@ -262,17 +277,18 @@ func (w *Worker) resolveEnv(ctx context.Context, in message.Envelope, p message.
 	return append(out, promoted...), err
 }
 
-// newChangeSet builds, governs, plans and orders the change set csID of env for p, in memory.
+// newChangeSet builds, governs, plans and orders the change set csID of env for p, in memory;
+// it returns what the look that ordered it found (queue).
 func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p message.ChangeDetected, env, commit string, promo *promotionPlan,
-	csID string) (*changeset.ChangeSet, error) {
+	csID string) (*changeset.ChangeSet, *look, error) {
 	if err := w.onBranch(ctx, p); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	own := commit
 	if p.Source == message.SourceGit {
 		var err error
 		if commit, err = w.newest(ctx, env, commit); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	var res *model.Result
@@ -285,10 +301,10 @@ func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p messag
 			// the commit removed the environment's last component: nothing is left to build,
 			// and its removals are held destroys (roots), recorded as any other
 			if res, err = w.emptyEnvironment(ctx, commit); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		} else if err != nil {
-			return nil, pipeline.Permanent(fmt.Errorf("resolve: loading %s at commit %s: %w", env, commit, err))
+			return nil, nil, pipeline.Permanent(fmt.Errorf("resolve: loading %s at commit %s: %w", env, commit, err))
 		}
 	}
 	var held *changeset.Hold // why a commit's change is not built at that tree (promotion.go)
@@ -300,7 +316,7 @@ func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p messag
 			held, err = w.heldChange(ctx, env, commit, res, p, in.CorrelationID, csID)
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		} else if held != nil {
 			commit = "" // nothing is built, at any tree: the root causes name the change's commit
 		}
@@ -327,13 +343,14 @@ func (w *Worker) newChangeSet(ctx context.Context, in message.Envelope, p messag
 	if held != nil {
 		cs.Held = held
 	} else if err := w.build(ctx, cs, res, p, env); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := w.queue(ctx, cs); err != nil {
-		return nil, err
+	looked, err := w.queue(ctx, cs)
+	if err != nil {
+		return nil, nil, err
 	}
 	cs.SettlePromotion(w.now()) // nothing to deploy here: promoted at once
-	return cs, nil
+	return cs, looked, nil
 }
 
 // emptyEnvironment is the build of an environment the commit no longer has: no component, the

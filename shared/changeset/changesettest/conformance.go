@@ -39,6 +39,12 @@
 //     So are the change sets not done, of every environment (changeset.UnfinishedSetLister).
 //     RunListingsUpgrade: all three of change sets a store wrote before it kept any record of
 //     them.
+//   - changeset.CreateAfterLook creates a change set ordered by a look at the unfinished change
+//     sets that found some (their ids), idempotent on the id as Create; a store that is a
+//     changeset.LookedCreator (its look and create are not one transaction) refuses it, writing
+//     nothing, with an error matching changeset.ErrLookedTooEarly, when a change set of its
+//     environment sharing a component with it, unfinished, was created since the look (not among
+//     those found), and only then: not for one of another environment, or sharing nothing.
 //   - A change set of a thousand components round-trips (the DynamoDB item limit is 400 KB).
 //   - Times are whole milliseconds in UTC, so a backend storing them as JSON round-trips them.
 package changesettest
@@ -82,6 +88,7 @@ func Run(t *testing.T, newStore func(t *testing.T) changeset.Store) {
 		{"LastApplied", testLastApplied},
 		{"LastAppliedOutOfOrder", testLastAppliedOutOfOrder},
 		{"Unfinished", testUnfinished},
+		{"CreateAfterLook", testCreateAfterLook},
 		{"Promoting", testPromoting},
 		{"ThousandComponents", testThousand},
 		{"ApprovalsAtOnce", testApprovalsAtOnce},
@@ -845,4 +852,49 @@ func testPromoting(t *testing.T, s changeset.Store, p string) {
 	promoting(t, "held again", s, p, "held@2", "running")
 	update(again.ID, func(cs *changeset.ChangeSet) { cs.RejectedBy = "carol" })
 	promoting(t, "the held one rejected", s, p, "running")
+}
+
+// testCreateAfterLook: a change set created after a look that missed another, created in
+// between, which shares a component with it.
+func testCreateAfterLook(t *testing.T, s changeset.Store, p string) {
+	env, other := p+"-env", p+"-other"
+	const a, b, c, d = "dev/a", "dev/b", "dev/c", "dev/d"
+	ctx := t.Context()
+	unfinished(t, "nothing yet", s, p, env, []string{a}) // a store keeping records makes sure they are complete
+	createAfter := func(cs *changeset.ChangeSet, looked ...string) (bool, error) {
+		t.Helper()
+		return changeset.CreateAfterLook(ctx, s, cs, looked)
+	}
+	first := queued(p+"-first", env, 0, false, nil, a, b)
+	if created, err := createAfter(first); err != nil || !created {
+		t.Fatalf("CreateAfterLook(first) = %v, %v; want true, nil", created, err)
+	}
+	// created since their looks, which found nothing: sharing nothing with first, or of
+	// another environment
+	for _, cs := range []*changeset.ChangeSet{queued(p+"-apart", env, time.Hour, false, nil, c, d), queued(p+"-elsewhere", other, time.Hour, false, nil, a, b)} {
+		if created, err := createAfter(cs); err != nil || !created {
+			t.Fatalf("CreateAfterLook(%s), nothing sharing a component created since its look = %v, %v; want true, nil", cs.ID, created, err)
+		}
+	}
+	second := queued(p+"-second", env, 2*time.Hour, false, nil, b, c)
+	created, err := createAfter(second, p+"-apart") // its look found apart alone: first came since
+	if _, ok := s.(changeset.LookedCreator); ok {
+		if created || !errors.Is(err, changeset.ErrLookedTooEarly) {
+			t.Fatalf("CreateAfterLook(second), first created since its look = %v, %v; want false and an error matching changeset.ErrLookedTooEarly", created, err)
+		}
+		if _, err := s.Get(ctx, second.ID); !errors.Is(err, changeset.ErrNotFound) {
+			t.Fatalf("Get(second) after a refused create: %v; want an error matching changeset.ErrNotFound", err)
+		}
+		// looked again: behind first
+		second.QueuedBehind = []string{first.ID}
+		if created, err = createAfter(second, first.ID, p+"-apart"); err != nil || !created {
+			t.Fatalf("CreateAfterLook(second) after a second look = %v, %v; want true, nil", created, err)
+		}
+	} else if err != nil || !created {
+		t.Fatalf("CreateAfterLook(second) = %v, %v; want true, nil", created, err)
+	}
+	if created, err := createAfter(queued(second.ID, env, 3*time.Hour, false, nil, a)); err != nil || created {
+		t.Fatalf("CreateAfterLook(second) again = %v, %v; want false, nil", created, err)
+	}
+	unfinished(t, "created", s, p, env, []string{b}, "second behind="+strings.Join(second.QueuedBehind, ",")+" comps="+b, "first behind= comps="+b)
 }
