@@ -28,8 +28,6 @@ package dynamo
 
 import (
 	"context"
-	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -65,66 +63,15 @@ func (s *ChangeSets) promotingPut(id string, e queueEntry) *types.Put {
 // Promoting returns the change sets with promotion work (changeset.PromotionWaiting), newest
 // first (changeset.PromotionLister). See the top of this file.
 func (s *ChangeSets) Promoting(ctx context.Context) ([]*changeset.ChangeSet, error) {
-	in := &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
-		IndexName:                 aws.String(IndexCreated),
-		KeyConditionExpression:    aws.String("#k = :k"),
-		ExpressionAttributeNames:  map[string]string{"#k": attrKind},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":k": str(kindPromoting)},
-		ScanIndexForward:          aws.Bool(false),
-	}
-	keys := []map[string]types.AttributeValue{{attrID: str(promotingMarker)}}
-	seen := map[string]bool{}
-	for {
-		out, err := s.client.Query(ctx, in)
-		if err != nil {
-			return nil, wrap("change set promoting", s.table, "", err)
-		}
-		for _, it := range out.Items {
-			created, err := getStr(it, attrCreated)
+	return s.partitionSets(ctx, partition{op: "change set promoting", what: "a change set with promotion work",
+		kind: kindPromoting, marker: promotingMarker,
+		idOf: func(created string) (string, bool) {
 			_, id, ok := strings.Cut(created, "#")
-			if err != nil || !ok {
-				return nil, fmt.Errorf("dynamo: change set table %s: item %s of a change set with promotion work: unreadable sort key %q", s.table, sval(it, attrID), created)
-			}
-			if !seen[id] && !reserved(id) {
-				seen[id] = true
-				keys = append(keys, map[string]types.AttributeValue{attrID: str(id)})
-			}
-		}
-		if len(out.LastEvaluatedKey) == 0 {
-			break
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
-	}
-	items, err := batchGet(ctx, s.client, s.table, keys)
-	if err != nil {
-		return nil, wrap("change set promoting", s.table, "", err)
-	}
-	complete := false
-	var out []*changeset.ChangeSet
-	for _, it := range items {
-		if id := sval(it, attrID); id == promotingMarker {
-			complete = s.settled(it)
-			continue
-		}
-		cs, err := decodeChangeSet(it)
-		if err != nil {
-			return nil, unreadable(s.table, it, err)
-		}
-		if cs.PromotionWaiting() { // its promotion ended since the index was read: left out
-			out = append(out, cs)
-		}
-	}
-	if !complete {
-		all, err := s.List(ctx)
-		if err != nil {
-			return nil, err
-		}
-		s.backfillPromoting(ctx, all)
-		return slices.DeleteFunc(all, func(cs *changeset.ChangeSet) bool { return !cs.PromotionWaiting() }), nil
-	}
-	sortNewest(out)
-	return out, nil
+			return id, ok
+		},
+		keep:     (*changeset.ChangeSet).PromotionWaiting, // its promotion ended since the index was read: left out
+		backfill: s.backfillPromoting,
+	})
 }
 
 // backfillPromoting puts the item of every change set of all with promotion work, on condition

@@ -371,25 +371,49 @@ func (s *ChangeSets) Unfinished(ctx context.Context, env string, components []st
 // UnfinishedSets returns every change set that is not done, newest first
 // (changeset.UnfinishedSetLister). See the top of this file.
 func (s *ChangeSets) UnfinishedSets(ctx context.Context) ([]*changeset.ChangeSet, error) {
+	return s.partitionSets(ctx, partition{op: "change set unfinished", what: "an unfinished change set",
+		kind: kindUnfinished, marker: unfinishedMarker, idOf: unfinishedID,
+		keep:     func(cs *changeset.ChangeSet) bool { return !cs.Done() }, // done since the index was read: left out
+		backfill: s.backfillUnfinished,
+	})
+}
+
+// partition is a partition of the by-created index holding an item per change set of a kind
+// (unfinished, with promotion work), with its marker: what partitionSets reads.
+type partition struct {
+	op, what     string // for errors: "change set unfinished", "an unfinished change set"
+	kind, marker string
+	idOf         func(created string) (id string, ok bool) // the change set a sort key names
+	keep         func(*changeset.ChangeSet) bool           // still of the kind, read after the index
+	backfill     func(context.Context, []*changeset.ChangeSet)
+}
+
+// partitionSets returns the change sets p's partition names that p.keep keeps, newest first: a
+// Query of the partition and a BatchGetItem of the marker and the change sets; until the marker
+// says complete (settled), the change sets of List that p.keep keeps, backfilling p's items.
+func (s *ChangeSets) partitionSets(ctx context.Context, p partition) ([]*changeset.ChangeSet, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(s.table),
 		IndexName:                 aws.String(IndexCreated),
 		KeyConditionExpression:    aws.String("#k = :k"),
 		ExpressionAttributeNames:  map[string]string{"#k": attrKind},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":k": str(kindUnfinished)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":k": str(p.kind)},
+		ScanIndexForward:          aws.Bool(false),
 	}
-	keys := []map[string]types.AttributeValue{{attrID: str(unfinishedMarker)}}
+	keys := []map[string]types.AttributeValue{{attrID: str(p.marker)}}
+	seen := map[string]bool{}
 	for {
 		out, err := s.client.Query(ctx, in)
 		if err != nil {
-			return nil, wrap("change set unfinished", s.table, "", err)
+			return nil, wrap(p.op, s.table, "", err)
 		}
 		for _, it := range out.Items {
-			id, ok := unfinishedID(sval(it, attrCreated))
+			id, ok := p.idOf(sval(it, attrCreated))
 			if !ok {
-				return nil, fmt.Errorf("dynamo: change set table %s: item %s of an unfinished change set: unreadable sort key %q", s.table, sval(it, attrID), sval(it, attrCreated))
+				return nil, fmt.Errorf("dynamo: change set table %s: item %s of %s: unreadable sort key %q", s.table, sval(it, attrID), p.what, sval(it, attrCreated))
 			}
-			if !reserved(id) {
+			if !seen[id] && !reserved(id) {
+				seen[id] = true
 				keys = append(keys, map[string]types.AttributeValue{attrID: str(id)})
 			}
 		}
@@ -400,12 +424,12 @@ func (s *ChangeSets) UnfinishedSets(ctx context.Context) ([]*changeset.ChangeSet
 	}
 	items, err := batchGet(ctx, s.client, s.table, keys)
 	if err != nil {
-		return nil, wrap("change set unfinished", s.table, "", err)
+		return nil, wrap(p.op, s.table, "", err)
 	}
 	complete := false
 	var out []*changeset.ChangeSet
 	for _, it := range items {
-		if sval(it, attrID) == unfinishedMarker {
+		if sval(it, attrID) == p.marker {
 			complete = s.settled(it)
 			continue
 		}
@@ -413,7 +437,7 @@ func (s *ChangeSets) UnfinishedSets(ctx context.Context) ([]*changeset.ChangeSet
 		if err != nil {
 			return nil, unreadable(s.table, it, err)
 		}
-		if !cs.Done() { // done since the index was read: left out
+		if p.keep(cs) {
 			out = append(out, cs)
 		}
 	}
@@ -422,8 +446,8 @@ func (s *ChangeSets) UnfinishedSets(ctx context.Context) ([]*changeset.ChangeSet
 		if err != nil {
 			return nil, err
 		}
-		s.backfillUnfinished(ctx, all)
-		return slices.DeleteFunc(all, func(cs *changeset.ChangeSet) bool { return cs.Done() }), nil
+		p.backfill(ctx, all)
+		return slices.DeleteFunc(all, func(cs *changeset.ChangeSet) bool { return !p.keep(cs) }), nil
 	}
 	sortNewest(out)
 	return out, nil
