@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,13 +16,7 @@ import (
 // environment file as written, a literal password in it — redacted, locally as with --server
 // (GET /log, which the web page reads too): the same document, no secret.
 func TestAuditLogJSONRedactsSecretsLocallyAndRemotely(t *testing.T) {
-	repo, state := demoRepo(t)
-	os.MkdirAll(state, 0o755)
-	db, err := embedded.Open(filepath.Join(state, "karma.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	repo, state, db := demoRepoDB(t)
 	log, err := embedded.NewAuditLog(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)

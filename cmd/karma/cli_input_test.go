@@ -129,13 +129,7 @@ func fillAudit(t *testing.T, db *embedded.DB, n int) {
 // as the local command prints them, in text and JSON; --limit N stops at N (and asks no more
 // than it needs); the filters hold across pages.
 func TestRemoteAuditLogReadsEveryPage(t *testing.T) {
-	repo, state := demoRepo(t)
-	os.MkdirAll(state, 0o755)
-	db, err := embedded.Open(filepath.Join(state, "karma.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	repo, state, db := demoRepoDB(t)
 	const total, pageCap = 250, 40
 	fillAudit(t, db, total)
 	sv := startAPIOver(t, db, pageCap)
@@ -262,13 +256,7 @@ func tail(s string) string {
 // `karma changes --server` follows next_cursor too: every change set, as the local command
 // lists them.
 func TestRemoteChangesReadsEveryPage(t *testing.T) {
-	repo, state := demoRepo(t)
-	os.MkdirAll(state, 0o755)
-	db, err := embedded.Open(filepath.Join(state, "karma.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	repo, state, db := demoRepoDB(t)
 	css, err := embedded.NewChangeSets(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)

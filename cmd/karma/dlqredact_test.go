@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,13 +17,7 @@ import (
 // and GET /log show the same message, in the text as with --json; the dead letter itself is
 // untouched (redrive sends it as it was).
 func TestDLQListRedactsSecrets(t *testing.T) {
-	repo, state := demoRepo(t)
-	os.MkdirAll(state, 0o755)
-	db, err := embedded.Open(filepath.Join(state, "karma.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	repo, state, db := demoRepoDB(t)
 	ctx := context.Background()
 	q, err := embedded.NewQueue(ctx, db, embedded.QueueOptions{})
 	if err != nil {

@@ -31,6 +31,21 @@ func demoRepo(t testing.TB) (repo, state string) {
 	return repo, state
 }
 
+// demoRepoDB is demoRepo with the state file opened (closed when the test ends).
+func demoRepoDB(t testing.TB) (repo, state string, db *embedded.DB) {
+	t.Helper()
+	repo, state = demoRepo(t)
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db, err := embedded.Open(filepath.Join(state, "karma.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return repo, state, db
+}
+
 func git(t testing.TB, repo string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)

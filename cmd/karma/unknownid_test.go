@@ -1,24 +1,14 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/usekarma/karma/shared/embedded"
 )
 
 // An id Karma does not know exits 2 naming it — locally as through the API (a 404), as
 // docs/api.md says — for lineage, apply (approve) and reject, as it does for retry and rollback.
 func TestUnknownIDExitsTwo(t *testing.T) {
-	repo, state := demoRepo(t)
-	os.MkdirAll(state, 0o755)
-	db, err := embedded.Open(filepath.Join(state, "karma.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	repo, state, db := demoRepoDB(t)
 	sv := startAPIOver(t, db, 1000)
 	g := &globals{}
 	const dep = "dep-0123456789abcdef"
